@@ -1,0 +1,1 @@
+"""Trubrics-style product analytics for AI apps, built on OpenTelemetry."""

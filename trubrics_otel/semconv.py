@@ -1,0 +1,61 @@
+"""Every span attribute name trubrics-otel reads or writes, in one place.
+
+OpenTelemetry semantic conventions are used where they exist (GenAI, user, session,
+error); ``trubrics.*`` names cover what no convention does. Names of third-party
+conventions (OpenLLMetry, OpenInference, older GenAI forms) live here too, so the rule
+table in :mod:`trubrics_otel.conventions` only ever refers to constants.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- Trubrics (no OpenTelemetry convention covers these) ------------------------------
+TRUBRICS_EVENT: Final = "trubrics.event"
+"""Name of a product event recorded by ``Trubrics.track``; its presence marks the span."""
+TRUBRICS_PROPERTIES: Final = "trubrics.properties"
+"""The event's properties as one JSON object string (OTel attributes cannot nest)."""
+TRUBRICS_PROMPT_EVENT_NAME: Final = "trubrics.prompt_event_name"
+TRUBRICS_GENERATION_EVENT_NAME: Final = "trubrics.generation_event_name"
+TRUBRICS_LATENCY_UNKNOWN: Final = "trubrics.latency_unknown"
+"""True when ``track_llm`` was given no latency: the span's duration is not a latency."""
+
+# --- Users and conversations ------------------------------------------------------------
+USER_ID: Final = "user.id"
+ENDUSER_ID: Final = "enduser.id"  # deprecated in semconv, still emitted in the field
+SESSION_ID: Final = "session.id"
+
+# --- OpenTelemetry GenAI semantic conventions -------------------------------------------
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_SYSTEM: Final = "gen_ai.system"  # older form of gen_ai.provider.name
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_REQUEST_PREFIX: Final = "gen_ai.request."
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+
+OPERATION_CHAT: Final = "chat"
+OPERATION_EXECUTE_TOOL: Final = "execute_tool"
+
+# --- Errors -------------------------------------------------------------------------------
+ERROR_TYPE: Final = "error.type"
+EXCEPTION_EVENT: Final = "exception"
+EXCEPTION_TYPE: Final = "exception.type"
+EXCEPTION_MESSAGE: Final = "exception.message"
+
+# --- Properties trubrics-otel adds to every event it sends ------------------------------
+PROP_TRACE_ID: Final = "$trace_id"
+PROP_SPAN_ID: Final = "$span_id"
+"""With ``$trace_id``, identifies the event: a retried batch carries the same pair."""
+PROP_PARENT_SPAN_ID: Final = "$parent_span_id"
+PROP_THREAD_ID: Final = "$thread_id"
+PROP_ASSISTANT_ID: Final = "$assistant_id"
+PROP_TEXT: Final = "$text"
