@@ -1,1 +1,21 @@
-"""Trubrics-style product analytics for AI apps, built on OpenTelemetry."""
+"""Trubrics-style product analytics for AI apps, built on OpenTelemetry.
+
+::
+
+    from trubrics_otel import Trubrics
+
+    trubrics = Trubrics(api_key="...")
+    trubrics.track(user_id="u1", event="Sign up", properties={"plan": "pro"})
+    trubrics.close()
+"""
+
+import logging as _logging
+
+from trubrics_otel.client import Trubrics
+from trubrics_otel.exporter import TrubricsSpanExporter
+
+__all__ = ["Trubrics", "TrubricsSpanExporter"]
+
+# ERROR by default, as the official SDK documents; an app that set a level keeps it.
+if _logging.getLogger("trubrics").level == _logging.NOTSET:
+    _logging.getLogger("trubrics").setLevel(_logging.ERROR)

@@ -19,6 +19,8 @@ TRUBRICS_PROMPT_EVENT_NAME: Final = "trubrics.prompt_event_name"
 TRUBRICS_GENERATION_EVENT_NAME: Final = "trubrics.generation_event_name"
 TRUBRICS_LATENCY_UNKNOWN: Final = "trubrics.latency_unknown"
 """True when ``track_llm`` was given no latency: the span's duration is not a latency."""
+TRUBRICS_CONTEXT_PROPERTIES: Final = "trubrics.context.properties"
+"""JSON object of properties stamped from ``user_context``; the event's own win on clashes."""
 
 # --- Users and conversations ------------------------------------------------------------
 USER_ID: Final = "user.id"
@@ -59,3 +61,16 @@ PROP_PARENT_SPAN_ID: Final = "$parent_span_id"
 PROP_THREAD_ID: Final = "$thread_id"
 PROP_ASSISTANT_ID: Final = "$assistant_id"
 PROP_TEXT: Final = "$text"
+
+# --- Normalised property names the rule table writes, whatever the source convention -----
+PROP_INPUT_TOKENS: Final = "input_tokens"
+PROP_OUTPUT_TOKENS: Final = "output_tokens"
+PROP_TOTAL_TOKENS: Final = "total_tokens"
+PROP_PROVIDER: Final = "provider"
+PROP_FINISH_REASON: Final = "finish_reason"
+PROP_REQUEST_MODEL: Final = "request_model"
+PROP_ERROR_TYPE: Final = "error.type"
+PROP_ERROR_MESSAGE: Final = "error.message"
+
+ANONYMOUS_USER_ID: Final = "anonymous"
+"""``user_id`` of an event whose span carries no user anywhere."""

@@ -1,0 +1,42 @@
+"""Shared fixtures: a real local Trubrics endpoint and clients that are always closed."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from trubrics_endpoint import TrubricsEndpoint  # noqa: E402
+
+from trubrics_otel import Trubrics  # noqa: E402
+
+API_KEY = "sk-test-secret-0123456789"
+
+
+@pytest.fixture
+def endpoint() -> Iterator[TrubricsEndpoint]:
+    with TrubricsEndpoint() as server:
+        yield server
+
+
+@pytest.fixture
+def make_client(endpoint: TrubricsEndpoint) -> Iterator[Callable[..., Trubrics]]:
+    """``make_client(**kwargs)``: a Trubrics client aimed at the local endpoint."""
+    clients: list[Trubrics] = []
+
+    def make(**kwargs: Any) -> Trubrics:
+        kwargs.setdefault("api_key", API_KEY)
+        kwargs.setdefault("host", endpoint.url)
+        kwargs.setdefault("flush_interval", 0.05)
+        client = Trubrics(**kwargs)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close(timeout=5)

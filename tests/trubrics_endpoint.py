@@ -1,0 +1,219 @@
+"""A local stand-in for the Trubrics ingestion API, for tests and benchmarks.
+
+It speaks the real wire format on 127.0.0.1 and can be told to misbehave::
+
+    with TrubricsEndpoint() as endpoint:
+        endpoint.reply(429, headers={"Retry-After": "1"})   # next request only
+        endpoint.fail_for(5.0, status=503)                  # every request for 5 s
+        endpoint.go_down_for(5.0)                           # socket closed: connection refused
+        ...
+        endpoint.wait_for_events(10)
+        endpoint.events("publish_events")                   # what it accepted, in order
+
+Accepted batches are recorded; every request (accepted or not) is in ``requests``.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+PATHS = ("publish_events", "publish_llm_events")
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    drop: bool = False
+    """Close the connection without answering."""
+
+
+@dataclass
+class Request:
+    path: str
+    headers: dict[str, str]
+    body: Any
+    status: int
+
+
+class TrubricsEndpoint:
+    def __init__(self, api_key: str | None = None, port: int = 0) -> None:
+        self.api_key = api_key
+        self._port = port
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._replies: collections.deque[Reply] = collections.deque()
+        self._failing_until = 0.0
+        self._failing_reply = Reply(503)
+        self.batches: dict[str, list[list[dict[str, Any]]]] = {p: [] for p in PATHS}
+        self.requests: list[Request] = []
+        self._connections: set[socket.socket] = set()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> TrubricsEndpoint:
+        self._server = _Server(("127.0.0.1", self._port), _handler_for(self))
+        self._port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and cut open keep-alive connections, as a crashed server would."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        with self._lock:
+            connections, self._connections = self._connections, set()
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def __enter__(self) -> TrubricsEndpoint:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    # --- misbehaviour ----------------------------------------------------------------
+
+    def reply(self, status: int = 200, *, body: Any = None, headers: dict[str, str] | None = None,
+              delay: float = 0.0, drop: bool = False, times: int = 1) -> None:
+        """Answer the next ``times`` requests this way (then back to 200)."""
+        with self._lock:
+            for _ in range(times):
+                self._replies.append(Reply(status, body, headers or {}, delay, drop))
+
+    def fail_for(self, seconds: float, status: int = 503, headers: dict[str, str] | None = None) -> None:
+        with self._lock:
+            self._failing_until = time.monotonic() + seconds
+            self._failing_reply = Reply(status, {"detail": "unavailable"}, headers or {})
+
+    def go_down_for(self, seconds: float) -> threading.Thread:
+        """Close the listening socket (connection refused), then listen again on the same port."""
+        self.stop()
+
+        def come_back() -> None:
+            time.sleep(seconds)
+            self.start()
+
+        thread = threading.Thread(target=come_back, daemon=True)
+        thread.start()
+        return thread
+
+    # --- what arrived ----------------------------------------------------------------
+
+    def events(self, path: str = "publish_events") -> list[dict[str, Any]]:
+        with self._lock:
+            return [e for batch in self.batches[path] for e in batch]
+
+    def count(self) -> int:
+        with self._lock:
+            return sum(len(b) for batches in self.batches.values() for b in batches)
+
+    def wait_for_events(self, n: int, timeout: float = 30.0) -> int:
+        """Wait (bounded) until ``n`` events were accepted in all; return the count."""
+        end = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                have = sum(len(b) for batches in self.batches.values() for b in batches)
+                left = end - time.monotonic()
+                if have >= n or left <= 0:
+                    return have
+                self._changed.wait(min(left, 0.5))
+
+    # --- request handling --------------------------------------------------------------
+
+    def _plan(self) -> Reply:
+        with self._lock:
+            if self._replies:
+                return self._replies.popleft()
+            if time.monotonic() < self._failing_until:
+                return self._failing_reply
+        return Reply()
+
+    def _handle(self, path: str, headers: dict[str, str], raw: bytes) -> Reply:
+        plan = self._plan()
+        if plan.delay:
+            time.sleep(plan.delay)
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if plan.status == 200 and not plan.drop:
+            key = headers.get("x-api-key")
+            if not key or (self.api_key is not None and key != self.api_key):
+                plan = Reply(401, {"detail": "Invalid API key"})
+            elif name not in PATHS:
+                plan = Reply(404, {"detail": "Not Found"})
+            elif not isinstance(body, list) or not body:
+                plan = Reply(422, {"detail": "body must be a non-empty JSON array"})
+        with self._lock:
+            self.requests.append(Request(name, headers, body, 0 if plan.drop else plan.status))
+            if plan.status == 200 and not plan.drop:
+                self.batches[name].append(body)
+                self._changed.notify_all()
+        return plan
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def _handler_for(endpoint: TrubricsEndpoint) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        wbufsize = 1 << 16  # headers and body leave in one segment (no Nagle/delayed-ACK stall)
+        disable_nagle_algorithm = True
+
+        def setup(self) -> None:
+            super().setup()
+            with endpoint._lock:
+                endpoint._connections.add(self.connection)
+
+        def finish(self) -> None:
+            with endpoint._lock:
+                endpoint._connections.discard(self.connection)
+            super().finish()
+
+        def do_POST(self) -> None:  # noqa: N802
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            plan = endpoint._handle(self.path, headers, raw)
+            if plan.drop:
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+                return
+            body = json.dumps(plan.body if plan.body is not None else {"status": "ok"}).encode()
+            self.send_response(plan.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in plan.headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler

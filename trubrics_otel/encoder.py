@@ -1,0 +1,161 @@
+"""Span → Trubrics event: the one place where that happens.
+
+Pure: no I/O, no clock, no globals. The in-process exporter and the OTLP bridge both call
+:func:`encode_spans`, so an event looks the same whichever way its span travelled::
+
+    encoded = encode_spans(spans)
+    encoded.events      # dicts for POST <host>/publish_events
+    encoded.llm_events  # dicts for POST <host>/publish_llm_events
+
+A span becomes:
+
+* a product event when it carries ``trubrics.event`` (written by ``Trubrics.track``);
+* an LLM event when a row of :mod:`trubrics_otel.conventions` recognises it as an LLM call;
+* nothing otherwise (HTTP, database… spans) and is counted in ``Encoded.skipped``.
+
+Every event's properties gain ``$trace_id``, ``$span_id`` and, when the span had a parent,
+``$parent_span_id``: the pair of ids is the event's stable identity, so a receiver can
+rebuild the tree and drop a retried duplicate.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import StatusCode
+
+from trubrics_otel import semconv as sc
+from trubrics_otel.conventions import read_llm_call
+
+Event = dict[str, Any]
+
+
+@dataclass
+class Encoded:
+    events: list[Event] = field(default_factory=list)
+    llm_events: list[Event] = field(default_factory=list)
+    skipped: int = 0
+    """Spans that are neither product events nor LLM calls."""
+    errors: list[str] = field(default_factory=list)
+    """One message per span that could not be encoded (the others still are)."""
+
+    def __len__(self) -> int:
+        return len(self.events) + len(self.llm_events)
+
+
+def encode_spans(spans: Iterable[ReadableSpan]) -> Encoded:
+    encoded = Encoded()
+    for span in spans:
+        try:
+            kind, event = encode_span(span)
+        except Exception as exc:  # one bad span must not cost the others
+            encoded.errors.append(f"span {span.name!r}: {type(exc).__name__}: {exc}")
+            continue
+        if kind is None:
+            encoded.skipped += 1
+        elif kind == "llm":
+            encoded.llm_events.append(event)
+        else:
+            encoded.events.append(event)
+    return encoded
+
+
+def encode_span(span: ReadableSpan) -> tuple[str | None, Event]:
+    """``("event" | "llm", wire dict)``, or ``(None, {})`` for a span that is neither."""
+    attributes = span.attributes or {}
+    name = attributes.get(sc.TRUBRICS_EVENT)
+    if isinstance(name, str):
+        return "event", {
+            "user_id": user_id_of(attributes),
+            "event": name,
+            "properties": properties_of(span, {}),
+            "timestamp": iso_timestamp(span.end_time),
+        }
+    call = read_llm_call(span)
+    if call is None:
+        return None, {}
+    properties = properties_of(span, call.properties)
+    if span.status.status_code is StatusCode.ERROR:
+        properties.update(error_properties(span))
+    return "llm", {
+        "user_id": user_id_of(attributes),
+        "prompt": call.prompt,
+        "generation": call.generation,
+        "prompt_event_name": attributes.get(sc.TRUBRICS_PROMPT_EVENT_NAME, "Prompt"),
+        "generation_event_name": attributes.get(sc.TRUBRICS_GENERATION_EVENT_NAME, "Generation"),
+        "assistant_id": call.model or _str_or_none(properties.get(sc.PROP_ASSISTANT_ID)),
+        "properties": properties,
+        "timestamp": iso_timestamp(span.end_time),
+        "latency": None if attributes.get(sc.TRUBRICS_LATENCY_UNKNOWN) else duration_s(span),
+        "thread_id": _str_or_none(
+            attributes.get(sc.GEN_AI_CONVERSATION_ID)
+            or attributes.get(sc.SESSION_ID)
+            or properties.get(sc.PROP_THREAD_ID)
+        ),
+    }
+
+
+def user_id_of(attributes: Mapping[str, Any]) -> str:
+    user = attributes.get(sc.USER_ID) or attributes.get(sc.ENDUSER_ID)
+    return str(user) if user else sc.ANONYMOUS_USER_ID
+
+
+def properties_of(span: ReadableSpan, derived: Mapping[str, Any]) -> dict[str, Any]:
+    """Context properties, then what the convention derived, then the span's own, then ids."""
+    attributes = span.attributes or {}
+    properties: dict[str, Any] = {}
+    properties.update(_json_object(attributes.get(sc.TRUBRICS_CONTEXT_PROPERTIES)))
+    properties.update(derived)
+    properties.update(_json_object(attributes.get(sc.TRUBRICS_PROPERTIES)))
+    context = span.context
+    if context is not None:
+        properties[sc.PROP_TRACE_ID] = f"{context.trace_id:032x}"
+        properties[sc.PROP_SPAN_ID] = f"{context.span_id:016x}"
+    if span.parent is not None:
+        properties[sc.PROP_PARENT_SPAN_ID] = f"{span.parent.span_id:016x}"
+    return properties
+
+
+def error_properties(span: ReadableSpan) -> dict[str, Any]:
+    """``error.type`` / ``error.message`` from the exception event, status or attributes."""
+    attributes = span.attributes or {}
+    error_type = attributes.get(sc.ERROR_TYPE)
+    message = span.status.description
+    for event in span.events:
+        if event.name == sc.EXCEPTION_EVENT and event.attributes:
+            error_type = event.attributes.get(sc.EXCEPTION_TYPE, error_type)
+            message = event.attributes.get(sc.EXCEPTION_MESSAGE, message)
+    return {sc.PROP_ERROR_TYPE: error_type or "error", sc.PROP_ERROR_MESSAGE: message or ""}
+
+
+def iso_timestamp(time_ns: int | None) -> str | None:
+    if time_ns is None:
+        return None
+    seconds, nanos = divmod(time_ns, 1_000_000_000)
+    moment = _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc)
+    return moment.replace(microsecond=nanos // 1000).isoformat()
+
+
+def duration_s(span: ReadableSpan) -> float | None:
+    if span.start_time is None or span.end_time is None:
+        return None
+    return (span.end_time - span.start_time) / 1e9
+
+
+def _json_object(text: Any) -> dict[str, Any]:
+    if not isinstance(text, str):
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)

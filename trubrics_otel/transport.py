@@ -1,0 +1,205 @@
+"""POST event batches to the Trubrics ingestion API, retrying what is worth retrying.
+
+::
+
+    transport = Transport("https://app.trubrics.com/api/ingestion", api_key)
+    delivery = transport.send(EVENTS_PATH, events, deadline=time.monotonic() + 30)
+    if not delivery.ok: ...   # delivery.pending holds what was not accepted
+
+One pooled keep-alive ``requests.Session``; at most :data:`MAX_BATCH` events a request;
+never an empty array. Connection errors, timeouts, 408, 429 and 5xx are retried with
+exponential backoff and jitter, honouring ``Retry-After``, until the deadline; any other
+4xx is final and logged with the server's ``detail``. :meth:`Transport.interrupt` cuts
+every wait short, so a flush or close with a timeout is never held up by a backoff.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+EVENTS_PATH = "publish_events"
+LLM_EVENTS_PATH = "publish_llm_events"
+MAX_BATCH = 100
+DEFAULT_HOST = "https://app.trubrics.com/api/ingestion"
+
+_RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
+_BACKOFF_BASE_S = 0.25
+_BACKOFF_CAP_S = 8.0
+
+Deadline = Callable[[], float]
+"""Returns the ``time.monotonic()`` instant after which no further attempt starts."""
+
+
+@dataclass
+class Delivery:
+    """The outcome of :meth:`Transport.send`."""
+
+    ok: bool
+    status: int | None = None
+    detail: str | None = None
+    retryable: bool = False
+    """True when the failure was transient: the pending events are worth sending later."""
+    attempts: int = 0
+    sent: int = 0
+    rejected: int = 0
+    """Events in chunks the server refused for good (4xx other than 408/429)."""
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    """Events not accepted after a transient failure, in order: worth sending later."""
+
+
+class Transport:
+    def __init__(
+        self,
+        host: str,
+        api_key: str,
+        *,
+        timeout: float = 10.0,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self._base = host.rstrip("/")
+        self._timeout = timeout
+        self._logger = logger or logging.getLogger("trubrics")
+        self._session = requests.Session()
+        self._session.mount("http://", HTTPAdapter(pool_maxsize=8))
+        self._session.mount("https://", HTTPAdapter(pool_maxsize=8))
+        self._session.headers.update({"Content-Type": "application/json", "x-api-key": api_key})
+        self._wake = threading.Event()
+        self.attempts = 0
+        self.retries = 0
+
+    def __repr__(self) -> str:  # the session's headers hold the key: never show them
+        return f"Transport(host={self._base!r})"
+
+    def send(
+        self, path: str, events: Sequence[dict[str, Any]], *, deadline: float | Deadline
+    ) -> Delivery:
+        """Send ``events`` in order, chunked.
+
+        A chunk the server refuses for good is counted in ``rejected`` and the next chunk
+        still goes; a transient failure stops the run and leaves the rest ``pending``.
+        """
+        until = deadline if callable(deadline) else (lambda: deadline)
+        delivery = Delivery(ok=True)
+        for start in range(0, len(events), MAX_BATCH):
+            chunk = events[start : start + MAX_BATCH]
+            result = self._send_chunk(path, chunk, until)
+            delivery.attempts += result.attempts
+            delivery.status = result.status
+            if result.ok:
+                delivery.sent += len(chunk)
+                continue
+            delivery.ok = False
+            delivery.detail = result.detail
+            delivery.retryable = result.retryable
+            if result.retryable:
+                delivery.pending = list(events[start:])
+                break
+            delivery.rejected += len(chunk)
+        return delivery
+
+    def interrupt(self) -> None:
+        """Wake any backoff wait now; callers re-check their deadline."""
+        self._wake.set()
+
+    def close(self) -> None:
+        self.interrupt()
+        self._session.close()
+
+    def _send_chunk(self, path: str, chunk: Sequence[dict[str, Any]], until: Deadline) -> Delivery:
+        url = f"{self._base}/{path}"
+        body = json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        attempt = 0
+        while True:
+            attempt += 1
+            self.attempts += 1
+            remaining = until() - time.monotonic()
+            wait: float | None = None
+            try:
+                response = self._session.post(
+                    url, data=body, timeout=max(0.05, min(self._timeout, remaining))
+                )
+            except requests.RequestException as exc:
+                result = Delivery(ok=False, detail=_describe(exc), retryable=True)
+            else:
+                result = _outcome(response)
+                wait = _retry_after(response)
+                response.close()
+            result.attempts = attempt
+            if result.ok or not result.retryable:
+                if not result.ok:
+                    self._logger.error(
+                        "Trubrics rejected %d events at /%s (HTTP %s): %s",
+                        len(chunk), path, result.status, result.detail,
+                    )
+                return result
+            if wait is None:
+                step = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2 ** (attempt - 1))
+                wait = step / 2 + random.uniform(0, step / 2)
+            if not self._sleep(wait, until):
+                self._logger.warning(
+                    "Giving up on %d events at /%s for now after %d attempts: %s",
+                    len(chunk), path, attempt, result.detail,
+                )
+                return result
+            self.retries += 1
+
+    def _sleep(self, seconds: float, until: Deadline) -> bool:
+        """Wait ``seconds``; False as soon as the (possibly moved) deadline comes first."""
+        resume = time.monotonic() + seconds
+        while (left := resume - time.monotonic()) > 0:
+            if resume >= until():
+                return False
+            self._wake.wait(left)
+            self._wake.clear()
+        return resume < until()
+
+
+def _outcome(response: requests.Response) -> Delivery:
+    if 200 <= response.status_code < 300:
+        return Delivery(ok=True, status=response.status_code)
+    return Delivery(
+        ok=False,
+        status=response.status_code,
+        detail=_detail(response),
+        retryable=response.status_code in _RETRYABLE_STATUS,
+    )
+
+
+def _detail(response: requests.Response) -> str:
+    text = response.text[:2000]
+    try:
+        detail = json.loads(text).get("detail", text)
+    except (ValueError, AttributeError):
+        detail = text
+    return detail if isinstance(detail, str) else json.dumps(detail)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _describe(exc: requests.RequestException) -> str:
+    """The error's class and reason, without request headers (they hold the key)."""
+    return f"{type(exc).__name__}: {exc}"
