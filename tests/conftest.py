@@ -18,6 +18,14 @@ from trubrics_otel import Trubrics  # noqa: E402
 API_KEY = "sk-test-secret-0123456789"
 
 
+@pytest.fixture(autouse=True)
+def private_spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test spools into its own directory (subprocesses inherit it), never ~/.cache."""
+    directory = tmp_path / "spool"
+    monkeypatch.setenv("TRUBRICS_SPOOL", str(directory))
+    return directory
+
+
 @pytest.fixture
 def endpoint() -> Iterator[TrubricsEndpoint]:
     with TrubricsEndpoint() as server:

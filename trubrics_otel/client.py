@@ -40,17 +40,19 @@ from typing import Any
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from trubrics_otel import semconv as sc
 from trubrics_otel.exporter import TrubricsSpanExporter
 from trubrics_otel.jsonable import dumps, encode_string
+from trubrics_otel.processor import SpoolingSpanProcessor
+from trubrics_otel.redaction import Mask, RateLimitedLog
 
 DEFAULT_FLUSH_INTERVAL_S = 10.0
 DEFAULT_FLUSH_BATCH_SIZE = 20
-DEFAULT_MAX_QUEUE_SIZE = 100_000
+DEFAULT_MAX_QUEUE_SIZE = 20_000
+"""Spans held in memory (~1 KB each); beyond it they go to the disk spool, not away."""
 DEFAULT_CLOSE_TIMEOUT_S = 30.0
 SCOPE_NAME = "trubrics_otel"
 
@@ -86,7 +88,10 @@ class Trubrics:
     schedule delay and export batch size (``flush_at`` is the older name of the latter);
     when not given they fall back to ``OTEL_BSP_SCHEDULE_DELAY`` /
     ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` and then to the official SDK's 10 s and 20.
-    ``max_queue_size`` (``OTEL_BSP_MAX_QUEUE_SIZE``) bounds events waiting in memory.
+    ``max_queue_size`` (``OTEL_BSP_MAX_QUEUE_SIZE``) bounds events waiting in memory;
+    the rest wait in the disk spool. ``spool``, ``max_spool_bytes``, ``mask``,
+    ``capture_content`` and ``allow_insecure`` are the exporter's (see
+    :mod:`~trubrics_otel.exporter`).
     ``flush_periodic_check`` is accepted for compatibility and unused: the processor
     wakes itself when a batch is full.
     """
@@ -105,8 +110,18 @@ class Trubrics:
         max_queue_size: int | None = None,
         timeout: float | None = None,
         retry_timeout: float | None = None,
+        spool: str | os.PathLike[str] | bool | None = None,
+        max_spool_bytes: int | None = None,
+        mask: Mask | None = None,
+        capture_content: bool | None = None,
+        allow_insecure: bool | None = None,
     ) -> None:
         self._logger = logger or logging.getLogger("trubrics")
+        self._warn = RateLimitedLog(self._logger).warning
+        self._exporter_options: dict[str, Any] = dict(
+            spool=spool, max_spool_bytes=max_spool_bytes, mask=mask,
+            capture_content=capture_content, allow_insecure=allow_insecure,
+        )
         self._api_key = Secret(api_key) if api_key else None
         self._host = host
         self._timeout = timeout
@@ -127,7 +142,7 @@ class Trubrics:
         self._app_provider = tracer_provider
         self._start_lock = threading.Lock()
         self._exporter: TrubricsSpanExporter | None = None
-        self._processor: BatchSpanProcessor | None = None
+        self._processor: SpoolingSpanProcessor | None = None
         self._provider: TracerProvider | None = None
         self._tracer: trace_api.Tracer | None = None
         self._resource = Resource.create({})
@@ -159,7 +174,7 @@ class Trubrics:
                 return
             attributes: dict[str, Any] = {sc.USER_ID: user, sc.TRUBRICS_EVENT: name}
             if properties:
-                attributes[sc.TRUBRICS_PROPERTIES] = dumps(properties)
+                attributes[sc.TRUBRICS_PROPERTIES] = dumps(properties, self._warn)
             end = self._time_ns(timestamp)
             self._record(name, attributes, end, end)
         except Exception:  # never into the app
@@ -208,7 +223,7 @@ class Trubrics:
             if thread is not None and thread != "":
                 attributes[sc.GEN_AI_CONVERSATION_ID] = str(thread)
             if props:
-                attributes[sc.TRUBRICS_PROPERTIES] = dumps(props)
+                attributes[sc.TRUBRICS_PROPERTIES] = dumps(props, self._warn)
                 for prop, attribute in _USAGE_PROPERTIES:
                     if isinstance(props.get(prop), int):
                         attributes[attribute] = props[prop]
@@ -233,16 +248,16 @@ class Trubrics:
             return 0
         try:
             with self._exporter.deadline(timeout):
-                self._processor.force_flush()
+                self._processor.force_flush(int((30.0 if timeout is None else timeout) * 1000))
                 if self._exporter.pending:
                     self._exporter.deliver([])
-            pending = self._exporter.pending
+            pending = self._exporter.pending + self._processor.queued
             if pending:
                 self._logger.warning("flush(): %d events not delivered yet; they stay queued", pending)
             return pending
         except Exception:
             self._logger.exception("flush() failed")
-            return self._exporter.pending
+            return self._exporter.pending + self._processor.queued
 
     def close(self, timeout: float | None = DEFAULT_CLOSE_TIMEOUT_S) -> None:
         """Flush, then stop the background thread. Idempotent; bounded by ``timeout`` (s)."""
@@ -255,15 +270,21 @@ class Trubrics:
             return
         try:
             with self._exporter.deadline(timeout):
-                self._processor.shutdown()  # drains the queue, then shuts the exporter down
+                # drains the queue, spools what it cannot deliver in time, shuts the exporter
+                self._processor.shutdown(
+                    timeout_millis=(DEFAULT_CLOSE_TIMEOUT_S if timeout is None else timeout) * 1000
+                )
             if self._provider is not None:
                 self._provider.shutdown()
         except Exception:
             self._logger.exception("close() failed")
 
     def stats(self) -> dict[str, int]:
-        """Counters: ``sent``, ``rejected``, ``pending``, ``retries``, ``dropped``…"""
-        return self._exporter.stats() if self._exporter is not None else {}
+        """Counters: ``queued`` (in memory), ``sent``, ``retries``, ``spooled``, ``pending``
+        (undelivered, on disk), ``dropped`` (spool full), ``rejected`` (refused by the server)…"""
+        if self._exporter is None or self._processor is None:
+            return {}
+        return {"queued": self._processor.queued, **self._exporter.stats()}
 
     # --- Internals ---------------------------------------------------------------------
 
@@ -307,11 +328,12 @@ class Trubrics:
                 timeout=self._timeout,
                 retry_timeout=self._retry_timeout,
                 logger=self._logger,
+                **self._exporter_options,
             )
-            self._processor = BatchSpanProcessor(
+            self._processor = SpoolingSpanProcessor(
                 self._exporter,
                 max_queue_size=self._max_queue_size,
-                schedule_delay_millis=self._flush_interval * 1000,
+                schedule_delay=self._flush_interval,
                 max_export_batch_size=self._batch_size,
             )
             if self._app_provider is not None:

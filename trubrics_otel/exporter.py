@@ -13,40 +13,69 @@ or with no code at all: ``OTEL_TRACES_EXPORTER=trubrics opentelemetry-instrument
 
 Configuration, by argument or else environment variable:
 
-==============  ====================  ==============================================
-argument        environment           default
-==============  ====================  ==============================================
-api_key         TRUBRICS_API_KEY      (required by the ingestion API)
-host            TRUBRICS_HOST         https://app.trubrics.com/api/ingestion
-timeout         TRUBRICS_TIMEOUT      10 s per HTTP request
-retry_timeout   TRUBRICS_RETRY_TIMEOUT  60 s of retrying one batch before holding it
-==============  ====================  ==============================================
+===============  ==========================  =============================================
+argument         environment                 default
+===============  ==========================  =============================================
+api_key          TRUBRICS_API_KEY            (required by the ingestion API)
+host             TRUBRICS_HOST               https://app.trubrics.com/api/ingestion
+timeout          TRUBRICS_TIMEOUT            10 s per HTTP request
+retry_timeout    TRUBRICS_RETRY_TIMEOUT      60 s of retrying one batch before spooling it
+spool            TRUBRICS_SPOOL              a per-user cache directory; ``False``/``off``
+max_spool_bytes  TRUBRICS_MAX_SPOOL_BYTES    256 MiB
+allow_insecure   TRUBRICS_ALLOW_INSECURE     False: no API key over ``http://`` off loopback
+capture_content  OTEL_INSTRUMENTATION_GENAI_ True (see :mod:`~trubrics_otel.redaction`)
+                 CAPTURE_MESSAGE_CONTENT
+mask             --                          None: ``mask(value) -> value``
+===============  ==========================  =============================================
 
 The :mod:`~trubrics_otel.encoder` turns spans into events (no I/O); the
+:mod:`~trubrics_otel.redaction` policy masks and bounds them; the
 :mod:`~trubrics_otel.transport` sends them. Events that meet a transient failure for longer
-than ``retry_timeout`` are held in memory (oldest first, bounded) and go out ahead of the
-next batch, so an outage delays events instead of losing them.
+than ``retry_timeout``, or are still undelivered when a flush/close deadline passes, go to
+the :mod:`~trubrics_otel.spool` (a directory per endpoint and key, under ``spool``), and
+are replayed oldest first as soon as the endpoint answers again, by a background thread
+that only runs while the spool holds events, and by the next process that uses the same
+endpoint after a crash. While the endpoint is down only that thread probes it; new batches
+go straight to the spool. ``spool=False`` keeps them in memory instead (bounded, lost at exit).
+
+Delivery is at least once: after a crash at the wrong moment an event can be sent twice;
+its ``$trace_id`` + ``$span_id`` pair lets a receiver drop the copy.
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
 import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from trubrics_otel.encoder import Event, encode_spans
-from trubrics_otel.transport import DEFAULT_HOST, EVENTS_PATH, LLM_EVENTS_PATH, Transport
+from trubrics_otel.redaction import Mask, Policy, RateLimitedLog
+from trubrics_otel.spool import DEFAULT_MAX_BYTES, MemorySpool, Spool, default_directory
+from trubrics_otel.transport import (
+    DEFAULT_HOST, EVENTS_PATH, LLM_EVENTS_PATH, MAX_BATCH, Transport, insecure_reason,
+)
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_RETRY_TIMEOUT_S = 60.0
 MAX_HELD_EVENTS = 100_000
+"""With ``spool=False``: events kept in memory during an outage before new ones are dropped."""
+REPLAY_CHUNK_EVENTS = 1_000
+"""Events read from the spool at a time: bounds the memory a replay needs."""
+REPLAY_INTERVAL_S = 1.0
+REPLAY_INTERVAL_MAX_S = 30.0
+
+Batches = list[tuple[str, list[Event]]]
+_OFF = frozenset({"0", "false", "no", "off", "none", ""})
 
 
 class TrubricsSpanExporter(SpanExporter):
@@ -57,9 +86,15 @@ class TrubricsSpanExporter(SpanExporter):
         *,
         timeout: float | None = None,
         retry_timeout: float | None = None,
+        spool: str | os.PathLike[str] | bool | None = None,
+        max_spool_bytes: int | None = None,
+        mask: Mask | None = None,
+        capture_content: bool | None = None,
+        allow_insecure: bool | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         self._logger = logger or logging.getLogger("trubrics")
+        self._log = RateLimitedLog(self._logger)
         api_key = str(api_key or os.environ.get("TRUBRICS_API_KEY") or "")
         if not api_key:
             self._logger.error("No Trubrics API key: pass api_key= or set TRUBRICS_API_KEY.")
@@ -71,11 +106,38 @@ class TrubricsSpanExporter(SpanExporter):
             logger=self._logger,
         )
         self._retry_timeout = _setting(retry_timeout, "TRUBRICS_RETRY_TIMEOUT", DEFAULT_RETRY_TIMEOUT_S)
-        self._held: collections.deque[tuple[str, list[Event]]] = collections.deque()
-        self._held_count = 0
+        if allow_insecure is None:
+            allow_insecure = os.environ.get("TRUBRICS_ALLOW_INSECURE", "").lower() not in _OFF
+        self._refusal = None if allow_insecure else insecure_reason(self.host)
+        if self._refusal:
+            self._logger.error(
+                "Not sending to %s: %s. Use https://, or allow_insecure=True "
+                "(TRUBRICS_ALLOW_INSECURE=1) if the network is trusted. Events are spooled.",
+                self.host, self._refusal,
+            )
+        self._policy = Policy(mask, capture_content, self._logger)
+        self._spool_setting = _spool_setting(spool)
+        self._spool_key = hashlib.sha256(f"{self.host}\0{api_key}".encode()).hexdigest()[:16]
+        self._max_spool_bytes = int(
+            _setting(max_spool_bytes, "TRUBRICS_MAX_SPOOL_BYTES", DEFAULT_MAX_BYTES)
+        )
+        self._init_state()
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.WeakMethod(self._after_fork)
+            os.register_at_fork(after_in_child=lambda: (m := ref()) and m())
+
+    def _init_state(self) -> None:
+        self._spool: Spool | MemorySpool | None = None
+        self._spool_lock = threading.Lock()
         self._deadline: float | None = None
         self._lock = threading.Lock()
         self._counts = collections.Counter[str]()
+        self._down = False
+        self._inflight: tuple[str, list[Event]] | None = None
+        self._closed = False
+        self._replayer: threading.Thread | None = None
+        self._replayer_lock = threading.Lock()
+        self._wake_replayer = threading.Event()
 
     def __repr__(self) -> str:
         return f"TrubricsSpanExporter(host={self.host!r})"
@@ -83,50 +145,86 @@ class TrubricsSpanExporter(SpanExporter):
     # --- SpanExporter ------------------------------------------------------------------
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.deliver(self.encode(spans))
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Try once more to deliver spooled events, for at most ``timeout_millis``."""
+        with self.deadline(timeout_millis / 1000):
+            return self.deliver([]) is SpanExportResult.SUCCESS
+
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        """A last delivery attempt, then the spool is closed: what is left stays on disk."""
+        if self._closed:
+            return
+        self.force_flush(int(timeout_millis))
+        self._closed = True
+        self._wake_replayer.set()
+        inflight = self._inflight
+        if inflight is not None:  # a request still hangs: keep its events (maybe twice)
+            self._store([inflight])
+        spool = self._spool
+        if spool is not None and spool.pending:
+            where = (
+                f"spooled in {spool.directory} for the next process using this endpoint"
+                if spool.directory is not None else "lost (the spool is off)"
+            )
+            self._logger.error(
+                "Closing with %d Trubrics events undelivered: the endpoint kept failing; %s.",
+                spool.pending, where,
+            )
+        if spool is not None:
+            spool.close()
+        self._transport.close()
+
+    # --- Delivery ----------------------------------------------------------------------
+
+    def encode(self, spans: Sequence[ReadableSpan]) -> Batches:
+        """Spans → masked, bounded events per path (what may leave the process)."""
         encoded = encode_spans(spans)
         for error in encoded.errors:
             self._logger.error("Could not encode a span; it is skipped: %s", error)
         self._counts["skipped"] += encoded.skipped
         self._counts["encode_errors"] += len(encoded.errors)
-        return self.deliver([(EVENTS_PATH, encoded.events), (LLM_EVENTS_PATH, encoded.llm_events)])
+        apply = self._policy.apply
+        return [
+            (EVENTS_PATH, [apply("event", e) for e in encoded.events]),
+            (LLM_EVENTS_PATH, [apply("llm", e) for e in encoded.llm_events]),
+        ]
 
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Try once more to deliver held events, for at most ``timeout_millis``."""
-        with self.deadline(timeout_millis / 1000):
-            return self.deliver([]) is SpanExportResult.SUCCESS
+    def spool_spans(self, spans: Sequence[ReadableSpan]) -> None:
+        """Encode ``spans`` straight into the spool, with no network: for queue overflow."""
+        self._store(self.encode(spans))
 
-    def shutdown(self, timeout_millis: float = 30_000) -> None:
-        self.force_flush(int(timeout_millis))
-        if self._held_count:
-            self._logger.error(
-                "Closing with %d Trubrics events undelivered: the endpoint kept failing.",
-                self._held_count,
-            )
-        self._transport.close()
-
-    # --- Delivery ----------------------------------------------------------------------
-
-    def deliver(self, batches: list[tuple[str, list[Event]]]) -> SpanExportResult:
-        """Send held events first, then ``batches``; hold what meets a transient failure."""
-        with self._lock:
-            started = time.monotonic()
-            todo = list(self._held) + [(p, e) for p, e in batches if e]
-            self._held.clear()
-            self._held_count = 0
-            failing = False
-            for path, events in todo:
-                if failing:  # the endpoint is down: keep order, don't hammer it
-                    self._hold(path, events)
-                    continue
-                delivery = self._transport.send(
-                    path, events, deadline=lambda: self._until(started)
-                )
-                self._counts["sent"] += delivery.sent
-                self._counts["rejected"] += delivery.rejected
-                if delivery.pending:
-                    failing = True
-                    self._hold(path, delivery.pending)
-            return SpanExportResult.FAILURE if failing else SpanExportResult.SUCCESS
+    def deliver(self, batches: Batches) -> SpanExportResult:
+        """Replay the spool, then send ``batches``; spool what meets a lasting failure."""
+        spool = self._spool
+        if batches and self._down and spool is not None and spool.pending:
+            # an outage: only the replay thread probes the endpoint; new events queue on disk
+            self._store(batches)
+            return SpanExportResult.FAILURE
+        if not self._lock.acquire(timeout=self._lock_wait()):  # a send hangs past our deadline
+            self._store(batches)
+            return SpanExportResult.FAILURE
+        try:
+            spool = self._open_spool()
+            if self._refusal:
+                self._log.error("insecure", "Not sending to %s: %s", self.host, self._refusal)
+                self._store(batches)
+                return SpanExportResult.FAILURE
+            if self._expired():  # past a flush/close deadline: no new attempt
+                self._store(batches)
+                return SpanExportResult.FAILURE
+            if not self._replay(spool):
+                self._store(batches)
+                return SpanExportResult.FAILURE
+            for i, (path, events) in enumerate(batches):
+                pending = self._send(path, events)
+                if pending:
+                    self._store([(path, pending)] + batches[i + 1 :])
+                    return SpanExportResult.FAILURE
+            return SpanExportResult.SUCCESS
+        finally:
+            self._lock.release()
 
     def deadline(self, seconds: float | None) -> _Deadline:
         """Context manager bounding every delivery attempt (flush, close) to ``seconds``."""
@@ -134,35 +232,147 @@ class TrubricsSpanExporter(SpanExporter):
 
     @property
     def pending(self) -> int:
-        """Events accepted by this exporter but not yet delivered."""
-        return self._held_count
+        """Events accepted by this exporter but not yet delivered (spooled ones included)."""
+        spool = self._spool
+        return spool.pending if spool is not None else 0
 
     def stats(self) -> dict[str, int]:
         return {
             "sent": self._counts["sent"],
             "rejected": self._counts["rejected"],
-            "pending": self._held_count,
+            "pending": self.pending,
             "retries": self._transport.retries,
+            "spooled": self._counts["spooled"],
+            "replayed": self._counts["replayed"],
             "dropped": self._counts["dropped"],
             "skipped_spans": self._counts["skipped"],
             "encode_errors": self._counts["encode_errors"],
         }
 
+    # --- internals ---------------------------------------------------------------------
+
+    def _send(self, path: str, events: list[Event]) -> list[Event]:
+        """Send with this batch's own retry budget; return what is still pending."""
+        if not events:
+            return []
+        started = time.monotonic()
+        self._inflight = (path, events)
+        try:
+            delivery = self._transport.send(path, events, deadline=lambda: self._until(started))
+        finally:
+            self._inflight = None
+        self._counts["sent"] += delivery.sent
+        self._counts["rejected"] += delivery.rejected
+        self._down = bool(delivery.pending)
+        return delivery.pending
+
+    def _replay(self, spool: Spool | MemorySpool) -> bool:
+        """Send spooled events oldest first; False when the endpoint fails again."""
+        while spool.pending and not self._expired():
+            records = spool.read(REPLAY_CHUNK_EVENTS)
+            if not records:
+                return True
+            for record in records:
+                if self._send(record.path, record.events):
+                    return False
+                spool.ack(record)
+                self._counts["replayed"] += len(record.events)
+        return not self._expired() or not spool.pending
+
+    def _store(self, batches: Batches) -> None:
+        """Into the spool, one request's worth per record (so a replay never splits one)."""
+        spool = self._open_spool()
+        stored = False
+        for path, events in batches:
+            for start in range(0, len(events), MAX_BATCH):
+                chunk = events[start : start + MAX_BATCH]
+                try:
+                    ok = spool.append(path, chunk)
+                except OSError as exc:
+                    self._log.error("spool-io", "Trubrics spool write failed: %s", exc)
+                    ok = False
+                if ok:
+                    self._counts["spooled"] += len(chunk)
+                    stored = True
+                else:
+                    self._counts["dropped"] += len(chunk)
+                    self._log.error(
+                        "dropped",
+                        "Dropped %d Trubrics events: the spool is full (%s).",
+                        len(chunk), _describe_bound(spool),
+                    )
+        if stored:
+            self._ensure_replayer()
+
+    def _open_spool(self) -> Spool | MemorySpool:
+        spool = self._spool
+        if spool is not None:
+            return spool
+        with self._spool_lock:
+            if self._spool is None:
+                self._spool = self._make_spool()
+                if self._spool.pending:
+                    self._ensure_replayer()
+            return self._spool
+
+    def _make_spool(self) -> Spool | MemorySpool:
+        if self._spool_setting is False:
+            return MemorySpool(MAX_HELD_EVENTS)
+        base = default_directory() if self._spool_setting is None else self._spool_setting
+        try:
+            return Spool(Path(base) / self._spool_key, max_bytes=self._max_spool_bytes, logger=self._logger)
+        except OSError as exc:
+            self._logger.error(
+                "Trubrics spool unavailable (%s); undelivered events are kept in memory only.", exc
+            )
+            return MemorySpool(MAX_HELD_EVENTS)
+
+    def _ensure_replayer(self) -> None:
+        if self._closed or self._refusal:
+            return
+        with self._replayer_lock:
+            if self._replayer is None:
+                self._replayer = threading.Thread(
+                    target=self._replay_loop, name="TrubricsSpoolReplay", daemon=True
+                )
+                self._replayer.start()
+
+    def _replay_loop(self) -> None:
+        """Probe the endpoint while the spool holds events; ends when it is empty."""
+        interval = REPLAY_INTERVAL_S
+        while True:
+            self._wake_replayer.wait(interval)
+            self._wake_replayer.clear()
+            with self._replayer_lock:
+                spool = self._spool
+                if self._closed or spool is None or not spool.pending:
+                    self._replayer = None
+                    return
+            try:
+                self.deliver([])
+            except Exception:
+                self._logger.exception("Trubrics spool replay failed")
+            interval = min(interval * 2, REPLAY_INTERVAL_MAX_S) if self._down else REPLAY_INTERVAL_S
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's spool, queue and connections stay the parent's."""
+        spool = self._spool
+        if spool is not None:
+            spool.after_fork()
+        self._transport.after_fork()
+        self._init_state()
+
+    def _lock_wait(self) -> float:
+        if self._deadline is None:
+            return -1
+        return max(0.0, self._deadline - time.monotonic())
+
+    def _expired(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
     def _until(self, started: float) -> float:
         until = started + self._retry_timeout
         return until if self._deadline is None else min(until, self._deadline)
-
-    def _hold(self, path: str, events: list[Event]) -> None:
-        self._held.append((path, events))
-        self._held_count += len(events)
-        while self._held_count > MAX_HELD_EVENTS:
-            _, dropped = self._held.popleft()
-            self._held_count -= len(dropped)
-            self._counts["dropped"] += len(dropped)
-            self._logger.error(
-                "Dropped %d undelivered Trubrics events: more than %d held during an outage.",
-                len(dropped), MAX_HELD_EVENTS,
-            )
 
 
 class _Deadline:
@@ -181,6 +391,26 @@ class _Deadline:
 
     def __exit__(self, *exc_info: Any) -> None:
         self._exporter._deadline = self._outer
+
+
+def _spool_setting(value: str | os.PathLike[str] | bool | None) -> Path | bool | None:
+    """A directory, ``False`` (off) or ``None`` (the default directory)."""
+    if value is None:
+        env = os.environ.get("TRUBRICS_SPOOL")
+        if env is None:
+            return None
+        value = False if env.strip().lower() in _OFF else env
+    if value is True:
+        return None
+    if value is False:
+        return False
+    return Path(value)
+
+
+def _describe_bound(spool: Spool | MemorySpool) -> str:
+    if isinstance(spool, Spool):
+        return f"max_spool_bytes={spool.max_bytes} in {spool.directory}"
+    return f"{spool.max_events} events in memory"
 
 
 def _setting(value: float | None, env: str, default: float) -> float:

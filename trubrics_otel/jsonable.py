@@ -13,8 +13,13 @@ a documented JSON form:
 ``float`` NaN / ±Infinity   ``null`` (JSON has no such numbers)
 non-string dict keys        ``str(key)``
 a cycle                     ``"<cycle>"`` where the object repeats
+nesting deeper than 32      ``"<too deep>"``
 anything else               ``str(value)`` (``repr`` if ``str`` fails)
 ==========================  =====================================================
+
+Properties whose JSON would pass :data:`~trubrics_otel.redaction.MAX_PROPERTIES_CHARS`
+are cut to the limits of :mod:`~trubrics_otel.redaction` right away, so a huge value
+never sits in the queue.
 """
 
 from __future__ import annotations
@@ -24,29 +29,45 @@ import datetime as _dt
 import json
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
+
+from trubrics_otel.redaction import MAX_DEPTH, MAX_PROPERTIES_CHARS, bound_properties
 
 _FAST = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
 """``str`` → JSON string literal (C speed); used to build message JSON on the hot path."""
 
 
-def dumps(properties: Mapping[str, Any]) -> str:
-    """Properties → JSON object text; the fast path costs one C-encoder call."""
+def dumps(properties: Mapping[str, Any], warn: Callable[..., None] | None = None) -> str:
+    """Properties → JSON object text; the fast path costs one C-encoder call and a ``len``.
+
+    ``warn(kind, message, *args)`` hears about values that had to be converted or cut.
+    """
     try:
-        return _FAST.encode(properties)
+        text = _FAST.encode(properties)
+        if len(text) <= MAX_PROPERTIES_CHARS:
+            return text
     except (TypeError, ValueError, RecursionError):
-        return _FAST.encode(to_jsonable(properties))
+        pass
+    if warn is not None:
+        warn("convert", "Event properties were not plain JSON or too large; converted")
+    try:
+        converted = to_jsonable(properties)
+        if not isinstance(converted, dict):
+            converted = {"value": converted}
+        return _FAST.encode(bound_properties(converted, warn))
+    except Exception as exc:  # a hostile object (a Mapping whose items() raises…)
+        return _FAST.encode({"$unserializable": type(exc).__name__})
 
 
 def to_jsonable(value: Any) -> Any:
     """A JSON-safe copy of ``value`` following the table in the module docstring."""
-    return _convert(value, set())
+    return _convert(value, set(), 0)
 
 
-def _convert(value: Any, seen: set[int]) -> Any:
+def _convert(value: Any, seen: set[int], depth: int) -> Any:
     if value is None or isinstance(value, (str, bool, int)):
         return value
     if isinstance(value, float):
@@ -54,11 +75,13 @@ def _convert(value: Any, seen: set[int]) -> Any:
     if isinstance(value, (Mapping, list, tuple, set, frozenset)):
         if id(value) in seen:
             return "<cycle>"
+        if depth >= MAX_DEPTH:
+            return "<too deep>"
         seen.add(id(value))
         try:
             if isinstance(value, Mapping):
-                return {_key(k): _convert(v, seen) for k, v in value.items()}
-            items = [_convert(v, seen) for v in value]
+                return {_key(k): _convert(v, seen, depth + 1) for k, v in value.items()}
+            items = [_convert(v, seen, depth + 1) for v in value]
             if isinstance(value, (set, frozenset)):
                 try:
                     items.sort()

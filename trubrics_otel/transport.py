@@ -16,6 +16,7 @@ every wait short, so a flush or close with a timeout is never held up by a backo
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import json
 import logging
 import random
@@ -24,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -70,10 +72,7 @@ class Transport:
         self._base = host.rstrip("/")
         self._timeout = timeout
         self._logger = logger or logging.getLogger("trubrics")
-        self._session = requests.Session()
-        self._session.mount("http://", HTTPAdapter(pool_maxsize=8))
-        self._session.mount("https://", HTTPAdapter(pool_maxsize=8))
-        self._session.headers.update({"Content-Type": "application/json", "x-api-key": api_key})
+        self._session = _session(api_key)
         self._wake = threading.Event()
         self.attempts = 0
         self.retries = 0
@@ -115,6 +114,13 @@ class Transport:
     def close(self) -> None:
         self.interrupt()
         self._session.close()
+
+    def after_fork(self) -> None:
+        """In a forked child: fresh connections (the inherited ones are the parent's)."""
+        self._session = _session(self._session.headers["x-api-key"])
+        self._wake = threading.Event()
+        self.attempts = 0
+        self.retries = 0
 
     def _send_chunk(self, path: str, chunk: Sequence[dict[str, Any]], until: Deadline) -> Delivery:
         url = f"{self._base}/{path}"
@@ -163,6 +169,35 @@ class Transport:
             self._wake.wait(left)
             self._wake.clear()
         return resume < until()
+
+
+def insecure_reason(url: str) -> str | None:
+    """Why sending an API key to ``url`` would expose it, or None when it is safe.
+
+    ``https://`` is safe; so is ``http://`` to a loopback host (127.0.0.0/8, ::1, localhost).
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return None
+    if parts.scheme != "http":
+        return f"unsupported scheme {parts.scheme!r}"
+    host = (parts.hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return f"plain http:// to {host or '(no host)'} would expose the API key"
+
+
+def _session(api_key: str) -> requests.Session:
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(pool_maxsize=8))
+    session.mount("https://", HTTPAdapter(pool_maxsize=8))
+    session.headers.update({"Content-Type": "application/json", "x-api-key": api_key})
+    return session
 
 
 def _outcome(response: requests.Response) -> Delivery:

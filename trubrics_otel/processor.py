@@ -1,0 +1,167 @@
+"""``SpoolingSpanProcessor``: the ``BatchSpanProcessor`` contract, with nothing dropped.
+
+::
+
+    exporter = TrubricsSpanExporter(api_key="...")
+    provider.add_span_processor(SpoolingSpanProcessor(exporter, max_queue_size=20_000))
+
+The SDK's ``BatchSpanProcessor`` drops spans when its queue is full and abandons what is
+still queued when ``shutdown`` times out. This one keeps the same shape (a queue, one
+worker thread, batches of ``max_export_batch_size`` every ``schedule_delay`` seconds or
+as soon as a batch is full) but:
+
+* a span that finds the queue full is encoded straight into the exporter's disk spool
+  (one ``write()``, no network) instead of being dropped, so memory stays bounded by
+  ``max_queue_size`` spans while nothing is lost;
+* ``shutdown(timeout_millis)`` returns within its timeout, and spools whatever the worker
+  could not deliver by then;
+* after ``os.fork()`` the child starts with an empty queue and its own worker: the
+  parent's spans are the parent's to send, never sent twice.
+
+It is written against the public ``SpanProcessor`` interface only, so it does not depend
+on the SDK's private batching internals.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+import time
+import weakref
+from typing import TYPE_CHECKING
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+if TYPE_CHECKING:
+    from trubrics_otel.exporter import TrubricsSpanExporter
+
+_logger = logging.getLogger("trubrics")
+
+
+class SpoolingSpanProcessor(SpanProcessor):
+    def __init__(
+        self,
+        exporter: TrubricsSpanExporter,
+        *,
+        max_queue_size: int = 20_000,
+        schedule_delay: float = 10.0,
+        max_export_batch_size: int = 512,
+    ) -> None:
+        self._exporter = exporter
+        self._max_queue_size = max(1, max_queue_size)
+        self._delay = schedule_delay
+        self._batch_size = max(1, max_export_batch_size)
+        self._shutdown = False
+        self._init_state()
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.WeakMethod(self._init_state)
+            os.register_at_fork(after_in_child=lambda: (m := ref()) and m())
+
+    def _init_state(self) -> None:
+        # after a fork this drops the parent's queued spans from the child's copy on purpose
+        self._queue: collections.deque[ReadableSpan] = collections.deque()
+        self._wake = threading.Event()
+        self._export_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        self.overflowed = 0
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    # --- SpanProcessor -------------------------------------------------------------------
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self._shutdown:
+            return
+        if self._worker is None:
+            self._start_worker()
+        queue = self._queue
+        if len(queue) >= self._max_queue_size:  # full: to disk, never dropped
+            self.overflowed += 1
+            self._exporter.spool_spans([span])
+            return
+        queue.append(span)
+        if len(queue) >= self._batch_size and not self._wake.is_set():
+            self._wake.set()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Export everything queued now; False if the worker's export outlasts the timeout."""
+        if self._shutdown:
+            return False
+        if not self._export_lock.acquire(timeout=max(0.0, timeout_millis / 1000)):
+            return False
+        try:
+            self._export_all()
+        finally:
+            self._export_lock.release()
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        if self._shutdown:
+            return
+        end = time.monotonic() + timeout_millis / 1000
+        self._shutdown = True
+        self._wake.set()
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(max(0.0, end - time.monotonic()))
+        # the worker is stuck in a request: what it could not reach goes to the spool
+        leftovers = self._drain()
+        if leftovers:
+            self._exporter.spool_spans(leftovers)
+        self._exporter.shutdown(timeout_millis=max(0.0, end - time.monotonic()) * 1000)
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _start_worker(self) -> None:
+        with self._start_lock:
+            if self._worker is None:
+                worker = threading.Thread(target=self._run, name="TrubricsBatchExport", daemon=True)
+                worker.start()
+                self._worker = worker
+
+    def _run(self) -> None:
+        while not self._shutdown:
+            timed_out = not self._wake.wait(self._delay)
+            self._wake.clear()
+            if self._shutdown:
+                break
+            with self._export_lock:
+                if timed_out:
+                    self._export_all()
+                else:
+                    while len(self._queue) >= self._batch_size and not self._shutdown:
+                        self._export_batch()
+        with self._export_lock:
+            self._export_all()
+
+    def _export_all(self) -> None:
+        while self._queue:
+            self._export_batch()
+
+    def _export_batch(self) -> None:
+        batch = self._drain(self._batch_size)
+        if not batch:
+            return
+        try:
+            self._exporter.export(batch)
+        except Exception:  # the exporter should not raise; if it does, keep going
+            _logger.exception("Trubrics export failed")
+
+    def _drain(self, limit: int | None = None) -> list[ReadableSpan]:
+        batch: list[ReadableSpan] = []
+        pop = self._queue.popleft
+        try:
+            while limit is None or len(batch) < limit:
+                batch.append(pop())
+        except IndexError:  # empty (another thread may drain too: each span once)
+            pass
+        return batch

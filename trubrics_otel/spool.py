@@ -1,0 +1,460 @@
+"""The disk spool: events that could not be delivered yet, kept safe outside the process.
+
+::
+
+    spool = Spool("/var/cache/app/trubrics")       # a directory, created 0o700
+    spool.append("publish_events", events)          # False when the size bound is reached
+    for record in spool.read(max_events=1000):      # oldest first
+        send(record.path, record.events)
+        spool.ack(record)                           # the segment goes once fully acknowledged
+
+Layout: a directory of append-only *segment* files ``<time_ns>-<pid>.seg``, each a
+sequence of records::
+
+    magic "TS" (2) | event count (2) | payload length (4) | CRC32 of payload (4) | payload
+    payload = path (ASCII) + "\\n" + JSON array of events
+
+Each record is written with one ``write()`` on an ``O_APPEND`` descriptor, so a crash
+of the process (``kill -9``) never tears it: the kernel already holds the bytes. A power
+loss or a full disk can leave a torn tail: a record whose length or CRC does not match is
+skipped, and reading resumes at the next ``magic`` that starts a valid record, so one
+damaged record never costs the rest of the file.
+
+fsync policy: a segment is fsynced when it is rotated and when the spool is closed, not
+on every record; an OS crash can therefore lose the records of the last few seconds,
+a process crash loses none.
+
+Ownership: each process writes only its own segments and holds an exclusive ``flock`` on
+every segment it has open, so two processes (or a parent and its forked child) never
+write or replay the same file. A segment nobody holds belongs to a process that is gone:
+the next spool opened on the directory claims it and replays it, oldest first. Progress
+through a segment is kept in ``<segment>.ack`` (offset + CRC), so a replay interrupted by
+a crash resends at most one record. Files are created owner-only (0o600).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import struct
+import threading
+import time
+import zlib
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; segments are still per-pid, just not locked
+    fcntl = None  # type: ignore[assignment]
+
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_MEMORY_EVENTS = 100_000
+
+_MAGIC = b"TS"
+_HEADER = struct.Struct(">2sHII")  # magic, event count, payload length, crc32
+_ACK = struct.Struct(">QI")  # offset, crc32 of the offset bytes
+_MAX_RECORD_EVENTS = 0xFFFF
+_SUFFIX = ".seg"
+
+Event = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Record:
+    path: str
+    events: list[Event]
+    segment: Any
+    end: int
+    """Offset just past this record in its segment (what :meth:`Spool.ack` stores)."""
+
+
+class _Segment:
+    __slots__ = ("file", "fd", "size", "offset", "events", "own", "ack_fd")
+
+    def __init__(self, file: Path, fd: int, size: int, offset: int, events: int, own: bool) -> None:
+        self.file = file
+        self.fd = fd
+        self.size = size
+        self.offset = offset
+        self.events = events
+        self.own = own
+        self.ack_fd: int | None = None
+
+
+class Spool:
+    """Append-only segments on disk with a size bound; see the module docstring."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.max_bytes = max_bytes
+        self._segment_bytes = segment_bytes
+        self._logger = logger or logging.getLogger("trubrics")
+        self._lock = threading.Lock()
+        self._segments: deque[_Segment] = deque()  # oldest first; ours last
+        self._writer: _Segment | None = None
+        self._bytes = 0
+        self._pending = 0
+        self.skipped_bytes = 0
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(OSError):
+            os.chmod(self.directory, 0o700)
+        self._claim_leftovers()
+
+    def __repr__(self) -> str:
+        return f"Spool({str(self.directory)!r}, pending={self._pending})"
+
+    @property
+    def pending(self) -> int:
+        """Events in the spool not yet acknowledged (including claimed leftovers)."""
+        return self._pending
+
+    def append(self, path: str, events: list[Event]) -> bool:
+        """Store ``events`` for ``path``; False (nothing stored) when the bound is reached."""
+        if not events:
+            return True
+        records = [
+            _encode(path, events[i : i + _MAX_RECORD_EVENTS])
+            for i in range(0, len(events), _MAX_RECORD_EVENTS)
+        ]
+        size = sum(len(r) for r in records)
+        with self._lock:
+            if self._bytes + size > self.max_bytes:
+                return False
+            writer = self._writable()
+            for record in records:
+                os.write(writer.fd, record)
+            writer.size += size
+            writer.events += len(events)
+            self._bytes += size
+            self._pending += len(events)
+        return True
+
+    def read(self, max_events: int) -> list[Record]:
+        """The oldest records, about ``max_events`` events in all; not removed until acked."""
+        out: list[Record] = []
+        count = 0
+        with self._lock:
+            for segment in list(self._segments):
+                offset = segment.offset
+                while count < max_events and offset < segment.size:
+                    found = self._next_record(segment, offset)
+                    if found is None:
+                        break
+                    path, events, end = found
+                    out.append(Record(path, events, segment, end))
+                    count += len(events)
+                    offset = end
+                if count >= max_events:
+                    break
+        return out
+
+    def ack(self, record: Record) -> None:
+        """Mark ``record`` (and everything before it in its segment) delivered."""
+        with self._lock:
+            segment: _Segment = record.segment
+            if segment.fd < 0 or record.end <= segment.offset:
+                return
+            segment.offset = record.end
+            segment.events -= len(record.events)
+            self._pending -= len(record.events)
+            if segment.offset >= segment.size:  # fully delivered: the disk space goes now
+                self._remove(segment)
+            else:
+                self._store_ack(segment)
+
+    def close(self) -> None:
+        """fsync and release every segment; what is left is replayed by the next process."""
+        with self._lock:
+            for segment in self._segments:
+                if segment.own:
+                    with contextlib.suppress(OSError):
+                        os.fsync(segment.fd)
+                if segment.offset >= segment.size:
+                    self._unlink(segment)
+                self._close_fds(segment)
+            self._segments.clear()
+            self._writer = None
+            self._pending = 0
+
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's segments without releasing its locks.
+
+        The child then opens a new :class:`Spool` on the same directory for its own events.
+        """
+        self._lock = threading.Lock()
+        for segment in self._segments:
+            self._close_fds(segment)  # our copies only: flock stays with the parent's
+        self._segments.clear()
+        self._writer = None
+        self._pending = 0
+        self._bytes = 0
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _writable(self) -> _Segment:
+        writer = self._writer
+        if writer is not None and writer.size < self._segment_bytes:
+            return writer
+        if writer is not None:
+            with contextlib.suppress(OSError):
+                os.fsync(writer.fd)
+            if writer.offset >= writer.size:  # already fully delivered
+                self._remove(writer)
+            self._claim_leftovers()  # a good moment to notice processes that died since
+        for attempt in range(100):
+            file = self.directory / f"{time.time_ns():020d}-{os.getpid()}{_SUFFIX}"
+            try:
+                fd = os.open(file, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | _CLOEXEC, 0o600)
+            except FileExistsError:
+                continue
+            _lock_file(fd)
+            self._writer = _Segment(file, fd, 0, 0, 0, own=True)
+            self._segments.append(self._writer)
+            return self._writer
+        raise OSError(f"could not create a spool segment in {self.directory}")
+
+    def _claim_leftovers(self) -> None:
+        """Adopt segments whose owner is gone (nobody holds their lock), oldest first."""
+        known = {s.file.name for s in self._segments}
+        try:
+            names = sorted(n for n in os.listdir(self.directory) if n.endswith(_SUFFIX))
+        except OSError:
+            return
+        claimed: list[_Segment] = []
+        for name in names:
+            if name in known:
+                continue
+            file = self.directory / name
+            try:
+                fd = os.open(file, os.O_RDWR | _CLOEXEC)
+            except OSError:
+                continue
+            if not _try_lock(fd) or not _same_file(fd, file):
+                os.close(fd)  # alive owner, or deleted while we waited
+                continue
+            size = os.fstat(fd).st_size
+            segment = _Segment(file, fd, size, self._load_ack(file, size), 0, own=False)
+            segment.events = self._count_events(segment)
+            claimed.append(segment)
+            self._bytes += size
+            self._pending += segment.events
+        if claimed:
+            # leftovers are older than anything we wrote: they go first
+            self._segments.extendleft(reversed(claimed))
+            self._logger.info(
+                "Trubrics spool: %d undelivered events left by earlier processes will be sent.",
+                sum(s.events for s in claimed),
+            )
+
+    def _count_events(self, segment: _Segment) -> int:
+        count, offset = 0, segment.offset
+        while offset < segment.size:
+            header = os.pread(segment.fd, _HEADER.size, offset)
+            if len(header) < _HEADER.size:
+                break
+            magic, events, length, _ = _HEADER.unpack(header)
+            if magic != _MAGIC:
+                offset = self._resync(segment, offset + 1)
+                continue
+            count += events
+            offset += _HEADER.size + length
+        return count
+
+    def _next_record(self, segment: _Segment, offset: int) -> tuple[str, list[Event], int] | None:
+        """The record at ``offset`` or the next valid one after damage; None at the end."""
+        while offset < segment.size:
+            header = os.pread(segment.fd, _HEADER.size, offset)
+            if len(header) == _HEADER.size:
+                magic, count, length, crc = _HEADER.unpack(header)
+                if magic == _MAGIC and offset + _HEADER.size + length <= segment.size:
+                    payload = os.pread(segment.fd, length, offset + _HEADER.size)
+                    decoded = _decode(payload, crc)
+                    if decoded is not None:
+                        return decoded[0], decoded[1], offset + _HEADER.size + length
+            # torn or damaged: skip to the next record start
+            start = offset
+            offset = self._resync(segment, offset + 1)
+            self.skipped_bytes += offset - start
+            self._logger.warning(
+                "Trubrics spool: skipped %d damaged bytes in %s", offset - start, segment.file.name
+            )
+            if offset >= segment.size:  # nothing valid after it: the segment is done
+                segment.offset = segment.size
+                return None
+            segment.offset = offset
+        return None
+
+    def _resync(self, segment: _Segment, offset: int) -> int:
+        """Offset of the next ``magic`` at or after ``offset`` (or the segment's end)."""
+        while offset < segment.size:
+            chunk = os.pread(segment.fd, 1 << 16, offset)
+            if not chunk:
+                break
+            found = chunk.find(_MAGIC)
+            if found >= 0:
+                return offset + found
+            offset += max(1, len(chunk) - 1)
+        return segment.size
+
+    def _store_ack(self, segment: _Segment) -> None:
+        try:
+            if segment.ack_fd is None:
+                segment.ack_fd = os.open(
+                    _ack_file(segment.file), os.O_RDWR | os.O_CREAT | _CLOEXEC, 0o600
+                )
+            offset = struct.pack(">Q", segment.offset)
+            os.pwrite(segment.ack_fd, _ACK.pack(segment.offset, zlib.crc32(offset)), 0)
+        except OSError as exc:
+            self._logger.warning("Trubrics spool: could not record progress: %s", exc)
+
+    def _load_ack(self, file: Path, size: int) -> int:
+        try:
+            raw = _ack_file(file).read_bytes()
+            offset, crc = _ACK.unpack(raw[: _ACK.size])
+        except (OSError, struct.error):
+            return 0
+        if crc != zlib.crc32(struct.pack(">Q", offset)) or offset > size:
+            return 0
+        return offset
+
+    def _remove(self, segment: _Segment) -> None:
+        self._unlink(segment)
+        self._close_fds(segment)
+        self._bytes -= segment.size
+        with contextlib.suppress(ValueError):
+            self._segments.remove(segment)
+        if segment is self._writer:
+            self._writer = None
+
+    def _unlink(self, segment: _Segment) -> None:
+        # the segment first, while we still hold its lock: a process waiting for that
+        # lock then finds the file gone and does not replay it
+        for file in (segment.file, _ack_file(segment.file)):
+            with contextlib.suppress(OSError):
+                os.unlink(file)
+
+    @staticmethod
+    def _close_fds(segment: _Segment) -> None:
+        for fd in (segment.fd, segment.ack_fd):
+            if fd is not None and fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        segment.fd = -1
+        segment.ack_fd = None
+
+
+class MemorySpool:
+    """The spool's interface in memory, for ``spool=False``: bounded by event count."""
+
+    def __init__(self, max_events: int = DEFAULT_MAX_MEMORY_EVENTS) -> None:
+        self.max_events = max_events
+        self.directory = None
+        self._records: deque[Record] = deque()
+        self._pending = 0
+        self._lock = threading.Lock()
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def append(self, path: str, events: list[Event]) -> bool:
+        with self._lock:
+            if self._pending + len(events) > self.max_events:
+                return False
+            self._records.append(Record(path, list(events), None, 0))
+            self._pending += len(events)
+        return True
+
+    def read(self, max_events: int) -> list[Record]:
+        out: list[Record] = []
+        with self._lock:
+            for record in self._records:
+                if sum(len(r.events) for r in out) >= max_events:
+                    break
+                out.append(record)
+        return out
+
+    def ack(self, record: Record) -> None:
+        with self._lock:
+            while self._records:
+                head = self._records.popleft()
+                self._pending -= len(head.events)
+                if head is record:
+                    break
+
+    def close(self) -> None:
+        pass
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._records.clear()
+        self._pending = 0
+
+
+def default_directory() -> Path:
+    """The per-user cache directory: ``$XDG_CACHE_HOME`` (or ``~/.cache``) / trubrics-otel."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.environ.get("LOCALAPPDATA")
+    root = Path(base) if base else Path.home() / ".cache"
+    return root / "trubrics-otel" / "spool"
+
+
+def _encode(path: str, events: Iterable[Event]) -> bytes:
+    events = list(events)
+    payload = path.encode("ascii") + b"\n" + json.dumps(
+        events, ensure_ascii=False, separators=(",", ":")
+    ).encode("utf-8")
+    return _HEADER.pack(_MAGIC, len(events), len(payload), zlib.crc32(payload)) + payload
+
+
+def _decode(payload: bytes, crc: int) -> tuple[str, list[Event]] | None:
+    if zlib.crc32(payload) != crc:
+        return None
+    path, _, body = payload.partition(b"\n")
+    try:
+        events = json.loads(body)
+        return path.decode("ascii"), events if isinstance(events, list) else []
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _ack_file(file: Path) -> Path:
+    return file.with_name(file.name + ".ack")
+
+
+def _lock_file(fd: int) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _try_lock(fd: int) -> bool:
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _same_file(fd: int, file: Path) -> bool:
+    try:
+        return os.stat(file).st_ino == os.fstat(fd).st_ino
+    except OSError:
+        return False
+
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
