@@ -247,10 +247,14 @@ class Trubrics:
         if self._processor is None or self._exporter is None or self._closed:
             return 0
         try:
+            end = None if timeout is None else time.monotonic() + timeout
             with self._exporter.deadline(timeout):
                 self._processor.force_flush(int((30.0 if timeout is None else timeout) * 1000))
-                if self._exporter.pending:
+                while self._exporter.pending:  # spooled events: retry until the timeout
                     self._exporter.deliver([])
+                    if end is None or time.monotonic() >= end or not self._exporter.pending:
+                        break
+                    time.sleep(min(0.05, max(0.0, end - time.monotonic())))
             pending = self._exporter.pending + self._processor.queued
             if pending:
                 self._logger.warning("flush(): %d events not delivered yet; they stay queued", pending)

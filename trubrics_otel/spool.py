@@ -188,7 +188,6 @@ class Spool:
                 self._close_fds(segment)
             self._segments.clear()
             self._writer = None
-            self._pending = 0
 
     def after_fork(self) -> None:
         """In a forked child: forget the parent's segments without releasing its locks.

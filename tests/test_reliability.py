@@ -1,0 +1,368 @@
+"""Nothing lost, memory bounded, secrets and content protected: the client end to end."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from trubrics_otel import Trubrics
+from trubrics_otel.redaction import MAX_DEPTH, MAX_PROPERTIES_CHARS, MAX_STRING_CHARS
+from trubrics_otel.transport import insecure_reason
+
+from conftest import API_KEY
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _ids(endpoint) -> list[tuple[str, str]]:
+    events = endpoint.events() + endpoint.events("publish_llm_events")
+    return [(e["properties"]["$trace_id"], e["properties"]["$span_id"]) for e in events]
+
+
+def _spool_bytes(directory: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in directory.rglob("*") if p.is_file())
+
+
+def _python(code: str, endpoint_url: str, **env: str) -> subprocess.Popen[str]:
+    environment = dict(os.environ, PYTHONPATH=str(ROOT), TRUBRICS_HOST=endpoint_url,
+                       TRUBRICS_API_KEY=API_KEY, **env)
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=environment,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+# --- bounded memory, no loss ------------------------------------------------------------
+
+
+def test_queue_overflow_goes_to_the_spool_and_is_delivered(make_client, endpoint):
+    endpoint.reply(delay=1.5)  # the first request hangs while the burst arrives
+    client = make_client(max_queue_size=200, flush_batch_size=50)
+    for i in range(5_000):
+        client.track(user_id="u", event="burst", properties={"i": i})
+    stats = client.stats()
+    assert stats["queued"] <= 200  # memory bound held…
+    assert stats["spooled"] > 0  # …because the overflow went to disk
+    assert client.flush(timeout=60) == 0
+    ids = _ids(endpoint)
+    assert len(ids) == len(set(ids)) == 5_000
+    assert sorted(e["properties"]["i"] for e in endpoint.events()) == list(range(5_000))
+    assert client.stats()["dropped"] == 0
+
+
+def test_spooled_events_go_out_when_the_endpoint_returns_without_new_traffic(make_client, endpoint):
+    endpoint.fail_for(2.0, status=503)
+    client = make_client(retry_timeout=0.3)
+    for i in range(300):
+        client.track(user_id="u", event="outage", properties={"i": i})
+    assert client.flush(timeout=1) > 0  # still failing: kept, not lost
+    assert endpoint.wait_for_events(300, timeout=30) == 300  # the replay thread delivered them
+    assert len(set(_ids(endpoint))) == 300
+    for _ in range(100):  # the server answered; the client acknowledges right after
+        if client.stats()["pending"] == 0:
+            break
+        time.sleep(0.05)
+    assert client.stats()["pending"] == 0
+
+
+def test_spool_full_drops_are_counted_and_logged_once(make_client, endpoint, caplog):
+    endpoint.fail_for(30, status=503)
+    client = make_client(retry_timeout=0.1, max_spool_bytes=4_000, flush_batch_size=100)
+    with caplog.at_level(logging.ERROR, logger="trubrics"):
+        for i in range(1_000):
+            client.track(user_id="u", event="e", properties={"i": i})
+        client.flush(timeout=1)
+    stats = client.stats()
+    assert stats["dropped"] > 0 and stats["spooled"] + stats["dropped"] == 1_000
+    assert caplog.text.count("the spool is full") == 1
+
+
+def test_killed_process_leftovers_are_delivered_by_the_next_start(endpoint, private_spool):
+    endpoint.fail_for(60, status=503)
+    first = _python(
+        """
+        import sys, time
+        from trubrics_otel import Trubrics
+        t = Trubrics(retry_timeout=0.2, flush_interval=0.05)
+        for i in range(500):
+            t.track(user_id="u", event="before crash", properties={"i": i})
+        t.flush(timeout=1)
+        print(t.stats()["pending"], flush=True)
+        time.sleep(60)
+        """,
+        endpoint.url,
+    )
+    assert first.stdout.readline().strip() == "500"  # all 500 on disk
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    endpoint.fail_for(0)
+    second = _python(
+        """
+        from trubrics_otel import Trubrics
+        t = Trubrics(flush_interval=0.05)
+        t.track(user_id="u", event="after restart")
+        t.close(timeout=20)
+        """,
+        endpoint.url,
+    )
+    _, err = second.communicate(timeout=60)
+    assert second.returncode == 0, err
+    names = [e["event"] for e in endpoint.events()]
+    assert names.count("before crash") == 500 and names.count("after restart") == 1
+    assert len(set(_ids(endpoint))) == 501
+    assert list(private_spool.rglob("*.seg")) == []  # delivered segments are deleted
+
+
+def test_fork_child_delivers_its_own_and_the_parents_queue_is_not_sent_twice(endpoint):
+    proc = _python(
+        """
+        import os
+        from trubrics_otel import Trubrics
+        t = Trubrics(flush_interval=60, flush_batch_size=1000)  # nothing leaves before fork
+        for i in range(100):
+            t.track(user_id="parent", event="queued before fork", properties={"i": i})
+        pid = os.fork()
+        if pid == 0:
+            for i in range(50):
+                t.track(user_id="child", event="from child", properties={"i": i})
+            t.close(timeout=20)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        assert status == 0, status
+        t.track(user_id="parent", event="after fork")
+        t.close(timeout=20)
+        """,
+        endpoint.url,
+    )
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    names = [e["event"] for e in endpoint.events()]
+    assert names.count("queued before fork") == 100
+    assert names.count("from child") == 50 and names.count("after fork") == 1
+    assert len(set(_ids(endpoint))) == 151
+
+
+def test_fork_child_leaves_the_parents_spool_alone(endpoint):
+    endpoint.fail_for(60, status=503)
+    proc = _python(
+        """
+        import os, sys
+        from trubrics_otel import Trubrics
+        t = Trubrics(flush_interval=0.05, retry_timeout=0.2)
+        for i in range(40):
+            t.track(user_id="parent", event="spooled", properties={"i": i})
+        t.flush(timeout=1)
+        assert t.stats()["pending"] == 40
+        print("spooled", flush=True)
+        sys.stdin.readline()            # the test makes the endpoint healthy
+        pid = os.fork()
+        if pid == 0:
+            t.track(user_id="child", event="from child")
+            t.close(timeout=20)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        t.close(timeout=20)
+        """,
+        endpoint.url,
+    )
+    proc.stdin = proc.stdin or None
+    assert proc.stdout.readline().strip() == "spooled"
+    endpoint.fail_for(0)
+    proc.communicate(input="go\n", timeout=60)
+    assert proc.returncode == 0
+    names = [e["event"] for e in endpoint.events()]
+    assert names.count("spooled") == 40 and names.count("from child") == 1
+
+
+def test_close_is_bounded_on_a_hanging_endpoint_and_spools_the_rest(endpoint, private_spool):
+    endpoint.reply(delay=30, times=50)  # every request hangs far longer than close's timeout
+    client = Trubrics(api_key=API_KEY, host=endpoint.url, flush_interval=0.05, timeout=25)
+    for i in range(300):
+        client.track(user_id="u", event="hang", properties={"i": i})
+    time.sleep(0.3)  # the worker is inside a request now
+    started = time.monotonic()
+    client.close(timeout=1)
+    assert time.monotonic() - started < 10  # far from the 25-30 s the hang would cost
+    assert client.stats()["sent"] == 0 and client.stats()["pending"] == 300  # all on disk
+    endpoint._replies.clear()
+    later = Trubrics(api_key=API_KEY, host=endpoint.url, flush_interval=0.05)
+    later.track(user_id="u", event="next run")
+    later.close(timeout=20)
+    got = {e["properties"]["i"] for e in endpoint.events() if e["event"] == "hang"}
+    assert got == set(range(300))  # every event arrived (an in-flight batch may arrive twice)
+
+
+# --- security -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("https://app.trubrics.com/api/ingestion", False),
+        ("http://127.0.0.1:8080", False),
+        ("http://127.8.9.10", False),
+        ("http://[::1]:8000/x", False),
+        ("http://localhost:3000", False),
+        ("http://app.trubrics.com/api/ingestion", True),
+        ("http://10.0.0.5:8000", True),
+        ("http://localhost.evil.com", True),
+        ("ftp://127.0.0.1", True),
+    ],
+)
+def test_insecure_reason(url, refused):
+    assert (insecure_reason(url) is not None) == refused
+
+
+def test_plain_http_to_a_remote_host_is_refused(caplog, private_spool):
+    with caplog.at_level(logging.ERROR, logger="trubrics"):
+        client = Trubrics(api_key=API_KEY, host="http://trubrics.example", flush_interval=0.05)
+        client.track(user_id="u", event="e")
+        assert client.flush(timeout=2) == 1  # kept (spooled), never sent
+    assert "Not sending to http://trubrics.example" in caplog.text
+    assert "allow_insecure=True" in caplog.text
+    stats = client.stats()
+    assert stats["sent"] == 0 and stats["retries"] == 0
+    client.close(timeout=1)
+    assert API_KEY not in caplog.text
+
+
+EMAIL = "jane.doe@example.com"
+
+
+def _mask(value):
+    if isinstance(value, str):
+        return value.replace(EMAIL, "<email>")
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    return value
+
+
+def test_mask_applies_before_the_network_and_the_spool(make_client, endpoint, private_spool):
+    endpoint.fail_for(1.0, status=503)
+    client = make_client(mask=_mask, retry_timeout=0.2)
+    client.track_llm(user_id="u", prompt=f"mail {EMAIL}", generation=f"wrote to {EMAIL}",
+                     properties={"to": EMAIL, "nested": {"cc": [EMAIL]}})
+    client.track(user_id="u", event="Sent", properties={"to": EMAIL})
+    assert client.flush(timeout=1) == 2  # spooled during the failure
+    assert EMAIL.encode() not in _spool_bytes(private_spool)
+    assert endpoint.wait_for_events(2, timeout=30) == 2
+    [llm] = endpoint.events("publish_llm_events")
+    [event] = endpoint.events()
+    assert llm["prompt"] == "mail <email>" and llm["generation"] == "wrote to <email>"
+    assert llm["properties"]["to"] == "<email>" and llm["properties"]["nested"] == {"cc": ["<email>"]}
+    assert event["properties"]["to"] == "<email>"
+    assert "$trace_id" in event["properties"]  # ids survive any mask
+
+
+def test_a_failing_mask_never_lets_the_value_out(make_client, endpoint, caplog):
+    def broken(value):
+        raise RuntimeError("oops")
+
+    client = make_client(mask=broken)
+    with caplog.at_level(logging.ERROR, logger="trubrics"):
+        client.track_llm(user_id="u", prompt="secret prompt", generation="secret answer",
+                         properties={"k": "secret"})
+        client.flush(timeout=10)
+    [llm] = endpoint.events("publish_llm_events")
+    assert "secret" not in json.dumps(llm)
+    assert llm["prompt"] == "<masking failed>"
+    assert "mask= raised RuntimeError" in caplog.text
+
+
+@pytest.mark.parametrize(("env", "captured"), [
+    (None, True), ("span_only", True), ("true", True),
+    ("false", False), ("no_content", False), ("NO_CONTENT", False),
+])
+def test_capture_content_env(make_client, endpoint, monkeypatch, env, captured):
+    if env is None:
+        monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
+    else:
+        monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", env)
+    client = make_client()
+    client.track_llm(user_id="u", prompt="the prompt", generation="the answer",
+                     assistant_id="m", latency=0.5, properties={"$text": "the prompt", "k": 1})
+    client.flush(timeout=10)
+    [llm] = endpoint.events("publish_llm_events")
+    assert (llm["prompt"], llm["generation"]) == (("the prompt", "the answer") if captured else ("", ""))
+    assert ("$text" in llm["properties"]) == captured
+    assert llm["assistant_id"] == "m" and llm["latency"] == 0.5 and llm["properties"]["k"] == 1
+
+
+def test_capture_content_argument_wins_over_env(make_client, endpoint, monkeypatch):
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "span_only")
+    client = make_client(capture_content=False)
+    client.track_llm(user_id="u", prompt="p", generation="g")
+    client.flush(timeout=10)
+    [llm] = endpoint.events("publish_llm_events")
+    assert llm["prompt"] == llm["generation"] == ""
+
+
+def test_the_key_is_in_no_spool_file_and_no_log(make_client, endpoint, private_spool, caplog):
+    endpoint.fail_for(60, status=503)
+    client = make_client(retry_timeout=0.2)
+    with caplog.at_level(logging.DEBUG, logger="trubrics"):
+        for i in range(50):
+            client.track(user_id="u", event="e", properties={"i": i})
+        assert client.flush(timeout=1) == 50
+        client.close(timeout=1)
+    files = [p for p in private_spool.rglob("*")]
+    assert any(p.suffix == ".seg" for p in files)
+    assert API_KEY.encode() not in _spool_bytes(private_spool)
+    assert all(API_KEY not in str(p) for p in files)
+    assert API_KEY not in caplog.text
+    assert "50 Trubrics events undelivered" in caplog.text
+
+
+def test_spool_can_be_turned_off(make_client, endpoint, private_spool):
+    endpoint.fail_for(1.0, status=503)
+    client = make_client(spool=False, retry_timeout=0.2)
+    client.track(user_id="u", event="e")
+    assert client.flush(timeout=0.5) == 1
+    assert not private_spool.exists()  # no file anywhere
+    assert client.flush(timeout=20) == 0  # held in memory, delivered once it is back
+    assert len(endpoint.events()) == 1
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+def test_hostile_properties_are_bounded_and_the_event_still_goes(make_client, endpoint, caplog):
+    cyclic: dict = {"name": "loop"}
+    cyclic["self"] = cyclic
+    deep: list = []
+    cursor = deep
+    for _ in range(5_000):
+        cursor.append([])
+        cursor = cursor[0]
+    client = make_client()
+    with caplog.at_level(logging.WARNING, logger="trubrics"):
+        client.track(user_id="u", event="huge", properties={"blob": "x" * 5_000_000})
+        client.track(user_id="u", event="deep", properties={"deep": deep})
+        client.track(user_id="u", event="cyclic", properties=cyclic)
+        client.track(user_id="u", event="keys", properties={1: "a", (2, 3): "b", None: "c"})
+        client.track(user_id="u", event="objects", properties={"o": object(), "s": {3, 1, 2}})
+        client.track_llm(user_id="u", prompt="p" * 1_000_000, generation="g")
+        client.flush(timeout=20)
+    by_name = {e["event"]: e["properties"] for e in endpoint.events()}
+    assert set(by_name) == {"huge", "deep", "cyclic", "keys", "objects"}
+    assert len(by_name["huge"]["blob"]) <= MAX_STRING_CHARS
+    assert len(json.dumps(by_name["deep"])) < MAX_PROPERTIES_CHARS
+    depth, node = 0, by_name["deep"]["deep"]
+    while isinstance(node, list) and node:
+        depth, node = depth + 1, node[0]
+    assert depth <= MAX_DEPTH and node == "<too deep>"
+    assert by_name["cyclic"]["self"] == "<cycle>"
+    assert {"1", "(2, 3)", "None"} <= set(by_name["keys"])
+    assert by_name["objects"]["s"] == [1, 2, 3]
+    [llm] = endpoint.events("publish_llm_events")
+    assert "truncated" in llm["prompt"] and len(llm["prompt"]) < 1_000_000
+    assert "converted" in caplog.text or "cut" in caplog.text
