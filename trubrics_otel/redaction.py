@@ -90,10 +90,7 @@ class Policy:
                 properties = {"value": properties}
         if kind == "llm":
             for field in ("prompt", "generation"):
-                text = event.get(field)
-                if not isinstance(text, str):
-                    text = "" if text is None else str(text)
-                event[field] = self._cut(text, MAX_TEXT_CHARS, field)
+                event[field] = self._cut(_text(event.get(field)), MAX_TEXT_CHARS, field)
         properties = bound_properties(properties, self._log.warning)
         properties.update(ids)
         event["properties"] = properties
@@ -147,7 +144,7 @@ def _bound(value: Any, depth: int, notes: set[str]) -> Any:
         if depth >= MAX_DEPTH:
             notes.add("depth")
             return "<too deep>"
-        return {str(k): _bound(v, depth + 1, notes) for k, v in value.items()}
+        return {_text(k): _bound(v, depth + 1, notes) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         if depth >= MAX_DEPTH:
             notes.add("depth")
@@ -169,6 +166,21 @@ def _fit(properties: dict[str, Any]) -> dict[str, Any]:
             dropped += 1
     kept["$truncated_properties"] = dropped
     return kept
+
+
+def _text(value: Any) -> str:
+    """A string for any value, even one whose ``__str__`` raises."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    try:
+        return str(value)
+    except Exception:
+        try:
+            return repr(value)
+        except Exception:
+            return f"<{type(value).__name__}>"
 
 
 def truncate(text: str, limit: int) -> str:
