@@ -85,6 +85,7 @@ def test_torn_last_record_is_skipped_not_the_file(tmp_path):
     segment.write_bytes(data[:-7])  # the last record loses its tail, as after a power cut
     spool = Spool(tmp_path)
     assert [g[2] for g in _drain(spool)] == [0, 1]
+    assert spool.pending == 0 and _segments(tmp_path) == []  # the torn record is forgotten
 
 
 def test_damage_in_the_middle_costs_one_record(tmp_path):
@@ -96,6 +97,7 @@ def test_damage_in_the_middle_costs_one_record(tmp_path):
     segment.write_bytes(bytes(data))
     spool = Spool(tmp_path)
     assert [g[2] for g in _drain(spool)] == [0, 2]
+    assert spool.pending == 0
 
 
 def test_leftovers_of_a_dead_process_are_claimed_oldest_first(tmp_path):

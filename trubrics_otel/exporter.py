@@ -60,7 +60,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from trubrics_otel.encoder import Event, encode_spans
 from trubrics_otel.redaction import Mask, Policy, RateLimitedLog
-from trubrics_otel.spool import DEFAULT_MAX_BYTES, MemorySpool, Spool, default_directory
+from trubrics_otel.spool import DEFAULT_MAX_BYTES, MemorySpool, Record, Spool, default_directory
 from trubrics_otel.transport import (
     DEFAULT_HOST, EVENTS_PATH, LLM_EVENTS_PATH, MAX_BATCH, Transport, insecure_reason,
 )
@@ -72,7 +72,7 @@ MAX_HELD_EVENTS = 100_000
 REPLAY_CHUNK_EVENTS = 1_000
 """Events read from the spool at a time: bounds the memory a replay needs."""
 REPLAY_INTERVAL_S = 1.0
-REPLAY_INTERVAL_MAX_S = 30.0
+REPLAY_INTERVAL_MAX_S = 10.0
 
 Batches = list[tuple[str, list[Event]]]
 _OFF = frozenset({"0", "false", "no", "off", "none", ""})
@@ -272,11 +272,13 @@ class TrubricsSpanExporter(SpanExporter):
             records = spool.read(REPLAY_CHUNK_EVENTS)
             if not records:
                 return True
-            for record in records:
-                if self._send(record.path, record.events):
+            for group in _requests(records):  # small records (overflow) share a request
+                events = [e for record in group for e in record.events]
+                if self._send(group[0].path, events):
                     return False
-                spool.ack(record)
-                self._counts["replayed"] += len(record.events)
+                for record in group:
+                    spool.ack(record)
+                self._counts["replayed"] += len(events)
         return not self._expired() or not spool.pending
 
     def _store(self, batches: Batches) -> None:
@@ -405,6 +407,20 @@ def _spool_setting(value: str | os.PathLike[str] | bool | None) -> Path | bool |
     if value is False:
         return False
     return Path(value)
+
+
+def _requests(records: list[Record]) -> list[list[Record]]:
+    """Consecutive records of one path, grouped to at most one request (MAX_BATCH events)."""
+    groups: list[list[Record]] = []
+    size = 0
+    for record in records:
+        if groups and groups[-1][0].path == record.path and size + len(record.events) <= MAX_BATCH:
+            groups[-1].append(record)
+            size += len(record.events)
+        else:
+            groups.append([record])
+            size = len(record.events)
+    return groups
 
 
 def _describe_bound(spool: Spool | MemorySpool) -> str:

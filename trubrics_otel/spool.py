@@ -147,19 +147,28 @@ class Spool:
         """The oldest records, about ``max_events`` events in all; not removed until acked."""
         out: list[Record] = []
         count = 0
-        with self._lock:
-            for segment in list(self._segments):
-                offset = segment.offset
-                while count < max_events and offset < segment.size:
-                    found = self._next_record(segment, offset)
+        with self._lock:  # a snapshot: written bytes never change, so read them unlocked
+            plan = [(segment, segment.offset, segment.size) for segment in self._segments]
+        for segment, offset, size in plan:
+            try:
+                while count < max_events and offset < size:
+                    found = self._next_record(segment, offset, size)
                     if found is None:
                         break
                     path, events, end = found
                     out.append(Record(path, events, segment, end))
                     count += len(events)
                     offset = end
-                if count >= max_events:
-                    break
+            except OSError:  # closed meanwhile (close() or fork): nothing more to read
+                break
+            if count >= max_events:
+                break
+        if not out and self._pending:  # only damaged bytes were left: forget them
+            with self._lock:
+                for segment in list(self._segments):
+                    if segment.offset >= segment.size:
+                        self._pending -= segment.events
+                        self._remove(segment)
         return out
 
     def ack(self, record: Record) -> None:
@@ -273,33 +282,36 @@ class Spool:
             offset += _HEADER.size + length
         return count
 
-    def _next_record(self, segment: _Segment, offset: int) -> tuple[str, list[Event], int] | None:
+    def _next_record(
+        self, segment: _Segment, offset: int, size: int
+    ) -> tuple[str, list[Event], int] | None:
         """The record at ``offset`` or the next valid one after damage; None at the end."""
-        while offset < segment.size:
+        while offset < size:
             header = os.pread(segment.fd, _HEADER.size, offset)
             if len(header) == _HEADER.size:
                 magic, count, length, crc = _HEADER.unpack(header)
-                if magic == _MAGIC and offset + _HEADER.size + length <= segment.size:
+                if magic == _MAGIC and offset + _HEADER.size + length <= size:
                     payload = os.pread(segment.fd, length, offset + _HEADER.size)
                     decoded = _decode(payload, crc)
                     if decoded is not None:
                         return decoded[0], decoded[1], offset + _HEADER.size + length
             # torn or damaged: skip to the next record start
             start = offset
-            offset = self._resync(segment, offset + 1)
+            offset = self._resync(segment, offset + 1, size)
             self.skipped_bytes += offset - start
             self._logger.warning(
                 "Trubrics spool: skipped %d damaged bytes in %s", offset - start, segment.file.name
             )
-            if offset >= segment.size:  # nothing valid after it: the segment is done
-                segment.offset = segment.size
+            if offset >= size:  # nothing valid after it: the segment is done
+                segment.offset = max(segment.offset, size)
                 return None
-            segment.offset = offset
+            segment.offset = max(segment.offset, offset)
         return None
 
-    def _resync(self, segment: _Segment, offset: int) -> int:
+    def _resync(self, segment: _Segment, offset: int, size: int | None = None) -> int:
         """Offset of the next ``magic`` at or after ``offset`` (or the segment's end)."""
-        while offset < segment.size:
+        size = segment.size if size is None else size
+        while offset < size:
             chunk = os.pread(segment.fd, 1 << 16, offset)
             if not chunk:
                 break
@@ -307,7 +319,7 @@ class Spool:
             if found >= 0:
                 return offset + found
             offset += max(1, len(chunk) - 1)
-        return segment.size
+        return size
 
     def _store_ack(self, segment: _Segment) -> None:
         try:
