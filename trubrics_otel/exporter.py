@@ -19,7 +19,7 @@ argument         environment                 default
 api_key          TRUBRICS_API_KEY            (required by the ingestion API)
 host             TRUBRICS_HOST               https://app.trubrics.com/api/ingestion
 timeout          TRUBRICS_TIMEOUT            10 s per HTTP request
-retry_timeout    TRUBRICS_RETRY_TIMEOUT      60 s of retrying one batch before spooling it
+retry_timeout    TRUBRICS_RETRY_TIMEOUT      60 s of retrying a spooled batch per replay
 spool            TRUBRICS_SPOOL              a per-user cache directory; ``False``/``off``
 max_spool_bytes  TRUBRICS_MAX_SPOOL_BYTES    256 MiB
 allow_insecure   TRUBRICS_ALLOW_INSECURE     False: no API key over ``http://`` off loopback
@@ -31,7 +31,7 @@ mask             --                          None: ``mask(value) -> value``
 The :mod:`~trubrics_otel.encoder` turns spans into events (no I/O); the
 :mod:`~trubrics_otel.redaction` policy masks and bounds them; the
 :mod:`~trubrics_otel.transport` sends them. Events that meet a transient failure for longer
-than ``retry_timeout``, or are still undelivered when a flush/close deadline passes, go to
+than :data:`FIRST_TRY_S`, or are still undelivered when a flush/close deadline passes, go to
 the :mod:`~trubrics_otel.spool` (a directory per endpoint and key, under ``spool``), and
 are replayed oldest first as soon as the endpoint answers again, by a background thread
 that only runs while the spool holds events, and by the next process that uses the same
@@ -69,6 +69,9 @@ DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_RETRY_TIMEOUT_S = 60.0
 MAX_HELD_EVENTS = 100_000
 """With ``spool=False``: events kept in memory during an outage before new ones are dropped."""
+FIRST_TRY_S = 1.0
+"""How long a fresh batch is retried before it goes to the spool: a blip costs no disk
+write, and a longer outage keeps almost nothing in memory (what a ``kill -9`` would lose)."""
 REPLAY_CHUNK_EVENTS = 1_000
 """Events read from the spool at a time: bounds the memory a replay needs."""
 REPLAY_INTERVAL_S = 1.0
@@ -132,7 +135,9 @@ class TrubricsSpanExporter(SpanExporter):
         self._deadline: float | None = None
         self._lock = threading.Lock()
         self._counts = collections.Counter[str]()
+        self._count_lock = threading.Lock()
         self._down = False
+        self._not_before = 0.0
         self._inflight: tuple[str, list[Event]] | None = None
         self._closed = False
         self._replayer: threading.Thread | None = None
@@ -218,7 +223,7 @@ class TrubricsSpanExporter(SpanExporter):
                 self._store(batches)
                 return SpanExportResult.FAILURE
             for i, (path, events) in enumerate(batches):
-                pending = self._send(path, events)
+                pending = self._send(path, events, FIRST_TRY_S)
                 if pending:
                     self._store([(path, pending)] + batches[i + 1 :])
                     return SpanExportResult.FAILURE
@@ -251,19 +256,23 @@ class TrubricsSpanExporter(SpanExporter):
 
     # --- internals ---------------------------------------------------------------------
 
-    def _send(self, path: str, events: list[Event]) -> list[Event]:
-        """Send with this batch's own retry budget; return what is still pending."""
+    def _send(self, path: str, events: list[Event], budget: float) -> list[Event]:
+        """Send with a retry budget of its own (s); return what is still pending."""
         if not events:
             return []
         started = time.monotonic()
         self._inflight = (path, events)
         try:
-            delivery = self._transport.send(path, events, deadline=lambda: self._until(started))
+            delivery = self._transport.send(
+                path, events, deadline=lambda: self._until(started, budget)
+            )
         finally:
             self._inflight = None
         self._counts["sent"] += delivery.sent
         self._counts["rejected"] += delivery.rejected
         self._down = bool(delivery.pending)
+        if delivery.pending and delivery.retry_after:
+            self._not_before = time.monotonic() + delivery.retry_after
         return delivery.pending
 
     def _replay(self, spool: Spool | MemorySpool) -> bool:
@@ -274,7 +283,10 @@ class TrubricsSpanExporter(SpanExporter):
                 return True
             for group in _requests(records):  # small records (overflow) share a request
                 events = [e for record in group for e in record.events]
-                if self._send(group[0].path, events):
+                wait = self._not_before - time.monotonic()  # honour Retry-After across calls
+                if wait > 0 and not self._transport.wait(wait, self._deadline_or_never):
+                    return False
+                if self._send(group[0].path, events, self._retry_timeout):
                     return False
                 for record in group:
                     spool.ack(record)
@@ -293,11 +305,11 @@ class TrubricsSpanExporter(SpanExporter):
                 except OSError as exc:
                     self._log.error("spool-io", "Trubrics spool write failed: %s", exc)
                     ok = False
+                with self._count_lock:  # called from app threads too (queue overflow)
+                    self._counts["spooled" if ok else "dropped"] += len(chunk)
                 if ok:
-                    self._counts["spooled"] += len(chunk)
                     stored = True
                 else:
-                    self._counts["dropped"] += len(chunk)
                     self._log.error(
                         "dropped",
                         "Dropped %d Trubrics events: the spool is full (%s).",
@@ -369,11 +381,14 @@ class TrubricsSpanExporter(SpanExporter):
             return -1
         return max(0.0, self._deadline - time.monotonic())
 
+    def _deadline_or_never(self) -> float:
+        return float("inf") if self._deadline is None else self._deadline
+
     def _expired(self) -> bool:
         return self._deadline is not None and time.monotonic() >= self._deadline
 
-    def _until(self, started: float) -> float:
-        until = started + self._retry_timeout
+    def _until(self, started: float, budget: float | None = None) -> float:
+        until = started + (self._retry_timeout if budget is None else budget)
         return until if self._deadline is None else min(until, self._deadline)
 
 

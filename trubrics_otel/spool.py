@@ -181,6 +181,7 @@ class Spool:
             segment.events -= len(record.events)
             self._pending -= len(record.events)
             if segment.offset >= segment.size:  # fully delivered: the disk space goes now
+                self._pending -= segment.events  # (records skipped as damaged, if any)
                 self._remove(segment)
             else:
                 self._store_ack(segment)

@@ -58,6 +58,8 @@ class Delivery:
     """Events in chunks the server refused for good (4xx other than 408/429)."""
     pending: list[dict[str, Any]] = field(default_factory=list)
     """Events not accepted after a transient failure, in order: worth sending later."""
+    retry_after: float | None = None
+    """When we gave up: seconds to wait before the next attempt (``Retry-After``, else backoff)."""
 
 
 class Transport:
@@ -101,6 +103,7 @@ class Transport:
             delivery.ok = False
             delivery.detail = result.detail
             delivery.retryable = result.retryable
+            delivery.retry_after = result.retry_after
             if result.retryable:
                 delivery.pending = list(events[start:])
                 break
@@ -152,13 +155,19 @@ class Transport:
             if wait is None:
                 step = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2 ** (attempt - 1))
                 wait = step / 2 + random.uniform(0, step / 2)
+            asked = wait
             if not self._sleep(wait, until):
+                result.retry_after = asked
                 self._logger.warning(
                     "Giving up on %d events at /%s for now after %d attempts: %s",
                     len(chunk), path, attempt, result.detail,
                 )
                 return result
             self.retries += 1
+
+    def wait(self, seconds: float, until: Deadline) -> bool:
+        """Wait ``seconds`` unless the deadline comes first (False) or :meth:`interrupt`."""
+        return self._sleep(seconds, until)
 
     def _sleep(self, seconds: float, until: Deadline) -> bool:
         """Wait ``seconds``; False as soon as the (possibly moved) deadline comes first."""
