@@ -110,6 +110,7 @@ def child(params: dict) -> None:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     time.sleep(0.1)
+    baseline = rss()
     print("ready", flush=True)
     n, rate, threads = params["n"], params.get("rate", 0), params.get("threads", 1)
 
@@ -148,7 +149,7 @@ def child(params: dict) -> None:
     if beyond and max(p for p, _ in beyond) > BOUND + 5_000:
         top = max(p for p, _ in beyond)
         per_event = max(0, max(r for _, r in beyond) - at_bound) / (top - BOUND)
-    print(json.dumps({"sent": state["tracked"], "peak_rss": state["peak"],
+    print(json.dumps({"sent": state["tracked"], "peak_rss": state["peak"], "baseline": baseline,
                       "max_pending": state["max_pending"], "per_event": per_event,
                       "worst_ns": state["worst"]}), flush=True)
 
@@ -182,7 +183,7 @@ def run(name: str, params: dict, chaos, *, kill_after: float | None = None) -> d
             proc.wait()
             raw = _SHARED.unpack(shared.read_bytes()[: _SHARED.size])
             result = {"sent": raw[0], "peak_rss": raw[1], "max_pending": raw[2], "per_event": None,
-                      "worst_ns": raw[3]}
+                      "worst_ns": None, "baseline": None}  # a killed process reports no worst
             chaos_thread.join(30)
             # the next start of the app (same endpoint, same spool) delivers the leftovers
             restart = spawn(dict(params, n=0, close_timeout=60), Path(tmp) / "spool", endpoint.url)
@@ -232,15 +233,17 @@ SCENARIOS = {
 
 def table(results: list[dict]) -> str:
     rows = [
-        "| scenario | sent | delivered | lost | dupes | peak RSS | max pending | B/pending beyond bound | worst track() |",
+        "| scenario | sent | delivered | lost | dupes | peak RSS (growth) | max pending "
+        "| B/pending beyond bound | worst track() |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         per = "—" if r["per_event"] is None else f"{r['per_event']:.0f}"
+        worst = "—" if r["worst_ns"] is None else f"{r['worst_ns'] / 1e6:.1f} ms"
+        growth = "" if not r.get("baseline") else f" (+{(r['peak_rss'] - r['baseline']) / 2**20:.0f})"
         rows.append(
             f"| {r['title']} | {r['sent']:,} | {r['delivered']:,} | {r['lost']:,} | {r['dupes']:,} "
-            f"| {r['peak_rss'] / 2**20:.0f} MB | {r['max_pending']:,} | {per} "
-            f"| {r['worst_ns'] / 1e6:.1f} ms |"
+            f"| {r['peak_rss'] / 2**20:.0f} MB{growth} | {r['max_pending']:,} | {per} | {worst} |"
         )
     return "\n".join(rows)
 
