@@ -219,7 +219,7 @@ SCENARIOS = {
                    _after(2, lambda e: e.go_down_for(60).join()), None),
     "storm_429": ("429 storm, Retry-After: 1, for 8 s", dict(n=20_000, rate=2_000),
                   _after(1, lambda e: e.fail_for(8, status=429, headers={"Retry-After": "1"})), None),
-    "hanging": ("endpoint hangs 15 s per request (4 threads + asyncio)",
+    "hanging": ("endpoint hangs: 4 requests x 15 s, past the 10 s timeout (4 threads + asyncio)",
                 dict(n=25_000, rate=2_500, threads=4, asyncio=True),
                 _after(1, lambda e: e.reply(delay=15, times=4)), None),
     "kill9": ("kill -9 mid-stream during an outage, then restart",

@@ -332,6 +332,9 @@ class TrubricsSpanExporter(SpanExporter):
     def _make_spool(self) -> Spool | MemorySpool:
         if self._spool_setting is False:
             return MemorySpool(MAX_HELD_EVENTS)
+        if not hasattr(os, "pread"):  # Windows: the spool needs positional reads
+            self._logger.warning("No disk spool on this platform; undelivered events stay in memory.")
+            return MemorySpool(MAX_HELD_EVENTS)
         base = default_directory() if self._spool_setting is None else self._spool_setting
         try:
             return Spool(Path(base) / self._spool_key, max_bytes=self._max_spool_bytes, logger=self._logger)
