@@ -53,6 +53,7 @@ from trubrics_otel.server.validation import EVENT, LLM_EVENT, validate_batch, va
 DEFAULT_PORT = 8787
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 
+_POLL_S = 0.05  # how soon stop() is noticed by a background server
 _INGESTION = {"publish_events": EVENT, "publish_llm_events": LLM_EVENT}
 _DRAIN_LIMIT_FACTOR = 8
 """An oversized body up to this many times the limit is read and discarded, so the client
@@ -120,7 +121,8 @@ class LocalServer:
         self.bind()
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever, name="trubrics-local-server", daemon=True  # type: ignore[union-attr]
+                target=self._httpd.serve_forever, args=(_POLL_S,),  # type: ignore[union-attr]
+                name="trubrics-local-server", daemon=True,
             )
             self._thread.start()
         return self
