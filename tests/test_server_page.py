@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import requests
 
 from trubrics_otel.server import LocalServer
 
@@ -117,3 +118,15 @@ def test_events_users_and_sessions_views(server, browser):
     browser.get(f"{server.url}/#users")
     text = wait_for_text(browser, "bob")
     assert "alice" in text
+
+
+def test_new_events_appear_without_reloading(browser, tmp_path):
+    with LocalServer(tmp_path / "live.sqlite3") as server:
+        browser.get(f"{server.url}/#threads")
+        wait_for_text(browser, "No threads yet")
+        requests.post(f"{server.url}/publish_llm_events", headers={"x-api-key": "k"}, timeout=10, json=[{
+            "user_id": "carol", "prompt": "Is this page live?", "generation": "It polls for new events.",
+            "thread_id": "live-1", "latency": 0.3, "properties": {},
+        }]).raise_for_status()
+        text = wait_for_text(browser, "Is this page live?", timeout=20)  # the newest thread, opened
+        assert "It polls for new events." in text

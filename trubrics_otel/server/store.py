@@ -168,9 +168,10 @@ class Store:
         with self._connect() as connection:
             row = connection.execute(
                 "SELECT COUNT(*) AS total, COALESCE(SUM(kind = 'llm'), 0) AS llm, "
-                "COUNT(DISTINCT user_id) AS users FROM events"
+                "COUNT(DISTINCT user_id) AS users, COALESCE(MAX(id), 0) AS last_id FROM events"
             ).fetchone()
-        return {"events": row["total"] - row["llm"], "llm_events": row["llm"], "users": row["users"]}
+        return {"events": row["total"] - row["llm"], "llm_events": row["llm"], "users": row["users"],
+                "last_id": row["last_id"]}
 
     def events(
         self,
@@ -202,14 +203,14 @@ class Store:
             where.append("(e.event = ? OR e.prompt_event_name = ?)")
             params += [event, event]
         order = "DESC" if newest_first else "ASC"
-        sql = (
-            f"WITH s AS ({_sessionised(session_timeout_s)}) "
-            "SELECT e.*, s.session_id FROM events e JOIN s ON s.id = e.id "
-            f"WHERE {' AND '.join(where) or '1'} "
+        page = (
+            f"SELECT * FROM events e WHERE {' AND '.join(where) or '1'} "
             f"ORDER BY e.ts_us {order}, e.id {order} LIMIT ?"
         )
         with self._connect() as connection:
-            rows = connection.execute(sql, [*params, -1 if limit is None else limit]).fetchall()
+            rows = connection.execute(
+                _with_sessions(page, order, session_timeout_s), [*params, -1 if limit is None else limit]
+            ).fetchall()
         return [_event_dict(row) for row in rows]
 
     def users(self, *, limit: int | None = 100) -> list[dict[str, Any]]:
@@ -238,14 +239,13 @@ class Store:
     ) -> list[dict[str, Any]]:
         """Sessions, most recently active first."""
         sql = (
-            f"WITH s AS ({_sessionised(timeout_s)}) "
+            f"WITH s AS ({_sessionised(timeout_s, 'WHERE user_id = ?' if user is not None else '')}) "
             "SELECT s.session_id, s.user_id, MIN(e.ts_us) AS start_us, MAX(e.ts_us) AS end_us, "
             "COUNT(*) AS events, SUM(e.kind = 'llm') AS llm_events, "
             "COUNT(DISTINCT e.thread_id) AS threads, "
             "json_group_array(DISTINCT e.event) AS names "
             "FROM s JOIN events e ON e.id = s.id "
-            + ("WHERE s.user_id = ? " if user is not None else "")
-            + "GROUP BY s.user_id, s.session_id ORDER BY end_us DESC, s.user_id LIMIT ?"
+            "GROUP BY s.user_id, s.session_id ORDER BY end_us DESC, s.user_id LIMIT ?"
         )
         params: list[Any] = [user] if user is not None else []
         with self._connect() as connection:
@@ -289,22 +289,34 @@ class Store:
             for r in rows
         ]
 
-    def thread(self, thread_id: str) -> list[dict[str, Any]]:
+    def thread(
+        self, thread_id: str, *, session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S
+    ) -> list[dict[str, Any]]:
         """One conversation's LLM events, oldest first (timestamp, then insertion order)."""
+        page = "SELECT * FROM events WHERE kind = 'llm' AND thread_id = ?"
         with self._connect() as connection:
-            rows = connection.execute(
-                "SELECT *, NULL AS session_id FROM events WHERE kind = 'llm' AND thread_id = ? "
-                "ORDER BY ts_us, id",
-                [thread_id],
-            ).fetchall()
+            rows = connection.execute(_with_sessions(page, "ASC", session_timeout_s), [thread_id]).fetchall()
         return [_event_dict(row) for row in rows]
 
 
 # --- sessions in SQL --------------------------------------------------------------------------
 
 
-def _sessionised(timeout_s: float) -> str:
-    """Every event's id, user and session: LAG finds the gap, a running SUM numbers sessions."""
+def _with_sessions(page: str, order: str, timeout_s: float) -> str:
+    """The rows of ``page`` with their session ids, computed over their users' events only."""
+    return (
+        f"WITH page AS ({page}), "
+        f"s AS ({_sessionised(timeout_s, 'WHERE user_id IN (SELECT user_id FROM page)')}) "
+        f"SELECT page.*, s.session_id FROM page JOIN s ON s.id = page.id "
+        f"ORDER BY page.ts_us {order}, page.id {order}"
+    )
+
+
+def _sessionised(timeout_s: float, where: str = "") -> str:
+    """Every event's id, user and session: LAG finds the gap, a running SUM numbers sessions.
+
+    ``where`` narrows the events (whole users only, or sessions would be cut).
+    """
     timeout_us = int(round(float(timeout_s) * 1e6))  # an int literal: safe to inline
     return f"""
         SELECT id, user_id,
@@ -317,7 +329,7 @@ def _sessionised(timeout_s: float) -> str:
                 SELECT id, user_id, ts_us,
                        COALESCE(ts_us - LAG(ts_us) OVER (PARTITION BY user_id ORDER BY ts_us, id)
                                 > {timeout_us}, 1) AS gap
-                FROM events
+                FROM events {where}
             )
         )"""
 
