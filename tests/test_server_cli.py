@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -61,7 +60,7 @@ def test_events_table(chat_db, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     assert main(["events", "--db", str(chat_db)]) == 0
     out = capsys.readouterr().out
-    header, rule, *rows = out.splitlines()
+    header, _rule, *rows = out.splitlines()
     assert header.split()[:5] == ["TIME", "USER", "EVENT", "THREAD", "SESSION"]
     assert len(rows) == 10
     assert "Thumbs up" in out and "Prompt → Generation" in out and "RateLimitError" in out

@@ -39,6 +39,7 @@ import datetime as _dt
 import hmac
 import json
 import logging
+import os
 import threading
 import zlib
 from collections.abc import Mapping
@@ -81,7 +82,7 @@ class LocalServer:
 
     def __init__(
         self,
-        db: str | Any = None,
+        db: str | os.PathLike[str] | Store | None = None,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -152,6 +153,11 @@ class LocalServer:
 
     # --- request handling (called from the handler threads) ---------------------------------
 
+    @property
+    def requires_key(self) -> bool:
+        """True when only one exact key is accepted."""
+        return self._api_key is not None
+
     def authorised(self, key: str | None) -> bool:
         if not key:
             return False
@@ -168,7 +174,10 @@ class LocalServer:
         else:
             stored, duplicates = self.store.insert((), good)
         if errors:
-            self.logger.warning("/%s: %d invalid events rejected, %d stored", name, len({e["index"] for e in errors}), stored)
+            self.logger.warning(
+                "/%s: %d invalid events rejected (first: %s), %d stored",
+                name, len({e["index"] for e in errors}), errors[0]["msg"], stored,
+            )
             return Response(422, {"detail": errors, "stored": stored, "duplicates": duplicates})
         return Response(200, {"stored": stored, "duplicates": duplicates})
 
@@ -271,11 +280,8 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
             if name not in _INGESTION and not is_otlp:
                 self._discard_body()
                 return self._send(Response(404, {"detail": "Not Found"}))
-            key = self.headers.get("x-api-key")
-            if not is_otlp and not server.authorised(key):
-                self._discard_body()
-                return self._send(Response(401, {"detail": "Missing or invalid API key (x-api-key header)"}))
-            if is_otlp and server._api_key is not None and not server.authorised(key):
+            # OTLP exporters send no key by default: there, one is needed only when configured
+            if (not is_otlp or server.requires_key) and not server.authorised(self.headers.get("x-api-key")):
                 self._discard_body()
                 return self._send(Response(401, {"detail": "Missing or invalid API key (x-api-key header)"}))
             body = self._read_body()

@@ -317,7 +317,7 @@ def _sessionised(timeout_s: float, where: str = "") -> str:
 
     ``where`` narrows the events (whole users only, or sessions would be cut).
     """
-    timeout_us = int(round(float(timeout_s) * 1e6))  # an int literal: safe to inline
+    timeout_us = round(float(timeout_s) * 1e6)  # an int literal: safe to inline
     return f"""
         SELECT id, user_id,
                session_id(user_id, MIN(ts_us) OVER (PARTITION BY user_id, n)) AS session_id
