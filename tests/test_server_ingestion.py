@@ -110,7 +110,9 @@ def test_malformed_body_is_422_with_detail(server, body, message):
     ({"user_id": "u1", "event": "x", "properties": [1]}, ["body", "properties"], "JSON object"),
     ({"user_id": "u1", "event": "x", "timestamp": "yesterday"}, ["body", "timestamp"], "ISO 8601"),
     ({"user_id": "u1", "event": "x", "timestamp": 1700000000}, ["body", "timestamp"], "ISO 8601"),
+    ({"user_id": "u1", "event": "x", "timestamp": "0001-01-01T00:00:00+01:00"}, ["body", "timestamp"], "ISO 8601"),
     ("not an object", ["body"], "JSON object"),
+    ({"user_id": "\ud800", "event": "x"}, ["body"], "not valid Unicode"),
 ])
 def test_bad_event_is_rejected_and_good_ones_in_the_batch_are_stored(server, bad, loc, message):
     response = post(server, "publish_events", [event(1), bad, event(2)])
@@ -161,6 +163,15 @@ def test_optional_fields_and_naive_timestamps(server):
     assert stored["no-time"]["timestamp"] >= "2026-"  # the time it arrived
     [turn] = server.store.events(kind="llm")
     assert (turn["prompt_event_name"], turn["generation_event_name"], turn["latency"]) == ("Prompt", "Generation", None)
+
+
+def test_odd_but_valid_values_are_stored(server):
+    huge = {"input_tokens": 10**30, "output_tokens": 1e300, "big": 2**70, "emoji": "🙂", "nul": "a\u0000b"}
+    response = post(server, "publish_llm_events", [llm(1, properties=huge, user="ü\u0000")])
+    assert response.status_code == 200, response.text
+    [stored] = server.store.events()
+    assert stored["properties"] == huge and stored["user_id"] == "ü\u0000"
+    assert (stored["input_tokens"], stored["output_tokens"]) == (None, None)
 
 
 def test_llm_event_fields_derived_from_properties(server):

@@ -382,7 +382,8 @@ def _tokens(properties: Mapping[str, Any], keys: Sequence[str]) -> int | None:
     for key in keys:
         value = properties.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            return int(value)
+            if abs(value) < 2**63:  # SQLite's INTEGER
+                return int(value)
     return None
 
 
@@ -395,7 +396,7 @@ def _error(properties: Mapping[str, Any]) -> str | None:
 
 def _event_time(event: Mapping[str, Any], now_us: int) -> int:
     timestamp = event.get("timestamp")
-    return to_us(parse_timestamp(timestamp)) if isinstance(timestamp, str) else now_us
+    return timestamp_us(timestamp) if isinstance(timestamp, str) else now_us
 
 
 def _event_dict(row: sqlite3.Row) -> dict[str, Any]:
@@ -430,6 +431,19 @@ def _event_dict(row: sqlite3.Row) -> dict[str, Any]:
 # --- time ----------------------------------------------------------------------------------------
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def timestamp_us(text: str) -> int:
+    """ISO 8601 → microseconds since epoch, for a time that can be shown back in UTC.
+
+    Raises ``ValueError`` for text that is not ISO 8601 and for times outside years 1-9999.
+    """
+    try:
+        us = to_us(parse_timestamp(text))
+        iso(us)
+    except OverflowError:
+        raise ValueError(f"out of range: {text[:64]!r}") from None
+    return us
 
 
 def parse_timestamp(text: str) -> _dt.datetime:

@@ -11,11 +11,12 @@ Unknown fields are ignored, as pydantic does by default.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from typing import Any
 
-from trubrics_otel.server.store import parse_timestamp
+from trubrics_otel.server.store import timestamp_us
 
 MAX_EVENTS_PER_REQUEST = 100
 
@@ -50,7 +51,7 @@ def _timestamp(value: Any) -> str | None:
     if not isinstance(value, str):
         return f"must be an ISO 8601 string, got {_type(value)}"
     try:
-        parse_timestamp(value)
+        timestamp_us(value)
     except ValueError:
         return f"is not a valid ISO 8601 datetime: {value[:64]!r}"
     return None
@@ -115,6 +116,10 @@ def validate_batch(body: Any, fields: tuple[Field, ...]) -> tuple[list[dict[str,
 def validate_event(item: Any, fields: tuple[Field, ...]) -> tuple[dict[str, Any], list[Error]]:
     if not isinstance(item, dict):
         return {}, [{"loc": ["body"], "msg": f"event must be a JSON object, got {_type(item)}"}]
+    try:  # a lone surrogate (valid in JSON text, not in UTF-8) cannot be stored
+        json.dumps(item, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return {}, [{"loc": ["body"], "msg": f"event holds text that is not valid Unicode: {exc.reason}"}]
     event: dict[str, Any] = {}
     errors: list[Error] = []
     for name, check, default in fields:
