@@ -285,3 +285,51 @@ def test_database_is_in_wal_mode(server):
     server.store.count()
     with sqlite3.connect(server.store.path) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_real_retry_after_a_lost_response_is_stored_once(server):
+    """The server stores a batch, the answer is lost on the way back, the exporter retries."""
+    import socket
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    lost = []
+
+    class LosesFirstAnswer(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):  # forward to the real server, then drop the first answer
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            answer = requests.post(server.url + self.path, data=body, timeout=10,
+                                   headers={"x-api-key": self.headers["x-api-key"],
+                                            "Content-Type": "application/json"})
+            if not lost:
+                lost.append(answer.json())
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+                return
+            payload = answer.content
+            self.send_response(answer.status_code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), LosesFirstAnswer)
+    proxy.daemon_threads = True
+    threading.Thread(target=proxy.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        client = Trubrics(api_key="local-dev-key", host=f"http://127.0.0.1:{proxy.server_address[1]}",
+                          flush_interval=0.05)
+        for i in range(3):
+            client.track(user_id="u1", event=f"click {i}")
+        assert client.flush(timeout=20) == 0
+        client.close()
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert lost == [{"stored": 3, "duplicates": 0}]  # stored, but the client never heard
+    assert client.stats()["retries"] >= 1
+    assert sorted(e["event"] for e in server.store.events()) == ["click 0", "click 1", "click 2"]
