@@ -129,9 +129,11 @@ class LocalServer:
         return self
 
     def serve_forever(self) -> None:
-        self.bind()
+        """Serve until ``stop()`` or Ctrl-C (which propagates, after a clean stop)."""
+        self.start()
         try:
-            self._httpd.serve_forever()  # type: ignore[union-attr]
+            while self._thread is not None and self._thread.is_alive():
+                self._thread.join(0.5)
         finally:
             self.stop()
 
@@ -196,6 +198,9 @@ class LocalServer:
         encoded = encode_spans(spans)
         events = [e for e, errors in (validate_event(x, EVENT) for x in encoded.events) if not errors]
         llm = [e for e, errors in (validate_event(x, LLM_EVENT) for x in encoded.llm_events) if not errors]
+        skipped = len(encoded.events) + len(encoded.llm_events) - len(events) - len(llm)
+        if skipped:
+            self.logger.warning("/v1/traces: %d encoded events were invalid and not stored", skipped)
         self.store.insert(events, llm)
         if "json" in content_type:
             return Response(200, {})
