@@ -114,6 +114,7 @@ def test_events_users_and_sessions_views(server, browser):
     wait_for_text(browser, "alice")
     users = [r.find_elements("css selector", "td")[1].text for r in browser.find_elements("css selector", "tbody tr")]
     assert sorted(users) == ["alice", "alice", "bob"]
+    browser.save_screenshot(str(ARTIFACTS / "server-page-sessions.png"))
 
     browser.get(f"{server.url}/#users")
     text = wait_for_text(browser, "bob")
