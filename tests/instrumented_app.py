@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--dump", type=Path, help="write span fixtures here instead of exporting")
     parser.add_argument("--trubrics-host")
+    parser.add_argument("--all-spans", action="store_true", help="send non-LLM spans too")
     args = parser.parse_args(argv)
 
     import openai
@@ -178,10 +179,18 @@ def main(argv: list[str] | None = None) -> int:
         provider.add_span_processor(UserContextSpanProcessor())
         provider.add_span_processor(SimpleSpanProcessor(memory))
     else:
+        from opentelemetry.sdk._logs import LoggerProvider
+
         from trubrics_otel import configure
 
+        logger_provider = LoggerProvider()
         exporter = configure(
-            provider, api_key="sk-test", host=args.trubrics_host, schedule_delay_millis=50
+            provider,
+            api_key="sk-test",
+            host=args.trubrics_host,
+            logger_provider=logger_provider,
+            schedule_delay_millis=50,
+            all_spans=args.all_spans,
         )
     instrument(args.lib, provider, logger_provider)
     client = openai.OpenAI(base_url=args.openai_url, api_key="sk-fake", max_retries=0)

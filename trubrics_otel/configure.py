@@ -2,7 +2,8 @@
 
 ::
 
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
     from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
     from trubrics_otel import configure, user_context
 
@@ -30,11 +31,13 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from trubrics_otel.context import UserContextSpanProcessor
 from trubrics_otel.exporter import TrubricsSpanExporter
+from trubrics_otel.genai_logs import GenAIContentJoiner
 
 
 def configure(
@@ -42,13 +45,16 @@ def configure(
     api_key: str | None = None,
     host: str | None = None,
     *,
+    logger_provider: LoggerProvider | None = None,
     schedule_delay_millis: float | None = None,
     **exporter_options: Any,
 ) -> TrubricsSpanExporter:
     """Add user-context stamping and Trubrics export to ``tracer_provider``.
 
-    ``exporter_options`` go to :class:`TrubricsSpanExporter` (``timeout``,
-    ``retry_timeout``, ``include_all_spans``…); ``schedule_delay_millis`` to the
+    ``logger_provider``: the SDK ``LoggerProvider`` the GenAI instrumentation logs message
+    content to (``..._CAPTURE_MESSAGE_CONTENT=event_only``); that content is joined back
+    onto its span. ``exporter_options`` go to :class:`TrubricsSpanExporter` (``timeout``,
+    ``retry_timeout``, ``all_spans``…); ``schedule_delay_millis`` to the
     ``BatchSpanProcessor`` (default: ``OTEL_BSP_SCHEDULE_DELAY``, else 5 s). Returns the
     exporter, for its ``stats()``.
     """
@@ -59,8 +65,11 @@ def configure(
             f"or install one globally first (the global provider is {type(provider).__name__})."
         )
     exporter = TrubricsSpanExporter(api_key=api_key, host=host, **exporter_options)
+    export: SpanProcessor = BatchSpanProcessor(exporter, schedule_delay_millis=schedule_delay_millis)
+    if logger_provider is not None:
+        joiner = GenAIContentJoiner()
+        logger_provider.add_log_record_processor(joiner)
+        export = joiner.wrap(export)
     provider.add_span_processor(UserContextSpanProcessor())
-    provider.add_span_processor(
-        BatchSpanProcessor(exporter, schedule_delay_millis=schedule_delay_millis)
-    )
+    provider.add_span_processor(export)
     return exporter
