@@ -41,7 +41,14 @@ def instrument(lib: str, provider: Any, logger_provider: Any) -> None:
     if lib == "openai-v2":
         from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 
-        OpenAIInstrumentor().instrument(tracer_provider=provider, logger_provider=logger_provider)
+        options = {"tracer_provider": provider, "logger_provider": logger_provider}
+        try:  # releases <= 2.1b0 log content through the (since removed) Events API
+            from opentelemetry.sdk._events import EventLoggerProvider
+
+            options["event_logger_provider"] = EventLoggerProvider(logger_provider)
+        except ImportError:
+            pass
+        OpenAIInstrumentor().instrument(**options)
     elif lib == "openllmetry":
         from opentelemetry.instrumentation.openai import OpenAIInstrumentor
 
@@ -131,8 +138,9 @@ def span_json(span: Any) -> dict[str, Any]:
 
 def log_json(data: Any) -> dict[str, Any]:
     record = data.log_record
+    attributes = dict(record.attributes or {})
     return {
-        "event_name": getattr(record, "event_name", None),
+        "event_name": getattr(record, "event_name", None) or attributes.get("event.name"),
         "timestamp": record.timestamp,
         "trace_id": f"{record.trace_id:032x}" if record.trace_id else None,
         "span_id": f"{record.span_id:016x}" if record.span_id else None,
@@ -169,7 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     logs_memory = logger_provider = None
     if args.dump:
         from opentelemetry.sdk._logs import LoggerProvider
-        from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+        from opentelemetry.sdk._logs import export as log_export
+        from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+
+        # renamed in SDK 1.39; the older name serves the fixtures of older releases
+        InMemoryLogRecordExporter = getattr(  # noqa: N806
+            log_export, "InMemoryLogRecordExporter", None
+        ) or log_export.InMemoryLogExporter
 
         from trubrics_otel.context import UserContextSpanProcessor
 
