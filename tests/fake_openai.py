@@ -52,7 +52,11 @@ def _words(text: str) -> int:
 def usage(messages: list[dict[str, Any]], reply: str) -> dict[str, int]:
     prompt = sum(_words(str(m.get("content") or "")) for m in messages)
     completion = _words(reply)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 class FakeOpenAI:
@@ -102,7 +106,9 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 body = {}
             fake.requests.append(body)
             if self.path.rstrip("/") != "/v1/chat/completions":
-                return self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+                return self._json(
+                    404, {"error": {"message": "not found", "type": "invalid_request_error"}}
+                )
             model = str(body.get("model", ""))
             if model == FAIL_MODEL:
                 return self._json(
@@ -129,7 +135,9 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             counts = usage(messages, text)
             if body.get("stream"):
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-                return self._stream(response_model, message, finish, counts if include_usage else None)
+                return self._stream(
+                    response_model, message, finish, counts if include_usage else None
+                )
             self._json(
                 200,
                 {
@@ -137,7 +145,9 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                     "object": "chat.completion",
                     "created": CREATED,
                     "model": response_model,
-                    "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+                    "choices": [
+                        {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+                    ],
                     "usage": counts,
                     "system_fingerprint": "fp_fake",
                 },
@@ -160,7 +170,9 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.close_connection = True
 
-            def chunk(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> None:
+            def chunk(
+                delta: dict[str, Any], finish_reason: str | None = None, **extra: Any
+            ) -> None:
                 payload = {
                     "id": RESPONSE_ID,
                     "object": "chat.completion.chunk",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -129,7 +128,11 @@ def span_json(span: Any) -> dict[str, Any]:
         "status": {"code": span.status.status_code.name, "description": span.status.description},
         "attributes": _plain(dict(span.attributes or {})),
         "events": [
-            {"name": e.name, "timestamp": e.timestamp, "attributes": _plain(dict(e.attributes or {}))}
+            {
+                "name": e.name,
+                "timestamp": e.timestamp,
+                "attributes": _plain(dict(e.attributes or {})),
+            }
             for e in span.events
         ],
         "scope": span.instrumentation_scope.name if span.instrumentation_scope else None,
@@ -181,9 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 
         # renamed in SDK 1.39; the older name serves the fixtures of older releases
-        InMemoryLogRecordExporter = getattr(  # noqa: N806
-            log_export, "InMemoryLogRecordExporter", None
-        ) or log_export.InMemoryLogExporter
+        InMemoryLogRecordExporter = (
+            getattr(  # noqa: N806
+                log_export, "InMemoryLogRecordExporter", None
+            )
+            or log_export.InMemoryLogExporter
+        )
 
         from trubrics_otel.context import UserContextSpanProcessor
 

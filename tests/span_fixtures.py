@@ -34,15 +34,21 @@ def load(library: str, case: str) -> list[ReadableSpan]:
 
 def to_span(s: dict[str, Any]) -> ReadableSpan:
     def context(span_id: str) -> SpanContext:
-        return SpanContext(int(s["trace_id"], 16), int(span_id, 16), is_remote=False,
-                           trace_flags=TraceFlags(TraceFlags.SAMPLED))
+        return SpanContext(
+            int(s["trace_id"], 16),
+            int(span_id, 16),
+            is_remote=False,
+            trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        )
 
     return ReadableSpan(
         name=s["name"],
         context=context(s["span_id"]),
         parent=context(s["parent_span_id"]) if s.get("parent_span_id") else None,
         attributes={k: tuple(v) if isinstance(v, list) else v for k, v in s["attributes"].items()},
-        events=[Event(e["name"], e.get("attributes") or {}, e.get("timestamp")) for e in s["events"]],
+        events=[
+            Event(e["name"], e.get("attributes") or {}, e.get("timestamp")) for e in s["events"]
+        ],
         kind=SpanKind[s["kind"]],
         status=Status(StatusCode[s["status"]["code"]], s["status"].get("description")),
         start_time=s["start_time"],
@@ -51,8 +57,9 @@ def to_span(s: dict[str, Any]) -> ReadableSpan:
 
 
 def to_log_record(log: dict[str, Any]) -> LogRecord:
-    record = LogRecord(attributes=log["attributes"], body=log.get("body"),
-                       event_name=log.get("event_name"))
+    record = LogRecord(
+        attributes=log["attributes"], body=log.get("body"), event_name=log.get("event_name")
+    )
     record.trace_id = int(log["trace_id"], 16)
     record.span_id = int(log["span_id"], 16)
     return record

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from fake_openai import ERROR_MESSAGE, FakeOpenAI
 from trubrics_endpoint import TrubricsEndpoint
 
@@ -42,9 +41,21 @@ def run_app(lib: str, content: str | None, *extra: str) -> tuple[TrubricsEndpoin
         env["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = content
     with FakeOpenAI() as fake, TrubricsEndpoint() as endpoint:
         done = subprocess.run(
-            [sys.executable, str(APP), "--lib", lib, "--openai-url", fake.url,
-             "--trubrics-host", endpoint.url, *extra],
-            env=env, capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                str(APP),
+                "--lib",
+                lib,
+                "--openai-url",
+                fake.url,
+                "--trubrics-host",
+                endpoint.url,
+                *extra,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert done.returncode == 0, done.stderr
         stats = json.loads(done.stdout.strip().splitlines()[-1])
@@ -89,23 +100,50 @@ def llm(prompt: str, generation: str, assistant_id: str, **properties: Any) -> d
 def expected_llm_events(lib: str) -> list[dict[str, Any]]:
     total = lib != "openai-v2"  # openai-v2 writes no total
     tokens = lambda i, o: {  # noqa: E731
-        "input_tokens": i, "output_tokens": o, **({"total_tokens": i + o} if total else {})
+        "input_tokens": i,
+        "output_tokens": o,
+        **({"total_tokens": i + o} if total else {}),
     }
     model, snapshot = "gpt-4o-mini", "gpt-4o-mini-2024-07-18"
     stream_params = {"stream": True} if lib == "openinference" else {}
     return [
-        llm("Say hello", "Echo: Say hello", snapshot, **tokens(5, 3), finish_reason="stop",
-            temperature=0.2, max_tokens=50, request_model=model),
-        llm("Count to three", "Echo: Count to three", snapshot, **tokens(6, 4),
-            finish_reason="stop", request_model=model, **stream_params),
-        llm("Break", "", "fail-500", **{
-            "error.type": "openai.InternalServerError",
-            "error.message": f"Error code: 500 - {ERROR_MESSAGE}",
-        }),
-        llm("Weather in Paris?", 'tool_call: get_weather({"city": "Paris"})', snapshot,
-            **tokens(3, 0), request_model=model,
+        llm(
+            "Say hello",
+            "Echo: Say hello",
+            snapshot,
+            **tokens(5, 3),
+            finish_reason="stop",
+            temperature=0.2,
+            max_tokens=50,
+            request_model=model,
+        ),
+        llm(
+            "Count to three",
+            "Echo: Count to three",
+            snapshot,
+            **tokens(6, 4),
+            finish_reason="stop",
+            request_model=model,
+            **stream_params,
+        ),
+        llm(
+            "Break",
+            "",
+            "fail-500",
+            **{
+                "error.type": "openai.InternalServerError",
+                "error.message": f"Error code: 500 - {ERROR_MESSAGE}",
+            },
+        ),
+        llm(
+            "Weather in Paris?",
+            'tool_call: get_weather({"city": "Paris"})',
+            snapshot,
+            **tokens(3, 0),
+            request_model=model,
             # each library spells it its own way; we pass it on as written
-            finish_reason="tool_call" if lib == "openllmetry" else "tool_calls"),
+            finish_reason="tool_call" if lib == "openllmetry" else "tool_calls",
+        ),
     ]
 
 
@@ -123,8 +161,12 @@ def test_tool_run_becomes_an_event_in_the_same_trace(received: Any) -> None:
     assert stable(tool) == {
         "user_id": "u1",
         "event": "execute_tool get_weather",
-        "properties": {"plan": "pro", "tool_name": "get_weather",
-                       "tool_call_id": "call_fake_0001", "$thread_id": "t-42"},
+        "properties": {
+            "plan": "pro",
+            "tool_name": "get_weather",
+            "tool_call_id": "call_fake_0001",
+            "$thread_id": "t-42",
+        },
     }
 
 
@@ -152,7 +194,9 @@ def test_non_llm_spans_are_sent_when_opted_in_under_the_anonymous_id() -> None:
 ZERO_CODE_APP = """
 import openai, sys
 client = openai.OpenAI(base_url=sys.argv[1], api_key="sk-fake", max_retries=0)
-client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hello"}])
+client.chat.completions.create(
+    model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hello"}]
+)
 """
 
 
@@ -174,7 +218,10 @@ def test_zero_code_opentelemetry_instrument(tmp_path: Path) -> None:
         )
         done = subprocess.run(
             [str(instrument), sys.executable, str(app), fake.url],
-            env=env, capture_output=True, text=True, timeout=120,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert done.returncode == 0, done.stderr
         events = endpoint.events("publish_llm_events")
@@ -185,3 +232,54 @@ def test_zero_code_opentelemetry_instrument(tmp_path: Path) -> None:
         ("anonymous", "Say hello", "Echo: Say hello", "gpt-4o-mini-2024-07-18")
     ] * 3
     assert all(r.headers.get("x-api-key") == "sk-zero" for r in endpoint.requests)
+
+
+EXAMPLES = TESTS.parent / "examples"
+
+
+def run_example(command: list[str], **env_extra: str) -> tuple[TrubricsEndpoint, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRUBRICS_", "OPENAI_"))
+    }
+    with FakeOpenAI() as fake, TrubricsEndpoint(api_key="sk-example") as endpoint:
+        env.update(
+            OPENAI_API_KEY="sk-fake",
+            OPENAI_BASE_URL=fake.url,
+            TRUBRICS_API_KEY="sk-example",
+            TRUBRICS_HOST=endpoint.url,
+            **env_extra,
+        )
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    return endpoint, done.stdout
+
+
+def test_example_existing_tracing() -> None:
+    endpoint, stdout = run_example([sys.executable, str(EXAMPLES / "existing_tracing.py")])
+    assert "Echo: Say hello" in stdout
+    (event,) = endpoint.events("publish_llm_events")
+    assert (event["user_id"], event["thread_id"], event["prompt"], event["generation"]) == (
+        "u1",
+        "t-42",
+        "Say hello",
+        "Echo: Say hello",
+    )
+    assert event["properties"]["plan"] == "pro"
+
+
+def test_example_zero_code_with_user_context() -> None:
+    pytest.importorskip("opentelemetry.distro")
+    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+    endpoint, stdout = run_example(
+        [str(instrument), sys.executable, str(EXAMPLES / "zero_code_app.py")],
+        OTEL_TRACES_EXPORTER="trubrics",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+        OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="span_only",
+    )
+    assert "Echo: Say hello" in stdout
+    events = endpoint.events("publish_llm_events")
+    # one event per installed instrumentation library (all three are in the test env)
+    assert [(e["user_id"], e["thread_id"], e["prompt"]) for e in events] == [
+        ("u1", "t-42", "Say hello")
+    ] * 3

@@ -34,8 +34,11 @@ def stamped(memory: InMemorySpanExporter) -> dict[str, tuple[Any, Any, Any]]:
     for span in memory.get_finished_spans():
         a = span.attributes or {}
         props = a.get("trubrics.context.properties")
-        out[span.name] = (a.get("user.id"), a.get("gen_ai.conversation.id"),
-                          json.loads(props) if props else None)
+        out[span.name] = (
+            a.get("user.id"),
+            a.get("gen_ai.conversation.id"),
+            json.loads(props) if props else None,
+        )
     return out
 
 
@@ -94,7 +97,10 @@ def test_decorator_on_sync_and_async_functions(spans: Any) -> None:
     assert work() == "done"
     assert asyncio.run(awork()) == "done"
     assert current_user_context() is None
-    assert stamped(memory) == {"sync": ("sync-user", None, None), "async": ("async-user", "t-a", None)}
+    assert stamped(memory) == {
+        "sync": ("sync-user", None, None),
+        "async": ("async-user", "t-a", None),
+    }
 
 
 def test_threads_do_not_see_each_others_user(spans: Any) -> None:

@@ -65,7 +65,9 @@ def configure(
             f"or install one globally first (the global provider is {type(provider).__name__})."
         )
     exporter = TrubricsSpanExporter(api_key=api_key, host=host, **exporter_options)
-    export: SpanProcessor = BatchSpanProcessor(exporter, schedule_delay_millis=schedule_delay_millis)
+    export: SpanProcessor = BatchSpanProcessor(
+        exporter, schedule_delay_millis=schedule_delay_millis
+    )
     if logger_provider is not None:
         joiner = GenAIContentJoiner()
         logger_provider.add_log_record_processor(joiner)

@@ -155,12 +155,12 @@ def _genai_read(span: ReadableSpan) -> LlmCall:
         reasons = [m.get("finish_reason") for m in outputs if isinstance(m, Mapping)]
         if any(reasons):
             properties[sc.PROP_FINISH_REASON] = next(r for r in reasons if r)
-    request_model = attributes.get(sc.GEN_AI_REQUEST_MODEL)
-    response_model = attributes.get(sc.GEN_AI_RESPONSE_MODEL)
     return LlmCall(
         prompt=last_user_text(inputs),
         generation=assistant_text(outputs),
-        model=response_model or request_model,
+        model=_text(
+            attributes.get(sc.GEN_AI_RESPONSE_MODEL) or attributes.get(sc.GEN_AI_REQUEST_MODEL)
+        ),
         properties=properties,
     )
 
@@ -210,7 +210,9 @@ def messages_from_events(events: Iterable[tuple[str, Attributes]]) -> tuple[list
             inputs.append({**body, "role": body.get("role") or sc.GEN_AI_MESSAGE_EVENTS[name]})
         elif name == sc.GEN_AI_CHOICE_EVENT:
             message = parse_json(body.get("message"))
-            message = dict(message) if isinstance(message, Mapping) else {"content": body.get("content")}
+            if not isinstance(message, Mapping):
+                message = {"content": body.get("content")}
+            message = dict(message)
             message.setdefault("role", "assistant")
             if body.get("finish_reason"):
                 message["finish_reason"] = body["finish_reason"]
@@ -275,13 +277,15 @@ def _openinference_read(span: ReadableSpan) -> LlmCall:
         properties[sc.PROP_REQUEST_MODEL] = request_model
 
     inputs = [_openinference_message(m) for m in indexed(attributes, sc.LLM_INPUT_MESSAGES_PREFIX)]
-    outputs = [_openinference_message(m) for m in indexed(attributes, sc.LLM_OUTPUT_MESSAGES_PREFIX)]
+    outputs = [
+        _openinference_message(m) for m in indexed(attributes, sc.LLM_OUTPUT_MESSAGES_PREFIX)
+    ]
     prompt = last_user_text(inputs)
     if not prompt:  # no flattened messages: the raw request
         request = parse_json(attributes.get(sc.INPUT_VALUE))
         prompt = last_user_text(request.get("messages")) if isinstance(request, Mapping) else ""
-        if not prompt and isinstance(attributes.get(sc.INPUT_VALUE), str) and request is None:
-            prompt = attributes[sc.INPUT_VALUE]
+        if not prompt and request is None:  # plain text, not JSON
+            prompt = _text(attributes.get(sc.INPUT_VALUE)) or ""
     generation = assistant_text(outputs)
     if not generation:  # the raw response
         response = parse_json(attributes.get(sc.OUTPUT_VALUE))
@@ -289,21 +293,27 @@ def _openinference_read(span: ReadableSpan) -> LlmCall:
             generation = assistant_text(
                 [c.get("message") for c in response["choices"] if isinstance(c, Mapping)]
             )
-        elif isinstance(attributes.get(sc.OUTPUT_VALUE), str) and response is None:
-            generation = attributes[sc.OUTPUT_VALUE]
+        elif response is None:  # plain text, not JSON
+            generation = _text(attributes.get(sc.OUTPUT_VALUE)) or ""
     return LlmCall(
         prompt=prompt,
         generation=generation,
-        model=response_model or request_model,
+        model=_text(response_model or request_model),
         properties=properties,
     )
 
 
 def _openinference_message(flat: Mapping[str, Any]) -> dict[str, Any]:
     """``{"message.role": …, "message.tool_calls.0.tool_call.function.name": …}`` → message."""
-    message: dict[str, Any] = {"role": flat.get("message.role"), "content": flat.get("message.content")}
+    message: dict[str, Any] = {
+        "role": flat.get("message.role"),
+        "content": flat.get("message.content"),
+    }
     calls = [
-        {"name": c.get("tool_call.function.name"), "arguments": c.get("tool_call.function.arguments", "")}
+        {
+            "name": c.get("tool_call.function.name"),
+            "arguments": c.get("tool_call.function.arguments", ""),
+        }
         for c in indexed(flat, "message.tool_calls.")
     ]
     if calls:
@@ -442,6 +452,10 @@ def indexed(attributes: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
         if index.isdigit() and rest:
             items.setdefault(int(index), {})[rest] = value
     return [items[i] for i in sorted(items)]
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -151,13 +151,16 @@ def error_properties(span: ReadableSpan) -> dict[str, Any]:
         if event.name == sc.EXCEPTION_EVENT and event.attributes:
             error_type = event.attributes.get(sc.EXCEPTION_TYPE, error_type)
             message = event.attributes.get(sc.EXCEPTION_MESSAGE, message)
-    return {sc.PROP_ERROR_TYPE: _class_name(error_type) or "error", sc.PROP_ERROR_MESSAGE: message or ""}
+    return {
+        sc.PROP_ERROR_TYPE: _class_name(error_type) or "error",
+        sc.PROP_ERROR_MESSAGE: message or "",
+    }
 
 
 def _class_name(error_type: Any) -> str | None:
     """``"<class 'openai.InternalServerError'>"`` (as openai-v2 writes it) → the class name."""
-    if isinstance(error_type, str) and error_type.startswith("<class '") and error_type.endswith("'>"):
-        return error_type[len("<class '") : -len("'>")]
+    if isinstance(error_type, str) and error_type.startswith("<class '"):
+        return error_type[len("<class '") :].removesuffix("'>")
     return None if error_type is None else str(error_type)
 
 
