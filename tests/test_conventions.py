@@ -115,6 +115,7 @@ def test_openllmetry_flattened_prompt_and_completion() -> None:
         "gpt-4o-2024-08-06",
     )
     assert (event["user_id"], event["thread_id"], event["latency"]) == ("u7", "s7", 2.5)
+    assert event["timestamp"] == "1970-01-01T00:00:03.500000+00:00"  # the span's end
     props = event["properties"]
     assert {
         k: props[k]

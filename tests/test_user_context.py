@@ -121,6 +121,33 @@ def test_threads_do_not_see_each_others_user(spans: Any) -> None:
     assert stamped(memory) == {f"request u{i}": (f"u{i}", f"t-u{i}", None) for i in range(4)}
 
 
+def test_one_shared_instance_entered_by_many_threads_and_reentered(spans: Any) -> None:
+    tracer, memory = spans
+    shared = user_context(user_id="shared", properties={"n": 1})
+    barrier = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def handle(i: int) -> None:
+        try:
+            with shared:
+                barrier.wait(timeout=10)  # all three inside the same instance at once
+                with shared:  # re-entered while already inside
+                    with tracer.start_as_current_span(f"request {i}"):
+                        pass
+                barrier.wait(timeout=10)
+            assert current_user_context() is None
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=handle, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert errors == []
+    assert stamped(memory) == {f"request {i}": ("shared", None, {"n": 1}) for i in range(3)}
+
+
 def test_asyncio_tasks_do_not_see_each_others_user(spans: Any) -> None:
     tracer, memory = spans
 

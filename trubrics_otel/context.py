@@ -65,21 +65,35 @@ class UserContext:
         )
 
 
-_CURRENT: contextvars.ContextVar[UserContext | None] = contextvars.ContextVar(
-    "trubrics_user_context", default=None
+_SCOPES: contextvars.ContextVar[tuple[UserContext, ...]] = contextvars.ContextVar(
+    "trubrics_user_context", default=()
 )
+"""The open scopes, innermost last. One variable for all scopes: nothing accumulates in a
+long-lived thread's context however many scopes it opens."""
 
 
 def current_user_context() -> UserContext | None:
     """The user context in force here, or ``None`` outside every ``user_context``."""
-    return _CURRENT.get()
+    scopes = _SCOPES.get()
+    return scopes[-1] if scopes else None
+
+
+def _enter(scope: UserContext) -> UserContext:
+    scopes = _SCOPES.get()
+    merged = scope.inside(scopes[-1] if scopes else None)
+    _SCOPES.set((*scopes, merged))
+    return merged
+
+
+def _exit() -> None:
+    _SCOPES.set(_SCOPES.get()[:-1])
 
 
 class user_context:  # noqa: N801 - used like a function, as contextlib's helpers are
     """Scope work to a user, a conversation thread and extra properties.
 
-    A context manager and a decorator (for plain and ``async`` functions); each call of a
-    decorated function enters its own scope, so it is safe to share across threads.
+    A context manager and a decorator (for plain and ``async`` functions). One instance
+    may be shared: each thread, task or call of a decorated function enters its own scope.
     """
 
     def __init__(
@@ -93,18 +107,15 @@ class user_context:  # noqa: N801 - used like a function, as contextlib's helper
             thread_id=None if thread_id is None else str(thread_id),
             properties=MappingProxyType(dict(properties or {})),
         )
-        self._tokens: list[contextvars.Token[UserContext | None]] = []
 
     def __repr__(self) -> str:
         return f"user_context(user_id={self._scope.user_id!r}, thread_id={self._scope.thread_id!r})"
 
     def __enter__(self) -> UserContext:
-        scope = self._scope.inside(_CURRENT.get())
-        self._tokens.append(_CURRENT.set(scope))
-        return scope
+        return _enter(self._scope)
 
-    def __exit__(self, *exc_info: Any) -> None:
-        _CURRENT.reset(self._tokens.pop())
+    def __exit__(self, *exc_info: object) -> None:
+        _exit()
 
     def __call__(self, func: F) -> F:
         scope = self._scope
@@ -113,21 +124,21 @@ class user_context:  # noqa: N801 - used like a function, as contextlib's helper
 
             @functools.wraps(func)
             async def run_async(*args: Any, **kwargs: Any) -> Any:
-                token = _CURRENT.set(scope.inside(_CURRENT.get()))
+                _enter(scope)
                 try:
                     return await func(*args, **kwargs)
                 finally:
-                    _CURRENT.reset(token)
+                    _exit()
 
             return run_async  # type: ignore[return-value]
 
         @functools.wraps(func)
         def run(*args: Any, **kwargs: Any) -> Any:
-            token = _CURRENT.set(scope.inside(_CURRENT.get()))
+            _enter(scope)
             try:
                 return func(*args, **kwargs)
             finally:
-                _CURRENT.reset(token)
+                _exit()
 
         return run  # type: ignore[return-value]
 
@@ -136,7 +147,7 @@ class UserContextSpanProcessor(SpanProcessor):
     """Stamps the current :func:`user_context` on every span at start; sends nothing."""
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        scope = _CURRENT.get()
+        scope = current_user_context()
         if scope is None:
             return
         try:
