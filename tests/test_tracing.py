@@ -10,7 +10,10 @@ import contextvars
 import datetime as dt
 import logging
 import re
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -25,6 +28,7 @@ from trubrics_otel.tracing import current_observation
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 HEX16 = re.compile(r"^[0-9a-f]{16}$")
+ROOT = Path(__file__).resolve().parent.parent
 T0 = dt.datetime(2026, 11, 23, 9, 0, 0, tzinfo=dt.timezone.utc)
 
 
@@ -518,3 +522,19 @@ def test_encoder_reads_observation_spans():
     score = ReadableSpan("s", context, None, start_time=5, end_time=9,
                          attributes={sc.TRUBRICS_EVENT: "Score", sc.TRUBRICS_OBSERVATION_TYPE: "score"})
     assert "duration" not in encode_span(score)[1]["properties"]
+
+
+def test_the_example_runs_end_to_end():
+    """examples/tracing.py against its own local endpoint: every kind arrives, in one tree."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "tracing.py")],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "9 events received:"
+    assert lines[1].startswith("- [user-1] chat-completion ")
+    children = [line for line in lines[2:] if line.startswith("  - [user-1] ")]
+    assert len(children) == 8  # everything, even the other thread's event, nests under the trace
+    assert any("LLM stub-llm-1: 'What is Trubrics?'" in line for line in children)
+    assert any("Score " in line and "'user-explicit-feedback'" in line for line in children)

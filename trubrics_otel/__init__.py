@@ -13,8 +13,9 @@ import logging as _logging
 
 from trubrics_otel.client import Trubrics
 from trubrics_otel.exporter import TrubricsSpanExporter
+from trubrics_otel.tracing import Observation, current_observation
 
-__all__ = ["Trubrics", "TrubricsSpanExporter"]
+__all__ = ["Observation", "Trubrics", "TrubricsSpanExporter", "current_observation"]
 
 # ERROR by default, as the official SDK documents; an app that set a level keeps it.
 if _logging.getLogger("trubrics").level == _logging.NOTSET:

@@ -262,16 +262,16 @@ class Observation:
         assert span is not None
         generation = self.kind == GENERATION
         if input is not _UNSET:
-            self._input = to_jsonable(input)
+            self._input = _snapshot(input)
             if generation:
                 span.set_attribute(sc.GEN_AI_INPUT_MESSAGES, _json(_messages(self._input, "user")))
         if output is not _UNSET:
-            self._output = to_jsonable(output)
+            self._output = _snapshot(output)
             if generation:
                 span.set_attribute(sc.GEN_AI_OUTPUT_MESSAGES, _json(_messages(self._output, "assistant")))
         if metadata:
             if isinstance(metadata, Mapping):
-                self._metadata.update(to_jsonable(metadata))
+                self._metadata.update(_snapshot(metadata))
             else:
                 self._logger.error("metadata of %r must be a mapping, got %s; ignored",
                                    self.name, type(metadata).__name__)
@@ -305,9 +305,9 @@ class Observation:
                 else:
                     self._logger.error("usage %r of %r must be an int, got %r; ignored", key, self.name, value)
             elif key in _TOTAL_USAGE:
-                self._extra[sc.PROP_TOTAL_TOKENS] = to_jsonable(value)
+                self._extra[sc.PROP_TOTAL_TOKENS] = _snapshot(value)
             else:
-                self._extra[_snake(str(key))] = to_jsonable(value)
+                self._extra[_snake(str(key))] = _snapshot(value)
 
     def _properties(self) -> dict[str, Any]:
         if self.kind == GENERATION:
@@ -673,7 +673,15 @@ def _text_part(value: Any) -> dict[str, Any]:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(to_jsonable(value), ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(_snapshot(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def _snapshot(value: Any) -> Any:
+    """A JSON-safe deep copy: through the C encoder and decoder when it can, else converted."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError, RecursionError):
+        return to_jsonable(value)
 
 
 def _attribute_value(value: Any) -> Any:
