@@ -385,16 +385,30 @@ def test_observe_exceptions_and_abandoned_generators(make_client, endpoint):
         asyncio.run(abroken())
     with pytest.raises(OSError):
         list(numbers())
+    @client.observe(name="aendless")
+    async def aendless():
+        i = 0
+        while True:
+            yield i
+            i += 1
+
+    async def consume() -> None:
+        stream = aendless()
+        assert [await stream.__anext__(), await stream.__anext__()] == [0, 1]
+        await stream.aclose()  # stopped early: not an error
+
     generator = endless()
     assert [next(generator), next(generator)] == [0, 1]
     generator.close()  # the consumer stops early: not an error
+    asyncio.run(consume())
     events, _ = _delivered(client, endpoint)
     assert events["broken"]["properties"]["error.type"] == "KeyError"
     assert events["abroken"]["properties"]["error.message"] == "async boom"
     assert events["numbers"]["properties"]["error.type"] == "OSError"
     assert events["numbers"]["properties"]["output"] == [1]
-    assert "error.type" not in events["endless"]["properties"]
-    assert events["endless"]["properties"]["output"] == [0, 1]
+    for name in ("endless", "aendless"):
+        assert "error.type" not in events[name]["properties"]
+        assert events[name]["properties"]["output"] == [0, 1]
 
 
 def test_nests_with_the_apps_own_spans(make_client, endpoint):
@@ -487,6 +501,7 @@ def test_bad_input_and_after_close_never_raise(make_client, endpoint, caplog):
     assert "apply to generations only" in caplog.text
     assert "expected 'span' or 'generation'" in caplog.text
     assert "trace name must be a non-empty string" in caplog.text
+    assert "user_id must be a non-empty string, got object" in caplog.text
     assert "metadata of 'trace' must be a mapping" in caplog.text
     assert "parent= must be an Observation" in caplog.text
     events, _ = _delivered(client, endpoint)

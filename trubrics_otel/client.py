@@ -318,7 +318,7 @@ class Trubrics:
         self,
         trace_id: str,
         name: str,
-        value: float | int | bool | str,
+        value: float | bool | str,
         observation_id: str | None = None,
         comment: str | None = None,
         *,

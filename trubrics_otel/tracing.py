@@ -368,6 +368,10 @@ class Tracing:
                 return Observation(kind, label, logger=self._logger)
             context, user, thread = self._parent(parent, trace_id, parent_observation_id)
             if kind == TRACE:
+                for field_name, value in (("user_id", user_id), ("thread_id", thread_id)):
+                    if value is not None and _text(value) is None:
+                        self._logger.error("trace %r: %s must be a non-empty string, got %s; inherited instead",
+                                           label, field_name, type(value).__name__)
                 user = _text(user_id) or user
                 thread = _text(thread_id) or thread
             attributes: dict[str, Any] = {sc.TRUBRICS_OBSERVATION_TYPE: kind}
@@ -493,7 +497,7 @@ class Tracing:
                         while True:
                             with observation._active():
                                 try:
-                                    item = await (generator.athrow(thrown) if thrown else generator.asend(sent))
+                                    item = await (generator.asend(sent) if thrown is None else generator.athrow(thrown))
                                 except StopAsyncIteration:
                                     break
                             thrown = None
@@ -527,7 +531,7 @@ class Tracing:
                         while True:
                             with observation._active():
                                 try:
-                                    item = generator.throw(thrown) if thrown else generator.send(sent)
+                                    item = generator.send(sent) if thrown is None else generator.throw(thrown)
                                 except StopIteration as stop:
                                     return stop.value
                             thrown = None
