@@ -9,7 +9,10 @@ Pure: no I/O, no clock, no globals. The in-process exporter and the OTLP bridge 
 
 A span becomes:
 
-* a product event when it carries ``trubrics.event`` (written by ``Trubrics.track``);
+* a product event when it carries ``trubrics.event`` (written by ``Trubrics.track`` and by
+  the tracing API's traces, spans, events and scores, which also get ``observation_type``,
+  ``duration`` for traces and spans, ``$thread_id`` and, on error, ``error.type`` /
+  ``error.message``);
 * an LLM event when a row of :mod:`trubrics_otel.conventions` recognises it as an LLM call;
 * a product event when a row reads it as one (a tool run: ``execute_tool``);
 * nothing otherwise (HTTP, database… spans) and is counted in ``Encoded.skipped`` — unless
@@ -82,10 +85,13 @@ def encode_span(span: ReadableSpan, *, all_spans: bool = False) -> tuple[str | N
     attributes = span.attributes or {}
     name = attributes.get(sc.TRUBRICS_EVENT)
     if isinstance(name, str):
+        properties = properties_of(span, _observation_properties(span))
+        if span.status.status_code is StatusCode.ERROR:
+            properties.update(error_properties(span))
         return "event", {
             "user_id": user_id_of(attributes),
             "event": name,
-            "properties": properties_of(span, {}),
+            "properties": properties,
             "timestamp": iso_timestamp(span.end_time),
         }
     call = read_span(span)
@@ -140,6 +146,24 @@ def properties_of(span: ReadableSpan, derived: Mapping[str, Any]) -> dict[str, A
     if span.parent is not None:
         properties[sc.PROP_PARENT_SPAN_ID] = f"{span.parent.span_id:016x}"
     return properties
+
+
+def _observation_properties(span: ReadableSpan) -> dict[str, Any]:
+    """What a tracing observation's product event derives: type, duration, thread."""
+    attributes = span.attributes or {}
+    derived: dict[str, Any] = {}
+    kind = attributes.get(sc.TRUBRICS_OBSERVATION_TYPE)
+    if isinstance(kind, str):
+        derived[sc.PROP_OBSERVATION_TYPE] = kind
+        if kind in _TIMED_OBSERVATIONS:
+            derived[sc.PROP_DURATION] = duration_s(span)
+    thread = attributes.get(sc.GEN_AI_CONVERSATION_ID) or attributes.get(sc.SESSION_ID)
+    if thread:
+        derived[sc.PROP_THREAD_ID] = str(thread)
+    return derived
+
+
+_TIMED_OBSERVATIONS = frozenset({"trace", "span"})
 
 
 def error_properties(span: ReadableSpan) -> dict[str, Any]:

@@ -21,6 +21,8 @@ TRUBRICS_LATENCY_UNKNOWN: Final = "trubrics.latency_unknown"
 """True when ``track_llm`` was given no latency: the span's duration is not a latency."""
 TRUBRICS_CONTEXT_PROPERTIES: Final = "trubrics.context.properties"
 """JSON object of properties stamped from ``user_context``; the event's own win on clashes."""
+TRUBRICS_OBSERVATION_TYPE: Final = "trubrics.observation.type"
+"""``trace`` | ``span`` | ``generation`` | ``event`` | ``score``: written by :mod:`~trubrics_otel.tracing`."""
 
 # --- Users and conversations ------------------------------------------------------------
 USER_ID: Final = "user.id"
@@ -120,6 +122,18 @@ PROP_TOOL_NAME: Final = "tool_name"
 PROP_TOOL_CALL_ID: Final = "tool_call_id"
 PROP_SPAN_KIND: Final = "span_kind"
 PROP_DURATION: Final = "duration"
+
+# --- Properties of tracing observations (see trubrics_otel.tracing) -----------------------
+PROP_OBSERVATION_TYPE: Final = "observation_type"
+PROP_DURATION: Final = "duration"
+"""Seconds between a trace's or span's start and end."""
+PROP_INPUT: Final = "input"
+PROP_OUTPUT: Final = "output"
+PROP_NAME: Final = "name"
+PROP_SCORE_VALUE: Final = "value"
+PROP_SCORE_TRACE_ID: Final = "trace_id"
+PROP_SCORE_OBSERVATION_ID: Final = "observation_id"
+PROP_SCORE_COMMENT: Final = "comment"
 
 ANONYMOUS_USER_ID: Final = "anonymous"
 """``user_id`` of an event whose span carries no user anywhere."""
