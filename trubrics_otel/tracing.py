@@ -73,6 +73,7 @@ from opentelemetry import trace as trace_api
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from trubrics_otel import semconv as sc
+from trubrics_otel.context import current_user_context, user_context
 from trubrics_otel.jsonable import dumps, to_jsonable
 
 SCORE_EVENT = "Score"
@@ -163,12 +164,18 @@ class Observation:
 
     def __enter__(self) -> Observation:
         if self._context is not None:
-            self._tokens.append(otel_context.attach(self._context))
+            scope = user_context(self.user_id, self.thread_id) if self.kind == TRACE else None
+            if scope is not None:  # the app's own spans inside get the trace's user too
+                scope.__enter__()
+            self._tokens.append((otel_context.attach(self._context), scope))
         return self
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         if self._tokens:
-            otel_context.detach(self._tokens.pop())
+            token, scope = self._tokens.pop()
+            otel_context.detach(token)
+            if scope is not None:
+                scope.__exit__(None, None, None)
         if isinstance(exc, Exception):
             self._fail(exc)
         self.end()
@@ -597,7 +604,10 @@ class Tracing:
             return context, current.user_id, current.thread_id
         span_context = trace_api.get_current_span(context).get_span_context()
         info = self._trace_info(span_context.trace_id) if span_context.is_valid else None
-        return context, info.user_id if info else None, info.thread_id if info else None
+        if info is not None:
+            return context, info.user_id, info.thread_id
+        scope = current_user_context()
+        return context, scope.user_id if scope else None, scope.thread_id if scope else None
 
     def _target(self, trace_id: Any, observation_id: Any) -> SpanContext | None:
         """The span context that hex ids name, or None (with a logged reason)."""
