@@ -36,7 +36,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from trubrics_otel.context import UserContextSpanProcessor
-from trubrics_otel.exporter import TrubricsSpanExporter
+from trubrics_otel.exporter import TrubricsSpanExporter, max_queue_size
 from trubrics_otel.genai_logs import GenAIContentJoiner
 
 
@@ -47,6 +47,7 @@ def configure(
     *,
     logger_provider: LoggerProvider | None = None,
     schedule_delay_millis: float | None = None,
+    sample_rate: float | None = None,
     **exporter_options: Any,
 ) -> TrubricsSpanExporter:
     """Add user-context stamping and Trubrics export to ``tracer_provider``.
@@ -57,6 +58,10 @@ def configure(
     ``retry_timeout``, ``all_spans``…); ``schedule_delay_millis`` to the
     ``BatchSpanProcessor`` (default: ``OTEL_BSP_SCHEDULE_DELAY``, else 5 s). Returns the
     exporter, for its ``stats()``.
+
+    ``sample_rate`` keeps that share of the instrumentation's traces, whole (decided by trace
+    id; default: ``OTEL_TRACES_SAMPLER``/``_ARG`` when set, else everything). Events from our
+    own ``Trubrics`` client and tracing API are never sampled away here.
     """
     provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):
@@ -64,9 +69,11 @@ def configure(
             "configure() needs an OpenTelemetry SDK TracerProvider: pass tracer_provider=, "
             f"or install one globally first (the global provider is {type(provider).__name__})."
         )
-    exporter = TrubricsSpanExporter(api_key=api_key, host=host, **exporter_options)
+    exporter = TrubricsSpanExporter(
+        api_key=api_key, host=host, sample_rate=sample_rate, **exporter_options
+    )
     export: SpanProcessor = BatchSpanProcessor(
-        exporter, schedule_delay_millis=schedule_delay_millis
+        exporter, max_queue_size=max_queue_size(), schedule_delay_millis=schedule_delay_millis
     )
     if logger_provider is not None:
         joiner = GenAIContentJoiner()

@@ -20,6 +20,8 @@ api_key         TRUBRICS_API_KEY      (required by the ingestion API)
 host            TRUBRICS_HOST         https://app.trubrics.com/api/ingestion
 timeout         TRUBRICS_TIMEOUT      10 s per HTTP request
 retry_timeout   TRUBRICS_RETRY_TIMEOUT  60 s of retrying one batch before holding it
+sample_rate     OTEL_TRACES_SAMPLER(_ARG)  keep all; else that share of traces, whole,
+                                      decided by trace id (our own events exempt)
 all_spans       TRUBRICS_ALL_SPANS    false: spans that are neither LLM calls nor
                                       Trubrics/tool events (HTTP, DB…) are dropped;
                                       true sends them as events named after the span
@@ -45,11 +47,14 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from trubrics_otel.encoder import Event, encode_spans
-from trubrics_otel.transport import DEFAULT_HOST, EVENTS_PATH, LLM_EVENTS_PATH, Transport
+from trubrics_otel.sampling import sampler_for
+from trubrics_otel.semconv import SCOPE_NAME
+from trubrics_otel.transport import DEFAULT_HOST, EVENTS_PATH, LLM_EVENTS_PATH, Delivery, Transport
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_RETRY_TIMEOUT_S = 60.0
 MAX_HELD_EVENTS = 100_000
+DEFAULT_MAX_QUEUE_SIZE = 100_000
 
 
 class TrubricsSpanExporter(SpanExporter):
@@ -61,6 +66,7 @@ class TrubricsSpanExporter(SpanExporter):
         timeout: float | None = None,
         retry_timeout: float | None = None,
         all_spans: bool | None = None,
+        sample_rate: float | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         self._logger = logger or logging.getLogger("trubrics")
@@ -77,6 +83,7 @@ class TrubricsSpanExporter(SpanExporter):
         if all_spans is None:
             all_spans = os.environ.get("TRUBRICS_ALL_SPANS", "").strip().lower() in ("1", "true", "yes")
         self._all_spans = all_spans
+        self._sampler = sampler_for(sample_rate, from_env=sample_rate is None)
         self._retry_timeout = _setting(retry_timeout, "TRUBRICS_RETRY_TIMEOUT", DEFAULT_RETRY_TIMEOUT_S)
         self._held: collections.deque[tuple[str, list[Event]]] = collections.deque()
         self._held_count = 0
@@ -90,12 +97,39 @@ class TrubricsSpanExporter(SpanExporter):
     # --- SpanExporter ------------------------------------------------------------------
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.deliver(self._encode(spans))
+
+    def send_now(self, spans: Sequence[ReadableSpan], timeout: float) -> Delivery:
+        """Deliver ``spans`` within ``timeout`` s, ahead of any queue (``track_sync``).
+
+        What meets a transient failure is held, like an exported batch, so it is sent later.
+        """
+        deadline = time.monotonic() + timeout
+        results = []
+        for path, events in self._encode(spans):
+            if not events:
+                continue
+            result = self._transport.send(path, events, deadline=deadline)
+            self._counts["sent"] += result.sent
+            self._counts["rejected"] += result.rejected
+            if result.pending:
+                with self._lock:
+                    self._hold(path, result.pending)
+            results.append(result)
+        failed = [r for r in results if not r.ok]
+        return failed[0] if failed else results[-1] if results else Delivery(ok=True)
+
+    def _encode(self, spans: Sequence[ReadableSpan]) -> list[tuple[str, list[Event]]]:
+        if self._sampler is not None:
+            kept = [s for s in spans if _exempt(s) or self._sampler.keep(s.context.trace_id)]
+            self._counts["sampled_out"] += len(spans) - len(kept)
+            spans = kept
         encoded = encode_spans(spans, all_spans=self._all_spans)
         for error in encoded.errors:
             self._logger.error("Could not encode a span; it is skipped: %s", error)
         self._counts["skipped"] += encoded.skipped
         self._counts["encode_errors"] += len(encoded.errors)
-        return self.deliver([(EVENTS_PATH, encoded.events), (LLM_EVENTS_PATH, encoded.llm_events)])
+        return [(EVENTS_PATH, encoded.events), (LLM_EVENTS_PATH, encoded.llm_events)]
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Try once more to deliver held events, for at most ``timeout_millis``."""
@@ -153,6 +187,7 @@ class TrubricsSpanExporter(SpanExporter):
             "dropped": self._counts["dropped"],
             "skipped_spans": self._counts["skipped"],
             "encode_errors": self._counts["encode_errors"],
+            "sampled_out": self._counts["sampled_out"],
         }
 
     def _until(self, started: float) -> float:
@@ -188,6 +223,19 @@ class _Deadline:
 
     def __exit__(self, *exc_info: Any) -> None:
         self._exporter._deadline = self._outer
+
+
+def max_queue_size(value: int | None = None) -> int:
+    """Spans a ``BatchSpanProcessor`` may hold: the argument, else ``OTEL_BSP_MAX_QUEUE_SIZE``,
+    else 100,000. The SDK's own default of 2,048 silently drops the oldest spans of any burst
+    faster than one export, which analytics cannot afford."""
+    return int(_setting(value, "OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_MAX_QUEUE_SIZE))
+
+
+def _exempt(span: ReadableSpan) -> bool:
+    """Our own events and observations are product analytics: never sampled away here."""
+    scope = span.instrumentation_scope
+    return scope is not None and scope.name == SCOPE_NAME
 
 
 def _setting(value: float | None, env: str, default: float) -> float:

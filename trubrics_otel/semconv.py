@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Final
 
+SCOPE_NAME: Final = "trubrics_otel"
+"""Instrumentation scope of every span trubrics-otel records itself (never sampled away)."""
+
 # --- Trubrics (no OpenTelemetry convention covers these) ------------------------------
 TRUBRICS_EVENT: Final = "trubrics.event"
 """Name of a product event recorded by ``Trubrics.track``; its presence marks the span."""
