@@ -15,7 +15,9 @@ import sys
 from collections.abc import Sequence
 
 # subcommand -> module defining ``add_arguments(parser)`` and ``run(args) -> int``
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "bridge": "trubrics_otel.bridge",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
