@@ -27,7 +27,7 @@ listen       TRUBRICS_BRIDGE_LISTEN    127.0.0.1:4319
 host         TRUBRICS_HOST             https://app.trubrics.com/api/ingestion
 api_key      TRUBRICS_API_KEY          none: each request's ``x-api-key`` is passed on
 max_body     TRUBRICS_BRIDGE_MAX_BODY  32 MiB, on the wire and once decompressed
-timeout      TRUBRICS_BRIDGE_TIMEOUT   5 s of trying Trubrics before answering 503
+timeout      TRUBRICS_BRIDGE_TIMEOUT   3 s of trying Trubrics before answering 503
 ===========  ========================  ==============================================
 """
 
@@ -53,7 +53,7 @@ from trubrics_otel.transport import DEFAULT_HOST, EVENTS_PATH, LLM_EVENTS_PATH, 
 
 DEFAULT_LISTEN = "127.0.0.1:4319"
 DEFAULT_MAX_BODY = 32 << 20
-DEFAULT_TIMEOUT_S = 5.0
+DEFAULT_TIMEOUT_S = 3.0
 RETRY_AFTER_S = 5
 TRACES_PATH = "/v1/traces"
 MAX_TRANSPORTS = 16  # distinct passed-through API keys kept warm
@@ -106,7 +106,7 @@ class Bridge:
     def start(self) -> Bridge:
         self._server = _Server(self._listen, _handler_for(self))
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="trubrics-bridge", daemon=True
+            target=self._server.serve_forever, args=(0.1,), name="trubrics-bridge", daemon=True
         )
         self._thread.start()
         return self
