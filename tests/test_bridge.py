@@ -327,3 +327,24 @@ def test_cli_runs_the_bridge(endpoint, tmp_path):
         output = process.communicate(timeout=10)[0].decode()
     assert process.returncode == 0
     assert "listening" in output and API_KEY not in output
+
+
+def test_events_trubrics_refuses_for_good_are_reported_not_retried(bridge, endpoint):
+    endpoint.reply(422, body={"detail": "bad event"})
+    response = post(bridge, good_body(3))
+    assert response.status_code == 200  # retrying the same data cannot help
+    answer = ExportTraceServiceResponse.FromString(response.content)
+    assert answer.partial_success.rejected_spans == 3
+    assert "422" in answer.partial_success.error_message
+    assert_serves(bridge, endpoint)
+
+
+def test_concurrent_senders_lose_nothing(bridge, endpoint):
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [good_body(20) for _ in range(24)]
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(pool.map(lambda body: post(bridge, body).status_code, bodies))
+    assert statuses == [200] * 24
+    ids = [e["properties"]["$span_id"] for e in endpoint.events("publish_llm_events")]
+    assert len(ids) == len(set(ids)) == 24 * 20

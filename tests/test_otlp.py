@@ -219,12 +219,20 @@ def test_gzip_bomb_is_refused_without_inflating_it():
         otlp.decompress(bomb, "gzip", 1 << 20)
 
 
+def test_status_body_is_a_google_rpc_status():
+    from google.rpc.status_pb2 import Status  # googleapis-common-protos, via the OTLP exporter
+
+    status = Status.FromString(otlp.status_body(400, "bad body ✗"))
+    assert (status.code, status.message) == (400, "bad body ✗")
+    assert json.loads(otlp.status_body(413, "big", as_json=True)) == {"code": 413, "message": "big"}
+
+
 def test_response_bodies():
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-    assert otlp.response_body([]) == b""  # an empty message serialises to nothing
-    response = ExportTraceServiceResponse.FromString(otlp.response_body(["a", "b"]))
+    assert otlp.response_body() == b""  # an empty message serialises to nothing
+    response = ExportTraceServiceResponse.FromString(otlp.response_body(2, "a; b"))
     assert response.partial_success.rejected_spans == 2
-    assert "a" in response.partial_success.error_message
-    as_json = json.loads(otlp.response_body(["a"], as_json=True))
+    assert response.partial_success.error_message == "a; b"
+    as_json = json.loads(otlp.response_body(1, "a", as_json=True))
     assert as_json["partialSuccess"]["rejectedSpans"] in ("1", 1)

@@ -58,6 +58,7 @@ RETRY_AFTER_S = 5
 TRACES_PATH = "/v1/traces"
 MAX_TRANSPORTS = 16  # distinct passed-through API keys kept warm
 REMEMBERED_EVENTS = 200_000  # delivered event ids kept to skip on a retried request
+MAX_CONCURRENT = 8  # requests decoded and forwarded at once: bounds memory under a flood
 _DRAIN_SECONDS = 2.0  # how long an over-size upload is read and discarded before closing
 
 Send = Callable[[str, str, list[Event], float], Delivery]
@@ -94,6 +95,7 @@ class Bridge:
         self._transports: collections.OrderedDict[str, Transport] = collections.OrderedDict()
         self._delivered: collections.OrderedDict[tuple[str, str, str], None] = collections.OrderedDict()
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(MAX_CONCURRENT)
         self._counts = collections.Counter[str]()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -163,30 +165,39 @@ class Bridge:
             return self._refuse(401, "no Trubrics API key: set TRUBRICS_API_KEY on the bridge "
                                      "or send an x-api-key header", as_json)
         encoded = encode_spans(decoded.spans)
-        rejected = decoded.rejected + encoded.errors
+        problems = decoded.rejected + encoded.errors
+        rejected = len(problems)
         self._count("spans", len(decoded.spans))
-        self._count("rejected_spans", len(rejected))
         self._count("skipped_spans", encoded.skipped)
-        for message in rejected[:5]:
+        for message in problems[:5]:
             self._logger.warning("Rejected a span: %s", message)
         deadline = time.monotonic() + self.timeout
         for path, events in ((EVENTS_PATH, encoded.events), (LLM_EVENTS_PATH, encoded.llm_events)):
-            failed = self._forward(key, path, events, deadline)
-            if failed is not None:
-                return self._upstream_failed(failed, as_json)
+            delivery = self._forward(key, path, events, deadline)
+            if delivery.ok:
+                continue
+            if delivery.retryable or delivery.status in (401, 403):
+                return self._upstream_failed(delivery, as_json)
+            # Refused for good (e.g. 422): retrying cannot help; tell the sender, don't retry.
+            rejected += delivery.rejected
+            problems.append(f"Trubrics refused {delivery.rejected} events at /{path} "
+                            f"(HTTP {delivery.status}): {delivery.detail}")
+        self._count("rejected_spans", rejected)
         self._count("accepted")
-        return Answer(200, otlp.response_body(rejected, as_json=as_json),
+        message = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        return Answer(200, otlp.response_body(rejected, message, as_json=as_json),
                       otlp.JSON if as_json else otlp.PROTOBUF)
 
-    def _forward(self, key: str, path: str, events: list[Event], deadline: float) -> Delivery | None:
-        """Send what was not delivered before; the failed Delivery, or None when all went."""
+    def _forward(self, key: str, path: str, events: list[Event], deadline: float) -> Delivery:
+        """Send what was not delivered before, and remember what is now."""
         with self._lock:
             todo = [e for e in events if _identity(key, path, e) not in self._delivered]
         self._count("duplicates_skipped", len(events) - len(todo))
         if not todo:
-            return None
+            return Delivery(ok=True)
         delivery = self._send(key, path, todo, deadline)
-        done = todo[: len(todo) - len(delivery.pending)]
+        # Sent, or refused for good; a refused key is not "done": the sender may come back.
+        done = todo[: len(todo) - len(delivery.pending)] if delivery.status not in (401, 403) else []
         with self._lock:
             for event in done:
                 self._delivered[_identity(key, path, event)] = None
@@ -194,8 +205,6 @@ class Bridge:
                 self._delivered.popitem(last=False)
             self._counts["events_sent"] += delivery.sent
             self._counts["events_rejected_upstream"] += delivery.rejected
-        if delivery.ok or (not delivery.retryable and delivery.status not in (401, 403)):
-            return None  # refused for good (e.g. 422): logged by the transport, not retried
         return delivery
 
     def _upstream_failed(self, delivery: Delivery, as_json: bool) -> Answer:
@@ -285,14 +294,21 @@ def _handler_for(bridge: Bridge) -> type[BaseHTTPRequestHandler]:
                     413, f"body of {length} bytes exceeds the {bridge.max_body}-byte limit", as_json
                 )
                 return self._answer_and_drain(answer, length)
-            body = self.rfile.read(length)
-            if len(body) < length:  # the client went away mid-body
-                self.close_connection = True
-                return
-            answer = bridge.export(
-                body, self.headers.get("Content-Type"), self.headers.get("Content-Encoding"),
-                self.headers.get("x-api-key"),
-            )
+            if not bridge._slots.acquire(timeout=1.0):
+                answer = bridge._refuse(503, "the bridge is busy", as_json)
+                answer.headers["Retry-After"] = "1"
+                return self._answer_and_drain(answer, length)
+            try:
+                body = self.rfile.read(length)
+                if len(body) < length:  # the client went away mid-body
+                    self.close_connection = True
+                    return
+                answer = bridge.export(
+                    body, self.headers.get("Content-Type"), self.headers.get("Content-Encoding"),
+                    self.headers.get("x-api-key"),
+                )
+            finally:
+                bridge._slots.release()
             self._answer(answer)
 
         def handle_expect_100(self) -> bool:
@@ -372,8 +388,12 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logger = logging.getLogger("trubrics")
     logger.setLevel(str(args.log_level).upper())
-    bridge = Bridge(args.host, args.api_key, listen=args.listen, max_body=args.max_body,
-                    timeout=args.timeout)
+    try:
+        bridge = Bridge(args.host, args.api_key, listen=args.listen, max_body=args.max_body,
+                        timeout=args.timeout)
+    except ValueError as exc:
+        logger.error("Bad bridge setting: %s", exc)
+        return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -172,15 +172,12 @@ def to_spans(request: ExportTraceServiceRequest) -> Decoded:
     return decoded
 
 
-def response_body(rejected: Iterable[str] = (), *, as_json: bool = False) -> bytes:
+def response_body(rejected: int = 0, message: str = "", *, as_json: bool = False) -> bytes:
     """An ``ExportTraceServiceResponse``, with ``partial_success`` when spans were rejected."""
-    messages = list(rejected)
     response = ExportTraceServiceResponse()
-    if messages:
-        response.partial_success.rejected_spans = len(messages)
-        response.partial_success.error_message = "; ".join(messages[:5]) + (
-            f"; and {len(messages) - 5} more" if len(messages) > 5 else ""
-        )
+    if rejected:
+        response.partial_success.rejected_spans = rejected
+        response.partial_success.error_message = message
     if as_json:
         return json_format.MessageToJson(response, indent=None).encode()
     return response.SerializeToString()
