@@ -41,7 +41,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -61,10 +60,6 @@ REMEMBERED_EVENTS = 200_000  # delivered event ids kept to skip on a retried req
 MAX_CONCURRENT = 8  # requests decoded and forwarded at once: bounds memory under a flood
 _DRAIN_SECONDS = 2.0  # how long an over-size upload is read and discarded before closing
 
-Send = Callable[[str, str, list[Event], float], Delivery]
-"""``send(api_key, path, events, deadline)``: how events leave; a Transport by default."""
-
-
 @dataclass
 class Answer:
     status: int
@@ -82,7 +77,6 @@ class Bridge:
         listen: str | None = None,
         max_body: int | None = None,
         timeout: float | None = None,
-        send: Send | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         self._logger = logger or logging.getLogger("trubrics.bridge")
@@ -91,7 +85,6 @@ class Bridge:
         self._listen = _address(listen or os.environ.get("TRUBRICS_BRIDGE_LISTEN") or DEFAULT_LISTEN)
         self.max_body = int(max_body or os.environ.get("TRUBRICS_BRIDGE_MAX_BODY") or DEFAULT_MAX_BODY)
         self.timeout = float(timeout or os.environ.get("TRUBRICS_BRIDGE_TIMEOUT") or DEFAULT_TIMEOUT_S)
-        self._send = send or self._transport_send
         self._transports: collections.OrderedDict[str, Transport] = collections.OrderedDict()
         self._delivered: collections.OrderedDict[tuple[str, str, str], None] = collections.OrderedDict()
         self._lock = threading.Lock()
@@ -195,7 +188,7 @@ class Bridge:
         self._count("duplicates_skipped", len(events) - len(todo))
         if not todo:
             return Delivery(ok=True)
-        delivery = self._send(key, path, todo, deadline)
+        delivery = self._transport_send(key, path, todo, deadline)
         # Sent, or refused for good; a refused key is not "done": the sender may come back.
         done = todo[: len(todo) - len(delivery.pending)] if delivery.status not in (401, 403) else []
         with self._lock:
@@ -307,6 +300,9 @@ def _handler_for(bridge: Bridge) -> type[BaseHTTPRequestHandler]:
                     body, self.headers.get("Content-Type"), self.headers.get("Content-Encoding"),
                     self.headers.get("x-api-key"),
                 )
+            except Exception:  # a bug of ours: say so, and keep serving
+                bridge._logger.exception("The bridge failed on an OTLP request")
+                answer = bridge._refuse(500, "internal error in the bridge", as_json, log=False)
             finally:
                 bridge._slots.release()
             self._answer(answer)
