@@ -116,3 +116,39 @@ def test_bridge_down_at_first_collector_holds_the_data(endpoint, tmp_path):
             starter.join()
             bridge.stop()
     assert set(span_ids(endpoint).values()) == {1}
+
+
+def test_openai_instrumentation_spans_through_rotel(endpoint, bridge, tmp_path, monkeypatch):
+    """A real third-party instrumentation (opentelemetry-instrumentation-openai-v2) around
+    the real openai client: its spans go app → rotel → bridge and arrive as LLM events."""
+    import openai
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+    from openai_server import OpenAIServer
+
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "span_only")
+    with OpenAIServer() as llm, Rotel(bridge.url, tmp_path) as collector:
+        provider = TracerProvider(resource=Resource.create({"service.name": "chat-app"}))
+        provider.add_span_processor(BatchSpanProcessor(
+            OTLPSpanExporter(endpoint=f"{collector.otlp_http_url}/v1/traces"), schedule_delay_millis=50,
+        ))
+        instrumentor = OpenAIInstrumentor()
+        instrumentor.instrument(tracer_provider=provider)
+        try:
+            client = openai.OpenAI(base_url=llm.url, api_key="sk-openai-test", max_retries=0)
+            for i in range(3):
+                client.chat.completions.create(
+                    model="gpt-4o", messages=[{"role": "user", "content": f"question {i}"}]
+                )
+        finally:
+            instrumentor.uninstrument()
+            provider.shutdown()
+        assert endpoint.wait_for_events(3) == 3
+        time.sleep(0.5)
+    events = sorted(endpoint.events("publish_llm_events"), key=lambda e: e["prompt"])
+    assert [(e["prompt"], e["generation"]) for e in events] == [
+        (f"question {i}", f"Echo: question {i}") for i in range(3)
+    ]
+    assert all(e["assistant_id"] == "gpt-4o-2024-08-06" for e in events)
+    assert all(e["properties"]["input_tokens"] == 9 for e in events)
+    assert set(span_ids(endpoint).values()) == {1}
