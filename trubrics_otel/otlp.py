@@ -160,7 +160,9 @@ def parse_json(body: bytes) -> ExportTraceServiceRequest:
 def to_spans(request: ExportTraceServiceRequest) -> Decoded:
     decoded = Decoded()
     for resource_spans in request.resource_spans:
-        resource = Resource(attributes_of(resource_spans.resource.attributes), resource_spans.schema_url or None)
+        resource = Resource(
+            attributes_of(resource_spans.resource.attributes), resource_spans.schema_url or None
+        )
         for scope_spans in resource_spans.scope_spans:
             scope = _scope(scope_spans.scope, scope_spans.schema_url)
             for span in scope_spans.spans:
