@@ -13,7 +13,9 @@ Answers follow the OTLP/HTTP specification, so the Collector's retry and sending
 the buffering: 200 with an ``ExportTraceServiceResponse`` (``partial_success`` counts spans
 that were not valid OTLP); 400 for an undecodable body; 413 past the size limit; 415 for
 an unknown content type or encoding; 401 without an API key; 503 (429 when Trubrics said
-429) with ``Retry-After`` while Trubrics is failing. Events Trubrics already accepted are
+429) with ``Retry-After`` while Trubrics is failing (or while more than
+:data:`MAX_CONCURRENT` requests are in hand). Events Trubrics refuses for good (a 422) are
+counted in ``partial_success`` rather than retried. Events Trubrics already accepted are
 remembered by their ``$trace_id``/``$span_id``, so the retried request does not send them
 twice. Spans that are neither product events nor LLM calls (HTTP, database…) are simply
 not forwarded.
