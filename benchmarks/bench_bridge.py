@@ -120,7 +120,7 @@ def main() -> None:
 
         def decode_encode() -> int:
             for body in bodies[:batches]:
-                encode_spans(otlp.decode_request(otlp.decompress(body, "gzip", 1 << 26), otlp.PROTOBUF).spans)
+                encode_spans(otlp.decode_request(otlp.decompress(body, "gzip", 1 << 26), otlp.PROTOBUF))
             return batch * batches
 
         rows.append(("bridge: gunzip + decode", best_rate(decode_only, rounds)))

@@ -6,6 +6,7 @@ retry backoff overridden), on loopback, by each test, and always stopped.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -118,37 +119,39 @@ def test_bridge_down_at_first_collector_holds_the_data(endpoint, tmp_path):
     assert set(span_ids(endpoint).values()) == {1}
 
 
-def test_openai_instrumentation_spans_through_rotel(endpoint, bridge, tmp_path, monkeypatch):
-    """A real third-party instrumentation (opentelemetry-instrumentation-openai-v2) around
-    the real openai client: its spans go app → rotel → bridge and arrive as LLM events."""
-    import openai
-    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+@pytest.mark.parametrize("lib, content", [
+    ("openai-v2", "span_only"), ("openllmetry", None), ("openinference", None),
+])
+def test_instrumented_app_through_rotel_matches_in_process(endpoint, bridge, tmp_path, lib, content):
+    """Real third-party instrumentation around the real openai client: the app exports plain
+    OTLP to rotel, and the bridge delivers the same events the in-process exporter does."""
+    import os
+    import subprocess
+    import sys
 
-    from openai_server import OpenAIServer
+    from fake_openai import FakeOpenAI
+    from test_instrumentation import APP, stable
 
-    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "span_only")
-    with OpenAIServer() as llm, Rotel(bridge.url, tmp_path) as collector:
-        provider = TracerProvider(resource=Resource.create({"service.name": "chat-app"}))
-        provider.add_span_processor(BatchSpanProcessor(
-            OTLPSpanExporter(endpoint=f"{collector.otlp_http_url}/v1/traces"), schedule_delay_millis=50,
-        ))
-        instrumentor = OpenAIInstrumentor()
-        instrumentor.instrument(tracer_provider=provider)
-        try:
-            client = openai.OpenAI(base_url=llm.url, api_key="sk-openai-test", max_retries=0)
-            for i in range(3):
-                client.chat.completions.create(
-                    model="gpt-4o", messages=[{"role": "user", "content": f"question {i}"}]
-                )
-        finally:
-            instrumentor.uninstrument()
-            provider.shutdown()
-        assert endpoint.wait_for_events(3) == 3
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRUBRICS_"))}
+    if content:
+        env["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = content
+
+    def app(*target: str) -> None:
+        done = subprocess.run([sys.executable, str(APP), "--lib", lib, "--openai-url", llm.url, *target],
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+
+    with FakeOpenAI() as llm, TrubricsEndpoint() as direct, Rotel(bridge.url, tmp_path) as collector:
+        app("--trubrics-host", direct.url)
+        expected = direct.count()
+        assert expected >= 4  # chat, stream, error, tool call
+        app("--otlp-endpoint", f"{collector.otlp_http_url}/v1/traces")
+        assert endpoint.wait_for_events(expected) == expected
         time.sleep(0.5)
-    events = sorted(endpoint.events("publish_llm_events"), key=lambda e: e["prompt"])
-    assert [(e["prompt"], e["generation"]) for e in events] == [
-        (f"question {i}", f"Echo: question {i}") for i in range(3)
-    ]
-    assert all(e["assistant_id"] == "gpt-4o-2024-08-06" for e in events)
-    assert all(e["properties"]["input_tokens"] == 9 for e in events)
     assert set(span_ids(endpoint).values()) == {1}
+    for path in ("publish_events", "publish_llm_events"):
+        key = json.dumps
+        via_bridge = sorted((stable(e) for e in endpoint.events(path)), key=key)
+        in_process = sorted((stable(e) for e in direct.events(path)), key=key)
+        assert via_bridge == in_process
+    assert {e["user_id"] for e in endpoint.events("publish_llm_events")} == {"u1"}

@@ -73,7 +73,7 @@ def _hexify(document: dict) -> dict:
 def test_protobuf_round_trip_feeds_the_encoder_identically():
     spans = _sdk_spans()
     body = to_otlp(spans).SerializeToString()
-    decoded = otlp.decode_request(body, "application/x-protobuf")
+    decoded = otlp.decode(body, "application/x-protobuf")
     assert decoded.rejected == []
     assert encode_spans(decoded.spans) == encode_spans(spans)
     assert len(encode_spans(spans).llm_events) == 1 and len(encode_spans(spans).events) == 1
@@ -98,10 +98,19 @@ def test_protobuf_round_trip_feeds_the_encoder_identically():
     assert event.timestamp == originals["chat gpt-4o"].events[0].timestamp
 
 
+def test_decode_request_is_the_list_of_valid_spans():
+    spans = _sdk_spans()
+    request = to_otlp(spans)
+    request.resource_spans[0].scope_spans[0].spans[0].trace_id = b""
+    decoded = otlp.decode_request(request.SerializeToString(), "application/x-protobuf")
+    assert isinstance(decoded, list) and len(decoded) == len(spans) - 1
+    assert encode_spans(decoded) == encode_spans(s for s in spans if s.name != spans[0].name)
+
+
 def test_json_round_trip_with_hex_ids():
     spans = _sdk_spans()
     document = _hexify(json_format.MessageToDict(to_otlp(spans)))
-    decoded = otlp.decode_request(json.dumps(document).encode(), "application/json; charset=utf-8")
+    decoded = otlp.decode(json.dumps(document).encode(), "application/json; charset=utf-8")
     assert decoded.json
     assert encode_spans(decoded.spans) == encode_spans(spans)
 
@@ -138,7 +147,7 @@ def test_hand_written_otlp_json_per_spec():
             }],
         }]
     }
-    decoded = otlp.decode_request(json.dumps(body).encode(), "application/json")
+    decoded = otlp.decode(json.dumps(body).encode(), "application/json")
     chat, root = decoded.spans
     assert f"{chat.context.trace_id:032x}" == TRACE_HEX
     assert f"{chat.context.span_id:016x}" == SPAN_HEX
@@ -161,7 +170,7 @@ def test_invalid_spans_are_rejected_one_by_one():
     bad[0].trace_id = b"\x00" * 16
     bad[1].span_id = b"\x01\x02"
     bad[2].end_time_unix_nano = 0
-    decoded = otlp.decode_request(request.SerializeToString(), "application/x-protobuf")
+    decoded = otlp.decode(request.SerializeToString(), "application/x-protobuf")
     assert len(decoded.spans) == len(spans) - 3
     assert len(decoded.rejected) == 3
     assert any("trace id" in m for m in decoded.rejected)
@@ -177,20 +186,20 @@ def test_invalid_spans_are_rejected_one_by_one():
 ])
 def test_undecodable_bodies_raise_decode_error(body, content_type):
     with pytest.raises(otlp.OtlpDecodeError) as caught:
-        otlp.decode_request(body, content_type)
+        otlp.decode(body, content_type)
     assert not isinstance(caught.value, (otlp.UnsupportedMediaType, otlp.PayloadTooLarge))
 
 
 def test_truncated_protobuf_raises():
     body = to_otlp(_sdk_spans()).SerializeToString()
     with pytest.raises(otlp.OtlpDecodeError):
-        otlp.decode_request(body[:-7], "application/x-protobuf")
+        otlp.decode(body[:-7], "application/x-protobuf")
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/grpc", None, ""])
 def test_unknown_content_types(content_type):
     with pytest.raises(otlp.UnsupportedMediaType):
-        otlp.decode_request(b"", content_type)
+        otlp.decode(b"", content_type)
 
 
 def test_decompress_gzip_deflate_and_limits():

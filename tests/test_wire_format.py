@@ -10,10 +10,9 @@ import uuid
 
 import pytest
 import trubrics as official
+from conftest import API_KEY
 
 from trubrics_otel import Trubrics
-
-from conftest import API_KEY
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 HEX16 = re.compile(r"^[0-9a-f]{16}$")

@@ -146,7 +146,7 @@ class Bridge:
         as_json = otlp.media_type(content_type) == otlp.JSON
         self._count("requests")
         try:
-            decoded = otlp.decode_request(
+            decoded = otlp.decode(
                 otlp.decompress(body, content_encoding, self.max_body), content_type
             )
         except otlp.PayloadTooLarge as exc:

@@ -41,12 +41,14 @@ from opentelemetry import trace as trace_api
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from trubrics_otel import semconv as sc
 from trubrics_otel.exporter import TrubricsSpanExporter
 from trubrics_otel.jsonable import dumps, encode_string
+from trubrics_otel.tracing import Observation, Tracing
 
 DEFAULT_FLUSH_INTERVAL_S = 10.0
 DEFAULT_FLUSH_BATCH_SIZE = 20
@@ -130,6 +132,9 @@ class Trubrics:
         self._processor: BatchSpanProcessor | None = None
         self._provider: TracerProvider | None = None
         self._tracer: trace_api.Tracer | None = None
+        self._observation_tracer: trace_api.Tracer | None = None
+        """Starts the tracing API's spans, on whichever provider this client records into."""
+        self._tracing = Tracing(self._tracer_for_observations, self._time_ns, self._logger)
         self._resource = Resource.create({})
         self._scope = InstrumentationScope(SCOPE_NAME)
         self._closed = False
@@ -221,6 +226,122 @@ class Trubrics:
                          attributes, start, end, SpanKind.CLIENT)
         except Exception:
             self._logger.exception("track_llm() failed; the event is lost")
+
+    # --- Tracing (see trubrics_otel.tracing) -----------------------------------------------
+
+    def trace(
+        self,
+        name: str,
+        *,
+        user_id: str | None = None,
+        thread_id: str | None = None,
+        input: Any = None,
+        output: Any = None,
+        metadata: Properties | None = None,
+        start_time: Any = None,
+        end_time: Any = None,
+        parent: Observation | None = None,
+        trace_id: str | None = None,
+        parent_observation_id: str | None = None,
+    ) -> Observation:
+        """One request's execution; ``with`` makes it current. Its user and thread reach
+        every observation inside it. ``trace.id`` is the OTel trace id in hex."""
+        return self._tracing.start(
+            "trace", name, user_id=user_id, thread_id=thread_id, input=input, output=output,
+            metadata=metadata, start_time=start_time, end_time=end_time, parent=parent,
+            trace_id=trace_id, parent_observation_id=parent_observation_id,
+        )
+
+    def span(
+        self,
+        name: str,
+        *,
+        input: Any = None,
+        output: Any = None,
+        metadata: Properties | None = None,
+        start_time: Any = None,
+        end_time: Any = None,
+        parent: Observation | None = None,
+        trace_id: str | None = None,
+        parent_observation_id: str | None = None,
+    ) -> Observation:
+        """A unit of work inside the current trace (or ``parent`` / the given hex ids)."""
+        return self._tracing.start(
+            "span", name, input=input, output=output, metadata=metadata, start_time=start_time,
+            end_time=end_time, parent=parent, trace_id=trace_id,
+            parent_observation_id=parent_observation_id,
+        )
+
+    def generation(
+        self,
+        name: str,
+        *,
+        model: str | None = None,
+        model_parameters: Properties | None = None,
+        prompt: Any = None,
+        completion: Any = None,
+        usage: Any = None,
+        metadata: Properties | None = None,
+        start_time: Any = None,
+        end_time: Any = None,
+        parent: Observation | None = None,
+        trace_id: str | None = None,
+        parent_observation_id: str | None = None,
+    ) -> Observation:
+        """One LLM call: becomes a Trubrics LLM event (prompt, completion, model, latency)."""
+        return self._tracing.start(
+            "generation", name, input=prompt, output=completion, model=model,
+            model_parameters=model_parameters, usage=usage, metadata=metadata,
+            start_time=start_time, end_time=end_time, parent=parent, trace_id=trace_id,
+            parent_observation_id=parent_observation_id,
+        )
+
+    def event(
+        self,
+        name: str,
+        *,
+        input: Any = None,
+        output: Any = None,
+        metadata: Properties | None = None,
+        start_time: Any = None,
+        parent: Observation | None = None,
+        trace_id: str | None = None,
+        parent_observation_id: str | None = None,
+    ) -> Observation:
+        """A point-in-time event inside the current trace; recorded at once."""
+        return self._tracing.start(
+            "event", name, input=input, output=output, metadata=metadata, start_time=start_time,
+            parent=parent, trace_id=trace_id, parent_observation_id=parent_observation_id,
+        )
+
+    def score(
+        self,
+        trace_id: str,
+        name: str,
+        value: float | bool | str,
+        observation_id: str | None = None,
+        comment: str | None = None,
+        *,
+        user_id: str | None = None,
+    ) -> None:
+        """Rate a trace, or one observation of it: a ``Score`` event (see the tracing module)."""
+        self._tracing.score(trace_id, name, value, observation_id, comment, user_id)
+
+    def observe(
+        self,
+        func: Any = None,
+        *,
+        name: str | None = None,
+        as_type: str = "span",
+        capture_input: bool = True,
+        capture_output: bool = True,
+    ) -> Any:
+        """Decorator: each call of a function (sync, async, generator) becomes a span, or a
+        generation with ``as_type="generation"``; arguments are its input, the result its output."""
+        return self._tracing.observe(
+            func, name=name, as_type=as_type, capture_input=capture_input,
+            capture_output=capture_output,
+        )
 
     # --- Delivery ----------------------------------------------------------------------
 
@@ -317,10 +438,20 @@ class Trubrics:
             if self._app_provider is not None:
                 self._app_provider.add_span_processor(self._processor)
                 self._tracer = self._app_provider.get_tracer(SCOPE_NAME)
+                self._observation_tracer = self._tracer
             else:
-                self._provider = TracerProvider(resource=self._resource, shutdown_on_exit=False)
+                # ALWAYS_ON: the app's sampling decisions must not drop analytics events
+                self._provider = TracerProvider(
+                    resource=self._resource, sampler=ALWAYS_ON, shutdown_on_exit=False
+                )
                 self._provider.add_span_processor(self._processor)
+                self._observation_tracer = self._provider.get_tracer(SCOPE_NAME)
             atexit.register(self.close)
+
+    def _tracer_for_observations(self) -> trace_api.Tracer | None:
+        if self._processor is None:
+            self._start()
+        return None if self._closed else self._observation_tracer
 
     def _time_ns(self, timestamp: Any) -> int:
         if timestamp is None:

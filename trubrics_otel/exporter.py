@@ -20,6 +20,9 @@ api_key         TRUBRICS_API_KEY      (required by the ingestion API)
 host            TRUBRICS_HOST         https://app.trubrics.com/api/ingestion
 timeout         TRUBRICS_TIMEOUT      10 s per HTTP request
 retry_timeout   TRUBRICS_RETRY_TIMEOUT  60 s of retrying one batch before holding it
+all_spans       TRUBRICS_ALL_SPANS    false: spans that are neither LLM calls nor
+                                      Trubrics/tool events (HTTP, DB…) are dropped;
+                                      true sends them as events named after the span
 ==============  ====================  ==============================================
 
 The :mod:`~trubrics_otel.encoder` turns spans into events (no I/O); the
@@ -57,6 +60,7 @@ class TrubricsSpanExporter(SpanExporter):
         *,
         timeout: float | None = None,
         retry_timeout: float | None = None,
+        all_spans: bool | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         self._logger = logger or logging.getLogger("trubrics")
@@ -70,6 +74,9 @@ class TrubricsSpanExporter(SpanExporter):
             timeout=_setting(timeout, "TRUBRICS_TIMEOUT", DEFAULT_TIMEOUT_S),
             logger=self._logger,
         )
+        if all_spans is None:
+            all_spans = os.environ.get("TRUBRICS_ALL_SPANS", "").strip().lower() in ("1", "true", "yes")
+        self._all_spans = all_spans
         self._retry_timeout = _setting(retry_timeout, "TRUBRICS_RETRY_TIMEOUT", DEFAULT_RETRY_TIMEOUT_S)
         self._held: collections.deque[tuple[str, list[Event]]] = collections.deque()
         self._held_count = 0
@@ -83,7 +90,7 @@ class TrubricsSpanExporter(SpanExporter):
     # --- SpanExporter ------------------------------------------------------------------
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        encoded = encode_spans(spans)
+        encoded = encode_spans(spans, all_spans=self._all_spans)
         for error in encoded.errors:
             self._logger.error("Could not encode a span; it is skipped: %s", error)
         self._counts["skipped"] += encoded.skipped

@@ -3,9 +3,10 @@
 Pure: bytes in, spans out; no I/O, no clock::
 
     body = decompress(raw, request.headers.get("Content-Encoding"), max_size=32 << 20)
-    decoded = decode_request(body, request.headers["Content-Type"])
-    encode_spans(decoded.spans)     # exactly what the in-process exporter does
-    decoded.rejected                # one message per span that was not valid OTLP
+    spans = decode_request(body, request.headers["Content-Type"])
+    encode_spans(spans)             # exactly what the in-process exporter does
+
+    decode(body, content_type).rejected   # one message per span that was not valid OTLP
 
 Both OTLP/HTTP encodings are read: binary protobuf (``application/x-protobuf``) and
 OTLP/JSON (``application/json``: lowerCamelCase keys, enums as names or integers, 64-bit
@@ -15,7 +16,7 @@ protobuf's own JSON mapping would have them).
 Attribute values come out as the SDK holds them in-process: string, bool, int, float,
 a tuple for an array, a dict for a key-value list, bytes for bytes; an empty value drops
 the attribute. A span without a valid trace id, span id or end time is rejected (it could
-never become an event with a stable identity) and counted in ``Decoded.rejected``.
+never become an event with a stable identity) and counted in ``Decoded.rejected`` by :func:`decode`.
 Anything that is not an OTLP request at all raises :class:`OtlpDecodeError`.
 """
 
@@ -117,8 +118,13 @@ def decompress(body: bytes, content_encoding: str | None, max_size: int) -> byte
     return out
 
 
-def decode_request(body: bytes, content_type: str | None) -> Decoded:
-    """Parse an ``ExportTraceServiceRequest`` (already decompressed) into spans."""
+def decode_request(body: bytes, content_type: str | None) -> list[ReadableSpan]:
+    """The valid spans of an ``ExportTraceServiceRequest`` (already decompressed)."""
+    return decode(body, content_type).spans
+
+
+def decode(body: bytes, content_type: str | None) -> Decoded:
+    """Like :func:`decode_request`, also telling which spans were rejected and why."""
     kind = media_type(content_type)
     if kind == PROTOBUF:
         request = ExportTraceServiceRequest()
