@@ -46,6 +46,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from trubrics_otel import semconv as sc
+from trubrics_otel.context import current_user_context, stamp
 from trubrics_otel.exporter import TrubricsSpanExporter
 from trubrics_otel.jsonable import dumps, encode_string
 from trubrics_otel.tracing import Observation, Tracing
@@ -205,23 +206,29 @@ class Trubrics:
                 sc.GEN_AI_OPERATION_NAME: sc.OPERATION_CHAT,
                 sc.GEN_AI_INPUT_MESSAGES: _message_json("user", prompt),
                 sc.GEN_AI_OUTPUT_MESSAGES: _message_json("assistant", generation),
-                sc.TRUBRICS_PROMPT_EVENT_NAME: str(prompt_event_name),
-                sc.TRUBRICS_GENERATION_EVENT_NAME: str(generation_event_name),
             }
+            if prompt_event_name != "Prompt":  # the encoder's defaults need no attribute
+                attributes[sc.TRUBRICS_PROMPT_EVENT_NAME] = str(prompt_event_name)
+            if generation_event_name != "Generation":
+                attributes[sc.TRUBRICS_GENERATION_EVENT_NAME] = str(generation_event_name)
             if model is not None:
                 attributes[sc.GEN_AI_REQUEST_MODEL] = str(model)
             if thread is not None and thread != "":
                 attributes[sc.GEN_AI_CONVERSATION_ID] = str(thread)
             if props:
                 attributes[sc.TRUBRICS_PROPERTIES] = dumps(props)
-                for prop, attribute in _USAGE_PROPERTIES:
-                    if isinstance(props.get(prop), int):
-                        attributes[attribute] = props[prop]
+                if not _USAGE_KEYS.isdisjoint(props):
+                    for prop, attribute in _USAGE_PROPERTIES:
+                        if type(props.get(prop)) is int:
+                            attributes[attribute] = props[prop]
             end = self._time_ns(timestamp)
-            seconds = _latency(latency, self._logger)
-            if seconds is None:
-                attributes[sc.TRUBRICS_LATENCY_UNKNOWN] = True
-            start = end - int((seconds or 0.0) * 1e9)
+            if (latency.__class__ is float or latency.__class__ is int) and 0 <= latency <= _MAX_LATENCY_S:
+                start = end - int(latency * 1e9)
+            else:
+                seconds = _latency(latency, self._logger)
+                if seconds is None:
+                    attributes[sc.TRUBRICS_LATENCY_UNKNOWN] = True
+                start = end - int((seconds or 0.0) * 1e9)
             self._record(f"{sc.OPERATION_CHAT} {model}" if model else sc.OPERATION_CHAT,
                          attributes, start, end, SpanKind.CLIENT)
         except Exception:
@@ -401,6 +408,9 @@ class Trubrics:
         if self._closed:
             self._logger.error("Event %r tracked after close(); it is not sent.", name)
             return
+        scope = current_user_context()
+        if scope is not None:  # explicit arguments win over the surrounding user_context
+            attributes.update(stamp(scope, attributes))
         if self._tracer is not None:  # the app's provider: let its processors see the span
             span = self._tracer.start_span(name, kind=kind, attributes=attributes, start_time=start)
             span.end(end_time=end)
@@ -479,6 +489,8 @@ _USAGE_PROPERTIES = (
     ("output_tokens", sc.GEN_AI_USAGE_OUTPUT_TOKENS),
     ("completion_tokens", sc.GEN_AI_USAGE_OUTPUT_TOKENS),
 )
+_MAX_LATENCY_S = 86_400
+_USAGE_KEYS = frozenset(prop for prop, _ in _USAGE_PROPERTIES)
 
 
 def _message_json(role: str, text: Any) -> str:
@@ -503,9 +515,9 @@ def _identifier(value: Any) -> str | None:
 def _latency(latency: Any, logger: logging.Logger) -> float | None:
     if latency is None:
         return None
-    if isinstance(latency, (int, float)) and not isinstance(latency, bool) and latency >= 0:
+    if isinstance(latency, (int, float)) and not isinstance(latency, bool) and 0 <= latency <= _MAX_LATENCY_S:
         return float(latency)
-    logger.error("Invalid latency %r: must be seconds >= 0; sent as unknown", latency)
+    logger.error("Invalid latency %r: must be seconds, 0 to %d; sent as unknown", latency, _MAX_LATENCY_S)
     return None
 
 

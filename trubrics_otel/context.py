@@ -143,6 +143,20 @@ class user_context:  # noqa: N801 - used like a function, as contextlib's helper
         return run  # type: ignore[return-value]
 
 
+def stamp(scope: UserContext, attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """The attributes ``scope`` adds to a span that has ``attributes``: only what it lacks."""
+    added: dict[str, Any] = {}
+    if scope.user_id is not None and not (attributes.get(sc.USER_ID) or attributes.get(sc.ENDUSER_ID)):
+        added[sc.USER_ID] = scope.user_id
+    if scope.thread_id is not None and not (
+        attributes.get(sc.GEN_AI_CONVERSATION_ID) or attributes.get(sc.SESSION_ID)
+    ):
+        added[sc.GEN_AI_CONVERSATION_ID] = scope.thread_id
+    if scope.properties and sc.TRUBRICS_CONTEXT_PROPERTIES not in attributes:
+        added[sc.TRUBRICS_CONTEXT_PROPERTIES] = dumps(scope.properties)
+    return added
+
+
 class UserContextSpanProcessor(SpanProcessor):
     """Stamps the current :func:`user_context` on every span at start; sends nothing."""
 
@@ -151,17 +165,8 @@ class UserContextSpanProcessor(SpanProcessor):
         if scope is None:
             return
         try:
-            attributes = span.attributes or {}
-            if scope.user_id is not None and not (
-                attributes.get(sc.USER_ID) or attributes.get(sc.ENDUSER_ID)
-            ):
-                span.set_attribute(sc.USER_ID, scope.user_id)
-            if scope.thread_id is not None and not (
-                attributes.get(sc.GEN_AI_CONVERSATION_ID) or attributes.get(sc.SESSION_ID)
-            ):
-                span.set_attribute(sc.GEN_AI_CONVERSATION_ID, scope.thread_id)
-            if scope.properties and sc.TRUBRICS_CONTEXT_PROPERTIES not in attributes:
-                span.set_attribute(sc.TRUBRICS_CONTEXT_PROPERTIES, dumps(scope.properties))
+            for key, value in stamp(scope, span.attributes or {}).items():
+                span.set_attribute(key, value)
         except Exception:  # never break the span's owner over analytics
             _logger.exception("Could not stamp the user context on span %r.", span.name)
 

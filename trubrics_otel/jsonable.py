@@ -24,11 +24,26 @@ import datetime as _dt
 import json
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 _FAST = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
+
+
+# The C encoder called directly: half the cost of JSONEncoder.encode's Python wrapper.
+# No cycle markers: a cycle ends in RecursionError, which sends it down the slow path.
+_C_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+_encode_fast: Callable[[Any], str] = (
+    (lambda value, _c=_C_ENCODER(None, _refuse, json.encoder.encode_basestring, None,  # type: ignore[misc]
+                                 ":", ",", False, False, False): "".join(_c(value, 0)))
+    if _C_ENCODER is not None
+    else _FAST.encode
+)
 encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
 """``str`` → JSON string literal (C speed); used to build message JSON on the hot path."""
 
@@ -36,7 +51,7 @@ encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
 def dumps(properties: Mapping[str, Any]) -> str:
     """Properties → JSON object text; the fast path costs one C-encoder call."""
     try:
-        return _FAST.encode(properties)
+        return _encode_fast(properties)
     except (TypeError, ValueError, RecursionError):
         return _FAST.encode(to_jsonable(properties))
 
