@@ -5,10 +5,12 @@ globally, so a fresh interpreter per library is the honest way to compare them::
 
     python tests/instrumented_app.py --lib openai-v2 --openai-url URL --trubrics-host URL
     python tests/instrumented_app.py --lib openinference --openai-url URL --dump DIR
+    python tests/instrumented_app.py --lib openllmetry --openai-url URL --otlp-endpoint URL
 
 With ``--trubrics-host`` spans go through ``trubrics_otel.configure`` to a Trubrics
 endpoint; with ``--dump`` they are captured in memory and written as JSON fixtures
 (``DIR/<case>.json``, log records included), which is how ``tests/fixtures/spans`` was made.
+With ``--otlp-endpoint`` they leave as plain OTLP/HTTP, as to a Collector.
 
 Every case runs inside ``user_context(user_id="u1", thread_id="t-42", properties={"plan":
 "pro"})`` and inside a non-LLM ``handle request`` server span, as a web app's would.
@@ -167,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--dump", type=Path, help="write span fixtures here instead of exporting")
     parser.add_argument("--trubrics-host")
+    parser.add_argument("--otlp-endpoint", help="export plain OTLP/HTTP here (a collector) instead")
     parser.add_argument("--all-spans", action="store_true", help="send non-LLM spans too")
     args = parser.parse_args(argv)
 
@@ -177,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
     provider = TracerProvider()
     memory = InMemorySpanExporter()
-    logs_memory = logger_provider = None
+    logs_memory = logger_provider = exporter = None
     if args.dump:
         from opentelemetry.sdk._logs import LoggerProvider
         from opentelemetry.sdk._logs import export as log_export
@@ -198,6 +201,17 @@ def main(argv: list[str] | None = None) -> int:
         logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs_memory))
         provider.add_span_processor(UserContextSpanProcessor())
         provider.add_span_processor(SimpleSpanProcessor(memory))
+    elif args.otlp_endpoint:  # an app that only speaks OTLP to its collector
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        from trubrics_otel.context import UserContextSpanProcessor
+
+        exporter = None
+        provider.add_span_processor(UserContextSpanProcessor())
+        provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=args.otlp_endpoint), schedule_delay_millis=50)
+        )
     else:
         from opentelemetry.sdk._logs import LoggerProvider
 
@@ -229,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             path = args.dump / f"{case}.json"
             path.write_text(json.dumps(dump, indent=2, sort_keys=True) + "\n")
     provider.shutdown()
-    if not args.dump:
+    if exporter is not None:
         print(json.dumps(exporter.stats()))
     return 0
 

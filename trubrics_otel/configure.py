@@ -2,8 +2,7 @@
 
 ::
 
-    from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
     from trubrics_otel import configure, user_context
 
