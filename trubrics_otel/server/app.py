@@ -48,6 +48,8 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from trubrics_otel.encoder import encode_spans
+from trubrics_otel.otlp import decode_request
 from trubrics_otel.server.store import DEFAULT_SESSION_TIMEOUT_S, Store, parse_time
 from trubrics_otel.server.validation import EVENT, LLM_EVENT, validate_batch, validate_event
 
@@ -185,12 +187,6 @@ class LocalServer:
 
     def ingest_otlp(self, body: bytes, content_type: str) -> Response:
         """OTLP/HTTP traces → the same encoder the exporter uses → the store."""
-        try:
-            from trubrics_otel.otlp import decode_request  # built separately; wired when present
-        except ImportError:
-            return Response(404, {"detail": "OTLP ingestion is not available in this build"})
-        from trubrics_otel.encoder import encode_spans
-
         try:
             spans = decode_request(body, content_type)
         except Exception as exc:  # a malformed request, whatever the decoder raises
