@@ -211,3 +211,12 @@ def test_event_level_sample_rate_is_off_by_default_and_decided_by_trace(make_cli
         everything.track(user_id="v", event="all")
     everything.close()
     assert sum(e["event"] == "all" for e in endpoint.events()) == 300
+
+
+def test_configure_twice_on_one_provider_sends_each_event_once(endpoint):
+    provider = TracerProvider()
+    first = configure(tracer_provider=provider, api_key=API_KEY, host=endpoint.url)
+    assert configure(tracer_provider=provider, api_key=API_KEY, host=endpoint.url) is first
+    _instrumentation_traces(provider, 5)
+    provider.shutdown()
+    assert len(endpoint.events("publish_llm_events")) == 15

@@ -27,6 +27,8 @@ already installed; add only the stamping processor there::
 
 from __future__ import annotations
 
+import logging
+import weakref
 from typing import Any
 
 from opentelemetry import trace
@@ -37,6 +39,11 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from trubrics_otel.context import UserContextSpanProcessor
 from trubrics_otel.exporter import TrubricsSpanExporter, max_queue_size
 from trubrics_otel.genai_logs import GenAIContentJoiner
+
+
+_CONFIGURED: weakref.WeakKeyDictionary[TracerProvider, TrubricsSpanExporter] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def configure(
@@ -68,9 +75,15 @@ def configure(
             "configure() needs an OpenTelemetry SDK TracerProvider: pass tracer_provider=, "
             f"or install one globally first (the global provider is {type(provider).__name__})."
         )
+    if provider in _CONFIGURED:  # a second exporter would send every event twice
+        logging.getLogger("trubrics").warning(
+            "configure() was already called for this TracerProvider; keeping the first setup."
+        )
+        return _CONFIGURED[provider]
     exporter = TrubricsSpanExporter(
         api_key=api_key, host=host, sample_rate=sample_rate, **exporter_options
     )
+    _CONFIGURED[provider] = exporter
     export: SpanProcessor = BatchSpanProcessor(
         exporter, max_queue_size=max_queue_size(), schedule_delay_millis=schedule_delay_millis
     )
