@@ -12,13 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import API_KEY
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from trubrics_otel import Trubrics, TrubricsSpanExporter
-
-from conftest import API_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,10 +10,9 @@ import uuid
 
 import pytest
 import trubrics as official
+from conftest import API_KEY
 
 from trubrics_otel import Trubrics
-
-from conftest import API_KEY
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 HEX16 = re.compile(r"^[0-9a-f]{16}$")
@@ -188,11 +187,13 @@ def test_latency_sets_the_span_start(make_client, endpoint):
     client = make_client()
     end = dt.datetime(2026, 6, 1, 12, 0, 10, tzinfo=dt.timezone.utc)
     client.track_llm(user_id="u", prompt="p", generation="g", latency=2.5, timestamp=end)
-    client.track_llm(user_id="u", prompt="p", generation="g", latency=-3, timestamp=end)
+    for bad in (-3, float("inf"), float("nan"), "1.5", True):
+        client.track_llm(user_id="u", prompt="p", generation="g", latency=bad, timestamp=end)
     client.flush(timeout=10)
-    good, bad = endpoint.events("publish_llm_events")
+    good, *bad = endpoint.events("publish_llm_events")
     assert good["latency"] == 2.5 and good["timestamp"] == "2026-06-01T12:00:10+00:00"
-    assert bad["latency"] is None  # rejected latency is sent as unknown, the event still goes
+    # a rejected latency is sent as unknown; the event still goes
+    assert [e["latency"] for e in bad] == [None] * 5
 
 
 def test_signatures_match_the_official_sdk():
@@ -224,3 +225,21 @@ def test_same_calls_same_payload_as_official_sdk(endpoint):
     for event in ours:
         _ids(event["properties"])
     assert ours == theirs
+
+
+def test_own_events_take_thread_and_properties_from_user_context(make_client, endpoint):
+    from trubrics_otel import user_context
+
+    client = make_client()
+    with user_context(user_id="ctx-user", thread_id="ctx-thread", properties={"plan": "pro", "k": 0}):
+        client.track(user_id="u1", event="Clicked", properties={"k": 1})
+        client.track_llm(user_id="u1", prompt="p", generation="g")
+        client.track_llm(user_id="u1", prompt="p", generation="g", thread_id="explicit")
+    client.flush(timeout=10)
+    [event] = endpoint.events()
+    first, second = endpoint.events("publish_llm_events")
+    # explicit arguments win; the context fills what the call left out; the event's own properties win
+    assert event["user_id"] == "u1"
+    assert _ids(event["properties"]) == {"plan": "pro", "k": 1, "$thread_id": "ctx-thread"}
+    assert (first["user_id"], first["thread_id"], second["thread_id"]) == ("u1", "ctx-thread", "explicit")
+    assert _ids(first["properties"]) == {"plan": "pro", "k": 0}

@@ -165,11 +165,11 @@ class TrubricsEndpoint:
                 plan = Reply(401, {"detail": "Invalid API key"})
             elif name not in PATHS:
                 plan = Reply(404, {"detail": "Not Found"})
-            elif not isinstance(body, list) or not body:
-                plan = Reply(422, {"detail": "body must be a non-empty JSON array"})
+            elif not isinstance(body, list):
+                plan = Reply(422, {"detail": "body must be a JSON array"})
         with self._lock:
             self.requests.append(Request(name, headers, body, 0 if plan.drop else plan.status))
-            if plan.status == 200 and not plan.drop:
+            if plan.status == 200 and not plan.drop and body:
                 self.batches[name].append(body)
                 self._changed.notify_all()
         return plan

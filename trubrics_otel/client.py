@@ -11,7 +11,7 @@ A drop-in for ``from trubrics import Trubrics``::
     trubrics.close()                          # flushes everything, then stops
 
 Each call becomes one span (GenAI semantic conventions for LLM calls, ``trubrics.*`` for
-the rest, see :mod:`~trubrics_otel.semconv`) handed to the SDK's ``BatchSpanProcessor``
+the rest, see :mod:`~trubrics_otel.semconv`) handed to a :class:`~trubrics_otel.processor.SpoolingSpanProcessor`
 and exported by :class:`~trubrics_otel.exporter.TrubricsSpanExporter`.
 
 By default the spans live on a private ``TracerProvider``, so the app's other spans are
@@ -35,26 +35,32 @@ import random
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from trubrics_otel import semconv as sc
+from trubrics_otel.context import current_user_context, stamp
 from trubrics_otel.exporter import TrubricsSpanExporter
 from trubrics_otel.jsonable import dumps, encode_string
 from trubrics_otel.processor import SpoolingSpanProcessor
 from trubrics_otel.redaction import Mask, RateLimitedLog
+from trubrics_otel.sampling import sampler_for
+from trubrics_otel.tracing import Observation, Tracing
 
 DEFAULT_FLUSH_INTERVAL_S = 10.0
 DEFAULT_FLUSH_BATCH_SIZE = 20
 DEFAULT_MAX_QUEUE_SIZE = 20_000
 """Spans held in memory (~1 KB each); beyond it they go to the disk spool, not away."""
 DEFAULT_CLOSE_TIMEOUT_S = 30.0
-SCOPE_NAME = "trubrics_otel"
+DEFAULT_SYNC_TIMEOUT_S = 10.0
+SCOPE_NAME = sc.SCOPE_NAME
 
 class Secret:
     """Holds the API key so that no repr, log line or traceback of ours can show it."""
@@ -71,6 +77,32 @@ class Secret:
         return "Secret('***')"
 
     __str__ = __repr__
+
+
+class _Span(NamedTuple):
+    name: str
+    attributes: dict[str, Any]
+    start: int
+    end: int
+    kind: SpanKind
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What ``track_sync`` / ``track_llm_sync`` achieved."""
+
+    delivered: bool
+    status: int | None = None
+    """The server's HTTP status (last attempt), None when no answer came."""
+    detail: str | None = None
+    """The server's ``detail`` on a 4xx, or the network error."""
+    attempts: int = 0
+    queued: bool = False
+    """Not delivered within the timeout, but kept: it goes out with the next batch."""
+    sampled_out: bool = False
+
+    def __bool__(self) -> bool:
+        return self.delivered
 
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -93,7 +125,8 @@ class Trubrics:
     ``capture_content`` and ``allow_insecure`` are the exporter's (see
     :mod:`~trubrics_otel.exporter`).
     ``flush_periodic_check`` is accepted for compatibility and unused: the processor
-    wakes itself when a batch is full.
+    wakes itself when a batch is full. ``sample_rate`` (off by default: every event
+    counts) keeps that share of traces, decided by trace id, for very high-volume apps.
     """
 
     def __init__(
@@ -110,6 +143,7 @@ class Trubrics:
         max_queue_size: int | None = None,
         timeout: float | None = None,
         retry_timeout: float | None = None,
+        sample_rate: float | None = None,
         spool: str | os.PathLike[str] | bool | None = None,
         max_spool_bytes: int | None = None,
         mask: Mask | None = None,
@@ -145,9 +179,14 @@ class Trubrics:
         self._processor: SpoolingSpanProcessor | None = None
         self._provider: TracerProvider | None = None
         self._tracer: trace_api.Tracer | None = None
+        self._observation_tracer: trace_api.Tracer | None = None
+        """Starts the tracing API's spans, on whichever provider this client records into."""
+        self._tracing = Tracing(self._tracer_for_observations, self._time_ns, self._logger)
         self._resource = Resource.create({})
         self._scope = InstrumentationScope(SCOPE_NAME)
         self._closed = False
+        self._sampler = sampler_for(sample_rate, from_env=False)
+        self._sampled_out_count = 0
 
     def __repr__(self) -> str:
         host = self._exporter.host if self._exporter else self._host or "(default)"
@@ -164,21 +203,32 @@ class Trubrics:
     ) -> None:
         """Record a product event (``Sign up``, ``Thumbs up``…) for ``user_id``."""
         try:
-            user = _identifier(user_id)
-            name = _identifier(event)
-            if user is None or name is None:
-                self._logger.error(
-                    "track() skipped: user_id and event must be non-empty strings, got %r and %r",
-                    type(user_id).__name__, type(event).__name__,
-                )
-                return
-            attributes: dict[str, Any] = {sc.USER_ID: user, sc.TRUBRICS_EVENT: name}
-            if properties:
-                attributes[sc.TRUBRICS_PROPERTIES] = dumps(properties, self._warn)
-            end = self._time_ns(timestamp)
-            self._record(name, attributes, end, end)
+            span = self._event_span(user_id, event, properties, timestamp)
+            if span is not None:
+                self._record(*span)
         except Exception:  # never into the app
             self._logger.exception("track() failed; the event is lost")
+
+    def track_sync(
+        self,
+        user_id: str,
+        event: str,
+        properties: Properties | None = None,
+        timestamp: _dt.datetime | None = None,
+        timeout: float = DEFAULT_SYNC_TIMEOUT_S,
+    ) -> SyncResult:
+        """``track``, delivered before it returns (scripts, serverless handlers, tests).
+
+        The same span, encoder and transport as ``track``, but not through the batch queue,
+        and nothing else is flushed. Retries follow the batch policy, bounded by ``timeout``
+        (s). Never raises: the result says whether the event was delivered, and what was not
+        delivered in time is kept and sent with the next batch (``queued``).
+        """
+        try:
+            return self._send_now(self._event_span(user_id, event, properties, timestamp), timeout)
+        except Exception as exc:
+            self._logger.exception("track_sync() failed")
+            return SyncResult(delivered=False, detail=f"{type(exc).__name__}: {exc}")
 
     def track_llm(
         self,
@@ -200,42 +250,155 @@ class Trubrics:
         conversation; ``assistant_id`` (or ``$assistant_id``) is typically the model.
         """
         try:
-            user = _identifier(user_id)
-            if user is None:
-                self._logger.error(
-                    "track_llm() skipped: user_id must be a non-empty string, got %r",
-                    type(user_id).__name__,
-                )
-                return
-            props = properties or {}
-            thread = thread_id if thread_id is not None else props.get(sc.PROP_THREAD_ID)
-            model = assistant_id if assistant_id is not None else props.get(sc.PROP_ASSISTANT_ID)
-            attributes: dict[str, Any] = {
-                sc.USER_ID: user,
-                sc.GEN_AI_OPERATION_NAME: sc.OPERATION_CHAT,
-                sc.GEN_AI_INPUT_MESSAGES: _message_json("user", prompt),
-                sc.GEN_AI_OUTPUT_MESSAGES: _message_json("assistant", generation),
-                sc.TRUBRICS_PROMPT_EVENT_NAME: str(prompt_event_name),
-                sc.TRUBRICS_GENERATION_EVENT_NAME: str(generation_event_name),
-            }
-            if model is not None:
-                attributes[sc.GEN_AI_REQUEST_MODEL] = str(model)
-            if thread is not None and thread != "":
-                attributes[sc.GEN_AI_CONVERSATION_ID] = str(thread)
-            if props:
-                attributes[sc.TRUBRICS_PROPERTIES] = dumps(props, self._warn)
-                for prop, attribute in _USAGE_PROPERTIES:
-                    if isinstance(props.get(prop), int):
-                        attributes[attribute] = props[prop]
-            end = self._time_ns(timestamp)
-            seconds = _latency(latency, self._logger)
-            if seconds is None:
-                attributes[sc.TRUBRICS_LATENCY_UNKNOWN] = True
-            start = end - int((seconds or 0.0) * 1e9)
-            self._record(f"{sc.OPERATION_CHAT} {model}" if model else sc.OPERATION_CHAT,
-                         attributes, start, end, SpanKind.CLIENT)
+            span = self._llm_span(
+                user_id, prompt, generation, prompt_event_name, generation_event_name, assistant_id,
+                properties, timestamp, latency, thread_id
+            )
+            if span is not None:
+                self._record(*span)
         except Exception:
             self._logger.exception("track_llm() failed; the event is lost")
+
+    def track_llm_sync(
+        self,
+        user_id: str,
+        prompt: str,
+        generation: str,
+        prompt_event_name: str = "Prompt",
+        generation_event_name: str = "Generation",
+        assistant_id: str | None = None,
+        properties: Properties | None = None,
+        timestamp: _dt.datetime | None = None,
+        latency: float | None = None,
+        thread_id: str | None = None,
+        timeout: float = DEFAULT_SYNC_TIMEOUT_S,
+    ) -> SyncResult:
+        """``track_llm``, delivered before it returns; see :meth:`track_sync`."""
+        try:
+            span = self._llm_span(
+                user_id, prompt, generation, prompt_event_name, generation_event_name, assistant_id,
+                properties, timestamp, latency, thread_id
+            )
+            return self._send_now(span, timeout)
+        except Exception as exc:
+            self._logger.exception("track_llm_sync() failed")
+            return SyncResult(delivered=False, detail=f"{type(exc).__name__}: {exc}")
+
+    # --- Tracing (see trubrics_otel.tracing) -----------------------------------------------
+
+    def trace(
+        self,
+        name: str,
+        *,
+        user_id: str | None = None,
+        thread_id: str | None = None,
+        input: Any = None,
+        output: Any = None,
+        metadata: Properties | None = None,
+        start_time: Any = None,
+        end_time: Any = None,
+        parent: Observation | None = None,
+        trace_id: str | None = None,
+        parent_observation_id: str | None = None,
+    ) -> Observation:
+        """One request's execution; ``with`` makes it current. Its user and thread reach
+        every observation inside it. ``trace.id`` is the OTel trace id in hex."""
+        return self._tracing.start(
+            "trace", name, user_id=user_id, thread_id=thread_id, input=input, output=output,
+            metadata=metadata, start_time=start_time, end_time=end_time, parent=parent,
+            trace_id=trace_id, parent_observation_id=parent_observation_id,
+        )
+
+    def span(
+        self,
+        name: str,
+        *,
+        input: Any = None,
+        output: Any = None,
+        metadata: Properties | None = None,
+        start_time: Any = None,
+        end_time: Any = None,
+        parent: Observation | None = None,
+        trace_id: str | None = None,
+        parent_observation_id: str | None = None,
+    ) -> Observation:
+        """A unit of work inside the current trace (or ``parent`` / the given hex ids)."""
+        return self._tracing.start(
+            "span", name, input=input, output=output, metadata=metadata, start_time=start_time,
+            end_time=end_time, parent=parent, trace_id=trace_id,
+            parent_observation_id=parent_observation_id,
+        )
+
+    def generation(
+        self,
+        name: str,
+        *,
+        model: str | None = None,
+        model_parameters: Properties | None = None,
+        prompt: Any = None,
+        completion: Any = None,
+        usage: Any = None,
+        metadata: Properties | None = None,
+        start_time: Any = None,
+        end_time: Any = None,
+        parent: Observation | None = None,
+        trace_id: str | None = None,
+        parent_observation_id: str | None = None,
+    ) -> Observation:
+        """One LLM call: becomes a Trubrics LLM event (prompt, completion, model, latency)."""
+        return self._tracing.start(
+            "generation", name, input=prompt, output=completion, model=model,
+            model_parameters=model_parameters, usage=usage, metadata=metadata,
+            start_time=start_time, end_time=end_time, parent=parent, trace_id=trace_id,
+            parent_observation_id=parent_observation_id,
+        )
+
+    def event(
+        self,
+        name: str,
+        *,
+        input: Any = None,
+        output: Any = None,
+        metadata: Properties | None = None,
+        start_time: Any = None,
+        parent: Observation | None = None,
+        trace_id: str | None = None,
+        parent_observation_id: str | None = None,
+    ) -> Observation:
+        """A point-in-time event inside the current trace; recorded at once."""
+        return self._tracing.start(
+            "event", name, input=input, output=output, metadata=metadata, start_time=start_time,
+            parent=parent, trace_id=trace_id, parent_observation_id=parent_observation_id,
+        )
+
+    def score(
+        self,
+        trace_id: str,
+        name: str,
+        value: float | bool | str,
+        observation_id: str | None = None,
+        comment: str | None = None,
+        *,
+        user_id: str | None = None,
+    ) -> None:
+        """Rate a trace, or one observation of it: a ``Score`` event (see the tracing module)."""
+        self._tracing.score(trace_id, name, value, observation_id, comment, user_id)
+
+    def observe(
+        self,
+        func: Any = None,
+        *,
+        name: str | None = None,
+        as_type: str = "span",
+        capture_input: bool = True,
+        capture_output: bool = True,
+    ) -> Any:
+        """Decorator: each call of a function (sync, async, generator) becomes a span, or a
+        generation with ``as_type="generation"``; arguments are its input, the result its output."""
+        return self._tracing.observe(
+            func, name=name, as_type=as_type, capture_input=capture_input,
+            capture_output=capture_output,
+        )
 
     # --- Delivery ----------------------------------------------------------------------
 
@@ -286,9 +449,11 @@ class Trubrics:
     def stats(self) -> dict[str, int]:
         """Counters: ``queued`` (in memory), ``sent``, ``retries``, ``spooled``, ``pending``
         (undelivered, on disk), ``dropped`` (spool full), ``rejected`` (refused by the server)…"""
-        if self._exporter is None or self._processor is None:
-            return {}
-        return {"queued": self._processor.queued, **self._exporter.stats()}
+        counts = self._exporter.stats() if self._exporter is not None else {}
+        if self._processor is not None:
+            counts["queued"] = self._processor.queued
+        counts["sampled_out"] = counts.get("sampled_out", 0) + self._sampled_out_count
+        return counts
 
     # --- Internals ---------------------------------------------------------------------
 
@@ -305,22 +470,138 @@ class Trubrics:
         if self._closed:
             self._logger.error("Event %r tracked after close(); it is not sent.", name)
             return
+        scope = current_user_context()
+        if scope is not None:  # explicit arguments win over the surrounding user_context
+            attributes.update(stamp(scope, attributes))
         if self._tracer is not None:  # the app's provider: let its processors see the span
+            parent = trace_api.get_current_span().get_span_context()
+            # a root span's trace id is the SDK's to draw: an equivalent random draw decides
+            trace_id = parent.trace_id if parent.is_valid else random.getrandbits(64)
+            if self._sampled_out(trace_id):
+                return
             span = self._tracer.start_span(name, kind=kind, attributes=attributes, start_time=start)
             span.end(end_time=end)
             return
-        parent = trace_api.get_current_span().get_span_context()
-        if parent.is_valid:
+        finished = self._finished(name, attributes, start, end, kind)
+        if not self._sampled_out(finished.context.trace_id):  # type: ignore[union-attr]
+            self._processor.on_end(finished)  # type: ignore[union-attr]
+
+    def _finished(
+        self, name: str, attributes: dict[str, Any], start: int, end: int, kind: SpanKind
+    ) -> ReadableSpan:
+        """The span, already ended, in the current trace if there is one."""
+        parent: SpanContext | None = trace_api.get_current_span().get_span_context()
+        if parent is not None and parent.is_valid:
             context = SpanContext(parent.trace_id, random.getrandbits(64), False, _SAMPLED)
         else:
             context = SpanContext(random.getrandbits(128), random.getrandbits(64), False, _SAMPLED)
             parent = None
-        self._processor.on_end(  # type: ignore[union-attr]
-            ReadableSpan(
-                name, context, parent, self._resource, attributes, (), (), kind,
-                None, _UNSET, start, end, self._scope,
-            )
+        return ReadableSpan(
+            name, context, parent, self._resource, attributes, (), (), kind,
+            None, _UNSET, start, end, self._scope,
         )
+
+    def _sampled_out(self, trace_id: int) -> bool:
+        if self._sampler is None or self._sampler.keep(trace_id):
+            return False
+        self._sampled_out_count += 1
+        return True
+
+    def _send_now(self, span: _Span | None, timeout: float) -> SyncResult:
+        if span is None:
+            return SyncResult(delivered=False, detail="skipped: invalid user_id or event (logged)")
+        if self._processor is None:
+            self._start()
+        if self._closed:
+            self._logger.error("Event %r tracked after close(); it is not sent.", span.name)
+            return SyncResult(delivered=False, detail="the client is closed")
+        scope = current_user_context()
+        if scope is not None:
+            span.attributes.update(stamp(scope, span.attributes))
+        finished = self._finished(*span)
+        if self._sampled_out(finished.context.trace_id):  # type: ignore[union-attr]
+            return SyncResult(delivered=False, detail="sampled out", sampled_out=True)
+        delivery = self._exporter.send_now([finished], timeout)  # type: ignore[union-attr]
+        return SyncResult(
+            delivered=delivery.ok,
+            status=delivery.status,
+            detail=delivery.detail,
+            attempts=delivery.attempts,
+            queued=bool(delivery.pending),
+        )
+
+    def _event_span(
+        self, user_id: Any, event: Any, properties: Properties | None, timestamp: Any
+    ) -> _Span | None:
+        """The span of a product event, or None (logged) for input that cannot be one."""
+        user = _identifier(user_id)
+        name = _identifier(event)
+        if user is None or name is None:
+            self._logger.error(
+                "track() skipped: user_id and event must be non-empty strings, got %r and %r",
+                type(user_id).__name__, type(event).__name__,
+            )
+            return None
+        attributes: dict[str, Any] = {sc.USER_ID: user, sc.TRUBRICS_EVENT: name}
+        if properties:
+            attributes[sc.TRUBRICS_PROPERTIES] = dumps(properties, self._warn)
+        end = self._time_ns(timestamp)
+        return _Span(name, attributes, end, end, SpanKind.INTERNAL)
+
+    def _llm_span(
+        self,
+        user_id: Any,
+        prompt: Any,
+        generation: Any,
+        prompt_event_name: Any,
+        generation_event_name: Any,
+        assistant_id: Any,
+        properties: Properties | None,
+        timestamp: Any,
+        latency: Any,
+        thread_id: Any,
+    ) -> _Span | None:
+        """The span of an LLM exchange, or None (logged) for input that cannot be one."""
+        user = _identifier(user_id)
+        if user is None:
+            self._logger.error(
+                "track_llm() skipped: user_id must be a non-empty string, got %r",
+                type(user_id).__name__,
+            )
+            return None
+        props = properties or {}
+        thread = thread_id if thread_id is not None else props.get(sc.PROP_THREAD_ID)
+        model = assistant_id if assistant_id is not None else props.get(sc.PROP_ASSISTANT_ID)
+        attributes: dict[str, Any] = {
+            sc.USER_ID: user,
+            sc.GEN_AI_OPERATION_NAME: sc.OPERATION_CHAT,
+            sc.GEN_AI_INPUT_MESSAGES: _message_json("user", prompt),
+            sc.GEN_AI_OUTPUT_MESSAGES: _message_json("assistant", generation),
+        }
+        if prompt_event_name != "Prompt":  # the encoder's defaults need no attribute
+            attributes[sc.TRUBRICS_PROMPT_EVENT_NAME] = str(prompt_event_name)
+        if generation_event_name != "Generation":
+            attributes[sc.TRUBRICS_GENERATION_EVENT_NAME] = str(generation_event_name)
+        if model is not None:
+            attributes[sc.GEN_AI_REQUEST_MODEL] = str(model)
+        if thread is not None and thread != "":
+            attributes[sc.GEN_AI_CONVERSATION_ID] = str(thread)
+        if props:
+            attributes[sc.TRUBRICS_PROPERTIES] = dumps(props, self._warn)
+            if not _USAGE_KEYS.isdisjoint(props):
+                for prop, attribute in _USAGE_PROPERTIES:
+                    if type(props.get(prop)) is int:
+                        attributes[attribute] = props[prop]
+        end = self._time_ns(timestamp)
+        if (latency.__class__ is float or latency.__class__ is int) and 0 <= latency <= _MAX_LATENCY_S:
+            start = end - int(latency * 1e9)
+        else:
+            seconds = _latency(latency, self._logger)
+            if seconds is None:
+                attributes[sc.TRUBRICS_LATENCY_UNKNOWN] = True
+            start = end - int((seconds or 0.0) * 1e9)
+        name = f"{sc.OPERATION_CHAT} {model}" if model else sc.OPERATION_CHAT
+        return _Span(name, attributes, start, end, SpanKind.CLIENT)
 
     def _start(self) -> None:
         with self._start_lock:
@@ -343,10 +624,20 @@ class Trubrics:
             if self._app_provider is not None:
                 self._app_provider.add_span_processor(self._processor)
                 self._tracer = self._app_provider.get_tracer(SCOPE_NAME)
+                self._observation_tracer = self._tracer
             else:
-                self._provider = TracerProvider(resource=self._resource, shutdown_on_exit=False)
+                # ALWAYS_ON: the app's sampling decisions must not drop analytics events
+                self._provider = TracerProvider(
+                    resource=self._resource, sampler=ALWAYS_ON, shutdown_on_exit=False
+                )
                 self._provider.add_span_processor(self._processor)
+                self._observation_tracer = self._provider.get_tracer(SCOPE_NAME)
             atexit.register(self.close)
+
+    def _tracer_for_observations(self) -> trace_api.Tracer | None:
+        if self._processor is None:
+            self._start()
+        return None if self._closed else self._observation_tracer
 
     def _time_ns(self, timestamp: Any) -> int:
         if timestamp is None:
@@ -374,6 +665,8 @@ _USAGE_PROPERTIES = (
     ("output_tokens", sc.GEN_AI_USAGE_OUTPUT_TOKENS),
     ("completion_tokens", sc.GEN_AI_USAGE_OUTPUT_TOKENS),
 )
+_MAX_LATENCY_S = 86_400
+_USAGE_KEYS = frozenset(prop for prop, _ in _USAGE_PROPERTIES)
 
 
 def _message_json(role: str, text: Any) -> str:
@@ -398,9 +691,9 @@ def _identifier(value: Any) -> str | None:
 def _latency(latency: Any, logger: logging.Logger) -> float | None:
     if latency is None:
         return None
-    if isinstance(latency, (int, float)) and not isinstance(latency, bool) and latency >= 0:
+    if isinstance(latency, (int, float)) and not isinstance(latency, bool) and 0 <= latency <= _MAX_LATENCY_S:
         return float(latency)
-    logger.error("Invalid latency %r: must be seconds >= 0; sent as unknown", latency)
+    logger.error("Invalid latency %r: must be seconds, 0 to %d; sent as unknown", latency, _MAX_LATENCY_S)
     return None
 
 

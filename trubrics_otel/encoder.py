@@ -9,9 +9,14 @@ Pure: no I/O, no clock, no globals. The in-process exporter and the OTLP bridge 
 
 A span becomes:
 
-* a product event when it carries ``trubrics.event`` (written by ``Trubrics.track``);
+* a product event when it carries ``trubrics.event`` (written by ``Trubrics.track`` and by
+  the tracing API's traces, spans, events and scores, which also get ``observation_type``,
+  ``duration`` for traces and spans, ``$thread_id`` and, on error, ``error.type`` /
+  ``error.message``);
 * an LLM event when a row of :mod:`trubrics_otel.conventions` recognises it as an LLM call;
-* nothing otherwise (HTTP, database… spans) and is counted in ``Encoded.skipped``.
+* a product event when a row reads it as one (a tool run: ``execute_tool``);
+* nothing otherwise (HTTP, database… spans) and is counted in ``Encoded.skipped`` — unless
+  ``all_spans=True``, when it becomes a product event named after the span.
 
 Every event's properties gain ``$trace_id``, ``$span_id`` and, when the span had a parent,
 ``$parent_span_id``: the pair of ids is the event's stable identity, so a receiver can
@@ -30,7 +35,16 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.conventions import read_llm_call
+from trubrics_otel.conventions import (
+    THREAD_ID_ATTRIBUTES,
+    USER_ID_ATTRIBUTES,
+    LlmCall,
+    SpanEvent,
+    first_of,
+    other_span,
+    prefixed_properties,
+    read_span,
+)
 
 Event = dict[str, Any]
 
@@ -48,11 +62,12 @@ class Encoded:
         return len(self.events) + len(self.llm_events)
 
 
-def encode_spans(spans: Iterable[ReadableSpan]) -> Encoded:
+def encode_spans(spans: Iterable[ReadableSpan], *, all_spans: bool = False) -> Encoded:
+    """``all_spans``: send spans no convention knows (HTTP, DB…) as events named after them."""
     encoded = Encoded()
     for span in spans:
         try:
-            kind, event = encode_span(span)
+            kind, event = encode_span(span, all_spans=all_spans)
         except Exception as exc:  # one bad span must not cost the others
             encoded.errors.append(f"span {span.name!r}: {type(exc).__name__}: {exc}")
             continue
@@ -65,23 +80,39 @@ def encode_spans(spans: Iterable[ReadableSpan]) -> Encoded:
     return encoded
 
 
-def encode_span(span: ReadableSpan) -> tuple[str | None, Event]:
+def encode_span(span: ReadableSpan, *, all_spans: bool = False) -> tuple[str | None, Event]:
     """``("event" | "llm", wire dict)``, or ``(None, {})`` for a span that is neither."""
     attributes = span.attributes or {}
     name = attributes.get(sc.TRUBRICS_EVENT)
     if isinstance(name, str):
+        properties = properties_of(span, _observation_properties(span))
+        if span.status.status_code is StatusCode.ERROR:
+            properties.update(error_properties(span))
         return "event", {
             "user_id": user_id_of(attributes),
             "event": name,
-            "properties": properties_of(span, {}),
+            "properties": properties,
             "timestamp": iso_timestamp(span.end_time),
         }
-    call = read_llm_call(span)
+    call = read_span(span)
+    if call is None and all_spans:
+        call = other_span(span)
     if call is None:
         return None, {}
     properties = properties_of(span, call.properties)
     if span.status.status_code is StatusCode.ERROR:
         properties.update(error_properties(span))
+    thread_id = first_of(attributes, THREAD_ID_ATTRIBUTES)
+    if isinstance(call, SpanEvent):
+        if thread_id is not None:
+            properties.setdefault(sc.PROP_THREAD_ID, thread_id)
+        return "event", {
+            "user_id": user_id_of(attributes),
+            "event": call.name,
+            "properties": properties,
+            "timestamp": iso_timestamp(span.end_time),
+        }
+    assert isinstance(call, LlmCall)
     return "llm", {
         "user_id": user_id_of(attributes),
         "prompt": call.prompt,
@@ -92,17 +123,12 @@ def encode_span(span: ReadableSpan) -> tuple[str | None, Event]:
         "properties": properties,
         "timestamp": iso_timestamp(span.end_time),
         "latency": None if attributes.get(sc.TRUBRICS_LATENCY_UNKNOWN) else duration_s(span),
-        "thread_id": _str_or_none(
-            attributes.get(sc.GEN_AI_CONVERSATION_ID)
-            or attributes.get(sc.SESSION_ID)
-            or properties.get(sc.PROP_THREAD_ID)
-        ),
+        "thread_id": thread_id or _str_or_none(properties.get(sc.PROP_THREAD_ID)),
     }
 
 
 def user_id_of(attributes: Mapping[str, Any]) -> str:
-    user = attributes.get(sc.USER_ID) or attributes.get(sc.ENDUSER_ID)
-    return str(user) if user else sc.ANONYMOUS_USER_ID
+    return first_of(attributes, USER_ID_ATTRIBUTES) or sc.ANONYMOUS_USER_ID
 
 
 def properties_of(span: ReadableSpan, derived: Mapping[str, Any]) -> dict[str, Any]:
@@ -110,6 +136,7 @@ def properties_of(span: ReadableSpan, derived: Mapping[str, Any]) -> dict[str, A
     attributes = span.attributes or {}
     properties: dict[str, Any] = {}
     properties.update(_json_object(attributes.get(sc.TRUBRICS_CONTEXT_PROPERTIES)))
+    properties.update(prefixed_properties(attributes))
     properties.update(derived)
     properties.update(_json_object(attributes.get(sc.TRUBRICS_PROPERTIES)))
     context = span.context
@@ -121,6 +148,24 @@ def properties_of(span: ReadableSpan, derived: Mapping[str, Any]) -> dict[str, A
     return properties
 
 
+def _observation_properties(span: ReadableSpan) -> dict[str, Any]:
+    """What a tracing observation's product event derives: type, duration, thread."""
+    attributes = span.attributes or {}
+    derived: dict[str, Any] = {}
+    kind = attributes.get(sc.TRUBRICS_OBSERVATION_TYPE)
+    if isinstance(kind, str):
+        derived[sc.PROP_OBSERVATION_TYPE] = kind
+        if kind in _TIMED_OBSERVATIONS:
+            derived[sc.PROP_DURATION] = duration_s(span)
+    thread = attributes.get(sc.GEN_AI_CONVERSATION_ID) or attributes.get(sc.SESSION_ID)
+    if thread:
+        derived[sc.PROP_THREAD_ID] = str(thread)
+    return derived
+
+
+_TIMED_OBSERVATIONS = frozenset({"trace", "span"})
+
+
 def error_properties(span: ReadableSpan) -> dict[str, Any]:
     """``error.type`` / ``error.message`` from the exception event, status or attributes."""
     attributes = span.attributes or {}
@@ -130,7 +175,17 @@ def error_properties(span: ReadableSpan) -> dict[str, Any]:
         if event.name == sc.EXCEPTION_EVENT and event.attributes:
             error_type = event.attributes.get(sc.EXCEPTION_TYPE, error_type)
             message = event.attributes.get(sc.EXCEPTION_MESSAGE, message)
-    return {sc.PROP_ERROR_TYPE: error_type or "error", sc.PROP_ERROR_MESSAGE: message or ""}
+    return {
+        sc.PROP_ERROR_TYPE: _class_name(error_type) or "error",
+        sc.PROP_ERROR_MESSAGE: message or "",
+    }
+
+
+def _class_name(error_type: Any) -> str | None:
+    """``"<class 'openai.InternalServerError'>"`` (as openai-v2 writes it) → the class name."""
+    if isinstance(error_type, str) and error_type.startswith("<class '"):
+        return error_type[len("<class '") :].removesuffix("'>")
+    return None if error_type is None else str(error_type)
 
 
 def iso_timestamp(time_ns: int | None) -> str | None:

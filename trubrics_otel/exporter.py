@@ -26,6 +26,11 @@ allow_insecure   TRUBRICS_ALLOW_INSECURE     False: no API key over ``http://`` 
 capture_content  OTEL_INSTRUMENTATION_GENAI_ True (see :mod:`~trubrics_otel.redaction`)
                  CAPTURE_MESSAGE_CONTENT
 mask             --                          None: ``mask(value) -> value``
+sample_rate      OTEL_TRACES_SAMPLER(_ARG)   keep all; else that share of traces, whole,
+                                             decided by trace id (our own events exempt)
+all_spans        TRUBRICS_ALL_SPANS          false: spans that are neither LLM calls nor
+                                             Trubrics/tool events (HTTP, DB…) are dropped;
+                                             true sends them as events named after the span
 ===============  ==========================  =============================================
 
 The :mod:`~trubrics_otel.encoder` turns spans into events (no I/O); the
@@ -60,13 +65,16 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from trubrics_otel.encoder import Event, encode_spans
 from trubrics_otel.redaction import Mask, Policy, RateLimitedLog
+from trubrics_otel.sampling import sampler_for
+from trubrics_otel.semconv import SCOPE_NAME
 from trubrics_otel.spool import DEFAULT_MAX_BYTES, MemorySpool, Record, Spool, default_directory
 from trubrics_otel.transport import (
-    DEFAULT_HOST, EVENTS_PATH, LLM_EVENTS_PATH, MAX_BATCH, Transport, insecure_reason,
+    DEFAULT_HOST, EVENTS_PATH, LLM_EVENTS_PATH, MAX_BATCH, Delivery, Transport, insecure_reason,
 )
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_RETRY_TIMEOUT_S = 60.0
+DEFAULT_MAX_QUEUE_SIZE = 100_000
 MAX_HELD_EVENTS = 100_000
 """With ``spool=False``: events kept in memory during an outage before new ones are dropped."""
 FIRST_TRY_S = 1.0
@@ -94,6 +102,8 @@ class TrubricsSpanExporter(SpanExporter):
         mask: Mask | None = None,
         capture_content: bool | None = None,
         allow_insecure: bool | None = None,
+        all_spans: bool | None = None,
+        sample_rate: float | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         self._logger = logger or logging.getLogger("trubrics")
@@ -108,6 +118,10 @@ class TrubricsSpanExporter(SpanExporter):
             timeout=_setting(timeout, "TRUBRICS_TIMEOUT", DEFAULT_TIMEOUT_S),
             logger=self._logger,
         )
+        if all_spans is None:
+            all_spans = os.environ.get("TRUBRICS_ALL_SPANS", "").strip().lower() in ("1", "true", "yes")
+        self._all_spans = all_spans
+        self._sampler = sampler_for(sample_rate, from_env=sample_rate is None)
         self._retry_timeout = _setting(retry_timeout, "TRUBRICS_RETRY_TIMEOUT", DEFAULT_RETRY_TIMEOUT_S)
         if allow_insecure is None:
             allow_insecure = os.environ.get("TRUBRICS_ALLOW_INSECURE", "").lower() not in _OFF
@@ -152,6 +166,29 @@ class TrubricsSpanExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         return self.deliver(self.encode(spans))
 
+    def send_now(self, spans: Sequence[ReadableSpan], timeout: float) -> Delivery:
+        """Deliver ``spans`` within ``timeout`` s, ahead of any queue (``track_sync``).
+
+        What meets a transient failure is spooled, like an exported batch, so it is sent later.
+        """
+        deadline = time.monotonic() + timeout
+        results = []
+        for path, events in self.encode(spans):
+            if not events:
+                continue
+            if self._refusal:
+                self._store([(path, events)])
+                results.append(Delivery(ok=False, detail=self._refusal, pending=events))
+                continue
+            result = self._transport.send(path, events, deadline=deadline)
+            self._counts["sent"] += result.sent
+            self._counts["rejected"] += result.rejected
+            if result.pending:
+                self._store([(path, result.pending)])
+            results.append(result)
+        failed = [r for r in results if not r.ok]
+        return failed[0] if failed else results[-1] if results else Delivery(ok=True)
+
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Try once more to deliver spooled events, for at most ``timeout_millis``."""
         with self.deadline(timeout_millis / 1000):
@@ -185,7 +222,11 @@ class TrubricsSpanExporter(SpanExporter):
 
     def encode(self, spans: Sequence[ReadableSpan]) -> Batches:
         """Spans → masked, bounded events per path (what may leave the process)."""
-        encoded = encode_spans(spans)
+        if self._sampler is not None:
+            kept = [s for s in spans if _exempt(s) or self._sampler.keep(s.context.trace_id)]
+            self._counts["sampled_out"] += len(spans) - len(kept)
+            spans = kept
+        encoded = encode_spans(spans, all_spans=self._all_spans)
         for error in encoded.errors:
             self._logger.error("Could not encode a span; it is skipped: %s", error)
         self._counts["skipped"] += encoded.skipped
@@ -252,6 +293,7 @@ class TrubricsSpanExporter(SpanExporter):
             "dropped": self._counts["dropped"],
             "skipped_spans": self._counts["skipped"],
             "encode_errors": self._counts["encode_errors"],
+            "sampled_out": self._counts["sampled_out"],
         }
 
     # --- internals ---------------------------------------------------------------------
@@ -411,6 +453,19 @@ class _Deadline:
 
     def __exit__(self, *exc_info: Any) -> None:
         self._exporter._deadline = self._outer
+
+
+def max_queue_size(value: int | None = None) -> int:
+    """Spans a ``BatchSpanProcessor`` may hold: the argument, else ``OTEL_BSP_MAX_QUEUE_SIZE``,
+    else 100,000. The SDK's own default of 2,048 silently drops the oldest spans of any burst
+    faster than one export, which analytics cannot afford."""
+    return int(_setting(value, "OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_MAX_QUEUE_SIZE))
+
+
+def _exempt(span: ReadableSpan) -> bool:
+    """Our own events and observations are product analytics: never sampled away here."""
+    scope = span.instrumentation_scope
+    return scope is not None and scope.name == SCOPE_NAME
 
 
 def _spool_setting(value: str | os.PathLike[str] | bool | None) -> Path | bool | None:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Final
 
+SCOPE_NAME: Final = "trubrics_otel"
+"""Instrumentation scope of every span trubrics-otel records itself (never sampled away)."""
+
 # --- Trubrics (no OpenTelemetry convention covers these) ------------------------------
 TRUBRICS_EVENT: Final = "trubrics.event"
 """Name of a product event recorded by ``Trubrics.track``; its presence marks the span."""
@@ -21,6 +24,8 @@ TRUBRICS_LATENCY_UNKNOWN: Final = "trubrics.latency_unknown"
 """True when ``track_llm`` was given no latency: the span's duration is not a latency."""
 TRUBRICS_CONTEXT_PROPERTIES: Final = "trubrics.context.properties"
 """JSON object of properties stamped from ``user_context``; the event's own win on clashes."""
+TRUBRICS_OBSERVATION_TYPE: Final = "trubrics.observation.type"
+"""``trace`` | ``span`` | ``generation`` | ``event`` | ``score``: written by :mod:`~trubrics_otel.tracing`."""
 
 # --- Users and conversations ------------------------------------------------------------
 USER_ID: Final = "user.id"
@@ -41,8 +46,53 @@ GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
 GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_TOTAL_TOKENS: Final = "gen_ai.usage.total_tokens"  # OpenLLMetry
 GEN_AI_REQUEST_PREFIX: Final = "gen_ai.request."
 GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+GEN_AI_TOOL_TYPE: Final = "gen_ai.tool.type"
+
+# Older GenAI forms, still emitted in the field
+GEN_AI_USAGE_PROMPT_TOKENS: Final = "gen_ai.usage.prompt_tokens"
+GEN_AI_USAGE_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
+GEN_AI_CONTENT_PROMPT_EVENT: Final = "gen_ai.content.prompt"  # span event, attribute gen_ai.prompt
+GEN_AI_CONTENT_COMPLETION_EVENT: Final = "gen_ai.content.completion"  # attribute gen_ai.completion
+GEN_AI_PROMPT: Final = "gen_ai.prompt"
+GEN_AI_COMPLETION: Final = "gen_ai.completion"
+GEN_AI_MESSAGE_EVENTS: Final = {
+    "gen_ai.system.message": "system",
+    "gen_ai.user.message": "user",
+    "gen_ai.assistant.message": "assistant",
+    "gen_ai.tool.message": "tool",
+}
+"""Per-message events (span events or log records) → the message's role."""
+GEN_AI_CHOICE_EVENT: Final = "gen_ai.choice"
+GEN_AI_EVENT_CONTENT: Final = "gen_ai.event.content"  # JSON body of an event flattened onto a span event
+GEN_AI_DETAILS_EVENT: Final = "gen_ai.client.inference.operation.details"
+"""The log record carrying a call's messages when content goes to events only."""
+
+# --- OpenLLMetry (Traceloop) -------------------------------------------------------------
+LLM_REQUEST_TYPE: Final = "llm.request.type"
+LLM_USAGE_TOTAL_TOKENS: Final = "llm.usage.total_tokens"
+GEN_AI_PROMPT_PREFIX: Final = "gen_ai.prompt."  # gen_ai.prompt.{i}.role / .content
+GEN_AI_COMPLETION_PREFIX: Final = "gen_ai.completion."  # gen_ai.completion.{i}.content / ...
+TRACELOOP_ASSOCIATION_PREFIX: Final = "traceloop.association.properties."
+
+# --- OpenInference (Arize) ---------------------------------------------------------------
+OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
+OPENINFERENCE_LLM: Final = "LLM"
+LLM_INPUT_MESSAGES_PREFIX: Final = "llm.input_messages."
+LLM_OUTPUT_MESSAGES_PREFIX: Final = "llm.output_messages."
+LLM_MODEL_NAME: Final = "llm.model_name"
+LLM_SYSTEM: Final = "llm.system"
+LLM_PROVIDER: Final = "llm.provider"
+LLM_INVOCATION_PARAMETERS: Final = "llm.invocation_parameters"
+LLM_FINISH_REASON: Final = "llm.finish_reason"
+LLM_TOKEN_COUNT_PROMPT: Final = "llm.token_count.prompt"
+LLM_TOKEN_COUNT_COMPLETION: Final = "llm.token_count.completion"
+LLM_TOKEN_COUNT_TOTAL: Final = "llm.token_count.total"
+INPUT_VALUE: Final = "input.value"
+OUTPUT_VALUE: Final = "output.value"
 
 OPERATION_CHAT: Final = "chat"
 OPERATION_EXECUTE_TOOL: Final = "execute_tool"
@@ -71,6 +121,22 @@ PROP_FINISH_REASON: Final = "finish_reason"
 PROP_REQUEST_MODEL: Final = "request_model"
 PROP_ERROR_TYPE: Final = "error.type"
 PROP_ERROR_MESSAGE: Final = "error.message"
+PROP_TOOL_NAME: Final = "tool_name"
+PROP_TOOL_CALL_ID: Final = "tool_call_id"
+PROP_SPAN_KIND: Final = "span_kind"
+PROP_DURATION: Final = "duration"
+
+# --- Properties of tracing observations (see trubrics_otel.tracing) -----------------------
+PROP_OBSERVATION_TYPE: Final = "observation_type"
+PROP_DURATION: Final = "duration"
+"""Seconds between a trace's or span's start and end."""
+PROP_INPUT: Final = "input"
+PROP_OUTPUT: Final = "output"
+PROP_NAME: Final = "name"
+PROP_SCORE_VALUE: Final = "value"
+PROP_SCORE_TRACE_ID: Final = "trace_id"
+PROP_SCORE_OBSERVATION_ID: Final = "observation_id"
+PROP_SCORE_COMMENT: Final = "comment"
 
 ANONYMOUS_USER_ID: Final = "anonymous"
 """``user_id`` of an event whose span carries no user anywhere."""

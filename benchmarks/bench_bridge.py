@@ -1,0 +1,153 @@
+"""Spans per second through the bridge, next to the in-process exporter, same run, one process.
+
+    python benchmarks/bench_bridge.py            # full run (~30 s)
+    python benchmarks/bench_bridge.py --quick
+
+Every figure is LLM spans (OpenTelemetry GenAI attributes, as the OpenAI instrumentation
+writes them) delivered to a local Trubrics endpoint on 127.0.0.1 (in this process too, so
+it shares the one core's GIL):
+
+* in-process exporter: ``TrubricsSpanExporter.export(spans)``: encode + forward;
+* bridge, decode only: gunzip + protobuf → ``ReadableSpan``;
+* bridge, decode + encode: the above + the Trubrics encoder;
+* bridge over HTTP: a gzipped OTLP/protobuf POST to ``/v1/traces``, decoded, encoded,
+  forwarded, acknowledged: what a Collector sees.
+
+Best of several rounds: shared machines vary 2x run to run, so read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import gzip
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import requests  # noqa: E402
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as to_otlp  # noqa: E402
+from opentelemetry.sdk.resources import Resource  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+from trubrics_endpoint import TrubricsEndpoint  # noqa: E402
+
+from trubrics_otel import TrubricsSpanExporter, otlp  # noqa: E402
+from trubrics_otel.bridge import Bridge  # noqa: E402
+from trubrics_otel.encoder import encode_spans  # noqa: E402
+
+KEY = "bench-key"
+
+
+def llm_spans(n: int) -> list:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("opentelemetry.instrumentation.openai_v2")
+    for i in range(n):
+        with tracer.start_as_current_span("chat gpt-4o", attributes={
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.response.model": "gpt-4o-2024-08-06",
+            "gen_ai.usage.input_tokens": 120,
+            "gen_ai.usage.output_tokens": 48,
+            "gen_ai.response.finish_reasons": ("stop",),
+            "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [
+                {"type": "text", "content": f"Question number {i}: what does Trubrics do with my events?"}]}]),
+            "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [
+                {"type": "text", "content": "It groups them into sessions and threads. " * 4}]}]),
+            "user.id": f"user-{i % 50}",
+            "session.id": f"thread-{i % 200}",
+        }):
+            pass
+    provider.shutdown()
+    return list(memory.get_finished_spans())
+
+
+def best_rate(work: Callable[[], int], rounds: int) -> float:
+    """Best-of-rounds items per second."""
+    best = 0.0
+    for _ in range(rounds):
+        gc.collect()
+        start = time.perf_counter()
+        count = work()
+        best = max(best, count / (time.perf_counter() - start))
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    batch, batches, rounds = (256, 4, 2) if args.quick else (512, 10, 3)
+    logging.getLogger("trubrics").setLevel(logging.CRITICAL)
+
+    spans = llm_spans(batch)
+    # Fresh ids per request, so the bridge's duplicate check never short-cuts the work.
+    bodies = []
+    for b in range(batches * rounds):
+        request = to_otlp(spans)
+        for span in request.resource_spans[0].scope_spans[0].spans:
+            span.span_id = (b * batch + int.from_bytes(span.span_id, "big") % batch + 1).to_bytes(8, "big")
+        bodies.append(gzip.compress(request.SerializeToString(), compresslevel=6))
+    raw = gzip.decompress(bodies[0])
+    print(f"{batch} LLM spans a request: {len(raw) / batch:.0f} B/span protobuf, "
+          f"{len(bodies[0]) / batch:.0f} B/span gzipped")
+
+    rows = []
+    with TrubricsEndpoint() as endpoint:
+        exporter = TrubricsSpanExporter(api_key=KEY, host=endpoint.url)
+
+        def in_process() -> int:
+            for _ in range(batches):
+                exporter.export(spans)
+            return batch * batches
+
+        rows.append(("in-process exporter: encode + forward", best_rate(in_process, rounds)))
+        exporter.shutdown()
+
+        def decode_only() -> int:
+            for body in bodies[:batches]:
+                otlp.decode_request(otlp.decompress(body, "gzip", 1 << 26), otlp.PROTOBUF)
+            return batch * batches
+
+        def decode_encode() -> int:
+            for body in bodies[:batches]:
+                encode_spans(otlp.decode_request(otlp.decompress(body, "gzip", 1 << 26), otlp.PROTOBUF))
+            return batch * batches
+
+        rows.append(("bridge: gunzip + decode", best_rate(decode_only, rounds)))
+        rows.append(("bridge: gunzip + decode + encode", best_rate(decode_encode, rounds)))
+
+        with Bridge(host=endpoint.url, api_key=KEY, listen="127.0.0.1:0") as bridge:
+            session = requests.Session()
+            headers = {"Content-Type": otlp.PROTOBUF, "Content-Encoding": "gzip"}
+            todo = iter(bodies)
+            before = endpoint.count()
+
+            def over_http() -> int:
+                for _ in range(batches):
+                    response = session.post(f"{bridge.url}/v1/traces", data=next(todo), headers=headers)
+                    assert response.status_code == 200, response.status_code
+                return batch * batches
+
+            rows.append(("bridge over HTTP: decode + encode + forward + ack", best_rate(over_http, rounds)))
+            delivered = endpoint.count() - before
+            assert delivered == batch * batches * rounds, delivered
+
+    width = max(len(name) for name, _ in rows)
+    print(f"\n{'path':<{width}}  spans/s (best of {rounds})")
+    for name, rate in rows:
+        print(f"{name:<{width}}  {rate:>10,.0f}")
+    print(f"\nbridge over HTTP / in-process exporter: {rows[-1][1] / rows[0][1]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""A local OpenAI-compatible chat completions server, for tests and examples.
+
+It answers ``POST /v1/chat/completions`` on 127.0.0.1 with deterministic content, so the
+official ``openai`` client (and every instrumentation library wrapping it) can run for real::
+
+    with FakeOpenAI() as server:
+        client = openai.OpenAI(base_url=server.url, api_key="sk-fake", max_retries=0)
+        client.chat.completions.create(model="gpt-4o-mini", messages=[...])
+
+What it answers, chosen by the request:
+
+* ``model == "fail-500"`` → HTTP 500 with an OpenAI-style error body;
+* a request with ``tools`` → one ``get_weather`` tool call, ``finish_reason="tool_calls"``;
+* ``stream: true`` → server-sent events, one chunk per word, then ``[DONE]``; a final chunk
+  carrying ``usage`` when ``stream_options.include_usage`` is set;
+* otherwise → ``"Echo: <last user message>"``.
+
+The response model is the request model with ``RESPONSE_MODEL_SUFFIX`` appended, as real
+providers return a dated snapshot name. Token counts are word counts.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+FAIL_MODEL = "fail-500"
+RESPONSE_MODEL_SUFFIX = "-2024-07-18"
+RESPONSE_ID = "chatcmpl-fake-0001"
+CREATED = 1_700_000_000
+ERROR_MESSAGE = "The server had an error while processing your request."
+TOOL_CALL_ID = "call_fake_0001"
+TOOL_ARGUMENTS = '{"city": "Paris"}'
+
+
+def reply_text(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return f"Echo: {content}"
+    return "Echo:"
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def usage(messages: list[dict[str, Any]], reply: str) -> dict[str, int]:
+    prompt = sum(_words(str(m.get("content") or "")) for m in messages)
+    completion = _words(reply)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+class FakeOpenAI:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL for ``openai.OpenAI(base_url=...)``."""
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def start(self) -> FakeOpenAI:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+
+def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            pass
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+            except ValueError:
+                body = {}
+            fake.requests.append(body)
+            if self.path.rstrip("/") != "/v1/chat/completions":
+                return self._json(
+                    404, {"error": {"message": "not found", "type": "invalid_request_error"}}
+                )
+            model = str(body.get("model", ""))
+            if model == FAIL_MODEL:
+                return self._json(
+                    500, {"error": {"message": ERROR_MESSAGE, "type": "server_error", "code": None}}
+                )
+            messages = body.get("messages") or []
+            if body.get("tools"):
+                message: dict[str, Any] = {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": TOOL_CALL_ID,
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": TOOL_ARGUMENTS},
+                        }
+                    ],
+                }
+                finish, text = "tool_calls", ""
+            else:
+                text = reply_text(messages)
+                message, finish = {"role": "assistant", "content": text}, "stop"
+            response_model = model + RESPONSE_MODEL_SUFFIX
+            counts = usage(messages, text)
+            if body.get("stream"):
+                include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                return self._stream(
+                    response_model, message, finish, counts if include_usage else None
+                )
+            self._json(
+                200,
+                {
+                    "id": RESPONSE_ID,
+                    "object": "chat.completion",
+                    "created": CREATED,
+                    "model": response_model,
+                    "choices": [
+                        {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+                    ],
+                    "usage": counts,
+                    "system_fingerprint": "fp_fake",
+                },
+            )
+
+        def _json(self, status: int, payload: Any) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _stream(
+            self, model: str, message: dict[str, Any], finish: str, counts: dict[str, int] | None
+        ) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+
+            def chunk(
+                delta: dict[str, Any], finish_reason: str | None = None, **extra: Any
+            ) -> None:
+                payload = {
+                    "id": RESPONSE_ID,
+                    "object": "chat.completion.chunk",
+                    "created": CREATED,
+                    "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+                    **extra,
+                }
+                self.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
+                self.wfile.flush()
+
+            chunk({"role": "assistant", "content": ""})
+            if message.get("tool_calls"):
+                call = message["tool_calls"][0]
+                chunk({"tool_calls": [{"index": 0, **call}]})
+            else:
+                words = message["content"].split(" ")
+                for i, word in enumerate(words):
+                    chunk({"content": word if i == 0 else " " + word})
+            chunk({}, finish)
+            if counts is not None:
+                payload = {
+                    "id": RESPONSE_ID,
+                    "object": "chat.completion.chunk",
+                    "created": CREATED,
+                    "model": model,
+                    "choices": [],
+                    "usage": counts,
+                }
+                self.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+
+    return Handler

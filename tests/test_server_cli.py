@@ -1,0 +1,157 @@
+"""``trubrics-otel serve | events | sessions | threads`` and the README's quickstart."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from trubrics_otel.cli import main
+from trubrics_otel.server import LocalServer, Store
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = {"x-api-key": "local-dev-key"}
+
+
+def load_quickstart():
+    spec = importlib.util.spec_from_file_location("quickstart", ROOT / "examples" / "quickstart.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def chat_db(tmp_path_factory):
+    """A database holding what the quickstart's chat app sends, through the real client."""
+    db = tmp_path_factory.mktemp("chat") / "events.sqlite3"
+    with LocalServer(db) as server:
+        load_quickstart().run_chat_app(server.url)
+    return db
+
+
+def cli_json(capsys, *argv):
+    assert main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_events_json_and_filters(chat_db, capsys):
+    events = cli_json(capsys, "events", "--db", str(chat_db))
+    assert len(events) == 10
+    assert events == sorted(events, key=lambda e: (e["timestamp"], e["id"]))  # oldest first
+    assert {e["user_id"] for e in cli_json(capsys, "events", "--db", str(chat_db), "--user", "bob")} == {"bob"}
+    assert [e["event"] for e in cli_json(capsys, "events", "--db", str(chat_db), "--event", "Sign up")] == [
+        "Sign up", "Sign up"]
+    recipes = cli_json(capsys, "events", "--db", str(chat_db), "--thread", "recipes-1")
+    assert [e["prompt"] for e in recipes][0] == "Suggest a quick vegetarian dinner."
+    assert len(cli_json(capsys, "events", "--db", str(chat_db), "--kind", "llm")) == 7
+    assert len(cli_json(capsys, "events", "--db", str(chat_db), "--since", "30m")) == 5  # recipes + bob
+    assert len(cli_json(capsys, "events", "--db", str(chat_db), "--until", "30m")) == 5  # alice's first visit
+    assert len(cli_json(capsys, "events", "--db", str(chat_db), "--limit", "3")) == 3
+
+
+def test_events_table(chat_db, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["events", "--db", str(chat_db)]) == 0
+    out = capsys.readouterr().out
+    header, _rule, *rows = out.splitlines()
+    assert header.split()[:5] == ["TIME", "USER", "EVENT", "THREAD", "SESSION"]
+    assert len(rows) == 10
+    assert "Thumbs up" in out and "Prompt → Generation" in out and "RateLimitError" in out
+
+
+def test_sessions_and_threads(chat_db, capsys):
+    sessions = cli_json(capsys, "sessions", "--db", str(chat_db))
+    assert sorted((s["user_id"], s["events"]) for s in sessions) == [("alice", 4), ("alice", 5), ("bob", 1)]
+    assert len(cli_json(capsys, "sessions", "--db", str(chat_db), "--session-timeout", "120")) == 2
+    threads = cli_json(capsys, "threads", "--db", str(chat_db))
+    assert {t["thread_id"]: t["turns"] for t in threads} == {"support-1": 3, "recipes-1": 4}
+    assert main(["threads", "--db", str(chat_db), "recipes-1"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("Suggest a quick vegetarian dinner.") < out.index("Chickpea curry") < out.index("And a side dish?")
+    assert "ERROR RateLimitError" in out
+    assert main(["threads", "--db", str(chat_db), "no-such-thread"]) == 1
+
+
+def test_url_mode_matches_file_mode(chat_db, capsys):
+    with LocalServer(chat_db) as server:
+        for argv in (["events", "--user", "alice"], ["sessions"], ["threads"], ["threads", "support-1"]):
+            from_file = cli_json(capsys, *argv, "--db", str(chat_db))
+            over_http = cli_json(capsys, *argv, "--url", server.url)
+            assert over_http == from_file, argv
+        assert len(cli_json(capsys, "events", "--url", server.url, "--since", "30m")) == 5
+
+
+def test_query_without_a_database_creates_nothing(tmp_path, capsys):
+    db = tmp_path / "nothing-here.sqlite3"
+    assert main(["events", "--db", str(db)]) == 0
+    assert "nothing stored yet" in capsys.readouterr().out
+    assert not db.exists()
+
+
+def test_default_db_path_follows_env(tmp_path, monkeypatch):
+    monkeypatch.delenv("TRUBRICS_DB", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert Store().path == tmp_path / "xdg" / "trubrics-otel" / "events.sqlite3"
+    assert not (tmp_path / "xdg").exists()  # nothing created before first use
+    monkeypatch.setenv("TRUBRICS_DB", str(tmp_path / "chosen.sqlite3"))
+    assert Store().path == tmp_path / "chosen.sqlite3"
+
+
+def test_serve_as_a_child_process(tmp_path):
+    db = tmp_path / "served.sqlite3"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "trubrics_otel", "serve", "--port", "0", "--db", str(db)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        first = child.stdout.readline()  # "trubrics-otel local server: http://127.0.0.1:NNNN  (db: …)"
+        url = first.split()[3]
+        assert url.startswith("http://127.0.0.1:"), first
+        response = requests.post(f"{url}/publish_events", headers=KEY, timeout=10,
+                                 json=[{"user_id": "u1", "event": "Sign up"}])
+        assert response.status_code == 200
+        assert requests.post(f"{url}/publish_events", timeout=10, json=[]).status_code == 401
+        assert [e["event"] for e in Store(db).events()] == ["Sign up"]
+    finally:
+        child.send_signal(signal.SIGINT)
+        try:
+            code = child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            raise
+    assert code == 0
+
+
+def test_serve_reports_a_port_in_use(tmp_path, capsys):
+    with LocalServer(tmp_path / "a.sqlite3") as running:
+        assert main(["serve", "--port", str(running.port), "--db", str(tmp_path / "b.sqlite3")]) == 1
+    assert "cannot listen" in capsys.readouterr().err
+
+
+def test_quickstart_prints_what_the_server_stored(tmp_path, capsys):
+    db = tmp_path / "quickstart.sqlite3"
+    assert load_quickstart().main(["--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    for heading in ("== 3 events ==", "== 7 LLM events ==", "== 3 sessions", "== 2 threads =="):
+        assert heading in out
+    assert "-- thread recipes-1 (4 turns, gpt-4o) --" in out
+    assert "ERROR RateLimitError: 429: rate limit reached" in out
+    counts = Store(db).count()
+    assert (counts["events"], counts["llm_events"], counts["users"]) == (3, 7, 2)
+
+
+def test_quickstart_runs_as_a_script():
+    """The README's first command, exactly as a user runs it."""
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "== 7 LLM events ==" in result.stdout
+    assert "Use Greek yoghurt stirred in off the heat." in result.stdout

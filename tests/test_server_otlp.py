@@ -1,0 +1,51 @@
+"""``POST /v1/traces`` on the local server: OTLP spans become the same Trubrics events."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import SpanKind
+
+from trubrics_otel import semconv as sc
+from trubrics_otel.server import LocalServer
+
+
+
+@pytest.fixture
+def server(tmp_path):
+    with LocalServer(tmp_path / "events.sqlite3") as server:
+        yield server
+
+
+def chat_span(provider: TracerProvider, prompt: str, answer: str) -> None:
+    tracer = provider.get_tracer("app")
+    with tracer.start_as_current_span("chat gpt-4o", kind=SpanKind.CLIENT, attributes={
+        sc.GEN_AI_OPERATION_NAME: "chat",
+        sc.GEN_AI_REQUEST_MODEL: "gpt-4o",
+        sc.USER_ID: "otlp-user",
+        sc.GEN_AI_CONVERSATION_ID: "otlp-thread",
+        sc.GEN_AI_INPUT_MESSAGES: json.dumps([{"role": "user", "parts": [{"type": "text", "content": prompt}]}]),
+        sc.GEN_AI_OUTPUT_MESSAGES: json.dumps(
+            [{"role": "assistant", "parts": [{"type": "text", "content": answer}]}]),
+        sc.GEN_AI_USAGE_INPUT_TOKENS: 11,
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS: 22,
+    }):
+        pass
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_an_otlp_exporter_can_point_straight_at_the_server(server, compression):
+    otlp_http = pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+    from opentelemetry.exporter.otlp.proto.http import Compression
+
+    exporter = otlp_http.OTLPSpanExporter(endpoint=f"{server.url}/v1/traces",
+                                          compression=Compression(compression))
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    chat_span(provider, "Hello over OTLP", "Hi!")
+    provider.shutdown()
+    [turn] = server.store.thread("otlp-thread")
+    assert (turn["user_id"], turn["prompt"], turn["generation"]) == ("otlp-user", "Hello over OTLP", "Hi!")

@@ -1,0 +1,133 @@
+"""The local server's page in a real headless Chromium, after the quickstart's chat app ran."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+import requests
+
+from trubrics_otel.server import LocalServer
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+pytestmark = pytest.mark.skipif(
+    not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
+)
+
+
+def load_quickstart():
+    spec = importlib.util.spec_from_file_location("quickstart", ROOT / "examples" / "quickstart.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with LocalServer(tmp_path_factory.mktemp("page") / "events.sqlite3") as server:
+        load_quickstart().run_chat_app(server.url)
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--window-size=1400,1000",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def wait_for_text(browser, text: str, timeout: float = 15.0) -> str:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, timeout).until(lambda d: text in d.find_element("tag name", "main").text)
+    return browser.find_element("tag name", "main").text
+
+
+def test_thread_is_shown_as_a_conversation(server, browser):
+    browser.get(f"{server.url}/#thread=recipes-1")
+    text = wait_for_text(browser, "Use Greek yoghurt stirred in off the heat.")
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "server-page-thread.png"))
+
+    conversation = browser.find_element("css selector", ".conversation")
+    assert conversation.get_attribute("data-thread") == "recipes-1"
+    turns = conversation.find_elements("css selector", ".turn")
+    assert [t.find_element("css selector", ".prompt .bubble").text for t in turns] == [
+        "Suggest a quick vegetarian dinner.",
+        "What if I have no coconut milk?",
+        "What if I have no coconut milk?",
+        "And a side dish?",
+    ]
+    generations = [t.find_element("css selector", ".generation") for t in turns]
+    assert all(g.is_displayed() for g in generations)
+    assert "Chickpea curry" in generations[0].text
+    assert "gpt-4o" in generations[0].text and "2.30 s" in generations[0].text
+    assert "38 → 15 tokens" in generations[0].text
+    assert "failed" in generations[1].get_attribute("class")
+    assert "RateLimitError" in generations[1].text
+    # the other thread is listed, not shown
+    assert "How do I export my invoices?" in text
+    assert "Go to Billing" not in text
+
+
+def test_clicking_a_thread_opens_it(server, browser):
+    browser.get(f"{server.url}/#threads")
+    wait_for_text(browser, "How do I export my invoices?")
+    item = next(i for i in browser.find_elements("css selector", ".thread-item")
+                if "How do I export my invoices?" in i.text)
+    item.click()
+    wait_for_text(browser, "Go to Billing → Invoices and press Export CSV.")
+    assert browser.find_element("css selector", ".conversation").get_attribute("data-thread") == "support-1"
+
+
+def test_events_users_and_sessions_views(server, browser):
+    browser.get(f"{server.url}/#events")
+    text = wait_for_text(browser, "Thumbs up")
+    assert "Sign up" in text and "bob" in text and "Prompt → Generation" in text
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "server-page-events.png"))
+
+    browser.get(f"{server.url}/#user=bob")
+    text = wait_for_text(browser, "Events of user")
+    rows = browser.find_elements("css selector", "tbody tr")
+    assert len(rows) == 1 and "Sign up" in rows[0].text
+
+    browser.get(f"{server.url}/#sessions")
+    wait_for_text(browser, "alice")
+    users = [r.find_elements("css selector", "td")[1].text for r in browser.find_elements("css selector", "tbody tr")]
+    assert sorted(users) == ["alice", "alice", "bob"]
+    browser.save_screenshot(str(ARTIFACTS / "server-page-sessions.png"))
+
+    browser.get(f"{server.url}/#users")
+    text = wait_for_text(browser, "bob")
+    assert "alice" in text
+
+
+def test_new_events_appear_without_reloading(browser, tmp_path):
+    with LocalServer(tmp_path / "live.sqlite3") as server:
+        browser.get(f"{server.url}/#threads")
+        wait_for_text(browser, "No threads yet")
+        requests.post(f"{server.url}/publish_llm_events", headers={"x-api-key": "k"}, timeout=10, json=[{
+            "user_id": "carol", "prompt": "Is this page live?", "generation": "It polls for new events.",
+            "thread_id": "live-1", "latency": 0.3, "properties": {},
+        }]).raise_for_status()
+        text = wait_for_text(browser, "Is this page live?", timeout=20)  # the newest thread, opened
+        assert "It polls for new events." in text

@@ -1,0 +1,318 @@
+"""OTLP trace requests → the SDK's ``ReadableSpan``, so the bridge feeds the same encoder.
+
+Pure: bytes in, spans out; no I/O, no clock::
+
+    body = decompress(raw, request.headers.get("Content-Encoding"), max_size=32 << 20)
+    spans = decode_request(body, request.headers["Content-Type"])
+    encode_spans(spans)             # exactly what the in-process exporter does
+
+    decode(body, content_type).rejected   # one message per span that was not valid OTLP
+
+Both OTLP/HTTP encodings are read: binary protobuf (``application/x-protobuf``) and
+OTLP/JSON (``application/json``: lowerCamelCase keys, enums as names or integers, 64-bit
+integers as strings or numbers, and trace / span ids as *hex* strings, not base64 as
+protobuf's own JSON mapping would have them).
+
+Attribute values come out as the SDK holds them in-process: string, bool, int, float,
+a tuple for an array, a dict for a key-value list, bytes for bytes; an empty value drops
+the attribute. A span without a valid trace id, span id or end time is rejected (it could
+never become an event with a stable identity) and counted in ``Decoded.rejected`` by :func:`decode`.
+Anything that is not an OTLP request at all raises :class:`OtlpDecodeError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope as PbScope, KeyValue
+from opentelemetry.proto.trace.v1 import trace_pb2
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+# OTLP SpanKind (0 = unspecified) → SDK SpanKind; anything unknown reads as INTERNAL.
+_KINDS = {
+    trace_pb2.Span.SPAN_KIND_INTERNAL: SpanKind.INTERNAL,
+    trace_pb2.Span.SPAN_KIND_SERVER: SpanKind.SERVER,
+    trace_pb2.Span.SPAN_KIND_CLIENT: SpanKind.CLIENT,
+    trace_pb2.Span.SPAN_KIND_PRODUCER: SpanKind.PRODUCER,
+    trace_pb2.Span.SPAN_KIND_CONSUMER: SpanKind.CONSUMER,
+}
+_STATUS = {
+    trace_pb2.Status.STATUS_CODE_OK: StatusCode.OK,
+    trace_pb2.Status.STATUS_CODE_ERROR: StatusCode.ERROR,
+}
+_UNSET = Status(StatusCode.UNSET)
+
+
+class OtlpDecodeError(ValueError):
+    """The body is not an OTLP trace request in the encoding it claims (HTTP 400)."""
+
+
+class UnsupportedMediaType(OtlpDecodeError):
+    """A content type or content encoding this receiver does not read (HTTP 415)."""
+
+
+class PayloadTooLarge(OtlpDecodeError):
+    """The body, once decompressed, would exceed the size limit (HTTP 413)."""
+
+
+@dataclass
+class Decoded:
+    spans: list[ReadableSpan] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    """One message per span left out because it is not valid OTLP."""
+    json: bool = False
+    """The request was OTLP/JSON: answer in JSON too."""
+
+
+def media_type(content_type: str | None) -> str:
+    """``application/json`` from ``Application/JSON; charset=utf-8``."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def decompress(body: bytes, content_encoding: str | None, max_size: int) -> bytes:
+    """Undo ``gzip`` / ``deflate``, never producing more than ``max_size`` bytes.
+
+    Decompression streams with a bounded output, so a small "bomb" costs at most
+    ``max_size`` of memory before it is refused.
+    """
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding in ("", "identity"):
+        if len(body) > max_size:
+            raise PayloadTooLarge(f"body of {len(body)} bytes exceeds the {max_size}-byte limit")
+        return body
+    if encoding in ("gzip", "x-gzip"):
+        wbits = 16 + zlib.MAX_WBITS
+    elif encoding == "deflate":  # RFC 9110 says zlib-wrapped; some clients send raw deflate
+        wbits = zlib.MAX_WBITS if body[:1] == b"\x78" else -zlib.MAX_WBITS
+    else:
+        raise UnsupportedMediaType(f"unsupported Content-Encoding {encoding!r}")
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(body, max_size + 1)
+        if len(out) <= max_size and not inflater.unconsumed_tail:
+            out += inflater.flush(max_size + 1 - len(out))
+    except zlib.error as exc:
+        raise OtlpDecodeError(f"body is not valid {encoding}: {exc}") from None
+    if len(out) > max_size or inflater.unconsumed_tail:
+        raise PayloadTooLarge(f"body decompresses to more than the {max_size}-byte limit")
+    if not inflater.eof:
+        raise OtlpDecodeError(f"{encoding} body is truncated")
+    return out
+
+
+def decode_request(body: bytes, content_type: str | None) -> list[ReadableSpan]:
+    """The valid spans of an ``ExportTraceServiceRequest`` (already decompressed)."""
+    return decode(body, content_type).spans
+
+
+def decode(body: bytes, content_type: str | None) -> Decoded:
+    """Like :func:`decode_request`, also telling which spans were rejected and why."""
+    kind = media_type(content_type)
+    if kind == PROTOBUF:
+        request = ExportTraceServiceRequest()
+        try:
+            request.ParseFromString(body)
+        except (DecodeError, RecursionError, ValueError) as exc:
+            raise OtlpDecodeError(f"body is not a protobuf ExportTraceServiceRequest: {exc}") from None
+    elif kind == JSON:
+        request = parse_json(body)
+    else:
+        raise UnsupportedMediaType(
+            f"unsupported Content-Type {content_type!r}: use {PROTOBUF} or {JSON}"
+        )
+    decoded = to_spans(request)
+    decoded.json = kind == JSON
+    return decoded
+
+
+def parse_json(body: bytes) -> ExportTraceServiceRequest:
+    """OTLP/JSON → request, turning its hex ids into the bytes protobuf expects."""
+    try:
+        document = json.loads(body)
+        if not isinstance(document, dict):
+            raise ValueError("the top level is not a JSON object")
+        for resource_spans in _list(document, "resourceSpans", "resource_spans"):
+            for scope_spans in _list(resource_spans, "scopeSpans", "scope_spans"):
+                for span in _list(scope_spans, "spans"):
+                    _hex_ids_to_base64(span, ("traceId", "trace_id", "spanId", "span_id",
+                                              "parentSpanId", "parent_span_id"))
+                    for link in _list(span, "links"):
+                        _hex_ids_to_base64(link, ("traceId", "trace_id", "spanId", "span_id"))
+        request = ExportTraceServiceRequest()
+        json_format.ParseDict(document, request, ignore_unknown_fields=True)
+    except (ValueError, TypeError, AttributeError, RecursionError, json_format.ParseError) as exc:
+        raise OtlpDecodeError(f"body is not an OTLP/JSON ExportTraceServiceRequest: {exc}") from None
+    return request
+
+
+def to_spans(request: ExportTraceServiceRequest) -> Decoded:
+    decoded = Decoded()
+    for resource_spans in request.resource_spans:
+        resource = Resource(
+            attributes_of(resource_spans.resource.attributes), resource_spans.schema_url or None
+        )
+        for scope_spans in resource_spans.scope_spans:
+            scope = _scope(scope_spans.scope, scope_spans.schema_url)
+            for span in scope_spans.spans:
+                problem = _invalid(span)
+                if problem:
+                    decoded.rejected.append(f"span {span.name!r}: {problem}")
+                    continue
+                decoded.spans.append(_span(span, resource, scope))
+    return decoded
+
+
+def response_body(rejected: int = 0, message: str = "", *, as_json: bool = False) -> bytes:
+    """An ``ExportTraceServiceResponse``, with ``partial_success`` when spans were rejected."""
+    response = ExportTraceServiceResponse()
+    if rejected:
+        response.partial_success.rejected_spans = rejected
+        response.partial_success.error_message = message
+    if as_json:
+        return json_format.MessageToJson(response, indent=None).encode()
+    return response.SerializeToString()
+
+
+def status_body(code: int, message: str, *, as_json: bool = False) -> bytes:
+    """A ``google.rpc.Status`` (the OTLP/HTTP error body), written by hand: two fields."""
+    if as_json:
+        return json.dumps({"code": code, "message": message}).encode()
+    text = message.encode("utf-8")
+    return b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
+
+
+def attributes_of(pairs: Iterable[KeyValue]) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
+    for pair in pairs:
+        value = value_of(pair.value)
+        if value is not None:
+            attributes[pair.key] = value
+    return attributes
+
+
+def value_of(value: AnyValue) -> Any:
+    which = value.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "array_value":
+        return tuple(v for v in map(value_of, value.array_value.values) if v is not None)
+    if which == "kvlist_value":
+        return attributes_of(value.kvlist_value.values)
+    return getattr(value, which)
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _span(span: trace_pb2.Span, resource: Resource, scope: InstrumentationScope) -> ReadableSpan:
+    trace_id = int.from_bytes(span.trace_id, "big")
+    flags = TraceFlags(span.flags & 0xFF)
+    state = TraceState.from_header([span.trace_state]) if span.trace_state else None
+    context = SpanContext(trace_id, int.from_bytes(span.span_id, "big"), False, flags, state)
+    parent = None
+    if span.parent_span_id:
+        parent = SpanContext(trace_id, int.from_bytes(span.parent_span_id, "big"), True, flags)
+    code = _STATUS.get(span.status.code, StatusCode.UNSET)
+    if code is StatusCode.UNSET:
+        status = _UNSET
+    else:  # the SDK only keeps a description on ERROR
+        status = Status(code, span.status.message if code is StatusCode.ERROR else None)
+    events = tuple(
+        Event(e.name, attributes_of(e.attributes), e.time_unix_nano or None, limit=None)
+        for e in span.events
+    )
+    links = tuple(
+        Link(
+            SpanContext(int.from_bytes(link.trace_id, "big"), int.from_bytes(link.span_id, "big"), True),
+            attributes_of(link.attributes),
+        )
+        for link in span.links
+        if len(link.trace_id) == 16 and len(link.span_id) == 8
+    )
+    return ReadableSpan(
+        name=span.name,
+        context=context,
+        parent=parent,
+        resource=resource,
+        attributes=attributes_of(span.attributes),
+        events=events,
+        links=links,
+        kind=_KINDS.get(span.kind, SpanKind.INTERNAL),
+        status=status,
+        start_time=span.start_time_unix_nano or None,
+        end_time=span.end_time_unix_nano,
+        instrumentation_scope=scope,
+    )
+
+
+def _invalid(span: trace_pb2.Span) -> str | None:
+    if len(span.trace_id) != 16 or not any(span.trace_id):
+        return "invalid trace id"
+    if len(span.span_id) != 8 or not any(span.span_id):
+        return "invalid span id"
+    if span.parent_span_id and len(span.parent_span_id) != 8:
+        return "invalid parent span id"
+    if not span.end_time_unix_nano:
+        return "no end time"
+    return None
+
+
+def _scope(scope: PbScope, schema_url: str) -> InstrumentationScope:
+    return InstrumentationScope(
+        scope.name, scope.version or None, schema_url or None, attributes_of(scope.attributes)
+    )
+
+
+def _list(mapping: Any, *keys: str) -> list[Any]:
+    """The list under the first key present; ``ParseDict`` reports any other type later."""
+    if not isinstance(mapping, dict):
+        return []
+    for key in keys:
+        if key in mapping:
+            value = mapping[key]
+            return value if isinstance(value, list) else []
+    return []
+
+
+def _hex_ids_to_base64(mapping: Any, keys: tuple[str, ...]) -> None:
+    if not isinstance(mapping, dict):
+        return
+    for key in keys:
+        value = mapping.get(key)
+        if isinstance(value, str) and value:
+            try:
+                raw = binascii.unhexlify(value)
+            except (binascii.Error, ValueError):
+                raise ValueError(f"{key} {value[:40]!r} is not hex") from None
+            mapping[key] = base64.b64encode(raw).decode("ascii")
+
+
+def _varint(number: int) -> bytes:
+    out = bytearray()
+    number &= (1 << 64) - 1  # int32 negatives are sign-extended to ten bytes
+    while True:
+        byte = number & 0x7F
+        number >>= 7
+        if number:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)

@@ -1,0 +1,12 @@
+"""The local Trubrics-compatible server: ``trubrics-otel serve``, or in-process::
+
+    from trubrics_otel.server import LocalServer
+
+    with LocalServer() as server:          # default db, ephemeral port on 127.0.0.1
+        print(server.url)
+"""
+
+from trubrics_otel.server.app import LocalServer
+from trubrics_otel.server.store import Store, default_db_path
+
+__all__ = ["LocalServer", "Store", "default_db_path"]
