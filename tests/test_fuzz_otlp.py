@@ -1,4 +1,4 @@
-"""Fuzz the bridge's OTLP decoder: garbage and wrong shapes → a clean ValueError or spans.
+"""Fuzz the bridge: the OTLP decoder and the whole request path, on garbage and wrong shapes.
 
 Skipped while ``trubrics_otel.otlp`` (``decode_request(body, content_type)``, from the bridge
 work) is not merged; it runs as soon as the module exists.
@@ -58,3 +58,28 @@ def test_otlp_decoder_survives_structured_junk(name, attributes):
         encode_span(span)
 
 
+
+
+def test_bridge_request_handling_never_crashes():
+    """The bridge's whole request path (decompress, decode, encode, forward, answer) on junk."""
+    bridge_module = pytest.importorskip("trubrics_otel.bridge")
+    from trubrics_endpoint import TrubricsEndpoint
+
+    with TrubricsEndpoint() as endpoint:
+        bridge = bridge_module.Bridge(host=endpoint.url, api_key="k", listen="127.0.0.1:0",
+                                      max_body=1 << 16, timeout=2)
+
+        @settings(max_examples=300, deadline=None)
+        @given(
+            st.one_of(st.binary(max_size=2048), st.builds(_otlp_json, st.text(), st.lists(
+                st.fixed_dictionaries({"key": st.text(), "value": json_values}), max_size=4)),
+                st.binary(max_size=64).map(lambda b: __import__("gzip").compress(b))),
+            st.sampled_from([None, "", "application/x-protobuf", "application/json",
+                             "application/json; charset=utf-8", "text/html"]),
+            st.sampled_from([None, "", "gzip", "deflate", "br", "identity"]),
+        )
+        def run(body, content_type, content_encoding):
+            answer = bridge.export(body, content_type, content_encoding)
+            assert answer.status in (200, 400, 401, 413, 415, 429, 500, 503)
+
+        run()
