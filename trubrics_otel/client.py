@@ -48,6 +48,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from trubrics_otel import semconv as sc
 from trubrics_otel.context import current_user_context, stamp
 from trubrics_otel.exporter import TrubricsSpanExporter
+from trubrics_otel.exporter import max_queue_size as queue_bound
 from trubrics_otel.jsonable import dumps, encode_string
 from trubrics_otel.processor import SpoolingSpanProcessor
 from trubrics_otel.redaction import Mask, RateLimitedLog
@@ -56,8 +57,6 @@ from trubrics_otel.tracing import Observation, Tracing
 
 DEFAULT_FLUSH_INTERVAL_S = 10.0
 DEFAULT_FLUSH_BATCH_SIZE = 20
-DEFAULT_MAX_QUEUE_SIZE = 20_000
-"""Spans held in memory (~1 KB each); beyond it they go to the disk spool, not away."""
 DEFAULT_CLOSE_TIMEOUT_S = 30.0
 DEFAULT_SYNC_TIMEOUT_S = 10.0
 SCOPE_NAME = sc.SCOPE_NAME
@@ -171,7 +170,7 @@ class Trubrics:
         )
         self._max_queue_size = max(
             self._batch_size,
-            int(_positive(max_queue_size, "OTEL_BSP_MAX_QUEUE_SIZE", 1, DEFAULT_MAX_QUEUE_SIZE)),
+            queue_bound(max_queue_size),
         )
         self._app_provider = tracer_provider
         self._start_lock = threading.Lock()

@@ -14,7 +14,8 @@
         client.chat.completions.create(...)   # → one Trubrics LLM event for u1 in t-42
 
 It adds two span processors to the provider: :class:`UserContextSpanProcessor` (stamps the
-user context at span start) and a ``BatchSpanProcessor`` around a
+user context at span start) and a :class:`~trubrics_otel.processor.SpoolingSpanProcessor`
+(batching as the SDK's ``BatchSpanProcessor`` does, overflow spooled instead of dropped) around a
 :class:`TrubricsSpanExporter`. It never creates or replaces the global provider: without
 ``tracer_provider`` it uses the global one only if the app already installed an SDK
 ``TracerProvider`` there, and refuses otherwise.
@@ -28,17 +29,18 @@ already installed; add only the stamping processor there::
 from __future__ import annotations
 
 import logging
+import os
 import weakref
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from trubrics_otel.context import UserContextSpanProcessor
 from trubrics_otel.exporter import TrubricsSpanExporter, max_queue_size
 from trubrics_otel.genai_logs import GenAIContentJoiner
+from trubrics_otel.processor import SpoolingSpanProcessor
 
 
 _CONFIGURED: weakref.WeakKeyDictionary[TracerProvider, TrubricsSpanExporter] = (
@@ -62,7 +64,7 @@ def configure(
     content to (``..._CAPTURE_MESSAGE_CONTENT=event_only``); that content is joined back
     onto its span. ``exporter_options`` go to :class:`TrubricsSpanExporter` (``timeout``,
     ``retry_timeout``, ``all_spans``…); ``schedule_delay_millis`` to the
-    ``BatchSpanProcessor`` (default: ``OTEL_BSP_SCHEDULE_DELAY``, else 5 s). Returns the
+    batch processor (default: ``OTEL_BSP_SCHEDULE_DELAY``, else 5 s). Returns the
     exporter, for its ``stats()``.
 
     ``sample_rate`` keeps that share of the instrumentation's traces, whole (decided by trace
@@ -84,8 +86,11 @@ def configure(
         api_key=api_key, host=host, sample_rate=sample_rate, **exporter_options
     )
     _CONFIGURED[provider] = exporter
-    export: SpanProcessor = BatchSpanProcessor(
-        exporter, max_queue_size=max_queue_size(), schedule_delay_millis=schedule_delay_millis
+    export: SpanProcessor = SpoolingSpanProcessor(
+        exporter,
+        max_queue_size=max_queue_size(),
+        schedule_delay=(schedule_delay_millis or _env_delay_millis()) / 1000,
+        max_export_batch_size=512,
     )
     if logger_provider is not None:
         joiner = GenAIContentJoiner()
@@ -94,3 +99,10 @@ def configure(
     provider.add_span_processor(UserContextSpanProcessor())
     provider.add_span_processor(export)
     return exporter
+
+
+def _env_delay_millis() -> float:
+    try:
+        return float(os.environ["OTEL_BSP_SCHEDULE_DELAY"])
+    except (KeyError, ValueError):
+        return 5000.0

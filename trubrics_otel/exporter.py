@@ -74,7 +74,7 @@ from trubrics_otel.transport import (
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_RETRY_TIMEOUT_S = 60.0
-DEFAULT_MAX_QUEUE_SIZE = 100_000
+DEFAULT_MAX_QUEUE_SIZE = 20_000
 MAX_HELD_EVENTS = 100_000
 """With ``spool=False``: events kept in memory during an outage before new ones are dropped."""
 FIRST_TRY_S = 1.0
@@ -306,7 +306,8 @@ class TrubricsSpanExporter(SpanExporter):
         self._inflight = (path, events)
         try:
             delivery = self._transport.send(
-                path, events, deadline=lambda: self._until(started, budget)
+                path, events, deadline=lambda: self._until(started, budget),
+                cutoff=self._deadline_or_never,
             )
         finally:
             self._inflight = None
@@ -456,9 +457,8 @@ class _Deadline:
 
 
 def max_queue_size(value: int | None = None) -> int:
-    """Spans a ``BatchSpanProcessor`` may hold: the argument, else ``OTEL_BSP_MAX_QUEUE_SIZE``,
-    else 100,000. The SDK's own default of 2,048 silently drops the oldest spans of any burst
-    faster than one export, which analytics cannot afford."""
+    """Spans held in memory before the spool takes over: the argument, else
+    ``OTEL_BSP_MAX_QUEUE_SIZE``, else 20,000 (~20 MB of spans; beyond it events go to disk)."""
     return int(_setting(value, "OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_MAX_QUEUE_SIZE))
 
 

@@ -79,7 +79,7 @@ class SpoolingSpanProcessor(SpanProcessor):
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
-        if self._shutdown:
+        if self._shutdown or not (span.context and span.context.trace_flags.sampled):
             return
         if self._worker is None:
             self._start_worker()

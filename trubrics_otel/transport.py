@@ -83,9 +83,19 @@ class Transport:
         return f"Transport(host={self._base!r})"
 
     def send(
-        self, path: str, events: Sequence[dict[str, Any]], *, deadline: float | Deadline
+        self,
+        path: str,
+        events: Sequence[dict[str, Any]],
+        *,
+        deadline: float | Deadline,
+        cutoff: Deadline | None = None,
     ) -> Delivery:
         """Send ``events`` in order, chunked.
+
+        No attempt starts after ``deadline`` (a retry budget); a request in flight is cut at
+        ``cutoff`` (a flush/close deadline), by default the same instant. Keeping them apart
+        matters: a slow answer cut short by a mere retry budget would be sent again although
+        the server stored it.
 
         A chunk the server refuses for good is counted in ``rejected`` and the next chunk
         still goes; a transient failure stops the run and leaves the rest ``pending``.
@@ -94,7 +104,7 @@ class Transport:
         delivery = Delivery(ok=True)
         for start in range(0, len(events), MAX_BATCH):
             chunk = events[start : start + MAX_BATCH]
-            result = self._send_chunk(path, chunk, until)
+            result = self._send_chunk(path, chunk, until, cutoff or until)
             delivery.attempts += result.attempts
             delivery.status = result.status
             if result.ok:
@@ -125,14 +135,16 @@ class Transport:
         self.attempts = 0
         self.retries = 0
 
-    def _send_chunk(self, path: str, chunk: Sequence[dict[str, Any]], until: Deadline) -> Delivery:
+    def _send_chunk(
+        self, path: str, chunk: Sequence[dict[str, Any]], until: Deadline, cutoff: Deadline
+    ) -> Delivery:
         url = f"{self._base}/{path}"
         body = json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         attempt = 0
         while True:
             attempt += 1
             self.attempts += 1
-            remaining = until() - time.monotonic()
+            remaining = cutoff() - time.monotonic()
             wait: float | None = None
             try:
                 response = self._session.post(
