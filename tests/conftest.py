@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,15 @@ from trubrics_endpoint import TrubricsEndpoint  # noqa: E402
 from trubrics_otel import Trubrics  # noqa: E402
 
 API_KEY = "sk-test-secret-0123456789"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_quickstart() -> Any:
+    """``examples/quickstart.py`` as a module: tests drive its simulated chat app."""
+    spec = importlib.util.spec_from_file_location("quickstart", ROOT / "examples" / "quickstart.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
 @pytest.fixture(autouse=True)

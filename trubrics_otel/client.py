@@ -464,14 +464,8 @@ class Trubrics:
         end: int,
         kind: SpanKind = SpanKind.INTERNAL,
     ) -> None:
-        if self._processor is None:
-            self._start()
-        if self._closed:
-            self._logger.error("Event %r tracked after close(); it is not sent.", name)
+        if not self._ready(name, attributes):
             return
-        scope = current_user_context()
-        if scope is not None:  # explicit arguments win over the surrounding user_context
-            attributes.update(stamp(scope, attributes))
         if self._tracer is not None:  # the app's provider: let its processors see the span
             parent = trace_api.get_current_span().get_span_context()
             # a root span's trace id is the SDK's to draw: an equivalent random draw decides
@@ -484,6 +478,18 @@ class Trubrics:
         finished = self._finished(name, attributes, start, end, kind)
         if not self._sampled_out(finished.context.trace_id):  # type: ignore[union-attr]
             self._processor.on_end(finished)  # type: ignore[union-attr]
+
+    def _ready(self, name: str, attributes: dict[str, Any]) -> bool:
+        """Start on first use, refuse after close, stamp the surrounding user_context."""
+        if self._processor is None:
+            self._start()
+        if self._closed:
+            self._logger.error("Event %r tracked after close(); it is not sent.", name)
+            return False
+        scope = current_user_context()
+        if scope is not None:  # explicit arguments win over the surrounding user_context
+            attributes.update(stamp(scope, attributes))
+        return True
 
     def _finished(
         self, name: str, attributes: dict[str, Any], start: int, end: int, kind: SpanKind
@@ -509,14 +515,8 @@ class Trubrics:
     def _send_now(self, span: _Span | None, timeout: float) -> SyncResult:
         if span is None:
             return SyncResult(delivered=False, detail="skipped: invalid user_id or event (logged)")
-        if self._processor is None:
-            self._start()
-        if self._closed:
-            self._logger.error("Event %r tracked after close(); it is not sent.", span.name)
+        if not self._ready(span.name, span.attributes):
             return SyncResult(delivered=False, detail="the client is closed")
-        scope = current_user_context()
-        if scope is not None:
-            span.attributes.update(stamp(scope, span.attributes))
         finished = self._finished(*span)
         if self._sampled_out(finished.context.trace_id):  # type: ignore[union-attr]
             return SyncResult(delivered=False, detail="sampled out", sampled_out=True)
