@@ -14,7 +14,7 @@ import math
 import uuid
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, TraceFlags
@@ -152,6 +152,8 @@ def test_llm_event_path_is_valid_json_within_limits(prompt, generation, props):
 
 @FAST
 @given(values)
+@example(math.inf)  # found by hypothesis: a mask returning inf once left invalid JSON
+@example({"x": [math.nan]})
 def test_any_mask_result_is_made_safe(returned):
     """Whatever a user's mask returns (or raises), the event is still valid and bounded."""
     policy = Policy(mask=lambda value: returned)

@@ -110,6 +110,11 @@ class Policy:
         return truncate(text, limit)
 
 
+def _compact(value: Any) -> str:
+    """Strict JSON text: NaN and Infinity raise here rather than leave as invalid JSON."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def bound_properties(
     properties: dict[str, Any], warn: Callable[..., None] | None = None
 ) -> dict[str, Any]:
@@ -119,11 +124,12 @@ def bound_properties(
     if not isinstance(bounded, dict):
         bounded = {"value": bounded}
     try:
-        size = len(json.dumps(bounded, ensure_ascii=False, separators=(",", ":")))
-    except (TypeError, ValueError):  # not JSON after all (only if a mask returned junk)
+        size = len(_compact(bounded))
+    except (TypeError, ValueError):  # not JSON after all (only if a mask returned junk or inf)
         from trubrics_otel.jsonable import to_jsonable
 
-        bounded, size = to_jsonable(bounded), MAX_PROPERTIES_CHARS + 1
+        bounded = to_jsonable(bounded)
+        size = len(_compact(bounded))
         notes.add("type")
     if size > MAX_PROPERTIES_CHARS:
         bounded = _fit(bounded)
