@@ -36,23 +36,23 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from trubrics_otel import semconv as sc
 from trubrics_otel.context import current_user_context, stamp
 from trubrics_otel.exporter import TrubricsSpanExporter
 from trubrics_otel.exporter import max_queue_size as queue_bound
-from trubrics_otel.jsonable import dumps, encode_string
+from trubrics_otel.jsonable import dumps
 from trubrics_otel.processor import SpoolingSpanProcessor
 from trubrics_otel.redaction import Mask, RateLimitedLog
 from trubrics_otel.sampling import sampler_for
+from trubrics_otel.tracked import EVENT, LLM, VERSION, Record, TrackedSpan, span_fields
 from trubrics_otel.tracing import Observation, Tracing
 
 DEFAULT_FLUSH_INTERVAL_S = 10.0
@@ -78,14 +78,6 @@ class Secret:
     __str__ = __repr__
 
 
-class _Span(NamedTuple):
-    name: str
-    attributes: dict[str, Any]
-    start: int
-    end: int
-    kind: SpanKind
-
-
 @dataclass(frozen=True)
 class SyncResult:
     """What ``track_sync`` / ``track_llm_sync`` achieved."""
@@ -104,8 +96,6 @@ class SyncResult:
         return self.delivered
 
 
-_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
-_UNSET = Status(StatusCode.UNSET)
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 _MICROSECOND = _dt.timedelta(microseconds=1)
 
@@ -202,9 +192,9 @@ class Trubrics:
     ) -> None:
         """Record a product event (``Sign up``, ``Thumbs up``…) for ``user_id``."""
         try:
-            span = self._event_span(user_id, event, properties, timestamp)
-            if span is not None:
-                self._record(*span)
+            body = self._event_body(user_id, event, properties, timestamp)
+            if body is not None and self._ready(body[1]):
+                self._enqueue(self._record(EVENT, body))
         except Exception:  # never into the app
             self._logger.exception("track() failed; the event is lost")
 
@@ -224,7 +214,8 @@ class Trubrics:
         delivered in time is kept and sent with the next batch (``queued``).
         """
         try:
-            return self._send_now(self._event_span(user_id, event, properties, timestamp), timeout)
+            body = self._event_body(user_id, event, properties, timestamp)
+            return self._send_now(EVENT, body, body and body[1], timeout)
         except Exception as exc:
             self._logger.exception("track_sync() failed")
             return SyncResult(delivered=False, detail=f"{type(exc).__name__}: {exc}")
@@ -249,12 +240,12 @@ class Trubrics:
         conversation; ``assistant_id`` (or ``$assistant_id``) is typically the model.
         """
         try:
-            span = self._llm_span(
+            body = self._llm_body(
                 user_id, prompt, generation, prompt_event_name, generation_event_name, assistant_id,
                 properties, timestamp, latency, thread_id
             )
-            if span is not None:
-                self._record(*span)
+            if body is not None and self._ready(sc.OPERATION_CHAT):
+                self._enqueue(self._record(LLM, body))
         except Exception:
             self._logger.exception("track_llm() failed; the event is lost")
 
@@ -274,11 +265,11 @@ class Trubrics:
     ) -> SyncResult:
         """``track_llm``, delivered before it returns; see :meth:`track_sync`."""
         try:
-            span = self._llm_span(
+            body = self._llm_body(
                 user_id, prompt, generation, prompt_event_name, generation_event_name, assistant_id,
                 properties, timestamp, latency, thread_id
             )
-            return self._send_now(span, timeout)
+            return self._send_now(LLM, body, sc.OPERATION_CHAT, timeout)
         except Exception as exc:
             self._logger.exception("track_llm_sync() failed")
             return SyncResult(delivered=False, detail=f"{type(exc).__name__}: {exc}")
@@ -456,71 +447,54 @@ class Trubrics:
 
     # --- Internals ---------------------------------------------------------------------
 
-    def _record(
-        self,
-        name: str,
-        attributes: dict[str, Any],
-        start: int,
-        end: int,
-        kind: SpanKind = SpanKind.INTERNAL,
-    ) -> None:
-        if not self._ready(name, attributes):
-            return
-        if self._tracer is not None:  # the app's provider: let its processors see the span
-            parent = trace_api.get_current_span().get_span_context()
-            # a root span's trace id is the SDK's to draw: an equivalent random draw decides
-            trace_id = parent.trace_id if parent.is_valid else random.getrandbits(64)
-            if self._sampled_out(trace_id):
-                return
-            span = self._tracer.start_span(name, kind=kind, attributes=attributes, start_time=start)
-            span.end(end_time=end)
-            return
-        finished = self._finished(name, attributes, start, end, kind)
-        if not self._sampled_out(finished.context.trace_id):  # type: ignore[union-attr]
-            self._processor.on_end(finished)  # type: ignore[union-attr]
-
-    def _ready(self, name: str, attributes: dict[str, Any]) -> bool:
-        """Start on first use, refuse after close, stamp the surrounding user_context."""
+    def _ready(self, name: str) -> bool:
+        """Start on first use; refuse after close."""
         if self._processor is None:
             self._start()
         if self._closed:
             self._logger.error("Event %r tracked after close(); it is not sent.", name)
             return False
-        scope = current_user_context()
-        if scope is not None:  # explicit arguments win over the surrounding user_context
-            attributes.update(stamp(scope, attributes))
         return True
 
-    def _finished(
-        self, name: str, attributes: dict[str, Any], start: int, end: int, kind: SpanKind
-    ) -> ReadableSpan:
-        """The span, already ended, in the current trace if there is one."""
-        parent: SpanContext | None = trace_api.get_current_span().get_span_context()
-        if parent is not None and parent.is_valid:
-            context = SpanContext(parent.trace_id, random.getrandbits(64), False, _SAMPLED)
+    def _record(self, kind: str, body: tuple[Any, ...]) -> Record | None:
+        """The call's record: ids (in the current trace if there is one) and the surrounding
+        user_context added; None when sampling leaves it out."""
+        parent = trace_api.get_current_span().get_span_context()
+        if parent.is_valid:
+            trace_id, parent_id = parent.trace_id, parent.span_id
         else:
-            context = SpanContext(random.getrandbits(128), random.getrandbits(64), False, _SAMPLED)
-            parent = None
-        return ReadableSpan(
-            name, context, parent, self._resource, attributes, (), (), kind,
-            None, _UNSET, start, end, self._scope,
+            trace_id, parent_id = random.getrandbits(128), 0
+        if self._sampler is not None and not self._sampler.keep(trace_id):
+            self._sampled_out_count += 1
+            return None
+        scope = current_user_context()
+        return (
+            VERSION, kind, trace_id, random.getrandbits(64), parent_id,
+            None if scope is None else stamp(scope, {}), body,
         )
 
-    def _sampled_out(self, trace_id: int) -> bool:
-        if self._sampler is None or self._sampler.keep(trace_id):
-            return False
-        self._sampled_out_count += 1
-        return True
+    def _enqueue(self, record: Record | None) -> None:
+        if record is None:
+            return
+        if self._tracer is not None:  # the app's provider: let its processors see the span
+            name, attributes, start, end, kind = span_fields(record)
+            span = self._tracer.start_span(name, kind=kind, attributes=attributes, start_time=start)
+            span.end(end_time=end)
+            return
+        self._processor.enqueue(TrackedSpan(record, self._resource, self._scope))  # type: ignore[union-attr]
 
-    def _send_now(self, span: _Span | None, timeout: float) -> SyncResult:
-        if span is None:
+    def _send_now(
+        self, kind: str, body: tuple[Any, ...] | None, name: str | None, timeout: float
+    ) -> SyncResult:
+        if body is None or name is None:
             return SyncResult(delivered=False, detail="skipped: invalid user_id or event (logged)")
-        if not self._ready(span.name, span.attributes):
+        if not self._ready(name):
             return SyncResult(delivered=False, detail="the client is closed")
-        finished = self._finished(*span)
-        if self._sampled_out(finished.context.trace_id):  # type: ignore[union-attr]
+        record = self._record(kind, body)
+        if record is None:
             return SyncResult(delivered=False, detail="sampled out", sampled_out=True)
-        delivery = self._exporter.send_now([finished], timeout)  # type: ignore[union-attr]
+        span = TrackedSpan(record, self._resource, self._scope)
+        delivery = self._exporter.send_now([span], timeout)  # type: ignore[union-attr]
         return SyncResult(
             delivered=delivery.ok,
             status=delivery.status,
@@ -529,25 +503,27 @@ class Trubrics:
             queued=bool(delivery.pending),
         )
 
-    def _event_span(
+    def _event_body(
         self, user_id: Any, event: Any, properties: Properties | None, timestamp: Any
-    ) -> _Span | None:
-        """The span of a product event, or None (logged) for input that cannot be one."""
-        user = _identifier(user_id)
-        name = _identifier(event)
-        if user is None or name is None:
-            self._logger.error(
-                "track() skipped: user_id and event must be non-empty strings, got %r and %r",
-                type(user_id).__name__, type(event).__name__,
-            )
-            return None
-        attributes: dict[str, Any] = {sc.USER_ID: user, sc.TRUBRICS_EVENT: name}
-        if properties:
-            attributes[sc.TRUBRICS_PROPERTIES] = dumps(properties, self._warn)
-        end = self._time_ns(timestamp)
-        return _Span(name, attributes, end, end, SpanKind.INTERNAL)
+    ) -> tuple[Any, ...] | None:
+        """A product event's record body, or None (logged) for input that cannot be one."""
+        if not (user_id.__class__ is str and event.__class__ is str and user_id and event):
+            user, name = _identifier(user_id), _identifier(event)
+            if user is None or name is None:
+                self._logger.error(
+                    "track() skipped: user_id and event must be non-empty strings, got %r and %r",
+                    type(user_id).__name__, type(event).__name__,
+                )
+                return None
+            user_id, event = user, name
+        return (
+            user_id,
+            event,
+            dumps(properties, self._warn) if properties else None,
+            time.time_ns() if timestamp is None else self._time_ns(timestamp),
+        )
 
-    def _llm_span(
+    def _llm_body(
         self,
         user_id: Any,
         prompt: Any,
@@ -559,9 +535,9 @@ class Trubrics:
         timestamp: Any,
         latency: Any,
         thread_id: Any,
-    ) -> _Span | None:
-        """The span of an LLM exchange, or None (logged) for input that cannot be one."""
-        user = _identifier(user_id)
+    ) -> tuple[Any, ...] | None:
+        """An LLM exchange's record body, or None (logged) for input that cannot be one."""
+        user = user_id if user_id.__class__ is str and user_id else _identifier(user_id)
         if user is None:
             self._logger.error(
                 "track_llm() skipped: user_id must be a non-empty string, got %r",
@@ -571,36 +547,24 @@ class Trubrics:
         props = properties or {}
         thread = thread_id if thread_id is not None else props.get(sc.PROP_THREAD_ID)
         model = assistant_id if assistant_id is not None else props.get(sc.PROP_ASSISTANT_ID)
-        attributes: dict[str, Any] = {
-            sc.USER_ID: user,
-            sc.GEN_AI_OPERATION_NAME: sc.OPERATION_CHAT,
-            sc.GEN_AI_INPUT_MESSAGES: _message_json("user", prompt),
-            sc.GEN_AI_OUTPUT_MESSAGES: _message_json("assistant", generation),
-        }
-        if prompt_event_name != "Prompt":  # the encoder's defaults need no attribute
-            attributes[sc.TRUBRICS_PROMPT_EVENT_NAME] = str(prompt_event_name)
-        if generation_event_name != "Generation":
-            attributes[sc.TRUBRICS_GENERATION_EVENT_NAME] = str(generation_event_name)
-        if model is not None:
-            attributes[sc.GEN_AI_REQUEST_MODEL] = str(model)
-        if thread is not None and thread != "":
-            attributes[sc.GEN_AI_CONVERSATION_ID] = str(thread)
-        if props:
-            attributes[sc.TRUBRICS_PROPERTIES] = dumps(props, self._warn)
-            if not _USAGE_KEYS.isdisjoint(props):
-                for prop, attribute in _USAGE_PROPERTIES:
-                    if type(props.get(prop)) is int:
-                        attributes[attribute] = props[prop]
-        end = self._time_ns(timestamp)
-        if (latency.__class__ is float or latency.__class__ is int) and 0 <= latency <= _MAX_LATENCY_S:
-            start = end - int(latency * 1e9)
-        else:
-            seconds = _latency(latency, self._logger)
-            if seconds is None:
-                attributes[sc.TRUBRICS_LATENCY_UNKNOWN] = True
-            start = end - int((seconds or 0.0) * 1e9)
-        name = f"{sc.OPERATION_CHAT} {model}" if model else sc.OPERATION_CHAT
-        return _Span(name, attributes, start, end, SpanKind.CLIENT)
+        usage = None
+        if props and not _USAGE_KEYS.isdisjoint(props):
+            usage = {attr: props[prop] for prop, attr in _USAGE_PROPERTIES if type(props.get(prop)) is int}
+        if not ((latency.__class__ is float or latency.__class__ is int) and 0 <= latency <= _MAX_LATENCY_S):
+            latency = _latency(latency, self._logger)
+        return (
+            user,
+            _text(prompt),
+            _text(generation),
+            _name(prompt_event_name),
+            _name(generation_event_name),
+            None if model is None else _name(model),
+            dumps(props, self._warn) if props else None,
+            time.time_ns() if timestamp is None else self._time_ns(timestamp),
+            latency,
+            None if thread is None or thread == "" else _name(thread),
+            usage,
+        )
 
     def _start(self) -> None:
         with self._start_lock:
@@ -668,14 +632,15 @@ _MAX_LATENCY_S = 86_400
 _USAGE_KEYS = frozenset(prop for prop, _ in _USAGE_PROPERTIES)
 
 
-def _message_json(role: str, text: Any) -> str:
-    """One GenAI message as JSON, built without a generic encoder (hot path)."""
-    if not isinstance(text, str):
-        text = "" if text is None else str(text)
-    return (
-        '[{"role":"' + role + '","parts":[{"type":"text","content":'
-        + encode_string(text) + "}]}]"
-    )
+def _text(value: Any) -> str:
+    """A prompt or generation as text: None is empty."""
+    if value.__class__ is str:
+        return value
+    return "" if value is None else str(value)
+
+
+def _name(value: Any) -> str:
+    return value if value.__class__ is str else str(value)
 
 
 def _identifier(value: Any) -> str | None:

@@ -79,7 +79,13 @@ class SpoolingSpanProcessor(SpanProcessor):
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
-        if self._shutdown or not (span.context and span.context.trace_flags.sampled):
+        if span.context and span.context.trace_flags.sampled:
+            self.enqueue(span)
+
+    def enqueue(self, span: ReadableSpan) -> None:
+        """Queue a span known to be sampled, without reading it (``Trubrics.track``'s spans
+        are computed on first read, which should be on the worker thread)."""
+        if self._shutdown:
             return
         if self._worker is None:
             self._start_worker()

@@ -1,0 +1,151 @@
+"""``TrackedSpan``: the span of one ``track``/``track_llm`` call, filled in when first read.
+
+::
+
+    record = (VERSION, EVENT, trace_id, span_id, 0, None, ("u1", "Sign up", '{"plan":"pro"}', end_ns))
+    span = TrackedSpan(record, resource, scope)   # nothing computed yet
+    processor.enqueue(span)
+    # later, on the export thread, span.attributes / span.context build the whole span
+
+Why lazy: ``track`` must cost about what the official SDK's append-a-dict costs (2–4 µs a
+call), and building a ``ReadableSpan`` eagerly (an attribute dict, a ``SpanContext``,
+thirteen fields) costs as much again. So the call keeps only a *record*: a tuple of its
+arguments, already checked and converted, with the span's ids drawn and the time taken.
+Every field of the span is computed from that record the first time anything reads it,
+which is the export thread. To processors and exporters it is an ordinary finished
+``ReadableSpan`` (same attributes as any other Trubrics span, see :mod:`semconv`).
+
+A record holds only str, int, float, bool, None, dict and tuple, so it can be written to
+the crash journal with :mod:`marshal` as it is and turned back into the same span (same
+ids) by a later process: see :func:`from_bytes`.
+"""
+
+from __future__ import annotations
+
+import marshal
+from typing import Any
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from trubrics_otel import semconv as sc
+from trubrics_otel.jsonable import encode_string
+
+EVENT = "e"
+LLM = "l"
+VERSION = 1
+"""Bumped whenever a record's layout changes: a journal of another version is not replayed."""
+
+# record = (VERSION, kind, trace_id, span_id, parent_span_id (0: none), context attributes
+#           (dict from user_context, or None), body)
+# event body = (user_id, event, properties JSON | None, end_ns)
+# llm body   = (user_id, prompt, generation, prompt_event_name, generation_event_name,
+#               model | None, properties JSON | None, end_ns, latency s | None (unknown),
+#               thread_id | None, usage attributes (dict) | None)
+Record = tuple[Any, ...]
+
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_UNSET = Status(StatusCode.UNSET)
+
+
+class TrackedSpan(ReadableSpan):
+    """A finished span computed from a :data:`Record` on first read (see the module docstring)."""
+
+    def __init__(
+        self,
+        record: Record,
+        resource: Resource,
+        scope: InstrumentationScope,
+        ticket: int = 0,
+    ) -> None:
+        # deliberately not ReadableSpan.__init__: that is what _fill does, later
+        self.record = record
+        self.ticket = ticket
+        """The crash journal's ticket for this record (0: not journaled)."""
+        self._resource = resource
+        self._instrumentation_scope = scope
+
+    def __getattr__(self, name: str) -> Any:
+        # only called for attributes not set yet: the span's private fields before _fill
+        if not name.startswith("_") or "_name" in self.__dict__:
+            raise AttributeError(name)
+        self._fill()
+        return object.__getattribute__(self, name)
+
+    def _fill(self) -> None:
+        name, attributes, start, end, kind = span_fields(self.record)
+        _, _, trace_id, span_id, parent_id, _, _ = self.record
+        ReadableSpan.__init__(
+            self, name, SpanContext(trace_id, span_id, False, _SAMPLED),
+            SpanContext(trace_id, parent_id, False, _SAMPLED) if parent_id else None,
+            self._resource, attributes, (), (), kind, None, _UNSET, start, end,
+            self._instrumentation_scope,
+        )
+
+
+def span_fields(record: Record) -> tuple[str, dict[str, Any], int, int, SpanKind]:
+    """Name, attributes, start and end (ns) and kind of the span a record stands for."""
+    _, kind, _, _, _, context, body = record
+    if kind == EVENT:
+        user, event, properties, end = body
+        attributes: dict[str, Any] = {sc.USER_ID: user, sc.TRUBRICS_EVENT: event}
+        if properties is not None:
+            attributes[sc.TRUBRICS_PROPERTIES] = properties
+        start, name, span_kind = end, event, SpanKind.INTERNAL
+    else:
+        user, prompt, generation, prompt_name, generation_name, model, properties, end, \
+            latency, thread, usage = body
+        attributes = {
+            sc.USER_ID: user,
+            sc.GEN_AI_OPERATION_NAME: sc.OPERATION_CHAT,
+            sc.GEN_AI_INPUT_MESSAGES: _message_json("user", prompt),
+            sc.GEN_AI_OUTPUT_MESSAGES: _message_json("assistant", generation),
+        }
+        if prompt_name != "Prompt":  # the encoder's defaults need no attribute
+            attributes[sc.TRUBRICS_PROMPT_EVENT_NAME] = prompt_name
+        if generation_name != "Generation":
+            attributes[sc.TRUBRICS_GENERATION_EVENT_NAME] = generation_name
+        if model is not None:
+            attributes[sc.GEN_AI_REQUEST_MODEL] = model
+        if thread is not None:
+            attributes[sc.GEN_AI_CONVERSATION_ID] = thread
+        if properties is not None:
+            attributes[sc.TRUBRICS_PROPERTIES] = properties
+        if usage:
+            attributes.update(usage)
+        if latency is None:
+            attributes[sc.TRUBRICS_LATENCY_UNKNOWN] = True
+            latency = 0.0
+        start = end - int(latency * 1e9)
+        name = f"{sc.OPERATION_CHAT} {model}" if model else sc.OPERATION_CHAT
+        span_kind = SpanKind.CLIENT
+    if context:  # what the surrounding user_context adds; the call's own arguments win
+        for key, value in context.items():
+            attributes.setdefault(key, value)
+    return name, attributes, start, end, span_kind
+
+
+def to_bytes(record: Record) -> bytes:
+    return marshal.dumps(record)
+
+
+def from_bytes(payload: bytes) -> Record | None:
+    """A record written by :func:`to_bytes`, or None for one this version cannot read."""
+    try:
+        record = marshal.loads(payload)
+    except (ValueError, EOFError, TypeError):
+        return None
+    if type(record) is not tuple or len(record) != 7 or record[0] != VERSION:
+        return None
+    if record[1] not in (EVENT, LLM) or type(record[6]) is not tuple:
+        return None
+    if len(record[6]) != (4 if record[1] == EVENT else 11):
+        return None
+    return record
+
+
+def _message_json(role: str, text: str) -> str:
+    """One GenAI message as JSON, built without a generic encoder."""
+    return '[{"role":"' + role + '","parts":[{"type":"text","content":' + encode_string(text) + "}]}]"
