@@ -191,9 +191,11 @@ def _class_name(error_type: Any) -> str | None:
 def iso_timestamp(time_ns: int | None) -> str | None:
     if time_ns is None:
         return None
-    seconds, nanos = divmod(time_ns, 1_000_000_000)
-    moment = _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc)
-    return moment.replace(microsecond=nanos // 1000).isoformat()
+    # epoch + timedelta: a fifth of fromtimestamp(tz=utc)'s cost, the same text
+    return (_EPOCH + _dt.timedelta(microseconds=time_ns // 1000)).isoformat()
+
+
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 
 def duration_s(span: ReadableSpan) -> float | None:

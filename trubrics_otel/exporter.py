@@ -67,7 +67,10 @@ from trubrics_otel.encoder import Event, encode_spans
 from trubrics_otel.redaction import Mask, Policy, RateLimitedLog
 from trubrics_otel.sampling import sampler_for
 from trubrics_otel.semconv import SCOPE_NAME
-from trubrics_otel.spool import DEFAULT_MAX_BYTES, MemorySpool, Record, Spool, default_directory
+from trubrics_otel.spool import (
+    DEFAULT_MAX_BYTES, SPANS_PATH, MemorySpool, Record, Spool, default_directory,
+)
+from trubrics_otel.tracked import TrackedSpan, spans_from_bytes, to_bytes
 from trubrics_otel.transport import (
     DEFAULT_HOST, EVENTS_PATH, LLM_EVENTS_PATH, MAX_BATCH, Delivery, Transport, insecure_reason,
 )
@@ -238,8 +241,17 @@ class TrubricsSpanExporter(SpanExporter):
         ]
 
     def spool_spans(self, spans: Sequence[ReadableSpan]) -> None:
-        """Encode ``spans`` straight into the spool, with no network: for queue overflow."""
-        self._store(self.encode(spans))
+        """Into the spool with no network: for queue overflow and what close() could not send.
+
+        The tracker's own spans go as their records (one ``write()``, nothing encoded) unless
+        a mask or the content switch must apply first: nothing unmasked reaches the disk.
+        """
+        raw = [s.record for s in spans if type(s) is TrackedSpan] if self._policy.masks_nothing else []
+        if raw:
+            self._store([(SPANS_PATH, [to_bytes(record) for record in raw])])
+            spans = [s for s in spans if type(s) is not TrackedSpan]
+        if spans:
+            self._store(self.encode(spans))
 
     def deliver(self, batches: Batches) -> SpanExportResult:
         """Replay the spool, then send ``batches``; spool what meets a lasting failure."""
@@ -329,12 +341,33 @@ class TrubricsSpanExporter(SpanExporter):
                 wait = self._not_before - time.monotonic()  # honour Retry-After across calls
                 if wait > 0 and not self._transport.wait(wait, self._deadline_or_never):
                     return False
+                if group[0].path == SPANS_PATH:
+                    if not self._replay_spans(spool, group):
+                        return False
+                    continue
                 if self._send(group[0].path, events, self._retry_timeout):
                     return False
                 for record in group:
                     spool.ack(record)
                 self._counts["replayed"] += len(events)
         return not self._expired() or not spool.pending
+
+    def _replay_spans(self, spool: Spool | MemorySpool, group: list[Record]) -> bool:
+        """Spilled span records: encoded now and sent; what fails goes back to the spool as
+        events, so the records are done either way. False when a send failed."""
+        spans = spans_from_bytes((blob for record in group for blob in record.events), self._logger)
+        batches = self.encode(spans)
+        ok = True
+        for i, (path, events) in enumerate(batches):
+            pending = self._send(path, events, self._retry_timeout)
+            self._counts["replayed"] += len(events) - len(pending)
+            if pending:
+                self._store([(path, pending)] + batches[i + 1 :])
+                ok = False
+                break
+        for record in group:
+            spool.ack(record)
+        return ok
 
     def _store(self, batches: Batches) -> None:
         """Into the spool, one request's worth per record (so a replay never splits one)."""

@@ -5,7 +5,7 @@ Applied by the exporter to every encoded event before it reaches the spool or th
 
     policy = Policy(mask=lambda v: EMAIL.sub("<email>", v) if isinstance(v, str) else v,
                     capture_content=False)
-    event = policy.apply("llm", event)      # a new dict; never raises
+    event = policy.apply("llm", event)      # never raises; never changes its argument
 
 ``mask`` is called on ``prompt``, ``generation`` and ``properties`` (the dict without the
 ``$trace_id`` / ``$span_id`` / ``$parent_span_id`` ids, which are kept); whatever it returns
@@ -72,8 +72,19 @@ class Policy:
         self.capture_content = capture_content_default() if capture_content is None else capture_content
         self._log = RateLimitedLog(logger or logging.getLogger("trubrics"))
 
+    @property
+    def masks_nothing(self) -> bool:
+        """No mask and content on: an event's content may be stored as it was tracked."""
+        return self.mask is None and self.capture_content
+
     def apply(self, kind: str, event: Event) -> Event:
-        """The event as it may leave the process; ``kind`` is ``"event"`` or ``"llm"``."""
+        """The event as it may leave the process; ``kind`` is ``"event"`` or ``"llm"``.
+
+        With no mask and content on, an event no limit bites is returned as it is: that is
+        nearly every event, and checking it costs one C-encoder call.
+        """
+        if self.masks_nothing and _within_limits(kind, event):
+            return event
         event = dict(event)
         properties = dict(event.get("properties") or {})
         ids = {k: properties.pop(k) for k in _IDS if k in properties}
@@ -110,9 +121,26 @@ class Policy:
         return truncate(text, limit)
 
 
-def _compact(value: Any) -> str:
-    """Strict JSON text: NaN and Infinity raise here rather than leave as invalid JSON."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+"""Strict JSON text: NaN and Infinity raise here rather than leave as invalid JSON."""
+
+
+def _within_limits(kind: str, event: Event) -> bool:
+    """True when no limit can bite: the properties' JSON is shorter than one string may be
+    and has fewer brackets than the depth limit, and the texts are short strings."""
+    if kind == "llm":
+        for field in ("prompt", "generation"):
+            text = event.get(field)
+            if type(text) is not str or len(text) > MAX_TEXT_CHARS:
+                return False
+    properties = event.get("properties")
+    if type(properties) is not dict:
+        return False
+    try:
+        text = _compact(properties)
+    except (TypeError, ValueError):
+        return False
+    return len(text) <= MAX_STRING_CHARS and text.count("{") + text.count("[") < MAX_DEPTH
 
 
 def bound_properties(

@@ -13,6 +13,7 @@ sequence of records::
 
     magic "TS" (2) | event count (2) | payload length (4) | CRC32 of payload (4) | payload
     payload = path (ASCII) + "\\n" + JSON array of events
+              (for SPANS_PATH: length-prefixed span records instead, see tracked.py)
 
 Each record is written with one ``write()`` on an ``O_APPEND`` descriptor, so a crash
 of the process (``kill -9``) never tears it: the kernel already holds the bytes. A power
@@ -62,6 +63,13 @@ _HEADER = struct.Struct(">2sHII")  # magic, event count, payload length, crc32
 _ACK = struct.Struct(">QI")  # offset, crc32 of the offset bytes
 _MAX_RECORD_EVENTS = 0xFFFF
 _SUFFIX = ".seg"
+_BLOB = struct.Struct(">I")
+
+SPANS_PATH = "spans"
+"""The path of records whose "events" are spans not encoded yet (``tracked.to_bytes``
+blobs): a full queue spills them here at the cost of one ``write()``, and the exporter
+encodes them when it replays them."""
+_SPANS_PATH_BYTES = SPANS_PATH.encode("ascii")
 
 Event = dict[str, Any]
 
@@ -426,9 +434,11 @@ def default_directory() -> Path:
 
 def _encode(path: str, events: Iterable[Event]) -> bytes:
     events = list(events)
-    payload = path.encode("ascii") + b"\n" + json.dumps(
-        events, ensure_ascii=False, separators=(",", ":")
-    ).encode("utf-8")
+    if path == SPANS_PATH:
+        body = b"".join(_BLOB.pack(len(blob)) + blob for blob in events)
+    else:
+        body = json.dumps(events, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    payload = path.encode("ascii") + b"\n" + body
     return _HEADER.pack(_MAGIC, len(events), len(payload), zlib.crc32(payload)) + payload
 
 
@@ -436,6 +446,13 @@ def _decode(payload: bytes, crc: int) -> tuple[str, list[Event]] | None:
     if zlib.crc32(payload) != crc:
         return None
     path, _, body = payload.partition(b"\n")
+    if path == _SPANS_PATH_BYTES:
+        blobs, offset = [], 0
+        while offset + _BLOB.size <= len(body):
+            (length,) = _BLOB.unpack_from(body, offset)
+            blobs.append(body[offset + _BLOB.size : offset + _BLOB.size + length])
+            offset += _BLOB.size + length
+        return SPANS_PATH, blobs
     try:
         events = json.loads(body)
         return path.decode("ascii"), events if isinstance(events, list) else []

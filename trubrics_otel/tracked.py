@@ -22,7 +22,9 @@ ids) by a later process: see :func:`from_bytes`.
 
 from __future__ import annotations
 
+import logging
 import marshal
+from collections.abc import Iterable
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
@@ -47,6 +49,8 @@ VERSION = 1
 Record = tuple[Any, ...]
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_RESOURCE = Resource.create({})  # for spans re-created by a later process
+_SCOPE = InstrumentationScope(sc.SCOPE_NAME)
 _UNSET = Status(StatusCode.UNSET)
 
 
@@ -129,6 +133,19 @@ def span_fields(record: Record) -> tuple[str, dict[str, Any], int, int, SpanKind
 
 def to_bytes(record: Record) -> bytes:
     return marshal.dumps(record)
+
+
+def spans_from_bytes(payloads: Iterable[bytes], logger: logging.Logger) -> list[TrackedSpan]:
+    """The spans of records stored by :func:`to_bytes` (spool, journal); unreadable ones are
+    logged and skipped."""
+    spans = []
+    for payload in payloads:
+        record = from_bytes(payload)
+        if record is None:
+            logger.error("An unreadable stored Trubrics event was skipped (%d bytes)", len(payload))
+            continue
+        spans.append(TrackedSpan(record, _RESOURCE, _SCOPE))
+    return spans
 
 
 def from_bytes(payload: bytes) -> Record | None:
