@@ -1,0 +1,441 @@
+"""The crash journal: a memory-mapped ring that keeps tracked events through ``kill -9``.
+
+::
+
+    journal = Journal("/var/cache/app/trubrics/journal")   # a directory, created 0o700
+    ticket = journal.append(payload)    # a memcpy into the mapping; 0 = not journaled
+    ...                                 # later, in the worker, once delivered or spooled:
+    journal.release(ticket)             # everything up to ``ticket`` may be overwritten
+    journal.close()                     # the file goes if everything was released
+
+    for leftover in recover(directory):  # at the next start: what a dead process left
+        store_elsewhere(leftover.payloads)
+        leftover.discard()
+
+Why: events waiting in memory for the background exporter die with the process. Each
+one is also copied into a ``MAP_SHARED`` mapping of a file; the pages of such a mapping
+belong to the kernel's page cache, not to the process, so they outlive a ``kill -9`` and
+the next process reads them back. Copying is a memcpy, not a syscall, so ``track()``
+stays cheap. Scope: this survives the death of the process, not power loss or an OS crash
+(nothing is ``msync``-ed on the hot path; the kernel writes the pages back when it likes).
+
+File ``<time_ns>-<pid>-<counter>.ring``, owner-only (0o600), ``size`` bytes, all
+little-endian::
+
+    0     file header (4096 bytes, a page of its own):
+            magic "\\x89TRJRNL\\n" (8) | version (4) | header bytes (4) | capacity (8)
+            | CRC32 of those 24 bytes (4)
+          at 64 and at 128, the two "released" slots: released position (8) | its CRC32 (4)
+    4096  the ring: ``capacity`` = size - 4096 bytes of records
+
+    record = magic "\\xff\\xfeJR" (4) | payload length (4) | virtual start (8) | CRC32 (4) | payload
+
+Positions are *virtual* byte offsets that only grow: ``head`` counts every byte ever
+reserved, ``tail`` (the released position) every byte given back; a record at virtual
+``v`` lives at ``4096 + v % capacity``. A record never straddles the end of the ring: when
+it does not fit, the rest of the lap is skipped (the padding counts as used until
+released). Free space is ``capacity - (head - tail)``; unreleased bytes are never
+overwritten, so ``append`` returns 0 when the ring is full. The ticket of a record is
+its virtual end, and ``release(ticket)`` moves ``tail`` there.
+
+The payload is copied before its header, and the record's CRC32 covers the payload
+seeded with the low 32 bits of its virtual start: a copy cut short by the kill, or bytes
+left from an earlier lap, never pass for a record. ``release`` writes the released
+position into the two slots in turn, each with its CRC: a store cut short damages one
+slot and recovery uses the other (an older position: a few records come back twice
+rather than none lost).
+
+Recovery reads the whole ring and looks for the record magic anywhere (``bytes.find``):
+a candidate counts when its length fits, its virtual start matches where it lies, it is
+not released and its CRC holds; otherwise the search goes on at the next byte, so a
+damaged record costs only itself. Records are returned in virtual order.
+
+Ownership is the spool's: each process holds an exclusive ``flock`` on its own ring, a
+file nobody holds belongs to a process that is gone and is claimed by :func:`recover`.
+A new ring is prepared under a ``.tmp`` name and renamed once locked, so it is never
+seen unlocked. The file is allocated up front (``posix_fallocate``): a full disk then
+fails here, not as a ``SIGBUS`` on the first write to a sparse page. A forked child
+drops the parent's ring by itself (``os.register_at_fork``): the mapping is shared, so a
+write from the child would land in the parent's records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import itertools
+import logging
+import mmap
+import os
+import struct
+import threading
+import time
+import weakref
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .spool import _CLOEXEC, _lock_file, _same_file, _try_lock, fcntl
+
+DEFAULT_JOURNAL_BYTES = 8 * 1024 * 1024
+
+_SUFFIX = ".ring"
+_TMP_SUFFIX = ".tmp" if fcntl is not None else ""  # Windows cannot rename an open file
+_VERSION = 1
+_HEADER_BYTES = 4096
+_FILE_MAGIC = b"\x89TRJRNL\n"
+_FILE = struct.Struct("<8sIIQ")  # magic, version, header bytes, capacity (+ CRC32, below)
+_FILE_CRC = struct.Struct("<I")
+_SLOT = struct.Struct("<QI")  # released position, CRC32 of its 8 bytes
+_SLOT_OFFSETS = (64, 128)
+_U64 = struct.Struct("<Q")
+_MAGIC = b"\xff\xfeJR"  # 0xFF and 0xFE never occur in UTF-8 text (JSON payloads)
+_RECORD = struct.Struct("<4sIQI")  # magic, payload length, virtual start, CRC32
+_RECORD_BYTES = _RECORD.size
+_STALE_TMP_NS = 60 * 1_000_000_000
+
+_counter = itertools.count(1)
+_open_files: set[str] = set()  # this process's rings, for platforms without flock
+_journals: weakref.WeakSet[Journal] = weakref.WeakSet()
+
+
+class Journal:
+    """A ring of records in a shared file mapping; see the module docstring."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        size: int = DEFAULT_JOURNAL_BYTES,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        if size < 2 * _HEADER_BYTES:
+            raise ValueError(f"journal size must be at least {2 * _HEADER_BYTES} bytes")
+        self.directory = Path(directory)
+        self._logger = logger or logging.getLogger("trubrics")
+        self._new_lock()
+        self._capacity = size - _HEADER_BYTES
+        # a record takes half the ring at most: then it always fits once the ring is empty
+        self._max_record = min(self._capacity // 2, 0xFFFFFFFF)
+        self.max_payload = self._max_record - _RECORD.size
+        self._head = 0
+        self._tail = 0
+        self._slot = 0
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(OSError):
+            os.chmod(self.directory, 0o700)
+        self.file, self._fd, self._mm = self._create(size)
+        _open_files.add(str(self.file))
+        _journals.add(self)
+
+    def __repr__(self) -> str:
+        return f"Journal({str(self.file)!r}, unreleased={self.unreleased})"
+
+    @property
+    def unreleased(self) -> int:
+        """Bytes of the ring in use: records not released yet, with their padding."""
+        return self._head - self._tail
+
+    def append(self, payload: bytes) -> int:
+        """Copy one record in; its ticket, or 0 when it could not be journaled.
+
+        The hot path of ``track()``: no syscall, and acquire/release rather than ``with``
+        (measurably cheaper on 3.11). The payload goes in before its header, so a copy
+        cut short by the kill leaves no header that claims it.
+        """
+        size = _RECORD_BYTES + len(payload)
+        self._acquire()
+        try:
+            mm = self._mm
+            if mm is None or size > self._max_record:
+                return 0
+            head = self._head
+            capacity = self._capacity
+            offset = head % capacity
+            if offset + size > capacity:  # does not fit before the end: skip the rest of the lap
+                head += capacity - offset
+                offset = 0
+            end = head + size
+            if end - self._tail > capacity:
+                return 0  # full of unreleased records: never overwrite them
+            position = _HEADER_BYTES + offset
+            try:
+                mm[position + _RECORD_BYTES : position + size] = payload
+                crc = _crc32(payload, head & 0xFFFFFFFF)
+                _pack_record(mm, position, _MAGIC, len(payload), head, crc)
+            except Exception:  # journaling is best effort: the event itself still goes on
+                return 0
+            self._head = end
+            return end
+        finally:
+            self._release()
+
+    def release(self, ticket: int) -> None:
+        """Records up to ``ticket`` are safe elsewhere: their space may be reused."""
+        with self._lock:
+            mm = self._mm
+            if mm is None or ticket <= self._tail:
+                return
+            tail = min(ticket, self._head)
+            self._slot ^= 1  # the other slot: the latest value survives a torn store
+            with contextlib.suppress(OSError, ValueError):
+                _SLOT.pack_into(mm, _SLOT_OFFSETS[self._slot], tail, zlib.crc32(_U64.pack(tail)))
+            self._tail = tail
+
+    def close(self) -> None:
+        """Delete the ring if everything was released, else leave it for the next process."""
+        with self._lock:
+            mm, self._mm = self._mm, None
+            delete = self._head == self._tail
+        if mm is None:
+            return
+        with contextlib.suppress(OSError, ValueError, BufferError):
+            if not delete:
+                mm.flush()  # shutdown is not the hot path: make the leftovers durable too
+            mm.close()
+        if delete:  # while we still hold the lock: nobody claims it meanwhile
+            with contextlib.suppress(OSError):
+                os.unlink(self.file)
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        if delete and fcntl is None:  # Windows: an open file cannot be deleted
+            with contextlib.suppress(OSError):
+                os.unlink(self.file)
+        _open_files.discard(str(self.file))
+
+    def after_fork(self) -> None:
+        """In a forked child: let go of the parent's ring without touching it.
+
+        The mapping is shared with the parent, so a write here would corrupt its records;
+        closing our copies of the descriptors leaves the parent's ``flock`` in place.
+        Runs by itself in every child (``os.register_at_fork``); calling it again is harmless.
+        """
+        self._new_lock()  # the old one may be held by a thread that does not exist here
+        mm, self._mm = self._mm, None
+        if mm is None:
+            return
+        with contextlib.suppress(OSError, ValueError, BufferError):
+            mm.close()  # munmap of our view only; no flush, no write
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        self._head = self._tail = 0
+        _open_files.discard(str(self.file))
+
+    def _new_lock(self) -> None:
+        self._lock = threading.Lock()
+        self._acquire = self._lock.acquire
+        self._release = self._lock.release
+
+    def _create(self, size: int) -> tuple[Path, int, mmap.mmap]:
+        for _ in range(100):
+            name = f"{time.time_ns():020d}-{os.getpid()}-{next(_counter)}{_SUFFIX}"
+            file = self.directory / name
+            tmp = self.directory / (name + _TMP_SUFFIX)
+            try:
+                fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o600)
+            except FileExistsError:
+                continue
+            try:
+                _lock_file(fd)
+                os.ftruncate(fd, size)
+                _allocate(fd, size)
+                mm = mmap.mmap(fd, size)
+                try:
+                    header = _FILE.pack(_FILE_MAGIC, _VERSION, _HEADER_BYTES, self._capacity)
+                    mm[: len(header) + 4] = header + _FILE_CRC.pack(zlib.crc32(header))
+                    for offset in _SLOT_OFFSETS:
+                        _SLOT.pack_into(mm, offset, 0, zlib.crc32(_U64.pack(0)))
+                    if tmp != file:
+                        os.rename(tmp, file)
+                except BaseException:
+                    mm.close()
+                    raise
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                os.close(fd)
+                raise
+            return file, fd, mm
+        raise OSError(f"could not create a journal file in {self.directory}")
+
+
+@dataclass
+class Leftover:
+    """The unreleased records of a ring whose process is gone; its file stays locked."""
+
+    file: Path
+    payloads: list[bytes]
+    _fd: int = field(default=-1, repr=False, compare=False)
+
+    def discard(self) -> None:
+        """Delete the file, once its payloads are stored elsewhere."""
+        if self._fd < 0:
+            return  # not ours (any more)
+        with contextlib.suppress(OSError):
+            os.unlink(self.file)  # while locked: nobody claims it meanwhile
+        self.close()
+        if fcntl is None:  # Windows: an open file cannot be deleted
+            with contextlib.suppress(OSError):
+                os.unlink(self.file)
+
+    def close(self) -> None:
+        """Give the file back untouched: the next :func:`recover` claims it again."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def recover(
+    directory: str | os.PathLike[str], logger: logging.Logger | None = None
+) -> list[Leftover]:
+    """Claim the rings of processes that are gone, oldest first; never raises.
+
+    Rings held by a live process, this one included, are left alone. A ring with nothing
+    left in it is deleted at once.
+    """
+    logger = logger or logging.getLogger("trubrics")
+    directory = Path(directory)
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    out: list[Leftover] = []
+    for name in names:
+        file = directory / name
+        if name.endswith(_SUFFIX + ".tmp"):
+            _remove_stale_tmp(file)
+            continue
+        if not name.endswith(_SUFFIX) or str(file) in _open_files:
+            continue
+        try:
+            fd = os.open(file, os.O_RDWR | _CLOEXEC)
+        except OSError:
+            continue
+        if not _try_lock(fd) or not _same_file(fd, file):
+            os.close(fd)  # a live owner, or deleted while we waited
+            continue
+        leftover = Leftover(file, [], fd)
+        try:
+            leftover.payloads = _read_ring(fd, name, logger)
+        except Exception as exc:  # never let a damaged file stop the process from starting
+            logger.warning("Trubrics journal: could not read %s: %s", name, exc)
+            leftover.close()  # kept: a later start may read it
+            continue
+        if leftover.payloads:
+            out.append(leftover)
+        else:
+            leftover.discard()
+    if out:
+        logger.info(
+            "Trubrics journal: %d events left by earlier processes will be sent.",
+            sum(len(leftover.payloads) for leftover in out),
+        )
+    return out
+
+
+# --- internals ---------------------------------------------------------------------------
+
+_pack_record = _RECORD.pack_into
+_crc32 = zlib.crc32
+
+
+def _allocate(fd: int, size: int) -> None:
+    """Reserve the blocks now: writing to a sparse page on a full disk raises SIGBUS."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise  # ENOSPC, EDQUOT: no journal rather than a crash later
+
+
+def _read_ring(fd: int, name: str, logger: logging.Logger) -> list[bytes]:
+    size = os.fstat(fd).st_size
+    chunks = []
+    while (read := sum(len(c) for c in chunks)) < size:
+        chunk = os.pread(fd, size - read, read)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    data = b"".join(chunks)
+    if len(data) <= _HEADER_BYTES:
+        if data:
+            logger.warning("Trubrics journal: %s is truncated (%d bytes)", name, len(data))
+        return []
+    magic, version, header_bytes, capacity = _FILE.unpack_from(data, 0)
+    (crc,) = _FILE_CRC.unpack_from(data, _FILE.size)
+    if (magic, version) != (_FILE_MAGIC, _VERSION) or crc != zlib.crc32(data[: _FILE.size]):
+        logger.warning("Trubrics journal: %s has a damaged header; reading what looks valid", name)
+        header_bytes, capacity = _HEADER_BYTES, len(data) - _HEADER_BYTES
+    raw = data[header_bytes : header_bytes + capacity]
+    if len(raw) < capacity:
+        logger.warning("Trubrics journal: %s is truncated; reading what is left", name)
+    released = -1
+    for offset in _SLOT_OFFSETS:
+        tail, crc = _SLOT.unpack_from(data, offset)
+        if crc == zlib.crc32(_U64.pack(tail)):
+            released = max(released, tail)
+    if released < 0:
+        logger.warning(
+            "Trubrics journal: %s lost its released position; some events may come twice", name
+        )
+        released = 0
+
+    found: list[tuple[int, bytes]] = []
+    damaged = 0
+    max_length = min(capacity // 2, 0xFFFFFFFF) - _RECORD.size
+    position = raw.find(_MAGIC)
+    while position >= 0:
+        end = position + _RECORD.size
+        if end <= len(raw):
+            _, length, start, crc = _RECORD.unpack_from(raw, position)
+            if start % capacity == position and start >= released and length <= max_length:
+                payload = raw[end : end + length]
+                if len(payload) == length and _crc32(payload, start & 0xFFFFFFFF) == crc:
+                    found.append((start, payload))
+                    position = raw.find(_MAGIC, end + length)
+                    continue
+                damaged += 1  # where an unreleased record should be: cut short or overwritten
+        position = raw.find(_MAGIC, position + 1)
+    if found:  # without a trustworthy released position, one lap at most is current
+        newest = max(start + _RECORD.size + len(payload) for start, payload in found)
+        found = [(start, payload) for start, payload in found if start >= newest - capacity]
+    if damaged:
+        logger.warning("Trubrics journal: skipped %d damaged records in %s", damaged, name)
+    found.sort(key=lambda record: record[0])
+    return [payload for _, payload in found]
+
+
+def _remove_stale_tmp(file: Path) -> None:
+    """A ring whose creator was killed before it was ready: empty, nobody will read it."""
+    try:
+        born = int(file.name.split("-", 1)[0])
+    except ValueError:
+        return
+    if time.time_ns() - born < _STALE_TMP_NS:
+        return  # possibly still being prepared
+    try:
+        fd = os.open(file, os.O_RDWR | _CLOEXEC)
+    except OSError:
+        return
+    try:
+        if _try_lock(fd) and _same_file(fd, file):
+            os.unlink(file)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _after_fork_in_child() -> None:
+    for journal in list(_journals):
+        journal.after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
