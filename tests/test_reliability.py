@@ -122,6 +122,56 @@ def test_killed_process_leftovers_are_delivered_by_the_next_start(endpoint, priv
     assert list(private_spool.rglob("*.seg")) == []  # delivered segments are deleted
 
 
+def test_events_still_in_memory_survive_kill_9_through_the_journal(endpoint, private_spool):
+    # nothing is exported before the kill (an hour's flush interval): every event is only in
+    # the queue, and in the crash journal's shared mapping, when the process dies
+    first = _python(
+        """
+        import time
+        from trubrics_otel import Trubrics
+        t = Trubrics(flush_interval=3600, flush_batch_size=100_000)
+        for i in range(1_500):
+            t.track(user_id="u", event="in memory", properties={"i": i})
+        for i in range(500):
+            t.track_llm(user_id="u", prompt=f"q{i}", generation=f"a{i}", thread_id="t", latency=0.5)
+        print(t.stats()["queued"], t.stats()["sent"], flush=True)
+        time.sleep(60)
+        """,
+        endpoint.url,
+    )
+    assert first.stdout.readline().split() == ["2000", "0"]
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    assert list(private_spool.rglob("*.ring"))  # the killed process's journal is left
+    second = _python(
+        """
+        from trubrics_otel import Trubrics
+        t = Trubrics(flush_interval=0.05)
+        t.track(user_id="u", event="after restart")
+        t.close(timeout=30)
+        """,
+        endpoint.url,
+    )
+    _, err = second.communicate(timeout=60)
+    assert second.returncode == 0, err
+    events = [e for e in endpoint.events() if e["event"] == "in memory"]
+    assert sorted(e["properties"]["i"] for e in events) == list(range(1_500))
+    llm = endpoint.events("publish_llm_events")
+    assert sorted(e["prompt"] for e in llm) == sorted(f"q{i}" for i in range(500))
+    assert all(e["latency"] == 0.5 and e["thread_id"] == "t" for e in llm)
+    assert len(set(_ids(endpoint))) == len(_ids(endpoint)) == 2_001  # each exactly once
+    assert list(private_spool.rglob("*.ring")) == []  # recovered, then deleted
+
+
+def test_a_clean_close_leaves_no_journal(make_client, endpoint, private_spool):
+    client = make_client()
+    client.track(user_id="u", event="e")
+    assert list(private_spool.rglob("*.ring"))  # made at the first event
+    client.close()
+    assert list(private_spool.rglob("*.ring")) == []
+    assert len(endpoint.events()) == 1
+
+
 def test_fork_child_delivers_its_own_and_the_parents_queue_is_not_sent_twice(endpoint):
     proc = _python(
         """
@@ -262,6 +312,19 @@ def test_mask_applies_before_the_network_and_the_spool(make_client, endpoint, pr
     assert llm["properties"]["to"] == "<email>" and llm["properties"]["nested"] == {"cc": ["<email>"]}
     assert event["properties"]["to"] == "<email>"
     assert "$trace_id" in event["properties"]  # ids survive any mask
+
+
+def test_with_a_mask_nothing_unmasked_reaches_the_disk_even_on_overflow(make_client, endpoint, private_spool):
+    endpoint.reply(delay=1.5)  # the first request hangs while the burst overflows the queue
+    client = make_client(mask=_mask, max_queue_size=20, flush_batch_size=10)
+    for i in range(300):
+        client.track(user_id="u", event="Sent", properties={"to": EMAIL, "i": i})
+    assert client.stats()["spooled"] > 0
+    assert list(private_spool.rglob("*.ring")) == []  # no crash journal: it would hold raw content
+    assert EMAIL.encode() not in _spool_bytes(private_spool)
+    assert client.flush(timeout=30) == 0
+    assert sorted(e["properties"]["i"] for e in endpoint.events()) == list(range(300))
+    assert {e["properties"]["to"] for e in endpoint.events()} == {"<email>"}
 
 
 def test_a_failing_mask_never_lets_the_value_out(make_client, endpoint, caplog):

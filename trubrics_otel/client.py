@@ -34,6 +34,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +53,8 @@ from trubrics_otel.jsonable import dumps
 from trubrics_otel.processor import SpoolingSpanProcessor
 from trubrics_otel.redaction import Mask, RateLimitedLog
 from trubrics_otel.sampling import sampler_for
-from trubrics_otel.tracked import EVENT, LLM, VERSION, Record, TrackedSpan, span_fields
+from trubrics_otel.journal import Journal
+from trubrics_otel.tracked import EVENT, LLM, VERSION, Record, TrackedSpan, span_fields, to_bytes
 from trubrics_otel.tracing import Observation, Tracing
 
 DEFAULT_FLUSH_INTERVAL_S = 10.0
@@ -176,6 +178,9 @@ class Trubrics:
         self._closed = False
         self._sampler = sampler_for(sample_rate, from_env=False)
         self._sampled_out_count = 0
+        self._journal: Journal | None = None
+        self._journal_wanted = False
+        self._journal_lock = threading.Lock()
 
     def __repr__(self) -> str:
         host = self._exporter.host if self._exporter else self._host or "(default)"
@@ -451,6 +456,8 @@ class Trubrics:
         """Start on first use; refuse after close."""
         if self._processor is None:
             self._start()
+        elif self._journal_wanted:
+            self._open_journal()
         if self._closed:
             self._logger.error("Event %r tracked after close(); it is not sent.", name)
             return False
@@ -481,7 +488,16 @@ class Trubrics:
             span = self._tracer.start_span(name, kind=kind, attributes=attributes, start_time=start)
             span.end(end_time=end)
             return
-        self._processor.enqueue(TrackedSpan(record, self._resource, self._scope))  # type: ignore[union-attr]
+        span = TrackedSpan(record, self._resource, self._scope)
+        journal = self._journal
+        if journal is None:
+            self._processor.enqueue(span)  # type: ignore[union-attr]
+            return
+        # one lock for both: tickets reach the queue in their order, so releasing a batch's
+        # last ticket never releases a record still on its way to the queue
+        with self._journal_lock:
+            span.ticket = journal.append(to_bytes(record))
+            self._processor.enqueue(span)  # type: ignore[union-attr]
 
     def _send_now(
         self, kind: str, body: tuple[Any, ...] | None, name: str | None, timeout: float
@@ -595,7 +611,20 @@ class Trubrics:
                 )
                 self._provider.add_span_processor(self._processor)
                 self._observation_tracer = self._provider.get_tracer(SCOPE_NAME)
+                self._open_journal()
+                if hasattr(os, "register_at_fork"):  # the parent's journal is the parent's
+                    ref = weakref.WeakMethod(self._open_journal)
+                    os.register_at_fork(after_in_child=lambda: (m := ref()) and m(later=True))
             atexit.register(self.close)
+
+    def _open_journal(self, later: bool = False) -> None:
+        """The crash journal for queued events (see :mod:`~trubrics_otel.journal`); in a
+        forked child, a new one on the child's first event (``later``)."""
+        self._journal_lock = threading.Lock()
+        self._journal = None
+        self._journal_wanted = later
+        if not later and self._exporter is not None and self._processor is not None:
+            self._journal = self._processor.journal = self._exporter.open_journal()
 
     def _tracer_for_observations(self) -> trace_api.Tracer | None:
         if self._processor is None:

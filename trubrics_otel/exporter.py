@@ -70,6 +70,7 @@ from trubrics_otel.semconv import SCOPE_NAME
 from trubrics_otel.spool import (
     DEFAULT_MAX_BYTES, SPANS_PATH, MemorySpool, Record, Spool, default_directory,
 )
+from trubrics_otel.journal import Journal, recover
 from trubrics_otel.tracked import TrackedSpan, spans_from_bytes, to_bytes
 from trubrics_otel.transport import (
     DEFAULT_HOST, EVENTS_PATH, LLM_EVENTS_PATH, MAX_BATCH, Delivery, Transport, insecure_reason,
@@ -405,20 +406,48 @@ class TrubricsSpanExporter(SpanExporter):
                     self._ensure_replayer()
             return self._spool
 
-    def _make_spool(self) -> Spool | MemorySpool:
-        if self._spool_setting is False:
-            return MemorySpool(MAX_HELD_EVENTS)
-        if not hasattr(os, "pread"):  # Windows: the spool needs positional reads
-            self._logger.warning("No disk spool on this platform; undelivered events stay in memory.")
-            return MemorySpool(MAX_HELD_EVENTS)
-        base = default_directory() if self._spool_setting is None else self._spool_setting
+    def open_journal(self) -> Journal | None:
+        """A crash journal beside the spool for ``Trubrics.track``'s spans; None when there
+        is no disk spool, or when a mask or the content switch must apply before anything
+        touches the disk (then a ``kill -9`` loses what is queued in memory)."""
+        directory = self._spool_directory()
+        if directory is None or not self._policy.masks_nothing:
+            return None
         try:
-            return Spool(Path(base) / self._spool_key, max_bytes=self._max_spool_bytes, logger=self._logger)
+            return Journal(directory, logger=self._logger)
+        except (OSError, ValueError) as exc:
+            self._logger.warning("No Trubrics crash journal (%s); a kill -9 loses queued events.", exc)
+            return None
+
+    def _spool_directory(self) -> Path | None:
+        if self._spool_setting is False or not hasattr(os, "pread"):  # Windows: no pread
+            return None
+        base = default_directory() if self._spool_setting is None else self._spool_setting
+        return Path(base) / self._spool_key
+
+    def _make_spool(self) -> Spool | MemorySpool:
+        directory = self._spool_directory()
+        if directory is None:
+            if self._spool_setting is not False:
+                self._logger.warning("No disk spool on this platform; undelivered events stay in memory.")
+            return MemorySpool(MAX_HELD_EVENTS)
+        try:
+            spool = Spool(directory, max_bytes=self._max_spool_bytes, logger=self._logger)
         except OSError as exc:
             self._logger.error(
                 "Trubrics spool unavailable (%s); undelivered events are kept in memory only.", exc
             )
             return MemorySpool(MAX_HELD_EVENTS)
+        for leftover in recover(directory, self._logger):  # what killed processes had queued
+            if spool.append(SPANS_PATH, leftover.payloads):
+                self._logger.info(
+                    "Trubrics: %d events queued by a process that died will be sent.",
+                    len(leftover.payloads),
+                )
+                leftover.discard()
+            else:
+                leftover.close()
+        return spool
 
     def _ensure_replayer(self) -> None:
         if self._closed or self._refusal:

@@ -182,6 +182,10 @@ class Journal:
                 _SLOT.pack_into(mm, _SLOT_OFFSETS[self._slot], tail, zlib.crc32(_U64.pack(tail)))
             self._tail = tail
 
+    def release_all(self) -> None:
+        """Everything appended so far is safe elsewhere (a clean close)."""
+        self.release(self._head)
+
     def close(self) -> None:
         """Delete the ring if everything was released, else leave it for the next process."""
         with self._lock:

@@ -16,7 +16,9 @@ as soon as a batch is full) but:
 * ``shutdown(timeout_millis)`` returns within its timeout, and spools whatever the worker
   could not deliver by then;
 * after ``os.fork()`` the child starts with an empty queue and its own worker: the
-  parent's spans are the parent's to send, never sent twice.
+  parent's spans are the parent's to send, never sent twice;
+* with a ``journal`` (see :mod:`~trubrics_otel.journal`), a batch's records are released
+  from it once the batch is delivered or spooled, so a ``kill -9`` loses nothing queued.
 
 It is written against the public ``SpanProcessor`` interface only, so it does not depend
 on the SDK's private batching internals.
@@ -37,6 +39,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 if TYPE_CHECKING:
     from trubrics_otel.exporter import TrubricsSpanExporter
+    from trubrics_otel.journal import Journal
 
 _logger = logging.getLogger("trubrics")
 
@@ -49,8 +52,12 @@ class SpoolingSpanProcessor(SpanProcessor):
         max_queue_size: int = 20_000,
         schedule_delay: float = 10.0,
         max_export_batch_size: int = 512,
+        journal: Journal | None = None,
     ) -> None:
         self._exporter = exporter
+        self.journal = journal
+        """The crash journal holding the records of queued ``TrackedSpan``s: each batch's
+        records are released once the batch was delivered or spooled."""
         self._max_queue_size = max(1, max_queue_size)
         self._delay = schedule_delay
         self._batch_size = max(1, max_export_batch_size)
@@ -124,6 +131,9 @@ class SpoolingSpanProcessor(SpanProcessor):
         if leftovers:
             self._exporter.spool_spans(leftovers)
         self._exporter.shutdown(timeout_millis=max(0.0, end - time.monotonic()) * 1000)
+        if self.journal is not None:  # everything is delivered or in the spool now
+            self.journal.release_all()
+            self.journal.close()
 
     # --- internals ---------------------------------------------------------------------
 
@@ -161,6 +171,13 @@ class SpoolingSpanProcessor(SpanProcessor):
             self._exporter.export(batch)
         except Exception:  # the exporter should not raise; if it does, keep going
             _logger.exception("Trubrics export failed")
+        journal = self.journal
+        if journal is not None:  # delivered or spooled: the journal's copies may go
+            for span in reversed(batch):
+                ticket = getattr(span, "ticket", 0)
+                if ticket:
+                    journal.release(ticket)
+                    break
 
     def _drain(self, limit: int | None = None) -> list[ReadableSpan]:
         batch: list[ReadableSpan] = []
