@@ -40,22 +40,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace as trace_api
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from trubrics_otel import semconv as sc
 from trubrics_otel.context import current_user_context, stamp
 from trubrics_otel.exporter import TrubricsSpanExporter
 from trubrics_otel.exporter import max_queue_size as queue_bound
-from trubrics_otel.jsonable import dumps
-from trubrics_otel.processor import SpoolingSpanProcessor
-from trubrics_otel.redaction import Mask, RateLimitedLog
-from trubrics_otel.sampling import sampler_for
 from trubrics_otel.journal import Journal
-from trubrics_otel.tracked import EVENT, LLM, VERSION, Record, TrackedSpan, span_fields, to_bytes
+from trubrics_otel.processor import SpoolingSpanProcessor
+from trubrics_otel.redaction import Mask
+from trubrics_otel.sampling import sampler_for
 from trubrics_otel.tracing import Observation, Tracing
+from trubrics_otel.tracked import EVENT, LLM, RESOURCE, VERSION, Record, TrackedSpan, span_fields
 
 DEFAULT_FLUSH_INTERVAL_S = 10.0
 DEFAULT_FLUSH_BATCH_SIZE = 20
@@ -142,7 +139,6 @@ class Trubrics:
         allow_insecure: bool | None = None,
     ) -> None:
         self._logger = logger or logging.getLogger("trubrics")
-        self._warn = RateLimitedLog(self._logger).warning
         self._exporter_options: dict[str, Any] = dict(
             spool=spool, max_spool_bytes=max_spool_bytes, mask=mask,
             capture_content=capture_content, allow_insecure=allow_insecure,
@@ -173,14 +169,11 @@ class Trubrics:
         self._observation_tracer: trace_api.Tracer | None = None
         """Starts the tracing API's spans, on whichever provider this client records into."""
         self._tracing = Tracing(self._tracer_for_observations, self._time_ns, self._logger)
-        self._resource = Resource.create({})
-        self._scope = InstrumentationScope(SCOPE_NAME)
         self._closed = False
         self._sampler = sampler_for(sample_rate, from_env=False)
         self._sampled_out_count = 0
         self._journal: Journal | None = None
         self._journal_wanted = False
-        self._journal_lock = threading.Lock()
 
     def __repr__(self) -> str:
         host = self._exporter.host if self._exporter else self._host or "(default)"
@@ -488,16 +481,7 @@ class Trubrics:
             span = self._tracer.start_span(name, kind=kind, attributes=attributes, start_time=start)
             span.end(end_time=end)
             return
-        span = TrackedSpan(record, self._resource, self._scope)
-        journal = self._journal
-        if journal is None:
-            self._processor.enqueue(span)  # type: ignore[union-attr]
-            return
-        # one lock for both: tickets reach the queue in their order, so releasing a batch's
-        # last ticket never releases a record still on its way to the queue
-        with self._journal_lock:
-            span.ticket = journal.append(to_bytes(record))
-            self._processor.enqueue(span)  # type: ignore[union-attr]
+        self._processor.enqueue_record(record)  # type: ignore[union-attr]
 
     def _send_now(
         self, kind: str, body: tuple[Any, ...] | None, name: str | None, timeout: float
@@ -509,7 +493,7 @@ class Trubrics:
         record = self._record(kind, body)
         if record is None:
             return SyncResult(delivered=False, detail="sampled out", sampled_out=True)
-        span = TrackedSpan(record, self._resource, self._scope)
+        span = TrackedSpan(record)
         delivery = self._exporter.send_now([span], timeout)  # type: ignore[union-attr]
         return SyncResult(
             delivered=delivery.ok,
@@ -535,7 +519,7 @@ class Trubrics:
         return (
             user_id,
             event,
-            dumps(properties, self._warn) if properties else None,
+            properties or None,  # as given: to_bytes or with_json_properties snapshot it
             time.time_ns() if timestamp is None else self._time_ns(timestamp),
         )
 
@@ -575,7 +559,7 @@ class Trubrics:
             _name(prompt_event_name),
             _name(generation_event_name),
             None if model is None else _name(model),
-            dumps(props, self._warn) if props else None,
+            props or None,
             time.time_ns() if timestamp is None else self._time_ns(timestamp),
             latency,
             None if thread is None or thread == "" else _name(thread),
@@ -607,7 +591,7 @@ class Trubrics:
             else:
                 # ALWAYS_ON: the app's sampling decisions must not drop analytics events
                 self._provider = TracerProvider(
-                    resource=self._resource, sampler=ALWAYS_ON, shutdown_on_exit=False
+                    resource=RESOURCE, sampler=ALWAYS_ON, shutdown_on_exit=False
                 )
                 self._provider.add_span_processor(self._processor)
                 self._observation_tracer = self._provider.get_tracer(SCOPE_NAME)
@@ -620,7 +604,6 @@ class Trubrics:
     def _open_journal(self, later: bool = False) -> None:
         """The crash journal for queued events (see :mod:`~trubrics_otel.journal`); in a
         forked child, a new one on the child's first event (``later``)."""
-        self._journal_lock = threading.Lock()
         self._journal = None
         self._journal_wanted = later
         if not later and self._exporter is not None and self._processor is not None:

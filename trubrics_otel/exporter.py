@@ -64,16 +64,27 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from trubrics_otel.encoder import Event, encode_spans
+from trubrics_otel.journal import Journal, recover
 from trubrics_otel.redaction import Mask, Policy, RateLimitedLog
 from trubrics_otel.sampling import sampler_for
 from trubrics_otel.semconv import SCOPE_NAME
 from trubrics_otel.spool import (
-    DEFAULT_MAX_BYTES, SPANS_PATH, MemorySpool, Record, Spool, default_directory,
+    DEFAULT_MAX_BYTES,
+    SPANS_PATH,
+    MemorySpool,
+    Record,
+    Spool,
+    default_directory,
 )
-from trubrics_otel.journal import Journal, recover
 from trubrics_otel.tracked import TrackedSpan, spans_from_bytes, to_bytes
 from trubrics_otel.transport import (
-    DEFAULT_HOST, EVENTS_PATH, LLM_EVENTS_PATH, MAX_BATCH, Delivery, Transport, insecure_reason,
+    DEFAULT_HOST,
+    EVENTS_PATH,
+    LLM_EVENTS_PATH,
+    MAX_BATCH,
+    Delivery,
+    Transport,
+    insecure_reason,
 )
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -249,10 +260,15 @@ class TrubricsSpanExporter(SpanExporter):
         """
         raw = [s.record for s in spans if type(s) is TrackedSpan] if self._policy.masks_nothing else []
         if raw:
-            self._store([(SPANS_PATH, [to_bytes(record) for record in raw])])
+            self.spool_records([to_bytes(record) for record in raw])
             spans = [s for s in spans if type(s) is not TrackedSpan]
         if spans:
             self._store(self.encode(spans))
+
+    def spool_records(self, records: list[bytes]) -> None:
+        """Span records (``tracked.to_bytes``) into the spool as they are: encoded at replay.
+        Only for content no mask or content switch has to change (the journal's)."""
+        self._store([(SPANS_PATH, records)])
 
     def deliver(self, batches: Batches) -> SpanExportResult:
         """Replay the spool, then send ``batches``; spool what meets a lasting failure."""

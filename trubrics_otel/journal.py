@@ -120,7 +120,11 @@ class Journal:
         self.max_payload = self._max_record - _RECORD.size
         self._head = 0
         self._tail = 0
+        self._read = 0
         self._slot = 0
+        self.appended = 0
+        """Records appended so far; with :attr:`consumed`, what :meth:`read` has still to give."""
+        self.consumed = 0
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         with contextlib.suppress(OSError):
             os.chmod(self.directory, 0o700)
@@ -166,9 +170,41 @@ class Journal:
             except Exception:  # journaling is best effort: the event itself still goes on
                 return 0
             self._head = end
+            self.appended += 1
             return end
         finally:
             self._release()
+
+    def read(self, limit: int) -> tuple[list[bytes], int]:
+        """Up to ``limit`` records not read yet, oldest first, and the ticket that releases
+        them (0 when there were none): for the one consumer that delivers them.
+
+        Used when the ring is the queue itself: the export thread reads what ``track()``
+        appended, delivers or spools it, then releases it.
+        """
+        with self._lock:
+            mm, head, position = self._mm, self._head, self._read
+        out: list[bytes] = []
+        capacity = self._capacity
+        try:
+            while position < head and len(out) < limit:
+                offset = position % capacity
+                if offset + _RECORD_BYTES <= capacity:
+                    _, length, start, _ = _RECORD.unpack_from(mm, _HEADER_BYTES + offset)  # type: ignore[arg-type]
+                    if start == position:
+                        begin = _HEADER_BYTES + offset + _RECORD_BYTES
+                        out.append(mm[begin : begin + length])  # type: ignore[index]
+                        position += _RECORD_BYTES + length
+                        continue
+                position += capacity - offset  # the writer skipped the rest of this lap
+        except (TypeError, ValueError):  # closed meanwhile (close, fork): nothing to give
+            return [], 0
+        with self._lock:
+            if self._mm is not mm:
+                return [], 0
+            self._read = position
+            self.consumed += len(out)
+        return out, position if out else 0
 
     def release(self, ticket: int) -> None:
         """Records up to ``ticket`` are safe elsewhere: their space may be reused."""
@@ -222,7 +258,8 @@ class Journal:
             mm.close()  # munmap of our view only; no flush, no write
         with contextlib.suppress(OSError):
             os.close(self._fd)
-        self._head = self._tail = 0
+        self._head = self._tail = self._read = 0
+        self.appended = self.consumed = 0
         _open_files.discard(str(self.file))
 
     def _new_lock(self) -> None:

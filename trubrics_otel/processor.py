@@ -17,8 +17,9 @@ as soon as a batch is full) but:
   could not deliver by then;
 * after ``os.fork()`` the child starts with an empty queue and its own worker: the
   parent's spans are the parent's to send, never sent twice;
-* with a ``journal`` (see :mod:`~trubrics_otel.journal`), a batch's records are released
-  from it once the batch is delivered or spooled, so a ``kill -9`` loses nothing queued.
+* with a ``journal`` (see :mod:`~trubrics_otel.journal`), ``Trubrics.track`` queues its
+  events there rather than in memory: a file mapping that outlives a ``kill -9``. The
+  worker exports them like queued spans and releases them once delivered or spooled.
 
 It is written against the public ``SpanProcessor`` interface only, so it does not depend
 on the SDK's private batching internals.
@@ -36,6 +37,8 @@ from typing import TYPE_CHECKING
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from trubrics_otel.tracked import Record, TrackedSpan, spans_from_bytes, to_bytes, with_json_properties
 
 if TYPE_CHECKING:
     from trubrics_otel.exporter import TrubricsSpanExporter
@@ -56,8 +59,9 @@ class SpoolingSpanProcessor(SpanProcessor):
     ) -> None:
         self._exporter = exporter
         self.journal = journal
-        """The crash journal holding the records of queued ``TrackedSpan``s: each batch's
-        records are released once the batch was delivered or spooled."""
+        """A second queue: ``Trubrics.track`` appends its records to this crash journal
+        (:mod:`~trubrics_otel.journal`) instead of the in-memory queue; the worker reads,
+        exports and then releases them."""
         self._max_queue_size = max(1, max_queue_size)
         self._delay = schedule_delay
         self._batch_size = max(1, max_export_batch_size)
@@ -78,7 +82,7 @@ class SpoolingSpanProcessor(SpanProcessor):
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + self._journaled()
 
     # --- SpanProcessor -------------------------------------------------------------------
 
@@ -97,13 +101,28 @@ class SpoolingSpanProcessor(SpanProcessor):
         if self._worker is None:
             self._start_worker()
         queue = self._queue
-        if len(queue) >= self._max_queue_size:  # full: to disk, never dropped
+        if len(queue) + self._journaled() >= self._max_queue_size:  # full: to disk, never dropped
             self.overflowed += 1
             self._exporter.spool_spans([span])
             return
         queue.append(span)
         if len(queue) >= self._batch_size and not self._wake.is_set():
             self._wake.set()
+
+    def enqueue_record(self, record: Record) -> None:
+        """Queue one ``Trubrics.track`` call: into the journal when there is one and it has
+        room (a memcpy that outlives ``kill -9``), else as a span in memory."""
+        journal = self.journal
+        if journal is not None and not self._shutdown:
+            waiting = journal.appended - journal.consumed
+            if waiting < self._max_queue_size and journal.append(to_bytes(record)):
+                if self._worker is None:
+                    self._start_worker()
+                if waiting + 1 >= self._batch_size and not self._wake.is_set():
+                    self._wake.set()
+                return
+        # memory keeps a snapshot of the properties (the journal's bytes are one already)
+        self.enqueue(TrackedSpan(with_json_properties(record)))
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Export everything queued now; False if the worker's export outlasts the timeout."""
@@ -130,10 +149,15 @@ class SpoolingSpanProcessor(SpanProcessor):
         leftovers = self._drain()
         if leftovers:
             self._exporter.spool_spans(leftovers)
+        journal = self.journal
+        if journal is not None:
+            records, _ = journal.read(journal.appended)
+            if records:
+                self._exporter.spool_records(records)
         self._exporter.shutdown(timeout_millis=max(0.0, end - time.monotonic()) * 1000)
-        if self.journal is not None:  # everything is delivered or in the spool now
-            self.journal.release_all()
-            self.journal.close()
+        if journal is not None:  # everything is delivered or in the spool now
+            journal.release_all()
+            journal.close()
 
     # --- internals ---------------------------------------------------------------------
 
@@ -154,30 +178,40 @@ class SpoolingSpanProcessor(SpanProcessor):
                 if timed_out:
                     self._export_all()
                 else:
-                    while len(self._queue) >= self._batch_size and not self._shutdown:
+                    while self._full_batch() and not self._shutdown:
                         self._export_batch()
         with self._export_lock:
             self._export_all()
 
+    def _full_batch(self) -> bool:
+        return len(self._queue) >= self._batch_size or self._journaled() >= self._batch_size
+
+    def _journaled(self) -> int:
+        journal = self.journal
+        return 0 if journal is None else journal.appended - journal.consumed
+
     def _export_all(self) -> None:
-        while self._queue:
+        while self._queue or self._journaled():
             self._export_batch()
 
     def _export_batch(self) -> None:
-        batch = self._drain(self._batch_size)
-        if not batch:
-            return
+        """One batch: from the in-memory queue, else from the journal (released once
+        delivered or spooled: a ``kill -9`` before that leaves it for the next start)."""
+        batch: list[ReadableSpan] = self._drain(self._batch_size)
+        ticket = 0
+        journal = self.journal
+        if not batch and journal is not None:
+            records, ticket = journal.read(self._batch_size)
+            batch = list(spans_from_bytes(records, _logger))
+            if not batch and not ticket:
+                return
         try:
-            self._exporter.export(batch)
+            if batch:
+                self._exporter.export(batch)
         except Exception:  # the exporter should not raise; if it does, keep going
             _logger.exception("Trubrics export failed")
-        journal = self.journal
-        if journal is not None:  # delivered or spooled: the journal's copies may go
-            for span in reversed(batch):
-                ticket = getattr(span, "ticket", 0)
-                if ticket:
-                    journal.release(ticket)
-                    break
+        if ticket:
+            journal.release(ticket)  # type: ignore[union-attr]
 
     def _drain(self, limit: int | None = None) -> list[ReadableSpan]:
         batch: list[ReadableSpan] = []

@@ -3,7 +3,7 @@
 ::
 
     record = (VERSION, EVENT, trace_id, span_id, 0, None, ("u1", "Sign up", '{"plan":"pro"}', end_ns))
-    span = TrackedSpan(record, resource, scope)   # nothing computed yet
+    span = TrackedSpan(record)                    # nothing computed yet
     processor.enqueue(span)
     # later, on the export thread, span.attributes / span.context build the whole span
 
@@ -33,43 +33,39 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.jsonable import encode_string
+from trubrics_otel.jsonable import dumps, encode_string
+from trubrics_otel.redaction import RateLimitedLog
 
 EVENT = "e"
 LLM = "l"
 VERSION = 1
 """Bumped whenever a record's layout changes: a journal of another version is not replayed."""
 
+_PROPERTIES_AT = {EVENT: 2, LLM: 6}
+"""Where a body keeps its properties: a dict as the caller gave it (the journal's marshal
+snapshots it), or JSON text, or None."""
+
 # record = (VERSION, kind, trace_id, span_id, parent_span_id (0: none), context attributes
 #           (dict from user_context, or None), body)
-# event body = (user_id, event, properties JSON | None, end_ns)
+# event body = (user_id, event, properties | None, end_ns)
 # llm body   = (user_id, prompt, generation, prompt_event_name, generation_event_name,
-#               model | None, properties JSON | None, end_ns, latency s | None (unknown),
+#               model | None, properties | None, end_ns, latency s | None (unknown),
 #               thread_id | None, usage attributes (dict) | None)
 Record = tuple[Any, ...]
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
-_RESOURCE = Resource.create({})  # for spans re-created by a later process
-_SCOPE = InstrumentationScope(sc.SCOPE_NAME)
+RESOURCE = Resource.create({})
+SCOPE = InstrumentationScope(sc.SCOPE_NAME)
+_warn = RateLimitedLog(logging.getLogger("trubrics")).warning
 _UNSET = Status(StatusCode.UNSET)
 
 
 class TrackedSpan(ReadableSpan):
     """A finished span computed from a :data:`Record` on first read (see the module docstring)."""
 
-    def __init__(
-        self,
-        record: Record,
-        resource: Resource,
-        scope: InstrumentationScope,
-        ticket: int = 0,
-    ) -> None:
+    def __init__(self, record: Record) -> None:
         # deliberately not ReadableSpan.__init__: that is what _fill does, later
         self.record = record
-        self.ticket = ticket
-        """The crash journal's ticket for this record (0: not journaled)."""
-        self._resource = resource
-        self._instrumentation_scope = scope
 
     def __getattr__(self, name: str) -> Any:
         # only called for attributes not set yet: the span's private fields before _fill
@@ -84,8 +80,7 @@ class TrackedSpan(ReadableSpan):
         ReadableSpan.__init__(
             self, name, SpanContext(trace_id, span_id, False, _SAMPLED),
             SpanContext(trace_id, parent_id, False, _SAMPLED) if parent_id else None,
-            self._resource, attributes, (), (), kind, None, _UNSET, start, end,
-            self._instrumentation_scope,
+            RESOURCE, attributes, (), (), kind, None, _UNSET, start, end, SCOPE,
         )
 
 
@@ -96,7 +91,7 @@ def span_fields(record: Record) -> tuple[str, dict[str, Any], int, int, SpanKind
         user, event, properties, end = body
         attributes: dict[str, Any] = {sc.USER_ID: user, sc.TRUBRICS_EVENT: event}
         if properties is not None:
-            attributes[sc.TRUBRICS_PROPERTIES] = properties
+            attributes[sc.TRUBRICS_PROPERTIES] = json_properties(properties)
         start, name, span_kind = end, event, SpanKind.INTERNAL
     else:
         user, prompt, generation, prompt_name, generation_name, model, properties, end, \
@@ -116,7 +111,7 @@ def span_fields(record: Record) -> tuple[str, dict[str, Any], int, int, SpanKind
         if thread is not None:
             attributes[sc.GEN_AI_CONVERSATION_ID] = thread
         if properties is not None:
-            attributes[sc.TRUBRICS_PROPERTIES] = properties
+            attributes[sc.TRUBRICS_PROPERTIES] = json_properties(properties)
         if usage:
             attributes.update(usage)
         if latency is None:
@@ -131,8 +126,28 @@ def span_fields(record: Record) -> tuple[str, dict[str, Any], int, int, SpanKind
     return name, attributes, start, end, span_kind
 
 
+def json_properties(properties: Any) -> str:
+    """A record's properties as the JSON object text the span carries."""
+    return properties if properties.__class__ is str else dumps(properties, _warn)
+
+
+def with_json_properties(record: Record) -> Record:
+    """The record with its properties as JSON text: a snapshot, for a record kept in memory
+    (a record in the journal is a snapshot already), or one :mod:`marshal` cannot store."""
+    body = record[6]
+    at = _PROPERTIES_AT[record[1]]
+    if body[at] is None or body[at].__class__ is str:
+        return record
+    body = (*body[:at], json_properties(body[at]), *body[at + 1 :])
+    return (*record[:6], body)
+
+
 def to_bytes(record: Record) -> bytes:
-    return marshal.dumps(record)
+    """The record for the journal or the spool; properties marshal cannot store go as JSON."""
+    try:
+        return marshal.dumps(record)
+    except ValueError:  # an object marshal does not know, or too deep
+        return marshal.dumps(with_json_properties(record))
 
 
 def spans_from_bytes(payloads: Iterable[bytes], logger: logging.Logger) -> list[TrackedSpan]:
@@ -144,7 +159,7 @@ def spans_from_bytes(payloads: Iterable[bytes], logger: logging.Logger) -> list[
         if record is None:
             logger.error("An unreadable stored Trubrics event was skipped (%d bytes)", len(payload))
             continue
-        spans.append(TrackedSpan(record, _RESOURCE, _SCOPE))
+        spans.append(TrackedSpan(record))
     return spans
 
 
