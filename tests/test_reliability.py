@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from trubrics_otel import Trubrics
+from trubrics_otel import Trubrics, TrubricsSpanExporter
+from trubrics_otel.journal import Journal
+from trubrics_otel.processor import SpoolingSpanProcessor
+from trubrics_otel.tracked import EVENT, VERSION
 from trubrics_otel.redaction import MAX_DEPTH, MAX_PROPERTIES_CHARS, MAX_STRING_CHARS
 from trubrics_otel.transport import insecure_reason
 
@@ -44,8 +47,9 @@ def _python(code: str, endpoint_url: str, **env: str) -> subprocess.Popen[str]:
 
 
 def test_queue_overflow_goes_to_the_spool_and_is_delivered(make_client, endpoint):
+    # with a mask the events wait in memory (the journal would hold them unmasked), bounded
     endpoint.reply(delay=1.5)  # the first request hangs while the burst arrives
-    client = make_client(max_queue_size=200, flush_batch_size=50)
+    client = make_client(max_queue_size=200, flush_batch_size=50, mask=lambda value: value)
     for i in range(5_000):
         client.track(user_id="u", event="burst", properties={"i": i})
     stats = client.stats()
@@ -56,6 +60,26 @@ def test_queue_overflow_goes_to_the_spool_and_is_delivered(make_client, endpoint
     assert len(ids) == len(set(ids)) == 5_000
     assert sorted(e["properties"]["i"] for e in endpoint.events()) == list(range(5_000))
     assert client.stats()["dropped"] == 0
+
+
+def test_a_full_journal_spills_to_the_spool_and_nothing_is_lost(endpoint, tmp_path):
+    endpoint.reply(delay=1.5)
+    exporter = TrubricsSpanExporter(api_key=API_KEY, host=endpoint.url, spool=tmp_path / "spool")
+    journal = Journal(tmp_path / "journal", size=64 * 1024)  # ~500 events of ~120 bytes
+    processor = SpoolingSpanProcessor(
+        exporter, schedule_delay=0.05, max_export_batch_size=50, journal=journal
+    )
+    for i in range(5_000):
+        processor.enqueue_record(
+            (VERSION, EVENT, i + 1, i + 1, 0, None, ("u", "burst", {"i": i}, time.time_ns()))
+        )
+    assert journal.unreleased <= 64 * 1024  # the ring's bound held…
+    assert exporter.stats()["spooled"] > 0  # …because what did not fit went to disk
+    assert processor.force_flush(60_000)
+    processor.shutdown()
+    assert endpoint.wait_for_events(5_000, timeout=60) == 5_000
+    assert sorted(e["properties"]["i"] for e in endpoint.events()) == list(range(5_000))
+    assert len(set(_ids(endpoint))) == 5_000
 
 
 def test_spooled_events_go_out_when_the_endpoint_returns_without_new_traffic(make_client, endpoint):

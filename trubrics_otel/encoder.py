@@ -45,6 +45,7 @@ from trubrics_otel.conventions import (
     prefixed_properties,
     read_span,
 )
+from trubrics_otel.tracked import EVENT, Record, TrackedSpan, json_properties
 
 Event = dict[str, Any]
 
@@ -82,6 +83,8 @@ def encode_spans(spans: Iterable[ReadableSpan], *, all_spans: bool = False) -> E
 
 def encode_span(span: ReadableSpan, *, all_spans: bool = False) -> tuple[str | None, Event]:
     """``("event" | "llm", wire dict)``, or ``(None, {})`` for a span that is neither."""
+    if span.__class__ is TrackedSpan:
+        return encode_record(span.record)  # type: ignore[attr-defined]
     attributes = span.attributes or {}
     name = attributes.get(sc.TRUBRICS_EVENT)
     if isinstance(name, str):
@@ -125,6 +128,65 @@ def encode_span(span: ReadableSpan, *, all_spans: bool = False) -> tuple[str | N
         "latency": None if attributes.get(sc.TRUBRICS_LATENCY_UNKNOWN) else duration_s(span),
         "thread_id": thread_id or _str_or_none(properties.get(sc.PROP_THREAD_ID)),
     }
+
+
+def encode_record(record: Record) -> tuple[str, Event]:
+    """The event of a ``Trubrics.track`` call's span, read from the record it is computed
+    from rather than from its attributes: what the rows above give for that span (a test
+    holds the two equal) at a fifth of the cost, since it skips re-parsing the JSON the
+    record was just turned into."""
+    _, kind, trace_id, span_id, parent_id, context, body = record
+    context = context or {}
+    properties = _json_object(context.get(sc.TRUBRICS_CONTEXT_PROPERTIES))
+    context_thread = context.get(sc.GEN_AI_CONVERSATION_ID)
+    if kind == EVENT:
+        user, name, own, end = body
+        if context_thread:
+            properties[sc.PROP_THREAD_ID] = str(context_thread)
+        _add_own_and_ids(properties, own, trace_id, span_id, parent_id)
+        return "event", {
+            "user_id": user,
+            "event": name,
+            "properties": properties,
+            "timestamp": iso_timestamp(end),
+        }
+    user, prompt, generation, prompt_name, generation_name, model, own, end, latency, thread, \
+        usage = body
+    if usage:
+        for attribute, prop in _RECORD_USAGE:
+            if attribute in usage:
+                properties[prop] = usage[attribute]
+    _add_own_and_ids(properties, own, trace_id, span_id, parent_id)
+    thread = thread if thread is not None else context_thread
+    return "llm", {
+        "user_id": user,
+        "prompt": prompt,
+        "generation": generation,
+        "prompt_event_name": prompt_name,
+        "generation_event_name": generation_name,
+        "assistant_id": model or _str_or_none(properties.get(sc.PROP_ASSISTANT_ID)),
+        "properties": properties,
+        "timestamp": iso_timestamp(end),
+        "latency": None if latency is None else int(latency * 1e9) / 1e9,
+        "thread_id": _str_or_none(thread) or _str_or_none(properties.get(sc.PROP_THREAD_ID)),
+    }
+
+
+_RECORD_USAGE = (
+    (sc.GEN_AI_USAGE_INPUT_TOKENS, sc.PROP_INPUT_TOKENS),
+    (sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.PROP_OUTPUT_TOKENS),
+)
+
+
+def _add_own_and_ids(
+    properties: dict[str, Any], own: Any, trace_id: int, span_id: int, parent_id: int
+) -> None:
+    if own is not None:
+        properties.update(_json_object(json_properties(own)))
+    properties[sc.PROP_TRACE_ID] = f"{trace_id:032x}"
+    properties[sc.PROP_SPAN_ID] = f"{span_id:016x}"
+    if parent_id:
+        properties[sc.PROP_PARENT_SPAN_ID] = f"{parent_id:016x}"
 
 
 def user_id_of(attributes: Mapping[str, Any]) -> str:

@@ -101,7 +101,7 @@ class SpoolingSpanProcessor(SpanProcessor):
         if self._worker is None:
             self._start_worker()
         queue = self._queue
-        if len(queue) + self._journaled() >= self._max_queue_size:  # full: to disk, never dropped
+        if len(queue) >= self._max_queue_size:  # full: to disk, never dropped
             self.overflowed += 1
             self._exporter.spool_spans([span])
             return
@@ -110,19 +110,23 @@ class SpoolingSpanProcessor(SpanProcessor):
             self._wake.set()
 
     def enqueue_record(self, record: Record) -> None:
-        """Queue one ``Trubrics.track`` call: into the journal when there is one and it has
-        room (a memcpy that outlives ``kill -9``), else as a span in memory."""
+        """Queue one ``Trubrics.track`` call: into the journal when there is one (a memcpy
+        into a file mapping that outlives ``kill -9``; bounded by the ring's bytes, not by
+        ``max_queue_size``, which bounds the spans held in memory), else as a span."""
         journal = self.journal
-        if journal is not None and not self._shutdown:
-            waiting = journal.appended - journal.consumed
-            if waiting < self._max_queue_size and journal.append(to_bytes(record)):
-                if self._worker is None:
-                    self._start_worker()
-                if waiting + 1 >= self._batch_size and not self._wake.is_set():
-                    self._wake.set()
-                return
-        # memory keeps a snapshot of the properties (the journal's bytes are one already)
-        self.enqueue(TrackedSpan(with_json_properties(record)))
+        if journal is None or self._shutdown:
+            # memory keeps a snapshot of the properties (the journal's bytes are one already)
+            self.enqueue(TrackedSpan(with_json_properties(record)))
+            return
+        payload = to_bytes(record)
+        if journal.append(payload):
+            if self._worker is None:
+                self._start_worker()
+            if journal.appended - journal.consumed >= self._batch_size and not self._wake.is_set():
+                self._wake.set()
+            return
+        self.overflowed += 1  # the ring is full: the same bytes go to the spool, one write
+        self._exporter.spool_records([payload])
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Export everything queued now; False if the worker's export outlasts the timeout."""

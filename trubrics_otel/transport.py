@@ -19,6 +19,7 @@ import email.utils
 import ipaddress
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -74,7 +75,7 @@ class Transport:
         self._base = host.rstrip("/")
         self._timeout = timeout
         self._logger = logger or logging.getLogger("trubrics")
-        self._session = _session(api_key)
+        self._session = _session(api_key, self._base)
         self._wake = threading.Event()
         self.attempts = 0
         self.retries = 0
@@ -130,7 +131,7 @@ class Transport:
 
     def after_fork(self) -> None:
         """In a forked child: fresh connections (the inherited ones are the parent's)."""
-        self._session = _session(self._session.headers["x-api-key"])
+        self._session = _session(self._session.headers["x-api-key"], self._base)
         self._wake = threading.Event()
         self.attempts = 0
         self.retries = 0
@@ -213,8 +214,13 @@ def insecure_reason(url: str) -> str | None:
     return f"plain http:// to {host or '(no host)'} would expose the API key"
 
 
-def _session(api_key: str) -> requests.Session:
+def _session(api_key: str, base: str) -> requests.Session:
     session = requests.Session()
+    # The environment (proxies, NO_PROXY, CA bundle) is read once, here: with trust_env
+    # requests scans all of os.environ on every request, a fifth of a small request's cost.
+    session.proxies.update(requests.utils.get_environ_proxies(base))
+    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    session.trust_env = False
     session.mount("http://", HTTPAdapter(pool_maxsize=8))
     session.mount("https://", HTTPAdapter(pool_maxsize=8))
     session.headers.update({"Content-Type": "application/json", "x-api-key": api_key})
