@@ -22,7 +22,9 @@ plain = st.recursive(
     max_leaves=8,
 )
 own_properties = st.none() | st.dictionaries(
-    st.sampled_from(["plan", "$thread_id", "$assistant_id", "input_tokens", "a"]) | texts, plain,
+    st.sampled_from(["plan", "$thread_id", "$assistant_id", "input_tokens", "a"]) | texts
+    | st.integers(0, 3),  # a key JSON turns into text
+    plain | st.just(float("nan")) | st.sets(st.integers(), max_size=2),  # values JSON cannot hold
     min_size=1, max_size=5,
 )
 contexts = st.none() | st.builds(
@@ -68,7 +70,9 @@ def test_the_record_fast_path_encodes_exactly_what_the_span_does(record):
 @settings(max_examples=100, deadline=None)
 @given(records)
 def test_a_record_survives_the_journal_bytes(record):
-    assert from_bytes(to_bytes(record)) == record
+    stored = from_bytes(to_bytes(record))
+    assert stored is not None
+    assert repr(stored) == repr(record)  # repr: NaN is not equal to itself
 
 
 def test_fields_are_computed_only_when_read():

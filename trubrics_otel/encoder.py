@@ -45,6 +45,8 @@ from trubrics_otel.conventions import (
     prefixed_properties,
     read_span,
 )
+from trubrics_otel.jsonable import encode_fast
+from trubrics_otel.redaction import MAX_PROPERTIES_CHARS
 from trubrics_otel.tracked import EVENT, Record, TrackedSpan, json_properties
 
 Event = dict[str, Any]
@@ -182,11 +184,23 @@ def _add_own_and_ids(
     properties: dict[str, Any], own: Any, trace_id: int, span_id: int, parent_id: int
 ) -> None:
     if own is not None:
-        properties.update(_json_object(json_properties(own)))
+        properties.update(_own_properties(own))
     properties[sc.PROP_TRACE_ID] = f"{trace_id:032x}"
     properties[sc.PROP_SPAN_ID] = f"{span_id:016x}"
     if parent_id:
         properties[sc.PROP_PARENT_SPAN_ID] = f"{parent_id:016x}"
+
+
+def _own_properties(own: Any) -> dict[str, Any]:
+    """What the span's properties attribute parses to. A dict of plain JSON with text keys
+    (nearly always) is that already: one C-encoder pass proves it, no encode-then-parse."""
+    if own.__class__ is dict and all(key.__class__ is str for key in own):
+        try:
+            if len(encode_fast(own)) <= MAX_PROPERTIES_CHARS:
+                return own  # type: ignore[no-any-return]
+        except (TypeError, ValueError, RecursionError):
+            pass
+    return _json_object(json_properties(own))
 
 
 def user_id_of(attributes: Mapping[str, Any]) -> str:

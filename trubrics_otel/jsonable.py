@@ -45,7 +45,7 @@ def _refuse(value: Any) -> Any:
 # The C encoder called directly: half the cost of JSONEncoder.encode's Python wrapper.
 # No cycle markers: a cycle ends in RecursionError, which sends it down the slow path.
 _C_ENCODER = getattr(json.encoder, "c_make_encoder", None)
-_encode_fast: Callable[[Any], str] = (
+encode_fast: Callable[[Any], str] = (
     (lambda value, _c=_C_ENCODER(None, _refuse, json.encoder.encode_basestring, None,  # type: ignore[misc]
                                  ":", ",", False, False, False): "".join(_c(value, 0)))
     if _C_ENCODER is not None
@@ -61,7 +61,7 @@ def dumps(properties: Mapping[str, Any], warn: Callable[..., None] | None = None
     ``warn(kind, message, *args)`` hears about values that had to be converted or cut.
     """
     try:
-        text = _encode_fast(properties)
+        text = encode_fast(properties)
         if len(text) <= MAX_PROPERTIES_CHARS:
             return text
     except (TypeError, ValueError, RecursionError):
