@@ -133,6 +133,7 @@ def test_instrumented_app_through_rotel_matches_in_process(endpoint, bridge, tmp
     from test_instrumentation import APP, stable
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRUBRICS_"))}
+    env["TRUBRICS_SPOOL"] = str(tmp_path / "app-spool")  # never ~/.cache
     if content:
         env["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = content
 

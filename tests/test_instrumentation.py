@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ VARIANTS = {
 
 def run_app(lib: str, content: str | None, *extra: str) -> tuple[TrubricsEndpoint, dict[str, Any]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRUBRICS_"))}
+    # the test's own spool (module fixtures run before the per-test one), never ~/.cache
+    env["TRUBRICS_SPOOL"] = os.environ.get("TRUBRICS_SPOOL") or tempfile.mkdtemp(prefix="spool-")
     if content:
         env["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = content
     with FakeOpenAI() as fake, TrubricsEndpoint() as endpoint:
@@ -206,6 +209,8 @@ def test_zero_code_opentelemetry_instrument(tmp_path: Path) -> None:
     app = tmp_path / "app.py"
     app.write_text(ZERO_CODE_APP)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRUBRICS_"))}
+    # the test's own spool (module fixtures run before the per-test one), never ~/.cache
+    env["TRUBRICS_SPOOL"] = os.environ.get("TRUBRICS_SPOOL") or tempfile.mkdtemp(prefix="spool-")
     with FakeOpenAI() as fake, TrubricsEndpoint(api_key="sk-zero") as endpoint:
         env.update(
             OTEL_TRACES_EXPORTER="trubrics",
@@ -239,7 +244,8 @@ EXAMPLES = TESTS.parent / "examples"
 
 def run_example(command: list[str], **env_extra: str) -> tuple[TrubricsEndpoint, str]:
     env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRUBRICS_", "OPENAI_"))
+        k: v for k, v in os.environ.items()
+        if not k.startswith(("OTEL_", "TRUBRICS_", "OPENAI_")) or k == "TRUBRICS_SPOOL"
     }
     with FakeOpenAI() as fake, TrubricsEndpoint(api_key="sk-example") as endpoint:
         env.update(

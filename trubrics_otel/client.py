@@ -16,10 +16,11 @@ and exported by :class:`~trubrics_otel.exporter.TrubricsSpanExporter`.
 
 By default the spans live on a private ``TracerProvider``, so the app's other spans are
 never shipped; ``tracer_provider=`` records them into the app's provider instead (and
-attaches the Trubrics exporter to it). On that private provider ``track`` builds the
-finished span directly and hands it to the processor: the generic tracer machinery (span
-limits, samplers, context activation) costs several times the whole call and buys nothing
-for a span that starts and ends at once.
+attaches the Trubrics exporter to it). On that private provider ``track`` skips the generic
+tracer machinery (span limits, samplers, context activation cost several times the whole
+call and buy nothing for a span that starts and ends at once): it keeps a *record* of the
+call and copies it into the crash journal, the queue that survives ``kill -9``. The export
+thread turns each record into a :class:`~trubrics_otel.tracked.TrackedSpan`.
 
 Nothing starts before the first ``track``: no thread, no connection. Calls never raise
 into the app; bad input is logged on the ``trubrics`` logger (ERROR by default).
@@ -108,8 +109,10 @@ class Trubrics:
     schedule delay and export batch size (``flush_at`` is the older name of the latter);
     when not given they fall back to ``OTEL_BSP_SCHEDULE_DELAY`` /
     ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` and then to the official SDK's 10 s and 20.
-    ``max_queue_size`` (``OTEL_BSP_MAX_QUEUE_SIZE``) bounds events waiting in memory;
-    the rest wait in the disk spool. ``spool``, ``max_spool_bytes``, ``mask``,
+    ``track``'s events wait for the export thread in the crash journal (an 8 MiB ring
+    file, see :mod:`~trubrics_otel.journal`); ``max_queue_size`` (``OTEL_BSP_MAX_QUEUE_SIZE``)
+    bounds spans waiting in memory (the tracing API's, or all of them without a journal).
+    What fits in neither waits in the disk spool. ``spool``, ``max_spool_bytes``, ``mask``,
     ``capture_content`` and ``allow_insecure`` are the exporter's (see
     :mod:`~trubrics_otel.exporter`).
     ``flush_periodic_check`` is accepted for compatibility and unused: the processor

@@ -10,9 +10,9 @@ still queued when ``shutdown`` times out. This one keeps the same shape (a queue
 worker thread, batches of ``max_export_batch_size`` every ``schedule_delay`` seconds or
 as soon as a batch is full) but:
 
-* a span that finds the queue full is encoded straight into the exporter's disk spool
-  (one ``write()``, no network) instead of being dropped, so memory stays bounded by
-  ``max_queue_size`` spans while nothing is lost;
+* a span that finds the queue full goes straight into the exporter's disk spool (no
+  network) instead of being dropped, so memory stays bounded by ``max_queue_size`` spans
+  while nothing is lost;
 * ``shutdown(timeout_millis)`` returns within its timeout, and spools whatever the worker
   could not deliver by then;
 * after ``os.fork()`` the child starts with an empty queue and its own worker: the

@@ -15,9 +15,11 @@ Every field of the span is computed from that record the first time anything rea
 which is the export thread. To processors and exporters it is an ordinary finished
 ``ReadableSpan`` (same attributes as any other Trubrics span, see :mod:`semconv`).
 
-A record holds only str, int, float, bool, None, dict and tuple, so it can be written to
-the crash journal with :mod:`marshal` as it is and turned back into the same span (same
-ids) by a later process: see :func:`from_bytes`.
+A record's properties are the caller's object as given. :func:`to_bytes` (:mod:`marshal`,
+for the crash journal and the spool) snapshots them as a side effect, falling back to JSON
+text for objects marshal does not know; a record kept in memory gets its JSON snapshot
+from :func:`with_json_properties`. Bytes are turned back into the same span (same ids) by
+the export thread or by a later process: see :func:`spans_from_bytes`.
 """
 
 from __future__ import annotations
