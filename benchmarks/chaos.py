@@ -6,7 +6,8 @@
 Each scenario runs the client in a fresh subprocess against a real local Trubrics endpoint
 (``tests/trubrics_endpoint.py``, 127.0.0.1) that this process drives: it goes down
 (connection refused), answers 429 with ``Retry-After``, or hangs, on a schedule. The client
-uses its defaults (in-memory bound 20,000 spans, disk spool in a fresh directory).
+uses its defaults (``track()``'s events queue in the 8 MiB crash journal, other spans in memory
+up to 20,000; the disk spool in a fresh directory).
 
 Columns: *sent* = ``track()`` calls that returned; *delivered* = distinct events the
 endpoint accepted (by ``$trace_id``/``$span_id``); *lost* = sent − delivered; *dupes* =
@@ -225,6 +226,9 @@ SCENARIOS = {
     "kill9": ("kill -9 mid-stream during an outage, then restart",
               dict(n=10_000_000, rate=5_000, client={"flush_interval": 0.1}),
               lambda e: e.fail_for(4, status=503), 3.0),
+    "kill9_healthy": ("kill -9 mid-stream, healthy endpoint, then restart",
+                      dict(n=10_000_000, rate=5_000, client={"flush_interval": 0.1}),
+                      lambda e: None, 3.0),
     "fork": ("fork: parent queues 10k, 2 workers x 10k, parent 10k more",
              dict(n=10_000, fork=2, client={"flush_interval": 60, "flush_batch_size": 100_000}),
              lambda e: None, None),
