@@ -82,6 +82,18 @@ def test_a_full_journal_spills_to_the_spool_and_nothing_is_lost(endpoint, tmp_pa
     assert len(set(_ids(endpoint))) == 5_000
 
 
+def test_a_journal_closed_under_the_processor_never_hangs_a_flush(endpoint, tmp_path):
+    exporter = TrubricsSpanExporter(api_key=API_KEY, host=endpoint.url, spool=tmp_path / "spool")
+    journal = Journal(tmp_path / "journal", size=64 * 1024)
+    processor = SpoolingSpanProcessor(exporter, schedule_delay=3600, journal=journal)
+    processor.enqueue_record((VERSION, EVENT, 1, 1, 0, None, ("u", "e", None, time.time_ns())))
+    journal.close()  # as after a fork, or a close racing the worker: its records stay on disk
+    started = time.monotonic()
+    assert processor.force_flush(5_000)
+    assert time.monotonic() - started < 2
+    processor.shutdown(timeout_millis=2_000)
+
+
 def test_spooled_events_go_out_when_the_endpoint_returns_without_new_traffic(make_client, endpoint):
     endpoint.fail_for(2.0, status=503)
     client = make_client(retry_timeout=0.3)

@@ -125,7 +125,7 @@ class SpoolingSpanProcessor(SpanProcessor):
             if journal.appended - journal.consumed >= self._batch_size and not self._wake.is_set():
                 self._wake.set()
             return
-        self.overflowed += 1  # the ring is full: the same bytes go to the spool, one write
+        self.overflowed += 1  # the ring is full (or the record too big for it): to the spool
         self._exporter.spool_records([payload])
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -182,8 +182,8 @@ class SpoolingSpanProcessor(SpanProcessor):
                 if timed_out:
                     self._export_all()
                 else:
-                    while self._full_batch() and not self._shutdown:
-                        self._export_batch()
+                    while self._full_batch() and not self._shutdown and self._export_batch():
+                        pass
         with self._export_lock:
             self._export_all()
 
@@ -195,12 +195,13 @@ class SpoolingSpanProcessor(SpanProcessor):
         return 0 if journal is None else journal.appended - journal.consumed
 
     def _export_all(self) -> None:
-        while self._queue or self._journaled():
-            self._export_batch()
+        while (self._queue or self._journaled()) and self._export_batch():
+            pass
 
-    def _export_batch(self) -> None:
+    def _export_batch(self) -> bool:
         """One batch: from the in-memory queue, else from the journal (released once
-        delivered or spooled: a ``kill -9`` before that leaves it for the next start)."""
+        delivered or spooled: a ``kill -9`` before that leaves it for the next start).
+        False when there was nothing to take (a journal closed meanwhile, say)."""
         batch: list[ReadableSpan] = self._drain(self._batch_size)
         ticket = 0
         journal = self.journal
@@ -208,7 +209,7 @@ class SpoolingSpanProcessor(SpanProcessor):
             records, ticket = journal.read(self._batch_size)
             batch = list(spans_from_bytes(records, _logger))
             if not batch and not ticket:
-                return
+                return False
         try:
             if batch:
                 self._exporter.export(batch)
@@ -216,6 +217,7 @@ class SpoolingSpanProcessor(SpanProcessor):
             _logger.exception("Trubrics export failed")
         if ticket:
             journal.release(ticket)  # type: ignore[union-attr]
+        return bool(batch or ticket)
 
     def _drain(self, limit: int | None = None) -> list[ReadableSpan]:
         batch: list[ReadableSpan] = []
