@@ -25,7 +25,8 @@ KEY = {"x-api-key": "local-dev-key"}
 def chat_db(tmp_path_factory):
     """A database holding what the quickstart's chat app sends, through the real client."""
     db = tmp_path_factory.mktemp("chat") / "events.sqlite3"
-    with LocalServer(db) as server:
+    with LocalServer(db) as server, pytest.MonkeyPatch.context() as env:
+        env.setenv("TRUBRICS_SPOOL", str(tmp_path_factory.mktemp("spool")))  # never ~/.cache
         load_quickstart().run_chat_app(server.url)
     return db
 

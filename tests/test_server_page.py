@@ -26,7 +26,9 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     with LocalServer(tmp_path_factory.mktemp("page") / "events.sqlite3") as server:
-        load_quickstart().run_chat_app(server.url)
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("TRUBRICS_SPOOL", str(tmp_path_factory.mktemp("spool")))  # never ~/.cache
+            load_quickstart().run_chat_app(server.url)
         yield server
 
 

@@ -72,7 +72,9 @@ def test_the_record_fast_path_encodes_exactly_what_the_span_does(record):
 def test_a_record_survives_the_journal_bytes(record):
     stored = from_bytes(to_bytes(record))
     assert stored is not None
-    assert repr(stored) == repr(record)  # repr: NaN is not equal to itself
+    assert stored[:6] == record[:6]  # version, kind, ids, context: the same span identity
+    # the same event (compared as sent: NaN is not equal to itself, a set has no order)
+    assert encode_record(stored) == encode_record(record)
 
 
 def test_fields_are_computed_only_when_read():
