@@ -43,6 +43,21 @@ def _python(code: str, endpoint_url: str, **env: str) -> subprocess.Popen[str]:
                             text=True)
 
 
+def _restart(endpoint_url: str) -> None:
+    """The app's next start: one event, then a clean close that delivers what it found."""
+    second = _python(
+        """
+        from trubrics_otel import Trubrics
+        t = Trubrics(flush_interval=0.05)
+        t.track(user_id="u", event="after restart")
+        t.close(timeout=30)
+        """,
+        endpoint_url,
+    )
+    _, err = second.communicate(timeout=60)
+    assert second.returncode == 0, err
+
+
 # --- bounded memory, no loss ------------------------------------------------------------
 
 
@@ -141,17 +156,7 @@ def test_killed_process_leftovers_are_delivered_by_the_next_start(endpoint, priv
     first.send_signal(signal.SIGKILL)
     first.wait(10)
     endpoint.fail_for(0)
-    second = _python(
-        """
-        from trubrics_otel import Trubrics
-        t = Trubrics(flush_interval=0.05)
-        t.track(user_id="u", event="after restart")
-        t.close(timeout=20)
-        """,
-        endpoint.url,
-    )
-    _, err = second.communicate(timeout=60)
-    assert second.returncode == 0, err
+    _restart(endpoint.url)
     names = [e["event"] for e in endpoint.events()]
     assert names.count("before crash") == 500 and names.count("after restart") == 1
     assert len(set(_ids(endpoint))) == 501
@@ -179,17 +184,7 @@ def test_events_still_in_memory_survive_kill_9_through_the_journal(endpoint, pri
     first.send_signal(signal.SIGKILL)
     first.wait(10)
     assert list(private_spool.rglob("*.ring"))  # the killed process's journal is left
-    second = _python(
-        """
-        from trubrics_otel import Trubrics
-        t = Trubrics(flush_interval=0.05)
-        t.track(user_id="u", event="after restart")
-        t.close(timeout=30)
-        """,
-        endpoint.url,
-    )
-    _, err = second.communicate(timeout=60)
-    assert second.returncode == 0, err
+    _restart(endpoint.url)
     events = [e for e in endpoint.events() if e["event"] == "in memory"]
     assert sorted(e["properties"]["i"] for e in events) == list(range(1_500))
     llm = endpoint.events("publish_llm_events")
