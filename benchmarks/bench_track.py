@@ -74,8 +74,9 @@ def call_costs(n: int, rounds: int, spool: str) -> list[tuple[str, float, float,
     ours.track("u1", "warm-up")  # starts the client: exporter, journal
 
     def release_journal() -> None:
-        assert ours._journal is not None, "the benchmark must measure the journal's copy too"
-        ours._journal.release_all()
+        journal = ours._processor.journal
+        assert journal is not None, "the benchmark must measure the journal's copy too"
+        journal.release_all()
 
     tracer = TracerProvider().get_tracer("bench")
 

@@ -48,7 +48,6 @@ from trubrics_otel import semconv as sc
 from trubrics_otel.context import current_user_context, stamp
 from trubrics_otel.exporter import TrubricsSpanExporter
 from trubrics_otel.exporter import max_queue_size as queue_bound
-from trubrics_otel.journal import Journal
 from trubrics_otel.processor import SpoolingSpanProcessor
 from trubrics_otel.redaction import Mask
 from trubrics_otel.sampling import sampler_for
@@ -175,7 +174,6 @@ class Trubrics:
         self._closed = False
         self._sampler = sampler_for(sample_rate, from_env=False)
         self._sampled_out_count = 0
-        self._journal: Journal | None = None
         self._journal_wanted = False
 
     def __repr__(self) -> str:
@@ -607,10 +605,9 @@ class Trubrics:
     def _open_journal(self, later: bool = False) -> None:
         """The crash journal for queued events (see :mod:`~trubrics_otel.journal`); in a
         forked child, a new one on the child's first event (``later``)."""
-        self._journal = None
         self._journal_wanted = later
         if not later and self._exporter is not None and self._processor is not None:
-            self._journal = self._processor.journal = self._exporter.open_journal()
+            self._processor.journal = self._exporter.open_journal()
 
     def _tracer_for_observations(self) -> trace_api.Tracer | None:
         if self._processor is None:
