@@ -38,9 +38,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 from trubrics_endpoint import TrubricsEndpoint  # noqa: E402
 
-from trubrics_otel import TrubricsSpanExporter, otlp  # noqa: E402
-from trubrics_otel.bridge import Bridge  # noqa: E402
-from trubrics_otel.encoder import encode_spans  # noqa: E402
+from trubrics_otel import TrubricsSpanExporter
+from trubrics_otel.receive import otlp  # noqa: E402
+from trubrics_otel.receive.bridge import Bridge  # noqa: E402
+from trubrics_otel.translate.encoder import encode_spans  # noqa: E402
 
 KEY = "bench-key"
 

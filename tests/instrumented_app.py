@@ -7,7 +7,7 @@ globally, so a fresh interpreter per library is the honest way to compare them::
     python tests/instrumented_app.py --lib openinference --openai-url URL --dump DIR
     python tests/instrumented_app.py --lib openllmetry --openai-url URL --otlp-endpoint URL
 
-With ``--trubrics-host`` spans go through ``trubrics_otel.configure`` to a Trubrics
+With ``--trubrics-host`` spans go through ``trubrics_otel.capture.configure`` to a Trubrics
 endpoint; with ``--dump`` they are captured in memory and written as JSON fixtures
 (``DIR/<case>.json``, log records included), which is how ``tests/fixtures/spans`` was made.
 With ``--otlp-endpoint`` they leave as plain OTLP/HTTP, as to a Collector.
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             or log_export.InMemoryLogExporter
         )
 
-        from trubrics_otel.context import UserContextSpanProcessor
+        from trubrics_otel.capture.context import UserContextSpanProcessor
 
         logs_memory = InMemoryLogRecordExporter()
         logger_provider = LoggerProvider()
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        from trubrics_otel.context import UserContextSpanProcessor
+        from trubrics_otel.capture.context import UserContextSpanProcessor
 
         exporter = None
         provider.add_span_processor(UserContextSpanProcessor())

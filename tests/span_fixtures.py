@@ -16,7 +16,7 @@ from opentelemetry._logs import LogRecord
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from trubrics_otel.genai_logs import GenAIContentJoiner
+from trubrics_otel.translate.genai_logs import GenAIContentJoiner
 
 FIXTURES = Path(__file__).parent / "fixtures" / "spans"
 

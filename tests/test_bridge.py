@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from trubrics_endpoint import TrubricsEndpoint
 from trubrics_otel import Trubrics
-from trubrics_otel.bridge import Bridge
+from trubrics_otel.receive.bridge import Bridge
 
 from conftest import API_KEY
 

@@ -21,7 +21,7 @@ from rotel_collector import Rotel, free_port
 from test_bridge import llm_span
 from trubrics_endpoint import TrubricsEndpoint
 from trubrics_otel import Trubrics
-from trubrics_otel.bridge import Bridge
+from trubrics_otel.receive.bridge import Bridge
 
 from conftest import API_KEY
 

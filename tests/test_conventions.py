@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 from span_fixtures import FIXTURES, load
 
-from trubrics_otel.encoder import encode_span, encode_spans
+from trubrics_otel.translate.encoder import encode_span, encode_spans
 
 LIBRARIES = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
 SNAPSHOT = "gpt-4o-mini-2024-07-18"

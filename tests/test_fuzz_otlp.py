@@ -1,6 +1,6 @@
 """Fuzz the bridge: the OTLP decoder and the whole request path, on garbage and wrong shapes.
 
-Skipped while ``trubrics_otel.otlp`` (``decode_request(body, content_type)``, from the bridge
+Skipped while ``trubrics_otel.receive.otlp`` (``decode_request(body, content_type)``, from the bridge
 work) is not merged; it runs as soon as the module exists.
 """
 
@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trubrics_otel.encoder import encode_span
+from trubrics_otel.translate.encoder import encode_span
 
-otlp = pytest.importorskip("trubrics_otel.otlp", reason="trubrics_otel.otlp (the bridge) not merged yet")
+otlp = pytest.importorskip("trubrics_otel.receive.otlp", reason="trubrics_otel.receive.otlp (the bridge) not merged yet")
 
 
 @settings(max_examples=500, deadline=None)
@@ -62,7 +62,7 @@ def test_otlp_decoder_survives_structured_junk(name, attributes):
 
 def test_bridge_request_handling_never_crashes():
     """The bridge's whole request path (decompress, decode, encode, forward, answer) on junk."""
-    bridge_module = pytest.importorskip("trubrics_otel.bridge")
+    bridge_module = pytest.importorskip("trubrics_otel.receive.bridge")
     from trubrics_endpoint import TrubricsEndpoint
 
     with TrubricsEndpoint() as endpoint:

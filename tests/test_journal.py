@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from trubrics_otel.journal import DEFAULT_JOURNAL_BYTES, Journal, recover
+from trubrics_otel.deliver.journal import DEFAULT_JOURNAL_BYTES, Journal
+from trubrics_otel.deliver.journal_recovery import recover
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = 4096  # file header bytes (the ring starts here)
@@ -237,7 +238,7 @@ def _readline(proc: subprocess.Popen[bytes], timeout: float = 30) -> bytes:
 def test_kill_9_recovers_exactly_the_unreleased_payloads(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
-        from trubrics_otel.journal import Journal
+        from trubrics_otel.deliver.journal import Journal
         journal = Journal({str(tmp_path)!r}, size=64 * 1024)
         tickets = [journal.append(b'{{"i": %d}}' % i) for i in range(300)]  # wraps the ring
         assert all(tickets), "ring full"

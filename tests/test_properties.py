@@ -20,11 +20,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.encoder import encode_span
-from trubrics_otel.jsonable import dumps
-from trubrics_otel.redaction import (
-    MAX_DEPTH, MAX_PROPERTIES_CHARS, MAX_STRING_CHARS, MAX_TEXT_CHARS, Policy,
-)
+from trubrics_otel.translate.encoder import encode_span
+from trubrics_otel.translate.jsonable import dumps
+from trubrics_otel.translate.jsonable import MAX_DEPTH, MAX_PROPERTIES_CHARS, MAX_STRING_CHARS, MAX_TEXT_CHARS
+from trubrics_otel.translate.redaction import Policy
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -10,7 +10,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from trubrics_otel.spool import MemorySpool, Spool
+from trubrics_otel.deliver.memory_spool import MemorySpool
+from trubrics_otel.deliver.spool import Spool
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,7 +69,7 @@ def _leave_segment(directory: Path, code: str = "") -> None:
     """A separate process writes records and exits without closing the spool (as a crash)."""
     script = textwrap.dedent(f"""
         import os
-        from trubrics_otel.spool import Spool
+        from trubrics_otel.deliver.spool import Spool
         spool = Spool({str(directory)!r})
         for n in range(3):
             spool.append("publish_events", [{{"user_id": "u", "event": "old", "properties": {{"i": n}}}}])
@@ -124,7 +125,7 @@ def test_a_live_process_keeps_its_segments(tmp_path):
     directory = tmp_path / "spool"
     script = textwrap.dedent(f"""
         import pathlib, sys, time
-        from trubrics_otel.spool import Spool
+        from trubrics_otel.deliver.spool import Spool
         spool = Spool({str(directory)!r})
         spool.append("publish_events", [{{"user_id": "u", "event": "theirs", "properties": {{"i": 0}}}}])
         pathlib.Path({str(ready)!r}).touch()

@@ -23,8 +23,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.encoder import encode_span
-from trubrics_otel.tracing import current_observation
+from trubrics_otel.translate.encoder import encode_span
+from trubrics_otel.capture.observation import current_observation
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 HEX16 = re.compile(r"^[0-9a-f]{16}$")

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from trubrics_otel import UserContextSpanProcessor, configure, user_context
-from trubrics_otel.context import current_user_context
+from trubrics_otel.capture.context import current_user_context
 
 
 @pytest.fixture

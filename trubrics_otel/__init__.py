@@ -11,14 +11,17 @@
 
 import logging as _logging
 
-from trubrics_otel.client import Trubrics
-from trubrics_otel.configure import configure
-from trubrics_otel.context import UserContextSpanProcessor, user_context
-from trubrics_otel.exporter import TrubricsSpanExporter
-from trubrics_otel.tracing import Observation, current_observation
+from trubrics_otel.capture.client import SyncResult, Trubrics
+from trubrics_otel.capture.configure import configure
+from trubrics_otel.capture.context import UserContextSpanProcessor, user_context
+from trubrics_otel.capture.observation import Observation, current_observation
+from trubrics_otel.deliver.exporter import TrubricsSpanExporter
+from trubrics_otel.deliver.processor import SpoolingSpanProcessor
 
 __all__ = [
     "Observation",
+    "SpoolingSpanProcessor",
+    "SyncResult",
     "Trubrics",
     "TrubricsSpanExporter",
     "UserContextSpanProcessor",

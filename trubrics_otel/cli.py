@@ -18,7 +18,7 @@ from typing import Any
 # subcommand -> module (or ``module:object``) defining ``add_arguments(parser)`` and
 # ``run(args) -> int``
 SUBCOMMANDS: dict[str, str] = {
-    "bridge": "trubrics_otel.bridge",
+    "bridge": "trubrics_otel.receive.bridge",
     "serve": "trubrics_otel.server.cli:serve",
     "events": "trubrics_otel.server.cli:events",
     "sessions": "trubrics_otel.server.cli:sessions",

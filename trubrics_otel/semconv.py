@@ -3,7 +3,7 @@
 OpenTelemetry semantic conventions are used where they exist (GenAI, user, session,
 error); ``trubrics.*`` names cover what no convention does. Names of third-party
 conventions (OpenLLMetry, OpenInference, older GenAI forms) live here too, so the rule
-table in :mod:`trubrics_otel.conventions` only ever refers to constants.
+table in :mod:`trubrics_otel.translate.conventions` only ever refers to constants.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ TRUBRICS_LATENCY_UNKNOWN: Final = "trubrics.latency_unknown"
 TRUBRICS_CONTEXT_PROPERTIES: Final = "trubrics.context.properties"
 """JSON object of properties stamped from ``user_context``; the event's own win on clashes."""
 TRUBRICS_OBSERVATION_TYPE: Final = "trubrics.observation.type"
-"""``trace`` | ``span`` | ``generation`` | ``event`` | ``score``: written by :mod:`~trubrics_otel.tracing`."""
+"""``trace`` | ``span`` | ``generation`` | ``event`` | ``score``: written by :mod:`~trubrics_otel.capture.tracing`."""
 
 # --- Users and conversations ------------------------------------------------------------
 USER_ID: Final = "user.id"
@@ -126,7 +126,7 @@ PROP_TOOL_CALL_ID: Final = "tool_call_id"
 PROP_SPAN_KIND: Final = "span_kind"
 PROP_DURATION: Final = "duration"
 
-# --- Properties of tracing observations (see trubrics_otel.tracing) -----------------------
+# --- Properties of tracing observations (see trubrics_otel.capture.tracing) -----------------------
 PROP_OBSERVATION_TYPE: Final = "observation_type"
 PROP_DURATION: Final = "duration"
 """Seconds between a trace's or span's start and end."""

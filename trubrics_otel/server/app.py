@@ -48,10 +48,16 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from trubrics_otel.encoder import encode_spans
-from trubrics_otel.otlp import decode_request
-from trubrics_otel.server.store import DEFAULT_SESSION_TIMEOUT_S, Store, parse_time
-from trubrics_otel.server.validation import EVENT, LLM_EVENT, validate_batch, validate_event
+from trubrics_otel.receive.otlp import decode_request
+from trubrics_otel.server.store import DEFAULT_SESSION_TIMEOUT_S, Store
+from trubrics_otel.server.times import parse_time
+from trubrics_otel.server.validation import (
+    EVENT,
+    LLM_EVENT,
+    validate_batch,
+    validate_event,
+)
+from trubrics_otel.translate.encoder import encode_spans
 
 DEFAULT_PORT = 8787
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024

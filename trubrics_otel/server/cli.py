@@ -24,7 +24,8 @@ from typing import Any
 from urllib.parse import quote
 
 from trubrics_otel.server.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, LocalServer
-from trubrics_otel.server.store import DEFAULT_SESSION_TIMEOUT_S, Store, default_db_path, parse_time
+from trubrics_otel.server.store import DEFAULT_SESSION_TIMEOUT_S, Store, default_db_path
+from trubrics_otel.server.times import parse_time
 
 
 class Command:

@@ -40,13 +40,14 @@ import math
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from trubrics_otel import semconv as sc
+from trubrics_otel import settings
+from trubrics_otel.server.times import iso, now_us, timestamp_us, to_us
 
 DEFAULT_SESSION_TIMEOUT_S = 30 * 60
 
@@ -96,10 +97,7 @@ _MODEL_KEYS = (sc.GEN_AI_RESPONSE_MODEL, "model", sc.GEN_AI_REQUEST_MODEL, sc.PR
 
 def default_db_path() -> Path:
     """``$TRUBRICS_DB``, else ``$XDG_DATA_HOME/trubrics-otel/events.sqlite3`` (~/.local/share)."""
-    if os.environ.get("TRUBRICS_DB"):
-        return Path(os.environ["TRUBRICS_DB"]).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "trubrics-otel" / "events.sqlite3"
+    return settings.read(settings.DB) or settings.data_directory() / "trubrics-otel" / "events.sqlite3"
 
 
 class Store:
@@ -146,7 +144,7 @@ class Store:
         llm_events: Sequence[Mapping[str, Any]] = (),
     ) -> tuple[int, int]:
         """Store validated events (see :mod:`.validation`); return ``(stored, duplicates)``."""
-        now = _now_us()
+        now = now_us()
         rows = [_event_row(e, now) for e in events] + [_llm_row(e, now) for e in llm_events]
         if not rows:
             return 0, 0
@@ -426,64 +424,3 @@ def _event_dict(row: sqlite3.Row) -> dict[str, Any]:
         "input_tokens": row["input_tokens"],
         "output_tokens": row["output_tokens"],
     }
-
-
-# --- time ----------------------------------------------------------------------------------------
-
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
-
-
-def timestamp_us(text: str) -> int:
-    """ISO 8601 → microseconds since epoch, for a time that can be shown back in UTC.
-
-    Raises ``ValueError`` for text that is not ISO 8601 and for times outside years 1-9999.
-    """
-    try:
-        us = to_us(parse_timestamp(text))
-        iso(us)
-    except OverflowError:
-        raise ValueError(f"out of range: {text[:64]!r}") from None
-    return us
-
-
-def parse_timestamp(text: str) -> _dt.datetime:
-    """ISO 8601 → aware datetime; a naive one is UTC. Raises ``ValueError``."""
-    moment = _dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=_dt.timezone.utc)
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_time(text: str, now: _dt.datetime | None = None) -> _dt.datetime:
-    """An ISO 8601 time, or a duration ago: ``90s``, ``15m``, ``2h``, ``7d``, ``1w``."""
-    text = text.strip()
-    unit = _UNITS.get(text[-1:].lower())
-    if unit is not None:
-        try:
-            amount = float(text[:-1])
-        except ValueError:
-            amount = None
-        if amount is not None:
-            now = now or _dt.datetime.now(_dt.timezone.utc)
-            return now - _dt.timedelta(seconds=amount * unit)
-    try:
-        return parse_timestamp(text)
-    except ValueError:
-        raise ValueError(f"not an ISO 8601 time nor a duration like 15m, 2h, 7d: {text!r}") from None
-
-
-def to_us(moment: _dt.datetime) -> int:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=_dt.timezone.utc)
-    return (moment - _EPOCH) // _dt.timedelta(microseconds=1)
-
-
-def iso(us: int | None) -> str | None:
-    if us is None:
-        return None
-    return (_EPOCH + _dt.timedelta(microseconds=us)).isoformat()
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000

@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from trubrics_otel.server.store import timestamp_us
+from trubrics_otel.server.times import timestamp_us
 
 MAX_EVENTS_PER_REQUEST = 100
 

@@ -10,7 +10,7 @@ and is emitted *before* the span ends, so the join is local and exact::
     logger_provider.add_log_record_processor(joiner)
     tracer_provider.add_span_processor(joiner.wrap(BatchSpanProcessor(TrubricsSpanExporter())))
 
-:func:`trubrics_otel.configure` does this when given ``logger_provider=``. The wrapped
+:func:`trubrics_otel.capture.configure` does this when given ``logger_provider=``. The wrapped
 processor sees each ended span with the content added as ``gen_ai.input.messages`` /
 ``gen_ai.output.messages`` (the span's own attributes win), so the rule table reads one
 form only. Content waits at most for ``max_spans`` spans; a record whose span never ends
@@ -31,7 +31,7 @@ from opentelemetry.sdk._logs import LogRecordProcessor
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.conventions import messages_from_events
+from trubrics_otel.translate.conventions.genai import messages_from_events
 
 _logger = logging.getLogger("trubrics")
 _CONTENT_EVENTS = frozenset(

@@ -15,9 +15,9 @@ as soon as a batch is full) but:
   while nothing is lost;
 * ``shutdown(timeout_millis)`` returns within its timeout, and spools whatever the worker
   could not deliver by then;
-* after ``os.fork()`` the child starts with an empty queue and its own worker: the
-  parent's spans are the parent's to send, never sent twice;
-* with a ``journal`` (see :mod:`~trubrics_otel.journal`), ``Trubrics.track`` queues its
+* after ``os.fork()`` the child starts with an empty queue, its own worker and (on its
+  first event) its own journal: the parent's spans are the parent's to send, never twice;
+* with a ``journal`` (see :mod:`~trubrics_otel.deliver.journal`), ``Trubrics.track`` queues its
   events there rather than in memory: a file mapping that outlives a ``kill -9``. The
   worker exports them like queued spans and releases them once delivered or spooled.
 
@@ -29,20 +29,25 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 import time
-import weakref
 from typing import TYPE_CHECKING
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from trubrics_otel.tracked import Record, TrackedSpan, spans_from_bytes, to_bytes, with_json_properties
+from trubrics_otel.deliver.forking import reset_in_child
+from trubrics_otel.translate.tracked import (
+    TrackedRecord,
+    TrackedSpan,
+    spans_from_bytes,
+    to_bytes,
+    with_json_properties,
+)
 
 if TYPE_CHECKING:
-    from trubrics_otel.exporter import TrubricsSpanExporter
-    from trubrics_otel.journal import Journal
+    from trubrics_otel.deliver.exporter import TrubricsSpanExporter
+    from trubrics_otel.deliver.journal import Journal
 
 _logger = logging.getLogger("trubrics")
 
@@ -60,19 +65,25 @@ class SpoolingSpanProcessor(SpanProcessor):
         self._exporter = exporter
         self.journal = journal
         """A second queue: ``Trubrics.track`` appends its records to this crash journal
-        (:mod:`~trubrics_otel.journal`) instead of the in-memory queue; the worker reads,
+        (:mod:`~trubrics_otel.deliver.journal`) instead of the in-memory queue; the worker reads,
         exports and then releases them."""
         self._max_queue_size = max(1, max_queue_size)
         self._delay = schedule_delay
         self._batch_size = max(1, max_export_batch_size)
         self._shutdown = False
+        self._reopen_journal = False
         self._init_state()
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.WeakMethod(self._init_state)
-            os.register_at_fork(after_in_child=lambda: (m := ref()) and m())
+        reset_in_child(self._after_fork)
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's queue and journal ring stay the parent's; the
+        child opens a journal of its own on its first event."""
+        if self.journal is not None:  # the journal dropped the parent's ring by itself
+            self.journal = None
+            self._reopen_journal = True
+        self._init_state()
 
     def _init_state(self) -> None:
-        # after a fork this drops the parent's queued spans from the child's copy on purpose
         self._queue: collections.deque[ReadableSpan] = collections.deque()
         self._wake = threading.Event()
         self._export_lock = threading.Lock()
@@ -109,10 +120,13 @@ class SpoolingSpanProcessor(SpanProcessor):
         if len(queue) >= self._batch_size and not self._wake.is_set():
             self._wake.set()
 
-    def enqueue_record(self, record: Record) -> None:
+    def enqueue_record(self, record: TrackedRecord) -> None:
         """Queue one ``Trubrics.track`` call: into the journal when there is one (a memcpy
         into a file mapping that outlives ``kill -9``; bounded by the ring's bytes, not by
         ``max_queue_size``, which bounds the spans held in memory), else as a span."""
+        if self._reopen_journal:
+            self._reopen_journal = False
+            self.journal = self._exporter.open_journal()
         journal = self.journal
         if journal is None or self._shutdown:
             # memory keeps a snapshot of the properties (the journal's bytes are one already)

@@ -35,25 +35,30 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.jsonable import dumps, encode_string
-from trubrics_otel.redaction import RateLimitedLog
+from trubrics_otel.logs import RateLimitedLog
+from trubrics_otel.translate.jsonable import dumps, encode_string
 
 EVENT = "e"
 LLM = "l"
 VERSION = 1
 """Bumped whenever a record's layout changes: a journal of another version is not replayed."""
 
-_PROPERTIES_AT = {EVENT: 2, LLM: 6}
+# The fields of a record, and of its body for each kind (records are plain tuples: cheap to
+# build on the app's thread, and marshal stores them as they are):
+VERSION_AT, KIND_AT, TRACE_ID_AT, SPAN_ID_AT, PARENT_ID_AT, CONTEXT_AT, BODY_AT = range(7)
+"""record = (VERSION, kind, trace_id, span_id, parent_span_id (0: none), context attributes
+(a dict from user_context, or None), body)"""
+EVENT_FIELDS = ("user_id", "event", "properties", "end_ns")
+LLM_FIELDS = ("user_id", "prompt", "generation", "prompt_event_name", "generation_event_name",
+              "model", "properties", "end_ns", "latency", "thread_id", "usage")
+"""latency: seconds, None when unknown; usage: GenAI usage attributes (a dict) or None."""
+EVENT_NAME_AT = EVENT_FIELDS.index("event")
+_BODY_LENGTH = {EVENT: len(EVENT_FIELDS), LLM: len(LLM_FIELDS)}
+_PROPERTIES_AT = {EVENT: EVENT_FIELDS.index("properties"), LLM: LLM_FIELDS.index("properties")}
 """Where a body keeps its properties: a dict as the caller gave it (the journal's marshal
 snapshots it), or JSON text, or None."""
 
-# record = (VERSION, kind, trace_id, span_id, parent_span_id (0: none), context attributes
-#           (dict from user_context, or None), body)
-# event body = (user_id, event, properties | None, end_ns)
-# llm body   = (user_id, prompt, generation, prompt_event_name, generation_event_name,
-#               model | None, properties | None, end_ns, latency s | None (unknown),
-#               thread_id | None, usage attributes (dict) | None)
-Record = tuple[Any, ...]
+TrackedRecord = tuple[Any, ...]
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 RESOURCE = Resource.create({})
@@ -63,9 +68,9 @@ _UNSET = Status(StatusCode.UNSET)
 
 
 class TrackedSpan(ReadableSpan):
-    """A finished span computed from a :data:`Record` on first read (see the module docstring)."""
+    """A finished span computed from a :data:`TrackedRecord` on first read (see the module docstring)."""
 
-    def __init__(self, record: Record) -> None:
+    def __init__(self, record: TrackedRecord) -> None:
         # deliberately not ReadableSpan.__init__: that is what _fill does, later
         self.record = record
 
@@ -86,7 +91,7 @@ class TrackedSpan(ReadableSpan):
         )
 
 
-def span_fields(record: Record) -> tuple[str, dict[str, Any], int, int, SpanKind]:
+def span_fields(record: TrackedRecord) -> tuple[str, dict[str, Any], int, int, SpanKind]:
     """Name, attributes, start and end (ns) and kind of the span a record stands for."""
     _, kind, _, _, _, context, body = record
     if kind == EVENT:
@@ -133,18 +138,18 @@ def json_properties(properties: Any) -> str:
     return properties if properties.__class__ is str else dumps(properties, _warn)
 
 
-def with_json_properties(record: Record) -> Record:
+def with_json_properties(record: TrackedRecord) -> TrackedRecord:
     """The record with its properties as JSON text: a snapshot, for a record kept in memory
     (a record in the journal is a snapshot already), or one :mod:`marshal` cannot store."""
-    body = record[6]
-    at = _PROPERTIES_AT[record[1]]
+    body = record[BODY_AT]
+    at = _PROPERTIES_AT[record[KIND_AT]]
     if body[at] is None or body[at].__class__ is str:
         return record
     body = (*body[:at], json_properties(body[at]), *body[at + 1 :])
-    return (*record[:6], body)
+    return (*record[:BODY_AT], body)
 
 
-def to_bytes(record: Record) -> bytes:
+def to_bytes(record: TrackedRecord) -> bytes:
     """The record for the journal or the spool; properties marshal cannot store go as JSON."""
     try:
         return marshal.dumps(record)
@@ -165,17 +170,16 @@ def spans_from_bytes(payloads: Iterable[bytes], logger: logging.Logger) -> list[
     return spans
 
 
-def from_bytes(payload: bytes) -> Record | None:
+def from_bytes(payload: bytes) -> TrackedRecord | None:
     """A record written by :func:`to_bytes`, or None for one this version cannot read."""
     try:
         record = marshal.loads(payload)
     except (ValueError, EOFError, TypeError):
         return None
-    if type(record) is not tuple or len(record) != 7 or record[0] != VERSION:
+    if type(record) is not tuple or len(record) != BODY_AT + 1 or record[VERSION_AT] != VERSION:
         return None
-    if record[1] not in (EVENT, LLM) or type(record[6]) is not tuple:
-        return None
-    if len(record[6]) != (4 if record[1] == EVENT else 11):
+    body = record[BODY_AT]
+    if type(body) is not tuple or len(body) != _BODY_LENGTH.get(record[KIND_AT]):
         return None
     return record
 

@@ -17,9 +17,9 @@ nesting deeper than 32      ``"<too deep>"``
 anything else               ``str(value)`` (``repr`` if ``str`` fails)
 ==========================  =====================================================
 
-Properties whose JSON would pass :data:`~trubrics_otel.redaction.MAX_PROPERTIES_CHARS`
-are cut to the limits of :mod:`~trubrics_otel.redaction` right away, so a huge value
-never sits in the queue.
+Properties whose JSON would pass :data:`MAX_PROPERTIES_CHARS` are cut to the limits below
+(:func:`bound_properties`) right away, so a huge value never sits in the queue; the
+:mod:`~trubrics_otel.translate.redaction` policy applies the same limits to every event.
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from trubrics_otel.redaction import MAX_DEPTH, MAX_PROPERTIES_CHARS, bound_properties
+MAX_STRING_CHARS = 65_536
+MAX_TEXT_CHARS = 262_144
+MAX_DEPTH = 32
+MAX_PROPERTIES_CHARS = 262_144
 
 _FAST = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
@@ -132,3 +135,94 @@ def _scalar(value: Any) -> Any:
         return str(value)
     except Exception:  # a broken __str__ must not lose the event
         return repr(value)
+
+
+def snapshot(value: Any) -> Any:
+    """A JSON-safe deep copy: through the C encoder and decoder when it can, else converted."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError, RecursionError):
+        return to_jsonable(value)
+
+
+# --- limits ---------------------------------------------------------------------------
+
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+"""Strict JSON text: NaN and Infinity raise here rather than leave as invalid JSON."""
+
+
+def bound_properties(
+    properties: dict[str, Any], warn: Callable[..., None] | None = None
+) -> dict[str, Any]:
+    """``properties`` within the string, depth and size limits (a copy when anything changed)."""
+    notes: set[str] = set()
+    bounded = _bound(properties, 0, notes)
+    if not isinstance(bounded, dict):
+        bounded = {"value": bounded}
+    try:
+        size = len(_compact(bounded))
+    except (TypeError, ValueError):  # not JSON after all (only if a mask returned junk or inf)
+        bounded = to_jsonable(bounded)
+        size = len(_compact(bounded))
+        notes.add("type")
+    if size > MAX_PROPERTIES_CHARS:
+        bounded = _fit(bounded)
+        notes.add("size")
+    if notes and warn is not None:
+        for note in sorted(notes):
+            warn(note, "Event properties over a limit were cut (%s); see trubrics_otel.translate.jsonable", note)
+    return bounded
+
+
+def _bound(value: Any, depth: int, notes: set[str]) -> Any:
+    if isinstance(value, str):
+        if len(value) > MAX_STRING_CHARS:
+            notes.add("string")
+            return truncate(value, MAX_STRING_CHARS)
+        return value
+    if isinstance(value, dict):
+        if depth >= MAX_DEPTH:
+            notes.add("depth")
+            return "<too deep>"
+        return {text_of(k): _bound(v, depth + 1, notes) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        if depth >= MAX_DEPTH:
+            notes.add("depth")
+            return "<too deep>"
+        return [_bound(v, depth + 1, notes) for v in value]
+    return value
+
+
+def _fit(properties: dict[str, Any]) -> dict[str, Any]:
+    kept: dict[str, Any] = {}
+    budget = MAX_PROPERTIES_CHARS - 64
+    dropped = 0
+    for key, value in properties.items():
+        cost = len(json.dumps({key: value}, ensure_ascii=False, separators=(",", ":")))
+        if cost <= budget:
+            kept[key] = value
+            budget -= cost
+        else:
+            dropped += 1
+    kept["$truncated_properties"] = dropped
+    return kept
+
+
+def text_of(value: Any) -> str:
+    """A string for any value, even one whose ``__str__`` raises."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    try:
+        return str(value)
+    except Exception:
+        try:
+            return repr(value)
+        except Exception:
+            return f"<{type(value).__name__}>"
+
+
+def truncate(text: str, limit: int) -> str:
+    marker = f"…[truncated {len(text) - limit}]"
+    return text[: max(0, limit - len(marker))] + marker

@@ -34,7 +34,6 @@ from requests.adapters import HTTPAdapter
 EVENTS_PATH = "publish_events"
 LLM_EVENTS_PATH = "publish_llm_events"
 MAX_BATCH = 100
-DEFAULT_HOST = "https://app.trubrics.com/api/ingestion"
 
 _RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
 _BACKOFF_BASE_S = 0.25
@@ -45,7 +44,7 @@ Deadline = Callable[[], float]
 
 
 @dataclass
-class Delivery:
+class SendResult:
     """The outcome of :meth:`Transport.send`."""
 
     ok: bool
@@ -72,16 +71,16 @@ class Transport:
         timeout: float = 10.0,
         logger: logging.Logger | None = None,
     ) -> None:
-        self._base = host.rstrip("/")
+        self.base = host.rstrip("/")
         self._timeout = timeout
         self._logger = logger or logging.getLogger("trubrics")
-        self._session = _session(api_key, self._base)
+        self._session = _session(api_key, self.base)
         self._wake = threading.Event()
         self.attempts = 0
         self.retries = 0
 
     def __repr__(self) -> str:  # the session's headers hold the key: never show them
-        return f"Transport(host={self._base!r})"
+        return f"Transport(host={self.base!r})"
 
     def send(
         self,
@@ -90,7 +89,7 @@ class Transport:
         *,
         deadline: float | Deadline,
         cutoff: Deadline | None = None,
-    ) -> Delivery:
+    ) -> SendResult:
         """Send ``events`` in order, chunked.
 
         No attempt starts after ``deadline`` (a retry budget); a request in flight is cut at
@@ -102,7 +101,7 @@ class Transport:
         still goes; a transient failure stops the run and leaves the rest ``pending``.
         """
         until = deadline if callable(deadline) else (lambda: deadline)
-        delivery = Delivery(ok=True)
+        delivery = SendResult(ok=True)
         for start in range(0, len(events), MAX_BATCH):
             chunk = events[start : start + MAX_BATCH]
             result = self._send_chunk(path, chunk, until, cutoff or until)
@@ -131,15 +130,15 @@ class Transport:
 
     def after_fork(self) -> None:
         """In a forked child: fresh connections (the inherited ones are the parent's)."""
-        self._session = _session(self._session.headers["x-api-key"], self._base)
+        self._session = _session(self._session.headers["x-api-key"], self.base)
         self._wake = threading.Event()
         self.attempts = 0
         self.retries = 0
 
     def _send_chunk(
         self, path: str, chunk: Sequence[dict[str, Any]], until: Deadline, cutoff: Deadline
-    ) -> Delivery:
-        url = f"{self._base}/{path}"
+    ) -> SendResult:
+        url = f"{self.base}/{path}"
         body = json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         attempt = 0
         while True:
@@ -152,7 +151,7 @@ class Transport:
                     url, data=body, timeout=max(0.05, min(self._timeout, remaining))
                 )
             except requests.RequestException as exc:
-                result = Delivery(ok=False, detail=_describe(exc), retryable=True)
+                result = SendResult(ok=False, detail=_describe(exc), retryable=True)
             else:
                 result = _outcome(response)
                 wait = _retry_after(response)
@@ -227,10 +226,10 @@ def _session(api_key: str, base: str) -> requests.Session:
     return session
 
 
-def _outcome(response: requests.Response) -> Delivery:
+def _outcome(response: requests.Response) -> SendResult:
     if 200 <= response.status_code < 300:
-        return Delivery(ok=True, status=response.status_code)
-    return Delivery(
+        return SendResult(ok=True, status=response.status_code)
+    return SendResult(
         ok=False,
         status=response.status_code,
         detail=_detail(response),

@@ -1,7 +1,7 @@
 """OTLP/HTTP trace receiver that forwards Trubrics events: run it next to a Collector.
 
 The Collector (or any OTLP exporter) posts ``/v1/traces`` to the bridge; the bridge decodes
-the spans (:mod:`~trubrics_otel.otlp`), turns them into events with the same encoder as the
+the spans (:mod:`~trubrics_otel.receive.otlp`), turns them into events with the same encoder as the
 in-process exporter, sends them to the Trubrics ingestion API, and only then answers 200::
 
     trubrics-otel bridge --listen 127.0.0.1:4319          # TRUBRICS_API_KEY, TRUBRICS_HOST
@@ -39,7 +39,6 @@ import argparse
 import collections
 import json
 import logging
-import os
 import signal
 import threading
 import time
@@ -47,14 +46,21 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from trubrics_otel import otlp
 from trubrics_otel import semconv as sc
-from trubrics_otel.encoder import Event, encode_spans
-from trubrics_otel.transport import DEFAULT_HOST, EVENTS_PATH, LLM_EVENTS_PATH, Delivery, Transport
+from trubrics_otel import settings
+from trubrics_otel.deliver.transport import (
+    EVENTS_PATH,
+    LLM_EVENTS_PATH,
+    SendResult,
+    Transport,
+)
+from trubrics_otel.receive import otlp
+from trubrics_otel.settings import DEFAULT_HOST
+from trubrics_otel.translate.encoder import Event, encode_spans
 
 DEFAULT_LISTEN = "127.0.0.1:4319"
-DEFAULT_MAX_BODY = 32 << 20
-DEFAULT_TIMEOUT_S = 3.0
+DEFAULT_MAX_BODY = settings.BRIDGE_MAX_BODY.default
+DEFAULT_TIMEOUT_S = settings.BRIDGE_TIMEOUT.default
 RETRY_AFTER_S = 5
 TRACES_PATH = "/v1/traces"
 MAX_TRANSPORTS = 16  # distinct passed-through API keys kept warm
@@ -82,11 +88,11 @@ class Bridge:
         logger: logging.Logger | None = None,
     ) -> None:
         self._logger = logger or logging.getLogger("trubrics.bridge")
-        self.host = host or os.environ.get("TRUBRICS_HOST") or DEFAULT_HOST
-        self._api_key = api_key or os.environ.get("TRUBRICS_API_KEY") or None
-        self._listen = _address(listen or os.environ.get("TRUBRICS_BRIDGE_LISTEN") or DEFAULT_LISTEN)
-        self.max_body = int(max_body or os.environ.get("TRUBRICS_BRIDGE_MAX_BODY") or DEFAULT_MAX_BODY)
-        self.timeout = float(timeout or os.environ.get("TRUBRICS_BRIDGE_TIMEOUT") or DEFAULT_TIMEOUT_S)
+        self.host = settings.read(settings.HOST, host)
+        self._api_key = settings.read(settings.API_KEY, api_key) or None
+        self._listen = settings.address(listen) if listen else settings.read(settings.BRIDGE_LISTEN)
+        self.max_body = int(settings.read(settings.BRIDGE_MAX_BODY, max_body))
+        self.timeout = float(settings.read(settings.BRIDGE_TIMEOUT, timeout))
         self._transports: collections.OrderedDict[str, Transport] = collections.OrderedDict()
         self._delivered: collections.OrderedDict[tuple[str, str, str], None] = collections.OrderedDict()
         self._lock = threading.Lock()
@@ -183,13 +189,13 @@ class Bridge:
         return Answer(200, otlp.response_body(rejected, message, as_json=as_json),
                       otlp.JSON if as_json else otlp.PROTOBUF)
 
-    def _forward(self, key: str, path: str, events: list[Event], deadline: float) -> Delivery:
+    def _forward(self, key: str, path: str, events: list[Event], deadline: float) -> SendResult:
         """Send what was not delivered before, and remember what is now."""
         with self._lock:
             todo = [e for e in events if _identity(key, path, e) not in self._delivered]
         self._count("duplicates_skipped", len(events) - len(todo))
         if not todo:
-            return Delivery(ok=True)
+            return SendResult(ok=True)
         delivery = self._transport_send(key, path, todo, deadline)
         # Sent, or refused for good; a refused key is not "done": the sender may come back.
         done = todo[: len(todo) - len(delivery.pending)] if delivery.status not in (401, 403) else []
@@ -202,7 +208,7 @@ class Bridge:
             self._counts["events_rejected_upstream"] += delivery.rejected
         return delivery
 
-    def _upstream_failed(self, delivery: Delivery, as_json: bool) -> Answer:
+    def _upstream_failed(self, delivery: SendResult, as_json: bool) -> Answer:
         if delivery.status in (401, 403):
             return self._refuse(delivery.status, f"Trubrics refused the API key: {delivery.detail}", as_json)
         status = 429 if delivery.status == 429 else 503
@@ -222,7 +228,7 @@ class Bridge:
         return Answer(status, otlp.status_body(status, message, as_json=as_json),
                       otlp.JSON if as_json else otlp.PROTOBUF)
 
-    def _transport_send(self, key: str, path: str, events: list[Event], deadline: float) -> Delivery:
+    def _transport_send(self, key: str, path: str, events: list[Event], deadline: float) -> SendResult:
         with self._lock:
             transport = self._transports.pop(key, None)
             if transport is None:
@@ -243,14 +249,6 @@ class Bridge:
 def _identity(key: str, path: str, event: Event) -> tuple[str, str, str]:
     properties = event.get("properties") or {}
     return (key, path, f"{properties.get(sc.PROP_TRACE_ID)}/{properties.get(sc.PROP_SPAN_ID)}")
-
-
-def _address(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return (host.strip("[]") or "127.0.0.1", int(port))
-
-
-# --- HTTP ----------------------------------------------------------------------------------
 
 
 class _Server(ThreadingHTTPServer):

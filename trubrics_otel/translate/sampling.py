@@ -18,12 +18,7 @@ Without an explicit rate, the standard ``OTEL_TRACES_SAMPLER`` /
 
 from __future__ import annotations
 
-import os
-
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
-
-_RATIO_SAMPLERS = frozenset({"traceidratio", "parentbased_traceidratio"})
-_OFF_SAMPLERS = frozenset({"always_off", "parentbased_always_off"})
 
 
 class TraceSampler:
@@ -42,22 +37,8 @@ class TraceSampler:
         return f"TraceSampler(rate={self.rate})"
 
 
-def sampler_for(rate: float | None, *, from_env: bool) -> TraceSampler | None:
-    """A sampler for ``rate``, else (when ``from_env``) for OTEL_TRACES_SAMPLER; None keeps all."""
-    if rate is None and from_env:
-        rate = env_rate()
+def sampler_for(rate: float | None) -> TraceSampler | None:
+    """A sampler keeping ``rate`` of traces; None keeps all (``rate`` None or >= 1)."""
     if rate is None or rate >= 1.0:
         return None
     return TraceSampler(rate)
-
-
-def env_rate() -> float | None:
-    name = os.environ.get("OTEL_TRACES_SAMPLER", "").strip().lower()
-    if name in _OFF_SAMPLERS:
-        return 0.0
-    if name not in _RATIO_SAMPLERS:
-        return None
-    try:
-        return float(os.environ.get("OTEL_TRACES_SAMPLER_ARG", "1.0"))
-    except ValueError:
-        return 1.0

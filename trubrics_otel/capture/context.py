@@ -42,7 +42,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.jsonable import dumps
+from trubrics_otel.translate.jsonable import dumps
 
 F = TypeVar("F", bound=Callable[..., Any])
 _logger = logging.getLogger("trubrics")

@@ -13,7 +13,7 @@ A span becomes:
   the tracing API's traces, spans, events and scores, which also get ``observation_type``,
   ``duration`` for traces and spans, ``$thread_id`` and, on error, ``error.type`` /
   ``error.message``);
-* an LLM event when a row of :mod:`trubrics_otel.conventions` recognises it as an LLM call;
+* an LLM event when a row of :mod:`trubrics_otel.translate.conventions` recognises it as an LLM call;
 * a product event when a row reads it as one (a tool run: ``execute_tool``);
 * nothing otherwise (HTTP, database… spans) and is counted in ``Encoded.skipped`` — unless
   ``all_spans=True``, when it becomes a product event named after the span.
@@ -35,7 +35,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.conventions import (
+from trubrics_otel.translate.conventions import (
     THREAD_ID_ATTRIBUTES,
     USER_ID_ATTRIBUTES,
     LlmCall,
@@ -45,9 +45,13 @@ from trubrics_otel.conventions import (
     prefixed_properties,
     read_span,
 )
-from trubrics_otel.jsonable import encode_fast
-from trubrics_otel.redaction import MAX_PROPERTIES_CHARS
-from trubrics_otel.tracked import EVENT, Record, TrackedSpan, json_properties
+from trubrics_otel.translate.jsonable import MAX_PROPERTIES_CHARS, encode_fast
+from trubrics_otel.translate.tracked import (
+    EVENT,
+    TrackedRecord,
+    TrackedSpan,
+    json_properties,
+)
 
 Event = dict[str, Any]
 
@@ -132,7 +136,7 @@ def encode_span(span: ReadableSpan, *, all_spans: bool = False) -> tuple[str | N
     }
 
 
-def encode_record(record: Record) -> tuple[str, Event]:
+def encode_record(record: TrackedRecord) -> tuple[str, Event]:
     """The event of a ``Trubrics.track`` call's span, read from the record it is computed
     from rather than from its attributes: what the rows above give for that span (a test
     holds the two equal) at a fifth of the cost, since it skips re-parsing the JSON the

@@ -14,7 +14,7 @@
         client.chat.completions.create(...)   # → one Trubrics LLM event for u1 in t-42
 
 It adds two span processors to the provider: :class:`UserContextSpanProcessor` (stamps the
-user context at span start) and a :class:`~trubrics_otel.processor.SpoolingSpanProcessor`
+user context at span start) and a :class:`~trubrics_otel.deliver.processor.SpoolingSpanProcessor`
 (batching as the SDK's ``BatchSpanProcessor`` does, overflow spooled instead of dropped) around a
 :class:`TrubricsSpanExporter`. It never creates or replaces the global provider: without
 ``tracer_provider`` it uses the global one only if the app already installed an SDK
@@ -29,7 +29,6 @@ already installed; add only the stamping processor there::
 from __future__ import annotations
 
 import logging
-import os
 import weakref
 from typing import Any
 
@@ -37,11 +36,13 @@ from opentelemetry import trace
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
-from trubrics_otel.context import UserContextSpanProcessor
-from trubrics_otel.exporter import TrubricsSpanExporter, max_queue_size
-from trubrics_otel.genai_logs import GenAIContentJoiner
-from trubrics_otel.processor import SpoolingSpanProcessor
+from trubrics_otel import settings
+from trubrics_otel.capture.context import UserContextSpanProcessor
+from trubrics_otel.deliver.exporter import TrubricsSpanExporter
+from trubrics_otel.deliver.processor import SpoolingSpanProcessor
+from trubrics_otel.translate.genai_logs import GenAIContentJoiner
 
+DEFAULT_SCHEDULE_DELAY_S = 5.0
 
 _CONFIGURED: weakref.WeakKeyDictionary[TracerProvider, TrubricsSpanExporter] = (
     weakref.WeakKeyDictionary()
@@ -88,8 +89,9 @@ def configure(
     _CONFIGURED[provider] = exporter
     export: SpanProcessor = SpoolingSpanProcessor(
         exporter,
-        max_queue_size=max_queue_size(),
-        schedule_delay=(schedule_delay_millis or _env_delay_millis()) / 1000,
+        max_queue_size=settings.read(settings.MAX_QUEUE_SIZE),
+        schedule_delay=(schedule_delay_millis / 1000 if schedule_delay_millis
+                        else settings.read(settings.SCHEDULE_DELAY) or DEFAULT_SCHEDULE_DELAY_S),
         max_export_batch_size=512,
     )
     if logger_provider is not None:
@@ -99,10 +101,3 @@ def configure(
     provider.add_span_processor(UserContextSpanProcessor())
     provider.add_span_processor(export)
     return exporter
-
-
-def _env_delay_millis() -> float:
-    try:
-        return float(os.environ["OTEL_BSP_SCHEDULE_DELAY"])
-    except (KeyError, ValueError):
-        return 5000.0

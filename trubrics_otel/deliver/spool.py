@@ -49,14 +49,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-try:
-    import fcntl
-except ImportError:  # Windows: no flock; segments are still per-pid, just not locked
-    fcntl = None  # type: ignore[assignment]
+from trubrics_otel import settings
+from trubrics_otel.deliver.files import (
+    CLOEXEC,
+    lock_file,
+    private_directory,
+    same_file,
+    try_lock,
+)
 
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_BYTES = settings.MAX_SPOOL_BYTES.default
 DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024
-DEFAULT_MAX_MEMORY_EVENTS = 100_000
 
 _MAGIC = b"TS"
 _HEADER = struct.Struct(">2sHII")  # magic, event count, payload length, crc32
@@ -75,7 +78,7 @@ Event = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class Record:
+class SpoolRecord:
     path: str
     events: list[Event]
     segment: Any
@@ -117,9 +120,7 @@ class Spool:
         self._bytes = 0
         self._pending = 0
         self.skipped_bytes = 0
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with contextlib.suppress(OSError):
-            os.chmod(self.directory, 0o700)
+        private_directory(self.directory)
         self._claim_leftovers()
 
     def __repr__(self) -> str:
@@ -151,9 +152,9 @@ class Spool:
             self._pending += len(events)
         return True
 
-    def read(self, max_events: int) -> list[Record]:
+    def read(self, max_events: int) -> list[SpoolRecord]:
         """The oldest records, about ``max_events`` events in all; not removed until acked."""
-        out: list[Record] = []
+        out: list[SpoolRecord] = []
         count = 0
         with self._lock:  # a snapshot: written bytes never change, so read them unlocked
             plan = [(segment, segment.offset, segment.size) for segment in self._segments]
@@ -164,7 +165,7 @@ class Spool:
                     if found is None:
                         break
                     path, events, end = found
-                    out.append(Record(path, events, segment, end))
+                    out.append(SpoolRecord(path, events, segment, end))
                     count += len(events)
                     offset = end
             except OSError:  # closed meanwhile (close() or fork): nothing more to read
@@ -179,7 +180,7 @@ class Spool:
                         self._remove(segment)
         return out
 
-    def ack(self, record: Record) -> None:
+    def ack(self, record: SpoolRecord) -> None:
         """Mark ``record`` (and everything before it in its segment) delivered."""
         with self._lock:
             segment: _Segment = record.segment
@@ -235,10 +236,10 @@ class Spool:
         for attempt in range(100):
             file = self.directory / f"{time.time_ns():020d}-{os.getpid()}{_SUFFIX}"
             try:
-                fd = os.open(file, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | _CLOEXEC, 0o600)
+                fd = os.open(file, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | CLOEXEC, 0o600)
             except FileExistsError:
                 continue
-            _lock_file(fd)
+            lock_file(fd)
             self._writer = _Segment(file, fd, 0, 0, 0, own=True)
             self._segments.append(self._writer)
             return self._writer
@@ -257,10 +258,10 @@ class Spool:
                 continue
             file = self.directory / name
             try:
-                fd = os.open(file, os.O_RDWR | _CLOEXEC)
+                fd = os.open(file, os.O_RDWR | CLOEXEC)
             except OSError:
                 continue
-            if not _try_lock(fd) or not _same_file(fd, file):
+            if not try_lock(fd) or not same_file(fd, file):
                 os.close(fd)  # alive owner, or deleted while we waited
                 continue
             size = os.fstat(fd).st_size
@@ -334,7 +335,7 @@ class Spool:
         try:
             if segment.ack_fd is None:
                 segment.ack_fd = os.open(
-                    _ack_file(segment.file), os.O_RDWR | os.O_CREAT | _CLOEXEC, 0o600
+                    _ack_file(segment.file), os.O_RDWR | os.O_CREAT | CLOEXEC, 0o600
                 )
             offset = struct.pack(">Q", segment.offset)
             os.pwrite(segment.ack_fd, _ACK.pack(segment.offset, zlib.crc32(offset)), 0)
@@ -377,61 +378,6 @@ class Spool:
         segment.ack_fd = None
 
 
-class MemorySpool:
-    """The spool's interface in memory, for ``spool=False``: bounded by event count."""
-
-    def __init__(self, max_events: int = DEFAULT_MAX_MEMORY_EVENTS) -> None:
-        self.max_events = max_events
-        self.directory = None
-        self._records: deque[Record] = deque()
-        self._pending = 0
-        self._lock = threading.Lock()
-
-    @property
-    def pending(self) -> int:
-        return self._pending
-
-    def append(self, path: str, events: list[Event]) -> bool:
-        with self._lock:
-            if self._pending + len(events) > self.max_events:
-                return False
-            self._records.append(Record(path, list(events), None, 0))
-            self._pending += len(events)
-        return True
-
-    def read(self, max_events: int) -> list[Record]:
-        out: list[Record] = []
-        with self._lock:
-            for record in self._records:
-                if sum(len(r.events) for r in out) >= max_events:
-                    break
-                out.append(record)
-        return out
-
-    def ack(self, record: Record) -> None:
-        with self._lock:
-            while self._records:
-                head = self._records.popleft()
-                self._pending -= len(head.events)
-                if head is record:
-                    break
-
-    def close(self) -> None:
-        pass
-
-    def after_fork(self) -> None:
-        self._lock = threading.Lock()
-        self._records.clear()
-        self._pending = 0
-
-
-def default_directory() -> Path:
-    """The per-user cache directory: ``$XDG_CACHE_HOME`` (or ``~/.cache``) / trubrics-otel."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.environ.get("LOCALAPPDATA")
-    root = Path(base) if base else Path.home() / ".cache"
-    return root / "trubrics-otel" / "spool"
-
-
 def _encode(path: str, events: Iterable[Event]) -> bytes:
     events = list(events)
     if path == SPANS_PATH:
@@ -462,28 +408,3 @@ def _decode(payload: bytes, crc: int) -> tuple[str, list[Event]] | None:
 
 def _ack_file(file: Path) -> Path:
     return file.with_name(file.name + ".ack")
-
-
-def _lock_file(fd: int) -> None:
-    if fcntl is not None:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-
-def _try_lock(fd: int) -> bool:
-    if fcntl is None:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    return True
-
-
-def _same_file(fd: int, file: Path) -> bool:
-    try:
-        return os.stat(file).st_ino == os.fstat(fd).st_ino
-    except OSError:
-        return False
-
-
-_CLOEXEC = getattr(os, "O_CLOEXEC", 0)

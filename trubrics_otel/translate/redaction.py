@@ -33,32 +33,24 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from trubrics_otel import semconv as sc
+from trubrics_otel.logs import RateLimitedLog
+from trubrics_otel.translate.jsonable import (
+    MAX_DEPTH,
+    MAX_STRING_CHARS,
+    MAX_TEXT_CHARS,
+    bound_properties,
+    text_of,
+    truncate,
+)
 
-MAX_STRING_CHARS = 65_536
-MAX_TEXT_CHARS = 262_144
-MAX_DEPTH = 32
-MAX_PROPERTIES_CHARS = 262_144
-LOG_INTERVAL_S = 60.0
-
-CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
-_CONTENT_OFF = frozenset({"false", "0", "no", "off", "no_content", "none"})
 _IDS = (sc.PROP_TRACE_ID, sc.PROP_SPAN_ID, sc.PROP_PARENT_SPAN_ID)
 
 Mask = Callable[[Any], Any]
 Event = dict[str, Any]
-
-
-def capture_content_default() -> bool:
-    """Content is captured unless the GenAI content variable turns it off."""
-    value = os.environ.get(CAPTURE_CONTENT_ENV)
-    return value is None or value.strip().lower() not in _CONTENT_OFF
 
 
 class Policy:
@@ -69,7 +61,7 @@ class Policy:
         logger: logging.Logger | None = None,
     ) -> None:
         self.mask = mask
-        self.capture_content = capture_content_default() if capture_content is None else capture_content
+        self.capture_content = True if capture_content is None else capture_content
         self._log = RateLimitedLog(logger or logging.getLogger("trubrics"))
 
     @property
@@ -101,7 +93,7 @@ class Policy:
                 properties = {"value": properties}
         if kind == "llm":
             for field in ("prompt", "generation"):
-                event[field] = self._cut(_text(event.get(field)), MAX_TEXT_CHARS, field)
+                event[field] = self._cut(text_of(event.get(field)), MAX_TEXT_CHARS, field)
         properties = bound_properties(properties, self._log.warning)
         properties.update(ids)
         event["properties"] = properties
@@ -141,112 +133,3 @@ def _within_limits(kind: str, event: Event) -> bool:
     except (TypeError, ValueError):
         return False
     return len(text) <= MAX_STRING_CHARS and text.count("{") + text.count("[") < MAX_DEPTH
-
-
-def bound_properties(
-    properties: dict[str, Any], warn: Callable[..., None] | None = None
-) -> dict[str, Any]:
-    """``properties`` within the string, depth and size limits (a copy when anything changed)."""
-    notes: set[str] = set()
-    bounded = _bound(properties, 0, notes)
-    if not isinstance(bounded, dict):
-        bounded = {"value": bounded}
-    try:
-        size = len(_compact(bounded))
-    except (TypeError, ValueError):  # not JSON after all (only if a mask returned junk or inf)
-        from trubrics_otel.jsonable import to_jsonable
-
-        bounded = to_jsonable(bounded)
-        size = len(_compact(bounded))
-        notes.add("type")
-    if size > MAX_PROPERTIES_CHARS:
-        bounded = _fit(bounded)
-        notes.add("size")
-    if notes and warn is not None:
-        for note in sorted(notes):
-            warn(note, "Event properties over a limit were cut (%s); see trubrics_otel.redaction", note)
-    return bounded
-
-
-def _bound(value: Any, depth: int, notes: set[str]) -> Any:
-    if isinstance(value, str):
-        if len(value) > MAX_STRING_CHARS:
-            notes.add("string")
-            return truncate(value, MAX_STRING_CHARS)
-        return value
-    if isinstance(value, dict):
-        if depth >= MAX_DEPTH:
-            notes.add("depth")
-            return "<too deep>"
-        return {_text(k): _bound(v, depth + 1, notes) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        if depth >= MAX_DEPTH:
-            notes.add("depth")
-            return "<too deep>"
-        return [_bound(v, depth + 1, notes) for v in value]
-    return value
-
-
-def _fit(properties: dict[str, Any]) -> dict[str, Any]:
-    kept: dict[str, Any] = {}
-    budget = MAX_PROPERTIES_CHARS - 64
-    dropped = 0
-    for key, value in properties.items():
-        cost = len(json.dumps({key: value}, ensure_ascii=False, separators=(",", ":")))
-        if cost <= budget:
-            kept[key] = value
-            budget -= cost
-        else:
-            dropped += 1
-    kept["$truncated_properties"] = dropped
-    return kept
-
-
-def _text(value: Any) -> str:
-    """A string for any value, even one whose ``__str__`` raises."""
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    try:
-        return str(value)
-    except Exception:
-        try:
-            return repr(value)
-        except Exception:
-            return f"<{type(value).__name__}>"
-
-
-def truncate(text: str, limit: int) -> str:
-    marker = f"…[truncated {len(text) - limit}]"
-    return text[: max(0, limit - len(marker))] + marker
-
-
-class RateLimitedLog:
-    """Log each kind of message at most once per :data:`LOG_INTERVAL_S`, with a count."""
-
-    def __init__(self, logger: logging.Logger, interval: float = LOG_INTERVAL_S) -> None:
-        self._logger = logger
-        self._interval = interval
-        self._last: dict[str, float] = {}
-        self._quiet: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def warning(self, key: str, message: str, *args: Any) -> None:
-        self._log(logging.WARNING, key, message, args)
-
-    def error(self, key: str, message: str, *args: Any) -> None:
-        self._log(logging.ERROR, key, message, args)
-
-    def _log(self, level: int, key: str, message: str, args: tuple[Any, ...]) -> None:
-        now = time.monotonic()
-        with self._lock:
-            last = self._last.get(key)
-            if last is not None and now - last < self._interval:
-                self._quiet[key] = self._quiet.get(key, 0) + 1
-                return
-            self._last[key] = now
-            quiet = self._quiet.pop(key, 0)
-        if quiet:
-            message += f" (and {quiet} more like it since the last report)"
-        self._logger.log(level, message, *args)

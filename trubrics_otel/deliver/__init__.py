@@ -1,0 +1,1 @@
+"""Getting events to Trubrics and never losing them: batching, transport, journal, spool."""

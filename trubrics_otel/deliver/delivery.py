@@ -1,0 +1,392 @@
+"""``SpoolingDelivery``: send now, else spool; replay the spool oldest first.
+
+::
+
+    delivery = SpoolingDelivery(transport, directory, encode=exporter.encode, ...)
+    delivery.deliver([("publish_events", events), ("publish_llm_events", llm_events)])
+    with delivery.deadline(5):          # flush / close: every attempt bounded
+        delivery.deliver([])            # replay what is spooled
+    delivery.shutdown()
+
+Events that meet a transient failure for longer than :data:`FIRST_TRY_S`, or are still
+undelivered when a flush/close deadline passes, go to the :mod:`~trubrics_otel.deliver.spool`
+(a directory per endpoint and key) and are replayed oldest first as soon as the endpoint
+answers again: by a background thread that only runs while the spool holds events, and by the
+next process that uses the same endpoint after a crash. While the endpoint is down only that
+thread probes it; new batches go straight to the spool. Without a directory the spool is in
+memory (bounded, lost at exit).
+
+Delivery is at least once: after a crash at the wrong moment an event can be sent twice; its
+``$trace_id`` + ``$span_id`` pair lets a receiver drop the copy.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+from trubrics_otel.deliver.journal_recovery import recover
+from trubrics_otel.deliver.memory_spool import MemorySpool
+from trubrics_otel.deliver.spool import SPANS_PATH, Spool, SpoolRecord
+from trubrics_otel.deliver.transport import MAX_BATCH, SendResult, Transport
+from trubrics_otel.logs import RateLimitedLog
+from trubrics_otel.translate.tracked import spans_from_bytes
+
+Event = dict[str, Any]
+Batches = list[tuple[str, list[Event]]]
+Encode = Callable[[Sequence[ReadableSpan]], Batches]
+
+FIRST_TRY_S = 1.0
+"""How long a fresh batch is retried before it goes to the spool: a blip costs no disk
+write, and a longer outage keeps almost nothing in memory (what a ``kill -9`` would lose)."""
+REPLAY_CHUNK_EVENTS = 1_000
+"""Events read from the spool at a time: bounds the memory a replay needs."""
+REPLAY_INTERVAL_S = 1.0
+REPLAY_INTERVAL_MAX_S = 10.0
+
+
+class SpoolingDelivery:
+    def __init__(
+        self,
+        transport: Transport,
+        directory: Path | None,
+        *,
+        encode: Encode,
+        max_spool_bytes: int,
+        retry_timeout: float,
+        refusal: str | None,
+        logger: logging.Logger,
+    ) -> None:
+        self._transport = transport
+        self.directory = directory
+        """The disk spool's directory; None keeps undelivered events in memory."""
+        self._encode = encode
+        self._max_spool_bytes = max_spool_bytes
+        self._retry_timeout = retry_timeout
+        self._refusal = refusal
+        self._logger = logger
+        self._log = RateLimitedLog(logger)
+        self.after_fork()
+
+    def after_fork(self) -> None:
+        """Fresh state; in a forked child the parent's spool and connections stay the parent's."""
+        spool = getattr(self, "_spool", None)
+        if spool is not None:
+            spool.after_fork()
+        self._transport.after_fork()
+        self._spool: Spool | MemorySpool | None = None
+        self._spool_lock = threading.Lock()
+        self.deadline_at: float | None = None
+        """A flush or close deadline (monotonic s) bounding every attempt; see :meth:`deadline`."""
+        self._lock = threading.Lock()
+        self.counts = collections.Counter[str]()
+        self._count_lock = threading.Lock()
+        self._down = False
+        self._not_before = 0.0
+        self._inflight: tuple[str, list[Event]] | None = None
+        self._closed = False
+        self._replayer: threading.Thread | None = None
+        self._replayer_lock = threading.Lock()
+        self._wake_replayer = threading.Event()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def retries(self) -> int:
+        return self._transport.retries
+
+    @property
+    def pending(self) -> int:
+        """Events accepted but not yet delivered (spooled ones included)."""
+        spool = self._spool
+        return spool.pending if spool is not None else 0
+
+    def deadline(self, seconds: float | None) -> _Deadline:
+        """Context manager bounding every delivery attempt (flush, close) to ``seconds``."""
+        return _Deadline(self, seconds)
+
+    # --- sending -------------------------------------------------------------------------
+
+    def deliver(self, batches: Batches) -> SpanExportResult:
+        """Replay the spool, then send ``batches``; spool what meets a lasting failure."""
+        spool = self._spool
+        if batches and self._down and spool is not None and spool.pending:
+            # an outage: only the replay thread probes the endpoint; new events queue on disk
+            self.store(batches)
+            return SpanExportResult.FAILURE
+        if not self._lock.acquire(timeout=self._lock_wait()):  # a send hangs past our deadline
+            self.store(batches)
+            return SpanExportResult.FAILURE
+        try:
+            spool = self._open_spool()
+            if self._refusal:
+                self._log.error("insecure", "Not sending to %s: %s", self._transport.base, self._refusal)
+                self.store(batches)
+                return SpanExportResult.FAILURE
+            if self._expired() or not self._replay(spool):  # past a deadline, or still down
+                self.store(batches)
+                return SpanExportResult.FAILURE
+            for i, (path, events) in enumerate(batches):
+                pending = self._send(path, events, FIRST_TRY_S)
+                if pending:
+                    self.store([(path, pending)] + batches[i + 1 :])
+                    return SpanExportResult.FAILURE
+            return SpanExportResult.SUCCESS
+        finally:
+            self._lock.release()
+
+    def send_now(self, batches: Batches, timeout: float) -> SendResult:
+        """Deliver ``batches`` within ``timeout`` s, ahead of any queue (``track_sync``).
+        What meets a transient failure is spooled, like an exported batch."""
+        deadline = time.monotonic() + timeout
+        results = []
+        for path, events in batches:
+            if not events:
+                continue
+            if self._refusal:
+                self.store([(path, events)])
+                results.append(SendResult(ok=False, detail=self._refusal, pending=events))
+                continue
+            result = self._transport.send(path, events, deadline=deadline)
+            self._add("sent", result.sent)
+            self._add("rejected", result.rejected)
+            if result.pending:
+                self.store([(path, result.pending)])
+            results.append(result)
+        failed = [r for r in results if not r.ok]
+        return failed[0] if failed else results[-1] if results else SendResult(ok=True)
+
+    def shutdown(self) -> None:
+        """The spool is closed: what is left stays on disk for the next process."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake_replayer.set()
+        inflight = self._inflight
+        if inflight is not None:  # a request still hangs: keep its events (maybe twice)
+            self.store([inflight])
+        spool = self._spool
+        if spool is not None and spool.pending:
+            where = (
+                f"spooled in {spool.directory} for the next process using this endpoint"
+                if spool.directory is not None else "lost (the spool is off)"
+            )
+            self._logger.error(
+                "Closing with %d Trubrics events undelivered: the endpoint kept failing; %s.",
+                spool.pending, where,
+            )
+        if spool is not None:
+            spool.close()
+        self._transport.close()
+
+    def _send(self, path: str, events: list[Event], budget: float) -> list[Event]:
+        """Send with a retry budget of its own (s); return what is still pending."""
+        if not events:
+            return []
+        started = time.monotonic()
+        self._inflight = (path, events)
+        try:
+            result = self._transport.send(
+                path, events, deadline=lambda: self._until(started, budget),
+                cutoff=self._deadline_or_never,
+            )
+        finally:
+            self._inflight = None
+        self._add("sent", result.sent)
+        self._add("rejected", result.rejected)
+        self._down = bool(result.pending)
+        if result.pending and result.retry_after:
+            self._not_before = time.monotonic() + result.retry_after
+        return result.pending
+
+    # --- the spool -----------------------------------------------------------------------
+
+    def store(self, batches: Batches) -> None:
+        """Into the spool, one request's worth per record (so a replay never splits one)."""
+        spool = self._open_spool()
+        stored = False
+        for path, events in batches:
+            for start in range(0, len(events), MAX_BATCH):
+                chunk = events[start : start + MAX_BATCH]
+                try:
+                    ok = spool.append(path, chunk)
+                except OSError as exc:
+                    self._log.error("spool-io", "Trubrics spool write failed: %s", exc)
+                    ok = False
+                self._add("spooled" if ok else "dropped", len(chunk))
+                if ok:
+                    stored = True
+                else:
+                    self._log.error(
+                        "dropped", "Dropped %d Trubrics events: the spool is full (%s).",
+                        len(chunk), _describe_bound(spool),
+                    )
+        if stored:
+            self._ensure_replayer()
+
+    def _replay(self, spool: Spool | MemorySpool) -> bool:
+        """Send spooled events oldest first; False when the endpoint fails again."""
+        while spool.pending and not self._expired():
+            records = spool.read(REPLAY_CHUNK_EVENTS)
+            if not records:
+                return True
+            for group in _requests(records):  # small records (overflow) share a request
+                wait = self._not_before - time.monotonic()  # honour Retry-After across calls
+                if wait > 0 and not self._transport.wait(wait, self._deadline_or_never):
+                    return False
+                if group[0].path == SPANS_PATH:
+                    if not self._replay_spans(spool, group):
+                        return False
+                    continue
+                events = [e for record in group for e in record.events]
+                if self._send(group[0].path, events, self._retry_timeout):
+                    return False
+                for record in group:
+                    spool.ack(record)
+                self._add("replayed", len(events))
+        return not self._expired() or not spool.pending
+
+    def _replay_spans(self, spool: Spool | MemorySpool, group: list[SpoolRecord]) -> bool:
+        """Spilled span records: encoded now and sent; what fails goes back to the spool as
+        events, so the records are done either way. False when a send failed."""
+        spans = spans_from_bytes((blob for record in group for blob in record.events), self._logger)
+        batches = self._encode(spans)
+        ok = True
+        for i, (path, events) in enumerate(batches):
+            pending = self._send(path, events, self._retry_timeout)
+            self._add("replayed", len(events) - len(pending))
+            if pending:
+                self.store([(path, pending)] + batches[i + 1 :])
+                ok = False
+                break
+        for record in group:
+            spool.ack(record)
+        return ok
+
+    def _open_spool(self) -> Spool | MemorySpool:
+        spool = self._spool
+        if spool is not None:
+            return spool
+        with self._spool_lock:
+            if self._spool is None:
+                self._spool = self._make_spool()
+                if self._spool.pending:
+                    self._ensure_replayer()
+            return self._spool
+
+    def _make_spool(self) -> Spool | MemorySpool:
+        if self.directory is None:
+            return MemorySpool()
+        try:
+            spool = Spool(self.directory, max_bytes=self._max_spool_bytes, logger=self._logger)
+        except OSError as exc:
+            self._logger.error(
+                "Trubrics spool unavailable (%s); undelivered events are kept in memory only.", exc
+            )
+            return MemorySpool()
+        for leftover in recover(self.directory, self._logger):  # what killed processes had queued
+            if spool.append(SPANS_PATH, leftover.payloads):
+                self._logger.info(
+                    "Trubrics: %d events queued by a process that died will be sent.",
+                    len(leftover.payloads),
+                )
+                leftover.discard()
+            else:
+                leftover.close()
+        return spool
+
+    def _ensure_replayer(self) -> None:
+        if self._closed or self._refusal:
+            return
+        with self._replayer_lock:
+            if self._replayer is None:
+                self._replayer = threading.Thread(
+                    target=self._replay_loop, name="TrubricsSpoolReplay", daemon=True
+                )
+                self._replayer.start()
+
+    def _replay_loop(self) -> None:
+        """Probe the endpoint while the spool holds events; ends when it is empty."""
+        interval = REPLAY_INTERVAL_S
+        while True:
+            self._wake_replayer.wait(interval)
+            self._wake_replayer.clear()
+            with self._replayer_lock:
+                spool = self._spool
+                if self._closed or spool is None or not spool.pending:
+                    self._replayer = None
+                    return
+            try:
+                self.deliver([])
+            except Exception:
+                self._logger.exception("Trubrics spool replay failed")
+            interval = min(interval * 2, REPLAY_INTERVAL_MAX_S) if self._down else REPLAY_INTERVAL_S
+
+    # --- time ----------------------------------------------------------------------------
+
+    def _add(self, name: str, n: int) -> None:
+        with self._count_lock:  # called from app threads too (queue overflow, track_sync)
+            self.counts[name] += n
+
+    def _lock_wait(self) -> float:
+        if self.deadline_at is None:
+            return -1
+        return max(0.0, self.deadline_at - time.monotonic())
+
+    def _deadline_or_never(self) -> float:
+        return float("inf") if self.deadline_at is None else self.deadline_at
+
+    def _expired(self) -> bool:
+        return self.deadline_at is not None and time.monotonic() >= self.deadline_at
+
+    def _until(self, started: float, budget: float) -> float:
+        until = started + budget
+        return until if self.deadline_at is None else min(until, self.deadline_at)
+
+
+class _Deadline:
+    """Nested deadlines only ever tighten: close(timeout=2) stays 2 s through shutdown."""
+
+    def __init__(self, delivery: SpoolingDelivery, seconds: float | None) -> None:
+        self._delivery = delivery
+        self._seconds = seconds
+
+    def __enter__(self) -> None:
+        self._outer = self._delivery.deadline_at
+        if self._seconds is not None:
+            mine = time.monotonic() + self._seconds
+            self._delivery.deadline_at = mine if self._outer is None else min(mine, self._outer)
+            self._delivery._transport.interrupt()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._delivery.deadline_at = self._outer
+
+
+def _requests(records: list[SpoolRecord]) -> list[list[SpoolRecord]]:
+    """Consecutive records of one path, grouped to at most one request (MAX_BATCH events)."""
+    groups: list[list[SpoolRecord]] = []
+    size = 0
+    for record in records:
+        if groups and groups[-1][0].path == record.path and size + len(record.events) <= MAX_BATCH:
+            groups[-1].append(record)
+            size += len(record.events)
+        else:
+            groups.append([record])
+            size = len(record.events)
+    return groups
+
+
+def _describe_bound(spool: Spool | MemorySpool) -> str:
+    if isinstance(spool, Spool):
+        return f"max_spool_bytes={spool.max_bytes} in {spool.directory}"
+    return f"{spool.max_events} events in memory"

@@ -1,0 +1,247 @@
+"""``TrubricsSpanExporter``: OpenTelemetry spans → Trubrics ingestion batches.
+
+Usage with any SDK ``TracerProvider``::
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from trubrics_otel import TrubricsSpanExporter
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(TrubricsSpanExporter(api_key="...")))
+
+or with no code at all: ``OTEL_TRACES_EXPORTER=trubrics opentelemetry-instrument python app.py``.
+
+Configuration, by argument or else environment variable:
+
+===============  ==========================  =============================================
+argument         environment                 default
+===============  ==========================  =============================================
+api_key          TRUBRICS_API_KEY            (required by the ingestion API)
+host             TRUBRICS_HOST               https://app.trubrics.com/api/ingestion
+timeout          TRUBRICS_TIMEOUT            10 s per HTTP request
+retry_timeout    TRUBRICS_RETRY_TIMEOUT      60 s of retrying a spooled batch per replay
+spool            TRUBRICS_SPOOL              a per-user cache directory; ``False``/``off``
+max_spool_bytes  TRUBRICS_MAX_SPOOL_BYTES    256 MiB
+allow_insecure   TRUBRICS_ALLOW_INSECURE     False: no API key over ``http://`` off loopback
+capture_content  OTEL_INSTRUMENTATION_GENAI_ True (see :mod:`~trubrics_otel.translate.redaction`)
+                 CAPTURE_MESSAGE_CONTENT
+mask             --                          None: ``mask(value) -> value``
+sample_rate      OTEL_TRACES_SAMPLER(_ARG)   keep all; else that share of traces, whole,
+                                             decided by trace id (our own events exempt)
+all_spans        TRUBRICS_ALL_SPANS          false: spans that are neither LLM calls nor
+                                             Trubrics/tool events (HTTP, DB…) are dropped;
+                                             true sends them as events named after the span
+===============  ==========================  =============================================
+
+The exporter is three steps: the :mod:`~trubrics_otel.translate.encoder` turns spans into
+events (pure), the :mod:`~trubrics_otel.translate.redaction` policy masks and bounds them,
+and :class:`~trubrics_otel.deliver.delivery.SpoolingDelivery` sends them, spooling what
+cannot go now and replaying it oldest first (also after a crash, from the next process).
+Delivery is at least once; every event's ``$trace_id`` + ``$span_id`` lets a receiver drop
+a copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from trubrics_otel import settings
+from trubrics_otel.deliver.delivery import Batches, SpoolingDelivery, _Deadline
+from trubrics_otel.deliver.forking import reset_in_child
+from trubrics_otel.deliver.journal import Journal
+from trubrics_otel.deliver.spool import SPANS_PATH
+from trubrics_otel.deliver.transport import (
+    EVENTS_PATH,
+    LLM_EVENTS_PATH,
+    SendResult,
+    Transport,
+    insecure_reason,
+)
+from trubrics_otel.semconv import SCOPE_NAME
+from trubrics_otel.translate.encoder import encode_spans
+from trubrics_otel.translate.redaction import Mask, Policy
+from trubrics_otel.translate.sampling import sampler_for
+from trubrics_otel.translate.tracked import TrackedSpan, to_bytes
+
+
+class TrubricsSpanExporter(SpanExporter):
+    def __init__(
+        self,
+        api_key: str | None = None,
+        host: str | None = None,
+        *,
+        timeout: float | None = None,
+        retry_timeout: float | None = None,
+        spool: str | os.PathLike[str] | bool | None = None,
+        max_spool_bytes: int | None = None,
+        mask: Mask | None = None,
+        capture_content: bool | None = None,
+        allow_insecure: bool | None = None,
+        all_spans: bool | None = None,
+        sample_rate: float | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self._logger = logger or logging.getLogger("trubrics")
+        api_key = str(settings.read(settings.API_KEY, api_key) or "")
+        if not api_key:
+            self._logger.error("No Trubrics API key: pass api_key= or set TRUBRICS_API_KEY.")
+        self.host = settings.read(settings.HOST, host)
+        self._all_spans = settings.read(settings.ALL_SPANS, all_spans)
+        self._sampler = sampler_for(settings.sample_rate() if sample_rate is None else sample_rate)
+        self._policy = Policy(mask, settings.read(settings.CAPTURE_CONTENT, capture_content), self._logger)
+        refusal = None if settings.read(settings.ALLOW_INSECURE, allow_insecure) else insecure_reason(self.host)
+        if refusal:
+            self._logger.error(
+                "Not sending to %s: %s. Use https://, or allow_insecure=True "
+                "(TRUBRICS_ALLOW_INSECURE=1) if the network is trusted. Events are spooled.",
+                self.host, refusal,
+            )
+        transport = Transport(
+            self.host, api_key, timeout=settings.read(settings.TIMEOUT, timeout), logger=self._logger
+        )
+        spool_key = hashlib.sha256(f"{self.host}\0{api_key}".encode()).hexdigest()[:16]
+        self._delivery = SpoolingDelivery(
+            transport,
+            _spool_directory(settings.read(settings.SPOOL, _spool_argument(spool)), spool_key, self._logger),
+            encode=self.encode,
+            max_spool_bytes=int(settings.read(settings.MAX_SPOOL_BYTES, max_spool_bytes)),
+            retry_timeout=float(settings.read(settings.RETRY_TIMEOUT, retry_timeout)),
+            refusal=refusal,
+            logger=self._logger,
+        )
+        self._skipped = self._encode_errors = self._sampled_out = 0
+        reset_in_child(self._delivery.after_fork)
+
+    def __repr__(self) -> str:
+        return f"TrubricsSpanExporter(host={self.host!r})"
+
+    # --- SpanExporter ------------------------------------------------------------------
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._delivery.deliver(self.encode(spans))
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Try once more to deliver spooled events, for at most ``timeout_millis``."""
+        with self.deadline(timeout_millis / 1000):
+            return self.deliver([]) is SpanExportResult.SUCCESS
+
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        """A last delivery attempt, then the spool is closed: what is left stays on disk."""
+        if self._delivery.closed:
+            return
+        self.force_flush(int(timeout_millis))
+        self._delivery.shutdown()
+
+    # --- encode -> policy -> delivery ----------------------------------------------------
+
+    def encode(self, spans: Sequence[ReadableSpan]) -> Batches:
+        """Spans → masked, bounded events per path (what may leave the process)."""
+        if self._sampler is not None:
+            kept = [s for s in spans if _exempt(s) or self._sampler.keep(s.context.trace_id)]
+            self._sampled_out += len(spans) - len(kept)
+            spans = kept
+        encoded = encode_spans(spans, all_spans=self._all_spans)
+        for error in encoded.errors:
+            self._logger.error("Could not encode a span; it is skipped: %s", error)
+        self._skipped += encoded.skipped
+        self._encode_errors += len(encoded.errors)
+        apply = self._policy.apply
+        return [
+            (EVENTS_PATH, [apply("event", e) for e in encoded.events]),
+            (LLM_EVENTS_PATH, [apply("llm", e) for e in encoded.llm_events]),
+        ]
+
+    def deliver(self, batches: Batches) -> SpanExportResult:
+        """Replay the spool, then send ``batches``; spool what meets a lasting failure."""
+        return self._delivery.deliver(batches)
+
+    def send_now(self, spans: Sequence[ReadableSpan], timeout: float) -> SendResult:
+        """Deliver ``spans`` within ``timeout`` s, ahead of any queue (``track_sync``)."""
+        return self._delivery.send_now(self.encode(spans), timeout)
+
+    def spool_spans(self, spans: Sequence[ReadableSpan]) -> None:
+        """Into the spool with no network: for queue overflow and what close() could not send.
+
+        The tracker's own spans go as their records (one ``write()``, nothing encoded) unless
+        a mask or the content switch must apply first: nothing unmasked reaches the disk.
+        """
+        raw = [s.record for s in spans if type(s) is TrackedSpan] if self._policy.masks_nothing else []
+        if raw:
+            self.spool_records([to_bytes(record) for record in raw])
+            spans = [s for s in spans if type(s) is not TrackedSpan]
+        if spans:
+            self._delivery.store(self.encode(spans))
+
+    def spool_records(self, records: list[bytes]) -> None:
+        """Span records (``tracked.to_bytes``) into the spool as they are: encoded at replay.
+        Only for content no mask or content switch has to change (the journal's)."""
+        self._delivery.store([(SPANS_PATH, records)])
+
+    def open_journal(self) -> Journal | None:
+        """A crash journal beside the spool for ``Trubrics.track``'s spans; None when there
+        is no disk spool, or when a mask or the content switch must apply before anything
+        touches the disk (then a ``kill -9`` loses what is queued in memory)."""
+        directory = self._delivery.directory
+        if directory is None or not self._policy.masks_nothing:
+            return None
+        try:
+            return Journal(directory, logger=self._logger)
+        except (OSError, ValueError) as exc:
+            self._logger.warning("No Trubrics crash journal (%s); a kill -9 loses queued events.", exc)
+            return None
+
+    def deadline(self, seconds: float | None) -> _Deadline:
+        """Context manager bounding every delivery attempt (flush, close) to ``seconds``."""
+        return self._delivery.deadline(seconds)
+
+    @property
+    def pending(self) -> int:
+        """Events accepted by this exporter but not yet delivered (spooled ones included)."""
+        return self._delivery.pending
+
+    def stats(self) -> dict[str, int]:
+        counts = self._delivery.counts
+        return {
+            "sent": counts["sent"],
+            "rejected": counts["rejected"],
+            "pending": self.pending,
+            "retries": self._delivery.retries,
+            "spooled": counts["spooled"],
+            "replayed": counts["replayed"],
+            "dropped": counts["dropped"],
+            "skipped_spans": self._skipped,
+            "encode_errors": self._encode_errors,
+            "sampled_out": self._sampled_out,
+        }
+
+
+def _exempt(span: ReadableSpan) -> bool:
+    """Our own events and observations are product analytics: never sampled away here."""
+    scope = span.instrumentation_scope
+    return scope is not None and scope.name == SCOPE_NAME
+
+
+def _spool_argument(value: str | os.PathLike[str] | bool | None) -> Path | bool | None:
+    """``spool=``: a directory, ``False`` (off); ``True`` and ``None`` mean the default one
+    (``None`` lets ``TRUBRICS_SPOOL`` decide)."""
+    if value is None or value is False:
+        return value
+    return True if value is True else Path(value)
+
+
+def _spool_directory(setting: Path | bool | None, key: str, logger: logging.Logger) -> Path | None:
+    """The spool's directory for this endpoint and key; None keeps events in memory."""
+    if setting is False:
+        return None
+    if not hasattr(os, "pread"):  # Windows: no pread
+        logger.warning("No disk spool on this platform; undelivered events stay in memory.")
+        return None
+    base = settings.cache_directory() / "trubrics-otel" / "spool" if setting in (None, True) else setting
+    return Path(base) / key

@@ -1,0 +1,1 @@
+"""Telemetry from outside the process: OTLP decoding, the receivers and the bridge."""

@@ -1,0 +1,222 @@
+"""Every ``TRUBRICS_*`` / ``OTEL_*`` variable we read: its default and its parsing, in one place.
+
+::
+
+    from trubrics_otel import settings
+
+    timeout = settings.read(settings.TIMEOUT, timeout_argument)   # the argument wins
+    if settings.read(settings.ALL_SPANS):
+        ...
+
+An argument given in code always wins; else the environment variable; else the default.
+The rules are the same for every variable:
+
+* values are stripped; an empty value counts as unset (as the OpenTelemetry specification
+  says for its own variables);
+* booleans take exactly ``1 true yes on`` and ``0 false no off``, in any case;
+* numbers must be finite and positive;
+* anything else is logged as an error naming the variable, and the default is used. The
+  value of a secret (the API key) is never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+DEFAULT_HOST = "https://app.trubrics.com/api/ingestion"
+
+_logger = logging.getLogger("trubrics")
+
+
+class Secret:
+    """Holds the API key so that no repr, log line or traceback of ours can show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = str(value)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+# --- parsers: text -> value, ValueError for what they cannot read ---------------------------
+
+
+def boolean(text: str) -> bool:
+    word = text.strip().casefold()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError("expected one of 1, true, yes, on or 0, false, no, off")
+
+
+def positive_number(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("expected a positive number")
+    return value
+
+
+def positive_integer(text: str) -> int:
+    return max(1, int(positive_number(text)))
+
+
+def milliseconds(text: str) -> float:
+    """Milliseconds (the ``OTEL_BSP_*`` unit) as seconds."""
+    return positive_number(text) / 1000
+
+
+def ratio(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("expected a number from 0 to 1")
+    return value
+
+
+def url(text: str) -> str:
+    text = text.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL")
+    return text.rstrip("/")
+
+
+def address(text: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:4319`` for IPv6) as a pair."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("expected host:port with a port from 0 to 65535")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def text_value(text: str) -> str:
+    return text.strip()
+
+
+def path(text: str) -> Path:
+    return Path(text.strip()).expanduser()
+
+
+def spool_location(text: str) -> Path | bool | None:
+    """A directory; a false word turns the spool off; a true word keeps the default one."""
+    word = text.strip().casefold()
+    if word in FALSE_WORDS:
+        return False
+    if word in TRUE_WORDS:
+        return None
+    return path(text)
+
+
+_CONTENT_ON = frozenset({"span_only", "event_only", "span_and_event"})
+
+
+def content_capture(text: str) -> bool:
+    """The GenAI instrumentations' switch: a boolean, or their ``*_only`` / ``no_content`` modes."""
+    word = text.strip().casefold()
+    if word in ("no_content", "none"):  # fail closed: a value that means "nothing" is off
+        return False
+    if word in _CONTENT_ON:
+        return True
+    return boolean(word)
+
+
+_SAMPLER_RATIOS = {"always_on": 1.0, "parentbased_always_on": 1.0,
+                   "always_off": 0.0, "parentbased_always_off": 0.0}
+_RATIO_SAMPLERS = frozenset({"traceidratio", "parentbased_traceidratio"})
+
+
+def sampler_name(text: str) -> str:
+    name = text.strip().casefold()
+    if name not in _SAMPLER_RATIOS and name not in _RATIO_SAMPLERS:
+        raise ValueError(f"expected one of {', '.join(sorted(_SAMPLER_RATIOS.keys() | _RATIO_SAMPLERS))}")
+    return name
+
+
+# --- the variables --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    parse: Callable[[str], Any]
+    default: Any
+    secret: bool = False
+
+
+API_KEY = Variable("TRUBRICS_API_KEY", text_value, None, secret=True)
+HOST = Variable("TRUBRICS_HOST", url, DEFAULT_HOST)
+TIMEOUT = Variable("TRUBRICS_TIMEOUT", positive_number, 10.0)
+RETRY_TIMEOUT = Variable("TRUBRICS_RETRY_TIMEOUT", positive_number, 60.0)
+SPOOL = Variable("TRUBRICS_SPOOL", spool_location, None)
+MAX_SPOOL_BYTES = Variable("TRUBRICS_MAX_SPOOL_BYTES", positive_integer, 256 * 1024 * 1024)
+ALLOW_INSECURE = Variable("TRUBRICS_ALLOW_INSECURE", boolean, False)
+ALL_SPANS = Variable("TRUBRICS_ALL_SPANS", boolean, False)
+CAPTURE_CONTENT = Variable("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", content_capture, True)
+SCHEDULE_DELAY = Variable("OTEL_BSP_SCHEDULE_DELAY", milliseconds, None)
+"""Seconds; the default depends on who batches (the client: 10 s, ``configure``: 5 s)."""
+MAX_EXPORT_BATCH_SIZE = Variable("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", positive_integer, None)
+MAX_QUEUE_SIZE = Variable("OTEL_BSP_MAX_QUEUE_SIZE", positive_integer, 20_000)
+TRACES_SAMPLER = Variable("OTEL_TRACES_SAMPLER", sampler_name, None)
+TRACES_SAMPLER_ARG = Variable("OTEL_TRACES_SAMPLER_ARG", ratio, 1.0)
+BRIDGE_LISTEN = Variable("TRUBRICS_BRIDGE_LISTEN", address, ("127.0.0.1", 4319))
+BRIDGE_MAX_BODY = Variable("TRUBRICS_BRIDGE_MAX_BODY", positive_integer, 32 << 20)
+BRIDGE_TIMEOUT = Variable("TRUBRICS_BRIDGE_TIMEOUT", positive_number, 3.0)
+DB = Variable("TRUBRICS_DB", path, None)
+XDG_CACHE_HOME = Variable("XDG_CACHE_HOME", path, None)
+XDG_DATA_HOME = Variable("XDG_DATA_HOME", path, None)
+
+VARIABLES: tuple[Variable, ...] = tuple(v for v in globals().values() if isinstance(v, Variable))
+
+
+def read(variable: Variable, argument: Any = None) -> Any:
+    """The argument when given, else the variable's value from the environment, else its default."""
+    if argument is not None:
+        return argument
+    raw = os.environ.get(variable.name)
+    if raw is None or not raw.strip():
+        return variable.default
+    try:
+        return variable.parse(raw)
+    except ValueError as exc:
+        shown = "(hidden)" if variable.secret else repr(raw)
+        _logger.error("Ignoring %s=%s: %s; using the default (%r).", variable.name, shown, exc,
+                      variable.default)
+        return variable.default
+
+
+def sample_rate() -> float | None:
+    """The share of traces ``OTEL_TRACES_SAMPLER`` (+ ``_ARG``) keeps; None when it keeps all
+    or names no sampler."""
+    name = read(TRACES_SAMPLER)
+    if name is None:
+        return None
+    if name in _SAMPLER_RATIOS:
+        return _SAMPLER_RATIOS[name]
+    return read(TRACES_SAMPLER_ARG)
+
+
+def cache_directory() -> Path:
+    """``$XDG_CACHE_HOME`` (``%LOCALAPPDATA%`` on Windows), else ``~/.cache``."""
+    base = read(XDG_CACHE_HOME) or (Path(os.environ["LOCALAPPDATA"]) if os.environ.get("LOCALAPPDATA") else None)
+    return base or Path.home() / ".cache"
+
+
+def data_directory() -> Path:
+    """``$XDG_DATA_HOME``, else ``~/.local/share``."""
+    return read(XDG_DATA_HOME) or Path.home() / ".local" / "share"

@@ -1,0 +1,138 @@
+"""The OpenTelemetry GenAI semantic conventions: the newest form and the older ones in the field.
+
+Recognises ``gen_ai.operation.name`` chat / text_completion / generate_content, or (older)
+``gen_ai.system`` / ``gen_ai.provider.name`` + ``gen_ai.request.model``. Messages come from
+``gen_ai.input.messages`` / ``gen_ai.output.messages``, else content span events, else
+OpenLLMetry's flattened ``gen_ai.prompt.{i}.*``. ``execute_tool`` spans are product events.
+Also what :class:`trubrics_otel.Trubrics` writes, and current OpenLLMetry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from trubrics_otel import semconv as sc
+from trubrics_otel.translate.conventions.base import Attributes, Convention, LlmCall, SpanEvent, usage_properties
+from trubrics_otel.translate.conventions.openllmetry import flattened_messages
+from trubrics_otel.translate.messages import (
+    as_list,
+    assistant_text,
+    last_user_text,
+    parse_json,
+    plain,
+    text_or_none,
+)
+
+_GENAI_LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
+
+
+def recognises(attributes: Attributes) -> bool:
+    operation = attributes.get(sc.GEN_AI_OPERATION_NAME)
+    if operation is not None:
+        return operation in _GENAI_LLM_OPERATIONS
+    if attributes.get(sc.LLM_REQUEST_TYPE) not in (None, "chat", "completion"):
+        return False  # OpenLLMetry <= 0.47 embeddings, rerank…
+    # Before gen_ai.operation.name existed, a provider and a request model marked a call.
+    return bool(
+        (attributes.get(sc.GEN_AI_SYSTEM) or attributes.get(sc.GEN_AI_PROVIDER_NAME))
+        and attributes.get(sc.GEN_AI_REQUEST_MODEL)
+    )
+
+
+def read(span: ReadableSpan) -> LlmCall:
+    attributes = span.attributes or {}
+    properties = genai_properties(attributes)
+    inputs = parse_json(attributes.get(sc.GEN_AI_INPUT_MESSAGES))
+    outputs = parse_json(attributes.get(sc.GEN_AI_OUTPUT_MESSAGES))
+    if not inputs and not outputs:  # older forms: content as span events
+        inputs, outputs = messages_from_events((e.name, e.attributes or {}) for e in span.events)
+    if not inputs and not outputs:  # OpenLLMetry <= 0.47: flattened gen_ai.prompt.{i}.*
+        inputs = flattened_messages(attributes, sc.GEN_AI_PROMPT_PREFIX)
+        outputs = flattened_messages(attributes, sc.GEN_AI_COMPLETION_PREFIX)
+    if sc.PROP_FINISH_REASON not in properties and isinstance(outputs, list):
+        reasons = [m.get("finish_reason") for m in outputs if isinstance(m, Mapping)]
+        if any(reasons):
+            properties[sc.PROP_FINISH_REASON] = next(r for r in reasons if r)
+    return LlmCall(
+        prompt=last_user_text(inputs),
+        generation=assistant_text(outputs),
+        model=text_or_none(
+            attributes.get(sc.GEN_AI_RESPONSE_MODEL) or attributes.get(sc.GEN_AI_REQUEST_MODEL)
+        ),
+        properties=properties,
+    )
+
+
+def genai_properties(attributes: Attributes) -> dict[str, Any]:
+    properties = usage_properties(attributes)
+    provider = attributes.get(sc.GEN_AI_PROVIDER_NAME) or attributes.get(sc.GEN_AI_SYSTEM)
+    if provider:
+        properties[sc.PROP_PROVIDER] = provider
+    finish = attributes.get(sc.GEN_AI_RESPONSE_FINISH_REASONS)
+    if finish:
+        properties[sc.PROP_FINISH_REASON] = finish[0] if len(finish) == 1 else list(finish)
+    for key, value in attributes.items():
+        if key.startswith(sc.GEN_AI_REQUEST_PREFIX):
+            properties[key[len(sc.GEN_AI_REQUEST_PREFIX) :]] = plain(value)
+    properties.pop("model", None)
+    request_model = attributes.get(sc.GEN_AI_REQUEST_MODEL)
+    response_model = attributes.get(sc.GEN_AI_RESPONSE_MODEL)
+    if request_model and response_model and request_model != response_model:
+        properties[sc.PROP_REQUEST_MODEL] = request_model
+    return properties
+
+
+def messages_from_events(events: Iterable[tuple[str, Attributes]]) -> tuple[list[Any], list[Any]]:
+    """(inputs, outputs) from content events: span events or log records, older forms.
+
+    Reads ``gen_ai.content.prompt`` / ``gen_ai.content.completion`` (JSON lists in
+    ``gen_ai.prompt`` / ``gen_ai.completion``) and the per-message events
+    ``gen_ai.{system,user,assistant,tool}.message`` and ``gen_ai.choice``, whose body is
+    the event's attributes, or JSON in ``gen_ai.event.content``.
+    """
+    inputs: list[Any] = []
+    outputs: list[Any] = []
+    for name, attributes in events:
+        body = attributes
+        if sc.GEN_AI_EVENT_CONTENT in attributes:
+            parsed = parse_json(attributes[sc.GEN_AI_EVENT_CONTENT])
+            body = parsed if isinstance(parsed, Mapping) else {"content": parsed}
+        if name == sc.GEN_AI_CONTENT_PROMPT_EVENT:
+            inputs.extend(as_list(parse_json(attributes.get(sc.GEN_AI_PROMPT))))
+        elif name == sc.GEN_AI_CONTENT_COMPLETION_EVENT:
+            outputs.extend(as_list(parse_json(attributes.get(sc.GEN_AI_COMPLETION))))
+        elif name in sc.GEN_AI_MESSAGE_EVENTS:
+            inputs.append({**body, "role": body.get("role") or sc.GEN_AI_MESSAGE_EVENTS[name]})
+        elif name == sc.GEN_AI_CHOICE_EVENT:
+            message = parse_json(body.get("message"))
+            if not isinstance(message, Mapping):
+                message = {"content": body.get("content")}
+            message = dict(message)
+            message.setdefault("role", "assistant")
+            if body.get("finish_reason"):
+                message["finish_reason"] = body["finish_reason"]
+            outputs.append(message)
+    return inputs, outputs
+
+
+GENAI = Convention("opentelemetry-genai", recognises, read)
+
+
+def _tool_recognises(attributes: Attributes) -> bool:
+    return attributes.get(sc.GEN_AI_OPERATION_NAME) == sc.OPERATION_EXECUTE_TOOL
+
+
+def _tool_read(span: ReadableSpan) -> SpanEvent:
+    attributes = span.attributes or {}
+    properties: dict[str, Any] = {}
+    if attributes.get(sc.GEN_AI_TOOL_NAME):
+        properties[sc.PROP_TOOL_NAME] = attributes[sc.GEN_AI_TOOL_NAME]
+    if attributes.get(sc.GEN_AI_TOOL_CALL_ID):
+        properties[sc.PROP_TOOL_CALL_ID] = attributes[sc.GEN_AI_TOOL_CALL_ID]
+    return SpanEvent(name=span.name, properties=properties)
+
+
+GENAI_TOOL = Convention("opentelemetry-genai-tool", _tool_recognises, _tool_read)

@@ -1,0 +1,153 @@
+"""Chat messages in any shape → GenAI semantic-convention messages, and back to text.
+
+::
+
+    genai_messages("Hi", "user")           # [{"role": "user", "parts": [{"type": "text", "content": "Hi"}]}]
+    genai_messages([{"role": "user", "content": "Hi"}], "user")
+    last_user_text(messages), assistant_text(messages)
+
+Pure functions: the tracing API writes messages with :func:`genai_messages`, and the
+conventions read every library's messages with the text helpers below.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from trubrics_otel.translate.jsonable import snapshot
+
+
+def genai_messages(value: Any, role: str) -> list[dict[str, Any]]:
+    """Prompt or completion (text, one message, a list of them, any JSON) → GenAI messages."""
+    if value is None:
+        return []
+    if isinstance(value, list) and value and all(_is_message(m) for m in value):
+        return [_message(m, role) for m in value]
+    if _is_message(value):
+        return [_message(value, role)]
+    return [{"role": role, "parts": [text_part(value)]}]
+
+
+def _is_message(value: Any) -> bool:
+    return isinstance(value, Mapping) and ("role" in value or "content" in value or "parts" in value)
+
+
+def _message(message: Mapping[str, Any], role: str) -> dict[str, Any]:
+    role = str(message.get("role") or role)
+    if isinstance(message.get("parts"), list):
+        return {"role": role, "parts": message["parts"]}
+    parts: list[Any] = []
+    content = message.get("content")
+    if isinstance(content, list):  # OpenAI content parts
+        for part in content:
+            if isinstance(part, Mapping) and isinstance(part.get("text"), str):
+                parts.append({"type": "text", "content": part["text"]})
+            else:
+                parts.append(part)
+    elif content is not None:
+        parts.append(text_part(content))
+    for call in message.get("tool_calls") or ():
+        if isinstance(call, Mapping):
+            function: Mapping[str, Any] = call["function"] if isinstance(call.get("function"), Mapping) else call
+            parts.append({"type": "tool_call", "id": call.get("id"), "name": function.get("name"),
+                          "arguments": function.get("arguments")})
+    return {"role": role, "parts": parts}
+
+
+def text_part(value: Any) -> dict[str, Any]:
+    return {"type": "text", "content": value if isinstance(value, str) else json_text(value)}
+
+
+def json_text(value: Any) -> str:
+    """Any value as compact JSON text (a snapshot: JSON-safe whatever it holds)."""
+    return json.dumps(snapshot(value), ensure_ascii=False, separators=(",", ":"))
+
+
+# --- reading messages back (the conventions' helpers) ---------------------------------
+
+
+def parse_json(value: Any) -> Any:
+    """A JSON attribute's value, or ``None`` when absent or unparseable."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
+
+
+def message_text(message: Mapping[str, Any]) -> str:
+    """Text of one message in either GenAI form (``parts`` or ``content``)."""
+    parts = message.get("parts")
+    if isinstance(parts, list):
+        texts = [p.get("content", "") for p in parts if isinstance(p, Mapping) and p.get("type") == "text"]
+        if texts:
+            return "".join(str(t) for t in texts)
+        calls = [p for p in parts if isinstance(p, Mapping) and p.get("type") == "tool_call"]
+        return summarise_tool_calls(calls)
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # OpenAI content parts
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+    calls = message.get("tool_calls")
+    if isinstance(calls, list):
+        return summarise_tool_calls(calls)
+    return ""
+
+
+def summarise_tool_calls(calls: list[Any]) -> str:
+    """``tool_call: get_weather({"city": "Paris"})``, one line per call."""
+    lines = []
+    for call in calls:
+        if not isinstance(call, Mapping):
+            continue
+        function = call.get("function") if isinstance(call.get("function"), Mapping) else call
+        name = function.get("name", "?")
+        arguments = function.get("arguments", "")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, ensure_ascii=False, sort_keys=True)
+        lines.append(f"tool_call: {name}({arguments})")
+    return "\n".join(lines)
+
+
+def last_user_text(messages: Any) -> str:
+    if not isinstance(messages, list):
+        return ""
+    for message in reversed(messages):
+        if isinstance(message, Mapping) and message.get("role") == "user":
+            return message_text(message)
+    return ""
+
+
+def assistant_text(messages: Any) -> str:
+    if not isinstance(messages, list):
+        return ""
+    return "\n".join(message_text(m) for m in messages if isinstance(m, Mapping))
+
+
+def plain(value: Any) -> Any:
+    """OTel attribute value → JSON value (sequences arrive as tuples)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def indexed(attributes: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
+    """Flattened lists back into dicts: ``{"p.0.role": "user"}`` → ``[{"role": "user"}]``."""
+    items: dict[int, dict[str, Any]] = {}
+    for key, value in attributes.items():
+        if not key.startswith(prefix):
+            continue
+        index, _, rest = key[len(prefix) :].partition(".")
+        if index.isdigit() and rest:
+            items.setdefault(int(index), {})[rest] = value
+    return [items[i] for i in sorted(items)]
+
+
+def text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else []
