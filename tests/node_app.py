@@ -15,7 +15,7 @@ the local server, ``tests/otlp_receiver.py``)::
     outcome["text"]                        # what the app got back (its one JSON line)
 
 The app exits only after its exporter has flushed, so the spans were sent (and answered) by
-the time ``run_vercel_ai_app`` returns. Needs ``node`` (>= 18) and ``npm`` on ``PATH``.
+the time ``run_vercel_ai_app`` returns. Needs ``node`` (>= 20.6) and ``npm`` on ``PATH``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         raise NodeAppError(
-            f"`{name}` is not on PATH: the Node.js tests need Node.js >= 18 and npm "
+            f"`{name}` is not on PATH: the Node.js tests need Node.js >= 20.6 and npm "
             "(Debian: apt-get install nodejs npm)"
         )
     return path
@@ -68,7 +68,7 @@ def ensure_npm_ci(package_dir: Path, *, timeout: float = 600) -> None:
             return
         command = [_tool("npm"), "ci", "--prefer-offline", "--no-audit", "--no-fund"]
         done = subprocess.run(
-            command, cwd=package_dir, capture_output=True, text=True, timeout=timeout
+            command, cwd=package_dir, capture_output=True, text=True, timeout=timeout, check=False
         )
         if done.returncode != 0:
             raise NodeAppError(
@@ -86,6 +86,7 @@ def run_node(
     done = subprocess.run(
         command,
         cwd=script.parent,
+        check=False,
         capture_output=True,
         text=True,
         timeout=timeout,

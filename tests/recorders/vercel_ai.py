@@ -1,12 +1,13 @@
 """Record the Vercel AI SDK's spans as fixtures: ``tests/fixtures/spans/vercel-ai/<case>.json``.
 
 A real Node app (``tests/node/vercel-ai/app.mjs``: ``ai`` 6.0.325, ``@ai-sdk/openai`` 3.0.141,
-``@opentelemetry/sdk-node`` 0.301.0 with ``exporter-trace-otlp-proto``; exact versions in its
-``package-lock.json``) runs each case against ``tests/fake_openai_extended.py`` and exports its
-spans over OTLP/HTTP protobuf to a receiver here (``tests/otlp_receiver.py``), which decodes
-them with ``trubrics_otel``'s own OTLP decoder. Re-record from a fresh clone::
+``@opentelemetry/sdk-node`` 0.223.0, the last release for Node 20, with
+``exporter-trace-otlp-proto``; exact versions in its ``package-lock.json``) runs each case
+against ``tests/fake_openai_extended.py`` and exports its spans over OTLP/HTTP protobuf to a
+receiver here (``tests/otlp_receiver.py``), which decodes them with ``trubrics_otel``'s own
+OTLP decoder. Re-record from a fresh clone::
 
-    python3 -m venv /tmp/rec && /tmp/rec/bin/pip install -e .      # node >= 18 and npm on PATH
+    python3 -m venv /tmp/rec && /tmp/rec/bin/pip install -e .      # node >= 20.6 and npm on PATH
     /tmp/rec/bin/python tests/recorders/vercel_ai.py               # npm ci runs when needed
     /tmp/rec/bin/python tests/recorders/vercel_ai.py chat stream   # some cases only
 
@@ -65,7 +66,9 @@ def llm_event(
     }
 
 
-def tokens(input_: int, output: int, *, cached: int | None = 2, reasoning: int | None = 1) -> dict[str, int]:
+def tokens(
+    input_: int, output: int, *, cached: int | None = 2, reasoning: int | None = 1
+) -> dict[str, int]:
     """Normalised usage; ``None`` leaves out what the spans cannot know.
 
     No ``cache_creation_input_tokens``: OpenAI reports no cache writes, and the spans carry
@@ -88,7 +91,10 @@ def expected_for(case: str, spans: list[dict[str, Any]]) -> dict[str, Any]:
     chat = "What is OpenTelemetry?"  # system 5 words + user 3 = 8; "Echo: ..." 4 + 1 reasoning
     if case in ("chat", "nested"):
         events = [llm_event(chat, f"Echo: {chat}", usage=tokens(8, 5))]
-        return {"llm_events": events, "span_for_llm_event": ids(spans, "ai.generateText.doGenerate")}
+        return {
+            "llm_events": events,
+            "span_for_llm_event": ids(spans, "ai.generateText.doGenerate"),
+        }
     if case == "stream":
         (stream_span,) = [s for s in spans if s["name"] == "ai.streamText.doStream"]
         ttft = stream_span["attributes"]["ai.response.msToFirstChunk"] / 1000
@@ -132,45 +138,68 @@ def expected_for(case: str, spans: list[dict[str, Any]]) -> dict[str, Any]:
         generation = json.dumps(JSON_OBJECT)  # the provider's text, as ai.response.object holds it
         events = [  # 5 words in; 4 words + 1 out; cached / reasoning not on generateObject spans
             llm_event(
-                "Weather in Paris as JSON", generation, usage=tokens(5, 5, cached=None, reasoning=None)
+                "Weather in Paris as JSON",
+                generation,
+                usage=tokens(5, 5, cached=None, reasoning=None),
             )
         ]
-        return {"llm_events": events, "span_for_llm_event": ids(spans, "ai.generateObject.doGenerate")}
+        return {
+            "llm_events": events,
+            "span_for_llm_event": ids(spans, "ai.generateObject.doGenerate"),
+        }
     raise ValueError(f"no expectation written for case {case!r}")
 
 
 NOTES = {
-    "chat": "Two spans for one model call: ai.generateText (the call as the app made it, usage summed "
-    "over steps) wraps ai.generateText.doGenerate (the model call): only doGenerate becomes an LLM "
-    "event. User and thread are ai.telemetry.metadata.userId / .sessionId (the SDK's own mechanism, "
-    "repeated on every span). The prompt is ai.prompt.messages' last user message, whose content is "
-    "a list of {type:'text', text} parts. gen_ai.system is 'openai.chat' (provider 'openai'). "
-    "Cached input: ai.usage.cachedInputTokens (= inputTokenDetails.cacheReadTokens), a subset of "
-    "ai.usage.inputTokens; reasoning: ai.usage.reasoningTokens, a subset of outputTokens.",
-    "nested": "As chat, but no ai.telemetry.metadata: user and thread are only on the app's root span "
-    "'handle request' (SERVER, user.id / session.id), two levels above doGenerate: an ancestor "
-    "lookup, not the parent.",
-    "stream": "ai.streamText wraps ai.streamText.doStream: only doStream is an LLM event. "
-    "time_to_first_token = ai.response.msToFirstChunk / 1000 (also on the ai.stream.firstChunk "
-    "event), measured, so taken from this recording. Usage is present because @ai-sdk/openai "
-    "always asks for stream_options.include_usage.",
-    "error": "HTTP 500 with maxRetries 0: doGenerate and generateText both status ERROR with an "
-    "'exception' event (exception.type AI_APICallError); no response model, no usage (omitted, not "
-    "0). The error is the exception type; the status description holds the provider's message.",
-    "error_retries": "The SDK's default maxRetries=2: a 5xx is retried with backoff, and each attempt "
-    "is its own doGenerate span (3 model calls, 3 LLM events with an error) under one "
-    "ai.generateText whose exception is AI_RetryError (message 'Failed after 3 attempts...'), "
-    "while each attempt's is AI_APICallError.",
-    "tool_call": "stopWhen stepCountIs(2): ai.generateText wraps two doGenerate spans and one ai.toolCall "
-    "span (siblings). The first call's reply is only ai.response.toolCalls (JSON [{toolCallId, "
-    "toolName, input}], input the provider's argument string); ai.toolCall.args is re-serialised "
-    "('{\"city\":\"Paris\"}'). The second call's prompt messages end with a role 'tool' message: "
-    "the prompt is still the last user TEXT. ai.generateText's usage is the sum of both calls. "
-    "The tool event's name follows the GenAI semconv ('execute_tool <tool>'); the span is 'ai.toolCall'.",
-    "object": "ai.generateObject wraps ai.generateObject.doGenerate. The reply is ai.response.object "
-    "(the provider's JSON text on doGenerate; re-serialised without spaces on the wrapper). Usage is "
-    "only ai.usage.promptTokens / completionTokens (+ gen_ai.usage.*): the cached (2) and reasoning "
-    "(1) tokens the server reported are NOT in the spans, so those properties are omitted.",
+    "chat": (
+        "Two spans for one model call: ai.generateText (the call as the app made it, usage "
+        "summed over steps) wraps ai.generateText.doGenerate (the model call): only "
+        "doGenerate becomes an LLM event. User and thread are ai.telemetry.metadata.userId / "
+        ".sessionId (the SDK's own mechanism, repeated on every span). The prompt is "
+        "ai.prompt.messages' last user message, whose content is a list of {type:'text', "
+        "text} parts. gen_ai.system is 'openai.chat' (provider 'openai'). Cached input: "
+        "ai.usage.cachedInputTokens (= inputTokenDetails.cacheReadTokens), a subset of "
+        "ai.usage.inputTokens; reasoning: ai.usage.reasoningTokens, a subset of outputTokens."
+    ),
+    "nested": (
+        "As chat, but no ai.telemetry.metadata: user and thread are only on the app's root "
+        "span 'handle request' (SERVER, user.id / session.id), two levels above doGenerate: "
+        "an ancestor lookup, not the parent."
+    ),
+    "stream": (
+        "ai.streamText wraps ai.streamText.doStream: only doStream is an LLM event. "
+        "time_to_first_token = ai.response.msToFirstChunk / 1000 (also on the "
+        "ai.stream.firstChunk event), measured, so taken from this recording. Usage is "
+        "present because @ai-sdk/openai always asks for stream_options.include_usage."
+    ),
+    "error": (
+        "HTTP 500 with maxRetries 0: doGenerate and generateText both status ERROR with an "
+        "'exception' event (exception.type AI_APICallError); no response model, no usage "
+        "(omitted, not 0). The error is the exception type; the status description holds the "
+        "provider's message."
+    ),
+    "error_retries": (
+        "The SDK's default maxRetries=2: a 5xx is retried with backoff, and each attempt is "
+        "its own doGenerate span (3 model calls, 3 LLM events with an error) under one "
+        "ai.generateText whose exception is AI_RetryError (message 'Failed after 3 "
+        "attempts...'), while each attempt's is AI_APICallError."
+    ),
+    "tool_call": (
+        "stopWhen stepCountIs(2): ai.generateText wraps two doGenerate spans and one "
+        "ai.toolCall span (siblings). The first call's reply is only ai.response.toolCalls "
+        "(JSON [{toolCallId, toolName, input}], input the provider's argument string); "
+        'ai.toolCall.args is re-serialised (\'{"city":"Paris"}\'). The second call\'s prompt '
+        "messages end with a role 'tool' message: the prompt is still the last user TEXT. "
+        "ai.generateText's usage is the sum of both calls. The tool event's name follows the "
+        "GenAI semconv ('execute_tool <tool>'); the span is 'ai.toolCall'."
+    ),
+    "object": (
+        "ai.generateObject wraps ai.generateObject.doGenerate. The reply is "
+        "ai.response.object (the provider's JSON text on doGenerate; re-serialised without "
+        "spaces on the wrapper). Usage is only ai.usage.promptTokens / completionTokens (+ "
+        "gen_ai.usage.*): the cached (2) and reasoning (1) tokens the server reported are NOT"
+        " in the spans, so those properties are omitted."
+    ),
 }
 
 

@@ -14,7 +14,7 @@ import { OTLPTraceExporter as HttpJsonExporter } from '@opentelemetry/exporter-t
 import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { NodeSDK } from '@opentelemetry/sdk-node';
-import { BatchSpanProcessor } from '@opentelemetry/sdk-trace';
+import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 
 const EXPORTERS = { proto: ProtoExporter, json: HttpJsonExporter };
 const MODEL = 'gpt-4o-mini';
@@ -53,7 +53,7 @@ async function main() {
   const sdk = new NodeSDK({
     autoDetectResources: false,
     resource: resourceFromAttributes({ 'service.name': 'otlp-sender' }),
-    spanProcessors: [new BatchSpanProcessor({ exporter })],
+    spanProcessors: [new BatchSpanProcessor(exporter)],
   });
   sdk.start();
   const tracer = trace.getTracer('trubrics-otel-otlp-sender');

@@ -21,7 +21,7 @@ import { SpanKind, trace } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { NodeSDK } from '@opentelemetry/sdk-node';
-import { BatchSpanProcessor } from '@opentelemetry/sdk-trace';
+import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { generateObject, generateText, stepCountIs, streamText, tool } from 'ai';
 import { z } from 'zod';
 
@@ -171,10 +171,7 @@ async function main() {
     autoDetectResources: false, // host / process attributes would make every recording differ
     resource: resourceFromAttributes({ 'service.name': options['service-name'] }),
     ...(options['sequential-ids'] ? { idGenerator: new SequentialIdGenerator() } : {}),
-    spanProcessors: [
-      // sdk-trace 3.x takes an options object (1.x/2.x took the exporter itself)
-      new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: options['otlp-url'] }) }),
-    ],
+    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: options['otlp-url'] }))],
   });
   sdk.start();
   const openai = createOpenAI({ baseURL: options['openai-url'], apiKey: 'sk-fake-not-a-key' });
