@@ -15,7 +15,9 @@ the local server, ``tests/otlp_receiver.py``)::
     outcome["text"]                        # what the app got back (its one JSON line)
 
 The app exits only after its exporter has flushed, so the spans were sent (and answered) by
-the time ``run_vercel_ai_app`` returns. Needs ``node`` (>= 20.6) and ``npm`` on ``PATH``.
+the time ``run_vercel_ai_app`` returns. Needs ``node`` (18.19+ or >= 20.6, as OpenTelemetry
+JS 0.223 does) and ``npm`` on ``PATH``. ``python3 tests/node_app.py`` installs every app's
+packages (stdlib only, for CI before any venv exists).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 NODE_DIR = Path(__file__).parent / "node"
 VERCEL_AI_APP = NODE_DIR / "vercel-ai"
 OTLP_SENDER = NODE_DIR / "otlp-sender"
+NODE_APPS = (VERCEL_AI_APP, OTLP_SENDER)
 VERCEL_AI_CASES = ("chat", "stream", "error", "error_retries", "tool_call", "object", "nested")
 _STAMP = ".trubrics-npm-ci.sha256"
 
@@ -44,7 +47,7 @@ def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         raise NodeAppError(
-            f"`{name}` is not on PATH: the Node.js tests need Node.js >= 20.6 and npm "
+            f"`{name}` is not on PATH: the Node.js tests need Node.js 18.19+ or >= 20.6 and npm "
             "(Debian: apt-get install nodejs npm)"
         )
     return path
@@ -137,3 +140,9 @@ def run_otlp_sender(
     """
     done = run_node(OTLP_SENDER / "sender.mjs", protocol, url, str(count), env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    for app in NODE_APPS:
+        ensure_npm_ci(app)
+        print(f"Node packages ready in {app}")

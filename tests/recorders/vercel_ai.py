@@ -7,7 +7,7 @@ against ``tests/fake_openai_extended.py`` and exports its spans over OTLP/HTTP p
 receiver here (``tests/otlp_receiver.py``), which decodes them with ``trubrics_otel``'s own
 OTLP decoder. Re-record from a fresh clone::
 
-    python3 -m venv /tmp/rec && /tmp/rec/bin/pip install -e .      # node >= 20.6 and npm on PATH
+    python3 -m venv /tmp/rec && /tmp/rec/bin/pip install -e .      # node 18.19+ / 20.6+, npm
     /tmp/rec/bin/python tests/recorders/vercel_ai.py               # npm ci runs when needed
     /tmp/rec/bin/python tests/recorders/vercel_ai.py chat stream   # some cases only
 
