@@ -13,6 +13,7 @@ the local server, ``tests/otlp_receiver.py``)::
         outcome = run_vercel_ai_app("tool_call", otlp_url=f"{bridge}/v1/traces",
                                     openai_url=openai_server.url)
     outcome["text"]                        # what the app got back (its one JSON line)
+    outcome["export"]                      # {"exported": 4, "failed": 0, "errors": []}
 
 The app exits only after its exporter has flushed, so the spans were sent (and answered) by
 the time ``run_vercel_ai_app`` returns. Needs ``node`` (18.19+ or >= 20.6, as OpenTelemetry
@@ -110,6 +111,7 @@ def run_vercel_ai_app(
     openai_url: str,
     function_id: str | None = None,
     sequential_ids: bool = False,
+    check_export: bool = True,
     env: dict[str, str] | None = None,
     timeout: float = 120,
 ) -> dict[str, Any]:
@@ -117,6 +119,9 @@ def run_vercel_ai_app(
 
     ``otlp_url`` is the full traces URL (``.../v1/traces``): the exporter uses it verbatim.
     ``sequential_ids`` makes trace / span ids 1, 2, ... (fixtures diff cleanly between runs).
+    ``check_export`` raises :class:`NodeAppError` when the OTLP receiver did not accept every
+    span (the app itself only reports it, in ``outcome["export"]``: ``exported``, ``failed``,
+    ``errors``); pass ``False`` to assert on a refusal.
     ``env`` adds variables for the Node process, e.g. ``OTEL_EXPORTER_OTLP_HEADERS`` for an
     ``x-api-key`` or ``OTEL_EXPORTER_OTLP_COMPRESSION=gzip``.
     """
@@ -128,7 +133,11 @@ def run_vercel_ai_app(
     if sequential_ids:
         args.append("--sequential-ids")
     done = run_node(VERCEL_AI_APP / "app.mjs", *args, env=env, timeout=timeout)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    outcome: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    export = outcome["export"]
+    if check_export and (export["failed"] or export["errors"]):
+        raise NodeAppError(f"the OTLP receiver at {otlp_url} refused spans of {case!r}: {export}")
+    return outcome
 
 
 def run_otlp_sender(

@@ -11,13 +11,15 @@
 // All but `nested` pass the SDK's own user mechanism,
 // `experimental_telemetry.metadata = {userId: 'u1', sessionId: 't-42'}`; `nested` passes no
 // metadata and runs inside the app's own SERVER span `handle request` carrying `user.id` and
-// `session.id`, the way a web app would. It prints one JSON line: what the app got back.
+// `session.id`, the way a web app would. It prints one JSON line: what the app got back, and
+// `export: {exported, failed, errors}`, how many spans the OTLP receiver accepted.
 // Recorded by tests/recorders/vercel_ai.py; driven live by tests/node_app.py.
 
 import { parseArgs } from 'node:util';
 
 import { createOpenAI } from '@ai-sdk/openai';
 import { SpanKind, trace } from '@opentelemetry/api';
+import { ExportResultCode } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { NodeSDK } from '@opentelemetry/sdk-node';
@@ -60,6 +62,33 @@ class SequentialIdGenerator {
   }
   generateSpanId() {
     return (++this.#spans).toString(16).padStart(16, '0');
+  }
+}
+
+/**
+ * The OTLP exporter, counting what the receiver accepted: the SDK drops a failed export with
+ * only a diag log, so this is how a caller learns that its receiver refused the spans.
+ */
+class ReportingExporter {
+  constructor(inner) {
+    this.inner = inner;
+    this.report = { exported: 0, failed: 0, errors: [] };
+  }
+  export(spans, done) {
+    this.inner.export(spans, (result) => {
+      if (result.code === ExportResultCode.SUCCESS) this.report.exported += spans.length;
+      else {
+        this.report.failed += spans.length;
+        this.report.errors.push(String(result.error?.message ?? result.error ?? 'export failed'));
+      }
+      done(result);
+    });
+  }
+  shutdown() {
+    return this.inner.shutdown();
+  }
+  forceFlush() {
+    return this.inner.forceFlush?.() ?? Promise.resolve();
   }
 }
 
@@ -167,20 +196,26 @@ async function main() {
     process.exitCode = 2;
     return;
   }
+  const exporter = new ReportingExporter(new OTLPTraceExporter({ url: options['otlp-url'] }));
   const sdk = new NodeSDK({
     autoDetectResources: false, // host / process attributes would make every recording differ
     resource: resourceFromAttributes({ 'service.name': options['service-name'] }),
     ...(options['sequential-ids'] ? { idGenerator: new SequentialIdGenerator() } : {}),
-    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: options['otlp-url'] }))],
+    spanProcessors: [new BatchSpanProcessor(exporter)],
   });
   sdk.start();
   const openai = createOpenAI({ baseURL: options['openai-url'], apiKey: 'sk-fake-not-a-key' });
+  let outcome;
   try {
-    const outcome = await CASES[caseName](openai);
-    console.log(JSON.stringify({ case: caseName, ...outcome }));
+    outcome = await CASES[caseName](openai);
   } finally {
-    await sdk.shutdown(); // flushes the batch: the process exits with every span sent
+    // Flushes the batch: every span has been answered after this. A refused export rejects
+    // here too; it is already counted in the report, which is how the caller learns of it.
+    await sdk.shutdown().catch((error) => {
+      if (!exporter.report.failed) exporter.report.errors.push(String(error?.message ?? error));
+    });
   }
+  console.log(JSON.stringify({ case: caseName, ...outcome, export: exporter.report }));
 }
 
 await main();
