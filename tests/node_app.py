@@ -133,22 +133,36 @@ def run_vercel_ai_app(
     if sequential_ids:
         args.append("--sequential-ids")
     done = run_node(VERCEL_AI_APP / "app.mjs", *args, env=env, timeout=timeout)
-    outcome: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    export = outcome["export"]
-    if check_export and (export["failed"] or export["errors"]):
-        raise NodeAppError(f"the OTLP receiver at {otlp_url} refused spans of {case!r}: {export}")
-    return outcome
+    return _reported(done, f"{case!r} to {otlp_url}", check_export)
 
 
 def run_otlp_sender(
-    protocol: str, url: str, count: int, *, env: dict[str, str] | None = None
+    protocol: str,
+    url: str,
+    count: int,
+    *,
+    check_export: bool = True,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Send ``count`` spans with ``tests/node/otlp-sender/sender.mjs`` (``proto`` or ``json``).
 
-    Returns the JSON line it printed: the protocol, the URL, and the spans it sent.
+    Returns the JSON line it printed: the protocol, the URL, the spans it sent (name, trace /
+    span id, whether it is a GenAI chat span) and ``export``; ``check_export`` as for
+    :func:`run_vercel_ai_app`.
     """
     done = run_node(OTLP_SENDER / "sender.mjs", protocol, url, str(count), env=env)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return _reported(done, f"{count} spans as {protocol} to {url}", check_export)
+
+
+def _reported(
+    done: subprocess.CompletedProcess[str], what: str, check_export: bool
+) -> dict[str, Any]:
+    """The app's last stdout line; raises when ``check_export`` and spans were refused."""
+    outcome: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    export = outcome["export"]
+    if check_export and (export["failed"] or export["errors"]):
+        raise NodeAppError(f"the OTLP receiver refused spans sending {what}: {export}")
+    return outcome
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@
 // fourth one (the first included) is a GenAI chat call carrying gen_ai.* attributes, messages
 // and user.id / session.id, the others are plain app spans. The standard OTEL_EXPORTER_OTLP_*
 // variables still apply (e.g. OTEL_EXPORTER_OTLP_COMPRESSION=gzip, OTEL_EXPORTER_OTLP_HEADERS).
-// It flushes before exiting and prints one JSON line: what it sent.
+// It flushes before exiting and prints one JSON line: what it sent, and `export: {exported,
+// failed, errors}`, what the receiver accepted.
 
 import { SpanKind, trace } from '@opentelemetry/api';
 import { OTLPTraceExporter as HttpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -15,6 +16,8 @@ import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trac
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+
+import { ReportingExporter, shutdownReporting } from '../reporting-exporter.mjs';
 
 const EXPORTERS = { proto: ProtoExporter, json: HttpJsonExporter };
 const MODEL = 'gpt-4o-mini';
@@ -49,7 +52,7 @@ async function main() {
     process.exitCode = 2;
     return;
   }
-  const exporter = new EXPORTERS[protocol]({ url });
+  const exporter = new ReportingExporter(new EXPORTERS[protocol]({ url }));
   const sdk = new NodeSDK({
     autoDetectResources: false,
     resource: resourceFromAttributes({ 'service.name': 'otlp-sender' }),
@@ -67,8 +70,9 @@ async function main() {
     span.end();
     sent.push({ name, trace_id: traceId, span_id: spanId, genai: genAi });
   }
-  await sdk.shutdown(); // flushes: every span has been answered by the time we print
-  console.log(JSON.stringify({ protocol, url, count: sent.length, spans: sent }));
+  await shutdownReporting(sdk, exporter); // every span has been answered by the time we print
+  const report = { protocol, url, count: sent.length, spans: sent, export: exporter.report };
+  console.log(JSON.stringify(report));
 }
 
 await main();

@@ -19,13 +19,14 @@ import { parseArgs } from 'node:util';
 
 import { createOpenAI } from '@ai-sdk/openai';
 import { SpanKind, trace } from '@opentelemetry/api';
-import { ExportResultCode } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { generateObject, generateText, stepCountIs, streamText, tool } from 'ai';
 import { z } from 'zod';
+
+import { ReportingExporter, shutdownReporting } from '../reporting-exporter.mjs';
 
 const USER_ID = 'u1';
 const SESSION_ID = 't-42';
@@ -62,33 +63,6 @@ class SequentialIdGenerator {
   }
   generateSpanId() {
     return (++this.#spans).toString(16).padStart(16, '0');
-  }
-}
-
-/**
- * The OTLP exporter, counting what the receiver accepted: the SDK drops a failed export with
- * only a diag log, so this is how a caller learns that its receiver refused the spans.
- */
-class ReportingExporter {
-  constructor(inner) {
-    this.inner = inner;
-    this.report = { exported: 0, failed: 0, errors: [] };
-  }
-  export(spans, done) {
-    this.inner.export(spans, (result) => {
-      if (result.code === ExportResultCode.SUCCESS) this.report.exported += spans.length;
-      else {
-        this.report.failed += spans.length;
-        this.report.errors.push(String(result.error?.message ?? result.error ?? 'export failed'));
-      }
-      done(result);
-    });
-  }
-  shutdown() {
-    return this.inner.shutdown();
-  }
-  forceFlush() {
-    return this.inner.forceFlush?.() ?? Promise.resolve();
   }
 }
 
@@ -209,11 +183,7 @@ async function main() {
   try {
     outcome = await CASES[caseName](openai);
   } finally {
-    // Flushes the batch: every span has been answered after this. A refused export rejects
-    // here too; it is already counted in the report, which is how the caller learns of it.
-    await sdk.shutdown().catch((error) => {
-      if (!exporter.report.failed) exporter.report.errors.push(String(error?.message ?? error));
-    });
+    await shutdownReporting(sdk, exporter); // every span has been answered after this
   }
   console.log(JSON.stringify({ case: caseName, ...outcome, export: exporter.report }));
 }
