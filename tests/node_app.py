@@ -36,7 +36,16 @@ NODE_DIR = Path(__file__).parent / "node"
 VERCEL_AI_APP = NODE_DIR / "vercel-ai"
 OTLP_SENDER = NODE_DIR / "otlp-sender"
 NODE_APPS = (VERCEL_AI_APP, OTLP_SENDER)
-VERCEL_AI_CASES = ("chat", "stream", "error", "error_retries", "tool_call", "object", "nested")
+VERCEL_AI_CASES = (
+    "chat",
+    "stream",
+    "error",
+    "error_retries",
+    "tool_call",
+    "stream_tool_call",
+    "object",
+    "nested",
+)
 _STAMP = ".trubrics-npm-ci.sha256"
 
 

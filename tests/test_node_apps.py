@@ -88,7 +88,9 @@ def _comparable(span: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("case", ["chat", "stream", "error", "tool_call", "object", "nested"])
+@pytest.mark.parametrize(
+    "case", ["chat", "stream", "error", "tool_call", "stream_tool_call", "object", "nested"]
+)
 def test_vercel_ai_app_still_emits_the_recorded_spans(receiver: OtlpReceiver, case: str) -> None:
     ensure_npm_ci(VERCEL_AI_APP)
     receiver.clear()

@@ -82,6 +82,12 @@ def tokens(
     return usage
 
 
+def first_chunk_seconds(span: dict[str, Any]) -> float | None:
+    """A stream's measured time to first token (``None`` for a call that did not stream)."""
+    ms = span["attributes"].get("ai.response.msToFirstChunk")
+    return None if ms is None else ms / 1000
+
+
 def ids(spans: list[dict[str, Any]], name: str) -> list[str]:
     return [s["span_id"] for s in spans if s["name"] == name]
 
@@ -97,13 +103,12 @@ def expected_for(case: str, spans: list[dict[str, Any]]) -> dict[str, Any]:
         }
     if case == "stream":
         (stream_span,) = [s for s in spans if s["name"] == "ai.streamText.doStream"]
-        ttft = stream_span["attributes"]["ai.response.msToFirstChunk"] / 1000
         events = [
             llm_event(
                 "Tell me a story",  # 5 + 4 = 9 in; "Echo: Tell me a story" 5 + 1 out
                 "Echo: Tell me a story",
                 usage=tokens(9, 6),
-                time_to_first_token=ttft,
+                time_to_first_token=first_chunk_seconds(stream_span),
             )
         ]
         return {"llm_events": events, "span_for_llm_event": [stream_span["span_id"]]}
@@ -113,15 +118,18 @@ def expected_for(case: str, spans: list[dict[str, Any]]) -> dict[str, Any]:
             "This call fails", None, usage=None, assistant_id="fail-500", error="AI_APICallError"
         )
         return {"llm_events": [failed] * len(attempts), "span_for_llm_event": attempts}
-    if case == "tool_call":
+    if case in ("tool_call", "stream_tool_call"):
+        call_spans = [s for s in spans if s["name"].endswith((".doGenerate", ".doStream"))]
+        ttfts = [first_chunk_seconds(s) for s in call_spans]
         events = [
             llm_event(  # "Weather in Paris?" 3 in; no text, 0 + 1 reasoning out
                 "Weather in Paris?",
                 f"tool_call: get_weather({TOOL_ARGUMENTS})",
                 usage=tokens(3, 1),
+                time_to_first_token=ttfts[0],
             ),
             llm_event(  # 3 + tool result JSON (1 word, no spaces) = 4 in; 7 words + 1 out
-                "Weather in Paris?", TOOL_ANSWER, usage=tokens(4, 8)
+                "Weather in Paris?", TOOL_ANSWER, usage=tokens(4, 8), time_to_first_token=ttfts[1]
             ),
         ]
         tool = {
@@ -132,7 +140,7 @@ def expected_for(case: str, spans: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "llm_events": events,
             "events": [tool],
-            "span_for_llm_event": ids(spans, "ai.generateText.doGenerate"),
+            "span_for_llm_event": [s["span_id"] for s in call_spans],
         }
     if case == "object":
         generation = json.dumps(JSON_OBJECT)  # the provider's text, as ai.response.object holds it
@@ -192,6 +200,14 @@ NOTES = {
         "messages end with a role 'tool' message: the prompt is still the last user TEXT. "
         "ai.generateText's usage is the sum of both calls. The tool event's name follows the "
         "GenAI semconv ('execute_tool <tool>'); the span is 'ai.toolCall'."
+    ),
+    "stream_tool_call": (
+        "streamText with the tool: as tool_call with doStream spans, each with its own "
+        "ai.response.msToFirstChunk. On doStream, ai.response.toolCalls items are "
+        "{type:'tool-call', toolCallId, toolName, input} with input the PARSED arguments "
+        "object (on doGenerate it is the provider's string): a reader re-serialises it, so "
+        "compare the arguments as JSON, not as text. The ai.toolCall span starts before the "
+        "first doStream span ends."
     ),
     "object": (
         "ai.generateObject wraps ai.generateObject.doGenerate. The reply is "

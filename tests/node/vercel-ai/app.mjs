@@ -7,7 +7,7 @@
 //                       --openai-url http://127.0.0.1:8000/v1
 //
 // (--sequential-ids makes trace and span ids predictable, for fixtures.)
-// Cases: chat, stream, error, error_retries, tool_call, object, nested (see CASES below).
+// Cases: chat, stream, error, error_retries, tool_call, stream_tool_call, object, nested.
 // All but `nested` pass the SDK's own user mechanism,
 // `experimental_telemetry.metadata = {userId: 'u1', sessionId: 't-42'}`; `nested` passes no
 // metadata and runs inside the app's own SERVER span `handle request` carrying `user.id` and
@@ -114,6 +114,19 @@ const CASES = {
       experimental_telemetry: telemetry('tool_call'),
     });
     return { text: result.text, steps: result.steps.length, usage: result.totalUsage };
+  },
+
+  async stream_tool_call(openai) {
+    const result = streamText({
+      model: openai.chat(MODEL),
+      prompt: 'Weather in Paris?',
+      tools: { get_weather: weatherTool },
+      stopWhen: stepCountIs(2),
+      experimental_telemetry: telemetry('stream_tool_call'),
+    });
+    let text = '';
+    for await (const delta of result.textStream) text += delta;
+    return { text, steps: (await result.steps).length, usage: await result.totalUsage };
   },
 
   async object(openai) {
