@@ -86,7 +86,7 @@ def llm_event(
     cached: int | None = None,
     reasoning: int | None = None,
     error: str | None = None,
-    time_to_first_token: Callable[[SpanDict], float] | str | None = None,
+    time_to_first_token: Measured | str | None = None,
     user: str | None = USER_ID,
     thread: str | None = THREAD_ID,
     provider: str = "openai",
@@ -120,15 +120,24 @@ def llm_event(
     }
 
 
-def attribute(key: str) -> Callable[[SpanDict], Any]:
+Measured = Callable[[SpanDict, list[SpanDict]], Any]
+
+
+def attribute(key: str) -> Measured:
     """Reads one attribute of the chosen span: for values measured while recording."""
-    return lambda span: span["attributes"][key]
+    return lambda span, _spans: span["attributes"][key]
 
 
-def first_event_delay(event_name: str) -> Callable[[SpanDict], float]:
-    """Seconds from span start to its first ``event_name`` event (a first-token event)."""
+def first_event_delay(event_name: str, on: Callable[[SpanDict], bool] | None = None) -> Measured:
+    """Seconds from span start to its first ``event_name`` event (a first-chunk event).
 
-    def delay(span: SpanDict) -> float:
+    ``on`` picks another span of the case to read it from (a duplicate of the chosen span
+    that alone records chunks); the one starting last before the chosen span ends is used.
+    """
+
+    def delay(span: SpanDict, spans: list[SpanDict]) -> float:
+        if on is not None:
+            span = [s for s in spans if on(s) and s["start_time"] <= span["end_time"]][-1]
         stamp = next(e["timestamp"] for e in span["events"] if e["name"] == event_name)
         return (stamp - span["start_time"]) / 1e9
 
@@ -176,7 +185,7 @@ class Case:
             raise AssertionError(f"{len(chosen)} LLM spans for {len(wanted['llm_events'])} events: {names}")
         by_id = {s["span_id"]: s for s in ordered}
         events = [
-            {**event, "properties": _measured(event["properties"], by_id[span_id])}
+            {**event, "properties": _measured(event["properties"], by_id[span_id], ordered)}
             for event, span_id in zip(wanted["llm_events"], chosen)
         ]
         return {
@@ -187,9 +196,9 @@ class Case:
         }
 
 
-def _measured(properties: dict[str, Any], span: SpanDict) -> dict[str, Any]:
+def _measured(properties: dict[str, Any], span: SpanDict, spans: list[SpanDict]) -> dict[str, Any]:
     """Properties whose value is a function of the span (a measured time) read from it."""
-    return {k: v(span) if callable(v) else v for k, v in properties.items()}
+    return {k: v(span, spans) if callable(v) else v for k, v in properties.items()}
 
 
 class Recorder:
