@@ -9,7 +9,8 @@ official ``openai`` client (and every instrumentation library wrapping it) can r
 
 What it answers, chosen by the request:
 
-* ``model == "fail-500"`` → HTTP 500 with an OpenAI-style error body;
+* ``model == "fail-500"``, or the next ``fail_next`` requests whatever their model (for
+  clients that refuse unknown model names) → HTTP 500 with an OpenAI-style error body;
 * a request with ``tools`` → one ``get_weather`` tool call, ``finish_reason="tool_calls"``,
   unless the last message is already a tool result: then ``"Tool said: <result>"``;
 * ``stream: true`` → server-sent events, one chunk per word, then ``[DONE]``; a final chunk
@@ -78,6 +79,7 @@ def tool_result(messages: list[dict[str, Any]]) -> str | None:
 class FakeOpenAI:
     def __init__(self, cached_tokens: int = 0) -> None:
         self.cached_tokens = cached_tokens
+        self.fail_next = 0  # this many coming requests answer HTTP 500
         self.requests: list[dict[str, Any]] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -122,6 +124,11 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 body = {}
             fake.requests.append(body)
+            if str(body.get("model", "")) == FAIL_MODEL or fake.fail_next > 0:
+                fake.fail_next = max(0, fake.fail_next - 1)
+                return self._json(
+                    500, {"error": {"message": ERROR_MESSAGE, "type": "server_error", "code": None}}
+                )
             if self.path.rstrip("/") == "/v1/responses":
                 from fake_openai_responses import answer
 
@@ -131,10 +138,6 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                     404, {"error": {"message": "not found", "type": "invalid_request_error"}}
                 )
             model = str(body.get("model", ""))
-            if model == FAIL_MODEL:
-                return self._json(
-                    500, {"error": {"message": ERROR_MESSAGE, "type": "server_error", "code": None}}
-                )
             messages = body.get("messages") or []
             answered = tool_result(messages)
             if body.get("tools") and answered is None:

@@ -9,7 +9,7 @@ used directly. With the official client::
 
 What it answers, chosen by the request (the same rules as chat completions):
 
-* ``model == "fail-500"`` → HTTP 500 with an OpenAI-style error body;
+* failures (HTTP 500) are answered by the fake server before it gets here;
 * ``tools`` and no ``function_call_output`` item in ``input`` yet → one ``function_call``
   output item ``get_weather({"city": "Paris"})``;
 * a ``function_call_output`` item last in ``input`` → ``"Tool said: <output>"``;
@@ -32,14 +32,7 @@ import json
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from fake_openai import (
-    CREATED,
-    ERROR_MESSAGE,
-    FAIL_MODEL,
-    RESPONSE_MODEL_SUFFIX,
-    TOOL_ARGUMENTS,
-    TOOL_CALL_ID,
-)
+from fake_openai import CREATED, RESPONSE_MODEL_SUFFIX, TOOL_ARGUMENTS, TOOL_CALL_ID
 
 RESPONSE_ID = "resp_fake_0001"
 MESSAGE_ID = "msg_fake_0001"
@@ -141,9 +134,6 @@ def build_response(body: dict[str, Any], cached_tokens: int) -> dict[str, Any]:
 
 def answer(handler: BaseHTTPRequestHandler, body: dict[str, Any], cached_tokens: int) -> None:
     """Write the reply to one ``/v1/responses`` request onto ``handler``."""
-    if str(body.get("model", "")) == FAIL_MODEL:
-        error = {"error": {"message": ERROR_MESSAGE, "type": "server_error", "code": None}}
-        return handler._json(500, error)  # type: ignore[attr-defined]
     response = build_response(body, cached_tokens)
     if body.get("stream"):
         return _stream(handler, response)
