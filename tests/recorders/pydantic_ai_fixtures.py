@@ -32,8 +32,9 @@ CACHED = 4  # the fake reports up to this many prompt tokens as cached
 
 NOTES_COMMON = (
     "Framework wrapper spans: the agent run span (`invoke_agent agent` / `agent run`, "
-    "gen_ai.operation.name=invoke_agent) sums usage over the run and must not become an LLM "
-    "event; `running tools` / `execute_tool get_weather` spans are tool runs. Every span carries "
+    "gen_ai.operation.name=invoke_agent) sums usage over the run (gen_ai.aggregated_usage.*) and "
+    "must not become an LLM event; `execute_tool get_weather` (`running tool` in v2) spans are "
+    "tool runs. Every span carries "
     "gen_ai.conversation.id, a fresh UUID7 per run unless conversation_id= is passed: it is NOT "
     "the app's thread here, which is session.id on the enclosing `handle request` span."
 )
@@ -100,7 +101,7 @@ async def record_cases(recorder: r.Recorder, client: AsyncOpenAI, version: int) 
             notes=NOTES_COMMON + " The failed chat span has status ERROR and an `exception` event "
             "(exception.type pydantic_ai.exceptions.ModelServerError, HTTP 500) but no input "
             "messages: the prompt is only on its parent, the agent run span "
-            "(`pydantic_ai.all_messages`; `all_messages_events` in v2). No tokens are known.",
+            "(`pydantic_ai.all_messages`). No tokens are known.",
         )
 
     tool_role = "tool" if version >= 6 else "user"
