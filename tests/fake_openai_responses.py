@@ -159,12 +159,20 @@ def _stream(handler: BaseHTTPRequestHandler, response: dict[str, Any]) -> None:
     item = response["output"][0]
     where = {"item_id": item["id"], "output_index": 0}
     if item["type"] == "function_call":
-        send("response.output_item.added", output_index=0, item={**item, "arguments": "", "status": "in_progress"})
+        send(
+            "response.output_item.added",
+            output_index=0,
+            item={**item, "arguments": "", "status": "in_progress"},
+        )
         send("response.function_call_arguments.delta", **where, delta=item["arguments"])
         send("response.function_call_arguments.done", **where, arguments=item["arguments"])
     else:
         part = item["content"][0]
-        send("response.output_item.added", output_index=0, item={**item, "content": [], "status": "in_progress"})
+        send(
+            "response.output_item.added",
+            output_index=0,
+            item={**item, "content": [], "status": "in_progress"},
+        )
         send("response.content_part.added", **where, content_index=0, part={**part, "text": ""})
         for i, word in enumerate(part["text"].split(" ")):
             delta = word if i == 0 else " " + word

@@ -16,11 +16,17 @@ import pytest
 from span_fixtures import FIXTURES, load
 
 SPECS = sorted(
-    path
-    for path in FIXTURES.glob("*/*.json")
-    if "expected" in json.loads(path.read_text())
+    path for path in FIXTURES.glob("*/*.json") if "expected" in json.loads(path.read_text())
 )
-LLM_EVENT_KEYS = {"user_id", "thread_id", "prompt", "generation", "assistant_id", "error", "properties"}
+LLM_EVENT_KEYS = {
+    "user_id",
+    "thread_id",
+    "prompt",
+    "generation",
+    "assistant_id",
+    "error",
+    "properties",
+}
 PROPERTIES = {
     "input_tokens",
     "output_tokens",

@@ -2,10 +2,11 @@
 
 Install (own venv, from the repo root) and re-record::
 
-    python3 -m venv /tmp/lc && /tmp/lc/bin/pip install -e . langchain==1.5.2 langchain-core==1.8.3 \\
-        langchain-openai==1.7.4 langgraph==1.2.24 openai==3.57.0 \\
+    python3 -m venv /tmp/lc && /tmp/lc/bin/pip install -e . langchain==1.5.2 \\
+        langchain-core==1.8.3 langchain-openai==1.7.4 langgraph==1.2.24 openai==3.57.0 \\
         openinference-instrumentation-langchain==0.1.80 \\
-        opentelemetry-instrumentation-langchain==0.62.4 opentelemetry-instrumentation-openai==0.62.4 \\
+        opentelemetry-instrumentation-langchain==0.62.4 \\
+        opentelemetry-instrumentation-openai==0.62.4 \\
         opentelemetry-api==1.45.2 opentelemetry-sdk==1.45.2
     /tmp/lc/bin/python tests/recorders/langchain_fixtures.py
 
@@ -76,8 +77,9 @@ def chat_model(server: FakeOpenAI, model: str) -> Any:
     from langchain_openai import ChatOpenAI
 
     # stream_usage=True: what ChatOpenAI does by itself against api.openai.com.
-    return ChatOpenAI(model=model, base_url=server.url, api_key="sk-fake", max_retries=0,
-                      stream_usage=True)
+    return ChatOpenAI(
+        model=model, base_url=server.url, api_key="sk-fake", max_retries=0, stream_usage=True
+    )
 
 
 def weather_agent(server: FakeOpenAI) -> Any:
@@ -89,7 +91,9 @@ def weather_agent(server: FakeOpenAI) -> Any:
         """The current weather in a city."""
         return r.get_weather_result(city)
 
-    return create_agent(chat_model(server, MODEL), tools=[get_weather], system_prompt=r.SYSTEM_PROMPT)
+    return create_agent(
+        chat_model(server, MODEL), tools=[get_weather], system_prompt=r.SYSTEM_PROMPT
+    )
 
 
 def messages(question: str) -> list[Any]:
@@ -115,15 +119,27 @@ def record_cases(recorder: r.Recorder, server: FakeOpenAI, setup: str) -> None:
     # system (5 words) + user (3) = 8 prompt tokens, 4 of them cached; the reply 4 words.
     tokens = {"input_tokens": 8, "output_tokens": 4, "cached": 4, "reasoning": 0}
     answer = f"Echo: {r.QUESTION}"
-    chat = r.llm_event(prompt=r.QUESTION, generation=answer, model=RESPONSE_MODEL,
-                       **{**tokens, "reasoning": known.chat_reasoning})
+    chat = r.llm_event(
+        prompt=r.QUESTION,
+        generation=answer,
+        model=RESPONSE_MODEL,
+        **{**tokens, "reasoning": known.chat_reasoning},
+    )
     agent_events = [
         # system 5 + user 5 = 10 prompt tokens; a tool call has no text (0 words).
-        r.llm_event(prompt=r.WEATHER_QUESTION, generation=f"tool_call: get_weather({TOOL_ARGUMENTS})",
-                    model=RESPONSE_MODEL, **{**tokens, "input_tokens": 10, "output_tokens": 0}),
+        r.llm_event(
+            prompt=r.WEATHER_QUESTION,
+            generation=f"tool_call: get_weather({TOOL_ARGUMENTS})",
+            model=RESPONSE_MODEL,
+            **{**tokens, "input_tokens": 10, "output_tokens": 0},
+        ),
         # + the tool message "Sunny, 21C" (2) = 12; "Tool said: Sunny, 21C" = 4.
-        r.llm_event(prompt=r.WEATHER_QUESTION, generation=f"Tool said: {r.WEATHER_RESULT}",
-                    model=RESPONSE_MODEL, **{**tokens, "input_tokens": 12, "output_tokens": 4}),
+        r.llm_event(
+            prompt=r.WEATHER_QUESTION,
+            generation=f"Tool said: {r.WEATHER_RESULT}",
+            model=RESPONSE_MODEL,
+            **{**tokens, "input_tokens": 12, "output_tokens": 4},
+        ),
     ]
     notes = known.notes
 
@@ -137,9 +153,15 @@ def record_cases(recorder: r.Recorder, server: FakeOpenAI, setup: str) -> None:
             for _ in chat_model(server, MODEL).stream(messages(r.QUESTION)):
                 pass
         case.expect(
-            llm_events=[r.llm_event(prompt=r.QUESTION, generation=answer, model=known.stream_model,
-                                    time_to_first_token=known.stream_ttft,
-                                    **{**tokens, "reasoning": known.stream_reasoning})],
+            llm_events=[
+                r.llm_event(
+                    prompt=r.QUESTION,
+                    generation=answer,
+                    model=known.stream_model,
+                    time_to_first_token=known.stream_ttft,
+                    **{**tokens, "reasoning": known.stream_reasoning},
+                )
+            ],
             llm_spans=llm_span,
             notes=f"{notes} {known.stream_notes}",
         )
@@ -151,8 +173,9 @@ def record_cases(recorder: r.Recorder, server: FakeOpenAI, setup: str) -> None:
             except Exception as exc:  # langchain-openai re-raises openai's error as OpenAIAPIError
                 print("error case raised", type(exc).__name__)
         case.expect(
-            llm_events=[r.llm_event(prompt=r.QUESTION, generation=None, model=FAIL_MODEL,
-                                    error=known.error)],
+            llm_events=[
+                r.llm_event(prompt=r.QUESTION, generation=None, model=FAIL_MODEL, error=known.error)
+            ],
             llm_spans=llm_span,
             notes=f"{notes} HTTP 500: status ERROR and an `exception` event on the LLM span "
             "(langchain-openai re-raises openai.InternalServerError as its OpenAIAPIError); no "

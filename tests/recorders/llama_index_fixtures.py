@@ -58,7 +58,10 @@ def llm(server: FakeOpenAI) -> OpenAI:
 
 
 def messages(question: str) -> list[ChatMessage]:
-    return [ChatMessage(role="system", content=r.SYSTEM_PROMPT), ChatMessage(role="user", content=question)]
+    return [
+        ChatMessage(role="system", content=r.SYSTEM_PROMPT),
+        ChatMessage(role="user", content=question),
+    ]
 
 
 async def run_agent(server: FakeOpenAI) -> None:
@@ -86,10 +89,17 @@ def record_cases(recorder: r.Recorder, server: FakeOpenAI) -> None:
             for _ in llm(server).stream_chat(messages(r.QUESTION)):
                 pass
         case.expect(
-            llm_events=[r.llm_event(prompt=r.QUESTION, generation=answer, model=MODEL,
-                                    time_to_first_token=first_token)],
+            llm_events=[
+                r.llm_event(
+                    prompt=r.QUESTION,
+                    generation=answer,
+                    model=MODEL,
+                    time_to_first_token=first_token,
+                )
+            ],
             llm_spans=llm_span,
-            notes=NOTES + " Stream (`OpenAI.stream_chat`): LlamaIndex's OpenAI LLM does not ask for "
+            notes=NOTES
+            + " Stream (`OpenAI.stream_chat`): LlamaIndex's OpenAI LLM does not ask for "
             "stream usage (no stream_options), so no tokens are known; the time to first token is "
             "the `First Token Stream Event` event's time minus the span start.",
         )
@@ -115,19 +125,28 @@ def record_cases(recorder: r.Recorder, server: FakeOpenAI) -> None:
         case.expect(
             llm_events=[
                 # FunctionAgent streams without asking for usage: no tokens, no response model.
-                r.llm_event(prompt=r.WEATHER_QUESTION, generation=f"tool_call: get_weather({TOOL_ARGUMENTS})",
-                            model=MODEL, time_to_first_token=first_token),
-                r.llm_event(prompt=r.WEATHER_QUESTION, generation=f"Tool said: {r.WEATHER_RESULT}",
-                            model=MODEL, time_to_first_token=first_token),
+                r.llm_event(
+                    prompt=r.WEATHER_QUESTION,
+                    generation=f"tool_call: get_weather({TOOL_ARGUMENTS})",
+                    model=MODEL,
+                    time_to_first_token=first_token,
+                ),
+                r.llm_event(
+                    prompt=r.WEATHER_QUESTION,
+                    generation=f"Tool said: {r.WEATHER_RESULT}",
+                    model=MODEL,
+                    time_to_first_token=first_token,
+                ),
             ],
             events=[r.tool_event(TOOL_CALL_ID)],
             llm_spans=llm_span,
             notes=NOTES + " FunctionAgent: `FunctionAgent.run` and `BaseWorkflowAgent.*` are CHAIN "
-            "wrappers; `OpenAI._prepare_chat_with_tools` is LLM-kind but only builds the request (no "
+            "wrappers; `OpenAI._prepare_chat_with_tools` is LLM-kind but only builds the request "
+            "(no "
             "llm.input_messages, no tokens): NOT an LLM event. The model calls are "
             "`OpenAI.astream_chat` (the agent streams, without usage: no tokens; first-token event "
             "present). The tool run is `FunctionTool.acall` (TOOL, tool.name, input.value "
-            "{\"kwargs\": {\"city\": \"Paris\"}}); it has no tool call id, which is only in "
+            '{"kwargs": {"city": "Paris"}}); it has no tool call id, which is only in '
             "the LLM spans' tool_calls (output of the first, input of the second, with the `tool` "
             "message's tool_call_id).",
         )
@@ -139,7 +158,8 @@ def record_cases(recorder: r.Recorder, server: FakeOpenAI) -> None:
         case.expect(
             llm_events=[chat],
             llm_spans=llm_span,
-            notes=NOTES + " No app span: `using_attributes(user_id=, session_id=)` puts user.id and "
+            notes=NOTES
+            + " No app span: `using_attributes(user_id=, session_id=)` puts user.id and "
             "session.id on every OpenInference span.",
         )
 

@@ -101,9 +101,15 @@ async def record_cases(recorder: r.Recorder, client: AsyncOpenAI, flavour: str) 
             "- the only place the chat completions flavour shows cached tokens)."
         )
         case.expect(
-            llm_events=[r.llm_event(prompt=r.QUESTION, generation=answer, model=model,
-                                    time_to_first_token=r.NOT_RECORDED,
-                                    **{**counts, "cached": 4, "reasoning": 0})],
+            llm_events=[
+                r.llm_event(
+                    prompt=r.QUESTION,
+                    generation=answer,
+                    model=model,
+                    time_to_first_token=r.NOT_RECORDED,
+                    **{**counts, "cached": 4, "reasoning": 0},
+                )
+            ],
             llm_spans=llm_span,
             notes=NOTES_COMMON + stream_notes + " No time to first token is recorded.",
         )
@@ -115,20 +121,30 @@ async def record_cases(recorder: r.Recorder, client: AsyncOpenAI, flavour: str) 
             except Exception as exc:  # the app sees openai.InternalServerError
                 print("error case raised", type(exc).__name__)
         # No exception event: the only error text is the status description.
-        error = ("Error getting response: {'error': 'Error code: 500 - The server had an error "
-                 "while processing your request.'}")
+        error = (
+            "Error getting response: {'error': 'Error code: 500 - The server had an error "
+            "while processing your request.'}"
+        )
         case.expect(
-            llm_events=[r.llm_event(prompt=None if responses else r.QUESTION, generation=None,
-                                    model=None if responses else FAIL_MODEL, error=error)],
+            llm_events=[
+                r.llm_event(
+                    prompt=None if responses else r.QUESTION,
+                    generation=None,
+                    model=None if responses else FAIL_MODEL,
+                    error=error,
+                )
+            ],
             llm_spans=llm_span,
-            notes=NOTES_COMMON + (
+            notes=NOTES_COMMON
+            + (
                 " HTTP 500 on the Responses API: the `response` span keeps only llm.system and its "
                 "ERROR status - no model, no input, no exception event - so prompt and model "
                 "cannot be known; the `assistant` AGENT span is ERROR too (not a second event)."
-                if responses else
-                " HTTP 500: the `generation` span has status ERROR, the request model and the "
+                if responses
+                else " HTTP 500: the `generation` span has status ERROR, the request model and the "
                 "input messages, no exception event; the `assistant` AGENT span is ERROR too."
-            ) + " The error is the status description (the app saw openai.InternalServerError).",
+            )
+            + " The error is the status description (the app saw openai.InternalServerError).",
         )
 
     # The second call's input: Responses counts the function_call item's arguments (2 words)
@@ -139,19 +155,34 @@ async def record_cases(recorder: r.Recorder, client: AsyncOpenAI, flavour: str) 
             await Runner.run(agent_for(client, flavour, MODEL, tools=True), r.WEATHER_QUESTION)
         case.expect(
             llm_events=[
-                r.llm_event(prompt=r.WEATHER_QUESTION, generation=f"tool_call: get_weather({TOOL_ARGUMENTS})",
-                            model=model, input_tokens=10, output_tokens=0, **known),
-                r.llm_event(prompt=r.WEATHER_QUESTION, generation=f"Tool said: {r.WEATHER_RESULT}",
-                            model=model, input_tokens=second_input, output_tokens=4, **known),
+                r.llm_event(
+                    prompt=r.WEATHER_QUESTION,
+                    generation=f"tool_call: get_weather({TOOL_ARGUMENTS})",
+                    model=model,
+                    input_tokens=10,
+                    output_tokens=0,
+                    **known,
+                ),
+                r.llm_event(
+                    prompt=r.WEATHER_QUESTION,
+                    generation=f"Tool said: {r.WEATHER_RESULT}",
+                    model=model,
+                    input_tokens=second_input,
+                    output_tokens=4,
+                    **known,
+                ),
             ],
             events=[r.tool_event(TOOL_CALL_ID)],
             llm_spans=llm_span,
             notes=NOTES_COMMON + " The tool span `get_weather` (TOOL) has no tool call id: it is "
             "only in the first LLM span's output tool call and the second one's input "
             "(role `tool` message with tool_call_id): match by tool name and order. The "
-            "tool-call reply's output tokens (0) are " + (
-                "written as llm.token_count.completion=0." if responses else
-                "left out (no llm.token_count.completion): 0, not unknown."),
+            "tool-call reply's output tokens (0) are "
+            + (
+                "written as llm.token_count.completion=0."
+                if responses
+                else "left out (no llm.token_count.completion): 0, not unknown."
+            ),
         )
 
     with recorder.case("using_attributes") as case:
@@ -168,7 +199,9 @@ async def record_cases(recorder: r.Recorder, client: AsyncOpenAI, flavour: str) 
     with recorder.case("group_id") as case:
         # The SDK's own mechanism, no request span: RunConfig(group_id=, trace_metadata=).
         config = RunConfig(group_id=r.THREAD_ID, trace_metadata={"user_id": r.USER_ID})
-        await Runner.run(agent_for(client, flavour, MODEL, tools=False), r.QUESTION, run_config=config)
+        await Runner.run(
+            agent_for(client, flavour, MODEL, tools=False), r.QUESTION, run_config=config
+        )
         case.expect(
             llm_events=[{**chat, "user_id": None, "thread_id": None}],
             llm_spans=llm_span,

@@ -81,8 +81,15 @@ async def record_cases(recorder: r.Recorder, client: AsyncOpenAI, version: int) 
             await stream(agent_for(client, MODEL, tools=False), r.QUESTION)
         ttft = r.attribute("gen_ai.client.operation.time_to_first_chunk")
         case.expect(
-            llm_events=[r.llm_event(prompt=r.QUESTION, generation=answer, model=RESPONSE_MODEL,
-                                    time_to_first_token=ttft, **counts)],
+            llm_events=[
+                r.llm_event(
+                    prompt=r.QUESTION,
+                    generation=answer,
+                    model=RESPONSE_MODEL,
+                    time_to_first_token=ttft,
+                    **counts,
+                )
+            ],
             llm_spans=chat_span,
             notes=NOTES_COMMON + " The stream's chat span records gen_ai.client.operation."
             "time_to_first_chunk (seconds) and full usage (pydantic-ai asks for include_usage).",
@@ -95,8 +102,14 @@ async def record_cases(recorder: r.Recorder, client: AsyncOpenAI, version: int) 
             except Exception as exc:  # the app sees ModelServerError (a ModelHTTPError)
                 print("error case raised", type(exc).__name__)
         case.expect(
-            llm_events=[r.llm_event(prompt=r.QUESTION, generation=None, model=FAIL_MODEL,
-                                    error="pydantic_ai.exceptions.ModelServerError")],
+            llm_events=[
+                r.llm_event(
+                    prompt=r.QUESTION,
+                    generation=None,
+                    model=FAIL_MODEL,
+                    error="pydantic_ai.exceptions.ModelServerError",
+                )
+            ],
             llm_spans=chat_span,
             notes=NOTES_COMMON + " The failed chat span has status ERROR and an `exception` event "
             "(exception.type pydantic_ai.exceptions.ModelServerError, HTTP 500) but no input "
@@ -111,11 +124,25 @@ async def record_cases(recorder: r.Recorder, client: AsyncOpenAI, version: int) 
         case.expect(
             llm_events=[
                 # system 5 + user 5 = 10 prompt tokens; a tool call has no text (0 words).
-                r.llm_event(prompt=r.WEATHER_QUESTION, generation=f"tool_call: get_weather({TOOL_ARGUMENTS})",
-                            model=RESPONSE_MODEL, input_tokens=10, output_tokens=0, cached=4, reasoning=0),
+                r.llm_event(
+                    prompt=r.WEATHER_QUESTION,
+                    generation=f"tool_call: get_weather({TOOL_ARGUMENTS})",
+                    model=RESPONSE_MODEL,
+                    input_tokens=10,
+                    output_tokens=0,
+                    cached=4,
+                    reasoning=0,
+                ),
                 # + the tool result "Sunny, 21C" (2) = 12; "Tool said: Sunny, 21C" = 4.
-                r.llm_event(prompt=r.WEATHER_QUESTION, generation=f"Tool said: {r.WEATHER_RESULT}",
-                            model=RESPONSE_MODEL, input_tokens=12, output_tokens=4, cached=4, reasoning=0),
+                r.llm_event(
+                    prompt=r.WEATHER_QUESTION,
+                    generation=f"Tool said: {r.WEATHER_RESULT}",
+                    model=RESPONSE_MODEL,
+                    input_tokens=12,
+                    output_tokens=4,
+                    cached=4,
+                    reasoning=0,
+                ),
             ],
             events=[r.tool_event(TOOL_CALL_ID)],
             llm_spans=chat_span,
@@ -124,7 +151,7 @@ async def record_cases(recorder: r.Recorder, client: AsyncOpenAI, version: int) 
             "is the last user TEXT. pydantic-ai leaves gen_ai.usage.output_tokens out when it is 0 "
             "(the tool-call reply): 0, not unknown. The tool-call arguments in the output message "
             "are the provider's string ('{\"city\": \"Paris\"}'), the execute_tool span's "
-            "gen_ai.tool.call.arguments is re-serialised ('{\"city\":\"Paris\"}').",
+            'gen_ai.tool.call.arguments is re-serialised (\'{"city":"Paris"}\').',
         )
 
     with recorder.case("conversation_id") as case:
@@ -135,8 +162,9 @@ async def record_cases(recorder: r.Recorder, client: AsyncOpenAI, version: int) 
         case.expect(
             llm_events=[chat],
             llm_spans=chat_span,
-            notes="No app span: thread from gen_ai.conversation.id (on every span, and in baggage); "
-            "user only inside the agent run span's `metadata` JSON attribute ({\"user_id\": \"u1\"}), "
+            notes="No app span: thread from gen_ai.conversation.id (on every span, and in "
+            "baggage); "
+            'user only inside the agent run span\'s `metadata` JSON attribute ({"user_id": "u1"}), '
             "which the chat span does not repeat: read it from the ancestor agent span.",
         )
 

@@ -8,8 +8,10 @@ provider and saves each case with the Trubrics events a user expects from it::
         with recorder.request_span():
             agent.run_sync("Hello")
         case.expect(  # resolved against the spans when the case ends
-            llm_events=[llm_event(prompt="Hello", generation="Echo: Hello", model="gpt-4o-mini-2024-07-18",
-                                  input_tokens=3, output_tokens=2, cached=2)],
+            llm_events=[
+                llm_event(prompt="Hello", generation="Echo: Hello", model="gpt-4o-mini-2024-07-18",
+                          input_tokens=3, output_tokens=2, cached=2)
+            ],
             llm_spans=lambda s: s["name"].startswith("chat "),
             notes="...",
         )
@@ -182,11 +184,13 @@ class Case:
         chosen = [s["span_id"] for s in ordered if wanted["llm_spans"](s)]
         if len(chosen) != len(wanted["llm_events"]):
             names = [s["name"] for s in ordered]
-            raise AssertionError(f"{len(chosen)} LLM spans for {len(wanted['llm_events'])} events: {names}")
+            raise AssertionError(
+                f"{len(chosen)} LLM spans for {len(wanted['llm_events'])} events: {names}"
+            )
         by_id = {s["span_id"]: s for s in ordered}
         events = [
             {**event, "properties": _measured(event["properties"], by_id[span_id], ordered)}
-            for event, span_id in zip(wanted["llm_events"], chosen)
+            for event, span_id in zip(wanted["llm_events"], chosen, strict=True)
         ]
         return {
             "llm_events": events,
