@@ -1,6 +1,6 @@
 """What every recorder shares: span capture, the app's request span, and fixture files.
 
-A recorder (``tests/recorders/<family>.py``) runs a real library against the local fake
+A recorder (``tests/recorders/<family>_fixtures.py``) runs a real library against the local fake
 provider and saves each case with the Trubrics events a user expects from it::
 
     recorder = Recorder("pydantic-ai")
@@ -57,7 +57,7 @@ SpanDict = dict[str, Any]
 
 
 class CountingIds(IdGenerator):
-    """Trace and span ids 1, 2, 3...: re-recordings diff cleanly."""
+    """Trace and span ids from counters, not random: re-recordings diff cleanly."""
 
     def __init__(self) -> None:
         self._next = 0
@@ -165,12 +165,12 @@ class Case:
         *,
         llm_events: list[dict[str, Any]],
         llm_spans: Callable[[SpanDict], bool],
-        events: list[dict[str, Any]] = (),  # type: ignore[assignment]
+        events: list[dict[str, Any]] | None = None,
         notes: str = "",
     ) -> None:
         self._expectation = {
             "llm_events": llm_events,
-            "events": list(events),
+            "events": list(events or []),
             "llm_spans": llm_spans,
             "notes": notes,
         }
