@@ -9,14 +9,20 @@ official ``openai`` client (and every instrumentation library wrapping it) can r
 
 What it answers, chosen by the request:
 
-* ``model == "fail-500"`` → HTTP 500 with an OpenAI-style error body;
-* a request with ``tools`` → one ``get_weather`` tool call, ``finish_reason="tool_calls"``;
+* ``model == "fail-500"``, or the next ``fail_next`` requests whatever their model (for
+  clients that refuse unknown model names) → HTTP 500 with an OpenAI-style error body;
+* a request with ``tools`` → one ``get_weather`` tool call, ``finish_reason="tool_calls"``,
+  unless the last message is already a tool result: then ``"Tool said: <result>"``;
 * ``stream: true`` → server-sent events, one chunk per word, then ``[DONE]``; a final chunk
   carrying ``usage`` when ``stream_options.include_usage`` is set;
 * otherwise → ``"Echo: <last user message>"``.
 
 The response model is the request model with ``RESPONSE_MODEL_SUFFIX`` appended, as real
-providers return a dated snapshot name. Token counts are word counts.
+providers return a dated snapshot name. Token counts are word counts;
+``FakeOpenAI(cached_tokens=N)`` also reports up to N of the prompt tokens as cached
+(``usage.prompt_tokens_details.cached_tokens``), as OpenAI does on a prompt-cache hit.
+
+``POST /v1/responses`` (the Responses API) is answered by :mod:`fake_openai_responses`.
 """
 
 from __future__ import annotations
@@ -49,18 +55,31 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-def usage(messages: list[dict[str, Any]], reply: str) -> dict[str, int]:
+def usage(messages: list[dict[str, Any]], reply: str, cached_tokens: int = 0) -> dict[str, Any]:
     prompt = sum(_words(str(m.get("content") or "")) for m in messages)
     completion = _words(reply)
-    return {
+    counts: dict[str, Any] = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     }
+    if cached_tokens:
+        counts["prompt_tokens_details"] = {"cached_tokens": min(cached_tokens, prompt)}
+        counts["completion_tokens_details"] = {"reasoning_tokens": 0}
+    return counts
+
+
+def tool_result(messages: list[dict[str, Any]]) -> str | None:
+    """The content of a trailing tool message: the model is being asked to answer from it."""
+    if messages and messages[-1].get("role") == "tool":
+        return str(messages[-1].get("content") or "")
+    return None
 
 
 class FakeOpenAI:
-    def __init__(self) -> None:
+    def __init__(self, cached_tokens: int = 0) -> None:
+        self.cached_tokens = cached_tokens
+        self.fail_next = 0  # this many coming requests answer HTTP 500
         self.requests: list[dict[str, Any]] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -105,17 +124,23 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 body = {}
             fake.requests.append(body)
+            if str(body.get("model", "")) == FAIL_MODEL or fake.fail_next > 0:
+                fake.fail_next = max(0, fake.fail_next - 1)
+                return self._json(
+                    500, {"error": {"message": ERROR_MESSAGE, "type": "server_error", "code": None}}
+                )
+            if self.path.rstrip("/") == "/v1/responses":
+                from fake_openai_responses import answer
+
+                return answer(self, body, cached_tokens=fake.cached_tokens)
             if self.path.rstrip("/") != "/v1/chat/completions":
                 return self._json(
                     404, {"error": {"message": "not found", "type": "invalid_request_error"}}
                 )
             model = str(body.get("model", ""))
-            if model == FAIL_MODEL:
-                return self._json(
-                    500, {"error": {"message": ERROR_MESSAGE, "type": "server_error", "code": None}}
-                )
             messages = body.get("messages") or []
-            if body.get("tools"):
+            answered = tool_result(messages)
+            if body.get("tools") and answered is None:
                 message: dict[str, Any] = {
                     "role": "assistant",
                     "content": None,
@@ -129,10 +154,10 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 }
                 finish, text = "tool_calls", ""
             else:
-                text = reply_text(messages)
+                text = reply_text(messages) if answered is None else f"Tool said: {answered}"
                 message, finish = {"role": "assistant", "content": text}, "stop"
             response_model = model + RESPONSE_MODEL_SUFFIX
-            counts = usage(messages, text)
+            counts = usage(messages, text, fake.cached_tokens)
             if body.get("stream"):
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
                 return self._stream(

@@ -1,0 +1,241 @@
+"""What every recorder shares: span capture, the app's request span, and fixture files.
+
+A recorder (``tests/recorders/<family>_fixtures.py``) runs a real library against the local fake
+provider and saves each case with the Trubrics events a user expects from it::
+
+    recorder = Recorder("pydantic-ai")
+    with FakeOpenAI(cached_tokens=CACHED) as server, recorder.case("chat") as case:
+        with recorder.request_span():
+            agent.run_sync("Hello")
+        case.expect(  # resolved against the spans when the case ends
+            llm_events=[
+                llm_event(prompt="Hello", generation="Echo: Hello", model="gpt-4o-mini-2024-07-18",
+                          input_tokens=3, output_tokens=2, cached=2)
+            ],
+            llm_spans=lambda s: s["name"].startswith("chat "),
+            notes="...",
+        )
+
+The expectations are written by hand in each recorder from what the fake server answered;
+only ``span_for_llm_event`` is filled in from the recording, by a hand-written rule that picks
+the spans which must become LLM events. Span and trace ids come from a counter, so a
+re-recording differs only where the library's output changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+TESTS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TESTS))
+
+from instrumented_app import span_json  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
+    InMemorySpanExporter,
+)
+from opentelemetry.sdk.trace.id_generator import IdGenerator  # noqa: E402
+from opentelemetry.trace import SpanKind  # noqa: E402
+
+FIXTURES = TESTS / "fixtures" / "spans"
+USER_ID = "u1"
+THREAD_ID = "t-42"
+SYSTEM_PROMPT = "You are a terse assistant."
+QUESTION = "What is OpenTelemetry?"
+WEATHER_QUESTION = "What's the weather in Paris?"
+WEATHER_RESULT = "Sunny, 21C"
+TOOL_EVENT = "execute_tool get_weather"
+NOT_RECORDED = "not recorded"  # a stream whose spans do not know the time to first token
+
+SpanDict = dict[str, Any]
+
+
+class CountingIds(IdGenerator):
+    """Trace and span ids from counters, not random: re-recordings diff cleanly."""
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def _bump(self) -> int:
+        self._next += 1
+        return self._next
+
+    def generate_span_id(self) -> int:
+        return 0x1000 + self._bump()
+
+    def generate_trace_id(self) -> int:
+        return 0xABC0_0000 + self._bump()
+
+
+def get_weather_result(city: str) -> str:
+    """What every recorder's ``get_weather`` tool returns."""
+    return WEATHER_RESULT if city == "Paris" else "unknown"
+
+
+def llm_event(
+    *,
+    prompt: str | None,
+    generation: str | None,
+    model: str | None,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    cached: int | None = None,
+    reasoning: int | None = None,
+    error: str | None = None,
+    time_to_first_token: Measured | str | None = None,
+    user: str | None = USER_ID,
+    thread: str | None = THREAD_ID,
+    provider: str = "openai",
+) -> dict[str, Any]:
+    """One expected LLM event; a token count passed as ``None`` is one the spans cannot know.
+
+    ``time_to_first_token`` stays ``None`` (JSON null) unless a stream's spans record it: then
+    pass a function that reads it from the chosen span, e.g. ``attribute("...")``, or
+    ``NOT_RECORDED`` when a stream's spans cannot tell it (the property is then left out).
+    """
+    properties: dict[str, Any] = {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cache_read_input_tokens": cached,
+        "cache_creation_input_tokens": None if cached is None else 0,
+        "reasoning_tokens": reasoning,
+    }
+    properties = {k: v for k, v in properties.items() if v is not None}
+    # None outside streams; on a stream, a function reading the measured time off the span.
+    if time_to_first_token != NOT_RECORDED:
+        properties["time_to_first_token"] = time_to_first_token
+    properties["provider"] = provider
+    return {
+        "user_id": user,
+        "thread_id": thread,
+        "prompt": prompt,
+        "generation": generation,
+        "assistant_id": model,
+        "error": error,
+        "properties": properties,
+    }
+
+
+Measured = Callable[[SpanDict, list[SpanDict]], Any]
+
+
+def attribute(key: str) -> Measured:
+    """Reads one attribute of the chosen span: for values measured while recording."""
+    return lambda span, _spans: span["attributes"][key]
+
+
+def first_event_delay(event_name: str, on: Callable[[SpanDict], bool] | None = None) -> Measured:
+    """Seconds from span start to its first ``event_name`` event (a first-chunk event).
+
+    ``on`` picks another span of the case to read it from (a duplicate of the chosen span
+    that alone records chunks); the one starting last before the chosen span ends is used.
+    """
+
+    def delay(span: SpanDict, spans: list[SpanDict]) -> float:
+        if on is not None:
+            span = [s for s in spans if on(s) and s["start_time"] <= span["end_time"]][-1]
+        stamp = next(e["timestamp"] for e in span["events"] if e["name"] == event_name)
+        return (stamp - span["start_time"]) / 1e9
+
+    return delay
+
+
+def tool_event(tool_call_id: str | None, user: str | None = USER_ID) -> dict[str, Any]:
+    properties: dict[str, Any] = {"tool_name": "get_weather"}
+    if tool_call_id:
+        properties["tool_call_id"] = tool_call_id
+    return {"event": TOOL_EVENT, "user_id": user, "properties": properties}
+
+
+class Case:
+    """The spans of one case, and what they should become."""
+
+    def __init__(self) -> None:
+        self.spans: list[SpanDict] = []
+        self._expectation: dict[str, Any] | None = None
+
+    def expect(
+        self,
+        *,
+        llm_events: list[dict[str, Any]],
+        llm_spans: Callable[[SpanDict], bool],
+        events: list[dict[str, Any]] | None = None,
+        notes: str = "",
+    ) -> None:
+        self._expectation = {
+            "llm_events": llm_events,
+            "events": list(events or []),
+            "llm_spans": llm_spans,
+            "notes": notes,
+        }
+
+    def expected(self) -> dict[str, Any]:
+        """The ``expected`` block, with the chosen spans' ids (in start order) filled in."""
+        if self._expectation is None:
+            raise AssertionError("case recorded without expectations")
+        wanted = self._expectation
+        ordered = sorted(self.spans, key=lambda s: s["start_time"])
+        chosen = [s["span_id"] for s in ordered if wanted["llm_spans"](s)]
+        if len(chosen) != len(wanted["llm_events"]):
+            names = [s["name"] for s in ordered]
+            raise AssertionError(
+                f"{len(chosen)} LLM spans for {len(wanted['llm_events'])} events: {names}"
+            )
+        by_id = {s["span_id"]: s for s in ordered}
+        events = [
+            {**event, "properties": _measured(event["properties"], by_id[span_id], ordered)}
+            for event, span_id in zip(wanted["llm_events"], chosen, strict=True)
+        ]
+        return {
+            "llm_events": events,
+            "events": wanted["events"],
+            "span_for_llm_event": chosen,
+            "notes": wanted["notes"],
+        }
+
+
+def _measured(properties: dict[str, Any], span: SpanDict, spans: list[SpanDict]) -> dict[str, Any]:
+    """Properties whose value is a function of the span (a measured time) read from it."""
+    return {k: v(span, spans) if callable(v) else v for k, v in properties.items()}
+
+
+class Recorder:
+    """Captures raw library spans (no trubrics processor) into ``FIXTURES/<source_dir>/``."""
+
+    def __init__(self, source_dir: str, out: Path = FIXTURES) -> None:
+        self.directory = out / source_dir
+        self.exporter = InMemorySpanExporter()
+        self.provider = TracerProvider(id_generator=CountingIds())
+        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.tracer = self.provider.get_tracer("app")
+
+    @contextlib.contextmanager
+    def request_span(self) -> Iterator[None]:
+        """The app's own request span, carrying user and session the way a web app would."""
+        attributes = {"user.id": USER_ID, "session.id": THREAD_ID}
+        with self.tracer.start_as_current_span(
+            "handle request", kind=SpanKind.SERVER, attributes=attributes
+        ):
+            yield
+
+    @contextlib.contextmanager
+    def case(self, name: str) -> Iterator[Case]:
+        """Records what runs inside; the body must call ``case.expect(...)`` once it is done."""
+        self.provider.force_flush()
+        self.exporter.clear()
+        case = Case()
+        yield case
+        self.provider.force_flush()
+        case.spans = [span_json(s) for s in self.exporter.get_finished_spans()]
+        self.exporter.clear()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fixture = {"spans": case.spans, "logs": [], "expected": case.expected()}
+        path = self.directory / f"{name}.json"
+        path.write_text(json.dumps(fixture, indent=1, sort_keys=False) + "\n")
+        print(f"wrote {path} ({len(case.spans)} spans)")
