@@ -61,10 +61,9 @@ STREAM_HELPER_NOTE = {
 }
 
 
-def instrument(mode: str, provider: Any) -> None:
-    from opentelemetry import trace
-
-    trace.set_tracer_provider(provider)
+def instrument(mode: str, recorder: Recorder) -> None:
+    recorder.set_global()
+    provider = recorder.provider
     if mode == "openllmetry":
         from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
 
@@ -91,7 +90,7 @@ def record(mode: str) -> None:
     import anthropic
 
     recorder = Recorder(f"anthropic-{mode}")
-    instrument(mode, recorder.provider)
+    instrument(mode, recorder)
     llm_span, dup = LLM_SPAN[mode], DUPLICATE_NOTE[mode]
     if mode == "native":
         dup = " Default content_mode metadata_only: no messages on the span, prompt/generation unknown."

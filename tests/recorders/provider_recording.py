@@ -27,7 +27,9 @@ from typing import Any
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
 
-from instrumented_app import span_json  # noqa: E402
+from instrumented_app import log_json, span_json  # noqa: E402
+from opentelemetry.sdk._logs import LoggerProvider  # noqa: E402
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
@@ -155,6 +157,16 @@ class Recorder:
         self.provider = TracerProvider(id_generator=CountingIds())
         self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.tracer = self.provider.get_tracer("app")
+        self.log_exporter = InMemoryLogRecordExporter()
+        self.logger_provider = LoggerProvider()
+        self.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(self.log_exporter))
+
+    def set_global(self) -> None:
+        """Make the recorder's providers OpenTelemetry's global ones, as an app's are."""
+        from opentelemetry import _logs, trace
+
+        trace.set_tracer_provider(self.provider)
+        _logs.set_logger_provider(self.logger_provider)
 
     @contextlib.contextmanager
     def request_span(self) -> Iterator[None]:
@@ -168,13 +180,15 @@ class Recorder:
         """Records what runs inside; the body calls ``case.expect(...)`` once."""
         self.provider.force_flush()
         self.exporter.clear()
+        self.log_exporter.clear()
         case = Case()
         yield case
         self.provider.force_flush()
         case.spans = [span_json(s) for s in self.exporter.get_finished_spans()]
+        logs = [log_json(r) for r in self.log_exporter.get_finished_logs()]
         self.exporter.clear()
         self.directory.mkdir(parents=True, exist_ok=True)
-        fixture = {"spans": case.spans, "logs": [], "expected": case.expected()}
+        fixture = {"spans": case.spans, "logs": logs, "expected": case.expected()}
         path = self.directory / f"{name}.json"
         path.write_text(json.dumps(fixture, indent=2, sort_keys=True) + "\n")
         print(f"wrote {path} ({len(case.spans)} spans)")
