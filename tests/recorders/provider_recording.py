@@ -120,7 +120,7 @@ class Case:
         *,
         llm_events: list[dict[str, Any]],
         llm_spans: Callable[[SpanDict], bool],
-        events: list[dict[str, Any]] | None = None,
+        events: list[dict[str, Any]] | Callable[[list[SpanDict]], list[dict[str, Any]]] | None = None,
         notes: str = "",
     ) -> None:
         self._expectation = {
@@ -140,9 +140,10 @@ class Case:
         if len(chosen) != len(wanted["llm_events"]):
             names = [s["name"] for s in ordered]
             raise AssertionError(f"{len(chosen)} LLM spans for {len(wanted['llm_events'])} events: {names}")
+        events = wanted["events"]
         return {
             "llm_events": wanted["llm_events"],
-            "events": wanted["events"],
+            "events": events(ordered) if callable(events) else events,
             "span_for_llm_event": chosen,
             "notes": wanted["notes"],
         }
