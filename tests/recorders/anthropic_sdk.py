@@ -60,6 +60,11 @@ STREAM_HELPER_NOTE = {
     "'anthropic.messages.create' span exists, so prompt/generation are unknown.",
 }
 
+STREAM_NOTE = {
+    "openllmetry": " OpenLLMetry 0.62.4 ADDS message_start's output_tokens (1) to message_delta's cumulative "
+    "count: its span says output 5, the SDK's span the true 4.",
+}
+
 
 def instrument(mode: str, recorder: Recorder) -> None:
     recorder.set_global()
@@ -141,8 +146,9 @@ def record(mode: str) -> None:
                 llm_events=[event(has_content, "Count to three", "Echo: Count to three", input_tokens=6, output_tokens=4,
                                   time_to_first_token=True)],
                 llm_spans=llm_span,
-                notes="messages.create(stream=True): usage arrives in message_start (input) and "
-                "message_delta (output)." + dup,
+                notes="messages.create(stream=True): usage arrives in message_start (input, output 1) and "
+                "message_delta (cumulative output 4). Time to first token only on the SDK's span "
+                "(gen_ai.response.time_to_first_chunk, seconds)." + STREAM_NOTE.get(mode, "") + dup,
             )
 
         with recorder.case("stream_helper") as case:
@@ -211,6 +217,8 @@ def record(mode: str) -> None:
 
         if mode == "native":
             record_native_conversation(client, recorder)
+        if mode == "openinference":
+            record_openinference_attributes(client, recorder)
 
 
 def tool_round(client: Any, recorder: Recorder) -> None:
@@ -240,13 +248,13 @@ def record_native_conversation(client: Any, recorder: Recorder) -> None:
             messages=[{"role": "user", "content": "Say hello"}],
         )
         case.expect(
-            llm_events=[event(False, "Say hello", "Echo: Say hello", input_tokens=2, output_tokens=3)],
+            llm_events=[event(False, "Say hello", "Echo: Say hello", input_tokens=2, output_tokens=3, user=None)],
             llm_spans=LLM_SPAN["native"],
             notes=(
                 "No app span. Thread from the client option open_telemetry={'conversation_id': 't-42'} "
                 "-> gen_ai.conversation.id. The user is only in the request's metadata.user_id, which the "
-                "SDK's span does NOT record (metadata_only mode): user_id u1 is what the user expects, "
-                "a reader cannot get it from these spans."
+                "SDK's span does NOT record (in any content mode): a user would expect u1, but no span "
+                "carries it, so user_id is null."
             ),
         )
     content = client.with_options(
@@ -263,6 +271,24 @@ def record_native_conversation(client: Any, recorder: Recorder) -> None:
             notes=(
                 "traces.content_mode='content' (or ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE=content): "
                 "gen_ai.system_instructions / gen_ai.input.messages / gen_ai.output.messages as JSON."
+            ),
+        )
+
+
+def record_openinference_attributes(client: Any, recorder: Recorder) -> None:
+    """OpenInference's own user/session mechanism: ``using_attributes`` (a context, no app span)."""
+    from openinference.instrumentation import using_attributes
+
+    with recorder.case("using_attributes") as case:
+        with using_attributes(session_id="t-42", user_id="u1", metadata={"plan": "pro"}):
+            client.messages.create(model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "Say hello"}])
+        case.expect(
+            llm_events=[event(True, "Say hello", "Echo: Say hello", input_tokens=2, output_tokens=3)],
+            llm_spans=LLM_SPAN["openinference"],
+            notes=(
+                "No app span: openinference.instrumentation.using_attributes(session_id, user_id, metadata) "
+                "puts session.id / user.id / metadata (JSON) on the OpenInference span only; the SDK's "
+                "child span does not get them." + DUPLICATE_NOTE["openinference"]
             ),
         )
 
