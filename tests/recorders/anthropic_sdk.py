@@ -199,6 +199,33 @@ def record(mode: str) -> None:
                 ),
             )
 
+        with recorder.case("tool_runner") as case:
+            with recorder.request_span():
+                for _ in client.beta.messages.tool_runner(
+                    model=MODEL, max_tokens=100, tools=[runner_weather_tool()],
+                    messages=[{"role": "user", "content": "Weather in Paris?"}],
+                ):
+                    pass
+            case.expect(
+                llm_events=[
+                    event(has_content, "Weather in Paris?", "Let me check.", input_tokens=3, output_tokens=5),
+                    event(has_content, None, fake.TOOL_ANSWER, input_tokens=2, output_tokens=5),
+                ],
+                events=[tool_event(fake.TOOL_USE_ID)],
+                llm_spans=llm_span,
+                notes=(
+                    "The SDK's own agent loop, client.beta.messages.tool_runner with a @beta_tool: the SDK "
+                    "emits 'anthropic.messages.tool_runner' (INTERNAL, gen_ai.operation.name=invoke_agent: a "
+                    "wrapper, NOT an LLM event) around both calls and an 'anthropic.custom_tool_use "
+                    "get_weather' span (gen_ai.operation.name=execute_tool, gen_ai.tool.name, "
+                    "gen_ai.tool.call.id=toolu_fake_0001): the tool event (span name differs from "
+                    "'execute_tool get_weather'; the expected event name is the normalised one). The runner "
+                    "uses the message-threads beta: the 2nd request sends ONLY the tool_result plus "
+                    "thread={type: continue, previous_message_id}, so the 2nd call has no user text "
+                    "(prompt null) and the fake, which keeps no threads, bills 2 input tokens." + dup
+                ),
+            )
+
         with recorder.case("thinking") as case:
             with recorder.request_span():
                 client.messages.create(
@@ -219,6 +246,18 @@ def record(mode: str) -> None:
             record_native_conversation(client, recorder)
         if mode == "openinference":
             record_openinference_attributes(client, recorder)
+
+
+def runner_weather_tool() -> Any:
+    """``get_weather`` as the SDK's tool runner takes it."""
+    from anthropic import beta_tool
+
+    @beta_tool
+    def get_weather(city: str) -> str:
+        """Current weather in a city."""
+        return "Sunny, 21C" if city == "Paris" else "unknown"
+
+    return get_weather
 
 
 def tool_round(client: Any, recorder: Recorder) -> None:
