@@ -7,11 +7,15 @@ in-memory session (user ``u1``, session ``t-42``). One telemetry mode per proces
     python -m venv /tmp/adk-venv && /tmp/adk-venv/bin/pip install google-adk==2.13.0 \
         google-genai==2.34.0 opentelemetry-sdk==1.44.0
     for mode in default content legacy; do /tmp/adk-venv/bin/python tests/recorders/google_adk.py $mode; done
+    /tmp/adk-venv/bin/pip install opentelemetry-instrumentation-google-genai==1.3b0  # then:
+    /tmp/adk-venv/bin/python tests/recorders/google_adk.py genai-instrumentor
 
 Modes: ``default`` = ADK 2.x schema v2 (GenAI-semconv aligned, no message content);
 ``content`` = the same with ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_AND_EVENT``;
 ``legacy`` = ``ADK_TELEMETRY_SCHEMA_VERSION_OPT_IN=1`` (ADK 1.x spans: ``invocation``,
-``call_llm``, ``gcp.vertex.agent.*`` JSON). ADK takes OpenTelemetry's global providers.
+``call_llm``, ``gcp.vertex.agent.*`` JSON); ``genai-instrumentor`` = default plus OTel contrib's
+``opentelemetry-instrumentation-google-genai`` (add ``==1.3b0`` to the install line), to which ADK
+then leaves the model-call span. ADK takes OpenTelemetry's global providers.
 """
 
 from __future__ import annotations
@@ -25,7 +29,11 @@ MODES = {
     "default": {},
     "content": {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_AND_EVENT"},
     "legacy": {"ADK_TELEMETRY_SCHEMA_VERSION_OPT_IN": "1"},
+    "genai-instrumentor": {},
 }
+# Modes whose spans hold no message content, and whose spans know the response model.
+WITHOUT_CONTENT = {"default", "genai-instrumentor"}
+WITH_RESPONSE_MODEL = {"legacy", "genai-instrumentor"}
 MODE = sys.argv[1] if len(sys.argv) > 1 else "default"
 os.environ.update(MODES[MODE])
 os.environ.setdefault("GOOGLE_API_KEY", "fake-gemini-key")
@@ -64,6 +72,15 @@ NOTES = {
         "gcp.vertex.agent.session_id and gen_ai.conversation.id. Log records gen_ai.system.message / "
         "gen_ai.user.message / gen_ai.choice with content '<elided>'; no user id anywhere."
     ),
+    "genai-instrumentor": (
+        "ADK schema v2 + opentelemetry-instrumentation-google-genai 1.3b0: ADK leaves the model call to the "
+        "instrumentor, whose CLIENT span 'generate_content <model>' (scope "
+        "opentelemetry.instrumentation.google_genai) ADK enriches with gen_ai.agent.name, "
+        "gen_ai.conversation.id, gcp.vertex.agent.*: ONE span per call (no duplicate). It adds "
+        "gen_ai.response.model (modelVersion), gen_ai.response.id, gen_ai.provider.name=gemini (not "
+        "gcp.gemini), per-modality gen_ai.usage.text.*; no content unless "
+        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT is set."
+    ),
 }
 
 
@@ -75,13 +92,13 @@ def is_llm_span(span: SpanDict) -> bool:
 
 def event(prompt: str | None, generation: str | None, **kwargs: Any) -> dict[str, Any]:
     """Gemini usage: prompt includes the cached 64; output = candidates + 7 thoughts."""
-    if MODE == "default":
+    if MODE in WITHOUT_CONTENT:
         prompt = generation = None
-    # Only the legacy call_llm span has the response (model_version) in gcp.vertex.agent.llm_response.
-    kwargs.setdefault("model", RESPONSE_MODEL if MODE == "legacy" else MODEL)
+    kwargs.setdefault("model", RESPONSE_MODEL if MODE in WITH_RESPONSE_MODEL else MODEL)
     if "output_tokens" in kwargs:
         kwargs.update(cache_read=fake.CACHED, reasoning=fake.THOUGHTS)
-    return llm_event(prompt=prompt, generation=generation, provider="gcp.gemini", **kwargs)
+    kwargs.setdefault("provider", "gemini" if MODE == "genai-instrumentor" else "gcp.gemini")
+    return llm_event(prompt=prompt, generation=generation, **kwargs)
 
 
 def tool_events(spans: list[SpanDict]) -> list[dict[str, Any]]:
@@ -131,6 +148,10 @@ def record() -> None:
     suffix = "" if MODE == "default" else f"-{MODE}"
     recorder = Recorder(f"google-adk{suffix}")
     recorder.set_global()
+    if MODE == "genai-instrumentor":
+        from opentelemetry.instrumentation.google_genai import GoogleGenAiSdkInstrumentor
+
+        GoogleGenAiSdkInstrumentor().instrument()
     notes = NOTES[MODE]
     with fake.FakeGemini() as server:
         with recorder.case("chat") as case:
@@ -147,10 +168,12 @@ def record() -> None:
             with recorder.request_span():
                 AgentApp(server.url).ask("Count to three", stream=True)
             case.expect(
-                llm_events=[event("Count to three", "Echo: Count to three", input_tokens=103, output_tokens=11)],
+                llm_events=[event("Count to three", "Echo: Count to three", input_tokens=103, output_tokens=11,
+                                  time_to_first_token=MODE == "genai-instrumentor")],
                 llm_spans=is_llm_span,
                 notes="RunConfig(streaming_mode=SSE): streamGenerateContent, one word per chunk, usage on the "
-                "last chunk. No time-to-first-token attribute in any mode. Content mode: "
+                "last chunk. Time to first token only with the genai instrumentor "
+                "(gen_ai.response.time_to_first_chunk). Content mode: "
                 "gen_ai.output.messages holds ONE assistant message PER CHUNK (5 messages, 'Echo:', ' Count', "
                 "...; finish_reason '' until the last): the generation is their concatenation. Legacy: "
                 "llm_response has the aggregated text (partial false), and one gen_ai.choice log per chunk. "
@@ -180,13 +203,15 @@ def record() -> None:
                     print(f"error case raised {type(error).__name__}")
             case.expect(
                 llm_events=[event("Break" if MODE == "content" else None, None, model=fake.FAIL_MODEL,
-                                  error="ServerError")],
+                                  error="ServerError", provider="gcp.gemini")],
                 llm_spans=is_llm_span,
                 notes="HTTP 500 INTERNAL: google.genai.errors.ServerError propagates out of Runner.run; status "
                 "ERROR + exception event on the model span AND on invoke_agent / invoke_workflow (invocation) "
                 "wrappers, which must not become LLM events. Prompt only in content mode "
                 "(gen_ai.input.messages). Legacy: the failed call_llm span has NO attributes; model and "
-                "provider only on its child 'generate_content fail-500'. " + notes,
+                "provider only on its child 'generate_content fail-500'. With the genai instrumentor the failed "
+                "call has NO instrumentor span: ADK's own 'generate_content fail-500' (gcp.gemini) records it. "
+                + notes,
             )
 
         with recorder.case("runner_session") as case:
