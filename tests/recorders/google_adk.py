@@ -9,11 +9,13 @@ in-memory session (user ``u1``, session ``t-42``). One telemetry mode per proces
     for mode in default content legacy; do /tmp/adk-venv/bin/python tests/recorders/google_adk.py $mode; done
     /tmp/adk-venv/bin/pip install opentelemetry-instrumentation-google-genai==1.3b0  # then:
     /tmp/adk-venv/bin/python tests/recorders/google_adk.py genai-instrumentor
+    # openinference: a fresh venv as above plus openinference-instrumentation-google-adk==1.0.5
 
 Modes: ``default`` = ADK 2.x schema v2 (GenAI-semconv aligned, no message content);
 ``content`` = the same with ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_AND_EVENT``;
 ``legacy`` = ``ADK_TELEMETRY_SCHEMA_VERSION_OPT_IN=1`` (ADK 1.x spans: ``invocation``,
-``call_llm``, ``gcp.vertex.agent.*`` JSON); ``genai-instrumentor`` = default plus OTel contrib's
+``call_llm``, ``gcp.vertex.agent.*`` JSON); ``openinference`` = default plus
+``openinference-instrumentation-google-adk==1.0.5``; ``genai-instrumentor`` = default plus OTel contrib's
 ``opentelemetry-instrumentation-google-genai`` (add ``==1.3b0`` to the install line), to which ADK
 then leaves the model-call span. ADK takes OpenTelemetry's global providers.
 """
@@ -30,6 +32,7 @@ MODES = {
     "content": {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_AND_EVENT"},
     "legacy": {"ADK_TELEMETRY_SCHEMA_VERSION_OPT_IN": "1"},
     "genai-instrumentor": {},
+    "openinference": {},
 }
 # Modes whose spans hold no message content, and whose spans know the response model.
 WITHOUT_CONTENT = {"default", "genai-instrumentor"}
@@ -81,12 +84,29 @@ NOTES = {
         "gcp.gemini), per-modality gen_ai.usage.text.*; no content unless "
         "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT is set."
     ),
+    "openinference": (
+        "openinference-instrumentation-google-adk 1.0.5 on ADK 2.13 (schema v2) is only PARTLY compatible: "
+        "it adds its own 'invocation [<app>]' / 'invoke_workflow' (CHAIN) and 'agent_run [<agent>]' (AGENT) "
+        "spans, all with user.id / session.id from the Runner, and turns the TOOL span into "
+        "openinference.span.kind=TOOL (tool.name, tool.id, tool.parameters, input/output.value), but it "
+        "writes each model call's LLM attributes (llm.input_messages.*, llm.output_messages.*, "
+        "llm.token_count.prompt / completion / completion_details.reasoning, llm.model_name = request "
+        "model, llm.provider=google, input/output.value JSON with model_version) onto ADK's "
+        "'invoke_agent <agent>' span (scope gcp.vertex.agent, which keeps ADK's gen_ai.usage.* too), and "
+        "ADK's 'generate_content' spans disappear: with two calls in one agent run the second OVERWRITES "
+        "the first (stale first-call tool_calls stay in llm.output_messages.0.message.tool_calls). That "
+        "span has no user/session: they sit on its OpenInference ancestors. No cache count in llm.*; "
+        "ADK's gen_ai.usage.cache_read.input_tokens on the same span has it. On a failed call that span "
+        "is only ADK's (gen_ai.operation.name=generate_content, no openinference.span.kind)."
+    ),
 }
 
 
 def is_llm_span(span: SpanDict) -> bool:
     if MODE == "legacy":
         return span["name"] == "call_llm"
+    if MODE == "openinference":  # ADK's invoke_agent span, which carries the (last) call's attributes
+        return span["attributes"].get("gen_ai.operation.name") == "generate_content"
     return span["name"].startswith("generate_content ")
 
 
@@ -152,6 +172,10 @@ def record() -> None:
         from opentelemetry.instrumentation.google_genai import GoogleGenAiSdkInstrumentor
 
         GoogleGenAiSdkInstrumentor().instrument()
+    if MODE == "openinference":
+        from openinference.instrumentation.google_adk import GoogleADKInstrumentor
+
+        GoogleADKInstrumentor().instrument(tracer_provider=recorder.provider)
     notes = NOTES[MODE]
     with fake.FakeGemini() as server:
         with recorder.case("chat") as case:
@@ -183,11 +207,13 @@ def record() -> None:
         with recorder.case("tool_call") as case:
             with recorder.request_span():
                 AgentApp(server.url, tools=[get_weather]).ask("Weather in Paris?")
+            calls = [
+                event("Weather in Paris?", TOOL_GENERATION, input_tokens=103, output_tokens=9),
+                event("Weather in Paris?", fake.TOOL_ANSWER, input_tokens=103, output_tokens=12),
+            ]
             case.expect(
-                llm_events=[
-                    event("Weather in Paris?", TOOL_GENERATION, input_tokens=103, output_tokens=9),
-                    event("Weather in Paris?", fake.TOOL_ANSWER, input_tokens=103, output_tokens=12),
-                ],
+                # OpenInference 1.0.5 on ADK 2.x writes both calls onto one span: the first is lost.
+                llm_events=calls[1:] if MODE == "openinference" else calls,
                 events=tool_events,
                 llm_spans=is_llm_span,
                 notes="ADK runs get_weather itself ('execute_tool get_weather', call id adk-<uuid> that ADK "
@@ -216,13 +242,14 @@ def record() -> None:
 
         with recorder.case("runner_session") as case:
             AgentApp(server.url).ask("Say hi")
-            user = USER_ID if MODE == "content" else None
+            user = USER_ID if MODE in ("content", "openinference") else None
             case.expect(
                 llm_events=[event("Say hi", "Echo: Say hi", input_tokens=102, output_tokens=10, user=user)],
                 llm_spans=is_llm_span,
                 notes="No app span: only ADK's own mechanism, Runner.run(user_id='u1', session_id='t-42'). "
                 "The session id is on every span; the user id is on no span, only on content log "
-                "records (content mode), so user_id is unknown here unless logs carry it. " + notes,
+                "records (content mode), so user_id is unknown here unless logs carry it (OpenInference: user.id "
+                "on its own ancestor spans). " + notes,
             )
 
 
