@@ -72,7 +72,12 @@ def reply_blocks(body: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
         isinstance(b, dict) and b.get("type") == "tool_result" for b in last_content
     )
     if body.get("tools") and not after_tool:
-        tool_use = {"type": "tool_use", "id": TOOL_USE_ID, "name": "get_weather", "input": TOOL_INPUT}
+        tool_use = {
+            "type": "tool_use",
+            "id": TOOL_USE_ID,
+            "name": "get_weather",
+            "input": TOOL_INPUT,
+        }
         return [{"type": "text", "text": TOOL_PREAMBLE}, tool_use], "tool_use"
     text = TOOL_ANSWER if after_tool else f"Echo: {_text_of(last_content)}"
     blocks: list[dict[str, Any]] = []
@@ -84,12 +89,18 @@ def reply_blocks(body: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
 
 def usage(body: dict[str, Any], blocks: list[dict[str, Any]]) -> dict[str, Any]:
     cached = _has_cache_control(body)
-    output = sum(_words(b.get("text") or b.get("thinking") or json.dumps(b.get("input"))) for b in blocks)
+    output = sum(
+        _words(b.get("text") or b.get("thinking") or json.dumps(b.get("input"))) for b in blocks
+    )
     return {
-        "input_tokens": _words(body.get("system")) + sum(_words(m.get("content")) for m in body.get("messages") or []),
+        "input_tokens": _words(body.get("system"))
+        + sum(_words(m.get("content")) for m in body.get("messages") or []),
         "cache_creation_input_tokens": CACHE_CREATION if cached else 0,
         "cache_read_input_tokens": CACHE_READ if cached else 0,
-        "cache_creation": {"ephemeral_5m_input_tokens": CACHE_CREATION if cached else 0, "ephemeral_1h_input_tokens": 0},
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": CACHE_CREATION if cached else 0,
+            "ephemeral_1h_input_tokens": 0,
+        },
         "output_tokens": output,
         "service_tier": "standard",
     }
@@ -105,7 +116,9 @@ class FakeAnthropic(FakeProviderServer):
         model = str(body.get("model", ""))
         if model == FAIL_MODEL:
             error = {"type": "api_error", "message": ERROR_MESSAGE}
-            return Reply.json(500, {"type": "error", "error": error, "request_id": REQUEST_ID}, **headers)
+            return Reply.json(
+                500, {"type": "error", "error": error, "request_id": REQUEST_ID}, **headers
+            )
         blocks, stop_reason = reply_blocks(body)
         message = {
             "id": MESSAGE_ID,
@@ -130,11 +143,17 @@ def _events(message: dict[str, Any]) -> Iterator[bytes]:
     """The stream of ``message``: input usage first, output usage in ``message_delta``."""
     final_usage = message["usage"]
     start_usage = {**final_usage, "output_tokens": 1}
-    yield _sse("message_start", {"message": {**message, "content": [], "stop_reason": None, "usage": start_usage}})
+    yield _sse(
+        "message_start",
+        {"message": {**message, "content": [], "stop_reason": None, "usage": start_usage}},
+    )
     yield _sse("ping", {})
     for index, block in enumerate(message["content"]):
         if block["type"] == "text":
-            yield _sse("content_block_start", {"index": index, "content_block": {"type": "text", "text": ""}})
+            yield _sse(
+                "content_block_start",
+                {"index": index, "content_block": {"type": "text", "text": ""}},
+            )
             words = block["text"].split(" ")
             for i, word in enumerate(words):
                 delta = {"type": "text_delta", "text": word if i == 0 else " " + word}
@@ -147,10 +166,14 @@ def _events(message: dict[str, Any]) -> Iterator[bytes]:
             delta = {"type": "signature_delta", "signature": block["signature"]}
             yield _sse("content_block_delta", {"index": index, "delta": delta})
         else:  # tool_use: the input arrives as partial JSON
-            yield _sse("content_block_start", {"index": index, "content_block": {**block, "input": {}}})
+            yield _sse(
+                "content_block_start", {"index": index, "content_block": {**block, "input": {}}}
+            )
             delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
             yield _sse("content_block_delta", {"index": index, "delta": delta})
         yield _sse("content_block_stop", {"index": index})
     delta = {"stop_reason": message["stop_reason"], "stop_sequence": None}
-    yield _sse("message_delta", {"delta": delta, "usage": {"output_tokens": final_usage["output_tokens"]}})
+    yield _sse(
+        "message_delta", {"delta": delta, "usage": {"output_tokens": final_usage["output_tokens"]}}
+    )
     yield _sse("message_stop", {})

@@ -64,8 +64,14 @@ def converse_reply(body: dict[str, Any]) -> dict[str, Any]:
         text = TOOL_ANSWER if after_tool else f"Echo: {_text(last)}"
         content, stop, output_tokens = [{"text": text}], "end_turn", _words(text)
     cached = '"cachePoint"' in json.dumps(body)
-    input_tokens = _words(_text(body.get("system") or [])) + sum(_words(_text(m["content"])) for m in messages)
-    usage = {"inputTokens": input_tokens, "outputTokens": output_tokens, "totalTokens": input_tokens + output_tokens}
+    input_tokens = _words(_text(body.get("system") or [])) + sum(
+        _words(_text(m["content"])) for m in messages
+    )
+    usage = {
+        "inputTokens": input_tokens,
+        "outputTokens": output_tokens,
+        "totalTokens": input_tokens + output_tokens,
+    }
     if cached:
         usage.update(cacheReadInputTokens=CACHE_READ, cacheWriteInputTokens=CACHE_WRITE)
         usage["totalTokens"] += CACHE_READ + CACHE_WRITE
@@ -82,21 +88,40 @@ class FakeBedrock(FakeProviderServer):
         headers = {"x-amzn-RequestId": REQUEST_ID}
         parts = request.path.split("?")[0].split("/")  # ["", "model", id, action]
         if len(parts) != 4 or parts[1] != "model":
-            return Reply.json(404, {"message": "Not found"}, **headers, **{"x-amzn-ErrorType": "ResourceNotFoundException"})
+            return Reply.json(
+                404,
+                {"message": "Not found"},
+                **headers,
+                **{"x-amzn-ErrorType": "ResourceNotFoundException"},
+            )
         model_id, action = unquote(parts[2]), parts[3]
         if "fail-500" in model_id:
-            return Reply.json(500, {"message": ERROR_MESSAGE}, **headers, **{"x-amzn-ErrorType": "InternalServerException"})
+            return Reply.json(
+                500,
+                {"message": ERROR_MESSAGE},
+                **headers,
+                **{"x-amzn-ErrorType": "InternalServerException"},
+            )
         if action == "converse":
             return Reply.json(200, converse_reply(request.body), **headers)
         if action == "converse-stream":
-            return Reply.stream("application/vnd.amazon.eventstream", _converse_events(converse_reply(request.body)), **headers)
+            return Reply.stream(
+                "application/vnd.amazon.eventstream",
+                _converse_events(converse_reply(request.body)),
+                **headers,
+            )
         if action == "invoke":
             blocks, stop = fake_anthropic.reply_blocks(request.body)
             usage = fake_anthropic.usage(request.body, blocks)
             message = {
-                "id": fake_anthropic.MESSAGE_ID, "type": "message", "role": "assistant",
-                "model": "claude-3-5-sonnet-20240620", "content": blocks, "stop_reason": stop,
-                "stop_sequence": None, "usage": usage,
+                "id": fake_anthropic.MESSAGE_ID,
+                "type": "message",
+                "role": "assistant",
+                "model": "claude-3-5-sonnet-20240620",
+                "content": blocks,
+                "stop_reason": stop,
+                "stop_sequence": None,
+                "usage": usage,
             }
             counts = {
                 "X-Amzn-Bedrock-Input-Token-Count": str(usage["input_tokens"]),
@@ -104,15 +129,30 @@ class FakeBedrock(FakeProviderServer):
                 "X-Amzn-Bedrock-Invocation-Latency": str(LATENCY_MS),
             }
             return Reply.json(200, message, **headers, **counts)
-        return Reply.json(400, {"message": f"unsupported action {action}"}, **headers, **{"x-amzn-ErrorType": "ValidationException"})
+        return Reply.json(
+            400,
+            {"message": f"unsupported action {action}"},
+            **headers,
+            **{"x-amzn-ErrorType": "ValidationException"},
+        )
 
 
 def event_frame(event_type: str, payload: dict[str, Any]) -> bytes:
     """One AWS event-stream message: prelude, CRCs, string headers, JSON payload."""
     headers = b""
-    for name, value in ((":event-type", event_type), (":content-type", "application/json"), (":message-type", "event")):
+    for name, value in (
+        (":event-type", event_type),
+        (":content-type", "application/json"),
+        (":message-type", "event"),
+    ):
         raw_name, raw_value = name.encode(), value.encode()
-        headers += struct.pack("!B", len(raw_name)) + raw_name + b"\x07" + struct.pack("!H", len(raw_value)) + raw_value
+        headers += (
+            struct.pack("!B", len(raw_name))
+            + raw_name
+            + b"\x07"
+            + struct.pack("!H", len(raw_value))
+            + raw_value
+        )
     body = json.dumps(payload).encode()
     total = 12 + len(headers) + len(body) + 4
     prelude = struct.pack("!II", total, len(headers))

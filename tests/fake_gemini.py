@@ -59,7 +59,9 @@ def reply(model: str, body: dict[str, Any]) -> dict[str, Any]:
         parts, output = [{"text": text}], _words(text)
     prompt = PROMPT_OVERHEAD + sum(_words(_texts(c)) for c in contents)
     return {
-        "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
+        "candidates": [
+            {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
+        ],
         "usageMetadata": {
             "promptTokenCount": prompt,
             "cachedContentTokenCount": CACHED,
@@ -80,7 +82,7 @@ class FakeGemini(FakeProviderServer):
         prefix = "/v1beta/models/"
         if not path.startswith(prefix) or ":" not in path:
             return _error(404, "NOT_FOUND", "Not found")
-        model, _, method = path[len(prefix):].partition(":")
+        model, _, method = path[len(prefix) :].partition(":")
         if model == FAIL_MODEL:
             return _error(500, "INTERNAL", "Internal error encountered.")
         response = reply(model, request.body)

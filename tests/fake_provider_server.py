@@ -42,7 +42,9 @@ class Reply:
 
     @classmethod
     def json(cls, status: int, payload: Any, **headers: str) -> Reply:
-        return cls(status, {"Content-Type": "application/json", **headers}, json.dumps(payload).encode())
+        return cls(
+            status, {"Content-Type": "application/json", **headers}, json.dumps(payload).encode()
+        )
 
     @classmethod
     def stream(cls, content_type: str, chunks: Iterable[bytes], **headers: str) -> Reply:
@@ -98,7 +100,9 @@ def _handler_for(fake: FakeProviderServer) -> type[BaseHTTPRequestHandler]:
                 body = json.loads(raw or b"{}")
             except ValueError:
                 body = raw
-            request = Request("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+            request = Request(
+                "POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body
+            )
             fake.requests.append(request)
             self._send(fake.answer(request))
 

@@ -20,12 +20,15 @@ import httpx
 
 
 def _sse_data(text: str) -> list[dict[str, Any]]:
-    return [json.loads(line[len("data: "):]) for line in text.splitlines() if line.startswith("data: ")]
+    return [
+        json.loads(line[len("data: ") :]) for line in text.splitlines() if line.startswith("data: ")
+    ]
 
 
 def test_anthropic_cache_tokens_are_outside_input_tokens() -> None:
     body = {
-        "model": "claude-x", "max_tokens": 10,
+        "model": "claude-x",
+        "max_tokens": 10,
         "system": [{"type": "text", "text": "Be terse.", "cache_control": {"type": "ephemeral"}}],
         "messages": [{"role": "user", "content": "Say hello"}],
     }
@@ -40,14 +43,23 @@ def test_anthropic_cache_tokens_are_outside_input_tokens() -> None:
 
 def test_anthropic_stream_tool_use_and_error() -> None:
     tools = [{"name": "get_weather", "input_schema": {"type": "object"}}]
-    body = {"model": "m", "max_tokens": 10, "stream": True, "tools": tools,
-            "messages": [{"role": "user", "content": "Weather?"}]}
+    body = {
+        "model": "m",
+        "max_tokens": 10,
+        "stream": True,
+        "tools": tools,
+        "messages": [{"role": "user", "content": "Weather?"}],
+    }
     with fake_anthropic.FakeAnthropic() as server:
         events = _sse_data(httpx.post(server.url + "/v1/messages", json=body).text)
-        failed = httpx.post(server.url + "/v1/messages", json={**body, "model": fake_anthropic.FAIL_MODEL})
+        failed = httpx.post(
+            server.url + "/v1/messages", json={**body, "model": fake_anthropic.FAIL_MODEL}
+        )
     kinds = [e["type"] for e in events]
     assert kinds[0] == "message_start" and kinds[-2:] == ["message_delta", "message_stop"]
-    json_delta = next(e["delta"] for e in events if e.get("delta", {}).get("type") == "input_json_delta")
+    json_delta = next(
+        e["delta"] for e in events if e.get("delta", {}).get("type") == "input_json_delta"
+    )
     assert json.loads(json_delta["partial_json"]) == fake_anthropic.TOOL_INPUT
     assert events[-2]["delta"]["stop_reason"] == "tool_use"
     assert failed.status_code == 500
@@ -63,8 +75,14 @@ def test_gemini_counts_cached_inside_prompt_and_thoughts_outside_candidates() ->
         failed = httpx.post(server.url + "/v1beta/models/fail-500:generateContent", json=body)
     usage = whole["usageMetadata"]
     assert usage["promptTokenCount"] == fake_gemini.PROMPT_OVERHEAD + 3
-    assert usage["totalTokenCount"] == usage["promptTokenCount"] + usage["candidatesTokenCount"] + fake_gemini.THOUGHTS
-    assert "".join(c["candidates"][0]["content"]["parts"][0]["text"] for c in chunks) == "Echo: Count to three"
+    assert (
+        usage["totalTokenCount"]
+        == usage["promptTokenCount"] + usage["candidatesTokenCount"] + fake_gemini.THOUGHTS
+    )
+    assert (
+        "".join(c["candidates"][0]["content"]["parts"][0]["text"] for c in chunks)
+        == "Echo: Count to three"
+    )
     assert [("usageMetadata" in c) for c in chunks] == [False] * (len(chunks) - 1) + [True]
     assert failed.json()["error"]["status"] == "INTERNAL"
 
@@ -77,21 +95,25 @@ def _decode_frames(data: bytes) -> list[tuple[str, dict[str, Any]]]:
         assert struct.unpack("!I", data[8:12])[0] == zlib.crc32(data[:8])
         message, data = data[:total], data[total:]
         assert struct.unpack("!I", message[-4:])[0] == zlib.crc32(message[:-4])
-        headers, offset, raw = {}, 0, message[12:12 + headers_length]
+        headers, offset, raw = {}, 0, message[12 : 12 + headers_length]
         while offset < len(raw):
             name_length = raw[offset]
-            name = raw[offset + 1:offset + 1 + name_length].decode()
-            value_length = struct.unpack("!H", raw[offset + 2 + name_length:offset + 4 + name_length])[0]
+            name = raw[offset + 1 : offset + 1 + name_length].decode()
+            value_length = struct.unpack(
+                "!H", raw[offset + 2 + name_length : offset + 4 + name_length]
+            )[0]
             start = offset + 4 + name_length
-            headers[name] = raw[start:start + value_length].decode()
+            headers[name] = raw[start : start + value_length].decode()
             offset = start + value_length
-        frames.append((headers[":event-type"], json.loads(message[12 + headers_length:-4])))
+        frames.append((headers[":event-type"], json.loads(message[12 + headers_length : -4])))
     return frames
 
 
 def test_bedrock_converse_stream_frames_and_error() -> None:
-    body = {"messages": [{"role": "user", "content": [{"text": "Say hello"}]}],
-            "system": [{"text": "Be terse."}, {"cachePoint": {"type": "default"}}]}
+    body = {
+        "messages": [{"role": "user", "content": [{"text": "Say hello"}]}],
+        "system": [{"text": "Be terse."}, {"cachePoint": {"type": "default"}}],
+    }
     with fake_bedrock.FakeBedrock() as server:
         model = server.url + "/model/anthropic.claude-x-v1%3A0"
         whole = httpx.post(model + "/converse", json=body).json()

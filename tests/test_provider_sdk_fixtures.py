@@ -47,8 +47,14 @@ def fixture(request: pytest.FixtureRequest) -> tuple[Path, dict[str, Any]]:
 
 def test_provider_fixtures_were_recorded() -> None:
     sources = {p.parent.name for p in FIXTURE_FILES}
-    assert {"anthropic-native", "anthropic-openllmetry", "anthropic-openinference", "litellm-otel",
-            "google-adk", "bedrock-openllmetry"} <= sources
+    assert {
+        "anthropic-native",
+        "anthropic-openllmetry",
+        "anthropic-openinference",
+        "litellm-otel",
+        "google-adk",
+        "bedrock-openllmetry",
+    } <= sources
 
 
 def test_fixture_loads_as_spans(fixture: tuple[Path, dict[str, Any]]) -> None:
@@ -75,7 +81,9 @@ def test_llm_events_follow_the_token_convention(fixture: tuple[Path, dict[str, A
         properties = event["properties"]
         counts = {k: v for k, v in properties.items() if k in TOKEN_KEYS}
         assert all(isinstance(v, int) and v >= 0 for v in counts.values()), counts
-        cached = counts.get("cache_read_input_tokens", 0) + counts.get("cache_creation_input_tokens", 0)
+        cached = counts.get("cache_read_input_tokens", 0) + counts.get(
+            "cache_creation_input_tokens", 0
+        )
         assert counts.get("input_tokens", cached) >= cached, "input_tokens includes the cached ones"
         assert counts.get("output_tokens", 0) >= counts.get("reasoning_tokens", 0)
         assert properties["time_to_first_token"] in (None, SECONDS_PLACEHOLDER)

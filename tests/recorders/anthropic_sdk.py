@@ -32,7 +32,11 @@ SYSTEM = "You are terse."
 WEATHER_TOOL = {
     "name": "get_weather",
     "description": "Current weather in a city",
-    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    "input_schema": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
 }
 SDK_SPAN = "anthropic.messages.create"
 # Which span of a call should become the LLM event (the richer one; the other duplicates it).
@@ -81,7 +85,9 @@ def instrument(mode: str, recorder: Recorder) -> None:
         raise SystemExit(f"unknown mode {mode!r}")
 
 
-def event(content: bool, prompt: str | None, generation: str | None, **kwargs: Any) -> dict[str, Any]:
+def event(
+    content: bool, prompt: str | None, generation: str | None, **kwargs: Any
+) -> dict[str, Any]:
     """An Anthropic LLM event; without ``content`` the spans hold no messages (SDK metadata_only)."""
     if not content:
         prompt = generation = None
@@ -106,30 +112,50 @@ def record(mode: str) -> None:
         with recorder.case("chat") as case:
             with recorder.request_span():
                 client.messages.create(
-                    model=MODEL, max_tokens=100, system=SYSTEM,
+                    model=MODEL,
+                    max_tokens=100,
+                    system=SYSTEM,
                     messages=[{"role": "user", "content": "Say hello"}],
                 )
             case.expect(
-                llm_events=[event(has_content, "Say hello", "Echo: Say hello", input_tokens=5, output_tokens=3)],
+                llm_events=[
+                    event(
+                        has_content, "Say hello", "Echo: Say hello", input_tokens=5, output_tokens=3
+                    )
+                ],
                 llm_spans=llm_span,
-                notes="user/thread only on the app's 'handle request' span (user.id, session.id)." + dup,
+                notes="user/thread only on the app's 'handle request' span (user.id, session.id)."
+                + dup,
             )
 
         with recorder.case("cache") as case:
             with recorder.request_span():
                 client.messages.create(
-                    model=MODEL, max_tokens=100,
-                    system=[{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}],
+                    model=MODEL,
+                    max_tokens=100,
+                    system=[
+                        {"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}
+                    ],
                     messages=[{"role": "user", "content": "Say hello again"}],
                 )
             case.expect(
-                llm_events=[event(has_content, "Say hello again", "Echo: Say hello again", input_tokens=6 + 1200 + 300,
-                                  output_tokens=4, cache_read=1200, cache_creation=300)],
+                llm_events=[
+                    event(
+                        has_content,
+                        "Say hello again",
+                        "Echo: Say hello again",
+                        input_tokens=6 + 1200 + 300,
+                        output_tokens=4,
+                        cache_read=1200,
+                        cache_creation=300,
+                    )
+                ],
                 llm_spans=llm_span,
                 notes=(
                     "Anthropic usage: input_tokens=6 EXCLUDES cache_read_input_tokens=1200 and "
                     "cache_creation_input_tokens=300; expected input_tokens is normalised to 1506 (all input)."
-                    " Check each library: some already add them up (the SDK's gen_ai.usage.input_tokens does)." + dup
+                    " Check each library: some already add them up (the SDK's gen_ai.usage.input_tokens does)."
+                    + dup
                 ),
             )
 
@@ -138,13 +164,24 @@ def record(mode: str) -> None:
                 # Iterated, not used as a context manager: OpenLLMetry 0.62.4 never ends its
                 # span when the stream is closed by `with client.messages.create(stream=True)`.
                 for _ in client.messages.create(
-                    model=MODEL, max_tokens=100, system=SYSTEM, stream=True,
+                    model=MODEL,
+                    max_tokens=100,
+                    system=SYSTEM,
+                    stream=True,
                     messages=[{"role": "user", "content": "Count to three"}],
                 ):
                     pass
             case.expect(
-                llm_events=[event(has_content, "Count to three", "Echo: Count to three", input_tokens=6, output_tokens=4,
-                                  time_to_first_token=True)],
+                llm_events=[
+                    event(
+                        has_content,
+                        "Count to three",
+                        "Echo: Count to three",
+                        input_tokens=6,
+                        output_tokens=4,
+                        time_to_first_token=True,
+                    )
+                ],
                 llm_spans=llm_span,
                 notes="messages.create(stream=True): usage arrives in message_start (input, output 1) and "
                 "message_delta (cumulative output 4). Time to first token only on the SDK's span "
@@ -154,30 +191,57 @@ def record(mode: str) -> None:
         with recorder.case("stream_helper") as case:
             with recorder.request_span():
                 with client.messages.stream(
-                    model=MODEL, max_tokens=100, system=SYSTEM,
+                    model=MODEL,
+                    max_tokens=100,
+                    system=SYSTEM,
                     messages=[{"role": "user", "content": "Count to four"}],
                 ) as stream:
                     stream.get_final_text()
             case.expect(
-                llm_events=[event(has_content and mode != "openllmetry", "Count to four", "Echo: Count to four",
-                                  input_tokens=6, output_tokens=4, time_to_first_token=True)],
+                llm_events=[
+                    event(
+                        has_content and mode != "openllmetry",
+                        "Count to four",
+                        "Echo: Count to four",
+                        input_tokens=6,
+                        output_tokens=4,
+                        time_to_first_token=True,
+                    )
+                ],
                 llm_spans=STREAM_HELPER_SPAN.get(mode, llm_span),
-                notes="client.messages.stream() helper (MessageStreamManager)." + STREAM_HELPER_NOTE.get(mode, dup),
+                notes="client.messages.stream() helper (MessageStreamManager)."
+                + STREAM_HELPER_NOTE.get(mode, dup),
             )
 
         with recorder.case("error") as case:
             with recorder.request_span():
                 try:
                     client.messages.create(
-                        model=fake.FAIL_MODEL, max_tokens=100, messages=[{"role": "user", "content": "Break"}]
+                        model=fake.FAIL_MODEL,
+                        max_tokens=100,
+                        messages=[{"role": "user", "content": "Break"}],
                     )
                 except anthropic.InternalServerError:
                     pass
             case.expect(
-                llm_events=[event(has_content, "Break", None, model=fake.FAIL_MODEL, cache_read=None, cache_creation=None,
-                                  error="api_error" if mode == "native" else "InternalServerError")],
+                llm_events=[
+                    event(
+                        has_content,
+                        "Break",
+                        None,
+                        model=fake.FAIL_MODEL,
+                        cache_read=None,
+                        cache_creation=None,
+                        error="api_error" if mode == "native" else "InternalServerError",
+                    )
+                ],
                 llm_spans=llm_span,
-                notes="HTTP 500 api_error; no usage, no response model (assistant_id = request model). The SDK span says error.type=api_error (Anthropic's error type); OpenLLMetry error.type=InternalServerError (exception class); OpenInference only status ERROR + exception event." + dup,
+                notes=(
+                    "HTTP 500 api_error; no usage, no response model (assistant_id = request model). "
+                    "The SDK span says error.type=api_error (Anthropic's error type); OpenLLMetry "
+                    "error.type=InternalServerError (exception class); OpenInference only status ERROR "
+                    "+ exception event." + dup
+                ),
             )
 
         with recorder.case("tool_call") as case:
@@ -185,13 +249,25 @@ def record(mode: str) -> None:
                 tool_round(client, recorder)
             case.expect(
                 llm_events=[
-                    event(has_content, "Weather in Paris?", "Let me check.", input_tokens=3, output_tokens=5),
-                    event(has_content, "Weather in Paris?", fake.TOOL_ANSWER, input_tokens=8, output_tokens=5),
+                    event(
+                        has_content,
+                        "Weather in Paris?",
+                        "Let me check.",
+                        input_tokens=3,
+                        output_tokens=5,
+                    ),
+                    event(
+                        has_content,
+                        "Weather in Paris?",
+                        fake.TOOL_ANSWER,
+                        input_tokens=8,
+                        output_tokens=5,
+                    ),
                 ],
                 events=[tool_event(fake.TOOL_USE_ID)],
                 llm_spans=llm_span,
                 notes=(
-                    "First reply has a text block AND a tool_use block (get_weather {\"city\": \"Paris\"}, "
+                    'First reply has a text block AND a tool_use block (get_weather {"city": "Paris"}, '
                     "id toolu_fake_0001), stop_reason tool_use: generation is the text (tool call goes in "
                     "the event's tool calls if the reader keeps them). The app runs the tool in its own "
                     "'execute_tool get_weather' span (the SDK runs no tools outside tool_runner). 2nd call's "
@@ -202,13 +278,21 @@ def record(mode: str) -> None:
         with recorder.case("tool_runner") as case:
             with recorder.request_span():
                 for _ in client.beta.messages.tool_runner(
-                    model=MODEL, max_tokens=100, tools=[runner_weather_tool()],
+                    model=MODEL,
+                    max_tokens=100,
+                    tools=[runner_weather_tool()],
                     messages=[{"role": "user", "content": "Weather in Paris?"}],
                 ):
                     pass
             case.expect(
                 llm_events=[
-                    event(has_content, "Weather in Paris?", "Let me check.", input_tokens=3, output_tokens=5),
+                    event(
+                        has_content,
+                        "Weather in Paris?",
+                        "Let me check.",
+                        input_tokens=3,
+                        output_tokens=5,
+                    ),
                     event(has_content, None, fake.TOOL_ANSWER, input_tokens=2, output_tokens=5),
                 ],
                 events=[tool_event(fake.TOOL_USE_ID)],
@@ -222,23 +306,31 @@ def record(mode: str) -> None:
                     "'execute_tool get_weather'; the expected event name is the normalised one). The runner "
                     "uses the message-threads beta: the 2nd request sends ONLY the tool_result plus "
                     "thread={type: continue, previous_message_id}, so the 2nd call has no user text "
-                    "(prompt null) and the fake, which keeps no threads, bills 2 input tokens." + dup
+                    "(prompt null) and the fake, which keeps no threads, bills 2 input tokens."
+                    + dup
                 ),
             )
 
         with recorder.case("thinking") as case:
             with recorder.request_span():
                 client.messages.create(
-                    model=MODEL, max_tokens=2048, thinking={"type": "enabled", "budget_tokens": 1024},
+                    model=MODEL,
+                    max_tokens=2048,
+                    thinking={"type": "enabled", "budget_tokens": 1024},
                     messages=[{"role": "user", "content": "Say hello"}],
                 )
             case.expect(
-                llm_events=[event(has_content, "Say hello", "Echo: Say hello", input_tokens=2, output_tokens=8)],
+                llm_events=[
+                    event(
+                        has_content, "Say hello", "Echo: Say hello", input_tokens=2, output_tokens=8
+                    )
+                ],
                 llm_spans=llm_span,
                 notes=(
                     "Extended thinking: a thinking block ('The user wants a greeting.', 5 tokens) precedes the "
                     "text. Anthropic's output_tokens (8) includes thinking but the API does not split it "
-                    "out, so reasoning_tokens is unknown (omitted). Generation is the text block only." + dup
+                    "out, so reasoning_tokens is unknown (omitted). Generation is the text block only."
+                    + dup
                 ),
             )
 
@@ -263,31 +355,52 @@ def runner_weather_tool() -> Any:
 def tool_round(client: Any, recorder: Recorder) -> None:
     """The manual tool loop of an app using the Messages API: ask, run the tool, answer."""
     messages: list[dict[str, Any]] = [{"role": "user", "content": "Weather in Paris?"}]
-    first = client.messages.create(model=MODEL, max_tokens=100, tools=[WEATHER_TOOL], messages=messages)
+    first = client.messages.create(
+        model=MODEL, max_tokens=100, tools=[WEATHER_TOOL], messages=messages
+    )
     call = next(b for b in first.content if b.type == "tool_use")
     with recorder.tracer.start_as_current_span(
         "execute_tool get_weather",
-        attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.name,
-                    "gen_ai.tool.call.id": call.id},
+        attributes={
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": call.name,
+            "gen_ai.tool.call.id": call.id,
+        },
     ):
         result = "Sunny, 21C"
     messages += [
         {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": result}]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": call.id, "content": result}],
+        },
     ]
     client.messages.create(model=MODEL, max_tokens=100, tools=[WEATHER_TOOL], messages=messages)
 
 
 def record_native_conversation(client: Any, recorder: Recorder) -> None:
     """The SDK's own session mechanism: ``conversation_id`` (and the API's ``metadata.user_id``)."""
-    conversation = client.with_options(open_telemetry={**client.open_telemetry, "conversation_id": "t-42"})
+    conversation = client.with_options(
+        open_telemetry={**client.open_telemetry, "conversation_id": "t-42"}
+    )
     with recorder.case("conversation_id") as case:
         conversation.messages.create(
-            model=MODEL, max_tokens=100, metadata={"user_id": "u1"},
+            model=MODEL,
+            max_tokens=100,
+            metadata={"user_id": "u1"},
             messages=[{"role": "user", "content": "Say hello"}],
         )
         case.expect(
-            llm_events=[event(False, "Say hello", "Echo: Say hello", input_tokens=2, output_tokens=3, user=None)],
+            llm_events=[
+                event(
+                    False,
+                    "Say hello",
+                    "Echo: Say hello",
+                    input_tokens=2,
+                    output_tokens=3,
+                    user=None,
+                )
+            ],
             llm_spans=LLM_SPAN["native"],
             notes=(
                 "No app span. Thread from the client option open_telemetry={'conversation_id': 't-42'} "
@@ -297,15 +410,23 @@ def record_native_conversation(client: Any, recorder: Recorder) -> None:
             ),
         )
     content = client.with_options(
-        open_telemetry={**client.open_telemetry, "traces": {**client.open_telemetry["traces"], "content_mode": "content"}}
+        open_telemetry={
+            **client.open_telemetry,
+            "traces": {**client.open_telemetry["traces"], "content_mode": "content"},
+        }
     )
     with recorder.case("content_mode") as case:
         with recorder.request_span():
             content.messages.create(
-                model=MODEL, max_tokens=100, system=SYSTEM, messages=[{"role": "user", "content": "Say hello"}]
+                model=MODEL,
+                max_tokens=100,
+                system=SYSTEM,
+                messages=[{"role": "user", "content": "Say hello"}],
             )
         case.expect(
-            llm_events=[event(True, "Say hello", "Echo: Say hello", input_tokens=5, output_tokens=3)],
+            llm_events=[
+                event(True, "Say hello", "Echo: Say hello", input_tokens=5, output_tokens=3)
+            ],
             llm_spans=LLM_SPAN["native"],
             notes=(
                 "traces.content_mode='content' (or ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE=content): "
@@ -320,9 +441,13 @@ def record_openinference_attributes(client: Any, recorder: Recorder) -> None:
 
     with recorder.case("using_attributes") as case:
         with using_attributes(session_id="t-42", user_id="u1", metadata={"plan": "pro"}):
-            client.messages.create(model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "Say hello"}])
+            client.messages.create(
+                model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "Say hello"}]
+            )
         case.expect(
-            llm_events=[event(True, "Say hello", "Echo: Say hello", input_tokens=2, output_tokens=3)],
+            llm_events=[
+                event(True, "Say hello", "Echo: Say hello", input_tokens=2, output_tokens=3)
+            ],
             llm_spans=LLM_SPAN["openinference"],
             notes=(
                 "No app span: openinference.instrumentation.using_attributes(session_id, user_id, metadata) "

@@ -55,15 +55,22 @@ def record() -> None:
     BedrockInstrumentor().instrument(tracer_provider=recorder.provider)
     with fake.FakeBedrock() as server:
         client = boto3.client(
-            "bedrock-runtime", endpoint_url=server.url, region_name="us-east-1",
-            aws_access_key_id="AKIDFAKE", aws_secret_access_key="fake-secret",
+            "bedrock-runtime",
+            endpoint_url=server.url,
+            region_name="us-east-1",
+            aws_access_key_id="AKIDFAKE",
+            aws_secret_access_key="fake-secret",
             config=Config(retries={"total_max_attempts": 1}),
         )
 
         with recorder.case("chat") as case:
             with recorder.request_span():
-                client.converse(modelId=MODEL, system=SYSTEM, messages=[user("Say hello")],
-                                inferenceConfig={"maxTokens": 100, "temperature": 0.2})
+                client.converse(
+                    modelId=MODEL,
+                    system=SYSTEM,
+                    messages=[user("Say hello")],
+                    inferenceConfig={"maxTokens": 100, "temperature": 0.2},
+                )
             case.expect(
                 llm_events=[event("Say hello", "Echo: Say hello", input_tokens=5, output_tokens=3)],
                 llm_spans=is_llm_span,
@@ -75,11 +82,22 @@ def record() -> None:
 
         with recorder.case("cache") as case:
             with recorder.request_span():
-                client.converse(modelId=MODEL, system=[*SYSTEM, {"cachePoint": {"type": "default"}}],
-                                messages=[user("Say hello again")])
+                client.converse(
+                    modelId=MODEL,
+                    system=[*SYSTEM, {"cachePoint": {"type": "default"}}],
+                    messages=[user("Say hello again")],
+                )
             case.expect(
-                llm_events=[event("Say hello again", "Echo: Say hello again", input_tokens=6 + 1200 + 300,
-                                  output_tokens=4, cache_read=1200, cache_creation=300)],
+                llm_events=[
+                    event(
+                        "Say hello again",
+                        "Echo: Say hello again",
+                        input_tokens=6 + 1200 + 300,
+                        output_tokens=4,
+                        cache_read=1200,
+                        cache_creation=300,
+                    )
+                ],
                 llm_spans=is_llm_span,
                 notes="Bedrock usage inputTokens=6 EXCLUDES cacheReadInputTokens=1200 and "
                 "cacheWriteInputTokens=300: expected input_tokens normalised to 1506. If the span has no "
@@ -88,11 +106,15 @@ def record() -> None:
 
         with recorder.case("stream") as case:
             with recorder.request_span():
-                response = client.converse_stream(modelId=MODEL, system=SYSTEM, messages=[user("Count to three")])
+                response = client.converse_stream(
+                    modelId=MODEL, system=SYSTEM, messages=[user("Count to three")]
+                )
                 for _ in response["stream"]:
                     pass
             case.expect(
-                llm_events=[event("Count to three", "Echo: Count to three", input_tokens=6, output_tokens=4)],
+                llm_events=[
+                    event("Count to three", "Echo: Count to three", input_tokens=6, output_tokens=4)
+                ],
                 llm_spans=is_llm_span,
                 notes="converse_stream: usage in the final 'metadata' event. OpenLLMetry records no time to first "
                 "token and no response id/model for streams: time_to_first_token unknown (null).",
@@ -100,13 +122,24 @@ def record() -> None:
 
         with recorder.case("invoke_model") as case:
             with recorder.request_span():
-                body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 100, "system": "You are terse.",
-                        "messages": [{"role": "user", "content": "Say hello"}]}
+                body = {
+                    "anthropic_version": "bedrock-2023-05-31",
+                    "max_tokens": 100,
+                    "system": "You are terse.",
+                    "messages": [{"role": "user", "content": "Say hello"}],
+                }
                 response = client.invoke_model(modelId=MODEL, body=json.dumps(body))
                 response["body"].read()
             case.expect(
-                llm_events=[event("Say hello", "Echo: Say hello", input_tokens=5, output_tokens=3,
-                                  model=INVOKE_RESPONSE_MODEL)],
+                llm_events=[
+                    event(
+                        "Say hello",
+                        "Echo: Say hello",
+                        input_tokens=5,
+                        output_tokens=3,
+                        model=INVOKE_RESPONSE_MODEL,
+                    )
+                ],
                 llm_spans=is_llm_span,
                 notes="invoke_model with an Anthropic-on-Bedrock body (anthropic_version bedrock-2023-05-31); "
                 "the response body is Anthropic's Messages response (model claude-3-5-sonnet-20240620, "
@@ -119,8 +152,12 @@ def record() -> None:
                 tool_round(client, recorder)
             case.expect(
                 llm_events=[
-                    event("Weather in Paris?", 'tool_call: get_weather({"city": "Paris"})', input_tokens=3,
-                          output_tokens=2),
+                    event(
+                        "Weather in Paris?",
+                        'tool_call: get_weather({"city": "Paris"})',
+                        input_tokens=3,
+                        output_tokens=2,
+                    ),
                     event("Weather in Paris?", fake.TOOL_ANSWER, input_tokens=3, output_tokens=5),
                 ],
                 events=[tool_event(fake.TOOL_USE_ID)],
@@ -137,7 +174,9 @@ def record() -> None:
                 except client.exceptions.InternalServerException:
                     pass
             case.expect(
-                llm_events=[event("Break", None, model="fail-500", error="InternalServerException")],
+                llm_events=[
+                    event("Break", None, model="fail-500", error="InternalServerException")
+                ],
                 llm_spans=is_llm_span,
                 notes="HTTP 500 InternalServerException (x-amzn-ErrorType), botocore retries off.",
             )
@@ -152,13 +191,21 @@ def tool_round(client: Any, recorder: Recorder) -> None:
     call = next(b["toolUse"] for b in assistant["content"] if "toolUse" in b)
     with recorder.tracer.start_as_current_span(
         "execute_tool get_weather",
-        attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call["name"],
-                    "gen_ai.tool.call.id": call["toolUseId"]},
+        attributes={
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": call["name"],
+            "gen_ai.tool.call.id": call["toolUseId"],
+        },
     ):
         result = "Sunny, 21C"
     messages += [
         assistant,
-        {"role": "user", "content": [{"toolResult": {"toolUseId": call["toolUseId"], "content": [{"text": result}]}}]},
+        {
+            "role": "user",
+            "content": [
+                {"toolResult": {"toolUseId": call["toolUseId"], "content": [{"text": result}]}}
+            ],
+        },
     ]
     client.converse(modelId=MODEL, messages=messages, toolConfig=tools)
 

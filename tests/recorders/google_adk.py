@@ -105,7 +105,9 @@ NOTES = {
 def is_llm_span(span: SpanDict) -> bool:
     if MODE == "legacy":
         return span["name"] == "call_llm"
-    if MODE == "openinference":  # ADK's invoke_agent span, which carries the (last) call's attributes
+    if (
+        MODE == "openinference"
+    ):  # ADK's invoke_agent span, which carries the (last) call's attributes
         return span["attributes"].get("gen_ai.operation.name") == "generate_content"
     return span["name"].startswith("generate_content ")
 
@@ -127,10 +129,14 @@ def tool_events(spans: list[SpanDict]) -> list[dict[str, Any]]:
         {
             "event": "execute_tool get_weather",
             "user_id": USER_ID,
-            "properties": {"tool_name": "get_weather", "tool_call_id": s["attributes"].get("gen_ai.tool.call.id")},
+            "properties": {
+                "tool_name": "get_weather",
+                "tool_call_id": s["attributes"].get("gen_ai.tool.call.id"),
+            },
         }
         for s in spans
-        if s["name"] == "execute_tool get_weather" or (s["name"] == "execute_tool" and MODE == "legacy")
+        if s["name"] == "execute_tool get_weather"
+        or (s["name"] == "execute_tool" and MODE == "legacy")
     ]
 
 
@@ -148,8 +154,12 @@ class AgentApp:
         from google.adk.runners import Runner
         from google.adk.sessions import InMemorySessionService
 
-        agent = LlmAgent(name="weather_agent", model=Gemini(model=model, base_url=base_url),
-                         instruction=INSTRUCTION, tools=tools or [])
+        agent = LlmAgent(
+            name="weather_agent",
+            model=Gemini(model=model, base_url=base_url),
+            instruction=INSTRUCTION,
+            tools=tools or [],
+        )
         sessions = InMemorySessionService()
         self.runner = Runner(agent=agent, app_name=APP, session_service=sessions)
         asyncio.run(sessions.create_session(app_name=APP, user_id=USER_ID, session_id=SESSION_ID))
@@ -160,7 +170,9 @@ class AgentApp:
 
         config = RunConfig(streaming_mode=StreamingMode.SSE if stream else StreamingMode.NONE)
         message = types.Content(role="user", parts=[types.Part(text=text)])
-        for _ in self.runner.run(user_id=USER_ID, session_id=SESSION_ID, new_message=message, run_config=config):
+        for _ in self.runner.run(
+            user_id=USER_ID, session_id=SESSION_ID, new_message=message, run_config=config
+        ):
             pass
 
 
@@ -182,7 +194,9 @@ def record() -> None:
             with recorder.request_span():
                 AgentApp(server.url).ask("Say hello")
             case.expect(
-                llm_events=[event("Say hello", "Echo: Say hello", input_tokens=102, output_tokens=10)],
+                llm_events=[
+                    event("Say hello", "Echo: Say hello", input_tokens=102, output_tokens=10)
+                ],
                 llm_spans=is_llm_span,
                 notes="Inside the app's 'handle request' span (user.id/session.id); ADK's session is u1/t-42 too. "
                 + notes,
@@ -192,8 +206,15 @@ def record() -> None:
             with recorder.request_span():
                 AgentApp(server.url).ask("Count to three", stream=True)
             case.expect(
-                llm_events=[event("Count to three", "Echo: Count to three", input_tokens=103, output_tokens=11,
-                                  time_to_first_token=MODE == "genai-instrumentor")],
+                llm_events=[
+                    event(
+                        "Count to three",
+                        "Echo: Count to three",
+                        input_tokens=103,
+                        output_tokens=11,
+                        time_to_first_token=MODE == "genai-instrumentor",
+                    )
+                ],
                 llm_spans=is_llm_span,
                 notes="RunConfig(streaming_mode=SSE): streamGenerateContent, one word per chunk, usage on the "
                 "last chunk. Time to first token only with the genai instrumentor "
@@ -228,8 +249,15 @@ def record() -> None:
                 except Exception as error:  # google.genai.errors.ServerError
                     print(f"error case raised {type(error).__name__}")
             case.expect(
-                llm_events=[event("Break" if MODE == "content" else None, None, model=fake.FAIL_MODEL,
-                                  error="ServerError", provider="gcp.gemini")],
+                llm_events=[
+                    event(
+                        "Break" if MODE == "content" else None,
+                        None,
+                        model=fake.FAIL_MODEL,
+                        error="ServerError",
+                        provider="gcp.gemini",
+                    )
+                ],
                 llm_spans=is_llm_span,
                 notes="HTTP 500 INTERNAL: google.genai.errors.ServerError propagates out of Runner.run; status "
                 "ERROR + exception event on the model span AND on invoke_agent / invoke_workflow (invocation) "
@@ -244,7 +272,9 @@ def record() -> None:
             AgentApp(server.url).ask("Say hi")
             user = USER_ID if MODE in ("content", "openinference") else None
             case.expect(
-                llm_events=[event("Say hi", "Echo: Say hi", input_tokens=102, output_tokens=10, user=user)],
+                llm_events=[
+                    event("Say hi", "Echo: Say hi", input_tokens=102, output_tokens=10, user=user)
+                ],
                 llm_spans=is_llm_span,
                 notes="No app span: only ADK's own mechanism, Runner.run(user_id='u1', session_id='t-42'). "
                 "The session id is on every span; the user id is on no span, only on content log "

@@ -22,7 +22,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # it fetches the map from the internet otherwise
+os.environ.setdefault(
+    "LITELLM_LOCAL_MODEL_COST_MAP", "True"
+)  # it fetches the map from the internet otherwise
 
 from provider_recording import Recorder, llm_event, tool_event  # noqa: E402
 
@@ -59,7 +61,9 @@ class LiteLLMRecorder(Recorder):
         """Until the finished spans (and ``span``'s attributes) stop changing for half a second."""
 
         def snapshot() -> tuple[int, int]:
-            return len(self.exporter.get_finished_spans()), len(span.attributes) if span is not None else 0
+            return len(self.exporter.get_finished_spans()), len(
+                span.attributes
+            ) if span is not None else 0
 
         last, stable_since, deadline = snapshot(), time.monotonic(), time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -96,12 +100,17 @@ def record() -> None:
     recorder.set_global()
     litellm.callbacks = ["otel"]
     with FakeOpenAI() as server:
+
         def complete(**kwargs: Any) -> Any:
             return litellm.completion(api_base=server.url, api_key="sk-fake", **kwargs)
 
         with recorder.case("chat") as case:
             with recorder.app_span():
-                complete(model=MODEL, messages=[SYSTEM, {"role": "user", "content": "Say hello"}], temperature=0.2)
+                complete(
+                    model=MODEL,
+                    messages=[SYSTEM, {"role": "user", "content": "Say hello"}],
+                    temperature=0.2,
+                )
             case.expect(
                 llm_events=[event("Say hello", "Echo: Say hello", input_tokens=5, output_tokens=3)],
                 llm_spans=named("handle request"),
@@ -117,9 +126,15 @@ def record() -> None:
 
         with request_span_mode(True), recorder.case("chat_request_span") as case:
             with recorder.app_span():
-                complete(model=MODEL, messages=[SYSTEM, {"role": "user", "content": "Say hello again"}])
+                complete(
+                    model=MODEL, messages=[SYSTEM, {"role": "user", "content": "Say hello again"}]
+                )
             case.expect(
-                llm_events=[event("Say hello again", "Echo: Say hello again", input_tokens=6, output_tokens=4)],
+                llm_events=[
+                    event(
+                        "Say hello again", "Echo: Say hello again", input_tokens=6, output_tokens=4
+                    )
+                ],
                 llm_spans=named(REQUEST_SPAN),
                 notes=(
                     "USE_OTEL_LITELLM_REQUEST_SPAN=true: a 'litellm_request' child of the app span carries "
@@ -132,7 +147,9 @@ def record() -> None:
             complete(model=MODEL, messages=[{"role": "user", "content": "Say hi"}], user="u1")
             recorder.settle()
             case.expect(
-                llm_events=[event("Say hi", "Echo: Say hi", input_tokens=2, output_tokens=3, thread=None)],
+                llm_events=[
+                    event("Say hi", "Echo: Say hi", input_tokens=2, output_tokens=3, thread=None)
+                ],
                 llm_spans=named(REQUEST_SPAN),
                 notes=(
                     "No app span: 'litellm_request' is a root span. LiteLLM's own user mechanism, the "
@@ -143,12 +160,25 @@ def record() -> None:
 
         with recorder.case("stream") as case:
             with recorder.app_span():
-                for _ in complete(model=MODEL, messages=[SYSTEM, {"role": "user", "content": "Count to three"}],
-                                  stream=True, stream_options={"include_usage": True}):
+                for _ in complete(
+                    model=MODEL,
+                    messages=[SYSTEM, {"role": "user", "content": "Count to three"}],
+                    stream=True,
+                    stream_options={"include_usage": True},
+                ):
                     pass
             case.expect(
-                llm_events=[event("Count to three", "Echo: Count to three", input_tokens=6, output_tokens=4,
-                                  model="gpt-4o-mini", user=None, thread=None)],
+                llm_events=[
+                    event(
+                        "Count to three",
+                        "Echo: Count to three",
+                        input_tokens=6,
+                        output_tokens=4,
+                        model="gpt-4o-mini",
+                        user=None,
+                        thread=None,
+                    )
+                ],
                 llm_spans=named(REQUEST_SPAN),
                 notes=(
                     "Streamed (include_usage), app span current: the callback runs after the stream without "
@@ -166,7 +196,12 @@ def record() -> None:
             case.expect(
                 llm_events=[
                     event("Weather in Paris?", TOOL_GENERATION, input_tokens=3, output_tokens=0),
-                    event("Weather in Paris?", "Echo: Weather in Paris?", input_tokens=5, output_tokens=4),
+                    event(
+                        "Weather in Paris?",
+                        "Echo: Weather in Paris?",
+                        input_tokens=5,
+                        output_tokens=4,
+                    ),
                 ],
                 events=[tool_event(TOOL_CALL_ID)],
                 llm_spans=named(REQUEST_SPAN),
@@ -184,7 +219,12 @@ def record() -> None:
             case.expect(
                 llm_events=[
                     event("Weather in Paris?", TOOL_GENERATION, input_tokens=3, output_tokens=0),
-                    event("Weather in Paris?", "Echo: Weather in Paris?", input_tokens=5, output_tokens=4),
+                    event(
+                        "Weather in Paris?",
+                        "Echo: Weather in Paris?",
+                        input_tokens=5,
+                        output_tokens=4,
+                    ),
                 ],
                 events=[tool_event(TOOL_CALL_ID)],
                 llm_spans=named(RAW_SPAN),
@@ -201,7 +241,9 @@ def record() -> None:
         with recorder.case("error") as case:
             with recorder.app_span():
                 try:
-                    complete(model="openai/fail-500", messages=[{"role": "user", "content": "Break"}])
+                    complete(
+                        model="openai/fail-500", messages=[{"role": "user", "content": "Break"}]
+                    )
                 except litellm.InternalServerError:
                     pass
             case.expect(
@@ -220,8 +262,11 @@ def tool_round(complete: Any, recorder: Recorder) -> None:
     call = first.choices[0].message.tool_calls[0]
     with recorder.tracer.start_as_current_span(
         "execute_tool get_weather",
-        attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.function.name,
-                    "gen_ai.tool.call.id": call.id},
+        attributes={
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": call.function.name,
+            "gen_ai.tool.call.id": call.id,
+        },
     ):
         result = "Sunny, 21C"
     messages += [

@@ -120,7 +120,9 @@ class Case:
         *,
         llm_events: list[dict[str, Any]],
         llm_spans: Callable[[SpanDict], bool],
-        events: list[dict[str, Any]] | Callable[[list[SpanDict]], list[dict[str, Any]]] | None = None,
+        events: list[dict[str, Any]]
+        | Callable[[list[SpanDict]], list[dict[str, Any]]]
+        | None = None,
         notes: str = "",
     ) -> None:
         self._expectation = {
@@ -139,7 +141,9 @@ class Case:
         chosen = [s["span_id"] for s in ordered if wanted["llm_spans"](s)]
         if len(chosen) != len(wanted["llm_events"]):
             names = [s["name"] for s in ordered]
-            raise AssertionError(f"{len(chosen)} LLM spans for {len(wanted['llm_events'])} events: {names}")
+            raise AssertionError(
+                f"{len(chosen)} LLM spans for {len(wanted['llm_events'])} events: {names}"
+            )
         events = wanted["events"]
         return {
             "llm_events": wanted["llm_events"],
@@ -173,7 +177,9 @@ class Recorder:
     def request_span(self) -> Iterator[None]:
         """The app's own request span, carrying user and session the way a web app would."""
         attributes = {"user.id": USER_ID, "session.id": THREAD_ID}
-        with self.tracer.start_as_current_span("handle request", kind=SpanKind.SERVER, attributes=attributes):
+        with self.tracer.start_as_current_span(
+            "handle request", kind=SpanKind.SERVER, attributes=attributes
+        ):
             yield
 
     @contextlib.contextmanager
