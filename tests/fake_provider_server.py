@@ -1,0 +1,125 @@
+"""The HTTP plumbing shared by the fake LLM provider servers (Anthropic, Gemini, Bedrock).
+
+Each fake subclasses :class:`FakeProviderServer` and implements ``answer(request)``; the base
+runs a stdlib ``ThreadingHTTPServer`` on 127.0.0.1 (ephemeral port) and records every request::
+
+    class FakeThing(FakeProviderServer):
+        def answer(self, request: Request) -> Reply:
+            return Reply.json(200, {"ok": True})
+
+    with FakeThing() as server:
+        requests.post(server.url + "/x", json={})
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Request:
+    """One request the fake received: method, path (query included), headers, decoded JSON body."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Reply:
+    """What to send back: a whole body, or ``chunks`` written one by one (a stream)."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    chunks: Iterable[bytes] | None = None
+
+    @classmethod
+    def json(cls, status: int, payload: Any, **headers: str) -> Reply:
+        return cls(
+            status, {"Content-Type": "application/json", **headers}, json.dumps(payload).encode()
+        )
+
+    @classmethod
+    def stream(cls, content_type: str, chunks: Iterable[bytes], **headers: str) -> Reply:
+        return cls(200, {"Content-Type": content_type, **headers}, chunks=chunks)
+
+
+class FakeProviderServer:
+    """A provider's API on 127.0.0.1; subclasses say what it answers."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self._server: ThreadingHTTPServer | None = None
+
+    def answer(self, request: Request) -> Reply:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``, without a trailing slash."""
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> FakeProviderServer:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+
+def _handler_for(fake: FakeProviderServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            pass
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length)
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError:
+                body = raw
+            request = Request(
+                "POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body
+            )
+            fake.requests.append(request)
+            self._send(fake.answer(request))
+
+        def _send(self, reply: Reply) -> None:
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            if reply.chunks is None:
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+                return
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            for chunk in reply.chunks:
+                self.wfile.write(chunk)
+                self.wfile.flush()
+
+    return Handler
