@@ -272,3 +272,28 @@ def test_the_table_is_imported_on_first_use_not_at_import_or_start(table):
 def test_custom_prices_parse_rejects_a_document_of_the_wrong_shape():
     table, problems = CustomPrices.parse(["acme-ft-1", 1.0])
     assert len(table) == 0 and problems == ['expected an object {"models": {"<model>": {...}}}']
+
+
+def test_flat_rate_shortcut_agrees_with_genai_prices_on_every_model_it_covers(table):
+    """MaintainedPrices prices flat-rate models itself (10x faster): never a different figure."""
+    from genai_prices import Usage as GenaiUsage
+    from genai_prices.data_snapshot import get_snapshot
+
+    from trubrics_otel.deliver.prices import _flat_rates
+
+    usage = Usage(input_tokens=12_345, output_tokens=6_789, cache_read_input_tokens=4_000,
+                  cache_creation_input_tokens=1_000, reasoning_tokens=2_000)
+    theirs_usage = GenaiUsage(input_tokens=12_345, output_tokens=6_789, cache_read_tokens=4_000,
+                              cache_write_tokens=1_000, output_reasoning_tokens=2_000)
+    covered = 0
+    for provider in get_snapshot().providers:
+        for model in provider.models:
+            rates = _flat_rates(model)
+            if rates is None:
+                continue
+            covered += 1
+            theirs = model.calc_price(theirs_usage, provider, genai_request_timestamp=AT)
+            ours = rates.cost(usage)
+            assert ours == pytest.approx((float(theirs.input_price), float(theirs.output_price)),
+                                         abs=1e-12), (provider.id, model.id)
+    assert covered > 1000  # most of the table takes the shortcut
