@@ -173,6 +173,10 @@ def test_custom_price_file_prices_private_models_and_overrides_the_table(tmp_pat
     price_event(event, "acme-ft-1", None, both, at=AT)
     assert event["cost_usd"] == 0.002
     assert "gpt-4o-mini" in both.tables[0]
+    # prices= may also be the file's path
+    by_path = {"input_tokens": 1000, "output_tokens": 0}
+    price_event(by_path, "acme-ft-1", None, load_price_table(str(prices_file), environ={}), at=AT)
+    assert by_path["cost_usd"] == 0.0008  # 1000 * 0.8 per million
 
 
 def test_broken_price_file_logs_one_error_and_events_keep_flowing(tmp_path, caplog, table):

@@ -212,21 +212,24 @@ def load_custom_prices(prices: PricesArgument = None, *,
     Never raises: what cannot be read or checked is logged once, as one ERROR line, and left out.
     """
     environ = os.environ if environ is None else environ
+    file_name = (environ.get(PRICES_FILE_ENV) or "").strip()
+    sources: list[tuple[str, object]] = []  # later sources win: prices= over the file
+    if file_name:
+        sources.append((f"{PRICES_FILE_ENV}={file_name}", file_name))
+    if prices is not None:
+        sources.append(("prices=" if isinstance(prices, Mapping) else f"prices={prices}", prices))
     documents: list[tuple[str, object]] = []
     problems: list[str] = []
-    file_name = (environ.get(PRICES_FILE_ENV) or "").strip()
-    for origin, given in ((f"{PRICES_FILE_ENV}={file_name}", file_name or None),
-                          ("prices=", prices)):
-        if given is None or isinstance(given, Mapping):
-            if given is not None:
-                documents.append((origin, given))
+    for origin, given in sources:
+        if isinstance(given, Mapping):
+            documents.append((origin, given))
             continue
         try:
             documents.append((origin, json.loads(Path(given).read_text(encoding="utf-8"))))
-        except (OSError, ValueError, TypeError) as exc:
+        except (OSError, ValueError, TypeError) as exc:  # TypeError: neither a dict nor a path
             problems.append(f"{origin}: cannot read it as JSON ({type(exc).__name__}: {exc})")
     merged: dict[str, ModelRates] = {}
-    for origin, document in documents:  # later documents win: prices= over the file
+    for origin, document in documents:
         table, entry_problems = CustomPrices.parse(document)
         problems += [f"{origin}: {problem}" for problem in entry_problems]
         merged.update(table.rates)
