@@ -13,6 +13,8 @@ import sys
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trubrics_otel.deliver.prices import PRICES_FILE_ENV, MaintainedPrices, load_price_table
 from trubrics_otel.translate.cost import (
@@ -301,3 +303,26 @@ def test_flat_rate_shortcut_agrees_with_genai_prices_on_every_model_it_covers(ta
             assert ours == pytest.approx((float(theirs.input_price), float(theirs.output_price)),
                                          abs=1e-12), (provider.id, model.id)
     assert covered > 1000  # most of the table takes the shortcut
+
+
+_junk = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(),
+                  st.text(max_size=5), st.lists(st.integers(), max_size=2))
+_usage_keys = st.sampled_from([
+    "prompt_tokens", "completion_tokens", "input_tokens", "output_tokens",
+    "cache_read_input_tokens", "cache_creation_input_tokens", "prompt_token_count",
+    "candidates_token_count", "thoughts_token_count", "cached_content_token_count",
+    "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "prompt_tokens_details"])
+
+
+@given(provider=st.sampled_from([None, "openai", "anthropic", "gcp.gemini", "acme"]),
+       raw=st.one_of(_junk, st.dictionaries(_usage_keys, st.one_of(_junk, st.dictionaries(
+           st.sampled_from(["cached_tokens", "reasoning_tokens"]), _junk)), max_size=6)))
+@settings(max_examples=300, deadline=None)
+def test_any_usage_gives_a_plausible_cost_or_a_reason_never_an_exception(table, provider, raw):
+    usage = normalise_usage(provider, raw)
+    result = cost_properties("gpt-4o-mini", provider, usage, table, at=AT)
+    if isinstance(result, NoCost):
+        assert result.reason
+    else:
+        assert set(result) == COST_KEYS
+        assert 0 <= result["input_cost_usd"] <= result["cost_usd"] < 1e6
