@@ -25,7 +25,8 @@ from trubrics_otel.translate.cost import price_event
 
 AT = datetime(2026, 11, 1, tzinfo=timezone.utc)
 CUSTOM = {"models": {"acme-ft-1": {"input_per_mtok": 0.8, "output_per_mtok": 3.2}}}
-FLAT = [  # one price per token type: priced by MaintainedPrices' own arithmetic
+# MaintainedPrices prices these three kinds with its own arithmetic (checked in the tests)
+FLAT = [  # one price per token type
     ("gpt-4o-mini-2024-07-18", "openai",
      {"input_tokens": 1200, "cache_read_input_tokens": 1024, "output_tokens": 300}),
     ("o3-mini", "openai", {"input_tokens": 2000, "output_tokens": 600, "reasoning_tokens": 448}),
@@ -35,15 +36,24 @@ FLAT = [  # one price per token type: priced by MaintainedPrices' own arithmetic
     ("gemini-2.5-flash", "gcp.gemini", {"input_tokens": 5000, "output_tokens": 1000}),
     ("openai/gpt-4o", None, {"input_tokens": 800, "output_tokens": 200}),
 ]
-TIERED = [  # prices by context size or by date: genai-prices computes every call
+TIERED = [  # a higher rate above a context size
     ("claude-sonnet-4-5-20250929", "anthropic",
      {"input_tokens": 3300, "cache_read_input_tokens": 2000,
       "cache_creation_input_tokens": 1000, "output_tokens": 400}),
-    ("gemini-2.5-pro", "gcp.gemini", {"input_tokens": 5000, "output_tokens": 1000}),
+    ("gemini-2.5-pro", "gcp.gemini", {"input_tokens": 250_000, "output_tokens": 1000}),
+]
+DATED = [  # prices that change on a date: the rates in force at the event's time
+    ("o3", "openai", {"input_tokens": 2000, "output_tokens": 600, "reasoning_tokens": 448}),
+    ("claude-sonnet-4-6", "anthropic", {"input_tokens": 3300, "output_tokens": 400}),
+]
+OTHER_UNITS = [  # a per-request fee on top of tokens: genai-prices computes every call
+    ("sonar", "perplexity", {"input_tokens": 3300, "output_tokens": 400}),
 ]
 SHAPES: dict[str, list[tuple[str, str | None, dict]]] = {
     "flat-rate model": FLAT,
-    "tiered / dated model": TIERED,
+    "model with context tiers": TIERED,
+    "model with dated prices": DATED,
+    "per-request fee (genai-prices)": OTHER_UNITS,
     "custom model": [("acme-ft-1", None, {"input_tokens": 900, "output_tokens": 90})],
     "unknown model": [("acme-internal", "acme", {"input_tokens": 900, "output_tokens": 90})],
     "span carries a cost": [("gpt-4o", "openai",
@@ -133,9 +143,9 @@ def main() -> None:
 
     print(f"pricing per event, best of {rounds} rounds of {n}:")
     for shape, events in SHAPES.items():
-        print(f"  {shape:28s} {per_event_us(batch_runner(table, events, n), rounds):7.1f} µs")
-    mixed = FLAT * 6 + TIERED + SHAPES["custom model"] * 2 + SHAPES["unknown model"]
-    print(f"  {'mix 30:2:2:1 of the above':28s} {per_event_us(batch_runner(table, mixed, n), rounds):7.1f} µs")
+        print(f"  {shape:32s} {per_event_us(batch_runner(table, events, n), rounds):7.1f} µs")
+    mixed = FLAT * 6 + TIERED + DATED + SHAPES["custom model"] * 2 + SHAPES["unknown model"]
+    print(f"  {'mix 30:2:2:2:1 of the above':32s} {per_event_us(batch_runner(table, mixed, n), rounds):7.1f} µs")
 
     print(f"first event priced (imports genai-prices, loads its data): {first_event_ms:.0f} ms")
     bare = import_seconds("pass", rounds)

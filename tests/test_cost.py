@@ -280,29 +280,38 @@ def test_custom_prices_parse_rejects_a_document_of_the_wrong_shape():
     assert len(table) == 0 and problems == ['expected an object {"models": {"<model>": {...}}}']
 
 
-def test_flat_rate_shortcut_agrees_with_genai_prices_on_every_model_it_covers(table):
-    """MaintainedPrices prices flat-rate models itself (10x faster): never a different figure."""
+@pytest.mark.parametrize("input_tokens", [12_345, 250_000, 1_500_000])  # below, above tiers
+def test_own_arithmetic_agrees_with_genai_prices_on_every_model_it_covers(table, input_tokens):
+    """MaintainedPrices prices per-token models itself (10x faster): never a different figure.
+
+    Prices on AT, for models whose prices change on a date too."""
     from genai_prices import Usage as GenaiUsage
     from genai_prices.data_snapshot import get_snapshot
 
-    from trubrics_otel.deliver.prices import _flat_rates
+    from trubrics_otel.deliver.prices import token_rates
 
-    usage = Usage(input_tokens=12_345, output_tokens=6_789, cache_read_input_tokens=4_000,
-                  cache_creation_input_tokens=1_000, reasoning_tokens=2_000)
-    theirs_usage = GenaiUsage(input_tokens=12_345, output_tokens=6_789, cache_read_tokens=4_000,
-                              cache_write_tokens=1_000, output_reasoning_tokens=2_000)
-    covered = 0
+    counts = dict(input_tokens=input_tokens, output_tokens=6_789,
+                  cache_read=input_tokens // 3, cache_write=input_tokens // 10, reasoning=2_000)
+    ours_usage = Usage(counts["input_tokens"], counts["output_tokens"], counts["cache_read"],
+                       counts["cache_write"], counts["reasoning"])
+    theirs_usage = GenaiUsage(input_tokens=counts["input_tokens"],
+                              output_tokens=counts["output_tokens"],
+                              cache_read_tokens=counts["cache_read"],
+                              cache_write_tokens=counts["cache_write"],
+                              output_reasoning_tokens=counts["reasoning"])
+    covered = tiered = 0
     for provider in get_snapshot().providers:
         for model in provider.models:
-            rates = _flat_rates(model)
+            rates = token_rates(model.get_prices(AT))
             if rates is None:
                 continue
             covered += 1
+            tiered += bool(rates.starts)
             theirs = model.calc_price(theirs_usage, provider, genai_request_timestamp=AT)
-            ours = rates.cost(usage)
+            ours = rates.cost(ours_usage)
             assert ours == pytest.approx((float(theirs.input_price), float(theirs.output_price)),
-                                         abs=1e-12), (provider.id, model.id)
-    assert covered > 1000  # most of the table takes the shortcut
+                                         rel=1e-12, abs=1e-12), (provider.id, model.id)
+    assert covered > 2000 and tiered > 50  # most of the table, tiered models included
 
 
 _junk = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(),

@@ -27,7 +27,9 @@ import json
 import logging
 import os
 import threading
+from bisect import bisect_left
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -42,7 +44,7 @@ PRICES_FILE_ENV = "TRUBRICS_PRICES_FILE"
 PricesArgument = Union[Mapping[str, Any], str, os.PathLike, None]
 
 _MAX_RESOLVED = 4096  # distinct (model, provider) pairs remembered; bounded against junk names
-_Resolved = tuple[tuple[str, "str | None"], "ModelRates | None"]
+_Resolved = tuple[tuple[str, "str | None"], Any]  # (model, provider) for genai-prices, its ModelInfo
 _NOT_FLAT = frozenset({"requests_kcount", "output_reasoning_mtok", "input_mchars",
                        "input_text_messages_kcount", "output_citation_mtok"})
 _PROVIDER_ALIASES = {"x_ai": "x-ai", "xai": "x-ai", "gcp.gen_ai": "google"}
@@ -67,6 +69,7 @@ class MaintainedPrices:
         self._snapshot: Any = None
         self.source = "genai-prices"
         self._resolved: dict[tuple[str, str | None], _Resolved | None] = {}
+        self._rates: dict[int, tuple[Any, TokenRates | None]] = {}  # by id() of a ModelPrice
 
     @property
     def available(self) -> bool:
@@ -84,26 +87,36 @@ class MaintainedPrices:
         found = self._resolved[key]
         if found is None:
             return None
-        candidate, rates = found
-        if rates is not None:  # flat per-token prices: the same arithmetic, ~10x faster
+        candidate, model_info = found
+        at = datetime.now(timezone.utc) if at is None else (
+            at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc))
+        rates = self._rates_for(model_info.get_prices(at))
+        if rates is not None:  # per-token prices: the same arithmetic, ~10x faster
             input_usd, output_usd = rates.cost(usage)
             return Priced(input_usd, output_usd, self.source)
         return self._calc(candidate, usage, at)
 
     def _resolve(self, key: tuple[str, str | None]) -> _Resolved | None:
-        """The (model, provider) genai-prices knows the call by, and its flat rates if it has them."""
+        """The (model, provider) genai-prices knows the call by, and its entry for the model."""
         for model_ref, provider_id in _candidates(*key):
             try:
                 _, model_info = self._snapshot().find_provider_model(
                     model_ref, None, provider_id, None)
             except LookupError:
                 continue
-            return (model_ref, provider_id), _flat_rates(model_info)
+            return (model_ref, provider_id), model_info
         return None
 
+    def _rates_for(self, model_price: Any) -> TokenRates | None:
+        """:func:`token_rates` of one of the table's price sets, worked out once."""
+        cached = self._rates.get(id(model_price))
+        if cached is None or cached[0] is not model_price:
+            cached = self._rates[id(model_price)] = (model_price, token_rates(model_price))
+        return cached[1]
+
     def _calc(self, candidate: tuple[str, str | None], usage: Usage,
-              at: datetime | None) -> Priced:
-        """genai-prices itself: tiers above a context size, prices that change on a date."""
+              at: datetime) -> Priced:
+        """genai-prices itself, for the prices :func:`token_rates` does not cover."""
         model_ref, provider_id = candidate
         counts = {
             "input_tokens": usage.input_tokens,
@@ -112,8 +125,6 @@ class MaintainedPrices:
             "cache_write_tokens": usage.cache_creation_input_tokens,
             "output_reasoning_tokens": usage.reasoning_tokens,
         }
-        if at is not None and at.tzinfo is None:
-            at = at.replace(tzinfo=timezone.utc)
         result = self._calc_price(
             self._usage_type(**{name: count for name, count in counts.items() if count}),
             model_ref, provider_id=provider_id, genai_request_timestamp=at)
@@ -146,37 +157,58 @@ class MaintainedPrices:
         return self._calc_price is not None
 
 
-def _flat_rates(model_info: Any) -> ModelRates | None:
-    """The model's prices as :class:`ModelRates` when that arithmetic is exactly genai-prices'.
+@dataclass(frozen=True, slots=True)
+class TokenRates:
+    """A model's per-token prices by input size: genai-prices' "cliff" tiers, where a call
+    with more input tokens than a tier's start pays that tier's rate on ALL its tokens."""
 
-    That is: one price for all time (no dated changes), no tiers by context size, an input
-    price, and none of the units whose count a token usage changes in another way (per-request
-    fees, text-only or reasoning-only rates). Other prices ask genai-prices on every call.
-    ``tests/test_cost.py`` checks both ways agree on every such model of the table.
+    starts: tuple[int, ...]  # ascending
+    rates: tuple[ModelRates, ...]  # rates[0] up to starts[0]; rates[i + 1] above starts[i]
+
+    def cost(self, usage: Usage) -> tuple[float, float]:
+        return self.rates[bisect_left(self.starts, usage.input_tokens)].cost(usage)
+
+
+def token_rates(model_price: Any) -> TokenRates | None:
+    """A genai-prices ``ModelPrice`` as :class:`TokenRates`, when that arithmetic is exactly its own.
+
+    That is: an input price, and none of the units whose count a token usage changes in another
+    way (per-request fees, text-only or reasoning-only rates); those ask genai-prices every call.
+    ``tests/test_cost.py`` checks both ways agree on every price set of the table this covers.
     """
     try:
-        from genai_prices.types import ModelPrice
+        from genai_prices.types import TieredPrices
 
-        prices = model_info.prices
-        if not isinstance(prices, ModelPrice):
+        given = {name: value for name, value in vars(model_price).items() if value is not None}
+        if "input_mtok" not in given or any(name in _NOT_FLAT or "text" in name or "5m" in name
+                                            for name in given):
             return None
-        given = {name: value for name, value in vars(prices).items() if value is not None}
-    except Exception:  # a genai-prices whose internals moved: the slow path is still right
+        if any(not isinstance(value, (Decimal, TieredPrices)) for value in given.values()):
+            return None
+        starts = sorted({tier.start for value in given.values()
+                         if isinstance(value, TieredPrices) for tier in value.tiers})
+        return TokenRates(tuple(starts), tuple(
+            _rates_above(given, bound) for bound in [None, *starts]))
+    except Exception:  # a genai-prices whose internals moved: its own path is still right
         return None
-    if "input_mtok" not in given or any(not isinstance(value, Decimal) for value in given.values()):
-        return None
-    if any(name in _NOT_FLAT or "text" in name or "5m" in name for name in given):
-        return None
-    return ModelRates(
-        input_per_mtok=float(given["input_mtok"]),
-        output_per_mtok=float(given.get("output_mtok", 0)),
-        cache_read_per_mtok=_float_or_none(given.get("cache_read_mtok")),
-        cache_write_per_mtok=_float_or_none(given.get("cache_write_mtok")),
-    )
 
 
-def _float_or_none(value: Any) -> float | None:
-    return None if value is None else float(value)
+def _rates_above(given: Mapping[str, Any], bound: int | None) -> ModelRates:
+    """The rates for a call with just over ``bound`` input tokens (``None``: the base rates)."""
+    def at(name: str) -> float | None:
+        value = given.get(name)
+        if value is None or isinstance(value, Decimal):
+            return None if value is None else float(value)
+        applicable = value.base
+        for tier in value.tiers:
+            if bound is not None and tier.start <= bound:
+                applicable = tier.price
+        return float(applicable)
+
+    return ModelRates(input_per_mtok=at("input_mtok") or 0.0,
+                      output_per_mtok=at("output_mtok") or 0.0,
+                      cache_read_per_mtok=at("cache_read_mtok"),
+                      cache_write_per_mtok=at("cache_write_mtok"))
 
 
 def _candidates(model: str, provider: str | None) -> list[tuple[str, str | None]]:
