@@ -140,3 +140,25 @@ PROP_SCORE_COMMENT: Final = "comment"
 
 ANONYMOUS_USER_ID: Final = "anonymous"
 """``user_id`` of an event whose span carries no user anywhere."""
+
+# --- Usage details and cost (see trubrics_otel.translate.usage / .cost) --------------------
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+GEN_AI_USAGE_COST: Final = "gen_ai.usage.cost"  # OpenLIT: total USD of the call
+GEN_AI_COST_TOTAL: Final = "gen_ai.cost.total_cost"  # LiteLLM's OTel callback
+LLM_COST_TOTAL: Final = "llm.cost.total"  # OpenInference (and LiteLLM's Arize callback)
+LLM_COST_PROMPT: Final = "llm.cost.prompt"  # OpenInference
+LLM_COST_COMPLETION: Final = "llm.cost.completion"  # OpenInference
+LLM_RESPONSE_COST: Final = "llm.response.cost"  # LiteLLM, legacy
+PROP_CACHE_READ_INPUT_TOKENS: Final = "cache_read_input_tokens"
+"""Input tokens served from the provider's cache; part of ``input_tokens``."""
+PROP_CACHE_CREATION_INPUT_TOKENS: Final = "cache_creation_input_tokens"
+"""Input tokens written to the provider's cache; part of ``input_tokens``."""
+PROP_REASONING_TOKENS: Final = "reasoning_tokens"
+"""Reasoning ("thinking") tokens; part of ``output_tokens``."""
+PROP_COST_USD: Final = "cost_usd"
+PROP_INPUT_COST_USD: Final = "input_cost_usd"
+PROP_OUTPUT_COST_USD: Final = "output_cost_usd"
+PROP_COST_SOURCE: Final = "cost_source"
+"""Which table priced the event (``genai-prices 0.2.3``), ``custom``, or ``span``."""

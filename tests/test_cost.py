@@ -1,0 +1,337 @@
+"""What each LLM call cost: provider counting rules, the maintained table, custom prices, bad input.
+
+Every expected figure is worked out by hand from the per-million-token prices genai-prices
+0.2.3 (pinned in the test extra) lists for the model on ``AT``; the arithmetic is in the test.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trubrics_otel.deliver.prices import PRICES_FILE_ENV, MaintainedPrices, load_price_table
+from trubrics_otel.translate.cost import (
+    CustomPrices,
+    NoCost,
+    cost_properties,
+    price_event,
+    span_cost,
+)
+from trubrics_otel.translate.usage import Usage, normalise_usage
+
+AT = datetime(2026, 11, 1, tzinfo=timezone.utc)
+"""Prices change on known dates: every test prices calls made on this day."""
+COST_KEYS = {"cost_usd", "input_cost_usd", "output_cost_usd", "cost_source"}
+
+
+@pytest.fixture(scope="module")
+def table():
+    """The exporter's table with no custom prices: genai-prices alone."""
+    genai_prices = pytest.importorskip("genai_prices")
+    assert genai_prices.__version__ == "0.2.3", "the hand-checked figures are for 0.2.3"
+    return load_price_table(environ={})
+
+
+def priced(model, provider, raw, table):
+    return cost_properties(model, provider, normalise_usage(provider, raw), table, at=AT)
+
+
+def test_openai_cached_input_and_reasoning_tokens(table):
+    # Chat Completions: prompt_tokens INCLUDES cached_tokens, completion_tokens INCLUDES reasoning.
+    chat = {"prompt_tokens": 2000, "completion_tokens": 600, "total_tokens": 2600,
+            "prompt_tokens_details": {"cached_tokens": 1024},
+            "completion_tokens_details": {"reasoning_tokens": 448}}
+    # o3-mini: $1.10 input, $0.55 cached input, $4.40 output per million tokens.
+    # input  = (2000 - 1024) * 1.10 + 1024 * 0.55 = 1073.6 + 563.2 = 1636.8 -> $0.0016368
+    # output = 600 * 4.40 (reasoning already inside the 600)      = 2640   -> $0.00264
+    cost = priced("o3-mini", "openai", chat, table)
+    assert cost["input_cost_usd"] == pytest.approx(0.0016368, abs=1e-12)
+    assert cost["output_cost_usd"] == pytest.approx(0.00264, abs=1e-12)
+    assert cost["cost_usd"] == pytest.approx(0.0042768, abs=1e-12)
+    assert cost["cost_source"] == "genai-prices 0.2.3"
+    # The Responses API names the same counts differently; same call, same cost.
+    responses = {"input_tokens": 2000, "output_tokens": 600,
+                 "input_tokens_details": {"cached_tokens": 1024},
+                 "output_tokens_details": {"reasoning_tokens": 448}}
+    assert normalise_usage("openai", responses) == normalise_usage("openai", chat)
+    assert priced("o3-mini", "openai", responses, table) == cost
+
+
+def test_anthropic_cache_reads_and_writes_are_added_to_input(table):
+    # Anthropic's input_tokens EXCLUDES cache reads and writes.
+    raw = {"input_tokens": 300, "cache_read_input_tokens": 2000,
+           "cache_creation_input_tokens": 1000, "output_tokens": 400}
+    assert normalise_usage("anthropic", raw) == Usage(
+        input_tokens=3300, output_tokens=400, cache_read_input_tokens=2000,
+        cache_creation_input_tokens=1000)
+    # claude-haiku-4-5: $1 input, $0.10 cache read, $1.25 cache write (5 min), $5 output.
+    # input  = 300 * 1 + 2000 * 0.10 + 1000 * 1.25 = 300 + 200 + 1250 = 1750 -> $0.00175
+    # output = 400 * 5                                                = 2000 -> $0.002
+    cost = priced("claude-haiku-4-5-20251001", "anthropic", raw, table)
+    assert cost["input_cost_usd"] == pytest.approx(0.00175, abs=1e-12)
+    assert cost["output_cost_usd"] == pytest.approx(0.002, abs=1e-12)
+    assert cost["cost_usd"] == pytest.approx(0.00375, abs=1e-12)
+
+
+def test_gemini_thoughts_are_billed_as_output_and_cached_content_is_inside_the_prompt(table):
+    # prompt_token_count INCLUDES cached_content_token_count; thoughts are SEPARATE from
+    # candidates. The REST API's camelCase gives the same usage.
+    snake = {"prompt_token_count": 5000, "cached_content_token_count": 4000,
+             "candidates_token_count": 200, "thoughts_token_count": 800,
+             "total_token_count": 6000}
+    camel = {"promptTokenCount": 5000, "cachedContentTokenCount": 4000,
+             "candidatesTokenCount": 200, "thoughtsTokenCount": 800, "totalTokenCount": 6000}
+    assert normalise_usage("gcp.gemini", camel) == normalise_usage("gcp.gemini", snake)
+    # gemini-2.5-flash: $0.30 input, $0.03 cached input, $2.50 output (thinking included).
+    # input  = (5000 - 4000) * 0.30 + 4000 * 0.03 = 300 + 120 = 420 -> $0.00042
+    # output = (200 + 800) * 2.50                            = 2500 -> $0.0025
+    cost = priced("gemini-2.5-flash", "gcp.gemini", snake, table)
+    assert cost["input_cost_usd"] == pytest.approx(0.00042, abs=1e-12)
+    assert cost["output_cost_usd"] == pytest.approx(0.0025, abs=1e-12)
+    assert cost["cost_usd"] == pytest.approx(0.00292, abs=1e-12)
+
+
+def test_mistral_from_opentelemetry_genai_attributes(table):
+    # gen_ai.usage.* as the OTel convention defines them: cache reads are part of the input.
+    attributes = {"gen_ai.usage.input_tokens": 1500, "gen_ai.usage.output_tokens": 500,
+                  "gen_ai.usage.cache_read.input_tokens": 500}
+    # mistral-small-latest: $0.15 input, $0.015 cached input, $0.60 output.
+    # input  = 1000 * 0.15 + 500 * 0.015 = 150 + 7.5 = 157.5 -> $0.0001575
+    # output = 500 * 0.60                             = 300   -> $0.0003
+    cost = priced("mistral-small-latest", "mistral_ai", attributes, table)
+    assert cost["input_cost_usd"] == pytest.approx(0.0001575, abs=1e-12)
+    assert cost["output_cost_usd"] == pytest.approx(0.0003, abs=1e-12)
+    assert cost["cost_usd"] == pytest.approx(0.0004575, abs=1e-12)
+
+
+@pytest.mark.parametrize("model, provider", [
+    ("gpt-4o-mini-2024-07-18", "openai"),     # a dated snapshot
+    ("openai/gpt-4o-mini", None),             # LiteLLM / OpenRouter style prefix
+    ("gpt-4o-mini", "azure.ai.openai"),       # an OTel provider name
+    ("GPT-4o-mini", "some-proxy"),            # a provider the table does not know
+])
+def test_model_names_as_instrumentations_write_them(table, model, provider):
+    # gpt-4o-mini: $0.15 input, $0.60 output: 1000 * 0.15 + 1000 * 0.60 = 750 -> $0.00075
+    properties = {"input_tokens": 1000, "output_tokens": 1000}
+    assert price_event(properties, model, provider, table, at=AT) is None
+    assert properties["cost_usd"] == pytest.approx(0.00075, abs=1e-12)
+
+
+def test_unknown_model_gets_no_cost_properties_not_zero(table):
+    properties = {"input_tokens": 1000, "output_tokens": 10}
+    reason = price_event(properties, "acme-internal-llm", "acme", table, at=AT)
+    assert "acme-internal-llm" in reason
+    assert properties == {"input_tokens": 1000, "output_tokens": 10}
+    # and an event with no usage at all gets nothing either
+    assert price_event({}, "gpt-4o", "openai", table, at=AT) == "no token counts"
+
+
+def test_a_cost_the_span_carries_wins(table):
+    # OpenLIT's gen_ai.usage.cost, copied into the properties by the encoder
+    properties = {"input_tokens": 1000, "output_tokens": 1000,
+                  **span_cost({"gen_ai.usage.cost": 0.5, "gen_ai.usage.input_tokens": 1000})}
+    assert price_event(properties, "gpt-4o-mini", "openai", table, at=AT) is None
+    assert properties["cost_usd"] == 0.5
+    assert properties["cost_source"] == "span"
+    # OpenInference's split survives as input / output cost
+    assert span_cost({"llm.cost.prompt": 0.25, "llm.cost.completion": 0.5}) == {
+        "cost_usd": 0.75, "input_cost_usd": 0.25, "output_cost_usd": 0.5}
+    # a span cost that is not a cost is ignored, and we price the call ourselves
+    assert span_cost({"gen_ai.usage.cost": "0.5", "llm.cost.total": -1.0}) is None
+    nonsense = {"input_tokens": 1000, "output_tokens": 1000, "cost_usd": float("nan")}
+    assert price_event(nonsense, "gpt-4o-mini", "openai", table, at=AT) is None
+    assert nonsense["cost_usd"] == pytest.approx(0.00075, abs=1e-12)
+
+
+def test_custom_price_file_prices_private_models_and_overrides_the_table(tmp_path, table):
+    prices_file = tmp_path / "prices.json"
+    prices_file.write_text(json.dumps({"models": {
+        "acme-ft-1": {"input_per_mtok": 0.8, "output_per_mtok": 3.2, "cache_read_per_mtok": 0.2},
+        "gpt-4o-mini": {"input_per_mtok": 0.1, "output_per_mtok": 0.4},  # a negotiated rate
+    }}))
+    custom = load_price_table(environ={PRICES_FILE_ENV: str(prices_file)})
+    # acme-ft-1: input = 600 * 0.8 + 400 * 0.2 = 480 + 80 = 560 -> $0.00056
+    #            output = 250 * 3.2                    = 800 -> $0.0008
+    properties = {"input_tokens": 1000, "cache_read_input_tokens": 400, "output_tokens": 250}
+    assert price_event(properties, "acme-ft-1", None, custom, at=AT) is None
+    assert properties["input_cost_usd"] == pytest.approx(0.00056, abs=1e-12)
+    assert properties["output_cost_usd"] == pytest.approx(0.0008, abs=1e-12)
+    assert properties["cost_source"] == "custom"
+    # gpt-4o-mini at the custom rate: 1000 * 0.1 + 1000 * 0.4 = 500 -> $0.0005
+    overridden = {"input_tokens": 1000, "output_tokens": 1000}
+    price_event(overridden, "gpt-4o-mini", "openai", custom, at=AT)
+    assert (overridden["cost_usd"], overridden["cost_source"]) == (0.0005, "custom")
+    # prices= (a dict) wins over the file for the same model; other file entries stay
+    both = load_price_table({"models": {"acme-ft-1": {"input_per_mtok": 1, "output_per_mtok": 1}}},
+                            environ={PRICES_FILE_ENV: str(prices_file)})
+    event = {"input_tokens": 1000, "output_tokens": 1000}
+    price_event(event, "acme-ft-1", None, both, at=AT)
+    assert event["cost_usd"] == 0.002
+    assert "gpt-4o-mini" in both.tables[0]
+    # prices= may also be the file's path
+    by_path = {"input_tokens": 1000, "output_tokens": 0}
+    price_event(by_path, "acme-ft-1", None, load_price_table(str(prices_file), environ={}), at=AT)
+    assert by_path["cost_usd"] == 0.0008  # 1000 * 0.8 per million
+
+
+def test_broken_price_file_logs_one_error_and_events_keep_flowing(tmp_path, caplog, table):
+    broken = tmp_path / "prices.json"
+    broken.write_text('{"models": {"acme-ft-1": {"input_per_mtok": 0.8,}}}')  # trailing comma
+    with caplog.at_level(logging.WARNING, logger="trubrics_otel"):
+        loaded = load_price_table(environ={PRICES_FILE_ENV: str(broken)})
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert len(errors) == 1 and str(broken) in errors[0].getMessage()
+    custom_model = {"input_tokens": 10, "output_tokens": 10}
+    assert price_event(custom_model, "acme-ft-1", None, loaded, at=AT) is not None
+    assert "cost_usd" not in custom_model  # sent without a cost...
+    known = {"input_tokens": 1000, "output_tokens": 1000}
+    assert price_event(known, "gpt-4o-mini", "openai", loaded, at=AT) is None  # ...others priced
+    # one bad entry is left out, with its reason; the good ones are kept
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="trubrics_otel"):
+        partly = load_price_table({"models": {
+            "good": {"input_per_mtok": 1, "output_per_mtok": 2},
+            "negative": {"input_per_mtok": -1, "output_per_mtok": 2},
+            "typo": {"input_per_mtoken": 1, "output_per_mtok": 2}}}, environ={})
+    assert len(caplog.records) == 1
+    assert "'negative'" in caplog.text and "'typo'" in caplog.text and "'good'" not in caplog.text
+    assert "good" in partly.tables[0] and "negative" not in partly.tables[0]
+
+
+@pytest.mark.parametrize("raw, reason", [
+    ({"prompt_tokens": -5, "completion_tokens": 10}, "input_tokens is negative"),
+    ({"prompt_tokens": 10**12, "completion_tokens": 10}, "input_tokens is absurd"),
+    ({"prompt_tokens": float("nan"), "completion_tokens": 10}, "not a whole number"),
+    ({"prompt_tokens": "1200", "completion_tokens": 10}, "not a number (str)"),
+    ({"prompt_tokens": True, "completion_tokens": 10}, "not a number (bool)"),
+    ({"prompt_tokens": 10, "completion_tokens": 10,
+      "prompt_tokens_details": {"cached_tokens": 50}}, "cache tokens exceed input_tokens"),
+    ({"prompt_tokens": 10, "completion_tokens": 10,
+      "completion_tokens_details": {"reasoning_tokens": 50}}, "reasoning_tokens exceed"),
+    ({"input_tokens": 10, "cache_read_input_tokens": -3, "output_tokens": 1}, "negative"),
+    ({"total_tokens": 10}, "no token counts"),
+    (None, "no usage"),
+])
+def test_bad_counts_give_no_cost_and_a_reason(table, raw, reason):
+    usage = normalise_usage("openai", raw)
+    assert isinstance(usage, NoCost) and reason in usage.reason
+    assert cost_properties("gpt-4o", "openai", usage, table, at=AT) == usage
+
+
+def test_bad_counts_already_in_event_properties_add_nothing(table):
+    properties = {"input_tokens": -1, "output_tokens": 10**10}
+    assert "negative" in price_event(properties, "gpt-4o", "openai", table, at=AT)
+    assert properties == {"input_tokens": -1, "output_tokens": 10**10}
+
+
+def test_a_failing_table_never_raises_into_the_caller():
+    class Exploding:
+        def price(self, model, provider, usage, at):
+            raise RuntimeError("boom")
+
+    properties = {"input_tokens": 1, "output_tokens": 1}
+    reason = price_event(properties, "gpt-4o", "openai", Exploding(), at=AT)
+    assert "boom" in reason and "cost_usd" not in properties
+
+
+def test_without_the_cost_extra_one_warning_and_custom_prices_still_work(monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "genai_prices", None)  # what `import` sees when absent
+    loaded = load_price_table({"models": {"acme-ft-1": {"input_per_mtok": 2,
+                                                        "output_per_mtok": 4}}}, environ={})
+    with caplog.at_level(logging.WARNING, logger="trubrics_otel"):
+        for _ in range(3):
+            assert price_event({"input_tokens": 5, "output_tokens": 5}, "gpt-4o", "openai",
+                               loaded, at=AT) is not None
+        custom = {"input_tokens": 1000, "output_tokens": 1000}
+        assert price_event(custom, "acme-ft-1", None, loaded, at=AT) is None
+    assert len(caplog.records) == 1 and "trubrics-otel[cost]" in caplog.text
+    assert custom["cost_usd"] == 0.006  # 1000 * 2 + 1000 * 4 = 6000 per million
+    assert not MaintainedPrices().available
+
+
+def test_the_table_is_imported_on_first_use_not_at_import_or_start(table):
+    script = (
+        "import sys\n"
+        "import trubrics_otel\n"
+        "from trubrics_otel.deliver.prices import load_price_table\n"
+        "from trubrics_otel.translate.cost import price_event\n"
+        "loaded = load_price_table(environ={})\n"
+        "assert 'genai_prices' not in sys.modules and 'pydantic' not in sys.modules\n"
+        "event = {'input_tokens': 1000, 'output_tokens': 1000}\n"
+        "price_event(event, 'gpt-4o-mini', 'openai', loaded)\n"
+        "assert 'genai_prices' in sys.modules, event\n"
+        "print(event['cost_source'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "genai-prices 0.2.3"
+
+
+def test_custom_prices_parse_rejects_a_document_of_the_wrong_shape():
+    table, problems = CustomPrices.parse(["acme-ft-1", 1.0])
+    assert len(table) == 0 and problems == ['expected an object {"models": {"<model>": {...}}}']
+
+
+@pytest.mark.parametrize("input_tokens", [12_345, 250_000, 1_500_000])  # below, above tiers
+def test_own_arithmetic_agrees_with_genai_prices_on_every_model_it_covers(table, input_tokens):
+    """MaintainedPrices prices per-token models itself (10x faster): never a different figure.
+
+    Prices on AT, for models whose prices change on a date too."""
+    from genai_prices import Usage as GenaiUsage
+    from genai_prices.data_snapshot import get_snapshot
+
+    from trubrics_otel.deliver.prices import token_rates
+
+    counts = dict(input_tokens=input_tokens, output_tokens=6_789,
+                  cache_read=input_tokens // 3, cache_write=input_tokens // 10, reasoning=2_000)
+    ours_usage = Usage(counts["input_tokens"], counts["output_tokens"], counts["cache_read"],
+                       counts["cache_write"], counts["reasoning"])
+    theirs_usage = GenaiUsage(input_tokens=counts["input_tokens"],
+                              output_tokens=counts["output_tokens"],
+                              cache_read_tokens=counts["cache_read"],
+                              cache_write_tokens=counts["cache_write"],
+                              output_reasoning_tokens=counts["reasoning"])
+    covered = tiered = 0
+    for provider in get_snapshot().providers:
+        for model in provider.models:
+            rates = token_rates(model.get_prices(AT))
+            if rates is None:
+                continue
+            covered += 1
+            tiered += bool(rates.starts)
+            theirs = model.calc_price(theirs_usage, provider, genai_request_timestamp=AT)
+            ours = rates.cost(ours_usage)
+            assert ours == pytest.approx((float(theirs.input_price), float(theirs.output_price)),
+                                         rel=1e-12, abs=1e-12), (provider.id, model.id)
+    assert covered > 2000 and tiered > 50  # most of the table, tiered models included
+
+
+_junk = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(),
+                  st.text(max_size=5), st.lists(st.integers(), max_size=2))
+_usage_keys = st.sampled_from([
+    "prompt_tokens", "completion_tokens", "input_tokens", "output_tokens",
+    "cache_read_input_tokens", "cache_creation_input_tokens", "prompt_token_count",
+    "candidates_token_count", "thoughts_token_count", "cached_content_token_count",
+    "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "prompt_tokens_details"])
+
+
+@given(provider=st.sampled_from([None, "openai", "anthropic", "gcp.gemini", "acme"]),
+       raw=st.one_of(_junk, st.dictionaries(_usage_keys, st.one_of(_junk, st.dictionaries(
+           st.sampled_from(["cached_tokens", "reasoning_tokens"]), _junk)), max_size=6)))
+@settings(max_examples=300, deadline=None)
+def test_any_usage_gives_a_plausible_cost_or_a_reason_never_an_exception(table, provider, raw):
+    usage = normalise_usage(provider, raw)
+    result = cost_properties("gpt-4o-mini", provider, usage, table, at=AT)
+    if isinstance(result, NoCost):
+        assert result.reason
+    else:
+        assert set(result) == COST_KEYS
+        assert 0 <= result["input_cost_usd"] <= result["cost_usd"] < 1e6

@@ -1,0 +1,285 @@
+"""What an LLM call cost, from its model, provider and usage and a price table. Pure.
+
+::
+
+    from trubrics_otel.translate.cost import price_event
+
+    reason = price_event(event["properties"], model, provider, table, at=event_time)
+    # properties now carry cost_usd, input_cost_usd, output_cost_usd and cost_source,
+    # or nothing (and ``reason`` says why): never 0 for a model nobody priced.
+
+``table`` is any :class:`PriceTable`: :class:`CustomPrices` (the app's own, per million
+tokens), the maintained genai-prices table (:mod:`trubrics_otel.deliver.prices`, which loads
+it lazily), or both in a :class:`ChainedPrices`. This module opens no file, starts no thread
+and reads no clock: the event's time comes in as ``at`` (prices change on known dates).
+
+A cost the span already carries wins: :func:`span_cost` reads OpenLIT's ``gen_ai.usage.cost``,
+LiteLLM's ``gen_ai.cost.total_cost`` / ``llm.response.cost`` and OpenInference's
+``llm.cost.*``; an event whose properties already hold ``cost_usd`` keeps it, marked
+``cost_source: "span"``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from .. import semconv as sc
+from .usage import NoCost, Usage, normalise_usage, usage_from_properties
+
+__all__ = [
+    "ChainedPrices",
+    "CustomPrices",
+    "ModelRates",
+    "NoCost",
+    "PriceTable",
+    "Priced",
+    "Usage",
+    "cost_properties",
+    "normalise_usage",
+    "price_event",
+    "span_cost",
+]
+
+MAX_CALL_COST_USD = 100_000.0
+"""A single call said to cost more than this is a unit bug (micro-dollars, cents), not a bill."""
+
+_PER = 1_000_000  # prices are per million tokens, as every provider publishes them
+_DIGITS = 10  # 1e-10 USD: below any real price of one token, above float noise
+
+
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """A table's answer: the input and output cost in USD, and which table said so."""
+
+    input_usd: float
+    output_usd: float
+    source: str
+
+
+class PriceTable(Protocol):
+    """Anything that can price a call; ``None`` means it does not know the model."""
+
+    def price(self, model: str, provider: str | None, usage: Usage,
+              at: datetime | None) -> Priced | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRates:
+    """USD per million tokens; a cache rate left out bills those tokens as ordinary input."""
+
+    input_per_mtok: float
+    output_per_mtok: float
+    cache_read_per_mtok: float | None = None
+    cache_write_per_mtok: float | None = None
+
+    def cost(self, usage: Usage) -> tuple[float, float]:
+        """(input USD, output USD): cached tokens at their rate, the rest of the input at the input rate."""
+        cache_read_rate = _or(self.cache_read_per_mtok, self.input_per_mtok)
+        cache_write_rate = _or(self.cache_write_per_mtok, self.input_per_mtok)
+        uncached = (usage.input_tokens - usage.cache_read_input_tokens
+                    - usage.cache_creation_input_tokens)
+        input_usd = (uncached * self.input_per_mtok
+                     + usage.cache_read_input_tokens * cache_read_rate
+                     + usage.cache_creation_input_tokens * cache_write_rate) / _PER
+        return input_usd, usage.output_tokens * self.output_per_mtok / _PER
+
+
+class CustomPrices:
+    """The app's own prices (private or fine-tuned models), by model name, case-insensitive.
+
+    A name also matches after a ``provider/`` prefix (``openai/my-ft`` finds ``my-ft``).
+    Build it from a document with :meth:`parse`; the schema is in the README ("Cost")::
+
+        {"models": {"acme-ft-1": {"input_per_mtok": 0.3, "output_per_mtok": 1.2,
+                                  "cache_read_per_mtok": 0.03}}}
+    """
+
+    source = "custom"
+
+    def __init__(self, rates: Mapping[str, ModelRates]) -> None:
+        self._rates = {name.lower(): rate for name, rate in rates.items()}
+
+    @property
+    def rates(self) -> Mapping[str, ModelRates]:
+        """The rates by lower-cased model name."""
+        return dict(self._rates)
+
+    def __len__(self) -> int:
+        return len(self._rates)
+
+    def __contains__(self, model: object) -> bool:
+        return isinstance(model, str) and self._find(model) is not None
+
+    def price(self, model: str, provider: str | None, usage: Usage,
+              at: datetime | None) -> Priced | None:
+        rates = self._find(model)
+        if rates is None:
+            return None
+        input_usd, output_usd = rates.cost(usage)
+        return Priced(input_usd, output_usd, self.source)
+
+    def _find(self, model: str) -> ModelRates | None:
+        name = model.lower()
+        found = self._rates.get(name)
+        if found is None and "/" in name:
+            found = self._rates.get(name.split("/", 1)[1])
+        return found
+
+    @classmethod
+    def parse(cls, document: object) -> tuple[CustomPrices, list[str]]:
+        """The table from a decoded JSON document, and one line per entry it had to leave out."""
+        models = document.get("models") if isinstance(document, Mapping) else None
+        if not isinstance(models, Mapping):
+            return cls({}), ['expected an object {"models": {"<model>": {...}}}']
+        rates: dict[str, ModelRates] = {}
+        problems: list[str] = []
+        for name, entry in models.items():
+            parsed = _parse_rates(entry)
+            if isinstance(parsed, str):
+                problems.append(f"{name!r}: {parsed}")
+            else:
+                rates[str(name)] = parsed
+        return cls(rates), problems
+
+
+class ChainedPrices:
+    """Ask each table in turn; the first that knows the model prices the call."""
+
+    def __init__(self, tables: Iterable[PriceTable]) -> None:
+        self.tables = tuple(tables)
+
+    def price(self, model: str, provider: str | None, usage: Usage,
+              at: datetime | None) -> Priced | None:
+        for table in self.tables:
+            priced = table.price(model, provider, usage, at)
+            if priced is not None:
+                return priced
+        return None
+
+
+def cost_properties(
+    model: object,
+    provider: str | None,
+    usage: Usage | NoCost | None,
+    table: PriceTable | None,
+    *,
+    at: datetime | None = None,
+) -> dict[str, Any] | NoCost:
+    """``cost_usd``, ``input_cost_usd``, ``output_cost_usd`` and ``cost_source``, or why not.
+
+    Never raises: a table that fails is a :class:`NoCost` like an unknown model.
+    """
+    if isinstance(usage, NoCost):
+        return usage
+    if usage is None:
+        return NoCost("no usage")
+    if not isinstance(model, str) or not model.strip():
+        return NoCost("no model")
+    if table is None:
+        return NoCost("no price table")
+    try:
+        priced = table.price(model.strip(), provider if isinstance(provider, str) else None,
+                             usage, at)
+    except Exception as exc:
+        return NoCost(f"price table failed on {model!r}: {type(exc).__name__}: {exc}")
+    if priced is None:
+        return NoCost(f"model {model!r} is not in the price table")
+    input_usd, output_usd = float(priced.input_usd), float(priced.output_usd)
+    if not _plausible(input_usd) or not _plausible(output_usd):
+        return NoCost(f"price table gave an implausible cost for {model!r}")
+    return {
+        sc.PROP_COST_USD: round(input_usd + output_usd, _DIGITS),
+        sc.PROP_INPUT_COST_USD: round(input_usd, _DIGITS),
+        sc.PROP_OUTPUT_COST_USD: round(output_usd, _DIGITS),
+        sc.PROP_COST_SOURCE: priced.source,
+    }
+
+
+def price_event(
+    properties: dict[str, Any],
+    model: object,
+    provider: str | None,
+    table: PriceTable | None,
+    *,
+    at: datetime | None = None,
+) -> str | None:
+    """Add the cost properties to an LLM event's ``properties`` in place; the reason if none.
+
+    The call the exporter makes for every LLM event, after the encoder has put the
+    normalised token counts (``input_tokens``, ``output_tokens``, ``cache_read_input_tokens``,
+    ``cache_creation_input_tokens``, ``reasoning_tokens``) and any span cost (``cost_usd``,
+    from :func:`span_cost`) into the properties.
+    """
+    carried = properties.get(sc.PROP_COST_USD)
+    if carried is not None:
+        if _plausible(carried):
+            properties.setdefault(sc.PROP_COST_SOURCE, "span")
+            return None
+        for name in (sc.PROP_COST_USD, sc.PROP_INPUT_COST_USD, sc.PROP_OUTPUT_COST_USD):
+            properties.pop(name, None)  # a nonsense cost is dropped, then we price it ourselves
+    result = cost_properties(model, provider, usage_from_properties(properties), table, at=at)
+    if isinstance(result, NoCost):
+        return result.reason
+    properties.update(result)
+    return None
+
+
+def span_cost(attributes: Mapping[str, Any]) -> dict[str, float] | None:
+    """The cost an instrumentation already put on the span, as cost properties, or ``None``."""
+    total = _first_plausible(attributes, sc.GEN_AI_USAGE_COST, sc.GEN_AI_COST_TOTAL,
+                             sc.LLM_COST_TOTAL, sc.LLM_RESPONSE_COST)
+    prompt = _first_plausible(attributes, sc.LLM_COST_PROMPT)
+    completion = _first_plausible(attributes, sc.LLM_COST_COMPLETION)
+    if total is None and prompt is not None and completion is not None:
+        total = prompt + completion
+    if total is None:
+        return None
+    found = {sc.PROP_COST_USD: total}
+    if prompt is not None and completion is not None:
+        found[sc.PROP_INPUT_COST_USD] = prompt
+        found[sc.PROP_OUTPUT_COST_USD] = completion
+    return found
+
+
+def _parse_rates(entry: object) -> ModelRates | str:
+    if not isinstance(entry, Mapping):
+        return "expected an object of per-million-token prices"
+    known = {"input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok"}
+    unknown = sorted(set(map(str, entry)) - known)
+    if unknown:
+        return f"unknown key(s) {', '.join(unknown)} (expected {', '.join(sorted(known))})"
+    values: dict[str, float | None] = {}
+    for key in sorted(known):
+        value = entry.get(key)
+        required = key in ("input_per_mtok", "output_per_mtok")
+        if value is None:
+            if required:
+                return f"{key} is required"
+            values[key] = None
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or not 0 <= value <= MAX_CALL_COST_USD:
+            return f"{key} must be a number of USD per million tokens, got {value!r}"
+        else:
+            values[key] = float(value)
+    return ModelRates(**values)  # type: ignore[arg-type]
+
+
+def _first_plausible(attributes: Mapping[str, Any], *names: str) -> float | None:
+    for name in names:
+        value = attributes.get(name)
+        if _plausible(value):
+            return float(value)
+    return None
+
+
+def _plausible(value: object) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and 0 <= value <= MAX_CALL_COST_USD)
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
