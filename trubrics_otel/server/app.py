@@ -93,7 +93,7 @@ class LocalServer:
         session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
         logger: logging.Logger | None = None,
     ) -> None:
-        self.store = db if isinstance(db, Store) else Store(db)
+        self.store = db if isinstance(db, Store) else Store(db, session_timeout_s=session_timeout_s)
         self.host = host
         self.port = port
         self._api_key = api_key.encode("utf-8") if api_key else None

@@ -1,0 +1,70 @@
+"""Times in the local store: microseconds since the epoch (UTC), shown as ISO 8601.
+
+::
+
+    to_us(parse_time("2h"))         # two hours ago
+    iso(1_700_000_000_000_000)      # '2023-11-14T22:13:20+00:00'
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def timestamp_us(text: str) -> int:
+    """ISO 8601 → microseconds since epoch, for a time that can be shown back in UTC.
+
+    Raises ``ValueError`` for text that is not ISO 8601 and for times outside years 1-9999.
+    """
+    try:
+        us = to_us(parse_timestamp(text))
+        iso(us)
+    except OverflowError:
+        raise ValueError(f"out of range: {text[:64]!r}") from None
+    return us
+
+
+def parse_timestamp(text: str) -> _dt.datetime:
+    """ISO 8601 → aware datetime; a naive one is UTC. Raises ``ValueError``."""
+    moment = _dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=_dt.timezone.utc)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_time(text: str, now: _dt.datetime | None = None) -> _dt.datetime:
+    """An ISO 8601 time, or a duration ago: ``90s``, ``15m``, ``2h``, ``7d``, ``1w``."""
+    text = text.strip()
+    unit = _UNITS.get(text[-1:].lower())
+    if unit is not None:
+        try:
+            amount = float(text[:-1])
+        except ValueError:
+            amount = None
+        if amount is not None:
+            now = now or _dt.datetime.now(_dt.timezone.utc)
+            return now - _dt.timedelta(seconds=amount * unit)
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 time nor a duration like 15m, 2h, 7d: {text!r}") from None
+
+
+def to_us(moment: _dt.datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.timezone.utc)
+    return (moment - _EPOCH) // _dt.timedelta(microseconds=1)
+
+
+def iso(us: int | None) -> str | None:
+    if us is None:
+        return None
+    return (_EPOCH + _dt.timedelta(microseconds=us)).isoformat()
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
