@@ -13,7 +13,9 @@ batch adds, so reads touch thousands of rows, not millions:
 ``sessions``        one row per session (per user, a new one after ``timeout_us`` idle)
 ``users``           per user: counts, tokens, cost, errors, first / last seen
 ``threads``         per thread: LLM turns and their totals, feedback events, title
-``rollup``          per hour x user x kind x event x model: counts, tokens, cost, errors
+``hourly``          per hour x kind x event x model: counts, tokens, cost, errors (no user: small)
+``rollup``          the same per user too: for filtered distinct users and one user's numbers
+``user_hours``      which users were active in each hour: distinct users without a filter
 ``latency_hist``    per hour x model x event: LLM latencies in log bins of 5 % (percentiles)
 ``events_fts``      full-text index (FTS5, contentless) over prompts and generations
 ==================  ===========================================================================
@@ -32,12 +34,13 @@ import sqlite3
 from itertools import groupby
 from typing import Any
 
-VERSION = 2
+VERSION = 3
 HOUR_US = 3600 * 1_000_000
 LATENCY_BINS_PER_E = 20
 """A latency's bin is ``round(ln(latency) * 20)``: bins 5 % wide, a percentile within 2.5 %."""
 NO_LATENCY_BIN = -100_000  # latency <= 0
 
+_DERIVED = ("sessions", "users", "threads", "rollup", "hourly", "user_hours", "latency_hist")
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sessions (
@@ -67,6 +70,16 @@ CREATE TABLE IF NOT EXISTS rollup (
     PRIMARY KEY (hour_us, user_id, kind, event, model)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS rollup_user ON rollup (user_id, hour_us);
+CREATE INDEX IF NOT EXISTS rollup_event ON rollup (event, hour_us, user_id);
+CREATE INDEX IF NOT EXISTS rollup_model ON rollup (model, hour_us, user_id);
+CREATE TABLE IF NOT EXISTS hourly (
+    hour_us INTEGER NOT NULL, kind TEXT NOT NULL, event TEXT NOT NULL, model TEXT NOT NULL,
+    events INTEGER NOT NULL, input_tokens INTEGER, output_tokens INTEGER, cost_usd REAL,
+    cost_events INTEGER NOT NULL, errors INTEGER NOT NULL, PRIMARY KEY (hour_us, kind, event, model)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS user_hours (
+    hour_us INTEGER NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (hour_us, user_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS latency_hist (
     hour_us INTEGER NOT NULL, model TEXT NOT NULL, event TEXT NOT NULL, bin INTEGER NOT NULL,
     n INTEGER NOT NULL, PRIMARY KEY (hour_us, model, event, bin)
@@ -76,6 +89,20 @@ CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(prompt, generation, con
 
 # Each statement reads the rows a batch added (id > ?1) and folds them into a derived table.
 # ``WHERE true`` before ON CONFLICT: SQLite's parser needs it after a SELECT.
+def _sums(table: str, *keys: str) -> str:
+    """Fold new events into ``table``'s per-hour sums, grouped by the hour and ``keys``."""
+    groups = ", ".join(str(i) for i in range(1, len(keys) + 2))
+    return f"""INSERT INTO {table} SELECT ts_us - ts_us % 3600000000, {', '.join(keys)},
+           COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), COUNT(cost_usd),
+           SUM(error IS NOT NULL)
+       FROM events WHERE id > ?1 AND true GROUP BY {groups}
+       ON CONFLICT DO UPDATE SET events = events + excluded.events,
+           input_tokens = _add(input_tokens, excluded.input_tokens),
+           output_tokens = _add(output_tokens, excluded.output_tokens),
+           cost_usd = _add(cost_usd, excluded.cost_usd),
+           cost_events = cost_events + excluded.cost_events, errors = errors + excluded.errors"""
+
+
 _EARLIER = "(first_us IS NULL OR (excluded.first_us, excluded.first_id) < (first_us, first_id))"
 """The batch's first turn is earlier than the stored one: it gives the thread its title."""
 _UPDATES = (
@@ -111,15 +138,10 @@ _UPDATES = (
        SELECT thread_id, COUNT(*) FROM events
        WHERE id > ?1 AND kind = 'event' AND thread_id IS NOT NULL GROUP BY thread_id
        ON CONFLICT (thread_id) DO UPDATE SET feedback = feedback + excluded.feedback""",
-    """INSERT INTO rollup SELECT ts_us - ts_us % 3600000000, user_id, kind, event, COALESCE(model, ''),
-           COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), COUNT(cost_usd),
-           SUM(error IS NOT NULL)
-       FROM events WHERE id > ?1 AND true GROUP BY 1, 2, 3, 4, 5
-       ON CONFLICT DO UPDATE SET events = events + excluded.events,
-           input_tokens = _add(input_tokens, excluded.input_tokens),
-           output_tokens = _add(output_tokens, excluded.output_tokens),
-           cost_usd = _add(cost_usd, excluded.cost_usd),
-           cost_events = cost_events + excluded.cost_events, errors = errors + excluded.errors""",
+    _sums("rollup", "user_id", "kind", "event", "COALESCE(model, '')"),
+    _sums("hourly", "kind", "event", "COALESCE(model, '')"),
+    """INSERT OR IGNORE INTO user_hours SELECT DISTINCT ts_us - ts_us % 3600000000, user_id
+       FROM events WHERE id > ?1""",
     f"""INSERT INTO latency_hist SELECT ts_us - ts_us % 3600000000, COALESCE(model, ''), event,
            CASE WHEN latency > 0 THEN CAST(round(ln(latency) * {LATENCY_BINS_PER_E}) AS INTEGER)
                 ELSE {NO_LATENCY_BIN} END, COUNT(*)
@@ -149,6 +171,10 @@ def ensure(connection: sqlite3.Connection, timeout_us: int) -> None:
                 "WHERE json_type(properties, '$.cost_usd') IN ('integer', 'real')")
         for statement in _TABLES.strip().split(";\n"):
             connection.execute(statement)
+        for table in _DERIVED:  # built by an older version: rebuilt whole
+            connection.execute(f"DELETE FROM {table}")
+        connection.execute("INSERT INTO events_fts (events_fts) VALUES ('delete-all')")
+        connection.execute("DELETE FROM meta WHERE key = 'session_timeout_us'")
         apply(connection, 0, None)
         connection.execute(f"PRAGMA user_version = {VERSION}")
         connection.execute("COMMIT")

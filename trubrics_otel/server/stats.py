@@ -59,38 +59,40 @@ def stats(c: sqlite3.Connection, q: StatsQuery, *, by_model: bool = False) -> di
     if q.by not in BUCKETS:
         raise StatsError(f"by must be one of {', '.join(BUCKETS)}, got {q.by!r}")
     bucket_sql, width = BUCKETS[q.by]
-    where, params = _where(q)
-    bounds = c.execute(f"SELECT MIN(hour_us), MAX(hour_us) FROM rollup WHERE {where}", params).fetchone()
+    where, params = _where(q, with_user=q.user is not None)
+    bounds = c.execute(f"SELECT MIN(hour_us), MAX(hour_us) FROM {'rollup' if q.user else 'hourly'} "
+                       f"WHERE {where}", params).fetchone()
     first = _floor(q.since_us if q.since_us is not None else bounds[0], q.by)
     last = _ceil_hour(q.until_us) - 1 if q.until_us is not None else bounds[1]
     starts = list(_bucket_starts(first, last, q.by)) if first is not None and last is not None else []
     if len(starts) > MAX_BUCKETS:
         raise StatsError(f"{len(starts)} buckets: choose a shorter range or a wider --by")
 
-    totals = _empty() | _counts(c, "1", where, params).get(1, {})
-    totals |= _latencies(c, q, "1", where, params).get(1, {})
-    counts = _counts(c, bucket_sql, where, params)
-    latencies = _latencies(c, q, bucket_sql, where, params)
+    totals = _empty() | _counts(c, q, "1").get(1, {}) | _latencies(c, q, "1").get(1, {})
     result: dict[str, Any] = {
         "totals": {"since": iso(first), "until": iso(starts[-1] + width) if starts else None,
                    "by": q.by, **totals},
-        "buckets": [{"start": iso(s), **(_empty() | counts.get(s, {}) | latencies.get(s, {}))} for s in starts],
+        "buckets": _series(c, q, bucket_sql, starts),
     }
     if by_model:
         models = [m for (m,) in c.execute(
-            f"SELECT DISTINCT model FROM rollup WHERE {where} AND kind = 'llm' ORDER BY model", params)]
-        result["models"] = {}
-        for model in models:
-            one = dataclasses.replace(q, model=model)
-            m_where, m_params = _where(one)
-            m_counts = _counts(c, bucket_sql, m_where, m_params)
-            m_latencies = _latencies(c, one, bucket_sql, m_where, m_params)
-            result["models"][model or "(none)"] = [
-                {"start": iso(s), **(_empty() | m_counts.get(s, {}) | m_latencies.get(s, {}))} for s in starts]
+            f"SELECT DISTINCT model FROM {'rollup' if q.user else 'hourly'} WHERE {where} AND kind = 'llm' "
+            f"ORDER BY model", params)]
+        result["models"] = {model or "(none)": _series(c, dataclasses.replace(q, model=model), bucket_sql,
+                                                       starts, users=False) for model in models}
     return result
 
 
-def _where(q: StatsQuery) -> tuple[str, list[Any]]:
+def _series(c: sqlite3.Connection, q: StatsQuery, bucket_sql: str, starts: list[int], *,
+            users: bool = True) -> list[dict[str, Any]]:
+    counts = _counts(c, q, bucket_sql, users=users)
+    latencies = _latencies(c, q, bucket_sql)
+    return [{"start": iso(s), **(_empty() | counts.get(s, {}) | latencies.get(s, {}))} for s in starts]
+
+
+def _where(q: StatsQuery, with_user: bool = False) -> tuple[str, list[Any]]:
+    """SQL conditions for the query's range and filters (``user_id`` only where asked, since
+    ``hourly`` and ``latency_hist`` have no user column)."""
     clauses, params = ["true"], []
     if q.since_us is not None:
         clauses.append("hour_us >= ?")
@@ -99,27 +101,39 @@ def _where(q: StatsQuery) -> tuple[str, list[Any]]:
         clauses.append("hour_us < ?")
         params.append(_ceil_hour(q.until_us))
     for column, value in (("user_id", q.user), ("model", q.model), ("event", q.event)):
-        if value is not None:
+        if value is not None and (column != "user_id" or with_user):
             clauses.append(f"{column} = ?")
             params.append(value)
     return " AND ".join(clauses), params
 
 
-def _counts(c: sqlite3.Connection, bucket_sql: str, where: str, params: list[Any]) -> dict[int, dict[str, Any]]:
-    rows = c.execute(
+def _counts(c: sqlite3.Connection, q: StatsQuery, bucket_sql: str, *,
+            users: bool = True) -> dict[int, dict[str, Any]]:
+    """Sums per bucket from ``hourly`` (``rollup`` for one user), distinct users from
+    ``user_hours`` (``rollup`` when filtered by event or model)."""
+    where, params = _where(q, with_user=q.user is not None)
+    sums = c.execute(
         f"SELECT {bucket_sql} AS b, SUM(events), SUM(CASE WHEN kind = 'llm' THEN events ELSE 0 END), "
-        f"COUNT(DISTINCT user_id), SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), "
-        f"SUM(cost_events), SUM(errors) FROM rollup WHERE {where} GROUP BY b", params)
-    return {
-        b: {"events": n, "llm_events": llm, "users": users, "input_tokens": tin or 0,
-            "output_tokens": tout or 0, "cost_usd": cost if cost_n else None, "errors": errors}
-        for b, n, llm, users, tin, tout, cost, cost_n, errors in rows
+        f"SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), SUM(cost_events), SUM(errors) "
+        f"FROM {'rollup' if q.user is not None else 'hourly'} WHERE {where} GROUP BY b", params)
+    result = {
+        b: {"events": n, "llm_events": llm, "input_tokens": tin or 0, "output_tokens": tout or 0,
+            "cost_usd": cost if cost_n else None, "errors": errors}
+        for b, n, llm, tin, tout, cost, cost_n, errors in sums
     }
+    if users:
+        table = "user_hours" if q.user is None and q.model is None and q.event is None else "rollup"
+        user_where, user_params = _where(q, with_user=True) if table == "rollup" else _where(
+            dataclasses.replace(q, user=None, model=None, event=None))
+        for b, distinct in c.execute(f"SELECT {bucket_sql} AS b, COUNT(DISTINCT user_id) FROM {table} "
+                                     f"WHERE {user_where} GROUP BY b", user_params):
+            result.setdefault(b, {})["users"] = distinct
+    return result
 
 
-def _latencies(c: sqlite3.Connection, q: StatsQuery, bucket_sql: str, where: str,
-               params: list[Any]) -> dict[int, dict[str, Any]]:
+def _latencies(c: sqlite3.Connection, q: StatsQuery, bucket_sql: str) -> dict[int, dict[str, Any]]:
     """p50 / p95 per bucket: exact from the user's events, else from the latency histogram."""
+    where, params = _where(q, with_user=q.user is not None)
     if q.user is not None:
         exact_where = where.replace("hour_us", "ts_us") + " AND kind = 'llm' AND latency IS NOT NULL"
         bucket = bucket_sql.replace("hour_us", "(ts_us - ts_us % 3600000000)")
@@ -127,10 +141,9 @@ def _latencies(c: sqlite3.Connection, q: StatsQuery, bucket_sql: str, where: str
         for b, latency in c.execute(f"SELECT {bucket}, latency FROM events WHERE {exact_where}", params):
             values.setdefault(b, []).append((latency, 1))
     else:
-        hist_where = where  # latency_hist has hour_us, model and event, like rollup (no user)
         values = {}
         for b, bin_, n in c.execute(
-                f"SELECT {bucket_sql} AS b, bin, SUM(n) FROM latency_hist WHERE {hist_where} GROUP BY b, bin",
+                f"SELECT {bucket_sql} AS b, bin, SUM(n) FROM latency_hist WHERE {where} GROUP BY b, bin",
                 params):
             values.setdefault(b, []).append((latency_from_bin(bin_), n))
     return {b: {"latency_p50": percentile(v, 0.50), "latency_p95": percentile(v, 0.95)}
