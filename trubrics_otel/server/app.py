@@ -87,7 +87,10 @@ class LocalServer:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
         logger: logging.Logger | None = None,
+        read_needs_key: bool | None = None,
     ) -> None:
+        """``read_needs_key``: whether the read API needs ``api_key``; by default, when
+        ``host`` is not a loopback address."""
         self.store = db if isinstance(db, Store) else Store(db, session_timeout_s=session_timeout_s)
         self.host = host
         self.port = port
@@ -96,7 +99,8 @@ class LocalServer:
         self.session_timeout_s = session_timeout_s
         self.logger = logger or logging.getLogger("trubrics.server")
         self._reads = read_api.ReadAPI(self.store, session_timeout_s=session_timeout_s,
-                                       api_key=self._api_key, loopback=read_api.is_loopback(host))
+                                       api_key=self._api_key,
+            loopback=not read_needs_key if read_needs_key is not None else read_api.is_loopback(host))
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 

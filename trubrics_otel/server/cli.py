@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from trubrics_otel.server.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, LocalServer
+from trubrics_otel.server.read_api import is_loopback
 from trubrics_otel.server.store import DEFAULT_SESSION_TIMEOUT_S, Store, default_db_path, parse_time
 
 
@@ -70,6 +71,9 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"  send events:  Trubrics(api_key=\"local-dev-key\", host=\"{server.url}\")", flush=True)
     print(f"  OTLP traces:  {server.url}/v1/traces", flush=True)
     print(f"  look at them: {server.url}/   (Ctrl-C stops)", flush=True)
+    if not is_loopback(args.bind):
+        print("  the page and read API need the x-api-key given by --api-key here"
+              + ("" if args.api_key else " (none given: remote reads are refused)"), flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -188,7 +188,7 @@ function chart(title, xs, series) {
     series: [{}, ...series.map(([label, , dashed, color], i) => ({
       label, stroke: COLORS[(color ?? i) % COLORS.length], width: 2, dash: dashed ? [6, 4] : undefined, spanGaps: false, points: { show: xs.length < 60 },
     }))],
-    axes: [{}, { size: 60 }],
+    axes: [{}, { size: 80 }],
   };
   new uPlot(opts, [xs, ...series.map(([, values]) => values)], box);
   return box;
@@ -402,7 +402,7 @@ let shownLastId = null;
 
 function showStats(stats) {
   document.getElementById("stats").textContent =
-    `${num(stats.events)} events · ${num(stats.llm_events)} LLM events · ${num(stats.users)} users`;
+    `${num(stats.events)} product events · ${num(stats.llm_events)} LLM events · ${num(stats.users)} users`;
 }
 
 function askForKey() {
