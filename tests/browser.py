@@ -53,3 +53,20 @@ def wait_for(browser, css: str, timeout: float = 15.0):
 def screenshot(browser, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def settled(browser, action=None, timeout: float = 15.0) -> None:
+    """Run ``action`` (a navigation, a click) and wait until the page has rendered after it."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.execute_script("if (document.body) delete document.body.dataset.ready")
+    if action is not None:
+        action()
+    WebDriverWait(browser, timeout).until(
+        lambda d: d.execute_script("return document.body && document.body.dataset.ready === 'true'"))
+
+
+def show(browser, url: str) -> None:
+    """Open ``url`` (often only a new #fragment of the same page) and wait for it to render."""
+    same = browser.current_url == url  # then get() changes nothing: reload instead
+    settled(browser, browser.refresh if same else lambda: browser.get(url))

@@ -207,8 +207,8 @@ def user_profile(c: sqlite3.Connection, user: str, *, sessions: Sessions) -> dic
     feedback = event_page(c, EventFilter(user=user, kind="event"), sessions=sessions, limit=None)["events"]
     return {
         **user_dict(c, row),
-        "sessions": session_list(c, user=user, limit=20)["sessions"] if sessions.from_table else [],
-        "threads": thread_list(c, user=user, limit=20)["threads"],
+        "recent_sessions": session_list(c, user=user, limit=20)["sessions"] if sessions.from_table else [],
+        "recent_threads": thread_list(c, user=user, limit=20)["threads"],
         "feedback": [e for e in feedback if e["thread_id"]][:50],
         "timeline": event_page(c, EventFilter(user=user), sessions=sessions, limit=100),
     }

@@ -110,7 +110,8 @@ function markdown(text) {
   if (typeof marked === "undefined" || typeof DOMPurify === "undefined") { box.textContent = text; return box; }
   const html = marked.parse(String(text), { gfm: true, breaks: true, async: false });
   const clean = DOMPurify.sanitize(html, {
-    ALLOWED_URI_REGEXP: /^(?:https?:|mailto:|#)/i, FORBID_TAGS: ["img", "style", "form", "input"],
+    USE_PROFILES: { html: true }, ALLOWED_URI_REGEXP: /^(?:https?:|mailto:|#)/i,
+    FORBID_TAGS: ["img", "style", "form", "input", "svg", "math"],
     FORBID_ATTR: ["style"], RETURN_DOM_FRAGMENT: true,
   });
   for (const a of clean.querySelectorAll("a")) { a.setAttribute("rel", "noopener noreferrer"); a.setAttribute("target", "_blank"); }
@@ -280,9 +281,9 @@ async function renderUser(r) {
       card("Threads", num(u.threads)), card("Tokens in / out", `${num(u.input_tokens)} / ${num(u.output_tokens)}`),
       card("Cost", usd(u.cost_usd)), card("Errors", num(u.errors)), card("First seen", when(u.first_seen)),
       card("Last seen", when(u.last_seen))),
-    el("div", { class: "section" }, "Sessions"), table(SESSION_HEADERS, sessionRows(u.sessions)),
+    el("div", { class: "section" }, "Sessions"), table(SESSION_HEADERS, sessionRows(u.recent_sessions)),
     el("div", { class: "section" }, "Threads"), table(["Thread", "Title", "Turns", "Tokens", "Feedback", "Last"],
-      u.threads.map(t => [threadLink(t.thread_id), t.title || "", t.turns, `${num(t.input_tokens)} / ${num(t.output_tokens)}`,
+      u.recent_threads.map(t => [threadLink(t.thread_id), t.title || "", t.turns, `${num(t.input_tokens)} / ${num(t.output_tokens)}`,
         feedbackSummary(t.feedback), when(t.end)])),
     el("div", { class: "section" }, "Feedback"), table(["Time", "Event", "Thread", "Properties"],
       u.feedback.map(e => [when(e.timestamp), el("span", { class: "pill" }, e.event), threadLink(e.thread_id), ownProperties(e.properties)]),
@@ -398,6 +399,7 @@ const views = { dashboard: renderDashboard, events: renderEvents, sessions: rend
   user: renderUser, threads: renderThreads, thread: renderThreads, trace: renderTrace };
 const navFor = { user: "users", thread: "threads", trace: "events" };
 let rendering = false;
+let renderAgain = false;  // the route changed while rendering: render once more when done
 let shownLastId = null;
 
 function showStats(stats) {
@@ -413,8 +415,10 @@ function askForKey() {
 }
 
 async function render() {
-  if (rendering) return;
+  if (rendering) { renderAgain = true; return; }
   rendering = true;
+  renderAgain = false;
+  delete document.body.dataset.ready;
   const r = route();
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.view === (navFor[r.view] || r.view));
   try {
@@ -430,6 +434,7 @@ async function render() {
     else main.replaceChildren(el("div", { class: "panel empty" }, "Could not load: " + error.message));
   } finally {
     rendering = false;
+    if (renderAgain) render();
   }
 }
 
