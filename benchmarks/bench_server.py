@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trubrics_otel.server.read_api import ReadAPI
 from trubrics_otel.server.store import Store
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
@@ -82,7 +81,7 @@ def ingest_rate(store: Store, seed: int, batches: int = 50) -> float:
     return len(mixed) / (time.perf_counter() - started)
 
 
-def timed(api: ReadAPI, rounds: int, path: str, **params: str) -> tuple[float, Any, dict]:
+def timed(api: Any, rounds: int, path: str, **params: str) -> tuple[float, Any, dict]:
     best, body, headers = float("inf"), None, {}
     for _ in range(rounds):
         started = time.perf_counter()
@@ -113,6 +112,8 @@ def main() -> None:
               f"per 100k); {args.db.stat().st_size / 1e6:,.0f} MB")
     counts = store.count()
     print(f"store: {counts['events'] + counts['llm_events']:,} events, {counts['users']:,} users")
+
+    from trubrics_otel.server.read_api import ReadAPI  # here: ingest_rate() also runs against older versions
 
     api = ReadAPI(store, session_timeout_s=1800, api_key=None, loopback=True)
     _, events, headers = timed(api, 1, "/api/events", limit="50")
@@ -166,9 +167,9 @@ def main() -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{fresh.path}{suffix}").unlink(missing_ok=True)
     fresh.insert(*generate(100, 10, seed=4))  # create it first: the rate is of inserts alone
-    empty_rate = ingest_rate(fresh, seed=2)
-    full_rate = ingest_rate(store, seed=3)
-    print(f"\ningest, batches of 100: {empty_rate:,.0f} events/s into an empty store, "
+    empty_rate = max(ingest_rate(fresh, seed=seed) for seed in (2, 3, 5))  # the first round warms up
+    full_rate = max(ingest_rate(store, seed=seed) for seed in (6, 7, 8))
+    print(f"\ningest, batches of 100, best of 3: {empty_rate:,.0f} events/s into a small store, "
           f"{full_rate:,.0f} events/s into the full one")
 
 
