@@ -115,7 +115,7 @@ def main() -> None:
 
     from trubrics_otel.server.read_api import ReadAPI  # here: ingest_rate() also runs against older versions
 
-    api = ReadAPI(store, session_timeout_s=1800, api_key=None, loopback=True)
+    api = ReadAPI(store, session_timeout_s=1800, api_key=None, needs_key=False)
     _, events, headers = timed(api, 1, "/api/events", limit="50")
     old_cursor = headers["X-Next-Before"]
     for _ in range(20):  # page back 20 pages of 200

@@ -89,3 +89,16 @@ def test_a_database_from_before_the_derived_tables_is_upgraded(tmp_path):
     store.insert([{"user_id": "ann", "event": "Thumbs up", "timestamp": "2026-03-01T09:01:00+00:00",
                    "properties": {"$thread_id": "t1"}}])
     assert store.threads()[0]["feedback"] == {"Thumbs up": 1} and store.sessions()[0]["events"] == 2
+
+
+def test_readers_use_the_servers_session_table_and_leave_it_alone(tmp_path):
+    def ev(name: str, minutes: int) -> dict:
+        return {"user_id": "u", "event": name, "timestamp": (T0 + dt.timedelta(minutes=minutes)).isoformat()}
+
+    server = Store(tmp_path / "e.sqlite3", session_timeout_s=300)  # serve --session-timeout 5
+    server.insert([ev("a", 0), ev("b", 4), ev("c", 10)])
+    reader = Store(server.path)  # the CLI: no timeout of its own
+    assert [s["events"] for s in reader.sessions()] == [1, 2]
+    assert [s["events"] for s in reader.sessions(timeout_s=1800)] == [3]  # computed, not stored
+    server.insert([ev("d", 14)])
+    assert [s["events"] for s in Store(server.path).sessions()] == [2, 2]

@@ -100,7 +100,7 @@ class LocalServer:
         self.logger = logger or logging.getLogger("trubrics.server")
         self._reads = read_api.ReadAPI(self.store, session_timeout_s=session_timeout_s,
                                        api_key=self._api_key,
-            loopback=not read_needs_key if read_needs_key is not None else read_api.is_loopback(host))
+            needs_key=read_needs_key if read_needs_key is not None else not read_api.is_loopback(host))
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 

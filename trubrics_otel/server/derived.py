@@ -36,6 +36,7 @@ from typing import Any
 
 VERSION = 3
 HOUR_US = 3600 * 1_000_000
+DEFAULT_TIMEOUT_US = 30 * 60 * 1_000_000
 LATENCY_BINS_PER_E = 20
 """A latency's bin is ``round(ln(latency) * 20)``: bins 5 % wide, a percentile within 2.5 %."""
 NO_LATENCY_BIN = -100_000  # latency <= 0
@@ -158,31 +159,48 @@ def register_functions(connection: sqlite3.Connection) -> None:
     connection.create_function("_add", 2, _add, deterministic=True)
 
 
-def ensure(connection: sqlite3.Connection, timeout_us: int) -> None:
-    """Create the derived tables; fill them from ``events`` when new or built for another timeout."""
-    version = connection.execute("PRAGMA user_version").fetchone()[0]
-    if version < VERSION:
-        columns = {row[1] for row in connection.execute("PRAGMA table_info(events)")}
-        connection.execute("BEGIN IMMEDIATE")
-        if "cost_usd" not in columns:  # a database from before version 2
-            connection.execute("ALTER TABLE events ADD COLUMN cost_usd REAL")
-            connection.execute(
-                "UPDATE events SET cost_usd = json_extract(properties, '$.cost_usd') "
-                "WHERE json_type(properties, '$.cost_usd') IN ('integer', 'real')")
-        for statement in _TABLES.strip().split(";\n"):
-            connection.execute(statement)
-        for table in _DERIVED:  # built by an older version: rebuilt whole
-            connection.execute(f"DELETE FROM {table}")
-        connection.execute("INSERT INTO events_fts (events_fts) VALUES ('delete-all')")
-        connection.execute("DELETE FROM meta WHERE key = 'session_timeout_us'")
-        apply(connection, 0, None)
-        connection.execute(f"PRAGMA user_version = {VERSION}")
+def ensure(connection: sqlite3.Connection, timeout_us: int | None) -> None:
+    """Create the derived tables and fill them from ``events`` when new or from an older
+    version; rebuild sessions for ``timeout_us`` when it differs from the table's (``None``:
+    keep the table's, or the default for a new one). Takes the write lock only for that work."""
+    if not _work_to_do(connection, timeout_us):
+        return
+    connection.execute("BEGIN IMMEDIATE")  # one process upgrades; the others then find it done
+    try:
+        if connection.execute("PRAGMA user_version").fetchone()[0] < VERSION:
+            _upgrade(connection)
+        stored = stored_timeout_us(connection)
+        wanted = timeout_us if timeout_us is not None else stored if stored is not None else DEFAULT_TIMEOUT_US
+        if stored != wanted:
+            _rebuild_sessions(connection, wanted)
         connection.execute("COMMIT")
-    stored = connection.execute("SELECT value FROM meta WHERE key = 'session_timeout_us'").fetchone()
-    if stored is None or stored[0] != timeout_us:
-        connection.execute("BEGIN IMMEDIATE")
-        _rebuild_sessions(connection, timeout_us)
-        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+def _work_to_do(connection: sqlite3.Connection, timeout_us: int | None) -> bool:
+    if connection.execute("PRAGMA user_version").fetchone()[0] < VERSION:
+        return True
+    stored = stored_timeout_us(connection)
+    return stored is None or (timeout_us is not None and stored != timeout_us)
+
+
+def _upgrade(connection: sqlite3.Connection) -> None:
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(events)")}
+    if "cost_usd" not in columns:  # a database from before version 2
+        connection.execute("ALTER TABLE events ADD COLUMN cost_usd REAL")
+        connection.execute(
+            "UPDATE events SET cost_usd = json_extract(properties, '$.cost_usd') "
+            "WHERE json_type(properties, '$.cost_usd') IN ('integer', 'real')")
+    for statement in _TABLES.strip().split(";\n"):
+        connection.execute(statement)
+    for table in _DERIVED:  # built by an older version: rebuilt whole
+        connection.execute(f"DELETE FROM {table}")
+    connection.execute("INSERT INTO events_fts (events_fts) VALUES ('delete-all')")
+    connection.execute("DELETE FROM meta WHERE key = 'session_timeout_us'")
+    apply(connection, 0, None)
+    connection.execute(f"PRAGMA user_version = {VERSION}")
 
 
 def stored_timeout_us(connection: sqlite3.Connection) -> int | None:
@@ -237,6 +255,7 @@ def _merge(intervals: list[Interval], timeout_us: int) -> list[Interval]:
 
 
 def _rebuild_sessions(connection: sqlite3.Connection, timeout_us: int) -> None:
+    """All sessions from the events, in one pass of window functions."""
     connection.execute("DELETE FROM sessions")
     connection.execute(
         f"INSERT INTO sessions SELECT user_id, MIN(ts_us), MAX(ts_us), session_id(user_id, MIN(ts_us)), "

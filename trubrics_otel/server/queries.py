@@ -204,12 +204,13 @@ def user_profile(c: sqlite3.Connection, user: str, *, sessions: Sessions) -> dic
     row = c.execute("SELECT * FROM users WHERE user_id = ?", (user,)).fetchone()
     if row is None:
         return None
-    feedback = event_page(c, EventFilter(user=user, kind="event"), sessions=sessions, limit=None)["events"]
+    feedback = c.execute("SELECT * FROM events WHERE user_id = ? AND kind = 'event' AND thread_id IS NOT NULL "
+                         "ORDER BY ts_us DESC, id DESC LIMIT 50", (user,)).fetchall()
     return {
         **user_dict(c, row),
         "recent_sessions": session_list(c, user=user, limit=20)["sessions"] if sessions.from_table else [],
         "recent_threads": thread_list(c, user=user, limit=20)["threads"],
-        "feedback": [e for e in feedback if e["thread_id"]][:50],
+        "feedback": [event_dict(r, None) for r in feedback],
         "timeline": event_page(c, EventFilter(user=user), sessions=sessions, limit=100),
     }
 

@@ -2,7 +2,7 @@
 
 ::
 
-    api = ReadAPI(store, session_timeout_s=1800, api_key=None, loopback=True)
+    api = ReadAPI(store, session_timeout_s=1800, api_key=None, needs_key=False)
     response = api.handle("/api/events", {"user": "alice", "q": "refund"}, key=None)
 
 =================================  ===============================================================
@@ -68,11 +68,12 @@ def is_loopback(host: str) -> bool:
 
 
 class ReadAPI:
-    def __init__(self, store: Store, *, session_timeout_s: float, api_key: bytes | None, loopback: bool) -> None:
+    def __init__(self, store: Store, *, session_timeout_s: float, api_key: bytes | None, needs_key: bool) -> None:
+        """``needs_key``: reads need ``x-api-key`` equal to ``api_key`` (refused without one)."""
         self.store = store
         self.session_timeout_s = session_timeout_s
         self._api_key = api_key
-        self._loopback = loopback
+        self._needs_key = needs_key
         self._routes: dict[str, Callable[..., Result]] = {
             "events": self._events, "users": self._users, "sessions": self._sessions,
             "threads": self._threads, "traces": self._traces, "analytics": self._analytics,
@@ -86,7 +87,7 @@ class ReadAPI:
             return self._static(path[len("/static/"):])
         if not path.startswith("/api/"):
             return _json(404, {"detail": "Not Found"})
-        if not self._loopback:
+        if self._needs_key:
             if self._api_key is None:
                 return _json(403, {"detail": "reading over the network needs serve --api-key"})
             if not key or not hmac.compare_digest(key.encode("utf-8"), self._api_key):

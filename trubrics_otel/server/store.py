@@ -115,10 +115,11 @@ def default_db_path() -> Path:
 
 class Store:
     def __init__(self, path: str | os.PathLike[str] | None = None, *,
-                 session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S) -> None:
+                 session_timeout_s: float | None = None) -> None:
+        """``session_timeout_s``: the idle time the ``sessions`` table is kept for (the server's);
+        ``None`` (readers) keeps the table's, 30 minutes for a new database."""
         self.path = Path(path).expanduser() if path is not None else default_db_path()
-        self.session_timeout_s = session_timeout_s
-        self._timeout_us = round(float(session_timeout_s) * 1e6)
+        self._timeout_us = None if session_timeout_s is None else round(float(session_timeout_s) * 1e6)
         self._write_lock = threading.Lock()
         self._ready = False
 
@@ -156,9 +157,10 @@ class Store:
             self._ready = True
 
     def sessions_lookup(self, connection: sqlite3.Connection, timeout_s: float | None = None) -> queries.Sessions:
-        """How queries find session ids for ``timeout_s`` (default: the store's)."""
-        timeout_us = self._timeout_us if timeout_s is None else round(float(timeout_s) * 1e6)
-        return queries.Sessions(timeout_us, derived.stored_timeout_us(connection))
+        """How queries find session ids for ``timeout_s`` (default: the table's)."""
+        table_us = derived.stored_timeout_us(connection)
+        timeout_us = round(float(timeout_s) * 1e6) if timeout_s is not None else table_us
+        return queries.Sessions(timeout_us if timeout_us is not None else derived.DEFAULT_TIMEOUT_US, table_us)
 
     # --- writing -----------------------------------------------------------------------
 
