@@ -84,6 +84,10 @@ const userLink = user => el("a", { class: "link", href: link("user", user) }, us
 const threadLink = thread => thread ? el("a", { class: "link mono", href: link("thread", thread) }, thread) : "";
 const traceLink = trace => trace ? el("a", { class: "link mono", href: link("trace", trace) }, "trace") : "";
 
+function card(label, value, small) {
+  return el("div", { class: "card" }, el("div", { class: "label" }, label), el("div", { class: "value" + (small ? " small" : "") }, value));
+}
+
 function table(headers, rows, empty) {
   if (!rows.length) return el("div", { class: "panel empty" }, empty || "Nothing stored yet.");
   return el("div", { class: "panel" }, el("table", {},
@@ -213,13 +217,12 @@ async function renderUsers(r) {
 
 async function renderUser(r) {
   const u = await api("/api/users/" + encodeURIComponent(r.arg));
-  const card = (label, value) => el("div", { class: "card" }, el("div", { class: "label" }, label), el("div", { class: "value" }, value));
   return el("div", { class: "profile", "data-user": u.user_id },
     el("h2", {}, "User ", el("span", { class: "mono" }, u.user_id)),
     el("div", { class: "cards" }, card("Events", num(u.events)), card("LLM calls", num(u.llm_events)),
       card("Threads", num(u.threads)), card("Tokens in / out", `${num(u.input_tokens)} / ${num(u.output_tokens)}`),
-      card("Cost", usd(u.cost_usd)), card("Errors", num(u.errors)), card("First seen", when(u.first_seen)),
-      card("Last seen", when(u.last_seen))),
+      card("Cost", usd(u.cost_usd)), card("Errors", num(u.errors)), card("First seen", when(u.first_seen), true),
+      card("Last seen", when(u.last_seen), true)),
     el("div", { class: "section" }, "Sessions"), table(SESSION_HEADERS, sessionRows(u.recent_sessions)),
     el("div", { class: "section" }, "Threads"), table(["Thread", "Title", "Turns", "Tokens", "Feedback", "Last"],
       u.recent_threads.map(t => [threadLink(t.thread_id), t.title || "", t.turns, `${num(t.input_tokens)} / ${num(t.output_tokens)}`,

@@ -20,7 +20,6 @@ async function renderDashboard(r) {
     select("event", filters.events, "All events"),
   ], p, values => go("dashboard", null, values));
   const t = data.totals;
-  const card = (label, value) => el("div", { class: "card" }, el("div", { class: "label" }, label), el("div", { class: "value" }, value));
   const cards = el("div", { class: "cards", id: "totals" },
     card("Events", num(t.events)), card("LLM calls", num(t.llm_events)), card("Users", num(t.users)),
     card("Tokens in / out", `${num(t.input_tokens)} / ${num(t.output_tokens)}`), card("Cost", usd(t.cost_usd)),
