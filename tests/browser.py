@@ -70,3 +70,8 @@ def show(browser, url: str) -> None:
     """Open ``url`` (often only a new #fragment of the same page) and wait for it to render."""
     same = browser.current_url == url  # then get() changes nothing: reload instead
     settled(browser, browser.refresh if same else lambda: browser.get(url))
+
+
+def console_errors(browser) -> list[str]:
+    """The page's errors since the last call: script errors, CSP violations, failed loads."""
+    return [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]

@@ -10,7 +10,7 @@ import requests
 
 from trubrics_otel.server import LocalServer
 
-from browser import browser, needs_chromium, screenshot, settled, show  # noqa: F401 (browser: a fixture)
+from browser import browser, console_errors, needs_chromium, screenshot, settled, show  # noqa: F401 (browser: a fixture)
 
 pytestmark = needs_chromium
 
@@ -93,6 +93,7 @@ def test_dashboard_shows_totals_and_charts_and_filters_by_model(server, browser)
     cards = dict(c.text.split("\n", 1) for c in browser.find_elements("css selector", "#totals .card"))
     assert (cards["LLM CALLS"], cards["ERRORS"], cards["USERS"]) == ("1", "0", "1")
     assert "model=gpt-4o" in browser.current_url
+    assert console_errors(browser) == []  # no script error, nothing the CSP had to block
 
 
 def test_events_filters_and_search(server, browser):
@@ -214,11 +215,14 @@ def test_user_supplied_text_stays_text(browser, tmp_path):
                 assert href is None or href.startswith((server.url, "http:", "https:", "mailto:")), (name, href)
             assert not browser.find_elements("css selector", "main img, main script, main iframe, main svg"), name
             assert browser.execute_script("return window.__xss") is None, name
+            assert console_errors(browser) == [], name
         show(browser, f"{server.url}/#threads")
         text = main_text(browser)
         assert "<script>window.__xss='prompt'</script>" in text  # the prompt, as text
         assert EVIL_EVENT in text  # the event carries the thread's id: feedback in the conversation, as text
-        assert "still bold" in browser.find_element("css selector", ".generation .bubble strong").text
+        generation = browser.find_element("css selector", ".generation .bubble")
+        assert "still bold" in generation.find_element("css selector", "strong").text  # markdown works
+        assert "<img src=x onerror=" in generation.text  # raw HTML in a generation is shown as text
         for a in browser.find_elements("css selector", ".generation .bubble a"):
             a.click()  # nothing to run: DOMPurify dropped the javascript: hrefs
         screenshot(browser, "server-page-xss")

@@ -35,8 +35,9 @@ def sent_events(seed: int = 5) -> tuple[list[dict], list[dict]]:
             llm.append({"user_id": user, "prompt": f"p{i}", "generation": f"g{i}", "timestamp": moment.isoformat(),
                         "latency": round(rng.uniform(0.2, 9.0), 3), "properties": props})
         else:
+            ids = {"$trace_id": f"{i:032x}", "$span_id": f"{i:016x}"}
             plain.append({"user_id": user, "event": rng.choice(("Page view", "Thumbs up")),
-                          "timestamp": moment.isoformat(), "properties": {"$trace_id": f"{i:032x}", "$span_id": f"{i:016x}"}})
+                          "timestamp": moment.isoformat(), "properties": ids})
     return plain, llm
 
 

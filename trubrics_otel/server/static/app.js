@@ -2,7 +2,7 @@
 // The local server's page: dashboard, threads, events, sessions, users, traces.
 // Safety rule: every value from the store enters the page as text (el() -> textContent /
 // setAttribute), never as HTML. The one exception is a generation's markdown, which goes
-// through marked and then DOMPurify (links limited to http(s)/mailto, no images) before use.
+// through marked (raw HTML escaped) and then DOMPurify (links only http(s)/mailto, no images).
 // Links are "#..." fragments built with encodeURIComponent. The server's CSP forbids inline
 // script, so injected markup could not run even if it got in.
 
@@ -108,12 +108,17 @@ function ownProperties(props) {
   return Object.keys(shown).length ? JSON.stringify(shown) : "";
 }
 
-// Markdown -> sanitised DOM. DOMPurify drops scripts, event handlers and javascript: URLs.
+// Markdown -> sanitised DOM, escape first: raw HTML in the text is shown as text (marked's
+// html renderer escapes it), then DOMPurify vets what marked made (links only http(s)/mailto).
+const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+const escapeHtml = text => String(text).replace(/[&<>"']/g, c => ESCAPES[c]);
+const md = typeof marked === "undefined" ? null
+  : new marked.Marked({ gfm: true, breaks: true, async: false, renderer: { html: ({ text }) => escapeHtml(text) } });
+
 function markdown(text) {
   const box = el("div", { class: "bubble md" });
-  if (typeof marked === "undefined" || typeof DOMPurify === "undefined") { box.textContent = text; return box; }
-  const html = marked.parse(String(text), { gfm: true, breaks: true, async: false });
-  const clean = DOMPurify.sanitize(html, {
+  if (!md || typeof DOMPurify === "undefined") { box.textContent = text; return box; }
+  const clean = DOMPurify.sanitize(md.parse(String(text)), {
     USE_PROFILES: { html: true }, ALLOWED_URI_REGEXP: /^(?:https?:|mailto:|#)/i,
     FORBID_TAGS: ["img", "style", "form", "input", "svg", "math"],
     FORBID_ATTR: ["style"], RETURN_DOM_FRAGMENT: true,
