@@ -249,11 +249,23 @@ def thread_dict(c: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def thread_feedback(c: sqlite3.Connection, thread_id: str) -> list[dict[str, Any]]:
-    """Product events carrying the thread's id (``Thumbs up`` ...), oldest first."""
-    rows = c.execute("SELECT * FROM events WHERE thread_id = ? AND kind = 'event' ORDER BY ts_us, id",
-                     (thread_id,)).fetchall()
-    return [event_dict(r, None) for r in rows]
+def thread_detail(c: sqlite3.Connection, thread_id: str, *, sessions: Sessions) -> dict[str, Any] | None:
+    """One conversation: its totals, LLM turns oldest first, and ``feedback_events``, the
+    product events carrying its id (``Thumbs up`` ...)."""
+    summary = c.execute("SELECT * FROM threads WHERE thread_id = ? AND turns > 0", (thread_id,)).fetchone()
+    if summary is None:
+        return None
+    turns = event_page(c, EventFilter(thread=thread_id, kind="llm"), sessions=sessions, limit=None,
+                       newest_first=False)["events"]
+    feedback = c.execute("SELECT * FROM events WHERE thread_id = ? AND kind = 'event' ORDER BY ts_us, id",
+                         (thread_id,)).fetchall()
+    return {**thread_dict(c, summary), "turns": turns, "feedback_events": [event_dict(r, None) for r in feedback]}
+
+
+def filter_values(c: sqlite3.Connection) -> dict[str, list[str]]:
+    """Event names and models seen, for the page's filters (from the small ``hourly`` table)."""
+    return {"events": [n for (n,) in c.execute("SELECT DISTINCT event FROM hourly ORDER BY event")],
+            "models": [m for (m,) in c.execute("SELECT DISTINCT model FROM hourly WHERE model != '' ORDER BY model")]}
 
 
 # --- traces -------------------------------------------------------------------------------------------

@@ -135,13 +135,8 @@ class ReadAPI:
             if rest is None:
                 page = queries.thread_list(c, user=_text(p, "user"), limit=_limit(p, 100), before=_cursor(p))
                 return _listing(page["threads"], page["next"])
-            turns = queries.event_page(c, queries.EventFilter(thread=rest, kind="llm"), sessions=self._lookup(c),
-                                       limit=None, newest_first=False)["events"]
-            if not turns:
-                return _json(404, {"detail": f"no thread {rest!r}"})
-            summary = c.execute("SELECT * FROM threads WHERE thread_id = ?", (rest,)).fetchone()
-            return _json(200, {**queries.thread_dict(c, summary), "turns": turns,
-                               "feedback_events": queries.thread_feedback(c, rest)})
+            thread = queries.thread_detail(c, rest, sessions=self._lookup(c))
+        return _json(200, thread) if thread else _json(404, {"detail": f"no thread {rest!r}"})
 
     def _traces(self, p: Mapping[str, str], rest: str | None) -> Result:
         if rest is None:
@@ -159,9 +154,7 @@ class ReadAPI:
 
     def _filters(self, p: Mapping[str, str], rest: str | None) -> Result:
         with self.store.connection() as c:
-            names = [n for (n,) in c.execute("SELECT DISTINCT event FROM rollup ORDER BY event")]
-            models = [m for (m,) in c.execute("SELECT DISTINCT model FROM rollup WHERE model != '' ORDER BY model")]
-        return _json(200, {"events": names, "models": models})
+            return _json(200, queries.filter_values(c))
 
     def _stats(self, p: Mapping[str, str], rest: str | None) -> Result:
         return _json(200, {**self.store.count(), "session_timeout_s": self.session_timeout_s})
