@@ -107,7 +107,8 @@ class ReadAPI:
         found = queries.EventFilter(
             user=_text(p, "user"), event=_text(p, "event"), model=_text(p, "model"),
             thread=_text(p, "thread"), kind=_text(p, "kind"), q=(p.get("q") or "").strip() or None,
-            session=_text(p, "session"), trace=_text(p, "trace"), since_us=_time_us(p.get("since")), until_us=_time_us(p.get("until")))
+            session=_text(p, "session"), trace=_text(p, "trace"),
+            since_us=_time_us(p.get("since")), until_us=_time_us(p.get("until")))
         with self.store.connection() as c:
             page = queries.event_page(c, found, sessions=self._lookup(c), limit=_limit(p, 100),
                                       before=_cursor(p, numeric=True))
