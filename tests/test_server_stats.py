@@ -151,6 +151,7 @@ def test_reads_need_the_key_when_the_server_is_not_loopback_only(tmp_path):
         assert requests.get(f"{server.url}/api/stats", headers={"x-api-key": "wrong"}, timeout=10).status_code == 401
         assert requests.get(f"{server.url}/api/stats", headers={"x-api-key": "read-secret"}, timeout=10).ok
         assert requests.get(server.url + "/", timeout=10).ok  # the page holds no data
+        assert stats_cli("--url", server.url, "--api-key", "read-secret")["buckets"] == []
     with LocalServer(tmp_path / "b.sqlite3", read_needs_key=True) as server:  # no key configured
         response = requests.get(f"{server.url}/api/events", headers={"x-api-key": "any"}, timeout=10)
         assert response.status_code == 403

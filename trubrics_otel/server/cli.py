@@ -281,6 +281,7 @@ def _session_argument(parser: argparse.ArgumentParser) -> None:
 def _source_arguments(parser: argparse.ArgumentParser) -> None:
     _db_argument(parser)
     parser.add_argument("--url", help="ask a running server (e.g. http://127.0.0.1:8787) instead of the file")
+    parser.add_argument("--api-key", help="with --url: the server's --api-key (needed when it is not on loopback)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -301,7 +302,8 @@ def _fetch(args: argparse.Namespace, endpoint: str, params: dict[str, Any],
     import requests
 
     query = {k: (v.isoformat() if isinstance(v, _dt.datetime) else v) for k, v in params.items() if v is not None}
-    response = requests.get(f"{args.url.rstrip('/')}/api/{endpoint}", params=query, timeout=30)
+    headers = {"x-api-key": args.api_key} if args.api_key else {}
+    response = requests.get(f"{args.url.rstrip('/')}/api/{endpoint}", params=query, headers=headers, timeout=30)
     if response.status_code == 404:
         return []
     response.raise_for_status()
