@@ -24,7 +24,7 @@ from typing import Any
 try:  # the package's layout after the restructuring, then before it
     from trubrics_otel.receive.otlp import decode_request, decompress
 except ImportError:  # pragma: no cover - depends on the branch
-    from trubrics_otel.otlp import decode_request, decompress
+    from trubrics_otel.receive.otlp import decode_request, decompress
 
 MAX_BODY = 32 << 20
 

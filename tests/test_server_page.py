@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 import requests
 
 from trubrics_otel.server import LocalServer
 
+from browser import ARTIFACTS, browser, needs_chromium, wait_for_text  # noqa: F401 (browser: a fixture)
 from conftest import load_quickstart
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-
-pytestmark = pytest.mark.skipif(
-    not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -30,31 +20,6 @@ def server(tmp_path_factory):
             env.setenv("TRUBRICS_SPOOL", str(tmp_path_factory.mktemp("spool")))  # never ~/.cache
             load_quickstart().run_chat_app(server.url)
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1400,1000",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-
-
-def wait_for_text(browser, text: str, timeout: float = 15.0) -> str:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(browser, timeout).until(lambda d: text in d.find_element("tag name", "main").text)
-    return browser.find_element("tag name", "main").text
 
 
 def test_thread_is_shown_as_a_conversation(server, browser):
@@ -97,14 +62,15 @@ def test_clicking_a_thread_opens_it(server, browser):
 def test_events_users_and_sessions_views(server, browser):
     browser.get(f"{server.url}/#events")
     text = wait_for_text(browser, "Thumbs up")
-    assert "Sign up" in text and "bob" in text and "Prompt → Generation" in text
+    assert "Sign up" in text and "bob" in text
+    assert "And a side dish?" in text and "gpt-4o" in text  # LLM rows show the prompt and model
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "server-page-events.png"))
 
-    browser.get(f"{server.url}/#user=bob")
-    text = wait_for_text(browser, "Events of user")
+    browser.get(f"{server.url}/#events?user=bob")
+    wait_for_text(browser, "Sign up")
     rows = browser.find_elements("css selector", "tbody tr")
-    assert len(rows) == 1 and "Sign up" in rows[0].text
+    assert len(rows) == 1 and "Sign up" in rows[0].text and "bob" in rows[0].text
 
     browser.get(f"{server.url}/#sessions")
     wait_for_text(browser, "alice")

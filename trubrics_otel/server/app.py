@@ -15,12 +15,7 @@ Routes (all on one port, stdlib ``http.server`` only):
 ``POST /publish_events``       Trubrics ingestion API (also under any prefix, e.g.
 ``POST /publish_llm_events``   ``/api/ingestion/publish_events``); needs a non-empty ``x-api-key``
 ``POST /v1/traces``            OTLP/HTTP traces (protobuf or JSON), stored as Trubrics events
-``GET /``                      the page: events, users, sessions, threads as conversations
-``GET /api/events``            ``?user=&event=&thread=&kind=&since=&until=&limit=``
-``GET /api/users``             users with counts and first / last seen
-``GET /api/sessions``          ``?user=&limit=``
-``GET /api/threads``           ``?user=&limit=``; ``/api/threads/<id>`` for one conversation
-``GET /api/stats``             counts
+``GET /``, ``GET /api/...``     the page and the read API it uses: see :mod:`.read_api`
 =============================  =================================================================
 
 Ingestion answers like a FastAPI app: 401 without a key (or with the wrong one when
@@ -30,12 +25,12 @@ for invalid events. **Valid events of a batch are stored even when others in it 
 invalid**: the answer is then 422 (the bad ones need fixing; the exporter does not
 retry a 422) and says how many were stored. An all-valid batch gets 200 with
 ``{"stored": n, "duplicates": m}``; a retried batch is counted as duplicates, not stored
-twice. The read API and page need no key: the server binds to 127.0.0.1 by default.
+twice. The read API needs no key on loopback (the default, 127.0.0.1); bound elsewhere it
+needs ``api_key``.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import hmac
 import json
 import logging
@@ -44,20 +39,14 @@ import threading
 import zlib
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-from trubrics_otel.receive.otlp import decode_request
-from trubrics_otel.server.store import DEFAULT_SESSION_TIMEOUT_S, Store
-from trubrics_otel.server.times import parse_time
-from trubrics_otel.server.validation import (
-    EVENT,
-    LLM_EVENT,
-    validate_batch,
-    validate_event,
-)
 from trubrics_otel.translate.encoder import encode_spans
+from trubrics_otel.receive.otlp import decode_request
+from trubrics_otel.server import read_api
+from trubrics_otel.server.store import DEFAULT_SESSION_TIMEOUT_S, Store
+from trubrics_otel.server.validation import EVENT, LLM_EVENT, validate_batch, validate_event
 
 DEFAULT_PORT = 8787
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -98,14 +87,20 @@ class LocalServer:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
         logger: logging.Logger | None = None,
+        read_needs_key: bool | None = None,
     ) -> None:
-        self.store = db if isinstance(db, Store) else Store(db)
+        """``read_needs_key``: whether the read API needs ``api_key``; by default, when
+        ``host`` is not a loopback address."""
+        self.store = db if isinstance(db, Store) else Store(db, session_timeout_s=session_timeout_s)
         self.host = host
         self.port = port
         self._api_key = api_key.encode("utf-8") if api_key else None
         self.max_body_bytes = max_body_bytes
         self.session_timeout_s = session_timeout_s
         self.logger = logger or logging.getLogger("trubrics.server")
+        self._reads = read_api.ReadAPI(self.store, session_timeout_s=session_timeout_s,
+                                       api_key=self._api_key,
+            needs_key=read_needs_key if read_needs_key is not None else not read_api.is_loopback(host))
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -208,57 +203,13 @@ class LocalServer:
             return Response(200, {})
         return Response(200, b"", "application/x-protobuf")
 
-    def query(self, path: str, params: Mapping[str, str]) -> Response:
-        if path in ("/", "/index.html"):
-            page = resources.files("trubrics_otel.server").joinpath("static/index.html").read_bytes()
-            return Response(200, page, "text/html; charset=utf-8", {"Cache-Control": "no-store"})
-        limit = _int(params.get("limit"), 100)
-        user = params.get("user") or None
-        store = self.store
-        if path == "/api/events":
-            return Response(200, store.events(
-                user=user, event=params.get("event") or None, thread=params.get("thread") or None,
-                kind=params.get("kind") or None, since=_time(params.get("since")),
-                until=_time(params.get("until")), limit=limit,
-                session_timeout_s=self.session_timeout_s,
-            ))
-        if path == "/api/users":
-            return Response(200, store.users(limit=limit))
-        if path == "/api/sessions":
-            return Response(200, store.sessions(user=user, timeout_s=self.session_timeout_s, limit=limit))
-        if path == "/api/threads":
-            return Response(200, store.threads(user=user, limit=limit))
-        if path.startswith("/api/threads/"):
-            thread_id = unquote(path[len("/api/threads/"):])
-            turns = store.thread(thread_id)
-            if not turns:
-                return Response(404, {"detail": f"no thread {thread_id!r}"})
-            return Response(200, {"thread_id": thread_id, "turns": turns})
-        if path == "/api/stats":
-            return Response(200, {**store.count(), "session_timeout_s": self.session_timeout_s})
-        return Response(404, {"detail": "Not Found"})
+    def query(self, path: str, params: Mapping[str, str], api_key: str | None = None) -> Response:
+        """The page and the read API (:mod:`.read_api`); ``api_key``: the request's ``x-api-key``."""
+        status, body, content_type, headers = self._reads.handle(path, params, api_key)
+        return Response(status, body, content_type, headers)
 
 
-class BadQuery(ValueError):
-    pass
-
-
-def _int(text: str | None, default: int) -> int:
-    if not text:
-        return default
-    try:
-        return max(1, int(text))
-    except ValueError:
-        raise BadQuery(f"limit must be a positive integer, got {text!r}") from None
-
-
-def _time(text: str | None) -> _dt.datetime | None:
-    if not text:
-        return None
-    try:
-        return parse_time(text)
-    except ValueError as exc:
-        raise BadQuery(str(exc)) from None
+BadQuery = read_api.BadQuery
 
 
 def _reject_constant(name: str) -> Any:
@@ -308,7 +259,7 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
             try:
-                response = server.query(parts.path, params)
+                response = server.query(parts.path, params, self.headers.get("x-api-key"))
             except BadQuery as exc:
                 response = Response(400, {"detail": str(exc)})
             except Exception:

@@ -24,8 +24,8 @@ from typing import Any
 from urllib.parse import quote
 
 from trubrics_otel.server.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, LocalServer
-from trubrics_otel.server.store import DEFAULT_SESSION_TIMEOUT_S, Store, default_db_path
-from trubrics_otel.server.times import parse_time
+from trubrics_otel.server.read_api import is_loopback
+from trubrics_otel.server.store import DEFAULT_SESSION_TIMEOUT_S, Store, default_db_path, parse_time
 
 
 class Command:
@@ -71,6 +71,9 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"  send events:  Trubrics(api_key=\"local-dev-key\", host=\"{server.url}\")", flush=True)
     print(f"  OTLP traces:  {server.url}/v1/traces", flush=True)
     print(f"  look at them: {server.url}/   (Ctrl-C stops)", flush=True)
+    if not is_loopback(args.bind):
+        print("  the page and read API need the x-api-key given by --api-key here"
+              + ("" if args.api_key else " (none given: remote reads are refused)"), flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -278,6 +281,7 @@ def _session_argument(parser: argparse.ArgumentParser) -> None:
 def _source_arguments(parser: argparse.ArgumentParser) -> None:
     _db_argument(parser)
     parser.add_argument("--url", help="ask a running server (e.g. http://127.0.0.1:8787) instead of the file")
+    parser.add_argument("--api-key", help="with --url: the server's --api-key (needed when it is not on loopback)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -298,7 +302,8 @@ def _fetch(args: argparse.Namespace, endpoint: str, params: dict[str, Any],
     import requests
 
     query = {k: (v.isoformat() if isinstance(v, _dt.datetime) else v) for k, v in params.items() if v is not None}
-    response = requests.get(f"{args.url.rstrip('/')}/api/{endpoint}", params=query, timeout=30)
+    headers = {"x-api-key": args.api_key} if args.api_key else {}
+    response = requests.get(f"{args.url.rstrip('/')}/api/{endpoint}", params=query, headers=headers, timeout=30)
     if response.status_code == 404:
         return []
     response.raise_for_status()

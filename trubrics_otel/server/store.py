@@ -17,11 +17,15 @@ without the pair are stored as sent.
 
 Sessions follow the Trubrics definition: per user, a new session starts when more than
 ``timeout_s`` passed since the user's previous event (exactly ``timeout_s`` stays in the
-session). They are computed at query time with window functions over the stored
-timestamps, never stored, so an event arriving late (out of order) lands in the right
-session. A session's id is a hash of its user and first timestamp: events appended after
-the session never change it; only an out-of-order event earlier than the session's
-start (or one bridging two sessions) moves that start, and so that id.
+session). They are kept in a ``sessions`` table maintained on insert (:mod:`.derived`), so
+an event arriving late (out of order) lands in the right session, joining or bridging
+sessions as needed; a query for another timeout computes them with window functions. A
+session's id is a hash of its user and first timestamp: events appended after the session
+never change it; only an out-of-order event earlier than the session's start (or one
+bridging two sessions) moves that start, and so that id.
+
+Users, threads, hourly rollups and a full-text index are maintained the same way; the read
+queries are in :mod:`.queries` and :mod:`.stats`.
 
 Threads are LLM events grouped by ``thread_id`` (or the ``$thread_id`` property), ordered
 by timestamp, then insertion order.
@@ -34,7 +38,6 @@ another process) run while the server writes.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import math
 import os
@@ -47,7 +50,11 @@ from typing import Any
 
 from trubrics_otel import semconv as sc
 from trubrics_otel import settings
-from trubrics_otel.server.times import iso, now_us, timestamp_us, to_us
+from trubrics_otel.server import derived, queries
+from trubrics_otel.server.queries import EventFilter
+from trubrics_otel.server.times import iso, now_us, parse_time, parse_timestamp, timestamp_us, to_us
+
+__all__ = ["Store", "default_db_path", "iso", "parse_time", "parse_timestamp", "timestamp_us", "to_us"]
 
 DEFAULT_SESSION_TIMEOUT_S = 30 * 60
 
@@ -71,19 +78,23 @@ CREATE TABLE IF NOT EXISTS events (
     latency         REAL,
     input_tokens    INTEGER,
     output_tokens   INTEGER,
-    error           TEXT
+    error           TEXT,
+    cost_usd        REAL                          -- the cost_usd property, where present
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_span ON events (trace_id, span_id);
 CREATE INDEX IF NOT EXISTS events_user_time ON events (user_id, ts_us, id);
 CREATE INDEX IF NOT EXISTS events_time ON events (ts_us, id);
 CREATE INDEX IF NOT EXISTS events_thread ON events (thread_id, ts_us, id) WHERE thread_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_name ON events (event, ts_us, id);
+CREATE INDEX IF NOT EXISTS events_prompt_name ON events (prompt_event_name) WHERE kind = 'llm';
+CREATE INDEX IF NOT EXISTS events_model ON events (model, ts_us, id) WHERE model IS NOT NULL;
 """
 # SQLite treats NULLs as distinct in a UNIQUE index: events without ids never collide.
 
 _COLUMNS = (
     "kind", "user_id", "event", "ts_us", "received_us", "properties", "trace_id", "span_id",
     "thread_id", "prompt", "generation", "prompt_event_name", "assistant_id", "model",
-    "latency", "input_tokens", "output_tokens", "error",
+    "latency", "input_tokens", "output_tokens", "error", "cost_usd",
 )
 _INSERT = (
     f"INSERT OR IGNORE INTO events ({', '.join(_COLUMNS)}) "
@@ -101,8 +112,12 @@ def default_db_path() -> Path:
 
 
 class Store:
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *,
+                 session_timeout_s: float | None = None) -> None:
+        """``session_timeout_s``: the idle time the ``sessions`` table is kept for (the server's);
+        ``None`` (readers) keeps the table's, 30 minutes for a new database."""
         self.path = Path(path).expanduser() if path is not None else default_db_path()
+        self._timeout_us = None if session_timeout_s is None else round(float(session_timeout_s) * 1e6)
         self._write_lock = threading.Lock()
         self._ready = False
 
@@ -112,13 +127,14 @@ class Store:
     # --- connections -------------------------------------------------------------------
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """A short-lived connection (rows as :class:`sqlite3.Row`), for :mod:`.queries` / :mod:`.stats`."""
         if not self._ready:
             self._create()
         connection = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
         try:
             connection.row_factory = sqlite3.Row
-            connection.create_function("session_id", 2, _session_id, deterministic=True)
+            derived.register_functions(connection)
             yield connection
         finally:
             connection.close()
@@ -130,11 +146,19 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
             try:
+                derived.register_functions(connection)
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.executescript(_SCHEMA)
+                derived.ensure(connection, self._timeout_us)
             finally:
                 connection.close()
             self._ready = True
+
+    def sessions_lookup(self, connection: sqlite3.Connection, timeout_s: float | None = None) -> queries.Sessions:
+        """How queries find session ids for ``timeout_s`` (default: the table's)."""
+        table_us = derived.stored_timeout_us(connection)
+        timeout_us = round(float(timeout_s) * 1e6) if timeout_s is not None else table_us
+        return queries.Sessions(timeout_us if timeout_us is not None else derived.DEFAULT_TIMEOUT_US, table_us)
 
     # --- writing -----------------------------------------------------------------------
 
@@ -148,25 +172,28 @@ class Store:
         rows = [_event_row(e, now) for e in events] + [_llm_row(e, now) for e in llm_events]
         if not rows:
             return 0, 0
-        with self._connect() as connection, self._write_lock:
-            before = connection.total_changes
+        with self.connection() as connection, self._write_lock:
             connection.execute("BEGIN IMMEDIATE")
             try:
+                last_id = connection.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+                before = connection.total_changes
                 connection.executemany(_INSERT, rows)
+                stored = connection.total_changes - before
+                if stored:
+                    derived.apply(connection, last_id, derived.stored_timeout_us(connection))
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
-            stored = connection.total_changes - before
         return stored, len(rows) - stored
 
     # --- reading -----------------------------------------------------------------------
 
     def count(self) -> dict[str, int]:
-        with self._connect() as connection:
+        with self.connection() as connection:
             row = connection.execute(
-                "SELECT COUNT(*) AS total, COALESCE(SUM(kind = 'llm'), 0) AS llm, "
-                "COUNT(DISTINCT user_id) AS users, COALESCE(MAX(id), 0) AS last_id FROM events"
+                "SELECT COALESCE(SUM(events), 0) AS total, COALESCE(SUM(llm_events), 0) AS llm, "
+                "COUNT(*) AS users, (SELECT COALESCE(MAX(id), 0) FROM events) AS last_id FROM users"
             ).fetchone()
         return {"events": row["total"] - row["llm"], "llm_events": row["llm"], "users": row["users"],
                 "last_id": row["last_id"]}
@@ -182,158 +209,61 @@ class Store:
         until: _dt.datetime | None = None,
         limit: int | None = 100,
         newest_first: bool = True,
-        session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
+        session_timeout_s: float | None = None,
     ) -> list[dict[str, Any]]:
         """Events matching every filter given, each with its ``session_id``.
 
         ``event`` matches the event's name, and for LLM events also the prompt's.
         """
-        filters = {
-            "e.user_id = ?": user,
-            "e.thread_id = ?": thread,
-            "e.kind = ?": kind,
-            "e.ts_us >= ?": to_us(since) if since is not None else None,
-            "e.ts_us < ?": to_us(until) if until is not None else None,
-        }
-        where = [clause for clause, value in filters.items() if value is not None]
-        params: list[Any] = [value for value in filters.values() if value is not None]
-        if event is not None:
-            where.append("(e.event = ? OR e.prompt_event_name = ?)")
-            params += [event, event]
-        order = "DESC" if newest_first else "ASC"
-        page = (
-            f"SELECT * FROM events e WHERE {' AND '.join(where) or '1'} "
-            f"ORDER BY e.ts_us {order}, e.id {order} LIMIT ?"
-        )
-        with self._connect() as connection:
-            rows = connection.execute(
-                _with_sessions(page, order, session_timeout_s), [*params, -1 if limit is None else limit]
-            ).fetchall()
-        return [_event_dict(row) for row in rows]
+        found = EventFilter(user=user, event=event, thread=thread, kind=kind,
+                            since_us=to_us(since) if since is not None else None,
+                            until_us=to_us(until) if until is not None else None)
+        with self.connection() as c:
+            return queries.event_page(c, found, sessions=self.sessions_lookup(c, session_timeout_s),
+                                      limit=limit, newest_first=newest_first)["events"]
 
     def users(self, *, limit: int | None = 100) -> list[dict[str, Any]]:
-        sql = (
-            "SELECT user_id, COUNT(*) AS events, SUM(kind = 'llm') AS llm_events, "
-            "MIN(ts_us) AS first_us, MAX(ts_us) AS last_us, "
-            "COUNT(DISTINCT thread_id) AS threads FROM events "
-            "GROUP BY user_id ORDER BY last_us DESC, user_id LIMIT ?"
-        )
-        with self._connect() as connection:
-            rows = connection.execute(sql, [-1 if limit is None else limit]).fetchall()
-        return [
-            {
-                "user_id": r["user_id"], "events": r["events"], "llm_events": r["llm_events"],
-                "threads": r["threads"], "first_seen": iso(r["first_us"]), "last_seen": iso(r["last_us"]),
-            }
-            for r in rows
-        ]
+        with self.connection() as c:
+            return queries.user_list(c, limit=limit)["users"]
 
     def sessions(
         self,
         *,
         user: str | None = None,
-        timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
+        timeout_s: float | None = None,
         limit: int | None = 100,
     ) -> list[dict[str, Any]]:
         """Sessions, most recently active first."""
-        sql = (
-            f"WITH s AS ({_sessionised(timeout_s, 'WHERE user_id = ?' if user is not None else '')}) "
-            "SELECT s.session_id, s.user_id, MIN(e.ts_us) AS start_us, MAX(e.ts_us) AS end_us, "
-            "COUNT(*) AS events, SUM(e.kind = 'llm') AS llm_events, "
-            "COUNT(DISTINCT e.thread_id) AS threads, "
-            "json_group_array(DISTINCT e.event) AS names "
-            "FROM s JOIN events e ON e.id = s.id "
-            "GROUP BY s.user_id, s.session_id ORDER BY end_us DESC, s.user_id LIMIT ?"
-        )
-        params: list[Any] = [user] if user is not None else []
-        with self._connect() as connection:
-            rows = connection.execute(sql, [*params, -1 if limit is None else limit]).fetchall()
-        return [
-            {
-                "session_id": r["session_id"], "user_id": r["user_id"],
-                "start": iso(r["start_us"]), "end": iso(r["end_us"]),
-                "duration_s": (r["end_us"] - r["start_us"]) / 1e6,
-                "events": r["events"], "llm_events": r["llm_events"], "threads": r["threads"],
-                "event_names": sorted(json.loads(r["names"])),
-            }
-            for r in rows
-        ]
+        with self.connection() as c:
+            lookup = self.sessions_lookup(c, timeout_s)
+            if lookup.from_table:
+                return queries.session_list(c, user=user, limit=limit)["sessions"]
+            return _computed_sessions(c, lookup.timeout_us, user, limit)
 
     def threads(self, *, user: str | None = None, limit: int | None = 100) -> list[dict[str, Any]]:
         """Threads, most recently active first, with their first prompt as a title."""
-        sql = (
-            "SELECT thread_id, COUNT(*) AS turns, MIN(ts_us) AS start_us, MAX(ts_us) AS end_us, "
-            "json_group_array(DISTINCT user_id) AS users, "
-            "json_group_array(DISTINCT model) FILTER (WHERE model IS NOT NULL) AS models, "
-            "SUM(error IS NOT NULL) AS errors, SUM(input_tokens) AS input_tokens, "
-            "SUM(output_tokens) AS output_tokens, "
-            "(SELECT prompt FROM events f WHERE f.kind = 'llm' AND f.thread_id = e.thread_id "
-            " ORDER BY f.ts_us, f.id LIMIT 1) AS title "
-            "FROM events e WHERE kind = 'llm' AND thread_id IS NOT NULL "
-            + ("AND thread_id IN (SELECT thread_id FROM events WHERE user_id = ?) " if user else "")
-            + "GROUP BY thread_id ORDER BY end_us DESC, thread_id LIMIT ?"
-        )
-        params: list[Any] = [user] if user else []
-        with self._connect() as connection:
-            rows = connection.execute(sql, [*params, -1 if limit is None else limit]).fetchall()
-        return [
-            {
-                "thread_id": r["thread_id"], "users": sorted(json.loads(r["users"])),
-                "turns": r["turns"], "start": iso(r["start_us"]), "end": iso(r["end_us"]),
-                "models": sorted(json.loads(r["models"] or "[]")), "errors": r["errors"],
-                "input_tokens": r["input_tokens"], "output_tokens": r["output_tokens"],
-                "title": r["title"],
-            }
-            for r in rows
-        ]
+        with self.connection() as c:
+            return queries.thread_list(c, user=user, limit=limit)["threads"]
 
-    def thread(
-        self, thread_id: str, *, session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S
-    ) -> list[dict[str, Any]]:
+    def thread(self, thread_id: str, *, session_timeout_s: float | None = None) -> list[dict[str, Any]]:
         """One conversation's LLM events, oldest first (timestamp, then insertion order)."""
-        page = "SELECT * FROM events WHERE kind = 'llm' AND thread_id = ?"
-        with self._connect() as connection:
-            rows = connection.execute(_with_sessions(page, "ASC", session_timeout_s), [thread_id]).fetchall()
-        return [_event_dict(row) for row in rows]
+        return self.events(thread=thread_id, kind="llm", limit=None, newest_first=False,
+                           session_timeout_s=session_timeout_s)
 
 
-# --- sessions in SQL --------------------------------------------------------------------------
-
-
-def _with_sessions(page: str, order: str, timeout_s: float) -> str:
-    """The rows of ``page`` with their session ids, computed over their users' events only."""
-    return (
-        f"WITH page AS ({page}), "
-        f"s AS ({_sessionised(timeout_s, 'WHERE user_id IN (SELECT user_id FROM page)')}) "
-        f"SELECT page.*, s.session_id FROM page JOIN s ON s.id = page.id "
-        f"ORDER BY page.ts_us {order}, page.id {order}"
+def _computed_sessions(c: sqlite3.Connection, timeout_us: int, user: str | None,
+                       limit: int | None) -> list[dict[str, Any]]:
+    """Sessions for a timeout other than the table's, computed with window functions."""
+    where = "WHERE user_id = ?" if user is not None else ""
+    sql = (
+        "SELECT user_id, MIN(ts_us) AS start_us, MAX(ts_us) AS end_us, "
+        "session_id(user_id, MIN(ts_us)) AS session_id, COUNT(*) AS events, "
+        f"SUM(kind = 'llm') AS llm_events FROM ({derived.numbered_sessions(timeout_us, where)}) "
+        "GROUP BY user_id, n ORDER BY end_us DESC, user_id DESC LIMIT ?"
     )
-
-
-def _sessionised(timeout_s: float, where: str = "") -> str:
-    """Every event's id, user and session: LAG finds the gap, a running SUM numbers sessions.
-
-    ``where`` narrows the events (whole users only, or sessions would be cut).
-    """
-    timeout_us = round(float(timeout_s) * 1e6)  # an int literal: safe to inline
-    return f"""
-        SELECT id, user_id,
-               session_id(user_id, MIN(ts_us) OVER (PARTITION BY user_id, n)) AS session_id
-        FROM (
-            SELECT id, user_id, ts_us,
-                   SUM(gap) OVER (PARTITION BY user_id ORDER BY ts_us, id
-                                  ROWS UNBOUNDED PRECEDING) AS n
-            FROM (
-                SELECT id, user_id, ts_us,
-                       COALESCE(ts_us - LAG(ts_us) OVER (PARTITION BY user_id ORDER BY ts_us, id)
-                                > {timeout_us}, 1) AS gap
-                FROM events {where}
-            )
-        )"""
-
-
-def _session_id(user_id: str, start_us: int) -> str:
-    return hashlib.sha256(f"{user_id}\x00{start_us}".encode()).hexdigest()[:16]
+    params: list[Any] = [user] if user is not None else []
+    rows = c.execute(sql, [*params, -1 if limit is None else limit]).fetchall()
+    return [queries.session_dict(c, r) for r in rows]
 
 
 # --- rows ---------------------------------------------------------------------------------------
@@ -354,7 +284,7 @@ def _event_row(event: Mapping[str, Any], now_us: int) -> tuple[Any, ...]:
         "event", event["user_id"], event["event"], _event_time(event, now_us), now_us,
         json.dumps(properties, ensure_ascii=False), trace, span,
         str(thread) if thread not in (None, "") else None,
-        None, None, None, None, None, None, None, None, _error(properties),
+        None, None, None, None, None, None, None, None, _error(properties), _cost(properties),
     )
 
 
@@ -372,7 +302,7 @@ def _llm_row(event: Mapping[str, Any], now_us: int) -> tuple[Any, ...]:
         str(assistant) if assistant not in (None, "") else None,
         model or (str(assistant) if assistant not in (None, "") else None),
         event.get("latency"), _tokens(properties, _INPUT_TOKEN_KEYS),
-        _tokens(properties, _OUTPUT_TOKEN_KEYS), _error(properties),
+        _tokens(properties, _OUTPUT_TOKEN_KEYS), _error(properties), _cost(properties),
     )
 
 
@@ -382,6 +312,13 @@ def _tokens(properties: Mapping[str, Any], keys: Sequence[str]) -> int | None:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             if abs(value) < 2**63:  # SQLite's INTEGER
                 return int(value)
+    return None
+
+
+def _cost(properties: Mapping[str, Any]) -> float | None:
+    value = properties.get("cost_usd")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
     return None
 
 
@@ -395,32 +332,3 @@ def _error(properties: Mapping[str, Any]) -> str | None:
 def _event_time(event: Mapping[str, Any], now_us: int) -> int:
     timestamp = event.get("timestamp")
     return timestamp_us(timestamp) if isinstance(timestamp, str) else now_us
-
-
-def _event_dict(row: sqlite3.Row) -> dict[str, Any]:
-    common = {
-        "id": row["id"],
-        "kind": row["kind"],
-        "user_id": row["user_id"],
-        "timestamp": iso(row["ts_us"]),
-        "received_at": iso(row["received_us"]),
-        "session_id": row["session_id"],
-        "thread_id": row["thread_id"],
-        "properties": json.loads(row["properties"]),
-        "error": row["error"],
-    }
-    if row["kind"] == "event":
-        return {**common, "event": row["event"]}
-    return {
-        **common,
-        "event": row["event"],
-        "prompt": row["prompt"],
-        "generation": row["generation"],
-        "prompt_event_name": row["prompt_event_name"],
-        "generation_event_name": row["event"],
-        "assistant_id": row["assistant_id"],
-        "model": row["model"],
-        "latency": row["latency"],
-        "input_tokens": row["input_tokens"],
-        "output_tokens": row["output_tokens"],
-    }

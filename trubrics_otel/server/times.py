@@ -1,10 +1,9 @@
-"""Times in the local server: ISO 8601 text, microseconds since the epoch, "2h ago".
+"""Times in the local store: microseconds since the epoch (UTC), shown as ISO 8601.
 
 ::
 
-    timestamp_us("2026-11-25T10:00:00Z")   # microseconds; ValueError for bad text
-    parse_time("15m")                        # 15 minutes ago, aware (UTC)
-    iso(us)                                  # back to ISO 8601 in UTC
+    to_us(parse_time("2h"))         # two hours ago
+    iso(1_700_000_000_000_000)      # '2023-11-14T22:13:20+00:00'
 """
 
 from __future__ import annotations

@@ -1,0 +1,104 @@
+"""The tables kept on insert (sessions, users, threads, rollups, search) against a rebuild."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import sqlite3
+
+from trubrics_otel.server import Store
+
+T0 = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.timezone.utc)
+TABLES = ("sessions", "users", "threads", "rollup", "hourly", "user_hours", "latency_hist")
+
+
+def random_events(seed: int = 3) -> tuple[list[dict], list[dict]]:
+    rng = random.Random(seed)
+    plain, llm = [], []
+    for i in range(400):
+        moment = (T0 + dt.timedelta(minutes=rng.randrange(3000))).isoformat()
+        user, thread = f"u{rng.randrange(8)}", f"t{rng.randrange(12)}"
+        ids = {"$trace_id": f"{i:032x}", "$span_id": f"{i:016x}"}
+        if rng.random() < 0.6:
+            props = {**ids, "model": rng.choice(("a", "b")), "input_tokens": rng.randrange(99),
+                     "cost_usd": rng.choice((None, 0.25, 0.5))}
+            llm.append({"user_id": user, "prompt": f"word{i} shared", "generation": "g", "thread_id": thread,
+                        "timestamp": moment, "latency": rng.choice((0.1, 1.0, 2.5)),
+                        "properties": {k: v for k, v in props.items() if v is not None}})
+        else:
+            plain.append({"user_id": user, "event": rng.choice(("View", "Thumbs up")), "timestamp": moment,
+                          "properties": {**ids, **({"$thread_id": thread} if rng.random() < 0.3 else {})}})
+    return plain, llm
+
+
+def dump(store: Store) -> dict[str, list]:
+    """Every derived row, without row ids (they depend on arrival order), floats rounded."""
+    tables = {}
+    with store.connection() as c:
+        for table in TABLES:
+            columns = [r[1] for r in c.execute(f"PRAGMA table_info({table})") if r[1] != "first_id"]
+            rows = c.execute(f"SELECT {', '.join(columns)} FROM {table}")
+            tables[table] = sorted(tuple(round(v, 9) if isinstance(v, float) else v for v in row) for row in rows)
+    return tables
+
+
+def test_shuffled_retried_batches_give_the_tables_of_one_ordered_batch(tmp_path):
+    plain, llm = random_events()
+    ordered = Store(tmp_path / "ordered.sqlite3")
+    ordered.insert(plain, llm)
+    shuffled = Store(tmp_path / "shuffled.sqlite3")
+    items = [("e", e) for e in plain] + [("l", e) for e in llm]
+    random.Random(9).shuffle(items)
+    for start in range(0, len(items), 7):
+        batch = items[start:start + 7] + items[max(0, start - 3):start]  # retries overlap
+        shuffled.insert([e for k, e in batch if k == "e"], [e for k, e in batch if k == "l"])
+    assert dump(shuffled) == dump(ordered)
+    assert sum(row[4] for row in dump(ordered)["sessions"]) == len(items)
+
+
+def test_tables_match_a_rebuild_from_the_events(tmp_path):
+    store = Store(tmp_path / "e.sqlite3")
+    plain, llm = random_events(seed=4)
+    for start in range(0, 400, 50):
+        store.insert(plain[start:start + 50], llm[start:start + 50])
+    before = dump(store)
+    with sqlite3.connect(store.path) as c:
+        c.execute("PRAGMA user_version = 0")  # as if written by an older version
+    assert dump(Store(store.path)) == before
+    with store.connection() as c:
+        hits = c.execute("SELECT rowid FROM events_fts WHERE events_fts MATCH 'word7'").fetchall()
+    assert [e["prompt"] for e in store.events(limit=None) if e["id"] in {h[0] for h in hits}] == ["word7 shared"]
+
+
+def test_a_database_from_before_the_derived_tables_is_upgraded(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as c:  # the first release's schema: no cost_usd, no derived tables
+        c.execute("""CREATE TABLE events (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, user_id TEXT NOT NULL,
+            event TEXT NOT NULL, ts_us INTEGER NOT NULL, received_us INTEGER NOT NULL, properties TEXT NOT NULL,
+            trace_id TEXT, span_id TEXT, thread_id TEXT, prompt TEXT, generation TEXT, prompt_event_name TEXT,
+            assistant_id TEXT, model TEXT, latency REAL, input_tokens INTEGER, output_tokens INTEGER, error TEXT)""")
+        c.execute("INSERT INTO events (kind, user_id, event, ts_us, received_us, properties, thread_id, prompt, "
+                  "generation, prompt_event_name, model, latency, input_tokens) VALUES "
+                  "('llm', 'ann', 'Generation', 1772355600000000, 1772355600000000, ?, 't1', 'hi', 'hello', "
+                  "'Prompt', 'gpt-4o', 1.0, 7)", (json.dumps({"cost_usd": 0.5}),))
+    store = Store(path)
+    [user] = store.users()
+    assert (user["user_id"], user["llm_events"], user["input_tokens"], user["cost_usd"]) == ("ann", 1, 7, 0.5)
+    assert store.threads()[0]["title"] == "hi" and store.sessions()[0]["events"] == 1
+    store.insert([{"user_id": "ann", "event": "Thumbs up", "timestamp": "2026-03-01T09:01:00+00:00",
+                   "properties": {"$thread_id": "t1"}}])
+    assert store.threads()[0]["feedback"] == {"Thumbs up": 1} and store.sessions()[0]["events"] == 2
+
+
+def test_readers_use_the_servers_session_table_and_leave_it_alone(tmp_path):
+    def ev(name: str, minutes: int) -> dict:
+        return {"user_id": "u", "event": name, "timestamp": (T0 + dt.timedelta(minutes=minutes)).isoformat()}
+
+    server = Store(tmp_path / "e.sqlite3", session_timeout_s=300)  # serve --session-timeout 5
+    server.insert([ev("a", 0), ev("b", 4), ev("c", 10)])
+    reader = Store(server.path)  # the CLI: no timeout of its own
+    assert [s["events"] for s in reader.sessions()] == [1, 2]
+    assert [s["events"] for s in reader.sessions(timeout_s=1800)] == [3]  # computed, not stored
+    server.insert([ev("d", 14)])
+    assert [s["events"] for s in Store(server.path).sessions()] == [2, 2]

@@ -1,0 +1,326 @@
+"""Read queries for the page and the CLI: filter, search, page, look up one thing.
+
+::
+
+    with store.connection() as c:
+        page = event_page(c, EventFilter(user="alice", q="refund"), limit=50, sessions=lookup)
+        page["events"], page["next"]          # next: a cursor for the following (older) page
+        user_profile(c, "alice", sessions=lookup)
+        trace(c, "4bf92f3577b34da6a3ce929d0e0e4736")
+
+Every list is newest first and pages with a keyset cursor (``"<ts_us>:<id>"``), so page
+500 costs what page 1 does. Lists read the derived tables (:mod:`.derived`); events read
+``events`` through its indexes; search reads the FTS5 index over prompts and generations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from trubrics_otel import semconv as sc
+from trubrics_otel.server.derived import numbered_sessions
+from trubrics_otel.server.times import iso
+
+
+@dataclasses.dataclass(frozen=True)
+class EventFilter:
+    """Events matching every field given. ``event`` matches the event name, and for LLM events
+    also the prompt's; ``q`` is a full-text search of prompts and generations (words, the
+    last one as a prefix); ``session`` is a session id."""
+
+    user: str | None = None
+    event: str | None = None
+    model: str | None = None
+    thread: str | None = None
+    kind: str | None = None
+    since_us: int | None = None
+    until_us: int | None = None
+    q: str | None = None
+    session: str | None = None
+    trace: str | None = None
+
+
+class Sessions:
+    """How events get their session ids: from the ``sessions`` table when it was built for
+    ``timeout_us``, else computed for the page's users at query time."""
+
+    def __init__(self, timeout_us: int, table_timeout_us: int | None) -> None:
+        self.timeout_us = timeout_us
+        self.from_table = table_timeout_us == timeout_us
+
+    def ids(self, c: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> dict[int, str]:
+        if not rows:
+            return {}
+        if self.from_table:
+            lookup = ("SELECT session_id FROM sessions WHERE user_id = ? AND start_us <= ? "
+                      "ORDER BY start_us DESC LIMIT 1")
+            return {r["id"]: c.execute(lookup, (r["user_id"], r["ts_us"])).fetchone()[0] for r in rows}
+        users = sorted({r["user_id"] for r in rows})
+        sql = (f"SELECT id, session_id(user_id, MIN(ts_us) OVER (PARTITION BY user_id, n)) AS sid "
+               f"FROM ({numbered_sessions(self.timeout_us, _in('user_id', users))})")
+        wanted = {r["id"] for r in rows}
+        return {i: sid for i, sid in c.execute(sql, users) if i in wanted}
+
+
+def event_page(
+    c: sqlite3.Connection, f: EventFilter, *, sessions: Sessions, limit: int | None = 50,
+    before: str | None = None, newest_first: bool = True,
+) -> dict[str, Any]:
+    """One page of events and the cursor of the next (``None`` on the last page)."""
+    where, params = _event_where(c, f, sessions)
+    if before:
+        ts, _, row_id = before.partition(":")
+        where.append("(e.ts_us, e.id) < (?, ?)" if newest_first else "(e.ts_us, e.id) > (?, ?)")
+        params += [int(ts), int(row_id)]
+    order = "DESC" if newest_first else "ASC"
+    sql = (f"SELECT * FROM events e WHERE {' AND '.join(where) or 'true'} "
+           f"ORDER BY e.ts_us {order}, e.id {order} LIMIT ?")
+    rows = c.execute(sql, [*params, -1 if limit is None else limit + 1]).fetchall()
+    more = limit is not None and len(rows) > limit
+    rows = rows[:limit] if limit is not None else rows
+    ids = sessions.ids(c, rows)
+    return {"events": [event_dict(r, ids.get(r["id"])) for r in rows],
+            "next": f"{rows[-1]['ts_us']}:{rows[-1]['id']}" if more else None}
+
+
+def _event_where(c: sqlite3.Connection, f: EventFilter, sessions: Sessions) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    for clause, value in (("e.user_id = ?", f.user), ("e.thread_id = ?", f.thread), ("e.kind = ?", f.kind),
+                          ("e.model = ?", f.model), ("e.trace_id = ?", f.trace),
+                          ("e.ts_us >= ?", f.since_us), ("e.ts_us < ?", f.until_us)):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    if f.event is not None:
+        # the prompt's name only where some LLM event uses it: "event = ?" alone keeps its index
+        if c.execute("SELECT 1 FROM events WHERE prompt_event_name = ? LIMIT 1", (f.event,)).fetchone():
+            where.append("(e.event = ? OR (e.kind = 'llm' AND e.prompt_event_name = ?))")
+            params += [f.event, f.event]
+        else:
+            where.append("e.event = ?")
+            params.append(f.event)
+    if f.q:
+        where.append("e.id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)")
+        params.append(fts_query(f.q))
+    if f.session is not None:
+        span = session_span(c, f.session, sessions)
+        where.append("e.user_id = ? AND e.ts_us BETWEEN ? AND ?")
+        params += list(span) if span else [None, 0, -1]
+    return where, params
+
+
+def fts_query(text: str) -> str:
+    """Words as quoted FTS5 strings (no operator can be injected), the last one a prefix."""
+    words = [w.replace('"', '""') for w in text.split()]
+    if not words:
+        return '""'
+    return " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
+
+
+def session_span(c: sqlite3.Connection, session: str, sessions: Sessions) -> tuple[str, int, int] | None:
+    """(user, start_us, end_us) of a session id."""
+    if sessions.from_table:
+        row = c.execute("SELECT user_id, start_us, end_us FROM sessions WHERE session_id = ?", (session,)).fetchone()
+        return tuple(row) if row else None  # type: ignore[return-value]
+    sql = (f"SELECT user_id, MIN(ts_us), MAX(ts_us), session_id(user_id, MIN(ts_us)) AS sid "
+           f"FROM ({numbered_sessions(sessions.timeout_us)}) GROUP BY user_id, n")
+    return next(((u, s, e) for u, s, e, sid in c.execute(sql) if sid == session), None)
+
+
+# --- sessions, users, threads ---------------------------------------------------------------------
+
+
+def session_list(c: sqlite3.Connection, *, user: str | None = None, limit: int | None = 50,
+                 before: str | None = None) -> dict[str, Any]:
+    """Sessions from the ``sessions`` table, most recently active first."""
+    where, params = [], []
+    if user is not None:
+        where.append("user_id = ?")
+        params.append(user)
+    if before:
+        end, _, who = before.partition(":")
+        where.append("(end_us, user_id) < (?, ?)")
+        params += [int(end), who]
+    sql = (f"SELECT * FROM sessions WHERE {' AND '.join(where) or 'true'} "
+           f"ORDER BY end_us DESC, user_id DESC LIMIT ?")
+    rows = c.execute(sql, [*params, -1 if limit is None else limit + 1]).fetchall()
+    more = limit is not None and len(rows) > limit
+    rows = rows[:limit] if limit is not None else rows
+    return {"sessions": [session_dict(c, r) for r in rows],
+            "next": f"{rows[-1]['end_us']}:{rows[-1]['user_id']}" if more else None}
+
+
+def session_dict(c: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:
+    detail = c.execute(
+        "SELECT COUNT(DISTINCT thread_id), json_group_array(DISTINCT event), SUM(input_tokens), "
+        "SUM(output_tokens), SUM(cost_usd) FROM events WHERE user_id = ? AND ts_us BETWEEN ? AND ?",
+        (r["user_id"], r["start_us"], r["end_us"])).fetchone()
+    return {
+        "session_id": r["session_id"], "user_id": r["user_id"], "start": iso(r["start_us"]),
+        "end": iso(r["end_us"]), "duration_s": (r["end_us"] - r["start_us"]) / 1e6,
+        "events": r["events"], "llm_events": r["llm_events"], "threads": detail[0],
+        "event_names": sorted(json.loads(detail[1])), "input_tokens": detail[2],
+        "output_tokens": detail[3], "cost_usd": detail[4],
+    }
+
+
+def user_list(c: sqlite3.Connection, *, limit: int | None = 100, q: str | None = None,
+              before: str | None = None) -> dict[str, Any]:
+    """Users from the ``users`` table, most recently seen first; ``q``: part of the id."""
+    where, params = [], []
+    if q:
+        where.append("instr(lower(user_id), lower(?)) > 0")
+        params.append(q)
+    if before:
+        last, _, who = before.partition(":")
+        where.append("(last_us, user_id) < (?, ?)")
+        params += [int(last), who]
+    sql = (f"SELECT * FROM users WHERE {' AND '.join(where) or 'true'} "
+           f"ORDER BY last_us DESC, user_id DESC LIMIT ?")
+    rows = c.execute(sql, [*params, -1 if limit is None else limit + 1]).fetchall()
+    more = limit is not None and len(rows) > limit
+    rows = rows[:limit] if limit is not None else rows
+    return {"users": [user_dict(c, r) for r in rows],
+            "next": f"{rows[-1]['last_us']}:{rows[-1]['user_id']}" if more else None}
+
+
+def user_dict(c: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:
+    threads = c.execute("SELECT COUNT(DISTINCT thread_id) FROM events WHERE user_id = ?",
+                        (r["user_id"],)).fetchone()[0]
+    return {
+        "user_id": r["user_id"], "events": r["events"], "llm_events": r["llm_events"], "threads": threads,
+        "first_seen": iso(r["first_us"]), "last_seen": iso(r["last_us"]), "input_tokens": r["input_tokens"],
+        "output_tokens": r["output_tokens"], "cost_usd": r["cost_usd"], "errors": r["errors"],
+    }
+
+
+def user_profile(c: sqlite3.Connection, user: str, *, sessions: Sessions) -> dict[str, Any] | None:
+    """One user: totals, recent sessions and threads, feedback, and the events timeline."""
+    row = c.execute("SELECT * FROM users WHERE user_id = ?", (user,)).fetchone()
+    if row is None:
+        return None
+    feedback = c.execute("SELECT * FROM events WHERE user_id = ? AND kind = 'event' AND thread_id IS NOT NULL "
+                         "ORDER BY ts_us DESC, id DESC LIMIT 50", (user,)).fetchall()
+    return {
+        **user_dict(c, row),
+        "recent_sessions": session_list(c, user=user, limit=20)["sessions"] if sessions.from_table else [],
+        "recent_threads": thread_list(c, user=user, limit=20)["threads"],
+        "feedback": [event_dict(r, None) for r in feedback],
+        "timeline": event_page(c, EventFilter(user=user), sessions=sessions, limit=100),
+    }
+
+
+def thread_list(c: sqlite3.Connection, *, user: str | None = None, limit: int | None = 100,
+                before: str | None = None) -> dict[str, Any]:
+    """Threads (LLM turns grouped by thread id) from the ``threads`` table, latest turn first."""
+    where, params = ["turns > 0"], []
+    if user:
+        where.append("thread_id IN (SELECT thread_id FROM events WHERE user_id = ? AND thread_id IS NOT NULL)")
+        params.append(user)
+    if before:
+        end, _, thread = before.partition(":")
+        where.append("(end_us, thread_id) < (?, ?)")
+        params += [int(end), thread]
+    sql = f"SELECT * FROM threads WHERE {' AND '.join(where)} ORDER BY end_us DESC, thread_id DESC LIMIT ?"
+    rows = c.execute(sql, [*params, -1 if limit is None else limit + 1]).fetchall()
+    more = limit is not None and len(rows) > limit
+    rows = rows[:limit] if limit is not None else rows
+    return {"threads": [thread_dict(c, r) for r in rows],
+            "next": f"{rows[-1]['end_us']}:{rows[-1]['thread_id']}" if more else None}
+
+
+def thread_dict(c: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:
+    users, models = c.execute(
+        "SELECT json_group_array(DISTINCT user_id), "
+        "json_group_array(DISTINCT model) FILTER (WHERE model IS NOT NULL) "
+        "FROM events WHERE thread_id = ? AND kind = 'llm'", (r["thread_id"],)).fetchone()
+    feedback = dict(c.execute("SELECT event, COUNT(*) FROM events WHERE thread_id = ? AND kind = 'event' "
+                              "GROUP BY event ORDER BY event", (r["thread_id"],)).fetchall())
+    return {
+        "thread_id": r["thread_id"], "users": sorted(json.loads(users)), "turns": r["turns"],
+        "start": iso(r["start_us"]), "end": iso(r["end_us"]), "models": sorted(json.loads(models or "[]")),
+        "errors": r["errors"], "input_tokens": r["input_tokens"], "output_tokens": r["output_tokens"],
+        "cost_usd": r["cost_usd"], "title": r["title"], "feedback": feedback,
+    }
+
+
+def thread_detail(c: sqlite3.Connection, thread_id: str, *, sessions: Sessions) -> dict[str, Any] | None:
+    """One conversation: its totals, LLM turns oldest first, and ``feedback_events``, the
+    product events carrying its id (``Thumbs up`` ...)."""
+    summary = c.execute("SELECT * FROM threads WHERE thread_id = ? AND turns > 0", (thread_id,)).fetchone()
+    if summary is None:
+        return None
+    turns = event_page(c, EventFilter(thread=thread_id, kind="llm"), sessions=sessions, limit=None,
+                       newest_first=False)["events"]
+    feedback = c.execute("SELECT * FROM events WHERE thread_id = ? AND kind = 'event' ORDER BY ts_us, id",
+                         (thread_id,)).fetchall()
+    return {**thread_dict(c, summary), "turns": turns, "feedback_events": [event_dict(r, None) for r in feedback]}
+
+
+def filter_values(c: sqlite3.Connection) -> dict[str, list[str]]:
+    """Event names and models seen, for the page's filters (from the small ``hourly`` table)."""
+    return {"events": [n for (n,) in c.execute("SELECT DISTINCT event FROM hourly ORDER BY event")],
+            "models": [m for (m,) in c.execute("SELECT DISTINCT model FROM hourly WHERE model != '' ORDER BY model")]}
+
+
+# --- traces -------------------------------------------------------------------------------------------
+
+
+def trace(c: sqlite3.Connection, trace_id: str) -> dict[str, Any] | None:
+    """One trace's events as a tree: each node's ``children`` are the events whose
+    ``$parent_span_id`` is its span; events whose parent was not stored are roots."""
+    rows = c.execute("SELECT * FROM events WHERE trace_id = ? ORDER BY ts_us, id", (trace_id,)).fetchall()
+    if not rows:
+        return None
+    nodes = []
+    for r in rows:
+        node = event_dict(r, None)
+        props = node["properties"]
+        node["duration_s"] = _number(props.get(sc.PROP_DURATION)) or node.get("latency")
+        node["name"] = props.get(sc.PROP_NAME) or node["event"]
+        node["children"] = []
+        nodes.append(node)
+    by_span = {n["span_id"]: n for n in nodes if n["span_id"]}
+    roots = []
+    for node in nodes:
+        parent = by_span.get(node["parent_span_id"]) if node["parent_span_id"] else None
+        (parent["children"] if parent is not None and parent is not node else roots).append(node)
+    starts = [r["ts_us"] for r in rows]
+    return {"trace_id": trace_id, "events": len(nodes), "start": iso(min(starts)), "end": iso(max(starts)),
+            "roots": roots}
+
+
+# --- rows -------------------------------------------------------------------------------------------------
+
+
+def event_dict(row: sqlite3.Row, session: str | None) -> dict[str, Any]:
+    properties = json.loads(row["properties"])
+    parent = properties.get(sc.PROP_PARENT_SPAN_ID)
+    common = {
+        "id": row["id"], "kind": row["kind"], "user_id": row["user_id"], "event": row["event"],
+        "timestamp": iso(row["ts_us"]), "received_at": iso(row["received_us"]), "session_id": session,
+        "thread_id": row["thread_id"], "trace_id": row["trace_id"], "span_id": row["span_id"],
+        "parent_span_id": parent if isinstance(parent, str) and parent else None,
+        "properties": properties, "error": row["error"], "cost_usd": row["cost_usd"],
+    }
+    if row["kind"] == "event":
+        return common
+    return {
+        **common, "prompt": row["prompt"], "generation": row["generation"],
+        "prompt_event_name": row["prompt_event_name"], "generation_event_name": row["event"],
+        "assistant_id": row["assistant_id"], "model": row["model"], "latency": row["latency"],
+        "input_tokens": row["input_tokens"], "output_tokens": row["output_tokens"],
+    }
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _in(column: str, values: Sequence[Any]) -> str:
+    return f"WHERE {column} IN ({', '.join('?' for _ in values)})"

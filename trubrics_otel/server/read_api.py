@@ -1,0 +1,217 @@
+"""The local server's read side: the page, its static files and the JSON API it uses.
+
+::
+
+    api = ReadAPI(store, session_timeout_s=1800, api_key=None, needs_key=False)
+    response = api.handle("/api/events", {"user": "alice", "q": "refund"}, key=None)
+
+=================================  ===============================================================
+``GET /``                          the page (``static/index.html``); ``/static/<file>`` its assets
+``GET /api/events``                ``?user= event= model= thread= kind= session= trace= q= since=
+                                   until= limit= before=``: newest first; the ``X-Next-Before``
+                                   header holds the cursor of the next page when there is one
+``GET /api/users``                 ``?q= limit= before=``; ``/api/users/<id>``: a profile
+``GET /api/sessions``              ``?user= limit= before=``
+``GET /api/threads``               ``?user= limit= before=``; ``/api/threads/<id>``: a conversation
+                                   with its feedback events and totals
+``GET /api/traces/<id>``           one trace as a tree of events
+``GET /api/analytics``             ``?since= until= by=hour|day|week user= model= event= by_model=1``
+``GET /api/filters``               event names and models seen, for the page's filters
+``GET /api/stats``                 counts, and the last event id (the page polls it)
+=================================  ===============================================================
+
+Access: on a loopback address anyone local may read. Bound elsewhere, every ``/api/`` read
+needs the ``x-api-key`` header to equal the server's ``--api-key``; without one configured,
+remote reads are refused (403), since any key would do. The page itself holds no data.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hmac
+import ipaddress
+import mimetypes
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any, Callable
+from urllib.parse import unquote
+
+from trubrics_otel.server import queries, stats
+from trubrics_otel.server.store import Store, parse_time, to_us
+
+_SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    # no inline script, nothing from elsewhere: injected markup could not run even if it got in
+    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self'; "
+                                "img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                                "form-action 'none'; frame-ancestors 'none'"),
+}
+
+
+class BadQuery(ValueError):
+    pass
+
+
+Result = tuple[int, Any, str, dict[str, str]]
+"""(status, body (JSON-able or bytes), content type, headers)."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ReadAPI:
+    def __init__(self, store: Store, *, session_timeout_s: float, api_key: bytes | None, needs_key: bool) -> None:
+        """``needs_key``: reads need ``x-api-key`` equal to ``api_key`` (refused without one)."""
+        self.store = store
+        self.session_timeout_s = session_timeout_s
+        self._api_key = api_key
+        self._needs_key = needs_key
+        self._routes: dict[str, Callable[..., Result]] = {
+            "events": self._events, "users": self._users, "sessions": self._sessions,
+            "threads": self._threads, "traces": self._traces, "analytics": self._analytics,
+            "filters": self._filters, "stats": self._stats,
+        }
+
+    def handle(self, path: str, params: Mapping[str, str], key: str | None) -> Result:
+        if path in ("/", "/index.html"):
+            return self._static("index.html")
+        if path.startswith("/static/"):
+            return self._static(path[len("/static/"):])
+        if not path.startswith("/api/"):
+            return _json(404, {"detail": "Not Found"})
+        if self._needs_key:
+            if self._api_key is None:
+                return _json(403, {"detail": "reading over the network needs serve --api-key"})
+            if not key or not hmac.compare_digest(key.encode("utf-8"), self._api_key):
+                return _json(401, {"detail": "Missing or invalid API key (x-api-key header)"})
+        name, _, rest = path[len("/api/"):].partition("/")
+        route = self._routes.get(name)
+        if route is None:
+            return _json(404, {"detail": "Not Found"})
+        try:
+            return route(params, unquote(rest) if rest else None)
+        except (BadQuery, stats.StatsError) as exc:
+            return _json(400, {"detail": str(exc)})
+
+    # --- routes ----------------------------------------------------------------------------------
+
+    def _events(self, p: Mapping[str, str], rest: str | None) -> Result:
+        found = queries.EventFilter(
+            user=_text(p, "user"), event=_text(p, "event"), model=_text(p, "model"),
+            thread=_text(p, "thread"), kind=_text(p, "kind"), q=(p.get("q") or "").strip() or None,
+            session=_text(p, "session"), trace=_text(p, "trace"),
+            since_us=_time_us(p.get("since")), until_us=_time_us(p.get("until")))
+        with self.store.connection() as c:
+            page = queries.event_page(c, found, sessions=self._lookup(c), limit=_limit(p, 100),
+                                      before=_cursor(p, numeric=True))
+        return _listing(page["events"], page["next"])
+
+    def _users(self, p: Mapping[str, str], rest: str | None) -> Result:
+        with self.store.connection() as c:
+            if rest is not None:
+                profile = queries.user_profile(c, rest, sessions=self._lookup(c))
+                return _json(200, profile) if profile else _json(404, {"detail": f"no user {rest!r}"})
+            page = queries.user_list(c, limit=_limit(p, 100), q=_text(p, "q"), before=_cursor(p))
+        return _listing(page["users"], page["next"])
+
+    def _sessions(self, p: Mapping[str, str], rest: str | None) -> Result:
+        user = _text(p, "user")
+        with self.store.connection() as c:
+            if not self._lookup(c).from_table:
+                return _json(200, self.store.sessions(user=user, timeout_s=self.session_timeout_s,
+                                                      limit=_limit(p, 100)))
+            page = queries.session_list(c, user=user, limit=_limit(p, 100), before=_cursor(p))
+        return _listing(page["sessions"], page["next"])
+
+    def _threads(self, p: Mapping[str, str], rest: str | None) -> Result:
+        with self.store.connection() as c:
+            if rest is None:
+                page = queries.thread_list(c, user=_text(p, "user"), limit=_limit(p, 100), before=_cursor(p))
+                return _listing(page["threads"], page["next"])
+            thread = queries.thread_detail(c, rest, sessions=self._lookup(c))
+        return _json(200, thread) if thread else _json(404, {"detail": f"no thread {rest!r}"})
+
+    def _traces(self, p: Mapping[str, str], rest: str | None) -> Result:
+        if rest is None:
+            return _json(404, {"detail": "Not Found"})
+        with self.store.connection() as c:
+            tree = queries.trace(c, rest)
+        return _json(200, tree) if tree else _json(404, {"detail": f"no trace {rest!r}"})
+
+    def _analytics(self, p: Mapping[str, str], rest: str | None) -> Result:
+        query = stats.StatsQuery(
+            since_us=_time_us(p.get("since")), until_us=_time_us(p.get("until")), by=p.get("by") or "day",
+            user=_text(p, "user"), model=_text(p, "model"), event=_text(p, "event"))
+        with self.store.connection() as c:
+            return _json(200, stats.stats(c, query, by_model=p.get("by_model") in ("1", "true")))
+
+    def _filters(self, p: Mapping[str, str], rest: str | None) -> Result:
+        with self.store.connection() as c:
+            return _json(200, queries.filter_values(c))
+
+    def _stats(self, p: Mapping[str, str], rest: str | None) -> Result:
+        return _json(200, {**self.store.count(), "session_timeout_s": self.session_timeout_s})
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _lookup(self, c: Any) -> queries.Sessions:
+        return self.store.sessions_lookup(c, self.session_timeout_s)
+
+    def _static(self, name: str) -> Result:
+        folder = resources.files("trubrics_otel.server").joinpath("static")
+        if "/" in name or "\\" in name or name.startswith(".") or not folder.joinpath(name).is_file():
+            return _json(404, {"detail": "Not Found"})
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        if content_type.startswith("text/") or content_type.endswith("javascript"):
+            content_type += "; charset=utf-8"
+        return 200, folder.joinpath(name).read_bytes(), content_type, dict(_SECURITY_HEADERS)
+
+
+def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Result:
+    return status, body, "application/json", {"Cache-Control": "no-store", **(headers or {})}
+
+
+def _listing(rows: list[Any], next_cursor: str | None) -> Result:
+    return _json(200, rows, {"X-Next-Before": next_cursor} if next_cursor else None)
+
+
+def _text(p: Mapping[str, str], name: str) -> str | None:
+    return p.get(name) or None
+
+
+def _limit(p: Mapping[str, str], default: int) -> int:
+    text = p.get("limit")
+    if not text:
+        return default
+    try:
+        return min(max(1, int(text)), 10_000)
+    except ValueError:
+        raise BadQuery(f"limit must be a positive integer, got {text!r}") from None
+
+
+def _cursor(p: Mapping[str, str], numeric: bool = False) -> str | None:
+    text = p.get("before")
+    if not text:
+        return None
+    head, sep, tail = text.partition(":")
+    if not sep or not head.lstrip("-").isdigit() or not tail or (numeric and not tail.isdigit()):
+        raise BadQuery(f"before must be a cursor from X-Next-Before, got {text[:64]!r}")
+    return text
+
+
+def _time_us(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        moment: _dt.datetime = parse_time(text)
+    except ValueError as exc:
+        raise BadQuery(str(exc)) from None
+    return to_us(moment)

@@ -1,0 +1,65 @@
+"use strict";
+// The dashboard view: totals and uPlot charts from /api/analytics (by model for cost, errors
+// and latency). Loaded before app.js, whose helpers (el, api, go, filterBar ...) it calls.
+// Values reach the page as text only, like everywhere else (see app.js).
+
+const RANGES = { "24h": ["24h", "hour"], "7d": ["7d", "day"], "30d": ["30d", "day"], "90d": ["90d", "week"], all: ["", "day"] };
+
+async function renderDashboard(r) {
+  const p = { range: "all", ...r.params };
+  const [since, defaultBy] = RANGES[p.range] || RANGES.all;
+  const query = new URLSearchParams({ by: p.by || defaultBy, by_model: "1" });
+  if (since) query.set("since", since);
+  for (const f of ["user", "model", "event"]) if (p[f]) query.set(f, p[f]);
+  const [data, filters] = await Promise.all([api("/api/analytics?" + query), api("/api/filters")]);
+  const bar = filterBar([
+    select("range", Object.keys(RANGES).map(k => [k, k === "all" ? "All time" : "Last " + k]), "Range"),
+    select("by", ["hour", "day", "week"], "Bucket"),
+    el("input", { name: "user", placeholder: "user id", "aria-label": "user" }),
+    select("model", filters.models, "All models"),
+    select("event", filters.events, "All events"),
+  ], p, values => go("dashboard", null, values));
+  const t = data.totals;
+  const cards = el("div", { class: "cards", id: "totals" },
+    card("Events", num(t.events)), card("LLM calls", num(t.llm_events)), card("Users", num(t.users)),
+    card("Tokens in / out", `${num(t.input_tokens)} / ${num(t.output_tokens)}`), card("Cost", usd(t.cost_usd)),
+    card("Errors", num(t.errors)), card("Latency p50 / p95", `${duration(t.latency_p50)} / ${duration(t.latency_p95)}`));
+  const xs = data.buckets.map(b => Date.parse(b.start) / 1000);
+  const col = (rows, field) => rows.map(b => b[field]);
+  const models = Object.entries(data.models || {});
+  const charts = el("div", { class: "charts" });
+  const specs = [
+    ["Events and LLM calls", [["events", col(data.buckets, "events")], ["LLM calls", col(data.buckets, "llm_events")]]],
+    ["Active users", [["users", col(data.buckets, "users")]]],
+    ["Tokens", [["input", col(data.buckets, "input_tokens")], ["output", col(data.buckets, "output_tokens")]]],
+    ["Cost (USD) by model", models.map(([m, rows]) => [m, col(rows, "cost_usd")])],
+    ["Errors by model", models.map(([m, rows]) => [m, col(rows, "errors")])],
+    ["Latency p50 / p95 (s) by model", models.flatMap(([m, rows], i) => [[m + " p50", col(rows, "latency_p50"), false, i], [m + " p95", col(rows, "latency_p95"), true, i]])],
+  ];
+  main.replaceChildren(bar, cards, charts);  // charts size themselves from their container
+  for (const [title, series] of specs) charts.append(chart(title, xs, series));
+  return [bar, cards, charts];
+}
+
+const COLORS = ["#4f46e5", "#0891b2", "#d97706", "#16a34a", "#db2777", "#7c3aed", "#64748b"];
+
+function chart(title, xs, series) {
+  const box = el("div", { class: "panel chart", "data-chart": title }, el("h3", {}, title));
+  const hasData = series.some(([, values]) => values.some(v => v !== null && v !== 0));
+  if (!xs.length || !hasData || typeof uPlot === "undefined") {
+    box.append(el("div", { class: "nodata" }, "No data in this range."));
+    return box;
+  }
+  const width = Math.max(320, (main.clientWidth || 1200) / 2 - 50);
+  const opts = {
+    width, height: 200, legend: { live: false },
+    scales: { x: { time: true } },
+    series: [{}, ...series.map(([label, , dashed, color], i) => ({
+      label, stroke: COLORS[(color ?? i) % COLORS.length], width: 2, dash: dashed ? [6, 4] : undefined, spanGaps: false, points: { show: xs.length < 60 },
+    }))],
+    axes: [{}, { size: 80 }],
+  };
+  new uPlot(opts, [xs, ...series.map(([, values]) => values)], box);
+  return box;
+}
+

@@ -1,0 +1,193 @@
+"""Aggregates over time for ``trubrics-otel stats``, ``/api/analytics`` and the dashboard.
+
+::
+
+    with store.connection() as c:
+        result = stats(c, StatsQuery(since_us=..., by="day", model="gpt-4o"))
+    result["totals"]["users"], result["buckets"][0]["latency_p95"]
+
+Read from the hourly rollups of :mod:`.derived`, so a call costs the same at a million
+events as at a thousand. Consequences, documented in the README:
+
+- buckets are whole UTC hours, days, or weeks starting on Monday; ``since`` is rounded down
+  and ``until`` up to the hour;
+- latency percentiles (nearest rank) come from 5 %-wide log bins, so they are within 2.5 % of
+  the exact value; with a ``user`` filter they are exact (read from that user's events);
+- ``event`` matches the stored event name (for an LLM event, its generation event name);
+- ``cost_usd`` is the sum of the events' ``cost_usd`` property, ``None`` when none had one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+from trubrics_otel.server.derived import HOUR_US, latency_from_bin
+from trubrics_otel.server.times import iso
+
+DAY_US = 24 * HOUR_US
+WEEK_US = 7 * DAY_US
+_MONDAY_US = 4 * DAY_US  # 1970-01-05, the first Monday after the epoch
+BUCKETS = {
+    "hour": ("hour_us", HOUR_US),
+    "day": (f"hour_us - hour_us % {DAY_US}", DAY_US),
+    "week": (f"hour_us - (hour_us - {_MONDAY_US}) % {WEEK_US}", WEEK_US),
+}
+MAX_BUCKETS = 20_000
+
+
+class StatsError(ValueError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class StatsQuery:
+    since_us: int | None = None
+    until_us: int | None = None
+    by: str = "day"
+    user: str | None = None
+    model: str | None = None
+    event: str | None = None
+
+
+def stats(c: sqlite3.Connection, q: StatsQuery, *, by_model: bool = False) -> dict[str, Any]:
+    """``{"totals": {...}, "buckets": [...]}``, plus ``"models": {model: [buckets]}`` (LLM
+    events only) when ``by_model``. Empty buckets between the bounds are included."""
+    if q.by not in BUCKETS:
+        raise StatsError(f"by must be one of {', '.join(BUCKETS)}, got {q.by!r}")
+    bucket_sql, width = BUCKETS[q.by]
+    where, params = _where(q, with_user=q.user is not None)
+    bounds = c.execute(f"SELECT MIN(hour_us), MAX(hour_us) FROM {'rollup' if q.user else 'hourly'} "
+                       f"WHERE {where}", params).fetchone()
+    first = _floor(q.since_us if q.since_us is not None else bounds[0], q.by)
+    last = _ceil_hour(q.until_us) - 1 if q.until_us is not None else bounds[1]
+    starts = list(_bucket_starts(first, last, q.by)) if first is not None and last is not None else []
+    if len(starts) > MAX_BUCKETS:
+        raise StatsError(f"{len(starts)} buckets: choose a shorter range or a wider --by")
+
+    totals = _empty() | _counts(c, q, "1").get(1, {}) | _latencies(c, q, "1").get(1, {})
+    result: dict[str, Any] = {
+        "totals": {"since": iso(first), "until": iso(starts[-1] + width) if starts else None,
+                   "by": q.by, **totals},
+        "buckets": _series(c, q, bucket_sql, starts),
+    }
+    if by_model:
+        models = [m for (m,) in c.execute(
+            f"SELECT DISTINCT model FROM {'rollup' if q.user else 'hourly'} WHERE {where} AND kind = 'llm' "
+            f"ORDER BY model", params)]
+        result["models"] = {model or "(none)": _series(c, dataclasses.replace(q, model=model), bucket_sql,
+                                                       starts, users=False) for model in models}
+    return result
+
+
+def _series(c: sqlite3.Connection, q: StatsQuery, bucket_sql: str, starts: list[int], *,
+            users: bool = True) -> list[dict[str, Any]]:
+    counts = _counts(c, q, bucket_sql, users=users)
+    latencies = _latencies(c, q, bucket_sql)
+    return [{"start": iso(s), **(_empty() | counts.get(s, {}) | latencies.get(s, {}))} for s in starts]
+
+
+def _where(q: StatsQuery, with_user: bool = False) -> tuple[str, list[Any]]:
+    """SQL conditions for the query's range and filters (``user_id`` only where asked, since
+    ``hourly`` and ``latency_hist`` have no user column)."""
+    clauses, params = ["true"], []
+    if q.since_us is not None:
+        clauses.append("hour_us >= ?")
+        params.append(q.since_us - q.since_us % HOUR_US)
+    if q.until_us is not None:
+        clauses.append("hour_us < ?")
+        params.append(_ceil_hour(q.until_us))
+    for column, value in (("user_id", q.user), ("model", q.model), ("event", q.event)):
+        if value is not None and (column != "user_id" or with_user):
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    return " AND ".join(clauses), params
+
+
+def _counts(c: sqlite3.Connection, q: StatsQuery, bucket_sql: str, *,
+            users: bool = True) -> dict[int, dict[str, Any]]:
+    """Sums per bucket from ``hourly`` (``rollup`` for one user), distinct users from
+    ``user_hours`` (``rollup`` when filtered by event or model)."""
+    where, params = _where(q, with_user=q.user is not None)
+    sums = c.execute(
+        f"SELECT {bucket_sql} AS b, SUM(events), SUM(CASE WHEN kind = 'llm' THEN events ELSE 0 END), "
+        f"SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), SUM(cost_events), SUM(errors) "
+        f"FROM {'rollup' if q.user is not None else 'hourly'} WHERE {where} GROUP BY b", params)
+    result = {
+        b: {"events": n, "llm_events": llm, "input_tokens": tin or 0, "output_tokens": tout or 0,
+            "cost_usd": cost if cost_n else None, "errors": errors}
+        for b, n, llm, tin, tout, cost, cost_n, errors in sums
+    }
+    if users:
+        table = "user_hours" if q.user is None and q.model is None and q.event is None else "rollup"
+        user_where, user_params = _where(q, with_user=True) if table == "rollup" else _where(
+            dataclasses.replace(q, user=None, model=None, event=None))
+        for b, distinct in c.execute(f"SELECT {bucket_sql} AS b, COUNT(DISTINCT user_id) FROM {table} "
+                                     f"WHERE {user_where} GROUP BY b", user_params):
+            result.setdefault(b, {})["users"] = distinct
+    return result
+
+
+def _latencies(c: sqlite3.Connection, q: StatsQuery, bucket_sql: str) -> dict[int, dict[str, Any]]:
+    """p50 / p95 per bucket: exact from the user's events, else from the latency histogram."""
+    where, params = _where(q, with_user=q.user is not None)
+    if q.user is not None:
+        exact_where = where.replace("hour_us", "ts_us") + " AND kind = 'llm' AND latency IS NOT NULL"
+        bucket = bucket_sql.replace("hour_us", "(ts_us - ts_us % 3600000000)")
+        values: dict[int, list[tuple[float, int]]] = {}
+        for b, latency in c.execute(f"SELECT {bucket}, latency FROM events WHERE {exact_where}", params):
+            values.setdefault(b, []).append((latency, 1))
+    else:
+        values = {}
+        for b, bin_, n in c.execute(
+                f"SELECT {bucket_sql} AS b, bin, SUM(n) FROM latency_hist WHERE {where} GROUP BY b, bin",
+                params):
+            values.setdefault(b, []).append((latency_from_bin(bin_), n))
+    return {b: {"latency_p50": percentile(v, 0.50), "latency_p95": percentile(v, 0.95)}
+            for b, v in values.items()}
+
+
+def percentile(weighted: Iterable[tuple[float, int]], p: float) -> float | None:
+    """Nearest rank: the smallest value with at least ``ceil(p * n)`` values at or below it."""
+    ordered = sorted(weighted)
+    total = sum(n for _, n in ordered)
+    if not total:
+        return None
+    rank, seen = max(1, math.ceil(p * total)), 0
+    for value, n in ordered:
+        seen += n
+        if seen >= rank:
+            return round(value, 6)
+    return round(ordered[-1][0], 6)
+
+
+def _empty() -> dict[str, Any]:
+    return {"events": 0, "llm_events": 0, "users": 0, "input_tokens": 0, "output_tokens": 0,
+            "cost_usd": None, "errors": 0, "latency_p50": None, "latency_p95": None}
+
+
+def _ceil_hour(us: int) -> int:
+    return -(-us // HOUR_US) * HOUR_US
+
+
+def _floor(us: int | None, by: str) -> int | None:
+    if us is None:
+        return None
+    if by == "week":
+        return us - (us - _MONDAY_US) % WEEK_US
+    return us - us % BUCKETS[by][1]
+
+
+def _bucket_starts(first: int, last: int, by: str) -> Iterable[int]:
+    width = BUCKETS[by][1]
+    start = _floor(first, by)
+    assert start is not None
+    while start <= last:
+        yield start
+        start += width
+        if (start - first) // width > MAX_BUCKETS:
+            yield start  # one too many: the caller reports it
+            return

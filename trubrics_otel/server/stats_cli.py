@@ -1,0 +1,80 @@
+"""``trubrics-otel stats``: events, users, tokens, cost, errors and latency over time.
+
+::
+
+    trubrics-otel stats                              # per day, everything stored
+    trubrics-otel stats --since 7d --by hour --model gpt-4o
+    trubrics-otel stats --json                       # {"totals": {...}, "buckets": [...]}
+
+Reads the SQLite file (``--db``, ``$TRUBRICS_DB``, the default) or a running server
+(``--url``); the numbers are the page's dashboard's (:mod:`.stats` says how they are counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from trubrics_otel.server import cli
+from trubrics_otel.server.stats import BUCKETS, StatsError, StatsQuery, stats
+from trubrics_otel.server.store import Store, to_us
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    cli._source_arguments(parser)
+    parser.add_argument("--since", type=cli._time_argument, help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
+    parser.add_argument("--until", type=cli._time_argument, help="ISO 8601 time or a duration ago")
+    parser.add_argument("--by", choices=tuple(BUCKETS), default="day", help="bucket width (default day, UTC)")
+    parser.add_argument("--user", help="only this user_id")
+    parser.add_argument("--model", help="only LLM events of this model")
+    parser.add_argument("--event", help="only this event name (an LLM event's is its generation name)")
+
+
+def run(args: argparse.Namespace) -> int:
+    query = StatsQuery(since_us=to_us(args.since) if args.since else None,
+                       until_us=to_us(args.until) if args.until else None,
+                       by=args.by, user=args.user, model=args.model, event=args.event)
+    try:
+        result = _stats(args, query)
+    except StatsError as exc:
+        print(f"trubrics-otel stats: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        return cli._print_json(result)
+    print(cli.format_table(
+        ["start (UTC)", "events", "llm", "users", "tokens in/out", "cost $", "errors", "p50 s", "p95 s"],
+        [_cells(b, b["start"]) for b in result["buckets"] if b["events"]]))
+    print()
+    print(cli.format_table(["total", "events", "llm", "users", "tokens in/out", "cost $", "errors", "p50 s", "p95 s"],
+                           [_cells(result["totals"], f"{args.by}s")]))
+    return 0
+
+
+def _stats(args: argparse.Namespace, query: StatsQuery) -> dict[str, Any]:
+    if args.url:
+        params = {"since": args.since, "until": args.until, "by": args.by, "user": args.user,
+                  "model": args.model, "event": args.event}
+        result = cli._fetch(args, "analytics", params, lambda store: None)
+        if isinstance(result, dict) and "buckets" in result:
+            return result
+        raise StatsError(f"{args.url} answered no statistics")
+    store = Store(args.db)
+    if not store.path.exists():  # never create a database just to read it
+        return {"totals": {"since": None, "until": None, "by": args.by, "events": 0, "llm_events": 0,
+                           "users": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": None, "errors": 0,
+                           "latency_p50": None, "latency_p95": None}, "buckets": []}
+    with store.connection() as connection:
+        return stats(connection, query)
+
+
+def _cells(row: dict[str, Any], label: str) -> list[Any]:
+    def seconds(value: float | None) -> str:
+        return "" if value is None else f"{value:.2f}"
+
+    return [
+        label[:16].replace("T", " "), row["events"], row["llm_events"], row["users"],
+        f"{row['input_tokens']}/{row['output_tokens']}",
+        "" if row["cost_usd"] is None else f"{row['cost_usd']:.4f}", row["errors"] or "",
+        seconds(row["latency_p50"]), seconds(row["latency_p95"]),
+    ]
