@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from opentelemetry._logs import LogRecord
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from trubrics_otel.translate.genai_logs import GenAIContentJoiner
@@ -53,6 +55,8 @@ def to_span(s: dict[str, Any]) -> ReadableSpan:
         status=Status(StatusCode[s["status"]["code"]], s["status"].get("description")),
         start_time=s["start_time"],
         end_time=s["end_time"],
+        resource=Resource(s.get("resource") or {}),
+        instrumentation_scope=InstrumentationScope(s["scope"]) if s.get("scope") else None,
     )
 
 
