@@ -178,6 +178,7 @@ BRIDGE_LISTEN = Variable("TRUBRICS_BRIDGE_LISTEN", address, ("127.0.0.1", 4319))
 BRIDGE_MAX_BODY = Variable("TRUBRICS_BRIDGE_MAX_BODY", positive_integer, 32 << 20)
 BRIDGE_TIMEOUT = Variable("TRUBRICS_BRIDGE_TIMEOUT", positive_number, 3.0)
 DB = Variable("TRUBRICS_DB", path, None)
+PRICES_FILE = Variable("TRUBRICS_PRICES_FILE", path, None)
 XDG_CACHE_HOME = Variable("XDG_CACHE_HOME", path, None)
 XDG_DATA_HOME = Variable("XDG_DATA_HOME", path, None)
 

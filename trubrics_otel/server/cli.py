@@ -173,9 +173,11 @@ def _threads(args: argparse.Namespace) -> int:
     rows.reverse()
     if args.json:
         return _print_json(rows)
-    print(format_table(["thread", "users", "turns", "last", "models", "tokens in/out", "errors", "first prompt"], [
+    print(format_table(["thread", "users", "turns", "last", "models", "tokens in/out", "cost $", "errors",
+                        "first prompt"], [
         [t["thread_id"], ", ".join(t["users"]), t["turns"], _local(t["end"]), ", ".join(t["models"]),
-         f"{t['input_tokens'] or 0}/{t['output_tokens'] or 0}", t["errors"] or "", t["title"] or ""]
+         f"{t['input_tokens'] or 0}/{t['output_tokens'] or 0}", _usd(t.get("cost_usd")), t["errors"] or "",
+         t["title"] or ""]
         for t in rows
     ]))
     return 0
@@ -183,6 +185,37 @@ def _threads(args: argparse.Namespace) -> int:
 
 threads = Command("Conversation threads from the local store; give an id to read one.",
                   _threads_arguments, _threads)
+
+
+# --- users -------------------------------------------------------------------------------------
+
+
+def _users_arguments(parser: argparse.ArgumentParser) -> None:
+    _source_arguments(parser)
+    parser.add_argument("--limit", type=int, default=50, help="most recently seen N users (default 50)")
+
+
+def _users(args: argparse.Namespace) -> int:
+    rows = _fetch(args, "users", {"limit": args.limit}, lambda store: store.users(limit=args.limit))
+    rows.reverse()
+    if args.json:
+        return _print_json(rows)
+    print(format_table(["user", "events", "llm", "threads", "tokens in/out", "cost $", "errors", "last seen"], [
+        [u["user_id"], u["events"], u["llm_events"], u.get("threads", ""),
+         f"{u['input_tokens'] or 0}/{u['output_tokens'] or 0}", _usd(u.get("cost_usd")), u["errors"] or "",
+         _local(u["last_seen"])]
+        for u in rows
+    ]))
+    return 0
+
+
+users = Command("Users from the local store: events, LLM calls, tokens and what they cost.",
+                _users_arguments, _users)
+
+
+def _usd(cost: float | None) -> str:
+    """A cost for a table: empty when unknown (never a 0 that reads as free)."""
+    return "" if cost is None else f"{cost:.4f}"
 
 
 # --- formatting (pure) -------------------------------------------------------------------------
