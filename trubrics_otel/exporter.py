@@ -246,11 +246,8 @@ class TrubricsSpanExporter(SpanExporter):
             self._logger.error("Could not encode a span; it is skipped: %s", error)
         self._counts["skipped"] += encoded.skipped
         self._counts["encode_errors"] += len(encoded.errors)
-        apply = self._policy.apply
-        return [
-            (EVENTS_PATH, [apply("event", e) for e in encoded.events]),
-            (LLM_EVENTS_PATH, [apply("llm", e) for e in encoded.llm_events]),
-        ]
+        events, llm_events = self._policy.apply_all(encoded.events, encoded.llm_events)
+        return [(EVENTS_PATH, events), (LLM_EVENTS_PATH, llm_events)]
 
     def spool_spans(self, spans: Sequence[ReadableSpan]) -> None:
         """Into the spool with no network: for queue overflow and what close() could not send.
