@@ -309,7 +309,7 @@ def test_cli_runs_the_bridge(endpoint, tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "TRUBRICS_API_KEY": API_KEY, "TRUBRICS_HOST": endpoint.url,
-           "TRUBRICS_BRIDGE_LISTEN": f"127.0.0.1:{port}"}
+           "TRUBRICS_BRIDGE_LISTEN": f"127.0.0.1:{port}", "TRUBRICS_BRIDGE_GRPC_LISTEN": "127.0.0.1:0"}
     process = subprocess.Popen([sys.executable, "-m", "trubrics_otel", "bridge"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -327,7 +327,18 @@ def test_cli_runs_the_bridge(endpoint, tmp_path):
         process.terminate()
         output = process.communicate(timeout=10)[0].decode()
     assert process.returncode == 0
-    assert "listening" in output and API_KEY not in output
+    assert "listening" in output and "OTLP/gRPC 127.0.0.1:" in output and API_KEY not in output
+
+
+def test_cli_ports_in_use_is_one_line_and_exit_2(bridge):
+    import subprocess
+    import sys
+
+    taken = bridge.url.rsplit(":", 1)[1]
+    done = subprocess.run([sys.executable, "-m", "trubrics_otel", "bridge", "--listen", f"127.0.0.1:{taken}",
+                           "--grpc-listen", "off", "--api-key", API_KEY], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and f"cannot listen on 127.0.0.1:{taken}" in done.stderr
 
 
 def test_events_trubrics_refuses_for_good_are_reported_not_retried(bridge, endpoint):

@@ -108,7 +108,7 @@ class HttpReceiver:
             )
         except OSError as exc:
             raise OSError(exc.errno, f"cannot listen on {listen[0]}:{listen[1]}: {exc.strerror}") from None
-        self._server.channel_class = _Channel
+        self._server.channel_class = _channel_for(refuse)
         self._thread: threading.Thread | None = None
 
     @property
@@ -180,19 +180,39 @@ class HttpReceiver:
 
 
 class _Parser(HTTPRequestParser):
-    """waitress's parser, minus one thing: a request already refused from its headers (a
+    """waitress's parser with two changes: a request already refused from its headers (a
     ``Content-Length`` over the cap) gets its 413 instead of ``100 Continue``, so the client
-    never starts the upload."""
+    never starts the upload; and framing errors (413, bad chunking) are worded by the
+    application's ``refuse``, as its other errors are."""
+
+    refuse: Refuse
 
     def received(self, data: bytes) -> int:
         consumed = super().received(data)
-        if self.error is not None:
+        if self.error is not None and not isinstance(self.error, _Worded):
             self.expect_continue = False
+            max_body = self.adj.max_request_body_size - 1
+            message = f"body over the {max_body}-byte limit" if self.error.code == 413 else self.error.body
+            headers = {k.replace("_", "-").lower(): v for k, v in self.headers.items()}
+            request = Request(self.command or "POST", self.path or "/", {}, headers, b"")
+            self.error = _Worded(self.error, type(self).refuse(self.error.code, message, request))
         return consumed
 
 
-class _Channel(HTTPChannel):
-    parser_class = _Parser
+class _Worded:
+    """A waitress error answered with the application's reply."""
+
+    def __init__(self, error: Any, reply: Reply) -> None:
+        self.code, self.reason, self._reply = error.code, error.reason, reply
+
+    def to_response(self, ident: str | None = None) -> tuple[str, list[tuple[str, str]], bytes]:
+        headers = [("Content-Type", self._reply.content_type), *self._reply.headers.items()]
+        return f"{self.code} {self.reason}", headers, self._reply.body
+
+
+def _channel_for(refuse: Refuse) -> type[HTTPChannel]:
+    parser = type("Parser", (_Parser,), {"refuse": staticmethod(refuse)})
+    return type("Channel", (HTTPChannel,), {"parser_class": parser})
 
 
 def _request(environ: Mapping[str, Any]) -> Request:
