@@ -38,6 +38,7 @@ from urllib.parse import parse_qs, quote
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import create_server
+from waitress.utilities import RequestEntityTooLarge
 
 from trubrics_otel import otlp
 
@@ -182,13 +183,19 @@ class HttpReceiver:
 class _Parser(HTTPRequestParser):
     """waitress's parser with two changes: a request already refused from its headers (a
     ``Content-Length`` over the cap) gets its 413 instead of ``100 Continue``, so the client
-    never starts the upload; and framing errors (413, bad chunking) are worded by the
+    never starts the upload; a chunk announced bigger than the cap is refused at its size
+    line, not after waiting for it; and framing errors (413, bad chunking) are worded by the
     application's ``refuse``, as its other errors are."""
 
     refuse: Refuse
 
     def received(self, data: bytes) -> int:
         consumed = super().received(data)
+        chunks = self.body_rcv if self.chunked else None
+        if (self.error is None and chunks is not None
+                and self.body_bytes_received + chunks.chunk_remainder >= self.adj.max_request_body_size):
+            self.error = RequestEntityTooLarge("a chunk over the limit")
+            self.completed = True
         if self.error is not None and not isinstance(self.error, _Worded):
             self.expect_continue = False
             max_body = self.adj.max_request_body_size - 1
