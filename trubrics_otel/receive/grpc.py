@@ -28,6 +28,8 @@ from typing import Any
 from trubrics_otel.receive.http import DEFAULT_THREADS, Reply
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+OTHER_SIGNALS = ("opentelemetry.proto.collector.metrics.v1.MetricsService",
+                 "opentelemetry.proto.collector.logs.v1.LogsService")
 INSTALL_HINT = "OTLP/gRPC needs grpcio: pip install 'trubrics-otel[grpc]'"
 _MAX_PENDING = 64  # RPCs queued past the busy threads; beyond, RESOURCE_EXHAUSTED
 
@@ -63,18 +65,24 @@ class GrpcReceiver:
         *,
         max_body: int,
         threads: int = DEFAULT_THREADS,
+        drop_other_signals: bool = False,
         logger: logging.Logger | None = None,
     ) -> None:
+        """``drop_other_signals``: also answer metrics and logs exports with success and drop
+        them, so an app with all-default OTLP settings logs no error for them."""
         grpc = _grpc()
         self._grpc = grpc
         self._export = export
         self._logger = logger or logging.getLogger("trubrics.receive")
-        handler = grpc.method_handlers_generic_handler(
+        handlers = [grpc.method_handlers_generic_handler(
             SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(self._handle)}  # bytes in, bytes out
-        )
+        )]
+        if drop_other_signals:  # an empty Export…ServiceResponse is b""
+            drop = grpc.unary_unary_rpc_method_handler(lambda body, context: b"")
+            handlers += [grpc.method_handlers_generic_handler(name, {"Export": drop}) for name in OTHER_SIGNALS]
         self._server = grpc.server(
             ThreadPoolExecutor(threads, thread_name_prefix="trubrics-grpc"),
-            handlers=[handler],
+            handlers=handlers,
             maximum_concurrent_rpcs=threads + _MAX_PENDING,
             options=[
                 ("grpc.max_receive_message_length", max_body),

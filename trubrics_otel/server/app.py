@@ -136,7 +136,8 @@ class LocalServer:
                     from trubrics_otel.receive.grpc import GrpcReceiver
 
                     self._grpc = GrpcReceiver(self._export_grpc, (self.host, self.grpc_port),
-                                              max_body=self.max_body_bytes, logger=self.logger)
+                                              max_body=self.max_body_bytes, drop_other_signals=True,
+                                              logger=self.logger)
                 except BaseException:
                     self._http.stop()
                     self._http = None
