@@ -290,6 +290,7 @@ class Bridge:
         return self._refuse(status, message, otlp.media_type(request.header("content-type")) == otlp.JSON)
 
     def _export_grpc(self, body: bytes, api_key: str | None) -> Answer:
+        self._count("grpc_requests")
         return self.export(body, otlp.PROTOBUF, None, api_key)
 
 
