@@ -15,6 +15,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from test_bridge import assert_serves, good_body
 from trubrics_otel.bridge import Bridge
 from trubrics_otel.receive.grpc import SERVICE
+from trubrics_otel.server import LocalServer
 
 from conftest import API_KEY
 
@@ -142,6 +143,36 @@ def test_deflate_body(bridge, endpoint):
                      + chunked(zlib.compress(good_body(2))))
         assert response(conn).startswith(b"HTTP/1.1 200")
     assert endpoint.wait_for_events(2) == 2
+
+
+def test_serve_takes_chunked_gzip_on_every_route(tmp_path):
+    """The local server shares the layer: OTLP, the ingestion API and the read API on one
+    keep-alive connection, chunked and gzipped like a Node.js sender; its 413 is its JSON."""
+    import json
+
+    from test_server_ingestion import event
+
+    with LocalServer(tmp_path / "e.sqlite3", max_body_bytes=1 << 20) as server, \
+            socket.create_connection(("127.0.0.1", server.port), timeout=30) as conn:
+        conn.sendall(HEAD + b"Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     + chunked(gzip.compress(good_body(2))))
+        assert response(conn).startswith(b"HTTP/1.1 200")
+        batch = gzip.compress(json.dumps([event(1)]).encode())
+        conn.sendall(b"POST /publish_events HTTP/1.1\r\nHost: x\r\nx-api-key: k\r\nContent-Type: application/json\r\n"
+                     b"Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(batch, 10))
+        assert response(conn).startswith(b"HTTP/1.1 200")
+        conn.sendall(b"GET /api/stats HTTP/1.1\r\nHost: x\r\n\r\n")
+        stats = response(conn)
+        assert stats.startswith(b"HTTP/1.1 200")
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as big:
+            try:
+                big.sendall(HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(b"\0" * (3 << 19), 65536))
+            except OSError:  # closed after its 413, which is still there to read
+                pass
+            head = response(big)
+            assert head.startswith(b"HTTP/1.1 413") and b"application/json" in head
+        counts = server.store.count()
+    assert (counts["events"], counts["llm_events"]) == (1, 2)
 
 
 # --- gRPC ----------------------------------------------------------------------------------
