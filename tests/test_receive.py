@@ -41,13 +41,20 @@ def chunked(body: bytes, size: int = 1000) -> bytes:
 
 
 def response(conn: socket.socket) -> bytes:
-    """Everything up to the end of the headers of one response (empty if the server closed)."""
+    """One whole response, headers and body (empty if the server closed), nothing more."""
     data = b""
     while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
+        chunk = conn.recv(1)  # byte by byte: never into the next response
+        if not chunk:
+            return data
+        data += chunk
+    length = next((int(line.split(b":")[1]) for line in data.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while length > 0:
+        chunk = conn.recv(length)
         if not chunk:
             break
-        data += chunk
+        data, length = data + chunk, length - len(chunk)
     return data
 
 
@@ -259,3 +266,38 @@ def test_grpc_partial_success(bridge, endpoint):
         answer = ExportTraceServiceResponse.FromString(export(request.SerializeToString(), timeout=30))
     assert answer.partial_success.rejected_spans == 1
     assert "trace id" in answer.partial_success.error_message
+
+
+# --- without grpcio ----------------------------------------------------------------------------
+
+
+def test_without_grpcio_the_error_names_the_extra(tmp_path, monkeypatch):
+    from trubrics_otel.receive.grpc import GrpcUnavailable
+
+    monkeypatch.setitem(__import__("sys").modules, "grpc", None)  # as if not installed
+    with pytest.raises(GrpcUnavailable, match=r"pip install 'trubrics-otel\[grpc\]'"):
+        LocalServer(tmp_path / "e.sqlite3", grpc_port=0).bind()
+
+
+def test_serve_without_grpcio_says_so_once_and_keeps_http(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    import requests
+
+    hide_grpc = ("import sys; sys.modules['grpc'] = None; from trubrics_otel.cli import main; "
+                 f"sys.exit(main(['serve', '--port', '0', '--db', {str(tmp_path / 'e.sqlite3')!r}]))")
+    child = subprocess.Popen([sys.executable, "-c", hide_grpc], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        url = child.stdout.readline().split()[3]
+        assert requests.post(f"{url}/v1/traces", data=good_body(1), timeout=10,
+                             headers={"Content-Type": "application/x-protobuf"}).status_code == 200
+    finally:
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=15)
+    assert child.returncode == 0
+    assert "OTLP/gRPC" not in out
+    (line,) = [line for line in err.splitlines() if "grpc" in line.lower()]
+    assert "pip install 'trubrics-otel[grpc]'" in line

@@ -41,10 +41,12 @@ class GrpcUnavailable(ImportError):
 
 
 def available() -> bool:
-    """Whether grpcio is installed (without importing it)."""
-    import importlib.util
-
-    return importlib.util.find_spec("grpc") is not None
+    """Whether grpcio can be imported."""
+    try:
+        _grpc()
+    except GrpcUnavailable:
+        return False
+    return True
 
 
 def _grpc() -> Any:
