@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, urlsplit
 
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
@@ -231,8 +231,7 @@ def _request(environ: Mapping[str, Any]) -> Request:
             headers[key.replace("_", "-").lower()] = environ[key]
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(length) if length else b""
-    # PATH_INFO is decoded (latin-1, as WSGI wants); quote it back so routes see the raw path.
-    path = quote(environ.get("PATH_INFO", "").encode("latin-1"), safe="/:@!$&'()*+,;=-._~")
+    path = urlsplit(environ.get("REQUEST_URI") or "/").path  # as sent: PATH_INFO is decoded
     query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
     return Request(environ["REQUEST_METHOD"], path or "/", query, headers, body)
 

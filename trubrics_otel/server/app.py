@@ -23,6 +23,7 @@ OTLP/gRPC ``TraceService/Export`` goes to the same :meth:`LocalServer.ingest_otl
 ``GET /api/sessions``          ``?user=&limit=``
 ``GET /api/threads``           ``?user=&limit=``; ``/api/threads/<id>`` for one conversation
 ``GET /api/stats``             counts
+gRPC ``TraceService/Export``   on ``grpc_port``; gRPC metrics and logs are answered OK and dropped
 =============================  =================================================================
 
 Ingestion answers like a FastAPI app: 401 without a key (or with the wrong one when
