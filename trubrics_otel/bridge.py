@@ -320,6 +320,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"decompressed (TRUBRICS_BRIDGE_MAX_BODY; {DEFAULT_MAX_BODY})")
     parser.add_argument("--timeout", type=float, help="seconds of trying Trubrics before answering "
                         f"503 (TRUBRICS_BRIDGE_TIMEOUT; {DEFAULT_TIMEOUT_S})")
+    parser.add_argument("--client-timeout", type=float, help="seconds before an idle or stalled "
+                        f"connection is closed (TRUBRICS_BRIDGE_CLIENT_TIMEOUT; {DEFAULT_CLIENT_TIMEOUT_S:g})")
     parser.add_argument("--log-level", default="INFO", help="INFO by default")
 
 
@@ -335,7 +337,7 @@ def run(args: argparse.Namespace) -> int:
         grpc_listen = "off"
     try:
         bridge = Bridge(args.host, args.api_key, listen=args.listen, grpc_listen=grpc_listen,
-                        max_body=args.max_body, timeout=args.timeout)
+                        max_body=args.max_body, timeout=args.timeout, client_timeout=args.client_timeout)
     except ValueError as exc:
         logger.error("Bad bridge setting: %s", exc)
         return 2
