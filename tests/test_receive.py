@@ -134,6 +134,23 @@ def test_stalled_client_is_cut_off_and_others_are_served(bridge, endpoint):
     assert endpoint.count() == 1
 
 
+def test_connections_cost_no_thread_each(bridge, endpoint):
+    """100 clients stalled mid-body: served on the fixed pool, no thread per connection."""
+    import threading
+
+    assert_serves(bridge, endpoint)
+    threads_before = threading.active_count()
+    stalled = [connect(bridge) for _ in range(100)]
+    try:
+        for conn in stalled:
+            conn.sendall(HEAD + b"Content-Length: 1000\r\n\r\n" + b"\0" * 10)
+        assert_serves(bridge, endpoint)
+        assert threading.active_count() - threads_before < 10
+    finally:
+        for conn in stalled:
+            conn.close()
+
+
 def test_gzip_bomb_in_a_chunked_body(bridge, endpoint):
     bomb = gzip.compress(b"\0" * (64 << 20), compresslevel=9)
     with connect(bridge) as conn:

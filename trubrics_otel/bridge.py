@@ -27,18 +27,18 @@ database…) are simply not forwarded. HTTP framing (chunked bodies, keep-alive,
 
 Configuration, by argument or else environment variable:
 
-===============  ============================  ==============================================
-argument         environment                   default
-===============  ============================  ==============================================
-listen           TRUBRICS_BRIDGE_LISTEN        127.0.0.1:4319 (OTLP/HTTP)
-grpc_listen      TRUBRICS_BRIDGE_GRPC_LISTEN   none; the command line's is 127.0.0.1:4320
-host             TRUBRICS_HOST                 https://app.trubrics.com/api/ingestion
-api_key          TRUBRICS_API_KEY              none: each request's ``x-api-key`` is passed on
-max_body         TRUBRICS_BRIDGE_MAX_BODY      32 MiB, on the wire and once decompressed
-timeout          TRUBRICS_BRIDGE_TIMEOUT       3 s of trying Trubrics before answering 503
-client_timeout   TRUBRICS_BRIDGE_CLIENT_TIMEOUT  30 s: an idle or stalled connection is closed
-policy           OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT (as the exporter)
-===============  ============================  ==============================================
+==============  ==============================  =============================================
+argument        environment                     default
+==============  ==============================  =============================================
+listen          TRUBRICS_BRIDGE_LISTEN          127.0.0.1:4319 (OTLP/HTTP)
+grpc_listen     TRUBRICS_BRIDGE_GRPC_LISTEN     none (``off``); the command line's: 127.0.0.1:4320
+host            TRUBRICS_HOST                   https://app.trubrics.com/api/ingestion
+api_key         TRUBRICS_API_KEY                none: each request's ``x-api-key`` is passed on
+max_body        TRUBRICS_BRIDGE_MAX_BODY        32 MiB, on the wire and once decompressed
+timeout         TRUBRICS_BRIDGE_TIMEOUT         3 s of trying Trubrics before answering 503
+client_timeout  TRUBRICS_BRIDGE_CLIENT_TIMEOUT  30 s: an idle or stalled connection is closed
+policy          (the exporter's settings)       ``Policy()``: size limits, content capture
+==============  ==============================  =============================================
 """
 
 from __future__ import annotations
