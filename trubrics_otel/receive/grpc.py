@@ -31,7 +31,6 @@ SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 OTHER_SIGNALS = ("opentelemetry.proto.collector.metrics.v1.MetricsService",
                  "opentelemetry.proto.collector.logs.v1.LogsService")
 INSTALL_HINT = "OTLP/gRPC needs grpcio: pip install 'trubrics-otel[grpc]'"
-_MAX_PENDING = 64  # RPCs queued past the busy threads; beyond, RESOURCE_EXHAUSTED
 
 Export = Callable[[bytes, "str | None"], Reply]
 
@@ -85,7 +84,8 @@ class GrpcReceiver:
         self._server = grpc.server(
             ThreadPoolExecutor(threads, thread_name_prefix="trubrics-grpc"),
             handlers=handlers,
-            maximum_concurrent_rpcs=threads + _MAX_PENDING,
+            # No maximum_concurrent_rpcs: grpcio would answer RESOURCE_EXHAUSTED without
+            # RetryInfo, which OTLP senders must not retry. Calls past the busy threads wait.
             options=[
                 ("grpc.max_receive_message_length", max_body),
                 ("grpc.so_reuseport", 0),  # a port in use is an error, not shared
