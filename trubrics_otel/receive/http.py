@@ -35,6 +35,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import create_server
@@ -127,22 +128,31 @@ class HttpReceiver:
         return self
 
     def stop(self) -> None:
-        """Close the listening socket and every connection; wait for running requests."""
+        """Let running requests finish (up to 5 s), then close every connection and the socket."""
         server, thread = self._server, self._thread
+        self._thread = None
+        # Workers first: one finishing a request wakes the I/O thread through the trigger
+        # pipe, which must still be open then (else it writes to a closed, maybe reused, fd).
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
         if thread is None:
             server.close()
-            server.task_dispatcher.shutdown()
             return
-        self._thread = None
-        server_map = server._map
+        server_map, trigger = server._map, server.trigger
 
         def close_all() -> None:  # runs on the I/O thread: waitress's map is not thread-safe
             for dispatcher in list(server_map.values()):
-                dispatcher.close()
+                if dispatcher is trigger:
+                    trigger.del_channel()  # its pipe is closed below, once nobody can write to it
+                elif dispatcher is server:
+                    wasyncore.dispatcher.close(server)  # server.close() would close the trigger
+                else:
+                    dispatcher.close()
 
-        server.trigger.pull_trigger(close_all)
+        # The loop may run close_all before pull_trigger's own write (woken by an earlier
+        # byte): the pipe stays open until the loop has ended, so that write is harmless.
+        trigger.pull_trigger(close_all)
         thread.join(timeout=10)
-        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+        trigger.close()
 
     def __enter__(self) -> HttpReceiver:
         return self.start()
