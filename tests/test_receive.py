@@ -318,3 +318,28 @@ def test_serve_without_grpcio_says_so_once_and_keeps_http(tmp_path):
     assert "OTLP/gRPC" not in out
     (line,) = [line for line in err.splitlines() if "grpc" in line.lower()]
     assert "pip install 'trubrics-otel[grpc]'" in line
+
+
+def test_bridge_without_grpcio_says_so_once_and_keeps_http(endpoint):
+    import subprocess
+    import sys
+
+    import requests
+
+    from rotel_collector import free_port
+
+    port = free_port()
+    hide_grpc = ("import sys; sys.modules['grpc'] = None; from trubrics_otel.cli import main; "
+                 f"sys.exit(main(['bridge', '--listen', '127.0.0.1:{port}', '--api-key', {API_KEY!r}, "
+                 f"'--host', {endpoint.url!r}]))")
+    child = subprocess.Popen([sys.executable, "-c", hide_grpc], stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [child.stderr.readline() for _ in range(2)]  # the warning, then "listening"
+        assert requests.post(f"http://127.0.0.1:{port}/v1/traces", data=good_body(1), timeout=10,
+                             headers={"Content-Type": "application/x-protobuf"}).status_code == 200
+    finally:
+        child.terminate()
+        child.communicate(timeout=15)
+    assert child.returncode == 0 and endpoint.count() == 1
+    assert "pip install 'trubrics-otel[grpc]'" in lines[0] and "OTLP/HTTP only" in lines[0]
+    assert "listening" in lines[1] and "gRPC" not in lines[1]
