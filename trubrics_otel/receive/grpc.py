@@ -30,7 +30,7 @@ from trubrics_otel.receive.http import DEFAULT_THREADS, Reply
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 OTHER_SIGNALS = ("opentelemetry.proto.collector.metrics.v1.MetricsService",
                  "opentelemetry.proto.collector.logs.v1.LogsService")
-INSTALL_HINT = "OTLP/gRPC needs grpcio: pip install 'trubrics-otel[grpc]'"
+INSTALL_HINT = "OTLP/gRPC needs grpcio and googleapis-common-protos: pip install 'trubrics-otel[grpc]'"
 
 Export = Callable[[bytes, "str | None"], Reply]
 
@@ -51,6 +51,7 @@ def available() -> bool:
 def _grpc() -> Any:
     try:
         import grpc
+        from google.rpc import error_details_pb2, status_pb2  # noqa: F401  (the extra's other half)
     except ImportError:
         raise GrpcUnavailable(INSTALL_HINT) from None
     return grpc
