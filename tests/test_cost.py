@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trubrics_otel.deliver.prices import PRICES_FILE_ENV, MaintainedPrices, load_price_table
+from trubrics_otel.deliver.prices import MaintainedPrices, load_price_table
 from trubrics_otel.translate.cost import (
     CustomPrices,
     NoCost,

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from .. import settings
-from ..translate.cost import ChainedPrices, CustomPrices, ModelRates, PriceTable, Priced
+from ..translate.cost import ChainedPrices, CustomPrices, ModelRates, Priced, PriceTable
 from ..translate.usage import Usage
 
 logger = logging.getLogger("trubrics")

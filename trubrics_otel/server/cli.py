@@ -2,7 +2,7 @@
 
 ::
 
-    trubrics-otel serve                          # http://127.0.0.1:8787, page at /
+    trubrics-otel serve                          # http://127.0.0.1:8787, page at /; OTLP/gRPC on 4317
     trubrics-otel events --user u1 --since 2h    # newest 50, as a table (--json for JSON)
     trubrics-otel sessions
     trubrics-otel threads                        # list; ``threads <id>`` shows one conversation
@@ -23,9 +23,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from trubrics_otel.server.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, LocalServer
+from trubrics_otel.server.app import (
+    DEFAULT_GRPC_PORT,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_PORT,
+    LocalServer,
+)
 from trubrics_otel.server.read_api import is_loopback
-from trubrics_otel.server.store import DEFAULT_SESSION_TIMEOUT_S, Store, default_db_path, parse_time
+from trubrics_otel.server.store import (
+    DEFAULT_SESSION_TIMEOUT_S,
+    Store,
+    default_db_path,
+    parse_time,
+)
 
 
 class Command:
@@ -43,6 +53,9 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     _db_argument(parser)
     parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = any free)")
+    parser.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT,
+                        help=f"OTLP/gRPC port (default {DEFAULT_GRPC_PORT}, the OTLP default; 0 = any free)")
+    parser.add_argument("--no-grpc", action="store_true", help="no OTLP/gRPC listener")
     parser.add_argument("--api-key", default=None,
                         help="accept only this x-api-key (default: any non-empty key)")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
@@ -58,18 +71,27 @@ def _serve(args: argparse.Namespace) -> int:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(handler)
     logger.propagate = False
+    from trubrics_otel.receive import grpc as otlp_grpc
+
+    grpc_port = None if args.no_grpc else args.grpc_port
+    if grpc_port is not None and not otlp_grpc.available():
+        logger.warning("%s; serving OTLP/HTTP only", otlp_grpc.INSTALL_HINT)
+        grpc_port = None
     server = LocalServer(
         args.db, host=args.bind, port=args.port, api_key=args.api_key,
         max_body_bytes=args.max_body_bytes, session_timeout_s=args.session_timeout * 60, logger=logger,
+        grpc_port=grpc_port,
     )
     try:
         server.bind()
     except OSError as exc:
-        print(f"trubrics-otel serve: cannot listen on {args.bind}:{args.port}: {exc}", file=sys.stderr)
-        return 1
+        print(f"trubrics-otel serve: {exc}", file=sys.stderr)
+        return 2
     print(f"trubrics-otel local server: {server.url}  (db: {server.store.path})", flush=True)
     print(f"  send events:  Trubrics(api_key=\"local-dev-key\", host=\"{server.url}\")", flush=True)
     print(f"  OTLP traces:  {server.url}/v1/traces", flush=True)
+    if server.grpc_port is not None:
+        print(f"  OTLP/gRPC:    {args.bind}:{server.grpc_port}  (opentelemetry-instrument's default)", flush=True)
     print(f"  look at them: {server.url}/   (Ctrl-C stops)", flush=True)
     if not is_loopback(args.bind):
         print("  the page and read API need the x-api-key given by --api-key here"

@@ -14,8 +14,19 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.translate.conventions.base import Attributes, Convention, LlmCall, usage_properties
-from trubrics_otel.translate.messages import assistant_text, indexed, last_user_text, parse_json, text_or_none
+from trubrics_otel.translate.conventions.base import (
+    Attributes,
+    Convention,
+    LlmCall,
+    usage_properties,
+)
+from trubrics_otel.translate.messages import (
+    assistant_text,
+    indexed,
+    last_user_text,
+    parse_json,
+    text_or_none,
+)
 
 # invocation parameters that are the request itself, not a setting worth a property
 _OPENINFERENCE_NOT_PARAMETERS = frozenset({"model", "messages", "tools", "stream_options"})
