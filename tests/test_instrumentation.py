@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -100,12 +101,20 @@ def llm(prompt: str, generation: str, assistant_id: str, **properties: Any) -> d
     }
 
 
+def gpt_4o_mini_cost(tokens_in: int, tokens_out: int) -> dict[str, Any]:
+    """What genai-prices charges for gpt-4o-mini: $0.15 in, $0.60 out per million tokens."""
+    spent_in, spent_out = round(tokens_in * 0.15 / 1e6, 10), round(tokens_out * 0.60 / 1e6, 10)
+    return {"cost_usd": round(spent_in + spent_out, 10), "input_cost_usd": spent_in,
+            "output_cost_usd": spent_out, "cost_source": f"genai-prices {version('genai-prices')}"}
+
+
 def expected_llm_events(lib: str) -> list[dict[str, Any]]:
     total = lib != "openai-v2"  # openai-v2 writes no total
     tokens = lambda i, o: {  # noqa: E731
         "input_tokens": i,
         "output_tokens": o,
         **({"total_tokens": i + o} if total else {}),
+        **gpt_4o_mini_cost(i, o),
     }
     model, snapshot = "gpt-4o-mini", "gpt-4o-mini-2024-07-18"
     stream_params = {"stream": True} if lib == "openinference" else {}

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import threading
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.translate.encoder import encode_span
 from trubrics_otel.capture.observation import current_observation
+from trubrics_otel.translate.encoder import encode_span
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 HEX16 = re.compile(r"^[0-9a-f]{16}$")
@@ -93,7 +94,10 @@ def test_the_issue_example_reaches_trubrics_exactly(make_client, endpoint):
         "user_id": "u1", "prompt": q, "generation": "An analytics platform.",
         "prompt_event_name": "Prompt", "generation_event_name": "Generation",
         "assistant_id": "gpt-4o", "thread_id": "t-42", "timestamp": answer["timestamp"],
-        "properties": {"name": "answer", "input_tokens": 512, "output_tokens": 49, "temperature": 0.2},
+        "properties": {"name": "answer", "input_tokens": 512, "output_tokens": 49, "temperature": 0.2,
+                       # gpt-4o: $2.50 in, $10 out per million tokens (genai-prices)
+                       "input_cost_usd": 0.00128, "output_cost_usd": 0.00049, "cost_usd": 0.00177,
+                       "cost_source": f"genai-prices {version('genai-prices')}"},
     }
 
     cache = events["cache-miss"]
@@ -353,7 +357,9 @@ def test_observe_sync_async_and_generators(make_client, endpoint):
     gen = llm["call_llm"]
     assert _tree(gen)[2] == trace.span_id
     assert (gen["prompt"], gen["generation"], gen["assistant_id"]) == ("Capital of France?", "Paris.", "gpt-4o-mini")
-    assert gen["properties"] == {"name": "call_llm", "input_tokens": 9, "output_tokens": 3}
+    assert gen["properties"] == {"name": "call_llm", "input_tokens": 9, "output_tokens": 3,  # gpt-4o-mini
+                                 "input_cost_usd": 1.35e-06, "output_cost_usd": 1.8e-06, "cost_usd": 3.15e-06,
+                                 "cost_source": f"genai-prices {version('genai-prices')}"}
 
 
 def test_observe_exceptions_and_abandoned_generators(make_client, endpoint):
