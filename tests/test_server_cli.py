@@ -86,7 +86,7 @@ def test_url_mode_matches_file_mode(chat_db, capsys):
 def test_query_without_a_database_creates_nothing(tmp_path, capsys):
     db = tmp_path / "nothing-here.sqlite3"
     assert main(["events", "--db", str(db)]) == 0
-    assert "nothing stored yet" in capsys.readouterr().out
+    assert capsys.readouterr().out == f"no events found in {db}\n"
     assert not db.exists()
 
 
@@ -127,7 +127,7 @@ def test_serve_as_a_child_process(tmp_path):
 
 def test_serve_reports_a_port_in_use(tmp_path, capsys):
     with LocalServer(tmp_path / "a.sqlite3") as running:
-        assert main(["serve", "--port", str(running.port), "--db", str(tmp_path / "b.sqlite3")]) == 1
+        assert main(["serve", "--port", str(running.port), "--db", str(tmp_path / "b.sqlite3")]) == 2
     assert "cannot listen" in capsys.readouterr().err
 
 

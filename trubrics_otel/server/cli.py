@@ -62,13 +62,15 @@ def _serve(args: argparse.Namespace) -> int:
         args.db, host=args.bind, port=args.port, api_key=args.api_key,
         max_body_bytes=args.max_body_bytes, session_timeout_s=args.session_timeout * 60, logger=logger,
     )
+    server.store.count()  # the database first: a bad --db is not a port problem (main says so)
     try:
         server.bind()
-    except OSError as exc:
+    except (OSError, OverflowError) as exc:
         print(f"trubrics-otel serve: cannot listen on {args.bind}:{args.port}: {exc}", file=sys.stderr)
-        return 1
+        return 2
     print(f"trubrics-otel local server: {server.url}  (db: {server.store.path})", flush=True)
-    print(f"  send events:  Trubrics(api_key=\"local-dev-key\", host=\"{server.url}\")", flush=True)
+    key = args.api_key or "local-dev-key"  # the operator's own key, shown on their own terminal
+    print(f"  send events:  Trubrics(api_key=\"{key}\", host=\"{server.url}\")", flush=True)
     print(f"  OTLP traces:  {server.url}/v1/traces", flush=True)
     print(f"  look at them: {server.url}/   (Ctrl-C stops)", flush=True)
     if not is_loopback(args.bind):
@@ -107,6 +109,8 @@ def _events(args: argparse.Namespace) -> int:
     rows.reverse()  # the newest N, shown oldest first
     if args.json:
         return _print_json(rows)
+    if not rows:
+        return _nothing("events", args)
     print(format_table(["time", "user", "event", "thread", "session", "details"], [
         [_local(e["timestamp"]), e["user_id"], _event_name(e), e["thread_id"] or "",
          (e["session_id"] or "")[:8], _details(e)]
@@ -134,6 +138,8 @@ def _sessions(args: argparse.Namespace) -> int:
     rows.reverse()
     if args.json:
         return _print_json(rows)
+    if not rows:
+        return _nothing("sessions", args)
     print(format_table(["session", "user", "start", "duration", "events", "llm", "threads", "event names"], [
         [s["session_id"][:8], s["user_id"], _local(s["start"]), _duration(s["duration_s"]),
          s["events"], s["llm_events"], s["threads"], ", ".join(s["event_names"])]
@@ -173,6 +179,8 @@ def _threads(args: argparse.Namespace) -> int:
     rows.reverse()
     if args.json:
         return _print_json(rows)
+    if not rows:
+        return _nothing("threads", args)
     print(format_table(["thread", "users", "turns", "last", "models", "tokens in/out", "errors", "first prompt"], [
         [t["thread_id"], ", ".join(t["users"]), t["turns"], _local(t["end"]), ", ".join(t["models"]),
          f"{t['input_tokens'] or 0}/{t['output_tokens'] or 0}", t["errors"] or "", t["title"] or ""]
@@ -308,6 +316,17 @@ def _fetch(args: argparse.Namespace, endpoint: str, params: dict[str, Any],
         return []
     response.raise_for_status()
     return response.json()
+
+
+def _nothing(what: str, args: argparse.Namespace) -> int:
+    """An empty result says where it looked: the wrong --db or --url is the usual cause."""
+    source = args.url or Store(args.db).path
+    print(f"no {what} found in {source}" + (" (filters applied)" if _filtered(args) else ""))
+    return 0
+
+
+def _filtered(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name, None) for name in ("user", "event", "thread", "kind", "since", "until"))
 
 
 def _print_json(rows: Any) -> int:
