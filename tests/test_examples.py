@@ -93,3 +93,31 @@ def test_openai_examples(venvs, example, launcher):
         events = endpoint.events("publish_llm_events")
     assert "Echo: Say hello" in done.stdout
     assert [(e["user_id"], e["thread_id"], e["prompt"]) for e in events] == [("u1", "t-42", "Say hello")]
+
+
+README_APP = """
+import openai
+client = openai.OpenAI(max_retries=0)   # OPENAI_BASE_URL: the local stand-in
+client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hello"}])
+"""
+
+
+def test_the_readme_zero_code_command_exactly_as_written(venvs, tmp_path):
+    """No OTEL_METRICS_EXPORTER / OTEL_LOGS_EXPORTER: the command as the README prints it."""
+    readme = (ROOT / "README.md").read_text()
+    (command,) = re.findall(r"^OTEL_TRACES_EXPORTER=trubrics .*opentelemetry-instrument python app\.py$",
+                            readme, re.MULTILINE)
+    (tmp_path / "app.py").write_text(README_APP)
+    venv = venvs[install_line(ROOT / "examples/zero_code_app.py")[1]]
+    with FakeOpenAI() as fake, TrubricsEndpoint(api_key="sk-readme") as endpoint:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("OTEL_", "TRUBRICS_", "OPENAI_", "VIRTUAL_ENV", "PYTHON"))}
+        env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", OPENAI_API_KEY="sk-fake",
+                   OPENAI_BASE_URL=fake.url, TRUBRICS_HOST=endpoint.url,
+                   TRUBRICS_SPOOL=os.environ["TRUBRICS_SPOOL"])
+        done = subprocess.run(command.replace("TRUBRICS_API_KEY=...", "TRUBRICS_API_KEY=sk-readme"),
+                              shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr
+        events = endpoint.events("publish_llm_events")
+    assert "not found" not in done.stderr, done.stderr
+    assert [e["assistant_id"] for e in events] == ["gpt-4o-mini-2024-07-18"]  # one library, one event
