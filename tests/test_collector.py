@@ -145,7 +145,8 @@ def test_instrumented_app_through_rotel_matches_in_process(endpoint, bridge, tmp
                               env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
 
-    with FakeOpenAI() as llm, TrubricsEndpoint() as direct, Rotel(bridge.url, tmp_path, **FAST_RETRY) as collector:
+    with FakeOpenAI() as llm, TrubricsEndpoint() as direct, \
+            Rotel(bridge.url, tmp_path, **FAST_RETRY) as collector:
         app("--trubrics-host", direct.url)
         expected = direct.count()
         assert expected >= 4  # chat, stream, error, tool call
