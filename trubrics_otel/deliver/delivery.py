@@ -213,7 +213,8 @@ class SpoolingDelivery:
         self._down = bool(result.pending)
         self.unreachable = result.unreachable
         if result.pending:
-            self.last_failure = f"{self._transport.base}/{path} failed ({result.detail})"
+            cause = f"HTTP {result.status}: {result.detail}" if result.status else result.detail
+            self.last_failure = f"{self._transport.base}/{path} failed ({cause})"
         if result.pending and result.retry_after:
             self._not_before = time.monotonic() + result.retry_after
         return result.pending
