@@ -2,9 +2,9 @@
 
 ::
 
-    pip install trubrics-otel openai opentelemetry-instrumentation-openai-v2
+    python3 -m venv .venv && .venv/bin/pip install -q -e '.[examples]'   # from the repo's root
     export TRUBRICS_API_KEY=...  OPENAI_API_KEY=...   # OPENAI_BASE_URL for a compatible server
-    python examples/existing_tracing.py
+    .venv/bin/python examples/existing_tracing.py
 
 Each chat call becomes one Trubrics LLM event for user ``u1`` in thread ``t-42``. The
 same works with OpenLLMetry or OpenInference: swap the instrumentor import, e.g.

@@ -1,7 +1,8 @@
 """Quickstart: a simulated AI chat app tracked with trubrics_otel, into a local server.
 
-    python examples/quickstart.py                 # temporary database, thrown away after
-    python examples/quickstart.py --db chat.sqlite3 --keep-serving   # then open the page
+    python3 -m venv .venv && .venv/bin/pip install -q -e .   # from the repo's root, once
+    .venv/bin/python examples/quickstart.py       # temporary database, thrown away after
+    .venv/bin/python examples/quickstart.py --db chat.sqlite3 --keep-serving   # then open the page
 
 No account and no network beyond 127.0.0.1: the local Trubrics-compatible server starts
 in this process on a free port, the app sends its events there exactly as it would to
@@ -115,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Local Trubrics-compatible server on {server.url} (db: {db})")
             run_chat_app(server.url)
             print_store(server)
+            if not args.keep_serving:
+                print("\nTo look at these in the page, run it again with --keep-serving "
+                      "(add --db chat.sqlite3 to keep the data).")
             if args.keep_serving:
                 print(f"\nThe page: {server.url}/   (Ctrl-C stops)")
                 try:

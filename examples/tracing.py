@@ -4,8 +4,9 @@ Runs with no account: by default it starts a tiny Trubrics-compatible endpoint o
 127.0.0.1, sends everything there and prints the tree the events describe (rebuilt from
 ``$trace_id`` / ``$span_id`` / ``$parent_span_id``, as a backend would)::
 
-    python examples/tracing.py                       # local capturing endpoint
-    python examples/tracing.py --host http://127.0.0.1:8000/api/ingestion --api-key ...
+    python3 -m venv .venv && .venv/bin/pip install -q -e .   # from the repo's root, once
+    .venv/bin/python examples/tracing.py             # local capturing endpoint
+    .venv/bin/python examples/tracing.py --host http://127.0.0.1:8000/api/ingestion --api-key ...
 
 The "LLM" and the "retriever" are stand-ins, so nothing leaves the machine.
 """

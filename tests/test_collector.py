@@ -30,6 +30,9 @@ FAST_RETRY = {
     "ROTEL_OTLP_EXPORTER_RETRY_MAX_BACKOFF": "2s",
     "ROTEL_OTLP_EXPORTER_RETRY_MAX_ELAPSED_TIME": "120s",
 }
+PAST_A_RETRY_S = 2.0
+"""Long enough for a duplicate to show: rotel's first retry comes 1 s ± 50 % after a failure
+(FAST_RETRY, used by every test here)."""
 
 
 def run_app(collector_url: str, direct_url: str, n_llm: int = 20, n_events: int = 10) -> int:
@@ -80,11 +83,11 @@ def rotel_to(bridge, protocol: str) -> tuple[str, dict[str, str]]:
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_app_through_rotel_and_bridge_exactly_once(endpoint, bridge, tmp_path, protocol):
     url, settings = rotel_to(bridge, protocol)
-    with TrubricsEndpoint() as direct, Rotel(url, tmp_path, **settings) as collector:
+    with TrubricsEndpoint() as direct, Rotel(url, tmp_path, **settings, **FAST_RETRY) as collector:
         expected = run_app(collector.otlp_http_url, direct.url)
         assert endpoint.wait_for_events(expected) == expected
         assert direct.wait_for_events(expected) == expected
-        time.sleep(0.5)  # anything extra would arrive now
+        time.sleep(PAST_A_RETRY_S)  # a retried duplicate would have arrived now
     via_bridge = span_ids(endpoint)
     assert set(via_bridge.values()) == {1}
     assert via_bridge == span_ids(direct)
@@ -104,7 +107,7 @@ def test_ten_second_trubrics_outage_loses_nothing(endpoint, bridge, tmp_path, pr
     with Rotel(url, tmp_path, **FAST_RETRY, **settings) as collector, TrubricsEndpoint() as direct:
         expected = run_app(collector.otlp_http_url, direct.url)
         assert endpoint.wait_for_events(expected, timeout=60) == expected
-        time.sleep(0.5)
+        time.sleep(PAST_A_RETRY_S)
     stats = bridge.stats()
     assert (stats.get("grpc_requests", 0) == stats["requests"]) == (protocol == "grpc")
     assert stats["answered_503"] >= 1
@@ -155,13 +158,14 @@ def test_instrumented_app_through_rotel_matches_in_process(endpoint, bridge, tmp
                               env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
 
-    with FakeOpenAI() as llm, TrubricsEndpoint() as direct, Rotel(bridge.url, tmp_path) as collector:
+    with FakeOpenAI() as llm, TrubricsEndpoint() as direct, \
+            Rotel(bridge.url, tmp_path, **FAST_RETRY) as collector:
         app("--trubrics-host", direct.url)
         expected = direct.count()
         assert expected >= 4  # chat, stream, error, tool call
         app("--otlp-endpoint", f"{collector.otlp_http_url}/v1/traces")
         assert endpoint.wait_for_events(expected) == expected
-        time.sleep(0.5)
+        time.sleep(PAST_A_RETRY_S)
     assert set(span_ids(endpoint).values()) == {1}
     for path in ("publish_events", "publish_llm_events"):
         key = json.dumps

@@ -86,7 +86,7 @@ def test_url_mode_matches_file_mode(chat_db, capsys):
 def test_query_without_a_database_creates_nothing(tmp_path, capsys):
     db = tmp_path / "nothing-here.sqlite3"
     assert main(["events", "--db", str(db)]) == 0
-    assert "nothing stored yet" in capsys.readouterr().out
+    assert capsys.readouterr().out == f"no events found in {db}\n"
     assert not db.exists()
 
 

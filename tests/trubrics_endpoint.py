@@ -56,6 +56,8 @@ class TrubricsEndpoint:
         self._failing_reply = Reply(503)
         self.batches: dict[str, list[list[dict[str, Any]]]] = {p: [] for p in PATHS}
         self.requests: list[Request] = []
+        self.arrived = 0
+        """Requests received so far, counted before any delay (a hung one included)."""
         self._connections: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -150,7 +152,18 @@ class TrubricsEndpoint:
                 return self._failing_reply
         return Reply()
 
+    def wait_for_arrivals(self, n: int, timeout: float = 30.0) -> int:
+        """Wait (bounded) until ``n`` requests have arrived, answered or not yet."""
+        end = time.monotonic() + timeout
+        with self._lock:
+            while self.arrived < n and (left := end - time.monotonic()) > 0:
+                self._changed.wait(min(left, 0.5))
+            return self.arrived
+
     def _handle(self, path: str, headers: dict[str, str], raw: bytes) -> Reply:
+        with self._lock:
+            self.arrived += 1
+            self._changed.notify_all()
         plan = self._plan()
         if plan.delay:
             time.sleep(plan.delay)

@@ -10,7 +10,11 @@ Each subcommand lives in the module that owns the job; this file only wires them
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import importlib.metadata
+import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -35,14 +39,69 @@ def _load(target: str) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand. A failure the user can fix is one line on stderr and exit code 2,
+    never a traceback; output cut short by a closed pipe (``| head``) ends quietly."""
     parser = argparse.ArgumentParser(prog="trubrics-otel", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, target in SUBCOMMANDS.items():
         command = _load(target)
         help_text = (command.__doc__ or "").strip().splitlines()
         command.add_arguments(sub.add_parser(name, help=help_text[0] if help_text else None))
     args = parser.parse_args(argv)
-    return int(_load(SUBCOMMANDS[args.command]).run(args) or 0)
+    try:
+        code = int(_load(SUBCOMMANDS[args.command]).run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler
+        return code
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
+    except Exception as exc:
+        message = _explain(exc, args)
+        if message is None:
+            raise
+        print(f"trubrics-otel {args.command}: {message}", file=sys.stderr)
+        return 2
+
+
+def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
+    """One line saying what went wrong and with which argument; None for a bug (raised)."""
+    import requests
+
+    url = getattr(args, "url", None)
+    if isinstance(exc, (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
+                        requests.exceptions.InvalidURL)):
+        return f"--url {url!r} is not an http(s):// URL (e.g. http://127.0.0.1:8787)"
+    if isinstance(exc, requests.ConnectionError):
+        refused = "Connection refused" in str(exc)
+        return f"cannot reach {url}: {'connection refused (is the server running?)' if refused else exc}"
+    if isinstance(exc, requests.Timeout):
+        return f"no answer from {url} in time"
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        hint = " (pass the server's --api-key)" if exc.response.status_code in (401, 403) else ""
+        return f"{url} answered HTTP {exc.response.status_code}{hint}"
+    if isinstance(exc, sqlite3.DatabaseError):
+        db = _db_path(args)
+        return f"cannot use the database {db}: {'it is a directory' if os.path.isdir(db) else exc}"
+    if isinstance(exc, OverflowError) and "port" in str(exc):
+        return f"--port {getattr(args, 'port', '')}: a port is 0-65535"
+    if isinstance(exc, OSError) and exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EACCES,
+                                                  errno.EROFS, errno.ENOENT):
+        return f"cannot use the database {_db_path(args)}: {exc.strerror}: {exc.filename}"
+    return None
+
+
+def _db_path(args: argparse.Namespace) -> str:
+    from trubrics_otel.server.store import default_db_path
+
+    return str(getattr(args, "db", None) or os.environ.get("TRUBRICS_DB") or default_db_path())
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("trubrics-otel")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
+        return "(not installed)"
 
 
 if __name__ == "__main__":

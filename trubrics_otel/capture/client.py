@@ -271,12 +271,17 @@ class Trubrics(TracingMethods):
                 self._processor.force_flush(int((30.0 if timeout is None else timeout) * 1000))
                 while self._exporter.pending:  # spooled events: retry until the timeout
                     self._exporter.deliver([])
+                    if self._exporter.unreachable:  # nothing listens: waiting is pointless
+                        break
                     if end is None or time.monotonic() >= end or not self._exporter.pending:
                         break
                     time.sleep(min(0.05, max(0.0, end - time.monotonic())))
             pending = self._exporter.pending + self._processor.queued
             if pending:
-                self._logger.warning("flush(): %d events not delivered yet; they stay queued", pending)
+                self._logger.warning(
+                    "flush(): %d events not delivered yet (%s); they stay queued",
+                    pending, self._exporter.last_failure or "no answer in time",
+                )
             return pending
         except Exception:
             self._logger.exception("flush() failed")

@@ -90,6 +90,11 @@ class SpoolingDelivery:
         self.counts = collections.Counter[str]()
         self._count_lock = threading.Lock()
         self._down = False
+        self.unreachable = False
+        """Waiting is pointless: the last attempt met a refused connection on loopback, or
+        the configuration forbids sending (no key, not a URL, insecure)."""
+        self.last_failure: str | None = None
+        """The URL and cause of the last failed attempt, for the messages that report it."""
         self._not_before = 0.0
         self._inflight: tuple[str, list[Event]] | None = None
         self._closed = False
@@ -129,8 +134,9 @@ class SpoolingDelivery:
             return SpanExportResult.FAILURE
         try:
             spool = self._open_spool()
-            if self._refusal:
-                self._log.error("insecure", "Not sending to %s: %s", self._transport.base, self._refusal)
+            if self._refusal:  # logged once, when the exporter was made
+                self.unreachable = True
+                self.last_failure = f"not sending to {self._transport.base}: {self._refusal}"
                 self.store(batches)
                 return SpanExportResult.FAILURE
             if self._expired() or not self._replay(spool):  # past a deadline, or still down
@@ -182,8 +188,8 @@ class SpoolingDelivery:
                 if spool.directory is not None else "lost (the spool is off)"
             )
             self._logger.error(
-                "Closing with %d Trubrics events undelivered: the endpoint kept failing; %s.",
-                spool.pending, where,
+                "Closing with %d Trubrics events undelivered: %s; %s.",
+                spool.pending, self.last_failure or "the endpoint kept failing", where,
             )
         if spool is not None:
             spool.close()
@@ -205,6 +211,10 @@ class SpoolingDelivery:
         self._add("sent", result.sent)
         self._add("rejected", result.rejected)
         self._down = bool(result.pending)
+        self.unreachable = result.unreachable
+        if result.pending:
+            cause = f"HTTP {result.status}: {result.detail}" if result.status else result.detail
+            self.last_failure = f"{self._transport.base}/{path} failed ({cause})"
         if result.pending and result.retry_after:
             self._not_before = time.monotonic() + result.retry_after
         return result.pending
@@ -295,7 +305,12 @@ class SpoolingDelivery:
             )
             return MemorySpool()
         for leftover in recover(self.directory, self._logger):  # what killed processes had queued
-            if spool.append(SPANS_PATH, leftover.payloads):
+            # one request's worth per record: a crash during the replay resends at most that
+            payloads = leftover.payloads
+            if all(
+                spool.append(SPANS_PATH, payloads[start : start + MAX_BATCH])
+                for start in range(0, len(payloads), MAX_BATCH)
+            ):
                 self._logger.info(
                     "Trubrics: %d events queued by a process that died will be sent.",
                     len(leftover.payloads),

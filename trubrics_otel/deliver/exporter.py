@@ -65,6 +65,7 @@ from trubrics_otel.deliver.transport import (
     LLM_EVENTS_PATH,
     SendResult,
     Transport,
+    config_error,
     insecure_reason,
 )
 from trubrics_otel.semconv import SCOPE_NAME
@@ -95,20 +96,22 @@ class TrubricsSpanExporter(SpanExporter):
     ) -> None:
         self._logger = logger or logging.getLogger("trubrics")
         api_key = str(settings.read(settings.API_KEY, api_key) or "")
-        if not api_key:
-            self._logger.error("No Trubrics API key: pass api_key= or set TRUBRICS_API_KEY.")
-        self.host = settings.read(settings.HOST, host)
+        self.host = str(settings.read(settings.HOST, host))
         self._all_spans = settings.read(settings.ALL_SPANS, all_spans)
         self._sampler = sampler_for(settings.sample_rate() if sample_rate is None else sample_rate)
         self._policy = policy_from_settings(mask, capture_content, self._logger)
         self._prices = load_price_table(prices)  # custom prices now; the maintained table lazily
-        refusal = None if settings.read(settings.ALLOW_INSECURE, allow_insecure) else insecure_reason(self.host)
-        if refusal:
-            self._logger.error(
-                "Not sending to %s: %s. Use https://, or allow_insecure=True "
-                "(TRUBRICS_ALLOW_INSECURE=1) if the network is trusted. Events are spooled.",
-                self.host, refusal,
-            )
+        refusal = config_error(self.host, api_key)
+        if refusal:  # one clear error now; nothing is ever attempted against this endpoint
+            self._logger.error("Trubrics events will not be sent: %s. They are spooled.", refusal)
+        elif not settings.read(settings.ALLOW_INSECURE, allow_insecure):
+            refusal = insecure_reason(self.host)
+            if refusal:
+                self._logger.error(
+                    "Not sending to %s: %s. Use https://, or allow_insecure=True "
+                    "(TRUBRICS_ALLOW_INSECURE=1) if the network is trusted. Events are spooled.",
+                    self.host, refusal,
+                )
         transport = Transport(
             self.host, api_key, timeout=settings.read(settings.TIMEOUT, timeout), logger=self._logger
         )
@@ -203,6 +206,16 @@ class TrubricsSpanExporter(SpanExporter):
     def deadline(self, seconds: float | None) -> _Deadline:
         """Context manager bounding every delivery attempt (flush, close) to ``seconds``."""
         return self._delivery.deadline(seconds)
+
+    @property
+    def unreachable(self) -> bool:
+        """The last attempt met a refused connection on loopback (nothing listens there)."""
+        return self._delivery.unreachable
+
+    @property
+    def last_failure(self) -> str | None:
+        """The URL and cause of the last failed attempt."""
+        return self._delivery.last_failure
 
     @property
     def pending(self) -> int:

@@ -11,6 +11,12 @@ never an empty array. Connection errors, timeouts, 408, 429 and 5xx are retried 
 exponential backoff and jitter, honouring ``Retry-After``, until the deadline; any other
 4xx is final and logged with the server's ``detail``. :meth:`Transport.interrupt` cuts
 every wait short, so a flush or close with a timeout is never held up by a backoff.
+
+A refused connection to a loopback host ends the send at once (``unreachable``): nothing
+listens there, and retrying only holds up a flush or close. Every POST runs with
+OpenTelemetry's suppress-instrumentation flag set, so an app's ``requests``/``urllib3``
+instrumentation never turns our own requests into spans (which ``all_spans=True`` would
+send back to Trubrics, without end).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from opentelemetry import context as otel_context
 from requests.adapters import HTTPAdapter
 
 EVENTS_PATH = "publish_events"
@@ -60,6 +67,8 @@ class SendResult:
     """Events not accepted after a transient failure, in order: worth sending later."""
     retry_after: float | None = None
     """When we gave up: seconds to wait before the next attempt (``Retry-After``, else backoff)."""
+    unreachable: bool = False
+    """Connection refused on loopback: nothing listens, so waiting for it is pointless."""
 
 
 class Transport:
@@ -114,6 +123,7 @@ class Transport:
             delivery.detail = result.detail
             delivery.retryable = result.retryable
             delivery.retry_after = result.retry_after
+            delivery.unreachable = result.unreachable
             if result.retryable:
                 delivery.pending = list(events[start:])
                 break
@@ -146,16 +156,27 @@ class Transport:
             self.attempts += 1
             remaining = cutoff() - time.monotonic()
             wait: float | None = None
+            token = otel_context.attach(
+                otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
+            )
             try:
                 response = self._session.post(
                     url, data=body, timeout=max(0.05, min(self._timeout, remaining))
                 )
             except requests.RequestException as exc:
                 result = SendResult(ok=False, detail=_describe(exc), retryable=True)
+                if _refused(exc) and _is_loopback(self.base):
+                    result.detail = "Connection refused: nothing listens there"
+                    result.unreachable = True
+                    result.attempts = attempt
+                    result.retry_after = _BACKOFF_BASE_S
+                    return result
             else:
                 result = _outcome(response)
                 wait = _retry_after(response)
                 response.close()
+            finally:
+                otel_context.detach(token)
             result.attempts = attempt
             if result.ok or not result.retryable:
                 if not result.ok:
@@ -202,15 +223,45 @@ def insecure_reason(url: str) -> str | None:
         return None
     if parts.scheme != "http":
         return f"unsupported scheme {parts.scheme!r}"
-    host = (parts.hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    if _is_loopback(url):
         return None
+    return f"plain http:// to {parts.hostname or '(no host)'} would expose the API key"
+
+
+def config_error(url: str, api_key: str) -> str | None:
+    """Why nothing can be sent at all with this host and key, or None."""
+    if not api_key:
+        return "no Trubrics API key: pass api_key= or set TRUBRICS_API_KEY"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"the host {url!r} is not an http(s):// URL (host= or TRUBRICS_HOST)"
+    return None
+
+
+def _is_loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
     try:
-        if ipaddress.ip_address(host).is_loopback:
-            return None
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        pass
-    return f"plain http:// to {host or '(no host)'} would expose the API key"
+        return False
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a connection error was a refusal, however deeply requests/urllib3 wrap it."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        error = todo.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, ConnectionRefusedError):
+            return True
+        todo += [error.__cause__, error.__context__, getattr(error, "reason", None)]
+        todo += [arg for arg in error.args if isinstance(arg, BaseException)]
+    return False
 
 
 def _session(api_key: str, base: str) -> requests.Session:

@@ -101,6 +101,8 @@ class HttpReceiver:
         self._logger = logger or logging.getLogger("trubrics.receive")
         timeout = max(1, round(client_timeout))
         # Binds now: a port in use fails here, in the caller's thread.
+        if not 0 <= int(listen[1]) <= 65535:  # the socket layer would wrap 99999 to 34463
+            raise OSError(f"cannot listen on {listen[0]}:{listen[1]}: a port is 0 to 65535")
         try:
             self._server = create_server(
                 self._wsgi, host=listen[0], port=listen[1], threads=threads, ident="trubrics-otel",

@@ -214,6 +214,7 @@ class LocalServer:
                 name, len({e["index"] for e in errors}), errors[0]["msg"], stored,
             )
             return Response(422, {"detail": errors, "stored": stored, "duplicates": duplicates})
+        self.logger.info("/%s: %d events stored, %d duplicates dropped", name, stored, duplicates)
         return Response(200, {"stored": stored, "duplicates": duplicates})
 
     def ingest_otlp(self, body: bytes, content_type: str) -> Response:
@@ -231,7 +232,9 @@ class LocalServer:
         skipped = len(encoded.events) + len(encoded.llm_events) - len(events) - len(llm)
         if skipped:
             self.logger.warning("/v1/traces: %d encoded events were invalid and not stored", skipped)
-        self.store.insert(events, llm)
+        stored, duplicates = self.store.insert(events, llm)
+        self.logger.info("/v1/traces: %d spans, %d events stored, %d duplicates dropped",
+                         len(spans), stored, duplicates)
         if "json" in content_type:
             return Response(200, {})
         return Response(200, b"", "application/x-protobuf")

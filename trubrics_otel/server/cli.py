@@ -82,13 +82,15 @@ def _serve(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes, session_timeout_s=args.session_timeout * 60, logger=logger,
         grpc_port=grpc_port,
     )
+    server.store.count()  # the database first: a bad --db is not a port problem (main says so)
     try:
         server.bind()
-    except OSError as exc:
-        print(f"trubrics-otel serve: {exc}", file=sys.stderr)
+    except (OSError, OverflowError) as exc:
+        print(f"trubrics-otel serve: {exc}", file=sys.stderr)  # the receivers name the address
         return 2
     print(f"trubrics-otel local server: {server.url}  (db: {server.store.path})", flush=True)
-    print(f"  send events:  Trubrics(api_key=\"local-dev-key\", host=\"{server.url}\")", flush=True)
+    key = args.api_key or "local-dev-key"  # the operator's own key, shown on their own terminal
+    print(f"  send events:  Trubrics(api_key=\"{key}\", host=\"{server.url}\")", flush=True)
     print(f"  OTLP traces:  {server.url}/v1/traces", flush=True)
     if server.grpc_port is not None:
         print(f"  OTLP/gRPC:    {args.bind}:{server.grpc_port}  (opentelemetry-instrument's default)", flush=True)
@@ -129,6 +131,8 @@ def _events(args: argparse.Namespace) -> int:
     rows.reverse()  # the newest N, shown oldest first
     if args.json:
         return _print_json(rows)
+    if not rows:
+        return _nothing("events", args)
     print(format_table(["time", "user", "event", "thread", "session", "details"], [
         [_local(e["timestamp"]), e["user_id"], _event_name(e), e["thread_id"] or "",
          (e["session_id"] or "")[:8], _details(e)]
@@ -156,6 +160,8 @@ def _sessions(args: argparse.Namespace) -> int:
     rows.reverse()
     if args.json:
         return _print_json(rows)
+    if not rows:
+        return _nothing("sessions", args)
     print(format_table(["session", "user", "start", "duration", "events", "llm", "threads", "event names"], [
         [s["session_id"][:8], s["user_id"], _local(s["start"]), _duration(s["duration_s"]),
          s["events"], s["llm_events"], s["threads"], ", ".join(s["event_names"])]
@@ -195,6 +201,8 @@ def _threads(args: argparse.Namespace) -> int:
     rows.reverse()
     if args.json:
         return _print_json(rows)
+    if not rows:
+        return _nothing("threads", args)
     print(format_table(["thread", "users", "turns", "last", "models", "tokens in/out", "cost $", "errors",
                         "first prompt"], [
         [t["thread_id"], ", ".join(t["users"]), t["turns"], _local(t["end"]), ", ".join(t["models"]),
@@ -219,6 +227,8 @@ def _users_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _users(args: argparse.Namespace) -> int:
     rows = _fetch(args, "users", {"limit": args.limit}, lambda store: store.users(limit=args.limit))
+    if not rows:
+        return _nothing("users", args)
     rows.reverse()
     if args.json:
         return _print_json(rows)
@@ -363,6 +373,17 @@ def _fetch(args: argparse.Namespace, endpoint: str, params: dict[str, Any],
         return []
     response.raise_for_status()
     return response.json()
+
+
+def _nothing(what: str, args: argparse.Namespace) -> int:
+    """An empty result says where it looked: the wrong --db or --url is the usual cause."""
+    source = args.url or Store(args.db).path
+    print(f"no {what} found in {source}" + (" (filters applied)" if _filtered(args) else ""))
+    return 0
+
+
+def _filtered(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name, None) for name in ("user", "event", "thread", "kind", "since", "until"))
 
 
 def _print_json(rows: Any) -> int:

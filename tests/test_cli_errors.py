@@ -1,0 +1,126 @@
+"""The command line's first hour: every mistake is one line and exit code 2, never a traceback.
+
+Runs the installed ``trubrics-otel`` entry point (as a user would) against real files, real
+closed ports and a real ``serve`` process on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from trubrics_otel.server.store import Store
+
+CLI = shutil.which("trubrics-otel", path=str(Path(sys.executable).parent)) or "trubrics-otel"
+
+
+def _run(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CLI, *argv], capture_output=True, text=True, timeout=timeout)
+
+
+def _closed_port_url() -> str:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.fixture
+def not_sqlite(tmp_path: Path) -> Path:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database\n")
+    return path
+
+
+@pytest.mark.parametrize("argv, says", [
+    (lambda tmp, f: ["events", "--url", _closed_port_url()], "connection refused"),
+    (lambda tmp, f: ["events", "--url", "notaurl"], "is not an http(s):// URL"),
+    (lambda tmp, f: ["events", "--db", str(f)], "file is not a database"),
+    (lambda tmp, f: ["stats", "--db", str(f)], "file is not a database"),
+    (lambda tmp, f: ["serve", "--port", "99999", "--db", str(tmp / "s.db")], "99999"),
+    (lambda tmp, f: ["serve", "--port", "0", "--db", str(tmp)], "it is a directory"),
+    (lambda tmp, f: ["serve", "--port", "0", "--db", str(f / "under-a-file.db")], "notes.txt"),
+], ids=["refused url", "not a url", "events on a text file", "stats on a text file",
+        "port out of range", "db is a directory", "db under a file"])
+def test_mistakes_are_one_line_and_exit_2(tmp_path, not_sqlite, argv, says):
+    done = _run(*argv(tmp_path, not_sqlite))
+    assert done.returncode == 2, done
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("trubrics-otel ") and says in lines[0], done.stderr
+
+
+def test_version():
+    done = _run("--version")
+    assert done.returncode == 0 and re.fullmatch(r"trubrics-otel \d+\.\d+\.\d+\S*\n", done.stdout)
+
+
+def test_an_empty_result_names_where_it_looked(tmp_path):
+    db = tmp_path / "empty.db"
+    for command in ("events", "sessions", "threads"):
+        done = _run(command, "--db", str(db))
+        assert done.returncode == 0 and done.stdout.strip() == f"no {command} found in {db}"
+    assert not db.exists()  # reading never creates a database
+
+
+def test_output_cut_by_a_closed_pipe_ends_quietly(tmp_path):
+    db = tmp_path / "busy.db"
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    Store(db).insert([{"user_id": f"u{i}", "event": "e", "properties": {"i": i},
+                       "timestamp": (start + dt.timedelta(seconds=i)).isoformat()} for i in range(3000)])
+    done = subprocess.run(
+        f"'{CLI}' events --db '{db}' --limit 3000 | head -2; echo \"status ${{PIPESTATUS[0]}}\"",
+        shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=60,
+    )
+    assert done.stderr == ""  # no BrokenPipeError traceback
+    assert done.stdout.splitlines()[-1] in ("status 0", "status 141")
+
+
+def test_serve_shows_the_key_it_requires_and_logs_each_batch(tmp_path):
+    server = subprocess.Popen(
+        [CLI, "serve", "--port", "0", "--api-key", "team-key-1", "--db", str(tmp_path / "s.db")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        banner = [server.stdout.readline() for _ in range(2)]
+        url = re.search(r"(http://127\.0\.0\.1:\d+)", banner[0]).group(1)
+        assert f'Trubrics(api_key="team-key-1", host="{url}")' in banner[1]
+        batch = [{"user_id": "u", "event": "e", "timestamp": "2026-01-01T00:00:00+00:00",
+                  "properties": {"$trace_id": "ab" * 16, "$span_id": f"{i:016x}"}} for i in range(2)]
+        for _ in range(2):  # the second time, as a retry: both are duplicates
+            response = requests.post(f"{url}/publish_events", json=batch,
+                                     headers={"x-api-key": "team-key-1"}, timeout=10)
+            assert response.status_code == 200
+        lines = _lines_within(server.stderr, 2, seconds=20)
+        assert [line.split(" INFO ", 1)[1] for line in lines] == [
+            "/publish_events: 2 events stored, 0 duplicates dropped",
+            "/publish_events: 0 events stored, 2 duplicates dropped",
+        ]
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _lines_within(stream, n: int, seconds: float) -> list[str]:
+    """The next ``n`` lines of a child's stream, or fewer if they do not come in time."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line.rstrip("\n")) for line in stream], daemon=True).start()
+    got: list[str] = []
+    end = time.monotonic() + seconds
+    while len(got) < n and (left := end - time.monotonic()) > 0:
+        try:
+            got.append(lines.get(timeout=left))
+        except queue.Empty:
+            break
+    return got

@@ -1,0 +1,122 @@
+"""Every example runs as its docstring says, installed as its docstring says, from this checkout.
+
+Each example's docstring starts with an install line for a fresh clone. Here that line runs
+as written, from the repository's root, into a fresh virtual environment (``.venv`` becomes a
+temporary one, so the checkout's own is never touched), and the example then runs with that
+environment's Python, against a local OpenAI-compatible server and a local Trubrics endpoint.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fake_openai import FakeOpenAI
+from trubrics_endpoint import TrubricsEndpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+INSTALL = re.compile(r"^\s*(python3 -m venv \.venv && \.venv/bin/pip install -q -e (\S+))", re.MULTILINE)
+
+
+def install_line(example: Path) -> tuple[str, str]:
+    """The docstring's install command and the requirement it installs (``.`` or ``'.[x]'``)."""
+    match = INSTALL.search(ast.get_docstring(ast.parse(example.read_text())) or "")
+    assert match, f"{example.name}: no install line for a fresh clone in its docstring"
+    return match.group(1), match.group(2)
+
+
+@pytest.fixture(scope="module")
+def venvs(tmp_path_factory) -> Iterator[dict[str, Path]]:
+    """One fresh environment per distinct install line, made by running that line."""
+    made: dict[str, Path] = {}
+    for example in EXAMPLES:
+        command, requirement = install_line(example)
+        if requirement in made:
+            continue
+        venv = tmp_path_factory.mktemp("venv") / "v"
+        done = subprocess.run(command.replace(".venv", str(venv)), shell=True, cwd=ROOT,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        made[requirement] = venv
+    yield made
+
+
+def _run(venv: Path, argv: list[str], **env_extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OTEL_", "TRUBRICS_", "OPENAI_", "VIRTUAL_ENV", "PYTHON"))}
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["TRUBRICS_SPOOL"] = os.environ["TRUBRICS_SPOOL"]
+    env.update(env_extra)
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+
+
+def test_every_example_has_an_install_line():
+    assert {e.name for e in EXAMPLES} >= {"quickstart.py", "tracing.py", "existing_tracing.py",
+                                          "zero_code_app.py"}
+    for example in EXAMPLES:
+        install_line(example)
+
+
+def test_quickstart(venvs):
+    done = _run(venvs[install_line(ROOT / "examples/quickstart.py")[1]],
+                ["python", "examples/quickstart.py"])
+    assert done.returncode == 0, done.stderr
+    assert "== 7 LLM events ==" in done.stdout and "--keep-serving" in done.stdout
+
+
+def test_tracing(venvs):
+    done = _run(venvs[install_line(ROOT / "examples/tracing.py")[1]], ["python", "examples/tracing.py"])
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^\d+ events received:", done.stdout, re.MULTILINE), done.stdout
+
+
+@pytest.mark.parametrize("example, launcher", [
+    ("existing_tracing.py", []),
+    ("zero_code_app.py", ["opentelemetry-instrument"]),
+])
+def test_openai_examples(venvs, example, launcher):
+    venv = venvs[install_line(ROOT / "examples" / example)[1]]
+    with FakeOpenAI() as fake, TrubricsEndpoint(api_key="sk-example") as endpoint:
+        done = _run(venv, [*launcher, "python", f"examples/{example}"],
+                    OPENAI_API_KEY="sk-fake", OPENAI_BASE_URL=fake.url, TRUBRICS_API_KEY="sk-example",
+                    TRUBRICS_HOST=endpoint.url, OTEL_TRACES_EXPORTER="trubrics",
+                    OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="span_only")
+        assert done.returncode == 0, done.stderr
+        events = endpoint.events("publish_llm_events")
+    assert "Echo: Say hello" in done.stdout
+    assert [(e["user_id"], e["thread_id"], e["prompt"]) for e in events] == [("u1", "t-42", "Say hello")]
+
+
+README_APP = """
+import openai
+client = openai.OpenAI(max_retries=0)   # OPENAI_BASE_URL: the local stand-in
+client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hello"}])
+"""
+
+
+def test_the_readme_zero_code_command_exactly_as_written(venvs, tmp_path):
+    """No OTEL_METRICS_EXPORTER / OTEL_LOGS_EXPORTER: the command as the README prints it."""
+    readme = (ROOT / "README.md").read_text()
+    (command,) = re.findall(r"^OTEL_TRACES_EXPORTER=trubrics .*opentelemetry-instrument python app\.py$",
+                            readme, re.MULTILINE)
+    (tmp_path / "app.py").write_text(README_APP)
+    venv = venvs[install_line(ROOT / "examples/zero_code_app.py")[1]]
+    with FakeOpenAI() as fake, TrubricsEndpoint(api_key="sk-readme") as endpoint:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("OTEL_", "TRUBRICS_", "OPENAI_", "VIRTUAL_ENV", "PYTHON"))}
+        env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", OPENAI_API_KEY="sk-fake",
+                   OPENAI_BASE_URL=fake.url, TRUBRICS_HOST=endpoint.url,
+                   TRUBRICS_SPOOL=os.environ["TRUBRICS_SPOOL"])
+        done = subprocess.run(command.replace("TRUBRICS_API_KEY=...", "TRUBRICS_API_KEY=sk-readme"),
+                              shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr
+        events = endpoint.events("publish_llm_events")
+    assert "not found" not in done.stderr, done.stderr
+    assert [e["assistant_id"] for e in events] == ["gpt-4o-mini-2024-07-18"]  # one library, one event
