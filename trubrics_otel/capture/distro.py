@@ -8,8 +8,10 @@
 ``opentelemetry-instrument`` needs a *distro* (defaults) and a *configurator* (the SDK set-up);
 both are registered here under the name ``trubrics`` (entry-point groups
 ``opentelemetry_distro`` and ``opentelemetry_configurator``). The configurator is the SDK's
-own. The distro differs from ``opentelemetry-distro``'s in one way that matters: it defaults
-metrics and logs to ``none`` instead of OTLP over gRPC. With those defaults, the command above
+own. The distro behaves as ``opentelemetry-distro``'s (OTLP for traces, metrics and logs, so
+``opentelemetry-instrument python app.py`` with default settings still reaches a Collector or
+``trubrics-otel serve``) with one difference: when ``OTEL_TRACES_EXPORTER`` names
+``trubrics``, metrics and logs default to ``none`` instead of OTLP over gRPC. With those defaults, the command above
 failed with "Requested component 'otlp_proto_grpc' not found" and sent nothing unless
 ``OTEL_METRICS_EXPORTER=none OTEL_LOGS_EXPORTER=none`` were added; an app that wants OTLP
 for them still sets those variables, which win as always.
@@ -31,14 +33,21 @@ from opentelemetry.environment_variables import (
 from opentelemetry.instrumentation.distro import BaseDistro
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 
-DEFAULTS = {OTEL_TRACES_EXPORTER: "trubrics", OTEL_METRICS_EXPORTER: "none", OTEL_LOGS_EXPORTER: "none"}
+OTLP_DEFAULTS = {OTEL_TRACES_EXPORTER: "otlp", OTEL_METRICS_EXPORTER: "otlp", OTEL_LOGS_EXPORTER: "otlp"}
+"""What ``opentelemetry-distro`` defaults to: an app that names no exporter keeps OTLP."""
+TRUBRICS_DEFAULTS = {OTEL_METRICS_EXPORTER: "none", OTEL_LOGS_EXPORTER: "none"}
+"""With ``OTEL_TRACES_EXPORTER=trubrics``: nothing else is exported unless asked for."""
 
 
 class TrubricsDistro(BaseDistro):
-    """Defaults for ``opentelemetry-instrument``: spans to Trubrics, nothing else exported."""
+    """Defaults for ``opentelemetry-instrument``: ``opentelemetry-distro``'s (OTLP for all three
+    signals), except that spans sent to Trubrics do not drag metrics and logs to OTLP."""
 
     def _configure(self, **kwargs: Any) -> None:
-        for name, value in DEFAULTS.items():
+        traces = os.environ.get(OTEL_TRACES_EXPORTER, "")
+        names = {name.strip() for name in traces.split(",")}
+        defaults = TRUBRICS_DEFAULTS if "trubrics" in names else OTLP_DEFAULTS
+        for name, value in defaults.items():
             os.environ.setdefault(name, value)
 
 
