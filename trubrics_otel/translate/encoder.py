@@ -36,15 +36,13 @@ from opentelemetry.trace import StatusCode
 
 from trubrics_otel import semconv as sc
 from trubrics_otel.translate.conventions import (
-    THREAD_ID_ATTRIBUTES,
-    USER_ID_ATTRIBUTES,
     LlmCall,
     SpanEvent,
-    first_of,
     other_span,
     prefixed_properties,
     read_span,
 )
+from trubrics_otel.translate.duplicates import CallSignature, one_event_per_call, signature
 from trubrics_otel.translate.jsonable import MAX_PROPERTIES_CHARS, encode_fast
 from trubrics_otel.translate.tracked import (
     EVENT,
@@ -52,6 +50,7 @@ from trubrics_otel.translate.tracked import (
     TrackedSpan,
     json_properties,
 )
+from trubrics_otel.translate.traces import Identity, TraceMemory, span_identity
 
 Event = dict[str, Any]
 
@@ -64,17 +63,38 @@ class Encoded:
     """Spans that are neither product events nor LLM calls."""
     errors: list[str] = field(default_factory=list)
     """One message per span that could not be encoded (the others still are)."""
+    merged_duplicates: int = 0
+    """LLM events not sent because another instrumentation's span of the same model call
+    was (merged into it in this batch, or sent in an earlier one)."""
 
     def __len__(self) -> int:
         return len(self.events) + len(self.llm_events)
 
 
-def encode_spans(spans: Iterable[ReadableSpan], *, all_spans: bool = False) -> Encoded:
-    """``all_spans``: send spans no convention knows (HTTP, DB…) as events named after them."""
+def encode_spans(
+    spans: Iterable[ReadableSpan], *, all_spans: bool = False, memory: TraceMemory | None = None
+) -> Encoded:
+    """``all_spans``: send spans no convention knows (HTTP, DB…) as events named after them.
+
+    ``memory``: the receiver's :class:`TraceMemory`, so users and threads are inherited from
+    ancestors seen in earlier batches and a call sent before is not sent again; without one,
+    a fresh memory covers this batch alone. Two passes: every span's identity is remembered
+    first, so a child exported before its parent still inherits from it.
+    """
+    memory = memory if memory is not None else TraceMemory()
+    spans = list(spans)
+    memory.remember(span for span in spans if span.__class__ is not TrackedSpan)
     encoded = Encoded()
+    calls: list[tuple[CallSignature, Event]] = []
     for span in spans:
         try:
-            kind, event = encode_span(span, all_spans=all_spans)
+            if span.__class__ is TrackedSpan:
+                kind, event = encode_record(span.record)  # type: ignore[attr-defined]
+            else:
+                kind, event = encode_span(span, all_spans=all_spans, identity=memory.identity(span))
+                if kind == "llm":
+                    calls.append((signature(span, event), event))
+                    continue
         except Exception as exc:  # one bad span must not cost the others
             encoded.errors.append(f"span {span.name!r}: {type(exc).__name__}: {exc}")
             continue
@@ -84,21 +104,32 @@ def encode_spans(spans: Iterable[ReadableSpan], *, all_spans: bool = False) -> E
             encoded.llm_events.append(event)
         else:
             encoded.events.append(event)
+    if calls:
+        kept, encoded.merged_duplicates = one_event_per_call(calls, memory)
+        encoded.llm_events.extend(kept)
     return encoded
 
 
-def encode_span(span: ReadableSpan, *, all_spans: bool = False) -> tuple[str | None, Event]:
-    """``("event" | "llm", wire dict)``, or ``(None, {})`` for a span that is neither."""
+def encode_span(
+    span: ReadableSpan, *, all_spans: bool = False, identity: Identity | None = None
+) -> tuple[str | None, Event]:
+    """``("event" | "llm", wire dict)``, or ``(None, {})`` for a span that is neither.
+
+    ``identity``: the span's user and thread with the ancestors' filled in
+    (:meth:`TraceMemory.identity`); by default, the span's own.
+    """
     if span.__class__ is TrackedSpan:
         return encode_record(span.record)  # type: ignore[attr-defined]
     attributes = span.attributes or {}
+    identity = identity if identity is not None else span_identity(span)
+    user_id = identity.user_id or sc.ANONYMOUS_USER_ID
     name = attributes.get(sc.TRUBRICS_EVENT)
     if isinstance(name, str):
-        properties = properties_of(span, _observation_properties(span))
+        properties = properties_of(span, _observation_properties(span, identity))
         if span.status.status_code is StatusCode.ERROR:
             properties.update(error_properties(span))
         return "event", {
-            "user_id": user_id_of(attributes),
+            "user_id": user_id,
             "event": name,
             "properties": properties,
             "timestamp": iso_timestamp(span.end_time),
@@ -111,19 +142,19 @@ def encode_span(span: ReadableSpan, *, all_spans: bool = False) -> tuple[str | N
     properties = properties_of(span, call.properties)
     if span.status.status_code is StatusCode.ERROR:
         properties.update(error_properties(span))
-    thread_id = first_of(attributes, THREAD_ID_ATTRIBUTES)
+    thread_id = identity.thread
     if isinstance(call, SpanEvent):
         if thread_id is not None:
             properties.setdefault(sc.PROP_THREAD_ID, thread_id)
         return "event", {
-            "user_id": user_id_of(attributes),
+            "user_id": user_id,
             "event": call.name,
             "properties": properties,
             "timestamp": iso_timestamp(span.end_time),
         }
     assert isinstance(call, LlmCall)
     return "llm", {
-        "user_id": user_id_of(attributes),
+        "user_id": user_id,
         "prompt": call.prompt,
         "generation": call.generation,
         "prompt_event_name": attributes.get(sc.TRUBRICS_PROMPT_EVENT_NAME, "Prompt"),
@@ -207,10 +238,6 @@ def _own_properties(own: Any) -> dict[str, Any]:
     return _json_object(json_properties(own))
 
 
-def user_id_of(attributes: Mapping[str, Any]) -> str:
-    return first_of(attributes, USER_ID_ATTRIBUTES) or sc.ANONYMOUS_USER_ID
-
-
 def properties_of(span: ReadableSpan, derived: Mapping[str, Any]) -> dict[str, Any]:
     """Context properties, then what the convention derived, then the span's own, then ids."""
     attributes = span.attributes or {}
@@ -228,7 +255,7 @@ def properties_of(span: ReadableSpan, derived: Mapping[str, Any]) -> dict[str, A
     return properties
 
 
-def _observation_properties(span: ReadableSpan) -> dict[str, Any]:
+def _observation_properties(span: ReadableSpan, identity: Identity) -> dict[str, Any]:
     """What a tracing observation's product event derives: type, duration, thread."""
     attributes = span.attributes or {}
     derived: dict[str, Any] = {}
@@ -237,7 +264,7 @@ def _observation_properties(span: ReadableSpan) -> dict[str, Any]:
         derived[sc.PROP_OBSERVATION_TYPE] = kind
         if kind in _TIMED_OBSERVATIONS:
             derived[sc.PROP_DURATION] = duration_s(span)
-    thread = attributes.get(sc.GEN_AI_CONVERSATION_ID) or attributes.get(sc.SESSION_ID)
+    thread = identity.thread
     if thread:
         derived[sc.PROP_THREAD_ID] = str(thread)
     return derived

@@ -43,26 +43,60 @@ from trubrics_otel.translate.messages import plain
 
 __all__ = ["CONVENTIONS", "Convention", "LlmCall", "SpanEvent", "read_span", "read_llm_call",
            "other_span", "first_of", "prefixed_properties", "USER_ID_ATTRIBUTES",
-           "THREAD_ID_ATTRIBUTES", "PROPERTY_PREFIXES"]
+           "THREAD_ID_ATTRIBUTES", "PROPERTY_PREFIXES", "METADATA_JSON_ATTRIBUTES",
+           "METADATA_USER_KEYS", "METADATA_THREAD_KEYS", "WEAK_THREAD_SCOPES"]
 
-# --- Who and which conversation: tried in order, on every span -------------------------
+# --- Who and which conversation: read on every span, inherited down the trace -----------
+# Precedence within one span follows Langfuse's OTel ingestion (langfuse.* first, then the
+# OpenTelemetry names, then the libraries' own). A span's own value beats an ancestor's; an
+# ancestor's beats a WEAK value of the span's own (see WEAK_THREAD_SCOPES).
 
 USER_ID_ATTRIBUTES: tuple[str, ...] = (
+    sc.LANGFUSE_USER_ID,
     sc.USER_ID,
     sc.ENDUSER_ID,
+    "langfuse.observation.metadata.langfuse_user_id",
+    "langfuse.trace.metadata.langfuse_user_id",
+    sc.AI_TELEMETRY_METADATA_PREFIX + "userId",
+    sc.AI_TELEMETRY_METADATA_PREFIX + "user_id",
     sc.TRACELOOP_ASSOCIATION_PREFIX + "user_id",
+    sc.TRACELOOP_ASSOCIATION_PREFIX + "userId",
+    sc.LLM_USER,
+    "metadata.user_api_key_end_user_id",  # LiteLLM proxy: the end user of a virtual key
+    sc.TRUBRICS_INHERITED_USER_ID,
 )
 """The first present is the event's ``user_id`` (``user_context`` stamps ``user.id``)."""
 
 THREAD_ID_ATTRIBUTES: tuple[str, ...] = (
-    sc.GEN_AI_CONVERSATION_ID,
+    sc.LANGFUSE_SESSION_ID,
     sc.SESSION_ID,
-    sc.TRACELOOP_ASSOCIATION_PREFIX + "thread_id",
+    sc.GEN_AI_CONVERSATION_ID,
+    "langfuse.observation.metadata.langfuse_session_id",
+    "langfuse.trace.metadata.langfuse_session_id",
+    sc.AI_TELEMETRY_METADATA_PREFIX + "sessionId",
+    sc.AI_TELEMETRY_METADATA_PREFIX + "session_id",
+    sc.AI_TELEMETRY_METADATA_PREFIX + "threadId",
     sc.TRACELOOP_ASSOCIATION_PREFIX + "session_id",
+    sc.TRACELOOP_ASSOCIATION_PREFIX + "sessionId",
+    sc.TRACELOOP_ASSOCIATION_PREFIX + "thread_id",
     sc.TRACELOOP_ASSOCIATION_PREFIX + "conversation_id",
     sc.TRACELOOP_ASSOCIATION_PREFIX + "chat_id",
+    sc.TRUBRICS_INHERITED_THREAD_ID,
 )
 """The first present is the event's thread (``user_context`` stamps ``gen_ai.conversation.id``)."""
+
+METADATA_JSON_ATTRIBUTES: tuple[str, ...] = (sc.OPENINFERENCE_METADATA, "langfuse.trace.metadata")
+"""JSON objects that may name the user and thread under :data:`METADATA_USER_KEYS` /
+:data:`METADATA_THREAD_KEYS` (OpenInference's ``using_metadata``, LangChain's
+``config={"metadata": ...}``, pydantic-ai's ``metadata=``). Read after the attributes above."""
+METADATA_USER_KEYS: tuple[str, ...] = ("user_id", "userId", "langfuse_user_id")
+METADATA_THREAD_KEYS: tuple[str, ...] = (
+    "session_id", "sessionId", "thread_id", "threadId", "conversation_id", "langfuse_session_id",
+)
+
+WEAK_THREAD_SCOPES: tuple[str, ...] = ("pydantic-ai", "pydantic_ai", "logfire")
+"""Scopes whose ``gen_ai.conversation.id`` is a fresh id per run unless the app passed one
+(pydantic-ai): the app's thread on any ancestor beats it; used only when there is none."""
 
 PROPERTY_PREFIXES: tuple[str, ...] = (sc.TRACELOOP_ASSOCIATION_PREFIX,)
 """Attributes under these prefixes become properties, prefix removed."""

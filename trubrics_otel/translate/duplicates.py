@@ -1,0 +1,168 @@
+"""Exactly one LLM event per model call, when two instrumentations saw the same call.
+
+With a framework's instrumentation and a provider SDK's both installed (OpenInference's
+LangChain + OpenLLMetry's OpenAI, any Anthropic instrumentation + the ``anthropic`` SDK's own
+spans, LiteLLM's raw request span…), one model call gives two LLM spans: nested, siblings,
+or even in different traces. Two LLM spans are the **same call** when:
+
+* their time intervals nest (one lies within the other, :data:`CLOCK_SLACK_NS` allowed), and
+* their models agree (equal, or one a prefix of the other: ``gpt-4o-mini`` and the dated
+  ``gpt-4o-mini-2024-07-18``, ``openai/gpt-4o-mini``), and
+* nothing tells them apart: not two different response ids, not two different non-empty
+  prompts, not two spans of one library side by side (one library makes one span per call);
+* and either one is the other's parent or they share a parent, or, elsewhere in the trace or in
+  another trace, positive evidence agrees: the same response id, or the same non-empty prompt.
+
+The merged event is the richer reader's (a prompt and a generation count most; then the
+outer span, the one nearer the app's intent), gaps filled from the other; token counts and
+time to first token come from the inner span when it has them (it is the one that saw the
+provider's own numbers). Calls already sent are remembered in the :class:`TraceMemory`; a
+later duplicate is dropped. Both count as ``merged_duplicates``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from trubrics_otel import semconv as sc
+from trubrics_otel.translate.traces import TraceMemory
+
+Event = dict[str, Any]
+
+CLOCK_SLACK_NS = 5_000_000
+"""Spans timed by different libraries (a JS SDK starts spans at millisecond resolution)."""
+
+_USAGE_PROPERTIES = (
+    sc.PROP_INPUT_TOKENS, sc.PROP_OUTPUT_TOKENS, sc.PROP_TOTAL_TOKENS,
+    sc.PROP_CACHE_READ_INPUT_TOKENS, sc.PROP_CACHE_CREATION_INPUT_TOKENS, sc.PROP_REASONING_TOKENS,
+)
+_IDS = (sc.PROP_TRACE_ID, sc.PROP_SPAN_ID, sc.PROP_PARENT_SPAN_ID)
+
+
+@dataclass(frozen=True, slots=True)
+class CallSignature:
+    """What one LLM span says about its call, enough to recognise another view of it."""
+
+    trace_id: int
+    span_id: int
+    parent_id: int
+    start: int
+    end: int
+    scope: str
+    models: tuple[str, ...]
+    response_id: str | None
+    prompt: str
+    richness: int
+
+
+def signature(span: ReadableSpan, event: Event) -> CallSignature:
+    attributes = span.attributes or {}
+    context = span.context
+    scope = span.instrumentation_scope
+    models = {
+        _model_key(m) for m in (event.get("assistant_id"), attributes.get(sc.GEN_AI_REQUEST_MODEL),
+                                attributes.get(sc.GEN_AI_RESPONSE_MODEL))
+        if isinstance(m, str) and m
+    }
+    response_id = attributes.get(sc.GEN_AI_RESPONSE_ID) or attributes.get("ai.response.id")
+    return CallSignature(
+        trace_id=context.trace_id if context else 0,
+        span_id=context.span_id if context else 0,
+        parent_id=span.parent.span_id if span.parent is not None else 0,
+        start=span.start_time or 0,
+        end=span.end_time or span.start_time or 0,
+        scope=scope.name if scope is not None else "",
+        models=tuple(sorted(models)),
+        response_id=str(response_id) if response_id else None,
+        prompt=event.get("prompt") or "",
+        richness=2 * bool(event.get("prompt")) + 2 * bool(event.get("generation"))
+        + sum(1 for key in _USAGE_PROPERTIES if key in (event.get("properties") or {})),
+    )
+
+
+def _model_key(model: str) -> str:
+    return model.rpartition("/")[2].lower()
+
+
+def same_call(a: CallSignature, b: CallSignature) -> bool:
+    if a.trace_id == b.trace_id and a.span_id == b.span_id:
+        return True
+    outer, inner = (a, b) if a.end - a.start >= b.end - b.start else (b, a)
+    if not (outer.start - CLOCK_SLACK_NS <= inner.start and inner.end <= outer.end + CLOCK_SLACK_NS):
+        return False
+    if a.models and b.models and not any(
+        x.startswith(y) or y.startswith(x) for x in a.models for y in b.models
+    ):
+        return False
+    if a.response_id and b.response_id and a.response_id != b.response_id:
+        return False
+    if a.prompt and b.prompt and a.prompt != b.prompt:
+        return False
+    same_trace = a.trace_id == b.trace_id
+    parent_and_child = same_trace and inner.parent_id == outer.span_id
+    if a.scope and a.scope == b.scope and not parent_and_child:
+        return False
+    if parent_and_child or (same_trace and a.parent_id == b.parent_id):
+        return True
+    return bool((a.response_id and a.response_id == b.response_id) or (a.prompt and a.prompt == b.prompt))
+
+
+def merge(a: tuple[CallSignature, Event], b: tuple[CallSignature, Event]) -> tuple[CallSignature, Event]:
+    """One event for two views of a call: the richer's fields, gaps filled from the other."""
+    (sig_a, event_a), (sig_b, event_b) = a, b
+    outer_first = sorted((a, b), key=lambda item: (item[0].start, -(item[0].end)))
+    inner_sig, inner_event = outer_first[1]
+    winner, loser = sorted((a, b), key=lambda item: (-item[0].richness, item[0].start, -item[0].end))
+    merged = dict(winner[1])
+    for field in ("prompt", "generation", "assistant_id", "thread_id", "latency"):
+        if not merged.get(field) and loser[1].get(field):
+            merged[field] = loser[1][field]
+    if merged.get("user_id") in (None, sc.ANONYMOUS_USER_ID):
+        merged["user_id"] = loser[1].get("user_id") or merged.get("user_id")
+    properties = dict(winner[1].get("properties") or {})
+    for key, value in (loser[1].get("properties") or {}).items():
+        if key not in _IDS and properties.get(key) is None:
+            properties[key] = value
+    inner_properties: Mapping[str, Any] = inner_event.get("properties") or {}
+    if sc.PROP_INPUT_TOKENS in inner_properties or sc.PROP_OUTPUT_TOKENS in inner_properties:
+        for key in _USAGE_PROPERTIES:
+            if key in inner_properties:
+                properties[key] = inner_properties[key]
+    if inner_properties.get(sc.PROP_TIME_TO_FIRST_TOKEN) is not None:
+        properties[sc.PROP_TIME_TO_FIRST_TOKEN] = inner_properties[sc.PROP_TIME_TO_FIRST_TOKEN]
+    merged["properties"] = properties
+    richest = max(sig_a.richness, sig_b.richness)
+    signature_kept = winner[0]
+    return (
+        CallSignature(signature_kept.trace_id, signature_kept.span_id, signature_kept.parent_id,
+                      min(sig_a.start, sig_b.start), max(sig_a.end, sig_b.end), signature_kept.scope,
+                      tuple(sorted({*sig_a.models, *sig_b.models})),
+                      sig_a.response_id or sig_b.response_id, sig_a.prompt or sig_b.prompt, richest),
+        merged,
+    )
+
+
+def one_event_per_call(
+    calls: list[tuple[CallSignature, Event]], memory: TraceMemory
+) -> tuple[list[Event], int]:
+    """This batch's LLM events, duplicates merged and calls sent before dropped; and how many
+    events that removed. The kept calls are remembered as sent."""
+    kept: list[tuple[CallSignature, Event]] = []
+    removed = 0
+    for call in sorted(calls, key=lambda item: item[0].start):
+        if any(same_call(call[0], sent) for sent in memory.sent_calls):
+            removed += 1
+            continue
+        for index, other in enumerate(kept):
+            if same_call(call[0], other[0]):
+                kept[index] = merge(other, call)
+                removed += 1
+                break
+        else:
+            kept.append(call)
+    memory.sent_calls.extend(signature for signature, _ in kept)
+    return [event for _, event in kept], removed
