@@ -45,6 +45,9 @@ def recognises(attributes: Attributes) -> bool:
 def read(span: ReadableSpan) -> LlmCall:
     attributes = span.attributes or {}
     properties = genai_properties(attributes)
+    first_token = time_to_first_token(span)
+    if first_token is not None:
+        properties[sc.PROP_TIME_TO_FIRST_TOKEN] = first_token
     inputs = parse_json(attributes.get(sc.GEN_AI_INPUT_MESSAGES))
     outputs = parse_json(attributes.get(sc.GEN_AI_OUTPUT_MESSAGES))
     if not inputs and not outputs:  # older forms: content as span events
@@ -64,6 +67,30 @@ def read(span: ReadableSpan) -> LlmCall:
         ),
         properties=properties,
     )
+
+
+TIME_TO_FIRST_CHUNK_ATTRIBUTES = (
+    "gen_ai.response.time_to_first_chunk",  # the anthropic SDK's own spans
+    "gen_ai.client.operation.time_to_first_chunk",  # pydantic-ai
+    "gen_ai.server.time_to_first_token",
+)
+"""Seconds to the first streamed chunk, as a span attribute."""
+_CHUNK_EVENTS = frozenset({"gen_ai.content.completion.chunk"})  # OpenLLMetry, one per chunk
+
+
+def time_to_first_token(span: ReadableSpan) -> float | None:
+    """Seconds to the first token of a stream: the span's own figure, else its first chunk
+    event's time; ``None`` where the span cannot know (not streamed, or not measured)."""
+    attributes = span.attributes or {}
+    for name in TIME_TO_FIRST_CHUNK_ATTRIBUTES:
+        value = attributes.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            return float(value)
+    if span.start_time is not None:
+        for event in span.events:
+            if event.name in _CHUNK_EVENTS and event.timestamp is not None:
+                return max(0, event.timestamp - span.start_time) / 1e9
+    return None
 
 
 def genai_properties(attributes: Attributes) -> dict[str, Any]:
