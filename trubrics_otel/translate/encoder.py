@@ -155,7 +155,7 @@ def encode_span(
     assert isinstance(call, LlmCall)
     return "llm", {
         "user_id": user_id,
-        "prompt": call.prompt,
+        "prompt": call.prompt or identity.prompt or "",
         "generation": call.generation,
         "prompt_event_name": attributes.get(sc.TRUBRICS_PROMPT_EVENT_NAME, "Prompt"),
         "generation_event_name": attributes.get(sc.TRUBRICS_GENERATION_EVENT_NAME, "Generation"),

@@ -37,9 +37,10 @@ from trubrics_otel.translate.conventions import (
     THREAD_ID_ATTRIBUTES,
     USER_ID_ATTRIBUTES,
     WEAK_THREAD_SCOPES,
+    WRAPPER_PROMPT_ATTRIBUTES,
     first_of,
 )
-from trubrics_otel.translate.messages import parse_json
+from trubrics_otel.translate.messages import last_user_text, parse_json
 
 MAX_TRACES = 2048
 MAX_SPANS_PER_TRACE = 1024
@@ -54,6 +55,8 @@ class Identity:
     thread_id: str | None = None
     weak_thread_id: str | None = None
     """A thread any explicit one beats: used only when no span up the trace names one."""
+    prompt: str | None = None
+    """The last user text a framework wrapper recorded: the prompt of a call that has none."""
 
     def under(self, ancestor: Identity) -> Identity:
         """This span's identity with gaps filled from its ``ancestor``'s."""
@@ -61,6 +64,7 @@ class Identity:
             self.user_id or ancestor.user_id,
             self.thread_id or ancestor.thread_id,
             self.weak_thread_id or ancestor.weak_thread_id,
+            self.prompt or ancestor.prompt,
         )
 
     @property
@@ -92,7 +96,20 @@ def own_identity(attributes: Mapping[str, Any], scope_name: str | None = None) -
     thread = thread or first_of(attributes, (sc.TRUBRICS_INHERITED_THREAD_ID,))
     weak = first_of(attributes, (sc.GEN_AI_CONVERSATION_ID,)) if weak_scope else None
     weak = weak or first_of(attributes, (sc.TRUBRICS_INHERITED_WEAK_THREAD_ID,))
-    return Identity(user, thread, weak)
+    return Identity(user, thread, weak, _wrapper_prompt(attributes))
+
+
+def _wrapper_prompt(attributes: Mapping[str, Any]) -> str | None:
+    for name in WRAPPER_PROMPT_ATTRIBUTES:
+        if name not in attributes:
+            continue
+        recorded = parse_json(attributes[name])
+        if isinstance(recorded, Mapping):  # Vercel: {"system"?, "prompt"} or {"messages"}
+            recorded = recorded.get("messages") if "messages" in recorded else recorded.get("prompt")
+        text = recorded if isinstance(recorded, str) else last_user_text(recorded)
+        if text:
+            return text
+    return None
 
 
 def _metadata_identity(attributes: Mapping[str, Any]) -> tuple[str | None, str | None]:

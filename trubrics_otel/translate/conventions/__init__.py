@@ -44,7 +44,8 @@ from trubrics_otel.translate.messages import plain
 __all__ = ["CONVENTIONS", "Convention", "LlmCall", "SpanEvent", "read_span", "read_llm_call",
            "other_span", "first_of", "prefixed_properties", "USER_ID_ATTRIBUTES",
            "THREAD_ID_ATTRIBUTES", "PROPERTY_PREFIXES", "METADATA_JSON_ATTRIBUTES",
-           "METADATA_USER_KEYS", "METADATA_THREAD_KEYS", "WEAK_THREAD_SCOPES"]
+           "METADATA_USER_KEYS", "METADATA_THREAD_KEYS", "WEAK_THREAD_SCOPES",
+           "WRAPPER_PROMPT_ATTRIBUTES"]
 
 # --- Who and which conversation: read on every span, inherited down the trace -----------
 # Precedence within one span follows Langfuse's OTel ingestion (langfuse.* first, then the
@@ -97,6 +98,11 @@ METADATA_THREAD_KEYS: tuple[str, ...] = (
 WEAK_THREAD_SCOPES: tuple[str, ...] = ("pydantic-ai", "pydantic_ai", "logfire")
 """Scopes whose ``gen_ai.conversation.id`` is a fresh id per run unless the app passed one
 (pydantic-ai): the app's thread on any ancestor beats it; used only when there is none."""
+
+WRAPPER_PROMPT_ATTRIBUTES: tuple[str, ...] = ("pydantic_ai.all_messages", "ai.prompt")
+"""A framework wrapper's record of the conversation (pydantic-ai's agent run, the Vercel AI
+SDK's ``ai.generateText``): the prompt of a model call below it that recorded none (a call
+that failed before pydantic-ai wrote its messages)."""
 
 PROPERTY_PREFIXES: tuple[str, ...] = (sc.TRACELOOP_ASSOCIATION_PREFIX,)
 """Attributes under these prefixes become properties, prefix removed."""

@@ -159,7 +159,9 @@ def _tool_read(span: ReadableSpan) -> SpanEvent:
         properties[sc.PROP_TOOL_NAME] = attributes[sc.GEN_AI_TOOL_NAME]
     if attributes.get(sc.GEN_AI_TOOL_CALL_ID):
         properties[sc.PROP_TOOL_CALL_ID] = attributes[sc.GEN_AI_TOOL_CALL_ID]
-    return SpanEvent(name=span.name, properties=properties)
+    name = attributes.get(sc.GEN_AI_TOOL_NAME)
+    return SpanEvent(name=f"{sc.OPERATION_EXECUTE_TOOL} {name}" if name else span.name,
+                     properties=properties)
 
 
 GENAI_TOOL = Convention("opentelemetry-genai-tool", _tool_recognises, _tool_read)
