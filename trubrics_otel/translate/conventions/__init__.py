@@ -37,7 +37,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.translate.conventions import genai, openinference, openllmetry
+from trubrics_otel.translate.conventions import genai, openinference, openllmetry, vercel_ai
 from trubrics_otel.translate.conventions.base import Attributes, Convention, LlmCall, SpanEvent
 from trubrics_otel.translate.messages import plain
 
@@ -131,7 +131,12 @@ GENAI_TOOL = genai.GENAI_TOOL
 OPENLLMETRY_LEGACY = Convention("openllmetry-legacy", openllmetry.recognises_legacy, genai.read)
 OPENINFERENCE = openinference.OPENINFERENCE
 
-CONVENTIONS: tuple[Convention, ...] = (GENAI, GENAI_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE)
+VERCEL_AI = vercel_ai.VERCEL_AI
+VERCEL_AI_TOOL = vercel_ai.VERCEL_AI_TOOL
+
+CONVENTIONS: tuple[Convention, ...] = (
+    VERCEL_AI, VERCEL_AI_TOOL, GENAI, GENAI_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE,
+)
 """Tried in order; the first convention that recognises a span reads it."""
 
 

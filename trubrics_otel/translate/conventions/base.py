@@ -83,7 +83,7 @@ def usage_properties(attributes: Attributes) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     for prop, names in USAGE.items():
         for name in names:
-            count = _count(attributes.get(name))
+            count = token_count(attributes.get(name))
             if count is not None:
                 properties[prop] = count
                 break
@@ -97,7 +97,7 @@ _ZERO_WHEN_ABSENT = (sc.PROP_INPUT_TOKENS, sc.PROP_OUTPUT_TOKENS, sc.PROP_CACHE_
                      sc.PROP_CACHE_CREATION_INPUT_TOKENS, sc.PROP_REASONING_TOKENS)
 
 
-def _count(value: Any) -> int | None:
+def token_count(value: Any) -> int | None:
     """A token count as a number (some libraries write ``"12"``); ``None`` if it is not one."""
     if isinstance(value, bool):
         return None

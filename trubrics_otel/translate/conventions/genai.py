@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from trubrics_otel import semconv as sc
 from trubrics_otel.translate.conventions.base import Attributes, Convention, LlmCall, SpanEvent, usage_properties
 from trubrics_otel.translate.conventions.openllmetry import flattened_messages
+from trubrics_otel.translate.conventions.vercel_ai import is_vercel_span
 from trubrics_otel.translate.messages import (
     as_list,
     assistant_text,
@@ -30,6 +31,8 @@ _GENAI_LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"
 
 
 def recognises(attributes: Attributes) -> bool:
+    if is_vercel_span(attributes):  # its wrappers and embeddings carry gen_ai.* too
+        return False
     operation = attributes.get(sc.GEN_AI_OPERATION_NAME)
     if operation is not None:
         return operation in _GENAI_LLM_OPERATIONS
