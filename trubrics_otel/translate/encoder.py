@@ -93,6 +93,8 @@ def encode_spans(
             else:
                 kind, event = encode_span(span, all_spans=all_spans, identity=memory.identity(span))
                 if kind == "llm":
+                    if not event["generation"]:
+                        _complete_from_parent(event, memory.parent_reply(span))
                     calls.append((signature(span, event), event))
                     continue
         except Exception as exc:  # one bad span must not cost the others
@@ -108,6 +110,14 @@ def encode_spans(
         kept, encoded.merged_duplicates = one_event_per_call(calls, memory)
         encoded.llm_events.extend(kept)
     return encoded
+
+
+def _complete_from_parent(event: Event, reply: LlmCall | None) -> None:
+    """A call whose span left its reply out, completed from what its parent recorded."""
+    if reply is None or not reply.generation:
+        return
+    event["generation"] = reply.generation
+    event["properties"].update(reply.properties)
 
 
 def encode_span(

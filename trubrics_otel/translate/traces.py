@@ -38,7 +38,9 @@ from trubrics_otel.translate.conventions import (
     USER_ID_ATTRIBUTES,
     WEAK_THREAD_SCOPES,
     WRAPPER_PROMPT_ATTRIBUTES,
+    LlmCall,
     first_of,
+    wrapper_reply,
 )
 from trubrics_otel.translate.messages import last_user_text, parse_json
 
@@ -141,7 +143,7 @@ class TraceMemory:
 
     def __init__(self, max_traces: int = MAX_TRACES, max_spans_per_trace: int = MAX_SPANS_PER_TRACE,
                  max_sent_calls: int = MAX_SENT_CALLS) -> None:
-        self._traces: OrderedDict[int, dict[int, tuple[int, Identity]]] = OrderedDict()
+        self._traces: OrderedDict[int, dict[int, tuple[int, Identity, LlmCall | None]]] = OrderedDict()
         self._max_traces = max_traces
         self._max_spans = max_spans_per_trace
         self.sent_calls: deque[Any] = deque(maxlen=max_sent_calls)
@@ -160,10 +162,11 @@ class TraceMemory:
                     self._traces.popitem(last=False)
             else:
                 self._traces.move_to_end(context.trace_id)
-            if len(trace) >= self._max_spans and own == NOBODY:
+            reply = wrapper_reply(span.attributes or {})
+            if len(trace) >= self._max_spans and own == NOBODY and reply is None:
                 continue
             parent = span.parent.span_id if span.parent is not None else 0
-            trace[context.span_id] = (parent, own)
+            trace[context.span_id] = (parent, own, reply)
 
     def identity(self, span: ReadableSpan) -> Identity:
         """The span's own identity, gaps filled from its ancestors' (nearest first)."""
@@ -179,11 +182,18 @@ class TraceMemory:
             found = trace.get(parent_id)
             if found is None:
                 break
-            parent_id, ancestor = found
+            parent_id, ancestor, _ = found
             identity = identity.under(ancestor)
             if not parent_id:
                 break
         return identity
+
+    def parent_reply(self, span: ReadableSpan) -> LlmCall | None:
+        """The reply the span's parent recorded for it (see ``wrapper_reply``), if any."""
+        if span.context is None or span.parent is None:
+            return None
+        found = self._traces.get(span.context.trace_id, {}).get(span.parent.span_id)
+        return found[2] if found is not None else None
 
     def __len__(self) -> int:
         return len(self._traces)

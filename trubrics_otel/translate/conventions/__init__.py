@@ -45,7 +45,7 @@ __all__ = ["CONVENTIONS", "Convention", "LlmCall", "SpanEvent", "read_span", "re
            "other_span", "first_of", "prefixed_properties", "USER_ID_ATTRIBUTES",
            "THREAD_ID_ATTRIBUTES", "PROPERTY_PREFIXES", "METADATA_JSON_ATTRIBUTES",
            "METADATA_USER_KEYS", "METADATA_THREAD_KEYS", "WEAK_THREAD_SCOPES",
-           "WRAPPER_PROMPT_ATTRIBUTES"]
+           "WRAPPER_PROMPT_ATTRIBUTES", "wrapper_reply"]
 
 # --- Who and which conversation: read on every span, inherited down the trace -----------
 # Precedence within one span follows Langfuse's OTel ingestion (langfuse.* first, then the
@@ -138,6 +138,14 @@ CONVENTIONS: tuple[Convention, ...] = (
     VERCEL_AI, VERCEL_AI_TOOL, GENAI, GENAI_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE,
 )
 """Tried in order; the first convention that recognises a span reads it."""
+
+
+def wrapper_reply(attributes: Attributes) -> LlmCall | None:
+    """The reply a framework's span recorded for the one model call below it, for a call
+    whose own span left it out (LangGraph's ``execute_task model`` through OpenLLMetry)."""
+    if attributes.get("traceloop.span.kind") != "task":
+        return None
+    return openllmetry.task_reply(attributes)
 
 
 def read_span(span: ReadableSpan) -> LlmCall | SpanEvent | None:

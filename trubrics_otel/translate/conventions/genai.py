@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from trubrics_otel import semconv as sc
 from trubrics_otel.translate.conventions.base import Attributes, Convention, LlmCall, SpanEvent, usage_properties
-from trubrics_otel.translate.conventions.openllmetry import flattened_messages
+from trubrics_otel.translate.conventions.openllmetry import flattened_messages, tool_call_id
 from trubrics_otel.translate.conventions.vercel_ai import is_vercel_span
 from trubrics_otel.translate.messages import (
     as_list,
@@ -160,8 +160,9 @@ def _tool_read(span: ReadableSpan) -> SpanEvent:
     properties: dict[str, Any] = {}
     if attributes.get(sc.GEN_AI_TOOL_NAME):
         properties[sc.PROP_TOOL_NAME] = attributes[sc.GEN_AI_TOOL_NAME]
-    if attributes.get(sc.GEN_AI_TOOL_CALL_ID):
-        properties[sc.PROP_TOOL_CALL_ID] = attributes[sc.GEN_AI_TOOL_CALL_ID]
+    call_id = attributes.get(sc.GEN_AI_TOOL_CALL_ID) or tool_call_id(attributes)
+    if call_id:
+        properties[sc.PROP_TOOL_CALL_ID] = call_id
     name = attributes.get(sc.GEN_AI_TOOL_NAME)
     return SpanEvent(name=f"{sc.OPERATION_EXECUTE_TOOL} {name}" if name else span.name,
                      properties=properties)
