@@ -16,7 +16,12 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from trubrics_otel import semconv as sc
 from trubrics_otel.translate.conventions.base import Attributes, Convention, LlmCall, SpanEvent, usage_properties
-from trubrics_otel.translate.conventions.openllmetry import flattened_messages, tool_call_id
+from trubrics_otel.translate.conventions.openllmetry import (
+    BEDROCK_SCOPE,
+    bedrock_usage,
+    flattened_messages,
+    tool_call_id,
+)
 from trubrics_otel.translate.conventions.vercel_ai import is_vercel_span
 from trubrics_otel.translate.messages import (
     as_list,
@@ -48,6 +53,9 @@ def recognises(attributes: Attributes) -> bool:
 def read(span: ReadableSpan) -> LlmCall:
     attributes = span.attributes or {}
     properties = genai_properties(attributes)
+    scope = span.instrumentation_scope
+    if scope is not None and scope.name == BEDROCK_SCOPE:
+        properties = bedrock_usage(properties)
     first_token = time_to_first_token(span)
     if first_token is not None:
         properties[sc.PROP_TIME_TO_FIRST_TOKEN] = first_token

@@ -21,6 +21,7 @@ from trubrics_otel.translate.messages import (
     summarise_tool_calls,
     user_text,
 )
+from trubrics_otel.translate.usage import Usage, normalise_usage
 
 
 def recognises_legacy(attributes: Attributes) -> bool:
@@ -119,3 +120,25 @@ def _ai_message_reply(message: Mapping[str, Any]) -> LlmCall:
             if count is not None:
                 properties[prop] = count
     return LlmCall(prompt="", generation=generation, model=None, properties=properties)
+
+
+# --- AWS Bedrock through OpenLLMetry ------------------------------------------------------
+
+BEDROCK_SCOPE = "opentelemetry.instrumentation.bedrock"
+
+
+def bedrock_usage(properties: dict[str, Any]) -> dict[str, Any]:
+    """OpenLLMetry's Bedrock spans copy Bedrock's ``inputTokens``, which EXCLUDES cache reads
+    and writes (as Anthropic's ``input_tokens`` does): the same rule puts them back."""
+    if sc.PROP_INPUT_TOKENS not in properties:
+        return properties
+    usage = normalise_usage("anthropic", {
+        "input_tokens": properties.get(sc.PROP_INPUT_TOKENS),
+        "output_tokens": properties.get(sc.PROP_OUTPUT_TOKENS),
+        "cache_read_input_tokens": properties.get(sc.PROP_CACHE_READ_INPUT_TOKENS),
+        "cache_creation_input_tokens": properties.get(sc.PROP_CACHE_CREATION_INPUT_TOKENS),
+    })
+    if isinstance(usage, Usage):
+        properties[sc.PROP_INPUT_TOKENS] = usage.input_tokens
+        properties.pop(sc.PROP_TOTAL_TOKENS, None)  # its own input + output: not a total
+    return properties
