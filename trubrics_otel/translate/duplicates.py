@@ -103,7 +103,7 @@ def same_call(a: CallSignature, b: CallSignature) -> bool:
     if a.prompt and b.prompt and a.prompt != b.prompt:
         return False
     same_trace = a.trace_id == b.trace_id
-    parent_and_child = same_trace and inner.parent_id == outer.span_id
+    parent_and_child = same_trace and (a.parent_id == b.span_id or b.parent_id == a.span_id)
     if a.scope and a.scope == b.scope and not parent_and_child:
         return False
     if parent_and_child or (same_trace and a.parent_id == b.parent_id):

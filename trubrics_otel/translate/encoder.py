@@ -93,6 +93,9 @@ def encode_spans(
             else:
                 kind, event = encode_span(span, all_spans=all_spans, identity=memory.identity(span))
                 if kind == "llm":
+                    if memory.call_views(span) > 1:  # several calls overwrote each other here
+                        encoded.merged_duplicates += 1
+                        continue
                     if not event["generation"]:
                         _complete_from_parent(event, memory.parent_reply(span))
                     calls.append((signature(span, event), event))
@@ -107,8 +110,9 @@ def encode_spans(
         else:
             encoded.events.append(event)
     if calls:
-        kept, encoded.merged_duplicates = one_event_per_call(calls, memory)
+        kept, merged = one_event_per_call(calls, memory)
         encoded.llm_events.extend(kept)
+        encoded.merged_duplicates += merged
     return encoded
 
 

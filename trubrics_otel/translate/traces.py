@@ -40,6 +40,7 @@ from trubrics_otel.translate.conventions import (
     WRAPPER_PROMPT_ATTRIBUTES,
     LlmCall,
     first_of,
+    is_call_view,
     wrapper_reply,
 )
 from trubrics_otel.translate.messages import last_user_text, parse_json
@@ -144,6 +145,7 @@ class TraceMemory:
     def __init__(self, max_traces: int = MAX_TRACES, max_spans_per_trace: int = MAX_SPANS_PER_TRACE,
                  max_sent_calls: int = MAX_SENT_CALLS) -> None:
         self._traces: OrderedDict[int, dict[int, tuple[int, Identity, LlmCall | None]]] = OrderedDict()
+        self._call_views: OrderedDict[tuple[int, int], set[int]] = OrderedDict()
         self._max_traces = max_traces
         self._max_spans = max_spans_per_trace
         self.sent_calls: deque[Any] = deque(maxlen=max_sent_calls)
@@ -167,6 +169,10 @@ class TraceMemory:
                 continue
             parent = span.parent.span_id if span.parent is not None else 0
             trace[context.span_id] = (parent, own, reply)
+            if parent and is_call_view(span):
+                self._call_views.setdefault((context.trace_id, parent), set()).add(context.span_id)
+                while len(self._call_views) > self._max_traces:
+                    self._call_views.popitem(last=False)
 
     def identity(self, span: ReadableSpan) -> Identity:
         """The span's own identity, gaps filled from its ancestors' (nearest first)."""
@@ -187,6 +193,12 @@ class TraceMemory:
             if not parent_id:
                 break
         return identity
+
+    def call_views(self, span: ReadableSpan) -> int:
+        """How many children repeat one call of this span's (see ``is_call_view``)."""
+        if span.context is None:
+            return 0
+        return len(self._call_views.get((span.context.trace_id, span.context.span_id), ()))
 
     def parent_reply(self, span: ReadableSpan) -> LlmCall | None:
         """The reply the span's parent recorded for it (see ``wrapper_reply``), if any."""

@@ -37,7 +37,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.translate.conventions import genai, openinference, openllmetry, vercel_ai
+from trubrics_otel.translate.conventions import genai, litellm, openinference, openllmetry, vercel_ai
 from trubrics_otel.translate.conventions.base import Attributes, Convention, LlmCall, SpanEvent
 from trubrics_otel.translate.messages import plain
 
@@ -45,7 +45,7 @@ __all__ = ["CONVENTIONS", "Convention", "LlmCall", "SpanEvent", "read_span", "re
            "other_span", "first_of", "prefixed_properties", "USER_ID_ATTRIBUTES",
            "THREAD_ID_ATTRIBUTES", "PROPERTY_PREFIXES", "METADATA_JSON_ATTRIBUTES",
            "METADATA_USER_KEYS", "METADATA_THREAD_KEYS", "WEAK_THREAD_SCOPES",
-           "WRAPPER_PROMPT_ATTRIBUTES", "wrapper_reply"]
+           "WRAPPER_PROMPT_ATTRIBUTES", "wrapper_reply", "is_call_view"]
 
 # --- Who and which conversation: read on every span, inherited down the trace -----------
 # Precedence within one span follows Langfuse's OTel ingestion (langfuse.* first, then the
@@ -134,10 +134,20 @@ OPENINFERENCE = openinference.OPENINFERENCE
 VERCEL_AI = vercel_ai.VERCEL_AI
 VERCEL_AI_TOOL = vercel_ai.VERCEL_AI_TOOL
 
+LITELLM = litellm.LITELLM
+LITELLM_RAW = litellm.LITELLM_RAW
+
 CONVENTIONS: tuple[Convention, ...] = (
-    VERCEL_AI, VERCEL_AI_TOOL, GENAI, GENAI_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE,
+    VERCEL_AI, VERCEL_AI_TOOL, LITELLM, GENAI, GENAI_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE,
+    LITELLM_RAW,
 )
 """Tried in order; the first convention that recognises a span reads it."""
+
+
+def is_call_view(span: ReadableSpan) -> bool:
+    """A per-call child that repeats its parent's call (LiteLLM's ``raw_gen_ai_request``).
+    A parent with two or more of them carries several calls' mixed attributes: not an event."""
+    return litellm.is_raw_request(span)
 
 
 def wrapper_reply(attributes: Attributes) -> LlmCall | None:
