@@ -25,13 +25,9 @@ from trubrics_otel.semconv import ANONYMOUS_USER_ID
 from trubrics_otel.translate.encoder import Encoded, encode_spans
 
 PENDING: set[str] = {
-    "vercel-ai", "pydantic-ai", "pydantic-ai-v2", "pydantic-ai-v3", "pydantic-ai-v4",
-    "pydantic-ai-v6", "langchain-openinference", "langchain-openinference-with-openai",
-    "langchain-openllmetry", "langchain-openllmetry-with-openai", "llama-index-openinference",
-    "openai-agents-responses", "openai-agents-chatcompletions", "anthropic-native",
-    "anthropic-openllmetry", "anthropic-openinference", "litellm-otel", "google-adk",
-    "google-adk-content", "google-adk-legacy", "google-adk-genai-instrumentor",
-    "google-adk-openinference", "bedrock-openllmetry",
+    "anthropic-openinference", "google-adk-content", "google-adk-legacy", "google-adk-openinference",
+    "langchain-openinference", "langchain-openinference-with-openai", "llama-index-openinference",
+    "openai-agents-chatcompletions", "openai-agents-responses",
 }
 SECONDS = "<seconds>"
 

@@ -77,9 +77,10 @@ convention's, which these libraries follow (Bedrock's OpenLLMetry does not: its 
 the cache back)."""
 
 
-def usage_properties(attributes: Attributes) -> dict[str, Any]:
+def usage_properties(attributes: Attributes, *, absent_is_zero: bool = True) -> dict[str, Any]:
     """Token counts under their property names. Libraries leave out zero counts (pydantic-ai,
-    OpenLLMetry): with input or output present, every absent count is 0."""
+    OpenLLMetry): with input or output present, every absent count is 0 (``absent_is_zero``;
+    not for our own ``track_llm`` spans, whose counts are what the app gave)."""
     properties: dict[str, Any] = {}
     for prop, names in USAGE.items():
         for name in names:
@@ -87,7 +88,7 @@ def usage_properties(attributes: Attributes) -> dict[str, Any]:
             if count is not None:
                 properties[prop] = count
                 break
-    if sc.PROP_INPUT_TOKENS in properties or sc.PROP_OUTPUT_TOKENS in properties:
+    if absent_is_zero and (sc.PROP_INPUT_TOKENS in properties or sc.PROP_OUTPUT_TOKENS in properties):
         for prop in _ZERO_WHEN_ABSENT:
             properties.setdefault(prop, 0)
     return properties

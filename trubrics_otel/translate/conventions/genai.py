@@ -52,8 +52,8 @@ def recognises(attributes: Attributes) -> bool:
 
 def read(span: ReadableSpan) -> LlmCall:
     attributes = span.attributes or {}
-    properties = genai_properties(attributes)
     scope = span.instrumentation_scope
+    properties = genai_properties(attributes, own=scope is not None and scope.name == sc.SCOPE_NAME)
     if scope is not None and scope.name == BEDROCK_SCOPE:
         properties = bedrock_usage(properties)
     first_token = time_to_first_token(span)
@@ -104,8 +104,9 @@ def time_to_first_token(span: ReadableSpan) -> float | None:
     return None
 
 
-def genai_properties(attributes: Attributes) -> dict[str, Any]:
-    properties = usage_properties(attributes)
+def genai_properties(attributes: Attributes, *, own: bool = False) -> dict[str, Any]:
+    """``own``: a span trubrics-otel wrote (``track_llm``), whose absent counts stay absent."""
+    properties = usage_properties(attributes, absent_is_zero=not own)
     provider = attributes.get(sc.GEN_AI_PROVIDER_NAME) or attributes.get(sc.GEN_AI_SYSTEM)
     if provider:
         properties[sc.PROP_PROVIDER] = provider
