@@ -57,6 +57,7 @@ from trubrics_otel.deliver.transport import (
 from trubrics_otel.receive import otlp
 from trubrics_otel.settings import DEFAULT_HOST
 from trubrics_otel.translate.encoder import Event, encode_spans
+from trubrics_otel.translate.traces import TraceMemory
 
 DEFAULT_LISTEN = "127.0.0.1:4319"
 DEFAULT_MAX_BODY = settings.BRIDGE_MAX_BODY.default
@@ -98,6 +99,8 @@ class Bridge:
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(MAX_CONCURRENT)
         self._counts = collections.Counter[str]()
+        self._traces = TraceMemory()  # users of ancestors and calls sent, across requests
+        self._encode_lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -165,7 +168,9 @@ class Bridge:
         if not key:
             return self._refuse(401, "no Trubrics API key: set TRUBRICS_API_KEY on the bridge "
                                      "or send an x-api-key header", as_json)
-        encoded = encode_spans(decoded.spans)
+        with self._encode_lock:  # one batch at a time through the trace memory
+            encoded = encode_spans(decoded.spans, memory=self._traces)
+        self._count("merged_duplicates", encoded.merged_duplicates)
         problems = decoded.rejected + encoded.errors
         rejected = len(problems)
         self._count("spans", len(decoded.spans))

@@ -43,6 +43,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from trubrics_otel.translate.encoder import encode_spans
+from trubrics_otel.translate.traces import TraceMemory
 from trubrics_otel.receive.otlp import decode_request
 from trubrics_otel.server import read_api
 from trubrics_otel.server.store import DEFAULT_SESSION_TIMEOUT_S, Store
@@ -98,6 +99,8 @@ class LocalServer:
         self.max_body_bytes = max_body_bytes
         self.session_timeout_s = session_timeout_s
         self.logger = logger or logging.getLogger("trubrics.server")
+        self._traces = TraceMemory()  # ancestors' users and sent calls, across OTLP requests
+        self._encode_lock = threading.Lock()
         self._reads = read_api.ReadAPI(self.store, session_timeout_s=session_timeout_s,
                                        api_key=self._api_key,
             needs_key=read_needs_key if read_needs_key is not None else not read_api.is_loopback(host))
@@ -192,7 +195,8 @@ class LocalServer:
             spans = decode_request(body, content_type)
         except Exception as exc:  # a malformed request, whatever the decoder raises
             return Response(400, {"detail": f"invalid OTLP request: {exc}"})
-        encoded = encode_spans(spans)
+        with self._encode_lock:
+            encoded = encode_spans(spans, memory=self._traces)
         events = [e for e, errors in (validate_event(x, EVENT) for x in encoded.events) if not errors]
         llm = [e for e, errors in (validate_event(x, LLM_EVENT) for x in encoded.llm_events) if not errors]
         skipped = len(encoded.events) + len(encoded.llm_events) - len(events) - len(llm)

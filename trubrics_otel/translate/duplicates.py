@@ -146,6 +146,14 @@ def merge(a: tuple[CallSignature, Event], b: tuple[CallSignature, Event]) -> tup
     )
 
 
+def _another_view(call: CallSignature, sent: CallSignature) -> bool:
+    """A call sent before, seen through another span. The same span again is a retried
+    request, not a duplicate: it is sent again (receivers drop it by its ids)."""
+    if call.trace_id == sent.trace_id and call.span_id == sent.span_id:
+        return False
+    return same_call(call, sent)
+
+
 def one_event_per_call(
     calls: list[tuple[CallSignature, Event]], memory: TraceMemory
 ) -> tuple[list[Event], int]:
@@ -154,7 +162,7 @@ def one_event_per_call(
     kept: list[tuple[CallSignature, Event]] = []
     removed = 0
     for call in sorted(calls, key=lambda item: item[0].start):
-        if any(same_call(call[0], sent) for sent in memory.sent_calls):
+        if any(_another_view(call[0], sent) for sent in memory.sent_calls):
             removed += 1
             continue
         for index, other in enumerate(kept):
@@ -164,5 +172,9 @@ def one_event_per_call(
                 break
         else:
             kept.append(call)
-    memory.sent_calls.extend(signature for signature, _ in kept)
+    memory.sent_calls.extend(
+        signature for signature, _ in kept
+        if not any(s.trace_id == signature.trace_id and s.span_id == signature.span_id
+                   for s in memory.sent_calls)
+    )
     return [event for _, event in kept], removed
