@@ -22,7 +22,9 @@ import pytest
 from span_fixtures import FIXTURES, load
 
 from trubrics_otel.semconv import ANONYMOUS_USER_ID
-from trubrics_otel.translate.encoder import Encoded, encode_spans
+from trubrics_otel.deliver.exporter import TrubricsSpanExporter
+from trubrics_otel.deliver.transport import EVENTS_PATH, LLM_EVENTS_PATH
+from trubrics_otel.translate.encoder import Encoded
 
 PENDING: set[str] = {
     "anthropic-openinference", "google-adk-content", "google-adk-legacy", "google-adk-openinference",
@@ -39,8 +41,15 @@ CASES = sorted(
 
 
 def encode_fixture(spans: list[Any]) -> Encoded:
-    """The translate path every receiver runs: spans of one batch in, events out."""
-    return encode_spans(spans)
+    """What the in-process exporter runs on one batch (its own fresh trace memory: encode,
+    then the default content policy), without sending anything."""
+    exporter = TrubricsSpanExporter(api_key="sk-fixture", host="http://127.0.0.1:9", spool=False,
+                                    allow_insecure=True)
+    try:
+        batches = dict(exporter.encode(spans))
+    finally:
+        exporter.shutdown(timeout_millis=0)
+    return Encoded(events=batches[EVENTS_PATH], llm_events=batches[LLM_EVENTS_PATH])
 
 
 def _params() -> list[Any]:
@@ -54,8 +63,15 @@ def _params() -> list[Any]:
 
 @pytest.mark.parametrize("source, case", _params())
 def test_fixture_gives_the_expected_events(source: str, case: str) -> None:
-    expected = json.loads((FIXTURES / source / f"{case}.json").read_text())["expected"]
-    encoded = encode_fixture(load(source, case))
+    assert_matches_spec(encode_fixture(load(source, case)), expected_of(source, case))
+
+
+def expected_of(source: str, case: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / source / f"{case}.json").read_text())["expected"]  # type: ignore[no-any-return]
+
+
+def assert_matches_spec(encoded: Encoded, expected: dict[str, Any]) -> None:
+    """Every field the fixture's ``expected`` block names, event by event in time order."""
     llm = sorted(encoded.llm_events, key=lambda e: e["timestamp"] or "")
     assert len(llm) == len(expected["llm_events"]), _summary(llm)
     for got, want in zip(llm, expected["llm_events"]):
