@@ -4,13 +4,19 @@ The encoder asks :func:`read_span` what a span is: an LLM call (:class:`LlmCall`
 generation, model, properties), a product event (:class:`SpanEvent`, e.g. a tool run), or
 nothing it knows. Each :class:`Convention` in :data:`CONVENTIONS` recognises its spans and
 reads them; the first that recognises a span wins. Who the event is for and which thread it
-belongs to come from :data:`USER_ID_ATTRIBUTES` and :data:`THREAD_ID_ATTRIBUTES`, tried in
-order on every span. Supporting another instrumentation library means adding a row (and a
-fixture test under ``tests/fixtures/spans``), never touching the encoder.
+belongs to come from :data:`USER_ID_ATTRIBUTES`, :data:`THREAD_ID_ATTRIBUTES` and the
+``METADATA_*`` lists, on the span or any ancestor (:mod:`trubrics_otel.translate.traces`).
+Supporting another instrumentation library means adding a row (and a fixture test under
+``tests/fixtures/spans``), never touching the encoder.
 
 ============================  ==========================================================
 row                           recognises
 ============================  ==========================================================
+``VERCEL_AI``                 ``ai.operationId`` ``…doGenerate`` / ``…doStream`` (its
+                              outer ``ai.generateText`` etc. are wrappers: no row)
+``VERCEL_AI_TOOL``            ``ai.operationId = ai.toolCall`` → product event
+``LITELLM``                   ``litellm.call_id`` on a GenAI chat span: GenAI + function
+                              calls + cost
 ``GENAI``                     ``gen_ai.operation.name`` chat / text_completion /
                               generate_content; or, older, ``gen_ai.system`` + request
                               model. Messages from ``gen_ai.input/output.messages``, else
@@ -21,6 +27,8 @@ row                           recognises
 ``OPENINFERENCE``             ``openinference.span.kind = LLM``: ``llm.input_messages.*``,
                               ``llm.output_messages.*``, ``llm.token_count.*``, else
                               ``input.value`` / ``output.value``
+``LITELLM_RAW``               ``llm.<provider>.messages`` / ``.choices``: LiteLLM's
+                              ``raw_gen_ai_request`` child of its carrier span
 ============================  ==========================================================
 
 Content that arrives only as log records is joined onto its span before it gets here
