@@ -151,6 +151,7 @@ LLM_COST_TOTAL: Final = "llm.cost.total"  # OpenInference (and LiteLLM's Arize c
 LLM_COST_PROMPT: Final = "llm.cost.prompt"  # OpenInference
 LLM_COST_COMPLETION: Final = "llm.cost.completion"  # OpenInference
 LLM_RESPONSE_COST: Final = "llm.response.cost"  # LiteLLM, legacy
+OPERATION_COST: Final = "operation.cost"  # pydantic-ai (genai-prices), USD
 PROP_CACHE_READ_INPUT_TOKENS: Final = "cache_read_input_tokens"
 """Input tokens served from the provider's cache; part of ``input_tokens``."""
 PROP_CACHE_CREATION_INPUT_TOKENS: Final = "cache_creation_input_tokens"

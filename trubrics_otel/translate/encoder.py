@@ -42,6 +42,7 @@ from trubrics_otel.translate.conventions import (
     prefixed_properties,
     read_span,
 )
+from trubrics_otel.translate.cost import span_cost
 from trubrics_otel.translate.duplicates import CallSignature, one_event_per_call, signature
 from trubrics_otel.translate.jsonable import MAX_PROPERTIES_CHARS, encode_fast
 from trubrics_otel.translate.tracked import (
@@ -167,6 +168,8 @@ def encode_span(
             "timestamp": iso_timestamp(span.end_time),
         }
     assert isinstance(call, LlmCall)
+    for key, value in (span_cost(attributes) or {}).items():  # a cost the span carries wins
+        properties.setdefault(key, value)
     return "llm", {
         "user_id": user_id,
         "prompt": call.prompt or identity.prompt or "",

@@ -111,6 +111,9 @@ def genai_properties(attributes: Attributes, *, own: bool = False) -> dict[str, 
     if provider:
         properties[sc.PROP_PROVIDER] = provider
     finish = attributes.get(sc.GEN_AI_RESPONSE_FINISH_REASONS)
+    if isinstance(finish, str):  # LiteLLM writes the list as JSON text
+        parsed = parse_json(finish)
+        finish = parsed if isinstance(parsed, list) else [finish]
     if finish:
         properties[sc.PROP_FINISH_REASON] = finish[0] if len(finish) == 1 else list(finish)
     for key, value in attributes.items():

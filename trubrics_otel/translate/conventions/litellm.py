@@ -4,7 +4,9 @@ LiteLLM writes a call's attributes (GenAI names, ``litellm.*``, ``gen_ai.cost.*`
 caller's current span: the app's own span, or its ``litellm_request`` span when it makes one
 (``USE_OTEL_LITELLM_REQUEST_SPAN``, or no span current). That *carrier* span is the LLM event
 (:data:`LITELLM`, the GenAI reader plus LiteLLM's extras: tool calls in the legacy
-``gen_ai.completion.0.function_call.*``, its cost as ``cost_usd``).
+``gen_ai.completion.0.function_call.*``, cached and reasoning counts from
+``metadata.usage_object``; its ``gen_ai.cost.total_cost`` becomes ``cost_usd`` in the encoder,
+as every span-carried cost does).
 
 Each call also gets a ``raw_gen_ai_request`` child holding the provider's request and response
 as ``llm.<provider>.messages`` / ``.choices`` / ``.usage`` / ``.model`` (Python ``repr`` text,
@@ -25,7 +27,6 @@ from opentelemetry.sdk.trace import ReadableSpan
 from trubrics_otel import semconv as sc
 from trubrics_otel.translate.conventions import genai
 from trubrics_otel.translate.conventions.base import Attributes, Convention, LlmCall
-from trubrics_otel.translate.cost import span_cost
 from trubrics_otel.translate.messages import (
     assistant_text,
     last_user_text,
@@ -37,6 +38,7 @@ from trubrics_otel.translate.usage import Usage, normalise_usage
 CALL_ID = "litellm.call_id"
 RAW_REQUEST_SPAN = "raw_gen_ai_request"
 _FUNCTION_CALL = "gen_ai.completion.0.function_call."
+_USAGE_OBJECT = "metadata.usage_object"  # the provider's usage, Python repr
 _MAX_REPR_CHARS = 1_000_000
 
 
@@ -48,8 +50,11 @@ def read(span: ReadableSpan) -> LlmCall:
     call = genai.read(span)
     attributes = span.attributes or {}
     properties = dict(call.properties)
-    for key, value in (span_cost(attributes) or {}).items():
-        properties.setdefault(key, value)
+    detailed = normalise_usage(
+        str(attributes.get(sc.GEN_AI_SYSTEM) or ""), _literal(attributes.get(_USAGE_OBJECT))
+    )
+    if isinstance(detailed, Usage):  # the only place the carrier keeps cached / reasoning counts
+        properties.update(usage_properties(detailed))
     generation = call.generation
     if not generation and attributes.get(_FUNCTION_CALL + "name"):
         generation = summarise_tool_calls([{
@@ -87,13 +92,7 @@ def raw_read(span: ReadableSpan) -> LlmCall:
     properties: dict[str, Any] = {sc.PROP_PROVIDER: provider}
     usage = normalise_usage(provider, _literal(attributes.get(f"llm.{provider}.usage")))
     if isinstance(usage, Usage):
-        properties.update({
-            sc.PROP_INPUT_TOKENS: usage.input_tokens,
-            sc.PROP_OUTPUT_TOKENS: usage.output_tokens,
-            sc.PROP_CACHE_READ_INPUT_TOKENS: usage.cache_read_input_tokens,
-            sc.PROP_CACHE_CREATION_INPUT_TOKENS: usage.cache_creation_input_tokens,
-            sc.PROP_REASONING_TOKENS: usage.reasoning_tokens,
-        })
+        properties.update(usage_properties(usage))
     reasons = [c.get("finish_reason") for c in choices if isinstance(c, Mapping)] if isinstance(choices, list) else []
     if reasons and reasons[0]:
         properties[sc.PROP_FINISH_REASON] = reasons[0]
@@ -103,6 +102,16 @@ def raw_read(span: ReadableSpan) -> LlmCall:
         model=text_or_none(attributes.get(f"llm.{provider}.model")),
         properties=properties,
     )
+
+
+def usage_properties(usage: Usage) -> dict[str, int]:
+    return {
+        sc.PROP_INPUT_TOKENS: usage.input_tokens,
+        sc.PROP_OUTPUT_TOKENS: usage.output_tokens,
+        sc.PROP_CACHE_READ_INPUT_TOKENS: usage.cache_read_input_tokens,
+        sc.PROP_CACHE_CREATION_INPUT_TOKENS: usage.cache_creation_input_tokens,
+        sc.PROP_REASONING_TOKENS: usage.reasoning_tokens,
+    }
 
 
 def _literal(text: Any) -> Any:
