@@ -86,7 +86,10 @@ TIME_TO_FIRST_CHUNK_ATTRIBUTES = (
     "gen_ai.server.time_to_first_token",
 )
 """Seconds to the first streamed chunk, as a span attribute."""
-_CHUNK_EVENTS = frozenset({"gen_ai.content.completion.chunk"})  # OpenLLMetry, one per chunk
+_CHUNK_EVENTS = frozenset({
+    "gen_ai.content.completion.chunk",  # OpenLLMetry, one per chunk
+    "First Token Stream Event",  # OpenInference (LlamaIndex, LangChain): once, at the first token
+})
 
 
 def time_to_first_token(span: ReadableSpan) -> float | None:
