@@ -94,10 +94,12 @@ THREAD_ID_ATTRIBUTES: tuple[str, ...] = (
 )
 """The first present is the event's thread (``user_context`` stamps ``gen_ai.conversation.id``)."""
 
-METADATA_JSON_ATTRIBUTES: tuple[str, ...] = (sc.OPENINFERENCE_METADATA, "langfuse.trace.metadata")
+METADATA_JSON_ATTRIBUTES: tuple[str, ...] = (sc.OPENINFERENCE_METADATA,)
 """JSON objects that may name the user and thread under :data:`METADATA_USER_KEYS` /
 :data:`METADATA_THREAD_KEYS` (OpenInference's ``using_metadata``, LangChain's
-``config={"metadata": ...}``, pydantic-ai's ``metadata=``). Read after the attributes above."""
+``config={"metadata": ...}``, pydantic-ai's ``metadata=``). Read after the attributes above.
+Langfuse reads its own metadata only flattened (``langfuse.trace.metadata.langfuse_user_id``,
+listed above), so its JSON form is not read either."""
 METADATA_USER_KEYS: tuple[str, ...] = ("user_id", "userId", "langfuse_user_id")
 METADATA_THREAD_KEYS: tuple[str, ...] = (
     "session_id", "sessionId", "thread_id", "threadId", "conversation_id", "langfuse_session_id",
