@@ -22,14 +22,17 @@ later duplicate is dropped. Both count as ``merged_duplicates``.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.translate.traces import TraceMemory
+
+if TYPE_CHECKING:
+    from trubrics_otel.translate.traces import TraceMemory
 
 Event = dict[str, Any]
 
@@ -146,6 +149,60 @@ def merge(a: tuple[CallSignature, Event], b: tuple[CallSignature, Event]) -> tup
     )
 
 
+class CallIndex:
+    """Call signatures, found by what could make two of them one call: the same trace, the
+    same response id or the same prompt (:func:`same_call` needs one of the three). Bounded:
+    the oldest goes first beyond ``limit``."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self._limit = limit
+        self._order: deque[CallSignature] = deque()
+        self._spans: set[tuple[int, int]] = set()
+        self._by: dict[tuple[str, Any], list[CallSignature]] = {}
+
+    @staticmethod
+    def _keys(call: CallSignature) -> list[tuple[str, Any]]:
+        keys: list[tuple[str, Any]] = [("trace", call.trace_id)]
+        if call.response_id:
+            keys.append(("response", call.response_id))
+        if call.prompt:
+            keys.append(("prompt", call.prompt))
+        return keys
+
+    def candidates(self, call: CallSignature) -> list[CallSignature]:
+        found: dict[int, CallSignature] = {}
+        for key in self._keys(call):
+            for other in self._by.get(key, ()):
+                found[id(other)] = other
+        return list(found.values())
+
+    def has_span(self, call: CallSignature) -> bool:
+        return (call.trace_id, call.span_id) in self._spans
+
+    def add(self, call: CallSignature) -> None:
+        if self.has_span(call):
+            return
+        self._order.append(call)
+        self._spans.add((call.trace_id, call.span_id))
+        for key in self._keys(call):
+            self._by.setdefault(key, []).append(call)
+        if self._limit is not None and len(self._order) > self._limit:
+            self.remove(self._order[0])
+
+    def remove(self, call: CallSignature) -> None:
+        self._order.remove(call)
+        self._spans.discard((call.trace_id, call.span_id))
+        for key in self._keys(call):
+            entries = self._by.get(key)
+            if entries is not None:
+                entries.remove(call)
+                if not entries:
+                    del self._by[key]
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+
 def _another_view(call: CallSignature, sent: CallSignature) -> bool:
     """A call sent before, seen through another span. The same span again is a retried
     request, not a duplicate: it is sent again (receivers drop it by its ids)."""
@@ -159,22 +216,27 @@ def one_event_per_call(
 ) -> tuple[list[Event], int]:
     """This batch's LLM events, duplicates merged and calls sent before dropped; and how many
     events that removed. The kept calls are remembered as sent."""
-    kept: list[tuple[CallSignature, Event]] = []
+    sent: CallIndex = memory.sent_calls
+    kept: dict[int, tuple[CallSignature, Event]] = {}  # by id() of its signature
+    batch = CallIndex()
     removed = 0
     for call in sorted(calls, key=lambda item: item[0].start):
-        if any(_another_view(call[0], sent) for sent in memory.sent_calls):
+        if any(_another_view(call[0], other) for other in sent.candidates(call[0])):
             removed += 1
             continue
-        for index, other in enumerate(kept):
-            if same_call(call[0], other[0]):
-                kept[index] = merge(other, call)
+        for other in batch.candidates(call[0]):
+            if same_call(call[0], other):
+                merged = merge(kept.pop(id(other)), call)
+                batch.remove(other)
+                batch.add(merged[0])
+                kept[id(merged[0])] = merged
                 removed += 1
                 break
         else:
-            kept.append(call)
-    memory.sent_calls.extend(
-        signature for signature, _ in kept
-        if not any(s.trace_id == signature.trace_id and s.span_id == signature.span_id
-                   for s in memory.sent_calls)
-    )
-    return [event for _, event in kept], removed
+            batch.add(call[0])
+            kept[id(call[0])] = call
+    events = []
+    for signature, event in sorted(kept.values(), key=lambda item: item[0].start):
+        sent.add(signature)
+        events.append(event)
+    return events, removed

@@ -22,7 +22,7 @@ The same object remembers the model calls already sent, for :mod:`.duplicates`.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +43,7 @@ from trubrics_otel.translate.conventions import (
     is_call_view,
     wrapper_reply,
 )
+from trubrics_otel.translate.duplicates import CallIndex
 from trubrics_otel.translate.messages import last_user_text, parse_json
 
 MAX_TRACES = 2048
@@ -86,8 +87,14 @@ def is_weak_thread_scope(scope_name: str | None) -> bool:
     return bool(scope_name) and str(scope_name).startswith(WEAK_THREAD_SCOPES)
 
 
+_ALL_KEYS = frozenset((*USER_ID_ATTRIBUTES, *THREAD_ID_ATTRIBUTES, *METADATA_JSON_ATTRIBUTES,
+                       *WRAPPER_PROMPT_ATTRIBUTES, sc.TRUBRICS_INHERITED_WEAK_THREAD_ID))
+
+
 def own_identity(attributes: Mapping[str, Any], scope_name: str | None = None) -> Identity:
     """The user and thread the span names itself (or was stamped with at start)."""
+    if _ALL_KEYS.isdisjoint(attributes):  # most spans: one pass over their keys, no lookups
+        return NOBODY
     weak_scope = is_weak_thread_scope(scope_name)
     user = first_of(attributes, _OWN_USER)
     thread = first_of(attributes, _OWN_STRONG_THREAD if weak_scope else _OWN_THREAD)
@@ -148,8 +155,8 @@ class TraceMemory:
         self._call_views: OrderedDict[tuple[int, int], set[int]] = OrderedDict()
         self._max_traces = max_traces
         self._max_spans = max_spans_per_trace
-        self.sent_calls: deque[Any] = deque(maxlen=max_sent_calls)
-        """Signatures of sent model calls (:class:`.duplicates.CallSignature`), oldest first."""
+        self.sent_calls = CallIndex(max_sent_calls)
+        """The model calls sent (:class:`.duplicates.CallSignature`), to drop a later view."""
 
     def remember(self, spans: Iterable[ReadableSpan]) -> None:
         for span in spans:
@@ -176,11 +183,12 @@ class TraceMemory:
 
     def identity(self, span: ReadableSpan) -> Identity:
         """The span's own identity, gaps filled from its ancestors' (nearest first)."""
-        identity = span_identity(span)
         context = span.context
-        if context is None or span.parent is None:
+        trace = self._traces.get(context.trace_id, {}) if context is not None else {}
+        remembered = trace.get(context.span_id) if context is not None else None
+        identity = remembered[1] if remembered is not None else span_identity(span)
+        if span.parent is None:
             return identity
-        trace = self._traces.get(context.trace_id, {})
         parent_id = span.parent.span_id
         for _ in range(_MAX_DEPTH):
             if identity.user_id and identity.thread_id:

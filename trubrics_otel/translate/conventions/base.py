@@ -77,14 +77,20 @@ convention's, which these libraries follow (Bedrock's OpenLLMetry does not: its 
 the cache back)."""
 
 
+_USAGE_NAMES = frozenset(name for names in USAGE.values() for name in names)
+
+
 def usage_properties(attributes: Attributes, *, absent_is_zero: bool = True) -> dict[str, Any]:
     """Token counts under their property names. Libraries leave out zero counts (pydantic-ai,
     OpenLLMetry): with input or output present, every absent count is 0 (``absent_is_zero``;
     not for our own ``track_llm`` spans, whose counts are what the app gave)."""
     properties: dict[str, Any] = {}
+    present = _USAGE_NAMES.intersection(attributes)  # one pass over the keys, then few lookups
+    if not present:
+        return properties
     for prop, names in USAGE.items():
         for name in names:
-            count = token_count(attributes.get(name))
+            count = token_count(attributes[name]) if name in present else None
             if count is not None:
                 properties[prop] = count
                 break
