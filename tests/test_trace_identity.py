@@ -206,3 +206,19 @@ def test_a_wrapper_never_becomes_an_llm_event(recorded) -> None:
         with tracer.start_as_current_span("chat", attributes=chat()):
             pass
     assert len(encode_spans(exporter.get_finished_spans()).llm_events) == 1
+
+
+def test_calls_sent_long_ago_are_forgotten(recorded) -> None:
+    """The memory of sent calls is bounded: past it, a late duplicate is sent (not lost)."""
+    provider, exporter = recorded
+    with provider.get_tracer("framework").start_as_current_span("ChatOpenAI", attributes=chat("Why?")):
+        with provider.get_tracer("provider-sdk").start_as_current_span("openai.chat", attributes=chat("Why?")):
+            pass
+    for n in range(2):
+        with provider.get_tracer("other").start_as_current_span("chat", attributes=chat(f"other {n}")):
+            pass
+    inner, outer, *others = exporter.get_finished_spans()
+    memory = TraceMemory(max_sent_calls=2)
+    encode_spans([inner], memory=memory)
+    encode_spans(others, memory=memory)  # two later calls push the first out
+    assert len(encode_spans([outer], memory=memory).llm_events) == 1

@@ -58,7 +58,8 @@ class CallSignature:
     scope: str
     models: tuple[str, ...]
     response_id: str | None
-    prompt: str
+    prompt: int
+    """``hash()`` of the prompt text (0: none): equal texts, equal keys; kept small in memory."""
     richness: int
 
 
@@ -81,7 +82,7 @@ def signature(span: ReadableSpan, event: Event) -> CallSignature:
         scope=scope.name if scope is not None else "",
         models=tuple(sorted(models)),
         response_id=str(response_id) if response_id else None,
-        prompt=event.get("prompt") or "",
+        prompt=hash(event["prompt"]) if event.get("prompt") else 0,
         richness=2 * bool(event.get("prompt")) + 2 * bool(event.get("generation"))
         + sum(1 for key in _USAGE_PROPERTIES if key in (event.get("properties") or {})),
     )

@@ -15,7 +15,8 @@ ancestor's identity when both are in one batch, or when the app's process stampe
 start (``UserContextSpanProcessor``); a child sent in a batch before its ancestor's cannot.
 
 Bounded: the :data:`MAX_TRACES` most recently seen traces, :data:`MAX_SPANS_PER_TRACE` spans
-each (beyond that only spans that carry an identity are kept). Pure: no threads, clock or I/O;
+each (beyond that only spans that carry an identity are kept): about 110 bytes a span, so
+under 30 MB when every trace is full, a few MB for traces of tens of spans. Pure: no threads, clock or I/O;
 the holder serialises calls (the exporter and the bridge encode one batch at a time).
 The same object remembers the model calls already sent, for :mod:`.duplicates`.
 """
@@ -46,8 +47,8 @@ from trubrics_otel.translate.conventions import (
 from trubrics_otel.translate.duplicates import CallIndex
 from trubrics_otel.translate.messages import last_user_text, parse_json
 
-MAX_TRACES = 2048
-MAX_SPANS_PER_TRACE = 1024
+MAX_TRACES = 1024
+MAX_SPANS_PER_TRACE = 256
 MAX_SENT_CALLS = 2048
 """Model calls remembered after sending, to drop a duplicate arriving in a later batch."""
 _MAX_DEPTH = 256
