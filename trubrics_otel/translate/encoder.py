@@ -111,7 +111,11 @@ def encode_spans(
         else:
             encoded.events.append(event)
     if calls:
-        kept, merged = one_event_per_call(calls, memory)
+        try:
+            kept, merged = one_event_per_call(calls, memory)
+        except Exception as exc:  # never lose the batch over the merging: send them all
+            encoded.errors.append(f"merging duplicate calls: {type(exc).__name__}: {exc}")
+            kept, merged = [event for _, event in calls], 0
         encoded.llm_events.extend(kept)
         encoded.merged_duplicates += merged
     return encoded

@@ -164,7 +164,11 @@ class TraceMemory:
             context = span.context
             if context is None:
                 continue
-            own = span_identity(span)
+            try:
+                own = span_identity(span)
+                reply = wrapper_reply(span.attributes or {})
+            except Exception:  # an odd span is encoded (and reported) by the encoder, not here
+                continue
             trace = self._traces.get(context.trace_id)
             if trace is None:
                 trace = self._traces[context.trace_id] = {}
@@ -172,7 +176,6 @@ class TraceMemory:
                     self._traces.popitem(last=False)
             else:
                 self._traces.move_to_end(context.trace_id)
-            reply = wrapper_reply(span.attributes or {})
             if len(trace) >= self._max_spans and own == NOBODY and reply is None:
                 continue
             parent = span.parent.span_id if span.parent is not None else 0
