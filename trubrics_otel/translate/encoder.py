@@ -21,6 +21,11 @@ A span becomes:
 Every event's properties gain ``$trace_id``, ``$span_id`` and, when the span had a parent,
 ``$parent_span_id``: the pair of ids is the event's stable identity, so a receiver can
 rebuild the tree and drop a retried duplicate.
+
+The user and thread of a span that names none come from its nearest ancestor
+(:class:`~trubrics_otel.translate.traces.TraceMemory`, which a receiver keeps across
+batches), and two instrumentations' spans of one model call make one LLM event
+(:mod:`trubrics_otel.translate.duplicates`; counted in ``Encoded.merged_duplicates``).
 """
 
 from __future__ import annotations
