@@ -17,14 +17,17 @@ The merged event is the richer reader's (a prompt and a generation count most; t
 outer span, the one nearer the app's intent), gaps filled from the other; token counts and
 time to first token come from the inner span when it has them (it is the one that saw the
 provider's own numbers). Calls already sent are remembered in the :class:`TraceMemory`; a
-later duplicate is dropped. Both count as ``merged_duplicates``.
+later duplicate is dropped. Both count as ``merged_duplicates``::
+
+    calls = [(signature(span, event), event) for span, event in llm_events_of_a_batch]
+    events, merged = one_event_per_call(calls, memory)
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -116,11 +119,10 @@ def same_call(a: CallSignature, b: CallSignature) -> bool:
 
 
 def merge(a: tuple[CallSignature, Event], b: tuple[CallSignature, Event]) -> tuple[CallSignature, Event]:
-    """One event for two views of a call: the richer's fields, gaps filled from the other."""
-    (sig_a, event_a), (sig_b, event_b) = a, b
-    outer_first = sorted((a, b), key=lambda item: (item[0].start, -(item[0].end)))
-    inner_sig, inner_event = outer_first[1]
-    winner, loser = sorted((a, b), key=lambda item: (-item[0].richness, item[0].start, -item[0].end))
+    """One event for two views of a call: the richer's fields, gaps filled from the other;
+    usage and time to first token from the inner view when it has them."""
+    winner, loser = sorted((a, b), key=lambda view: (-view[0].richness, view[0].start, -view[0].end))
+    _, inner = sorted((a, b), key=lambda view: (view[0].start, -view[0].end))
     merged = dict(winner[1])
     for field in ("prompt", "generation", "assistant_id", "thread_id", "latency"):
         if not merged.get(field) and loser[1].get(field):
@@ -131,21 +133,19 @@ def merge(a: tuple[CallSignature, Event], b: tuple[CallSignature, Event]) -> tup
     for key, value in (loser[1].get("properties") or {}).items():
         if key not in _IDS and properties.get(key) is None:
             properties[key] = value
-    inner_properties: Mapping[str, Any] = inner_event.get("properties") or {}
-    if sc.PROP_INPUT_TOKENS in inner_properties or sc.PROP_OUTPUT_TOKENS in inner_properties:
-        for key in _USAGE_PROPERTIES:
-            if key in inner_properties:
-                properties[key] = inner_properties[key]
-    if inner_properties.get(sc.PROP_TIME_TO_FIRST_TOKEN) is not None:
-        properties[sc.PROP_TIME_TO_FIRST_TOKEN] = inner_properties[sc.PROP_TIME_TO_FIRST_TOKEN]
+    measured: Mapping[str, Any] = inner[1].get("properties") or {}
+    if sc.PROP_INPUT_TOKENS in measured or sc.PROP_OUTPUT_TOKENS in measured:
+        properties.update({key: measured[key] for key in _USAGE_PROPERTIES if key in measured})
+    if measured.get(sc.PROP_TIME_TO_FIRST_TOKEN) is not None:
+        properties[sc.PROP_TIME_TO_FIRST_TOKEN] = measured[sc.PROP_TIME_TO_FIRST_TOKEN]
     merged["properties"] = properties
-    richest = max(sig_a.richness, sig_b.richness)
-    signature_kept = winner[0]
+    first, second = a[0], b[0]
     return (
-        CallSignature(signature_kept.trace_id, signature_kept.span_id, signature_kept.parent_id,
-                      min(sig_a.start, sig_b.start), max(sig_a.end, sig_b.end), signature_kept.scope,
-                      tuple(sorted({*sig_a.models, *sig_b.models})),
-                      sig_a.response_id or sig_b.response_id, sig_a.prompt or sig_b.prompt, richest),
+        replace(winner[0], start=min(first.start, second.start), end=max(first.end, second.end),
+                models=tuple(sorted({*first.models, *second.models})),
+                response_id=first.response_id or second.response_id,
+                prompt=first.prompt or second.prompt,
+                richness=max(first.richness, second.richness)),
         merged,
     )
 
