@@ -79,3 +79,11 @@ def test_streamed_object_and_time_to_first_chunk() -> None:
                        "ai.response.object": '{"city":"Paris"}', "ai.response.msToFirstChunk": 250.0})
     assert event["generation"] == '{"city":"Paris"}'
     assert event["properties"]["time_to_first_token"] == 0.25
+
+
+def test_spans_an_exporter_rewrote_into_genai_attributes() -> None:
+    """Traceloop's JS SDK replaces ``ai.prompt.messages`` / ``ai.response.text`` by GenAI ones."""
+    event = llm_event({"gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": "Weather?",
+                       "gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.content": "Sunny.",
+                       "ai.prompt.messages": "", "ai.response.model": "m-1"})
+    assert (event["prompt"], event["generation"], event["assistant_id"]) == ("Weather?", "Sunny.", "m-1")

@@ -141,7 +141,20 @@ GENAI_TOOL = genai.GENAI_TOOL
 OPENLLMETRY_LEGACY = Convention("openllmetry-legacy", openllmetry.recognises_legacy, genai.read)
 OPENINFERENCE = openinference.OPENINFERENCE
 
-VERCEL_AI = vercel_ai.VERCEL_AI
+def _vercel_read(span: ReadableSpan) -> LlmCall:
+    """The ``ai.*`` attributes; if an exporter rewrote them into GenAI ones (Traceloop's JS SDK
+    does), the GenAI reader on the same span."""
+    call = vercel_ai.read(span)
+    if call.prompt or call.generation:
+        return call
+    rewritten = genai.read(span)
+    if not (rewritten.prompt or rewritten.generation):
+        return call
+    return LlmCall(rewritten.prompt, rewritten.generation, call.model or rewritten.model,
+                   {**rewritten.properties, **call.properties})
+
+
+VERCEL_AI = Convention("vercel-ai", vercel_ai.recognises, _vercel_read)
 VERCEL_AI_TOOL = vercel_ai.VERCEL_AI_TOOL
 
 LITELLM = litellm.LITELLM
