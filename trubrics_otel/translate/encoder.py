@@ -93,6 +93,7 @@ def encode_spans(
     encoded = Encoded()
     calls: list[tuple[CallSignature, Event]] = []
     for span in spans:
+        kind: str | None
         try:
             if span.__class__ is TrackedSpan:
                 kind, event = encode_record(span.record)  # type: ignore[attr-defined]
