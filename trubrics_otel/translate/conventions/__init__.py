@@ -105,7 +105,7 @@ METADATA_THREAD_KEYS: tuple[str, ...] = (
     "session_id", "sessionId", "thread_id", "threadId", "conversation_id", "langfuse_session_id",
 )
 
-WEAK_THREAD_SCOPES: tuple[str, ...] = ("pydantic-ai", "pydantic_ai", "logfire")
+WEAK_THREAD_SCOPES: tuple[str, ...] = ("pydantic-ai", "pydantic_ai")
 """Scopes whose ``gen_ai.conversation.id`` is a fresh id per run unless the app passed one
 (pydantic-ai): the app's thread on any ancestor beats it; used only when there is none."""
 
