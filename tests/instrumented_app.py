@@ -176,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     import openai
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+        InMemorySpanExporter,
+    )
 
     provider = TracerProvider()
     memory = InMemorySpanExporter()
@@ -202,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         provider.add_span_processor(UserContextSpanProcessor())
         provider.add_span_processor(SimpleSpanProcessor(memory))
     elif args.otlp_endpoint:  # an app that only speaks OTLP to its collector
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter,
+        )
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         from trubrics_otel.capture.context import UserContextSpanProcessor

@@ -10,20 +10,23 @@ import socket
 
 import pytest
 import requests
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as to_otlp
+from conftest import API_KEY
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
+    encode_spans as to_otlp,
+)
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceResponse,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
 from trubrics_endpoint import TrubricsEndpoint
+
 from trubrics_otel import Trubrics
 from trubrics_otel.receive.bridge import Bridge
-
-from conftest import API_KEY
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
@@ -116,8 +119,9 @@ def test_app_otlp_exporter_to_bridge_matches_the_in_process_exporter(bridge, end
 
 def test_otlp_json_requests_get_json_answers(bridge, endpoint):
     spans = sdk_spans(2)
-    from google.protobuf import json_format
     import base64
+
+    from google.protobuf import json_format
 
     document = json_format.MessageToDict(to_otlp(spans))
     for rs in document["resourceSpans"]:

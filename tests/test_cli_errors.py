@@ -7,8 +7,8 @@ closed ports and a real ``serve`` process on 127.0.0.1.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import queue
+import re
 import shutil
 import subprocess
 import sys

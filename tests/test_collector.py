@@ -12,18 +12,17 @@ import time
 from collections import Counter
 
 import pytest
+from conftest import API_KEY
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
 from rotel_collector import Rotel, free_port
 from test_bridge import llm_span
 from trubrics_endpoint import TrubricsEndpoint
+
 from trubrics_otel import Trubrics
 from trubrics_otel.receive.bridge import Bridge
-
-from conftest import API_KEY
 
 FAST_RETRY = {
     "ROTEL_OTLP_EXPORTER_RETRY_INITIAL_BACKOFF": "1s",

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from rotel_collector import binary, read_env_file
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "collector-config"

@@ -22,10 +22,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from conftest import API_KEY
+
 from trubrics_otel import Trubrics
 from trubrics_otel.deliver.transport import MAX_BATCH
-
-from conftest import API_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 HANG_S = 4.0

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from fake_openai import FakeOpenAI
 from trubrics_endpoint import TrubricsEndpoint
 

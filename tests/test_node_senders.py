@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import pytest
 from fake_openai_extended import ExtendedFakeOpenAI
-from node_app import OTLP_SENDER, VERCEL_AI_APP, ensure_npm_ci, run_otlp_sender, run_vercel_ai_app
+from node_app import (
+    OTLP_SENDER,
+    VERCEL_AI_APP,
+    ensure_npm_ci,
+    run_otlp_sender,
+    run_vercel_ai_app,
+)
 from trubrics_endpoint import TrubricsEndpoint
 
 from trubrics_otel.receive.bridge import Bridge
@@ -57,7 +63,6 @@ def test_node_exporters_into_serve_every_span_stored_once(protocol, tmp_path):
     assert sorted(e["properties"]["$span_id"] for e in stored) == sorted(_chat_spans(sent))
 
 
-@pytest.mark.xfail(strict=True, reason="the Vercel AI reader lands with issue 15's conventions")
 def test_vercel_ai_app_lands_in_serve_with_user_thread_and_tool_event(tmp_path):
     with ExtendedFakeOpenAI() as openai, LocalServer(tmp_path / "events.sqlite3") as server:
         run_vercel_ai_app("tool_call", otlp_url=f"{server.url}/v1/traces", openai_url=openai.url)

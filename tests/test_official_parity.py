@@ -16,10 +16,9 @@ from typing import Any
 
 import pytest
 import trubrics as official
+from conftest import API_KEY
 
 from trubrics_otel import Trubrics
-
-from conftest import API_KEY
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 WHEN = dt.datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=dt.timezone.utc)

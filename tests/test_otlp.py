@@ -9,7 +9,9 @@ import zlib
 
 import pytest
 from google.protobuf import json_format
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as to_otlp
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
+    encode_spans as to_otlp,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -229,7 +231,9 @@ def test_gzip_bomb_is_refused_without_inflating_it():
 
 
 def test_status_body_is_a_google_rpc_status():
-    from google.rpc.status_pb2 import Status  # googleapis-common-protos, via the OTLP exporter
+    from google.rpc.status_pb2 import (
+        Status,  # googleapis-common-protos, via the OTLP exporter
+    )
 
     status = Status.FromString(otlp.status_body(400, "bad body ✗"))
     assert (status.code, status.message) == (400, "bad body ✗")
@@ -237,7 +241,9 @@ def test_status_body_is_a_google_rpc_status():
 
 
 def test_response_bodies():
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceResponse,
+    )
 
     assert otlp.response_body() == b""  # an empty message serialises to nothing
     response = ExportTraceServiceResponse.FromString(otlp.response_body(2, "a; b"))

@@ -21,8 +21,14 @@ from opentelemetry.trace import SpanContext, TraceFlags
 
 from trubrics_otel import semconv as sc
 from trubrics_otel.translate.encoder import encode_span
-from trubrics_otel.translate.jsonable import bound_properties, dumps
-from trubrics_otel.translate.jsonable import MAX_DEPTH, MAX_PROPERTIES_CHARS, MAX_STRING_CHARS, MAX_TEXT_CHARS
+from trubrics_otel.translate.jsonable import (
+    MAX_DEPTH,
+    MAX_PROPERTIES_CHARS,
+    MAX_STRING_CHARS,
+    MAX_TEXT_CHARS,
+    bound_properties,
+    dumps,
+)
 from trubrics_otel.translate.redaction import Policy
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

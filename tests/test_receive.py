@@ -9,15 +9,16 @@ import socket
 
 import grpc
 import pytest
+from conftest import API_KEY
 from google.rpc import error_details_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceResponse,
+)
 from test_bridge import assert_serves, good_body
+
 from trubrics_otel.receive.bridge import Bridge
 from trubrics_otel.receive.grpc import SERVICE
 from trubrics_otel.server import LocalServer
-
-from conftest import API_KEY
 
 CAP = 4 << 20
 HEAD = b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
@@ -274,7 +275,9 @@ def test_grpc_without_a_key_is_unauthenticated(endpoint):
 
 
 def test_grpc_partial_success(bridge, endpoint):
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
 
     request = ExportTraceServiceRequest.FromString(good_body(2))
     request.resource_spans[0].scope_spans[0].spans[0].trace_id = b""
@@ -325,7 +328,6 @@ def test_bridge_without_grpcio_says_so_once_and_keeps_http(endpoint):
     import sys
 
     import requests
-
     from rotel_collector import free_port
 
     port = free_port()

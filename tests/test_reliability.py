@@ -13,15 +13,18 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import API_KEY
 
 from trubrics_otel import Trubrics, TrubricsSpanExporter
 from trubrics_otel.deliver.journal import Journal
 from trubrics_otel.deliver.processor import SpoolingSpanProcessor
-from trubrics_otel.translate.tracked import EVENT, VERSION
-from trubrics_otel.translate.jsonable import MAX_DEPTH, MAX_PROPERTIES_CHARS, MAX_STRING_CHARS
 from trubrics_otel.deliver.transport import insecure_reason
-
-from conftest import API_KEY
+from trubrics_otel.translate.jsonable import (
+    MAX_DEPTH,
+    MAX_PROPERTIES_CHARS,
+    MAX_STRING_CHARS,
+)
+from trubrics_otel.translate.tracked import EVENT, VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 

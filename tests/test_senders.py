@@ -12,19 +12,25 @@ from pathlib import Path
 
 import pytest
 import requests
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as to_otlp
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+from fake_openai import FakeOpenAI
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
+    encode_spans as to_otlp,
+)
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+    OTLPSpanExporter as GrpcExporter,
+)
 from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+    OTLPSpanExporter as HttpExporter,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-from fake_openai import FakeOpenAI
 from test_bridge import llm_span
 from test_instrumentation import ZERO_CODE_APP
 from trubrics_endpoint import TrubricsEndpoint
+
 from trubrics_otel import TrubricsSpanExporter
 from trubrics_otel.receive.bridge import Bridge
 from trubrics_otel.settings import CAPTURE_CONTENT
@@ -32,9 +38,9 @@ from trubrics_otel.translate.jsonable import MAX_TEXT_CHARS
 from trubrics_otel.translate.redaction import Policy
 
 CAPTURE_CONTENT_ENV = CAPTURE_CONTENT.name
-from trubrics_otel.server import LocalServer
-
 from conftest import API_KEY
+
+from trubrics_otel.server import LocalServer
 
 N_SPANS = 30
 
@@ -94,8 +100,8 @@ def test_zero_code_app_with_default_otlp_settings_lands_in_serve(tmp_path):
         assert done.returncode == 0, done.stderr
         stored = server.store.events()
     assert "StatusCode" not in done.stderr and "Failed to export" not in done.stderr, done.stderr
-    # one event per installed instrumentation library (three in the test environment)
-    assert [(e["prompt"], e["generation"]) for e in stored] == [("Say hello", "Echo: Say hello")] * 3
+    # three instrumentation libraries saw the one call (all are installed here): one event
+    assert [(e["prompt"], e["generation"]) for e in stored] == [("Say hello", "Echo: Say hello")]
 
 
 # --- the same Policy on both roads -----------------------------------------------------------

@@ -7,10 +7,9 @@ import datetime as dt
 
 import pytest
 import requests
+from browser import browser, console_errors, needs_chromium, screenshot, settled, show  # noqa: F401 (browser: a fixture)
 
 from trubrics_otel.server import LocalServer
-
-from browser import browser, console_errors, needs_chromium, screenshot, settled, show  # noqa: F401 (browser: a fixture)
 
 pytestmark = needs_chromium
 

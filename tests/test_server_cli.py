@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from conftest import load_quickstart
 
 from trubrics_otel.cli import main
 from trubrics_otel.server import LocalServer, Store
-
-from conftest import load_quickstart
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = {"x-api-key": "local-dev-key"}

@@ -13,7 +13,6 @@ from trubrics_otel import semconv as sc
 from trubrics_otel.server import LocalServer
 
 
-
 @pytest.fixture
 def server(tmp_path):
     with LocalServer(tmp_path / "events.sqlite3") as server:

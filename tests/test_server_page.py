@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import requests
-
-from trubrics_otel.server import LocalServer
-
 from browser import ARTIFACTS, browser, needs_chromium, wait_for_text  # noqa: F401 (browser: a fixture)
 from conftest import load_quickstart
+
+from trubrics_otel.server import LocalServer
 
 pytestmark = needs_chromium
 

@@ -115,7 +115,9 @@ def test_allow_insecure_space_zero_keeps_the_key_off_plain_http(monkeypatch, cap
 def test_all_spans_switch_reaches_the_encoder(raw, expected, monkeypatch, tmp_path):
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+        InMemorySpanExporter,
+    )
 
     monkeypatch.setenv("TRUBRICS_ALL_SPANS", raw)
     provider = TracerProvider()

@@ -17,17 +17,16 @@ from pathlib import Path
 
 import pytest
 import requests
+from conftest import API_KEY
+from fake_openai import FakeOpenAI
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from trubrics_endpoint import TrubricsEndpoint
 
 from trubrics_otel import Trubrics, configure
-
-from conftest import API_KEY
-from fake_openai import FakeOpenAI
-from trubrics_endpoint import TrubricsEndpoint
 
 INSTRUMENT = Path(sys.executable).parent / "opentelemetry-instrument"
 

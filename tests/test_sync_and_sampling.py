@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import threading
 import time
 
 import pytest
+from conftest import API_KEY
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from trubrics_otel import Trubrics, TrubricsSpanExporter, configure
-
-from conftest import API_KEY
 
 
 def test_track_sync_returns_after_the_server_stored_it(make_client, endpoint):
@@ -120,15 +120,20 @@ def test_invalid_input_to_track_sync_is_a_result_not_an_exception(make_client, e
 
 
 def _instrumentation_traces(provider: TracerProvider, traces: int) -> None:
-    """``traces`` traces of 3 LLM spans each (a parent call and two nested), like an agent."""
+    """``traces`` traces of 3 LLM spans each (a parent call and two nested), like an agent.
+    Each asks its own question: nested spans of one call would be merged into one event."""
     tracer = provider.get_tracer("some.instrumentation")
-    chat = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
-            "gen_ai.input.messages": '[{"role":"user","parts":[{"type":"text","content":"q"}]}]'}
+
+    def chat(question: str) -> dict[str, str]:
+        return {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
+                "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [
+                    {"type": "text", "content": question}]}])}
+
     for _ in range(traces):
-        with tracer.start_as_current_span("chat m", attributes=chat):
-            with tracer.start_as_current_span("chat m", attributes=chat):
+        with tracer.start_as_current_span("chat m", attributes=chat("plan")):
+            with tracer.start_as_current_span("chat m", attributes=chat("step 1")):
                 pass
-            with tracer.start_as_current_span("chat m", attributes=chat):
+            with tracer.start_as_current_span("chat m", attributes=chat("step 2")):
                 pass
 
 

@@ -151,6 +151,7 @@ LLM_COST_TOTAL: Final = "llm.cost.total"  # OpenInference (and LiteLLM's Arize c
 LLM_COST_PROMPT: Final = "llm.cost.prompt"  # OpenInference
 LLM_COST_COMPLETION: Final = "llm.cost.completion"  # OpenInference
 LLM_RESPONSE_COST: Final = "llm.response.cost"  # LiteLLM, legacy
+OPERATION_COST: Final = "operation.cost"  # pydantic-ai (genai-prices), USD
 PROP_CACHE_READ_INPUT_TOKENS: Final = "cache_read_input_tokens"
 """Input tokens served from the provider's cache; part of ``input_tokens``."""
 PROP_CACHE_CREATION_INPUT_TOKENS: Final = "cache_creation_input_tokens"
@@ -162,3 +163,17 @@ PROP_INPUT_COST_USD: Final = "input_cost_usd"
 PROP_OUTPUT_COST_USD: Final = "output_cost_usd"
 PROP_COST_SOURCE: Final = "cost_source"
 """Which table priced the event (``genai-prices 0.2.3``), ``custom``, or ``span``."""
+
+# --- Identity inherited from ancestor spans (see trubrics_otel.translate.traces) -----------
+TRUBRICS_INHERITED_USER_ID: Final = "trubrics.inherited.user_id"
+"""The user an ancestor span named, stamped at span start by ``UserContextSpanProcessor``."""
+TRUBRICS_INHERITED_THREAD_ID: Final = "trubrics.inherited.thread_id"
+TRUBRICS_INHERITED_WEAK_THREAD_ID: Final = "trubrics.inherited.weak_thread_id"
+"""An ancestor's thread that any explicit thread beats (pydantic-ai's per-run id)."""
+LANGFUSE_USER_ID: Final = "langfuse.user.id"
+LANGFUSE_SESSION_ID: Final = "langfuse.session.id"
+AI_TELEMETRY_METADATA_PREFIX: Final = "ai.telemetry.metadata."  # Vercel AI SDK
+OPENINFERENCE_METADATA: Final = "metadata"  # JSON object (OpenInference, pydantic-ai agent runs)
+LLM_USER: Final = "llm.user"  # LiteLLM: the OpenAI ``user`` parameter
+PROP_TIME_TO_FIRST_TOKEN: Final = "time_to_first_token"
+"""Seconds from the request to the first streamed token; only where the span measured it."""

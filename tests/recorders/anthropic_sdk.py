@@ -22,9 +22,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from provider_recording import Recorder, llm_event, tool_event
-
 import fake_anthropic as fake  # noqa: E402  (tests/ is on sys.path via provider_recording)
+from provider_recording import Recorder, llm_event, tool_event
 
 MODEL = "claude-sonnet-4-6"
 RESPONSE_MODEL = MODEL + fake.MODEL_SNAPSHOT

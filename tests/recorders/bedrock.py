@@ -13,9 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from provider_recording import Recorder, llm_event, tool_event
-
 import fake_bedrock as fake  # noqa: E402  (tests/ is on sys.path via provider_recording)
+from provider_recording import Recorder, llm_event, tool_event
 
 MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 INVOKE_RESPONSE_MODEL = "claude-3-5-sonnet-20240620"

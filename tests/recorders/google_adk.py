@@ -41,9 +41,8 @@ MODE = sys.argv[1] if len(sys.argv) > 1 else "default"
 os.environ.update(MODES[MODE])
 os.environ.setdefault("GOOGLE_API_KEY", "fake-gemini-key")
 
-from provider_recording import Recorder, SpanDict, llm_event  # noqa: E402
-
 import fake_gemini as fake  # noqa: E402
+from provider_recording import Recorder, SpanDict, llm_event  # noqa: E402
 
 MODEL = "gemini-2.5-flash"
 RESPONSE_MODEL = MODEL + "-001"
@@ -181,7 +180,9 @@ def record() -> None:
     recorder = Recorder(f"google-adk{suffix}")
     recorder.set_global()
     if MODE == "genai-instrumentor":
-        from opentelemetry.instrumentation.google_genai import GoogleGenAiSdkInstrumentor
+        from opentelemetry.instrumentation.google_genai import (
+            GoogleGenAiSdkInstrumentor,
+        )
 
         GoogleGenAiSdkInstrumentor().instrument()
     if MODE == "openinference":

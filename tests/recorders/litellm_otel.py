@@ -26,9 +26,8 @@ os.environ.setdefault(
     "LITELLM_LOCAL_MODEL_COST_MAP", "True"
 )  # it fetches the map from the internet otherwise
 
-from provider_recording import Recorder, llm_event, tool_event  # noqa: E402
-
 from fake_openai import TOOL_CALL_ID, FakeOpenAI  # noqa: E402
+from provider_recording import Recorder, llm_event, tool_event  # noqa: E402
 
 MODEL = "openai/gpt-4o-mini"
 RESPONSE_MODEL = "gpt-4o-mini-2024-07-18"

@@ -25,6 +25,13 @@ A span keeps what it sets itself: the processor writes ``user.id`` only when the
 neither ``user.id`` nor ``enduser.id``, ``gen_ai.conversation.id`` only when it has neither
 that nor ``session.id``, and the context properties under ``trubrics.context.properties``,
 which the encoder merges *under* the event's own properties.
+
+The processor also passes a user and thread down the trace: a span whose parent (an SDK span
+of this process) names them, under any key the encoder reads (``user.id``, ``session.id``,
+``langfuse.user.id``, ``ai.telemetry.metadata.userId``, OpenInference's ``metadata``…), gets
+them as ``trubrics.inherited.*`` when it names none itself. So an LLM span started inside the
+web handler's request span is the request's user's, even when the two spans are exported in
+different batches.
 """
 
 from __future__ import annotations
@@ -38,11 +45,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from trubrics_otel import semconv as sc
 from trubrics_otel.translate.jsonable import dumps
+from trubrics_otel.translate.traces import Identity, own_identity
 
 F = TypeVar("F", bound=Callable[..., Any])
 _logger = logging.getLogger("trubrics")
@@ -157,16 +166,46 @@ def stamp(scope: UserContext, attributes: Mapping[str, Any]) -> dict[str, Any]:
     return added
 
 
+def inherited(parent: Identity, own: Identity, scope: UserContext | None) -> dict[str, Any]:
+    """What a span whose own identity is ``own`` inherits: the current scope's thread over a
+    weak one of its own (pydantic-ai's per-run id), then its ``parent``'s user and thread."""
+    added: dict[str, Any] = {}
+    if own.user_id is None and parent.user_id:
+        added[sc.TRUBRICS_INHERITED_USER_ID] = parent.user_id
+    thread = scope.thread_id if scope is not None and own.weak_thread_id else None
+    if own.thread_id is None and (thread or parent.thread_id):
+        added[sc.TRUBRICS_INHERITED_THREAD_ID] = thread or parent.thread_id
+    if own.weak_thread_id is None and parent.weak_thread_id:
+        added[sc.TRUBRICS_INHERITED_WEAK_THREAD_ID] = parent.weak_thread_id
+    return added
+
+
+def _identity(span: Any) -> Identity | None:
+    """A live SDK span's identity as the encoder will read it, or None for any other span."""
+    attributes = getattr(span, "attributes", None)
+    if attributes is None:
+        return None
+    scope = getattr(span, "instrumentation_scope", None)
+    return own_identity(attributes, getattr(scope, "name", None))
+
+
 class UserContextSpanProcessor(SpanProcessor):
-    """Stamps the current :func:`user_context` on every span at start; sends nothing."""
+    """Stamps the current :func:`user_context`, and the parent span's user and thread, on
+    every span at start; sends nothing."""
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         scope = current_user_context()
-        if scope is None:
-            return
         try:
-            for key, value in stamp(scope, span.attributes or {}).items():
-                span.set_attribute(key, value)
+            if scope is not None:
+                for key, value in stamp(scope, span.attributes or {}).items():
+                    span.set_attribute(key, value)
+            parent = _identity(trace.get_current_span(parent_context))
+            if parent is None and scope is None:
+                return
+            own = _identity(span)
+            if own is not None:
+                for key, value in inherited(parent or Identity(), own, scope).items():
+                    span.set_attribute(key, value)
         except Exception:  # never break the span's owner over analytics
             _logger.exception("Could not stamp the user context on span %r.", span.name)
 

@@ -48,6 +48,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -73,6 +74,7 @@ from trubrics_otel.translate.cost import PriceTable, price_event
 from trubrics_otel.translate.encoder import Encoded, Event, encode_spans
 from trubrics_otel.translate.redaction import Mask, Policy
 from trubrics_otel.translate.sampling import sampler_for
+from trubrics_otel.translate.traces import TraceMemory
 from trubrics_otel.translate.tracked import TrackedSpan, to_bytes
 
 
@@ -125,11 +127,19 @@ class TrubricsSpanExporter(SpanExporter):
             refusal=refusal,
             logger=self._logger,
         )
-        self._skipped = self._encode_errors = self._sampled_out = 0
-        reset_in_child(self._delivery.after_fork)
+        self._skipped = self._encode_errors = self._sampled_out = self._merged = 0
+        self._traces = TraceMemory()  # ancestors' users and sent calls, across batches
+        self._encode_lock = threading.Lock()  # the export thread and track_sync both encode
+        reset_in_child(self._after_fork)
 
     def __repr__(self) -> str:
         return f"TrubricsSpanExporter(host={self.host!r})"
+
+    def _after_fork(self) -> None:
+        """In a forked child: a lock no parent thread holds, and this process's own traces."""
+        self._encode_lock = threading.Lock()
+        self._traces = TraceMemory()
+        self._delivery.after_fork()
 
     # --- SpanExporter ------------------------------------------------------------------
 
@@ -156,7 +166,9 @@ class TrubricsSpanExporter(SpanExporter):
             kept = [s for s in spans if _exempt(s) or self._sampler.keep(s.context.trace_id)]
             self._sampled_out += len(spans) - len(kept)
             spans = kept
-        encoded = encode_spans(spans, all_spans=self._all_spans)
+        with self._encode_lock:
+            encoded = encode_spans(spans, all_spans=self._all_spans, memory=self._traces)
+        self._merged += encoded.merged_duplicates
         for error in encoded.errors:
             self._logger.error("Could not encode a span; it is skipped: %s", error)
         self._skipped += encoded.skipped
@@ -235,6 +247,7 @@ class TrubricsSpanExporter(SpanExporter):
             "skipped_spans": self._skipped,
             "encode_errors": self._encode_errors,
             "sampled_out": self._sampled_out,
+            "merged_duplicates": self._merged,
         }
 
 

@@ -67,6 +67,7 @@ from trubrics_otel.receive.http import HttpReceiver, Reply, Request
 from trubrics_otel.settings import DEFAULT_HOST
 from trubrics_otel.translate.encoder import Event, encode_spans
 from trubrics_otel.translate.redaction import Policy
+from trubrics_otel.translate.traces import TraceMemory
 
 DEFAULT_LISTEN = "127.0.0.1:4319"
 DEFAULT_GRPC_LISTEN = "127.0.0.1:4320"  # next to 4319; a Collector on the same host has 4317
@@ -114,6 +115,8 @@ class Bridge:
         self._counts = collections.Counter[str]()
         self._http: HttpReceiver | None = None
         self._grpc: Any = None  # a GrpcReceiver, once started
+        self._traces = TraceMemory()  # users of ancestors and calls sent, across requests
+        self._encode_lock = threading.Lock()
 
     def __repr__(self) -> str:  # never the key
         return f"Bridge(host={self.host!r}, listen={self.url if self._http else self._listen!r})"
@@ -200,7 +203,9 @@ class Bridge:
         if not key:
             return self._refuse(401, "no Trubrics API key: set TRUBRICS_API_KEY on the bridge "
                                      "or send an x-api-key header", as_json)
-        encoded = encode_spans(decoded.spans)
+        with self._encode_lock:  # one batch at a time through the trace memory
+            encoded = encode_spans(decoded.spans, memory=self._traces)
+        self._count("merged_duplicates", encoded.merged_duplicates)
         problems = decoded.rejected + encoded.errors
         rejected = len(problems)
         self._count("spans", len(decoded.spans))

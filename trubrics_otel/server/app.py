@@ -59,6 +59,7 @@ from trubrics_otel.server.validation import (
 )
 from trubrics_otel.translate.encoder import encode_spans
 from trubrics_otel.translate.redaction import Policy
+from trubrics_otel.translate.traces import TraceMemory
 
 DEFAULT_PORT = 8787
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -115,6 +116,8 @@ class LocalServer:
         self._http: HttpReceiver | None = None
         self._grpc: Any = None  # a receive.grpc.GrpcReceiver
         self._stopped = threading.Event()
+        self._traces = TraceMemory()  # ancestors' users and sent calls, across OTLP requests
+        self._encode_lock = threading.Lock()
         self._reads = read_api.ReadAPI(self.store, session_timeout_s=session_timeout_s,
                                        api_key=self._api_key,
             needs_key=read_needs_key if read_needs_key is not None else not read_api.is_loopback(host))
@@ -225,7 +228,8 @@ class LocalServer:
             return Response(415, {"detail": str(exc)})
         except Exception as exc:  # a malformed request, whatever the decoder raises
             return Response(400, {"detail": f"invalid OTLP request: {exc}"})
-        encoded = encode_spans(spans)
+        with self._encode_lock:
+            encoded = encode_spans(spans, memory=self._traces)
         events, llm_events = price_and_redact(encoded, self._prices, self.policy)
         events = [e for e, errors in (validate_event(x, EVENT) for x in events) if not errors]
         llm = [e for e, errors in (validate_event(x, LLM_EVENT) for x in llm_events) if not errors]

@@ -231,7 +231,7 @@ def price_event(
 def span_cost(attributes: Mapping[str, Any]) -> dict[str, float] | None:
     """The cost an instrumentation already put on the span, as cost properties, or ``None``."""
     total = _first_plausible(attributes, sc.GEN_AI_USAGE_COST, sc.GEN_AI_COST_TOTAL,
-                             sc.LLM_COST_TOTAL, sc.LLM_RESPONSE_COST)
+                             sc.LLM_COST_TOTAL, sc.LLM_RESPONSE_COST, sc.OPERATION_COST)
     prompt = _first_plausible(attributes, sc.LLM_COST_PROMPT)
     completion = _first_plausible(attributes, sc.LLM_COST_COMPLETION)
     if total is None and prompt is not None and completion is not None:

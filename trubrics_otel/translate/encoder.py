@@ -21,6 +21,11 @@ A span becomes:
 Every event's properties gain ``$trace_id``, ``$span_id`` and, when the span had a parent,
 ``$parent_span_id``: the pair of ids is the event's stable identity, so a receiver can
 rebuild the tree and drop a retried duplicate.
+
+The user and thread of a span that names none come from its nearest ancestor
+(:class:`~trubrics_otel.translate.traces.TraceMemory`, which a receiver keeps across
+batches), and two instrumentations' spans of one model call make one LLM event
+(:mod:`trubrics_otel.translate.duplicates`; counted in ``Encoded.merged_duplicates``).
 """
 
 from __future__ import annotations
@@ -36,17 +41,20 @@ from opentelemetry.trace import StatusCode
 
 from trubrics_otel import semconv as sc
 from trubrics_otel.translate.conventions import (
-    THREAD_ID_ATTRIBUTES,
-    USER_ID_ATTRIBUTES,
     LlmCall,
     SpanEvent,
-    first_of,
     other_span,
     prefixed_properties,
     read_span,
 )
 from trubrics_otel.translate.cost import span_cost
+from trubrics_otel.translate.duplicates import (
+    CallSignature,
+    one_event_per_call,
+    signature,
+)
 from trubrics_otel.translate.jsonable import MAX_PROPERTIES_CHARS, encode_fast
+from trubrics_otel.translate.traces import Identity, TraceMemory, span_identity
 from trubrics_otel.translate.tracked import (
     EVENT,
     TrackedRecord,
@@ -65,17 +73,44 @@ class Encoded:
     """Spans that are neither product events nor LLM calls."""
     errors: list[str] = field(default_factory=list)
     """One message per span that could not be encoded (the others still are)."""
+    merged_duplicates: int = 0
+    """LLM events not sent because another instrumentation's span of the same model call
+    was (merged into it in this batch, or sent in an earlier one)."""
 
     def __len__(self) -> int:
         return len(self.events) + len(self.llm_events)
 
 
-def encode_spans(spans: Iterable[ReadableSpan], *, all_spans: bool = False) -> Encoded:
-    """``all_spans``: send spans no convention knows (HTTP, DB…) as events named after them."""
+def encode_spans(
+    spans: Iterable[ReadableSpan], *, all_spans: bool = False, memory: TraceMemory | None = None
+) -> Encoded:
+    """``all_spans``: send spans no convention knows (HTTP, DB…) as events named after them.
+
+    ``memory``: the receiver's :class:`TraceMemory`, so users and threads are inherited from
+    ancestors seen in earlier batches and a call sent before is not sent again; without one,
+    a fresh memory covers this batch alone. Two passes: every span's identity is remembered
+    first, so a child exported before its parent still inherits from it.
+    """
+    memory = memory if memory is not None else TraceMemory()
+    spans = list(spans)
+    memory.remember(span for span in spans if span.__class__ is not TrackedSpan)
     encoded = Encoded()
+    calls: list[tuple[CallSignature, Event]] = []
     for span in spans:
+        kind: str | None
         try:
-            kind, event = encode_span(span, all_spans=all_spans)
+            if span.__class__ is TrackedSpan:
+                kind, event = encode_record(span.record)  # type: ignore[attr-defined]
+            else:
+                kind, event = encode_span(span, all_spans=all_spans, identity=memory.identity(span))
+                if kind == "llm":
+                    if memory.call_views(span) > 1:  # several calls overwrote each other here
+                        encoded.merged_duplicates += 1
+                        continue
+                    if not event["generation"]:
+                        _complete_from_parent(event, memory.parent_reply(span))
+                    calls.append((signature(span, event), event))
+                    continue
         except Exception as exc:  # one bad span must not cost the others
             encoded.errors.append(f"span {span.name!r}: {type(exc).__name__}: {exc}")
             continue
@@ -85,21 +120,45 @@ def encode_spans(spans: Iterable[ReadableSpan], *, all_spans: bool = False) -> E
             encoded.llm_events.append(event)
         else:
             encoded.events.append(event)
+    if calls:
+        try:
+            kept, merged = one_event_per_call(calls, memory)
+        except Exception as exc:  # never lose the batch over the merging: send them all
+            encoded.errors.append(f"merging duplicate calls: {type(exc).__name__}: {exc}")
+            kept, merged = [event for _, event in calls], 0
+        encoded.llm_events.extend(kept)
+        encoded.merged_duplicates += merged
     return encoded
 
 
-def encode_span(span: ReadableSpan, *, all_spans: bool = False) -> tuple[str | None, Event]:
-    """``("event" | "llm", wire dict)``, or ``(None, {})`` for a span that is neither."""
+def _complete_from_parent(event: Event, reply: LlmCall | None) -> None:
+    """A call whose span left its reply out, completed from what its parent recorded."""
+    if reply is None or not reply.generation:
+        return
+    event["generation"] = reply.generation
+    event["properties"].update(reply.properties)
+
+
+def encode_span(
+    span: ReadableSpan, *, all_spans: bool = False, identity: Identity | None = None
+) -> tuple[str | None, Event]:
+    """``("event" | "llm", wire dict)``, or ``(None, {})`` for a span that is neither.
+
+    ``identity``: the span's user and thread with the ancestors' filled in
+    (:meth:`TraceMemory.identity`); by default, the span's own.
+    """
     if span.__class__ is TrackedSpan:
         return encode_record(span.record)  # type: ignore[attr-defined]
     attributes = span.attributes or {}
+    identity = identity if identity is not None else span_identity(span)
+    user_id = identity.user_id or sc.ANONYMOUS_USER_ID
     name = attributes.get(sc.TRUBRICS_EVENT)
     if isinstance(name, str):
-        properties = properties_of(span, _observation_properties(span))
+        properties = properties_of(span, _observation_properties(span, identity))
         if span.status.status_code is StatusCode.ERROR:
             properties.update(error_properties(span))
         return "event", {
-            "user_id": user_id_of(attributes),
+            "user_id": user_id,
             "event": name,
             "properties": properties,
             "timestamp": iso_timestamp(span.end_time),
@@ -112,23 +171,22 @@ def encode_span(span: ReadableSpan, *, all_spans: bool = False) -> tuple[str | N
     properties = properties_of(span, call.properties)
     if span.status.status_code is StatusCode.ERROR:
         properties.update(error_properties(span))
-    thread_id = first_of(attributes, THREAD_ID_ATTRIBUTES)
+    thread_id = identity.thread
     if isinstance(call, SpanEvent):
         if thread_id is not None:
             properties.setdefault(sc.PROP_THREAD_ID, thread_id)
         return "event", {
-            "user_id": user_id_of(attributes),
+            "user_id": user_id,
             "event": call.name,
             "properties": properties,
             "timestamp": iso_timestamp(span.end_time),
         }
     assert isinstance(call, LlmCall)
-    carried = span_cost(attributes)  # a cost the instrumentation computed wins over ours
-    if carried:
-        properties.update(carried)
+    for key, value in (span_cost(attributes) or {}).items():  # a cost the span carries wins
+        properties.setdefault(key, value)
     return "llm", {
-        "user_id": user_id_of(attributes),
-        "prompt": call.prompt,
+        "user_id": user_id,
+        "prompt": call.prompt or identity.prompt or "",
         "generation": call.generation,
         "prompt_event_name": attributes.get(sc.TRUBRICS_PROMPT_EVENT_NAME, "Prompt"),
         "generation_event_name": attributes.get(sc.TRUBRICS_GENERATION_EVENT_NAME, "Generation"),
@@ -211,10 +269,6 @@ def _own_properties(own: Any) -> dict[str, Any]:
     return _json_object(json_properties(own))
 
 
-def user_id_of(attributes: Mapping[str, Any]) -> str:
-    return first_of(attributes, USER_ID_ATTRIBUTES) or sc.ANONYMOUS_USER_ID
-
-
 def properties_of(span: ReadableSpan, derived: Mapping[str, Any]) -> dict[str, Any]:
     """Context properties, then what the convention derived, then the span's own, then ids."""
     attributes = span.attributes or {}
@@ -232,7 +286,7 @@ def properties_of(span: ReadableSpan, derived: Mapping[str, Any]) -> dict[str, A
     return properties
 
 
-def _observation_properties(span: ReadableSpan) -> dict[str, Any]:
+def _observation_properties(span: ReadableSpan, identity: Identity) -> dict[str, Any]:
     """What a tracing observation's product event derives: type, duration, thread."""
     attributes = span.attributes or {}
     derived: dict[str, Any] = {}
@@ -241,7 +295,7 @@ def _observation_properties(span: ReadableSpan) -> dict[str, Any]:
         derived[sc.PROP_OBSERVATION_TYPE] = kind
         if kind in _TIMED_OBSERVATIONS:
             derived[sc.PROP_DURATION] = duration_s(span)
-    thread = attributes.get(sc.GEN_AI_CONVERSATION_ID) or attributes.get(sc.SESSION_ID)
+    thread = identity.thread
     if thread:
         derived[sc.PROP_THREAD_ID] = str(thread)
     return derived

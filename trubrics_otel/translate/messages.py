@@ -114,12 +114,37 @@ def summarise_tool_calls(calls: list[Any]) -> str:
 
 
 def last_user_text(messages: Any) -> str:
+    """The prompt: the text of the last user message that has text. A user message holding
+    only a tool result (pydantic-ai, Anthropic, Bedrock put them there) is not the prompt."""
     if not isinstance(messages, list):
         return ""
     for message in reversed(messages):
         if isinstance(message, Mapping) and message.get("role") == "user":
-            return message_text(message)
+            text = user_text(message)
+            if text:
+                return text
     return ""
+
+
+def user_text(message: Mapping[str, Any]) -> str:
+    """The text parts of one message, in any shape: GenAI ``parts``, a string, or a list of
+    content parts (``{"type": "text", "text": ...}`` or ``{"type": "text", "content": ...}``)."""
+    parts = message.get("parts")
+    if not isinstance(parts, list):
+        parts = message.get("content")
+    if isinstance(parts, str):
+        return parts
+    if not isinstance(parts, list):
+        return ""
+    texts = []
+    for part in parts:
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, Mapping) and part.get("type", "text") in ("text", "input_text"):
+            text = part.get("content", part.get("text"))
+            if isinstance(text, str):
+                texts.append(text)
+    return "".join(texts)
 
 
 def assistant_text(messages: Any) -> str:

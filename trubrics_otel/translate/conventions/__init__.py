@@ -4,13 +4,19 @@ The encoder asks :func:`read_span` what a span is: an LLM call (:class:`LlmCall`
 generation, model, properties), a product event (:class:`SpanEvent`, e.g. a tool run), or
 nothing it knows. Each :class:`Convention` in :data:`CONVENTIONS` recognises its spans and
 reads them; the first that recognises a span wins. Who the event is for and which thread it
-belongs to come from :data:`USER_ID_ATTRIBUTES` and :data:`THREAD_ID_ATTRIBUTES`, tried in
-order on every span. Supporting another instrumentation library means adding a row (and a
-fixture test under ``tests/fixtures/spans``), never touching the encoder.
+belongs to come from :data:`USER_ID_ATTRIBUTES`, :data:`THREAD_ID_ATTRIBUTES` and the
+``METADATA_*`` lists, on the span or any ancestor (:mod:`trubrics_otel.translate.traces`).
+Supporting another instrumentation library means adding a row (and a fixture test under
+``tests/fixtures/spans``), never touching the encoder.
 
 ============================  ==========================================================
 row                           recognises
 ============================  ==========================================================
+``VERCEL_AI``                 ``ai.operationId`` ``…doGenerate`` / ``…doStream`` (its
+                              outer ``ai.generateText`` etc. are wrappers: no row)
+``VERCEL_AI_TOOL``            ``ai.operationId = ai.toolCall`` → product event
+``LITELLM``                   ``litellm.call_id`` on a GenAI chat span: GenAI + function
+                              calls + cost
 ``GENAI``                     ``gen_ai.operation.name`` chat / text_completion /
                               generate_content; or, older, ``gen_ai.system`` + request
                               model. Messages from ``gen_ai.input/output.messages``, else
@@ -21,6 +27,8 @@ row                           recognises
 ``OPENINFERENCE``             ``openinference.span.kind = LLM``: ``llm.input_messages.*``,
                               ``llm.output_messages.*``, ``llm.token_count.*``, else
                               ``input.value`` / ``output.value``
+``LITELLM_RAW``               ``llm.<provider>.messages`` / ``.choices``: LiteLLM's
+                              ``raw_gen_ai_request`` child of its carrier span
 ============================  ==========================================================
 
 Content that arrives only as log records is joined onto its span before it gets here
@@ -37,7 +45,13 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.translate.conventions import genai, openinference, openllmetry
+from trubrics_otel.translate.conventions import (
+    genai,
+    litellm,
+    openinference,
+    openllmetry,
+    vercel_ai,
+)
 from trubrics_otel.translate.conventions.base import (
     Attributes,
     Convention,
@@ -48,26 +62,68 @@ from trubrics_otel.translate.messages import plain
 
 __all__ = ["CONVENTIONS", "Convention", "LlmCall", "SpanEvent", "read_span", "read_llm_call",
            "other_span", "first_of", "prefixed_properties", "USER_ID_ATTRIBUTES",
-           "THREAD_ID_ATTRIBUTES", "PROPERTY_PREFIXES"]
+           "THREAD_ID_ATTRIBUTES", "PROPERTY_PREFIXES", "METADATA_JSON_ATTRIBUTES",
+           "METADATA_USER_KEYS", "METADATA_THREAD_KEYS", "WEAK_THREAD_SCOPES",
+           "WRAPPER_PROMPT_ATTRIBUTES", "wrapper_reply", "is_call_view"]
 
-# --- Who and which conversation: tried in order, on every span -------------------------
+# --- Who and which conversation: read on every span, inherited down the trace -----------
+# Precedence within one span follows Langfuse's OTel ingestion (langfuse.* first, then the
+# OpenTelemetry names, then the libraries' own). A span's own value beats an ancestor's; an
+# ancestor's beats a WEAK value of the span's own (see WEAK_THREAD_SCOPES).
 
 USER_ID_ATTRIBUTES: tuple[str, ...] = (
+    sc.LANGFUSE_USER_ID,
     sc.USER_ID,
     sc.ENDUSER_ID,
+    "langfuse.observation.metadata.langfuse_user_id",
+    "langfuse.trace.metadata.langfuse_user_id",
+    sc.AI_TELEMETRY_METADATA_PREFIX + "userId",
+    sc.AI_TELEMETRY_METADATA_PREFIX + "user_id",
     sc.TRACELOOP_ASSOCIATION_PREFIX + "user_id",
+    sc.TRACELOOP_ASSOCIATION_PREFIX + "userId",
+    sc.LLM_USER,
+    "metadata.user_api_key_end_user_id",  # LiteLLM proxy: the end user of a virtual key
+    sc.TRUBRICS_INHERITED_USER_ID,
 )
 """The first present is the event's ``user_id`` (``user_context`` stamps ``user.id``)."""
 
 THREAD_ID_ATTRIBUTES: tuple[str, ...] = (
-    sc.GEN_AI_CONVERSATION_ID,
+    sc.LANGFUSE_SESSION_ID,
     sc.SESSION_ID,
-    sc.TRACELOOP_ASSOCIATION_PREFIX + "thread_id",
+    sc.GEN_AI_CONVERSATION_ID,
+    "langfuse.observation.metadata.langfuse_session_id",
+    "langfuse.trace.metadata.langfuse_session_id",
+    sc.AI_TELEMETRY_METADATA_PREFIX + "sessionId",
+    sc.AI_TELEMETRY_METADATA_PREFIX + "session_id",
+    sc.AI_TELEMETRY_METADATA_PREFIX + "threadId",
     sc.TRACELOOP_ASSOCIATION_PREFIX + "session_id",
+    sc.TRACELOOP_ASSOCIATION_PREFIX + "sessionId",
+    sc.TRACELOOP_ASSOCIATION_PREFIX + "thread_id",
     sc.TRACELOOP_ASSOCIATION_PREFIX + "conversation_id",
     sc.TRACELOOP_ASSOCIATION_PREFIX + "chat_id",
+    sc.TRUBRICS_INHERITED_THREAD_ID,
 )
 """The first present is the event's thread (``user_context`` stamps ``gen_ai.conversation.id``)."""
+
+METADATA_JSON_ATTRIBUTES: tuple[str, ...] = (sc.OPENINFERENCE_METADATA,)
+"""JSON objects that may name the user and thread under :data:`METADATA_USER_KEYS` /
+:data:`METADATA_THREAD_KEYS` (OpenInference's ``using_metadata``, LangChain's
+``config={"metadata": ...}``, pydantic-ai's ``metadata=``). Read after the attributes above.
+Langfuse reads its own metadata only flattened (``langfuse.trace.metadata.langfuse_user_id``,
+listed above), so its JSON form is not read either."""
+METADATA_USER_KEYS: tuple[str, ...] = ("user_id", "userId", "langfuse_user_id")
+METADATA_THREAD_KEYS: tuple[str, ...] = (
+    "session_id", "sessionId", "thread_id", "threadId", "conversation_id", "langfuse_session_id",
+)
+
+WEAK_THREAD_SCOPES: tuple[str, ...] = ("pydantic-ai", "pydantic_ai")
+"""Scopes whose ``gen_ai.conversation.id`` is a fresh id per run unless the app passed one
+(pydantic-ai): the app's thread on any ancestor beats it; used only when there is none."""
+
+WRAPPER_PROMPT_ATTRIBUTES: tuple[str, ...] = ("pydantic_ai.all_messages", "ai.prompt")
+"""A framework wrapper's record of the conversation (pydantic-ai's agent run, the Vercel AI
+SDK's ``ai.generateText``): the prompt of a model call below it that recorded none (a call
+that failed before pydantic-ai wrote its messages)."""
 
 PROPERTY_PREFIXES: tuple[str, ...] = (sc.TRACELOOP_ASSOCIATION_PREFIX,)
 """Attributes under these prefixes become properties, prefix removed."""
@@ -96,8 +152,44 @@ GENAI_TOOL = genai.GENAI_TOOL
 OPENLLMETRY_LEGACY = Convention("openllmetry-legacy", openllmetry.recognises_legacy, genai.read)
 OPENINFERENCE = openinference.OPENINFERENCE
 
-CONVENTIONS: tuple[Convention, ...] = (GENAI, GENAI_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE)
+def _vercel_read(span: ReadableSpan) -> LlmCall:
+    """The ``ai.*`` attributes; if an exporter rewrote them into GenAI ones (Traceloop's JS SDK
+    does), the GenAI reader on the same span."""
+    call = vercel_ai.read(span)
+    if call.prompt or call.generation:
+        return call
+    rewritten = genai.read(span)
+    if not (rewritten.prompt or rewritten.generation):
+        return call
+    return LlmCall(rewritten.prompt, rewritten.generation, call.model or rewritten.model,
+                   {**rewritten.properties, **call.properties})
+
+
+VERCEL_AI = Convention("vercel-ai", vercel_ai.recognises, _vercel_read)
+VERCEL_AI_TOOL = vercel_ai.VERCEL_AI_TOOL
+
+LITELLM = litellm.LITELLM
+LITELLM_RAW = litellm.LITELLM_RAW
+
+CONVENTIONS: tuple[Convention, ...] = (
+    VERCEL_AI, VERCEL_AI_TOOL, LITELLM, GENAI, GENAI_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE,
+    LITELLM_RAW,
+)
 """Tried in order; the first convention that recognises a span reads it."""
+
+
+def is_call_view(span: ReadableSpan) -> bool:
+    """A per-call child that repeats its parent's call (LiteLLM's ``raw_gen_ai_request``).
+    A parent with two or more of them carries several calls' mixed attributes: not an event."""
+    return litellm.is_raw_request(span)
+
+
+def wrapper_reply(attributes: Attributes) -> LlmCall | None:
+    """The reply a framework's span recorded for the one model call below it, for a call
+    whose own span left it out (LangGraph's ``execute_task model`` through OpenLLMetry)."""
+    if attributes.get("traceloop.span.kind") != "task":
+        return None
+    return openllmetry.task_reply(attributes)
 
 
 def read_span(span: ReadableSpan) -> LlmCall | SpanEvent | None:

@@ -44,24 +44,74 @@ class Convention:
     read: Callable[[ReadableSpan], LlmCall | SpanEvent]
 
 
-USAGE = {
-    sc.GEN_AI_USAGE_INPUT_TOKENS: sc.PROP_INPUT_TOKENS,
-    sc.GEN_AI_USAGE_OUTPUT_TOKENS: sc.PROP_OUTPUT_TOKENS,
-    sc.GEN_AI_USAGE_TOTAL_TOKENS: sc.PROP_TOTAL_TOKENS,
-    sc.GEN_AI_USAGE_PROMPT_TOKENS: sc.PROP_INPUT_TOKENS,
-    sc.GEN_AI_USAGE_COMPLETION_TOKENS: sc.PROP_OUTPUT_TOKENS,
-    sc.LLM_USAGE_TOTAL_TOKENS: sc.PROP_TOTAL_TOKENS,
-    sc.LLM_TOKEN_COUNT_PROMPT: sc.PROP_INPUT_TOKENS,
-    sc.LLM_TOKEN_COUNT_COMPLETION: sc.PROP_OUTPUT_TOKENS,
-    sc.LLM_TOKEN_COUNT_TOTAL: sc.PROP_TOTAL_TOKENS,
+USAGE: dict[str, tuple[str, ...]] = {
+    sc.PROP_INPUT_TOKENS: (sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_PROMPT_TOKENS,
+                           sc.LLM_TOKEN_COUNT_PROMPT),
+    sc.PROP_OUTPUT_TOKENS: (sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.GEN_AI_USAGE_COMPLETION_TOKENS,
+                            sc.LLM_TOKEN_COUNT_COMPLETION),
+    sc.PROP_TOTAL_TOKENS: (sc.GEN_AI_USAGE_TOTAL_TOKENS, sc.LLM_USAGE_TOTAL_TOKENS,
+                           sc.LLM_TOKEN_COUNT_TOTAL),
+    sc.PROP_CACHE_READ_INPUT_TOKENS: (
+        sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+        "gen_ai.usage.cache_read_input_tokens",  # OpenLLMetry before the semconv name
+        "gen_ai.usage.details.cache_read_tokens",  # pydantic-ai's raw details
+        "llm.token_count.prompt_details.cache_read",  # OpenInference
+    ),
+    sc.PROP_CACHE_CREATION_INPUT_TOKENS: (
+        sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+        "gen_ai.usage.cache_write.input_tokens",  # the anthropic SDK's own spans
+        "gen_ai.usage.cache_creation_input_tokens",
+        "gen_ai.usage.details.cache_write_tokens",
+        "llm.token_count.prompt_details.cache_write",
+    ),
+    sc.PROP_REASONING_TOKENS: (
+        sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+        "gen_ai.usage.reasoning_tokens",  # OpenLLMetry
+        "gen_ai.usage.details.reasoning_tokens",
+        "llm.token_count.completion_details.reasoning",
+    ),
 }
-"""Usage attribute → property name, every spelling the rows meet."""
+"""Property → the attributes that spell it, first present wins. Every spelling here counts in
+the normalised sense (cache within input, reasoning within output): the OpenTelemetry GenAI
+convention's, which these libraries follow (Bedrock's OpenLLMetry does not: its reader adds
+the cache back)."""
 
 
-def usage_properties(attributes: Attributes) -> dict[str, Any]:
-    """Token counts under their property names; the first spelling present wins."""
+_USAGE_NAMES = frozenset(name for names in USAGE.values() for name in names)
+
+
+def usage_properties(attributes: Attributes, *, absent_is_zero: bool = True) -> dict[str, Any]:
+    """Token counts under their property names. Libraries leave out zero counts (pydantic-ai,
+    OpenLLMetry): with input or output present, every absent count is 0 (``absent_is_zero``;
+    not for our own ``track_llm`` spans, whose counts are what the app gave)."""
     properties: dict[str, Any] = {}
-    for attribute, prop in USAGE.items():
-        if attribute in attributes and prop not in properties:
-            properties[prop] = attributes[attribute]
+    present = _USAGE_NAMES.intersection(attributes)  # one pass over the keys, then few lookups
+    if not present:
+        return properties
+    for prop, names in USAGE.items():
+        for name in names:
+            count = token_count(attributes[name]) if name in present else None
+            if count is not None:
+                properties[prop] = count
+                break
+    if absent_is_zero and (sc.PROP_INPUT_TOKENS in properties or sc.PROP_OUTPUT_TOKENS in properties):
+        for prop in _ZERO_WHEN_ABSENT:
+            properties.setdefault(prop, 0)
     return properties
+
+
+_ZERO_WHEN_ABSENT = (sc.PROP_INPUT_TOKENS, sc.PROP_OUTPUT_TOKENS, sc.PROP_CACHE_READ_INPUT_TOKENS,
+                     sc.PROP_CACHE_CREATION_INPUT_TOKENS, sc.PROP_REASONING_TOKENS)
+
+
+def token_count(value: Any) -> int | None:
+    """A token count as a number (some libraries write ``"12"``); ``None`` if it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None

@@ -22,7 +22,13 @@ from trubrics_otel.translate.conventions.base import (
     SpanEvent,
     usage_properties,
 )
-from trubrics_otel.translate.conventions.openllmetry import flattened_messages
+from trubrics_otel.translate.conventions.openllmetry import (
+    BEDROCK_SCOPE,
+    bedrock_usage,
+    flattened_messages,
+    tool_call_id,
+)
+from trubrics_otel.translate.conventions.vercel_ai import is_vercel_span
 from trubrics_otel.translate.messages import (
     as_list,
     assistant_text,
@@ -36,6 +42,8 @@ _GENAI_LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"
 
 
 def recognises(attributes: Attributes) -> bool:
+    if is_vercel_span(attributes):  # its wrappers and embeddings carry gen_ai.* too
+        return False
     operation = attributes.get(sc.GEN_AI_OPERATION_NAME)
     if operation is not None:
         return operation in _GENAI_LLM_OPERATIONS
@@ -50,7 +58,13 @@ def recognises(attributes: Attributes) -> bool:
 
 def read(span: ReadableSpan) -> LlmCall:
     attributes = span.attributes or {}
-    properties = genai_properties(attributes)
+    scope = span.instrumentation_scope
+    properties = genai_properties(attributes, own=scope is not None and scope.name == sc.SCOPE_NAME)
+    if scope is not None and scope.name == BEDROCK_SCOPE:
+        properties = bedrock_usage(properties)
+    first_token = time_to_first_token(span)
+    if first_token is not None:
+        properties[sc.PROP_TIME_TO_FIRST_TOKEN] = first_token
     inputs = parse_json(attributes.get(sc.GEN_AI_INPUT_MESSAGES))
     outputs = parse_json(attributes.get(sc.GEN_AI_OUTPUT_MESSAGES))
     if not inputs and not outputs:  # older forms: content as span events
@@ -72,12 +86,43 @@ def read(span: ReadableSpan) -> LlmCall:
     )
 
 
-def genai_properties(attributes: Attributes) -> dict[str, Any]:
-    properties = usage_properties(attributes)
+TIME_TO_FIRST_CHUNK_ATTRIBUTES = (
+    "gen_ai.response.time_to_first_chunk",  # the anthropic SDK's own spans
+    "gen_ai.client.operation.time_to_first_chunk",  # pydantic-ai
+    "gen_ai.server.time_to_first_token",
+)
+"""Seconds to the first streamed chunk, as a span attribute."""
+_CHUNK_EVENTS = frozenset({
+    "gen_ai.content.completion.chunk",  # OpenLLMetry, one per chunk
+    "First Token Stream Event",  # OpenInference (LlamaIndex, LangChain): once, at the first token
+})
+
+
+def time_to_first_token(span: ReadableSpan) -> float | None:
+    """Seconds to the first token of a stream: the span's own figure, else its first chunk
+    event's time; ``None`` where the span cannot know (not streamed, or not measured)."""
+    attributes = span.attributes or {}
+    for name in TIME_TO_FIRST_CHUNK_ATTRIBUTES:
+        value = attributes.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            return float(value)
+    if span.start_time is not None:
+        for event in span.events:
+            if event.name in _CHUNK_EVENTS and event.timestamp is not None:
+                return max(0, event.timestamp - span.start_time) / 1e9
+    return None
+
+
+def genai_properties(attributes: Attributes, *, own: bool = False) -> dict[str, Any]:
+    """``own``: a span trubrics-otel wrote (``track_llm``), whose absent counts stay absent."""
+    properties = usage_properties(attributes, absent_is_zero=not own)
     provider = attributes.get(sc.GEN_AI_PROVIDER_NAME) or attributes.get(sc.GEN_AI_SYSTEM)
     if provider:
         properties[sc.PROP_PROVIDER] = provider
     finish = attributes.get(sc.GEN_AI_RESPONSE_FINISH_REASONS)
+    if isinstance(finish, str):  # LiteLLM writes the list as JSON text
+        parsed = parse_json(finish)
+        finish = parsed if isinstance(parsed, list) else [finish]
     if finish:
         properties[sc.PROP_FINISH_REASON] = finish[0] if len(finish) == 1 else list(finish)
     for key, value in attributes.items():
@@ -136,9 +181,12 @@ def _tool_read(span: ReadableSpan) -> SpanEvent:
     properties: dict[str, Any] = {}
     if attributes.get(sc.GEN_AI_TOOL_NAME):
         properties[sc.PROP_TOOL_NAME] = attributes[sc.GEN_AI_TOOL_NAME]
-    if attributes.get(sc.GEN_AI_TOOL_CALL_ID):
-        properties[sc.PROP_TOOL_CALL_ID] = attributes[sc.GEN_AI_TOOL_CALL_ID]
-    return SpanEvent(name=span.name, properties=properties)
+    call_id = attributes.get(sc.GEN_AI_TOOL_CALL_ID) or tool_call_id(attributes)
+    if call_id:
+        properties[sc.PROP_TOOL_CALL_ID] = call_id
+    name = attributes.get(sc.GEN_AI_TOOL_NAME)
+    return SpanEvent(name=f"{sc.OPERATION_EXECUTE_TOOL} {name}" if name else span.name,
+                     properties=properties)
 
 
 GENAI_TOOL = Convention("opentelemetry-genai-tool", _tool_recognises, _tool_read)

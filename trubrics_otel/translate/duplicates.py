@@ -1,0 +1,243 @@
+"""Exactly one LLM event per model call, when two instrumentations saw the same call.
+
+With a framework's instrumentation and a provider SDK's both installed (OpenInference's
+LangChain + OpenLLMetry's OpenAI, any Anthropic instrumentation + the ``anthropic`` SDK's own
+spans, LiteLLM's raw request span…), one model call gives two LLM spans: nested, siblings,
+or even in different traces. Two LLM spans are the **same call** when:
+
+* their time intervals nest (one lies within the other, :data:`CLOCK_SLACK_NS` allowed), and
+* their models agree (equal, or one a prefix of the other: ``gpt-4o-mini`` and the dated
+  ``gpt-4o-mini-2024-07-18``, ``openai/gpt-4o-mini``), and
+* nothing tells them apart: not two different response ids, not two different non-empty
+  prompts, not two spans of one library side by side (one library makes one span per call);
+* and either one is the other's parent or they share a parent, or, elsewhere in the trace or in
+  another trace, positive evidence agrees: the same response id, or the same non-empty prompt.
+
+The merged event is the richer reader's (a prompt and a generation count most; then the
+outer span, the one nearer the app's intent), gaps filled from the other; token counts and
+time to first token come from the inner span when it has them (it is the one that saw the
+provider's own numbers). Calls already sent are remembered in the :class:`TraceMemory`; a
+later duplicate is dropped. Both count as ``merged_duplicates``::
+
+    calls = [(signature(span, event), event) for span, event in llm_events_of_a_batch]
+    events, merged = one_event_per_call(calls, memory)
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from trubrics_otel import semconv as sc
+
+if TYPE_CHECKING:
+    from trubrics_otel.translate.traces import TraceMemory
+
+Event = dict[str, Any]
+
+CLOCK_SLACK_NS = 5_000_000
+"""Spans timed by different libraries (a JS SDK starts spans at millisecond resolution)."""
+
+_USAGE_PROPERTIES = (
+    sc.PROP_INPUT_TOKENS, sc.PROP_OUTPUT_TOKENS, sc.PROP_TOTAL_TOKENS,
+    sc.PROP_CACHE_READ_INPUT_TOKENS, sc.PROP_CACHE_CREATION_INPUT_TOKENS, sc.PROP_REASONING_TOKENS,
+)
+_IDS = (sc.PROP_TRACE_ID, sc.PROP_SPAN_ID, sc.PROP_PARENT_SPAN_ID)
+
+
+@dataclass(frozen=True, slots=True)
+class CallSignature:
+    """What one LLM span says about its call, enough to recognise another view of it."""
+
+    trace_id: int
+    span_id: int
+    parent_id: int
+    start: int
+    end: int
+    scope: str
+    models: tuple[str, ...]
+    response_id: str | None
+    prompt: int
+    """``hash()`` of the prompt text (0: none): equal texts, equal keys; kept small in memory."""
+    richness: int
+
+
+def signature(span: ReadableSpan, event: Event) -> CallSignature:
+    attributes = span.attributes or {}
+    context = span.context
+    scope = span.instrumentation_scope
+    models = {
+        _model_key(m) for m in (event.get("assistant_id"), attributes.get(sc.GEN_AI_REQUEST_MODEL),
+                                attributes.get(sc.GEN_AI_RESPONSE_MODEL))
+        if isinstance(m, str) and m
+    }
+    response_id = attributes.get(sc.GEN_AI_RESPONSE_ID) or attributes.get("ai.response.id")
+    return CallSignature(
+        trace_id=context.trace_id if context else 0,
+        span_id=context.span_id if context else 0,
+        parent_id=span.parent.span_id if span.parent is not None else 0,
+        start=span.start_time or 0,
+        end=span.end_time or span.start_time or 0,
+        scope=scope.name if scope is not None else "",
+        models=tuple(sorted(models)),
+        response_id=str(response_id) if response_id else None,
+        prompt=hash(event["prompt"]) if event.get("prompt") else 0,
+        richness=2 * bool(event.get("prompt")) + 2 * bool(event.get("generation"))
+        + sum(1 for key in _USAGE_PROPERTIES if key in (event.get("properties") or {})),
+    )
+
+
+def _model_key(model: str) -> str:
+    return model.rpartition("/")[2].lower()
+
+
+def same_call(a: CallSignature, b: CallSignature) -> bool:
+    if a.trace_id == b.trace_id and a.span_id == b.span_id:
+        return True
+    outer, inner = (a, b) if a.end - a.start >= b.end - b.start else (b, a)
+    if not (outer.start - CLOCK_SLACK_NS <= inner.start and inner.end <= outer.end + CLOCK_SLACK_NS):
+        return False
+    if a.models and b.models and not any(
+        x.startswith(y) or y.startswith(x) for x in a.models for y in b.models
+    ):
+        return False
+    if a.response_id and b.response_id and a.response_id != b.response_id:
+        return False
+    if a.prompt and b.prompt and a.prompt != b.prompt:
+        return False
+    same_trace = a.trace_id == b.trace_id
+    parent_and_child = same_trace and (a.parent_id == b.span_id or b.parent_id == a.span_id)
+    if a.scope and a.scope == b.scope and not parent_and_child:
+        return False
+    if parent_and_child or (same_trace and a.parent_id == b.parent_id):
+        return True
+    return bool((a.response_id and a.response_id == b.response_id) or (a.prompt and a.prompt == b.prompt))
+
+
+def merge(a: tuple[CallSignature, Event], b: tuple[CallSignature, Event]) -> tuple[CallSignature, Event]:
+    """One event for two views of a call: the richer's fields, gaps filled from the other;
+    usage and time to first token from the inner view when it has them."""
+    winner, loser = sorted((a, b), key=lambda view: (-view[0].richness, view[0].start, -view[0].end))
+    _, inner = sorted((a, b), key=lambda view: (view[0].start, -view[0].end))
+    merged = dict(winner[1])
+    for field in ("prompt", "generation", "assistant_id", "thread_id", "latency"):
+        if not merged.get(field) and loser[1].get(field):
+            merged[field] = loser[1][field]
+    if merged.get("user_id") in (None, sc.ANONYMOUS_USER_ID):
+        merged["user_id"] = loser[1].get("user_id") or merged.get("user_id")
+    properties = dict(winner[1].get("properties") or {})
+    for key, value in (loser[1].get("properties") or {}).items():
+        if key not in _IDS and properties.get(key) is None:
+            properties[key] = value
+    measured: Mapping[str, Any] = inner[1].get("properties") or {}
+    if sc.PROP_INPUT_TOKENS in measured or sc.PROP_OUTPUT_TOKENS in measured:
+        properties.update({key: measured[key] for key in _USAGE_PROPERTIES if key in measured})
+    if measured.get(sc.PROP_TIME_TO_FIRST_TOKEN) is not None:
+        properties[sc.PROP_TIME_TO_FIRST_TOKEN] = measured[sc.PROP_TIME_TO_FIRST_TOKEN]
+    merged["properties"] = properties
+    first, second = a[0], b[0]
+    return (
+        replace(winner[0], start=min(first.start, second.start), end=max(first.end, second.end),
+                models=tuple(sorted({*first.models, *second.models})),
+                response_id=first.response_id or second.response_id,
+                prompt=first.prompt or second.prompt,
+                richness=max(first.richness, second.richness)),
+        merged,
+    )
+
+
+class CallIndex:
+    """Call signatures, found by what could make two of them one call: the same trace, the
+    same response id or the same prompt (:func:`same_call` needs one of the three). Bounded:
+    the oldest goes first beyond ``limit``."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self._limit = limit
+        self._order: deque[CallSignature] = deque()
+        self._spans: set[tuple[int, int]] = set()
+        self._by: dict[tuple[str, Any], list[CallSignature]] = {}
+
+    @staticmethod
+    def _keys(call: CallSignature) -> list[tuple[str, Any]]:
+        keys: list[tuple[str, Any]] = [("trace", call.trace_id)]
+        if call.response_id:
+            keys.append(("response", call.response_id))
+        if call.prompt:
+            keys.append(("prompt", call.prompt))
+        return keys
+
+    def candidates(self, call: CallSignature) -> list[CallSignature]:
+        found: dict[int, CallSignature] = {}
+        for key in self._keys(call):
+            for other in self._by.get(key, ()):
+                found[id(other)] = other
+        return list(found.values())
+
+    def has_span(self, call: CallSignature) -> bool:
+        return (call.trace_id, call.span_id) in self._spans
+
+    def add(self, call: CallSignature) -> None:
+        if self.has_span(call):
+            return
+        self._order.append(call)
+        self._spans.add((call.trace_id, call.span_id))
+        for key in self._keys(call):
+            self._by.setdefault(key, []).append(call)
+        if self._limit is not None and len(self._order) > self._limit:
+            self.remove(self._order[0])
+
+    def remove(self, call: CallSignature) -> None:
+        self._order.remove(call)
+        self._spans.discard((call.trace_id, call.span_id))
+        for key in self._keys(call):
+            entries = self._by.get(key)
+            if entries is not None:
+                entries.remove(call)
+                if not entries:
+                    del self._by[key]
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+
+def _another_view(call: CallSignature, sent: CallSignature) -> bool:
+    """A call sent before, seen through another span. The same span again is a retried
+    request, not a duplicate: it is sent again (receivers drop it by its ids)."""
+    if call.trace_id == sent.trace_id and call.span_id == sent.span_id:
+        return False
+    return same_call(call, sent)
+
+
+def one_event_per_call(
+    calls: list[tuple[CallSignature, Event]], memory: TraceMemory
+) -> tuple[list[Event], int]:
+    """This batch's LLM events, duplicates merged and calls sent before dropped; and how many
+    events that removed. The kept calls are remembered as sent."""
+    sent: CallIndex = memory.sent_calls
+    kept: dict[int, tuple[CallSignature, Event]] = {}  # by id() of its signature
+    batch = CallIndex()
+    removed = 0
+    for call in sorted(calls, key=lambda item: item[0].start):
+        if any(_another_view(call[0], other) for other in sent.candidates(call[0])):
+            removed += 1
+            continue
+        for other in batch.candidates(call[0]):
+            if same_call(call[0], other):
+                merged = merge(kept.pop(id(other)), call)
+                batch.remove(other)
+                batch.add(merged[0])
+                kept[id(merged[0])] = merged
+                removed += 1
+                break
+        else:
+            batch.add(call[0])
+            kept[id(call[0])] = call
+    events = []
+    for signature, event in sorted(kept.values(), key=lambda item: item[0].start):
+        sent.add(signature)
+        events.append(event)
+    return events, removed
