@@ -37,7 +37,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.translate.conventions import genai, openinference, openllmetry
+from trubrics_otel.translate.conventions import genai, google_adk, openinference, openllmetry
 from trubrics_otel.translate.conventions.base import Attributes, Convention, LlmCall, SpanEvent
 from trubrics_otel.translate.messages import plain
 
@@ -91,7 +91,7 @@ GENAI_TOOL = genai.GENAI_TOOL
 OPENLLMETRY_LEGACY = Convention("openllmetry-legacy", openllmetry.recognises_legacy, genai.read)
 OPENINFERENCE = openinference.OPENINFERENCE
 
-CONVENTIONS: tuple[Convention, ...] = (GENAI, GENAI_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE)
+CONVENTIONS: tuple[Convention, ...] = (google_adk.GOOGLE_ADK, GENAI, GENAI_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE)
 """Tried in order; the first convention that recognises a span reads it."""
 
 

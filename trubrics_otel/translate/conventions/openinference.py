@@ -1,33 +1,99 @@
-"""OpenInference (Arize Phoenix): ``openinference.span.kind = LLM`` spans.
+"""OpenInference (Arize Phoenix): ``openinference.span.kind`` LLM and TOOL spans.
 
-Messages in ``llm.input_messages.{i}.message.*`` / ``llm.output_messages.{i}.message.*``
-(tool calls included), else the raw ``input.value`` / ``output.value``; tokens in
-``llm.token_count.*``; the response model in ``llm.model_name``, the request in
-``llm.invocation_parameters`` (JSON).
+Used by OpenInference's instrumentations of LangChain/LangGraph, LlamaIndex, the OpenAI
+Agents SDK, Anthropic, OpenAI, Google ADK… (spec: ``Arize-ai/openinference`` ``spec/``)::
+
+    read(span)              # LlmCall for an LLM span, SpanEvent for a TOOL span, None otherwise
+    user_and_session(attrs) # (user, session) from the ``metadata`` JSON (LangChain's config)
+    tool_call_ids(spans)    # tool span id → call id, for TOOL spans that do not say it
+
+- LLM span: messages in ``llm.input_messages.{i}.message.*`` / ``llm.output_messages.{i}.
+  message.*`` (text in ``.content`` or in ``.contents.{j}.message_content.text``; tool calls
+  in ``.tool_calls.{j}.tool_call.*``), else the raw ``input.value`` / ``output.value``
+  (chat completions, Responses, Anthropic or LangChain JSON, or plain text). Tokens in
+  ``llm.token_count.*``, where ``prompt`` INCLUDES ``prompt_details.cache_read`` /
+  ``.cache_write`` and ``completion`` includes ``completion_details.reasoning``; details a
+  span leaves out are taken from the provider usage in ``output.value`` when it has one.
+  Model: ``llm.model_name`` (LangChain streams: the request model, so the response model in
+  ``output.value`` wins). Time to first token: LlamaIndex's ``First Token Stream Event``.
+- An LLM-kind span with no messages, tokens or error, whose ``input.value`` / ``output.value``
+  hold no request or reply, describes no model call (LlamaIndex gives the LLM kind to every
+  method of an LLM object, e.g. the request-building ``_prepare_chat_with_tools``): :func:`read`
+  returns ``None`` for it.
+- AGENT / CHAIN / RETRIEVER… spans are wrappers: not recognised.
+- TOOL span: ``execute_tool <tool.name>`` with the call id from ``tool.id`` or a serialised
+  LangChain ``ToolMessage`` in ``output.value``; some libraries (OpenAI Agents SDK, LlamaIndex)
+  record none, and :func:`tool_call_ids` matches those to the calls of the model's reply.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import StatusCode
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.translate.conventions.base import Attributes, Convention, LlmCall, usage_properties
-from trubrics_otel.translate.messages import assistant_text, indexed, last_user_text, parse_json, text_or_none
+from trubrics_otel.translate.conventions.base import Attributes, Convention, LlmCall, SpanEvent
+from trubrics_otel.translate.conventions.tokens import TIME_TO_FIRST_TOKEN, token_properties
+from trubrics_otel.translate.messages import (
+    assistant_text,
+    indexed,
+    last_user_text,
+    parse_json,
+    summarise_tool_calls,
+    text_or_none,
+)
+
+TOOL_KIND = "TOOL"
+TOOL_NAME = "tool.name"
+TOOL_ID = "tool.id"
+METADATA = "metadata"
+REQUEST_MODEL_NAME = "llm.request.model_name"
+RESPONSE_MODEL_NAME = "llm.response.model_name"
+TOKEN_COUNT_PREFIX = "llm.token_count."
+CACHE_READ = "llm.token_count.prompt_details.cache_read"
+CACHE_WRITE = "llm.token_count.prompt_details.cache_write"
+REASONING = "llm.token_count.completion_details.reasoning"
+FIRST_TOKEN_EVENT = "First Token Stream Event"
+
+_USER_KEYS = ("user_id", "userId", "user")
+_SESSION_KEYS = ("session_id", "sessionId", "thread_id", "conversation_id")
 
 # invocation parameters that are the request itself, not a setting worth a property
-_OPENINFERENCE_NOT_PARAMETERS = frozenset({"model", "messages", "tools", "stream_options"})
+_NOT_PARAMETERS = frozenset({"model", "messages", "tools", "stream_options"})
 
 
 def recognises(attributes: Attributes) -> bool:
-    return attributes.get(sc.OPENINFERENCE_SPAN_KIND) == sc.OPENINFERENCE_LLM
+    return attributes.get(sc.OPENINFERENCE_SPAN_KIND) in (sc.OPENINFERENCE_LLM, TOOL_KIND)
 
 
-def read(span: ReadableSpan) -> LlmCall:
+def read(span: ReadableSpan) -> LlmCall | SpanEvent | None:
     attributes = span.attributes or {}
-    properties = usage_properties(attributes)
+    if attributes.get(sc.OPENINFERENCE_SPAN_KIND) == TOOL_KIND:
+        return read_tool(span)
+    call = read_llm(span)
+    return call if is_model_call(span, call) else None
+
+
+def is_model_call(span: ReadableSpan, call: LlmCall) -> bool:
+    """Not a model call: an LLM-kind span whose recorded input and output hold no request
+    or reply we can read, with no messages, no tokens and no error (see the module docstring)."""
+    if call.prompt or call.generation or span.status.status_code is StatusCode.ERROR:
+        return True
+    attributes = span.attributes or {}
+    if not (attributes.get(sc.INPUT_VALUE) or attributes.get(sc.OUTPUT_VALUE)):
+        return True  # nothing at all recorded (content hidden): still a call
+    prefixes = (sc.LLM_INPUT_MESSAGES_PREFIX, sc.LLM_OUTPUT_MESSAGES_PREFIX, TOKEN_COUNT_PREFIX)
+    return any(key.startswith(prefixes) for key in attributes)
+
+
+def read_llm(span: ReadableSpan) -> LlmCall:
+    attributes = span.attributes or {}
+    request = parse_json(attributes.get(sc.INPUT_VALUE))
+    response = parse_json(attributes.get(sc.OUTPUT_VALUE))
+    properties: dict[str, Any] = {}
     provider = attributes.get(sc.LLM_PROVIDER) or attributes.get(sc.LLM_SYSTEM)
     if provider:
         properties[sc.PROP_PROVIDER] = provider
@@ -36,56 +102,271 @@ def read(span: ReadableSpan) -> LlmCall:
     parameters = parse_json(attributes.get(sc.LLM_INVOCATION_PARAMETERS))
     parameters = parameters if isinstance(parameters, Mapping) else {}
     for key, value in parameters.items():
-        if key not in _OPENINFERENCE_NOT_PARAMETERS:
+        if key not in _NOT_PARAMETERS:
             properties[key] = value
-    request_model = parameters.get("model")
-    response_model = attributes.get(sc.LLM_MODEL_NAME)
-    if request_model and response_model and request_model != response_model:
+    properties.update(tokens(attributes, provider, response))
+    first_token = time_to_first_token(span)
+    if first_token is not None:
+        properties[TIME_TO_FIRST_TOKEN] = first_token
+
+    request_model = text_or_none(parameters.get("model")) or text_or_none(
+        attributes.get(REQUEST_MODEL_NAME)
+    )
+    model = (
+        _langchain_response_model(response)
+        or text_or_none(attributes.get(RESPONSE_MODEL_NAME))
+        or text_or_none(attributes.get(sc.LLM_MODEL_NAME))
+        or request_model
+    )
+    if request_model and model and request_model != model:
         properties[sc.PROP_REQUEST_MODEL] = request_model
 
-    inputs = [_openinference_message(m) for m in indexed(attributes, sc.LLM_INPUT_MESSAGES_PREFIX)]
-    outputs = [
-        _openinference_message(m) for m in indexed(attributes, sc.LLM_OUTPUT_MESSAGES_PREFIX)
-    ]
-    prompt = last_user_text(inputs)
-    if not prompt:  # no flattened messages: the raw request
-        request = parse_json(attributes.get(sc.INPUT_VALUE))
-        prompt = last_user_text(request.get("messages")) if isinstance(request, Mapping) else ""
-        if not prompt and request is None:  # plain text, not JSON
-            prompt = text_or_none(attributes.get(sc.INPUT_VALUE)) or ""
-    generation = assistant_text(outputs)
-    if not generation:  # the raw response
-        response = parse_json(attributes.get(sc.OUTPUT_VALUE))
-        if isinstance(response, Mapping) and isinstance(response.get("choices"), list):
-            generation = assistant_text(
-                [c.get("message") for c in response["choices"] if isinstance(c, Mapping)]
-            )
-        elif response is None:  # plain text, not JSON
-            generation = text_or_none(attributes.get(sc.OUTPUT_VALUE)) or ""
-    return LlmCall(
-        prompt=prompt,
-        generation=generation,
-        model=text_or_none(response_model or request_model),
-        properties=properties,
-    )
+    inputs = messages(attributes, sc.LLM_INPUT_MESSAGES_PREFIX)
+    outputs = messages(attributes, sc.LLM_OUTPUT_MESSAGES_PREFIX)
+    prompt = last_user_text(inputs) if inputs else _prompt_of_request(request, attributes)
+    generation = assistant_text(outputs) if outputs else _generation_of_response(response, attributes)
+    return LlmCall(prompt=prompt, generation=generation, model=model, properties=properties)
 
 
-def _openinference_message(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"message.role": …, "message.tool_calls.0.tool_call.function.name": …}`` → message."""
-    message: dict[str, Any] = {
-        "role": flat.get("message.role"),
-        "content": flat.get("message.content"),
-    }
-    calls = [
-        {
-            "name": c.get("tool_call.function.name"),
-            "arguments": c.get("tool_call.function.arguments", ""),
-        }
-        for c in indexed(flat, "message.tool_calls.")
-    ]
+def messages(attributes: Attributes, prefix: str) -> list[dict[str, Any]]:
+    """``llm.input_messages.{i}.message.*`` → ``[{"role", "content", "tool_calls"}]``."""
+    return [_message(flat) for flat in indexed(attributes, prefix)]
+
+
+def _message(flat: Mapping[str, Any]) -> dict[str, Any]:
+    content = flat.get("message.content")
+    parts = indexed(flat, "message.contents.")
+    if content is None and parts:
+        content = "".join(
+            str(part.get("message_content.text") or "")
+            for part in parts
+            if part.get("message_content.type", "text") == "text"
+        )
+    calls = indexed(flat, "message.tool_calls.") or [p for p in parts if "tool_call.function.name" in p]
+    # an empty text beside tool calls is no text: the calls are the reply
+    message: dict[str, Any] = {"role": flat.get("message.role"), "content": content or None}
     if calls:
-        message["tool_calls"] = calls
+        message["tool_calls"] = [
+            {
+                "id": call.get("tool_call.id"),
+                "name": call.get("tool_call.function.name"),
+                "arguments": call.get("tool_call.function.arguments", ""),
+            }
+            for call in calls
+        ]
     return message
 
 
-OPENINFERENCE = Convention("openinference", recognises, read)
+def tokens(attributes: Attributes, provider: Any, response: Any) -> dict[str, Any]:
+    """Token properties from ``llm.token_count.*``, gaps filled from the raw usage."""
+    raw = token_properties(str(provider) if provider else None, _raw_usage(response))
+    prompt = attributes.get(sc.LLM_TOKEN_COUNT_PROMPT)
+    completion = attributes.get(sc.LLM_TOKEN_COUNT_COMPLETION)
+    if prompt is None and completion is None:
+        return raw
+    details = {
+        sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: (CACHE_READ, sc.PROP_CACHE_READ_INPUT_TOKENS),
+        sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: (CACHE_WRITE, sc.PROP_CACHE_CREATION_INPUT_TOKENS),
+        sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: (REASONING, sc.PROP_REASONING_TOKENS),
+    }
+    usage = {sc.GEN_AI_USAGE_INPUT_TOKENS: prompt, sc.GEN_AI_USAGE_OUTPUT_TOKENS: completion}
+    for name, (attribute, prop) in details.items():
+        value = attributes.get(attribute)
+        usage[name] = value if value is not None else raw.get(prop)
+    counted = token_properties(None, usage)
+    if not counted and (usage[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] or 0) > 0:
+        # older Anthropic instrumentations wrote Anthropic's uncached input_tokens as prompt
+        cache = [usage[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS],
+                 usage[sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS]]
+        if all(isinstance(c, int) or c is None for c in cache) and isinstance(prompt, int):
+            usage[sc.GEN_AI_USAGE_INPUT_TOKENS] = prompt + sum(c or 0 for c in cache)
+            counted = token_properties(None, usage)
+    return counted
+
+
+def _raw_usage(response: Any) -> Any:
+    """The provider's usage object inside ``output.value``, in a shape ``normalise_usage`` reads."""
+    if isinstance(response, list) and response and isinstance(response[0], Mapping):
+        response = response[0]  # the OpenAI Agents SDK's streamed chat completion
+    if not isinstance(response, Mapping):
+        return None
+    generation = _langchain_generation(response)
+    if generation is not None:
+        kwargs = _get(generation, "message", "kwargs") or {}
+        usage = kwargs.get("usage_metadata") if isinstance(kwargs, Mapping) else None
+        return _langchain_usage(usage) if isinstance(usage, Mapping) else None
+    return response.get("usage") or response.get("usage_metadata")
+
+
+def _langchain_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
+    """LangChain's ``usage_metadata`` (totals include cache and reasoning) as GenAI usage."""
+    details_in = usage.get("input_token_details") or {}
+    details_out = usage.get("output_token_details") or {}
+    return {
+        sc.GEN_AI_USAGE_INPUT_TOKENS: usage.get("input_tokens"),
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS: usage.get("output_tokens"),
+        sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: details_in.get("cache_read"),
+        sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: details_in.get("cache_creation"),
+        sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: details_out.get("reasoning"),
+    }
+
+
+def time_to_first_token(span: ReadableSpan) -> float | None:
+    for event in span.events:
+        if event.name == FIRST_TOKEN_EVENT and span.start_time is not None:
+            return max(0, event.timestamp - span.start_time) / 1e9
+    return None
+
+
+def _prompt_of_request(request: Any, attributes: Attributes) -> str:
+    if isinstance(request, Mapping):
+        return last_user_text(request.get("messages"))
+    if isinstance(request, list):  # Responses API input items
+        return last_user_text(request)
+    if request is None:  # plain text, not JSON
+        return text_or_none(attributes.get(sc.INPUT_VALUE)) or ""
+    return ""
+
+
+def _generation_of_response(response: Any, attributes: Attributes) -> str:
+    if isinstance(response, list) and response and isinstance(response[0], Mapping):
+        response = response[0]
+    if isinstance(response, Mapping):
+        if isinstance(response.get("choices"), list):  # chat completions
+            return assistant_text(
+                [c.get("message") for c in response["choices"] if isinstance(c, Mapping)]
+            )
+        if isinstance(response.get("output"), list):  # Responses API
+            return _responses_text(response["output"])
+        if isinstance(response.get("content"), list):  # Anthropic Messages
+            return assistant_text([{"role": "assistant", "content": response["content"]}])
+        return ""
+    if response is None:  # plain text, not JSON
+        return text_or_none(attributes.get(sc.OUTPUT_VALUE)) or ""
+    return ""
+
+
+def _responses_text(items: list[Any]) -> str:
+    texts = [
+        str(part.get("text", ""))
+        for item in items
+        if isinstance(item, Mapping) and item.get("type") == "message"
+        for part in item.get("content") or ()
+        if isinstance(part, Mapping)
+    ]
+    if any(texts):
+        return "".join(texts)
+    calls = [i for i in items if isinstance(i, Mapping) and i.get("type") == "function_call"]
+    return summarise_tool_calls(calls)
+
+
+def _langchain_generation(response: Any) -> Mapping[str, Any] | None:
+    """The first generation of a serialised LangChain ``LLMResult``."""
+    generations = response.get("generations") if isinstance(response, Mapping) else None
+    first = generations[0] if isinstance(generations, list) and generations else None
+    generation = first[0] if isinstance(first, list) and first else None
+    return generation if isinstance(generation, Mapping) else None
+
+
+def _langchain_response_model(response: Any) -> str | None:
+    generation = _langchain_generation(response)
+    if generation is None:
+        return None
+    return text_or_none(_get(generation, "generation_info", "model_name")) or text_or_none(
+        _get(generation, "message", "kwargs", "response_metadata", "model_name")
+    )
+
+
+def _get(value: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+# --- who and which conversation -------------------------------------------------------
+
+
+def user_and_session(attributes: Attributes) -> tuple[str | None, str | None]:
+    """(user, session) from OpenInference's ``metadata`` JSON attribute.
+
+    LangChain's ``config={"metadata": {"user_id": …, "session_id": …}}`` lands there on
+    every span of the run; OpenInference maps the session (also ``thread_id`` /
+    ``conversation_id``) to ``session.id`` but leaves the user only in this JSON.
+    """
+    metadata = parse_json(attributes.get(METADATA))
+    if not isinstance(metadata, Mapping):
+        return None, None
+    return _first_id(metadata, _USER_KEYS), _first_id(metadata, _SESSION_KEYS)
+
+
+def _first_id(metadata: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = metadata.get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "":
+            return str(value)
+    return None
+
+
+# --- tool runs ------------------------------------------------------------------------
+
+
+def read_tool(span: ReadableSpan) -> SpanEvent:
+    attributes = span.attributes or {}
+    name = text_or_none(attributes.get(TOOL_NAME)) or span.name
+    properties: dict[str, Any] = {sc.PROP_TOOL_NAME: name}
+    call_id = tool_call_id(attributes)
+    if call_id:
+        properties[sc.PROP_TOOL_CALL_ID] = call_id
+    return SpanEvent(name=f"{sc.OPERATION_EXECUTE_TOOL} {name}", properties=properties)
+
+
+def tool_call_id(attributes: Attributes) -> str | None:
+    """``tool.id``, else the ``tool_call_id`` of a LangChain ``ToolMessage`` in the output."""
+    if text_or_none(attributes.get(TOOL_ID)):
+        return str(attributes[TOOL_ID])
+    output = parse_json(attributes.get(sc.OUTPUT_VALUE))
+    if isinstance(output, Mapping):
+        found = _get(output, "data", "tool_call_id") or output.get("tool_call_id")
+        return text_or_none(found)
+    return None
+
+
+def tool_call_ids(spans: Iterable[ReadableSpan]) -> dict[int, str]:
+    """``{tool span id: call id}`` for OpenInference TOOL spans that record no call id.
+
+    Each such tool run is matched, in start order, to the first unclaimed call of the same
+    tool name in the reply of the latest LLM span of its trace that ended before the tool
+    started: the model asked, then the framework ran the tool.
+    """
+    replies: list[tuple[int, int, list[dict[str, Any]]]] = []  # (trace, end, calls)
+    tools: list[ReadableSpan] = []
+    for span in spans:
+        attributes = span.attributes or {}
+        kind = attributes.get(sc.OPENINFERENCE_SPAN_KIND)
+        if kind == TOOL_KIND and span.context is not None and not tool_call_id(attributes):
+            tools.append(span)
+        elif kind == sc.OPENINFERENCE_LLM and span.context is not None:
+            calls = [c for m in messages(attributes, sc.LLM_OUTPUT_MESSAGES_PREFIX)
+                     for c in m.get("tool_calls", ()) if c.get("id")]
+            if calls:
+                replies.append((span.context.trace_id, span.end_time or 0, calls))
+    replies.sort(key=lambda reply: reply[1], reverse=True)  # latest first
+    claimed: set[str] = set()
+    found: dict[int, str] = {}
+    for tool in sorted(tools, key=lambda s: s.start_time or 0):
+        assert tool.context is not None
+        name = (tool.attributes or {}).get(TOOL_NAME) or tool.name
+        for trace_id, end, calls in replies:
+            if trace_id != tool.context.trace_id or end > (tool.start_time or 0):
+                continue
+            call = next((c for c in calls if c["name"] == name and c["id"] not in claimed), None)
+            if call is not None:
+                claimed.add(call["id"])
+                found[tool.context.span_id] = str(call["id"])
+                break
+    return found
+
+
+OPENINFERENCE = Convention("openinference", recognises, read)  # type: ignore[arg-type]
