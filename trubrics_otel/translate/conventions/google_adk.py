@@ -47,10 +47,9 @@ ELIDED = "<elided>"
 
 
 def recognises(attributes: Attributes) -> bool:
-    operation = attributes.get(sc.GEN_AI_OPERATION_NAME)
-    if operation is None:  # schema v1's call_llm (its execute_tool spans carry an empty request)
-        return LLM_REQUEST in attributes
-    return operation == "generate_content" and any(
+    if LLM_REQUEST in attributes:  # schema v1: call_llm names its model; tool spans carry '{}'
+        return sc.GEN_AI_REQUEST_MODEL in attributes
+    return attributes.get(sc.GEN_AI_OPERATION_NAME) == "generate_content" and any(
         key.startswith(ADK_PREFIX) for key in attributes
     )
 
@@ -58,17 +57,23 @@ def recognises(attributes: Attributes) -> bool:
 def read(span: ReadableSpan) -> LlmCall:
     attributes = span.attributes or {}
     if LLM_REQUEST in attributes:
-        return read_call_llm(attributes)
-    call = genai.read(span)
-    prompt, generation = _visible(call.prompt), _stream_reply(attributes, call.generation)
-    if not prompt and not generation and sc.OPENINFERENCE_SPAN_KIND in attributes:
-        written = openinference.read_llm(span)  # OpenInference's llm.* on ADK's span
-        prompt, generation = written.prompt, written.generation
-    properties = {**call.properties, **genai_usage_properties(attributes)}
-    first_chunk = attributes.get(TIME_TO_FIRST_CHUNK)
-    if isinstance(first_chunk, (int, float)) and not isinstance(first_chunk, bool):
-        properties[TIME_TO_FIRST_TOKEN] = float(first_chunk)
-    return LlmCall(prompt=prompt, generation=generation, model=call.model, properties=properties)
+        call = read_call_llm(attributes)
+    else:
+        call = genai.read(span)
+        properties = {**call.properties, **genai_usage_properties(attributes)}
+        first_chunk = attributes.get(TIME_TO_FIRST_CHUNK)
+        if isinstance(first_chunk, (int, float)) and not isinstance(first_chunk, bool):
+            properties[TIME_TO_FIRST_TOKEN] = float(first_chunk)
+        call = LlmCall(
+            prompt=_visible(call.prompt),
+            generation=_stream_reply(attributes, call.generation),
+            model=call.model,
+            properties=properties,
+        )
+    if not call.prompt and not call.generation and sc.OPENINFERENCE_SPAN_KIND in attributes:
+        written = openinference.read_llm(span)  # OpenInference's llm.* written on ADK's span
+        call = LlmCall(written.prompt, written.generation, call.model, call.properties)
+    return call
 
 
 def read_call_llm(attributes: Attributes) -> LlmCall:
