@@ -35,7 +35,12 @@ from trubrics_otel.translate.conventions.tokens import (
     genai_usage_properties,
     token_properties,
 )
-from trubrics_otel.translate.messages import message_text, parse_json, summarise_tool_calls, text_or_none
+from trubrics_otel.translate.messages import (
+    message_text,
+    parse_json,
+    summarise_tool_calls,
+    text_or_none,
+)
 
 ADK_PREFIX = "gcp.vertex.agent."
 LLM_REQUEST = "gcp.vertex.agent.llm_request"
@@ -85,9 +90,8 @@ def read_call_llm(attributes: Attributes) -> LlmCall:
     properties = genai.genai_properties(attributes)
     if properties.get(sc.PROP_PROVIDER) == ADK_ITSELF:
         del properties[sc.PROP_PROVIDER]
-    properties.update(
-        genai_usage_properties(attributes) or token_properties("gemini", response.get("usage_metadata"))
-    )
+    usage = genai_usage_properties(attributes)  # ADK's, already normalised
+    properties.update(usage or token_properties("gemini", response.get("usage_metadata")))
     model = (
         text_or_none(response.get("model_version"))
         or text_or_none(attributes.get(sc.GEN_AI_REQUEST_MODEL))
@@ -134,7 +138,9 @@ def _texts(content: Mapping[str, Any]) -> list[str]:
     return [
         str(part["text"])
         for part in content.get("parts") or ()
-        if isinstance(part, Mapping) and isinstance(part.get("text"), str) and not part.get("thought")
+        if isinstance(part, Mapping)
+        and isinstance(part.get("text"), str)
+        and not part.get("thought")  # Gemini's thought summaries are not the reply
     ]
 
 

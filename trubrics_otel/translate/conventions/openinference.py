@@ -124,7 +124,10 @@ def read_llm(span: ReadableSpan) -> LlmCall:
     inputs = messages(attributes, sc.LLM_INPUT_MESSAGES_PREFIX)
     outputs = messages(attributes, sc.LLM_OUTPUT_MESSAGES_PREFIX)
     prompt = last_user_text(inputs) if inputs else _prompt_of_request(request, attributes)
-    generation = assistant_text(outputs) if outputs else _generation_of_response(response, attributes)
+    if outputs:
+        generation = assistant_text(outputs)
+    else:
+        generation = _generation_of_response(response, attributes)
     return LlmCall(prompt=prompt, generation=generation, model=model, properties=properties)
 
 
@@ -142,7 +145,9 @@ def _message(flat: Mapping[str, Any]) -> dict[str, Any]:
             for part in parts
             if part.get("message_content.type", "text") == "text"
         )
-    calls = indexed(flat, "message.tool_calls.") or [p for p in parts if "tool_call.function.name" in p]
+    calls = indexed(flat, "message.tool_calls.")
+    if not calls:  # Anthropic's tool_use blocks, among the contents
+        calls = [part for part in parts if "tool_call.function.name" in part]
     # an empty text beside tool calls is no text: the calls are the reply
     message: dict[str, Any] = {"role": flat.get("message.role"), "content": content or None}
     if calls:
@@ -166,7 +171,9 @@ def tokens(attributes: Attributes, provider: Any, response: Any) -> dict[str, An
         return raw
     details = {
         sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: (CACHE_READ, sc.PROP_CACHE_READ_INPUT_TOKENS),
-        sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: (CACHE_WRITE, sc.PROP_CACHE_CREATION_INPUT_TOKENS),
+        sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: (
+            CACHE_WRITE, sc.PROP_CACHE_CREATION_INPUT_TOKENS,
+        ),
         sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: (REASONING, sc.PROP_REASONING_TOKENS),
     }
     usage = {sc.GEN_AI_USAGE_INPUT_TOKENS: prompt, sc.GEN_AI_USAGE_OUTPUT_TOKENS: completion}

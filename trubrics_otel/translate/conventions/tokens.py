@@ -48,7 +48,7 @@ def genai_usage_properties(attributes: Any) -> dict[str, Any]:
         sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
         sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
     )
-    raw = {name: _number(attributes.get(name)) for name in names if attributes.get(name) is not None}
+    raw = {name: _number(attributes[name]) for name in names if attributes.get(name) is not None}
     return token_properties(None, raw) if raw else {}
 
 
