@@ -153,6 +153,17 @@ def test_a_call_whose_reply_is_only_tool_calls_reads_as_those_calls() -> None:
     assert call.generation == "tool_call: get_weather({})"
 
 
+def test_a_completions_call_reads_its_prompt_and_choice() -> None:
+    call = read_span(span(1, {"openinference.span.kind": "LLM",
+                              "llm.prompts.0.prompt.text": "Say hi",
+                              "llm.choices.0.completion.text": "Hi",
+                              "input.value": '{"prompts": ["Say hi"]}'}))
+    assert isinstance(call, LlmCall)
+    assert (call.prompt, call.generation) == ("Say hi", "Hi")
+    older = read_span(span(1, {"openinference.span.kind": "LLM", "llm.prompts": ("Say hi",)}))
+    assert isinstance(older, LlmCall) and older.prompt == "Say hi"
+
+
 # --- tokens ---------------------------------------------------------------------------
 
 

@@ -9,7 +9,8 @@ Agents SDK, Anthropic, OpenAI, Google ADK… (spec: ``Arize-ai/openinference`` `
 
 - LLM span: messages in ``llm.input_messages.{i}.message.*`` / ``llm.output_messages.{i}.
   message.*`` (text in ``.content`` or in ``.contents.{j}.message_content.text``; tool calls
-  in ``.tool_calls.{j}.tool_call.*``), else the raw ``input.value`` / ``output.value``
+  in ``.tool_calls.{j}.tool_call.*``), or a completions API's ``llm.prompts.{i}.prompt.text``
+  / ``llm.choices.{i}.completion.text``, else the raw ``input.value`` / ``output.value``
   (chat completions, Responses, Anthropic or LangChain JSON, or plain text). Tokens in
   ``llm.token_count.*``, where ``prompt`` INCLUDES ``prompt_details.cache_read`` /
   ``.cache_write`` and ``completion`` includes ``completion_details.reasoning``; details a
@@ -21,14 +22,12 @@ Agents SDK, Anthropic, OpenAI, Google ADK… (spec: ``Arize-ai/openinference`` `
   method of an LLM object, e.g. the request-building ``_prepare_chat_with_tools``): :func:`read`
   returns ``None`` for it.
 - AGENT / CHAIN / RETRIEVER… spans are wrappers: not recognised.
-- TOOL span: ``execute_tool <tool.name>`` with the call id from ``tool.id`` or a serialised
-  LangChain ``ToolMessage`` in ``output.value``; some libraries (OpenAI Agents SDK, LlamaIndex)
-  record none, and :func:`tool_call_ids` matches those to the calls of the model's reply.
+- TOOL span: an ``execute_tool <tool.name>`` event (:mod:`.openinference_tools`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -36,6 +35,11 @@ from opentelemetry.trace import StatusCode
 
 from trubrics_otel import semconv as sc
 from trubrics_otel.translate.conventions.base import Attributes, Convention, LlmCall, SpanEvent
+from trubrics_otel.translate.conventions.openinference_tools import (
+    TOOL_KIND,
+    read_tool,
+    tool_call_ids,
+)
 from trubrics_otel.translate.conventions.tokens import TIME_TO_FIRST_TOKEN, token_properties
 from trubrics_otel.translate.messages import (
     assistant_text,
@@ -46,10 +50,12 @@ from trubrics_otel.translate.messages import (
     text_or_none,
 )
 
-TOOL_KIND = "TOOL"
-TOOL_NAME = "tool.name"
-TOOL_ID = "tool.id"
+__all__ = ["OPENINFERENCE", "read", "read_llm", "read_tool", "recognises", "tool_call_ids",
+           "user_and_session"]
+
 METADATA = "metadata"
+PROMPTS_PREFIX = "llm.prompts."
+CHOICES_PREFIX = "llm.choices."
 REQUEST_MODEL_NAME = "llm.request.model_name"
 RESPONSE_MODEL_NAME = "llm.response.model_name"
 TOKEN_COUNT_PREFIX = "llm.token_count."
@@ -85,7 +91,8 @@ def is_model_call(span: ReadableSpan, call: LlmCall) -> bool:
     attributes = span.attributes or {}
     if not (attributes.get(sc.INPUT_VALUE) or attributes.get(sc.OUTPUT_VALUE)):
         return True  # nothing at all recorded (content hidden): still a call
-    prefixes = (sc.LLM_INPUT_MESSAGES_PREFIX, sc.LLM_OUTPUT_MESSAGES_PREFIX, TOKEN_COUNT_PREFIX)
+    prefixes = (sc.LLM_INPUT_MESSAGES_PREFIX, sc.LLM_OUTPUT_MESSAGES_PREFIX, TOKEN_COUNT_PREFIX,
+                PROMPTS_PREFIX, CHOICES_PREFIX)
     return any(key.startswith(prefixes) for key in attributes)
 
 
@@ -123,17 +130,31 @@ def read_llm(span: ReadableSpan) -> LlmCall:
 
     inputs = messages(attributes, sc.LLM_INPUT_MESSAGES_PREFIX)
     outputs = messages(attributes, sc.LLM_OUTPUT_MESSAGES_PREFIX)
-    prompt = last_user_text(inputs) if inputs else _prompt_of_request(request, attributes)
+    prompts = _texts(attributes, PROMPTS_PREFIX, "prompt.text")  # completions APIs
+    choices = _texts(attributes, CHOICES_PREFIX, "completion.text")
+    if inputs:
+        prompt = last_user_text(inputs)
+    else:
+        prompt = prompts[-1] if prompts else _prompt_of_request(request, attributes)
     if outputs:
         generation = assistant_text(outputs)
     else:
-        generation = _generation_of_response(response, attributes)
+        generation = "\n".join(choices) if choices else _generation_of_response(response, attributes)
     return LlmCall(prompt=prompt, generation=generation, model=model, properties=properties)
 
 
 def messages(attributes: Attributes, prefix: str) -> list[dict[str, Any]]:
     """``llm.input_messages.{i}.message.*`` → ``[{"role", "content", "tool_calls"}]``."""
     return [_message(flat) for flat in indexed(attributes, prefix)]
+
+
+def _texts(attributes: Attributes, prefix: str, key: str) -> list[str]:
+    """``llm.prompts.{i}.prompt.text`` → texts; also the older plain list ``llm.prompts``."""
+    flat = [str(item[key]) for item in indexed(attributes, prefix) if item.get(key) is not None]
+    listed = attributes.get(prefix.rstrip("."))
+    if not flat and isinstance(listed, (list, tuple)):
+        flat = [item for item in listed if isinstance(item, str)]
+    return flat
 
 
 def _message(flat: Mapping[str, Any]) -> dict[str, Any]:
@@ -314,66 +335,6 @@ def _first_id(metadata: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
         if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "":
             return str(value)
     return None
-
-
-# --- tool runs ------------------------------------------------------------------------
-
-
-def read_tool(span: ReadableSpan) -> SpanEvent:
-    attributes = span.attributes or {}
-    name = text_or_none(attributes.get(TOOL_NAME)) or span.name
-    properties: dict[str, Any] = {sc.PROP_TOOL_NAME: name}
-    call_id = tool_call_id(attributes)
-    if call_id:
-        properties[sc.PROP_TOOL_CALL_ID] = call_id
-    return SpanEvent(name=f"{sc.OPERATION_EXECUTE_TOOL} {name}", properties=properties)
-
-
-def tool_call_id(attributes: Attributes) -> str | None:
-    """``tool.id``, else the ``tool_call_id`` of a LangChain ``ToolMessage`` in the output."""
-    if text_or_none(attributes.get(TOOL_ID)):
-        return str(attributes[TOOL_ID])
-    output = parse_json(attributes.get(sc.OUTPUT_VALUE))
-    if isinstance(output, Mapping):
-        found = _get(output, "data", "tool_call_id") or output.get("tool_call_id")
-        return text_or_none(found)
-    return None
-
-
-def tool_call_ids(spans: Iterable[ReadableSpan]) -> dict[int, str]:
-    """``{tool span id: call id}`` for OpenInference TOOL spans that record no call id.
-
-    Each such tool run is matched, in start order, to the first unclaimed call of the same
-    tool name in the reply of the latest LLM span of its trace that ended before the tool
-    started: the model asked, then the framework ran the tool.
-    """
-    replies: list[tuple[int, int, list[dict[str, Any]]]] = []  # (trace, end, calls)
-    tools: list[ReadableSpan] = []
-    for span in spans:
-        attributes = span.attributes or {}
-        kind = attributes.get(sc.OPENINFERENCE_SPAN_KIND)
-        if kind == TOOL_KIND and span.context is not None and not tool_call_id(attributes):
-            tools.append(span)
-        elif kind == sc.OPENINFERENCE_LLM and span.context is not None:
-            calls = [c for m in messages(attributes, sc.LLM_OUTPUT_MESSAGES_PREFIX)
-                     for c in m.get("tool_calls", ()) if c.get("id")]
-            if calls:
-                replies.append((span.context.trace_id, span.end_time or 0, calls))
-    replies.sort(key=lambda reply: reply[1], reverse=True)  # latest first
-    claimed: set[str] = set()
-    found: dict[int, str] = {}
-    for tool in sorted(tools, key=lambda s: s.start_time or 0):
-        assert tool.context is not None
-        name = (tool.attributes or {}).get(TOOL_NAME) or tool.name
-        for trace_id, end, calls in replies:
-            if trace_id != tool.context.trace_id or end > (tool.start_time or 0):
-                continue
-            call = next((c for c in calls if c["name"] == name and c["id"] not in claimed), None)
-            if call is not None:
-                claimed.add(call["id"])
-                found[tool.context.span_id] = str(call["id"])
-                break
-    return found
 
 
 OPENINFERENCE = Convention("openinference", recognises, read)  # type: ignore[arg-type]
