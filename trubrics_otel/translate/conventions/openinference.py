@@ -139,7 +139,7 @@ def read_llm(span: ReadableSpan) -> LlmCall:
     if outputs:
         generation = assistant_text(outputs)
     else:
-        generation = "\n".join(choices) if choices else _generation_of_response(response, attributes)
+        generation = "\n".join(choices) or _generation_of_response(response, attributes)
     return LlmCall(prompt=prompt, generation=generation, model=model, properties=properties)
 
 
@@ -202,6 +202,9 @@ def tokens(attributes: Attributes, provider: Any, response: Any) -> dict[str, An
         value = attributes.get(attribute)
         usage[name] = value if value is not None else raw.get(prop)
     counted = token_properties(None, usage)
+    total = attributes.get(sc.LLM_TOKEN_COUNT_TOTAL)
+    if counted and isinstance(total, int) and not isinstance(total, bool):
+        counted[sc.PROP_TOTAL_TOKENS] = total
     if not counted and (usage[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] or 0) > 0:
         # older Anthropic instrumentations wrote Anthropic's uncached input_tokens as prompt
         cache = [usage[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS],
