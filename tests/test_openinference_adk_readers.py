@@ -191,7 +191,13 @@ def test_an_uncached_prompt_count_written_the_anthropic_way_is_made_the_total() 
     assert tokens["input_tokens"] == 1506 and tokens["cache_read_input_tokens"] == 1200
 
 
+def test_counts_written_as_text_are_counts() -> None:
+    assert llm_tokens(prompt="12", completion="3", total="15")["input_tokens"] == 12
+
+
 def test_impossible_counts_give_no_tokens_rather_than_wrong_ones() -> None:
+    not_counts = llm_tokens(prompt="many", completion=4, prompt_details__cache_read="x")
+    assert not_counts["input_tokens"] is None
     assert llm_tokens(prompt=-5, completion=4)["input_tokens"] is None
     reasoning_above_output = llm_tokens(prompt=10, completion=2, completion_details__reasoning=7)
     assert reasoning_above_output["output_tokens"] is None

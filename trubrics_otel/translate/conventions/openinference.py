@@ -40,7 +40,11 @@ from trubrics_otel.translate.conventions.openinference_tools import (
     read_tool,
     tool_call_ids,
 )
-from trubrics_otel.translate.conventions.tokens import TIME_TO_FIRST_TOKEN, token_properties
+from trubrics_otel.translate.conventions.tokens import (
+    TIME_TO_FIRST_TOKEN,
+    as_count,
+    token_properties,
+)
 from trubrics_otel.translate.messages import (
     assistant_text,
     indexed,
@@ -186,33 +190,41 @@ def _message(flat: Mapping[str, Any]) -> dict[str, Any]:
 def tokens(attributes: Attributes, provider: Any, response: Any) -> dict[str, Any]:
     """Token properties from ``llm.token_count.*``, gaps filled from the raw usage."""
     raw = token_properties(str(provider) if provider else None, _raw_usage(response))
-    prompt = attributes.get(sc.LLM_TOKEN_COUNT_PROMPT)
-    completion = attributes.get(sc.LLM_TOKEN_COUNT_COMPLETION)
+    prompt = as_count(attributes.get(sc.LLM_TOKEN_COUNT_PROMPT))
+    completion = as_count(attributes.get(sc.LLM_TOKEN_COUNT_COMPLETION))
     if prompt is None and completion is None:
         return raw
-    details = {
-        sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: (CACHE_READ, sc.PROP_CACHE_READ_INPUT_TOKENS),
-        sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: (
-            CACHE_WRITE, sc.PROP_CACHE_CREATION_INPUT_TOKENS,
-        ),
-        sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: (REASONING, sc.PROP_REASONING_TOKENS),
-    }
     usage = {sc.GEN_AI_USAGE_INPUT_TOKENS: prompt, sc.GEN_AI_USAGE_OUTPUT_TOKENS: completion}
-    for name, (attribute, prop) in details.items():
-        value = attributes.get(attribute)
+    for name, (attribute, prop) in _DETAILS.items():
+        value = as_count(attributes.get(attribute))
         usage[name] = value if value is not None else raw.get(prop)
-    counted = token_properties(None, usage)
-    total = attributes.get(sc.LLM_TOKEN_COUNT_TOTAL)
+    counted = token_properties(None, usage) or _uncached_prompt_made_total(usage)
+    total = as_count(attributes.get(sc.LLM_TOKEN_COUNT_TOTAL))
     if counted and isinstance(total, int) and not isinstance(total, bool):
         counted[sc.PROP_TOTAL_TOKENS] = total
-    if not counted and (usage[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] or 0) > 0:
-        # older Anthropic instrumentations wrote Anthropic's uncached input_tokens as prompt
-        cache = [usage[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS],
-                 usage[sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS]]
-        if all(isinstance(c, int) or c is None for c in cache) and isinstance(prompt, int):
-            usage[sc.GEN_AI_USAGE_INPUT_TOKENS] = prompt + sum(c or 0 for c in cache)
-            counted = token_properties(None, usage)
     return counted
+
+
+_DETAILS = {
+    sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: (CACHE_READ, sc.PROP_CACHE_READ_INPUT_TOKENS),
+    sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: (CACHE_WRITE, sc.PROP_CACHE_CREATION_INPUT_TOKENS),
+    sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: (REASONING, sc.PROP_REASONING_TOKENS),
+}
+"""GenAI usage name ← OpenInference detail attribute, and the property it becomes."""
+
+
+def _uncached_prompt_made_total(usage: dict[str, Any]) -> dict[str, Any]:
+    """Older Anthropic instrumentations wrote Anthropic's uncached ``input_tokens`` as the
+    prompt count, so the cache parts exceed it: the whole input is their sum."""
+    prompt = usage[sc.GEN_AI_USAGE_INPUT_TOKENS]
+    cache = [usage[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] or 0,
+             usage[sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] or 0]
+    counts = [prompt, *cache]
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+        return {}
+    if sum(cache) <= prompt:
+        return {}  # not that mistake: something else is wrong with these counts
+    return token_properties(None, {**usage, sc.GEN_AI_USAGE_INPUT_TOKENS: prompt + sum(cache)})
 
 
 def _raw_usage(response: Any) -> Any:

@@ -48,11 +48,11 @@ def genai_usage_properties(attributes: Any) -> dict[str, Any]:
         sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
         sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
     )
-    raw = {name: _number(attributes[name]) for name in names if attributes.get(name) is not None}
+    raw = {name: as_count(attributes[name]) for name in names if attributes.get(name) is not None}
     return token_properties(None, raw) if raw else {}
 
 
-def _number(value: Any) -> Any:
+def as_count(value: Any) -> Any:
     """Counts some SDKs write as text (``'5'``) → numbers; anything else is left to be refused."""
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
