@@ -2,13 +2,11 @@
 
 The recorded fixtures (``tests/fixtures/spans``, checked field by field in
 ``test_fixture_expectations.py``) show each library's usual output; these tests hold the
-readers' rules at their edges: which tool call a tool run answers, users in LangChain's
-metadata, token counts written the older way, and spans that only look like model calls.
+readers' rules at their edges: which tool call a tool run answers, token counts written the older way, and spans that only look like model calls.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
@@ -106,24 +104,6 @@ def test_a_langchain_tool_run_finds_its_call_id_in_the_tool_message() -> None:
     assert read_span(tool) == SpanEvent(
         "execute_tool get_weather", {"tool_name": "get_weather", "tool_call_id": "call_fake_0001"}
     )
-
-
-# --- who ------------------------------------------------------------------------------
-
-
-def test_the_user_in_langchain_metadata_is_found() -> None:
-    [model_call] = [s for s in load("langchain-openinference", "metadata_chat")
-                    if s.name == "ChatOpenAI"]
-    assert oi.user_and_session(model_call.attributes or {}) == ("u1", "t-42")
-
-
-def test_metadata_without_ids_or_not_json_names_nobody() -> None:
-    assert oi.user_and_session({}) == (None, None)
-    assert oi.user_and_session({"metadata": "not json"}) == (None, None)
-    assert oi.user_and_session({"metadata": json.dumps(["u1"])}) == (None, None)
-    assert oi.user_and_session(
-        {"metadata": json.dumps({"user_id": True, "userId": 42, "thread_id": ""})}
-    ) == ("42", None)
 
 
 # --- what is a model call -------------------------------------------------------------

@@ -1,10 +1,12 @@
 """OpenInference (Arize Phoenix): ``openinference.span.kind`` LLM and TOOL spans.
 
 Used by OpenInference's instrumentations of LangChain/LangGraph, LlamaIndex, the OpenAI
-Agents SDK, Anthropic, OpenAI, Google ADK… (spec: ``Arize-ai/openinference`` ``spec/``)::
+Agents SDK, Anthropic, OpenAI, Google ADK… (spec: ``Arize-ai/openinference`` ``spec/``).
+The user and session they record (``user.id``, ``session.id``, and LangChain's
+``config={"metadata": {"user_id": …}}`` left inside the ``metadata`` JSON) are the shared
+key lists' business (``conventions/__init__.py``)::
 
     read(span)              # LlmCall for an LLM span, SpanEvent for a TOOL span, None otherwise
-    user_and_session(attrs) # (user, session) from the ``metadata`` JSON (LangChain's config)
     tool_call_ids(spans)    # tool span id → call id, for TOOL spans that do not say it
 
 - LLM span: messages in ``llm.input_messages.{i}.message.*`` / ``llm.output_messages.{i}.
@@ -54,10 +56,8 @@ from trubrics_otel.translate.messages import (
     text_or_none,
 )
 
-__all__ = ["OPENINFERENCE", "read", "read_llm", "read_tool", "recognises", "tool_call_ids",
-           "user_and_session"]
+__all__ = ["OPENINFERENCE", "read", "read_llm", "read_tool", "recognises", "tool_call_ids"]
 
-METADATA = "metadata"
 PROMPTS_PREFIX = "llm.prompts."
 CHOICES_PREFIX = "llm.choices."
 REQUEST_MODEL_NAME = "llm.request.model_name"
@@ -67,9 +67,6 @@ CACHE_READ = "llm.token_count.prompt_details.cache_read"
 CACHE_WRITE = "llm.token_count.prompt_details.cache_write"
 REASONING = "llm.token_count.completion_details.reasoning"
 FIRST_TOKEN_EVENT = "First Token Stream Event"
-
-_USER_KEYS = ("user_id", "userId", "user")
-_SESSION_KEYS = ("session_id", "sessionId", "thread_id", "conversation_id")
 
 # invocation parameters that are the request itself, not a setting worth a property
 _NOT_PARAMETERS = frozenset({"model", "messages", "tools", "stream_options"})
@@ -326,30 +323,6 @@ def _get(value: Any, *keys: str) -> Any:
             return None
         value = value.get(key)
     return value
-
-
-# --- who and which conversation -------------------------------------------------------
-
-
-def user_and_session(attributes: Attributes) -> tuple[str | None, str | None]:
-    """(user, session) from OpenInference's ``metadata`` JSON attribute.
-
-    LangChain's ``config={"metadata": {"user_id": …, "session_id": …}}`` lands there on
-    every span of the run; OpenInference maps the session (also ``thread_id`` /
-    ``conversation_id``) to ``session.id`` but leaves the user only in this JSON.
-    """
-    metadata = parse_json(attributes.get(METADATA))
-    if not isinstance(metadata, Mapping):
-        return None, None
-    return _first_id(metadata, _USER_KEYS), _first_id(metadata, _SESSION_KEYS)
-
-
-def _first_id(metadata: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
-    for key in keys:
-        value = metadata.get(key)
-        if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "":
-            return str(value)
-    return None
 
 
 OPENINFERENCE = Convention("openinference", recognises, read)  # type: ignore[arg-type]
