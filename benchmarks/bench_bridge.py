@@ -2,6 +2,7 @@
 
     python benchmarks/bench_bridge.py            # full run (~30 s)
     python benchmarks/bench_bridge.py --quick
+    python benchmarks/bench_bridge.py --profile  # where the receiving side spends its time
 
 Every figure is LLM spans (OpenTelemetry GenAI attributes, as the OpenAI instrumentation
 writes them) delivered to a local Trubrics endpoint on 127.0.0.1 (in this process too, so
@@ -11,7 +12,12 @@ it shares the one core's GIL):
 * bridge, decode only: gunzip + protobuf → ``ReadableSpan``;
 * bridge, decode + encode: the above + the Trubrics encoder;
 * bridge over HTTP: a gzipped OTLP/protobuf POST to ``/v1/traces``, decoded, encoded,
-  forwarded, acknowledged: what a Collector sees.
+  forwarded, acknowledged: what a Collector sees;
+* bridge over gRPC: the same request as a gzip-compressed ``TraceService/Export`` call
+  (grpcio compresses it here, in the sender: a cost the HTTP row does not pay);
+* ``trubrics-otel bridge`` as its own process, over HTTP and over gRPC: spans per second of
+  the bridge process's CPU time (user + system, from ``/proc``), i.e. per core, whatever
+  else runs on the machine; the sender and the endpoint run in this process.
 
 Best of several rounds: shared machines vary 2x run to run, so read the ratios.
 """
@@ -19,10 +25,14 @@ Best of several rounds: shared machines vary 2x run to run, so read the ratios.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import gzip
 import json
 import logging
+import os
+import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+import grpc  # noqa: E402
 import requests  # noqa: E402
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as to_otlp  # noqa: E402
 from opentelemetry.sdk.resources import Resource  # noqa: E402
@@ -42,6 +53,7 @@ from trubrics_otel import TrubricsSpanExporter
 from trubrics_otel.receive import otlp  # noqa: E402
 from trubrics_otel.receive.bridge import Bridge  # noqa: E402
 from trubrics_otel.translate.encoder import encode_spans  # noqa: E402
+from trubrics_otel.receive.grpc import SERVICE  # noqa: E402
 
 KEY = "bench-key"
 
@@ -86,6 +98,7 @@ def best_rate(work: Callable[[], int], rounds: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="profile gunzip + decode + encode, then stop")
     args = parser.parse_args()
     batch, batches, rounds = (256, 4, 2) if args.quick else (512, 10, 3)
     logging.getLogger("trubrics").setLevel(logging.CRITICAL)
@@ -102,6 +115,9 @@ def main() -> None:
     print(f"{batch} LLM spans a request: {len(raw) / batch:.0f} B/span protobuf, "
           f"{len(bodies[0]) / batch:.0f} B/span gzipped")
 
+    if args.profile:
+        profile(bodies)
+        return
     rows = []
     with TrubricsEndpoint() as endpoint:
         exporter = TrubricsSpanExporter(api_key=KEY, host=endpoint.url)
@@ -127,7 +143,7 @@ def main() -> None:
         rows.append(("bridge: gunzip + decode", best_rate(decode_only, rounds)))
         rows.append(("bridge: gunzip + decode + encode", best_rate(decode_encode, rounds)))
 
-        with Bridge(host=endpoint.url, api_key=KEY, listen="127.0.0.1:0") as bridge:
+        with Bridge(host=endpoint.url, api_key=KEY, listen="127.0.0.1:0", grpc_listen="127.0.0.1:0") as bridge:
             session = requests.Session()
             headers = {"Content-Type": otlp.PROTOBUF, "Content-Encoding": "gzip"}
             todo = iter(bodies)
@@ -143,11 +159,106 @@ def main() -> None:
             delivered = endpoint.count() - before
             assert delivered == batch * batches * rounds, delivered
 
+            # gRPC: the same requests again (new span ids), uncompressed for grpcio to gzip
+            plain = [gzip.decompress(body) for body in bodies]
+            todo_grpc = iter(_fresh_ids(body, batch * batches * rounds, batch) for body in plain)
+            channel = grpc.insecure_channel(bridge.grpc_address, compression=grpc.Compression.Gzip)
+            export = channel.unary_unary(f"/{SERVICE}/Export")
+            before = endpoint.count()
+
+            def over_grpc() -> int:
+                for _ in range(batches):
+                    export(next(todo_grpc), metadata=[("x-api-key", KEY)], timeout=60)
+                return batch * batches
+
+            rows.append(("bridge over gRPC: decode + encode + forward + ack", best_rate(over_grpc, rounds)))
+            channel.close()
+            delivered = endpoint.count() - before
+            assert delivered == batch * batches * rounds, delivered
+
+        offset = 2 * batch * batches * rounds
+        for protocol in ("http", "grpc"):
+            requests_ = [_fresh_ids(body, offset, batch) for body in plain]
+            offset += batch * batches * rounds
+            rows.append((f"bridge process over {protocol.upper()}, per CPU-second of the bridge",
+                         bridge_process_rate(endpoint, protocol, requests_, batch)))
+
     width = max(len(name) for name, _ in rows)
     print(f"\n{'path':<{width}}  spans/s (best of {rounds})")
     for name, rate in rows:
         print(f"{name:<{width}}  {rate:>10,.0f}")
-    print(f"\nbridge over HTTP / in-process exporter: {rows[-1][1] / rows[0][1]:.2f}")
+    http, grpc_ = rows[-4][1], rows[-3][1]
+    print(f"\nbridge over HTTP / in-process exporter: {http / rows[0][1]:.2f}")
+    print(f"bridge over gRPC / in-process exporter: {grpc_ / rows[0][1]:.2f}")
+    print(f"bridge over gRPC / over HTTP:           {grpc_ / http:.2f} (per CPU-second: "
+          f"{rows[-1][1] / rows[-2][1]:.2f})")
+
+
+def bridge_process_rate(endpoint: TrubricsEndpoint, protocol: str, bodies: list[bytes], batch: int) -> float:
+    """Spans per second of CPU time of a ``trubrics-otel bridge`` child process."""
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    env = {**os.environ, "TRUBRICS_API_KEY": KEY, "TRUBRICS_HOST": endpoint.url}
+    child = subprocess.Popen([sys.executable, "-m", "trubrics_otel", "bridge", "--log-level", "ERROR",
+                              "--listen", f"127.0.0.1:{ports[0]}", "--grpc-listen", f"127.0.0.1:{ports[1]}"],
+                             env=env)
+    try:
+        for _ in range(100):
+            try:
+                requests.get(f"http://127.0.0.1:{ports[0]}/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        before = endpoint.count()
+        cpu = _cpu_seconds(child.pid)
+        if protocol == "http":
+            session = requests.Session()
+            for body in bodies:
+                response = session.post(f"http://127.0.0.1:{ports[0]}/v1/traces", data=gzip.compress(body, 6),
+                                        headers={"Content-Type": otlp.PROTOBUF, "Content-Encoding": "gzip"})
+                assert response.status_code == 200, response.status_code
+        else:
+            with grpc.insecure_channel(f"127.0.0.1:{ports[1]}", compression=grpc.Compression.Gzip) as channel:
+                export = channel.unary_unary(f"/{SERVICE}/Export")
+                for body in bodies:
+                    export(body, timeout=60)
+        cpu = _cpu_seconds(child.pid) - cpu
+        assert endpoint.count() - before == batch * len(bodies)
+        return batch * len(bodies) / cpu
+    finally:
+        child.terminate()
+        child.wait(10)
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _fresh_ids(body: bytes, offset: int, batch: int) -> bytes:
+    """The request with span ids moved past every id sent before, so none is a duplicate."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    request = ExportTraceServiceRequest.FromString(body)
+    for span in request.resource_spans[0].scope_spans[0].spans:
+        span.span_id = (int.from_bytes(span.span_id, "big") + offset).to_bytes(8, "big")
+    return request.SerializeToString()
+
+
+def profile(bodies: list[bytes]) -> None:
+    """Where the bridge's CPU goes for a request, sorted by own time (no network)."""
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for body in bodies:
+        encode_spans(otlp.decode_request(otlp.decompress(body, "gzip", 1 << 26), otlp.PROTOBUF))
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
 
 
 if __name__ == "__main__":

@@ -269,11 +269,12 @@ def test_gzip_bomb(bridge, endpoint):
     assert_serves(bridge, endpoint)
 
 
-def test_missing_content_length_and_wrong_paths(bridge, endpoint):
+def test_no_body_and_wrong_paths(bridge, endpoint):
+    """Neither Content-Length nor chunked means an empty body (RFC 9112): an empty export."""
     port = int(bridge.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
         conn.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\r\n")
-        assert conn.recv(4096).startswith(b"HTTP/1.1 411")
+        assert conn.recv(4096).startswith(b"HTTP/1.1 200")
     assert requests.post(f"{bridge.url}/v1/logs", data=b"x", headers=PROTOBUF, timeout=10).status_code == 404
     assert requests.get(f"{bridge.url}/nope", timeout=10).status_code == 404
     assert_serves(bridge, endpoint)
@@ -308,7 +309,7 @@ def test_cli_runs_the_bridge(endpoint, tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "TRUBRICS_API_KEY": API_KEY, "TRUBRICS_HOST": endpoint.url,
-           "TRUBRICS_BRIDGE_LISTEN": f"127.0.0.1:{port}"}
+           "TRUBRICS_BRIDGE_LISTEN": f"127.0.0.1:{port}", "TRUBRICS_BRIDGE_GRPC_LISTEN": "127.0.0.1:0"}
     process = subprocess.Popen([sys.executable, "-m", "trubrics_otel", "bridge"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -326,7 +327,18 @@ def test_cli_runs_the_bridge(endpoint, tmp_path):
         process.terminate()
         output = process.communicate(timeout=10)[0].decode()
     assert process.returncode == 0
-    assert "listening" in output and API_KEY not in output
+    assert "listening" in output and "OTLP/gRPC 127.0.0.1:" in output and API_KEY not in output
+
+
+def test_cli_ports_in_use_is_one_line_and_exit_2(bridge):
+    import subprocess
+    import sys
+
+    taken = bridge.url.rsplit(":", 1)[1]
+    done = subprocess.run([sys.executable, "-m", "trubrics_otel", "bridge", "--listen", f"127.0.0.1:{taken}",
+                           "--grpc-listen", "off", "--api-key", API_KEY], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and f"cannot listen on 127.0.0.1:{taken}" in done.stderr
 
 
 def test_events_trubrics_refuses_for_good_are_reported_not_retried(bridge, endpoint):

@@ -65,12 +65,22 @@ def span_ids(endpoint: TrubricsEndpoint) -> Counter:
 
 @pytest.fixture
 def bridge(endpoint):
-    with Bridge(host=endpoint.url, api_key=API_KEY, listen="127.0.0.1:0", timeout=1.0) as running:
+    with Bridge(host=endpoint.url, api_key=API_KEY, listen="127.0.0.1:0", grpc_listen="127.0.0.1:0",
+                timeout=1.0) as running:
         yield running
 
 
-def test_app_through_rotel_and_bridge_exactly_once(endpoint, bridge, tmp_path):
-    with TrubricsEndpoint() as direct, Rotel(bridge.url, tmp_path) as collector:
+def rotel_to(bridge, protocol: str) -> tuple[str, dict[str, str]]:
+    """The exporter URL and settings for rotel exporting to the bridge over ``protocol``."""
+    if protocol == "grpc":  # rotel's default exporter protocol
+        return f"http://{bridge.grpc_address}", {"ROTEL_OTLP_EXPORTER_PROTOCOL": "grpc"}
+    return bridge.url, {"ROTEL_OTLP_EXPORTER_PROTOCOL": "http"}
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_app_through_rotel_and_bridge_exactly_once(endpoint, bridge, tmp_path, protocol):
+    url, settings = rotel_to(bridge, protocol)
+    with TrubricsEndpoint() as direct, Rotel(url, tmp_path, **settings) as collector:
         expected = run_app(collector.otlp_http_url, direct.url)
         assert endpoint.wait_for_events(expected) == expected
         assert direct.wait_for_events(expected) == expected
@@ -85,15 +95,18 @@ def test_app_through_rotel_and_bridge_exactly_once(endpoint, bridge, tmp_path):
     assert all(r.headers["x-api-key"] == API_KEY for r in endpoint.requests)
 
 
-def test_ten_second_trubrics_outage_loses_nothing(endpoint, bridge, tmp_path):
-    """Trubrics fails for 10 s: the bridge answers 503, rotel retries, and every event
-    arrives exactly once after the outage."""
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_ten_second_trubrics_outage_loses_nothing(endpoint, bridge, tmp_path, protocol):
+    """Trubrics fails for 10 s: the bridge answers 503 (gRPC: UNAVAILABLE with RetryInfo),
+    rotel retries, and every event arrives exactly once after the outage."""
     endpoint.fail_for(10.0, status=503)
-    with Rotel(bridge.url, tmp_path, **FAST_RETRY) as collector, TrubricsEndpoint() as direct:
+    url, settings = rotel_to(bridge, protocol)
+    with Rotel(url, tmp_path, **FAST_RETRY, **settings) as collector, TrubricsEndpoint() as direct:
         expected = run_app(collector.otlp_http_url, direct.url)
         assert endpoint.wait_for_events(expected, timeout=60) == expected
         time.sleep(0.5)
     stats = bridge.stats()
+    assert (stats.get("grpc_requests", 0) == stats["requests"]) == (protocol == "grpc")
     assert stats["answered_503"] >= 1
     assert stats["requests"] > stats["answered_503"]  # the collector came back with the data
     assert any(r.status == 503 for r in endpoint.requests)

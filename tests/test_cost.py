@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trubrics_otel.deliver.prices import PRICES_FILE_ENV, MaintainedPrices, load_price_table
+from trubrics_otel.deliver.prices import MaintainedPrices, load_price_table
 from trubrics_otel.translate.cost import (
     CustomPrices,
     NoCost,
@@ -36,7 +36,7 @@ def table():
     """The exporter's table with no custom prices: genai-prices alone."""
     genai_prices = pytest.importorskip("genai_prices")
     assert genai_prices.__version__ == "0.2.3", "the hand-checked figures are for 0.2.3"
-    return load_price_table(environ={})
+    return load_price_table()
 
 
 def priced(model, provider, raw, table):
@@ -156,7 +156,7 @@ def test_custom_price_file_prices_private_models_and_overrides_the_table(tmp_pat
         "acme-ft-1": {"input_per_mtok": 0.8, "output_per_mtok": 3.2, "cache_read_per_mtok": 0.2},
         "gpt-4o-mini": {"input_per_mtok": 0.1, "output_per_mtok": 0.4},  # a negotiated rate
     }}))
-    custom = load_price_table(environ={PRICES_FILE_ENV: str(prices_file)})
+    custom = load_price_table(prices_file=prices_file)
     # acme-ft-1: input = 600 * 0.8 + 400 * 0.2 = 480 + 80 = 560 -> $0.00056
     #            output = 250 * 3.2                    = 800 -> $0.0008
     properties = {"input_tokens": 1000, "cache_read_input_tokens": 400, "output_tokens": 250}
@@ -170,22 +170,22 @@ def test_custom_price_file_prices_private_models_and_overrides_the_table(tmp_pat
     assert (overridden["cost_usd"], overridden["cost_source"]) == (0.0005, "custom")
     # prices= (a dict) wins over the file for the same model; other file entries stay
     both = load_price_table({"models": {"acme-ft-1": {"input_per_mtok": 1, "output_per_mtok": 1}}},
-                            environ={PRICES_FILE_ENV: str(prices_file)})
+                            prices_file=prices_file)
     event = {"input_tokens": 1000, "output_tokens": 1000}
     price_event(event, "acme-ft-1", None, both, at=AT)
     assert event["cost_usd"] == 0.002
     assert "gpt-4o-mini" in both.tables[0]
     # prices= may also be the file's path
     by_path = {"input_tokens": 1000, "output_tokens": 0}
-    price_event(by_path, "acme-ft-1", None, load_price_table(str(prices_file), environ={}), at=AT)
+    price_event(by_path, "acme-ft-1", None, load_price_table(str(prices_file)), at=AT)
     assert by_path["cost_usd"] == 0.0008  # 1000 * 0.8 per million
 
 
 def test_broken_price_file_logs_one_error_and_events_keep_flowing(tmp_path, caplog, table):
     broken = tmp_path / "prices.json"
     broken.write_text('{"models": {"acme-ft-1": {"input_per_mtok": 0.8,}}}')  # trailing comma
-    with caplog.at_level(logging.WARNING, logger="trubrics_otel"):
-        loaded = load_price_table(environ={PRICES_FILE_ENV: str(broken)})
+    with caplog.at_level(logging.WARNING, logger="trubrics"):
+        loaded = load_price_table(prices_file=broken)
     errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
     assert len(errors) == 1 and str(broken) in errors[0].getMessage()
     custom_model = {"input_tokens": 10, "output_tokens": 10}
@@ -195,11 +195,11 @@ def test_broken_price_file_logs_one_error_and_events_keep_flowing(tmp_path, capl
     assert price_event(known, "gpt-4o-mini", "openai", loaded, at=AT) is None  # ...others priced
     # one bad entry is left out, with its reason; the good ones are kept
     caplog.clear()
-    with caplog.at_level(logging.ERROR, logger="trubrics_otel"):
+    with caplog.at_level(logging.ERROR, logger="trubrics"):
         partly = load_price_table({"models": {
             "good": {"input_per_mtok": 1, "output_per_mtok": 2},
             "negative": {"input_per_mtok": -1, "output_per_mtok": 2},
-            "typo": {"input_per_mtoken": 1, "output_per_mtok": 2}}}, environ={})
+            "typo": {"input_per_mtoken": 1, "output_per_mtok": 2}}})
     assert len(caplog.records) == 1
     assert "'negative'" in caplog.text and "'typo'" in caplog.text and "'good'" not in caplog.text
     assert "good" in partly.tables[0] and "negative" not in partly.tables[0]
@@ -244,8 +244,8 @@ def test_a_failing_table_never_raises_into_the_caller():
 def test_without_the_cost_extra_one_warning_and_custom_prices_still_work(monkeypatch, caplog):
     monkeypatch.setitem(sys.modules, "genai_prices", None)  # what `import` sees when absent
     loaded = load_price_table({"models": {"acme-ft-1": {"input_per_mtok": 2,
-                                                        "output_per_mtok": 4}}}, environ={})
-    with caplog.at_level(logging.WARNING, logger="trubrics_otel"):
+                                                        "output_per_mtok": 4}}})
+    with caplog.at_level(logging.WARNING, logger="trubrics"):
         for _ in range(3):
             assert price_event({"input_tokens": 5, "output_tokens": 5}, "gpt-4o", "openai",
                                loaded, at=AT) is not None
@@ -262,7 +262,7 @@ def test_the_table_is_imported_on_first_use_not_at_import_or_start(table):
         "import trubrics_otel\n"
         "from trubrics_otel.deliver.prices import load_price_table\n"
         "from trubrics_otel.translate.cost import price_event\n"
-        "loaded = load_price_table(environ={})\n"
+        "loaded = load_price_table()\n"
         "assert 'genai_prices' not in sys.modules and 'pydantic' not in sys.modules\n"
         "event = {'input_tokens': 1000, 'output_tokens': 1000}\n"
         "price_event(event, 'gpt-4o-mini', 'openai', loaded)\n"

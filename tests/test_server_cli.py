@@ -102,7 +102,7 @@ def test_default_db_path_follows_env(tmp_path, monkeypatch):
 def test_serve_as_a_child_process(tmp_path):
     db = tmp_path / "served.sqlite3"
     child = subprocess.Popen(
-        [sys.executable, "-m", "trubrics_otel", "serve", "--port", "0", "--db", str(db)],
+        [sys.executable, "-m", "trubrics_otel", "serve", "--port", "0", "--grpc-port", "0", "--db", str(db)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -126,9 +126,14 @@ def test_serve_as_a_child_process(tmp_path):
 
 
 def test_serve_reports_a_port_in_use(tmp_path, capsys):
-    with LocalServer(tmp_path / "a.sqlite3") as running:
-        assert main(["serve", "--port", str(running.port), "--db", str(tmp_path / "b.sqlite3")]) == 1
-    assert "cannot listen" in capsys.readouterr().err
+    with LocalServer(tmp_path / "a.sqlite3", grpc_port=0) as running:
+        db = str(tmp_path / "b.sqlite3")
+        assert main(["serve", "--port", str(running.port), "--no-grpc", "--db", db]) == 2
+        assert f"cannot listen on 127.0.0.1:{running.port}" in capsys.readouterr().err
+        assert main(["serve", "--port", "0", "--grpc-port", str(running.grpc_port), "--db", db]) == 2
+        error = capsys.readouterr().err
+        assert f"cannot listen on 127.0.0.1:{running.grpc_port} for OTLP/gRPC" in error
+        assert len(error.strip().splitlines()) == 1
 
 
 def test_quickstart_prints_what_the_server_stored(tmp_path, capsys):

@@ -31,6 +31,7 @@ SPOOL = {" 0": False, "FALSE": False, "": None, "maybe": Path("maybe"), " TRUE "
          "-5": Path("-5"), "nan": Path("nan"), "2.5": Path("2.5")}
 URL = {value: None for value in ODD_VALUES}
 ADDRESS = {value: None for value in ODD_VALUES}
+ADDRESS_OR_OFF = {**ADDRESS, " 0": False, "FALSE": False}
 TEXT = {value: value.strip() or None for value in ODD_VALUES}
 PATH = {value: Path(value.strip()) if value.strip() else None for value in ODD_VALUES}
 SAMPLER = {value: None for value in ODD_VALUES}
@@ -51,9 +52,12 @@ EXPECTED = {
     settings.TRACES_SAMPLER: SAMPLER,
     settings.TRACES_SAMPLER_ARG: RATIO,
     settings.BRIDGE_LISTEN: ADDRESS,
+    settings.BRIDGE_GRPC_LISTEN: ADDRESS_OR_OFF,
+    settings.BRIDGE_CLIENT_TIMEOUT: NUMBER,
     settings.BRIDGE_MAX_BODY: INTEGER,
     settings.BRIDGE_TIMEOUT: NUMBER,
     settings.DB: PATH,
+    settings.PRICES_FILE: PATH,
     settings.XDG_CACHE_HOME: PATH,
     settings.XDG_DATA_HOME: PATH,
 }

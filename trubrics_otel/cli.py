@@ -2,7 +2,7 @@
 
     trubrics-otel serve      # local Trubrics-compatible server (SQLite + page)
     trubrics-otel bridge     # OTLP/HTTP receiver that forwards Trubrics batches
-    trubrics-otel events | sessions | threads | stats   # query the local server's store
+    trubrics-otel events | sessions | threads | users | stats   # the local server's store
 
 Each subcommand lives in the module that owns the job; this file only wires them up.
 """
@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "events": "trubrics_otel.server.cli:events",
     "sessions": "trubrics_otel.server.cli:sessions",
     "threads": "trubrics_otel.server.cli:threads",
+    "users": "trubrics_otel.server.cli:users",
     "stats": "trubrics_otel.server.stats_cli",
 }
 

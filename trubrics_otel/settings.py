@@ -105,6 +105,11 @@ def address(text: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def address_or_off(text: str) -> tuple[str, int] | bool:
+    """``host:port``, or a false word (``off``) for "do not listen"."""
+    return False if text.strip().casefold() in FALSE_WORDS else address(text)
+
+
 def text_value(text: str) -> str:
     return text.strip()
 
@@ -175,9 +180,13 @@ MAX_QUEUE_SIZE = Variable("OTEL_BSP_MAX_QUEUE_SIZE", positive_integer, 20_000)
 TRACES_SAMPLER = Variable("OTEL_TRACES_SAMPLER", sampler_name, None)
 TRACES_SAMPLER_ARG = Variable("OTEL_TRACES_SAMPLER_ARG", ratio, 1.0)
 BRIDGE_LISTEN = Variable("TRUBRICS_BRIDGE_LISTEN", address, ("127.0.0.1", 4319))
+BRIDGE_GRPC_LISTEN = Variable("TRUBRICS_BRIDGE_GRPC_LISTEN", address_or_off, None)
+"""None: the Bridge class listens on no gRPC port; ``trubrics-otel bridge`` defaults to 127.0.0.1:4320."""
+BRIDGE_CLIENT_TIMEOUT = Variable("TRUBRICS_BRIDGE_CLIENT_TIMEOUT", positive_number, 30.0)
 BRIDGE_MAX_BODY = Variable("TRUBRICS_BRIDGE_MAX_BODY", positive_integer, 32 << 20)
 BRIDGE_TIMEOUT = Variable("TRUBRICS_BRIDGE_TIMEOUT", positive_number, 3.0)
 DB = Variable("TRUBRICS_DB", path, None)
+PRICES_FILE = Variable("TRUBRICS_PRICES_FILE", path, None)
 XDG_CACHE_HOME = Variable("XDG_CACHE_HOME", path, None)
 XDG_DATA_HOME = Variable("XDG_DATA_HOME", path, None)
 

@@ -48,6 +48,7 @@ from trubrics_otel.capture.arguments import Properties, event_body, llm_body, ti
 from trubrics_otel.capture.context import current_user_context, stamp
 from trubrics_otel.capture.tracing import Tracing, TracingMethods
 from trubrics_otel.deliver.exporter import TrubricsSpanExporter
+from trubrics_otel.deliver.prices import PricesArgument
 from trubrics_otel.deliver.processor import SpoolingSpanProcessor
 from trubrics_otel.translate.redaction import Mask
 from trubrics_otel.translate.sampling import sampler_for
@@ -99,7 +100,7 @@ class Trubrics(TracingMethods):
     file, see :mod:`~trubrics_otel.deliver.journal`); ``max_queue_size`` (``OTEL_BSP_MAX_QUEUE_SIZE``)
     bounds spans waiting in memory (the tracing API's, or all of them without a journal).
     What fits in neither waits in the disk spool. ``spool``, ``max_spool_bytes``, ``mask``,
-    ``capture_content`` and ``allow_insecure`` are the exporter's (see
+    ``capture_content``, ``allow_insecure`` and ``prices`` are the exporter's (see
     :mod:`~trubrics_otel.deliver.exporter`).
     ``flush_periodic_check`` is accepted for compatibility and unused: the processor
     wakes itself when a batch is full. ``sample_rate`` (off by default: every event
@@ -126,11 +127,12 @@ class Trubrics(TracingMethods):
         mask: Mask | None = None,
         capture_content: bool | None = None,
         allow_insecure: bool | None = None,
+        prices: PricesArgument = None,
     ) -> None:
         self._logger = logger or logging.getLogger("trubrics")
         self._exporter_options: dict[str, Any] = dict(
             spool=spool, max_spool_bytes=max_spool_bytes, mask=mask,
-            capture_content=capture_content, allow_insecure=allow_insecure,
+            capture_content=capture_content, allow_insecure=allow_insecure, prices=prices,
         )
         self._api_key = settings.Secret(api_key) if api_key else None
         self._host = host

@@ -26,6 +26,8 @@ allow_insecure   TRUBRICS_ALLOW_INSECURE     False: no API key over ``http://`` 
 capture_content  OTEL_INSTRUMENTATION_GENAI_ True (see :mod:`~trubrics_otel.translate.redaction`)
                  CAPTURE_MESSAGE_CONTENT
 mask             --                          None: ``mask(value) -> value``
+prices           TRUBRICS_PRICES_FILE        custom prices (dict or JSON file) over the maintained
+                                             table (``trubrics-otel[cost]``); see README "Cost"
 sample_rate      OTEL_TRACES_SAMPLER(_ARG)   keep all; else that share of traces, whole,
                                              decided by trace id (our own events exempt)
 all_spans        TRUBRICS_ALL_SPANS          false: spans that are neither LLM calls nor
@@ -56,6 +58,7 @@ from trubrics_otel import settings
 from trubrics_otel.deliver.delivery import Batches, SpoolingDelivery, _Deadline
 from trubrics_otel.deliver.forking import reset_in_child
 from trubrics_otel.deliver.journal import Journal
+from trubrics_otel.deliver.prices import PricesArgument, load_price_table
 from trubrics_otel.deliver.spool import SPANS_PATH
 from trubrics_otel.deliver.transport import (
     EVENTS_PATH,
@@ -65,7 +68,8 @@ from trubrics_otel.deliver.transport import (
     insecure_reason,
 )
 from trubrics_otel.semconv import SCOPE_NAME
-from trubrics_otel.translate.encoder import encode_spans
+from trubrics_otel.translate.cost import PriceTable, price_event
+from trubrics_otel.translate.encoder import Encoded, Event, encode_spans
 from trubrics_otel.translate.redaction import Mask, Policy
 from trubrics_otel.translate.sampling import sampler_for
 from trubrics_otel.translate.tracked import TrackedSpan, to_bytes
@@ -86,6 +90,7 @@ class TrubricsSpanExporter(SpanExporter):
         allow_insecure: bool | None = None,
         all_spans: bool | None = None,
         sample_rate: float | None = None,
+        prices: PricesArgument = None,
         logger: logging.Logger | None = None,
     ) -> None:
         self._logger = logger or logging.getLogger("trubrics")
@@ -95,7 +100,8 @@ class TrubricsSpanExporter(SpanExporter):
         self.host = settings.read(settings.HOST, host)
         self._all_spans = settings.read(settings.ALL_SPANS, all_spans)
         self._sampler = sampler_for(settings.sample_rate() if sample_rate is None else sample_rate)
-        self._policy = Policy(mask, settings.read(settings.CAPTURE_CONTENT, capture_content), self._logger)
+        self._policy = policy_from_settings(mask, capture_content, self._logger)
+        self._prices = load_price_table(prices)  # custom prices now; the maintained table lazily
         refusal = None if settings.read(settings.ALLOW_INSECURE, allow_insecure) else insecure_reason(self.host)
         if refusal:
             self._logger.error(
@@ -152,11 +158,8 @@ class TrubricsSpanExporter(SpanExporter):
             self._logger.error("Could not encode a span; it is skipped: %s", error)
         self._skipped += encoded.skipped
         self._encode_errors += len(encoded.errors)
-        apply = self._policy.apply
-        return [
-            (EVENTS_PATH, [apply("event", e) for e in encoded.events]),
-            (LLM_EVENTS_PATH, [apply("llm", e) for e in encoded.llm_events]),
-        ]
+        events, llm_events = price_and_redact(encoded, self._prices, self._policy)
+        return [(EVENTS_PATH, events), (LLM_EVENTS_PATH, llm_events)]
 
     def deliver(self, batches: Batches) -> SpanExportResult:
         """Replay the spool, then send ``batches``; spool what meets a lasting failure."""
@@ -220,6 +223,23 @@ class TrubricsSpanExporter(SpanExporter):
             "encode_errors": self._encode_errors,
             "sampled_out": self._sampled_out,
         }
+
+
+def price_and_redact(encoded: Encoded, prices: PriceTable, policy: Policy) -> tuple[list[Event], list[Event]]:
+    """What every path does to freshly encoded events before they leave: price each LLM event
+    (a mask then sees the cost too), then apply the redaction policy."""
+    for event in encoded.llm_events:
+        properties = event["properties"]
+        price_event(properties, event.get("assistant_id"), properties.get("provider"), prices)
+    return policy.apply_all(encoded.events, encoded.llm_events)
+
+
+def policy_from_settings(
+    mask: Mask | None = None, capture_content: bool | None = None, logger: logging.Logger | None = None
+) -> Policy:
+    """The redaction policy every path applies (exporter, bridge, local server): the arguments,
+    else ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, and the size limits."""
+    return Policy(mask, settings.read(settings.CAPTURE_CONTENT, capture_content), logger)
 
 
 def _exempt(span: ReadableSpan) -> bool:

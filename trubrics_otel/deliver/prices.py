@@ -35,12 +35,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Union
 
-from ..translate.cost import ChainedPrices, CustomPrices, ModelRates, PriceTable, Priced
+from .. import settings
+from ..translate.cost import ChainedPrices, CustomPrices, ModelRates, Priced, PriceTable
 from ..translate.usage import Usage
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("trubrics")
 
-PRICES_FILE_ENV = "TRUBRICS_PRICES_FILE"
+PRICES_FILE_ENV = settings.PRICES_FILE.name
 PricesArgument = Union[Mapping[str, Any], str, os.PathLike, None]
 
 _MAX_RESOLVED = 4096  # distinct (model, provider) pairs remembered; bounded against junk names
@@ -227,27 +228,25 @@ def _candidates(model: str, provider: str | None) -> list[tuple[str, str | None]
 
 
 def load_price_table(prices: PricesArgument = None, *,
-                     environ: Mapping[str, str] | None = None) -> PriceTable:
+                     prices_file: str | os.PathLike[str] | None = None) -> PriceTable:
     """The table for an exporter: custom prices (if any) first, then genai-prices.
 
     Call it once at start: it reads and checks the custom prices now (one ERROR log line if
     they are broken; events are still sent, without a cost for those models) and defers the
     maintained table to the first event priced.
     """
-    environ = os.environ if environ is None else environ
-    custom = load_custom_prices(prices, environ=environ)
+    custom = load_custom_prices(prices, prices_file=prices_file)
     maintained = MaintainedPrices()
     return ChainedPrices((custom, maintained)) if custom else maintained
 
 
 def load_custom_prices(prices: PricesArgument = None, *,
-                       environ: Mapping[str, str] | None = None) -> CustomPrices | None:
+                       prices_file: str | os.PathLike[str] | None = None) -> CustomPrices | None:
     """The custom prices from ``TRUBRICS_PRICES_FILE`` and ``prices=``, or ``None`` if none.
 
     Never raises: what cannot be read or checked is logged once, as one ERROR line, and left out.
     """
-    environ = os.environ if environ is None else environ
-    file_name = (environ.get(PRICES_FILE_ENV) or "").strip()
+    file_name = str(prices_file if prices_file is not None else settings.read(settings.PRICES_FILE) or "")
     sources: list[tuple[str, object]] = []  # later sources win: prices= over the file
     if file_name:
         sources.append((f"{PRICES_FILE_ENV}={file_name}", file_name))

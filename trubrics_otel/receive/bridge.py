@@ -1,36 +1,44 @@
-"""OTLP/HTTP trace receiver that forwards Trubrics events: run it next to a Collector.
+"""OTLP receiver (HTTP and gRPC) that forwards Trubrics events: run it next to a Collector.
 
-The Collector (or any OTLP exporter) posts ``/v1/traces`` to the bridge; the bridge decodes
-the spans (:mod:`~trubrics_otel.receive.otlp`), turns them into events with the same encoder as the
-in-process exporter, sends them to the Trubrics ingestion API, and only then answers 200::
+The Collector (or any OTLP exporter) sends traces to the bridge; the bridge decodes the
+spans (:mod:`~trubrics_otel.receive.otlp`), turns them into events with the same encoder and the
+same redaction :class:`~trubrics_otel.translate.redaction.Policy` as the in-process exporter, sends
+them to the Trubrics ingestion API, and only then answers::
 
-    trubrics-otel bridge --listen 127.0.0.1:4319          # TRUBRICS_API_KEY, TRUBRICS_HOST
+    trubrics-otel bridge --listen 127.0.0.1:4319 --grpc-listen 127.0.0.1:4320   # TRUBRICS_API_KEY
 
-    with Bridge(host="http://127.0.0.1:8000", api_key="...", listen="127.0.0.1:0") as bridge:
-        bridge.url        # http://127.0.0.1:<port>; POST /v1/traces, GET /healthz
+    with Bridge(host="http://127.0.0.1:8000", api_key="...", listen="127.0.0.1:0",
+                grpc_listen="127.0.0.1:0") as bridge:
+        bridge.url            # http://127.0.0.1:<port>; POST /v1/traces, GET /healthz
+        bridge.grpc_address   # 127.0.0.1:<port>; TraceService/Export
 
-Answers follow the OTLP/HTTP specification, so the Collector's retry and sending queue do
-the buffering: 200 with an ``ExportTraceServiceResponse`` (``partial_success`` counts spans
+Both protocols share one core, :meth:`Bridge.export`, whose :class:`Answer` follows the
+OTLP/HTTP specification (the gRPC receiver maps it to gRPC codes, see
+:mod:`~trubrics_otel.receive.grpc`), so the Collector's retry and sending queue do the
+buffering: 200 with an ``ExportTraceServiceResponse`` (``partial_success`` counts spans
 that were not valid OTLP); 400 for an undecodable body; 413 past the size limit; 415 for
 an unknown content type or encoding; 401 without an API key; 503 (429 when Trubrics said
-429) with ``Retry-After`` while Trubrics is failing (or while more than
-:data:`MAX_CONCURRENT` requests are in hand). Events Trubrics refuses for good (a 422) are
-counted in ``partial_success`` rather than retried. Events Trubrics already accepted are
-remembered by their ``$trace_id``/``$span_id``, so the retried request does not send them
-twice. Spans that are neither product events nor LLM calls (HTTP, database…) are simply
-not forwarded.
+429) with ``Retry-After`` while Trubrics is failing. Events Trubrics refuses for good (a
+422) are counted in ``partial_success`` rather than retried. Events Trubrics already
+accepted are remembered by their ``$trace_id``/``$span_id``, so the retried request does
+not send them twice. Spans that are neither product events nor LLM calls (HTTP,
+database…) are simply not forwarded. HTTP framing (chunked bodies, keep-alive,
+``Expect: 100-continue``, gzip, stalled clients) is :mod:`~trubrics_otel.receive.http`'s.
 
 Configuration, by argument or else environment variable:
 
-===========  ========================  ==============================================
-argument     environment               default
-===========  ========================  ==============================================
-listen       TRUBRICS_BRIDGE_LISTEN    127.0.0.1:4319
-host         TRUBRICS_HOST             https://app.trubrics.com/api/ingestion
-api_key      TRUBRICS_API_KEY          none: each request's ``x-api-key`` is passed on
-max_body     TRUBRICS_BRIDGE_MAX_BODY  32 MiB, on the wire and once decompressed
-timeout      TRUBRICS_BRIDGE_TIMEOUT   3 s of trying Trubrics before answering 503
-===========  ========================  ==============================================
+==============  ==============================  =============================================
+argument        environment                     default
+==============  ==============================  =============================================
+listen          TRUBRICS_BRIDGE_LISTEN          127.0.0.1:4319 (OTLP/HTTP)
+grpc_listen     TRUBRICS_BRIDGE_GRPC_LISTEN     none (``off``); the command line's: 127.0.0.1:4320
+host            TRUBRICS_HOST                   https://app.trubrics.com/api/ingestion
+api_key         TRUBRICS_API_KEY                none: each request's ``x-api-key`` is passed on
+max_body        TRUBRICS_BRIDGE_MAX_BODY        32 MiB, on the wire and once decompressed
+timeout         TRUBRICS_BRIDGE_TIMEOUT         3 s of trying Trubrics before answering 503
+client_timeout  TRUBRICS_BRIDGE_CLIENT_TIMEOUT  30 s: an idle or stalled connection is closed
+policy          (the exporter's settings)       ``Policy()``: size limits, content capture
+==============  ==============================  =============================================
 """
 
 from __future__ import annotations
@@ -42,12 +50,12 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from trubrics_otel import semconv as sc
 from trubrics_otel import settings
+from trubrics_otel.deliver.exporter import policy_from_settings, price_and_redact
+from trubrics_otel.deliver.prices import load_price_table
 from trubrics_otel.deliver.transport import (
     EVENTS_PATH,
     LLM_EVENTS_PATH,
@@ -55,25 +63,24 @@ from trubrics_otel.deliver.transport import (
     Transport,
 )
 from trubrics_otel.receive import otlp
+from trubrics_otel.receive.http import HttpReceiver, Reply, Request
 from trubrics_otel.settings import DEFAULT_HOST
 from trubrics_otel.translate.encoder import Event, encode_spans
+from trubrics_otel.translate.redaction import Policy
 
 DEFAULT_LISTEN = "127.0.0.1:4319"
+DEFAULT_GRPC_LISTEN = "127.0.0.1:4320"  # next to 4319; a Collector on the same host has 4317
 DEFAULT_MAX_BODY = settings.BRIDGE_MAX_BODY.default
 DEFAULT_TIMEOUT_S = settings.BRIDGE_TIMEOUT.default
+DEFAULT_CLIENT_TIMEOUT_S = settings.BRIDGE_CLIENT_TIMEOUT.default
 RETRY_AFTER_S = 5
 TRACES_PATH = "/v1/traces"
 MAX_TRANSPORTS = 16  # distinct passed-through API keys kept warm
 REMEMBERED_EVENTS = 200_000  # delivered event ids kept to skip on a retried request
-MAX_CONCURRENT = 8  # requests decoded and forwarded at once: bounds memory under a flood
-_DRAIN_SECONDS = 2.0  # how long an over-size upload is read and discarded before closing
+MAX_CONCURRENT = 8  # requests decoded and forwarded at once, per protocol: bounds memory
 
-@dataclass
-class Answer:
-    status: int
-    body: bytes = b""
-    content_type: str = otlp.PROTOBUF
-    headers: dict[str, str] = field(default_factory=dict)
+Answer = Reply
+"""What one export request should get back, whatever the protocol."""
 
 
 class Bridge:
@@ -83,42 +90,66 @@ class Bridge:
         api_key: str | None = None,
         *,
         listen: str | None = None,
+        grpc_listen: str | None = None,
         max_body: int | None = None,
         timeout: float | None = None,
+        client_timeout: float | None = None,
+        policy: Policy | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         self._logger = logger or logging.getLogger("trubrics.bridge")
         self.host = settings.read(settings.HOST, host)
         self._api_key = settings.read(settings.API_KEY, api_key) or None
         self._listen = settings.address(listen) if listen else settings.read(settings.BRIDGE_LISTEN)
+        grpc = settings.address_or_off(grpc_listen) if grpc_listen else settings.read(settings.BRIDGE_GRPC_LISTEN)
+        self._grpc_listen = grpc or None
         self.max_body = int(settings.read(settings.BRIDGE_MAX_BODY, max_body))
         self.timeout = float(settings.read(settings.BRIDGE_TIMEOUT, timeout))
+        self.client_timeout = float(settings.read(settings.BRIDGE_CLIENT_TIMEOUT, client_timeout))
+        self.policy = policy or policy_from_settings(logger=self._logger)
+        self._prices = load_price_table()  # custom prices now; the maintained table on first use
         self._transports: collections.OrderedDict[str, Transport] = collections.OrderedDict()
         self._delivered: collections.OrderedDict[tuple[str, str, str], None] = collections.OrderedDict()
         self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(MAX_CONCURRENT)
         self._counts = collections.Counter[str]()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http: HttpReceiver | None = None
+        self._grpc: Any = None  # a GrpcReceiver, once started
 
     def __repr__(self) -> str:  # never the key
-        return f"Bridge(host={self.host!r}, listen={self.url if self._server else self._listen!r})"
+        return f"Bridge(host={self.host!r}, listen={self.url if self._http else self._listen!r})"
 
     # --- lifecycle -------------------------------------------------------------------
 
     def start(self) -> Bridge:
-        self._server = _Server(self._listen, _handler_for(self))
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.1,), name="trubrics-bridge", daemon=True
+        """Listen (HTTP, and gRPC when ``grpc_listen`` is set); an ``OSError`` if a port is taken.
+
+        gRPC needs the ``grpc`` extra: without it, :class:`~trubrics_otel.receive.grpc.GrpcUnavailable`.
+        """
+        self._http = HttpReceiver(
+            self._serve_http, self._listen, max_body=self.max_body, refuse=self._refuse_http,
+            threads=MAX_CONCURRENT, client_timeout=self.client_timeout, name="trubrics-bridge",
+            logger=self._logger,
         )
-        self._thread.start()
+        try:
+            if self._grpc_listen is not None:
+                from trubrics_otel.receive.grpc import GrpcReceiver
+
+                self._grpc = GrpcReceiver(self._export_grpc, self._grpc_listen, max_body=self.max_body,
+                                          threads=MAX_CONCURRENT, logger=self._logger).start()
+        except BaseException:
+            self._http.stop()
+            self._http = None
+            raise
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        if self._grpc is not None:
+            self._grpc.stop()
+            self._grpc = None
+        if self._http is not None:
+            self._http.stop()
+            self._http = None
         with self._lock:
             transports = list(self._transports.values())
             self._transports.clear()
@@ -133,10 +164,14 @@ class Bridge:
 
     @property
     def url(self) -> str:
-        if self._server is None:
+        if self._http is None:
             raise RuntimeError("the bridge is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._http.url
+
+    @property
+    def grpc_address(self) -> str | None:
+        """``host:port`` of the OTLP/gRPC receiver, or None when it is not running."""
+        return self._grpc.address if self._grpc is not None else None
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -172,8 +207,9 @@ class Bridge:
         self._count("skipped_spans", encoded.skipped)
         for message in problems[:5]:
             self._logger.warning("Rejected a span: %s", message)
+        events, llm_events = price_and_redact(encoded, self._prices, self.policy)
         deadline = time.monotonic() + self.timeout
-        for path, events in ((EVENTS_PATH, encoded.events), (LLM_EVENTS_PATH, encoded.llm_events)):
+        for path, events in ((EVENTS_PATH, events), (LLM_EVENTS_PATH, llm_events)):
             delivery = self._forward(key, path, events, deadline)
             if delivery.ok:
                 continue
@@ -226,7 +262,7 @@ class Bridge:
             self._count(f"answered_{status}")
             self._logger.error("Answered %d to an OTLP request: %s", status, message)
         return Answer(status, otlp.status_body(status, message, as_json=as_json),
-                      otlp.JSON if as_json else otlp.PROTOBUF)
+                      otlp.JSON if as_json else otlp.PROTOBUF, message=message)
 
     def _transport_send(self, key: str, path: str, events: list[Event], deadline: float) -> SendResult:
         with self._lock:
@@ -245,129 +281,34 @@ class Bridge:
         with self._lock:
             self._counts[name] += n
 
+    # --- the two protocols onto export() ---------------------------------------------
+
+    def _serve_http(self, request: Request) -> Answer:
+        path = request.path.rstrip("/") or "/"
+        if request.method in ("GET", "HEAD") and path == "/healthz":
+            return Answer(200, json.dumps({"status": "ok", **self.stats()}).encode(), otlp.JSON)
+        if request.method != "POST" or path != TRACES_PATH:
+            return self._refuse_http(404, f"only POST {TRACES_PATH} and GET /healthz are served here", request)
+        # The receiver already undid Content-Encoding (with the same size cap).
+        return self.export(request.body, request.header("content-type"), None, request.header("x-api-key"))
+
+    def _refuse_http(self, status: int, message: str, request: Request) -> Answer:
+        return self._refuse(status, message, otlp.media_type(request.header("content-type")) == otlp.JSON)
+
+    def _export_grpc(self, body: bytes, api_key: str | None) -> Answer:
+        self._count("grpc_requests")
+        return self.export(body, otlp.PROTOBUF, None, api_key)
+
 
 def _identity(key: str, path: str, event: Event) -> tuple[str, str, str]:
     properties = event.get("properties") or {}
     return (key, path, f"{properties.get(sc.PROP_TRACE_ID)}/{properties.get(sc.PROP_SPAN_ID)}")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-def _handler_for(bridge: Bridge) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "trubrics-otel-bridge"
-        sys_version = ""
-        disable_nagle_algorithm = True
-        timeout = 60  # an idle or stalled client does not hold a thread forever
-
-        def do_GET(self) -> None:  # noqa: N802
-            if self.path.split("?", 1)[0] != "/healthz":
-                return self._answer(Answer(404, b'{"detail":"Not Found"}', otlp.JSON))
-            body = json.dumps({"status": "ok", **bridge.stats()}).encode()
-            self._answer(Answer(200, body, otlp.JSON))
-
-        def do_POST(self) -> None:  # noqa: N802
-            as_json = otlp.media_type(self.headers.get("Content-Type")) == otlp.JSON
-            if self.path.split("?", 1)[0] != TRACES_PATH:
-                self._discard_body()
-                return self._answer(bridge._refuse(404, f"only {TRACES_PATH} is served here", as_json))
-            try:
-                length = int(self.headers.get("Content-Length", ""))
-                if length < 0:
-                    raise ValueError
-            except ValueError:
-                self.close_connection = True
-                return self._answer(bridge._refuse(411, "a Content-Length is required", as_json))
-            if length > bridge.max_body:
-                answer = bridge._refuse(
-                    413, f"body of {length} bytes exceeds the {bridge.max_body}-byte limit", as_json
-                )
-                return self._answer_and_drain(answer, length)
-            if not bridge._slots.acquire(timeout=1.0):
-                answer = bridge._refuse(503, "the bridge is busy", as_json)
-                answer.headers["Retry-After"] = "1"
-                return self._answer_and_drain(answer, length)
-            try:
-                body = self.rfile.read(length)
-                if len(body) < length:  # the client went away mid-body
-                    self.close_connection = True
-                    return
-                answer = bridge.export(
-                    body, self.headers.get("Content-Type"), self.headers.get("Content-Encoding"),
-                    self.headers.get("x-api-key"),
-                )
-            except Exception:  # a bug of ours: say so, and keep serving
-                bridge._logger.exception("The bridge failed on an OTLP request")
-                answer = bridge._refuse(500, "internal error in the bridge", as_json, log=False)
-            finally:
-                bridge._slots.release()
-            self._answer(answer)
-
-        def handle_expect_100(self) -> bool:
-            """Refuse an over-size upload before the client sends it."""
-            try:
-                length = int(self.headers.get("Content-Length", "0"))
-            except ValueError:
-                length = 0
-            if length > bridge.max_body:
-                self.close_connection = True
-                self._answer(bridge._refuse(413, f"body of {length} bytes is over the limit", False))
-                return False
-            return super().handle_expect_100()
-
-        def _answer(self, answer: Answer) -> None:
-            self.send_response(answer.status)
-            self.send_header("Content-Type", answer.content_type)
-            self.send_header("Content-Length", str(len(answer.body)))
-            for name, value in answer.headers.items():
-                self.send_header(name, value)
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(answer.body)
-            self.wfile.flush()
-
-        def _answer_and_drain(self, answer: Answer, length: int) -> None:
-            """Answer now, then read (bounded in time) what the client still sends and close:
-            closing on unread data would reset the connection before the client reads the 413."""
-            self.close_connection = True
-            self._answer(answer)
-            self.connection.settimeout(0.5)
-            end = time.monotonic() + _DRAIN_SECONDS
-            try:
-                while length > 0 and time.monotonic() < end:
-                    chunk = self.rfile.read1(min(length, 1 << 16))  # type: ignore[attr-defined]
-                    if not chunk:
-                        break
-                    length -= len(chunk)
-            except OSError:
-                pass
-
-        def _discard_body(self) -> None:
-            try:
-                length = int(self.headers.get("Content-Length", "0"))
-            except ValueError:
-                length = 0
-            if 0 < length <= bridge.max_body:
-                self.rfile.read(length)
-            elif length:
-                self.close_connection = True
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # access logs would be noise; problems are logged by the bridge
-
-    return Handler
-
-
-# --- command line ---------------------------------------------------------------------------
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen", help=f"host:port to listen on (TRUBRICS_BRIDGE_LISTEN; {DEFAULT_LISTEN})")
+    parser.add_argument("--grpc-listen", help="host:port for OTLP/gRPC, or off (TRUBRICS_BRIDGE_GRPC_LISTEN; "
+                        f"{DEFAULT_GRPC_LISTEN}; needs the grpc extra)")
     parser.add_argument("--host", help=f"Trubrics ingestion URL (TRUBRICS_HOST; {DEFAULT_HOST})")
     parser.add_argument(
         "--api-key",
@@ -377,16 +318,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"decompressed (TRUBRICS_BRIDGE_MAX_BODY; {DEFAULT_MAX_BODY})")
     parser.add_argument("--timeout", type=float, help="seconds of trying Trubrics before answering "
                         f"503 (TRUBRICS_BRIDGE_TIMEOUT; {DEFAULT_TIMEOUT_S})")
+    parser.add_argument("--client-timeout", type=float, help="seconds before an idle or stalled "
+                        f"connection is closed (TRUBRICS_BRIDGE_CLIENT_TIMEOUT; {DEFAULT_CLIENT_TIMEOUT_S:g})")
     parser.add_argument("--log-level", default="INFO", help="INFO by default")
 
 
 def run(args: argparse.Namespace) -> int:
+    from trubrics_otel.receive import grpc as otlp_grpc
+
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logger = logging.getLogger("trubrics")
     logger.setLevel(str(args.log_level).upper())
+    configured = settings.read(settings.BRIDGE_GRPC_LISTEN)
+    grpc_listen = args.grpc_listen or ("off" if configured is False else
+                                       f"{configured[0]}:{configured[1]}" if configured else DEFAULT_GRPC_LISTEN)
+    if grpc_listen != "off" and not otlp_grpc.available():
+        logger.warning("%s; serving OTLP/HTTP only", otlp_grpc.INSTALL_HINT)
+        grpc_listen = "off"
     try:
-        bridge = Bridge(args.host, args.api_key, listen=args.listen, max_body=args.max_body,
-                        timeout=args.timeout)
+        bridge = Bridge(args.host, args.api_key, listen=args.listen, grpc_listen=grpc_listen,
+                        max_body=args.max_body, timeout=args.timeout, client_timeout=args.client_timeout)
     except ValueError as exc:
         logger.error("Bad bridge setting: %s", exc)
         return 2
@@ -395,9 +346,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         bridge.start()
     except OSError as exc:
-        logger.error("Cannot listen on %s: %s", args.listen or DEFAULT_LISTEN, exc)
-        return 1
-    logger.info("Bridge listening on %s%s, forwarding to %s", bridge.url, TRACES_PATH, bridge.host)
+        logger.error("Cannot listen: %s", exc)
+        return 2
+    logger.info("Bridge listening on %s%s%s, forwarding to %s", bridge.url, TRACES_PATH,
+                f" and OTLP/gRPC {bridge.grpc_address}" if bridge.grpc_address else "", bridge.host)
     try:
         while not stop.wait(1.0):
             pass
@@ -406,4 +358,3 @@ def run(args: argparse.Namespace) -> int:
     bridge.stop()
     logger.info("Bridge stopped: %s", bridge.stats())
     return 0
-

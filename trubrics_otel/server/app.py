@@ -16,6 +16,7 @@ Routes (all on one port, stdlib ``http.server`` only):
 ``POST /publish_llm_events``   ``/api/ingestion/publish_events``); needs a non-empty ``x-api-key``
 ``POST /v1/traces``            OTLP/HTTP traces (protobuf or JSON), stored as Trubrics events
 ``GET /``, ``GET /api/...``     the page and the read API it uses: see :mod:`.read_api`
+gRPC ``TraceService/Export``   on ``grpc_port``; gRPC metrics and logs are answered OK and dropped
 =============================  =================================================================
 
 Ingestion answers like a FastAPI app: 401 without a key (or with the wrong one when
@@ -27,6 +28,10 @@ retry a 422) and says how many were stored. An all-valid batch gets 200 with
 ``{"stored": n, "duplicates": m}``; a retried batch is counted as duplicates, not stored
 twice. The read API needs no key on loopback (the default, 127.0.0.1); bound elsewhere it
 needs ``api_key``.
+OTLP spans pass the same redaction :class:`~trubrics_otel.translate.redaction.Policy` as the
+in-process exporter's (``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, size limits).
+HTTP framing (Content-Length or chunked, gzip, keep-alive, slow clients) is
+:mod:`trubrics_otel.receive.http`'s.
 """
 
 from __future__ import annotations
@@ -36,26 +41,29 @@ import json
 import logging
 import os
 import threading
-import zlib
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from trubrics_otel.translate.encoder import encode_spans
+from trubrics_otel.deliver.exporter import policy_from_settings, price_and_redact
+from trubrics_otel.deliver.prices import load_price_table
+from trubrics_otel.receive import otlp
+from trubrics_otel.receive.http import HttpReceiver, Reply, Request
 from trubrics_otel.receive.otlp import decode_request
 from trubrics_otel.server import read_api
 from trubrics_otel.server.store import DEFAULT_SESSION_TIMEOUT_S, Store
-from trubrics_otel.server.validation import EVENT, LLM_EVENT, validate_batch, validate_event
+from trubrics_otel.server.validation import (
+    EVENT,
+    LLM_EVENT,
+    validate_batch,
+    validate_event,
+)
+from trubrics_otel.translate.encoder import encode_spans
+from trubrics_otel.translate.redaction import Policy
 
 DEFAULT_PORT = 8787
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
-
-_POLL_S = 0.05  # how soon stop() is noticed by a background server
+DEFAULT_GRPC_PORT = 4317  # the OTLP default: an app with all-default OTLP settings lands here
 _INGESTION = {"publish_events": EVENT, "publish_llm_events": LLM_EVENT}
-_DRAIN_LIMIT_FACTOR = 8
-"""An oversized body up to this many times the limit is read and discarded, so the client
-sees the 413 instead of a reset connection; anything bigger is cut off."""
 
 
 class Response:
@@ -87,6 +95,8 @@ class LocalServer:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
         logger: logging.Logger | None = None,
+        grpc_port: int | None = None,
+        policy: Policy | None = None,
         read_needs_key: bool | None = None,
     ) -> None:
         """``read_needs_key``: whether the read API needs ``api_key``; by default, when
@@ -98,11 +108,16 @@ class LocalServer:
         self.max_body_bytes = max_body_bytes
         self.session_timeout_s = session_timeout_s
         self.logger = logger or logging.getLogger("trubrics.server")
+        self.grpc_port = grpc_port
+        """OTLP/gRPC port (0 = any free; None = no gRPC); the bound one once listening."""
+        self.policy = policy or policy_from_settings(logger=self.logger)
+        self._prices = load_price_table()  # OTLP spans are priced as the exporter prices them
+        self._http: HttpReceiver | None = None
+        self._grpc: Any = None  # a receive.grpc.GrpcReceiver
+        self._stopped = threading.Event()
         self._reads = read_api.ReadAPI(self.store, session_timeout_s=session_timeout_s,
                                        api_key=self._api_key,
             needs_key=read_needs_key if read_needs_key is not None else not read_api.is_loopback(host))
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"LocalServer(url={self.url!r}, db={str(self.store.path)!r})"
@@ -114,41 +129,56 @@ class LocalServer:
     # --- lifecycle -----------------------------------------------------------------------
 
     def bind(self) -> LocalServer:
-        if self._httpd is None:
+        """Listen on every port, or raise ``OSError`` (gRPC without grpcio: ``GrpcUnavailable``)."""
+        if self._http is None:
             self.store.count()  # create the database now: a bad path fails here, not later
-            self._httpd = _HTTPServer((self.host, self.port), _handler_for(self))
-            self.port = self._httpd.server_address[1]
+            self._http = HttpReceiver(
+                self._serve_http, (self.host, self.port), max_body=self.max_body_bytes,
+                refuse=lambda status, message, _: Reply(status, Response(status, {"detail": message}).payload(),
+                                                         "application/json"),
+                name="trubrics-local-server", logger=self.logger,
+            )
+            self.port = self._http.port
+            if self.grpc_port is not None:
+                try:
+                    from trubrics_otel.receive.grpc import GrpcReceiver
+
+                    self._grpc = GrpcReceiver(self._export_grpc, (self.host, self.grpc_port),
+                                              max_body=self.max_body_bytes, drop_other_signals=True,
+                                              logger=self.logger)
+                except BaseException:
+                    self._http.stop()
+                    self._http = None
+                    raise
+                self.grpc_port = self._grpc.port
         return self
 
     def start(self) -> LocalServer:
-        """Serve on a background thread; returns once the port is listening."""
+        """Serve on background threads; returns once the ports are listening."""
         self.bind()
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever, args=(_POLL_S,),  # type: ignore[union-attr]
-                name="trubrics-local-server", daemon=True,
-            )
-            self._thread.start()
+        self._stopped.clear()
+        if self._grpc is not None:
+            self._grpc.start()
+        self._http.start()  # type: ignore[union-attr]
         return self
 
     def serve_forever(self) -> None:
         """Serve until ``stop()`` or Ctrl-C (which propagates, after a clean stop)."""
         self.start()
         try:
-            while self._thread is not None and self._thread.is_alive():
-                self._thread.join(0.5)
+            while not self._stopped.wait(0.5):
+                pass
         finally:
             self.stop()
 
     def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        if self._thread is not None:
-            httpd.shutdown()
-            self._thread.join(timeout=10)
-            self._thread = None
-        httpd.server_close()
+        http, self._http = self._http, None
+        grpc, self._grpc = self._grpc, None
+        self._stopped.set()
+        if grpc is not None:
+            grpc.stop()
+        if http is not None:
+            http.stop()
 
     def __enter__(self) -> LocalServer:
         return self.start()
@@ -187,14 +217,17 @@ class LocalServer:
         return Response(200, {"stored": stored, "duplicates": duplicates})
 
     def ingest_otlp(self, body: bytes, content_type: str) -> Response:
-        """OTLP/HTTP traces → the same encoder the exporter uses → the store."""
+        """OTLP traces → the same encoder and policy the exporter uses → the store."""
         try:
             spans = decode_request(body, content_type)
+        except otlp.UnsupportedMediaType as exc:
+            return Response(415, {"detail": str(exc)})
         except Exception as exc:  # a malformed request, whatever the decoder raises
             return Response(400, {"detail": f"invalid OTLP request: {exc}"})
         encoded = encode_spans(spans)
-        events = [e for e, errors in (validate_event(x, EVENT) for x in encoded.events) if not errors]
-        llm = [e for e, errors in (validate_event(x, LLM_EVENT) for x in encoded.llm_events) if not errors]
+        events, llm_events = price_and_redact(encoded, self._prices, self.policy)
+        events = [e for e, errors in (validate_event(x, EVENT) for x in events) if not errors]
+        llm = [e for e, errors in (validate_event(x, LLM_EVENT) for x in llm_events) if not errors]
         skipped = len(encoded.events) + len(encoded.llm_events) - len(events) - len(llm)
         if skipped:
             self.logger.warning("/v1/traces: %d encoded events were invalid and not stored", skipped)
@@ -208,126 +241,47 @@ class LocalServer:
         status, body, content_type, headers = self._reads.handle(path, params, api_key)
         return Response(status, body, content_type, headers)
 
+    # --- HTTP and gRPC onto the methods above (called from the receivers' threads) -------
+
+    def _serve_http(self, request: Request) -> Reply:
+        try:
+            if request.method == "POST":
+                response = self._post(request)
+            elif request.method in ("GET", "HEAD"):
+                response = self.query(request.path, request.query, request.header("x-api-key"))
+            else:
+                response = Response(405, {"detail": "Method Not Allowed"})
+        except BadQuery as exc:
+            response = Response(400, {"detail": str(exc)})
+        except Exception:
+            self.logger.exception("%s %s failed", request.method, request.path)
+            response = Response(500, {"detail": "internal error"})
+        return Reply(response.status, response.payload(), response.content_type, response.headers)
+
+    def _post(self, request: Request) -> Response:
+        path = request.path.rstrip("/")
+        name = path.rsplit("/", 1)[-1]
+        is_otlp = path == "/v1/traces"
+        if name not in _INGESTION and not is_otlp:
+            return Response(404, {"detail": "Not Found"})
+        # OTLP exporters send no key by default: there, one is needed only when configured
+        if (not is_otlp or self.requires_key) and not self.authorised(request.header("x-api-key")):
+            return Response(401, {"detail": "Missing or invalid API key (x-api-key header)"})
+        if is_otlp:
+            return self.ingest_otlp(request.body, request.header("content-type"))
+        return self.ingest(name, request.body)
+
+    def _export_grpc(self, body: bytes, api_key: str | None) -> Reply:
+        if self.requires_key and not self.authorised(api_key):
+            return Reply(401, message="Missing or invalid API key (x-api-key metadata)")
+        response = self.ingest_otlp(body, otlp.PROTOBUF)
+        detail = response.body.get("detail") if isinstance(response.body, dict) else None
+        return Reply(response.status, response.payload() if response.status == 200 else b"",
+                     message=str(detail or ""))
+
 
 BadQuery = read_api.BadQuery
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
-    logger = server.logger
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "trubrics-otel"
-        timeout = 120  # idle keep-alive connections are closed after this
-        wbufsize = 1 << 16
-        disable_nagle_algorithm = True
-
-        def do_POST(self) -> None:  # noqa: N802
-            path = urlsplit(self.path).path.rstrip("/")
-            name = path.rsplit("/", 1)[-1]
-            is_otlp = path == "/v1/traces"
-            if name not in _INGESTION and not is_otlp:
-                self._discard_body()
-                return self._send(Response(404, {"detail": "Not Found"}))
-            # OTLP exporters send no key by default: there, one is needed only when configured
-            if (not is_otlp or server.requires_key) and not server.authorised(self.headers.get("x-api-key")):
-                self._discard_body()
-                return self._send(Response(401, {"detail": "Missing or invalid API key (x-api-key header)"}))
-            body = self._read_body()
-            if isinstance(body, Response):
-                return self._send(body)
-            try:
-                if is_otlp:
-                    response = server.ingest_otlp(body, self.headers.get("Content-Type", ""))
-                else:
-                    response = server.ingest(name, body)
-            except Exception:
-                logger.exception("Storing a batch at %s failed", path)
-                response = Response(500, {"detail": "internal error while storing events"})
-            self._send(response)
-
-        def do_GET(self) -> None:  # noqa: N802
-            parts = urlsplit(self.path)
-            params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-            try:
-                response = server.query(parts.path, params, self.headers.get("x-api-key"))
-            except BadQuery as exc:
-                response = Response(400, {"detail": str(exc)})
-            except Exception:
-                logger.exception("Query %s failed", parts.path)
-                response = Response(500, {"detail": "internal error"})
-            self._send(response)
-
-        def _read_body(self) -> bytes | Response:
-            length_text = self.headers.get("Content-Length")
-            if length_text is None:
-                self.close_connection = True
-                return Response(411, {"detail": "Content-Length required"})
-            try:
-                length = int(length_text)
-                if length < 0:
-                    raise ValueError
-            except ValueError:
-                self.close_connection = True
-                return Response(400, {"detail": "invalid Content-Length"})
-            if length > server.max_body_bytes:
-                self._discard_body()
-                return Response(413, {"detail": f"body over {server.max_body_bytes} bytes"})
-            body = self.rfile.read(length)
-            if self.headers.get("Content-Encoding", "").lower() == "gzip":
-                try:
-                    body = _gunzip(body, server.max_body_bytes)
-                except ValueError as exc:
-                    return Response(413, {"detail": str(exc)})
-                except (OSError, EOFError, zlib.error):
-                    return Response(400, {"detail": "invalid gzip body"})
-            return body
-
-        def _discard_body(self) -> None:
-            """Read an unwanted body so the client gets our answer, up to a bound."""
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                length = 0
-            if length > server.max_body_bytes * _DRAIN_LIMIT_FACTOR:
-                self.close_connection = True
-                return
-            while length > 0:
-                chunk = self.rfile.read(min(length, 1 << 16))
-                if not chunk:
-                    break
-                length -= len(chunk)
-
-        def _send(self, response: Response) -> None:
-            payload = response.payload()
-            self.send_response(response.status)
-            self.send_header("Content-Type", response.content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            for key, value in response.headers.items():
-                self.send_header(key, value)
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            logger.debug("%s %s", self.address_string(), format % args)
-
-    return Handler
-
-
-def _gunzip(data: bytes, limit: int) -> bytes:
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    out = inflater.decompress(data, limit + 1)
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise ValueError(f"decompressed body over {limit} bytes")
-    return out

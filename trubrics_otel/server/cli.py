@@ -2,7 +2,7 @@
 
 ::
 
-    trubrics-otel serve                          # http://127.0.0.1:8787, page at /
+    trubrics-otel serve                          # http://127.0.0.1:8787, page at /; OTLP/gRPC on 4317
     trubrics-otel events --user u1 --since 2h    # newest 50, as a table (--json for JSON)
     trubrics-otel sessions
     trubrics-otel threads                        # list; ``threads <id>`` shows one conversation
@@ -23,9 +23,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from trubrics_otel.server.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, LocalServer
+from trubrics_otel.server.app import (
+    DEFAULT_GRPC_PORT,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_PORT,
+    LocalServer,
+)
 from trubrics_otel.server.read_api import is_loopback
-from trubrics_otel.server.store import DEFAULT_SESSION_TIMEOUT_S, Store, default_db_path, parse_time
+from trubrics_otel.server.store import (
+    DEFAULT_SESSION_TIMEOUT_S,
+    Store,
+    default_db_path,
+    parse_time,
+)
 
 
 class Command:
@@ -43,6 +53,9 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     _db_argument(parser)
     parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = any free)")
+    parser.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT,
+                        help=f"OTLP/gRPC port (default {DEFAULT_GRPC_PORT}, the OTLP default; 0 = any free)")
+    parser.add_argument("--no-grpc", action="store_true", help="no OTLP/gRPC listener")
     parser.add_argument("--api-key", default=None,
                         help="accept only this x-api-key (default: any non-empty key)")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
@@ -58,18 +71,27 @@ def _serve(args: argparse.Namespace) -> int:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(handler)
     logger.propagate = False
+    from trubrics_otel.receive import grpc as otlp_grpc
+
+    grpc_port = None if args.no_grpc else args.grpc_port
+    if grpc_port is not None and not otlp_grpc.available():
+        logger.warning("%s; serving OTLP/HTTP only", otlp_grpc.INSTALL_HINT)
+        grpc_port = None
     server = LocalServer(
         args.db, host=args.bind, port=args.port, api_key=args.api_key,
         max_body_bytes=args.max_body_bytes, session_timeout_s=args.session_timeout * 60, logger=logger,
+        grpc_port=grpc_port,
     )
     try:
         server.bind()
     except OSError as exc:
-        print(f"trubrics-otel serve: cannot listen on {args.bind}:{args.port}: {exc}", file=sys.stderr)
-        return 1
+        print(f"trubrics-otel serve: {exc}", file=sys.stderr)
+        return 2
     print(f"trubrics-otel local server: {server.url}  (db: {server.store.path})", flush=True)
     print(f"  send events:  Trubrics(api_key=\"local-dev-key\", host=\"{server.url}\")", flush=True)
     print(f"  OTLP traces:  {server.url}/v1/traces", flush=True)
+    if server.grpc_port is not None:
+        print(f"  OTLP/gRPC:    {args.bind}:{server.grpc_port}  (opentelemetry-instrument's default)", flush=True)
     print(f"  look at them: {server.url}/   (Ctrl-C stops)", flush=True)
     if not is_loopback(args.bind):
         print("  the page and read API need the x-api-key given by --api-key here"
@@ -173,9 +195,11 @@ def _threads(args: argparse.Namespace) -> int:
     rows.reverse()
     if args.json:
         return _print_json(rows)
-    print(format_table(["thread", "users", "turns", "last", "models", "tokens in/out", "errors", "first prompt"], [
+    print(format_table(["thread", "users", "turns", "last", "models", "tokens in/out", "cost $", "errors",
+                        "first prompt"], [
         [t["thread_id"], ", ".join(t["users"]), t["turns"], _local(t["end"]), ", ".join(t["models"]),
-         f"{t['input_tokens'] or 0}/{t['output_tokens'] or 0}", t["errors"] or "", t["title"] or ""]
+         f"{t['input_tokens'] or 0}/{t['output_tokens'] or 0}", _usd(t.get("cost_usd")), t["errors"] or "",
+         t["title"] or ""]
         for t in rows
     ]))
     return 0
@@ -183,6 +207,37 @@ def _threads(args: argparse.Namespace) -> int:
 
 threads = Command("Conversation threads from the local store; give an id to read one.",
                   _threads_arguments, _threads)
+
+
+# --- users -------------------------------------------------------------------------------------
+
+
+def _users_arguments(parser: argparse.ArgumentParser) -> None:
+    _source_arguments(parser)
+    parser.add_argument("--limit", type=int, default=50, help="most recently seen N users (default 50)")
+
+
+def _users(args: argparse.Namespace) -> int:
+    rows = _fetch(args, "users", {"limit": args.limit}, lambda store: store.users(limit=args.limit))
+    rows.reverse()
+    if args.json:
+        return _print_json(rows)
+    print(format_table(["user", "events", "llm", "threads", "tokens in/out", "cost $", "errors", "last seen"], [
+        [u["user_id"], u["events"], u["llm_events"], u.get("threads", ""),
+         f"{u['input_tokens'] or 0}/{u['output_tokens'] or 0}", _usd(u.get("cost_usd")), u["errors"] or "",
+         _local(u["last_seen"])]
+        for u in rows
+    ]))
+    return 0
+
+
+users = Command("Users from the local store: events, LLM calls, tokens and what they cost.",
+                _users_arguments, _users)
+
+
+def _usd(cost: float | None) -> str:
+    """A cost for a table: empty when unknown (never a 0 that reads as free)."""
+    return "" if cost is None else f"{cost:.4f}"
 
 
 # --- formatting (pure) -------------------------------------------------------------------------

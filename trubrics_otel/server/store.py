@@ -52,7 +52,14 @@ from trubrics_otel import semconv as sc
 from trubrics_otel import settings
 from trubrics_otel.server import derived, queries
 from trubrics_otel.server.queries import EventFilter
-from trubrics_otel.server.times import iso, now_us, parse_time, parse_timestamp, timestamp_us, to_us
+from trubrics_otel.server.times import (
+    iso,
+    now_us,
+    parse_time,
+    parse_timestamp,
+    timestamp_us,
+    to_us,
+)
 
 __all__ = ["Store", "default_db_path", "iso", "parse_time", "parse_timestamp", "timestamp_us", "to_us"]
 

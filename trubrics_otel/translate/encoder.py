@@ -45,6 +45,7 @@ from trubrics_otel.translate.conventions import (
     prefixed_properties,
     read_span,
 )
+from trubrics_otel.translate.cost import span_cost
 from trubrics_otel.translate.jsonable import MAX_PROPERTIES_CHARS, encode_fast
 from trubrics_otel.translate.tracked import (
     EVENT,
@@ -122,6 +123,9 @@ def encode_span(span: ReadableSpan, *, all_spans: bool = False) -> tuple[str | N
             "timestamp": iso_timestamp(span.end_time),
         }
     assert isinstance(call, LlmCall)
+    carried = span_cost(attributes)  # a cost the instrumentation computed wins over ours
+    if carried:
+        properties.update(carried)
     return "llm", {
         "user_id": user_id_of(attributes),
         "prompt": call.prompt,

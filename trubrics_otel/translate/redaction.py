@@ -99,6 +99,11 @@ class Policy:
         event["properties"] = properties
         return event
 
+    def apply_all(self, events: list[Event], llm_events: list[Event]) -> tuple[list[Event], list[Event]]:
+        """An encoded batch as it may leave: the one call of the exporter, the bridge and the server."""
+        apply = self.apply
+        return [apply("event", e) for e in events], [apply("llm", e) for e in llm_events]
+
     def _masked(self, value: Any, failed: Any) -> Any:
         try:
             return self.mask(value)  # type: ignore[misc]

@@ -57,7 +57,8 @@ function chart(title, xs, series) {
     series: [{}, ...series.map(([label, , dashed, color], i) => ({
       label, stroke: COLORS[(color ?? i) % COLORS.length], width: 2, dash: dashed ? [6, 4] : undefined, spanGaps: false, points: { show: xs.length < 60 },
     }))],
-    axes: [{}, { size: 80 }],
+    // tick labels at full precision: uPlot's default rounds 0.0025 and 0.003 to the same text
+    axes: [{}, { size: 80, values: (u, splits) => splits.map(v => v == null ? "" : String(+v.toPrecision(6))) }],
   };
   new uPlot(opts, [xs, ...series.map(([, values]) => values)], box);
   return box;

@@ -38,7 +38,12 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from trubrics_otel import semconv as sc
 from trubrics_otel.translate.conventions import genai, google_adk, openinference, openllmetry
-from trubrics_otel.translate.conventions.base import Attributes, Convention, LlmCall, SpanEvent
+from trubrics_otel.translate.conventions.base import (
+    Attributes,
+    Convention,
+    LlmCall,
+    SpanEvent,
+)
 from trubrics_otel.translate.messages import plain
 
 __all__ = ["CONVENTIONS", "Convention", "LlmCall", "SpanEvent", "read_span", "read_llm_call",

@@ -15,7 +15,13 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.translate.conventions.base import Attributes, Convention, LlmCall, SpanEvent, usage_properties
+from trubrics_otel.translate.conventions.base import (
+    Attributes,
+    Convention,
+    LlmCall,
+    SpanEvent,
+    usage_properties,
+)
 from trubrics_otel.translate.conventions.openllmetry import flattened_messages
 from trubrics_otel.translate.messages import (
     as_list,

@@ -1,0 +1,345 @@
+"""The receivers' framing, over raw sockets and a raw gRPC channel: chunked bodies the way
+Node.js exporters send them, every broken upload we could think of, and gRPC status codes.
+After each bad request the receiver still answers the next good one."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from test_bridge import assert_serves, good_body
+from trubrics_otel.receive.bridge import Bridge
+from trubrics_otel.receive.grpc import SERVICE
+from trubrics_otel.server import LocalServer
+
+from conftest import API_KEY
+
+CAP = 4 << 20
+HEAD = b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+
+
+@pytest.fixture
+def bridge(endpoint):
+    with Bridge(host=endpoint.url, api_key=API_KEY, listen="127.0.0.1:0", grpc_listen="127.0.0.1:0",
+                max_body=CAP, timeout=1.0, client_timeout=1) as running:
+        yield running
+
+
+def connect(bridge) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", int(bridge.url.rsplit(":", 1)[1])), timeout=30)
+
+
+def chunked(body: bytes, size: int = 1000) -> bytes:
+    """``body`` in chunks of ``size`` bytes, then the last chunk: what Node's http module writes."""
+    pieces = [b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size]) for i in range(0, len(body), size)]
+    return b"".join(pieces) + b"0\r\n\r\n"
+
+
+def response(conn: socket.socket) -> bytes:
+    """One whole response, headers and body (empty if the server closed), nothing more."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(1)  # byte by byte: never into the next response
+        if not chunk:
+            return data
+        data += chunk
+    length = next((int(line.split(b":")[1]) for line in data.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while length > 0:
+        chunk = conn.recv(length)
+        if not chunk:
+            break
+        data, length = data + chunk, length - len(chunk)
+    return data
+
+
+# --- chunked HTTP --------------------------------------------------------------------------
+
+
+def test_chunked_gzip_without_content_length_like_node(bridge, endpoint):
+    """The Node.js OTLP exporters' request: chunked, gzipped, no Content-Length; twice on one
+    keep-alive connection."""
+    with connect(bridge) as conn:
+        for n in (1, 2):
+            conn.sendall(HEAD + b"Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"
+                         b"Connection: keep-alive\r\n\r\n" + chunked(gzip.compress(good_body(3)), 700))
+            head = response(conn)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            assert endpoint.wait_for_events(3 * n) == 3 * n
+
+
+def test_expect_100_continue_with_a_chunked_body(bridge, endpoint):
+    with connect(bridge) as conn:
+        conn.sendall(HEAD + b"Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n")
+        assert response(conn).startswith(b"HTTP/1.1 100 Continue")
+        conn.sendall(chunked(good_body(2)))
+        assert response(conn).startswith(b"HTTP/1.1 200")
+    assert endpoint.wait_for_events(2) == 2
+
+
+def test_endless_chunked_body_gets_413_before_the_end(bridge, endpoint):
+    """A chunked upload 16x the cap: 413 arrives while the client is still sending."""
+    piece = b"%x\r\n" % 65536 + b"\0" * 65536 + b"\r\n"
+    sent, answer = 0, b""
+    with connect(bridge) as conn:
+        conn.sendall(HEAD + b"Transfer-Encoding: chunked\r\n\r\n")
+        conn.setblocking(False)
+        try:
+            while sent < 16 * CAP and not answer:
+                try:
+                    answer = conn.recv(4096)
+                except BlockingIOError:
+                    conn.setblocking(True)
+                    conn.sendall(piece)
+                    conn.setblocking(False)
+                    sent += len(piece)
+        except OSError:  # the server closed after answering; the answer is still readable
+            pass
+        conn.settimeout(30)
+        answer = answer or conn.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:100]
+    assert sent < 16 * CAP
+    assert bridge.stats()["answered_413"] == 1
+    assert_serves(bridge, endpoint)
+
+
+def test_truncated_mid_chunk(bridge, endpoint):
+    with connect(bridge) as conn:
+        conn.sendall(HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(good_body(1))[:-30])
+    assert_serves(bridge, endpoint)
+    assert endpoint.count() == 1  # the broken one was never forwarded
+
+
+@pytest.mark.parametrize("size_line, status", [
+    (b"zz", b"400"), (b"-5", b"400"), (b"5;=", b"400"), (b"\r\nqq", b"400"),
+    (b"1" * 40, b"413"),  # announced past the cap: refused at once, not waited for
+])
+def test_malformed_chunk_size(bridge, endpoint, size_line, status):
+    with connect(bridge) as conn:
+        conn.sendall(HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + size_line + b"\r\nabcde\r\n0\r\n\r\n")
+        assert response(conn).startswith(b"HTTP/1.1 " + status)
+    assert_serves(bridge, endpoint)
+
+
+def test_stalled_client_is_cut_off_and_others_are_served(bridge, endpoint):
+    with connect(bridge) as stalled:
+        stalled.sendall(HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(good_body(1))[:40])
+        assert_serves(bridge, endpoint)  # while one client stalls mid-body
+        assert stalled.recv(4096) == b""  # closed by the bridge after client_timeout (1 s)
+    assert endpoint.count() == 1
+
+
+def test_connections_cost_no_thread_each(bridge, endpoint):
+    """100 clients stalled mid-body: served on the fixed pool, no thread per connection."""
+    import threading
+
+    assert_serves(bridge, endpoint)
+    threads_before = threading.active_count()
+    stalled = [connect(bridge) for _ in range(100)]
+    try:
+        for conn in stalled:
+            conn.sendall(HEAD + b"Content-Length: 1000\r\n\r\n" + b"\0" * 10)
+        assert_serves(bridge, endpoint)
+        assert threading.active_count() - threads_before < 10
+    finally:
+        for conn in stalled:
+            conn.close()
+
+
+def test_gzip_bomb_in_a_chunked_body(bridge, endpoint):
+    bomb = gzip.compress(b"\0" * (64 << 20), compresslevel=9)
+    with connect(bridge) as conn:
+        conn.sendall(HEAD + b"Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(bomb, 8192))
+        assert response(conn).startswith(b"HTTP/1.1 413")
+    assert_serves(bridge, endpoint)
+
+
+def test_deflate_body(bridge, endpoint):
+    import zlib
+
+    with connect(bridge) as conn:
+        conn.sendall(HEAD + b"Content-Encoding: deflate\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     + chunked(zlib.compress(good_body(2))))
+        assert response(conn).startswith(b"HTTP/1.1 200")
+    assert endpoint.wait_for_events(2) == 2
+
+
+def test_serve_takes_chunked_gzip_on_every_route(tmp_path):
+    """The local server shares the layer: OTLP, the ingestion API and the read API on one
+    keep-alive connection, chunked and gzipped like a Node.js sender; its 413 is its JSON."""
+    import json
+
+    from test_server_ingestion import event
+
+    with LocalServer(tmp_path / "e.sqlite3", max_body_bytes=1 << 20) as server, \
+            socket.create_connection(("127.0.0.1", server.port), timeout=30) as conn:
+        conn.sendall(HEAD + b"Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     + chunked(gzip.compress(good_body(2))))
+        assert response(conn).startswith(b"HTTP/1.1 200")
+        batch = gzip.compress(json.dumps([event(1)]).encode())
+        conn.sendall(b"POST /publish_events HTTP/1.1\r\nHost: x\r\nx-api-key: k\r\nContent-Type: application/json\r\n"
+                     b"Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(batch, 10))
+        assert response(conn).startswith(b"HTTP/1.1 200")
+        conn.sendall(b"GET /api/stats HTTP/1.1\r\nHost: x\r\n\r\n")
+        stats = response(conn)
+        assert stats.startswith(b"HTTP/1.1 200")
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as big:
+            try:
+                big.sendall(HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(b"\0" * (3 << 19), 65536))
+            except OSError:  # closed after its 413, which is still there to read
+                pass
+            head = response(big)
+            assert head.startswith(b"HTTP/1.1 413") and b"application/json" in head
+        counts = server.store.count()
+    assert (counts["events"], counts["llm_events"]) == (1, 2)
+
+
+# --- gRPC ----------------------------------------------------------------------------------
+
+
+def export_call(bridge, channel_options=()):
+    channel = grpc.insecure_channel(bridge.grpc_address, options=list(channel_options))
+    return channel, channel.unary_unary(f"/{SERVICE}/Export")  # raw bytes both ways
+
+
+def assert_grpc_serves(bridge, endpoint) -> None:
+    before = endpoint.count()
+    channel, export = export_call(bridge)
+    with channel:
+        answer = ExportTraceServiceResponse.FromString(export(good_body(1), timeout=30))
+    assert not answer.HasField("partial_success")
+    assert endpoint.count() == before + 1
+
+
+def grpc_error(call) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as caught:
+        call()
+    return caught.value
+
+
+def test_grpc_garbage_is_invalid_argument(bridge, endpoint):
+    channel, export = export_call(bridge)
+    with channel:
+        error = grpc_error(lambda: export(b"\xff\x00garbage" * 100, timeout=30))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "protobuf" in error.details()
+    assert_grpc_serves(bridge, endpoint)
+    assert_serves(bridge, endpoint)  # and HTTP too
+
+
+def test_grpc_while_trubrics_is_down_is_unavailable_with_retry_info(bridge, endpoint):
+    endpoint.fail_for(60, status=503)
+    channel, export = export_call(bridge)
+    with channel:
+        error = grpc_error(lambda: export(good_body(1), timeout=30))
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    details = dict(error.trailing_metadata())["grpc-status-details-bin"]
+    status = status_pb2.Status.FromString(details)
+    retry = error_details_pb2.RetryInfo()
+    assert status.details[0].Unpack(retry)
+    assert retry.retry_delay.seconds >= 1
+
+
+def test_grpc_too_large_is_resource_exhausted(bridge, endpoint):
+    channel, export = export_call(bridge, [("grpc.max_send_message_length", 64 << 20)])
+    with channel:
+        error = grpc_error(lambda: export(b"\0" * (CAP + 1), timeout=30))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert_grpc_serves(bridge, endpoint)
+
+
+def test_grpc_gzip_bomb_is_resource_exhausted(bridge, endpoint):
+    """grpcio checks the size once decompressed: a small gzip of 64 MiB is refused."""
+    channel = grpc.insecure_channel(bridge.grpc_address, compression=grpc.Compression.Gzip)
+    with channel:
+        export = channel.unary_unary(f"/{SERVICE}/Export")
+        error = grpc_error(lambda: export(b"\0" * (64 << 20), timeout=60))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert_grpc_serves(bridge, endpoint)
+
+
+def test_grpc_without_a_key_is_unauthenticated(endpoint):
+    with Bridge(host=endpoint.url, listen="127.0.0.1:0", grpc_listen="127.0.0.1:0") as keyless:
+        channel, export = export_call(keyless)
+        with channel:
+            error = grpc_error(lambda: export(good_body(1), timeout=30))
+            assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+            export(good_body(1), metadata=[("x-api-key", API_KEY)], timeout=30)  # passed through
+    assert endpoint.count() == 1
+
+
+def test_grpc_partial_success(bridge, endpoint):
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    request = ExportTraceServiceRequest.FromString(good_body(2))
+    request.resource_spans[0].scope_spans[0].spans[0].trace_id = b""
+    channel, export = export_call(bridge)
+    with channel:
+        answer = ExportTraceServiceResponse.FromString(export(request.SerializeToString(), timeout=30))
+    assert answer.partial_success.rejected_spans == 1
+    assert "trace id" in answer.partial_success.error_message
+
+
+# --- without grpcio ----------------------------------------------------------------------------
+
+
+def test_without_grpcio_the_error_names_the_extra(tmp_path, monkeypatch):
+    from trubrics_otel.receive.grpc import GrpcUnavailable
+
+    monkeypatch.setitem(__import__("sys").modules, "grpc", None)  # as if not installed
+    with pytest.raises(GrpcUnavailable, match=r"pip install 'trubrics-otel\[grpc\]'"):
+        LocalServer(tmp_path / "e.sqlite3", grpc_port=0).bind()
+
+
+def test_serve_without_grpcio_says_so_once_and_keeps_http(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    import requests
+
+    hide_grpc = ("import sys; sys.modules['grpc'] = None; from trubrics_otel.cli import main; "
+                 f"sys.exit(main(['serve', '--port', '0', '--db', {str(tmp_path / 'e.sqlite3')!r}]))")
+    child = subprocess.Popen([sys.executable, "-c", hide_grpc], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        url = child.stdout.readline().split()[3]
+        assert requests.post(f"{url}/v1/traces", data=good_body(1), timeout=10,
+                             headers={"Content-Type": "application/x-protobuf"}).status_code == 200
+    finally:
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=15)
+    assert child.returncode == 0
+    assert "OTLP/gRPC" not in out
+    (line,) = [line for line in err.splitlines() if "grpc" in line.lower()]
+    assert "pip install 'trubrics-otel[grpc]'" in line
+
+
+def test_bridge_without_grpcio_says_so_once_and_keeps_http(endpoint):
+    import subprocess
+    import sys
+
+    import requests
+
+    from rotel_collector import free_port
+
+    port = free_port()
+    hide_grpc = ("import sys; sys.modules['grpc'] = None; from trubrics_otel.cli import main; "
+                 f"sys.exit(main(['bridge', '--listen', '127.0.0.1:{port}', '--api-key', {API_KEY!r}, "
+                 f"'--host', {endpoint.url!r}]))")
+    child = subprocess.Popen([sys.executable, "-c", hide_grpc], stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [child.stderr.readline() for _ in range(2)]  # the warning, then "listening"
+        assert requests.post(f"http://127.0.0.1:{port}/v1/traces", data=good_body(1), timeout=10,
+                             headers={"Content-Type": "application/x-protobuf"}).status_code == 200
+    finally:
+        child.terminate()
+        child.communicate(timeout=15)
+    assert child.returncode == 0 and endpoint.count() == 1
+    assert "pip install 'trubrics-otel[grpc]'" in lines[0] and "OTLP/HTTP only" in lines[0]
+    assert "listening" in lines[1] and "gRPC" not in lines[1]
