@@ -2,11 +2,13 @@
 
 The recorded fixtures (``tests/fixtures/spans``, checked field by field in
 ``test_fixture_expectations.py``) show each library's usual output; these tests hold the
-readers' rules at their edges: which tool call a tool run answers, token counts written the older way, and spans that only look like model calls.
+readers' rules at their edges: which tool call a tool run answers, token counts written
+the older way, and spans that only look like model calls.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
@@ -202,6 +204,26 @@ def test_content_adk_did_not_capture_is_no_prompt() -> None:
     assert isinstance(call, LlmCall)
     assert (call.prompt, call.generation) == ("", "")
     assert call.properties["provider"] == "gemini"
+
+
+def test_adk_1x_call_llm_counts_the_thoughts_from_geminis_own_usage() -> None:
+    response = {"content": {"role": "model", "parts": [{"text": "Hi"}]},
+                "usage_metadata": {"prompt_token_count": 10, "candidates_token_count": 2,
+                                   "thoughts_token_count": 5, "cached_content_token_count": 4}}
+    older_call_llm = {  # ADK 1.x: output_tokens without the thoughts
+        "gen_ai.system": "gcp.vertex.agent", "gen_ai.request.model": "gemini-2.5-flash",
+        "gcp.vertex.agent.llm_request": json.dumps(
+            {"contents": [{"role": "user", "parts": [{"text": "Hello"}]}]}),
+        "gcp.vertex.agent.llm_response": json.dumps(response),
+        "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 2,
+    }
+    call = read_span(span(1, older_call_llm, name="call_llm"))
+    assert isinstance(call, LlmCall)
+    assert (call.prompt, call.generation, call.model) == ("Hello", "Hi", "gemini-2.5-flash")
+    assert {k: call.properties[k] for k in ("input_tokens", "output_tokens", "reasoning_tokens",
+                                            "cache_read_input_tokens")} == {
+        "input_tokens": 10, "output_tokens": 7, "reasoning_tokens": 5, "cache_read_input_tokens": 4}
+    assert "provider" not in call.properties  # gcp.vertex.agent is ADK, not the model's provider
 
 
 def test_adk_tool_spans_and_wrappers_are_no_model_calls() -> None:

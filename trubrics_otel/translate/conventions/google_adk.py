@@ -90,8 +90,9 @@ def read_call_llm(attributes: Attributes) -> LlmCall:
     properties = genai.genai_properties(attributes)
     if properties.get(sc.PROP_PROVIDER) == ADK_ITSELF:
         del properties[sc.PROP_PROVIDER]
-    usage = genai_usage_properties(attributes)  # ADK's, already normalised
-    properties.update(usage or token_properties("gemini", response.get("usage_metadata")))
+    # Gemini's own usage first: ADK 1.x wrote gen_ai.usage.output_tokens without the thoughts
+    usage = token_properties("gemini", response.get("usage_metadata"))
+    properties.update(usage or genai_usage_properties(attributes))
     model = (
         text_or_none(response.get("model_version"))
         or text_or_none(attributes.get(sc.GEN_AI_REQUEST_MODEL))
