@@ -85,8 +85,9 @@ def read(span: ReadableSpan) -> LlmCall | SpanEvent | None:
 
 
 def is_model_call(span: ReadableSpan, call: LlmCall) -> bool:
-    """Not a model call: an LLM-kind span whose recorded input and output hold no request
-    or reply we can read, with no messages, no tokens and no error (see the module docstring)."""
+    """Whether an LLM-kind span is a model call. It is not when its recorded input and output
+    hold no request or reply we can read and it has no messages, tokens or error (see the
+    module docstring)."""
     if call.prompt or call.generation or span.status.status_code is StatusCode.ERROR:
         return True
     attributes = span.attributes or {}
