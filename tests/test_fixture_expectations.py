@@ -25,11 +25,7 @@ from trubrics_otel.deliver.transport import EVENTS_PATH, LLM_EVENTS_PATH
 from trubrics_otel.semconv import ANONYMOUS_USER_ID
 from trubrics_otel.translate.encoder import Encoded
 
-PENDING: set[str] = {
-    "anthropic-openinference", "google-adk-content", "google-adk-legacy", "google-adk-openinference",
-    "langchain-openinference", "langchain-openinference-with-openai", "llama-index-openinference",
-    "openai-agents-chatcompletions", "openai-agents-responses",
-}
+PENDING: set[str] = set()
 SECONDS = "<seconds>"
 
 CASES = sorted(

@@ -89,11 +89,20 @@ def halves(spans: list[Any]) -> tuple[list[Any], list[Any]]:
     middle = len(spans) // 2
     return spans[:middle], spans[middle:]
 
+SPLIT_ACROSS_REQUESTS = {  # known limits of a receiver that cannot hold spans back (README)
+    ("llama-index-openinference", "tool_call"):
+        "a tool run that records no call id is matched to its reply within one request only",
+    ("google-adk-legacy", "tool_call"):
+        "the poorer view of a call went out in the first request; its richer twin is dropped, not merged",
+}
+
 
 @pytest.mark.parametrize("source, case", READY, ids=[f"{s}/{c}" for s, c in READY])
 def test_ancestors_first_in_two_requests_give_the_spec(bridged: Any, source: str, case: str) -> None:
     if (source, case) in CARRIER_BEFORE_ITS_CALLS:
         pytest.skip(WHY_CARRIER_FIRST_FAILS)
+    if (source, case) in SPLIT_ACROSS_REQUESTS:
+        pytest.xfail(SPLIT_ACROSS_REQUESTS[source, case])
     spans = sorted(own_traces(load(source, case)), key=lambda s: (s.start_time, s.context.span_id))
     received, merged = through_bridge(bridged, *halves(spans))
     assert_matches_spec(received, expected_of(source, case))

@@ -124,7 +124,7 @@ def expected_llm_events(lib: str) -> list[dict[str, Any]]:
     }
     model, snapshot = "gpt-4o-mini", "gpt-4o-mini-2024-07-18"
     stream_params = {"stream": True} if lib == "openinference" else {}
-    if lib == "openllmetry":  # its chunk events time the first token
+    if lib in ("openllmetry", "openinference"):  # chunk events / "First Token Stream Event"
         stream_params["time_to_first_token"] = "<seconds>"
     return [
         llm(

@@ -102,7 +102,9 @@ NOTES = {
 
 
 def is_llm_span(span: SpanDict) -> bool:
-    if MODE == "legacy":
+    if MODE == "legacy":  # call_llm; when it failed it records nothing, its generate_content child does
+        if span["status"]["code"] == "ERROR":
+            return span["name"].startswith("generate_content ")
         return span["name"] == "call_llm"
     if (
         MODE == "openinference"
@@ -118,7 +120,9 @@ def event(prompt: str | None, generation: str | None, **kwargs: Any) -> dict[str
     kwargs.setdefault("model", RESPONSE_MODEL if MODE in WITH_RESPONSE_MODEL else MODEL)
     if "output_tokens" in kwargs:
         kwargs.update(cache_read=fake.CACHED, reasoning=fake.THOUGHTS)
-    kwargs.setdefault("provider", "gemini" if MODE == "genai-instrumentor" else "gcp.gemini")
+    # what the spans say: ADK's schema v2 writes gcp.gemini; v1 (legacy) only says gemini, on
+    # call_llm's generate_content child (call_llm's own gen_ai.system is ADK, gcp.vertex.agent)
+    kwargs.setdefault("provider", "gemini" if MODE in ("genai-instrumentor", "legacy") else "gcp.gemini")
     return llm_event(prompt=prompt, generation=generation, **kwargs)
 
 
@@ -256,7 +260,7 @@ def record() -> None:
                         None,
                         model=fake.FAIL_MODEL,
                         error="ServerError",
-                        provider="gcp.gemini",
+                        provider="gemini" if MODE == "legacy" else "gcp.gemini",
                     )
                 ],
                 llm_spans=is_llm_span,

@@ -47,6 +47,7 @@ from trubrics_otel.translate.conventions import (
     prefixed_properties,
     read_span,
 )
+from trubrics_otel.translate.conventions.openinference_tools import tool_call_ids
 from trubrics_otel.translate.cost import span_cost
 from trubrics_otel.translate.duplicates import (
     CallSignature,
@@ -94,6 +95,8 @@ def encode_spans(
     memory = memory if memory is not None else TraceMemory()
     spans = list(spans)
     memory.remember(span for span in spans if span.__class__ is not TrackedSpan)
+    # tool runs that recorded no call id, matched to the reply that asked for them (in-batch)
+    call_ids = tool_call_ids(span for span in spans if span.__class__ is not TrackedSpan)
     encoded = Encoded()
     calls: list[tuple[CallSignature, Event]] = []
     for span in spans:
@@ -119,6 +122,8 @@ def encode_spans(
         elif kind == "llm":
             encoded.llm_events.append(event)
         else:
+            if call_ids and span.context.span_id in call_ids:
+                event["properties"].setdefault(sc.PROP_TOOL_CALL_ID, call_ids[span.context.span_id])
             encoded.events.append(event)
     if calls:
         try:

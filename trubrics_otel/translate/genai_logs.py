@@ -13,7 +13,8 @@ and is emitted *before* the span ends, so the join is local and exact::
 :func:`trubrics_otel.capture.configure` does this when given ``logger_provider=``. The wrapped
 processor sees each ended span with the content added as ``gen_ai.input.messages`` /
 ``gen_ai.output.messages`` (the span's own attributes win), so the rule table reads one
-form only. Content waits at most for ``max_spans`` spans; a record whose span never ends
+form only; a details record's ``user.id`` (Google ADK writes its Runner's user only there)
+joins too. Content waits at most for ``max_spans`` spans; a record whose span never ends
 here is dropped oldest first.
 """
 
@@ -111,16 +112,20 @@ class GenAIContentJoiner(LogRecordProcessor):
 def _content_attributes(records: list[tuple[str, Mapping[str, Any]]]) -> dict[str, str]:
     inputs: list[Any] = []
     outputs: list[Any] = []
+    who: dict[str, str] = {}
     for name, content in records:
         if name == sc.GEN_AI_DETAILS_EVENT:
             inputs.extend(_list(content.get(sc.GEN_AI_INPUT_MESSAGES)))
             outputs.extend(_list(content.get(sc.GEN_AI_OUTPUT_MESSAGES)))
+            user = content.get(sc.USER_ID)  # Google ADK puts its Runner's user only here
+            if isinstance(user, str) and user:
+                who[sc.USER_ID] = user
     older_inputs, older_outputs = messages_from_events(
         (name, content) for name, content in records if name != sc.GEN_AI_DETAILS_EVENT
     )
     inputs.extend(older_inputs)
     outputs.extend(older_outputs)
-    extra = {}
+    extra = dict(who)
     if inputs:
         extra[sc.GEN_AI_INPUT_MESSAGES] = json.dumps(inputs, default=str)
     if outputs:

@@ -47,6 +47,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from trubrics_otel import semconv as sc
 from trubrics_otel.translate.conventions import (
     genai,
+    google_adk,
     litellm,
     openinference,
     openllmetry,
@@ -171,8 +172,10 @@ VERCEL_AI_TOOL = vercel_ai.VERCEL_AI_TOOL
 LITELLM = litellm.LITELLM
 LITELLM_RAW = litellm.LITELLM_RAW
 
+GOOGLE_ADK = google_adk.GOOGLE_ADK
+
 CONVENTIONS: tuple[Convention, ...] = (
-    VERCEL_AI, VERCEL_AI_TOOL, LITELLM, GENAI, GENAI_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE,
+    GOOGLE_ADK, VERCEL_AI, VERCEL_AI_TOOL, LITELLM, GENAI, GENAI_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE,
     LITELLM_RAW,
 )
 """Tried in order; the first convention that recognises a span reads it."""

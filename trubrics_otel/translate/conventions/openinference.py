@@ -1,9 +1,30 @@
-"""OpenInference (Arize Phoenix): ``openinference.span.kind = LLM`` spans.
+"""OpenInference (Arize Phoenix): ``openinference.span.kind`` LLM and TOOL spans.
 
-Messages in ``llm.input_messages.{i}.message.*`` / ``llm.output_messages.{i}.message.*``
-(tool calls included), else the raw ``input.value`` / ``output.value``; tokens in
-``llm.token_count.*``; the response model in ``llm.model_name``, the request in
-``llm.invocation_parameters`` (JSON).
+Used by OpenInference's instrumentations of LangChain/LangGraph, LlamaIndex, the OpenAI
+Agents SDK, Anthropic, OpenAI, Google ADK… (spec: ``Arize-ai/openinference`` ``spec/``).
+The user and session they record (``user.id``, ``session.id``, and LangChain's
+``config={"metadata": {"user_id": …}}`` left inside the ``metadata`` JSON) are the shared
+key lists' business (``conventions/__init__.py``)::
+
+    read(span)              # LlmCall for an LLM span, SpanEvent for a TOOL span, None otherwise
+    tool_call_ids(spans)    # tool span id → call id, for TOOL spans that do not say it
+
+- LLM span: messages in ``llm.input_messages.{i}.message.*`` / ``llm.output_messages.{i}.
+  message.*`` (text in ``.content`` or in ``.contents.{j}.message_content.text``; tool calls
+  in ``.tool_calls.{j}.tool_call.*``), or a completions API's ``llm.prompts.{i}.prompt.text``
+  / ``llm.choices.{i}.completion.text``, else the raw ``input.value`` / ``output.value``
+  (chat completions, Responses, Anthropic or LangChain JSON, or plain text). Tokens in
+  ``llm.token_count.*``, where ``prompt`` INCLUDES ``prompt_details.cache_read`` /
+  ``.cache_write`` and ``completion`` includes ``completion_details.reasoning``; details a
+  span leaves out are taken from the provider usage in ``output.value`` when it has one.
+  Model: ``llm.model_name`` (LangChain streams: the request model, so the response model in
+  ``output.value`` wins). Time to first token: LlamaIndex's ``First Token Stream Event``.
+- An LLM-kind span with no messages, tokens or error, whose ``input.value`` / ``output.value``
+  hold no request or reply, describes no model call (LlamaIndex gives the LLM kind to every
+  method of an LLM object, e.g. the request-building ``_prepare_chat_with_tools``): :func:`read`
+  returns ``None`` for it.
+- AGENT / CHAIN / RETRIEVER… spans are wrappers: not recognised.
+- TOOL span: an ``execute_tool <tool.name>`` event (:mod:`.openinference_tools`).
 """
 
 from __future__ import annotations
@@ -12,33 +33,81 @@ from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import StatusCode
 
 from trubrics_otel import semconv as sc
 from trubrics_otel.translate.conventions.base import (
     Attributes,
     Convention,
     LlmCall,
-    usage_properties,
+    SpanEvent,
+)
+from trubrics_otel.translate.conventions.openinference_tools import (
+    TOOL_KIND,
+    read_tool,
+    tool_call_ids,
+)
+from trubrics_otel.translate.conventions.tokens import (
+    TIME_TO_FIRST_TOKEN,
+    as_count,
+    token_properties,
 )
 from trubrics_otel.translate.messages import (
     assistant_text,
     indexed,
     last_user_text,
     parse_json,
+    summarise_tool_calls,
     text_or_none,
 )
 
+__all__ = ["OPENINFERENCE", "read", "read_llm", "read_tool", "recognises", "tool_call_ids"]
+
+PROMPTS_PREFIX = "llm.prompts."
+CHOICES_PREFIX = "llm.choices."
+REQUEST_MODEL_NAME = "llm.request.model_name"
+RESPONSE_MODEL_NAME = "llm.response.model_name"
+TOKEN_COUNT_PREFIX = "llm.token_count."
+CACHE_READ = "llm.token_count.prompt_details.cache_read"
+CACHE_WRITE = "llm.token_count.prompt_details.cache_write"
+REASONING = "llm.token_count.completion_details.reasoning"
+FIRST_TOKEN_EVENT = "First Token Stream Event"
+
 # invocation parameters that are the request itself, not a setting worth a property
-_OPENINFERENCE_NOT_PARAMETERS = frozenset({"model", "messages", "tools", "stream_options"})
+_NOT_PARAMETERS = frozenset({"model", "messages", "tools", "stream_options"})
 
 
 def recognises(attributes: Attributes) -> bool:
-    return attributes.get(sc.OPENINFERENCE_SPAN_KIND) == sc.OPENINFERENCE_LLM
+    return attributes.get(sc.OPENINFERENCE_SPAN_KIND) in (sc.OPENINFERENCE_LLM, TOOL_KIND)
 
 
-def read(span: ReadableSpan) -> LlmCall:
+def read(span: ReadableSpan) -> LlmCall | SpanEvent | None:
     attributes = span.attributes or {}
-    properties = usage_properties(attributes)
+    if attributes.get(sc.OPENINFERENCE_SPAN_KIND) == TOOL_KIND:
+        return read_tool(span)
+    call = read_llm(span)
+    return call if is_model_call(span, call) else None
+
+
+def is_model_call(span: ReadableSpan, call: LlmCall) -> bool:
+    """Whether an LLM-kind span is a model call. It is not when its recorded input and output
+    hold no request or reply we can read and it has no messages, tokens or error (see the
+    module docstring)."""
+    if call.prompt or call.generation or span.status.status_code is StatusCode.ERROR:
+        return True
+    attributes = span.attributes or {}
+    if not (attributes.get(sc.INPUT_VALUE) or attributes.get(sc.OUTPUT_VALUE)):
+        return True  # nothing at all recorded (content hidden): still a call
+    prefixes = (sc.LLM_INPUT_MESSAGES_PREFIX, sc.LLM_OUTPUT_MESSAGES_PREFIX, TOKEN_COUNT_PREFIX,
+                PROMPTS_PREFIX, CHOICES_PREFIX)
+    return any(key.startswith(prefixes) for key in attributes)
+
+
+def read_llm(span: ReadableSpan) -> LlmCall:
+    attributes = span.attributes or {}
+    request = parse_json(attributes.get(sc.INPUT_VALUE))
+    response = parse_json(attributes.get(sc.OUTPUT_VALUE))
+    properties: dict[str, Any] = {}
     provider = attributes.get(sc.LLM_PROVIDER) or attributes.get(sc.LLM_SYSTEM)
     if provider:
         properties[sc.PROP_PROVIDER] = provider
@@ -47,56 +116,219 @@ def read(span: ReadableSpan) -> LlmCall:
     parameters = parse_json(attributes.get(sc.LLM_INVOCATION_PARAMETERS))
     parameters = parameters if isinstance(parameters, Mapping) else {}
     for key, value in parameters.items():
-        if key not in _OPENINFERENCE_NOT_PARAMETERS:
+        if key not in _NOT_PARAMETERS:
             properties[key] = value
-    request_model = parameters.get("model")
-    response_model = attributes.get(sc.LLM_MODEL_NAME)
-    if request_model and response_model and request_model != response_model:
+    properties.update(tokens(attributes, provider, response))
+    first_token = time_to_first_token(span)
+    if first_token is not None:
+        properties[TIME_TO_FIRST_TOKEN] = first_token
+
+    request_model = text_or_none(parameters.get("model")) or text_or_none(
+        attributes.get(REQUEST_MODEL_NAME)
+    )
+    model = (
+        _langchain_response_model(response)
+        or text_or_none(attributes.get(RESPONSE_MODEL_NAME))
+        or text_or_none(attributes.get(sc.LLM_MODEL_NAME))
+        or request_model
+    )
+    if request_model and model and request_model != model:
         properties[sc.PROP_REQUEST_MODEL] = request_model
 
-    inputs = [_openinference_message(m) for m in indexed(attributes, sc.LLM_INPUT_MESSAGES_PREFIX)]
-    outputs = [
-        _openinference_message(m) for m in indexed(attributes, sc.LLM_OUTPUT_MESSAGES_PREFIX)
-    ]
-    prompt = last_user_text(inputs)
-    if not prompt:  # no flattened messages: the raw request
-        request = parse_json(attributes.get(sc.INPUT_VALUE))
-        prompt = last_user_text(request.get("messages")) if isinstance(request, Mapping) else ""
-        if not prompt and request is None:  # plain text, not JSON
-            prompt = text_or_none(attributes.get(sc.INPUT_VALUE)) or ""
-    generation = assistant_text(outputs)
-    if not generation:  # the raw response
-        response = parse_json(attributes.get(sc.OUTPUT_VALUE))
-        if isinstance(response, Mapping) and isinstance(response.get("choices"), list):
-            generation = assistant_text(
-                [c.get("message") for c in response["choices"] if isinstance(c, Mapping)]
-            )
-        elif response is None:  # plain text, not JSON
-            generation = text_or_none(attributes.get(sc.OUTPUT_VALUE)) or ""
-    return LlmCall(
-        prompt=prompt,
-        generation=generation,
-        model=text_or_none(response_model or request_model),
-        properties=properties,
-    )
+    inputs = messages(attributes, sc.LLM_INPUT_MESSAGES_PREFIX)
+    outputs = messages(attributes, sc.LLM_OUTPUT_MESSAGES_PREFIX)
+    prompts = _texts(attributes, PROMPTS_PREFIX, "prompt.text")  # completions APIs
+    choices = _texts(attributes, CHOICES_PREFIX, "completion.text")
+    if inputs:
+        prompt = last_user_text(inputs)
+    else:
+        prompt = prompts[-1] if prompts else _prompt_of_request(request, attributes)
+    if outputs:
+        generation = assistant_text(outputs)
+    else:
+        generation = "\n".join(choices) or _generation_of_response(response, attributes)
+    return LlmCall(prompt=prompt, generation=generation, model=model, properties=properties)
 
 
-def _openinference_message(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"message.role": …, "message.tool_calls.0.tool_call.function.name": …}`` → message."""
-    message: dict[str, Any] = {
-        "role": flat.get("message.role"),
-        "content": flat.get("message.content"),
-    }
-    calls = [
-        {
-            "name": c.get("tool_call.function.name"),
-            "arguments": c.get("tool_call.function.arguments", ""),
-        }
-        for c in indexed(flat, "message.tool_calls.")
-    ]
+def messages(attributes: Attributes, prefix: str) -> list[dict[str, Any]]:
+    """``llm.input_messages.{i}.message.*`` → ``[{"role", "content", "tool_calls"}]``."""
+    return [_message(flat) for flat in indexed(attributes, prefix)]
+
+
+def _texts(attributes: Attributes, prefix: str, key: str) -> list[str]:
+    """``llm.prompts.{i}.prompt.text`` → texts; also the older plain list ``llm.prompts``."""
+    flat = [str(item[key]) for item in indexed(attributes, prefix) if item.get(key) is not None]
+    listed = attributes.get(prefix.rstrip("."))
+    if not flat and isinstance(listed, (list, tuple)):
+        flat = [item for item in listed if isinstance(item, str)]
+    return flat
+
+
+def _message(flat: Mapping[str, Any]) -> dict[str, Any]:
+    content = flat.get("message.content")
+    parts = indexed(flat, "message.contents.")
+    if content is None and parts:
+        content = "".join(
+            str(part.get("message_content.text") or "")
+            for part in parts
+            if part.get("message_content.type", "text") == "text"
+        )
+    calls = indexed(flat, "message.tool_calls.")
+    if not calls:  # Anthropic's tool_use blocks, among the contents
+        calls = [part for part in parts if "tool_call.function.name" in part]
+    # an empty text beside tool calls is no text: the calls are the reply
+    message: dict[str, Any] = {"role": flat.get("message.role"), "content": content or None}
     if calls:
-        message["tool_calls"] = calls
+        message["tool_calls"] = [
+            {
+                "id": call.get("tool_call.id"),
+                "name": call.get("tool_call.function.name"),
+                "arguments": call.get("tool_call.function.arguments", ""),
+            }
+            for call in calls
+        ]
     return message
 
 
-OPENINFERENCE = Convention("openinference", recognises, read)
+def tokens(attributes: Attributes, provider: Any, response: Any) -> dict[str, Any]:
+    """Token properties from ``llm.token_count.*``, gaps filled from the raw usage."""
+    raw = token_properties(str(provider) if provider else None, _raw_usage(response))
+    prompt = as_count(attributes.get(sc.LLM_TOKEN_COUNT_PROMPT))
+    completion = as_count(attributes.get(sc.LLM_TOKEN_COUNT_COMPLETION))
+    if prompt is None and completion is None:
+        return raw
+    usage = {sc.GEN_AI_USAGE_INPUT_TOKENS: prompt, sc.GEN_AI_USAGE_OUTPUT_TOKENS: completion}
+    for name, (attribute, prop) in _DETAILS.items():
+        value = as_count(attributes.get(attribute))
+        usage[name] = value if value is not None else raw.get(prop)
+    counted = token_properties(None, usage) or _uncached_prompt_made_total(usage)
+    total = as_count(attributes.get(sc.LLM_TOKEN_COUNT_TOTAL))
+    if counted and isinstance(total, int) and not isinstance(total, bool):
+        counted[sc.PROP_TOTAL_TOKENS] = total
+    return counted
+
+
+_DETAILS = {
+    sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: (CACHE_READ, sc.PROP_CACHE_READ_INPUT_TOKENS),
+    sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: (CACHE_WRITE, sc.PROP_CACHE_CREATION_INPUT_TOKENS),
+    sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: (REASONING, sc.PROP_REASONING_TOKENS),
+}
+"""GenAI usage name ← OpenInference detail attribute, and the property it becomes."""
+
+
+def _uncached_prompt_made_total(usage: dict[str, Any]) -> dict[str, Any]:
+    """Older Anthropic instrumentations wrote Anthropic's uncached ``input_tokens`` as the
+    prompt count, so the cache parts exceed it: the whole input is their sum."""
+    prompt = usage[sc.GEN_AI_USAGE_INPUT_TOKENS]
+    cache = [usage[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] or 0,
+             usage[sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] or 0]
+    counts = [prompt, *cache]
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+        return {}
+    if sum(cache) <= prompt:
+        return {}  # not that mistake: something else is wrong with these counts
+    return token_properties(None, {**usage, sc.GEN_AI_USAGE_INPUT_TOKENS: prompt + sum(cache)})
+
+
+def _raw_usage(response: Any) -> Any:
+    """The provider's usage object inside ``output.value``, in a shape ``normalise_usage`` reads."""
+    if isinstance(response, list) and response and isinstance(response[0], Mapping):
+        response = response[0]  # the OpenAI Agents SDK's streamed chat completion
+    if not isinstance(response, Mapping):
+        return None
+    generation = _langchain_generation(response)
+    if generation is not None:
+        kwargs = _get(generation, "message", "kwargs") or {}
+        usage = kwargs.get("usage_metadata") if isinstance(kwargs, Mapping) else None
+        return _langchain_usage(usage) if isinstance(usage, Mapping) else None
+    return response.get("usage") or response.get("usage_metadata")
+
+
+def _langchain_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
+    """LangChain's ``usage_metadata`` (totals include cache and reasoning) as GenAI usage."""
+    details_in = usage.get("input_token_details") or {}
+    details_out = usage.get("output_token_details") or {}
+    return {
+        sc.GEN_AI_USAGE_INPUT_TOKENS: usage.get("input_tokens"),
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS: usage.get("output_tokens"),
+        sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: details_in.get("cache_read"),
+        sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: details_in.get("cache_creation"),
+        sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: details_out.get("reasoning"),
+    }
+
+
+def time_to_first_token(span: ReadableSpan) -> float | None:
+    for event in span.events:
+        if event.name == FIRST_TOKEN_EVENT and span.start_time is not None:
+            return max(0, event.timestamp - span.start_time) / 1e9
+    return None
+
+
+def _prompt_of_request(request: Any, attributes: Attributes) -> str:
+    if isinstance(request, Mapping):
+        return last_user_text(request.get("messages"))
+    if isinstance(request, list):  # Responses API input items
+        return last_user_text(request)
+    if request is None:  # plain text, not JSON
+        return text_or_none(attributes.get(sc.INPUT_VALUE)) or ""
+    return ""
+
+
+def _generation_of_response(response: Any, attributes: Attributes) -> str:
+    if isinstance(response, list) and response and isinstance(response[0], Mapping):
+        response = response[0]
+    if isinstance(response, Mapping):
+        if isinstance(response.get("choices"), list):  # chat completions
+            return assistant_text(
+                [c.get("message") for c in response["choices"] if isinstance(c, Mapping)]
+            )
+        if isinstance(response.get("output"), list):  # Responses API
+            return _responses_text(response["output"])
+        if isinstance(response.get("content"), list):  # Anthropic Messages
+            return assistant_text([{"role": "assistant", "content": response["content"]}])
+        return ""
+    if response is None:  # plain text, not JSON
+        return text_or_none(attributes.get(sc.OUTPUT_VALUE)) or ""
+    return ""
+
+
+def _responses_text(items: list[Any]) -> str:
+    texts = [
+        str(part.get("text", ""))
+        for item in items
+        if isinstance(item, Mapping) and item.get("type") == "message"
+        for part in item.get("content") or ()
+        if isinstance(part, Mapping)
+    ]
+    if any(texts):
+        return "".join(texts)
+    calls = [i for i in items if isinstance(i, Mapping) and i.get("type") == "function_call"]
+    return summarise_tool_calls(calls)
+
+
+def _langchain_generation(response: Any) -> Mapping[str, Any] | None:
+    """The first generation of a serialised LangChain ``LLMResult``."""
+    generations = response.get("generations") if isinstance(response, Mapping) else None
+    first = generations[0] if isinstance(generations, list) and generations else None
+    generation = first[0] if isinstance(first, list) and first else None
+    return generation if isinstance(generation, Mapping) else None
+
+
+def _langchain_response_model(response: Any) -> str | None:
+    generation = _langchain_generation(response)
+    if generation is None:
+        return None
+    return text_or_none(_get(generation, "generation_info", "model_name")) or text_or_none(
+        _get(generation, "message", "kwargs", "response_metadata", "model_name")
+    )
+
+
+def _get(value: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+OPENINFERENCE = Convention("openinference", recognises, read)  # type: ignore[arg-type]
