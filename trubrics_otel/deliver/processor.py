@@ -51,6 +51,12 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger("trubrics")
 
+SPILL_ABOVE = 0.75
+"""Journal fill (share of the ring) past which the worker moves its oldest records to the
+spool between batches: the export is far behind (an outage, a burst beyond the ring)."""
+SPILL_RECORDS = 1_000
+"""Records moved per spill: a few ``write()`` calls of 100 events each."""
+
 
 class SpoolingSpanProcessor(SpanProcessor):
     def __init__(
@@ -231,7 +237,20 @@ class SpoolingSpanProcessor(SpanProcessor):
             _logger.exception("Trubrics export failed")
         if ticket:
             journal.release(ticket)  # type: ignore[union-attr]
+        if journal is not None:
+            self._keep_room(journal)
         return bool(batch or ticket)
+
+    def _keep_room(self, journal: Journal) -> None:
+        """Between batches, so that ``track()`` keeps finding room and never faults: ready the
+        journal's next pages, and when the export falls far behind, spill the oldest records
+        to the spool in batches (released only once the spool holds them: ``kill -9`` safe)."""
+        journal.prepare_ahead()
+        if journal.unreleased > journal.capacity * SPILL_ABOVE:
+            records, ticket = journal.read(SPILL_RECORDS)
+            if records:
+                self._exporter.spool_records(records)
+                journal.release(ticket)
 
     def _drain(self, limit: int | None = None) -> list[ReadableSpan]:
         batch: list[ReadableSpan] = []
