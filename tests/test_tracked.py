@@ -109,3 +109,12 @@ def test_bytes_of_another_version_or_shape_are_refused():
         from_bytes(b"not marshal")
     with pytest.raises(UnknownFormat):
         from_bytes(to_bytes((VERSION + 1, EVENT, 1, 2, 0, None, ("u", "e", None, 0))))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(-(10**18), 4 * 10**18), st.integers(0, 2))
+def test_the_record_timestamp_is_the_iso_timestamp(time_ns, repeat):
+    from trubrics_otel.translate.encoder import iso_timestamp, record_timestamp
+
+    for ns in (time_ns, time_ns - time_ns % 10**9, time_ns + repeat):  # whole seconds, same second
+        assert record_timestamp(ns) == iso_timestamp(ns)

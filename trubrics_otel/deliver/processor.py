@@ -31,6 +31,7 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from opentelemetry.context import Context
@@ -147,6 +148,26 @@ class SpoolingSpanProcessor(SpanProcessor):
             return
         self.overflowed += 1  # the ring is full (or the record too big for it): to the spool
         self._exporter.spool_records([payload])
+
+    def journal_appender(self) -> Callable[[bytes], bool] | None:
+        """``enqueue_record`` for a record's bytes, cut to what the app's thread must do:
+        append to the journal, wake the worker on a full batch. It answers False when it did
+        nothing (no worker yet, a full ring, shut down, forked): then use ``enqueue_record``."""
+        journal = self.journal
+        if journal is None:
+            return None
+        append, wake, batch_size = journal.append, self._wake, self._batch_size
+
+        def append_payload(payload: bytes) -> bool:
+            if self.journal is not journal or self._shutdown or self._worker is None:
+                return False
+            if not append(payload):
+                return False
+            if journal.appended - journal.consumed >= batch_size and not wake.is_set():
+                wake.set()
+            return True
+
+        return append_payload
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Export everything queued now; False if the worker's export outlasts the timeout."""
