@@ -1,6 +1,7 @@
 """Export cost per event, by stage: stored record → span → event → policy → JSON → HTTP POST.
 
     python benchmarks/bench_export.py            # both payloads, 20,000 events each, best of 3
+    python benchmarks/bench_export.py --stdlib   # the same without orjson (the [fast] extra)
 
 The records are what ``track()`` / ``track_llm()`` store in the journal, with the peer
 benchmark's payloads (``benchmarks/peers/peers.py``: a small event with 4 properties, and an
@@ -19,6 +20,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+if "--stdlib" in sys.argv:
+    sys.modules["orjson"] = None  # type: ignore[assignment]  # as if it were not installed
 
 from peers import ASSISTANT_ID, LATENCY_S, THREAD_ID, make_payload  # noqa: E402
 from sink import SinkProcess  # noqa: E402
