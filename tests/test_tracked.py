@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace import ReadableSpan
@@ -11,14 +12,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from trubrics_otel import semconv as sc
 from trubrics_otel.capture.context import UserContext, stamp
 from trubrics_otel.translate.encoder import encode_record, encode_span
-from trubrics_otel.translate.tracked import (
-    EVENT,
-    LLM,
-    VERSION,
-    TrackedSpan,
-    from_bytes,
-    to_bytes,
-)
+from trubrics_otel.translate.record_codec import UnknownFormat
+from trubrics_otel.translate.tracked import EVENT, LLM, VERSION, TrackedSpan, from_bytes, to_bytes
 
 texts = st.text(max_size=20)
 names = st.text(min_size=1, max_size=12)
@@ -108,6 +103,18 @@ def test_properties_marshal_cannot_store_go_as_json():
 
 
 def test_bytes_of_another_version_or_shape_are_refused():
-    assert from_bytes(b"not marshal") is None
-    assert from_bytes(to_bytes((VERSION + 1, EVENT, 1, 2, 0, None, ("u", "e", None, 0)))) is None
+    assert from_bytes(b"\x02not marshal") is None  # damaged: skipped (and logged by callers)
     assert from_bytes(to_bytes((VERSION, EVENT, 1, 2, 0, None, ("u", "e")))) is None
+    with pytest.raises(UnknownFormat):  # newer: refused, for the caller to keep, never dropped
+        from_bytes(b"not marshal")
+    with pytest.raises(UnknownFormat):
+        from_bytes(to_bytes((VERSION + 1, EVENT, 1, 2, 0, None, ("u", "e", None, 0))))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(-(10**18), 4 * 10**18), st.integers(0, 2))
+def test_the_record_timestamp_is_the_iso_timestamp(time_ns, repeat):
+    from trubrics_otel.translate.encoder import iso_timestamp, record_timestamp
+
+    for ns in (time_ns, time_ns - time_ns % 10**9, time_ns + repeat):  # whole seconds, same second
+        assert record_timestamp(ns) == iso_timestamp(ns)

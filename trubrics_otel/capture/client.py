@@ -46,6 +46,7 @@ from trubrics_otel import semconv as sc
 from trubrics_otel import settings
 from trubrics_otel.capture.arguments import Properties, event_body, llm_body, time_ns
 from trubrics_otel.capture.context import current_user_context, stamp
+from trubrics_otel.capture.fast_path import FastEnqueue, fast_enqueue
 from trubrics_otel.capture.tracing import Tracing, TracingMethods
 from trubrics_otel.deliver.exporter import TrubricsSpanExporter
 from trubrics_otel.deliver.prices import PricesArgument
@@ -158,6 +159,8 @@ class Trubrics(TracingMethods):
         self._closed = False
         self._sampler = sampler_for(sample_rate)
         self._sampled_out_count = 0
+        self._fast: FastEnqueue | None = None
+        """Set once started on the private provider with a journal and no sampling."""
 
     def __repr__(self) -> str:
         host = self._exporter.host if self._exporter else self._host or "(default)"
@@ -174,8 +177,16 @@ class Trubrics(TracingMethods):
     ) -> None:
         """Record a product event (``Sign up``, ``Thumbs up``…) for ``user_id``."""
         try:
-            body = event_body(user_id, event, properties, timestamp, self._logger)
-            if body is not None and self._ready(body[EVENT_NAME_AT]):
+            if timestamp is None and user_id.__class__ is str and event.__class__ is str and user_id and event:
+                body: tuple[Any, ...] | None = (user_id, event, properties or None, time.time_ns())
+            else:  # the documented conversions, and the checks that log
+                body = event_body(user_id, event, properties, timestamp, self._logger)
+            if body is None:
+                return
+            fast = self._fast
+            if fast is not None and fast(EVENT, body):
+                return
+            if self._ready(body[EVENT_NAME_AT]):
                 self._enqueue(self._record(EVENT, body))
         except Exception:  # never into the app
             self._logger.exception("track() failed; the event is lost")
@@ -226,7 +237,12 @@ class Trubrics(TracingMethods):
                 user_id, prompt, generation, prompt_event_name, generation_event_name, assistant_id,
                 properties, timestamp, latency, thread_id, self._logger,
             )
-            if body is not None and self._ready(sc.OPERATION_CHAT):
+            if body is None:
+                return
+            fast = self._fast
+            if fast is not None and fast(LLM, body):
+                return
+            if self._ready(sc.OPERATION_CHAT):
                 self._enqueue(self._record(LLM, body))
         except Exception:
             self._logger.exception("track_llm() failed; the event is lost")
@@ -405,6 +421,8 @@ class Trubrics(TracingMethods):
                 self._observation_tracer = self._provider.get_tracer(SCOPE_NAME)
                 # track()'s queue: a ring that outlives kill -9 (None: the memory queue)
                 self._processor.journal = self._exporter.open_journal()
+                if self._sampler is None:
+                    self._fast = fast_enqueue(self._processor.journal_appender())
             atexit.register(self.close)
 
     def _tracer_for_observations(self) -> trace_api.Tracer | None:

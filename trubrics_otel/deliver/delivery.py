@@ -35,6 +35,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from trubrics_otel.deliver.journal_recovery import recover
 from trubrics_otel.deliver.memory_spool import MemorySpool
+from trubrics_otel.deliver.refused import keep_refused
 from trubrics_otel.deliver.spool import SPANS_PATH, Spool, SpoolRecord
 from trubrics_otel.deliver.transport import MAX_BATCH, SendResult, Transport
 from trubrics_otel.logs import RateLimitedLog
@@ -269,7 +270,9 @@ class SpoolingDelivery:
     def _replay_spans(self, spool: Spool | MemorySpool, group: list[SpoolRecord]) -> bool:
         """Spilled span records: encoded now and sent; what fails goes back to the spool as
         events, so the records are done either way. False when a send failed."""
-        spans = spans_from_bytes((blob for record in group for blob in record.events), self._logger)
+        refused: list[bytes] = []  # a newer release's format: kept aside, reported, not sent
+        spans = spans_from_bytes((blob for record in group for blob in record.events), self._logger, refused)
+        keep_refused(self.directory, refused, self._logger)
         batches = self._encode(spans)
         ok = True
         for i, (path, events) in enumerate(batches):

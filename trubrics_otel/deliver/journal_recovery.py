@@ -103,6 +103,9 @@ def recover(
         leftover = Leftover(file, [], fd)
         try:
             leftover.payloads = _read_ring(fd, name, logger)
+        except _Refused:
+            leftover.close()  # kept for the release that wrote it
+            continue
         except Exception as exc:  # never let a damaged file stop the process from starting
             logger.warning("Trubrics journal: could not read %s: %s", name, exc)
             leftover.close()  # kept: a later start may read it
@@ -120,6 +123,10 @@ def recover(
 
 
 
+class _Refused(Exception):
+    """A ring in a newer format: left as it is."""
+
+
 def _read_ring(fd: int, name: str, logger: logging.Logger) -> list[bytes]:
     size = os.fstat(fd).st_size
     chunks = []
@@ -135,6 +142,12 @@ def _read_ring(fd: int, name: str, logger: logging.Logger) -> list[bytes]:
         return []
     magic, version, header_bytes, capacity = _FILE.unpack_from(data, 0)
     (crc,) = _FILE_CRC.unpack_from(data, _FILE.size)
+    if magic == _FILE_MAGIC and version > _VERSION and crc == zlib.crc32(data[: _FILE.size]):
+        logger.error(  # a newer release's journal: never guessed at, kept for that release
+            "Trubrics journal: %s is in format %d, newer than this trubrics-otel reads (%d); "
+            "it is kept, not sent.", name, version, _VERSION,
+        )
+        raise _Refused
     if (magic, version) != (_FILE_MAGIC, _VERSION) or crc != zlib.crc32(data[: _FILE.size]):
         logger.warning("Trubrics journal: %s has a damaged header; reading what looks valid", name)
         header_bytes, capacity = _HEADER_BYTES, len(data) - _HEADER_BYTES

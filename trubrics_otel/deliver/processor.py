@@ -31,6 +31,7 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from opentelemetry.context import Context
@@ -50,6 +51,12 @@ if TYPE_CHECKING:
     from trubrics_otel.deliver.journal import Journal
 
 _logger = logging.getLogger("trubrics")
+
+SPILL_ABOVE = 0.75
+"""Journal fill (share of the ring) past which the worker moves its oldest records to the
+spool between batches: the export is far behind (an outage, a burst beyond the ring)."""
+SPILL_RECORDS = 1_000
+"""Records moved per spill: a few ``write()`` calls of 100 events each."""
 
 
 class SpoolingSpanProcessor(SpanProcessor):
@@ -142,6 +149,26 @@ class SpoolingSpanProcessor(SpanProcessor):
         self.overflowed += 1  # the ring is full (or the record too big for it): to the spool
         self._exporter.spool_records([payload])
 
+    def journal_appender(self) -> Callable[[bytes], bool] | None:
+        """``enqueue_record`` for a record's bytes, cut to what the app's thread must do:
+        append to the journal, wake the worker on a full batch. It answers False when it did
+        nothing (no worker yet, a full ring, shut down, forked): then use ``enqueue_record``."""
+        journal = self.journal
+        if journal is None:
+            return None
+        append, wake, batch_size = journal.append, self._wake, self._batch_size
+
+        def append_payload(payload: bytes) -> bool:
+            if self.journal is not journal or self._shutdown or self._worker is None:
+                return False
+            if not append(payload):
+                return False
+            if journal.appended - journal.consumed >= batch_size and not wake.is_set():
+                wake.set()
+            return True
+
+        return append_payload
+
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Export everything queued now; False if the worker's export outlasts the timeout."""
         if self._shutdown:
@@ -231,7 +258,20 @@ class SpoolingSpanProcessor(SpanProcessor):
             _logger.exception("Trubrics export failed")
         if ticket:
             journal.release(ticket)  # type: ignore[union-attr]
+        if journal is not None:
+            self._keep_room(journal)
         return bool(batch or ticket)
+
+    def _keep_room(self, journal: Journal) -> None:
+        """Between batches, so that ``track()`` keeps finding room and never faults: ready the
+        journal's next pages, and when the export falls far behind, spill the oldest records
+        to the spool in batches (released only once the spool holds them: ``kill -9`` safe)."""
+        journal.prepare_ahead()
+        if journal.unreleased > journal.capacity * SPILL_ABOVE:
+            records, ticket = journal.read(SPILL_RECORDS)
+            if records:
+                self._exporter.spool_records(records)
+                journal.release(ticket)
 
     def _drain(self, limit: int | None = None) -> list[ReadableSpan]:
         batch: list[ReadableSpan] = []

@@ -38,6 +38,8 @@ import requests
 from opentelemetry import context as otel_context
 from requests.adapters import HTTPAdapter
 
+from trubrics_otel.translate.fastjson import dumps
+
 EVENTS_PATH = "publish_events"
 LLM_EVENTS_PATH = "publish_llm_events"
 MAX_BATCH = 100
@@ -149,7 +151,7 @@ class Transport:
         self, path: str, chunk: Sequence[dict[str, Any]], until: Deadline, cutoff: Deadline
     ) -> SendResult:
         url = f"{self.base}/{path}"
-        body = json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        body = dumps(chunk)  # orjson when installed (the [fast] extra)
         attempt = 0
         while True:
             attempt += 1

@@ -221,7 +221,7 @@ def encode_record(record: TrackedRecord) -> tuple[str, Event]:
             "user_id": user,
             "event": name,
             "properties": properties,
-            "timestamp": iso_timestamp(end),
+            "timestamp": record_timestamp(end),
         }
     user, prompt, generation, prompt_name, generation_name, model, own, end, latency, thread, \
         usage = body
@@ -239,7 +239,7 @@ def encode_record(record: TrackedRecord) -> tuple[str, Event]:
         "generation_event_name": generation_name,
         "assistant_id": model or _str_or_none(properties.get(sc.PROP_ASSISTANT_ID)),
         "properties": properties,
-        "timestamp": iso_timestamp(end),
+        "timestamp": record_timestamp(end),
         "latency": None if latency is None else int(latency * 1e9) / 1e9,
         "thread_id": _str_or_none(thread) or _str_or_none(properties.get(sc.PROP_THREAD_ID)),
     }
@@ -339,6 +339,19 @@ def iso_timestamp(time_ns: int | None) -> str | None:
 
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_last_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
+
+
+def record_timestamp(time_ns: int) -> str:
+    """:func:`iso_timestamp`'s text at a third of the cost, for the record fast path: events
+    of a burst share their second, so its text is kept and only the microseconds are added."""
+    global _last_second
+    second, micro = divmod(time_ns // 1000, 1_000_000)
+    cached, prefix = _last_second
+    if cached != second:
+        prefix = (_EPOCH + _dt.timedelta(seconds=second)).isoformat()[:-6]  # less "+00:00"
+        _last_second = (second, prefix)
+    return f"{prefix}.{micro:06d}+00:00" if micro else prefix + "+00:00"
 
 
 def duration_s(span: ReadableSpan) -> float | None:

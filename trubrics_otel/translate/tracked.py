@@ -15,8 +15,9 @@ Every field of the span is computed from that record the first time anything rea
 which is the export thread. To processors and exporters it is an ordinary finished
 ``ReadableSpan`` (same attributes as any other Trubrics span, see :mod:`semconv`).
 
-A record's properties are the caller's object as given. :func:`to_bytes` (:mod:`marshal`,
-for the crash journal and the spool) snapshots them as a side effect, falling back to JSON
+A record's properties are the caller's object as given. :func:`to_bytes` (a tagged
+:mod:`marshal` subset that outlives a Python upgrade, see :mod:`.record_codec`; for the crash
+journal and the spool) snapshots them as a side effect, falling back to JSON
 text for objects marshal does not know; a record kept in memory gets its JSON snapshot
 from :func:`with_json_properties`. Bytes are turned back into the same span (same ids) by
 the export thread or by a later process: see :func:`spans_from_bytes`.
@@ -25,7 +26,6 @@ the export thread or by a later process: see :func:`spans_from_bytes`.
 from __future__ import annotations
 
 import logging
-import marshal
 from collections.abc import Iterable
 from typing import Any
 
@@ -37,6 +37,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from trubrics_otel import semconv as sc
 from trubrics_otel.logs import RateLimitedLog
 from trubrics_otel.translate.jsonable import dumps, encode_string
+from trubrics_otel.translate.record_codec import UnknownFormat, decode, encode
 
 EVENT = "e"
 LLM = "l"
@@ -152,17 +153,27 @@ def with_json_properties(record: TrackedRecord) -> TrackedRecord:
 def to_bytes(record: TrackedRecord) -> bytes:
     """The record for the journal or the spool; properties marshal cannot store go as JSON."""
     try:
-        return marshal.dumps(record)
+        return encode(record)
     except ValueError:  # an object marshal does not know, or too deep
-        return marshal.dumps(with_json_properties(record))
+        return encode(with_json_properties(record))
 
 
-def spans_from_bytes(payloads: Iterable[bytes], logger: logging.Logger) -> list[TrackedSpan]:
-    """The spans of records stored by :func:`to_bytes` (spool, journal); unreadable ones are
-    logged and skipped."""
+def spans_from_bytes(
+    payloads: Iterable[bytes], logger: logging.Logger, refused: list[bytes] | None = None
+) -> list[TrackedSpan]:
+    """The spans of records stored by :func:`to_bytes` (spool, journal). Damaged ones are
+    logged and skipped; ones in a format this version does not know (a newer trubrics-otel
+    wrote them) go to ``refused``, for the caller to keep, or are logged when it is None."""
     spans = []
     for payload in payloads:
-        record = from_bytes(payload)
+        try:
+            record = from_bytes(payload)
+        except UnknownFormat as exc:
+            if refused is not None:
+                refused.append(payload)
+            else:
+                logger.error("A stored Trubrics event was not sent: %s", exc)
+            continue
         if record is None:
             logger.error("An unreadable stored Trubrics event was skipped (%d bytes)", len(payload))
             continue
@@ -171,12 +182,19 @@ def spans_from_bytes(payloads: Iterable[bytes], logger: logging.Logger) -> list[
 
 
 def from_bytes(payload: bytes) -> TrackedRecord | None:
-    """A record written by :func:`to_bytes`, or None for one this version cannot read."""
+    """A record written by :func:`to_bytes`, or None for a damaged one; raises
+    :class:`~.record_codec.UnknownFormat` for a format (or record layout) this version does not know."""
     try:
-        record = marshal.loads(payload)
+        record = decode(payload)
+    except UnknownFormat:
+        raise
     except (ValueError, EOFError, TypeError):
         return None
-    if type(record) is not tuple or len(record) != BODY_AT + 1 or record[VERSION_AT] != VERSION:
+    if type(record) is not tuple or len(record) != BODY_AT + 1:
+        return None
+    if record[VERSION_AT] != VERSION:  # a record layout from another release: never guess
+        if type(record[VERSION_AT]) is int and record[VERSION_AT] > VERSION:
+            raise UnknownFormat(record[VERSION_AT])
         return None
     body = record[BODY_AT]
     if type(body) is not tuple or len(body) != _BODY_LENGTH.get(record[KIND_AT]):
