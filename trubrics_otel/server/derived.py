@@ -96,7 +96,7 @@ def _sums(table: str, *keys: str) -> str:
     return f"""INSERT INTO {table} SELECT ts_us - ts_us % 3600000000, {', '.join(keys)},
            COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), COUNT(cost_usd),
            SUM(error IS NOT NULL)
-       FROM events WHERE id > ?1 AND true GROUP BY {groups}
+       FROM events NOT INDEXED WHERE id > ?1 AND true GROUP BY {groups}
        ON CONFLICT DO UPDATE SET events = events + excluded.events,
            input_tokens = _add(input_tokens, excluded.input_tokens),
            output_tokens = _add(output_tokens, excluded.output_tokens),
@@ -106,10 +106,12 @@ def _sums(table: str, *keys: str) -> str:
 
 _EARLIER = "(first_us IS NULL OR (excluded.first_us, excluded.first_id) < (first_us, first_id))"
 """The batch's first turn is earlier than the stored one: it gives the thread its title."""
+# ``NOT INDEXED``: each statement reads only the batch's new rows (``id > ?1``, a rowid range);
+# left to choose, SQLite scanned a whole index (a thread, every user) once per batch.
 _UPDATES = (
     """INSERT INTO users SELECT user_id, COUNT(*), SUM(kind = 'llm'), MIN(ts_us), MAX(ts_us),
            SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), SUM(error IS NOT NULL)
-       FROM events WHERE id > ?1 AND true GROUP BY user_id
+       FROM events NOT INDEXED WHERE id > ?1 AND true GROUP BY user_id
        ON CONFLICT (user_id) DO UPDATE SET events = events + excluded.events,
            llm_events = llm_events + excluded.llm_events,
            first_us = MIN(first_us, excluded.first_us), last_us = MAX(last_us, excluded.last_us),
@@ -120,8 +122,8 @@ _UPDATES = (
                            errors, input_tokens, output_tokens, cost_usd)
        SELECT e.thread_id, COUNT(*), MIN(e.ts_us), MAX(e.ts_us), f.ts_us, f.id, f.user_id, f.prompt,
               SUM(e.error IS NOT NULL), SUM(e.input_tokens), SUM(e.output_tokens), SUM(e.cost_usd)
-       FROM events e JOIN events f ON f.id = (
-           SELECT id FROM events g WHERE g.thread_id = e.thread_id AND g.kind = 'llm' AND g.id > ?1
+       FROM events e NOT INDEXED JOIN events f ON f.id = (
+           SELECT id FROM events g NOT INDEXED WHERE g.id > ?1 AND g.thread_id = e.thread_id AND g.kind = 'llm'
            ORDER BY g.ts_us, g.id LIMIT 1)
        WHERE e.id > ?1 AND e.kind = 'llm' AND e.thread_id IS NOT NULL GROUP BY e.thread_id
        ON CONFLICT (thread_id) DO UPDATE SET turns = turns + excluded.turns,
@@ -136,20 +138,20 @@ _UPDATES = (
            output_tokens = _add(output_tokens, excluded.output_tokens),
            cost_usd = _add(cost_usd, excluded.cost_usd)""".replace("_earlier", _EARLIER),
     """INSERT INTO threads (thread_id, feedback)
-       SELECT thread_id, COUNT(*) FROM events
+       SELECT thread_id, COUNT(*) FROM events NOT INDEXED
        WHERE id > ?1 AND kind = 'event' AND thread_id IS NOT NULL GROUP BY thread_id
        ON CONFLICT (thread_id) DO UPDATE SET feedback = feedback + excluded.feedback""",
     _sums("rollup", "user_id", "kind", "event", "COALESCE(model, '')"),
     _sums("hourly", "kind", "event", "COALESCE(model, '')"),
     """INSERT OR IGNORE INTO user_hours SELECT DISTINCT ts_us - ts_us % 3600000000, user_id
-       FROM events WHERE id > ?1""",
+       FROM events NOT INDEXED WHERE id > ?1""",
     f"""INSERT INTO latency_hist SELECT ts_us - ts_us % 3600000000, COALESCE(model, ''), event,
            CASE WHEN latency > 0 THEN CAST(round(ln(latency) * {LATENCY_BINS_PER_E}) AS INTEGER)
                 ELSE {NO_LATENCY_BIN} END, COUNT(*)
-       FROM events WHERE id > ?1 AND kind = 'llm' AND latency IS NOT NULL GROUP BY 1, 2, 3, 4
+       FROM events NOT INDEXED WHERE id > ?1 AND kind = 'llm' AND latency IS NOT NULL GROUP BY 1, 2, 3, 4
        ON CONFLICT DO UPDATE SET n = n + excluded.n""",
     """INSERT INTO events_fts (rowid, prompt, generation)
-       SELECT id, prompt, generation FROM events WHERE id > ?1 AND kind = 'llm'""",
+       SELECT id, prompt, generation FROM events NOT INDEXED WHERE id > ?1 AND kind = 'llm'""",
 )
 
 
@@ -224,7 +226,7 @@ Interval = tuple[int, int, int, int]  # start_us, end_us, events, llm_events
 
 def _add_to_sessions(connection: sqlite3.Connection, after_id: int, timeout_us: int) -> None:
     new = connection.execute(
-        "SELECT user_id, ts_us, kind = 'llm' FROM events WHERE id > ? ORDER BY user_id, ts_us", (after_id,)
+        "SELECT user_id, ts_us, kind = 'llm' FROM events NOT INDEXED WHERE id > ? ORDER BY user_id, ts_us", (after_id,)
     ).fetchall()
     for user, rows in groupby(new, key=lambda row: row[0]):
         points = [(ts, ts, 1, int(llm)) for _, ts, llm in rows]
