@@ -193,12 +193,8 @@ class Bridge:
             decoded = otlp.decode(
                 otlp.decompress(body, content_encoding, self.max_body), content_type
             )
-        except otlp.PayloadTooLarge as exc:
-            return self._refuse(413, str(exc), as_json)
-        except otlp.UnsupportedMediaType as exc:
-            return self._refuse(415, str(exc), as_json)
-        except otlp.OtlpDecodeError as exc:
-            return self._refuse(400, str(exc), as_json)
+        except otlp.OtlpDecodeError as exc:  # 400, 413 (too large), 415 (unknown type)
+            return self._refuse(exc.status, str(exc), as_json)
         key = self._api_key or api_key
         if not key:
             return self._refuse(401, "no Trubrics API key: set TRUBRICS_API_KEY on the bridge "

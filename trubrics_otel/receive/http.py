@@ -182,12 +182,8 @@ class HttpReceiver:
             return self._handle(request)
         try:
             body = otlp.decompress(request.body, encoding, self.max_body)
-        except otlp.PayloadTooLarge as exc:
-            return self._refuse(413, str(exc), request)
-        except otlp.UnsupportedMediaType as exc:
-            return self._refuse(415, str(exc), request)
-        except otlp.OtlpDecodeError as exc:
-            return self._refuse(400, str(exc), request)
+        except otlp.OtlpDecodeError as exc:  # 400, 413 (too large), 415 (unknown type)
+            return self._refuse(exc.status, str(exc), request)
         headers = {k: v for k, v in request.headers.items() if k != "content-encoding"}
         return self._handle(Request(request.method, request.path, request.query, headers, body))
 

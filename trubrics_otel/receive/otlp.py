@@ -73,13 +73,20 @@ _UNSET = Status(StatusCode.UNSET)
 class OtlpDecodeError(ValueError):
     """The body is not an OTLP trace request in the encoding it claims (HTTP 400)."""
 
+    status = 400
+    """The HTTP status a receiver answers with."""
+
 
 class UnsupportedMediaType(OtlpDecodeError):
     """A content type or content encoding this receiver does not read (HTTP 415)."""
 
+    status = 415
+
 
 class PayloadTooLarge(OtlpDecodeError):
     """The body, once decompressed, would exceed the size limit (HTTP 413)."""
+
+    status = 413
 
 
 @dataclass

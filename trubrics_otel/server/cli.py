@@ -128,17 +128,9 @@ def _events(args: argparse.Namespace) -> int:
                "since": args.since, "until": args.until, "limit": args.limit}
     rows = _fetch(args, "events", filters, lambda store: store.events(
         session_timeout_s=args.session_timeout * 60, **filters))
-    rows.reverse()  # the newest N, shown oldest first
-    if args.json:
-        return _print_json(rows)
-    if not rows:
-        return _nothing("events", args)
-    print(format_table(["time", "user", "event", "thread", "session", "details"], [
-        [_local(e["timestamp"]), e["user_id"], _event_name(e), e["thread_id"] or "",
-         (e["session_id"] or "")[:8], _details(e)]
-        for e in rows
-    ]))
-    return 0
+    return _show(args, "events", rows, ["time", "user", "event", "thread", "session", "details"], lambda e: [
+        _local(e["timestamp"]), e["user_id"], _event_name(e), e["thread_id"] or "",
+        (e["session_id"] or "")[:8], _details(e)])
 
 
 events = Command("Recent events from the local store, as a table or JSON.", _events_arguments, _events)
@@ -157,17 +149,10 @@ def _sessions_arguments(parser: argparse.ArgumentParser) -> None:
 def _sessions(args: argparse.Namespace) -> int:
     rows = _fetch(args, "sessions", {"user": args.user, "limit": args.limit}, lambda store: store.sessions(
         user=args.user, timeout_s=args.session_timeout * 60, limit=args.limit))
-    rows.reverse()
-    if args.json:
-        return _print_json(rows)
-    if not rows:
-        return _nothing("sessions", args)
-    print(format_table(["session", "user", "start", "duration", "events", "llm", "threads", "event names"], [
-        [s["session_id"][:8], s["user_id"], _local(s["start"]), _duration(s["duration_s"]),
-         s["events"], s["llm_events"], s["threads"], ", ".join(s["event_names"])]
-        for s in rows
-    ]))
-    return 0
+    headers = ["session", "user", "start", "duration", "events", "llm", "threads", "event names"]
+    return _show(args, "sessions", rows, headers, lambda s: [
+        s["session_id"][:8], s["user_id"], _local(s["start"]), _duration(s["duration_s"]),
+        s["events"], s["llm_events"], s["threads"], ", ".join(s["event_names"])])
 
 
 sessions = Command("Sessions (a new one after 30 min without an event) from the local store.",
@@ -198,19 +183,10 @@ def _threads(args: argparse.Namespace) -> int:
         return 0
     rows = _fetch(args, "threads", {"user": args.user, "limit": args.limit},
                   lambda store: store.threads(user=args.user, limit=args.limit))
-    rows.reverse()
-    if args.json:
-        return _print_json(rows)
-    if not rows:
-        return _nothing("threads", args)
-    print(format_table(["thread", "users", "turns", "last", "models", "tokens in/out", "cost $", "errors",
-                        "first prompt"], [
-        [t["thread_id"], ", ".join(t["users"]), t["turns"], _local(t["end"]), ", ".join(t["models"]),
-         f"{t['input_tokens'] or 0}/{t['output_tokens'] or 0}", _usd(t.get("cost_usd")), t["errors"] or "",
-         t["title"] or ""]
-        for t in rows
-    ]))
-    return 0
+    headers = ["thread", "users", "turns", "last", "models", "tokens in/out", "cost $", "errors", "first prompt"]
+    return _show(args, "threads", rows, headers, lambda t: [
+        t["thread_id"], ", ".join(t["users"]), t["turns"], _local(t["end"]), ", ".join(t["models"]),
+        _tokens(t), _usd(t.get("cost_usd")), t["errors"] or "", t["title"] or ""])
 
 
 threads = Command("Conversation threads from the local store; give an id to read one.",
@@ -227,22 +203,31 @@ def _users_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _users(args: argparse.Namespace) -> int:
     rows = _fetch(args, "users", {"limit": args.limit}, lambda store: store.users(limit=args.limit))
-    if not rows:
-        return _nothing("users", args)
-    rows.reverse()
-    if args.json:
-        return _print_json(rows)
-    print(format_table(["user", "events", "llm", "threads", "tokens in/out", "cost $", "errors", "last seen"], [
-        [u["user_id"], u["events"], u["llm_events"], u.get("threads", ""),
-         f"{u['input_tokens'] or 0}/{u['output_tokens'] or 0}", _usd(u.get("cost_usd")), u["errors"] or "",
-         _local(u["last_seen"])]
-        for u in rows
-    ]))
-    return 0
+    headers = ["user", "events", "llm", "threads", "tokens in/out", "cost $", "errors", "last seen"]
+    return _show(args, "users", rows, headers, lambda u: [
+        u["user_id"], u["events"], u["llm_events"], u.get("threads", ""), _tokens(u), _usd(u.get("cost_usd")),
+        u["errors"] or "", _local(u["last_seen"])])
 
 
 users = Command("Users from the local store: events, LLM calls, tokens and what they cost.",
                 _users_arguments, _users)
+
+
+def _show(args: argparse.Namespace, what: str, rows: list[dict[str, Any]], headers: list[str],
+          cells: Callable[[dict[str, Any]], list[Any]]) -> int:
+    """A listing (fetched newest first) shown oldest first: JSON, a table, or one line naming
+    the database or URL that had nothing."""
+    rows = list(reversed(rows))
+    if args.json:
+        return _print_json(rows)
+    if not rows:
+        return _nothing(what, args)
+    print(format_table(headers, [cells(row) for row in rows]))
+    return 0
+
+
+def _tokens(row: dict[str, Any]) -> str:
+    return f"{row['input_tokens'] or 0}/{row['output_tokens'] or 0}"
 
 
 def _usd(cost: float | None) -> str:

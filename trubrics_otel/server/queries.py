@@ -138,21 +138,9 @@ def session_span(c: sqlite3.Connection, session: str, sessions: Sessions) -> tup
 def session_list(c: sqlite3.Connection, *, user: str | None = None, limit: int | None = 50,
                  before: str | None = None) -> dict[str, Any]:
     """Sessions from the ``sessions`` table, most recently active first."""
-    where, params = [], []
-    if user is not None:
-        where.append("user_id = ?")
-        params.append(user)
-    if before:
-        end, _, who = before.partition(":")
-        where.append("(end_us, user_id) < (?, ?)")
-        params += [int(end), who]
-    sql = (f"SELECT * FROM sessions WHERE {' AND '.join(where) or 'true'} "
-           f"ORDER BY end_us DESC, user_id DESC LIMIT ?")
-    rows = c.execute(sql, [*params, -1 if limit is None else limit + 1]).fetchall()
-    more = limit is not None and len(rows) > limit
-    rows = rows[:limit] if limit is not None else rows
-    return {"sessions": [session_dict(c, r) for r in rows],
-            "next": f"{rows[-1]['end_us']}:{rows[-1]['user_id']}" if more else None}
+    rows, cursor = _newest_first(c, "sessions", "end_us", ["user_id = ?"] if user is not None else [],
+                                 [user] if user is not None else [], before, limit)
+    return {"sessions": [session_dict(c, r) for r in rows], "next": cursor}
 
 
 def session_dict(c: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:
@@ -172,21 +160,24 @@ def session_dict(c: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:
 def user_list(c: sqlite3.Connection, *, limit: int | None = 100, q: str | None = None,
               before: str | None = None) -> dict[str, Any]:
     """Users from the ``users`` table, most recently seen first; ``q``: part of the id."""
-    where, params = [], []
-    if q:
-        where.append("instr(lower(user_id), lower(?)) > 0")
-        params.append(q)
+    rows, cursor = _newest_first(c, "users", "last_us", ["instr(lower(user_id), lower(?)) > 0"] if q else [],
+                                 [q] if q else [], before, limit)
+    return {"users": [user_dict(c, r) for r in rows], "next": cursor}
+
+
+def _newest_first(c: sqlite3.Connection, table: str, newest: str, where: list[str], params: list[Any],
+                  before: str | None, limit: int | None) -> tuple[list[sqlite3.Row], str | None]:
+    """One keyset page of ``table`` by (``newest``, user_id) descending, and the next cursor
+    (``"<newest>:<user_id>"``): an old page costs what the first one does."""
     if before:
-        last, _, who = before.partition(":")
-        where.append("(last_us, user_id) < (?, ?)")
-        params += [int(last), who]
-    sql = (f"SELECT * FROM users WHERE {' AND '.join(where) or 'true'} "
-           f"ORDER BY last_us DESC, user_id DESC LIMIT ?")
+        moment, _, who = before.partition(":")
+        where, params = [*where, f"({newest}, user_id) < (?, ?)"], [*params, int(moment), who]
+    sql = (f"SELECT * FROM {table} WHERE {' AND '.join(where) or 'true'} "
+           f"ORDER BY {newest} DESC, user_id DESC LIMIT ?")
     rows = c.execute(sql, [*params, -1 if limit is None else limit + 1]).fetchall()
     more = limit is not None and len(rows) > limit
     rows = rows[:limit] if limit is not None else rows
-    return {"users": [user_dict(c, r) for r in rows],
-            "next": f"{rows[-1]['last_us']}:{rows[-1]['user_id']}" if more else None}
+    return rows, f"{rows[-1][newest]}:{rows[-1]['user_id']}" if more else None
 
 
 def user_dict(c: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from trubrics_otel import semconv as sc
 from trubrics_otel.translate.conventions import genai
 from trubrics_otel.translate.conventions.base import Attributes, Convention, LlmCall
+from trubrics_otel.translate.conventions.tokens import usage_properties_of
 from trubrics_otel.translate.messages import (
     assistant_text,
     last_user_text,
@@ -54,7 +55,7 @@ def read(span: ReadableSpan) -> LlmCall:
         str(attributes.get(sc.GEN_AI_SYSTEM) or ""), _literal(attributes.get(_USAGE_OBJECT))
     )
     if isinstance(detailed, Usage):  # the only place the carrier keeps cached / reasoning counts
-        properties.update(usage_properties(detailed))
+        properties.update(usage_properties_of(detailed))
     generation = call.generation
     if not generation and attributes.get(_FUNCTION_CALL + "name"):
         generation = summarise_tool_calls([{
@@ -92,7 +93,7 @@ def raw_read(span: ReadableSpan) -> LlmCall:
     properties: dict[str, Any] = {sc.PROP_PROVIDER: provider}
     usage = normalise_usage(provider, _literal(attributes.get(f"llm.{provider}.usage")))
     if isinstance(usage, Usage):
-        properties.update(usage_properties(usage))
+        properties.update(usage_properties_of(usage))
     reasons = [c.get("finish_reason") for c in choices if isinstance(c, Mapping)] if isinstance(choices, list) else []
     if reasons and reasons[0]:
         properties[sc.PROP_FINISH_REASON] = reasons[0]
@@ -102,16 +103,6 @@ def raw_read(span: ReadableSpan) -> LlmCall:
         model=text_or_none(attributes.get(f"llm.{provider}.model")),
         properties=properties,
     )
-
-
-def usage_properties(usage: Usage) -> dict[str, int]:
-    return {
-        sc.PROP_INPUT_TOKENS: usage.input_tokens,
-        sc.PROP_OUTPUT_TOKENS: usage.output_tokens,
-        sc.PROP_CACHE_READ_INPUT_TOKENS: usage.cache_read_input_tokens,
-        sc.PROP_CACHE_CREATION_INPUT_TOKENS: usage.cache_creation_input_tokens,
-        sc.PROP_REASONING_TOKENS: usage.reasoning_tokens,
-    }
 
 
 def _literal(text: Any) -> Any:

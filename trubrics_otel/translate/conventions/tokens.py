@@ -19,7 +19,7 @@ from typing import Any
 from trubrics_otel import semconv as sc
 from trubrics_otel.translate.usage import NoCost, Usage, normalise_usage
 
-TIME_TO_FIRST_TOKEN = "time_to_first_token"
+TIME_TO_FIRST_TOKEN = sc.PROP_TIME_TO_FIRST_TOKEN
 """Seconds from the request to the first streamed chunk (a property; absent when unknown)."""
 
 
