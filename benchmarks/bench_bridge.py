@@ -104,12 +104,14 @@ def main() -> None:
     logging.getLogger("trubrics").setLevel(logging.CRITICAL)
 
     spans = llm_spans(batch)
-    # Fresh ids per request, so the bridge's duplicate check never short-cuts the work.
+    # Fresh trace and span ids per request, as real traffic has: the bridge's duplicate check
+    # (same span again, or the same call seen twice in one trace) must not short-cut the work.
     bodies = []
     for b in range(batches * rounds):
         request = to_otlp(spans)
         for span in request.resource_spans[0].scope_spans[0].spans:
             span.span_id = (b * batch + int.from_bytes(span.span_id, "big") % batch + 1).to_bytes(8, "big")
+            span.trace_id = ((b << 64) + int.from_bytes(span.trace_id, "big") % (1 << 64)).to_bytes(16, "big")
         bodies.append(gzip.compress(request.SerializeToString(), compresslevel=6))
     raw = gzip.decompress(bodies[0])
     print(f"{batch} LLM spans a request: {len(raw) / batch:.0f} B/span protobuf, "
