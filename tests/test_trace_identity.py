@@ -222,3 +222,17 @@ def test_calls_sent_long_ago_are_forgotten(recorded) -> None:
     encode_spans([inner], memory=memory)
     encode_spans(others, memory=memory)  # two later calls push the first out
     assert len(encode_spans([outer], memory=memory).llm_events) == 1
+
+
+def test_a_popular_prompt_costs_a_bounded_number_of_comparisons():
+    """Thousands of users saying "hi": the sent-calls index must not make every new "hi"
+    compare against all of them (it would cost milliseconds per event)."""
+    from trubrics_otel.translate.duplicates import MAX_CANDIDATES_PER_KEY, CallIndex, CallSignature
+
+    index = CallIndex(limit=2048)
+    for i in range(2000):
+        index.add(CallSignature(trace_id=i + 1, span_id=1, parent_id=0, start=i, end=i + 1, scope="s",
+                                models=("gpt-4o",), response_id=None, prompt=hash("hi"), richness=4))
+    new = CallSignature(trace_id=99_999, span_id=1, parent_id=0, start=5000, end=5001, scope="s",
+                        models=("gpt-4o",), response_id=None, prompt=hash("hi"), richness=4)
+    assert len(index.candidates(new)) == MAX_CANDIDATES_PER_KEY

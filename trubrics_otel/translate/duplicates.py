@@ -150,6 +150,9 @@ def merge(a: tuple[CallSignature, Event], b: tuple[CallSignature, Event]) -> tup
     )
 
 
+MAX_CANDIDATES_PER_KEY = 32
+
+
 class CallIndex:
     """Call signatures, found by what could make two of them one call: the same trace, the
     same response id or the same prompt (:func:`same_call` needs one of the three). Bounded:
@@ -171,9 +174,12 @@ class CallIndex:
         return keys
 
     def candidates(self, call: CallSignature) -> list[CallSignature]:
+        """The most recent :data:`MAX_CANDIDATES_PER_KEY` calls of each key: two views of one
+        call arrive together, and a popular prompt ("hi") must not cost a scan of every
+        call remembered."""
         found: dict[int, CallSignature] = {}
         for key in self._keys(call):
-            for other in self._by.get(key, ()):
+            for other in self._by.get(key, ())[-MAX_CANDIDATES_PER_KEY:]:
                 found[id(other)] = other
         return list(found.values())
 
