@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import io
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from fake_openai import FakeOpenAI, _handler_for, usage
@@ -63,12 +62,8 @@ def detailed_usage(messages: list[dict[str, Any]], reply: str) -> dict[str, Any]
 
 
 class ExtendedFakeOpenAI(FakeOpenAI):
-    def start(self) -> ExtendedFakeOpenAI:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _extended_handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _extended_handler_for(self)
 
 
 def _extended_handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:

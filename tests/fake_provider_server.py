@@ -14,11 +14,12 @@ runs a stdlib ``ThreadingHTTPServer`` on 127.0.0.1 (ephemeral port) and records 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from loopback_server import LoopbackServer
 
 
 @dataclass
@@ -51,12 +52,11 @@ class Reply:
         return cls(200, {"Content-Type": content_type, **headers}, chunks=chunks)
 
 
-class FakeProviderServer:
+class FakeProviderServer(LoopbackServer):
     """A provider's API on 127.0.0.1; subclasses say what it answers."""
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
-        self._server: ThreadingHTTPServer | None = None
 
     def answer(self, request: Request) -> Reply:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -64,26 +64,10 @@ class FakeProviderServer:
     @property
     def url(self) -> str:
         """``http://127.0.0.1:<port>``, without a trailing slash."""
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.base_url
 
-    def start(self) -> FakeProviderServer:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Any:
-        return self.start()
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.stop()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
 
 def _handler_for(fake: FakeProviderServer) -> type[BaseHTTPRequestHandler]:

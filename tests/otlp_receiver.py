@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from loopback_server import LoopbackServer
 
 try:  # the package's layout after the restructuring, then before it
     from trubrics_otel.receive.otlp import decode_request, decompress
@@ -40,43 +42,26 @@ class ReceivedRequest:
     error: str | None = None
 
 
-class OtlpReceiver:
+class OtlpReceiver(LoopbackServer):
     def __init__(self) -> None:
         self.requests: list[ReceivedRequest] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
     @property
     def traces_url(self) -> str:
-        assert self._server is not None, "start() first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1/traces"
+        return f"{self.base_url}/v1/traces"
 
     @property
     def spans(self) -> list[Any]:
         with self._lock:
             return [span for request in self.requests for span in request.spans]
 
-    def start(self) -> OtlpReceiver:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def clear(self) -> None:
         with self._lock:
             self.requests.clear()
-
-    def __enter__(self) -> OtlpReceiver:
-        return self.start()
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.stop()
 
     def _keep(self, request: ReceivedRequest) -> None:
         with self._lock:
