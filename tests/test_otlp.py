@@ -100,6 +100,19 @@ def test_protobuf_round_trip_feeds_the_encoder_identically():
     assert event.timestamp == originals["chat gpt-4o"].events[0].timestamp
 
 
+def test_decoded_spans_read_back_through_the_sdks_own_accessors():
+    """The decoded spans keep their fields as plain attributes for speed; the SDK's own
+    code (its OTLP encoder, ``to_json``, ``get_span_context``) must still read them whole."""
+    spans = _sdk_spans()
+    request = to_otlp(spans)
+    decoded = otlp.decode(request.SerializeToString(), "application/x-protobuf").spans
+    assert to_otlp(decoded) == request
+    for span, original in zip(decoded, spans):
+        context, sent = span.get_span_context(), original.get_span_context()
+        assert (context.trace_id, context.span_id) == (sent.trace_id, sent.span_id)
+        assert json.loads(span.to_json()) == json.loads(original.to_json())
+
+
 def test_decode_request_is_the_list_of_valid_spans():
     spans = _sdk_spans()
     request = to_otlp(spans)

@@ -218,9 +218,16 @@ def status_body(code: int, message: str, *, as_json: bool = False) -> bytes:
 def attributes_of(pairs: Iterable[KeyValue]) -> dict[str, Any]:
     attributes: dict[str, Any] = {}
     for pair in pairs:
-        value = value_of(pair.value)
-        if value is not None:
-            attributes[pair.key] = value
+        value = pair.value
+        which = value.WhichOneof("value")
+        if which == "string_value":  # most attributes: no call, no getattr
+            attributes[pair.key] = value.string_value
+        elif which == "int_value":
+            attributes[pair.key] = value.int_value
+        elif which is not None:
+            decoded = value_of(value)
+            if decoded is not None:
+                attributes[pair.key] = decoded
     return attributes
 
 
@@ -238,14 +245,47 @@ def value_of(value: AnyValue) -> Any:
 # --- helpers ---------------------------------------------------------------------------
 
 
-def _span(span: trace_pb2.Span, resource: Resource, scope: InstrumentationScope) -> ReadableSpan:
+class ReceivedSpan(ReadableSpan):
+    """A decoded span: the SDK's ``ReadableSpan`` with its fields as plain attributes.
+
+    Why: each SDK property is a Python call, and ``attributes`` / ``events`` build a new
+    proxy / tuple on every read; the encoder reads them dozens of times per span. The
+    private fields the SDK's own methods use (``to_json``, ``get_span_context``) are set too.
+    """
+
+    # Plain class attributes shadow the base class's properties, so instance values win.
+    name = context = parent = resource = attributes = events = links = None  # type: ignore[assignment]
+    kind = status = start_time = end_time = instrumentation_scope = None  # type: ignore[assignment]
+
+    def __init__(self, name: str, context: SpanContext, parent: SpanContext | None, resource: Resource,
+                 attributes: dict[str, Any], events: tuple[Event, ...], links: tuple[Link, ...],
+                 kind: SpanKind, status: Status, start_time: int | None, end_time: int,
+                 instrumentation_scope: InstrumentationScope) -> None:
+        self.name = self._name = name  # type: ignore[misc]
+        self.context = self._context = context  # type: ignore[misc]
+        self.parent = self._parent = parent  # type: ignore[misc]
+        self.resource = self._resource = resource  # type: ignore[misc]
+        self.attributes = self._attributes = attributes  # type: ignore[misc]
+        self.events = self._events = events  # type: ignore[misc]
+        self.links = self._links = links  # type: ignore[misc]
+        self.kind = self._kind = kind  # type: ignore[misc]
+        self.status = self._status = status  # type: ignore[misc]
+        self.start_time = self._start_time = start_time  # type: ignore[misc]
+        self.end_time = self._end_time = end_time  # type: ignore[misc]
+        self.instrumentation_scope = self._instrumentation_scope = instrumentation_scope  # type: ignore[misc]
+        self._instrumentation_info = None
+
+
+def _span(span: trace_pb2.Span, resource: Resource, scope: InstrumentationScope) -> ReceivedSpan:
     trace_id = int.from_bytes(span.trace_id, "big")
     flags = TraceFlags(span.flags & 0xFF)
     state = TraceState.from_header([span.trace_state]) if span.trace_state else None
     context = SpanContext(trace_id, int.from_bytes(span.span_id, "big"), False, flags, state)
     parent = None
     if span.parent_span_id:
-        parent = SpanContext(trace_id, int.from_bytes(span.parent_span_id, "big"), True, flags)
+        # OTLP flags bit 8: whether bit 9 says if the parent is remote; without it, assume so
+        remote = bool(span.flags & 0x200) if span.flags & 0x100 else True
+        parent = SpanContext(trace_id, int.from_bytes(span.parent_span_id, "big"), remote, flags)
     code = _STATUS.get(span.status.code, StatusCode.UNSET)
     if code is StatusCode.UNSET:
         status = _UNSET
@@ -254,7 +294,7 @@ def _span(span: trace_pb2.Span, resource: Resource, scope: InstrumentationScope)
     events = tuple(
         Event(e.name, attributes_of(e.attributes), e.time_unix_nano or None, limit=None)
         for e in span.events
-    )
+    ) if span.events else ()
     links = tuple(
         Link(
             SpanContext(int.from_bytes(link.trace_id, "big"), int.from_bytes(link.span_id, "big"), True),
@@ -262,20 +302,11 @@ def _span(span: trace_pb2.Span, resource: Resource, scope: InstrumentationScope)
         )
         for link in span.links
         if len(link.trace_id) == 16 and len(link.span_id) == 8
-    )
-    return ReadableSpan(
-        name=span.name,
-        context=context,
-        parent=parent,
-        resource=resource,
-        attributes=attributes_of(span.attributes),
-        events=events,
-        links=links,
-        kind=_KINDS.get(span.kind, SpanKind.INTERNAL),
-        status=status,
-        start_time=span.start_time_unix_nano or None,
-        end_time=span.end_time_unix_nano,
-        instrumentation_scope=scope,
+    ) if span.links else ()
+    return ReceivedSpan(
+        span.name, context, parent, resource, attributes_of(span.attributes), events, links,
+        _KINDS.get(span.kind, SpanKind.INTERNAL), status, span.start_time_unix_nano or None,
+        span.end_time_unix_nano, scope,
     )
 
 

@@ -25,7 +25,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from .. import semconv as sc
 from .usage import NoCost, Usage, normalise_usage, usage_from_properties
@@ -51,8 +51,7 @@ _PER = 1_000_000  # prices are per million tokens, as every provider publishes t
 _DIGITS = 10  # 1e-10 USD: below any real price of one token, above float noise
 
 
-@dataclass(frozen=True, slots=True)
-class Priced:
+class Priced(NamedTuple):
     """A table's answer: the input and output cost in USD, and which table said so."""
 
     input_usd: float
@@ -230,6 +229,8 @@ def price_event(
 
 def span_cost(attributes: Mapping[str, Any]) -> dict[str, float] | None:
     """The cost an instrumentation already put on the span, as cost properties, or ``None``."""
+    if _COST_ATTRIBUTES.isdisjoint(attributes):  # most spans: one pass over the keys
+        return None
     total = _first_plausible(attributes, sc.GEN_AI_USAGE_COST, sc.GEN_AI_COST_TOTAL,
                              sc.LLM_COST_TOTAL, sc.LLM_RESPONSE_COST, sc.OPERATION_COST)
     prompt = _first_plausible(attributes, sc.LLM_COST_PROMPT)
@@ -243,6 +244,10 @@ def span_cost(attributes: Mapping[str, Any]) -> dict[str, float] | None:
         found[sc.PROP_INPUT_COST_USD] = prompt
         found[sc.PROP_OUTPUT_COST_USD] = completion
     return found
+
+
+_COST_ATTRIBUTES = frozenset({sc.GEN_AI_USAGE_COST, sc.GEN_AI_COST_TOTAL, sc.LLM_COST_TOTAL, sc.LLM_RESPONSE_COST,
+                              sc.OPERATION_COST, sc.LLM_COST_PROMPT, sc.LLM_COST_COMPLETION})
 
 
 def _parse_rates(entry: object) -> ModelRates | str:

@@ -27,8 +27,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -49,9 +48,9 @@ _USAGE_PROPERTIES = (
 _IDS = (sc.PROP_TRACE_ID, sc.PROP_SPAN_ID, sc.PROP_PARENT_SPAN_ID)
 
 
-@dataclass(frozen=True, slots=True)
-class CallSignature:
-    """What one LLM span says about its call, enough to recognise another view of it."""
+class CallSignature(NamedTuple):
+    """What one LLM span says about its call, enough to recognise another view of it.
+    (A named tuple: built for every LLM span, at less than half a frozen dataclass's cost.)"""
 
     trace_id: int
     span_id: int
@@ -70,24 +69,29 @@ def signature(span: ReadableSpan, event: Event) -> CallSignature:
     attributes = span.attributes or {}
     context = span.context
     scope = span.instrumentation_scope
-    models = {
-        _model_key(m) for m in (event.get("assistant_id"), attributes.get(sc.GEN_AI_REQUEST_MODEL),
-                                attributes.get(sc.GEN_AI_RESPONSE_MODEL))
-        if isinstance(m, str) and m
-    }
+    models = []
+    for model in (event.get("assistant_id"), attributes.get(sc.GEN_AI_REQUEST_MODEL),
+                  attributes.get(sc.GEN_AI_RESPONSE_MODEL)):
+        if model.__class__ is str and model:
+            key = _model_key(model)
+            if key not in models:
+                models.append(key)
     response_id = attributes.get(sc.GEN_AI_RESPONSE_ID) or attributes.get("ai.response.id")
+    properties = event.get("properties") or {}
+    prompt = event.get("prompt")
+    start = span.start_time or 0
     return CallSignature(
         trace_id=context.trace_id if context else 0,
         span_id=context.span_id if context else 0,
         parent_id=span.parent.span_id if span.parent is not None else 0,
-        start=span.start_time or 0,
-        end=span.end_time or span.start_time or 0,
+        start=start,
+        end=span.end_time or start,
         scope=scope.name if scope is not None else "",
-        models=tuple(sorted(models)),
+        models=tuple(sorted(models)) if len(models) > 1 else tuple(models),
         response_id=str(response_id) if response_id else None,
-        prompt=hash(event["prompt"]) if event.get("prompt") else 0,
-        richness=2 * bool(event.get("prompt")) + 2 * bool(event.get("generation"))
-        + sum(1 for key in _USAGE_PROPERTIES if key in (event.get("properties") or {})),
+        prompt=hash(prompt) if prompt else 0,
+        richness=2 * bool(prompt) + 2 * bool(event.get("generation"))
+        + sum(1 for key in _USAGE_PROPERTIES if key in properties),
     )
 
 
@@ -98,6 +102,10 @@ def _model_key(model: str) -> str:
 def same_call(a: CallSignature, b: CallSignature) -> bool:
     if a.trace_id == b.trace_id and a.span_id == b.span_id:
         return True
+    same_trace = a.trace_id == b.trace_id
+    parent_and_child = same_trace and (a.parent_id == b.span_id or b.parent_id == a.span_id)
+    if a.scope and a.scope == b.scope and not parent_and_child:
+        return False  # one library makes one span per call: the cheapest "no" first
     outer, inner = (a, b) if a.end - a.start >= b.end - b.start else (b, a)
     if not (outer.start - CLOCK_SLACK_NS <= inner.start and inner.end <= outer.end + CLOCK_SLACK_NS):
         return False
@@ -108,10 +116,6 @@ def same_call(a: CallSignature, b: CallSignature) -> bool:
     if a.response_id and b.response_id and a.response_id != b.response_id:
         return False
     if a.prompt and b.prompt and a.prompt != b.prompt:
-        return False
-    same_trace = a.trace_id == b.trace_id
-    parent_and_child = same_trace and (a.parent_id == b.span_id or b.parent_id == a.span_id)
-    if a.scope and a.scope == b.scope and not parent_and_child:
         return False
     if parent_and_child or (same_trace and a.parent_id == b.parent_id):
         return True
@@ -141,7 +145,7 @@ def merge(a: tuple[CallSignature, Event], b: tuple[CallSignature, Event]) -> tup
     merged["properties"] = properties
     first, second = a[0], b[0]
     return (
-        replace(winner[0], start=min(first.start, second.start), end=max(first.end, second.end),
+        winner[0]._replace(start=min(first.start, second.start), end=max(first.end, second.end),
                 models=tuple(sorted({*first.models, *second.models})),
                 response_id=first.response_id or second.response_id,
                 prompt=first.prompt or second.prompt,

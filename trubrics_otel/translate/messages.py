@@ -82,20 +82,25 @@ def message_text(message: Mapping[str, Any]) -> str:
     """Text of one message in either GenAI form (``parts`` or ``content``)."""
     parts = message.get("parts")
     if isinstance(parts, list):
-        texts = [p.get("content", "") for p in parts if isinstance(p, Mapping) and p.get("type") == "text"]
+        texts = [p.get("content", "") for p in parts if _is_mapping(p) and p.get("type") == "text"]
         if texts:
-            return "".join(str(t) for t in texts)
-        calls = [p for p in parts if isinstance(p, Mapping) and p.get("type") == "tool_call"]
+            return "".join(t if t.__class__ is str else str(t) for t in texts)
+        calls = [p for p in parts if _is_mapping(p) and p.get("type") == "tool_call"]
         return summarise_tool_calls(calls)
     content = message.get("content")
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # OpenAI content parts
-        return "".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+        return "".join(str(p.get("text", "")) for p in content if _is_mapping(p))
     calls = message.get("tool_calls")
     if isinstance(calls, list):
         return summarise_tool_calls(calls)
     return ""
+
+
+def _is_mapping(value: Any) -> bool:
+    """``isinstance(value, Mapping)``, with parsed JSON's plain dicts spared the ABC check."""
+    return value.__class__ is dict or isinstance(value, Mapping)
 
 
 def summarise_tool_calls(calls: list[Any]) -> str:
@@ -119,7 +124,7 @@ def last_user_text(messages: Any) -> str:
     if not isinstance(messages, list):
         return ""
     for message in reversed(messages):
-        if isinstance(message, Mapping) and message.get("role") == "user":
+        if _is_mapping(message) and message.get("role") == "user":
             text = user_text(message)
             if text:
                 return text
@@ -140,7 +145,7 @@ def user_text(message: Mapping[str, Any]) -> str:
     for part in parts:
         if isinstance(part, str):
             texts.append(part)
-        elif isinstance(part, Mapping) and part.get("type", "text") in ("text", "input_text"):
+        elif _is_mapping(part) and part.get("type", "text") in ("text", "input_text"):
             text = part.get("content", part.get("text"))
             if isinstance(text, str):
                 texts.append(text)
@@ -150,7 +155,7 @@ def user_text(message: Mapping[str, Any]) -> str:
 def assistant_text(messages: Any) -> str:
     if not isinstance(messages, list):
         return ""
-    return "\n".join(message_text(m) for m in messages if isinstance(m, Mapping))
+    return "\n".join([message_text(m) for m in messages if _is_mapping(m)])
 
 
 def plain(value: Any) -> Any:

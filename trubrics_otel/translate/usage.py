@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import semconv as sc
 
@@ -51,9 +51,9 @@ MAX_TOKENS = 100_000_000
 windows hold a few million)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """One call's tokens; cache counts are parts of ``input_tokens``, reasoning of ``output_tokens``."""
+class Usage(NamedTuple):
+    """One call's tokens; cache counts are parts of ``input_tokens``, reasoning of ``output_tokens``.
+    (A named tuple: one per priced event, cheaper to build than a frozen dataclass.)"""
 
     input_tokens: int
     output_tokens: int
@@ -82,6 +82,10 @@ def make_usage(
     """
     if input_tokens is None and output_tokens is None:
         return NoCost("no token counts")
+    counted = [0 if count is None else count for count in (
+        input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, reasoning_tokens)]
+    if all(count.__class__ is int and 0 <= count <= MAX_TOKENS for count in counted):  # nearly always
+        return _checked(Usage(*counted))
     fields = {
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
@@ -95,7 +99,10 @@ def make_usage(
         if isinstance(count, str):
             return NoCost(f"{name} {count}")
         counts[name] = count
-    usage = Usage(**counts)
+    return _checked(Usage(**counts))
+
+
+def _checked(usage: Usage) -> Usage | NoCost:
     if usage.cache_read_input_tokens + usage.cache_creation_input_tokens > usage.input_tokens:
         return NoCost("cache tokens exceed input_tokens (they are part of it)")
     if usage.reasoning_tokens > usage.output_tokens:
