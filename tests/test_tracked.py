@@ -114,7 +114,13 @@ def test_bytes_of_another_version_or_shape_are_refused():
 @settings(max_examples=300, deadline=None)
 @given(st.integers(-(10**18), 4 * 10**18), st.integers(0, 2))
 def test_the_record_timestamp_is_the_iso_timestamp(time_ns, repeat):
+    """The cached-second texts are exactly what ``datetime.isoformat`` writes."""
+    import datetime as dt
+
     from trubrics_otel.translate.encoder import iso_timestamp, record_timestamp
 
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
     for ns in (time_ns, time_ns - time_ns % 10**9, time_ns + repeat):  # whole seconds, same second
-        assert record_timestamp(ns) == iso_timestamp(ns)
+        expected = (epoch + dt.timedelta(microseconds=ns // 1000)).isoformat()
+        assert record_timestamp(ns) == expected
+        assert iso_timestamp(ns) == expected

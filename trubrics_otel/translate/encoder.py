@@ -332,10 +332,10 @@ def _class_name(error_type: Any) -> str | None:
 
 
 def iso_timestamp(time_ns: int | None) -> str | None:
+    """ISO 8601 in UTC with microseconds, as ``datetime.isoformat`` writes it."""
     if time_ns is None:
         return None
-    # epoch + timedelta: a fifth of fromtimestamp(tz=utc)'s cost, the same text
-    return (_EPOCH + _dt.timedelta(microseconds=time_ns // 1000)).isoformat()
+    return record_timestamp(time_ns)
 
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
@@ -343,8 +343,8 @@ _last_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
 
 
 def record_timestamp(time_ns: int) -> str:
-    """:func:`iso_timestamp`'s text at a third of the cost, for the record fast path: events
-    of a burst share their second, so its text is kept and only the microseconds are added."""
+    """:func:`iso_timestamp`'s text at a third of ``isoformat``'s cost: events of a burst or
+    a batch share their second, so its text is kept and only the microseconds are added."""
     global _last_second
     second, micro = divmod(time_ns // 1000, 1_000_000)
     cached, prefix = _last_second
