@@ -45,6 +45,7 @@ _USAGE_PROPERTIES = (
     sc.PROP_INPUT_TOKENS, sc.PROP_OUTPUT_TOKENS, sc.PROP_TOTAL_TOKENS,
     sc.PROP_CACHE_READ_INPUT_TOKENS, sc.PROP_CACHE_CREATION_INPUT_TOKENS, sc.PROP_REASONING_TOKENS,
 )
+_USAGE_PROPERTY_NAMES = frozenset(_USAGE_PROPERTIES)
 _IDS = (sc.PROP_TRACE_ID, sc.PROP_SPAN_ID, sc.PROP_PARENT_SPAN_ID)
 
 
@@ -91,7 +92,7 @@ def signature(span: ReadableSpan, event: Event) -> CallSignature:
         response_id=str(response_id) if response_id else None,
         prompt=hash(prompt) if prompt else 0,
         richness=2 * bool(prompt) + 2 * bool(event.get("generation"))
-        + sum(1 for key in _USAGE_PROPERTIES if key in properties),
+        + len(_USAGE_PROPERTY_NAMES.intersection(properties)),
     )
 
 
@@ -166,52 +167,65 @@ class CallIndex:
         self._limit = limit
         self._order: deque[CallSignature] = deque()
         self._spans: set[tuple[int, int]] = set()
-        self._by: dict[tuple[str, Any], list[CallSignature]] = {}
+        # one dict per kind of key, so a lookup builds no key tuple
+        self._by_trace: dict[int, list[CallSignature]] = {}
+        self._by_response: dict[str, list[CallSignature]] = {}
+        self._by_prompt: dict[int, list[CallSignature]] = {}
 
-    @staticmethod
-    def _keys(call: CallSignature) -> list[tuple[str, Any]]:
-        keys: list[tuple[str, Any]] = [("trace", call.trace_id)]
+    def _lists(self, call: CallSignature) -> list[tuple[dict[Any, list[CallSignature]], Any]]:
+        lists: list[tuple[dict[Any, list[CallSignature]], Any]] = [(self._by_trace, call.trace_id)]
         if call.response_id:
-            keys.append(("response", call.response_id))
+            lists.append((self._by_response, call.response_id))
         if call.prompt:
-            keys.append(("prompt", call.prompt))
-        return keys
+            lists.append((self._by_prompt, call.prompt))
+        return lists
 
     def candidates(self, call: CallSignature) -> list[CallSignature]:
         """The most recent :data:`MAX_CANDIDATES_PER_KEY` calls of each key: two views of one
         call arrive together, and a popular prompt ("hi") must not cost a scan of every
         call remembered."""
-        found: dict[int, CallSignature] = {}
-        for key in self._keys(call):
-            for other in self._by.get(key, ())[-MAX_CANDIDATES_PER_KEY:]:
-                found[id(other)] = other
-        return list(found.values())
+        found = self._by_trace.get(call.trace_id, _NONE)[-MAX_CANDIDATES_PER_KEY:]
+        for by, key in ((self._by_response, call.response_id), (self._by_prompt, call.prompt)):
+            if key:
+                more = by.get(key)
+                if more:
+                    found = found + [c for c in more[-MAX_CANDIDATES_PER_KEY:]
+                                     if not any(c is f for f in found)]
+        return found
 
     def has_span(self, call: CallSignature) -> bool:
         return (call.trace_id, call.span_id) in self._spans
 
     def add(self, call: CallSignature) -> None:
-        if self.has_span(call):
+        span = (call.trace_id, call.span_id)
+        if span in self._spans:
             return
         self._order.append(call)
-        self._spans.add((call.trace_id, call.span_id))
-        for key in self._keys(call):
-            self._by.setdefault(key, []).append(call)
+        self._spans.add(span)
+        for by, key in self._lists(call):
+            entries = by.get(key)
+            if entries is None:
+                by[key] = [call]
+            else:
+                entries.append(call)
         if self._limit is not None and len(self._order) > self._limit:
             self.remove(self._order[0])
 
     def remove(self, call: CallSignature) -> None:
         self._order.remove(call)
         self._spans.discard((call.trace_id, call.span_id))
-        for key in self._keys(call):
-            entries = self._by.get(key)
+        for by, key in self._lists(call):
+            entries = by.get(key)
             if entries is not None:
                 entries.remove(call)
                 if not entries:
-                    del self._by[key]
+                    del by[key]
 
     def __len__(self) -> int:
         return len(self._order)
+
+
+_NONE: list[CallSignature] = []
 
 
 def _another_view(call: CallSignature, sent: CallSignature) -> bool:
