@@ -228,17 +228,20 @@ class Bridge:
 
     def _forward(self, key: str, path: str, events: list[Event], deadline: float) -> SendResult:
         """Send what was not delivered before, and remember what is now."""
+        identities = [_identity(key, path, e) for e in events]
         with self._lock:
-            todo = [e for e in events if _identity(key, path, e) not in self._delivered]
-        self._count("duplicates_skipped", len(events) - len(todo))
-        if not todo:
+            delivered = self._delivered
+            fresh = [i for i, identity in enumerate(identities) if identity not in delivered]
+        self._count("duplicates_skipped", len(events) - len(fresh))
+        if not fresh:
             return SendResult(ok=True)
+        todo = events if len(fresh) == len(events) else [events[i] for i in fresh]
         delivery = self._transport_send(key, path, todo, deadline)
         # Sent, or refused for good; a refused key is not "done": the sender may come back.
-        done = todo[: len(todo) - len(delivery.pending)] if delivery.status not in (401, 403) else []
+        done = len(todo) - len(delivery.pending) if delivery.status not in (401, 403) else 0
         with self._lock:
-            for event in done:
-                self._delivered[_identity(key, path, event)] = None
+            for i in fresh[:done]:
+                self._delivered[identities[i]] = None
             while len(self._delivered) > REMEMBERED_EVENTS:
                 self._delivered.popitem(last=False)
             self._counts["events_sent"] += delivery.sent

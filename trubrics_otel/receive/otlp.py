@@ -236,7 +236,7 @@ def value_of(value: AnyValue) -> Any:
     if which is None:
         return None
     if which == "array_value":
-        return tuple(v for v in map(value_of, value.array_value.values) if v is not None)
+        return tuple([v for v in map(value_of, value.array_value.values) if v is not None])
     if which == "kvlist_value":
         return attributes_of(value.kvlist_value.values)
     return getattr(value, which)

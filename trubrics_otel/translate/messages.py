@@ -84,7 +84,10 @@ def message_text(message: Mapping[str, Any]) -> str:
     if isinstance(parts, list):
         texts = [p.get("content", "") for p in parts if _is_mapping(p) and p.get("type") == "text"]
         if texts:
-            return "".join(t if t.__class__ is str else str(t) for t in texts)
+            try:
+                return "".join(texts)
+            except TypeError:  # a part whose content is not text
+                return "".join([str(t) for t in texts])
         calls = [p for p in parts if _is_mapping(p) and p.get("type") == "tool_call"]
         return summarise_tool_calls(calls)
     content = message.get("content")

@@ -82,9 +82,14 @@ def make_usage(
     """
     if input_tokens is None and output_tokens is None:
         return NoCost("no token counts")
-    counted = [0 if count is None else count for count in (
-        input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, reasoning_tokens)]
-    if all(count.__class__ is int and 0 <= count <= MAX_TOKENS for count in counted):  # nearly always
+    counted = (0 if input_tokens is None else input_tokens, 0 if output_tokens is None else output_tokens,
+               0 if cache_read_input_tokens is None else cache_read_input_tokens,
+               0 if cache_creation_input_tokens is None else cache_creation_input_tokens,
+               0 if reasoning_tokens is None else reasoning_tokens)
+    for count in counted:  # nearly always plain counts: no message to word
+        if count.__class__ is not int or not 0 <= count <= MAX_TOKENS:
+            break
+    else:
         return _checked(Usage(*counted))
     fields = {
         "input_tokens": input_tokens,
