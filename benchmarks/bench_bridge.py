@@ -16,8 +16,10 @@ it shares the one core's GIL):
 * bridge over gRPC: the same request as a gzip-compressed ``TraceService/Export`` call
   (grpcio compresses it here, in the sender: a cost the HTTP row does not pay);
 * ``trubrics-otel bridge`` as its own process, over HTTP and over gRPC: spans per second of
-  the bridge process's CPU time (user + system, from ``/proc``), i.e. per core, whatever
-  else runs on the machine; the sender and the endpoint run in this process.
+  the bridge process's CPU time (user + system, every thread, from ``/proc``), i.e. per core,
+  whatever else runs on the machine; the sender and the endpoint run in this process. Steady
+  state: a first request (the price table loads on first use) is sent before the clock
+  starts; each round is ~10,000 spans, and every round is printed.
 
 Best of several rounds: shared machines vary 2x run to run, so read the ratios.
 """
@@ -180,10 +182,12 @@ def main() -> None:
 
         offset = 2 * batch * batches * rounds
         for protocol in ("http", "grpc"):
-            requests_ = [_fresh_ids(body, offset, batch) for body in plain]
-            offset += batch * batches * rounds
+            requests_ = []
+            for _ in range(2):  # twice the requests: a warm-up, then rounds of ~10,000 spans
+                requests_ += [_fresh_ids(body, offset, batch) for body in plain]
+                offset += batch * batches * rounds
             rows.append((f"bridge process over {protocol.upper()}, per CPU-second of the bridge",
-                         bridge_process_rate(endpoint, protocol, requests_, batch)))
+                         bridge_process_rate(endpoint, protocol, requests_, batch, rounds)))
 
     width = max(len(name) for name, _ in rows)
     print(f"\n{'path':<{width}}  spans/s (best of {rounds})")
@@ -196,8 +200,9 @@ def main() -> None:
           f"{rows[-1][1] / rows[-2][1]:.2f})")
 
 
-def bridge_process_rate(endpoint: TrubricsEndpoint, protocol: str, bodies: list[bytes], batch: int) -> float:
-    """Spans per second of CPU time of a ``trubrics-otel bridge`` child process."""
+def bridge_process_rate(endpoint: TrubricsEndpoint, protocol: str, bodies: list[bytes], batch: int,
+                        rounds: int) -> float:
+    """Spans per second of CPU time of a ``trubrics-otel bridge`` child process, best round."""
     ports = []
     for _ in range(2):
         with socket.socket() as probe:
@@ -231,25 +236,37 @@ def bridge_process_rate(endpoint: TrubricsEndpoint, protocol: str, bodies: list[
                 export(body, timeout=60)
         # Steady state: the first request pays one-time costs (the price table loads on first
         # use, ~0.2 s of CPU), which are not throughput; it is sent before the clock starts.
+        # Then best of `rounds`, like every other row: another process on the shared cores
+        # only ever slows a round (cache, scheduler), never speeds it.
         send(compressed[0])
-        before = endpoint.count()
-        cpu = _cpu_seconds(child.pid)
-        for body in compressed[1:]:
-            send(body)
-        cpu = _cpu_seconds(child.pid) - cpu
+        per_round = (len(compressed) - 1) // rounds
+        best = 0.0
+        for r in range(rounds):
+            todo = compressed[1 + r * per_round : 1 + (r + 1) * per_round]
+            before = endpoint.count()
+            cpu = _cpu_seconds(child.pid)
+            for body in todo:
+                send(body)
+            cpu = _cpu_seconds(child.pid) - cpu
+            assert endpoint.count() - before == batch * len(todo)
+            best = max(best, batch * len(todo) / cpu)
+            print(f"  bridge process over {protocol.upper()}, round {r + 1}: {batch * len(todo) / cpu:,.0f} spans/s")
         if protocol == "grpc":
             channel.close()
-        assert endpoint.count() - before == batch * (len(bodies) - 1)
-        return batch * (len(bodies) - 1) / cpu
+        return best
     finally:
         child.terminate()
         child.wait(10)
 
 
 def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of all the process's threads, in ns resolution (``/proc/<pid>/task/*/schedstat``;
+    the bridge's threads live as long as it does), user and system alike."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
+            total += int(stat.read().split()[0])
+    return total / 1e9
 
 
 def _fresh_ids(body: bytes, offset: int, batch: int) -> bytes:
