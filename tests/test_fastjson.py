@@ -117,3 +117,33 @@ def test_encoded_llm_events_post_the_same_body() -> None:
                     logging.getLogger("test"))
     events = [encode_record((VERSION, LLM, 2**127 + i, 2**63 + i, 0, None, body))[1] for i in range(3)]
     assert json.loads(fastjson.dumps(events)) == json.loads(STDLIB.dumps(events))
+
+
+@settings(max_examples=300, deadline=None)
+@given(plain, st.sampled_from(["", " ", "\n", "\ufeff"]), st.sampled_from(["", " ", "x", "\t\n"]))
+def test_loads_reads_what_json_loads_reads_and_refuses_what_it_refuses(value, before, after):
+    """``fastjson.loads`` calls json's own scanner directly; every text must read, or fail,
+    exactly as ``json.loads`` — leading space, a BOM, trailing data included."""
+    text = before + json.dumps(value, ensure_ascii=False) + after
+    try:
+        expected = json.loads(text)
+    except ValueError as exc:
+        with pytest.raises(type(exc)) as raised:
+            fastjson.loads(text)
+        assert str(raised.value) == str(exc)
+    else:
+        assert fastjson.loads(text) == expected or (expected != expected)
+
+
+@pytest.mark.parametrize("text", ["", "[", "NaN", "[Infinity, -Infinity]", "123456789012345678901234567890",
+                                  "1e400", '"\\ud800"', '{"a": 1, "a": 2}', "[1] [2]", "tru", '"x'])
+def test_loads_at_the_edges(text):
+    try:
+        expected = json.loads(text)
+    except ValueError as exc:
+        with pytest.raises(type(exc), match=None) as raised:
+            fastjson.loads(text)
+        assert str(raised.value) == str(exc)
+    else:
+        got = fastjson.loads(text)
+        assert repr(got) == repr(expected) and type(got) is type(expected)

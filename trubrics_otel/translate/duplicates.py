@@ -172,25 +172,20 @@ class CallIndex:
         self._by_response: dict[str, list[CallSignature]] = {}
         self._by_prompt: dict[int, list[CallSignature]] = {}
 
-    def _lists(self, call: CallSignature) -> list[tuple[dict[Any, list[CallSignature]], Any]]:
-        lists: list[tuple[dict[Any, list[CallSignature]], Any]] = [(self._by_trace, call.trace_id)]
-        if call.response_id:
-            lists.append((self._by_response, call.response_id))
-        if call.prompt:
-            lists.append((self._by_prompt, call.prompt))
-        return lists
-
     def candidates(self, call: CallSignature) -> list[CallSignature]:
         """The most recent :data:`MAX_CANDIDATES_PER_KEY` calls of each key: two views of one
         call arrive together, and a popular prompt ("hi") must not cost a scan of every
         call remembered."""
-        found = self._by_trace.get(call.trace_id, _NONE)[-MAX_CANDIDATES_PER_KEY:]
+        found = self._by_trace.get(call.trace_id)
+        found = found[-MAX_CANDIDATES_PER_KEY:] if found else []
         for by, key in ((self._by_response, call.response_id), (self._by_prompt, call.prompt)):
-            if key:
-                more = by.get(key)
-                if more:
-                    found = found + [c for c in more[-MAX_CANDIDATES_PER_KEY:]
-                                     if not any(c is f for f in found)]
+            more = by.get(key) if key else None
+            if more:
+                if found:
+                    seen = {id(c) for c in found}
+                    found += [c for c in more[-MAX_CANDIDATES_PER_KEY:] if id(c) not in seen]
+                else:
+                    found = more[-MAX_CANDIDATES_PER_KEY:]
         return found
 
     def has_span(self, call: CallSignature) -> bool:
@@ -202,30 +197,47 @@ class CallIndex:
             return
         self._order.append(call)
         self._spans.add(span)
-        for by, key in self._lists(call):
-            entries = by.get(key)
-            if entries is None:
-                by[key] = [call]
-            else:
-                entries.append(call)
+        _append(self._by_trace, call.trace_id, call)
+        if call.response_id:
+            _append(self._by_response, call.response_id, call)
+        if call.prompt:
+            _append(self._by_prompt, call.prompt, call)
         if self._limit is not None and len(self._order) > self._limit:
             self.remove(self._order[0])
 
     def remove(self, call: CallSignature) -> None:
-        self._order.remove(call)
+        if self._order[0] is call:  # the oldest: eviction, the usual case
+            self._order.popleft()
+        else:
+            self._order.remove(call)
         self._spans.discard((call.trace_id, call.span_id))
-        for by, key in self._lists(call):
-            entries = by.get(key)
-            if entries is not None:
-                entries.remove(call)
-                if not entries:
-                    del by[key]
+        _discard(self._by_trace, call.trace_id, call)
+        if call.response_id:
+            _discard(self._by_response, call.response_id, call)
+        if call.prompt:
+            _discard(self._by_prompt, call.prompt, call)
 
     def __len__(self) -> int:
         return len(self._order)
 
 
-_NONE: list[CallSignature] = []
+def _append(by: dict[Any, list[CallSignature]], key: Any, call: CallSignature) -> None:
+    entries = by.get(key)
+    if entries is None:
+        by[key] = [call]
+    else:
+        entries.append(call)
+
+
+def _discard(by: dict[Any, list[CallSignature]], key: Any, call: CallSignature) -> None:
+    entries = by.get(key)
+    if entries is not None:
+        if entries[0] is call:
+            del entries[0]
+        else:
+            entries.remove(call)
+        if not entries:
+            del by[key]
 
 
 def _another_view(call: CallSignature, sent: CallSignature) -> bool:
@@ -245,12 +257,18 @@ def one_event_per_call(
     kept: dict[int, tuple[CallSignature, Event]] = {}  # by id() of its signature
     batch = CallIndex()
     removed = 0
-    for call in sorted(calls, key=lambda item: item[0].start):
-        if any(_another_view(call[0], other) for other in sent.candidates(call[0])):
+    for call in sorted(calls, key=_start):
+        signature = call[0]
+        for other in sent.candidates(signature):
+            if _another_view(signature, other):
+                break
+        else:
+            other = None
+        if other is not None:
             removed += 1
             continue
-        for other in batch.candidates(call[0]):
-            if same_call(call[0], other):
+        for other in batch.candidates(signature):
+            if same_call(signature, other):
                 merged = merge(kept.pop(id(other)), call)
                 batch.remove(other)
                 batch.add(merged[0])
@@ -258,10 +276,14 @@ def one_event_per_call(
                 removed += 1
                 break
         else:
-            batch.add(call[0])
-            kept[id(call[0])] = call
+            batch.add(signature)
+            kept[id(signature)] = call
     events = []
-    for signature, event in sorted(kept.values(), key=lambda item: item[0].start):
+    for signature, event in sorted(kept.values(), key=_start):
         sent.add(signature)
         events.append(event)
     return events, removed
+
+
+def _start(view: tuple[CallSignature, Event]) -> int:
+    return view[0].start

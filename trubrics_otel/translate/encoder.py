@@ -31,7 +31,6 @@ batches), and two instrumentations' spans of one model call make one LLM event
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +53,7 @@ from trubrics_otel.translate.duplicates import (
     one_event_per_call,
     signature,
 )
+from trubrics_otel.translate.fastjson import loads
 from trubrics_otel.translate.jsonable import MAX_PROPERTIES_CHARS, encode_fast
 from trubrics_otel.translate.traces import Identity, TraceMemory, span_identity
 from trubrics_otel.translate.tracked import (
@@ -364,7 +364,7 @@ def _json_object(text: Any) -> dict[str, Any]:
     if not isinstance(text, str):
         return {}
     try:
-        value = json.loads(text)
+        value = loads(text)
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {"value": value}

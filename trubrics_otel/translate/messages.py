@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from trubrics_otel.translate.fastjson import loads
 from trubrics_otel.translate.jsonable import snapshot
 
 
@@ -73,7 +74,7 @@ def parse_json(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     try:
-        return json.loads(value)
+        return loads(value)
     except ValueError:
         return None
 

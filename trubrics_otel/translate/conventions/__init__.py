@@ -139,12 +139,13 @@ def first_of(attributes: Attributes, names: tuple[str, ...]) -> str | None:
 
 
 def prefixed_properties(attributes: Attributes) -> dict[str, Any]:
-    return {
-        key[len(prefix) :]: plain(value)
-        for key, value in attributes.items()
-        for prefix in PROPERTY_PREFIXES
-        if key.startswith(prefix)
-    }
+    found: dict[str, Any] = {}
+    for key, value in attributes.items():
+        if key.startswith(PROPERTY_PREFIXES):  # one C call per key; which prefix, rarely
+            for prefix in PROPERTY_PREFIXES:
+                if key.startswith(prefix):
+                    found[key[len(prefix) :]] = plain(value)
+    return found
 
 
 

@@ -77,6 +77,7 @@ the cache back)."""
 
 
 _USAGE_NAMES = frozenset(name for names in USAGE.values() for name in names)
+_USAGE_RANK = {name: (prop, rank) for prop, names in USAGE.items() for rank, name in enumerate(names)}
 
 
 def usage_properties(attributes: Attributes, *, absent_is_zero: bool = True) -> dict[str, Any]:
@@ -87,12 +88,16 @@ def usage_properties(attributes: Attributes, *, absent_is_zero: bool = True) -> 
     present = _USAGE_NAMES.intersection(attributes)  # one pass over the keys, then few lookups
     if not present:
         return properties
-    for prop, names in USAGE.items():
-        for name in names:
-            count = token_count(attributes[name]) if name in present else None
+    found: dict[str, tuple[int, int]] = {}  # property -> (rank of its spelling, count): first wins
+    for name in present:
+        prop, rank = _USAGE_RANK[name]
+        if prop not in found or rank < found[prop][0]:
+            count = token_count(attributes[name])
             if count is not None:
-                properties[prop] = count
-                break
+                found[prop] = (rank, count)
+    for prop in USAGE:  # in the table's order, as always
+        if prop in found:
+            properties[prop] = found[prop][1]
     if absent_is_zero and (sc.PROP_INPUT_TOKENS in properties or sc.PROP_OUTPUT_TOKENS in properties):
         for prop in _ZERO_WHEN_ABSENT:
             properties.setdefault(prop, 0)
