@@ -10,7 +10,7 @@ import json
 import logging
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -335,3 +335,34 @@ def test_any_usage_gives_a_plausible_cost_or_a_reason_never_an_exception(table, 
     else:
         assert set(result) == COST_KEYS
         assert 0 <= result["input_cost_usd"] <= result["cost_usd"] < 1e6
+
+
+def test_a_model_whose_price_changed_on_a_date_is_priced_by_each_calls_date():
+    """Prices that never change are worked out once per model; a model with dated price
+    changes must still be priced at each call's own date, whatever was priced before."""
+    genai_prices = pytest.importorskip("genai_prices")
+    snapshot = genai_prices.data_snapshot.get_snapshot()
+    dated = [(provider.id, model.id, model.prices[-1].constraint.start_date)
+             for provider in snapshot.providers for model in provider.models
+             if isinstance(model.prices, list) and model.prices[-1].constraint is not None
+             and hasattr(model.prices[-1].constraint, "start_date")]
+    assert dated, "the table has no model with a dated price change any more"
+    table = MaintainedPrices()
+    usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
+    checked = 0
+    for provider, model, changed in dated[:40]:
+        before = datetime(changed.year, changed.month, changed.day, tzinfo=timezone.utc) - timedelta(days=2)
+        after = before + timedelta(days=4)
+        for at in (after, before, after, before):  # alternate: nothing cached may carry over
+            try:
+                expected = genai_prices.calc_price(
+                    genai_prices.Usage(input_tokens=1_000_000, output_tokens=1_000_000), model,
+                    provider_id=provider, genai_request_timestamp=at)
+            except LookupError:  # an id genai-prices itself does not match by name
+                break
+            priced = table.price(model, provider, usage, at)
+            assert priced is not None, (provider, model)
+            checked += 1
+            assert (round(priced.input_usd, 9), round(priced.output_usd, 9)) == \
+                (round(float(expected.input_price), 9), round(float(expected.output_price), 9)), (provider, model, at)
+    assert checked >= 20

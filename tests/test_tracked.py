@@ -13,7 +13,14 @@ from trubrics_otel import semconv as sc
 from trubrics_otel.capture.context import UserContext, stamp
 from trubrics_otel.translate.encoder import encode_record, encode_span
 from trubrics_otel.translate.record_codec import UnknownFormat
-from trubrics_otel.translate.tracked import EVENT, LLM, VERSION, TrackedSpan, from_bytes, to_bytes
+from trubrics_otel.translate.tracked import (
+    EVENT,
+    LLM,
+    VERSION,
+    TrackedSpan,
+    from_bytes,
+    to_bytes,
+)
 
 texts = st.text(max_size=20)
 names = st.text(min_size=1, max_size=12)

@@ -12,8 +12,8 @@ import time
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-
 from loopback_server import LoopbackServer
+
 from trubrics_otel.deliver.transport import EVENTS_PATH, Transport
 
 
@@ -27,7 +27,7 @@ class ForwardProxy(LoopbackServer):
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 proxy.seen.append((self.path, self.headers.get("x-api-key"), json.loads(body)))
                 self.send_response(200)

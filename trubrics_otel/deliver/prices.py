@@ -74,6 +74,7 @@ class MaintainedPrices:
         self.source = "genai-prices"
         self._resolved: dict[tuple[str, str | None], _Resolved | None] = {}
         self._rates: dict[int, tuple[Any, TokenRates | None]] = {}  # by id() of a ModelPrice
+        self._fixed: dict[tuple[str, str | None], TokenRates] = {}  # models priced the same at any date
 
     @property
     def available(self) -> bool:
@@ -86,6 +87,10 @@ class MaintainedPrices:
         if not self._load():
             return None
         key = (model.lower(), provider.lower() if provider else None)
+        fixed = self._fixed.get(key)
+        if fixed is not None:  # most models: one price set whatever the date, worked out once
+            input_usd, output_usd = fixed.cost(usage)
+            return Priced(input_usd, output_usd, self.source)
         if key not in self._resolved:
             self._remember(key, self._resolve(key))
         found = self._resolved[key]
@@ -95,6 +100,8 @@ class MaintainedPrices:
         at = datetime.now(timezone.utc) if at is None else (
             at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc))
         rates = self._rates_for(model_info.get_prices(at))
+        if rates is not None and not isinstance(model_info.prices, list):  # not dated or conditional
+            self._fixed[key] = rates
         if rates is not None:  # per-token prices: the same arithmetic, ~10x faster
             input_usd, output_usd = rates.cost(usage)
             return Priced(input_usd, output_usd, self.source)
@@ -137,6 +144,7 @@ class MaintainedPrices:
     def _remember(self, key: tuple[str, str | None], found: _Resolved | None) -> None:
         if len(self._resolved) >= _MAX_RESOLVED:
             self._resolved.clear()
+            self._fixed.clear()
         self._resolved[key] = found
 
     def _load(self) -> bool:

@@ -277,11 +277,13 @@ def _own_properties(own: Any) -> dict[str, Any]:
 def properties_of(span: ReadableSpan, derived: Mapping[str, Any]) -> dict[str, Any]:
     """Context properties, then what the convention derived, then the span's own, then ids."""
     attributes = span.attributes or {}
-    properties: dict[str, Any] = {}
-    properties.update(_json_object(attributes.get(sc.TRUBRICS_CONTEXT_PROPERTIES)))
+    context_properties = attributes.get(sc.TRUBRICS_CONTEXT_PROPERTIES)
+    properties = _json_object(context_properties) if context_properties is not None else {}
     properties.update(prefixed_properties(attributes))
     properties.update(derived)
-    properties.update(_json_object(attributes.get(sc.TRUBRICS_PROPERTIES)))
+    own = attributes.get(sc.TRUBRICS_PROPERTIES)
+    if own is not None:
+        properties.update(_json_object(own))
     context = span.context
     if context is not None:
         properties[sc.PROP_TRACE_ID] = f"{context.trace_id:032x}"
