@@ -186,6 +186,27 @@ def test_a_duplicate_in_a_later_batch_is_dropped_but_a_resent_span_is_not(record
     assert len(encode_spans([inner], memory=memory).llm_events) == 1  # a retried request
 
 
+def test_two_views_in_different_traces_of_one_batch_are_one_call(recorded) -> None:
+    """A provider SDK that starts its own trace (the anthropic SDK's spans) and a framework's
+    span of the same call share only the prompt; other calls in the batch stay as they are."""
+    from opentelemetry.context import Context
+
+    provider, exporter = recorded
+    for question in ("first?", "second?"):
+        with provider.get_tracer("framework").start_as_current_span("other", attributes=chat(question)):
+            pass
+    with provider.get_tracer("framework").start_as_current_span("ChatOpenAI", attributes=chat("Why?")):
+        with provider.get_tracer("provider-sdk").start_as_current_span(
+            "openai.chat", context=Context(), attributes=chat("Why?")
+        ):
+            pass
+    spans = exporter.get_finished_spans()
+    assert len({span.context.trace_id for span in spans}) == 4
+    encoded = encode_spans(spans)
+    assert encoded.merged_duplicates == 1
+    assert sorted(event["prompt"] for event in encoded.llm_events) == ["Why?", "first?", "second?"]
+
+
 def test_two_calls_of_one_library_with_one_question_stay_two_events(recorded) -> None:
     provider, exporter = recorded
     tracer = provider.get_tracer("lib")

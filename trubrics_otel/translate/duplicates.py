@@ -255,7 +255,7 @@ def one_event_per_call(
     events that removed. The kept calls are remembered as sent."""
     sent: CallIndex = memory.sent_calls
     kept: dict[int, tuple[CallSignature, Event]] = {}  # by id() of its signature
-    batch = CallIndex()
+    batch = CallIndex() if _may_repeat(calls) else None
     removed = 0
     for call in sorted(calls, key=_start):
         signature = call[0]
@@ -266,6 +266,9 @@ def one_event_per_call(
             other = None
         if other is not None:
             removed += 1
+            continue
+        if batch is None:  # no two calls of this batch can be one
+            kept[id(signature)] = call
             continue
         for other in batch.candidates(signature):
             if same_call(signature, other):
@@ -283,6 +286,28 @@ def one_event_per_call(
         sent.add(signature)
         events.append(event)
     return events, removed
+
+
+def _may_repeat(calls: list[tuple[CallSignature, Event]]) -> bool:
+    """Whether two of the calls share a trace, a response id or a prompt: :func:`same_call`
+    needs one of the three, so otherwise the search for duplicates within the batch is
+    skipped (a batch of one-call traces, as chat apps send them)."""
+    traces: set[int] = set()
+    responses: set[str] = set()
+    prompts: set[int] = set()
+    for signature, _ in calls:
+        if signature.trace_id in traces:
+            return True
+        traces.add(signature.trace_id)
+        if signature.response_id:
+            if signature.response_id in responses:
+                return True
+            responses.add(signature.response_id)
+        if signature.prompt:
+            if signature.prompt in prompts:
+                return True
+            prompts.add(signature.prompt)
+    return False
 
 
 def _start(view: tuple[CallSignature, Event]) -> int:
