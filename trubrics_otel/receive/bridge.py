@@ -64,6 +64,7 @@ from trubrics_otel.deliver.transport import (
 )
 from trubrics_otel.receive import otlp
 from trubrics_otel.receive.http import HttpReceiver, Reply, Request
+from trubrics_otel.receive.process import tune_for_server
 from trubrics_otel.settings import DEFAULT_HOST
 from trubrics_otel.translate.encoder import Event, encode_spans
 from trubrics_otel.translate.redaction import Policy
@@ -347,6 +348,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    tune_for_server()  # our own process: see receive/process.py
     try:
         bridge.start()
     except OSError as exc:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
+from trubrics_otel.receive.process import tune_for_server
 from trubrics_otel.server.app import (
     DEFAULT_GRPC_PORT,
     DEFAULT_MAX_BODY_BYTES,
@@ -98,6 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
     if not is_loopback(args.bind):
         print("  the page and read API need the x-api-key given by --api-key here"
               + ("" if args.api_key else " (none given: remote reads are refused)"), flush=True)
+    tune_for_server()  # our own process: see receive/process.py
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -1,0 +1,39 @@
+"""The garbage collector is tuned in our own server processes only, never in an app's.
+
+``trubrics-otel bridge`` and ``serve`` freeze what start-up built and raise the young
+generation's threshold (``receive/process.py``: ~9% of the bridge's CPU went to young-generation
+passes over live requests). An app that imports the library keeps its own settings.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def _run(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_the_library_leaves_the_apps_garbage_collector_alone():
+    out = _run(
+        "import gc; before = gc.get_threshold()\n"
+        "import trubrics_otel\n"
+        "client = trubrics_otel.Trubrics(api_key='k', host='http://127.0.0.1:9', spool=False)\n"
+        "client.track('u1', 'Sign up'); client.track_llm('u1', 'hi', 'hello'); client.close(timeout=0.5)\n"
+        "print(gc.get_threshold() == before, gc.get_freeze_count())"
+    )
+    assert out == "True 0"
+
+
+def test_a_server_process_freezes_start_up_and_collects_young_objects_less_often():
+    out = _run(
+        "import gc, sys\n"
+        "from trubrics_otel.receive.process import YOUNG_GENERATION_THRESHOLD, tune_for_server\n"
+        "tune_for_server()\n"
+        "print(gc.get_threshold()[0] == YOUNG_GENERATION_THRESHOLD, gc.get_freeze_count() > 1000,\n"
+        "      'genai_prices' in sys.modules)"
+    )
+    assert out == "True True True"
