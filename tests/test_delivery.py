@@ -235,10 +235,15 @@ def test_tracer_provider_mode_records_into_the_apps_provider(make_client, endpoi
 def test_private_provider_never_ships_the_apps_spans(make_client, endpoint):
     provider = TracerProvider()
     client = make_client()
-    with provider.get_tracer("app").start_as_current_span("GET /chat"):
+    client.track(user_id="u", event="before")  # starts the export thread: the fast path is on
+    with provider.get_tracer("app").start_as_current_span("GET /chat") as request:
         client.track(user_id="u", event="inside")
     client.flush(timeout=10)
-    assert [e["event"] for e in endpoint.events()] == ["inside"]
+    assert sorted(e["event"] for e in endpoint.events()) == ["before", "inside"]
+    # ...but the event joins the app's trace, under its span (the fast path steps aside)
+    [event] = [e for e in endpoint.events() if e["event"] == "inside"]
+    assert event["properties"]["$trace_id"] == f"{request.get_span_context().trace_id:032x}"
+    assert event["properties"]["$parent_span_id"] == f"{request.get_span_context().span_id:016x}"
 
 
 def test_bad_input_is_logged_and_skipped_never_raised(make_client, endpoint, caplog):
@@ -297,3 +302,22 @@ def test_default_logger_is_trubrics_at_error_and_root_untouched(endpoint):
         endpoint.url,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_fast_path_reads_the_current_context_as_the_api_does(monkeypatch):
+    """It reads the standard runtime context's variable directly; with any other runtime
+    context (``OTEL_PYTHON_CONTEXT``) it asks the API, so a span is never missed."""
+    from opentelemetry import context as context_api
+
+    from trubrics_otel.capture.fast_path import _current_context_getter
+
+    with TracerProvider().get_tracer("app").start_as_current_span("request"):
+        assert _current_context_getter()() is context_api.get_current()
+
+    class OtherRuntime:
+        def get_current(self):  # a runtime context of another kind
+            return context_api.Context({"other": True})
+
+    monkeypatch.setattr(context_api, "_RUNTIME_CONTEXT", OtherRuntime())
+    assert _current_context_getter() is context_api.get_current
+    assert _current_context_getter()() == {"other": True}
