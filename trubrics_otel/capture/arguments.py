@@ -91,17 +91,18 @@ def llm_body(
         usage = {attr: props[prop] for prop, attr in _USAGE_PROPERTIES if type(props.get(prop)) is int}
     if not ((latency.__class__ is float or latency.__class__ is int) and 0 <= latency <= MAX_LATENCY_S):
         latency = _latency(latency, logger)
+    # The checks inlined for text (nearly always): a call each would be a fifth of track_llm().
     return (
         user,
-        _text(prompt),
-        _text(generation),
-        _name(prompt_event_name),
-        _name(generation_event_name),
-        None if model is None else _name(model),
+        prompt if prompt.__class__ is str else _text(prompt),
+        generation if generation.__class__ is str else _text(generation),
+        prompt_event_name if prompt_event_name.__class__ is str else _name(prompt_event_name),
+        generation_event_name if generation_event_name.__class__ is str else _name(generation_event_name),
+        None if model is None else model if model.__class__ is str else _name(model),
         props or None,
         time.time_ns() if timestamp is None else time_ns(timestamp, logger),
         latency,
-        None if thread is None or thread == "" else _name(thread),
+        None if thread is None or thread == "" else thread if thread.__class__ is str else _name(thread),
         usage,
     )
 
