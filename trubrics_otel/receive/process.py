@@ -15,16 +15,22 @@ reference counting; reference cycles are rare. So: collect and freeze what start
 from __future__ import annotations
 
 import gc
+import importlib.util
 
 YOUNG_GENERATION_THRESHOLD = 50_000
 
 
 def tune_for_server() -> None:
     """Load the price table, freeze start-up's objects, and raise the young-generation
-    threshold (the older generations keep their default ratios)."""
-    from trubrics_otel.deliver.prices import MaintainedPrices
+    threshold (the older generations keep their default ratios).
 
-    MaintainedPrices().available  # noqa: B018 - loads the maintained table now, to freeze it
+    The table is loaded now only with the ``[cost]`` extra installed; without it, the first
+    priced event says how to install it, as in any process.
+    """
+    if importlib.util.find_spec("genai_prices") is not None:
+        from trubrics_otel.deliver.prices import MaintainedPrices
+
+        MaintainedPrices().available  # noqa: B018 - loads the maintained table, to freeze it
     gc.collect()
     gc.freeze()
     _, older, oldest = gc.get_threshold()
