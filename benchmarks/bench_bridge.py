@@ -86,6 +86,21 @@ def llm_spans(n: int) -> list:
     return list(memory.get_finished_spans())
 
 
+def requests_of(spans: list, count: int) -> list[bytes]:
+    """``count`` OTLP requests of ``spans``, each with fresh trace and span ids, as real traffic
+    has: the bridge's duplicate check (the same span again, or one call seen twice in a trace)
+    must not short-cut the work."""
+    batch = len(spans)
+    bodies = []
+    for b in range(count):
+        request = to_otlp(spans)
+        for span in request.resource_spans[0].scope_spans[0].spans:
+            span.span_id = (b * batch + int.from_bytes(span.span_id, "big") % batch + 1).to_bytes(8, "big")
+            span.trace_id = ((b << 64) + int.from_bytes(span.trace_id, "big") % (1 << 64)).to_bytes(16, "big")
+        bodies.append(request.SerializeToString())
+    return bodies
+
+
 def best_rate(work: Callable[[], int], rounds: int) -> float:
     """Best-of-rounds items per second."""
     best = 0.0
@@ -106,15 +121,7 @@ def main() -> None:
     logging.getLogger("trubrics").setLevel(logging.CRITICAL)
 
     spans = llm_spans(batch)
-    # Fresh trace and span ids per request, as real traffic has: the bridge's duplicate check
-    # (same span again, or the same call seen twice in one trace) must not short-cut the work.
-    bodies = []
-    for b in range(batches * rounds):
-        request = to_otlp(spans)
-        for span in request.resource_spans[0].scope_spans[0].spans:
-            span.span_id = (b * batch + int.from_bytes(span.span_id, "big") % batch + 1).to_bytes(8, "big")
-            span.trace_id = ((b << 64) + int.from_bytes(span.trace_id, "big") % (1 << 64)).to_bytes(16, "big")
-        bodies.append(gzip.compress(request.SerializeToString(), compresslevel=6))
+    bodies = [gzip.compress(body, compresslevel=6) for body in requests_of(spans, batches * rounds)]
     raw = gzip.decompress(bodies[0])
     print(f"{batch} LLM spans a request: {len(raw) / batch:.0f} B/span protobuf, "
           f"{len(bodies[0]) / batch:.0f} B/span gzipped")

@@ -33,14 +33,7 @@ def workload(run: bool) -> None:
     from trubrics_otel.translate.encoder import encode_spans
     from trubrics_otel.translate.traces import TraceMemory
 
-    spans = bench_bridge.llm_spans(BATCH)
-    bodies = []
-    for b in range(REQUESTS + 1):
-        request = bench_bridge.to_otlp(spans)
-        for span in request.resource_spans[0].scope_spans[0].spans:
-            span.span_id = (b * BATCH + int.from_bytes(span.span_id, "big") % BATCH + 1).to_bytes(8, "big")
-            span.trace_id = ((b << 64) + int.from_bytes(span.trace_id, "big") % (1 << 64)).to_bytes(16, "big")
-        bodies.append(request.SerializeToString())
+    bodies = bench_bridge.requests_of(bench_bridge.llm_spans(BATCH), REQUESTS + 1)
     memory, prices, policy = TraceMemory(), load_price_table(), policy_from_settings()
 
     def one_request(body: bytes) -> None:

@@ -100,9 +100,9 @@ class MaintainedPrices:
         at = datetime.now(timezone.utc) if at is None else (
             at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc))
         rates = self._rates_for(model_info.get_prices(at))
-        if rates is not None and not isinstance(model_info.prices, list):  # not dated or conditional
-            self._fixed[key] = rates
         if rates is not None:  # per-token prices: the same arithmetic, ~10x faster
+            if not isinstance(model_info.prices, list):  # not dated or conditional: one for all dates
+                self._fixed[key] = rates
             input_usd, output_usd = rates.cost(usage)
             return Priced(input_usd, output_usd, self.source)
         return self._calc(candidate, usage, at)

@@ -248,6 +248,13 @@ def _another_view(call: CallSignature, sent: CallSignature) -> bool:
     return same_call(call, sent)
 
 
+def _sent_before(call: CallSignature, sent: CallIndex) -> bool:
+    for other in sent.candidates(call):
+        if _another_view(call, other):
+            return True
+    return False
+
+
 def one_event_per_call(
     calls: list[tuple[CallSignature, Event]], memory: TraceMemory
 ) -> tuple[list[Event], int]:
@@ -259,12 +266,7 @@ def one_event_per_call(
     removed = 0
     for call in sorted(calls, key=_start):
         signature = call[0]
-        for other in sent.candidates(signature):
-            if _another_view(signature, other):
-                break
-        else:
-            other = None
-        if other is not None:
+        if _sent_before(signature, sent):
             removed += 1
             continue
         if batch is None:  # no two calls of this batch can be one
