@@ -53,7 +53,9 @@ def test_a_journal_that_cannot_get_pages_spools_instead(make_client, endpoint, m
     client.track(user_id="u", event="first")
     monkeypatch.setattr(pages.Pages, "prepare", lambda self, start, end: False)
     journal = client._processor.journal
-    journal._prepared = journal._head % journal.capacity  # nothing ready beyond the head
+    with journal._lock:
+        journal._prepared = journal._head % journal.capacity  # nothing ready beyond the head
+        journal._set_limit()
     for i in range(50):
         client.track(user_id="u", event=f"e{i}")
     assert client._processor.overflowed == 50

@@ -23,7 +23,7 @@ from trubrics_otel.deliver.journal_recovery import recover
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = 4096  # file header bytes (the ring starts here)
-RECORD = 20  # record header bytes
+RECORD = 16  # record header bytes
 
 
 def _rings(directory: Path) -> list[Path]:
@@ -111,7 +111,7 @@ def test_full_ring_refuses_without_damage_then_takes_records_again(tmp_path):
         accepted.append(payload)
     assert 0 < len(accepted) < 100
     assert journal.append(b"z" * 100) == 0  # still full: refused again
-    assert journal.append(b"") == 0
+    assert journal.append(b"x" * (journal.capacity - journal.unreleased - RECORD + 1)) == 0
     journal.close()
     assert _recovered(tmp_path) == accepted  # nothing unreleased was overwritten
 
@@ -134,20 +134,37 @@ def test_payload_too_large_is_refused(tmp_path):
     assert _recovered(tmp_path) == [b"b" * 1000, b"c" * journal.max_payload]
 
 
-def test_a_record_cut_short_costs_only_itself(tmp_path, caplog):
+def test_a_record_cut_short_costs_only_itself(tmp_path):
+    """What a kill leaves: a payload copied part way with no header yet (over the bytes of
+    an earlier record), or a header torn before its magic; the records around survive."""
     journal = Journal(tmp_path)
-    payloads = [b'{"n": %d, "pad": "%s"}' % (i, b"p" * 50) for i in range(5)]
+    payloads = [b'{"n": %d, "pad": "%s"}' % (i, b"p" * 50) for i in range(6)]
     tickets = [journal.append(p) for p in payloads]
     journal.close()
     [ring] = _rings(tmp_path)
-    with open(ring, "r+b") as f:  # the 3rd record half copied, as when killed mid-memcpy
-        f.seek(_record_offset(journal, tickets[1]) + RECORD + 10)
-        f.write(b"\0" * 20)
-        f.seek(_record_offset(journal, tickets[3]))  # and the 5th: header never written
+    with open(ring, "r+b") as f:
+        f.seek(_record_offset(journal, tickets[1]))  # the 3rd: header never written
         f.write(b"\0" * RECORD)
-    with caplog.at_level(logging.WARNING, logger="trubrics"):
-        assert _recovered(tmp_path) == [payloads[0], payloads[1], payloads[3]]
-    assert "damaged" in caplog.text
+        f.seek(_record_offset(journal, tickets[3]) + RECORD - 4)  # the 5th: all but the magic
+        f.write(b"\0" * 4)
+        f.seek(_record_offset(journal, tickets[4]) + 4)  # the 6th: the start half written
+        f.write(b"\0" * 4)
+    assert _recovered(tmp_path) == [payloads[0], payloads[1], payloads[3]]
+
+
+def test_a_header_left_by_an_earlier_lap_is_never_taken_for_a_record(tmp_path):
+    """Killed after the payload's copy, before its header: the header in place is the
+    earlier lap's (released), and the payload is not mistaken for it."""
+    journal = Journal(tmp_path, size=HEADER + 4096)
+    journal.release(journal.append(b"a" * 100))
+    ticket = journal.append(b"c" * 300)  # all released: a new lap, over the first record
+    assert ticket == journal.capacity + RECORD + 300
+    journal.close()
+    [ring] = _rings(tmp_path)
+    with open(ring, "r+b") as f:
+        f.seek(HEADER)
+        f.write(struct.pack("<IQ4s", 100, 0, b"\xff\xfeJR"))
+    assert _recovered(tmp_path) == []
 
 
 def test_a_truncated_file_yields_what_is_left(tmp_path, caplog):
@@ -328,7 +345,7 @@ def test_eight_threads_appending_each_payload_recovered_once(tmp_path):
 
 
 def test_record_header_layout(tmp_path):
-    """The documented format: magic, length, virtual start, CRC32, payload."""
+    """The documented format: length, virtual start, magic, payload."""
     journal = Journal(tmp_path)
     journal.append(b"abc")
     ticket = journal.append(b"hello")
@@ -336,7 +353,7 @@ def test_record_header_layout(tmp_path):
     [ring] = _rings(tmp_path)
     data = ring.read_bytes()
     assert data[:8] == b"\x89TRJRNL\n"
-    magic, length, start, _ = struct.unpack_from("<4sIQI", data, HEADER + RECORD + 3)
+    length, start, magic = struct.unpack_from("<IQ4s", data, HEADER + RECORD + 3)
     assert (magic, length, start) == (b"\xff\xfeJR", 5, RECORD + 3)
     assert ticket == start + RECORD + length
     _recovered(tmp_path)
@@ -354,3 +371,34 @@ def test_a_stale_temporary_file_is_cleaned_a_fresh_one_left(tmp_path):
     fresh.write_bytes(b"")
     assert recover(tmp_path) == []
     assert not stale.exists() and fresh.exists()
+
+
+def _format_1_ring(path: Path, records: list[tuple[int, bytes]], released: int, capacity: int) -> None:
+    """A ring as trubrics-otel wrote it before format 2: magic first, a CRC32 per record."""
+    import zlib
+
+    data = bytearray(HEADER + capacity)
+    header = struct.pack("<8sIIQ", b"\x89TRJRNL\n", 1, HEADER, capacity)
+    data[: len(header) + 4] = header + struct.pack("<I", zlib.crc32(header))
+    for offset in (64, 128):
+        struct.pack_into("<QI", data, offset, released, zlib.crc32(struct.pack("<Q", released)))
+    for start, payload in records:
+        crc = zlib.crc32(payload, start & 0xFFFFFFFF)
+        at = HEADER + start % capacity
+        data[at : at + 20 + len(payload)] = struct.pack("<4sIQI", b"\xff\xfeJR", len(payload), start, crc) + payload
+    path.write_bytes(bytes(data))
+
+
+def test_a_ring_in_format_1_left_by_an_earlier_release_is_recovered(tmp_path):
+    capacity = 4096
+    payloads = [b"old-%d" % i * 10 for i in range(5)]
+    records, start = [], capacity * 3  # a few laps in
+    for payload in payloads:
+        records.append((start, payload))
+        start += 20 + len(payload)
+    ring = tmp_path / "00000000000000000001-1-1.ring"
+    _format_1_ring(ring, records, released=records[1][0], capacity=capacity)
+    with open(ring, "r+b") as f:  # the last payload damaged: its CRC no longer holds
+        f.seek(HEADER + records[4][0] % capacity + 20 + 3)
+        f.write(b"\x00")
+    assert _recovered(tmp_path) == payloads[1:4]

@@ -1,12 +1,15 @@
-"""Deliveries go through the proxy the environment names, as ``requests`` would send them.
+"""Deliveries go where ``requests`` would send them: through the environment's proxy, and
+along redirects, with the API key kept from any other host.
 
 Companies reach Trubrics through an outbound proxy (``HTTPS_PROXY`` / ``HTTP_PROXY``,
-``NO_PROXY``). The transport reads the environment once and reuses a prepared request per
-URL; this holds that both still reach the proxy, key and body intact.
+``NO_PROXY``, ``user:password@`` in the proxy URL). The transport reads the environment once
+and keeps its connections; this holds that every request still reaches the proxy, key and
+body intact.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from http.server import BaseHTTPRequestHandler
@@ -18,10 +21,13 @@ from trubrics_otel.deliver.transport import EVENTS_PATH, Transport
 
 
 class ForwardProxy(LoopbackServer):
-    """An HTTP proxy that answers every request itself (200) and records what it was asked."""
+    """An HTTP proxy that answers every request itself (200) and records what it was asked
+    (with ``redirect_to``: answers 307 to that base URL instead, once per path)."""
 
-    def __init__(self) -> None:
+    def __init__(self, redirect_to: str | None = None) -> None:
         self.seen: list[tuple[str, str | None, list]] = []
+        self.proxy_auth: list[str | None] = []
+        self.redirect_to = redirect_to
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
@@ -30,7 +36,11 @@ class ForwardProxy(LoopbackServer):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 proxy.seen.append((self.path, self.headers.get("x-api-key"), json.loads(body)))
-                self.send_response(200)
+                proxy.proxy_auth.append(self.headers.get("Proxy-Authorization"))
+                redirected = proxy.redirect_to and not self.path.startswith("/moved")
+                self.send_response(307 if redirected else 200)
+                if redirected:
+                    self.send_header("Location", f"{proxy.redirect_to}/moved{self.path}")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -57,3 +67,32 @@ def test_events_go_through_the_environments_proxy(monkeypatch, no_proxy, through
                               for n in range(3)]
     else:  # trubrics.invalid does not resolve: the direct attempt fails, the proxy saw nothing
         assert proxy.seen == []
+
+
+def test_a_proxy_password_in_the_url_goes_to_the_proxy_only(monkeypatch):
+    with ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.base_url.replace("http://", "http://ops:s%40cret@"))
+        monkeypatch.setenv("NO_PROXY", "")
+        transport = Transport("http://trubrics.invalid/api", "k-proxy", timeout=1)
+        try:
+            assert transport.send(EVENTS_PATH, [{"event": "e"}], deadline=time.monotonic() + 0.3).ok
+        finally:
+            transport.close()
+    assert proxy.proxy_auth == ["Basic " + base64.b64encode(b"ops:s@cret").decode()]
+    assert "s@cret" not in repr(transport) and "k-proxy" not in repr(transport)
+
+
+@pytest.mark.parametrize("same_origin", [True, False])
+def test_redirects_are_followed_and_the_key_never_goes_to_another_origin(monkeypatch, same_origin):
+    monkeypatch.delenv("HTTP_PROXY", raising=False)
+    monkeypatch.delenv("http_proxy", raising=False)
+    with ForwardProxy() as other, ForwardProxy() as first:
+        first.redirect_to = first.base_url if same_origin else other.base_url.replace("127.0.0.1", "localhost")
+        transport = Transport(first.base_url + "/api", "k-secret", timeout=1)
+        try:
+            result = transport.send(EVENTS_PATH, [{"event": "e"}], deadline=time.monotonic() + 1)
+        finally:
+            transport.close()
+    assert result.ok
+    moved = ("/moved/api/publish_events", "k-secret" if same_origin else None, [{"event": "e"}])
+    assert (first.seen + other.seen) == [("/api/publish_events", "k-secret", [{"event": "e"}]), moved]

@@ -3,7 +3,7 @@
 ::
 
     enqueue = fast_enqueue(processor.journal_appender())   # None when the setup does not allow it
-    if enqueue is None or not enqueue(EVENT, body):        # False: take the full path
+    if enqueue is None or not enqueue(EVENT, body):        # 0: take the full path
         client._enqueue(client._record(EVENT, body))
 
 Why: the official SDK's ``track`` appends a dict to a list (~1.5 µs on the machines we
@@ -13,7 +13,7 @@ then hands over through three calls; each layer is a tenth of a microsecond. Mos
 have no parent span and no ``user_context``, so this closure checks exactly that with two
 lookups, draws the ids, stores the record (:func:`~trubrics_otel.translate.tracked.to_bytes`)
 and appends it to the crash journal. Anything else — a parent span, a ``user_context``, a
-full ring, a closed or forked client — answers False, and the caller takes the full path,
+full ring, a closed or forked client — answers 0, and the caller takes the full path,
 which handles it. Only built for the private provider without sampling (see the client).
 """
 
@@ -40,10 +40,11 @@ try:  # where the OpenTelemetry API keeps the current span in a Context (stable 
 except ImportError:  # pragma: no cover - a future API: the full path only
     _SPAN_KEY = None
 
-FastEnqueue = Callable[[str, tuple[Any, ...]], bool]
+FastEnqueue = Callable[[str, tuple[Any, ...]], int]
+"""Answers the journal's ticket, or 0 (falsy) when the full path must take the call."""
 
 
-def fast_enqueue(append_payload: Callable[[bytes], bool] | None) -> FastEnqueue | None:
+def fast_enqueue(append_payload: Callable[[bytes], int] | None) -> FastEnqueue | None:
     """The closure for one client's journal, or None (then every call takes the full path)."""
     if append_payload is None or _SPAN_KEY is None:
         return None
@@ -53,9 +54,9 @@ def fast_enqueue(append_payload: Callable[[bytes], bool] | None) -> FastEnqueue 
     bits = random.getrandbits
     tag, dumps, marshal_version = encoder()
 
-    def enqueue(kind: str, body: tuple[Any, ...]) -> bool:
+    def enqueue(kind: str, body: tuple[Any, ...]) -> int:
         if current().get(span_key) is not None or user_contexts():
-            return False  # a parent span or a user_context: the full path joins them
+            return 0  # a parent span or a user_context: the full path joins them
         record = (VERSION, kind, bits(128), bits(64), 0, None, body)
         try:
             payload = tag + dumps(record, marshal_version)  # record_codec.encode, inlined

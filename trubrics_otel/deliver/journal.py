@@ -28,7 +28,7 @@ little-endian::
           at 64 and at 128, the two "released" slots: released position (8) | its CRC32 (4)
     4096  the ring: ``capacity`` = size - 4096 bytes of records
 
-    record = magic "\\xff\\xfeJR" (4) | payload length (4) | virtual start (8) | CRC32 (4) | payload
+    record = payload length (4) | virtual start (8) | magic "\\xff\\xfeJR" (4) | payload
 
 Positions are *virtual* byte offsets that only grow: ``head`` counts every byte ever
 reserved, ``tail`` (the released position) every byte given back; a record at virtual
@@ -38,17 +38,22 @@ released). Free space is ``capacity - (head - tail)``; unreleased bytes are neve
 overwritten, so ``append`` returns 0 when the ring is full. The ticket of a record is
 its virtual end, and ``release(ticket)`` moves ``tail`` there.
 
-The payload is copied before its header, and the record's CRC32 covers the payload
-seeded with the low 32 bits of its virtual start: a copy cut short by the kill, or bytes
-left from an earlier lap, never pass for a record. ``release`` writes the released
-position into the two slots in turn, each with its CRC: a store cut short damages one
-slot and recovery uses the other (an older position: a few records come back twice
-rather than none lost).
+The payload is copied before its header, and the header's magic is its last four bytes:
+a process's stores reach the page cache in program order, so when the kill comes, a
+record whose magic is in place and whose virtual start matches where it lies was copied
+whole. A copy cut short leaves no header (or an earlier lap's, whose virtual start is
+smaller by a multiple of the capacity), and the start is written before the magic, so a
+torn header never matches either. No checksum is needed for what the journal promises
+(surviving the process, not the machine); format 1 had a CRC32 per record, which was a
+third of ``append`` for an LLM event, and rings in it are still read. ``release`` writes
+the released position into the two slots in turn, each with its CRC: a store cut short
+damages one slot and recovery uses the other (an older position: a few records come back
+twice rather than none lost).
 
 Recovery reads the whole ring and looks for the record magic anywhere (``bytes.find``):
-a candidate counts when its length fits, its virtual start matches where it lies, it is
-not released and its CRC holds; otherwise the search goes on at the next byte, so a
-damaged record costs only itself. Records are returned in virtual order.
+a candidate counts when its length fits, its virtual start matches where it lies and it
+is not released; otherwise the search goes on at the next byte, so a damaged record
+costs only itself. Records are returned in virtual order.
 
 Ownership is the spool's: each process holds an exclusive ``flock`` on its own ring, a
 file nobody holds belongs to a process that is gone and is claimed by :func:`recover`.
@@ -81,6 +86,7 @@ import threading
 import time
 import weakref
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 from trubrics_otel.deliver.files import CLOEXEC, fcntl, lock_file, private_directory
@@ -94,7 +100,8 @@ PREPARE_AHEAD_BYTES = 4 * 1024 * 1024
 
 _SUFFIX = ".ring"
 _TMP_SUFFIX = ".tmp" if fcntl is not None else ""  # Windows cannot rename an open file
-_VERSION = 1
+_VERSION = 2
+"""Format 2: records without a checksum, magic last (format 1 is still recovered)."""
 _HEADER_BYTES = 4096
 _FILE_MAGIC = b"\x89TRJRNL\n"
 _FILE = struct.Struct("<8sIIQ")  # magic, version, header bytes, capacity (+ CRC32, below)
@@ -103,7 +110,7 @@ _SLOT = struct.Struct("<QI")  # released position, CRC32 of its 8 bytes
 _SLOT_OFFSETS = (64, 128)
 _U64 = struct.Struct("<Q")
 _MAGIC = b"\xff\xfeJR"  # 0xFF and 0xFE never occur in UTF-8 text (JSON payloads)
-_RECORD = struct.Struct("<4sIQI")  # magic, payload length, virtual start, CRC32
+_RECORD = struct.Struct("<IQ4s")  # payload length, virtual start, magic: the magic goes in last
 _RECORD_BYTES = _RECORD.size
 _STALE_TMP_NS = 60 * 1_000_000_000
 
@@ -137,11 +144,18 @@ class Journal:
         self._slot = 0
         self._prepared = 0
         """Ring bytes [0, _prepared) have their pages ready (see :mod:`.pages`)."""
+        self._limit = -1
+        """Virtual end up to which ``append`` may write unchecked; see :meth:`_set_limit`."""
+        self._accepting = True
+        self._notify_at: float = _NEVER
+        self._notify_count = 1
+        self._notify: Callable[[], object] = _nothing
         self.appended = 0
         """Records appended so far; with :attr:`consumed`, what :meth:`read` has still to give."""
         self.consumed = 0
         private_directory(self.directory)
         self.file, self._fd, self._mm = self._create(size)
+        self._set_limit()
         _open_files.add(str(self.file))
         _journals.add(self)
 
@@ -162,47 +176,88 @@ class Journal:
         """Copy one record in; its ticket, or 0 when it could not be journaled.
 
         The hot path of ``track()``: no syscall, and acquire/release rather than ``with``
-        (measurably cheaper on 3.11). The payload goes in before its header, so a copy
-        cut short by the kill leaves no header that claims it.
+        (measurably cheaper on 3.11). One comparison with :attr:`_limit` stands for every
+        check while the record fits in the current lap's free, prepared bytes; the rest is
+        :meth:`_make_room`. The payload goes in before its header, so a copy cut short by
+        the kill leaves no header that claims it.
         """
         size = _RECORD_BYTES + len(payload)
         self._acquire()
         try:
-            mm = self._mm
-            if mm is None or size > self._max_record:
-                return 0
             head = self._head
-            capacity = self._capacity
-            offset = head % capacity
-            if offset and head == self._tail:  # all released: a new lap, on pages in use
-                head = self._tail = self._read = head + capacity - offset
-                offset = 0
-            elif offset + size > capacity:  # does not fit before the end: skip the rest of the lap
-                head += capacity - offset
-                offset = 0
-            end = head + size
-            if end - self._tail > capacity:
-                return 0  # full of unreleased records: never overwrite them
-            if offset + size > self._prepared and not self._prepare(offset + size):
-                return 0  # the disk is full: not journaled, never a SIGBUS
-            position = _HEADER_BYTES + offset
+            if head + size > self._limit or size > self._max_record:
+                head = self._make_room(size)
+                if head < 0:
+                    return 0
+            position = _HEADER_BYTES + head % self._capacity
+            mm = self._mm
             try:
-                mm[position + _RECORD_BYTES : position + size] = payload
-                crc = _crc32(payload, head & 0xFFFFFFFF)
-                _pack_record(mm, position, _MAGIC, len(payload), head, crc)
+                mm[position + _RECORD_BYTES : position + size] = payload  # type: ignore[index]
+                _pack_record(mm, position, size - _RECORD_BYTES, head, _MAGIC)
             except Exception:  # journaling is best effort: the event itself still goes on
                 return 0
-            self._head = end
-            self.appended += 1
+            self._head = end = head + size
+            self.appended = appended = self.appended + 1
+            if appended >= self._notify_at:
+                self._notify_at = _NEVER  # once; the next read arms it again
+                self._notify()
             return end
         finally:
             self._release()
+
+    def notify_unread(self, count: int, callback: Callable[[], object]) -> None:
+        """Call ``callback`` (on the appending thread, with the journal locked: it must be
+        quick and leave the journal alone) when ``count`` records wait to be read; armed
+        again by every :meth:`read`. For the worker that reads them in batches."""
+        with self._lock:
+            self._notify_count, self._notify = max(1, count), callback
+            self._notify_at = self.consumed + self._notify_count
+
+    def stop_appending(self) -> None:
+        """Refuse every later append: for a shutdown about to take what is left."""
+        with self._lock:
+            self._accepting = False
+            self._limit = -1
 
     def prepare_ahead(self) -> None:
         """Ready the pages the next :data:`PREPARE_AHEAD_BYTES` of records will use; for the
         export thread, so that ``append`` on the app's thread finds them ready."""
         if self._prepared < self._capacity:
             self._prepare(self._head % self._capacity + PREPARE_AHEAD_BYTES)
+            with self._lock:
+                self._set_limit()
+
+    def _make_room(self, size: int) -> int:
+        """With the lock held: where a record of ``size`` bytes goes (starting a new lap or
+        skipping the rest of this one), its pages ready; -1 when it cannot be journaled."""
+        if self._mm is None or not self._accepting or size > self._max_record:
+            return -1
+        head = self._head
+        capacity = self._capacity
+        offset = head % capacity
+        if offset and head == self._tail:  # all released: a new lap, on pages in use
+            head = self._head = self._tail = self._read = head + capacity - offset
+            offset = 0
+        elif offset + size > capacity:  # does not fit before the end: skip the rest of the lap
+            head += capacity - offset
+            offset = 0
+        if head + size - self._tail > capacity:
+            return -1  # full of unreleased records: never overwrite them
+        if offset + size > self._prepared and not self._prepare(offset + size):
+            return -1  # the disk is full: not journaled, never a SIGBUS
+        self._set_limit(head)
+        return head
+
+    def _set_limit(self, head: int | None = None) -> None:
+        """With the lock held: :attr:`_limit`, the virtual end up to which records starting
+        at ``head`` fit with no other check (same lap, released space, prepared pages)."""
+        head = self._head if head is None else head
+        offset = head % self._capacity
+        if self._mm is None or not self._accepting or (offset and head == self._tail):
+            self._limit = -1  # closed; or all released: the next record starts a new lap
+            return
+        lap = head - offset
+        self._limit = min(lap + self._capacity, self._tail + self._capacity, lap + self._prepared)
 
     def _prepare(self, needed: int) -> bool:
         """Pages for ring bytes up to ``needed`` ready, a chunk at a time; False: disk full."""
@@ -229,7 +284,7 @@ class Journal:
             while position < head and len(out) < limit:
                 offset = position % capacity
                 if offset + _RECORD_BYTES <= capacity:
-                    _, length, start, _ = _RECORD.unpack_from(mm, _HEADER_BYTES + offset)  # type: ignore[arg-type]
+                    length, start, _ = _RECORD.unpack_from(mm, _HEADER_BYTES + offset)  # type: ignore[arg-type]
                     if start == position:
                         begin = _HEADER_BYTES + offset + _RECORD_BYTES
                         out.append(mm[begin : begin + length])  # type: ignore[index]
@@ -243,6 +298,8 @@ class Journal:
                 return [], 0
             self._read = position
             self.consumed += len(out)
+            if self._notify_at == _NEVER:
+                self._notify_at = self.consumed + self._notify_count
         return out, position if out else 0
 
     def release(self, ticket: int) -> None:
@@ -256,6 +313,7 @@ class Journal:
             with contextlib.suppress(OSError, ValueError):
                 _SLOT.pack_into(mm, _SLOT_OFFSETS[self._slot], tail, zlib.crc32(_U64.pack(tail)))
             self._tail = tail
+            self._set_limit()
 
     def release_all(self) -> None:
         """Everything appended so far is safe elsewhere (a clean close)."""
@@ -265,6 +323,7 @@ class Journal:
         """Delete the ring if everything was released, else leave it for the next process."""
         with self._lock:
             mm, self._mm = self._mm, None
+            self._limit = -1
             delete = self._head == self._tail
         if mm is None:
             return
@@ -293,6 +352,7 @@ class Journal:
         self._new_lock()  # the old one may be held by a thread that does not exist here
         self._pages.after_fork()
         mm, self._mm = self._mm, None
+        self._limit = -1
         if mm is None:
             return
         with contextlib.suppress(OSError, ValueError, BufferError):
@@ -347,7 +407,11 @@ class Journal:
 # --- internals ---------------------------------------------------------------------------
 
 _pack_record = _RECORD.pack_into
-_crc32 = zlib.crc32
+_NEVER = float("inf")
+
+
+def _nothing() -> None:
+    pass
 
 
 def _after_fork_in_child() -> None:

@@ -8,8 +8,8 @@
 
 A ring nobody holds a ``flock`` on belongs to a process that is gone. Its records are found
 by scanning for the record magic (see the layout in :mod:`~trubrics_otel.deliver.journal`):
-a candidate counts when its length fits, its virtual start matches where it lies, it is not
-released and its CRC holds; a damaged record costs only itself.
+a candidate counts when its length fits, its virtual start matches where it lies and it is
+not released (and, in format 1, when its CRC holds); a damaged record costs only itself.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import struct
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -36,9 +37,12 @@ from trubrics_otel.deliver.journal import (
     _SUFFIX,
     _U64,
     _VERSION,
-    _crc32,
     _open_files,
 )
+
+_RECORD_V1 = struct.Struct("<4sIQI")
+"""Format 1's record header: magic, payload length, virtual start, CRC32 of the payload
+seeded with the start's low 32 bits. Rings a process of an earlier release left are read."""
 
 
 @dataclass
@@ -148,9 +152,10 @@ def _read_ring(fd: int, name: str, logger: logging.Logger) -> list[bytes]:
             "it is kept, not sent.", name, version, _VERSION,
         )
         raise _Refused
-    if (magic, version) != (_FILE_MAGIC, _VERSION) or crc != zlib.crc32(data[: _FILE.size]):
+    versions = [version]
+    if magic != _FILE_MAGIC or version not in (1, _VERSION) or crc != zlib.crc32(data[: _FILE.size]):
         logger.warning("Trubrics journal: %s has a damaged header; reading what looks valid", name)
-        header_bytes, capacity = _HEADER_BYTES, len(data) - _HEADER_BYTES
+        header_bytes, capacity, versions = _HEADER_BYTES, len(data) - _HEADER_BYTES, [_VERSION, 1]
     raw = data[header_bytes : header_bytes + capacity]
     if len(raw) < capacity:
         logger.warning("Trubrics journal: %s is truncated; reading what is left", name)
@@ -164,23 +169,12 @@ def _read_ring(fd: int, name: str, logger: logging.Logger) -> list[bytes]:
             "Trubrics journal: %s lost its released position; some events may come twice", name
         )
         released = 0
-
     found: list[tuple[int, bytes]] = []
     damaged = 0
-    max_length = min(capacity // 2, 0xFFFFFFFF) - _RECORD.size
-    position = raw.find(_MAGIC)
-    while position >= 0:
-        end = position + _RECORD.size
-        if end <= len(raw):
-            _, length, start, crc = _RECORD.unpack_from(raw, position)
-            if start % capacity == position and start >= released and length <= max_length:
-                payload = raw[end : end + length]
-                if len(payload) == length and _crc32(payload, start & 0xFFFFFFFF) == crc:
-                    found.append((start, payload))
-                    position = raw.find(_MAGIC, end + length)
-                    continue
-                damaged += 1  # where an unreleased record should be: cut short or overwritten
-        position = raw.find(_MAGIC, position + 1)
+    for version in versions:  # a damaged header: the current format, else format 1
+        found, damaged = _scan(raw, capacity, released, version)
+        if found:
+            break
     if found:  # without a trustworthy released position, one lap at most is current
         newest = max(start + _RECORD.size + len(payload) for start, payload in found)
         found = [(start, payload) for start, payload in found if start >= newest - capacity]
@@ -188,6 +182,36 @@ def _read_ring(fd: int, name: str, logger: logging.Logger) -> list[bytes]:
         logger.warning("Trubrics journal: skipped %d damaged records in %s", damaged, name)
     found.sort(key=lambda record: record[0])
     return [payload for _, payload in found]
+
+
+def _scan(raw: bytes, capacity: int, released: int, version: int) -> tuple[list[tuple[int, bytes]], int]:
+    """Every unreleased record of the ring's bytes as ``(virtual start, payload)``, and how
+    many candidates were damaged (found where a record should be, but cut short)."""
+    record = _RECORD_V1 if version == 1 else _RECORD
+    magic_at = 0 if version == 1 else _RECORD.size - len(_MAGIC)
+    max_length = min(capacity // 2, 0xFFFFFFFF) - record.size
+    found: list[tuple[int, bytes]] = []
+    damaged = 0
+    position = raw.find(_MAGIC, magic_at)
+    while position >= 0:
+        begin = position - magic_at
+        end = begin + record.size
+        if end <= len(raw):
+            if version == 1:
+                _, length, start, crc = record.unpack_from(raw, begin)
+            else:
+                length, start, _ = record.unpack_from(raw, begin)
+            if start % capacity == begin and start >= released and length <= max_length:
+                payload = raw[end : end + length]
+                if len(payload) == length and (
+                    version != 1 or zlib.crc32(payload, start & 0xFFFFFFFF) == crc
+                ):
+                    found.append((start, payload))
+                    position = raw.find(_MAGIC, end + length + magic_at)
+                    continue
+                damaged += 1  # where an unreleased record should be: cut short or overwritten
+        position = raw.find(_MAGIC, position + 1)
+    return found, damaged
 
 
 def _remove_stale_tmp(file: Path) -> None:

@@ -70,17 +70,31 @@ class SpoolingSpanProcessor(SpanProcessor):
         journal: Journal | None = None,
     ) -> None:
         self._exporter = exporter
-        self.journal = journal
-        """A second queue: ``Trubrics.track`` appends its records to this crash journal
-        (:mod:`~trubrics_otel.deliver.journal`) instead of the in-memory queue; the worker reads,
-        exports and then releases them."""
         self._max_queue_size = max(1, max_queue_size)
         self._delay = schedule_delay
         self._batch_size = max(1, max_export_batch_size)
         self._shutdown = False
         self._reopen_journal = False
         self._init_state()
+        self.journal = journal
         reset_in_child(self._after_fork)
+
+    @property
+    def journal(self) -> Journal | None:
+        """A second queue: ``Trubrics.track`` appends its records to this crash journal
+        (:mod:`~trubrics_otel.deliver.journal`) instead of the in-memory queue; the worker reads,
+        exports and then releases them."""
+        return self._journal
+
+    @journal.setter
+    def journal(self, journal: Journal | None) -> None:
+        self._journal = journal
+        if journal is not None:  # a full batch in it wakes the worker, whoever appended it
+            journal.notify_unread(self._batch_size, self._wake_worker)
+
+    def _wake_worker(self) -> None:
+        if not self._wake.is_set():
+            self._wake.set()
 
     def _after_fork(self) -> None:
         """In a forked child: the parent's queue and journal ring stay the parent's; the
@@ -143,31 +157,21 @@ class SpoolingSpanProcessor(SpanProcessor):
         if journal.append(payload):
             if self._worker is None:
                 self._start_worker()
-            if journal.appended - journal.consumed >= self._batch_size and not self._wake.is_set():
-                self._wake.set()
             return
         self.overflowed += 1  # the ring is full (or the record too big for it): to the spool
         self._exporter.spool_records([payload])
 
-    def journal_appender(self) -> Callable[[bytes], bool] | None:
-        """``enqueue_record`` for a record's bytes, cut to what the app's thread must do:
-        append to the journal, wake the worker on a full batch. It answers False when it did
-        nothing (no worker yet, a full ring, shut down, forked): then use ``enqueue_record``."""
+    def journal_appender(self) -> Callable[[bytes], int] | None:
+        """``enqueue_record`` for a record's bytes, cut to what the app's thread must do: the
+        journal's own ``append`` (a full batch wakes the worker, see the ``journal`` setter).
+        It answers 0 when it did nothing (a full ring, shut down, forked): then use
+        ``enqueue_record``. Starts the worker, which reads what it appends."""
         journal = self.journal
-        if journal is None:
+        if journal is None or self._shutdown:
             return None
-        append, wake, batch_size = journal.append, self._wake, self._batch_size
-
-        def append_payload(payload: bytes) -> bool:
-            if self.journal is not journal or self._shutdown or self._worker is None:
-                return False
-            if not append(payload):
-                return False
-            if journal.appended - journal.consumed >= batch_size and not wake.is_set():
-                wake.set()
-            return True
-
-        return append_payload
+        if self._worker is None:
+            self._start_worker()
+        return journal.append
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Export everything queued now; False if the worker's export outlasts the timeout."""
@@ -186,6 +190,8 @@ class SpoolingSpanProcessor(SpanProcessor):
             return
         end = time.monotonic() + timeout_millis / 1000
         self._shutdown = True
+        if self.journal is not None:  # nothing lands in it after what is left is taken below
+            self.journal.stop_appending()
         self._wake.set()
         worker = self._worker
         if worker is not None and worker is not threading.current_thread():

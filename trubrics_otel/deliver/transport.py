@@ -6,8 +6,13 @@
     delivery = transport.send(EVENTS_PATH, events, deadline=time.monotonic() + 30)
     if not delivery.ok: ...   # delivery.pending holds what was not accepted
 
-One pooled keep-alive ``requests.Session``; at most :data:`MAX_BATCH` events a request;
-never an empty array. Connection errors, timeouts, 408, 429 and 5xx are retried with
+One pooled keep-alive ``urllib3`` pool; at most :data:`MAX_BATCH` events a request; never
+an empty array. urllib3 rather than ``requests`` on top of it: a 100-event POST costs the
+client ~140 µs of CPU against ~250 µs through a ``requests.Session`` (its response and
+cookie handling), a microsecond per event on the export thread. The environment is read
+once, the way ``requests`` reads it: ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY``
+(``requests.utils``), and the CA bundle from ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``,
+else ``certifi``'s. Connection errors, timeouts, 408, 429 and 5xx are retried with
 exponential backoff and jitter, honouring ``Retry-After``, until the deadline; any other
 4xx is final and logged with the server's ``detail``. :meth:`Transport.interrupt` cuts
 every wait short, so a flush or close with a timeout is never held up by a backoff.
@@ -34,9 +39,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
+import urllib3
 from opentelemetry import context as otel_context
-from requests.adapters import HTTPAdapter
+from urllib3.exceptions import HTTPError as _HTTPError
+from urllib3.exceptions import MaxRetryError
 
 from trubrics_otel.translate.fastjson import dumps
 
@@ -47,6 +53,13 @@ MAX_BATCH = 100
 _RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
 _BACKOFF_BASE_S = 0.25
 _BACKOFF_CAP_S = 8.0
+_MAX_REDIRECTS = 5
+_RETRIES = urllib3.Retry(
+    total=None, connect=0, read=0, status=0, other=0, redirect=_MAX_REDIRECTS,
+    raise_on_redirect=False, raise_on_status=False, respect_retry_after_header=False,
+    remove_headers_on_redirect=["Authorization", "Cookie", "Proxy-Authorization", "x-api-key"],
+)
+"""urllib3 follows redirects (never the key to another host); retries are ours, below."""
 
 Deadline = Callable[[], float]
 """Returns the ``time.monotonic()`` instant after which no further attempt starts."""
@@ -85,13 +98,13 @@ class Transport:
         self.base = host.rstrip("/")
         self._timeout = timeout
         self._logger = logger or logging.getLogger("trubrics")
-        self._session = _session(api_key, self.base)
-        self._templates: dict[str, requests.PreparedRequest] = {}
+        self._headers = {"Content-Type": "application/json", "x-api-key": api_key}
+        self._pool, self._pool_error = _pool(self.base)
         self._wake = threading.Event()
         self.attempts = 0
         self.retries = 0
 
-    def __repr__(self) -> str:  # the session's headers hold the key: never show them
+    def __repr__(self) -> str:  # the headers hold the key: never show them
         return f"Transport(host={self.base!r})"
 
     def send(
@@ -133,30 +146,18 @@ class Transport:
             delivery.rejected += len(chunk)
         return delivery
 
-    def _prepared(self, url: str, body: bytes) -> requests.PreparedRequest:
-        """A POST of ``body`` to ``url``: the session's headers, URL parsing and cookies are
-        prepared once per URL and copied (``Session.post`` redoes them: a third of its cost)."""
-        template = self._templates.get(url)
-        if template is None or self._session.cookies:  # a server that sets cookies: every time
-            template = self._templates[url] = self._session.prepare_request(
-                requests.Request("POST", url, data=b"")
-            )
-        prepared = template.copy()
-        prepared.prepare_body(body, None)
-        return prepared
-
     def interrupt(self) -> None:
         """Wake any backoff wait now; callers re-check their deadline."""
         self._wake.set()
 
     def close(self) -> None:
         self.interrupt()
-        self._session.close()
+        if self._pool is not None:
+            self._pool.clear()
 
     def after_fork(self) -> None:
         """In a forked child: fresh connections (the inherited ones are the parent's)."""
-        self._session = _session(self._session.headers["x-api-key"], self.base)
-        self._templates = {}
+        self._pool, self._pool_error = _pool(self.base)
         self._wake = threading.Event()
         self.attempts = 0
         self.retries = 0
@@ -176,11 +177,13 @@ class Transport:
                 otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
             )
             try:
-                response = self._session.send(
-                    self._prepared(url, body), timeout=max(0.05, min(self._timeout, remaining)),
-                    allow_redirects=True,
+                if self._pool is None:
+                    raise _NoPool(self._pool_error)
+                response = self._pool.urlopen(
+                    "POST", url, body=body, headers=self._headers, retries=_RETRIES,
+                    timeout=max(0.05, min(self._timeout, remaining)),
                 )
-            except requests.RequestException as exc:
+            except (_HTTPError, _NoPool) as exc:
                 result = SendResult(ok=False, detail=_describe(exc), retryable=True)
                 if _refused(exc) and _is_loopback(self.base):
                     result.detail = "Connection refused: nothing listens there"
@@ -191,7 +194,6 @@ class Transport:
             else:
                 result = _outcome(response)
                 wait = _retry_after(response)
-                response.close()
             finally:
                 otel_context.detach(token)
             result.attempts = attempt
@@ -266,7 +268,7 @@ def _is_loopback(url: str) -> bool:
 
 
 def _refused(exc: BaseException) -> bool:
-    """Whether a connection error was a refusal, however deeply requests/urllib3 wrap it."""
+    """Whether a connection error was a refusal, however deeply urllib3 wraps it."""
     seen: set[int] = set()
     todo: list[BaseException | None] = [exc]
     while todo:
@@ -281,32 +283,53 @@ def _refused(exc: BaseException) -> bool:
     return False
 
 
-def _session(api_key: str, base: str) -> requests.Session:
-    session = requests.Session()
-    # The environment (proxies, NO_PROXY, CA bundle) is read once, here: with trust_env
-    # requests scans all of os.environ on every request, a fifth of a small request's cost.
-    session.proxies.update(requests.utils.get_environ_proxies(base))
-    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-    session.trust_env = False
-    session.mount("http://", HTTPAdapter(pool_maxsize=8))
-    session.mount("https://", HTTPAdapter(pool_maxsize=8))
-    session.headers.update({"Content-Type": "application/json", "x-api-key": api_key})
-    return session
+class _NoPool(Exception):
+    """No connection pool could be made for the host's proxy (a SOCKS proxy without PySocks)."""
 
 
-def _outcome(response: requests.Response) -> SendResult:
-    if 200 <= response.status_code < 300:
-        return SendResult(ok=True, status=response.status_code)
+def _pool(base: str) -> tuple[urllib3.PoolManager | None, str | None]:
+    """The keep-alive pools for ``base``, through the proxy the environment names for it
+    (read once: ``requests`` would scan all of ``os.environ`` on every request); or None and
+    why, when that proxy cannot be used (every send then fails, retryable: spooled)."""
+    from requests.utils import get_auth_from_url, get_environ_proxies
+
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle is None:
+        import certifi
+
+        bundle = certifi.where()
+    tls: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED"}
+    tls["ca_cert_dir" if os.path.isdir(bundle) else "ca_certs"] = bundle
+    proxies = get_environ_proxies(base)
+    proxy = proxies.get(urlsplit(base).scheme) or proxies.get("all")
+    if not proxy:
+        return urllib3.PoolManager(maxsize=8, **tls), None
+    if "://" not in proxy:
+        proxy = "http://" + proxy
+    if proxy.startswith("socks"):
+        try:
+            from urllib3.contrib.socks import SOCKSProxyManager
+        except ImportError:
+            return None, f"the SOCKS proxy {urlsplit(proxy).hostname} needs PySocks: pip install pysocks"
+        return SOCKSProxyManager(proxy, maxsize=8, **tls), None
+    username, password = get_auth_from_url(proxy)
+    auth = urllib3.make_headers(proxy_basic_auth=f"{username}:{password}") if username else None
+    return urllib3.ProxyManager(proxy, maxsize=8, proxy_headers=auth, **tls), None
+
+
+def _outcome(response: urllib3.BaseHTTPResponse) -> SendResult:
+    if 200 <= response.status < 300:
+        return SendResult(ok=True, status=response.status)
     return SendResult(
         ok=False,
-        status=response.status_code,
+        status=response.status,
         detail=_detail(response),
-        retryable=response.status_code in _RETRYABLE_STATUS,
+        retryable=response.status in _RETRYABLE_STATUS,
     )
 
 
-def _detail(response: requests.Response) -> str:
-    text = response.text[:2000]
+def _detail(response: urllib3.BaseHTTPResponse) -> str:
+    text = response.data[:2000].decode("utf-8", "replace")
     try:
         detail = json.loads(text).get("detail", text)
     except (ValueError, AttributeError):
@@ -314,7 +337,7 @@ def _detail(response: requests.Response) -> str:
     return detail if isinstance(detail, str) else json.dumps(detail)
 
 
-def _retry_after(response: requests.Response) -> float | None:
+def _retry_after(response: urllib3.BaseHTTPResponse) -> float | None:
     value = response.headers.get("Retry-After")
     if not value:
         return None
@@ -329,6 +352,8 @@ def _retry_after(response: requests.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _describe(exc: requests.RequestException) -> str:
+def _describe(exc: Exception) -> str:
     """The error's class and reason, without request headers (they hold the key)."""
+    if isinstance(exc, MaxRetryError) and exc.reason is not None:
+        exc = exc.reason  # the connection error itself, not urllib3's wrapper around it
     return f"{type(exc).__name__}: {exc}"
