@@ -402,3 +402,22 @@ def test_a_ring_in_format_1_left_by_an_earlier_release_is_recovered(tmp_path):
         f.seek(HEADER + records[4][0] % capacity + 20 + 3)
         f.write(b"\x00")
     assert _recovered(tmp_path) == payloads[1:4]
+
+
+def test_the_reader_is_called_once_a_batch_waits_and_again_after_each_read(tmp_path):
+    journal = Journal(tmp_path)
+    calls = []
+    journal.notify_unread(3, lambda: calls.append(journal.appended))
+    for i in range(7):
+        journal.append(b"r%d" % i)
+    assert calls == [3]  # once: the reader has not taken them yet
+    records, ticket = journal.read(2)
+    journal.release(ticket)
+    journal.append(b"r7")  # 6 unread now: past the new mark (2 read + 3)
+    assert calls == [3, 8]
+    journal.stop_appending()  # a shutdown takes what is left: nothing may land after it
+    assert journal.append(b"late") == 0
+    assert journal.read(100)[0] == [b"r%d" % i for i in range(2, 8)]
+    journal.release_all()
+    journal.close()
+    assert _rings(tmp_path) == []

@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
 from .. import semconv as sc
-from .usage import NoCost, Usage, normalise_usage, usage_from_properties
+from .usage import NO_TOKEN_COUNTS, NoCost, Usage, normalise_usage, usage_from_properties
 
 __all__ = [
     "ChainedPrices",
@@ -220,6 +220,8 @@ def price_event(
             return None
         for name in (sc.PROP_COST_USD, sc.PROP_INPUT_COST_USD, sc.PROP_OUTPUT_COST_USD):
             properties.pop(name, None)  # a nonsense cost is dropped, then we price it ourselves
+    if properties.get(sc.PROP_INPUT_TOKENS) is None and properties.get(sc.PROP_OUTPUT_TOKENS) is None:
+        return NO_TOKEN_COUNTS  # most tracked LLM events: what make_usage would say, sooner
     result = cost_properties(model, provider, usage_from_properties(properties), table, at=at)
     if isinstance(result, NoCost):
         return result.reason

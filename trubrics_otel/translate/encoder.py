@@ -53,7 +53,7 @@ from trubrics_otel.translate.duplicates import (
     one_event_per_call,
     signature,
 )
-from trubrics_otel.translate.fastjson import loads
+from trubrics_otel.translate.fastjson import ACCELERATED, loads, measure
 from trubrics_otel.translate.jsonable import MAX_PROPERTIES_CHARS, encode_fast
 from trubrics_otel.translate.traces import Identity, TraceMemory, span_identity
 from trubrics_otel.translate.tracked import (
@@ -256,22 +256,40 @@ def _add_own_and_ids(
 ) -> None:
     if own is not None:
         properties.update(_own_properties(own))
-    properties[sc.PROP_TRACE_ID] = f"{trace_id:032x}"
-    properties[sc.PROP_SPAN_ID] = f"{span_id:016x}"
+    properties[sc.PROP_TRACE_ID] = "%032x" % trace_id  # half an f-string's cost, same text
+    properties[sc.PROP_SPAN_ID] = "%016x" % span_id
     if parent_id:
-        properties[sc.PROP_PARENT_SPAN_ID] = f"{parent_id:016x}"
+        properties[sc.PROP_PARENT_SPAN_ID] = "%016x" % parent_id
 
 
 def _own_properties(own: Any) -> dict[str, Any]:
     """What the span's properties attribute parses to. A dict of plain JSON with text keys
-    (nearly always) is that already: one C-encoder pass proves it, no encode-then-parse."""
-    if own.__class__ is dict and all(key.__class__ is str for key in own):
+    (nearly always) is that already: one encoder pass proves it, no encode-then-parse."""
+    if own.__class__ is dict:
         try:
-            if len(encode_fast(own)) <= MAX_PROPERTIES_CHARS:
+            if _plain_json_size(own) <= MAX_PROPERTIES_CHARS:
                 return own  # type: ignore[no-any-return]
         except (TypeError, ValueError, RecursionError):
             pass
     return _json_object(json_properties(own))
+
+
+def _strict_json_size(value: dict[str, Any]) -> int:
+    """Characters of ``value`` as JSON; raises for anything that is not plain JSON with text
+    keys (the stdlib encoder would turn other keys into text, so they are checked first)."""
+    if not all(key.__class__ is str for key in value):
+        raise TypeError("a key that is not text")
+    return len(encode_fast(value))
+
+
+def _plain_json_size(value: dict[str, Any]) -> int:
+    """:func:`_strict_json_size` at a fifth of the cost where orjson is installed: it refuses
+    other keys and types by itself, but writes NaN and infinities as ``null``, so any
+    ``null`` in its output (a None, or text that contains it) goes to the strict check."""
+    if not ACCELERATED:
+        return _strict_json_size(value)
+    data = measure(value)
+    return _strict_json_size(value) if b"null" in data else len(data)
 
 
 def properties_of(span: ReadableSpan, derived: Mapping[str, Any]) -> dict[str, Any]:
@@ -286,10 +304,10 @@ def properties_of(span: ReadableSpan, derived: Mapping[str, Any]) -> dict[str, A
         properties.update(_json_object(own))
     context = span.context
     if context is not None:
-        properties[sc.PROP_TRACE_ID] = f"{context.trace_id:032x}"
-        properties[sc.PROP_SPAN_ID] = f"{context.span_id:016x}"
+        properties[sc.PROP_TRACE_ID] = "%032x" % context.trace_id
+        properties[sc.PROP_SPAN_ID] = "%016x" % context.span_id
     if span.parent is not None:
-        properties[sc.PROP_PARENT_SPAN_ID] = f"{span.parent.span_id:016x}"
+        properties[sc.PROP_PARENT_SPAN_ID] = "%016x" % span.parent.span_id
     return properties
 
 
@@ -353,7 +371,7 @@ def record_timestamp(time_ns: int) -> str:
     if cached != second:
         prefix = (_EPOCH + _dt.timedelta(seconds=second)).isoformat()[:-6]  # less "+00:00"
         _last_second = (second, prefix)
-    return f"{prefix}.{micro:06d}+00:00" if micro else prefix + "+00:00"
+    return "%s.%06d+00:00" % (prefix, micro) if micro else prefix + "+00:00"
 
 
 def duration_s(span: ReadableSpan) -> float | None:

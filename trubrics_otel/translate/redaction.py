@@ -102,6 +102,9 @@ class Policy:
     def apply_all(self, events: list[Event], llm_events: list[Event]) -> tuple[list[Event], list[Event]]:
         """An encoded batch as it may leave: the one call of the exporter, the bridge and the server."""
         apply = self.apply
+        if self.masks_nothing:  # the check apply() starts with, once a batch
+            return ([e if _within_limits("event", e) else apply("event", e) for e in events],
+                    [e if _within_limits("llm", e) else apply("llm", e) for e in llm_events])
         return [apply("event", e) for e in events], [apply("llm", e) for e in llm_events]
 
     def _masked(self, value: Any, failed: Any) -> Any:
@@ -122,10 +125,10 @@ def _within_limits(kind: str, event: Event) -> bool:
     """True when no limit can bite: the properties' JSON is shorter than one string may be
     and has fewer brackets than the depth limit, and the texts are short strings."""
     if kind == "llm":
-        for field in ("prompt", "generation"):
-            text = event.get(field)
-            if type(text) is not str or len(text) > MAX_TEXT_CHARS:
-                return False
+        prompt, generation = event.get("prompt"), event.get("generation")
+        if (prompt.__class__ is not str or len(prompt) > MAX_TEXT_CHARS
+                or generation.__class__ is not str or len(generation) > MAX_TEXT_CHARS):
+            return False
     properties = event.get("properties")
     if type(properties) is not dict:
         return False

@@ -62,6 +62,9 @@ class Usage(NamedTuple):
     reasoning_tokens: int = 0
 
 
+NO_TOKEN_COUNTS = "no token counts"
+
+
 @dataclass(frozen=True, slots=True)
 class NoCost:
     """Why an event gets no cost (kept for logs and tests; never sent as a property)."""
@@ -81,7 +84,7 @@ def make_usage(
     With neither an input nor an output count there is no usage to price.
     """
     if input_tokens is None and output_tokens is None:
-        return NoCost("no token counts")
+        return NoCost(NO_TOKEN_COUNTS)
     counted = (0 if input_tokens is None else input_tokens, 0 if output_tokens is None else output_tokens,
                0 if cache_read_input_tokens is None else cache_read_input_tokens,
                0 if cache_creation_input_tokens is None else cache_creation_input_tokens,
