@@ -195,6 +195,7 @@ class Journal:
                 mm[position + _RECORD_BYTES : position + size] = payload  # type: ignore[index]
                 _pack_record(mm, position, size - _RECORD_BYTES, head, _MAGIC)
             except Exception:  # journaling is best effort: the event itself still goes on
+                self._limit = -1  # worked out for a head that was not stored: again next time
                 return 0
             self._head = end = head + size
             self.appended = appended = self.appended + 1
