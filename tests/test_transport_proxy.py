@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 import time
 from http.server import BaseHTTPRequestHandler
 
@@ -96,3 +97,18 @@ def test_redirects_are_followed_and_the_key_never_goes_to_another_origin(monkeyp
     assert result.ok
     moved = ("/moved/api/publish_events", "k-secret" if same_origin else None, [{"event": "e"}])
     assert (first.seen + other.seen) == [("/api/publish_events", "k-secret", [{"event": "e"}]), moved]
+
+
+def test_a_socks_proxy_without_pysocks_keeps_the_events_and_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "socks", None)  # as on a machine without PySocks
+    monkeypatch.delitem(sys.modules, "urllib3.contrib.socks", raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://ops:s3cret@proxy.invalid:1080")
+    monkeypatch.setenv("NO_PROXY", "")
+    transport = Transport("https://trubrics.invalid/api", "k-socks", timeout=1)
+    try:
+        result = transport.send(EVENTS_PATH, [{"event": "e"}], deadline=time.monotonic() + 0.3)
+    finally:
+        transport.close()
+    assert not result.ok and result.retryable  # spooled for later, not dropped
+    assert result.pending == [{"event": "e"}]
+    assert "pip install pysocks" in result.detail and "s3cret" not in result.detail

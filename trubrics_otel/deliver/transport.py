@@ -34,6 +34,7 @@ import os
 import random
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -308,7 +309,9 @@ def _pool(base: str) -> tuple[urllib3.PoolManager | None, str | None]:
         proxy = "http://" + proxy
     if proxy.startswith("socks"):
         try:
-            from urllib3.contrib.socks import SOCKSProxyManager
+            with warnings.catch_warnings():  # urllib3 warns too; the detail below says it better
+                warnings.simplefilter("ignore")
+                from urllib3.contrib.socks import SOCKSProxyManager
         except ImportError:
             return None, f"the SOCKS proxy {urlsplit(proxy).hostname} needs PySocks: pip install pysocks"
         return SOCKSProxyManager(proxy, maxsize=8, **tls), None
