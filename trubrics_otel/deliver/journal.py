@@ -38,22 +38,16 @@ released). Free space is ``capacity - (head - tail)``; unreleased bytes are neve
 overwritten, so ``append`` returns 0 when the ring is full. The ticket of a record is
 its virtual end, and ``release(ticket)`` moves ``tail`` there.
 
-The payload is copied before its header, and the header's magic is its last four bytes:
-a process's stores reach the page cache in program order, so when the kill comes, a
-record whose magic is in place and whose virtual start matches where it lies was copied
-whole. A copy cut short leaves no header (or an earlier lap's, whose virtual start is
-smaller by a multiple of the capacity), and the start is written before the magic, so a
-torn header never matches either. No checksum is needed for what the journal promises
-(surviving the process, not the machine); format 1 had a CRC32 per record, which was a
-third of ``append`` for an LLM event, and rings in it are still read. ``release`` writes
-the released position into the two slots in turn, each with its CRC: a store cut short
-damages one slot and recovery uses the other (an older position: a few records come back
-twice rather than none lost).
-
-Recovery reads the whole ring and looks for the record magic anywhere (``bytes.find``):
-a candidate counts when its length fits, its virtual start matches where it lies and it
-is not released; otherwise the search goes on at the next byte, so a damaged record
-costs only itself. Records are returned in virtual order.
+The payload is copied before its header, whose magic is its last four bytes: a process's
+stores reach the page cache in program order, so a record whose magic is in place and whose
+virtual start matches where it lies was copied whole. A copy cut short by the kill leaves
+no header (or an earlier lap's, released, its start smaller by a multiple of the capacity),
+and a torn header's start never matches. So no checksum is needed for what the journal
+promises (surviving the process, not the machine); format 1's CRC32 per record was a third
+of ``append`` for an LLM event (its rings are still read, see
+:mod:`~trubrics_otel.deliver.journal_recovery`). ``release`` writes the released position
+into the two slots in turn, each with its CRC: a store cut short damages one slot and
+recovery uses the other (an older position: a few records come back twice, none lost).
 
 Ownership is the spool's: each process holds an exclusive ``flock`` on its own ring, a
 file nobody holds belongs to a process that is gone and is claimed by :func:`recover`.
@@ -67,10 +61,9 @@ export thread, see :meth:`Journal.prepare_ahead`): ``track()`` then never takes 
 and a full disk shows as a chunk that cannot be prepared (``append`` returns 0, the event
 goes to the spool) rather than a ``SIGBUS``. When every record is released, the next one
 starts a new lap at the ring's start, so a steady trickle keeps reusing the same few pages.
-A forked child
-drops the parent's ring by itself (``os.register_at_fork``): the mapping is shared, so a
-write from the child would land in the parent's records. (The batch processor that holds a
-journal opens a new one in the child, on its first event.)
+A forked child drops the parent's ring by itself (``os.register_at_fork``): the mapping is
+shared, so a write from the child would land in the parent's records. (The batch processor
+that holds a journal opens a new one in the child, on its first event.)
 """
 
 from __future__ import annotations

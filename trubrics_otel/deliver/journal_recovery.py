@@ -9,7 +9,8 @@
 A ring nobody holds a ``flock`` on belongs to a process that is gone. Its records are found
 by scanning for the record magic (see the layout in :mod:`~trubrics_otel.deliver.journal`):
 a candidate counts when its length fits, its virtual start matches where it lies and it is
-not released (and, in format 1, when its CRC holds); a damaged record costs only itself.
+not released (and, in format 1, when its CRC holds); otherwise the search goes on at the
+next byte, so a damaged record costs only itself. Records come back in virtual order.
 """
 
 from __future__ import annotations
