@@ -290,8 +290,8 @@ class _NoPool(Exception):
 
 def _pool(base: str) -> tuple[urllib3.PoolManager | None, str | None]:
     """The keep-alive pools for ``base``, through the proxy the environment names for it
-    (read once: ``requests`` would scan all of ``os.environ`` on every request); or None and
-    why, when that proxy cannot be used (every send then fails, retryable: spooled)."""
+    (read once, here, with ``requests``' own rules); or None and why, when that proxy cannot
+    be used (every send then fails, retryable: spooled)."""
     from requests.utils import get_auth_from_url, get_environ_proxies
 
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
