@@ -1,8 +1,9 @@
 """Stored records outlive a Python upgrade, and a format this release does not know is kept.
 
 The journal and the spool hold ``track()`` records as bytes (``translate/record_codec.py``):
-a format tag, then marshal's version-2 layout, read by the C ``marshal`` or, where that
-fails, by a pure-Python reader. Here records written by one interpreter are read by another
+JSON when orjson takes them (read back by the stdlib too), else a format tag and then
+marshal's version-2 layout, read by the C ``marshal`` or, where that fails, by a
+pure-Python reader. Here records written by one interpreter are read by another
 (every other CPython 3 found on the machine), records from before the tag are still read,
 and bytes in an unknown format — a newer release's — are refused loudly and kept on disk.
 """
@@ -28,7 +29,14 @@ from trubrics_otel.deliver.journal_recovery import recover
 from trubrics_otel.deliver.refused import read_refused
 from trubrics_otel.deliver.spool import SPANS_PATH, Spool
 from trubrics_otel.translate import record_codec
-from trubrics_otel.translate.record_codec import FORMAT, UnknownFormat, decode, encode, read_marshal
+from trubrics_otel.translate.record_codec import (
+    FORMAT,
+    JSON_FORMAT,
+    UnknownFormat,
+    decode,
+    encode,
+    read_marshal,
+)
 from trubrics_otel.translate.tracked import EVENT, LLM, VERSION, from_bytes, to_bytes
 
 CODEC = Path(record_codec.__file__)
@@ -55,12 +63,23 @@ def test_the_pure_reader_reads_what_marshal_writes_at_every_version(value):
         assert read_marshal(data) == marshal.loads(data)
 
 
-def test_records_round_trip_with_the_tag_first():
+def test_records_round_trip_in_the_marshal_format_with_the_tag_first():
     for record in RECORDS:
-        payload = to_bytes(record)
+        payload = encode(record)
         assert payload[0] == FORMAT
         assert from_bytes(payload) == record
         assert read_marshal(payload[1:]) == record  # what a Python with another marshal reads
+
+
+def test_the_json_format_is_read_with_or_without_orjson(monkeypatch):
+    """What the hot path wrote with orjson is read back after orjson is gone (stdlib json)."""
+    pytest.importorskip("orjson")
+    payload = to_bytes(RECORDS[0])
+    assert payload[0] == JSON_FORMAT
+    assert from_bytes(payload) == RECORDS[0]
+    monkeypatch.setattr(record_codec, "_read_json", json.loads)
+    assert from_bytes(payload) == RECORDS[0]
+    assert from_bytes(payload[:-1]) is None  # cut short: damaged, not guessed
 
 
 def test_records_from_before_the_tag_are_still_read():
@@ -94,8 +113,9 @@ codec = importlib.util.module_from_spec(spec); spec.loader.exec_module(codec)
 job = json.load(sys.stdin)
 read = [repr(codec.decode(bytes.fromhex(h))) for h in job["read"]]
 pure = [repr(codec.read_marshal(bytes.fromhex(h)[1:])) for h in job["read"]]
+json_read = [repr(codec.decode(bytes.fromhex(h))) for h in job["json"]]
 written = [codec.encode(eval(r)).hex() for r in job["write"]]
-print(json.dumps({"read": read, "pure": pure, "written": written}))
+print(json.dumps({"read": read, "pure": pure, "json": json_read, "written": written}))
 """
 
 
@@ -120,12 +140,15 @@ def _other_pythons() -> list[str]:
     reason="no other CPython 3 on PATH (python3.10/3.12/3.13/3.14)"))])
 def test_written_by_one_python_read_by_another(python):
     """Records spooled under this Python are read under another, and the other way round."""
-    job = {"read": [to_bytes(r).hex() for r in RECORDS], "write": [repr(r) for r in RECORDS]}
+    in_json = [p for p in map(to_bytes, RECORDS) if p[0] == JSON_FORMAT]
+    job = {"read": [encode(r).hex() for r in RECORDS], "write": [repr(r) for r in RECORDS],
+           "json": [p.hex() for p in in_json]}
     done = subprocess.run([python, "-c", _OTHER_SIDE, str(CODEC)], input=json.dumps(job),
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["read"] == result["pure"] == [repr(r) for r in RECORDS]
+    assert result["json"] == [repr(decode(p)) for p in in_json]
     assert [from_bytes(bytes.fromhex(h)) for h in result["written"]] == RECORDS
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
+import enum
 import json
+import uuid
+from collections import OrderedDict
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -11,8 +17,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from trubrics_otel import semconv as sc
 from trubrics_otel.capture.context import UserContext, stamp
+from trubrics_otel.translate import tracked
 from trubrics_otel.translate.encoder import encode_record, encode_span
 from trubrics_otel.translate.record_codec import UnknownFormat
+from trubrics_otel.translate.redaction import Policy
 from trubrics_otel.translate.tracked import (
     EVENT,
     LLM,
@@ -20,6 +28,7 @@ from trubrics_otel.translate.tracked import (
     TrackedSpan,
     from_bytes,
     to_bytes,
+    with_json_properties,
 )
 
 texts = st.text(max_size=20)
@@ -30,32 +39,70 @@ plain = st.recursive(
     lambda children: st.lists(children, max_size=3) | st.dictionaries(texts, children, max_size=3),
     max_leaves=8,
 )
-own_properties = st.none() | st.dictionaries(
-    st.sampled_from(["plan", "$thread_id", "$assistant_id", "input_tokens", "a"]) | texts
-    | st.integers(0, 3),  # a key JSON turns into text
-    plain | st.just(float("nan")) | st.sets(st.integers(), max_size=2),  # values JSON cannot hold
-    min_size=1, max_size=5,
-)
+
+
+class Colour(enum.Enum):
+    RED = "red"
+    BLUE = ("b", 2)
+
+
+class Size(enum.IntEnum):
+    LARGE = 3
+
+
+class Tier(str, enum.Enum):
+    PRO = "pro"
+
+
+class Label(str):
+    pass
+
+
+unusual = st.sampled_from([  # values an app passes that neither JSON nor marshal hold as they are
+    Colour.RED, Colour.BLUE, Size.LARGE, Tier.PRO, Label("label"), uuid.UUID(int=7),
+    dt.datetime(2026, 11, 26, 1, 2, 3, 456, tzinfo=dt.timezone.utc), dt.date(2026, 1, 2),
+    decimal.Decimal("1.5"), b"bytes", (1, "two"), 2**64, -(2**63) - 1, 2**70, "\ud800 lone",
+    OrderedDict(a=1), float("inf"),
+])
+
+def properties_of(values: st.SearchStrategy) -> st.SearchStrategy:
+    return st.none() | st.dictionaries(
+        st.sampled_from(["plan", "$thread_id", "$assistant_id", "input_tokens", "a"]) | texts
+        | st.integers(0, 3),  # a key JSON turns into text
+        values, min_size=1, max_size=5,
+    )
+
+
+stored_values = plain | st.just(float("nan")) | st.sets(st.integers(), max_size=2)  # JSON cannot hold these
 contexts = st.none() | st.builds(
     lambda user, thread, props: stamp(UserContext(user, thread, props), {}) or None,
     st.none() | names, st.none() | st.just("") | names,
     st.dictionaries(st.sampled_from(["a", "plan", "$thread_id"]), plain, max_size=2),
 )
 ends = st.integers(min_value=0, max_value=2**62)
-event_bodies = st.tuples(names, names, own_properties, ends)
-llm_bodies = st.tuples(
-    names, texts, texts, st.sampled_from(["Prompt", "Asked"]), st.sampled_from(["Generation", "Said"]),
-    st.none() | st.just("") | names, own_properties, ends,
-    st.none() | st.floats(min_value=0, max_value=86_400), st.none() | names,
-    st.none() | st.fixed_dictionaries(
-        {}, optional={sc.GEN_AI_USAGE_INPUT_TOKENS: st.integers(0, 10**6),
-                      sc.GEN_AI_USAGE_OUTPUT_TOKENS: st.integers(0, 10**6)},
-    ),
-)
-records = st.one_of(
-    st.tuples(st.just(VERSION), st.just(EVENT), ids, ids, st.just(0) | ids, contexts, event_bodies),
-    st.tuples(st.just(VERSION), st.just(LLM), ids, ids, st.just(0) | ids, contexts, llm_bodies),
-)
+
+
+def records_with(own_properties: st.SearchStrategy) -> st.SearchStrategy:
+    event_bodies = st.tuples(names, names, own_properties, ends)
+    llm_bodies = st.tuples(
+        names, texts, texts, st.sampled_from(["Prompt", "Asked"]), st.sampled_from(["Generation", "Said"]),
+        st.none() | st.just("") | names, own_properties, ends,
+        st.none() | st.floats(min_value=0, max_value=86_400), st.none() | names,
+        st.none() | st.fixed_dictionaries(
+            {}, optional={sc.GEN_AI_USAGE_INPUT_TOKENS: st.integers(0, 10**6),
+                          sc.GEN_AI_USAGE_OUTPUT_TOKENS: st.integers(0, 10**6)},
+        ),
+    )
+    return st.one_of(
+        st.tuples(st.just(VERSION), st.just(EVENT), ids, ids, st.just(0) | ids, contexts, event_bodies),
+        st.tuples(st.just(VERSION), st.just(LLM), ids, ids, st.just(0) | ids, contexts, llm_bodies),
+    )
+
+
+records = records_with(properties_of(stored_values))
+"""Records as the journal gives them back: properties hold what marshal or JSON stores."""
+tracked_records = records_with(properties_of(stored_values | unusual))
+"""Records as ``track()`` makes them: properties hold whatever the app passed."""
 
 
 def _as_plain_span(span: ReadableSpan) -> ReadableSpan:
@@ -76,14 +123,46 @@ def test_the_record_fast_path_encodes_exactly_what_the_span_does(record):
     assert json.loads(json.dumps(fast)) == json.loads(json.dumps(slow))
 
 
-@settings(max_examples=100, deadline=None)
-@given(records)
-def test_a_record_survives_the_journal_bytes(record):
-    stored = from_bytes(to_bytes(record))
+@pytest.mark.parametrize("stored_format", ["json", "marshal"])
+@settings(max_examples=200, deadline=None)
+@given(record=tracked_records)
+def test_a_record_survives_the_journal_bytes(record, stored_format):
+    """Either stored format gives back the same event as the record kept in memory: the JSON
+    one (with orjson) and the marshal one (without it, or for what orjson refuses)."""
+    if stored_format == "json" and tracked._JSON is None:
+        pytest.skip("orjson is not installed")
+    with mock.patch.object(tracked, "_JSON", tracked._JSON if stored_format == "json" else None):
+        payload = to_bytes(record)
+    stored = from_bytes(payload)
     assert stored is not None
     assert stored[:6] == record[:6]  # version, kind, ids, context: the same span identity
-    # the same event (compared as sent: NaN is not equal to itself, a set has no order)
-    assert encode_record(stored) == encode_record(record)
+    assert _as_sent(stored) == _as_sent(with_json_properties(record))  # as a record kept in memory
+
+
+def _as_sent(record) -> object:
+    """The event as the exporter POSTs it, read back (NaN is not equal to itself, sets have no order)."""
+    event = encode_record(record)
+    events, llm_events = Policy().apply_all([event[1]] if event[0] == "event" else [],
+                                            [event[1]] if event[0] != "event" else [])
+    return json.loads(json.dumps(events + llm_events))
+
+
+def test_the_json_format_holds_what_orjson_takes_and_marshal_the_rest():
+    pytest.importorskip("orjson")
+    plain_record = (VERSION, LLM, 2**128 - 1, 2**64 - 1, 0, None, ("u", "p", "g", "Prompt", "Generation",
+                    None, {"plan": "pro", "seats": 3, "nested": {"a": [1, 2.5, None]}}, 10**18, 1.5, "t", None))
+    payload = to_bytes(plain_record)
+    assert payload.startswith(b"[1,")  # the JSON format, its trace id in two halves
+    assert from_bytes(payload) == plain_record
+    converted = {"c": Colour.RED, "pair": Colour.BLUE, "size": Size.LARGE, "tier": Tier.PRO,
+                 "id": uuid.UUID(int=7), "nan": float("nan"), "t": (1, "two")}
+    record = (*plain_record[:6], (*plain_record[6][:6], converted, *plain_record[6][7:]))
+    assert to_bytes(record)[:1] == b"["  # written as the stdlib would write it, so in JSON
+    assert _as_sent(from_bytes(to_bytes(record))) == _as_sent(with_json_properties(record))
+    for refused in ({"when": dt.datetime(2026, 1, 1)}, {"big": 2**64}, {1: "int key"}, {"s": {1}}, {"l": Label("x")}):
+        record = (*plain_record[:6], (*plain_record[6][:6], refused, *plain_record[6][7:]))
+        assert to_bytes(record)[0] == 2, refused  # the marshal format's tag
+        assert _as_sent(from_bytes(to_bytes(record))) == _as_sent(with_json_properties(record))
 
 
 def test_fields_are_computed_only_when_read():

@@ -36,6 +36,9 @@ _USAGE_PROPERTIES = (
     ("completion_tokens", sc.GEN_AI_USAGE_OUTPUT_TOKENS),
 )
 _USAGE_KEYS = frozenset(prop for prop, _ in _USAGE_PROPERTIES)
+LLM_PROPERTIES_READ = _USAGE_KEYS | {sc.PROP_THREAD_ID, sc.PROP_ASSISTANT_ID}
+"""The properties :func:`llm_body` reads (a call whose properties have none of them has
+them copied as they are)."""
 
 
 def event_body(

@@ -44,9 +44,9 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from trubrics_otel import semconv as sc
 from trubrics_otel import settings
+from trubrics_otel.capture import fast_path
 from trubrics_otel.capture.arguments import Properties, event_body, llm_body, time_ns
 from trubrics_otel.capture.context import current_user_context, stamp
-from trubrics_otel.capture.fast_path import FastEnqueue, fast_enqueue
 from trubrics_otel.capture.tracing import Tracing, TracingMethods
 from trubrics_otel.deliver.exporter import TrubricsSpanExporter
 from trubrics_otel.deliver.prices import PricesArgument
@@ -159,8 +159,9 @@ class Trubrics(TracingMethods):
         self._closed = False
         self._sampler = sampler_for(sample_rate)
         self._sampled_out_count = 0
-        self._fast: FastEnqueue | None = None
-        """Set once started on the private provider with a journal and no sampling."""
+        self._fast: fast_path.FastEnqueue | None = None
+        self._fast_llm: fast_path.FastTrackLLM | None = None
+        """Both set once started on the private provider with a journal and no sampling."""
 
     def __repr__(self) -> str:
         host = self._exporter.host if self._exporter else self._host or "(default)"
@@ -233,6 +234,12 @@ class Trubrics(TracingMethods):
         conversation; ``assistant_id`` (or ``$assistant_id``) is typically the model.
         """
         try:
+            fast_llm = self._fast_llm
+            if fast_llm is not None and fast_llm(
+                user_id, prompt, generation, prompt_event_name, generation_event_name, assistant_id,
+                properties, timestamp, latency, thread_id,
+            ):
+                return
             body = llm_body(
                 user_id, prompt, generation, prompt_event_name, generation_event_name, assistant_id,
                 properties, timestamp, latency, thread_id, self._logger,
@@ -422,7 +429,9 @@ class Trubrics(TracingMethods):
                 # track()'s queue: a ring that outlives kill -9 (None: the memory queue)
                 self._processor.journal = self._exporter.open_journal()
                 if self._sampler is None:
-                    self._fast = fast_enqueue(self._processor.journal_appender())
+                    append_payload = self._processor.journal_appender()
+                    self._fast = fast_path.fast_enqueue(append_payload)
+                    self._fast_llm = fast_path.fast_track_llm(append_payload)
             atexit.register(self.close)
 
     def _tracer_for_observations(self) -> trace_api.Tracer | None:

@@ -7,6 +7,7 @@ a documented JSON form:
 ==========================  =====================================================
 ``datetime`` / ``date``     ISO 8601 string (``time`` too)
 ``UUID``                    canonical string
+``Enum``                    its value, converted (as orjson and msgspec write it)
 ``Decimal``                 JSON number (NaN/Infinity → ``null``)
 ``set`` / ``frozenset``     list, sorted when the items can be sorted
 ``bytes`` / ``bytearray``   UTF-8 text, else ``"base64:<data>"``
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import enum
 import json
 import math
 import uuid
@@ -108,6 +110,8 @@ def _convert(value: Any, seen: set[int], depth: int) -> Any:
             return items
         finally:
             seen.discard(id(value))
+    if isinstance(value, enum.Enum):
+        return _convert(value.value, seen, depth + 1)
     return _scalar(value)
 
 

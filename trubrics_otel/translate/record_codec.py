@@ -1,14 +1,15 @@
-"""The bytes of a stored record (journal, spool): a format tag, then a fixed ``marshal`` subset.
+"""The bytes of a stored record (journal, spool): a fixed ``marshal`` subset behind a tag, or JSON.
 
 ::
 
     payload = encode(record)             # b"\\x02" + marshal.dumps(record, 2)
     record = decode(payload)             # the same tuple, under this Python or the next
     decode(b"\\x07...")                  # raises UnknownFormat: a newer trubrics-otel wrote it
+    dumps, option = json_encoder()       # with orjson: dumps(record, None, option) == b"[1,...]"
 
 Why not plain ``marshal``: its format belongs to the Python version (the docs promise
 nothing across versions), and events spooled under Python 3.11 must still be sent after
-the machine moves to 3.13. JSON would be portable but costs ``track()`` several times more.
+the machine moves to 3.13. The stdlib's JSON would be portable but costs ``track()`` several times more.
 So a record is written by the C ``marshal`` at its *version 2* — no back-references, the
 layout every CPython 3 reads and writes — behind a one-byte tag, :data:`FORMAT`. Reading
 uses the C ``marshal`` too, and when that fails (a Python that changed it) the pure-Python
@@ -16,19 +17,37 @@ reader below, which is the format's definition: the types a record holds (None, 
 ints of any size, floats, str, bytes, tuples, lists, dicts, sets) in marshal's versions
 0–4. ``tests/test_record_format.py`` writes under one interpreter and reads under another.
 
-Tags: ``0x02`` this format. Records from before the tag (a bare ``marshal`` tuple, first
-byte ``(`` or ``)``, optionally with the 0x80 reference flag) are still read. Any other first
-byte is a format this version does not know: :class:`UnknownFormat`, which the caller keeps
+The hot path writes a second format when ``orjson`` is installed (the ``[fast]`` extra): the
+record as a JSON array, whose first byte ``[`` is its tag (:func:`json_encoder`). ``orjson``
+stores an LLM record in about half marshal's time and reads it back faster, and JSON needs
+no reader of our own: the stdlib reads it on any Python, with or without ``orjson``. It is
+only given what it writes as the stdlib would (the options refuse datetimes, dataclasses and
+subclasses, and it refuses integers beyond 64 bits, non-string keys, sets and bytes); a
+record it refuses is stored in the marshal format, as are all records without ``orjson``.
+Tuples come back as lists: :func:`~trubrics_otel.translate.tracked.from_bytes` knows which
+were tuples, and how the record's 128-bit trace id was split to fit.
+
+Tags: ``0x02`` the marshal format, ``[`` (0x5B) the JSON one. Records from before the tag (a
+bare ``marshal`` tuple, first byte ``(`` or ``)``, optionally with the 0x80 reference flag)
+are still read. Any other first byte is a format this version does not know: :class:`UnknownFormat`, which the caller keeps
 on disk and reports rather than drops.
 """
 
 from __future__ import annotations
 
+import json
 import marshal
 import struct
+from collections.abc import Callable
 from typing import Any
 
+try:
+    import orjson as _orjson
+except ImportError:  # the [fast] extra is not installed: every record is stored by marshal
+    _orjson = None  # type: ignore[assignment]
+
 FORMAT = 2
+JSON_FORMAT = ord("[")
 _TAG = bytes([FORMAT])
 _LEGACY_FIRST_BYTES = frozenset(b"()" + bytes([ord("(") | 0x80, ord(")") | 0x80]))
 _MARSHAL_VERSION = 2
@@ -55,12 +74,24 @@ def encoder() -> tuple[bytes, Any, int]:
     return _TAG, _dumps, _MARSHAL_VERSION
 
 
+def json_encoder() -> tuple[Callable[..., bytes], int] | None:
+    """``(dumps, option)`` when ``orjson`` is installed: ``dumps(value, None, option)`` is a
+    record in the JSON format, or raises TypeError for what the stdlib would write differently
+    (then store it with :func:`encode`). None without ``orjson``."""
+    if _orjson is None:
+        return None
+    return _orjson.dumps, (_orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_DATACLASS
+                           | _orjson.OPT_PASSTHROUGH_SUBCLASS)
+
+
 def decode(payload: bytes) -> Any:
     """What :func:`encode` stored (or a record from before the tag). Raises
     :class:`UnknownFormat` for a format this version does not know, ValueError for damage."""
     if not payload:
         raise ValueError("empty record")
     first = payload[0]
+    if first == JSON_FORMAT:
+        return _read_json(payload)
     if first == FORMAT:
         body = memoryview(payload)[1:]
     elif first in _LEGACY_FIRST_BYTES:
@@ -71,6 +102,10 @@ def decode(payload: bytes) -> Any:
         return _loads(body)
     except (ValueError, EOFError, TypeError):  # this Python's marshal changed: read it ourselves
         return read_marshal(bytes(body))
+
+
+_read_json: Callable[[bytes], Any] = _orjson.loads if _orjson is not None else json.loads
+"""orjson reads the integers orjson wrote exactly (it wrote none beyond 64 bits)."""
 
 
 def read_marshal(data: bytes) -> Any:

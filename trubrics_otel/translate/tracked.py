@@ -15,10 +15,10 @@ Every field of the span is computed from that record the first time anything rea
 which is the export thread. To processors and exporters it is an ordinary finished
 ``ReadableSpan`` (same attributes as any other Trubrics span, see :mod:`semconv`).
 
-A record's properties are the caller's object as given. :func:`to_bytes` (a tagged
-:mod:`marshal` subset that outlives a Python upgrade, see :mod:`.record_codec`; for the crash
-journal and the spool) snapshots them as a side effect, falling back to JSON
-text for objects marshal does not know; a record kept in memory gets its JSON snapshot
+A record's properties are the caller's object as given. :func:`to_bytes` (JSON when
+``orjson`` is installed and takes the record, else a tagged :mod:`marshal` subset; both
+outlive a Python upgrade, see :mod:`.record_codec`; for the crash journal and the spool)
+snapshots them as a side effect, falling back to JSON text for objects marshal does not know; a record kept in memory gets its JSON snapshot
 from :func:`with_json_properties`. Bytes are turned back into the same span (same ids) by
 the export thread or by a later process: see :func:`spans_from_bytes`.
 """
@@ -37,7 +37,12 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from trubrics_otel import semconv as sc
 from trubrics_otel.logs import RateLimitedLog
 from trubrics_otel.translate.jsonable import dumps, encode_string
-from trubrics_otel.translate.record_codec import UnknownFormat, decode, encode
+from trubrics_otel.translate.record_codec import (
+    UnknownFormat,
+    decode,
+    encode,
+    json_encoder,
+)
 
 EVENT = "e"
 LLM = "l"
@@ -60,6 +65,11 @@ _PROPERTIES_AT = {EVENT: EVENT_FIELDS.index("properties"), LLM: LLM_FIELDS.index
 snapshots it), or JSON text, or None."""
 
 TrackedRecord = tuple[Any, ...]
+
+LOW_64 = (1 << 64) - 1
+"""A record in the JSON format is ``[VERSION, kind, trace_id >> 64, trace_id & LOW_64,
+span_id, parent_id, context, body]``: JSON writers stop at 64-bit integers."""
+_JSON = json_encoder()
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 RESOURCE = Resource.create({})
@@ -151,7 +161,14 @@ def with_json_properties(record: TrackedRecord) -> TrackedRecord:
 
 
 def to_bytes(record: TrackedRecord) -> bytes:
-    """The record for the journal or the spool; properties marshal cannot store go as JSON."""
+    """The record for the journal or the spool: in the JSON format when ``orjson`` takes it,
+    else in the marshal format, with properties marshal cannot store as JSON text."""
+    if _JSON is not None:
+        version, kind, trace_id, *rest = record
+        try:
+            return _JSON[0]((version, kind, trace_id >> 64, trace_id & LOW_64, *rest), None, _JSON[1])
+        except TypeError:  # a value orjson would write otherwise than the stdlib: marshal it
+            pass
     try:
         return encode(record)
     except ValueError:  # an object marshal does not know, or too deep
@@ -190,6 +207,14 @@ def from_bytes(payload: bytes) -> TrackedRecord | None:
         raise
     except (ValueError, EOFError, TypeError):
         return None
+    if type(record) is list:  # the JSON format (see LOW_64), unpacked inline: the export thread's cost
+        try:
+            version, kind, high, low, span_id, parent_id, context, body = record
+            record = (version, kind, high << 64 | low, span_id, parent_id, context, tuple(body))
+        except (ValueError, TypeError):  # another layout: a newer release's, or damage
+            if record and type(record[VERSION_AT]) is int and record[VERSION_AT] > VERSION:
+                raise UnknownFormat(record[VERSION_AT]) from None
+            return None
     if type(record) is not tuple or len(record) != BODY_AT + 1:
         return None
     if record[VERSION_AT] != VERSION:  # a record layout from another release: never guess

@@ -1,0 +1,116 @@
+"""``track_llm``'s one-call fast path stores exactly the record the full path would.
+
+``capture/fast_path.fast_track_llm`` checks the plain call and builds the record body itself
+instead of calling ``llm_body``. Here both are given the same arguments, plain or not: where
+the fast path takes a call, the record it stored must hold ``llm_body``'s body (the time
+apart), and it must leave every call it cannot store as ``llm_body`` would to the full path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry.sdk.trace import TracerProvider
+
+from trubrics_otel import user_context
+from trubrics_otel.capture.arguments import llm_body
+from trubrics_otel.capture.fast_path import fast_track_llm
+from trubrics_otel.translate.tracked import (
+    BODY_AT,
+    KIND_AT,
+    LLM,
+    LLM_FIELDS,
+    VERSION,
+    from_bytes,
+    json_properties,
+)
+
+pytest.importorskip("orjson")  # the fast path exists with the JSON record format only
+
+END_AT = LLM_FIELDS.index("end_ns")
+PROPERTIES_AT = LLM_FIELDS.index("properties")
+LOGGER = logging.getLogger("test_fast_path")
+texts = st.text(max_size=12)
+odd = st.sampled_from([None, 0, 7, 2.5, b"b", "", ["x"], dt.datetime(2026, 1, 1)])
+properties = st.none() | st.dictionaries(
+    st.sampled_from(["plan", "seq", "$thread_id", "$assistant_id", "input_tokens", "completion_tokens"])
+    | texts,
+    st.none() | st.integers(-5, 10**6) | st.floats(allow_nan=False) | texts | st.lists(texts, max_size=2)
+    | st.sampled_from([float("nan"), 2**70, dt.date(2026, 1, 2), {1, 2}]),
+    max_size=4,
+)
+calls = st.tuples(
+    texts | odd,  # user_id
+    texts | odd, texts | odd,  # prompt, generation
+    st.sampled_from(["Prompt", "Asked"]) | odd, st.sampled_from(["Generation", "Said"]) | odd,
+    st.none() | texts | odd,  # assistant_id
+    properties,
+    st.none() | st.sampled_from([dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), "2026-01-01T00:00:00Z"]),
+    st.none() | st.floats(-1, 100_000) | st.integers(-1, 100_000) | st.just(True),  # latency
+    st.none() | texts | odd,  # thread_id
+)
+
+plain_calls = st.tuples(  # the documented types throughout, so that most are the fast path's
+    texts, texts, texts, st.sampled_from(["Prompt", "Asked", ""]), st.sampled_from(["Generation", ""]),
+    st.none() | texts,
+    st.none() | st.dictionaries(texts, st.none() | st.integers() | st.floats() | texts, max_size=3),
+    st.none(),
+    st.none() | st.floats(-1, 100_000) | st.integers(-1, 100_000),
+    st.none() | texts,
+)
+
+
+class Stored(list):
+    def append_payload(self, payload: bytes) -> int:
+        self.append(payload)
+        return len(self)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(plain_calls | calls)
+def test_a_call_it_takes_is_stored_as_llm_body_would_make_it(call):
+    stored = Stored()
+    fast = fast_track_llm(stored.append_payload)
+    before = time.time_ns()
+    ticket = fast(*call)
+    expected = llm_body(*call, LOGGER)
+    if not ticket:
+        assert not stored
+        return
+    assert expected is not None and len(stored) == 1
+    record = from_bytes(stored[0])
+    assert record is not None and record[0] == VERSION and record[KIND_AT] == LLM
+    body = record[BODY_AT]
+    assert before <= body[END_AT] <= time.time_ns()
+    assert _as_sent(body) == _as_sent(expected)
+
+
+def _as_sent(body: tuple) -> tuple:
+    """The body without its time, its properties as the span carries them (NaN, ±inf: null)."""
+    as_sent = list(body)
+    del as_sent[END_AT]
+    if as_sent[PROPERTIES_AT] is not None:
+        as_sent[PROPERTIES_AT] = json.loads(json_properties(as_sent[PROPERTIES_AT]))
+    return tuple(as_sent)
+
+
+def test_it_takes_the_plain_call_and_leaves_the_rest_to_the_full_path():
+    stored = Stored()
+    fast = fast_track_llm(stored.append_payload)
+    plain = ("u1", "Hi?", "Hello.", "Prompt", "Generation", "gpt-4o", {"plan": "pro"}, None, 1.25, "t-42")
+    assert fast(*plain) == 1
+    assert fast(*plain[:6], {"input_tokens": 3}, *plain[7:]) == 0  # llm_body reads these
+    assert fast(*plain[:7], dt.datetime(2026, 1, 1), *plain[8:]) == 0  # a timestamp to convert
+    assert fast(*plain[:6], {"when": dt.date(2026, 1, 1)}, *plain[7:]) == 0  # not plain JSON
+    with user_context(user_id="u2"):
+        assert fast(*plain) == 0  # the full path stamps the context
+    provider = TracerProvider()
+    with provider.get_tracer("app").start_as_current_span("request"):
+        assert fast(*plain) == 0  # the full path joins the app's trace
+    assert len(stored) == 1
