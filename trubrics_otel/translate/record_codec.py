@@ -9,13 +9,14 @@
 
 Why not plain ``marshal``: its format belongs to the Python version (the docs promise
 nothing across versions), and events spooled under Python 3.11 must still be sent after
-the machine moves to 3.13. The stdlib's JSON would be portable but costs ``track()`` several times more.
-So a record is written by the C ``marshal`` at its *version 2* — no back-references, the
-layout every CPython 3 reads and writes — behind a one-byte tag, :data:`FORMAT`. Reading
-uses the C ``marshal`` too, and when that fails (a Python that changed it) the pure-Python
-reader below, which is the format's definition: the types a record holds (None, bools,
-ints of any size, floats, str, bytes, tuples, lists, dicts, sets) in marshal's versions
-0–4. ``tests/test_record_format.py`` writes under one interpreter and reads under another.
+the machine moves to 3.13. The stdlib's JSON would be portable but costs ``track()``
+several times more. So a record is written by the C ``marshal`` at its *version 2* — no
+back-references, the layout every CPython 3 reads and writes — behind a one-byte tag,
+:data:`FORMAT`. Reading uses the C ``marshal`` too, and when that fails (a Python that
+changed it) the pure-Python reader below, which is the format's definition: the types a
+record holds (None, bools, ints of any size, floats, str, bytes, tuples, lists, dicts, sets)
+in marshal's versions 0–4. ``tests/test_record_format.py`` writes under one interpreter and
+reads under another.
 
 The hot path writes a second format when ``orjson`` is installed (the ``[fast]`` extra): the
 record as a JSON array, whose first byte ``[`` is its tag (:func:`json_encoder`). ``orjson``
@@ -24,8 +25,8 @@ no reader of our own: the stdlib reads it on any Python, with or without ``orjso
 only given what it writes as the stdlib would (the options refuse datetimes, dataclasses and
 subclasses, and it refuses integers beyond 64 bits, non-string keys, sets and bytes); a
 record it refuses is stored in the marshal format, as are all records without ``orjson``.
-Tuples come back as lists: :func:`~trubrics_otel.translate.tracked.from_bytes` knows which
-were tuples, and how the record's 128-bit trace id was split to fit.
+Tuples come back as lists, and the record's 128-bit trace id is stored in two halves:
+:func:`~trubrics_otel.translate.tracked.from_bytes` knows the layout.
 
 Tags: ``0x02`` the marshal format, ``[`` (0x5B) the JSON one. Records from before the tag (a
 bare ``marshal`` tuple, first byte ``(`` or ``)``, optionally with the 0x80 reference flag)

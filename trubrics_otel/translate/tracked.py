@@ -53,7 +53,7 @@ VERSION = 1
 # build on the app's thread, and marshal stores them as they are):
 VERSION_AT, KIND_AT, TRACE_ID_AT, SPAN_ID_AT, PARENT_ID_AT, CONTEXT_AT, BODY_AT = range(7)
 """record = (VERSION, kind, trace_id, span_id, parent_span_id (0: none), context attributes
-(a dict from user_context, or None), body)"""
+(a dict from user_context, or None), body); the body is a list when read back from JSON."""
 EVENT_FIELDS = ("user_id", "event", "properties", "end_ns")
 LLM_FIELDS = ("user_id", "prompt", "generation", "prompt_event_name", "generation_event_name",
               "model", "properties", "end_ns", "latency", "thread_id", "usage")
@@ -210,7 +210,7 @@ def from_bytes(payload: bytes) -> TrackedRecord | None:
     if type(record) is list:  # the JSON format (see LOW_64), unpacked inline: the export thread's cost
         try:
             version, kind, high, low, span_id, parent_id, context, body = record
-            record = (version, kind, high << 64 | low, span_id, parent_id, context, tuple(body))
+            record = (version, kind, high << 64 | low, span_id, parent_id, context, body)
         except (ValueError, TypeError):  # another layout: a newer release's, or damage
             if record and type(record[VERSION_AT]) is int and record[VERSION_AT] > VERSION:
                 raise UnknownFormat(record[VERSION_AT]) from None
@@ -221,8 +221,8 @@ def from_bytes(payload: bytes) -> TrackedRecord | None:
         if type(record[VERSION_AT]) is int and record[VERSION_AT] > VERSION:
             raise UnknownFormat(record[VERSION_AT])
         return None
-    body = record[BODY_AT]
-    if type(body) is not tuple or len(body) != _BODY_LENGTH.get(record[KIND_AT]):
+    body = record[BODY_AT]  # a list when stored as JSON: read like the tuple, never changed
+    if (type(body) is not tuple and type(body) is not list) or len(body) != _BODY_LENGTH.get(record[KIND_AT]):
         return None
     return record
 
