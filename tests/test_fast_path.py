@@ -4,11 +4,13 @@
 instead of calling ``llm_body``. Here both are given the same arguments, plain or not: where
 the fast path takes a call, the record it stored must hold ``llm_body``'s body (the time
 apart), and it must leave every call it cannot store as ``llm_body`` would to the full path.
+``track()``'s closure stores JSON where orjson takes the record, and marshal data otherwise.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import logging
 import time
@@ -19,10 +21,13 @@ from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 
 from trubrics_otel import user_context
-from trubrics_otel.capture.arguments import llm_body
-from trubrics_otel.capture.fast_path import fast_track_llm
+from trubrics_otel.capture import fast_path
+from trubrics_otel.capture.arguments import event_body, llm_body
+from trubrics_otel.capture.fast_path import fast_enqueue, fast_track_llm
+from trubrics_otel.translate.record_codec import FORMAT
 from trubrics_otel.translate.tracked import (
     BODY_AT,
+    EVENT,
     KIND_AT,
     LLM,
     LLM_FIELDS,
@@ -30,8 +35,6 @@ from trubrics_otel.translate.tracked import (
     from_bytes,
     json_properties,
 )
-
-pytest.importorskip("orjson")  # the fast path exists with the JSON record format only
 
 END_AT = LLM_FIELDS.index("end_ns")
 PROPERTIES_AT = LLM_FIELDS.index("properties")
@@ -66,12 +69,17 @@ plain_calls = st.tuples(  # the documented types throughout, so that most are th
 )
 
 
+needs_orjson = pytest.mark.skipif(importlib.util.find_spec("orjson") is None,
+                                  reason="the JSON record format (and the one-call path) needs orjson")
+
+
 class Stored(list):
     def append_payload(self, payload: bytes) -> int:
         self.append(payload)
         return len(self)
 
 
+@needs_orjson
 @settings(max_examples=1500, deadline=None)
 @given(plain_calls | calls)
 def test_a_call_it_takes_is_stored_as_llm_body_would_make_it(call):
@@ -100,6 +108,7 @@ def _as_sent(body: tuple) -> tuple:
     return tuple(as_sent)
 
 
+@needs_orjson
 def test_it_takes_the_plain_call_and_leaves_the_rest_to_the_full_path():
     stored = Stored()
     fast = fast_track_llm(stored.append_payload)
@@ -114,3 +123,28 @@ def test_it_takes_the_plain_call_and_leaves_the_rest_to_the_full_path():
     with provider.get_tracer("app").start_as_current_span("request"):
         assert fast(*plain) == 0  # the full path joins the app's trace
     assert len(stored) == 1
+
+
+@needs_orjson
+def test_track_stores_json_records_and_marshal_ones_for_what_json_does_not_take():
+    stored = Stored()
+    enqueue = fast_enqueue(stored.append_payload)
+    plain = event_body("u1", "Sign up", {"plan": "pro", "seats": 3}, None, LOGGER)
+    dated = event_body("u1", "Sign up", {"when": dt.datetime(2026, 1, 1)}, None, LOGGER)
+    assert enqueue(EVENT, plain) and enqueue(EVENT, dated)
+    assert [payload[:1] for payload in stored] == [b"[", bytes([FORMAT])]
+    assert list(from_bytes(stored[0])[BODY_AT]) == list(plain)
+    assert json.loads(from_bytes(stored[1])[BODY_AT][2]) == {"when": "2026-01-01T00:00:00"}
+
+
+def test_without_orjson_every_record_is_marshal_data(monkeypatch):
+    monkeypatch.setattr(fast_path, "json_encoder", lambda: None)
+    stored = Stored()
+    assert fast_track_llm(stored.append_payload) is None  # track_llm takes llm_body, then this:
+    enqueue = fast_enqueue(stored.append_payload)
+    body = llm_body("u1", "Hi?", "Hello.", "Prompt", "Generation", "gpt-4o", {"plan": "pro"}, None, 1.5,
+                    "t-42", LOGGER)
+    assert enqueue(LLM, body) == 1
+    assert stored[0][0] == FORMAT
+    record = from_bytes(stored[0])
+    assert record[KIND_AT] == LLM and record[BODY_AT] == body
