@@ -30,8 +30,8 @@ Tuples come back as lists, and the record's 128-bit trace id is stored in two ha
 
 Tags: ``0x02`` the marshal format, ``[`` (0x5B) the JSON one. Records from before the tag (a
 bare ``marshal`` tuple, first byte ``(`` or ``)``, optionally with the 0x80 reference flag)
-are still read. Any other first byte is a format this version does not know: :class:`UnknownFormat`, which the caller keeps
-on disk and reports rather than drops.
+are still read. Any other first byte is a format this version does not know:
+:class:`UnknownFormat`, which the caller keeps on disk and reports rather than drops.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ which is the export thread. To processors and exporters it is an ordinary finish
 A record's properties are the caller's object as given. :func:`to_bytes` (JSON when
 ``orjson`` is installed and takes the record, else a tagged :mod:`marshal` subset; both
 outlive a Python upgrade, see :mod:`.record_codec`; for the crash journal and the spool)
-snapshots them as a side effect, falling back to JSON text for objects marshal does not know; a record kept in memory gets its JSON snapshot
-from :func:`with_json_properties`. Bytes are turned back into the same span (same ids) by
+snapshots them as a side effect, falling back to JSON text for objects marshal does not
+know; a record kept in memory gets its JSON snapshot from :func:`with_json_properties`. Bytes are turned back into the same span (same ids) by
 the export thread or by a later process: see :func:`spans_from_bytes`.
 """
 
