@@ -33,7 +33,7 @@ from opentelemetry import context as context_api
 from trubrics_otel.capture.arguments import LLM_PROPERTIES_READ, MAX_LATENCY_S
 from trubrics_otel.capture.context import open_user_contexts
 from trubrics_otel.translate.record_codec import encoder, json_encoder
-from trubrics_otel.translate.tracked import LLM, VERSION, to_bytes
+from trubrics_otel.translate.tracked import LLM, VERSION, marshal_bytes
 
 try:  # the standard runtime context: a ContextVar holding the current Context
     from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
@@ -68,8 +68,8 @@ def fast_enqueue(append_payload: Callable[[bytes], int] | None) -> FastEnqueue |
                 return 0  # a parent span or a user_context: the full path joins them
             try:  # to_bytes, inlined: the JSON format, the trace id drawn as its two halves
                 payload = json_dumps((VERSION, kind, bits(64), bits(64), bits(64), 0, None, body), None, option)
-            except TypeError:  # a value the JSON format does not take: to_bytes stores it
-                payload = to_bytes((VERSION, kind, bits(128), bits(64), 0, None, body))
+            except TypeError:  # a value the JSON format does not take: stored by marshal
+                payload = marshal_bytes((VERSION, kind, bits(128), bits(64), 0, None, body))
             return append_payload(payload)
 
         return enqueue_json
@@ -82,8 +82,8 @@ def fast_enqueue(append_payload: Callable[[bytes], int] | None) -> FastEnqueue |
         record = (VERSION, kind, bits(128), bits(64), 0, None, body)
         try:
             payload = tag + dumps(record, marshal_version)  # record_codec.encode, inlined
-        except ValueError:  # properties marshal cannot store: to_bytes snapshots them as JSON
-            payload = to_bytes(record)
+        except ValueError:  # properties marshal cannot store: marshal_bytes snapshots them as JSON
+            payload = marshal_bytes(record)
         return append_payload(payload)
 
     return enqueue

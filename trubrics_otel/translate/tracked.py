@@ -164,11 +164,17 @@ def to_bytes(record: TrackedRecord) -> bytes:
     """The record for the journal or the spool: in the JSON format when ``orjson`` takes it,
     else in the marshal format, with properties marshal cannot store as JSON text."""
     if _JSON is not None:
+        json_dumps, option = _JSON
         version, kind, trace_id, *rest = record
         try:
-            return _JSON[0]((version, kind, trace_id >> 64, trace_id & LOW_64, *rest), None, _JSON[1])
+            return json_dumps((version, kind, trace_id >> 64, trace_id & LOW_64, *rest), None, option)
         except TypeError:  # a value orjson would write otherwise than the stdlib: marshal it
             pass
+    return marshal_bytes(record)
+
+
+def marshal_bytes(record: TrackedRecord) -> bytes:
+    """:func:`to_bytes` in the marshal format, for a record the JSON format has refused."""
     try:
         return encode(record)
     except ValueError:  # an object marshal does not know, or too deep

@@ -155,7 +155,7 @@ def normalise_usage(provider: str | None, raw: object) -> Usage | NoCost:
                            "input_tokens_details", "output_tokens_details")
     except Exception as exc:  # an exotic object whose attributes raise: no cost, never a crash
         return NoCost(f"unreadable usage ({type(exc).__name__})")
-    return NoCost("no token counts")
+    return NoCost(NO_TOKEN_COUNTS)
 
 
 def _semconv(raw: object) -> Usage | NoCost:
