@@ -6,7 +6,8 @@
 * every relative link in the README and ``docs/`` points at a file that exists (and the
   README's own ``#anchors`` at one of its headings);
 * the configuration reference, generated from ``trubrics_otel/settings.py`` by
-  ``docs/hooks/settings_reference.py``, lists every variable with a description;
+  ``docs/hooks/settings_reference.py``, lists every variable with a description, and the
+  command-line reference (``docs/hooks/cli_reference.py``) every subcommand;
 * ``mkdocs build --strict`` passes, where mkdocs is installed (the ``docs`` extra).
 """
 
@@ -42,8 +43,8 @@ def _prose(text: str) -> str:
     return re.sub(r"`[^`\n]*`", "", FENCE.sub("", text))
 
 
-def _load_hook():
-    spec = importlib.util.spec_from_file_location("settings_reference", DOCS / "hooks" / "settings_reference.py")
+def _load_hook(name: str = "settings_reference"):
+    spec = importlib.util.spec_from_file_location(name, DOCS / "hooks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -108,6 +109,16 @@ def test_configuration_reference_lists_every_setting():
         row = next((line for line in reference.splitlines() if line.startswith(f"| `{variable.name}` |")), None)
         assert row, f"{variable.name} is missing from the configuration reference"
         assert variable.doc.split("(")[0].strip() in row
+
+
+def test_cli_reference_lists_every_command():
+    from trubrics_otel import cli
+
+    hook = _load_hook("cli_reference")
+    assert hook.MARKER in (DOCS / "reference" / "cli.md").read_text()
+    reference = hook.render()
+    for name in cli.SUBCOMMANDS:
+        assert f"## `trubrics-otel {name}`\n\n```text\nusage: trubrics-otel {name}" in reference
 
 
 def test_configuration_reference_follows_settings(monkeypatch):
