@@ -106,9 +106,9 @@ def test_configuration_reference_lists_every_setting():
     for variable in settings.VARIABLES:
         assert variable.doc.strip(), f"{variable.name} has no doc= in trubrics_otel/settings.py"
         assert variable.parse.__doc__, f"{variable.name}'s parser {variable.parse.__name__} has no docstring"
-        row = next((line for line in reference.splitlines() if line.startswith(f"| `{variable.name}` |")), None)
-        assert row, f"{variable.name} is missing from the configuration reference"
-        assert variable.doc.split("(")[0].strip() in row
+        assert f"### `{variable.name}`\n\n{variable.doc}\n" in reference, \
+            f"{variable.name} is missing from the configuration reference"
+        assert f"| [`{variable.name}`](#{variable.name.lower()}) |" in reference
 
 
 def test_cli_reference_lists_every_command():
@@ -125,7 +125,8 @@ def test_configuration_reference_follows_settings(monkeypatch):
     """A setting added to settings.py appears in the reference without touching the docs."""
     extra = settings.Variable("TRUBRICS_DOCS_PROBE", settings.boolean, True, doc="A probe.")
     monkeypatch.setattr(settings, "VARIABLES", (*settings.VARIABLES, extra))
-    assert "| `TRUBRICS_DOCS_PROBE` | `true` | A boolean" in _load_hook().render()
+    reference = _load_hook().render()
+    assert "### `TRUBRICS_DOCS_PROBE`\n\nA probe.\n\n- **Default:** `true`\n- **Accepts:** A boolean" in reference
 
 
 @pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("mkdocs", "material", "mkdocstrings")),

@@ -43,16 +43,24 @@ def _rules() -> str:
     return _code(text[text.index("An argument given"):].strip())
 
 
+def section(variable: Any) -> str:
+    """One variable: its heading, what it sets, its default and what it accepts."""
+    accepts = _code((variable.parse.__doc__ or variable.parse.__name__).strip().splitlines()[0])
+    lines = [f"### `{variable.name}`", "", variable.doc, "",
+             f"- **Default:** {_default(variable.default)}", f"- **Accepts:** {accepts}"]
+    if variable.secret:
+        lines.append("- **Secret:** its value is never logged, not even when it is refused.")
+    return "\n".join(lines)
+
+
 def render() -> str:
-    """The reference as Markdown: the shared rules, then one row per variable."""
+    """The reference as Markdown: the shared rules, a summary table, then one section per variable."""
     from trubrics_otel import settings
 
-    rows = ["| variable | default | accepts | what it sets |", "|---|---|---|---|"]
-    for variable in settings.VARIABLES:
-        accepts = _code((variable.parse.__doc__ or variable.parse.__name__).strip().splitlines()[0])
-        doc = variable.doc + (" *Secret.*" if variable.secret else "")
-        rows.append(f"| `{variable.name}` | {_default(variable.default)} | {accepts} | {doc} |")
-    return _rules() + "\n\n" + "\n".join(rows) + "\n"
+    rows = ["| variable | default |", "|---|---|"]
+    rows += [f"| [`{v.name}`](#{v.name.lower()}) | {_default(v.default)} |" for v in settings.VARIABLES]
+    sections = [section(v) for v in settings.VARIABLES]
+    return "\n\n".join([_rules(), "\n".join(rows), "## Variables", *sections]) + "\n"
 
 
 def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
