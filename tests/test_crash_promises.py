@@ -1,4 +1,4 @@
-"""The README's crash promises, each at the moment it is hardest to keep.
+"""The crash promises of docs/guide/reliability.md, each at the moment it is hardest to keep.
 
 - ``kill -9`` loses nothing, even the batch whose request is in flight when the process dies;
 - after a crash during the replay of a dead process's journal, at most one request's worth

@@ -89,7 +89,7 @@ def halves(spans: list[Any]) -> tuple[list[Any], list[Any]]:
     middle = len(spans) // 2
     return spans[:middle], spans[middle:]
 
-SPLIT_ACROSS_REQUESTS = {  # known limits of a receiver that cannot hold spans back (README)
+SPLIT_ACROSS_REQUESTS = {  # known limits of a receiver that cannot hold spans back (docs/guide/instrumentation.md)
     ("llama-index-openinference", "tool_call"):
         "a tool run that records no call id is matched to its reply within one request only",
     ("google-adk-legacy", "tool_call"):

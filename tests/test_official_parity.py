@@ -1,9 +1,10 @@
 """Drop-in, call by call: the official ``trubrics`` 1.8.5 SDK and ours over a table of calls.
 
 Both send each call to the same local endpoint; the payloads must be identical once the
-differences the README lists under "Differences, all deliberate" are applied to the
-official one. Each difference is a named transformation here, and the README must name it:
-a new difference fails until it is both written down here and documented there.
+differences the Tracking API guide (docs/guide/tracking.md) lists under "Differences, all
+deliberate" are applied to the official one. Each difference is a named transformation here,
+and the guide must name it: a new difference fails until it is both written down here and
+documented there.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from conftest import API_KEY
 
 from trubrics_otel import Trubrics
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "guide" / "tracking.md"
 WHEN = dt.datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=dt.timezone.utc)
 NAIVE = dt.datetime(2026, 3, 4, 5, 6, 7)
 PLUS_2H = dt.datetime(2026, 3, 4, 7, 6, 7, tzinfo=dt.timezone(dt.timedelta(hours=2)))
@@ -44,7 +45,7 @@ def _assistant_from_property(event: Event) -> None:
         event["assistant_id"] = event["properties"]["$assistant_id"]
 
 
-# name: (how the official payload changes, the words the README's list says it in)
+# name: (how the official payload changes, the words the guide's list says it in)
 DIFFERENCES: dict[str, tuple[Callable[[Event], None], str]] = {
     "utc": (_utc, "Timestamps are sent in UTC with an explicit offset"),
     "empty properties": (
@@ -125,9 +126,9 @@ def test_same_call_same_payload_as_the_official_sdk(endpoint, name, method, argu
     assert list(ours) == list(theirs)  # the same fields, in the same order
 
 
-def test_every_difference_is_in_the_readme():
-    text = README.read_text()
+def test_every_difference_is_in_the_guide():
+    text = GUIDE.read_text()
     section = text[text.index("Differences, all deliberate"):text.index("Special properties")]
     section = " ".join(section.split())
     missing = [name for name, (_, words) in DIFFERENCES.items() if words not in section]
-    assert not missing, f"README's 'Differences, all deliberate' does not list: {missing}"
+    assert not missing, f"the guide's 'Differences, all deliberate' does not list: {missing}"

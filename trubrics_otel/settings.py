@@ -58,6 +58,7 @@ class Secret:
 
 
 def boolean(text: str) -> bool:
+    """A boolean: ``1 true yes on`` or ``0 false no off``, in any case."""
     word = text.strip().casefold()
     if word in TRUE_WORDS:
         return True
@@ -67,6 +68,7 @@ def boolean(text: str) -> bool:
 
 
 def positive_number(text: str) -> float:
+    """A finite number above 0."""
     value = float(text)
     if not math.isfinite(value) or value <= 0:
         raise ValueError("expected a positive number")
@@ -74,6 +76,7 @@ def positive_number(text: str) -> float:
 
 
 def positive_integer(text: str) -> int:
+    """A finite number above 0, as a whole number (at least 1)."""
     return max(1, int(positive_number(text)))
 
 
@@ -83,6 +86,7 @@ def milliseconds(text: str) -> float:
 
 
 def ratio(text: str) -> float:
+    """A number from 0 to 1."""
     value = float(text)
     if not 0.0 <= value <= 1.0:
         raise ValueError("expected a number from 0 to 1")
@@ -90,6 +94,7 @@ def ratio(text: str) -> float:
 
 
 def url(text: str) -> str:
+    """An ``http://`` or ``https://`` URL with a host; a trailing ``/`` is dropped."""
     text = text.strip()
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -111,10 +116,12 @@ def address_or_off(text: str) -> tuple[str, int] | bool:
 
 
 def text_value(text: str) -> str:
+    """Any text, stripped."""
     return text.strip()
 
 
 def path(text: str) -> Path:
+    """A file or directory path; ``~`` is expanded."""
     return Path(text.strip()).expanduser()
 
 
@@ -147,6 +154,7 @@ _RATIO_SAMPLERS = frozenset({"traceidratio", "parentbased_traceidratio"})
 
 
 def sampler_name(text: str) -> str:
+    """``always_on``, ``always_off``, ``traceidratio`` or their ``parentbased_`` forms."""
     name = text.strip().casefold()
     if name not in _SAMPLER_RATIOS and name not in _RATIO_SAMPLERS:
         raise ValueError(f"expected one of {', '.join(sorted(_SAMPLER_RATIOS.keys() | _RATIO_SAMPLERS))}")
@@ -158,37 +166,71 @@ def sampler_name(text: str) -> str:
 
 @dataclass(frozen=True)
 class Variable:
+    """One environment variable; ``doc`` is what the generated configuration reference says."""
+
     name: str
     parse: Callable[[str], Any]
     default: Any
     secret: bool = False
+    doc: str = ""
 
 
-API_KEY = Variable("TRUBRICS_API_KEY", text_value, None, secret=True)
-HOST = Variable("TRUBRICS_HOST", url, DEFAULT_HOST)
-TIMEOUT = Variable("TRUBRICS_TIMEOUT", positive_number, 10.0)
-RETRY_TIMEOUT = Variable("TRUBRICS_RETRY_TIMEOUT", positive_number, 60.0)
-SPOOL = Variable("TRUBRICS_SPOOL", spool_location, None)
-MAX_SPOOL_BYTES = Variable("TRUBRICS_MAX_SPOOL_BYTES", positive_integer, 256 * 1024 * 1024)
-ALLOW_INSECURE = Variable("TRUBRICS_ALLOW_INSECURE", boolean, False)
-ALL_SPANS = Variable("TRUBRICS_ALL_SPANS", boolean, False)
-CAPTURE_CONTENT = Variable("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", content_capture, True)
-SCHEDULE_DELAY = Variable("OTEL_BSP_SCHEDULE_DELAY", milliseconds, None)
-"""Seconds; the default depends on who batches (the client: 10 s, ``configure``: 5 s)."""
-MAX_EXPORT_BATCH_SIZE = Variable("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", positive_integer, None)
-MAX_QUEUE_SIZE = Variable("OTEL_BSP_MAX_QUEUE_SIZE", positive_integer, 20_000)
-TRACES_SAMPLER = Variable("OTEL_TRACES_SAMPLER", sampler_name, None)
-TRACES_SAMPLER_ARG = Variable("OTEL_TRACES_SAMPLER_ARG", ratio, 1.0)
-BRIDGE_LISTEN = Variable("TRUBRICS_BRIDGE_LISTEN", address, ("127.0.0.1", 4319))
-BRIDGE_GRPC_LISTEN = Variable("TRUBRICS_BRIDGE_GRPC_LISTEN", address_or_off, None)
-"""None: the Bridge class listens on no gRPC port; ``trubrics-otel bridge`` defaults to 127.0.0.1:4320."""
-BRIDGE_CLIENT_TIMEOUT = Variable("TRUBRICS_BRIDGE_CLIENT_TIMEOUT", positive_number, 30.0)
-BRIDGE_MAX_BODY = Variable("TRUBRICS_BRIDGE_MAX_BODY", positive_integer, 32 << 20)
-BRIDGE_TIMEOUT = Variable("TRUBRICS_BRIDGE_TIMEOUT", positive_number, 3.0)
-DB = Variable("TRUBRICS_DB", path, None)
-PRICES_FILE = Variable("TRUBRICS_PRICES_FILE", path, None)
-XDG_CACHE_HOME = Variable("XDG_CACHE_HOME", path, None)
-XDG_DATA_HOME = Variable("XDG_DATA_HOME", path, None)
+API_KEY = Variable("TRUBRICS_API_KEY", text_value, None, secret=True,
+                   doc="The Trubrics API key (`api_key=`). Never logged, never in a repr or a file.")
+HOST = Variable("TRUBRICS_HOST", url, DEFAULT_HOST,
+                doc="The Trubrics ingestion API (`host=`; `bridge --host`).")
+TIMEOUT = Variable("TRUBRICS_TIMEOUT", positive_number, 10.0,
+                   doc="Seconds per HTTP request to Trubrics (`timeout=`).")
+RETRY_TIMEOUT = Variable("TRUBRICS_RETRY_TIMEOUT", positive_number, 60.0,
+                         doc="Seconds of retries per batch before it is held in the spool (`retry_timeout=`).")
+SPOOL = Variable("TRUBRICS_SPOOL", spool_location, None,
+                 doc="The disk spool's directory (`spool=`); unset: under the cache directory, one per "
+                     "endpoint and key; a false word keeps events in memory only.")
+MAX_SPOOL_BYTES = Variable("TRUBRICS_MAX_SPOOL_BYTES", positive_integer, 256 * 1024 * 1024,
+                           doc="Bytes the spool may hold; past it events are dropped and counted "
+                               "(`max_spool_bytes=`).")
+ALLOW_INSECURE = Variable("TRUBRICS_ALLOW_INSECURE", boolean, False,
+                          doc="Send the API key over plain `http://` to a host that is not loopback "
+                              "(`allow_insecure=`).")
+ALL_SPANS = Variable("TRUBRICS_ALL_SPANS", boolean, False,
+                     doc="Turn every span, not only LLM calls and product events, into an event (`all_spans=`).")
+CAPTURE_CONTENT = Variable("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", content_capture, True,
+                           doc="Whether prompts and generations are sent (`capture_content=`); the GenAI "
+                               "instrumentations' own switch.")
+SCHEDULE_DELAY = Variable("OTEL_BSP_SCHEDULE_DELAY", milliseconds, None,
+                          doc="The batch delay (`flush_interval=` in seconds); unset: 10 s for the "
+                              "client, 5 s for `configure()`.")
+MAX_EXPORT_BATCH_SIZE = Variable("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", positive_integer, None,
+                                 doc="Events per export batch (`flush_batch_size=`); unset: 20 for the client.")
+MAX_QUEUE_SIZE = Variable("OTEL_BSP_MAX_QUEUE_SIZE", positive_integer, 20_000,
+                          doc="Spans waiting in memory; beyond it they go to the disk spool (`max_queue_size=`).")
+TRACES_SAMPLER = Variable("OTEL_TRACES_SAMPLER", sampler_name, None,
+                          doc="The standard sampler, honoured for instrumentation spans under `configure()`.")
+TRACES_SAMPLER_ARG = Variable("OTEL_TRACES_SAMPLER_ARG", ratio, 1.0,
+                              doc="The share of traces a `traceidratio` sampler keeps.")
+BRIDGE_LISTEN = Variable("TRUBRICS_BRIDGE_LISTEN", address, ("127.0.0.1", 4319),
+                         doc="Where `trubrics-otel bridge` listens for OTLP/HTTP (`--listen`).")
+BRIDGE_GRPC_LISTEN = Variable("TRUBRICS_BRIDGE_GRPC_LISTEN", address_or_off, None,
+                              doc="Where the bridge listens for OTLP/gRPC (`--grpc-listen`); unset: "
+                                  "`trubrics-otel bridge` uses 127.0.0.1:4320, the `Bridge` class none.")
+BRIDGE_CLIENT_TIMEOUT = Variable("TRUBRICS_BRIDGE_CLIENT_TIMEOUT", positive_number, 30.0,
+                                 doc="Seconds before the bridge closes an idle or stalled connection "
+                                     "(`--client-timeout`).")
+BRIDGE_MAX_BODY = Variable("TRUBRICS_BRIDGE_MAX_BODY", positive_integer, 32 << 20,
+                           doc="Bytes of one OTLP request, on the wire and decompressed (`--max-body`).")
+BRIDGE_TIMEOUT = Variable("TRUBRICS_BRIDGE_TIMEOUT", positive_number, 3.0,
+                          doc="Seconds the bridge tries Trubrics before answering 503 (`--timeout`).")
+DB = Variable("TRUBRICS_DB", path, None,
+              doc="The local server's SQLite file (`--db`); unset: `trubrics-otel/events.sqlite3` "
+                  "under the data directory.")
+PRICES_FILE = Variable("TRUBRICS_PRICES_FILE", path, None,
+                       doc="A JSON file of custom model prices (`prices=` entries win over it).")
+XDG_CACHE_HOME = Variable("XDG_CACHE_HOME", path, None,
+                          doc="The cache directory that holds the spool; unset: `%LOCALAPPDATA%` "
+                              "on Windows, else `~/.cache`.")
+XDG_DATA_HOME = Variable("XDG_DATA_HOME", path, None,
+                         doc="The data directory that holds the local server's database; unset: "
+                             "`~/.local/share`.")
 
 VARIABLES: tuple[Variable, ...] = tuple(v for v in globals().values() if isinstance(v, Variable))
 

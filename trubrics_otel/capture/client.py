@@ -97,7 +97,7 @@ class Trubrics(TracingMethods):
     schedule delay and export batch size (``flush_at`` is the older name of the latter);
     when not given they fall back to ``OTEL_BSP_SCHEDULE_DELAY`` /
     ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` and then to the official SDK's 10 s and 20.
-    ``track``'s events wait for the export thread in the crash journal (an 8 MiB ring
+    ``track``'s events wait for the export thread in the crash journal (a sparse 64 MiB ring
     file, see :mod:`~trubrics_otel.deliver.journal`); ``max_queue_size`` (``OTEL_BSP_MAX_QUEUE_SIZE``)
     bounds spans waiting in memory (the tracing API's, or all of them without a journal).
     What fits in neither waits in the disk spool. ``spool``, ``max_spool_bytes``, ``mask``,

@@ -7,7 +7,7 @@
     result["totals"]["users"], result["buckets"][0]["latency_p95"]
 
 Read from the hourly rollups of :mod:`.derived`, so a call costs the same at a million
-events as at a thousand. Consequences, documented in the README:
+events as at a thousand. Consequences, documented in docs/guide/local-server.md:
 
 - buckets are whole UTC hours, days, or weeks starting on Monday; ``since`` is rounded down
   and ``until`` up to the hour;
