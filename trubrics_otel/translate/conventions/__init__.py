@@ -46,8 +46,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from trubrics_otel import semconv as sc
 from trubrics_otel.translate.conventions import (
+    generic,
     genai,
     google_adk,
+    langfuse,
     litellm,
     openinference,
     openllmetry,
@@ -175,11 +177,16 @@ LITELLM_RAW = litellm.LITELLM_RAW
 
 GOOGLE_ADK = google_adk.GOOGLE_ADK
 
+LANGFUSE = langfuse.LANGFUSE
+LANGFUSE_TOOL = langfuse.LANGFUSE_TOOL
+GENERIC = generic.GENERIC
+
 CONVENTIONS: tuple[Convention, ...] = (
-    GOOGLE_ADK, VERCEL_AI, VERCEL_AI_TOOL, LITELLM, GENAI, GENAI_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE,
-    LITELLM_RAW,
+    LANGFUSE, LANGFUSE_TOOL, GOOGLE_ADK, VERCEL_AI, VERCEL_AI_TOOL, LITELLM, GENAI, GENAI_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE,
+    LITELLM_RAW, GENERIC,
 )
-"""Tried in order; the first convention that recognises a span reads it."""
+"""Tried in order; the first convention that recognises a span reads it. The generic
+reader is last: it only sees spans no row above knew."""
 
 
 def is_call_view(span: ReadableSpan) -> bool:
@@ -197,11 +204,22 @@ def wrapper_reply(attributes: Attributes) -> LlmCall | None:
 
 
 def read_span(span: ReadableSpan) -> LlmCall | SpanEvent | None:
+    """What the first row that recognises the span reads, its properties marked with the
+    row's name (``$source``) so a team can see how its telemetry was understood; not on the
+    spans trubrics-otel wrote itself."""
     attributes = span.attributes or {}
     for convention in CONVENTIONS:
         if convention.recognises(attributes):
-            return convention.read(span)
+            found = convention.read(span)
+            if found is not None and not _own(span):
+                found.properties[sc.PROP_SOURCE] = convention.name
+            return found
     return None
+
+
+def _own(span: ReadableSpan) -> bool:
+    scope = span.instrumentation_scope
+    return scope is not None and scope.name == sc.SCOPE_NAME
 
 
 def read_llm_call(span: ReadableSpan) -> LlmCall | None:

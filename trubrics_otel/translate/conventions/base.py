@@ -40,7 +40,8 @@ class SpanEvent(NamedTuple):
 class Convention:
     name: str
     recognises: Callable[[Attributes], bool]
-    read: Callable[[ReadableSpan], LlmCall | SpanEvent]
+    read: Callable[[ReadableSpan], LlmCall | SpanEvent | None]
+    """``None``: the span only looked like one of the row's (the generic row)."""
 
 
 USAGE: dict[str, tuple[str, ...]] = {
