@@ -14,11 +14,11 @@ answers 404, quietly). Every observation is a span with ``langfuse.observation.*
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from provider_recording import Recorder, llm_event  # noqa: I001  (puts tests/ on sys.path)
+from provider_recording import Recorder, llm_event, openai_tool_round  # noqa: I001  (puts tests/ on sys.path)
 from fake_openai import FakeOpenAI  # noqa: E402
-from instrumented_app import WEATHER_TOOL  # noqa: E402
 
 MODEL = "gpt-4o-mini"
 RESPONSE_MODEL = "gpt-4o-mini-2024-07-18"
@@ -111,16 +111,7 @@ def record() -> None:
 
         @observe(name="weather-agent")
         def agent() -> None:
-            messages: list[dict[str, Any]] = [{"role": "user", "content": "Weather in Paris?"}]
-            first = client.chat.completions.create(model=MODEL, messages=messages,
-                                                   tools=[WEATHER_TOOL])
-            call = first.choices[0].message.tool_calls[0]
-            result = get_weather("Paris")
-            messages += [
-                {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
-                {"role": "tool", "tool_call_id": call.id, "content": result},
-            ]
-            client.chat.completions.create(model=MODEL, messages=messages)
+            openai_tool_round(partial(client.chat.completions.create, model=MODEL), get_weather)
 
         with recorder.case("tool_call") as case:
             with recorder.request_span():

@@ -51,6 +51,7 @@ from trubrics_otel.translate.conventions import (
     google_adk,
     langfuse,
     litellm,
+    mlflow,
     openinference,
     openllmetry,
     vercel_ai,
@@ -179,10 +180,12 @@ GOOGLE_ADK = google_adk.GOOGLE_ADK
 
 LANGFUSE = langfuse.LANGFUSE
 LANGFUSE_TOOL = langfuse.LANGFUSE_TOOL
+MLFLOW = mlflow.MLFLOW
+MLFLOW_TOOL = mlflow.MLFLOW_TOOL
 GENERIC = generic.GENERIC
 
 CONVENTIONS: tuple[Convention, ...] = (
-    LANGFUSE, LANGFUSE_TOOL, GOOGLE_ADK, VERCEL_AI, VERCEL_AI_TOOL, LITELLM, GENAI, GENAI_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE,
+    LANGFUSE, LANGFUSE_TOOL, MLFLOW, MLFLOW_TOOL, GOOGLE_ADK, VERCEL_AI, VERCEL_AI_TOOL, LITELLM, GENAI, GENAI_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE,
     LITELLM_RAW, GENERIC,
 )
 """Tried in order; the first convention that recognises a span reads it. The generic

@@ -81,6 +81,8 @@ def read(span: ReadableSpan) -> LlmCall:
         generation=assistant_text(outputs),
         model=text_or_none(
             attributes.get(sc.GEN_AI_RESPONSE_MODEL) or attributes.get(sc.GEN_AI_REQUEST_MODEL)
+            # MLflow's GenAI mode names a failed call's model only in its raw, JSON ``model``
+            or parse_json(attributes.get("model"))
         ),
         properties=properties,
     )
