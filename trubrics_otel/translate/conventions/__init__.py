@@ -51,6 +51,7 @@ from trubrics_otel.translate.conventions import (
     google_adk,
     langfuse,
     litellm,
+    logfire,
     mlflow,
     openinference,
     openllmetry,
@@ -65,7 +66,7 @@ from trubrics_otel.translate.conventions.base import (
 from trubrics_otel.translate.messages import plain
 
 __all__ = ["CONVENTIONS", "Convention", "LlmCall", "SpanEvent", "read_span", "read_llm_call",
-           "other_span", "first_of", "prefixed_properties", "USER_ID_ATTRIBUTES",
+           "other_span", "first_of", "call_latency", "prefixed_properties", "USER_ID_ATTRIBUTES",
            "THREAD_ID_ATTRIBUTES", "PROPERTY_PREFIXES", "METADATA_JSON_ATTRIBUTES",
            "METADATA_USER_KEYS", "METADATA_THREAD_KEYS", "WEAK_THREAD_SCOPES",
            "WRAPPER_PROMPT_ATTRIBUTES", "wrapper_reply", "is_call_view"]
@@ -87,6 +88,8 @@ USER_ID_ATTRIBUTES: tuple[str, ...] = (
     sc.TRACELOOP_ASSOCIATION_PREFIX + "userId",
     sc.LLM_USER,
     "metadata.user_api_key_end_user_id",  # LiteLLM proxy: the end user of a virtual key
+    "gen_ai.request.user",  # OpenLIT: the OpenAI ``user`` parameter
+    "user_id",  # Logfire's baggage helper (``logfire.set_baggage(user_id=...)``)
     sc.TRUBRICS_INHERITED_USER_ID,
 )
 """The first present is the event's ``user_id`` (``user_context`` stamps ``user.id``)."""
@@ -105,6 +108,7 @@ THREAD_ID_ATTRIBUTES: tuple[str, ...] = (
     sc.TRACELOOP_ASSOCIATION_PREFIX + "thread_id",
     sc.TRACELOOP_ASSOCIATION_PREFIX + "conversation_id",
     sc.TRACELOOP_ASSOCIATION_PREFIX + "chat_id",
+    "session_id",  # Logfire's baggage helper
     sc.TRUBRICS_INHERITED_THREAD_ID,
 )
 """The first present is the event's thread (``user_context`` stamps ``gen_ai.conversation.id``)."""
@@ -134,11 +138,25 @@ PROPERTY_PREFIXES: tuple[str, ...] = (sc.TRACELOOP_ASSOCIATION_PREFIX,)
 
 
 def first_of(attributes: Attributes, names: tuple[str, ...]) -> str | None:
+    """The first value present, never one a scrubber blanked (Logfire's ``[Scrubbed due to …]``)."""
     for name in names:
         value = attributes.get(name)
         if value is not None and value != "":
+            if value.__class__ is str and value.startswith(logfire.SCRUBBED):
+                continue
             return str(value)
     return None
+
+
+def call_latency(span: ReadableSpan) -> float | None:
+    """Seconds the call took: the span's duration, unless the span was written after the
+    call and says how long it took (Logfire's stream log span)."""
+    latency = logfire.stream_latency(span.attributes or {})
+    if latency is not None:
+        return latency
+    if span.start_time is None or span.end_time is None:
+        return None
+    return (span.end_time - span.start_time) / 1e9
 
 
 def prefixed_properties(attributes: Attributes) -> dict[str, Any]:
@@ -182,10 +200,11 @@ LANGFUSE = langfuse.LANGFUSE
 LANGFUSE_TOOL = langfuse.LANGFUSE_TOOL
 MLFLOW = mlflow.MLFLOW
 MLFLOW_TOOL = mlflow.MLFLOW_TOOL
+LOGFIRE = logfire.LOGFIRE
 GENERIC = generic.GENERIC
 
 CONVENTIONS: tuple[Convention, ...] = (
-    LANGFUSE, LANGFUSE_TOOL, MLFLOW, MLFLOW_TOOL, GOOGLE_ADK, VERCEL_AI, VERCEL_AI_TOOL, LITELLM, GENAI, GENAI_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE,
+    LANGFUSE, LANGFUSE_TOOL, MLFLOW, MLFLOW_TOOL, GOOGLE_ADK, VERCEL_AI, VERCEL_AI_TOOL, LITELLM, LOGFIRE, GENAI, GENAI_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE,
     LITELLM_RAW, GENERIC,
 )
 """Tried in order; the first convention that recognises a span reads it. The generic
