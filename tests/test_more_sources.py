@@ -42,3 +42,18 @@ def test_langfuse_cost_details_are_the_event_cost() -> None:
     (event,) = encode_spans(load("langfuse-sdk", "observe_generation")).llm_events
     assert abs(event["properties"]["cost_usd"] - 0.000096) < 1e-12
     assert FIXTURES.is_dir()
+
+
+def test_openlit_names_the_user_from_the_openai_user_parameter() -> None:
+    (event,) = encode_spans(load("openlit", "user_param")).llm_events
+    assert event["user_id"] == "u1"
+
+
+def test_a_zero_cost_for_counted_tokens_is_no_cost() -> None:
+    """OpenLIT without its price table (offline) writes 0: the event is priced by us instead."""
+    from trubrics_otel.translate.cost import span_cost
+
+    assert span_cost({"gen_ai.usage.cost": 0, "gen_ai.usage.input_tokens": 5}) is None
+    assert span_cost({"gen_ai.usage.cost": 0}) == {"cost_usd": 0}
+    assert span_cost({"gen_ai.usage.cost": 2.5e-06, "gen_ai.usage.input_tokens": 5}) == {
+        "cost_usd": 2.5e-06}
