@@ -57,3 +57,14 @@ def test_a_zero_cost_for_counted_tokens_is_no_cost() -> None:
     assert span_cost({"gen_ai.usage.cost": 0}) == {"cost_usd": 0}
     assert span_cost({"gen_ai.usage.cost": 2.5e-06, "gen_ai.usage.input_tokens": 5}) == {
         "cost_usd": 2.5e-06}
+
+
+def test_strands_time_to_first_token_is_in_seconds_and_its_provider_is_not_the_framework() -> None:
+    for source in ("strands-agents", "strands-agents-latest"):
+        spans = load(source, "chat")
+        [chat] = [s for s in spans if s.name == "chat"]
+        (event,) = encode_spans(spans).llm_events
+        milliseconds = chat.attributes["gen_ai.server.time_to_first_token"]
+        assert event["properties"]["time_to_first_token"] == milliseconds / 1000
+        assert "provider" not in event["properties"]
+        assert event["properties"]["$source"] == "strands-agents"

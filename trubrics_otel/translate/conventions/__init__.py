@@ -55,6 +55,7 @@ from trubrics_otel.translate.conventions import (
     mlflow,
     openinference,
     openllmetry,
+    strands,
     vercel_ai,
 )
 from trubrics_otel.translate.conventions.base import (
@@ -201,10 +202,11 @@ LANGFUSE_TOOL = langfuse.LANGFUSE_TOOL
 MLFLOW = mlflow.MLFLOW
 MLFLOW_TOOL = mlflow.MLFLOW_TOOL
 LOGFIRE = logfire.LOGFIRE
+STRANDS = strands.STRANDS
 GENERIC = generic.GENERIC
 
 CONVENTIONS: tuple[Convention, ...] = (
-    LANGFUSE, LANGFUSE_TOOL, MLFLOW, MLFLOW_TOOL, GOOGLE_ADK, VERCEL_AI, VERCEL_AI_TOOL, LITELLM, LOGFIRE, GENAI, GENAI_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE,
+    LANGFUSE, LANGFUSE_TOOL, MLFLOW, MLFLOW_TOOL, GOOGLE_ADK, VERCEL_AI, VERCEL_AI_TOOL, LITELLM, LOGFIRE, STRANDS, GENAI, GENAI_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE,
     LITELLM_RAW, GENERIC,
 )
 """Tried in order; the first convention that recognises a span reads it. The generic

@@ -155,7 +155,13 @@ def messages_from_events(events: Iterable[tuple[str, Attributes]]) -> tuple[list
         if sc.GEN_AI_EVENT_CONTENT in attributes:
             parsed = parse_json(attributes[sc.GEN_AI_EVENT_CONTENT])
             body = parsed if isinstance(parsed, Mapping) else {"content": parsed}
-        if name == sc.GEN_AI_CONTENT_PROMPT_EVENT:
+        content = body.get("content")
+        if content.__class__ is str and content[:2] == '[{':  # Strands: a JSON block list
+            body = {**body, "content": None, "parts": blocks_as_parts(parse_json(content))}
+        if name == OPERATION_DETAILS_EVENT:  # the latest GenAI convention (Strands' opt-in)
+            inputs.extend(as_list(parse_json(attributes.get(sc.GEN_AI_INPUT_MESSAGES))))
+            outputs.extend(as_list(parse_json(attributes.get(sc.GEN_AI_OUTPUT_MESSAGES))))
+        elif name == sc.GEN_AI_CONTENT_PROMPT_EVENT:
             inputs.extend(as_list(parse_json(attributes.get(sc.GEN_AI_PROMPT))))
         elif name == sc.GEN_AI_CONTENT_COMPLETION_EVENT:
             outputs.extend(as_list(parse_json(attributes.get(sc.GEN_AI_COMPLETION))))
@@ -163,7 +169,9 @@ def messages_from_events(events: Iterable[tuple[str, Attributes]]) -> tuple[list
             inputs.append({**body, "role": body.get("role") or sc.GEN_AI_MESSAGE_EVENTS[name]})
         elif name == sc.GEN_AI_CHOICE_EVENT:
             message = parse_json(body.get("message"))
-            if not isinstance(message, Mapping):
+            if isinstance(message, list):  # Strands: a block list (text, toolUse)
+                message = {"parts": blocks_as_parts(message)}
+            elif not isinstance(message, Mapping):
                 message = {"content": body.get("content")}
             message = dict(message)
             message.setdefault("role", "assistant")
@@ -171,6 +179,26 @@ def messages_from_events(events: Iterable[tuple[str, Attributes]]) -> tuple[list
                 message["finish_reason"] = body["finish_reason"]
             outputs.append(message)
     return inputs, outputs
+
+
+OPERATION_DETAILS_EVENT = "gen_ai.client.inference.operation.details"
+
+
+def blocks_as_parts(blocks: Any) -> list[Any]:
+    """Converse-style content blocks (``{"text"}``, ``{"toolUse": {...}}``) → GenAI parts."""
+    parts: list[Any] = []
+    for block in as_list(blocks):
+        if not isinstance(block, Mapping):
+            continue
+        if isinstance(block.get("text"), str):
+            parts.append({"type": "text", "content": block["text"]})
+        elif isinstance(block.get("toolUse"), Mapping):
+            use = block["toolUse"]
+            parts.append({"type": "tool_call", "id": use.get("toolUseId"), "name": use.get("name"),
+                          "arguments": use.get("input")})
+        else:
+            parts.append(block)
+    return parts
 
 
 GENAI = Convention("opentelemetry-genai", recognises, read)
