@@ -49,6 +49,7 @@ from trubrics_otel.translate.conventions import (
     generic,
     genai,
     google_adk,
+    haystack,
     langfuse,
     litellm,
     logfire,
@@ -203,11 +204,13 @@ MLFLOW = mlflow.MLFLOW
 MLFLOW_TOOL = mlflow.MLFLOW_TOOL
 LOGFIRE = logfire.LOGFIRE
 STRANDS = strands.STRANDS
+HAYSTACK = haystack.HAYSTACK
+HAYSTACK_TOOL = haystack.HAYSTACK_TOOL
 GENERIC = generic.GENERIC
 
 CONVENTIONS: tuple[Convention, ...] = (
     LANGFUSE, LANGFUSE_TOOL, MLFLOW, MLFLOW_TOOL, GOOGLE_ADK, VERCEL_AI, VERCEL_AI_TOOL, LITELLM, LOGFIRE, STRANDS, GENAI, GENAI_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE,
-    LITELLM_RAW, GENERIC,
+    LITELLM_RAW, HAYSTACK, HAYSTACK_TOOL, GENERIC,
 )
 """Tried in order; the first convention that recognises a span reads it. The generic
 reader is last: it only sees spans no row above knew."""
