@@ -68,3 +68,21 @@ def test_strands_time_to_first_token_is_in_seconds_and_its_provider_is_not_the_f
         assert event["properties"]["time_to_first_token"] == milliseconds / 1000
         assert "provider" not in event["properties"]
         assert event["properties"]["$source"] == "strands-agents"
+
+
+def test_a_tool_event_is_named_after_the_tool_not_the_callable_that_ran_it() -> None:
+    from trubrics_otel.translate.conventions.base import tool_name
+
+    tool_spans = [
+        {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather.__call__"},
+        {"openinference.span.kind": "TOOL", "tool.name": "get_weather.invoke"},
+        {"langfuse.observation.type": "tool"},
+        {"mlflow.spanType": '"TOOL"', "mlflow.spanFunctionName": '"get_weather.__call__"'},
+        {"ai.operationId": "ai.toolCall", "ai.toolCall.name": "get_weather()"},
+    ]
+    for number, attributes in enumerate(tool_spans, start=1):
+        encoded = encode_spans([span(attributes, name="get_weather.__call__", span_id=number)])
+        (event,) = encoded.events
+        assert (event["event"], event["properties"]["tool_name"]) == (
+            "execute_tool get_weather", "get_weather"), attributes
+    assert tool_name("run") == "run" and tool_name("get_weather.__call__()") == "get_weather"

@@ -20,6 +20,7 @@ from trubrics_otel.translate.conventions.base import (
     Convention,
     LlmCall,
     SpanEvent,
+    tool_name,
     usage_properties,
 )
 from trubrics_otel.translate.conventions.openllmetry import (
@@ -211,12 +212,13 @@ def _tool_recognises(attributes: Attributes) -> bool:
 def _tool_read(span: ReadableSpan) -> SpanEvent:
     attributes = span.attributes or {}
     properties: dict[str, Any] = {}
-    if attributes.get(sc.GEN_AI_TOOL_NAME):
-        properties[sc.PROP_TOOL_NAME] = attributes[sc.GEN_AI_TOOL_NAME]
+    name = attributes.get(sc.GEN_AI_TOOL_NAME)
+    name = tool_name(name) if isinstance(name, str) and name else None
+    if name:
+        properties[sc.PROP_TOOL_NAME] = name
     call_id = attributes.get(sc.GEN_AI_TOOL_CALL_ID) or tool_call_id(attributes)
     if call_id:
         properties[sc.PROP_TOOL_CALL_ID] = call_id
-    name = attributes.get(sc.GEN_AI_TOOL_NAME)
     return SpanEvent(name=f"{sc.OPERATION_EXECUTE_TOOL} {name}" if name else span.name,
                      properties=properties)
 

@@ -24,7 +24,13 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.translate.conventions.base import Attributes, Convention, LlmCall, SpanEvent
+from trubrics_otel.translate.conventions.base import (
+    Attributes,
+    Convention,
+    LlmCall,
+    SpanEvent,
+    tool_event,
+)
 from trubrics_otel.translate.conventions.generic import parsed, prompt_text, usage_of
 from trubrics_otel.translate.messages import summarise_tool_calls, text_or_none
 
@@ -102,8 +108,7 @@ def _tool_recognises(attributes: Attributes) -> bool:
 
 
 def _tool_read(span: ReadableSpan) -> SpanEvent:
-    name = str((span.attributes or {})[TOOL_NAME])
-    return SpanEvent(f"{sc.OPERATION_EXECUTE_TOOL} {name}", {sc.PROP_TOOL_NAME: name})
+    return tool_event(str((span.attributes or {})[TOOL_NAME]))
 
 
 HAYSTACK_TOOL = Convention("haystack-tool", _tool_recognises, _tool_read)

@@ -25,7 +25,13 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.translate.conventions.base import Attributes, Convention, LlmCall, SpanEvent
+from trubrics_otel.translate.conventions.base import (
+    Attributes,
+    Convention,
+    LlmCall,
+    SpanEvent,
+    tool_event,
+)
 from trubrics_otel.translate.conventions.generic import parsed, prompt_text, reply_text, usage_of
 from trubrics_otel.translate.messages import text_or_none
 
@@ -93,7 +99,7 @@ def _tool_recognises(attributes: Attributes) -> bool:
 
 
 def _tool_read(span: ReadableSpan) -> SpanEvent:
-    return SpanEvent(f"{sc.OPERATION_EXECUTE_TOOL} {span.name}", {sc.PROP_TOOL_NAME: span.name})
+    return tool_event(span.name)
 
 
 LANGFUSE_TOOL = Convention("langfuse-tool", _tool_recognises, _tool_read)

@@ -20,7 +20,13 @@ from collections.abc import Mapping
 from opentelemetry.sdk.trace import ReadableSpan
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.translate.conventions.base import Attributes, Convention, LlmCall, SpanEvent
+from trubrics_otel.translate.conventions.base import (
+    Attributes,
+    Convention,
+    LlmCall,
+    SpanEvent,
+    tool_event,
+)
 from trubrics_otel.translate.conventions.generic import parsed, prompt_text, reply_text, usage_of
 from trubrics_otel.translate.messages import text_or_none
 
@@ -63,8 +69,7 @@ def _tool_recognises(attributes: Attributes) -> bool:
 
 def _tool_read(span: ReadableSpan) -> SpanEvent:
     attributes = span.attributes or {}
-    name = text_or_none(parsed(attributes.get("mlflow.spanFunctionName"))) or span.name
-    return SpanEvent(f"{sc.OPERATION_EXECUTE_TOOL} {name}", {sc.PROP_TOOL_NAME: name})
+    return tool_event(text_or_none(parsed(attributes.get("mlflow.spanFunctionName"))) or span.name)
 
 
 MLFLOW_TOOL = Convention("mlflow-tool", _tool_recognises, _tool_read)
