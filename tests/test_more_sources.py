@@ -86,3 +86,29 @@ def test_a_tool_event_is_named_after_the_tool_not_the_callable_that_ran_it() -> 
         assert (event["event"], event["properties"]["tool_name"]) == (
             "execute_tool get_weather", "get_weather"), attributes
     assert tool_name("run") == "run" and tool_name("get_weather.__call__()") == "get_weather"
+
+
+def _root(trace: int, scope: str, start: int, end: int, parent: int | None = None) -> ReadableSpan:
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    attributes = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic",
+                  "gen_ai.usage.input_tokens": 5, "gen_ai.usage.output_tokens": 3}
+    return ReadableSpan(
+        name="chat", context=SpanContext(trace, trace + 1, is_remote=False),
+        parent=None if parent is None else SpanContext(trace, parent, is_remote=False),
+        attributes=attributes, start_time=start, end_time=end,
+        instrumentation_scope=InstrumentationScope(scope))
+
+
+def test_one_call_in_two_traces_is_one_event_only_when_roots_overlap() -> None:
+    (merged,) = encode_spans(load("anthropic-openllmetry-events", "chat")).llm_events
+    assert merged["assistant_id"] == "claude-sonnet-4-6-20250929"  # filled from the SDK's root
+    ms = 1_000_000
+    overlapping = [_root(0x10, "a", 100 * ms, 900 * ms), _root(0x20, "b", 200 * ms, 800 * ms)]
+    assert len(encode_spans(overlapping).llm_events) == 1
+    one_after_the_other = [_root(0x10, "a", 100 * ms, 900 * ms),
+                           _root(0x20, "b", 1_000 * ms, 1_800 * ms)]
+    assert len(encode_spans(one_after_the_other).llm_events) == 2
+    not_roots = [_root(0x10, "a", 100 * ms, 900 * ms, parent=7),
+                 _root(0x20, "b", 200 * ms, 800 * ms, parent=9)]
+    assert len(encode_spans(not_roots).llm_events) == 2
