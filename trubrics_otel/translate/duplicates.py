@@ -67,8 +67,9 @@ class CallSignature(NamedTuple):
     """``hash()`` of the prompt text (0: none): equal texts, equal keys; kept small in memory."""
     richness: int
     usage: int = 0
-    """A root span's ``hash()`` of (provider, input tokens, output tokens); 0: not a root, or
-    no counts. Evidence for two root views of one call that share nothing else."""
+    """A content-less root span's ``hash()`` of (provider, input tokens, output tokens); 0: not
+    a root, a prompt (the stronger evidence), or no counts. Evidence for two root views of one
+    call that share nothing else."""
 
 
 def signature(span: ReadableSpan, event: Event) -> CallSignature:
@@ -87,7 +88,7 @@ def signature(span: ReadableSpan, event: Event) -> CallSignature:
     prompt = event.get("prompt")
     start = span.start_time or 0
     usage = 0
-    if span.parent is None:
+    if span.parent is None and not prompt:  # only content-less roots need this evidence
         counts = (properties.get(sc.PROP_INPUT_TOKENS), properties.get(sc.PROP_OUTPUT_TOKENS))
         if any(counts):
             usage = hash((properties.get(sc.PROP_PROVIDER), *counts))
