@@ -144,7 +144,7 @@ def first_of(attributes: Attributes, names: tuple[str, ...]) -> str | None:
     for name in names:
         value = attributes.get(name)
         if value is not None and value != "":
-            if value.__class__ is str and value.startswith(logfire.SCRUBBED):
+            if value.__class__ is str and value[:1] == "[" and value.startswith(logfire.SCRUBBED):
                 continue
             return str(value)
     return None
@@ -153,9 +153,11 @@ def first_of(attributes: Attributes, names: tuple[str, ...]) -> str | None:
 def call_latency(span: ReadableSpan) -> float | None:
     """Seconds the call took: the span's duration, unless the span was written after the
     call and says how long it took (Logfire's stream log span)."""
-    latency = logfire.stream_latency(span.attributes or {})
-    if latency is not None:
-        return latency
+    attributes = span.attributes or {}
+    if "duration" in attributes:  # rare: one lookup for the others
+        latency = logfire.stream_latency(attributes)
+        if latency is not None:
+            return latency
     if span.start_time is None or span.end_time is None:
         return None
     return (span.end_time - span.start_time) / 1e9
@@ -239,15 +241,11 @@ def read_span(span: ReadableSpan) -> LlmCall | SpanEvent | None:
     for convention in CONVENTIONS:
         if convention.recognises(attributes):
             found = convention.read(span)
-            if found is not None and not _own(span):
+            scope = span.instrumentation_scope
+            if found is not None and (scope is None or scope.name != sc.SCOPE_NAME):
                 found.properties[sc.PROP_SOURCE] = convention.name
             return found
     return None
-
-
-def _own(span: ReadableSpan) -> bool:
-    scope = span.instrumentation_scope
-    return scope is not None and scope.name == sc.SCOPE_NAME
 
 
 def read_llm_call(span: ReadableSpan) -> LlmCall | None:

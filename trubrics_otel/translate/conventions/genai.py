@@ -105,11 +105,11 @@ def time_to_first_token(span: ReadableSpan) -> float | None:
     """Seconds to the first token of a stream: the span's own figure, else its first chunk
     event's time; ``None`` where the span cannot know (not streamed, or not measured)."""
     attributes = span.attributes or {}
-    if attributes.get("gen_ai.request.stream") is False:
-        return None  # OpenLIT writes the whole call's time there when it was not streamed
     for name in TIME_TO_FIRST_CHUNK_ATTRIBUTES:
         value = attributes.get(name)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            if attributes.get("gen_ai.request.stream") is False:
+                return None  # OpenLIT writes the whole call's time there when not streamed
             return float(value)
     if span.start_time is not None:
         for event in span.events:
