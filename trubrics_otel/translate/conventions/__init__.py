@@ -7,28 +7,44 @@ reads them; the first that recognises a span wins. Who the event is for and whic
 belongs to come from :data:`USER_ID_ATTRIBUTES`, :data:`THREAD_ID_ATTRIBUTES` and the
 ``METADATA_*`` lists, on the span or any ancestor (:mod:`trubrics_otel.translate.traces`).
 Supporting another instrumentation library means adding a row (and a fixture test under
-``tests/fixtures/spans``), never touching the encoder.
+``tests/fixtures/spans``), never touching the encoder. Every event a row read carries the
+row's name as ``$source``.
 
 ============================  ==========================================================
 row                           recognises
 ============================  ==========================================================
+``GOOGLE_ADK``                Google ADK's own spans (see its module)
 ``VERCEL_AI``                 ``ai.operationId`` ``…doGenerate`` / ``…doStream`` (its
                               outer ``ai.generateText`` etc. are wrappers: no row)
 ``VERCEL_AI_TOOL``            ``ai.operationId = ai.toolCall`` → product event
 ``LITELLM``                   ``litellm.call_id`` on a GenAI chat span: GenAI + function
                               calls + cost
+``LOGFIRE``                   a GenAI chat span with ``request_data``: + its
+                              ``request_data`` / ``response_data``; a stream's request
+                              span is none, its log span is (latency ``duration``)
+``STRANDS``                   a GenAI chat span of ``strands-agents``: no provider,
+                              time to first token from milliseconds
 ``GENAI``                     ``gen_ai.operation.name`` chat / text_completion /
                               generate_content; or, older, ``gen_ai.system`` + request
                               model. Messages from ``gen_ai.input/output.messages``, else
-                              content span events, else OpenLLMetry's flattened
+                              content span events (block JSON, the latest convention's
+                              ``operation.details``), else OpenLLMetry's flattened
                               ``gen_ai.prompt.{i}.*`` / ``gen_ai.completion.{i}.*``
 ``GENAI_TOOL``                ``gen_ai.operation.name = execute_tool`` → product event
+``LANGFUSE``                  ``langfuse.observation.type = generation`` (SDK v3+)
+``LANGFUSE_TOOL``             ``langfuse.observation.type = tool`` → product event
+``MLFLOW``                    ``mlflow.spanType = "CHAT_MODEL"`` / ``"LLM"``
+``MLFLOW_TOOL``               ``mlflow.spanType = "TOOL"`` → product event
 ``OPENLLMETRY_LEGACY``        ``llm.request.type`` chat / completion (OpenLLMetry <= 0.47)
 ``OPENINFERENCE``             ``openinference.span.kind = LLM``: ``llm.input_messages.*``,
                               ``llm.output_messages.*``, ``llm.token_count.*``, else
                               ``input.value`` / ``output.value``
 ``LITELLM_RAW``               ``llm.<provider>.messages`` / ``.choices``: LiteLLM's
                               ``raw_gen_ai_request`` child of its carrier span
+``HAYSTACK``                  a ``*Generator`` component run, an agent's LLM step
+``HAYSTACK_TOOL``             ``haystack.tool.name`` → product event
+``GENERIC``                   any other span naming a model with message-shaped content
+                              or token counts (never a wrapper, tool, HTTP or DB span)
 ============================  ==========================================================
 
 Content that arrives only as log records is joined onto its span before it gets here
