@@ -39,7 +39,8 @@ _STEP_INPUT, _STEP_OUTPUT = "haystack.agent.step.llm.input", "haystack.agent.ste
 _INPUT, _OUTPUT = "haystack.component.input", "haystack.component.output"
 TOOL_NAME = "haystack.tool.name"
 # the last user message's text in a ChatMessage repr: ... ChatRole.USER ... TextContent(text='...')
-_REPR_USER_TEXT = re.compile(r"ChatRole\.USER.*?TextContent\(text=('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")")
+_REPR_USER_TEXT = re.compile(
+    r"ChatRole\.USER.*?TextContent\(text=('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")", re.DOTALL)
 
 
 def recognises(attributes: Attributes) -> bool:
