@@ -64,6 +64,6 @@ def to_log_record(log: dict[str, Any]) -> LogRecord:
     record = LogRecord(
         attributes=log["attributes"], body=log.get("body"), event_name=log.get("event_name")
     )
-    record.trace_id = int(log["trace_id"], 16)
-    record.span_id = int(log["span_id"], 16)
+    record.trace_id = int(log["trace_id"], 16) if log["trace_id"] else 0  # some carry none
+    record.span_id = int(log["span_id"], 16) if log["span_id"] else 0
     return record

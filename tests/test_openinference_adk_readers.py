@@ -94,7 +94,7 @@ def test_a_tool_run_is_matched_only_to_a_reply_of_its_trace_that_came_before_it(
 def test_a_tool_run_is_an_execute_tool_event_with_its_own_call_id() -> None:
     event = read_span(span(1, {**tool_run("search"), "tool.id": "toolu_1"}, name="search"))
     assert event == SpanEvent(
-        "execute_tool search", {"tool_name": "search", "tool_call_id": "toolu_1"}
+        "execute_tool search", {"tool_name": "search", "tool_call_id": "toolu_1", "$source": "openinference"}
     )
     reply = span(1, reply_calling(("toolu_1", "search")))
     tool = span(2, {**tool_run("search"), "tool.id": "toolu_1"}, start=3_000)
@@ -104,7 +104,8 @@ def test_a_tool_run_is_an_execute_tool_event_with_its_own_call_id() -> None:
 def test_a_langchain_tool_run_finds_its_call_id_in_the_tool_message() -> None:
     [tool] = [s for s in load("langchain-openinference", "tool_call") if s.name == "get_weather"]
     assert read_span(tool) == SpanEvent(
-        "execute_tool get_weather", {"tool_name": "get_weather", "tool_call_id": "call_fake_0001"}
+        "execute_tool get_weather", {"tool_name": "get_weather", "tool_call_id": "call_fake_0001",
+         "$source": "openinference"}
     )
 
 

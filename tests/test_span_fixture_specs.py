@@ -96,7 +96,7 @@ def test_llm_events_follow_the_token_convention(fixture: tuple[Path, dict[str, A
         assert counts.get("output_tokens", 0) >= counts.get("reasoning_tokens", 0)
         ttft = properties.get("time_to_first_token")  # measured in the recording, or unknowable
         assert ttft in (None, SECONDS_PLACEHOLDER) or (isinstance(ttft, float) and ttft >= 0)
-        assert properties["provider"]
+        assert "provider" in properties  # null: the telemetry does not say, none may be made up
         if event["error"] is not None:
             assert event["generation"] is None
 

@@ -27,7 +27,7 @@ from typing import Any
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
 
-from instrumented_app import log_json, span_json  # noqa: E402
+from instrumented_app import WEATHER_TOOL, log_json, span_json  # noqa: E402
 from opentelemetry.sdk._logs import LoggerProvider  # noqa: E402
 from opentelemetry.sdk._logs.export import (  # noqa: E402
     InMemoryLogRecordExporter,
@@ -109,6 +109,20 @@ def tool_event(tool_call_id: str | None, user: str | None = USER_ID) -> dict[str
     if tool_call_id:
         properties["tool_call_id"] = tool_call_id
     return {"event": TOOL_EVENT, "user_id": user, "properties": properties}
+
+
+def openai_tool_round(create: Callable[..., Any], run_tool: Callable[[str], str]) -> None:
+    """Ask with the weather tool, run it (``run_tool``), then answer from its result: what an
+    agent loop does, with ``create`` an OpenAI client's ``chat.completions.create`` (model set)."""
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Weather in Paris?"}]
+    first = create(messages=messages, tools=[WEATHER_TOOL])
+    call = first.choices[0].message.tool_calls[0]
+    result = run_tool("Paris")
+    messages += [
+        {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+        {"role": "tool", "tool_call_id": call.id, "content": result},
+    ]
+    create(messages=messages)
 
 
 class Case:
@@ -194,7 +208,8 @@ class Recorder:
         case = Case()
         yield case
         self.provider.force_flush()
-        case.spans = [span_json(s) for s in self.exporter.get_finished_spans()]
+        # spans the body set itself (received over OTLP) win over the in-memory ones
+        case.spans = case.spans or [span_json(s) for s in self.exporter.get_finished_spans()]
         logs = [log_json(r) for r in self.log_exporter.get_finished_logs()]
         self.exporter.clear()
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -62,7 +62,7 @@ from trubrics_otel.deliver.transport import (
     SendResult,
     Transport,
 )
-from trubrics_otel.receive import otlp
+from trubrics_otel.receive import langfuse, otlp
 from trubrics_otel.receive.http import HttpReceiver, Reply, Request
 from trubrics_otel.receive.process import tune_for_server
 from trubrics_otel.settings import DEFAULT_HOST
@@ -289,13 +289,13 @@ class Bridge:
     # --- the two protocols onto export() ---------------------------------------------
 
     def _serve_http(self, request: Request) -> Answer:
-        path = request.path.rstrip("/") or "/"
+        path = langfuse.traces_path(request.path.rstrip("/")) or "/"
         if request.method in ("GET", "HEAD") and path == "/healthz":
             return Answer(200, json.dumps({"status": "ok", **self.stats()}).encode(), otlp.JSON)
         if request.method != "POST" or path != TRACES_PATH:
             return self._refuse_http(404, f"only POST {TRACES_PATH} and GET /healthz are served here", request)
         # The receiver already undid Content-Encoding (with the same size cap).
-        return self.export(request.body, request.header("content-type"), None, request.header("x-api-key"))
+        return self.export(request.body, request.header("content-type"), None, langfuse.api_key(request))
 
     def _refuse_http(self, status: int, message: str, request: Request) -> Answer:
         return self._refuse(status, message, otlp.media_type(request.header("content-type")) == otlp.JSON)

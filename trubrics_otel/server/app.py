@@ -46,7 +46,7 @@ from typing import Any
 
 from trubrics_otel.deliver.exporter import policy_from_settings, price_and_redact
 from trubrics_otel.deliver.prices import load_price_table
-from trubrics_otel.receive import otlp
+from trubrics_otel.receive import langfuse, otlp
 from trubrics_otel.receive.http import HttpReceiver, Reply, Request
 from trubrics_otel.receive.otlp import decode_request
 from trubrics_otel.server import read_api
@@ -266,13 +266,14 @@ class LocalServer:
         return Reply(response.status, response.payload(), response.content_type, response.headers)
 
     def _post(self, request: Request) -> Response:
-        path = request.path.rstrip("/")
+        path = langfuse.traces_path(request.path.rstrip("/"))
         name = path.rsplit("/", 1)[-1]
         is_otlp = path == "/v1/traces"
         if name not in _INGESTION and not is_otlp:
             return Response(404, {"detail": "Not Found"})
         # OTLP exporters send no key by default: there, one is needed only when configured
-        if (not is_otlp or self.requires_key) and not self.authorised(request.header("x-api-key")):
+        key = langfuse.api_key(request) if is_otlp else request.header("x-api-key")
+        if (not is_otlp or self.requires_key) and not self.authorised(key):
             return Response(401, {"detail": "Missing or invalid API key (x-api-key header)"})
         if is_otlp:
             return self.ingest_otlp(request.body, request.header("content-type"))

@@ -239,8 +239,8 @@ def span_cost(attributes: Mapping[str, Any]) -> dict[str, float] | None:
     completion = _first_plausible(attributes, sc.LLM_COST_COMPLETION)
     if total is None and prompt is not None and completion is not None:
         total = prompt + completion
-    if total is None:
-        return None
+    if total is None or (total == 0 and _counted_tokens(attributes)):
+        return None  # 0 for tokens used: the instrumentation had no price (OpenLIT offline)
     found = {sc.PROP_COST_USD: total}
     if prompt is not None and completion is not None:
         found[sc.PROP_INPUT_COST_USD] = prompt
@@ -250,6 +250,11 @@ def span_cost(attributes: Mapping[str, Any]) -> dict[str, float] | None:
 
 _COST_ATTRIBUTES = frozenset({sc.GEN_AI_USAGE_COST, sc.GEN_AI_COST_TOTAL, sc.LLM_COST_TOTAL, sc.LLM_RESPONSE_COST,
                               sc.OPERATION_COST, sc.LLM_COST_PROMPT, sc.LLM_COST_COMPLETION})
+
+
+def _counted_tokens(attributes: Mapping[str, Any]) -> bool:
+    return any(isinstance(attributes.get(name), int) and attributes[name] > 0
+               for name in (sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS))
 
 
 def _parse_rates(entry: object) -> ModelRates | str:

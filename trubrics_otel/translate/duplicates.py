@@ -11,7 +11,9 @@ or even in different traces. Two LLM spans are the **same call** when:
 * nothing tells them apart: not two different response ids, not two different non-empty
   prompts, not two spans of one library side by side (one library makes one span per call);
 * and either one is the other's parent or they share a parent, or, elsewhere in the trace or in
-  another trace, positive evidence agrees: the same response id, or the same non-empty prompt.
+  another trace, positive evidence agrees: the same response id, or the same non-empty prompt,
+  or, for two ROOT spans (OpenLLMetry's Anthropic span and the SDK's own land in two traces with
+  no shared id), the same provider and the same input and output token counts.
 
 The merged event is the richer reader's (a prompt and a generation count most; then the
 outer span, the one nearer the app's intent), gaps filled from the other; token counts and
@@ -64,6 +66,10 @@ class CallSignature(NamedTuple):
     prompt: int
     """``hash()`` of the prompt text (0: none): equal texts, equal keys; kept small in memory."""
     richness: int
+    usage: int = 0
+    """A content-less root span's ``hash()`` of (provider, input tokens, output tokens); 0: not
+    a root, a prompt (the stronger evidence), or no counts. Evidence for two root views of one
+    call that share nothing else."""
 
 
 def signature(span: ReadableSpan, event: Event) -> CallSignature:
@@ -81,6 +87,11 @@ def signature(span: ReadableSpan, event: Event) -> CallSignature:
     properties = event.get("properties") or {}
     prompt = event.get("prompt")
     start = span.start_time or 0
+    usage = 0
+    if span.parent is None and not prompt:  # only content-less roots need this evidence
+        counts = (properties.get(sc.PROP_INPUT_TOKENS), properties.get(sc.PROP_OUTPUT_TOKENS))
+        if any(counts):
+            usage = hash((properties.get(sc.PROP_PROVIDER), *counts))
     return CallSignature(
         trace_id=context.trace_id if context else 0,
         span_id=context.span_id if context else 0,
@@ -93,6 +104,7 @@ def signature(span: ReadableSpan, event: Event) -> CallSignature:
         prompt=hash(prompt) if prompt else 0,
         richness=2 * bool(prompt) + 2 * bool(event.get("generation"))
         + len(_USAGE_PROPERTY_NAMES.intersection(properties)),
+        usage=usage,
     )
 
 
@@ -120,7 +132,8 @@ def same_call(a: CallSignature, b: CallSignature) -> bool:
         return False
     if parent_and_child or (same_trace and a.parent_id == b.parent_id):
         return True
-    return bool((a.response_id and a.response_id == b.response_id) or (a.prompt and a.prompt == b.prompt))
+    return bool((a.response_id and a.response_id == b.response_id) or (a.prompt and a.prompt == b.prompt)
+                or (a.usage and a.usage == b.usage))
 
 
 def merge(a: tuple[CallSignature, Event], b: tuple[CallSignature, Event]) -> tuple[CallSignature, Event]:
@@ -150,7 +163,8 @@ def merge(a: tuple[CallSignature, Event], b: tuple[CallSignature, Event]) -> tup
                 models=tuple(sorted({*first.models, *second.models})),
                 response_id=first.response_id or second.response_id,
                 prompt=first.prompt or second.prompt,
-                richness=max(first.richness, second.richness)),
+                richness=max(first.richness, second.richness),
+                usage=first.usage or second.usage),
         merged,
     )
 
@@ -171,6 +185,7 @@ class CallIndex:
         self._by_trace: dict[int, list[CallSignature]] = {}
         self._by_response: dict[str, list[CallSignature]] = {}
         self._by_prompt: dict[int, list[CallSignature]] = {}
+        self._by_usage: dict[int, list[CallSignature]] = {}
 
     def candidates(self, call: CallSignature) -> list[CallSignature]:
         """The most recent :data:`MAX_CANDIDATES_PER_KEY` calls of each key: two views of one
@@ -178,7 +193,8 @@ class CallIndex:
         call remembered."""
         found = self._by_trace.get(call.trace_id)
         found = found[-MAX_CANDIDATES_PER_KEY:] if found else []
-        for by, key in ((self._by_response, call.response_id), (self._by_prompt, call.prompt)):
+        for by, key in ((self._by_response, call.response_id), (self._by_prompt, call.prompt),
+                        (self._by_usage, call.usage)):
             more = by.get(key) if key else None
             if more:
                 if found:
@@ -202,6 +218,8 @@ class CallIndex:
             _append(self._by_response, call.response_id, call)
         if call.prompt:
             _append(self._by_prompt, call.prompt, call)
+        if call.usage:
+            _append(self._by_usage, call.usage, call)
         if self._limit is not None and len(self._order) > self._limit:
             self.remove(self._order[0])
 
@@ -216,6 +234,8 @@ class CallIndex:
             _discard(self._by_response, call.response_id, call)
         if call.prompt:
             _discard(self._by_prompt, call.prompt, call)
+        if call.usage:
+            _discard(self._by_usage, call.usage, call)
 
     def __len__(self) -> int:
         return len(self._order)
@@ -291,12 +311,13 @@ def one_event_per_call(
 
 
 def _may_repeat(calls: list[tuple[CallSignature, Event]]) -> bool:
-    """Whether two of the calls share a trace, a response id or a prompt: :func:`same_call`
-    needs one of the three, so otherwise the search for duplicates within the batch is
-    skipped (a batch of one-call traces, as chat apps send them)."""
+    """Whether two of the calls share a trace, a response id, a prompt or a root's usage:
+    :func:`same_call` needs one of them, so otherwise the search for duplicates within the
+    batch is skipped (a batch of one-call traces, as chat apps send them)."""
     traces: set[int] = set()
     responses: set[str] = set()
     prompts: set[int] = set()
+    usages: set[int] = set()
     for signature, _ in calls:
         if signature.trace_id in traces:
             return True
@@ -309,6 +330,10 @@ def _may_repeat(calls: list[tuple[CallSignature, Event]]) -> bool:
             if signature.prompt in prompts:
                 return True
             prompts.add(signature.prompt)
+        if signature.usage:
+            if signature.usage in usages:
+                return True
+            usages.add(signature.usage)
     return False
 
 

@@ -41,6 +41,7 @@ from opentelemetry.trace import StatusCode
 from trubrics_otel import semconv as sc
 from trubrics_otel.translate.conventions import (
     LlmCall,
+    call_latency,
     SpanEvent,
     other_span,
     prefixed_properties,
@@ -198,7 +199,7 @@ def encode_span(
         "assistant_id": call.model or _str_or_none(properties.get(sc.PROP_ASSISTANT_ID)),
         "properties": properties,
         "timestamp": iso_timestamp(span.end_time),
-        "latency": None if attributes.get(sc.TRUBRICS_LATENCY_UNKNOWN) else duration_s(span),
+        "latency": None if attributes.get(sc.TRUBRICS_LATENCY_UNKNOWN) else call_latency(span),
         "thread_id": thread_id or _str_or_none(properties.get(sc.PROP_THREAD_ID)),
     }
 

@@ -7,28 +7,44 @@ reads them; the first that recognises a span wins. Who the event is for and whic
 belongs to come from :data:`USER_ID_ATTRIBUTES`, :data:`THREAD_ID_ATTRIBUTES` and the
 ``METADATA_*`` lists, on the span or any ancestor (:mod:`trubrics_otel.translate.traces`).
 Supporting another instrumentation library means adding a row (and a fixture test under
-``tests/fixtures/spans``), never touching the encoder.
+``tests/fixtures/spans``), never touching the encoder. Every event a row read carries the
+row's name as ``$source``.
 
 ============================  ==========================================================
 row                           recognises
 ============================  ==========================================================
+``GOOGLE_ADK``                Google ADK's own spans (see its module)
 ``VERCEL_AI``                 ``ai.operationId`` ``…doGenerate`` / ``…doStream`` (its
                               outer ``ai.generateText`` etc. are wrappers: no row)
 ``VERCEL_AI_TOOL``            ``ai.operationId = ai.toolCall`` → product event
 ``LITELLM``                   ``litellm.call_id`` on a GenAI chat span: GenAI + function
                               calls + cost
+``LOGFIRE``                   a GenAI chat span with ``request_data``: + its
+                              ``request_data`` / ``response_data``; a stream's request
+                              span is none, its log span is (latency ``duration``)
+``STRANDS``                   a GenAI chat span of ``strands-agents``: no provider,
+                              time to first token from milliseconds
 ``GENAI``                     ``gen_ai.operation.name`` chat / text_completion /
                               generate_content; or, older, ``gen_ai.system`` + request
                               model. Messages from ``gen_ai.input/output.messages``, else
-                              content span events, else OpenLLMetry's flattened
+                              content span events (block JSON, the latest convention's
+                              ``operation.details``), else OpenLLMetry's flattened
                               ``gen_ai.prompt.{i}.*`` / ``gen_ai.completion.{i}.*``
 ``GENAI_TOOL``                ``gen_ai.operation.name = execute_tool`` → product event
+``LANGFUSE``                  ``langfuse.observation.type = generation`` (SDK v3+)
+``LANGFUSE_TOOL``             ``langfuse.observation.type = tool`` → product event
+``MLFLOW``                    ``mlflow.spanType = "CHAT_MODEL"`` / ``"LLM"``
+``MLFLOW_TOOL``               ``mlflow.spanType = "TOOL"`` → product event
 ``OPENLLMETRY_LEGACY``        ``llm.request.type`` chat / completion (OpenLLMetry <= 0.47)
 ``OPENINFERENCE``             ``openinference.span.kind = LLM``: ``llm.input_messages.*``,
                               ``llm.output_messages.*``, ``llm.token_count.*``, else
                               ``input.value`` / ``output.value``
 ``LITELLM_RAW``               ``llm.<provider>.messages`` / ``.choices``: LiteLLM's
                               ``raw_gen_ai_request`` child of its carrier span
+``HAYSTACK``                  a ``*Generator`` component run, an agent's LLM step
+``HAYSTACK_TOOL``             ``haystack.tool.name`` → product event
+``GENERIC``                   any other span naming a model with message-shaped content
+                              or token counts (never a wrapper, tool, HTTP or DB span)
 ============================  ==========================================================
 
 Content that arrives only as log records is joined onto its span before it gets here
@@ -46,11 +62,17 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from trubrics_otel import semconv as sc
 from trubrics_otel.translate.conventions import (
+    generic,
     genai,
     google_adk,
+    haystack,
+    langfuse,
     litellm,
+    logfire,
+    mlflow,
     openinference,
     openllmetry,
+    strands,
     vercel_ai,
 )
 from trubrics_otel.translate.conventions.base import (
@@ -62,7 +84,7 @@ from trubrics_otel.translate.conventions.base import (
 from trubrics_otel.translate.messages import plain
 
 __all__ = ["CONVENTIONS", "Convention", "LlmCall", "SpanEvent", "read_span", "read_llm_call",
-           "other_span", "first_of", "prefixed_properties", "USER_ID_ATTRIBUTES",
+           "other_span", "first_of", "call_latency", "prefixed_properties", "USER_ID_ATTRIBUTES",
            "THREAD_ID_ATTRIBUTES", "PROPERTY_PREFIXES", "METADATA_JSON_ATTRIBUTES",
            "METADATA_USER_KEYS", "METADATA_THREAD_KEYS", "WEAK_THREAD_SCOPES",
            "WRAPPER_PROMPT_ATTRIBUTES", "wrapper_reply", "is_call_view"]
@@ -84,6 +106,8 @@ USER_ID_ATTRIBUTES: tuple[str, ...] = (
     sc.TRACELOOP_ASSOCIATION_PREFIX + "userId",
     sc.LLM_USER,
     "metadata.user_api_key_end_user_id",  # LiteLLM proxy: the end user of a virtual key
+    "gen_ai.request.user",  # OpenLIT: the OpenAI ``user`` parameter
+    "user_id",  # Logfire's baggage helper (``logfire.set_baggage(user_id=...)``)
     sc.TRUBRICS_INHERITED_USER_ID,
 )
 """The first present is the event's ``user_id`` (``user_context`` stamps ``user.id``)."""
@@ -102,6 +126,7 @@ THREAD_ID_ATTRIBUTES: tuple[str, ...] = (
     sc.TRACELOOP_ASSOCIATION_PREFIX + "thread_id",
     sc.TRACELOOP_ASSOCIATION_PREFIX + "conversation_id",
     sc.TRACELOOP_ASSOCIATION_PREFIX + "chat_id",
+    "session_id",  # Logfire's baggage helper
     sc.TRUBRICS_INHERITED_THREAD_ID,
 )
 """The first present is the event's thread (``user_context`` stamps ``gen_ai.conversation.id``)."""
@@ -131,11 +156,27 @@ PROPERTY_PREFIXES: tuple[str, ...] = (sc.TRACELOOP_ASSOCIATION_PREFIX,)
 
 
 def first_of(attributes: Attributes, names: tuple[str, ...]) -> str | None:
+    """The first value present, never one a scrubber blanked (Logfire's ``[Scrubbed due to …]``)."""
     for name in names:
         value = attributes.get(name)
         if value is not None and value != "":
+            if value.__class__ is str and value[:1] == "[" and value.startswith(logfire.SCRUBBED):
+                continue
             return str(value)
     return None
+
+
+def call_latency(span: ReadableSpan) -> float | None:
+    """Seconds the call took: the span's duration, unless the span was written after the
+    call and says how long it took (Logfire's stream log span)."""
+    attributes = span.attributes or {}
+    if "duration" in attributes:  # rare: one lookup for the others
+        latency = logfire.stream_latency(attributes)
+        if latency is not None:
+            return latency
+    if span.start_time is None or span.end_time is None:
+        return None
+    return (span.end_time - span.start_time) / 1e9
 
 
 def prefixed_properties(attributes: Attributes) -> dict[str, Any]:
@@ -175,11 +216,23 @@ LITELLM_RAW = litellm.LITELLM_RAW
 
 GOOGLE_ADK = google_adk.GOOGLE_ADK
 
+LANGFUSE = langfuse.LANGFUSE
+LANGFUSE_TOOL = langfuse.LANGFUSE_TOOL
+MLFLOW = mlflow.MLFLOW
+MLFLOW_TOOL = mlflow.MLFLOW_TOOL
+LOGFIRE = logfire.LOGFIRE
+STRANDS = strands.STRANDS
+HAYSTACK = haystack.HAYSTACK
+HAYSTACK_TOOL = haystack.HAYSTACK_TOOL
+GENERIC = generic.GENERIC
+
 CONVENTIONS: tuple[Convention, ...] = (
-    GOOGLE_ADK, VERCEL_AI, VERCEL_AI_TOOL, LITELLM, GENAI, GENAI_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE,
-    LITELLM_RAW,
+    GOOGLE_ADK, VERCEL_AI, VERCEL_AI_TOOL, LITELLM, LOGFIRE, STRANDS, GENAI, GENAI_TOOL,
+    LANGFUSE, LANGFUSE_TOOL, MLFLOW, MLFLOW_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE, LITELLM_RAW,
+    HAYSTACK, HAYSTACK_TOOL, GENERIC,
 )
-"""Tried in order; the first convention that recognises a span reads it."""
+"""Tried in order; the first convention that recognises a span reads it. The generic
+reader is last: it only sees spans no row above knew."""
 
 
 def is_call_view(span: ReadableSpan) -> bool:
@@ -197,10 +250,17 @@ def wrapper_reply(attributes: Attributes) -> LlmCall | None:
 
 
 def read_span(span: ReadableSpan) -> LlmCall | SpanEvent | None:
+    """What the first row that recognises the span reads, its properties marked with the
+    row's name (``$source``) so a team can see how its telemetry was understood; not on the
+    spans trubrics-otel wrote itself."""
     attributes = span.attributes or {}
     for convention in CONVENTIONS:
         if convention.recognises(attributes):
-            return convention.read(span)
+            found = convention.read(span)
+            scope = span.instrumentation_scope
+            if found is not None and (scope is None or scope.name != sc.SCOPE_NAME):
+                found.properties[sc.PROP_SOURCE] = convention.name
+            return found
     return None
 
 

@@ -40,7 +40,8 @@ class SpanEvent(NamedTuple):
 class Convention:
     name: str
     recognises: Callable[[Attributes], bool]
-    read: Callable[[ReadableSpan], LlmCall | SpanEvent]
+    read: Callable[[ReadableSpan], LlmCall | SpanEvent | None]
+    """``None``: the span only looked like one of the row's (the generic row)."""
 
 
 USAGE: dict[str, tuple[str, ...]] = {
@@ -119,3 +120,25 @@ def token_count(value: Any) -> int | None:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
     return None
+
+
+_CALLABLE_SUFFIXES = (".__call__", "._arun", "._run", ".ainvoke", ".invoke", ".arun", ".run",
+                      ".forward", "()")
+
+
+def tool_name(raw: str) -> str:
+    """A tool's name as the app wrote it, not as a tracer named the callable that ran it:
+    ``get_weather.__call__`` / ``get_weather.invoke`` / ``get_weather()`` → ``get_weather``."""
+    name = raw.strip()
+    for _ in range(2):  # "get_weather.__call__()" at most
+        for suffix in _CALLABLE_SUFFIXES:
+            if name.endswith(suffix) and len(name) > len(suffix):
+                name = name[: -len(suffix)]
+                break
+    return name or raw
+
+
+def tool_event(raw_name: str) -> SpanEvent:
+    """The product event of a tool run: ``execute_tool <name>`` with ``tool_name``."""
+    name = tool_name(raw_name)
+    return SpanEvent(f"{sc.OPERATION_EXECUTE_TOOL} {name}", {sc.PROP_TOOL_NAME: name})

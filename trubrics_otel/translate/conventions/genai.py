@@ -20,6 +20,7 @@ from trubrics_otel.translate.conventions.base import (
     Convention,
     LlmCall,
     SpanEvent,
+    tool_name,
     usage_properties,
 )
 from trubrics_otel.translate.conventions.openllmetry import (
@@ -81,6 +82,8 @@ def read(span: ReadableSpan) -> LlmCall:
         generation=assistant_text(outputs),
         model=text_or_none(
             attributes.get(sc.GEN_AI_RESPONSE_MODEL) or attributes.get(sc.GEN_AI_REQUEST_MODEL)
+            # MLflow's GenAI mode names a failed call's model only in its raw, JSON ``model``
+            or parse_json(attributes.get("model"))
         ),
         properties=properties,
     )
@@ -105,6 +108,8 @@ def time_to_first_token(span: ReadableSpan) -> float | None:
     for name in TIME_TO_FIRST_CHUNK_ATTRIBUTES:
         value = attributes.get(name)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            if attributes.get("gen_ai.request.stream") is False:
+                return None  # OpenLIT writes the whole call's time there when not streamed
             return float(value)
     if span.start_time is not None:
         for event in span.events:
@@ -151,7 +156,13 @@ def messages_from_events(events: Iterable[tuple[str, Attributes]]) -> tuple[list
         if sc.GEN_AI_EVENT_CONTENT in attributes:
             parsed = parse_json(attributes[sc.GEN_AI_EVENT_CONTENT])
             body = parsed if isinstance(parsed, Mapping) else {"content": parsed}
-        if name == sc.GEN_AI_CONTENT_PROMPT_EVENT:
+        content = body.get("content")
+        if content.__class__ is str and content[:2] == '[{':  # Strands: a JSON block list
+            body = {**body, "content": None, "parts": blocks_as_parts(parse_json(content))}
+        if name == OPERATION_DETAILS_EVENT:  # the latest GenAI convention (Strands' opt-in)
+            inputs.extend(as_list(parse_json(attributes.get(sc.GEN_AI_INPUT_MESSAGES))))
+            outputs.extend(as_list(parse_json(attributes.get(sc.GEN_AI_OUTPUT_MESSAGES))))
+        elif name == sc.GEN_AI_CONTENT_PROMPT_EVENT:
             inputs.extend(as_list(parse_json(attributes.get(sc.GEN_AI_PROMPT))))
         elif name == sc.GEN_AI_CONTENT_COMPLETION_EVENT:
             outputs.extend(as_list(parse_json(attributes.get(sc.GEN_AI_COMPLETION))))
@@ -159,7 +170,9 @@ def messages_from_events(events: Iterable[tuple[str, Attributes]]) -> tuple[list
             inputs.append({**body, "role": body.get("role") or sc.GEN_AI_MESSAGE_EVENTS[name]})
         elif name == sc.GEN_AI_CHOICE_EVENT:
             message = parse_json(body.get("message"))
-            if not isinstance(message, Mapping):
+            if isinstance(message, list):  # Strands: a block list (text, toolUse)
+                message = {"parts": blocks_as_parts(message)}
+            elif not isinstance(message, Mapping):
                 message = {"content": body.get("content")}
             message = dict(message)
             message.setdefault("role", "assistant")
@@ -167,6 +180,26 @@ def messages_from_events(events: Iterable[tuple[str, Attributes]]) -> tuple[list
                 message["finish_reason"] = body["finish_reason"]
             outputs.append(message)
     return inputs, outputs
+
+
+OPERATION_DETAILS_EVENT = "gen_ai.client.inference.operation.details"
+
+
+def blocks_as_parts(blocks: Any) -> list[Any]:
+    """Converse-style content blocks (``{"text"}``, ``{"toolUse": {...}}``) → GenAI parts."""
+    parts: list[Any] = []
+    for block in as_list(blocks):
+        if not isinstance(block, Mapping):
+            continue
+        if isinstance(block.get("text"), str):
+            parts.append({"type": "text", "content": block["text"]})
+        elif isinstance(block.get("toolUse"), Mapping):
+            use = block["toolUse"]
+            parts.append({"type": "tool_call", "id": use.get("toolUseId"), "name": use.get("name"),
+                          "arguments": use.get("input")})
+        else:
+            parts.append(block)
+    return parts
 
 
 GENAI = Convention("opentelemetry-genai", recognises, read)
@@ -179,12 +212,13 @@ def _tool_recognises(attributes: Attributes) -> bool:
 def _tool_read(span: ReadableSpan) -> SpanEvent:
     attributes = span.attributes or {}
     properties: dict[str, Any] = {}
-    if attributes.get(sc.GEN_AI_TOOL_NAME):
-        properties[sc.PROP_TOOL_NAME] = attributes[sc.GEN_AI_TOOL_NAME]
+    name = attributes.get(sc.GEN_AI_TOOL_NAME)
+    name = tool_name(name) if isinstance(name, str) and name else None
+    if name:
+        properties[sc.PROP_TOOL_NAME] = name
     call_id = attributes.get(sc.GEN_AI_TOOL_CALL_ID) or tool_call_id(attributes)
     if call_id:
         properties[sc.PROP_TOOL_CALL_ID] = call_id
-    name = attributes.get(sc.GEN_AI_TOOL_NAME)
     return SpanEvent(name=f"{sc.OPERATION_EXECUTE_TOOL} {name}" if name else span.name,
                      properties=properties)
 

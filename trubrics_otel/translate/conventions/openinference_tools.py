@@ -21,7 +21,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.translate.conventions.base import Attributes, SpanEvent
+from trubrics_otel.translate.conventions.base import Attributes, SpanEvent, tool_name
 from trubrics_otel.translate.messages import indexed, parse_json, text_or_none
 
 TOOL_KIND = "TOOL"
@@ -31,7 +31,7 @@ TOOL_ID = "tool.id"
 
 def read_tool(span: ReadableSpan) -> SpanEvent:
     attributes = span.attributes or {}
-    name = text_or_none(attributes.get(TOOL_NAME)) or span.name
+    name = tool_name(text_or_none(attributes.get(TOOL_NAME)) or span.name)
     properties: dict[str, Any] = {sc.PROP_TOOL_NAME: name}
     call_id = tool_call_id(attributes)
     if call_id:

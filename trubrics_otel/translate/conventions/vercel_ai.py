@@ -30,6 +30,7 @@ from trubrics_otel.translate.conventions.base import (
     LlmCall,
     SpanEvent,
     token_count,
+    tool_name,
 )
 from trubrics_otel.translate.messages import (
     as_list,
@@ -168,6 +169,7 @@ def _tool_recognises(attributes: Attributes) -> bool:
 def _tool_read(span: ReadableSpan) -> SpanEvent:
     attributes = span.attributes or {}
     name = text_or_none(attributes.get("ai.toolCall.name"))
+    name = tool_name(name) if name else None
     properties: dict[str, Any] = {}
     if name:
         properties[sc.PROP_TOOL_NAME] = name
