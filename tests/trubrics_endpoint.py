@@ -6,6 +6,8 @@ It speaks the real wire format on 127.0.0.1 and can be told to misbehave::
         endpoint.reply(429, headers={"Retry-After": "1"})   # next request only
         endpoint.fail_for(5.0, status=503)                  # every request for 5 s
         endpoint.go_down_for(5.0)                           # socket closed: connection refused
+        endpoint.reply(trickle=0.5)                         # a header line every 0.5 s, forever
+        endpoint.reply(body_bytes=512 << 20)                # a 200 with a 512 MiB body, streamed
         ...
         endpoint.wait_for_events(10)
         endpoint.events("publish_events")                   # what it accepted, in order
@@ -35,6 +37,10 @@ class Reply:
     delay: float = 0.0
     drop: bool = False
     """Close the connection without answering."""
+    trickle: float = 0.0
+    """Send the status line, then a header line every ``trickle`` s until stopped."""
+    body_bytes: int = 0
+    """Answer with this many bytes of body, streamed (never held in memory)."""
 
 
 @dataclass
@@ -58,6 +64,9 @@ class TrubricsEndpoint:
         self.requests: list[Request] = []
         self.arrived = 0
         """Requests received so far, counted before any delay (a hung one included)."""
+        self.body_bytes_sent = 0
+        """Bytes of ``body_bytes`` answers the client took before it hung up."""
+        self._stopped = threading.Event()
         self._connections: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -65,6 +74,7 @@ class TrubricsEndpoint:
     # --- lifecycle -------------------------------------------------------------------
 
     def start(self) -> TrubricsEndpoint:
+        self._stopped.clear()
         self._server = _Server(("127.0.0.1", self._port), _handler_for(self))
         self._port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -73,6 +83,7 @@ class TrubricsEndpoint:
 
     def stop(self) -> None:
         """Stop listening and cut open keep-alive connections, as a crashed server would."""
+        self._stopped.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -98,11 +109,12 @@ class TrubricsEndpoint:
     # --- misbehaviour ----------------------------------------------------------------
 
     def reply(self, status: int = 200, *, body: Any = None, headers: dict[str, str] | None = None,
-              delay: float = 0.0, drop: bool = False, times: int = 1) -> None:
+              delay: float = 0.0, drop: bool = False, trickle: float = 0.0, body_bytes: int = 0,
+              times: int = 1) -> None:
         """Answer the next ``times`` requests this way (then back to 200)."""
         with self._lock:
             for _ in range(times):
-                self._replies.append(Reply(status, body, headers or {}, delay, drop))
+                self._replies.append(Reply(status, body, headers or {}, delay, drop, trickle, body_bytes))
 
     def fail_for(self, seconds: float, status: int = 503, headers: dict[str, str] | None = None) -> None:
         with self._lock:
@@ -165,8 +177,8 @@ class TrubricsEndpoint:
             self.arrived += 1
             self._changed.notify_all()
         plan = self._plan()
-        if plan.delay:
-            time.sleep(plan.delay)
+        if plan.delay and self._stopped.wait(plan.delay):
+            plan = Reply(drop=True)  # stopped meanwhile: the answer never leaves
         name = path.rstrip("/").rsplit("/", 1)[-1]
         try:
             body = json.loads(raw)
@@ -217,6 +229,12 @@ def _handler_for(endpoint: TrubricsEndpoint) -> type[BaseHTTPRequestHandler]:
                 self.connection.shutdown(socket.SHUT_RDWR)
                 self.close_connection = True
                 return
+            if plan.trickle:
+                self._trickle(plan.trickle)
+                return
+            if plan.body_bytes:
+                self._stream(plan.status, plan.body_bytes)
+                return
             body = json.dumps(plan.body if plan.body is not None else {"status": "ok"}).encode()
             self.send_response(plan.status)
             self.send_header("Content-Type", "application/json")
@@ -225,6 +243,33 @@ def _handler_for(endpoint: TrubricsEndpoint) -> type[BaseHTTPRequestHandler]:
                 self.send_header(key, value)
             self.end_headers()
             self.wfile.write(body)
+
+        def _trickle(self, every: float) -> None:
+            """Headers that never end: each line comes before any read timeout would."""
+            self.close_connection = True
+            try:
+                self.connection.sendall(b"HTTP/1.1 200 OK\r\n")
+                while not endpoint._stopped.wait(every):
+                    self.connection.sendall(b"X-Still-Thinking: 1\r\n")
+            except OSError:
+                pass
+
+        def _stream(self, status: int, size: int) -> None:
+            self.close_connection = True
+            chunk = bytes(1 << 20)
+            try:
+                self.connection.sendall(
+                    f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {size}\r\n\r\n".encode()
+                )
+                while size > 0 and not endpoint._stopped.is_set():
+                    part = chunk[: min(size, len(chunk))]
+                    self.connection.sendall(part)
+                    size -= len(part)
+                    with endpoint._lock:
+                        endpoint.body_bytes_sent += len(part)
+            except OSError:
+                pass
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -86,7 +86,10 @@ class SpoolingDelivery:
         self._spool: Spool | MemorySpool | None = None
         self._spool_lock = threading.Lock()
         self.deadline_at: float | None = None
-        """A flush or close deadline (monotonic s) bounding every attempt; see :meth:`deadline`."""
+        """The nearest flush or close deadline (monotonic s) bounding every attempt; see
+        :meth:`deadline`."""
+        self._deadlines: list[float] = []
+        self._deadline_lock = threading.Lock()
         self._lock = threading.Lock()
         self.counts = collections.Counter[str]()
         self._count_lock = threading.Lock()
@@ -97,7 +100,8 @@ class SpoolingDelivery:
         self.last_failure: str | None = None
         """The URL and cause of the last failed attempt, for the messages that report it."""
         self._not_before = 0.0
-        self._inflight: tuple[str, list[Event]] | None = None
+        self._inflight: Batches | None = None
+        self._inflight_lock = threading.Lock()
         self._closed = False
         self._replayer: threading.Thread | None = None
         self._replayer_lock = threading.Lock()
@@ -143,14 +147,27 @@ class SpoolingDelivery:
             if self._expired() or not self._replay(spool):  # past a deadline, or still down
                 self.store(batches)
                 return SpanExportResult.FAILURE
-            for i, (path, events) in enumerate(batches):
-                pending = self._send(path, events, FIRST_TRY_S)
-                if pending:
-                    self.store([(path, pending)] + batches[i + 1 :])
-                    return SpanExportResult.FAILURE
-            return SpanExportResult.SUCCESS
+            return self._send_fresh(batches)
         finally:
             self._lock.release()
+
+    def _send_fresh(self, batches: Batches) -> SpanExportResult:
+        """Send ``batches`` in order; what is left when one fails goes to the spool. Until
+        then they are :attr:`_inflight`: a shutdown while a request hangs spools all of them
+        (every path, not just the one on the wire) and this thread then leaves them be."""
+        with self._inflight_lock:
+            self._inflight = batches
+        for i, (path, events) in enumerate(batches):
+            pending = self._send(path, events, FIRST_TRY_S)
+            with self._inflight_lock:
+                if self._inflight is None:  # taken (and spooled) by shutdown meanwhile
+                    return SpanExportResult.FAILURE
+                rest = [(path, pending)] + batches[i + 1 :] if pending else batches[i + 1 :]
+                self._inflight = None if pending else rest
+            if pending:
+                self.store(rest)
+                return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
 
     def send_now(self, batches: Batches, timeout: float) -> SendResult:
         """Deliver ``batches`` within ``timeout`` s, ahead of any queue (``track_sync``).
@@ -179,9 +196,10 @@ class SpoolingDelivery:
             return
         self._closed = True
         self._wake_replayer.set()
-        inflight = self._inflight
-        if inflight is not None:  # a request still hangs: keep its events (maybe twice)
-            self.store([inflight])
+        with self._inflight_lock:
+            inflight, self._inflight = self._inflight, None
+        if inflight:  # a request still hangs: keep its events (maybe twice) and the rest
+            self.store(inflight)
         spool = self._spool
         if spool is not None and spool.pending:
             where = (
@@ -201,14 +219,10 @@ class SpoolingDelivery:
         if not events:
             return []
         started = time.monotonic()
-        self._inflight = (path, events)
-        try:
-            result = self._transport.send(
-                path, events, deadline=lambda: self._until(started, budget),
-                cutoff=self._deadline_or_never,
-            )
-        finally:
-            self._inflight = None
+        result = self._transport.send(
+            path, events, deadline=lambda: self._until(started, budget),
+            cutoff=self._deadline_or_never,
+        )
         self._add("sent", result.sent)
         self._add("rejected", result.rejected)
         self._down = bool(result.pending)
@@ -216,8 +230,8 @@ class SpoolingDelivery:
         if result.pending:
             cause = f"HTTP {result.status}: {result.detail}" if result.status else result.detail
             self.last_failure = f"{self._transport.base}/{path} failed ({cause})"
-        if result.pending and result.retry_after:
-            self._not_before = time.monotonic() + result.retry_after
+        if result.pending and result.retry_after:  # never longer than a retry budget
+            self._not_before = time.monotonic() + min(result.retry_after, self._retry_timeout)
         return result.pending
 
     # --- the spool -----------------------------------------------------------------------
@@ -373,21 +387,33 @@ class SpoolingDelivery:
 
 
 class _Deadline:
-    """Nested deadlines only ever tighten: close(timeout=2) stays 2 s through shutdown."""
+    """The nearest of the deadlines in force bounds every attempt: nested ones only tighten
+    (close(timeout=2) stays 2 s through shutdown), and overlapping ones (two threads'
+    flushes, a flush and the exit hook's close) end in any order without leaving an
+    expired one behind."""
 
     def __init__(self, delivery: SpoolingDelivery, seconds: float | None) -> None:
         self._delivery = delivery
         self._seconds = seconds
+        self._mine: float | None = None
 
     def __enter__(self) -> None:
-        self._outer = self._delivery.deadline_at
-        if self._seconds is not None:
-            mine = time.monotonic() + self._seconds
-            self._delivery.deadline_at = mine if self._outer is None else min(mine, self._outer)
-            self._delivery._transport.interrupt()
+        if self._seconds is None:
+            return
+        delivery = self._delivery
+        self._mine = time.monotonic() + self._seconds
+        with delivery._deadline_lock:
+            delivery._deadlines.append(self._mine)
+            delivery.deadline_at = min(delivery._deadlines)
+        delivery._transport.interrupt()
 
     def __exit__(self, *exc_info: Any) -> None:
-        self._delivery.deadline_at = self._outer
+        if self._mine is None:
+            return
+        delivery = self._delivery
+        with delivery._deadline_lock:
+            delivery._deadlines.remove(self._mine)
+            delivery.deadline_at = min(delivery._deadlines) if delivery._deadlines else None
 
 
 def _requests(records: list[SpoolRecord]) -> list[list[SpoolRecord]]:

@@ -30,6 +30,7 @@ import email.utils
 import ipaddress
 import json
 import logging
+import math
 import os
 import random
 import threading
@@ -55,6 +56,11 @@ _RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
 _BACKOFF_BASE_S = 0.25
 _BACKOFF_CAP_S = 8.0
 _MAX_REDIRECTS = 5
+MAX_RETRY_AFTER_S = 300.0
+"""The longest ``Retry-After`` honoured: a bigger (or absurd) value waits this long."""
+MAX_RESPONSE_BYTES = 64 * 1024
+"""What is read of an answer: enough for an error's ``detail``. A longer body is not read
+(the connection is closed instead), so a hostile or broken endpoint cannot fill memory."""
 _RETRIES = urllib3.Retry(
     total=None, connect=0, read=0, status=0, other=0, redirect=_MAX_REDIRECTS,
     raise_on_redirect=False, raise_on_status=False, respect_retry_after_header=False,
@@ -182,8 +188,9 @@ class Transport:
                     raise _NoPool(self._pool_error)
                 response = self._pool.urlopen(
                     "POST", url, body=body, headers=self._headers, retries=_RETRIES,
-                    timeout=max(0.05, min(self._timeout, remaining)),
+                    timeout=max(0.05, min(self._timeout, remaining)), preload_content=False,
                 )
+                prefix = _read_prefix(response)
             except (_HTTPError, _NoPool) as exc:
                 result = SendResult(ok=False, detail=_describe(exc), retryable=True)
                 if _refused(exc) and _is_loopback(self.base):
@@ -193,7 +200,7 @@ class Transport:
                     result.retry_after = _BACKOFF_BASE_S
                     return result
             else:
-                result = _outcome(response)
+                result = _outcome(response, prefix)
                 wait = _retry_after(response)
             finally:
                 otel_context.detach(token)
@@ -320,19 +327,34 @@ def _pool(base: str) -> tuple[urllib3.PoolManager | None, str | None]:
     return urllib3.ProxyManager(proxy, maxsize=8, proxy_headers=auth, **tls), None
 
 
-def _outcome(response: urllib3.BaseHTTPResponse) -> SendResult:
+def _read_prefix(response: urllib3.BaseHTTPResponse) -> bytes:
+    """At most :data:`MAX_RESPONSE_BYTES` of the body; the connection goes back to the pool
+    only when the body ended there, else it is closed (the rest is never read)."""
+    try:
+        prefix = response.read(MAX_RESPONSE_BYTES + 1)
+        if len(prefix) > MAX_RESPONSE_BYTES or not response.isclosed():
+            response.close()
+            prefix = prefix[:MAX_RESPONSE_BYTES]
+    except (_HTTPError, OSError):  # the answer (status, headers) came: a broken body is no failure
+        response.close()
+        prefix = b""
+    response.release_conn()
+    return prefix
+
+
+def _outcome(response: urllib3.BaseHTTPResponse, body: bytes) -> SendResult:
     if 200 <= response.status < 300:
         return SendResult(ok=True, status=response.status)
     return SendResult(
         ok=False,
         status=response.status,
-        detail=_detail(response),
+        detail=_detail(body),
         retryable=response.status in _RETRYABLE_STATUS,
     )
 
 
-def _detail(response: urllib3.BaseHTTPResponse) -> str:
-    text = response.data[:2000].decode("utf-8", "replace")
+def _detail(body: bytes) -> str:
+    text = body[:2000].decode("utf-8", "replace")
     try:
         detail = json.loads(text).get("detail", text)
     except (ValueError, AttributeError):
@@ -341,18 +363,20 @@ def _detail(response: urllib3.BaseHTTPResponse) -> str:
 
 
 def _retry_after(response: urllib3.BaseHTTPResponse) -> float | None:
+    """``Retry-After`` in seconds (a number or an HTTP date), at most :data:`MAX_RETRY_AFTER_S`."""
     value = response.headers.get("Retry-After")
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, OverflowError):
+            return None
+    if math.isnan(seconds):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return min(MAX_RETRY_AFTER_S, max(0.0, seconds))
 
 
 def _describe(exc: Exception) -> str:
