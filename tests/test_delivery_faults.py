@@ -80,7 +80,7 @@ def test_a_flush_overlapping_close_leaves_no_expired_deadline(make_client, endpo
     client.close(timeout=10)
     flusher.join()
     assert client.stats()["sent"] + client.stats()["pending"] >= 1
-    assert client._exporter._delivery.deadline_at is None  # nothing left in force
+    assert client._exporter._delivery.deadlines.at is None  # nothing left in force
 
 
 def test_a_huge_retry_after_is_capped_and_delivery_resumes(make_client, endpoint):

@@ -23,7 +23,10 @@ Delivery is at least once: after a crash at the wrong moment an event can be sen
 from __future__ import annotations
 
 import collections
+import contextlib
+import errno
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +36,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from trubrics_otel.deliver.deadlines import Deadlines
 from trubrics_otel.deliver.journal_recovery import recover
 from trubrics_otel.deliver.memory_spool import MemorySpool
 from trubrics_otel.deliver.refused import keep_refused
@@ -51,6 +55,7 @@ write, and a longer outage keeps almost nothing in memory (what a ``kill -9`` wo
 REPLAY_CHUNK_EVENTS = 1_000
 """Events read from the spool at a time: bounds the memory a replay needs."""
 REPLAY_INTERVAL_S = 1.0
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 REPLAY_INTERVAL_MAX_S = 10.0
 
 
@@ -75,6 +80,8 @@ class SpoolingDelivery:
         self._refusal = refusal
         self._logger = logger
         self._log = RateLimitedLog(logger)
+        self.give_back: Callable[[], bool] | None = None
+        """Frees disk space held elsewhere (the crash journal's pages); True if it did."""
         self.after_fork()
 
     def after_fork(self) -> None:
@@ -85,11 +92,8 @@ class SpoolingDelivery:
         self._transport.after_fork()
         self._spool: Spool | MemorySpool | None = None
         self._spool_lock = threading.Lock()
-        self.deadline_at: float | None = None
-        """The nearest flush or close deadline (monotonic s) bounding every attempt; see
-        :meth:`deadline`."""
-        self._deadlines: list[float] = []
-        self._deadline_lock = threading.Lock()
+        self.deadlines = Deadlines(on_enter=self._transport.interrupt)
+        """The flush and close deadlines bounding every attempt; see :meth:`deadline`."""
         self._lock = threading.Lock()
         self.counts = collections.Counter[str]()
         self._count_lock = threading.Lock()
@@ -121,9 +125,14 @@ class SpoolingDelivery:
         spool = self._spool
         return spool.pending if spool is not None else 0
 
-    def deadline(self, seconds: float | None) -> _Deadline:
+    @property
+    def damaged(self) -> int:
+        """Spooled events found damaged on disk (a power cut, a bad disk): dropped."""
+        return getattr(self._spool, "damaged", 0)
+
+    def deadline(self, seconds: float | None) -> contextlib.AbstractContextManager[None]:
         """Context manager bounding every delivery attempt (flush, close) to ``seconds``."""
-        return _Deadline(self, seconds)
+        return self.deadlines.bound(seconds)
 
     # --- sending -------------------------------------------------------------------------
 
@@ -134,7 +143,7 @@ class SpoolingDelivery:
             # an outage: only the replay thread probes the endpoint; new events queue on disk
             self.store(batches)
             return SpanExportResult.FAILURE
-        if not self._lock.acquire(timeout=self._lock_wait()):  # a send hangs past our deadline
+        if not self._lock.acquire(timeout=self.deadlines.left()):  # a send hangs past our deadline
             self.store(batches)
             return SpanExportResult.FAILURE
         try:
@@ -144,7 +153,7 @@ class SpoolingDelivery:
                 self.last_failure = f"not sending to {self._transport.base}: {self._refusal}"
                 self.store(batches)
                 return SpanExportResult.FAILURE
-            if self._expired() or not self._replay(spool):  # past a deadline, or still down
+            if self.deadlines.expired() or not self._replay(spool):  # past a deadline, or still down
                 self.store(batches)
                 return SpanExportResult.FAILURE
             return self._send_fresh(batches)
@@ -220,8 +229,8 @@ class SpoolingDelivery:
             return []
         started = time.monotonic()
         result = self._transport.send(
-            path, events, deadline=lambda: self._until(started, budget),
-            cutoff=self._deadline_or_never,
+            path, events, deadline=lambda: self.deadlines.until(started, budget),
+            cutoff=self.deadlines.or_never,
         )
         self._add("sent", result.sent)
         self._add("rejected", result.rejected)
@@ -243,31 +252,46 @@ class SpoolingDelivery:
         for path, events in batches:
             for start in range(0, len(events), MAX_BATCH):
                 chunk = events[start : start + MAX_BATCH]
-                try:
-                    ok = spool.append(path, chunk)
-                except OSError as exc:
-                    self._log.error("spool-io", "Trubrics spool write failed: %s", exc)
-                    ok = False
-                self._add("spooled" if ok else "dropped", len(chunk))
-                if ok:
+                cause = self._append(spool, path, chunk)
+                if cause is None:
+                    self._add("spooled", len(chunk))
                     stored = True
-                else:
-                    self._log.error(
-                        "dropped", "Dropped %d Trubrics events: the spool is full (%s).",
-                        len(chunk), _describe_bound(spool),
-                    )
+                    continue
+                self._add("dropped", len(chunk))
+                self._add(f"dropped_{cause[0]}", len(chunk))
+                self._log.error(
+                    f"dropped-{cause[0]}", "Dropped %d Trubrics events: %s.", len(chunk), cause[1]
+                )
         if stored:
             self._ensure_replayer()
 
+    def _append(self, spool: Spool | MemorySpool, path: str, chunk: list[Event]) -> tuple[str, str] | None:
+        """Into the spool; None when stored, else the cause: a key for the counts, a sentence.
+        A full disk first asks the journal to give back the pages it holds (released ones,
+        and those prepared ahead): the spool needs the space more."""
+        for attempt in (1, 2):
+            try:
+                if spool.append(path, chunk):
+                    return None
+                return "spool_full", f"the spool is full ({_describe_bound(spool)})"
+            except OSError as exc:
+                if exc.errno not in _DISK_FULL:
+                    return "spool_error", f"the spool write failed ({exc})"
+                if attempt == 1 and self.give_back is not None and self.give_back():
+                    continue
+                where = spool.directory if isinstance(spool, Spool) else "the spool"
+                return "disk_full", f"the disk is full ({where}: {os.strerror(exc.errno)})"
+        return None  # unreachable: the loop returns
+
     def _replay(self, spool: Spool | MemorySpool) -> bool:
         """Send spooled events oldest first; False when the endpoint fails again."""
-        while spool.pending and not self._expired():
+        while spool.pending and not self.deadlines.expired():
             records = spool.read(REPLAY_CHUNK_EVENTS)
             if not records:
                 return True
             for group in _requests(records):  # small records (overflow) share a request
                 wait = self._not_before - time.monotonic()  # honour Retry-After across calls
-                if wait > 0 and not self._transport.wait(wait, self._deadline_or_never):
+                if wait > 0 and not self._transport.wait(wait, self.deadlines.or_never):
                     return False
                 if group[0].path == SPANS_PATH:
                     if not self._replay_spans(spool, group):
@@ -279,7 +303,7 @@ class SpoolingDelivery:
                 for record in group:
                     spool.ack(record)
                 self._add("replayed", len(events))
-        return not self._expired() or not spool.pending
+        return not self.deadlines.expired() or not spool.pending
 
     def _replay_spans(self, spool: Spool | MemorySpool, group: list[SpoolRecord]) -> bool:
         """Spilled span records: encoded now and sent; what fails goes back to the spool as
@@ -370,50 +394,6 @@ class SpoolingDelivery:
         with self._count_lock:  # called from app threads too (queue overflow, track_sync)
             self.counts[name] += n
 
-    def _lock_wait(self) -> float:
-        if self.deadline_at is None:
-            return -1
-        return max(0.0, self.deadline_at - time.monotonic())
-
-    def _deadline_or_never(self) -> float:
-        return float("inf") if self.deadline_at is None else self.deadline_at
-
-    def _expired(self) -> bool:
-        return self.deadline_at is not None and time.monotonic() >= self.deadline_at
-
-    def _until(self, started: float, budget: float) -> float:
-        until = started + budget
-        return until if self.deadline_at is None else min(until, self.deadline_at)
-
-
-class _Deadline:
-    """The nearest of the deadlines in force bounds every attempt: nested ones only tighten
-    (close(timeout=2) stays 2 s through shutdown), and overlapping ones (two threads'
-    flushes, a flush and the exit hook's close) end in any order without leaving an
-    expired one behind."""
-
-    def __init__(self, delivery: SpoolingDelivery, seconds: float | None) -> None:
-        self._delivery = delivery
-        self._seconds = seconds
-        self._mine: float | None = None
-
-    def __enter__(self) -> None:
-        if self._seconds is None:
-            return
-        delivery = self._delivery
-        self._mine = time.monotonic() + self._seconds
-        with delivery._deadline_lock:
-            delivery._deadlines.append(self._mine)
-            delivery.deadline_at = min(delivery._deadlines)
-        delivery._transport.interrupt()
-
-    def __exit__(self, *exc_info: Any) -> None:
-        if self._mine is None:
-            return
-        delivery = self._delivery
-        with delivery._deadline_lock:
-            delivery._deadlines.remove(self._mine)
-            delivery.deadline_at = min(delivery._deadlines) if delivery._deadlines else None
 
 
 def _requests(records: list[SpoolRecord]) -> list[list[SpoolRecord]]:

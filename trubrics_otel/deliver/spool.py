@@ -36,6 +36,7 @@ a crash resends at most one record. Files are created owner-only (0o600).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -120,6 +121,8 @@ class Spool:
         self._bytes = 0
         self._pending = 0
         self.skipped_bytes = 0
+        self.damaged = 0
+        """Events of records found damaged on disk (a power cut, a bad disk) and skipped."""
         private_directory(self.directory)
         self._claim_leftovers()
 
@@ -132,7 +135,9 @@ class Spool:
         return self._pending
 
     def append(self, path: str, events: list[Event]) -> bool:
-        """Store ``events`` for ``path``; False (nothing stored) when the bound is reached."""
+        """Store ``events`` for ``path``; False (nothing stored) when the bound is reached.
+        ``OSError`` (``ENOSPC`` for a full disk) when the disk refuses them: nothing is
+        stored then either, not even the part of a record a short write let through."""
         if not events:
             return True
         records = [
@@ -144,8 +149,13 @@ class Spool:
             if self._bytes + size > self.max_bytes:
                 return False
             writer = self._writable()
-            for record in records:
-                os.write(writer.fd, record)
+            try:
+                for record in records:
+                    _write_all(writer.fd, record)
+            except OSError:  # a full disk: no torn record stays behind, nothing is counted
+                with contextlib.suppress(OSError):
+                    os.ftruncate(writer.fd, writer.size)
+                raise
             writer.size += size
             writer.events += len(events)
             self._bytes += size
@@ -177,6 +187,7 @@ class Spool:
                 for segment in list(self._segments):
                     if segment.offset >= segment.size:
                         self._pending -= segment.events
+                        self.damaged += segment.events
                         self._remove(segment)
         return out
 
@@ -191,6 +202,7 @@ class Spool:
             self._pending -= len(record.events)
             if segment.offset >= segment.size:  # fully delivered: the disk space goes now
                 self._pending -= segment.events  # (records skipped as damaged, if any)
+                self.damaged += segment.events
                 self._remove(segment)
             else:
                 self._store_ack(segment)
@@ -376,6 +388,17 @@ class Spool:
                     os.close(fd)
         segment.fd = -1
         segment.ack_fd = None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``write`` until all of ``data`` is out; a short write is followed up, and the error
+    the next one meets (``ENOSPC``) raised."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.ENOSPC, "no space left on the device")
+        view = view[written:]
 
 
 def _encode(path: str, events: Iterable[Event]) -> bytes:
