@@ -421,3 +421,24 @@ def test_the_reader_is_called_once_a_batch_waits_and_again_after_each_read(tmp_p
     journal.release_all()
     journal.close()
     assert _rings(tmp_path) == []
+
+
+def test_the_reader_skips_the_rest_of_a_lap_over_an_earlier_laps_record(tmp_path):
+    """The writer skipped the end of the ring (the next record did not fit); the bytes there
+    hold a record of an earlier lap, released long ago, header intact. ``read`` must not take
+    it for a new one: only the record's virtual start tells it belongs to another lap."""
+    journal = Journal(tmp_path, size=HEADER + 4096)
+    old = [b"old %03d " % i + b"o" * 92 for i in range(35)]  # 116 bytes a record: 4,060 of 4,096
+    for payload in old:
+        journal.append(payload)
+    records, ticket = journal.read(100)
+    assert records == old
+    journal.release(ticket)
+    new = [b"new %03d " % i + b"n" * 208 for i in range(17)]  # 232 bytes: 17 end at 3,944 = 34 x 116
+    tickets = [journal.append(payload) for payload in new]
+    assert journal.read(100)[0] == new
+    journal.release(tickets[9])  # not all released: the next record skips the rest of the lap
+    last = b"new 017 " + b"n" * 208
+    assert journal.append(last) == 2 * journal.capacity + RECORD + len(last)
+    assert journal.read(100)[0] == [last]  # and not old[34], whose header lies where it skipped
+    journal.close()

@@ -68,6 +68,7 @@ _ACK = struct.Struct(">QI")  # offset, crc32 of the offset bytes
 _MAX_RECORD_EVENTS = 0xFFFF
 _SUFFIX = ".seg"
 _BLOB = struct.Struct(">I")
+_NOWHERE = 1 << 62
 
 SPANS_PATH = "spans"
 """The path of records whose "events" are spans not encoded yet (``tracked.to_bytes``
@@ -88,7 +89,7 @@ class SpoolRecord:
 
 
 class _Segment:
-    __slots__ = ("file", "fd", "size", "offset", "events", "own", "ack_fd")
+    __slots__ = ("file", "fd", "size", "offset", "events", "own", "ack_fd", "dead_from")
 
     def __init__(self, file: Path, fd: int, size: int, offset: int, events: int, own: bool) -> None:
         self.file = file
@@ -98,6 +99,8 @@ class _Segment:
         self.events = events
         self.own = own
         self.ack_fd: int | None = None
+        self.dead_from = _NOWHERE
+        """Where damage that runs to the end of the file starts (a torn tail)."""
 
 
 class Spool:
@@ -157,6 +160,7 @@ class Spool:
                     os.ftruncate(writer.fd, writer.size)
                 raise
             writer.size += size
+            writer.dead_from = _NOWHERE
             writer.events += len(events)
             self._bytes += size
             self._pending += len(events)
@@ -185,10 +189,8 @@ class Spool:
         if not out and self._pending:  # only damaged bytes were left: forget them
             with self._lock:
                 for segment in list(self._segments):
-                    if segment.offset >= segment.size:
-                        self._pending -= segment.events
-                        self.damaged += segment.events
-                        self._remove(segment)
+                    if segment.offset >= min(segment.size, segment.dead_from):
+                        self._forget(segment)
         return out
 
     def ack(self, record: SpoolRecord) -> None:
@@ -200,10 +202,8 @@ class Spool:
             segment.offset = record.end
             segment.events -= len(record.events)
             self._pending -= len(record.events)
-            if segment.offset >= segment.size:  # fully delivered: the disk space goes now
-                self._pending -= segment.events  # (records skipped as damaged, if any)
-                self.damaged += segment.events
-                self._remove(segment)
+            if segment.offset >= min(segment.size, segment.dead_from):  # fully delivered
+                self._forget(segment)  # the disk space goes now
             else:
                 self._store_ack(segment)
 
@@ -317,17 +317,16 @@ class Spool:
                     decoded = _decode(payload, crc)
                     if decoded is not None:
                         return decoded[0], decoded[1], offset + _HEADER.size + length
-            # torn or damaged: skip to the next record start
+            # torn or damaged: skip to the next record start (the acknowledged position stays
+            # where it is: a replay that fails resends what came before the damage)
             start = offset
             offset = self._resync(segment, offset + 1, size)
             self.skipped_bytes += offset - start
             self._logger.warning(
                 "Trubrics spool: skipped %d damaged bytes in %s", offset - start, segment.file.name
             )
-            if offset >= size:  # nothing valid after it: the segment is done
-                segment.offset = max(segment.offset, size)
-                return None
-            segment.offset = max(segment.offset, offset)
+            if offset >= size:  # nothing valid after it (until the next append, if ours)
+                segment.dead_from = min(segment.dead_from, start)
         return None
 
     def _resync(self, segment: _Segment, offset: int, size: int | None = None) -> int:
@@ -363,6 +362,12 @@ class Spool:
         if crc != zlib.crc32(struct.pack(">Q", offset)) or offset > size:
             return 0
         return offset
+
+    def _forget(self, segment: _Segment) -> None:
+        """A segment with nothing left to deliver: what it still counts was damaged."""
+        self._pending -= segment.events
+        self.damaged += segment.events
+        self._remove(segment)
 
     def _remove(self, segment: _Segment) -> None:
         self._unlink(segment)
