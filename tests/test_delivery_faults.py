@@ -45,7 +45,7 @@ def test_close_with_a_request_hung_in_flight_keeps_every_path_of_the_batch(endpo
     assert endpoint.wait_for_arrivals(1, timeout=20) == 1  # the worker is inside the request
     client.close(timeout=2)
     stats = client.stats()
-    assert stats["sent"] == 0 and stats["pending"] == 1000  # all of it kept, both paths
+    assert stats["sent"] == 0 and stats["pending"] == stats["tracked"] == 1000  # both paths kept
     _next_run(endpoint)
     assert _delivered(endpoint) == (set(range(500)), set(range(500)))
 

@@ -103,6 +103,8 @@ class SpoolingDelivery:
         the configuration forbids sending (no key, not a URL, insecure)."""
         self.last_failure: str | None = None
         """The URL and cause of the last failed attempt, for the messages that report it."""
+        self.last_rejection: str | None = None
+        """The URL and the server's answer the last time it refused events for good."""
         self._not_before = 0.0
         self._inflight: Batches | None = None
         self._inflight_lock = threading.Lock()
@@ -234,6 +236,8 @@ class SpoolingDelivery:
         )
         self._add("sent", result.sent)
         self._add("rejected", result.rejected)
+        if result.rejected:
+            self.last_rejection = f"{self._transport.base}/{path}: HTTP {result.status}: {result.detail}"
         self._down = bool(result.pending)
         self.unreachable = result.unreachable
         if result.pending:

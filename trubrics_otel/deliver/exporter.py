@@ -233,6 +233,11 @@ class TrubricsSpanExporter(SpanExporter):
         return self._delivery.last_failure
 
     @property
+    def last_rejection(self) -> str | None:
+        """The URL and the server's answer the last time it refused events for good."""
+        return self._delivery.last_rejection
+
+    @property
     def pending(self) -> int:
         """Events accepted by this exporter but not yet delivered (spooled ones included)."""
         return self._delivery.pending

@@ -46,6 +46,7 @@ from opentelemetry import context as otel_context
 from urllib3.exceptions import HTTPError as _HTTPError
 from urllib3.exceptions import MaxRetryError
 
+from trubrics_otel.logs import RateLimitedLog
 from trubrics_otel.translate.fastjson import dumps
 
 EVENTS_PATH = "publish_events"
@@ -105,6 +106,7 @@ class Transport:
         self.base = host.rstrip("/")
         self._timeout = timeout
         self._logger = logger or logging.getLogger("trubrics")
+        self._log = RateLimitedLog(self._logger)
         self._headers = {"Content-Type": "application/json", "x-api-key": api_key}
         self._pool, self._pool_error = _pool(self.base)
         self._wake = threading.Event()
@@ -206,9 +208,9 @@ class Transport:
                 otel_context.detach(token)
             result.attempts = attempt
             if result.ok or not result.retryable:
-                if not result.ok:
-                    self._logger.error(
-                        "Trubrics rejected %d events at /%s (HTTP %s): %s",
+                if not result.ok:  # once a minute per answer: a wrong key refuses every batch
+                    self._log.error(
+                        f"rejected-{result.status}", "Trubrics rejected %d events at /%s (HTTP %s): %s",
                         len(chunk), path, result.status, result.detail,
                     )
                 return result
