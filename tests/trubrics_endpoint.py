@@ -121,6 +121,12 @@ class TrubricsEndpoint:
             self._failing_until = time.monotonic() + seconds
             self._failing_reply = Reply(status, {"detail": "unavailable"}, headers or {})
 
+    def heal(self) -> None:
+        """Answer every request normally from now on (what is already hung stays hung)."""
+        with self._lock:
+            self._replies.clear()
+            self._failing_until = 0.0
+
     def go_down_for(self, seconds: float) -> threading.Thread:
         """Close the listening socket (connection refused), then listen again on the same port."""
         self.stop()

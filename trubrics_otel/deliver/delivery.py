@@ -17,7 +17,11 @@ thread probes it; new batches go straight to the spool. Without a directory the 
 memory (bounded, lost at exit).
 
 Delivery is at least once: after a crash at the wrong moment an event can be sent twice; its
-``$trace_id`` + ``$span_id`` pair lets a receiver drop the copy.
+``$trace_id`` + ``$span_id`` pair lets a receiver drop the copy. A close while a request hangs
+spools every batch that request's call still held, of every path. An event that cannot be
+kept is counted in ``counts["dropped"]`` and under its cause (``dropped_spool_full``,
+``dropped_disk_full``, ``dropped_spool_error``) and logged once a minute naming it; a full
+disk first makes the crash journal give its spare pages back (``give_back``).
 """
 
 from __future__ import annotations

@@ -13,8 +13,10 @@ cookie handling), a microsecond per event on the export thread. The environment 
 once, the way ``requests`` reads it: ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY``
 (``requests.utils``), and the CA bundle from ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``,
 else ``certifi``'s. Connection errors, timeouts, 408, 429 and 5xx are retried with
-exponential backoff and jitter, honouring ``Retry-After``, until the deadline; any other
-4xx is final and logged with the server's ``detail``. :meth:`Transport.interrupt` cuts
+exponential backoff and jitter, honouring ``Retry-After`` (at most :data:`MAX_RETRY_AFTER_S`;
+the spool's replay waits at most ``retry_timeout``), until the deadline; any other 4xx is
+final and logged (once a minute per status) with the server's ``detail``. Of an answer's
+body at most :data:`MAX_RESPONSE_BYTES` is read; a longer one closes the connection. :meth:`Transport.interrupt` cuts
 every wait short, so a flush or close with a timeout is never held up by a backoff.
 
 A refused connection to a loopback host ends the send at once (``unreachable``): nothing
