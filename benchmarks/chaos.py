@@ -246,24 +246,11 @@ def _run_in(name: str, params: dict, chaos, kill_after: float | None, spool: Pat
 
 
 def _flaky(seconds: float):
-    """503s, dropped connections, 429s and slow answers at random, for ``seconds``."""
+    """The endpoint's random faults (503, 429, dropped, slow) for ``seconds``."""
     def chaos(endpoint) -> None:
-        import random
-
-        rng = random.Random(25)
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            time.sleep(0.2)
-            fault = rng.choice(["ok", "ok", "503", "drop", "slow", "429"])
-            if fault == "503":
-                endpoint.fail_for(0.4, status=503)
-            elif fault == "429":
-                endpoint.reply(429, headers={"Retry-After": "0.3"})
-            elif fault == "drop":
-                endpoint.reply(drop=True, times=2)
-            elif fault == "slow":
-                endpoint.reply(delay=0.6)
-        endpoint.heal()
+        stop = threading.Event()
+        threading.Timer(seconds, stop.set).start()
+        endpoint.misbehave(stop)
     return chaos
 
 

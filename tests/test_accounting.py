@@ -4,7 +4,6 @@ and against a flaky endpoint; and the next run delivers what was pending."""
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 
@@ -21,26 +20,11 @@ def _identity(stats: dict[str, int]) -> int:
             + stats["sampled_out"] + stats["queued"])
 
 
-def _flaky(endpoint, stop: threading.Event) -> None:
-    """503s, dropped connections and slow answers, at random, until ``stop``."""
-    chaos = random.Random(25)
-    while not stop.wait(0.15):
-        fault = chaos.choice(["ok", "ok", "503", "drop", "slow", "429"])
-        if fault == "503":
-            endpoint.fail_for(0.3, status=503)
-        elif fault == "429":
-            endpoint.reply(429, headers={"Retry-After": "0.2"})
-        elif fault == "drop":
-            endpoint.reply(drop=True, times=2)
-        elif fault == "slow":
-            endpoint.reply(delay=0.5)
-
-
 def test_eight_threads_tracking_and_flushing_against_a_flaky_endpoint_lose_nothing(endpoint):
     client = Trubrics(api_key=API_KEY, host=endpoint.url, flush_interval=0.05, flush_batch_size=50,
                       retry_timeout=1)
     stop = threading.Event()
-    chaos = threading.Thread(target=_flaky, args=(endpoint, stop), daemon=True)
+    chaos = threading.Thread(target=endpoint.misbehave, args=(stop,), daemon=True)
     chaos.start()
     errors: list[BaseException] = []
 

@@ -8,6 +8,7 @@ It speaks the real wire format on 127.0.0.1 and can be told to misbehave::
         endpoint.go_down_for(5.0)                           # socket closed: connection refused
         endpoint.reply(trickle=0.5)                         # a header line every 0.5 s, forever
         endpoint.reply(body_bytes=512 << 20)                # a 200 with a 512 MiB body, streamed
+        endpoint.misbehave(stop_event)                      # random faults until stop_event
         ...
         endpoint.wait_for_events(10)
         endpoint.events("publish_events")                   # what it accepted, in order
@@ -120,6 +121,24 @@ class TrubricsEndpoint:
         with self._lock:
             self._failing_until = time.monotonic() + seconds
             self._failing_reply = Reply(status, {"detail": "unavailable"}, headers or {})
+
+    def misbehave(self, stop: threading.Event, seed: int = 25) -> None:
+        """Until ``stop``: 503s, dropped connections, 429s and slow answers at random (every
+        0.2 s a draw), then healthy again. Run it on a thread of its own."""
+        import random
+
+        rng = random.Random(seed)
+        while not stop.wait(0.2):
+            fault = rng.choice(["ok", "ok", "503", "drop", "slow", "429"])
+            if fault == "503":
+                self.fail_for(0.4, status=503)
+            elif fault == "429":
+                self.reply(429, headers={"Retry-After": "0.3"})
+            elif fault == "drop":
+                self.reply(drop=True, times=2)
+            elif fault == "slow":
+                self.reply(delay=0.6)
+        self.heal()
 
     def heal(self) -> None:
         """Answer every request normally from now on (what is already hung stays hung)."""
