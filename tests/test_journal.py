@@ -442,3 +442,36 @@ def test_the_reader_skips_the_rest_of_a_lap_over_an_earlier_laps_record(tmp_path
     assert journal.append(last) == 2 * journal.capacity + RECORD + len(last)
     assert journal.read(100)[0] == [last]  # and not old[34], whose header lies where it skipped
     journal.close()
+
+
+def test_giving_pages_back_frees_the_disk_and_keeps_every_record(tmp_path):
+    """A full disk: the journal frees its released and prepared-ahead pages; what is not
+    released yet stays readable, and later records (over freed pages, a new lap) are whole."""
+    journal = Journal(tmp_path, size=HEADER + 1024 * 1024)
+    payloads = [b"%04d" % i + b"p" * 2000 for i in range(300)]  # ~600 KB of the 1 MiB ring
+    for payload in payloads:
+        journal.append(payload)
+    journal.prepare_ahead()
+    records, _ = journal.read(200)
+    journal.append(b"x")  # one more, not read yet
+    journal.release(_ticket_after(records))
+    before = os.stat(journal.file).st_blocks
+    assert journal.give_back()
+    assert os.stat(journal.file).st_blocks < before
+    rest, ticket = journal.read(1000)
+    assert rest[:100] == payloads[200:] and rest[-1] == b"x"
+    journal.release(ticket)
+    later = [b"L%04d" % i + b"q" * 3000 for i in range(400)]  # over the freed pages, two laps
+    for i, payload in enumerate(later):
+        assert journal.append(payload)
+        if i % 50 == 49:
+            got, ticket = journal.read(1000)
+            assert got == later[i - 49 : i + 1]
+            journal.release(ticket)
+    journal.close()
+    assert _rings(tmp_path) == []
+
+
+def _ticket_after(records: list[bytes]) -> int:
+    """The ticket that releases ``records``, the first ones appended (no wrap)."""
+    return sum(RECORD + len(r) for r in records)

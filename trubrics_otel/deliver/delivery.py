@@ -59,8 +59,8 @@ write, and a longer outage keeps almost nothing in memory (what a ``kill -9`` wo
 REPLAY_CHUNK_EVENTS = 1_000
 """Events read from the spool at a time: bounds the memory a replay needs."""
 REPLAY_INTERVAL_S = 1.0
-_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 REPLAY_INTERVAL_MAX_S = 10.0
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 class SpoolingDelivery:
