@@ -356,10 +356,15 @@ class SpoolingDelivery:
         for leftover in recover(self.directory, self._logger):  # what killed processes had queued
             # one request's worth per record: a crash during the replay resends at most that
             payloads = leftover.payloads
-            if all(
-                spool.append(SPANS_PATH, payloads[start : start + MAX_BATCH])
-                for start in range(0, len(payloads), MAX_BATCH)
-            ):
+            try:
+                moved = all(
+                    spool.append(SPANS_PATH, payloads[start : start + MAX_BATCH])
+                    for start in range(0, len(payloads), MAX_BATCH)
+                )
+            except OSError as exc:  # a full disk: the ring stays for a later start
+                self._logger.error("Trubrics: the spool cannot take what a process left (%s).", exc)
+                moved = False
+            if moved:
                 self._logger.info(
                     "Trubrics: %d events queued by a process that died will be sent.",
                     len(leftover.payloads),
