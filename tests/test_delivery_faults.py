@@ -113,3 +113,14 @@ def test_a_huge_answer_is_not_read(make_client, endpoint):
     assert endpoint.body_bytes_sent < 48 << 20
     assert [e["event"] for e in endpoint.events()] == ["first", "second"]  # each once
     assert client.stats()["sent"] == 2
+
+
+def test_trickled_headers_hold_a_request_no_longer_than_the_timeout(make_client, endpoint):
+    """Each header line comes before a read timeout, so only a deadline for the whole request
+    ends it: then the batch is retried, and delivery goes on in the same process."""
+    endpoint.reply(trickle=0.2)
+    client = make_client(timeout=1)
+    for i in range(10):
+        client.track(user_id="u", event="e", properties={"i": i})
+    assert client.flush(timeout=20) == 0
+    assert sorted(e["properties"]["i"] for e in endpoint.events()) == list(range(10))

@@ -217,9 +217,10 @@ class TrubricsEndpoint:
                 plan = Reply(404, {"detail": "Not Found"})
             elif not isinstance(body, list):
                 plan = Reply(422, {"detail": "body must be a JSON array"})
+        unanswered = plan.drop or plan.trickle  # never a whole answer: nothing is accepted
         with self._lock:
-            self.requests.append(Request(name, headers, body, 0 if plan.drop else plan.status))
-            if plan.status == 200 and not plan.drop and body:
+            self.requests.append(Request(name, headers, body, 0 if unanswered else plan.status))
+            if plan.status == 200 and not unanswered and body:
                 self.batches[name].append(body)
                 self._changed.notify_all()
         return plan

@@ -16,7 +16,9 @@ else ``certifi``'s. Connection errors, timeouts, 408, 429 and 5xx are retried wi
 exponential backoff and jitter, honouring ``Retry-After`` (at most :data:`MAX_RETRY_AFTER_S`;
 the spool's replay waits at most ``retry_timeout``), until the deadline; any other 4xx is
 final and logged (once a minute per status) with the server's ``detail``. Of an answer's
-body at most :data:`MAX_RESPONSE_BYTES` is read; a longer one closes the connection. :meth:`Transport.interrupt` cuts
+body at most :data:`MAX_RESPONSE_BYTES` is read; a longer one closes the connection. The
+``timeout`` bounds the whole request, answer included (:mod:`~trubrics_otel.deliver.watchdog`):
+headers trickled a line at a time cannot hold the export thread. :meth:`Transport.interrupt` cuts
 every wait short, so a flush or close with a timeout is never held up by a backoff.
 
 A refused connection to a loopback host ends the send at once (``unreachable``): nothing
@@ -46,8 +48,9 @@ from urllib.parse import urlsplit
 import urllib3
 from opentelemetry import context as otel_context
 from urllib3.exceptions import HTTPError as _HTTPError
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 
+from trubrics_otel.deliver.watchdog import WATCHDOG, watched
 from trubrics_otel.logs import RateLimitedLog
 from trubrics_otel.translate.fastjson import dumps
 
@@ -190,11 +193,16 @@ class Transport:
             try:
                 if self._pool is None:
                     raise _NoPool(self._pool_error)
-                response = self._pool.urlopen(
-                    "POST", url, body=body, headers=self._headers, retries=_RETRIES,
-                    timeout=max(0.05, min(self._timeout, remaining)), preload_content=False,
-                )
-                prefix = _read_prefix(response)
+                # the whole request, answer included, within the timeout (and the cutoff)
+                timeout = max(0.05, min(self._timeout, remaining))
+                with WATCHDOG.watch(time.monotonic() + timeout) as watch:
+                    response = self._pool.urlopen(
+                        "POST", url, body=body, headers=self._headers, retries=_RETRIES,
+                        timeout=timeout, preload_content=False,
+                    )
+                    prefix = _read_prefix(response)
+                if watch.cut:
+                    raise ReadTimeoutError(self._pool, url, f"no whole answer within {timeout:.1f} s")
             except (_HTTPError, _NoPool) as exc:
                 result = SendResult(ok=False, detail=_describe(exc), retryable=True)
                 if _refused(exc) and _is_loopback(self.base):
@@ -315,7 +323,7 @@ def _pool(base: str) -> tuple[urllib3.PoolManager | None, str | None]:
     proxies = get_environ_proxies(base)
     proxy = proxies.get(urlsplit(base).scheme) or proxies.get("all")
     if not proxy:
-        return urllib3.PoolManager(maxsize=8, **tls), None
+        return watched(urllib3.PoolManager(maxsize=8, **tls)), None
     if "://" not in proxy:
         proxy = "http://" + proxy
     if proxy.startswith("socks"):
@@ -328,7 +336,7 @@ def _pool(base: str) -> tuple[urllib3.PoolManager | None, str | None]:
         return SOCKSProxyManager(proxy, maxsize=8, **tls), None
     username, password = get_auth_from_url(proxy)
     auth = urllib3.make_headers(proxy_basic_auth=f"{username}:{password}") if username else None
-    return urllib3.ProxyManager(proxy, maxsize=8, proxy_headers=auth, **tls), None
+    return watched(urllib3.ProxyManager(proxy, maxsize=8, proxy_headers=auth, **tls)), None
 
 
 def _read_prefix(response: urllib3.BaseHTTPResponse) -> bytes:
