@@ -1,6 +1,6 @@
 """Chaos suite: does anything get lost, and what does memory do, when the endpoint misbehaves?
 
-    python benchmarks/chaos.py                 # every scenario (~3 min), prints a markdown table
+    python benchmarks/chaos.py                 # every scenario (~6 min), prints a markdown table
     python benchmarks/chaos.py burst outage_5s # just these
 
 Each scenario runs the client in a fresh subprocess against a real local Trubrics endpoint
@@ -75,14 +75,25 @@ def child(params: dict) -> None:
             struct.pack_into("<3q", shared, 8, state["peak"], state["max_pending"], state["worst"])
             time.sleep(0.02)
 
+    llm, flush_every, duration = params.get("llm"), params.get("flush_every"), params.get("duration")
+    answer = "y" * params.get("answer_chars", 40)
+
     def track_many(n: int, rate: float, tag: str) -> None:
         started = time.monotonic()
         worst = 0
         clock = time.perf_counter_ns
         for i in range(n):
+            if duration and time.monotonic() - started > duration:
+                break
             t = clock()
-            client.track(user_id=tag, event="chaos", properties={"i": i, "tag": tag, "plan": "pro"})
+            if llm == "all" or (llm and i % 2):  # LLM exchanges too: batches of both paths
+                client.track_llm(user_id=tag, prompt=f"{tag} {i}", generation=answer,
+                                 properties={"i": i, "tag": tag})
+            else:
+                client.track(user_id=tag, event="chaos", properties={"i": i, "tag": tag, "plan": "pro"})
             worst = max(worst, clock() - t)
+            if flush_every and i % flush_every == flush_every - 1:
+                client.flush(timeout=0.5)  # flushes from every thread, overlapping
             with lock:
                 state["tracked"] += 1
                 struct.pack_into("<q", shared, 0, state["tracked"])  # exact, even under kill -9
@@ -141,6 +152,13 @@ def child(params: dict) -> None:
         for worker in workers:
             worker.join()
     print("tracked", flush=True)
+    if params.get("exit_hook"):  # no close(): the exit hook's close(30) does it
+        state["stop"] = True
+        sampler.join()
+        print(json.dumps({"sent": state["tracked"], "peak_rss": state["peak"], "baseline": baseline,
+                          "max_pending": state["max_pending"], "per_event": None,
+                          "worst_ns": state["worst"]}), flush=True)
+        return
     client.close(timeout=params.get("close_timeout", 120))
     state["stop"] = True
     sampler.join()
@@ -172,37 +190,68 @@ def run(name: str, params: dict, chaos, *, kill_after: float | None = None) -> d
         shared = Path(tmp) / "shared"
         shared.write_bytes(bytes(_SHARED.size))
         params = dict(params, shared=str(shared))
-        proc = spawn(params, Path(tmp) / "spool", endpoint.url)
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready", proc.stderr.read() if proc.stderr else ""
-        started = time.monotonic()
-        chaos_thread = threading.Thread(target=chaos, args=(endpoint,), daemon=True)
-        chaos_thread.start()
-        if kill_after is not None:
-            time.sleep(kill_after)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            raw = _SHARED.unpack(shared.read_bytes()[: _SHARED.size])
-            result = {"sent": raw[0], "peak_rss": raw[1], "max_pending": raw[2], "per_event": None,
-                      "worst_ns": None, "baseline": None}  # a killed process reports no worst
-            chaos_thread.join(30)
-            # the next start of the app (same endpoint, same spool) delivers the leftovers
-            restart = spawn(dict(params, n=0, close_timeout=60), Path(tmp) / "spool", endpoint.url)
-            restart.communicate(timeout=120)
-            result["sent"] += 1  # the restart's warm-up event
-        else:
-            out, err = proc.communicate(timeout=600)
-            lines = [line for line in out.splitlines() if line.startswith("{")]
-            if proc.returncode != 0 or not lines:
-                raise RuntimeError(f"{name}: child failed: {err[-2000:]}")
-            result = json.loads(lines[-1])
-            chaos_thread.join(30)
-        events = endpoint.events() + endpoint.events("publish_llm_events")
-        ids = {(e["properties"]["$trace_id"], e["properties"]["$span_id"]) for e in events}
-        result.update(name=name, delivered=len(ids), dupes=len(events) - len(ids),
-                      seconds=time.monotonic() - started)
-        result["lost"] = max(0, result["sent"] - result["delivered"])
-        return result
+        spool = Path(tmp) / "spool"
+        if params.get("tmpfs") and not _mount_tmpfs(spool, params["tmpfs"]):
+            return {"name": name, "skipped": "cannot mount a tmpfs (needs root)"}
+        try:
+            return _run_in(name, params, chaos, kill_after, spool, shared, endpoint)
+        finally:
+            if params.get("tmpfs"):
+                subprocess.run(["umount", "-l", str(spool)], capture_output=True)
+
+
+def _mount_tmpfs(directory: Path, size: str) -> bool:
+    directory.mkdir()
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)],
+                          capture_output=True).returncode == 0
+
+
+def _run_in(name: str, params: dict, chaos, kill_after: float | None, spool: Path, shared: Path,
+            endpoint) -> dict:
+    for method, kwargs in params.get("before", {}).items():  # faults in place before the first call
+        getattr(endpoint, method)(**kwargs)
+    proc = spawn(params, spool, endpoint.url)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready", proc.stderr.read() if proc.stderr else ""
+    started = time.monotonic()
+    chaos_thread = threading.Thread(target=chaos, args=(endpoint,), daemon=True)
+    chaos_thread.start()
+    if kill_after is not None:
+        time.sleep(kill_after)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        raw = _SHARED.unpack(shared.read_bytes()[: _SHARED.size])
+        result = {"sent": raw[0], "peak_rss": raw[1], "max_pending": raw[2], "per_event": None,
+                  "worst_ns": None, "baseline": None}  # a killed process reports no worst
+        chaos_thread.join(30)
+    else:
+        out, err = proc.communicate(timeout=600)
+        lines = [line for line in out.splitlines() if line.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"{name}: child failed: {err[-2000:]}")
+        result = json.loads(lines[-1])
+        chaos_thread.join(120)
+    if kill_after is not None or params.get("restart"):
+        # the next start of the app (same endpoint, same spool) delivers the leftovers
+        endpoint.heal()
+        restart = spawn(dict(params, n=0, close_timeout=60, exit_hook=False), spool, endpoint.url)
+        restart.communicate(timeout=180)
+        result["sent"] += 1  # the restart's warm-up event
+    events = endpoint.events() + endpoint.events("publish_llm_events")
+    ids = {(e["properties"]["$trace_id"], e["properties"]["$span_id"]) for e in events}
+    result.update(name=name, delivered=len(ids), dupes=len(events) - len(ids),
+                  seconds=time.monotonic() - started)
+    result["lost"] = max(0, result["sent"] - result["delivered"])
+    return result
+
+
+def _flaky(seconds: float):
+    """The endpoint's random faults (503, 429, dropped, slow) for ``seconds``."""
+    def chaos(endpoint) -> None:
+        stop = threading.Event()
+        threading.Timer(seconds, stop.set).start()
+        endpoint.misbehave(stop)
+    return chaos
 
 
 def _after(seconds: float, action):
@@ -229,6 +278,32 @@ SCENARIOS = {
     "kill9_healthy": ("kill -9 mid-stream, healthy endpoint, then restart",
                       dict(n=10_000_000, rate=5_000, client={"flush_interval": 0.1}),
                       lambda e: None, 3.0),
+    "mixed_hung_close": ("mixed batch (500 track + 500 track_llm) hung in flight at close(timeout=2)",
+                         dict(n=999, llm=True, close_timeout=2, restart=True,
+                              client={"flush_interval": 60, "flush_batch_size": 1000},
+                              before={"reply": {"delay": 300}}),
+                         lambda e: None, None),
+    "trickle_exit": ("same, headers trickled 1 line/s, the exit hook's close(30)",
+                     dict(n=999, llm=True, exit_hook=True, restart=True,
+                          client={"flush_interval": 60, "flush_batch_size": 1000},
+                          before={"reply": {"trickle": 1.0}}),
+                     lambda e: None, None),
+    "concurrent_flaky": ("8 threads track/track_llm/flush for 30 s, flaky endpoint, then close",
+                         dict(n=10**9, rate=4_000, threads=8, duration=30, llm=True, flush_every=200,
+                              restart=True, client={"retry_timeout": 2}),
+                         _flaky(30), None),
+    "small_fs": ("16 MiB tmpfs, endpoint failing: 4,000 LLM events of ~2 KB",
+                 dict(n=3_999, llm="all", answer_chars=1_800, tmpfs="16m", close_timeout=5,
+                      restart=True, client={"retry_timeout": 0.1},
+                      before={"fail_for": {"seconds": 600, "status": 503}}),
+                 lambda e: None, None),
+    "huge_retry_after": ("503 with Retry-After: 100000000, then healthy (retry_timeout=10)",
+                         dict(n=20_000, rate=2_000, client={"retry_timeout": 10},
+                              before={"reply": {"status": 503, "headers": {"Retry-After": "100000000"}}}),
+                         lambda e: None, None),
+    "huge_response": ("200 answers with a 500 MiB body (x3)",
+                      dict(n=20_000, rate=5_000, before={"reply": {"body_bytes": 500 << 20, "times": 3}}),
+                      lambda e: None, None),
     "fork": ("fork: parent queues 10k, 2 workers x 10k, parent 10k more",
              dict(n=10_000, fork=2, client={"flush_interval": 60, "flush_batch_size": 100_000}),
              lambda e: None, None),
@@ -242,6 +317,9 @@ def table(results: list[dict]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
+        if r.get("skipped"):
+            rows.append(f"| {r['title']} | skipped: {r['skipped']} |||||||")
+            continue
         per = "—" if r["per_event"] is None else f"{r['per_event']:.0f}"
         worst = "—" if r["worst_ns"] is None else f"{r['worst_ns'] / 1e6:.1f} ms"
         growth = "" if not r.get("baseline") else f" (+{(r['peak_rss'] - r['baseline']) / 2**20:.0f})"
@@ -269,10 +347,13 @@ def main() -> int:
         result = run(key, params, chaos, kill_after=kill_after)
         result["title"] = title
         results.append(result)
+        if result.get("skipped"):
+            print(f"{key}: skipped ({result['skipped']})", file=sys.stderr, flush=True)
+            continue
         print(f"{key}: {result['sent']:,} sent, {result['delivered']:,} delivered, "
               f"{result['lost']:,} lost in {result['seconds']:.0f} s", file=sys.stderr, flush=True)
     print(table(results))
-    return 1 if any(r["lost"] for r in results) else 0
+    return 1 if any(r.get("lost") for r in results) else 0
 
 
 if __name__ == "__main__":

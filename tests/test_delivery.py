@@ -52,11 +52,25 @@ def test_permanent_failures_are_not_retried_and_logged(make_client, endpoint, ca
     endpoint.reply(status, body={"detail": f"server says no ({status})"})
     client = make_client()
     client.track(user_id="u", event="e")
-    with caplog.at_level(logging.ERROR, logger="trubrics"):
-        assert client.flush(timeout=10) == 0  # nothing left pending: it was refused for good
+    with caplog.at_level(logging.WARNING, logger="trubrics"):
+        assert client.flush(timeout=10) == 1  # refused for good: not delivered, never "success"
+        assert client.flush(timeout=10) == 0  # ...and said once
     assert [r.status for r in endpoint.requests] == [status]
     assert f"server says no ({status})" in caplog.text
-    assert client.stats()["rejected"] == 1
+    assert caplog.text.count("refused by the server") == 1
+    stats = client.stats()
+    assert stats["rejected"] == 1 and stats["pending"] == 0 and stats["tracked"] == 1
+
+
+def test_a_wrong_key_is_reported_once_however_many_batches_it_refuses(make_client, endpoint, caplog):
+    endpoint.api_key = "the-right-key"
+    client = make_client(flush_batch_size=10)
+    with caplog.at_level(logging.WARNING, logger="trubrics"):
+        for i in range(100):
+            client.track(user_id="u", event="e", properties={"i": i})
+        assert client.flush(timeout=10) == 100
+    assert client.stats()["rejected"] == 100
+    assert caplog.text.count("Invalid API key") == 2  # the rejection, and flush's report of it
 
 
 def test_dropped_connection_is_retried_and_delivered_once(make_client, endpoint):

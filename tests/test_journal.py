@@ -421,3 +421,57 @@ def test_the_reader_is_called_once_a_batch_waits_and_again_after_each_read(tmp_p
     journal.release_all()
     journal.close()
     assert _rings(tmp_path) == []
+
+
+def test_the_reader_skips_the_rest_of_a_lap_over_an_earlier_laps_record(tmp_path):
+    """The writer skipped the end of the ring (the next record did not fit); the bytes there
+    hold a record of an earlier lap, released long ago, header intact. ``read`` must not take
+    it for a new one: only the record's virtual start tells it belongs to another lap."""
+    journal = Journal(tmp_path, size=HEADER + 4096)
+    old = [b"old %03d " % i + b"o" * 92 for i in range(35)]  # 116 bytes a record: 4,060 of 4,096
+    for payload in old:
+        journal.append(payload)
+    records, ticket = journal.read(100)
+    assert records == old
+    journal.release(ticket)
+    new = [b"new %03d " % i + b"n" * 208 for i in range(17)]  # 232 bytes: 17 end at 3,944 = 34 x 116
+    tickets = [journal.append(payload) for payload in new]
+    assert journal.read(100)[0] == new
+    journal.release(tickets[9])  # not all released: the next record skips the rest of the lap
+    last = b"new 017 " + b"n" * 208
+    assert journal.append(last) == 2 * journal.capacity + RECORD + len(last)
+    assert journal.read(100)[0] == [last]  # and not old[34], whose header lies where it skipped
+    journal.close()
+
+
+def test_giving_pages_back_frees_the_disk_and_keeps_every_record(tmp_path):
+    """A full disk: the journal frees its released and prepared-ahead pages; what is not
+    released yet stays readable, and later records (over freed pages, a new lap) are whole."""
+    journal = Journal(tmp_path, size=HEADER + 1024 * 1024)
+    payloads = [b"%04d" % i + b"p" * 2000 for i in range(300)]  # ~600 KB of the 1 MiB ring
+    for payload in payloads:
+        journal.append(payload)
+    journal.prepare_ahead()
+    records, _ = journal.read(200)
+    journal.append(b"x")  # one more, not read yet
+    journal.release(_ticket_after(records))
+    before = os.stat(journal.file).st_blocks
+    assert journal.give_back()
+    assert os.stat(journal.file).st_blocks < before
+    rest, ticket = journal.read(1000)
+    assert rest[:100] == payloads[200:] and rest[-1] == b"x"
+    journal.release(ticket)
+    later = [b"L%04d" % i + b"q" * 3000 for i in range(400)]  # over the freed pages, two laps
+    for i, payload in enumerate(later):
+        assert journal.append(payload)
+        if i % 50 == 49:
+            got, ticket = journal.read(1000)
+            assert got == later[i - 49 : i + 1]
+            journal.release(ticket)
+    journal.close()
+    assert _rings(tmp_path) == []
+
+
+def _ticket_after(records: list[bytes]) -> int:
+    """The ticket that releases ``records``, the first ones appended (no wrap)."""
+    return sum(RECORD + len(r) for r in records)

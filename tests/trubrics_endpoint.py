@@ -6,6 +6,9 @@ It speaks the real wire format on 127.0.0.1 and can be told to misbehave::
         endpoint.reply(429, headers={"Retry-After": "1"})   # next request only
         endpoint.fail_for(5.0, status=503)                  # every request for 5 s
         endpoint.go_down_for(5.0)                           # socket closed: connection refused
+        endpoint.reply(trickle=0.5)                         # a header line every 0.5 s, forever
+        endpoint.reply(body_bytes=512 << 20)                # a 200 with a 512 MiB body, streamed
+        endpoint.misbehave(stop_event)                      # random faults until stop_event
         ...
         endpoint.wait_for_events(10)
         endpoint.events("publish_events")                   # what it accepted, in order
@@ -35,6 +38,10 @@ class Reply:
     delay: float = 0.0
     drop: bool = False
     """Close the connection without answering."""
+    trickle: float = 0.0
+    """Send the status line, then a header line every ``trickle`` s until stopped."""
+    body_bytes: int = 0
+    """Answer with this many bytes of body, streamed (never held in memory)."""
 
 
 @dataclass
@@ -58,6 +65,9 @@ class TrubricsEndpoint:
         self.requests: list[Request] = []
         self.arrived = 0
         """Requests received so far, counted before any delay (a hung one included)."""
+        self.body_bytes_sent = 0
+        """Bytes of ``body_bytes`` answers the client took before it hung up."""
+        self._stopped = threading.Event()
         self._connections: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -65,6 +75,7 @@ class TrubricsEndpoint:
     # --- lifecycle -------------------------------------------------------------------
 
     def start(self) -> TrubricsEndpoint:
+        self._stopped.clear()
         self._server = _Server(("127.0.0.1", self._port), _handler_for(self))
         self._port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -73,6 +84,7 @@ class TrubricsEndpoint:
 
     def stop(self) -> None:
         """Stop listening and cut open keep-alive connections, as a crashed server would."""
+        self._stopped.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -98,16 +110,41 @@ class TrubricsEndpoint:
     # --- misbehaviour ----------------------------------------------------------------
 
     def reply(self, status: int = 200, *, body: Any = None, headers: dict[str, str] | None = None,
-              delay: float = 0.0, drop: bool = False, times: int = 1) -> None:
+              delay: float = 0.0, drop: bool = False, trickle: float = 0.0, body_bytes: int = 0,
+              times: int = 1) -> None:
         """Answer the next ``times`` requests this way (then back to 200)."""
         with self._lock:
             for _ in range(times):
-                self._replies.append(Reply(status, body, headers or {}, delay, drop))
+                self._replies.append(Reply(status, body, headers or {}, delay, drop, trickle, body_bytes))
 
     def fail_for(self, seconds: float, status: int = 503, headers: dict[str, str] | None = None) -> None:
         with self._lock:
             self._failing_until = time.monotonic() + seconds
             self._failing_reply = Reply(status, {"detail": "unavailable"}, headers or {})
+
+    def misbehave(self, stop: threading.Event, seed: int = 25) -> None:
+        """Until ``stop``: 503s, dropped connections, 429s and slow answers at random (every
+        0.2 s a draw), then healthy again. Run it on a thread of its own."""
+        import random
+
+        rng = random.Random(seed)
+        while not stop.wait(0.2):
+            fault = rng.choice(["ok", "ok", "503", "drop", "slow", "429"])
+            if fault == "503":
+                self.fail_for(0.4, status=503)
+            elif fault == "429":
+                self.reply(429, headers={"Retry-After": "0.3"})
+            elif fault == "drop":
+                self.reply(drop=True, times=2)
+            elif fault == "slow":
+                self.reply(delay=0.6)
+        self.heal()
+
+    def heal(self) -> None:
+        """Answer every request normally from now on (what is already hung stays hung)."""
+        with self._lock:
+            self._replies.clear()
+            self._failing_until = 0.0
 
     def go_down_for(self, seconds: float) -> threading.Thread:
         """Close the listening socket (connection refused), then listen again on the same port."""
@@ -165,8 +202,8 @@ class TrubricsEndpoint:
             self.arrived += 1
             self._changed.notify_all()
         plan = self._plan()
-        if plan.delay:
-            time.sleep(plan.delay)
+        if plan.delay and self._stopped.wait(plan.delay):
+            plan = Reply(drop=True)  # stopped meanwhile: the answer never leaves
         name = path.rstrip("/").rsplit("/", 1)[-1]
         try:
             body = json.loads(raw)
@@ -180,9 +217,10 @@ class TrubricsEndpoint:
                 plan = Reply(404, {"detail": "Not Found"})
             elif not isinstance(body, list):
                 plan = Reply(422, {"detail": "body must be a JSON array"})
+        unanswered = plan.drop or plan.trickle  # never a whole answer: nothing is accepted
         with self._lock:
-            self.requests.append(Request(name, headers, body, 0 if plan.drop else plan.status))
-            if plan.status == 200 and not plan.drop and body:
+            self.requests.append(Request(name, headers, body, 0 if unanswered else plan.status))
+            if plan.status == 200 and not unanswered and body:
                 self.batches[name].append(body)
                 self._changed.notify_all()
         return plan
@@ -217,6 +255,12 @@ def _handler_for(endpoint: TrubricsEndpoint) -> type[BaseHTTPRequestHandler]:
                 self.connection.shutdown(socket.SHUT_RDWR)
                 self.close_connection = True
                 return
+            if plan.trickle:
+                self._trickle(plan.trickle)
+                return
+            if plan.body_bytes:
+                self._stream(plan.status, plan.body_bytes)
+                return
             body = json.dumps(plan.body if plan.body is not None else {"status": "ok"}).encode()
             self.send_response(plan.status)
             self.send_header("Content-Type", "application/json")
@@ -225,6 +269,33 @@ def _handler_for(endpoint: TrubricsEndpoint) -> type[BaseHTTPRequestHandler]:
                 self.send_header(key, value)
             self.end_headers()
             self.wfile.write(body)
+
+        def _trickle(self, every: float) -> None:
+            """Headers that never end: each line comes before any read timeout would."""
+            self.close_connection = True
+            try:
+                self.connection.sendall(b"HTTP/1.1 200 OK\r\n")
+                while not endpoint._stopped.wait(every):
+                    self.connection.sendall(b"X-Still-Thinking: 1\r\n")
+            except OSError:
+                pass
+
+        def _stream(self, status: int, size: int) -> None:
+            self.close_connection = True
+            chunk = bytes(1 << 20)
+            try:
+                self.connection.sendall(
+                    f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {size}\r\n\r\n".encode()
+                )
+                while size > 0 and not endpoint._stopped.is_set():
+                    part = chunk[: min(size, len(chunk))]
+                    self.connection.sendall(part)
+                    size -= len(part)
+                    with endpoint._lock:
+                        endpoint.body_bytes_sent += len(part)
+            except OSError:
+                pass
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -51,6 +51,7 @@ from trubrics_otel.capture.tracing import Tracing, TracingMethods
 from trubrics_otel.deliver.exporter import TrubricsSpanExporter
 from trubrics_otel.deliver.prices import PricesArgument
 from trubrics_otel.deliver.processor import SpoolingSpanProcessor
+from trubrics_otel.logs import RateLimitedLog
 from trubrics_otel.translate.redaction import Mask
 from trubrics_otel.translate.sampling import sampler_for
 from trubrics_otel.translate.tracked import (
@@ -86,8 +87,6 @@ class SyncResult:
 
     def __bool__(self) -> bool:
         return self.delivered
-
-
 
 
 class Trubrics(TracingMethods):
@@ -158,7 +157,8 @@ class Trubrics(TracingMethods):
         self._tracing = Tracing(self._tracer_for_observations, lambda t: time_ns(t, self._logger), self._logger)
         self._closed = False
         self._sampler = sampler_for(sample_rate)
-        self._sampled_out_count = 0
+        self._sampled_out_count = self._sync_count = self._rejected_seen = 0
+        self._log = RateLimitedLog(self._logger)
         self._fast: fast_path.FastEnqueue | None = None
         self._fast_llm: fast_path.FastTrackLLM | None = None
         """Both set once started on the private provider with a journal and no sampling."""
@@ -282,30 +282,27 @@ class Trubrics(TracingMethods):
     # --- Delivery ----------------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> int:
-        """Deliver everything tracked so far; return how many events are still undelivered.
+        """Deliver everything tracked so far; return how many events are not delivered:
+        still queued or spooled, plus those the server refused since the last flush (a
+        wrong key, say: logged once, never a silent success).
 
         Returns once every earlier event was delivered, or when ``timeout`` (s) passed.
         """
         if self._processor is None or self._exporter is None or self._closed:
             return 0
         try:
-            end = None if timeout is None else time.monotonic() + timeout
-            with self._exporter.deadline(timeout):
-                self._processor.force_flush(int((30.0 if timeout is None else timeout) * 1000))
-                while self._exporter.pending:  # spooled events: retry until the timeout
-                    self._exporter.deliver([])
-                    if self._exporter.unreachable:  # nothing listens: waiting is pointless
-                        break
-                    if end is None or time.monotonic() >= end or not self._exporter.pending:
-                        break
-                    time.sleep(min(0.05, max(0.0, end - time.monotonic())))
-            pending = self._exporter.pending + self._processor.queued
+            pending = self._processor.flush(timeout)
+            rejected = self._exporter.stats()["rejected"]
+            refused, self._rejected_seen = rejected - self._rejected_seen, rejected
             if pending:
                 self._logger.warning(
                     "flush(): %d events not delivered yet (%s); they stay queued",
                     pending, self._exporter.last_failure or "no answer in time",
                 )
-            return pending
+            if refused:  # not retried: a wrong key or a malformed event; never a success
+                self._log.warning("refused", "flush(): %d events were refused by the server (%s).",
+                                  refused, self._exporter.last_rejection)
+            return pending + refused
         except Exception:
             self._logger.exception("flush() failed")
             return self._exporter.pending + self._processor.queued
@@ -331,9 +328,14 @@ class Trubrics(TracingMethods):
             self._logger.exception("close() failed")
 
     def stats(self) -> dict[str, int]:
-        """Counters: ``queued`` (in memory), ``sent``, ``retries``, ``spooled``, ``pending``
-        (undelivered, on disk), ``dropped`` (spool full), ``rejected`` (refused by the server)…"""
+        """Counters: ``tracked`` (accepted), ``queued`` (for the export thread), ``sent``,
+        ``pending`` (in the spool), ``dropped`` (by cause, see the exporter's ``stats``),
+        ``rejected`` (refused by the server), ``sampled_out``, ``retries``… After a flush or
+        close, ``tracked == sent + pending + dropped + rejected + sampled_out + queued``
+        (+ ``skipped_spans`` and ``merged_duplicates``: the tracing API's and others' spans)."""
         counts = self._exporter.stats() if self._exporter is not None else {}
+        accepted = self._processor.accepted if self._processor is not None else 0
+        counts["tracked"] = accepted + self._sampled_out_count + self._sync_count
         if self._processor is not None:
             counts["queued"] = self._processor.queued
         counts["sampled_out"] = counts.get("sampled_out", 0) + self._sampled_out_count
@@ -388,6 +390,8 @@ class Trubrics(TracingMethods):
         if record is None:
             return SyncResult(delivered=False, detail="sampled out", sampled_out=True)
         span = TrackedSpan(record)
+        with self._start_lock:
+            self._sync_count += 1
         delivery = self._exporter.send_now([span], timeout)  # type: ignore[union-attr]
         return SyncResult(
             delivered=delivery.ok,

@@ -17,13 +17,20 @@ thread probes it; new batches go straight to the spool. Without a directory the 
 memory (bounded, lost at exit).
 
 Delivery is at least once: after a crash at the wrong moment an event can be sent twice; its
-``$trace_id`` + ``$span_id`` pair lets a receiver drop the copy.
+``$trace_id`` + ``$span_id`` pair lets a receiver drop the copy. A close while a request hangs
+spools every batch that request's call still held, of every path. An event that cannot be
+kept is counted in ``counts["dropped"]`` and under its cause (``dropped_spool_full``,
+``dropped_disk_full``, ``dropped_spool_error``) and logged once a minute naming it; a full
+disk first makes the crash journal give its spare pages back (``give_back``).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import errno
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +40,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from trubrics_otel.deliver.deadlines import Deadlines
 from trubrics_otel.deliver.journal_recovery import recover
 from trubrics_otel.deliver.memory_spool import MemorySpool
 from trubrics_otel.deliver.refused import keep_refused
@@ -52,6 +60,7 @@ REPLAY_CHUNK_EVENTS = 1_000
 """Events read from the spool at a time: bounds the memory a replay needs."""
 REPLAY_INTERVAL_S = 1.0
 REPLAY_INTERVAL_MAX_S = 10.0
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 class SpoolingDelivery:
@@ -75,6 +84,8 @@ class SpoolingDelivery:
         self._refusal = refusal
         self._logger = logger
         self._log = RateLimitedLog(logger)
+        self.give_back: Callable[[], bool] | None = None
+        """Frees disk space held elsewhere (the crash journal's pages); True if it did."""
         self.after_fork()
 
     def after_fork(self) -> None:
@@ -85,8 +96,8 @@ class SpoolingDelivery:
         self._transport.after_fork()
         self._spool: Spool | MemorySpool | None = None
         self._spool_lock = threading.Lock()
-        self.deadline_at: float | None = None
-        """A flush or close deadline (monotonic s) bounding every attempt; see :meth:`deadline`."""
+        self.deadlines = Deadlines(on_enter=self._transport.interrupt)
+        """The flush and close deadlines bounding every attempt; see :meth:`deadline`."""
         self._lock = threading.Lock()
         self.counts = collections.Counter[str]()
         self._count_lock = threading.Lock()
@@ -96,8 +107,11 @@ class SpoolingDelivery:
         the configuration forbids sending (no key, not a URL, insecure)."""
         self.last_failure: str | None = None
         """The URL and cause of the last failed attempt, for the messages that report it."""
+        self.last_rejection: str | None = None
+        """The URL and the server's answer the last time it refused events for good."""
         self._not_before = 0.0
-        self._inflight: tuple[str, list[Event]] | None = None
+        self._inflight: Batches | None = None
+        self._inflight_lock = threading.Lock()
         self._closed = False
         self._replayer: threading.Thread | None = None
         self._replayer_lock = threading.Lock()
@@ -117,9 +131,14 @@ class SpoolingDelivery:
         spool = self._spool
         return spool.pending if spool is not None else 0
 
-    def deadline(self, seconds: float | None) -> _Deadline:
+    @property
+    def damaged(self) -> int:
+        """Spooled events found damaged on disk (a power cut, a bad disk): dropped."""
+        return getattr(self._spool, "damaged", 0)
+
+    def deadline(self, seconds: float | None) -> contextlib.AbstractContextManager[None]:
         """Context manager bounding every delivery attempt (flush, close) to ``seconds``."""
-        return _Deadline(self, seconds)
+        return self.deadlines.bound(seconds)
 
     # --- sending -------------------------------------------------------------------------
 
@@ -130,7 +149,7 @@ class SpoolingDelivery:
             # an outage: only the replay thread probes the endpoint; new events queue on disk
             self.store(batches)
             return SpanExportResult.FAILURE
-        if not self._lock.acquire(timeout=self._lock_wait()):  # a send hangs past our deadline
+        if not self._lock.acquire(timeout=self.deadlines.left()):  # a send hangs past our deadline
             self.store(batches)
             return SpanExportResult.FAILURE
         try:
@@ -140,17 +159,30 @@ class SpoolingDelivery:
                 self.last_failure = f"not sending to {self._transport.base}: {self._refusal}"
                 self.store(batches)
                 return SpanExportResult.FAILURE
-            if self._expired() or not self._replay(spool):  # past a deadline, or still down
+            if self.deadlines.expired() or not self._replay(spool):  # past a deadline, or still down
                 self.store(batches)
                 return SpanExportResult.FAILURE
-            for i, (path, events) in enumerate(batches):
-                pending = self._send(path, events, FIRST_TRY_S)
-                if pending:
-                    self.store([(path, pending)] + batches[i + 1 :])
-                    return SpanExportResult.FAILURE
-            return SpanExportResult.SUCCESS
+            return self._send_fresh(batches)
         finally:
             self._lock.release()
+
+    def _send_fresh(self, batches: Batches) -> SpanExportResult:
+        """Send ``batches`` in order; what is left when one fails goes to the spool. Until
+        then they are :attr:`_inflight`: a shutdown while a request hangs spools all of them
+        (every path, not just the one on the wire) and this thread then leaves them be."""
+        with self._inflight_lock:
+            self._inflight = batches
+        for i, (path, events) in enumerate(batches):
+            pending = self._send(path, events, FIRST_TRY_S)
+            with self._inflight_lock:
+                if self._inflight is None:  # taken (and spooled) by shutdown meanwhile
+                    return SpanExportResult.FAILURE
+                rest = [(path, pending)] + batches[i + 1 :] if pending else batches[i + 1 :]
+                self._inflight = None if pending else rest
+            if pending:
+                self.store(rest)
+                return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
 
     def send_now(self, batches: Batches, timeout: float) -> SendResult:
         """Deliver ``batches`` within ``timeout`` s, ahead of any queue (``track_sync``).
@@ -179,9 +211,10 @@ class SpoolingDelivery:
             return
         self._closed = True
         self._wake_replayer.set()
-        inflight = self._inflight
-        if inflight is not None:  # a request still hangs: keep its events (maybe twice)
-            self.store([inflight])
+        with self._inflight_lock:
+            inflight, self._inflight = self._inflight, None
+        if inflight:  # a request still hangs: keep its events (maybe twice) and the rest
+            self.store(inflight)
         spool = self._spool
         if spool is not None and spool.pending:
             where = (
@@ -201,23 +234,21 @@ class SpoolingDelivery:
         if not events:
             return []
         started = time.monotonic()
-        self._inflight = (path, events)
-        try:
-            result = self._transport.send(
-                path, events, deadline=lambda: self._until(started, budget),
-                cutoff=self._deadline_or_never,
-            )
-        finally:
-            self._inflight = None
+        result = self._transport.send(
+            path, events, deadline=lambda: self.deadlines.until(started, budget),
+            cutoff=self.deadlines.or_never,
+        )
         self._add("sent", result.sent)
         self._add("rejected", result.rejected)
+        if result.rejected:
+            self.last_rejection = f"{self._transport.base}/{path}: HTTP {result.status}: {result.detail}"
         self._down = bool(result.pending)
         self.unreachable = result.unreachable
         if result.pending:
             cause = f"HTTP {result.status}: {result.detail}" if result.status else result.detail
             self.last_failure = f"{self._transport.base}/{path} failed ({cause})"
-        if result.pending and result.retry_after:
-            self._not_before = time.monotonic() + result.retry_after
+        if result.pending and result.retry_after:  # never longer than a retry budget
+            self._not_before = time.monotonic() + min(result.retry_after, self._retry_timeout)
         return result.pending
 
     # --- the spool -----------------------------------------------------------------------
@@ -229,31 +260,46 @@ class SpoolingDelivery:
         for path, events in batches:
             for start in range(0, len(events), MAX_BATCH):
                 chunk = events[start : start + MAX_BATCH]
-                try:
-                    ok = spool.append(path, chunk)
-                except OSError as exc:
-                    self._log.error("spool-io", "Trubrics spool write failed: %s", exc)
-                    ok = False
-                self._add("spooled" if ok else "dropped", len(chunk))
-                if ok:
+                cause = self._append(spool, path, chunk)
+                if cause is None:
+                    self._add("spooled", len(chunk))
                     stored = True
-                else:
-                    self._log.error(
-                        "dropped", "Dropped %d Trubrics events: the spool is full (%s).",
-                        len(chunk), _describe_bound(spool),
-                    )
+                    continue
+                self._add("dropped", len(chunk))
+                self._add(f"dropped_{cause[0]}", len(chunk))
+                self._log.error(
+                    f"dropped-{cause[0]}", "Dropped %d Trubrics events: %s.", len(chunk), cause[1]
+                )
         if stored:
             self._ensure_replayer()
 
+    def _append(self, spool: Spool | MemorySpool, path: str, chunk: list[Event]) -> tuple[str, str] | None:
+        """Into the spool; None when stored, else the cause: a key for the counts, a sentence.
+        A full disk first asks the journal to give back the pages it holds (released ones,
+        and those prepared ahead): the spool needs the space more."""
+        for attempt in (1, 2):
+            try:
+                if spool.append(path, chunk):
+                    return None
+                return "spool_full", f"the spool is full ({_describe_bound(spool)})"
+            except OSError as exc:
+                if exc.errno not in _DISK_FULL:
+                    return "spool_error", f"the spool write failed ({exc})"
+                if attempt == 1 and self.give_back is not None and self.give_back():
+                    continue
+                where = spool.directory if isinstance(spool, Spool) else "the spool"
+                return "disk_full", f"the disk is full ({where}: {os.strerror(exc.errno)})"
+        return None  # unreachable: the loop returns
+
     def _replay(self, spool: Spool | MemorySpool) -> bool:
         """Send spooled events oldest first; False when the endpoint fails again."""
-        while spool.pending and not self._expired():
+        while spool.pending and not self.deadlines.expired():
             records = spool.read(REPLAY_CHUNK_EVENTS)
             if not records:
                 return True
             for group in _requests(records):  # small records (overflow) share a request
                 wait = self._not_before - time.monotonic()  # honour Retry-After across calls
-                if wait > 0 and not self._transport.wait(wait, self._deadline_or_never):
+                if wait > 0 and not self._transport.wait(wait, self.deadlines.or_never):
                     return False
                 if group[0].path == SPANS_PATH:
                     if not self._replay_spans(spool, group):
@@ -265,7 +311,7 @@ class SpoolingDelivery:
                 for record in group:
                     spool.ack(record)
                 self._add("replayed", len(events))
-        return not self._expired() or not spool.pending
+        return not self.deadlines.expired() or not spool.pending
 
     def _replay_spans(self, spool: Spool | MemorySpool, group: list[SpoolRecord]) -> bool:
         """Spilled span records: encoded now and sent; what fails goes back to the spool as
@@ -310,10 +356,15 @@ class SpoolingDelivery:
         for leftover in recover(self.directory, self._logger):  # what killed processes had queued
             # one request's worth per record: a crash during the replay resends at most that
             payloads = leftover.payloads
-            if all(
-                spool.append(SPANS_PATH, payloads[start : start + MAX_BATCH])
-                for start in range(0, len(payloads), MAX_BATCH)
-            ):
+            try:
+                moved = all(
+                    spool.append(SPANS_PATH, payloads[start : start + MAX_BATCH])
+                    for start in range(0, len(payloads), MAX_BATCH)
+                )
+            except OSError as exc:  # a full disk: the ring stays for a later start
+                self._logger.error("Trubrics: the spool cannot take what a process left (%s).", exc)
+                moved = False
+            if moved:
                 self._logger.info(
                     "Trubrics: %d events queued by a process that died will be sent.",
                     len(leftover.payloads),
@@ -356,38 +407,6 @@ class SpoolingDelivery:
         with self._count_lock:  # called from app threads too (queue overflow, track_sync)
             self.counts[name] += n
 
-    def _lock_wait(self) -> float:
-        if self.deadline_at is None:
-            return -1
-        return max(0.0, self.deadline_at - time.monotonic())
-
-    def _deadline_or_never(self) -> float:
-        return float("inf") if self.deadline_at is None else self.deadline_at
-
-    def _expired(self) -> bool:
-        return self.deadline_at is not None and time.monotonic() >= self.deadline_at
-
-    def _until(self, started: float, budget: float) -> float:
-        until = started + budget
-        return until if self.deadline_at is None else min(until, self.deadline_at)
-
-
-class _Deadline:
-    """Nested deadlines only ever tighten: close(timeout=2) stays 2 s through shutdown."""
-
-    def __init__(self, delivery: SpoolingDelivery, seconds: float | None) -> None:
-        self._delivery = delivery
-        self._seconds = seconds
-
-    def __enter__(self) -> None:
-        self._outer = self._delivery.deadline_at
-        if self._seconds is not None:
-            mine = time.monotonic() + self._seconds
-            self._delivery.deadline_at = mine if self._outer is None else min(mine, self._outer)
-            self._delivery._transport.interrupt()
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self._delivery.deadline_at = self._outer
 
 
 def _requests(records: list[SpoolRecord]) -> list[list[SpoolRecord]]:

@@ -45,6 +45,7 @@ a copy.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -56,7 +57,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from trubrics_otel import settings
-from trubrics_otel.deliver.delivery import Batches, SpoolingDelivery, _Deadline
+from trubrics_otel.deliver.delivery import Batches, SpoolingDelivery
 from trubrics_otel.deliver.forking import reset_in_child
 from trubrics_otel.deliver.journal import Journal
 from trubrics_otel.deliver.prices import PricesArgument, load_price_table
@@ -210,12 +211,14 @@ class TrubricsSpanExporter(SpanExporter):
         if directory is None or not self._policy.masks_nothing:
             return None
         try:
-            return Journal(directory, logger=self._logger)
+            journal = Journal(directory, logger=self._logger)
         except (OSError, ValueError) as exc:
             self._logger.warning("No Trubrics crash journal (%s); a kill -9 loses queued events.", exc)
             return None
+        self._delivery.give_back = journal.give_back  # a full disk: the spool comes first
+        return journal
 
-    def deadline(self, seconds: float | None) -> _Deadline:
+    def deadline(self, seconds: float | None) -> contextlib.AbstractContextManager[None]:
         """Context manager bounding every delivery attempt (flush, close) to ``seconds``."""
         return self._delivery.deadline(seconds)
 
@@ -230,12 +233,21 @@ class TrubricsSpanExporter(SpanExporter):
         return self._delivery.last_failure
 
     @property
+    def last_rejection(self) -> str | None:
+        """The URL and the server's answer the last time it refused events for good."""
+        return self._delivery.last_rejection
+
+    @property
     def pending(self) -> int:
         """Events accepted by this exporter but not yet delivered (spooled ones included)."""
         return self._delivery.pending
 
     def stats(self) -> dict[str, int]:
+        """Counters; every event is ``sent``, ``pending``, ``rejected`` or ``dropped``, and
+        each drop also counts under its cause: ``dropped_spool_full`` (``max_spool_bytes``),
+        ``dropped_disk_full``, ``dropped_spool_error``, ``dropped_damaged`` (on disk)."""
         counts = self._delivery.counts
+        damaged = self._delivery.damaged
         return {
             "sent": counts["sent"],
             "rejected": counts["rejected"],
@@ -243,7 +255,11 @@ class TrubricsSpanExporter(SpanExporter):
             "retries": self._delivery.retries,
             "spooled": counts["spooled"],
             "replayed": counts["replayed"],
-            "dropped": counts["dropped"],
+            "dropped": counts["dropped"] + damaged,
+            "dropped_spool_full": counts["dropped_spool_full"],
+            "dropped_disk_full": counts["dropped_disk_full"],
+            "dropped_spool_error": counts["dropped_spool_error"],
+            "dropped_damaged": damaged,
             "skipped_spans": self._skipped,
             "encode_errors": self._encode_errors,
             "sampled_out": self._sampled_out,

@@ -90,6 +90,8 @@ DEFAULT_JOURNAL_BYTES = 64 * 1024 * 1024
 PREPARE_CHUNK_BYTES = 256 * 1024
 PREPARE_AHEAD_BYTES = 4 * 1024 * 1024
 """How far ahead of the writer the export thread keeps pages ready (~4,700 LLM events)."""
+PRESSURE_S = 10.0
+"""After a full disk (:meth:`Journal.give_back`), how long no page is prepared ahead."""
 
 _SUFFIX = ".ring"
 _TMP_SUFFIX = ".tmp" if fcntl is not None else ""  # Windows cannot rename an open file
@@ -136,7 +138,10 @@ class Journal:
         self._read = 0
         self._slot = 0
         self._prepared = 0
-        """Ring bytes [0, _prepared) have their pages ready (see :mod:`.pages`)."""
+        """Ring bytes [_hole, _prepared) have their pages ready (see :mod:`.pages`)."""
+        self._hole = 0
+        """Ring bytes [0, _hole) were given back (:meth:`give_back`) behind the records."""
+        self._pressure_until = 0.0
         self._limit = -1
         """Virtual end up to which ``append`` may write unchecked; see :meth:`_set_limit`."""
         self._accepting = True
@@ -216,10 +221,33 @@ class Journal:
     def prepare_ahead(self) -> None:
         """Ready the pages the next :data:`PREPARE_AHEAD_BYTES` of records will use; for the
         export thread, so that ``append`` on the app's thread finds them ready."""
-        if self._prepared < self._capacity:
+        if self._prepared < self._capacity and time.monotonic() >= self._pressure_until:
             self._prepare(self._head % self._capacity + PREPARE_AHEAD_BYTES)
             with self._lock:
                 self._set_limit()
+
+    def give_back(self) -> bool:
+        """The disk is full: free the pages no record needs (released ones, and those
+        prepared ahead) and prepare no more ahead for a while, so the spool gets the space.
+        True when pages were freed."""
+        with self._lock:
+            if self._mm is None:
+                return False
+            self._pressure_until = time.monotonic() + PRESSURE_S
+            head, tail, capacity = self._head, self._tail, self._capacity
+            head_at, tail_at = head % capacity, tail % capacity
+            same_lap = head - head_at <= tail
+            if head == tail:  # nothing unreleased: every page goes
+                ranges, self._prepared, self._hole = [(0, self._prepared)], 0, 0
+            elif same_lap:  # released before the tail, prepared after the head
+                ranges = [(0, tail_at), (head_at, self._prepared)]
+                self._hole = max(self._hole, tail_at - tail_at % mmap.PAGESIZE)
+            else:  # the head lapped the tail: only the gap between them is free
+                ranges = [(head_at, min(tail_at, self._prepared))]
+            self._prepared = min(self._prepared, -(-head_at // mmap.PAGESIZE) * mmap.PAGESIZE)
+            freed = [self._pages.give_back(_HEADER_BYTES + a, _HEADER_BYTES + b) for a, b in ranges if a < b]
+            self._set_limit()
+            return any(freed)
 
     def _make_room(self, size: int) -> int:
         """With the lock held: where a record of ``size`` bytes goes (starting a new lap or
@@ -237,6 +265,8 @@ class Journal:
             offset = 0
         if head + size - self._tail > capacity:
             return -1  # full of unreleased records: never overwrite them
+        if offset == 0 and self._hole:  # a new lap, over pages given back: prepare them again
+            self._prepared = self._hole = 0
         if offset + size > self._prepared and not self._prepare(offset + size):
             return -1  # the disk is full: not journaled, never a SIGBUS
         self._set_limit(head)

@@ -37,6 +37,7 @@ class Pages:
 
     def __init__(self, fd: int, mm: mmap.mmap) -> None:
         self._fd = fd
+        self._mm = mm
         self._lock = threading.Lock()
         """Held while the kernel works on the mapping: :meth:`forget` waits for it."""
         self._address = 0
@@ -67,6 +68,20 @@ class Pages:
                     if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS):
                         return False  # ENOSPC, EDQUOT
                     self._fallocate = False
+            return True
+
+    def give_back(self, start: int, end: int) -> bool:
+        """Free the disk (and memory) behind the whole pages of ``[start, end)``, which must
+        not be written again before :meth:`prepare` (``MADV_REMOVE``: tmpfs, ext4, xfs…)."""
+        page = mmap.PAGESIZE
+        begin, end = -(-start // page) * page, end - end % page
+        with self._lock:
+            if self._fd < 0 or end <= begin or not hasattr(mmap, "MADV_REMOVE"):
+                return False
+            try:
+                self._mm.madvise(mmap.MADV_REMOVE, begin, end - begin)
+            except (OSError, ValueError):
+                return False
             return True
 
     def forget(self) -> None:

@@ -111,10 +111,23 @@ class SpoolingSpanProcessor(SpanProcessor):
         self._start_lock = threading.Lock()
         self._worker: threading.Thread | None = None
         self.overflowed = 0
+        self._accepted = 0
+        self._count_lock = threading.Lock()
 
     @property
     def queued(self) -> int:
         return len(self._queue) + self._journaled()
+
+    @property
+    def accepted(self) -> int:
+        """Spans and records taken since the start (or the fork): journaled, queued in
+        memory, or spooled at once because both were full."""
+        journal = self.journal
+        return self._accepted + (0 if journal is None else journal.appended)
+
+    def _accept(self) -> None:
+        with self._count_lock:  # app threads: an unlocked += can lose a count
+            self._accepted += 1
 
     # --- SpanProcessor -------------------------------------------------------------------
 
@@ -130,6 +143,7 @@ class SpoolingSpanProcessor(SpanProcessor):
         are computed on first read, which should be on the worker thread)."""
         if self._shutdown:
             return
+        self._accept()
         if self._worker is None:
             self._start_worker()
         queue = self._queue
@@ -159,6 +173,7 @@ class SpoolingSpanProcessor(SpanProcessor):
                 self._start_worker()
             return
         self.overflowed += 1  # the ring is full (or the record too big for it): to the spool
+        self._accept()
         self._exporter.spool_records([payload])
 
     def journal_appender(self) -> Callable[[bytes], int] | None:
@@ -172,6 +187,22 @@ class SpoolingSpanProcessor(SpanProcessor):
         if self._worker is None:
             self._start_worker()
         return journal.append
+
+    def flush(self, timeout: float | None) -> int:
+        """Export everything queued, then retry what is spooled until ``timeout`` (s; None:
+        30 s for the queue, one attempt for the spool); return the events not delivered."""
+        exporter = self._exporter
+        end = None if timeout is None else time.monotonic() + timeout
+        with exporter.deadline(timeout):
+            self.force_flush(int((30.0 if timeout is None else timeout) * 1000))
+            while exporter.pending:  # spooled events: retry until the timeout
+                exporter.deliver([])
+                if exporter.unreachable:  # nothing listens: waiting is pointless
+                    break
+                if end is None or time.monotonic() >= end or not exporter.pending:
+                    break
+                time.sleep(min(0.05, max(0.0, end - time.monotonic())))
+        return exporter.pending + self.queued
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Export everything queued now; False if the worker's export outlasts the timeout."""

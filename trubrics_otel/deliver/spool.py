@@ -36,6 +36,7 @@ a crash resends at most one record. Files are created owner-only (0o600).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -67,6 +68,7 @@ _ACK = struct.Struct(">QI")  # offset, crc32 of the offset bytes
 _MAX_RECORD_EVENTS = 0xFFFF
 _SUFFIX = ".seg"
 _BLOB = struct.Struct(">I")
+_NOWHERE = 1 << 62
 
 SPANS_PATH = "spans"
 """The path of records whose "events" are spans not encoded yet (``tracked.to_bytes``
@@ -87,7 +89,7 @@ class SpoolRecord:
 
 
 class _Segment:
-    __slots__ = ("file", "fd", "size", "offset", "events", "own", "ack_fd")
+    __slots__ = ("file", "fd", "size", "offset", "events", "own", "ack_fd", "dead_from")
 
     def __init__(self, file: Path, fd: int, size: int, offset: int, events: int, own: bool) -> None:
         self.file = file
@@ -97,6 +99,8 @@ class _Segment:
         self.events = events
         self.own = own
         self.ack_fd: int | None = None
+        self.dead_from = _NOWHERE
+        """Where damage that runs to the end of the file starts (a torn tail)."""
 
 
 class Spool:
@@ -120,6 +124,8 @@ class Spool:
         self._bytes = 0
         self._pending = 0
         self.skipped_bytes = 0
+        self.damaged = 0
+        """Events of records found damaged on disk (a power cut, a bad disk) and skipped."""
         private_directory(self.directory)
         self._claim_leftovers()
 
@@ -132,7 +138,9 @@ class Spool:
         return self._pending
 
     def append(self, path: str, events: list[Event]) -> bool:
-        """Store ``events`` for ``path``; False (nothing stored) when the bound is reached."""
+        """Store ``events`` for ``path``; False (nothing stored) when the bound is reached.
+        ``OSError`` (``ENOSPC`` for a full disk) when the disk refuses them: nothing is
+        stored then either, not even the part of a record a short write let through."""
         if not events:
             return True
         records = [
@@ -144,9 +152,15 @@ class Spool:
             if self._bytes + size > self.max_bytes:
                 return False
             writer = self._writable()
-            for record in records:
-                os.write(writer.fd, record)
+            try:
+                for record in records:
+                    _write_all(writer.fd, record)
+            except OSError:  # a full disk: no torn record stays behind, nothing is counted
+                with contextlib.suppress(OSError):
+                    os.ftruncate(writer.fd, writer.size)
+                raise
             writer.size += size
+            writer.dead_from = _NOWHERE
             writer.events += len(events)
             self._bytes += size
             self._pending += len(events)
@@ -175,9 +189,8 @@ class Spool:
         if not out and self._pending:  # only damaged bytes were left: forget them
             with self._lock:
                 for segment in list(self._segments):
-                    if segment.offset >= segment.size:
-                        self._pending -= segment.events
-                        self._remove(segment)
+                    if segment.offset >= min(segment.size, segment.dead_from):
+                        self._forget(segment)
         return out
 
     def ack(self, record: SpoolRecord) -> None:
@@ -189,9 +202,8 @@ class Spool:
             segment.offset = record.end
             segment.events -= len(record.events)
             self._pending -= len(record.events)
-            if segment.offset >= segment.size:  # fully delivered: the disk space goes now
-                self._pending -= segment.events  # (records skipped as damaged, if any)
-                self._remove(segment)
+            if segment.offset >= min(segment.size, segment.dead_from):  # fully delivered
+                self._forget(segment)  # the disk space goes now
             else:
                 self._store_ack(segment)
 
@@ -305,17 +317,16 @@ class Spool:
                     decoded = _decode(payload, crc)
                     if decoded is not None:
                         return decoded[0], decoded[1], offset + _HEADER.size + length
-            # torn or damaged: skip to the next record start
+            # torn or damaged: skip to the next record start (the acknowledged position stays
+            # where it is: a replay that fails resends what came before the damage)
             start = offset
             offset = self._resync(segment, offset + 1, size)
             self.skipped_bytes += offset - start
             self._logger.warning(
                 "Trubrics spool: skipped %d damaged bytes in %s", offset - start, segment.file.name
             )
-            if offset >= size:  # nothing valid after it: the segment is done
-                segment.offset = max(segment.offset, size)
-                return None
-            segment.offset = max(segment.offset, offset)
+            if offset >= size:  # nothing valid after it (until the next append, if ours)
+                segment.dead_from = min(segment.dead_from, start)
         return None
 
     def _resync(self, segment: _Segment, offset: int, size: int | None = None) -> int:
@@ -352,6 +363,12 @@ class Spool:
             return 0
         return offset
 
+    def _forget(self, segment: _Segment) -> None:
+        """A segment with nothing left to deliver: what it still counts was damaged."""
+        self._pending -= segment.events
+        self.damaged += segment.events
+        self._remove(segment)
+
     def _remove(self, segment: _Segment) -> None:
         self._unlink(segment)
         self._close_fds(segment)
@@ -376,6 +393,17 @@ class Spool:
                     os.close(fd)
         segment.fd = -1
         segment.ack_fd = None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``write`` until all of ``data`` is out; a short write is followed up, and the error
+    the next one meets (``ENOSPC``) raised."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.ENOSPC, "no space left on the device")
+        view = view[written:]
 
 
 def _encode(path: str, events: Iterable[Event]) -> bytes:

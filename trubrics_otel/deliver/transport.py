@@ -13,8 +13,12 @@ cookie handling), a microsecond per event on the export thread. The environment 
 once, the way ``requests`` reads it: ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY``
 (``requests.utils``), and the CA bundle from ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``,
 else ``certifi``'s. Connection errors, timeouts, 408, 429 and 5xx are retried with
-exponential backoff and jitter, honouring ``Retry-After``, until the deadline; any other
-4xx is final and logged with the server's ``detail``. :meth:`Transport.interrupt` cuts
+exponential backoff and jitter, honouring ``Retry-After`` (at most :data:`MAX_RETRY_AFTER_S`;
+the spool's replay waits at most ``retry_timeout``), until the deadline; any other 4xx is
+final and logged (once a minute per status) with the server's ``detail``. Of an answer's
+body at most :data:`MAX_RESPONSE_BYTES` is read; a longer one closes the connection. The
+``timeout`` bounds the whole request, answer included (:mod:`~trubrics_otel.deliver.watchdog`):
+headers trickled a line at a time cannot hold the export thread. :meth:`Transport.interrupt` cuts
 every wait short, so a flush or close with a timeout is never held up by a backoff.
 
 A refused connection to a loopback host ends the send at once (``unreachable``): nothing
@@ -30,6 +34,7 @@ import email.utils
 import ipaddress
 import json
 import logging
+import math
 import os
 import random
 import threading
@@ -43,8 +48,10 @@ from urllib.parse import urlsplit
 import urllib3
 from opentelemetry import context as otel_context
 from urllib3.exceptions import HTTPError as _HTTPError
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 
+from trubrics_otel.deliver.watchdog import WATCHDOG, watched
+from trubrics_otel.logs import RateLimitedLog
 from trubrics_otel.translate.fastjson import dumps
 
 EVENTS_PATH = "publish_events"
@@ -55,6 +62,11 @@ _RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
 _BACKOFF_BASE_S = 0.25
 _BACKOFF_CAP_S = 8.0
 _MAX_REDIRECTS = 5
+MAX_RETRY_AFTER_S = 300.0
+"""The longest ``Retry-After`` honoured: a bigger (or absurd) value waits this long."""
+MAX_RESPONSE_BYTES = 64 * 1024
+"""What is read of an answer: enough for an error's ``detail``. A longer body is not read
+(the connection is closed instead), so a hostile or broken endpoint cannot fill memory."""
 _RETRIES = urllib3.Retry(
     total=None, connect=0, read=0, status=0, other=0, redirect=_MAX_REDIRECTS,
     raise_on_redirect=False, raise_on_status=False, respect_retry_after_header=False,
@@ -99,6 +111,7 @@ class Transport:
         self.base = host.rstrip("/")
         self._timeout = timeout
         self._logger = logger or logging.getLogger("trubrics")
+        self._log = RateLimitedLog(self._logger)
         self._headers = {"Content-Type": "application/json", "x-api-key": api_key}
         self._pool, self._pool_error = _pool(self.base)
         self._wake = threading.Event()
@@ -180,10 +193,16 @@ class Transport:
             try:
                 if self._pool is None:
                     raise _NoPool(self._pool_error)
-                response = self._pool.urlopen(
-                    "POST", url, body=body, headers=self._headers, retries=_RETRIES,
-                    timeout=max(0.05, min(self._timeout, remaining)),
-                )
+                # the whole request, answer included, within the timeout (and the cutoff)
+                timeout = max(0.05, min(self._timeout, remaining))
+                with WATCHDOG.watch(time.monotonic() + timeout) as watch:
+                    response = self._pool.urlopen(
+                        "POST", url, body=body, headers=self._headers, retries=_RETRIES,
+                        timeout=timeout, preload_content=False,
+                    )
+                    prefix = _read_prefix(response)
+                if watch.cut:
+                    raise ReadTimeoutError(self._pool, url, f"no whole answer within {timeout:.1f} s")
             except (_HTTPError, _NoPool) as exc:
                 result = SendResult(ok=False, detail=_describe(exc), retryable=True)
                 if _refused(exc) and _is_loopback(self.base):
@@ -193,15 +212,15 @@ class Transport:
                     result.retry_after = _BACKOFF_BASE_S
                     return result
             else:
-                result = _outcome(response)
+                result = _outcome(response, prefix)
                 wait = _retry_after(response)
             finally:
                 otel_context.detach(token)
             result.attempts = attempt
             if result.ok or not result.retryable:
-                if not result.ok:
-                    self._logger.error(
-                        "Trubrics rejected %d events at /%s (HTTP %s): %s",
+                if not result.ok:  # once a minute per answer: a wrong key refuses every batch
+                    self._log.error(
+                        f"rejected-{result.status}", "Trubrics rejected %d events at /%s (HTTP %s): %s",
                         len(chunk), path, result.status, result.detail,
                     )
                 return result
@@ -304,7 +323,7 @@ def _pool(base: str) -> tuple[urllib3.PoolManager | None, str | None]:
     proxies = get_environ_proxies(base)
     proxy = proxies.get(urlsplit(base).scheme) or proxies.get("all")
     if not proxy:
-        return urllib3.PoolManager(maxsize=8, **tls), None
+        return watched(urllib3.PoolManager(maxsize=8, **tls)), None
     if "://" not in proxy:
         proxy = "http://" + proxy
     if proxy.startswith("socks"):
@@ -317,22 +336,37 @@ def _pool(base: str) -> tuple[urllib3.PoolManager | None, str | None]:
         return SOCKSProxyManager(proxy, maxsize=8, **tls), None
     username, password = get_auth_from_url(proxy)
     auth = urllib3.make_headers(proxy_basic_auth=f"{username}:{password}") if username else None
-    return urllib3.ProxyManager(proxy, maxsize=8, proxy_headers=auth, **tls), None
+    return watched(urllib3.ProxyManager(proxy, maxsize=8, proxy_headers=auth, **tls)), None
 
 
-def _outcome(response: urllib3.BaseHTTPResponse) -> SendResult:
+def _read_prefix(response: urllib3.BaseHTTPResponse) -> bytes:
+    """At most :data:`MAX_RESPONSE_BYTES` of the body; the connection goes back to the pool
+    only when the body ended there, else it is closed (the rest is never read)."""
+    try:
+        prefix = response.read(MAX_RESPONSE_BYTES + 1)
+        if len(prefix) > MAX_RESPONSE_BYTES or not response.isclosed():
+            response.close()
+            prefix = prefix[:MAX_RESPONSE_BYTES]
+    except (_HTTPError, OSError):  # the answer (status, headers) came: a broken body is no failure
+        response.close()
+        prefix = b""
+    response.release_conn()
+    return prefix
+
+
+def _outcome(response: urllib3.BaseHTTPResponse, body: bytes) -> SendResult:
     if 200 <= response.status < 300:
         return SendResult(ok=True, status=response.status)
     return SendResult(
         ok=False,
         status=response.status,
-        detail=_detail(response),
+        detail=_detail(body),
         retryable=response.status in _RETRYABLE_STATUS,
     )
 
 
-def _detail(response: urllib3.BaseHTTPResponse) -> str:
-    text = response.data[:2000].decode("utf-8", "replace")
+def _detail(body: bytes) -> str:
+    text = body[:2000].decode("utf-8", "replace")
     try:
         detail = json.loads(text).get("detail", text)
     except (ValueError, AttributeError):
@@ -341,18 +375,20 @@ def _detail(response: urllib3.BaseHTTPResponse) -> str:
 
 
 def _retry_after(response: urllib3.BaseHTTPResponse) -> float | None:
+    """``Retry-After`` in seconds (a number or an HTTP date), at most :data:`MAX_RETRY_AFTER_S`."""
     value = response.headers.get("Retry-After")
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, OverflowError):
+            return None
+    if math.isnan(seconds):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return min(MAX_RETRY_AFTER_S, max(0.0, seconds))
 
 
 def _describe(exc: Exception) -> str:
