@@ -80,6 +80,10 @@ def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         hint = " (pass the server's --api-key)" if exc.response.status_code in (401, 403) else ""
         return f"{url} answered HTTP {exc.response.status_code}{hint}"
+    from trubrics_otel.server.store import StoreError
+
+    if isinstance(exc, StoreError):  # a bad --db URL, a missing extra, a database down or too new
+        return f"--db {_db_path(args)}: {exc}"
     if isinstance(exc, sqlite3.DatabaseError):
         db = _db_path(args)
         return f"cannot use the database {db}: {'it is a directory' if os.path.isdir(db) else exc}"
@@ -92,9 +96,10 @@ def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
 
 
 def _db_path(args: argparse.Namespace) -> str:
-    from trubrics_otel.server.store import default_db_path
+    """The database as given (--db, $TRUBRICS_DB_URL, $TRUBRICS_DB), a URL's password hidden."""
+    from trubrics_otel.server.store import default_location, shown
 
-    return str(getattr(args, "db", None) or os.environ.get("TRUBRICS_DB") or default_db_path())
+    return shown(getattr(args, "db", None) or default_location())
 
 
 def _version() -> str:

@@ -153,6 +153,14 @@ def sampler_name(text: str) -> str:
     return name
 
 
+def database_url(text: str) -> str:
+    """A path, ``sqlite:///path`` or ``postgresql://user@host:port/db`` (the store's engine)."""
+    value = text.strip()
+    if "://" in value and not value.startswith(("sqlite://", "postgresql://", "postgres://")):
+        raise ValueError("expected a path, sqlite:///path or postgresql://user@host:port/database")
+    return value
+
+
 # --- the variables --------------------------------------------------------------------------
 
 
@@ -186,6 +194,9 @@ BRIDGE_CLIENT_TIMEOUT = Variable("TRUBRICS_BRIDGE_CLIENT_TIMEOUT", positive_numb
 BRIDGE_MAX_BODY = Variable("TRUBRICS_BRIDGE_MAX_BODY", positive_integer, 32 << 20)
 BRIDGE_TIMEOUT = Variable("TRUBRICS_BRIDGE_TIMEOUT", positive_number, 3.0)
 DB = Variable("TRUBRICS_DB", path, None)
+DB_URL = Variable("TRUBRICS_DB_URL", database_url, None, secret=True)
+"""The store for ``serve`` and the reading commands; wins over ``TRUBRICS_DB``. Secret: a URL
+may carry a password."""
 PRICES_FILE = Variable("TRUBRICS_PRICES_FILE", path, None)
 XDG_CACHE_HOME = Variable("XDG_CACHE_HOME", path, None)
 XDG_DATA_HOME = Variable("XDG_DATA_HOME", path, None)
