@@ -111,8 +111,8 @@ class Store:
             self.engine: Any = PostgresEngine(str(location), timeout_us)
         else:
             text = os.fspath(location)
-            if isinstance(text, str) and text.startswith("sqlite://"):
-                text = text.removeprefix("sqlite://") or ":memory:"
+            if isinstance(text, str) and text.startswith("sqlite:///"):
+                text = text.removeprefix("sqlite:///")  # as SQLAlchemy: sqlite:////abs, sqlite:///rel
             elif isinstance(text, str) and "://" in text:
                 raise StoreError(f"unsupported database URL {text.split('://')[0]}://…: "
                                  "give a path, sqlite:///path or postgresql://user@host:port/database")

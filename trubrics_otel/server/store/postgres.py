@@ -116,7 +116,7 @@ class PostgresEngine:
     name = "postgresql"
 
     def __init__(self, url: str, session_timeout_us: int | None, *, pool_size: int = 8,
-                 wait_s: float = 5.0) -> None:
+                 wait_s: float = 2.0) -> None:
         _psycopg()
         self.url = url
         self._timeout_us = session_timeout_us
