@@ -3,6 +3,7 @@
     trubrics-otel serve      # local Trubrics-compatible server (SQLite + page)
     trubrics-otel bridge     # OTLP/HTTP receiver that forwards Trubrics batches
     trubrics-otel events | sessions | threads | users | stats   # the local server's store
+    trubrics-otel migrate    # copy the store, e.g. SQLite into PostgreSQL
 
 Each subcommand lives in the module that owns the job; this file only wires them up.
 """
@@ -29,6 +30,7 @@ SUBCOMMANDS: dict[str, str] = {
     "threads": "trubrics_otel.server.cli:threads",
     "users": "trubrics_otel.server.cli:users",
     "stats": "trubrics_otel.server.stats_cli",
+    "migrate": "trubrics_otel.server.migrate_cli",
 }
 
 
@@ -83,7 +85,7 @@ def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
     from trubrics_otel.server.store import StoreError
 
     if isinstance(exc, StoreError):  # a bad --db URL, a missing extra, a database down or too new
-        return f"--db {_db_path(args)}: {exc}"
+        return f"--db {_db_path(args)}: {exc}" if hasattr(args, "db") else str(exc)
     if isinstance(exc, sqlite3.DatabaseError):
         db = _db_path(args)
         return f"cannot use the database {db}: {'it is a directory' if os.path.isdir(db) else exc}"

@@ -32,7 +32,7 @@ from typing import Any
 from trubrics_otel.server.store import derived, migrations
 from trubrics_otel.server.store.dialect import POSTGRESQL, to_pyformat
 from trubrics_otel.server.store.errors import StoreError, StoreUnavailable
-from trubrics_otel.server.store.rows import INSERT
+from trubrics_otel.server.store.rows import INSERT, INSERT_WITH_ID
 
 _WRITE_LOCK = 0x7472_7562  # pg_advisory_xact_lock key: the derived-table fold ("trub")
 _MIGRATE_LOCK = 0x7472_7563  # one worker migrates at start, the others wait and find it done
@@ -191,15 +191,19 @@ class PostgresEngine:
             derived.ensure_sessions(c, self._timeout_us)
         self._ready = True
 
-    def insert(self, rows: Sequence[tuple[Any, ...]]) -> int:
+    def insert(self, rows: Sequence[tuple[Any, ...]], with_ids: bool = False) -> int:
         """Store ``rows`` and fold them into the derived tables in one transaction; how many
-        were new. Returns only after COMMIT."""
+        were new. Returns only after COMMIT. ``with_ids``: each row starts with its id, higher
+        than any stored (a copy); the id sequence then continues after them."""
         rows = [tuple(_clean(v) for v in row) for row in rows]
         with self.connection() as c:
             c.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
             last_id = c.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
-            c.executemany(INSERT, rows)
+            c.executemany(INSERT_WITH_ID if with_ids else INSERT, rows)
             stored = c.execute("SELECT COUNT(*) FROM events WHERE id > ?", (last_id,)).fetchone()[0]
+            if with_ids:
+                c.execute("SELECT setval(pg_get_serial_sequence('events', 'id'), "
+                          "(SELECT MAX(id) FROM events))")
             if stored:
                 derived.apply(c, last_id, derived.stored_timeout_us(c))
         return stored

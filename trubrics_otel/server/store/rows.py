@@ -24,6 +24,8 @@ COLUMNS = (
 INSERT = (f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)}) "
           "ON CONFLICT DO NOTHING")
 """Idempotent: a second copy of an event (same ``$trace_id`` + ``$span_id``) is skipped."""
+INSERT_WITH_ID = INSERT.replace("(kind,", "(id, kind,").replace("VALUES (?", "VALUES (?, ?")
+"""For copies (``migrate``): the source's ids kept, so a copy resumes after the highest."""
 
 _INPUT_TOKEN_KEYS = (sc.GEN_AI_USAGE_INPUT_TOKENS, sc.PROP_INPUT_TOKENS, "prompt_tokens")
 _OUTPUT_TOKEN_KEYS = (sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.PROP_OUTPUT_TOKENS, "completion_tokens")

@@ -24,7 +24,7 @@ from typing import Any
 
 from trubrics_otel.server.store import derived, migrations
 from trubrics_otel.server.store.dialect import SQLITE
-from trubrics_otel.server.store.rows import INSERT
+from trubrics_otel.server.store.rows import INSERT, INSERT_WITH_ID
 
 
 class SQLiteConnection(sqlite3.Connection):
@@ -105,15 +105,16 @@ class SQLiteEngine:
             return True
         return derived.sessions_need_work(connection, self._timeout_us)
 
-    def insert(self, rows: Sequence[tuple[Any, ...]]) -> int:
+    def insert(self, rows: Sequence[tuple[Any, ...]], with_ids: bool = False) -> int:
         """Store ``rows`` and fold them into the derived tables in one transaction; how many
-        were new (the others were already stored)."""
+        were new (the others were already stored). ``with_ids``: each row starts with its id,
+        higher than any stored (a copy)."""
         with self.connection() as connection, self._write_lock:
             connection.execute("BEGIN IMMEDIATE")
             try:
                 last_id = connection.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
                 before = connection.total_changes
-                connection.executemany(INSERT, rows)
+                connection.executemany(INSERT_WITH_ID if with_ids else INSERT, rows)
                 stored = connection.total_changes - before
                 if stored:
                     derived.apply(connection, last_id, derived.stored_timeout_us(connection))
