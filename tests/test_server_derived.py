@@ -130,3 +130,32 @@ def test_every_derived_update_reads_only_the_batchs_new_rows(tmp_path):
         reads = [step for step in plan if step.startswith(("SCAN", "SEARCH"))
                  and not step.startswith(("SCAN batch", "SCAN (subquery"))]
         assert reads and all("PRIMARY KEY" in step for step in reads), (query, plan)
+
+
+def test_one_large_transaction_costs_per_event_what_a_small_one_does(tmp_path, monkeypatch):
+    """Issue 30: a fold that scanned the whole batch once per thread made a 100k-event
+    transaction quadratic. Counted in SQLite VM steps (not seconds): the per-event work of one
+    20,000-event transaction stays within 2x that of a 1,000-event one."""
+    from trubrics_otel.server.store.sqlite import SQLiteEngine
+
+    steps = [0]
+    connect = SQLiteEngine._connect
+
+    def counting(self):
+        connection = connect(self)
+        connection.set_progress_handler(lambda: steps.__setitem__(0, steps[0] + 1) or 0, 1000)
+        return connection
+    monkeypatch.setattr(SQLiteEngine, "_connect", counting)
+
+    def per_event(n: int) -> float:
+        llm = [{"user_id": f"u{i % 50}", "prompt": f"p{i}", "generation": "g", "thread_id": f"t{i % (n // 4)}",
+                "timestamp": (T0 + dt.timedelta(seconds=i)).isoformat(), "latency": 1.0,
+                "properties": {"$trace_id": f"{i:032x}", "$span_id": f"{i:016x}", "model": "m"}} for i in range(n)]
+        store = Store(tmp_path / f"{n}.sqlite3")
+        store.count()
+        steps[0] = 0
+        store.insert((), llm)
+        return steps[0] / n
+
+    small, large = per_event(1_000), per_event(20_000)
+    assert large < 2 * small, (small, large)
