@@ -147,3 +147,39 @@ def test_reading_commands_take_db_url(db_url):
             assert rows["totals"]["events"] == len(events) + len(llm)
         else:
             assert rows and all(key in row for row in rows), command
+
+
+def test_a_database_that_does_not_answer_is_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql://trubrics:hunter2@127.0.0.1:{port}/trubrics"
+    for argv in (["serve", "--port", "0", "--no-grpc"], ["events"], ["stats"]):
+        out = subprocess.run([sys.executable, "-m", "trubrics_otel.cli", *argv, "--db", url],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2 and out.stderr.count("\n") == 1, (argv, out.stderr)
+        assert "unavailable" in out.stderr and "hunter2" not in out.stderr and "***" in out.stderr
+
+
+def test_readers_get_positional_rows_and_the_dialect(db_url):
+    """The contract with analyses (STORE_CONTRACT.md): ``store.reader()`` gives ``rows(sql,
+    params)`` as plain tuples, ``?`` placeholders, ``%`` usable in LIKE, and ``dialect``."""
+    events, llm = sample()
+    store = Store(db_url)
+    store.insert(events, llm)
+    with store.reader() as db:
+        d = db.dialect
+        rows = db.rows("SELECT user_id, COUNT(*) FROM events WHERE user_id LIKE ? AND event LIKE 'Page%' "
+                       "GROUP BY user_id ORDER BY user_id", ["user-%"])
+        assert rows == [("user-0", 14)] and type(rows[0]) is tuple
+        assert db.rows(f"SELECT {d.json_text('properties', 'n')} FROM events WHERE kind = 'event' "
+                       "ORDER BY id LIMIT 2") == [("0",), ("1",)]
+        quoted_key = d.json_text("properties", "it's")
+        assert db.rows(f"SELECT {quoted_key} FROM events WHERE user_id LIKE 'Ü%'") \
+            == [("quoted ?",)]
+        march = int(dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc).timestamp() * 1e6)
+        assert db.rows(f"SELECT DISTINCT {d.month_start_us('ts_us')} FROM events") == [(march,)]
+        assert d.name == store.engine.name
+    store.close()

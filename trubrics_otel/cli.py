@@ -14,6 +14,7 @@ import argparse
 import errno
 import importlib
 import importlib.metadata
+import logging
 import os
 import sqlite3
 import sys
@@ -51,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help_text = (command.__doc__ or "").strip().splitlines()
         command.add_arguments(sub.add_parser(name, help=help_text[0] if help_text else None))
     args = parser.parse_args(argv)
+    # our own process: the PostgreSQL pool's reconnect warnings would bury the one line (or
+    # the server's own "database unavailable; answering 503") under its retries
+    logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
+    logging.getLogger("psycopg.pool").propagate = False
     try:
         code = int(_load(SUBCOMMANDS[args.command]).run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler

@@ -86,7 +86,7 @@ class Dialect:
         """A top-level property of a JSON text column, as text (``key`` from our code, not input)."""
         safe = key.replace("'", "''")
         if self.name == "sqlite":
-            return f"json_extract({column}, '$.\"{safe}\"')"
+            return f"CAST(json_extract({column}, '$.\"{safe}\"') AS TEXT)"
         return f"(CAST({column} AS jsonb) ->> '{safe}')"
 
     def month_start_us(self, ts_us: str) -> str:

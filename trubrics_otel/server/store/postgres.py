@@ -131,12 +131,10 @@ class PostgresEngine:
         return hide_password(self.url)
 
     def exists(self) -> bool:
-        """True when the server answers (a database is never created just to be read)."""
-        try:
-            with self.connection():
-                return True
-        except StoreUnavailable:
-            return False
+        """Whether the database holds a store (readers never create one); StoreUnavailable
+        when the server does not answer (an error for a reader, not "no events")."""
+        with self._transaction() as c:
+            return c.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()[0]
 
     def close(self) -> None:
         with self._lock:
