@@ -107,7 +107,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-serve = Command("Run the local Trubrics-compatible server (SQLite + page).", _serve_arguments, _serve)
+serve = Command("Run the local Trubrics-compatible server (SQLite or PostgreSQL + page).", _serve_arguments, _serve)
 
 
 # --- events ------------------------------------------------------------------------------------

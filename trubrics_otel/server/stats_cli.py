@@ -6,7 +6,7 @@
     trubrics-otel stats --since 7d --by hour --model gpt-4o
     trubrics-otel stats --json                       # {"totals": {...}, "buckets": [...]}
 
-Reads the SQLite file (``--db``, ``$TRUBRICS_DB``, the default) or a running server
+Reads the store (``--db`` path or URL, ``$TRUBRICS_DB_URL``, ``$TRUBRICS_DB``, the default) or a running server
 (``--url``); the numbers are the page's dashboard's (:mod:`.stats` says how they are counted).
 """
 

@@ -185,11 +185,15 @@ class PostgresEngine:
             yield connection
 
     def _create(self) -> None:
-        with self._transaction() as c:
-            c.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATE_LOCK,))
-            migrations.apply(c, "postgresql")
-            c.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
-            derived.ensure_sessions(c, self._timeout_us)
+        try:
+            with self._transaction() as c:
+                c.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATE_LOCK,))
+                migrations.apply(c, "postgresql")
+                c.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
+                derived.ensure_sessions(c, self._timeout_us)
+        except BaseException:
+            self.close()  # a store that cannot start (a newer schema, no database) holds no pool
+            raise
         self._ready = True
 
     def insert(self, rows: Sequence[tuple[Any, ...]], with_ids: bool = False) -> int:
