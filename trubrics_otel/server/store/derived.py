@@ -2,7 +2,7 @@
 
 ::
 
-    derived.ensure(connection, timeout_us)      # create / migrate / rebuild when needed
+    derived.ensure_sessions(connection, timeout_us)   # rebuild sessions for another timeout
     derived.apply(connection, after_id, timeout_us)   # after inserting rows with id > after_id
 
 Why: at a million events, grouping the raw table on every page view or ``stats`` call takes
@@ -17,7 +17,8 @@ batch adds, so reads touch thousands of rows, not millions:
 ``rollup``          the same per user too: for filtered distinct users and one user's numbers
 ``user_hours``      which users were active in each hour: distinct users without a filter
 ``latency_hist``    per hour x model x event: LLM latencies in log bins of 5 % (percentiles)
-``events_fts``      full-text index (FTS5, contentless) over prompts and generations
+``events_fts``      SQLite: full-text index (FTS5, contentless) over prompts and generations
+                    (PostgreSQL: a GIN expression index on ``events``, kept by the database)
 ==================  ===========================================================================
 
 Sessions stay exact under late, out-of-order events: a new event joins the session it falls
