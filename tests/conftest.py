@@ -58,3 +58,45 @@ def make_client(endpoint: TrubricsEndpoint) -> Iterator[Callable[..., Trubrics]]
     yield make
     for client in clients:
         client.close(timeout=5)
+
+
+# --- the store's two engines: SQLite (a file) and PostgreSQL (a real throwaway cluster) ---------
+
+ENGINES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Any]:
+    """One real PostgreSQL cluster for the whole run (initdb + pg_ctl on a free loopback port),
+    with a migrated template database each test's database is copied from."""
+    import postgres_cluster as pg
+
+    reason = pg.unavailable()
+    if reason:
+        pytest.skip(reason)
+    with pg.PostgresCluster() as cluster:
+        from trubrics_otel.server.store import Store
+
+        template = Store(cluster.create_database())
+        template.count()  # migrated once; each test's CREATE DATABASE ... TEMPLATE copies it
+        template.close()
+        cluster.template = template.location.rsplit("/", 1)[-1]
+        yield cluster
+
+
+def _database(engine: str, directory: Path, request: pytest.FixtureRequest) -> str:
+    if engine == "sqlite":
+        return str(directory / "events.sqlite3")
+    return request.getfixturevalue("postgres_cluster").create_database(template=True)
+
+
+@pytest.fixture(params=ENGINES)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store for each engine: a SQLite path, or a new PostgreSQL database's URL."""
+    return _database(request.param, tmp_path, request)
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def module_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """:func:`db_url` shared by a module's tests."""
+    return _database(request.param, tmp_path_factory.mktemp("db"), request)

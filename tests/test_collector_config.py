@@ -21,7 +21,7 @@ SECTIONS = ("receivers", "processors", "exporters", "connectors", "extensions")
 KNOWN_TYPES = {
     "receivers": {"otlp"},
     "processors": {"memory_limiter", "batch", "filter", "attributes", "resource"},
-    "exporters": {"otlp", "otlphttp", "debug"},
+    "exporters": {"otlp", "otlphttp", "debug", "loadbalancing"},
     "extensions": {"file_storage", "health_check"},
     "connectors": set(),
 }
@@ -72,8 +72,11 @@ def test_pipelines_name_only_defined_components(path: Path):
 def test_trubrics_pipeline_survives_outages_and_fans_out(path: Path):
     config = yaml.safe_load(path.read_text())
     exporters = config["exporters"]
-    [(name, trubrics)] = [(n, e) for n, e in exporters.items() if n.startswith("otlphttp")]
-    assert trubrics["endpoint"].startswith("http://127.0.0.1:")
+    [(name, trubrics)] = [(n, e) for n, e in exporters.items() if n.startswith(("otlphttp", "loadbalancing"))]
+    if name.startswith("loadbalancing"):  # to serve workers: every span of a trace to one worker
+        assert trubrics["routing_key"] == "traceID" and trubrics["resolver"]
+    else:  # to the bridge beside this collector
+        assert trubrics["endpoint"].startswith("http://127.0.0.1:")
     assert trubrics["retry_on_failure"]["enabled"] is True
     assert trubrics["sending_queue"]["enabled"] is True
     assert trubrics["sending_queue"]["storage"].startswith("file_storage")

@@ -14,8 +14,8 @@ from trubrics_otel.server import LocalServer
 
 
 @pytest.fixture
-def server(tmp_path):
-    with LocalServer(tmp_path / "events.sqlite3") as server:
+def server(db_url):
+    with LocalServer(db_url) as server:  # each engine (conftest)
         yield server
 
 

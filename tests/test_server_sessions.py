@@ -29,8 +29,10 @@ def turn(i, thread="t1", offset=dt.timedelta(0), user="u1", **extra):
 
 
 @pytest.fixture
-def store(tmp_path):
-    return Store(tmp_path / "events.sqlite3")
+def store(db_url):
+    store = Store(db_url)  # each engine (conftest)
+    yield store
+    store.close()
 
 
 def partition(store, timeout_s=1800):
@@ -144,8 +146,8 @@ def test_many_users_match_the_reference(store):
     assert {s["user_id"] for s in store.sessions(user="user-3", limit=None)} == {"user-3"}
 
 
-def test_sessions_through_the_server(tmp_path):
-    with LocalServer(tmp_path / "e.sqlite3", session_timeout_s=300) as server:
+def test_sessions_through_the_server(db_url):
+    with LocalServer(db_url, session_timeout_s=300) as server:
         requests.post(f"{server.url}/publish_events", headers={"x-api-key": "k"},
                       json=[ev("a"), ev("b", offset=4 * MINUTE), ev("c", offset=10 * MINUTE)]).raise_for_status()
         sessions = requests.get(f"{server.url}/api/sessions").json()
@@ -184,8 +186,8 @@ def test_threads_are_separate_and_listed_newest_first(store):
         "Generation", "Generation", "Thumbs up"]
 
 
-def test_thread_api_and_page_served(tmp_path):
-    with LocalServer(tmp_path / "e.sqlite3") as server:
+def test_thread_api_and_page_served(db_url):
+    with LocalServer(db_url) as server:
         requests.post(f"{server.url}/publish_llm_events", headers={"x-api-key": "k"},
                       json=[turn(1, "a/b c"), turn(2, "a/b c", MINUTE)]).raise_for_status()
         response = requests.get(f"{server.url}/api/threads/a%2Fb%20c")

@@ -82,9 +82,9 @@ def stats_cli(*args: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(module_db_url):
     plain, llm = sent_events()
-    with LocalServer(tmp_path_factory.mktemp("stats") / "events.sqlite3") as server:
+    with LocalServer(module_db_url) as server:  # each engine (conftest)
         for kind, batch in (("publish_events", plain), ("publish_llm_events", llm)):
             for start in range(0, len(batch), 100):
                 requests.post(f"{server.url}/{kind}", headers={"x-api-key": "k"}, timeout=10,
@@ -94,7 +94,7 @@ def server(tmp_path_factory):
 
 def test_stats_json_totals_and_days_match_the_events_sent(server):
     server, plain, llm = server
-    result = stats_cli("--db", str(server.store.path))
+    result = stats_cli("--db", server.store.location)
     assert_matches(result["totals"], expected(plain, llm))
     assert [b["start"] for b in result["buckets"]] == [
         (T0 + dt.timedelta(days=d)).isoformat() for d in range(3)]
@@ -106,7 +106,7 @@ def test_stats_json_totals_and_days_match_the_events_sent(server):
 
 def test_stats_filters_and_hour_buckets(server):
     server, plain, llm = server
-    db = str(server.store.path)
+    db = server.store.location
     by_model = stats_cli("--db", db, "--model", "gpt-4o", "--by", "week")
     assert_matches(by_model["totals"], expected([], [e for e in llm if e["properties"]["model"] == "gpt-4o"]))
     assert [b["start"] for b in by_model["buckets"]] == [T0.isoformat()]  # weeks start on Monday

@@ -57,6 +57,7 @@ EXPECTED = {
     settings.BRIDGE_MAX_BODY: INTEGER,
     settings.BRIDGE_TIMEOUT: NUMBER,
     settings.DB: PATH,
+    settings.DB_URL: TEXT,  # a path or a URL, as given
     settings.PRICES_FILE: PATH,
     settings.XDG_CACHE_HOME: PATH,
     settings.XDG_DATA_HOME: PATH,

@@ -3,6 +3,7 @@
     trubrics-otel serve      # local Trubrics-compatible server (SQLite + page)
     trubrics-otel bridge     # OTLP/HTTP receiver that forwards Trubrics batches
     trubrics-otel events | sessions | threads | users | stats   # the local server's store
+    trubrics-otel migrate    # copy the store, e.g. SQLite into PostgreSQL
 
 Each subcommand lives in the module that owns the job; this file only wires them up.
 """
@@ -13,6 +14,7 @@ import argparse
 import errno
 import importlib
 import importlib.metadata
+import logging
 import os
 import sqlite3
 import sys
@@ -29,6 +31,7 @@ SUBCOMMANDS: dict[str, str] = {
     "threads": "trubrics_otel.server.cli:threads",
     "users": "trubrics_otel.server.cli:users",
     "stats": "trubrics_otel.server.stats_cli",
+    "migrate": "trubrics_otel.server.migrate_cli",
 }
 
 
@@ -49,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help_text = (command.__doc__ or "").strip().splitlines()
         command.add_arguments(sub.add_parser(name, help=help_text[0] if help_text else None))
     args = parser.parse_args(argv)
+    # our own process: the PostgreSQL pool's reconnect warnings would bury the one line (or
+    # the server's own "database unavailable; answering 503") under its retries
+    logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
+    logging.getLogger("psycopg.pool").propagate = False
     try:
         code = int(_load(SUBCOMMANDS[args.command]).run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler
@@ -80,6 +87,10 @@ def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         hint = " (pass the server's --api-key)" if exc.response.status_code in (401, 403) else ""
         return f"{url} answered HTTP {exc.response.status_code}{hint}"
+    from trubrics_otel.server.store import StoreError
+
+    if isinstance(exc, StoreError):  # a bad --db URL, a missing extra, a database down or too new
+        return f"--db {_db_path(args)}: {exc}" if hasattr(args, "db") else str(exc)
     if isinstance(exc, sqlite3.DatabaseError):
         db = _db_path(args)
         return f"cannot use the database {db}: {'it is a directory' if os.path.isdir(db) else exc}"
@@ -92,9 +103,10 @@ def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
 
 
 def _db_path(args: argparse.Namespace) -> str:
-    from trubrics_otel.server.store import default_db_path
+    """The database as given (--db, $TRUBRICS_DB_URL, $TRUBRICS_DB), a URL's password hidden."""
+    from trubrics_otel.server.store import default_location, shown
 
-    return str(getattr(args, "db", None) or os.environ.get("TRUBRICS_DB") or default_db_path())
+    return shown(getattr(args, "db", None) or default_location())
 
 
 def _version() -> str:

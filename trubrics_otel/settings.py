@@ -161,6 +161,14 @@ def sampler_name(text: str) -> str:
     return name
 
 
+def database_url(text: str) -> str:
+    """A path, ``sqlite:///path`` or ``postgresql://user@host:port/db`` (the store's engine)."""
+    value = text.strip()
+    if "://" in value and not value.startswith(("sqlite://", "postgresql://", "postgres://")):
+        raise ValueError("expected a path, sqlite:///path or postgresql://user@host:port/database")
+    return value
+
+
 # --- the variables --------------------------------------------------------------------------
 
 
@@ -223,6 +231,10 @@ BRIDGE_TIMEOUT = Variable("TRUBRICS_BRIDGE_TIMEOUT", positive_number, 3.0,
 DB = Variable("TRUBRICS_DB", path, None,
               doc="The local server's SQLite file (`--db`); unset: `trubrics-otel/events.sqlite3` "
                   "under the data directory.")
+DB_URL = Variable("TRUBRICS_DB_URL", database_url, None, secret=True,
+                  doc="The store for `serve` and the reading commands (`--db`): a SQLite path, "
+                      "`sqlite:///path` or `postgresql://…`; wins over `TRUBRICS_DB`. Secret: a URL "
+                      "may carry a password.")
 PRICES_FILE = Variable("TRUBRICS_PRICES_FILE", path, None,
                        doc="A JSON file of custom model prices (`prices=` entries win over it).")
 XDG_CACHE_HOME = Variable("XDG_CACHE_HOME", path, None,

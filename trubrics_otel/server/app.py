@@ -50,7 +50,7 @@ from trubrics_otel.receive import langfuse, otlp
 from trubrics_otel.receive.http import HttpReceiver, Reply, Request
 from trubrics_otel.receive.otlp import decode_request
 from trubrics_otel.server import read_api
-from trubrics_otel.server.store import DEFAULT_SESSION_TIMEOUT_S, Store
+from trubrics_otel.server.store import DEFAULT_SESSION_TIMEOUT_S, Store, StoreUnavailable
 from trubrics_otel.server.validation import (
     EVENT,
     LLM_EVENT,
@@ -60,6 +60,9 @@ from trubrics_otel.server.validation import (
 from trubrics_otel.translate.encoder import encode_spans
 from trubrics_otel.translate.redaction import Policy
 from trubrics_otel.translate.traces import TraceMemory
+
+RETRY_AFTER_S = 1
+"""Retry-After of a 503 while the database is down: clients back off from there."""
 
 DEFAULT_PORT = 8787
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -123,7 +126,7 @@ class LocalServer:
             needs_key=read_needs_key if read_needs_key is not None else not read_api.is_loopback(host))
 
     def __repr__(self) -> str:
-        return f"LocalServer(url={self.url!r}, db={str(self.store.path)!r})"
+        return f"LocalServer(url={self.url!r}, db={self.store.location!r})"
 
     @property
     def url(self) -> str:
@@ -182,6 +185,7 @@ class LocalServer:
             grpc.stop()
         if http is not None:
             http.stop()
+        self.store.close()  # pooled database connections (PostgreSQL); reopened if used again
 
     def __enter__(self) -> LocalServer:
         return self.start()
@@ -260,6 +264,8 @@ class LocalServer:
                 response = Response(405, {"detail": "Method Not Allowed"})
         except BadQuery as exc:
             response = Response(400, {"detail": str(exc)})
+        except StoreUnavailable as exc:  # nothing of this request was committed: the client retries
+            response = self._unavailable(exc)
         except Exception:
             self.logger.exception("%s %s failed", request.method, request.path)
             response = Response(500, {"detail": "internal error"})
@@ -282,10 +288,19 @@ class LocalServer:
     def _export_grpc(self, body: bytes, api_key: str | None) -> Reply:
         if self.requires_key and not self.authorised(api_key):
             return Reply(401, message="Missing or invalid API key (x-api-key metadata)")
-        response = self.ingest_otlp(body, otlp.PROTOBUF)
+        try:
+            response = self.ingest_otlp(body, otlp.PROTOBUF)
+        except StoreUnavailable as exc:
+            response = self._unavailable(exc)  # UNAVAILABLE: OTLP/gRPC exporters retry it
         detail = response.body.get("detail") if isinstance(response.body, dict) else None
         return Reply(response.status, response.payload() if response.status == 200 else b"",
                      message=str(detail or ""))
+
+
+    def _unavailable(self, exc: StoreUnavailable) -> Response:
+        self.logger.warning("%s; answering 503", exc)
+        return Response(503, {"detail": "the database is unavailable; retry later"},
+                        headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 BadQuery = read_api.BadQuery

@@ -89,7 +89,7 @@ def _serve(args: argparse.Namespace) -> int:
     except (OSError, OverflowError) as exc:
         print(f"trubrics-otel serve: {exc}", file=sys.stderr)  # the receivers name the address
         return 2
-    print(f"trubrics-otel local server: {server.url}  (db: {server.store.path})", flush=True)
+    print(f"trubrics-otel local server: {server.url}  (db: {server.store.location})", flush=True)
     key = args.api_key or "local-dev-key"  # the operator's own key, shown on their own terminal
     print(f"  send events:  Trubrics(api_key=\"{key}\", host=\"{server.url}\")", flush=True)
     print(f"  OTLP traces:  {server.url}/v1/traces", flush=True)
@@ -107,7 +107,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-serve = Command("Run the local Trubrics-compatible server (SQLite + page).", _serve_arguments, _serve)
+serve = Command("Run the local Trubrics-compatible server (SQLite or PostgreSQL + page).", _serve_arguments, _serve)
 
 
 # --- events ------------------------------------------------------------------------------------
@@ -321,8 +321,9 @@ def _duration(seconds: float) -> str:
 
 
 def _db_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", default=None,
-                        help=f"SQLite file (default $TRUBRICS_DB or {default_db_path()})")
+    parser.add_argument("--db", default=None, metavar="PATH|URL",
+                        help="SQLite file (or sqlite:///path) or postgresql://user@host:port/database "
+                             f"(default $TRUBRICS_DB_URL, $TRUBRICS_DB or {default_db_path()})")
 
 
 def _session_argument(parser: argparse.ArgumentParser) -> None:
@@ -348,9 +349,12 @@ def _fetch(args: argparse.Namespace, endpoint: str, params: dict[str, Any],
            local: Callable[[Store], Any]) -> Any:
     if not args.url:
         store = Store(args.db)
-        if not store.path.exists():
-            return []  # never create a database just to read it
-        return local(store)
+        try:
+            if not store.exists():
+                return []  # never create a database just to read it
+            return local(store)
+        finally:
+            store.close()
     import requests
 
     query = {k: (v.isoformat() if isinstance(v, _dt.datetime) else v) for k, v in params.items() if v is not None}
@@ -364,7 +368,7 @@ def _fetch(args: argparse.Namespace, endpoint: str, params: dict[str, Any],
 
 def _nothing(what: str, args: argparse.Namespace) -> int:
     """An empty result says where it looked: the wrong --db or --url is the usual cause."""
-    source = args.url or Store(args.db).path
+    source = args.url or Store(args.db).location
     print(f"no {what} found in {source}" + (" (filters applied)" if _filtered(args) else ""))
     return 0
 

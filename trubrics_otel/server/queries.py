@@ -9,8 +9,9 @@
         trace(c, "4bf92f3577b34da6a3ce929d0e0e4736")
 
 Every list is newest first and pages with a keyset cursor (``"<ts_us>:<id>"``), so page
-500 costs what page 1 does. Lists read the derived tables (:mod:`.derived`); events read
-``events`` through its indexes; search reads the FTS5 index over prompts and generations.
+500 costs what page 1 does. Lists read the derived tables (:mod:`.store.derived`); events read
+``events`` through its indexes; search reads the full-text index over prompts and generations.
+The SQL is the same on both engines; what differs comes from ``c.dialect`` (:mod:`.store.dialect`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.server.derived import numbered_sessions
+from trubrics_otel.server.store.derived import numbered_sessions
+from trubrics_otel.server.store.dialect import NO_LIMIT
 from trubrics_otel.server.times import iso
 
 
@@ -61,7 +63,7 @@ class Sessions:
             return {r["id"]: c.execute(lookup, (r["user_id"], r["ts_us"])).fetchone()[0] for r in rows}
         users = sorted({r["user_id"] for r in rows})
         sql = (f"SELECT id, session_id(user_id, MIN(ts_us) OVER (PARTITION BY user_id, n)) AS sid "
-               f"FROM ({numbered_sessions(self.timeout_us, _in('user_id', users))})")
+               f"FROM ({numbered_sessions(self.timeout_us, _in('user_id', users))}) AS numbered")
         wanted = {r["id"] for r in rows}
         return {i: sid for i, sid in c.execute(sql, users) if i in wanted}
 
@@ -79,7 +81,7 @@ def event_page(
     order = "DESC" if newest_first else "ASC"
     sql = (f"SELECT * FROM events e WHERE {' AND '.join(where) or 'true'} "
            f"ORDER BY e.ts_us {order}, e.id {order} LIMIT ?")
-    rows = c.execute(sql, [*params, -1 if limit is None else limit + 1]).fetchall()
+    rows = c.execute(sql, [*params, NO_LIMIT if limit is None else limit + 1]).fetchall()
     more = limit is not None and len(rows) > limit
     rows = rows[:limit] if limit is not None else rows
     ids = sessions.ids(c, rows)
@@ -105,21 +107,13 @@ def _event_where(c: sqlite3.Connection, f: EventFilter, sessions: Sessions) -> t
             where.append("e.event = ?")
             params.append(f.event)
     if f.q:
-        where.append("e.id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)")
-        params.append(fts_query(f.q))
+        where.append(c.dialect.text_search("e"))
+        params.append(c.dialect.text_query(f.q))
     if f.session is not None:
         span = session_span(c, f.session, sessions)
         where.append("e.user_id = ? AND e.ts_us BETWEEN ? AND ?")
         params += list(span) if span else [None, 0, -1]
     return where, params
-
-
-def fts_query(text: str) -> str:
-    """Words as quoted FTS5 strings (no operator can be injected), the last one a prefix."""
-    words = [w.replace('"', '""') for w in text.split()]
-    if not words:
-        return '""'
-    return " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
 
 
 def session_span(c: sqlite3.Connection, session: str, sessions: Sessions) -> tuple[str, int, int] | None:
@@ -128,7 +122,7 @@ def session_span(c: sqlite3.Connection, session: str, sessions: Sessions) -> tup
         row = c.execute("SELECT user_id, start_us, end_us FROM sessions WHERE session_id = ?", (session,)).fetchone()
         return tuple(row) if row else None  # type: ignore[return-value]
     sql = (f"SELECT user_id, MIN(ts_us), MAX(ts_us), session_id(user_id, MIN(ts_us)) AS sid "
-           f"FROM ({numbered_sessions(sessions.timeout_us)}) GROUP BY user_id, n")
+           f"FROM ({numbered_sessions(sessions.timeout_us)}) AS numbered GROUP BY user_id, n")
     return next(((u, s, e) for u, s, e, sid in c.execute(sql) if sid == session), None)
 
 
@@ -145,14 +139,14 @@ def session_list(c: sqlite3.Connection, *, user: str | None = None, limit: int |
 
 def session_dict(c: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:
     detail = c.execute(
-        "SELECT COUNT(DISTINCT thread_id), json_group_array(DISTINCT event), SUM(input_tokens), "
+        f"SELECT COUNT(DISTINCT thread_id), {c.dialect.json_array_agg('DISTINCT event')}, SUM(input_tokens), "
         "SUM(output_tokens), SUM(cost_usd) FROM events WHERE user_id = ? AND ts_us BETWEEN ? AND ?",
         (r["user_id"], r["start_us"], r["end_us"])).fetchone()
     return {
         "session_id": r["session_id"], "user_id": r["user_id"], "start": iso(r["start_us"]),
         "end": iso(r["end_us"]), "duration_s": (r["end_us"] - r["start_us"]) / 1e6,
         "events": r["events"], "llm_events": r["llm_events"], "threads": detail[0],
-        "event_names": sorted(json.loads(detail[1])), "input_tokens": detail[2],
+        "event_names": sorted(json.loads(detail[1] or "[]")), "input_tokens": detail[2],
         "output_tokens": detail[3], "cost_usd": detail[4],
     }
 
@@ -160,7 +154,7 @@ def session_dict(c: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:
 def user_list(c: sqlite3.Connection, *, limit: int | None = 100, q: str | None = None,
               before: str | None = None) -> dict[str, Any]:
     """Users from the ``users`` table, most recently seen first; ``q``: part of the id."""
-    rows, cursor = _newest_first(c, "users", "last_us", ["instr(lower(user_id), lower(?)) > 0"] if q else [],
+    rows, cursor = _newest_first(c, "users", "last_us", [c.dialect.contains("user_id")] if q else [],
                                  [q] if q else [], before, limit)
     return {"users": [user_dict(c, r) for r in rows], "next": cursor}
 
@@ -174,7 +168,7 @@ def _newest_first(c: sqlite3.Connection, table: str, newest: str, where: list[st
         where, params = [*where, f"({newest}, user_id) < (?, ?)"], [*params, int(moment), who]
     sql = (f"SELECT * FROM {table} WHERE {' AND '.join(where) or 'true'} "
            f"ORDER BY {newest} DESC, user_id DESC LIMIT ?")
-    rows = c.execute(sql, [*params, -1 if limit is None else limit + 1]).fetchall()
+    rows = c.execute(sql, [*params, NO_LIMIT if limit is None else limit + 1]).fetchall()
     more = limit is not None and len(rows) > limit
     rows = rows[:limit] if limit is not None else rows
     return rows, f"{rows[-1][newest]}:{rows[-1]['user_id']}" if more else None
@@ -218,7 +212,7 @@ def thread_list(c: sqlite3.Connection, *, user: str | None = None, limit: int | 
         where.append("(end_us, thread_id) < (?, ?)")
         params += [int(end), thread]
     sql = f"SELECT * FROM threads WHERE {' AND '.join(where)} ORDER BY end_us DESC, thread_id DESC LIMIT ?"
-    rows = c.execute(sql, [*params, -1 if limit is None else limit + 1]).fetchall()
+    rows = c.execute(sql, [*params, NO_LIMIT if limit is None else limit + 1]).fetchall()
     more = limit is not None and len(rows) > limit
     rows = rows[:limit] if limit is not None else rows
     return {"threads": [thread_dict(c, r) for r in rows],
@@ -227,13 +221,13 @@ def thread_list(c: sqlite3.Connection, *, user: str | None = None, limit: int | 
 
 def thread_dict(c: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:
     users, models = c.execute(
-        "SELECT json_group_array(DISTINCT user_id), "
-        "json_group_array(DISTINCT model) FILTER (WHERE model IS NOT NULL) "
+        f"SELECT {c.dialect.json_array_agg('DISTINCT user_id')}, "
+        f"{c.dialect.json_array_agg('DISTINCT model', 'model IS NOT NULL')} "
         "FROM events WHERE thread_id = ? AND kind = 'llm'", (r["thread_id"],)).fetchone()
     feedback = dict(c.execute("SELECT event, COUNT(*) FROM events WHERE thread_id = ? AND kind = 'event' "
                               "GROUP BY event ORDER BY event", (r["thread_id"],)).fetchall())
     return {
-        "thread_id": r["thread_id"], "users": sorted(json.loads(users)), "turns": r["turns"],
+        "thread_id": r["thread_id"], "users": sorted(json.loads(users or "[]")), "turns": r["turns"],
         "start": iso(r["start_us"]), "end": iso(r["end_us"]), "models": sorted(json.loads(models or "[]")),
         "errors": r["errors"], "input_tokens": r["input_tokens"], "output_tokens": r["output_tokens"],
         "cost_usd": r["cost_usd"], "title": r["title"], "feedback": feedback,

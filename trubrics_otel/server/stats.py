@@ -25,7 +25,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from trubrics_otel.server.derived import HOUR_US, latency_from_bin
+from trubrics_otel.server.store.derived import HOUR_US, latency_from_bin
 from trubrics_otel.server.times import iso
 
 DAY_US = 24 * HOUR_US

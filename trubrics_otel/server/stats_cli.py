@@ -6,7 +6,7 @@
     trubrics-otel stats --since 7d --by hour --model gpt-4o
     trubrics-otel stats --json                       # {"totals": {...}, "buckets": [...]}
 
-Reads the SQLite file (``--db``, ``$TRUBRICS_DB``, the default) or a running server
+Reads the store (``--db`` path or URL, ``$TRUBRICS_DB_URL``, ``$TRUBRICS_DB``, the default) or a running server
 (``--url``); the numbers are the page's dashboard's (:mod:`.stats` says how they are counted).
 """
 
@@ -60,12 +60,15 @@ def _stats(args: argparse.Namespace, query: StatsQuery) -> dict[str, Any]:
             return result
         raise StatsError(f"{args.url} answered no statistics")
     store = Store(args.db)
-    if not store.path.exists():  # never create a database just to read it
-        return {"totals": {"since": None, "until": None, "by": args.by, "events": 0, "llm_events": 0,
-                           "users": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": None, "errors": 0,
-                           "latency_p50": None, "latency_p95": None}, "buckets": []}
-    with store.connection() as connection:
-        return stats(connection, query)
+    try:
+        if not store.exists():  # never create a database just to read it
+            return {"totals": {"since": None, "until": None, "by": args.by, "events": 0, "llm_events": 0,
+                               "users": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": None,
+                               "errors": 0, "latency_p50": None, "latency_p95": None}, "buckets": []}
+        with store.connection() as connection:
+            return stats(connection, query)
+    finally:
+        store.close()
 
 
 def _cells(row: dict[str, Any], label: str) -> list[Any]:

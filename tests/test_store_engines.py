@@ -1,0 +1,185 @@
+"""The store's two engines: chosen by the location, the same answers from the same events,
+versioned schemas, and one clear line when something is wrong.
+
+PostgreSQL runs for real: a throwaway cluster (tests/postgres_cluster.py, the session fixture
+``postgres_cluster`` in conftest); these tests skip, saying why, where its binaries are absent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+
+import pytest
+
+from trubrics_otel.server import LocalServer
+from trubrics_otel.server.store import SchemaTooNew, Store, StoreError, open_store
+
+T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
+TRACE = "cd" * 16
+
+
+def at(minutes: float) -> str:
+    return (T0 + dt.timedelta(minutes=minutes)).isoformat()
+
+
+def sample() -> tuple[list[dict], list[dict]]:
+    """Users, sessions (a gap of 2 h), threads with feedback, a trace tree, odd text."""
+    events = [{"user_id": f"user-{i % 3}", "event": ["Page view", "Search", "Thumbs up"][i % 3],
+               "timestamp": at(i * 7 + (120 if i > 20 else 0)),
+               "properties": {"n": i, **({"$thread_id": f"t-{i % 4}"} if i % 3 == 2 else {})}}
+              for i in range(40)]
+    events.append({"user_id": "Ünïcode 50%_user", "event": "Agent run", "timestamp": at(3),
+                   "properties": {"$trace_id": TRACE, "$span_id": "00000000000000a1", "it's": "quoted ?"}})
+    llm = [{"user_id": f"user-{i % 3}", "prompt": f"How do I {['refund', 'rebook', 'cancel'][i % 3]} order {i}?",
+            "generation": f"Answer {i}: it's 100% fine", "thread_id": f"t-{i % 4}", "timestamp": at(i * 5 + 1),
+            "latency": 0.5 + i / 10, "assistant_id": "gpt-4o" if i % 2 else "claude",
+            "properties": {"model": "gpt-4o" if i % 2 else "claude", "input_tokens": 10 + i, "output_tokens": 5,
+                           "cost_usd": 0.001 * i, **({"$trace_id": TRACE, "$span_id": f"{i:016x}",
+                                                      "$parent_span_id": "00000000000000a1"} if i < 3 else {}),
+                           **({"error.type": "RateLimitError"} if i == 7 else {})}}
+           for i in range(30)]
+    return events, llm
+
+
+READS = [
+    "/api/events?limit=500", "/api/events?q=refund", "/api/events?q=order%201", "/api/events?q=it%27s",
+    "/api/events?user=user-1&kind=llm", "/api/events?event=Prompt", "/api/events?limit=7",
+    "/api/users", "/api/users?q=%C3%BCN", "/api/users?q=50%25", "/api/users/user-2", "/api/sessions",
+    "/api/sessions?user=user-0", "/api/threads", "/api/threads/t-1", "/api/traces/" + TRACE, "/api/filters",
+    "/api/analytics?by=hour&by_model=1", "/api/analytics?user=user-1&by=day", "/api/stats",
+]
+
+
+def answers(location: str) -> dict[str, object]:
+    events, llm = sample()
+    with LocalServer(location, session_timeout_s=3600) as server:
+        server.store.insert(events, llm)
+        assert server.store.insert(events[-1:], llm[:3]) == (0, 4)  # a retried batch: stored once
+        result = {}
+        for path in READS:
+            name, _, query = path.partition("?")
+            params = dict(part.split("=", 1) for part in query.split("&")) if query else {}
+            from urllib.parse import unquote
+
+            response = server.query(name, {k: unquote(v) for k, v in params.items()})
+            assert response.status == 200, (path, response.body)
+            result[path] = json.loads(response.payload())
+        return result
+
+
+def _no_times(value: object) -> object:
+    """received_at differs between two loads; the rest must not (sums of floats to 12 digits:
+    the engines add in different orders)."""
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, dict):
+        return {k: _no_times(v) for k, v in value.items() if k != "received_at"}
+    if isinstance(value, list):
+        return [_no_times(v) for v in value]
+    return value
+
+
+def test_both_engines_give_the_same_answers(tmp_path, postgres_cluster):
+    """Every read of the API (search, sessions, users, threads, traces, analytics) answers the
+    same JSON from SQLite and from PostgreSQL given the same events."""
+    sqlite = _no_times(answers(str(tmp_path / "events.sqlite3")))
+    postgres = _no_times(answers(postgres_cluster.create_database(template=True)))
+    assert sqlite["/api/events?q=refund"], "the search must find something to compare"
+    assert sqlite["/api/users?q=50%25"], "a user id with % is found as text"
+    for path in READS:
+        assert postgres[path] == sqlite[path], path
+
+
+def test_the_location_chooses_the_engine(tmp_path, postgres_cluster):
+    assert Store(tmp_path / "a.sqlite3").engine.name == "sqlite"
+    assert open_store(f"sqlite:///{tmp_path}/b.sqlite3").path == tmp_path / "b.sqlite3"
+    store = open_store(postgres_cluster.url("postgres").replace("postgres@", "postgres:pw@"))
+    assert store.engine.name == "postgresql" and "pw" not in repr(store) and "pw" not in store.location
+    with pytest.raises(StoreError, match="unsupported database URL mysql://"):
+        Store("mysql://root@localhost/db")
+
+
+def test_trubrics_db_url_is_the_default_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRUBRICS_DB_URL", f"sqlite:///{tmp_path}/env.sqlite3")
+    assert Store().path == tmp_path / "env.sqlite3"
+
+
+def test_without_the_extra_a_postgresql_url_names_it():
+    code = ("import sys; sys.modules['psycopg'] = None\n"
+            "from trubrics_otel.server.store import Store, StoreError\n"
+            "try:\n    Store('postgresql://u@127.0.0.1:1/db')\nexcept StoreError as e:\n    print(e)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "pip install 'trubrics-otel[postgres]'" in out.stdout, out.stderr
+
+
+def test_a_newer_schema_is_refused_with_one_line(db_url):
+    """A database migrated by a newer trubrics-otel: neither the server nor a reader touches it."""
+    store = Store(db_url)
+    store.count()
+    with store.connection() as c:
+        c.execute("INSERT INTO schema_version VALUES (999, 0)")
+        if store.engine.name == "sqlite":
+            c.commit()
+    store.close()
+    with pytest.raises(SchemaTooNew, match="schema version 999, newer than this trubrics-otel"):
+        Store(db_url).count()
+    out = subprocess.run([sys.executable, "-m", "trubrics_otel.cli", "events", "--db", db_url],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "schema version 999" in out.stderr and "upgrade trubrics-otel" in out.stderr
+
+
+def test_reading_commands_take_db_url(db_url):
+    events, llm = sample()
+    store = Store(db_url)
+    store.insert(events, llm)
+    store.close()
+    for command, key in (("events", "event"), ("users", "user_id"), ("threads", "thread_id"),
+                         ("sessions", "session_id"), ("stats", None)):
+        out = subprocess.run([sys.executable, "-m", "trubrics_otel.cli", command, "--db", db_url, "--json"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        rows = json.loads(out.stdout)
+        if key is None:
+            assert rows["totals"]["events"] == len(events) + len(llm)
+        else:
+            assert rows and all(key in row for row in rows), command
+
+
+def test_a_database_that_does_not_answer_is_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql://trubrics:hunter2@127.0.0.1:{port}/trubrics"
+    for argv in (["serve", "--port", "0", "--no-grpc"], ["events"], ["stats"]):
+        out = subprocess.run([sys.executable, "-m", "trubrics_otel.cli", *argv, "--db", url],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2 and out.stderr.count("\n") == 1, (argv, out.stderr)
+        assert "unavailable" in out.stderr and "hunter2" not in out.stderr and "***" in out.stderr
+
+
+def test_readers_get_positional_rows_and_the_dialect(db_url):
+    """The contract with analyses (STORE_CONTRACT.md): ``store.reader()`` gives ``rows(sql,
+    params)`` as plain tuples, ``?`` placeholders, ``%`` usable in LIKE, and ``dialect``."""
+    events, llm = sample()
+    store = Store(db_url)
+    store.insert(events, llm)
+    with store.reader() as db:
+        d = db.dialect
+        rows = db.rows("SELECT user_id, COUNT(*) FROM events WHERE user_id LIKE ? AND event LIKE 'Page%' "
+                       "GROUP BY user_id ORDER BY user_id", ["user-%"])
+        assert rows == [("user-0", 14)] and type(rows[0]) is tuple
+        assert db.rows(f"SELECT {d.json_text('properties', 'n')} FROM events WHERE kind = 'event' "
+                       "ORDER BY id LIMIT 2") == [("0",), ("1",)]
+        quoted_key = d.json_text("properties", "it's")
+        assert db.rows(f"SELECT {quoted_key} FROM events WHERE user_id LIKE 'Ü%'") \
+            == [("quoted ?",)]
+        march = int(dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc).timestamp() * 1e6)
+        assert db.rows(f"SELECT DISTINCT {d.month_start_us('ts_us')} FROM events") == [(march,)]
+        assert d.name == store.engine.name
+    store.close()

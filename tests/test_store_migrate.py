@@ -1,0 +1,68 @@
+"""``trubrics-otel migrate``: the SQLite store copied into a real PostgreSQL database, whole,
+resumable after an interruption, verified."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from test_server_derived import dump, random_events
+
+from trubrics_otel.server.store import Store
+from trubrics_otel.server.store.copy import copy_events, source_timeout_s
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_migrate_sqlite_to_postgresql_resumes_and_verifies(tmp_path, postgres_cluster):
+    plain, llm = random_events()
+    source = Store(tmp_path / "events.sqlite3", session_timeout_s=300)  # a serve --session-timeout 5 store
+    for start in range(0, 400, 40):
+        source.insert(plain[start // 2:start // 2 + 20], llm[start // 2:start // 2 + 20])
+    source.insert(plain[200:], llm[200:])
+    url = postgres_cluster.create_database(template=True)
+
+    # a first run dies after two chunks (a crash, Ctrl-C): what it committed stays
+    target = Store(url, session_timeout_s=source_timeout_s(source))
+    chunks = []
+
+    def crash_after_two(copied: int, last_id: int) -> None:
+        chunks.append(last_id)
+        if len(chunks) == 2:
+            raise Interrupted
+    with pytest.raises(Interrupted):
+        copy_events(source, target, chunk=50, progress=crash_after_two)
+    assert target.count()["last_id"] == chunks[-1] == 100
+    target.close()
+
+    run = subprocess.run([sys.executable, "-m", "trubrics_otel.cli", "migrate", "--from",
+                          f"sqlite:///{tmp_path}/events.sqlite3", "--to", url, "--chunk", "64"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    total = len(plain) + len(llm)
+    assert f"copied {total - 100} events" in run.stdout
+    assert run.stderr.splitlines()[0] == "  64 copied (up to id 164)"  # resumed after id 100
+    assert "DIFFERS" not in run.stdout and "sessions" in run.stdout
+
+    target = Store(url)
+    assert dump(target) == dump(source)  # sessions (for 5 min), users, threads, rollups: the source's
+    assert [e["id"] for e in target.events(limit=None)] == [e["id"] for e in source.events(limit=None)]
+    assert target.events(user="u1", limit=3) == source.events(user="u1", limit=3)
+    target.insert([{"user_id": "after", "event": "New", "properties": {}}])  # ids continue after the copy
+    assert target.count()["last_id"] == source.count()["last_id"] + 1
+    target.close()
+
+    again = subprocess.run([sys.executable, "-m", "trubrics_otel.cli", "migrate", "--from",
+                            str(tmp_path / "events.sqlite3"), "--to", url], capture_output=True, text=True)
+    assert again.returncode == 2 and "copy into a new database" in again.stderr  # the target moved on
+    assert again.stderr.count("\n") == 1
+
+
+def test_migrate_from_nowhere_is_one_line(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "trubrics_otel.cli", "migrate", "--from",
+                          str(tmp_path / "none.sqlite3"), "--to", str(tmp_path / "copy.sqlite3")],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "no such database" in run.stderr

@@ -1,0 +1,124 @@
+"""Several ``serve`` processes on one PostgreSQL database, and that database failing.
+
+Real parts: two ``trubrics-otel serve --db postgresql://…`` processes, a real throwaway
+cluster (conftest's ``postgres_cluster``), HTTP over loopback. The senders behave as our
+clients do: a batch is sent until it is acknowledged (200), waiting Retry-After after a 503,
+and a lost answer makes them send the same batch again (to the other worker).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import requests
+from test_server_derived import dump, random_events
+
+from trubrics_otel.server import Store
+
+KEY = {"x-api-key": "k"}
+
+
+@contextmanager
+def serve(db: str) -> Iterator[str]:
+    """A real ``trubrics-otel serve`` process on ``db``; its URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trubrics_otel.cli", "serve", "--db", db, "--port", "0", "--no-grpc",
+         "--log-level", "ERROR"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = process.stdout.readline()
+        found = re.search(r"(http://127\.0\.0\.1:\d+)", banner)
+        assert found, (banner, process.stderr.read() if process.poll() is not None else "")
+        assert db.rsplit("/", 1)[-1] in banner  # it says which database it writes to
+        yield found.group(1)
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)  # waits, and closes the pipes
+
+
+def batches(size: int = 25) -> list[tuple[str, list[dict]]]:
+    plain, llm = random_events()
+    out = [("publish_events", plain[i:i + size]) for i in range(0, len(plain), size)]
+    return out + [("publish_llm_events", llm[i:i + size]) for i in range(0, len(llm), size)]
+
+
+def send_until_acknowledged(workers: list[str], kind: str, batch: list[dict], n: int, seen: dict) -> None:
+    """As a client does: retry on 503 (after Retry-After) or a lost connection, to another worker."""
+    for attempt in itertools.count():
+        worker = workers[(n + attempt) % len(workers)]
+        try:
+            response = requests.post(f"{worker}/{kind}", json=batch, headers=KEY, timeout=30)
+        except requests.ConnectionError:
+            time.sleep(0.2)
+            continue
+        seen[response.status_code] = seen.get(response.status_code, 0) + 1
+        if response.status_code == 200:
+            if n % 4 == 0 and attempt == 0:  # the answer "lost": the same batch again, elsewhere
+                continue
+            return
+        assert response.status_code == 503, response.text
+        assert response.headers["Retry-After"] == "1"
+        time.sleep(0.2)  # shorter than Retry-After: the test need not wait out a restart
+
+
+def ingest(workers: list[str], work: list[tuple[str, list[dict]]]) -> dict[int, int]:
+    """Every batch sent until acknowledged, six at a time; how often each status came back."""
+    seen: dict[int, int] = {}
+    with ThreadPoolExecutor(6) as pool:
+        for future in [pool.submit(send_until_acknowledged, workers, kind, batch, n, seen)
+                       for n, (kind, batch) in enumerate(work)]:
+            future.result(timeout=120)
+    return seen
+
+
+def expected_tables(tmp_path) -> dict:
+    plain, llm = random_events()
+    reference = Store(tmp_path / "reference.sqlite3")
+    reference.insert(plain, llm)
+    return dump(reference)
+
+
+def test_two_workers_on_one_database_store_each_event_once(tmp_path, postgres_cluster):
+    db = postgres_cluster.create_database(template=True)
+    with serve(db) as first, serve(db) as second:
+        seen = ingest([first, second], batches())
+    assert seen[200] > len(batches())  # retried batches were acknowledged again, as duplicates
+    store = Store(db)
+    plain, llm = random_events()
+    counts = store.count()
+    assert (counts["events"], counts["llm_events"]) == (len(plain), len(llm))  # each exactly once
+    assert dump(store) == expected_tables(tmp_path)  # sessions, users, threads, rollups: no lost update
+    store.close()
+
+
+def test_a_database_down_then_restarted_mid_ingest_loses_nothing_and_doubles_nothing(tmp_path, postgres_cluster):
+    db = postgres_cluster.create_database(template=True)
+    work = batches(size=4)
+    third = len(work) // 3
+    with serve(db) as first, serve(db) as second:
+        ingest([first, second], work[:third])
+        postgres_cluster.stop()  # down: ingestion and reads answer 503 + Retry-After
+        kind, batch = work[third]
+        down = requests.post(f"{first}/{kind}", json=batch, headers=KEY, timeout=30)
+        assert (down.status_code, down.headers.get("Retry-After")) == (503, "1"), down.text
+        assert requests.get(f"{second}/api/events", timeout=30).status_code == 503
+        threading.Timer(1.0, postgres_cluster.start).start()
+        seen = ingest([first, second], work[third:2 * third])  # retried until the database is back
+        restart = threading.Timer(0.2, postgres_cluster.restart)  # pg_ctl restart amid the last third
+        restart.start()
+        seen_last = ingest([first, second], work[2 * third:])
+        restart.join()
+        assert requests.get(f"{first}/api/stats", timeout=30).status_code == 200  # the pools reconnected
+    store = Store(db)
+    plain, llm = random_events()
+    counts = store.count()
+    assert (counts["events"], counts["llm_events"]) == (len(plain), len(llm)), (seen, seen_last)
+    assert dump(store) == expected_tables(tmp_path)
+    store.close()

@@ -1,0 +1,59 @@
+"""``trubrics-otel migrate``: copy a store into another, e.g. the SQLite file into PostgreSQL.
+
+::
+
+    trubrics-otel migrate --from sqlite:///~/.local/share/trubrics-otel/events.sqlite3 \\
+                          --to postgresql://trubrics@db.internal:5432/trubrics
+    # copied 1000000 events (resumed after id 0)
+    # check                 source     target
+    # events                700000     700000    ...
+
+Every event, LLM event and feedback event keeps its id; the sessions, users, threads,
+rollups and search index are built in the target as it receives them (:mod:`.store.copy`).
+Interrupted (Ctrl-C, a crash, the database restarting), run the same command again: it
+resumes after the highest id copied. Exit 0 when every count matches, 2 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from trubrics_otel.server import cli
+from trubrics_otel.server.store import Store, StoreError
+from trubrics_otel.server.store.copy import copy_events, source_timeout_s, verify
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="source", required=True, metavar="PATH|URL",
+                        help="the store to copy: a SQLite path, sqlite:///path or postgresql://…")
+    parser.add_argument("--to", dest="target", required=True, metavar="URL",
+                        help="the store to copy into (new, or the one an interrupted copy left)")
+    parser.add_argument("--chunk", type=int, default=5000, help="events per transaction (default 5000)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.chunk < 1:
+        print("trubrics-otel migrate: --chunk must be at least 1", file=sys.stderr)
+        return 2
+    source = Store(args.source)
+    if not source.exists():
+        print(f"trubrics-otel migrate: --from {source.location}: no such database", file=sys.stderr)
+        return 2
+    target = Store(args.target, session_timeout_s=source_timeout_s(source))
+    try:
+        copied = copy_events(source, target, chunk=args.chunk, progress=_progress)
+        checks = verify(source, target)
+    finally:
+        source.close()
+        target.close()
+    print(f"copied {copied} events from {source.location} to {target.location}")
+    print(cli.format_table(["check", "source", "target", ""],
+                           [[name, a, b, "" if a == b else "DIFFERS"] for name, a, b in checks]))
+    if any(a != b for _, a, b in checks):
+        raise StoreError("the copy differs from the source (see above)")
+    return 0
+
+
+def _progress(copied: int, last_id: int) -> None:
+    print(f"  {copied} copied (up to id {last_id})", file=sys.stderr, flush=True)

@@ -1,0 +1,83 @@
+"""Copy one store into another (``trubrics-otel migrate``): every event in id order, the derived
+tables folded on the way, resumable, verified.
+
+::
+
+    source = Store("sqlite:///events.sqlite3")
+    target = Store("postgresql://trubrics@db/trubrics", session_timeout_s=source_timeout_s(source))
+    copied = copy_events(source, target, chunk=5000, progress=print)
+    problems = [row for row in verify(source, target) if row[1] != row[2]]
+
+Each chunk is one transaction of the target: its events keep their source ids, and the
+target's sessions, users, threads, rollups and search index take them in as ingestion does
+(:mod:`.derived`), so they equal the source's. Interrupted, the next run resumes after the
+highest id the target holds; a copy into a database already receiving events is refused, as
+its ids would not be the source's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from trubrics_otel.server.store import derived
+from trubrics_otel.server.store.errors import StoreError
+from trubrics_otel.server.store.rows import COLUMNS
+
+CHECKS = (
+    ("events", "SELECT COUNT(*) FROM events WHERE kind = 'event'"),
+    ("LLM events", "SELECT COUNT(*) FROM events WHERE kind = 'llm'"),
+    ("events with feedback for a thread", "SELECT COUNT(*) FROM events WHERE kind = 'event' AND thread_id IS NOT NULL"),
+    ("highest id", "SELECT COALESCE(MAX(id), 0) FROM events"),
+    ("users", "SELECT COUNT(*) FROM users"),
+    ("sessions", "SELECT COUNT(*) FROM sessions"),
+    ("threads", "SELECT COUNT(*) FROM threads WHERE turns > 0"),
+    ("hourly event count", "SELECT COALESCE(SUM(events), 0) FROM hourly"),
+    ("per-user hourly rows", "SELECT COUNT(*) FROM rollup"),
+    ("latency histogram count", "SELECT COALESCE(SUM(n), 0) FROM latency_hist"),
+    ("input tokens", "SELECT COALESCE(SUM(input_tokens), 0) FROM users"),
+)
+
+
+def source_timeout_s(source: Any) -> float | None:
+    """The session timeout the source's ``sessions`` table was built for (the target keeps it)."""
+    with source.connection() as c:
+        timeout_us = derived.stored_timeout_us(c)
+    return None if timeout_us is None else timeout_us / 1e6
+
+
+def copy_events(source: Any, target: Any, *, chunk: int = 5000,
+                progress: Callable[[int, int], None] | None = None) -> int:
+    """Copy the events the target lacks, ``chunk`` per transaction; how many were copied.
+    ``progress(copied_so_far, last_id)`` after each chunk."""
+    with target.connection() as t:
+        resume_after = t.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+    with source.connection() as s:
+        behind = s.execute("SELECT COUNT(*) FROM events WHERE id <= ?", (resume_after,)).fetchone()[0]
+    with target.connection() as t:
+        held = t.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    if held != behind:
+        raise StoreError(f"the target holds {held} events, not the source's first {behind} "
+                         f"(ids up to {resume_after}): copy into a new database")
+    select = f"SELECT id, {', '.join(COLUMNS)} FROM events WHERE id > ? ORDER BY id LIMIT ?"
+    copied, last_id = 0, resume_after
+    while True:
+        with source.connection() as s:
+            rows = [tuple(row) for row in s.execute(select, (last_id, chunk)).fetchall()]
+        if not rows:
+            return copied
+        copied += target.engine.insert(rows, with_ids=True)
+        last_id = rows[-1][0]
+        if progress is not None:
+            progress(copied, last_id)
+
+
+def verify(source: Any, target: Any) -> list[tuple[str, Any, Any]]:
+    """(what, source's count, target's count) for every check; equal when the copy is whole."""
+    with source.connection() as s, target.connection() as t:
+        return [(name, _number(s.execute(sql).fetchone()[0]), _number(t.execute(sql).fetchone()[0]))
+                for name, sql in CHECKS]
+
+
+def _number(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value

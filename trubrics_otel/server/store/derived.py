@@ -1,0 +1,278 @@
+"""Tables derived from ``events``, kept current inside each insert's transaction.
+
+::
+
+    derived.ensure_sessions(connection, timeout_us)   # rebuild sessions for another timeout
+    derived.apply(connection, after_id, timeout_us)   # after inserting rows with id > after_id
+
+Why: at a million events, grouping the raw table on every page view or ``stats`` call takes
+seconds. These tables hold what the page and ``stats`` read, updated from the few rows a
+batch adds, so reads touch thousands of rows, not millions:
+
+==================  ===========================================================================
+``sessions``        one row per session (per user, a new one after ``timeout_us`` idle)
+``users``           per user: counts, tokens, cost, errors, first / last seen
+``threads``         per thread: LLM turns and their totals, feedback events, title
+``hourly``          per hour x kind x event x model: counts, tokens, cost, errors (no user: small)
+``rollup``          the same per user too: for filtered distinct users and one user's numbers
+``user_hours``      which users were active in each hour: distinct users without a filter
+``latency_hist``    per hour x model x event: LLM latencies in log bins of 5 % (percentiles)
+``events_fts``      SQLite: full-text index (FTS5, contentless) over prompts and generations
+                    (PostgreSQL: a GIN expression index on ``events``, kept by the database)
+==================  ===========================================================================
+
+Sessions stay exact under late, out-of-order events: a new event joins the session it falls
+in, extends a neighbour within the timeout, or bridges two into one (see :func:`_merge`).
+A session's id is a hash of its user and start, as before. The table is built for one
+timeout (the store's); queries for another timeout compute sessions at query time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sqlite3
+from itertools import groupby
+from typing import Any
+
+from trubrics_otel.server.store.dialect import Dialect
+
+VERSION = 3
+HOUR_US = 3600 * 1_000_000
+DEFAULT_TIMEOUT_US = 30 * 60 * 1_000_000
+LATENCY_BINS_PER_E = 20
+"""A latency's bin is ``round(ln(latency) * 20)``: bins 5 % wide, a percentile within 2.5 %."""
+NO_LATENCY_BIN = -100_000  # latency <= 0
+
+_DERIVED = ("sessions", "users", "threads", "rollup", "hourly", "user_hours", "latency_hist")
+
+
+def _add(a: str, b: str) -> str:
+    """NULL-preserving sum: NULL only when both are (no tokens / no cost seen yet)."""
+    return f"COALESCE({a} + {b}, {a}, {b})"
+
+
+def _count(condition: str) -> str:
+    return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+
+
+_LLM = _count("kind = 'llm'")
+
+
+def _least(a: str, b: str, greatest: bool = False) -> str:
+    return f"CASE WHEN {a} {'>' if greatest else '<'} {b} THEN {a} ELSE {b} END"
+
+
+# Each statement reads the rows a batch added (id > ?) and folds them into a derived table.
+# ``WHERE true`` before ON CONFLICT: SQLite's parser needs it after a SELECT. Columns of the
+# target are named with its table (PostgreSQL finds a bare name ambiguous with ``excluded``).
+# ``{ni}``: SQLite's NOT INDEXED: left to choose, SQLite scanned a whole index (a thread, every
+# user) once per batch instead of the batch's rowid range.
+def _sums(table: str, *keys: str) -> str:
+    """Fold new events into ``table``'s per-hour sums, grouped by the hour and ``keys``."""
+    groups = ", ".join(str(i) for i in range(1, len(keys) + 2))
+    t = table
+    return f"""INSERT INTO {table} SELECT ts_us - ts_us % 3600000000, {', '.join(keys)},
+           COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), COUNT(cost_usd),
+           {_count('error IS NOT NULL')}
+       FROM events{{ni}} WHERE id > ? AND true GROUP BY {groups}
+       ON CONFLICT ({', '.join(_KEYS[table])}) DO UPDATE SET events = {t}.events + excluded.events,
+           input_tokens = {_add(f'{t}.input_tokens', 'excluded.input_tokens')},
+           output_tokens = {_add(f'{t}.output_tokens', 'excluded.output_tokens')},
+           cost_usd = {_add(f'{t}.cost_usd', 'excluded.cost_usd')},
+           cost_events = {t}.cost_events + excluded.cost_events, errors = {t}.errors + excluded.errors"""
+
+
+_KEYS = {"rollup": ("hour_us", "user_id", "kind", "event", "model"),
+         "hourly": ("hour_us", "kind", "event", "model")}
+_EARLIER = ("(threads.first_us IS NULL OR excluded.first_us < threads.first_us OR "
+            "(excluded.first_us = threads.first_us AND excluded.first_id < threads.first_id))")
+"""The batch's first turn is earlier than the stored one: it gives the thread its title."""
+_UPDATES = (
+    f"""INSERT INTO users SELECT user_id, COUNT(*), {_count("kind = 'llm'")}, MIN(ts_us), MAX(ts_us),
+           SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), {_count('error IS NOT NULL')}
+       FROM events{{ni}} WHERE id > ? AND true GROUP BY user_id
+       ON CONFLICT (user_id) DO UPDATE SET events = users.events + excluded.events,
+           llm_events = users.llm_events + excluded.llm_events,
+           first_us = {_least('users.first_us', 'excluded.first_us')},
+           last_us = {_least('users.last_us', 'excluded.last_us', greatest=True)},
+           input_tokens = {_add('users.input_tokens', 'excluded.input_tokens')},
+           output_tokens = {_add('users.output_tokens', 'excluded.output_tokens')},
+           cost_usd = {_add('users.cost_usd', 'excluded.cost_usd')}, errors = users.errors + excluded.errors""",
+    # The thread's first turn of the batch by a window over the batch, one pass (a correlated
+    # subquery per thread made a 100k-event transaction quadratic: issue 30).
+    f"""INSERT INTO threads (thread_id, turns, start_us, end_us, first_us, first_id, user_id, title,
+                           errors, input_tokens, output_tokens, cost_usd)
+       SELECT thread_id, COUNT(*), MIN(ts_us), MAX(ts_us), MAX(CASE WHEN n = 1 THEN ts_us END),
+              MAX(CASE WHEN n = 1 THEN id END), MAX(CASE WHEN n = 1 THEN user_id END),
+              MAX(CASE WHEN n = 1 THEN prompt END), {_count('error IS NOT NULL')}, SUM(input_tokens),
+              SUM(output_tokens), SUM(cost_usd)
+       FROM (SELECT thread_id, ts_us, id, user_id, prompt, error, input_tokens, output_tokens, cost_usd,
+                    ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us, id) AS n
+             FROM events{{ni}} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL) AS batch
+       WHERE true GROUP BY thread_id
+       ON CONFLICT (thread_id) DO UPDATE SET turns = threads.turns + excluded.turns,
+           start_us = {_least('COALESCE(threads.start_us, excluded.start_us)', 'excluded.start_us')},
+           end_us = {_least('COALESCE(threads.end_us, excluded.end_us)', 'excluded.end_us', greatest=True)},
+           first_us = CASE WHEN _earlier THEN excluded.first_us ELSE threads.first_us END,
+           first_id = CASE WHEN _earlier THEN excluded.first_id ELSE threads.first_id END,
+           user_id = CASE WHEN _earlier THEN excluded.user_id ELSE threads.user_id END,
+           title = CASE WHEN _earlier THEN excluded.title ELSE threads.title END,
+           errors = threads.errors + excluded.errors,
+           input_tokens = {_add('threads.input_tokens', 'excluded.input_tokens')},
+           output_tokens = {_add('threads.output_tokens', 'excluded.output_tokens')},
+           cost_usd = {_add('threads.cost_usd', 'excluded.cost_usd')}""".replace("_earlier", _EARLIER),
+    """INSERT INTO threads (thread_id, feedback)
+       SELECT thread_id, COUNT(*) FROM events{ni}
+       WHERE id > ? AND kind = 'event' AND thread_id IS NOT NULL GROUP BY thread_id
+       ON CONFLICT (thread_id) DO UPDATE SET feedback = threads.feedback + excluded.feedback""",
+    _sums("rollup", "user_id", "kind", "event", "COALESCE(model, '')"),
+    _sums("hourly", "kind", "event", "COALESCE(model, '')"),
+    """INSERT INTO user_hours SELECT DISTINCT ts_us - ts_us % 3600000000, user_id
+       FROM events{ni} WHERE id > ? AND true ON CONFLICT DO NOTHING""",
+    f"""INSERT INTO latency_hist SELECT ts_us - ts_us % 3600000000, COALESCE(model, ''), event,
+           CASE WHEN latency > 0 THEN CAST(round(ln(latency) * {LATENCY_BINS_PER_E}) AS INTEGER)
+                ELSE {NO_LATENCY_BIN} END, COUNT(*)
+       FROM events{{ni}} WHERE id > ? AND kind = 'llm' AND latency IS NOT NULL GROUP BY 1, 2, 3, 4
+       ON CONFLICT (hour_us, model, event, bin) DO UPDATE SET n = latency_hist.n + excluded.n""",
+)
+_SQLITE_FTS = """INSERT INTO events_fts (rowid, prompt, generation)
+       SELECT id, prompt, generation FROM events NOT INDEXED WHERE id > ? AND kind = 'llm'"""
+"""SQLite's FTS5 index is a table kept here; PostgreSQL's is a GIN expression index (schema)."""
+
+
+def updates(dialect: Dialect) -> list[str]:
+    """The statements :func:`apply` runs, in ``dialect``."""
+    statements = [s.replace("{ni}", dialect.not_indexed) for s in _UPDATES]
+    return statements + [_SQLITE_FTS] if dialect.name == "sqlite" else statements
+
+
+def register_functions(connection: sqlite3.Connection) -> None:
+    """SQL functions SQLite needs for sessions (PostgreSQL: a SQL function in its schema)."""
+    connection.create_function("session_id", 2, session_id, deterministic=True)
+
+
+def ensure_sessions(connection: Any, timeout_us: int | None) -> None:
+    """Rebuild sessions for ``timeout_us`` when it differs from the table's (``None``: keep
+    the table's, or the default for a new one); inside the caller's write transaction."""
+    stored = stored_timeout_us(connection)
+    wanted = timeout_us if timeout_us is not None else stored if stored is not None else DEFAULT_TIMEOUT_US
+    if stored != wanted:
+        _rebuild_sessions(connection, wanted)
+
+
+def sessions_need_work(connection: Any, timeout_us: int | None) -> bool:
+    stored = stored_timeout_us(connection)
+    return stored is None or (timeout_us is not None and stored != timeout_us)
+
+
+def upgrade_sqlite(connection: sqlite3.Connection) -> None:
+    """A SQLite database from before these tables (``PRAGMA user_version`` < 3): add what it
+    lacks and build every derived table from its events."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(events)")}
+    if "cost_usd" not in columns:  # a database from before version 2
+        connection.execute("ALTER TABLE events ADD COLUMN cost_usd REAL")
+        connection.execute(
+            "UPDATE events SET cost_usd = json_extract(properties, '$.cost_usd') "
+            "WHERE json_type(properties, '$.cost_usd') IN ('integer', 'real')")
+    for table in _DERIVED:  # built by an older version: rebuilt whole
+        connection.execute(f"DELETE FROM {table}")
+    connection.execute("INSERT INTO events_fts (events_fts) VALUES ('delete-all')")
+    connection.execute("DELETE FROM meta WHERE key = 'session_timeout_us'")
+    apply(connection, 0, None)
+    connection.execute(f"PRAGMA user_version = {VERSION}")
+
+
+def stored_timeout_us(connection: Any) -> int | None:
+    row = connection.execute("SELECT value FROM meta WHERE key = 'session_timeout_us'").fetchone()
+    return None if row is None else int(row[0])
+
+
+def apply(connection: Any, after_id: int, timeout_us: int | None) -> None:
+    """Fold the events with ``id > after_id`` into every derived table (inside the caller's
+    transaction). ``timeout_us=None`` leaves sessions alone."""
+    for statement in updates(connection.dialect):
+        connection.execute(statement, (after_id,))
+    if timeout_us is not None:
+        _add_to_sessions(connection, after_id, timeout_us)
+
+
+# --- sessions ---------------------------------------------------------------------------------
+
+Interval = tuple[int, int, int, int]  # start_us, end_us, events, llm_events
+
+
+_USERS_PER_STATEMENT = 300  # 3 parameters each: under SQLite's 32,766
+
+
+def _add_to_sessions(connection: Any, after_id: int, timeout_us: int) -> None:
+    """Merge the batch's events into the sessions they touch: a few statements per 300 users
+    (a round trip per user made PostgreSQL batches of 100 ten times slower)."""
+    new = connection.execute(
+        f"SELECT user_id, ts_us, CASE WHEN kind = 'llm' THEN 1 ELSE 0 END FROM events{connection.dialect.not_indexed} "
+        "WHERE id > ? ORDER BY user_id, ts_us", (after_id,)
+    ).fetchall()
+    points = {user: [(ts, ts, 1, int(llm)) for _, ts, llm in rows] for user, rows in groupby(new, key=lambda r: r[0])}
+    users = list(points)
+    for first in range(0, len(users), _USERS_PER_STATEMENT):
+        group = users[first:first + _USERS_PER_STATEMENT]
+        windows = [(user, points[user][0][0] - timeout_us, points[user][-1][0] + timeout_us) for user in group]
+        where = " OR ".join(["(user_id = ? AND end_us >= ? AND start_us <= ?)"] * len(windows))
+        existing: dict[str, list[Interval]] = {user: [] for user in group}
+        for user, start, end, n, llm in connection.execute(
+                f"SELECT user_id, start_us, end_us, events, llm_events FROM sessions WHERE {where}",
+                [value for window in windows for value in window]).fetchall():
+            existing[user].append((start, end, n, llm))
+        connection.executemany("DELETE FROM sessions WHERE user_id = ? AND start_us = ?",
+                               [(user, start) for user in group for start, *_ in existing[user]])
+        connection.executemany(
+            "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)",
+            [(user, start, end, session_id(user, start), n, llm) for user in group
+             for start, end, n, llm in _merge([*existing[user], *points[user]], timeout_us)])
+
+
+def _merge(intervals: list[Interval], timeout_us: int) -> list[Interval]:
+    """Sessions from existing sessions and new single events: neighbours no more than
+    ``timeout_us`` apart join (existing sessions are already more than that apart)."""
+    merged: list[list[int]] = []
+    for start, end, n, llm in sorted(intervals):
+        if merged and start - merged[-1][1] <= timeout_us:
+            last = merged[-1]
+            last[1], last[2], last[3] = max(last[1], end), last[2] + n, last[3] + llm
+        else:
+            merged.append([start, end, n, llm])
+    return [(s, e, n, llm) for s, e, n, llm in merged]
+
+
+def _rebuild_sessions(connection: Any, timeout_us: int) -> None:
+    """All sessions from the events, in one pass of window functions."""
+    connection.execute("DELETE FROM sessions")
+    connection.execute(
+        f"INSERT INTO sessions SELECT user_id, MIN(ts_us), MAX(ts_us), session_id(user_id, MIN(ts_us)), "
+        f"COUNT(*), {_LLM} FROM ({numbered_sessions(timeout_us)}) AS numbered GROUP BY user_id, n")
+    connection.execute("DELETE FROM meta WHERE key = 'session_timeout_us'")
+    connection.execute("INSERT INTO meta VALUES ('session_timeout_us', ?)", (str(timeout_us),))
+
+
+def numbered_sessions(timeout_us: int, where: str = "") -> str:
+    """Every event's id, user, kind, time and session number ``n`` within its user: LAG finds
+    the gaps, a running SUM numbers the sessions. ``where`` narrows the events (whole users
+    only, or sessions would be cut)."""
+    timeout_us = int(timeout_us)  # an int literal: safe to inline
+    return f"""
+        SELECT id, user_id, kind, ts_us,
+               SUM(gap) OVER (PARTITION BY user_id ORDER BY ts_us, id ROWS UNBOUNDED PRECEDING) AS n
+        FROM (
+            SELECT id, user_id, kind, ts_us,
+                   CASE WHEN ts_us - LAG(ts_us) OVER (PARTITION BY user_id ORDER BY ts_us, id)
+                             <= {timeout_us} THEN 0 ELSE 1 END AS gap
+            FROM events {where}
+        ) AS gaps"""
+
+
+def session_id(user_id: str, start_us: int) -> str:
+    return hashlib.sha256(f"{user_id}\x00{start_us}".encode()).hexdigest()[:16]
+
+
+def latency_from_bin(bin_: int) -> float:
+    return 0.0 if bin_ == NO_LATENCY_BIN else math.exp(bin_ / LATENCY_BINS_PER_E)

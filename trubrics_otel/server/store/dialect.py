@@ -1,0 +1,108 @@
+"""The few SQL fragments where SQLite and PostgreSQL disagree, in one place.
+
+::
+
+    c.execute(f"SELECT ... WHERE {c.dialect.contains('user_id')}", [part])
+    c.execute(f"SELECT {c.dialect.json_array_agg('DISTINCT event')} FROM events")
+    to_pyformat("SELECT * FROM events WHERE user_id = ? AND event LIKE 'a%'")
+    # -> "SELECT * FROM events WHERE user_id = %s AND event LIKE 'a%%'"
+
+Queries are written once, with ``?`` placeholders and SQL both engines accept; a query asks
+its connection's ``dialect`` only for what differs. :func:`to_pyformat` is the one place
+``?`` becomes psycopg's ``%s``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+
+NO_LIMIT = 2**62
+"""``LIMIT ?`` for "no limit": SQLite's ``-1`` is an error in PostgreSQL, ``NULL`` in SQLite."""
+
+_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\?|%")
+
+
+@functools.lru_cache(maxsize=512)
+def to_pyformat(sql: str) -> str:
+    """``?`` outside string literals, identifiers and comments → ``%s``; a literal ``%`` →
+    ``%%`` (psycopg reads ``%`` as a placeholder's start)."""
+    def swap(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token == "?":
+            return "%s"
+        if token == "%":
+            return "%%"
+        return token.replace("%", "%%") if token[0] == "'" else token
+    return _TOKENS.sub(swap, sql)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dialect:
+    name: str  # "sqlite" | "postgresql"
+
+    @property
+    def not_indexed(self) -> str:
+        """After a table name: SQLite's planner must scan the batch's rowid range, not an index
+        (see :mod:`.derived`); PostgreSQL picks the primary-key range itself."""
+        return " NOT INDEXED" if self.name == "sqlite" else ""
+
+    def json_array_agg(self, inner: str, filter_: str = "") -> str:
+        """A JSON array (as text) of ``inner`` over the group; ``filter_`` a FILTER condition.
+        PostgreSQL gives NULL over no rows where SQLite gives ``[]``: read it with ``or "[]"``."""
+        where = f" FILTER (WHERE {filter_})" if filter_ else ""
+        if self.name == "sqlite":
+            return f"json_group_array({inner}){where}"
+        return f"CAST(json_agg({inner}){where} AS TEXT)"
+
+    def contains(self, column: str) -> str:
+        """``column`` contains the parameter, ignoring case (one ``?``; no LIKE wildcards)."""
+        function = "instr" if self.name == "sqlite" else "strpos"
+        return f"{function}(lower({column}), lower(?)) > 0"
+
+    def text_search(self, alias: str = "e") -> str:
+        """Condition: the LLM event's prompt or generation matches the words of one ``?``
+        (the value from :meth:`text_query`). SQLite: the FTS5 table ``events_fts``; PostgreSQL:
+        the GIN index over ``to_tsvector('simple', ...)`` of the same text (schema 001)."""
+        if self.name == "sqlite":
+            return f"{alias}.id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"
+        return f"({alias}.kind = 'llm' AND {tsvector(alias)} @@ to_tsquery('simple', ?))"
+
+    def text_query(self, text: str) -> str:
+        """Words as quoted terms (no operator can be injected), all required, the last a prefix."""
+        words = text.split()
+        if self.name == "sqlite":
+            quoted = [w.replace('"', '""') for w in words]
+            if not quoted:
+                return '""'
+            return " ".join(f'"{w}"' for w in quoted[:-1]) + f' "{quoted[-1]}"*'
+        quoted = ["'" + w.replace("\\", "\\\\").replace("'", "''") + "'" for w in words]
+        if not quoted:
+            return "''"
+        return " & ".join(quoted[:-1] + [quoted[-1] + ":*"])
+
+    def json_text(self, column: str, key: str) -> str:
+        """A top-level property of a JSON text column, as text (``key`` from our code, not input)."""
+        safe = key.replace("'", "''")
+        if self.name == "sqlite":
+            return f"CAST(json_extract({column}, '$.\"{safe}\"') AS TEXT)"
+        return f"(CAST({column} AS jsonb) ->> '{safe}')"
+
+    def month_start_us(self, ts_us: str) -> str:
+        """The first microsecond of the UTC calendar month of ``ts_us``."""
+        if self.name == "sqlite":
+            return (f"(CAST(strftime('%s', {ts_us} / 1000000, 'unixepoch', 'start of month') AS INTEGER)"
+                    " * 1000000)")
+        return (f"(CAST(EXTRACT(EPOCH FROM date_trunc('month', to_timestamp({ts_us} / 1000000.0) "
+                "AT TIME ZONE 'UTC')) AS BIGINT) * 1000000)")
+
+
+def tsvector(alias: str = "") -> str:
+    """PostgreSQL's full-text document of an LLM event: the ``simple`` configuration splits
+    words and lowercases them without stemming, as SQLite's FTS5 ``unicode61`` tokenizer does."""
+    p = f"{alias}." if alias else ""
+    return f"to_tsvector('simple', COALESCE({p}prompt, '') || ' ' || COALESCE({p}generation, ''))"
+
+SQLITE = Dialect("sqlite")
+POSTGRESQL = Dialect("postgresql")

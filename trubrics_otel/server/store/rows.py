@@ -1,0 +1,96 @@
+"""Rows of the ``events`` table from validated events, the same for every engine.
+
+::
+
+    rows = [event_row(e, now) for e in events] + [llm_row(e, now) for e in llm_events]
+    connection.executemany(insert_sql("ON CONFLICT DO NOTHING"), rows)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from trubrics_otel import semconv as sc
+from trubrics_otel.server.times import timestamp_us
+
+COLUMNS = (
+    "kind", "user_id", "event", "ts_us", "received_us", "properties", "trace_id", "span_id",
+    "thread_id", "prompt", "generation", "prompt_event_name", "assistant_id", "model",
+    "latency", "input_tokens", "output_tokens", "error", "cost_usd",
+)
+INSERT = (f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)}) "
+          "ON CONFLICT DO NOTHING")
+"""Idempotent: a second copy of an event (same ``$trace_id`` + ``$span_id``) is skipped."""
+INSERT_WITH_ID = INSERT.replace("(kind,", "(id, kind,").replace("VALUES (?", "VALUES (?, ?")
+"""For copies (``migrate``): the source's ids kept, so a copy resumes after the highest."""
+
+_INPUT_TOKEN_KEYS = (sc.GEN_AI_USAGE_INPUT_TOKENS, sc.PROP_INPUT_TOKENS, "prompt_tokens")
+_OUTPUT_TOKEN_KEYS = (sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.PROP_OUTPUT_TOKENS, "completion_tokens")
+_MODEL_KEYS = (sc.GEN_AI_RESPONSE_MODEL, "model", sc.GEN_AI_REQUEST_MODEL, sc.PROP_REQUEST_MODEL)
+
+def _ids(properties: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    trace, span = properties.get(sc.PROP_TRACE_ID), properties.get(sc.PROP_SPAN_ID)
+    if isinstance(trace, str) and isinstance(span, str) and trace and span:
+        return trace, span
+    return None, None
+
+
+def event_row(event: Mapping[str, Any], now_us: int) -> tuple[Any, ...]:
+    properties = event.get("properties") or {}
+    trace, span = _ids(properties)
+    thread = properties.get(sc.PROP_THREAD_ID)
+    return (
+        "event", event["user_id"], event["event"], _event_time(event, now_us), now_us,
+        json.dumps(properties, ensure_ascii=False), trace, span,
+        str(thread) if thread not in (None, "") else None,
+        None, None, None, None, None, None, None, None, _error(properties), _cost(properties),
+    )
+
+
+def llm_row(event: Mapping[str, Any], now_us: int) -> tuple[Any, ...]:
+    properties = event.get("properties") or {}
+    trace, span = _ids(properties)
+    thread = event.get("thread_id") or properties.get(sc.PROP_THREAD_ID)
+    assistant = event.get("assistant_id") or properties.get(sc.PROP_ASSISTANT_ID)
+    model = next((properties[k] for k in _MODEL_KEYS if isinstance(properties.get(k), str)), None)
+    return (
+        "llm", event["user_id"], event.get("generation_event_name") or "Generation",
+        _event_time(event, now_us), now_us, json.dumps(properties, ensure_ascii=False), trace, span,
+        str(thread) if thread not in (None, "") else None,
+        event["prompt"], event["generation"], event.get("prompt_event_name") or "Prompt",
+        str(assistant) if assistant not in (None, "") else None,
+        model or (str(assistant) if assistant not in (None, "") else None),
+        event.get("latency"), _tokens(properties, _INPUT_TOKEN_KEYS),
+        _tokens(properties, _OUTPUT_TOKEN_KEYS), _error(properties), _cost(properties),
+    )
+
+
+def _tokens(properties: Mapping[str, Any], keys: Sequence[str]) -> int | None:
+    for key in keys:
+        value = properties.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            if abs(value) < 2**63:  # SQLite's INTEGER
+                return int(value)
+    return None
+
+
+def _cost(properties: Mapping[str, Any]) -> float | None:
+    value = properties.get("cost_usd")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _error(properties: Mapping[str, Any]) -> str | None:
+    kind, message = properties.get(sc.PROP_ERROR_TYPE), properties.get(sc.PROP_ERROR_MESSAGE)
+    if not kind and not message:
+        return None
+    return ": ".join(str(part) for part in (kind, message) if part)
+
+
+def _event_time(event: Mapping[str, Any], now_us: int) -> int:
+    timestamp = event.get("timestamp")
+    return timestamp_us(timestamp) if isinstance(timestamp, str) else now_us

@@ -1,0 +1,133 @@
+"""The embedded engine: one SQLite file, WAL journal, the default.
+
+::
+
+    engine = SQLiteEngine(Path("events.sqlite3"), session_timeout_us=None)
+    with engine.connection() as c:                 # a SQLiteConnection: execute, rows, dialect
+        c.rows("SELECT COUNT(*) FROM events")
+    engine.insert(rows)                            # -> how many were new
+
+Each call opens its own short-lived connection, so one store serves many threads; writes
+within the process are serialised by a lock, and WAL lets readers (the CLI, another process)
+run while the server writes. Several processes may write: ``BEGIN IMMEDIATE`` takes SQLite's
+write lock, so a batch's ``id > last_id`` range is its own.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from trubrics_otel.server.store import derived, migrations
+from trubrics_otel.server.store.dialect import SQLITE
+from trubrics_otel.server.store.rows import INSERT, INSERT_WITH_ID
+
+
+class SQLiteConnection(sqlite3.Connection):
+    """A sqlite3 connection that also offers the engine-neutral ``rows`` and ``dialect``."""
+
+    dialect = SQLITE
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self.execute(sql, params)]
+
+
+class SQLiteEngine:
+    name = "sqlite"
+
+    def __init__(self, path: Path, session_timeout_us: int | None) -> None:
+        self.path = path
+        self._timeout_us = session_timeout_us
+        self._write_lock = threading.Lock()
+        self._ready = False
+        self._keeper: sqlite3.Connection | None = None
+        """Open while the store is in use: the last connection to close checkpoints the whole
+        WAL into the database (~15 ms), which short-lived connections would do on every call."""
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def close(self) -> None:
+        """Close the connection held between calls (the store reopens it when used again)."""
+        with self._write_lock:
+            keeper, self._keeper, self._ready = self._keeper, None, False
+        if keeper is not None:
+            keeper.close()
+
+    def _connect(self) -> SQLiteConnection:
+        connection = sqlite3.connect(self.path, timeout=10.0, isolation_level=None,
+                                     factory=SQLiteConnection, check_same_thread=False)
+        derived.register_functions(connection)
+        return connection  # type: ignore[return-value]
+
+    @contextmanager
+    def connection(self) -> Iterator[SQLiteConnection]:
+        """A short-lived connection (rows as :class:`sqlite3.Row`: by index or by name)."""
+        if not self._ready:
+            self._create()
+        connection = self._connect()
+        try:
+            connection.row_factory = sqlite3.Row
+            yield connection
+        finally:
+            connection.close()
+
+    def _create(self) -> None:
+        with self._write_lock:
+            if self._ready:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = self._connect()
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                if self._work_to_do(connection):
+                    connection.execute("BEGIN IMMEDIATE")  # one process migrates; the others find it done
+                    try:
+                        migrations.apply(connection, "sqlite")
+                        if connection.execute("PRAGMA user_version").fetchone()[0] < derived.VERSION:
+                            derived.upgrade_sqlite(connection)
+                        derived.ensure_sessions(connection, self._timeout_us)
+                        connection.execute("COMMIT")
+                    except BaseException:
+                        connection.execute("ROLLBACK")
+                        raise
+            finally:
+                connection.close()
+            self._keeper = self._connect()
+            self._ready = True
+
+    def _work_to_do(self, connection: sqlite3.Connection) -> bool:
+        if not connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_version'").fetchone():
+            return True
+        migrations.check(connection, "sqlite")
+        if migrations.current(connection) < migrations.latest("sqlite"):
+            return True
+        if connection.execute("PRAGMA user_version").fetchone()[0] < derived.VERSION:
+            return True
+        return derived.sessions_need_work(connection, self._timeout_us)
+
+    def insert(self, rows: Sequence[tuple[Any, ...]], with_ids: bool = False) -> int:
+        """Store ``rows`` and fold them into the derived tables in one transaction; how many
+        were new (the others were already stored). ``with_ids``: each row starts with its id,
+        higher than any stored (a copy)."""
+        with self.connection() as connection, self._write_lock:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                last_id = connection.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+                before = connection.total_changes
+                connection.executemany(INSERT_WITH_ID if with_ids else INSERT, rows)
+                stored = connection.total_changes - before
+                if stored:
+                    derived.apply(connection, last_id, derived.stored_timeout_us(connection))
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        return stored
