@@ -19,6 +19,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from trubrics_otel.cli_args import Parser, plain
+
 # subcommand -> module (or ``module:object``) defining ``add_arguments(parser)`` and
 # ``run(args) -> int``
 SUBCOMMANDS: dict[str, str] = {
@@ -41,13 +43,13 @@ def _load(target: str) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand. A failure the user can fix is one line on stderr and exit code 2,
     never a traceback; output cut short by a closed pipe (``| head``) ends quietly."""
-    parser = argparse.ArgumentParser(prog="trubrics-otel", description=__doc__.splitlines()[0])
+    parser = Parser(prog="trubrics-otel", description=plain(__doc__.splitlines()[0]))
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, target in SUBCOMMANDS.items():
         command = _load(target)
-        help_text = (command.__doc__ or "").strip().splitlines()
-        command.add_arguments(sub.add_parser(name, help=help_text[0] if help_text else None))
+        help_text = plain((command.__doc__ or "").strip().splitlines()[0] if command.__doc__ else "")
+        command.add_arguments(sub.add_parser(name, help=help_text or None, description=help_text or None))
     args = parser.parse_args(argv)
     try:
         code = int(_load(SUBCOMMANDS[args.command]).run(args) or 0)
@@ -69,9 +71,6 @@ def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
     import requests
 
     url = getattr(args, "url", None)
-    if isinstance(exc, (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
-                        requests.exceptions.InvalidURL)):
-        return f"--url {url!r} is not an http(s):// URL (e.g. http://127.0.0.1:8787)"
     if isinstance(exc, requests.ConnectionError):
         refused = "Connection refused" in str(exc)
         return f"cannot reach {url}: {'connection refused (is the server running?)' if refused else exc}"
@@ -83,8 +82,6 @@ def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
     if isinstance(exc, sqlite3.DatabaseError):
         db = _db_path(args)
         return f"cannot use the database {db}: {'it is a directory' if os.path.isdir(db) else exc}"
-    if isinstance(exc, OverflowError) and "port" in str(exc):
-        return f"--port {getattr(args, 'port', '')}: a port is 0-65535"
     if isinstance(exc, OSError) and exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EACCES,
                                                   errno.EROFS, errno.ENOENT):
         return f"cannot use the database {_db_path(args)}: {exc.strerror}: {exc.filename}"
