@@ -55,6 +55,7 @@ BAD = [  # argv, the argument the one line must name
     (["bridge", "--max-body", "0"], "--max-body"),
     (["bridge", "--listen", "nowhere"], "--listen"),
     (["bridge", "--grpc-listen", "127.0.0.1:70000"], "--grpc-listen"),
+    (["doctor", "--host", "ftp://x"], "--host"),
     (["events", "--no-such-option"], "--no-such-option"),
     (["no-such-command"], "no-such-command"),
 ]
@@ -115,7 +116,7 @@ def test_the_banner_gives_an_address_a_client_can_dial(bind, dial):
     assert cli_args.reachable_host(bind) == dial
 
 
-@pytest.mark.parametrize("command", ["", "serve", "bridge", "events", "sessions", "threads", "users", "stats"])
+@pytest.mark.parametrize("command", ["", "serve", "bridge", "events", "sessions", "threads", "users", "stats", "doctor"])
 def test_help_is_plain_text(command, capsys):
     with pytest.raises(SystemExit) as stopped:
         main([command, "--help"] if command else ["--help"])

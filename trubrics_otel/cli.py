@@ -3,6 +3,7 @@
     trubrics-otel serve      # local Trubrics-compatible server (SQLite + page)
     trubrics-otel bridge     # OTLP/HTTP receiver that forwards Trubrics batches
     trubrics-otel events | sessions | threads | users | stats   # the local server's store
+    trubrics-otel doctor     # what is wrong with this setup, and how to fix it
 
 Each subcommand lives in the module that owns the job; this file only wires them up.
 """
@@ -31,6 +32,7 @@ SUBCOMMANDS: dict[str, str] = {
     "threads": "trubrics_otel.server.cli:threads",
     "users": "trubrics_otel.server.cli:users",
     "stats": "trubrics_otel.server.stats_cli",
+    "doctor": "trubrics_otel.diagnose",
 }
 
 
