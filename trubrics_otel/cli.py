@@ -50,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, target in SUBCOMMANDS.items():
         command = _load(target)
-        help_text = plain((command.__doc__ or "").strip().splitlines()[0] if command.__doc__ else "")
+        lines = (command.__doc__ or "").strip().splitlines()
+        help_text = plain(lines[0]) if lines else ""
         command.add_arguments(sub.add_parser(name, help=help_text or None, description=help_text or None))
     args = parser.parse_args(argv)
     try:
