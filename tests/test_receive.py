@@ -310,7 +310,9 @@ def test_serve_without_grpcio_says_so_once_and_keeps_http(tmp_path, asked):
     import requests
 
     argv = ['serve', '--port', '0', '--db', str(tmp_path / 'e.sqlite3')] + (['--grpc-port', '0'] if asked else [])
-    hide_grpc = ("import sys; sys.modules['grpc'] = None; from trubrics_otel.cli import main; "
+    # Ctrl-C is a KeyboardInterrupt even when pytest runs where SIGINT is ignored (a background job)
+    hide_grpc = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                 "sys.modules['grpc'] = None; from trubrics_otel.cli import main; "
                  f"sys.exit(main({argv!r}))")
     child = subprocess.Popen([sys.executable, "-c", hide_grpc], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
@@ -321,7 +323,12 @@ def test_serve_without_grpcio_says_so_once_and_keeps_http(tmp_path, asked):
                              headers={"Content-Type": "application/x-protobuf"}).status_code == 200
     finally:
         child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=15)
+        try:
+            out, err = child.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # say what it was doing rather than only "timed out"
+            child.kill()
+            out, err = child.communicate()
+            pytest.fail(f"serve did not stop on Ctrl-C:\n{out}\n{err}")
     assert child.returncode == 0
     (banner,) = [line for line in banner if "OTLP/gRPC" in line]
     assert "off (pip install 'trubrics-otel[grpc]'" in banner

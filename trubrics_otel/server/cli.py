@@ -117,6 +117,8 @@ def _serve(args: argparse.Namespace) -> int:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+    finally:  # whenever Ctrl-C lands, no listener thread keeps the process alive
+        server.stop()
     return 0
 
 
