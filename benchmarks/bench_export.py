@@ -1,7 +1,7 @@
 """Export cost per event, by stage: stored record → span → event → policy → JSON → HTTP POST.
 
     python benchmarks/bench_export.py            # both payloads, 20,000 events each, best of 3
-    python benchmarks/bench_export.py --stdlib   # the same without orjson (the [fast] extra)
+    python benchmarks/bench_export.py --stdlib   # the same without orjson (core on CPython; the stdlib fallback elsewhere)
 
 The records are what ``track()`` / ``track_llm()`` store in the journal, with the peer
 benchmark's payloads (``benchmarks/peers/peers.py``: a small event with 4 properties, and an

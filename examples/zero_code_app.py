@@ -5,12 +5,12 @@
     python3 -m venv .venv && .venv/bin/pip install -q -e '.[examples]'   # from the repo's root
     . .venv/bin/activate
     export TRUBRICS_API_KEY=...  OPENAI_API_KEY=...   # OPENAI_BASE_URL for a compatible server
-    OTEL_TRACES_EXPORTER=trubrics \\
-    OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=span_only \\
-        opentelemetry-instrument python examples/zero_code_app.py
+    OTEL_TRACES_EXPORTER=trubrics opentelemetry-instrument python examples/zero_code_app.py
 
 No metrics or logs exporter needs setting: trubrics-otel's distro (``[zero-code]``) defaults
-them to ``none``. With ``opentelemetry-distro`` installed too, add ``OTEL_PYTHON_DISTRO=trubrics``.
+them to ``none``, and turns on message-content capture (``span_only``) unless
+``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` is set. With ``opentelemetry-distro``
+installed too, add ``OTEL_PYTHON_DISTRO=trubrics``.
 
 Without the two marked lines every call is an event of the anonymous user
 (``"anonymous"``); with them, calls inside ``user_context`` belong to that user.

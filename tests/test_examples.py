@@ -83,14 +83,17 @@ def test_tracing(venvs):
 def test_openai_examples(venvs, example, launcher):
     venv = venvs[install_line(ROOT / "examples" / example)[1]]
     with FakeOpenAI() as fake, TrubricsEndpoint(api_key="sk-example") as endpoint:
+        # under opentelemetry-instrument the distro turns content capture on by itself (this venv
+        # holds openai-v2 alone: nothing else would capture the prompt)
+        content = {} if launcher else {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "span_only"}
         done = _run(venv, [*launcher, "python", f"examples/{example}"],
                     OPENAI_API_KEY="sk-fake", OPENAI_BASE_URL=fake.url, TRUBRICS_API_KEY="sk-example",
-                    TRUBRICS_HOST=endpoint.url, OTEL_TRACES_EXPORTER="trubrics",
-                    OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="span_only")
+                    TRUBRICS_HOST=endpoint.url, OTEL_TRACES_EXPORTER="trubrics", **content)
         assert done.returncode == 0, done.stderr
         events = endpoint.events("publish_llm_events")
     assert "Echo: Say hello" in done.stdout
-    assert [(e["user_id"], e["thread_id"], e["prompt"]) for e in events] == [("u1", "t-42", "Say hello")]
+    assert [(e["user_id"], e["thread_id"], e["prompt"], e["generation"]) for e in events] == [
+        ("u1", "t-42", "Say hello", "Echo: Say hello")]
 
 
 README_APP = """
@@ -113,9 +116,14 @@ def test_the_readme_zero_code_command_exactly_as_written(venvs, tmp_path):
         env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", OPENAI_API_KEY="sk-fake",
                    OPENAI_BASE_URL=fake.url, TRUBRICS_HOST=endpoint.url,
                    TRUBRICS_SPOOL=os.environ["TRUBRICS_SPOOL"])
-        done = subprocess.run(command.replace("TRUBRICS_API_KEY=...", "TRUBRICS_API_KEY=sk-readme"),
-                              shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+        # the command's own key and host (the docs' local serve) point at this endpoint instead
+        command = re.sub(r"\bTRUBRICS_HOST=\S+", f"TRUBRICS_HOST={endpoint.url}", command)
+        command = re.sub(r"\bTRUBRICS_API_KEY=\S+", "TRUBRICS_API_KEY=sk-readme", command)
+        done = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=180)
         assert done.returncode == 0, done.stderr
         events = endpoint.events("publish_llm_events")
     assert "not found" not in done.stderr, done.stderr
-    assert [e["assistant_id"] for e in events] == ["gpt-4o-mini-2024-07-18"]  # one library, one event
+    # one library, one event, with the content the distro turned capture on for
+    assert [(e["assistant_id"], e["prompt"], e["generation"]) for e in events] == [
+        ("gpt-4o-mini-2024-07-18", "Say hello", "Echo: Say hello")]

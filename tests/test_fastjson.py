@@ -1,7 +1,7 @@
 """The optional orjson accelerator writes what the stdlib writes, in meaning, for every value.
 
 Request bodies and the redaction policy's limit checks go through
-``trubrics_otel.translate.fastjson``; with ``orjson`` installed (the ``[fast]`` extra) it does
+``trubrics_otel.translate.fastjson``; with ``orjson`` installed (a core dependency on CPython) it does
 the work. Here the module is loaded twice, with and without orjson, and both are fed the
 same values: plain JSON, values only the stdlib knows how to refuse or write, and the events
 the encoder really produces.
@@ -147,3 +147,14 @@ def test_loads_at_the_edges(text):
     else:
         got = fastjson.loads(text)
         assert repr(got) == repr(expected) and type(got) is type(expected)
+
+
+def test_the_default_install_is_the_fast_one() -> None:
+    """orjson is a core dependency on CPython: ``pip install trubrics-otel`` gets the figures the
+    benchmarks show, with no extra to remember (the stdlib path stays for other Pythons)."""
+    import importlib.metadata
+
+    requirements = importlib.metadata.requires("trubrics-otel") or []
+    core = [r for r in requirements if r.startswith("orjson") and "extra ==" not in r]
+    assert core, requirements
+    assert fastjson.ACCELERATED

@@ -151,7 +151,8 @@ def expected_llm_events(lib: str) -> list[dict[str, Any]]:
             "",
             "fail-500",
             **{
-                "error.type": "openai.InternalServerError",
+                # openai-v2 with its own util-genai (1.0b0) writes the class's qualified name
+                "error.type": "InternalServerError" if lib.startswith("openai-v2") else "openai.InternalServerError",
                 "error.message": f"Error code: 500 - {ERROR_MESSAGE}",
             },
         ),

@@ -299,31 +299,49 @@ def test_without_grpcio_the_error_names_the_extra(tmp_path, monkeypatch):
         LocalServer(tmp_path / "e.sqlite3", grpc_port=0).bind()
 
 
-def test_serve_without_grpcio_says_so_once_and_keeps_http(tmp_path):
+@pytest.mark.parametrize("asked", [False, True], ids=["default", "--grpc-port given"])
+def test_serve_without_grpcio_says_so_once_and_keeps_http(tmp_path, asked):
+    """Without the extra, the default gRPC listener is simply off (the banner says how to get it);
+    a WARNING only when --grpc-port asked for it."""
     import signal
     import subprocess
     import sys
 
     import requests
 
-    hide_grpc = ("import sys; sys.modules['grpc'] = None; from trubrics_otel.cli import main; "
-                 f"sys.exit(main(['serve', '--port', '0', '--db', {str(tmp_path / 'e.sqlite3')!r}]))")
+    argv = ['serve', '--port', '0', '--db', str(tmp_path / 'e.sqlite3')] + (['--grpc-port', '0'] if asked else [])
+    # Ctrl-C is a KeyboardInterrupt even when pytest runs where SIGINT is ignored (a background job)
+    hide_grpc = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                 "sys.modules['grpc'] = None; from trubrics_otel.cli import main; "
+                 f"sys.exit(main({argv!r}))")
     child = subprocess.Popen([sys.executable, "-c", hide_grpc], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
-        url = child.stdout.readline().split()[3]
+        banner = [child.stdout.readline() for _ in range(5)]
+        url = banner[0].split()[3]
         assert requests.post(f"{url}/v1/traces", data=good_body(1), timeout=10,
                              headers={"Content-Type": "application/x-protobuf"}).status_code == 200
     finally:
         child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=15)
+        try:
+            out, err = child.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # say what it was doing rather than only "timed out"
+            child.kill()
+            out, err = child.communicate()
+            pytest.fail(f"serve did not stop on Ctrl-C:\n{out}\n{err}")
     assert child.returncode == 0
-    assert "OTLP/gRPC" not in out
-    (line,) = [line for line in err.splitlines() if "grpc" in line.lower()]
-    assert "pip install 'trubrics-otel[grpc]'" in line
+    (banner,) = [line for line in banner if "OTLP/gRPC" in line]
+    assert "off (pip install 'trubrics-otel[grpc]'" in banner
+    warnings = [line for line in err.splitlines() if "grpc" in line.lower()]
+    if asked:
+        (line,) = warnings
+        assert " WARNING " in line and "pip install 'trubrics-otel[grpc]'" in line
+    else:
+        assert warnings == []
 
 
-def test_bridge_without_grpcio_says_so_once_and_keeps_http(endpoint):
+@pytest.mark.parametrize("asked", [False, True], ids=["default", "--grpc-listen given"])
+def test_bridge_without_grpcio_says_so_once_and_keeps_http(endpoint, asked):
     import subprocess
     import sys
 
@@ -331,9 +349,10 @@ def test_bridge_without_grpcio_says_so_once_and_keeps_http(endpoint):
     from rotel_collector import free_port
 
     port = free_port()
+    argv = ["bridge", "--listen", f"127.0.0.1:{port}", "--api-key", API_KEY, "--host", endpoint.url]
+    argv += ["--grpc-listen", "127.0.0.1:0"] if asked else []
     hide_grpc = ("import sys; sys.modules['grpc'] = None; from trubrics_otel.cli import main; "
-                 f"sys.exit(main(['bridge', '--listen', '127.0.0.1:{port}', '--api-key', {API_KEY!r}, "
-                 f"'--host', {endpoint.url!r}]))")
+                 f"sys.exit(main({argv!r}))")
     child = subprocess.Popen([sys.executable, "-c", hide_grpc], stderr=subprocess.PIPE, text=True)
     try:
         lines = [child.stderr.readline() for _ in range(2)]  # the warning, then "listening"
@@ -344,4 +363,5 @@ def test_bridge_without_grpcio_says_so_once_and_keeps_http(endpoint):
         child.communicate(timeout=15)
     assert child.returncode == 0 and endpoint.count() == 1
     assert "pip install 'trubrics-otel[grpc]'" in lines[0] and "OTLP/HTTP only" in lines[0]
+    assert (" WARNING " in lines[0]) == asked  # not asked for: said at INFO, no warning
     assert "listening" in lines[1] and "gRPC" not in lines[1]

@@ -82,9 +82,12 @@ def test_url_mode_matches_file_mode(chat_db, capsys):
         assert len(cli_json(capsys, "events", "--url", server.url, "--since", "30m")) == 5
 
 
-def test_query_without_a_database_creates_nothing(tmp_path, capsys):
+def test_query_without_a_database_creates_nothing(tmp_path, capsys, monkeypatch):
+    """The default database before anything was stored (an explicit --db that does not exist is
+    refused instead: tests/test_cli_arguments.py)."""
     db = tmp_path / "nothing-here.sqlite3"
-    assert main(["events", "--db", str(db)]) == 0
+    monkeypatch.setenv("TRUBRICS_DB", str(db))
+    assert main(["events"]) == 0
     assert capsys.readouterr().out == f"no events found in {db}\n"
     assert not db.exists()
 

@@ -137,8 +137,9 @@ def test_api_matches_the_cli_and_splits_by_model(server):
     assert requests.get(f"{server.url}/api/analytics", params={"by": "month"}, timeout=10).status_code == 400
 
 
-def test_stats_on_an_empty_or_missing_store(tmp_path):
-    assert stats_cli("--db", str(tmp_path / "none.sqlite3"))["buckets"] == []
+def test_stats_on_an_empty_or_missing_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRUBRICS_DB", str(tmp_path / "none.sqlite3"))  # the default, nothing stored yet
+    assert stats_cli()["buckets"] == []  # (an explicit --db that does not exist is refused)
     with Store(tmp_path / "empty.sqlite3").connection():
         pass
     result = stats_cli("--db", str(tmp_path / "empty.sqlite3"))

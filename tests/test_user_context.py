@@ -174,3 +174,27 @@ def test_configure_never_installs_or_uses_a_non_sdk_global_provider() -> None:
     with pytest.raises(TypeError, match="SDK TracerProvider"):
         configure(api_key="k", host="http://127.0.0.1:9")
     assert not isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
+def test_track_takes_the_user_from_the_context(tmp_path, caplog) -> None:
+    """Inside ``user_context(user_id=...)`` the user may be left out; the official positional
+    call still works, an explicit user still wins, and outside any context it is a logged skip."""
+    from trubrics_endpoint import TrubricsEndpoint
+
+    from trubrics_otel import Trubrics
+
+    with TrubricsEndpoint() as endpoint:
+        client = Trubrics(api_key="k", host=endpoint.url, spool=tmp_path / "spool")
+        with user_context(user_id="u1", thread_id="t-1"):
+            client.track(event="Sign up")
+            client.track_llm(prompt="Hi?", generation="Hello.")
+            client.track("u2", "Explicit")  # the official positional signature
+            assert client.track_sync(event="Synced").delivered
+        client.track(event="Orphan")  # no user anywhere: skipped, logged, not raised
+        client.flush(timeout=10)
+        client.close()
+        events = [(e["user_id"], e["event"]) for e in endpoint.events("publish_events")]
+        llm = [(e["user_id"], e["prompt"]) for e in endpoint.events("publish_llm_events")]
+    assert sorted(events) == [("u1", "Sign up"), ("u1", "Synced"), ("u2", "Explicit")]
+    assert llm == [("u1", "Hi?")]
+    assert "user_context(user_id=...)" in caplog.text

@@ -27,8 +27,18 @@ __all__ = [
     "UserContextSpanProcessor",
     "configure",
     "current_observation",
+    "doctor",
     "user_context",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``doctor`` on first use: the checks import nothing an app needs otherwise."""
+    if name == "doctor":
+        from trubrics_otel.diagnose import doctor
+
+        return doctor
+    raise AttributeError(f"module 'trubrics_otel' has no attribute {name!r}")
 
 # ERROR by default, as the official SDK documents; an app that set a level keeps it.
 if _logging.getLogger("trubrics").level == _logging.NOTSET:

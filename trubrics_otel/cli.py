@@ -4,6 +4,7 @@
     trubrics-otel bridge     # OTLP/HTTP receiver that forwards Trubrics batches
     trubrics-otel events | sessions | threads | users | stats   # the local server's store
     trubrics-otel migrate    # copy the store, e.g. SQLite into PostgreSQL
+    trubrics-otel doctor     # what is wrong with this setup, and how to fix it
 
 Each subcommand lives in the module that owns the job; this file only wires them up.
 """
@@ -21,6 +22,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from trubrics_otel.cli_args import Parser, plain
+
 # subcommand -> module (or ``module:object``) defining ``add_arguments(parser)`` and
 # ``run(args) -> int``
 SUBCOMMANDS: dict[str, str] = {
@@ -32,6 +35,7 @@ SUBCOMMANDS: dict[str, str] = {
     "users": "trubrics_otel.server.cli:users",
     "stats": "trubrics_otel.server.stats_cli",
     "migrate": "trubrics_otel.server.migrate_cli",
+    "doctor": "trubrics_otel.diagnose",
 }
 
 
@@ -44,13 +48,14 @@ def _load(target: str) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand. A failure the user can fix is one line on stderr and exit code 2,
     never a traceback; output cut short by a closed pipe (``| head``) ends quietly."""
-    parser = argparse.ArgumentParser(prog="trubrics-otel", description=__doc__.splitlines()[0])
+    parser = Parser(prog="trubrics-otel", description=plain(__doc__.splitlines()[0]))
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, target in SUBCOMMANDS.items():
         command = _load(target)
-        help_text = (command.__doc__ or "").strip().splitlines()
-        command.add_arguments(sub.add_parser(name, help=help_text[0] if help_text else None))
+        lines = (command.__doc__ or "").strip().splitlines()
+        help_text = plain(lines[0]) if lines else ""
+        command.add_arguments(sub.add_parser(name, help=help_text or None, description=help_text or None))
     args = parser.parse_args(argv)
     # our own process: the PostgreSQL pool's reconnect warnings would bury the one line (or
     # the server's own "database unavailable; answering 503") under its retries
@@ -76,9 +81,6 @@ def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
     import requests
 
     url = getattr(args, "url", None)
-    if isinstance(exc, (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
-                        requests.exceptions.InvalidURL)):
-        return f"--url {url!r} is not an http(s):// URL (e.g. http://127.0.0.1:8787)"
     if isinstance(exc, requests.ConnectionError):
         refused = "Connection refused" in str(exc)
         return f"cannot reach {url}: {'connection refused (is the server running?)' if refused else exc}"
@@ -94,8 +96,6 @@ def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
     if isinstance(exc, sqlite3.DatabaseError):
         db = _db_path(args)
         return f"cannot use the database {db}: {'it is a directory' if os.path.isdir(db) else exc}"
-    if isinstance(exc, OverflowError) and "port" in str(exc):
-        return f"--port {getattr(args, 'port', '')}: a port is 0-65535"
     if isinstance(exc, OSError) and exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EACCES,
                                                   errno.EROFS, errno.ENOENT):
         return f"cannot use the database {_db_path(args)}: {exc.strerror}: {exc.filename}"

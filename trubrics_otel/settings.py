@@ -263,6 +263,13 @@ def read(variable: Variable, argument: Any = None) -> Any:
         return variable.default
 
 
+def raw(variable: Variable) -> str | None:
+    """The variable's text as set (stripped), None when unset or empty: for reporting what is
+    wrong with it (``trubrics-otel doctor``) rather than falling back to the default."""
+    value = os.environ.get(variable.name, "").strip()
+    return value or None
+
+
 def sample_rate() -> float | None:
     """The share of traces ``OTEL_TRACES_SAMPLER`` (+ ``_ARG``) keeps; None when it keeps all
     or names no sampler."""

@@ -9,7 +9,8 @@
 A body is a plain tuple in the order of :data:`~trubrics_otel.translate.tracked.EVENT_FIELDS`
 or :data:`~trubrics_otel.translate.tracked.LLM_FIELDS`. These run on the app's thread for every
 ``track`` call, so the common case (strings as documented) is checked with ``__class__ is``
-tests before anything slower. Bad input is logged, never raised: a ``user_id`` or ``event``
+tests before anything slower. A ``user_id`` not given (None) is the enclosing ``user_context``'s.
+Bad input is logged, never raised: a ``user_id`` or ``event``
 that is not a non-empty string (an ``int`` is taken as its text) skips the event; a bad
 ``timestamp`` keeps the event at the current time; a bad ``latency`` is sent as unknown.
 """
@@ -23,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from trubrics_otel import semconv as sc
+from trubrics_otel.capture.context import current_user_context
 
 Properties = Mapping[str, Any]
 MAX_LATENCY_S = 86_400
@@ -46,11 +48,11 @@ def event_body(
 ) -> tuple[Any, ...] | None:
     """A product event's record body, or None (logged) for input that cannot be one."""
     if not (user_id.__class__ is str and event.__class__ is str and user_id and event):
-        user, name = identifier(user_id), identifier(event)
+        user, name = identifier(context_user(user_id)), identifier(event)
         if user is None or name is None:
             logger.error(
-                "track() skipped: user_id and event must be non-empty strings, got %r and %r",
-                type(user_id).__name__, type(event).__name__,
+                "track() skipped: user_id (or an enclosing user_context(user_id=...)) and event must be "
+                "non-empty strings, got %r and %r", type(user_id).__name__, type(event).__name__,
             )
             return None
         user_id, event = user, name
@@ -80,10 +82,11 @@ def llm_body(
     ``$thread_id`` / ``$assistant_id`` fill ``thread_id`` / ``assistant_id`` when those are
     not given; token counts in the properties (``input_tokens``, ``prompt_tokens``…) become
     the span's GenAI usage attributes."""
-    user = user_id if user_id.__class__ is str and user_id else identifier(user_id)
+    user = user_id if user_id.__class__ is str and user_id else identifier(context_user(user_id))
     if user is None:
         logger.error(
-            "track_llm() skipped: user_id must be a non-empty string, got %r", type(user_id).__name__
+            "track_llm() skipped: user_id (or an enclosing user_context(user_id=...)) must be a non-empty "
+            "string, got %r", type(user_id).__name__
         )
         return None
     props = properties or {}
@@ -130,6 +133,16 @@ def time_ns(timestamp: Any, logger: logging.Logger) -> int:
         pass
     logger.error("Invalid timestamp %r: using the current time instead", timestamp)
     return time.time_ns()
+
+
+def context_user(user_id: Any) -> Any:
+    """``user_id``, or when it is not given (None) the enclosing ``user_context``'s user: inside
+    ``user_context(user_id="u1")``, ``track(event="Sign up")`` is u1's (off the hot path: a plain
+    call gives a string)."""
+    if user_id is None:
+        scope = current_user_context()
+        return None if scope is None else scope.user_id
+    return user_id
 
 
 def identifier(value: Any) -> str | None:

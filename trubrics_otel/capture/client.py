@@ -171,12 +171,13 @@ class Trubrics(TracingMethods):
 
     def track(
         self,
-        user_id: str,
-        event: str,
+        user_id: str | None = None,
+        event: str | None = None,
         properties: Properties | None = None,
         timestamp: _dt.datetime | None = None,
     ) -> None:
-        """Record a product event (``Sign up``, ``Thumbs up``…) for ``user_id``."""
+        """Record a product event (``Sign up``, ``Thumbs up``…) for ``user_id`` (not given: the
+        enclosing ``user_context``'s user)."""
         try:
             if timestamp is None and user_id.__class__ is str and event.__class__ is str and user_id and event:
                 body: tuple[Any, ...] | None = (user_id, event, properties or None, time.time_ns())
@@ -194,8 +195,8 @@ class Trubrics(TracingMethods):
 
     def track_sync(
         self,
-        user_id: str,
-        event: str,
+        user_id: str | None = None,
+        event: str | None = None,
         properties: Properties | None = None,
         timestamp: _dt.datetime | None = None,
         timeout: float = DEFAULT_SYNC_TIMEOUT_S,
@@ -216,9 +217,9 @@ class Trubrics(TracingMethods):
 
     def track_llm(
         self,
-        user_id: str,
-        prompt: str,
-        generation: str,
+        user_id: str | None = None,
+        prompt: str | None = None,
+        generation: str | None = None,
         prompt_event_name: str = "Prompt",
         generation_event_name: str = "Generation",
         assistant_id: str | None = None,
@@ -256,9 +257,9 @@ class Trubrics(TracingMethods):
 
     def track_llm_sync(
         self,
-        user_id: str,
-        prompt: str,
-        generation: str,
+        user_id: str | None = None,
+        prompt: str | None = None,
+        generation: str | None = None,
         prompt_event_name: str = "Prompt",
         generation_event_name: str = "Generation",
         assistant_id: str | None = None,

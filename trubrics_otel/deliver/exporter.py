@@ -118,10 +118,10 @@ class TrubricsSpanExporter(SpanExporter):
         transport = Transport(
             self.host, api_key, timeout=settings.read(settings.TIMEOUT, timeout), logger=self._logger
         )
-        spool_key = hashlib.sha256(f"{self.host}\0{api_key}".encode()).hexdigest()[:16]
         self._delivery = SpoolingDelivery(
             transport,
-            _spool_directory(settings.read(settings.SPOOL, _spool_argument(spool)), spool_key, self._logger),
+            _spool_directory(settings.read(settings.SPOOL, _spool_argument(spool)), spool_key(self.host, api_key),
+                             self._logger),
             encode=self.encode,
             max_spool_bytes=int(settings.read(settings.MAX_SPOOL_BYTES, max_spool_bytes)),
             retry_timeout=float(settings.read(settings.RETRY_TIMEOUT, retry_timeout)),
@@ -288,6 +288,11 @@ def _exempt(span: ReadableSpan) -> bool:
     """Our own events and observations are product analytics: never sampled away here."""
     scope = span.instrumentation_scope
     return scope is not None and scope.name == SCOPE_NAME
+
+
+def spool_key(host: str, api_key: str) -> str:
+    """The spool's subdirectory for one endpoint and key: events wait for where they were going."""
+    return hashlib.sha256(f"{host}\0{api_key}".encode()).hexdigest()[:16]
 
 
 def _spool_argument(value: str | os.PathLike[str] | bool | None) -> Path | bool | None:

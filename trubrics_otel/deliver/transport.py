@@ -180,7 +180,7 @@ class Transport:
         self, path: str, chunk: Sequence[dict[str, Any]], until: Deadline, cutoff: Deadline
     ) -> SendResult:
         url = f"{self.base}/{path}"
-        body = dumps(chunk)  # orjson when installed (the [fast] extra)
+        body = dumps(chunk)  # orjson when installed (core on CPython)
         attempt = 0
         while True:
             attempt += 1

@@ -53,6 +53,7 @@ import time
 from typing import Any
 
 from trubrics_otel import semconv as sc
+from trubrics_otel import cli_args as checks
 from trubrics_otel import settings
 from trubrics_otel.deliver.exporter import policy_from_settings, price_and_redact
 from trubrics_otel.deliver.prices import load_price_table
@@ -311,21 +312,23 @@ def _identity(key: str, path: str, event: Event) -> tuple[str, str, str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--listen", help=f"host:port to listen on (TRUBRICS_BRIDGE_LISTEN; {DEFAULT_LISTEN})")
-    parser.add_argument("--grpc-listen", help="host:port for OTLP/gRPC, or off (TRUBRICS_BRIDGE_GRPC_LISTEN; "
+    parser.add_argument("--listen", type=checks.address,
+                        help=f"host:port to listen on (TRUBRICS_BRIDGE_LISTEN; {DEFAULT_LISTEN})")
+    parser.add_argument("--grpc-listen", type=checks.address_or_off,
+                        help="host:port for OTLP/gRPC, or off (TRUBRICS_BRIDGE_GRPC_LISTEN; "
                         f"{DEFAULT_GRPC_LISTEN}; needs the grpc extra)")
-    parser.add_argument("--host", help=f"Trubrics ingestion URL (TRUBRICS_HOST; {DEFAULT_HOST})")
+    parser.add_argument("--host", type=checks.http_url, help=f"Trubrics ingestion URL (TRUBRICS_HOST; {DEFAULT_HOST})")
     parser.add_argument(
         "--api-key",
         help="Trubrics API key (better: TRUBRICS_API_KEY); without one, each request's x-api-key is used",
     )
-    parser.add_argument("--max-body", type=int, help="largest request in bytes, also once "
+    parser.add_argument("--max-body", type=checks.positive_int, help="largest request in bytes, also once "
                         f"decompressed (TRUBRICS_BRIDGE_MAX_BODY; {DEFAULT_MAX_BODY})")
-    parser.add_argument("--timeout", type=float, help="seconds of trying Trubrics before answering "
+    parser.add_argument("--timeout", type=checks.positive_number, help="seconds of trying Trubrics before answering "
                         f"503 (TRUBRICS_BRIDGE_TIMEOUT; {DEFAULT_TIMEOUT_S})")
-    parser.add_argument("--client-timeout", type=float, help="seconds before an idle or stalled "
+    parser.add_argument("--client-timeout", type=checks.positive_number, help="seconds before an idle or stalled "
                         f"connection is closed (TRUBRICS_BRIDGE_CLIENT_TIMEOUT; {DEFAULT_CLIENT_TIMEOUT_S:g})")
-    parser.add_argument("--log-level", default="INFO", help="INFO by default")
+    parser.add_argument("--log-level", type=checks.log_level, default="INFO", help="INFO by default")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -333,12 +336,14 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logger = logging.getLogger("trubrics")
-    logger.setLevel(str(args.log_level).upper())
+    logger.setLevel(args.log_level)
     configured = settings.read(settings.BRIDGE_GRPC_LISTEN)
     grpc_listen = args.grpc_listen or ("off" if configured is False else
                                        f"{configured[0]}:{configured[1]}" if configured else DEFAULT_GRPC_LISTEN)
     if grpc_listen != "off" and not otlp_grpc.available():
-        logger.warning("%s; serving OTLP/HTTP only", otlp_grpc.INSTALL_HINT)
+        asked = args.grpc_listen or configured  # a warning when asked for; the default is quiet
+        logger.log(logging.WARNING if asked else logging.INFO, "%s; serving OTLP/HTTP only",
+                   otlp_grpc.INSTALL_HINT)
         grpc_listen = "off"
     try:
         bridge = Bridge(args.host, args.api_key, listen=args.listen, grpc_listen=grpc_listen,

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
+from trubrics_otel import cli_args as checks
 from trubrics_otel.receive.process import tune_for_server
 from trubrics_otel.server.app import (
     DEFAULT_GRPC_PORT,
@@ -51,32 +52,37 @@ class Command:
 
 
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:
-    _db_argument(parser)
-    parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = any free)")
-    parser.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT,
-                        help=f"OTLP/gRPC port (default {DEFAULT_GRPC_PORT}, the OTLP default; 0 = any free)")
+    _db_argument(parser, checks.new_database)
+    parser.add_argument("--bind", type=checks.ip_address, default="127.0.0.1",
+                        help="IP address to listen on (default 127.0.0.1; 0.0.0.0 = every interface)")
+    parser.add_argument("--port", type=checks.port, default=DEFAULT_PORT,
+                        help=f"port (default {DEFAULT_PORT}; 0 = any free)")
+    parser.add_argument("--grpc-port", type=checks.port, default=None,
+                        help=f"OTLP/gRPC port (default {DEFAULT_GRPC_PORT}, the OTLP default; 0 = any free; "
+                        "needs the grpc extra)")
     parser.add_argument("--no-grpc", action="store_true", help="no OTLP/gRPC listener")
     parser.add_argument("--api-key", default=None,
                         help="accept only this x-api-key (default: any non-empty key)")
-    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
+    parser.add_argument("--max-body-bytes", type=checks.positive_int, default=DEFAULT_MAX_BODY_BYTES,
                         help="larger request bodies get 413 (default 10 MiB)")
     _session_argument(parser)
-    parser.add_argument("--log-level", default="INFO", help="trubrics.server log level (default INFO)")
+    parser.add_argument("--log-level", type=checks.log_level, default="INFO",
+                        help="trubrics.server log level (default INFO)")
 
 
 def _serve(args: argparse.Namespace) -> int:
     logger = logging.getLogger("trubrics.server")
-    logger.setLevel(args.log_level.upper())
+    logger.setLevel(args.log_level)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(handler)
     logger.propagate = False
     from trubrics_otel.receive import grpc as otlp_grpc
 
-    grpc_port = None if args.no_grpc else args.grpc_port
+    grpc_port = None if args.no_grpc else DEFAULT_GRPC_PORT if args.grpc_port is None else args.grpc_port
     if grpc_port is not None and not otlp_grpc.available():
-        logger.warning("%s; serving OTLP/HTTP only", otlp_grpc.INSTALL_HINT)
+        if args.grpc_port is not None:  # asked for: say why it is not there (the default is quiet)
+            logger.warning("%s; serving OTLP/HTTP only", otlp_grpc.INSTALL_HINT)
         grpc_port = None
     server = LocalServer(
         args.db, host=args.bind, port=args.port, api_key=args.api_key,
@@ -89,21 +95,30 @@ def _serve(args: argparse.Namespace) -> int:
     except (OSError, OverflowError) as exc:
         print(f"trubrics-otel serve: {exc}", file=sys.stderr)  # the receivers name the address
         return 2
-    print(f"trubrics-otel local server: {server.url}  (db: {server.store.location})", flush=True)
+    host = checks.reachable_host(args.bind)  # 0.0.0.0 listens everywhere but is no address to dial
+    url = f"http://{host}:{server.port}"
+    print(f"trubrics-otel local server: {url}  (db: {server.store.location})", flush=True)
+    if host != args.bind:
+        print(f"  listening on every interface ({args.bind}): from another machine use this one's address",
+              flush=True)
     key = args.api_key or "local-dev-key"  # the operator's own key, shown on their own terminal
-    print(f"  send events:  Trubrics(api_key=\"{key}\", host=\"{server.url}\")", flush=True)
-    print(f"  OTLP traces:  {server.url}/v1/traces", flush=True)
+    print(f"  send events:  Trubrics(api_key=\"{key}\", host=\"{url}\")", flush=True)
+    print(f"  OTLP traces:  {url}/v1/traces", flush=True)
     if server.grpc_port is not None:
-        print(f"  OTLP/gRPC:    {args.bind}:{server.grpc_port}  (opentelemetry-instrument's default)", flush=True)
-    print(f"  look at them: {server.url}/   (Ctrl-C stops)", flush=True)
+        print(f"  OTLP/gRPC:    {host}:{server.grpc_port}  (opentelemetry-instrument's default)", flush=True)
+    elif not args.no_grpc:
+        print("  OTLP/gRPC:    off (pip install 'trubrics-otel[grpc]' to receive it)", flush=True)
+    print(f"  look at them: {url}/   (Ctrl-C stops)", flush=True)
     if not is_loopback(args.bind):
         print("  the page and read API need the x-api-key given by --api-key here"
               + ("" if args.api_key else " (none given: remote reads are refused)"), flush=True)
-    tune_for_server()  # our own process: see receive/process.py
-    try:
+    try:  # Ctrl-C while the price table loads is a stop too, not a traceback
+        tune_for_server()  # our own process: see receive/process.py
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+    finally:  # whenever Ctrl-C lands, no listener thread keeps the process alive
+        server.stop()
     return 0
 
 
@@ -121,7 +136,7 @@ def _events_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", choices=("event", "llm"), help="only product events or LLM events")
     parser.add_argument("--since", type=_time_argument, help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
     parser.add_argument("--until", type=_time_argument, help="ISO 8601 time or a duration ago")
-    parser.add_argument("--limit", type=int, default=50, help="newest N events (default 50)")
+    parser.add_argument("--limit", type=checks.positive_int, default=50, help="newest N events (default 50)")
     _session_argument(parser)
 
 
@@ -144,7 +159,7 @@ events = Command("Recent events from the local store, as a table or JSON.", _eve
 def _sessions_arguments(parser: argparse.ArgumentParser) -> None:
     _source_arguments(parser)
     parser.add_argument("--user", help="only this user_id")
-    parser.add_argument("--limit", type=int, default=50, help="most recent N sessions (default 50)")
+    parser.add_argument("--limit", type=checks.positive_int, default=50, help="most recent N sessions (default 50)")
     _session_argument(parser)
 
 
@@ -168,7 +183,7 @@ def _threads_arguments(parser: argparse.ArgumentParser) -> None:
     _source_arguments(parser)
     parser.add_argument("thread_id", nargs="?", help="show this thread as a conversation")
     parser.add_argument("--user", help="only threads of this user_id")
-    parser.add_argument("--limit", type=int, default=50, help="most recent N threads (default 50)")
+    parser.add_argument("--limit", type=checks.positive_int, default=50, help="most recent N threads (default 50)")
 
 
 def _threads(args: argparse.Namespace) -> int:
@@ -200,7 +215,8 @@ threads = Command("Conversation threads from the local store; give an id to read
 
 def _users_arguments(parser: argparse.ArgumentParser) -> None:
     _source_arguments(parser)
-    parser.add_argument("--limit", type=int, default=50, help="most recently seen N users (default 50)")
+    parser.add_argument("--limit", type=checks.positive_int, default=50,
+                        help="most recently seen N users (default 50)")
 
 
 def _users(args: argparse.Namespace) -> int:
@@ -320,20 +336,20 @@ def _duration(seconds: float) -> str:
 # --- sources -----------------------------------------------------------------------------------
 
 
-def _db_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", default=None, metavar="PATH|URL",
+def _db_argument(parser: argparse.ArgumentParser, check: Callable[[str], str]) -> None:
+    parser.add_argument("--db", type=check, default=None, metavar="PATH|URL",
                         help="SQLite file (or sqlite:///path) or postgresql://user@host:port/database "
                              f"(default $TRUBRICS_DB_URL, $TRUBRICS_DB or {default_db_path()})")
 
 
 def _session_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--session-timeout", type=float, default=DEFAULT_SESSION_TIMEOUT_S / 60,
+    parser.add_argument("--session-timeout", type=checks.positive_number, default=DEFAULT_SESSION_TIMEOUT_S / 60,
                         metavar="MINUTES", help="a new session starts after this long without an event (30)")
 
 
 def _source_arguments(parser: argparse.ArgumentParser) -> None:
-    _db_argument(parser)
-    parser.add_argument("--url", help="ask a running server (e.g. http://127.0.0.1:8787) instead of the file")
+    _db_argument(parser, checks.existing_database)
+    parser.add_argument("--url", type=checks.http_url, help="ask a running server (e.g. http://127.0.0.1:8787) instead of the file")
     parser.add_argument("--api-key", help="with --url: the server's --api-key (needed when it is not on loopback)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 

@@ -8,9 +8,9 @@
     ACCELERATED                    # True when orjson does the work
 
 Why: on the export thread the stdlib encoder is the largest single cost of an LLM event
-(~5 µs of a 100-event batch's share, ``orjson`` ~0.3 µs). ``orjson`` is optional
-(``pip install 'trubrics-otel[fast]'``; wheels for every common platform, no compiler):
-without it the stdlib does the same job. The output means the same either way
+(~5 µs of a 100-event batch's share, ``orjson`` ~0.3 µs). ``orjson`` is a core
+dependency where it installs (CPython; wheels for every common platform, no compiler):
+elsewhere, or if it is missing, the stdlib does the same job. The output means the same either way
 (``tests/test_fastjson.py``): ``orjson`` is only given what the stdlib would write as is —
 datetimes, dataclasses, subclasses of ``str``/``int``/``dict``/``list`` and anything else it
 does not know go back to the stdlib, as do integers beyond 64 bits and non-string keys.
@@ -26,7 +26,7 @@ from typing import Any
 
 try:
     import orjson as _orjson
-except ImportError:  # the optional accelerator is not installed
+except ImportError:  # a Python orjson does not support (PyPy): the stdlib does it
     _orjson = None  # type: ignore[assignment]
 
 ACCELERATED = _orjson is not None

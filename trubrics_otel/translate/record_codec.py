@@ -18,7 +18,7 @@ record holds (None, bools, ints of any size, floats, str, bytes, tuples, lists, 
 in marshal's versions 0–4. ``tests/test_record_format.py`` writes under one interpreter and
 reads under another.
 
-The hot path writes a second format when ``orjson`` is installed (the ``[fast]`` extra): the
+The hot path writes a second format when ``orjson`` is installed (a core dependency on CPython): the
 record as a JSON array, whose first byte ``[`` is its tag (:func:`json_encoder`). ``orjson``
 stores an LLM record in about half marshal's time and reads it back faster, and JSON needs
 no reader of our own: the stdlib reads it on any Python, with or without ``orjson``. It is
@@ -44,7 +44,7 @@ from typing import Any
 
 try:
     import orjson as _orjson
-except ImportError:  # the [fast] extra is not installed: every record is stored by marshal
+except ImportError:  # no orjson (PyPy): every record is stored by marshal
     _orjson = None  # type: ignore[assignment]
 
 FORMAT = 2

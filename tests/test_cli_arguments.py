@@ -1,0 +1,125 @@
+"""Every subcommand refuses a bad argument before doing anything: exit code 2, exactly one line
+on stderr naming the argument, nothing on stdout, never a traceback, nothing created.
+
+The table runs the real command line (``trubrics_otel.cli.main``, the entry point's function)
+in-process for speed; one row also runs the installed ``trubrics-otel`` script.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trubrics_otel import cli_args
+from trubrics_otel.cli import main
+
+MISSING_DIR = "/nonexistent-trubrics-dir/x.sqlite3"
+
+BAD = [  # argv, the argument the one line must name
+    (["serve", "--bind", "not-an-ip"], "--bind"),
+    (["serve", "--log-level", "LOUD"], "--log-level"),
+    (["bridge", "--log-level", "LOUD"], "--log-level"),
+    (["serve", "--port", "99999"], "--port"),
+    (["serve", "--grpc-port", "-1"], "--grpc-port"),
+    (["serve", "--max-body-bytes", "-5"], "--max-body-bytes"),
+    (["serve", "--max-body-bytes", "0"], "--max-body-bytes"),
+    (["serve", "--session-timeout", "0"], "--session-timeout"),
+    (["serve", "--session-timeout", "-10"], "--session-timeout"),
+    (["serve", "--session-timeout", "nan"], "--session-timeout"),
+    (["serve", "--db", MISSING_DIR], "--db"),
+    (["events", "--limit", "0"], "--limit"),
+    (["events", "--limit", "-3"], "--limit"),
+    (["events", "--limit", "ten"], "--limit"),
+    (["sessions", "--limit", "-3"], "--limit"),
+    (["threads", "--limit", "0"], "--limit"),
+    (["users", "--limit", "-1"], "--limit"),
+    (["events", "--session-timeout", "-1"], "--session-timeout"),
+    (["sessions", "--session-timeout", "0"], "--session-timeout"),
+    (["events", "--db", "missing.sqlite3"], "--db"),
+    (["sessions", "--db", "missing.sqlite3"], "--db"),
+    (["threads", "--db", "missing.sqlite3"], "--db"),
+    (["users", "--db", "missing.sqlite3"], "--db"),
+    (["stats", "--db", "missing.sqlite3"], "--db"),
+    (["events", "--url", "not-a-url"], "--url"),
+    (["stats", "--url", "ftp://x"], "--url"),
+    (["events", "--since", "last tuesday"], "--since"),
+    (["stats", "--by", "month"], "--by"),
+    (["bridge", "--host", "not-a-url"], "--host"),
+    (["bridge", "--host", "ftp://x"], "--host"),
+    (["bridge", "--timeout", "-1"], "--timeout"),
+    (["bridge", "--client-timeout", "0"], "--client-timeout"),
+    (["bridge", "--max-body", "0"], "--max-body"),
+    (["bridge", "--listen", "nowhere"], "--listen"),
+    (["bridge", "--grpc-listen", "127.0.0.1:70000"], "--grpc-listen"),
+    (["doctor", "--host", "ftp://x"], "--host"),
+    (["events", "--no-such-option"], "--no-such-option"),
+    (["no-such-command"], "no-such-command"),
+]
+
+
+@pytest.mark.parametrize("argv, names", BAD, ids=[" ".join(argv) for argv, _ in BAD])
+def test_a_bad_argument_is_one_line_and_exit_2(argv, names, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative --db values point into an empty directory
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert stopped.value.code == 2
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("trubrics-otel") and names in lines[0], err
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # nothing created, no database, no directory
+    assert not Path(MISSING_DIR).parent.exists()
+
+
+def test_a_missing_database_is_named_not_shown_as_empty(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        main(["events", "--db", "typo.sqlite3"])
+    assert capsys.readouterr().err == "trubrics-otel events: argument --db: 'typo.sqlite3': the file does not exist\n"
+
+
+def test_the_installed_script_refuses_the_same_way(tmp_path):
+    script = shutil.which("trubrics-otel", path=str(Path(sys.executable).parent)) or "trubrics-otel"
+    done = subprocess.run([script, "serve", "--bind", "not-an-ip", "--db", str(tmp_path / "x.db")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "trubrics-otel serve: argument --bind: 'not-an-ip': expected an IP address such as 127.0.0.1, "
+        "0.0.0.0 (every interface) or ::1"]
+    assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.parametrize("value", ["postgresql://u@127.0.0.1/db", "sqlite:///x.db"])
+def test_database_urls_pass_through_to_the_store(value):
+    assert cli_args.new_database(value) == value
+    assert cli_args.existing_database(value) == value
+
+
+def test_good_values_are_read_as_given(tmp_path):
+    assert cli_args.positive_int("7") == 7 and cli_args.positive_number("0.5") == 0.5
+    assert cli_args.log_level("debug") == "DEBUG" and cli_args.ip_address("::1") == "::1"
+    assert cli_args.http_url("http://127.0.0.1:8787/") == "http://127.0.0.1:8787"
+    assert cli_args.address_or_off("no") == "off" and cli_args.address("127.0.0.1:0") == "127.0.0.1:0"
+    assert cli_args.new_database(str(tmp_path / "new.db")) == str(tmp_path / "new.db")
+
+
+@pytest.mark.parametrize("bind, dial", [("0.0.0.0", "127.0.0.1"), ("::", "[::1]"), ("127.0.0.1", "127.0.0.1"),
+                                        ("::1", "[::1]"), ("10.1.2.3", "10.1.2.3")])
+def test_the_banner_gives_an_address_a_client_can_dial(bind, dial):
+    """``serve --bind 0.0.0.0`` prints ``host="http://127.0.0.1:…"``: the SDK refuses 0.0.0.0."""
+    assert cli_args.reachable_host(bind) == dial
+
+
+@pytest.mark.parametrize("command", ["", "serve", "bridge", "events", "sessions", "threads", "users", "stats", "doctor"])
+def test_help_is_plain_text(command, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main([command, "--help"] if command else ["--help"])
+    out = capsys.readouterr().out
+    assert stopped.value.code == 0 and out.startswith("usage: trubrics-otel")
+    assert "``" not in out and ":mod:" not in out and ":class:" not in out

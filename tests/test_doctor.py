@@ -1,0 +1,149 @@
+"""``trubrics-otel doctor`` on a table of broken setups: it names the problem, exits 1, never
+shows the key and never creates an event; a healthy setup exits 0.
+
+Real endpoints on 127.0.0.1: tests/trubrics_endpoint.py (the ingestion API's wire format, with
+a key it checks) and the local ``serve``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from trubrics_endpoint import TrubricsEndpoint
+
+from trubrics_otel.cli import main
+from trubrics_otel.server.app import LocalServer
+
+KEY = "sk-doctor-secret-1234"
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("TRUBRICS_", "OTEL_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("TRUBRICS_SPOOL", str(tmp_path / "spool"))
+    return monkeypatch
+
+
+def run_doctor(capsys) -> tuple[int, dict[str, list[dict]], str]:
+    code = main(["doctor", "--json"])
+    out = capsys.readouterr().out
+    by_check: dict[str, list[dict]] = {}
+    for check in json.loads(out):
+        by_check.setdefault(check["check"], []).append(check)
+    return code, by_check, out
+
+
+SETUPS = {  # name -> (environment given the endpoint's URL and a tmp dir, failing check, words)
+    "no key": (lambda url, tmp: {"TRUBRICS_HOST": url}, "api key", "no TRUBRICS_API_KEY"),
+    "host not a url": (lambda url, tmp: {"TRUBRICS_HOST": "not-a-url", "TRUBRICS_API_KEY": KEY},
+                       "host", "not an http:// or https:// URL"),
+    "ftp host": (lambda url, tmp: {"TRUBRICS_HOST": "ftp://x", "TRUBRICS_API_KEY": KEY},
+                 "host", "not an http:// or https:// URL"),
+    "key over plain http": (lambda url, tmp: {"TRUBRICS_HOST": "http://example.invalid", "TRUBRICS_API_KEY": KEY},
+                            "host", "never sent there"),
+    "unreachable host": (lambda url, tmp: {"TRUBRICS_HOST": _closed_port_url(), "TRUBRICS_API_KEY": KEY},
+                         "reachable", "did not answer"),
+    "wrong key (401)": (lambda url, tmp: {"TRUBRICS_HOST": url, "TRUBRICS_API_KEY": "sk-wrong-key"},
+                        "reachable", "refused the key (HTTP 401)"),
+    "unwritable spool": (lambda url, tmp: {"TRUBRICS_HOST": url, "TRUBRICS_API_KEY": KEY,
+                                           "TRUBRICS_SPOOL": str(_a_file(tmp) / "spool")},
+                         "spool", "cannot be created or written"),
+}
+
+
+def _a_file(tmp: Path) -> Path:
+    path = tmp / "a-file"
+    path.write_text("not a directory")
+    return path
+
+
+@pytest.mark.parametrize("name", list(SETUPS))
+def test_a_broken_setup_is_named_and_exits_1(name, clean_env, tmp_path, capsys):
+    environment, failing, words = SETUPS[name]
+    with TrubricsEndpoint(api_key=KEY) as endpoint:
+        for variable, value in environment(endpoint.url, tmp_path).items():
+            clean_env.setenv(variable, value)
+        code, checks, out = run_doctor(capsys)
+        assert endpoint.events("publish_events") == [] and endpoint.events("publish_llm_events") == []
+    assert code == 1
+    problems = [c for group in checks.values() for c in group if c["status"] == "problem"]
+    assert [c["check"] for c in problems] == [failing], out
+    assert words in problems[0]["detail"] and problems[0]["fix"]
+    assert KEY not in out
+
+
+def test_a_healthy_setup_exits_0_and_creates_nothing(clean_env, capsys):
+    with TrubricsEndpoint(api_key=KEY) as endpoint:
+        clean_env.setenv("TRUBRICS_HOST", endpoint.url)
+        clean_env.setenv("TRUBRICS_API_KEY", KEY)
+        code, checks, out = run_doctor(capsys)
+        (probe,) = endpoint.requests
+    assert code == 0, out
+    assert probe.headers.get("x-api-key") == KEY and probe.body == []  # the empty batch: no event
+    assert checks["reachable"][0]["status"] == "ok" and KEY not in out
+    assert "tracer provider" in checks and "versions" in checks
+    assert {c["check"] for c in checks["extra [cost]"]} == {"extra [cost]"}
+
+
+def test_against_a_local_serve_with_its_key(clean_env, tmp_path, capsys):
+    with LocalServer(tmp_path / "e.sqlite3", port=0, api_key=KEY) as server:
+        clean_env.setenv("TRUBRICS_HOST", server.url)
+        clean_env.setenv("TRUBRICS_API_KEY", KEY)
+        code, checks, out = run_doctor(capsys)
+        assert server.store.count()["events"] == 0
+        clean_env.setenv("TRUBRICS_API_KEY", "not-the-key")
+        assert run_doctor(capsys)[0] == 1
+    assert code == 0, out
+
+
+def test_spool_shows_what_is_waiting(clean_env, tmp_path, capsys):
+    from trubrics_otel.deliver.exporter import spool_key
+
+    url = _closed_port_url()
+    clean_env.setenv("TRUBRICS_HOST", url)
+    clean_env.setenv("TRUBRICS_API_KEY", KEY)
+    waiting = tmp_path / "spool" / spool_key(url, KEY)
+    waiting.mkdir(parents=True)
+    (waiting / "1-2.seg").write_bytes(b"x" * 2048)
+    _, checks, _ = run_doctor(capsys)
+    assert "1 segment file(s), 2.0 KiB waiting for this host and key" in checks["spool"][0]["detail"]
+
+
+def test_content_capture_is_reported_per_instrumentation(clean_env, capsys):
+    clean_env.setenv("TRUBRICS_API_KEY", KEY)
+    clean_env.setenv("TRUBRICS_HOST", _closed_port_url())
+    _, checks, _ = run_doctor(capsys)
+    v2 = [c for c in checks["instrumentation"] if "openai-v2" in c["detail"]]
+    assert v2 and "no prompts or generations" in v2[0]["detail"] and "span_only" in v2[0]["fix"]
+    clean_env.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "span_only")
+    _, checks, _ = run_doctor(capsys)
+    v2 = [c for c in checks["instrumentation"] if "openai-v2" in c["detail"]]
+    assert "captures prompts and generations" in v2[0]["detail"]
+
+
+@pytest.mark.parametrize("sdk", [True, False])
+def test_in_app_doctor_checks_the_global_tracer_provider(sdk, tmp_path):
+    setup = ("from opentelemetry import trace; from opentelemetry.sdk.trace import TracerProvider; "
+             "trace.set_tracer_provider(TracerProvider()); " if sdk else "")
+    code = setup + "import sys, trubrics_otel; sys.exit(0 if trubrics_otel.doctor() else 1)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TRUBRICS_API_KEY": KEY,
+                               "TRUBRICS_HOST": _closed_port_url()})
+    (line,) = [line for line in done.stderr.splitlines() if "tracer provider" in line]
+    assert line.startswith("ok ") == sdk, done.stderr
+    assert KEY not in done.stderr and done.returncode == 1  # the closed port is a problem

@@ -1,0 +1,137 @@
+"""The command line's argument checks, shared by every subcommand: a bad value is refused by
+argparse before anything starts, in one line naming the argument, with exit code 2.
+
+::
+
+    parser = Parser(prog="trubrics-otel")                # errors are one line, no usage dump
+    parser.add_argument("--limit", type=positive_int, default=50)
+    parser.add_argument("--bind", type=ip_address, default="127.0.0.1")
+    parser.add_argument("--db", type=new_database)       # its directory must exist
+
+Each check is a ``type=`` function: it returns the value or raises
+:class:`argparse.ArgumentTypeError`, whose message argparse puts after the argument's name.
+Numbers and URLs are read by the same parsers as the environment variables
+(:mod:`trubrics_otel.settings`), so ``--timeout`` and ``TRUBRICS_BRIDGE_TIMEOUT`` accept the same
+things. A ``--db`` value containing ``://`` is a database URL: it is left to the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn, TypeVar
+
+from trubrics_otel import settings
+
+T = TypeVar("T")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line on stderr (``prog: message``) and exit 2:
+    the usage dump argparse prints first pushes the message out of sight."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def plain(text: str) -> str:
+    """A docstring line for ``--help``: reST markup (````x````, ``:mod:`~a.b```) as plain text."""
+    text = re.sub(r":\w+:`~?([^`]*)`", lambda m: m.group(1).rpartition(".")[2], text)
+    return text.replace("``", "")
+
+
+def _checked(parse: Callable[[str], T], expected: str) -> Callable[[str], T]:
+    """``parse`` as an argparse ``type=``: a ValueError becomes "'value': expected …"."""
+    def check(text: str) -> T:
+        try:
+            return parse(text)
+        except (ValueError, TypeError, OverflowError):
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}") from None
+    check.__name__ = parse.__name__  # argparse names the type in some messages
+    return check
+
+
+def _whole(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError
+    return value
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError
+    return level
+
+
+def _ip(text: str) -> str:
+    return str(ipaddress.ip_address(text.strip().strip("[]")))
+
+
+positive_int = _checked(_whole, "a whole number of at least 1")
+positive_number = _checked(settings.positive_number, "a number above 0")
+port = _checked(_port, "a port from 0 to 65535 (0: any free port)")
+log_level = _checked(_log_level, "one of " + ", ".join(LOG_LEVELS))
+ip_address = _checked(_ip, "an IP address such as 127.0.0.1, 0.0.0.0 (every interface) or ::1")
+http_url = _checked(settings.url, "an http:// or https:// URL such as http://127.0.0.1:8787")
+address = _checked(lambda text: settings.address(text) and text.strip(), "host:port, such as 127.0.0.1:4319")
+address_or_off = _checked(lambda text: text.strip() if settings.address_or_off(text) else "off",
+                          "host:port, such as 127.0.0.1:4320, or off")
+"""``host:port`` as given, or ``off`` for any false word (``no``, ``0``…)."""
+
+
+def new_database(text: str) -> str:
+    """A database file ``serve`` may create: its directory exists (nothing is created silently)
+    and it is not itself a directory. URLs (``postgresql://…``) pass through."""
+    if "://" in text:
+        return text
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r}: it is a directory, not a database file")
+    parent = path.parent
+    if not parent.exists():
+        raise argparse.ArgumentTypeError(f"{text!r}: the directory {str(parent)!r} does not exist "
+                                         "(create it first)")
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r}: {str(parent)!r} is not a directory")
+    return str(path)
+
+
+def existing_database(text: str) -> str:
+    """A database file to read: it must exist, so a typo is not mistaken for an empty store.
+    URLs (``postgresql://…``) pass through."""
+    if "://" in text:
+        return text
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text!r}: the file does not exist")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r}: it is a directory, not a database file")
+    return str(path)
+
+
+def reachable_host(bind: str) -> str:
+    """The address a client on this machine dials for a server bound to ``bind``: ``0.0.0.0``
+    and ``::`` mean every interface, which no client can connect to; IPv6 gets brackets."""
+    try:
+        address_ = ipaddress.ip_address(bind.strip("[]"))
+    except ValueError:
+        return bind  # a host name
+    if address_.is_unspecified:
+        address_ = ipaddress.ip_address("::1" if address_.version == 6 else "127.0.0.1")
+    return f"[{address_}]" if address_.version == 6 else str(address_)
+

@@ -1,0 +1,275 @@
+"""``trubrics-otel doctor``: what is wrong with this setup, and how to fix it.
+
+::
+
+    trubrics-otel doctor                 # one line per check; exit 0 healthy, 1 with problems
+    trubrics-otel doctor --json          # [{"check": ..., "status": "ok"|"problem"|"note", ...}]
+
+    import trubrics_otel
+    trubrics_otel.doctor()               # in the app (stderr): also checks its global TracerProvider
+
+Checks: the API key is set (never shown), the host is an http(s) URL that may be given the key,
+the host answers and accepts the key, the spool directory is writable and what waits in it,
+which LLM instrumentations are installed (do they import, will they capture prompts and
+generations), which extras are installed, the Python and OpenTelemetry versions, and (in-app)
+whether the global TracerProvider is an SDK one.
+
+The host probe POSTs an empty JSON array to ``<host>/publish_events``: no event can come of it.
+The ingestion API checks ``x-api-key`` before the body (a FastAPI dependency), so 401/403 means
+the key is refused, and 2xx or 422 (an API that wants at least one event) means it was accepted.
+A HEAD or OPTIONS would only say that something listens: it never looks at the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from trubrics_otel import cli_args, settings
+
+OK, PROBLEM, NOTE = "ok", "problem", "note"
+PROBE_TIMEOUT_S = 5.0
+GENAI_CONTENT_ON_SPANS = frozenset({"span_only", "span_and_event", "true"})
+
+
+@dataclass
+class Check:
+    check: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+def diagnose(host: str | None = None, api_key: str | None = None, *, in_app: bool = True) -> list[Check]:
+    """Every check, in order; ``host``/``api_key`` as the exporter takes them (else the
+    environment)."""
+    checks = [_versions()]
+    key = str(settings.read(settings.API_KEY, api_key) or "")
+    checks.append(Check("api key", OK, f"set ({len(key)} characters, not shown)") if key else Check(
+        "api key", PROBLEM, "no TRUBRICS_API_KEY", "export TRUBRICS_API_KEY=... (or Trubrics(api_key=...))"))
+    url, url_check = _host(host)
+    checks.append(url_check)
+    if url and key and url_check.status == OK:
+        checks.append(_probe(url, key))
+    checks.append(_spool(url or settings.DEFAULT_HOST, key))
+    checks.extend(_instrumentations())
+    checks.extend(_extras())
+    checks.append(_provider() if in_app else Check(
+        "tracer provider", NOTE, "not checked from the command line",
+        "call trubrics_otel.doctor() inside the app to check its global TracerProvider"))
+    return checks
+
+
+def doctor(host: str | None = None, api_key: str | None = None, *, file: Any = None) -> bool:
+    """Print the checks for this process (its TracerProvider included); True when healthy."""
+    checks = diagnose(host, api_key, in_app=True)
+    print(format_checks(checks), file=file or sys.stderr)
+    return all(c.status != PROBLEM for c in checks)
+
+
+def format_checks(checks: list[Check]) -> str:
+    marks = {OK: "ok     ", PROBLEM: "PROBLEM", NOTE: "note   "}
+    lines = []
+    for c in checks:
+        lines.append(f"{marks[c.status]} {c.check}: {c.detail}")
+        if c.fix:
+            lines.append(f"        → {c.fix}")
+    problems = sum(c.status == PROBLEM for c in checks)
+    lines.append(f"{problems} problem{'s' if problems != 1 else ''} found" if problems else "healthy")
+    return "\n".join(lines)
+
+
+# --- the checks -------------------------------------------------------------------------------
+
+
+def _versions() -> Check:
+    def version(name: str) -> str:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    return Check("versions", NOTE, f"Python {platform.python_version()}, trubrics-otel {version('trubrics-otel')}, "
+                 f"opentelemetry-api {version('opentelemetry-api')}, opentelemetry-sdk {version('opentelemetry-sdk')}")
+
+
+def _host(host: str | None) -> tuple[str | None, Check]:
+    from trubrics_otel.deliver.transport import insecure_reason
+
+    given = host if host is not None else settings.raw(settings.HOST)
+    if given is None:
+        url = settings.DEFAULT_HOST
+    else:
+        try:
+            url = settings.url(given)
+        except ValueError:
+            return None, Check("host", PROBLEM, f"{given!r} is not an http:// or https:// URL",
+                               "set TRUBRICS_HOST to the ingestion URL, e.g. http://127.0.0.1:8787 for serve")
+    reason = insecure_reason(url)
+    if reason and not settings.read(settings.ALLOW_INSECURE):
+        return url, Check("host", PROBLEM, f"{url}: {reason}; the key is never sent there",
+                          "use https://, or TRUBRICS_ALLOW_INSECURE=1 on a trusted network")
+    return url, Check("host", OK, url + (" (the default: Trubrics' own)" if given is None else ""))
+
+
+def _probe(url: str, key: str) -> Check:
+    import requests
+
+    from trubrics_otel.deliver.transport import EVENTS_PATH
+
+    try:  # our own session: never an app span under requests/urllib3 instrumentation
+        from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
+
+        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        try:
+            response = requests.post(f"{url}/{EVENTS_PATH}", data=b"[]", timeout=PROBE_TIMEOUT_S,
+                                     headers={"x-api-key": key, "Content-Type": "application/json"})
+        finally:
+            detach(token)
+    except requests.RequestException as exc:
+        return Check("reachable", PROBLEM, f"{url} did not answer: {type(exc).__name__}",
+                     "check TRUBRICS_HOST and the network (is `trubrics-otel serve` running?)")
+    status = response.status_code
+    if status in (401, 403):
+        return Check("reachable", PROBLEM, f"{url} refused the key (HTTP {status})",
+                     "check TRUBRICS_API_KEY (for serve: its --api-key)")
+    if status < 300 or status == 422:
+        return Check("reachable", OK, f"{url} answered HTTP {status} and accepted the key (nothing was sent)")
+    return Check("reachable", PROBLEM, f"{url} answered HTTP {status}", "is TRUBRICS_HOST the ingestion URL?")
+
+
+def _spool(url: str, key: str) -> Check:
+    from trubrics_otel.deliver.exporter import spool_key
+
+    setting = settings.read(settings.SPOOL)
+    if setting is False:
+        return Check("spool", NOTE, "off (TRUBRICS_SPOOL): undelivered events are kept in memory only")
+    base = settings.cache_directory() / "trubrics-otel" / "spool" if setting in (None, True) else Path(setting)
+    existing = next(p for p in (base, *base.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        return Check("spool", PROBLEM, f"{base} cannot be created or written ({existing} is not a writable "
+                     "directory)", "set TRUBRICS_SPOOL to a writable directory")
+    if existing == base:
+        try:
+            tempfile.TemporaryFile(dir=base).close()
+        except OSError as exc:
+            return Check("spool", PROBLEM, f"{base}: {exc.strerror}", "set TRUBRICS_SPOOL to a writable directory")
+    mine = base / spool_key(url, key)
+    segments = sorted(mine.glob("*.seg")) if mine.is_dir() else []
+    others = [p for p in base.glob("*/*.seg") if p.parent != mine] if base.is_dir() else []
+    size = sum(p.stat().st_size for p in segments)
+    detail = f"{base} is writable; " + (
+        f"{len(segments)} segment file(s), {size / 1024:.1f} KiB waiting for this host and key" if segments
+        else "nothing waiting for this host and key")
+    if others:
+        detail += f"; {len(others)} segment file(s) for other hosts or keys"
+    return Check("spool", OK, detail)
+
+
+def _instrumentations() -> list[Check]:
+    found: list[Check] = []
+    seen: set[str] = set()
+    for point in importlib.metadata.entry_points(group="opentelemetry_instrumentor"):
+        dist = point.dist
+        name = dist.metadata["Name"] if dist is not None else point.module
+        requires = " ".join(dist.requires or []) if dist is not None else ""
+        family = ("openinference" if name.startswith("openinference-") else
+                  "openllmetry" if "semantic-conventions-ai" in requires else
+                  "genai" if "opentelemetry-util-genai" in requires else None)
+        if family is None or name in seen:
+            continue  # HTTP, databases…: not LLM calls
+        seen.add(name)
+        label = f"{name} {dist.version if dist is not None else ''}".strip()
+        try:
+            importlib.import_module(point.module)
+        except Exception as exc:  # noqa: BLE001 - a broken install is what we report
+            found.append(Check("instrumentation", PROBLEM, f"{label} fails to import: {type(exc).__name__}: {exc}",
+                               "install versions that match (see the zero-code docs for a tested pair)"))
+            continue
+        found.append(_content(label, family))
+    return found or [Check("instrumentation", NOTE, "no LLM instrumentation installed (only track() events)",
+                           "e.g. pip install opentelemetry-instrumentation-openai-v2")]
+
+
+def _content(label: str, family: str) -> Check:
+    """Whether ``family``'s instrumentation puts prompts and generations on spans."""
+    environ = os.environ  # third-party variables, reported here, never used by us
+    if family == "openllmetry":
+        on = environ.get("TRACELOOP_TRACE_CONTENT", "true").strip().lower() not in settings.FALSE_WORDS
+        variable = "TRACELOOP_TRACE_CONTENT"
+    elif family == "openinference":
+        on = not any(environ.get(v, "").strip().lower() in settings.TRUE_WORDS
+                     for v in ("OPENINFERENCE_HIDE_INPUTS", "OPENINFERENCE_HIDE_OUTPUTS"))
+        variable = "OPENINFERENCE_HIDE_INPUTS/OUTPUTS"
+    else:
+        value = environ.get(settings.CAPTURE_CONTENT.name, "").strip().lower()
+        zero_code = "trubrics" in environ.get("OTEL_TRACES_EXPORTER", "")
+        on = value in GENAI_CONTENT_ON_SPANS or (not value and zero_code)
+        variable = settings.CAPTURE_CONTENT.name
+        if not on:
+            return Check("instrumentation", NOTE, f"{label}: no prompts or generations on spans "
+                         f"({variable}={value or 'unset'})", f"{variable}=span_only (opentelemetry-instrument "
+                         "with OTEL_TRACES_EXPORTER=trubrics sets it for you)")
+    return Check("instrumentation", OK if on else NOTE,
+                 f"{label}: {'captures' if on else 'does not capture'} prompts and generations ({variable})")
+
+
+def _extras() -> list[Check]:
+    def has(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            return False
+
+    extras = [("grpc", "grpc", "OTLP/gRPC for serve and bridge"),
+              ("cost", "genai_prices", "the maintained LLM price table: cost_usd for known models"),
+              ("zero-code", "opentelemetry.instrumentation", "opentelemetry-instrument"),
+              ("postgres", "psycopg", "serve on PostgreSQL")]
+    checks = [Check(f"extra [{extra}]", OK if has(module) else NOTE,
+                    ("installed: " if has(module) else "not installed: ") + what,
+                    "" if has(module) else f"pip install 'trubrics-otel[{extra}]'")
+              for extra, module, what in extras]
+    from trubrics_otel.translate.fastjson import ACCELERATED
+
+    checks.append(Check("orjson", OK if ACCELERATED else NOTE,
+                        "installed" if ACCELERATED else "missing: the stdlib encodes (slower)",
+                        "" if ACCELERATED else "pip install orjson"))
+    return checks
+
+
+def _provider() -> Check:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        return Check("tracer provider", OK, f"the global TracerProvider is the SDK's ({type(provider).__name__})")
+    return Check("tracer provider", NOTE, f"the global TracerProvider is {type(provider).__name__}: "
+                 "instrumentation spans go nowhere unless configure(tracer_provider=...) is given one",
+                 "install an SDK TracerProvider (trace.set_tracer_provider) or use opentelemetry-instrument")
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", type=cli_args.http_url, help="check this host (default TRUBRICS_HOST)")
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    checks = diagnose(args.host, in_app=False)
+    if args.json:
+        print(json.dumps([asdict(c) for c in checks], indent=2))
+    else:
+        print(format_checks(checks))
+    return 1 if any(c.status == PROBLEM for c in checks) else 0
