@@ -56,6 +56,7 @@ EXPECTED = {
     settings.BRIDGE_CLIENT_TIMEOUT: NUMBER,
     settings.BRIDGE_MAX_BODY: INTEGER,
     settings.BRIDGE_TIMEOUT: NUMBER,
+    settings.BRIDGE_RECEIVE_KEY: TEXT,
     settings.DB: PATH,
     settings.PRICES_FILE: PATH,
     settings.XDG_CACHE_HOME: PATH,

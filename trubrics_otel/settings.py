@@ -185,6 +185,8 @@ BRIDGE_GRPC_LISTEN = Variable("TRUBRICS_BRIDGE_GRPC_LISTEN", address_or_off, Non
 BRIDGE_CLIENT_TIMEOUT = Variable("TRUBRICS_BRIDGE_CLIENT_TIMEOUT", positive_number, 30.0)
 BRIDGE_MAX_BODY = Variable("TRUBRICS_BRIDGE_MAX_BODY", positive_integer, 32 << 20)
 BRIDGE_TIMEOUT = Variable("TRUBRICS_BRIDGE_TIMEOUT", positive_number, 3.0)
+BRIDGE_RECEIVE_KEY = Variable("TRUBRICS_BRIDGE_RECEIVE_KEY", text_value, None, secret=True)
+"""The key senders must present to the bridge; required when it listens off loopback."""
 DB = Variable("TRUBRICS_DB", path, None)
 PRICES_FILE = Variable("TRUBRICS_PRICES_FILE", path, None)
 XDG_CACHE_HOME = Variable("XDG_CACHE_HOME", path, None)

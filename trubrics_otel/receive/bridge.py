@@ -25,6 +25,14 @@ not send them twice. Spans that are neither product events nor LLM calls (HTTP,
 database…) are simply not forwarded. HTTP framing (chunked bodies, keep-alive,
 ``Expect: 100-continue``, gzip, stalled clients) is :mod:`~trubrics_otel.receive.http`'s.
 
+Who may send: on loopback (the default), anyone local. Listening on any other address (HTTP
+or gRPC), the bridge refuses to start without ``receive_key``; with it, every export must
+present that key as ``x-api-key``, ``Authorization: Bearer <key>`` or the password of
+``Authorization: Basic`` (gRPC: the same metadata), else 401 / ``UNAUTHENTICATED``, answered
+from the headers before the body is read. ``GET /healthz`` (counters only) stays open for
+probes. Without ``api_key``, a sender's ``x-api-key`` that is not the receive key is the
+Trubrics key passed on (so send the receive key as ``Authorization: Bearer``).
+
 Configuration, by argument or else environment variable:
 
 ==============  ==============================  =============================================
@@ -34,6 +42,7 @@ listen          TRUBRICS_BRIDGE_LISTEN          127.0.0.1:4319 (OTLP/HTTP)
 grpc_listen     TRUBRICS_BRIDGE_GRPC_LISTEN     none (``off``); the command line's: 127.0.0.1:4320
 host            TRUBRICS_HOST                   https://app.trubrics.com/api/ingestion
 api_key         TRUBRICS_API_KEY                none: each request's ``x-api-key`` is passed on
+receive_key     TRUBRICS_BRIDGE_RECEIVE_KEY     none; **required when listening off loopback**
 max_body        TRUBRICS_BRIDGE_MAX_BODY        32 MiB, on the wire and once decompressed
 timeout         TRUBRICS_BRIDGE_TIMEOUT         3 s of trying Trubrics before answering 503
 client_timeout  TRUBRICS_BRIDGE_CLIENT_TIMEOUT  30 s: an idle or stalled connection is closed
@@ -45,11 +54,13 @@ from __future__ import annotations
 
 import argparse
 import collections
+import hmac
 import json
 import logging
 import signal
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from trubrics_otel import semconv as sc
@@ -63,7 +74,7 @@ from trubrics_otel.deliver.transport import (
     Transport,
 )
 from trubrics_otel.receive import otlp
-from trubrics_otel.receive.http import HttpReceiver, Reply, Request
+from trubrics_otel.receive.http import HttpReceiver, Reply, Request, is_loopback, key_matches
 from trubrics_otel.receive.process import tune_for_server
 from trubrics_otel.settings import DEFAULT_HOST
 from trubrics_otel.translate.encoder import Event, encode_spans
@@ -98,13 +109,21 @@ class Bridge:
         client_timeout: float | None = None,
         policy: Policy | None = None,
         logger: logging.Logger | None = None,
+        receive_key: str | None = None,
     ) -> None:
+        """``ValueError`` for a listener off loopback without ``receive_key``."""
         self._logger = logger or logging.getLogger("trubrics.bridge")
         self.host = settings.read(settings.HOST, host)
         self._api_key = settings.read(settings.API_KEY, api_key) or None
         self._listen = settings.address(listen) if listen else settings.read(settings.BRIDGE_LISTEN)
         grpc = settings.address_or_off(grpc_listen) if grpc_listen else settings.read(settings.BRIDGE_GRPC_LISTEN)
         self._grpc_listen = grpc or None
+        key = settings.read(settings.BRIDGE_RECEIVE_KEY, receive_key) or None
+        self._receive_key = key.encode("utf-8") if key else None
+        exposed = [a for a in (self._listen, self._grpc_listen) if a is not None and not is_loopback(a[0])]
+        if exposed and self._receive_key is None:
+            raise ValueError(f"listening on {exposed[0][0]} (not loopback) needs a key senders must present: "
+                             "--receive-key or TRUBRICS_BRIDGE_RECEIVE_KEY")
         self.max_body = int(settings.read(settings.BRIDGE_MAX_BODY, max_body))
         self.timeout = float(settings.read(settings.BRIDGE_TIMEOUT, timeout))
         self.client_timeout = float(settings.read(settings.BRIDGE_CLIENT_TIMEOUT, client_timeout))
@@ -132,7 +151,7 @@ class Bridge:
         self._http = HttpReceiver(
             self._serve_http, self._listen, max_body=self.max_body, refuse=self._refuse_http,
             threads=MAX_CONCURRENT, client_timeout=self.client_timeout, name="trubrics-bridge",
-            logger=self._logger,
+            logger=self._logger, admit=self._admit,
         )
         try:
             if self._grpc_listen is not None:
@@ -176,6 +195,11 @@ class Bridge:
     def grpc_address(self) -> str | None:
         """``host:port`` of the OTLP/gRPC receiver, or None when it is not running."""
         return self._grpc.address if self._grpc is not None else None
+
+    @property
+    def requires_key(self) -> bool:
+        """Whether senders must present the receive key."""
+        return self._receive_key is not None
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -294,15 +318,35 @@ class Bridge:
             return Answer(200, json.dumps({"status": "ok", **self.stats()}).encode(), otlp.JSON)
         if request.method != "POST" or path != TRACES_PATH:
             return self._refuse_http(404, f"only POST {TRACES_PATH} and GET /healthz are served here", request)
-        # The receiver already undid Content-Encoding (with the same size cap).
-        return self.export(request.body, request.header("content-type"), None, request.header("x-api-key"))
+        # The receiver already undid Content-Encoding (with the same size cap), and admitted it.
+        return self.export(request.body, request.header("content-type"), None, self._passed_on(request.headers))
+
+    def _admit(self, request: Request) -> Answer | None:
+        """Before the body is read: an export must carry the receive key when one is set."""
+        if request.method != "POST" or self._may_send(request.headers):
+            return None
+        return self._refuse_http(401, self._WRONG_KEY, request)
+
+    _WRONG_KEY = "missing or wrong key for this bridge (x-api-key or Authorization: Bearer)"
+
+    def _may_send(self, headers: Mapping[str, str]) -> bool:
+        return self._receive_key is None or key_matches(self._receive_key, headers)
+
+    def _passed_on(self, headers: Mapping[str, str]) -> str | None:
+        """The sender's x-api-key as the Trubrics key, unless it is the bridge's receive key."""
+        key = headers.get("x-api-key") or None
+        if key and self._receive_key is not None and hmac.compare_digest(key.encode("utf-8"), self._receive_key):
+            return None
+        return key
 
     def _refuse_http(self, status: int, message: str, request: Request) -> Answer:
         return self._refuse(status, message, otlp.media_type(request.header("content-type")) == otlp.JSON)
 
-    def _export_grpc(self, body: bytes, api_key: str | None) -> Answer:
+    def _export_grpc(self, body: bytes, metadata: Mapping[str, str]) -> Answer:
         self._count("grpc_requests")
-        return self.export(body, otlp.PROTOBUF, None, api_key)
+        if not self._may_send(metadata):
+            return self._refuse(401, self._WRONG_KEY, False)
+        return self.export(body, otlp.PROTOBUF, None, self._passed_on(metadata))
 
 
 def _identity(key: str, path: str, event: Event) -> tuple[str, str, str]:
@@ -319,6 +363,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--api-key",
         help="Trubrics API key (better: TRUBRICS_API_KEY); without one, each request's x-api-key is used",
     )
+    parser.add_argument("--receive-key", help="the key senders must present (x-api-key or Authorization: "
+                        "Bearer); required off loopback (better: TRUBRICS_BRIDGE_RECEIVE_KEY)")
     parser.add_argument("--max-body", type=int, help="largest request in bytes, also once "
                         f"decompressed (TRUBRICS_BRIDGE_MAX_BODY; {DEFAULT_MAX_BODY})")
     parser.add_argument("--timeout", type=float, help="seconds of trying Trubrics before answering "
@@ -342,7 +388,8 @@ def run(args: argparse.Namespace) -> int:
         grpc_listen = "off"
     try:
         bridge = Bridge(args.host, args.api_key, listen=args.listen, grpc_listen=grpc_listen,
-                        max_body=args.max_body, timeout=args.timeout, client_timeout=args.client_timeout)
+                        max_body=args.max_body, timeout=args.timeout, client_timeout=args.client_timeout,
+                        receive_key=args.receive_key)
     except ValueError as exc:
         logger.error("Bad bridge setting: %s", exc)
         return 2
@@ -354,8 +401,10 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         logger.error("Cannot listen: %s", exc)
         return 2
-    logger.info("Bridge listening on %s%s%s, forwarding to %s", bridge.url, TRACES_PATH,
-                f" and OTLP/gRPC {bridge.grpc_address}" if bridge.grpc_address else "", bridge.host)
+    logger.info("Bridge listening on %s%s%s, forwarding to %s; %s", bridge.url, TRACES_PATH,
+                f" and OTLP/gRPC {bridge.grpc_address}" if bridge.grpc_address else "", bridge.host,
+                "senders must present the receive key (x-api-key or Authorization: Bearer)"
+                if bridge.requires_key else "loopback only, so no key is asked of senders")
     try:
         while not stop.wait(1.0):
             pass

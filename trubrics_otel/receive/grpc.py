@@ -4,7 +4,8 @@ grpcio is an extra (``pip install 'trubrics-otel[grpc]'``); it is imported when 
 is made, and :class:`GrpcUnavailable` names the extra when it is missing. The application
 gives one function, the same it answers OTLP/HTTP with::
 
-    def export(body: bytes, api_key: str | None) -> Reply:   # protobuf, already gunzipped
+    def export(body: bytes, metadata: Mapping[str, str]) -> Reply:   # protobuf, already gunzipped
+        keys = presented_keys(metadata)     # x-api-key, authorization: Bearer / Basic
         ...
     with GrpcReceiver(export, ("127.0.0.1", 0), max_body=32 << 20) as receiver:
         receiver.address        # 127.0.0.1:<port>; OTEL_EXPORTER_OTLP_ENDPOINT=http://<address>
@@ -21,7 +22,7 @@ by grpcio itself with ``RESOURCE_EXHAUSTED``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -32,7 +33,8 @@ OTHER_SIGNALS = ("opentelemetry.proto.collector.metrics.v1.MetricsService",
                  "opentelemetry.proto.collector.logs.v1.LogsService")
 INSTALL_HINT = "OTLP/gRPC needs grpcio and googleapis-common-protos: pip install 'trubrics-otel[grpc]'"
 
-Export = Callable[[bytes, "str | None"], Reply]
+Export = Callable[[bytes, Mapping[str, str]], Reply]
+"""``export(body, metadata)``: the request's metadata with lower-case names."""
 
 
 class GrpcUnavailable(ImportError):
@@ -119,9 +121,10 @@ class GrpcReceiver:
         self.stop()
 
     def _handle(self, body: bytes, context: Any) -> bytes:
-        metadata = dict(context.invocation_metadata())
+        metadata = {key.lower(): value for key, value in context.invocation_metadata()
+                    if isinstance(value, str)}  # not the binary (-bin) entries
         try:
-            reply = self._export(body, metadata.get("x-api-key"))
+            reply = self._export(body, metadata)
         except Exception:  # a bug of ours: say so, and keep serving
             self._logger.exception("Failed on an OTLP/gRPC export")
             reply = Reply(500, message="internal error")

@@ -26,8 +26,15 @@ for invalid events. **Valid events of a batch are stored even when others in it 
 invalid**: the answer is then 422 (the bad ones need fixing; the exporter does not
 retry a 422) and says how many were stored. An all-valid batch gets 200 with
 ``{"stored": n, "duplicates": m}``; a retried batch is counted as duplicates, not stored
-twice. The read API needs no key on loopback (the default, 127.0.0.1); bound elsewhere it
-needs ``api_key``.
+twice.
+
+Who may write and read: on a loopback address (the default, 127.0.0.1) the ingestion API
+takes any non-empty ``x-api-key``, OTLP needs none, and the read API is open. **Bound
+anywhere else the server needs ``api_key`` (``serve --api-key``), or it refuses to start**,
+and then every write and read (ingestion, OTLP/HTTP, OTLP/gRPC, the read API) must present
+that key: ``x-api-key: <key>`` (header or gRPC metadata), ``Authorization: Bearer <key>``, or
+``Authorization: Basic`` with the key as password. A write is refused (401) from its headers,
+before its body is read.
 OTLP spans pass the same redaction :class:`~trubrics_otel.translate.redaction.Policy` as the
 in-process exporter's (``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, size limits).
 HTTP framing (Content-Length or chunked, gzip, keep-alive, slow clients) is
@@ -47,7 +54,7 @@ from typing import Any
 from trubrics_otel.deliver.exporter import policy_from_settings, price_and_redact
 from trubrics_otel.deliver.prices import load_price_table
 from trubrics_otel.receive import otlp
-from trubrics_otel.receive.http import HttpReceiver, Reply, Request
+from trubrics_otel.receive.http import HttpReceiver, Reply, Request, presented_keys
 from trubrics_otel.receive.otlp import decode_request
 from trubrics_otel.server import read_api
 from trubrics_otel.server.store import DEFAULT_SESSION_TIMEOUT_S, Store
@@ -101,7 +108,10 @@ class LocalServer:
         read_needs_key: bool | None = None,
     ) -> None:
         """``read_needs_key``: whether the read API needs ``api_key``; by default, when
-        ``host`` is not a loopback address."""
+        ``host`` is not a loopback address. Off loopback without ``api_key``: ``ValueError``."""
+        if not api_key and not read_api.is_loopback(host):
+            raise ValueError(f"{host} is not a loopback address: anyone could write and read "
+                             "there, so give an API key (serve --api-key)")
         self.store = db if isinstance(db, Store) else Store(db, session_timeout_s=session_timeout_s)
         self.host = host
         self.port = port
@@ -139,7 +149,7 @@ class LocalServer:
                 self._serve_http, (self.host, self.port), max_body=self.max_body_bytes,
                 refuse=lambda status, message, _: Reply(status, Response(status, {"detail": message}).payload(),
                                                          "application/json"),
-                name="trubrics-local-server", logger=self.logger,
+                name="trubrics-local-server", logger=self.logger, admit=self._admit,
             )
             self.port = self._http.port
             if self.grpc_port is not None:
@@ -201,6 +211,13 @@ class LocalServer:
             return False
         return self._api_key is None or hmac.compare_digest(key.encode("utf-8"), self._api_key)
 
+    def _may_write(self, headers: Mapping[str, str], *, otlp_request: bool) -> bool:
+        """With ``api_key``, one presented key must be it; without (loopback only), the
+        ingestion API wants some key as Trubrics does, and OTLP none (exporters send none)."""
+        keys = presented_keys(headers)
+        if otlp_request and not self.requires_key:
+            return True
+        return any(self.authorised(key) for key in keys)
     def ingest(self, name: str, body: bytes) -> Response:
         try:
             parsed = json.loads(body, parse_constant=_reject_constant)
@@ -255,7 +272,9 @@ class LocalServer:
             if request.method == "POST":
                 response = self._post(request)
             elif request.method in ("GET", "HEAD"):
-                response = self.query(request.path, request.query, request.header("x-api-key"))
+                keys = request.keys()
+                key = next((k for k in keys if self.authorised(k)), keys[0] if keys else None)
+                response = self.query(request.path, request.query, key)
             else:
                 response = Response(405, {"detail": "Method Not Allowed"})
         except BadQuery as exc:
@@ -265,21 +284,29 @@ class LocalServer:
             response = Response(500, {"detail": "internal error"})
         return Reply(response.status, response.payload(), response.content_type, response.headers)
 
-    def _post(self, request: Request) -> Response:
+    def _admit(self, request: Request) -> Reply | None:
+        """Before the body is read: a POST to a route we serve, with a key that may write."""
+        if request.method != "POST":
+            return None
         path = request.path.rstrip("/")
-        name = path.rsplit("/", 1)[-1]
         is_otlp = path == "/v1/traces"
-        if name not in _INGESTION and not is_otlp:
-            return Response(404, {"detail": "Not Found"})
-        # OTLP exporters send no key by default: there, one is needed only when configured
-        if (not is_otlp or self.requires_key) and not self.authorised(request.header("x-api-key")):
-            return Response(401, {"detail": "Missing or invalid API key (x-api-key header)"})
-        if is_otlp:
-            return self.ingest_otlp(request.body, request.header("content-type"))
-        return self.ingest(name, request.body)
+        if path.rsplit("/", 1)[-1] not in _INGESTION and not is_otlp:
+            response = Response(404, {"detail": "Not Found"})
+        elif not self._may_write(request.headers, otlp_request=is_otlp):
+            response = Response(401, {"detail": "Missing or invalid API key (x-api-key header)"})
+        else:
+            return None
+        return Reply(response.status, response.payload(), response.content_type)
 
-    def _export_grpc(self, body: bytes, api_key: str | None) -> Reply:
-        if self.requires_key and not self.authorised(api_key):
+    def _post(self, request: Request) -> Response:
+        """Routed and authorised by ``_admit`` already (the receiver calls it first)."""
+        path = request.path.rstrip("/")
+        if path == "/v1/traces":
+            return self.ingest_otlp(request.body, request.header("content-type"))
+        return self.ingest(path.rsplit("/", 1)[-1], request.body)
+
+    def _export_grpc(self, body: bytes, metadata: Mapping[str, str]) -> Reply:
+        if not self._may_write(metadata, otlp_request=True):
             return Reply(401, message="Missing or invalid API key (x-api-key metadata)")
         response = self.ingest_otlp(body, otlp.PROTOBUF)
         detail = response.body.get("detail") if isinstance(response.body, dict) else None

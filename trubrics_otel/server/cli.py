@@ -58,7 +58,8 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"OTLP/gRPC port (default {DEFAULT_GRPC_PORT}, the OTLP default; 0 = any free)")
     parser.add_argument("--no-grpc", action="store_true", help="no OTLP/gRPC listener")
     parser.add_argument("--api-key", default=None,
-                        help="accept only this x-api-key (default: any non-empty key)")
+                        help="accept only this key (x-api-key or Authorization: Bearer) for writes and "
+                        "reads; required when --bind is not loopback (default: any non-empty key)")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
                         help="larger request bodies get 413 (default 10 MiB)")
     _session_argument(parser)
@@ -78,6 +79,9 @@ def _serve(args: argparse.Namespace) -> int:
     if grpc_port is not None and not otlp_grpc.available():
         logger.warning("%s; serving OTLP/HTTP only", otlp_grpc.INSTALL_HINT)
         grpc_port = None
+    if not args.api_key and not is_loopback(args.bind):  # anyone could write and read there
+        print(f"trubrics-otel serve: --bind {args.bind} is not loopback: give --api-key", file=sys.stderr)
+        return 2
     server = LocalServer(
         args.db, host=args.bind, port=args.port, api_key=args.api_key,
         max_body_bytes=args.max_body_bytes, session_timeout_s=args.session_timeout * 60, logger=logger,
@@ -97,8 +101,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"  OTLP/gRPC:    {args.bind}:{server.grpc_port}  (opentelemetry-instrument's default)", flush=True)
     print(f"  look at them: {server.url}/   (Ctrl-C stops)", flush=True)
     if not is_loopback(args.bind):
-        print("  the page and read API need the x-api-key given by --api-key here"
-              + ("" if args.api_key else " (none given: remote reads are refused)"), flush=True)
+        print("  not loopback: every write (ingestion, OTLP/HTTP, OTLP/gRPC) and every read needs the "
+              "--api-key as x-api-key or Authorization: Bearer", flush=True)
     tune_for_server()  # our own process: see receive/process.py
     try:
         server.serve_forever()

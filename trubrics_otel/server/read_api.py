@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import hmac
-import ipaddress
 import mimetypes
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any, Callable
 from urllib.parse import unquote
 
+from trubrics_otel.receive.http import is_loopback
 from trubrics_otel.server import queries, stats
 from trubrics_otel.server.store import Store, parse_time, to_us
 
@@ -54,17 +54,11 @@ class BadQuery(ValueError):
     pass
 
 
+__all__ = ["BadQuery", "ReadAPI", "is_loopback"]
+
+
 Result = tuple[int, Any, str, dict[str, str]]
 """(status, body (JSON-able or bytes), content type, headers)."""
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class ReadAPI:
