@@ -120,18 +120,24 @@ def decompress(body: bytes, content_encoding: str | None, max_size: int) -> byte
         wbits = zlib.MAX_WBITS if body[:1] == b"\x78" else -zlib.MAX_WBITS
     else:
         raise UnsupportedMediaType(f"unsupported Content-Encoding {encoding!r}")
-    inflater = zlib.decompressobj(wbits)
-    try:
-        out = inflater.decompress(body, max_size + 1)
-        if len(out) <= max_size and not inflater.unconsumed_tail:
-            out += inflater.flush(max_size + 1 - len(out))
-    except zlib.error as exc:
-        raise OtlpDecodeError(f"body is not valid {encoding}: {exc}") from None
-    if len(out) > max_size or inflater.unconsumed_tail:
-        raise PayloadTooLarge(f"body decompresses to more than the {max_size}-byte limit")
-    if not inflater.eof:
-        raise OtlpDecodeError(f"{encoding} body is truncated")
-    return out
+    out = b""
+    while True:  # one pass per gzip member: RFC 1952 allows several, concatenated
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out += inflater.decompress(body, max_size + 1 - len(out))
+            if len(out) <= max_size and not inflater.unconsumed_tail:
+                out += inflater.flush(max_size + 1 - len(out))
+        except zlib.error as exc:
+            raise OtlpDecodeError(f"body is not valid {encoding}: {exc}") from None
+        if len(out) > max_size or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"body decompresses to more than the {max_size}-byte limit")
+        if not inflater.eof:
+            raise OtlpDecodeError(f"{encoding} body is truncated")
+        body = inflater.unused_data
+        if not body:
+            return out
+        if wbits != 16 + zlib.MAX_WBITS or body[:2] != b"\x1f\x8b":
+            raise OtlpDecodeError(f"{len(body)} bytes after the end of the {encoding} body")
 
 
 def decode_request(body: bytes, content_type: str | None) -> list[ReadableSpan]:

@@ -46,6 +46,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 import os
 import threading
 from collections.abc import Mapping
@@ -55,12 +56,12 @@ from trubrics_otel.deliver.exporter import policy_from_settings, price_and_redac
 from trubrics_otel.deliver.prices import load_price_table
 from trubrics_otel.receive import otlp
 from trubrics_otel.receive.http import HttpReceiver, Reply, Request, presented_keys
-from trubrics_otel.receive.otlp import decode_request
 from trubrics_otel.server import read_api
 from trubrics_otel.server.store import DEFAULT_SESSION_TIMEOUT_S, Store
 from trubrics_otel.server.validation import (
     EVENT,
     LLM_EVENT,
+    parse_batch,
     validate_batch,
     validate_event,
 )
@@ -85,9 +86,16 @@ class Response:
         self.headers = dict(headers or {})
 
     def payload(self) -> bytes:
+        """Strict JSON: a sum that overflowed to infinity is ``null`` with ``"<key>_overflow": true``
+        beside it, never ``Infinity`` (which no JSON parser takes)."""
         if isinstance(self.body, bytes):
             return self.body
-        return json.dumps(self.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        try:
+            text = json.dumps(self.body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except ValueError:  # rare: only then walk the answer
+            text = json.dumps(_overflow_flagged(self.body), ensure_ascii=False, separators=(",", ":"),
+                              allow_nan=False)
+        return text.encode("utf-8")
 
 
 class LocalServer:
@@ -220,7 +228,7 @@ class LocalServer:
         return any(self.authorised(key) for key in keys)
     def ingest(self, name: str, body: bytes) -> Response:
         try:
-            parsed = json.loads(body, parse_constant=_reject_constant)
+            parsed = parse_batch(body)
         except (ValueError, UnicodeDecodeError) as exc:
             return Response(422, {"detail": [{"index": None, "loc": ["body"], "msg": f"invalid JSON: {exc}"}]})
         good, errors = validate_batch(parsed, _INGESTION[name])
@@ -238,27 +246,40 @@ class LocalServer:
         return Response(200, {"stored": stored, "duplicates": duplicates})
 
     def ingest_otlp(self, body: bytes, content_type: str) -> Response:
-        """OTLP traces → the same encoder and policy the exporter uses → the store."""
+        """OTLP traces → the same encoder and policy the exporter uses → the store.
+
+        What can be stored is: a field out of range (a span ending before it starts, a NaN)
+        is stored as null; what cannot be is counted in the answer's ``partial_success``."""
         try:
-            spans = decode_request(body, content_type)
+            decoded = otlp.decode(body, content_type)
         except otlp.UnsupportedMediaType as exc:
             return Response(415, {"detail": str(exc)})
         except Exception as exc:  # a malformed request, whatever the decoder raises
             return Response(400, {"detail": f"invalid OTLP request: {exc}"})
         with self._encode_lock:
-            encoded = encode_spans(spans, memory=self._traces)
-        events, llm_events = price_and_redact(encoded, self._prices, self.policy)
-        events = [e for e, errors in (validate_event(x, EVENT) for x in events) if not errors]
-        llm = [e for e, errors in (validate_event(x, LLM_EVENT) for x in llm_events) if not errors]
-        skipped = len(encoded.events) + len(encoded.llm_events) - len(events) - len(llm)
-        if skipped:
-            self.logger.warning("/v1/traces: %d encoded events were invalid and not stored", skipped)
-        stored, duplicates = self.store.insert(events, llm)
-        self.logger.info("/v1/traces: %d spans, %d events stored, %d duplicates dropped",
-                         len(spans), stored, duplicates)
-        if "json" in content_type:
-            return Response(200, {})
-        return Response(200, b"", "application/x-protobuf")
+            encoded = encode_spans(decoded.spans, memory=self._traces)
+        problems = decoded.rejected + encoded.errors
+        rejected = len(problems)
+        kept: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+        for fields, found, into in zip((EVENT, LLM_EVENT), price_and_redact(encoded, self._prices, self.policy),
+                                       kept):
+            for raw in found:
+                event, errors = validate_event(raw, fields, lenient=True)
+                fatal = [e["msg"] for e in errors if not e.get("repaired")]
+                problems += [f"{e['msg']}: stored as null" for e in errors if e.get("repaired")]
+                if fatal:
+                    rejected += 1
+                    problems.append(f"an event not stored: {fatal[0]}")
+                else:
+                    into.append(event)
+        for message in problems[:5]:
+            self.logger.warning("/v1/traces: %s", message)
+        stored, duplicates = self.store.insert(*kept)
+        self.logger.info("/v1/traces: %d spans, %d events stored, %d duplicates dropped, %d rejected",
+                         len(decoded.spans), stored, duplicates, rejected)
+        as_json = otlp.media_type(content_type) == otlp.JSON
+        return Response(200, otlp.response_body(rejected, "; ".join(problems[:5]), as_json=as_json),
+                        otlp.JSON if as_json else otlp.PROTOBUF)
 
     def query(self, path: str, params: Mapping[str, str], api_key: str | None = None) -> Response:
         """The page and the read API (:mod:`.read_api`); ``api_key``: the request's ``x-api-key``."""
@@ -317,5 +338,18 @@ class LocalServer:
 BadQuery = read_api.BadQuery
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+def _overflow_flagged(value: Any) -> Any:
+    """Non-finite floats → None; in an object, ``<key>_overflow: true`` says which."""
+    if isinstance(value, dict):
+        flagged: dict[Any, Any] = {}
+        for key, item in value.items():
+            if isinstance(item, float) and not math.isfinite(item):
+                flagged[key], flagged[f"{key}_overflow"] = None, True
+            else:
+                flagged[key] = _overflow_flagged(item)
+        return flagged
+    if isinstance(value, (list, tuple)):
+        return [_overflow_flagged(item) for item in value]
+    return value
+
+

@@ -2,7 +2,7 @@
 
 ::
 
-    good, errors = validate_batch(json.loads(body), LLM_EVENT)
+    good, errors = validate_batch(parse_batch(body), LLM_EVENT)
     # good: the valid events, normalised; errors: [{"index": 3, "loc": [...], "msg": "..."}]
 
 Pure: no I/O. Each item is checked on its own, so one bad event never costs the others.
@@ -13,16 +13,88 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
 from trubrics_otel.server.times import timestamp_us
 
 MAX_EVENTS_PER_REQUEST = 100
+MAX_DEPTH = 100  # levels of objects and arrays in one event; deeper is refused, not half-stored
 
 Error = dict[str, Any]
 Field = tuple[str, Callable[[Any], str | None], Any]
 """(name, check returning an error message or None, default when missing or null)."""
+
+
+class Unparsable:
+    """An element of a batch that could not be parsed on its own (nested too deeply)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def parse_batch(body: bytes | str) -> Any:
+    """The request body as JSON. Raises ``ValueError`` (also ``UnicodeDecodeError``) for text
+    that is not JSON; an array whose elements are too deep for Python's parser is parsed
+    element by element, the too-deep ones as :class:`Unparsable`, so their neighbours count."""
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        pass
+    items: list[Any] = []
+    for element in _array_elements(text):
+        try:
+            items.append(json.loads(element, parse_constant=_reject_constant))
+        except RecursionError:
+            items.append(Unparsable(f"nested deeper than {MAX_DEPTH} levels"))
+    return items
+
+
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},]')
+
+
+def _array_elements(text: str) -> list[str]:
+    """The texts of a JSON array's top-level elements (strings skipped whole), or ValueError."""
+    elements: list[str] = []
+    depth, start = 0, None
+    for token in _TOKENS.finditer(text):
+        kind = token.group()
+        if kind in "[{":
+            depth += 1
+            if depth == 1:
+                if kind != "[" or text[:token.start()].strip():
+                    raise ValueError("the body is not a JSON array")
+                start = token.end()
+        elif kind in "]}":
+            depth -= 1
+            if depth == 0:
+                if text[token.end():].strip():
+                    raise ValueError("extra data after the JSON array")
+                if text[start:token.start()].strip():
+                    elements.append(text[start:token.start()])
+                return elements
+        elif kind == "," and depth == 1:
+            elements.append(text[start:token.start()])
+            start = token.end()
+    raise ValueError("the JSON array is not closed")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether objects and arrays nest deeper than ``limit`` (without recursion)."""
+    level: list[Any] = [value]
+    for _ in range(limit + 1):
+        level = [child for item in level
+                 for child in (item.values() if isinstance(item, dict) else item if isinstance(item, list) else ())
+                 if isinstance(child, (dict, list))]
+        if not level:
+            return False
+    return True
 
 
 def _non_empty_string(value: Any) -> str | None:
@@ -113,13 +185,30 @@ def validate_batch(body: Any, fields: tuple[Field, ...]) -> tuple[list[dict[str,
     return good, errors
 
 
-def validate_event(item: Any, fields: tuple[Field, ...]) -> tuple[dict[str, Any], list[Error]]:
+def validate_event(item: Any, fields: tuple[Field, ...], *,
+                   lenient: bool = False) -> tuple[dict[str, Any], list[Error]]:
+    """``lenient`` (for OTLP spans, whose sender cannot fix one attribute): a number that is
+    not finite (OTLP doubles may be NaN) becomes null, and an optional field that fails its
+    check (a negative latency: a span that ends before it starts) takes its default; each
+    such error is still returned, marked ``"repaired": True``, with the event to store."""
+    if isinstance(item, Unparsable):
+        return {}, [{"loc": ["body"], "msg": f"event {item.reason}"}]
     if not isinstance(item, dict):
         return {}, [{"loc": ["body"], "msg": f"event must be a JSON object, got {_type(item)}"}]
+    if _too_deep(item):
+        return {}, [{"loc": ["body"], "msg": f"event nested deeper than {MAX_DEPTH} levels"}]
     try:  # a lone surrogate (valid in JSON text, not in UTF-8) cannot be stored
-        json.dumps(item, ensure_ascii=False).encode("utf-8")
+        json.dumps(item, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except UnicodeEncodeError as exc:
         return {}, [{"loc": ["body"], "msg": f"event holds text that is not valid Unicode: {exc.reason}"}]
+    except ValueError:  # Infinity / NaN: not JSON, and SQLite's JSON functions refuse them
+        non_finite = {"loc": ["body"], "msg": "event holds a number out of range (not finite), e.g. 1e999"}
+        if not lenient:
+            return {}, [non_finite]
+        item = finite(item)
+        repaired: list[Error] = [{**non_finite, "repaired": True}]
+    else:
+        repaired = []
     event: dict[str, Any] = {}
     errors: list[Error] = []
     for name, check, default in fields:
@@ -131,11 +220,25 @@ def validate_event(item: Any, fields: tuple[Field, ...]) -> tuple[dict[str, Any]
             errors.append({"loc": ["body", name], "msg": "field required"})
             continue
         message = check(value)
-        if message:
+        if message and lenient and default is not _MISSING:
+            repaired.append({"loc": ["body", name], "msg": f"{name} {message}", "repaired": True})
+            event[name] = default
+        elif message:
             errors.append({"loc": ["body", name], "msg": f"{name} {message}"})
         else:
             event[name] = value
-    return event, errors
+    return event, errors + repaired
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every float that is not finite replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return value
 
 
 def _type(value: Any) -> str:
