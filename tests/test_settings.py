@@ -57,6 +57,8 @@ EXPECTED = {
     settings.BRIDGE_MAX_BODY: INTEGER,
     settings.BRIDGE_TIMEOUT: NUMBER,
     settings.BRIDGE_RECEIVE_KEY: TEXT,
+    settings.ATTRIBUTE_COUNT_LIMIT: INTEGER,
+    settings.SPAN_ATTRIBUTE_COUNT_LIMIT: INTEGER,
     settings.DB: PATH,
     settings.PRICES_FILE: PATH,
     settings.XDG_CACHE_HOME: PATH,

@@ -187,6 +187,11 @@ BRIDGE_MAX_BODY = Variable("TRUBRICS_BRIDGE_MAX_BODY", positive_integer, 32 << 2
 BRIDGE_TIMEOUT = Variable("TRUBRICS_BRIDGE_TIMEOUT", positive_number, 3.0)
 BRIDGE_RECEIVE_KEY = Variable("TRUBRICS_BRIDGE_RECEIVE_KEY", text_value, None, secret=True)
 """The key senders must present to the bridge; required when it listens off loopback."""
+ATTRIBUTE_COUNT_LIMIT = Variable("OTEL_ATTRIBUTE_COUNT_LIMIT", positive_integer, None)
+SPAN_ATTRIBUTE_COUNT_LIMIT = Variable("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", positive_integer, None)
+RECEIVED_ATTRIBUTE_LIMIT = 1024
+"""Attributes the receivers keep per span, event or link when neither OTel variable is set:
+above the SDK's 128, since senders' SDKs have bounded them already (a Collector does not)."""
 DB = Variable("TRUBRICS_DB", path, None)
 PRICES_FILE = Variable("TRUBRICS_PRICES_FILE", path, None)
 XDG_CACHE_HOME = Variable("XDG_CACHE_HOME", path, None)
@@ -209,6 +214,12 @@ def read(variable: Variable, argument: Any = None) -> Any:
         _logger.error("Ignoring %s=%s: %s; using the default (%r).", variable.name, shown, exc,
                       variable.default)
         return variable.default
+
+
+def received_attribute_limit() -> int:
+    """Attributes an OTLP receiver keeps per span (and per span event or link): the OTel SDK's
+    ``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT``, else ``OTEL_ATTRIBUTE_COUNT_LIMIT``, else 1024."""
+    return int(read(SPAN_ATTRIBUTE_COUNT_LIMIT) or read(ATTRIBUTE_COUNT_LIMIT) or RECEIVED_ATTRIBUTE_LIMIT)
 
 
 def sample_rate() -> float | None:

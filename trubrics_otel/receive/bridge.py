@@ -35,19 +35,20 @@ Trubrics key passed on (so send the receive key as ``Authorization: Bearer``).
 
 Configuration, by argument or else environment variable:
 
-==============  ==============================  =============================================
-argument        environment                     default
-==============  ==============================  =============================================
-listen          TRUBRICS_BRIDGE_LISTEN          127.0.0.1:4319 (OTLP/HTTP)
-grpc_listen     TRUBRICS_BRIDGE_GRPC_LISTEN     none (``off``); the command line's: 127.0.0.1:4320
-host            TRUBRICS_HOST                   https://app.trubrics.com/api/ingestion
-api_key         TRUBRICS_API_KEY                none: each request's ``x-api-key`` is passed on
-receive_key     TRUBRICS_BRIDGE_RECEIVE_KEY     none; **required when listening off loopback**
-max_body        TRUBRICS_BRIDGE_MAX_BODY        32 MiB, on the wire and once decompressed
-timeout         TRUBRICS_BRIDGE_TIMEOUT         3 s of trying Trubrics before answering 503
-client_timeout  TRUBRICS_BRIDGE_CLIENT_TIMEOUT  30 s: an idle or stalled connection is closed
-policy          (the exporter's settings)       ``Policy()``: size limits, content capture
-==============  ==============================  =============================================
+================  ================================  =============================================
+argument          environment                       default
+================  ================================  =============================================
+listen            TRUBRICS_BRIDGE_LISTEN            127.0.0.1:4319 (OTLP/HTTP)
+grpc_listen       TRUBRICS_BRIDGE_GRPC_LISTEN       none (``off``); the command line's: 127.0.0.1:4320
+host              TRUBRICS_HOST                     https://app.trubrics.com/api/ingestion
+api_key           TRUBRICS_API_KEY                  none: each request's ``x-api-key`` is passed on
+receive_key       TRUBRICS_BRIDGE_RECEIVE_KEY       none; **required when listening off loopback**
+max_body          TRUBRICS_BRIDGE_MAX_BODY          32 MiB, on the wire and once decompressed
+timeout           TRUBRICS_BRIDGE_TIMEOUT           3 s of trying Trubrics before answering 503
+client_timeout    TRUBRICS_BRIDGE_CLIENT_TIMEOUT    30 s: an idle or stalled connection is closed
+policy            (the exporter's settings)         ``Policy()``: size limits, content capture
+attribute_limit   OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT   1024: attributes, events, links kept per span
+================  ================================  =============================================
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ from trubrics_otel.deliver.transport import (
 )
 from trubrics_otel.receive import otlp
 from trubrics_otel.receive.http import HttpReceiver, Reply, Request, is_loopback, key_matches
-from trubrics_otel.receive.process import tune_for_server
+from trubrics_otel.receive.process import give_back_memory, tune_for_server
 from trubrics_otel.settings import DEFAULT_HOST
 from trubrics_otel.translate.encoder import Event, encode_spans
 from trubrics_otel.translate.redaction import Policy
@@ -91,6 +92,8 @@ TRACES_PATH = "/v1/traces"
 MAX_TRANSPORTS = 16  # distinct passed-through API keys kept warm
 REMEMBERED_EVENTS = 200_000  # delivered event ids kept to skip on a retried request
 MAX_CONCURRENT = 8  # requests decoded and forwarded at once, per protocol: bounds memory
+LARGE_BODY = 1 << 20  # a request this big (as received) is decoded only LARGE_AT_ONCE at a time
+LARGE_AT_ONCE = 2  # a 30 MiB protobuf costs ~3x its size while decoded: this bounds the peak
 
 Answer = Reply
 """What one export request should get back, whatever the protocol."""
@@ -110,6 +113,7 @@ class Bridge:
         policy: Policy | None = None,
         logger: logging.Logger | None = None,
         receive_key: str | None = None,
+        attribute_limit: int | None = None,
     ) -> None:
         """``ValueError`` for a listener off loopback without ``receive_key``."""
         self._logger = logger or logging.getLogger("trubrics.bridge")
@@ -128,6 +132,7 @@ class Bridge:
         self.timeout = float(settings.read(settings.BRIDGE_TIMEOUT, timeout))
         self.client_timeout = float(settings.read(settings.BRIDGE_CLIENT_TIMEOUT, client_timeout))
         self.policy = policy or policy_from_settings(logger=self._logger)
+        self.attribute_limit = attribute_limit or settings.received_attribute_limit()
         self._prices = load_price_table()  # custom prices now; the maintained table on first use
         self._transports: collections.OrderedDict[str, Transport] = collections.OrderedDict()
         self._delivered: collections.OrderedDict[tuple[str, str, str], None] = collections.OrderedDict()
@@ -137,6 +142,7 @@ class Bridge:
         self._grpc: Any = None  # a GrpcReceiver, once started
         self._traces = TraceMemory()  # users of ancestors and calls sent, across requests
         self._encode_lock = threading.Lock()
+        self._large = threading.BoundedSemaphore(LARGE_AT_ONCE)
 
     def __repr__(self) -> str:  # never the key
         return f"Bridge(host={self.host!r}, listen={self.url if self._http else self._listen!r})"
@@ -212,11 +218,21 @@ class Bridge:
         api_key: str | None = None,
     ) -> Answer:
         """Decode, encode, forward; the answer the OTLP client should get."""
-        as_json = otlp.media_type(content_type) == otlp.JSON
         self._count("requests")
+        if len(body) < LARGE_BODY:
+            return self._export(body, content_type, content_encoding, api_key)
+        with self._large:
+            try:
+                return self._export(body, content_type, content_encoding, api_key)
+            finally:
+                give_back_memory()
+
+    def _export(self, body: bytes, content_type: str | None, content_encoding: str | None,
+                api_key: str | None) -> Answer:
+        as_json = otlp.media_type(content_type) == otlp.JSON
         try:
             decoded = otlp.decode(
-                otlp.decompress(body, content_encoding, self.max_body), content_type
+                otlp.decompress(body, content_encoding, self.max_body), content_type, self.attribute_limit
             )
         except otlp.OtlpDecodeError as exc:  # 400, 413 (too large), 415 (unknown type)
             return self._refuse(exc.status, str(exc), as_json)
@@ -230,6 +246,11 @@ class Bridge:
         problems = decoded.rejected + encoded.errors
         rejected = len(problems)
         self._count("spans", len(decoded.spans))
+        if decoded.dropped:
+            self._count("dropped_attributes", decoded.dropped)
+            self._logger.warning("Kept the first %d attributes, events and links of each span: "
+                                 "%d more were left out (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT)",
+                                 self.attribute_limit, decoded.dropped)
         self._count("skipped_spans", encoded.skipped)
         for message in problems[:5]:
             self._logger.warning("Rejected a span: %s", message)

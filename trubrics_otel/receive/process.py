@@ -2,6 +2,7 @@
 for an app that imports the library::
 
     tune_for_server()   # once, after start-up, in the command's own process
+    give_back_memory()  # after a large request: free heap pages go back to the system
 
 Why: CPython's cyclic garbage collector runs a young-generation pass every 700 net new
 container objects. An OTLP request of 512 LLM spans keeps tens of thousands of them alive
@@ -14,8 +15,12 @@ reference counting; reference cycles are rare. So: collect and freeze what start
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import gc
 import importlib.util
+from typing import Any
 
 YOUNG_GENERATION_THRESHOLD = 50_000
 
@@ -35,3 +40,23 @@ def tune_for_server() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD, older, oldest)
+
+
+def give_back_memory() -> None:
+    """Return free heap pages to the system (glibc's ``malloc_trim``; elsewhere nothing).
+
+    Why: a 30 MiB protobuf request briefly needs a few hundred MiB; glibc keeps freed pages
+    in its arenas, so without this the bridge holds its worst request's memory for ever.
+    Costs a few milliseconds: call it after large requests only."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Any:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS, Windows)
+        return None

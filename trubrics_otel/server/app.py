@@ -52,6 +52,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from trubrics_otel import settings
 from trubrics_otel.deliver.exporter import policy_from_settings, price_and_redact
 from trubrics_otel.deliver.prices import load_price_table
 from trubrics_otel.receive import otlp
@@ -131,6 +132,7 @@ class LocalServer:
         """OTLP/gRPC port (0 = any free; None = no gRPC); the bound one once listening."""
         self.policy = policy or policy_from_settings(logger=self.logger)
         self._prices = load_price_table()  # OTLP spans are priced as the exporter prices them
+        self._attribute_limit = settings.received_attribute_limit()  # bounds one OTLP request's work
         self._http: HttpReceiver | None = None
         self._grpc: Any = None  # a receive.grpc.GrpcReceiver
         self._stopped = threading.Event()
@@ -251,7 +253,7 @@ class LocalServer:
         What can be stored is: a field out of range (a span ending before it starts, a NaN)
         is stored as null; what cannot be is counted in the answer's ``partial_success``."""
         try:
-            decoded = otlp.decode(body, content_type)
+            decoded = otlp.decode(body, content_type, self._attribute_limit)
         except otlp.UnsupportedMediaType as exc:
             return Response(415, {"detail": str(exc)})
         except Exception as exc:  # a malformed request, whatever the decoder raises
