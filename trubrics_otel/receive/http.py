@@ -259,6 +259,7 @@ class HttpReceiver:
                 oldest, oldest_started = channel, started
         if oldest is not None and len(server._map) - closing >= server.adj.connection_limit:
             oldest.will_close = True
+        server.in_connection_overflow = True  # so waitress does not warn at every shed (a flood)
 
     def _admit_headers(self, parser: _Parser, request: Request) -> Reply | None:
         """The application's check, then the buffering budget; before any body byte is read."""
