@@ -68,14 +68,39 @@ def test_sums_that_overflow_are_null_and_flagged_never_infinity(server):
     assert totals["cost_usd"] is None and totals["cost_usd_overflow"] is True
 
 
-def test_a_number_too_large_for_json_is_refused_alone(server):
-    """``1e999`` parses as infinity: that event gets a 422 naming it; its neighbour is stored."""
-    body = '[{"user_id": "u", "event": "big", "properties": {"n": 1e999}}, {"user_id": "u", "event": "ok"}]'
-    response = requests.post(f"{server.url}/publish_events", data=body, headers=KEY, timeout=10)
-    assert response.status_code == 422
+@pytest.mark.parametrize(("bad", "says"), [
+    ('{"user_id": "u", "event": "big", "properties": {"n": 1e999}}', "out of range"),  # infinity
+    ('{"user_id": "u", "event": "big", "properties": {"n": ' + "9" * 5000 + '}}', "invalid JSON"),
+    ('{"user_id": "u", "event": "bad", "properties": {"n": 1,}}', "invalid JSON"),
+    ('{"user_id": "u", "event": "bad", "properties": {"n": NaN}}', "invalid JSON"),
+], ids=["1e999", "5000 digits", "trailing comma", "NaN"])
+def test_a_number_or_element_json_cannot_carry_costs_only_its_event(server, bad, says):
+    """That event gets a 422 naming the problem; its neighbours are stored and every read
+    still answers."""
+    ok = '{"user_id": "u", "event": "ok"}'
+    response = requests.post(f"{server.url}/publish_events", data=f"[{ok}, {bad}, {ok}]", headers=KEY, timeout=10)
+    assert response.status_code == 422, response.text
     answer = strict(response)
-    assert answer["stored"] == 1 and answer["detail"][0]["index"] == 0
-    assert "not finite" in answer["detail"][0]["msg"]
+    assert answer["stored"] == 2 and [e["index"] for e in answer["detail"]] == [1]
+    assert says in answer["detail"][0]["msg"]
+    for path in READS:
+        assert requests.get(f"{server.url}{path}", timeout=10).status_code in (200, 404), path
+
+
+@pytest.mark.parametrize("properties", [
+    {"input_tokens": 2**62},  # two of them overflow SQLite's SUM
+    {"cost_usd": 10**400},  # no float holds it
+], ids=["int64 tokens", "400-digit cost"])
+def test_huge_integers_are_stored_as_sent_and_every_read_answers(server, properties):
+    big = {"user_id": "u", "prompt": "p", "generation": "g", "properties": properties}
+    response = requests.post(f"{server.url}/publish_llm_events", json=[big, big], headers=KEY, timeout=10)
+    assert response.status_code == 200, response.text
+    [stored, _] = server.store.events()
+    assert stored["properties"] == properties
+    for path in READS:
+        answer = requests.get(f"{server.url}{path}", timeout=10)
+        assert answer.status_code in (200, 404), path
+        assert no_non_finite(strict(answer))
 
 
 # --- case 9: odd queries -----------------------------------------------------------------------

@@ -36,19 +36,28 @@ class Unparsable:
 
 def parse_batch(body: bytes | str) -> Any:
     """The request body as JSON. Raises ``ValueError`` (also ``UnicodeDecodeError``) for text
-    that is not JSON; an array whose elements are too deep for Python's parser is parsed
-    element by element, the too-deep ones as :class:`Unparsable`, so their neighbours count."""
+    that is not JSON; an array with elements Python's parser refuses (too deep, an integer
+    of 5,000 digits, a syntax error in one of them) is parsed element by element, those as
+    :class:`Unparsable`, so their neighbours are still stored."""
     text = body.decode("utf-8") if isinstance(body, bytes) else body
     try:
         return json.loads(text, parse_constant=_reject_constant)
-    except RecursionError:
-        pass
+    except (RecursionError, ValueError) as exc:
+        problem = exc
+    try:
+        elements = _array_elements(text)
+    except ValueError:
+        if isinstance(problem, RecursionError):
+            raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
+        raise problem from None
     items: list[Any] = []
-    for element in _array_elements(text):
+    for element in elements:
         try:
             items.append(json.loads(element, parse_constant=_reject_constant))
         except RecursionError:
             items.append(Unparsable(f"nested deeper than {MAX_DEPTH} levels"))
+        except ValueError as exc:
+            items.append(Unparsable(f"is invalid JSON: {exc}"))
     return items
 
 
@@ -85,16 +94,23 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether objects and arrays nest deeper than ``limit`` (without recursion)."""
+def _scan(value: Any, limit: int = MAX_DEPTH) -> tuple[bool, bool]:
+    """(nested deeper than ``limit``, holds an infinite or NaN number), without recursion."""
     level: list[Any] = [value]
+    odd_number = False
     for _ in range(limit + 1):
-        level = [child for item in level
-                 for child in (item.values() if isinstance(item, dict) else item if isinstance(item, list) else ())
-                 if isinstance(child, (dict, list))]
+        children = [child for item in level
+                    for child in (item.values() if isinstance(item, dict) else item if isinstance(item, list) else ())]
+        odd_number = odd_number or any(_out_of_range(child) for child in children)
+        level = [child for child in children if isinstance(child, (dict, list))]
         if not level:
-            return False
-    return True
+            return False, odd_number
+    return True, odd_number
+
+
+def _out_of_range(value: Any) -> bool:
+    """Infinity or NaN: ``1e999`` parses as infinity, which is not JSON (SQLite's JSON refuses it)."""
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _non_empty_string(value: Any) -> str | None:
@@ -187,28 +203,28 @@ def validate_batch(body: Any, fields: tuple[Field, ...]) -> tuple[list[dict[str,
 
 def validate_event(item: Any, fields: tuple[Field, ...], *,
                    lenient: bool = False) -> tuple[dict[str, Any], list[Error]]:
-    """``lenient`` (for OTLP spans, whose sender cannot fix one attribute): a number that is
-    not finite (OTLP doubles may be NaN) becomes null, and an optional field that fails its
+    """``lenient`` (for OTLP spans, whose sender cannot fix one attribute): a number out of
+    range (a NaN or infinite double) becomes null, and an optional field that fails its
     check (a negative latency: a span that ends before it starts) takes its default; each
     such error is still returned, marked ``"repaired": True``, with the event to store."""
     if isinstance(item, Unparsable):
         return {}, [{"loc": ["body"], "msg": f"event {item.reason}"}]
     if not isinstance(item, dict):
         return {}, [{"loc": ["body"], "msg": f"event must be a JSON object, got {_type(item)}"}]
-    if _too_deep(item):
+    too_deep, odd_number = _scan(item)
+    if too_deep:
         return {}, [{"loc": ["body"], "msg": f"event nested deeper than {MAX_DEPTH} levels"}]
+    repaired: list[Error] = []
+    if odd_number:
+        out_of_range = {"loc": ["body"], "msg": "event holds a number out of range (infinite or NaN)"}
+        if not lenient:
+            return {}, [out_of_range]
+        item = finite(item)
+        repaired.append({**out_of_range, "repaired": True})
     try:  # a lone surrogate (valid in JSON text, not in UTF-8) cannot be stored
-        json.dumps(item, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        json.dumps(item, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as exc:
         return {}, [{"loc": ["body"], "msg": f"event holds text that is not valid Unicode: {exc.reason}"}]
-    except ValueError:  # Infinity / NaN: not JSON, and SQLite's JSON functions refuse them
-        non_finite = {"loc": ["body"], "msg": "event holds a number out of range (not finite), e.g. 1e999"}
-        if not lenient:
-            return {}, [non_finite]
-        item = finite(item)
-        repaired: list[Error] = [{**non_finite, "repaired": True}]
-    else:
-        repaired = []
     event: dict[str, Any] = {}
     errors: list[Error] = []
     for name, check, default in fields:
@@ -231,9 +247,9 @@ def validate_event(item: Any, fields: tuple[Field, ...], *,
 
 
 def finite(value: Any) -> Any:
-    """``value`` with every float that is not finite replaced by None."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
+    """``value`` with every number out of range (see ``_out_of_range``) replaced by None."""
+    if _out_of_range(value):
+        return None
     if isinstance(value, dict):
         return {key: finite(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
