@@ -224,3 +224,14 @@ def test_every_event_of_a_trace_is_in_its_tree(server, n, cycle):
     assert sorted(node["event"] for node in tree_nodes(tree["roots"])) == sorted(f"step {i}" for i in range(n))
     if cycle:
         assert tree["roots"][0]["broken_link"] == "parent cycle"
+
+
+def test_the_reading_commands_print_strict_json_too(server, capsys):
+    from trubrics_otel.cli import main
+
+    huge = [{"user_id": "big-spender", "prompt": "p", "generation": "g", "properties": {"cost_usd": 1.7e308}}] * 2
+    huge[1] = {**huge[1], "timestamp": "2024-05-01T10:00:00Z"}
+    assert requests.post(f"{server.url}/publish_llm_events", json=huge, headers=KEY, timeout=10).status_code == 200
+    assert main(["users", "--db", str(server.store.path), "--json"]) == 0
+    [user] = json.loads(capsys.readouterr().out, parse_constant=lambda name: pytest.fail(f"printed {name}"))
+    assert user["cost_usd"] is None and user["cost_usd_overflow"] is True

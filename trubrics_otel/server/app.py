@@ -87,16 +87,9 @@ class Response:
         self.headers = dict(headers or {})
 
     def payload(self) -> bytes:
-        """Strict JSON: a sum that overflowed to infinity is ``null`` with ``"<key>_overflow": true``
-        beside it, never ``Infinity`` (which no JSON parser takes)."""
         if isinstance(self.body, bytes):
             return self.body
-        try:
-            text = json.dumps(self.body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        except ValueError:  # rare: only then walk the answer
-            text = json.dumps(_overflow_flagged(self.body), ensure_ascii=False, separators=(",", ":"),
-                              allow_nan=False)
-        return text.encode("utf-8")
+        return strict_json(self.body).encode("utf-8")
 
 
 class LocalServer:
@@ -338,6 +331,17 @@ class LocalServer:
 
 
 BadQuery = read_api.BadQuery
+
+
+def strict_json(value: Any, indent: int | None = None) -> str:
+    """Strict JSON: a sum that overflowed to infinity is ``null`` with ``"<key>_overflow": true``
+    beside it, never ``Infinity`` (which no JSON parser but Python's takes)."""
+    separators = (",", ":") if indent is None else None
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=separators, indent=indent, allow_nan=False)
+    except ValueError:  # rare: only then walk the answer
+        return json.dumps(_overflow_flagged(value), ensure_ascii=False, separators=separators, indent=indent,
+                          allow_nan=False)
 
 
 def _overflow_flagged(value: Any) -> Any:

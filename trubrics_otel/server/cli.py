@@ -29,6 +29,7 @@ from trubrics_otel.server.app import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_PORT,
     LocalServer,
+    strict_json,
 )
 from trubrics_otel.server.read_api import is_loopback
 from trubrics_otel.server.store import (
@@ -378,5 +379,5 @@ def _filtered(args: argparse.Namespace) -> bool:
 
 
 def _print_json(rows: Any) -> int:
-    print(json.dumps(rows, ensure_ascii=False, indent=2))
+    print(strict_json(rows, indent=2))  # an overflowed sum: null + <key>_overflow, never Infinity
     return 0
