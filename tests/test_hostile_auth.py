@@ -155,3 +155,17 @@ def test_bridge_passes_the_senders_trubrics_key_on_beside_the_receive_key(endpoi
         only_receive_key = {**OTLP, "x-api-key": KEY}
         assert requests.post(url, data=good_body(1), headers=only_receive_key, timeout=10).status_code == 401
     assert endpoint.count() == 1
+
+
+def test_a_grpc_export_without_the_key_is_refused_before_its_message_is_read(server, endpoint):
+    """UNAUTHENTICATED even for a message over the size limit: the metadata was enough, so
+    grpcio never read (nor buffered) the 11 MiB message, which it would refuse as too large."""
+    oversized = b"\0" * (11 << 20)
+    with Bridge(host=endpoint.url, api_key=API_KEY, listen="127.0.0.1:0", grpc_listen="0.0.0.0:0",
+                receive_key=KEY, max_body=10 << 20) as bridge:
+        for port in (server.grpc_port, bridge.grpc_address.rsplit(":", 1)[1]):
+            with grpc.insecure_channel(f"127.0.0.1:{port}",
+                                       options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
+                with pytest.raises(grpc.RpcError) as caught:
+                    channel.unary_unary(f"/{SERVICE}/Export")(oversized, timeout=30)
+            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED, port

@@ -164,7 +164,8 @@ class Bridge:
                 from trubrics_otel.receive.grpc import GrpcReceiver
 
                 self._grpc = GrpcReceiver(self._export_grpc, self._grpc_listen, max_body=self.max_body,
-                                          threads=MAX_CONCURRENT, logger=self._logger).start()
+                                          threads=MAX_CONCURRENT, logger=self._logger,
+                                          admit=self._admit_grpc).start()
         except BaseException:
             self._http.stop()
             self._http = None
@@ -363,10 +364,11 @@ class Bridge:
     def _refuse_http(self, status: int, message: str, request: Request) -> Answer:
         return self._refuse(status, message, otlp.media_type(request.header("content-type")) == otlp.JSON)
 
+    def _admit_grpc(self, metadata: Mapping[str, str]) -> Answer | None:
+        return None if self._may_send(metadata) else self._refuse(401, self._WRONG_KEY, False)
+
     def _export_grpc(self, body: bytes, metadata: Mapping[str, str]) -> Answer:
         self._count("grpc_requests")
-        if not self._may_send(metadata):
-            return self._refuse(401, self._WRONG_KEY, False)
         return self.export(body, otlp.PROTOBUF, None, self._passed_on(metadata))
 
 

@@ -161,7 +161,7 @@ class LocalServer:
 
                     self._grpc = GrpcReceiver(self._export_grpc, (self.host, self.grpc_port),
                                               max_body=self.max_body_bytes, drop_other_signals=True,
-                                              logger=self.logger)
+                                              logger=self.logger, admit=self._admit_grpc)
                 except BaseException:
                     self._http.stop()
                     self._http = None
@@ -321,9 +321,13 @@ class LocalServer:
             return self.ingest_otlp(request.body, request.header("content-type"))
         return self.ingest(path.rsplit("/", 1)[-1], request.body)
 
+    def _admit_grpc(self, metadata: Mapping[str, str]) -> Reply | None:
+        if self._may_write(metadata, otlp_request=True):
+            return None
+        return Reply(401, message="Missing or invalid API key (x-api-key metadata)")
+
     def _export_grpc(self, body: bytes, metadata: Mapping[str, str]) -> Reply:
-        if not self._may_write(metadata, otlp_request=True):
-            return Reply(401, message="Missing or invalid API key (x-api-key metadata)")
+        """Admitted by ``_admit_grpc`` already (the receiver calls it first)."""
         response = self.ingest_otlp(body, otlp.PROTOBUF)
         detail = response.body.get("detail") if isinstance(response.body, dict) else None
         return Reply(response.status, response.payload() if response.status == 200 else b"",
