@@ -56,6 +56,9 @@ EXPECTED = {
     settings.BRIDGE_CLIENT_TIMEOUT: NUMBER,
     settings.BRIDGE_MAX_BODY: INTEGER,
     settings.BRIDGE_TIMEOUT: NUMBER,
+    settings.BRIDGE_RECEIVE_KEY: TEXT,
+    settings.ATTRIBUTE_COUNT_LIMIT: INTEGER,
+    settings.SPAN_ATTRIBUTE_COUNT_LIMIT: INTEGER,
     settings.DB: PATH,
     settings.DB_URL: TEXT,  # a path or a URL, as given
     settings.PRICES_FILE: PATH,

@@ -228,6 +228,18 @@ BRIDGE_MAX_BODY = Variable("TRUBRICS_BRIDGE_MAX_BODY", positive_integer, 32 << 2
                            doc="Bytes of one OTLP request, on the wire and decompressed (`--max-body`).")
 BRIDGE_TIMEOUT = Variable("TRUBRICS_BRIDGE_TIMEOUT", positive_number, 3.0,
                           doc="Seconds the bridge tries Trubrics before answering 503 (`--timeout`).")
+BRIDGE_RECEIVE_KEY = Variable("TRUBRICS_BRIDGE_RECEIVE_KEY", text_value, None, secret=True,
+                              doc="The key senders must present to the bridge (`--receive-key`); "
+                                  "required when it listens off loopback.")
+ATTRIBUTE_COUNT_LIMIT = Variable("OTEL_ATTRIBUTE_COUNT_LIMIT", positive_integer, None,
+                                 doc="Attributes an OTLP receiver keeps per span, event or link, when "
+                                     "`OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT` is unset; unset: 1024.")
+SPAN_ATTRIBUTE_COUNT_LIMIT = Variable("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", positive_integer, None,
+                                      doc="Attributes the bridge and `serve` keep per received span "
+                                          "(and per span event or link); the rest are counted and logged.")
+RECEIVED_ATTRIBUTE_LIMIT = 1024
+"""Attributes the receivers keep per span, event or link when neither OTel variable is set:
+above the SDK's 128, since senders' SDKs have bounded them already (a Collector does not)."""
 DB = Variable("TRUBRICS_DB", path, None,
               doc="The local server's SQLite file (`--db`); unset: `trubrics-otel/events.sqlite3` "
                   "under the data directory.")
@@ -268,6 +280,12 @@ def raw(variable: Variable) -> str | None:
     wrong with it (``trubrics-otel doctor``) rather than falling back to the default."""
     value = os.environ.get(variable.name, "").strip()
     return value or None
+
+
+def received_attribute_limit() -> int:
+    """Attributes an OTLP receiver keeps per span (and per span event or link): the OTel SDK's
+    ``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT``, else ``OTEL_ATTRIBUTE_COUNT_LIMIT``, else 1024."""
+    return int(read(SPAN_ATTRIBUTE_COUNT_LIMIT) or read(ATTRIBUTE_COUNT_LIMIT) or RECEIVED_ATTRIBUTE_LIMIT)
 
 
 def sample_rate() -> float | None:

@@ -25,31 +25,43 @@ not send them twice. Spans that are neither product events nor LLM calls (HTTP,
 database…) are simply not forwarded. HTTP framing (chunked bodies, keep-alive,
 ``Expect: 100-continue``, gzip, stalled clients) is :mod:`~trubrics_otel.receive.http`'s.
 
+Who may send: on loopback (the default), anyone local. Listening on any other address (HTTP
+or gRPC), the bridge refuses to start without ``receive_key``; with it, every export must
+present that key as ``x-api-key``, ``Authorization: Bearer <key>`` or the password of
+``Authorization: Basic`` (gRPC: the same metadata), else 401 / ``UNAUTHENTICATED``, answered
+from the headers before the body is read. ``GET /healthz`` (counters only) stays open for
+probes. Without ``api_key``, a sender's ``x-api-key`` that is not the receive key is the
+Trubrics key passed on (so send the receive key as ``Authorization: Bearer``).
+
 Configuration, by argument or else environment variable:
 
-==============  ==============================  =============================================
-argument        environment                     default
-==============  ==============================  =============================================
-listen          TRUBRICS_BRIDGE_LISTEN          127.0.0.1:4319 (OTLP/HTTP)
-grpc_listen     TRUBRICS_BRIDGE_GRPC_LISTEN     none (``off``); the command line's: 127.0.0.1:4320
-host            TRUBRICS_HOST                   https://app.trubrics.com/api/ingestion
-api_key         TRUBRICS_API_KEY                none: each request's ``x-api-key`` is passed on
-max_body        TRUBRICS_BRIDGE_MAX_BODY        32 MiB, on the wire and once decompressed
-timeout         TRUBRICS_BRIDGE_TIMEOUT         3 s of trying Trubrics before answering 503
-client_timeout  TRUBRICS_BRIDGE_CLIENT_TIMEOUT  30 s: an idle or stalled connection is closed
-policy          (the exporter's settings)       ``Policy()``: size limits, content capture
-==============  ==============================  =============================================
+================  ================================  =============================================
+argument          environment                       default
+================  ================================  =============================================
+listen            TRUBRICS_BRIDGE_LISTEN            127.0.0.1:4319 (OTLP/HTTP)
+grpc_listen       TRUBRICS_BRIDGE_GRPC_LISTEN       none (``off``); the command line's: 127.0.0.1:4320
+host              TRUBRICS_HOST                     https://app.trubrics.com/api/ingestion
+api_key           TRUBRICS_API_KEY                  none: each request's ``x-api-key`` is passed on
+receive_key       TRUBRICS_BRIDGE_RECEIVE_KEY       none; **required when listening off loopback**
+max_body          TRUBRICS_BRIDGE_MAX_BODY          32 MiB, on the wire and once decompressed
+timeout           TRUBRICS_BRIDGE_TIMEOUT           3 s of trying Trubrics before answering 503
+client_timeout    TRUBRICS_BRIDGE_CLIENT_TIMEOUT    30 s: an idle or stalled connection is closed
+policy            (the exporter's settings)         ``Policy()``: size limits, content capture
+attribute_limit   OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT   1024: attributes, events, links kept per span
+================  ================================  =============================================
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import hmac
 import json
 import logging
 import signal
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from trubrics_otel import semconv as sc
@@ -64,8 +76,8 @@ from trubrics_otel.deliver.transport import (
     Transport,
 )
 from trubrics_otel.receive import langfuse, otlp
-from trubrics_otel.receive.http import HttpReceiver, Reply, Request
-from trubrics_otel.receive.process import tune_for_server
+from trubrics_otel.receive.http import HttpReceiver, Reply, Request, is_loopback, key_matches
+from trubrics_otel.receive.process import give_back_memory, tune_for_server
 from trubrics_otel.settings import DEFAULT_HOST
 from trubrics_otel.translate.encoder import Event, encode_spans
 from trubrics_otel.translate.redaction import Policy
@@ -81,6 +93,8 @@ TRACES_PATH = "/v1/traces"
 MAX_TRANSPORTS = 16  # distinct passed-through API keys kept warm
 REMEMBERED_EVENTS = 200_000  # delivered event ids kept to skip on a retried request
 MAX_CONCURRENT = 8  # requests decoded and forwarded at once, per protocol: bounds memory
+LARGE_BODY = 1 << 20  # a request this big (as received) is decoded only LARGE_AT_ONCE at a time
+LARGE_AT_ONCE = 2  # a 30 MiB protobuf costs ~3x its size while decoded: this bounds the peak
 
 Answer = Reply
 """What one export request should get back, whatever the protocol."""
@@ -99,17 +113,27 @@ class Bridge:
         client_timeout: float | None = None,
         policy: Policy | None = None,
         logger: logging.Logger | None = None,
+        receive_key: str | None = None,
+        attribute_limit: int | None = None,
     ) -> None:
+        """``ValueError`` for a listener off loopback without ``receive_key``."""
         self._logger = logger or logging.getLogger("trubrics.bridge")
         self.host = settings.read(settings.HOST, host)
         self._api_key = settings.read(settings.API_KEY, api_key) or None
         self._listen = settings.address(listen) if listen else settings.read(settings.BRIDGE_LISTEN)
         grpc = settings.address_or_off(grpc_listen) if grpc_listen else settings.read(settings.BRIDGE_GRPC_LISTEN)
         self._grpc_listen = grpc or None
+        key = settings.read(settings.BRIDGE_RECEIVE_KEY, receive_key) or None
+        self._receive_key = key.encode("utf-8") if key else None
+        exposed = [a for a in (self._listen, self._grpc_listen) if a is not None and not is_loopback(a[0])]
+        if exposed and self._receive_key is None:
+            raise ValueError(f"listening on {exposed[0][0]} (not loopback) needs a key senders must present: "
+                             "--receive-key or TRUBRICS_BRIDGE_RECEIVE_KEY")
         self.max_body = int(settings.read(settings.BRIDGE_MAX_BODY, max_body))
         self.timeout = float(settings.read(settings.BRIDGE_TIMEOUT, timeout))
         self.client_timeout = float(settings.read(settings.BRIDGE_CLIENT_TIMEOUT, client_timeout))
         self.policy = policy or policy_from_settings(logger=self._logger)
+        self.attribute_limit = attribute_limit or settings.received_attribute_limit()
         self._prices = load_price_table()  # custom prices now; the maintained table on first use
         self._transports: collections.OrderedDict[str, Transport] = collections.OrderedDict()
         self._delivered: collections.OrderedDict[tuple[str, str, str], None] = collections.OrderedDict()
@@ -119,6 +143,7 @@ class Bridge:
         self._grpc: Any = None  # a GrpcReceiver, once started
         self._traces = TraceMemory()  # users of ancestors and calls sent, across requests
         self._encode_lock = threading.Lock()
+        self._large = threading.BoundedSemaphore(LARGE_AT_ONCE)
 
     def __repr__(self) -> str:  # never the key
         return f"Bridge(host={self.host!r}, listen={self.url if self._http else self._listen!r})"
@@ -133,14 +158,15 @@ class Bridge:
         self._http = HttpReceiver(
             self._serve_http, self._listen, max_body=self.max_body, refuse=self._refuse_http,
             threads=MAX_CONCURRENT, client_timeout=self.client_timeout, name="trubrics-bridge",
-            logger=self._logger,
+            logger=self._logger, admit=self._admit,
         )
         try:
             if self._grpc_listen is not None:
                 from trubrics_otel.receive.grpc import GrpcReceiver
 
                 self._grpc = GrpcReceiver(self._export_grpc, self._grpc_listen, max_body=self.max_body,
-                                          threads=MAX_CONCURRENT, logger=self._logger).start()
+                                          threads=MAX_CONCURRENT, logger=self._logger,
+                                          admit=self._admit_grpc).start()
         except BaseException:
             self._http.stop()
             self._http = None
@@ -178,6 +204,11 @@ class Bridge:
         """``host:port`` of the OTLP/gRPC receiver, or None when it is not running."""
         return self._grpc.address if self._grpc is not None else None
 
+    @property
+    def requires_key(self) -> bool:
+        """Whether senders must present the receive key."""
+        return self._receive_key is not None
+
     def stats(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)
@@ -189,11 +220,21 @@ class Bridge:
         api_key: str | None = None,
     ) -> Answer:
         """Decode, encode, forward; the answer the OTLP client should get."""
-        as_json = otlp.media_type(content_type) == otlp.JSON
         self._count("requests")
+        if len(body) < LARGE_BODY:
+            return self._export(body, content_type, content_encoding, api_key)
+        with self._large:
+            try:
+                return self._export(body, content_type, content_encoding, api_key)
+            finally:
+                give_back_memory()
+
+    def _export(self, body: bytes, content_type: str | None, content_encoding: str | None,
+                api_key: str | None) -> Answer:
+        as_json = otlp.media_type(content_type) == otlp.JSON
         try:
             decoded = otlp.decode(
-                otlp.decompress(body, content_encoding, self.max_body), content_type
+                otlp.decompress(body, content_encoding, self.max_body), content_type, self.attribute_limit
             )
         except otlp.OtlpDecodeError as exc:  # 400, 413 (too large), 415 (unknown type)
             return self._refuse(exc.status, str(exc), as_json)
@@ -207,6 +248,11 @@ class Bridge:
         problems = decoded.rejected + encoded.errors
         rejected = len(problems)
         self._count("spans", len(decoded.spans))
+        if decoded.dropped:
+            self._count("dropped_attributes", decoded.dropped)
+            self._logger.warning("Kept the first %d attributes, events and links of each span: "
+                                 "%d more were left out (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT)",
+                                 self.attribute_limit, decoded.dropped)
         self._count("skipped_spans", encoded.skipped)
         for message in problems[:5]:
             self._logger.warning("Rejected a span: %s", message)
@@ -295,15 +341,37 @@ class Bridge:
             return Answer(200, json.dumps({"status": "ok", **self.stats()}).encode(), otlp.JSON)
         if request.method != "POST" or path != TRACES_PATH:
             return self._refuse_http(404, f"only POST {TRACES_PATH} and GET /healthz are served here", request)
-        # The receiver already undid Content-Encoding (with the same size cap).
-        return self.export(request.body, request.header("content-type"), None, langfuse.api_key(request))
+        # The receiver already undid Content-Encoding (with the same size cap), and admitted it.
+        return self.export(request.body, request.header("content-type"), None, self._passed_on(request.headers))
+
+    def _admit(self, request: Request) -> Answer | None:
+        """Before the body is read: an export must carry the receive key when one is set."""
+        if request.method != "POST" or self._may_send(request.headers):
+            return None
+        return self._refuse_http(401, self._WRONG_KEY, request)
+
+    _WRONG_KEY = "missing or wrong key for this bridge (x-api-key or Authorization: Bearer)"
+
+    def _may_send(self, headers: Mapping[str, str]) -> bool:
+        return self._receive_key is None or key_matches(self._receive_key, headers)
+
+    def _passed_on(self, headers: Mapping[str, str]) -> str | None:
+        """The sender's key (x-api-key, else a Langfuse SDK's secret key) as the Trubrics key,
+        unless it is the bridge's receive key."""
+        key = langfuse.api_key(headers)
+        if key and self._receive_key is not None and hmac.compare_digest(key.encode("utf-8"), self._receive_key):
+            return None
+        return key
 
     def _refuse_http(self, status: int, message: str, request: Request) -> Answer:
         return self._refuse(status, message, otlp.media_type(request.header("content-type")) == otlp.JSON)
 
-    def _export_grpc(self, body: bytes, api_key: str | None) -> Answer:
+    def _admit_grpc(self, metadata: Mapping[str, str]) -> Answer | None:
+        return None if self._may_send(metadata) else self._refuse(401, self._WRONG_KEY, False)
+
+    def _export_grpc(self, body: bytes, metadata: Mapping[str, str]) -> Answer:
         self._count("grpc_requests")
-        return self.export(body, otlp.PROTOBUF, None, api_key)
+        return self.export(body, otlp.PROTOBUF, None, self._passed_on(metadata))
 
 
 def _identity(key: str, path: str, event: Event) -> tuple[str, str, str]:
@@ -322,6 +390,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--api-key",
         help="Trubrics API key (better: TRUBRICS_API_KEY); without one, each request's x-api-key is used",
     )
+    parser.add_argument("--receive-key", help="the key senders must present (x-api-key or Authorization: "
+                        "Bearer); required off loopback (better: TRUBRICS_BRIDGE_RECEIVE_KEY)")
     parser.add_argument("--max-body", type=checks.positive_int, help="largest request in bytes, also once "
                         f"decompressed (TRUBRICS_BRIDGE_MAX_BODY; {DEFAULT_MAX_BODY})")
     parser.add_argument("--timeout", type=checks.positive_number, help="seconds of trying Trubrics before answering "
@@ -347,7 +417,8 @@ def run(args: argparse.Namespace) -> int:
         grpc_listen = "off"
     try:
         bridge = Bridge(args.host, args.api_key, listen=args.listen, grpc_listen=grpc_listen,
-                        max_body=args.max_body, timeout=args.timeout, client_timeout=args.client_timeout)
+                        max_body=args.max_body, timeout=args.timeout, client_timeout=args.client_timeout,
+                        receive_key=args.receive_key)
     except ValueError as exc:
         logger.error("Bad bridge setting: %s", exc)
         return 2
@@ -359,8 +430,10 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         logger.error("Cannot listen: %s", exc)
         return 2
-    logger.info("Bridge listening on %s%s%s, forwarding to %s", bridge.url, TRACES_PATH,
-                f" and OTLP/gRPC {bridge.grpc_address}" if bridge.grpc_address else "", bridge.host)
+    logger.info("Bridge listening on %s%s%s, forwarding to %s; %s", bridge.url, TRACES_PATH,
+                f" and OTLP/gRPC {bridge.grpc_address}" if bridge.grpc_address else "", bridge.host,
+                "senders must present the receive key (x-api-key or Authorization: Bearer)"
+                if bridge.requires_key else "loopback only, so no key is asked of senders")
     try:
         while not stop.wait(1.0):
             pass

@@ -4,9 +4,11 @@ grpcio is an extra (``pip install 'trubrics-otel[grpc]'``); it is imported when 
 is made, and :class:`GrpcUnavailable` names the extra when it is missing. The application
 gives one function, the same it answers OTLP/HTTP with::
 
-    def export(body: bytes, api_key: str | None) -> Reply:   # protobuf, already gunzipped
+    def export(body: bytes, metadata: Mapping[str, str]) -> Reply:   # protobuf, already gunzipped
+        keys = presented_keys(metadata)     # x-api-key, authorization: Bearer / Basic
         ...
-    with GrpcReceiver(export, ("127.0.0.1", 0), max_body=32 << 20) as receiver:
+    admit = lambda metadata: None if "x-api-key" in metadata else Reply(401, message="no key")
+    with GrpcReceiver(export, ("127.0.0.1", 0), max_body=32 << 20, admit=admit) as receiver:
         receiver.address        # 127.0.0.1:<port>; OTEL_EXPORTER_OTLP_ENDPOINT=http://<address>
 
 and its HTTP-style :class:`~trubrics_otel.receive.http.Reply` becomes a gRPC status as the OTLP
@@ -21,7 +23,7 @@ by grpcio itself with ``RESOURCE_EXHAUSTED``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -32,7 +34,9 @@ OTHER_SIGNALS = ("opentelemetry.proto.collector.metrics.v1.MetricsService",
                  "opentelemetry.proto.collector.logs.v1.LogsService")
 INSTALL_HINT = "OTLP/gRPC needs grpcio and googleapis-common-protos: pip install 'trubrics-otel[grpc]'"
 
-Export = Callable[[bytes, "str | None"], Reply]
+Export = Callable[[bytes, Mapping[str, str]], Reply]
+"""``export(body, metadata)``: the request's metadata with lower-case names."""
+Admit = Callable[[Mapping[str, str]], "Reply | None"]
 
 
 class GrpcUnavailable(ImportError):
@@ -69,22 +73,23 @@ class GrpcReceiver:
         threads: int = DEFAULT_THREADS,
         drop_other_signals: bool = False,
         logger: logging.Logger | None = None,
+        admit: Admit | None = None,
     ) -> None:
         """``drop_other_signals``: also answer metrics and logs exports with success and drop
-        them, so an app with all-default OTLP settings logs no error for them."""
+        them, so an app with all-default OTLP settings logs no error for them. ``admit(metadata)``:
+        a Reply refuses the call from its metadata, before its message is read."""
         grpc = _grpc()
         self._grpc = grpc
         self._export = export
+        self._admit = admit or (lambda metadata: None)
         self._logger = logger or logging.getLogger("trubrics.receive")
-        handlers = [grpc.method_handlers_generic_handler(
-            SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(self._handle)}  # bytes in, bytes out
-        )]
+        self._routes = {f"/{SERVICE}/Export": grpc.unary_unary_rpc_method_handler(self._handle)}  # bytes
         if drop_other_signals:  # an empty Export…ServiceResponse is b""
             drop = grpc.unary_unary_rpc_method_handler(lambda body, context: b"")
-            handlers += [grpc.method_handlers_generic_handler(name, {"Export": drop}) for name in OTHER_SIGNALS]
+            self._routes.update({f"/{name}/Export": drop for name in OTHER_SIGNALS})
         self._server = grpc.server(
             ThreadPoolExecutor(threads, thread_name_prefix="trubrics-grpc"),
-            handlers=handlers,
+            handlers=[self],  # grpcio asks service() for each call's handler
             # No maximum_concurrent_rpcs: grpcio would answer RESOURCE_EXHAUSTED without
             # RetryInfo, which OTLP senders must not retry. Calls past the busy threads wait.
             options=[
@@ -118,10 +123,28 @@ class GrpcReceiver:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
+    def service(self, call: Any) -> Any:
+        """The handler for one call (grpcio's generic-handler protocol), on grpcio's own thread
+        as the call arrives: a call ``admit`` refuses is answered without reading its message."""
+        handler = self._routes.get(call.method)
+        if handler is None:
+            return None
+        refused = self._admit(_metadata(call.invocation_metadata))
+        if refused is None:
+            return handler
+        code, _ = self._status_of(refused.status)
+        message = refused.message or f"HTTP-equivalent status {refused.status}"
+
+        def refuse(messages: Any, context: Any) -> bytes:  # streaming in: the message is never read
+            context.abort(code, message)
+            raise AssertionError("unreachable: abort raises")
+
+        return self._grpc.stream_unary_rpc_method_handler(refuse)
+
     def _handle(self, body: bytes, context: Any) -> bytes:
-        metadata = dict(context.invocation_metadata())
+        metadata = _metadata(context.invocation_metadata())
         try:
-            reply = self._export(body, metadata.get("x-api-key"))
+            reply = self._export(body, metadata)
         except Exception:  # a bug of ours: say so, and keep serving
             self._logger.exception("Failed on an OTLP/gRPC export")
             reply = Reply(500, message="internal error")
@@ -159,6 +182,11 @@ def _status_details(code: Any, message: str, retry_after_s: int) -> bytes:
     status = status_pb2.Status(code=code.value[0], message=message)
     status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=Duration(seconds=retry_after_s)))
     return status.SerializeToString()
+
+
+def _metadata(pairs: Any) -> dict[str, str]:
+    """gRPC metadata with lower-case names, without the binary (-bin) entries."""
+    return {key.lower(): value for key, value in pairs or () if isinstance(value, str)}
 
 
 def _bracketed(host: str) -> str:

@@ -17,8 +17,20 @@ in ``benchmarks/bench_http_servers.py``; the README says why waitress):
   ``Transfer-Encoding: chunked``, answering ``100 Continue`` to ``Expect: 100-continue``;
 * refuses a body past ``max_body`` with 413 as soon as the cap is passed (a sized one from
   its header, a chunked one while it arrives), and malformed chunking with 400;
-* closes connections idle or stalled (mid-headers or mid-body) for ``client_timeout`` s;
+* closes connections idle for ``client_timeout`` s;
 * runs ``handle`` on a fixed pool of ``threads``: never a thread per connection.
+
+What this layer adds to waitress against hostile or broken clients (``tests/test_hostile_clients.py``):
+
+* deadlines: the request line and headers must arrive within ``min(10, client_timeout)`` s and
+  the whole request within ``2 * client_timeout`` s of its first byte, however slowly they
+  trickle (waitress alone only closes connections that send nothing);
+* at ``MAX_CONNECTIONS``, the connection whose unfinished request is oldest is shed to accept
+  a new one, instead of new connections waiting in the kernel's queue behind tricklers;
+* ``admit(request)`` (headers only, ``body`` empty) runs as soon as the headers are in, before
+  any body is read: a refused request (say 401) never buffers its upload;
+* bodies being received or waiting for a worker hold at most ``(threads + 1) * max_body``
+  bytes together; past that, a new upload gets 503 with ``Retry-After``.
 
 Then this layer undoes ``Content-Encoding`` (gzip, deflate) with the caps of
 :func:`trubrics_otel.receive.otlp.decompress` (413 / 415 / 400 through ``refuse``), so ``handle``
@@ -27,8 +39,12 @@ sees the plain body, and turns an exception in ``handle`` into a 500.
 
 from __future__ import annotations
 
+import base64
+import hmac
+import ipaddress
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -45,7 +61,9 @@ from trubrics_otel.receive import otlp
 
 DEFAULT_THREADS = 8
 DEFAULT_CLIENT_TIMEOUT_S = 30
-MAX_CONNECTIONS = 500  # beyond this, new connections wait in the kernel's accept queue
+MAX_CONNECTIONS = 500  # beyond this, the oldest unfinished request's connection is shed
+HEADER_DEADLINE_S = 10.0  # request line + headers, from the request's first byte
+RETRY_AFTER_S = 1
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,42 @@ class Request:
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name.lower(), default)
 
+    def keys(self) -> list[str]:
+        """The API keys this request presents: see :func:`presented_keys`."""
+        return presented_keys(self.headers)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach ``host`` (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def presented_keys(headers: Mapping[str, str]) -> list[str]:
+    """Every key a sender may present (lower-case header or gRPC metadata names): ``x-api-key``,
+    ``Authorization: Bearer <key>``, and the password of ``Authorization: Basic``."""
+    keys = [headers["x-api-key"]] if headers.get("x-api-key") else []
+    scheme, _, credentials = (headers.get("authorization") or "").strip().partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        keys.append(credentials.strip())
+    elif scheme.lower() == "basic":
+        try:
+            password = base64.b64decode(credentials.strip(), validate=True).decode("utf-8").partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            password = ""
+        if password:
+            keys.append(password)
+    return keys
+
+
+def key_matches(expected: bytes, headers: Mapping[str, str]) -> bool:
+    """Whether one presented key equals ``expected`` (compared in constant time)."""
+    return any(hmac.compare_digest(key.encode("utf-8"), expected) for key in presented_keys(headers))
+
 
 @dataclass
 class Reply:
@@ -77,6 +131,8 @@ class Reply:
 Handler = Callable[[Request], Reply]
 Refuse = Callable[[int, str, Request], Reply]
 """How the application words an error: ``refuse(status, message, request)``."""
+Admit = Callable[[Request], "Reply | None"]
+"""Called with the headers (``body`` empty) before the body is read: a Reply refuses the request."""
 
 
 class HttpReceiver:
@@ -93,10 +149,15 @@ class HttpReceiver:
         client_timeout: float = DEFAULT_CLIENT_TIMEOUT_S,
         name: str = "trubrics-http",
         logger: logging.Logger | None = None,
+        admit: Admit | None = None,
     ) -> None:
         self._handle = handle
         self._refuse = refuse
+        self._admit = admit or (lambda request: None)
         self.max_body = max_body
+        self.max_buffered = (threads + 1) * max_body
+        self.header_deadline_s = min(HEADER_DEADLINE_S, client_timeout)
+        self.request_deadline_s = 2 * client_timeout
         self._name = name
         self._logger = logger or logging.getLogger("trubrics.receive")
         timeout = max(1, round(client_timeout))
@@ -107,12 +168,16 @@ class HttpReceiver:
             self._server = create_server(
                 self._wsgi, host=listen[0], port=listen[1], threads=threads, ident="trubrics-otel",
                 max_request_body_size=max_body + 1,  # waitress refuses at ``>=``
-                channel_timeout=timeout, cleanup_interval=max(1, min(30, timeout // 2)),
+                channel_timeout=timeout, cleanup_interval=1,
                 connection_limit=MAX_CONNECTIONS, asyncore_use_poll=True, expose_tracebacks=False,
             )
         except OSError as exc:
             raise OSError(exc.errno, f"cannot listen on {listen[0]}:{listen[1]}: {exc.strerror}") from None
-        self._server.channel_class = _channel_for(refuse)
+        self._server.channel_class = _channel_for(refuse, self)
+        idle_maintenance, accepting = self._server.maintenance, self._server.readable
+        # instance attributes: create_server chooses the server's class, these two hooks extend it
+        self._server.maintenance = lambda now: (self._close_stalled(now), idle_maintenance(now))
+        self._server.readable = lambda: (self._shed_if_full(), accepting())[1]
         self._thread: threading.Thread | None = None
 
     @property
@@ -162,12 +227,68 @@ class HttpReceiver:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
+    # --- hostile clients (on the I/O thread, which owns waitress's channel map) --------------
+
+    def _close_stalled(self, now: float) -> None:
+        """Close connections whose request line + headers, or whole request, is past its deadline."""
+        for channel in list(self._server.active_channels.values()):
+            started = _unfinished_since(channel)
+            if started is None:
+                continue
+            deadline = self.request_deadline_s if channel.request.headers_finished else self.header_deadline_s
+            if now - started > deadline:
+                self._logger.info("Closed a connection from %s: its request took over %.0f s to arrive",
+                                  channel.addr[0] if channel.addr else "?", deadline)
+                channel.will_close = True
+
+    def _shed_if_full(self) -> None:
+        """At the connection limit, shed the oldest unfinished request so a new client gets in."""
+        server = self._server
+        if len(server._map) < server.adj.connection_limit:
+            return
+        closing = 0
+        oldest, oldest_started = None, float("inf")
+        for channel in server.active_channels.values():
+            if channel.will_close:
+                closing += 1
+                continue
+            started = _unfinished_since(channel)
+            if started is None and not channel.requests:  # idle keep-alive: shed as well
+                started = channel.last_activity
+            if started is not None and started < oldest_started:
+                oldest, oldest_started = channel, started
+        if oldest is not None and len(server._map) - closing >= server.adj.connection_limit:
+            oldest.will_close = True
+        server.in_connection_overflow = True  # so waitress does not warn at every shed (a flood)
+
+    def _admit_headers(self, parser: _Parser, request: Request) -> Reply | None:
+        """The application's check, then the buffering budget; before any body byte is read."""
+        reply = self._admit(request)
+        if reply is not None or parser.error is not None:
+            return reply
+        size = parser.content_length or (self.max_body if parser.chunked else 0)
+        if not size:
+            return None
+        held = size
+        for channel in self._server.active_channels.values():
+            for other in (channel.request, *channel.requests):
+                if other is not None and other is not parser and other.headers_finished and not other.error:
+                    held += other.content_length or (self.max_body if other.chunked else 0)
+        if held <= self.max_buffered:
+            return None
+        self._logger.warning("Refused an upload of %d bytes: %d bytes of requests already held",
+                             size, held - size)
+        reply = self._refuse(503, "too many uploads at once; retry shortly", request)
+        reply.headers.setdefault("Retry-After", str(RETRY_AFTER_S))
+        return reply
+
     # --- one request (on a worker thread) ------------------------------------------------
 
     def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = _request(environ)
         try:
-            reply = self._decoded(request)
+            refused = self._admit(Request(request.method, request.path, request.query, request.headers, b""))
+            reply = refused if refused is not None else self._decoded(request)
         except Exception:  # a bug of ours: say so, and keep serving
             self._logger.exception("Failed on %s %s", request.method, request.path)
             reply = self._refuse(500, "internal error", request)
@@ -189,29 +310,54 @@ class HttpReceiver:
 
 
 class _Parser(HTTPRequestParser):
-    """waitress's parser with two changes: a request already refused from its headers (a
-    ``Content-Length`` over the cap) gets its 413 instead of ``100 Continue``, so the client
-    never starts the upload; a chunk announced bigger than the cap is refused at its size
-    line, not after waiting for it; and framing errors (413, bad chunking) are worded by the
-    application's ``refuse``, as its other errors are."""
+    """waitress's parser with these changes: the receiver's ``admit`` runs once the headers are
+    in; a request already refused from its headers (by ``admit``, or a ``Content-Length`` over
+    the cap) gets its answer instead of ``100 Continue``, so the client never starts the
+    upload; a chunk announced bigger than the cap is refused at its size line, not after
+    waiting for it; and framing errors (413, bad chunking) are worded by the application's
+    ``refuse``, as its other errors are."""
 
     refuse: Refuse
+    receiver: HttpReceiver
+
+    def __init__(self, adj: Any) -> None:
+        super().__init__(adj)
+        self.started = time.time()  # the request's first byte: its deadlines count from here
 
     def received(self, data: bytes) -> int:
+        was_in_headers = not self.headers_finished
         consumed = super().received(data)
+        if was_in_headers and self.headers_finished and getattr(self.error, "code", 413) == 413:
+            reply = self.receiver._admit_headers(self, self._request())  # who asks, before how much
+            if reply is not None:
+                self.error = _Worded(_Refused(reply.status), reply)
+                self.completed = True
         chunks = self.body_rcv if self.chunked else None
         if (self.error is None and chunks is not None
                 and self.body_bytes_received + chunks.chunk_remainder >= self.adj.max_request_body_size):
             self.error = RequestEntityTooLarge("a chunk over the limit")
             self.completed = True
         if self.error is not None and not isinstance(self.error, _Worded):
-            self.expect_continue = False
             max_body = self.adj.max_request_body_size - 1
             message = f"body over the {max_body}-byte limit" if self.error.code == 413 else self.error.body
-            headers = {k.replace("_", "-").lower(): v for k, v in self.headers.items()}
-            request = Request(self.command or "POST", self.path or "/", {}, headers, b"")
-            self.error = _Worded(self.error, type(self).refuse(self.error.code, message, request))
+            self.error = _Worded(self.error, type(self).refuse(self.error.code, message, self._request()))
+        if self.error is not None:
+            self.expect_continue = False
         return consumed
+
+    def _request(self) -> Request:
+        """The request as known from its headers (no body yet)."""
+        headers = {k.replace("_", "-").lower(): v for k, v in self.headers.items()}
+        query = {k: v[-1] for k, v in parse_qs(self.query or "").items()}
+        path = urlsplit(getattr(self, "request_uri", "") or "/").path  # as sent, like _request
+        return Request(self.command or "POST", path or "/", query, headers, b"")
+
+
+class _Refused:
+    """An application's refusal of a request from its headers, in waitress's error shape."""
+
+    def __init__(self, status: int) -> None:
+        self.code, self.reason = status, _phrase(status)
 
 
 class _Worded:
@@ -225,9 +371,17 @@ class _Worded:
         return f"{self.code} {self.reason}", headers, self._reply.body
 
 
-def _channel_for(refuse: Refuse) -> type[HTTPChannel]:
-    parser = type("Parser", (_Parser,), {"refuse": staticmethod(refuse)})
+def _channel_for(refuse: Refuse, receiver: HttpReceiver) -> type[HTTPChannel]:
+    parser = type("Parser", (_Parser,), {"refuse": staticmethod(refuse), "receiver": receiver})
     return type("Channel", (HTTPChannel,), {"parser_class": parser})
+
+
+def _unfinished_since(channel: Any) -> float | None:
+    """When the request a connection is still sending began; None when it is not sending one."""
+    request = channel.request
+    if request is None or request.completed or channel.requests or channel.will_close:
+        return None
+    return float(getattr(request, "started", channel.last_activity))
 
 
 def _request(environ: Mapping[str, Any]) -> Request:

@@ -7,15 +7,14 @@ take that path as ``/v1/traces`` and the secret key as the API key::
     LANGFUSE_HOST=http://127.0.0.1:8787 LANGFUSE_PUBLIC_KEY=any LANGFUSE_SECRET_KEY=<api key>
 
     traces_path("/api/public/otel/v1/traces")          # "/v1/traces"
-    api_key(request)   # x-api-key, else the Basic auth password (the Langfuse secret key)
+    api_key(request.headers)   # x-api-key, else the Basic auth password (the Langfuse secret key)
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-
-from trubrics_otel.receive.http import Request
+from collections.abc import Mapping
 
 TRACES_PATH = "/api/public/otel/v1/traces"
 
@@ -25,12 +24,13 @@ def traces_path(path: str) -> str:
     return "/v1/traces" if path == TRACES_PATH else path
 
 
-def api_key(request: Request) -> str | None:
-    """The request's ``x-api-key``, else the secret key of a Basic ``Authorization``."""
-    key = request.header("x-api-key")
+def api_key(headers: Mapping[str, str]) -> str | None:
+    """The ``x-api-key`` of these (lower-cased) headers or gRPC metadata, else the secret key of
+    a Basic ``Authorization``."""
+    key = headers.get("x-api-key")
     if key:
         return key
-    scheme, _, credentials = (request.header("authorization") or "").partition(" ")
+    scheme, _, credentials = (headers.get("authorization") or "").partition(" ")
     if scheme.lower() != "basic" or not credentials:
         return None
     try:

@@ -18,6 +18,11 @@ a tuple for an array, a dict for a key-value list, bytes for bytes; an empty val
 the attribute. A span without a valid trace id, span id or end time is rejected (it could
 never become an event with a stable identity) and counted in ``Decoded.rejected`` by :func:`decode`.
 Anything that is not an OTLP request at all raises :class:`OtlpDecodeError`.
+
+``attribute_limit`` bounds the work one request can ask for: each span, span event, link,
+resource and key-value list keeps its first ``attribute_limit`` attributes, each array its
+first ``attribute_limit`` values, each span its first ``attribute_limit`` events and links
+(``Decoded.dropped`` counts what was left out), as the OTel SDK's span limits do in-process.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import base64
 import binascii
 import json
 import zlib
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +101,8 @@ class Decoded:
     """One message per span left out because it is not valid OTLP."""
     json: bool = False
     """The request was OTLP/JSON: answer in JSON too."""
+    dropped: int = 0
+    """Span attributes, events and links left out past ``attribute_limit``."""
 
 
 def media_type(content_type: str | None) -> str:
@@ -120,18 +127,24 @@ def decompress(body: bytes, content_encoding: str | None, max_size: int) -> byte
         wbits = zlib.MAX_WBITS if body[:1] == b"\x78" else -zlib.MAX_WBITS
     else:
         raise UnsupportedMediaType(f"unsupported Content-Encoding {encoding!r}")
-    inflater = zlib.decompressobj(wbits)
-    try:
-        out = inflater.decompress(body, max_size + 1)
-        if len(out) <= max_size and not inflater.unconsumed_tail:
-            out += inflater.flush(max_size + 1 - len(out))
-    except zlib.error as exc:
-        raise OtlpDecodeError(f"body is not valid {encoding}: {exc}") from None
-    if len(out) > max_size or inflater.unconsumed_tail:
-        raise PayloadTooLarge(f"body decompresses to more than the {max_size}-byte limit")
-    if not inflater.eof:
-        raise OtlpDecodeError(f"{encoding} body is truncated")
-    return out
+    out = b""
+    while True:  # one pass per gzip member: RFC 1952 allows several, concatenated
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out += inflater.decompress(body, max_size + 1 - len(out))
+            if len(out) <= max_size and not inflater.unconsumed_tail:
+                out += inflater.flush(max_size + 1 - len(out))
+        except zlib.error as exc:
+            raise OtlpDecodeError(f"body is not valid {encoding}: {exc}") from None
+        if len(out) > max_size or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"body decompresses to more than the {max_size}-byte limit")
+        if not inflater.eof:
+            raise OtlpDecodeError(f"{encoding} body is truncated")
+        body = inflater.unused_data
+        if not body:
+            return out
+        if wbits != 16 + zlib.MAX_WBITS or body[:2] != b"\x1f\x8b":
+            raise OtlpDecodeError(f"{len(body)} bytes after the end of the {encoding} body")
 
 
 def decode_request(body: bytes, content_type: str | None) -> list[ReadableSpan]:
@@ -139,7 +152,7 @@ def decode_request(body: bytes, content_type: str | None) -> list[ReadableSpan]:
     return decode(body, content_type).spans
 
 
-def decode(body: bytes, content_type: str | None) -> Decoded:
+def decode(body: bytes, content_type: str | None, attribute_limit: int | None = None) -> Decoded:
     """Like :func:`decode_request`, also telling which spans were rejected and why."""
     kind = media_type(content_type)
     if kind == PROTOBUF:
@@ -154,7 +167,7 @@ def decode(body: bytes, content_type: str | None) -> Decoded:
         raise UnsupportedMediaType(
             f"unsupported Content-Type {content_type!r}: use {PROTOBUF} or {JSON}"
         )
-    decoded = to_spans(request)
+    decoded = to_spans(request, attribute_limit)
     decoded.json = kind == JSON
     return decoded
 
@@ -179,20 +192,24 @@ def parse_json(body: bytes) -> ExportTraceServiceRequest:
     return request
 
 
-def to_spans(request: ExportTraceServiceRequest) -> Decoded:
+def to_spans(request: ExportTraceServiceRequest, attribute_limit: int | None = None) -> Decoded:
     decoded = Decoded()
+    limit = attribute_limit
     for resource_spans in request.resource_spans:
         resource = Resource(
-            attributes_of(resource_spans.resource.attributes), resource_spans.schema_url or None
+            attributes_of(resource_spans.resource.attributes, limit), resource_spans.schema_url or None
         )
         for scope_spans in resource_spans.scope_spans:
-            scope = _scope(scope_spans.scope, scope_spans.schema_url)
+            scope = _scope(scope_spans.scope, scope_spans.schema_url, limit)
             for span in scope_spans.spans:
                 problem = _invalid(span)
                 if problem:
                     decoded.rejected.append(f"span {span.name!r}: {problem}")
                     continue
-                decoded.spans.append(_span(span, resource, scope))
+                decoded.spans.append(_span(span, resource, scope, limit))
+                if limit is not None:
+                    decoded.dropped += sum(max(0, len(many) - limit)
+                                           for many in (span.attributes, span.events, span.links))
     return decoded
 
 
@@ -215,9 +232,10 @@ def status_body(code: int, message: str, *, as_json: bool = False) -> bytes:
     return b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
 
 
-def attributes_of(pairs: Iterable[KeyValue]) -> dict[str, Any]:
+def attributes_of(pairs: Sequence[KeyValue], limit: int | None = None) -> dict[str, Any]:
+    """The first ``limit`` pairs (all when None) as the SDK holds attributes."""
     attributes: dict[str, Any] = {}
-    for pair in pairs:
+    for pair in (pairs if limit is None or len(pairs) <= limit else pairs[:limit]):
         value = pair.value
         which = value.WhichOneof("value")
         if which == "string_value":  # most attributes: no call, no getattr
@@ -225,20 +243,22 @@ def attributes_of(pairs: Iterable[KeyValue]) -> dict[str, Any]:
         elif which == "int_value":
             attributes[pair.key] = value.int_value
         elif which is not None:
-            decoded = value_of(value)
+            decoded = value_of(value, limit)
             if decoded is not None:
                 attributes[pair.key] = decoded
     return attributes
 
 
-def value_of(value: AnyValue) -> Any:
+def value_of(value: AnyValue, limit: int | None = None) -> Any:
     which = value.WhichOneof("value")
     if which is None:
         return None
     if which == "array_value":
-        return tuple([v for v in map(value_of, value.array_value.values) if v is not None])
+        values = value.array_value.values
+        values = values if limit is None or len(values) <= limit else values[:limit]
+        return tuple([v for v in (value_of(item, limit) for item in values) if v is not None])
     if which == "kvlist_value":
-        return attributes_of(value.kvlist_value.values)
+        return attributes_of(value.kvlist_value.values, limit)
     return getattr(value, which)
 
 
@@ -276,7 +296,12 @@ class ReceivedSpan(ReadableSpan):
         self._instrumentation_info = None
 
 
-def _span(span: trace_pb2.Span, resource: Resource, scope: InstrumentationScope) -> ReceivedSpan:
+def _first(many: Sequence[Any], limit: int | None) -> Sequence[Any]:
+    return many if limit is None or len(many) <= limit else many[:limit]
+
+
+def _span(span: trace_pb2.Span, resource: Resource, scope: InstrumentationScope,
+          limit: int | None = None) -> ReceivedSpan:
     trace_id = int.from_bytes(span.trace_id, "big")
     flags = TraceFlags(span.flags & 0xFF)
     state = TraceState.from_header([span.trace_state]) if span.trace_state else None
@@ -292,19 +317,19 @@ def _span(span: trace_pb2.Span, resource: Resource, scope: InstrumentationScope)
     else:  # the SDK only keeps a description on ERROR
         status = Status(code, span.status.message if code is StatusCode.ERROR else None)
     events = tuple(
-        Event(e.name, attributes_of(e.attributes), e.time_unix_nano or None, limit=None)
-        for e in span.events
+        Event(e.name, attributes_of(e.attributes, limit), e.time_unix_nano or None, limit=None)
+        for e in _first(span.events, limit)
     ) if span.events else ()
     links = tuple(
         Link(
             SpanContext(int.from_bytes(link.trace_id, "big"), int.from_bytes(link.span_id, "big"), True),
-            attributes_of(link.attributes),
+            attributes_of(link.attributes, limit),
         )
-        for link in span.links
+        for link in _first(span.links, limit)
         if len(link.trace_id) == 16 and len(link.span_id) == 8
     ) if span.links else ()
     return ReceivedSpan(
-        span.name, context, parent, resource, attributes_of(span.attributes), events, links,
+        span.name, context, parent, resource, attributes_of(span.attributes, limit), events, links,
         _KINDS.get(span.kind, SpanKind.INTERNAL), status, span.start_time_unix_nano or None,
         span.end_time_unix_nano, scope,
     )
@@ -322,9 +347,9 @@ def _invalid(span: trace_pb2.Span) -> str | None:
     return None
 
 
-def _scope(scope: PbScope, schema_url: str) -> InstrumentationScope:
+def _scope(scope: PbScope, schema_url: str, limit: int | None = None) -> InstrumentationScope:
     return InstrumentationScope(
-        scope.name, scope.version or None, schema_url or None, attributes_of(scope.attributes)
+        scope.name, scope.version or None, schema_url or None, attributes_of(scope.attributes, limit)
     )
 
 

@@ -26,8 +26,15 @@ for invalid events. **Valid events of a batch are stored even when others in it 
 invalid**: the answer is then 422 (the bad ones need fixing; the exporter does not
 retry a 422) and says how many were stored. An all-valid batch gets 200 with
 ``{"stored": n, "duplicates": m}``; a retried batch is counted as duplicates, not stored
-twice. The read API needs no key on loopback (the default, 127.0.0.1); bound elsewhere it
-needs ``api_key``.
+twice.
+
+Who may write and read: on a loopback address (the default, 127.0.0.1) the ingestion API
+takes any non-empty ``x-api-key``, OTLP needs none, and the read API is open. **Bound
+anywhere else the server needs ``api_key`` (``serve --api-key``), or it refuses to start**,
+and then every write and read (ingestion, OTLP/HTTP, OTLP/gRPC, the read API) must present
+that key: ``x-api-key: <key>`` (header or gRPC metadata), ``Authorization: Bearer <key>``, or
+``Authorization: Basic`` with the key as password. A write is refused (401) from its headers,
+before its body is read.
 OTLP spans pass the same redaction :class:`~trubrics_otel.translate.redaction.Policy` as the
 in-process exporter's (``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, size limits).
 HTTP framing (Content-Length or chunked, gzip, keep-alive, slow clients) is
@@ -39,21 +46,24 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 import os
 import threading
 from collections.abc import Mapping
 from typing import Any
 
+from trubrics_otel import settings
 from trubrics_otel.deliver.exporter import policy_from_settings, price_and_redact
 from trubrics_otel.deliver.prices import load_price_table
 from trubrics_otel.receive import langfuse, otlp
-from trubrics_otel.receive.http import HttpReceiver, Reply, Request
+from trubrics_otel.receive.http import HttpReceiver, Reply, Request, presented_keys
 from trubrics_otel.receive.otlp import decode_request
 from trubrics_otel.server import read_api
 from trubrics_otel.server.store import DEFAULT_SESSION_TIMEOUT_S, Store, StoreUnavailable
 from trubrics_otel.server.validation import (
     EVENT,
     LLM_EVENT,
+    parse_batch,
     validate_batch,
     validate_event,
 )
@@ -83,7 +93,7 @@ class Response:
     def payload(self) -> bytes:
         if isinstance(self.body, bytes):
             return self.body
-        return json.dumps(self.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return strict_json(self.body).encode("utf-8")
 
 
 class LocalServer:
@@ -104,7 +114,10 @@ class LocalServer:
         read_needs_key: bool | None = None,
     ) -> None:
         """``read_needs_key``: whether the read API needs ``api_key``; by default, when
-        ``host`` is not a loopback address."""
+        ``host`` is not a loopback address. Off loopback without ``api_key``: ``ValueError``."""
+        if not api_key and not read_api.is_loopback(host):
+            raise ValueError(f"{host} is not a loopback address: anyone could write and read "
+                             "there, so give an API key (serve --api-key)")
         self.store = db if isinstance(db, Store) else Store(db, session_timeout_s=session_timeout_s)
         self.host = host
         self.port = port
@@ -116,6 +129,7 @@ class LocalServer:
         """OTLP/gRPC port (0 = any free; None = no gRPC); the bound one once listening."""
         self.policy = policy or policy_from_settings(logger=self.logger)
         self._prices = load_price_table()  # OTLP spans are priced as the exporter prices them
+        self._attribute_limit = settings.received_attribute_limit()  # bounds one OTLP request's work
         self._http: HttpReceiver | None = None
         self._grpc: Any = None  # a receive.grpc.GrpcReceiver
         self._stopped = threading.Event()
@@ -142,7 +156,7 @@ class LocalServer:
                 self._serve_http, (self.host, self.port), max_body=self.max_body_bytes,
                 refuse=lambda status, message, _: Reply(status, Response(status, {"detail": message}).payload(),
                                                          "application/json"),
-                name="trubrics-local-server", logger=self.logger,
+                name="trubrics-local-server", logger=self.logger, admit=self._admit,
             )
             self.port = self._http.port
             if self.grpc_port is not None:
@@ -151,7 +165,7 @@ class LocalServer:
 
                     self._grpc = GrpcReceiver(self._export_grpc, (self.host, self.grpc_port),
                                               max_body=self.max_body_bytes, drop_other_signals=True,
-                                              logger=self.logger)
+                                              logger=self.logger, admit=self._admit_grpc)
                 except BaseException:
                     self._http.stop()
                     self._http = None
@@ -205,9 +219,16 @@ class LocalServer:
             return False
         return self._api_key is None or hmac.compare_digest(key.encode("utf-8"), self._api_key)
 
+    def _may_write(self, headers: Mapping[str, str], *, otlp_request: bool) -> bool:
+        """With ``api_key``, one presented key must be it; without (loopback only), the
+        ingestion API wants some key as Trubrics does, and OTLP none (exporters send none)."""
+        keys = presented_keys(headers)
+        if otlp_request and not self.requires_key:
+            return True
+        return any(self.authorised(key) for key in keys)
     def ingest(self, name: str, body: bytes) -> Response:
         try:
-            parsed = json.loads(body, parse_constant=_reject_constant)
+            parsed = parse_batch(body)
         except (ValueError, UnicodeDecodeError) as exc:
             return Response(422, {"detail": [{"index": None, "loc": ["body"], "msg": f"invalid JSON: {exc}"}]})
         good, errors = validate_batch(parsed, _INGESTION[name])
@@ -225,27 +246,40 @@ class LocalServer:
         return Response(200, {"stored": stored, "duplicates": duplicates})
 
     def ingest_otlp(self, body: bytes, content_type: str) -> Response:
-        """OTLP traces → the same encoder and policy the exporter uses → the store."""
+        """OTLP traces → the same encoder and policy the exporter uses → the store.
+
+        What can be stored is: a field out of range (a span ending before it starts, a NaN)
+        is stored as null; what cannot be is counted in the answer's ``partial_success``."""
         try:
-            spans = decode_request(body, content_type)
+            decoded = otlp.decode(body, content_type, self._attribute_limit)
         except otlp.UnsupportedMediaType as exc:
             return Response(415, {"detail": str(exc)})
         except Exception as exc:  # a malformed request, whatever the decoder raises
             return Response(400, {"detail": f"invalid OTLP request: {exc}"})
         with self._encode_lock:
-            encoded = encode_spans(spans, memory=self._traces)
-        events, llm_events = price_and_redact(encoded, self._prices, self.policy)
-        events = [e for e, errors in (validate_event(x, EVENT) for x in events) if not errors]
-        llm = [e for e, errors in (validate_event(x, LLM_EVENT) for x in llm_events) if not errors]
-        skipped = len(encoded.events) + len(encoded.llm_events) - len(events) - len(llm)
-        if skipped:
-            self.logger.warning("/v1/traces: %d encoded events were invalid and not stored", skipped)
-        stored, duplicates = self.store.insert(events, llm)
-        self.logger.info("/v1/traces: %d spans, %d events stored, %d duplicates dropped",
-                         len(spans), stored, duplicates)
-        if "json" in content_type:
-            return Response(200, {})
-        return Response(200, b"", "application/x-protobuf")
+            encoded = encode_spans(decoded.spans, memory=self._traces)
+        problems = decoded.rejected + encoded.errors
+        rejected = len(problems)
+        kept: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+        for fields, found, into in zip((EVENT, LLM_EVENT), price_and_redact(encoded, self._prices, self.policy),
+                                       kept):
+            for raw in found:
+                event, errors = validate_event(raw, fields, lenient=True)
+                fatal = [e["msg"] for e in errors if not e.get("repaired")]
+                problems += [f"{e['msg']}: stored as null" for e in errors if e.get("repaired")]
+                if fatal:
+                    rejected += 1
+                    problems.append(f"an event not stored: {fatal[0]}")
+                else:
+                    into.append(event)
+        for message in problems[:5]:
+            self.logger.warning("/v1/traces: %s", message)
+        stored, duplicates = self.store.insert(*kept)
+        self.logger.info("/v1/traces: %d spans, %d events stored, %d duplicates dropped, %d rejected",
+                         len(decoded.spans), stored, duplicates, rejected)
+        as_json = otlp.media_type(content_type) == otlp.JSON
+        return Response(200, otlp.response_body(rejected, "; ".join(problems[:5]), as_json=as_json),
+                        otlp.JSON if as_json else otlp.PROTOBUF)
 
     def query(self, path: str, params: Mapping[str, str], api_key: str | None = None) -> Response:
         """The page and the read API (:mod:`.read_api`); ``api_key``: the request's ``x-api-key``."""
@@ -259,7 +293,9 @@ class LocalServer:
             if request.method == "POST":
                 response = self._post(request)
             elif request.method in ("GET", "HEAD"):
-                response = self.query(request.path, request.query, request.header("x-api-key"))
+                keys = request.keys()
+                key = next((k for k in keys if self.authorised(k)), keys[0] if keys else None)
+                response = self.query(request.path, request.query, key)
             else:
                 response = Response(405, {"detail": "Method Not Allowed"})
         except BadQuery as exc:
@@ -271,23 +307,34 @@ class LocalServer:
             response = Response(500, {"detail": "internal error"})
         return Reply(response.status, response.payload(), response.content_type, response.headers)
 
-    def _post(self, request: Request) -> Response:
+    def _admit(self, request: Request) -> Reply | None:
+        """Before the body is read: a POST to a route we serve, with a key that may write."""
+        if request.method != "POST":
+            return None
         path = langfuse.traces_path(request.path.rstrip("/"))
-        name = path.rsplit("/", 1)[-1]
         is_otlp = path == "/v1/traces"
-        if name not in _INGESTION and not is_otlp:
-            return Response(404, {"detail": "Not Found"})
-        # OTLP exporters send no key by default: there, one is needed only when configured
-        key = langfuse.api_key(request) if is_otlp else request.header("x-api-key")
-        if (not is_otlp or self.requires_key) and not self.authorised(key):
-            return Response(401, {"detail": "Missing or invalid API key (x-api-key header)"})
-        if is_otlp:
-            return self.ingest_otlp(request.body, request.header("content-type"))
-        return self.ingest(name, request.body)
+        if path.rsplit("/", 1)[-1] not in _INGESTION and not is_otlp:
+            response = Response(404, {"detail": "Not Found"})
+        elif not self._may_write(request.headers, otlp_request=is_otlp):
+            response = Response(401, {"detail": "Missing or invalid API key (x-api-key header)"})
+        else:
+            return None
+        return Reply(response.status, response.payload(), response.content_type)
 
-    def _export_grpc(self, body: bytes, api_key: str | None) -> Reply:
-        if self.requires_key and not self.authorised(api_key):
-            return Reply(401, message="Missing or invalid API key (x-api-key metadata)")
+    def _post(self, request: Request) -> Response:
+        """Routed and authorised by ``_admit`` already (the receiver calls it first)."""
+        path = langfuse.traces_path(request.path.rstrip("/"))
+        if path == "/v1/traces":
+            return self.ingest_otlp(request.body, request.header("content-type"))
+        return self.ingest(path.rsplit("/", 1)[-1], request.body)
+
+    def _admit_grpc(self, metadata: Mapping[str, str]) -> Reply | None:
+        if self._may_write(metadata, otlp_request=True):
+            return None
+        return Reply(401, message="Missing or invalid API key (x-api-key metadata)")
+
+    def _export_grpc(self, body: bytes, metadata: Mapping[str, str]) -> Reply:
+        """Admitted by ``_admit_grpc`` already (the receiver calls it first)."""
         try:
             response = self.ingest_otlp(body, otlp.PROTOBUF)
         except StoreUnavailable as exc:
@@ -306,5 +353,29 @@ class LocalServer:
 BadQuery = read_api.BadQuery
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+def strict_json(value: Any, indent: int | None = None) -> str:
+    """Strict JSON: a sum that overflowed to infinity is ``null`` with ``"<key>_overflow": true``
+    beside it, never ``Infinity`` (which no JSON parser but Python's takes)."""
+    separators = (",", ":") if indent is None else None
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=separators, indent=indent, allow_nan=False)
+    except ValueError:  # rare: only then walk the answer
+        return json.dumps(_overflow_flagged(value), ensure_ascii=False, separators=separators, indent=indent,
+                          allow_nan=False)
+
+
+def _overflow_flagged(value: Any) -> Any:
+    """Non-finite floats → None; in an object, ``<key>_overflow: true`` says which."""
+    if isinstance(value, dict):
+        flagged: dict[Any, Any] = {}
+        for key, item in value.items():
+            if isinstance(item, float) and not math.isfinite(item):
+                flagged[key], flagged[f"{key}_overflow"] = None, True
+            else:
+                flagged[key] = _overflow_flagged(item)
+        return flagged
+    if isinstance(value, (list, tuple)):
+        return [_overflow_flagged(item) for item in value]
+    return value
+
+

@@ -30,6 +30,7 @@ from trubrics_otel.server.app import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_PORT,
     LocalServer,
+    strict_json,
 )
 from trubrics_otel.server.read_api import is_loopback
 from trubrics_otel.server.store import (
@@ -62,7 +63,8 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
                         "needs the grpc extra)")
     parser.add_argument("--no-grpc", action="store_true", help="no OTLP/gRPC listener")
     parser.add_argument("--api-key", default=None,
-                        help="accept only this x-api-key (default: any non-empty key)")
+                        help="accept only this key (x-api-key or Authorization: Bearer) for writes and "
+                        "reads; required when --bind is not loopback (default: any non-empty key)")
     parser.add_argument("--max-body-bytes", type=checks.positive_int, default=DEFAULT_MAX_BODY_BYTES,
                         help="larger request bodies get 413 (default 10 MiB)")
     _session_argument(parser)
@@ -84,6 +86,9 @@ def _serve(args: argparse.Namespace) -> int:
         if args.grpc_port is not None:  # asked for: say why it is not there (the default is quiet)
             logger.warning("%s; serving OTLP/HTTP only", otlp_grpc.INSTALL_HINT)
         grpc_port = None
+    if not args.api_key and not is_loopback(args.bind):  # anyone could write and read there
+        print(f"trubrics-otel serve: --bind {args.bind} is not loopback: give --api-key", file=sys.stderr)
+        return 2
     server = LocalServer(
         args.db, host=args.bind, port=args.port, api_key=args.api_key,
         max_body_bytes=args.max_body_bytes, session_timeout_s=args.session_timeout * 60, logger=logger,
@@ -110,8 +115,8 @@ def _serve(args: argparse.Namespace) -> int:
         print("  OTLP/gRPC:    off (pip install 'trubrics-otel[grpc]' to receive it)", flush=True)
     print(f"  look at them: {url}/   (Ctrl-C stops)", flush=True)
     if not is_loopback(args.bind):
-        print("  the page and read API need the x-api-key given by --api-key here"
-              + ("" if args.api_key else " (none given: remote reads are refused)"), flush=True)
+        print("  not loopback: every write (ingestion, OTLP/HTTP, OTLP/gRPC) and every read needs the "
+              "--api-key as x-api-key or Authorization: Bearer", flush=True)
     try:  # Ctrl-C while the price table loads is a stop too, not a traceback
         tune_for_server()  # our own process: see receive/process.py
         server.serve_forever()
@@ -394,5 +399,5 @@ def _filtered(args: argparse.Namespace) -> bool:
 
 
 def _print_json(rows: Any) -> int:
-    print(json.dumps(rows, ensure_ascii=False, indent=2))
+    print(strict_json(rows, indent=2))  # an overflowed sum: null + <key>_overflow, never Infinity
     return 0

@@ -26,6 +26,7 @@ from trubrics_otel import semconv as sc
 from trubrics_otel.server.store.derived import numbered_sessions
 from trubrics_otel.server.store.dialect import NO_LIMIT
 from trubrics_otel.server.times import iso
+from trubrics_otel.server.trees import span_tree
 
 
 @dataclasses.dataclass(frozen=True)
@@ -268,13 +269,8 @@ def trace(c: sqlite3.Connection, trace_id: str) -> dict[str, Any] | None:
         props = node["properties"]
         node["duration_s"] = _number(props.get(sc.PROP_DURATION)) or node.get("latency")
         node["name"] = props.get(sc.PROP_NAME) or node["event"]
-        node["children"] = []
         nodes.append(node)
-    by_span = {n["span_id"]: n for n in nodes if n["span_id"]}
-    roots = []
-    for node in nodes:
-        parent = by_span.get(node["parent_span_id"]) if node["parent_span_id"] else None
-        (parent["children"] if parent is not None and parent is not node else roots).append(node)
+    roots = span_tree(nodes)  # cycles and very deep chains included
     starts = [r["ts_us"] for r in rows]
     return {"trace_id": trace_id, "events": len(nodes), "start": iso(min(starts)), "end": iso(max(starts)),
             "roots": roots}

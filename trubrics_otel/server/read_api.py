@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import hmac
-import ipaddress
 import mimetypes
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any, Callable
 from urllib.parse import unquote
 
+from trubrics_otel.receive.http import is_loopback
 from trubrics_otel.server import queries, stats
 from trubrics_otel.server.store import Store, parse_time, to_us
 
@@ -54,17 +54,11 @@ class BadQuery(ValueError):
     pass
 
 
+__all__ = ["BadQuery", "ReadAPI", "is_loopback"]
+
+
 Result = tuple[int, Any, str, dict[str, str]]
 """(status, body (JSON-able or bytes), content type, headers)."""
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class ReadAPI:
@@ -106,7 +100,7 @@ class ReadAPI:
     def _events(self, p: Mapping[str, str], rest: str | None) -> Result:
         found = queries.EventFilter(
             user=_text(p, "user"), event=_text(p, "event"), model=_text(p, "model"),
-            thread=_text(p, "thread"), kind=_text(p, "kind"), q=(p.get("q") or "").strip() or None,
+            thread=_text(p, "thread"), kind=_text(p, "kind"), q=(_text(p, "q") or "").strip() or None,
             session=_text(p, "session"), trace=_text(p, "trace"),
             since_us=_time_us(p.get("since")), until_us=_time_us(p.get("until")))
         with self.store.connection() as c:
@@ -184,7 +178,10 @@ def _listing(rows: list[Any], next_cursor: str | None) -> Result:
 
 
 def _text(p: Mapping[str, str], name: str) -> str | None:
-    return p.get(name) or None
+    value = p.get(name) or None
+    if value is not None and "\x00" in value:  # SQLite's full-text search cannot take it
+        raise BadQuery(f"{name} must not contain a NUL character")
+    return value
 
 
 def _limit(p: Mapping[str, str], default: int) -> int:
@@ -202,9 +199,15 @@ def _cursor(p: Mapping[str, str], numeric: bool = False) -> str | None:
     if not text:
         return None
     head, sep, tail = text.partition(":")
-    if not sep or not head.lstrip("-").isdigit() or not tail or (numeric and not tail.isdigit()):
+    if not sep or not _int64(head) or not tail or (numeric and not _int64(tail)) or "\x00" in tail:
         raise BadQuery(f"before must be a cursor from X-Next-Before, got {text[:64]!r}")
     return text
+
+
+def _int64(text: str) -> bool:
+    """ASCII digits (``isdigit`` takes '²') for an integer SQLite can hold."""
+    digits = text[1:] if text.startswith("-") else text
+    return digits.isascii() and digits.isdigit() and -(2**63) <= int(text) < 2**63
 
 
 def _time_us(text: str | None) -> int | None:

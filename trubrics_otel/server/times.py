@@ -47,7 +47,10 @@ def parse_time(text: str, now: _dt.datetime | None = None) -> _dt.datetime:
             amount = None
         if amount is not None:
             now = now or _dt.datetime.now(_dt.timezone.utc)
-            return now - _dt.timedelta(seconds=amount * unit)
+            try:  # inf, 1e400, 99999999d: beyond what a datetime holds
+                return now - _dt.timedelta(seconds=amount * unit)
+            except (OverflowError, ValueError):
+                raise ValueError(f"a duration out of range (years 1-9999): {text[:64]!r}") from None
     try:
         return parse_timestamp(text)
     except ValueError:

@@ -2,7 +2,7 @@
 
 ::
 
-    good, errors = validate_batch(json.loads(body), LLM_EVENT)
+    good, errors = validate_batch(parse_batch(body), LLM_EVENT)
     # good: the valid events, normalised; errors: [{"index": 3, "loc": [...], "msg": "..."}]
 
 Pure: no I/O. Each item is checked on its own, so one bad event never costs the others.
@@ -13,16 +13,104 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
 from trubrics_otel.server.times import timestamp_us
 
 MAX_EVENTS_PER_REQUEST = 100
+MAX_DEPTH = 100  # levels of objects and arrays in one event; deeper is refused, not half-stored
 
 Error = dict[str, Any]
 Field = tuple[str, Callable[[Any], str | None], Any]
 """(name, check returning an error message or None, default when missing or null)."""
+
+
+class Unparsable:
+    """An element of a batch that could not be parsed on its own (nested too deeply)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def parse_batch(body: bytes | str) -> Any:
+    """The request body as JSON. Raises ``ValueError`` (also ``UnicodeDecodeError``) for text
+    that is not JSON; an array with elements Python's parser refuses (too deep, an integer
+    of 5,000 digits, a syntax error in one of them) is parsed element by element, those as
+    :class:`Unparsable`, so their neighbours are still stored."""
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (RecursionError, ValueError) as exc:
+        problem = exc
+    try:
+        elements = _array_elements(text)
+    except ValueError:
+        if isinstance(problem, RecursionError):
+            raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
+        raise problem from None
+    items: list[Any] = []
+    for element in elements:
+        try:
+            items.append(json.loads(element, parse_constant=_reject_constant))
+        except RecursionError:
+            items.append(Unparsable(f"nested deeper than {MAX_DEPTH} levels"))
+        except ValueError as exc:
+            items.append(Unparsable(f"is invalid JSON: {exc}"))
+    return items
+
+
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},]')
+
+
+def _array_elements(text: str) -> list[str]:
+    """The texts of a JSON array's top-level elements (strings skipped whole), or ValueError."""
+    elements: list[str] = []
+    depth, start = 0, None
+    for token in _TOKENS.finditer(text):
+        kind = token.group()
+        if kind in "[{":
+            depth += 1
+            if depth == 1:
+                if kind != "[" or text[:token.start()].strip():
+                    raise ValueError("the body is not a JSON array")
+                start = token.end()
+        elif kind in "]}":
+            depth -= 1
+            if depth == 0:
+                if text[token.end():].strip():
+                    raise ValueError("extra data after the JSON array")
+                if text[start:token.start()].strip():
+                    elements.append(text[start:token.start()])
+                return elements
+        elif kind == "," and depth == 1:
+            elements.append(text[start:token.start()])
+            start = token.end()
+    raise ValueError("the JSON array is not closed")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _scan(value: Any, limit: int = MAX_DEPTH) -> tuple[bool, bool]:
+    """(nested deeper than ``limit``, holds an infinite or NaN number), without recursion."""
+    level: list[Any] = [value]
+    odd_number = False
+    for _ in range(limit + 1):
+        children = [child for item in level
+                    for child in (item.values() if isinstance(item, dict) else item if isinstance(item, list) else ())]
+        odd_number = odd_number or any(_out_of_range(child) for child in children)
+        level = [child for child in children if isinstance(child, (dict, list))]
+        if not level:
+            return False, odd_number
+    return True, odd_number
+
+
+def _out_of_range(value: Any) -> bool:
+    """Infinity or NaN: ``1e999`` parses as infinity, which is not JSON (SQLite's JSON refuses it)."""
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _non_empty_string(value: Any) -> str | None:
@@ -113,9 +201,26 @@ def validate_batch(body: Any, fields: tuple[Field, ...]) -> tuple[list[dict[str,
     return good, errors
 
 
-def validate_event(item: Any, fields: tuple[Field, ...]) -> tuple[dict[str, Any], list[Error]]:
+def validate_event(item: Any, fields: tuple[Field, ...], *,
+                   lenient: bool = False) -> tuple[dict[str, Any], list[Error]]:
+    """``lenient`` (for OTLP spans, whose sender cannot fix one attribute): a number out of
+    range (a NaN or infinite double) becomes null, and an optional field that fails its
+    check (a negative latency: a span that ends before it starts) takes its default; each
+    such error is still returned, marked ``"repaired": True``, with the event to store."""
+    if isinstance(item, Unparsable):
+        return {}, [{"loc": ["body"], "msg": f"event {item.reason}"}]
     if not isinstance(item, dict):
         return {}, [{"loc": ["body"], "msg": f"event must be a JSON object, got {_type(item)}"}]
+    too_deep, odd_number = _scan(item)
+    if too_deep:
+        return {}, [{"loc": ["body"], "msg": f"event nested deeper than {MAX_DEPTH} levels"}]
+    repaired: list[Error] = []
+    if odd_number:
+        out_of_range = {"loc": ["body"], "msg": "event holds a number out of range (infinite or NaN)"}
+        if not lenient:
+            return {}, [out_of_range]
+        item = finite(item)
+        repaired.append({**out_of_range, "repaired": True})
     try:  # a lone surrogate (valid in JSON text, not in UTF-8) cannot be stored
         json.dumps(item, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -131,11 +236,25 @@ def validate_event(item: Any, fields: tuple[Field, ...]) -> tuple[dict[str, Any]
             errors.append({"loc": ["body", name], "msg": "field required"})
             continue
         message = check(value)
-        if message:
+        if message and lenient and default is not _MISSING:
+            repaired.append({"loc": ["body", name], "msg": f"{name} {message}", "repaired": True})
+            event[name] = default
+        elif message:
             errors.append({"loc": ["body", name], "msg": f"{name} {message}"})
         else:
             event[name] = value
-    return event, errors
+    return event, errors + repaired
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every number out of range (see ``_out_of_range``) replaced by None."""
+    if _out_of_range(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return value
 
 
 def _type(value: Any) -> str:

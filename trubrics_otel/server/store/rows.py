@@ -29,6 +29,7 @@ INSERT_WITH_ID = INSERT.replace("(kind,", "(id, kind,").replace("VALUES (?", "VA
 
 _INPUT_TOKEN_KEYS = (sc.GEN_AI_USAGE_INPUT_TOKENS, sc.PROP_INPUT_TOKENS, "prompt_tokens")
 _OUTPUT_TOKEN_KEYS = (sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.PROP_OUTPUT_TOKENS, "completion_tokens")
+MAX_TOKENS = 2**40  # per event; larger is not a count, and sums of many would overflow SQLite
 _MODEL_KEYS = (sc.GEN_AI_RESPONSE_MODEL, "model", sc.GEN_AI_REQUEST_MODEL, sc.PROP_REQUEST_MODEL)
 
 def _ids(properties: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -72,16 +73,16 @@ def _tokens(properties: Mapping[str, Any], keys: Sequence[str]) -> int | None:
     for key in keys:
         value = properties.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            if abs(value) < 2**63:  # SQLite's INTEGER
+            if abs(value) < MAX_TOKENS:
                 return int(value)
     return None
 
 
 def _cost(properties: Mapping[str, Any]) -> float | None:
     value = properties.get("cost_usd")
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**1000:  # float() can take it
         return float(value)
-    return None
+    return value if isinstance(value, float) and math.isfinite(value) else None
 
 
 def _error(properties: Mapping[str, Any]) -> str | None:
