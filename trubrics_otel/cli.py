@@ -29,6 +29,12 @@ SUBCOMMANDS: dict[str, str] = {
     "threads": "trubrics_otel.server.cli:threads",
     "users": "trubrics_otel.server.cli:users",
     "stats": "trubrics_otel.server.stats_cli",
+    "active": "trubrics_otel.server.analytics_cli:active",
+    "retention": "trubrics_otel.server.analytics_cli:retention",
+    "funnel": "trubrics_otel.server.analytics_cli:funnel",
+    "feedback": "trubrics_otel.server.analytics_cli:feedback",
+    "conversations": "trubrics_otel.server.analytics_cli:conversations",
+    "topics": "trubrics_otel.server.analytics_cli:topics",
 }
 
 

@@ -51,6 +51,8 @@ from typing import Any
 from trubrics_otel import semconv as sc
 from trubrics_otel import settings
 from trubrics_otel.server import derived, queries
+from trubrics_otel.server.analytics import schema as analytics_schema
+from trubrics_otel.server.analytics.dialect import SQLiteReader
 from trubrics_otel.server.queries import EventFilter
 from trubrics_otel.server.times import (
     iso,
@@ -157,6 +159,7 @@ class Store:
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.executescript(_SCHEMA)
                 derived.ensure(connection, self._timeout_us)
+                _ensure_analytics(connection)
             finally:
                 connection.close()
             self._ready = True
@@ -188,6 +191,7 @@ class Store:
                 stored = connection.total_changes - before
                 if stored:
                     derived.apply(connection, last_id, derived.stored_timeout_us(connection))
+                    analytics_schema.apply(SQLiteReader(connection), last_id)
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
@@ -256,6 +260,17 @@ class Store:
         """One conversation's LLM events, oldest first (timestamp, then insertion order)."""
         return self.events(thread=thread_id, kind="llm", limit=None, newest_first=False,
                            session_timeout_s=session_timeout_s)
+
+
+def _ensure_analytics(connection: sqlite3.Connection) -> None:
+    """The analytics tables (:mod:`.analytics.schema`), filled once for a database without them."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        analytics_schema.ensure(SQLiteReader(connection))
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
 
 
 def _computed_sessions(c: sqlite3.Connection, timeout_us: int, user: str | None,

@@ -1,0 +1,63 @@
+"""Conversations: turns, duration, time to first token, cost, errors, feedback, abandonment.
+
+::
+
+    conversations(db, AnalyticsQuery(user="alice"))
+    # {"threads": N, "turns_p50": x, "turns_p90": x, "cost_p50": x, "cost_p90": x,
+    #  "duration_p50_s": x, "duration_p90_s": x, "abandoned": N, "errors": N, …,
+    #  "users": N, "threads_per_user_p50": x, "per_user": [{"user_id": …, "threads": N, …}, …]}
+
+A thread is the LLM turns sharing a thread id; it is in the range when its first turn is, and
+its user and model are the first turn's. Duration: from the first turn's start to the end of
+the last (its time plus latency). Time to first token: the mean over turns that report
+``time_to_first_token``. Cost percentiles are over threads with a known cost. A thread is
+*abandoned* when its last turn failed or got negative feedback. Percentiles are nearest rank.
+Read from ``analytics_threads`` (one row per thread); ``--event`` does not apply.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trubrics_otel.server.analytics.dialect import Reader
+from trubrics_otel.server.analytics.feedback import thread_where
+from trubrics_otel.server.analytics.query import AnalyticsQuery, nearest_rank
+
+ABANDONED = ("(t.last_error = 1 OR EXISTS (SELECT 1 FROM analytics_feedback f "
+             "WHERE f.turn_id = t.last_id AND f.sentiment < 0))")
+
+
+def conversations(db: Reader, q: AnalyticsQuery, top_users: int = 50) -> dict[str, Any]:
+    where, params = thread_where(q)
+    threads_sql = f"FROM analytics_threads t WHERE {where}"
+    (n, turns, errors, cost, cost_threads, ttft, ttft_turns, abandoned, failed_last, users), = db.rows(
+        f"SELECT COUNT(*), SUM(t.turns), SUM(t.errors), SUM(t.cost_usd), "
+        f"SUM(CASE WHEN t.cost_turns > 0 THEN 1 ELSE 0 END), SUM(t.ttft_s), SUM(t.ttft_turns), "
+        f"SUM(CASE WHEN {ABANDONED} THEN 1 ELSE 0 END), SUM(t.last_error), COUNT(DISTINCT t.user_id) "
+        f"{threads_sql}", params)
+
+    def pct(expression: str, count: int, p: float, extra: str = "") -> Any:
+        return nearest_rank(db, f"SELECT {expression} AS v {threads_sql}{extra}", params, count, p)
+
+    duration = "(t.end_us - t.start_us) / 1000000.0"
+    costed = " AND t.cost_turns > 0"
+    per_user_sql = (f"SELECT t.user_id, COUNT(*), SUM(t.turns), SUM(t.cost_usd), "
+                    f"SUM(CASE WHEN t.cost_turns > 0 THEN 1 ELSE 0 END), "
+                    f"SUM(CASE WHEN {ABANDONED} THEN 1 ELSE 0 END), SUM(t.errors) {threads_sql} GROUP BY t.user_id")
+    per_user = db.rows(f"SELECT * FROM ({per_user_sql}) AS u ORDER BY 2 DESC, 1 LIMIT ?", [*params, top_users])
+    users_pct = (lambda p: nearest_rank(db, f"SELECT n AS v FROM (SELECT t.user_id, COUNT(*) AS n {threads_sql} "
+                                            f"GROUP BY t.user_id) AS u", params, users or 0, p))
+    return {
+        "threads": n, "turns": turns or 0, "errors": errors or 0, "abandoned": abandoned or 0,
+        "last_turn_failed": failed_last or 0,
+        "abandonment_rate": round((abandoned or 0) / n, 6) if n else None,
+        "turns_p50": pct("t.turns", n, 0.5), "turns_p90": pct("t.turns", n, 0.9),
+        "cost_usd": cost if cost_threads else None,
+        "cost_p50": pct("t.cost_usd", cost_threads or 0, 0.5, costed),
+        "cost_p90": pct("t.cost_usd", cost_threads or 0, 0.9, costed),
+        "duration_p50_s": pct(duration, n, 0.5), "duration_p90_s": pct(duration, n, 0.9),
+        "ttft_mean_s": round(ttft / ttft_turns, 6) if ttft_turns else None,
+        "users": users, "threads_per_user_p50": users_pct(0.5), "threads_per_user_p90": users_pct(0.9),
+        "per_user": [{"user_id": u, "threads": k, "turns": t, "cost_usd": c if cn else None,
+                      "abandoned": a, "errors": e} for u, k, t, c, cn, a, e in per_user],
+    }
