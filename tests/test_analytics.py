@@ -19,8 +19,7 @@ import requests
 
 from analytics_data import FUNNEL, MODELS, T0, generate
 from trubrics_otel.server import LocalServer
-from trubrics_otel.server.analytics import schema
-from trubrics_otel.server.analytics.api import _writer, answer
+from trubrics_otel.server.analytics.api import answer, set_feedback_events
 
 DAY = dt.timedelta(days=1)
 
@@ -50,8 +49,7 @@ def served(tmp_path_factory):
         for kind, batch in batches:
             requests.post(f"{server.url}/{kind}", headers={"x-api-key": "k"}, json=batch,
                           timeout=30).raise_for_status()
-        with _writer(server.store) as db:
-            schema.set_feedback_events(db, {"Thumbs down": 0.0})
+        set_feedback_events(server.store, {"Thumbs down": 0.0})  # serve --feedback-event "Thumbs down=0"
         yield server, plain, llm
 
 
@@ -300,3 +298,13 @@ def test_bad_arguments_are_one_line_and_exit_2(served, tmp_path):
         assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, (args, done.stderr)
     response = requests.get(f"{server.url}/api/funnel", params={"steps": "x"}, timeout=10)
     assert response.status_code == 400 and "steps" in response.json()["detail"]
+
+
+def test_serve_feedback_event_option_parses_name_and_value():
+    from trubrics_otel.server.cli import feedback_mapping
+
+    assert feedback_mapping("Thumbs up=1") == ("Thumbs up", 1.0)
+    assert feedback_mapping("a=b=0") == ("a=b", 0.0)
+    for bad in ("Thumbs up", "=1", "x=nan", "x=good"):
+        with pytest.raises(Exception, match="NAME=NUMBER"):
+            feedback_mapping(bad)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from trubrics_otel.server.analytics import activity, conversations, feedback, funnels, retention, topics
+from trubrics_otel.server.analytics import activity, conversations, feedback, funnels, retention, schema, topics
 from trubrics_otel.server.analytics.dialect import SQLiteReader, Writer
 from trubrics_otel.server.analytics.query import PERIODS, AnalyticsError, AnalyticsQuery
 from trubrics_otel.server.times import parse_time, to_us
@@ -99,3 +99,9 @@ def answer(store: Any, name: str, p: Mapping[str, Any]) -> dict[str, Any]:
             topics.refresh(db, refit=str(p.get("refit") or "") in ("1", "true"))
     with store.connection() as connection:
         return ANALYSES[name](SQLiteReader(connection), q, p)
+
+
+def set_feedback_events(store: Any, values: Mapping[str, float]) -> None:
+    """``serve --feedback-event``: count these event names as feedback of these values."""
+    with _writer(store) as db:
+        schema.set_feedback_events(db, values)

@@ -233,7 +233,7 @@ async function renderUser(r) {
       u.recent_threads.map(t => [threadLink(t.thread_id), t.title || "", t.turns, `${num(t.input_tokens)} / ${num(t.output_tokens)}`,
         feedbackSummary(t.feedback), when(t.end)])),
     el("div", { class: "section" }, "Feedback"), table(["Time", "Event", "Thread", "Properties"],
-      u.feedback.map(e => [when(e.timestamp), el("span", { class: "pill" }, e.event), threadLink(e.thread_id), ownProperties(e.properties)]),
+      u.feedback.map(e => [when(e.timestamp), el("span", { class: "pill" + (e.sentiment < 0 ? " neg" : "") }, `${e.name || e.event} = ${e.label ?? ""}`), threadLink(e.thread_id), ownProperties(e.properties)]),
       "No feedback events."),
     el("div", { class: "section" }, "Timeline"), table(EVENT_HEADERS, eventRows(u.timeline.events)),
     u.timeline.next ? el("a", { class: "link", href: link("events", null, { user: u.user_id }) }, "All events of this user →") : null);
@@ -251,8 +251,6 @@ function tokens(turn) {
   return `${turn.input_tokens ?? "?"} → ${turn.output_tokens ?? "?"} tokens`;
 }
 
-function isNegative(name) { return /down|bad|negative|dislike/i.test(name); }
-
 function conversation(thread) {
   const first = thread.turns[0], last = thread.turns[thread.turns.length - 1];
   const items = [...thread.turns.map(t => ({ at: t.timestamp, turn: t })), ...thread.feedback_events.map(f => ({ at: f.timestamp, feedback: f }))]
@@ -263,8 +261,8 @@ function conversation(thread) {
       userLink(first.user_id), ` · ${num(thread.input_tokens)} → ${num(thread.output_tokens)} tokens · ${usd(thread.cost_usd)}`,
       thread.errors ? ` · ${thread.errors} failed` : ""),
     items.map(item => item.feedback ? el("div", { class: "feedback-item", "data-feedback": item.feedback.event },
-      el("span", { class: "pill" + (isNegative(item.feedback.event) ? " neg" : "") },
-        item.feedback.event, ownProperties(item.feedback.properties) ? " " + ownProperties(item.feedback.properties) : "",
+      el("span", { class: "pill" + (item.feedback.sentiment < 0 ? " neg" : "") },
+        item.feedback.name || item.feedback.event, " = ", item.feedback.label ?? "",
         " · ", item.feedback.user_id, " · ", when(item.feedback.timestamp)))
       : turnView(item.turn)));
 }
