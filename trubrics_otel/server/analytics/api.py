@@ -9,7 +9,8 @@ Parameters (all text, all optional unless said): ``since``, ``until`` (ISO 8601 
 ago, ``7d``), ``user``, ``model``, ``event``; ``period`` (``active``: day|week|month, default
 day; ``retention``: default week); ``steps`` (``funnel``, required: comma-separated),
 ``within`` (``funnel``: a duration, default ``7d``), ``breakdown`` (``model`` or
-``property:NAME``); ``refit`` (``topics``: ``1`` to cluster again). A bad one raises
+``property:NAME``); ``refit`` (``topics``: ``1`` to cluster again); ``q`` (words in a prompt)
+and ``only`` (``abandoned`` | ``failed``) for ``conversation_list``. A bad one raises
 :class:`AnalyticsError` naming it.
 """
 
@@ -73,6 +74,8 @@ ANALYSES: dict[str, Callable[[Any, AnalyticsQuery, Mapping[str, Any]], dict[str,
     "feedback": lambda db, q, p: feedback.feedback(db, q),
     "conversations": lambda db, q, p: conversations.conversations(db, q),
     "topics": lambda db, q, p: topics.topics(db, q),
+    "conversation_list": lambda db, q, p: conversations.conversation_list(
+        db, q, search=p.get("q") or None, only=p.get("only") or None),
 }
 
 

@@ -21,7 +21,8 @@ from typing import Any
 
 from trubrics_otel.server.analytics.dialect import Reader
 from trubrics_otel.server.analytics.feedback import thread_where
-from trubrics_otel.server.analytics.query import AnalyticsQuery, nearest_rank
+from trubrics_otel.server.analytics.query import AnalyticsError, AnalyticsQuery, nearest_rank
+from trubrics_otel.server.times import iso
 
 ABANDONED = ("(t.last_error = 1 OR EXISTS (SELECT 1 FROM analytics_feedback f "
              "WHERE f.turn_id = t.last_id AND f.sentiment < 0))")
@@ -61,3 +62,33 @@ def conversations(db: Reader, q: AnalyticsQuery, top_users: int = 50) -> dict[st
         "per_user": [{"user_id": u, "threads": k, "turns": t, "cost_usd": c if cn else None,
                       "abandoned": a, "errors": e} for u, k, t, c, cn, a, e in per_user],
     }
+
+
+def conversation_list(db: Reader, q: AnalyticsQuery, *, search: str | None = None, only: str | None = None,
+                      limit: int = 100) -> dict[str, Any]:
+    """Threads newest first, with their figures: ``search`` finds words in their prompts (case
+    aside), ``only`` keeps ``abandoned`` or ``failed`` ones (a turn failed)."""
+    where, params = thread_where(q)
+    if only == "abandoned":
+        where += f" AND {ABANDONED}"
+    elif only == "failed":
+        where += " AND t.errors > 0"
+    elif only:
+        raise AnalyticsError(f"only must be abandoned or failed, got {only!r}")
+    if search and search.strip():
+        where += (" AND EXISTS (SELECT 1 FROM events e WHERE e.thread_id = t.thread_id AND e.kind = 'llm' "
+                  "AND LOWER(e.prompt) LIKE ?)")
+        params.append("%" + search.strip().lower().replace("\\", "").replace("%", "").replace("_", "") + "%")
+    rows = db.rows(
+        f"SELECT t.thread_id, t.user_id, t.model, t.turns, t.start_us, t.end_us, t.cost_usd, t.cost_turns, t.errors, "
+        f"CASE WHEN {ABANDONED} THEN 1 ELSE 0 END, t.ttft_s, t.ttft_turns, "
+        f"(SELECT COUNT(*) FROM analytics_feedback f WHERE f.thread_id = t.thread_id AND f.sentiment > 0), "
+        f"(SELECT COUNT(*) FROM analytics_feedback f WHERE f.thread_id = t.thread_id AND f.sentiment < 0), "
+        f"(SELECT e.prompt FROM events e WHERE e.id = t.first_id) "
+        f"FROM analytics_threads t WHERE {where} ORDER BY t.start_us DESC, t.thread_id DESC LIMIT ?",
+        [*params, limit])
+    return {"threads": [
+        {"thread_id": r[0], "user_id": r[1], "model": r[2], "turns": r[3], "start": iso(r[4]),
+         "duration_s": (r[5] - r[4]) / 1e6, "cost_usd": r[6] if r[7] else None, "errors": r[8],
+         "abandoned": bool(r[9]), "ttft_mean_s": round(r[10] / r[11], 6) if r[11] else None,
+         "positive": r[12], "negative": r[13], "title": r[14]} for r in rows]}

@@ -126,12 +126,3 @@ def starts(period: str, first_us: int | None, last_us: int | None) -> list[int]:
             raise AnalyticsError(f"more than {MAX_BUCKETS} {period}s: choose a shorter range or a longer period")
         start = next_us(period, start)
     return found
-
-
-def span(db: Reader, q: AnalyticsQuery, table_sql: str, params: Sequence[Any]) -> tuple[int | None, int | None]:
-    """The range to show: the query's bounds where given, else the data's (``table_sql`` selects
-    ``MIN``, ``MAX`` of a time)."""
-    low, high = db.rows(table_sql, params)[0]
-    first = q.since_us if q.since_us is not None else low
-    last = q.until_us - 1 if q.until_us is not None else high
-    return first, last

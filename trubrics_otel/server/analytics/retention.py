@@ -15,25 +15,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from trubrics_otel.server.analytics.activity import periods_shown, sources
+from trubrics_otel.server.analytics.activity import grouped, shown
 from trubrics_otel.server.analytics.dialect import Reader, bucket_us
 from trubrics_otel.server.analytics.query import AnalyticsQuery
 from trubrics_otel.server.times import iso
 
 
 def retention(db: Reader, q: AnalyticsQuery, period: str = "week") -> dict[str, Any]:
-    shown = periods_shown(db, q, period)
-    index = {start: i for i, start in enumerate(shown)}
-    cohorts = {s: {"start": iso(s), "users": 0, "retained": [0] * (len(shown) - i)} for s, i in index.items()}
-    if shown:
-        activity, params, first, first_params = sources(db, q, period)
-        cohort = bucket_us(period, "first_us", db.dialect)
-        rows = db.rows(
-            f"SELECT f.cohort, a.start_us, COUNT(*) FROM ({activity}) AS a "
-            f"JOIN (SELECT user_id, {cohort} AS cohort FROM ({first}) AS firsts) AS f ON f.user_id = a.user_id "
-            f"WHERE f.cohort >= ? AND f.cohort <= ? AND a.start_us <= ? GROUP BY f.cohort, a.start_us",
-            [*params, *first_params, shown[0], shown[-1], shown[-1]])
-        for start, active_start, users in rows:
+    cohort = bucket_us(period, "a.first_us", db.dialect)
+    rows = grouped(db, q, period, f"{cohort} AS cohort, a.start_us, COUNT(*)", f"{cohort}, a.start_us")
+    periods = shown(q, period, [r[1] for r in rows])
+    index = {start: i for i, start in enumerate(periods)}
+    cohorts = {s: {"start": iso(s), "users": 0, "retained": [0] * (len(periods) - i)} for s, i in index.items()}
+    for start, active_start, users in rows:
+        if start in index:  # cohorts before the range are not shown
             k = index[active_start] - index[start]
             cohorts[start]["retained"][k] = users
             if k == 0:

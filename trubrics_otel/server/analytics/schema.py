@@ -13,6 +13,8 @@ a batch adds (SQL ``INSERT … SELECT … ON CONFLICT``, plus Python for the fee
 
 ======================  =====================================================================
 ``analytics_activity``  (period, start, user): who was active in each day, week and month
+``analytics_daily``     (day, user, event name, model): the same, filterable by event or model
+                        (an LLM event under its generation and its prompt name)
 ``analytics_first``     each user's first event (cohorts, new users)
 ``analytics_threads``   per thread: turns, span, cost, errors, time to first token, last turn
 ``analytics_feedback``  one row per feedback (:mod:`.feedback` says what counts), its value,
@@ -34,6 +36,11 @@ STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS analytics_activity (
         period TEXT NOT NULL, start_us BIGINT NOT NULL, user_id TEXT NOT NULL,
         PRIMARY KEY (period, start_us, user_id))""",
+    """CREATE TABLE IF NOT EXISTS analytics_daily (
+        day_us BIGINT NOT NULL, user_id TEXT NOT NULL, event TEXT NOT NULL, model TEXT NOT NULL,
+        PRIMARY KEY (day_us, user_id, event, model))""",
+    "CREATE INDEX IF NOT EXISTS analytics_daily_event ON analytics_daily (event, user_id, day_us)",
+    "CREATE INDEX IF NOT EXISTS analytics_daily_model ON analytics_daily (model, user_id, day_us)",
     """CREATE TABLE IF NOT EXISTS analytics_first (
         user_id TEXT PRIMARY KEY, first_us BIGINT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS analytics_first_time ON analytics_first (first_us)",
@@ -53,6 +60,7 @@ STATEMENTS = (
     "CREATE INDEX IF NOT EXISTS analytics_feedback_time ON analytics_feedback (ts_us)",
     "CREATE INDEX IF NOT EXISTS analytics_feedback_thread ON analytics_feedback (thread_id)",
     "CREATE INDEX IF NOT EXISTS analytics_feedback_ref ON analytics_feedback (ref_trace, ref_span)",
+    "CREATE INDEX IF NOT EXISTS analytics_feedback_turn ON analytics_feedback (turn_id, sentiment)",
     """CREATE TABLE IF NOT EXISTS analytics_feedback_names (
         event TEXT PRIMARY KEY, value DOUBLE PRECISION NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS analytics_topics (
@@ -64,7 +72,7 @@ STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS analytics_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
 )
 
-TABLES = ("analytics_activity", "analytics_first", "analytics_threads", "analytics_feedback",
+TABLES = ("analytics_activity", "analytics_daily", "analytics_first", "analytics_threads", "analytics_feedback",
           "analytics_topics", "analytics_prompts", "analytics_meta")
 """Derived from ``events`` alone: emptied and refilled by :func:`rebuild`."""
 
@@ -76,6 +84,14 @@ def _activity(db: Writer) -> list[str]:
                 FROM {scan} WHERE id > ? ON CONFLICT DO NOTHING""" for period in ("day", "week", "month")]
 
 
+def _daily(db: Writer) -> list[str]:
+    day = bucket_us("day", "ts_us", db.dialect)
+    return [f"""INSERT INTO analytics_daily (day_us, user_id, event, model)
+                SELECT DISTINCT {day}, user_id, {name}, COALESCE(model, '') FROM {db.dialect.new_rows()}
+                WHERE id > ?{extra} ON CONFLICT DO NOTHING"""
+            for name, extra in (("event", ""), ("prompt_event_name", " AND kind = 'llm'"))]
+
+
 def _first(db: Writer) -> str:
     return f"""INSERT INTO analytics_first (user_id, first_us)
                SELECT user_id, MIN(ts_us) FROM {db.dialect.new_rows()} WHERE id > ? GROUP BY user_id
@@ -85,25 +101,33 @@ def _first(db: Writer) -> str:
 
 def _threads(db: Writer) -> str:
     """Fold a batch's LLM turns into their threads: sums add, the first and last turn (by time,
-    then id) win by comparison, so a late turn lands right."""
+    then id) win by comparison, so a late turn lands right. One pass: window functions rank
+    the batch's turns within each thread."""
     d = db.dialect
-    ttft = f"CAST({d.json_text('e.properties', 'time_to_first_token')} AS DOUBLE PRECISION)"
-    edge = ("(SELECT g.id FROM {scan} WHERE g.id > ? AND g.thread_id = e.thread_id AND g.kind = 'llm' "
-            "ORDER BY g.ts_us {o}, g.id {o} LIMIT 1)")
+    ttft = f"CAST({d.json_text('properties', 'time_to_first_token')} AS DOUBLE PRECISION)"
     t = "analytics_threads"
     earlier = f"(excluded.first_us, excluded.first_id) < ({t}.first_us, {t}.first_id)"
     later = f"(excluded.last_us, excluded.last_id) > ({t}.last_us, {t}.last_id)"
+
+    def first(column: str) -> str:
+        return f"MAX(CASE WHEN b.rf = 1 THEN b.{column} END)"
+
+    def last(column: str) -> str:
+        return f"MAX(CASE WHEN b.rl = 1 THEN b.{column} END)"
+
     return f"""INSERT INTO {t} (thread_id, user_id, model, turns, start_us, end_us, first_us, first_id,
                    last_us, last_id, last_error, errors, cost_usd, cost_turns, ttft_s, ttft_turns)
-        SELECT e.thread_id, f.user_id, f.model, COUNT(*), MIN(e.ts_us),
-               MAX(e.ts_us + CAST(COALESCE(e.latency, 0) * 1000000 AS BIGINT)), f.ts_us, f.id,
-               l.ts_us, l.id, CASE WHEN l.error IS NULL THEN 0 ELSE 1 END,
-               SUM(CASE WHEN e.error IS NULL THEN 0 ELSE 1 END), COALESCE(SUM(e.cost_usd), 0),
-               COUNT(e.cost_usd), COALESCE(SUM({ttft}), 0), COUNT({ttft})
-        FROM {d.new_rows('e')} JOIN events f ON f.id = {edge.format(scan=d.new_rows('g'), o='ASC')}
-             JOIN events l ON l.id = {edge.format(scan=d.new_rows('g'), o='DESC')}
-        WHERE e.id > ? AND e.kind = 'llm' AND e.thread_id IS NOT NULL
-        GROUP BY e.thread_id, f.user_id, f.model, f.ts_us, f.id, l.ts_us, l.id, l.error
+        SELECT b.thread_id, {first('user_id')}, {first('model')}, COUNT(*), MIN(b.ts_us), MAX(b.end_us),
+               {first('ts_us')}, {first('id')}, {last('ts_us')}, {last('id')}, {last('failed')},
+               SUM(b.failed), COALESCE(SUM(b.cost_usd), 0), COUNT(b.cost_usd), COALESCE(SUM(b.ttft), 0),
+               COUNT(b.ttft)
+        FROM (SELECT thread_id, id, ts_us, user_id, model, cost_usd, {ttft} AS ttft,
+                     ts_us + CAST(COALESCE(latency, 0) * 1000000 AS BIGINT) AS end_us,
+                     CASE WHEN error IS NULL THEN 0 ELSE 1 END AS failed,
+                     ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us, id) AS rf,
+                     ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us DESC, id DESC) AS rl
+              FROM {d.new_rows()} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL) AS b
+        WHERE 1 = 1 GROUP BY b.thread_id
         ON CONFLICT (thread_id) DO UPDATE SET
             turns = {t}.turns + excluded.turns,
             start_us = {d.least(f'{t}.start_us', 'excluded.start_us')},
@@ -127,9 +151,9 @@ def create(db: Writer) -> None:
 
 def apply(db: Writer, after_id: int) -> None:
     """Fold the events with ``id > after_id`` into the analytics tables (caller's transaction)."""
-    for statement in (*_activity(db), _first(db)):
+    for statement in (*_activity(db), *_daily(db), _first(db)):
         db.execute(statement, (after_id,))
-    db.execute(_threads(db), (after_id, after_id, after_id))
+    db.execute(_threads(db), (after_id,))
     feedback_rows.apply(db, after_id)
 
 
@@ -150,7 +174,7 @@ def set_feedback_events(db: Writer, values: Mapping[str, float]) -> None:
     feedback_rows.apply(db, 0, names=list(values))
 
 
-VERSION = "1"
+VERSION = "3"
 
 
 def ensure(db: Writer) -> None:
