@@ -10,7 +10,7 @@ ago, ``7d``), ``user``, ``model``, ``event``; ``period`` (``active``: day|week|m
 day; ``retention``: default week); ``steps`` (``funnel``, required: comma-separated),
 ``within`` (``funnel``: a duration, default ``7d``), ``breakdown`` (``model`` or
 ``property:NAME``); ``refit`` (``topics``: ``1`` to cluster again); ``q`` (words in a prompt)
-and ``only`` (``abandoned`` | ``failed``) for ``conversation_list``. A bad one raises
+``only`` (``abandoned`` | ``failed``) and ``topic`` (a number) for ``conversation_list``. A bad one raises
 :class:`AnalyticsError` naming it.
 """
 
@@ -62,6 +62,15 @@ def _period(p: Mapping[str, Any], default: str) -> str:
     return str(period)
 
 
+def _integer(p: Mapping[str, Any], name: str) -> int | None:
+    text = str(p.get(name) or "").strip()
+    if not text:
+        return None
+    if not text.lstrip("-").isdigit():
+        raise AnalyticsError(f"{name} must be an integer, got {text[:40]!r}")
+    return int(text)
+
+
 def _funnel(db: Any, q: AnalyticsQuery, p: Mapping[str, Any]) -> dict[str, Any]:
     steps = [s for s in str(p.get("steps") or "").split(",")]
     return funnels.funnel(db, q, steps, duration_us(str(p.get("within") or "7d")), p.get("breakdown") or None)
@@ -75,7 +84,7 @@ ANALYSES: dict[str, Callable[[Any, AnalyticsQuery, Mapping[str, Any]], dict[str,
     "conversations": lambda db, q, p: conversations.conversations(db, q),
     "topics": lambda db, q, p: topics.topics(db, q),
     "conversation_list": lambda db, q, p: conversations.conversation_list(
-        db, q, search=p.get("q") or None, only=p.get("only") or None),
+        db, q, search=p.get("q") or None, only=p.get("only") or None, topic=_integer(p, "topic")),
 }
 
 

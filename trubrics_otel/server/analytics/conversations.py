@@ -65,10 +65,15 @@ def conversations(db: Reader, q: AnalyticsQuery, top_users: int = 50) -> dict[st
 
 
 def conversation_list(db: Reader, q: AnalyticsQuery, *, search: str | None = None, only: str | None = None,
-                      limit: int = 100) -> dict[str, Any]:
+                      topic: int | None = None, limit: int = 100) -> dict[str, Any]:
     """Threads newest first, with their figures: ``search`` finds words in their prompts (case
-    aside), ``only`` keeps ``abandoned`` or ``failed`` ones (a turn failed)."""
+    aside), ``only`` keeps ``abandoned`` or ``failed`` ones (a turn failed), ``topic`` those
+    with a prompt of that topic (:mod:`.topics`)."""
     where, params = thread_where(q)
+    if topic is not None:
+        where += (" AND EXISTS (SELECT 1 FROM analytics_prompts p JOIN events e ON e.id = p.event_id "
+                  "WHERE e.thread_id = t.thread_id AND p.topic = ?)")
+        params.append(topic)
     if only == "abandoned":
         where += f" AND {ABANDONED}"
     elif only == "failed":
