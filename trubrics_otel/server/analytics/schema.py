@@ -122,7 +122,7 @@ def _threads(db: Writer) -> str:
                SUM(b.failed), COALESCE(SUM(b.cost_usd), 0), COUNT(b.cost_usd), COALESCE(SUM(b.ttft), 0),
                COUNT(b.ttft)
         FROM (SELECT thread_id, id, ts_us, user_id, model, cost_usd, {ttft} AS ttft,
-                     ts_us + CAST(COALESCE(latency, 0) * 1000000 AS BIGINT) AS end_us,
+                     ts_us + CAST(ROUND(COALESCE(latency, 0) * 1000000) AS BIGINT) AS end_us,
                      CASE WHEN error IS NULL THEN 0 ELSE 1 END AS failed,
                      ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us, id) AS rf,
                      ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us DESC, id DESC) AS rl
@@ -174,7 +174,7 @@ def set_feedback_events(db: Writer, values: Mapping[str, float]) -> None:
     feedback_rows.apply(db, 0, names=list(values))
 
 
-VERSION = "3"
+VERSION = "4"
 
 
 def ensure(db: Writer) -> None:
