@@ -308,3 +308,26 @@ def test_serve_feedback_event_option_parses_name_and_value():
     for bad in ("Thumbs up", "=1", "x=nan", "x=good"):
         with pytest.raises(Exception, match="NAME=NUMBER"):
             feedback_mapping(bad)
+
+
+def test_topics_stay_current_as_prompts_arrive(tmp_path):
+    """New prompts are assigned to the fitted topics; the topics are fitted again once the
+    prompts have doubled."""
+    from trubrics_otel.server.store import Store
+
+    plain, llm = generate(users=40)
+    store = Store(tmp_path / "t.sqlite3")
+    half = len(llm) // 2
+    store.insert([], llm[:half])
+    first = answer(store, "topics", {})
+    assert first["prompts"] == half
+    store.insert([], llm[half:half + 10])
+    assert answer(store, "topics", {})["prompts"] == half + 10  # assigned, not refitted
+    with store.connection() as c:
+        fitted = dict(c.execute("SELECT key, value FROM analytics_meta WHERE key LIKE 'topics_%'").fetchall())
+    assert fitted["topics_fit_n"] == str(half)
+    store.insert([], llm[half + 10:])
+    assert answer(store, "topics", {})["prompts"] == len(llm)
+    with store.connection() as c:
+        refit = dict(c.execute("SELECT key, value FROM analytics_meta WHERE key LIKE 'topics_%'").fetchall())
+    assert refit["topics_fit_n"] == str(len(llm))  # doubled: fitted again over every prompt

@@ -21,7 +21,7 @@ from typing import Any
 
 from trubrics_otel.server.analytics.dialect import Reader
 from trubrics_otel.server.analytics.feedback import thread_where
-from trubrics_otel.server.analytics.query import AnalyticsError, AnalyticsQuery, nearest_rank
+from trubrics_otel.server.analytics.query import AnalyticsError, AnalyticsQuery, nearest_ranks
 from trubrics_otel.server.times import iso
 
 ABANDONED = ("(t.last_error = 1 OR EXISTS (SELECT 1 FROM analytics_feedback f "
@@ -37,28 +37,25 @@ def conversations(db: Reader, q: AnalyticsQuery, top_users: int = 50) -> dict[st
         f"SUM(CASE WHEN {ABANDONED} THEN 1 ELSE 0 END), SUM(t.last_error), COUNT(DISTINCT t.user_id) "
         f"{threads_sql}", params)
 
-    def pct(expression: str, count: int, p: float, extra: str = "") -> Any:
-        return nearest_rank(db, f"SELECT {expression} AS v {threads_sql}{extra}", params, count, p)
+    def pct(expression: str, count: int, extra: str = "") -> list[Any]:
+        return nearest_ranks(db, f"SELECT {expression} AS v {threads_sql}{extra}", params, count, (0.5, 0.9))
 
-    duration = "(t.end_us - t.start_us) / 1000000.0"
-    costed = " AND t.cost_turns > 0"
+    turns_p = pct("t.turns", n)
+    cost_p = pct("t.cost_usd", cost_threads or 0, " AND t.cost_turns > 0")
+    duration_p = pct("(t.end_us - t.start_us) / 1000000.0", n)
     per_user_sql = (f"SELECT t.user_id, COUNT(*), SUM(t.turns), SUM(t.cost_usd), "
                     f"SUM(CASE WHEN t.cost_turns > 0 THEN 1 ELSE 0 END), "
                     f"SUM(CASE WHEN {ABANDONED} THEN 1 ELSE 0 END), SUM(t.errors) {threads_sql} GROUP BY t.user_id")
     per_user = db.rows(f"SELECT * FROM ({per_user_sql}) AS u ORDER BY 2 DESC, 1 LIMIT ?", [*params, top_users])
-    users_pct = (lambda p: nearest_rank(db, f"SELECT n AS v FROM (SELECT t.user_id, COUNT(*) AS n {threads_sql} "
-                                            f"GROUP BY t.user_id) AS u", params, users or 0, p))
+    users_p = nearest_ranks(db, f"SELECT COUNT(*) AS v {threads_sql} GROUP BY t.user_id", params, users or 0, (0.5, 0.9))
     return {
         "threads": n, "turns": turns or 0, "errors": errors or 0, "abandoned": abandoned or 0,
         "last_turn_failed": failed_last or 0,
         "abandonment_rate": round((abandoned or 0) / n, 6) if n else None,
-        "turns_p50": pct("t.turns", n, 0.5), "turns_p90": pct("t.turns", n, 0.9),
-        "cost_usd": cost if cost_threads else None,
-        "cost_p50": pct("t.cost_usd", cost_threads or 0, 0.5, costed),
-        "cost_p90": pct("t.cost_usd", cost_threads or 0, 0.9, costed),
-        "duration_p50_s": pct(duration, n, 0.5), "duration_p90_s": pct(duration, n, 0.9),
+        "turns_p50": turns_p[0], "turns_p90": turns_p[1], "cost_usd": cost if cost_threads else None,
+        "cost_p50": cost_p[0], "cost_p90": cost_p[1], "duration_p50_s": duration_p[0], "duration_p90_s": duration_p[1],
         "ttft_mean_s": round(ttft / ttft_turns, 6) if ttft_turns else None,
-        "users": users, "threads_per_user_p50": users_pct(0.5), "threads_per_user_p90": users_pct(0.9),
+        "users": users, "threads_per_user_p50": users_p[0], "threads_per_user_p90": users_p[1],
         "per_user": [{"user_id": u, "threads": k, "turns": t, "cost_usd": c if cn else None,
                       "abandoned": a, "errors": e} for u, k, t, c, cn, a, e in per_user],
     }

@@ -71,15 +71,16 @@ def range_where(q: AnalyticsQuery, column: str, params: list[Any]) -> list[str]:
     return clauses
 
 
-def nearest_rank(db: Reader, values_sql: str, params: Sequence[Any], n: int, p: float) -> Any:
-    """The ``p`` percentile (nearest rank: the smallest value with at least ``ceil(p*n)`` values
-    at or below it) of the single column ``values_sql`` selects, of ``n`` rows; read with
-    ORDER BY / OFFSET, so the engine sorts, not Python."""
+def nearest_ranks(db: Reader, values_sql: str, params: Sequence[Any], n: int, ps: Sequence[float]) -> list[Any]:
+    """The ``ps`` percentiles (nearest rank: the smallest value with at least ``ceil(p*n)``
+    values at or below it) of the single column ``v`` that ``values_sql`` selects, of ``n``
+    rows: one sort in the engine, not in Python."""
     if n <= 0:
-        return None
-    offset = max(1, math.ceil(p * n)) - 1
-    found = db.rows(f"SELECT v FROM ({values_sql}) AS ranked ORDER BY v LIMIT 1 OFFSET {int(offset)}", params)
-    return found[0][0] if found else None
+        return [None for _ in ps]
+    ranks = [max(1, math.ceil(p * n)) for p in ps]
+    found = dict(db.rows(f"SELECT r, v FROM (SELECT ROW_NUMBER() OVER (ORDER BY v) AS r, v FROM ({values_sql}) "
+                         f"AS ranked) AS numbered WHERE r IN ({', '.join(str(int(r)) for r in ranks)})", params))
+    return [found.get(r) for r in ranks]
 
 
 def percentile_list(values: Sequence[Any], p: float) -> Any:

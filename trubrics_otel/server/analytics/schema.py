@@ -67,8 +67,9 @@ STATEMENTS = (
         topic INTEGER PRIMARY KEY, label TEXT NOT NULL, terms TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS analytics_prompts (
         event_id BIGINT PRIMARY KEY, topic INTEGER NOT NULL, rephrase INTEGER NOT NULL,
-        retry INTEGER NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS analytics_prompts_topic ON analytics_prompts (topic, event_id)",
+        retry INTEGER NOT NULL, user_id TEXT NOT NULL, ts_us BIGINT NOT NULL, model TEXT,
+        failed INTEGER NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS analytics_prompts_topic ON analytics_prompts (topic, user_id)",
     """CREATE TABLE IF NOT EXISTS analytics_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
 )
 
@@ -174,13 +175,16 @@ def set_feedback_events(db: Writer, values: Mapping[str, float]) -> None:
     feedback_rows.apply(db, 0, names=list(values))
 
 
-VERSION = "4"
+VERSION = "5"
 
 
 def ensure(db: Writer) -> None:
     """Create the tables; fill them from ``events`` when new or built by another version."""
     create(db)
     if db.rows("SELECT value FROM analytics_meta WHERE key = 'version'") != [(VERSION,)]:
+        for table in TABLES:  # another version's shape: made again (the feedback names are kept)
+            db.execute(f"DROP TABLE IF EXISTS {table}")
+        create(db)
         rebuild(db)
         db.execute("DELETE FROM analytics_meta WHERE key = 'version'")
         db.execute("INSERT INTO analytics_meta (key, value) VALUES ('version', ?)", (VERSION,))

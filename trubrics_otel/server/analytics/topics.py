@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from trubrics_otel.server.analytics.dialect import Reader, Writer
-from trubrics_otel.server.analytics.query import AnalyticsQuery, event_where
+from trubrics_otel.server.analytics.query import AnalyticsQuery, range_where
 
 MAX_TOPICS = 20
 MIN_SHARE = 0.01
@@ -98,8 +98,8 @@ def assign(profiles: Sequence[dict[str, float]], document: frozenset[str]) -> in
     return best
 
 
-_TURNS = """SELECT id, prompt, error, ts_us, prev_prompt, prev_error, prev_ts FROM (
-    SELECT id, prompt, error, ts_us, LAG(prompt) OVER w AS prev_prompt, LAG(error) OVER w AS prev_error,
+_TURNS = """SELECT id, prompt, error, ts_us, prev_prompt, prev_error, prev_ts, user_id, model FROM (
+    SELECT id, prompt, error, ts_us, user_id, model, LAG(prompt) OVER w AS prev_prompt, LAG(error) OVER w AS prev_error,
            LAG(ts_us) OVER w AS prev_ts
     FROM events WHERE kind = 'llm' AND {scope}
     WINDOW w AS (PARTITION BY user_id, COALESCE(thread_id, '') ORDER BY ts_us, id)) AS turns
@@ -108,14 +108,20 @@ WHERE id > ? ORDER BY id"""
 
 def refresh(db: Writer, *, refit: bool = False) -> int:
     """Bring ``analytics_prompts`` up to date; return the number of prompts assigned."""
-    meta = dict(db.rows("SELECT key, value FROM analytics_meta WHERE key IN ('topics_last_id', 'topics_fit_n')"))
+    meta = dict(db.rows("SELECT key, value FROM analytics_meta WHERE key LIKE 'topics_%'"))
     last_id, fitted = int(meta.get("topics_last_id", 0)), int(meta.get("topics_fit_n", 0))
-    (total,), = db.rows("SELECT COUNT(*) FROM events WHERE kind = 'llm' AND prompt IS NOT NULL")
-    if refit or total >= 2 * fitted and total > fitted:
-        last_id = 0
-    scope = "1 = 1" if last_id == 0 else (
+    assigned = int(meta.get("topics_assigned_n", 0))
+    if not refit and last_id and not db.rows(
+            f"SELECT 1 FROM {db.dialect.new_rows()} WHERE id > ? AND kind = 'llm' LIMIT 1", (last_id,)):
+        return 0  # nothing new: the usual case, answered from the rowid range
+    scope = "1 = 1" if refit or not last_id else (
         f"user_id IN (SELECT user_id FROM {db.dialect.new_rows()} WHERE id > {int(last_id)} AND kind = 'llm')")
-    rows = db.rows(_TURNS.format(scope=scope), (last_id,))
+    rows = db.rows(_TURNS.format(scope=scope), (0 if refit else last_id,))
+    if not refit and last_id and assigned + len(rows) >= 2 * fitted:  # doubled since the fit: fit again
+        rows = db.rows(_TURNS.format(scope="1 = 1"), (0,))
+        last_id = 0
+    if refit:
+        last_id = 0
     if not rows:
         return 0
     documents = [words(r[1]) for r in rows]
@@ -125,19 +131,22 @@ def refresh(db: Writer, *, refit: bool = False) -> int:
         db.execute("DELETE FROM analytics_prompts")
         db.executemany("INSERT INTO analytics_topics (topic, label, terms) VALUES (?, ?, ?)",
                        [(i, " · ".join(_terms(p)[:3]), json.dumps(_terms(p))) for i, p in enumerate(profiles)])
-        _set(db, "topics_fit_n", total)
+        _set(db, "topics_fit_n", len(rows))
+        assigned = 0
         _set(db, "topics_profiles", json.dumps([[list(p), list(p.values())] for p in profiles]))
     else:
         profiles = [dict(zip(terms, weights)) for terms, weights in _profiles(db)]
-    assigned = []
-    for (event_id, _, _, ts, prev_prompt, prev_error, prev_ts), document in zip(rows, documents):
+    found = []
+    for (event_id, _, error, ts, prev_prompt, prev_error, prev_ts, user, model), document in zip(rows, documents):
         follow_up = prev_ts is not None and ts - prev_ts <= FOLLOW_UP_US
         rephrase = follow_up and prev_prompt is not None and jaccard(document, words(prev_prompt)) >= REPHRASE_JACCARD
-        assigned.append((event_id, assign(profiles, document), int(rephrase), int(follow_up and prev_error is not None)))
-    db.executemany("INSERT INTO analytics_prompts (event_id, topic, rephrase, retry) VALUES (?, ?, ?, ?) "
-                   "ON CONFLICT (event_id) DO NOTHING", assigned)
+        found.append((event_id, assign(profiles, document), int(rephrase), int(follow_up and prev_error is not None),
+                         user, ts, model, int(error is not None)))
+    db.executemany("INSERT INTO analytics_prompts (event_id, topic, rephrase, retry, user_id, ts_us, model, failed) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING", found)
     _set(db, "topics_last_id", max(r[0] for r in rows))
-    return len(assigned)
+    _set(db, "topics_assigned_n", assigned + len(rows))
+    return len(found)
 
 
 def _terms(profile: dict[str, float]) -> list[str]:
@@ -155,18 +164,32 @@ def _set(db: Writer, key: str, value: Any) -> None:
 
 
 def topics(db: Reader, q: AnalyticsQuery) -> dict[str, Any]:
-    """Per topic: prompts, users, errors, negative feedback, rephrases and retries."""
-    where, params = event_where(q, "e")
+    """Per topic: prompts, users, errors, negative feedback, rephrases and retries (from
+    ``analytics_prompts`` alone; joined to the events only to filter by event name)."""
+    where, params = _prompt_where(q)
     labels = {t: (label, json.loads(terms)) for t, label, terms in db.rows(
         "SELECT topic, label, terms FROM analytics_topics")}
-    rows = db.rows(
-        f"SELECT p.topic, COUNT(*), COUNT(DISTINCT e.user_id), SUM(CASE WHEN e.error IS NULL THEN 0 ELSE 1 END), "
-        f"SUM(p.rephrase), SUM(p.retry), SUM(CASE WHEN EXISTS (SELECT 1 FROM analytics_feedback f "
-        f"WHERE f.turn_id = e.id AND f.sentiment < 0) THEN 1 ELSE 0 END) "
-        f"FROM analytics_prompts p JOIN events e ON e.id = p.event_id WHERE {where} GROUP BY p.topic", params)
+    rows = db.rows(f"SELECT p.topic, COUNT(*), COUNT(DISTINCT p.user_id), SUM(p.failed), SUM(p.rephrase), "
+                   f"SUM(p.retry) FROM analytics_prompts p WHERE {where} GROUP BY p.topic", params)
+    negative = dict(db.rows(f"SELECT p.topic, COUNT(DISTINCT f.turn_id) FROM analytics_feedback f "
+                            f"JOIN analytics_prompts p ON p.event_id = f.turn_id WHERE f.sentiment < 0 AND {where} "
+                            f"GROUP BY p.topic", params))
     found = [{"topic": t, "label": labels.get(t, ("other", []))[0], "terms": labels.get(t, ("other", []))[1],
               "prompts": n, "users": users, "errors": errors, "error_rate": round(errors / n, 6),
-              "rephrases": rephrases, "retries": retries, "negative_feedback": negative}
-             for t, n, users, errors, rephrases, retries, negative in rows]
+              "rephrases": rephrases, "retries": retries, "negative_feedback": negative.get(t, 0)}
+             for t, n, users, errors, rephrases, retries in rows]
     found.sort(key=lambda t: (-t["prompts"], t["topic"]))
     return {"topics": found, "prompts": sum(t["prompts"] for t in found)}
+
+
+def _prompt_where(q: AnalyticsQuery) -> tuple[str, list[Any]]:
+    params: list[Any] = []
+    clauses = ["1 = 1", *range_where(q, "p.ts_us", params)]
+    for column, value in (("user_id", q.user), ("model", q.model)):
+        if value is not None:
+            clauses.append(f"p.{column} = ?")
+            params.append(value)
+    if q.event is not None:
+        clauses.append("EXISTS (SELECT 1 FROM events e WHERE e.id = p.event_id AND (e.event = ? OR e.prompt_event_name = ?))")
+        params += [q.event, q.event]
+    return " AND ".join(clauses), params
