@@ -24,8 +24,8 @@ from trubrics_otel.server.analytics.feedback import thread_where
 from trubrics_otel.server.analytics.query import AnalyticsError, AnalyticsQuery, nearest_ranks
 from trubrics_otel.server.times import iso
 
-ABANDONED = ("(t.last_error = 1 OR EXISTS (SELECT 1 FROM analytics_feedback f "
-             "WHERE f.turn_id = t.last_id AND f.sentiment < 0))")
+ABANDONED = "(t.last_error = 1 OR t.last_id IN (SELECT f.turn_id FROM analytics_feedback f WHERE f.sentiment < 0))"
+"""The last turn failed or got negative feedback (an uncorrelated IN: one set, probed per thread)."""
 
 
 def conversations(db: Reader, q: AnalyticsQuery, top_users: int = 50) -> dict[str, Any]:

@@ -69,7 +69,9 @@ STATEMENTS = (
         event_id BIGINT PRIMARY KEY, topic INTEGER NOT NULL, rephrase INTEGER NOT NULL,
         retry INTEGER NOT NULL, user_id TEXT NOT NULL, ts_us BIGINT NOT NULL, model TEXT,
         failed INTEGER NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS analytics_prompts_topic ON analytics_prompts (topic, user_id)",
+    # covering: the topics table is read from this index alone
+    """CREATE INDEX IF NOT EXISTS analytics_prompts_cover ON analytics_prompts
+        (topic, user_id, failed, rephrase, retry, ts_us, model)""",
     """CREATE TABLE IF NOT EXISTS analytics_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
 )
 
@@ -175,7 +177,7 @@ def set_feedback_events(db: Writer, values: Mapping[str, float]) -> None:
     feedback_rows.apply(db, 0, names=list(values))
 
 
-VERSION = "5"
+VERSION = "6"
 
 
 def ensure(db: Writer) -> None:

@@ -171,9 +171,9 @@ def topics(db: Reader, q: AnalyticsQuery) -> dict[str, Any]:
         "SELECT topic, label, terms FROM analytics_topics")}
     rows = db.rows(f"SELECT p.topic, COUNT(*), COUNT(DISTINCT p.user_id), SUM(p.failed), SUM(p.rephrase), "
                    f"SUM(p.retry) FROM analytics_prompts p WHERE {where} GROUP BY p.topic", params)
-    negative = dict(db.rows(f"SELECT p.topic, COUNT(DISTINCT f.turn_id) FROM analytics_feedback f "
-                            f"JOIN analytics_prompts p ON p.event_id = f.turn_id WHERE f.sentiment < 0 AND {where} "
-                            f"GROUP BY p.topic", params))
+    negative = dict(db.rows(f"SELECT p.topic, COUNT(*) FROM analytics_prompts p WHERE {where} AND p.event_id IN "
+                            f"(SELECT f.turn_id FROM analytics_feedback f WHERE f.sentiment < 0) GROUP BY p.topic",
+                            params))
     found = [{"topic": t, "label": labels.get(t, ("other", []))[0], "terms": labels.get(t, ("other", []))[1],
               "prompts": n, "users": users, "errors": errors, "error_rate": round(errors / n, 6),
               "rephrases": rephrases, "retries": retries, "negative_feedback": negative.get(t, 0)}
