@@ -46,8 +46,10 @@ def server(tmp_path_factory):
                    "properties": {"query": f"q{i}"}} for i in range(130)]
         feedback = [
             {"user_id": "erin", "event": "Thumbs up", "timestamp": at(28),
-             "properties": {"$thread_id": "trip-1", "comment": "great plan"}},
-            {"user_id": "erin", "event": "Thumbs down", "timestamp": at(27), "properties": {"$thread_id": "trip-1"}},
+             "properties": {"$thread_id": "trip-1", "comment": "great plan", "$feedback": 1}},
+            {"user_id": "erin", "event": "Thumbs down", "timestamp": at(27),
+             "properties": {"$thread_id": "trip-1", "$feedback": False}},
+            {"user_id": "erin", "event": "Chat opened", "timestamp": at(27.5), "properties": {"$thread_id": "trip-1"}},
             {"user_id": "erin", "event": "Agent run", "timestamp": at(30.5),
              "properties": {"$trace_id": TRACE, "$span_id": SPANS[0], "observation_type": "span",
                             "duration": 3.5, "input": "plan a trip"}},
@@ -77,7 +79,7 @@ def test_dashboard_shows_totals_and_charts_and_filters_by_model(server, browser)
     show(browser, f"{server.url}/#dashboard")
     totals = browser.find_element("css selector", "#totals")
     cards = dict(c.text.split("\n", 1) for c in totals.find_elements("css selector", ".card"))
-    assert cards["EVENTS"] == f"{OLD_SESSION_EVENTS + 130 + 4 + 3:,}"
+    assert cards["EVENTS"] == f"{OLD_SESSION_EVENTS + 130 + 5 + 3:,}"
     assert (cards["LLM CALLS"], cards["USERS"], cards["ERRORS"]) == ("3", "2", "1")
     assert cards["COST"] == "$0.0050" and cards["TOKENS IN / OUT"] == "370 / 120"
     titles = [c.get_attribute("data-chart") for c in browser.find_elements("css selector", ".chart")]
@@ -153,13 +155,15 @@ def test_thread_shows_feedback_in_the_conversation_and_totals_in_the_list(server
     conversation = browser.find_element("css selector", ".conversation[data-thread='trip-1']")
     kinds = [("feedback:" + e.get_attribute("data-feedback")) if e.get_attribute("data-feedback") else "turn"
              for e in conversation.find_elements("css selector", ".turn, .feedback-item")]
-    assert kinds == ["turn", "turn", "feedback:Thumbs up", "feedback:Thumbs down", "turn"]
+    assert kinds == ["turn", "turn", "feedback:Thumbs up", "feedback:Thumbs down", "turn"]  # not "Chat opened"
+    assert "Thumbs down = false" in conversation.text and "Thumbs up = 1" in conversation.text  # values shown
     first = conversation.find_element("css selector", ".turn .generation .bubble")
     assert first.find_element("css selector", "strong").text == "Day 1"  # markdown, rendered
     assert [li.text for li in first.find_elements("css selector", "li")] == ["walk the hills", "eat pastéis"]
     assert "370 → 120 tokens" in conversation.text and "$0.0050" in conversation.text
     item = browser.find_element("css selector", ".thread-item.active")
     assert "Thumbs down ×1" in item.text and "Thumbs up ×1" in item.text and "370 → 120 tokens" in item.text
+    assert "Chat opened" not in item.text and "Agent run" not in item.text  # not feedback
     screenshot(browser, "server-page-thread-feedback")
 
 
@@ -190,7 +194,7 @@ def test_user_supplied_text_stays_text(browser, tmp_path):
     with LocalServer(tmp_path / "evil.sqlite3") as server:
         post(server, "publish_events", [{
             "user_id": EVIL_USER, "event": EVIL_EVENT, "timestamp": at(3),
-            "properties": {"note": "<svg onload=\"window.__xss='prop'\">", "$thread_id": EVIL_THREAD,
+            "properties": {"note": "<svg onload=\"window.__xss='prop'\">", "$thread_id": EVIL_THREAD, "$feedback": 1,
                            "$trace_id": EVIL_TRACE, "$span_id": "1" * 16, "link": "javascript:window.__xss='p'"},
         }])
         post(server, "publish_llm_events", [{

@@ -91,7 +91,7 @@ def test_a_database_from_before_the_derived_tables_is_upgraded(tmp_path):
     assert (user["user_id"], user["llm_events"], user["input_tokens"], user["cost_usd"]) == ("ann", 1, 7, 0.5)
     assert store.threads()[0]["title"] == "hi" and store.sessions()[0]["events"] == 1
     store.insert([{"user_id": "ann", "event": "Thumbs up", "timestamp": "2026-03-01T09:01:00+00:00",
-                   "properties": {"$thread_id": "t1"}}])
+                   "properties": {"$thread_id": "t1", "$feedback": True}}])
     assert store.threads()[0]["feedback"] == {"Thumbs up": 1} and store.sessions()[0]["events"] == 2
 
 

@@ -171,9 +171,10 @@ def test_odd_but_valid_values_are_stored(server):
     response = post(server, "publish_llm_events", [llm(1, properties=huge, user="ü\u0000")])
     assert response.status_code == 200, response.text
     [stored] = server.store.events()
-    # PostgreSQL text cannot hold NUL: there a NUL in a column becomes U+FFFD (properties keep it)
+    # PostgreSQL text cannot hold NUL, nor jsonb its JSON escape: there a NUL becomes U+FFFD,
+    # in a column and in the properties alike (so the analyses can read them as jsonb)
     nul = "\ufffd" if server.store.engine.name == "postgresql" else "\u0000"
-    assert stored["properties"] == huge and stored["user_id"] == "ü" + nul
+    assert stored["properties"] == {**huge, "nul": f"a{nul}b"} and stored["user_id"] == "ü" + nul
     assert (stored["input_tokens"], stored["output_tokens"]) == (None, None)
 
 

@@ -50,6 +50,10 @@ READS = [
     "/api/users", "/api/users?q=%C3%BCN", "/api/users?q=50%25", "/api/users/user-2", "/api/sessions",
     "/api/sessions?user=user-0", "/api/threads", "/api/threads/t-1", "/api/traces/" + TRACE, "/api/filters",
     "/api/analytics?by=hour&by_model=1", "/api/analytics?user=user-1&by=day", "/api/stats",
+    # the product analyses, through the store's own connection on each engine
+    "/api/active?period=day", "/api/active?period=month", "/api/retention?period=week",
+    "/api/funnel?steps=Prompt,Generation&within=1d", "/api/feedback", "/api/conversations",
+    "/api/topics", "/api/conversation_list",
 ]
 
 

@@ -36,6 +36,12 @@ SUBCOMMANDS: dict[str, str] = {
     "stats": "trubrics_otel.server.stats_cli",
     "migrate": "trubrics_otel.server.migrate_cli",
     "doctor": "trubrics_otel.diagnose",
+    "active": "trubrics_otel.server.analytics_cli:active",
+    "retention": "trubrics_otel.server.analytics_cli:retention",
+    "funnel": "trubrics_otel.server.analytics_cli:funnel",
+    "feedback": "trubrics_otel.server.analytics_cli:feedback",
+    "conversations": "trubrics_otel.server.analytics_cli:conversations",
+    "topics": "trubrics_otel.server.analytics_cli:topics",
 }
 
 

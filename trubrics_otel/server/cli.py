@@ -17,6 +17,7 @@ import argparse
 import datetime as _dt
 import json
 import logging
+import math
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -32,6 +33,7 @@ from trubrics_otel.server.app import (
     LocalServer,
     strict_json,
 )
+from trubrics_otel.server.analytics.api import set_feedback_events
 from trubrics_otel.server.read_api import is_loopback
 from trubrics_otel.server.store import (
     DEFAULT_SESSION_TIMEOUT_S,
@@ -70,6 +72,8 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     _session_argument(parser)
     parser.add_argument("--log-level", type=checks.log_level, default="INFO",
                         help="trubrics.server log level (default INFO)")
+    parser.add_argument("--feedback-event", action="append", default=[], metavar="NAME=VALUE",
+                        type=feedback_mapping, help='count events NAME as feedback worth VALUE, e.g. "Thumbs up=1"')
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -95,6 +99,8 @@ def _serve(args: argparse.Namespace) -> int:
         grpc_port=grpc_port,
     )
     server.store.count()  # the database first: a bad --db is not a port problem (main says so)
+    if args.feedback_event:
+        set_feedback_events(server.store, dict(args.feedback_event))
     try:
         server.bind()
     except (OSError, OverflowError) as exc:
@@ -357,6 +363,18 @@ def _source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", type=checks.http_url, help="ask a running server (e.g. http://127.0.0.1:8787) instead of the file")
     parser.add_argument("--api-key", help="with --url: the server's --api-key (needed when it is not on loopback)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def feedback_mapping(text: str) -> tuple[str, float]:
+    """``"Thumbs up=1"`` → ``("Thumbs up", 1.0)``."""
+    name, _, value = text.rpartition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not name.strip() or not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"expected NAME=NUMBER, e.g. \"Thumbs up=1\", got {text!r}")
+    return name.strip(), number
 
 
 def _time_argument(text: str) -> _dt.datetime:

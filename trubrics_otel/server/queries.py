@@ -190,13 +190,13 @@ def user_profile(c: sqlite3.Connection, user: str, *, sessions: Sessions) -> dic
     row = c.execute("SELECT * FROM users WHERE user_id = ?", (user,)).fetchone()
     if row is None:
         return None
-    feedback = c.execute("SELECT * FROM events WHERE user_id = ? AND kind = 'event' AND thread_id IS NOT NULL "
-                         "ORDER BY ts_us DESC, id DESC LIMIT 50", (user,)).fetchall()
+    feedback = c.execute(f"{_FEEDBACK} WHERE f.user_id = ? ORDER BY e.ts_us DESC, e.id DESC LIMIT 50",
+                         (user,)).fetchall()
     return {
         **user_dict(c, row),
         "recent_sessions": session_list(c, user=user, limit=20)["sessions"] if sessions.from_table else [],
         "recent_threads": thread_list(c, user=user, limit=20)["threads"],
-        "feedback": [event_dict(r, None) for r in feedback],
+        "feedback": [feedback_dict(r) for r in feedback],
         "timeline": event_page(c, EventFilter(user=user), sessions=sessions, limit=100),
     }
 
@@ -225,8 +225,8 @@ def thread_dict(c: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:
         f"SELECT {c.dialect.json_array_agg('DISTINCT user_id')}, "
         f"{c.dialect.json_array_agg('DISTINCT model', 'model IS NOT NULL')} "
         "FROM events WHERE thread_id = ? AND kind = 'llm'", (r["thread_id"],)).fetchone()
-    feedback = dict(c.execute("SELECT event, COUNT(*) FROM events WHERE thread_id = ? AND kind = 'event' "
-                              "GROUP BY event ORDER BY event", (r["thread_id"],)).fetchall())
+    feedback = dict(c.execute("SELECT COALESCE(name, event) AS k, COUNT(*) FROM analytics_feedback "
+                              "WHERE thread_id = ? GROUP BY k ORDER BY k", (r["thread_id"],)).fetchall())
     return {
         "thread_id": r["thread_id"], "users": sorted(json.loads(users or "[]")), "turns": r["turns"],
         "start": iso(r["start_us"]), "end": iso(r["end_us"]), "models": sorted(json.loads(models or "[]")),
@@ -236,16 +236,26 @@ def thread_dict(c: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:
 
 
 def thread_detail(c: sqlite3.Connection, thread_id: str, *, sessions: Sessions) -> dict[str, Any] | None:
-    """One conversation: its totals, LLM turns oldest first, and ``feedback_events``, the
-    product events carrying its id (``Thumbs up`` ...)."""
+    """One conversation: its totals, LLM turns oldest first, and ``feedback_events``: its
+    feedback (scores, ``$feedback`` events…) with their values."""
     summary = c.execute("SELECT * FROM threads WHERE thread_id = ? AND turns > 0", (thread_id,)).fetchone()
     if summary is None:
         return None
     turns = event_page(c, EventFilter(thread=thread_id, kind="llm"), sessions=sessions, limit=None,
                        newest_first=False)["events"]
-    feedback = c.execute("SELECT * FROM events WHERE thread_id = ? AND kind = 'event' ORDER BY ts_us, id",
-                         (thread_id,)).fetchall()
-    return {**thread_dict(c, summary), "turns": turns, "feedback_events": [event_dict(r, None) for r in feedback]}
+    feedback = c.execute(f"{_FEEDBACK} WHERE f.thread_id = ? ORDER BY e.ts_us, e.id", (thread_id,)).fetchall()
+    return {**thread_dict(c, summary), "turns": turns, "feedback_events": [feedback_dict(r) for r in feedback]}
+
+
+_FEEDBACK = ("SELECT e.*, f.name AS feedback_name, f.value AS feedback_value, f.label AS feedback_label, "
+             "f.sentiment AS feedback_sentiment, f.turn_id AS feedback_turn FROM events e "
+             "JOIN analytics_feedback f ON f.event_id = e.id")
+"""Feedback events (scores, ``$feedback``, mapped names: see analytics.feedback_rows), never spans."""
+
+
+def feedback_dict(row: sqlite3.Row) -> dict[str, Any]:
+    return {**event_dict(row, None), "name": row["feedback_name"], "value": row["feedback_value"],
+            "label": row["feedback_label"], "sentiment": row["feedback_sentiment"], "turn_id": row["feedback_turn"]}
 
 
 def filter_values(c: sqlite3.Connection) -> dict[str, list[str]]:

@@ -18,6 +18,9 @@
 ``GET /api/analytics``             ``?since= until= by=hour|day|week user= model= event= by_model=1``
 ``GET /api/filters``               event names and models seen, for the page's filters
 ``GET /api/stats``                 counts, and the last event id (the page polls it)
+``GET /api/active`` (``retention``  the product analyses (:mod:`.analytics.api` lists their
+``funnel feedback conversations``   parameters): ``?since= until= user= model= event=``
+``topics``)                         and ``period=``, ``steps= within= breakdown=``
 =================================  ===============================================================
 
 Access: on a loopback address anyone local may read. Bound elsewhere, every ``/api/`` read
@@ -37,6 +40,7 @@ from urllib.parse import unquote
 
 from trubrics_otel.receive.http import is_loopback
 from trubrics_otel.server import queries, stats
+from trubrics_otel.server.analytics import api as analytics
 from trubrics_otel.server.store import Store, parse_time, to_us
 
 _SECURITY_HEADERS = {
@@ -73,6 +77,8 @@ class ReadAPI:
             "threads": self._threads, "traces": self._traces, "analytics": self._analytics,
             "filters": self._filters, "stats": self._stats,
         }
+        for name in analytics.ANALYSES:
+            self._routes[name] = lambda p, rest, name=name: _json(200, analytics.answer(self.store, name, p))
 
     def handle(self, path: str, params: Mapping[str, str], key: str | None) -> Result:
         if path in ("/", "/index.html"):
@@ -92,7 +98,7 @@ class ReadAPI:
             return _json(404, {"detail": "Not Found"})
         try:
             return route(params, unquote(rest) if rest else None)
-        except (BadQuery, stats.StatsError) as exc:
+        except (BadQuery, stats.StatsError, analytics.AnalyticsError) as exc:
             return _json(400, {"detail": str(exc)})
 
     # --- routes ----------------------------------------------------------------------------------

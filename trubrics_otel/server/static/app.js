@@ -51,7 +51,8 @@ function route() {
     view = name; arg = decodeURIComponent(value.join("="));
     if (view === "session") { view = "events"; params.session = arg; arg = null; }
   }
-  const known = ["dashboard", "events", "sessions", "users", "user", "threads", "thread", "trace"];
+  const known = ["dashboard", "events", "sessions", "users", "user", "threads", "thread", "trace",
+    "retention", "conversations", "feedback", "funnels", "topics"];
   return { view: known.includes(view) ? view : "dashboard", arg, params };
 }
 
@@ -233,7 +234,7 @@ async function renderUser(r) {
       u.recent_threads.map(t => [threadLink(t.thread_id), t.title || "", t.turns, `${num(t.input_tokens)} / ${num(t.output_tokens)}`,
         feedbackSummary(t.feedback), when(t.end)])),
     el("div", { class: "section" }, "Feedback"), table(["Time", "Event", "Thread", "Properties"],
-      u.feedback.map(e => [when(e.timestamp), el("span", { class: "pill" }, e.event), threadLink(e.thread_id), ownProperties(e.properties)]),
+      u.feedback.map(e => [when(e.timestamp), el("span", { class: "pill" + (e.sentiment < 0 ? " neg" : "") }, `${e.name || e.event} = ${e.label ?? ""}`), threadLink(e.thread_id), ownProperties(e.properties)]),
       "No feedback events."),
     el("div", { class: "section" }, "Timeline"), table(EVENT_HEADERS, eventRows(u.timeline.events)),
     u.timeline.next ? el("a", { class: "link", href: link("events", null, { user: u.user_id }) }, "All events of this user →") : null);
@@ -251,8 +252,6 @@ function tokens(turn) {
   return `${turn.input_tokens ?? "?"} → ${turn.output_tokens ?? "?"} tokens`;
 }
 
-function isNegative(name) { return /down|bad|negative|dislike/i.test(name); }
-
 function conversation(thread) {
   const first = thread.turns[0], last = thread.turns[thread.turns.length - 1];
   const items = [...thread.turns.map(t => ({ at: t.timestamp, turn: t })), ...thread.feedback_events.map(f => ({ at: f.timestamp, feedback: f }))]
@@ -263,8 +262,8 @@ function conversation(thread) {
       userLink(first.user_id), ` · ${num(thread.input_tokens)} → ${num(thread.output_tokens)} tokens · ${usd(thread.cost_usd)}`,
       thread.errors ? ` · ${thread.errors} failed` : ""),
     items.map(item => item.feedback ? el("div", { class: "feedback-item", "data-feedback": item.feedback.event },
-      el("span", { class: "pill" + (isNegative(item.feedback.event) ? " neg" : "") },
-        item.feedback.event, ownProperties(item.feedback.properties) ? " " + ownProperties(item.feedback.properties) : "",
+      el("span", { class: "pill" + (item.feedback.sentiment < 0 ? " neg" : "") },
+        item.feedback.name || item.feedback.event, " = ", item.feedback.label ?? "",
         " · ", item.feedback.user_id, " · ", when(item.feedback.timestamp)))
       : turnView(item.turn)));
 }
@@ -314,12 +313,17 @@ async function renderThreads(r) {
 
 async function renderTrace(r) {
   const trace = await api("/api/traces/" + encodeURIComponent(r.arg));
-  const longest = Math.max(0.001, ...flatten(trace.roots).map(n => n.duration_s || 0));
+  const t0 = Date.parse(trace.start);
+  const offset = n => Math.max(0, (Date.parse(n.timestamp) - t0) / 1000);
+  const total = Math.max(0.001, ...flatten(trace.roots).map(n => offset(n) + (n.duration_s || 0)));
   const node = n => el("div", { class: "node" + (n.error ? " failed" : ""), "data-span": n.span_id },
     el("div", { class: "head" },
       el("span", { class: "name" }, n.name),
       el("span", { class: "pill" + (n.kind === "llm" ? " llm" : "") }, n.kind === "llm" ? (n.model || "LLM") : (n.properties.observation_type || "event")),
-      n.duration_s !== null && n.duration_s !== undefined ? [el("span", { class: "dur", "data-width": Math.round(100 * n.duration_s / longest) }), " ", duration(n.duration_s)] : null,
+      el("span", { class: "waterfall" }, el("span", { class: "dur", "data-left": (100 * offset(n) / total).toFixed(2),
+        "data-width": (100 * (n.duration_s || 0) / total).toFixed(2) })),
+      el("span", { class: "offset" }, "+" + duration(offset(n))),
+      n.duration_s !== null && n.duration_s !== undefined ? duration(n.duration_s) : null,
       el("span", { class: "who" }, when(n.timestamp)), userLink(n.user_id),
       n.thread_id ? threadLink(n.thread_id) : null, n.error ? el("span", { class: "pill err" }, n.error) : null),
     io("input", n.kind === "llm" ? n.prompt : n.properties.input),
@@ -329,7 +333,10 @@ async function renderTrace(r) {
     el("h2", {}, "Trace ", el("span", { class: "mono" }, trace.trace_id)),
     el("div", { class: "sub" }, `${trace.events} events · ${when(trace.start)} – ${when(trace.end)}`),
     trace.roots.map(node));
-  for (const bar of tree.querySelectorAll(".dur")) bar.style.width = Math.max(2, Number(bar.dataset.width)) + "px";  // CSSOM: allowed by the CSP
+  for (const bar of tree.querySelectorAll(".dur")) {  // CSSOM: allowed by the CSP
+    bar.style.left = Number(bar.dataset.left) + "%";
+    bar.style.width = `max(2px, ${Number(bar.dataset.width)}%)`;
+  }
   return tree;
 }
 
@@ -343,11 +350,13 @@ function flatten(nodes) { return nodes.flatMap(n => [n, ...flatten(n.children)])
 // --- shell ---------------------------------------------------------------------------------------------------
 
 const views = { dashboard: renderDashboard, events: renderEvents, sessions: renderSessions, users: renderUsers,
-  user: renderUser, threads: renderThreads, thread: renderThreads, trace: renderTrace };
+  user: renderUser, threads: renderThreads, thread: renderThreads, trace: renderTrace,
+  retention: renderRetention, conversations: renderConversations, feedback: renderFeedback, funnels: renderFunnels, topics: renderTopics };
 const navFor = { user: "users", thread: "threads", trace: "events" };
 let rendering = false;
 let renderAgain = false;  // the route changed while rendering: render once more when done
 let shownLastId = null;
+let notFound = false;  // the view answered 404: no re-render until the route changes
 
 function showStats(stats) {
   document.getElementById("stats").textContent =
@@ -376,7 +385,9 @@ async function render() {
     main.replaceChildren(...[content].flat().filter(Boolean));
     window.scrollTo(0, scroll);
     document.body.dataset.ready = "true";
+    notFound = false;
   } catch (error) {
+    notFound = error.status === 404;
     if (error.status === 401 || error.status === 403) main.replaceChildren(askForKey());
     else main.replaceChildren(el("div", { class: "panel empty" }, "Could not load: " + error.message));
   } finally {
@@ -388,7 +399,7 @@ async function render() {
 // New events appear by themselves: a cheap poll, and a re-render only when something arrived
 // (not on the dashboard, where a redraw would be a distraction, nor on an older page).
 async function poll() {
-  if (document.hidden || rendering) return;
+  if (document.hidden || rendering || notFound) return;
   const r = route();
   if (r.params.before) return;
   try {

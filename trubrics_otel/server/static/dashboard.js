@@ -29,21 +29,22 @@ async function renderDashboard(r) {
   const models = Object.entries(data.models || {});
   const charts = el("div", { class: "charts" });
   const specs = [
-    ["Events and LLM calls", [["events", col(data.buckets, "events")], ["LLM calls", col(data.buckets, "llm_events")]]],
-    ["Active users", [["users", col(data.buckets, "users")]]],
+    ["Events and LLM calls", [["events", col(data.buckets, "events")], ["LLM calls", col(data.buckets, "llm_events")]], true],
+    ["Active users", [["users", col(data.buckets, "users")]], true],
     ["Tokens", [["input", col(data.buckets, "input_tokens")], ["output", col(data.buckets, "output_tokens")]]],
     ["Cost (USD) by model", models.map(([m, rows]) => [m, col(rows, "cost_usd")])],
-    ["Errors by model", models.map(([m, rows]) => [m, col(rows, "errors")])],
+    ["Errors by model", models.map(([m, rows]) => [m, col(rows, "errors")]), true],
     ["Latency p50 / p95 (s) by model", models.flatMap(([m, rows], i) => [[m + " p50", col(rows, "latency_p50"), false, i], [m + " p95", col(rows, "latency_p95"), true, i]])],
   ];
   main.replaceChildren(bar, cards, charts);  // charts size themselves from their container
-  for (const [title, series] of specs) charts.append(chart(title, xs, series));
+  for (const [title, series, counts] of specs) charts.append(chart(title, xs, series, counts));
   return [bar, cards, charts];
 }
 
 const COLORS = ["#4f46e5", "#0891b2", "#d97706", "#16a34a", "#db2777", "#7c3aed", "#64748b"];
 
-function chart(title, xs, series) {
+// counts: the axis starts at zero, with whole-number ticks (INTEGER_STEPS, insights.js)
+function chart(title, xs, series, counts) {
   const box = el("div", { class: "panel chart", "data-chart": title }, el("h3", {}, title));
   const hasData = series.some(([, values]) => values.some(v => v !== null && v !== 0));
   if (!xs.length || !hasData || typeof uPlot === "undefined") {
@@ -60,6 +61,10 @@ function chart(title, xs, series) {
     // tick labels at full precision: uPlot's default rounds 0.0025 and 0.003 to the same text
     axes: [{}, { size: 80, values: (u, splits) => splits.map(v => v == null ? "" : String(+v.toPrecision(6))) }],
   };
+  if (counts) {
+    opts.scales.y = { range: (u, min, max) => [0, Math.max(1, max)] };
+    opts.axes[1] = { size: 80, incrs: INTEGER_STEPS, values: (u, splits) => splits.map(v => v == null ? "" : String(Math.round(v))) };
+  }
   new uPlot(opts, [xs, ...series.map(([, values]) => values)], box);
   return box;
 }

@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from trubrics_otel.server.store import derived, migrations
+from trubrics_otel.server.analytics import schema as analytics_schema
+from trubrics_otel.server.analytics.dialect import EngineReader
 from trubrics_otel.server.store.dialect import POSTGRESQL, to_pyformat
 from trubrics_otel.server.store.errors import StoreError, StoreUnavailable
 from trubrics_otel.server.store.rows import INSERT, INSERT_WITH_ID
@@ -107,9 +109,19 @@ def _configure(connection: Any) -> None:
     connection.adapters.register_loader("numeric", NumberLoader)
 
 
+_JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+"""JSON's escaped NUL (``\\u0000`` after an even run of backslashes), which ``jsonb`` refuses."""
+
+
 def _clean(value: Any) -> Any:
-    """PostgreSQL text cannot hold NUL: it becomes U+FFFD (JSON properties escape it already)."""
-    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
+    """PostgreSQL text cannot hold NUL, nor ``jsonb`` its JSON escape: both become U+FFFD."""
+    if not isinstance(value, str):
+        return value
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    if "\\u0000" in value:
+        value = _JSON_NUL.sub(r"\1\\ufffd", value)
+    return value
 
 
 class PostgresEngine:
@@ -191,6 +203,7 @@ class PostgresEngine:
                 migrations.apply(c, "postgresql")
                 c.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
                 derived.ensure_sessions(c, self._timeout_us)
+                analytics_schema.ensure(EngineReader(c))
         except BaseException:
             self.close()  # a store that cannot start (a newer schema, no database) holds no pool
             raise
@@ -211,4 +224,5 @@ class PostgresEngine:
                           "(SELECT MAX(id) FROM events))")
             if stored:
                 derived.apply(c, last_id, derived.stored_timeout_us(c))
+                analytics_schema.apply(EngineReader(c), last_id)
         return stored

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from trubrics_otel.server.store import derived, migrations
+from trubrics_otel.server.analytics import schema as analytics_schema
+from trubrics_otel.server.analytics.dialect import EngineReader
 from trubrics_otel.server.store.dialect import SQLITE
 from trubrics_otel.server.store.rows import INSERT, INSERT_WITH_ID
 
@@ -98,6 +100,13 @@ class SQLiteEngine:
                     except BaseException:
                         connection.execute("ROLLBACK")
                         raise
+                connection.execute("BEGIN IMMEDIATE")  # the analytics tables: made (and filled) once
+                try:
+                    analytics_schema.ensure(EngineReader(connection))
+                    connection.execute("COMMIT")
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
             finally:
                 connection.close()
             self._keeper = self._connect()
@@ -126,6 +135,7 @@ class SQLiteEngine:
                 stored = connection.total_changes - before
                 if stored:
                     derived.apply(connection, last_id, derived.stored_timeout_us(connection))
+                    analytics_schema.apply(EngineReader(connection), last_id)
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")

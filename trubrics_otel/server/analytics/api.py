@@ -1,0 +1,123 @@
+"""Every analysis by name, from text parameters: what the CLI and the read API share.
+
+::
+
+    answer(store, "retention", {"period": "week", "since": "30d"})
+    answer(store, "funnel", {"steps": "Sign up,Create project", "within": "7d", "breakdown": "model"})
+
+Parameters (all text, all optional unless said): ``since``, ``until`` (ISO 8601 or a duration
+ago, ``7d``), ``user``, ``model``, ``event``; ``period`` (``active``: day|week|month, default
+day; ``retention``: default week); ``steps`` (``funnel``, required: comma-separated),
+``within`` (``funnel``: a duration, default ``7d``), ``breakdown`` (``model`` or
+``property:NAME``); ``refit`` (``topics``: ``1`` to cluster again); ``q`` (words in a prompt)
+``only`` (``abandoned`` | ``failed``) and ``topic`` (a number) for ``conversation_list``. A bad one raises
+:class:`AnalyticsError` naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from trubrics_otel.server.analytics import activity, conversations, feedback, funnels, retention, schema, topics
+from trubrics_otel.server.analytics.dialect import EngineReader, Writer
+from trubrics_otel.server.analytics.query import PERIODS, AnalyticsError, AnalyticsQuery
+from trubrics_otel.server.times import parse_time, to_us
+
+_UNITS_US = {"s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000, "w": 604_800_000_000}
+
+
+def query_from(p: Mapping[str, Any]) -> AnalyticsQuery:
+    return AnalyticsQuery(since_us=_time(p, "since"), until_us=_time(p, "until"), user=p.get("user") or None,
+                          model=p.get("model") or None, event=p.get("event") or None)
+
+
+def _time(p: Mapping[str, Any], name: str) -> int | None:
+    text = p.get(name)
+    if not text:
+        return None
+    try:
+        return to_us(parse_time(str(text)))
+    except ValueError as exc:
+        raise AnalyticsError(f"{name}: {exc}") from None
+
+
+def duration_us(text: str) -> int:
+    """``7d``, ``24h``, ``30m``, ``90s``, ``1w`` → microseconds."""
+    unit = _UNITS_US.get(text.strip()[-1:].lower())
+    try:
+        amount = float(text.strip()[:-1]) if unit else None
+    except ValueError:
+        amount = None
+    if unit is None or amount is None or amount <= 0:
+        raise AnalyticsError(f"within must be a duration like 30m, 24h, 7d, got {text!r}")
+    return round(amount * unit)
+
+
+def _period(p: Mapping[str, Any], default: str) -> str:
+    period = p.get("period") or default
+    if period not in PERIODS:
+        raise AnalyticsError(f"period must be one of {', '.join(PERIODS)}, got {period!r}")
+    return str(period)
+
+
+def _integer(p: Mapping[str, Any], name: str) -> int | None:
+    text = str(p.get(name) or "").strip()
+    if not text:
+        return None
+    if not text.lstrip("-").isdigit():
+        raise AnalyticsError(f"{name} must be an integer, got {text[:40]!r}")
+    return int(text)
+
+
+def _funnel(db: Any, q: AnalyticsQuery, p: Mapping[str, Any]) -> dict[str, Any]:
+    steps = [s for s in str(p.get("steps") or "").split(",")]
+    return funnels.funnel(db, q, steps, duration_us(str(p.get("within") or "7d")), p.get("breakdown") or None)
+
+
+ANALYSES: dict[str, Callable[[Any, AnalyticsQuery, Mapping[str, Any]], dict[str, Any]]] = {
+    "active": lambda db, q, p: activity.active(db, q, _period(p, "day")),
+    "retention": lambda db, q, p: retention.retention(db, q, _period(p, "week")),
+    "funnel": _funnel,
+    "feedback": lambda db, q, p: feedback.feedback(db, q),
+    "conversations": lambda db, q, p: conversations.conversations(db, q),
+    "topics": lambda db, q, p: topics.topics(db, q),
+    "conversation_list": lambda db, q, p: conversations.conversation_list(
+        db, q, search=p.get("q") or None, only=p.get("only") or None, topic=_integer(p, "topic")),
+}
+
+
+@contextmanager
+def _writer(store: Any) -> Iterator[Writer]:
+    """A transaction on the store: PostgreSQL's connection is one already; SQLite's autocommits
+    until told otherwise."""
+    with store.connection() as connection:
+        if connection.dialect.name == "postgresql":
+            yield EngineReader(connection)
+            return
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield EngineReader(connection)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+
+def answer(store: Any, name: str, p: Mapping[str, Any]) -> dict[str, Any]:
+    """Run the analysis ``name`` on ``store``; topics are brought up to date first."""
+    if name not in ANALYSES:
+        raise AnalyticsError(f"no analysis {name!r}")
+    q = query_from(p)
+    if name == "topics":
+        with _writer(store) as db:
+            topics.refresh(db, refit=str(p.get("refit") or "") in ("1", "true"))
+    with store.connection() as connection:
+        return ANALYSES[name](EngineReader(connection), q, p)
+
+
+def set_feedback_events(store: Any, values: Mapping[str, float]) -> None:
+    """``serve --feedback-event``: count these event names as feedback of these values."""
+    with _writer(store) as db:
+        schema.set_feedback_events(db, values)

@@ -1,0 +1,167 @@
+"""Which events are feedback, with what value, about which LLM turn: the ``analytics_feedback`` rows.
+
+::
+
+    apply(db, after_id)          # classify a batch's new events, link them, relink older ones
+    classify(properties, "Score", {"Thumbs up": 1.0})   # ("score", name, raw value) or None
+
+Feedback is (1) a score from the tracing API (``trubrics.score(...)``: an event named
+``Score`` with ``observation_type`` ``score``, numeric, boolean or categorical), (2) a product
+event carrying a ``$feedback`` property (``1``/``true`` positive, ``0``/``false`` negative, or
+a number), (3) an event whose name ``serve --feedback-event "Thumbs up=1"`` maps to a value.
+Traces and spans are never feedback, whatever they carry.
+
+A value is a number where one can be read (``true`` = 1, ``false`` = 0); its sentiment is
+positive at 0.5 or more, negative below, none for a categorical value (kept as ``label``).
+
+The turn a feedback refers to, most precise first: the LLM event it names (a score's
+``trace_id`` + ``observation_id``; a product event tracked under the generation's span, by
+``$trace_id`` + ``$parent_span_id``); else the last LLM turn of its trace; else the last turn
+of its thread (``$thread_id``) at or before it. A turn stored later relinks it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from trubrics_otel import semconv as sc
+from trubrics_otel.server.analytics.dialect import Writer
+
+FEEDBACK_PROPERTY = "$feedback"
+SCORE_EVENT = "Score"
+NEVER = frozenset({"trace", "span"})
+_TRUE, _FALSE = frozenset({"true", "yes"}), frozenset({"false", "no"})
+_COLUMNS = ("event_id", "ts_us", "user_id", "event", "source", "name", "value", "label", "sentiment",
+            "thread_id", "ref_trace", "ref_span", "turn_id", "link", "model", "assistant_id")
+_SELECT = "SELECT id, ts_us, user_id, event, thread_id, trace_id, properties FROM {table} WHERE {where}"
+
+
+def classify(properties: Mapping[str, Any], event: str,
+             mapping: Mapping[str, float]) -> tuple[str, str | None, Any] | None:
+    """(source, name, raw value) when the event is feedback, else None."""
+    kind = properties.get(sc.PROP_OBSERVATION_TYPE)
+    if kind in NEVER:
+        return None
+    if kind == "score" and event == SCORE_EVENT and properties.get(sc.PROP_SCORE_VALUE) is not None:
+        name = properties.get(sc.PROP_NAME)
+        return "score", name if isinstance(name, str) else None, properties[sc.PROP_SCORE_VALUE]
+    if properties.get(FEEDBACK_PROPERTY) is not None:
+        return "property", event, properties[FEEDBACK_PROPERTY]
+    if event in mapping:
+        return "mapping", event, mapping[event]
+    return None
+
+
+def value_of(raw: Any) -> tuple[float | None, str, int]:
+    """(numeric value or None, label shown, sentiment 1 / -1 / 0)."""
+    value: float | None = None
+    if isinstance(raw, bool):
+        value = 1.0 if raw else 0.0
+    elif isinstance(raw, (int, float)) and math.isfinite(raw):
+        value = float(raw)
+    elif isinstance(raw, str):
+        text = raw.strip().lower()
+        value = 1.0 if text in _TRUE else 0.0 if text in _FALSE else _number(text)
+    label = json.dumps(raw, ensure_ascii=False) if not isinstance(raw, str) else raw
+    sentiment = 0 if value is None else 1 if value >= 0.5 else -1
+    return value, label[:200], sentiment
+
+
+def _number(text: str) -> float | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def apply(db: Writer, after_id: int, names: Sequence[str] | None = None) -> None:
+    """Add the feedback among events ``id > after_id`` (or, with ``names``, among every event of
+    those names), then relink feedback whose thread or trace got new LLM turns."""
+    mapping = {name: value for name, value in db.rows("SELECT event, value FROM analytics_feedback_names")}
+    if names is None:
+        like = f"%\"{FEEDBACK_PROPERTY}\"%"
+        where = (f"id > ? AND kind = 'event' AND (event = ? OR properties LIKE ? OR event IN "
+                 f"(SELECT event FROM analytics_feedback_names))")
+        rows = db.rows(_SELECT.format(table=db.dialect.new_rows(), where=where), (after_id, SCORE_EVENT, like))
+    else:
+        where = f"kind = 'event' AND event IN ({', '.join('?' for _ in names)})"
+        rows = db.rows(_SELECT.format(table="events", where=where), list(names)) if names else []
+    found = []
+    for event_id, ts_us, user, event, thread, trace, text in rows:
+        properties = _properties(text)
+        kind = classify(properties, event, mapping)
+        if kind is None:
+            continue
+        source, name, raw = kind
+        value, label, sentiment = value_of(raw)
+        ref_trace, ref_span = _reference(source, properties, trace)
+        found.append([event_id, ts_us, user, event, source, name, value, label, sentiment, thread,
+                      ref_trace, ref_span, None, None, None, None])
+    for row in found:
+        row[12:16] = _link(db, row[1], row[9], row[10], row[11])
+        if row[9] is None and row[12] is not None:
+            row[9] = db.rows("SELECT thread_id FROM events WHERE id = ?", (row[12],))[0][0]
+    if found:
+        db.executemany(f"INSERT INTO analytics_feedback ({', '.join(_COLUMNS)}) VALUES "
+                       f"({', '.join('?' for _ in _COLUMNS)}) ON CONFLICT (event_id) DO NOTHING", found)
+    if names is None:
+        _relink(db, after_id)
+
+
+def _properties(text: str) -> dict[str, Any]:
+    try:
+        properties = json.loads(text)
+    except ValueError:
+        return {}
+    return properties if isinstance(properties, dict) else {}
+
+
+def _reference(source: str, p: Mapping[str, Any], trace: str | None) -> tuple[str | None, str | None]:
+    """The (trace id, span id) the feedback names: a score's target, else the event's parent."""
+    if source == "score":
+        target_trace, target_span = p.get(sc.PROP_SCORE_TRACE_ID), p.get(sc.PROP_SCORE_OBSERVATION_ID)
+        return (target_trace if isinstance(target_trace, str) and target_trace else trace,
+                target_span if isinstance(target_span, str) and target_span else None)
+    parent = p.get(sc.PROP_PARENT_SPAN_ID)
+    return trace, parent if isinstance(parent, str) and parent else None
+
+
+def _link(db: Writer, ts_us: int, thread: str | None, trace: str | None,
+          span: str | None) -> tuple[int | None, str | None, str | None, str | None]:
+    """(turn id, how it was found, its model, its assistant) for one feedback."""
+    columns = "SELECT id, model, assistant_id FROM events"
+    if trace and span:
+        turn = db.rows(f"{columns} WHERE trace_id = ? AND span_id = ? AND kind = 'llm'", (trace, span))
+        if turn:
+            return turn[0][0], "turn", turn[0][1], turn[0][2]
+    if trace:
+        turn = db.rows(f"{columns} WHERE trace_id = ? AND kind = 'llm' ORDER BY ts_us DESC, id DESC LIMIT 1",
+                       (trace,))
+        if turn:
+            return turn[0][0], "trace", turn[0][1], turn[0][2]
+    if thread:
+        turn = db.rows(f"{columns} WHERE thread_id = ? AND kind = 'llm' AND ts_us <= ? "
+                       f"ORDER BY ts_us DESC, id DESC LIMIT 1", (thread, ts_us))
+        if turn:
+            return turn[0][0], "thread", turn[0][1], turn[0][2]
+    return None, None, None, None
+
+
+def _relink(db: Writer, after_id: int) -> None:
+    """Feedback not linked to its exact turn, in a thread or trace the batch added turns to."""
+    scan = db.dialect.new_rows()
+    stale = db.rows(
+        f"SELECT event_id, ts_us, thread_id, ref_trace, ref_span FROM analytics_feedback "
+        f"WHERE (link IS NULL OR link <> 'turn') AND ("
+        f"thread_id IN (SELECT thread_id FROM {scan} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL) "
+        f"OR ref_trace IN (SELECT trace_id FROM {scan} WHERE id > ? AND kind = 'llm' AND trace_id IS NOT NULL))",
+        (after_id, after_id))
+    for event_id, ts_us, thread, trace, span in stale:
+        turn, link, model, assistant = _link(db, ts_us, thread, trace, span)
+        db.execute("UPDATE analytics_feedback SET turn_id = ?, link = ?, model = ?, assistant_id = ?, "
+                   "thread_id = COALESCE(thread_id, (SELECT thread_id FROM events WHERE id = ?)) "
+                   "WHERE event_id = ?", (turn, link, model, assistant, turn, event_id))

@@ -1,0 +1,192 @@
+"""The tables the analyses read, kept current from each batch of new events.
+
+::
+
+    for statement in STATEMENTS:          # engine-neutral DDL (TEXT, BIGINT, DOUBLE PRECISION, INTEGER)
+        db.execute(statement)
+    apply(db, after_id)                   # inside the insert's transaction, after rows id > after_id
+    set_feedback_events(db, {"Thumbs up": 1.0, "Thumbs down": 0.0})
+
+Why: at a million events, counting distinct users per week or summing every thread from the
+raw table takes seconds; these tables hold what the analyses group, updated from the few rows
+a batch adds (SQL ``INSERT … SELECT … ON CONFLICT``, plus Python for the feedback rows only).
+
+======================  =====================================================================
+``analytics_activity``  (period, start, user): who was active in each day, week and month
+``analytics_daily``     (day, user, event name, model): the same, filterable by event or model
+                        (an LLM event under its generation and its prompt name)
+``analytics_first``     each user's first event (cohorts, new users)
+``analytics_threads``   per thread: turns, span, cost, errors, time to first token, last turn
+``analytics_feedback``  one row per feedback (:mod:`.feedback` says what counts), its value,
+                        sentiment, and the thread / LLM turn it refers to
+``analytics_feedback_names``  event names counted as feedback with a value (``serve
+                        --feedback-event "Thumbs up=1"``), kept so readers agree with the server
+``analytics_topics``, ``analytics_prompts``: the prompt topics (:mod:`.topics`), filled lazily
+======================  =====================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from trubrics_otel.server.analytics import feedback_rows
+from trubrics_otel.server.analytics.dialect import Writer, bucket_us
+
+STATEMENTS = (
+    """CREATE TABLE IF NOT EXISTS analytics_activity (
+        period TEXT NOT NULL, start_us BIGINT NOT NULL, user_id TEXT NOT NULL,
+        PRIMARY KEY (period, start_us, user_id))""",
+    """CREATE TABLE IF NOT EXISTS analytics_daily (
+        day_us BIGINT NOT NULL, user_id TEXT NOT NULL, event TEXT NOT NULL, model TEXT NOT NULL,
+        PRIMARY KEY (day_us, user_id, event, model))""",
+    "CREATE INDEX IF NOT EXISTS analytics_daily_event ON analytics_daily (event, user_id, day_us)",
+    "CREATE INDEX IF NOT EXISTS analytics_daily_model ON analytics_daily (model, user_id, day_us)",
+    """CREATE TABLE IF NOT EXISTS analytics_first (
+        user_id TEXT PRIMARY KEY, first_us BIGINT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS analytics_first_time ON analytics_first (first_us)",
+    """CREATE TABLE IF NOT EXISTS analytics_threads (
+        thread_id TEXT PRIMARY KEY, user_id TEXT, model TEXT, turns INTEGER NOT NULL,
+        start_us BIGINT NOT NULL, end_us BIGINT NOT NULL, first_us BIGINT NOT NULL,
+        first_id BIGINT NOT NULL, last_us BIGINT NOT NULL, last_id BIGINT NOT NULL,
+        last_error INTEGER NOT NULL, errors INTEGER NOT NULL, cost_usd DOUBLE PRECISION NOT NULL,
+        cost_turns INTEGER NOT NULL, ttft_s DOUBLE PRECISION NOT NULL, ttft_turns INTEGER NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS analytics_threads_start ON analytics_threads (start_us)",
+    "CREATE INDEX IF NOT EXISTS analytics_threads_user ON analytics_threads (user_id, start_us)",
+    """CREATE TABLE IF NOT EXISTS analytics_feedback (
+        event_id BIGINT PRIMARY KEY, ts_us BIGINT NOT NULL, user_id TEXT NOT NULL, event TEXT NOT NULL,
+        source TEXT NOT NULL, name TEXT, value DOUBLE PRECISION, label TEXT, sentiment INTEGER NOT NULL,
+        thread_id TEXT, ref_trace TEXT, ref_span TEXT, turn_id BIGINT, link TEXT,
+        model TEXT, assistant_id TEXT)""",
+    "CREATE INDEX IF NOT EXISTS analytics_feedback_time ON analytics_feedback (ts_us)",
+    "CREATE INDEX IF NOT EXISTS analytics_feedback_thread ON analytics_feedback (thread_id)",
+    "CREATE INDEX IF NOT EXISTS analytics_feedback_ref ON analytics_feedback (ref_trace, ref_span)",
+    "CREATE INDEX IF NOT EXISTS analytics_feedback_turn ON analytics_feedback (turn_id, sentiment)",
+    """CREATE TABLE IF NOT EXISTS analytics_feedback_names (
+        event TEXT PRIMARY KEY, value DOUBLE PRECISION NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS analytics_topics (
+        topic INTEGER PRIMARY KEY, label TEXT NOT NULL, terms TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS analytics_prompts (
+        event_id BIGINT PRIMARY KEY, topic INTEGER NOT NULL, rephrase INTEGER NOT NULL,
+        retry INTEGER NOT NULL, user_id TEXT NOT NULL, ts_us BIGINT NOT NULL, model TEXT,
+        failed INTEGER NOT NULL)""",
+    # covering: the topics table is read from this index alone
+    """CREATE INDEX IF NOT EXISTS analytics_prompts_cover ON analytics_prompts
+        (topic, user_id, failed, rephrase, retry, ts_us, model)""",
+    """CREATE TABLE IF NOT EXISTS analytics_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+)
+
+TABLES = ("analytics_activity", "analytics_daily", "analytics_first", "analytics_threads", "analytics_feedback",
+          "analytics_topics", "analytics_prompts", "analytics_meta")
+"""Derived from ``events`` alone: emptied and refilled by :func:`rebuild`."""
+
+
+def _activity(db: Writer) -> list[str]:
+    scan = db.dialect.new_rows()
+    return [f"""INSERT INTO analytics_activity (period, start_us, user_id)
+                SELECT DISTINCT '{period}', {bucket_us(period, 'ts_us', db.dialect)}, user_id
+                FROM {scan} WHERE id > ? ON CONFLICT DO NOTHING""" for period in ("day", "week", "month")]
+
+
+def _daily(db: Writer) -> list[str]:
+    day = bucket_us("day", "ts_us", db.dialect)
+    return [f"""INSERT INTO analytics_daily (day_us, user_id, event, model)
+                SELECT DISTINCT {day}, user_id, {name}, COALESCE(model, '') FROM {db.dialect.new_rows()}
+                WHERE id > ?{extra} ON CONFLICT DO NOTHING"""
+            for name, extra in (("event", ""), ("prompt_event_name", " AND kind = 'llm'"))]
+
+
+def _first(db: Writer) -> str:
+    return f"""INSERT INTO analytics_first (user_id, first_us)
+               SELECT user_id, MIN(ts_us) FROM {db.dialect.new_rows()} WHERE id > ? GROUP BY user_id
+               ON CONFLICT (user_id) DO UPDATE
+               SET first_us = {db.dialect.least('analytics_first.first_us', 'excluded.first_us')}"""
+
+
+def _threads(db: Writer) -> str:
+    """Fold a batch's LLM turns into their threads: sums add, the first and last turn (by time,
+    then id) win by comparison, so a late turn lands right. One pass: window functions rank
+    the batch's turns within each thread."""
+    d = db.dialect
+    ttft = f"CAST({d.json_text('properties', 'time_to_first_token')} AS DOUBLE PRECISION)"
+    t = "analytics_threads"
+    earlier = f"(excluded.first_us, excluded.first_id) < ({t}.first_us, {t}.first_id)"
+    later = f"(excluded.last_us, excluded.last_id) > ({t}.last_us, {t}.last_id)"
+
+    def first(column: str) -> str:
+        return f"MAX(CASE WHEN b.rf = 1 THEN b.{column} END)"
+
+    def last(column: str) -> str:
+        return f"MAX(CASE WHEN b.rl = 1 THEN b.{column} END)"
+
+    return f"""INSERT INTO {t} (thread_id, user_id, model, turns, start_us, end_us, first_us, first_id,
+                   last_us, last_id, last_error, errors, cost_usd, cost_turns, ttft_s, ttft_turns)
+        SELECT b.thread_id, {first('user_id')}, {first('model')}, COUNT(*), MIN(b.ts_us), MAX(b.end_us),
+               {first('ts_us')}, {first('id')}, {last('ts_us')}, {last('id')}, {last('failed')},
+               SUM(b.failed), COALESCE(SUM(b.cost_usd), 0), COUNT(b.cost_usd), COALESCE(SUM(b.ttft), 0),
+               COUNT(b.ttft)
+        FROM (SELECT thread_id, id, ts_us, user_id, model, cost_usd, {ttft} AS ttft,
+                     ts_us + CAST(ROUND(COALESCE(latency, 0) * 1000000) AS BIGINT) AS end_us,
+                     CASE WHEN error IS NULL THEN 0 ELSE 1 END AS failed,
+                     ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us, id) AS rf,
+                     ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us DESC, id DESC) AS rl
+              FROM {d.new_rows()} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL) AS b
+        WHERE 1 = 1 GROUP BY b.thread_id
+        ON CONFLICT (thread_id) DO UPDATE SET
+            turns = {t}.turns + excluded.turns,
+            start_us = {d.least(f'{t}.start_us', 'excluded.start_us')},
+            end_us = {d.greatest(f'{t}.end_us', 'excluded.end_us')},
+            user_id = CASE WHEN {earlier} THEN excluded.user_id ELSE {t}.user_id END,
+            model = CASE WHEN {earlier} THEN excluded.model ELSE {t}.model END,
+            first_id = CASE WHEN {earlier} THEN excluded.first_id ELSE {t}.first_id END,
+            first_us = CASE WHEN {earlier} THEN excluded.first_us ELSE {t}.first_us END,
+            last_error = CASE WHEN {later} THEN excluded.last_error ELSE {t}.last_error END,
+            last_id = CASE WHEN {later} THEN excluded.last_id ELSE {t}.last_id END,
+            last_us = CASE WHEN {later} THEN excluded.last_us ELSE {t}.last_us END,
+            errors = {t}.errors + excluded.errors, cost_usd = {t}.cost_usd + excluded.cost_usd,
+            cost_turns = {t}.cost_turns + excluded.cost_turns, ttft_s = {t}.ttft_s + excluded.ttft_s,
+            ttft_turns = {t}.ttft_turns + excluded.ttft_turns"""
+
+
+def create(db: Writer) -> None:
+    for statement in STATEMENTS:
+        db.execute(statement)
+
+
+def apply(db: Writer, after_id: int) -> None:
+    """Fold the events with ``id > after_id`` into the analytics tables (caller's transaction)."""
+    for statement in (*_activity(db), *_daily(db), _first(db)):
+        db.execute(statement, (after_id,))
+    db.execute(_threads(db), (after_id,))
+    feedback_rows.apply(db, after_id)
+
+
+def rebuild(db: Writer) -> None:
+    """Empty the derived tables and fold every event in again (a new or upgraded database)."""
+    for table in TABLES:
+        db.execute(f"DELETE FROM {table}")
+    apply(db, 0)
+
+
+def set_feedback_events(db: Writer, values: Mapping[str, float]) -> None:
+    """Count events with these names as feedback with these values (``serve
+    --feedback-event``), including those already stored."""
+    for name, value in values.items():
+        db.execute("DELETE FROM analytics_feedback_names WHERE event = ?", (name,))
+        db.execute("INSERT INTO analytics_feedback_names (event, value) VALUES (?, ?)", (name, float(value)))
+        db.execute("DELETE FROM analytics_feedback WHERE event = ? AND source = 'mapping'", (name,))
+    feedback_rows.apply(db, 0, names=list(values))
+
+
+VERSION = "6"
+
+
+def ensure(db: Writer) -> None:
+    """Create the tables; fill them from ``events`` when new or built by another version."""
+    create(db)
+    if db.rows("SELECT value FROM analytics_meta WHERE key = 'version'") != [(VERSION,)]:
+        for table in TABLES:  # another version's shape: made again (the feedback names are kept)
+            db.execute(f"DROP TABLE IF EXISTS {table}")
+        create(db)
+        rebuild(db)
+        db.execute("DELETE FROM analytics_meta WHERE key = 'version'")
+        db.execute("INSERT INTO analytics_meta (key, value) VALUES ('version', ?)", (VERSION,))

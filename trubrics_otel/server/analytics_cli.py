@@ -1,0 +1,157 @@
+"""``trubrics-otel active | retention | funnel | feedback | conversations | topics``: product analytics.
+
+::
+
+    trubrics-otel active --period week --since 90d
+    trubrics-otel retention --period week --json     # {"period": "week", "cohorts": [...]}
+    trubrics-otel funnel --steps "Sign up,Create project,Upgrade" --within 7d --breakdown model
+    trubrics-otel feedback --model gpt-4o
+    trubrics-otel conversations --user alice --json
+    trubrics-otel topics
+
+Each reads the SQLite file (``--db``) or a running server (``--url``) and takes the filters of
+``stats`` (``--since --until --user --model --event``); the definitions are in
+:mod:`trubrics_otel.server.analytics`. A bad argument is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable
+
+from trubrics_otel.server import cli
+from trubrics_otel.server.analytics.api import answer
+from trubrics_otel.server.analytics.query import PERIODS, AnalyticsError
+from trubrics_otel.server.store import Store
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    cli._source_arguments(parser)
+    parser.add_argument("--since", help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
+    parser.add_argument("--until", help="ISO 8601 time or a duration ago")
+    parser.add_argument("--user", help="only this user_id")
+    parser.add_argument("--model", help="only LLM events of this model")
+    parser.add_argument("--event", help="only this event name (an LLM event's generation or prompt name)")
+
+
+def _params(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    return {n: getattr(args, n, None) for n in ("since", "until", "user", "model", "event", *names)
+            if getattr(args, n, None) not in (None, False)}
+
+
+class _Command:
+    def __init__(self, name: str, doc: str, extra: Callable[[argparse.ArgumentParser], None],
+                 names: tuple[str, ...], show: Callable[[dict[str, Any]], str]) -> None:
+        self.name, self.__doc__, self._extra, self._names, self._show = name, doc, extra, names, show
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        _common(parser)
+        self._extra(parser)
+
+    def run(self, args: argparse.Namespace) -> int:
+        params = _params(args, *self._names)
+        try:
+            result = self._fetch(args, params)
+        except AnalyticsError as exc:
+            print(f"trubrics-otel {self.name}: {exc}", file=sys.stderr)
+            return 2
+        if args.json:
+            return cli._print_json(result)
+        print(self._show(result))
+        return 0
+
+    def _fetch(self, args: argparse.Namespace, params: dict[str, Any]) -> dict[str, Any]:
+        if args.url:
+            result = cli._fetch(args, self.name, params, lambda store: None)
+            if not isinstance(result, dict):
+                raise AnalyticsError(f"{args.url} has no {self.name} analysis (an older server?)")
+            return result
+        store = Store(args.db)
+        try:
+            if not store.exists():  # never create a database just to read it
+                raise AnalyticsError(f"no database at {store.location} (pass --db or --url)")
+            return answer(store, self.name, params)
+        finally:
+            store.close()
+
+
+def _period(default: str) -> Callable[[argparse.ArgumentParser], None]:
+    def add(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--period", choices=PERIODS, default=default, help=f"bucket (default {default}, UTC)")
+    return add
+
+
+def _funnel_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--steps", required=True, help='comma-separated event names, e.g. "Sign up,Upgrade"')
+    parser.add_argument("--within", default="7d", help="window from the first step (default 7d)")
+    parser.add_argument("--breakdown", help="model, or property:NAME of the first step's event")
+
+
+def _topics_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--refit", action="store_true", help="cluster every prompt again")
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    return cli.format_table(headers, rows)
+
+
+def _day(text: str | None) -> str:
+    return (text or "")[:16].replace("T", " ")
+
+
+def _show_active(r: dict[str, Any]) -> str:
+    return _table(["start (UTC)", "active", "new", "returning"],
+                  [[_day(b["start"]), b["active"], b["new"], b["returning"]] for b in r["buckets"]])
+
+
+def _show_retention(r: dict[str, Any]) -> str:
+    return _table(["cohort (UTC)", "users", "retained (per period after)"],
+                  [[_day(c["start"]), c["users"], " ".join(str(n) for n in c["retained"])] for c in r["cohorts"]])
+
+
+def _show_funnel(r: dict[str, Any]) -> str:
+    return _table(["step", "users", "conversion"],
+                  [[s["event"], s["users"], "" if s["conversion"] is None else f"{s['conversion']:.1%}"]
+                   for s in r["steps"]])
+
+
+def _show_feedback(r: dict[str, Any]) -> str:
+    t = r["totals"]
+    head = _table(["feedback", "positive", "negative", "threads rated", "turns rated"],
+                  [[t["feedback"], t["positive"], t["negative"], f"{t['threads_with_feedback']}/{t['threads']}",
+                    f"{t['turns_with_feedback']}/{t['llm_turns']}"]])
+    return head + "\n\n" + _table(["model", "feedback", "positive", "negative", "mean"],
+                                  [[m["model"], m["feedback"], m["positive"], m["negative"], m["mean_value"]]
+                                   for m in r["by_model"]])
+
+
+def _show_conversations(r: dict[str, Any]) -> str:
+    keys = ["threads", "turns_p50", "turns_p90", "cost_p50", "cost_p90", "duration_p50_s", "abandoned", "errors"]
+    return _table(keys, [[r[k] if r[k] is not None else "" for k in keys]]) + "\n\n" + _table(
+        ["user", "threads", "turns", "cost $", "abandoned"],
+        [[u["user_id"], u["threads"], u["turns"], cli._usd(u["cost_usd"]), u["abandoned"]] for u in r["per_user"]])
+
+
+def _show_topics(r: dict[str, Any]) -> str:
+    return _table(["topic", "terms", "prompts", "users", "errors", "neg. feedback", "rephrases", "retries"],
+                  [[t["label"], ", ".join(t["terms"]), t["prompts"], t["users"], t["errors"],
+                    t["negative_feedback"], t["rephrases"], t["retries"]] for t in r["topics"]])
+
+
+def _nothing(parser: argparse.ArgumentParser) -> None:
+    return None
+
+
+active = _Command("active", "Active users per day, week or month: new and returning, stickiness.",
+                  _period("day"), ("period",), _show_active)
+retention = _Command("retention", "Retention cohorts: users of each period's cohort active k periods later.",
+                     _period("week"), ("period",), _show_retention)
+funnel = _Command("funnel", "A funnel: users reaching each ordered step within a window of the first.",
+                  _funnel_arguments, ("steps", "within", "breakdown"), _show_funnel)
+feedback = _Command("feedback", "Feedback (scores, $feedback events): counts, sentiment, rates by model and day.",
+                    _nothing, (), _show_feedback)
+conversations = _Command("conversations", "Conversations: turns, cost, duration percentiles, abandonment, per user.",
+                         _nothing, (), _show_conversations)
+topics = _Command("topics", "Prompt topics with their users, errors, negative feedback and rephrasing.",
+                  _topics_arguments, ("refit",), _show_topics)
