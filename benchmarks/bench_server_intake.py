@@ -3,6 +3,8 @@
     python benchmarks/bench_server_intake.py               # best of 3 rounds, then ingest events/s
     python benchmarks/bench_server_intake.py --rounds 1 --no-ingest
     python benchmarks/bench_server_intake.py --profile     # in-process cProfile of the OTLP path
+    git archive main trubrics_otel | tar -x -C /tmp/base   # then, side by side in one run:
+    python benchmarks/bench_server_intake.py --compare /tmp/base
 
 Traces as instrumented apps send them: 1 wrapper span + 2 LLM spans each, half in the
 OpenInference conventions (a CHAIN wrapper with ``input.value`` / ``output.value``, LLM spans
@@ -13,7 +15,8 @@ SQLite file; its CPU time (user + system, every thread, ``/proc/<pid>/task/*/sch
 read before and after a round: µs per span (OTLP) or per LLM event (the ingestion API, the
 same prompts, answers and properties as JSON in batches of 100). Each round's LLM events are
 checked to be stored exactly once. Targets: OTLP/HTTP ≤ 70 µs per span, gRPC within 10 %, the
-ingestion API ≤ 50 µs per LLM event. Then ``bench_server_ingest``'s events/s for SQLite
+ingestion API ≤ 50 µs per LLM event. ``--compare DIR`` runs the same rounds, interleaved, against
+a server from another copy of the package (``DIR/trubrics_otel``): ratios from one run. Then ``bench_server_ingest``'s events/s for SQLite
 (target ≥ 30,000 track, ≥ 20,000 track_llm).
 """
 
@@ -139,13 +142,20 @@ def cpu_seconds(pid: int) -> float:
     return total / 1e9
 
 
+_FROM_DIR = ("import runpy, sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)];"
+             " sys.path.insert(0, {!r}); sys.argv[0] = 'trubrics-otel';"
+             " runpy.run_module('trubrics_otel', run_name='__main__')")
+"""Run ``serve`` from another copy of the package (an editable install's finder set aside)."""
+
+
 class Server:
     """``trubrics-otel serve`` on a fresh SQLite file, HTTP and gRPC on free ports."""
 
-    def __init__(self, db: str) -> None:
+    def __init__(self, db: str, package_dir: str | None = None) -> None:
         self.db = db
+        start = ["-m", "trubrics_otel"] if package_dir is None else ["-c", _FROM_DIR.format(package_dir)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "trubrics_otel", "serve", "--db", db, "--port", "0", "--grpc-port", "0",
+            [sys.executable, *start, "serve", "--db", db, "--port", "0", "--grpc-port", "0",
              "--log-level", "WARNING"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert self.process.stdout is not None
         self.url = self.grpc = ""
@@ -189,10 +199,12 @@ def _count_llm(db: str) -> int:
         store.close()
 
 
-def measure(protocol: str, rounds: int, traces_per_round: int, tmp: str) -> float:
-    """Best µs of server CPU per span (OTLP) or per LLM event (ingestion API) over ``rounds``."""
-    best = float("inf")
-    for r in range(rounds):
+def measure(protocol: str, rounds: int, traces_per_round: int, tmp: str,
+            package_dirs: tuple[str | None, ...] = (None,)) -> list[float]:
+    """Best µs of server CPU per span (OTLP) or per LLM event (ingestion API) over ``rounds``,
+    for each package (``None``: this one), rounds interleaved."""
+    best = [float("inf")] * len(package_dirs)
+    for r, (k, package_dir) in ((r, kp) for r in range(rounds) for kp in enumerate(package_dirs)):
         spans, events = traces(traces_per_round + 200, seed=r * 1000 + len(protocol))
         if protocol == "api":
             bodies = [json.dumps(events[i:i + EVENTS_PER_POST]).encode()
@@ -203,7 +215,7 @@ def measure(protocol: str, rounds: int, traces_per_round: int, tmp: str) -> floa
             bodies = otlp_bodies(spans)
             warm, bodies = bodies[:1], bodies[1:]
             items = len(spans) - SPANS_PER_REQUEST
-        server = Server(f"{tmp}/{protocol}-{r}.db")
+        server = Server(f"{tmp}/{protocol}-{r}-{k}.db", package_dir)
         try:
             for body in warm:  # one-time costs (price table, first connection) before the clock
                 server.send(protocol, body)
@@ -219,9 +231,10 @@ def measure(protocol: str, rounds: int, traces_per_round: int, tmp: str) -> floa
         assert stored - stored_before == (items if protocol == "api" else items * 2 // 3), \
             f"{protocol}: {stored - stored_before} stored in the round"
         us = cpu / items * 1e6
-        print(f"  {protocol:5} round {r + 1}: {us:6.1f} µs per {'LLM event' if protocol == 'api' else 'span'}"
+        label = "this" if package_dir is None else package_dir
+        print(f"  {label}: {protocol:5} round {r + 1}: {us:6.1f} µs per {'LLM event' if protocol == 'api' else 'span'}"
               f" ({items:,} in {cpu:.2f} s of server CPU)", flush=True)
-        best = min(best, us)
+        best[k] = min(best[k], us)
     return best
 
 
@@ -256,18 +269,24 @@ def main() -> None:
     parser.add_argument("--traces", type=int, default=3000, help="traces per round (3 spans each)")
     parser.add_argument("--no-ingest", action="store_true", help="skip bench_server_ingest's events/s")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--compare", nargs="*", default=[], metavar="DIR",
+                        help="also run servers from DIR/trubrics_otel (a baseline), interleaved")
     args = parser.parse_args()
     if args.profile:
         profile(args.traces)
         return
+    packages: tuple[str | None, ...] = (None, *args.compare)
     with tempfile.TemporaryDirectory() as tmp:
         print(f"server CPU into `trubrics-otel serve` (SQLite), best of {args.rounds} rounds of "
               f"{args.traces * 3:,} spans / {args.traces * 2:,} LLM events", flush=True)
-        results = {p: measure(p, args.rounds, args.traces, tmp) for p in ("http", "grpc", "api")}
-        print(f"OTLP/HTTP protobuf: {results['http']:6.1f} µs/span   (target ≤ 70)")
-        print(f"OTLP/gRPC:          {results['grpc']:6.1f} µs/span   ({results['grpc'] / results['http']:.2f}x HTTP;"
-              " target ≤ 1.10x)")
-        print(f"ingestion API:      {results['api']:6.1f} µs/LLM event (target ≤ 50)", flush=True)
+        results = {p: measure(p, args.rounds, args.traces, tmp, packages) for p in ("http", "grpc", "api")}
+        print(f"{'':20}" + "".join(f"{'this' if p is None else Path(p).name[-15:]:>16}" for p in packages))
+        for protocol, label, unit in (("http", "OTLP/HTTP protobuf", "µs/span"), ("grpc", "OTLP/gRPC", "µs/span"),
+                                      ("api", "ingestion API", "µs/LLM event")):
+            print(f"{label:20}" + "".join(f"{v:16.1f}" for v in results[protocol]) + f"  {unit}")
+        print("targets: OTLP/HTTP ≤ 70 µs/span; gRPC ≤ 1.10x HTTP "
+              f"(this: {results['grpc'][0] / results['http'][0]:.2f}x); ingestion API ≤ 50 µs/LLM event",
+              flush=True)
         if not args.no_ingest:
             import bench_server_ingest
 
