@@ -288,15 +288,30 @@ def main() -> None:
               f"(this: {results['grpc'][0] / results['http'][0]:.2f}x); ingestion API ≤ 50 µs/LLM event",
               flush=True)
         if not args.no_ingest:
-            import bench_server_ingest
+            ingest_rates(args.rounds, tmp, packages)
 
-            print(f"ingest events/s into SQLite (bench_server_ingest, best of {args.rounds})")
-            for mode in ("track", "llm"):
-                rate = max(bench_server_ingest.one_round(mode, f"{tmp}/ingest-{mode}-{r}.db", 1)
-                           for r in range(args.rounds))
-                print(f"  {mode:6} {rate:10,.0f} events/s   (target ≥ {30_000 if mode == 'track' else 20_000:,})",
-                      flush=True)
 
+def ingest_rates(rounds: int, tmp: str, packages: tuple[str | None, ...]) -> None:
+    """bench_server_ingest's events/s (wall: two SDK clients in this process), per package."""
+    import bench_server_ingest
+
+    def serve_from(package_dir: str | None) -> Any:
+        def serve(db: str) -> tuple[subprocess.Popen[str], str]:
+            server = Server(db, package_dir)
+            server.channel.close()
+            return server.process, server.url
+        return serve
+
+    print(f"ingest events/s into SQLite (bench_server_ingest, best of {rounds}, rounds interleaved)")
+    print(f"{'':20}" + "".join(f"{'this' if p is None else Path(p).name[-15:]:>16}" for p in packages))
+    for mode in ("track", "llm"):
+        best = [0.0] * len(packages)
+        for r in range(rounds):
+            for k, package_dir in enumerate(packages):
+                bench_server_ingest.serve = serve_from(package_dir)
+                best[k] = max(best[k], bench_server_ingest.one_round(mode, f"{tmp}/ingest-{mode}-{r}-{k}.db", 1))
+        target = 30_000 if mode == "track" else 20_000
+        print(f"{mode:20}" + "".join(f"{v:16,.0f}" for v in best) + f"  events/s (target ≥ {target:,})", flush=True)
 
 if __name__ == "__main__":
     main()
