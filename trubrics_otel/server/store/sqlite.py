@@ -63,7 +63,8 @@ class SQLiteEngine:
         return self.path.exists()
 
     def close(self) -> None:
-        """Close the connection held between calls (the store reopens it when used again)."""
+        """Close every thread's connection (the store reopens them when used again); the last
+        one to close folds the WAL back into the database file."""
         with self._write_lock:
             opened, self._open, self._ready = list(self._open), weakref.WeakSet(), False
             self._generation += 1
