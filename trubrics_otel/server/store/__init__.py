@@ -132,13 +132,15 @@ class Store:
         return self.engine.exists()
 
     def close(self) -> None:
-        """Release pooled connections (PostgreSQL); the store reopens them when used again."""
+        """Release held connections (SQLite: every thread's; PostgreSQL: the pool); the store
+        reopens them when used again."""
         self.engine.close()
 
     # --- connections -------------------------------------------------------------------
 
     def connection(self) -> Any:
-        """A short-lived connection for :mod:`.queries` / :mod:`.stats`: ``execute`` with ``?``
+        """A connection for :mod:`.queries` / :mod:`.stats` for the ``with`` block (SQLite: this
+        thread's, kept between calls; PostgreSQL: one from the pool): ``execute`` with ``?``
         placeholders, rows by index or by column name, ``rows()`` and ``dialect``."""
         return self.engine.connection()
 
