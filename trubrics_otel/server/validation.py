@@ -11,6 +11,7 @@ Unknown fields are ignored, as pydantic does by default.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable
