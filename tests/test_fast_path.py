@@ -170,3 +170,38 @@ def test_without_orjson_every_record_is_marshal_data(monkeypatch):
     assert stored[0][0] == FORMAT
     record = from_bytes(stored[0])
     assert record[KIND_AT] == LLM and record[BODY_AT] == body
+
+
+@needs_orjson
+def test_a_started_client_takes_plain_and_other_calls_and_keeps_a_subclass_override(tmp_path):
+    """The client installs the closure as its ``track_llm``: keyword calls, positional calls and
+    calls the full path must take all arrive; a subclass's own ``track_llm`` is never shadowed;
+    after ``close()`` a call is refused as before, never raised."""
+    from trubrics_endpoint import TrubricsEndpoint
+
+    from trubrics_otel import Trubrics
+
+    class Counting(Trubrics):
+        calls = 0
+
+        def track_llm(self, *args, **kwargs):  # type: ignore[override]
+            Counting.calls += 1
+            super().track_llm(*args, **kwargs)
+
+    with TrubricsEndpoint() as endpoint:
+        client = Trubrics(api_key="k", host=endpoint.url, spool=tmp_path / "a")
+        client.track_llm(user_id="u1", prompt="Hi?", generation="Hello.", latency=0.5, thread_id="t-1")
+        client.track_llm("u1", "Again?", "Again.", "Asked", "Said", "gpt-4o", {"seq": 2})
+        client.track_llm("u1", "Dated?", "Yes.", timestamp=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+        assert "track_llm" in vars(client)  # the one-call path is in place
+        subclassed = Counting(api_key="k", host=endpoint.url, spool=tmp_path / "b")
+        for prompt in ("One?", "Two?"):
+            subclassed.track_llm(user_id="u2", prompt=prompt, generation="Yes.")
+        assert Counting.calls == 2 and "track_llm" not in vars(subclassed)
+        for sdk in (client, subclassed):
+            assert sdk.flush(timeout=10) == 0
+            sdk.close()
+        client.track_llm("u1", "Closed?", "Yes.")  # refused by the full path, not raised
+        sent = sorted((e["user_id"], e["prompt"], e["thread_id"]) for e in endpoint.events("publish_llm_events"))
+    assert sent == [("u1", "Again?", None), ("u1", "Dated?", None), ("u1", "Hi?", "t-1"),
+                    ("u2", "One?", None), ("u2", "Two?", None)]
