@@ -3,7 +3,7 @@
 ``capture/fast_path.fast_track_llm`` checks the plain call and builds the record body itself
 instead of calling ``llm_body``. Here both are given the same arguments, plain or not: where
 the fast path takes a call, the record it stored must hold ``llm_body``'s body (the time
-apart), and it must leave every call it cannot store as ``llm_body`` would to the full path.
+apart), and it must hand every call it cannot store, as it came, to the full path.
 ``track()``'s closure stores JSON where orjson takes the record, and marshal data otherwise.
 """
 
@@ -74,9 +74,17 @@ needs_orjson = pytest.mark.skipif(importlib.util.find_spec("orjson") is None,
 
 
 class Stored(list):
+    def __init__(self) -> None:
+        super().__init__()
+        self.left: list[tuple] = []
+        """The calls the fast path handed to the full path, with the arguments it gave."""
+
     def append_payload(self, payload: bytes) -> int:
         self.append(payload)
         return len(self)
+
+    def full(self, *call) -> None:
+        self.left.append(call)
 
 
 @needs_orjson
@@ -84,12 +92,12 @@ class Stored(list):
 @given(plain_calls | calls)
 def test_a_call_it_takes_is_stored_as_llm_body_would_make_it(call):
     stored = Stored()
-    fast = fast_track_llm(stored.append_payload)
+    fast = fast_track_llm(stored.append_payload, stored.full)
     before = time.time_ns()
-    ticket = fast(*call)
+    assert fast(*call) is None
     expected = llm_body(*call, LOGGER)
-    if not ticket:
-        assert not stored
+    if stored.left:  # the full path's: given the call as it came, nothing stored
+        assert stored.left == [call] and not stored
         return
     assert expected is not None and len(stored) == 1
     record = from_bytes(stored[0])
@@ -111,18 +119,32 @@ def _as_sent(body: tuple) -> tuple:
 @needs_orjson
 def test_it_takes_the_plain_call_and_leaves_the_rest_to_the_full_path():
     stored = Stored()
-    fast = fast_track_llm(stored.append_payload)
+    fast = fast_track_llm(stored.append_payload, stored.full)
     plain = ("u1", "Hi?", "Hello.", "Prompt", "Generation", "gpt-4o", {"plan": "pro"}, None, 1.25, "t-42")
-    assert fast(*plain) == 1
-    assert fast(*plain[:6], {"input_tokens": 3}, *plain[7:]) == 0  # llm_body reads these
-    assert fast(*plain[:7], dt.datetime(2026, 1, 1), *plain[8:]) == 0  # a timestamp to convert
-    assert fast(*plain[:6], {"when": dt.date(2026, 1, 1)}, *plain[7:]) == 0  # not plain JSON
+    fast(*plain)
+    fast(user_id="u1", prompt="Hi?", generation="Hello.")  # track_llm's keywords and defaults
+    assert len(stored) == 2 and not stored.left
+    others = [
+        (*plain[:6], {"input_tokens": 3}, *plain[7:]),  # llm_body reads these
+        (*plain[:7], dt.datetime(2026, 1, 1), *plain[8:]),  # a timestamp to convert
+        (*plain[:6], {"when": dt.date(2026, 1, 1)}, *plain[7:]),  # not plain JSON
+    ]
+    for call in others:
+        fast(*call)
     with user_context(user_id="u2"):
-        assert fast(*plain) == 0  # the full path stamps the context
+        fast(*plain)  # the full path stamps the context
     provider = TracerProvider()
     with provider.get_tracer("app").start_as_current_span("request"):
-        assert fast(*plain) == 0  # the full path joins the app's trace
-    assert len(stored) == 1
+        fast(*plain)  # the full path joins the app's trace
+    assert stored.left == [*others, plain, plain] and len(stored) == 2
+
+
+@needs_orjson
+def test_a_call_the_journal_refuses_goes_to_the_full_path():
+    stored = Stored()
+    fast = fast_track_llm(lambda payload: 0, stored.full)  # a full ring, a closed or forked client
+    fast("u1", "Hi?", "Hello.")
+    assert stored.left == [("u1", "Hi?", "Hello.", "Prompt", "Generation", None, None, None, None, None)]
 
 
 @needs_orjson
@@ -140,7 +162,7 @@ def test_track_stores_json_records_and_marshal_ones_for_what_json_does_not_take(
 def test_without_orjson_every_record_is_marshal_data(monkeypatch):
     monkeypatch.setattr(fast_path, "json_encoder", lambda: None)
     stored = Stored()
-    assert fast_track_llm(stored.append_payload) is None  # track_llm takes llm_body, then this:
+    assert fast_track_llm(stored.append_payload, stored.full) is None  # track_llm takes llm_body, then:
     enqueue = fast_enqueue(stored.append_payload)
     body = llm_body("u1", "Hi?", "Hello.", "Prompt", "Generation", "gpt-4o", {"plan": "pro"}, None, 1.5,
                     "t-42", LOGGER)
@@ -148,3 +170,38 @@ def test_without_orjson_every_record_is_marshal_data(monkeypatch):
     assert stored[0][0] == FORMAT
     record = from_bytes(stored[0])
     assert record[KIND_AT] == LLM and record[BODY_AT] == body
+
+
+@needs_orjson
+def test_a_started_client_takes_plain_and_other_calls_and_keeps_a_subclass_override(tmp_path):
+    """The client installs the closure as its ``track_llm``: keyword calls, positional calls and
+    calls the full path must take all arrive; a subclass's own ``track_llm`` is never shadowed;
+    after ``close()`` a call is refused as before, never raised."""
+    from trubrics_endpoint import TrubricsEndpoint
+
+    from trubrics_otel import Trubrics
+
+    class Counting(Trubrics):
+        calls = 0
+
+        def track_llm(self, *args, **kwargs):  # type: ignore[override]
+            Counting.calls += 1
+            super().track_llm(*args, **kwargs)
+
+    with TrubricsEndpoint() as endpoint:
+        client = Trubrics(api_key="k", host=endpoint.url, spool=tmp_path / "a")
+        client.track_llm(user_id="u1", prompt="Hi?", generation="Hello.", latency=0.5, thread_id="t-1")
+        client.track_llm("u1", "Again?", "Again.", "Asked", "Said", "gpt-4o", {"seq": 2})
+        client.track_llm("u1", "Dated?", "Yes.", timestamp=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+        assert "track_llm" in vars(client)  # the one-call path is in place
+        subclassed = Counting(api_key="k", host=endpoint.url, spool=tmp_path / "b")
+        for prompt in ("One?", "Two?"):
+            subclassed.track_llm(user_id="u2", prompt=prompt, generation="Yes.")
+        assert Counting.calls == 2 and "track_llm" not in vars(subclassed)
+        for sdk in (client, subclassed):
+            assert sdk.flush(timeout=10) == 0
+            sdk.close()
+        client.track_llm("u1", "Closed?", "Yes.")  # refused by the full path, not raised
+        sent = sorted((e["user_id"], e["prompt"], e["thread_id"]) for e in endpoint.events("publish_llm_events"))
+    assert sent == [("u1", "Again?", None), ("u1", "Dated?", None), ("u1", "Hi?", "t-1"),
+                    ("u2", "One?", None), ("u2", "Two?", None)]

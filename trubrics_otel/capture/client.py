@@ -160,8 +160,8 @@ class Trubrics(TracingMethods):
         self._sampled_out_count = self._sync_count = self._rejected_seen = 0
         self._log = RateLimitedLog(self._logger)
         self._fast: fast_path.FastEnqueue | None = None
-        self._fast_llm: fast_path.FastTrackLLM | None = None
-        """Both set once started on the private provider with a journal and no sampling."""
+        """Set once started on the private provider with a journal and no sampling (then
+        ``track_llm`` becomes :func:`~.fast_path.fast_track_llm` on the instance, too)."""
 
     def __repr__(self) -> str:
         host = self._exporter.host if self._exporter else self._host or "(default)"
@@ -235,12 +235,6 @@ class Trubrics(TracingMethods):
         conversation; ``assistant_id`` (or ``$assistant_id``) is typically the model.
         """
         try:
-            fast_llm = self._fast_llm
-            if fast_llm is not None and fast_llm(
-                user_id, prompt, generation, prompt_event_name, generation_event_name, assistant_id,
-                properties, timestamp, latency, thread_id,
-            ):
-                return
             body = llm_body(
                 user_id, prompt, generation, prompt_event_name, generation_event_name, assistant_id,
                 properties, timestamp, latency, thread_id, self._logger,
@@ -436,7 +430,10 @@ class Trubrics(TracingMethods):
                 if self._sampler is None:
                     append_payload = self._processor.journal_appender()
                     self._fast = fast_path.fast_enqueue(append_payload)
-                    self._fast_llm = fast_path.fast_track_llm(append_payload)
+                    fast_llm = fast_path.fast_track_llm(append_payload, full=Trubrics.track_llm.__get__(self))
+                    if fast_llm is not None and type(self).track_llm is Trubrics.track_llm:
+                        fast_llm.__doc__ = Trubrics.track_llm.__doc__
+                        self.track_llm = fast_llm  # type: ignore[method-assign]
             atexit.register(self.close)
 
     def _tracer_for_observations(self) -> trace_api.Tracer | None:

@@ -5,7 +5,7 @@
     enqueue = fast_enqueue(processor.journal_appender())   # None when the setup does not allow it
     if enqueue is None or not enqueue(EVENT, body):        # 0: take the full path
         client._enqueue(client._record(EVENT, body))
-    track_llm = fast_track_llm(processor.journal_appender())  # the same, arguments and all
+    client.track_llm = fast_track_llm(processor.journal_appender(), full=client.track_llm)
 
 Why: the official SDK's ``track`` appends a dict to a list (~1.5 µs on the machines we
 measure). The full path (:meth:`Trubrics._record`, the processor's ``enqueue_record``) reads
@@ -47,8 +47,8 @@ except ImportError:  # pragma: no cover - a future API: the full path only
 
 FastEnqueue = Callable[[str, tuple[Any, ...]], int]
 """Answers the journal's ticket, or 0 (falsy) when the full path must take the call."""
-FastTrackLLM = Callable[..., int]
-"""``track_llm``'s ten arguments in order; answers as :data:`FastEnqueue` does."""
+FastTrackLLM = Callable[..., None]
+"""``track_llm``'s ten arguments, by position or keyword, with its defaults."""
 
 
 def fast_enqueue(append_payload: Callable[[bytes], int] | None) -> FastEnqueue | None:
@@ -89,15 +89,20 @@ def fast_enqueue(append_payload: Callable[[bytes], int] | None) -> FastEnqueue |
     return enqueue
 
 
-def fast_track_llm(append_payload: Callable[[bytes], int] | None) -> FastTrackLLM | None:
-    """``track_llm``'s arguments straight to the journal, for the plain call: documented
-    types, no ``timestamp``, no property :func:`~.arguments.llm_body` reads, no span or
-    ``user_context`` around. Answers 0 for any other call, which then takes ``llm_body`` and
-    :func:`fast_enqueue`. Only with ``orjson`` (the JSON record format); None otherwise.
+def fast_track_llm(
+    append_payload: Callable[[bytes], int] | None, full: Callable[..., None]
+) -> FastTrackLLM | None:
+    """``track_llm`` itself for a started client: the plain call (documented types, no
+    ``timestamp``, no property :func:`~.arguments.llm_body` reads, no span or
+    ``user_context`` around) goes straight to the journal; any other call, a full ring or
+    anything unexpected goes to ``full`` (the client's own ``track_llm``, same arguments),
+    which takes ``llm_body`` and :func:`fast_enqueue`. Only with ``orjson`` (the JSON record
+    format); None otherwise.
 
-    Why a second closure: ``llm_body`` and then the ``enqueue`` above cost two calls and a
-    body built twice over, ~0.15 µs of a ~1.6 µs ``track_llm``, whose target is the
-    official SDK's append-a-dict. ``tests/test_fast_path.py`` holds its records equal to
+    Why the client installs it on the instance, same keywords and defaults: ``llm_body``
+    and then the ``enqueue`` above cost two calls and a body built twice over, and a method
+    that forwards here one call more, of a ~2 µs ``track_llm`` whose target is the official
+    SDK's append-a-dict. ``tests/test_fast_path.py`` holds its records equal to
     ``llm_body``'s for any arguments.
     """
     json_format = json_encoder()
@@ -112,28 +117,31 @@ def fast_track_llm(append_payload: Callable[[bytes], int] | None) -> FastTrackLL
     properties_read = LLM_PROPERTIES_READ
 
     def track_llm(
-        user_id: Any, prompt: Any, generation: Any, prompt_event_name: Any, generation_event_name: Any,
-        assistant_id: Any, properties: Any, timestamp: Any, latency: Any, thread_id: Any,
-    ) -> int:
-        if not (
-            timestamp is None and user_id.__class__ is str and user_id
-            and prompt.__class__ is str and generation.__class__ is str
-            and prompt_event_name.__class__ is str and generation_event_name.__class__ is str
-            and (assistant_id is None or assistant_id.__class__ is str)
-            and (thread_id is None or thread_id.__class__ is str)
-            and (latency is None or (latency.__class__ is float or latency.__class__ is int)
-                 and 0 <= latency <= MAX_LATENCY_S)
-            and (properties is None or properties.__class__ is dict and properties_read.isdisjoint(properties))
-            and current().get(span_key) is None and not user_contexts()
-        ):
-            return 0
-        body = (user_id, prompt, generation, prompt_event_name, generation_event_name, assistant_id,
-                properties or None, now(), latency, thread_id or None, None)
+        user_id: Any = None, prompt: Any = None, generation: Any = None, prompt_event_name: Any = "Prompt",
+        generation_event_name: Any = "Generation", assistant_id: Any = None, properties: Any = None,
+        timestamp: Any = None, latency: Any = None, thread_id: Any = None,
+    ) -> None:
         try:
-            payload = dumps((VERSION, LLM, bits(64), bits(64), bits(64), 0, None, body), None, option)
-        except TypeError:  # properties the JSON format does not take: the full path stores them
-            return 0
-        return append_payload(payload)
+            if (
+                timestamp is None and user_id.__class__ is str and user_id
+                and prompt.__class__ is str and generation.__class__ is str
+                and prompt_event_name.__class__ is str and generation_event_name.__class__ is str
+                and (assistant_id is None or assistant_id.__class__ is str)
+                and (thread_id is None or thread_id.__class__ is str)
+                and (latency is None or (latency.__class__ is float or latency.__class__ is int)
+                     and 0 <= latency <= MAX_LATENCY_S)
+                and (properties is None or properties.__class__ is dict and properties_read.isdisjoint(properties))
+                and current().get(span_key) is None and not user_contexts()
+            ):
+                body = (user_id, prompt, generation, prompt_event_name, generation_event_name, assistant_id,
+                        properties or None, now(), latency, thread_id or None, None)
+                # a TypeError: properties the JSON format does not take; the full path stores them
+                if append_payload(dumps((VERSION, LLM, bits(64), bits(64), bits(64), 0, None, body), None, option)):
+                    return None
+        except Exception:  # nothing stored: the full path takes the call and says what went wrong
+            pass
+        return full(user_id, prompt, generation, prompt_event_name, generation_event_name, assistant_id,
+                    properties, timestamp, latency, thread_id)
 
     return track_llm
 

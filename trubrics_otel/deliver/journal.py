@@ -133,17 +133,15 @@ class Journal:
         # a record takes half the ring at most: then it always fits once the ring is empty
         self._max_record = min(self._capacity // 2, 0xFFFFFFFF)
         self.max_payload = self._max_record - _RECORD.size
-        self._head = 0
-        self._tail = 0
-        self._read = 0
-        self._slot = 0
+        self._head = self._tail = self._read = self._slot = 0
         self._prepared = 0
         """Ring bytes [_hole, _prepared) have their pages ready (see :mod:`.pages`)."""
         self._hole = 0
         """Ring bytes [0, _hole) were given back (:meth:`give_back`) behind the records."""
         self._pressure_until = 0.0
-        self._limit = -1
-        """Virtual end up to which ``append`` may write unchecked; see :meth:`_set_limit`."""
+        self._limit, self._to_file = -1, _HEADER_BYTES
+        """Virtual end up to which ``append`` may write unchecked (see :meth:`_set_limit`), and
+        what turns a virtual position below it into a file offset."""
         self._accepting = True
         self._notify_at: float = _NEVER
         self._notify_count = 1
@@ -175,27 +173,30 @@ class Journal:
 
         The hot path of ``track()``: no syscall, and acquire/release rather than ``with``
         (measurably cheaper on 3.11). One comparison with :attr:`_limit` stands for every
-        check while the record fits in the current lap's free, prepared bytes; the rest is
-        :meth:`_make_room`. The payload goes in before its header, so a copy cut short by
-        the kill leaves no header that claims it.
+        check while the record fits in the current lap's free, prepared bytes (and under the
+        size limit); the rest is :meth:`_make_room`. No ``%``: the lap's offset is kept (a big
+        int's modulo was a twentieth of ``track_llm``). The payload goes in before its header,
+        so a copy cut short by the kill leaves no header that claims it.
         """
-        size = _RECORD_BYTES + len(payload)
+        length = len(payload)
         self._acquire()
         try:
             head = self._head
-            if head + size > self._limit or size > self._max_record:
-                head = self._make_room(size)
+            end = head + _RECORD_BYTES + length
+            if end > self._limit:
+                head = self._make_room(_RECORD_BYTES + length)
                 if head < 0:
                     return 0
-            position = _HEADER_BYTES + head % self._capacity
+                end = head + _RECORD_BYTES + length
+            position = head + self._to_file  # below the limit: the lap _set_limit saw
             mm = self._mm
             try:
-                mm[position + _RECORD_BYTES : position + size] = payload  # type: ignore[index]
-                _pack_record(mm, position, size - _RECORD_BYTES, head, _MAGIC)
+                mm[position + _RECORD_BYTES : end + self._to_file] = payload  # type: ignore[index]
+                _pack_record(mm, position, length, head, _MAGIC)
             except Exception:  # journaling is best effort: the event itself still goes on
                 self._limit = -1  # worked out for a head that was not stored: again next time
                 return 0
-            self._head = end = head + size
+            self._head = end
             self.appended = appended = self.appended + 1
             if appended >= self._notify_at:
                 self._notify_at = _NEVER  # once; the next read arms it again
@@ -281,7 +282,9 @@ class Journal:
             self._limit = -1  # closed; or all released: the next record starts a new lap
             return
         lap = head - offset
-        self._limit = min(lap + self._capacity, self._tail + self._capacity, lap + self._prepared)
+        self._to_file = _HEADER_BYTES - lap  # a virtual position of this lap -> its file offset
+        self._limit = min(lap + self._capacity, self._tail + self._capacity, lap + self._prepared,
+                          head + self._max_record)  # longer records: _make_room refuses them
 
     def _prepare(self, needed: int) -> bool:
         """Pages for ring bytes up to ``needed`` ready, a chunk at a time; False: disk full."""
