@@ -54,7 +54,6 @@ from trubrics_otel.translate.conventions.tokens import (
 )
 from trubrics_otel.translate.messages import (
     assistant_text,
-    indexed,
     indexed_by,
     last_user_text,
     parse_json,
@@ -69,6 +68,7 @@ CHOICES_PREFIX = "llm.choices."
 REQUEST_MODEL_NAME = "llm.request.model_name"
 RESPONSE_MODEL_NAME = "llm.response.model_name"
 TOKEN_COUNT_PREFIX = "llm.token_count."
+_MESSAGE_LISTS = ("message.contents.", "message.tool_calls.")
 _LISTS = (sc.LLM_INPUT_MESSAGES_PREFIX, sc.LLM_OUTPUT_MESSAGES_PREFIX, PROMPTS_PREFIX, CHOICES_PREFIX)
 CACHE_READ = "llm.token_count.prompt_details.cache_read"
 CACHE_WRITE = "llm.token_count.prompt_details.cache_write"
@@ -165,14 +165,15 @@ def _texts(attributes: Attributes, lists: Mapping[str, list[dict[str, Any]]], pr
 
 def _message(flat: Mapping[str, Any]) -> dict[str, Any]:
     content = flat.get("message.content")
-    parts = indexed(flat, "message.contents.")
+    lists = indexed_by(flat, _MESSAGE_LISTS)
+    parts = lists["message.contents."]
     if content is None and parts:
         content = "".join(
             str(part.get("message_content.text") or "")
             for part in parts
             if part.get("message_content.type", "text") == "text"
         )
-    calls = indexed(flat, "message.tool_calls.")
+    calls = lists["message.tool_calls."]
     if not calls:  # Anthropic's tool_use blocks, among the contents
         calls = [part for part in parts if "tool_call.function.name" in part]
     # an empty text beside tool calls is no text: the calls are the reply
