@@ -175,10 +175,11 @@ def indexed(attributes: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
 def indexed_by(attributes: Mapping[str, Any], prefixes: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
     """:func:`indexed` for several prefixes in one pass over the keys (an LLM span holds dozens
     of attributes and is read for four or five lists)."""
+    matching = [key for key in attributes if key.startswith(prefixes)]  # one C-level test each
+    if not matching:  # most messages: no contents, no tool calls
+        return {prefix: [] for prefix in prefixes}
     items: dict[str, dict[int, dict[str, Any]]] = {prefix: {} for prefix in prefixes}
-    for key in attributes:
-        if not key.startswith(prefixes):  # most keys: one C-level test against every prefix
-            continue
+    for key in matching:
         for prefix in prefixes:
             if key.startswith(prefix):
                 index, _, rest = key[len(prefix) :].partition(".")
