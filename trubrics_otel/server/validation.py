@@ -96,13 +96,18 @@ def _reject_constant(name: str) -> Any:
 
 
 def _scan(value: Any, limit: int = MAX_DEPTH) -> tuple[bool, bool]:
-    """(nested deeper than ``limit``, holds an infinite or NaN number), without recursion."""
+    """(nested deeper than ``limit``, holds an infinite or NaN number), without recursion;
+    a level at a time, with no Python call per value (it reads every event's every value)."""
     level: list[Any] = [value]
     odd_number = False
     for _ in range(limit + 1):
-        children = [child for item in level
-                    for child in (item.values() if isinstance(item, dict) else item if isinstance(item, list) else ())]
-        odd_number = odd_number or any(_out_of_range(child) for child in children)
+        children: list[Any] = []
+        for item in level:
+            if isinstance(item, dict):
+                children.extend(item.values())
+            elif isinstance(item, list):
+                children.extend(item)
+        odd_number = odd_number or not all(map(math.isfinite, [c for c in children if isinstance(c, float)]))
         level = [child for child in children if isinstance(child, (dict, list))]
         if not level:
             return False, odd_number

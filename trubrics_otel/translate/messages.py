@@ -169,14 +169,23 @@ def plain(value: Any) -> Any:
 
 def indexed(attributes: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
     """Flattened lists back into dicts: ``{"p.0.role": "user"}`` → ``[{"role": "user"}]``."""
-    items: dict[int, dict[str, Any]] = {}
-    for key, value in attributes.items():
-        if not key.startswith(prefix):
-            continue
-        index, _, rest = key[len(prefix) :].partition(".")
-        if index.isdigit() and rest:
-            items.setdefault(int(index), {})[rest] = value
-    return [items[i] for i in sorted(items)]
+    return indexed_by(attributes, (prefix,))[prefix]
+
+
+def indexed_by(attributes: Mapping[str, Any], prefixes: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
+    """:func:`indexed` for several prefixes in one pass over the keys (an LLM span holds dozens
+    of attributes and is read for four or five lists)."""
+    matching = [key for key in attributes if key.startswith(prefixes)]  # one C-level test each
+    if not matching:  # most messages: no contents, no tool calls
+        return {prefix: [] for prefix in prefixes}
+    items: dict[str, dict[int, dict[str, Any]]] = {prefix: {} for prefix in prefixes}
+    for key in matching:
+        for prefix in prefixes:
+            if key.startswith(prefix):
+                index, _, rest = key[len(prefix) :].partition(".")
+                if rest and index.isdigit():
+                    items[prefix].setdefault(int(index), {})[rest] = attributes[key]
+    return {prefix: [found[i] for i in sorted(found)] for prefix, found in items.items()}
 
 
 def text_or_none(value: Any) -> str | None:

@@ -26,28 +26,35 @@ from trubrics_otel.server.analytics.query import AnalyticsQuery, floor_us, next_
 from trubrics_otel.server.times import iso
 
 
-def sources(db: Reader, q: AnalyticsQuery, period: str) -> tuple[str, list[Any]]:
+def sources(db: Reader, q: AnalyticsQuery, period: str, first: bool = True) -> tuple[str, list[Any]]:
     """SQL for (start_us, user_id, first_us): who was active in which period, and when each
-    user's first event was (its day, filtered by model or event); with its parameters."""
+    user's first event was (its day, filtered by model or event; NULL unless ``first``, which
+    costs a join or a window); with its parameters."""
     if not q.narrowed:
         mine = " AND a.user_id = ?" if q.user is not None else ""
-        return (f"SELECT a.start_us, a.user_id, f.first_us FROM analytics_activity a "
-                f"JOIN analytics_first f ON f.user_id = a.user_id WHERE a.period = ?{mine}",
+        joined = ("f.first_us FROM analytics_activity a JOIN analytics_first f ON f.user_id = a.user_id" if first
+                  else "NULL AS first_us FROM analytics_activity a")
+        return (f"SELECT a.start_us, a.user_id, {joined} WHERE a.period = ?{mine}",
                 [period, *([q.user] if q.user is not None else [])])
     clauses, params = [], []
     for column, value in (("user_id", q.user), ("model", q.model), ("event", q.event)):
         if value is not None:
             clauses.append(f"{column} = ?")
             params.append(value)
+    # the user's days first (DISTINCT in the (model|event, user_id, day_us) index's order: the
+    # event names and models of a day collapse before the window and the buckets see them)
+    days = f"SELECT DISTINCT user_id, day_us FROM analytics_daily WHERE {' AND '.join(clauses)}"
+    if first:
+        days = f"SELECT user_id, day_us, MIN(day_us) OVER (PARTITION BY user_id) AS first_us FROM ({days}) AS d"
     return (f"SELECT DISTINCT {bucket_us(period, 'day_us', db.dialect)} AS start_us, user_id, "
-            f"MIN(day_us) OVER (PARTITION BY user_id) AS first_us FROM analytics_daily "
-            f"WHERE {' AND '.join(clauses)}", params)
+            f"{'first_us' if first else 'NULL AS first_us'} FROM ({days}) AS u", params)
 
 
-def grouped(db: Reader, q: AnalyticsQuery, period: str, select: str, group: str) -> list[tuple[Any, ...]]:
+def grouped(db: Reader, q: AnalyticsQuery, period: str, select: str, group: str,
+            first: bool = True) -> list[tuple[Any, ...]]:
     """``select`` over the active (start_us, user_id, first_us) rows within the query's range,
     grouped by ``group``: one pass over the source."""
-    activity, params = sources(db, q, period)
+    activity, params = sources(db, q, period, first)
     where = ["1 = 1"]
     if q.since_us is not None:
         where.append("a.start_us >= ?")
@@ -84,8 +91,8 @@ def stickiness(db: Reader, q: AnalyticsQuery, shown: Sequence[int], period: str)
         last_day = min(last_day, floor_us("day", q.until_us - 1))
     if q.since_us is not None:
         first_day = max(first_day, floor_us("day", q.since_us))
-    daily = dict(grouped(db, q, "day", "a.start_us, COUNT(*)", "a.start_us"))
-    monthly = dict(grouped(db, q, "month", "a.start_us, COUNT(*)", "a.start_us"))
+    daily = dict(grouped(db, q, "day", "a.start_us, COUNT(*)", "a.start_us", first=False))
+    monthly = dict(grouped(db, q, "month", "a.start_us, COUNT(*)", "a.start_us", first=False))
     result = []
     for month in starts("month", first_day, last_day):
         low, high = max(month, first_day), min(next_us("month", month) - 1, last_day)

@@ -59,7 +59,9 @@ def feedback(db: Reader, q: AnalyticsQuery, recent: int = 50) -> dict[str, Any]:
     where, params = feedback_where(q)
     (n, pos, neg, mean), = db.rows(f"SELECT {_SUMS} FROM analytics_feedback f WHERE {where}", params)
     turn_where, turn_params = event_where(q, "e")
-    (turns,), = db.rows(f"SELECT COUNT(*) FROM events e WHERE e.kind = 'llm' AND {turn_where}", turn_params)
+    # only LLM events carry a model (store.rows): with --model the count is the model index's alone
+    llm = "" if q.model is not None else "e.kind = 'llm' AND "
+    (turns,), = db.rows(f"SELECT COUNT(*) FROM events e WHERE {llm}{turn_where}", turn_params)
     (rated_turns,), = db.rows(
         f"SELECT COUNT(DISTINCT f.turn_id) FROM analytics_feedback f JOIN events e ON e.id = f.turn_id "
         f"WHERE {turn_where}", turn_params)

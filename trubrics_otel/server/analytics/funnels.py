@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from trubrics_otel.server.analytics.dialect import Reader
+from trubrics_otel.server.analytics.dialect import DAY_US, Reader
 from trubrics_otel.server.analytics.query import AnalyticsError, AnalyticsQuery, range_where
 
 MAX_STEPS = 10
@@ -44,13 +44,17 @@ def funnel(db: Reader, q: AnalyticsQuery, steps: Sequence[str], within_us: int,
     key = _breakdown(db, breakdown)
     chain = f"SELECT e.user_id AS u, e.id AS i1, e.ts_us AS t1, {key} AS b FROM events e WHERE {' AND '.join(where)}"
     for k, step in enumerate(steps[1:], start=2):
+        # the daily table says (from an index alone) whether the user did the step on a day in
+        # reach: most starts lead nowhere, and skip the walk over their events
+        reach = (f"EXISTS (SELECT 1 FROM analytics_daily d WHERE d.event = ? AND d.user_id = s.u "
+                 f"AND d.day_us >= s.t{k - 1} - s.t{k - 1} % {DAY_US} AND d.day_us <= s.t1 + ?)")
         nxt = (f"(SELECT n.id FROM events n WHERE n.user_id = s.u AND {_MATCH.format(a='n')} "
                f"AND (n.ts_us > s.t{k - 1} OR (n.ts_us = s.t{k - 1} AND n.id > s.i{k - 1})) "
                f"AND n.ts_us <= s.t1 + ? ORDER BY n.ts_us, n.id LIMIT 1)")
         carried = ", ".join(f"s.i{j}, s.t{j}" for j in range(1, k))
         chain = (f"SELECT s.u, {carried}, s.b, x.id AS i{k}, x.ts_us AS t{k} FROM ({chain}) AS s "
-                 f"LEFT JOIN events x ON x.id = {nxt}")
-        params += [step, step, within_us]
+                 f"LEFT JOIN events x ON x.id = CASE WHEN s.i{k - 1} IS NOT NULL AND {reach} THEN {nxt} END")
+        params += [step, within_us, step, step, within_us]
     depth = " + ".join(f"CASE WHEN s.i{k} IS NULL THEN 0 ELSE 1 END" for k in range(2, len(steps) + 1))
     # per user: the deepest start, the earliest among equals (by time, then id)
     ranked = (f"SELECT s.u, s.b, 1 + {depth} AS d, ROW_NUMBER() OVER (PARTITION BY s.u "

@@ -71,13 +71,20 @@ def range_where(q: AnalyticsQuery, column: str, params: list[Any]) -> list[str]:
     return clauses
 
 
-def nearest_ranks(db: Reader, values_sql: str, params: Sequence[Any], n: int, ps: Sequence[float]) -> list[Any]:
+def nearest_ranks(db: Reader, values_sql: str, params: Sequence[Any], n: int, ps: Sequence[float],
+                  few: bool = False) -> list[Any]:
     """The ``ps`` percentiles (nearest rank: the smallest value with at least ``ceil(p*n)``
     values at or below it) of the single column ``v`` that ``values_sql`` selects, of ``n``
-    rows: one sort in the engine, not in Python."""
+    rows: one sort in the engine, not in Python. ``few``: the values repeat (counts), so they
+    are counted per value first and the ranks found in that short histogram's running sum."""
     if n <= 0:
         return [None for _ in ps]
     ranks = [max(1, math.ceil(p * n)) for p in ps]
+    if few:
+        return list(db.rows(
+            f"SELECT {', '.join(f'MIN(CASE WHEN c >= {int(r)} THEN v END)' for r in ranks)} "
+            f"FROM (SELECT v, SUM(k) OVER (ORDER BY v) AS c FROM (SELECT v, COUNT(*) AS k FROM ({values_sql}) "
+            f"AS x GROUP BY v) AS h) AS running", params)[0])
     found = dict(db.rows(f"SELECT r, v FROM (SELECT ROW_NUMBER() OVER (ORDER BY v) AS r, v FROM ({values_sql}) "
                          f"AS ranked) AS numbered WHERE r IN ({', '.join(str(int(r)) for r in ranks)})", params))
     return [found.get(r) for r in ranks]

@@ -54,7 +54,7 @@ from trubrics_otel.translate.conventions.tokens import (
 )
 from trubrics_otel.translate.messages import (
     assistant_text,
-    indexed,
+    indexed_by,
     last_user_text,
     parse_json,
     summarise_tool_calls,
@@ -68,6 +68,8 @@ CHOICES_PREFIX = "llm.choices."
 REQUEST_MODEL_NAME = "llm.request.model_name"
 RESPONSE_MODEL_NAME = "llm.response.model_name"
 TOKEN_COUNT_PREFIX = "llm.token_count."
+_MESSAGE_LISTS = ("message.contents.", "message.tool_calls.")
+_LISTS = (sc.LLM_INPUT_MESSAGES_PREFIX, sc.LLM_OUTPUT_MESSAGES_PREFIX, PROMPTS_PREFIX, CHOICES_PREFIX)
 CACHE_READ = "llm.token_count.prompt_details.cache_read"
 CACHE_WRITE = "llm.token_count.prompt_details.cache_write"
 REASONING = "llm.token_count.completion_details.reasoning"
@@ -135,10 +137,11 @@ def read_llm(span: ReadableSpan) -> LlmCall:
     if request_model and model and request_model != model:
         properties[sc.PROP_REQUEST_MODEL] = request_model
 
-    inputs = messages(attributes, sc.LLM_INPUT_MESSAGES_PREFIX)
-    outputs = messages(attributes, sc.LLM_OUTPUT_MESSAGES_PREFIX)
-    prompts = _texts(attributes, PROMPTS_PREFIX, "prompt.text")  # completions APIs
-    choices = _texts(attributes, CHOICES_PREFIX, "completion.text")
+    lists = indexed_by(attributes, _LISTS)  # one pass over the span's keys for all four
+    inputs = [_message(flat) for flat in lists[sc.LLM_INPUT_MESSAGES_PREFIX]]
+    outputs = [_message(flat) for flat in lists[sc.LLM_OUTPUT_MESSAGES_PREFIX]]
+    prompts = _texts(attributes, lists, PROMPTS_PREFIX, "prompt.text")  # completions APIs
+    choices = _texts(attributes, lists, CHOICES_PREFIX, "completion.text")
     if inputs:
         prompt = last_user_text(inputs)
     else:
@@ -150,14 +153,10 @@ def read_llm(span: ReadableSpan) -> LlmCall:
     return LlmCall(prompt=prompt, generation=generation, model=model, properties=properties)
 
 
-def messages(attributes: Attributes, prefix: str) -> list[dict[str, Any]]:
-    """``llm.input_messages.{i}.message.*`` → ``[{"role", "content", "tool_calls"}]``."""
-    return [_message(flat) for flat in indexed(attributes, prefix)]
-
-
-def _texts(attributes: Attributes, prefix: str, key: str) -> list[str]:
+def _texts(attributes: Attributes, lists: Mapping[str, list[dict[str, Any]]], prefix: str,
+           key: str) -> list[str]:
     """``llm.prompts.{i}.prompt.text`` → texts; also the older plain list ``llm.prompts``."""
-    flat = [str(item[key]) for item in indexed(attributes, prefix) if item.get(key) is not None]
+    flat = [str(item[key]) for item in lists[prefix] if item.get(key) is not None]
     listed = attributes.get(prefix.rstrip("."))
     if not flat and isinstance(listed, (list, tuple)):
         flat = [item for item in listed if isinstance(item, str)]
@@ -166,14 +165,15 @@ def _texts(attributes: Attributes, prefix: str, key: str) -> list[str]:
 
 def _message(flat: Mapping[str, Any]) -> dict[str, Any]:
     content = flat.get("message.content")
-    parts = indexed(flat, "message.contents.")
+    lists = indexed_by(flat, _MESSAGE_LISTS)
+    parts = lists["message.contents."]
     if content is None and parts:
         content = "".join(
             str(part.get("message_content.text") or "")
             for part in parts
             if part.get("message_content.type", "text") == "text"
         )
-    calls = indexed(flat, "message.tool_calls.")
+    calls = lists["message.tool_calls."]
     if not calls:  # Anthropic's tool_use blocks, among the contents
         calls = [part for part in parts if "tool_call.function.name" in part]
     # an empty text beside tool calls is no text: the calls are the reply
