@@ -3,7 +3,7 @@
 ::
 
     with store.connection() as connection:
-        db = SQLiteReader(connection)
+        db = EngineReader(connection)
         db.rows("SELECT COUNT(*) FROM events WHERE ts_us >= ?", [since_us])   # [(42,)]
         db.dialect.month_start_us("ts_us")   # SQL for the calendar month of ts_us, in µs (UTC)
 
@@ -92,35 +92,18 @@ class Writer(Reader, Protocol):
     def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> None: ...
 
 
-class SQLiteReader:
-    """A :class:`Writer` over a ``sqlite3`` connection (the caller owns it and its transaction)."""
-
-    dialect = SQLITE
+class EngineReader:
+    """A :class:`Writer` over a connection in the caller's transaction: a store engine's
+    (``SQLiteConnection`` or ``PostgresConnection``, both taking ``?`` SQL) or a plain
+    ``sqlite3`` one. The dialect follows the engine's; a plain connection is SQLite."""
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
+        engine = getattr(connection, "dialect", None)
+        self.dialect = POSTGRESQL if engine is not None and engine.name == "postgresql" else SQLITE
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in self.connection.execute(sql, list(params)).fetchall()]
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self.connection.execute(sql, list(params))
-
-    def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> None:
-        self.connection.executemany(sql, params)
-
-
-class EngineReader:
-    """A :class:`Writer` over a store engine's connection (``SQLiteConnection`` or
-    ``PostgresConnection``: ``?`` SQL, ``rows``), in the caller's transaction; the dialect
-    follows the engine's."""
-
-    def __init__(self, connection: Any) -> None:
-        self.connection = connection
-        self.dialect = POSTGRESQL if connection.dialect.name == "postgresql" else SQLITE
-
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in self.connection.rows(sql, list(params))]
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.connection.execute(sql, list(params))
