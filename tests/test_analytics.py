@@ -301,7 +301,7 @@ def test_bad_arguments_are_one_line_and_exit_2(served, tmp_path):
 
 
 def test_serve_feedback_event_option_parses_name_and_value():
-    from trubrics_otel.server.cli import feedback_mapping
+    from trubrics_otel.server.cli.serve import feedback_mapping
 
     assert feedback_mapping("Thumbs up=1") == ("Thumbs up", 1.0)
     assert feedback_mapping("a=b=0") == ("a=b", 0.0)

@@ -28,20 +28,20 @@ from trubrics_otel.cli_args import Parser, plain
 # ``run(args) -> int``
 SUBCOMMANDS: dict[str, str] = {
     "bridge": "trubrics_otel.receive.bridge",
-    "serve": "trubrics_otel.server.cli:serve",
-    "events": "trubrics_otel.server.cli:events",
-    "sessions": "trubrics_otel.server.cli:sessions",
-    "threads": "trubrics_otel.server.cli:threads",
-    "users": "trubrics_otel.server.cli:users",
-    "stats": "trubrics_otel.server.stats_cli",
-    "migrate": "trubrics_otel.server.migrate_cli",
+    "serve": "trubrics_otel.server.cli.serve:serve",
+    "events": "trubrics_otel.server.cli.read:events",
+    "sessions": "trubrics_otel.server.cli.read:sessions",
+    "threads": "trubrics_otel.server.cli.read:threads",
+    "users": "trubrics_otel.server.cli.read:users",
+    "stats": "trubrics_otel.server.cli.stats",
+    "migrate": "trubrics_otel.server.cli.migrate",
     "doctor": "trubrics_otel.diagnose",
-    "active": "trubrics_otel.server.analytics_cli:active",
-    "retention": "trubrics_otel.server.analytics_cli:retention",
-    "funnel": "trubrics_otel.server.analytics_cli:funnel",
-    "feedback": "trubrics_otel.server.analytics_cli:feedback",
-    "conversations": "trubrics_otel.server.analytics_cli:conversations",
-    "topics": "trubrics_otel.server.analytics_cli:topics",
+    "active": "trubrics_otel.server.cli.analyses:active",
+    "retention": "trubrics_otel.server.cli.analyses:retention",
+    "funnel": "trubrics_otel.server.cli.analyses:funnel",
+    "feedback": "trubrics_otel.server.cli.analyses:feedback",
+    "conversations": "trubrics_otel.server.cli.analyses:conversations",
+    "topics": "trubrics_otel.server.cli.analyses:topics",
 }
 
 

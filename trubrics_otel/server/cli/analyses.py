@@ -20,7 +20,7 @@ import argparse
 import sys
 from typing import Any, Callable
 
-from trubrics_otel.server import cli
+from trubrics_otel.server.cli import common as cli
 from trubrics_otel.server.analytics.api import answer
 from trubrics_otel.server.analytics.query import PERIODS, AnalyticsError
 from trubrics_otel.server.store import Store

@@ -16,7 +16,7 @@ import argparse
 import sys
 from typing import Any
 
-from trubrics_otel.server import cli
+from trubrics_otel.server.cli import common as cli
 from trubrics_otel.server.stats import BUCKETS, StatsError, StatsQuery, stats
 from trubrics_otel.server.store import Store, to_us
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trubrics_otel.server import cli
+from trubrics_otel.server.cli import common as cli
 from trubrics_otel.server.store import Store, StoreError
 from trubrics_otel.server.store.copy import copy_events, source_timeout_s, verify
 

@@ -1,0 +1,158 @@
+"""What the commands share: the ``Command`` holder, the source arguments (``--db``, ``--url``),
+fetching from a store or a running server, and the plain-text formatting of tables and threads.
+
+::
+
+    from trubrics_otel.server.cli.common import format_table
+    print(format_table(["user", "events"], [["alice", 3]]))
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import shutil
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from trubrics_otel import cli_args as checks
+from trubrics_otel.server.app import strict_json
+from trubrics_otel.server.store import (
+    DEFAULT_SESSION_TIMEOUT_S,
+    Store,
+    default_db_path,
+    parse_time,
+)
+
+
+class Command:
+    def __init__(self, doc: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+                 run: Callable[[argparse.Namespace], int]) -> None:
+        self.__doc__ = doc
+        self.add_arguments = add_arguments
+        self.run = run
+
+
+def _usd(cost: float | None) -> str:
+    """A cost for a table: empty when unknown (never a 0 that reads as free)."""
+    return "" if cost is None else f"{cost:.4f}"
+
+
+# --- formatting (pure) -------------------------------------------------------------------------
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None) -> str:
+    """A plain-text table fitting ``width`` columns: the widest column is cut with ``…``."""
+    if not rows:
+        return "(nothing stored yet)"
+    width = width or shutil.get_terminal_size((160, 24)).columns
+    cells = [[_one_line(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    while sum(widths) + 2 * (len(widths) - 1) > width and max(widths) > 12:
+        widest = widths.index(max(widths))
+        widths[widest] -= 1
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in cells:
+        lines.append("  ".join(_fit(c, w) for c, w in zip(row, widths)).rstrip())
+    return "\n".join(lines)
+
+
+def format_conversation(turns: Sequence[dict[str, Any]]) -> str:
+    lines: list[str] = []
+    for turn in turns:
+        lines.append(f"[{_local(turn['timestamp'])}] {turn['user_id']} ({turn['prompt_event_name']}):")
+        lines.append(_indent(turn["prompt"]))
+        meta = [turn["generation_event_name"]]
+        if turn.get("latency") is not None:
+            meta.append(f"{turn['latency']:.2f} s")
+        if turn.get("input_tokens") is not None or turn.get("output_tokens") is not None:
+            meta.append(f"{turn.get('input_tokens') or 0}→{turn.get('output_tokens') or 0} tokens")
+        who = turn.get("model") or turn.get("assistant_id") or "assistant"
+        lines.append(f"  {who} ({', '.join(meta)}):")
+        if turn.get("error"):
+            lines.append(_indent(f"ERROR {turn['error']}"))
+        if turn.get("generation"):
+            lines.append(_indent(turn["generation"]))
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def _one_line(value: Any) -> str:
+    return " ".join(str("" if value is None else value).split())
+
+
+def _fit(text: str, width: int) -> str:
+    return text.ljust(width) if len(text) <= width else text[: width - 1] + "…"
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in str(text).splitlines() or [""])
+
+
+def _local(iso_time: str | None) -> str:
+    if not iso_time:
+        return ""
+    return _dt.datetime.fromisoformat(iso_time).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+# --- sources -----------------------------------------------------------------------------------
+
+
+def _db_argument(parser: argparse.ArgumentParser, check: Callable[[str], str]) -> None:
+    parser.add_argument("--db", type=check, default=None, metavar="PATH|URL",
+                        help="SQLite file (or sqlite:///path) or postgresql://user@host:port/database "
+                             f"(default $TRUBRICS_DB_URL, $TRUBRICS_DB or {default_db_path()})")
+
+
+def _session_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--session-timeout", type=checks.positive_number, default=DEFAULT_SESSION_TIMEOUT_S / 60,
+                        metavar="MINUTES", help="a new session starts after this long without an event (30)")
+
+
+def _source_arguments(parser: argparse.ArgumentParser) -> None:
+    _db_argument(parser, checks.existing_database)
+    parser.add_argument("--url", type=checks.http_url, help="ask a running server (e.g. http://127.0.0.1:8787) instead of the file")
+    parser.add_argument("--api-key", help="with --url: the server's --api-key (needed when it is not on loopback)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _time_argument(text: str) -> _dt.datetime:
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _fetch(args: argparse.Namespace, endpoint: str, params: dict[str, Any],
+           local: Callable[[Store], Any]) -> Any:
+    if not args.url:
+        store = Store(args.db)
+        try:
+            if not store.exists():
+                return []  # never create a database just to read it
+            return local(store)
+        finally:
+            store.close()
+    import requests
+
+    query = {k: (v.isoformat() if isinstance(v, _dt.datetime) else v) for k, v in params.items() if v is not None}
+    headers = {"x-api-key": args.api_key} if args.api_key else {}
+    response = requests.get(f"{args.url.rstrip('/')}/api/{endpoint}", params=query, headers=headers, timeout=30)
+    if response.status_code == 404:
+        return []
+    response.raise_for_status()
+    return response.json()
+
+
+def _print_json(rows: Any) -> int:
+    print(strict_json(rows, indent=2))  # an overflowed sum: null + <key>_overflow, never Infinity
+    return 0

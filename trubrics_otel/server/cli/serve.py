@@ -1,0 +1,123 @@
+"""``trubrics-otel serve``: run the local server.
+
+::
+
+    trubrics-otel serve                          # http://127.0.0.1:8787, page at /; OTLP/gRPC on 4317
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+
+from trubrics_otel import cli_args as checks
+from trubrics_otel.receive.process import tune_for_server
+from trubrics_otel.server.app import (
+    DEFAULT_GRPC_PORT,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_PORT,
+    LocalServer,
+)
+from trubrics_otel.server.analytics.api import set_feedback_events
+from trubrics_otel.server.cli.common import Command, _db_argument, _session_argument
+from trubrics_otel.server.read_api import is_loopback
+
+
+# --- serve ----------------------------------------------------------------------------------
+
+
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    _db_argument(parser, checks.new_database)
+    parser.add_argument("--bind", type=checks.ip_address, default="127.0.0.1",
+                        help="IP address to listen on (default 127.0.0.1; 0.0.0.0 = every interface)")
+    parser.add_argument("--port", type=checks.port, default=DEFAULT_PORT,
+                        help=f"port (default {DEFAULT_PORT}; 0 = any free)")
+    parser.add_argument("--grpc-port", type=checks.port, default=None,
+                        help=f"OTLP/gRPC port (default {DEFAULT_GRPC_PORT}, the OTLP default; 0 = any free; "
+                        "needs the grpc extra)")
+    parser.add_argument("--no-grpc", action="store_true", help="no OTLP/gRPC listener")
+    parser.add_argument("--api-key", default=None,
+                        help="accept only this key (x-api-key or Authorization: Bearer) for writes and "
+                        "reads; required when --bind is not loopback (default: any non-empty key)")
+    parser.add_argument("--max-body-bytes", type=checks.positive_int, default=DEFAULT_MAX_BODY_BYTES,
+                        help="larger request bodies get 413 (default 10 MiB)")
+    _session_argument(parser)
+    parser.add_argument("--log-level", type=checks.log_level, default="INFO",
+                        help="trubrics.server log level (default INFO)")
+    parser.add_argument("--feedback-event", action="append", default=[], metavar="NAME=VALUE",
+                        type=feedback_mapping, help='count events NAME as feedback worth VALUE, e.g. "Thumbs up=1"')
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logger = logging.getLogger("trubrics.server")
+    logger.setLevel(args.log_level)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.propagate = False
+    from trubrics_otel.receive import grpc as otlp_grpc
+
+    grpc_port = None if args.no_grpc else DEFAULT_GRPC_PORT if args.grpc_port is None else args.grpc_port
+    if grpc_port is not None and not otlp_grpc.available():
+        if args.grpc_port is not None:  # asked for: say why it is not there (the default is quiet)
+            logger.warning("%s; serving OTLP/HTTP only", otlp_grpc.INSTALL_HINT)
+        grpc_port = None
+    if not args.api_key and not is_loopback(args.bind):  # anyone could write and read there
+        print(f"trubrics-otel serve: --bind {args.bind} is not loopback: give --api-key", file=sys.stderr)
+        return 2
+    server = LocalServer(
+        args.db, host=args.bind, port=args.port, api_key=args.api_key,
+        max_body_bytes=args.max_body_bytes, session_timeout_s=args.session_timeout * 60, logger=logger,
+        grpc_port=grpc_port,
+    )
+    server.store.count()  # the database first: a bad --db is not a port problem (main says so)
+    if args.feedback_event:
+        set_feedback_events(server.store, dict(args.feedback_event))
+    try:
+        server.bind()
+    except (OSError, OverflowError) as exc:
+        print(f"trubrics-otel serve: {exc}", file=sys.stderr)  # the receivers name the address
+        return 2
+    host = checks.reachable_host(args.bind)  # 0.0.0.0 listens everywhere but is no address to dial
+    url = f"http://{host}:{server.port}"
+    print(f"trubrics-otel local server: {url}  (db: {server.store.location})", flush=True)
+    if host != args.bind:
+        print(f"  listening on every interface ({args.bind}): from another machine use this one's address",
+              flush=True)
+    key = args.api_key or "local-dev-key"  # the operator's own key, shown on their own terminal
+    print(f"  send events:  Trubrics(api_key=\"{key}\", host=\"{url}\")", flush=True)
+    print(f"  OTLP traces:  {url}/v1/traces", flush=True)
+    if server.grpc_port is not None:
+        print(f"  OTLP/gRPC:    {host}:{server.grpc_port}  (opentelemetry-instrument's default)", flush=True)
+    elif not args.no_grpc:
+        print("  OTLP/gRPC:    off (pip install 'trubrics-otel[grpc]' to receive it)", flush=True)
+    print(f"  look at them: {url}/   (Ctrl-C stops)", flush=True)
+    if not is_loopback(args.bind):
+        print("  not loopback: every write (ingestion, OTLP/HTTP, OTLP/gRPC) and every read needs the "
+              "--api-key as x-api-key or Authorization: Bearer", flush=True)
+    try:  # Ctrl-C while the price table loads is a stop too, not a traceback
+        tune_for_server()  # our own process: see receive/process.py
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:  # whenever Ctrl-C lands, no listener thread keeps the process alive
+        server.stop()
+    return 0
+
+
+serve = Command("Run the local Trubrics-compatible server (SQLite or PostgreSQL + page).", _serve_arguments, _serve)
+
+
+
+def feedback_mapping(text: str) -> tuple[str, float]:
+    """``"Thumbs up=1"`` → ``("Thumbs up", 1.0)``."""
+    name, _, value = text.rpartition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not name.strip() or not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"expected NAME=NUMBER, e.g. \"Thumbs up=1\", got {text!r}")
+    return name.strip(), number
