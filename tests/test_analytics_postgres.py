@@ -15,7 +15,7 @@ from analytics_data import FUNNEL, generate
 
 from trubrics_otel.server import LocalServer
 from trubrics_otel.server.analytics import api, topics
-from trubrics_otel.server.analytics.dialect import POSTGRESQL, EngineReader
+from trubrics_otel.server.store.dialect import POSTGRESQL
 from trubrics_otel.server.analytics.query import AnalyticsQuery
 
 pytest.importorskip("psycopg")
@@ -59,8 +59,7 @@ def test_postgresql_answers_what_sqlite_does(both, name, params):
 
 def test_the_dialect_fragments_run_on_postgresql(both):
     _, postgres_store = both
-    with postgres_store.connection() as connection:
-        pg = EngineReader(connection)
+    with postgres_store.connection() as pg:
         assert pg.dialect is POSTGRESQL
         assert pg.rows(f"SELECT {pg.dialect.month_start_us('1772668800000000')}") == [(1772323200000000,)]  # 5 → 1 Mar 2026
         assert pg.rows(f"SELECT {pg.dialect.json_text('?', 'a.b')}", ['{"a.b": 2}']) == [("2",)]

@@ -12,12 +12,12 @@ import sqlite3
 
 from trubrics_otel.server.analytics import schema
 from trubrics_otel.server.analytics.conversations import conversations
-from trubrics_otel.server.analytics.dialect import EngineReader
+from trubrics_otel.server.store.sqlite import SQLiteConnection
 from trubrics_otel.server.analytics.query import AnalyticsQuery, nearest_ranks, percentile_list
 
 
 def test_histogram_percentiles_are_the_nearest_rank() -> None:
-    db = EngineReader(sqlite3.connect(":memory:"))
+    db = sqlite3.connect(":memory:", factory=SQLiteConnection)
     db.execute("CREATE TABLE v (v INTEGER)")
     rng = random.Random(3)
     for n in range(1, 41):
@@ -35,7 +35,7 @@ def _thread(n: int, user: str, turns: int) -> tuple[object, ...]:
 
 
 def test_conversations_top_users_are_the_most_threads_then_by_id() -> None:
-    db = EngineReader(sqlite3.connect(":memory:"))
+    db = sqlite3.connect(":memory:", factory=SQLiteConnection)
     schema.create(db)
     rng = random.Random(5)
     counts = {f"user-{u:02d}": rng.choice((1, 2, 2, 3, 3, 4)) for u in range(40)}  # many ties

@@ -25,16 +25,14 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from trubrics_otel.server.store.derived import HOUR_US, latency_from_bin
+from trubrics_otel.server.store.derived import latency_from_bin
+from trubrics_otel.server.store.dialect import DAY_US, HOUR_US, MONDAY_US, WEEK_US
 from trubrics_otel.server.times import iso
 
-DAY_US = 24 * HOUR_US
-WEEK_US = 7 * DAY_US
-_MONDAY_US = 4 * DAY_US  # 1970-01-05, the first Monday after the epoch
 BUCKETS = {
     "hour": ("hour_us", HOUR_US),
     "day": (f"hour_us - hour_us % {DAY_US}", DAY_US),
-    "week": (f"hour_us - (hour_us - {_MONDAY_US}) % {WEEK_US}", WEEK_US),
+    "week": (f"hour_us - (hour_us - {MONDAY_US}) % {WEEK_US}", WEEK_US),
 }
 MAX_BUCKETS = 20_000
 
@@ -177,7 +175,7 @@ def _floor(us: int | None, by: str) -> int | None:
     if us is None:
         return None
     if by == "week":
-        return us - (us - _MONDAY_US) % WEEK_US
+        return us - (us - MONDAY_US) % WEEK_US
     return us - us % BUCKETS[by][1]
 
 

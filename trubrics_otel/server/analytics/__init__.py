@@ -4,9 +4,11 @@
 
     from trubrics_otel.server.analytics import api
     api.answer(store, "retention", {"period": "week", "since": "90d"})
-    # or, given any Reader (dialect.py): retention.retention(db, AnalyticsQuery(...), "week")
+    with store.connection() as db:                  # a store connection is a Reader
+        retention.retention(db, AnalyticsQuery(...), "week")
 
 ``activity`` (active, new, returning users; stickiness), ``retention`` (cohorts), ``funnels``,
 ``feedback`` (what counts: ``feedback_rows``), ``conversations``, ``topics``; ``schema`` keeps
-the tables they read; ``dialect`` holds what differs between SQLite and PostgreSQL.
+the tables they read. What differs between SQLite and PostgreSQL is asked of ``db.dialect``
+(:mod:`trubrics_otel.server.store.dialect`, shared with the read API's queries).
 """

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from trubrics_otel.server.analytics.dialect import Reader, bucket_us
+from trubrics_otel.server.store.dialect import Reader
 from trubrics_otel.server.analytics.query import AnalyticsQuery, floor_us, next_us, starts
 from trubrics_otel.server.times import iso
 
@@ -46,7 +46,7 @@ def sources(db: Reader, q: AnalyticsQuery, period: str, first: bool = True) -> t
     days = f"SELECT DISTINCT user_id, day_us FROM analytics_daily WHERE {' AND '.join(clauses)}"
     if first:
         days = f"SELECT user_id, day_us, MIN(day_us) OVER (PARTITION BY user_id) AS first_us FROM ({days}) AS d"
-    return (f"SELECT DISTINCT {bucket_us(period, 'day_us', db.dialect)} AS start_us, user_id, "
+    return (f"SELECT DISTINCT {db.dialect.bucket_us(period, 'day_us')} AS start_us, user_id, "
             f"{'first_us' if first else 'NULL AS first_us'} FROM ({days}) AS u", params)
 
 

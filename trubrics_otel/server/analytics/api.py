@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from trubrics_otel.server.analytics import activity, conversations, feedback, funnels, retention, schema, topics
-from trubrics_otel.server.analytics.dialect import EngineReader, Writer
+from trubrics_otel.server.store.dialect import Writer
 from trubrics_otel.server.analytics.query import PERIODS, AnalyticsError, AnalyticsQuery
 from trubrics_otel.server.times import parse_time, to_us
 
@@ -96,11 +96,11 @@ def _writer(store: Any) -> Iterator[Writer]:
     until told otherwise."""
     with store.connection() as connection:
         if connection.dialect.name == "postgresql":
-            yield EngineReader(connection)
+            yield connection
             return
         connection.execute("BEGIN IMMEDIATE")
         try:
-            yield EngineReader(connection)
+            yield connection
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
@@ -120,7 +120,7 @@ def answer(store: Any, name: str, p: Mapping[str, Any]) -> dict[str, Any]:
             # an analysis reads scattered pages of a large file once: mapped, they cost no read()
             # call each (this short-lived connection only; its page cache would start cold anyway)
             connection.execute(f"PRAGMA mmap_size = {READ_MMAP_BYTES}")
-        return ANALYSES[name](EngineReader(connection), q, p)
+        return ANALYSES[name](connection, q, p)
 
 
 def set_feedback_events(store: Any, values: Mapping[str, float]) -> None:

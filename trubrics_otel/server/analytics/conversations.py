@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trubrics_otel.server.analytics.dialect import Reader
+from trubrics_otel.server.store.dialect import Reader
 from trubrics_otel.server.analytics.feedback import thread_where
 from trubrics_otel.server.analytics.query import AnalyticsError, AnalyticsQuery, nearest_ranks
 from trubrics_otel.server.times import iso

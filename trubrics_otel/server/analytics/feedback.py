@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trubrics_otel.server.analytics.dialect import DAY_US, Reader
+from trubrics_otel.server.store.dialect import DAY_US, Reader
 from trubrics_otel.server.analytics.query import AnalyticsQuery, event_where, range_where
 from trubrics_otel.server.times import iso
 

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.server.analytics.dialect import Writer
+from trubrics_otel.server.store.dialect import Writer
 
 FEEDBACK_PROPERTY = "$feedback"
 SCORE_EVENT = "Score"

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from trubrics_otel.server.analytics.dialect import DAY_US, Reader
+from trubrics_otel.server.store.dialect import DAY_US, Reader
 from trubrics_otel.server.analytics.query import AnalyticsError, AnalyticsQuery, range_where
 
 MAX_STEPS = 10

@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from trubrics_otel.server.analytics.dialect import DAY_US, MONDAY_US, WEEK_US, Reader
+from trubrics_otel.server.store.dialect import DAY_US, MONDAY_US, WEEK_US, Reader
 from trubrics_otel.server.times import to_us
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)

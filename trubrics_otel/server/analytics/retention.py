@@ -16,13 +16,13 @@ from __future__ import annotations
 from typing import Any
 
 from trubrics_otel.server.analytics.activity import grouped, shown
-from trubrics_otel.server.analytics.dialect import Reader, bucket_us
+from trubrics_otel.server.store.dialect import Reader
 from trubrics_otel.server.analytics.query import AnalyticsQuery
 from trubrics_otel.server.times import iso
 
 
 def retention(db: Reader, q: AnalyticsQuery, period: str = "week") -> dict[str, Any]:
-    cohort = bucket_us(period, "a.first_us", db.dialect)
+    cohort = db.dialect.bucket_us(period, "a.first_us")
     rows = grouped(db, q, period, f"{cohort} AS cohort, a.start_us, COUNT(*)", f"{cohort}, a.start_us")
     periods = shown(q, period, [r[1] for r in rows])
     index = {start: i for i, start in enumerate(periods)}

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from trubrics_otel.server.analytics import feedback_rows
-from trubrics_otel.server.analytics.dialect import Writer, bucket_us
+from trubrics_otel.server.store.dialect import Writer
 
 STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS analytics_activity (
@@ -83,12 +83,12 @@ TABLES = ("analytics_activity", "analytics_daily", "analytics_first", "analytics
 def _activity(db: Writer) -> list[str]:
     scan = db.dialect.new_rows()
     return [f"""INSERT INTO analytics_activity (period, start_us, user_id)
-                SELECT DISTINCT '{period}', {bucket_us(period, 'ts_us', db.dialect)}, user_id
+                SELECT DISTINCT '{period}', {db.dialect.bucket_us(period, "ts_us")}, user_id
                 FROM {scan} WHERE id > ? ON CONFLICT DO NOTHING""" for period in ("day", "week", "month")]
 
 
 def _daily(db: Writer) -> list[str]:
-    day = bucket_us("day", "ts_us", db.dialect)
+    day = db.dialect.bucket_us("day", "ts_us")
     return [f"""INSERT INTO analytics_daily (day_us, user_id, event, model)
                 SELECT DISTINCT {day}, user_id, {name}, COALESCE(model, '') FROM {db.dialect.new_rows()}
                 WHERE id > ?{extra} ON CONFLICT DO NOTHING"""

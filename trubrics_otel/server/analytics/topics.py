@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from trubrics_otel.server.analytics.dialect import Reader, Writer
+from trubrics_otel.server.store.dialect import Reader, Writer
 from trubrics_otel.server.analytics.query import AnalyticsQuery, range_where
 
 MAX_TOPICS = 20

@@ -35,10 +35,9 @@ import sqlite3
 from itertools import groupby
 from typing import Any
 
-from trubrics_otel.server.store.dialect import Dialect
+from trubrics_otel.server.store.dialect import HOUR_US, Dialect
 
 VERSION = 3
-HOUR_US = 3600 * 1_000_000
 DEFAULT_TIMEOUT_US = 30 * 60 * 1_000_000
 LATENCY_BINS_PER_E = 20
 """A latency's bin is ``round(ln(latency) * 20)``: bins 5 % wide, a percentile within 2.5 %."""

@@ -4,12 +4,18 @@
 
     c.execute(f"SELECT ... WHERE {c.dialect.contains('user_id')}", [part])
     c.execute(f"SELECT {c.dialect.json_array_agg('DISTINCT event')} FROM events")
+    c.rows(f"SELECT DISTINCT {c.dialect.bucket_us('month', 'ts_us')} FROM events")
     to_pyformat("SELECT * FROM events WHERE user_id = ? AND event LIKE 'a%'")
     # -> "SELECT * FROM events WHERE user_id = %s AND event LIKE 'a%%'"
 
-Queries are written once, with ``?`` placeholders and SQL both engines accept; a query asks
-its connection's ``dialect`` only for what differs. :func:`to_pyformat` is the one place
-``?`` becomes psycopg's ``%s``.
+Queries (the read API's, ``stats``, every analysis) are written once, with ``?`` placeholders
+and SQL both engines accept; a query asks its connection's ``dialect`` only for what differs.
+:func:`to_pyformat` is the one place ``?`` becomes psycopg's ``%s``. Days and weeks are
+integer arithmetic on microseconds (identical on both engines, and an index on the column
+still serves a range); months and JSON need the dialect.
+
+What a query may ask of a connection (both engines' connections are one): :class:`Reader`,
+and inside a transaction :class:`Writer`.
 """
 
 from __future__ import annotations
@@ -17,9 +23,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
 NO_LIMIT = 2**62
 """``LIMIT ?`` for "no limit": SQLite's ``-1`` is an error in PostgreSQL, ``NULL`` in SQLite."""
+
+HOUR_US = 3_600 * 1_000_000
+DAY_US = 24 * HOUR_US
+WEEK_US = 7 * DAY_US
+MONDAY_US = 4 * DAY_US
+"""1970-01-05, a Monday: weeks start on Monday 00:00 UTC."""
 
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\?|%")
 
@@ -47,6 +61,10 @@ class Dialect:
         """After a table name: SQLite's planner must scan the batch's rowid range, not an index
         (see :mod:`.derived`); PostgreSQL picks the primary-key range itself."""
         return " NOT INDEXED" if self.name == "sqlite" else ""
+
+    def new_rows(self, alias: str = "") -> str:
+        """``events`` (as ``alias``) for reading a batch's new rows by ``id > ?``."""
+        return f"{f'events {alias}'.strip()}{self.not_indexed}"
 
     def json_array_agg(self, inner: str, filter_: str = "") -> str:
         """A JSON array (as text) of ``inner`` over the group; ``filter_`` a FILTER condition.
@@ -83,7 +101,10 @@ class Dialect:
         return " & ".join(quoted[:-1] + [quoted[-1] + ":*"])
 
     def json_text(self, column: str, key: str) -> str:
-        """A top-level property of a JSON text column, as text (``key`` from our code, not input)."""
+        """A top-level property of a JSON text column, as text (NULL when absent; ``key`` from
+        our code, not input: inlined)."""
+        if '"' in key:
+            raise ValueError(f"not a safe JSON key: {key!r}")
         safe = key.replace("'", "''")
         if self.name == "sqlite":
             return f"CAST(json_extract({column}, '$.\"{safe}\"') AS TEXT)"
@@ -92,10 +113,28 @@ class Dialect:
     def month_start_us(self, ts_us: str) -> str:
         """The first microsecond of the UTC calendar month of ``ts_us``."""
         if self.name == "sqlite":
-            return (f"(CAST(strftime('%s', {ts_us} / 1000000, 'unixepoch', 'start of month') AS INTEGER)"
+            return (f"(CAST(strftime('%s', ({ts_us}) / 1000000, 'unixepoch', 'start of month') AS INTEGER)"
                     " * 1000000)")
-        return (f"(CAST(EXTRACT(EPOCH FROM date_trunc('month', to_timestamp({ts_us} / 1000000.0) "
+        return (f"(CAST(EXTRACT(EPOCH FROM date_trunc('month', to_timestamp(({ts_us}) / 1000000.0) "
                 "AT TIME ZONE 'UTC')) AS BIGINT) * 1000000)")
+
+    def bucket_us(self, period: str, ts_us: str) -> str:
+        """SQL for the start (µs, UTC) of the hour, day, week (Monday) or month holding ``ts_us``."""
+        if period == "hour":
+            return f"({ts_us} - {ts_us} % {HOUR_US})"
+        if period == "day":
+            return f"({ts_us} - {ts_us} % {DAY_US})"
+        if period == "week":
+            return f"({ts_us} - ({ts_us} - {MONDAY_US}) % {WEEK_US})"
+        if period == "month":
+            return self.month_start_us(ts_us)
+        raise ValueError(f"period must be hour, day, week or month, got {period!r}")
+
+    def least(self, a: str, b: str) -> str:
+        return f"MIN({a}, {b})" if self.name == "sqlite" else f"LEAST({a}, {b})"
+
+    def greatest(self, a: str, b: str) -> str:
+        return f"MAX({a}, {b})" if self.name == "sqlite" else f"GREATEST({a}, {b})"
 
 
 def tsvector(alias: str = "") -> str:
@@ -104,5 +143,23 @@ def tsvector(alias: str = "") -> str:
     p = f"{alias}." if alias else ""
     return f"to_tsvector('simple', COALESCE({p}prompt, '') || ' ' || COALESCE({p}generation, ''))"
 
+
 SQLITE = Dialect("sqlite")
 POSTGRESQL = Dialect("postgresql")
+
+
+class Reader(Protocol):
+    """A connection as a query sees it: positional rows and the engine's dialect (both engines'
+    connections, ``SQLiteConnection`` and ``PostgresConnection``, are one)."""
+
+    dialect: Dialect
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+
+class Writer(Reader, Protocol):
+    """A connection inside a transaction, for maintaining summary tables."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> Any: ...

@@ -31,7 +31,6 @@ from typing import Any
 
 from trubrics_otel.server.store import derived, migrations
 from trubrics_otel.server.analytics import schema as analytics_schema
-from trubrics_otel.server.analytics.dialect import EngineReader
 from trubrics_otel.server.store.dialect import POSTGRESQL, to_pyformat
 from trubrics_otel.server.store.errors import StoreError, StoreUnavailable
 from trubrics_otel.server.store.rows import INSERT, INSERT_WITH_ID
@@ -203,7 +202,7 @@ class PostgresEngine:
                 migrations.apply(c, "postgresql")
                 c.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
                 derived.ensure_sessions(c, self._timeout_us)
-                analytics_schema.ensure(EngineReader(c))
+                analytics_schema.ensure(c)
         except BaseException:
             self.close()  # a store that cannot start (a newer schema, no database) holds no pool
             raise
@@ -224,5 +223,5 @@ class PostgresEngine:
                           "(SELECT MAX(id) FROM events))")
             if stored:
                 derived.apply(c, last_id, derived.stored_timeout_us(c))
-                analytics_schema.apply(EngineReader(c), last_id)
+                analytics_schema.apply(c, last_id)
         return stored

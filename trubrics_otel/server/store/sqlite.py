@@ -31,7 +31,6 @@ from typing import Any
 
 from trubrics_otel.server.store import derived, migrations
 from trubrics_otel.server.analytics import schema as analytics_schema
-from trubrics_otel.server.analytics.dialect import EngineReader
 from trubrics_otel.server.store.dialect import SQLITE
 from trubrics_otel.server.store.rows import INSERT, INSERT_WITH_ID
 
@@ -125,7 +124,7 @@ class SQLiteEngine:
                         raise
                 connection.execute("BEGIN IMMEDIATE")  # the analytics tables: made (and filled) once
                 try:
-                    analytics_schema.ensure(EngineReader(connection))
+                    analytics_schema.ensure(connection)
                     connection.execute("COMMIT")
                 except BaseException:
                     connection.execute("ROLLBACK")
@@ -157,7 +156,7 @@ class SQLiteEngine:
                 stored = connection.total_changes - before
                 if stored:
                     derived.apply(connection, last_id, derived.stored_timeout_us(connection))
-                    analytics_schema.apply(EngineReader(connection), last_id)
+                    analytics_schema.apply(connection, last_id)
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
