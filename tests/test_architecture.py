@@ -115,3 +115,15 @@ def test_translate_is_pure(module):
 def test_no_module_is_a_house_of_its_own(module):
     lines = len(MODULES[module].read_text().splitlines())
     assert lines <= MAX_LINES, f"{module} has {lines} lines: split it by job"
+
+
+STORE_MAY_NOT_IMPORT = ("trubrics_otel.server.analytics", "trubrics_otel.server.app", "trubrics_otel.server.read_api",
+                        "trubrics_otel.server.cli")
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("trubrics_otel.server.store")))
+def test_store_points_down(module):
+    """The store is the server's floor: analytics and the server wire into it (``store.Hook``),
+    never the other way."""
+    wrong = sorted(i for i in GRAPH[module] if i.startswith(STORE_MAY_NOT_IMPORT))
+    assert not wrong, f"{module} must not import {wrong}"

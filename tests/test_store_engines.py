@@ -187,3 +187,36 @@ def test_readers_get_positional_rows_and_the_dialect(db_url):
         assert db.rows(f"SELECT DISTINCT {d.month_start_us('ts_us')} FROM events") == [(march,)]
         assert d.name == store.engine.name
     store.close()
+
+
+class _BatchSizes:
+    """A store hook keeping its own table: how many rows each insert's transaction added."""
+
+    def __init__(self) -> None:
+        self.fail = False
+
+    def ensure(self, connection) -> None:
+        connection.execute("CREATE TABLE IF NOT EXISTS hook_batches (rows_added BIGINT NOT NULL)")
+
+    def apply(self, connection, after_id: int) -> None:
+        if self.fail:
+            raise RuntimeError("hook failed")
+        connection.execute("INSERT INTO hook_batches SELECT COUNT(*) FROM events WHERE id > ?", [after_id])
+
+
+def test_a_hooks_tables_commit_with_the_events_or_not_at_all(db_url):
+    hook = _BatchSizes()
+    store = Store(db_url, hooks=[hook])
+    try:
+        events = [{"user_id": "u", "event": "e", "timestamp": at(i),
+                   "properties": {"$trace_id": TRACE, "$span_id": f"{i:016x}"}} for i in range(20)]
+        assert store.insert(events[:10]) == (10, 0)
+        assert store.insert(events[:12]) == (2, 10)  # the hook sees only the new rows
+        hook.fail = True
+        with pytest.raises(RuntimeError):
+            store.insert(events[12:20])
+        with store.reader() as db:
+            assert db.rows("SELECT rows_added FROM hook_batches ORDER BY rows_added") == [(2,), (10,)]
+            assert db.rows("SELECT COUNT(*) FROM events") == [(12,)]  # the failed batch: nothing kept
+    finally:
+        store.close()

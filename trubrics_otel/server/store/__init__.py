@@ -34,6 +34,15 @@ The layers: this module (what a worker and a reader need) → an engine (:mod:`.
 fragments that differ, and ``?`` → ``%s``). The read queries are :mod:`..queries` and
 :mod:`..stats`, written once against a connection's ``execute`` and ``dialect``.
 
+Hooks: tables kept by a layer above the store (the analytics tables) are maintained through
+:class:`Hook` objects, so the store imports nothing from there. ``hook.ensure(connection)``
+runs once when the store is first used (its own transaction: create, fill), ``hook.apply(
+connection, after_id)`` inside every insert's transaction, after the rows with ``id >
+after_id`` went in, before COMMIT. ``Store(hooks=None)`` takes :data:`HOOKS`, which the
+``trubrics_otel.server`` package fills (so every store in the process keeps the same tables)::
+
+    store = Store(path, hooks=[MyTables()])      # or hooks=() for the events and derived tables only
+
 A third engine (ClickHouse, for billions of events) plugs in as ``store/clickhouse.py``: an
 engine class with ``connection()`` / ``insert(rows)`` / ``exists()`` / ``close()`` /
 ``describe()``, its ``schema/clickhouse/`` migrations, a ``Dialect("clickhouse")`` for the
@@ -48,7 +57,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from trubrics_otel import settings
 from trubrics_otel.server import queries  # attributes read at call time: queries imports .derived
@@ -67,10 +76,22 @@ from trubrics_otel.server.times import (
     to_us,
 )
 
-__all__ = ["Store", "open_store", "default_db_path", "default_location", "StoreError", "StoreUnavailable",
+__all__ = ["Store", "Hook", "HOOKS", "open_store", "default_db_path", "default_location", "StoreError", "StoreUnavailable",
            "SchemaTooNew", "iso", "parse_time", "parse_timestamp", "timestamp_us", "to_us"]
 
 DEFAULT_SESSION_TIMEOUT_S = 30 * 60
+
+
+class Hook(Protocol):
+    """Tables kept in step with ``events`` by a layer above the store (see the module's docstring)."""
+
+    def ensure(self, connection: Any) -> None: ...
+
+    def apply(self, connection: Any, after_id: int) -> None: ...
+
+
+HOOKS: list[Hook] = []
+"""The hooks of a ``Store(hooks=None)``: filled by ``trubrics_otel.server`` (the analytics tables)."""
 
 
 def default_db_path() -> Path:
@@ -93,22 +114,24 @@ def is_url(location: object) -> bool:
 
 
 def open_store(location: str | os.PathLike[str] | None = None, *,
-               session_timeout_s: float | None = None) -> Store:
+               session_timeout_s: float | None = None, hooks: Sequence[Hook] | None = None) -> Store:
     """A path or ``sqlite:///path`` → SQLite; ``postgresql://…`` → PostgreSQL (the
     ``[postgres]`` extra); ``None`` → :func:`default_location`."""
-    return Store(location, session_timeout_s=session_timeout_s)
+    return Store(location, session_timeout_s=session_timeout_s, hooks=hooks)
 
 
 class Store:
     def __init__(self, location: str | os.PathLike[str] | None = None, *,
-                 session_timeout_s: float | None = None) -> None:
+                 session_timeout_s: float | None = None, hooks: Sequence[Hook] | None = None) -> None:
         """``session_timeout_s``: the idle time the ``sessions`` table is kept for (the server's);
-        ``None`` (readers) keeps the table's, 30 minutes for a new database."""
+        ``None`` (readers) keeps the table's, 30 minutes for a new database. ``hooks``: see
+        the module's docstring (``None``: :data:`HOOKS`)."""
         location = default_location() if location is None else location
         timeout_us = None if session_timeout_s is None else round(float(session_timeout_s) * 1e6)
+        hooks = tuple(HOOKS if hooks is None else hooks)
         self.path: Path | None = None
         if is_url(location):
-            self.engine: Any = PostgresEngine(str(location), timeout_us)
+            self.engine: Any = PostgresEngine(str(location), timeout_us, hooks)
         else:
             text = os.fspath(location)
             if isinstance(text, str) and text.startswith("sqlite:///"):
@@ -117,7 +140,7 @@ class Store:
                 raise StoreError(f"unsupported database URL {text.split('://')[0]}://…: "
                                  "give a path, sqlite:///path or postgresql://user@host:port/database")
             self.path = Path(text).expanduser()
-            self.engine = SQLiteEngine(self.path, timeout_us)
+            self.engine = SQLiteEngine(self.path, timeout_us, hooks)
 
     def __repr__(self) -> str:
         return f"Store({self.engine.describe()!r})"

@@ -30,7 +30,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from trubrics_otel.server.store import derived, migrations
-from trubrics_otel.server.analytics import schema as analytics_schema
 from trubrics_otel.server.store.dialect import POSTGRESQL, to_pyformat
 from trubrics_otel.server.store.errors import StoreError, StoreUnavailable
 from trubrics_otel.server.store.rows import INSERT, INSERT_WITH_ID
@@ -126,11 +125,12 @@ def _clean(value: Any) -> Any:
 class PostgresEngine:
     name = "postgresql"
 
-    def __init__(self, url: str, session_timeout_us: int | None, *, pool_size: int = 8,
-                 wait_s: float = 2.0) -> None:
+    def __init__(self, url: str, session_timeout_us: int | None, hooks: Sequence[Any] = (), *,
+                 pool_size: int = 8, wait_s: float = 2.0) -> None:
         _psycopg()
         self.url = url
         self._timeout_us = session_timeout_us
+        self._hooks = tuple(hooks)  # see Store: ensure() at creation, apply() in each insert
         self._pool_size = pool_size
         self._wait_s = wait_s
         self._pool: Any = None
@@ -202,7 +202,8 @@ class PostgresEngine:
                 migrations.apply(c, "postgresql")
                 c.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
                 derived.ensure_sessions(c, self._timeout_us)
-                analytics_schema.ensure(c)
+                for hook in self._hooks:
+                    hook.ensure(c)
         except BaseException:
             self.close()  # a store that cannot start (a newer schema, no database) holds no pool
             raise
@@ -223,5 +224,6 @@ class PostgresEngine:
                           "(SELECT MAX(id) FROM events))")
             if stored:
                 derived.apply(c, last_id, derived.stored_timeout_us(c))
-                analytics_schema.apply(c, last_id)
+                for hook in self._hooks:
+                    hook.apply(c, last_id)
         return stored

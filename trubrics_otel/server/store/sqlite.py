@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from trubrics_otel.server.store import derived, migrations
-from trubrics_otel.server.analytics import schema as analytics_schema
 from trubrics_otel.server.store.dialect import SQLITE
 from trubrics_otel.server.store.rows import INSERT, INSERT_WITH_ID
 
@@ -47,9 +46,10 @@ class SQLiteConnection(sqlite3.Connection):
 class SQLiteEngine:
     name = "sqlite"
 
-    def __init__(self, path: Path, session_timeout_us: int | None) -> None:
+    def __init__(self, path: Path, session_timeout_us: int | None, hooks: Sequence[Any] = ()) -> None:
         self.path = path
         self._timeout_us = session_timeout_us
+        self._hooks = tuple(hooks)  # see Store: ensure() at creation, apply() in each insert
         self._write_lock = threading.Lock()
         self._ready = False
         self._local = threading.local()  # this thread's (generation, connection)
@@ -122,13 +122,14 @@ class SQLiteEngine:
                     except BaseException:
                         connection.execute("ROLLBACK")
                         raise
-                connection.execute("BEGIN IMMEDIATE")  # the analytics tables: made (and filled) once
-                try:
-                    analytics_schema.ensure(connection)
-                    connection.execute("COMMIT")
-                except BaseException:
-                    connection.execute("ROLLBACK")
-                    raise
+                for hook in self._hooks:  # their tables: made (and filled) once
+                    connection.execute("BEGIN IMMEDIATE")
+                    try:
+                        hook.ensure(connection)
+                        connection.execute("COMMIT")
+                    except BaseException:
+                        connection.execute("ROLLBACK")
+                        raise
             finally:
                 connection.close()
             self._ready = True
@@ -156,7 +157,8 @@ class SQLiteEngine:
                 stored = connection.total_changes - before
                 if stored:
                     derived.apply(connection, last_id, derived.stored_timeout_us(connection))
-                    analytics_schema.apply(connection, last_id)
+                    for hook in self._hooks:
+                        hook.apply(connection, last_id)
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
