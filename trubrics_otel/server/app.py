@@ -52,24 +52,12 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from trubrics_otel import settings
-from trubrics_otel.deliver.exporter import policy_from_settings, price_and_redact
-from trubrics_otel.deliver.prices import load_price_table
 from trubrics_otel.receive import langfuse, otlp
 from trubrics_otel.receive.http import HttpReceiver, Reply, Request, presented_keys
-from trubrics_otel.receive.otlp import decode_request
 from trubrics_otel.server import read_api
+from trubrics_otel.server.ingest import ROUTES, Intake
 from trubrics_otel.server.store import DEFAULT_SESSION_TIMEOUT_S, Store, StoreUnavailable
-from trubrics_otel.server.validation import (
-    EVENT,
-    LLM_EVENT,
-    parse_batch,
-    validate_batch,
-    validate_event,
-)
-from trubrics_otel.translate.encoder import encode_spans
 from trubrics_otel.translate.redaction import Policy
-from trubrics_otel.translate.traces import TraceMemory
 
 RETRY_AFTER_S = 1
 """Retry-After of a 503 while the database is down: clients back off from there."""
@@ -77,7 +65,6 @@ RETRY_AFTER_S = 1
 DEFAULT_PORT = 8787
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_GRPC_PORT = 4317  # the OTLP default: an app with all-default OTLP settings lands here
-_INGESTION = {"publish_events": EVENT, "publish_llm_events": LLM_EVENT}
 
 
 class Response:
@@ -127,14 +114,11 @@ class LocalServer:
         self.logger = logger or logging.getLogger("trubrics.server")
         self.grpc_port = grpc_port
         """OTLP/gRPC port (0 = any free; None = no gRPC); the bound one once listening."""
-        self.policy = policy or policy_from_settings(logger=self.logger)
-        self._prices = load_price_table()  # OTLP spans are priced as the exporter prices them
-        self._attribute_limit = settings.received_attribute_limit()  # bounds one OTLP request's work
+        self.intake = Intake(self.store, policy=policy, logger=self.logger)
+        """Validation and the write path of the ingestion API and OTLP (:mod:`.ingest`)."""
         self._http: HttpReceiver | None = None
         self._grpc: Any = None  # a receive.grpc.GrpcReceiver
         self._stopped = threading.Event()
-        self._traces = TraceMemory()  # ancestors' users and sent calls, across OTLP requests
-        self._encode_lock = threading.Lock()
         self._reads = read_api.ReadAPI(self.store, session_timeout_s=session_timeout_s,
                                        api_key=self._api_key,
             needs_key=read_needs_key if read_needs_key is not None else not read_api.is_loopback(host))
@@ -227,59 +211,12 @@ class LocalServer:
             return True
         return any(self.authorised(key) for key in keys)
     def ingest(self, name: str, body: bytes) -> Response:
-        try:
-            parsed = parse_batch(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return Response(422, {"detail": [{"index": None, "loc": ["body"], "msg": f"invalid JSON: {exc}"}]})
-        good, errors = validate_batch(parsed, _INGESTION[name])
-        if name == "publish_events":
-            stored, duplicates = self.store.insert(good, ())
-        else:
-            stored, duplicates = self.store.insert((), good)
-        if errors:
-            self.logger.warning(
-                "/%s: %d invalid events rejected (first: %s), %d stored",
-                name, len({e["index"] for e in errors}), errors[0]["msg"], stored,
-            )
-            return Response(422, {"detail": errors, "stored": stored, "duplicates": duplicates})
-        self.logger.info("/%s: %d events stored, %d duplicates dropped", name, stored, duplicates)
-        return Response(200, {"stored": stored, "duplicates": duplicates})
+        """The ingestion API: ``name`` is ``publish_events`` or ``publish_llm_events``."""
+        return Response(*self.intake.publish(name, body))
 
     def ingest_otlp(self, body: bytes, content_type: str) -> Response:
-        """OTLP traces → the same encoder and policy the exporter uses → the store.
-
-        What can be stored is: a field out of range (a span ending before it starts, a NaN)
-        is stored as null; what cannot be is counted in the answer's ``partial_success``."""
-        try:
-            decoded = otlp.decode(body, content_type, self._attribute_limit)
-        except otlp.UnsupportedMediaType as exc:
-            return Response(415, {"detail": str(exc)})
-        except Exception as exc:  # a malformed request, whatever the decoder raises
-            return Response(400, {"detail": f"invalid OTLP request: {exc}"})
-        with self._encode_lock:
-            encoded = encode_spans(decoded.spans, memory=self._traces)
-        problems = decoded.rejected + encoded.errors
-        rejected = len(problems)
-        kept: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
-        for fields, found, into in zip((EVENT, LLM_EVENT), price_and_redact(encoded, self._prices, self.policy),
-                                       kept):
-            for raw in found:
-                event, errors = validate_event(raw, fields, lenient=True)
-                fatal = [e["msg"] for e in errors if not e.get("repaired")]
-                problems += [f"{e['msg']}: stored as null" for e in errors if e.get("repaired")]
-                if fatal:
-                    rejected += 1
-                    problems.append(f"an event not stored: {fatal[0]}")
-                else:
-                    into.append(event)
-        for message in problems[:5]:
-            self.logger.warning("/v1/traces: %s", message)
-        stored, duplicates = self.store.insert(*kept)
-        self.logger.info("/v1/traces: %d spans, %d events stored, %d duplicates dropped, %d rejected",
-                         len(decoded.spans), stored, duplicates, rejected)
-        as_json = otlp.media_type(content_type) == otlp.JSON
-        return Response(200, otlp.response_body(rejected, "; ".join(problems[:5]), as_json=as_json),
-                        otlp.JSON if as_json else otlp.PROTOBUF)
+        """OTLP traces → the same encoder and policy the exporter uses → the store."""
+        return Response(*self.intake.traces(body, content_type))
 
     def query(self, path: str, params: Mapping[str, str], api_key: str | None = None) -> Response:
         """The page and the read API (:mod:`.read_api`); ``api_key``: the request's ``x-api-key``."""
@@ -313,7 +250,7 @@ class LocalServer:
             return None
         path = langfuse.traces_path(request.path.rstrip("/"))
         is_otlp = path == "/v1/traces"
-        if path.rsplit("/", 1)[-1] not in _INGESTION and not is_otlp:
+        if path.rsplit("/", 1)[-1] not in ROUTES and not is_otlp:
             response = Response(404, {"detail": "Not Found"})
         elif not self._may_write(request.headers, otlp_request=is_otlp):
             response = Response(401, {"detail": "Missing or invalid API key (x-api-key header)"})

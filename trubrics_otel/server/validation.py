@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from trubrics_otel.server.times import timestamp_us
-from trubrics_otel.translate.fastjson import dumps
+from trubrics_otel.translate.fastjson import dumps, measure
 
 MAX_EVENTS_PER_REQUEST = 100
 MAX_DEPTH = 100  # levels of objects and arrays in one event; deeper is refused, not half-stored
@@ -217,7 +217,15 @@ def validate_event(item: Any, fields: tuple[Field, ...], *,
         return {}, [{"loc": ["body"], "msg": f"event {item.reason}"}]
     if not isinstance(item, dict):
         return {}, [{"loc": ["body"], "msg": f"event must be a JSON object, got {_type(item)}"}]
-    too_deep, odd_number = _scan(item)
+    try:  # orjson, when installed: it refuses lone surrogates and depths beyond 254
+        data: bytes | None = measure(item)
+    except (TypeError, ValueError, RecursionError):
+        data = None
+    if data is not None and data.count(b"{") + data.count(b"[") <= MAX_DEPTH:
+        # fewer brackets than levels allowed: not too deep; NaN and infinities come out as null
+        too_deep, odd_number = False, b"null" in data and _scan(item)[1]
+    else:
+        too_deep, odd_number = _scan(item)
     if too_deep:
         return {}, [{"loc": ["body"], "msg": f"event nested deeper than {MAX_DEPTH} levels"}]
     repaired: list[Error] = []
@@ -228,7 +236,8 @@ def validate_event(item: Any, fields: tuple[Field, ...], *,
         item = finite(item)
         repaired.append({**out_of_range, "repaired": True})
     try:  # a lone surrogate (valid in JSON text, not in UTF-8) cannot be stored
-        dumps(item)  # orjson when installed (a long prompt costs the stdlib ~10 µs)
+        if data is None:  # (orjson measured it: it would have refused one)
+            dumps(item)
     except UnicodeEncodeError as exc:
         return {}, [{"loc": ["body"], "msg": f"event holds text that is not valid Unicode: {exc.reason}"}]
     event: dict[str, Any] = {}
