@@ -9,6 +9,7 @@ environment's Python, against a local OpenAI-compatible server and a local Trubr
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import re
 import subprocess
@@ -68,6 +69,15 @@ def test_quickstart(venvs):
                 ["python", "examples/quickstart.py"])
     assert done.returncode == 0, done.stderr
     assert "== 7 LLM events ==" in done.stdout and "--keep-serving" in done.stdout
+
+
+def test_quickstart_feedback_is_what_the_server_counts(capsys):
+    """In-process (no venv): the quickstart's thumbs are feedback to the server, not mere events."""
+    spec = importlib.util.spec_from_file_location("quickstart", ROOT / "examples/quickstart.py")
+    quickstart = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quickstart)
+    assert quickstart.main([]) == 0
+    assert "== 2 feedback: 1 positive, 1 negative, on 2 of 2 threads ==" in capsys.readouterr().out
 
 
 def test_tracing(venvs):
