@@ -9,7 +9,6 @@ environment's Python, against a local OpenAI-compatible server and a local Trubr
 from __future__ import annotations
 
 import ast
-import importlib.util
 import os
 import re
 import subprocess
@@ -17,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import load_quickstart
 from fake_openai import FakeOpenAI
 from trubrics_endpoint import TrubricsEndpoint
 
@@ -73,10 +73,7 @@ def test_quickstart(venvs):
 
 def test_quickstart_feedback_is_what_the_server_counts(capsys):
     """In-process (no venv): the quickstart's thumbs are feedback to the server, not mere events."""
-    spec = importlib.util.spec_from_file_location("quickstart", ROOT / "examples/quickstart.py")
-    quickstart = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(quickstart)
-    assert quickstart.main([]) == 0
+    assert load_quickstart().main([]) == 0
     assert "== 2 feedback: 1 positive, 1 negative, on 2 of 2 threads ==" in capsys.readouterr().out
 
 
