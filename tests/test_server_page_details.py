@@ -122,3 +122,10 @@ def test_dashboard_axes_start_at_zero_and_counts_tick_whole(server, browser):
         if title in axes:
             assert all(float(t).is_integer() for t in axes[title][1]), (title, axes[title][1])
     screenshot(browser, "server-page-dashboard-axes")
+
+
+def test_monthly_retention_is_monthly(server, browser):
+    show(browser, f"{server.url}/#retention?period=month")
+    cohorts = requests.get(f"{server.url}/api/retention", params={"period": "month"}, timeout=10).json()["cohorts"]
+    assert [r[:2] for r in rows_of(browser, "retention")] == [[c["start"][:10], str(c["users"])] for c in cohorts]
+    assert all(c["start"][8:10] == "01" for c in cohorts)  # month cohorts, not the weeks of the period picker's "week"

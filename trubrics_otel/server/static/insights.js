@@ -71,7 +71,7 @@ async function renderRetention(r) {
   const p = { period: "week", ...r.params };
   const [filters, active, retention] = await Promise.all([api("/api/filters"),
     api("/api/active?" + insightQuery(p, { period: p.period })),
-    api("/api/retention?" + insightQuery(p, { period: p.period === "month" ? "week" : p.period }))]);
+    api("/api/retention?" + insightQuery(p, { period: p.period }))]);
   const bar = filterBar([select("period", ["day", "week", "month"], "Period"), ...rangeFields(filters)], p,
     values => go("retention", null, values));
   const b = active.buckets;
