@@ -7,6 +7,7 @@ the host to the environment).
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 from pathlib import Path
 
@@ -60,3 +61,14 @@ def test_tracking_guide_examples_run_and_feedback_counts(tmp_path, monkeypatch):
         totals = feedback_totals(server)
     assert (llm["thread_id"], llm["cost_usd"]) == ("t-42", 0.0001)
     assert (totals["feedback"], totals["positive"]) == (len(feedback), len(feedback))
+
+
+def test_the_zero_code_install_line_names_what_the_tested_instrumentation_needs():
+    """The guide's pip line installs what the ``examples`` extra (the tested set) adds for the
+    OpenAI instrumentation: without ``httpx`` openai-v2 fails to import under openai 3.x."""
+    (line,) = [x for x in (DOCS / "guide/zero-code.md").read_text().splitlines()
+               if x.startswith("pip install opentelemetry-instrumentation-openai-v2")]
+    named = {re.split(r"[<>=\[;]", word.strip("'"))[0] for word in line.split("#")[0].split()[2:]}
+    tested = {re.split(r"[<>=\[; ]", r)[0] for r in importlib.metadata.requires("trubrics-otel") or []
+              if 'extra == "examples"' in r}
+    assert tested - {"trubrics-otel", "openai"} <= named, tested - named
