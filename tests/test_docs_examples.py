@@ -72,3 +72,13 @@ def test_the_zero_code_install_line_names_what_the_tested_instrumentation_needs(
     tested = {re.split(r"[<>=\[; ]", r)[0] for r in importlib.metadata.requires("trubrics-otel") or []
               if 'extra == "examples"' in r}
     assert tested - {"trubrics-otel", "openai"} <= named, tested - named
+
+
+def test_the_security_guide_mask_example_masks_what_is_stored(tmp_path, monkeypatch):
+    (code,) = [b for b in blocks("guide/security.md") if "mask=" in b]
+    with LocalServer(tmp_path / "e.sqlite3") as server:
+        monkeypatch.setenv("TRUBRICS_HOST", server.url)
+        run_block(code + 'trubrics.track_llm(user_id="u1", prompt="mail me at ann@example.com", generation="ok",'
+                  ' properties={"contact": ["bob@example.org"]})\n', server)
+        (llm,) = server.store.events(kind="llm", limit=None)
+    assert llm["prompt"] == "mail me at <email>" and llm["properties"]["contact"] == ["<email>"]
