@@ -17,6 +17,7 @@ pytestmark = needs_chromium
 
 DAY = dt.datetime.now(dt.timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0) - dt.timedelta(days=1)
 TRACE, ROOT, GEN = "cd" * 16, "1" * 16, "2" * 16
+EVIL = "<img src=x onerror=\"window.__xss='score'\">"
 
 
 def at(hours: float) -> str:
@@ -41,12 +42,14 @@ def server(tmp_path_factory):
             llm("big", 0, 0.012, (420, 430)), llm("big", 0.1, 0.013, (410, 440))])
         post(server, "publish_events", [
             {"user_id": "ana", "event": "Sign up", "timestamp": at(-25), "properties": {"plan": "pro"}},
+            {"user_id": "bo", "event": "Sign up", "timestamp": at(-25), "properties": {"plan": "free"}},
             {"user_id": "ana", "event": "chat", "timestamp": at(-24.01), "properties": {
                 "$trace_id": TRACE, "$span_id": ROOT, "observation_type": "trace", "duration": 2.0, "$thread_id": "tiny"}},
             *({"user_id": "ana", "event": "Score", "timestamp": at(-23.99), "properties": {
                 "$trace_id": TRACE, "$span_id": span, "$parent_span_id": ROOT, "observation_type": "score",
                 "name": name, "value": value, "trace_id": TRACE, "$thread_id": "tiny"}}
-              for span, name, value in (("3" * 16, "helpfulness", 0.8), ("4" * 16, "tone", "great")))])
+              for span, name, value in (("3" * 16, "helpfulness", 0.8), ("4" * 16, "tone", "great"),
+                                        ("5" * 16, "evil", EVIL)))])
         yield server
 
 
@@ -59,7 +62,7 @@ def test_a_tiny_cost_is_shown_not_rounded_to_zero(server, browser):
     text = main_text(browser)
     assert "$0.000033" in text and "$0.0000 " not in text and "$0.0000\n" not in text
     assert "1 turn ·" in text  # not "1 turns"
-    assert browser.find_element("id", "stats").text == "4 product events · 3 LLM events · 1 user"
+    assert browser.find_element("id", "stats").text == "6 product events · 3 LLM events · 2 users"
     show(browser, f"{server.url}/#conversations")
     rows = {r[0]: r for r in rows_of(browser, "threads")}
     assert rows["tiny"][7] == "0.000033" and rows["big"][7] == "0.0250"
@@ -74,7 +77,8 @@ def test_the_trace_shows_score_values(server, browser):
     values = {n.get_attribute("data-span"): n.find_element("css selector", ":scope > .head .score-value").text
               for n in browser.find_elements("css selector", ".node") if n.find_elements(
                   "css selector", ":scope > .head .score-value")}
-    assert values == {"3" * 16: "= 0.8", "4" * 16: "= great"}
+    assert values == {"3" * 16: "= 0.8", "4" * 16: "= great", "5" * 16: "= " + EVIL}  # a value is text
+    assert not browser.find_elements("css selector", "main img") and browser.execute_script("return window.__xss") is None
     screenshot(browser, "server-page-trace-scores")
 
 
@@ -129,3 +133,9 @@ def test_monthly_retention_is_monthly(server, browser):
     cohorts = requests.get(f"{server.url}/api/retention", params={"period": "month"}, timeout=10).json()["cohorts"]
     assert [r[:2] for r in rows_of(browser, "retention")] == [[c["start"][:10], str(c["users"])] for c in cohorts]
     assert all(c["start"][8:10] == "01" for c in cohorts)  # month cohorts, not the weeks of the period picker's "week"
+
+
+def test_a_funnel_broken_down_by_a_property(server, browser):
+    show(browser, f"{server.url}/#funnels?steps=Sign%20up,Generation&breakdown=property:plan")
+    assert rows_of(browser, "breakdown") == [["free", "1", "0"], ["pro", "1", "1"]]
+    assert browser.find_element("css selector", "input[name=breakdown]").get_attribute("value") == "property:plan"

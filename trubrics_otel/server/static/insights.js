@@ -140,7 +140,9 @@ async function renderFunnels(r) {
   const filters = await api("/api/filters");
   const bar = filterBar([el("input", { name: "steps", placeholder: "Step 1,Step 2,Step 3", "aria-label": "steps", class: "wide" }),
     el("input", { name: "within", placeholder: "7d", "aria-label": "within", size: 5 }),
-    select("breakdown", [["model", "by model"]], "No breakdown"), ...rangeFields(filters, false)], p, values => go("funnels", null, values));
+    el("input", { name: "breakdown", placeholder: "by: model or property:NAME", "aria-label": "breakdown", list: "breakdowns" }),
+    el("datalist", { id: "breakdowns" }, el("option", { value: "model" })),
+    ...rangeFields(filters, false)], p, values => go("funnels", null, values));
   const hint = el("div", { class: "sub" }, "Events seen: ", filters.events.join(", "));
   if (!p.steps) return [bar, el("div", { class: "panel empty" }, "Name two or more steps (event names, comma-separated)."), hint];
   const f = await api("/api/funnel?" + insightQuery(p, { steps: p.steps, within: p.within, breakdown: p.breakdown }));
