@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 import pytest
 import requests
-from browser import browser, console_errors, needs_chromium, screenshot, show  # noqa: F401 (browser: a fixture)
+from browser import browser, console_errors, needs_chromium, screenshot, settled, show  # noqa: F401 (browser: a fixture)
 
 from trubrics_otel.server import LocalServer
 
@@ -139,3 +139,20 @@ def test_a_funnel_broken_down_by_a_property(server, browser):
     show(browser, f"{server.url}/#funnels?steps=Sign%20up,Generation&breakdown=property:plan")
     assert rows_of(browser, "breakdown") == [["free", "1", "0"], ["pro", "1", "1"]]
     assert browser.find_element("css selector", "input[name=breakdown]").get_attribute("value") == "property:plan"
+
+
+def test_the_dashboard_takes_a_custom_date_range(server, browser):
+    from selenium.webdriver.support.select import Select
+
+    show(browser, f"{server.url}/#dashboard")
+    yesterday = (DAY - dt.timedelta(days=1)).date().isoformat()
+    for name in ("since", "until"):  # one day, picked as a person would
+        field = browser.find_element("css selector", f"input[name={name}]")
+        browser.execute_script("arguments[0].value = arguments[1]", field, yesterday)
+    settled(browser, browser.find_element("css selector", "form.bar button.primary").click)
+    cards = dict(c.text.split("\n", 1) for c in browser.find_elements("css selector", "#totals .card"))
+    assert cards["LLM CALLS"] == "1" and cards["COST"] == "$0.000033"  # the "tiny" turn alone
+    assert f"since={yesterday}" in browser.current_url
+    settled(browser, lambda: Select(browser.find_element("css selector", "select[name=range]")).select_by_value("7d"))
+    cards = dict(c.text.split("\n", 1) for c in browser.find_elements("css selector", "#totals .card"))
+    assert cards["LLM CALLS"] == "3" and "since=" not in browser.current_url  # a preset replaces the dates

@@ -7,18 +7,24 @@ const RANGES = { "24h": ["24h", "hour"], "7d": ["7d", "day"], "30d": ["30d", "da
 
 async function renderDashboard(r) {
   const p = { range: "all", ...r.params };
-  const [since, defaultBy] = RANGES[p.range] || RANGES.all;
+  const custom = Boolean(p.since || p.until);  // dates picked (UTC, until inclusive) replace the preset range
+  const [since, defaultBy] = custom ? ["", "day"] : RANGES[p.range] || RANGES.all;
   const query = new URLSearchParams({ by: p.by || defaultBy, by_model: "1" });
   if (since) query.set("since", since);
+  if (p.since) query.set("since", p.since);
+  if (p.until) query.set("until", nextDay(p.until));
   for (const f of ["user", "model", "event"]) if (p[f]) query.set(f, p[f]);
   const [data, filters] = await Promise.all([api("/api/analytics?" + query), api("/api/filters")]);
   const bar = filterBar([
     select("range", Object.keys(RANGES).map(k => [k, k === "all" ? "All time" : "Last " + k]), "Range"),
+    el("input", { type: "date", name: "since", "aria-label": "since", title: "from (UTC)" }),
+    el("input", { type: "date", name: "until", "aria-label": "until", title: "to, inclusive (UTC)" }),
     select("by", ["hour", "day", "week"], "Bucket"),
     el("input", { name: "user", placeholder: "user id", "aria-label": "user" }),
     select("model", filters.models, "All models"),
     select("event", filters.events, "All events"),
-  ], p, values => go("dashboard", null, values));
+  ], { ...p, range: custom ? "" : p.range }, values => go("dashboard", null,
+    values.range && values.range !== p.range ? { ...values, since: "", until: "" } : values));  // a preset clears the dates
   const t = data.totals;
   const cards = el("div", { class: "cards", id: "totals" },
     card("Events", num(t.events)), card("LLM calls", num(t.llm_events)), card("Users", num(t.users)),
