@@ -67,9 +67,7 @@ def run_chat_app(host: str, now: dt.datetime | None = None) -> None:
     trubrics.track(user_id="alice", event="Thumbs up", timestamp=end + dt.timedelta(seconds=5),
                    properties={"$thread_id": "support-1", "$feedback": 1})
     later = now - dt.timedelta(minutes=5)
-    end = conversation("alice", "recipes-1", RECIPE_THREAD, later, "gpt-4o")
-    trubrics.track(user_id="alice", event="Thumbs down", timestamp=end + dt.timedelta(seconds=5),
-                   properties={"$thread_id": "recipes-1", "$feedback": 0, "reason": "too slow"})
+    conversation("alice", "recipes-1", RECIPE_THREAD, later, "gpt-4o")
     # bob: signs up and leaves
     trubrics.track(user_id="bob", event="Sign up", properties={"plan": "free", "country": "US"},
                    timestamp=now - dt.timedelta(minutes=2))

@@ -74,7 +74,7 @@ def test_quickstart(venvs):
 def test_quickstart_feedback_is_what_the_server_counts(capsys):
     """In-process (no venv): the quickstart's thumbs are feedback to the server, not mere events."""
     assert load_quickstart().main([]) == 0
-    assert "== 2 feedback: 1 positive, 1 negative, on 2 of 2 threads ==" in capsys.readouterr().out
+    assert "== 1 feedback: 1 positive, 0 negative, on 1 of 2 threads ==" in capsys.readouterr().out
 
 
 def test_tracing(venvs):
