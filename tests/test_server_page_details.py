@@ -156,3 +156,12 @@ def test_the_dashboard_takes_a_custom_date_range(server, browser):
     settled(browser, lambda: Select(browser.find_element("css selector", "select[name=range]")).select_by_value("7d"))
     cards = dict(c.text.split("\n", 1) for c in browser.find_elements("css selector", "#totals .card"))
     assert cards["LLM CALLS"] == "3" and "since=" not in browser.current_url  # a preset replaces the dates
+
+
+def test_events_between_two_times(server, browser):
+    show(browser, f"{server.url}/#events")
+    for name, value in (("since", at(-30)), ("until", at(-12))):  # yesterday's events only
+        browser.find_element("css selector", f"input[name={name}]").send_keys(value)
+    settled(browser, browser.find_element("css selector", "form.bar button.primary").click)
+    times = [line.split(",", 1)[0] for line in csv_of(browser, "events")[1:]]
+    assert times and all(at(-30) <= t < at(-12) for t in times), times

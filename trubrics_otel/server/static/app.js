@@ -203,6 +203,7 @@ async function renderEvents(r) {
     select("event", filters.events, "All events"), select("model", filters.models, "All models"),
     select("kind", [["event", "product events"], ["llm", "LLM events"]], "All kinds"),
     el("input", { name: "since", placeholder: "since (7d, ISO)", "aria-label": "since" }),
+    el("input", { name: "until", placeholder: "until (2h, ISO)", "aria-label": "until" }),
     p.session ? el("input", { type: "hidden", name: "session" }) : null,
     p.thread ? el("input", { type: "hidden", name: "thread" }) : null,
   ], current, values => go("events", null, values));
