@@ -19,10 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import requests
+
 from trubrics_otel import Trubrics
 from trubrics_otel.server import LocalServer
 from trubrics_otel.server.cli import format_conversation, format_table
 
+SHOWN = ("$thread_id", "$feedback")  # the special properties the events table shows
 # (prompt, answer, input tokens, output tokens, latency s); answer None = the model call failed
 SUPPORT_THREAD = [
     ("How do I export my invoices?", "Go to Billing → Invoices and press Export CSV.", 41, 18, 1.4),
@@ -60,8 +63,9 @@ def run_chat_app(host: str, now: dt.datetime | None = None) -> None:
     trubrics.track(user_id="alice", event="Sign up", properties={"plan": "pro", "country": "FR"},
                    timestamp=start)
     end = conversation("alice", "support-1", SUPPORT_THREAD, start, "gpt-4o-mini")
+    # feedback: a product event with a $feedback property (1/true positive, 0/false negative)
     trubrics.track(user_id="alice", event="Thumbs up", timestamp=end + dt.timedelta(seconds=5),
-                   properties={"$thread_id": "support-1"})
+                   properties={"$thread_id": "support-1", "$feedback": 1})
     later = now - dt.timedelta(minutes=5)
     conversation("alice", "recipes-1", RECIPE_THREAD, later, "gpt-4o")
     # bob: signs up and leaves
@@ -77,7 +81,7 @@ def print_store(server: LocalServer) -> None:
     print(f"\n== {len(events)} events ==")
     print(format_table(["time", "user", "event", "session", "properties"], [
         [_hhmm(e["timestamp"]), e["user_id"], e["event"], e["session_id"][:8],
-         json.dumps({k: v for k, v in e["properties"].items() if not k.startswith("$") or k == "$thread_id"})]
+         json.dumps({k: v for k, v in e["properties"].items() if not k.startswith("$") or k in SHOWN})]
         for e in events
     ]))
     print(f"\n== {len(llm)} LLM events ==")
@@ -99,6 +103,13 @@ def print_store(server: LocalServer) -> None:
         print(format_conversation(store.thread(thread["thread_id"])))
 
 
+def print_feedback(server: LocalServer) -> None:
+    """What the server counts as feedback (the Feedback view of the page, `trubrics-otel feedback`)."""
+    totals = requests.get(f"{server.url}/api/feedback", timeout=10).json()["totals"]
+    print(f"\n== {totals['feedback']} feedback: {totals['positive']} positive, {totals['negative']} negative, "
+          f"on {totals['threads_with_feedback']} of {totals['threads']} threads ==")
+
+
 def _hhmm(iso: str) -> str:
     return dt.datetime.fromisoformat(iso).astimezone().strftime("%H:%M:%S")
 
@@ -116,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Local Trubrics-compatible server on {server.url} (db: {db})")
             run_chat_app(server.url)
             print_store(server)
+            print_feedback(server)
             if not args.keep_serving:
                 print("\nTo look at these in the page, run it again with --keep-serving "
                       "(add --db chat.sqlite3 to keep the data).")

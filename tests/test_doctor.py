@@ -87,6 +87,21 @@ def test_a_broken_setup_is_named_and_exits_1(name, clean_env, tmp_path, capsys):
     assert KEY not in out
 
 
+def test_without_a_key_the_host_is_still_checked(clean_env, capsys):
+    """A newcomer with neither a key nor a reachable host learns both at once, not one per run."""
+    clean_env.setenv("TRUBRICS_HOST", _closed_port_url())
+    code, checks, out = run_doctor(capsys)
+    assert code == 1
+    assert [c["check"] for group in checks.values() for c in group if c["status"] == "problem"] == [
+        "api key", "reachable"], out
+    with TrubricsEndpoint(api_key=KEY) as endpoint:
+        clean_env.setenv("TRUBRICS_HOST", endpoint.url)
+        _, checks, out = run_doctor(capsys)
+        (probe,) = endpoint.requests
+    assert "x-api-key" not in {h.lower() for h in probe.headers} and probe.body == []
+    assert checks["reachable"][0]["status"] == "note" and "answered HTTP 401" in checks["reachable"][0]["detail"]
+
+
 def test_a_healthy_setup_exits_0_and_creates_nothing(clean_env, capsys):
     with TrubricsEndpoint(api_key=KEY) as endpoint:
         clean_env.setenv("TRUBRICS_HOST", endpoint.url)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import load_quickstart
 from fake_openai import FakeOpenAI
 from trubrics_endpoint import TrubricsEndpoint
 
@@ -68,6 +69,12 @@ def test_quickstart(venvs):
                 ["python", "examples/quickstart.py"])
     assert done.returncode == 0, done.stderr
     assert "== 7 LLM events ==" in done.stdout and "--keep-serving" in done.stdout
+
+
+def test_quickstart_feedback_is_what_the_server_counts(capsys):
+    """In-process (no venv): the quickstart's thumbs are feedback to the server, not mere events."""
+    assert load_quickstart().main([]) == 0
+    assert "== 1 feedback: 1 positive, 0 negative, on 1 of 2 threads ==" in capsys.readouterr().out
 
 
 def test_tracing(venvs):

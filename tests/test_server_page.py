@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import requests
-from browser import ARTIFACTS, browser, needs_chromium, wait_for_text  # noqa: F401 (browser: a fixture)
+from browser import ARTIFACTS, browser, needs_chromium, show, wait_for_text  # noqa: F401 (browser: a fixture)
 from conftest import load_quickstart
 
 from trubrics_otel.server import LocalServer
@@ -49,7 +49,7 @@ def test_thread_is_shown_as_a_conversation(server, browser):
 
 
 def test_clicking_a_thread_opens_it(server, browser):
-    browser.get(f"{server.url}/#threads")
+    show(browser, f"{server.url}/#threads")  # rendered: not the previous view's list, about to be replaced
     wait_for_text(browser, "How do I export my invoices?")
     item = next(i for i in browser.find_elements("css selector", ".thread-item")
                 if "How do I export my invoices?" in i.text)

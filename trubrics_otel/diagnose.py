@@ -9,7 +9,7 @@
     trubrics_otel.doctor()               # in the app (stderr): also checks its global TracerProvider
 
 Checks: the API key is set (never shown), the host is an http(s) URL that may be given the key,
-the host answers and accepts the key, the spool directory is writable and what waits in it,
+the host answers (even with no key set) and accepts the key, the spool directory is writable and what waits in it,
 which LLM instrumentations are installed (do they import, will they capture prompts and
 generations), which extras are installed, the Python and OpenTelemetry versions, and (in-app)
 whether the global TracerProvider is an SDK one.
@@ -54,11 +54,11 @@ def diagnose(host: str | None = None, api_key: str | None = None, *, in_app: boo
     environment)."""
     checks = [_versions()]
     key = str(settings.read(settings.API_KEY, api_key) or "")
-    checks.append(Check("api key", OK, f"set ({len(key)} characters, not shown)") if key else Check(
+    checks.append(Check("api key", OK, f"set ({len(key)} character{'s' if len(key) != 1 else ''}, not shown)") if key else Check(
         "api key", PROBLEM, "no TRUBRICS_API_KEY", "export TRUBRICS_API_KEY=... (or Trubrics(api_key=...))"))
     url, url_check = _host(host)
     checks.append(url_check)
-    if url and key and url_check.status == OK:
+    if url and url_check.status == OK:  # without a key too: an unreachable host is a second problem to fix
         checks.append(_probe(url, key))
     checks.append(_spool(url or settings.DEFAULT_HOST, key))
     checks.extend(_instrumentations())
@@ -132,13 +132,15 @@ def _probe(url: str, key: str) -> Check:
         token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
             response = requests.post(f"{url}/{EVENTS_PATH}", data=b"[]", timeout=PROBE_TIMEOUT_S,
-                                     headers={"x-api-key": key, "Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", **({"x-api-key": key} if key else {})})
         finally:
             detach(token)
     except requests.RequestException as exc:
         return Check("reachable", PROBLEM, f"{url} did not answer: {type(exc).__name__}",
                      "check TRUBRICS_HOST and the network (is `trubrics-otel serve` running?)")
     status = response.status_code
+    if not key:
+        return Check("reachable", NOTE, f"{url} answered HTTP {status}; the key is checked once it is set")
     if status in (401, 403):
         return Check("reachable", PROBLEM, f"{url} refused the key (HTTP {status})",
                      "check TRUBRICS_API_KEY (for serve: its --api-key)")

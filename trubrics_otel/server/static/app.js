@@ -79,7 +79,15 @@ function duration(seconds) {
   return `${(seconds / 3600).toFixed(1)} h`;
 }
 const num = n => (n ?? 0).toLocaleString();
-const usd = n => (n === null || n === undefined ? "–" : "$" + n.toFixed(n < 1 ? 4 : 2));
+// dollars: cents from $1, four decimals from a tenth of a cent, else two significant digits (a
+// $0.0000325 call is not "$0.0000"); the plain number (no "$") for table cells and CSV
+function dollars(n) {
+  if (n === null || n === undefined) return "";
+  if (n === 0 || Math.abs(n) >= 0.001) return n.toFixed(Math.abs(n) < 1 ? 4 : 2);
+  return n.toLocaleString("en-US", { maximumSignificantDigits: 2, useGrouping: false });
+}
+const usd = n => (n === null || n === undefined ? "–" : "$" + dollars(n));
+const plural = (n, word) => `${num(n)} ${word}${n === 1 ? "" : "s"}`;
 
 const userLink = user => el("a", { class: "link", href: link("user", user) }, user);
 const threadLink = thread => thread ? el("a", { class: "link mono", href: link("thread", thread) }, thread) : "";
@@ -95,6 +103,13 @@ function table(headers, rows, empty) {
     el("thead", {}, el("tr", {}, headers.map(h => el("th", {}, h)))),
     el("tbody", {}, rows.map(cells => el("tr", {},
       cells.map(c => c instanceof Node && c.tagName === "TD" ? c : el("td", {}, c)))))));
+}
+
+// a table under its title, with a CSV export of the rows it shows (csvLink, insights.js): raw
+// values and UTC times where the table shows local ones
+function exported(name, headers, rows, tableNode, title) {
+  return el("div", { class: "data-table", "data-table": name },
+    el("div", { class: "section" }, title || name, " ", rows.length ? csvLink(name, headers, rows) : null), tableNode);
 }
 
 function pager(next, onOlder, onNewest) {
@@ -167,6 +182,14 @@ function eventRows(events) {
 }
 
 const EVENT_HEADERS = ["Time", "User", "Event", "LLM", "Thread", "Session", "Trace", "Properties"];
+const EVENT_CSV = ["Time (UTC)", "User", "Kind", "Event", "Model", "Prompt", "Generation", "Latency s", "Input tokens",
+  "Output tokens", "Cost $", "Error", "Thread", "Session", "Trace", "Properties"];
+const eventCsv = events => events.map(e => [e.timestamp, e.user_id, e.kind, e.event, e.model, e.prompt, e.generation,
+  e.latency, e.input_tokens, e.output_tokens, e.cost_usd, e.error, e.thread_id, e.session_id, e.trace_id, JSON.stringify(e.properties)]);
+
+function eventsTable(name, events, empty, title) {
+  return exported(name, EVENT_CSV, eventCsv(events), table(EVENT_HEADERS, eventRows(events), empty), title);
+}
 
 async function renderEvents(r) {
   const p = r.params;
@@ -180,13 +203,14 @@ async function renderEvents(r) {
     select("event", filters.events, "All events"), select("model", filters.models, "All models"),
     select("kind", [["event", "product events"], ["llm", "LLM events"]], "All kinds"),
     el("input", { name: "since", placeholder: "since (7d, ISO)", "aria-label": "since" }),
+    el("input", { name: "until", placeholder: "until (2h, ISO)", "aria-label": "until" }),
     p.session ? el("input", { type: "hidden", name: "session" }) : null,
     p.thread ? el("input", { type: "hidden", name: "thread" }) : null,
   ], current, values => go("events", null, values));
   const chips = el("div", { class: "bar" }, p.session ? el("span", { class: "chip" }, "session ", p.session.slice(0, 8)) : null,
     p.thread ? el("span", { class: "chip" }, "thread ", p.thread) : null,
     p.session || p.thread ? el("a", { class: "link", href: "#events" }, "clear") : null);
-  return [bar, chips, table(EVENT_HEADERS, eventRows(events), "No events match."),
+  return [bar, chips, eventsTable("events", events, "No events match."),
     pager(next, cursor => go("events", null, { ...current, before: cursor }), before ? () => go("events", null, current) : null)];
 }
 
@@ -199,12 +223,18 @@ function sessionRows(sessions) {
   ]);
 }
 const SESSION_HEADERS = ["Session", "User", "Start", "Duration", "Events", "LLM events", "Threads", "Event names"];
+const SESSION_CSV = ["Session", "User", "Start (UTC)", "End (UTC)", "Duration s", "Events", "LLM events", "Threads", "Event names"];
+
+function sessionsTable(name, sessions, title) {
+  return exported(name, SESSION_CSV, sessions.map(s => [s.session_id, s.user_id, s.start, s.end, s.duration_s, s.events,
+    s.llm_events, s.threads, s.event_names.join(", ")]), table(SESSION_HEADERS, sessionRows(sessions)), title);
+}
 
 async function renderSessions(r) {
   const query = new URLSearchParams({ limit: "50" });
   if (r.params.before) query.set("before", r.params.before);
   const { body, next } = await api("/api/sessions?" + query, true);
-  return [table(SESSION_HEADERS, sessionRows(body)),
+  return [sessionsTable("sessions", body),
     pager(next, cursor => go("sessions", null, { before: cursor }), r.params.before ? () => go("sessions") : null)];
 }
 
@@ -215,28 +245,36 @@ async function renderUsers(r) {
   const { before, ...current } = r.params;
   const bar = filterBar([el("input", { type: "search", name: "q", placeholder: "Find a user", "aria-label": "find user" })],
     current, values => go("users", null, values));
-  return [bar, table(["User", "Events", "LLM calls", "Threads", "Tokens in/out", "Cost", "Errors", "First seen", "Last seen"],
+  return [bar, exported("users", ["User", "Events", "LLM calls", "Threads", "Input tokens", "Output tokens", "Cost $", "Errors",
+    "First seen (UTC)", "Last seen (UTC)"], body.map(u => [u.user_id, u.events, u.llm_events, u.threads, u.input_tokens,
+    u.output_tokens, u.cost_usd, u.errors, u.first_seen, u.last_seen]),
+    table(["User", "Events", "LLM calls", "Threads", "Tokens in/out", "Cost", "Errors", "First seen", "Last seen"],
     body.map(u => [userLink(u.user_id), u.events, u.llm_events, u.threads, `${num(u.input_tokens)} / ${num(u.output_tokens)}`,
-      usd(u.cost_usd), u.errors || "", when(u.first_seen), when(u.last_seen)])),
+      usd(u.cost_usd), u.errors || "", when(u.first_seen), when(u.last_seen)]))),
     pager(next, cursor => go("users", null, { ...current, before: cursor }), before ? () => go("users", null, current) : null)];
 }
 
 async function renderUser(r) {
   const u = await api("/api/users/" + encodeURIComponent(r.arg));
+  const threads = u.recent_threads, feedback = u.feedback;
   return el("div", { class: "profile", "data-user": u.user_id },
     el("h2", {}, "User ", el("span", { class: "mono" }, u.user_id)),
     el("div", { class: "cards" }, card("Events", num(u.events)), card("LLM calls", num(u.llm_events)),
       card("Threads", num(u.threads)), card("Tokens in / out", `${num(u.input_tokens)} / ${num(u.output_tokens)}`),
       card("Cost", usd(u.cost_usd)), card("Errors", num(u.errors)), card("First seen", when(u.first_seen), true),
       card("Last seen", when(u.last_seen), true)),
-    el("div", { class: "section" }, "Sessions"), table(SESSION_HEADERS, sessionRows(u.recent_sessions)),
-    el("div", { class: "section" }, "Threads"), table(["Thread", "Title", "Turns", "Tokens", "Feedback", "Last"],
-      u.recent_threads.map(t => [threadLink(t.thread_id), t.title || "", t.turns, `${num(t.input_tokens)} / ${num(t.output_tokens)}`,
-        feedbackSummary(t.feedback), when(t.end)])),
-    el("div", { class: "section" }, "Feedback"), table(["Time", "Event", "Thread", "Properties"],
-      u.feedback.map(e => [when(e.timestamp), el("span", { class: "pill" + (e.sentiment < 0 ? " neg" : "") }, `${e.name || e.event} = ${e.label ?? ""}`), threadLink(e.thread_id), ownProperties(e.properties)]),
-      "No feedback events."),
-    el("div", { class: "section" }, "Timeline"), table(EVENT_HEADERS, eventRows(u.timeline.events)),
+    sessionsTable("sessions", u.recent_sessions, "Sessions"),
+    exported("threads", ["Thread", "Title", "Turns", "Input tokens", "Output tokens", "Feedback", "Last (UTC)"],
+      threads.map(t => [t.thread_id, t.title, t.turns, t.input_tokens, t.output_tokens, feedbackSummary(t.feedback), t.end]),
+      table(["Thread", "Title", "Turns", "Tokens", "Feedback", "Last"],
+        threads.map(t => [threadLink(t.thread_id), t.title || "", t.turns, `${num(t.input_tokens)} / ${num(t.output_tokens)}`,
+          feedbackSummary(t.feedback), when(t.end)])), "Threads"),
+    exported("feedback", ["Time (UTC)", "Event", "Name", "Value", "Thread", "Properties"],
+      feedback.map(e => [e.timestamp, e.event, e.name, e.label, e.thread_id, ownProperties(e.properties)]),
+      table(["Time", "Event", "Thread", "Properties"],
+        feedback.map(e => [when(e.timestamp), el("span", { class: "pill" + (e.sentiment < 0 ? " neg" : "") }, `${e.name || e.event} = ${e.label ?? ""}`), threadLink(e.thread_id), ownProperties(e.properties)]),
+        "No feedback events."), "Feedback"),
+    eventsTable("timeline", u.timeline.events, null, "Timeline"),
     u.timeline.next ? el("a", { class: "link", href: link("events", null, { user: u.user_id }) }, "All events of this user →") : null);
 }
 
@@ -258,7 +296,7 @@ function conversation(thread) {
     .sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
   return el("div", { class: "panel conversation", "data-thread": thread.thread_id },
     el("h2", {}, "Thread ", el("span", { class: "mono" }, thread.thread_id)),
-    el("div", { class: "sub" }, `${thread.turns.length} turns · ${when(first.timestamp)} – ${when(last.timestamp)} · user `,
+    el("div", { class: "sub" }, `${plural(thread.turns.length, "turn")} · ${when(first.timestamp)} – ${when(last.timestamp)} · user `,
       userLink(first.user_id), ` · ${num(thread.input_tokens)} → ${num(thread.output_tokens)} tokens · ${usd(thread.cost_usd)}`,
       thread.errors ? ` · ${thread.errors} failed` : ""),
     items.map(item => item.feedback ? el("div", { class: "feedback-item", "data-feedback": item.feedback.event },
@@ -295,7 +333,7 @@ async function renderThreads(r) {
   const list = el("div", { class: "panel thread-list" }, threads.map(t =>
     el("div", { class: "thread-item" + (t.thread_id === selected ? " active" : ""), onclick: () => go("thread", t.thread_id) },
       el("div", { class: "title" }, t.title || t.thread_id),
-      el("div", { class: "meta" }, `${t.turns} turns · ${t.users.join(", ")} · ${when(t.end)}`),
+      el("div", { class: "meta" }, `${plural(t.turns, "turn")} · ${t.users.join(", ")} · ${when(t.end)}`),
       el("div", { class: "meta totals" }, `${num(t.input_tokens)} → ${num(t.output_tokens)} tokens`,
         t.cost_usd !== null ? ` · ${usd(t.cost_usd)}` : "", feedbackSummary(t.feedback) ? " · " + feedbackSummary(t.feedback) : "",
         t.errors ? [" ", el("span", { class: "pill err" }, `${t.errors} failed`)] : null))),
@@ -308,44 +346,6 @@ async function renderThreads(r) {
   }
   return el("div", { class: "threads" }, list, detail);
 }
-
-// --- traces --------------------------------------------------------------------------------------------------
-
-async function renderTrace(r) {
-  const trace = await api("/api/traces/" + encodeURIComponent(r.arg));
-  const t0 = Date.parse(trace.start);
-  const offset = n => Math.max(0, (Date.parse(n.timestamp) - t0) / 1000);
-  const total = Math.max(0.001, ...flatten(trace.roots).map(n => offset(n) + (n.duration_s || 0)));
-  const node = n => el("div", { class: "node" + (n.error ? " failed" : ""), "data-span": n.span_id },
-    el("div", { class: "head" },
-      el("span", { class: "name" }, n.name),
-      el("span", { class: "pill" + (n.kind === "llm" ? " llm" : "") }, n.kind === "llm" ? (n.model || "LLM") : (n.properties.observation_type || "event")),
-      el("span", { class: "waterfall" }, el("span", { class: "dur", "data-left": (100 * offset(n) / total).toFixed(2),
-        "data-width": (100 * (n.duration_s || 0) / total).toFixed(2) })),
-      el("span", { class: "offset" }, "+" + duration(offset(n))),
-      n.duration_s !== null && n.duration_s !== undefined ? duration(n.duration_s) : null,
-      el("span", { class: "who" }, when(n.timestamp)), userLink(n.user_id),
-      n.thread_id ? threadLink(n.thread_id) : null, n.error ? el("span", { class: "pill err" }, n.error) : null),
-    io("input", n.kind === "llm" ? n.prompt : n.properties.input),
-    io("output", n.kind === "llm" ? n.generation : n.properties.output),
-    n.children.map(node));
-  const tree = el("div", { class: "panel tree", "data-trace": trace.trace_id },
-    el("h2", {}, "Trace ", el("span", { class: "mono" }, trace.trace_id)),
-    el("div", { class: "sub" }, `${trace.events} events · ${when(trace.start)} – ${when(trace.end)}`),
-    trace.roots.map(node));
-  for (const bar of tree.querySelectorAll(".dur")) {  // CSSOM: allowed by the CSP
-    bar.style.left = Number(bar.dataset.left) + "%";
-    bar.style.width = `max(2px, ${Number(bar.dataset.width)}%)`;
-  }
-  return tree;
-}
-
-function io(label, value) {
-  if (value === undefined || value === null || value === "") return null;
-  return el("div", { class: "io" }, label + ": " + (typeof value === "string" ? value : JSON.stringify(value)));
-}
-
-function flatten(nodes) { return nodes.flatMap(n => [n, ...flatten(n.children)]); }
 
 // --- shell ---------------------------------------------------------------------------------------------------
 
@@ -360,7 +360,7 @@ let notFound = false;  // the view answered 404: no re-render until the route ch
 
 function showStats(stats) {
   document.getElementById("stats").textContent =
-    `${num(stats.events)} product events · ${num(stats.llm_events)} LLM events · ${num(stats.users)} users`;
+    `${plural(stats.events, "product event")} · ${plural(stats.llm_events, "LLM event")} · ${plural(stats.users, "user")}`;
 }
 
 function askForKey() {

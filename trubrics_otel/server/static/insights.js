@@ -71,7 +71,7 @@ async function renderRetention(r) {
   const p = { period: "week", ...r.params };
   const [filters, active, retention] = await Promise.all([api("/api/filters"),
     api("/api/active?" + insightQuery(p, { period: p.period })),
-    api("/api/retention?" + insightQuery(p, { period: p.period === "month" ? "week" : p.period }))]);
+    api("/api/retention?" + insightQuery(p, { period: p.period }))]);
   const bar = filterBar([select("period", ["day", "week", "month"], "Period"), ...rangeFields(filters)], p,
     values => go("retention", null, values));
   const b = active.buckets;
@@ -97,17 +97,17 @@ async function renderConversations(r) {
     p.topic ? el("input", { type: "hidden", name: "topic" }) : null], p, values => go("conversations", null, values));
   const s = summary;
   const rows = list.threads.map(t => [t.thread_id, t.title || "", t.user_id, t.model || "", t.turns, day(t.start),
-    t.duration_s.toFixed(1), t.cost_usd === null ? "" : t.cost_usd.toFixed(4), t.errors, t.abandoned ? "yes" : "", t.positive, t.negative]);
+    t.duration_s.toFixed(1), dollars(t.cost_usd), t.errors, t.abandoned ? "yes" : "", t.positive, t.negative]);
   return [bar, p.topic ? el("div", { class: "bar" }, el("span", { class: "chip" }, "topic ", p.topic),
     el("a", { class: "link", href: "#conversations" }, "clear")) : null,
     el("div", { class: "cards" }, card("Threads", num(s.threads)), card("Turns p50 / p90", `${s.turns_p50 ?? "–"} / ${s.turns_p90 ?? "–"}`),
       card("Cost p50 / p90", `${usd(s.cost_p50)} / ${usd(s.cost_p90)}`), card("Duration p50", duration(s.duration_p50_s)),
-      card("Time to first token", duration(s.ttft_mean_s)), card("Abandoned", `${num(s.abandoned)} (${pct(s.abandonment_rate)})`),
+      card("Time to first token", duration(s.ttft_mean_s) || "–"), card("Abandoned", `${num(s.abandoned)} (${pct(s.abandonment_rate)})`),
       card("Errors", num(s.errors)), card("Users", num(s.users))),
-    dataTable("threads", ["Thread", "First prompt", "User", "Model", "Turns", "Start", "Duration s", "Cost $", "Errors", "Abandoned", "👍", "👎"],
+    dataTable("threads", ["Thread", "First prompt", "User", "Model", "Turns", "Start", "Duration s", "Cost $", "Errors", "Abandoned", "Positive", "Negative"],
       rows, "No thread matches.", row => [el("td", {}, threadLink(row[0])), ...row.slice(1, 2), el("td", {}, userLink(row[2])), ...row.slice(3)]),
     dataTable("per-user", ["User", "Threads", "Turns", "Cost $", "Abandoned", "Errors"],
-      s.per_user.map(u => [u.user_id, u.threads, u.turns, u.cost_usd === null ? "" : u.cost_usd.toFixed(4), u.abandoned, u.errors]),
+      s.per_user.map(u => [u.user_id, u.threads, u.turns, dollars(u.cost_usd), u.abandoned, u.errors]),
       null, row => [el("td", {}, userLink(row[0])), ...row.slice(1)]),
   ];
 }
@@ -140,7 +140,9 @@ async function renderFunnels(r) {
   const filters = await api("/api/filters");
   const bar = filterBar([el("input", { name: "steps", placeholder: "Step 1,Step 2,Step 3", "aria-label": "steps", class: "wide" }),
     el("input", { name: "within", placeholder: "7d", "aria-label": "within", size: 5 }),
-    select("breakdown", [["model", "by model"]], "No breakdown"), ...rangeFields(filters, false)], p, values => go("funnels", null, values));
+    el("input", { name: "breakdown", placeholder: "by: model or property:NAME", "aria-label": "breakdown", list: "breakdowns" }),
+    el("datalist", { id: "breakdowns" }, el("option", { value: "model" })),
+    ...rangeFields(filters, false)], p, values => go("funnels", null, values));
   const hint = el("div", { class: "sub" }, "Events seen: ", filters.events.join(", "));
   if (!p.steps) return [bar, el("div", { class: "panel empty" }, "Name two or more steps (event names, comma-separated)."), hint];
   const f = await api("/api/funnel?" + insightQuery(p, { steps: p.steps, within: p.within, breakdown: p.breakdown }));
