@@ -24,6 +24,9 @@ def blocks(page: str) -> list[str]:
     return PYTHON.findall((DOCS / page).read_text())
 
 
+README = DOCS.parent / "README.md"
+
+
 def run_block(code: str, server: LocalServer) -> None:
     code = code.replace("http://127.0.0.1:8787", server.url)
     namespace: dict = {}
@@ -44,6 +47,19 @@ def test_getting_started_example_sends_events_cost_and_feedback(tmp_path):
         events = server.store.events(kind="event", limit=None)
         totals = feedback_totals(server)
     assert (llm["prompt"], llm["cost_usd"], llm["input_tokens"]) == ("What is Trubrics?", 0.0001, 9)
+    assert sorted(e["event"] for e in events) == ["Sign up", "Thumbs up"]
+    assert (totals["feedback"], totals["positive"], totals["threads_with_feedback"]) == (1, 1, 1)
+
+
+def test_readme_example_sends_events_cost_and_feedback_to_a_local_serve(tmp_path):
+    (code,) = [b for b in PYTHON.findall(README.read_text()) if "Trubrics(" in b]
+    with LocalServer(tmp_path / "e.sqlite3") as server:
+        run_block(code, server)
+        (llm,) = server.store.events(kind="llm", limit=None)
+        events = server.store.events(kind="event", limit=None)
+        totals = feedback_totals(server)
+    assert (llm["prompt"], llm["cost_usd"], llm["input_tokens"], llm["thread_id"]) == (
+        "What is Trubrics?", 0.0001, 9, "t-42")
     assert sorted(e["event"] for e in events) == ["Sign up", "Thumbs up"]
     assert (totals["feedback"], totals["positive"], totals["threads_with_feedback"]) == (1, 1, 1)
 
