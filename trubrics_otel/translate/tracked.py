@@ -251,8 +251,8 @@ def keyed_ids(key: int, n: int) -> tuple[int, int]:
     """The trace and span ids of a :data:`KEYED` record: ``blake2b`` of its key and number (the
     key keeps writers apart, the number a writer's calls); raises ``struct.error`` for numbers
     that are not 64-bit."""
-    digest = _blake2b(_KEY_AND_NUMBER.pack(key, n), digest_size=24).digest()
-    return int.from_bytes(digest[:16], "big") or 1, int.from_bytes(digest[16:], "big") or 1
+    ids = int.from_bytes(_blake2b(_KEY_AND_NUMBER.pack(key, n), digest_size=24).digest(), "big")
+    return ids >> 64 or 1, ids & LOW_64 or 1
 
 
 _blake2b = hashlib.blake2b
