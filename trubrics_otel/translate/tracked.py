@@ -10,7 +10,8 @@
 Why lazy: ``track`` must cost about what the official SDK's append-a-dict costs (2–4 µs a
 call), and building a ``ReadableSpan`` eagerly (an attribute dict, a ``SpanContext``,
 thirteen fields) costs as much again. So the call keeps only a *record*: a tuple of its
-arguments, already checked and converted, with the span's ids drawn and the time taken.
+arguments, already checked and converted, with the span's ids (or, stored by the fast paths,
+what they are hashed from: :data:`KEYED`) and the time taken.
 Every field of the span is computed from that record the first time anything reads it,
 which is the export thread. To processors and exporters it is an ordinary finished
 ``ReadableSpan`` (same attributes as any other Trubrics span, see :mod:`semconv`).
