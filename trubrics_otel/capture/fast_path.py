@@ -15,7 +15,8 @@ have no parent span and no ``user_context``, so this closure checks exactly that
 lookups, numbers the record (its ids are a hash of that number, worked out when it is read:
 :data:`~trubrics_otel.translate.tracked.KEYED`), stores it and appends it to the crash
 journal. Anything else — a parent span, a ``user_context``, a full ring, a closed or forked
-client — answers 0, and the caller takes the full path, which handles it. Only built for the private provider without sampling (see the client).
+client — answers 0, and the caller takes the full path, which handles it. Only built for
+the private provider without sampling (see the client).
 With ``orjson`` installed the record is stored in the JSON format (see
 :mod:`~trubrics_otel.translate.record_codec`: half ``marshal``'s cost for an LLM record).
 """
