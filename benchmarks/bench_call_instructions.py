@@ -1,6 +1,6 @@
 """Instructions per ``track``/``track_llm`` call on the app's thread, ours and the official SDK's.
 
-    python benchmarks/bench_call_instructions.py      # needs valgrind (apt install valgrind); ~3 min
+    python benchmarks/bench_call_instructions.py      # needs valgrind (apt install valgrind); ~7 min
 
 Timings on shared machines drift by 2x run to run; the number of instructions a fixed
 workload executes does not (to a fraction of a per cent). Each SDK runs the peer benchmark's

@@ -6,6 +6,7 @@ it would check them at start-up: the parts a typo or a forgotten block would bre
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -29,8 +30,13 @@ KNOWN_TYPES = {
 
 def test_the_directory_holds_what_the_readme_promises():
     names = {p.name for p in CONFIG_DIR.iterdir()}
-    assert {"agent.yaml", "gateway.yaml", "rotel.env", "README.md"} <= names
+    assert {"agent.yaml", "gateway.yaml", "gateway-serve.yaml", "rotel.env", "README.md"} <= names
     assert all(p.suffix in (".yaml", ".yml", ".env", ".md") for p in CONFIG_DIR.iterdir())
+
+
+def test_the_readme_lists_every_config_with_how_to_start_it():
+    listed = set(re.findall(r"^\| `([^`]+)` \|", (CONFIG_DIR / "README.md").read_text(), re.M))
+    assert listed == {p.name for p in CONFIG_DIR.iterdir() if p.name != "README.md"}
 
 
 @pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: p.name)

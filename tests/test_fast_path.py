@@ -140,6 +140,19 @@ def test_it_takes_the_plain_call_and_leaves_the_rest_to_the_full_path():
 
 
 @needs_orjson
+def test_every_call_is_its_own_span_whichever_client_and_each_read_gives_the_same():
+    stored = Stored()
+    for _ in range(2):  # two clients (or a client in two processes): keys of their own
+        fast = fast_track_llm(stored.append_payload, stored.full)
+        for _ in range(3):
+            fast("u1", "Hi?", "Hello.")
+        assert fast_enqueue(stored.append_payload)(EVENT, ("u1", "Sign up", None, 1))
+    ids = [from_bytes(payload)[2:4] for payload in stored]
+    assert len(set(ids)) == len(ids) == 8 and not stored.left
+    assert [from_bytes(payload)[2:4] for payload in stored] == ids  # a record read again: the same span
+
+
+@needs_orjson
 def test_a_call_the_journal_refuses_goes_to_the_full_path():
     stored = Stored()
     fast = fast_track_llm(lambda payload: 0, stored.full)  # a full ring, a closed or forked client

@@ -24,7 +24,9 @@ from trubrics_otel.translate.redaction import Policy
 from trubrics_otel.translate.tracked import (
     BODY_AT,
     EVENT,
+    KEYED,
     LLM,
+    NEWEST,
     VERSION,
     TrackedSpan,
     from_bytes,
@@ -196,7 +198,22 @@ def test_bytes_of_another_version_or_shape_are_refused():
     with pytest.raises(UnknownFormat):  # newer: refused, for the caller to keep, never dropped
         from_bytes(b"not marshal")
     with pytest.raises(UnknownFormat):
-        from_bytes(to_bytes((VERSION + 1, EVENT, 1, 2, 0, None, ("u", "e", None, 0))))
+        from_bytes(to_bytes((NEWEST + 1, EVENT, 1, 2, 0, None, ("u", "e", None, 0))))
+
+
+def test_a_keyed_record_is_the_same_span_at_every_read_and_apart_from_every_other():
+    body = ["u1", "Sign up", {"plan": "pro"}, 10**18]
+    payload = json.dumps([KEYED, EVENT, 2**64 - 1, 1, body]).encode()
+    record = from_bytes(payload)
+    assert record == from_bytes(payload)  # read again after a crash: the same ids, one event
+    assert record[:2] == (VERSION, EVENT) and record[4:6] == (0, None) and record[6] == body
+    ids = {from_bytes(json.dumps([KEYED, EVENT, key, n, body]).encode())[2:4]
+           for key in (0, 1, 2**64 - 1) for n in (1, 2, 3)}
+    assert len(ids) == 9  # each key's each number: its own trace and span
+    assert all(0 < trace < 2**128 and 0 < span < 2**64 for trace, span in ids)
+    for damaged in ([KEYED, EVENT, -1, 1, body], [KEYED, EVENT, 1, 2**64, body], [KEYED, EVENT, 1, body],
+                    [KEYED, EVENT, 1.5, 1, body], [KEYED, EVENT, 1, 1, ["u1"]]):
+        assert from_bytes(json.dumps(damaged).encode()) is None, damaged
 
 
 @settings(max_examples=300, deadline=None)

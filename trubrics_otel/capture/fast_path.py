@@ -12,10 +12,11 @@ measure). The full path (:meth:`Trubrics._record`, the processor's ``enqueue_rec
 the current span through the OpenTelemetry API, looks at the ``user_context`` and sampling,
 then hands over through three calls; each layer is a tenth of a microsecond. Most calls
 have no parent span and no ``user_context``, so this closure checks exactly that with two
-lookups, draws the ids, stores the record (:func:`~trubrics_otel.translate.tracked.to_bytes`)
-and appends it to the crash journal. Anything else — a parent span, a ``user_context``, a
-full ring, a closed or forked client — answers 0, and the caller takes the full path,
-which handles it. Only built for the private provider without sampling (see the client).
+lookups, numbers the record (its ids are a hash of that number, worked out when it is read:
+:data:`~trubrics_otel.translate.tracked.KEYED`), stores it and appends it to the crash
+journal. Anything else — a parent span, a ``user_context``, a full ring, a closed or forked
+client — answers 0, and the caller takes the full path, which handles it. Only built for
+the private provider without sampling (see the client).
 With ``orjson`` installed the record is stored in the JSON format (see
 :mod:`~trubrics_otel.translate.record_codec`: half ``marshal``'s cost for an LLM record).
 """
@@ -23,6 +24,8 @@ With ``orjson`` installed the record is stored in the JSON format (see
 from __future__ import annotations
 
 import contextvars
+import itertools
+import os
 import random
 import time
 from collections.abc import Callable
@@ -33,7 +36,7 @@ from opentelemetry import context as context_api
 from trubrics_otel.capture.arguments import LLM_PROPERTIES_READ, MAX_LATENCY_S
 from trubrics_otel.capture.context import open_user_contexts
 from trubrics_otel.translate.record_codec import encoder, json_encoder
-from trubrics_otel.translate.tracked import LLM, VERSION, marshal_bytes
+from trubrics_otel.translate.tracked import KEYED, LLM, VERSION, marshal_bytes
 
 try:  # the standard runtime context: a ContextVar holding the current Context
     from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
@@ -62,12 +65,13 @@ def fast_enqueue(append_payload: Callable[[bytes], int] | None) -> FastEnqueue |
     json_format = json_encoder()
     if json_format is not None:
         json_dumps, option = json_format
+        key, number = numbered_records()
 
         def enqueue_json(kind: str, body: tuple[Any, ...]) -> int:
             if current().get(span_key) is not None or user_contexts():
                 return 0  # a parent span or a user_context: the full path joins them
-            try:  # to_bytes, inlined: the JSON format, the trace id drawn as its two halves
-                payload = json_dumps((VERSION, kind, bits(64), bits(64), bits(64), 0, None, body), None, option)
+            try:  # to_bytes, inlined: the JSON format, the ids as a key and a number (KEYED)
+                payload = json_dumps((KEYED, kind, key, number(), body), None, option)
             except TypeError:  # a value the JSON format does not take: stored by marshal
                 payload = marshal_bytes((VERSION, kind, bits(128), bits(64), 0, None, body))
             return append_payload(payload)
@@ -112,7 +116,7 @@ def fast_track_llm(
     current = _current_context_getter()
     span_key = _SPAN_KEY
     user_contexts = open_user_contexts
-    bits = random.getrandbits
+    key, number = numbered_records()
     now = time.time_ns
     properties_read = LLM_PROPERTIES_READ
 
@@ -136,7 +140,7 @@ def fast_track_llm(
                 body = (user_id, prompt, generation, prompt_event_name, generation_event_name, assistant_id,
                         properties or None, now(), latency, thread_id or None, None)
                 # a TypeError: properties the JSON format does not take; the full path stores them
-                if append_payload(dumps((VERSION, LLM, bits(64), bits(64), bits(64), 0, None, body), None, option)):
+                if append_payload(dumps((KEYED, LLM, key, number(), body), None, option)):
                     return None
         except Exception:  # nothing stored: the full path takes the call and says what went wrong
             pass
@@ -144,6 +148,16 @@ def fast_track_llm(
                     properties, timestamp, latency, thread_id)
 
     return track_llm
+
+
+def numbered_records() -> tuple[int, Callable[[], int]]:
+    """A closure's key for its :data:`~trubrics_otel.translate.tracked.KEYED` records and the
+    counter that numbers them: the ids without a random draw per call (three were a tenth of
+    ``track_llm``). The key comes from ``os.urandom``, so an app that seeds ``random`` or a
+    forked copy of this process draws another (a closure built before a fork never stores in
+    the child: its journal is the parent's, which the child drops); ``itertools.count`` is one
+    C call, so threads never get the same number."""
+    return int.from_bytes(os.urandom(8), "little"), itertools.count(1).__next__
 
 
 def _current_context_getter() -> Callable[[], Any]:

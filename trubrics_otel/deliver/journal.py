@@ -75,15 +75,15 @@ import logging
 import mmap
 import os
 import struct
-import threading
 import time
 import weakref
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from trubrics_otel.deliver.files import CLOEXEC, fcntl, lock_file, private_directory
+from trubrics_otel.deliver.files import abandon, create_locked, fcntl, private_directory, publish
 from trubrics_otel.deliver.pages import Pages
+from trubrics_otel.deliver.token_lock import TokenLock
 
 DEFAULT_JOURNAL_BYTES = 64 * 1024 * 1024
 """A 50,000-call burst of ~850-byte LLM events fits; the file is sparse (see the docstring)."""
@@ -94,7 +94,6 @@ PRESSURE_S = 10.0
 """After a full disk (:meth:`Journal.give_back`), how long no page is prepared ahead."""
 
 _SUFFIX = ".ring"
-_TMP_SUFFIX = ".tmp" if fcntl is not None else ""  # Windows cannot rename an open file
 _VERSION = 2
 """Format 2: records without a checksum, magic last (format 1 is still recovered)."""
 _HEADER_BYTES = 4096
@@ -171,15 +170,18 @@ class Journal:
     def append(self, payload: bytes) -> int:
         """Copy one record in; its ticket, or 0 when it could not be journaled.
 
-        The hot path of ``track()``: no syscall, and acquire/release rather than ``with``
-        (measurably cheaper on 3.11). One comparison with :attr:`_limit` stands for every
+        The hot path of ``track()``: no syscall, and a :class:`~.token_lock.TokenLock` taken
+        and given back by one C call each. One comparison with :attr:`_limit` stands for every
         check while the record fits in the current lap's free, prepared bytes (and under the
         size limit); the rest is :meth:`_make_room`. No ``%``: the lap's offset is kept (a big
         int's modulo was a twentieth of ``track_llm``). The payload goes in before its header,
         so a copy cut short by the kill leaves no header that claims it.
         """
         length = len(payload)
-        self._acquire()
+        try:
+            self._take()
+        except IndexError:  # another thread holds the journal: wait for it
+            self._lock.acquire()
         try:
             head = self._head
             end = head + _RECORD_BYTES + length
@@ -203,7 +205,7 @@ class Journal:
                 self._notify()
             return end
         finally:
-            self._release()
+            self._give(None)
 
     def notify_unread(self, count: int, callback: Callable[[], object]) -> None:
         """Call ``callback`` (on the appending thread, with the journal locked: it must be
@@ -391,44 +393,31 @@ class Journal:
         _open_files.discard(str(self.file))
 
     def _new_lock(self) -> None:
-        self._lock = threading.Lock()
-        self._acquire = self._lock.acquire
-        self._release = self._lock.release
+        self._lock = TokenLock()
+        self._take, self._give = self._lock.take, self._lock.give
 
     def _create(self, size: int) -> tuple[Path, int, mmap.mmap]:
-        for _ in range(100):
-            name = f"{time.time_ns():020d}-{os.getpid()}-{next(_counter)}{_SUFFIX}"
-            file = self.directory / name
-            tmp = self.directory / (name + _TMP_SUFFIX)
+        names = (f"{time.time_ns():020d}-{os.getpid()}-{next(_counter)}{_SUFFIX}" for _ in itertools.count())
+        file, fd = create_locked(self.directory, names, size)  # sparse: pages prepared as needed
+        try:
+            mm = mmap.mmap(fd, size)
             try:
-                fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | CLOEXEC, 0o600)
-            except FileExistsError:
-                continue
-            try:
-                lock_file(fd)
-                os.ftruncate(fd, size)  # sparse: pages are prepared as the ring needs them
-                mm = mmap.mmap(fd, size)
-                try:
-                    self._pages = Pages(fd, mm)
-                    if not self._pages.prepare(0, _HEADER_BYTES + min(PREPARE_CHUNK_BYTES, self._capacity)):
-                        raise OSError(errno.ENOSPC, "no space for the journal's first pages")
-                    self._prepared = min(PREPARE_CHUNK_BYTES, self._capacity)
-                    header = _FILE.pack(_FILE_MAGIC, _VERSION, _HEADER_BYTES, self._capacity)
-                    mm[: len(header) + 4] = header + _FILE_CRC.pack(zlib.crc32(header))
-                    for offset in _SLOT_OFFSETS:
-                        _SLOT.pack_into(mm, offset, 0, zlib.crc32(_U64.pack(0)))
-                    if tmp != file:
-                        os.rename(tmp, file)
-                except BaseException:
-                    mm.close()
-                    raise
+                self._pages = Pages(fd, mm)
+                if not self._pages.prepare(0, _HEADER_BYTES + min(PREPARE_CHUNK_BYTES, self._capacity)):
+                    raise OSError(errno.ENOSPC, "no space for the journal's first pages")
+                self._prepared = min(PREPARE_CHUNK_BYTES, self._capacity)
+                header = _FILE.pack(_FILE_MAGIC, _VERSION, _HEADER_BYTES, self._capacity)
+                mm[: len(header) + 4] = header + _FILE_CRC.pack(zlib.crc32(header))
+                for offset in _SLOT_OFFSETS:
+                    _SLOT.pack_into(mm, offset, 0, zlib.crc32(_U64.pack(0)))
+                publish(file)
             except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                os.close(fd)
+                mm.close()
                 raise
-            return file, fd, mm
-        raise OSError(f"could not create a journal file in {self.directory}")
+        except BaseException:
+            abandon(file, fd)
+            raise
+        return file, fd, mm
 
 
 # --- internals ---------------------------------------------------------------------------

@@ -10,7 +10,8 @@
 Why lazy: ``track`` must cost about what the official SDK's append-a-dict costs (2–4 µs a
 call), and building a ``ReadableSpan`` eagerly (an attribute dict, a ``SpanContext``,
 thirteen fields) costs as much again. So the call keeps only a *record*: a tuple of its
-arguments, already checked and converted, with the span's ids drawn and the time taken.
+arguments, already checked and converted, with the span's ids (or, stored by the fast paths,
+what they are hashed from: :data:`KEYED`) and the time taken.
 Every field of the span is computed from that record the first time anything reads it,
 which is the export thread. To processors and exporters it is an ordinary finished
 ``ReadableSpan`` (same attributes as any other Trubrics span, see :mod:`semconv`).
@@ -25,7 +26,9 @@ the export thread or by a later process: see :func:`spans_from_bytes`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import struct
 from collections.abc import Iterable
 from typing import Any
 
@@ -48,6 +51,14 @@ EVENT = "e"
 LLM = "l"
 VERSION = 1
 """Bumped whenever a record's layout changes: a journal of another version is not replayed."""
+KEYED = 2
+"""The layout the app thread's fast paths store (JSON only): ``[KEYED, kind, key, n, body]``,
+no ids but the writer's random 64-bit ``key`` and the call's number ``n`` (from 1), of which
+the ids are a hash (:func:`keyed_ids`), worked out when read. Why: drawing three random 64-bit
+ids was a tenth of ``track_llm``; a hash is as random, and the same at every read (a record
+read again after a crash is the same span). No parent, no ``user_context``: those calls
+take the full path. Read back as the :data:`VERSION` tuple."""
+NEWEST = KEYED
 
 # The fields of a record, and of its body for each kind (records are plain tuples: cheap to
 # build on the app's thread, and marshal stores them as they are):
@@ -215,10 +226,14 @@ def from_bytes(payload: bytes) -> TrackedRecord | None:
         return None
     if type(record) is list:  # the JSON format (see LOW_64), unpacked inline: the export thread's cost
         try:
-            version, kind, high, low, span_id, parent_id, context, body = record
-            record = (version, kind, high << 64 | low, span_id, parent_id, context, body)
-        except (ValueError, TypeError):  # another layout: a newer release's, or damage
-            if record and type(record[VERSION_AT]) is int and record[VERSION_AT] > VERSION:
+            if record[VERSION_AT] == KEYED:
+                _, kind, key, n, body = record
+                record = (VERSION, kind, *keyed_ids(key, n), 0, None, body)
+            else:
+                version, kind, high, low, span_id, parent_id, context, body = record
+                record = (version, kind, high << 64 | low, span_id, parent_id, context, body)
+        except (ValueError, TypeError, IndexError, struct.error):  # another layout: a newer release's, or damage
+            if record and type(record[VERSION_AT]) is int and record[VERSION_AT] > NEWEST:
                 raise UnknownFormat(record[VERSION_AT]) from None
             return None
     if type(record) is not tuple or len(record) != BODY_AT + 1:
@@ -231,6 +246,18 @@ def from_bytes(payload: bytes) -> TrackedRecord | None:
     if (type(body) is not tuple and type(body) is not list) or len(body) != _BODY_LENGTH.get(record[KIND_AT]):
         return None
     return record
+
+
+def keyed_ids(key: int, n: int) -> tuple[int, int]:
+    """The trace and span ids of a :data:`KEYED` record: ``blake2b`` of its key and number (the
+    key keeps writers apart, the number a writer's calls); raises ``struct.error`` for numbers
+    that are not 64-bit."""
+    ids = int.from_bytes(_blake2b(_KEY_AND_NUMBER.pack(key, n), digest_size=24).digest(), "big")
+    return ids >> 64 or 1, ids & LOW_64 or 1
+
+
+_blake2b = hashlib.blake2b
+_KEY_AND_NUMBER = struct.Struct("<QQ")
 
 
 def _message_json(role: str, text: str) -> str:
