@@ -75,6 +75,7 @@ import logging
 import mmap
 import os
 import struct
+import threading
 import time
 import weakref
 import zlib
@@ -83,7 +84,6 @@ from pathlib import Path
 
 from trubrics_otel.deliver.files import abandon, create_locked, fcntl, private_directory, publish
 from trubrics_otel.deliver.pages import Pages
-from trubrics_otel.deliver.token_lock import TokenLock
 
 DEFAULT_JOURNAL_BYTES = 64 * 1024 * 1024
 """A 50,000-call burst of ~850-byte LLM events fits; the file is sparse (see the docstring)."""
@@ -170,18 +170,14 @@ class Journal:
     def append(self, payload: bytes) -> int:
         """Copy one record in; its ticket, or 0 when it could not be journaled.
 
-        The hot path of ``track()``: no syscall, and a :class:`~.token_lock.TokenLock` taken
-        and given back by one C call each. One comparison with :attr:`_limit` stands for every
+        The hot path of ``track()``: no syscall, and acquire/release rather than ``with``. One comparison with :attr:`_limit` stands for every
         check while the record fits in the current lap's free, prepared bytes (and under the
         size limit); the rest is :meth:`_make_room`. No ``%``: the lap's offset is kept (a big
         int's modulo was a twentieth of ``track_llm``). The payload goes in before its header,
         so a copy cut short by the kill leaves no header that claims it.
         """
         length = len(payload)
-        try:
-            self._take()
-        except IndexError:  # another thread holds the journal: wait for it
-            self._lock.acquire()
+        self._acquire()
         try:
             head = self._head
             end = head + _RECORD_BYTES + length
@@ -205,7 +201,7 @@ class Journal:
                 self._notify()
             return end
         finally:
-            self._give(None)
+            self._release()
 
     def notify_unread(self, count: int, callback: Callable[[], object]) -> None:
         """Call ``callback`` (on the appending thread, with the journal locked: it must be
@@ -393,8 +389,8 @@ class Journal:
         _open_files.discard(str(self.file))
 
     def _new_lock(self) -> None:
-        self._lock = TokenLock()
-        self._take, self._give = self._lock.take, self._lock.give
+        self._lock = threading.Lock()
+        self._acquire, self._release = self._lock.acquire, self._lock.release
 
     def _create(self, size: int) -> tuple[Path, int, mmap.mmap]:
         names = (f"{time.time_ns():020d}-{os.getpid()}-{next(_counter)}{_SUFFIX}" for _ in itertools.count())
