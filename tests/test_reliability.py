@@ -332,13 +332,14 @@ def _mask(value):
 
 
 def test_mask_applies_before_the_network_and_the_spool(make_client, endpoint, private_spool):
-    endpoint.fail_for(1.0, status=503)
+    endpoint.fail_for(3600, status=503)  # down until healed below, however slow the machine
     client = make_client(mask=_mask, retry_timeout=0.2)
     client.track_llm(user_id="u", prompt=f"mail {EMAIL}", generation=f"wrote to {EMAIL}",
                      properties={"to": EMAIL, "nested": {"cc": [EMAIL]}})
     client.track(user_id="u", event="Sent", properties={"to": EMAIL})
     assert client.flush(timeout=1) == 2  # spooled during the failure
     assert EMAIL.encode() not in _spool_bytes(private_spool)
+    endpoint.heal()
     assert endpoint.wait_for_events(2, timeout=30) == 2
     [llm] = endpoint.events("publish_llm_events")
     [event] = endpoint.events()
