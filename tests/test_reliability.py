@@ -113,11 +113,12 @@ def test_a_journal_closed_under_the_processor_never_hangs_a_flush(endpoint, tmp_
 
 
 def test_spooled_events_go_out_when_the_endpoint_returns_without_new_traffic(make_client, endpoint):
-    endpoint.fail_for(2.0, status=503)
+    endpoint.fail_for(3600, status=503)  # down until healed, however slow the machine
     client = make_client(retry_timeout=0.3)
     for i in range(300):
         client.track(user_id="u", event="outage", properties={"i": i})
     assert client.flush(timeout=1) > 0  # still failing: kept, not lost
+    endpoint.heal()
     assert endpoint.wait_for_events(300, timeout=30) == 300  # the replay thread delivered them
     assert len(set(_ids(endpoint))) == 300
     for _ in range(100):  # the server answered; the client acknowledges right after
@@ -422,11 +423,12 @@ def test_the_key_is_in_no_spool_file_and_no_log(make_client, endpoint, private_s
 
 
 def test_spool_can_be_turned_off(make_client, endpoint, private_spool):
-    endpoint.fail_for(1.0, status=503)
+    endpoint.fail_for(3600, status=503)  # down until healed, however slow the machine
     client = make_client(spool=False, retry_timeout=0.2)
     client.track(user_id="u", event="e")
     assert client.flush(timeout=0.5) == 1
     assert not private_spool.exists()  # no file anywhere
+    endpoint.heal()
     assert client.flush(timeout=20) == 0  # held in memory, delivered once it is back
     assert len(endpoint.events()) == 1
 
