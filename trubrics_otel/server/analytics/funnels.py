@@ -78,6 +78,12 @@ def _reached(steps: Sequence[str], within_us: int, q: AnalyticsQuery, key: str |
             f"SELECT b, d FROM ({ranked}) AS p WHERE r = 1) AS w GROUP BY b, d"), [*one_params, *many_params]
 
 
+_FENCE = " LIMIT 9223372036854775807 OFFSET 0"
+"""Keeps a level of the chain a level, on both engines: each look-up runs once per row, not
+once per mention of its column above (SQLite's flattening), and PostgreSQL seeks by id
+instead of hashing the whole events table."""
+
+
 def _chain(steps: Sequence[str], within_us: int, q: AnalyticsQuery, key: str,
            several: bool | None = None) -> tuple[str, list[Any]]:
     """SQL of every start (user ``u``, id ``i1``, time ``t1``, breakdown value ``b``) with the
@@ -89,31 +95,27 @@ def _chain(steps: Sequence[str], within_us: int, q: AnalyticsQuery, key: str,
         where.append("a.user_id = ?")
         params.append(q.user)
     if q.model is not None:
-        where.append("e.model = ?")
+        where.append("(SELECT e.model FROM events e WHERE e.id = a.id) = ?")
         params.append(q.model)
     if several is not None:
         other = ["o.event = a.event", "o.user_id = a.user_id", "o.id <> a.id", *range_where(q, "o.ts_us", params)]
         if q.model is not None:
-            other.append("EXISTS (SELECT 1 FROM events f WHERE f.id = o.id AND f.model = ?)")
+            other.append("(SELECT f.model FROM events f WHERE f.id = o.id) = ?")
             params.append(q.model)
         where.append(f"{'' if several else 'NOT '}EXISTS (SELECT 1 FROM analytics_steps o WHERE {' AND '.join(other)})")
     # the start's own row only when its model or properties are asked for
-    joined = " JOIN events e ON e.id = a.id" if key != "NULL" or q.model is not None else ""
-    chain = (f"SELECT a.user_id AS u, a.id AS i1, a.ts_us AS t1, {key} AS b "
-             f"FROM analytics_steps a{joined} WHERE {' AND '.join(where)}")
+    value = "NULL" if key == "NULL" else f"(SELECT {key} FROM events e WHERE e.id = a.id)"
+    chain = f"SELECT a.user_id AS u, a.id AS i1, a.ts_us AS t1, {value} AS b FROM analytics_steps a WHERE {' AND '.join(where)}"
     for k, step in enumerate(steps[1:], start=2):
         # the earliest occurrence after step k-1 (time, then id) within the window, or NULL
-        nxt = (f"CASE WHEN s.i{k - 1} IS NOT NULL THEN (SELECT n.id FROM analytics_steps n "
-               f"WHERE n.event = ? AND n.user_id = s.u AND (n.ts_us, n.id) > (s.t{k - 1}, s.i{k - 1}) "
-               f"AND n.ts_us <= s.t1 + ? ORDER BY n.ts_us, n.id LIMIT 1) END")
-        carried = ", ".join(f"s.i{j}, s.t{j}" for j in range(1, k))
-        if k < len(steps):  # its time bounds the next step: read it with the id
-            chain = (f"SELECT s.u, {carried}, s.b, x.id AS i{k}, x.ts_us AS t{k} FROM ({chain}) AS s "
-                     f"LEFT JOIN events x ON x.id = {nxt}")
-            params += [step, within_us]
-        else:  # the last step: whether it happened is enough (its look-up comes first in the text)
-            chain = f"SELECT s.u, {carried}, s.b, {nxt} AS i{k} FROM ({chain}) AS s"
-            params = [step, within_us, *params]
+        chain = (f"SELECT s.*, CASE WHEN s.i{k - 1} IS NOT NULL THEN (SELECT n.id FROM analytics_steps n "
+                 f"WHERE n.event = ? AND n.user_id = s.u AND (n.ts_us, n.id) > (s.t{k - 1}, s.i{k - 1}) "
+                 f"AND n.ts_us <= s.t1 + ? ORDER BY n.ts_us, n.id LIMIT 1) END AS i{k} FROM ({chain}) AS s{_FENCE}")
+        params = [step, within_us, *params]
+        if k < len(steps):  # its time bounds the next step: among the user's few occurrences
+            chain = (f"SELECT s.*, CASE WHEN s.i{k} IS NOT NULL THEN (SELECT n.ts_us FROM analytics_steps n "
+                     f"WHERE n.event = ? AND n.user_id = s.u AND n.id = s.i{k}) END AS t{k} FROM ({chain}) AS s{_FENCE}")
+            params = [step, *params]
     return chain, params
 
 
