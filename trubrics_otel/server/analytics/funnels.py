@@ -71,11 +71,12 @@ def _reached(steps: Sequence[str], within_us: int, q: AnalyticsQuery, key: str |
     # a user with one start: its value; with several, the deepest, the earliest among equals (by
     # time, then id). Ranking only those users keeps the (slow) window off most rows.
     one, one_params = _chain(steps, within_us, q, key, several=False)
-    many, many_params = _chain(steps, within_us, q, key, several=True)
-    ranked = (f"SELECT s.b, {depth} AS d, ROW_NUMBER() OVER (PARTITION BY s.u "
+    many, many_params = _chain(steps, within_us, q, "NULL", several=True)  # the value: the winner's only
+    ranked = (f"SELECT s.i1, {depth} AS d, ROW_NUMBER() OVER (PARTITION BY s.u "
               f"ORDER BY {depth} DESC, s.t1, s.i1) AS r FROM ({many}) AS s")
     return (f"SELECT b, d, COUNT(*) FROM (SELECT s.b, {depth} AS d FROM ({one}) AS s UNION ALL "
-            f"SELECT b, d FROM ({ranked}) AS p WHERE r = 1) AS w GROUP BY b, d"), [*one_params, *many_params]
+            f"SELECT (SELECT {key} FROM events e WHERE e.id = p.i1), d FROM ({ranked}) AS p WHERE r = 1) AS w "
+            f"GROUP BY b, d"), [*one_params, *many_params]
 
 
 _FENCE = " LIMIT 9223372036854775807 OFFSET 0"
