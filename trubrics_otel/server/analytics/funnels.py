@@ -16,10 +16,9 @@ may fall after ``until``. A breakdown groups users by the model (``model``) or a
 (``property:NAME``) of their step-1 event.
 
 Why it is fast: ``analytics_steps`` (kept on insert) holds every event under each name a step
-can match, keyed by (name, user, time, id). The starts are one range of it, and each look-up
-is a seek into one user's occurrences of one name: a few small pages, never the events table
-(which is read only for the id of a step reached before the last, and for ``--model`` or a
-breakdown, the start's own row).
+can match, keyed by (name, user, time, id), with its model. The starts are one range of it,
+and each look-up is a seek into one user's occurrences of one name: a few small pages, never
+the events table (read only for a breakdown by property: the winning start's row).
 """
 
 from __future__ import annotations
@@ -40,8 +39,7 @@ def funnel(db: Reader, q: AnalyticsQuery, steps: Sequence[str], within_us: int,
         raise AnalyticsError(f"a funnel needs 2 to {MAX_STEPS} non-empty steps, got {list(steps)!r}")
     if within_us <= 0:
         raise AnalyticsError("the window (--within) must be positive")
-    key = _breakdown(db, breakdown)
-    rows = db.rows(*_reached(steps, within_us, q, key))
+    rows = db.rows(*_reached(steps, within_us, q, _breakdown(db, breakdown)))
     totals = [0] * len(steps)
     groups: dict[Any, list[int]] = {}
     for value, reached, users in rows:
@@ -69,14 +67,17 @@ def _reached(steps: Sequence[str], within_us: int, q: AnalyticsQuery, key: str |
         return (f"SELECT NULL, d, COUNT(*) FROM (SELECT s.u, MAX({depth}) AS d FROM ({chain}) AS s "
                 f"GROUP BY s.u) AS p GROUP BY d"), params
     # a user with one start: its value; with several, the deepest, the earliest among equals (by
-    # time, then id). Ranking only those users keeps the (slow) window off most rows.
-    one, one_params = _chain(steps, within_us, q, key, several=False)
-    many, many_params = _chain(steps, within_us, q, "NULL", several=True)  # the value: the winner's only
-    ranked = (f"SELECT s.i1, {depth} AS d, ROW_NUMBER() OVER (PARTITION BY s.u "
+    # time, then id). Ranking only those users keeps the (slow) window off most rows. A
+    # property is read from the events table for the winning start only.
+    model = key == "a.model"
+    one, one_params = _chain(steps, within_us, q, key if model else f"(SELECT {key} FROM events e WHERE e.id = a.id)",
+                             several=False)
+    many, many_params = _chain(steps, within_us, q, key if model else "NULL", several=True)
+    value = "p.b" if model else f"(SELECT {key} FROM events e WHERE e.id = p.i1)"
+    ranked = (f"SELECT s.i1, s.b, {depth} AS d, ROW_NUMBER() OVER (PARTITION BY s.u "
               f"ORDER BY {depth} DESC, s.t1, s.i1) AS r FROM ({many}) AS s")
     return (f"SELECT b, d, COUNT(*) FROM (SELECT s.b, {depth} AS d FROM ({one}) AS s UNION ALL "
-            f"SELECT (SELECT {key} FROM events e WHERE e.id = p.i1), d FROM ({ranked}) AS p WHERE r = 1) AS w "
-            f"GROUP BY b, d"), [*one_params, *many_params]
+            f"SELECT {value}, d FROM ({ranked}) AS p WHERE r = 1) AS w GROUP BY b, d"), [*one_params, *many_params]
 
 
 _FENCE = " LIMIT 9223372036854775807 OFFSET 0"
@@ -85,9 +86,9 @@ once per mention of its column above (SQLite's flattening), and PostgreSQL seeks
 instead of hashing the whole events table."""
 
 
-def _chain(steps: Sequence[str], within_us: int, q: AnalyticsQuery, key: str,
+def _chain(steps: Sequence[str], within_us: int, q: AnalyticsQuery, value: str,
            several: bool | None = None) -> tuple[str, list[Any]]:
-    """SQL of every start (user ``u``, id ``i1``, time ``t1``, breakdown value ``b``) with the
+    """SQL of every start (user ``u``, id ``i1``, time ``t1``, ``b``: ``value`` of its row ``a``) with the
     id of each next step it reaches (``i2`` …, NULL once one is missed). ``several``: only the
     starts of users with (True) or without (False) another start."""
     params: list[Any] = [steps[0]]
@@ -96,16 +97,14 @@ def _chain(steps: Sequence[str], within_us: int, q: AnalyticsQuery, key: str,
         where.append("a.user_id = ?")
         params.append(q.user)
     if q.model is not None:
-        where.append("(SELECT e.model FROM events e WHERE e.id = a.id) = ?")
+        where.append("a.model = ?")
         params.append(q.model)
     if several is not None:
         other = ["o.event = a.event", "o.user_id = a.user_id", "o.id <> a.id", *range_where(q, "o.ts_us", params)]
         if q.model is not None:
-            other.append("(SELECT f.model FROM events f WHERE f.id = o.id) = ?")
+            other.append("o.model = ?")
             params.append(q.model)
         where.append(f"{'' if several else 'NOT '}EXISTS (SELECT 1 FROM analytics_steps o WHERE {' AND '.join(other)})")
-    # the start's own row only when its model or properties are asked for
-    value = "NULL" if key == "NULL" else f"(SELECT {key} FROM events e WHERE e.id = a.id)"
     chain = f"SELECT a.user_id AS u, a.id AS i1, a.ts_us AS t1, {value} AS b FROM analytics_steps a WHERE {' AND '.join(where)}"
     for k, step in enumerate(steps[1:], start=2):
         # the earliest occurrence after step k-1 (time, then id) within the window, or NULL
@@ -124,7 +123,7 @@ def _breakdown(db: Reader, breakdown: str | None) -> str | None:
     if not breakdown:
         return None
     if breakdown == "model":
-        return "e.model"
+        return "a.model"
     name = breakdown.removeprefix("property:")
     if breakdown.startswith("property:") and name and all(c.isalnum() or c in "_-.$ " for c in name):
         return db.dialect.json_text("e.properties", name)

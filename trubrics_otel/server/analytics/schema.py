@@ -22,7 +22,7 @@ a batch adds (SQL ``INSERT … SELECT … ON CONFLICT``, plus Python for the fee
 ``analytics_feedback_names``  event names counted as feedback with a value (``serve
                         --feedback-event "Thumbs up=1"``), kept so readers agree with the server
 ``analytics_topics``, ``analytics_prompts``: the prompt topics (:mod:`.topics`), filled lazily
-``analytics_steps``     (name, user, time, id) of every event under each name a funnel step
+``analytics_steps``     (name, user, time, id, model) of every event under each name a funnel step
                         matches (an LLM event under its generation and its prompt name); made
                         and filled for older stores by the store's migration ``funnel_steps``
 ======================  =====================================================================
@@ -152,8 +152,8 @@ def _threads(db: Writer) -> str:
 
 def _steps(db: Writer) -> list[str]:
     """The funnels' look-up table (:mod:`.funnels`); its DDL is in the store's migrations."""
-    return [f"""INSERT INTO analytics_steps (event, user_id, ts_us, id)
-                SELECT {name}, user_id, ts_us, id FROM {db.dialect.new_rows()} WHERE id > ?{extra}
+    return [f"""INSERT INTO analytics_steps (event, user_id, ts_us, id, model)
+                SELECT {name}, user_id, ts_us, id, model FROM {db.dialect.new_rows()} WHERE id > ?{extra}
                 ON CONFLICT DO NOTHING"""
             for name, extra in (("event", ""), ("prompt_event_name", " AND kind = 'llm' AND prompt_event_name IS NOT NULL"))]
 
