@@ -81,9 +81,9 @@ def _reached(steps: Sequence[str], within_us: int, q: AnalyticsQuery, key: str |
 
 
 _FENCE = " LIMIT 9223372036854775807 OFFSET 0"
-"""Keeps a level of the chain a level, on both engines: each look-up runs once per row, not
-once per mention of its column above (SQLite's flattening), and PostgreSQL seeks by id
-instead of hashing the whole events table."""
+"""Keeps a level of the chain a level on both engines (no flattening into its parent): each
+look-up runs once per row, not once per mention of its column above. Joins to the events
+table would let PostgreSQL hash all of it, hence scalar look-ups throughout."""
 
 
 def _chain(steps: Sequence[str], within_us: int, q: AnalyticsQuery, value: str,
