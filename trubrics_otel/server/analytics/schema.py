@@ -22,6 +22,9 @@ a batch adds (SQL ``INSERT … SELECT … ON CONFLICT``, plus Python for the fee
 ``analytics_feedback_names``  event names counted as feedback with a value (``serve
                         --feedback-event "Thumbs up=1"``), kept so readers agree with the server
 ``analytics_topics``, ``analytics_prompts``: the prompt topics (:mod:`.topics`), filled lazily
+``analytics_steps``     (name, user, time, id, model) of every event under each name a funnel step
+                        matches (an LLM event under its generation and its prompt name); made
+                        and filled for older stores by the store's migration ``funnel_steps``
 ======================  =====================================================================
 """
 
@@ -147,6 +150,14 @@ def _threads(db: Writer) -> str:
             ttft_turns = {t}.ttft_turns + excluded.ttft_turns"""
 
 
+def _steps(db: Writer) -> list[str]:
+    """The funnels' look-up table (:mod:`.funnels`); its DDL is in the store's migrations."""
+    return [f"""INSERT INTO analytics_steps (event, user_id, ts_us, id, model)
+                SELECT {name}, user_id, ts_us, id, model FROM {db.dialect.new_rows()} WHERE id > ?{extra}
+                ON CONFLICT DO NOTHING"""
+            for name, extra in (("event", ""), ("prompt_event_name", " AND kind = 'llm' AND prompt_event_name IS NOT NULL"))]
+
+
 def create(db: Writer) -> None:
     for statement in STATEMENTS:
         db.execute(statement)
@@ -154,7 +165,7 @@ def create(db: Writer) -> None:
 
 def apply(db: Writer, after_id: int) -> None:
     """Fold the events with ``id > after_id`` into the analytics tables (caller's transaction)."""
-    for statement in (*_activity(db), *_daily(db), _first(db)):
+    for statement in (*_activity(db), *_daily(db), _first(db), *_steps(db)):
         db.execute(statement, (after_id,))
     db.execute(_threads(db), (after_id,))
     feedback_rows.apply(db, after_id)
