@@ -3,8 +3,9 @@
     python benchmarks/bench_topics.py                    # quality at 10k, speed/memory at 10k and 800k
     python benchmarks/bench_topics.py --large 0          # quality and the 10k timings only
 
-Quality: adjusted Rand index and NMI of each method's topics against the intents of
-``topic_prompts.prompts`` (chatter left out of the score), the number of topics, and the
+Quality: adjusted Rand index, NMI and purity (the share of prompts whose topic's main intent
+is theirs) of each method's topics against the intents of ``topic_prompts.prompts`` (chatter
+left out of the score), the number of topics, the share left in no topic ("other"), and the
 labels of the largest topics (readability). Speed and memory: each method in its own process
 (peak RSS above the interpreter with NumPy/SciPy/scikit-learn imported), on 10k and on the
 ``--large`` prompts (fit on ``--sample`` of them, as the store does, then assign every one).
@@ -175,10 +176,15 @@ METHODS = {"anchor words (previous)": anchor, "tf-idf words + MiniBatchKMeans": 
 
 
 def quality(found, labels):
+    """ARI, NMI and purity (the share of prompts whose topic's main intent is theirs)."""
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
     keep = [i for i, label in enumerate(labels) if label != "noise"]
     truth, got = [labels[i] for i in keep], [found[i] for i in keep]
-    return adjusted_rand_score(truth, got), normalized_mutual_info_score(truth, got)
+    by_topic = {}
+    for t, g in zip(truth, got):
+        by_topic.setdefault(g, Counter())[t] += 1
+    purity = sum(c.most_common(1)[0][1] for c in by_topic.values()) / len(keep)
+    return adjusted_rand_score(truth, got), normalized_mutual_info_score(truth, got), purity
 
 
 def one(name, n, k, sample):
@@ -192,11 +198,11 @@ def one(name, n, k, sample):
         found, names = METHODS[name](texts, k, sample)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    ari, nmi = quality(found, labels)
+    ari, nmi, purity = quality(found, labels)
     sizes = Counter(found)
     other = sizes.get(-1, 0) / len(found)
     largest = [names[t] if t >= 0 else "other" for t, _ in sizes.most_common(6)]
-    print(json.dumps({"seconds": seconds, "mb": (peak - base) / 1024, "ari": ari, "nmi": nmi,
+    print(json.dumps({"seconds": seconds, "mb": (peak - base) / 1024, "ari": ari, "nmi": nmi, "purity": purity,
                       "topics": len(sizes), "other": other, "labels": largest}))
 
 
@@ -204,17 +210,21 @@ def rephrases(n):
     from trubrics_otel.server.analytics import topic_model
     pairs = rephrase_pairs(n, seed=11)
     truth = [same for _, _, same in pairs]
-    measures = {"word-set Jaccard (previous)": lambda a, b: (lambda x, y: len(x & y) / len(x | y) if x | y else 0.0)(
-        _words(a), _words(b)), "char 4-gram cosine (store)": topic_model.similarity}
+    model = topic_model.fit(prompts(10_000, seed=7)[0])  # the idf of the prompts around them
+    jaccard = [len(_words(a) & _words(b)) / len(_words(a) | _words(b)) if _words(a) | _words(b) else 0.0
+               for a, b, _ in pairs]
+    measures = {"word-set Jaccard (previous)": jaccard, "char 4-gram tf-idf cosine (store)":
+                model.similarities([a for a, _, _ in pairs], [b for _, b, _ in pairs])}
     print(f"\nrephrase detection on {n} labelled pairs (half rephrases)")
-    print(f"{'measure':32} {'best thr':>8} {'P':>5} {'R':>5} {'F1':>5}   at store thr {'P':>5} {'R':>5} {'F1':>5}")
-    for name, measure in measures.items():
-        scores = [measure(a, b) for a, b, _ in pairs]
+    print(f"{'measure':34} {'best thr':>8} {'P':>5} {'R':>5} {'F1':>5}   at store thr {'P':>5} {'R':>5} {'F1':>5}")
+    for name, scores in measures.items():
         rows = {t / 100: _prf(scores, truth, t / 100) for t in range(5, 100, 5)}
         best = max(rows, key=lambda t: rows[t][2])
         at = topic_model.REPHRASE_SIMILARITY if "store" in name else 0.6
-        print(f"{name:32} {best:8.2f} {rows[best][0]:5.2f} {rows[best][1]:5.2f} {rows[best][2]:5.2f}   "
+        print(f"{name:34} {best:8.2f} {rows[best][0]:5.2f} {rows[best][1]:5.2f} {rows[best][2]:5.2f}   "
               f"{at:12.2f} " + " ".join(f"{v:5.2f}" for v in _prf(scores, truth, at)))
+        print("    precision / recall at " + ", ".join(
+            f"{t}: {p:.3f} / {r:.3f}" for t in (0.3, 0.4, 0.5, 0.6) for p, r, _ in [_prf(scores, truth, t)]))
 
 
 def _prf(scores, truth, threshold):
@@ -238,7 +248,7 @@ def main() -> None:
     if args.one:
         return one(args.one[0], int(args.one[1]), args.k, args.sample)
     chosen = [m for m in METHODS if not args.methods or any(s in m for s in args.methods.split(","))]
-    print(f"{'method':54} {'n':>7} {'ARI':>5} {'NMI':>5} {'topics':>6} {'other':>5} {'s':>7} {'MB':>6}  largest topics")
+    print(f"{'method':54} {'n':>7} {'ARI':>5} {'NMI':>5} {'pure':>5} {'topics':>6} {'other':>5} {'s':>7} {'MB':>6}  largest topics")
     for n in [args.small] + ([args.large] if args.large else []):
         for name in chosen:
             if n > 100_000 and name.startswith(("tf-idf words + LSA", "tf-idf words + NMF")) and not args.methods:
@@ -249,7 +259,7 @@ def main() -> None:
                 print(f"{name:54} {n:7} failed: {done.stderr.strip().splitlines()[-1]}")
                 continue
             r = json.loads(done.stdout.strip().splitlines()[-1])
-            print(f"{name:54} {n:7} {r['ari']:5.2f} {r['nmi']:5.2f} {r['topics']:6} {r['other']:5.0%} {r['seconds']:7.2f} "
+            print(f"{name:54} {n:7} {r['ari']:5.2f} {r['nmi']:5.2f} {r['purity']:5.2f} {r['topics']:6} {r['other']:5.0%} {r['seconds']:7.2f} "
                   f"{r['mb']:6.0f}  {' | '.join(r['labels'][:4])}", flush=True)
     rephrases(args.pairs)
 

@@ -116,6 +116,9 @@ def test_rephrases_and_retries_are_counted(db_url):
         got = answer(store, "topics", {})
         assert sum(t["rephrases"] for t in got["topics"]) == 2  # the typo'd one, the retried one
         assert sum(t["retries"] for t in got["topics"]) == 1 and sum(t["errors"] for t in got["topics"]) == 1
+        # a later turn, assigned incrementally: its previous prompt is read from the store
+        store.insert([], turns(["reset my password!!"], start=T0 + dt.timedelta(minutes=3)))
+        assert sum(t["rephrases"] for t in answer(store, "topics", {})["topics"]) == 3
     finally:
         store.close()
 

@@ -6,7 +6,7 @@
     model.assign(["where is my parcel"])   # [3]: the nearest topic; -1 when nothing is known of it
     model.terms[3]                         # ["parcel", "order", "track", …]: its top words
     TopicModel.loads(model.dumps())        # kept in the database as text (arrays, never a pickle)
-    similarities(previous, prompts)        # character n-gram cosine of each pair (rephrases)
+    model.place(prompts, previous)         # topics, and each prompt's similarity to its previous one
 
 Why this method (``benchmarks/bench_topics.py`` on a labelled set of 16 intents with typos,
 context sentences, other languages and chatter): word and character 4-gram tf-idf reduced to
@@ -37,9 +37,9 @@ DIMENSIONS = 50
 CHAR_FEATURES = 10_000
 TERMS = 8
 CHUNK = 20_000
-# a follow-up whose character 4-gram cosine with the previous prompt reaches this is a rephrase:
-# on the labelled pairs of benchmarks/bench_topics.py, precision 0.99 and recall 0.82 (0.4: 0.986
-# and 0.835; 0.6: 0.994 and 0.806); the word-set Jaccard at 0.6 it replaces: 0.99 and 0.66
+# a follow-up whose character 4-gram tf-idf cosine with the previous prompt reaches this is a
+# rephrase: on the labelled pairs of benchmarks/bench_topics.py, precision 0.993 and recall 0.818
+# (0.4: 0.985 and 0.828; 0.6: 0.994 and 0.797); the word-set Jaccard at 0.6 it replaces: 0.99, 0.66
 REPHRASE_SIMILARITY = 0.5
 
 
@@ -87,27 +87,58 @@ class TopicModel:
     def __init__(self, word: Any, char: Any, components: Any, centres: Any, terms: list[list[str]]) -> None:
         self.word, self.char, self.components, self.centres, self.terms = word, char, components, centres, terms
 
-    def _reduced(self, texts: Sequence[str]) -> tuple[Any, Any]:
-        np, sklearn = _libraries()
-        x = sklearn.preprocessing.normalize(_hstack(self.word.transform(texts), self.char.transform(texts)))
-        return sklearn.preprocessing.normalize(x @ self.components.T), np.diff(x.indptr) == 0
-
     def assign(self, texts: Sequence[str]) -> list[int]:
         """Each text's nearest topic (cosine to the centre), ``-1`` when none of its words or
-        n-grams is known or there are no topics."""
-        np, _ = _libraries()
-        found: list[int] = []
+        4-grams is known or there are no topics."""
+        return self.place(texts, [None] * len(texts))[0]
+
+    def place(self, texts: Sequence[str], previous: Sequence[int | str | None]) -> tuple[list[int], list[float]]:
+        """Topics (as :meth:`assign`) and, for each text, its similarity to its previous prompt:
+        ``previous[i]`` is an index into ``texts``, that prompt's text, or ``None`` (0.0).
+        Each distinct text is vectorized once for both (prompts repeat: "hi", a suggested one)."""
+        np, sklearn = _libraries()
+        topics: list[int] = []
+        found: list[float] = []
         for start in range(0, len(texts), CHUNK):
-            chunk = [t or "" for t in texts[start:start + CHUNK]]
+            distinct: dict[str, int] = {}
+            codes = [distinct.setdefault(t or "", len(distinct)) for t in texts[start:start + CHUNK]]
             if not len(self.centres):
-                found += [-1] * len(chunk)
+                topics += [-1] * len(codes)
+                found += [0.0] * len(codes)
                 continue
             with _one_thread():
-                z, empty = self._reduced(chunk)
+                chars = self.char.transform(list(distinct))
+                x = sklearn.preprocessing.normalize(_hstack(self.word.transform(list(distinct)), chars))
+                z = sklearn.preprocessing.normalize(x @ self.components.T)
                 best = np.asarray((z @ self.centres.T).argmax(axis=1)).ravel()
-            best[empty] = -1
-            found += best.tolist()
+            best[np.diff(x.indptr) == 0] = -1
+            topics += best[codes].tolist()
+            found += self._similarities(chars[codes], texts, previous[start:start + CHUNK], start)
+        return topics, found
+
+    def _similarities(self, chars: Any, texts: Sequence[str], previous: Sequence[int | str | None],
+                      start: int) -> list[float]:
+        """Cosine of the character 4-gram tf-idf of each text of the chunk and its previous one:
+        the chunk's own rows when it is there, else vectorized from its text."""
+        pairs = [(i, p) for i, p in enumerate(previous) if p is not None]
+        if not pairs:
+            return [0.0] * len(previous)
+        inside = [isinstance(p, int) and start <= p < start + chars.shape[0] for _, p in pairs]
+        others = [p if isinstance(p, str) else texts[p] for (_, p), here in zip(pairs, inside) if not here]
+        outside = iter(range(len(others)))
+        extra = self.char.transform(others) if others else None
+        rows = [chars[p - start] if here else extra[next(outside)] for (_, p), here in zip(pairs, inside)]
+        from scipy.sparse import vstack
+        scores = chars[[i for i, _ in pairs]].multiply(vstack(rows)).sum(axis=1).A1
+        found = [0.0] * len(previous)
+        for (i, _), score in zip(pairs, scores):
+            found[i] = float(score)
         return found
+
+    def similarities(self, previous: Sequence[str], prompts: Sequence[str]) -> list[float]:
+        """Each pair's similarity, as :meth:`place` finds it (for the benchmark)."""
+        return self.place([*prompts, *previous], [len(prompts) + i for i in range(len(previous))] +
+                          [None] * len(previous))[1][:len(prompts)]
 
     def dumps(self) -> str:
         np, _ = _libraries()
@@ -192,19 +223,3 @@ def _choose_k(z: Any) -> int:
         scores[k] = sklearn.metrics.silhouette_score(sample, labels, sample_size=min(2_000, len(sample)),
                                                      random_state=0)
     return max(grid, key=lambda k: (round(scores[k], 3), -k))
-
-
-def similarities(previous: Sequence[str], prompts: Sequence[str]) -> list[float]:
-    """The cosine of each pair's character 4-gram counts (hashed, so nothing to fit):
-    typos and added words move it a little, another question a lot."""
-    if not len(prompts):
-        return []
-    _, sklearn = _libraries()
-    hashing = sklearn.feature_extraction.text.HashingVectorizer(
-        analyzer="char_wb", ngram_range=(4, 4), alternate_sign=False, n_features=2 ** 20)
-    a, b = hashing.transform([p or "" for p in previous]), hashing.transform([p or "" for p in prompts])
-    return [float(v) for v in a.multiply(b).sum(axis=1).A1]
-
-
-def similarity(previous: str, prompt: str) -> float:
-    return similarities([previous], [prompt])[0]

@@ -15,7 +15,7 @@ scikit-learn, :func:`refresh` raises :class:`.topic_model.MissingExtra` naming t
 read API and the CLI turn it into a one-line notice); "nothing new" never imports it.
 
 Frustration signals, per prompt, from the previous turn of the same user and thread within
-``FOLLOW_UP_US``: a *rephrase* when the two prompts' character n-gram cosine is at least
+``FOLLOW_UP_US``: a *rephrase* when the two prompts' character 4-gram tf-idf cosine is at least
 ``topic_model.REPHRASE_SIMILARITY``; a *retry* when that turn failed. Negative feedback comes
 from :mod:`.feedback_rows`.
 """
@@ -30,9 +30,9 @@ from trubrics_otel.server.analytics.dialect import Reader, Writer
 from trubrics_otel.server.analytics.query import AnalyticsQuery, range_where
 
 FOLLOW_UP_US = 10 * 60 * 1_000_000
-_TURNS = """SELECT id, prompt, error, ts_us, prev_prompt, prev_error, prev_ts, user_id, model FROM (
+_TURNS = """SELECT id, prompt, error, ts_us, prev_prompt, prev_error, prev_ts, user_id, model, prev_id FROM (
     SELECT id, prompt, error, ts_us, user_id, model, LAG(prompt) OVER w AS prev_prompt, LAG(error) OVER w AS prev_error,
-           LAG(ts_us) OVER w AS prev_ts
+           LAG(ts_us) OVER w AS prev_ts, LAG(id) OVER w AS prev_id
     FROM events WHERE kind = 'llm' AND {scope}
     WINDOW w AS (PARTITION BY user_id, COALESCE(thread_id, '') ORDER BY ts_us, id)) AS turns
 WHERE id > ? ORDER BY id"""
@@ -59,9 +59,8 @@ def refresh(db: Writer, *, refit: bool = False) -> int:
         rows = db.rows(_TURNS.format(scope="1 = 1"), (0,))
     if not rows:
         return 0
-    texts = [r[1] or "" for r in rows]
     if refit:
-        model = topic_model.fit(texts)
+        model = topic_model.fit([r[1] or "" for r in rows])
         db.execute("DELETE FROM analytics_topics")
         db.execute("DELETE FROM analytics_prompts")
         db.executemany("INSERT INTO analytics_topics (topic, label, terms) VALUES (?, ?, ?)",
@@ -72,7 +71,7 @@ def refresh(db: Writer, *, refit: bool = False) -> int:
         assigned = 0
     else:
         model = topic_model.TopicModel.loads(stored[0][0])  # type: ignore[index]
-    found = _found(rows, model.assign(texts))
+    found = _found(rows, model)
     db.executemany("INSERT INTO analytics_prompts (event_id, topic, rephrase, retry, user_id, ts_us, model, failed) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING", found)
     _set(db, "topics_last_id", max(r[0] for r in rows))
@@ -80,15 +79,16 @@ def refresh(db: Writer, *, refit: bool = False) -> int:
     return len(found)
 
 
-def _found(rows: list[tuple[Any, ...]], assigned: list[int]) -> list[tuple[Any, ...]]:
+def _found(rows: list[tuple[Any, ...]], model: topic_model.TopicModel) -> list[tuple[Any, ...]]:
     """The ``analytics_prompts`` rows: topic, rephrase, retry (see the module's docstring)."""
-    follow_ups = [i for i, r in enumerate(rows) if r[6] is not None and r[3] - r[6] <= FOLLOW_UP_US]
-    scores = topic_model.similarities([rows[i][4] or "" for i in follow_ups], [rows[i][1] or "" for i in follow_ups])
-    rephrased = {i for i, score in zip(follow_ups, scores)
-                 if rows[i][4] is not None and score >= topic_model.REPHRASE_SIMILARITY}
-    retried = {i for i in follow_ups if rows[i][5] is not None}
-    return [(event_id, topic, int(i in rephrased), int(i in retried), user, ts, model, int(error is not None))
-            for i, ((event_id, _, error, ts, _, _, _, user, model), topic) in enumerate(zip(rows, assigned))]
+    index = {r[0]: i for i, r in enumerate(rows)}
+    follow_up = [r[6] is not None and r[3] - r[6] <= FOLLOW_UP_US for r in rows]
+    previous = [index.get(r[9], r[4]) if near and r[4] is not None else None for r, near in zip(rows, follow_up)]
+    topics, similarity = model.place([r[1] or "" for r in rows], previous)
+    return [(event_id, topic, int(score >= topic_model.REPHRASE_SIMILARITY), int(near and prev_error is not None),
+             user, ts, model_name, int(error is not None))
+            for (event_id, _, error, ts, _, prev_error, _, user, model_name, _), topic, score, near
+            in zip(rows, topics, similarity, follow_up)]
 
 
 def _set(db: Writer, key: str, value: Any) -> None:
