@@ -145,6 +145,13 @@ def test_without_scikit_learn_topics_is_a_one_line_notice(tmp_path):
     topics, active = json.loads(done.stdout)
     assert topics == {"topics": [], "prompts": 0, "notice": "topics need scikit-learn: pip install 'trubrics-otel[topics]'"}
     assert active["buckets"]
+    store = Store(db)
+    fitted = answer(store, "topics", {})  # here, with scikit-learn; then nothing new to place
+    store.close()
+    done = subprocess.run([sys.executable, "-c", WITHOUT_SKLEARN + textwrap.dedent(f"""
+        from trubrics_otel.cli import main
+        sys.exit(main(["topics", "--db", {str(db)!r}, "--json"]))""")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and json.loads(done.stdout) == fitted, done
 
 
 def test_serving_and_importing_never_import_scikit_learn(tmp_path):
