@@ -64,7 +64,8 @@ def refresh(db: Writer, *, refit: bool = False) -> int:
         db.execute("DELETE FROM analytics_topics")
         db.execute("DELETE FROM analytics_prompts")
         db.executemany("INSERT INTO analytics_topics (topic, label, terms) VALUES (?, ?, ?)",
-                       [(i, " · ".join(terms[:3]), json.dumps(terms)) for i, terms in enumerate(model.terms)])
+                       [(i, " · ".join(terms[:3]) or f"topic {i}", json.dumps(terms))  # no word: chatter, emoji
+                        for i, terms in enumerate(model.terms)])
         db.execute("DELETE FROM analytics_meta WHERE key = 'topics_profiles'")  # an older version's model
         _set(db, "topics_model", model.dumps())
         _set(db, "topics_fit_n", len(rows))
