@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from trubrics_otel.server.analytics import activity, conversations, feedback, funnels, retention, schema, topics
+from trubrics_otel.server.analytics import (activity, conversations, feedback, funnels, retention, schema, topic_model,
+                                            topics)
 from trubrics_otel.server.store.dialect import Writer
 from trubrics_otel.server.analytics.query import PERIODS, AnalyticsError, AnalyticsQuery
 from trubrics_otel.server.times import parse_time, to_us
@@ -113,8 +114,11 @@ def answer(store: Any, name: str, p: Mapping[str, Any]) -> dict[str, Any]:
         raise AnalyticsError(f"no analysis {name!r}")
     q = query_from(p)
     if name == "topics":
-        with _writer(store) as db:
-            topics.refresh(db, refit=str(p.get("refit") or "") in ("1", "true"))
+        try:
+            with _writer(store) as db:
+                topics.refresh(db, refit=str(p.get("refit") or "") in ("1", "true"))
+        except topic_model.MissingExtra as exc:  # the page and the CLI show the notice
+            return {"topics": [], "prompts": 0, "notice": str(exc)}
     with store.connection() as connection:
         if connection.dialect.name == "sqlite":
             # an analysis reads scattered pages of a large file once: mapped, they cost no read()

@@ -56,6 +56,9 @@ class _Command:
         except AnalyticsError as exc:
             print(f"trubrics-otel {self.name}: {exc}", file=sys.stderr)
             return 2
+        if result.get("notice"):  # topics without the [topics] extra
+            print(f"trubrics-otel {self.name}: {result['notice']}", file=sys.stderr)
+            return 2
         if args.json:
             return cli._print_json(result)
         print(self._show(result))

@@ -160,6 +160,7 @@ async function renderTopics(r) {
   const p = r.params;
   const [filters, t] = await Promise.all([api("/api/filters"), api("/api/topics?" + insightQuery(p))]);
   const bar = filterBar(rangeFields(filters), p, values => go("topics", null, values));
+  if (t.notice) return [bar, el("div", { class: "panel empty notice" }, t.notice)];  // without the [topics] extra
   return [bar, dataTable("topics", ["Topic", "Top terms", "Prompts", "Users", "Errors", "Error rate", "Negative feedback", "Rephrased", "Retried"],
     t.topics.map(x => [x.label, x.terms.join(", "), x.prompts, x.users, x.errors, pct(x.error_rate), x.negative_feedback, x.rephrases, x.retries]),
     "No prompts yet.", (row, i) => [el("td", {}, el("a", { class: "link", href: link("conversations", null, { topic: t.topics[i].topic }) }, row[0])), ...row.slice(1)])];
