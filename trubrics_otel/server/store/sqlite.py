@@ -10,9 +10,10 @@
 Each thread keeps its own connection between calls (opening, closing and the function
 registration cost ~5 ms per call on a busy machine, and the last connection to close
 checkpoints the WAL), so one store serves many threads; writes within the process are
-serialised by a lock, and WAL lets readers (the CLI, another process) run while the server
-writes. Several processes may write: ``BEGIN IMMEDIATE`` takes SQLite's write lock, so a
-batch's ``id > last_id`` range is its own.
+serialised by a lock, batches waiting for it committed together (:meth:`SQLiteEngine.insert`),
+and WAL lets readers (the CLI, another process) run while the server writes. Several
+processes may write: ``BEGIN IMMEDIATE`` takes SQLite's write lock, so a transaction's
+``id > last_id`` range is its own.
 
 Durability: WAL with ``synchronous=NORMAL``: a committed batch survives the process crashing
 (it is in the WAL, in the OS's hands); a power cut may lose the last commits before a
