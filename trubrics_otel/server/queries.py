@@ -201,6 +201,10 @@ def user_profile(c: sqlite3.Connection, user: str, *, sessions: Sessions) -> dic
     }
 
 
+THREAD = "threads.*, (SELECT prompt FROM events WHERE id = threads.first_id) AS first_prompt FROM threads"
+"""A thread's row and its title: the prompt of its first turn (the store keeps only its id)."""
+
+
 def thread_list(c: sqlite3.Connection, *, user: str | None = None, limit: int | None = 100,
                 before: str | None = None) -> dict[str, Any]:
     """Threads (LLM turns grouped by thread id) from the ``threads`` table, latest turn first."""
@@ -212,7 +216,7 @@ def thread_list(c: sqlite3.Connection, *, user: str | None = None, limit: int | 
         end, _, thread = before.partition(":")
         where.append("(end_us, thread_id) < (?, ?)")
         params += [int(end), thread]
-    sql = f"SELECT * FROM threads WHERE {' AND '.join(where)} ORDER BY end_us DESC, thread_id DESC LIMIT ?"
+    sql = f"SELECT {THREAD} WHERE {' AND '.join(where)} ORDER BY end_us DESC, thread_id DESC LIMIT ?"
     rows = c.execute(sql, [*params, NO_LIMIT if limit is None else limit + 1]).fetchall()
     more = limit is not None and len(rows) > limit
     rows = rows[:limit] if limit is not None else rows
@@ -231,14 +235,14 @@ def thread_dict(c: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:
         "thread_id": r["thread_id"], "users": sorted(json.loads(users or "[]")), "turns": r["turns"],
         "start": iso(r["start_us"]), "end": iso(r["end_us"]), "models": sorted(json.loads(models or "[]")),
         "errors": r["errors"], "input_tokens": r["input_tokens"], "output_tokens": r["output_tokens"],
-        "cost_usd": r["cost_usd"], "title": r["title"], "feedback": feedback,
+        "cost_usd": r["cost_usd"], "title": r["first_prompt"], "feedback": feedback,
     }
 
 
 def thread_detail(c: sqlite3.Connection, thread_id: str, *, sessions: Sessions) -> dict[str, Any] | None:
     """One conversation: its totals, LLM turns oldest first, and ``feedback_events``: its
     feedback (scores, ``$feedback`` events…) with their values."""
-    summary = c.execute("SELECT * FROM threads WHERE thread_id = ? AND turns > 0", (thread_id,)).fetchone()
+    summary = c.execute(f"SELECT {THREAD} WHERE thread_id = ? AND turns > 0", (thread_id,)).fetchone()
     if summary is None:
         return None
     turns = event_page(c, EventFilter(thread=thread_id, kind="llm"), sessions=sessions, limit=None,

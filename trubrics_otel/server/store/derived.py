@@ -12,7 +12,7 @@ batch adds, so reads touch thousands of rows, not millions:
 ==================  ===========================================================================
 ``sessions``        one row per session (per user, a new one after ``timeout_us`` idle)
 ``users``           per user: counts, tokens, cost, errors, first / last seen
-``threads``         per thread: LLM turns and their totals, feedback events, title
+``threads``         per thread: LLM turns and their totals, feedback events, first turn
 ``hourly``          per hour x kind x event x model: counts, tokens, cost, errors (no user: small)
 ``rollup``          the same per user too: for filtered distinct users and one user's numbers
 ``user_hours``      which users were active in each hour: distinct users without a filter
@@ -86,7 +86,7 @@ _KEYS = {"rollup": ("hour_us", "user_id", "kind", "event", "model"),
          "hourly": ("hour_us", "kind", "event", "model")}
 _EARLIER = ("(threads.first_us IS NULL OR excluded.first_us < threads.first_us OR "
             "(excluded.first_us = threads.first_us AND excluded.first_id < threads.first_id))")
-"""The batch's first turn is earlier than the stored one: it gives the thread its title."""
+"""The batch's first turn is earlier than the stored one: it becomes the thread's first (its title)."""
 _UPDATES = (
     f"""INSERT INTO users SELECT user_id, COUNT(*), {_count("kind = 'llm'")}, MIN(ts_us), MAX(ts_us),
            SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), {_count('error IS NOT NULL')}
@@ -99,30 +99,26 @@ _UPDATES = (
            output_tokens = {_add('users.output_tokens', 'excluded.output_tokens')},
            cost_usd = {_add('users.cost_usd', 'excluded.cost_usd')}, errors = users.errors + excluded.errors""",
     # The thread's first turn of the batch by a window over the batch, one pass (a correlated
-    # subquery per thread made a 100k-event transaction quadratic: issue 30); its prompt, the
-    # title, fetched by id afterwards (sorting the batch's prompts along cost ~5 µs an event).
-    f"""INSERT INTO threads (thread_id, turns, start_us, end_us, first_us, first_id, user_id, title,
+    # subquery per thread made a 100k-event transaction quadratic). The title is not copied:
+    # readers take the prompt of ``first_id`` (a thread row of ~100 bytes instead of ~1 KB
+    # halves the pages each batch dirties); ``title`` stays NULL (set by older versions).
+    f"""INSERT INTO threads (thread_id, turns, start_us, end_us, first_us, first_id, user_id,
                            errors, input_tokens, output_tokens, cost_usd)
-       SELECT thread_id, turns, start_us, end_us, first_us, first_id, user_id,
-              (SELECT prompt FROM events WHERE id = first_id), errors, input_tokens, output_tokens, cost_usd
-       FROM (SELECT thread_id, COUNT(*) AS turns, MIN(ts_us) AS start_us, MAX(ts_us) AS end_us,
-                    MAX(CASE WHEN n = 1 THEN ts_us END) AS first_us, MAX(CASE WHEN n = 1 THEN id END) AS first_id,
-                    MAX(CASE WHEN n = 1 THEN user_id END) AS user_id, {_count('error IS NOT NULL')} AS errors,
-                    SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,
-                    SUM(cost_usd) AS cost_usd
-             FROM (SELECT thread_id, ts_us, id, user_id, error, input_tokens, output_tokens, cost_usd,
-                          ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us, id) AS n
-                   FROM events{{ni}} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL) AS batch
-             GROUP BY thread_id) AS batch_threads
-       WHERE true
+       SELECT thread_id, COUNT(*), MIN(ts_us), MAX(ts_us),
+              MAX(CASE WHEN n = 1 THEN ts_us END), MAX(CASE WHEN n = 1 THEN id END),
+              MAX(CASE WHEN n = 1 THEN user_id END), {_count('error IS NOT NULL')},
+              SUM(input_tokens), SUM(output_tokens), SUM(cost_usd)
+       FROM (SELECT thread_id, ts_us, id, user_id, error, input_tokens, output_tokens, cost_usd,
+                    ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us, id) AS n
+             FROM events{{ni}} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL) AS batch
+       WHERE true GROUP BY thread_id
        ON CONFLICT (thread_id) DO UPDATE SET turns = threads.turns + excluded.turns,
            start_us = {_least('COALESCE(threads.start_us, excluded.start_us)', 'excluded.start_us')},
            end_us = {_least('COALESCE(threads.end_us, excluded.end_us)', 'excluded.end_us', greatest=True)},
            first_us = CASE WHEN _earlier THEN excluded.first_us ELSE threads.first_us END,
            first_id = CASE WHEN _earlier THEN excluded.first_id ELSE threads.first_id END,
            user_id = CASE WHEN _earlier THEN excluded.user_id ELSE threads.user_id END,
-           title = CASE WHEN _earlier THEN excluded.title ELSE threads.title END,
-           errors = threads.errors + excluded.errors,
+           title = NULL, errors = threads.errors + excluded.errors,
            input_tokens = {_add('threads.input_tokens', 'excluded.input_tokens')},
            output_tokens = {_add('threads.output_tokens', 'excluded.output_tokens')},
            cost_usd = {_add('threads.cost_usd', 'excluded.cost_usd')}""".replace("_earlier", _EARLIER),
@@ -227,12 +223,20 @@ def _add_to_sessions(connection: Any, after_id: int, timeout_us: int) -> None:
                 f"SELECT user_id, start_us, end_us, events, llm_events FROM sessions WHERE {where}",
                 [value for window in windows for value in window]).fetchall():
             existing[user].append((start, end, n, llm))
-        connection.executemany("DELETE FROM sessions WHERE user_id = ? AND start_us = ?",
-                               [(user, start) for user in group for start, *_ in existing[user]])
-        connection.executemany(
-            "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)",
-            [(user, start, end, session_id(user, start), n, llm) for user in group
-             for start, end, n, llm in _merge([*existing[user], *points[user]], timeout_us)])
+        gone, changed, new_sessions = [], [], []
+        for user in group:
+            old = {start: rest for start, *rest in existing[user]}
+            for start, end, n, llm in _merge([*existing[user], *points[user]], timeout_us):
+                if start not in old:
+                    new_sessions.append((user, start, end, session_id(user, start), n, llm))
+                elif old.pop(start) != [end, n, llm]:
+                    changed.append((end, n, llm, user, start))
+            gone += [(user, start) for start in old]  # merged into an earlier one
+        # updated in place: a session that grows keeps its id (its index entry is not rewritten)
+        connection.executemany("DELETE FROM sessions WHERE user_id = ? AND start_us = ?", gone)
+        connection.executemany("UPDATE sessions SET end_us = ?, events = ?, llm_events = ? "
+                               "WHERE user_id = ? AND start_us = ?", changed)
+        connection.executemany("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)", new_sessions)
 
 
 def _merge(intervals: list[Interval], timeout_us: int) -> list[Interval]:
