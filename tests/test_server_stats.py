@@ -16,6 +16,7 @@ from trubrics_otel.server import LocalServer, Store
 
 T0 = dt.datetime(2026, 3, 2, 0, 0, tzinfo=dt.timezone.utc)  # a Monday
 MODELS = ("gpt-4o", "claude-sonnet-4")
+HOUR = dt.timedelta(hours=1)
 
 
 def sent_events(seed: int = 5) -> tuple[list[dict], list[dict]]:
@@ -134,7 +135,30 @@ def test_api_matches_the_cli_and_splits_by_model(server):
         assert sum(b["llm_events"] for b in series) == sum(e["properties"]["model"] == model for e in llm)
         assert sum(b["errors"] for b in series) == sum(
             e["properties"]["model"] == model and "error.type" in e["properties"] for e in llm)
+        for bucket in series:  # each model's own latencies, day by day
+            mine = [e for e in llm if e["properties"]["model"] == model and e["timestamp"][:10] == bucket["start"][:10]]
+            want = expected([], mine)
+            assert bucket["llm_events"] == len(mine) and bucket["users"] == 0
+            assert bucket["latency_p95"] == pytest.approx(want["latency_p95"], rel=0.026)
     assert requests.get(f"{server.url}/api/analytics", params={"by": "month"}, timeout=10).status_code == 400
+
+
+def test_a_range_open_on_one_side_counts_the_users_active_in_it(server):
+    """``since`` alone or ``until`` alone (the users table answers those totals): the distinct
+    users of the events inside, in all and hour by hour."""
+    server, plain, llm = server
+    since, until = T0 + dt.timedelta(hours=70), T0 + dt.timedelta(hours=2)  # a few users each
+    for params, inside in (({"since": since.isoformat()}, lambda t: t >= since),
+                           ({"until": until.isoformat()}, lambda t: t < until)):
+        got = requests.get(f"{server.url}/api/analytics", params={"by": "hour", **params}, timeout=10).json()
+        kept = [[e for e in x if inside(dt.datetime.fromisoformat(e["timestamp"]))] for x in (plain, llm)]
+        assert_matches(got["totals"], expected(*kept))
+        assert 0 < got["totals"]["users"] < len({e["user_id"] for e in plain + llm})
+        assert len(got["buckets"]) == 2
+        for bucket in got["buckets"]:
+            start = dt.datetime.fromisoformat(bucket["start"])
+            hour = [e for e in plain + llm if start <= dt.datetime.fromisoformat(e["timestamp"]) < start + HOUR]
+            assert bucket["users"] == len({e["user_id"] for e in hour}), bucket["start"]
 
 
 def test_stats_on_an_empty_or_missing_store(tmp_path, monkeypatch):

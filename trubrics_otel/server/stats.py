@@ -66,26 +66,26 @@ def stats(c: sqlite3.Connection, q: StatsQuery, *, by_model: bool = False) -> di
     if len(starts) > MAX_BUCKETS:
         raise StatsError(f"{len(starts)} buckets: choose a shorter range or a wider --by")
 
-    totals = _empty() | _counts(c, q, "1").get(1, {}) | _latencies(c, q, "1").get(1, {})
+    counts = _counts(c, q, bucket_sql)  # {bucket: {model: sums}}: every series from one pass
+    hists = _latencies(c, q, bucket_sql)  # {bucket: {model: {latency: n}}}: likewise
+    users = _users(c, q, bucket_sql)
+    every = [(counts.get(b, {}), hists.get(b, {})) for b in starts]
+    totals = _merged([v for m, _ in every for v in m.values()], [h for _, m in every for h in m.values()])
     result: dict[str, Any] = {
         "totals": {"since": iso(first), "until": iso(starts[-1] + width) if starts else None,
-                   "by": q.by, **totals},
-        "buckets": _series(c, q, bucket_sql, starts),
+                   "by": q.by, **totals, "users": _total_users(c, q, users)},
+        "buckets": [{"start": iso(b), **_merged(list(sums.values()), list(hist.values())), "users": users.get(b, 0)}
+                    for b, (sums, hist) in zip(starts, every)],
     }
     if by_model:
+        where, params = _where(q, with_user=q.user is not None)
         models = [m for (m,) in c.execute(
             f"SELECT DISTINCT model FROM {'rollup' if q.user else 'hourly'} WHERE {where} AND kind = 'llm' "
             f"ORDER BY model", params)]
-        result["models"] = {model or "(none)": _series(c, dataclasses.replace(q, model=model), bucket_sql,
-                                                       starts, users=False) for model in models}
+        result["models"] = {model or "(none)": [
+            {"start": iso(b), **_merged([sums[model]] if model in sums else [], [hist.get(model, {})]), "users": 0}
+            for b, (sums, hist) in zip(starts, every)] for model in models}
     return result
-
-
-def _series(c: sqlite3.Connection, q: StatsQuery, bucket_sql: str, starts: list[int], *,
-            users: bool = True) -> list[dict[str, Any]]:
-    counts = _counts(c, q, bucket_sql, users=users)
-    latencies = _latencies(c, q, bucket_sql)
-    return [{"start": iso(s), **(_empty() | counts.get(s, {}) | latencies.get(s, {}))} for s in starts]
 
 
 def _where(q: StatsQuery, with_user: bool = False) -> tuple[str, list[Any]]:
@@ -105,47 +105,76 @@ def _where(q: StatsQuery, with_user: bool = False) -> tuple[str, list[Any]]:
     return " AND ".join(clauses), params
 
 
-def _counts(c: sqlite3.Connection, q: StatsQuery, bucket_sql: str, *,
-            users: bool = True) -> dict[int, dict[str, Any]]:
-    """Sums per bucket from ``hourly`` (``rollup`` for one user), distinct users from
-    ``user_hours`` (``rollup`` when filtered by event or model)."""
+def _counts(c: Any, q: StatsQuery, bucket_sql: str) -> dict[int, dict[str, tuple[Any, ...]]]:
+    """Sums per bucket and model from ``hourly`` (``rollup`` for one user)."""
     where, params = _where(q, with_user=q.user is not None)
-    sums = c.execute(
-        f"SELECT {bucket_sql} AS b, SUM(events), SUM(CASE WHEN kind = 'llm' THEN events ELSE 0 END), "
-        f"SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), SUM(cost_events), SUM(errors) "
-        f"FROM {'rollup' if q.user is not None else 'hourly'} WHERE {where} GROUP BY b", params)
-    result = {
-        b: {"events": n, "llm_events": llm, "input_tokens": tin or 0, "output_tokens": tout or 0,
-            "cost_usd": cost if cost_n else None, "errors": errors}
-        for b, n, llm, tin, tout, cost, cost_n, errors in sums
-    }
-    if users:
-        table = "user_hours" if q.user is None and q.model is None and q.event is None else "rollup"
-        user_where, user_params = _where(q, with_user=True) if table == "rollup" else _where(
-            dataclasses.replace(q, user=None, model=None, event=None))
-        for b, distinct in c.execute(f"SELECT {bucket_sql} AS b, COUNT(DISTINCT user_id) FROM {table} "
-                                     f"WHERE {user_where} GROUP BY b", user_params):
-            result.setdefault(b, {})["users"] = distinct
-    return result
+    found: dict[int, dict[str, tuple[Any, ...]]] = {}
+    for b, model, *sums in c.execute(
+            f"SELECT {bucket_sql} AS b, model, SUM(events), SUM(CASE WHEN kind = 'llm' THEN events ELSE 0 END), "
+            f"SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), SUM(cost_events), SUM(errors) "
+            f"FROM {'rollup' if q.user is not None else 'hourly'} WHERE {where} GROUP BY b, model", params):
+        found.setdefault(b, {})[model] = tuple(sums)
+    return found
 
 
-def _latencies(c: sqlite3.Connection, q: StatsQuery, bucket_sql: str) -> dict[int, dict[str, Any]]:
-    """p50 / p95 per bucket: exact from the user's events, else from the latency histogram."""
+def _users(c: Any, q: StatsQuery, bucket_sql: str) -> dict[int, int]:
+    """Distinct users per bucket: ``user_hours``, or ``rollup`` when filtered."""
+    table = "user_hours" if q.user is None and q.model is None and q.event is None else "rollup"
+    where, params = _where(q, with_user=True) if table == "rollup" else _where(
+        dataclasses.replace(q, user=None, model=None, event=None))
+    return dict(c.execute(f"SELECT {bucket_sql} AS b, COUNT(DISTINCT user_id) FROM {table} "
+                          f"WHERE {where} GROUP BY b", params).fetchall())
+
+
+def _total_users(c: Any, q: StatsQuery, per_bucket: dict[int, int]) -> int:
+    """Distinct users over the whole range. Unfiltered and open on one side, the ``users``
+    table answers from each user's first and last event (a user is active since ``since``
+    exactly when their last event is); otherwise one more pass over the hourly users."""
+    if len(per_bucket) <= 1:
+        return sum(per_bucket.values())
+    if q.user is None and q.model is None and q.event is None and (q.since_us is None or q.until_us is None):
+        if q.since_us is not None:
+            return c.execute("SELECT COUNT(*) FROM users WHERE last_us >= ?",
+                             (q.since_us - q.since_us % HOUR_US,)).fetchone()[0]
+        if q.until_us is not None:
+            return c.execute("SELECT COUNT(*) FROM users WHERE first_us < ?", (_ceil_hour(q.until_us),)).fetchone()[0]
+        return c.execute("SELECT COUNT(*) FROM users").fetchone()[0]
+    return _users(c, q, "1").get(1, 0)
+
+
+def _latencies(c: Any, q: StatsQuery, bucket_sql: str) -> dict[int, dict[str, dict[float, int]]]:
+    """Latency histograms per bucket and model: exact values from the user's events, else the
+    log bins of ``latency_hist``."""
     where, params = _where(q, with_user=q.user is not None)
     if q.user is not None:
         exact_where = where.replace("hour_us", "ts_us") + " AND kind = 'llm' AND latency IS NOT NULL"
         bucket = bucket_sql.replace("hour_us", "(ts_us - ts_us % 3600000000)")
-        values: dict[int, list[tuple[float, int]]] = {}
-        for b, latency in c.execute(f"SELECT {bucket}, latency FROM events WHERE {exact_where}", params):
-            values.setdefault(b, []).append((latency, 1))
+        sql = f"SELECT {bucket}, COALESCE(model, ''), latency, 1 FROM events WHERE {exact_where}"
     else:
-        values = {}
-        for b, bin_, n in c.execute(
-                f"SELECT {bucket_sql} AS b, bin, SUM(n) FROM latency_hist WHERE {where} GROUP BY b, bin",
-                params):
-            values.setdefault(b, []).append((latency_from_bin(bin_), n))
-    return {b: {"latency_p50": percentile(v, 0.50), "latency_p95": percentile(v, 0.95)}
-            for b, v in values.items()}
+        sql = f"SELECT {bucket_sql} AS b, model, bin, SUM(n) FROM latency_hist WHERE {where} GROUP BY b, model, bin"
+    found: dict[int, dict[str, dict[float, int]]] = {}
+    for b, model, value, n in c.execute(sql, params):
+        latency = value if q.user is not None else latency_from_bin(value)
+        hist = found.setdefault(b, {}).setdefault(model, {})
+        hist[latency] = hist.get(latency, 0) + n
+    return found
+
+
+def _merged(sums: list[tuple[Any, ...]], hists: list[dict[float, int]]) -> dict[str, Any]:
+    """The counts of :func:`_empty` over several (bucket, model) sums and latency histograms."""
+    merged = _empty()
+    if sums:
+        n, llm, tin, tout, cost, cost_n, errors = (sum(v[i] or 0 for v in sums) for i in range(7))
+        merged |= {"events": n, "llm_events": llm, "input_tokens": tin, "output_tokens": tout,
+                   "cost_usd": cost if cost_n else None, "errors": errors}
+    latencies: dict[float, int] = {}
+    for hist in hists:
+        for latency, n in hist.items():
+            latencies[latency] = latencies.get(latency, 0) + n
+    if latencies:
+        merged |= {"latency_p50": percentile(latencies.items(), 0.50),
+                   "latency_p95": percentile(latencies.items(), 0.95)}
+    return merged
 
 
 def percentile(weighted: Iterable[tuple[float, int]], p: float) -> float | None:
