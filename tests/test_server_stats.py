@@ -161,6 +161,29 @@ def test_a_range_open_on_one_side_counts_the_users_active_in_it(server):
             assert bucket["users"] == len({e["user_id"] for e in hour}), bucket["start"]
 
 
+def test_days_cut_by_the_range_count_only_their_hours_inside(server):
+    """By day from 10:00 on the first day to 12:00 on the third: the first and last days count
+    only their hours inside (read hourly), the middle one all of it (read from the daily
+    tables); every count and percentile as the events inside give it."""
+    server, plain, llm = server
+    since, until = T0 + dt.timedelta(hours=10), T0 + dt.timedelta(hours=60)
+    for by_model in ("", "1"):
+        got = requests.get(f"{server.url}/api/analytics", timeout=10, params={
+            "by": "day", "since": since.isoformat(), "until": until.isoformat(), "by_model": by_model}).json()
+        inside = [[e for e in x if since <= dt.datetime.fromisoformat(e["timestamp"]) < until] for x in (plain, llm)]
+        assert_matches(got["totals"], expected(*inside))
+        assert len(got["buckets"]) == 3
+        for bucket in got["buckets"]:
+            assert_matches(bucket, expected(*[[e for e in x if e["timestamp"][:10] == bucket["start"][:10]]
+                                              for x in inside]))
+        for model, series in got.get("models", {}).items():
+            for bucket in series:
+                mine = [e for e in inside[1] if e["properties"]["model"] == model
+                        and e["timestamp"][:10] == bucket["start"][:10]]
+                assert bucket["llm_events"] == len(mine)
+                assert bucket["latency_p50"] == pytest.approx(expected([], mine)["latency_p50"], rel=0.026)
+
+
 def test_stats_on_an_empty_or_missing_store(tmp_path, monkeypatch):
     monkeypatch.setenv("TRUBRICS_DB", str(tmp_path / "none.sqlite3"))  # the default, nothing stored yet
     assert stats_cli()["buckets"] == []  # (an explicit --db that does not exist is refused)

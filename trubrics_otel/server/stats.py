@@ -67,8 +67,15 @@ def stats(c: sqlite3.Connection, q: StatsQuery, *, by_model: bool = False) -> di
         raise StatsError(f"{len(starts)} buckets: choose a shorter range or a wider --by")
 
     counts = _counts(c, q, bucket_sql)  # {bucket: {model: sums}}: every series from one pass
-    hists = _latencies(c, q, bucket_sql)  # {bucket: {model: {latency: n}}}: likewise
-    users = _users(c, q, bucket_sql)
+    hists: dict[int, dict[str, dict[float, int]]] = {}  # {bucket: {model: {latency: n}}}: likewise
+    users: dict[int, int] = {}
+    whole, partial = _ranges(q, starts, width)
+    if whole is not None:  # whole days or weeks: the daily tables
+        hists |= _latencies(c, whole, bucket_sql, daily=True)
+        users |= _users(c, whole, bucket_sql, daily=True)
+    for part in partial:
+        hists |= _latencies(c, part, bucket_sql)
+        users |= _users(c, part, bucket_sql)
     every = [(counts.get(b, {}), hists.get(b, {})) for b in starts]
     totals = _merged([v for m, _ in every for v in m.values()], [h for _, m in every for h in m.values()])
     result: dict[str, Any] = {
@@ -88,19 +95,33 @@ def stats(c: sqlite3.Connection, q: StatsQuery, *, by_model: bool = False) -> di
     return result
 
 
-def _where(q: StatsQuery, with_user: bool = False) -> tuple[str, list[Any]]:
-    """SQL conditions for the query's range and filters (``user_id`` only where asked, since
-    ``hourly`` and ``latency_hist`` have no user column)."""
+def _ranges(q: StatsQuery, starts: list[int], width: int) -> tuple[StatsQuery | None, list[StatsQuery]]:
+    """The range of the buckets wholly inside the query's (days or weeks: read from the daily
+    tables, a thirtieth of the hourly rows), and the hours of each bucket cut by ``since`` or
+    ``until`` (read from the hourly ones)."""
+    if q.by == "hour" or q.user is not None or not starts:
+        return None, [q]
+    low = q.since_us - q.since_us % HOUR_US if q.since_us is not None else starts[0]
+    high = _ceil_hour(q.until_us) if q.until_us is not None else starts[-1] + width
+    inside = [b for b in starts if b >= low and b + width <= high]
+    cut = [dataclasses.replace(q, since_us=max(b, low), until_us=min(b + width, high)) for b in starts
+           if b not in inside]
+    return (dataclasses.replace(q, since_us=inside[0], until_us=inside[-1] + width) if inside else None), cut
+
+
+def _where(q: StatsQuery, with_user: bool = False, column: str = "hour_us") -> tuple[str, list[Any]]:
+    """SQL conditions for the query's range (on ``column``) and filters (``user_id`` only where
+    asked, since ``hourly`` and ``latency_hist`` have no user column)."""
     clauses, params = ["true"], []
     if q.since_us is not None:
-        clauses.append("hour_us >= ?")
+        clauses.append(f"{column} >= ?")
         params.append(q.since_us - q.since_us % HOUR_US)
     if q.until_us is not None:
-        clauses.append("hour_us < ?")
+        clauses.append(f"{column} < ?")
         params.append(_ceil_hour(q.until_us))
-    for column, value in (("user_id", q.user), ("model", q.model), ("event", q.event)):
-        if value is not None and (column != "user_id" or with_user):
-            clauses.append(f"{column} = ?")
+    for name, value in (("user_id", q.user), ("model", q.model), ("event", q.event)):
+        if value is not None and (name != "user_id" or with_user):
+            clauses.append(f"{name} = ?")
             params.append(value)
     return " AND ".join(clauses), params
 
@@ -117,11 +138,17 @@ def _counts(c: Any, q: StatsQuery, bucket_sql: str) -> dict[int, dict[str, tuple
     return found
 
 
-def _users(c: Any, q: StatsQuery, bucket_sql: str) -> dict[int, int]:
-    """Distinct users per bucket: ``user_hours``, or ``rollup`` when filtered."""
-    table = "user_hours" if q.user is None and q.model is None and q.event is None else "rollup"
-    where, params = _where(q, with_user=True) if table == "rollup" else _where(
-        dataclasses.replace(q, user=None, model=None, event=None))
+def _users(c: Any, q: StatsQuery, bucket_sql: str, daily: bool = False) -> dict[int, int]:
+    """Distinct users per bucket: ``user_hours`` (whole days or weeks: ``analytics_activity``,
+    a row per user and period), or ``rollup`` when filtered."""
+    if q.user is None and q.model is None and q.event is None:
+        if daily:
+            where, params = _where(q, column="start_us")
+            return dict(c.execute(f"SELECT start_us, COUNT(*) FROM analytics_activity WHERE period = ? AND {where} "
+                                  "GROUP BY start_us", [q.by, *params]).fetchall())
+        where, params, table = *_where(q), "user_hours"
+    else:
+        where, params, table = *_where(q, with_user=True), "rollup"
     return dict(c.execute(f"SELECT {bucket_sql} AS b, COUNT(DISTINCT user_id) FROM {table} "
                           f"WHERE {where} GROUP BY b", params).fetchall())
 
@@ -142,14 +169,20 @@ def _total_users(c: Any, q: StatsQuery, per_bucket: dict[int, int]) -> int:
     return _users(c, q, "1").get(1, 0)
 
 
-def _latencies(c: Any, q: StatsQuery, bucket_sql: str) -> dict[int, dict[str, dict[float, int]]]:
+def _latencies(c: Any, q: StatsQuery, bucket_sql: str,
+               daily: bool = False) -> dict[int, dict[str, dict[float, int]]]:
     """Latency histograms per bucket and model: exact values from the user's events, else the
-    log bins of ``latency_hist``."""
+    log bins of ``latency_hist`` (whole days or weeks: ``analytics_latency``, the same bins
+    per day)."""
     where, params = _where(q, with_user=q.user is not None)
     if q.user is not None:
         exact_where = where.replace("hour_us", "ts_us") + " AND kind = 'llm' AND latency IS NOT NULL"
         bucket = bucket_sql.replace("hour_us", "(ts_us - ts_us % 3600000000)")
         sql = f"SELECT {bucket}, COALESCE(model, ''), latency, 1 FROM events WHERE {exact_where}"
+    elif daily:
+        where, params = _where(q, column="day_us")
+        sql = (f"SELECT {bucket_sql.replace('hour_us', 'day_us')} AS b, model, bin, SUM(n) FROM analytics_latency "
+               f"WHERE {where} GROUP BY b, model, bin")
     else:
         sql = f"SELECT {bucket_sql} AS b, model, bin, SUM(n) FROM latency_hist WHERE {where} GROUP BY b, model, bin"
     found: dict[int, dict[str, dict[float, int]]] = {}
