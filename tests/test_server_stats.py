@@ -112,6 +112,14 @@ def test_stats_filters_and_hour_buckets(server):
     assert_matches(by_model["totals"], expected([], [e for e in llm if e["properties"]["model"] == "gpt-4o"]))
     assert [b["start"] for b in by_model["buckets"]] == [T0.isoformat()]  # weeks start on Monday
 
+    for bucket in by_model["buckets"]:
+        assert bucket["users"] == len({e["user_id"] for e in llm if e["properties"]["model"] == "gpt-4o"})
+    daily = requests.get(f"{server.url}/api/analytics", params={"by": "day", "model": "gpt-4o"}, timeout=10).json()
+    assert_matches(daily["totals"], by_model["totals"])  # three days: a total over several buckets
+    for bucket in daily["buckets"]:
+        assert bucket["users"] == len({e["user_id"] for e in llm if e["properties"]["model"] == "gpt-4o"
+                                       and e["timestamp"][:10] == bucket["start"][:10]})
+
     one_user = stats_cli("--db", db, "--user", "user-3")
     assert_matches(one_user["totals"], expected(*[[e for e in x if e["user_id"] == "user-3"] for x in (plain, llm)]),
                    exact_latency=True)
@@ -167,10 +175,12 @@ def test_days_cut_by_the_range_count_only_their_hours_inside(server):
     tables); every count and percentile as the events inside give it."""
     server, plain, llm = server
     since, until = T0 + dt.timedelta(hours=10), T0 + dt.timedelta(hours=60)
-    for by_model in ("", "1"):
+    for by_model, model in (("", None), ("1", None), ("", "gpt-4o")):
         got = requests.get(f"{server.url}/api/analytics", timeout=10, params={
-            "by": "day", "since": since.isoformat(), "until": until.isoformat(), "by_model": by_model}).json()
-        inside = [[e for e in x if since <= dt.datetime.fromisoformat(e["timestamp"]) < until] for x in (plain, llm)]
+            "by": "day", "since": since.isoformat(), "until": until.isoformat(), "by_model": by_model,
+            **({"model": model} if model else {})}).json()
+        inside = [[e for e in x if since <= dt.datetime.fromisoformat(e["timestamp"]) < until
+                   and (model is None or e["properties"].get("model") == model)] for x in (plain, llm)]
         assert_matches(got["totals"], expected(*inside))
         assert len(got["buckets"]) == 3
         for bucket in got["buckets"]:

@@ -141,11 +141,15 @@ def _counts(c: Any, q: StatsQuery, bucket_sql: str) -> dict[int, dict[str, tuple
 def _users(c: Any, q: StatsQuery, bucket_sql: str, daily: bool = False) -> dict[int, int]:
     """Distinct users per bucket: ``user_hours`` (whole days or weeks: ``analytics_activity``,
     a row per user and period), or ``rollup`` when filtered."""
-    if q.user is None and q.model is None and q.event is None:
-        if daily:
+    if daily and q.user is None and q.event is None:
+        if q.model is None:
             where, params = _where(q, column="start_us")
             return dict(c.execute(f"SELECT start_us, COUNT(*) FROM analytics_activity WHERE period = ? AND {where} "
                                   "GROUP BY start_us", [q.by, *params]).fetchall())
+        where, params = _where(q, column="day_us")  # (model, user, day): one row per name used that day
+        return dict(c.execute(f"SELECT b, COUNT(*) FROM (SELECT DISTINCT {bucket_sql.replace('hour_us', 'day_us')} "
+                              f"AS b, user_id FROM analytics_daily WHERE {where}) AS d GROUP BY b", params).fetchall())
+    if q.user is None and q.model is None and q.event is None:
         where, params, table = *_where(q), "user_hours"
     else:
         where, params, table = *_where(q, with_user=True), "rollup"
@@ -166,6 +170,8 @@ def _total_users(c: Any, q: StatsQuery, per_bucket: dict[int, int]) -> int:
         if q.until_us is not None:
             return c.execute("SELECT COUNT(*) FROM users WHERE first_us < ?", (_ceil_hour(q.until_us),)).fetchone()[0]
         return c.execute("SELECT COUNT(*) FROM users").fetchone()[0]
+    if q.model is not None and q.user is None and q.event is None and q.since_us is None and q.until_us is None:
+        return c.execute("SELECT COUNT(DISTINCT user_id) FROM analytics_daily WHERE model = ?", (q.model,)).fetchone()[0]
     return _users(c, q, "1").get(1, 0)
 
 
