@@ -71,10 +71,10 @@ def stats(c: sqlite3.Connection, q: StatsQuery, *, by_model: bool = False) -> di
     users: dict[int, int] = {}
     whole, partial = _ranges(q, starts, width)
     if whole is not None:  # whole days or weeks: the daily tables
-        hists |= _latencies(c, whole, bucket_sql, daily=True)
+        hists |= _latencies(c, whole, bucket_sql, by_model, daily=True)
         users |= _users(c, whole, bucket_sql, daily=True)
     for part in partial:
-        hists |= _latencies(c, part, bucket_sql)
+        hists |= _latencies(c, part, bucket_sql, by_model)
         users |= _users(c, part, bucket_sql)
     every = [(counts.get(b, {}), hists.get(b, {})) for b in starts]
     totals = _merged([v for m, _ in every for v in m.values()], [h for _, m in every for h in m.values()])
@@ -175,26 +175,27 @@ def _total_users(c: Any, q: StatsQuery, per_bucket: dict[int, int]) -> int:
     return _users(c, q, "1").get(1, 0)
 
 
-def _latencies(c: Any, q: StatsQuery, bucket_sql: str,
+def _latencies(c: Any, q: StatsQuery, bucket_sql: str, by_model: bool,
                daily: bool = False) -> dict[int, dict[str, dict[float, int]]]:
     """Latency histograms per bucket and model: exact values from the user's events, else the
     log bins of ``latency_hist`` (whole days or weeks: ``analytics_latency``, the same bins
     per day)."""
     where, params = _where(q, with_user=q.user is not None)
+    model, group = ("model", "b, model, bin") if by_model else ("''", "b, bin")  # split only when asked
     if q.user is not None:
         exact_where = where.replace("hour_us", "ts_us") + " AND kind = 'llm' AND latency IS NOT NULL"
         bucket = bucket_sql.replace("hour_us", "(ts_us - ts_us % 3600000000)")
         sql = f"SELECT {bucket}, COALESCE(model, ''), latency, 1 FROM events WHERE {exact_where}"
     elif daily:
         where, params = _where(q, column="day_us")
-        sql = (f"SELECT {bucket_sql.replace('hour_us', 'day_us')} AS b, model, bin, SUM(n) FROM analytics_latency "
-               f"WHERE {where} GROUP BY b, model, bin")
+        sql = (f"SELECT {bucket_sql.replace('hour_us', 'day_us')} AS b, {model}, bin, SUM(n) FROM analytics_latency "
+               f"WHERE {where} GROUP BY {group}")
     else:
-        sql = f"SELECT {bucket_sql} AS b, model, bin, SUM(n) FROM latency_hist WHERE {where} GROUP BY b, model, bin"
+        sql = f"SELECT {bucket_sql} AS b, {model}, bin, SUM(n) FROM latency_hist WHERE {where} GROUP BY {group}"
     found: dict[int, dict[str, dict[float, int]]] = {}
-    for b, model, value, n in c.execute(sql, params):
+    for b, name, value, n in c.execute(sql, params):
         latency = value if q.user is not None else latency_from_bin(value)
-        hist = found.setdefault(b, {}).setdefault(model, {})
+        hist = found.setdefault(b, {}).setdefault(name, {})
         hist[latency] = hist.get(latency, 0) + n
     return found
 
