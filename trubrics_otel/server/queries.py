@@ -89,6 +89,9 @@ def event_page(
                                          [*params, FEW_MATCHES + 1])]
         if len(found) <= FEW_MATCHES:
             where, params = [f"e.id IN ({', '.join('?' * len(found))})" if found else "1 = 0"], found
+        else:
+            plain = c.dialect.text_search("e")
+            where = [c.dialect.text_search("e", common=True) if w == plain else w for w in where]
     order = "DESC" if newest_first else "ASC"
     sql = (f"SELECT * FROM events e WHERE {' AND '.join(where) or 'true'} "
            f"ORDER BY e.ts_us {order}, e.id {order} LIMIT ?")
