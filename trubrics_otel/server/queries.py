@@ -83,15 +83,6 @@ def event_page(
         ts, _, row_id = before.partition(":")
         where.append("(e.ts_us, e.id) < (?, ?)" if newest_first else "(e.ts_us, e.id) > (?, ?)")
         params += [int(ts), int(row_id)]
-    if f.q:  # a rare match is found through the text index alone, then sorted (PostgreSQL would
-        # walk the time index testing each row's words: seconds); a common one by the time index
-        found = [i for (i,) in c.execute(f"SELECT e.id FROM events e WHERE {' AND '.join(where)} LIMIT ?",
-                                         [*params, FEW_MATCHES + 1])]
-        if len(found) <= FEW_MATCHES:
-            where, params = [f"e.id IN ({', '.join('?' * len(found))})" if found else "1 = 0"], found
-        else:
-            plain = c.dialect.text_search("e")
-            where = [c.dialect.text_search("e", common=True) if w == plain else w for w in where]
     order = "DESC" if newest_first else "ASC"
     sql = (f"SELECT * FROM events e WHERE {' AND '.join(where) or 'true'} "
            f"ORDER BY e.ts_us {order}, e.id {order} LIMIT ?")
@@ -122,9 +113,16 @@ def _event_where(c: sqlite3.Connection, f: EventFilter, sessions: Sessions) -> t
         else:
             where.append("e.event = ?")
             params.append(f.event)
-    if f.q:
-        where.append(c.dialect.text_search("e"))
-        params.append(c.dialect.text_query(f.q))
+    if f.q:  # a rare match is found through the text index alone, then sorted (PostgreSQL would
+        # walk the time index testing each row's words: seconds); a common one by the time index
+        words = c.dialect.text_query(f.q)
+        found = [i for (i,) in c.execute(c.dialect.text_matches(), [words, FEW_MATCHES + 1])]
+        if len(found) <= FEW_MATCHES:
+            where.append(f"e.id IN ({', '.join('?' * len(found))})" if found else "1 = 0")
+            params += found
+        else:
+            where.append(c.dialect.text_search("e", common=True))
+            params.append(words)
     if f.session is not None:
         span = session_span(c, f.session, sessions)
         where.append("e.user_id = ? AND e.ts_us BETWEEN ? AND ?")

@@ -90,6 +90,13 @@ class Dialect:
             return f"{'+' if common else ''}{alias}.id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"
         return f"({alias}.kind = 'llm' AND {tsvector(alias)} @@ to_tsquery('simple', ?))"
 
+    def text_matches(self) -> str:
+        """Ids of LLM events matching :meth:`text_query`'s ``?``, at most ``?`` of them, read
+        from the text index alone."""
+        if self.name == "sqlite":
+            return "SELECT rowid FROM events_fts WHERE events_fts MATCH ? LIMIT ?"
+        return f"SELECT e.id FROM events e WHERE {self.text_search('e')} LIMIT ?"
+
     def text_query(self, text: str) -> str:
         """Words as quoted terms (no operator can be injected), all required, the last a prefix."""
         words = text.split()
