@@ -6,8 +6,11 @@
         result = stats(c, StatsQuery(since_us=..., by="day", model="gpt-4o"))
     result["totals"]["users"], result["buckets"][0]["latency_p95"]
 
-Read from the hourly rollups of :mod:`.derived`, so a call costs the same at a million
-events as at a thousand. Consequences, documented in docs/guide/local-server.md:
+Read from the hourly rollups of :mod:`.derived` and, for whole days and weeks, the daily
+analytics tables (``analytics_activity``, ``analytics_daily``, ``analytics_latency``), so a
+call costs the same at a million events as at a thousand; each table is read once per call
+(every series, the split by model and the totals come from that pass). Consequences,
+documented in docs/guide/local-server.md:
 
 - buckets are whole UTC hours, days, or weeks starting on Monday; ``since`` is rounded down
   and ``until`` up to the hour;
