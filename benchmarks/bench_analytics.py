@@ -76,6 +76,18 @@ def generate(events: int, users: int, threads: int, seed: int = 1) -> tuple[list
     return plain, llm
 
 
+CASES = [("active day", {"period": "day"}), ("active week", {"period": "week"}),
+         ("active month", {"period": "month"}), ("active week --model", {"period": "week", "model": "gpt-4o"}),
+         ("retention week", {"period": "week"}), ("retention day --since 14d of data",
+                                                   {"period": "day", "since": "2026-02-16T00:00:00Z"}),
+         ("retention week --event Open app", {"period": "week", "event": "Open app"}),
+         ("funnel 3 steps within 7d", {"steps": "Sign up,Create project,Upgrade", "within": "7d"}),
+         ("funnel breakdown model", {"steps": "Sign up,Open app", "within": "1d", "breakdown": "model"}),
+         ("feedback", {}), ("feedback --model", {"model": "gpt-4o"}), ("conversations", {}),
+         ("conversations --user", {"user": "user-000042"})]
+"""(label, parameters): every analysis but topics; the label's first word names it."""
+
+
 def timed(label: str, rounds: int, call: Any) -> float:
     best = float("inf")
     for _ in range(rounds):
@@ -111,16 +123,7 @@ def main() -> None:
         threads, prompts = c.execute("SELECT COUNT(*), SUM(turns) FROM analytics_threads").fetchone()
     print(f"       {threads:,} threads, {prompts:,} prompts\n")
     worst = 0.0
-    cases = [("active day", {"period": "day"}), ("active week", {"period": "week"}),
-             ("active month", {"period": "month"}), ("active week --model", {"period": "week", "model": "gpt-4o"}),
-             ("retention week", {"period": "week"}), ("retention day --since 14d of data",
-                                                       {"period": "day", "since": "2026-02-16T00:00:00Z"}),
-             ("retention week --event Open app", {"period": "week", "event": "Open app"}),
-             ("funnel 3 steps within 7d", {"steps": "Sign up,Create project,Upgrade", "within": "7d"}),
-             ("funnel breakdown model", {"steps": "Sign up,Open app", "within": "1d", "breakdown": "model"}),
-             ("feedback", {}), ("feedback --model", {"model": "gpt-4o"}), ("conversations", {}),
-             ("conversations --user", {"user": "user-000042"})]
-    for label, params in cases:
+    for label, params in CASES:
         name = label.split()[0]
         worst = max(worst, timed(f"{name} {label.split(' ', 1)[1] if ' ' in label else ''}", args.rounds,
                                  lambda: api.answer(store, name, params)))

@@ -91,31 +91,9 @@ def timed(api: Any, rounds: int, path: str, **params: str) -> tuple[float, Any, 
     return best, body, headers
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--db", type=Path, default=Path("/tmp/trubrics-bench-server.sqlite3"))
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-
-    store = Store(args.db)
-    if store.count()["events"] + store.count()["llm_events"] < args.events:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{args.db}{suffix}").unlink(missing_ok=True)
-        store = Store(args.db)
-        started = time.perf_counter()
-        plain, llm = generate(args.events, args.users)
-        print(f"generated {len(plain) + len(llm):,} events in {time.perf_counter() - started:.1f} s")
-        seconds = load(store, plain, llm)
-        print(f"loaded in {seconds:.1f} s ({(len(plain) + len(llm)) / seconds:,.0f} events/s, one transaction "
-              f"per 100k); {args.db.stat().st_size / 1e6:,.0f} MB")
-    counts = store.count()
-    print(f"store: {counts['events'] + counts['llm_events']:,} events, {counts['users']:,} users")
-
-    from trubrics_otel.server.read_api import ReadAPI  # here: ingest_rate() also runs against older versions
-
-    api = ReadAPI(store, session_timeout_s=1800, api_key=None, needs_key=False)
+def read_checks(api: Any) -> list[tuple[str, str, dict[str, str]]]:
+    """(label, path, parameters) of every query the page and the CLI make, aimed at rows of
+    ``api``'s store: a sample user, a session and a thread 20 pages back, a rare prompt."""
     _, events, headers = timed(api, 1, "/api/events", limit="50")
     old_cursor = headers["X-Next-Before"]
     for _ in range(20):  # page back 20 pages of 200
@@ -125,7 +103,7 @@ def main() -> None:
     _, old_page, _ = timed(api, 1, "/api/events", limit="1", before=old_cursor)
     old = old_page[0]
     rare = next(e for e in events if e["kind"] == "llm")["prompt"].split()[-1]  # "#<n>": one prompt
-    checks: list[tuple[str, str, dict[str, str]]] = [
+    return [
         ("events, newest 50", "/api/events", {"limit": "50"}),
         ("events, page 21 (cursor)", "/api/events", {"limit": "50", "before": old_cursor}),
         ("events of a user", "/api/events", {"user": sample["user_id"]}),
@@ -154,6 +132,34 @@ def main() -> None:
         ("stats: --user", "/api/analytics", {"user": sample["user_id"]}),
         ("dashboard: by day, by model", "/api/analytics", {"by": "day", "by_model": "1"}),
     ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--db", type=Path, default=Path("/tmp/trubrics-bench-server.sqlite3"))
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    store = Store(args.db)
+    if store.count()["events"] + store.count()["llm_events"] < args.events:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{args.db}{suffix}").unlink(missing_ok=True)
+        store = Store(args.db)
+        started = time.perf_counter()
+        plain, llm = generate(args.events, args.users)
+        print(f"generated {len(plain) + len(llm):,} events in {time.perf_counter() - started:.1f} s")
+        seconds = load(store, plain, llm)
+        print(f"loaded in {seconds:.1f} s ({(len(plain) + len(llm)) / seconds:,.0f} events/s, one transaction "
+              f"per 100k); {args.db.stat().st_size / 1e6:,.0f} MB")
+    counts = store.count()
+    print(f"store: {counts['events'] + counts['llm_events']:,} events, {counts['users']:,} users")
+
+    from trubrics_otel.server.read_api import ReadAPI  # here: ingest_rate() also runs against older versions
+
+    api = ReadAPI(store, session_timeout_s=1800, api_key=None, needs_key=False)
+    checks = read_checks(api)
     print(f"\n{'query':36} {'best of ' + str(args.rounds):>12}  rows")
     worst = 0.0
     for label, path, params in checks:

@@ -16,6 +16,7 @@ from trubrics_otel.server import LocalServer, Store
 
 T0 = dt.datetime(2026, 3, 2, 0, 0, tzinfo=dt.timezone.utc)  # a Monday
 MODELS = ("gpt-4o", "claude-sonnet-4")
+HOUR = dt.timedelta(hours=1)
 
 
 def sent_events(seed: int = 5) -> tuple[list[dict], list[dict]]:
@@ -111,6 +112,14 @@ def test_stats_filters_and_hour_buckets(server):
     assert_matches(by_model["totals"], expected([], [e for e in llm if e["properties"]["model"] == "gpt-4o"]))
     assert [b["start"] for b in by_model["buckets"]] == [T0.isoformat()]  # weeks start on Monday
 
+    for bucket in by_model["buckets"]:
+        assert bucket["users"] == len({e["user_id"] for e in llm if e["properties"]["model"] == "gpt-4o"})
+    daily = requests.get(f"{server.url}/api/analytics", params={"by": "day", "model": "gpt-4o"}, timeout=10).json()
+    assert_matches(daily["totals"], by_model["totals"])  # three days: a total over several buckets
+    for bucket in daily["buckets"]:
+        assert bucket["users"] == len({e["user_id"] for e in llm if e["properties"]["model"] == "gpt-4o"
+                                       and e["timestamp"][:10] == bucket["start"][:10]})
+
     one_user = stats_cli("--db", db, "--user", "user-3")
     assert_matches(one_user["totals"], expected(*[[e for e in x if e["user_id"] == "user-3"] for x in (plain, llm)]),
                    exact_latency=True)
@@ -134,7 +143,55 @@ def test_api_matches_the_cli_and_splits_by_model(server):
         assert sum(b["llm_events"] for b in series) == sum(e["properties"]["model"] == model for e in llm)
         assert sum(b["errors"] for b in series) == sum(
             e["properties"]["model"] == model and "error.type" in e["properties"] for e in llm)
+        for bucket in series:  # each model's own latencies, day by day
+            mine = [e for e in llm if e["properties"]["model"] == model and e["timestamp"][:10] == bucket["start"][:10]]
+            want = expected([], mine)
+            assert bucket["llm_events"] == len(mine) and bucket["users"] == 0
+            assert bucket["latency_p95"] == pytest.approx(want["latency_p95"], rel=0.026)
     assert requests.get(f"{server.url}/api/analytics", params={"by": "month"}, timeout=10).status_code == 400
+
+
+def test_a_range_open_on_one_side_counts_the_users_active_in_it(server):
+    """``since`` alone or ``until`` alone (the users table answers those totals): the distinct
+    users of the events inside, in all and hour by hour."""
+    server, plain, llm = server
+    since, until = T0 + dt.timedelta(hours=70), T0 + dt.timedelta(hours=2)  # a few users each
+    for params, inside in (({"since": since.isoformat()}, lambda t: t >= since),
+                           ({"until": until.isoformat()}, lambda t: t < until)):
+        got = requests.get(f"{server.url}/api/analytics", params={"by": "hour", **params}, timeout=10).json()
+        kept = [[e for e in x if inside(dt.datetime.fromisoformat(e["timestamp"]))] for x in (plain, llm)]
+        assert_matches(got["totals"], expected(*kept))
+        assert 0 < got["totals"]["users"] < len({e["user_id"] for e in plain + llm})
+        assert len(got["buckets"]) == 2
+        for bucket in got["buckets"]:
+            start = dt.datetime.fromisoformat(bucket["start"])
+            hour = [e for e in plain + llm if start <= dt.datetime.fromisoformat(e["timestamp"]) < start + HOUR]
+            assert bucket["users"] == len({e["user_id"] for e in hour}), bucket["start"]
+
+
+def test_days_cut_by_the_range_count_only_their_hours_inside(server):
+    """By day from 10:00 on the first day to 12:00 on the third: the first and last days count
+    only their hours inside (read hourly), the middle one all of it (read from the daily
+    tables); every count and percentile as the events inside give it."""
+    server, plain, llm = server
+    since, until = T0 + dt.timedelta(hours=10), T0 + dt.timedelta(hours=60)
+    for by_model, model in (("", None), ("1", None), ("", "gpt-4o")):
+        got = requests.get(f"{server.url}/api/analytics", timeout=10, params={
+            "by": "day", "since": since.isoformat(), "until": until.isoformat(), "by_model": by_model,
+            **({"model": model} if model else {})}).json()
+        inside = [[e for e in x if since <= dt.datetime.fromisoformat(e["timestamp"]) < until
+                   and (model is None or e["properties"].get("model") == model)] for x in (plain, llm)]
+        assert_matches(got["totals"], expected(*inside))
+        assert len(got["buckets"]) == 3
+        for bucket in got["buckets"]:
+            assert_matches(bucket, expected(*[[e for e in x if e["timestamp"][:10] == bucket["start"][:10]]
+                                              for x in inside]))
+        for model, series in got.get("models", {}).items():
+            for bucket in series:
+                mine = [e for e in inside[1] if e["properties"]["model"] == model
+                        and e["timestamp"][:10] == bucket["start"][:10]]
+                assert bucket["llm_events"] == len(mine)
+                assert bucket["latency_p50"] == pytest.approx(expected([], mine)["latency_p50"], rel=0.026)
 
 
 def test_stats_on_an_empty_or_missing_store(tmp_path, monkeypatch):

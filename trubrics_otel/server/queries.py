@@ -47,6 +47,10 @@ class EventFilter:
     trace: str | None = None
 
 
+FEW_MATCHES = 5000
+"""A text search matching at most this many events sorts them itself (see :func:`event_page`)."""
+
+
 class Sessions:
     """How events get their session ids: from the ``sessions`` table when it was built for
     ``timeout_us``, else computed for the page's users at query time."""
@@ -58,10 +62,10 @@ class Sessions:
     def ids(self, c: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> dict[int, str]:
         if not rows:
             return {}
-        if self.from_table:
-            lookup = ("SELECT session_id FROM sessions WHERE user_id = ? AND start_us <= ? "
-                      "ORDER BY start_us DESC LIMIT 1")
-            return {r["id"]: c.execute(lookup, (r["user_id"], r["ts_us"])).fetchone()[0] for r in rows}
+        if self.from_table:  # each event's latest session starting at or before it: one seek each
+            lookup = ("SELECT v.column1, (SELECT session_id FROM sessions s WHERE s.user_id = v.column2 "
+                      "AND s.start_us <= v.column3 ORDER BY s.start_us DESC LIMIT 1) FROM {values}")
+            return dict(_per_row(c, lookup, [(r["id"], r["user_id"], r["ts_us"]) for r in rows]))
         users = sorted({r["user_id"] for r in rows})
         sql = (f"SELECT id, session_id(user_id, MIN(ts_us) OVER (PARTITION BY user_id, n)) AS sid "
                f"FROM ({numbered_sessions(self.timeout_us, _in('user_id', users))}) AS numbered")
@@ -101,15 +105,24 @@ def _event_where(c: sqlite3.Connection, f: EventFilter, sessions: Sessions) -> t
             params.append(value)
     if f.event is not None:
         # the prompt's name only where some LLM event uses it: "event = ?" alone keeps its index
-        if c.execute("SELECT 1 FROM events WHERE prompt_event_name = ? LIMIT 1", (f.event,)).fetchone():
+        # (kind = 'llm': the partial index on prompt names serves it; without, a scan of every row)
+        if c.execute("SELECT 1 FROM events WHERE prompt_event_name = ? AND kind = 'llm' LIMIT 1",
+                     (f.event,)).fetchone():
             where.append("(e.event = ? OR (e.kind = 'llm' AND e.prompt_event_name = ?))")
             params += [f.event, f.event]
         else:
             where.append("e.event = ?")
             params.append(f.event)
-    if f.q:
-        where.append(c.dialect.text_search("e"))
-        params.append(c.dialect.text_query(f.q))
+    if f.q:  # a rare match is found through the text index alone, then sorted (PostgreSQL would
+        # walk the time index testing each row's words: seconds); a common one by the time index
+        words = c.dialect.text_query(f.q)
+        found = [i for (i,) in c.execute(c.dialect.text_matches(), [words, FEW_MATCHES + 1])]
+        if len(found) <= FEW_MATCHES:
+            where.append(f"e.id IN ({', '.join('?' * len(found))})" if found else "1 = 0")
+            params += found
+        else:
+            where.append(c.dialect.text_search("e", common=True))
+            params.append(words)
     if f.session is not None:
         span = session_span(c, f.session, sessions)
         where.append("e.user_id = ? AND e.ts_us BETWEEN ? AND ?")
@@ -135,14 +148,22 @@ def session_list(c: sqlite3.Connection, *, user: str | None = None, limit: int |
     """Sessions from the ``sessions`` table, most recently active first."""
     rows, cursor = _newest_first(c, "sessions", "end_us", ["user_id = ?"] if user is not None else [],
                                  [user] if user is not None else [], before, limit)
-    return {"sessions": [session_dict(c, r) for r in rows], "next": cursor}
+    return {"sessions": session_dicts(c, rows), "next": cursor}
 
 
-def session_dict(c: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:
-    detail = c.execute(
-        f"SELECT COUNT(DISTINCT thread_id), {c.dialect.json_array_agg('DISTINCT event')}, SUM(input_tokens), "
-        "SUM(output_tokens), SUM(cost_usd) FROM events WHERE user_id = ? AND ts_us BETWEEN ? AND ?",
-        (r["user_id"], r["start_us"], r["end_us"])).fetchone()
+def session_dicts(c: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[dict[str, Any]]:
+    """The sessions' rows with what their events add (threads, names, tokens, cost): one query."""
+    details = {(d[0], d[1]): d[2:] for d in _per_row(
+        c, f"SELECT v.column1, v.column2, COUNT(DISTINCT e.thread_id), "
+           f"{c.dialect.json_array_agg('DISTINCT e.event')}, SUM(e.input_tokens), SUM(e.output_tokens), "
+           "SUM(e.cost_usd) FROM {values} JOIN events e ON e.user_id = v.column1 "
+           "AND e.ts_us BETWEEN v.column2 AND v.column3 GROUP BY v.column1, v.column2",
+        [(r["user_id"], r["start_us"], r["end_us"]) for r in rows])}
+    return [session_dict(r, details.get((r["user_id"], r["start_us"]), (0, "[]", None, None, None)))
+            for r in rows]
+
+
+def session_dict(r: sqlite3.Row, detail: Sequence[Any]) -> dict[str, Any]:
     return {
         "session_id": r["session_id"], "user_id": r["user_id"], "start": iso(r["start_us"]),
         "end": iso(r["end_us"]), "duration_s": (r["end_us"] - r["start_us"]) / 1e6,
@@ -157,7 +178,7 @@ def user_list(c: sqlite3.Connection, *, limit: int | None = 100, q: str | None =
     """Users from the ``users`` table, most recently seen first; ``q``: part of the id."""
     rows, cursor = _newest_first(c, "users", "last_us", [c.dialect.contains("user_id")] if q else [],
                                  [q] if q else [], before, limit)
-    return {"users": [user_dict(c, r) for r in rows], "next": cursor}
+    return {"users": user_dicts(c, rows), "next": cursor}
 
 
 def _newest_first(c: sqlite3.Connection, table: str, newest: str, where: list[str], params: list[Any],
@@ -175,9 +196,14 @@ def _newest_first(c: sqlite3.Connection, table: str, newest: str, where: list[st
     return rows, f"{rows[-1][newest]}:{rows[-1]['user_id']}" if more else None
 
 
-def user_dict(c: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:
-    threads = c.execute("SELECT COUNT(DISTINCT thread_id) FROM events WHERE user_id = ?",
-                        (r["user_id"],)).fetchone()[0]
+def user_dicts(c: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[dict[str, Any]]:
+    """The users' rows with their thread counts (one query)."""
+    threads = dict(_per_row(c, "SELECT v.column1, (SELECT COUNT(DISTINCT thread_id) FROM events "
+                               "WHERE user_id = v.column1) FROM {values}", [(r["user_id"],) for r in rows]))
+    return [user_dict(r, threads.get(r["user_id"], 0)) for r in rows]
+
+
+def user_dict(r: sqlite3.Row, threads: int) -> dict[str, Any]:
     return {
         "user_id": r["user_id"], "events": r["events"], "llm_events": r["llm_events"], "threads": threads,
         "first_seen": iso(r["first_us"]), "last_seen": iso(r["last_us"]), "input_tokens": r["input_tokens"],
@@ -193,7 +219,7 @@ def user_profile(c: sqlite3.Connection, user: str, *, sessions: Sessions) -> dic
     feedback = c.execute(f"{_FEEDBACK} WHERE f.user_id = ? ORDER BY e.ts_us DESC, e.id DESC LIMIT 50",
                          (user,)).fetchall()
     return {
-        **user_dict(c, row),
+        **user_dicts(c, [row])[0],
         "recent_sessions": session_list(c, user=user, limit=20)["sessions"] if sessions.from_table else [],
         "recent_threads": thread_list(c, user=user, limit=20)["threads"],
         "feedback": [feedback_dict(r) for r in feedback],
@@ -220,17 +246,27 @@ def thread_list(c: sqlite3.Connection, *, user: str | None = None, limit: int | 
     rows = c.execute(sql, [*params, NO_LIMIT if limit is None else limit + 1]).fetchall()
     more = limit is not None and len(rows) > limit
     rows = rows[:limit] if limit is not None else rows
-    return {"threads": [thread_dict(c, r) for r in rows],
+    return {"threads": thread_dicts(c, rows),
             "next": f"{rows[-1]['end_us']}:{rows[-1]['thread_id']}" if more else None}
 
 
-def thread_dict(c: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:
-    users, models = c.execute(
-        f"SELECT {c.dialect.json_array_agg('DISTINCT user_id')}, "
-        f"{c.dialect.json_array_agg('DISTINCT model', 'model IS NOT NULL')} "
-        "FROM events WHERE thread_id = ? AND kind = 'llm'", (r["thread_id"],)).fetchone()
-    feedback = dict(c.execute("SELECT COALESCE(name, event) AS k, COUNT(*) FROM analytics_feedback "
-                              "WHERE thread_id = ? GROUP BY k ORDER BY k", (r["thread_id"],)).fetchall())
+def thread_dicts(c: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[dict[str, Any]]:
+    """The threads' rows with their users, models and feedback counts (two queries)."""
+    ids = [(r["thread_id"],) for r in rows]
+    people = {t: (users, models) for t, users, models in _per_row(
+        c, f"SELECT e.thread_id, {c.dialect.json_array_agg('DISTINCT e.user_id')}, "
+           f"{c.dialect.json_array_agg('DISTINCT e.model', 'e.model IS NOT NULL')} FROM {{values}} "
+           "JOIN events e ON e.thread_id = v.column1 AND e.kind = 'llm' GROUP BY e.thread_id", ids)}
+    feedback: dict[str, dict[str, int]] = {}
+    for t, k, n in _per_row(c, "SELECT f.thread_id, COALESCE(f.name, f.event) AS k, COUNT(*) FROM {values} "
+                               "JOIN analytics_feedback f ON f.thread_id = v.column1 "
+                               "GROUP BY f.thread_id, k ORDER BY k", ids):
+        feedback.setdefault(t, {})[k] = n
+    return [thread_dict(r, *people.get(r["thread_id"], (None, None)), feedback.get(r["thread_id"], {}))
+            for r in rows]
+
+
+def thread_dict(r: sqlite3.Row, users: str | None, models: str | None, feedback: dict[str, int]) -> dict[str, Any]:
     return {
         "thread_id": r["thread_id"], "users": sorted(json.loads(users or "[]")), "turns": r["turns"],
         "start": iso(r["start_us"]), "end": iso(r["end_us"]), "models": sorted(json.loads(models or "[]")),
@@ -248,7 +284,7 @@ def thread_detail(c: sqlite3.Connection, thread_id: str, *, sessions: Sessions) 
     turns = event_page(c, EventFilter(thread=thread_id, kind="llm"), sessions=sessions, limit=None,
                        newest_first=False)["events"]
     feedback = c.execute(f"{_FEEDBACK} WHERE f.thread_id = ? ORDER BY e.ts_us, e.id", (thread_id,)).fetchall()
-    return {**thread_dict(c, summary), "turns": turns, "feedback_events": [feedback_dict(r) for r in feedback]}
+    return {**thread_dicts(c, [summary])[0], "turns": turns, "feedback_events": [feedback_dict(r) for r in feedback]}
 
 
 _FEEDBACK = ("SELECT e.*, f.name AS feedback_name, f.value AS feedback_value, f.label AS feedback_label, "
@@ -315,6 +351,23 @@ def event_dict(row: sqlite3.Row, session: str | None) -> dict[str, Any]:
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+_CHUNK = 250
+"""Rows per :func:`_per_row` statement: SQLite allows 32,766 parameters, PostgreSQL 65,535."""
+
+
+def _per_row(c: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """``sql`` (``{values}`` in it: the rows as a ``VALUES`` table ``v``, columns ``column1``…,
+    the name both engines give them) over ``rows``, a chunk per statement: one round trip for
+    a page instead of one per row (a PostgreSQL round trip costs what SQLite's lookup does)."""
+    found: list[tuple[Any, ...]] = []
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start:start + _CHUNK]
+        row = f"({', '.join('?' * len(chunk[0]))})"
+        values = f"(VALUES {', '.join([row] * len(chunk))}) AS v"
+        found += c.rows(sql.format(values=values), [x for r in chunk for x in r])
+    return found
 
 
 def _in(column: str, values: Sequence[Any]) -> str:

@@ -6,8 +6,11 @@
         result = stats(c, StatsQuery(since_us=..., by="day", model="gpt-4o"))
     result["totals"]["users"], result["buckets"][0]["latency_p95"]
 
-Read from the hourly rollups of :mod:`.derived`, so a call costs the same at a million
-events as at a thousand. Consequences, documented in docs/guide/local-server.md:
+Read from the hourly rollups of :mod:`.derived` and, for whole days and weeks, the daily
+analytics tables (``analytics_activity``, ``analytics_daily``, ``analytics_latency``), so a
+call costs the same at a million events as at a thousand; each table is read once per call
+(every series, the split by model and the totals come from that pass). Consequences,
+documented in docs/guide/local-server.md:
 
 - buckets are whole UTC hours, days, or weeks starting on Monday; ``since`` is rounded down
   and ``until`` up to the hour;
@@ -66,86 +69,155 @@ def stats(c: sqlite3.Connection, q: StatsQuery, *, by_model: bool = False) -> di
     if len(starts) > MAX_BUCKETS:
         raise StatsError(f"{len(starts)} buckets: choose a shorter range or a wider --by")
 
-    totals = _empty() | _counts(c, q, "1").get(1, {}) | _latencies(c, q, "1").get(1, {})
+    counts = _counts(c, q, bucket_sql)  # {bucket: {model: sums}}: every series from one pass
+    hists: dict[int, dict[str, dict[float, int]]] = {}  # {bucket: {model: {latency: n}}}: likewise
+    users: dict[int, int] = {}
+    whole, partial = _ranges(q, starts, width)
+    if whole is not None:  # whole days or weeks: the daily tables
+        hists |= _latencies(c, whole, bucket_sql, by_model, daily=True)
+        users |= _users(c, whole, bucket_sql, daily=True)
+    for part in partial:
+        hists |= _latencies(c, part, bucket_sql, by_model)
+        users |= _users(c, part, bucket_sql)
+    every = [(counts.get(b, {}), hists.get(b, {})) for b in starts]
+    totals = _merged([v for m, _ in every for v in m.values()], [h for _, m in every for h in m.values()])
     result: dict[str, Any] = {
         "totals": {"since": iso(first), "until": iso(starts[-1] + width) if starts else None,
-                   "by": q.by, **totals},
-        "buckets": _series(c, q, bucket_sql, starts),
+                   "by": q.by, **totals, "users": _total_users(c, q, users)},
+        "buckets": [{"start": iso(b), **_merged(list(sums.values()), list(hist.values())), "users": users.get(b, 0)}
+                    for b, (sums, hist) in zip(starts, every)],
     }
     if by_model:
+        where, params = _where(q, with_user=q.user is not None)
         models = [m for (m,) in c.execute(
             f"SELECT DISTINCT model FROM {'rollup' if q.user else 'hourly'} WHERE {where} AND kind = 'llm' "
             f"ORDER BY model", params)]
-        result["models"] = {model or "(none)": _series(c, dataclasses.replace(q, model=model), bucket_sql,
-                                                       starts, users=False) for model in models}
+        result["models"] = {model or "(none)": [
+            {"start": iso(b), **_merged([sums[model]] if model in sums else [], [hist.get(model, {})]), "users": 0}
+            for b, (sums, hist) in zip(starts, every)] for model in models}
     return result
 
 
-def _series(c: sqlite3.Connection, q: StatsQuery, bucket_sql: str, starts: list[int], *,
-            users: bool = True) -> list[dict[str, Any]]:
-    counts = _counts(c, q, bucket_sql, users=users)
-    latencies = _latencies(c, q, bucket_sql)
-    return [{"start": iso(s), **(_empty() | counts.get(s, {}) | latencies.get(s, {}))} for s in starts]
+def _ranges(q: StatsQuery, starts: list[int], width: int) -> tuple[StatsQuery | None, list[StatsQuery]]:
+    """The range of the buckets wholly inside the query's (days or weeks: read from the daily
+    tables, a thirtieth of the hourly rows), and the hours of each bucket cut by ``since`` or
+    ``until`` (read from the hourly ones)."""
+    if q.by == "hour" or q.user is not None or not starts:
+        return None, [q]
+    low = q.since_us - q.since_us % HOUR_US if q.since_us is not None else starts[0]
+    high = _ceil_hour(q.until_us) if q.until_us is not None else starts[-1] + width
+    inside = [b for b in starts if b >= low and b + width <= high]
+    cut = [dataclasses.replace(q, since_us=max(b, low), until_us=min(b + width, high)) for b in starts
+           if b not in inside]
+    return (dataclasses.replace(q, since_us=inside[0], until_us=inside[-1] + width) if inside else None), cut
 
 
-def _where(q: StatsQuery, with_user: bool = False) -> tuple[str, list[Any]]:
-    """SQL conditions for the query's range and filters (``user_id`` only where asked, since
-    ``hourly`` and ``latency_hist`` have no user column)."""
+def _where(q: StatsQuery, with_user: bool = False, column: str = "hour_us") -> tuple[str, list[Any]]:
+    """SQL conditions for the query's range (on ``column``) and filters (``user_id`` only where
+    asked, since ``hourly`` and ``latency_hist`` have no user column)."""
     clauses, params = ["true"], []
     if q.since_us is not None:
-        clauses.append("hour_us >= ?")
+        clauses.append(f"{column} >= ?")
         params.append(q.since_us - q.since_us % HOUR_US)
     if q.until_us is not None:
-        clauses.append("hour_us < ?")
+        clauses.append(f"{column} < ?")
         params.append(_ceil_hour(q.until_us))
-    for column, value in (("user_id", q.user), ("model", q.model), ("event", q.event)):
-        if value is not None and (column != "user_id" or with_user):
-            clauses.append(f"{column} = ?")
+    for name, value in (("user_id", q.user), ("model", q.model), ("event", q.event)):
+        if value is not None and (name != "user_id" or with_user):
+            clauses.append(f"{name} = ?")
             params.append(value)
     return " AND ".join(clauses), params
 
 
-def _counts(c: sqlite3.Connection, q: StatsQuery, bucket_sql: str, *,
-            users: bool = True) -> dict[int, dict[str, Any]]:
-    """Sums per bucket from ``hourly`` (``rollup`` for one user), distinct users from
-    ``user_hours`` (``rollup`` when filtered by event or model)."""
+def _counts(c: Any, q: StatsQuery, bucket_sql: str) -> dict[int, dict[str, tuple[Any, ...]]]:
+    """Sums per bucket and model from ``hourly`` (``rollup`` for one user)."""
     where, params = _where(q, with_user=q.user is not None)
-    sums = c.execute(
-        f"SELECT {bucket_sql} AS b, SUM(events), SUM(CASE WHEN kind = 'llm' THEN events ELSE 0 END), "
-        f"SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), SUM(cost_events), SUM(errors) "
-        f"FROM {'rollup' if q.user is not None else 'hourly'} WHERE {where} GROUP BY b", params)
-    result = {
-        b: {"events": n, "llm_events": llm, "input_tokens": tin or 0, "output_tokens": tout or 0,
-            "cost_usd": cost if cost_n else None, "errors": errors}
-        for b, n, llm, tin, tout, cost, cost_n, errors in sums
-    }
-    if users:
-        table = "user_hours" if q.user is None and q.model is None and q.event is None else "rollup"
-        user_where, user_params = _where(q, with_user=True) if table == "rollup" else _where(
-            dataclasses.replace(q, user=None, model=None, event=None))
-        for b, distinct in c.execute(f"SELECT {bucket_sql} AS b, COUNT(DISTINCT user_id) FROM {table} "
-                                     f"WHERE {user_where} GROUP BY b", user_params):
-            result.setdefault(b, {})["users"] = distinct
-    return result
+    found: dict[int, dict[str, tuple[Any, ...]]] = {}
+    for b, model, *sums in c.execute(
+            f"SELECT {bucket_sql} AS b, model, SUM(events), SUM(CASE WHEN kind = 'llm' THEN events ELSE 0 END), "
+            f"SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), SUM(cost_events), SUM(errors) "
+            f"FROM {'rollup' if q.user is not None else 'hourly'} WHERE {where} GROUP BY b, model", params):
+        found.setdefault(b, {})[model] = tuple(sums)
+    return found
 
 
-def _latencies(c: sqlite3.Connection, q: StatsQuery, bucket_sql: str) -> dict[int, dict[str, Any]]:
-    """p50 / p95 per bucket: exact from the user's events, else from the latency histogram."""
+def _users(c: Any, q: StatsQuery, bucket_sql: str, daily: bool = False) -> dict[int, int]:
+    """Distinct users per bucket: ``user_hours`` (whole days or weeks: ``analytics_activity``,
+    a row per user and period), or ``rollup`` when filtered."""
+    if daily and q.user is None and q.event is None:
+        if q.model is None:
+            where, params = _where(q, column="start_us")
+            return dict(c.execute(f"SELECT start_us, COUNT(*) FROM analytics_activity WHERE period = ? AND {where} "
+                                  "GROUP BY start_us", [q.by, *params]).fetchall())
+        where, params = _where(q, column="day_us")  # (model, user, day): one row per name used that day
+        return dict(c.execute(f"SELECT b, COUNT(*) FROM (SELECT DISTINCT {bucket_sql.replace('hour_us', 'day_us')} "
+                              f"AS b, user_id FROM analytics_daily WHERE {where}) AS d GROUP BY b", params).fetchall())
+    if q.user is None and q.model is None and q.event is None:
+        where, params, table = *_where(q), "user_hours"
+    else:
+        where, params, table = *_where(q, with_user=True), "rollup"
+    return dict(c.execute(f"SELECT {bucket_sql} AS b, COUNT(DISTINCT user_id) FROM {table} "
+                          f"WHERE {where} GROUP BY b", params).fetchall())
+
+
+def _total_users(c: Any, q: StatsQuery, per_bucket: dict[int, int]) -> int:
+    """Distinct users over the whole range. Unfiltered and open on one side, the ``users``
+    table answers from each user's first and last event (a user is active since ``since``
+    exactly when their last event is); otherwise one more pass over the hourly users."""
+    if len(per_bucket) <= 1:
+        return sum(per_bucket.values())
+    if q.user is None and q.model is None and q.event is None and (q.since_us is None or q.until_us is None):
+        if q.since_us is not None:
+            return c.execute("SELECT COUNT(*) FROM users WHERE last_us >= ?",
+                             (q.since_us - q.since_us % HOUR_US,)).fetchone()[0]
+        if q.until_us is not None:
+            return c.execute("SELECT COUNT(*) FROM users WHERE first_us < ?", (_ceil_hour(q.until_us),)).fetchone()[0]
+        return c.execute("SELECT COUNT(*) FROM users").fetchone()[0]
+    if q.model is not None and q.user is None and q.event is None and q.since_us is None and q.until_us is None:
+        return c.execute("SELECT COUNT(DISTINCT user_id) FROM analytics_daily WHERE model = ?", (q.model,)).fetchone()[0]
+    return _users(c, q, "1").get(1, 0)
+
+
+def _latencies(c: Any, q: StatsQuery, bucket_sql: str, by_model: bool,
+               daily: bool = False) -> dict[int, dict[str, dict[float, int]]]:
+    """Latency histograms per bucket and model: exact values from the user's events, else the
+    log bins of ``latency_hist`` (whole days or weeks: ``analytics_latency``, the same bins
+    per day)."""
     where, params = _where(q, with_user=q.user is not None)
+    model, group = ("model", "b, model, bin") if by_model else ("''", "b, bin")  # split only when asked
     if q.user is not None:
         exact_where = where.replace("hour_us", "ts_us") + " AND kind = 'llm' AND latency IS NOT NULL"
         bucket = bucket_sql.replace("hour_us", "(ts_us - ts_us % 3600000000)")
-        values: dict[int, list[tuple[float, int]]] = {}
-        for b, latency in c.execute(f"SELECT {bucket}, latency FROM events WHERE {exact_where}", params):
-            values.setdefault(b, []).append((latency, 1))
+        sql = f"SELECT {bucket}, COALESCE(model, ''), latency, 1 FROM events WHERE {exact_where}"
+    elif daily:
+        where, params = _where(q, column="day_us")
+        sql = (f"SELECT {bucket_sql.replace('hour_us', 'day_us')} AS b, {model}, bin, SUM(n) FROM analytics_latency "
+               f"WHERE {where} GROUP BY {group}")
     else:
-        values = {}
-        for b, bin_, n in c.execute(
-                f"SELECT {bucket_sql} AS b, bin, SUM(n) FROM latency_hist WHERE {where} GROUP BY b, bin",
-                params):
-            values.setdefault(b, []).append((latency_from_bin(bin_), n))
-    return {b: {"latency_p50": percentile(v, 0.50), "latency_p95": percentile(v, 0.95)}
-            for b, v in values.items()}
+        sql = f"SELECT {bucket_sql} AS b, {model}, bin, SUM(n) FROM latency_hist WHERE {where} GROUP BY {group}"
+    found: dict[int, dict[str, dict[float, int]]] = {}
+    for b, name, value, n in c.execute(sql, params):
+        latency = value if q.user is not None else latency_from_bin(value)
+        hist = found.setdefault(b, {}).setdefault(name, {})
+        hist[latency] = hist.get(latency, 0) + n
+    return found
+
+
+def _merged(sums: list[tuple[Any, ...]], hists: list[dict[float, int]]) -> dict[str, Any]:
+    """The counts of :func:`_empty` over several (bucket, model) sums and latency histograms."""
+    merged = _empty()
+    if sums:
+        n, llm, tin, tout, cost, cost_n, errors = (sum(v[i] or 0 for v in sums) for i in range(7))
+        merged |= {"events": n, "llm_events": llm, "input_tokens": tin, "output_tokens": tout,
+                   "cost_usd": cost if cost_n else None, "errors": errors}
+    latencies: dict[float, int] = {}
+    for hist in hists:
+        for latency, n in hist.items():
+            latencies[latency] = latencies.get(latency, 0) + n
+    if latencies:
+        merged |= {"latency_p50": percentile(latencies.items(), 0.50),
+                   "latency_p95": percentile(latencies.items(), 0.95)}
+    return merged
 
 
 def percentile(weighted: Iterable[tuple[float, int]], p: float) -> float | None:

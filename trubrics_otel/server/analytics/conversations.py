@@ -82,8 +82,10 @@ def conversation_list(db: Reader, q: AnalyticsQuery, *, search: str | None = Non
     elif only:
         raise AnalyticsError(f"only must be abandoned or failed, got {only!r}")
     if search and search.strip():
+        # probed thread by thread, newest first, until the page is full (OFFSET 0 keeps PostgreSQL
+        # from hashing every matching prompt first: it guesses a substring matches few)
         where += (" AND EXISTS (SELECT 1 FROM events e WHERE e.thread_id = t.thread_id AND e.kind = 'llm' "
-                  "AND LOWER(e.prompt) LIKE ?)")
+                  "AND LOWER(e.prompt) LIKE ? LIMIT 1 OFFSET 0)")
         params.append("%" + search.strip().lower().replace("\\", "").replace("%", "").replace("_", "") + "%")
     rows = db.rows(
         f"SELECT t.thread_id, t.user_id, t.model, t.turns, t.start_us, t.end_us, t.cost_usd, t.cost_turns, t.errors, "

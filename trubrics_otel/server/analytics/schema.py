@@ -16,6 +16,8 @@ a batch adds (SQL ``INSERT … SELECT … ON CONFLICT``, plus Python for the fee
 ``analytics_daily``     (day, user, event name, model): the same, filterable by event or model
                         (an LLM event under its generation and its prompt name)
 ``analytics_first``     each user's first event (cohorts, new users)
+``analytics_latency``   (day, model, event name, latency bin): LLM latencies per day, the log
+                        bins of the store's hourly ``latency_hist`` (``stats`` by day or week)
 ``analytics_threads``   per thread: turns, span, cost, errors, time to first token, last turn
 ``analytics_feedback``  one row per feedback (:mod:`.feedback` says what counts), its value,
                         sentiment, and the thread / LLM turn it refers to
@@ -33,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from trubrics_otel.server.analytics import feedback_rows
+from trubrics_otel.server.store.derived import LATENCY_BINS_PER_E, NO_LATENCY_BIN
 from trubrics_otel.server.store.dialect import Writer
 
 STATEMENTS = (
@@ -47,6 +50,9 @@ STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS analytics_first (
         user_id TEXT PRIMARY KEY, first_us BIGINT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS analytics_first_time ON analytics_first (first_us)",
+    """CREATE TABLE IF NOT EXISTS analytics_latency (
+        day_us BIGINT NOT NULL, model TEXT NOT NULL, event TEXT NOT NULL, bin INTEGER NOT NULL,
+        n BIGINT NOT NULL, PRIMARY KEY (day_us, model, event, bin))""",
     """CREATE TABLE IF NOT EXISTS analytics_threads (
         thread_id TEXT PRIMARY KEY, user_id TEXT, model TEXT, turns INTEGER NOT NULL,
         start_us BIGINT NOT NULL, end_us BIGINT NOT NULL, first_us BIGINT NOT NULL,
@@ -78,7 +84,7 @@ STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS analytics_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
 )
 
-TABLES = ("analytics_activity", "analytics_daily", "analytics_first", "analytics_threads", "analytics_feedback",
+TABLES = ("analytics_activity", "analytics_daily", "analytics_first", "analytics_latency", "analytics_threads", "analytics_feedback",
           "analytics_topics", "analytics_prompts", "analytics_meta")
 """Derived from ``events`` alone: emptied and refilled by :func:`rebuild`."""
 
@@ -103,6 +109,16 @@ def _first(db: Writer) -> str:
                SELECT user_id, MIN(ts_us) FROM {db.dialect.new_rows()} WHERE id > ? GROUP BY user_id
                ON CONFLICT (user_id) DO UPDATE
                SET first_us = {db.dialect.least('analytics_first.first_us', 'excluded.first_us')}"""
+
+
+def _latency(db: Writer) -> str:
+    return f"""INSERT INTO analytics_latency (day_us, model, event, bin, n)
+               SELECT {db.dialect.bucket_us("day", "ts_us")}, COALESCE(model, ''), event,
+                      CASE WHEN latency > 0 THEN CAST(round(ln(latency) * {LATENCY_BINS_PER_E}) AS INTEGER)
+                           ELSE {NO_LATENCY_BIN} END, COUNT(*)
+               FROM {db.dialect.new_rows()} WHERE id > ? AND kind = 'llm' AND latency IS NOT NULL
+               GROUP BY 1, 2, 3, 4
+               ON CONFLICT (day_us, model, event, bin) DO UPDATE SET n = analytics_latency.n + excluded.n"""
 
 
 def _threads(db: Writer) -> str:
@@ -165,7 +181,7 @@ def create(db: Writer) -> None:
 
 def apply(db: Writer, after_id: int) -> None:
     """Fold the events with ``id > after_id`` into the analytics tables (caller's transaction)."""
-    for statement in (*_activity(db), *_daily(db), _first(db), *_steps(db)):
+    for statement in (*_activity(db), *_daily(db), _first(db), _latency(db), *_steps(db)):
         db.execute(statement, (after_id,))
     db.execute(_threads(db), (after_id,))
     feedback_rows.apply(db, after_id)
@@ -188,7 +204,7 @@ def set_feedback_events(db: Writer, values: Mapping[str, float]) -> None:
     feedback_rows.apply(db, 0, names=list(values))
 
 
-VERSION = "6"
+VERSION = "7"
 
 
 def ensure(db: Writer) -> None:

@@ -272,4 +272,4 @@ def _computed_sessions(c: Any, timeout_us: int, user: str | None,
     )
     params: list[Any] = [user] if user is not None else []
     rows = c.execute(sql, [*params, NO_LIMIT if limit is None else limit]).fetchall()
-    return [queries.session_dict(c, r) for r in rows]
+    return queries.session_dicts(c, rows)

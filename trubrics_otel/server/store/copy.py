@@ -65,6 +65,9 @@ def copy_events(source: Any, target: Any, *, chunk: int = 5000,
         with source.connection() as s:
             rows = [tuple(row) for row in s.execute(select, (last_id, chunk)).fetchall()]
         if not rows:
+            if copied and target.engine.name == "postgresql":
+                with target.connection() as t:  # planner statistics for the tables just filled, now,
+                    t.execute("ANALYZE")        # not when autovacuum comes round to them
             return copied
         copied += target.engine.insert(rows, with_ids=True)
         last_id = rows[-1][0]

@@ -79,13 +79,23 @@ class Dialect:
         function = "instr" if self.name == "sqlite" else "strpos"
         return f"{function}(lower({column}), lower(?)) > 0"
 
-    def text_search(self, alias: str = "e") -> str:
+    def text_search(self, alias: str = "e", common: bool = False) -> str:
         """Condition: the LLM event's prompt or generation matches the words of one ``?``
         (the value from :meth:`text_query`). SQLite: the FTS5 table ``events_fts``; PostgreSQL:
-        the GIN index over ``to_tsvector('simple', ...)`` of the same text (schema 001)."""
+        the GIN index over ``to_tsvector('simple', ...)`` of the same text (schema 001).
+        ``common``: words that match many events, so a newest-first page is found sooner by
+        walking the time index and testing each row (SQLite otherwise fetches every match by
+        id and sorts them; PostgreSQL's planner walks by itself)."""
         if self.name == "sqlite":
-            return f"{alias}.id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"
+            return f"{'+' if common else ''}{alias}.id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"
         return f"({alias}.kind = 'llm' AND {tsvector(alias)} @@ to_tsquery('simple', ?))"
+
+    def text_matches(self) -> str:
+        """Ids of LLM events matching :meth:`text_query`'s ``?``, at most ``?`` of them, read
+        from the text index alone."""
+        if self.name == "sqlite":
+            return "SELECT rowid FROM events_fts WHERE events_fts MATCH ? LIMIT ?"
+        return f"SELECT e.id FROM events e WHERE {self.text_search('e')} LIMIT ?"
 
     def text_query(self, text: str) -> str:
         """Words as quoted terms (no operator can be injected), all required, the last a prefix."""

@@ -1,0 +1,73 @@
+"""The read API's event lists on both engines, whichever plan a query takes: a text search
+matching few events (found through the text index, then sorted) or many (the time index,
+testing each row), page after page; an event name that is also a prompt's name."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from trubrics_otel.server import queries
+from trubrics_otel.server.store import Store
+
+T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
+
+
+def _llm(i: int) -> dict:
+    words = "refund order" if i % 3 else "rebook flight"
+    return {"user_id": f"user-{i % 4}", "prompt": f"{words} {i}", "generation": f"answer {i % 7}",
+            "timestamp": (T0 + dt.timedelta(minutes=i // 2)).isoformat(),  # ties on time: ids order them
+            "prompt_event_name": "Ask" if i % 5 == 0 else None,
+            "properties": {"$trace_id": f"{i:032x}", "$span_id": f"{i:016x}"}}
+
+
+@pytest.fixture(scope="module")
+def store(module_db_url):
+    store = Store(module_db_url)
+    llm = [{k: v for k, v in _llm(i).items() if v is not None} for i in range(90)]
+    plain = [{"user_id": "user-9", "event": "Ask", "timestamp": (T0 + dt.timedelta(hours=2)).isoformat()}]
+    store.insert(plain, llm)
+    yield store
+    store.close()
+
+
+def pages(store: Store, **kwargs: str) -> list[list[int]]:
+    """Every page of 7, newest first, following the cursors."""
+    found, before = [], None
+    with store.connection() as c:
+        lookup = store.sessions_lookup(c)
+        while True:
+            page = queries.event_page(c, queries.EventFilter(**kwargs), sessions=lookup, limit=7, before=before)
+            found.append([e["id"] for e in page["events"]])
+            before = page["next"]
+            if before is None:
+                return found
+
+
+def _words(e: dict) -> list[str]:
+    return f"{e['prompt']} {e['generation']}".split()
+
+
+def newest_first(store: Store, keep) -> list[int]:
+    events = store.events(limit=None)
+    return [e["id"] for e in events if keep(e)]
+
+
+@pytest.mark.parametrize("few", [0, 3, queries.FEW_MATCHES])
+def test_a_search_pages_through_every_match_whichever_plan(store, monkeypatch, few):
+    """``few``: 0 and 3 take the time index for every search here, the default the text index."""
+    monkeypatch.setattr(queries, "FEW_MATCHES", few)
+    for words, keep in (("refund", lambda e: "refund" in e["prompt"]), ("rebook fli", lambda e: "rebook" in e["prompt"]),
+                        ("order 4", lambda e: "order" in _words(e) and any(w.startswith("4") for w in _words(e))),
+                        ("nowhere", lambda e: False)):
+        want = newest_first(store, lambda e, keep=keep: e["kind"] == "llm" and keep(e))
+        got = pages(store, q=words)
+        assert [i for page in got for i in page] == want, words
+        assert all(len(page) == 7 for page in got[:-1])
+
+
+def test_an_event_name_also_matches_prompts_of_that_name(store):
+    want = newest_first(store, lambda e: e["event"] == "Ask" or e.get("prompt_event_name") == "Ask")
+    assert len(want) == 1 + 18
+    assert [i for page in pages(store, event="Ask") for i in page] == want
