@@ -165,6 +165,8 @@ def _texts(attributes: Attributes, lists: Mapping[str, list[dict[str, Any]]], pr
 
 def _message(flat: Mapping[str, Any]) -> dict[str, Any]:
     content = flat.get("message.content")
+    if len(flat) == 2 and content is not None and "message.role" in flat:  # most: role and text
+        return {"role": flat["message.role"], "content": content or None}
     lists = indexed_by(flat, _MESSAGE_LISTS)
     parts = lists["message.contents."]
     if content is None and parts:
