@@ -254,8 +254,16 @@ def value_of(value: AnyValue, limit: int | None = None) -> Any:
         return None
     if which == "array_value":
         values = value.array_value.values
-        values = values if limit is None or len(values) <= limit else values[:limit]
-        return tuple([v for v in (value_of(item, limit) for item in values) if v is not None])
+        items = []
+        for item in (values if limit is None or len(values) <= limit else values[:limit]):
+            text = item.string_value  # most arrays: texts (finish reasons, stop sequences)
+            if text:
+                items.append(text)
+            else:
+                decoded = value_of(item, limit)
+                if decoded is not None:
+                    items.append(decoded)
+        return tuple(items)
     if which == "kvlist_value":
         return attributes_of(value.kvlist_value.values, limit)
     return getattr(value, which)
