@@ -174,7 +174,7 @@ def indexed(attributes: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
 
 def indexed_by(attributes: Mapping[str, Any], prefixes: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
     """:func:`indexed` for several prefixes in one pass over the keys (an LLM span holds dozens
-    of attributes and is read for four or five lists)."""
+    of attributes and is read for four or five lists). No prefix may start another."""
     matching = [key for key in attributes if key.startswith(prefixes)]  # one C-level test each
     if not matching:  # most messages: no contents, no tool calls
         return {prefix: [] for prefix in prefixes}
@@ -185,6 +185,7 @@ def indexed_by(attributes: Mapping[str, Any], prefixes: tuple[str, ...]) -> dict
                 index, _, rest = key[len(prefix) :].partition(".")
                 if rest and index.isdigit():
                     items[prefix].setdefault(int(index), {})[rest] = attributes[key]
+                break
     return {prefix: [found[i] for i in sorted(found)] for prefix, found in items.items()}
 
 
