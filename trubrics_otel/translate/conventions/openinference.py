@@ -339,4 +339,5 @@ def _get(value: Any, *keys: str) -> Any:
     return value
 
 
-OPENINFERENCE = Convention("openinference", recognises, read)  # type: ignore[arg-type]
+OPENINFERENCE = Convention("openinference", recognises, read,  # type: ignore[arg-type]
+                           frozenset({sc.OPENINFERENCE_SPAN_KIND}))
