@@ -202,14 +202,9 @@ def to_spans(request: ExportTraceServiceRequest, attribute_limit: int | None = N
         for scope_spans in resource_spans.scope_spans:
             scope = _scope(scope_spans.scope, scope_spans.schema_url, limit)
             for span in scope_spans.spans:
-                problem = _invalid(span)
-                if problem:
-                    decoded.rejected.append(f"span {span.name!r}: {problem}")
-                    continue
-                decoded.spans.append(_span(span, resource, scope, limit))
-                if limit is not None:
-                    decoded.dropped += sum(max(0, len(many) - limit)
-                                           for many in (span.attributes, span.events, span.links))
+                received = _span(span, resource, scope, limit, decoded)
+                if received is not None:
+                    decoded.spans.append(received)
     return decoded
 
 
@@ -237,9 +232,13 @@ def attributes_of(pairs: Sequence[KeyValue], limit: int | None = None) -> dict[s
     attributes: dict[str, Any] = {}
     for pair in (pairs if limit is None or len(pairs) <= limit else pairs[:limit]):
         value = pair.value
+        text = value.string_value  # most attributes: one read (each read of upb costs)
+        if text:
+            attributes[pair.key] = text
+            continue
         which = value.WhichOneof("value")
-        if which == "string_value":  # most attributes: no call, no getattr
-            attributes[pair.key] = value.string_value
+        if which == "string_value":
+            attributes[pair.key] = text
         elif which == "int_value":
             attributes[pair.key] = value.int_value
         elif which is not None:
@@ -255,8 +254,16 @@ def value_of(value: AnyValue, limit: int | None = None) -> Any:
         return None
     if which == "array_value":
         values = value.array_value.values
-        values = values if limit is None or len(values) <= limit else values[:limit]
-        return tuple([v for v in (value_of(item, limit) for item in values) if v is not None])
+        items = []
+        for item in (values if limit is None or len(values) <= limit else values[:limit]):
+            text = item.string_value  # most arrays: texts (finish reasons, stop sequences)
+            if text:
+                items.append(text)
+            else:
+                decoded = value_of(item, limit)
+                if decoded is not None:
+                    items.append(decoded)
+        return tuple(items)
     if which == "kvlist_value":
         return attributes_of(value.kvlist_value.values, limit)
     return getattr(value, which)
@@ -300,49 +307,67 @@ def _first(many: Sequence[Any], limit: int | None) -> Sequence[Any]:
     return many if limit is None or len(many) <= limit else many[:limit]
 
 
+_FLAGS = tuple(TraceFlags(flags) for flags in range(256))
+_NO_TRACE, _NO_SPAN = bytes(16), bytes(8)
+
+
 def _span(span: trace_pb2.Span, resource: Resource, scope: InstrumentationScope,
-          limit: int | None = None) -> ReceivedSpan:
-    trace_id = int.from_bytes(span.trace_id, "big")
-    flags = TraceFlags(span.flags & 0xFF)
-    state = TraceState.from_header([span.trace_state]) if span.trace_state else None
-    context = SpanContext(trace_id, int.from_bytes(span.span_id, "big"), False, flags, state)
+          limit: int | None, decoded: Decoded) -> ReceivedSpan | None:
+    """The span, or None (its problem added to ``decoded.rejected``). Each field is read once:
+    every read of a upb message from Python makes a new object."""
+    trace_bytes, span_bytes, parent_bytes = span.trace_id, span.span_id, span.parent_span_id
+    end_time = span.end_time_unix_nano
+    problem = _invalid(trace_bytes, span_bytes, parent_bytes, end_time)
+    if problem:
+        decoded.rejected.append(f"span {span.name!r}: {problem}")
+        return None
+    trace_id = int.from_bytes(trace_bytes, "big")
+    all_flags = span.flags
+    flags = _FLAGS[all_flags & 0xFF]
+    trace_state = span.trace_state
+    state = TraceState.from_header([trace_state]) if trace_state else None
+    context = SpanContext(trace_id, int.from_bytes(span_bytes, "big"), False, flags, state)
     parent = None
-    if span.parent_span_id:
+    if parent_bytes:
         # OTLP flags bit 8: whether bit 9 says if the parent is remote; without it, assume so
-        remote = bool(span.flags & 0x200) if span.flags & 0x100 else True
-        parent = SpanContext(trace_id, int.from_bytes(span.parent_span_id, "big"), remote, flags)
-    code = _STATUS.get(span.status.code, StatusCode.UNSET)
+        remote = bool(all_flags & 0x200) if all_flags & 0x100 else True
+        parent = SpanContext(trace_id, int.from_bytes(parent_bytes, "big"), remote, flags)
+    pb_status = span.status
+    code = _STATUS.get(pb_status.code, StatusCode.UNSET)
     if code is StatusCode.UNSET:
         status = _UNSET
     else:  # the SDK only keeps a description on ERROR
-        status = Status(code, span.status.message if code is StatusCode.ERROR else None)
+        status = Status(code, pb_status.message if code is StatusCode.ERROR else None)
+    pairs, pb_events, pb_links = span.attributes, span.events, span.links
+    if limit is not None and (len(pairs) > limit or len(pb_events) > limit or len(pb_links) > limit):
+        decoded.dropped += sum(max(0, len(many) - limit) for many in (pairs, pb_events, pb_links))
     events = tuple(
         Event(e.name, attributes_of(e.attributes, limit), e.time_unix_nano or None, limit=None)
-        for e in _first(span.events, limit)
-    ) if span.events else ()
+        for e in _first(pb_events, limit)
+    ) if pb_events else ()
     links = tuple(
         Link(
             SpanContext(int.from_bytes(link.trace_id, "big"), int.from_bytes(link.span_id, "big"), True),
             attributes_of(link.attributes, limit),
         )
-        for link in _first(span.links, limit)
+        for link in _first(pb_links, limit)
         if len(link.trace_id) == 16 and len(link.span_id) == 8
-    ) if span.links else ()
+    ) if pb_links else ()
     return ReceivedSpan(
-        span.name, context, parent, resource, attributes_of(span.attributes, limit), events, links,
+        span.name, context, parent, resource, attributes_of(pairs, limit), events, links,
         _KINDS.get(span.kind, SpanKind.INTERNAL), status, span.start_time_unix_nano or None,
-        span.end_time_unix_nano, scope,
+        end_time, scope,
     )
 
 
-def _invalid(span: trace_pb2.Span) -> str | None:
-    if len(span.trace_id) != 16 or not any(span.trace_id):
+def _invalid(trace_id: bytes, span_id: bytes, parent_id: bytes, end_time: int) -> str | None:
+    if len(trace_id) != 16 or trace_id == _NO_TRACE:
         return "invalid trace id"
-    if len(span.span_id) != 8 or not any(span.span_id):
+    if len(span_id) != 8 or span_id == _NO_SPAN:
         return "invalid span id"
-    if span.parent_span_id and len(span.parent_span_id) != 8:
+    if parent_id and len(parent_id) != 8:
         return "invalid parent span id"
-    if not span.end_time_unix_nano:
+    if not end_time:
         return "no end time"
     return None
 

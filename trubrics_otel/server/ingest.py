@@ -34,7 +34,7 @@ from trubrics_otel.server.validation import (
     LLM_EVENT,
     parse_batch,
     validate_batch,
-    validate_event,
+    validate_encoded,
 )
 from trubrics_otel.translate.encoder import encode_spans
 from trubrics_otel.translate.redaction import Policy
@@ -101,7 +101,7 @@ class Intake:
         for fields, found, into in zip((EVENT, LLM_EVENT), price_and_redact(encoded, self._prices, self.policy),
                                        kept):
             for raw in found:
-                event, errors = validate_event(raw, fields, lenient=True)
+                event, errors = validate_encoded(raw, fields)
                 if not errors:
                     into.append(event)
                     continue

@@ -311,17 +311,22 @@ def one_event_per_call(
 
 
 def _may_repeat(calls: list[tuple[CallSignature, Event]]) -> bool:
-    """Whether two of the calls share a trace, a response id, a prompt or a root's usage:
-    :func:`same_call` needs one of them, so otherwise the search for duplicates within the
-    batch is skipped (a batch of one-call traces, as chat apps send them)."""
-    traces: set[int] = set()
+    """Whether two of the calls share a trace (through two libraries, or as parent and child),
+    a response id, a prompt or a root's usage: :func:`same_call` needs one of them, so
+    otherwise the search for duplicates within the batch is skipped (a batch of one-call
+    traces as chat apps send them, or of agents' calls through one library)."""
+    traces: dict[int, list[CallSignature]] = {}
     responses: set[str] = set()
     prompts: set[int] = set()
     usages: set[int] = set()
     for signature, _ in calls:
-        if signature.trace_id in traces:
+        same_trace = traces.get(signature.trace_id)
+        if same_trace is None:
+            traces[signature.trace_id] = [signature]
+        elif any(_may_be_one(signature, other) for other in same_trace):
             return True
-        traces.add(signature.trace_id)
+        else:  # an agent's calls one after the other: one library, siblings
+            same_trace.append(signature)
         if signature.response_id:
             if signature.response_id in responses:
                 return True
@@ -335,6 +340,13 @@ def _may_repeat(calls: list[tuple[CallSignature, Event]]) -> bool:
                 return True
             usages.add(signature.usage)
     return False
+
+
+def _may_be_one(a: CallSignature, b: CallSignature) -> bool:
+    """Two calls of one trace that :func:`same_call` does not rule out by their ids and scopes
+    alone (one library makes one span per call)."""
+    return (a.span_id == b.span_id or not a.scope or a.scope != b.scope
+            or a.parent_id == b.span_id or b.parent_id == a.span_id)
 
 
 def _start(view: tuple[CallSignature, Event]) -> int:

@@ -174,18 +174,24 @@ def indexed(attributes: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
 
 def indexed_by(attributes: Mapping[str, Any], prefixes: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
     """:func:`indexed` for several prefixes in one pass over the keys (an LLM span holds dozens
-    of attributes and is read for four or five lists)."""
-    matching = [key for key in attributes if key.startswith(prefixes)]  # one C-level test each
-    if not matching:  # most messages: no contents, no tool calls
-        return {prefix: [] for prefix in prefixes}
-    items: dict[str, dict[int, dict[str, Any]]] = {prefix: {} for prefix in prefixes}
-    for key in matching:
-        for prefix in prefixes:
-            if key.startswith(prefix):
-                index, _, rest = key[len(prefix) :].partition(".")
-                if rest and index.isdigit():
-                    items[prefix].setdefault(int(index), {})[rest] = attributes[key]
-    return {prefix: [found[i] for i in sorted(found)] for prefix, found in items.items()}
+    of attributes and is read for four or five lists). No prefix may start another."""
+    lists: dict[str, list[dict[str, Any]]] = {prefix: [] for prefix in prefixes}
+    found: dict[tuple[str, int], dict[str, Any]] = {}  # one dict for every list: fewer to build
+    for key, value in attributes.items():
+        if key.startswith(prefixes):  # one C-level test each; which prefix, only for those
+            for prefix in prefixes:
+                if key.startswith(prefix):
+                    index, _, rest = key[len(prefix) :].partition(".")
+                    if rest and index.isdigit():
+                        item = found.get((prefix, int(index)))
+                        if item is None:
+                            found[prefix, int(index)] = {rest: value}
+                        else:
+                            item[rest] = value
+                    break
+    for prefix, index in sorted(found):
+        lists[prefix].append(found[prefix, index])
+    return lists
 
 
 def text_or_none(value: Any) -> str | None:

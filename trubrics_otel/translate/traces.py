@@ -92,14 +92,33 @@ _ALL_KEYS = frozenset((*USER_ID_ATTRIBUTES, *THREAD_ID_ATTRIBUTES, *METADATA_JSO
                        *WRAPPER_PROMPT_ATTRIBUTES, sc.TRUBRICS_INHERITED_WEAK_THREAD_ID))
 
 
+_RANK = {name: rank for rank, name in enumerate((*USER_ID_ATTRIBUTES, *THREAD_ID_ATTRIBUTES))}
+
+
+def _first(attributes: Mapping[str, Any], present: set[str], names: frozenset[str]) -> str | None:
+    """:func:`first_of` over the ``names`` the span has (``present``), in their order of precedence."""
+    found = [name for name in present if name in names]
+    if not found:
+        return None
+    if len(found) > 1:
+        found.sort(key=_RANK.__getitem__)
+    return first_of(attributes, tuple(found))
+
+
+_OWN_USER_SET = frozenset(_OWN_USER)
+_OWN_THREAD_SET = frozenset(_OWN_THREAD)
+_OWN_STRONG_THREAD_SET = frozenset(_OWN_STRONG_THREAD)
+
+
 def own_identity(attributes: Mapping[str, Any], scope_name: str | None = None) -> Identity:
     """The user and thread the span names itself (or was stamped with at start)."""
-    if _ALL_KEYS.isdisjoint(attributes):  # most spans: one pass over their keys, no lookups
+    present = _ALL_KEYS.intersection(attributes)  # one pass over the span's keys, in C
+    if not present:  # most spans
         return NOBODY
     weak_scope = is_weak_thread_scope(scope_name)
-    user = first_of(attributes, _OWN_USER)
-    thread = first_of(attributes, _OWN_STRONG_THREAD if weak_scope else _OWN_THREAD)
-    if user is None or thread is None:
+    user = _first(attributes, present, _OWN_USER_SET)
+    thread = _first(attributes, present, _OWN_STRONG_THREAD_SET if weak_scope else _OWN_THREAD_SET)
+    if (user is None or thread is None) and not present.isdisjoint(METADATA_JSON_ATTRIBUTES):
         metadata_user, metadata_thread = _metadata_identity(attributes)
         user = user or metadata_user
         thread = thread or metadata_thread
@@ -107,7 +126,8 @@ def own_identity(attributes: Mapping[str, Any], scope_name: str | None = None) -
     thread = thread or first_of(attributes, (sc.TRUBRICS_INHERITED_THREAD_ID,))
     weak = first_of(attributes, (sc.GEN_AI_CONVERSATION_ID,)) if weak_scope else None
     weak = weak or first_of(attributes, (sc.TRUBRICS_INHERITED_WEAK_THREAD_ID,))
-    return Identity(user, thread, weak, _wrapper_prompt(attributes))
+    prompt = None if present.isdisjoint(WRAPPER_PROMPT_ATTRIBUTES) else _wrapper_prompt(attributes)
+    return Identity(user, thread, weak, prompt)
 
 
 def _wrapper_prompt(attributes: Mapping[str, Any]) -> str | None:

@@ -248,6 +248,8 @@ def _sum(*values: object) -> object:
 
 
 def _get(raw: object, key: str) -> object:
+    if raw.__class__ is dict:  # nearly always: before the slower ABC check
+        return raw.get(key)  # type: ignore[attr-defined]
     if raw is None:
         return None
     if isinstance(raw, Mapping):

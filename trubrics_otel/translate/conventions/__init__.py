@@ -192,7 +192,8 @@ def prefixed_properties(attributes: Attributes) -> dict[str, Any]:
 
 GENAI = genai.GENAI
 GENAI_TOOL = genai.GENAI_TOOL
-OPENLLMETRY_LEGACY = Convention("openllmetry-legacy", openllmetry.recognises_legacy, genai.read)
+OPENLLMETRY_LEGACY = Convention("openllmetry-legacy", openllmetry.recognises_legacy, genai.read,
+                                frozenset({sc.LLM_REQUEST_TYPE}))
 OPENINFERENCE = openinference.OPENINFERENCE
 
 def _vercel_read(span: ReadableSpan) -> LlmCall:
@@ -208,7 +209,7 @@ def _vercel_read(span: ReadableSpan) -> LlmCall:
                    {**rewritten.properties, **call.properties})
 
 
-VERCEL_AI = Convention("vercel-ai", vercel_ai.recognises, _vercel_read)
+VERCEL_AI = Convention("vercel-ai", vercel_ai.recognises, _vercel_read, vercel_ai.VERCEL_AI.needs)
 VERCEL_AI_TOOL = vercel_ai.VERCEL_AI_TOOL
 
 LITELLM = litellm.LITELLM
@@ -233,6 +234,7 @@ CONVENTIONS: tuple[Convention, ...] = (
 )
 """Tried in order; the first convention that recognises a span reads it. The generic
 reader is last: it only sees spans no row above knew."""
+_NEEDED = frozenset().union(*(convention.needs or () for convention in CONVENTIONS))
 
 
 def is_call_view(span: ReadableSpan) -> bool:
@@ -254,7 +256,11 @@ def read_span(span: ReadableSpan) -> LlmCall | SpanEvent | None:
     row's name (``$source``) so a team can see how its telemetry was understood; not on the
     spans trubrics-otel wrote itself."""
     attributes = span.attributes or {}
+    present = _NEEDED.intersection(attributes)  # one pass over the span's keys, in C
     for convention in CONVENTIONS:
+        needs = convention.needs
+        if needs is not None and needs.isdisjoint(present):
+            continue
         if convention.recognises(attributes):
             found = convention.read(span)
             scope = span.instrumentation_scope

@@ -42,6 +42,9 @@ class Convention:
     recognises: Callable[[Attributes], bool]
     read: Callable[[ReadableSpan], LlmCall | SpanEvent | None]
     """``None``: the span only looked like one of the row's (the generic row)."""
+    needs: frozenset[str] | None = None
+    """Attributes one of which every span the row recognises has: a span with none of them
+    is not asked (``read_span`` tries 18 rows per span). ``None``: any span may be the row's."""
 
 
 USAGE: dict[str, tuple[str, ...]] = {

@@ -202,7 +202,8 @@ def blocks_as_parts(blocks: Any) -> list[Any]:
     return parts
 
 
-GENAI = Convention("opentelemetry-genai", recognises, read)
+GENAI = Convention("opentelemetry-genai", recognises, read,
+                   frozenset({sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_SYSTEM, sc.GEN_AI_PROVIDER_NAME}))
 
 
 def _tool_recognises(attributes: Attributes) -> bool:
@@ -223,4 +224,5 @@ def _tool_read(span: ReadableSpan) -> SpanEvent:
                      properties=properties)
 
 
-GENAI_TOOL = Convention("opentelemetry-genai-tool", _tool_recognises, _tool_read)
+GENAI_TOOL = Convention("opentelemetry-genai-tool", _tool_recognises, _tool_read,
+                        frozenset({sc.GEN_AI_OPERATION_NAME}))

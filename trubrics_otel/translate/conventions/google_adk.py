@@ -163,4 +163,4 @@ def _visible(text: str) -> str:
     return "" if not text.replace(ELIDED, "").strip() else text
 
 
-GOOGLE_ADK = Convention("google-adk", recognises, read)
+GOOGLE_ADK = Convention("google-adk", recognises, read, frozenset({LLM_REQUEST, sc.GEN_AI_OPERATION_NAME}))

@@ -101,7 +101,7 @@ def _reply_text(reply: Any) -> str:
     return "".join(texts) or summarise_tool_calls(calls)
 
 
-HAYSTACK = Convention("haystack", recognises, read)
+HAYSTACK = Convention("haystack", recognises, read, frozenset({COMPONENT_TYPE, _STEP_INPUT, _STEP_OUTPUT}))
 
 
 def _tool_recognises(attributes: Attributes) -> bool:
@@ -112,4 +112,4 @@ def _tool_read(span: ReadableSpan) -> SpanEvent:
     return tool_event(str((span.attributes or {})[TOOL_NAME]))
 
 
-HAYSTACK_TOOL = Convention("haystack-tool", _tool_recognises, _tool_read)
+HAYSTACK_TOOL = Convention("haystack-tool", _tool_recognises, _tool_read, frozenset({TOOL_NAME}))

@@ -91,7 +91,7 @@ def _iso_ns(text: Any) -> int | None:
     return int(moment.timestamp() * 1_000_000) * 1000
 
 
-LANGFUSE = Convention("langfuse", recognises, read)
+LANGFUSE = Convention("langfuse", recognises, read, frozenset({TYPE}))
 
 
 def _tool_recognises(attributes: Attributes) -> bool:
@@ -102,4 +102,4 @@ def _tool_read(span: ReadableSpan) -> SpanEvent:
     return tool_event(span.name)
 
 
-LANGFUSE_TOOL = Convention("langfuse-tool", _tool_recognises, _tool_read)
+LANGFUSE_TOOL = Convention("langfuse-tool", _tool_recognises, _tool_read, frozenset({TYPE}))

@@ -65,7 +65,7 @@ def read(span: ReadableSpan) -> LlmCall:
     return LlmCall(prompt=call.prompt, generation=generation, model=call.model, properties=properties)
 
 
-LITELLM = Convention("litellm", recognises, read)
+LITELLM = Convention("litellm", recognises, read, frozenset({CALL_ID}))
 
 
 def is_raw_request(span: ReadableSpan) -> bool:

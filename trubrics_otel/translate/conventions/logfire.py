@@ -57,7 +57,7 @@ def is_stream_request(span: ReadableSpan) -> bool:
 _ANSWERED = frozenset({sc.GEN_AI_RESPONSE_ID, sc.GEN_AI_OUTPUT_MESSAGES, "response_data",
                        sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.GEN_AI_RESPONSE_FINISH_REASONS})
 
-LOGFIRE = Convention("logfire", recognises, read)
+LOGFIRE = Convention("logfire", recognises, read, frozenset({REQUEST_DATA}))
 
 
 def stream_latency(attributes: Attributes) -> float | None:

@@ -60,7 +60,7 @@ def read(span: ReadableSpan) -> LlmCall:
     )
 
 
-MLFLOW = Convention("mlflow", recognises, read)
+MLFLOW = Convention("mlflow", recognises, read, frozenset({SPAN_TYPE}))
 
 
 def _tool_recognises(attributes: Attributes) -> bool:
@@ -72,4 +72,4 @@ def _tool_read(span: ReadableSpan) -> SpanEvent:
     return tool_event(text_or_none(parsed(attributes.get("mlflow.spanFunctionName"))) or span.name)
 
 
-MLFLOW_TOOL = Convention("mlflow-tool", _tool_recognises, _tool_read)
+MLFLOW_TOOL = Convention("mlflow-tool", _tool_recognises, _tool_read, frozenset({SPAN_TYPE}))

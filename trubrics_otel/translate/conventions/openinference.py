@@ -51,6 +51,7 @@ from trubrics_otel.translate.conventions.tokens import (
     TIME_TO_FIRST_TOKEN,
     as_count,
     token_properties,
+    usage_properties_of,
 )
 from trubrics_otel.translate.messages import (
     assistant_text,
@@ -60,6 +61,7 @@ from trubrics_otel.translate.messages import (
     summarise_tool_calls,
     text_or_none,
 )
+from trubrics_otel.translate.usage import NoCost, make_usage
 
 __all__ = ["OPENINFERENCE", "read", "read_llm", "read_tool", "recognises", "tool_call_ids"]
 
@@ -165,6 +167,8 @@ def _texts(attributes: Attributes, lists: Mapping[str, list[dict[str, Any]]], pr
 
 def _message(flat: Mapping[str, Any]) -> dict[str, Any]:
     content = flat.get("message.content")
+    if len(flat) == 2 and content is not None and "message.role" in flat:  # most: role and text
+        return {"role": flat["message.role"], "content": content or None}
     lists = indexed_by(flat, _MESSAGE_LISTS)
     parts = lists["message.contents."]
     if content is None and parts:
@@ -192,7 +196,8 @@ def _message(flat: Mapping[str, Any]) -> dict[str, Any]:
 
 def tokens(attributes: Attributes, provider: Any, response: Any) -> dict[str, Any]:
     """Token properties from ``llm.token_count.*``, gaps filled from the raw usage."""
-    raw = token_properties(str(provider) if provider else None, _raw_usage(response))
+    raw_usage = _raw_usage(response)
+    raw = {} if raw_usage is None else token_properties(str(provider) if provider else None, raw_usage)
     prompt = as_count(attributes.get(sc.LLM_TOKEN_COUNT_PROMPT))
     completion = as_count(attributes.get(sc.LLM_TOKEN_COUNT_COMPLETION))
     if prompt is None and completion is None:
@@ -201,7 +206,10 @@ def tokens(attributes: Attributes, provider: Any, response: Any) -> dict[str, An
     for name, (attribute, prop) in _DETAILS.items():
         value = as_count(attributes.get(attribute))
         usage[name] = value if value is not None else raw.get(prop)
-    counted = token_properties(None, usage) or _uncached_prompt_made_total(usage)
+    # what token_properties(None, usage) gives, without finding out again which shape it is
+    checked = make_usage(*usage.values())
+    counted = ({} if isinstance(checked, NoCost) else usage_properties_of(checked)) \
+        or _uncached_prompt_made_total(usage)
     total = as_count(attributes.get(sc.LLM_TOKEN_COUNT_TOTAL))
     if counted and isinstance(total, int) and not isinstance(total, bool):
         counted[sc.PROP_TOTAL_TOKENS] = total
@@ -331,4 +339,5 @@ def _get(value: Any, *keys: str) -> Any:
     return value
 
 
-OPENINFERENCE = Convention("openinference", recognises, read)  # type: ignore[arg-type]
+OPENINFERENCE = Convention("openinference", recognises, read,  # type: ignore[arg-type]
+                           frozenset({sc.OPENINFERENCE_SPAN_KIND}))

@@ -60,6 +60,7 @@ def tool_call_ids(spans: Iterable[ReadableSpan]) -> dict[int, str]:
     """
     replies: list[tuple[int, int, list[tuple[str, str]]]] = []  # (trace, end, [(id, name)])
     runs: list[ReadableSpan] = []
+    models: list[ReadableSpan] = []
     for span in spans:
         attributes = span.attributes or {}
         kind = attributes.get(sc.OPENINFERENCE_SPAN_KIND)
@@ -68,9 +69,13 @@ def tool_call_ids(spans: Iterable[ReadableSpan]) -> dict[int, str]:
         if kind == TOOL_KIND and not tool_call_id(attributes):
             runs.append(span)
         elif kind == sc.OPENINFERENCE_LLM:
-            calls = _reply_calls(attributes)
-            if calls:
-                replies.append((span.context.trace_id, span.end_time or 0, calls))
+            models.append(span)
+    if not runs:  # the usual batch: no tool run to match, no reply worth reading
+        return {}
+    for span in models:
+        calls = _reply_calls(span.attributes or {})
+        if calls:
+            replies.append((span.context.trace_id, span.end_time or 0, calls))  # type: ignore[union-attr]
     replies.sort(key=lambda reply: reply[1], reverse=True)  # latest first
     claimed: set[str] = set()
     found: dict[int, str] = {}

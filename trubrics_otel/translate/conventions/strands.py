@@ -39,4 +39,4 @@ def read(span: ReadableSpan) -> LlmCall:
     return call
 
 
-STRANDS = Convention("strands-agents", recognises, read)
+STRANDS = Convention("strands-agents", recognises, read, frozenset({sc.GEN_AI_SYSTEM, sc.GEN_AI_PROVIDER_NAME}))

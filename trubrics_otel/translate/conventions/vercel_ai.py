@@ -159,7 +159,7 @@ def _anthropic_ai5(attributes: Attributes, counts: Mapping[str, int]) -> dict[st
     }
 
 
-VERCEL_AI = Convention("vercel-ai", recognises, read)
+VERCEL_AI = Convention("vercel-ai", recognises, read, frozenset({OPERATION_ID}))
 
 
 def _tool_recognises(attributes: Attributes) -> bool:
@@ -179,4 +179,4 @@ def _tool_read(span: ReadableSpan) -> SpanEvent:
                      properties=properties)
 
 
-VERCEL_AI_TOOL = Convention("vercel-ai-tool", _tool_recognises, _tool_read)
+VERCEL_AI_TOOL = Convention("vercel-ai-tool", _tool_recognises, _tool_read, frozenset({OPERATION_ID}))

@@ -1,0 +1,106 @@
+"""CPU per span of each Python stage of `serve`'s OTLP intake, in this process, without the store.
+
+    python benchmarks/bench_intake_stages.py                 # best of 15 rounds, 600 traces
+    python benchmarks/bench_intake_stages.py --compare /tmp/base   # a copy of the package
+                                                              # beside it (git archive, as in
+                                                              # bench_server_intake), interleaved
+
+The traces of ``bench_server_intake`` (1 wrapper + 2 LLM spans each, OpenInference and GenAI,
+512 spans a request) go through the stages ``server.ingest.Intake.traces`` runs before the
+store: OTLP protobuf decoding, the encoder (conventions, trace identity, duplicates), pricing
+and the redaction policy, and validation. What ``bench_server_intake`` measures beyond their
+sum is the store (rows, SQL, commit) and the HTTP/gRPC layer. The rounds of the two packages
+alternate, so a busy machine slows both alike: read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
+
+STAGES = ("decode", "encode", "price and policy", "validation")
+
+
+def run_stages(traces: int, rounds: int) -> dict[str, float]:
+    """Best µs per span of each stage, for the package this interpreter imports."""
+    import bench_server_intake as bench
+
+    otlp = importlib.import_module("trubrics_otel.receive.otlp")
+    encoder = importlib.import_module("trubrics_otel.translate.encoder")
+    traces_module = importlib.import_module("trubrics_otel.translate.traces")
+    exporter = importlib.import_module("trubrics_otel.deliver.exporter")
+    prices = importlib.import_module("trubrics_otel.deliver.prices").load_price_table()
+    validation = importlib.import_module("trubrics_otel.server.validation")
+    policy = exporter.policy_from_settings()
+    own = getattr(validation, "validate_encoded", None) or (
+        lambda event, fields: validation.validate_event(event, fields, lenient=True))
+
+    spans, _ = bench.traces(traces)
+    bodies = bench.otlp_bodies(spans)
+    best = dict.fromkeys(STAGES, float("inf"))
+
+    def timed(stage: str, work: Any, argument: Any) -> Any:
+        started = time.process_time()
+        result = work(argument)
+        best[stage] = min(best[stage], time.process_time() - started)
+        return result
+
+    def validate(batches: list[Any]) -> None:
+        for events, llm_events in batches:
+            for event in events:
+                own(event, validation.EVENT)
+            for event in llm_events:
+                own(event, validation.LLM_EVENT)
+
+    warm = [otlp.decode(b, otlp.PROTOBUF, 128).spans for b in bodies[:1]]  # the price table loads
+    validate([exporter.price_and_redact(encoder.encode_spans(d), prices, policy) for d in warm])
+    for _ in range(rounds):
+        decoded = timed("decode", lambda bs: [otlp.decode(b, otlp.PROTOBUF, 128).spans for b in bs], bodies)
+        encoded = timed("encode", lambda ds: [encoder.encode_spans(d, memory=traces_module.TraceMemory())
+                                              for d in ds], decoded)
+        priced = timed("price and policy", lambda es: [exporter.price_and_redact(e, prices, policy)
+                                                       for e in es], encoded)
+        timed("validation", validate, priced)
+    return {stage: seconds / len(spans) * 1e6 for stage, seconds in best.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--traces", type=int, default=600)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--compare", metavar="DIR", help="also DIR/trubrics_otel, interleaved")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one package's figures
+    args = parser.parse_args()
+    if args.json:
+        print(json.dumps(run_stages(args.traces, args.rounds)))
+        return
+    packages: list[str | None] = [None] + ([args.compare] if args.compare else [])
+    results: list[dict[str, float]] = [dict.fromkeys(STAGES, float("inf")) for _ in packages]
+    for _ in range(3):  # three processes each, alternating: the machine's load moves
+        for k, package in enumerate(packages):
+            env = dict(os.environ, PYTHONPATH=package) if package else os.environ
+            out = subprocess.run([sys.executable, __file__, "--json", "--traces", str(args.traces),
+                                  "--rounds", str(max(1, args.rounds // 3))],
+                                 env=env, capture_output=True, text=True, check=True).stdout
+            for stage, value in json.loads(out.strip().splitlines()[-1]).items():
+                results[k][stage] = min(results[k][stage], value)
+    print(f"{'µs of CPU per span':20}" + "".join(f"{'this' if p is None else Path(p).name[-15:]:>16}"
+                                                 for p in packages))
+    for stage in (*STAGES, "total"):
+        values = [sum(r.values()) if stage == "total" else r[stage] for r in results]
+        print(f"{stage:20}" + "".join(f"{v:16.1f}" for v in values)
+              + (f"   {values[0] / values[1]:.2f}x" if len(values) == 2 else ""))
+
+
+if __name__ == "__main__":
+    main()

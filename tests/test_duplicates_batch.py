@@ -1,0 +1,37 @@
+"""The search for two views of one call inside a batch is skipped only when no two calls of
+the batch can be one: whatever :func:`same_call` would merge, ``_may_repeat`` looks for."""
+
+from __future__ import annotations
+
+import itertools
+
+from trubrics_otel.translate.duplicates import CallSignature, _may_repeat, same_call
+
+
+def call(span_id, *, trace_id=1, parent_id=0, scope="openinference.instrumentation.openai", start=10,
+         end=20, models=("gpt-4o",), response_id=None, prompt=0):
+    return CallSignature(trace_id=trace_id, span_id=span_id, parent_id=parent_id, start=start, end=end,
+                         scope=scope, models=models, response_id=response_id, prompt=prompt, richness=2)
+
+
+CALLS = [
+    call(1), call(1),                                   # one span sent twice in one request
+    call(2, start=30, end=40), call(3, start=50, end=60),  # an agent's calls: siblings, one library
+    call(4, scope=""), call(5, scope="", start=12, end=18),  # no scope name: any two may be one
+    call(6, scope="opentelemetry.instrumentation.openai_v2", start=11, end=19),  # another library
+    call(7, parent_id=3, start=51, end=59),              # a child of 3, same library
+    call(8, trace_id=2, response_id="r1"), call(9, trace_id=3, response_id="r1"),
+    call(10, trace_id=4, prompt=42), call(11, trace_id=5, prompt=42, scope="other", start=12, end=18),
+]
+
+
+def test_no_batch_skips_a_pair_that_same_call_would_merge():
+    pairs = list(itertools.combinations(CALLS, 2))
+    merged = [(a, b) for a, b in pairs if same_call(a, b)]
+    assert len(merged) >= 5  # the cases above do reach every branch that says "one call"
+    for a, b in merged:
+        assert _may_repeat([(a, {}), (b, {})]), (a, b)
+
+
+def test_an_agents_calls_through_one_library_skip_the_search():
+    assert not _may_repeat([(call(2, start=30, end=40), {}), (call(3, start=50, end=60), {})])
