@@ -123,3 +123,9 @@ def test_help_is_plain_text(command, capsys):
     out = capsys.readouterr().out
     assert stopped.value.code == 0 and out.startswith("usage: trubrics-otel")
     assert "``" not in out and ":mod:" not in out and ":class:" not in out
+
+
+@pytest.mark.parametrize("bind, everywhere", [("0.0.0.0", True), ("::", True), ("[::]", True), ("::1", False),
+                                              ("[::1]", False), ("127.0.0.2", False), ("10.1.2.3", False)])
+def test_only_unspecified_addresses_listen_on_every_interface(bind, everywhere):
+    assert cli_args.every_interface(bind) is everywhere

@@ -124,6 +124,15 @@ def existing_database(text: str) -> str:
     return str(path)
 
 
+def every_interface(bind: str) -> bool:
+    """Whether ``bind`` listens on every interface (``0.0.0.0``, ``::``), so other machines
+    reach it; ``::1`` and ``127.x`` are loopback, ``[::1]`` is read without its brackets."""
+    try:
+        return ipaddress.ip_address(bind.strip().strip("[]")).is_unspecified
+    except ValueError:
+        return False  # a host name: one interface
+
+
 def reachable_host(bind: str) -> str:
     """The address a client on this machine dials for a server bound to ``bind``: ``0.0.0.0``
     and ``::`` mean every interface, which no client can connect to; IPv6 gets brackets."""

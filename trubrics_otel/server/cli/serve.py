@@ -83,7 +83,7 @@ def _serve(args: argparse.Namespace) -> int:
     host = checks.reachable_host(args.bind)  # 0.0.0.0 listens everywhere but is no address to dial
     url = f"http://{host}:{server.port}"
     print(f"trubrics-otel local server: {url}  (db: {server.store.location})", flush=True)
-    if host != args.bind:
+    if checks.every_interface(args.bind):
         print(f"  listening on every interface ({args.bind}): from another machine use this one's address",
               flush=True)
     key = args.api_key or "local-dev-key"  # the operator's own key, shown on their own terminal
