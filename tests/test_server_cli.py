@@ -159,6 +159,12 @@ def test_serve_on_ipv6_loopback_says_loopback(tmp_path):
     assert not any("every interface" in line or "not loopback" in line for line in banner), banner
 
 
+def test_serve_calls_only_port_4317_the_default(tmp_path):
+    grpc = [line for line in _banner(tmp_path, "--port", "0", "--grpc-port", "0") if "OTLP/gRPC" in line]
+    assert len(grpc) == 1 and "127.0.0.1:" in grpc[0], grpc
+    assert not grpc[0].endswith(":4317") and "default" not in grpc[0], grpc  # a random port is nobody's default
+
+
 def test_serve_reports_a_port_in_use(tmp_path, capsys):
     with LocalServer(tmp_path / "a.sqlite3", grpc_port=0) as running:
         db = str(tmp_path / "b.sqlite3")

@@ -90,7 +90,8 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"  send events:  Trubrics(api_key=\"{key}\", host=\"{url}\")", flush=True)
     print(f"  OTLP traces:  {url}/v1/traces", flush=True)
     if server.grpc_port is not None:
-        print(f"  OTLP/gRPC:    {host}:{server.grpc_port}  (opentelemetry-instrument's default)", flush=True)
+        usual = "  (opentelemetry-instrument's default)" if server.grpc_port == DEFAULT_GRPC_PORT else ""
+        print(f"  OTLP/gRPC:    {host}:{server.grpc_port}{usual}", flush=True)
     elif not args.no_grpc:
         print("  OTLP/gRPC:    off (pip install 'trubrics-otel[grpc]' to receive it)", flush=True)
     print(f"  look at them: {url}/   (Ctrl-C stops)", flush=True)
