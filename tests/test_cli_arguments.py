@@ -56,6 +56,11 @@ BAD = [  # argv, the argument the one line must name
     (["bridge", "--listen", "nowhere"], "--listen"),
     (["bridge", "--grpc-listen", "127.0.0.1:70000"], "--grpc-listen"),
     (["doctor", "--host", "ftp://x"], "--host"),
+    (["serve", "--api-key", ""], "--api-key"),  # not "any key" with local-dev-key in the banner
+    (["serve", "--api-key", "  "], "--api-key"),
+    (["bridge", "--api-key", ""], "--api-key"),
+    (["bridge", "--receive-key", ""], "--receive-key"),
+    (["events", "--url", "http://127.0.0.1:1", "--api-key", ""], "--api-key"),
     (["events", "--no-such-option"], "--no-such-option"),
     (["no-such-command"], "no-such-command"),
 ]
@@ -129,3 +134,12 @@ def test_help_is_plain_text(command, capsys):
                                               ("[::1]", False), ("127.0.0.2", False), ("10.1.2.3", False)])
 def test_only_unspecified_addresses_listen_on_every_interface(bind, everywhere):
     assert cli_args.every_interface(bind) is everywhere
+
+
+def test_an_empty_key_in_the_environment_is_no_key(monkeypatch):
+    """``TRUBRICS_API_KEY=""`` counts as unset, like every empty variable; ``--api-key ""`` is refused."""
+    from trubrics_otel import settings
+
+    monkeypatch.setenv("TRUBRICS_API_KEY", "")
+    assert settings.read(settings.API_KEY) is None
+    assert cli_args.key(" k1 ") == "k1"

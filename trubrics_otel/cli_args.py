@@ -94,6 +94,15 @@ address_or_off = _checked(lambda text: text.strip() if settings.address_or_off(t
 """``host:port`` as given, or ``off`` for any false word (``no``, ``0``…)."""
 
 
+def key(text: str) -> str:
+    """An API key given on the command line: an empty one is a mistake (a shell variable that was
+    not set), never "no key". Only its emptiness is checked, so the message never shows it.
+    ``TRUBRICS_API_KEY=""`` in the environment counts as unset, like every empty variable."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty: give the key, or leave the option out")
+    return text.strip()
+
+
 def new_database(text: str) -> str:
     """A database file ``serve`` may create: its directory exists (nothing is created silently)
     and it is not itself a directory. URLs (``postgresql://…``) pass through."""

@@ -387,10 +387,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"{DEFAULT_GRPC_LISTEN}; needs the grpc extra)")
     parser.add_argument("--host", type=checks.http_url, help=f"Trubrics ingestion URL (TRUBRICS_HOST; {DEFAULT_HOST})")
     parser.add_argument(
-        "--api-key",
+        "--api-key", type=checks.key,
         help="Trubrics API key (better: TRUBRICS_API_KEY); without one, each request's x-api-key is used",
     )
-    parser.add_argument("--receive-key", help="the key senders must present (x-api-key or Authorization: "
+    parser.add_argument("--receive-key", type=checks.key, help="the key senders must present (x-api-key or Authorization: "
                         "Bearer); required off loopback (better: TRUBRICS_BRIDGE_RECEIVE_KEY)")
     parser.add_argument("--max-body", type=checks.positive_int, help="largest request in bytes, also once "
                         f"decompressed (TRUBRICS_BRIDGE_MAX_BODY; {DEFAULT_MAX_BODY})")

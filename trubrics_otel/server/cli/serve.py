@@ -38,7 +38,7 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"OTLP/gRPC port (default {DEFAULT_GRPC_PORT}, the OTLP default; 0 = any free; "
                         "needs the grpc extra)")
     parser.add_argument("--no-grpc", action="store_true", help="no OTLP/gRPC listener")
-    parser.add_argument("--api-key", default=None,
+    parser.add_argument("--api-key", type=checks.key, default=None,
                         help="accept only this key (x-api-key or Authorization: Bearer) for writes and "
                         "reads; required when --bind is not loopback (default: any non-empty key)")
     parser.add_argument("--max-body-bytes", type=checks.positive_int, default=DEFAULT_MAX_BODY_BYTES,
