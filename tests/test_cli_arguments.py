@@ -48,6 +48,17 @@ BAD = [  # argv, the argument the one line must name
     (["stats", "--url", "ftp://x"], "--url"),
     (["events", "--since", "last tuesday"], "--since"),
     (["stats", "--by", "month"], "--by"),
+    (["stats", "--since", "1d", "--until", "2d"], "argument --since"),  # not an empty table, exit 0
+    (["events", "--since", "1d", "--until", "2d"], "argument --since"),
+    (["active", "--since", "1d", "--until", "2d"], "argument --since"),
+    (["retention", "--since", "2026-02-01", "--until", "2026-01-01"], "argument --since"),
+    (["funnel", "--steps", "a,b", "--since", "1d", "--until", "2d"], "argument --since"),
+    (["feedback", "--since", "1d", "--until", "2d"], "argument --since"),
+    (["conversations", "--since", "1d", "--until", "2d"], "argument --since"),
+    (["topics", "--since", "1d", "--until", "2d"], "argument --since"),
+    (["feedback", "--since", "last tuesday"], "argument --since"),  # like stats, not "feedback: since: …"
+    (["conversations", "--until", "soon"], "argument --until"),
+    (["funnel", "--steps", "a,b", "--within", "a week"], "argument --within"),
     (["bridge", "--host", "not-a-url"], "--host"),
     (["bridge", "--host", "ftp://x"], "--host"),
     (["bridge", "--timeout", "-1"], "--timeout"),

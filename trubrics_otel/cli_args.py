@@ -103,6 +103,16 @@ def key(text: str) -> str:
     return text.strip()
 
 
+def empty_window(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``--since`` after ``--until`` (a window nothing can be in, read as
+    "nothing happened"), naming the argument; None when the window is fine or open."""
+    since, until = getattr(args, "since", None), getattr(args, "until", None)
+    if since is None or until is None or since <= until:
+        return None
+    return (f"argument --since: {since:%Y-%m-%d %H:%M:%S %Z} is after --until {until:%Y-%m-%d %H:%M:%S %Z}"
+            " (since is the earlier end: --since 2d --until 1d)")
+
+
 def new_database(text: str) -> str:
     """A database file ``serve`` may create: its directory exists (nothing is created silently)
     and it is not itself a directory. URLs (``postgresql://…``) pass through."""
