@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -225,13 +226,16 @@ def thread_dict(c: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:
         f"SELECT {c.dialect.json_array_agg('DISTINCT user_id')}, "
         f"{c.dialect.json_array_agg('DISTINCT model', 'model IS NOT NULL')} "
         "FROM events WHERE thread_id = ? AND kind = 'llm'", (r["thread_id"],)).fetchone()
-    feedback = dict(c.execute("SELECT COALESCE(name, event) AS k, COUNT(*) FROM analytics_feedback "
-                              "WHERE thread_id = ? GROUP BY k ORDER BY k", (r["thread_id"],)).fetchall())
+    given = [{"name": f[0], "value": f[1], "label": f[2], "sentiment": f[3]} for f in c.execute(
+        "SELECT COALESCE(name, event), value, label, sentiment FROM analytics_feedback "
+        "WHERE thread_id = ? ORDER BY ts_us, event_id", (r["thread_id"],)).fetchall()]
+    feedback = dict(sorted(Counter(f["name"] for f in given).items()))  # name -> count (kept for old readers)
     return {
         "thread_id": r["thread_id"], "users": sorted(json.loads(users or "[]")), "turns": r["turns"],
         "start": iso(r["start_us"]), "end": iso(r["end_us"]), "models": sorted(json.loads(models or "[]")),
         "errors": r["errors"], "input_tokens": r["input_tokens"], "output_tokens": r["output_tokens"],
         "cost_usd": r["cost_usd"], "title": r["title"], "feedback": feedback,
+        "feedback_values": given,  # each one's name, value, label (the value as sent) and sentiment, oldest first
     }
 
 
