@@ -48,6 +48,17 @@ BAD = [  # argv, the argument the one line must name
     (["stats", "--url", "ftp://x"], "--url"),
     (["events", "--since", "last tuesday"], "--since"),
     (["stats", "--by", "month"], "--by"),
+    (["stats", "--since", "1d", "--until", "2d"], "argument --since"),  # not an empty table, exit 0
+    (["events", "--since", "1d", "--until", "2d"], "argument --since"),
+    (["active", "--since", "1d", "--until", "2d"], "argument --since"),
+    (["retention", "--since", "2026-02-01", "--until", "2026-01-01"], "argument --since"),
+    (["funnel", "--steps", "a,b", "--since", "1d", "--until", "2d"], "argument --since"),
+    (["feedback", "--since", "1d", "--until", "2d"], "argument --since"),
+    (["conversations", "--since", "1d", "--until", "2d"], "argument --since"),
+    (["topics", "--since", "1d", "--until", "2d"], "argument --since"),
+    (["feedback", "--since", "last tuesday"], "argument --since"),  # like stats, not "feedback: since: …"
+    (["conversations", "--until", "soon"], "argument --until"),
+    (["funnel", "--steps", "a,b", "--within", "a week"], "argument --within"),
     (["bridge", "--host", "not-a-url"], "--host"),
     (["bridge", "--host", "ftp://x"], "--host"),
     (["bridge", "--timeout", "-1"], "--timeout"),
@@ -56,6 +67,11 @@ BAD = [  # argv, the argument the one line must name
     (["bridge", "--listen", "nowhere"], "--listen"),
     (["bridge", "--grpc-listen", "127.0.0.1:70000"], "--grpc-listen"),
     (["doctor", "--host", "ftp://x"], "--host"),
+    (["serve", "--api-key", ""], "--api-key"),  # not "any key" with local-dev-key in the banner
+    (["serve", "--api-key", "  "], "--api-key"),
+    (["bridge", "--api-key", ""], "--api-key"),
+    (["bridge", "--receive-key", ""], "--receive-key"),
+    (["events", "--url", "http://127.0.0.1:1", "--api-key", ""], "--api-key"),
     (["events", "--no-such-option"], "--no-such-option"),
     (["no-such-command"], "no-such-command"),
 ]
@@ -123,3 +139,18 @@ def test_help_is_plain_text(command, capsys):
     out = capsys.readouterr().out
     assert stopped.value.code == 0 and out.startswith("usage: trubrics-otel")
     assert "``" not in out and ":mod:" not in out and ":class:" not in out
+
+
+@pytest.mark.parametrize("bind, everywhere", [("0.0.0.0", True), ("::", True), ("[::]", True), ("::1", False),
+                                              ("[::1]", False), ("127.0.0.2", False), ("10.1.2.3", False)])
+def test_only_unspecified_addresses_listen_on_every_interface(bind, everywhere):
+    assert cli_args.every_interface(bind) is everywhere
+
+
+def test_an_empty_key_in_the_environment_is_no_key(monkeypatch):
+    """``TRUBRICS_API_KEY=""`` counts as unset, like every empty variable; ``--api-key ""`` is refused."""
+    from trubrics_otel import settings
+
+    monkeypatch.setenv("TRUBRICS_API_KEY", "")
+    assert settings.read(settings.API_KEY) is None
+    assert cli_args.key(" k1 ") == "k1"

@@ -61,6 +61,30 @@ def test_mistakes_are_one_line_and_exit_2(tmp_path, not_sqlite, argv, says):
     assert len(lines) == 1 and lines[0].startswith("trubrics-otel ") and says in lines[0], done.stderr
 
 
+@pytest.mark.parametrize("argv, env", [
+    (["--listen", "0.0.0.0:0"], {}),
+    (["--listen", "127.0.0.1:0", "--grpc-listen", "[::]:0"], {}),
+    (["--listen", "127.0.0.1:0"], {"TRUBRICS_BRIDGE_LISTEN": "0.0.0.0:0"}),  # the argument wins: loopback
+], ids=["http off loopback", "grpc off loopback", "argument over environment"])
+def test_a_bad_bridge_setting_is_one_line_before_anything_starts(argv, env):
+    """Not a log line a second later, after an INFO line about gRPC: the one line, exit 2."""
+    import os
+
+    if env:  # a good setting: the bridge starts; stop it at once
+        child = subprocess.Popen([CLI, "bridge", *argv, "--grpc-listen", "off"], stderr=subprocess.PIPE, text=True,
+                                 env={**os.environ, **env})
+        try:
+            assert "Bridge listening on http://127.0.0.1:" in child.stderr.readline()
+        finally:
+            child.terminate()
+            child.wait(15)
+        return
+    done = _run("bridge", *argv)
+    assert done.returncode == 2 and done.stdout == "", done
+    assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr
+    assert done.stderr.startswith("trubrics-otel bridge: listening on ") and "--receive-key" in done.stderr
+
+
 def test_version():
     done = _run("--version")
     assert done.returncode == 0 and re.fullmatch(r"trubrics-otel \d+\.\d+\.\d+\S*\n", done.stdout)

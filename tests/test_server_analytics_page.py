@@ -162,7 +162,7 @@ def test_thread_shows_feedback_in_the_conversation_and_totals_in_the_list(server
     assert [li.text for li in first.find_elements("css selector", "li")] == ["walk the hills", "eat pastéis"]
     assert "370 → 120 tokens" in conversation.text and "$0.0050" in conversation.text
     item = browser.find_element("css selector", ".thread-item.active")
-    assert "Thumbs down ×1" in item.text and "Thumbs up ×1" in item.text and "370 → 120 tokens" in item.text
+    assert "Thumbs up = 1; Thumbs down = false" in item.text and "370 → 120 tokens" in item.text  # values
     assert "Chat opened" not in item.text and "Agent run" not in item.text  # not feedback
     screenshot(browser, "server-page-thread-feedback")
 

@@ -127,6 +127,44 @@ def test_serve_as_a_child_process(tmp_path):
     assert code == 0
 
 
+def _banner(tmp_path: Path, *argv: str) -> list[str]:
+    """What ``serve`` prints before it serves, up to its "look at them" line; then Ctrl-C."""
+    child = subprocess.Popen([sys.executable, "-m", "trubrics_otel", "serve", "--db", str(tmp_path / "b.db"), *argv],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines = [child.stdout.readline().rstrip("\n")]
+        while lines[-1] and "look at them" not in lines[-1]:
+            lines.append(child.stdout.readline().rstrip("\n"))
+        return lines
+    finally:
+        child.send_signal(signal.SIGINT)
+        child.wait(15)
+
+
+def _ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_serve_on_ipv6_loopback_says_loopback(tmp_path):
+    banner = _banner(tmp_path, "--bind", "::1", "--port", "0", "--no-grpc")
+    assert banner[0].startswith("trubrics-otel local server: http://[::1]:"), banner
+    assert not any("every interface" in line or "not loopback" in line for line in banner), banner
+
+
+def test_serve_calls_only_port_4317_the_default(tmp_path):
+    grpc = [line for line in _banner(tmp_path, "--port", "0", "--grpc-port", "0") if "OTLP/gRPC" in line]
+    assert len(grpc) == 1 and "127.0.0.1:" in grpc[0], grpc
+    assert not grpc[0].endswith(":4317") and "default" not in grpc[0], grpc  # a random port is nobody's default
+
+
 def test_serve_reports_a_port_in_use(tmp_path, capsys):
     with LocalServer(tmp_path / "a.sqlite3", grpc_port=0) as running:
         db = str(tmp_path / "b.sqlite3")

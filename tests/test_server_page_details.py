@@ -165,3 +165,21 @@ def test_events_between_two_times(server, browser):
     settled(browser, browser.find_element("css selector", "form.bar button.primary").click)
     times = [line.split(",", 1)[0] for line in csv_of(browser, "events")[1:]]
     assert times and all(at(-30) <= t < at(-12) for t in times), times
+
+
+def test_the_thread_list_shows_feedback_values(server, browser):
+    """Each thread's feedback with its values (``tone = great``), not only how many there were."""
+    threads = {t["thread_id"]: t for t in requests.get(f"{server.url}/api/threads", timeout=10).json()}
+    assert threads["tiny"]["feedback"] == {"evil": 1, "helpfulness": 1, "tone": 1}  # kept as it was
+    assert [(f["name"], f["value"], f["label"]) for f in threads["tiny"]["feedback_values"]] == [
+        ("helpfulness", 0.8, "0.8"), ("tone", None, "great"), ("evil", None, EVIL)]
+    assert threads["big"]["feedback_values"] == []
+    show(browser, f"{server.url}/#threads")
+    items = {i.find_element("css selector", ".title").text: i.text
+             for i in browser.find_elements("css selector", ".thread-item")}
+    assert f"helpfulness = 0.8; tone = great; evil = {EVIL}" in items["question in tiny"], items
+    assert "=" not in items["question in big"]
+    assert not browser.find_elements("css selector", "main img") and browser.execute_script("return window.__xss") is None
+    show(browser, f"{server.url}/#user/ana")
+    rows = {r[0]: r for r in rows_of(browser, "threads")}
+    assert rows["tiny"][4].startswith("helpfulness = 0.8; tone = great"), rows

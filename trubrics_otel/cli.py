@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from trubrics_otel.cli_args import Parser, plain
+from trubrics_otel.cli_args import Parser, empty_window, plain
 
 # subcommand -> module (or ``module:object``) defining ``add_arguments(parser)`` and
 # ``run(args) -> int``
@@ -63,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help_text = plain(lines[0]) if lines else ""
         command.add_arguments(sub.add_parser(name, help=help_text or None, description=help_text or None))
     args = parser.parse_args(argv)
+    if problem := empty_window(args):  # --since/--until are checked one by one by argparse
+        print(f"trubrics-otel {args.command}: {problem}", file=sys.stderr)
+        raise SystemExit(2)  # as argparse does for one bad argument
     # our own process: the PostgreSQL pool's reconnect warnings would bury the one line (or
     # the server's own "database unavailable; answering 503") under its retries
     logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())

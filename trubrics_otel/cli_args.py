@@ -94,6 +94,25 @@ address_or_off = _checked(lambda text: text.strip() if settings.address_or_off(t
 """``host:port`` as given, or ``off`` for any false word (``no``, ``0``…)."""
 
 
+def key(text: str) -> str:
+    """An API key given on the command line: an empty one is a mistake (a shell variable that was
+    not set), never "no key". Only its emptiness is checked, so the message never shows it.
+    ``TRUBRICS_API_KEY=""`` in the environment counts as unset, like every empty variable."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty: give the key, or leave the option out")
+    return text.strip()
+
+
+def empty_window(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``--since`` after ``--until`` (a window nothing can be in, read as
+    "nothing happened"), naming the argument; None when the window is fine or open."""
+    since, until = getattr(args, "since", None), getattr(args, "until", None)
+    if since is None or until is None or since <= until:
+        return None
+    return (f"argument --since: {since:%Y-%m-%d %H:%M:%S %Z} is after --until {until:%Y-%m-%d %H:%M:%S %Z}"
+            " (since is the earlier end: --since 2d --until 1d)")
+
+
 def new_database(text: str) -> str:
     """A database file ``serve`` may create: its directory exists (nothing is created silently)
     and it is not itself a directory. URLs (``postgresql://…``) pass through."""
@@ -122,6 +141,15 @@ def existing_database(text: str) -> str:
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r}: it is a directory, not a database file")
     return str(path)
+
+
+def every_interface(bind: str) -> bool:
+    """Whether ``bind`` listens on every interface (``0.0.0.0``, ``::``), so other machines
+    reach it; ``::1`` and ``127.x`` are loopback, ``[::1]`` is read without its brackets."""
+    try:
+        return ipaddress.ip_address(bind.strip().strip("[]")).is_unspecified
+    except ValueError:
+        return False  # a host name: one interface
 
 
 def reachable_host(bind: str) -> str:

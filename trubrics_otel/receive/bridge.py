@@ -59,6 +59,7 @@ import hmac
 import json
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -387,10 +388,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"{DEFAULT_GRPC_LISTEN}; needs the grpc extra)")
     parser.add_argument("--host", type=checks.http_url, help=f"Trubrics ingestion URL (TRUBRICS_HOST; {DEFAULT_HOST})")
     parser.add_argument(
-        "--api-key",
+        "--api-key", type=checks.key,
         help="Trubrics API key (better: TRUBRICS_API_KEY); without one, each request's x-api-key is used",
     )
-    parser.add_argument("--receive-key", help="the key senders must present (x-api-key or Authorization: "
+    parser.add_argument("--receive-key", type=checks.key, help="the key senders must present (x-api-key or Authorization: "
                         "Bearer); required off loopback (better: TRUBRICS_BRIDGE_RECEIVE_KEY)")
     parser.add_argument("--max-body", type=checks.positive_int, help="largest request in bytes, also once "
                         f"decompressed (TRUBRICS_BRIDGE_MAX_BODY; {DEFAULT_MAX_BODY})")
@@ -410,18 +411,18 @@ def run(args: argparse.Namespace) -> int:
     configured = settings.read(settings.BRIDGE_GRPC_LISTEN)
     grpc_listen = args.grpc_listen or ("off" if configured is False else
                                        f"{configured[0]}:{configured[1]}" if configured else DEFAULT_GRPC_LISTEN)
-    if grpc_listen != "off" and not otlp_grpc.available():
+    no_grpc = grpc_listen != "off" and not otlp_grpc.available()
+    try:
+        bridge = Bridge(args.host, args.api_key, listen=args.listen, grpc_listen="off" if no_grpc else grpc_listen,
+                        max_body=args.max_body, timeout=args.timeout, client_timeout=args.client_timeout,
+                        receive_key=args.receive_key)
+    except ValueError as exc:  # a bad setting: one line, like a bad argument, before anything is said
+        print(f"trubrics-otel bridge: {exc}", file=sys.stderr)
+        return 2
+    if no_grpc:
         asked = args.grpc_listen or configured  # a warning when asked for; the default is quiet
         logger.log(logging.WARNING if asked else logging.INFO, "%s; serving OTLP/HTTP only",
                    otlp_grpc.INSTALL_HINT)
-        grpc_listen = "off"
-    try:
-        bridge = Bridge(args.host, args.api_key, listen=args.listen, grpc_listen=grpc_listen,
-                        max_body=args.max_body, timeout=args.timeout, client_timeout=args.client_timeout,
-                        receive_key=args.receive_key)
-    except ValueError as exc:
-        logger.error("Bad bridge setting: %s", exc)
-        return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     tune_for_server()  # our own process: see receive/process.py

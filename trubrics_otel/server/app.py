@@ -48,6 +48,7 @@ import json
 import logging
 import math
 import os
+import re
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -290,15 +291,28 @@ class LocalServer:
 BadQuery = read_api.BadQuery
 
 
+MONEY_DIGITS = 10
+"""Significant digits of a cost in USD in JSON answers: a sum of float prices carries noise
+(``0.5791419500000002``) that is no money anyone spent."""
+_MONEY = re.compile(r'(?<!\\)("(?:cost_usd|cost_p50|cost_p90)": ?)(-?\d+\.\d+(?:[eE][-+]?\d+)?|-?\d+[eE][-+]?\d+)')
+
+
 def strict_json(value: Any, indent: int | None = None) -> str:
     """Strict JSON: a sum that overflowed to infinity is ``null`` with ``"<key>_overflow": true``
-    beside it, never ``Infinity`` (which no JSON parser but Python's takes)."""
+    beside it, never ``Infinity`` (which no JSON parser but Python's takes); costs in USD have
+    :data:`MONEY_DIGITS` significant digits. Every JSON answer (read API, ``--json``) is made here."""
     separators = (",", ":") if indent is None else None
     try:
-        return json.dumps(value, ensure_ascii=False, separators=separators, indent=indent, allow_nan=False)
+        text = json.dumps(value, ensure_ascii=False, separators=separators, indent=indent, allow_nan=False)
     except ValueError:  # rare: only then walk the answer
-        return json.dumps(_overflow_flagged(value), ensure_ascii=False, separators=separators, indent=indent,
+        text = json.dumps(_overflow_flagged(value), ensure_ascii=False, separators=separators, indent=indent,
                           allow_nan=False)
+    return _MONEY.sub(_rounded_money, text) if "cost_" in text else text
+
+
+def _rounded_money(match: re.Match[str]) -> str:
+    """The number after a cost key, to :data:`MONEY_DIGITS` significant digits (shortest form)."""
+    return match.group(1) + repr(float(f"{float(match.group(2)):.{MONEY_DIGITS}g}"))
 
 
 def _overflow_flagged(value: Any) -> Any:

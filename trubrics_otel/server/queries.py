@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -251,27 +252,30 @@ def thread_list(c: sqlite3.Connection, *, user: str | None = None, limit: int | 
 
 
 def thread_dicts(c: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[dict[str, Any]]:
-    """The threads' rows with their users, models and feedback counts (two queries)."""
+    """The threads' rows with their users, models and feedback (two queries)."""
     ids = [(r["thread_id"],) for r in rows]
     people = {t: (users, models) for t, users, models in _per_row(
         c, f"SELECT e.thread_id, {c.dialect.json_array_agg('DISTINCT e.user_id')}, "
            f"{c.dialect.json_array_agg('DISTINCT e.model', 'e.model IS NOT NULL')} FROM {{values}} "
            "JOIN events e ON e.thread_id = v.column1 AND e.kind = 'llm' GROUP BY e.thread_id", ids)}
-    feedback: dict[str, dict[str, int]] = {}
-    for t, k, n in _per_row(c, "SELECT f.thread_id, COALESCE(f.name, f.event) AS k, COUNT(*) FROM {values} "
-                               "JOIN analytics_feedback f ON f.thread_id = v.column1 "
-                               "GROUP BY f.thread_id, k ORDER BY k", ids):
-        feedback.setdefault(t, {})[k] = n
-    return [thread_dict(r, *people.get(r["thread_id"], (None, None)), feedback.get(r["thread_id"], {}))
+    given: dict[str, list[dict[str, Any]]] = {}
+    for t, name, value, label, sentiment in _per_row(
+            c, "SELECT f.thread_id, COALESCE(f.name, f.event), f.value, f.label, f.sentiment FROM {values} "
+               "JOIN analytics_feedback f ON f.thread_id = v.column1 ORDER BY f.ts_us, f.event_id", ids):
+        given.setdefault(t, []).append({"name": name, "value": value, "label": label, "sentiment": sentiment})
+    return [thread_dict(r, *people.get(r["thread_id"], (None, None)), given.get(r["thread_id"], []))
             for r in rows]
 
 
-def thread_dict(r: sqlite3.Row, users: str | None, models: str | None, feedback: dict[str, int]) -> dict[str, Any]:
+def thread_dict(r: sqlite3.Row, users: str | None, models: str | None,
+                given: list[dict[str, Any]]) -> dict[str, Any]:
+    feedback = dict(sorted(Counter(f["name"] for f in given).items()))  # name -> count (kept for old readers)
     return {
         "thread_id": r["thread_id"], "users": sorted(json.loads(users or "[]")), "turns": r["turns"],
         "start": iso(r["start_us"]), "end": iso(r["end_us"]), "models": sorted(json.loads(models or "[]")),
         "errors": r["errors"], "input_tokens": r["input_tokens"], "output_tokens": r["output_tokens"],
         "cost_usd": r["cost_usd"], "title": r["first_prompt"], "feedback": feedback,
+        "feedback_values": given,  # each one's name, value, label (the value as sent) and sentiment, oldest first
     }
 
 

@@ -18,26 +18,28 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 from typing import Any, Callable
 
 from trubrics_otel.server.cli import common as cli
-from trubrics_otel.server.analytics.api import answer
+from trubrics_otel.server.analytics.api import answer, duration_us
 from trubrics_otel.server.analytics.query import PERIODS, AnalyticsError
 from trubrics_otel.server.store import Store
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     cli._source_arguments(parser)
-    parser.add_argument("--since", help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
-    parser.add_argument("--until", help="ISO 8601 time or a duration ago")
+    parser.add_argument("--since", type=cli._time_argument, help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
+    parser.add_argument("--until", type=cli._time_argument, help="ISO 8601 time or a duration ago")
     parser.add_argument("--user", help="only this user_id")
     parser.add_argument("--model", help="only LLM events of this model")
     parser.add_argument("--event", help="only this event name (an LLM event's generation or prompt name)")
 
 
 def _params(args: argparse.Namespace, *names: str) -> dict[str, Any]:
-    return {n: getattr(args, n, None) for n in ("since", "until", "user", "model", "event", *names)
-            if getattr(args, n, None) not in (None, False)}
+    """The analysis' text parameters (:mod:`~trubrics_otel.server.analytics.api`)."""
+    values = {n: getattr(args, n, None) for n in ("since", "until", "user", "model", "event", *names)}
+    return {n: v.isoformat() if isinstance(v, datetime) else v for n, v in values.items() if v not in (None, False)}
 
 
 class _Command:
@@ -87,8 +89,16 @@ def _period(default: str) -> Callable[[argparse.ArgumentParser], None]:
 
 def _funnel_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", required=True, help='comma-separated event names, e.g. "Sign up,Upgrade"')
-    parser.add_argument("--within", default="7d", help="window from the first step (default 7d)")
+    parser.add_argument("--within", type=_duration, default="7d", help="window from the first step (default 7d)")
     parser.add_argument("--breakdown", help="model, or property:NAME of the first step's event")
+
+
+def _duration(text: str) -> str:
+    try:
+        duration_us(text)
+    except AnalyticsError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("within must be ")) from None
+    return text
 
 
 def _topics_arguments(parser: argparse.ArgumentParser) -> None:

@@ -121,7 +121,7 @@ def _session_argument(parser: argparse.ArgumentParser) -> None:
 def _source_arguments(parser: argparse.ArgumentParser) -> None:
     _db_argument(parser, checks.existing_database)
     parser.add_argument("--url", type=checks.http_url, help="ask a running server (e.g. http://127.0.0.1:8787) instead of the file")
-    parser.add_argument("--api-key", help="with --url: the server's --api-key (needed when it is not on loopback)")
+    parser.add_argument("--api-key", type=checks.key, help="with --url: the server's --api-key (needed when it is not on loopback)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 

@@ -38,7 +38,7 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"OTLP/gRPC port (default {DEFAULT_GRPC_PORT}, the OTLP default; 0 = any free; "
                         "needs the grpc extra)")
     parser.add_argument("--no-grpc", action="store_true", help="no OTLP/gRPC listener")
-    parser.add_argument("--api-key", default=None,
+    parser.add_argument("--api-key", type=checks.key, default=None,
                         help="accept only this key (x-api-key or Authorization: Bearer) for writes and "
                         "reads; required when --bind is not loopback (default: any non-empty key)")
     parser.add_argument("--max-body-bytes", type=checks.positive_int, default=DEFAULT_MAX_BODY_BYTES,
@@ -83,14 +83,15 @@ def _serve(args: argparse.Namespace) -> int:
     host = checks.reachable_host(args.bind)  # 0.0.0.0 listens everywhere but is no address to dial
     url = f"http://{host}:{server.port}"
     print(f"trubrics-otel local server: {url}  (db: {server.store.location})", flush=True)
-    if host != args.bind:
+    if checks.every_interface(args.bind):
         print(f"  listening on every interface ({args.bind}): from another machine use this one's address",
               flush=True)
     key = args.api_key or "local-dev-key"  # the operator's own key, shown on their own terminal
     print(f"  send events:  Trubrics(api_key=\"{key}\", host=\"{url}\")", flush=True)
     print(f"  OTLP traces:  {url}/v1/traces", flush=True)
     if server.grpc_port is not None:
-        print(f"  OTLP/gRPC:    {host}:{server.grpc_port}  (opentelemetry-instrument's default)", flush=True)
+        usual = "  (opentelemetry-instrument's default)" if server.grpc_port == DEFAULT_GRPC_PORT else ""
+        print(f"  OTLP/gRPC:    {host}:{server.grpc_port}{usual}", flush=True)
     elif not args.no_grpc:
         print("  OTLP/gRPC:    off (pip install 'trubrics-otel[grpc]' to receive it)", flush=True)
     print(f"  look at them: {url}/   (Ctrl-C stops)", flush=True)

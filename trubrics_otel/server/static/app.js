@@ -265,10 +265,10 @@ async function renderUser(r) {
       card("Last seen", when(u.last_seen), true)),
     sessionsTable("sessions", u.recent_sessions, "Sessions"),
     exported("threads", ["Thread", "Title", "Turns", "Input tokens", "Output tokens", "Feedback", "Last (UTC)"],
-      threads.map(t => [t.thread_id, t.title, t.turns, t.input_tokens, t.output_tokens, feedbackSummary(t.feedback), t.end]),
+      threads.map(t => [t.thread_id, t.title, t.turns, t.input_tokens, t.output_tokens, feedbackSummary(t, Infinity), t.end]),
       table(["Thread", "Title", "Turns", "Tokens", "Feedback", "Last"],
         threads.map(t => [threadLink(t.thread_id), t.title || "", t.turns, `${num(t.input_tokens)} / ${num(t.output_tokens)}`,
-          feedbackSummary(t.feedback), when(t.end)])), "Threads"),
+          feedbackSummary(t), when(t.end)])), "Threads"),
     exported("feedback", ["Time (UTC)", "Event", "Name", "Value", "Thread", "Properties"],
       feedback.map(e => [e.timestamp, e.event, e.name, e.label, e.thread_id, ownProperties(e.properties)]),
       table(["Time", "Event", "Thread", "Properties"],
@@ -280,9 +280,12 @@ async function renderUser(r) {
 
 // --- threads -------------------------------------------------------------------------------------------------
 
-function feedbackSummary(feedback) {
-  const entries = Object.entries(feedback || {});
-  return entries.length ? entries.map(([name, n]) => `${name} ×${n}`).join(", ") : "";
+function feedbackSummary(thread, shown = 5) {
+  // each name with its values as sent, oldest first: "thumbs = true, false; rating = 4"
+  const byName = new Map();
+  for (const f of thread.feedback_values || []) byName.set(f.name, [...(byName.get(f.name) || []), f.label ?? ""]);
+  return [...byName].map(([name, labels]) => `${name} = ${labels.slice(0, shown).join(", ")}` +
+    (labels.length > shown ? ` (+${labels.length - shown} more)` : "")).join("; ");
 }
 
 function tokens(turn) {
@@ -335,7 +338,7 @@ async function renderThreads(r) {
       el("div", { class: "title" }, t.title || t.thread_id),
       el("div", { class: "meta" }, `${plural(t.turns, "turn")} · ${t.users.join(", ")} · ${when(t.end)}`),
       el("div", { class: "meta totals" }, `${num(t.input_tokens)} → ${num(t.output_tokens)} tokens`,
-        t.cost_usd !== null ? ` · ${usd(t.cost_usd)}` : "", feedbackSummary(t.feedback) ? " · " + feedbackSummary(t.feedback) : "",
+        t.cost_usd !== null ? ` · ${usd(t.cost_usd)}` : "", feedbackSummary(t) ? " · " + feedbackSummary(t) : "",
         t.errors ? [" ", el("span", { class: "pill err" }, `${t.errors} failed`)] : null))),
     pager(next, cursor => go("threads", null, { before: cursor }), null));
   let detail;
