@@ -172,3 +172,31 @@ def test_serve_workers_store_each_event_once_and_replace_a_killed_worker(tmp_pat
     assert (counts["events"], counts["llm_events"]) == (len(plain), len(llm))
     assert dump(store) == expected_tables(tmp_path)
     store.close()
+
+
+def test_workers_stop_when_the_serve_process_is_killed(tmp_path):
+    """SIGKILL leaves the parent no chance to stop its workers: they stop by themselves rather
+    than keep the port as orphans."""
+    with serve(str(tmp_path / "events.sqlite3"), "--workers", "2") as server:
+        workers = workers_of(server.process)
+        server.process.kill()
+        server.process.wait(timeout=30)
+        for _ in range(100):
+            if not any(_running(pid) for pid in workers):
+                break
+            time.sleep(0.1)
+        assert not any(_running(pid) for pid in workers), workers
+        try:
+            requests.get(f"{server.url}/api/stats", timeout=5)
+            raise AssertionError("the port still answers")
+        except requests.ConnectionError:
+            pass
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan is reaped by init, maybe later)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

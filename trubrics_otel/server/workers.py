@@ -159,12 +159,13 @@ class Supervisor:
     def _spawn(self, slot: int) -> str:
         """Fork worker ``slot``; its ready note once it listens, else :class:`WorkerFailed`."""
         read_end, write_end = os.pipe()
+        parent = os.getpid()
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:  # the worker
             os.close(read_end)
-            _worker_main(self._run_worker, slot, write_end)
+            _worker_main(self._run_worker, slot, write_end, parent)
         os.close(write_end)
         self._children[pid] = (slot, time.monotonic())
         try:
@@ -201,12 +202,13 @@ def _read_note(fd: int, timeout_s: float) -> str | None:
     return data.decode().rstrip("\n")
 
 
-def _worker_main(run_worker: Callable[[int, Ready], int], slot: int, ready_fd: int) -> None:
+def _worker_main(run_worker: Callable[[int, Ready], int], slot: int, ready_fd: int, parent: int) -> None:
     """In the forked worker: SIGTERM stops it as Ctrl-C does; never returns."""
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, _interrupt)
+        _stop_with(parent)
 
         def ready(note: str) -> None:
             os.write(ready_fd, note.replace("\n", " ").encode() + b"\n")
@@ -225,3 +227,16 @@ def _worker_main(run_worker: Callable[[int, Ready], int], slot: int, ready_fd: i
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _stop_with(parent: int) -> None:
+    """Linux: SIGTERM this worker when the parent dies, even by SIGKILL (no orphan keeps the
+    port); elsewhere the parent's own stop is the only one."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before prctl
+        raise KeyboardInterrupt
