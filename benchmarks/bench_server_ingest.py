@@ -9,12 +9,13 @@ in a throwaway cluster, tests/postgres_cluster.py, when its binaries exist). Two
 process each track N/2 events with ``flush_batch_size=100`` to the one port, and the clock runs
 from the first call until both ``flush()`` say the server accepted every event. Beside each
 rate: the CPU time per 1,000 events of serve's processes, of PostgreSQL's, and of this process
-(the clients), which says where a shared machine's cores went (psutil).
+(the clients), which says where a shared machine's cores went (with psutil installed).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import subprocess
 import sys
@@ -25,6 +26,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parent / "peers"), str(Path(__file__).resolve().parent.parent / "tests")]
+
+try:
+    import psutil
+except ImportError:  # the rates alone, no CPU split
+    psutil = None
 
 from peers import ASSISTANT_ID, LATENCY_S, THREAD_ID, make_payload  # noqa: E402
 
@@ -61,9 +67,10 @@ def send(url: str, mode: str, first: int, count: int, left: list[int]) -> None:
 
 
 def cpu_s(processes: list[Any]) -> float:
-    """CPU seconds (user + system) used so far by these processes and their children."""
-    import psutil
-
+    """CPU seconds (user + system) used so far by these processes and their children (NaN
+    without psutil)."""
+    if psutil is None:
+        return math.nan
     total = 0.0
     for process in {p for root in processes for p in (root, *root.children(recursive=True))}:
         try:
@@ -76,11 +83,9 @@ def cpu_s(processes: list[Any]) -> float:
 
 def one_round(mode: str, db: str, workers: int, postgres: Any) -> tuple[float, dict[str, float]]:
     """Events/s, and CPU ms per 1,000 events by part (serve's processes, PostgreSQL, clients)."""
-    import psutil
-
     server, url = serve(db, workers)
-    parts = {"serve": [psutil.Process(server.pid)], "postgres": [postgres] if postgres else [],
-             "clients": [psutil.Process()]}
+    parts = ({"serve": [psutil.Process(server.pid)], "postgres": [postgres] if postgres else [],
+              "clients": [psutil.Process()]} if psutil else {"serve": [], "postgres": [], "clients": []})
     try:
         left: list[int] = []
         senders = [threading.Thread(target=send, args=(url, mode, k * N // 2, N // 2, left)) for k in range(2)]
@@ -114,9 +119,8 @@ def main() -> None:
             print(f"postgresql skipped: {reason}")
         else:
             cluster = postgres_cluster.PostgresCluster().__enter__()
-            import psutil
-
-            postgres = psutil.Process(int((cluster.data / "postmaster.pid").read_text().split()[0]))
+            if psutil:
+                postgres = psutil.Process(int((cluster.data / "postmaster.pid").read_text().split()[0]))
             setups += [("postgresql", 1), ("postgresql", 2)]
     try:
         with tempfile.TemporaryDirectory() as tmp:
