@@ -3,17 +3,19 @@
     python benchmarks/bench_server_ingest.py          # 20,000 of each payload, best of 3
     python benchmarks/bench_server_ingest.py --engines sqlite --rounds 1
 
-``trubrics-otel serve`` runs in its own process(es) (127.0.0.1, any free port) on a fresh
-store: a SQLite file; a PostgreSQL database with one worker; the same with two ``serve``
-workers on one database (PostgreSQL in a throwaway cluster, tests/postgres_cluster.py, when
-its binaries exist). Two clients in this process each track N/2 events with
-``flush_batch_size=100`` (to one worker each when there are two) and the clock runs from the
-first call until both ``flush()`` say the servers accepted every event.
+``trubrics-otel serve`` runs in its own process (127.0.0.1, any free port) on a fresh store: a
+SQLite file; a PostgreSQL database with one worker; the same with ``--workers 2`` (PostgreSQL
+in a throwaway cluster, tests/postgres_cluster.py, when its binaries exist). Two clients in this
+process each track N/2 events with ``flush_batch_size=100`` to the one port, and the clock runs
+from the first call until both ``flush()`` say the server accepted every event. Beside each
+rate: the CPU time per 1,000 events of serve's processes, of PostgreSQL's, and of this process
+(the clients), which says where a shared machine's cores went (with psutil installed).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import subprocess
 import sys
@@ -21,8 +23,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parent / "peers"), str(Path(__file__).resolve().parent.parent / "tests")]
+
+try:
+    import psutil
+except ImportError:  # the rates alone, no CPU split
+    psutil = None
 
 from peers import ASSISTANT_ID, LATENCY_S, THREAD_ID, make_payload  # noqa: E402
 
@@ -31,10 +39,11 @@ from trubrics_otel import Trubrics  # noqa: E402
 N = 20_000  # per round, split between two clients
 
 
-def serve(db: str) -> tuple[subprocess.Popen[str], str]:
+def serve(db: str, workers: int) -> tuple[subprocess.Popen[str], str]:
     server = subprocess.Popen(
         [sys.executable, "-m", "trubrics_otel", "serve", "--db", db, "--port", "0", "--no-grpc",
-         "--log-level", "WARNING"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+         "--log-level", "WARNING", "--workers", str(workers)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
     assert server.stdout is not None
     for line in server.stdout:
         found = re.search(r"http://127\.0\.0\.1:(\d+)", line)
@@ -57,24 +66,42 @@ def send(url: str, mode: str, first: int, count: int, left: list[int]) -> None:
     client.close()
 
 
-def one_round(mode: str, db: str, workers: int) -> float:
-    servers = [serve(db) for _ in range(workers)]
+def cpu_s(processes: list[Any]) -> float:
+    """CPU seconds (user + system) used so far by these processes and their children (NaN
+    without psutil)."""
+    if psutil is None:
+        return math.nan
+    total = 0.0
+    for process in {p for root in processes for p in (root, *root.children(recursive=True))}:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def one_round(mode: str, db: str, workers: int, postgres: Any) -> tuple[float, dict[str, float]]:
+    """Events/s, and CPU ms per 1,000 events by part (serve's processes, PostgreSQL, clients)."""
+    server, url = serve(db, workers)
+    parts = ({"serve": [psutil.Process(server.pid)], "postgres": [postgres] if postgres else [],
+              "clients": [psutil.Process()]} if psutil else {"serve": [], "postgres": [], "clients": []})
     try:
         left: list[int] = []
-        senders = [threading.Thread(target=send, args=(servers[k % workers][1], mode, k * N // 2, N // 2, left))
-                   for k in range(2)]
+        senders = [threading.Thread(target=send, args=(url, mode, k * N // 2, N // 2, left)) for k in range(2)]
+        before = {name: cpu_s(processes) for name, processes in parts.items()}
         start = time.perf_counter()
         for sender in senders:
             sender.start()
         for sender in senders:
             sender.join()
         took = time.perf_counter() - start
+        used = {name: (cpu_s(processes) - before[name]) * 1e6 / N for name, processes in parts.items()}
         assert left == [0, 0], f"{left} events not accepted"
-        return N / took
+        return N / took, used
     finally:
-        for server, _ in servers:
-            server.terminate()
-            server.wait(10)
+        server.terminate()
+        server.wait(30)
 
 
 def main() -> None:
@@ -83,7 +110,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     setups = [("sqlite", 1)] if "sqlite" in args.engines else []
-    cluster = None
+    cluster = postgres = None
     if "postgresql" in args.engines:
         import postgres_cluster
 
@@ -92,6 +119,8 @@ def main() -> None:
             print(f"postgresql skipped: {reason}")
         else:
             cluster = postgres_cluster.PostgresCluster().__enter__()
+            if psutil:
+                postgres = psutil.Process(int((cluster.data / "postmaster.pid").read_text().split()[0]))
             setups += [("postgresql", 1), ("postgresql", 2)]
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -100,11 +129,17 @@ def main() -> None:
             def fresh(engine: str) -> str:
                 return cluster.create_database() if cluster and engine == "postgresql" else f"{tmp}/{next(names)}.db"
 
-            print(f"events/s accepted by `trubrics-otel serve`, best of {args.rounds} rounds of {N:,}")
-            print(f"{'mode':6} " + " ".join(f"{f'{e} x{w}':>14}" for e, w in setups))
+            print(f"events/s accepted by `trubrics-otel serve`, best of {args.rounds} rounds of {N:,}; "
+                  "CPU ms per 1,000 events in that round: serve / postgres / clients")
+            print(f"{'mode':6} " + " ".join(f"{f'{e} x{w}':>30}" for e, w in setups)
+                  + ("   PG x2 / x1" if cluster else ""))
             for mode in ("track", "llm"):
-                rates = [max(one_round(mode, fresh(e), w) for _ in range(args.rounds)) for e, w in setups]
-                print(f"{mode:6} " + " ".join(f"{r:14,.0f}" for r in rates), flush=True)
+                best = [max((one_round(mode, fresh(e), w, postgres if e == "postgresql" else None)
+                             for _ in range(args.rounds)), key=lambda r: r[0]) for e, w in setups]
+                cells = [f"{rate:8,.0f} ({cpu['serve']:4.0f}/{cpu['postgres']:4.0f}/{cpu['clients']:4.0f})"
+                         for rate, cpu in best]
+                ratio = f"   {best[-1][0] / best[-2][0]:.2f}" if cluster else ""
+                print(f"{mode:6} " + " ".join(f"{cell:>30}" for cell in cells) + ratio, flush=True)
     finally:
         if cluster is not None:
             cluster.__exit__(None, None, None)

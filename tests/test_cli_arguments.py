@@ -31,6 +31,9 @@ BAD = [  # argv, the argument the one line must name
     (["serve", "--session-timeout", "-10"], "--session-timeout"),
     (["serve", "--session-timeout", "nan"], "--session-timeout"),
     (["serve", "--db", MISSING_DIR], "--db"),
+    (["serve", "--workers", "0"], "--workers"),
+    (["serve", "--workers", "two"], "--workers"),
+    (["serve", "--workers", "2", "--db", MISSING_DIR], "--db"),  # refused before any worker starts
     (["events", "--limit", "0"], "--limit"),
     (["events", "--limit", "-3"], "--limit"),
     (["events", "--limit", "ten"], "--limit"),

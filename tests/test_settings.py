@@ -61,6 +61,7 @@ EXPECTED = {
     settings.SPAN_ATTRIBUTE_COUNT_LIMIT: INTEGER,
     settings.DB: PATH,
     settings.DB_URL: TEXT,  # a path or a URL, as given
+    settings.SERVE_WORKERS: INTEGER,
     settings.PRICES_FILE: PATH,
     settings.XDG_CACHE_HOME: PATH,
     settings.XDG_DATA_HOME: PATH,

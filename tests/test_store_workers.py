@@ -1,6 +1,6 @@
-"""Several ``serve`` processes on one PostgreSQL database, and that database failing.
+"""Several ``serve`` processes, or one with ``--workers 2``, on one database, and that database failing.
 
-Real parts: two ``trubrics-otel serve --db postgresql://…`` processes, a real throwaway
+Real parts: ``trubrics-otel serve --db postgresql://…`` processes, a real throwaway
 cluster (conftest's ``postgres_cluster``), HTTP over loopback. The senders behave as our
 clients do: a batch is sent until it is acknowledged (200), waiting Retry-After after a 503,
 and a lost answer makes them send the same batch again (to the other worker).
@@ -9,7 +9,9 @@ and a lost answer makes them send the same batch again (to the other worker).
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -17,6 +19,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import requests
 from test_server_derived import dump, random_events
@@ -26,21 +29,34 @@ from trubrics_otel.server import Store
 KEY = {"x-api-key": "k"}
 
 
+@dataclass
+class Served:
+    url: str
+    process: subprocess.Popen
+
+
 @contextmanager
-def serve(db: str) -> Iterator[str]:
-    """A real ``trubrics-otel serve`` process on ``db``; its URL."""
+def serve(db: str, *options: str, env: dict | None = None) -> Iterator[Served]:
+    """A real ``trubrics-otel serve`` process on ``db`` (``options``: e.g. ``--workers 2``)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "trubrics_otel.cli", "serve", "--db", db, "--port", "0", "--no-grpc",
-         "--log-level", "ERROR"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "--log-level", "ERROR", *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **(env or {})})
     try:
         banner = process.stdout.readline()
         found = re.search(r"(http://127\.0\.0\.1:\d+)", banner)
         assert found, (banner, process.stderr.read() if process.poll() is not None else "")
         assert db.rsplit("/", 1)[-1] in banner  # it says which database it writes to
-        yield found.group(1)
+        yield Served(found.group(1), process)
     finally:
         process.terminate()
         process.communicate(timeout=30)  # waits, and closes the pipes
+
+
+def workers_of(process: subprocess.Popen) -> list[int]:
+    """The serve process's children (its workers), from the kernel."""
+    with open(f"/proc/{process.pid}/task/{process.pid}/children") as children:
+        return [int(pid) for pid in children.read().split()]
 
 
 def batches(size: int = 25) -> list[tuple[str, list[dict]]]:
@@ -55,7 +71,7 @@ def send_until_acknowledged(workers: list[str], kind: str, batch: list[dict], n:
         worker = workers[(n + attempt) % len(workers)]
         try:
             response = requests.post(f"{worker}/{kind}", json=batch, headers=KEY, timeout=30)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):  # a worker killed
             time.sleep(0.2)
             continue
         seen[response.status_code] = seen.get(response.status_code, 0) + 1
@@ -87,8 +103,8 @@ def expected_tables(tmp_path) -> dict:
 
 def test_two_workers_on_one_database_store_each_event_once(tmp_path, postgres_cluster):
     db = postgres_cluster.create_database(template=True)
-    with serve(db) as first, serve(db) as second:
-        seen = ingest([first, second], batches())
+    with serve(db) as first, serve(db) as second:  # e.g. on two machines
+        seen = ingest([first.url, second.url], batches())
     assert seen[200] > len(batches())  # retried batches were acknowledged again, as duplicates
     store = Store(db)
     plain, llm = random_events()
@@ -102,23 +118,85 @@ def test_a_database_down_then_restarted_mid_ingest_loses_nothing_and_doubles_not
     db = postgres_cluster.create_database(template=True)
     work = batches(size=4)
     third = len(work) // 3
-    with serve(db) as first, serve(db) as second:
-        ingest([first, second], work[:third])
+    with serve(db, "--workers", "2") as server:
+        url = [server.url]
+        ingest(url, work[:third])
         postgres_cluster.stop()  # down: ingestion and reads answer 503 + Retry-After
         kind, batch = work[third]
-        down = requests.post(f"{first}/{kind}", json=batch, headers=KEY, timeout=30)
+        down = requests.post(f"{server.url}/{kind}", json=batch, headers=KEY, timeout=30)
         assert (down.status_code, down.headers.get("Retry-After")) == (503, "1"), down.text
-        assert requests.get(f"{second}/api/events", timeout=30).status_code == 503
+        assert requests.get(f"{server.url}/api/events", timeout=30).status_code == 503
         threading.Timer(1.0, postgres_cluster.start).start()
-        seen = ingest([first, second], work[third:2 * third])  # retried until the database is back
+        seen = ingest(url, work[third:2 * third])  # retried until the database is back
         restart = threading.Timer(0.2, postgres_cluster.restart)  # pg_ctl restart amid the last third
         restart.start()
-        seen_last = ingest([first, second], work[2 * third:])
+        seen_last = ingest(url, work[2 * third:])
         restart.join()
-        assert requests.get(f"{first}/api/stats", timeout=30).status_code == 200  # the pools reconnected
+        for _ in range(4):  # both workers' pools reconnected (each GET lands on either)
+            assert requests.get(f"{server.url}/api/stats", timeout=30).status_code == 200
     store = Store(db)
     plain, llm = random_events()
     counts = store.count()
     assert (counts["events"], counts["llm_events"]) == (len(plain), len(llm)), (seen, seen_last)
     assert dump(store) == expected_tables(tmp_path)
     store.close()
+
+
+def test_serve_workers_store_each_event_once_and_replace_a_killed_worker(tmp_path, db_url):
+    """``serve --workers 2`` (SQLite: by $TRUBRICS_SERVE_WORKERS): concurrent clients on one port,
+    a worker killed mid-ingest; every acknowledged event is stored once, the worker replaced,
+    and SIGTERM stops them all."""
+    work = batches(size=4)
+    options, env = (("--workers", "2"), None) if "://" in db_url else ((), {"TRUBRICS_SERVE_WORKERS": "2"})
+    with serve(db_url, *options, env=env) as server:
+        first = workers_of(server.process)
+        assert len(first) == 2
+        ingest([server.url], work[:20])
+        kill = threading.Timer(0.1, os.kill, (first[0], signal.SIGKILL))  # mid-ingest
+        kill.start()
+        ingest([server.url], work[20:])  # the other worker, then the successor, take over
+        kill.join()
+        for _ in range(100):  # replaced after a pause (it died young)
+            now = workers_of(server.process)
+            if len(now) == 2 and first[0] not in now:
+                break
+            time.sleep(0.1)
+        assert len(now) == 2 and first[0] not in now and first[1] in now, (first, now)
+        assert requests.get(f"{server.url}/api/stats", timeout=30).status_code == 200
+        server.process.terminate()
+        assert server.process.wait(timeout=30) == 0
+        assert all(not os.path.exists(f"/proc/{pid}") for pid in now)  # no worker outlives the parent
+    store = Store(db_url)
+    plain, llm = random_events()
+    counts = store.count()
+    assert (counts["events"], counts["llm_events"]) == (len(plain), len(llm))
+    assert dump(store) == expected_tables(tmp_path)
+    store.close()
+
+
+def test_workers_stop_when_the_serve_process_is_killed(tmp_path):
+    """SIGKILL leaves the parent no chance to stop its workers: they stop by themselves rather
+    than keep the port as orphans."""
+    with serve(str(tmp_path / "events.sqlite3"), "--workers", "2") as server:
+        workers = workers_of(server.process)
+        server.process.kill()
+        server.process.wait(timeout=30)
+        for _ in range(100):
+            if not any(_running(pid) for pid in workers):
+                break
+            time.sleep(0.1)
+        assert not any(_running(pid) for pid in workers), workers
+        try:
+            requests.get(f"{server.url}/api/stats", timeout=5)
+            raise AssertionError("the port still answers")
+        except requests.ConnectionError:
+            pass
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan is reaped by init, maybe later)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

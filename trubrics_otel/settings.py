@@ -247,6 +247,10 @@ DB_URL = Variable("TRUBRICS_DB_URL", database_url, None, secret=True,
                   doc="The store for `serve` and the reading commands (`--db`): a SQLite path, "
                       "`sqlite:///path` or `postgresql://…`; wins over `TRUBRICS_DB`. Secret: a URL "
                       "may carry a password.")
+SERVE_WORKERS = Variable("TRUBRICS_SERVE_WORKERS", positive_integer, 1,
+                        doc="Worker processes of `trubrics-otel serve` accepting on its port at once "
+                            "(`--workers`): several decode, validate and store in parallel; OTLP/gRPC is "
+                            "served by the first.")
 PRICES_FILE = Variable("TRUBRICS_PRICES_FILE", path, None,
                        doc="A JSON file of custom model prices (`prices=` entries win over it).")
 XDG_CACHE_HOME = Variable("XDG_CACHE_HOME", path, None,

@@ -43,6 +43,7 @@ import base64
 import hmac
 import ipaddress
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -141,7 +142,7 @@ class HttpReceiver:
     def __init__(
         self,
         handle: Handler,
-        listen: tuple[str, int],
+        listen: tuple[str, int] | socket.socket,
         *,
         max_body: int,
         refuse: Refuse,
@@ -161,18 +162,23 @@ class HttpReceiver:
         self._name = name
         self._logger = logger or logging.getLogger("trubrics.receive")
         timeout = max(1, round(client_timeout))
-        # Binds now: a port in use fails here, in the caller's thread.
-        if not 0 <= int(listen[1]) <= 65535:  # the socket layer would wrap 99999 to 34463
-            raise OSError(f"cannot listen on {listen[0]}:{listen[1]}: a port is 0 to 65535")
+        # Binds now: a port in use fails here, in the caller's thread. A socket already listening
+        # (several worker processes accepting from one port) is used as it is.
+        where: dict[str, Any] = {"sockets": [listen]} if isinstance(listen, socket.socket) else {}
+        if not where:
+            if not 0 <= int(listen[1]) <= 65535:  # the socket layer would wrap 99999 to 34463
+                raise OSError(f"cannot listen on {listen[0]}:{listen[1]}: a port is 0 to 65535")
+            where = {"host": listen[0], "port": listen[1]}
         try:
             self._server = create_server(
-                self._wsgi, host=listen[0], port=listen[1], threads=threads, ident="trubrics-otel",
+                self._wsgi, **where, threads=threads, ident="trubrics-otel",
                 max_request_body_size=max_body + 1,  # waitress refuses at ``>=``
                 channel_timeout=timeout, cleanup_interval=1,
                 connection_limit=MAX_CONNECTIONS, asyncore_use_poll=True, expose_tracebacks=False,
             )
         except OSError as exc:
-            raise OSError(exc.errno, f"cannot listen on {listen[0]}:{listen[1]}: {exc.strerror}") from None
+            host, port = listen.getsockname()[:2] if isinstance(listen, socket.socket) else listen
+            raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
         self._server.channel_class = _channel_for(refuse, self)
         idle_maintenance, accepting = self._server.maintenance, self._server.readable
         # instance attributes: create_server chooses the server's class, these two hooks extend it

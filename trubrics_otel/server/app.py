@@ -49,6 +49,7 @@ import logging
 import math
 import os
 import re
+import socket
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -100,15 +101,19 @@ class LocalServer:
         grpc_port: int | None = None,
         policy: Policy | None = None,
         read_needs_key: bool | None = None,
+        listen_socket: socket.socket | None = None,
     ) -> None:
         """``read_needs_key``: whether the read API needs ``api_key``; by default, when
-        ``host`` is not a loopback address. Off loopback without ``api_key``: ``ValueError``."""
+        ``host`` is not a loopback address. Off loopback without ``api_key``: ``ValueError``.
+        ``listen_socket``: one already listening, shared by several worker processes (``serve
+        --workers``, :mod:`.workers`), instead of binding ``host:port``."""
         if not api_key and not read_api.is_loopback(host):
             raise ValueError(f"{host} is not a loopback address: anyone could write and read "
                              "there, so give an API key (serve --api-key)")
         self.store = db if isinstance(db, Store) else Store(db, session_timeout_s=session_timeout_s)
         self.host = host
         self.port = port
+        self._listen_socket = listen_socket
         self._api_key = api_key.encode("utf-8") if api_key else None
         self.max_body_bytes = max_body_bytes
         self.session_timeout_s = session_timeout_s
@@ -138,7 +143,7 @@ class LocalServer:
         if self._http is None:
             self.store.count()  # create the database now: a bad path fails here, not later
             self._http = HttpReceiver(
-                self._serve_http, (self.host, self.port), max_body=self.max_body_bytes,
+                self._serve_http, self._listen_socket or (self.host, self.port), max_body=self.max_body_bytes,
                 refuse=lambda status, message, _: Reply(status, Response(status, {"detail": message}).payload(),
                                                          "application/json"),
                 name="trubrics-local-server", logger=self.logger, admit=self._admit,
