@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import socket
+import time
 
 import grpc
 import pytest
@@ -18,6 +19,7 @@ from test_bridge import assert_serves, good_body
 
 from trubrics_otel.receive.bridge import Bridge
 from trubrics_otel.receive.grpc import SERVICE
+from trubrics_otel.receive.http import HttpReceiver, Reply
 from trubrics_otel.server import LocalServer
 
 CAP = 4 << 20
@@ -57,6 +59,23 @@ def response(conn: socket.socket) -> bytes:
             break
         data, length = data + chunk, length - len(chunk)
     return data
+
+
+def test_an_answer_bigger_than_the_socket_buffers_arrives_whole_to_a_slow_reader():
+    """The worker sends what the socket takes; the I/O thread sends the rest once the task ends."""
+    answer = bytes(range(256)) * (32 << 10)  # 8 MB
+    with HttpReceiver(lambda request: Reply(200, answer, "application/octet-stream"), ("127.0.0.1", 0),
+                      max_body=CAP, refuse=lambda status, message, request: Reply(status)) as receiver:
+        conn = socket.socket()
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        conn.settimeout(10)
+        conn.connect(("127.0.0.1", receiver.port))
+        with conn:
+            for _ in range(2):  # the same keep-alive connection serves the next request after it
+                conn.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+                time.sleep(0.2)  # the worker finds the socket's buffers full and ends its task
+                reply = response(conn)
+                assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(answer)
 
 
 # --- chunked HTTP --------------------------------------------------------------------------
