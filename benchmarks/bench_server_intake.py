@@ -296,8 +296,8 @@ def ingest_rates(rounds: int, tmp: str, packages: tuple[str | None, ...]) -> Non
     import bench_server_ingest
 
     def serve_from(package_dir: str | None) -> Any:
-        def serve(db: str) -> tuple[subprocess.Popen[str], str]:
-            server = Server(db, package_dir)
+        def serve(db: str, workers: int = 1) -> tuple[subprocess.Popen[str], str]:
+            server = Server(db, package_dir)  # one worker: the rate of one process
             server.channel.close()
             return server.process, server.url
         return serve
@@ -309,7 +309,7 @@ def ingest_rates(rounds: int, tmp: str, packages: tuple[str | None, ...]) -> Non
         for r in range(rounds):
             for k, package_dir in enumerate(packages):
                 bench_server_ingest.serve = serve_from(package_dir)
-                best[k] = max(best[k], bench_server_ingest.one_round(mode, f"{tmp}/ingest-{mode}-{r}-{k}.db", 1))
+                best[k] = max(best[k], bench_server_ingest.one_round(mode, f"{tmp}/ingest-{mode}-{r}-{k}.db", 1, None)[0])
         target = 30_000 if mode == "track" else 20_000
         print(f"{mode:20}" + "".join(f"{v:16,.0f}" for v in best) + f"  events/s (target ≥ {target:,})", flush=True)
 
