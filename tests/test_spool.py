@@ -185,3 +185,20 @@ def test_a_replay_that_fails_after_damage_starts_again_before_it(tmp_path):
     assert first == again == [0, 2]
     assert [g[2] for g in _drain(spool)] == [0, 2]
     assert spool.pending == 0 and spool.damaged == 1
+
+
+def test_the_memory_spool_reads_whole_records_up_to_the_count_asked_in_order():
+    from trubrics_otel.deliver.memory_spool import MemorySpool
+
+    spool = MemorySpool(max_events=10_000)
+    for i in range(3000):  # one event a record: what an overflow of single spans makes
+        assert spool.append("publish_events", [{"i": i}])
+    spool.append("publish_llm_events", [{"i": n} for n in range(3000, 3005)])
+    first = spool.read(1000)
+    assert [r.events[0]["i"] for r in first] == list(range(1000))
+    for record in first:
+        spool.ack(record)
+    rest = spool.read(10_000)
+    assert sum(len(r.events) for r in rest) == spool.pending == 2005
+    assert [r.path for r in rest][-1] == "publish_llm_events" and rest[-1].events[-1] == {"i": 3004}
+    assert len(spool.read(1)) == 1  # at least one record, even when it is larger than asked
