@@ -188,8 +188,6 @@ def test_a_replay_that_fails_after_damage_starts_again_before_it(tmp_path):
 
 
 def test_the_memory_spool_reads_whole_records_up_to_the_count_asked_in_order():
-    from trubrics_otel.deliver.memory_spool import MemorySpool
-
     spool = MemorySpool(max_events=10_000)
     for i in range(3000):  # one event a record: what an overflow of single spans makes
         assert spool.append("publish_events", [{"i": i}])
