@@ -6,12 +6,12 @@
         print(server.url)
 """
 
-from trubrics_otel.server.analytics import hook as _analytics
+from trubrics_otel.server.analytics import schema as _analytics_tables
 from trubrics_otel.server.app import LocalServer
 from trubrics_otel.server.store import HOOKS as _HOOKS
 from trubrics_otel.server.store import Store, default_db_path
 
-if _analytics.TABLES not in _HOOKS:  # every Store keeps the analytics tables (store.Hook)
-    _HOOKS.append(_analytics.TABLES)
+if _analytics_tables not in _HOOKS:  # every Store keeps the analytics tables: the module is the store.Hook
+    _HOOKS.append(_analytics_tables)
 
 __all__ = ["LocalServer", "Store", "default_db_path"]

@@ -7,6 +7,10 @@
     apply(db, after_id)                   # inside the insert's transaction, after rows id > after_id
     set_feedback_events(db, {"Thumbs up": 1.0, "Thumbs down": 0.0})
 
+The module itself is the store's hook (``store.Hook``: :func:`ensure` once, :func:`apply` in
+each insert's transaction), registered by ``trubrics_otel.server`` for every ``Store``, so the
+analytics tables commit with the events they are built from and the store knows nothing of them.
+
 Why: at a million events, counting distinct users per week or summing every thread from the
 raw table takes seconds; these tables hold what the analyses group, updated from the few rows
 a batch adds (SQL ``INSERT … SELECT … ON CONFLICT``, plus Python for the feedback rows only).
