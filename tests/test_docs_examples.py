@@ -11,6 +11,7 @@ import importlib.metadata
 import re
 from pathlib import Path
 
+import pytest
 import requests
 
 from trubrics_otel.server import LocalServer
@@ -39,20 +40,9 @@ def feedback_totals(server: LocalServer) -> dict:
     return requests.get(f"{server.url}/api/feedback", timeout=10).json()["totals"]
 
 
-def test_getting_started_example_sends_events_cost_and_feedback(tmp_path):
-    (code,) = [b for b in blocks("getting-started.md") if "Trubrics(" in b]
-    with LocalServer(tmp_path / "e.sqlite3") as server:
-        run_block(code, server)
-        (llm,) = server.store.events(kind="llm", limit=None)
-        events = server.store.events(kind="event", limit=None)
-        totals = feedback_totals(server)
-    assert (llm["prompt"], llm["cost_usd"], llm["input_tokens"]) == ("What is Trubrics?", 0.0001, 9)
-    assert sorted(e["event"] for e in events) == ["Sign up", "Thumbs up"]
-    assert (totals["feedback"], totals["positive"], totals["threads_with_feedback"]) == (1, 1, 1)
-
-
-def test_readme_example_sends_events_cost_and_feedback_to_a_local_serve(tmp_path):
-    (code,) = [b for b in PYTHON.findall(README.read_text()) if "Trubrics(" in b]
+@pytest.mark.parametrize("page", [README, DOCS / "getting-started.md"], ids=["README", "getting-started"])
+def test_the_front_example_sends_events_cost_and_feedback_to_a_local_serve(tmp_path, page):
+    (code,) = [b for b in PYTHON.findall(page.read_text()) if "Trubrics(" in b]
     with LocalServer(tmp_path / "e.sqlite3") as server:
         run_block(code, server)
         (llm,) = server.store.events(kind="llm", limit=None)
