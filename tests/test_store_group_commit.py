@@ -46,7 +46,7 @@ class Gate:
 
 def run_behind_a_held_transaction(store: Store, gate: Gate, calls) -> list:
     """``calls`` (functions) in threads while the first one's transaction is held open, all
-    queued before it commits; each call's result or exception."""
+    queued, in their order, before it commits; each call's result or exception."""
     results: list = [None] * len(calls)
 
     def run(i: int) -> None:
@@ -60,10 +60,10 @@ def run_behind_a_held_transaction(store: Store, gate: Gate, calls) -> list:
     deadline = time.monotonic() + 30
     while not gate.transactions and time.monotonic() < deadline:
         time.sleep(0.01)
-    for thread in threads[1:]:
+    for queued, thread in enumerate(threads[1:], 1):  # one at a time: they queue in the calls' order
         thread.start()
-    while len(store.engine._queue) < len(calls) - 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
+        while len(store.engine._queue) < queued and time.monotonic() < deadline:
+            time.sleep(0.01)
     gate.release.set()
     for thread in threads:
         thread.join(30)
