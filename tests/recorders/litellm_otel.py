@@ -27,7 +27,13 @@ os.environ.setdefault(
 )  # it fetches the map from the internet otherwise
 
 from fake_openai import TOOL_CALL_ID, FakeOpenAI  # noqa: E402
-from provider_recording import Recorder, llm_event, tool_event  # noqa: E402
+from recording import (  # noqa: E402
+    SDK_LAYOUT,
+    TOOL_GENERATION,
+    Recorder,
+    llm_event,
+    tool_event,
+)
 
 MODEL = "openai/gpt-4o-mini"
 RESPONSE_MODEL = "gpt-4o-mini-2024-07-18"
@@ -40,7 +46,6 @@ WEATHER_TOOL = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
     },
 }
-TOOL_GENERATION = 'tool_call: get_weather({"city": "Paris"})'
 RAW_SPAN, REQUEST_SPAN = "raw_gen_ai_request", "litellm_request"
 
 
@@ -95,7 +100,7 @@ def request_span_mode(enabled: bool) -> Iterator[None]:
 def record() -> None:
     import litellm
 
-    recorder = LiteLLMRecorder("litellm-otel")
+    recorder = LiteLLMRecorder("litellm-otel", SDK_LAYOUT)
     recorder.set_global()
     litellm.callbacks = ["otel"]
     with FakeOpenAI() as server:
