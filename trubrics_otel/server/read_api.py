@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import hmac
+import json
+import math
 import mimetypes
 from collections.abc import Mapping
 from importlib import resources
@@ -56,6 +58,49 @@ _SECURITY_HEADERS = {
 
 class BadQuery(ValueError):
     pass
+
+
+MONEY_KEYS = frozenset({"cost_usd", "cost_p50", "cost_p90"})
+"""The keys whose numbers are costs in USD, wherever they stand in an answer."""
+MONEY_DIGITS = 10
+"""Significant digits of a cost in USD in JSON answers: a sum of float prices carries noise
+(``0.5791419500000002``) that is no money anyone spent."""
+
+
+def rounded_money(usd: float) -> float:
+    """A cost in USD to :data:`MONEY_DIGITS` significant digits: ``0.1 + 0.2`` is ``0.3``."""
+    return float(f"{usd:.{MONEY_DIGITS}g}")
+
+
+def strict_json(value: Any, indent: int | None = None) -> str:
+    """Every JSON answer (read API, ``--json``) is made here: strict JSON, costs as money.
+
+    A sum that overflowed to infinity is ``null`` with ``"<key>_overflow": true`` beside it,
+    never ``Infinity`` (which no JSON parser but Python's takes); a float under a
+    :data:`MONEY_KEYS` key is :func:`rounded_money`."""
+    separators = (",", ":") if indent is None else None
+    return json.dumps(_answer(value), ensure_ascii=False, separators=separators, indent=indent,
+                      allow_nan=False)
+
+
+def _answer(value: Any) -> Any:
+    """``value`` as :func:`strict_json` writes it (a copy of its objects and arrays)."""
+    if isinstance(value, dict):
+        answer: dict[Any, Any] = {}
+        for key, item in value.items():
+            if isinstance(item, float):
+                if not math.isfinite(item):
+                    answer[key], answer[f"{key}_overflow"] = None, True
+                    continue
+                if key in MONEY_KEYS:
+                    item = rounded_money(item)
+            elif isinstance(item, (dict, list, tuple)):
+                item = _answer(item)
+            answer[key] = item
+        return answer
+    if isinstance(value, (list, tuple)):
+        return [_answer(item) if isinstance(item, (dict, list, tuple)) else item for item in value]
+    return value
 
 
 __all__ = ["BadQuery", "ReadAPI", "is_loopback"]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from trubrics_otel import cli_args as checks
-from trubrics_otel.server.app import strict_json
+from trubrics_otel.server.read_api import strict_json
 from trubrics_otel.server.store import (
     DEFAULT_SESSION_TIMEOUT_S,
     Store,
