@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from trubrics_otel import semconv as sc
+from trubrics_otel.server.analytics.conversations import title_sql
 from trubrics_otel.server.store.derived import numbered_sessions
 from trubrics_otel.server.store.dialect import NO_LIMIT
 from trubrics_otel.server.times import iso
@@ -228,8 +229,9 @@ def user_profile(c: sqlite3.Connection, user: str, *, sessions: Sessions) -> dic
     }
 
 
-THREAD = "threads.*, (SELECT prompt FROM events WHERE id = threads.first_id) AS first_prompt FROM threads"
-"""A thread's row and its title: the prompt of its first turn (the store keeps only its id)."""
+THREAD = f"threads.*, {title_sql('threads')} AS first_prompt FROM threads"
+"""A thread's row and its title, its first prompt (the row keeps only its first turn's id;
+its ``title`` column stays NULL)."""
 
 
 def thread_list(c: sqlite3.Connection, *, user: str | None = None, limit: int | None = 100,
