@@ -21,16 +21,16 @@ import sys
 from datetime import datetime
 from typing import Any, Callable
 
-from trubrics_otel.server.cli import common as cli
 from trubrics_otel.server.analytics.api import answer, duration_us
 from trubrics_otel.server.analytics.query import PERIODS, AnalyticsError
+from trubrics_otel.server.cli import common as cli
 from trubrics_otel.server.store import Store
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    cli._source_arguments(parser)
-    parser.add_argument("--since", type=cli._time_argument, help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
-    parser.add_argument("--until", type=cli._time_argument, help="ISO 8601 time or a duration ago")
+    cli.source_arguments(parser)
+    parser.add_argument("--since", type=cli.time_argument, help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
+    parser.add_argument("--until", type=cli.time_argument, help="ISO 8601 time or a duration ago")
     parser.add_argument("--user", help="only this user_id")
     parser.add_argument("--model", help="only LLM events of this model")
     parser.add_argument("--event", help="only this event name (an LLM event's generation or prompt name)")
@@ -62,13 +62,13 @@ class _Command:
             print(f"trubrics-otel {self.name}: {result['notice']}", file=sys.stderr)
             return 2
         if args.json:
-            return cli._print_json(result)
+            return cli.print_json(result)
         print(self._show(result))
         return 0
 
     def _fetch(self, args: argparse.Namespace, params: dict[str, Any]) -> dict[str, Any]:
         if args.url:
-            result = cli._fetch(args, self.name, params, lambda store: None)
+            result = cli.fetch(args, self.name, params, lambda store: None)
             if not isinstance(result, dict):
                 raise AnalyticsError(f"{args.url} has no {self.name} analysis (an older server?)")
             return result
@@ -143,7 +143,7 @@ def _show_conversations(r: dict[str, Any]) -> str:
     keys = ["threads", "turns_p50", "turns_p90", "cost_p50", "cost_p90", "duration_p50_s", "abandoned", "errors"]
     return _table(keys, [[r[k] if r[k] is not None else "" for k in keys]]) + "\n\n" + _table(
         ["user", "threads", "turns", "cost $", "abandoned"],
-        [[u["user_id"], u["threads"], u["turns"], cli._usd(u["cost_usd"]), u["abandoned"]] for u in r["per_user"]])
+        [[u["user_id"], u["threads"], u["turns"], cli.usd(u["cost_usd"]), u["abandoned"]] for u in r["per_user"]])
 
 
 def _show_topics(r: dict[str, Any]) -> str:
