@@ -153,7 +153,7 @@ class ReadAPI:
             user=_text(p, "user"), event=_text(p, "event"), model=_text(p, "model"),
             thread=_text(p, "thread"), kind=_text(p, "kind"), q=(_text(p, "q") or "").strip() or None,
             session=_text(p, "session"), trace=_text(p, "trace"),
-            since_us=_time_us(p.get("since")), until_us=_time_us(p.get("until")))
+            since_us=_time_us(p, "since"), until_us=_time_us(p, "until"))
         with self.store.connection() as c:
             page = queries.event_page(c, found, sessions=self._lookup(c), limit=_limit(p, 100),
                                       before=_cursor(p, numeric=True))
@@ -193,7 +193,7 @@ class ReadAPI:
 
     def _analytics(self, p: Mapping[str, str], rest: str | None) -> Result:
         query = stats.StatsQuery(
-            since_us=_time_us(p.get("since")), until_us=_time_us(p.get("until")), by=p.get("by") or "day",
+            since_us=_time_us(p, "since"), until_us=_time_us(p, "until"), by=p.get("by") or "day",
             user=_text(p, "user"), model=_text(p, "model"), event=_text(p, "event"))
         with self.store.connection() as c:
             return _json(200, stats.stats(c, query, by_model=p.get("by_model") in ("1", "true")))
@@ -261,11 +261,13 @@ def _int64(text: str) -> bool:
     return digits.isascii() and digits.isdigit() and -(2**63) <= int(text) < 2**63
 
 
-def _time_us(text: str | None) -> int | None:
+def _time_us(p: Mapping[str, str], name: str) -> int | None:
+    """A time parameter (ISO 8601 or a duration ago) in microseconds; a bad one names itself."""
+    text = p.get(name)
     if not text:
         return None
     try:
         moment: _dt.datetime = parse_time(text)
     except ValueError as exc:
-        raise BadQuery(str(exc)) from None
+        raise BadQuery(f"{name}: {exc}") from None
     return to_us(moment)
