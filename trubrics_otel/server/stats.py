@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
@@ -54,7 +53,7 @@ class StatsQuery:
     event: str | None = None
 
 
-def stats(c: sqlite3.Connection, q: StatsQuery, *, by_model: bool = False) -> dict[str, Any]:
+def stats(c: Any, q: StatsQuery, *, by_model: bool = False) -> dict[str, Any]:
     """``{"totals": {...}, "buckets": [...]}``, plus ``"models": {model: [buckets]}`` (LLM
     events only) when ``by_model``. Empty buckets between the bounds are included."""
     if q.by not in BUCKETS:
