@@ -33,6 +33,10 @@ def test_cost_sums_are_rounded_in_the_read_api_and_the_cli(tmp_path, capsys):
     assert main(["conversations", "--db", str(db), "--json"]) == 0
     out = capsys.readouterr().out
     assert NOISE not in out and json.loads(out)["per_user"][0]["cost_usd"] == 0.3
+    for command in ("conversations", "stats", "threads", "users"):  # the tables too
+        assert main([command, "--db", str(db)]) == 0
+        table = capsys.readouterr().out
+        assert NOISE not in table and "0.3000" in table, (command, table)
 
 
 def test_only_costs_are_rounded_and_strings_are_left_alone():
