@@ -57,7 +57,7 @@ _SECURITY_HEADERS = {
 
 
 class BadQuery(ValueError):
-    pass
+    """A query parameter the read API refuses: HTTP 400 with this message as ``detail``."""
 
 
 MONEY_KEYS = frozenset({"cost_usd", "cost_p50", "cost_p90"})
@@ -111,6 +111,8 @@ Result = tuple[int, Any, str, dict[str, str]]
 
 
 class ReadAPI:
+    """The routes of the module docstring over one store; :meth:`handle` answers one GET."""
+
     def __init__(self, store: Store, *, session_timeout_s: float, api_key: bytes | None, needs_key: bool) -> None:
         """``needs_key``: reads need ``x-api-key`` equal to ``api_key`` (refused without one)."""
         self.store = store
@@ -126,6 +128,8 @@ class ReadAPI:
             self._routes[name] = lambda p, rest, name=name: _json(200, analytics.answer(self.store, name, p))
 
     def handle(self, path: str, params: Mapping[str, str], key: str | None) -> Result:
+        """The answer to ``GET path?params`` (``key``: the request's API key): never raises for
+        a bad request, which is a 4xx with its reason."""
         if path in ("/", "/index.html"):
             return self._static("index.html")
         if path.startswith("/static/"):

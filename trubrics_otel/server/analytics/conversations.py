@@ -30,6 +30,7 @@ ABANDONED = "(t.last_error = 1 OR t.last_id IN (SELECT f.turn_id FROM analytics_
 
 
 def conversations(db: Reader, q: AnalyticsQuery, top_users: int = 50) -> dict[str, Any]:
+    """The threads' figures (module docstring) and the ``top_users`` with the most threads."""
     where, params = thread_where(q)
     threads_sql = f"FROM analytics_threads t WHERE {where}"
     (n, turns, errors, cost, cost_threads, ttft, ttft_turns, abandoned, failed_last, users), = db.rows(
