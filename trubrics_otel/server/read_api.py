@@ -121,8 +121,8 @@ class ReadAPI:
         self._needs_key = needs_key
         self._routes: dict[str, Callable[..., Result]] = {
             "events": self._events, "users": self._users, "sessions": self._sessions,
-            "threads": self._threads, "traces": self._traces, "analytics": self._analytics,
-            "filters": self._filters, "stats": self._stats,
+            "threads": self._threads, "traces": self._traces, "analytics": self._dashboard,
+            "filters": self._filters, "stats": self._counts,
         }
         for name in analytics.ANALYSES:
             self._routes[name] = lambda p, rest, name=name: _json(200, analytics.answer(self.store, name, p))
@@ -195,7 +195,8 @@ class ReadAPI:
             tree = queries.trace(c, rest)
         return _json(200, tree) if tree else _json(404, {"detail": f"no trace {rest!r}"})
 
-    def _analytics(self, p: Mapping[str, str], rest: str | None) -> Result:
+    def _dashboard(self, p: Mapping[str, str], rest: str | None) -> Result:
+        """``/api/analytics``: the dashboard's buckets and totals (:mod:`.stats`)."""
         query = stats.StatsQuery(
             since_us=_time_us(p, "since"), until_us=_time_us(p, "until"), by=p.get("by") or "day",
             user=_text(p, "user"), model=_text(p, "model"), event=_text(p, "event"))
@@ -206,7 +207,8 @@ class ReadAPI:
         with self.store.connection() as c:
             return _json(200, queries.filter_values(c))
 
-    def _stats(self, p: Mapping[str, str], rest: str | None) -> Result:
+    def _counts(self, p: Mapping[str, str], rest: str | None) -> Result:
+        """``/api/stats``: what is stored and the last event id (the page polls it)."""
         return _json(200, {**self.store.count(), "session_timeout_s": self.session_timeout_s})
 
     # --- helpers ---------------------------------------------------------------------------------
