@@ -43,13 +43,6 @@ def wait_for_text(browser, text: str, timeout: float = 15.0) -> str:
     return browser.find_element("tag name", "main").text
 
 
-def wait_for(browser, css: str, timeout: float = 15.0):
-    """The first element matching ``css`` once it is there."""
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(browser, timeout).until(lambda d: (d.find_elements("css selector", css) or [None])[0])
-
-
 def screenshot(browser, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / f"{name}.png"))

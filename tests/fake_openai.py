@@ -31,7 +31,7 @@ import json
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from loopback_server import LoopbackServer
+from loopback_server import LoopbackServer, QuietHandler
 
 FAIL_MODEL = "fail-500"
 RESPONSE_MODEL_SUFFIX = "-2024-07-18"
@@ -93,16 +93,10 @@ class FakeOpenAI(LoopbackServer):
 
 
 def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            pass
-
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
             try:
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = json.loads(self.read_body() or b"{}")
             except ValueError:
                 body = {}
             fake.requests.append(body)

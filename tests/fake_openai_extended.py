@@ -73,7 +73,7 @@ def _extended_handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
         """Decides the reply up front, then lets the plain handler frame it."""
 
         def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            raw = self.read_body()
             try:
                 body = json.loads(raw or b"{}")
             except ValueError:

@@ -4,7 +4,7 @@
 
     class FakeThing(LoopbackServer):
         def handler(self) -> type[BaseHTTPRequestHandler]:
-            return make_handler(self)
+            return make_handler(self)      # a QuietHandler subclass
 
     with FakeThing() as fake:
         requests.post(fake.base_url + "/path", ...)
@@ -17,6 +17,31 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 Server = TypeVar("Server", bound="LoopbackServer")
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """What every fake's request handler shares: HTTP/1.1 (keep-alive), no access log on stderr,
+    and :meth:`read_body`."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def read_body(self) -> bytes:
+        """The request body, framed by ``Content-Length`` or chunked (RFC 9112 §7.1)."""
+        if "chunked" not in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        chunks = []
+        while True:
+            size_line = self.rfile.readline(1024)
+            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass  # trailer fields, then the blank line that ends the message
+                return b"".join(chunks)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(1024)  # the CRLF after each chunk
 
 
 class LoopbackServer:

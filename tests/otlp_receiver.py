@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from loopback_server import LoopbackServer
+from loopback_server import LoopbackServer, QuietHandler
 
 try:  # the package's layout after the restructuring, then before it
     from trubrics_otel.receive.otlp import decode_request, decompress
@@ -68,31 +68,10 @@ class OtlpReceiver(LoopbackServer):
             self.requests.append(request)
 
 
-def read_body(handler: BaseHTTPRequestHandler) -> bytes:
-    """The request body, whether framed by ``Content-Length`` or chunked (RFC 9112 §7.1)."""
-    if "chunked" not in (handler.headers.get("Transfer-Encoding") or "").lower():
-        return handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
-    chunks = []
-    while True:
-        size_line = handler.rfile.readline(1024)
-        size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-        if size == 0:
-            while handler.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                pass  # trailer fields, then the blank line that ends the message
-            return b"".join(chunks)
-        chunks.append(handler.rfile.read(size))
-        handler.rfile.readline(1024)  # the CRLF after each chunk
-
-
 def _handler_for(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            pass
-
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
-            raw = read_body(self)
+            raw = self.read_body()
             headers = {name.lower(): value for name, value in self.headers.items()}
             request = ReceivedRequest(self.path, headers, len(raw))
             try:

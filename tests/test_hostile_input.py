@@ -122,6 +122,8 @@ def test_huge_integers_are_stored_as_sent_and_every_read_answers(server, propert
     ("/api/analytics", "until=99999999999999w", "out of range"),
     ("/api/events", "since=inf h", "out of range"),
     ("/api/analytics", "since=nan d", "out of range"),
+    ("/api/events", "since=last tuesday", "since: not an ISO 8601 time"),  # names the parameter
+    ("/api/analytics", "until=soon", "until: not an ISO 8601 time"),
 ])
 def test_odd_queries_get_400_with_the_reason(server, path, query, says):
     response = requests.get(f"{server.url}{path}?{query}", timeout=10)

@@ -60,6 +60,11 @@ def test_events_table(chat_db, capsys, monkeypatch):
     assert "Thumbs up" in out and "Prompt → Generation" in out and "RateLimitError" in out
 
 
+@pytest.mark.parametrize("command, rows", [("events", 10), ("sessions", 3), ("threads", 2), ("users", 2)])
+def test_a_limit_beyond_what_a_database_counts_lists_everything(chat_db, capsys, command, rows):
+    assert len(cli_json(capsys, command, "--db", str(chat_db), "--limit", "99999999999999999999")) == rows
+
+
 def test_sessions_and_threads(chat_db, capsys):
     sessions = cli_json(capsys, "sessions", "--db", str(chat_db))
     assert sorted((s["user_id"], s["events"]) for s in sessions) == [("alice", 4), ("alice", 5), ("bob", 1)]

@@ -92,3 +92,18 @@ def test_new_events_appear_without_reloading(browser, tmp_path):
         }]).raise_for_status()
         text = wait_for_text(browser, "Is this page live?", timeout=20)  # the newest thread, opened
         assert "It polls for new events." in text
+
+
+def test_a_thread_whose_first_call_failed_is_listed_by_its_first_prompt(browser, tmp_path):
+    def turn(minute: int, prompt: str, error: str | None = None) -> dict:
+        return {"user_id": "dora", "prompt": prompt, "generation": "" if error else "42", "error": error,
+                "timestamp": f"2026-03-02T10:0{minute}:00+00:00", "properties": {"$thread_id": "t-fail"}}
+
+    with LocalServer(tmp_path / "events.sqlite3") as fresh:
+        requests.post(f"{fresh.url}/publish_llm_events", headers={"x-api-key": "k"}, timeout=10,
+                      json=[turn(0, "", "InternalServerError"), turn(1, "What is my balance?")]).raise_for_status()
+        show(browser, f"{fresh.url}/#threads")
+        wait_for_text(browser, "What is my balance?")
+        titles = [i.find_element("css selector", ".title").text
+                  for i in browser.find_elements("css selector", ".thread-item")]
+        assert titles == ["What is my balance?"]  # not "t-fail", the thread id shown for want of one

@@ -8,6 +8,7 @@ import random
 import pytest
 import requests
 
+from trubrics_otel.cli import main
 from trubrics_otel.server import LocalServer, Store
 
 T0 = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.timezone.utc)
@@ -197,3 +198,19 @@ def test_thread_api_and_page_served(db_url):
         assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
         assert "/api/threads" in page.text
         assert requests.get(f"{server.url}/api/events", params={"limit": "x"}).status_code == 400
+
+
+def test_a_thread_whose_first_turn_failed_before_a_prompt_is_titled_by_its_first_prompt(db_url, capsys):
+    failed = turn(0, "t-fail", error="InternalServerError: HTTP 500", prompt="", generation="")
+    with LocalServer(db_url) as server:
+        for batch in ([failed, turn(1, "t-fail", MINUTE)], [turn(2, "t-ok", 2 * MINUTE)]):
+            requests.post(f"{server.url}/publish_llm_events", headers={"x-api-key": "k"},
+                          json=batch).raise_for_status()
+        titles = {t["thread_id"]: t["title"] for t in requests.get(f"{server.url}/api/threads").json()}
+        assert titles == {"t-fail": "prompt 1", "t-ok": "prompt 2"}
+        assert requests.get(f"{server.url}/api/threads/t-fail").json()["title"] == "prompt 1"
+        listed = requests.get(f"{server.url}/api/conversation_list", params={"since": "2026-01-01"}).json()
+        assert {t["thread_id"]: t["title"] for t in listed["threads"]} == titles
+        assert main(["threads", "--url", server.url]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("t-fail"))
+    assert row.endswith("prompt 1")

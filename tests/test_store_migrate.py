@@ -66,3 +66,21 @@ def test_migrate_from_nowhere_is_one_line(tmp_path):
                           str(tmp_path / "none.sqlite3"), "--to", str(tmp_path / "copy.sqlite3")],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "no such database" in run.stderr
+
+
+@pytest.mark.parametrize("source, target, says", [
+    ("notes.txt", "copy.sqlite3", "--from {tmp}/notes.txt: file is not a database"),
+    ("events.sqlite3", "notes.txt", "--to {tmp}/notes.txt: file is not a database"),
+    ("events.sqlite3", "events.sqlite3", "--from and --to are the same database"),
+])
+def test_migrate_names_the_store_that_cannot_be_used(tmp_path, capsys, source, target, says):
+    from trubrics_otel.cli import main
+
+    (tmp_path / "notes.txt").write_text("not a database\n")
+    store = Store(str(tmp_path / "events.sqlite3"))
+    store.insert([{"user_id": "u1", "event": "Sign up", "properties": {}, "timestamp": "2026-03-01T09:00:00+00:00"}], [])
+    store.close()
+    assert main(["migrate", "--from", str(tmp_path / source), "--to", str(tmp_path / target)]) == 2
+    assert capsys.readouterr().err == f"trubrics-otel migrate: {says.format(tmp=tmp_path)}" + (
+        f" ({tmp_path}/events.sqlite3)\n" if "same" in says else "\n")
+    assert not (tmp_path / "copy.sqlite3").exists()

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from loopback_server import QuietHandler
+
 PATHS = ("publish_events", "publish_llm_events")
 
 
@@ -232,8 +234,7 @@ class _Server(ThreadingHTTPServer):
 
 
 def _handler_for(endpoint: TrubricsEndpoint) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class Handler(QuietHandler):
         wbufsize = 1 << 16  # headers and body leave in one segment (no Nagle/delayed-ACK stall)
         disable_nagle_algorithm = True
 
@@ -248,7 +249,7 @@ def _handler_for(endpoint: TrubricsEndpoint) -> type[BaseHTTPRequestHandler]:
             super().finish()
 
         def do_POST(self) -> None:  # noqa: N802
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            raw = self.read_body()
             headers = {k.lower(): v for k, v in self.headers.items()}
             plan = endpoint._handle(self.path, headers, raw)
             if plan.drop:
@@ -296,8 +297,5 @@ def _handler_for(endpoint: TrubricsEndpoint) -> type[BaseHTTPRequestHandler]:
                         endpoint.body_bytes_sent += len(part)
             except OSError:
                 pass
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
 
     return Handler

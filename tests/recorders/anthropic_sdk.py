@@ -22,8 +22,15 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import fake_anthropic as fake  # noqa: E402  (tests/ is on sys.path via provider_recording)
-from provider_recording import Recorder, llm_event, tool_event
+from recording import (  # noqa: I001  (puts tests/ on sys.path)
+    SDK_LAYOUT,
+    SECONDS,
+    Recorder,
+    get_weather_result,
+    llm_event,
+    tool_event,
+)
+import fake_anthropic as fake  # noqa: E402
 
 MODEL = "claude-sonnet-4-6"
 RESPONSE_MODEL = MODEL + fake.MODEL_SNAPSHOT
@@ -99,7 +106,7 @@ def event(
 def record(mode: str) -> None:
     import anthropic
 
-    recorder = Recorder(f"anthropic-{mode}")
+    recorder = Recorder(f"anthropic-{mode}", SDK_LAYOUT)
     instrument(mode, recorder)
     llm_span, dup = LLM_SPAN[mode], DUPLICATE_NOTE[mode]
     if mode == "native":
@@ -178,7 +185,7 @@ def record(mode: str) -> None:
                         "Echo: Count to three",
                         input_tokens=6,
                         output_tokens=4,
-                        time_to_first_token=True,
+                        time_to_first_token=SECONDS,
                     )
                 ],
                 llm_spans=llm_span,
@@ -204,7 +211,7 @@ def record(mode: str) -> None:
                         "Echo: Count to four",
                         input_tokens=6,
                         output_tokens=4,
-                        time_to_first_token=True,
+                        time_to_first_token=SECONDS,
                     )
                 ],
                 llm_spans=STREAM_HELPER_SPAN.get(mode, llm_span),
@@ -346,7 +353,7 @@ def runner_weather_tool() -> Any:
     @beta_tool
     def get_weather(city: str) -> str:
         """Current weather in a city."""
-        return "Sunny, 21C" if city == "Paris" else "unknown"
+        return get_weather_result(city)
 
     return get_weather
 

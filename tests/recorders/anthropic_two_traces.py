@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from provider_recording import Recorder, llm_event  # noqa: I001  (puts tests/ on sys.path)
+from recording import SDK_LAYOUT, Recorder, llm_event  # noqa: I001  (puts tests/ on sys.path)
 import fake_anthropic as fake  # noqa: E402
 
 MODEL = "claude-sonnet-4-6"
@@ -39,7 +39,7 @@ def record() -> None:
     import anthropic
     from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
 
-    recorder = Recorder("anthropic-openllmetry-events")
+    recorder = Recorder("anthropic-openllmetry-events", SDK_LAYOUT)
     recorder.set_global()
     AnthropicInstrumentor(use_legacy_attributes=False).instrument(
         tracer_provider=recorder.provider, logger_provider=recorder.logger_provider)

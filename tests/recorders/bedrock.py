@@ -13,8 +13,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import fake_bedrock as fake  # noqa: E402  (tests/ is on sys.path via provider_recording)
-from provider_recording import Recorder, llm_event, tool_event
+from recording import (  # noqa: I001  (puts tests/ on sys.path)
+    SDK_LAYOUT,
+    Recorder,
+    llm_event,
+    tool_event,
+)
+import fake_bedrock as fake  # noqa: E402
 
 MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 INVOKE_RESPONSE_MODEL = "claude-3-5-sonnet-20240620"
@@ -50,7 +55,7 @@ def record() -> None:
     from botocore.config import Config
     from opentelemetry.instrumentation.bedrock import BedrockInstrumentor
 
-    recorder = Recorder("bedrock-openllmetry")
+    recorder = Recorder("bedrock-openllmetry", SDK_LAYOUT)
     BedrockInstrumentor().instrument(tracer_provider=recorder.provider)
     with fake.FakeBedrock() as server:
         client = boto3.client(

@@ -42,13 +42,20 @@ os.environ.update(MODES[MODE])
 os.environ.setdefault("GOOGLE_API_KEY", "fake-gemini-key")
 
 import fake_gemini as fake  # noqa: E402
-from provider_recording import Recorder, SpanDict, llm_event  # noqa: E402
+from recording import (  # noqa: E402
+    SDK_LAYOUT,
+    SECONDS,
+    TOOL_GENERATION,
+    Recorder,
+    SpanDict,
+    get_weather_result,
+    llm_event,
+)
 
 MODEL = "gemini-2.5-flash"
 RESPONSE_MODEL = MODEL + "-001"
 APP, USER_ID, SESSION_ID = "weather_app", "u1", "t-42"
 INSTRUCTION = "You are terse."
-TOOL_GENERATION = 'tool_call: get_weather({"city": "Paris"})'
 NOTES = {
     "default": (
         "ADK schema v2 (default): invoke_workflow > invoke_agent > 'generate_content <model>' (one per model "
@@ -145,7 +152,7 @@ def tool_events(spans: list[SpanDict]) -> list[dict[str, Any]]:
 
 def get_weather(city: str) -> str:
     """Current weather in a city."""
-    return "Sunny, 21C" if city == "Paris" else "unknown"
+    return get_weather_result(city)
 
 
 class AgentApp:
@@ -181,7 +188,7 @@ class AgentApp:
 
 def record() -> None:
     suffix = "" if MODE == "default" else f"-{MODE}"
-    recorder = Recorder(f"google-adk{suffix}")
+    recorder = Recorder(f"google-adk{suffix}", SDK_LAYOUT)
     recorder.set_global()
     if MODE == "genai-instrumentor":
         from opentelemetry.instrumentation.google_genai import (
@@ -217,7 +224,7 @@ def record() -> None:
                         "Echo: Count to three",
                         input_tokens=103,
                         output_tokens=11,
-                        time_to_first_token=MODE == "genai-instrumentor",
+                        time_to_first_token=SECONDS if MODE == "genai-instrumentor" else None,
                     )
                 ],
                 llm_spans=is_llm_span,

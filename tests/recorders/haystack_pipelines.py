@@ -20,11 +20,18 @@ from typing import Any
 os.environ["HAYSTACK_CONTENT_TRACING_ENABLED"] = "true"
 os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
 
-from provider_recording import Recorder, llm_event, tool_event  # noqa: E402,I001  (sys.path)
+from recording import (  # noqa: E402,I001  (sys.path)
+    SDK_LAYOUT,
+    TOOL_QUESTION,
+    Recorder,
+    get_weather_result,
+    llm_event,
+    tool_event,
+    tool_round_events,
+)
 from fake_openai import FakeOpenAI  # noqa: E402
 
 MODEL, RESPONSE_MODEL = "gpt-4o-mini", "gpt-4o-mini-2024-07-18"
-TOOL_GENERATION = 'tool_call: get_weather({"city": "Paris"})'
 
 
 def event(prompt: str | None, generation: str | None, **kwargs: Any) -> dict[str, Any]:
@@ -49,7 +56,7 @@ def record() -> None:
     from haystack.utils import Secret
     from haystack_integrations.tracing.opentelemetry import OpenTelemetryTracer
 
-    recorder = Recorder("haystack")
+    recorder = Recorder("haystack", SDK_LAYOUT)
     tracing.enable_tracing(OpenTelemetryTracer(recorder.provider.get_tracer("haystack")))
     with FakeOpenAI() as server:
         def generator(model: str = MODEL) -> OpenAIChatGenerator:
@@ -108,18 +115,14 @@ def record() -> None:
 
         weather = Tool(name="get_weather", description="Current weather in a city",
                        parameters={"type": "object", "properties": {"city": {"type": "string"}}},
-                       function=lambda city: "Sunny, 21C" if city == "Paris" else "unknown")
+                       function=get_weather_result)
 
         with recorder.case("tool_call") as case:
             with recorder.request_span():
                 agent = Agent(chat_generator=generator(), tools=[weather])
-                agent.run([ChatMessage.from_user("Weather in Paris?")])
+                agent.run([ChatMessage.from_user(TOOL_QUESTION)])
             case.expect(
-                llm_events=[
-                    event("Weather in Paris?", TOOL_GENERATION, input_tokens=3, output_tokens=0),
-                    event("Weather in Paris?", "Tool said: Sunny, 21C", input_tokens=5,
-                          output_tokens=4),
-                ],
+                llm_events=tool_round_events(event),
                 events=[tool_event(None)],  # the tool span records no call id
                 llm_spans=is_call,
                 notes="Agent: haystack.agent.run > haystack.agent.step.llm (the model call, "

@@ -117,7 +117,9 @@ def record_cases(recorder: r.Recorder, server: FakeOpenAI, setup: str) -> None:
     llm_span = llm_span_rule(setup)
     known = KNOWABLE[setup]
     # system (5 words) + user (3) = 8 prompt tokens, 4 of them cached; the reply 4 words.
-    tokens = {"input_tokens": 8, "output_tokens": 4, "cached": 4, "reasoning": 0}
+    tokens = {
+        "input_tokens": 8, "output_tokens": 4, "cache_read": 4, "cache_creation": 0, "reasoning": 0
+    }
     answer = f"Echo: {r.QUESTION}"
     chat = r.llm_event(
         prompt=r.QUESTION,

@@ -17,13 +17,21 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from provider_recording import Recorder, llm_event, openai_tool_round  # noqa: I001  (puts tests/ on sys.path)
+from recording import (  # noqa: I001  (puts tests/ on sys.path)
+    SDK_LAYOUT,
+    SECONDS,
+    Recorder,
+    get_weather_result,
+    llm_event,
+    openai_tool_round,
+    tool_event,
+    tool_round_events,
+)
 from fake_openai import FakeOpenAI  # noqa: E402
 
 MODEL = "gpt-4o-mini"
 RESPONSE_MODEL = "gpt-4o-mini-2024-07-18"
 SYSTEM = {"role": "system", "content": "You are terse."}
-TOOL_GENERATION = 'tool_call: get_weather({"city": "Paris"})'
 
 
 def event(prompt: str | None, generation: str | None, **kwargs: Any) -> dict[str, Any]:
@@ -39,7 +47,7 @@ def generation(span: dict[str, Any]) -> bool:
 def record() -> None:
     from langfuse import Langfuse, observe, propagate_attributes
 
-    recorder = Recorder("langfuse-sdk")
+    recorder = Recorder("langfuse-sdk", SDK_LAYOUT)
     with FakeOpenAI() as server:
         Langfuse(public_key="pk-lf-test", secret_key="sk-lf-test", base_url=server.base_url,
                  tracer_provider=recorder.provider)
@@ -83,7 +91,7 @@ def record() -> None:
                     pass
             case.expect(
                 llm_events=[event("Count to three", "Echo: Count to three", input_tokens=6,
-                                  output_tokens=4, time_to_first_token=True)],
+                                  output_tokens=4, time_to_first_token=SECONDS)],
                 llm_spans=generation,
                 notes="Streamed with include_usage: langfuse.observation.completion_start_time "
                 "(ISO text) marks the first chunk.",
@@ -107,7 +115,7 @@ def record() -> None:
 
         @observe(as_type="tool", name="get_weather")
         def get_weather(city: str) -> str:
-            return "Sunny, 21C" if city == "Paris" else "unknown"
+            return get_weather_result(city)
 
         @observe(name="weather-agent")
         def agent() -> None:
@@ -117,13 +125,8 @@ def record() -> None:
             with recorder.request_span():
                 agent()
             case.expect(
-                llm_events=[
-                    event("Weather in Paris?", TOOL_GENERATION, input_tokens=3, output_tokens=0),
-                    event("Weather in Paris?", "Tool said: Sunny, 21C", input_tokens=5,
-                          output_tokens=4),
-                ],
-                events=[{"event": "execute_tool get_weather", "user_id": "u1",
-                         "properties": {"tool_name": "get_weather"}}],
+                llm_events=tool_round_events(event),
+                events=[tool_event(None)],
                 llm_spans=generation,
                 notes="@observe agent span (type span) wraps two generations and an @observe "
                 "tool (langfuse.observation.type=tool, name get_weather): a tool event.",

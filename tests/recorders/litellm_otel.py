@@ -20,27 +20,29 @@ import contextlib
 import os
 import time
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 os.environ.setdefault(
     "LITELLM_LOCAL_MODEL_COST_MAP", "True"
 )  # it fetches the map from the internet otherwise
 
+from recording import (  # noqa: E402,I001  (puts tests/ on sys.path)
+    SDK_LAYOUT,
+    TOOL_EVENT,
+    TOOL_GENERATION,
+    TOOL_QUESTION,
+    Recorder,
+    get_weather_result,
+    llm_event,
+    openai_tool_round,
+    tool_event,
+)
 from fake_openai import TOOL_CALL_ID, FakeOpenAI  # noqa: E402
-from provider_recording import Recorder, llm_event, tool_event  # noqa: E402
 
 MODEL = "openai/gpt-4o-mini"
 RESPONSE_MODEL = "gpt-4o-mini-2024-07-18"
 SYSTEM = {"role": "system", "content": "You are terse."}
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-    },
-}
-TOOL_GENERATION = 'tool_call: get_weather({"city": "Paris"})'
 RAW_SPAN, REQUEST_SPAN = "raw_gen_ai_request", "litellm_request"
 
 
@@ -95,7 +97,7 @@ def request_span_mode(enabled: bool) -> Iterator[None]:
 def record() -> None:
     import litellm
 
-    recorder = LiteLLMRecorder("litellm-otel")
+    recorder = LiteLLMRecorder("litellm-otel", SDK_LAYOUT)
     recorder.set_global()
     litellm.callbacks = ["otel"]
     with FakeOpenAI() as server:
@@ -193,15 +195,7 @@ def record() -> None:
             with recorder.app_span():
                 tool_round(complete, recorder)
             case.expect(
-                llm_events=[
-                    event("Weather in Paris?", TOOL_GENERATION, input_tokens=3, output_tokens=0),
-                    event(
-                        "Weather in Paris?",
-                        "Echo: Weather in Paris?",
-                        input_tokens=5,
-                        output_tokens=4,
-                    ),
-                ],
+                llm_events=tool_round_events(),
                 events=[tool_event(TOOL_CALL_ID)],
                 llm_spans=named(REQUEST_SPAN),
                 notes=(
@@ -216,15 +210,7 @@ def record() -> None:
             with recorder.app_span():
                 tool_round(complete, recorder)
             case.expect(
-                llm_events=[
-                    event("Weather in Paris?", TOOL_GENERATION, input_tokens=3, output_tokens=0),
-                    event(
-                        "Weather in Paris?",
-                        "Echo: Weather in Paris?",
-                        input_tokens=5,
-                        output_tokens=4,
-                    ),
-                ],
+                llm_events=tool_round_events(),
                 events=[tool_event(TOOL_CALL_ID)],
                 llm_spans=named(RAW_SPAN),
                 notes=(
@@ -255,24 +241,23 @@ def record() -> None:
 
 
 def tool_round(complete: Any, recorder: Recorder) -> None:
-    """Ask with the tool, run it in the app's own tool span, then answer without tools."""
-    messages: list[dict[str, Any]] = [{"role": "user", "content": "Weather in Paris?"}]
-    first = complete(model=MODEL, messages=messages, tools=[WEATHER_TOOL])
-    call = first.choices[0].message.tool_calls[0]
-    with recorder.tracer.start_as_current_span(
-        "execute_tool get_weather",
-        attributes={
-            "gen_ai.operation.name": "execute_tool",
-            "gen_ai.tool.name": call.function.name,
-            "gen_ai.tool.call.id": call.id,
-        },
-    ):
-        result = "Sunny, 21C"
-    messages += [
-        {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
-        {"role": "tool", "tool_call_id": call.id, "content": result},
+    """:func:`openai_tool_round`, the tool run in the app's own tool span."""
+
+    def run_tool(city: str) -> str:
+        attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather",
+                      "gen_ai.tool.call.id": TOOL_CALL_ID}  # the fake's call id
+        with recorder.tracer.start_as_current_span(TOOL_EVENT, attributes=attributes):
+            return get_weather_result(city)
+
+    openai_tool_round(partial(complete, model=MODEL), run_tool)
+
+
+def tool_round_events() -> list[dict[str, Any]]:
+    """LiteLLM's two events of :func:`tool_round`: its fake answers the second call with an echo."""
+    return [
+        event(TOOL_QUESTION, TOOL_GENERATION, input_tokens=3, output_tokens=0),
+        event(TOOL_QUESTION, f"Echo: {TOOL_QUESTION}", input_tokens=5, output_tokens=4),
     ]
-    complete(model=MODEL, messages=messages)
 
 
 if __name__ == "__main__":

@@ -73,7 +73,9 @@ async def run_agent(server: FakeOpenAI) -> None:
 def record_cases(recorder: r.Recorder, server: FakeOpenAI) -> None:
     llm_span = is_model_call
     # system (5 words) + user (3) = 8 prompt tokens, 4 of them cached; the reply 4 words.
-    tokens: dict[str, Any] = {"input_tokens": 8, "output_tokens": 4, "cached": 4, "reasoning": 0}
+    tokens: dict[str, Any] = {
+        "input_tokens": 8, "output_tokens": 4, "cache_read": 4, "cache_creation": 0, "reasoning": 0
+    }
     answer = f"Echo: {r.QUESTION}"
     first_token = r.first_event_delay("First Token Stream Event")
     # llm.model_name is always the request model: LlamaIndex never records the response model.

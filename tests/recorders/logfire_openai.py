@@ -19,17 +19,18 @@ import sys
 from functools import partial
 from typing import Any
 
-from provider_recording import (  # noqa: I001  (puts tests/ on sys.path)
-    CountingIds,
+from recording import (  # noqa: I001  (puts tests/ on sys.path)
+    SDK_LAYOUT,
+    WEATHER_RESULT,
     Recorder,
     llm_event,
     openai_tool_round,
+    tool_round_events,
 )
 from fake_openai import FakeOpenAI  # noqa: E402
 
 MODEL, RESPONSE_MODEL = "gpt-4o-mini", "gpt-4o-mini-2024-07-18"
 SYSTEM = {"role": "system", "content": "You are terse."}
-TOOL_GENERATION = 'tool_call: get_weather({"city": "Paris"})'
 
 
 def event(prompt: str, generation: str | None, **kwargs: Any) -> dict[str, Any]:
@@ -52,10 +53,10 @@ def record(mode: str) -> None:
     from opentelemetry import trace
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-    recorder = Recorder(f"logfire-{mode}")
+    recorder = Recorder(f"logfire-{mode}", SDK_LAYOUT)
     logfire.configure(send_to_logfire=False, console=False,
                       additional_span_processors=[SimpleSpanProcessor(recorder.exporter)],
-                      advanced=logfire.AdvancedOptions(id_generator=CountingIds()))
+                      advanced=logfire.AdvancedOptions(id_generator=SDK_LAYOUT.ids()))
     recorder.tracer = trace.get_tracer("app")
     with FakeOpenAI() as server:
         client = openai.OpenAI(base_url=server.url, api_key="sk-fake", max_retries=0)
@@ -108,13 +109,9 @@ def record(mode: str) -> None:
         with recorder.case("tool_call") as case:
             with recorder.request_span():
                 openai_tool_round(partial(client.chat.completions.create, model=MODEL),
-                                  lambda city: "Sunny, 21C")
+                                  lambda city: WEATHER_RESULT)
             case.expect(
-                llm_events=[
-                    event("Weather in Paris?", TOOL_GENERATION, input_tokens=3, output_tokens=0),
-                    event("Weather in Paris?", "Tool said: Sunny, 21C", input_tokens=5,
-                          output_tokens=4),
-                ],
+                llm_events=tool_round_events(event),
                 llm_spans=is_call,
                 notes=f"Two calls; Logfire makes no tool span. Tool calls in {where}." + SCRUBBED_SESSION,
             )

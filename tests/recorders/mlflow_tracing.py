@@ -25,21 +25,29 @@ import time
 from functools import partial
 from typing import Any
 
-from provider_recording import Recorder, llm_event, openai_tool_round, tool_event  # noqa: I001  (sys.path)
+from recording import (  # noqa: I001  (sys.path)
+    SDK_LAYOUT,
+    SECONDS,
+    Recorder,
+    get_weather_result,
+    llm_event,
+    openai_tool_round,
+    tool_event,
+    tool_round_events,
+)
 from fake_openai import FakeOpenAI  # noqa: E402
 from instrumented_app import span_json  # noqa: E402
 from otlp_receiver import OtlpReceiver  # noqa: E402
 
 MODEL, RESPONSE_MODEL = "gpt-4o-mini", "gpt-4o-mini-2024-07-18"
 SYSTEM = {"role": "system", "content": "You are terse."}
-TOOL_GENERATION = 'tool_call: get_weather({"city": "Paris"})'
 
 
 class ReceivedRecorder(Recorder):
     """The spans MLflow exported over OTLP, ids renumbered, instead of the in-memory ones."""
 
     def __init__(self, source_dir: str, receiver: OtlpReceiver) -> None:
-        super().__init__(source_dir)
+        super().__init__(source_dir, SDK_LAYOUT)
         self.receiver = receiver
 
     def received(self, count: int) -> list[dict[str, Any]]:
@@ -110,7 +118,8 @@ def record(mode: str) -> None:
             case.spans = recorder.received(1)
             case.expect(
                 llm_events=[event("Count to three", "Echo: Count to three", input_tokens=6,
-                                  output_tokens=4, time_to_first_token=mode == "otlp")],
+                                  output_tokens=4,
+                                  time_to_first_token=SECONDS if mode == "otlp" else None)],
                 llm_spans=chat_span,
                 notes="Streamed: the chunks are span events mlflow.chunk.item.N (the first one's "
                 "time is the first token); the output is assembled." + semconv_note,
@@ -133,7 +142,7 @@ def record(mode: str) -> None:
 
         @mlflow.trace(span_type="TOOL")
         def get_weather(city: str) -> str:
-            return "Sunny, 21C" if city == "Paris" else "unknown"
+            return get_weather_result(city)
 
         @mlflow.trace
         def agent() -> None:
@@ -143,11 +152,7 @@ def record(mode: str) -> None:
             agent()
             case.spans = recorder.received(4)
             case.expect(
-                llm_events=[
-                    event("Weather in Paris?", TOOL_GENERATION, input_tokens=3, output_tokens=0),
-                    event("Weather in Paris?", "Tool said: Sunny, 21C", input_tokens=5,
-                          output_tokens=4),
-                ],
+                llm_events=tool_round_events(event),
                 events=[tool_event(None, user="anonymous")],  # no user: the wire says so
                 llm_spans=chat_span,
                 notes="@mlflow.trace agent (spanType UNKNOWN: a wrapper, its output is the last "

@@ -76,7 +76,7 @@ async def record_cases(recorder: r.Recorder, client: AsyncOpenAI, flavour: str) 
     # instructions (5 words) + user (3) = 8 input tokens, 4 cached; the reply 4 words.
     # The chat completions `generation` span knows neither the response model nor the cached
     # and reasoning counts (except in a stream's output.value): those are left out.
-    known = {"cached": 4, "reasoning": 0} if responses else {}
+    known = {"cache_read": 4, "cache_creation": 0, "reasoning": 0} if responses else {}
     model = RESPONSE_MODEL if responses else MODEL
     counts: dict[str, Any] = {"input_tokens": 8, "output_tokens": 4, **known}
     answer = f"Echo: {r.QUESTION}"
@@ -107,7 +107,7 @@ async def record_cases(recorder: r.Recorder, client: AsyncOpenAI, flavour: str) 
                     generation=answer,
                     model=model,
                     time_to_first_token=r.NOT_RECORDED,
-                    **{**counts, "cached": 4, "reasoning": 0},
+                    **{**counts, "cache_read": 4, "cache_creation": 0, "reasoning": 0},
                 )
             ],
             llm_spans=llm_span,

@@ -19,12 +19,19 @@ import tempfile
 from functools import partial
 from typing import Any
 
-from provider_recording import Recorder, llm_event, openai_tool_round  # noqa: I001  (sys.path)
+from recording import (  # noqa: I001  (sys.path)
+    SDK_LAYOUT,
+    SECONDS,
+    WEATHER_RESULT,
+    Recorder,
+    llm_event,
+    openai_tool_round,
+    tool_round_events,
+)
 from fake_openai import FakeOpenAI  # noqa: E402
 
 MODEL, RESPONSE_MODEL = "gpt-4o-mini", "gpt-4o-mini-2024-07-18"
 SYSTEM = {"role": "system", "content": "You are terse."}
-TOOL_GENERATION = 'tool_call: get_weather({"city": "Paris"})'
 PRICES = {"chat": {MODEL: {"promptPrice": 0.00015, "completionPrice": 0.0006}}}  # per 1K tokens
 
 
@@ -45,7 +52,7 @@ def is_call(span: dict[str, Any]) -> bool:
 
 
 def record() -> None:
-    recorder = Recorder("openlit")
+    recorder = Recorder("openlit", SDK_LAYOUT)
     recorder.set_global()
     import openai
     import openlit
@@ -88,7 +95,7 @@ def record() -> None:
                     pass
             case.expect(
                 llm_events=[event("Count to three", "Echo: Count to three", input_tokens=6,
-                                  output_tokens=4, time_to_first_token=True)],
+                                  output_tokens=4, time_to_first_token=SECONDS)],
                 llm_spans=is_call,
                 notes="Streamed: gen_ai.server.time_to_first_token (seconds).",
             )
@@ -110,13 +117,9 @@ def record() -> None:
         with recorder.case("tool_call") as case:
             with recorder.request_span():
                 openai_tool_round(partial(client.chat.completions.create, model=MODEL),
-                                  lambda city: "Sunny, 21C")
+                                  lambda city: WEATHER_RESULT)
             case.expect(
-                llm_events=[
-                    event("Weather in Paris?", TOOL_GENERATION, input_tokens=3, output_tokens=0),
-                    event("Weather in Paris?", "Tool said: Sunny, 21C", input_tokens=5,
-                          output_tokens=4),
-                ],
+                llm_events=tool_round_events(event),
                 llm_spans=is_call,
                 notes="Two calls, no tool span (the app ran the tool without one).",
             )

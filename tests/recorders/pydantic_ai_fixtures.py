@@ -67,7 +67,9 @@ async def record_cases(recorder: r.Recorder, client: AsyncOpenAI, version: int) 
     chat_span = lambda s: s["name"].startswith("chat ")  # noqa: E731
     # system "You are a terse assistant." (5 words) + user (3) = 8 prompt tokens, 4 of them
     # cached; "Echo: What is OpenTelemetry?" = 4.
-    counts = {"input_tokens": 8, "output_tokens": 4, "cached": 4, "reasoning": 0}
+    counts = {
+        "input_tokens": 8, "output_tokens": 4, "cache_read": 4, "cache_creation": 0, "reasoning": 0
+    }
     answer = f"Echo: {r.QUESTION}"
     chat = r.llm_event(prompt=r.QUESTION, generation=answer, model=RESPONSE_MODEL, **counts)
 
@@ -130,7 +132,8 @@ async def record_cases(recorder: r.Recorder, client: AsyncOpenAI, version: int) 
                     model=RESPONSE_MODEL,
                     input_tokens=10,
                     output_tokens=0,
-                    cached=4,
+                    cache_read=4,
+                    cache_creation=0,
                     reasoning=0,
                 ),
                 # + the tool result "Sunny, 21C" (2) = 12; "Tool said: Sunny, 21C" = 4.
@@ -140,7 +143,8 @@ async def record_cases(recorder: r.Recorder, client: AsyncOpenAI, version: int) 
                     model=RESPONSE_MODEL,
                     input_tokens=12,
                     output_tokens=4,
-                    cached=4,
+                    cache_read=4,
+                    cache_creation=0,
                     reasoning=0,
                 ),
             ],

@@ -1,6 +1,6 @@
 """What every recorder shares: span capture, the app's request span, and fixture files.
 
-A recorder (``tests/recorders/<family>_fixtures.py``) runs a real library against the local fake
+A recorder (``tests/recorders/<library>*.py``) runs a real library against a local fake
 provider and saves each case with the Trubrics events a user expects from it::
 
     recorder = Recorder("pydantic-ai")
@@ -10,7 +10,7 @@ provider and saves each case with the Trubrics events a user expects from it::
         case.expect(  # resolved against the spans when the case ends
             llm_events=[
                 llm_event(prompt="Hello", generation="Echo: Hello", model="gpt-4o-mini-2024-07-18",
-                          input_tokens=3, output_tokens=2, cached=2)
+                          input_tokens=3, output_tokens=2, cache_read=2, cache_creation=0)
             ],
             llm_spans=lambda s: s["name"].startswith("chat "),
             notes="...",
@@ -20,6 +20,10 @@ The expectations are written by hand in each recorder from what the fake server 
 only ``span_for_llm_event`` is filled in from the recording, by a hand-written rule that picks
 the spans which must become LLM events. Span and trace ids come from a counter, so a
 re-recording differs only where the library's output changed.
+
+Two fixture layouts exist and each recorder keeps its own, so that a re-recording diffs cleanly:
+``FRAMEWORK_LAYOUT`` (the agent frameworks, the default) and ``SDK_LAYOUT`` (the provider-SDK
+recorders: other id counters, sorted keys, indent 2).
 """
 
 from __future__ import annotations
@@ -28,13 +32,19 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
 
-from instrumented_app import span_json  # noqa: E402
+from instrumented_app import WEATHER_TOOL, log_json, span_json  # noqa: E402
+from opentelemetry.sdk._logs import LoggerProvider  # noqa: E402
+from opentelemetry.sdk._logs.export import (  # noqa: E402
+    InMemoryLogRecordExporter,
+    SimpleLogRecordProcessor,
+)
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
@@ -51,26 +61,50 @@ QUESTION = "What is OpenTelemetry?"
 WEATHER_QUESTION = "What's the weather in Paris?"
 WEATHER_RESULT = "Sunny, 21C"
 TOOL_EVENT = "execute_tool get_weather"
+TOOL_QUESTION = "Weather in Paris?"  # what ``openai_tool_round`` asks
+TOOL_GENERATION = 'tool_call: get_weather({"city": "Paris"})'
 NOT_RECORDED = "not recorded"  # a stream whose spans do not know the time to first token
+SECONDS = "<seconds>"  # a stream's time to first token, a number that differs per run
 
 SpanDict = dict[str, Any]
 
 
 class CountingIds(IdGenerator):
-    """Trace and span ids from counters, not random: re-recordings diff cleanly."""
+    """Trace and span ids from one counter, not random: re-recordings diff cleanly."""
 
-    def __init__(self) -> None:
+    def __init__(self, span_base: int, trace_base: int) -> None:
         self._next = 0
+        self._span_base, self._trace_base = span_base, trace_base
 
     def _bump(self) -> int:
         self._next += 1
         return self._next
 
     def generate_span_id(self) -> int:
-        return 0x1000 + self._bump()
+        return self._span_base + self._bump()
 
     def generate_trace_id(self) -> int:
-        return 0xABC0_0000 + self._bump()
+        return self._trace_base + self._bump()
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a family of fixtures is numbered and written; kept per family so re-recordings diff."""
+
+    span_base: int
+    trace_base: int
+    indent: int
+    sort_keys: bool
+
+    def ids(self) -> CountingIds:
+        return CountingIds(self.span_base, self.trace_base)
+
+    def dumps(self, fixture: dict[str, Any]) -> str:
+        return json.dumps(fixture, indent=self.indent, sort_keys=self.sort_keys) + "\n"
+
+
+FRAMEWORK_LAYOUT = Layout(span_base=0x1000, trace_base=0xABC0_0000, indent=1, sort_keys=False)
+SDK_LAYOUT = Layout(span_base=0x2000, trace_base=0xC0DE_0000, indent=2, sort_keys=True)
 
 
 def get_weather_result(city: str) -> str:
@@ -85,25 +119,27 @@ def llm_event(
     model: str | None,
     input_tokens: int | None = None,
     output_tokens: int | None = None,
-    cached: int | None = None,
+    cache_read: int | None = None,
+    cache_creation: int | None = None,
     reasoning: int | None = None,
     error: str | None = None,
     time_to_first_token: Measured | str | None = None,
     user: str | None = USER_ID,
     thread: str | None = THREAD_ID,
-    provider: str = "openai",
+    provider: str | None = "openai",
 ) -> dict[str, Any]:
     """One expected LLM event; a token count passed as ``None`` is one the spans cannot know.
 
     ``time_to_first_token`` stays ``None`` (JSON null) unless a stream's spans record it: then
-    pass a function that reads it from the chosen span, e.g. ``attribute("...")``, or
-    ``NOT_RECORDED`` when a stream's spans cannot tell it (the property is then left out).
+    pass a function that reads it from the chosen span, e.g. ``attribute("...")``, ``SECONDS``
+    for "some number of seconds" (written as is), or ``NOT_RECORDED`` when a stream's spans
+    cannot tell it (the property is then left out).
     """
     properties: dict[str, Any] = {
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
-        "cache_read_input_tokens": cached,
-        "cache_creation_input_tokens": None if cached is None else 0,
+        "cache_read_input_tokens": cache_read,
+        "cache_creation_input_tokens": cache_creation,
         "reasoning_tokens": reasoning,
     }
     properties = {k: v for k, v in properties.items() if v is not None}
@@ -147,10 +183,35 @@ def first_event_delay(event_name: str, on: Callable[[SpanDict], bool] | None = N
 
 
 def tool_event(tool_call_id: str | None, user: str | None = USER_ID) -> dict[str, Any]:
+    """The expected event of one ``get_weather`` tool span."""
     properties: dict[str, Any] = {"tool_name": "get_weather"}
     if tool_call_id:
         properties["tool_call_id"] = tool_call_id
     return {"event": TOOL_EVENT, "user_id": user, "properties": properties}
+
+
+def openai_tool_round(create: Callable[..., Any], run_tool: Callable[[str], str]) -> None:
+    """Ask with the weather tool, run it (``run_tool``), then answer from its result: what an
+    agent loop does, with ``create`` an OpenAI client's ``chat.completions.create`` (model set)."""
+    messages: list[dict[str, Any]] = [{"role": "user", "content": TOOL_QUESTION}]
+    first = create(messages=messages, tools=[WEATHER_TOOL])
+    call = first.choices[0].message.tool_calls[0]
+    result = run_tool("Paris")
+    messages += [
+        {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+        {"role": "tool", "tool_call_id": call.id, "content": result},
+    ]
+    create(messages=messages)
+
+
+def tool_round_events(event: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:
+    """The two LLM events of ``openai_tool_round`` against ``tests/fake_openai.py``: the call that
+    asks for the tool (3 words in, none out), then the answer from its result (5 in, 4 out).
+    ``event(prompt, generation, **counts)`` is the recorder's own LLM event maker."""
+    return [
+        event(TOOL_QUESTION, TOOL_GENERATION, input_tokens=3, output_tokens=0),
+        event(TOOL_QUESTION, f"Tool said: {WEATHER_RESULT}", input_tokens=5, output_tokens=4),
+    ]
 
 
 class Case:
@@ -165,12 +226,15 @@ class Case:
         *,
         llm_events: list[dict[str, Any]],
         llm_spans: Callable[[SpanDict], bool],
-        events: list[dict[str, Any]] | None = None,
+        events: list[dict[str, Any]]
+        | Callable[[list[SpanDict]], list[dict[str, Any]]]
+        | None = None,
         notes: str = "",
     ) -> None:
+        """``events`` may be a function of the case's spans (ids the library invents)."""
         self._expectation = {
             "llm_events": llm_events,
-            "events": list(events or []),
+            "events": events or [],
             "llm_spans": llm_spans,
             "notes": notes,
         }
@@ -192,9 +256,10 @@ class Case:
             {**event, "properties": _measured(event["properties"], by_id[span_id], ordered)}
             for event, span_id in zip(wanted["llm_events"], chosen, strict=True)
         ]
+        other = wanted["events"]
         return {
             "llm_events": events,
-            "events": wanted["events"],
+            "events": other(ordered) if callable(other) else list(other),
             "span_for_llm_event": chosen,
             "notes": wanted["notes"],
         }
@@ -208,12 +273,25 @@ def _measured(properties: dict[str, Any], span: SpanDict, spans: list[SpanDict])
 class Recorder:
     """Captures raw library spans (no trubrics processor) into ``FIXTURES/<source_dir>/``."""
 
-    def __init__(self, source_dir: str, out: Path = FIXTURES) -> None:
+    def __init__(
+        self, source_dir: str, layout: Layout = FRAMEWORK_LAYOUT, out: Path = FIXTURES
+    ) -> None:
         self.directory = out / source_dir
+        self.layout = layout
         self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider(id_generator=CountingIds())
+        self.provider = TracerProvider(id_generator=layout.ids())
         self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.tracer = self.provider.get_tracer("app")
+        self.log_exporter = InMemoryLogRecordExporter()
+        self.logger_provider = LoggerProvider()
+        self.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(self.log_exporter))
+
+    def set_global(self) -> None:
+        """Make the recorder's providers OpenTelemetry's global ones, as an app's are."""
+        from opentelemetry import _logs, trace
+
+        trace.set_tracer_provider(self.provider)
+        _logs.set_logger_provider(self.logger_provider)
 
     @contextlib.contextmanager
     def request_span(self) -> Iterator[None]:
@@ -226,16 +304,20 @@ class Recorder:
 
     @contextlib.contextmanager
     def case(self, name: str) -> Iterator[Case]:
-        """Records what runs inside; the body must call ``case.expect(...)`` once it is done."""
+        """Records what runs inside; the body must call ``case.expect(...)`` once it is done.
+
+        A body that received its spans itself (over OTLP) sets ``case.spans``: those win."""
         self.provider.force_flush()
         self.exporter.clear()
+        self.log_exporter.clear()
         case = Case()
         yield case
         self.provider.force_flush()
-        case.spans = [span_json(s) for s in self.exporter.get_finished_spans()]
+        case.spans = case.spans or [span_json(s) for s in self.exporter.get_finished_spans()]
+        logs = [log_json(r) for r in self.log_exporter.get_finished_logs()]
         self.exporter.clear()
         self.directory.mkdir(parents=True, exist_ok=True)
-        fixture = {"spans": case.spans, "logs": [], "expected": case.expected()}
+        fixture = {"spans": case.spans, "logs": logs, "expected": case.expected()}
         path = self.directory / f"{name}.json"
-        path.write_text(json.dumps(fixture, indent=1, sort_keys=False) + "\n")
+        path.write_text(self.layout.dumps(fixture))
         print(f"wrote {path} ({len(case.spans)} spans)")

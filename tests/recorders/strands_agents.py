@@ -23,16 +23,23 @@ from typing import Any
 if len(sys.argv) > 1 and sys.argv[1] == "latest":
     os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = "gen_ai_latest_experimental"
 
-from provider_recording import Recorder, llm_event, tool_event  # noqa: E402,I001  (sys.path)
+from recording import (  # noqa: E402,I001  (sys.path)
+    SDK_LAYOUT,
+    SECONDS,
+    TOOL_GENERATION,
+    Recorder,
+    get_weather_result,
+    llm_event,
+    tool_event,
+)
 from fake_openai import TOOL_CALL_ID, FakeOpenAI  # noqa: E402
 
 MODEL = "gpt-4o-mini"
-TOOL_GENERATION = 'tool_call: get_weather({"city": "Paris"})'
 
 
 def event(prompt: str | None, generation: str | None, **kwargs: Any) -> dict[str, Any]:
     kwargs.setdefault("model", MODEL)
-    kwargs.setdefault("time_to_first_token", True)
+    kwargs.setdefault("time_to_first_token", SECONDS)
     return llm_event(prompt=prompt, generation=generation, provider=None, **kwargs)
 
 
@@ -44,13 +51,13 @@ def record(mode: str) -> None:
     from strands import Agent, tool
     from strands.models.openai import OpenAIModel
 
-    recorder = Recorder("strands-agents" + ("-latest" if mode == "latest" else ""))
+    recorder = Recorder("strands-agents" + ("-latest" if mode == "latest" else ""), SDK_LAYOUT)
     recorder.set_global()
 
     @tool
     def get_weather(city: str) -> str:
         """Current weather in a city."""
-        return "Sunny, 21C" if city == "Paris" else "unknown"
+        return get_weather_result(city)
 
     where = ("span events gen_ai.client.inference.operation.details holding "
              "gen_ai.input.messages / gen_ai.output.messages / gen_ai.system_instructions"
@@ -101,7 +108,7 @@ def record(mode: str) -> None:
                     pass
             case.expect(
                 llm_events=[event("Break", None, model="fail-500", error="InternalServerError",
-                                  time_to_first_token=False)],
+                                  time_to_first_token=None)],
                 llm_spans=is_call,
                 notes=common + " HTTP 500: status ERROR + exception event on every span.",
             )

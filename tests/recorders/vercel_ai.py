@@ -29,6 +29,7 @@ from typing import Any
 TESTS = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(TESTS), str(TESTS.parent)]
 
+import recording  # noqa: E402  (beside this script)
 from fake_openai import RESPONSE_MODEL_SUFFIX, TOOL_ARGUMENTS, TOOL_CALL_ID  # noqa: E402
 from fake_openai_extended import JSON_OBJECT, TOOL_ANSWER, ExtendedFakeOpenAI  # noqa: E402
 from instrumented_app import span_json  # noqa: E402
@@ -38,48 +39,38 @@ from otlp_receiver import OtlpReceiver  # noqa: E402
 OUT = TESTS / "fixtures" / "spans" / "vercel-ai"
 MODEL = "gpt-4o-mini"
 RESPONSE_MODEL = MODEL + RESPONSE_MODEL_SUFFIX
-TOOL_EVENT = "execute_tool get_weather"  # the GenAI semconv span name, as for every source
 
 
 def llm_event(
     prompt: str,
     generation: str | None,
     *,
-    usage: dict[str, int] | None,
+    usage: dict[str, int | None] | None,
     assistant_id: str = RESPONSE_MODEL,
     error: str | None = None,
     time_to_first_token: float | None = None,
 ) -> dict[str, Any]:
     """One expected LLM event for user u1 in thread t-42 (``usage`` holds what is known)."""
-    return {
-        "user_id": "u1",
-        "thread_id": "t-42",
-        "prompt": prompt,
-        "generation": generation,
-        "assistant_id": assistant_id,
-        "error": error,
-        "properties": {
-            **(usage or {}),
-            "time_to_first_token": time_to_first_token,
-            "provider": "openai",
-        },
-    }
+    return recording.llm_event(
+        prompt=prompt,
+        generation=generation,
+        model=assistant_id,
+        error=error,
+        time_to_first_token=time_to_first_token,
+        **(usage or {}),
+    )
 
 
 def tokens(
     input_: int, output: int, *, cached: int | None = 2, reasoning: int | None = 1
-) -> dict[str, int]:
-    """Normalised usage; ``None`` leaves out what the spans cannot know.
+) -> dict[str, int | None]:
+    """``llm_event``'s token counts; ``None`` leaves out what the spans cannot know.
 
     No ``cache_creation_input_tokens``: OpenAI reports no cache writes, and the spans carry
     no ``ai.usage.inputTokenDetails.cacheWriteTokens`` to read.
     """
-    usage = {"input_tokens": input_, "output_tokens": output}
-    if cached is not None:
-        usage["cache_read_input_tokens"] = cached
-    if reasoning is not None:
-        usage["reasoning_tokens"] = reasoning
-    return usage
+    return {"input_tokens": input_, "output_tokens": output, "cache_read": cached,
+            "reasoning": reasoning}
 
 
 def first_chunk_seconds(span: dict[str, Any]) -> float | None:
@@ -123,23 +114,19 @@ def expected_for(case: str, spans: list[dict[str, Any]]) -> dict[str, Any]:
         ttfts = [first_chunk_seconds(s) for s in call_spans]
         events = [
             llm_event(  # "Weather in Paris?" 3 in; no text, 0 + 1 reasoning out
-                "Weather in Paris?",
+                recording.TOOL_QUESTION,
                 f"tool_call: get_weather({TOOL_ARGUMENTS})",
                 usage=tokens(3, 1),
                 time_to_first_token=ttfts[0],
             ),
             llm_event(  # 3 + tool result JSON (1 word, no spaces) = 4 in; 7 words + 1 out
-                "Weather in Paris?", TOOL_ANSWER, usage=tokens(4, 8), time_to_first_token=ttfts[1]
+                recording.TOOL_QUESTION, TOOL_ANSWER, usage=tokens(4, 8),
+                time_to_first_token=ttfts[1],
             ),
         ]
-        tool = {
-            "event": TOOL_EVENT,
-            "user_id": "u1",
-            "properties": {"tool_name": "get_weather", "tool_call_id": TOOL_CALL_ID},
-        }
         return {
             "llm_events": events,
-            "events": [tool],
+            "events": [recording.tool_event(TOOL_CALL_ID)],
             "span_for_llm_event": [s["span_id"] for s in call_spans],
         }
     if case == "object":

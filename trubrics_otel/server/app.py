@@ -46,9 +46,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import math
 import os
-import re
 import socket
 import threading
 from collections.abc import Mapping
@@ -82,7 +80,7 @@ class Response:
     def payload(self) -> bytes:
         if isinstance(self.body, bytes):
             return self.body
-        return strict_json(self.body).encode("utf-8")
+        return read_api.strict_json(self.body).encode("utf-8")
 
 
 class LocalServer:
@@ -294,44 +292,3 @@ class LocalServer:
 
 
 BadQuery = read_api.BadQuery
-
-
-MONEY_DIGITS = 10
-"""Significant digits of a cost in USD in JSON answers: a sum of float prices carries noise
-(``0.5791419500000002``) that is no money anyone spent."""
-_MONEY = re.compile(r'(?<!\\)("(?:cost_usd|cost_p50|cost_p90)": ?)(-?\d+\.\d+(?:[eE][-+]?\d+)?|-?\d+[eE][-+]?\d+)')
-
-
-def strict_json(value: Any, indent: int | None = None) -> str:
-    """Strict JSON: a sum that overflowed to infinity is ``null`` with ``"<key>_overflow": true``
-    beside it, never ``Infinity`` (which no JSON parser but Python's takes); costs in USD have
-    :data:`MONEY_DIGITS` significant digits. Every JSON answer (read API, ``--json``) is made here."""
-    separators = (",", ":") if indent is None else None
-    try:
-        text = json.dumps(value, ensure_ascii=False, separators=separators, indent=indent, allow_nan=False)
-    except ValueError:  # rare: only then walk the answer
-        text = json.dumps(_overflow_flagged(value), ensure_ascii=False, separators=separators, indent=indent,
-                          allow_nan=False)
-    return _MONEY.sub(_rounded_money, text) if "cost_" in text else text
-
-
-def _rounded_money(match: re.Match[str]) -> str:
-    """The number after a cost key, to :data:`MONEY_DIGITS` significant digits (shortest form)."""
-    return match.group(1) + repr(float(f"{float(match.group(2)):.{MONEY_DIGITS}g}"))
-
-
-def _overflow_flagged(value: Any) -> Any:
-    """Non-finite floats → None; in an object, ``<key>_overflow: true`` says which."""
-    if isinstance(value, dict):
-        flagged: dict[Any, Any] = {}
-        for key, item in value.items():
-            if isinstance(item, float) and not math.isfinite(item):
-                flagged[key], flagged[f"{key}_overflow"] = None, True
-            else:
-                flagged[key] = _overflow_flagged(item)
-        return flagged
-    if isinstance(value, (list, tuple)):
-        return [_overflow_flagged(item) for item in value]
-    return value
-
-

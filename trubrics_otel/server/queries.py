@@ -18,16 +18,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from trubrics_otel import semconv as sc
+from trubrics_otel.server.analytics.conversations import title_sql
 from trubrics_otel.server.store.derived import numbered_sessions
 from trubrics_otel.server.store.dialect import NO_LIMIT
 from trubrics_otel.server.times import iso
 from trubrics_otel.server.trees import span_tree
+
+Connection = Any
+"""A store connection, either engine's (:meth:`.store.Store.connection`): ``execute`` returns rows
+read by column name, ``dialect`` says what differs."""
+Row = Any
+"""One of its rows: ``row["column"]``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +66,7 @@ class Sessions:
         self.timeout_us = timeout_us
         self.from_table = table_timeout_us == timeout_us
 
-    def ids(self, c: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> dict[int, str]:
+    def ids(self, c: Connection, rows: Sequence[Row]) -> dict[int, str]:
         if not rows:
             return {}
         if self.from_table:  # each event's latest session starting at or before it: one seek each
@@ -75,7 +81,7 @@ class Sessions:
 
 
 def event_page(
-    c: sqlite3.Connection, f: EventFilter, *, sessions: Sessions, limit: int | None = 50,
+    c: Connection, f: EventFilter, *, sessions: Sessions, limit: int | None = 50,
     before: str | None = None, newest_first: bool = True,
 ) -> dict[str, Any]:
     """One page of events and the cursor of the next (``None`` on the last page)."""
@@ -95,7 +101,7 @@ def event_page(
             "next": f"{rows[-1]['ts_us']}:{rows[-1]['id']}" if more else None}
 
 
-def _event_where(c: sqlite3.Connection, f: EventFilter, sessions: Sessions) -> tuple[list[str], list[Any]]:
+def _event_where(c: Connection, f: EventFilter, sessions: Sessions) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     params: list[Any] = []
     for clause, value in (("e.user_id = ?", f.user), ("e.thread_id = ?", f.thread), ("e.kind = ?", f.kind),
@@ -131,7 +137,7 @@ def _event_where(c: sqlite3.Connection, f: EventFilter, sessions: Sessions) -> t
     return where, params
 
 
-def session_span(c: sqlite3.Connection, session: str, sessions: Sessions) -> tuple[str, int, int] | None:
+def session_span(c: Connection, session: str, sessions: Sessions) -> tuple[str, int, int] | None:
     """(user, start_us, end_us) of a session id."""
     if sessions.from_table:
         row = c.execute("SELECT user_id, start_us, end_us FROM sessions WHERE session_id = ?", (session,)).fetchone()
@@ -144,7 +150,7 @@ def session_span(c: sqlite3.Connection, session: str, sessions: Sessions) -> tup
 # --- sessions, users, threads ---------------------------------------------------------------------
 
 
-def session_list(c: sqlite3.Connection, *, user: str | None = None, limit: int | None = 50,
+def session_list(c: Connection, *, user: str | None = None, limit: int | None = 50,
                  before: str | None = None) -> dict[str, Any]:
     """Sessions from the ``sessions`` table, most recently active first."""
     rows, cursor = _newest_first(c, "sessions", "end_us", ["user_id = ?"] if user is not None else [],
@@ -152,7 +158,7 @@ def session_list(c: sqlite3.Connection, *, user: str | None = None, limit: int |
     return {"sessions": session_dicts(c, rows), "next": cursor}
 
 
-def session_dicts(c: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[dict[str, Any]]:
+def session_dicts(c: Connection, rows: Sequence[Row]) -> list[dict[str, Any]]:
     """The sessions' rows with what their events add (threads, names, tokens, cost): one query."""
     details = {(d[0], d[1]): d[2:] for d in _per_row(
         c, f"SELECT v.column1, v.column2, COUNT(DISTINCT e.thread_id), "
@@ -164,7 +170,7 @@ def session_dicts(c: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[di
             for r in rows]
 
 
-def session_dict(r: sqlite3.Row, detail: Sequence[Any]) -> dict[str, Any]:
+def session_dict(r: Row, detail: Sequence[Any]) -> dict[str, Any]:
     return {
         "session_id": r["session_id"], "user_id": r["user_id"], "start": iso(r["start_us"]),
         "end": iso(r["end_us"]), "duration_s": (r["end_us"] - r["start_us"]) / 1e6,
@@ -174,7 +180,7 @@ def session_dict(r: sqlite3.Row, detail: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-def user_list(c: sqlite3.Connection, *, limit: int | None = 100, q: str | None = None,
+def user_list(c: Connection, *, limit: int | None = 100, q: str | None = None,
               before: str | None = None) -> dict[str, Any]:
     """Users from the ``users`` table, most recently seen first; ``q``: part of the id."""
     rows, cursor = _newest_first(c, "users", "last_us", [c.dialect.contains("user_id")] if q else [],
@@ -182,8 +188,8 @@ def user_list(c: sqlite3.Connection, *, limit: int | None = 100, q: str | None =
     return {"users": user_dicts(c, rows), "next": cursor}
 
 
-def _newest_first(c: sqlite3.Connection, table: str, newest: str, where: list[str], params: list[Any],
-                  before: str | None, limit: int | None) -> tuple[list[sqlite3.Row], str | None]:
+def _newest_first(c: Connection, table: str, newest: str, where: list[str], params: list[Any],
+                  before: str | None, limit: int | None) -> tuple[list[Row], str | None]:
     """One keyset page of ``table`` by (``newest``, user_id) descending, and the next cursor
     (``"<newest>:<user_id>"``): an old page costs what the first one does."""
     if before:
@@ -197,14 +203,14 @@ def _newest_first(c: sqlite3.Connection, table: str, newest: str, where: list[st
     return rows, f"{rows[-1][newest]}:{rows[-1]['user_id']}" if more else None
 
 
-def user_dicts(c: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[dict[str, Any]]:
+def user_dicts(c: Connection, rows: Sequence[Row]) -> list[dict[str, Any]]:
     """The users' rows with their thread counts (one query)."""
     threads = dict(_per_row(c, "SELECT v.column1, (SELECT COUNT(DISTINCT thread_id) FROM events "
                                "WHERE user_id = v.column1) FROM {values}", [(r["user_id"],) for r in rows]))
     return [user_dict(r, threads.get(r["user_id"], 0)) for r in rows]
 
 
-def user_dict(r: sqlite3.Row, threads: int) -> dict[str, Any]:
+def user_dict(r: Row, threads: int) -> dict[str, Any]:
     return {
         "user_id": r["user_id"], "events": r["events"], "llm_events": r["llm_events"], "threads": threads,
         "first_seen": iso(r["first_us"]), "last_seen": iso(r["last_us"]), "input_tokens": r["input_tokens"],
@@ -212,7 +218,7 @@ def user_dict(r: sqlite3.Row, threads: int) -> dict[str, Any]:
     }
 
 
-def user_profile(c: sqlite3.Connection, user: str, *, sessions: Sessions) -> dict[str, Any] | None:
+def user_profile(c: Connection, user: str, *, sessions: Sessions) -> dict[str, Any] | None:
     """One user: totals, recent sessions and threads, feedback, and the events timeline."""
     row = c.execute("SELECT * FROM users WHERE user_id = ?", (user,)).fetchone()
     if row is None:
@@ -228,11 +234,12 @@ def user_profile(c: sqlite3.Connection, user: str, *, sessions: Sessions) -> dic
     }
 
 
-THREAD = "threads.*, (SELECT prompt FROM events WHERE id = threads.first_id) AS first_prompt FROM threads"
-"""A thread's row and its title: the prompt of its first turn (the store keeps only its id)."""
+THREAD = f"threads.*, {title_sql('threads')} AS first_prompt FROM threads"
+"""A thread's row and its title, its first prompt (the row keeps only its first turn's id;
+its ``title`` column stays NULL)."""
 
 
-def thread_list(c: sqlite3.Connection, *, user: str | None = None, limit: int | None = 100,
+def thread_list(c: Connection, *, user: str | None = None, limit: int | None = 100,
                 before: str | None = None) -> dict[str, Any]:
     """Threads (LLM turns grouped by thread id) from the ``threads`` table, latest turn first."""
     where, params = ["turns > 0"], []
@@ -251,7 +258,7 @@ def thread_list(c: sqlite3.Connection, *, user: str | None = None, limit: int | 
             "next": f"{rows[-1]['end_us']}:{rows[-1]['thread_id']}" if more else None}
 
 
-def thread_dicts(c: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[dict[str, Any]]:
+def thread_dicts(c: Connection, rows: Sequence[Row]) -> list[dict[str, Any]]:
     """The threads' rows with their users, models and feedback (two queries)."""
     ids = [(r["thread_id"],) for r in rows]
     people = {t: (users, models) for t, users, models in _per_row(
@@ -267,7 +274,7 @@ def thread_dicts(c: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[dic
             for r in rows]
 
 
-def thread_dict(r: sqlite3.Row, users: str | None, models: str | None,
+def thread_dict(r: Row, users: str | None, models: str | None,
                 given: list[dict[str, Any]]) -> dict[str, Any]:
     feedback = dict(sorted(Counter(f["name"] for f in given).items()))  # name -> count (kept for old readers)
     return {
@@ -279,7 +286,7 @@ def thread_dict(r: sqlite3.Row, users: str | None, models: str | None,
     }
 
 
-def thread_detail(c: sqlite3.Connection, thread_id: str, *, sessions: Sessions) -> dict[str, Any] | None:
+def thread_detail(c: Connection, thread_id: str, *, sessions: Sessions) -> dict[str, Any] | None:
     """One conversation: its totals, LLM turns oldest first, and ``feedback_events``: its
     feedback (scores, ``$feedback`` events…) with their values."""
     summary = c.execute(f"SELECT {THREAD} WHERE thread_id = ? AND turns > 0", (thread_id,)).fetchone()
@@ -297,12 +304,12 @@ _FEEDBACK = ("SELECT e.*, f.name AS feedback_name, f.value AS feedback_value, f.
 """Feedback events (scores, ``$feedback``, mapped names: see analytics.feedback_rows), never spans."""
 
 
-def feedback_dict(row: sqlite3.Row) -> dict[str, Any]:
+def feedback_dict(row: Row) -> dict[str, Any]:
     return {**event_dict(row, None), "name": row["feedback_name"], "value": row["feedback_value"],
             "label": row["feedback_label"], "sentiment": row["feedback_sentiment"], "turn_id": row["feedback_turn"]}
 
 
-def filter_values(c: sqlite3.Connection) -> dict[str, list[str]]:
+def filter_values(c: Connection) -> dict[str, list[str]]:
     """Event names and models seen, for the page's filters (from the small ``hourly`` table)."""
     return {"events": [n for (n,) in c.execute("SELECT DISTINCT event FROM hourly ORDER BY event")],
             "models": [m for (m,) in c.execute("SELECT DISTINCT model FROM hourly WHERE model != '' ORDER BY model")]}
@@ -311,7 +318,7 @@ def filter_values(c: sqlite3.Connection) -> dict[str, list[str]]:
 # --- traces -------------------------------------------------------------------------------------------
 
 
-def trace(c: sqlite3.Connection, trace_id: str) -> dict[str, Any] | None:
+def trace(c: Connection, trace_id: str) -> dict[str, Any] | None:
     """One trace's events as a tree: each node's ``children`` are the events whose
     ``$parent_span_id`` is its span; events whose parent was not stored are roots."""
     rows = c.execute("SELECT * FROM events WHERE trace_id = ? ORDER BY ts_us, id", (trace_id,)).fetchall()
@@ -333,7 +340,7 @@ def trace(c: sqlite3.Connection, trace_id: str) -> dict[str, Any] | None:
 # --- rows -------------------------------------------------------------------------------------------------
 
 
-def event_dict(row: sqlite3.Row, session: str | None) -> dict[str, Any]:
+def event_dict(row: Row, session: str | None) -> dict[str, Any]:
     properties = json.loads(row["properties"])
     parent = properties.get(sc.PROP_PARENT_SPAN_ID)
     common = {
@@ -361,7 +368,7 @@ _CHUNK = 250
 """Rows per :func:`_per_row` statement: SQLite allows 32,766 parameters, PostgreSQL 65,535."""
 
 
-def _per_row(c: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+def _per_row(c: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
     """``sql`` (``{values}`` in it: the rows as a ``VALUES`` table ``v``, columns ``column1``…,
     the name both engines give them) over ``rows``, a chunk per statement: one round trip for
     a page instead of one per row (a PostgreSQL round trip costs what SQLite's lookup does)."""

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import hmac
+import json
+import math
 import mimetypes
 from collections.abc import Mapping
 from importlib import resources
@@ -55,7 +57,50 @@ _SECURITY_HEADERS = {
 
 
 class BadQuery(ValueError):
-    pass
+    """A query parameter the read API refuses: HTTP 400 with this message as ``detail``."""
+
+
+MONEY_KEYS = frozenset({"cost_usd", "cost_p50", "cost_p90"})
+"""The keys whose numbers are costs in USD, wherever they stand in an answer."""
+MONEY_DIGITS = 10
+"""Significant digits of a cost in USD in JSON answers: a sum of float prices carries noise
+(``0.5791419500000002``) that is no money anyone spent."""
+
+
+def rounded_money(usd: float) -> float:
+    """A cost in USD to :data:`MONEY_DIGITS` significant digits: ``0.1 + 0.2`` is ``0.3``."""
+    return float(f"{usd:.{MONEY_DIGITS}g}")
+
+
+def strict_json(value: Any, indent: int | None = None) -> str:
+    """Every JSON answer (read API, ``--json``) is made here: strict JSON, costs as money.
+
+    A sum that overflowed to infinity is ``null`` with ``"<key>_overflow": true`` beside it,
+    never ``Infinity`` (which no JSON parser but Python's takes); a float under a
+    :data:`MONEY_KEYS` key is :func:`rounded_money`."""
+    separators = (",", ":") if indent is None else None
+    return json.dumps(_answer(value), ensure_ascii=False, separators=separators, indent=indent,
+                      allow_nan=False)
+
+
+def _answer(value: Any) -> Any:
+    """``value`` as :func:`strict_json` writes it (a copy of its objects and arrays)."""
+    if isinstance(value, dict):
+        answer: dict[Any, Any] = {}
+        for key, item in value.items():
+            if isinstance(item, float):
+                if not math.isfinite(item):
+                    answer[key], answer[f"{key}_overflow"] = None, True
+                    continue
+                if key in MONEY_KEYS:
+                    item = rounded_money(item)
+            elif isinstance(item, (dict, list, tuple)):
+                item = _answer(item)
+            answer[key] = item
+        return answer
+    if isinstance(value, (list, tuple)):
+        return [_answer(item) if isinstance(item, (dict, list, tuple)) else item for item in value]
+    return value
 
 
 __all__ = ["BadQuery", "ReadAPI", "is_loopback"]
@@ -66,6 +111,8 @@ Result = tuple[int, Any, str, dict[str, str]]
 
 
 class ReadAPI:
+    """The routes of the module docstring over one store; :meth:`handle` answers one GET."""
+
     def __init__(self, store: Store, *, session_timeout_s: float, api_key: bytes | None, needs_key: bool) -> None:
         """``needs_key``: reads need ``x-api-key`` equal to ``api_key`` (refused without one)."""
         self.store = store
@@ -74,13 +121,15 @@ class ReadAPI:
         self._needs_key = needs_key
         self._routes: dict[str, Callable[..., Result]] = {
             "events": self._events, "users": self._users, "sessions": self._sessions,
-            "threads": self._threads, "traces": self._traces, "analytics": self._analytics,
-            "filters": self._filters, "stats": self._stats,
+            "threads": self._threads, "traces": self._traces, "analytics": self._dashboard,
+            "filters": self._filters, "stats": self._counts,
         }
         for name in analytics.ANALYSES:
             self._routes[name] = lambda p, rest, name=name: _json(200, analytics.answer(self.store, name, p))
 
     def handle(self, path: str, params: Mapping[str, str], key: str | None) -> Result:
+        """The answer to ``GET path?params`` (``key``: the request's API key): never raises for
+        a bad request, which is a 4xx with its reason."""
         if path in ("/", "/index.html"):
             return self._static("index.html")
         if path.startswith("/static/"):
@@ -108,7 +157,7 @@ class ReadAPI:
             user=_text(p, "user"), event=_text(p, "event"), model=_text(p, "model"),
             thread=_text(p, "thread"), kind=_text(p, "kind"), q=(_text(p, "q") or "").strip() or None,
             session=_text(p, "session"), trace=_text(p, "trace"),
-            since_us=_time_us(p.get("since")), until_us=_time_us(p.get("until")))
+            since_us=_time_us(p, "since"), until_us=_time_us(p, "until"))
         with self.store.connection() as c:
             page = queries.event_page(c, found, sessions=self._lookup(c), limit=_limit(p, 100),
                                       before=_cursor(p, numeric=True))
@@ -146,9 +195,10 @@ class ReadAPI:
             tree = queries.trace(c, rest)
         return _json(200, tree) if tree else _json(404, {"detail": f"no trace {rest!r}"})
 
-    def _analytics(self, p: Mapping[str, str], rest: str | None) -> Result:
+    def _dashboard(self, p: Mapping[str, str], rest: str | None) -> Result:
+        """``/api/analytics``: the dashboard's buckets and totals (:mod:`.stats`)."""
         query = stats.StatsQuery(
-            since_us=_time_us(p.get("since")), until_us=_time_us(p.get("until")), by=p.get("by") or "day",
+            since_us=_time_us(p, "since"), until_us=_time_us(p, "until"), by=p.get("by") or "day",
             user=_text(p, "user"), model=_text(p, "model"), event=_text(p, "event"))
         with self.store.connection() as c:
             return _json(200, stats.stats(c, query, by_model=p.get("by_model") in ("1", "true")))
@@ -157,7 +207,8 @@ class ReadAPI:
         with self.store.connection() as c:
             return _json(200, queries.filter_values(c))
 
-    def _stats(self, p: Mapping[str, str], rest: str | None) -> Result:
+    def _counts(self, p: Mapping[str, str], rest: str | None) -> Result:
+        """``/api/stats``: what is stored and the last event id (the page polls it)."""
         return _json(200, {**self.store.count(), "session_timeout_s": self.session_timeout_s})
 
     # --- helpers ---------------------------------------------------------------------------------
@@ -216,11 +267,13 @@ def _int64(text: str) -> bool:
     return digits.isascii() and digits.isdigit() and -(2**63) <= int(text) < 2**63
 
 
-def _time_us(text: str | None) -> int | None:
+def _time_us(p: Mapping[str, str], name: str) -> int | None:
+    """A time parameter (ISO 8601 or a duration ago) in microseconds; a bad one names itself."""
+    text = p.get(name)
     if not text:
         return None
     try:
         moment: _dt.datetime = parse_time(text)
     except ValueError as exc:
-        raise BadQuery(str(exc)) from None
+        raise BadQuery(f"{name}: {exc}") from None
     return to_us(moment)

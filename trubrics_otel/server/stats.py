@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
@@ -41,11 +40,14 @@ MAX_BUCKETS = 20_000
 
 
 class StatsError(ValueError):
-    pass
+    """A query the dashboard cannot answer (a bad ``by``, too many buckets): HTTP 400, CLI exit 2."""
 
 
 @dataclasses.dataclass(frozen=True)
 class StatsQuery:
+    """What ``stats`` counts: a time range (µs since the epoch, ``until`` exclusive), the bucket
+    width ``by`` (one of :data:`BUCKETS`) and optional user, model and event filters."""
+
     since_us: int | None = None
     until_us: int | None = None
     by: str = "day"
@@ -54,7 +56,9 @@ class StatsQuery:
     event: str | None = None
 
 
-def stats(c: sqlite3.Connection, q: StatsQuery, *, by_model: bool = False) -> dict[str, Any]:
+def stats(c: Any, q: StatsQuery, *, by_model: bool = False) -> dict[str, Any]:
+    """The dashboard: ``{"totals": {...}, "buckets": [...]}`` (and ``by_model`` per model when asked),
+    read from the hourly summary tables, never from every event."""
     """``{"totals": {...}, "buckets": [...]}``, plus ``"models": {model: [buckets]}`` (LLM
     events only) when ``by_model``. Empty buckets between the bounds are included."""
     if q.by not in BUCKETS:

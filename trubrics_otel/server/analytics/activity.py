@@ -73,6 +73,8 @@ def shown(q: AnalyticsQuery, period: str, found: Sequence[int]) -> list[int]:
 
 
 def active(db: Reader, q: AnalyticsQuery, period: str = "day") -> dict[str, Any]:
+    """Active, new and returning users per ``period``, every period of the range shown (zeros
+    included), and the stickiness of each month."""
     rows = grouped(db, q, period, "a.start_us, COUNT(*), SUM(CASE WHEN a.first_us >= a.start_us THEN 1 ELSE 0 END)",
                    "a.start_us")
     periods = shown(q, period, [r[0] for r in rows])
@@ -83,6 +85,8 @@ def active(db: Reader, q: AnalyticsQuery, period: str = "day") -> dict[str, Any]
 
 
 def stickiness(db: Reader, q: AnalyticsQuery, shown: Sequence[int], period: str) -> list[dict[str, Any]]:
+    """Per month touched by the ``shown`` periods: mean daily active users over its days in the
+    range, over its monthly active users (DAU/MAU)."""
     if not shown:
         return []
     first_day = floor_us("day", shown[0])

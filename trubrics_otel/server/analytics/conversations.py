@@ -12,7 +12,8 @@ its user and model are the first turn's. Duration: from the first turn's start t
 the last (its time plus latency). Time to first token: the mean over turns that report
 ``time_to_first_token``. Cost percentiles are over threads with a known cost. A thread is
 *abandoned* when its last turn failed or got negative feedback. Percentiles are nearest rank.
-Read from ``analytics_threads`` (one row per thread); ``--event`` does not apply.
+Read from ``analytics_threads`` (one row per thread); ``--event`` does not apply. A thread's
+title (:func:`title_sql`) is its first prompt.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ ABANDONED = "(t.last_error = 1 OR t.last_id IN (SELECT f.turn_id FROM analytics_
 
 
 def conversations(db: Reader, q: AnalyticsQuery, top_users: int = 50) -> dict[str, Any]:
+    """The threads' figures (module docstring) and the ``top_users`` with the most threads."""
     where, params = thread_where(q)
     threads_sql = f"FROM analytics_threads t WHERE {where}"
     (n, turns, errors, cost, cost_threads, ttft, ttft_turns, abandoned, failed_last, users), = db.rows(
@@ -65,6 +67,14 @@ def conversations(db: Reader, q: AnalyticsQuery, top_users: int = 50) -> dict[st
     }
 
 
+def title_sql(thread: str) -> str:
+    """SQL for the title of the thread row aliased ``thread`` (``thread_id``, ``first_id``): its
+    first turn's prompt or, when that turn recorded none (it failed first), its first prompt."""
+    return (f"COALESCE(NULLIF((SELECT e.prompt FROM events e WHERE e.id = {thread}.first_id), ''), "
+            f"(SELECT e.prompt FROM events e WHERE e.thread_id = {thread}.thread_id AND e.kind = 'llm' "
+            "AND e.prompt <> '' ORDER BY e.ts_us, e.id LIMIT 1))")
+
+
 def conversation_list(db: Reader, q: AnalyticsQuery, *, search: str | None = None, only: str | None = None,
                       topic: int | None = None, limit: int = 100) -> dict[str, Any]:
     """Threads newest first, with their figures: ``search`` finds words in their prompts (case
@@ -92,7 +102,7 @@ def conversation_list(db: Reader, q: AnalyticsQuery, *, search: str | None = Non
         f"CASE WHEN {ABANDONED} THEN 1 ELSE 0 END, t.ttft_s, t.ttft_turns, "
         f"(SELECT COUNT(*) FROM analytics_feedback f WHERE f.thread_id = t.thread_id AND f.sentiment > 0), "
         f"(SELECT COUNT(*) FROM analytics_feedback f WHERE f.thread_id = t.thread_id AND f.sentiment < 0), "
-        f"(SELECT e.prompt FROM events e WHERE e.id = t.first_id) "
+        f"{title_sql('t')} "
         f"FROM analytics_threads t WHERE {where} ORDER BY t.start_us DESC, t.thread_id DESC LIMIT ?",
         [*params, limit])
     return {"threads": [

@@ -29,6 +29,7 @@ _SUMS = ("COUNT(*), SUM(CASE WHEN sentiment > 0 THEN 1 ELSE 0 END), "
 
 
 def feedback_where(q: AnalyticsQuery, alias: str = "f") -> tuple[str, list[Any]]:
+    """SQL and parameters keeping the ``analytics_feedback`` rows of ``q``."""
     params: list[Any] = []
     clauses = ["1 = 1", *range_where(q, f"{alias}.ts_us", params)]
     for column, value in (("user_id", q.user), ("model", q.model), ("event", q.event)):
@@ -39,6 +40,8 @@ def feedback_where(q: AnalyticsQuery, alias: str = "f") -> tuple[str, list[Any]]
 
 
 def thread_where(q: AnalyticsQuery, alias: str = "t") -> tuple[str, list[Any]]:
+    """SQL and parameters keeping the ``analytics_threads`` rows of ``q``: a thread is in the
+    range when its first turn is; ``event`` does not apply."""
     params: list[Any] = []
     clauses = ["1 = 1", *range_where(q, f"{alias}.start_us", params)]
     for column, value in (("user_id", q.user), ("model", q.model)):
@@ -56,6 +59,8 @@ def _group(db: Reader, key: str, where: str, params: list[Any], label: str) -> l
 
 
 def feedback(db: Reader, q: AnalyticsQuery, recent: int = 50) -> dict[str, Any]:
+    """Totals and rates, then the same by model, assistant, name and day, and the ``recent``
+    latest feedback with their values (the module docstring defines each)."""
     where, params = feedback_where(q)
     (n, pos, neg, mean), = db.rows(f"SELECT {_SUMS} FROM analytics_feedback f WHERE {where}", params)
     turn_where, turn_params = event_where(q, "e")

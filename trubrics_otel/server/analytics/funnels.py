@@ -34,6 +34,9 @@ MAX_STEPS = 10
 
 def funnel(db: Reader, q: AnalyticsQuery, steps: Sequence[str], within_us: int,
            breakdown: str | None = None) -> dict[str, Any]:
+    """Users reaching each of ``steps`` in order within ``within_us`` of their first step, with
+    the conversion from the first and from the previous step; by ``model`` or ``property:NAME``
+    of the first step's event when ``breakdown`` is given."""
     steps = [s.strip() for s in steps]
     if not 2 <= len(steps) <= MAX_STEPS or not all(steps):
         raise AnalyticsError(f"a funnel needs 2 to {MAX_STEPS} non-empty steps, got {list(steps)!r}")

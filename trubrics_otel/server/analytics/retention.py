@@ -22,6 +22,8 @@ from trubrics_otel.server.times import iso
 
 
 def retention(db: Reader, q: AnalyticsQuery, period: str = "week") -> dict[str, Any]:
+    """Cohorts by the ``period`` of each user's first event: its size and how many of them were
+    active 0, 1, 2… periods later (``retained[0]`` is the cohort itself)."""
     cohort = db.dialect.bucket_us(period, "a.first_us")
     rows = grouped(db, q, period, f"{cohort} AS cohort, a.start_us, COUNT(*)", f"{cohort}, a.start_us")
     periods = shown(q, period, [r[1] for r in rows])

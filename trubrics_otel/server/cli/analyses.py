@@ -21,16 +21,17 @@ import sys
 from datetime import datetime
 from typing import Any, Callable
 
-from trubrics_otel.server.cli import common as cli
 from trubrics_otel.server.analytics.api import answer, duration_us
 from trubrics_otel.server.analytics.query import PERIODS, AnalyticsError
+from trubrics_otel.server.cli import common as cli
+from trubrics_otel.server.read_api import MONEY_KEYS
 from trubrics_otel.server.store import Store
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    cli._source_arguments(parser)
-    parser.add_argument("--since", type=cli._time_argument, help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
-    parser.add_argument("--until", type=cli._time_argument, help="ISO 8601 time or a duration ago")
+    cli.source_arguments(parser)
+    parser.add_argument("--since", type=cli.time_argument, help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
+    parser.add_argument("--until", type=cli.time_argument, help="ISO 8601 time or a duration ago")
     parser.add_argument("--user", help="only this user_id")
     parser.add_argument("--model", help="only LLM events of this model")
     parser.add_argument("--event", help="only this event name (an LLM event's generation or prompt name)")
@@ -62,13 +63,13 @@ class _Command:
             print(f"trubrics-otel {self.name}: {result['notice']}", file=sys.stderr)
             return 2
         if args.json:
-            return cli._print_json(result)
+            return cli.print_json(result)
         print(self._show(result))
         return 0
 
     def _fetch(self, args: argparse.Namespace, params: dict[str, Any]) -> dict[str, Any]:
         if args.url:
-            result = cli._fetch(args, self.name, params, lambda store: None)
+            result = cli.fetch(args, self.name, params, lambda store: None)
             if not isinstance(result, dict):
                 raise AnalyticsError(f"{args.url} has no {self.name} analysis (an older server?)")
             return result
@@ -105,55 +106,52 @@ def _topics_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refit", action="store_true", help="cluster every prompt again")
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    return cli.format_table(headers, rows)
-
-
 def _day(text: str | None) -> str:
     return (text or "")[:16].replace("T", " ")
 
 
 def _show_active(r: dict[str, Any]) -> str:
-    return _table(["start (UTC)", "active", "new", "returning"],
-                  [[_day(b["start"]), b["active"], b["new"], b["returning"]] for b in r["buckets"]])
+    return cli.format_table(["start (UTC)", "active", "new", "returning"],
+                            [[_day(b["start"]), b["active"], b["new"], b["returning"]] for b in r["buckets"]])
 
 
 def _show_retention(r: dict[str, Any]) -> str:
-    return _table(["cohort (UTC)", "users", "retained (per period after)"],
-                  [[_day(c["start"]), c["users"], " ".join(str(n) for n in c["retained"])] for c in r["cohorts"]])
+    return cli.format_table(["cohort (UTC)", "users", "retained (per period after)"],
+                            [[_day(c["start"]), c["users"], " ".join(str(n) for n in c["retained"])] for c in r["cohorts"]])
 
 
 def _show_funnel(r: dict[str, Any]) -> str:
-    return _table(["step", "users", "conversion"],
-                  [[s["event"], s["users"], "" if s["conversion"] is None else f"{s['conversion']:.1%}"]
-                   for s in r["steps"]])
+    return cli.format_table(["step", "users", "conversion"],
+                            [[s["event"], s["users"], "" if s["conversion"] is None else f"{s['conversion']:.1%}"]
+                             for s in r["steps"]])
 
 
 def _show_feedback(r: dict[str, Any]) -> str:
     t = r["totals"]
-    head = _table(["feedback", "positive", "negative", "threads rated", "turns rated"],
-                  [[t["feedback"], t["positive"], t["negative"], f"{t['threads_with_feedback']}/{t['threads']}",
-                    f"{t['turns_with_feedback']}/{t['llm_turns']}"]])
-    return head + "\n\n" + _table(["model", "feedback", "positive", "negative", "mean"],
-                                  [[m["model"], m["feedback"], m["positive"], m["negative"], m["mean_value"]]
-                                   for m in r["by_model"]])
+    head = cli.format_table(["feedback", "positive", "negative", "threads rated", "turns rated"],
+                            [[t["feedback"], t["positive"], t["negative"], f"{t['threads_with_feedback']}/{t['threads']}",
+                              f"{t['turns_with_feedback']}/{t['llm_turns']}"]])
+    return head + "\n\n" + cli.format_table(["model", "feedback", "positive", "negative", "mean"],
+                                            [[m["model"], m["feedback"], m["positive"], m["negative"], m["mean_value"]]
+                                             for m in r["by_model"]])
 
 
 def _show_conversations(r: dict[str, Any]) -> str:
     keys = ["threads", "turns_p50", "turns_p90", "cost_p50", "cost_p90", "duration_p50_s", "abandoned", "errors"]
-    return _table(keys, [[r[k] if r[k] is not None else "" for k in keys]]) + "\n\n" + _table(
+    cells = [cli.usd(r[k]) if k in MONEY_KEYS else "" if r[k] is None else r[k] for k in keys]
+    return cli.format_table(keys, [cells]) + "\n\n" + cli.format_table(
         ["user", "threads", "turns", "cost $", "abandoned"],
-        [[u["user_id"], u["threads"], u["turns"], cli._usd(u["cost_usd"]), u["abandoned"]] for u in r["per_user"]])
+        [[u["user_id"], u["threads"], u["turns"], cli.usd(u["cost_usd"]), u["abandoned"]] for u in r["per_user"]])
 
 
 def _show_topics(r: dict[str, Any]) -> str:
-    return _table(["topic", "terms", "prompts", "users", "errors", "neg. feedback", "rephrases", "retries"],
-                  [[t["label"], ", ".join(t["terms"]), t["prompts"], t["users"], t["errors"],
-                    t["negative_feedback"], t["rephrases"], t["retries"]] for t in r["topics"]])
+    return cli.format_table(["topic", "terms", "prompts", "users", "errors", "neg. feedback", "rephrases", "retries"],
+                            [[t["label"], ", ".join(t["terms"]), t["prompts"], t["users"], t["errors"],
+                              t["negative_feedback"], t["rephrases"], t["retries"]] for t in r["topics"]])
 
 
-def _nothing(parser: argparse.ArgumentParser) -> None:
-    return None
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    """An analysis with only the common filters."""
 
 
 active = _Command("active", "Active users per day, week or month: new and returning, stickiness.",
@@ -163,8 +161,8 @@ retention = _Command("retention", "Retention cohorts: users of each period's coh
 funnel = _Command("funnel", "A funnel: users reaching each ordered step within a window of the first.",
                   _funnel_arguments, ("steps", "within", "breakdown"), _show_funnel)
 feedback = _Command("feedback", "Feedback (scores, $feedback events): counts, sentiment, rates by model and day.",
-                    _nothing, (), _show_feedback)
+                    _no_arguments, (), _show_feedback)
 conversations = _Command("conversations", "Conversations: turns, cost, duration percentiles, abandonment, per user.",
-                         _nothing, (), _show_conversations)
+                         _no_arguments, (), _show_conversations)
 topics = _Command("topics", "Prompt topics with their users, errors, negative feedback and rephrasing.",
                   _topics_arguments, ("refit",), _show_topics)

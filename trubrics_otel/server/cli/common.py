@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from trubrics_otel import cli_args as checks
-from trubrics_otel.server.app import strict_json
+from trubrics_otel.server.read_api import strict_json
 from trubrics_otel.server.store import (
     DEFAULT_SESSION_TIMEOUT_S,
     Store,
@@ -26,6 +26,8 @@ from trubrics_otel.server.store import (
 
 
 class Command:
+    """One subcommand: its help line (``doc``), its arguments and what it runs (exit code)."""
+
     def __init__(self, doc: str, add_arguments: Callable[[argparse.ArgumentParser], None],
                  run: Callable[[argparse.Namespace], int]) -> None:
         self.__doc__ = doc
@@ -33,7 +35,7 @@ class Command:
         self.run = run
 
 
-def _usd(cost: float | None) -> str:
+def usd(cost: float | None) -> str:
     """A cost for a table: empty when unknown (never a 0 that reads as free)."""
     return "" if cost is None else f"{cost:.4f}"
 
@@ -59,9 +61,10 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: i
 
 
 def format_conversation(turns: Sequence[dict[str, Any]]) -> str:
+    """A thread's turns as a transcript: time, user and prompt, then the model's answer or error."""
     lines: list[str] = []
     for turn in turns:
-        lines.append(f"[{_local(turn['timestamp'])}] {turn['user_id']} ({turn['prompt_event_name']}):")
+        lines.append(f"[{local_time(turn['timestamp'])}] {turn['user_id']} ({turn['prompt_event_name']}):")
         lines.append(_indent(turn["prompt"]))
         meta = [turn["generation_event_name"]]
         if turn.get("latency") is not None:
@@ -90,13 +93,15 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in str(text).splitlines() or [""])
 
 
-def _local(iso_time: str | None) -> str:
+def local_time(iso_time: str | None) -> str:
+    """A stored (UTC) time in the reader's time zone, to the second; empty when unknown."""
     if not iso_time:
         return ""
     return _dt.datetime.fromisoformat(iso_time).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _duration(seconds: float) -> str:
+def short_duration(seconds: float) -> str:
+    """``42s``, ``5m`` or ``1.5h``: the unit that keeps the number short."""
     if seconds < 60:
         return f"{seconds:.0f}s"
     if seconds < 3600:
@@ -107,33 +112,35 @@ def _duration(seconds: float) -> str:
 # --- sources -----------------------------------------------------------------------------------
 
 
-def _db_argument(parser: argparse.ArgumentParser, check: Callable[[str], str]) -> None:
+def db_argument(parser: argparse.ArgumentParser, check: Callable[[str], str]) -> None:
     parser.add_argument("--db", type=check, default=None, metavar="PATH|URL",
                         help="SQLite file (or sqlite:///path) or postgresql://user@host:port/database "
                              f"(default $TRUBRICS_DB_URL, $TRUBRICS_DB or {default_db_path()})")
 
 
-def _session_argument(parser: argparse.ArgumentParser) -> None:
+def session_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--session-timeout", type=checks.positive_number, default=DEFAULT_SESSION_TIMEOUT_S / 60,
                         metavar="MINUTES", help="a new session starts after this long without an event (30)")
 
 
-def _source_arguments(parser: argparse.ArgumentParser) -> None:
-    _db_argument(parser, checks.existing_database)
+def source_arguments(parser: argparse.ArgumentParser) -> None:
+    db_argument(parser, checks.existing_database)
     parser.add_argument("--url", type=checks.http_url, help="ask a running server (e.g. http://127.0.0.1:8787) instead of the file")
     parser.add_argument("--api-key", type=checks.key, help="with --url: the server's --api-key (needed when it is not on loopback)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def _time_argument(text: str) -> _dt.datetime:
+def time_argument(text: str) -> _dt.datetime:
     try:
         return parse_time(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _fetch(args: argparse.Namespace, endpoint: str, params: dict[str, Any],
-           local: Callable[[Store], Any]) -> Any:
+def fetch(args: argparse.Namespace, endpoint: str, params: dict[str, Any],
+          local: Callable[[Store], Any]) -> Any:
+    """``local(store)`` on ``--db``, or ``GET <--url>/api/<endpoint>?<params>``. Nothing stored
+    (no database file, an HTTP 404) is ``[]``; another HTTP error is raised for the CLI to name."""
     if not args.url:
         store = Store(args.db)
         try:
@@ -153,6 +160,7 @@ def _fetch(args: argparse.Namespace, endpoint: str, params: dict[str, Any],
     return response.json()
 
 
-def _print_json(rows: Any) -> int:
+def print_json(rows: Any) -> int:
+    """``--json``: the answer as the read API gives it (strict JSON, costs as money)."""
     print(strict_json(rows, indent=2))  # an overflowed sum: null + <key>_overflow, never Infinity
     return 0

@@ -17,6 +17,7 @@ resumes after the highest id copied. Exit 0 when every count matches, 2 otherwis
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 
 from trubrics_otel.server.cli import common as cli
@@ -34,25 +35,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.chunk < 1:
-        print("trubrics-otel migrate: --chunk must be at least 1", file=sys.stderr)
-        return 2
+        return _refused("--chunk must be at least 1")
     source = Store(args.source)
     if not source.exists():
-        print(f"trubrics-otel migrate: --from {source.location}: no such database", file=sys.stderr)
-        return 2
-    target = Store(args.target, session_timeout_s=source_timeout_s(source))
+        return _refused(f"--from {source.location}: no such database")
+    target = None
     try:
+        try:
+            timeout_s = source_timeout_s(source)
+        except sqlite3.DatabaseError as exc:  # named here, not as the default --db
+            return _refused(f"--from {source.location}: {exc}")
+        target = Store(args.target, session_timeout_s=timeout_s)
+        if target.location == source.location:
+            return _refused(f"--from and --to are the same database ({source.location})")
+        try:
+            if target.exists():
+                target.count()  # a file that is not a database is refused before any copy
+        except sqlite3.DatabaseError as exc:
+            return _refused(f"--to {target.location}: {exc}")
         copied = copy_events(source, target, chunk=args.chunk, progress=_progress)
         checks = verify(source, target)
     finally:
         source.close()
-        target.close()
+        if target is not None:
+            target.close()
     print(f"copied {copied} events from {source.location} to {target.location}")
     print(cli.format_table(["check", "source", "target", ""],
                            [[name, a, b, "" if a == b else "DIFFERS"] for name, a, b in checks]))
     if any(a != b for _, a, b in checks):
         raise StoreError("the copy differs from the source (see above)")
     return 0
+
+
+def _refused(problem: str) -> int:
+    print(f"trubrics-otel migrate: {problem}", file=sys.stderr)
+    return 2
 
 
 def _progress(copied: int, last_id: int) -> None:

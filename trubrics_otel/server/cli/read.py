@@ -6,8 +6,9 @@
     trubrics-otel sessions
     trubrics-otel threads                        # list; ``threads <id>`` shows one conversation
 
-The query commands read the SQLite file directly (``--db``, else ``$TRUBRICS_DB``, else
-the same per-user default as ``serve``), or a running server's JSON API with ``--url``.
+The query commands read the store directly (``--db``: a SQLite file or a PostgreSQL URL, else
+``$TRUBRICS_DB_URL``, ``$TRUBRICS_DB``, the same per-user default as ``serve``), or a running
+server's JSON API with ``--url``.
 """
 
 from __future__ import annotations
@@ -22,42 +23,52 @@ from urllib.parse import quote
 from trubrics_otel import cli_args as checks
 from trubrics_otel.server.cli.common import (
     Command,
-    _duration,
-    _fetch,
-    _local,
-    _print_json,
-    _session_argument,
-    _source_arguments,
-    _time_argument,
-    _usd,
+    fetch,
     format_conversation,
     format_table,
+    local_time,
+    print_json,
+    session_argument,
+    short_duration,
+    source_arguments,
+    time_argument,
+    usd,
 )
 from trubrics_otel.server.store import Store
+from trubrics_otel.server.store.dialect import NO_LIMIT
+
+
+def _limit_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--limit", type=_limit, default=50, help=f"{what} (default 50)")
+
+
+def _limit(text: str) -> int:
+    """A whole number of rows; one larger than a database can count means all of them."""
+    return min(checks.positive_int(text), NO_LIMIT - 1)
 
 
 # --- events ------------------------------------------------------------------------------------
 
 
 def _events_arguments(parser: argparse.ArgumentParser) -> None:
-    _source_arguments(parser)
+    source_arguments(parser)
     parser.add_argument("--user", help="only this user_id")
     parser.add_argument("--event", help="only this event name (LLM events: prompt or generation name)")
     parser.add_argument("--thread", help="only this thread_id")
     parser.add_argument("--kind", choices=("event", "llm"), help="only product events or LLM events")
-    parser.add_argument("--since", type=_time_argument, help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
-    parser.add_argument("--until", type=_time_argument, help="ISO 8601 time or a duration ago")
-    parser.add_argument("--limit", type=checks.positive_int, default=50, help="newest N events (default 50)")
-    _session_argument(parser)
+    parser.add_argument("--since", type=time_argument, help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
+    parser.add_argument("--until", type=time_argument, help="ISO 8601 time or a duration ago")
+    _limit_argument(parser, "newest N events")
+    session_argument(parser)
 
 
 def _events(args: argparse.Namespace) -> int:
     filters = {"user": args.user, "event": args.event, "thread": args.thread, "kind": args.kind,
                "since": args.since, "until": args.until, "limit": args.limit}
-    rows = _fetch(args, "events", filters, lambda store: store.events(
+    rows = fetch(args, "events", filters, lambda store: store.events(
         session_timeout_s=args.session_timeout * 60, **filters))
     return _show(args, "events", rows, ["time", "user", "event", "thread", "session", "details"], lambda e: [
-        _local(e["timestamp"]), e["user_id"], _event_name(e), e["thread_id"] or "",
+        local_time(e["timestamp"]), e["user_id"], _event_name(e), e["thread_id"] or "",
         (e["session_id"] or "")[:8], _details(e)])
 
 
@@ -68,18 +79,18 @@ events = Command("Recent events from the local store, as a table or JSON.", _eve
 
 
 def _sessions_arguments(parser: argparse.ArgumentParser) -> None:
-    _source_arguments(parser)
+    source_arguments(parser)
     parser.add_argument("--user", help="only this user_id")
-    parser.add_argument("--limit", type=checks.positive_int, default=50, help="most recent N sessions (default 50)")
-    _session_argument(parser)
+    _limit_argument(parser, "most recent N sessions")
+    session_argument(parser)
 
 
 def _sessions(args: argparse.Namespace) -> int:
-    rows = _fetch(args, "sessions", {"user": args.user, "limit": args.limit}, lambda store: store.sessions(
+    rows = fetch(args, "sessions", {"user": args.user, "limit": args.limit}, lambda store: store.sessions(
         user=args.user, timeout_s=args.session_timeout * 60, limit=args.limit))
     headers = ["session", "user", "start", "duration", "events", "llm", "threads", "event names"]
     return _show(args, "sessions", rows, headers, lambda s: [
-        s["session_id"][:8], s["user_id"], _local(s["start"]), _duration(s["duration_s"]),
+        s["session_id"][:8], s["user_id"], local_time(s["start"]), short_duration(s["duration_s"]),
         s["events"], s["llm_events"], s["threads"], ", ".join(s["event_names"])])
 
 
@@ -91,30 +102,30 @@ sessions = Command("Sessions (a new one after 30 min without an event) from the 
 
 
 def _threads_arguments(parser: argparse.ArgumentParser) -> None:
-    _source_arguments(parser)
+    source_arguments(parser)
     parser.add_argument("thread_id", nargs="?", help="show this thread as a conversation")
     parser.add_argument("--user", help="only threads of this user_id")
-    parser.add_argument("--limit", type=checks.positive_int, default=50, help="most recent N threads (default 50)")
+    _limit_argument(parser, "most recent N threads")
 
 
 def _threads(args: argparse.Namespace) -> int:
     if args.thread_id:
-        turns = _fetch(args, f"threads/{quote(args.thread_id, safe='')}", {}, lambda store: store.thread(args.thread_id))
+        turns = fetch(args, f"threads/{quote(args.thread_id, safe='')}", {}, lambda store: store.thread(args.thread_id))
         if isinstance(turns, dict):
             turns = turns.get("turns", [])
         if not turns:
             print(f"no thread {args.thread_id!r}", file=sys.stderr)
             return 1
         if args.json:
-            return _print_json(turns)
+            return print_json(turns)
         print(format_conversation(turns))
         return 0
-    rows = _fetch(args, "threads", {"user": args.user, "limit": args.limit},
+    rows = fetch(args, "threads", {"user": args.user, "limit": args.limit},
                   lambda store: store.threads(user=args.user, limit=args.limit))
     headers = ["thread", "users", "turns", "last", "models", "tokens in/out", "cost $", "errors", "first prompt"]
     return _show(args, "threads", rows, headers, lambda t: [
-        t["thread_id"], ", ".join(t["users"]), t["turns"], _local(t["end"]), ", ".join(t["models"]),
-        _tokens(t), _usd(t.get("cost_usd")), t["errors"] or "", t["title"] or ""])
+        t["thread_id"], ", ".join(t["users"]), t["turns"], local_time(t["end"]), ", ".join(t["models"]),
+        _tokens(t), usd(t.get("cost_usd")), t["errors"] or "", t["title"] or ""])
 
 
 threads = Command("Conversation threads from the local store; give an id to read one.",
@@ -125,17 +136,16 @@ threads = Command("Conversation threads from the local store; give an id to read
 
 
 def _users_arguments(parser: argparse.ArgumentParser) -> None:
-    _source_arguments(parser)
-    parser.add_argument("--limit", type=checks.positive_int, default=50,
-                        help="most recently seen N users (default 50)")
+    source_arguments(parser)
+    _limit_argument(parser, "most recently seen N users")
 
 
 def _users(args: argparse.Namespace) -> int:
-    rows = _fetch(args, "users", {"limit": args.limit}, lambda store: store.users(limit=args.limit))
+    rows = fetch(args, "users", {"limit": args.limit}, lambda store: store.users(limit=args.limit))
     headers = ["user", "events", "llm", "threads", "tokens in/out", "cost $", "errors", "last seen"]
     return _show(args, "users", rows, headers, lambda u: [
-        u["user_id"], u["events"], u["llm_events"], u.get("threads", ""), _tokens(u), _usd(u.get("cost_usd")),
-        u["errors"] or "", _local(u["last_seen"])])
+        u["user_id"], u["events"], u["llm_events"], u.get("threads", ""), _tokens(u), usd(u.get("cost_usd")),
+        u["errors"] or "", local_time(u["last_seen"])])
 
 
 users = Command("Users from the local store: events, LLM calls, tokens and what they cost.",
@@ -148,7 +158,7 @@ def _show(args: argparse.Namespace, what: str, rows: list[dict[str, Any]], heade
     the database or URL that had nothing."""
     rows = list(reversed(rows))
     if args.json:
-        return _print_json(rows)
+        return print_json(rows)
     if not rows:
         return _nothing(what, args)
     print(format_table(headers, [cells(row) for row in rows]))

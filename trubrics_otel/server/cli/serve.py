@@ -18,24 +18,23 @@ from collections.abc import Callable
 from trubrics_otel import cli_args as checks
 from trubrics_otel import settings
 from trubrics_otel.receive.process import tune_for_server
+from trubrics_otel.server.analytics.api import set_feedback_events
 from trubrics_otel.server.app import (
     DEFAULT_GRPC_PORT,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_PORT,
     LocalServer,
 )
-from trubrics_otel.server.analytics.api import set_feedback_events
-from trubrics_otel.server.cli.common import Command, _db_argument, _session_argument
+from trubrics_otel.server.cli.common import Command, db_argument, session_argument
 from trubrics_otel.server.read_api import is_loopback
 from trubrics_otel.server.store import Store
 from trubrics_otel.server.workers import Supervisor, WorkerFailed, listening_socket
-
 
 # --- serve ----------------------------------------------------------------------------------
 
 
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:
-    _db_argument(parser, checks.new_database)
+    db_argument(parser, checks.new_database)
     parser.add_argument("--bind", type=checks.ip_address, default="127.0.0.1",
                         help="IP address to listen on (default 127.0.0.1; 0.0.0.0 = every interface)")
     parser.add_argument("--port", type=checks.port, default=DEFAULT_PORT,
@@ -49,7 +48,7 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
                         "reads; required when --bind is not loopback (default: any non-empty key)")
     parser.add_argument("--max-body-bytes", type=checks.positive_int, default=DEFAULT_MAX_BODY_BYTES,
                         help="larger request bodies get 413 (default 10 MiB)")
-    _session_argument(parser)
+    session_argument(parser)
     parser.add_argument("--log-level", type=checks.log_level, default="INFO",
                         help="trubrics.server log level (default INFO)")
     parser.add_argument("--workers", type=checks.positive_int, default=None, metavar="N",

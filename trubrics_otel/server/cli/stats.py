@@ -22,9 +22,9 @@ from trubrics_otel.server.store import Store, to_us
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    cli._source_arguments(parser)
-    parser.add_argument("--since", type=cli._time_argument, help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
-    parser.add_argument("--until", type=cli._time_argument, help="ISO 8601 time or a duration ago")
+    cli.source_arguments(parser)
+    parser.add_argument("--since", type=cli.time_argument, help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
+    parser.add_argument("--until", type=cli.time_argument, help="ISO 8601 time or a duration ago")
     parser.add_argument("--by", choices=tuple(BUCKETS), default="day", help="bucket width (default day, UTC)")
     parser.add_argument("--user", help="only this user_id")
     parser.add_argument("--model", help="only LLM events of this model")
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"trubrics-otel stats: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        return cli._print_json(result)
+        return cli.print_json(result)
     print(cli.format_table(
         ["start (UTC)", "events", "llm", "users", "tokens in/out", "cost $", "errors", "p50 s", "p95 s"],
         [_cells(b, b["start"]) for b in result["buckets"] if b["events"]]))
@@ -55,7 +55,7 @@ def _stats(args: argparse.Namespace, query: StatsQuery) -> dict[str, Any]:
     if args.url:
         params = {"since": args.since, "until": args.until, "by": args.by, "user": args.user,
                   "model": args.model, "event": args.event}
-        result = cli._fetch(args, "analytics", params, lambda store: None)
+        result = cli.fetch(args, "analytics", params, lambda store: None)
         if isinstance(result, dict) and "buckets" in result:
             return result
         raise StatsError(f"{args.url} answered no statistics")
