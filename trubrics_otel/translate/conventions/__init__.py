@@ -80,6 +80,7 @@ from trubrics_otel.translate.conventions.base import (
     Convention,
     LlmCall,
     SpanEvent,
+    keys_under,
 )
 from trubrics_otel.translate.messages import plain
 
@@ -181,11 +182,9 @@ def call_latency(span: ReadableSpan) -> float | None:
 
 def prefixed_properties(attributes: Attributes) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    for key, value in attributes.items():
-        if key.startswith(PROPERTY_PREFIXES):  # one C call per key; which prefix, rarely
-            for prefix in PROPERTY_PREFIXES:
-                if key.startswith(prefix):
-                    found[key[len(prefix) :]] = plain(value)
+    for prefix in PROPERTY_PREFIXES:
+        for key in keys_under(attributes, prefix):
+            found[key[len(prefix) :]] = plain(attributes[key])
     return found
 
 
