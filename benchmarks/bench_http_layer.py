@@ -19,6 +19,7 @@ import sys
 import time
 
 import requests
+from bench_server_intake import cpu_seconds  # server CPU, every thread, from /proc
 
 SIZES = {"OTLP batch, 900 KB": 900_000, "API batch, 210 KB": 210_000}
 SETTINGS = {"waitress defaults": (8192, 512 << 10), "ours": (None, None)}
@@ -35,17 +36,6 @@ def serve(recv_bytes: str, in_memory: str) -> None:
     receiver.start()
     print(receiver.port, flush=True)
     time.sleep(3600)
-
-
-def cpu_seconds(pid: int) -> float:
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
-                total += int(stat.read().split()[0])
-        except FileNotFoundError:
-            pass
-    return total / 1e9
 
 
 def one_round(size: int, settings: tuple[int | None, int | None], requests_per_round: int = 40) -> float:
