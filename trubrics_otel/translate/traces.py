@@ -212,23 +212,26 @@ class TraceMemory:
             if context is None:
                 continue
             try:
-                own = span_identity(span)
-                reply = wrapper_reply(span.attributes or {})
+                attributes = span.attributes or {}  # read once: the SDK's builds a proxy per read
+                scope = span.instrumentation_scope
+                own = own_identity(attributes, scope.name if scope is not None else None)
+                reply = wrapper_reply(attributes)
             except Exception:  # an odd span is encoded (and reported) by the encoder, not here
                 continue
-            trace = self._traces.get(context.trace_id)
+            trace_id, span_id = context.trace_id, context.span_id
+            trace = self._traces.get(trace_id)
             if trace is None:
-                trace = self._traces[context.trace_id] = {}
+                trace = self._traces[trace_id] = {}
                 while len(self._traces) > self._max_traces:
                     self._traces.popitem(last=False)
             else:
-                self._traces.move_to_end(context.trace_id)
+                self._traces.move_to_end(trace_id)
             if len(trace) >= self._max_spans and own == NOBODY and reply is None:
                 continue
             parent = span.parent.span_id if span.parent is not None else 0
-            trace[context.span_id] = (parent, own, reply)
+            trace[span_id] = (parent, own, reply)
             if parent and is_call_view(span):
-                self._call_views.setdefault((context.trace_id, parent), set()).add(context.span_id)
+                self._call_views.setdefault((trace_id, parent), set()).add(span_id)
                 while len(self._call_views) > self._max_traces:
                     self._call_views.popitem(last=False)
 
