@@ -16,3 +16,7 @@ def test_lists_come_back_in_index_order_whatever_the_key_order():
         "out.": [{"text": "answer"}],
     }
     assert indexed(attributes, "none.") == []
+    # the same keys again, under other prefixes: each set of prefixes reads them afresh
+    assert indexed_by(attributes, ("out.",)) == {"out.": [{"text": "answer"}]}
+    assert indexed(attributes, "in.10.") == [] and indexed(attributes, "in.") == [
+        {"role": "system", "text": "first"}, {"role": "user", "text": "last"}]

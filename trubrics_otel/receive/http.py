@@ -65,6 +65,12 @@ DEFAULT_CLIENT_TIMEOUT_S = 30
 MAX_CONNECTIONS = 500  # beyond this, the oldest unfinished request's connection is shed
 HEADER_DEADLINE_S = 10.0  # request line + headers, from the request's first byte
 RETRY_AFTER_S = 1
+RECV_BYTES = 256 << 10
+"""Bytes asked of the socket per read: waitress's 8 KiB took ~110 turns of its I/O loop for a
+batch of 512 spans (~900 KB), 2.1 ms of CPU a request; 0.9 ms with this and the next."""
+BODY_IN_MEMORY = 4 << 20
+"""A body up to this size is held in memory; waitress's 512 KiB sent such a batch to a
+temporary file, written then read back."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +181,7 @@ class HttpReceiver:
                 max_request_body_size=max_body + 1,  # waitress refuses at ``>=``
                 channel_timeout=timeout, cleanup_interval=1,
                 connection_limit=MAX_CONNECTIONS, asyncore_use_poll=True, expose_tracebacks=False,
+                recv_bytes=RECV_BYTES, inbuf_overflow=BODY_IN_MEMORY,
             )
         except OSError as exc:
             host, port = listen.getsockname()[:2] if isinstance(listen, socket.socket) else listen

@@ -47,6 +47,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.trace import (
     Link,
     SpanContext,
@@ -308,6 +309,8 @@ def _first(many: Sequence[Any], limit: int | None) -> Sequence[Any]:
 
 
 _FLAGS = tuple(TraceFlags(flags) for flags in range(256))
+_NO_STATE = DEFAULT_TRACE_STATE  # what SpanContext() puts for no state
+_new_context = tuple.__new__  # SpanContext is a tuple: (trace id, span id, remote, flags, state, valid)
 _NO_TRACE, _NO_SPAN = bytes(16), bytes(8)
 
 
@@ -325,13 +328,15 @@ def _span(span: trace_pb2.Span, resource: Resource, scope: InstrumentationScope,
     all_flags = span.flags
     flags = _FLAGS[all_flags & 0xFF]
     trace_state = span.trace_state
-    state = TraceState.from_header([trace_state]) if trace_state else None
-    context = SpanContext(trace_id, int.from_bytes(span_bytes, "big"), False, flags, state)
+    state = TraceState.from_header([trace_state]) if trace_state else _NO_STATE
+    # SpanContext(...) without its checks: _invalid made them (ids of 16 and 8 bytes, not zero)
+    context = _new_context(SpanContext, (trace_id, int.from_bytes(span_bytes, "big"), False, flags, state, True))
     parent = None
     if parent_bytes:
         # OTLP flags bit 8: whether bit 9 says if the parent is remote; without it, assume so
         remote = bool(all_flags & 0x200) if all_flags & 0x100 else True
-        parent = SpanContext(trace_id, int.from_bytes(parent_bytes, "big"), remote, flags)
+        parent_id = int.from_bytes(parent_bytes, "big")
+        parent = _new_context(SpanContext, (trace_id, parent_id, remote, flags, _NO_STATE, parent_id != 0))
     pb_status = span.status
     code = _STATUS.get(pb_status.code, StatusCode.UNSET)
     if code is StatusCode.UNSET:

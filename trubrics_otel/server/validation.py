@@ -162,6 +162,7 @@ def _latency(value: Any) -> str | None:
 
 
 _MISSING = object()  # the default of a required field
+_ANY_TEXT = frozenset({_string, _optional_string})  # checks that every ``str`` passes
 
 EVENT: tuple[Field, ...] = (
     ("user_id", _non_empty_string, _MISSING),
@@ -219,11 +220,15 @@ def validate_event(item: Any, fields: tuple[Field, ...], *,
         return {}, [{"loc": ["body"], "msg": f"event must be a JSON object, got {_type(item)}"}]
     try:  # orjson, when installed: it refuses lone surrogates and depths beyond 254
         data: bytes | None = measure(item)
+        # what can be deep or a NaN: the values that are not text (the prompt and answer are
+        # most of the bytes; scanning them for brackets and "null" cost more than the rest)
+        structure = measure([value for value in item.values() if value.__class__ is not str])
     except (TypeError, ValueError, RecursionError):
         data = None
-    if data is not None and data.count(b"{") + data.count(b"[") <= MAX_DEPTH:
-        # fewer brackets than levels allowed: not too deep; NaN and infinities come out as null
-        too_deep, odd_number = False, b"null" in data and _scan(item)[1]
+    if data is not None and structure.count(b"{") + structure.count(b"[") <= MAX_DEPTH:
+        # fewer brackets than levels allowed ("[" of the list for "{" of the event): not too
+        # deep; NaN and infinities come out as null
+        too_deep, odd_number = False, b"null" in structure and _scan(item)[1]
     else:
         too_deep, odd_number = _scan(item)
     if too_deep:
@@ -244,6 +249,9 @@ def validate_event(item: Any, fields: tuple[Field, ...], *,
     errors: list[Error] = []
     for name, check, default in fields:
         value = item.get(name)
+        if value.__class__ is str and check in _ANY_TEXT:  # most fields: one test, no call
+            event[name] = value
+            continue
         if value is None and default is not _MISSING:
             event[name] = default
             continue

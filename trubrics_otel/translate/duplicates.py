@@ -92,24 +92,35 @@ def signature(span: ReadableSpan, event: Event) -> CallSignature:
         counts = (properties.get(sc.PROP_INPUT_TOKENS), properties.get(sc.PROP_OUTPUT_TOKENS))
         if any(counts):
             usage = hash((properties.get(sc.PROP_PROVIDER), *counts))
-    return CallSignature(
-        trace_id=context.trace_id if context else 0,
-        span_id=context.span_id if context else 0,
-        parent_id=span.parent.span_id if span.parent is not None else 0,
-        start=start,
-        end=span.end_time or start,
-        scope=scope.name if scope is not None else "",
-        models=tuple(sorted(models)) if len(models) > 1 else tuple(models),
-        response_id=str(response_id) if response_id else None,
-        prompt=hash(prompt) if prompt else 0,
-        richness=2 * bool(prompt) + 2 * bool(event.get("generation"))
-        + len(_USAGE_PROPERTY_NAMES.intersection(properties)),
-        usage=usage,
-    )
+    return _new_signature(CallSignature, (  # the fields in order, without NamedTuple's keyword call
+        context.trace_id if context else 0,
+        context.span_id if context else 0,
+        span.parent.span_id if span.parent is not None else 0,
+        start,
+        span.end_time or start,
+        scope.name if scope is not None else "",
+        tuple(sorted(models)) if len(models) > 1 else tuple(models),
+        str(response_id) if response_id else None,
+        hash(prompt) if prompt else 0,
+        2 * bool(prompt) + 2 * bool(event.get("generation")) + len(_USAGE_PROPERTY_NAMES.intersection(properties)),
+        usage,
+    ))
+
+
+_new_signature = tuple.__new__
 
 
 def _model_key(model: str) -> str:
-    return model.rpartition("/")[2].lower()
+    key = _MODEL_KEYS.get(model)
+    if key is None:
+        if len(_MODEL_KEYS) > 1024:
+            _MODEL_KEYS.clear()
+        key = _MODEL_KEYS[model] = model.rpartition("/")[2].lower()
+    return key
+
+
+_MODEL_KEYS: dict[str, str] = {}
+"""Model name → its key: the same few names in every batch."""
 
 
 def same_call(a: CallSignature, b: CallSignature) -> bool:

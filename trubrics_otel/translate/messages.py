@@ -177,21 +177,41 @@ def indexed_by(attributes: Mapping[str, Any], prefixes: tuple[str, ...]) -> dict
     of attributes and is read for four or five lists). No prefix may start another."""
     lists: dict[str, list[dict[str, Any]]] = {prefix: [] for prefix in prefixes}
     found: dict[tuple[str, int], dict[str, Any]] = {}  # one dict for every list: fewer to build
+    shapes = _SHAPES.get(prefixes)
+    if shapes is None or len(shapes) > _MAX_SHAPES:
+        if len(_SHAPES) > 64:  # prefixes are the conventions' constants: never this many
+            _SHAPES.clear()
+        shapes = _SHAPES[prefixes] = {}
     for key, value in attributes.items():
-        if key.startswith(prefixes):  # one C-level test each; which prefix, only for those
-            for prefix in prefixes:
-                if key.startswith(prefix):
-                    index, _, rest = key[len(prefix) :].partition(".")
-                    if rest and index.isdigit():
-                        item = found.get((prefix, int(index)))
-                        if item is None:
-                            found[prefix, int(index)] = {rest: value}
-                        else:
-                            item[rest] = value
-                    break
-    for prefix, index in sorted(found):
-        lists[prefix].append(found[prefix, index])
+        shape = shapes.get(key)  # one lookup; the prefixes are tested once per key spelling
+        if shape is None:
+            shape = shapes[key] = _shape(key, prefixes)
+        if shape:
+            where, rest = shape
+            item = found.get(where)
+            if item is None:
+                found[where] = {rest: value}
+            else:
+                item[rest] = value
+    for where in sorted(found):
+        lists[where[0]].append(found[where])
     return lists
+
+
+_SHAPES: dict[tuple[str, ...], dict[str, tuple[tuple[str, int], str] | tuple[()]]] = {}
+"""Per prefixes, each key spelling seen → ((prefix, index), rest), or () for a key that is not
+an item's: the same few dozen spellings come back in every span of a library."""
+_MAX_SHAPES = 4096
+
+
+def _shape(key: str, prefixes: tuple[str, ...]) -> tuple[tuple[str, int], str] | tuple[()]:
+    for prefix in prefixes:
+        if key.startswith(prefix):
+            index, _, rest = key[len(prefix) :].partition(".")
+            if rest and index.isdigit():
+                return ((prefix, int(index)), rest)
+            return ()
+    return ()
 
 
 def text_or_none(value: Any) -> str | None:

@@ -95,19 +95,37 @@ _ALL_KEYS = frozenset((*USER_ID_ATTRIBUTES, *THREAD_ID_ATTRIBUTES, *METADATA_JSO
 _RANK = {name: rank for rank, name in enumerate((*USER_ID_ATTRIBUTES, *THREAD_ID_ATTRIBUTES))}
 
 
-def _first(attributes: Mapping[str, Any], present: set[str], names: frozenset[str]) -> str | None:
-    """:func:`first_of` over the ``names`` the span has (``present``), in their order of precedence."""
-    found = [name for name in present if name in names]
-    if not found:
-        return None
-    if len(found) > 1:
-        found.sort(key=_RANK.__getitem__)
-    return first_of(attributes, tuple(found))
+def _ranked(present: frozenset[str], names: tuple[str, ...]) -> tuple[str, ...]:
+    """The ``names`` the span has (``present``), in their order of precedence."""
+    return tuple(sorted((name for name in present if name in names), key=_RANK.__getitem__))
 
 
-_OWN_USER_SET = frozenset(_OWN_USER)
-_OWN_THREAD_SET = frozenset(_OWN_THREAD)
-_OWN_STRONG_THREAD_SET = frozenset(_OWN_STRONG_THREAD)
+class _Plan(NamedTuple):
+    """What :func:`own_identity` reads, for one combination of the attributes it knows."""
+
+    users: tuple[str, ...]
+    threads: tuple[str, ...]
+    strong_threads: tuple[str, ...]
+    """``threads`` less ``gen_ai.conversation.id``: a weak scope's thread is read apart."""
+    metadata: bool
+    inherited_user: bool
+    inherited_thread: bool
+    conversation: bool
+    inherited_weak: bool
+    prompt: bool
+
+
+def _plan(present: frozenset[str]) -> _Plan:
+    return _Plan(
+        _ranked(present, _OWN_USER), _ranked(present, _OWN_THREAD), _ranked(present, _OWN_STRONG_THREAD),
+        not present.isdisjoint(METADATA_JSON_ATTRIBUTES), sc.TRUBRICS_INHERITED_USER_ID in present,
+        sc.TRUBRICS_INHERITED_THREAD_ID in present, sc.GEN_AI_CONVERSATION_ID in present,
+        sc.TRUBRICS_INHERITED_WEAK_THREAD_ID in present, not present.isdisjoint(WRAPPER_PROMPT_ATTRIBUTES),
+    )
+
+
+_PLANS: dict[frozenset[str], _Plan] = {}
+"""By which known attributes a span has: a few combinations per library."""
 
 
 def own_identity(attributes: Mapping[str, Any], scope_name: str | None = None) -> Identity:
@@ -115,19 +133,28 @@ def own_identity(attributes: Mapping[str, Any], scope_name: str | None = None) -
     present = _ALL_KEYS.intersection(attributes)  # one pass over the span's keys, in C
     if not present:  # most spans
         return NOBODY
+    plan = _PLANS.get(present)
+    if plan is None:
+        if len(_PLANS) > 1024:
+            _PLANS.clear()
+        plan = _PLANS[present] = _plan(present)
     weak_scope = is_weak_thread_scope(scope_name)
-    user = _first(attributes, present, _OWN_USER_SET)
-    thread = _first(attributes, present, _OWN_STRONG_THREAD_SET if weak_scope else _OWN_THREAD_SET)
-    if (user is None or thread is None) and not present.isdisjoint(METADATA_JSON_ATTRIBUTES):
+    user = first_of(attributes, plan.users) if plan.users else None
+    threads = plan.strong_threads if weak_scope else plan.threads
+    thread = first_of(attributes, threads) if threads else None
+    if (user is None or thread is None) and plan.metadata:
         metadata_user, metadata_thread = _metadata_identity(attributes)
         user = user or metadata_user
         thread = thread or metadata_thread
-    user = user or first_of(attributes, (sc.TRUBRICS_INHERITED_USER_ID,))
-    thread = thread or first_of(attributes, (sc.TRUBRICS_INHERITED_THREAD_ID,))
-    weak = first_of(attributes, (sc.GEN_AI_CONVERSATION_ID,)) if weak_scope else None
-    weak = weak or first_of(attributes, (sc.TRUBRICS_INHERITED_WEAK_THREAD_ID,))
-    prompt = None if present.isdisjoint(WRAPPER_PROMPT_ATTRIBUTES) else _wrapper_prompt(attributes)
-    return Identity(user, thread, weak, prompt)
+    if not user and plan.inherited_user:
+        user = first_of(attributes, (sc.TRUBRICS_INHERITED_USER_ID,))
+    if not thread and plan.inherited_thread:
+        thread = first_of(attributes, (sc.TRUBRICS_INHERITED_THREAD_ID,))
+    weak = first_of(attributes, (sc.GEN_AI_CONVERSATION_ID,)) if weak_scope and plan.conversation else None
+    if not weak and plan.inherited_weak:
+        weak = first_of(attributes, (sc.TRUBRICS_INHERITED_WEAK_THREAD_ID,))
+    prompt = _wrapper_prompt(attributes) if plan.prompt else None
+    return Identity(user or None, thread or None, weak or None, prompt)
 
 
 def _wrapper_prompt(attributes: Mapping[str, Any]) -> str | None:
@@ -185,23 +212,26 @@ class TraceMemory:
             if context is None:
                 continue
             try:
-                own = span_identity(span)
-                reply = wrapper_reply(span.attributes or {})
+                attributes = span.attributes or {}  # read once: the SDK's builds a proxy per read
+                scope = span.instrumentation_scope
+                own = own_identity(attributes, scope.name if scope is not None else None)
+                reply = wrapper_reply(attributes)
             except Exception:  # an odd span is encoded (and reported) by the encoder, not here
                 continue
-            trace = self._traces.get(context.trace_id)
+            trace_id, span_id = context.trace_id, context.span_id
+            trace = self._traces.get(trace_id)
             if trace is None:
-                trace = self._traces[context.trace_id] = {}
+                trace = self._traces[trace_id] = {}
                 while len(self._traces) > self._max_traces:
                     self._traces.popitem(last=False)
             else:
-                self._traces.move_to_end(context.trace_id)
+                self._traces.move_to_end(trace_id)
             if len(trace) >= self._max_spans and own == NOBODY and reply is None:
                 continue
             parent = span.parent.span_id if span.parent is not None else 0
-            trace[context.span_id] = (parent, own, reply)
+            trace[span_id] = (parent, own, reply)
             if parent and is_call_view(span):
-                self._call_views.setdefault((context.trace_id, parent), set()).add(context.span_id)
+                self._call_views.setdefault((trace_id, parent), set()).add(span_id)
                 while len(self._call_views) > self._max_traces:
                     self._call_views.popitem(last=False)
 

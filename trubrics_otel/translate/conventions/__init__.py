@@ -80,6 +80,7 @@ from trubrics_otel.translate.conventions.base import (
     Convention,
     LlmCall,
     SpanEvent,
+    keys_under,
 )
 from trubrics_otel.translate.messages import plain
 
@@ -181,11 +182,9 @@ def call_latency(span: ReadableSpan) -> float | None:
 
 def prefixed_properties(attributes: Attributes) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    for key, value in attributes.items():
-        if key.startswith(PROPERTY_PREFIXES):  # one C call per key; which prefix, rarely
-            for prefix in PROPERTY_PREFIXES:
-                if key.startswith(prefix):
-                    found[key[len(prefix) :]] = plain(value)
+    for prefix in PROPERTY_PREFIXES:
+        for key in keys_under(attributes, prefix):
+            found[key[len(prefix) :]] = plain(attributes[key])
     return found
 
 
@@ -235,6 +234,8 @@ CONVENTIONS: tuple[Convention, ...] = (
 """Tried in order; the first convention that recognises a span reads it. The generic
 reader is last: it only sees spans no row above knew."""
 _NEEDED = frozenset().union(*(convention.needs or () for convention in CONVENTIONS))
+_ROWS: dict[frozenset[str], tuple[Convention, ...]] = {}
+"""The rows a span may be, by which of the ``needs`` attributes it has: few combinations."""
 
 
 def is_call_view(span: ReadableSpan) -> bool:
@@ -257,10 +258,13 @@ def read_span(span: ReadableSpan) -> LlmCall | SpanEvent | None:
     spans trubrics-otel wrote itself."""
     attributes = span.attributes or {}
     present = _NEEDED.intersection(attributes)  # one pass over the span's keys, in C
-    for convention in CONVENTIONS:
-        needs = convention.needs
-        if needs is not None and needs.isdisjoint(present):
-            continue
+    rows = _ROWS.get(present)
+    if rows is None:
+        if len(_ROWS) > 1024:  # spans of many libraries mixed: start again
+            _ROWS.clear()
+        rows = _ROWS[present] = tuple(convention for convention in CONVENTIONS
+                                      if convention.needs is None or not convention.needs.isdisjoint(present))
+    for convention in rows:
         if convention.recognises(attributes):
             found = convention.read(span)
             scope = span.instrumentation_scope

@@ -47,6 +47,26 @@ class Convention:
     is not asked (``read_span`` tries 18 rows per span). ``None``: any span may be the row's."""
 
 
+def keys_under(attributes: Attributes, prefix: str) -> tuple[str, ...]:
+    """The keys of ``attributes`` that start with ``prefix``, in their order. Found once per
+    spelling of a span's keys: a library writes the same keys in the same order in every
+    span, and a tuple of them is looked up for less than testing each key."""
+    shape = tuple(attributes)
+    known = _KEYS_UNDER.get(prefix)
+    if known is None or len(known) > _MAX_SHAPES:
+        if len(_KEYS_UNDER) > 64:  # prefixes are the conventions' constants: never this many
+            _KEYS_UNDER.clear()
+        known = _KEYS_UNDER[prefix] = {}
+    found = known.get(shape)
+    if found is None:
+        found = known[shape] = tuple(key for key in shape if key.startswith(prefix))
+    return found
+
+
+_KEYS_UNDER: dict[str, dict[tuple[str, ...], tuple[str, ...]]] = {}
+_MAX_SHAPES = 1024
+
+
 USAGE: dict[str, tuple[str, ...]] = {
     sc.PROP_INPUT_TOKENS: (sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_PROMPT_TOKENS,
                            sc.LLM_TOKEN_COUNT_PROMPT),

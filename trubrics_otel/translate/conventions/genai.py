@@ -20,6 +20,7 @@ from trubrics_otel.translate.conventions.base import (
     Convention,
     LlmCall,
     SpanEvent,
+    keys_under,
     tool_name,
     usage_properties,
 )
@@ -130,9 +131,8 @@ def genai_properties(attributes: Attributes, *, own: bool = False) -> dict[str, 
         finish = parsed if isinstance(parsed, list) else [finish]
     if finish:
         properties[sc.PROP_FINISH_REASON] = finish[0] if len(finish) == 1 else list(finish)
-    for key, value in attributes.items():
-        if key.startswith(sc.GEN_AI_REQUEST_PREFIX):
-            properties[key[len(sc.GEN_AI_REQUEST_PREFIX) :]] = plain(value)
+    for key in keys_under(attributes, sc.GEN_AI_REQUEST_PREFIX):
+        properties[key[len(sc.GEN_AI_REQUEST_PREFIX) :]] = plain(attributes[key])
     properties.pop("model", None)
     request_model = attributes.get(sc.GEN_AI_REQUEST_MODEL)
     response_model = attributes.get(sc.GEN_AI_RESPONSE_MODEL)

@@ -118,7 +118,7 @@ def read_llm(span: ReadableSpan) -> LlmCall:
     if attributes.get(sc.LLM_FINISH_REASON):
         properties[sc.PROP_FINISH_REASON] = attributes[sc.LLM_FINISH_REASON]
     parameters = parse_json(attributes.get(sc.LLM_INVOCATION_PARAMETERS))
-    parameters = parameters if isinstance(parameters, Mapping) else {}
+    parameters = parameters if parameters.__class__ is dict or isinstance(parameters, Mapping) else {}
     for key, value in parameters.items():
         if key not in _NOT_PARAMETERS:
             properties[key] = value
@@ -131,7 +131,7 @@ def read_llm(span: ReadableSpan) -> LlmCall:
         attributes.get(REQUEST_MODEL_NAME)
     )
     model = (
-        _langchain_response_model(response)
+        (_langchain_response_model(response) if response is not None else None)
         or text_or_none(attributes.get(RESPONSE_MODEL_NAME))
         or text_or_none(attributes.get(sc.LLM_MODEL_NAME))
         or request_model
@@ -196,7 +196,7 @@ def _message(flat: Mapping[str, Any]) -> dict[str, Any]:
 
 def tokens(attributes: Attributes, provider: Any, response: Any) -> dict[str, Any]:
     """Token properties from ``llm.token_count.*``, gaps filled from the raw usage."""
-    raw_usage = _raw_usage(response)
+    raw_usage = _raw_usage(response) if response is not None else None  # (most spans: no output.value)
     raw = {} if raw_usage is None else token_properties(str(provider) if provider else None, raw_usage)
     prompt = as_count(attributes.get(sc.LLM_TOKEN_COUNT_PROMPT))
     completion = as_count(attributes.get(sc.LLM_TOKEN_COUNT_COMPLETION))
