@@ -4,6 +4,8 @@ for new stores and for stores written by an earlier release."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 
 from trubrics_otel.server.store import Store
 
@@ -37,3 +39,12 @@ def test_a_new_store_uses_8_kb_pages_and_an_existing_one_keeps_its_own(tmp_path)
     assert page_size(old_path) == 4096
     assert [e["prompt"].split()[1] for e in old.thread("t1")] == [str(i) for i in range(1, 15, 2)]
     old.close()
+
+    # what the guide says to do for 8 KB pages: migrate into a new file
+    run = subprocess.run([sys.executable, "-m", "trubrics_otel.cli", "migrate", "--from", str(old_path),
+                          "--to", str(tmp_path / "copy.sqlite3")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert page_size(tmp_path / "copy.sqlite3") == 8192
+    copy = Store(tmp_path / "copy.sqlite3")
+    assert copy.events(limit=None) == Store(old_path).events(limit=None)
+    copy.close()
