@@ -35,14 +35,6 @@ from trubrics_otel.server.store.dialect import SQLITE
 from trubrics_otel.server.store.rows import INSERT, INSERT_WITH_ID
 
 
-PAGE_SIZE = 8192
-"""Bytes per page of a new database (SQLite's default is 4,096; an existing file keeps its own).
-An LLM event's row is ~2 KB: 4 KB pages held one or two, half empty, and a batch of 100 wrote
-84 pages of rows; 8 KB pages pack them (37), so a batch's commit writes and checkpoints ~40 %
-fewer pages (~4 µs less CPU per LLM event). Larger pages did not help further: every index
-leaf a batch touches at random is written whole."""
-
-
 class SQLiteConnection(sqlite3.Connection):
     """A sqlite3 connection that also offers the engine-neutral ``rows`` and ``dialect``."""
 
@@ -122,7 +114,6 @@ class SQLiteEngine:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = self._connect()
             try:
-                connection.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file only: see PAGE_SIZE
                 connection.execute("PRAGMA journal_mode=WAL")
                 if self._work_to_do(connection):
                     connection.execute("BEGIN IMMEDIATE")  # one process migrates; the others find it done
