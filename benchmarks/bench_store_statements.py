@@ -9,7 +9,8 @@ users, 2,000 threads); ``track`` events are the peer benchmark's payloads. They 
 as the ingestion API does, then ``Store.insert`` runs in batches into a fresh SQLite file
 after 400 warm-up events. CPU time is this process's (``time.process_time``): the rows,
 every statement, the commit and its WAL writes. ``--statements`` times each statement (the
-timing wrapper adds its own cost to the total).
+timing wrapper adds its own cost to the total). ``--pages`` counts the pages each batch of the
+last 1,000 events writes to the WAL (checkpoints held off meanwhile), by table or index.
 """
 
 from __future__ import annotations
@@ -38,7 +39,22 @@ def payloads(kind: str, n: int) -> list[dict]:
             for i, p in enumerate(make_payload("track", i) for i in range(n))]
 
 
-def run(kind: str, n: int, batch: int, statements: bool) -> None:
+def wal_pages(path: str, connection, batches: int) -> None:
+    """Print the WAL's frames per batch by the b-tree each page belongs to (``dbstat``)."""
+    import struct
+
+    size = connection.execute("PRAGMA page_size").fetchone()[0]
+    owner = dict(connection.execute("SELECT pageno, name FROM dbstat"))
+    data = Path(f"{path}-wal").read_bytes()
+    frames = [struct.unpack(">I", data[at:at + 4])[0] for at in range(32, len(data) - size, size + 24)]
+    written = collections.Counter(owner.get(page, "(free list)") for page in frames)
+    print(f"{len(frames) / batches:6.1f} WAL pages of {size:,} bytes per batch "
+          f"({len(frames) * size / batches / 1024:,.0f} KB), last {batches} batches:")
+    for name, count in written.most_common(12):
+        print(f"{count / batches:6.1f}  {name}")
+
+
+def run(kind: str, n: int, batch: int, statements: bool, pages: bool = False) -> None:
     import sqlite3
 
     import trubrics_otel
@@ -74,10 +90,18 @@ def run(kind: str, n: int, batch: int, statements: bool) -> None:
 
             engine.SQLiteConnection.execute = timed(sqlite3.Connection.execute)
             engine.SQLiteConnection.executemany = timed(sqlite3.Connection.executemany)
+        counted = len(good) - 1000 if pages else len(good)  # from here, checkpoints held off
         started = time.process_time()
         for i in range(400, len(good), batch):
+            if counted <= i < counted + batch:
+                with store.connection() as connection:
+                    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    connection.execute("PRAGMA wal_autocheckpoint = 0")
             insert(store, good[i:i + batch])
         took = time.process_time() - started
+        if pages:
+            with store.connection() as connection:
+                wal_pages(f"{tmp}/events.sqlite3", connection, -(-1000 // batch))
         stored = store.count()
         store.close()
     rest = len(good) - 400
@@ -94,12 +118,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=6000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--statements", action="store_true", help="time each SQL statement")
+    parser.add_argument("--pages", action="store_true", help="WAL pages per batch, by table or index "
+                        "(the CPU figure then lacks the last 1,000 events' checkpoints)")
     parser.add_argument("--compare", nargs="*", default=[], metavar="DIR",
                         help="also run DIR/trubrics_otel's store (a baseline), alternating, 3 rounds")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner or not args.compare:
-        run(args.kind, args.events, args.batch, args.statements)
+        run(args.kind, args.events, args.batch, args.statements, args.pages)
         return
     for _ in range(3):
         for package in (None, *args.compare):

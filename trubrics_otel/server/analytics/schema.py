@@ -109,10 +109,13 @@ def _daily(db: Writer) -> list[str]:
 
 
 def _first(db: Writer) -> str:
+    """Only an earlier first event rewrites a user's row: an unconditional SET rewrote every
+    user of every batch and their ``first_us`` index entries, unchanged (~80 WAL pages per
+    batch of 100 LLM events at 10,000 users)."""
     return f"""INSERT INTO analytics_first (user_id, first_us)
                SELECT user_id, MIN(ts_us) FROM {db.dialect.new_rows()} WHERE id > ? GROUP BY user_id
-               ON CONFLICT (user_id) DO UPDATE
-               SET first_us = {db.dialect.least('analytics_first.first_us', 'excluded.first_us')}"""
+               ON CONFLICT (user_id) DO UPDATE SET first_us = excluded.first_us
+               WHERE excluded.first_us < analytics_first.first_us"""
 
 
 def _latency(db: Writer) -> str:
