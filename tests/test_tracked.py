@@ -6,6 +6,7 @@ import datetime as dt
 import decimal
 import enum
 import json
+import logging
 import uuid
 from collections import OrderedDict
 from unittest import mock
@@ -229,3 +230,22 @@ def test_the_record_timestamp_is_the_iso_timestamp(time_ns, repeat):
         expected = (epoch + dt.timedelta(microseconds=ns // 1000)).isoformat()
         assert record_timestamp(ns) == expected
         assert iso_timestamp(ns) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(records, max_size=4))
+def test_stored_records_become_the_events_their_spans_would(batch):
+    """The export thread turns journal records straight into events (no span): the same
+    events, skips and counts as through their spans; a record that cannot be encoded is
+    counted and skipped, and costs the others nothing."""
+    from trubrics_otel.deliver.exporter import TrubricsSpanExporter
+
+    payloads = [to_bytes(r) for r in batch] + [b'[1,"e"]', b"\x07a newer format"]
+    direct, spans = (TrubricsSpanExporter(api_key="k", host="http://127.0.0.1:9", spool=False) for _ in "ab")
+    expected = spans.encode(tracked.spans_from_bytes(payloads, logging.getLogger()))
+    assert direct.encode_records(payloads) == expected
+    assert direct.stats() == spans.stats()
+    not_encodable = to_bytes((VERSION, LLM, 7, 7, 0, None, ("u", "p", "g", "Prompt", "Generation", None, None,
+                                                            10**18, "not a latency", None, None)))
+    assert direct.encode_records([not_encodable, *payloads]) == expected
+    assert direct.stats()["encode_errors"] == 1

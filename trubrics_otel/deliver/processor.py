@@ -41,7 +41,6 @@ from trubrics_otel.deliver.forking import reset_in_child
 from trubrics_otel.translate.tracked import (
     TrackedRecord,
     TrackedSpan,
-    spans_from_bytes,
     to_bytes,
     with_json_properties,
 )
@@ -281,16 +280,18 @@ class SpoolingSpanProcessor(SpanProcessor):
         delivered or spooled: a ``kill -9`` before that leaves it for the next start).
         False when there was nothing to take (a journal closed meanwhile, say)."""
         batch: list[ReadableSpan] = self._drain(self._batch_size)
+        records: list[bytes] = []
         ticket = 0
         journal = self.journal
         if not batch and journal is not None:
             records, ticket = journal.read(self._batch_size)
-            batch = list(spans_from_bytes(records, _logger))
-            if not batch and not ticket:
+            if not records:
                 return False
         try:
             if batch:
                 self._exporter.export(batch)
+            elif records:  # the tracker's records become events without becoming spans
+                self._exporter.export_records(records)
         except Exception:  # the exporter should not raise; if it does, keep going
             _logger.exception("Trubrics export failed")
         if ticket:

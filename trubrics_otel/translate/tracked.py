@@ -195,10 +195,17 @@ def marshal_bytes(record: TrackedRecord) -> bytes:
 def spans_from_bytes(
     payloads: Iterable[bytes], logger: logging.Logger, refused: list[bytes] | None = None
 ) -> list[TrackedSpan]:
-    """The spans of records stored by :func:`to_bytes` (spool, journal). Damaged ones are
-    logged and skipped; ones in a format this version does not know (a newer trubrics-otel
-    wrote them) go to ``refused``, for the caller to keep, or are logged when it is None."""
-    spans = []
+    """The spans of records stored by :func:`to_bytes` (spool, journal); see :func:`records_from_bytes`."""
+    return [TrackedSpan(record) for record in records_from_bytes(payloads, logger, refused)]
+
+
+def records_from_bytes(
+    payloads: Iterable[bytes], logger: logging.Logger, refused: list[bytes] | None = None
+) -> list[TrackedRecord]:
+    """The records stored by :func:`to_bytes` (spool, journal). Damaged ones are logged and
+    skipped; ones in a format this version does not know (a newer trubrics-otel wrote them)
+    go to ``refused``, for the caller to keep, or are logged when it is None."""
+    records = []
     for payload in payloads:
         try:
             record = from_bytes(payload)
@@ -211,8 +218,8 @@ def spans_from_bytes(
         if record is None:
             logger.error("An unreadable stored Trubrics event was skipped (%d bytes)", len(payload))
             continue
-        spans.append(TrackedSpan(record))
-    return spans
+        records.append(record)
+    return records
 
 
 def from_bytes(payload: bytes) -> TrackedRecord | None:
