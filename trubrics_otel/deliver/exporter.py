@@ -76,7 +76,7 @@ from trubrics_otel.translate.encoder import Encoded, Event, encode_record, encod
 from trubrics_otel.translate.redaction import Mask, Policy
 from trubrics_otel.translate.sampling import sampler_for
 from trubrics_otel.translate.traces import TraceMemory
-from trubrics_otel.translate.tracked import TrackedSpan, records_from_bytes, to_bytes
+from trubrics_otel.translate.tracked import TrackedSpan, stored_records, to_bytes
 
 
 class TrubricsSpanExporter(SpanExporter):
@@ -188,9 +188,9 @@ class TrubricsSpanExporter(SpanExporter):
         :func:`~trubrics_otel.translate.encoder.encode_record` as its span would be."""
         encoded = Encoded()
         add = {"event": encoded.events.append, "llm": encoded.llm_events.append}
-        for record in records_from_bytes(payloads, self._logger):
+        for record, plain in stored_records(payloads, self._logger):
             try:
-                kind, event = encode_record(record)
+                kind, event = encode_record(record, plain)
             except Exception as exc:  # one bad record must not cost the others
                 self._encode_errors += 1
                 self._logger.error("Could not encode a span; it is skipped: tracked event: %s: %s",

@@ -39,8 +39,9 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 
 from trubrics_otel import semconv as sc
 from trubrics_otel.logs import RateLimitedLog
-from trubrics_otel.translate.jsonable import dumps, encode_string
+from trubrics_otel.translate.jsonable import MAX_PROPERTIES_CHARS, dumps, encode_string
 from trubrics_otel.translate.record_codec import (
+    JSON_FORMAT,
     UnknownFormat,
     decode,
     encode,
@@ -195,16 +196,19 @@ def marshal_bytes(record: TrackedRecord) -> bytes:
 def spans_from_bytes(
     payloads: Iterable[bytes], logger: logging.Logger, refused: list[bytes] | None = None
 ) -> list[TrackedSpan]:
-    """The spans of records stored by :func:`to_bytes` (spool, journal); see :func:`records_from_bytes`."""
-    return [TrackedSpan(record) for record in records_from_bytes(payloads, logger, refused)]
+    """The spans of records stored by :func:`to_bytes` (spool, journal); see :func:`stored_records`."""
+    return [TrackedSpan(record) for record, _ in stored_records(payloads, logger, refused)]
 
 
-def records_from_bytes(
+def stored_records(
     payloads: Iterable[bytes], logger: logging.Logger, refused: list[bytes] | None = None
-) -> list[TrackedRecord]:
-    """The records stored by :func:`to_bytes` (spool, journal). Damaged ones are logged and
-    skipped; ones in a format this version does not know (a newer trubrics-otel wrote them)
-    go to ``refused``, for the caller to keep, or are logged when it is None."""
+) -> list[tuple[TrackedRecord, bool]]:
+    """The records stored by :func:`to_bytes` (spool, journal), each with whether its
+    properties are plain JSON within :data:`~.jsonable.MAX_PROPERTIES_CHARS` for sure (read
+    from a JSON record no longer than that: the encoder then takes them without a check).
+    Damaged ones are logged and skipped; ones in a format this version does not know (a newer
+    trubrics-otel wrote them) go to ``refused``, for the caller to keep, or are logged when
+    it is None."""
     records = []
     for payload in payloads:
         try:
@@ -218,7 +222,7 @@ def records_from_bytes(
         if record is None:
             logger.error("An unreadable stored Trubrics event was skipped (%d bytes)", len(payload))
             continue
-        records.append(record)
+        records.append((record, payload[0] == JSON_FORMAT and len(payload) <= MAX_PROPERTIES_CHARS))
     return records
 
 
@@ -259,12 +263,13 @@ def keyed_ids(key: int, n: int) -> tuple[int, int]:
     """The trace and span ids of a :data:`KEYED` record: ``blake2b`` of its key and number (the
     key keeps writers apart, the number a writer's calls); raises ``struct.error`` for numbers
     that are not 64-bit."""
-    ids = int.from_bytes(_blake2b(_KEY_AND_NUMBER.pack(key, n), digest_size=24).digest(), "big")
-    return ids >> 64 or 1, ids & LOW_64 or 1
+    ids = _blake2b(_pack_key_and_number(key, n), digest_size=24).digest()  # trace id, then span id
+    return _from_bytes(ids[:16], "big") or 1, _from_bytes(ids[16:], "big") or 1
 
 
 _blake2b = hashlib.blake2b
-_KEY_AND_NUMBER = struct.Struct("<QQ")
+_pack_key_and_number = struct.Struct("<QQ").pack
+_from_bytes = int.from_bytes
 
 
 def _message_json(role: str, text: str) -> str:
