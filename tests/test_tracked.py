@@ -240,7 +240,8 @@ def test_stored_records_become_the_events_their_spans_would(batch):
     counted and skipped, and costs the others nothing."""
     from trubrics_otel.deliver.exporter import TrubricsSpanExporter
 
-    payloads = [to_bytes(r) for r in batch] + [b'[1,"e"]', b"\x07a newer format"]
+    damaged = [b'[1,"e"]', b'[2,[1],1,1,[]]', b'[1,{},1,1,1,0,null,[]]', b'[2,"e",-1,1,[1,2,3,4]]']
+    payloads = [to_bytes(r) for r in batch] + damaged + [b"\x07a newer format"]
     direct, spans = (TrubricsSpanExporter(api_key="k", host="http://127.0.0.1:9", spool=False) for _ in "ab")
     expected = spans.encode(tracked.spans_from_bytes(payloads, logging.getLogger()))
     assert direct.encode_records(payloads) == expected
