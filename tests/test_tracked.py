@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import enum
+import hashlib
 import json
 import logging
+import struct
 import uuid
 from collections import OrderedDict
 from unittest import mock
@@ -211,6 +213,9 @@ def test_a_keyed_record_is_the_same_span_at_every_read_and_apart_from_every_othe
     ids = {from_bytes(json.dumps([KEYED, EVENT, key, n, body]).encode())[2:4]
            for key in (0, 1, 2**64 - 1) for n in (1, 2, 3)}
     assert len(ids) == 9  # each key's each number: its own trace and span
+    digest = int.from_bytes(hashlib.blake2b(struct.pack("<QQ", 2**64 - 1, 1), digest_size=24).digest(), "big")
+    assert record[2:4] == (digest >> 64, digest & (2**64 - 1))  # what every release reads: a replay is one event
+    assert tracked.stored_records([payload], logging.getLogger()) == [(record, True)]  # the export thread's read
     assert all(0 < trace < 2**128 and 0 < span < 2**64 for trace, span in ids)
     for damaged in ([KEYED, EVENT, -1, 1, body], [KEYED, EVENT, 1, 2**64, body], [KEYED, EVENT, 1, body],
                     [KEYED, EVENT, 1.5, 1, body], [KEYED, EVENT, 1, 1, ["u1"]]):

@@ -211,7 +211,7 @@ def stored_records(
     trubrics-otel wrote them) go to ``refused``, for the caller to keep, or are logged when
     it is None."""
     records = []
-    body_length = _BODY_LENGTH.get
+    body_length, blake2b, pack, to_int = _BODY_LENGTH.get, _blake2b, _pack_key_and_number, _from_bytes
     for payload in payloads:
         if payload[:1] == b"[":  # the fast paths' KEYED layout, read inline (the export thread's cost)
             try:
@@ -219,7 +219,9 @@ def stored_records(
                 if stored[VERSION_AT] == KEYED:
                     _, kind, key, n, body = stored
                     if body.__class__ is list and len(body) == body_length(kind):
-                        record = (VERSION, kind, *keyed_ids(key, n), 0, None, body)
+                        ids = blake2b(pack(key, n), digest_size=24).digest()  # keyed_ids, inlined
+                        record = (VERSION, kind, to_int(ids[:16], "big") or 1, to_int(ids[16:], "big") or 1,
+                                  0, None, body)
                         records.append((record, len(payload) <= MAX_PROPERTIES_CHARS))
                         continue
             except (ValueError, TypeError, IndexError, KeyError, struct.error):
