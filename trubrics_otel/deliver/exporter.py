@@ -50,7 +50,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -177,10 +177,16 @@ class TrubricsSpanExporter(SpanExporter):
         events, llm_events = price_and_redact(encoded, self._prices, self._policy)
         return [(EVENTS_PATH, events), (LLM_EVENTS_PATH, llm_events)]
 
-    def export_records(self, payloads: Sequence[bytes]) -> SpanExportResult:
+    def export_records(self, payloads: Sequence[bytes], done: Callable[[], object] | None = None) -> None:
         """:meth:`export` for ``Trubrics.track``'s stored records (the journal's): the same
-        events as their spans give, without making the spans."""
-        return self._delivery.deliver(self.encode_records(payloads))
+        events as their spans give, without making the spans. ``done`` runs once they are
+        sent, spooled or dropped: the last request's answer is read by the next call, while
+        this one's batch was being encoded, or by :meth:`settle`."""
+        self._delivery.deliver(self.encode_records(payloads), done, overlap=True)
+
+    def settle(self) -> None:
+        """Read the answer :meth:`export_records` left in flight (and run its ``done``)."""
+        self._delivery.settle()
 
     def encode_records(self, payloads: Sequence[bytes]) -> Batches:
         """:meth:`encode` for stored records (``tracked.to_bytes``): each is its own event

@@ -261,6 +261,7 @@ class SpoolingSpanProcessor(SpanProcessor):
                 else:
                     while self._full_batch() and not self._shutdown and self._export_batch():
                         pass
+                    self._exporter.settle()  # the last answer: nothing stays in flight while idle
         with self._export_lock:
             self._export_all()
 
@@ -274,6 +275,7 @@ class SpoolingSpanProcessor(SpanProcessor):
     def _export_all(self) -> None:
         while (self._queue or self._journaled()) and self._export_batch():
             pass
+        self._exporter.settle()
 
     def _export_batch(self) -> bool:
         """One batch: from the in-memory queue, else from the journal (released once
@@ -287,15 +289,19 @@ class SpoolingSpanProcessor(SpanProcessor):
             records, ticket = journal.read(self._batch_size)
             if not records:
                 return False
+        # records are released once delivered or spooled: the request's answer may be read
+        # while the next batch is encoded (export_records' done), so the release waits for it
+        done = (lambda: journal.release(ticket)) if ticket else None  # type: ignore[union-attr]
         try:
             if batch:
                 self._exporter.export(batch)
-            elif records:  # the tracker's records become events without becoming spans
-                self._exporter.export_records(records)
+            else:  # the tracker's records become events without becoming spans
+                self._exporter.export_records(records, done)
+                done = None
         except Exception:  # the exporter should not raise; if it does, keep going
             _logger.exception("Trubrics export failed")
-        if ticket:
-            journal.release(ticket)  # type: ignore[union-attr]
+        if done is not None:
+            done()
         if journal is not None:
             self._keep_room(journal)
         return bool(batch or ticket)
@@ -306,6 +312,7 @@ class SpoolingSpanProcessor(SpanProcessor):
         to the spool in batches (released only once the spool holds them: ``kill -9`` safe)."""
         journal.prepare_ahead()
         if journal.unreleased > journal.capacity * SPILL_ABOVE:
+            self._exporter.settle()  # releasing the spilled records releases all before them
             records, ticket = journal.read(SPILL_RECORDS)
             if records:
                 self._exporter.spool_records(records)
