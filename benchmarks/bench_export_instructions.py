@@ -58,15 +58,17 @@ def workload(kind: str, run: bool, post: bool) -> None:
     sink = SinkProcess().start()
     exporter = TrubricsSpanExporter(api_key="k", host=f"{sink.url}/api/ingestion", spool=tempfile.mkdtemp())
     if not post:
-        exporter._delivery.deliver = lambda batches: [dumps(events) for _, events in batches if events]  # type: ignore[method-assign,assignment,misc]
-    for start in range(0, WARM_UP, 100):
-        exporter.export_records(records[start : start + 100])
-    gc.collect()
-    gc.disable()
-    if run:
-        for start in range(WARM_UP, WARM_UP + EVENTS, 100):
+        exporter._delivery.deliver = lambda batches, *_, **__: [dumps(e) for _, e in batches if e]  # type: ignore[method-assign,assignment,misc]
+    try:
+        for start in range(0, WARM_UP, 100):
             exporter.export_records(records[start : start + 100])
-    sink.stop()
+        gc.collect()
+        gc.disable()
+        if run:
+            for start in range(WARM_UP, WARM_UP + EVENTS, 100):
+                exporter.export_records(records[start : start + 100])
+    finally:
+        sink.stop()
     os._exit(0)
 
 
