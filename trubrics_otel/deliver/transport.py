@@ -217,7 +217,8 @@ class Transport:
                     response = started.answer(timeout, watch) if started is not None else None
                     started = None
                     if response is not None and 300 <= response.status < 400:  # urllib3 follows it
-                        response = _read_prefix(response) and None
+                        _read_prefix(response)  # and gives the connection back
+                        response = None
                     if response is None:
                         response = self._pool.urlopen(
                             "POST", url, body=body, headers=self._headers, retries=_RETRIES,
