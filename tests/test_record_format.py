@@ -77,7 +77,7 @@ def test_the_json_format_is_read_with_or_without_orjson(monkeypatch):
     payload = to_bytes(RECORDS[0])
     assert payload[0] == JSON_FORMAT
     assert _as_tuples(from_bytes(payload)) == RECORDS[0]
-    monkeypatch.setattr(record_codec, "_read_json", json.loads)
+    monkeypatch.setattr(record_codec, "read_json", json.loads)
     assert _as_tuples(from_bytes(payload)) == RECORDS[0]
     assert from_bytes(payload[:-1]) is None  # cut short: damaged, not guessed
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import enum
+import hashlib
 import json
+import logging
+import struct
 import uuid
 from collections import OrderedDict
 from unittest import mock
@@ -210,6 +213,9 @@ def test_a_keyed_record_is_the_same_span_at_every_read_and_apart_from_every_othe
     ids = {from_bytes(json.dumps([KEYED, EVENT, key, n, body]).encode())[2:4]
            for key in (0, 1, 2**64 - 1) for n in (1, 2, 3)}
     assert len(ids) == 9  # each key's each number: its own trace and span
+    digest = int.from_bytes(hashlib.blake2b(struct.pack("<QQ", 2**64 - 1, 1), digest_size=24).digest(), "big")
+    assert record[2:4] == (digest >> 64, digest & (2**64 - 1))  # what every release reads: a replay is one event
+    assert tracked.stored_records([payload], logging.getLogger()) == [(record, True)]  # the export thread's read
     assert all(0 < trace < 2**128 and 0 < span < 2**64 for trace, span in ids)
     for damaged in ([KEYED, EVENT, -1, 1, body], [KEYED, EVENT, 1, 2**64, body], [KEYED, EVENT, 1, body],
                     [KEYED, EVENT, 1.5, 1, body], [KEYED, EVENT, 1, 1, ["u1"]]):
@@ -229,3 +235,23 @@ def test_the_record_timestamp_is_the_iso_timestamp(time_ns, repeat):
         expected = (epoch + dt.timedelta(microseconds=ns // 1000)).isoformat()
         assert record_timestamp(ns) == expected
         assert iso_timestamp(ns) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(records, max_size=4))
+def test_stored_records_become_the_events_their_spans_would(batch):
+    """The export thread turns journal records straight into events (no span): the same
+    events, skips and counts as through their spans; a record that cannot be encoded is
+    counted and skipped, and costs the others nothing."""
+    from trubrics_otel.deliver.exporter import TrubricsSpanExporter
+
+    damaged = [b'[1,"e"]', b'[2,[1],1,1,[]]', b'[1,{},1,1,1,0,null,[]]', b'[2,"e",-1,1,[1,2,3,4]]']
+    payloads = [to_bytes(r) for r in batch] + damaged + [b"\x07a newer format"]
+    direct, spans = (TrubricsSpanExporter(api_key="k", host="http://127.0.0.1:9", spool=False) for _ in "ab")
+    expected = spans.encode(tracked.spans_from_bytes(payloads, logging.getLogger()))
+    assert direct.encode_records(payloads) == expected
+    assert direct.stats() == spans.stats()
+    not_encodable = to_bytes((VERSION, LLM, 7, 7, 0, None, ("u", "p", "g", "Prompt", "Generation", None, None,
+                                                            10**18, "not a latency", None, None)))
+    assert direct.encode_records([not_encodable, *payloads]) == expected
+    assert direct.stats()["encode_errors"] == 1

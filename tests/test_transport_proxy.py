@@ -84,19 +84,25 @@ def test_a_proxy_password_in_the_url_goes_to_the_proxy_only(monkeypatch):
 
 
 @pytest.mark.parametrize("same_origin", [True, False])
-def test_redirects_are_followed_and_the_key_never_goes_to_another_origin(monkeypatch, same_origin):
+@pytest.mark.parametrize("written_first", [False, True])
+def test_redirects_are_followed_and_the_key_never_goes_to_another_origin(monkeypatch, same_origin, written_first):
+    """Also for a request written first and answered later (the export thread's): urllib3
+    follows the redirect from the request sent again."""
     monkeypatch.delenv("HTTP_PROXY", raising=False)
     monkeypatch.delenv("http_proxy", raising=False)
     with ForwardProxy() as other, ForwardProxy() as first:
         first.redirect_to = first.base_url if same_origin else other.base_url.replace("127.0.0.1", "localhost")
         transport = Transport(first.base_url + "/api", "k-secret", timeout=1)
         try:
-            result = transport.send(EVENTS_PATH, [{"event": "e"}], deadline=time.monotonic() + 1)
+            started = transport.start(EVENTS_PATH, [{"event": "e"}]) if written_first else None
+            assert (started is not None) == written_first
+            result = transport.send(EVENTS_PATH, [{"event": "e"}], deadline=time.monotonic() + 1, started=started)
         finally:
             transport.close()
     assert result.ok
     moved = ("/moved/api/publish_events", "k-secret" if same_origin else None, [{"event": "e"}])
-    assert (first.seen + other.seen) == [("/api/publish_events", "k-secret", [{"event": "e"}]), moved]
+    asked = [("/api/publish_events", "k-secret", [{"event": "e"}])] * (2 if written_first else 1)
+    assert (first.seen + other.seen) == [*asked, moved]
 
 
 def test_a_socks_proxy_without_pysocks_keeps_the_events_and_says_what_to_install(monkeypatch):

@@ -41,17 +41,18 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from trubrics_otel.deliver.deadlines import Deadlines
-from trubrics_otel.deliver.journal_recovery import recover
+from trubrics_otel.deliver.journal_recovery import describe_bound, open_spool
 from trubrics_otel.deliver.memory_spool import MemorySpool
 from trubrics_otel.deliver.refused import keep_refused
 from trubrics_otel.deliver.spool import SPANS_PATH, Spool, SpoolRecord
-from trubrics_otel.deliver.transport import MAX_BATCH, SendResult, Transport
+from trubrics_otel.deliver.transport import MAX_BATCH, SendResult, Started, Transport
 from trubrics_otel.logs import RateLimitedLog
 from trubrics_otel.translate.tracked import spans_from_bytes
 
 Event = dict[str, Any]
 Batches = list[tuple[str, list[Event]]]
 Encode = Callable[[Sequence[ReadableSpan]], Batches]
+Done = Callable[[], object] | None
 
 FIRST_TRY_S = 1.0
 """How long a fresh batch is retried before it goes to the spool: a blip costs no disk
@@ -112,6 +113,9 @@ class SpoolingDelivery:
         self._not_before = 0.0
         self._inflight: Batches | None = None
         self._inflight_lock = threading.Lock()
+        self._started: Any = None  # (path, events, the written request, done): see settle()
+        self._waiting: list[Batches] = []
+        self._settle_lock = threading.Lock()
         self._closed = False
         self._replayer: threading.Thread | None = None
         self._replayer_lock = threading.Lock()
@@ -142,14 +146,52 @@ class SpoolingDelivery:
 
     # --- sending -------------------------------------------------------------------------
 
-    def deliver(self, batches: Batches) -> SpanExportResult:
-        """Replay the spool, then send ``batches``; spool what meets a lasting failure."""
+    def deliver(self, batches: Batches, done: Done = None, *, overlap: bool = False) -> Any:
+        """Replay the spool, then send ``batches``; spool what meets a lasting failure. ``done`` runs once
+        they are sent, spooled or dropped; ``overlap``: the last answer may be read by :meth:`settle`."""
+        result: Any = SpanExportResult.FAILURE
+        with self._inflight_lock:  # while the last answer is read: a shutdown spools these too
+            self._waiting.append(batches)
+        try:
+            settled = self.settle()
+            with self._inflight_lock:
+                taken = all(waiting is not batches for waiting in self._waiting)
+                self._waiting = [waiting for waiting in self._waiting if waiting is not batches]
+            if taken or not settled:  # spooled by a shutdown; or an answer hangs past our deadline
+                self.store([] if taken else batches)
+                return result
+            result = self._deliver(batches, (done,) if overlap else None)
+            return SpanExportResult.SUCCESS if result is _LEFT_IN_FLIGHT else result
+        finally:
+            done() if done is not None and result is not _LEFT_IN_FLIGHT else None  # else settle() does
+
+    def settle(self) -> bool:
+        """Read the answer :meth:`deliver` left in flight, then run its ``done``; False: it hangs."""
+        if not self._settle_lock.acquire(timeout=self.deadlines.left()):
+            return False
+        try:
+            return self._settle() or True
+        finally:
+            self._settle_lock.release()
+
+    def _settle(self) -> None:
+        if self._started is None:
+            return
+        (path, events, started, done), self._started = self._started, None
+        try:
+            pending = self._send(path, events, FIRST_TRY_S, started)
+            with self._inflight_lock:
+                taken, self._inflight = self._inflight is None, None
+            if pending and not taken:
+                self.store([(path, pending)])
+        finally:
+            done() if done is not None else None
+
+    def _deliver(self, batches: Batches, overlap: tuple[Done] | None) -> Any:
         spool = self._spool
-        if batches and self._down and spool is not None and spool.pending:
-            # an outage: only the replay thread probes the endpoint; new events queue on disk
-            self.store(batches)
-            return SpanExportResult.FAILURE
-        if not self._lock.acquire(timeout=self.deadlines.left()):  # a send hangs past our deadline
+        # an outage (only the replay thread probes, new events queue on disk), or a send hangs
+        if (batches and self._down and spool is not None and spool.pending
+                or not self._lock.acquire(timeout=self.deadlines.left())):
             self.store(batches)
             return SpanExportResult.FAILURE
         try:
@@ -162,17 +204,26 @@ class SpoolingDelivery:
             if self.deadlines.expired() or not self._replay(spool):  # past a deadline, or still down
                 self.store(batches)
                 return SpanExportResult.FAILURE
-            return self._send_fresh(batches)
+            return self._send_fresh(batches, overlap)
         finally:
             self._lock.release()
 
-    def _send_fresh(self, batches: Batches) -> SpanExportResult:
+    def _send_fresh(self, batches: Batches, overlap: tuple[Done] | None = None) -> Any:
         """Send ``batches`` in order; what is left when one fails goes to the spool. Until
         then they are :attr:`_inflight`: a shutdown while a request hangs spools all of them
-        (every path, not just the one on the wire) and this thread then leaves them be."""
+        (every path, not just the one on the wire) and this thread then leaves them be. With
+        ``overlap`` (its ``done``) the last request is only written, for :meth:`settle`."""
+        if not batches:
+            return SpanExportResult.SUCCESS
         with self._inflight_lock:
             self._inflight = batches
+        last = max((i for i, (_, events) in enumerate(batches) if events), default=-1)
         for i, (path, events) in enumerate(batches):
+            if overlap and i == last and (started := self._transport.start(path, events)) is not None:
+                with self._inflight_lock:
+                    self._inflight = [(path, events)]
+                self._started = (path, events, started, overlap[0])
+                return _LEFT_IN_FLIGHT
             pending = self._send(path, events, FIRST_TRY_S)
             with self._inflight_lock:
                 if self._inflight is None:  # taken (and spooled) by shutdown meanwhile
@@ -212,7 +263,8 @@ class SpoolingDelivery:
         self._closed = True
         self._wake_replayer.set()
         with self._inflight_lock:
-            inflight, self._inflight = self._inflight, None
+            inflight = (self._inflight or []) + [batch for waiting in self._waiting for batch in waiting]
+            self._inflight, self._waiting = None, []
         if inflight:  # a request still hangs: keep its events (maybe twice) and the rest
             self.store(inflight)
         spool = self._spool
@@ -229,14 +281,14 @@ class SpoolingDelivery:
             spool.close()
         self._transport.close()
 
-    def _send(self, path: str, events: list[Event], budget: float) -> list[Event]:
-        """Send with a retry budget of its own (s); return what is still pending."""
+    def _send(self, path: str, events: list[Event], budget: float, started: Started | None = None) -> list[Event]:
+        """Send with a retry budget of its own (s); what is still pending. ``started``: written."""
         if not events:
             return []
-        started = time.monotonic()
+        began = time.monotonic()
         result = self._transport.send(
-            path, events, deadline=lambda: self.deadlines.until(started, budget),
-            cutoff=self.deadlines.or_never,
+            path, events, deadline=lambda: self.deadlines.until(began, budget),
+            cutoff=self.deadlines.or_never, started=started,
         )
         self._add("sent", result.sent)
         self._add("rejected", result.rejected)
@@ -281,7 +333,7 @@ class SpoolingDelivery:
             try:
                 if spool.append(path, chunk):
                     return None
-                return "spool_full", f"the spool is full ({_describe_bound(spool)})"
+                return "spool_full", f"the spool is full ({describe_bound(spool)})"
             except OSError as exc:
                 if exc.errno not in _DISK_FULL:
                     return "spool_error", f"the spool write failed ({exc})"
@@ -344,35 +396,7 @@ class SpoolingDelivery:
             return self._spool
 
     def _make_spool(self) -> Spool | MemorySpool:
-        if self.directory is None:
-            return MemorySpool()
-        try:
-            spool = Spool(self.directory, max_bytes=self._max_spool_bytes, logger=self._logger)
-        except OSError as exc:
-            self._logger.error(
-                "Trubrics spool unavailable (%s); undelivered events are kept in memory only.", exc
-            )
-            return MemorySpool()
-        for leftover in recover(self.directory, self._logger):  # what killed processes had queued
-            # one request's worth per record: a crash during the replay resends at most that
-            payloads = leftover.payloads
-            try:
-                moved = all(
-                    spool.append(SPANS_PATH, payloads[start : start + MAX_BATCH])
-                    for start in range(0, len(payloads), MAX_BATCH)
-                )
-            except OSError as exc:  # a full disk: the ring stays for a later start
-                self._logger.error("Trubrics: the spool cannot take what a process left (%s).", exc)
-                moved = False
-            if moved:
-                self._logger.info(
-                    "Trubrics: %d events queued by a process that died will be sent.",
-                    len(leftover.payloads),
-                )
-                leftover.discard()
-            else:
-                leftover.close()
-        return spool
+        return open_spool(self.directory, self._max_spool_bytes, self._logger)
 
     def _ensure_replayer(self) -> None:
         if self._closed or self._refusal:
@@ -408,6 +432,8 @@ class SpoolingDelivery:
             self.counts[name] += n
 
 
+_LEFT_IN_FLIGHT = object()  # what _send_fresh answers when the last request awaits its answer
+
 
 def _requests(records: list[SpoolRecord]) -> list[list[SpoolRecord]]:
     """Consecutive records of one path, grouped to at most one request (MAX_BATCH events)."""
@@ -422,8 +448,3 @@ def _requests(records: list[SpoolRecord]) -> list[list[SpoolRecord]]:
             size = len(record.events)
     return groups
 
-
-def _describe_bound(spool: Spool | MemorySpool) -> str:
-    if isinstance(spool, Spool):
-        return f"max_spool_bytes={spool.max_bytes} in {spool.directory}"
-    return f"{spool.max_events} events in memory"

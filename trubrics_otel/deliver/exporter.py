@@ -50,7 +50,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -72,11 +72,11 @@ from trubrics_otel.deliver.transport import (
 )
 from trubrics_otel.semconv import SCOPE_NAME
 from trubrics_otel.translate.cost import PriceTable, price_event
-from trubrics_otel.translate.encoder import Encoded, Event, encode_spans
+from trubrics_otel.translate.encoder import Encoded, Event, encode_record, encode_spans
 from trubrics_otel.translate.redaction import Mask, Policy
 from trubrics_otel.translate.sampling import sampler_for
 from trubrics_otel.translate.traces import TraceMemory
-from trubrics_otel.translate.tracked import TrackedSpan, to_bytes
+from trubrics_otel.translate.tracked import TrackedSpan, stored_records, to_bytes
 
 
 class TrubricsSpanExporter(SpanExporter):
@@ -174,6 +174,35 @@ class TrubricsSpanExporter(SpanExporter):
             self._logger.error("Could not encode a span; it is skipped: %s", error)
         self._skipped += encoded.skipped
         self._encode_errors += len(encoded.errors)
+        events, llm_events = price_and_redact(encoded, self._prices, self._policy)
+        return [(EVENTS_PATH, events), (LLM_EVENTS_PATH, llm_events)]
+
+    def export_records(self, payloads: Sequence[bytes], done: Callable[[], object] | None = None) -> None:
+        """:meth:`export` for ``Trubrics.track``'s stored records (the journal's): the same
+        events as their spans give, without making the spans. ``done`` runs once they are
+        sent, spooled or dropped: the last request's answer is read by the next call, while
+        this one's batch was being encoded, or by :meth:`settle`."""
+        self._delivery.deliver(self.encode_records(payloads), done, overlap=True)
+
+    def settle(self) -> None:
+        """Read the answer :meth:`export_records` left in flight (and run its ``done``)."""
+        self._delivery.settle()
+
+    def encode_records(self, payloads: Sequence[bytes]) -> Batches:
+        """:meth:`encode` for stored records (``tracked.to_bytes``): each is its own event
+        (never sampled away, no ancestor to remember), read by the encoder's
+        :func:`~trubrics_otel.translate.encoder.encode_record` as its span would be."""
+        encoded = Encoded()
+        add = {"event": encoded.events.append, "llm": encoded.llm_events.append}
+        for record, plain in stored_records(payloads, self._logger):
+            try:
+                kind, event = encode_record(record, plain)
+            except Exception as exc:  # one bad record must not cost the others
+                self._encode_errors += 1
+                self._logger.error("Could not encode a span; it is skipped: tracked event: %s: %s",
+                                   type(exc).__name__, exc)
+                continue
+            add[kind](event)
         events, llm_events = price_and_redact(encoded, self._prices, self._policy)
         return [(EVENTS_PATH, events), (LLM_EVENTS_PATH, llm_events)]
 

@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trubrics_otel.deliver.files import CLOEXEC, fcntl, same_file, try_lock
+from trubrics_otel.deliver.memory_spool import MemorySpool
+from trubrics_otel.deliver.spool import SPANS_PATH, Spool
+from trubrics_otel.deliver.transport import MAX_BATCH
 from trubrics_otel.deliver.journal import (
     _FILE,
     _FILE_CRC,
@@ -234,3 +237,44 @@ def _remove_stale_tmp(file: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def open_spool(directory: Path | None, max_bytes: int, logger: logging.Logger) -> Spool | MemorySpool:
+    """The delivery's spool: in ``directory`` (with what dead processes' journals there held,
+    moved in to be sent), else in memory."""
+    if directory is None:
+        return MemorySpool()
+    try:
+        spool = Spool(directory, max_bytes=max_bytes, logger=logger)
+    except OSError as exc:
+        logger.error(
+            "Trubrics spool unavailable (%s); undelivered events are kept in memory only.", exc
+        )
+        return MemorySpool()
+    for leftover in recover(directory, logger):  # what killed processes had queued
+        # one request's worth per record: a crash during the replay resends at most that
+        payloads = leftover.payloads
+        try:
+            moved = all(
+                spool.append(SPANS_PATH, payloads[start : start + MAX_BATCH])
+                for start in range(0, len(payloads), MAX_BATCH)
+            )
+        except OSError as exc:  # a full disk: the ring stays for a later start
+            logger.error("Trubrics: the spool cannot take what a process left (%s).", exc)
+            moved = False
+        if moved:
+            logger.info(
+                "Trubrics: %d events queued by a process that died will be sent.",
+                len(leftover.payloads),
+            )
+            leftover.discard()
+        else:
+            leftover.close()
+    return spool
+
+
+def describe_bound(spool: Spool | MemorySpool) -> str:
+    """The spool's bound, for the message that says it is full."""
+    if isinstance(spool, Spool):
+        return f"max_spool_bytes={spool.max_bytes} in {spool.directory}"
+    return f"{spool.max_events} events in memory"

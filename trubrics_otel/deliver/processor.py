@@ -41,7 +41,6 @@ from trubrics_otel.deliver.forking import reset_in_child
 from trubrics_otel.translate.tracked import (
     TrackedRecord,
     TrackedSpan,
-    spans_from_bytes,
     to_bytes,
     with_json_properties,
 )
@@ -262,6 +261,7 @@ class SpoolingSpanProcessor(SpanProcessor):
                 else:
                     while self._full_batch() and not self._shutdown and self._export_batch():
                         pass
+                    self._exporter.settle()  # the last answer: nothing stays in flight while idle
         with self._export_lock:
             self._export_all()
 
@@ -275,26 +275,33 @@ class SpoolingSpanProcessor(SpanProcessor):
     def _export_all(self) -> None:
         while (self._queue or self._journaled()) and self._export_batch():
             pass
+        self._exporter.settle()
 
     def _export_batch(self) -> bool:
         """One batch: from the in-memory queue, else from the journal (released once
         delivered or spooled: a ``kill -9`` before that leaves it for the next start).
         False when there was nothing to take (a journal closed meanwhile, say)."""
         batch: list[ReadableSpan] = self._drain(self._batch_size)
+        records: list[bytes] = []
         ticket = 0
         journal = self.journal
         if not batch and journal is not None:
             records, ticket = journal.read(self._batch_size)
-            batch = list(spans_from_bytes(records, _logger))
-            if not batch and not ticket:
+            if not records:
                 return False
+        # records are released once delivered or spooled: the request's answer may be read
+        # while the next batch is encoded (export_records' done), so the release waits for it
+        done = (lambda: journal.release(ticket)) if ticket else None  # type: ignore[union-attr]
         try:
             if batch:
                 self._exporter.export(batch)
+            else:  # the tracker's records become events without becoming spans
+                self._exporter.export_records(records, done)
+                done = None
         except Exception:  # the exporter should not raise; if it does, keep going
             _logger.exception("Trubrics export failed")
-        if ticket:
-            journal.release(ticket)  # type: ignore[union-attr]
+        if done is not None:
+            done()
         if journal is not None:
             self._keep_room(journal)
         return bool(batch or ticket)
@@ -305,6 +312,7 @@ class SpoolingSpanProcessor(SpanProcessor):
         to the spool in batches (released only once the spool holds them: ``kill -9`` safe)."""
         journal.prepare_ahead()
         if journal.unreleased > journal.capacity * SPILL_ABOVE:
+            self._exporter.settle()  # releasing the spilled records releases all before them
             records, ticket = journal.read(SPILL_RECORDS)
             if records:
                 self._exporter.spool_records(records)

@@ -50,6 +50,7 @@ from opentelemetry import context as otel_context
 from urllib3.exceptions import HTTPError as _HTTPError
 from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 
+from trubrics_otel.deliver.split_request import Started
 from trubrics_otel.deliver.watchdog import WATCHDOG, watched
 from trubrics_otel.logs import RateLimitedLog
 from trubrics_otel.translate.fastjson import dumps
@@ -128,8 +129,10 @@ class Transport:
         *,
         deadline: float | Deadline,
         cutoff: Deadline | None = None,
+        started: Started | None = None,
     ) -> SendResult:
-        """Send ``events`` in order, chunked.
+        """Send ``events`` in order, chunked; ``started``: their request, already written by
+        :meth:`start` (its answer is read first).
 
         No attempt starts after ``deadline`` (a retry budget); a request in flight is cut at
         ``cutoff`` (a flush/close deadline), by default the same instant. Keeping them apart
@@ -143,7 +146,8 @@ class Transport:
         delivery = SendResult(ok=True)
         for start in range(0, len(events), MAX_BATCH):
             chunk = events[start : start + MAX_BATCH]
-            result = self._send_chunk(path, chunk, until, cutoff or until)
+            result = self._send_chunk(path, chunk, until, cutoff or until, started)
+            started = None
             delivery.attempts += result.attempts
             delivery.status = result.status
             if result.ok:
@@ -159,6 +163,19 @@ class Transport:
                 break
             delivery.rejected += len(chunk)
         return delivery
+
+    def start(self, path: str, events: Sequence[dict[str, Any]]) -> Started | None:
+        """Write the request for ``events`` (one chunk) and return before its answer, which
+        :meth:`send` (``started=``) reads later, retrying as usual: the caller encodes its next
+        batch meanwhile. None where that cannot be done (a proxy, urllib3 1, more than a chunk,
+        a write that failed): then :meth:`send` them as usual (at least once, as any retry)."""
+        if not 0 < len(events) <= MAX_BATCH:
+            return None
+        token = otel_context.attach(otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
+        try:
+            return Started.write(self._pool, f"{self.base}/{path}", dumps(events), self._headers, self._timeout)
+        finally:
+            otel_context.detach(token)
 
     def interrupt(self) -> None:
         """Wake any backoff wait now; callers re-check their deadline."""
@@ -177,10 +194,11 @@ class Transport:
         self.retries = 0
 
     def _send_chunk(
-        self, path: str, chunk: Sequence[dict[str, Any]], until: Deadline, cutoff: Deadline
+        self, path: str, chunk: Sequence[dict[str, Any]], until: Deadline, cutoff: Deadline,
+        started: Started | None = None,
     ) -> SendResult:
         url = f"{self.base}/{path}"
-        body = dumps(chunk)  # orjson when installed (core on CPython)
+        body = dumps(chunk) if started is None else started.body  # orjson when installed (core on CPython)
         attempt = 0
         while True:
             attempt += 1
@@ -196,10 +214,16 @@ class Transport:
                 # the whole request, answer included, within the timeout (and the cutoff)
                 timeout = max(0.05, min(self._timeout, remaining))
                 with WATCHDOG.watch(time.monotonic() + timeout) as watch:
-                    response = self._pool.urlopen(
-                        "POST", url, body=body, headers=self._headers, retries=_RETRIES,
-                        timeout=timeout, preload_content=False,
-                    )
+                    response = started.answer(timeout, watch) if started is not None else None
+                    started = None
+                    if response is not None and 300 <= response.status < 400:  # urllib3 follows it
+                        _read_prefix(response)  # and gives the connection back
+                        response = None
+                    if response is None:
+                        response = self._pool.urlopen(
+                            "POST", url, body=body, headers=self._headers, retries=_RETRIES,
+                            timeout=timeout, preload_content=False,
+                        )
                     prefix = _read_prefix(response)
                 if watch.cut:
                     raise ReadTimeoutError(self._pool, url, f"no whole answer within {timeout:.1f} s")

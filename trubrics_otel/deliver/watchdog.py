@@ -53,8 +53,17 @@ class Watchdog:
     @contextlib.contextmanager
     def watch(self, until: float) -> Iterator[Watch]:
         """Requests made within the block are cut at ``until`` (``time.monotonic()``)."""
-        watch = Watch(until)
+        watch = self.start(until)
         token = _CURRENT.set(watch)
+        try:
+            yield watch
+        finally:
+            _CURRENT.reset(token)
+            self.stop(watch)
+
+    def start(self, until: float) -> Watch:
+        """A watch for a request that outlives a block: set its ``connection``, then :meth:`stop`."""
+        watch = Watch(until)
         with self._changed:
             self._watches.add(watch)
             if self._thread is None:
@@ -62,12 +71,11 @@ class Watchdog:
                 self._thread.start()
             if until < self._wake_at:
                 self._changed.notify()
-        try:
-            yield watch
-        finally:
-            _CURRENT.reset(token)
-            with self._changed:
-                self._watches.discard(watch)
+        return watch
+
+    def stop(self, watch: Watch) -> None:
+        with self._changed:
+            self._watches.discard(watch)
 
     def after_fork(self) -> None:
         """Fresh state; in a forked child: no thread, no lock held by a thread not there."""

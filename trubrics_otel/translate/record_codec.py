@@ -92,7 +92,7 @@ def decode(payload: bytes) -> Any:
         raise ValueError("empty record")
     first = payload[0]
     if first == JSON_FORMAT:
-        return _read_json(payload)
+        return read_json(payload)
     if first == FORMAT:
         body = memoryview(payload)[1:]
     elif first in _LEGACY_FIRST_BYTES:
@@ -105,7 +105,7 @@ def decode(payload: bytes) -> Any:
         return read_marshal(bytes(body))
 
 
-_read_json: Callable[[bytes], Any] = _orjson.loads if _orjson is not None else json.loads
+read_json: Callable[[bytes], Any] = _orjson.loads if _orjson is not None else json.loads
 """orjson reads the integers orjson wrote exactly (it wrote none beyond 64 bits)."""
 
 

@@ -39,12 +39,14 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 
 from trubrics_otel import semconv as sc
 from trubrics_otel.logs import RateLimitedLog
-from trubrics_otel.translate.jsonable import dumps, encode_string
+from trubrics_otel.translate.jsonable import MAX_PROPERTIES_CHARS, dumps, encode_string
 from trubrics_otel.translate.record_codec import (
+    JSON_FORMAT,
     UnknownFormat,
     decode,
     encode,
     json_encoder,
+    read_json,
 )
 
 EVENT = "e"
@@ -195,11 +197,35 @@ def marshal_bytes(record: TrackedRecord) -> bytes:
 def spans_from_bytes(
     payloads: Iterable[bytes], logger: logging.Logger, refused: list[bytes] | None = None
 ) -> list[TrackedSpan]:
-    """The spans of records stored by :func:`to_bytes` (spool, journal). Damaged ones are
-    logged and skipped; ones in a format this version does not know (a newer trubrics-otel
-    wrote them) go to ``refused``, for the caller to keep, or are logged when it is None."""
-    spans = []
+    """The spans of records stored by :func:`to_bytes` (spool, journal); see :func:`stored_records`."""
+    return [TrackedSpan(record) for record, _ in stored_records(payloads, logger, refused)]
+
+
+def stored_records(
+    payloads: Iterable[bytes], logger: logging.Logger, refused: list[bytes] | None = None
+) -> list[tuple[TrackedRecord, bool]]:
+    """The records stored by :func:`to_bytes` (spool, journal), each with whether its
+    properties are plain JSON within :data:`~.jsonable.MAX_PROPERTIES_CHARS` for sure (read
+    from a JSON record no longer than that: the encoder then takes them without a check).
+    Damaged ones are logged and skipped; ones in a format this version does not know (a newer
+    trubrics-otel wrote them) go to ``refused``, for the caller to keep, or are logged when
+    it is None."""
+    records = []
+    body_length, blake2b, pack, to_int = _BODY_LENGTH.get, _blake2b, _pack_key_and_number, _from_bytes
     for payload in payloads:
+        if payload[:1] == b"[":  # the fast paths' KEYED layout, read inline (the export thread's cost)
+            try:
+                stored = read_json(payload)
+                if stored[VERSION_AT] == KEYED:
+                    _, kind, key, n, body = stored
+                    if body.__class__ is list and len(body) == body_length(kind):
+                        ids = blake2b(pack(key, n), digest_size=24).digest()  # keyed_ids, inlined
+                        record = (VERSION, kind, to_int(ids[:16], "big") or 1, to_int(ids[16:], "big") or 1,
+                                  0, None, body)
+                        records.append((record, len(payload) <= MAX_PROPERTIES_CHARS))
+                        continue
+            except (ValueError, TypeError, IndexError, KeyError, struct.error):
+                pass  # from_bytes says what it is
         try:
             record = from_bytes(payload)
         except UnknownFormat as exc:
@@ -211,8 +237,8 @@ def spans_from_bytes(
         if record is None:
             logger.error("An unreadable stored Trubrics event was skipped (%d bytes)", len(payload))
             continue
-        spans.append(TrackedSpan(record))
-    return spans
+        records.append((record, payload[0] == JSON_FORMAT and len(payload) <= MAX_PROPERTIES_CHARS))
+    return records
 
 
 def from_bytes(payload: bytes) -> TrackedRecord | None:
@@ -242,8 +268,9 @@ def from_bytes(payload: bytes) -> TrackedRecord | None:
         if type(record[VERSION_AT]) is int and record[VERSION_AT] > VERSION:
             raise UnknownFormat(record[VERSION_AT])
         return None
-    body = record[BODY_AT]  # a list when stored as JSON: read like the tuple, never changed
-    if (type(body) is not tuple and type(body) is not list) or len(body) != _BODY_LENGTH.get(record[KIND_AT]):
+    body, kind = record[BODY_AT], record[KIND_AT]  # a list when stored as JSON: read like the tuple
+    if (type(body) is not tuple and type(body) is not list) or kind.__class__ is not str \
+            or len(body) != _BODY_LENGTH.get(kind):
         return None
     return record
 
@@ -252,12 +279,13 @@ def keyed_ids(key: int, n: int) -> tuple[int, int]:
     """The trace and span ids of a :data:`KEYED` record: ``blake2b`` of its key and number (the
     key keeps writers apart, the number a writer's calls); raises ``struct.error`` for numbers
     that are not 64-bit."""
-    ids = int.from_bytes(_blake2b(_KEY_AND_NUMBER.pack(key, n), digest_size=24).digest(), "big")
-    return ids >> 64 or 1, ids & LOW_64 or 1
+    ids = _blake2b(_pack_key_and_number(key, n), digest_size=24).digest()  # trace id, then span id
+    return _from_bytes(ids[:16], "big") or 1, _from_bytes(ids[16:], "big") or 1
 
 
 _blake2b = hashlib.blake2b
-_KEY_AND_NUMBER = struct.Struct("<QQ")
+_pack_key_and_number = struct.Struct("<QQ").pack
+_from_bytes = int.from_bytes
 
 
 def _message_json(role: str, text: str) -> str:
