@@ -37,6 +37,7 @@ _TRUE, _FALSE = frozenset({"true", "yes"}), frozenset({"false", "no"})
 _COLUMNS = ("event_id", "ts_us", "user_id", "event", "source", "name", "value", "label", "sentiment",
             "thread_id", "ref_trace", "ref_span", "turn_id", "link", "model", "assistant_id")
 _SELECT = "SELECT id, ts_us, user_id, event, thread_id, trace_id, properties FROM {table} WHERE {where}"
+_NAMES = "SELECT event, value FROM analytics_feedback_names"
 
 
 def classify(properties: Mapping[str, Any], event: str,
@@ -81,15 +82,22 @@ def _number(text: str) -> float | None:
 def apply(db: Writer, after_id: int, names: Sequence[str] | None = None) -> None:
     """Add the feedback among events ``id > after_id`` (or, with ``names``, among every event of
     those names), then relink feedback whose thread or trace got new LLM turns."""
-    mapping = {name: value for name, value in db.rows("SELECT event, value FROM analytics_feedback_names")}
     if names is None:
         like = f"%\"{FEEDBACK_PROPERTY}\"%"
         where = (f"id > ? AND kind = 'event' AND (event = ? OR properties LIKE ? OR event IN "
                  f"(SELECT event FROM analytics_feedback_names))")
-        rows = db.rows(_SELECT.format(table=db.dialect.new_rows(), where=where), (after_id, SCORE_EVENT, like))
+        # the three reads leave together: one round trip in PostgreSQL's pipeline, not three (they
+        # run inside the insert's lock). Relinking reads before this batch's feedback goes in:
+        # that feedback is linked below, seeing the batch's turns already.
+        reads = [db.execute(_NAMES), db.execute(_SELECT.format(table=db.dialect.new_rows(), where=where),
+                                                (after_id, SCORE_EVENT, like)),
+                 db.execute(_STALE.format(scan=db.dialect.new_rows()), (after_id, after_id))]
+        named, rows, stale = ([tuple(row) for row in cursor.fetchall()] for cursor in reads)
     else:
+        named, stale = db.rows(_NAMES), []
         where = f"kind = 'event' AND event IN ({', '.join('?' for _ in names)})"
         rows = db.rows(_SELECT.format(table="events", where=where), list(names)) if names else []
+    mapping = dict(named)
     found = []
     for event_id, ts_us, user, event, thread, trace, text in rows:
         properties = _properties(text)
@@ -108,8 +116,7 @@ def apply(db: Writer, after_id: int, names: Sequence[str] | None = None) -> None
     if found:
         db.executemany(f"INSERT INTO analytics_feedback ({', '.join(_COLUMNS)}) VALUES "
                        f"({', '.join('?' for _ in _COLUMNS)}) ON CONFLICT (event_id) DO NOTHING", found)
-    if names is None:
-        _relink(db, after_id)
+    _relink(db, stale)
 
 
 def _properties(text: str) -> dict[str, Any]:
@@ -151,15 +158,15 @@ def _link(db: Writer, ts_us: int, thread: str | None, trace: str | None,
     return None, None, None, None
 
 
-def _relink(db: Writer, after_id: int) -> None:
-    """Feedback not linked to its exact turn, in a thread or trace the batch added turns to."""
-    scan = db.dialect.new_rows()
-    stale = db.rows(
-        f"SELECT event_id, ts_us, thread_id, ref_trace, ref_span FROM analytics_feedback "
-        f"WHERE (link IS NULL OR link <> 'turn') AND ("
-        f"thread_id IN (SELECT thread_id FROM {scan} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL) "
-        f"OR ref_trace IN (SELECT trace_id FROM {scan} WHERE id > ? AND kind = 'llm' AND trace_id IS NOT NULL))",
-        (after_id, after_id))
+_STALE = ("SELECT event_id, ts_us, thread_id, ref_trace, ref_span FROM analytics_feedback "
+          "WHERE (link IS NULL OR link <> 'turn') AND ("
+          "thread_id IN (SELECT thread_id FROM {scan} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL) "
+          "OR ref_trace IN (SELECT trace_id FROM {scan} WHERE id > ? AND kind = 'llm' AND trace_id IS NOT NULL))")
+"""Feedback not linked to its exact turn, in a thread or trace the batch added turns to."""
+
+
+def _relink(db: Writer, stale: Sequence[tuple[Any, ...]]) -> None:
+    """Link again the feedback :data:`_STALE` found: a better turn may have arrived."""
     for event_id, ts_us, thread, trace, span in stale:
         turn, link, model, assistant = _link(db, ts_us, thread, trace, span)
         db.execute("UPDATE analytics_feedback SET turn_id = ?, link = ?, model = ?, assistant_id = ?, "
