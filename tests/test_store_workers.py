@@ -27,6 +27,7 @@ from analytics_data import generate
 from test_server_derived import TABLES, dump, random_events
 
 from trubrics_otel.server import Store
+from trubrics_otel.server.analytics import feedback_rows
 
 KEY = {"x-api-key": "k"}
 
@@ -195,11 +196,12 @@ def every_table(store: Store) -> dict:
     return tables
 
 
-def test_batches_inserted_side_by_side_fold_as_one_load(tmp_path, postgres_cluster):
+def test_batches_inserted_side_by_side_fold_as_one_load(tmp_path, postgres_cluster, monkeypatch):
     """Many batches inserted at once on one PostgreSQL database (each worker's insert runs
     beside the others'; only the fold takes turns), in shuffled order, feedback often before
     the turn it names and retries overlapping: every table, the analytics' and their feedback
-    links included, is that of one ordered load on SQLite."""
+    links included, is that of one ordered load on SQLite (feedback looked up 2 at a time, not
+    all at once)."""
     plain, llm = generate(users=30)
     for n, event in enumerate(plain):  # ids for all: a retry is stored once, rows compare by them
         event["properties"].setdefault("$trace_id", f"p{n:031x}")
@@ -207,6 +209,7 @@ def test_batches_inserted_side_by_side_fold_as_one_load(tmp_path, postgres_clust
     ordered = Store(tmp_path / "ordered.sqlite3")
     ordered.insert(plain, llm)
     items = [("e", e) for e in plain] + [("l", e) for e in llm]
+    monkeypatch.setattr(feedback_rows, "_PER_ROUND", 2)
     random.Random(5).shuffle(items)
     work = [items[start:start + 6] + items[max(0, start - 2):start] for start in range(0, len(items), 6)]
     store = Store(postgres_cluster.create_database(template=True))
