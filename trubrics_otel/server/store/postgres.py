@@ -242,18 +242,23 @@ class PostgresEngine:
         columns = _columns(rows, with_ids)
         with self.connection() as c, c.raw.pipeline():
             inserted = c.raw.execute(_INSERT_WITH_ID if with_ids else _INSERT, columns)
+            timeout_us = _timeout_us(c.execute(_TIMEOUT))  # answered with the insert
             ids = [row[0] for row in inserted.fetchall()]
             if not ids:
                 return 0
             c.execute("SELECT pg_advisory_xact_lock(?), set_config('trubrics.last_id', ?, true)",
                       (_WRITE_LOCK, str(max(ids))))  # the batch's last id, for _OwnRows
+            # read again under the lock, answered with the fold's first read: a server started
+            # with another session timeout rebuilds the sessions table under this lock
+            check = c.execute(_TIMEOUT)
             if with_ids:
                 c.execute("SELECT setval(pg_get_serial_sequence('events', 'id'), "
                           "(SELECT MAX(id) FROM events))")
             own = PostgresConnection(c.raw, _OWN_ROWS)
-            timeout_us = derived.stored_timeout_us(own)  # after the lock: another server may rebuild
             last_id = min(ids) - 1
             derived.apply(own, last_id, timeout_us)
+            if _timeout_us(check) != timeout_us:  # rolled back; the client sends it again
+                raise StoreUnavailable("the sessions table was rebuilt for another timeout meanwhile")
             for hook in self._hooks:
                 hook.apply(own, last_id)
         return len(ids)
@@ -282,6 +287,13 @@ class _OwnRows(Dialect):
 
 
 _OWN_ROWS = _OwnRows("postgresql")
+_TIMEOUT = "SELECT value FROM meta WHERE key = 'session_timeout_us'"
+"""The session timeout the ``sessions`` table is kept for (:func:`.derived.stored_timeout_us`)."""
+
+
+def _timeout_us(cursor: Any) -> int | None:
+    row = cursor.fetchone()
+    return None if row is None else int(row[0])
 
 
 _TYPES = {"id": "bigint", "ts_us": "bigint", "received_us": "bigint", "input_tokens": "bigint",
