@@ -28,24 +28,10 @@ N = 20_000
 BATCH = 100
 
 
-def cpu_s(root: object) -> float:
-    """CPU seconds of a process and its children (PostgreSQL: the postmaster and its backends)."""
-    import psutil
-
-    total = 0.0
-    for process in (root, *root.children(recursive=True)):  # type: ignore[attr-defined]
-        try:
-            times = process.cpu_times()
-            total += times.user + times.system
-        except psutil.Error:
-            pass
-    return total
-
-
 def run(mode: str, threads: int) -> None:
     import postgres_cluster
     import psutil
-    from bench_server_ingest import wire_event
+    from bench_server_ingest import cpu_s, wire_event
 
     import trubrics_otel.server  # noqa: F401  (registers the analytics tables' hook)
     from trubrics_otel.server.store import Store
@@ -62,13 +48,13 @@ def run(mode: str, threads: int) -> None:
                 store.insert(batch) if mode == "track" else store.insert((), batch)
 
         writers = [threading.Thread(target=write, args=(batches[k::threads],)) for k in range(threads)]
-        start, cpu, pg = time.perf_counter(), time.process_time(), cpu_s(postgres)
+        start, cpu, pg = time.perf_counter(), time.process_time(), cpu_s([postgres])
         for writer in writers:
             writer.start()
         for writer in writers:
             writer.join()
         took = time.perf_counter() - start
-        python_us, postgres_us = ((time.process_time() - cpu) * 1e6 / N, (cpu_s(postgres) - pg) * 1e6 / N)
+        python_us, postgres_us = ((time.process_time() - cpu) * 1e6 / N, (cpu_s([postgres]) - pg) * 1e6 / N)
         assert store.count()["events"] + store.count()["llm_events"] == N
         store.close()
     print(f"{mode:5} x{threads}: {N / took:7,.0f} events/s; CPU µs per event: "
