@@ -203,15 +203,16 @@ def stored_once(db: str) -> None:
     assert rows == distinct == N, f"{rows} rows, {distinct} distinct events stored; {N} sent"
 
 
-def one_round(mode: str, client: str, db: str, workers: int, postgres: Any,
-              args: argparse.Namespace) -> tuple[float, dict[str, float]]:
-    """Events/s, and CPU ms per 1,000 events by part (serve's processes, PostgreSQL, clients)."""
+def one_round(mode: str, db: str, workers: int, postgres: Any, client: str = "load", senders: int = 2,
+              connections: int = 4) -> tuple[float, dict[str, float]]:
+    """Events/s, and CPU ms per 1,000 events by part (serve's processes, PostgreSQL, clients).
+    ``client``: ``load`` (the load generator) or ``sdk`` (two SDK clients in this process)."""
     server, url = serve(db, workers)
     parts = {"serve": [psutil.Process(server.pid)] if psutil else [], "postgres": [postgres] if postgres else []}
     try:
         before = {name: cpu_s(processes) for name, processes in parts.items()}
         if client == "load":
-            took, client_cpu = generate(url, mode, args.senders, args.connections)
+            took, client_cpu = generate(url, mode, senders, connections)
         else:
             took, client_cpu = sdk_clients(url, mode)
         used = {name: (cpu_s(processes) - before[name]) * 1e6 / N for name, processes in parts.items()}
@@ -263,8 +264,8 @@ def main() -> None:
                     results: list[list[tuple[float, dict[str, float]]]] = [[] for _ in setups]
                     for _ in range(args.rounds):  # interleaved: a busy moment hits every setup alike
                         for k, (e, w) in enumerate(setups):
-                            results[k].append(one_round(mode, client, fresh(e), w,
-                                                        postgres if e == "postgresql" else None, args))
+                            results[k].append(one_round(mode, fresh(e), w, postgres if e == "postgresql" else None,
+                                                        client, args.senders, args.connections))
                     best = [max(r, key=lambda x: x[0]) for r in results]
                     cells = [f"{rate:8,.0f} ({cpu['serve']:4.0f}/{cpu['postgres']:4.0f}/{cpu['clients']:4.0f})"
                              for rate, cpu in best]

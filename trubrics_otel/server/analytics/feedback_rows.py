@@ -163,16 +163,18 @@ def _links(db: Writer, wanted: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]
     PostgreSQL's pipeline: one round trip each, not one per look-up; a batch copied by
     ``migrate`` holds thousands of feedback events)."""
     wanted = list(wanted)
+    # SQLite answers in-process: one at a time reuses its cached statement (open cursors each
+    # need a statement of their own)
+    per_round = 1 if db.dialect.name == "sqlite" else _PER_ROUND
     found: list[tuple[Any, ...] | None] = [None] * len(wanted)
     for how, where in _TIERS:
         asks = [(i, params) for i, (ts_us, thread, trace, span) in enumerate(wanted)
                 if found[i] is None and (params := _lookup(how, ts_us, thread, trace, span))]
-        for first in range(0, len(asks), _PER_ROUND):
+        for first in range(0, len(asks), per_round):
             sent = [(i, db.execute(f"SELECT id, model, assistant_id, thread_id FROM events WHERE {where}", params))
-                    for i, params in asks[first:first + _PER_ROUND]]
+                    for i, params in asks[first:first + per_round]]
             for i, cursor in sent:
-                row = cursor.fetchone()
-                if row is not None:
+                for row in cursor.fetchall()[:1]:
                     found[i] = (row[0], how, row[1], row[2], row[3])
     return [row or (None, None, None, None, None) for row in found]
 
