@@ -36,8 +36,6 @@ from trubrics_otel.server.store.dialect import POSTGRESQL, Dialect, to_pyformat
 from trubrics_otel.server.store.errors import StoreError, StoreUnavailable
 from trubrics_otel.server.store.rows import COLUMNS
 
-
-
 _WRITE_LOCK = 0x7472_7562  # pg_advisory_xact_lock key: the derived-table fold ("trub")
 _MIGRATE_LOCK = 0x7472_7563  # one worker migrates at start, the others wait and find it done
 
