@@ -5,16 +5,28 @@
 
 ``trubrics-otel serve`` runs in its own process (127.0.0.1, any free port) on a fresh store: a
 SQLite file; a PostgreSQL database with one worker; the same with ``--workers 2`` (PostgreSQL
-in a throwaway cluster, tests/postgres_cluster.py, when its binaries exist). Two clients in this
-process each track N/2 events with ``flush_batch_size=100`` to the one port, and the clock runs
-from the first call until both ``flush()`` say the server accepted every event. Beside each
-rate: the CPU time per 1,000 events of serve's processes, of PostgreSQL's, and of this process
-(the clients), which says where a shared machine's cores went (with psutil installed).
+in a throwaway cluster, tests/postgres_cluster.py, when its binaries exist).
+
+Two clients per setup and payload, each timed from the first request until every event was
+accepted, and each round checked: the database holds N events, each once.
+
+* The server's rate: a light load generator, separate processes (``--senders``, each with
+  ``--connections`` keep-alive ``http.client`` connections) posting request bodies of 100
+  events in the SDK's wire format, encoded before the clock starts, unique ids per event. Its
+  CPU per event is printed too: it shares the machine's cores with the server under test.
+* "with our SDK as client": two ``Trubrics`` clients in this process each track N/2 events
+  with ``flush_batch_size=100`` (~55-75 µs of CPU per event, on the same cores).
+
+Beside each rate: the CPU time per 1,000 events of serve's processes, of PostgreSQL's, and of
+the clients, which says where a shared machine's cores went (serve's and PostgreSQL's need psutil).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import http.client
+import json
 import math
 import re
 import subprocess
@@ -34,9 +46,9 @@ except ImportError:  # the rates alone, no CPU split
 
 from peers import ASSISTANT_ID, LATENCY_S, THREAD_ID, make_payload  # noqa: E402
 
-from trubrics_otel import Trubrics  # noqa: E402
-
-N = 20_000  # per round, split between two clients
+N = 20_000  # per round
+BATCH = 100  # events per request, as the SDK's flush_batch_size=100
+ROUTE = {"track": "/publish_events", "llm": "/publish_llm_events"}
 
 
 def serve(db: str, workers: int) -> tuple[subprocess.Popen[str], str]:
@@ -52,8 +64,90 @@ def serve(db: str, workers: int) -> tuple[subprocess.Popen[str], str]:
     raise RuntimeError("the server did not start")
 
 
+# --- the light load generator (run as ``--sender``, a process of its own) -----------------------
+
+def wire_event(mode: str, i: int, now: str) -> dict[str, Any]:
+    """Event ``i`` as our SDK puts it on the wire (the peer benchmark's payload, its ids)."""
+    p = make_payload(mode, i)
+    p["properties"].update({"$trace_id": f"{i + 1:032x}", "$span_id": f"{i + 1:016x}"})
+    if mode == "track":
+        return {**p, "timestamp": now}
+    return {"user_id": p["user_id"], "prompt": p["prompt"], "generation": p["generation"],
+            "prompt_event_name": "Prompt", "generation_event_name": "Generation",
+            "assistant_id": ASSISTANT_ID, "properties": p["properties"], "timestamp": now,
+            "latency": LATENCY_S, "thread_id": THREAD_ID}
+
+
+def sender(url: str, mode: str, first: int, count: int, connections: int) -> None:
+    """Encode ``count`` events from ``first`` as bodies of 100, say ``ready``, wait for a line
+    on stdin, post them over ``connections`` keep-alive connections, then print ``stored
+    duplicates cpu_s`` (the CPU of the sending alone)."""
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    bodies = [json.dumps([wire_event(mode, i, now) for i in range(start, min(start + BATCH, first + count))],
+                         separators=(",", ":")).encode() for start in range(first, first + count, BATCH)]
+    host, port = url.removeprefix("http://").split(":")
+    totals = [0, 0]
+    lock = threading.Lock()
+
+    def post(mine: list[bytes]) -> None:
+        connection = http.client.HTTPConnection(host, int(port), timeout=300)
+        headers = {"content-type": "application/json", "x-api-key": "bench-key"}
+        for body in mine:
+            while True:
+                connection.request("POST", ROUTE[mode], body, headers)
+                response = connection.getresponse()
+                answer = response.read()
+                if response.status == 200:
+                    break
+                if response.status != 503:
+                    raise RuntimeError(f"{response.status}: {answer[:200]!r}")
+                time.sleep(0.05)  # the database busy or restarting: the SDK retries too
+            result = json.loads(answer)
+            with lock:
+                totals[0] += result["stored"]
+                totals[1] += result["duplicates"]
+        connection.close()
+
+    threads = [threading.Thread(target=post, args=(bodies[k::connections],)) for k in range(connections)]
+    print("ready", flush=True)
+    sys.stdin.readline()
+    cpu = time.process_time()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(totals[0], totals[1], time.process_time() - cpu, flush=True)
+
+
+def generate(url: str, mode: str, senders: int, connections: int) -> tuple[float, float]:
+    """Seconds to send N events with the load generator, and its CPU seconds."""
+    share = N // senders
+    procs = [subprocess.Popen([sys.executable, __file__, "--sender", url, mode, str(k * share), str(share),
+                               str(connections)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for k in range(senders)]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    start = time.perf_counter()
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    results = [proc.stdout.readline().split() for proc in procs if proc.stdout is not None]
+    took = time.perf_counter() - start
+    for proc in procs:
+        proc.wait(30)
+    stored = sum(int(r[0]) for r in results)
+    duplicates = sum(int(r[1]) for r in results)
+    assert (stored, duplicates) == (N, 0), f"the server stored {stored} and found {duplicates} duplicates of {N}"
+    return took, sum(float(r[2]) for r in results)
+
+
+# --- the SDK as client -----------------------------------------------------------------------
+
 def send(url: str, mode: str, first: int, count: int, left: list[int]) -> None:
-    client = Trubrics(api_key="bench-key", host=url, flush_batch_size=100, spool=False)
+    from trubrics_otel import Trubrics
+
+    client = Trubrics(api_key="bench-key", host=url, flush_batch_size=BATCH, spool=False)
     for i in range(first, first + count):
         p = make_payload(mode, i)
         if mode == "track":
@@ -64,6 +158,21 @@ def send(url: str, mode: str, first: int, count: int, left: list[int]) -> None:
                              latency=LATENCY_S, thread_id=THREAD_ID)
     left.append(client.flush(timeout=300))
     client.close()
+
+
+def sdk_clients(url: str, mode: str) -> tuple[float, float]:
+    """Seconds for two SDK clients in this process to deliver N events, and this process's CPU."""
+    left: list[int] = []
+    senders = [threading.Thread(target=send, args=(url, mode, k * N // 2, N // 2, left)) for k in range(2)]
+    cpu = time.process_time()
+    start = time.perf_counter()
+    for thread in senders:
+        thread.start()
+    for thread in senders:
+        thread.join()
+    took = time.perf_counter() - start
+    assert left == [0, 0], f"{left} events not accepted"
+    return took, time.process_time() - cpu
 
 
 def cpu_s(processes: list[Any]) -> float:
@@ -81,33 +190,48 @@ def cpu_s(processes: list[Any]) -> float:
     return total
 
 
-def one_round(mode: str, db: str, workers: int, postgres: Any) -> tuple[float, dict[str, float]]:
-    """Events/s, and CPU ms per 1,000 events by part (serve's processes, PostgreSQL, clients)."""
-    server, url = serve(db, workers)
-    parts = ({"serve": [psutil.Process(server.pid)], "postgres": [postgres] if postgres else [],
-              "clients": [psutil.Process()]} if psutil else {"serve": [], "postgres": [], "clients": []})
+def stored_once(db: str) -> None:
+    """Every event of the round is in the database, once."""
+    from trubrics_otel.server.store import Store
+
+    store = Store(db, hooks=())
     try:
-        left: list[int] = []
-        senders = [threading.Thread(target=send, args=(url, mode, k * N // 2, N // 2, left)) for k in range(2)]
+        with store.reader() as c:
+            rows, distinct = c.rows("SELECT COUNT(*), COUNT(DISTINCT trace_id || span_id) FROM events")[0]
+    finally:
+        store.close()
+    assert rows == distinct == N, f"{rows} rows, {distinct} distinct events stored; {N} sent"
+
+
+def one_round(mode: str, db: str, workers: int, postgres: Any, client: str = "load", senders: int = 2,
+              connections: int = 4) -> tuple[float, dict[str, float]]:
+    """Events/s, and CPU ms per 1,000 events by part (serve's processes, PostgreSQL, clients).
+    ``client``: ``load`` (the load generator) or ``sdk`` (two SDK clients in this process)."""
+    server, url = serve(db, workers)
+    parts = {"serve": [psutil.Process(server.pid)] if psutil else [], "postgres": [postgres] if postgres else []}
+    try:
         before = {name: cpu_s(processes) for name, processes in parts.items()}
-        start = time.perf_counter()
-        for sender in senders:
-            sender.start()
-        for sender in senders:
-            sender.join()
-        took = time.perf_counter() - start
+        if client == "load":
+            took, client_cpu = generate(url, mode, senders, connections)
+        else:
+            took, client_cpu = sdk_clients(url, mode)
         used = {name: (cpu_s(processes) - before[name]) * 1e6 / N for name, processes in parts.items()}
-        assert left == [0, 0], f"{left} events not accepted"
-        return N / took, used
+        used["clients"] = client_cpu * 1e6 / N
     finally:
         server.terminate()
         server.wait(30)
+    stored_once(db)
+    return N / took, used
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engines", nargs="+", default=["sqlite", "postgresql"])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--senders", type=int, default=2, help="load generator processes")
+    parser.add_argument("--connections", type=int, default=4, help="keep-alive connections per sender")
+    parser.add_argument("--clients", nargs="+", default=["load", "sdk"], choices=["load", "sdk"])
+    parser.add_argument("--modes", nargs="+", default=["track", "llm"], choices=["track", "llm"])
     args = parser.parse_args()
     setups = [("sqlite", 1)] if "sqlite" in args.engines else []
     cluster = postgres = None
@@ -129,21 +253,32 @@ def main() -> None:
             def fresh(engine: str) -> str:
                 return cluster.create_database() if cluster and engine == "postgresql" else f"{tmp}/{next(names)}.db"
 
-            print(f"events/s accepted by `trubrics-otel serve`, best of {args.rounds} rounds of {N:,}; "
-                  "CPU ms per 1,000 events in that round: serve / postgres / clients")
-            print(f"{'mode':6} " + " ".join(f"{f'{e} x{w}':>30}" for e, w in setups)
+            print(f"events/s accepted by `trubrics-otel serve`, best of {args.rounds} rounds of {N:,} "
+                  f"(setups interleaved); CPU ms per 1,000 events in that round: serve / postgres / clients")
+            print(f"load generator: {args.senders} processes x {args.connections} keep-alive connections, "
+                  f"bodies of {BATCH} events encoded in advance")
+            print(f"{'':22} " + " ".join(f"{f'{e} x{w}':>30}" for e, w in setups)
                   + ("   PG x2 / x1" if cluster else ""))
-            for mode in ("track", "llm"):
-                best = [max((one_round(mode, fresh(e), w, postgres if e == "postgresql" else None)
-                             for _ in range(args.rounds)), key=lambda r: r[0]) for e, w in setups]
-                cells = [f"{rate:8,.0f} ({cpu['serve']:4.0f}/{cpu['postgres']:4.0f}/{cpu['clients']:4.0f})"
-                         for rate, cpu in best]
-                ratio = f"   {best[-1][0] / best[-2][0]:.2f}" if cluster else ""
-                print(f"{mode:6} " + " ".join(f"{cell:>30}" for cell in cells) + ratio, flush=True)
+            for mode in args.modes:
+                for client in args.clients:
+                    results: list[list[tuple[float, dict[str, float]]]] = [[] for _ in setups]
+                    for _ in range(args.rounds):  # interleaved: a busy moment hits every setup alike
+                        for k, (e, w) in enumerate(setups):
+                            results[k].append(one_round(mode, fresh(e), w, postgres if e == "postgresql" else None,
+                                                        client, args.senders, args.connections))
+                    best = [max(r, key=lambda x: x[0]) for r in results]
+                    cells = [f"{rate:8,.0f} ({cpu['serve']:4.0f}/{cpu['postgres']:4.0f}/{cpu['clients']:4.0f})"
+                             for rate, cpu in best]
+                    ratio = f"   {best[-1][0] / best[-2][0]:.2f}" if cluster else ""
+                    label = f"{mode} {'' if client == 'load' else 'with our SDK as client'}"
+                    print(f"{label:22} " + " ".join(f"{cell:>30}" for cell in cells) + ratio, flush=True)
     finally:
         if cluster is not None:
             cluster.__exit__(None, None, None)
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "--sender":
+        sender(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
+    else:
+        main()

@@ -292,7 +292,7 @@ def main() -> None:
 
 
 def ingest_rates(rounds: int, tmp: str, packages: tuple[str | None, ...]) -> None:
-    """bench_server_ingest's events/s (wall: two SDK clients in this process), per package."""
+    """bench_server_ingest's events/s (wall: its load generator, separate processes), per package."""
     import bench_server_ingest
 
     def serve_from(package_dir: str | None) -> Any:

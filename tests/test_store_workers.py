@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import re
 import signal
 import subprocess
@@ -22,9 +23,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import requests
-from test_server_derived import dump, random_events
+from analytics_data import generate
+from test_server_derived import TABLES, dump, random_events
 
 from trubrics_otel.server import Store
+from trubrics_otel.server.analytics import feedback_rows
 
 KEY = {"x-api-key": "k"}
 
@@ -171,6 +174,53 @@ def test_serve_workers_store_each_event_once_and_replace_a_killed_worker(tmp_pat
     counts = store.count()
     assert (counts["events"], counts["llm_events"]) == (len(plain), len(llm))
     assert dump(store) == expected_tables(tmp_path)
+    store.close()
+
+
+ANALYTICS = ("analytics_activity", "analytics_daily", "analytics_first", "analytics_latency", "analytics_threads",
+             "analytics_feedback", "analytics_steps")
+EVENT_IDS = ("id", "event_id", "turn_id", "first_id", "last_id")  # columns holding an events.id
+
+
+def every_table(store: Store) -> dict:
+    """The store's and the analytics' tables, each event id replaced by its (trace, span): ids
+    depend on arrival order, the event they point at does not."""
+    tables = {}
+    with store.connection() as c:
+        key = {row[0]: (row[1], row[2]) for row in c.execute("SELECT id, trace_id, span_id FROM events")}
+        for table in (*TABLES, *ANALYTICS):
+            columns = [d[0] for d in c.execute(f"SELECT * FROM {table} LIMIT 0").description]
+            rows = [tuple(key.get(v) if name in EVENT_IDS else round(v, 9) if isinstance(v, float) else v
+                          for name, v in zip(columns, row)) for row in c.execute(f"SELECT * FROM {table}")]
+            tables[table] = sorted(rows, key=repr)
+    return tables
+
+
+def test_batches_inserted_side_by_side_fold_as_one_load(tmp_path, postgres_cluster, monkeypatch):
+    """Many batches inserted at once on one PostgreSQL database (each worker's insert runs
+    beside the others'; only the fold takes turns), in shuffled order, feedback often before
+    the turn it names and retries overlapping: every table, the analytics' and their feedback
+    links included, is that of one ordered load on SQLite (feedback looked up 2 at a time, not
+    all at once)."""
+    plain, llm = generate(users=30)
+    for n, event in enumerate(plain):  # ids for all: a retry is stored once, rows compare by them
+        event["properties"].setdefault("$trace_id", f"p{n:031x}")
+        event["properties"].setdefault("$span_id", f"p{n:015x}")
+    ordered = Store(tmp_path / "ordered.sqlite3")
+    ordered.insert(plain, llm)
+    items = [("e", e) for e in plain] + [("l", e) for e in llm]
+    monkeypatch.setattr(feedback_rows, "_PER_ROUND", 2)
+    random.Random(5).shuffle(items)
+    work = [items[start:start + 6] + items[max(0, start - 2):start] for start in range(0, len(items), 6)]
+    store = Store(postgres_cluster.create_database(template=True))
+
+    def insert(batch: list) -> None:
+        store.insert([e for k, e in batch if k == "e"], [e for k, e in batch if k == "l"])
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(insert, work))
+    assert every_table(store) == every_table(ordered)
+    assert store.count()["events"] + store.count()["llm_events"] == len(items)
     store.close()
 
 

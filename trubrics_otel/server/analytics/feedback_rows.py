@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from trubrics_otel import semconv as sc
@@ -37,6 +37,7 @@ _TRUE, _FALSE = frozenset({"true", "yes"}), frozenset({"false", "no"})
 _COLUMNS = ("event_id", "ts_us", "user_id", "event", "source", "name", "value", "label", "sentiment",
             "thread_id", "ref_trace", "ref_span", "turn_id", "link", "model", "assistant_id")
 _SELECT = "SELECT id, ts_us, user_id, event, thread_id, trace_id, properties FROM {table} WHERE {where}"
+_NAMES = "SELECT event, value FROM analytics_feedback_names"
 
 
 def classify(properties: Mapping[str, Any], event: str,
@@ -81,15 +82,22 @@ def _number(text: str) -> float | None:
 def apply(db: Writer, after_id: int, names: Sequence[str] | None = None) -> None:
     """Add the feedback among events ``id > after_id`` (or, with ``names``, among every event of
     those names), then relink feedback whose thread or trace got new LLM turns."""
-    mapping = {name: value for name, value in db.rows("SELECT event, value FROM analytics_feedback_names")}
     if names is None:
         like = f"%\"{FEEDBACK_PROPERTY}\"%"
         where = (f"id > ? AND kind = 'event' AND (event = ? OR properties LIKE ? OR event IN "
                  f"(SELECT event FROM analytics_feedback_names))")
-        rows = db.rows(_SELECT.format(table=db.dialect.new_rows(), where=where), (after_id, SCORE_EVENT, like))
+        # the three reads leave together: one round trip in PostgreSQL's pipeline, not three (they
+        # run inside the insert's lock). Relinking reads before this batch's feedback goes in:
+        # that feedback is linked below, seeing the batch's turns already.
+        reads = [db.execute(_NAMES), db.execute(_SELECT.format(table=db.dialect.new_rows(), where=where),
+                                                (after_id, SCORE_EVENT, like)),
+                 db.execute(_STALE.format(scan=db.dialect.new_rows()), (after_id, after_id))]
+        named, rows, stale = ([tuple(row) for row in cursor.fetchall()] for cursor in reads)
     else:
+        named, stale = db.rows(_NAMES), []
         where = f"kind = 'event' AND event IN ({', '.join('?' for _ in names)})"
         rows = db.rows(_SELECT.format(table="events", where=where), list(names)) if names else []
+    mapping = dict(named)
     found = []
     for event_id, ts_us, user, event, thread, trace, text in rows:
         properties = _properties(text)
@@ -101,15 +109,15 @@ def apply(db: Writer, after_id: int, names: Sequence[str] | None = None) -> None
         ref_trace, ref_span = _reference(source, properties, trace)
         found.append([event_id, ts_us, user, event, source, name, value, label, sentiment, thread,
                       ref_trace, ref_span, None, None, None, None])
-    for row in found:
-        row[12:16] = _link(db, row[1], row[9], row[10], row[11])
-        if row[9] is None and row[12] is not None:
-            row[9] = db.rows("SELECT thread_id FROM events WHERE id = ?", (row[12],))[0][0]
+    links = _links(db, ((r[1], r[9], r[10], r[11]) for r in found))
+    for row, (turn, link, model, assistant, turn_thread) in zip(found, links):
+        row[12:16] = turn, link, model, assistant
+        if row[9] is None:
+            row[9] = turn_thread
     if found:
         db.executemany(f"INSERT INTO analytics_feedback ({', '.join(_COLUMNS)}) VALUES "
                        f"({', '.join('?' for _ in _COLUMNS)}) ON CONFLICT (event_id) DO NOTHING", found)
-    if names is None:
-        _relink(db, after_id)
+    _relink(db, stale)
 
 
 def _properties(text: str) -> dict[str, Any]:
@@ -130,38 +138,58 @@ def _reference(source: str, p: Mapping[str, Any], trace: str | None) -> tuple[st
     return trace, parent if isinstance(parent, str) and parent else None
 
 
-def _link(db: Writer, ts_us: int, thread: str | None, trace: str | None,
-          span: str | None) -> tuple[int | None, str | None, str | None, str | None]:
-    """(turn id, how it was found, its model, its assistant) for one feedback."""
-    columns = "SELECT id, model, assistant_id FROM events"
-    if trace and span:
-        turn = db.rows(f"{columns} WHERE trace_id = ? AND span_id = ? AND kind = 'llm'", (trace, span))
-        if turn:
-            return turn[0][0], "turn", turn[0][1], turn[0][2]
-    if trace:
-        turn = db.rows(f"{columns} WHERE trace_id = ? AND kind = 'llm' ORDER BY ts_us DESC, id DESC LIMIT 1",
-                       (trace,))
-        if turn:
-            return turn[0][0], "trace", turn[0][1], turn[0][2]
-    if thread:
-        turn = db.rows(f"{columns} WHERE thread_id = ? AND kind = 'llm' AND ts_us <= ? "
-                       f"ORDER BY ts_us DESC, id DESC LIMIT 1", (thread, ts_us))
-        if turn:
-            return turn[0][0], "thread", turn[0][1], turn[0][2]
-    return None, None, None, None
+_TIERS = (
+    ("turn", "trace_id = ? AND span_id = ? AND kind = 'llm'"),
+    ("trace", "trace_id = ? AND kind = 'llm' ORDER BY ts_us DESC, id DESC LIMIT 1"),
+    ("thread", "thread_id = ? AND kind = 'llm' AND ts_us <= ? ORDER BY ts_us DESC, id DESC LIMIT 1"),
+)
+"""How a feedback finds its turn, most precise first: the LLM event it names, else the last
+turn of its trace, else the last turn of its thread at or before it."""
+_PER_ROUND = 200  # look-ups sent before their answers are read: one PostgreSQL round trip
 
 
-def _relink(db: Writer, after_id: int) -> None:
-    """Feedback not linked to its exact turn, in a thread or trace the batch added turns to."""
-    scan = db.dialect.new_rows()
-    stale = db.rows(
-        f"SELECT event_id, ts_us, thread_id, ref_trace, ref_span FROM analytics_feedback "
-        f"WHERE (link IS NULL OR link <> 'turn') AND ("
-        f"thread_id IN (SELECT thread_id FROM {scan} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL) "
-        f"OR ref_trace IN (SELECT trace_id FROM {scan} WHERE id > ? AND kind = 'llm' AND trace_id IS NOT NULL))",
-        (after_id, after_id))
-    for event_id, ts_us, thread, trace, span in stale:
-        turn, link, model, assistant = _link(db, ts_us, thread, trace, span)
-        db.execute("UPDATE analytics_feedback SET turn_id = ?, link = ?, model = ?, assistant_id = ?, "
-                   "thread_id = COALESCE(thread_id, (SELECT thread_id FROM events WHERE id = ?)) "
-                   "WHERE event_id = ?", (turn, link, model, assistant, turn, event_id))
+def _lookup(how: str, ts_us: int, thread: str | None, trace: str | None, span: str | None) -> tuple[Any, ...]:
+    """The parameters of a tier's look-up, or () when the feedback lacks what it needs."""
+    if how == "turn":
+        return (trace, span) if trace and span else ()
+    if how == "trace":
+        return (trace,) if trace else ()
+    return (thread, ts_us) if thread else ()
+
+
+def _links(db: Writer, wanted: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """(turn id, how it was found, its model, its assistant, its thread) for each (time, thread,
+    trace, span) wanted. Each tier's look-ups leave together, ``_PER_ROUND`` at a time (in
+    PostgreSQL's pipeline: one round trip each, not one per look-up; a batch copied by
+    ``migrate`` holds thousands of feedback events)."""
+    wanted = list(wanted)
+    # SQLite answers in-process: one at a time reuses its cached statement (open cursors each
+    # need a statement of their own)
+    per_round = 1 if db.dialect.name == "sqlite" else _PER_ROUND
+    found: list[tuple[Any, ...] | None] = [None] * len(wanted)
+    for how, where in _TIERS:
+        asks = [(i, params) for i, (ts_us, thread, trace, span) in enumerate(wanted)
+                if found[i] is None and (params := _lookup(how, ts_us, thread, trace, span))]
+        for first in range(0, len(asks), per_round):
+            sent = [(i, db.execute(f"SELECT id, model, assistant_id, thread_id FROM events WHERE {where}", params))
+                    for i, params in asks[first:first + per_round]]
+            for i, cursor in sent:
+                for row in cursor.fetchall()[:1]:
+                    found[i] = (row[0], how, row[1], row[2], row[3])
+    return [row or (None, None, None, None, None) for row in found]
+
+
+_STALE = ("SELECT event_id, ts_us, thread_id, ref_trace, ref_span FROM analytics_feedback "
+          "WHERE (link IS NULL OR link <> 'turn') AND ("
+          "thread_id IN (SELECT thread_id FROM {scan} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL) "
+          "OR ref_trace IN (SELECT trace_id FROM {scan} WHERE id > ? AND kind = 'llm' AND trace_id IS NOT NULL))")
+"""Feedback not linked to its exact turn, in a thread or trace the batch added turns to."""
+
+
+def _relink(db: Writer, stale: Sequence[tuple[Any, ...]]) -> None:
+    """Link again the feedback :data:`_STALE` found: a better turn may have arrived."""
+    links = _links(db, ((ts_us, thread, trace, span) for _, ts_us, thread, trace, span in stale))
+    db.executemany("UPDATE analytics_feedback SET turn_id = ?, link = ?, model = ?, assistant_id = ?, "
+                   "thread_id = COALESCE(thread_id, ?) WHERE event_id = ?",
+                   [(turn, link, model, assistant, turn_thread, row[0])
+                    for row, (turn, link, model, assistant, turn_thread) in zip(stale, links)])

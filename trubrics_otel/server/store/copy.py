@@ -17,7 +17,8 @@ its ids would not be the source's.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from trubrics_otel.server.store import derived
@@ -59,20 +60,33 @@ def copy_events(source: Any, target: Any, *, chunk: int = 5000,
     if held != behind:
         raise StoreError(f"the target holds {held} events, not the source's first {behind} "
                          f"(ids up to {resume_after}): copy into a new database")
-    select = f"SELECT id, {', '.join(COLUMNS)} FROM events WHERE id > ? ORDER BY id LIMIT ?"
-    copied, last_id = 0, resume_after
-    while True:
-        with source.connection() as s:
-            rows = [tuple(row) for row in s.execute(select, (last_id, chunk)).fetchall()]
-        if not rows:
-            if copied and target.engine.name == "postgresql":
-                with target.connection() as t:  # planner statistics for the tables just filled, now,
-                    t.execute("ANALYZE")        # not when autovacuum comes round to them
-            return copied
+    copied = 0
+    for rows in _chunks(source, resume_after, chunk):
         copied += target.engine.insert(rows, with_ids=True)
-        last_id = rows[-1][0]
         if progress is not None:
-            progress(copied, last_id)
+            progress(copied, rows[-1][0])
+    if copied and target.engine.name == "postgresql":
+        with target.connection() as t:  # planner statistics for the tables just filled, now,
+            t.execute("ANALYZE")        # not when autovacuum comes round to them
+    return copied
+
+
+def _chunks(source: Any, after_id: int, chunk: int) -> Iterator[list[tuple[Any, ...]]]:
+    """The source's events after ``after_id`` in id order, ``chunk`` rows at a time. The next
+    chunk is read by a thread while the caller writes this one: the source's reads (~40 µs
+    of CPU per event) overlap the target's transaction instead of waiting for it."""
+    select = f"SELECT id, {', '.join(COLUMNS)} FROM events WHERE id > ? ORDER BY id LIMIT ?"
+
+    def read(last_id: int) -> list[tuple[Any, ...]]:
+        with source.connection() as s:
+            return [tuple(row) for row in s.execute(select, (last_id, chunk)).fetchall()]
+
+    with ThreadPoolExecutor(1, thread_name_prefix="trubrics-migrate") as reader:
+        rows = read(after_id)
+        while rows:
+            following = reader.submit(read, rows[-1][0])
+            yield rows
+            rows = following.result()
 
 
 def verify(source: Any, target: Any) -> list[tuple[str, Any, Any]]:

@@ -9,11 +9,11 @@
 
 Several ``serve`` processes may share one database. Each batch is one transaction: its events
 go in with ``ON CONFLICT DO NOTHING`` on the unique ``(trace_id, span_id)`` index (an event
-retried to another worker is stored once), then the derived tables fold in the batch's rows
-(``id > last_id``). That fold holds a transaction-scoped advisory lock, so batches from
-different workers fold one after the other and no count is lost; decoding, validation and
-translation, most of a request's cost, stay parallel. The batch is acknowledged only after
-COMMIT returns.
+retried to another worker is stored once), side by side with other workers' inserts; then the
+derived tables fold in the rows this transaction inserted. That fold holds a
+transaction-scoped advisory lock, so batches from different workers fold one after the other
+and no count is lost; decoding, validation, translation and the insert itself, most of a
+request's cost, stay parallel. The batch is acknowledged only after COMMIT returns.
 
 When the database is down or restarting, calls raise :class:`StoreUnavailable` (the server
 answers 503 with Retry-After, and our clients retry); the pool checks a connection before
@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from trubrics_otel.server.store import derived, migrations
-from trubrics_otel.server.store.dialect import POSTGRESQL, to_pyformat
+from trubrics_otel.server.store.dialect import POSTGRESQL, Dialect, to_pyformat
 from trubrics_otel.server.store.errors import StoreError, StoreUnavailable
 from trubrics_otel.server.store.rows import COLUMNS
 
@@ -85,8 +85,9 @@ class PostgresConnection:
 
     dialect = POSTGRESQL
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, dialect: Dialect = POSTGRESQL) -> None:
         self.raw = connection
+        self.dialect = dialect
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.raw.execute(to_pyformat(sql), tuple(params))
@@ -229,26 +230,68 @@ class PostgresEngine:
         were new. Returns only after COMMIT. ``with_ids``: each row starts with its id, higher
         than any stored (a copy); the id sequence then continues after them.
 
-        One pipeline: the lock, the batch as one ``INSERT … SELECT FROM unnest(arrays)``
-        returning the new ids, and the fold's statements go out without waiting for each
-        answer; the transaction waits only where the fold reads rows back (sessions,
-        feedback). Round trips, not PostgreSQL's work, were most of a batch's time, and the
-        lock is held for all of them."""
+        The batch goes in as one ``INSERT … SELECT FROM unnest(arrays)`` before the lock, so
+        the workers' inserts (index updates, most of PostgreSQL's work) run side by side; the
+        lock is taken for the fold alone, whose statements read the rows this transaction
+        inserted (:class:`_OwnRows`), never another worker's. Every read of other rows (a
+        session to extend, the turn a feedback names) runs after the lock is granted, so it
+        sees every batch folded before. Statements go out in one pipeline; the transaction
+        waits only for the new ids and where the fold reads rows back (sessions, feedback)."""
         columns = _columns(rows, with_ids)
         with self.connection() as c, c.raw.pipeline():
-            c.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
             inserted = c.raw.execute(_INSERT_WITH_ID if with_ids else _INSERT, columns)
-            timeout_us = derived.stored_timeout_us(c)  # read with the insert's answer
+            timeout_us = _timeout_us(c.execute(_TIMEOUT))  # answered with the insert
             ids = [row[0] for row in inserted.fetchall()]
+            if not ids:
+                return 0
+            c.execute("SELECT pg_advisory_xact_lock(?), set_config('trubrics.last_id', ?, true)",
+                      (_WRITE_LOCK, str(max(ids))))  # the batch's last id, for _OwnRows
+            # read again under the lock, answered with the fold's first read: a server started
+            # with another session timeout rebuilds the sessions table under this lock
+            check = c.execute(_TIMEOUT)
             if with_ids:
                 c.execute("SELECT setval(pg_get_serial_sequence('events', 'id'), "
                           "(SELECT MAX(id) FROM events))")
-            if ids:  # under the lock, every row above the batch's first new id is the batch's
-                last_id = min(ids) - 1
-                derived.apply(c, last_id, timeout_us)
-                for hook in self._hooks:
-                    hook.apply(c, last_id)
+            own = PostgresConnection(c.raw, _OWN_ROWS)
+            last_id = min(ids) - 1
+            derived.apply(own, last_id, timeout_us)
+            if _timeout_us(check) != timeout_us:  # rolled back; the client sends it again
+                raise StoreUnavailable("the sessions table was rebuilt for another timeout meanwhile")
+            for hook in self._hooks:
+                hook.apply(own, last_id)
         return len(ids)
+
+
+class _OwnRows(Dialect):
+    """PostgreSQL, where the fold reads a batch's new rows (``events`` + :meth:`not_indexed`,
+    or :meth:`new_rows`, ``WHERE id > ?``): only the rows this transaction inserted (their
+    ``xmin``), up to the batch's last id. Other workers insert at the same time, so ids above
+    the batch's first are not all the batch's; a row they committed meanwhile was folded by
+    them. The upper bound makes ``id`` a closed range, which the planner estimates as a few
+    rows even before a young table has statistics (for ``id > ?`` alone it guesses a third of
+    the table and scanned all of it, for each of the fold's ~20 statements)."""
+
+    @property
+    def not_indexed(self) -> str:
+        return self._own("events")
+
+    def new_rows(self, alias: str = "") -> str:
+        return f"events {alias}{self._own(alias)}" if alias else f"events{self.not_indexed}"
+
+    @staticmethod
+    def _own(table: str) -> str:
+        return (f" JOIN (VALUES (0)) AS this_transaction (n) ON {table}.xmin = pg_current_xact_id()::xid "
+                f"AND {table}.id <= current_setting('trubrics.last_id')::bigint")
+
+
+_OWN_ROWS = _OwnRows("postgresql")
+_TIMEOUT = "SELECT value FROM meta WHERE key = 'session_timeout_us'"
+"""The session timeout the ``sessions`` table is kept for (:func:`.derived.stored_timeout_us`)."""
+
+
+def _timeout_us(cursor: Any) -> int | None:
+    row = cursor.fetchone()
+    return None if row is None else int(row[0])
 
 
 _TYPES = {"id": "bigint", "ts_us": "bigint", "received_us": "bigint", "input_tokens": "bigint",
