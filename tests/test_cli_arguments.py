@@ -75,7 +75,10 @@ BAD = [  # argv, the argument the one line must name
     (["bridge", "--api-key", ""], "--api-key"),
     (["bridge", "--receive-key", ""], "--receive-key"),
     (["events", "--url", "http://127.0.0.1:1", "--api-key", ""], "--api-key"),
-    (["events", "--no-such-option"], "--no-such-option"),
+    (["events", "--no-such-option"], "trubrics-otel events: unrecognized arguments: --no-such-option"),
+    (["stats", "--db", MISSING_DIR, "extra"], "--db"),  # the first mistake, like argparse
+    (["threads", "a", "b"], "trubrics-otel threads: unrecognized arguments: b"),
+    (["serve", "--foo", "--bar=1"], "trubrics-otel serve: unrecognized arguments: --foo --bar=1"),
     (["no-such-command"], "no-such-command"),
 ]
 

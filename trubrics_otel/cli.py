@@ -62,7 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines = (command.__doc__ or "").strip().splitlines()
         help_text = plain(lines[0]) if lines else ""
         command.add_arguments(sub.add_parser(name, help=help_text or None, description=help_text or None))
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse would name only "trubrics-otel", not the subcommand they were given to
+        print(f"trubrics-otel {args.command}: unrecognized arguments: {' '.join(unknown)}", file=sys.stderr)
+        raise SystemExit(2)
     if problem := empty_window(args):  # --since/--until are checked one by one by argparse
         print(f"trubrics-otel {args.command}: {problem}", file=sys.stderr)
         raise SystemExit(2)  # as argparse does for one bad argument
