@@ -101,7 +101,11 @@ def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         hint = " (pass the server's --api-key)" if exc.response.status_code in (401, 403) else ""
         return f"{url} answered HTTP {exc.response.status_code}{hint}"
+    from trubrics_otel.server.cli.common import UnexpectedAnswer
     from trubrics_otel.server.store import StoreError
+
+    if isinstance(exc, UnexpectedAnswer):
+        return str(exc)
 
     if isinstance(exc, StoreError):  # a bad --db URL, a missing extra, a database down or too new
         return f"--db {_db_path(args)}: {exc}" if hasattr(args, "db") else str(exc)

@@ -64,15 +64,18 @@ class _Command:
             return 2
         if args.json:
             return cli.print_json(result)
-        print(self._show(result))
+        try:
+            shown = self._show(result)
+        except (KeyError, TypeError, AttributeError):
+            if not args.url:
+                raise  # our own store: a bug
+            raise cli.unexpected(f"{args.url}/api/{self.name}", "JSON of another shape") from None
+        print(shown)
         return 0
 
     def _fetch(self, args: argparse.Namespace, params: dict[str, Any]) -> dict[str, Any]:
         if args.url:
-            result = cli.fetch(args, self.name, params, lambda store: None)
-            if not isinstance(result, dict):
-                raise AnalyticsError(f"{args.url} has no {self.name} analysis (an older server?)")
-            return result
+            return cli.fetch(args, self.name, params, lambda store: None, expect=dict)
         store = Store(args.db)
         try:
             if not store.exists():  # never create a database just to read it

@@ -137,10 +137,17 @@ def time_argument(text: str) -> _dt.datetime:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+class UnexpectedAnswer(Exception):
+    """``--url`` answered something our server does not (a 404, a page, other JSON): the CLI
+    shows this one line, never "nothing found" for a typo in the URL."""
+
+
 def fetch(args: argparse.Namespace, endpoint: str, params: dict[str, Any],
-          local: Callable[[Store], Any]) -> Any:
-    """``local(store)`` on ``--db``, or ``GET <--url>/api/<endpoint>?<params>``. Nothing stored
-    (no database file, an HTTP 404) is ``[]``; another HTTP error is raised for the CLI to name."""
+          local: Callable[[Store], Any], expect: type = list) -> Any:
+    """``local(store)`` on ``--db``, or ``GET <--url>/api/<endpoint>?<params>``, which must be
+    JSON of type ``expect`` (no database file is ``[]``). A 404 naming what it misses
+    (``{"detail": "no thread 'x'"}``) is ``None``; any other answer but ours raises
+    :class:`UnexpectedAnswer`, an HTTP error ``requests.HTTPError``, for the CLI to name."""
     if not args.url:
         store = Store(args.db)
         try:
@@ -153,11 +160,42 @@ def fetch(args: argparse.Namespace, endpoint: str, params: dict[str, Any],
 
     query = {k: (v.isoformat() if isinstance(v, _dt.datetime) else v) for k, v in params.items() if v is not None}
     headers = {"x-api-key": args.api_key} if args.api_key else {}
-    response = requests.get(f"{args.url.rstrip('/')}/api/{endpoint}", params=query, headers=headers, timeout=30)
-    if response.status_code == 404:
-        return []
-    response.raise_for_status()
-    return response.json()
+    url = f"{args.url.rstrip('/')}/api/{endpoint}"
+    response = requests.get(url, params=query, headers=headers, timeout=30)
+    body = _json_body(response)
+    if response.status_code == 404 and isinstance(body, dict) and str(body.get("detail", "")).startswith("no "):
+        return None  # our server: that thread (user, trace) does not exist
+    if response.status_code == 400 and isinstance(body, dict) and body.get("detail"):
+        raise UnexpectedAnswer(f"{args.url} refused the query: {body['detail']}")
+    if response.status_code in (401, 403) or (response.status_code >= 500 and isinstance(body, dict)):
+        response.raise_for_status()  # ours, refusing: the CLI says which key to pass
+    if response.status_code != 200 or not isinstance(body, expect):
+        raise unexpected(url, _what(response, body))
+    return body
+
+
+def unexpected(url: str, what: str) -> UnexpectedAnswer:
+    """The one line for an answer that is not our read API's: the URL asked and what came back."""
+    return UnexpectedAnswer(f"{url} answered {what}: not a trubrics-otel server's read API "
+                            "(is --url the address serve printed, without a path?)")
+
+
+def _json_body(response: Any) -> Any:
+    """The answer's JSON, or None when it is not JSON (a page, plain text, nothing)."""
+    if "json" not in response.headers.get("Content-Type", ""):
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _what(response: Any, body: Any) -> str:
+    """What came back, in a few words: ``HTTP 404 (text/html)``, ``JSON of another shape``."""
+    kind = (response.headers.get("Content-Type") or "no content type").split(";")[0].strip()
+    if response.status_code == 200 and body is not None:
+        return f"JSON of another shape ({type(body).__name__})"
+    return f"HTTP {response.status_code} ({kind})"
 
 
 def print_json(rows: Any) -> int:

@@ -32,6 +32,7 @@ from trubrics_otel.server.cli.common import (
     short_duration,
     source_arguments,
     time_argument,
+    unexpected,
     usd,
 )
 from trubrics_otel.server.store import Store
@@ -110,9 +111,11 @@ def _threads_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _threads(args: argparse.Namespace) -> int:
     if args.thread_id:
-        turns = fetch(args, f"threads/{quote(args.thread_id, safe='')}", {}, lambda store: store.thread(args.thread_id))
-        if isinstance(turns, dict):
-            turns = turns.get("turns", [])
+        found = fetch(args, f"threads/{quote(args.thread_id, safe='')}", {},
+                      lambda store: {"turns": store.thread(args.thread_id)}, expect=dict)
+        turns = found.get("turns") if isinstance(found, dict) else None
+        if found and not isinstance(turns, list):
+            raise unexpected(f"{args.url}/api/threads/…", "JSON of another shape (no turns)")
         if not turns:
             print(f"no thread {args.thread_id!r}", file=sys.stderr)
             return 1
@@ -161,7 +164,13 @@ def _show(args: argparse.Namespace, what: str, rows: list[dict[str, Any]], heade
         return print_json(rows)
     if not rows:
         return _nothing(what, args)
-    print(format_table(headers, [cells(row) for row in rows]))
+    try:
+        table = [cells(row) for row in rows]
+    except (KeyError, TypeError, AttributeError):
+        if not args.url:
+            raise  # our own store: a bug
+        raise unexpected(f"{args.url}/api/{what}", "rows without our columns") from None
+    print(format_table(headers, table))
     return 0
 
 

@@ -55,10 +55,10 @@ def _stats(args: argparse.Namespace, query: StatsQuery) -> dict[str, Any]:
     if args.url:
         params = {"since": args.since, "until": args.until, "by": args.by, "user": args.user,
                   "model": args.model, "event": args.event}
-        result = cli.fetch(args, "analytics", params, lambda store: None)
-        if isinstance(result, dict) and "buckets" in result:
+        result = cli.fetch(args, "analytics", params, lambda store: None, expect=dict)
+        if "buckets" in result and "totals" in result:
             return result
-        raise StatsError(f"{args.url} answered no statistics")
+        raise cli.unexpected(f"{args.url}/api/analytics", "JSON of another shape (no buckets)")
     store = Store(args.db)
     try:
         if not store.exists():  # never create a database just to read it
