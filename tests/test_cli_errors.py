@@ -226,3 +226,12 @@ def test_a_refused_connection_is_one_line(command, capsys):
     assert err.splitlines() == [f"trubrics-otel {command[0]}: cannot reach {url}: connection refused "
                                 "(is the server running?)"]
 
+
+@pytest.mark.parametrize("source", ["db", "url"])
+def test_a_missing_thread_is_an_error_naming_where_it_looked(servers, tmp_path, source, capsys):
+    db = tmp_path / "one.sqlite3"
+    Store(db).insert([{"user_id": "u", "event": "e"}])
+    where = str(db) if source == "db" else servers[0]
+    assert main(["threads", "no-such-thread", f"--{source}", where]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"trubrics-otel threads: no thread 'no-such-thread' in {where}\n"

@@ -116,9 +116,10 @@ def _threads(args: argparse.Namespace) -> int:
         turns = found.get("turns") if isinstance(found, dict) else None
         if found and not isinstance(turns, list):
             raise unexpected(f"{args.url}/api/threads/…", "JSON of another shape (no turns)")
-        if not turns:
-            print(f"no thread {args.thread_id!r}", file=sys.stderr)
-            return 1
+        if not turns:  # a typo in the id: an error, like a --db that does not exist
+            source = args.url or Store(args.db).location
+            print(f"trubrics-otel threads: no thread {args.thread_id!r} in {source}", file=sys.stderr)
+            return 2
         if args.json:
             return print_json(turns)
         print(format_conversation(turns))
