@@ -124,6 +124,11 @@ def test_huge_integers_are_stored_as_sent_and_every_read_answers(server, propert
     ("/api/analytics", "since=nan d", "out of range"),
     ("/api/events", "since=last tuesday", "since: not an ISO 8601 time"),  # names the parameter
     ("/api/analytics", "until=soon", "until: not an ISO 8601 time"),
+    ("/api/analytics", "since=1d&until=2d", "since (1d) is after until (2d)"),  # the dashboard's call
+    ("/api/analytics", "since=2026-02-01&until=2026-01-01", "since (2026-02-01) is after until"),
+    ("/api/events", "since=1d&until=2d", "since (1d) is after until (2d)"),
+    *[(f"/api/{name}", "since=1d&until=2d&steps=a,b", "since (1d) is after until (2d)")
+      for name in ("active", "retention", "funnel", "feedback", "conversations", "conversation_list", "topics")],
 ])
 def test_odd_queries_get_400_with_the_reason(server, path, query, says):
     response = requests.get(f"{server.url}{path}?{query}", timeout=10)

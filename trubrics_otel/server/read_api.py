@@ -125,7 +125,7 @@ class ReadAPI:
             "filters": self._filters, "stats": self._counts,
         }
         for name in analytics.ANALYSES:
-            self._routes[name] = lambda p, rest, name=name: _json(200, analytics.answer(self.store, name, p))
+            self._routes[name] = lambda p, rest, name=name: self._analysis(name, p)
 
     def handle(self, path: str, params: Mapping[str, str], key: str | None) -> Result:
         """The answer to ``GET path?params`` (``key``: the request's API key): never raises for
@@ -156,8 +156,7 @@ class ReadAPI:
         found = queries.EventFilter(
             user=_text(p, "user"), event=_text(p, "event"), model=_text(p, "model"),
             thread=_text(p, "thread"), kind=_text(p, "kind"), q=(_text(p, "q") or "").strip() or None,
-            session=_text(p, "session"), trace=_text(p, "trace"),
-            since_us=_time_us(p, "since"), until_us=_time_us(p, "until"))
+            session=_text(p, "session"), trace=_text(p, "trace"), **_window(p))
         with self.store.connection() as c:
             page = queries.event_page(c, found, sessions=self._lookup(c), limit=_limit(p, 100),
                                       before=_cursor(p, numeric=True))
@@ -198,10 +197,15 @@ class ReadAPI:
     def _dashboard(self, p: Mapping[str, str], rest: str | None) -> Result:
         """``/api/analytics``: the dashboard's buckets and totals (:mod:`.stats`)."""
         query = stats.StatsQuery(
-            since_us=_time_us(p, "since"), until_us=_time_us(p, "until"), by=p.get("by") or "day",
+            **_window(p), by=p.get("by") or "day",
             user=_text(p, "user"), model=_text(p, "model"), event=_text(p, "event"))
         with self.store.connection() as c:
             return _json(200, stats.stats(c, query, by_model=p.get("by_model") in ("1", "true")))
+
+    def _analysis(self, name: str, p: Mapping[str, str]) -> Result:
+        """``/api/<analysis>`` (:mod:`.analytics.api`), its time window checked as every route's."""
+        _window(p)
+        return _json(200, analytics.answer(self.store, name, p))
 
     def _filters(self, p: Mapping[str, str], rest: str | None) -> Result:
         with self.store.connection() as c:
@@ -265,6 +269,16 @@ def _int64(text: str) -> bool:
     """ASCII digits (``isdigit`` takes '²') for an integer SQLite can hold."""
     digits = text[1:] if text.startswith("-") else text
     return digits.isascii() and digits.isdigit() and -(2**63) <= int(text) < 2**63
+
+
+def _window(p: Mapping[str, str]) -> dict[str, int | None]:
+    """``since_us`` and ``until_us`` of ``?since= until=``: a window with since after until (that
+    nothing can be in) is refused, as the CLI refuses it, not answered as "nothing happened"."""
+    since, until = _time_us(p, "since"), _time_us(p, "until")
+    if since is not None and until is not None and since > until:
+        raise BadQuery(f"since ({p['since']}) is after until ({p['until']}): since is the earlier end, "
+                       "e.g. since=2d&until=1d")
+    return {"since_us": since, "until_us": until}
 
 
 def _time_us(p: Mapping[str, str], name: str) -> int | None:
