@@ -127,6 +127,8 @@ def test_huge_integers_are_stored_as_sent_and_every_read_answers(server, propert
     ("/api/analytics", "since=1d&until=2d", "since (1d) is after until (2d)"),  # the dashboard's call
     ("/api/analytics", "since=2026-02-01&until=2026-01-01", "since (2026-02-01) is after until"),
     ("/api/events", "since=1d&until=2d", "since (1d) is after until (2d)"),
+    *[(f"/api/{name}", f"limit={limit}", "limit must be a positive integer")
+      for name in ("events", "users", "sessions", "threads", "conversation_list") for limit in ("0", "-1", "x", "1.5")],
     *[(f"/api/{name}", "since=1d&until=2d&steps=a,b", "since (1d) is after until (2d)")
       for name in ("active", "retention", "funnel", "feedback", "conversations", "conversation_list", "topics")],
 ])

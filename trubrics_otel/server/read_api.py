@@ -205,6 +205,8 @@ class ReadAPI:
     def _analysis(self, name: str, p: Mapping[str, str]) -> Result:
         """``/api/<analysis>`` (:mod:`.analytics.api`), its time window checked as every route's."""
         _window(p)
+        if name == "conversation_list":  # a listing: ?limit= as every listing's
+            p = {**p, "limit": str(_limit(p, 100))}
         return _json(200, analytics.answer(self.store, name, p))
 
     def _filters(self, p: Mapping[str, str], rest: str | None) -> Result:
@@ -250,9 +252,12 @@ def _limit(p: Mapping[str, str], default: int) -> int:
     if not text:
         return default
     try:
-        return min(max(1, int(text)), 10_000)
+        limit = int(text)
     except ValueError:
-        raise BadQuery(f"limit must be a positive integer, got {text!r}") from None
+        limit = 0
+    if limit < 1:  # not one row for limit=0: refused, as the CLI's --limit 0 is
+        raise BadQuery(f"limit must be a positive integer, got {text[:40]!r}")
+    return min(limit, 10_000)
 
 
 def _cursor(p: Mapping[str, str], numeric: bool = False) -> str | None:

@@ -10,7 +10,7 @@ ago, ``7d``), ``user``, ``model``, ``event``; ``period`` (``active``: day|week|m
 day; ``retention``: default week); ``steps`` (``funnel``, required: comma-separated),
 ``within`` (``funnel``: a duration, default ``7d``), ``breakdown`` (``model`` or
 ``property:NAME``); ``refit`` (``topics``: ``1`` to cluster again); ``q`` (words in a prompt)
-``only`` (``abandoned`` | ``failed``) and ``topic`` (a number) for ``conversation_list``. A bad one raises
+``only`` (``abandoned`` | ``failed``), ``topic`` (a number) and ``limit`` (default 100) for ``conversation_list``. A bad one raises
 :class:`AnalyticsError` naming it.
 """
 
@@ -87,7 +87,8 @@ ANALYSES: dict[str, Callable[[Any, AnalyticsQuery, Mapping[str, Any]], dict[str,
     "conversations": lambda db, q, p: conversations.conversations(db, q),
     "topics": lambda db, q, p: topics.topics(db, q),
     "conversation_list": lambda db, q, p: conversations.conversation_list(
-        db, q, search=p.get("q") or None, only=p.get("only") or None, topic=_integer(p, "topic")),
+        db, q, search=p.get("q") or None, only=p.get("only") or None, topic=_integer(p, "topic"),
+        limit=_integer(p, "limit") or 100),
 }
 
 
