@@ -160,3 +160,20 @@ def test_an_empty_key_in_the_environment_is_no_key(monkeypatch):
     monkeypatch.setenv("TRUBRICS_API_KEY", "")
     assert settings.read(settings.API_KEY) is None
     assert cli_args.key(" k1 ") == "k1"
+
+
+FILTERS = ("--since", "--until", "--user", "--model", "--event")
+
+
+def _filter_help(command: list[str], capsys) -> list[str]:
+    """The ``--help`` lines of the shared filters, each option with its text."""
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps at different columns
+    return [text[text.index(f"{name} ", text.index("options:")):].split(" --", 1)[0] for name in FILTERS]
+
+
+@pytest.mark.parametrize("command", [["active"], ["retention"], ["funnel"], ["feedback"], ["conversations"],
+                                     ["topics"]], ids=" ".join)
+def test_stats_and_every_analysis_describe_their_filters_alike(command, capsys):
+    assert _filter_help(command, capsys) == _filter_help(["stats"], capsys)

@@ -28,15 +28,6 @@ from trubrics_otel.server.read_api import MONEY_KEYS
 from trubrics_otel.server.store import Store
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    cli.source_arguments(parser)
-    parser.add_argument("--since", type=cli.time_argument, help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
-    parser.add_argument("--until", type=cli.time_argument, help="ISO 8601 time or a duration ago")
-    parser.add_argument("--user", help="only this user_id")
-    parser.add_argument("--model", help="only LLM events of this model")
-    parser.add_argument("--event", help="only this event name (an LLM event's generation or prompt name)")
-
-
 def _params(args: argparse.Namespace, *names: str) -> dict[str, Any]:
     """The analysis' text parameters (:mod:`~trubrics_otel.server.analytics.api`)."""
     values = {n: getattr(args, n, None) for n in ("since", "until", "user", "model", "event", *names)}
@@ -49,7 +40,8 @@ class _Command:
         self.name, self.__doc__, self._extra, self._names, self._show = name, doc, extra, names, show
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        _common(parser)
+        cli.source_arguments(parser)
+        cli.filter_arguments(parser)
         self._extra(parser)
 
     def run(self, args: argparse.Namespace) -> int:

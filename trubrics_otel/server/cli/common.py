@@ -130,6 +130,17 @@ def source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
+def filter_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--since --until --user --model --event``: the filters of ``stats`` and every analysis,
+    defined once so they read and mean the same in each command's ``--help``."""
+    parser.add_argument("--since", type=time_argument, help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
+    parser.add_argument("--until", type=time_argument, help="ISO 8601 time or a duration ago")
+    parser.add_argument("--user", help="only this user_id")
+    parser.add_argument("--model", help="only LLM events of this model")
+    parser.add_argument("--event", help="only this event name (an LLM event's is its generation name; "
+                                        "the analyses also match its prompt name)")
+
+
 def time_argument(text: str) -> _dt.datetime:
     try:
         return parse_time(text)

@@ -23,12 +23,8 @@ from trubrics_otel.server.store import Store, to_us
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     cli.source_arguments(parser)
-    parser.add_argument("--since", type=cli.time_argument, help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
-    parser.add_argument("--until", type=cli.time_argument, help="ISO 8601 time or a duration ago")
+    cli.filter_arguments(parser)
     parser.add_argument("--by", choices=tuple(BUCKETS), default="day", help="bucket width (default day, UTC)")
-    parser.add_argument("--user", help="only this user_id")
-    parser.add_argument("--model", help="only LLM events of this model")
-    parser.add_argument("--event", help="only this event name (an LLM event's is its generation name)")
 
 
 def run(args: argparse.Namespace) -> int:
