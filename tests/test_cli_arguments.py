@@ -75,6 +75,15 @@ BAD = [  # argv, the argument the one line must name
     (["bridge", "--api-key", ""], "--api-key"),
     (["bridge", "--receive-key", ""], "--receive-key"),
     (["events", "--url", "http://127.0.0.1:1", "--api-key", ""], "--api-key"),
+    (["funnel", "--steps", "a,b", "--within", "1e400d"], "argument --within"),  # not an OverflowError
+    (["threads", ""], "argument thread_id: empty"),  # an unset $ID: not the list of every thread
+    (["events", "--user", ""], "argument --user: empty"),  # not "no events found"
+    (["events", "--thread", " "], "argument --thread: empty"),
+    (["sessions", "--user", ""], "argument --user: empty"),
+    (["active", "--user", ""], "argument --user: empty"),  # not every user's figures
+    (["stats", "--model", ""], "argument --model: empty"),
+    (["feedback", "--event", ""], "argument --event: empty"),
+    (["funnel", "--steps", "a,b", "--breakdown", ""], "argument --breakdown: empty"),
     (["events", "--no-such-option"], "trubrics-otel events: unrecognized arguments: --no-such-option"),
     (["stats", "--db", MISSING_DIR, "extra"], "--db"),  # the first mistake, like argparse
     (["threads", "a", "b"], "trubrics-otel threads: unrecognized arguments: b"),

@@ -127,6 +127,12 @@ def test_huge_integers_are_stored_as_sent_and_every_read_answers(server, propert
     ("/api/analytics", "since=1d&until=2d", "since (1d) is after until (2d)"),  # the dashboard's call
     ("/api/analytics", "since=2026-02-01&until=2026-01-01", "since (2026-02-01) is after until"),
     ("/api/events", "since=1d&until=2d", "since (1d) is after until (2d)"),
+    ("/api/events", "kind=nope", "kind must be one of event, llm"),  # not an empty list
+    ("/api/analytics", "by_model=maybe", "by_model must be one of"),
+    ("/api/funnel", "steps=a,b&within=1e400d", "within must be a duration"),  # not a 500
+    ("/api/funnel", "steps=a,b&within=inf h", "within must be a duration"),
+    ("/api/conversation_list", "topic=" + "9" * 30, "topic must be an integer"),  # not a 500
+    ("/api/conversation_list", "topic=²", "topic must be an integer"),
     *[(f"/api/{name}", f"limit={limit}", "limit must be a positive integer")
       for name in ("events", "users", "sessions", "threads", "conversation_list") for limit in ("0", "-1", "x", "1.5")],
     *[(f"/api/{name}", "since=1d&until=2d&steps=a,b", "since (1d) is after until (2d)")

@@ -155,7 +155,7 @@ class ReadAPI:
     def _events(self, p: Mapping[str, str], rest: str | None) -> Result:
         found = queries.EventFilter(
             user=_text(p, "user"), event=_text(p, "event"), model=_text(p, "model"),
-            thread=_text(p, "thread"), kind=_text(p, "kind"), q=(_text(p, "q") or "").strip() or None,
+            thread=_text(p, "thread"), kind=_choice(p, "kind", ("event", "llm")), q=(_text(p, "q") or "").strip() or None,
             session=_text(p, "session"), trace=_text(p, "trace"), **_window(p))
         with self.store.connection() as c:
             page = queries.event_page(c, found, sessions=self._lookup(c), limit=_limit(p, 100),
@@ -200,7 +200,8 @@ class ReadAPI:
             **_window(p), by=p.get("by") or "day",
             user=_text(p, "user"), model=_text(p, "model"), event=_text(p, "event"))
         with self.store.connection() as c:
-            return _json(200, stats.stats(c, query, by_model=p.get("by_model") in ("1", "true")))
+            return _json(200, stats.stats(c, query, by_model=_choice(p, "by_model", ("1", "true", "0", "false"))
+                                          in ("1", "true")))
 
     def _analysis(self, name: str, p: Mapping[str, str]) -> Result:
         """``/api/<analysis>`` (:mod:`.analytics.api`), its time window checked as every route's."""
@@ -244,6 +245,14 @@ def _text(p: Mapping[str, str], name: str) -> str | None:
     value = p.get(name) or None
     if value is not None and "\x00" in value:  # SQLite's full-text search cannot take it
         raise BadQuery(f"{name} must not contain a NUL character")
+    return value
+
+
+def _choice(p: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str | None:
+    """A parameter with a few possible values: another is refused, not read as "no filter"."""
+    value = p.get(name) or None
+    if value is not None and value not in allowed:
+        raise BadQuery(f"{name} must be one of {', '.join(allowed)}, got {value[:40]!r}")
     return value
 
 

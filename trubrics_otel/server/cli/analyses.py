@@ -21,6 +21,7 @@ import sys
 from datetime import datetime
 from typing import Any, Callable
 
+from trubrics_otel import cli_args as checks
 from trubrics_otel.server.analytics.api import answer, duration_us
 from trubrics_otel.server.analytics.query import PERIODS, AnalyticsError
 from trubrics_otel.server.cli import common as cli
@@ -84,9 +85,9 @@ def _period(default: str) -> Callable[[argparse.ArgumentParser], None]:
 
 
 def _funnel_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steps", required=True, help='comma-separated event names, e.g. "Sign up,Upgrade"')
+    parser.add_argument("--steps", required=True, type=checks.non_empty, help='comma-separated event names, e.g. "Sign up,Upgrade"')
     parser.add_argument("--within", type=_duration, default="7d", help="window from the first step (default 7d)")
-    parser.add_argument("--breakdown", help="model, or property:NAME of the first step's event")
+    parser.add_argument("--breakdown", type=checks.non_empty, help="model, or property:NAME of the first step's event")
 
 
 def _duration(text: str) -> str:

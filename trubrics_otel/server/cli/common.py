@@ -135,9 +135,9 @@ def filter_arguments(parser: argparse.ArgumentParser) -> None:
     defined once so they read and mean the same in each command's ``--help``."""
     parser.add_argument("--since", type=time_argument, help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
     parser.add_argument("--until", type=time_argument, help="ISO 8601 time or a duration ago")
-    parser.add_argument("--user", help="only this user_id")
-    parser.add_argument("--model", help="only LLM events of this model")
-    parser.add_argument("--event", help="only this event name (an LLM event's is its generation name; "
+    parser.add_argument("--user", type=checks.non_empty, help="only this user_id")
+    parser.add_argument("--model", type=checks.non_empty, help="only LLM events of this model")
+    parser.add_argument("--event", type=checks.non_empty, help="only this event name (an LLM event's is its generation name; "
                                         "the analyses also match its prompt name)")
 
 

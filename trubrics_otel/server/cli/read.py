@@ -53,9 +53,9 @@ def _limit(text: str) -> int:
 
 def _events_arguments(parser: argparse.ArgumentParser) -> None:
     source_arguments(parser)
-    parser.add_argument("--user", help="only this user_id")
-    parser.add_argument("--event", help="only this event name (LLM events: prompt or generation name)")
-    parser.add_argument("--thread", help="only this thread_id")
+    parser.add_argument("--user", type=checks.non_empty, help="only this user_id")
+    parser.add_argument("--event", type=checks.non_empty, help="only this event name (LLM events: prompt or generation name)")
+    parser.add_argument("--thread", type=checks.non_empty, help="only this thread_id")
     parser.add_argument("--kind", choices=("event", "llm"), help="only product events or LLM events")
     parser.add_argument("--since", type=time_argument, help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
     parser.add_argument("--until", type=time_argument, help="ISO 8601 time or a duration ago")
@@ -81,7 +81,7 @@ events = Command("Recent events from the local store, as a table or JSON.", _eve
 
 def _sessions_arguments(parser: argparse.ArgumentParser) -> None:
     source_arguments(parser)
-    parser.add_argument("--user", help="only this user_id")
+    parser.add_argument("--user", type=checks.non_empty, help="only this user_id")
     _limit_argument(parser, "most recent N sessions")
     session_argument(parser)
 
@@ -104,8 +104,8 @@ sessions = Command("Sessions (a new one after 30 min without an event) from the 
 
 def _threads_arguments(parser: argparse.ArgumentParser) -> None:
     source_arguments(parser)
-    parser.add_argument("thread_id", nargs="?", help="show this thread as a conversation")
-    parser.add_argument("--user", help="only threads of this user_id")
+    parser.add_argument("thread_id", nargs="?", type=checks.non_empty, help="show this thread as a conversation")
+    parser.add_argument("--user", type=checks.non_empty, help="only threads of this user_id")
     _limit_argument(parser, "most recent N threads")
 
 
