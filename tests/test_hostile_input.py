@@ -144,6 +144,27 @@ def test_odd_queries_get_400_with_the_reason(server, path, query, says):
     assert says in strict(response)["detail"]
 
 
+@pytest.fixture(scope="module")
+def either_engine(module_db_url):
+    with LocalServer(module_db_url) as running:
+        yield running
+
+
+NUL_READS = ["events", "users", "sessions", "threads", "analytics", "active", "retention", "funnel?steps=a,b",
+             "feedback", "conversations", "conversation_list", "topics"]
+
+
+@pytest.mark.parametrize("path", [*NUL_READS, "users/a%00b", "threads/a%00b", "traces/a%00b"])
+def test_a_nul_anywhere_in_a_read_is_a_400_on_either_engine(either_engine, path):
+    """PostgreSQL cannot hold a NUL: it must not turn a read into a database error (a 500)."""
+    sep = "&" if "?" in path else "?"
+    queries = [f"{sep}{name}=a%00" for name in ("user", "model", "event", "q")] if "%00" not in path else [""]
+    for query in queries:
+        response = requests.get(f"{either_engine.url}/api/{path}{query}", timeout=30)
+        assert response.status_code == 400, (path, query, response.text)
+        assert "must not contain a NUL character" in strict(response)["detail"]
+
+
 # --- case 9: odd bodies --------------------------------------------------------------------------
 
 

@@ -145,8 +145,14 @@ class ReadAPI:
         route = self._routes.get(name)
         if route is None:
             return _json(404, {"detail": "Not Found"})
+        rest = unquote(rest) if rest else None
+        # no stored text holds one (PostgreSQL cannot, SQLite's full-text search neither): a
+        # 400 naming it on either engine, not a database error
+        for what, value in [*params.items(), ("the id in the path", rest or "")]:
+            if "\x00" in value:
+                return _json(400, {"detail": f"{what} must not contain a NUL character"})
         try:
-            return route(params, unquote(rest) if rest else None)
+            return route(params, rest)
         except (BadQuery, stats.StatsError, analytics.AnalyticsError) as exc:
             return _json(400, {"detail": str(exc)})
 
@@ -242,10 +248,7 @@ def _listing(rows: list[Any], next_cursor: str | None) -> Result:
 
 
 def _text(p: Mapping[str, str], name: str) -> str | None:
-    value = p.get(name) or None
-    if value is not None and "\x00" in value:  # SQLite's full-text search cannot take it
-        raise BadQuery(f"{name} must not contain a NUL character")
-    return value
+    return p.get(name) or None
 
 
 def _choice(p: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str | None:
