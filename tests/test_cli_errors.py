@@ -235,3 +235,9 @@ def test_a_missing_thread_is_an_error_naming_where_it_looked(servers, tmp_path, 
     assert main(["threads", "no-such-thread", f"--{source}", where]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err == f"trubrics-otel threads: no thread 'no-such-thread' in {where}\n"
+
+
+def test_a_query_our_server_refuses_is_shown_with_its_reason(servers, capsys):
+    assert main(["funnel", "--steps", "a", "--url", servers[0]]) == 2
+    assert capsys.readouterr().err == (f"trubrics-otel funnel: {servers[0]} refused the query: a funnel needs 2 to 10 "
+                                       "non-empty steps, got ['a']\n")
