@@ -161,7 +161,8 @@ class ReadAPI:
     def _events(self, p: Mapping[str, str], rest: str | None) -> Result:
         found = queries.EventFilter(
             user=_text(p, "user"), event=_text(p, "event"), model=_text(p, "model"),
-            thread=_text(p, "thread"), kind=_choice(p, "kind", ("event", "llm")), q=(_text(p, "q") or "").strip() or None,
+            thread=_text(p, "thread"), kind=_choice(p, "kind", ("event", "llm")),
+            q=(_text(p, "q") or "").strip() or None,
             session=_text(p, "session"), trace=_text(p, "trace"), **_window(p))
         with self.store.connection() as c:
             page = queries.event_page(c, found, sessions=self._lookup(c), limit=_limit(p, 100),

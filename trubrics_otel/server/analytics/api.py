@@ -10,8 +10,8 @@ ago, ``7d``), ``user``, ``model``, ``event``; ``period`` (``active``: day|week|m
 day; ``retention``: default week); ``steps`` (``funnel``, required: comma-separated),
 ``within`` (``funnel``: a duration, default ``7d``), ``breakdown`` (``model`` or
 ``property:NAME``); ``refit`` (``topics``: ``1`` to cluster again); ``q`` (words in a prompt)
-``only`` (``abandoned`` | ``failed``), ``topic`` (a number) and ``limit`` (default 100) for ``conversation_list``. A bad one raises
-:class:`AnalyticsError` naming it.
+``only`` (``abandoned`` | ``failed``), ``topic`` (a number) and ``limit`` (default 100) for
+``conversation_list``. A bad one raises :class:`AnalyticsError` naming it.
 """
 
 from __future__ import annotations

@@ -85,7 +85,8 @@ def _period(default: str) -> Callable[[argparse.ArgumentParser], None]:
 
 
 def _funnel_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steps", required=True, type=checks.non_empty, help='comma-separated event names, e.g. "Sign up,Upgrade"')
+    parser.add_argument("--steps", required=True, type=checks.non_empty,
+                        help='comma-separated event names, e.g. "Sign up,Upgrade"')
     parser.add_argument("--within", type=_duration, default="7d", help="window from the first step (default 7d)")
     parser.add_argument("--breakdown", type=checks.non_empty, help="model, or property:NAME of the first step's event")
 

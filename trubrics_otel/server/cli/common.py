@@ -137,8 +137,9 @@ def filter_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", type=time_argument, help="ISO 8601 time or a duration ago")
     parser.add_argument("--user", type=checks.non_empty, help="only this user_id")
     parser.add_argument("--model", type=checks.non_empty, help="only LLM events of this model")
-    parser.add_argument("--event", type=checks.non_empty, help="only this event name (an LLM event's is its generation name; "
-                                        "the analyses also match its prompt name)")
+    parser.add_argument("--event", type=checks.non_empty,
+                        help="only this event name (an LLM event's is its generation name; "
+                             "the analyses also match its prompt name)")
 
 
 def time_argument(text: str) -> _dt.datetime:
@@ -156,9 +157,10 @@ class UnexpectedAnswer(Exception):
 def fetch(args: argparse.Namespace, endpoint: str, params: dict[str, Any],
           local: Callable[[Store], Any], expect: type = list) -> Any:
     """``local(store)`` on ``--db``, or ``GET <--url>/api/<endpoint>?<params>``, which must be
-    JSON of type ``expect`` (no database file is ``[]``). A 404 naming what it misses
-    (``{"detail": "no thread 'x'"}``) is ``None``; any other answer but ours raises
-    :class:`UnexpectedAnswer`, an HTTP error ``requests.HTTPError``, for the CLI to name."""
+    JSON of type ``expect`` (no database file is ``[]``). Our 404 naming what it misses
+    (``{"detail": "no thread 'x'"}``) is ``None``; our 401, 403 or 5xx raises
+    ``requests.HTTPError``; a 400 or any answer that is not our read API's (a 404, a page, other
+    JSON) raises :class:`UnexpectedAnswer`: the CLI shows either as one line."""
     if not args.url:
         store = Store(args.db)
         try:

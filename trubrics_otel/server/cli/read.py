@@ -54,7 +54,8 @@ def _limit(text: str) -> int:
 def _events_arguments(parser: argparse.ArgumentParser) -> None:
     source_arguments(parser)
     parser.add_argument("--user", type=checks.non_empty, help="only this user_id")
-    parser.add_argument("--event", type=checks.non_empty, help="only this event name (LLM events: prompt or generation name)")
+    parser.add_argument("--event", type=checks.non_empty,
+                        help="only this event name (LLM events: prompt or generation name)")
     parser.add_argument("--thread", type=checks.non_empty, help="only this thread_id")
     parser.add_argument("--kind", choices=("event", "llm"), help="only product events or LLM events")
     parser.add_argument("--since", type=time_argument, help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
