@@ -75,7 +75,19 @@ BAD = [  # argv, the argument the one line must name
     (["bridge", "--api-key", ""], "--api-key"),
     (["bridge", "--receive-key", ""], "--receive-key"),
     (["events", "--url", "http://127.0.0.1:1", "--api-key", ""], "--api-key"),
-    (["events", "--no-such-option"], "--no-such-option"),
+    (["funnel", "--steps", "a,b", "--within", "1e400d"], "argument --within"),  # not an OverflowError
+    (["threads", ""], "argument thread_id: empty"),  # an unset $ID: not the list of every thread
+    (["events", "--user", ""], "argument --user: empty"),  # not "no events found"
+    (["events", "--thread", " "], "argument --thread: empty"),
+    (["sessions", "--user", ""], "argument --user: empty"),
+    (["active", "--user", ""], "argument --user: empty"),  # not every user's figures
+    (["stats", "--model", ""], "argument --model: empty"),
+    (["feedback", "--event", ""], "argument --event: empty"),
+    (["funnel", "--steps", "a,b", "--breakdown", ""], "argument --breakdown: empty"),
+    (["events", "--no-such-option"], "trubrics-otel events: unrecognized arguments: --no-such-option"),
+    (["stats", "--db", MISSING_DIR, "extra"], "--db"),  # the first mistake, like argparse
+    (["threads", "a", "b"], "trubrics-otel threads: unrecognized arguments: b"),
+    (["serve", "--foo", "--bar=1"], "trubrics-otel serve: unrecognized arguments: --foo --bar=1"),
     (["no-such-command"], "no-such-command"),
 ]
 
@@ -157,3 +169,20 @@ def test_an_empty_key_in_the_environment_is_no_key(monkeypatch):
     monkeypatch.setenv("TRUBRICS_API_KEY", "")
     assert settings.read(settings.API_KEY) is None
     assert cli_args.key(" k1 ") == "k1"
+
+
+FILTERS = ("--since", "--until", "--user", "--model", "--event")
+
+
+def _filter_help(command: list[str], capsys) -> list[str]:
+    """The ``--help`` lines of the shared filters, each option with its text."""
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps at different columns
+    return [text[text.index(f"{name} ", text.index("options:")):].split(" --", 1)[0] for name in FILTERS]
+
+
+@pytest.mark.parametrize("command", [["active"], ["retention"], ["funnel"], ["feedback"], ["conversations"],
+                                     ["topics"]], ids=" ".join)
+def test_stats_and_every_analysis_describe_their_filters_alike(command, capsys):
+    assert _filter_help(command, capsys) == _filter_help(["stats"], capsys)

@@ -19,6 +19,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from loopback_server import LoopbackServer, QuietHandler
+
+from trubrics_otel.cli import main
+from trubrics_otel.server import LocalServer
 from trubrics_otel.server.store import Store
 
 CLI = shutil.which("trubrics-otel", path=str(Path(sys.executable).parent)) or "trubrics-otel"
@@ -148,3 +152,92 @@ def _lines_within(stream, n: int, seconds: float) -> list[str]:
         except queue.Empty:
             break
     return got
+
+
+class _NotOurs(LoopbackServer):
+    """Another web server on the port --url names: what each path prefix answers."""
+
+    ANSWERS = {"/html404": (404, "text/html", b"<h1>Not Found</h1>"),
+               "/page": (200, "text/html; charset=utf-8", b"<html>a dashboard</html>"),
+               "/other": (200, "application/json", b'{"status": "ok"}'),
+               "/rows": (200, "application/json", b'[{"a": 1}]'),
+               "/broken": (200, "application/json", b'[{"a": '),
+               "/crash": (502, "text/plain", b"bad gateway")}
+
+    def handler(self):
+        answers = self.ANSWERS
+
+        class Handler(QuietHandler):
+            def do_GET(self) -> None:
+                status, kind, body = answers["/" + self.path.split("/")[1]]
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    db = tmp_path_factory.mktemp("ours") / "events.sqlite3"
+    Store(db).insert([{"user_id": "u", "event": "e", "timestamp": "2026-01-01T00:00:00+00:00"}])
+    with LocalServer(db) as ours, _NotOurs() as other:
+        yield ours.url, other.base_url
+
+
+READ_COMMANDS = [["events"], ["users"], ["sessions"], ["threads"], ["threads", "t1"], ["stats"], ["active"],
+                 ["funnel", "--steps", "a,b"]]
+WRONG = [("our server, a path after it", lambda ours, other: ours + "/typo", "HTTP 404"),
+         ("another server's 404 page", lambda ours, other: other + "/html404", "HTTP 404 (text/html)"),
+         ("another server's page", lambda ours, other: other + "/page", "HTTP 200 (text/html)"),
+         ("other JSON", lambda ours, other: other + "/other", "JSON of another shape"),
+         ("cut JSON", lambda ours, other: other + "/broken", "HTTP 200 (application/json)"),
+         ("a proxy's 502", lambda ours, other: other + "/crash", "HTTP 502 (text/plain)")]
+
+
+@pytest.mark.parametrize("command", READ_COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("url, says", [(u, s) for _, u, s in WRONG], ids=[w[0] for w in WRONG])
+def test_a_url_that_is_not_our_read_api_is_one_line_never_an_empty_answer(servers, command, url, says, capsys):
+    """A typo in --url, or another program on the port, is not "no events found" (exit 0)."""
+    wrong = url(*servers)
+    assert main([*command, "--url", wrong]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    assert len(err.splitlines()) == 1 and err.startswith(f"trubrics-otel {command[0]}: {wrong}"), err
+    assert says in err, err
+
+
+@pytest.mark.parametrize("command", [["events"], ["users"], ["sessions"], ["threads"]], ids=" ".join)
+def test_rows_without_our_columns_are_named_not_a_traceback(servers, command, capsys):
+    assert main([*command, "--url", servers[1] + "/rows"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"trubrics-otel {command[0]}: {servers[1]}/rows/api/{command[0]} answered rows "
+                                "without our columns: not a trubrics-otel server's read API (is --url the address "
+                                "serve printed, without a path?)"]
+
+
+@pytest.mark.parametrize("command", READ_COMMANDS, ids=" ".join)
+def test_a_refused_connection_is_one_line(command, capsys):
+    url = _closed_port_url()
+    assert main([*command, "--url", url]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"trubrics-otel {command[0]}: cannot reach {url}: connection refused "
+                                "(is the server running?)"]
+
+
+@pytest.mark.parametrize("source", ["db", "url"])
+def test_a_missing_thread_is_an_error_naming_where_it_looked(servers, tmp_path, source, capsys):
+    db = tmp_path / "one.sqlite3"
+    Store(db).insert([{"user_id": "u", "event": "e"}])
+    where = str(db) if source == "db" else servers[0]
+    assert main(["threads", "no-such-thread", f"--{source}", where]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"trubrics-otel threads: no thread 'no-such-thread' in {where}\n"
+
+
+def test_a_query_our_server_refuses_is_shown_with_its_reason(servers, capsys):
+    assert main(["funnel", "--steps", "a", "--url", servers[0]]) == 2
+    assert capsys.readouterr().err == (f"trubrics-otel funnel: {servers[0]} refused the query: a funnel needs 2 to 10 "
+                                       "non-empty steps, got ['a']\n")

@@ -124,11 +124,45 @@ def test_huge_integers_are_stored_as_sent_and_every_read_answers(server, propert
     ("/api/analytics", "since=nan d", "out of range"),
     ("/api/events", "since=last tuesday", "since: not an ISO 8601 time"),  # names the parameter
     ("/api/analytics", "until=soon", "until: not an ISO 8601 time"),
+    ("/api/analytics", "since=1d&until=2d", "since (1d) is after until (2d)"),  # the dashboard's call
+    ("/api/analytics", "since=2026-02-01&until=2026-01-01", "since (2026-02-01) is after until"),
+    ("/api/events", "since=1d&until=2d", "since (1d) is after until (2d)"),
+    ("/api/events", "kind=nope", "kind must be one of event, llm"),  # not an empty list
+    ("/api/analytics", "by_model=maybe", "by_model must be one of"),
+    ("/api/funnel", "steps=a,b&within=1e400d", "within must be a duration"),  # not a 500
+    ("/api/funnel", "steps=a,b&within=inf h", "within must be a duration"),
+    ("/api/conversation_list", "topic=" + "9" * 30, "topic must be an integer"),  # not a 500
+    ("/api/conversation_list", "topic=²", "topic must be an integer"),
+    *[(f"/api/{name}", f"limit={limit}", "limit must be a positive integer")
+      for name in ("events", "users", "sessions", "threads", "conversation_list") for limit in ("0", "-1", "x", "1.5")],
+    *[(f"/api/{name}", "since=1d&until=2d&steps=a,b", "since (1d) is after until (2d)")
+      for name in ("active", "retention", "funnel", "feedback", "conversations", "conversation_list", "topics")],
 ])
 def test_odd_queries_get_400_with_the_reason(server, path, query, says):
     response = requests.get(f"{server.url}{path}?{query}", timeout=10)
     assert response.status_code == 400, response.text
     assert says in strict(response)["detail"]
+
+
+@pytest.fixture(scope="module")
+def either_engine(module_db_url):
+    with LocalServer(module_db_url) as running:
+        yield running
+
+
+NUL_READS = ["events", "users", "sessions", "threads", "analytics", "active", "retention", "funnel?steps=a,b",
+             "feedback", "conversations", "conversation_list", "topics"]
+
+
+@pytest.mark.parametrize("path", [*NUL_READS, "users/a%00b", "threads/a%00b", "traces/a%00b"])
+def test_a_nul_anywhere_in_a_read_is_a_400_on_either_engine(either_engine, path):
+    """PostgreSQL cannot hold a NUL: it must not turn a read into a database error (a 500)."""
+    sep = "&" if "?" in path else "?"
+    queries = [f"{sep}{name}=a%00" for name in ("user", "model", "event", "q")] if "%00" not in path else [""]
+    for query in queries:
+        response = requests.get(f"{either_engine.url}/api/{path}{query}", timeout=30)
+        assert response.status_code == 400, (path, query, response.text)
+        assert "must not contain a NUL character" in strict(response)["detail"]
 
 
 # --- case 9: odd bodies --------------------------------------------------------------------------

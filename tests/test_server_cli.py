@@ -75,7 +75,7 @@ def test_sessions_and_threads(chat_db, capsys):
     out = capsys.readouterr().out
     assert out.index("Suggest a quick vegetarian dinner.") < out.index("Chickpea curry") < out.index("And a side dish?")
     assert "ERROR RateLimitError" in out
-    assert main(["threads", "--db", str(chat_db), "no-such-thread"]) == 1
+    assert main(["threads", "--db", str(chat_db), "no-such-thread"]) == 2  # an error, like a missing --db
 
 
 def test_url_mode_matches_file_mode(chat_db, capsys):

@@ -173,6 +173,15 @@ def test_no_polling_after_a_404(tmp_path, browser):
         assert browser.execute_script(count) == before
         console_errors(browser)  # the 404, expected
 
+def test_dates_picked_the_wrong_way_round_say_so(tmp_path, browser):
+    """Not an empty dashboard that reads as "nothing happened": the server's reason, shown."""
+    with LocalServer(tmp_path / "dates.sqlite3") as server:
+        post(server, "publish_events", [{"user_id": "u", "event": "Open app", "properties": {}}])
+        browser.get(f"{server.url}/#dashboard?since=2026-02-01&until=2026-01-01")
+        wait_for_text(browser, "since (2026-02-01) is after until")
+        console_errors(browser)  # the 400, expected
+
+
 EVIL = "<img src=x onerror=\"window.__xss='%s'\">"
 
 

@@ -211,6 +211,8 @@ def test_a_thread_whose_first_turn_failed_before_a_prompt_is_titled_by_its_first
         assert requests.get(f"{server.url}/api/threads/t-fail").json()["title"] == "prompt 1"
         listed = requests.get(f"{server.url}/api/conversation_list", params={"since": "2026-01-01"}).json()
         assert {t["thread_id"]: t["title"] for t in listed["threads"]} == titles
+        newest = requests.get(f"{server.url}/api/conversation_list", params={"limit": "1"}).json()["threads"]
+        assert [t["thread_id"] for t in newest] == ["t-ok"]  # ?limit= is honoured, newest first
         assert main(["threads", "--url", server.url]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("t-fail"))
     assert row.endswith("prompt 1")

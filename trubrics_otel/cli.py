@@ -62,7 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines = (command.__doc__ or "").strip().splitlines()
         help_text = plain(lines[0]) if lines else ""
         command.add_arguments(sub.add_parser(name, help=help_text or None, description=help_text or None))
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse would name only "trubrics-otel", not the subcommand they were given to
+        print(f"trubrics-otel {args.command}: unrecognized arguments: {' '.join(unknown)}", file=sys.stderr)
+        raise SystemExit(2)
     if problem := empty_window(args):  # --since/--until are checked one by one by argparse
         print(f"trubrics-otel {args.command}: {problem}", file=sys.stderr)
         raise SystemExit(2)  # as argparse does for one bad argument
@@ -98,7 +101,11 @@ def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         hint = " (pass the server's --api-key)" if exc.response.status_code in (401, 403) else ""
         return f"{url} answered HTTP {exc.response.status_code}{hint}"
+    from trubrics_otel.server.cli.common import UnexpectedAnswer
     from trubrics_otel.server.store import StoreError
+
+    if isinstance(exc, UnexpectedAnswer):
+        return str(exc)
 
     if isinstance(exc, StoreError):  # a bad --db URL, a missing extra, a database down or too new
         return f"--db {_db_path(args)}: {exc}" if hasattr(args, "db") else str(exc)

@@ -103,6 +103,14 @@ def key(text: str) -> str:
     return text.strip()
 
 
+def non_empty(text: str) -> str:
+    """A filter or an id (``--user``, ``threads <id>``): an empty one is a shell variable that was
+    not set, not "everyone" nor "the user named ''"; refused. Kept as given otherwise."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty: give a value, or leave the option out")
+    return text
+
+
 def empty_window(args: argparse.Namespace) -> str | None:
     """What is wrong with ``--since`` after ``--until`` (a window nothing can be in, read as
     "nothing happened"), naming the argument; None when the window is fine or open."""

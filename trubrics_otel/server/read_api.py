@@ -125,7 +125,7 @@ class ReadAPI:
             "filters": self._filters, "stats": self._counts,
         }
         for name in analytics.ANALYSES:
-            self._routes[name] = lambda p, rest, name=name: _json(200, analytics.answer(self.store, name, p))
+            self._routes[name] = lambda p, rest, name=name: self._analysis(name, p)
 
     def handle(self, path: str, params: Mapping[str, str], key: str | None) -> Result:
         """The answer to ``GET path?params`` (``key``: the request's API key): never raises for
@@ -145,8 +145,14 @@ class ReadAPI:
         route = self._routes.get(name)
         if route is None:
             return _json(404, {"detail": "Not Found"})
+        rest = unquote(rest) if rest else None
+        # no stored text holds one (PostgreSQL cannot, SQLite's full-text search neither): a
+        # 400 naming it on either engine, not a database error
+        for what, value in [*params.items(), ("the id in the path", rest or "")]:
+            if "\x00" in value:
+                return _json(400, {"detail": f"{what} must not contain a NUL character"})
         try:
-            return route(params, unquote(rest) if rest else None)
+            return route(params, rest)
         except (BadQuery, stats.StatsError, analytics.AnalyticsError) as exc:
             return _json(400, {"detail": str(exc)})
 
@@ -155,9 +161,9 @@ class ReadAPI:
     def _events(self, p: Mapping[str, str], rest: str | None) -> Result:
         found = queries.EventFilter(
             user=_text(p, "user"), event=_text(p, "event"), model=_text(p, "model"),
-            thread=_text(p, "thread"), kind=_text(p, "kind"), q=(_text(p, "q") or "").strip() or None,
-            session=_text(p, "session"), trace=_text(p, "trace"),
-            since_us=_time_us(p, "since"), until_us=_time_us(p, "until"))
+            thread=_text(p, "thread"), kind=_choice(p, "kind", ("event", "llm")),
+            q=(_text(p, "q") or "").strip() or None,
+            session=_text(p, "session"), trace=_text(p, "trace"), **_window(p))
         with self.store.connection() as c:
             page = queries.event_page(c, found, sessions=self._lookup(c), limit=_limit(p, 100),
                                       before=_cursor(p, numeric=True))
@@ -198,10 +204,18 @@ class ReadAPI:
     def _dashboard(self, p: Mapping[str, str], rest: str | None) -> Result:
         """``/api/analytics``: the dashboard's buckets and totals (:mod:`.stats`)."""
         query = stats.StatsQuery(
-            since_us=_time_us(p, "since"), until_us=_time_us(p, "until"), by=p.get("by") or "day",
+            **_window(p), by=p.get("by") or "day",
             user=_text(p, "user"), model=_text(p, "model"), event=_text(p, "event"))
         with self.store.connection() as c:
-            return _json(200, stats.stats(c, query, by_model=p.get("by_model") in ("1", "true")))
+            return _json(200, stats.stats(c, query, by_model=_choice(p, "by_model", ("1", "true", "0", "false"))
+                                          in ("1", "true")))
+
+    def _analysis(self, name: str, p: Mapping[str, str]) -> Result:
+        """``/api/<analysis>`` (:mod:`.analytics.api`), its time window checked as every route's."""
+        _window(p)
+        if name == "conversation_list":  # a listing: ?limit= as every listing's
+            p = {**p, "limit": str(_limit(p, 100))}
+        return _json(200, analytics.answer(self.store, name, p))
 
     def _filters(self, p: Mapping[str, str], rest: str | None) -> Result:
         with self.store.connection() as c:
@@ -235,9 +249,14 @@ def _listing(rows: list[Any], next_cursor: str | None) -> Result:
 
 
 def _text(p: Mapping[str, str], name: str) -> str | None:
+    return p.get(name) or None
+
+
+def _choice(p: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str | None:
+    """A parameter with a few possible values: another is refused, not read as "no filter"."""
     value = p.get(name) or None
-    if value is not None and "\x00" in value:  # SQLite's full-text search cannot take it
-        raise BadQuery(f"{name} must not contain a NUL character")
+    if value is not None and value not in allowed:
+        raise BadQuery(f"{name} must be one of {', '.join(allowed)}, got {value[:40]!r}")
     return value
 
 
@@ -246,9 +265,12 @@ def _limit(p: Mapping[str, str], default: int) -> int:
     if not text:
         return default
     try:
-        return min(max(1, int(text)), 10_000)
+        limit = int(text)
     except ValueError:
-        raise BadQuery(f"limit must be a positive integer, got {text!r}") from None
+        limit = 0
+    if limit < 1:  # not one row for limit=0: refused, as the CLI's --limit 0 is
+        raise BadQuery(f"limit must be a positive integer, got {text[:40]!r}")
+    return min(limit, 10_000)
 
 
 def _cursor(p: Mapping[str, str], numeric: bool = False) -> str | None:
@@ -265,6 +287,16 @@ def _int64(text: str) -> bool:
     """ASCII digits (``isdigit`` takes '²') for an integer SQLite can hold."""
     digits = text[1:] if text.startswith("-") else text
     return digits.isascii() and digits.isdigit() and -(2**63) <= int(text) < 2**63
+
+
+def _window(p: Mapping[str, str]) -> dict[str, int | None]:
+    """``since_us`` and ``until_us`` of ``?since= until=``: a window with since after until (that
+    nothing can be in) is refused, as the CLI refuses it, not answered as "nothing happened"."""
+    since, until = _time_us(p, "since"), _time_us(p, "until")
+    if since is not None and until is not None and since > until:
+        raise BadQuery(f"since ({p['since']}) is after until ({p['until']}): since is the earlier end, "
+                       "e.g. since=2d&until=1d")
+    return {"since_us": since, "until_us": until}
 
 
 def _time_us(p: Mapping[str, str], name: str) -> int | None:

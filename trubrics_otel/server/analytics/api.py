@@ -10,8 +10,8 @@ ago, ``7d``), ``user``, ``model``, ``event``; ``period`` (``active``: day|week|m
 day; ``retention``: default week); ``steps`` (``funnel``, required: comma-separated),
 ``within`` (``funnel``: a duration, default ``7d``), ``breakdown`` (``model`` or
 ``property:NAME``); ``refit`` (``topics``: ``1`` to cluster again); ``q`` (words in a prompt)
-``only`` (``abandoned`` | ``failed``) and ``topic`` (a number) for ``conversation_list``. A bad one raises
-:class:`AnalyticsError` naming it.
+``only`` (``abandoned`` | ``failed``), ``topic`` (a number) and ``limit`` (default 100) for
+``conversation_list``. A bad one raises :class:`AnalyticsError` naming it.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def duration_us(text: str) -> int:
         amount = float(text.strip()[:-1]) if unit else None
     except ValueError:
         amount = None
-    if unit is None or amount is None or amount <= 0:
-        raise AnalyticsError(f"within must be a duration like 30m, 24h, 7d, got {text!r}")
+    if unit is None or amount is None or not 0 < amount * unit < 2**62:  # 1e400d is no window either
+        raise AnalyticsError(f"within must be a duration like 30m, 24h, 7d, got {text[:40]!r}")
     return round(amount * unit)
 
 
@@ -69,7 +69,8 @@ def _integer(p: Mapping[str, Any], name: str) -> int | None:
     text = str(p.get(name) or "").strip()
     if not text:
         return None
-    if not text.lstrip("-").isdigit():
+    digits = text[1:] if text.startswith("-") else text
+    if not (digits.isascii() and digits.isdigit()) or not -(2**63) <= int(text) < 2**63:  # what SQL holds
         raise AnalyticsError(f"{name} must be an integer, got {text[:40]!r}")
     return int(text)
 
@@ -87,7 +88,8 @@ ANALYSES: dict[str, Callable[[Any, AnalyticsQuery, Mapping[str, Any]], dict[str,
     "conversations": lambda db, q, p: conversations.conversations(db, q),
     "topics": lambda db, q, p: topics.topics(db, q),
     "conversation_list": lambda db, q, p: conversations.conversation_list(
-        db, q, search=p.get("q") or None, only=p.get("only") or None, topic=_integer(p, "topic")),
+        db, q, search=p.get("q") or None, only=p.get("only") or None, topic=_integer(p, "topic"),
+        limit=_integer(p, "limit") or 100),
 }
 
 

@@ -21,20 +21,12 @@ import sys
 from datetime import datetime
 from typing import Any, Callable
 
+from trubrics_otel import cli_args as checks
 from trubrics_otel.server.analytics.api import answer, duration_us
 from trubrics_otel.server.analytics.query import PERIODS, AnalyticsError
 from trubrics_otel.server.cli import common as cli
 from trubrics_otel.server.read_api import MONEY_KEYS
 from trubrics_otel.server.store import Store
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    cli.source_arguments(parser)
-    parser.add_argument("--since", type=cli.time_argument, help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
-    parser.add_argument("--until", type=cli.time_argument, help="ISO 8601 time or a duration ago")
-    parser.add_argument("--user", help="only this user_id")
-    parser.add_argument("--model", help="only LLM events of this model")
-    parser.add_argument("--event", help="only this event name (an LLM event's generation or prompt name)")
 
 
 def _params(args: argparse.Namespace, *names: str) -> dict[str, Any]:
@@ -49,7 +41,8 @@ class _Command:
         self.name, self.__doc__, self._extra, self._names, self._show = name, doc, extra, names, show
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        _common(parser)
+        cli.source_arguments(parser)
+        cli.filter_arguments(parser)
         self._extra(parser)
 
     def run(self, args: argparse.Namespace) -> int:
@@ -64,15 +57,18 @@ class _Command:
             return 2
         if args.json:
             return cli.print_json(result)
-        print(self._show(result))
+        try:
+            shown = self._show(result)
+        except (KeyError, TypeError, AttributeError):
+            if not args.url:
+                raise  # our own store: a bug
+            raise cli.unexpected(f"{args.url}/api/{self.name}", "JSON of another shape") from None
+        print(shown)
         return 0
 
     def _fetch(self, args: argparse.Namespace, params: dict[str, Any]) -> dict[str, Any]:
         if args.url:
-            result = cli.fetch(args, self.name, params, lambda store: None)
-            if not isinstance(result, dict):
-                raise AnalyticsError(f"{args.url} has no {self.name} analysis (an older server?)")
-            return result
+            return cli.fetch(args, self.name, params, lambda store: None, expect=dict)
         store = Store(args.db)
         try:
             if not store.exists():  # never create a database just to read it
@@ -89,9 +85,10 @@ def _period(default: str) -> Callable[[argparse.ArgumentParser], None]:
 
 
 def _funnel_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steps", required=True, help='comma-separated event names, e.g. "Sign up,Upgrade"')
+    parser.add_argument("--steps", required=True, type=checks.non_empty,
+                        help='comma-separated event names, e.g. "Sign up,Upgrade"')
     parser.add_argument("--within", type=_duration, default="7d", help="window from the first step (default 7d)")
-    parser.add_argument("--breakdown", help="model, or property:NAME of the first step's event")
+    parser.add_argument("--breakdown", type=checks.non_empty, help="model, or property:NAME of the first step's event")
 
 
 def _duration(text: str) -> str:

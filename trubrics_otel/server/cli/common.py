@@ -130,6 +130,18 @@ def source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
+def filter_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--since --until --user --model --event``: the filters of ``stats`` and every analysis,
+    defined once so they read and mean the same in each command's ``--help``."""
+    parser.add_argument("--since", type=time_argument, help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
+    parser.add_argument("--until", type=time_argument, help="ISO 8601 time or a duration ago")
+    parser.add_argument("--user", type=checks.non_empty, help="only this user_id")
+    parser.add_argument("--model", type=checks.non_empty, help="only LLM events of this model")
+    parser.add_argument("--event", type=checks.non_empty,
+                        help="only this event name (an LLM event's is its generation name; "
+                             "the analyses also match its prompt name)")
+
+
 def time_argument(text: str) -> _dt.datetime:
     try:
         return parse_time(text)
@@ -137,10 +149,18 @@ def time_argument(text: str) -> _dt.datetime:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+class UnexpectedAnswer(Exception):
+    """``--url`` answered something our server does not (a 404, a page, other JSON): the CLI
+    shows this one line, never "nothing found" for a typo in the URL."""
+
+
 def fetch(args: argparse.Namespace, endpoint: str, params: dict[str, Any],
-          local: Callable[[Store], Any]) -> Any:
-    """``local(store)`` on ``--db``, or ``GET <--url>/api/<endpoint>?<params>``. Nothing stored
-    (no database file, an HTTP 404) is ``[]``; another HTTP error is raised for the CLI to name."""
+          local: Callable[[Store], Any], expect: type = list) -> Any:
+    """``local(store)`` on ``--db``, or ``GET <--url>/api/<endpoint>?<params>``, which must be
+    JSON of type ``expect`` (no database file is ``[]``). Our 404 naming what it misses
+    (``{"detail": "no thread 'x'"}``) is ``None``; our 401, 403 or 5xx raises
+    ``requests.HTTPError``; a 400 or any answer that is not our read API's (a 404, a page, other
+    JSON) raises :class:`UnexpectedAnswer`: the CLI shows either as one line."""
     if not args.url:
         store = Store(args.db)
         try:
@@ -153,11 +173,42 @@ def fetch(args: argparse.Namespace, endpoint: str, params: dict[str, Any],
 
     query = {k: (v.isoformat() if isinstance(v, _dt.datetime) else v) for k, v in params.items() if v is not None}
     headers = {"x-api-key": args.api_key} if args.api_key else {}
-    response = requests.get(f"{args.url.rstrip('/')}/api/{endpoint}", params=query, headers=headers, timeout=30)
-    if response.status_code == 404:
-        return []
-    response.raise_for_status()
-    return response.json()
+    url = f"{args.url.rstrip('/')}/api/{endpoint}"
+    response = requests.get(url, params=query, headers=headers, timeout=30)
+    body = _json_body(response)
+    if response.status_code == 404 and isinstance(body, dict) and str(body.get("detail", "")).startswith("no "):
+        return None  # our server: that thread (user, trace) does not exist
+    if response.status_code == 400 and isinstance(body, dict) and body.get("detail"):
+        raise UnexpectedAnswer(f"{args.url} refused the query: {body['detail']}")
+    if response.status_code in (401, 403) or (response.status_code >= 500 and isinstance(body, dict)):
+        response.raise_for_status()  # ours, refusing: the CLI says which key to pass
+    if response.status_code != 200 or not isinstance(body, expect):
+        raise unexpected(url, _what(response, body))
+    return body
+
+
+def unexpected(url: str, what: str) -> UnexpectedAnswer:
+    """The one line for an answer that is not our read API's: the URL asked and what came back."""
+    return UnexpectedAnswer(f"{url} answered {what}: not a trubrics-otel server's read API "
+                            "(is --url the address serve printed, without a path?)")
+
+
+def _json_body(response: Any) -> Any:
+    """The answer's JSON, or None when it is not JSON (a page, plain text, nothing)."""
+    if "json" not in response.headers.get("Content-Type", ""):
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _what(response: Any, body: Any) -> str:
+    """What came back, in a few words: ``HTTP 404 (text/html)``, ``JSON of another shape``."""
+    kind = (response.headers.get("Content-Type") or "no content type").split(";")[0].strip()
+    if response.status_code == 200 and body is not None:
+        return f"JSON of another shape ({type(body).__name__})"
+    return f"HTTP {response.status_code} ({kind})"
 
 
 def print_json(rows: Any) -> int:

@@ -32,6 +32,7 @@ from trubrics_otel.server.cli.common import (
     short_duration,
     source_arguments,
     time_argument,
+    unexpected,
     usd,
 )
 from trubrics_otel.server.store import Store
@@ -52,9 +53,10 @@ def _limit(text: str) -> int:
 
 def _events_arguments(parser: argparse.ArgumentParser) -> None:
     source_arguments(parser)
-    parser.add_argument("--user", help="only this user_id")
-    parser.add_argument("--event", help="only this event name (LLM events: prompt or generation name)")
-    parser.add_argument("--thread", help="only this thread_id")
+    parser.add_argument("--user", type=checks.non_empty, help="only this user_id")
+    parser.add_argument("--event", type=checks.non_empty,
+                        help="only this event name (LLM events: prompt or generation name)")
+    parser.add_argument("--thread", type=checks.non_empty, help="only this thread_id")
     parser.add_argument("--kind", choices=("event", "llm"), help="only product events or LLM events")
     parser.add_argument("--since", type=time_argument, help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
     parser.add_argument("--until", type=time_argument, help="ISO 8601 time or a duration ago")
@@ -80,7 +82,7 @@ events = Command("Recent events from the local store, as a table or JSON.", _eve
 
 def _sessions_arguments(parser: argparse.ArgumentParser) -> None:
     source_arguments(parser)
-    parser.add_argument("--user", help="only this user_id")
+    parser.add_argument("--user", type=checks.non_empty, help="only this user_id")
     _limit_argument(parser, "most recent N sessions")
     session_argument(parser)
 
@@ -103,19 +105,22 @@ sessions = Command("Sessions (a new one after 30 min without an event) from the 
 
 def _threads_arguments(parser: argparse.ArgumentParser) -> None:
     source_arguments(parser)
-    parser.add_argument("thread_id", nargs="?", help="show this thread as a conversation")
-    parser.add_argument("--user", help="only threads of this user_id")
+    parser.add_argument("thread_id", nargs="?", type=checks.non_empty, help="show this thread as a conversation")
+    parser.add_argument("--user", type=checks.non_empty, help="only threads of this user_id")
     _limit_argument(parser, "most recent N threads")
 
 
 def _threads(args: argparse.Namespace) -> int:
     if args.thread_id:
-        turns = fetch(args, f"threads/{quote(args.thread_id, safe='')}", {}, lambda store: store.thread(args.thread_id))
-        if isinstance(turns, dict):
-            turns = turns.get("turns", [])
-        if not turns:
-            print(f"no thread {args.thread_id!r}", file=sys.stderr)
-            return 1
+        found = fetch(args, f"threads/{quote(args.thread_id, safe='')}", {},
+                      lambda store: {"turns": store.thread(args.thread_id)}, expect=dict)
+        turns = found.get("turns") if isinstance(found, dict) else None
+        if found and not isinstance(turns, list):
+            raise unexpected(f"{args.url}/api/threads/…", "JSON of another shape (no turns)")
+        if not turns:  # a typo in the id: an error, like a --db that does not exist
+            source = args.url or Store(args.db).location
+            print(f"trubrics-otel threads: no thread {args.thread_id!r} in {source}", file=sys.stderr)
+            return 2
         if args.json:
             return print_json(turns)
         print(format_conversation(turns))
@@ -161,7 +166,13 @@ def _show(args: argparse.Namespace, what: str, rows: list[dict[str, Any]], heade
         return print_json(rows)
     if not rows:
         return _nothing(what, args)
-    print(format_table(headers, [cells(row) for row in rows]))
+    try:
+        table = [cells(row) for row in rows]
+    except (KeyError, TypeError, AttributeError):
+        if not args.url:
+            raise  # our own store: a bug
+        raise unexpected(f"{args.url}/api/{what}", "rows without our columns") from None
+    print(format_table(headers, table))
     return 0
 
 

@@ -23,12 +23,8 @@ from trubrics_otel.server.store import Store, to_us
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     cli.source_arguments(parser)
-    parser.add_argument("--since", type=cli.time_argument, help="ISO 8601 time or a duration ago (15m, 2h, 7d)")
-    parser.add_argument("--until", type=cli.time_argument, help="ISO 8601 time or a duration ago")
+    cli.filter_arguments(parser)
     parser.add_argument("--by", choices=tuple(BUCKETS), default="day", help="bucket width (default day, UTC)")
-    parser.add_argument("--user", help="only this user_id")
-    parser.add_argument("--model", help="only LLM events of this model")
-    parser.add_argument("--event", help="only this event name (an LLM event's is its generation name)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,10 +51,10 @@ def _stats(args: argparse.Namespace, query: StatsQuery) -> dict[str, Any]:
     if args.url:
         params = {"since": args.since, "until": args.until, "by": args.by, "user": args.user,
                   "model": args.model, "event": args.event}
-        result = cli.fetch(args, "analytics", params, lambda store: None)
-        if isinstance(result, dict) and "buckets" in result:
+        result = cli.fetch(args, "analytics", params, lambda store: None, expect=dict)
+        if "buckets" in result and "totals" in result:
             return result
-        raise StatsError(f"{args.url} answered no statistics")
+        raise cli.unexpected(f"{args.url}/api/analytics", "JSON of another shape (no buckets)")
     store = Store(args.db)
     try:
         if not store.exists():  # never create a database just to read it

@@ -25,7 +25,11 @@ function el(tag, attrs, ...children) {
 }
 
 class HttpError extends Error {
-  constructor(path, status) { super(`${path}: HTTP ${status}`); this.status = status; }
+  // the server's reason (a 400's "since (…) is after until (…)") is worth more than its number
+  constructor(path, status, detail) {
+    super(`${path}: HTTP ${status}` + (typeof detail === "string" && detail ? ` (${detail})` : ""));
+    this.status = status;
+  }
 }
 
 async function api(path, withHeaders) {
@@ -33,7 +37,7 @@ async function api(path, withHeaders) {
   const key = sessionStorage.getItem(KEY_STORAGE);
   if (key) headers["x-api-key"] = key;
   const response = await fetch(path, { cache: "no-store", headers });
-  if (!response.ok) throw new HttpError(path, response.status);
+  if (!response.ok) throw new HttpError(path, response.status, await response.json().then(b => b.detail, () => null));
   const body = await response.json();
   return withHeaders ? { body, next: response.headers.get("X-Next-Before") } : body;
 }
