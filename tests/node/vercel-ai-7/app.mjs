@@ -198,7 +198,7 @@ async function main() {
     spanProcessors: [new BatchSpanProcessor(exporter)],
   });
   sdk.start();
-  registerTelemetry(new OpenTelemetry({ runtimeContext: true }));
+  registerTelemetry(new OpenTelemetry({ runtimeContext: true, usage: true }));
   const openai = createOpenAI({ baseURL: options['openai-url'], apiKey: 'sk-fake-not-a-key' });
   let outcome;
   try {
