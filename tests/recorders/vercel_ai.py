@@ -10,6 +10,7 @@ OTLP decoder. Re-record from a fresh clone::
     python3 -m venv /tmp/rec && /tmp/rec/bin/pip install -e .      # node 18.19+ / 20.6+, npm
     /tmp/rec/bin/python tests/recorders/vercel_ai.py               # npm ci runs when needed
     /tmp/rec/bin/python tests/recorders/vercel_ai.py chat stream   # some cases only
+    /tmp/rec/bin/python tests/recorders/vercel_ai.py --app vercel-ai-7   # ai 7 (@ai-sdk/otel)
 
 ``expected`` is written by hand below from what the fake server answered (token counts are
 its word counts; it adds ``CACHED_TOKENS`` cached and ``REASONING_TOKENS`` reasoning tokens),
