@@ -123,8 +123,11 @@ def run_vercel_ai_app(
     check_export: bool = True,
     env: dict[str, str] | None = None,
     timeout: float = 120,
+    app: Path = VERCEL_AI_APP,
 ) -> dict[str, Any]:
     """Run one case of ``tests/node/vercel-ai/app.mjs``; return the JSON line it printed.
+
+    ``app`` picks another copy of the app (``tests/node/vercel-ai-7``: ``ai`` 7, for recording).
 
     ``otlp_url`` is the full traces URL (``.../v1/traces``): the exporter uses it verbatim.
     ``sequential_ids`` makes trace / span ids 1, 2, ... (fixtures diff cleanly between runs).
@@ -141,7 +144,7 @@ def run_vercel_ai_app(
         args += ["--function-id", function_id]
     if sequential_ids:
         args.append("--sequential-ids")
-    done = run_node(VERCEL_AI_APP / "app.mjs", *args, env=env, timeout=timeout)
+    done = run_node(app / "app.mjs", *args, env=env, timeout=timeout)
     return _reported(done, f"{case!r} to {otlp_url}", check_export)
 
 

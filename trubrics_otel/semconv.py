@@ -175,6 +175,7 @@ TRUBRICS_INHERITED_WEAK_THREAD_ID: Final = "trubrics.inherited.weak_thread_id"
 LANGFUSE_USER_ID: Final = "langfuse.user.id"
 LANGFUSE_SESSION_ID: Final = "langfuse.session.id"
 AI_TELEMETRY_METADATA_PREFIX: Final = "ai.telemetry.metadata."  # Vercel AI SDK
+AI_SETTINGS_CONTEXT_PREFIX: Final = "ai.settings.context."  # AI SDK 7: included runtimeContext
 OPENINFERENCE_METADATA: Final = "metadata"  # JSON object (OpenInference, pydantic-ai agent runs)
 LLM_USER: Final = "llm.user"  # LiteLLM: the OpenAI ``user`` parameter
 PROP_TIME_TO_FIRST_TOKEN: Final = "time_to_first_token"

@@ -4,7 +4,7 @@ Writes ``tests/fixtures/spans/litellm-otel/<case>.json``; ``litellm.completion``
 ``tests/fake_openai.py`` through ``api_base``::
 
     python -m venv /tmp/litellm-venv && /tmp/litellm-venv/bin/pip install \
-        litellm==1.110.2 openai==3.57.0 opentelemetry-sdk==1.45.2
+        litellm==1.110.2 openai==3.63.0 opentelemetry-sdk==1.45.2
     /tmp/litellm-venv/bin/python tests/recorders/litellm_otel.py
 
 The callback uses OpenTelemetry's global tracer (and logger) provider when it is an SDK one,
@@ -30,13 +30,12 @@ os.environ.setdefault(
 from recording import (  # noqa: E402,I001  (puts tests/ on sys.path)
     SDK_LAYOUT,
     TOOL_EVENT,
-    TOOL_GENERATION,
-    TOOL_QUESTION,
     Recorder,
     get_weather_result,
     llm_event,
     openai_tool_round,
     tool_event,
+    tool_round_events,
 )
 from fake_openai import TOOL_CALL_ID, FakeOpenAI  # noqa: E402
 
@@ -195,7 +194,7 @@ def record() -> None:
             with recorder.app_span():
                 tool_round(complete, recorder)
             case.expect(
-                llm_events=tool_round_events(),
+                llm_events=tool_round_events(event),
                 events=[tool_event(TOOL_CALL_ID)],
                 llm_spans=named(REQUEST_SPAN),
                 notes=(
@@ -210,7 +209,7 @@ def record() -> None:
             with recorder.app_span():
                 tool_round(complete, recorder)
             case.expect(
-                llm_events=tool_round_events(),
+                llm_events=tool_round_events(event),
                 events=[tool_event(TOOL_CALL_ID)],
                 llm_spans=named(RAW_SPAN),
                 notes=(
@@ -250,14 +249,6 @@ def tool_round(complete: Any, recorder: Recorder) -> None:
             return get_weather_result(city)
 
     openai_tool_round(partial(complete, model=MODEL), run_tool)
-
-
-def tool_round_events() -> list[dict[str, Any]]:
-    """LiteLLM's two events of :func:`tool_round`: its fake answers the second call with an echo."""
-    return [
-        event(TOOL_QUESTION, TOOL_GENERATION, input_tokens=3, output_tokens=0),
-        event(TOOL_QUESTION, f"Echo: {TOOL_QUESTION}", input_tokens=5, output_tokens=4),
-    ]
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ OTLP decoder. Re-record from a fresh clone::
     python3 -m venv /tmp/rec && /tmp/rec/bin/pip install -e .      # node 18.19+ / 20.6+, npm
     /tmp/rec/bin/python tests/recorders/vercel_ai.py               # npm ci runs when needed
     /tmp/rec/bin/python tests/recorders/vercel_ai.py chat stream   # some cases only
+    /tmp/rec/bin/python tests/recorders/vercel_ai.py --app vercel-ai-7   # ai 7 (@ai-sdk/otel)
 
 ``expected`` is written by hand below from what the fake server answered (token counts are
 its word counts; it adds ``CACHED_TOKENS`` cached and ``REASONING_TOKENS`` reasoning tokens),
@@ -75,12 +76,22 @@ def tokens(
 
 def first_chunk_seconds(span: dict[str, Any]) -> float | None:
     """A stream's measured time to first token (``None`` for a call that did not stream)."""
-    ms = span["attributes"].get("ai.response.msToFirstChunk")
+    attributes = span["attributes"]
+    if "gen_ai.client.operation.time_to_first_chunk" in attributes:  # ai 7 (seconds)
+        return attributes["gen_ai.client.operation.time_to_first_chunk"]
+    ms = attributes.get("ai.response.msToFirstChunk")
     return None if ms is None else ms / 1000
 
 
-def ids(spans: list[dict[str, Any]], name: str) -> list[str]:
-    return [s["span_id"] for s in spans if s["name"] == name]
+def is_model_call(span: dict[str, Any]) -> bool:
+    """ai 6: ``ai.*.doGenerate`` / ``.doStream``; ai 7 (``@ai-sdk/otel``): ``chat <model>``."""
+    return span["name"].endswith((".doGenerate", ".doStream")) or (
+        span["attributes"].get("gen_ai.operation.name") == "chat"
+    )
+
+
+def ids(spans: list[dict[str, Any]]) -> list[str]:
+    return [s["span_id"] for s in spans if is_model_call(s)]
 
 
 def expected_for(case: str, spans: list[dict[str, Any]]) -> dict[str, Any]:
@@ -90,10 +101,10 @@ def expected_for(case: str, spans: list[dict[str, Any]]) -> dict[str, Any]:
         events = [llm_event(chat, f"Echo: {chat}", usage=tokens(8, 5))]
         return {
             "llm_events": events,
-            "span_for_llm_event": ids(spans, "ai.generateText.doGenerate"),
+            "span_for_llm_event": ids(spans),
         }
     if case == "stream":
-        (stream_span,) = [s for s in spans if s["name"] == "ai.streamText.doStream"]
+        (stream_span,) = [s for s in spans if is_model_call(s)]
         events = [
             llm_event(
                 "Tell me a story",  # 5 + 4 = 9 in; "Echo: Tell me a story" 5 + 1 out
@@ -104,13 +115,13 @@ def expected_for(case: str, spans: list[dict[str, Any]]) -> dict[str, Any]:
         ]
         return {"llm_events": events, "span_for_llm_event": [stream_span["span_id"]]}
     if case in ("error", "error_retries"):
-        attempts = ids(spans, "ai.generateText.doGenerate")
+        attempts = ids(spans)
         failed = llm_event(
             "This call fails", None, usage=None, assistant_id="fail-500", error="AI_APICallError"
         )
         return {"llm_events": [failed] * len(attempts), "span_for_llm_event": attempts}
     if case in ("tool_call", "stream_tool_call"):
-        call_spans = [s for s in spans if s["name"].endswith((".doGenerate", ".doStream"))]
+        call_spans = [s for s in spans if is_model_call(s)]
         ttfts = [first_chunk_seconds(s) for s in call_spans]
         events = [
             llm_event(  # "Weather in Paris?" 3 in; no text, 0 + 1 reasoning out
@@ -140,7 +151,7 @@ def expected_for(case: str, spans: list[dict[str, Any]]) -> dict[str, Any]:
         ]
         return {
             "llm_events": events,
-            "span_for_llm_event": ids(spans, "ai.generateObject.doGenerate"),
+            "span_for_llm_event": ids(spans),
         }
     raise ValueError(f"no expectation written for case {case!r}")
 
@@ -206,10 +217,29 @@ NOTES = {
 }
 
 
-def record(case: str, openai_server: ExtendedFakeOpenAI, receiver: OtlpReceiver) -> dict[str, Any]:
+NOTES_V7 = {
+    case: (
+        "ai 7 with @ai-sdk/otel's OpenTelemetry (GenAI semconv): invoke_agent <model> > "
+        "step N > chat <model> (CLIENT, one per model call, retries inside it) and "
+        "execute_tool <tool>. Only the chat spans become LLM events. The user and thread are "
+        "the call's runtimeContext {userId, sessionId}, included by telemetry."
+        "includeRuntimeContext and emitted as ai.settings.context.* on invoke_agent and step "
+        "spans only (OpenTelemetry({runtimeContext: true})); nested: none, user on the app "
+        "span. Reasoning tokens: ai.usage.outputTokenDetails.reasoningTokens, only with "
+        "OpenTelemetry({usage: true})."
+    )
+    for case in VERCEL_AI_CASES
+}
+NOTES_V7["object"] += " generateObject (deprecated in ai 7) emits no ai.settings.context.*."
+
+
+def record(
+    case: str, openai_server: ExtendedFakeOpenAI, receiver: OtlpReceiver, app: Path
+) -> dict[str, Any]:
     receiver.clear()
     outcome = run_vercel_ai_app(
-        case, otlp_url=receiver.traces_url, openai_url=openai_server.url, sequential_ids=True
+        case, otlp_url=receiver.traces_url, openai_url=openai_server.url, sequential_ids=True,
+        app=app,
     )
     failed = [r.error for r in receiver.requests if r.error]
     if failed:
@@ -221,7 +251,10 @@ def record(case: str, openai_server: ExtendedFakeOpenAI, receiver: OtlpReceiver)
         spans.append(data)
     expected = expected_for(case, spans)
     expected.setdefault("events", [])
-    expected["notes"] = NOTES[case]
+    expected["notes"] = NOTES[case] if app == VERCEL_AI_APP else NOTES_V7[case]
+    if app != VERCEL_AI_APP and case == "object":
+        for event in expected["llm_events"]:  # generateObject puts no runtimeContext on its spans
+            event["user_id"] = event["thread_id"] = None
     print(f"{case}: {len(spans)} spans, app got {json.dumps(outcome)[:160]}")
     return {"spans": spans, "logs": [], "expected": expected}
 
@@ -229,14 +262,17 @@ def record(case: str, openai_server: ExtendedFakeOpenAI, receiver: OtlpReceiver)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("cases", nargs="*", default=list(VERCEL_AI_CASES))
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--app", choices=("vercel-ai", "vercel-ai-7"), default="vercel-ai",
+                        help="tests/node/<app>; the fixtures go to tests/fixtures/spans/<app>")
     args = parser.parse_args(argv)
-    ensure_npm_ci(VERCEL_AI_APP)
-    args.out.mkdir(parents=True, exist_ok=True)
+    app = VERCEL_AI_APP.parent / args.app
+    out = OUT.parent / args.app
+    ensure_npm_ci(app)
+    out.mkdir(parents=True, exist_ok=True)
     with ExtendedFakeOpenAI() as openai_server, OtlpReceiver() as receiver:
         for case in args.cases:
-            fixture = record(case, openai_server, receiver)
-            path = args.out / f"{case}.json"
+            fixture = record(case, openai_server, receiver, app)
+            path = out / f"{case}.json"
             path.write_text(json.dumps(fixture, indent=2, sort_keys=True) + "\n")
     return 0
 

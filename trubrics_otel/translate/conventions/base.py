@@ -92,6 +92,7 @@ USAGE: dict[str, tuple[str, ...]] = {
         "gen_ai.usage.reasoning_tokens",  # OpenLLMetry
         "gen_ai.usage.details.reasoning_tokens",
         "llm.token_count.completion_details.reasoning",
+        "ai.usage.outputTokenDetails.reasoningTokens",  # AI SDK 7 with OpenTelemetry({usage: true})
     ),
 }
 """Property → the attributes that spell it, first present wins. Every spelling here counts in
