@@ -3,6 +3,7 @@
     python benchmarks/bench_store_statements.py                 # LLM events, batches of 100
     python benchmarks/bench_store_statements.py --kind track --batch 200
     python benchmarks/bench_store_statements.py --compare /tmp/base   # another copy's store, same events
+    python benchmarks/bench_store_statements.py --prefill 100000 --pages   # into a grown store
 
 The LLM events are ``bench_server_intake``'s (prompts and answers of 200-1,500 characters, 500
 users, 2,000 threads); ``track`` events are the peer benchmark's payloads. They are validated
@@ -10,13 +11,24 @@ as the ingestion API does, then ``Store.insert`` runs in batches into a fresh SQ
 after 400 warm-up events. CPU time is this process's (``time.process_time``): the rows,
 every statement, the commit and its WAL writes. ``--statements`` times each statement (the
 timing wrapper adds its own cost to the total). ``--pages`` counts the pages each batch of the
-last 1,000 events writes to the WAL (checkpoints held off meanwhile), by table or index.
+last 1,000 events (or the last batch, if larger) writes to the WAL (checkpoints held off
+meanwhile), by table or index.
+
+``--prefill N`` measures a grown store instead: N events of ``--kind`` spread as a product's
+are (``--users`` users, ``--threads`` threads each owned by one user, four models, 30 days,
+prompts and answers of 200-1,500 characters) are loaded first, in transactions of 10,000, and
+the measured events continue that spread (their own ids, later timestamps). The loaded file is
+kept in ``--cache`` (one per N, users, threads and kind; delete it after a schema change) and
+copied for each run. CPU is then also split into user and system time (``os.times``).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import os
+import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,7 +51,80 @@ def payloads(kind: str, n: int) -> list[dict]:
             for i, p in enumerate(make_payload("track", i) for i in range(n))]
 
 
-def wal_pages(path: str, connection, batches: int) -> None:
+MODELS = ("gpt-4o", "gpt-4o-mini", "claude-sonnet-4", "gpt-4.1")
+DAY_US = 86_400_000_000
+START_US = 1_762_214_400_000_000  # 2025-11-04, 30 days before the bench's other events
+
+
+def spread(kind: str, start: int, n: int, users: int, threads: int, days_for: int) -> list[dict]:
+    """Events ``start`` to ``start + n`` of a product with ``users`` users and ``threads``
+    threads (thread j belongs to user j % users), random among them, in time order:
+    ``days_for`` events span 30 days."""
+    from bench_server_intake import text
+
+    rng = random.Random(start)
+    texts = [text(random.Random(i)) for i in range(400)]
+    step = 30 * DAY_US // max(days_for, 1)
+    events = []
+    for i in range(start, start + n):
+        thread = rng.randrange(threads)
+        user, model = f"user-{thread % users}", rng.choice(MODELS)
+        moment = START_US + i * step
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(moment // 1_000_000)) + f".{moment % 1_000_000:06d}Z"
+        ids = {"$trace_id": f"{i // 2:032x}", "$span_id": f"{i:016x}"}
+        if kind == "llm":
+            events.append({"user_id": user, "prompt": rng.choice(texts), "generation": rng.choice(texts),
+                           "assistant_id": model, "thread_id": f"thread-{thread}", "latency": 0.5 + rng.random(),
+                           "timestamp": stamp, "properties": {
+                               **ids, "model": model, "gen_ai.usage.input_tokens": rng.randint(50, 400),
+                               "gen_ai.usage.output_tokens": rng.randint(50, 400), "$source": "bench"}})
+        else:
+            events.append({"user_id": user, "event": rng.choice(("Signed up", "Viewed page", "Sent message",
+                                                                 "Upgraded plan", "Exported report")),
+                           "timestamp": stamp, "properties": {**ids, "plan": rng.choice(("free", "pro")),
+                                                             "country": rng.choice(("FR", "US", "DE")),
+                                                             "$thread_id": f"thread-{thread}"}})
+    return events
+
+
+def validated(kind: str, events: list[dict]) -> list[dict]:
+    from trubrics_otel.server.validation import EVENT, LLM_EVENT, validate_batch
+
+    good: list[dict] = []
+    for i in range(0, len(events), 100):
+        valid, errors = validate_batch(events[i:i + 100], LLM_EVENT if kind == "llm" else EVENT)
+        assert not errors, errors[:1]
+        good += valid
+    return good
+
+
+def prefilled(kind: str, n: int, users: int, threads: int, cache: Path) -> Path:
+    """A SQLite file holding ``n`` spread events (made once, kept in ``cache``)."""
+    from trubrics_otel.server.store import Store
+
+    path = cache / f"{kind}-{n}-{users}u-{threads}t.sqlite3"
+    if path.exists():
+        return path
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{partial}{suffix}").unlink(missing_ok=True)
+    store, started = Store(partial), time.monotonic()
+    for at in range(0, n, 10_000):
+        part = validated(kind, spread(kind, at, min(10_000, n - at), users, threads, n))
+        store.insert(*(((), part) if kind == "llm" else (part, ())))
+        print(f"\rprefill: {at + len(part):,} of {n:,} events, {time.monotonic() - started:.0f} s",
+              end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    with store.connection() as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    Path(f"{partial}-wal").unlink(missing_ok=True)
+    partial.rename(path)
+    return path
+
+
+def wal_pages(path: str, connection, batches: int, events: int) -> None:
     """Print the WAL's frames per batch by the b-tree each page belongs to (``dbstat``)."""
     import struct
 
@@ -49,25 +134,24 @@ def wal_pages(path: str, connection, batches: int) -> None:
     frames = [struct.unpack(">I", data[at:at + 4])[0] for at in range(32, len(data) - size, size + 24)]
     written = collections.Counter(owner.get(page, "(free list)") for page in frames)
     print(f"{len(frames) / batches:6.1f} WAL pages of {size:,} bytes per batch "
-          f"({len(frames) * size / batches / 1024:,.0f} KB), last {batches} batches:")
+          f"({len(frames) * size / batches / 1024:,.0f} KB, {len(frames) / events:.2f} per event), "
+          f"last {batches} batches:")
     for name, count in written.most_common(12):
         print(f"{count / batches:6.1f}  {name}")
 
 
-def run(kind: str, n: int, batch: int, statements: bool, pages: bool = False) -> None:
+def run(kind: str, n: int, batch: int, statements: bool, pages: bool = False,
+        prefill: int | None = None, users: int = 10_000, threads: int = 20_000,
+        cache: Path = Path("/tmp/trubrics-bench-store")) -> None:
     import sqlite3
 
     import trubrics_otel
 
     from trubrics_otel.server.store import Store
-    from trubrics_otel.server.validation import EVENT, LLM_EVENT, validate_batch
 
-    events = payloads(kind, n)
-    good: list[dict] = []
-    for i in range(0, len(events), 100):
-        valid, errors = validate_batch(events[i:i + 100], LLM_EVENT if kind == "llm" else EVENT)
-        assert not errors, errors[:1]
-        good += valid
+    grown = 0 if prefill is None else prefill
+    source = prefilled(kind, grown, users, threads, cache) if grown else None
+    good = validated(kind, payloads(kind, n) if prefill is None else spread(kind, grown, n, users, threads, grown))
     spent: collections.Counter[str] = collections.Counter()
 
     def timed(method):
@@ -83,6 +167,8 @@ def run(kind: str, n: int, batch: int, statements: bool, pages: bool = False) ->
         store.insert(*(((), part) if kind == "llm" else (part, ())))
 
     with tempfile.TemporaryDirectory() as tmp:
+        if source:
+            shutil.copyfile(source, f"{tmp}/events.sqlite3")
         store = Store(f"{tmp}/events.sqlite3")
         insert(store, good[:400])
         if statements:
@@ -90,7 +176,9 @@ def run(kind: str, n: int, batch: int, statements: bool, pages: bool = False) ->
 
             engine.SQLiteConnection.execute = timed(sqlite3.Connection.execute)
             engine.SQLiteConnection.executemany = timed(sqlite3.Connection.executemany)
-        counted = len(good) - 1000 if pages else len(good)  # from here, checkpoints held off
+        window = -(-max(1000, batch) // batch) * batch  # whole batches, at least 1,000 events
+        counted = len(good) - window if pages else len(good)  # from here, checkpoints held off
+        times = os.times()
         started = time.process_time()
         for i in range(400, len(good), batch):
             if counted <= i < counted + batch:
@@ -99,15 +187,18 @@ def run(kind: str, n: int, batch: int, statements: bool, pages: bool = False) ->
                     connection.execute("PRAGMA wal_autocheckpoint = 0")
             insert(store, good[i:i + batch])
         took = time.process_time() - started
+        user_s, system_s = (after - before for after, before in zip(os.times()[:2], times[:2]))
         if pages:
             with store.connection() as connection:
-                wal_pages(f"{tmp}/events.sqlite3", connection, -(-1000 // batch))
+                wal_pages(f"{tmp}/events.sqlite3", connection, window // batch, window)
         stored = store.count()
         store.close()
     rest = len(good) - 400
-    assert stored["events"] + stored["llm_events"] == len(good), stored
-    print(f"{took / rest * 1e6:6.1f} µs per {kind} event in Store.insert ({rest:,} events, batches of {batch}; "
-          f"{Path(trubrics_otel.__file__).parent.parent})")
+    assert stored["events"] + stored["llm_events"] == len(good) + grown, stored
+    print(f"{took / rest * 1e6:6.1f} µs per {kind} event in Store.insert ({rest:,} events, batches of {batch}"
+          + (f", into a store of {grown:,} events, {users:,} users, {threads:,} threads" if prefill is not None else "")
+          + f"; {Path(trubrics_otel.__file__).parent.parent})")
+    print(f"        user {user_s / rest * 1e6:.1f} + system {system_s / rest * 1e6:.1f} µs per event")
     for sql, seconds in spent.most_common(20):
         print(f"{seconds / rest * 1e6:6.1f}  {sql}")
 
@@ -120,17 +211,28 @@ def main() -> None:
     parser.add_argument("--statements", action="store_true", help="time each SQL statement")
     parser.add_argument("--pages", action="store_true", help="WAL pages per batch, by table or index "
                         "(the CPU figure then lacks the last 1,000 events' checkpoints)")
+    parser.add_argument("--prefill", type=int, metavar="N",
+                        help="first load N events spread over --users and --threads (a grown store)")
+    parser.add_argument("--users", type=int, default=10_000, help="users of --prefill's events")
+    parser.add_argument("--threads", type=int, help="threads of --prefill's events (default: 2 per user)")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/trubrics-bench-store"),
+                        help="where prefilled files are kept between runs")
     parser.add_argument("--compare", nargs="*", default=[], metavar="DIR",
                         help="also run DIR/trubrics_otel's store (a baseline), alternating, 3 rounds")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    threads = args.threads or 2 * args.users
     if args.inner or not args.compare:
-        run(args.kind, args.events, args.batch, args.statements, args.pages)
+        run(args.kind, args.events, args.batch, args.statements, args.pages, args.prefill, args.users, threads,
+            args.cache)
         return
     for _ in range(3):
         for package in (None, *args.compare):
             inner = [sys.executable, __file__, "--inner", "--kind", args.kind, "--events", str(args.events),
                      "--batch", str(args.batch)]
+            if args.prefill is not None:
+                inner += ["--prefill", str(args.prefill), "--users", str(args.users), "--threads", str(threads),
+                          "--cache", str(args.cache)]
             if package:  # that copy first on the path, this editable install's finder set aside
                 inner[1:2] = ["-c", _FROM_DIR.format(package, __file__)]
             print(f"{package or 'this'}: ", end="", flush=True)
