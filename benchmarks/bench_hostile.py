@@ -1,4 +1,4 @@
-"""Hostile clients against ``serve`` and ``bridge`` (issue 25): the figures behind the promises.
+"""Hostile clients against ``serve`` and ``bridge``: the figures behind the promises.
 
     python benchmarks/bench_hostile.py              # both
     python benchmarks/bench_hostile.py slowloris    # or: memory

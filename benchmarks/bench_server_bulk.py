@@ -1,4 +1,4 @@
-"""Bulk loads: the per-event cost of one large transaction against batches of 100 (issue 30).
+"""Bulk loads: the per-event cost of one large transaction against batches of 100.
 
     python benchmarks/bench_server_bulk.py                      # SQLite and PostgreSQL, up to 100k
     python benchmarks/bench_server_bulk.py --sizes 10000 100000 1000000 --engines sqlite

@@ -1,4 +1,4 @@
-"""Server CPU per span for OTLP/HTTP, OTLP/gRPC and the ingestion API into ``serve`` (issue 30).
+"""Server CPU per span for OTLP/HTTP, OTLP/gRPC and the ingestion API into ``serve``.
 
     python benchmarks/bench_server_intake.py               # best of 3 rounds, then ingest events/s
     python benchmarks/bench_server_intake.py --rounds 1 --no-ingest
