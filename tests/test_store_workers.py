@@ -8,6 +8,7 @@ and a lost answer makes them send the same batch again (to the other worker).
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import os
 import random
@@ -17,14 +18,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import requests
 from analytics_data import generate
-from test_server_derived import TABLES, dump, random_events
+from test_server_derived import T0, TABLES, dump, random_events
 
 from trubrics_otel.server import Store
 from trubrics_otel.server.analytics import feedback_rows
@@ -250,3 +251,63 @@ def _running(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+PAUSE = 0x7465_7374  # an advisory lock key of the test's own ("test"), not one the store uses
+
+
+@contextmanager
+def commits_paused(url: str) -> Iterator[Callable[[int], None]]:
+    """Each transaction that inserted events waits at COMMIT (a deferred constraint trigger,
+    test-only, in this database) for a lock the test holds; yields ``release(n)``, which
+    returns once ``n`` transactions are blocked on a lock (this one, or any the store takes)
+    and lets them commit."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("CREATE FUNCTION test_pause() RETURNS trigger LANGUAGE plpgsql AS "
+                  f"$$ BEGIN PERFORM pg_advisory_xact_lock_shared({PAUSE}); RETURN NULL; END $$")
+        c.execute("CREATE CONSTRAINT TRIGGER test_pause AFTER INSERT ON events DEFERRABLE INITIALLY DEFERRED "
+                  "FOR EACH ROW EXECUTE FUNCTION test_pause()")
+        c.execute("SELECT pg_advisory_lock(%s)", (PAUSE,))
+
+        def release(n: int) -> None:
+            try:
+                for _ in range(3000):  # a condition polled, not a guessed delay
+                    blocked = c.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                        "AND wait_event_type = 'Lock'").fetchone()[0]
+                    if blocked == n:
+                        break
+                    time.sleep(0.01)
+                assert blocked == n, f"{blocked} transactions blocked, not {n}"
+            finally:  # even on failure: the paused transactions end, the test does not hang
+                c.execute("SELECT pg_advisory_unlock(%s)", (PAUSE,))
+
+        yield release
+
+
+def test_feedback_on_another_users_turn_inserted_side_by_side_is_linked(tmp_path, postgres_cluster):
+    """Bob's thumbs-up names Alice's LLM turn; the two batches are stored at the same moment,
+    neither committed until both are blocked. They share no summary row (other users, other
+    kinds, no thread on the feedback), so no row lock orders them: only the fold taking turns
+    (the second waits for the first's commit) lets one see the other's row, and the feedback
+    is linked to its turn as in one ordered load."""
+    turn = {"user_id": "alice", "prompt": "p", "generation": "g", "thread_id": "t1", "timestamp": T0.isoformat(),
+            "latency": 1.0, "properties": {"$trace_id": "a" * 32, "$span_id": "b" * 16, "model": "m"}}
+    thumbs = {"user_id": "bob", "event": "Thumbs up", "timestamp": (T0 + dt.timedelta(minutes=1)).isoformat(),
+              "properties": {"$feedback": 1, "$trace_id": "a" * 32, "$span_id": "c" * 16,
+                             "$parent_span_id": "b" * 16}}
+    ordered = Store(tmp_path / "ordered.sqlite3")
+    ordered.insert([thumbs], [turn])
+    url = postgres_cluster.create_database(template=True)
+    store = Store(url)
+    store.count()  # created before the pause: the inserts below are the batches' own
+    with commits_paused(url) as release, ThreadPoolExecutor(2) as pool:
+        batches = [pool.submit(store.insert, [], [turn]), pool.submit(store.insert, [thumbs], [])]
+        release(2)  # one at COMMIT, the other waiting for the fold; without the lock, both folded
+        assert [b.result(timeout=30) for b in batches] == [(1, 0), (1, 0)]
+    with store.connection() as c:  # linked by the span it names (without the lock: by nothing)
+        assert c.rows("SELECT link FROM analytics_feedback") == [("turn",)]
+    assert every_table(store) == every_table(ordered)
+    store.close()
+    ordered.close()
