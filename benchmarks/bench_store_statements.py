@@ -136,8 +136,9 @@ def wal_pages(path: str, connection, batches: int, events: int) -> None:
     print(f"{len(frames) / batches:6.1f} WAL pages of {size:,} bytes per batch "
           f"({len(frames) * size / batches / 1024:,.0f} KB, {len(frames) / events:.2f} per event), "
           f"last {batches} batches:")
-    for name, count in written.most_common(12):
-        print(f"{count / batches:6.1f}  {name}")
+    for name, count in written.most_common():  # every b-tree of at least a page per batch
+        if count >= batches:
+            print(f"{count / batches:6.1f}  {name}")
 
 
 def run(kind: str, n: int, batch: int, statements: bool, pages: bool = False,

@@ -179,7 +179,8 @@ def _links(db: Writer, wanted: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]
     return [row or (None, None, None, None, None) for row in found]
 
 
-_STALE = ("SELECT event_id, ts_us, thread_id, ref_trace, ref_span FROM analytics_feedback "
+_STALE = ("SELECT event_id, ts_us, thread_id, ref_trace, ref_span, turn_id, link, model, assistant_id "
+          "FROM analytics_feedback "
           "WHERE (link IS NULL OR link <> 'turn') AND ("
           "thread_id IN (SELECT thread_id FROM {scan} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL) "
           "OR ref_trace IN (SELECT trace_id FROM {scan} WHERE id > ? AND kind = 'llm' AND trace_id IS NOT NULL))")
@@ -187,9 +188,12 @@ _STALE = ("SELECT event_id, ts_us, thread_id, ref_trace, ref_span FROM analytics
 
 
 def _relink(db: Writer, stale: Sequence[tuple[Any, ...]]) -> None:
-    """Link again the feedback :data:`_STALE` found: a better turn may have arrived."""
-    links = _links(db, ((ts_us, thread, trace, span) for _, ts_us, thread, trace, span in stale))
+    """Link again the feedback :data:`_STALE` found: a better turn may have arrived. Only the
+    rows whose link changes are written: every batch of a thread finds its feedback again,
+    mostly still linked as it was (an UPDATE rewrites the row and its thread and turn index
+    entries even when nothing changes). A turn's thread is fixed: the same turn, the same
+    ``thread_id`` (filled when the feedback was first linked)."""
+    links = _links(db, ((ts_us, thread, trace, span) for _, ts_us, thread, trace, span, *_ in stale))
     db.executemany("UPDATE analytics_feedback SET turn_id = ?, link = ?, model = ?, assistant_id = ?, "
                    "thread_id = COALESCE(thread_id, ?) WHERE event_id = ?",
-                   [(turn, link, model, assistant, turn_thread, row[0])
-                    for row, (turn, link, model, assistant, turn_thread) in zip(stale, links)])
+                   [(*link, row[0]) for row, link in zip(stale, links) if tuple(row[5:9]) != link[:4]])

@@ -128,10 +128,17 @@ def _latency(db: Writer) -> str:
                ON CONFLICT (day_us, model, event, bin) DO UPDATE SET n = analytics_latency.n + excluded.n"""
 
 
-def _threads(db: Writer) -> str:
+def _threads(db: Writer) -> list[str]:
     """Fold a batch's LLM turns into their threads: sums add, the first and last turn (by time,
     then id) win by comparison, so a late turn lands right. One pass: window functions rank
-    the batch's turns within each thread."""
+    the batch's turns within each thread.
+
+    Two upserts of the same batch: the first adds new threads and folds turns into threads
+    whose first turn stays (it leaves ``user_id`` and ``start_us`` unassigned: SQLite rewrites
+    the index entries of every column a SET assigns, even to its own value, ~130 WAL pages per
+    batch of 100 LLM events at 20,000 threads); the second, only for the threads it skipped
+    (an earlier first turn arrived), assigns every column. It must run second: the threads the
+    first one added or folded no longer have an earlier first turn in the batch."""
     d = db.dialect
     ttft = f"CAST({d.json_text('properties', 'time_to_first_token')} AS DOUBLE PRECISION)"
     t = "analytics_threads"
@@ -144,7 +151,10 @@ def _threads(db: Writer) -> str:
     def last(column: str) -> str:
         return f"MAX(CASE WHEN b.rl = 1 THEN b.{column} END)"
 
-    return f"""INSERT INTO {t} (thread_id, user_id, model, turns, start_us, end_us, first_us, first_id,
+    def when(condition: str, column: str) -> str:
+        return f"{column} = CASE WHEN {condition} THEN excluded.{column} ELSE {t}.{column} END"
+
+    insert = f"""INSERT INTO {t} (thread_id, user_id, model, turns, start_us, end_us, first_us, first_id,
                    last_us, last_id, last_error, errors, cost_usd, cost_turns, ttft_s, ttft_turns)
         SELECT b.thread_id, {first('user_id')}, {first('model')}, COUNT(*), MIN(b.ts_us), MAX(b.end_us),
                {first('ts_us')}, {first('id')}, {last('ts_us')}, {last('id')}, {last('failed')},
@@ -159,18 +169,18 @@ def _threads(db: Writer) -> str:
         WHERE 1 = 1 GROUP BY b.thread_id
         ON CONFLICT (thread_id) DO UPDATE SET
             turns = {t}.turns + excluded.turns,
-            start_us = {d.least(f'{t}.start_us', 'excluded.start_us')},
             end_us = {d.greatest(f'{t}.end_us', 'excluded.end_us')},
-            user_id = CASE WHEN {earlier} THEN excluded.user_id ELSE {t}.user_id END,
-            model = CASE WHEN {earlier} THEN excluded.model ELSE {t}.model END,
-            first_id = CASE WHEN {earlier} THEN excluded.first_id ELSE {t}.first_id END,
-            first_us = CASE WHEN {earlier} THEN excluded.first_us ELSE {t}.first_us END,
-            last_error = CASE WHEN {later} THEN excluded.last_error ELSE {t}.last_error END,
-            last_id = CASE WHEN {later} THEN excluded.last_id ELSE {t}.last_id END,
-            last_us = CASE WHEN {later} THEN excluded.last_us ELSE {t}.last_us END,
+            {when(later, 'last_error')}, {when(later, 'last_id')}, {when(later, 'last_us')},
             errors = {t}.errors + excluded.errors, cost_usd = {t}.cost_usd + excluded.cost_usd,
             cost_turns = {t}.cost_turns + excluded.cost_turns, ttft_s = {t}.ttft_s + excluded.ttft_s,
             ttft_turns = {t}.ttft_turns + excluded.ttft_turns"""
+    folded, assigned = insert.rsplit("ON CONFLICT (thread_id) DO UPDATE SET", 1)
+    # the first turn's time is the thread's start: an earlier one moves both
+    return [f"{insert}\n        WHERE NOT {earlier}",
+            f"""{folded}ON CONFLICT (thread_id) DO UPDATE SET
+            start_us = excluded.start_us, user_id = excluded.user_id, model = excluded.model,
+            first_id = excluded.first_id, first_us = excluded.first_us,{assigned}
+        WHERE {earlier}"""]
 
 
 def _steps(db: Writer) -> list[str]:
@@ -188,9 +198,8 @@ def create(db: Writer) -> None:
 
 def apply(db: Writer, after_id: int) -> None:
     """Fold the events with ``id > after_id`` into the analytics tables (caller's transaction)."""
-    for statement in (*_activity(db), *_daily(db), _first(db), _latency(db), *_steps(db)):
+    for statement in (*_activity(db), *_daily(db), _first(db), _latency(db), *_steps(db), *_threads(db)):
         db.execute(statement, (after_id,))
-    db.execute(_threads(db), (after_id,))
     feedback_rows.apply(db, after_id)
 
 

@@ -223,19 +223,25 @@ def _add_to_sessions(connection: Any, after_id: int, timeout_us: int) -> None:
                 f"SELECT user_id, start_us, end_us, events, llm_events FROM sessions WHERE {where}",
                 [value for window in windows for value in window]).fetchall():
             existing[user].append((start, end, n, llm))
-        gone, changed, new_sessions = [], [], []
+        gone, ended, counted, new_sessions = [], [], [], []
         for user in group:
             old = {start: rest for start, *rest in existing[user]}
             for start, end, n, llm in _merge([*existing[user], *points[user]], timeout_us):
                 if start not in old:
                     new_sessions.append((user, start, end, session_id(user, start), n, llm))
-                elif old.pop(start) != [end, n, llm]:
-                    changed.append((end, n, llm, user, start))
+                    continue
+                was = old.pop(start)
+                if was[0] != end:
+                    ended.append((end, n, llm, user, start))
+                elif was != [end, n, llm]:  # a late event inside it: its end's index entry stays
+                    counted.append((n, llm, user, start))
             gone += [(user, start) for start in old]  # merged into an earlier one
         # updated in place: a session that grows keeps its id (its index entry is not rewritten)
         connection.executemany("DELETE FROM sessions WHERE user_id = ? AND start_us = ?", gone)
         connection.executemany("UPDATE sessions SET end_us = ?, events = ?, llm_events = ? "
-                               "WHERE user_id = ? AND start_us = ?", changed)
+                               "WHERE user_id = ? AND start_us = ?", ended)
+        connection.executemany("UPDATE sessions SET events = ?, llm_events = ? "
+                               "WHERE user_id = ? AND start_us = ?", counted)
         connection.executemany("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)", new_sessions)
 
 
