@@ -10,6 +10,7 @@ names (repeated steps), an LLM event matching by its generation or its prompt na
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import random
@@ -206,4 +207,21 @@ def test_a_store_from_before_the_funnel_table_is_filled_when_opened(engine, tmp_
         assert got(store, steps, 10 * MINUTE_US, breakdown="property:plan") == expected(
             sent.rows, steps, 10 * MINUTE_US, breakdown="property:plan")
     assert got(store, ["A", "B", "C"], 10 * MINUTE_US)["steps"] == [3, 2, 1]
+    store.close()
+
+
+def test_a_funnel_leaves_the_pooled_postgresql_connections_as_it_found_them(request):
+    """A funnel turns JIT off for its own transaction only: every query after it, on whichever
+    pooled connection, plans with the server's setting."""
+    store = Store(request.getfixturevalue("postgres_cluster").create_database())
+    Sent(store).send([_plain("u", "A", 0, "free"), _plain("u", "B", 5)])
+
+    def settings() -> set[str]:
+        with contextlib.ExitStack() as held:  # every connection of the pool (8) at once
+            return {held.enter_context(store.connection()).rows("SELECT current_setting('jit')")[0][0]
+                    for _ in range(8)}
+
+    before = settings()
+    assert got(store, ["A", "B"], 10 * MINUTE_US, breakdown="property:plan")["steps"] == [1, 1]
+    assert settings() == before == {"on"}
     store.close()

@@ -42,7 +42,12 @@ def funnel(db: Reader, q: AnalyticsQuery, steps: Sequence[str], within_us: int,
         raise AnalyticsError(f"a funnel needs 2 to {MAX_STEPS} non-empty steps, got {list(steps)!r}")
     if within_us <= 0:
         raise AnalyticsError("the window (--within) must be positive")
-    rows = db.rows(*_reached(steps, within_us, q, _breakdown(db, breakdown)))
+    key = _breakdown(db, breakdown)
+    if db.dialect.name == "postgresql":
+        # JIT compiling took longer than running: the plan's cost counts every per-start look-up
+        # (a few index pages each), far above jit_above_cost. Off for this transaction only.
+        db.rows("SELECT set_config('jit', 'off', true)")
+    rows = db.rows(*_reached(steps, within_us, q, key))
     totals = [0] * len(steps)
     groups: dict[Any, list[int]] = {}
     for value, reached, users in rows:
