@@ -124,17 +124,12 @@ def _host(host: str | None) -> tuple[str | None, Check]:
 def _probe(url: str, key: str) -> Check:
     import requests
 
-    from trubrics_otel.deliver.transport import EVENTS_PATH
+    from trubrics_otel.deliver.transport import EVENTS_PATH, our_own_calls
 
-    try:  # our own session: never an app span under requests/urllib3 instrumentation
-        from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
-
-        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-        try:
+    try:
+        with our_own_calls():  # never an app span under requests/urllib3 instrumentation
             response = requests.post(f"{url}/{EVENTS_PATH}", data=b"[]", timeout=PROBE_TIMEOUT_S,
                                      headers={"Content-Type": "application/json", **({"x-api-key": key} if key else {})})
-        finally:
-            detach(token)
     except requests.RequestException as exc:
         return Check("reachable", PROBLEM, f"{url} did not answer: {type(exc).__name__}",
                      "check TRUBRICS_HOST and the network (is `trubrics-otel serve` running?)")

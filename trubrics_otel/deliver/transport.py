@@ -40,7 +40,8 @@ import random
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -171,11 +172,8 @@ class Transport:
         a write that failed): then :meth:`send` them as usual (at least once, as any retry)."""
         if not 0 < len(events) <= MAX_BATCH:
             return None
-        token = otel_context.attach(otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
-        try:
+        with our_own_calls():
             return Started.write(self._pool, f"{self.base}/{path}", dumps(events), self._headers, self._timeout)
-        finally:
-            otel_context.detach(token)
 
     def interrupt(self) -> None:
         """Wake any backoff wait now; callers re-check their deadline."""
@@ -205,41 +203,37 @@ class Transport:
             self.attempts += 1
             remaining = cutoff() - time.monotonic()
             wait: float | None = None
-            token = otel_context.attach(
-                otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
-            )
-            try:
-                if self._pool is None:
-                    raise _NoPool(self._pool_error)
-                # the whole request, answer included, within the timeout (and the cutoff)
-                timeout = max(0.05, min(self._timeout, remaining))
-                with WATCHDOG.watch(time.monotonic() + timeout) as watch:
-                    response = started.answer(timeout, watch) if started is not None else None
-                    started = None
-                    if response is not None and 300 <= response.status < 400:  # urllib3 follows it
-                        _read_prefix(response)  # and gives the connection back
-                        response = None
-                    if response is None:
-                        response = self._pool.urlopen(
-                            "POST", url, body=body, headers=self._headers, retries=_RETRIES,
-                            timeout=timeout, preload_content=False,
-                        )
-                    prefix = _read_prefix(response)
-                if watch.cut:
-                    raise ReadTimeoutError(self._pool, url, f"no whole answer within {timeout:.1f} s")
-            except (_HTTPError, _NoPool) as exc:
-                result = SendResult(ok=False, detail=_describe(exc), retryable=True)
-                if _refused(exc) and _is_loopback(self.base):
-                    result.detail = "Connection refused: nothing listens there"
-                    result.unreachable = True
-                    result.attempts = attempt
-                    result.retry_after = _BACKOFF_BASE_S
-                    return result
-            else:
-                result = _outcome(response, prefix)
-                wait = _retry_after(response)
-            finally:
-                otel_context.detach(token)
+            with our_own_calls():
+                try:
+                    if self._pool is None:
+                        raise _NoPool(self._pool_error)
+                    # the whole request, answer included, within the timeout (and the cutoff)
+                    timeout = max(0.05, min(self._timeout, remaining))
+                    with WATCHDOG.watch(time.monotonic() + timeout) as watch:
+                        response = started.answer(timeout, watch) if started is not None else None
+                        started = None
+                        if response is not None and 300 <= response.status < 400:  # urllib3 follows it
+                            _read_prefix(response)  # and gives the connection back
+                            response = None
+                        if response is None:
+                            response = self._pool.urlopen(
+                                "POST", url, body=body, headers=self._headers, retries=_RETRIES,
+                                timeout=timeout, preload_content=False,
+                            )
+                        prefix = _read_prefix(response)
+                    if watch.cut:
+                        raise ReadTimeoutError(self._pool, url, f"no whole answer within {timeout:.1f} s")
+                except (_HTTPError, _NoPool) as exc:
+                    result = SendResult(ok=False, detail=_describe(exc), retryable=True)
+                    if _refused(exc) and _is_loopback(self.base):
+                        result.detail = "Connection refused: nothing listens there"
+                        result.unreachable = True
+                        result.attempts = attempt
+                        result.retry_after = _BACKOFF_BASE_S
+                        return result
+                else:
+                    result = _outcome(response, prefix)
+                    wait = _retry_after(response)
             result.attempts = attempt
             if result.ok or not result.retryable:
                 if not result.ok:  # once a minute per answer: a wrong key refuses every batch
@@ -274,6 +268,17 @@ class Transport:
             self._wake.wait(left)
             self._wake.clear()
         return resume < until()
+
+
+@contextmanager
+def our_own_calls() -> Iterator[None]:
+    """Instrumentation suppressed for the block: our own HTTP calls never become the app's
+    spans (the requests, urllib3 and httpx instrumentations honour the key)."""
+    token = otel_context.attach(otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 def insecure_reason(url: str) -> str | None:
