@@ -305,6 +305,8 @@ def test_bad_arguments_are_one_line_and_exit_2(served, tmp_path):
         assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, (args, done.stderr)
     response = requests.get(f"{server.url}/api/funnel", params={"steps": "x"}, timeout=10)
     assert response.status_code == 400 and "steps" in response.json()["detail"]
+    response = requests.get(f"{server.url}/api/topics", params={"refit": "yes"}, timeout=10)
+    assert response.status_code == 400 and "refit" in response.json()["detail"]
 
 
 def test_serve_feedback_event_option_parses_name_and_value():

@@ -9,7 +9,7 @@ Parameters (all text, all optional unless said): ``since``, ``until`` (ISO 8601 
 ago, ``7d``), ``user``, ``model``, ``event``; ``period`` (``active``: day|week|month, default
 day; ``retention``: default week); ``steps`` (``funnel``, required: comma-separated),
 ``within`` (``funnel``: a duration, default ``7d``), ``breakdown`` (``model`` or
-``property:NAME``); ``refit`` (``topics``: ``1`` to cluster again); ``q`` (words in a prompt)
+``property:NAME``); ``refit`` (``topics``: ``1`` to cluster again, ``0`` by default); ``q`` (words in a prompt)
 ``only`` (``abandoned`` | ``failed``), ``topic`` (a number) and ``limit`` (default 100) for
 ``conversation_list``. A bad one raises :class:`AnalyticsError` naming it.
 """
@@ -116,9 +116,12 @@ def answer(store: Any, name: str, p: Mapping[str, Any]) -> dict[str, Any]:
         raise AnalyticsError(f"no analysis {name!r}")
     q = query_from(p)
     if name == "topics":
+        refit = str(p.get("refit") or "0").lower()
+        if refit not in ("0", "1", "false", "true"):
+            raise AnalyticsError(f"refit must be 1 or 0, not {refit[:40]!r}")
         try:
             with _writer(store) as db:
-                topics.refresh(db, refit=str(p.get("refit") or "") in ("1", "true"))
+                topics.refresh(db, refit=refit in ("1", "true"))
         except topic_model.MissingExtra as exc:  # the page and the CLI show the notice
             return {"topics": [], "prompts": 0, "notice": str(exc)}
     with store.connection() as connection:
