@@ -70,6 +70,10 @@ BAD = [  # argv, the argument the one line must name
     (["bridge", "--listen", "nowhere"], "--listen"),
     (["bridge", "--grpc-listen", "127.0.0.1:70000"], "--grpc-listen"),
     (["doctor", "--host", "ftp://x"], "--host"),
+    (["doctor", "--host", "http://127.0.0.1:99999"], "--host"),  # not "did not answer: InvalidURL"
+    (["bridge", "--host", "http://127.0.0.1:99999"], "--host"),  # not a 503 at every export
+    (["serve", "--db", "postgresql:/oops"], "--db: 'postgresql:/oops': a database URL is scheme://"),
+    (["events", "--db", "postgres:user@host/db"], "--db: 'postgres:user@host/db': a database URL"),
     (["serve", "--api-key", ""], "--api-key"),  # not "any key" with local-dev-key in the banner
     (["serve", "--api-key", "  "], "--api-key"),
     (["bridge", "--api-key", ""], "--api-key"),

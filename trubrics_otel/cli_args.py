@@ -29,6 +29,7 @@ from trubrics_otel import settings
 
 T = TypeVar("T")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")  # two letters at least: C:/x is a path
 
 
 class Parser(argparse.ArgumentParser):
@@ -121,9 +122,18 @@ def empty_window(args: argparse.Namespace) -> str | None:
             " (since is the earlier end: --since 2d --until 1d)")
 
 
+def _url_without_slashes(text: str) -> None:
+    """``postgresql:/db`` or ``postgres:user@host``: a URL missing its ``//``, not a file name
+    (which would be refused as "the directory 'postgresql:' does not exist")."""
+    if "://" not in text and _SCHEME.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: a database URL is scheme://…, such as "
+                                         "postgresql://user@host:5432/database or sqlite:///path")
+
+
 def new_database(text: str) -> str:
     """A database file ``serve`` may create: its directory exists (nothing is created silently)
     and it is not itself a directory. URLs (``postgresql://…``) pass through."""
+    _url_without_slashes(text)
     if "://" in text:
         return text
     path = Path(text).expanduser()
@@ -141,6 +151,7 @@ def new_database(text: str) -> str:
 def existing_database(text: str) -> str:
     """A database file to read: it must exist, so a typo is not mistaken for an empty store.
     URLs (``postgresql://…``) pass through."""
+    _url_without_slashes(text)
     if "://" in text:
         return text
     path = Path(text).expanduser()
