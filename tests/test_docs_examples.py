@@ -88,3 +88,16 @@ def test_the_security_guide_mask_example_masks_what_is_stored(tmp_path, monkeypa
                   ' properties={"contact": ["bob@example.org"]})\n', server)
         (llm,) = server.store.events(kind="llm", limit=None)
     assert llm["prompt"] == "mail me at <email>" and llm["properties"]["contact"] == ["<email>"]
+
+
+def test_the_tracing_guide_example_runs_and_every_observation_arrives(tmp_path, monkeypatch):
+    (code,) = blocks("guide/tracing.md")
+    with LocalServer(tmp_path / "e.sqlite3") as server:
+        monkeypatch.setenv("TRUBRICS_HOST", server.url)
+        run_block(code, server)
+        (llm,) = server.store.events(kind="llm", limit=None)
+        events = {e["event"]: e for e in server.store.events(kind="event", limit=None)}
+    assert (llm["user_id"], llm["thread_id"], llm["prompt"], llm["generation"]) == (
+        "u1", "t-42", "What is Trubrics?", "An analytics platform.")
+    assert {"chat-completion", "retrieve-docs", "cache-miss", "Score", "plan"} <= set(events)
+    assert events["Score"]["properties"]["observation_id"] == llm["span_id"]
