@@ -124,6 +124,22 @@ def test_every_extra_a_user_installs_is_checked(clean_env, capsys):
     assert declared - {"test", "docs", "examples", "fast"} == checked
 
 
+def test_a_missing_extra_gets_a_fix_that_works_on_this_python(clean_env, capsys, monkeypatch):
+    """On a Python genai-prices does not support, ``pip install '…[cost]'`` adds nothing: doctor
+    must not send the newcomer round that loop."""
+    import importlib.util
+
+    from trubrics_otel import diagnose
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "genai_prices" else real(name, *a))
+    (cost,) = run_doctor(capsys)[1]["extra [cost]"]
+    assert cost["status"] == "note" and cost["fix"] == "pip install 'trubrics-otel[cost]'"
+    monkeypatch.setattr(diagnose, "COST_PYTHON", (99,))
+    (cost,) = run_doctor(capsys)[1]["extra [cost]"]
+    assert cost["fix"].startswith("needs Python 99 or newer") and "pip install" not in cost["fix"]
+
+
 def test_against_a_local_serve_with_its_key(clean_env, tmp_path, capsys):
     with LocalServer(tmp_path / "e.sqlite3", port=0, api_key=KEY) as server:
         clean_env.setenv("TRUBRICS_HOST", server.url)

@@ -39,6 +39,7 @@ from trubrics_otel import cli_args, settings
 OK, PROBLEM, NOTE = "ok", "problem", "note"
 PROBE_TIMEOUT_S = 5.0
 GENAI_CONTENT_ON_SPANS = frozenset({"span_only", "span_and_event", "true"})
+COST_PYTHON = (3, 11)  # genai-prices, the [cost] extra's table, installs on these Pythons only
 
 
 @dataclass
@@ -251,7 +252,7 @@ def _extras() -> list[Check]:
               ("topics", "sklearn", "prompt topics: trubrics-otel topics and the page's Topics view")]
     checks = [Check(f"extra [{extra}]", OK if has(module) else NOTE,
                     ("installed: " if has(module) else "not installed: ") + what,
-                    "" if has(module) else f"pip install 'trubrics-otel[{extra}]'")
+                    "" if has(module) else _install(extra))
               for extra, module, what in extras]
     from trubrics_otel.translate.fastjson import ACCELERATED
 
@@ -259,6 +260,13 @@ def _extras() -> list[Check]:
                         "installed" if ACCELERATED else "missing: the stdlib encodes (slower)",
                         "" if ACCELERATED else "pip install orjson"))
     return checks
+
+
+def _install(extra: str) -> str:
+    if extra == "cost" and sys.version_info < COST_PYTHON:  # the extra installs nothing here
+        return (f"needs Python {'.'.join(map(str, COST_PYTHON))} or newer (genai-prices); on this one, "
+                "custom prices (TRUBRICS_PRICES_FILE) are the only ones")
+    return f"pip install 'trubrics-otel[{extra}]'"
 
 
 def _provider() -> Check:
