@@ -112,6 +112,13 @@ def test_a_bad_argument_is_one_line_and_exit_2(argv, names, capsys, tmp_path, mo
     assert not Path(MISSING_DIR).parent.exists()
 
 
+def test_no_command_is_one_line_naming_the_commands(capsys):
+    assert main([]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1, err
+    assert "give a command: bridge, serve, events" in err and "topics" in err
+
+
 def test_a_missing_database_is_named_not_shown_as_empty(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit):

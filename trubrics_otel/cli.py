@@ -71,6 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand. A failure the user can fix is one line on stderr and exit code 2,
     never a traceback; output cut short by a closed pipe (``| head``) ends quietly."""
     parser, _ = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # argparse would say "the following arguments are required: command"
+        print(f"trubrics-otel: give a command: {', '.join(SUBCOMMANDS)} (--help says what each does)",
+              file=sys.stderr)
+        return 2
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse would name only "trubrics-otel", not the subcommand they were given to
         print(f"trubrics-otel {args.command}: unrecognized arguments: {' '.join(unknown)}", file=sys.stderr)
