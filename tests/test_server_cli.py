@@ -210,6 +210,21 @@ def test_quickstart_prints_what_the_server_stored(tmp_path, capsys):
     assert (counts["events"], counts["llm_events"], counts["users"]) == (3, 7, 2)
 
 
+def test_quickstart_mistakes_are_one_line_and_exit_2(tmp_path, capsys):
+    quickstart = load_quickstart()
+    with pytest.raises(SystemExit) as stopped:  # argparse's own exit
+        quickstart.main(["--db", str(tmp_path / "missing" / "chat.sqlite3")])
+    assert stopped.value.code == 2 and not (tmp_path / "missing").exists()
+    assert "the directory" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("not a database " * 100)
+    assert quickstart.main(["--db", str(tmp_path / "notes.txt")]) == 2
+    assert capsys.readouterr().err == "quickstart: --db: file is not a database\n"
+    with LocalServer(tmp_path / "a.sqlite3") as running:
+        assert quickstart.main(["--port", str(running.port)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"quickstart: cannot listen on 127.0.0.1:{running.port}") and err.count("\n") == 1
+
+
 def test_quickstart_runs_as_a_script():
     """The README's first command, exactly as a user runs it."""
     result = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py")],
