@@ -5,6 +5,7 @@ examples' docstrings, and holds one kind of name to the code it names:
 
 * every ``trubrics-otel <command> … --flag`` written as code (a fenced block, or inline code
   such as ```serve --api-key```) is a flag of that command's parser (what ``--help`` shows);
+* every ``--flag`` of ``python benchmarks/x.py`` or ``examples/x.py`` is defined in that script;
 * every ``TRUBRICS_*`` variable is one ``trubrics_otel/settings.py`` reads;
 * every extra in an install command (``'.[grpc]'``, ``trubrics-otel[cost]``) is one the package
   declares, and the Getting started table lists every extra a user installs;
@@ -88,6 +89,18 @@ def test_the_flag_check_reads_what_a_newcomer_types():
         ("events", "--json", "trubrics-otel events --json | jq --raw-output"),
         ("bridge", "--listen", "bridge --listen x"),
     ]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_name)
+def test_every_flag_of_a_script_named_is_in_the_script(page):
+    """``python benchmarks/x.py --flag`` / ``examples/x.py --flag``: the script defines the flag."""
+    wrong = []
+    for line in _code(page.read_text()):
+        for script, rest in re.findall(r"((?:benchmarks|examples)/\w+\.py)([^|;#&`]*)", line):
+            source = (ROOT / script).read_text() if (ROOT / script).exists() else ""
+            wrong += [(script, flag) for flag in re.findall(r"(?<![\w-])(--[a-z][\w-]*)", rest)
+                      if f'"{flag}"' not in source and f"'{flag}'" not in source]
+    assert not wrong, f"{_name(page)} names flags these scripts do not define: {wrong}"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_name)
