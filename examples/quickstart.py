@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
+import sqlite3
 import sys
 import tempfile
 import time
@@ -114,9 +116,33 @@ def _hhmm(iso: str) -> str:
     return dt.datetime.fromisoformat(iso).astimezone().strftime("%H:%M:%S")
 
 
+def _db_file(text: str) -> Path:
+    """A SQLite file the server may create, in a directory that exists (none is made for a typo)."""
+    path = Path(text).expanduser()
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"the directory {str(path.parent)!r} does not exist (create it first)")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the chat app against a fresh server and print what it stored. A busy ``--port`` or a
+    ``--db`` that is not SQLite is one line and exit code 2; ``| head`` ends quietly."""
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
+    except sqlite3.DatabaseError as exc:
+        print(f"quickstart: --db: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the server names the address it could not listen on
+        print(f"quickstart: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+
+
+def _run(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", type=Path, help="SQLite file to keep (default: a temporary one)")
+    parser.add_argument("--db", type=_db_file, help="SQLite file to keep (default: a temporary one)")
     parser.add_argument("--port", type=int, default=0, help="port for the server (default: any free)")
     parser.add_argument("--keep-serving", action="store_true",
                         help="keep the server (and its page) running until Ctrl-C")

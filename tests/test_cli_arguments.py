@@ -70,6 +70,15 @@ BAD = [  # argv, the argument the one line must name
     (["bridge", "--listen", "nowhere"], "--listen"),
     (["bridge", "--grpc-listen", "127.0.0.1:70000"], "--grpc-listen"),
     (["doctor", "--host", "ftp://x"], "--host"),
+    (["doctor", "--host", "http://127.0.0.1:99999"], "--host"),  # not "did not answer: InvalidURL"
+    (["bridge", "--host", "http://127.0.0.1:99999"], "--host"),  # not a 503 at every export
+    (["serve", "--db", "postgresql:/oops"], "--db: 'postgresql:/oops': a database URL is scheme://"),
+    (["events", "--db", "postgres:user@host/db"], "--db: 'postgres:user@host/db': a database URL"),
+    (["serve", "--db", "sqlite:////nonexistent-trubrics-dir/x.sqlite3"], "the directory '/nonexistent-trubrics-dir'"),
+    (["events", "--db", "sqlite:///missing.sqlite3"], "--db: 'sqlite:///missing.sqlite3': the file does not exist"),
+    (["migrate", "--from", "x.sqlite3", "--to", "postgresql:/db"], "--to: 'postgresql:/db': a database URL"),
+    (["migrate", "--from", "postgres:x", "--to", "y.sqlite3"], "--from: 'postgres:x': a database URL"),
+    (["migrate", "--from", "x.sqlite3", "--to", "sqlite:////nonexistent-trubrics-dir/x.sqlite3"], "argument --to"),
     (["serve", "--api-key", ""], "--api-key"),  # not "any key" with local-dev-key in the banner
     (["serve", "--api-key", "  "], "--api-key"),
     (["bridge", "--api-key", ""], "--api-key"),
@@ -108,6 +117,13 @@ def test_a_bad_argument_is_one_line_and_exit_2(argv, names, capsys, tmp_path, mo
     assert not Path(MISSING_DIR).parent.exists()
 
 
+def test_no_command_is_one_line_naming_the_commands(capsys):
+    assert main([]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1, err
+    assert "give a command: bridge, serve, events" in err and "topics" in err
+
+
 def test_a_missing_database_is_named_not_shown_as_empty(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit):
@@ -127,7 +143,9 @@ def test_the_installed_script_refuses_the_same_way(tmp_path):
 
 
 @pytest.mark.parametrize("value", ["postgresql://u@127.0.0.1/db", "sqlite:///x.db"])
-def test_database_urls_pass_through_to_the_store(value):
+def test_database_urls_pass_through_to_the_store(value, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.db").touch()  # sqlite:///x.db names it: a reading command needs it to exist
     assert cli_args.new_database(value) == value
     assert cli_args.existing_database(value) == value
 

@@ -2,13 +2,15 @@
 
 Each block runs against a real local server (``LocalServer`` on 127.0.0.1); only the host is
 pointed at it (``http://127.0.0.1:8787`` in the text, ``TRUBRICS_HOST`` where the text leaves
-the host to the environment).
+the host to the environment). A ``$ trubrics-otel …`` line shown in a ``text`` block prints
+exactly the lines the page shows under it.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,42 @@ def test_the_security_guide_mask_example_masks_what_is_stored(tmp_path, monkeypa
                   ' properties={"contact": ["bob@example.org"]})\n', server)
         (llm,) = server.store.events(kind="llm", limit=None)
     assert llm["prompt"] == "mail me at <email>" and llm["properties"]["contact"] == ["<email>"]
+
+
+def test_the_tracing_guide_example_runs_and_every_observation_arrives(tmp_path, monkeypatch):
+    (code,) = blocks("guide/tracing.md")
+    with LocalServer(tmp_path / "e.sqlite3") as server:
+        monkeypatch.setenv("TRUBRICS_HOST", server.url)
+        run_block(code, server)
+        (llm,) = server.store.events(kind="llm", limit=None)
+        events = {e["event"]: e for e in server.store.events(kind="event", limit=None)}
+    assert (llm["user_id"], llm["thread_id"], llm["prompt"], llm["generation"]) == (
+        "u1", "t-42", "What is Trubrics?", "An analytics platform.")
+    assert {"chat-completion", "retrieve-docs", "cache-miss", "Score", "plan"} <= set(events)
+    assert events["Score"]["properties"]["observation_id"] == llm["span_id"]
+
+
+def transcripts() -> list[tuple[str, str, str]]:
+    """(page, command, what the page says it prints) for each ``$ trubrics-otel …`` line shown
+    in a ``text`` block of the docs, with the lines up to the next ``$``."""
+    found = []
+    for page in sorted(DOCS.rglob("*.md")):
+        for block in re.findall(r"^```text\n(.*?)^```", page.read_text(), re.MULTILINE | re.DOTALL):
+            for command, output in re.findall(r"^\$ (trubrics-otel .+)\n((?:(?!\$ ).*\n)*)", block, re.MULTILINE):
+                found.append((str(page.relative_to(DOCS)), command, output.strip()))
+    return found
+
+
+@pytest.mark.parametrize(("page", "command", "shown"), [pytest.param(*t, id=t[1]) for t in transcripts()])
+def test_a_shown_command_prints_what_the_page_shows(page, command, shown, tmp_path, monkeypatch, capsys):
+    from trubrics_otel.cli import main
+
+    monkeypatch.chdir(tmp_path)  # a relative --db names nothing here
+    with LocalServer(tmp_path / "e.sqlite3") as server:  # where the page says 127.0.0.1:8787
+        argv = shlex.split(command.replace("http://127.0.0.1:8787", server.url))[1:]
+        try:
+            main(argv)
+        except SystemExit:
+            pass
+        out, err = capsys.readouterr()
+    assert (out + err).strip() == shown.replace("http://127.0.0.1:8787", server.url), f"{page}: $ {command}"

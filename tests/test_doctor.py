@@ -7,6 +7,7 @@ a key it checks) and the local ``serve``.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import socket
 import subprocess
@@ -57,7 +58,7 @@ SETUPS = {  # name -> (environment given the endpoint's URL and a tmp dir, faili
     "key over plain http": (lambda url, tmp: {"TRUBRICS_HOST": "http://example.invalid", "TRUBRICS_API_KEY": KEY},
                             "host", "never sent there"),
     "unreachable host": (lambda url, tmp: {"TRUBRICS_HOST": _closed_port_url(), "TRUBRICS_API_KEY": KEY},
-                         "reachable", "did not answer"),
+                         "reachable", "did not answer: connection refused (nothing listens on that port)"),
     "wrong key (401)": (lambda url, tmp: {"TRUBRICS_HOST": url, "TRUBRICS_API_KEY": "sk-wrong-key"},
                         "reachable", "refused the key (HTTP 401)"),
     "unwritable spool": (lambda url, tmp: {"TRUBRICS_HOST": url, "TRUBRICS_API_KEY": KEY,
@@ -113,6 +114,30 @@ def test_a_healthy_setup_exits_0_and_creates_nothing(clean_env, capsys):
     assert checks["reachable"][0]["status"] == "ok" and KEY not in out
     assert "tracer provider" in checks and "versions" in checks
     assert {c["check"] for c in checks["extra [cost]"]} == {"extra [cost]"}
+
+
+def test_every_extra_a_user_installs_is_checked(clean_env, capsys):
+    """``pip install 'trubrics-otel[x]'``: doctor says whether x is there, for every such extra."""
+    declared = set(importlib.metadata.metadata("trubrics-otel").get_all("Provides-Extra") or [])
+    _, checks, _ = run_doctor(capsys)
+    checked = {name[len("extra ["):-1] for name in checks if name.startswith("extra [")}
+    assert declared - {"test", "docs", "examples", "fast"} == checked
+
+
+def test_a_missing_extra_gets_a_fix_that_works_on_this_python(clean_env, capsys, monkeypatch):
+    """On a Python genai-prices does not support, ``pip install '…[cost]'`` adds nothing: doctor
+    must not send the newcomer round that loop."""
+    import importlib.util
+
+    from trubrics_otel import diagnose
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "genai_prices" else real(name, *a))
+    (cost,) = run_doctor(capsys)[1]["extra [cost]"]
+    assert cost["status"] == "note" and cost["fix"] == "pip install 'trubrics-otel[cost]'"
+    monkeypatch.setattr(diagnose, "COST_PYTHON", (99,))
+    (cost,) = run_doctor(capsys)[1]["extra [cost]"]
+    assert cost["fix"].startswith("needs Python 99 or newer") and "pip install" not in cost["fix"]
 
 
 def test_against_a_local_serve_with_its_key(clean_env, tmp_path, capsys):

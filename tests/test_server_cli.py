@@ -78,6 +78,20 @@ def test_sessions_and_threads(chat_db, capsys):
     assert main(["threads", "--db", str(chat_db), "no-such-thread"]) == 2  # an error, like a missing --db
 
 
+def test_funnel_table_shows_the_breakdown_it_was_asked_for(chat_db, capsys):
+    assert main(["funnel", "--db", str(chat_db), "--steps", "Sign up,Thumbs up", "--breakdown", "property:plan"]) == 0
+    steps, breakdown = capsys.readouterr().out.strip().split("\n\n")
+    header, _rule, *rows = breakdown.splitlines()
+    assert header.split() == ["PROPERTY:PLAN", "SIGN", "UP", "THUMBS", "UP"]
+    assert sorted(row.split() for row in rows) == [["free", "1", "0"], ["pro", "1", "1"]]  # bob, alice
+
+
+def test_an_empty_range_does_not_say_nothing_is_stored(chat_db, capsys):
+    assert main(["stats", "--db", str(chat_db), "--since", "30d", "--until", "29d"]) == 0
+    out = capsys.readouterr().out
+    assert "(none)" in out and "nothing stored" not in out
+
+
 def test_url_mode_matches_file_mode(chat_db, capsys):
     with LocalServer(chat_db) as server:
         for argv in (["events", "--user", "alice"], ["sessions"], ["threads"], ["threads", "support-1"]):
@@ -174,10 +188,13 @@ def test_serve_reports_a_port_in_use(tmp_path, capsys):
     with LocalServer(tmp_path / "a.sqlite3", grpc_port=0) as running:
         db = str(tmp_path / "b.sqlite3")
         assert main(["serve", "--port", str(running.port), "--no-grpc", "--db", db]) == 2
-        assert f"cannot listen on 127.0.0.1:{running.port}" in capsys.readouterr().err
+        error = capsys.readouterr().err  # the address, and the option that picks another
+        assert f"cannot listen on 127.0.0.1:{running.port}: Address already in use" in error
+        assert "--port picks another" in error and "Errno" not in error
         assert main(["serve", "--port", "0", "--grpc-port", str(running.grpc_port), "--db", db]) == 2
         error = capsys.readouterr().err
         assert f"cannot listen on 127.0.0.1:{running.grpc_port} for OTLP/gRPC" in error
+        assert "--grpc-port picks another" in error and "--no-grpc" in error and "GRPC_VERBOSITY" not in error
         assert len(error.strip().splitlines()) == 1
 
 
@@ -191,6 +208,21 @@ def test_quickstart_prints_what_the_server_stored(tmp_path, capsys):
     assert "ERROR RateLimitError: 429: rate limit reached" in out
     counts = Store(db).count()
     assert (counts["events"], counts["llm_events"], counts["users"]) == (3, 7, 2)
+
+
+def test_quickstart_mistakes_are_one_line_and_exit_2(tmp_path, capsys):
+    quickstart = load_quickstart()
+    with pytest.raises(SystemExit) as stopped:  # argparse's own exit
+        quickstart.main(["--db", str(tmp_path / "missing" / "chat.sqlite3")])
+    assert stopped.value.code == 2 and not (tmp_path / "missing").exists()
+    assert "the directory" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("not a database " * 100)
+    assert quickstart.main(["--db", str(tmp_path / "notes.txt")]) == 2
+    assert capsys.readouterr().err == "quickstart: --db: file is not a database\n"
+    with LocalServer(tmp_path / "a.sqlite3") as running:
+        assert quickstart.main(["--port", str(running.port)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"quickstart: cannot listen on 127.0.0.1:{running.port}") and err.count("\n") == 1
 
 
 def test_quickstart_runs_as_a_script():

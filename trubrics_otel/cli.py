@@ -51,17 +51,31 @@ def _load(target: str) -> Any:
     return getattr(module, attribute) if attribute else module
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one subcommand. A failure the user can fix is one line on stderr and exit code 2,
-    never a traceback; output cut short by a closed pipe (``| head``) ends quietly."""
+def build_parser() -> tuple[Parser, dict[str, argparse.ArgumentParser]]:
+    """The command line and each subcommand's parser (what ``--help`` shows, what the docs'
+    commands are checked against)."""
     parser = Parser(prog="trubrics-otel", description=plain(__doc__.splitlines()[0]))
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+    subparsers = {}
     for name, target in SUBCOMMANDS.items():
         command = _load(target)
         lines = (command.__doc__ or "").strip().splitlines()
         help_text = plain(lines[0]) if lines else ""
-        command.add_arguments(sub.add_parser(name, help=help_text or None, description=help_text or None))
+        subparsers[name] = sub.add_parser(name, help=help_text or None, description=help_text or None)
+        command.add_arguments(subparsers[name])
+    return parser, subparsers
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand. A failure the user can fix is one line on stderr and exit code 2,
+    never a traceback; output cut short by a closed pipe (``| head``) ends quietly."""
+    parser, _ = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # argparse would say "the following arguments are required: command"
+        print(f"trubrics-otel: give a command: {', '.join(SUBCOMMANDS)} (--help says what each does)",
+              file=sys.stderr)
+        return 2
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse would name only "trubrics-otel", not the subcommand they were given to
         print(f"trubrics-otel {args.command}: unrecognized arguments: {' '.join(unknown)}", file=sys.stderr)

@@ -12,7 +12,8 @@ Each check is a ``type=`` function: it returns the value or raises
 :class:`argparse.ArgumentTypeError`, whose message argparse puts after the argument's name.
 Numbers and URLs are read by the same parsers as the environment variables
 (:mod:`trubrics_otel.settings`), so ``--timeout`` and ``TRUBRICS_BRIDGE_TIMEOUT`` accept the same
-things. A ``--db`` value containing ``://`` is a database URL: it is left to the store.
+things. A ``--db`` value containing ``://`` is a database URL: a server's is left to the
+store, a ``sqlite:///path`` is checked as the path.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from trubrics_otel import settings
 
 T = TypeVar("T")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")  # two letters at least: C:/x is a path
+_SQLITE_URL = "sqlite:///"
 
 
 class Parser(argparse.ArgumentParser):
@@ -121,12 +124,31 @@ def empty_window(args: argparse.Namespace) -> str | None:
             " (since is the earlier end: --since 2d --until 1d)")
 
 
+def database_location(text: str) -> str:
+    """Any database location: a path, ``sqlite:///path`` or a URL with its ``//``. Refuses
+    ``postgresql:/db`` or ``postgres:user@host``, a URL missing its ``//``, which would otherwise
+    be read as a file in a directory named ``postgresql:``."""
+    if "://" not in text and _SCHEME.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: a database URL is scheme://…, such as "
+                                         "postgresql://user@host:5432/database or sqlite:///path")
+    return text
+
+
+def _sqlite_file(text: str) -> Path | None:
+    """The SQLite file a location names (``sqlite:///rel``, ``sqlite:////abs`` as the store
+    reads them), or None for a server's URL (``postgresql://…``: the store checks it)."""
+    database_location(text)
+    if text.startswith(_SQLITE_URL):
+        return Path(text.removeprefix(_SQLITE_URL)).expanduser()
+    return None if "://" in text else Path(text).expanduser()
+
+
 def new_database(text: str) -> str:
     """A database file ``serve`` may create: its directory exists (nothing is created silently)
-    and it is not itself a directory. URLs (``postgresql://…``) pass through."""
-    if "://" in text:
+    and it is not itself a directory. A server's URL (``postgresql://…``) passes through."""
+    path = _sqlite_file(text)
+    if path is None:
         return text
-    path = Path(text).expanduser()
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r}: it is a directory, not a database file")
     parent = path.parent
@@ -135,20 +157,20 @@ def new_database(text: str) -> str:
                                          "(create it first)")
     if not parent.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r}: {str(parent)!r} is not a directory")
-    return str(path)
+    return text if text.startswith(_SQLITE_URL) else str(path)
 
 
 def existing_database(text: str) -> str:
     """A database file to read: it must exist, so a typo is not mistaken for an empty store.
-    URLs (``postgresql://…``) pass through."""
-    if "://" in text:
+    A server's URL (``postgresql://…``) passes through."""
+    path = _sqlite_file(text)
+    if path is None:
         return text
-    path = Path(text).expanduser()
     if not path.exists():
         raise argparse.ArgumentTypeError(f"{text!r}: the file does not exist")
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r}: it is a directory, not a database file")
-    return str(path)
+    return text if text.startswith(_SQLITE_URL) else str(path)
 
 
 def every_interface(bind: str) -> bool:

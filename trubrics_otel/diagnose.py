@@ -39,6 +39,7 @@ from trubrics_otel import cli_args, settings
 OK, PROBLEM, NOTE = "ok", "problem", "note"
 PROBE_TIMEOUT_S = 5.0
 GENAI_CONTENT_ON_SPANS = frozenset({"span_only", "span_and_event", "true"})
+COST_PYTHON = (3, 11)  # genai-prices, the [cost] extra's table, installs on these Pythons only
 
 
 @dataclass
@@ -131,7 +132,7 @@ def _probe(url: str, key: str) -> Check:
             response = requests.post(f"{url}/{EVENTS_PATH}", data=b"[]", timeout=PROBE_TIMEOUT_S,
                                      headers={"Content-Type": "application/json", **({"x-api-key": key} if key else {})})
     except requests.RequestException as exc:
-        return Check("reachable", PROBLEM, f"{url} did not answer: {type(exc).__name__}",
+        return Check("reachable", PROBLEM, f"{url} did not answer: {_unanswered(exc, url)}",
                      "check TRUBRICS_HOST and the network (is `trubrics-otel serve` running?)")
     status = response.status_code
     if not key:
@@ -142,6 +143,23 @@ def _probe(url: str, key: str) -> Check:
     if status < 300 or status == 422:
         return Check("reachable", OK, f"{url} answered HTTP {status} and accepted the key (nothing was sent)")
     return Check("reachable", PROBLEM, f"{url} answered HTTP {status}", "is TRUBRICS_HOST the ingestion URL?")
+
+
+def _unanswered(exc: Exception, url: str) -> str:
+    """Why the probe got no answer, in words a newcomer acts on; never the request's headers."""
+    import requests
+
+    text = str(exc)
+    if isinstance(exc, requests.Timeout):  # serve and the bridge wait for a request TLS never sends
+        plain = " (is it a plain http:// server?)" if url.startswith("https://") else ""
+        return f"no answer within {PROBE_TIMEOUT_S:g} s{plain}"
+    if "Connection refused" in text:
+        return "connection refused (nothing listens on that port)"
+    if "resolve" in text or "Name or service not known" in text or "nodename nor servname" in text:
+        return "its host name does not resolve"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "the TLS handshake failed (a certificate problem, or https:// to a plain-http server)"
+    return type(exc).__name__
 
 
 def _spool(url: str, key: str) -> Check:
@@ -230,10 +248,11 @@ def _extras() -> list[Check]:
     extras = [("grpc", "grpc", "OTLP/gRPC for serve and bridge"),
               ("cost", "genai_prices", "the maintained LLM price table: cost_usd for known models"),
               ("zero-code", "opentelemetry.instrumentation", "opentelemetry-instrument"),
-              ("postgres", "psycopg", "serve on PostgreSQL")]
+              ("postgres", "psycopg", "serve on PostgreSQL"),
+              ("topics", "sklearn", "prompt topics: trubrics-otel topics and the page's Topics view")]
     checks = [Check(f"extra [{extra}]", OK if has(module) else NOTE,
                     ("installed: " if has(module) else "not installed: ") + what,
-                    "" if has(module) else f"pip install 'trubrics-otel[{extra}]'")
+                    "" if has(module) else _install(extra))
               for extra, module, what in extras]
     from trubrics_otel.translate.fastjson import ACCELERATED
 
@@ -241,6 +260,13 @@ def _extras() -> list[Check]:
                         "installed" if ACCELERATED else "missing: the stdlib encodes (slower)",
                         "" if ACCELERATED else "pip install orjson"))
     return checks
+
+
+def _install(extra: str) -> str:
+    if extra == "cost" and sys.version_info < COST_PYTHON:  # the extra installs nothing here
+        return (f"needs Python {'.'.join(map(str, COST_PYTHON))} or newer (genai-prices); on this one, "
+                "custom prices (TRUBRICS_PRICES_FILE) are the only ones")
+    return f"pip install 'trubrics-otel[{extra}]'"
 
 
 def _provider() -> Check:

@@ -94,11 +94,13 @@ def ratio(text: str) -> float:
 
 
 def url(text: str) -> str:
-    """An ``http://`` or ``https://`` URL with a host; a trailing ``/`` is dropped."""
+    """An ``http://`` or ``https://`` URL with a host (and a port from 0 to 65535, if any); a
+    trailing ``/`` is dropped."""
     text = text.strip()
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("expected an http:// or https:// URL")
+    _ = parts.port  # ValueError for ":99999" or ":abc", now rather than at every send
     return text.rstrip("/")
 
 

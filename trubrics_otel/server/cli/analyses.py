@@ -72,7 +72,8 @@ class _Command:
         store = Store(args.db)
         try:
             if not store.exists():  # never create a database just to read it
-                raise AnalyticsError(f"no database at {store.location} (pass --db or --url)")
+                raise AnalyticsError(f"no database at {store.location}: nothing stored there yet "
+                                     "(pass --db or --url, or send events to trubrics-otel serve)")
             return answer(store, self.name, params)
         finally:
             store.close()
@@ -118,9 +119,14 @@ def _show_retention(r: dict[str, Any]) -> str:
 
 
 def _show_funnel(r: dict[str, Any]) -> str:
-    return cli.format_table(["step", "users", "conversion"],
-                            [[s["event"], s["users"], "" if s["conversion"] is None else f"{s['conversion']:.1%}"]
-                             for s in r["steps"]])
+    steps = cli.format_table(["step", "users", "conversion"],
+                             [[s["event"], s["users"], "" if s["conversion"] is None else f"{s['conversion']:.1%}"]
+                              for s in r["steps"]])
+    if not r.get("breakdown_by"):
+        return steps
+    # --breakdown: users at each step per value, one column per step (as the JSON's "breakdown")
+    return steps + "\n\n" + cli.format_table([r["breakdown_by"], *(s["event"] for s in r["steps"])],
+                                              [[b["value"], *b["steps"]] for b in r["breakdown"]])
 
 
 def _show_feedback(r: dict[str, Any]) -> str:

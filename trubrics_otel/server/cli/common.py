@@ -46,7 +46,7 @@ def usd(cost: float | None) -> str:
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None) -> str:
     """A plain-text table fitting ``width`` columns: the widest column is cut with ``…``."""
     if not rows:
-        return "(nothing stored yet)"
+        return "(none)"  # filters may hide what is stored: never "nothing stored"
     width = width or shutil.get_terminal_size((160, 24)).columns
     cells = [[_one_line(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]

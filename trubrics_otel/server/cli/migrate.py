@@ -20,15 +20,16 @@ import argparse
 import sqlite3
 import sys
 
+from trubrics_otel import cli_args as checks
 from trubrics_otel.server.cli import common as cli
 from trubrics_otel.server.store import Store, StoreError
 from trubrics_otel.server.store.copy import copy_events, source_timeout_s, verify
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--from", dest="source", required=True, metavar="PATH|URL",
+    parser.add_argument("--from", dest="source", required=True, metavar="PATH|URL", type=checks.database_location,
                         help="the store to copy: a SQLite path, sqlite:///path or postgresql://…")
-    parser.add_argument("--to", dest="target", required=True, metavar="URL",
+    parser.add_argument("--to", dest="target", required=True, metavar="URL", type=checks.new_database,
                         help="the store to copy into (new, or the one an interrupted copy left)")
     parser.add_argument("--chunk", type=int, default=5000, help="events per transaction (default 5000)")
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import math
 import socket
@@ -85,8 +86,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         server.bind()
     except (OSError, OverflowError) as exc:
-        print(f"trubrics-otel serve: {exc}", file=sys.stderr)  # the receivers name the address
-        return 2
+        return _cannot_listen(exc)
     _banner(args, server.port, server.store.location, server.grpc_port)
     try:  # Ctrl-C while the price table loads is a stop too, not a traceback
         tune_for_server()  # our own process: see receive/process.py
@@ -121,8 +121,7 @@ def _serve_workers(args: argparse.Namespace, workers: int, grpc_port: int | None
     try:
         listener = listening_socket(args.bind, args.port)
     except (OSError, OverflowError) as exc:
-        print(f"trubrics-otel serve: {exc}", file=sys.stderr)
-        return 2
+        return _cannot_listen(exc)
     try:
         tune_for_server()  # before forking: the price table loaded once, shared by the workers
     except KeyboardInterrupt:
@@ -135,8 +134,7 @@ def _serve_workers(args: argparse.Namespace, workers: int, grpc_port: int | None
         try:
             server.bind()
         except (OSError, OverflowError) as exc:
-            print(f"trubrics-otel serve: {exc}", file=sys.stderr)
-            return 2
+            return _cannot_listen(exc)
         ready(str(server.grpc_port if server.grpc_port is not None else ""))
         try:
             server.serve_forever()
@@ -161,6 +159,19 @@ def _serve_workers(args: argparse.Namespace, workers: int, grpc_port: int | None
         return supervisor.run()
     finally:
         listener.close()
+
+
+def _cannot_listen(exc: OSError | OverflowError) -> int:
+    """A port that cannot be had, as one line naming the address (the receivers put it in the
+    message) and the option that picks another: no ``[Errno 98]``, no gRPC core advice."""
+    text = exc.strerror if isinstance(exc, OSError) and exc.errno and exc.strerror else str(exc)
+    text = text.split(";", 1)[0]  # grpcio's "; set GRPC_VERBOSITY=debug …"
+    if "OTLP/gRPC" in text:
+        text += " (in use? --grpc-port picks another, 0 any free; --no-grpc turns it off)"
+    elif isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        text += " (another server running? --port picks another, 0 any free)"
+    print(f"trubrics-otel serve: {text}", file=sys.stderr)
+    return 2
 
 
 def _banner(args: argparse.Namespace, port: int, location: str, grpc_port: int | None) -> None:
