@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from trubrics_otel.server.store import derived, migrations
-from trubrics_otel.server.store.dialect import POSTGRESQL, Dialect, to_pyformat
+from trubrics_otel.server.store.dialect import POSTGRESQL, Dialect, search_words, to_pyformat
 from trubrics_otel.server.store.errors import StoreError, StoreUnavailable
 from trubrics_otel.server.store.rows import COLUMNS
 
@@ -307,19 +307,23 @@ def _unnest_insert(columns: Sequence[str]) -> str:
             f"AS batch({names}, n) ORDER BY n ON CONFLICT DO NOTHING RETURNING id")
 
 
-_INSERT = _unnest_insert(COLUMNS)
+_INSERT = _unnest_insert((*COLUMNS, "words"))
 """A batch in one statement, ids in the batch's order; a second copy of an event (the unique
-``(trace_id, span_id)``), in the batch or stored, is skipped."""
-_INSERT_WITH_ID = _unnest_insert(("id", *COLUMNS))
+``(trace_id, span_id)``), in the batch or stored, is skipped. ``words``: what search indexes."""
+_INSERT_WITH_ID = _unnest_insert(("id", *COLUMNS, "words"))
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], with_ids: bool) -> list[list[Any]]:
     """Rows as one list per column, each value of the column's type (an int latency is a
-    float8 like the others: an array has one type)."""
+    float8 like the others: an array has one type), then the LLM events' search words
+    (:func:`.dialect.search_words`: ~10 µs here instead of ~50 in PostgreSQL's text parser)."""
     names = ("id", *COLUMNS) if with_ids else COLUMNS
     columns: list[list[Any]] = [list(column) for column in zip(*rows)] or [[] for _ in names]
     for i, name in enumerate(names):
         kind = _TYPES.get(name)
         convert = int if kind == "bigint" else float if kind == "float8" else _clean
         columns[i] = [None if value is None else convert(value) for value in columns[i]]
+    kinds, prompts, generations = (columns[names.index(name)] for name in ("kind", "prompt", "generation"))
+    columns.append([search_words(p, g) if kind == "llm" else None
+                    for kind, p, g in zip(kinds, prompts, generations)])
     return columns
