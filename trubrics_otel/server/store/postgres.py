@@ -36,6 +36,8 @@ from trubrics_otel.server.store.dialect import POSTGRESQL, Dialect, search_words
 from trubrics_otel.server.store.errors import StoreError, StoreUnavailable
 from trubrics_otel.server.store.rows import COLUMNS
 
+_OPTIONS = "-c plan_cache_mode=force_custom_plan -c jit=off"
+"""Every pooled connection's settings, sent when it opens (no round trip): see _open_pool."""
 _WRITE_LOCK = 0x7472_7562  # pg_advisory_xact_lock key: the derived-table fold ("trub")
 _MIGRATE_LOCK = 0x7472_7563  # one worker migrates at start, the others wait and find it done
 
@@ -178,9 +180,11 @@ class PostgresEngine:
                 # opened on first use: no threads before then; check: a connection the database
                 # closed (a restart) is replaced before it is lent
                 # force_custom_plan: ``id > ?`` is planned for its value, the batch's few rows (a
-                # generic plan, chosen after five runs, assumes a third of the table)
+                # generic plan, chosen after five runs, assumes a third of the table). jit=off: our
+                # reads are index look-ups and scans whose estimated costs (every per-row look-up
+                # counted) pass jit_above_cost; compiling them took up to 0.5 s, longer than running
                 self._pool = ConnectionPool(self.url, min_size=1, max_size=self._pool_size, open=False,
-                                            kwargs={"options": "-c plan_cache_mode=force_custom_plan"},
+                                            kwargs={"options": _OPTIONS},
                                             configure=_configure, check=_check,
                                             timeout=self._wait_s, reconnect_timeout=24 * 3600.0,
                                             name="trubrics-otel")
