@@ -7,6 +7,7 @@ PostgreSQL runs for real: a throwaway cluster (tests/postgres_cluster.py, the se
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import subprocess
@@ -34,7 +35,7 @@ def sample() -> tuple[list[dict], list[dict]]:
     events.append({"user_id": "Ünïcode 50%_user", "event": "Agent run", "timestamp": at(3),
                    "properties": {"$trace_id": TRACE, "$span_id": "00000000000000a1", "it's": "quoted ?"}})
     llm = [{"user_id": f"user-{i % 3}", "prompt": f"How do I {['refund', 'rebook', 'cancel'][i % 3]} order {i}?",
-            "generation": f"Answer {i}: it's 100% fine", "thread_id": f"t-{i % 4}", "timestamp": at(i * 5 + 1),
+            "generation": f"Answer {i}: it's 100% fine, see docs.example.com/re-book", "thread_id": f"t-{i % 4}", "timestamp": at(i * 5 + 1),
             "latency": 0.5 + i / 10, "assistant_id": "gpt-4o" if i % 2 else "claude",
             "properties": {"model": "gpt-4o" if i % 2 else "claude", "input_tokens": 10 + i, "output_tokens": 5,
                            "cost_usd": 0.001 * i, **({"$trace_id": TRACE, "$span_id": f"{i:016x}",
@@ -46,6 +47,7 @@ def sample() -> tuple[list[dict], list[dict]]:
 
 READS = [
     "/api/events?limit=500", "/api/events?q=refund", "/api/events?q=order%201", "/api/events?q=it%27s",
+    "/api/events?q=example", "/api/events?q=re-bo", "/api/events?q=%22%3F%21",  # words inside a host, a path
     "/api/events?user=user-1&kind=llm", "/api/events?event=Prompt", "/api/events?limit=7",
     "/api/users", "/api/users?q=%C3%BCN", "/api/users?q=50%25", "/api/users/user-2", "/api/sessions",
     "/api/sessions?user=user-0", "/api/threads", "/api/threads/t-1", "/api/traces/" + TRACE, "/api/filters",
@@ -92,6 +94,7 @@ def test_both_engines_give_the_same_answers(tmp_path, postgres_cluster):
     sqlite = _no_times(answers(str(tmp_path / "events.sqlite3")))
     postgres = _no_times(answers(postgres_cluster.create_database(template=True)))
     assert sqlite["/api/events?q=refund"], "the search must find something to compare"
+    assert sqlite["/api/events?q=example"], "a word inside a host name is a word"
     assert sqlite["/api/users?q=50%25"], "a user id with % is found as text"
     for path in READS:
         assert postgres[path] == sqlite[path], path
@@ -218,5 +221,68 @@ def test_a_hooks_tables_commit_with_the_events_or_not_at_all(db_url):
         with store.reader() as db:
             assert db.rows("SELECT rows_added FROM hook_batches ORDER BY rows_added") == [(2,), (10,)]
             assert db.rows("SELECT COUNT(*) FROM events") == [(12,)]  # the failed batch: nothing kept
+    finally:
+        store.close()
+
+
+def test_a_postgresql_store_from_before_search_words_finds_its_old_events(postgres_cluster, monkeypatch):
+    """A store of schema 2 (the text index over PostgreSQL's own parser) gains the ``words``
+    column, filled for the LLM events it holds, on opening: old and new events are found alike,
+    a word inside a host name and a prefix included."""
+    from trubrics_otel.server import queries
+    from trubrics_otel.server.store import migrations, postgres
+    from trubrics_otel.server.store.rows import llm_row
+
+    url = postgres_cluster.create_database()  # empty: not the template
+    every = migrations.steps
+    old = {"user_id": "u", "prompt": "Where is my REFUND?", "generation": "See help.example.com/refund-policy",
+           "timestamp": at(1), "properties": {}}
+    with monkeypatch.context() as before:
+        before.setattr(migrations, "steps", lambda engine: tuple(s for s in every(engine) if s[0] < 3))
+        store = Store(url)
+        with store.connection() as c:  # as the release before wrote it: no words
+            c.raw.execute(postgres._unnest_insert(postgres.COLUMNS),
+                          postgres._columns([llm_row(old, 0)], with_ids=False)[:-1])
+        store.close()
+    store = Store(url)
+    store.insert((), [{**old, "prompt": "another refund", "generation": "Done.", "timestamp": at(2)}])
+    with store.connection() as c:
+        def found(q: str) -> list[str]:
+            page = queries.event_page(c, queries.EventFilter(q=q), sessions=store.sessions_lookup(c), limit=10)
+            return [e["prompt"] for e in page["events"]]
+
+        assert found("refund") == ["another refund", "Where is my REFUND?"]
+        assert found("example refund-pol") == ["Where is my REFUND?"]
+        assert found("WHERE is") == ["Where is my REFUND?"]
+        assert found("nowhere") == []
+    store.close()
+
+
+class _PlanModes:
+    """A hook noting the plan cache mode its statements run under."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def ensure(self, connection) -> None:
+        pass
+
+    def apply(self, connection, after_id: int) -> None:
+        self.seen.append(connection.execute("SELECT current_setting('plan_cache_mode')").fetchone()[0])
+
+
+def test_postgresql_inserts_reuse_their_plans_and_reads_plan_for_their_values(postgres_cluster):
+    """The insert's transaction runs its ~20 statements on generic plans (planning each anew per
+    batch was a third of PostgreSQL's CPU for a ``track`` event); reads, before and after, are
+    planned for their parameters' values, on every pooled connection."""
+    hook = _PlanModes()
+    store = Store(postgres_cluster.create_database(template=True), hooks=[hook])
+    try:
+        for i in range(3):
+            store.insert([{"user_id": "u", "event": "e", "timestamp": at(i), "properties": {}}])
+        assert hook.seen == ["force_generic_plan"] * 3
+        with contextlib.ExitStack() as held:  # every connection of the pool (8) at once
+            assert {held.enter_context(store.connection()).rows("SELECT current_setting('plan_cache_mode')")[0][0]
+                    for _ in range(8)} == {"force_custom_plan"}
     finally:
         store.close()

@@ -43,10 +43,6 @@ def funnel(db: Reader, q: AnalyticsQuery, steps: Sequence[str], within_us: int,
     if within_us <= 0:
         raise AnalyticsError("the window (--within) must be positive")
     key = _breakdown(db, breakdown)
-    if db.dialect.name == "postgresql":
-        # JIT compiling took longer than running: the plan's cost counts every per-start look-up
-        # (a few index pages each), far above jit_above_cost. Off for this transaction only.
-        db.rows("SELECT set_config('jit', 'off', true)")
     rows = db.rows(*_reached(steps, within_us, q, key))
     totals = [0] * len(steps)
     groups: dict[Any, list[int]] = {}

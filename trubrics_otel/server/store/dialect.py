@@ -82,13 +82,13 @@ class Dialect:
     def text_search(self, alias: str = "e", common: bool = False) -> str:
         """Condition: the LLM event's prompt or generation matches the words of one ``?``
         (the value from :meth:`text_query`). SQLite: the FTS5 table ``events_fts``; PostgreSQL:
-        the GIN index over ``to_tsvector('simple', ...)`` of the same text (schema 001).
+        the GIN index over the event's :func:`search_words` (schema 003).
         ``common``: words that match many events, so a newest-first page is found sooner by
         walking the time index and testing each row (SQLite otherwise fetches every match by
         id and sorts them; PostgreSQL's planner walks by itself)."""
         if self.name == "sqlite":
             return f"{'+' if common else ''}{alias}.id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"
-        return f"({alias}.kind = 'llm' AND {tsvector(alias)} @@ to_tsquery('simple', ?))"
+        return f"({alias}.kind = 'llm' AND {words_tsvector(alias)} @@ CAST(? AS tsquery))"
 
     def text_matches(self) -> str:
         """Ids of LLM events matching :meth:`text_query`'s ``?``, at most ``?`` of them, read
@@ -98,17 +98,18 @@ class Dialect:
         return f"SELECT e.id FROM events e WHERE {self.text_search('e')} LIMIT ?"
 
     def text_query(self, text: str) -> str:
-        """Words as quoted terms (no operator can be injected), all required, the last a prefix."""
-        words = text.split()
+        """Words as quoted terms (no operator can be injected), all required, the last a prefix.
+        PostgreSQL: the words :func:`tokens` finds, as the stored documents' (a tsquery literal,
+        not parsed again by the server)."""
         if self.name == "sqlite":
-            quoted = [w.replace('"', '""') for w in words]
+            quoted = [w.replace('"', '""') for w in text.split()]
             if not quoted:
                 return '""'
             return " ".join(f'"{w}"' for w in quoted[:-1]) + f' "{quoted[-1]}"*'
-        quoted = ["'" + w.replace("\\", "\\\\").replace("'", "''") + "'" for w in words]
-        if not quoted:
-            return "''"
-        return " & ".join(quoted[:-1] + [quoted[-1] + ":*"])
+        words = tokens(text)
+        if not words:
+            return ""  # no lexeme: matches nothing
+        return " & ".join([f"'{w}'" for w in words[:-1]] + [f"'{words[-1]}':*"])
 
     def json_text(self, column: str, key: str) -> str:
         """A top-level property of a JSON text column, as text (NULL when absent; ``key`` from
@@ -147,11 +148,49 @@ class Dialect:
         return f"MAX({a}, {b})" if self.name == "sqlite" else f"GREATEST({a}, {b})"
 
 
-def tsvector(alias: str = "") -> str:
-    """PostgreSQL's full-text document of an LLM event: the ``simple`` configuration splits
-    words and lowercases them without stemming, as SQLite's FTS5 ``unicode61`` tokenizer does."""
+def words_tsvector(alias: str = "") -> str:
+    """PostgreSQL's full-text document of an LLM event: its ``words`` column (the index's
+    expression, schema 003), a lexeme per word, no positions (no query asks for phrases)."""
     p = f"{alias}." if alias else ""
-    return f"to_tsvector('simple', COALESCE({p}prompt, '') || ' ' || COALESCE({p}generation, ''))"
+    return f"array_to_tsvector(string_to_array({p}words, ' '))"
+
+
+_WORD = re.compile(r"[^\W_]+")
+_ASCII_SEPARATORS = bytes.maketrans(
+    bytes(b for b in range(128) if not chr(b).isalnum()), b" " * sum(not chr(b).isalnum() for b in range(128)))
+_MAX_LEXEME = 2046
+"""Bytes: a longer tsvector lexeme is refused (PostgreSQL's ``to_tsvector`` skips such words too)."""
+_MAX_DOCUMENT = 1_000_000
+"""Bytes of distinct words kept per event: a tsvector holds at most 1 MB of lexemes."""
+
+
+def tokens(text: str) -> list[str]:
+    """The words of ``text`` as PostgreSQL's search stores and looks them up: runs of Unicode
+    letters and digits, lowercased, as SQLite's FTS5 ``unicode61`` tokenizer splits them
+    (``example.com`` is ``example`` and ``com``; PostgreSQL's own parser kept hosts, URLs,
+    versions and hyphenated words whole, and costs ~4x the CPU). ASCII text, the usual case,
+    in one pass of ``bytes.translate``."""
+    if text.isascii():
+        return text.encode().lower().translate(_ASCII_SEPARATORS).decode().split()
+    return _WORD.findall(text.lower())
+
+
+def search_words(prompt: str | None, generation: str | None) -> str | None:
+    """An LLM event's distinct :func:`tokens`, sorted (as UTF-8, PostgreSQL's order),
+    space-separated: the ``words`` column PostgreSQL indexes for search (its server then neither
+    parses the text nor sorts the words)."""
+    text = f"{prompt or ''} {generation or ''}"
+    ascii = text.isascii()
+    if ascii:
+        words = sorted(set(text.encode().lower().translate(_ASCII_SEPARATORS).split()))
+    else:
+        words = sorted({word.encode() for word in _WORD.findall(text.lower())})
+    if len(text) > (_MAX_LEXEME if ascii else _MAX_LEXEME // 4):  # a word may be too long for a lexeme
+        words = [word for word in words if len(word) <= _MAX_LEXEME]
+    joined = b" ".join(words)
+    if len(joined) > _MAX_DOCUMENT:
+        joined = joined[:joined.rindex(b" ", 0, _MAX_DOCUMENT + 1)]
+    return joined.decode() or None
 
 
 SQLITE = Dialect("sqlite")
