@@ -4,12 +4,13 @@
 
     for statement in STATEMENTS:          # engine-neutral DDL (TEXT, BIGINT, DOUBLE PRECISION, INTEGER)
         db.execute(statement)
-    apply(db, after_id)                   # inside the insert's transaction, after rows id > after_id
+    apply(db, after_id)                   # inside the store's fold: the rows id > after_id
     set_feedback_events(db, {"Thumbs up": 1.0, "Thumbs down": 0.0})
 
 The module itself is the store's hook (``store.Hook``: :func:`ensure` once, :func:`apply` in
-each insert's transaction), registered by ``trubrics_otel.server`` for every ``Store``, so the
-analytics tables commit with the events they are built from and the store knows nothing of them.
+each fold: PostgreSQL's insert transaction, SQLite's bulk fold before any read), registered by
+``trubrics_otel.server`` for every ``Store``, so the analytics tables commit with the derived
+tables, every read sees them current, and the store knows nothing of them.
 
 Why: at a million events, counting distinct users per week or summing every thread from the
 raw table takes seconds; these tables hold what the analyses group, updated from the few rows
@@ -223,8 +224,9 @@ def set_feedback_events(db: Writer, values: Mapping[str, float]) -> None:
 VERSION = "7"
 
 
-def ensure(db: Writer) -> None:
-    """Create the tables; fill them from ``events`` when new or built by another version."""
+def ensure(db: Writer) -> bool:
+    """Create the tables; fill them from ``events`` when new or built by another version (then
+    True: every stored event is in them, the store's next fold leaves them alone)."""
     create(db)
     if db.rows("SELECT value FROM analytics_meta WHERE key = 'version'") != [(VERSION,)]:
         for table in TABLES:  # another version's shape: made again (the feedback names are kept)
@@ -233,3 +235,5 @@ def ensure(db: Writer) -> None:
         rebuild(db)
         db.execute("DELETE FROM analytics_meta WHERE key = 'version'")
         db.execute("INSERT INTO analytics_meta (key, value) VALUES ('version', ?)", (VERSION,))
+        return True
+    return False

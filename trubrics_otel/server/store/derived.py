@@ -1,13 +1,14 @@
-"""Tables derived from ``events``, kept current inside each insert's transaction.
+"""Tables derived from ``events``, kept current by folding new events in.
 
 ::
 
     derived.ensure_sessions(connection, timeout_us)   # rebuild sessions for another timeout
-    derived.apply(connection, after_id, timeout_us)   # after inserting rows with id > after_id
+    derived.apply(connection, after_id, timeout_us)   # fold the rows with id > after_id in
 
 Why: at a million events, grouping the raw table on every page view or ``stats`` call takes
-seconds. These tables hold what the page and ``stats`` read, updated from the few rows a
-batch adds, so reads touch thousands of rows, not millions:
+seconds. These tables hold what the page and ``stats`` read, updated from the rows added
+since the last fold, so reads touch thousands of rows, not millions. When: PostgreSQL folds
+each batch in its insert's transaction; SQLite folds in bulk, before any read (:mod:`.sqlite`):
 
 ==================  ===========================================================================
 ``sessions``        one row per session (per user, a new one after ``timeout_us`` idle)
@@ -159,11 +160,6 @@ def ensure_sessions(connection: Any, timeout_us: int | None) -> None:
     wanted = timeout_us if timeout_us is not None else stored if stored is not None else DEFAULT_TIMEOUT_US
     if stored != wanted:
         _rebuild_sessions(connection, wanted)
-
-
-def sessions_need_work(connection: Any, timeout_us: int | None) -> bool:
-    stored = stored_timeout_us(connection)
-    return stored is None or (timeout_us is not None and stored != timeout_us)
 
 
 def upgrade_sqlite(connection: sqlite3.Connection) -> None:

@@ -6,6 +6,7 @@
     with engine.connection() as c:                 # a SQLiteConnection: execute, rows, dialect
         c.rows("SELECT COUNT(*) FROM events")
     engine.insert(rows)                            # -> how many were new
+    engine.fold()                                  # derived tables current now (reads do it)
 
 Each thread keeps its own connection between calls (opening, closing and the function
 registration cost ~5 ms per call on a busy machine, and the last connection to close
@@ -15,13 +16,28 @@ and WAL lets readers (the CLI, another process) run while the server writes. Sev
 processes may write: ``BEGIN IMMEDIATE`` takes SQLite's write lock, so a transaction's
 ``id > last_id`` range is its own.
 
+Deferred fold: an ingest transaction stores the events only and commits (the batch is
+acknowledged then). The derived tables (:mod:`.derived`: sessions, users, threads, rollups,
+the full-text index) and the hooks' tables take in the events after the watermark
+(``fold_state.folded_id``) later, in bulk, in one transaction that also moves the watermark,
+so an event is folded exactly once: by the writer once :data:`FOLD_ROWS` events are pending,
+and before every read (:meth:`SQLiteEngine.connection`, the one way in for the store's
+readers, ``store.reader()``, the read API, the CLI and the analyses), when the store opens
+(rows left by a crash or another process) and on :meth:`SQLiteEngine.close`. A reader
+therefore never sees events the derived tables lack, and a fold over 5,000 events costs a
+fraction per event of a fold per batch of 100. A fold that fails is logged and rolled back:
+its events stay stored and pending, the next fold takes them. As ``BEGIN IMMEDIATE``
+serialises writers, ids commit in order and the watermark is exact, whichever process wrote.
+
 Durability: WAL with ``synchronous=NORMAL``: a committed batch survives the process crashing
-(it is in the WAL, in the OS's hands); a power cut may lose the last commits before a
-checkpoint, never corrupt the file. Commits no longer wait for an fsync each.
+(it is in the WAL, in the OS's hands) and is folded when the store is next used; a power cut
+may lose the last commits before a checkpoint, never corrupt the file. Commits no longer wait
+for an fsync each.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import weakref
@@ -33,6 +49,13 @@ from typing import Any
 from trubrics_otel.server.store import derived, migrations
 from trubrics_otel.server.store.dialect import SQLITE
 from trubrics_otel.server.store.rows import INSERT, INSERT_WITH_ID
+
+logger = logging.getLogger("trubrics.server")
+
+FOLD_ROWS = 5_000
+"""The writer folds once this many events are pending (see the module's docstring)."""
+
+_PENDING = "SELECT folded_id, (SELECT COALESCE(MAX(id), 0) FROM events) FROM fold_state"
 
 
 class SQLiteConnection(sqlite3.Connection):
@@ -50,7 +73,8 @@ class SQLiteEngine:
     def __init__(self, path: Path, session_timeout_us: int | None, hooks: Sequence[Any] = ()) -> None:
         self.path = path
         self._timeout_us = session_timeout_us
-        self._hooks = tuple(hooks)  # see Store: ensure() at creation, apply() in each insert
+        self._hooks = tuple(hooks)  # see Store: ensure() at creation, apply() in each fold
+        self._fold_at = FOLD_ROWS  # pending events at which the writer folds (more after a failure)
         self._write_lock = threading.Lock()
         self._open_lock = threading.Lock()
         self._queue_lock = threading.Lock()
@@ -68,8 +92,10 @@ class SQLiteEngine:
         return self.path.exists()
 
     def close(self) -> None:
-        """Close every thread's connection (the store reopens them when used again); the last
-        one to close folds the WAL back into the database file."""
+        """Fold what is pending, close every thread's connection (the store reopens them when
+        used again); the last one to close folds the WAL back into the database file."""
+        if self._ready and self.path.exists():
+            self.fold()
         with self._write_lock, self._open_lock:
             opened, self._open, self._ready = list(self._open), weakref.WeakSet(), False
             self._generation += 1
@@ -83,13 +109,22 @@ class SQLiteEngine:
         derived.register_functions(connection)
         return connection  # type: ignore[return-value]
 
+    def connection(self) -> Any:
+        """This thread's connection (rows as :class:`sqlite3.Row`: by index or by name), every
+        stored event folded first (the readers' one way in); any transaction left open is
+        rolled back on the way out, so no snapshot outlives the call."""
+        return self._use(fold=True)
+
     @contextmanager
-    def connection(self) -> Iterator[SQLiteConnection]:
-        """This thread's connection (rows as :class:`sqlite3.Row`: by index or by name); any
-        transaction left open is rolled back on the way out, so no snapshot outlives the call."""
+    def _use(self, fold: bool) -> Iterator[SQLiteConnection]:
         if not self._ready:
             self._create()
         connection = self._thread_connection()
+        if fold:
+            folded, last = connection.execute(_PENDING).fetchone()
+            if last > folded:
+                with self._write_lock:
+                    self._fold(connection)
         try:
             yield connection
         finally:
@@ -108,6 +143,9 @@ class SQLiteEngine:
         return connection
 
     def _create(self) -> None:
+        """Migrate, make the hooks' tables, fold what a crash or another process left pending,
+        rebuild sessions for another timeout: one transaction (one process does it, the others
+        find it done)."""
         with self._write_lock:
             if self._ready:
                 return
@@ -115,52 +153,70 @@ class SQLiteEngine:
             connection = self._connect()
             try:
                 connection.execute("PRAGMA journal_mode=WAL")
-                if self._work_to_do(connection):
-                    connection.execute("BEGIN IMMEDIATE")  # one process migrates; the others find it done
-                    try:
-                        migrations.apply(connection, "sqlite")
-                        if connection.execute("PRAGMA user_version").fetchone()[0] < derived.VERSION:
-                            derived.upgrade_sqlite(connection)
-                        derived.ensure_sessions(connection, self._timeout_us)
-                        connection.execute("COMMIT")
-                    except BaseException:
-                        connection.execute("ROLLBACK")
-                        raise
-                for hook in self._hooks:  # their tables: made (and filled) once
-                    connection.execute("BEGIN IMMEDIATE")
-                    try:
-                        hook.ensure(connection)
-                        connection.execute("COMMIT")
-                    except BaseException:
-                        connection.execute("ROLLBACK")
-                        raise
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    migrations.apply(connection, "sqlite")
+                    if connection.execute("PRAGMA user_version").fetchone()[0] < derived.VERSION:
+                        derived.upgrade_sqlite(connection)
+                    # a hook that filled its tables from every event has the pending ones already
+                    refilled = [hook for hook in self._hooks if hook.ensure(connection)]
+                    self._fold_pending(connection, skip=refilled)
+                    derived.ensure_sessions(connection, self._timeout_us)
+                    connection.execute("COMMIT")
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
             finally:
                 connection.close()
             self._ready = True
 
-    def _work_to_do(self, connection: sqlite3.Connection) -> bool:
-        if not connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_version'").fetchone():
-            return True
-        migrations.check(connection, "sqlite")
-        if migrations.current(connection) < migrations.latest("sqlite"):
-            return True
-        if connection.execute("PRAGMA user_version").fetchone()[0] < derived.VERSION:
-            return True
-        return derived.sessions_need_work(connection, self._timeout_us)
+    def fold(self) -> None:
+        """Fold every pending event into the derived and hooks' tables now (what a read does
+        first). An error is logged, never raised: the events stay pending for the next fold."""
+        with self._use(fold=False) as connection, self._write_lock:
+            self._fold(connection)
+
+    def _fold(self, connection: SQLiteConnection) -> bool:
+        """One fold transaction (under the write lock); whether it succeeded."""
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                self._fold_pending(connection)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        except Exception:
+            logger.exception("could not fold the stored events into the summary tables of %s: "
+                             "they stay stored and pending, the next read or write retries", self.path)
+            return False
+        self._fold_at = FOLD_ROWS
+        return True
+
+    def _fold_pending(self, connection: SQLiteConnection, skip: Sequence[Any] = ()) -> None:
+        """Fold the events after the watermark and move it, inside the caller's write
+        transaction (no other writer can add rows meanwhile: ``id > folded_id`` is the range)."""
+        folded, last = connection.execute(_PENDING).fetchone()
+        if last <= folded:
+            return
+        derived.apply(connection, folded, derived.stored_timeout_us(connection))
+        for hook in self._hooks:
+            if hook not in skip:
+                hook.apply(connection, folded)
+        connection.execute("UPDATE fold_state SET folded_id = ?", (last,))
 
     def insert(self, rows: Sequence[tuple[Any, ...]], with_ids: bool = False) -> int:
-        """Store ``rows`` and fold them into the derived tables; how many were new (the others
-        were already stored). Returns once the transaction holding them has committed.
+        """Store ``rows``; how many were new (the others were already stored). Returns once the
+        transaction holding them has committed; they are folded later (module docstring).
 
         Group commit: batches that arrive while another thread writes wait for the write lock;
         the next thread to take it writes every waiting batch in one transaction (each in a
         savepoint: a batch that fails is rolled back alone, the others go on), so the COMMIT
-        and the derived tables' statements are paid once per group, not per batch. Should the
-        shared part fail (a derived table, a hook, the COMMIT), each batch is tried alone, so
-        an error stays with the batch that caused it. ``with_ids``: each row starts with its
-        id, higher than any stored (a copy: written alone)."""
+        is paid once per group, not per batch. Should the shared part fail (the COMMIT), each
+        batch is tried alone, so an error stays with the batch that caused it. ``with_ids``:
+        each row starts with its id, higher than any stored (a copy: written alone)."""
         batch = _Batch(rows, with_ids)
-        with self.connection() as connection:
+        with self._use(fold=False) as connection:
             if not with_ids:
                 with self._queue_lock:
                     self._queue.append(batch)
@@ -173,39 +229,43 @@ class SQLiteEngine:
                     else:
                         with self._queue_lock:
                             group = _take(self._queue)
-                    self._write_group(connection, group)
+                    pending = self._write_group(connection, group)
+                    if pending >= self._fold_at and not self._fold(connection):  # the group is acknowledged
+                        self._fold_at = pending + FOLD_ROWS  # failed: not again after each batch
         if batch.error is not None:
             raise batch.error
         return batch.stored
 
-    def _write_group(self, connection: SQLiteConnection, group: list[_Batch]) -> None:
-        """One transaction for ``group``; every batch in it done (stored or failed) on return."""
+    def _write_group(self, connection: SQLiteConnection, group: list[_Batch]) -> int:
+        """One transaction for ``group``; every batch in it done (stored or failed) on return;
+        how many events are pending after it."""
         try:
-            self._transaction(connection, group)
+            pending = self._transaction(connection, group)
         except BaseException as error:
             if len(group) == 1 or not isinstance(error, Exception) or not any(b.rows_in for b in group):
                 for batch in group:
                     batch.finish(error=error)
                 if not isinstance(error, Exception):
                     raise
-                return
+                return 0
+            pending = 0
             for batch in group:  # the shared part failed: each alone, the error to its own batch
                 batch.stored, batch.error, batch.rows_in = 0, None, False
                 try:
-                    self._transaction(connection, [batch])
+                    pending = self._transaction(connection, [batch])
                 except Exception as alone:
                     batch.finish(error=alone)
                 else:
                     batch.finish()
-            return
+            return pending
         for batch in group:
             batch.finish()
+        return pending
 
-    def _transaction(self, connection: SQLiteConnection, group: list[_Batch]) -> None:
+    def _transaction(self, connection: SQLiteConnection, group: list[_Batch]) -> int:
+        """The group's events in one transaction; how many events are pending after it."""
         connection.execute("BEGIN IMMEDIATE")
         try:
-            last_id = connection.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
-            stored = 0
             for batch in group:
                 if len(group) > 1:
                     connection.execute("SAVEPOINT batch")
@@ -222,15 +282,12 @@ class SQLiteEngine:
                 if len(group) > 1:
                     connection.execute("RELEASE batch")
                 batch.stored, batch.rows_in = connection.total_changes - before, True
-                stored += batch.stored
-            if stored:
-                derived.apply(connection, last_id, derived.stored_timeout_us(connection))
-                for hook in self._hooks:
-                    hook.apply(connection, last_id)
+            folded, last = connection.execute(_PENDING).fetchone()
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
             raise
+        return last - folded
 
 
 GROUP_ROWS = 10_000
