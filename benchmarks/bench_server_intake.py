@@ -195,13 +195,12 @@ class Server:
 
 
 def _count_llm(db: str) -> int:
-    from trubrics_otel.server.store import Store
+    """LLM events in the file, read-only (a store of this copy would migrate the file of a
+    baseline server still running on it)."""
+    import sqlite3
 
-    store = Store(db)
-    try:
-        return store.count()["llm_events"]
-    finally:
-        store.close()
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+        return connection.execute("SELECT COUNT(*) FROM events WHERE kind = 'llm'").fetchone()[0]
 
 
 def measure(protocol: str, rounds: int, traces_per_round: int, tmp: str,

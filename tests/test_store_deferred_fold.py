@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from test_store_sqlite_connections import start_serve
@@ -239,4 +240,25 @@ def test_a_store_opened_with_events_pending_rebuilds_without_counting_them_twice
         c.execute("UPDATE analytics_meta SET value = 'older' WHERE key = 'version'")
     store = Store(path, session_timeout_s=3600)
     assert_exact(store, 100)
+    store.close()
+
+
+def test_a_server_of_an_older_release_still_running_on_the_file_cannot_fold_its_batches_again(tmp_path):
+    """Once this release has migrated the file, an older server still running on it (which
+    folds each batch as it commits) has its batches refused rather than counted twice."""
+    from trubrics_otel.server.store import derived
+    from trubrics_otel.server.store.dialect import SQLITE
+
+    store = Store(tmp_path / "events.sqlite3")
+    store.insert((), turns(0, 10))
+    store.count()
+    old = sqlite3.connect(store.path, isolation_level=None)  # an older release: no such function
+    old.execute("BEGIN IMMEDIATE")
+    old.execute("INSERT INTO events (kind, user_id, event, ts_us, received_us, properties) "
+                "VALUES ('event', 'late', 'Click', 1, 1, '{}')")
+    with pytest.raises(sqlite3.OperationalError, match="trubrics_deferred_fold"):
+        old.execute(derived.updates(SQLITE)[0], (10,))  # its inline fold: the users upsert
+    old.execute("ROLLBACK")
+    old.close()
+    assert_exact(store, 10)
     store.close()

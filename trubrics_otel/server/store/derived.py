@@ -149,8 +149,14 @@ def updates(dialect: Dialect) -> list[str]:
 
 
 def register_functions(connection: sqlite3.Connection) -> None:
-    """SQL functions SQLite needs for sessions (PostgreSQL: a SQL function in its schema)."""
+    """SQL functions SQLite needs for sessions (PostgreSQL: a SQL function in its schema), and
+    the one that lets this release's fold write ``users`` (schema ``003_fold_watermark``)."""
     connection.create_function("session_id", 2, session_id, deterministic=True)
+    connection.create_function("trubrics_deferred_fold", 0, _folding)
+
+
+def _folding() -> int:
+    return 1
 
 
 def ensure_sessions(connection: Any, timeout_us: int | None) -> None:
