@@ -137,3 +137,46 @@ def test_a_fold_that_fails_keeps_every_acknowledged_event_and_the_next_read_fold
     assert {u["user_id"]: u["events"] for u in store.users()} == {"a": 5, "poison": 5, "b": 5}
     assert store.count()["events"] == 15
     assert [sorted(rows) for rows in gate.folds] == [["a"] * 5 + ["b"] * 5 + ["poison"] * 5]
+
+
+def test_a_groups_callers_get_their_answer_while_its_writer_folds(tmp_path, monkeypatch):
+    """The fold that a group's commit sets off runs after every batch of the group is answered:
+    a sender waits for its own commit, not for the summary tables."""
+    from trubrics_otel.server.store import sqlite as engine
+
+    monkeypatch.setattr(engine, "FOLD_ROWS", 10)
+    folding, hold = threading.Event(), threading.Event()
+
+    class Slow:
+        def ensure(self, connection) -> None:
+            pass
+
+        def apply(self, connection, after_id: int) -> None:
+            folding.set()
+            assert hold.wait(30)
+
+    store = Store(tmp_path / "events.sqlite3", hooks=[Slow()])
+    store.count()
+    results: dict[str, object] = {}
+
+    def send(user: str, first: int) -> None:
+        results[user] = store.insert(events(user, first, 6))
+
+    writer, queued = (threading.Thread(target=send, args=args) for args in (("a", 0), ("b", 100)))
+    with store.engine._write_lock:  # both wait: the first to write, the second in the queue
+        writer.start()
+        while not store.engine._writing:
+            time.sleep(0.01)
+        queued.start()
+        while len(store.engine._queue) < 2:
+            time.sleep(0.01)
+    try:
+        assert folding.wait(30)  # the group (12 events) committed, its writer folds them
+        queued.join(30)
+        assert not queued.is_alive() and results == {"b": (6, 0)}  # answered during the fold
+    finally:
+        hold.set()
+        writer.join(30)
+    assert results == {"a": (6, 0), "b": (6, 0)}
+    assert {u["user_id"]: u["events"] for u in store.users()} == {"a": 6, "b": 6}
+    store.close()

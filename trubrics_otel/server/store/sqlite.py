@@ -11,7 +11,7 @@
 Each thread keeps its own connection between calls (opening, closing and the function
 registration cost ~5 ms per call on a busy machine, and the last connection to close
 checkpoints the WAL), so one store serves many threads; writes within the process are
-serialised by a lock, batches waiting for it committed together (:meth:`SQLiteEngine.insert`),
+serialised by a lock, batches waiting to be written committed together (:meth:`SQLiteEngine.insert`),
 and WAL lets readers (the CLI, another process) run while the server writes. Several
 processes may write: ``BEGIN IMMEDIATE`` takes SQLite's write lock, so a transaction's
 ``id > last_id`` range is its own.
@@ -20,7 +20,8 @@ Deferred fold: an ingest transaction stores the events only and commits (the bat
 acknowledged then). The derived tables (:mod:`.derived`: sessions, users, threads, rollups,
 the full-text index) and the hooks' tables take in the events after the watermark
 (``fold_state.folded_id``) later, in bulk, in one transaction that also moves the watermark,
-so an event is folded exactly once: by the writer once :data:`FOLD_ROWS` events are pending,
+so an event is folded exactly once: by the writer once :data:`FOLD_ROWS` events are pending
+(after its group's callers have their answer),
 and before every read (:meth:`SQLiteEngine.connection`, the one way in for the store's
 readers, ``store.reader()``, the read API, the CLI and the analyses), when the store opens
 (rows left by a crash or another process) and on :meth:`SQLiteEngine.close`. A reader
@@ -77,8 +78,9 @@ class SQLiteEngine:
         self._fold_at = FOLD_ROWS  # pending events at which the writer folds (more after a failure)
         self._write_lock = threading.Lock()
         self._open_lock = threading.Lock()
-        self._queue_lock = threading.Lock()
-        self._queue: list[_Batch] = []  # batches waiting for the write lock (group commit)
+        self._turn = threading.Condition()  # guards the queue and _writing; notified after each group
+        self._queue: list[_Batch] = []  # batches waiting to be written (group commit)
+        self._writing = False  # a thread is writing a group
         self._ready = False
         self._local = threading.local()  # this thread's (generation, connection)
         self._generation = 0  # close() moves it on: every thread then opens a new connection
@@ -211,32 +213,38 @@ class SQLiteEngine:
         """Store ``rows``; how many were new (the others were already stored). Returns once the
         transaction holding them has committed; they are folded later (module docstring).
 
-        Group commit: batches that arrive while another thread writes wait for the write lock;
-        the next thread to take it writes every waiting batch in one transaction (each in a
-        savepoint: a batch that fails is rolled back alone, the others go on), so the COMMIT
-        is paid once per group, not per batch. Should the shared part fail (the COMMIT), each
-        batch is tried alone, so an error stays with the batch that caused it. ``with_ids``:
-        each row starts with its id, higher than any stored (a copy: written alone)."""
+        Group commit: batches that arrive while another thread writes wait; the next thread to
+        write takes every waiting batch into one transaction (each in a savepoint: a batch that
+        fails is rolled back alone, the others go on), so the COMMIT is paid once per group,
+        not per batch. Should the shared part fail (the COMMIT), each batch is tried alone, so
+        an error stays with the batch that caused it. The group's callers return as soon as it
+        commits, while its writer folds (when :data:`FOLD_ROWS` are pending): their senders'
+        next batches are parsed meanwhile. ``with_ids``: each row starts with its id, higher
+        than any stored (a copy: written alone)."""
         batch = _Batch(rows, with_ids)
         with self._use(fold=False) as connection:
-            if not with_ids:
-                with self._queue_lock:
+            with self._turn:
+                if not with_ids:
                     self._queue.append(batch)
-            while not batch.done:
+                while not batch.done and self._writing:  # another thread writes: wait for its answer
+                    self._turn.wait()
+                if batch.done:
+                    return batch.result()
+                self._writing = True
+            try:
                 with self._write_lock:
-                    if batch.done:
-                        break
-                    if with_ids:
-                        group = [batch]
-                    else:
-                        with self._queue_lock:
-                            group = _take(self._queue)
+                    with self._turn:  # taken under the write lock: batches queued meanwhile go in too
+                        group = [batch] if with_ids else _take(self._queue)
                     pending = self._write_group(connection, group)
-                    if pending >= self._fold_at and not self._fold(connection):  # the group is acknowledged
+            finally:
+                with self._turn:
+                    self._writing = False
+                    self._turn.notify_all()
+            if pending >= self._fold_at:
+                with self._write_lock:
+                    if not self._fold(connection):
                         self._fold_at = pending + FOLD_ROWS  # failed: not again after each batch
-        if batch.error is not None:
-            raise batch.error
-        return batch.stored
+        return batch.result()
 
     def _write_group(self, connection: SQLiteConnection, group: list[_Batch]) -> int:
         """One transaction for ``group``; every batch in it done (stored or failed) on return;
@@ -324,6 +332,11 @@ class _Batch:
         if error is not None:
             self.error, self.stored = error, 0
         self.done = True
+
+    def result(self) -> int:
+        if self.error is not None:
+            raise self.error
+        return self.stored
 
 
 def _take(queue: list[_Batch]) -> list[_Batch]:
