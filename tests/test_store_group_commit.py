@@ -180,3 +180,17 @@ def test_a_groups_callers_get_their_answer_while_its_writer_folds(tmp_path, monk
     assert results == {"a": (6, 0), "b": (6, 0)}
     assert {u["user_id"]: u["events"] for u in store.users()} == {"a": 6, "b": 6}
     store.close()
+
+
+def test_more_waiting_rows_than_a_group_holds_are_written_in_several_and_each_caller_answered(gated, monkeypatch):
+    from trubrics_otel.server.store import sqlite as engine
+
+    store, gate, begun = gated
+    monkeypatch.setattr(engine, "GROUP_ROWS", 8)
+    store.count()
+    begun.clear()
+    results = run_behind_a_held_transaction(store, [
+        lambda user=user, k=k: store.insert(events(user, 100 * k, 5)) for k, user in enumerate("abcdef")])
+    assert results == [(5, 0)] * 6
+    assert begun == ["BEGIN IMMEDIATE"] * 3  # groups of 8 rows or more: two batches each
+    assert {u["user_id"]: u["events"] for u in store.users()} == dict.fromkeys("abcdef", 5)

@@ -223,27 +223,29 @@ class SQLiteEngine:
         than any stored (a copy: written alone)."""
         batch = _Batch(rows, with_ids)
         with self._use(fold=False) as connection:
-            with self._turn:
-                if not with_ids:
-                    self._queue.append(batch)
-                while not batch.done and self._writing:  # another thread writes: wait for its answer
-                    self._turn.wait()
-                if batch.done:
-                    return batch.result()
-                self._writing = True
-            try:
-                with self._write_lock:
-                    with self._turn:  # taken under the write lock: batches queued meanwhile go in too
-                        group = [batch] if with_ids else _take(self._queue)
-                    pending = self._write_group(connection, group)
-            finally:
+            if not with_ids:
                 with self._turn:
-                    self._writing = False
-                    self._turn.notify_all()
-            if pending >= self._fold_at:
-                with self._write_lock:
-                    if not self._fold(connection):
-                        self._fold_at = pending + FOLD_ROWS  # failed: not again after each batch
+                    self._queue.append(batch)
+            while True:
+                with self._turn:
+                    while not batch.done and self._writing:  # another thread writes: wait for its answer
+                        self._turn.wait()
+                    if batch.done:
+                        break
+                    self._writing = True
+                try:
+                    with self._write_lock:
+                        with self._turn:  # taken under the write lock: batches queued meanwhile go in too
+                            group = [batch] if with_ids else _take(self._queue)  # maybe not ours: loop
+                        pending = self._write_group(connection, group)
+                finally:
+                    with self._turn:
+                        self._writing = False
+                        self._turn.notify_all()
+                if pending >= self._fold_at:
+                    with self._write_lock:
+                        if not self._fold(connection):
+                            self._fold_at = pending + FOLD_ROWS  # failed: not again after each batch
         return batch.result()
 
     def _write_group(self, connection: SQLiteConnection, group: list[_Batch]) -> int:
