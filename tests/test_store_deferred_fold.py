@@ -29,6 +29,7 @@ from trubrics_otel.server import Store
 from trubrics_otel.server.store import sqlite as sqlite_engine
 
 HEADERS = {"x-api-key": "k", "Content-Type": "application/json"}
+TESTS = repr(str(Path(__file__).resolve().parent))  # for the other processes' code
 USERS = 7
 
 
@@ -153,7 +154,7 @@ def test_a_server_a_second_process_and_a_restart_after_a_kill_each_see_every_eve
 def test_events_left_unfolded_by_a_killed_writer_are_folded_once_when_the_file_is_next_opened(tmp_path):
     path = tmp_path / "events.sqlite3"
     in_another_process(  # writes, then dies without closing (no fold on close)
-        "import os, sys; sys.path.insert(0, 'tests'); from test_store_deferred_fold import turns; "
+        f"import os, sys; sys.path.insert(0, {TESTS}); from test_store_deferred_fold import turns; "
         "from trubrics_otel.server import Store; s = Store(sys.argv[1]); s.insert((), turns(0, 90)); "
         "sys.stdout.flush(); os._exit(0)", path)
     assert pending(path) == 90
@@ -176,7 +177,7 @@ def test_writers_in_threads_and_another_process_with_reads_between_end_exact(tmp
     store.count()
     other = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys; sys.path.insert(0, 'tests'); from test_store_deferred_fold import turns; "
+         f"import sys; sys.path.insert(0, {TESTS}); from test_store_deferred_fold import turns; "
          "from trubrics_otel.server import Store; from trubrics_otel.server.store import sqlite; "
          "sqlite.FOLD_ROWS = 150; s = Store(sys.argv[1]); s.count(); print('ready', flush=True); "
          "[s.insert((), turns(10_000 + k * 40, 40, prefix='p')) or s.users() for k in range(15)]; s.close()",
@@ -232,7 +233,7 @@ def test_a_store_opened_with_events_pending_rebuilds_without_counting_them_twice
     leaves them out of the fold for analytics tables it refills from every event."""
     path = tmp_path / "events.sqlite3"
     in_another_process(
-        "import os, sys; sys.path.insert(0, 'tests'); from test_store_deferred_fold import turns; "
+        f"import os, sys; sys.path.insert(0, {TESTS}); from test_store_deferred_fold import turns; "
         "from trubrics_otel.server import Store; s = Store(sys.argv[1]); s.insert((), turns(0, 60)); "
         "s.close(); s.insert((), turns(60, 40)); os._exit(0)", path)
     assert pending(path) == 40
