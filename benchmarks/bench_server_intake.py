@@ -183,6 +183,11 @@ class Server:
         response = self.session.post(url, data=body, headers=headers, timeout=120)
         assert response.status_code == 200, (response.status_code, response.text[:200])
 
+    def settle(self) -> None:
+        """A read: the server folds every event it holds into its summary tables first (SQLite
+        folds in bulk, before any read), so a round's CPU includes the fold of all its events."""
+        assert self.session.get(f"{self.url}/api/stats", timeout=120).status_code == 200
+
     def close(self) -> None:
         self.channel.close()
         self.process.terminate()
@@ -190,13 +195,12 @@ class Server:
 
 
 def _count_llm(db: str) -> int:
-    from trubrics_otel.server.store import Store
+    """LLM events in the file, read-only (a store of this copy would migrate the file of a
+    baseline server still running on it)."""
+    import sqlite3
 
-    store = Store(db)
-    try:
-        return store.count()["llm_events"]
-    finally:
-        store.close()
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+        return connection.execute("SELECT COUNT(*) FROM events WHERE kind = 'llm'").fetchone()[0]
 
 
 def measure(protocol: str, rounds: int, traces_per_round: int, tmp: str,
@@ -219,10 +223,12 @@ def measure(protocol: str, rounds: int, traces_per_round: int, tmp: str,
         try:
             for body in warm:  # one-time costs (price table, first connection) before the clock
                 server.send(protocol, body)
+            server.settle()
             stored_before = _count_llm(server.db)
             cpu = cpu_seconds(server.process.pid)
             for body in bodies:
                 server.send(protocol, body)
+            server.settle()
             cpu = cpu_seconds(server.process.pid) - cpu
             stored = _count_llm(server.db)
         finally:

@@ -9,7 +9,9 @@ The LLM events are ``bench_server_intake``'s (prompts and answers of 200-1,500 c
 users, 2,000 threads); ``track`` events are the peer benchmark's payloads. They are validated
 as the ingestion API does, then ``Store.insert`` runs in batches into a fresh SQLite file
 after 400 warm-up events. CPU time is this process's (``time.process_time``): the rows,
-every statement, the commit and its WAL writes. ``--statements`` times each statement (the
+every statement, the commit and its WAL writes, and the fold of the events still pending at
+the end (a read). ``--fold-rows N``: SQLite folds once N events are pending (default: the
+store's). ``--statements`` times each statement (the
 timing wrapper adds its own cost to the total). ``--pages`` counts the pages each batch of the
 last 1,000 events (or the last batch, if larger) writes to the WAL (checkpoints held off
 meanwhile), by table or index.
@@ -143,7 +145,7 @@ def wal_pages(path: str, connection, batches: int, events: int) -> None:
 
 def run(kind: str, n: int, batch: int, statements: bool, pages: bool = False,
         prefill: int | None = None, users: int = 10_000, threads: int = 20_000,
-        cache: Path = Path("/tmp/trubrics-bench-store")) -> None:
+        cache: Path = Path("/tmp/trubrics-bench-store"), fold_rows: int | None = None) -> None:
     import sqlite3
 
     import trubrics_otel
@@ -167,6 +169,10 @@ def run(kind: str, n: int, batch: int, statements: bool, pages: bool = False,
     def insert(store, part):
         store.insert(*(((), part) if kind == "llm" else (part, ())))
 
+    if fold_rows is not None:
+        from trubrics_otel.server.store import sqlite as engine
+
+        engine.FOLD_ROWS = fold_rows
     with tempfile.TemporaryDirectory() as tmp:
         if source:
             shutil.copyfile(source, f"{tmp}/events.sqlite3")
@@ -187,6 +193,7 @@ def run(kind: str, n: int, batch: int, statements: bool, pages: bool = False,
                     connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                     connection.execute("PRAGMA wal_autocheckpoint = 0")
             insert(store, good[i:i + batch])
+        store.count()  # a read: the events still pending are folded (SQLite's deferred fold), counted here
         took = time.process_time() - started
         user_s, system_s = (after - before for after, before in zip(os.times()[:2], times[:2]))
         if pages:
@@ -220,12 +227,13 @@ def main() -> None:
                         help="where prefilled files are kept between runs")
     parser.add_argument("--compare", nargs="*", default=[], metavar="DIR",
                         help="also run DIR/trubrics_otel's store (a baseline), alternating, 3 rounds")
+    parser.add_argument("--fold-rows", type=int, metavar="N", help="SQLite folds once N events are pending")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     threads = args.threads or 2 * args.users
     if args.inner or not args.compare:
         run(args.kind, args.events, args.batch, args.statements, args.pages, args.prefill, args.users, threads,
-            args.cache)
+            args.cache, args.fold_rows)
         return
     for _ in range(3):
         for package in (None, *args.compare):
@@ -234,6 +242,8 @@ def main() -> None:
             if args.prefill is not None:
                 inner += ["--prefill", str(args.prefill), "--users", str(args.users), "--threads", str(threads),
                           "--cache", str(args.cache)]
+            if args.fold_rows is not None and not package:
+                inner += ["--fold-rows", str(args.fold_rows)]
             if package:  # that copy first on the path, this editable install's finder set aside
                 inner[1:2] = ["-c", _FROM_DIR.format(package, __file__)]
             print(f"{package or 'this'}: ", end="", flush=True)

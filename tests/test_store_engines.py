@@ -207,20 +207,36 @@ class _BatchSizes:
         connection.execute("INSERT INTO hook_batches SELECT COUNT(*) FROM events WHERE id > ?", [after_id])
 
 
-def test_a_hooks_tables_commit_with_the_events_or_not_at_all(db_url):
+def test_a_hooks_tables_take_each_event_once_and_a_failure_loses_nothing(db_url, caplog):
+    """PostgreSQL: a hook's rows commit with the batch's, or neither does. SQLite: the events
+    commit alone, the hook takes them in the fold before the next read; a fold that fails
+    leaves them stored and pending, and the next read folds them."""
     hook = _BatchSizes()
     store = Store(db_url, hooks=[hook])
     try:
         events = [{"user_id": "u", "event": "e", "timestamp": at(i),
                    "properties": {"$trace_id": TRACE, "$span_id": f"{i:016x}"}} for i in range(20)]
         assert store.insert(events[:10]) == (10, 0)
+        assert store.count()["events"] == 10
         assert store.insert(events[:12]) == (2, 10)  # the hook sees only the new rows
+        assert store.count()["events"] == 12
         hook.fail = True
-        with pytest.raises(RuntimeError):
-            store.insert(events[12:20])
+        if store.engine.name == "postgresql":
+            with pytest.raises(RuntimeError):
+                store.insert(events[12:20])
+        else:
+            assert store.insert(events[12:20]) == (8, 0)  # acknowledged: committed
+            with caplog.at_level("ERROR", logger="trubrics.server"):
+                assert store.count()["events"] == 12  # what was folded, nothing half-folded
+            assert "could not fold" in caplog.text and "hook failed" in caplog.text
+            hook.fail = False
         with store.reader() as db:
-            assert db.rows("SELECT rows_added FROM hook_batches ORDER BY rows_added") == [(2,), (10,)]
-            assert db.rows("SELECT COUNT(*) FROM events") == [(12,)]  # the failed batch: nothing kept
+            kept = db.rows("SELECT COUNT(*) FROM events")
+            folds = db.rows("SELECT rows_added FROM hook_batches ORDER BY rows_added")
+        if store.engine.name == "postgresql":
+            assert kept == [(12,)] and folds == [(2,), (10,)]  # the failed batch: nothing kept
+        else:
+            assert kept == [(20,)] and folds == [(2,), (8,), (10,)]
     finally:
         store.close()
 

@@ -38,6 +38,17 @@ def count_in_another_process(path) -> int:
                               check=True, timeout=60).stdout)
 
 
+def start_serve(path) -> tuple[subprocess.Popen, str]:
+    """A real ``trubrics-otel serve`` on ``path`` (HTTP only, any free port) and its URL."""
+    server = subprocess.Popen([sys.executable, "-m", "trubrics_otel", "serve", "--db", str(path), "--port", "0",
+                               "--no-grpc", "--log-level", "WARNING"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert server.stdout is not None
+    url = next(f"http://127.0.0.1:{m.group(1)}" for line in server.stdout
+               if (m := re.search(r"http://127\.0\.0\.1:(\d+)", line)))
+    return server, url
+
+
 def test_threads_write_at_once_and_another_process_sees_every_acknowledged_event(tmp_path):
     path = tmp_path / "events.sqlite3"
     acknowledged: list[int] = []
@@ -62,13 +73,8 @@ def test_threads_write_at_once_and_another_process_sees_every_acknowledged_event
 
 def test_an_acknowledged_batch_survives_the_server_being_killed(tmp_path):
     path = tmp_path / "events.sqlite3"
-    server = subprocess.Popen([sys.executable, "-m", "trubrics_otel", "serve", "--db", str(path), "--port", "0",
-                               "--no-grpc", "--log-level", "WARNING"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server, url = start_serve(path)
     try:
-        assert server.stdout is not None
-        url = next(f"http://127.0.0.1:{m.group(1)}" for line in server.stdout
-                   if (m := re.search(r"http://127\.0\.0\.1:(\d+)", line)))
         response = requests.post(f"{url}/publish_events", data=batch(0, 50), headers=HEADERS, timeout=30)
         assert response.status_code == 200 and response.json()["stored"] == 50
     finally:

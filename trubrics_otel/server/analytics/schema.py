@@ -4,12 +4,13 @@
 
     for statement in STATEMENTS:          # engine-neutral DDL (TEXT, BIGINT, DOUBLE PRECISION, INTEGER)
         db.execute(statement)
-    apply(db, after_id)                   # inside the insert's transaction, after rows id > after_id
+    apply(db, after_id)                   # inside the store's fold: the rows id > after_id
     set_feedback_events(db, {"Thumbs up": 1.0, "Thumbs down": 0.0})
 
 The module itself is the store's hook (``store.Hook``: :func:`ensure` once, :func:`apply` in
-each insert's transaction), registered by ``trubrics_otel.server`` for every ``Store``, so the
-analytics tables commit with the events they are built from and the store knows nothing of them.
+each fold: PostgreSQL's insert transaction, SQLite's bulk fold before any read), registered by
+``trubrics_otel.server`` for every ``Store``, so the analytics tables commit with the derived
+tables, every read sees them current, and the store knows nothing of them.
 
 Why: at a million events, counting distinct users per week or summing every thread from the
 raw table takes seconds; these tables hold what the analyses group, updated from the few rows
@@ -138,7 +139,9 @@ def _threads(db: Writer) -> list[str]:
     the index entries of every column a SET assigns, even to its own value, ~130 WAL pages per
     batch of 100 LLM events at 20,000 threads); the second, only for the threads it skipped
     (an earlier first turn arrived), assigns every column. It must run second: the threads the
-    first one added or folded no longer have an earlier first turn in the batch."""
+    first one added or folded no longer have an earlier first turn in the batch, so it reads
+    only the turns of threads with one (aggregating every thread of a large batch again
+    doubled the pair's cost: SQLite folds thousands of events at once)."""
     d = db.dialect
     ttft = f"CAST({d.json_text('properties', 'time_to_first_token')} AS DOUBLE PRECISION)"
     t = "analytics_threads"
@@ -154,6 +157,8 @@ def _threads(db: Writer) -> list[str]:
     def when(condition: str, column: str) -> str:
         return f"{column} = CASE WHEN {condition} THEN excluded.{column} ELSE {t}.{column} END"
 
+    skipped = f"""AND thread_id IN (SELECT e.thread_id FROM {d.new_rows('e')} JOIN {t} ON {t}.thread_id = e.thread_id
+                  WHERE e.id > ? AND e.kind = 'llm' AND (e.ts_us, e.id) < ({t}.first_us, {t}.first_id))"""
     insert = f"""INSERT INTO {t} (thread_id, user_id, model, turns, start_us, end_us, first_us, first_id,
                    last_us, last_id, last_error, errors, cost_usd, cost_turns, ttft_s, ttft_turns)
         SELECT b.thread_id, {first('user_id')}, {first('model')}, COUNT(*), MIN(b.ts_us), MAX(b.end_us),
@@ -165,7 +170,7 @@ def _threads(db: Writer) -> list[str]:
                      CASE WHEN error IS NULL THEN 0 ELSE 1 END AS failed,
                      ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us, id) AS rf,
                      ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us DESC, id DESC) AS rl
-              FROM {d.new_rows()} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL) AS b
+              FROM {d.new_rows()} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL{{only}}) AS b
         WHERE 1 = 1 GROUP BY b.thread_id
         ON CONFLICT (thread_id) DO UPDATE SET
             turns = {t}.turns + excluded.turns,
@@ -174,9 +179,9 @@ def _threads(db: Writer) -> list[str]:
             errors = {t}.errors + excluded.errors, cost_usd = {t}.cost_usd + excluded.cost_usd,
             cost_turns = {t}.cost_turns + excluded.cost_turns, ttft_s = {t}.ttft_s + excluded.ttft_s,
             ttft_turns = {t}.ttft_turns + excluded.ttft_turns"""
-    folded, assigned = insert.rsplit("ON CONFLICT (thread_id) DO UPDATE SET", 1)
+    folded, assigned = insert.replace("{only}", f" {skipped}").rsplit("ON CONFLICT (thread_id) DO UPDATE SET", 1)
     # the first turn's time is the thread's start: an earlier one moves both
-    return [f"{insert}\n        WHERE NOT {earlier}",
+    return [f"{insert.replace('{only}', '')}\n        WHERE NOT {earlier}",
             f"""{folded}ON CONFLICT (thread_id) DO UPDATE SET
             start_us = excluded.start_us, user_id = excluded.user_id, model = excluded.model,
             first_id = excluded.first_id, first_us = excluded.first_us,{assigned}
@@ -199,7 +204,7 @@ def create(db: Writer) -> None:
 def apply(db: Writer, after_id: int) -> None:
     """Fold the events with ``id > after_id`` into the analytics tables (caller's transaction)."""
     for statement in (*_activity(db), *_daily(db), _first(db), _latency(db), *_steps(db), *_threads(db)):
-        db.execute(statement, (after_id,))
+        db.execute(statement, (after_id,) * statement.count("?"))
     feedback_rows.apply(db, after_id)
 
 
@@ -223,8 +228,9 @@ def set_feedback_events(db: Writer, values: Mapping[str, float]) -> None:
 VERSION = "7"
 
 
-def ensure(db: Writer) -> None:
-    """Create the tables; fill them from ``events`` when new or built by another version."""
+def ensure(db: Writer) -> bool:
+    """Create the tables; fill them from ``events`` when new or built by another version (then
+    True: every stored event is in them, the store's next fold leaves them alone)."""
     create(db)
     if db.rows("SELECT value FROM analytics_meta WHERE key = 'version'") != [(VERSION,)]:
         for table in TABLES:  # another version's shape: made again (the feedback names are kept)
@@ -233,3 +239,5 @@ def ensure(db: Writer) -> None:
         rebuild(db)
         db.execute("DELETE FROM analytics_meta WHERE key = 'version'")
         db.execute("INSERT INTO analytics_meta (key, value) VALUES ('version', ?)", (VERSION,))
+        return True
+    return False

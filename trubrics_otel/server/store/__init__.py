@@ -36,12 +36,19 @@ fragments that differ, and ``?`` → ``%s``). The read queries are :mod:`..queri
 
 Hooks: tables kept by a layer above the store (the analytics tables) are maintained through
 :class:`Hook` objects, so the store imports nothing from there. ``hook.ensure(connection)``
-runs once when the store is first used (its own transaction: create, fill), ``hook.apply(
-connection, after_id)`` inside every insert's transaction, after the rows with ``id >
-after_id`` went in, before COMMIT. ``Store(hooks=None)`` takes :data:`HOOKS`, which the
-``trubrics_otel.server`` package fills (so every store in the process keeps the same tables)::
+runs once when the store is first used (inside the store's opening transaction: create, fill;
+True when it filled its tables from every stored event), ``hook.apply(connection, after_id)``
+wherever the derived tables take in the rows with ``id > after_id``: in PostgreSQL's insert
+transaction, in SQLite's fold (see below). ``Store(hooks=None)`` takes :data:`HOOKS`, which
+the ``trubrics_otel.server`` package fills (so every store in the process keeps the same tables)::
 
     store = Store(path, hooks=[MyTables()])      # or hooks=() for the events and derived tables only
+
+When the summary tables are current: PostgreSQL folds each batch inside its insert
+transaction. SQLite commits a batch's events alone and folds them in bulk later (once 5,000
+are pending, and before any read: every reading method, :meth:`Store.connection` and
+:meth:`Store.reader` fold first; see :mod:`.sqlite`), so a read always sees every stored
+event in every table.
 
 A third engine (ClickHouse, for billions of events) plugs in as ``store/clickhouse.py``: an
 engine class with ``connection()`` / ``insert(rows)`` / ``exists()`` / ``close()`` /
@@ -85,7 +92,7 @@ DEFAULT_SESSION_TIMEOUT_S = 30 * 60
 class Hook(Protocol):
     """Tables kept in step with ``events`` by a layer above the store (see the module's docstring)."""
 
-    def ensure(self, connection: Any) -> None: ...
+    def ensure(self, connection: Any) -> bool | None: ...
 
     def apply(self, connection: Any, after_id: int) -> None: ...
 

@@ -1,13 +1,14 @@
-"""Tables derived from ``events``, kept current inside each insert's transaction.
+"""Tables derived from ``events``, kept current by folding new events in.
 
 ::
 
     derived.ensure_sessions(connection, timeout_us)   # rebuild sessions for another timeout
-    derived.apply(connection, after_id, timeout_us)   # after inserting rows with id > after_id
+    derived.apply(connection, after_id, timeout_us)   # fold the rows with id > after_id in
 
 Why: at a million events, grouping the raw table on every page view or ``stats`` call takes
-seconds. These tables hold what the page and ``stats`` read, updated from the few rows a
-batch adds, so reads touch thousands of rows, not millions:
+seconds. These tables hold what the page and ``stats`` read, updated from the rows added
+since the last fold, so reads touch thousands of rows, not millions. When: PostgreSQL folds
+each batch in its insert's transaction; SQLite folds in bulk, before any read (:mod:`.sqlite`):
 
 ==================  ===========================================================================
 ``sessions``        one row per session (per user, a new one after ``timeout_us`` idle)
@@ -148,8 +149,14 @@ def updates(dialect: Dialect) -> list[str]:
 
 
 def register_functions(connection: sqlite3.Connection) -> None:
-    """SQL functions SQLite needs for sessions (PostgreSQL: a SQL function in its schema)."""
+    """SQL functions SQLite needs for sessions (PostgreSQL: a SQL function in its schema), and
+    the one that lets this release's fold write ``users`` (schema ``003_fold_watermark``)."""
     connection.create_function("session_id", 2, session_id, deterministic=True)
+    connection.create_function("trubrics_deferred_fold", 0, _folding)
+
+
+def _folding() -> int:
+    return 1
 
 
 def ensure_sessions(connection: Any, timeout_us: int | None) -> None:
@@ -159,11 +166,6 @@ def ensure_sessions(connection: Any, timeout_us: int | None) -> None:
     wanted = timeout_us if timeout_us is not None else stored if stored is not None else DEFAULT_TIMEOUT_US
     if stored != wanted:
         _rebuild_sessions(connection, wanted)
-
-
-def sessions_need_work(connection: Any, timeout_us: int | None) -> bool:
-    stored = stored_timeout_us(connection)
-    return stored is None or (timeout_us is not None and stored != timeout_us)
 
 
 def upgrade_sqlite(connection: sqlite3.Connection) -> None:

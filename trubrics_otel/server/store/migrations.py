@@ -6,7 +6,8 @@
     migrations.latest("sqlite")                  # the newest version this release knows
 
 ``schema/<engine>/NNN_name.sql`` is version ``NNN``; the ``schema_version`` table records each
-applied version. A database whose version is newer than this release knows was written by a
+applied version, and each version not recorded runs (oldest first). An engine's folder holds only
+the versions it needs: SQLite's ``003_fold_watermark`` has no PostgreSQL counterpart. A database whose version is newer than this release knows was written by a
 newer trubrics-otel: :class:`SchemaTooNew`, never a guess. A new version is a new file (never
 an edit of an old one), tested by opening a database of the version before it.
 """
@@ -47,8 +48,9 @@ def apply(connection: Any, engine: str) -> int:
                        "(version INTEGER PRIMARY KEY, applied_us BIGINT NOT NULL)")
     check(connection, engine)
     ran = 0
+    applied = {row[0] for row in connection.execute("SELECT version FROM schema_version").fetchall()}
     for version, sql in steps(engine):
-        if version <= current(connection):
+        if version in applied:
             continue
         if engine == "sqlite":  # sqlite3 runs one statement per call (executescript commits)
             for statement in sql.split(";\n"):

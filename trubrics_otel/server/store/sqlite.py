@@ -6,22 +6,39 @@
     with engine.connection() as c:                 # a SQLiteConnection: execute, rows, dialect
         c.rows("SELECT COUNT(*) FROM events")
     engine.insert(rows)                            # -> how many were new
+    engine.fold()                                  # derived tables current now (reads do it)
 
 Each thread keeps its own connection between calls (opening, closing and the function
 registration cost ~5 ms per call on a busy machine, and the last connection to close
 checkpoints the WAL), so one store serves many threads; writes within the process are
-serialised by a lock, batches waiting for it committed together (:meth:`SQLiteEngine.insert`),
+serialised by a lock, batches waiting to be written committed together (:meth:`SQLiteEngine.insert`),
 and WAL lets readers (the CLI, another process) run while the server writes. Several
 processes may write: ``BEGIN IMMEDIATE`` takes SQLite's write lock, so a transaction's
 ``id > last_id`` range is its own.
 
+Deferred fold: an ingest transaction stores the events only and commits (the batch is
+acknowledged then). The derived tables (:mod:`.derived`: sessions, users, threads, rollups,
+the full-text index) and the hooks' tables take in the events after the watermark
+(``fold_state.folded_id``) later, in bulk, in one transaction that also moves the watermark,
+so an event is folded exactly once: by the writer once :data:`FOLD_ROWS` events are pending
+(after its group's callers have their answer),
+and before every read (:meth:`SQLiteEngine.connection`, the one way in for the store's
+readers, ``store.reader()``, the read API, the CLI and the analyses), when the store opens
+(rows left by a crash or another process) and on :meth:`SQLiteEngine.close`. A reader
+therefore never sees events the derived tables lack, and a fold over 5,000 events costs a
+fraction per event of a fold per batch of 100. A fold that fails is logged and rolled back:
+its events stay stored and pending, the next fold takes them. As ``BEGIN IMMEDIATE``
+serialises writers, ids commit in order and the watermark is exact, whichever process wrote.
+
 Durability: WAL with ``synchronous=NORMAL``: a committed batch survives the process crashing
-(it is in the WAL, in the OS's hands); a power cut may lose the last commits before a
-checkpoint, never corrupt the file. Commits no longer wait for an fsync each.
+(it is in the WAL, in the OS's hands) and is folded when the store is next used; a power cut
+may lose the last commits before a checkpoint, never corrupt the file. Commits no longer wait
+for an fsync each.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import weakref
@@ -33,6 +50,13 @@ from typing import Any
 from trubrics_otel.server.store import derived, migrations
 from trubrics_otel.server.store.dialect import SQLITE
 from trubrics_otel.server.store.rows import INSERT, INSERT_WITH_ID
+
+logger = logging.getLogger("trubrics.server")
+
+FOLD_ROWS = 5_000
+"""The writer folds once this many events are pending (see the module's docstring)."""
+
+_PENDING = "SELECT folded_id, (SELECT COALESCE(MAX(id), 0) FROM events) FROM fold_state"
 
 
 class SQLiteConnection(sqlite3.Connection):
@@ -50,11 +74,13 @@ class SQLiteEngine:
     def __init__(self, path: Path, session_timeout_us: int | None, hooks: Sequence[Any] = ()) -> None:
         self.path = path
         self._timeout_us = session_timeout_us
-        self._hooks = tuple(hooks)  # see Store: ensure() at creation, apply() in each insert
+        self._hooks = tuple(hooks)  # see Store: ensure() at creation, apply() in each fold
+        self._fold_at = FOLD_ROWS  # pending events at which the writer folds (more after a failure)
         self._write_lock = threading.Lock()
         self._open_lock = threading.Lock()
-        self._queue_lock = threading.Lock()
-        self._queue: list[_Batch] = []  # batches waiting for the write lock (group commit)
+        self._turn = threading.Condition()  # guards the queue and _writing; notified after each group
+        self._queue: list[_Batch] = []  # batches waiting to be written (group commit)
+        self._writing = False  # a thread is writing a group
         self._ready = False
         self._local = threading.local()  # this thread's (generation, connection)
         self._generation = 0  # close() moves it on: every thread then opens a new connection
@@ -68,8 +94,10 @@ class SQLiteEngine:
         return self.path.exists()
 
     def close(self) -> None:
-        """Close every thread's connection (the store reopens them when used again); the last
-        one to close folds the WAL back into the database file."""
+        """Fold what is pending, close every thread's connection (the store reopens them when
+        used again); the last one to close folds the WAL back into the database file."""
+        if self._ready and self.path.exists():
+            self.fold()
         with self._write_lock, self._open_lock:
             opened, self._open, self._ready = list(self._open), weakref.WeakSet(), False
             self._generation += 1
@@ -83,13 +111,22 @@ class SQLiteEngine:
         derived.register_functions(connection)
         return connection  # type: ignore[return-value]
 
+    def connection(self) -> Any:
+        """This thread's connection (rows as :class:`sqlite3.Row`: by index or by name), every
+        stored event folded first (the readers' one way in); any transaction left open is
+        rolled back on the way out, so no snapshot outlives the call."""
+        return self._use(fold=True)
+
     @contextmanager
-    def connection(self) -> Iterator[SQLiteConnection]:
-        """This thread's connection (rows as :class:`sqlite3.Row`: by index or by name); any
-        transaction left open is rolled back on the way out, so no snapshot outlives the call."""
+    def _use(self, fold: bool) -> Iterator[SQLiteConnection]:
         if not self._ready:
             self._create()
         connection = self._thread_connection()
+        if fold:
+            folded, last = connection.execute(_PENDING).fetchone()
+            if last > folded:
+                with self._write_lock:
+                    self._fold(connection)
         try:
             yield connection
         finally:
@@ -108,6 +145,9 @@ class SQLiteEngine:
         return connection
 
     def _create(self) -> None:
+        """Migrate, make the hooks' tables, fold what a crash or another process left pending,
+        rebuild sessions for another timeout: one transaction (one process does it, the others
+        find it done)."""
         with self._write_lock:
             if self._ready:
                 return
@@ -115,97 +155,129 @@ class SQLiteEngine:
             connection = self._connect()
             try:
                 connection.execute("PRAGMA journal_mode=WAL")
-                if self._work_to_do(connection):
-                    connection.execute("BEGIN IMMEDIATE")  # one process migrates; the others find it done
-                    try:
-                        migrations.apply(connection, "sqlite")
-                        if connection.execute("PRAGMA user_version").fetchone()[0] < derived.VERSION:
-                            derived.upgrade_sqlite(connection)
-                        derived.ensure_sessions(connection, self._timeout_us)
-                        connection.execute("COMMIT")
-                    except BaseException:
-                        connection.execute("ROLLBACK")
-                        raise
-                for hook in self._hooks:  # their tables: made (and filled) once
-                    connection.execute("BEGIN IMMEDIATE")
-                    try:
-                        hook.ensure(connection)
-                        connection.execute("COMMIT")
-                    except BaseException:
-                        connection.execute("ROLLBACK")
-                        raise
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    migrations.apply(connection, "sqlite")
+                    if connection.execute("PRAGMA user_version").fetchone()[0] < derived.VERSION:
+                        derived.upgrade_sqlite(connection)
+                    # a hook that filled its tables from every event has the pending ones already
+                    refilled = [hook for hook in self._hooks if hook.ensure(connection)]
+                    with _fold_cache(connection):
+                        self._fold_pending(connection, skip=refilled)
+                    derived.ensure_sessions(connection, self._timeout_us)
+                    connection.execute("COMMIT")
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
             finally:
                 connection.close()
             self._ready = True
 
-    def _work_to_do(self, connection: sqlite3.Connection) -> bool:
-        if not connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_version'").fetchone():
-            return True
-        migrations.check(connection, "sqlite")
-        if migrations.current(connection) < migrations.latest("sqlite"):
-            return True
-        if connection.execute("PRAGMA user_version").fetchone()[0] < derived.VERSION:
-            return True
-        return derived.sessions_need_work(connection, self._timeout_us)
+    def fold(self) -> None:
+        """Fold every pending event into the derived and hooks' tables now (what a read does
+        first). An error is logged, never raised: the events stay pending for the next fold."""
+        with self._use(fold=False) as connection, self._write_lock:
+            self._fold(connection)
+
+    def _fold(self, connection: SQLiteConnection) -> bool:
+        """One fold transaction (under the write lock); whether it succeeded."""
+        try:
+            with _fold_cache(connection):
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    self._fold_pending(connection)
+                    connection.execute("COMMIT")
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+        except Exception:
+            logger.exception("could not fold the stored events into the summary tables of %s: "
+                             "they stay stored and pending, the next read or write retries", self.path)
+            return False
+        self._fold_at = FOLD_ROWS
+        return True
+
+    def _fold_pending(self, connection: SQLiteConnection, skip: Sequence[Any] = ()) -> None:
+        """Fold the events after the watermark and move it, inside the caller's write
+        transaction (no other writer can add rows meanwhile: ``id > folded_id`` is the range)."""
+        folded, last = connection.execute(_PENDING).fetchone()
+        if last <= folded:
+            return
+        derived.apply(connection, folded, derived.stored_timeout_us(connection))
+        for hook in self._hooks:
+            if hook not in skip:
+                hook.apply(connection, folded)
+        connection.execute("UPDATE fold_state SET folded_id = ?", (last,))
 
     def insert(self, rows: Sequence[tuple[Any, ...]], with_ids: bool = False) -> int:
-        """Store ``rows`` and fold them into the derived tables; how many were new (the others
-        were already stored). Returns once the transaction holding them has committed.
+        """Store ``rows``; how many were new (the others were already stored). Returns once the
+        transaction holding them has committed; they are folded later (module docstring).
 
-        Group commit: batches that arrive while another thread writes wait for the write lock;
-        the next thread to take it writes every waiting batch in one transaction (each in a
-        savepoint: a batch that fails is rolled back alone, the others go on), so the COMMIT
-        and the derived tables' statements are paid once per group, not per batch. Should the
-        shared part fail (a derived table, a hook, the COMMIT), each batch is tried alone, so
-        an error stays with the batch that caused it. ``with_ids``: each row starts with its
-        id, higher than any stored (a copy: written alone)."""
+        Group commit: batches that arrive while another thread writes wait; the next thread to
+        write takes every waiting batch into one transaction (each in a savepoint: a batch that
+        fails is rolled back alone, the others go on), so the COMMIT is paid once per group,
+        not per batch. Should the shared part fail (the COMMIT), each batch is tried alone, so
+        an error stays with the batch that caused it. The group's callers return as soon as it
+        commits, while its writer folds (when :data:`FOLD_ROWS` are pending): their senders'
+        next batches are parsed meanwhile. ``with_ids``: each row starts with its id, higher
+        than any stored (a copy: written alone)."""
         batch = _Batch(rows, with_ids)
-        with self.connection() as connection:
+        with self._use(fold=False) as connection:
             if not with_ids:
-                with self._queue_lock:
+                with self._turn:
                     self._queue.append(batch)
-            while not batch.done:
-                with self._write_lock:
+            while True:
+                with self._turn:
+                    while not batch.done and self._writing:  # another thread writes: wait for its answer
+                        self._turn.wait()
                     if batch.done:
                         break
-                    if with_ids:
-                        group = [batch]
-                    else:
-                        with self._queue_lock:
-                            group = _take(self._queue)
-                    self._write_group(connection, group)
-        if batch.error is not None:
-            raise batch.error
-        return batch.stored
+                    self._writing = True
+                try:
+                    with self._write_lock:
+                        with self._turn:  # taken under the write lock: batches queued meanwhile go in too
+                            group = [batch] if with_ids else _take(self._queue)  # maybe not ours: loop
+                        pending = self._write_group(connection, group)
+                finally:
+                    with self._turn:
+                        self._writing = False
+                        self._turn.notify_all()
+                if pending >= self._fold_at:
+                    with self._write_lock:
+                        if not self._fold(connection):
+                            self._fold_at = pending + FOLD_ROWS  # failed: not again after each batch
+        return batch.result()
 
-    def _write_group(self, connection: SQLiteConnection, group: list[_Batch]) -> None:
-        """One transaction for ``group``; every batch in it done (stored or failed) on return."""
+    def _write_group(self, connection: SQLiteConnection, group: list[_Batch]) -> int:
+        """One transaction for ``group``; every batch in it done (stored or failed) on return;
+        how many events are pending after it."""
         try:
-            self._transaction(connection, group)
+            pending = self._transaction(connection, group)
         except BaseException as error:
             if len(group) == 1 or not isinstance(error, Exception) or not any(b.rows_in for b in group):
                 for batch in group:
                     batch.finish(error=error)
                 if not isinstance(error, Exception):
                     raise
-                return
+                return 0
+            pending = 0
             for batch in group:  # the shared part failed: each alone, the error to its own batch
                 batch.stored, batch.error, batch.rows_in = 0, None, False
                 try:
-                    self._transaction(connection, [batch])
+                    pending = self._transaction(connection, [batch])
                 except Exception as alone:
                     batch.finish(error=alone)
                 else:
                     batch.finish()
-            return
+            return pending
         for batch in group:
             batch.finish()
+        return pending
 
-    def _transaction(self, connection: SQLiteConnection, group: list[_Batch]) -> None:
+    def _transaction(self, connection: SQLiteConnection, group: list[_Batch]) -> int:
+        """The group's events in one transaction; how many events are pending after it."""
         connection.execute("BEGIN IMMEDIATE")
         try:
-            last_id = connection.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
-            stored = 0
             for batch in group:
                 if len(group) > 1:
                     connection.execute("SAVEPOINT batch")
@@ -222,16 +294,28 @@ class SQLiteEngine:
                 if len(group) > 1:
                     connection.execute("RELEASE batch")
                 batch.stored, batch.rows_in = connection.total_changes - before, True
-                stored += batch.stored
-            if stored:
-                derived.apply(connection, last_id, derived.stored_timeout_us(connection))
-                for hook in self._hooks:
-                    hook.apply(connection, last_id)
+            folded, last = connection.execute(_PENDING).fetchone()
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
             raise
+        return last - folded
 
+
+@contextmanager
+def _fold_cache(connection: SQLiteConnection) -> Iterator[None]:
+    """A page cache of :data:`FOLD_CACHE_KIB` for one fold, the connection's own after it (its
+    pages freed). Each of the fold's ~20 statements reads the pending events again: with
+    SQLite's default 2 MB they came back from the OS each time (5,000 LLM events are ~12 MB)."""
+    size = connection.execute("PRAGMA cache_size").fetchone()[0]
+    connection.execute(f"PRAGMA cache_size = -{FOLD_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        connection.execute(f"PRAGMA cache_size = {int(size)}")
+
+
+FOLD_CACHE_KIB = 64 * 1024
 
 GROUP_ROWS = 10_000
 """At most this many rows per group transaction (more waiting batches go in the next)."""
@@ -250,6 +334,11 @@ class _Batch:
         if error is not None:
             self.error, self.stored = error, 0
         self.done = True
+
+    def result(self) -> int:
+        if self.error is not None:
+            raise self.error
+        return self.stored
 
 
 def _take(queue: list[_Batch]) -> list[_Batch]:

@@ -1,0 +1,265 @@
+"""SQLite's deferred fold: an ingest commits its events alone; the summary tables, the search
+index and the analytics tables take them in later, in bulk. What a user relies on:
+
+- a read right after an ingest sees every figure (users, sessions, threads, stats, search,
+  analytics), whether it asks the store, the read API of a running server, or opens the file
+  in another process;
+- events committed but not folded when the process dies are folded when the file is next
+  opened or read, each exactly once;
+- several writers (threads, processes) and readers at once end with exact totals.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from test_store_sqlite_connections import start_serve
+from trubrics_otel.server import Store
+from trubrics_otel.server.store import sqlite as sqlite_engine
+
+HEADERS = {"x-api-key": "k", "Content-Type": "application/json"}
+TESTS = repr(str(Path(__file__).resolve().parent))  # for the other processes' code
+USERS = 7
+
+
+def turns(first: int, n: int, prefix: str = "") -> list[dict]:
+    """``n`` LLM turns, ids ``first``..; user ``i % 7``, thread ``i % 11``, a minute apart
+    within each user (one session per user), words ``w<i>`` and ``common`` to search."""
+    return [{"user_id": f"{prefix}u{i % USERS}", "prompt": f"w{i} common", "generation": "answer",
+             "thread_id": f"{prefix}t{i % 11}", "timestamp": f"2026-05-01T10:{(i // USERS) % 60:02d}:00Z",
+             "latency": 0.5, "properties": {"$trace_id": f"{i:032x}", "$span_id": f"{i:016x}", "model": "m"}}
+            for i in range(first, first + n)]
+
+
+FIGURES = {  # what the derived tables say, and what the events say
+    "users": ("SELECT COALESCE(SUM(events), 0) FROM users", "SELECT COUNT(*) FROM events"),
+    "sessions": ("SELECT COALESCE(SUM(events), 0) FROM sessions", "SELECT COUNT(*) FROM events"),
+    "threads": ("SELECT COALESCE(SUM(turns), 0) FROM threads",
+                "SELECT COUNT(*) FROM events WHERE thread_id IS NOT NULL"),
+    "hourly": ("SELECT COALESCE(SUM(events), 0) FROM hourly", "SELECT COUNT(*) FROM events"),
+    "search": ("SELECT COUNT(*) FROM events_fts WHERE events_fts MATCH 'common'",
+               "SELECT COUNT(*) FROM events WHERE kind = 'llm'"),
+    "analytics": ("SELECT COALESCE(SUM(turns), 0) FROM analytics_threads",
+                  "SELECT COUNT(*) FROM events WHERE thread_id IS NOT NULL"),
+    "funnel steps": ("SELECT COUNT(*) FROM analytics_steps WHERE event = 'Generation'",
+                     "SELECT COUNT(*) FROM events"),
+}
+
+
+def figures(store: Store) -> dict[str, tuple[int, int]]:
+    with store.reader() as db:
+        return {name: (db.rows(derived)[0][0], db.rows(raw)[0][0]) for name, (derived, raw) in FIGURES.items()}
+
+
+def assert_exact(store: Store, total: int) -> None:
+    assert figures(store) == {name: (total, total) for name in FIGURES}
+    assert sum(u["events"] for u in store.users(limit=None)) == total
+    assert len(store.sessions(limit=None)) == min(total, USERS)
+
+
+def pending(path: Path) -> int:
+    """Events committed and not folded, as the file says (no store: nothing folds)."""
+    with sqlite3.connect(path) as c:
+        return c.execute("SELECT (SELECT COALESCE(MAX(id), 0) FROM events) - folded_id FROM fold_state").fetchone()[0]
+
+
+def in_another_process(code: str, path: Path) -> str:
+    return subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                          check=True, timeout=120).stdout
+
+
+def test_a_read_right_after_an_ingest_sees_every_figure(tmp_path):
+    store = Store(tmp_path / "events.sqlite3")
+    for first in range(0, 300, 50):
+        store.insert((), turns(first, 50))
+    assert pending(store.path) == 300  # committed, not folded: under the writer's threshold
+    assert store.count() == {"events": 0, "llm_events": 300, "users": USERS, "last_id": 300}
+    assert pending(store.path) == 0
+    assert_exact(store, 300)
+    assert {t["thread_id"]: t["turns"] for t in store.threads(limit=None)} == {f"t{k}": 28 - (k > 2) for k in range(11)}
+    store.insert((), turns(300, 7))
+    with store.reader() as db:  # the analyses' way in folds too
+        assert db.rows("SELECT COUNT(*) FROM events_fts WHERE events_fts MATCH 'w303'") == [(1,)]
+    store.insert((), turns(307, 3))
+    store.close()  # folds: the file left behind is whole for any reader
+    assert pending(store.path) == 0
+
+
+def test_the_writer_folds_in_bulk_once_enough_events_are_pending(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite_engine, "FOLD_ROWS", 120)
+    store = Store(tmp_path / "events.sqlite3")
+    left = []
+    for first in range(0, 300, 50):
+        store.insert((), turns(first, 50))
+        left.append(pending(store.path))
+    assert left == [50, 100, 0, 50, 100, 0]  # folded after the commit that reached 120
+    assert_exact(store, 300)
+    store.close()
+
+
+def test_a_server_a_second_process_and_a_restart_after_a_kill_each_see_every_event(tmp_path):
+    """A real ``serve``: its read API and another process opening the file see what was just
+    acknowledged; killed with events pending, the next open folds them, each once."""
+    path = tmp_path / "events.sqlite3"
+    server, url = start_serve(path)
+    try:
+        def send(first: int, n: int) -> None:
+            response = requests.post(f"{url}/publish_llm_events", data=json.dumps(turns(first, n)),
+                                     headers=HEADERS, timeout=30)
+            assert response.status_code == 200 and response.json()["stored"] == n, response.text
+
+        send(0, 40)
+        assert pending(path) == 40
+        seen = in_another_process(
+            "import sys, json; from trubrics_otel.server import Store; s = Store(sys.argv[1]); "
+            "print(json.dumps([s.count(), sorted((u['user_id'], u['events']) for u in s.users())]))", path)
+        assert json.loads(seen) == [{"events": 0, "llm_events": 40, "users": USERS, "last_id": 40},
+                                    [[f"u{k}", 6 - (k > 4)] for k in range(USERS)]]
+        send(40, 30)
+
+        def get(route: str, **params) -> Any:
+            response = requests.get(f"{url}/api/{route}", params=params, timeout=30)
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        assert get("stats")["llm_events"] == 70
+        assert sum(u["events"] for u in get("users", limit=100)) == 70
+        assert sum(s["events"] for s in get("sessions", limit=100)) == 70
+        assert sum(t["turns"] for t in get("threads", limit=100)) == 70
+        assert [e["prompt"] for e in get("events", q="w65")] == ["w65 common"]
+        assert get("analytics", since="2026-05-01T00:00:00Z", until="2026-05-02T00:00:00Z")["totals"]["llm_events"] == 70
+        assert get("conversations", since="2026-05-01T00:00:00Z", until="2026-05-02T00:00:00Z")["threads"] == 11
+        send(70, 30)
+        assert pending(path) == 30
+    finally:
+        server.send_signal(signal.SIGKILL)  # no clean shutdown: 30 events committed, not folded
+        server.wait(10)
+    assert pending(path) == 30
+    store = Store(path)
+    assert_exact(store, 100)
+    store.close()
+
+
+def test_events_left_unfolded_by_a_killed_writer_are_folded_once_when_the_file_is_next_opened(tmp_path):
+    path = tmp_path / "events.sqlite3"
+    in_another_process(  # writes, then dies without closing (no fold on close)
+        f"import os, sys; sys.path.insert(0, {TESTS}); from test_store_deferred_fold import turns; "
+        "from trubrics_otel.server import Store; s = Store(sys.argv[1]); s.insert((), turns(0, 90)); "
+        "sys.stdout.flush(); os._exit(0)", path)
+    assert pending(path) == 90
+    first, second = Store(path), Store(path)  # two engines on one file, as two processes
+    first.engine.fold()  # opening folds what it finds pending
+    assert pending(path) == 0
+    first.insert((), turns(90, 10))
+    assert_exact(second, 100)  # the second folds the first's pending events
+    assert_exact(first, 100)  # and the first finds nothing left to fold
+    first.engine.fold()
+    second.engine.fold()
+    assert_exact(first, 100)
+    first.close(), second.close()
+
+
+def test_writers_in_threads_and_another_process_with_reads_between_end_exact(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite_engine, "FOLD_ROWS", 150)  # writers fold too, between the reads
+    path = tmp_path / "events.sqlite3"
+    store = Store(path)
+    store.count()
+    other = subprocess.Popen(
+        [sys.executable, "-c",
+         f"import sys; sys.path.insert(0, {TESTS}); from test_store_deferred_fold import turns; "
+         "from trubrics_otel.server import Store; from trubrics_otel.server.store import sqlite; "
+         "sqlite.FOLD_ROWS = 150; s = Store(sys.argv[1]); s.count(); print('ready', flush=True); "
+         "[s.insert((), turns(10_000 + k * 40, 40, prefix='p')) or s.users() for k in range(15)]; s.close()",
+         str(path)], stdout=subprocess.PIPE, text=True)
+    assert other.stdout is not None and other.stdout.readline() == "ready\n"  # writing from now on
+    errors: list[BaseException] = []
+
+    def write(k: int) -> None:
+        try:
+            for b in range(10):
+                store.insert((), turns(k * 1000 + b * 30, 30))
+        except BaseException as error:  # pragma: no cover - shown by the assertion below
+            errors.append(error)
+
+    def read() -> None:
+        try:
+            for _ in range(20):
+                got = figures(store)
+                assert got["users"][0] >= 0 and got["search"][0] <= got["search"][1]
+        except BaseException as error:  # pragma: no cover
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(4)] + [threading.Thread(target=read)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert other.wait(120) == 0
+    assert not errors, errors
+    total = 4 * 10 * 30 + 15 * 40
+    assert figures(store) == {name: (total, total) for name in FIGURES}
+    assert {u["user_id"]: u["events"] for u in store.users(limit=None) if u["user_id"].startswith("p")} \
+        == Counter(e["user_id"] for e in turns(10_000, 600, prefix="p"))
+    store.close()
+
+
+def test_a_fold_that_is_rolled_back_folds_nothing(tmp_path):
+    """The watermark moves in the fold's transaction: a fold that fails part-way leaves every
+    table as it was, and the retry counts each event once."""
+    store = Store(tmp_path / "events.sqlite3")
+    store.insert((), turns(0, 50))
+    with sqlite3.connect(store.path) as c:  # a fold can no longer commit its watermark
+        c.execute("CREATE TRIGGER stuck BEFORE UPDATE ON fold_state BEGIN SELECT RAISE(ABORT, 'stuck'); END")
+    assert figures(store)["users"] == (0, 50)  # the failed fold: no half of it stays
+    with sqlite3.connect(store.path) as c:
+        c.execute("DROP TRIGGER stuck")
+    assert_exact(store, 50)
+    store.close()
+
+
+def test_a_store_opened_with_events_pending_rebuilds_without_counting_them_twice(tmp_path):
+    """Opening folds the pending events before it rebuilds sessions for another timeout, and
+    leaves them out of the fold for analytics tables it refills from every event."""
+    path = tmp_path / "events.sqlite3"
+    in_another_process(
+        f"import os, sys; sys.path.insert(0, {TESTS}); from test_store_deferred_fold import turns; "
+        "from trubrics_otel.server import Store; s = Store(sys.argv[1]); s.insert((), turns(0, 60)); "
+        "s.close(); s.insert((), turns(60, 40)); os._exit(0)", path)
+    assert pending(path) == 40
+    with sqlite3.connect(path) as c:  # as if written by another version of the analytics tables
+        c.execute("UPDATE analytics_meta SET value = 'older' WHERE key = 'version'")
+    store = Store(path, session_timeout_s=3600)
+    assert_exact(store, 100)
+    store.close()
+
+
+def test_a_server_of_an_older_release_still_running_on_the_file_cannot_fold_its_batches_again(tmp_path):
+    """Once this release has migrated the file, an older server still running on it (which
+    folds each batch as it commits) has its batches refused rather than counted twice."""
+    from trubrics_otel.server.store import derived
+    from trubrics_otel.server.store.dialect import SQLITE
+
+    store = Store(tmp_path / "events.sqlite3")
+    store.insert((), turns(0, 10))
+    store.count()
+    old = sqlite3.connect(store.path, isolation_level=None)  # an older release: no such function
+    old.execute("BEGIN IMMEDIATE")
+    old.execute("INSERT INTO events (kind, user_id, event, ts_us, received_us, properties) "
+                "VALUES ('event', 'late', 'Click', 1, 1, '{}')")
+    with pytest.raises(sqlite3.OperationalError, match="trubrics_deferred_fold"):
+        old.execute(derived.updates(SQLITE)[0], (10,))  # its inline fold: the users upsert
+    old.execute("ROLLBACK")
+    old.close()
+    assert_exact(store, 10)
+    store.close()
