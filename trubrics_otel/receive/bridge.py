@@ -421,18 +421,19 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # a bad setting: one line, like a bad argument, before anything is said
         print(f"trubrics-otel bridge: {exc}", file=sys.stderr)
         return 2
-    if no_grpc:
-        asked = args.grpc_listen or configured  # a warning when asked for; the default is quiet
-        logger.log(logging.WARNING if asked else logging.INFO, "%s; serving OTLP/HTTP only",
-                   otlp_grpc.INSTALL_HINT)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     tune_for_server()  # our own process: see receive/process.py
     try:
         bridge.start()
-    except OSError as exc:
-        logger.error("Cannot listen: %s", exc)
+    except (OSError, OverflowError) as exc:  # one line, as a bad setting: nothing said before it
+        print("trubrics-otel bridge: " + checks.cannot_listen(exc, "another bridge running? --listen picks another, "
+              "port 0 any free", "in use? --grpc-listen picks another, port 0 any free, off none"), file=sys.stderr)
         return 2
+    if no_grpc:
+        asked = args.grpc_listen or configured  # a warning when asked for; the default is quiet
+        logger.log(logging.WARNING if asked else logging.INFO, "%s; serving OTLP/HTTP only",
+                   otlp_grpc.INSTALL_HINT)
     logger.info("Bridge listening on %s%s%s, forwarding to %s; %s", bridge.url, TRACES_PATH,
                 f" and OTLP/gRPC {bridge.grpc_address}" if bridge.grpc_address else "", bridge.host,
                 "senders must present the receive key (x-api-key or Authorization: Bearer)"
