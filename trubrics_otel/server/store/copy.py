@@ -11,8 +11,9 @@ tables folded on the way, resumable, verified.
 Each chunk is one transaction of the target: its events keep their source ids, and the
 target's sessions, users, threads, rollups and search index take them in as ingestion does
 (:mod:`.derived`), so they equal the source's. Interrupted, the next run resumes after the
-highest id the target holds; a copy into a database already receiving events is refused, as
-its ids would not be the source's.
+highest id the target holds (:func:`resume_point`); a target holding anything else (events
+of its own, or received since) is refused before anything is written, as its ids would not
+be the source's.
 """
 
 from __future__ import annotations
