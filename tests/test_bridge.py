@@ -334,15 +334,21 @@ def test_cli_runs_the_bridge(endpoint, tmp_path):
     assert "listening" in output and "OTLP/gRPC 127.0.0.1:" in output and API_KEY not in output
 
 
-def test_cli_ports_in_use_is_one_line_and_exit_2(bridge):
+@pytest.mark.parametrize("grpc", ["off", "without the grpc extra"])
+def test_cli_ports_in_use_is_one_line_and_exit_2(bridge, grpc):
+    """As serve: the one line names the address and the way out; no INFO line about gRPC before it."""
     import subprocess
     import sys
 
     taken = bridge.url.rsplit(":", 1)[1]
-    done = subprocess.run([sys.executable, "-m", "trubrics_otel", "bridge", "--listen", f"127.0.0.1:{taken}",
-                           "--grpc-listen", "off", "--api-key", API_KEY], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0 and f"cannot listen on 127.0.0.1:{taken}" in done.stderr
+    argv = ["bridge", "--listen", f"127.0.0.1:{taken}", "--api-key", API_KEY] + (["--grpc-listen", "off"]
+                                                                                  if grpc == "off" else [])
+    code = ("import sys; " + ("sys.modules['grpc'] = None; " if grpc != "off" else "")  # as if not installed
+            + f"from trubrics_otel.cli import main; sys.exit(main({argv!r}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (f"trubrics-otel bridge: cannot listen on 127.0.0.1:{taken}: Address already in use "
+                           "(another bridge running? --listen picks another, port 0 any free)\n")
 
 
 def test_events_trubrics_refuses_for_good_are_reported_not_retried(bridge, endpoint):
@@ -364,3 +370,13 @@ def test_concurrent_senders_lose_nothing(bridge, endpoint):
     assert statuses == [200] * 24
     ids = [e["properties"]["$span_id"] for e in endpoint.events("publish_llm_events")]
     assert len(ids) == len(set(ids)) == 24 * 20
+
+
+def test_no_api_key_over_plain_http_off_loopback_unless_allowed(monkeypatch):
+    monkeypatch.delenv("TRUBRICS_ALLOW_INSECURE", raising=False)
+    with pytest.raises(ValueError, match=r"not sending to http://192\.0\.2\.7:8000: plain http://") as refused:
+        Bridge(host="http://192.0.2.7:8000", api_key=API_KEY, listen="127.0.0.1:0")
+    assert API_KEY not in str(refused.value)
+    allowed = Bridge(host="http://192.0.2.7:8000", api_key=API_KEY, listen="127.0.0.1:0", allow_insecure=True)
+    assert allowed.host == "http://192.0.2.7:8000"
+    assert Bridge(host="http://localhost:8000", api_key=API_KEY, listen="127.0.0.1:0").host  # loopback: fine

@@ -65,6 +65,16 @@ def test_mistakes_are_one_line_and_exit_2(tmp_path, not_sqlite, argv, says):
     assert len(lines) == 1 and lines[0].startswith("trubrics-otel ") and says in lines[0], done.stderr
 
 
+def _first_line_of_bridge(argv: list[str], env: dict[str, str]) -> str:
+    """The first line a bridge that starts logs; it is stopped at once."""
+    child = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        return child.stderr.readline()
+    finally:
+        child.terminate()
+        child.wait(15)
+
+
 @pytest.mark.parametrize("argv, env", [
     (["--listen", "0.0.0.0:0"], {}),
     (["--listen", "127.0.0.1:0", "--grpc-listen", "[::]:0"], {}),
@@ -75,18 +85,30 @@ def test_a_bad_bridge_setting_is_one_line_before_anything_starts(argv, env):
     import os
 
     if env:  # a good setting: the bridge starts; stop it at once
-        child = subprocess.Popen([CLI, "bridge", *argv, "--grpc-listen", "off"], stderr=subprocess.PIPE, text=True,
-                                 env={**os.environ, **env})
-        try:
-            assert "Bridge listening on http://127.0.0.1:" in child.stderr.readline()
-        finally:
-            child.terminate()
-            child.wait(15)
+        first = _first_line_of_bridge([CLI, "bridge", *argv, "--grpc-listen", "off"], {**os.environ, **env})
+        assert "Bridge listening on http://127.0.0.1:" in first
         return
     done = _run("bridge", *argv)
     assert done.returncode == 2 and done.stdout == "", done
     assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr
     assert done.stderr.startswith("trubrics-otel bridge: listening on ") and "--receive-key" in done.stderr
+
+
+@pytest.mark.parametrize("allowed", [False, True], ids=["refused", "TRUBRICS_ALLOW_INSECURE=1"])
+def test_the_bridge_sends_no_api_key_over_plain_http_off_loopback(allowed):
+    """As the exporter: http:// to another machine would put the key on the wire readable."""
+    import os
+
+    argv = [CLI, "bridge", "--host", "http://192.0.2.7:8000", "--listen", "127.0.0.1:0", "--grpc-listen", "off"]
+    env = {**os.environ, "TRUBRICS_API_KEY": "bridge-secret-key", "TRUBRICS_ALLOW_INSECURE": "1" if allowed else "0"}
+    if allowed:  # the operator's explicit opt-in, as the exporter honours it: the bridge starts
+        assert "forwarding to http://192.0.2.7:8000" in _first_line_of_bridge(argv, env)
+        return
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 2 and done.stdout == "", done
+    assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr
+    assert done.stderr.startswith("trubrics-otel bridge: not sending to http://192.0.2.7:8000: plain http:// ")
+    assert "would expose the API key" in done.stderr and "bridge-secret-key" not in done.stderr
 
 
 def test_version():

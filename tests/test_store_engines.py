@@ -170,6 +170,21 @@ def test_a_database_that_does_not_answer_is_one_line(tmp_path):
         assert "unavailable" in out.stderr and "hunter2" not in out.stderr and "***" in out.stderr
 
 
+@pytest.mark.parametrize("database, says", [
+    ("postgres@{host}/no_such_db", 'database "no_such_db" does not exist'),
+    ("nobody:hunter2@{host}/postgres", 'role "nobody" does not exist'),
+], ids=["missing database", "unknown login"])
+def test_a_database_that_refuses_us_says_why_in_one_line(postgres_cluster, database, says):
+    """The server's own answer, not the pool's "couldn't get a connection after 2.00 sec"."""
+    url = "postgresql://" + database.format(host=f"127.0.0.1:{postgres_cluster.port}")
+    for argv in (["serve", "--port", "0", "--no-grpc"], ["events"]):
+        out = subprocess.run([sys.executable, "-m", "trubrics_otel.cli", *argv, "--db", url],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2 and out.stderr.count("\n") == 1, (argv, out.stderr)
+        assert says in out.stderr and "couldn't get a connection" not in out.stderr, out.stderr
+        assert "hunter2" not in out.stderr
+
+
 def test_readers_get_positional_rows_and_the_dialect(db_url):
     """The contract with analyses (STORE_CONTRACT.md): ``store.reader()`` gives ``rows(sql,
     params)`` as plain tuples, ``?`` placeholders, ``%`` usable in LIKE, and ``dialect``."""

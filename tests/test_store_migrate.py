@@ -86,3 +86,50 @@ def test_migrate_names_the_store_that_cannot_be_used(tmp_path, capsys, source, t
     assert capsys.readouterr().err == f"trubrics-otel migrate: {says.format(tmp=tmp_path)}" + (
         f" ({tmp_path}/events.sqlite3)\n" if "same" in says else "\n")
     assert not (tmp_path / "copy.sqlite3").exists()
+
+
+def _users(url: str) -> list[str]:
+    store = Store(url)
+    try:
+        return sorted(e["user_id"] for e in store.events(limit=None))
+    finally:
+        store.close()
+
+
+def _sign_ups(url: str, users: str) -> None:
+    store = Store(url)
+    store.insert([{"user_id": u, "event": "Sign up", "properties": {},
+                   "timestamp": f"2026-03-01T09:0{i}:00+00:00"} for i, u in enumerate(users)], [])
+    store.close()
+
+
+def test_migrate_refuses_a_target_holding_other_events(tmp_path, db_url):
+    """A target with events of its own (a serve already run on it) is not taken for a resumed
+    copy: copying only the source's ids above its count would lose the source's first events."""
+    source = str(tmp_path / "source.sqlite3")
+    _sign_ups(source, "abcde")
+    _sign_ups(db_url, "xy")
+    run = subprocess.run([sys.executable, "-m", "trubrics_otel.cli", "migrate", "--from", source,
+                          "--to", db_url], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert run.stderr.startswith("trubrics-otel migrate: the target holds 2 events that are not "
+                                 "the source's first 2") and "copy into a new database" in run.stderr
+    assert run.stdout == "" and _users(db_url) == ["x", "y"]  # nothing written
+
+
+def test_migrate_sqlite_to_sqlite_resumes_after_an_interruption(tmp_path):
+    source_path = str(tmp_path / "source.sqlite3")
+    _sign_ups(source_path, "abcdefg")
+    source, target = Store(source_path), Store(str(tmp_path / "copy.sqlite3"))
+    def crash(copied: int, last_id: int) -> None:
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        copy_events(source, target, chunk=3, progress=crash)  # dies after the first chunk
+    source.close()
+    target.close()
+    run = subprocess.run([sys.executable, "-m", "trubrics_otel.cli", "migrate", "--from", source_path,
+                          "--to", str(tmp_path / "copy.sqlite3")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "copied 4 events" in run.stdout and "DIFFERS" not in run.stdout
+    assert _users(str(tmp_path / "copy.sqlite3")) == list("abcdefg")

@@ -19,6 +19,7 @@ store, a ``sqlite:///path`` is checked as the path.
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import re
 import sys
@@ -193,3 +194,16 @@ def reachable_host(bind: str) -> str:
         address_ = ipaddress.ip_address("::1" if address_.version == 6 else "127.0.0.1")
     return f"[{address_}]" if address_.version == 6 else str(address_)
 
+
+
+def cannot_listen(exc: OSError | OverflowError, busy: str, grpc_busy: str) -> str:
+    """A port that cannot be had, as one line naming the address (the receivers put it in the
+    message) and, in brackets, ``busy`` (or ``grpc_busy``): the option that picks another. No
+    ``[Errno 98]``, no gRPC core advice."""
+    text = exc.strerror if isinstance(exc, OSError) and exc.errno and exc.strerror else str(exc)
+    text = text.split(";", 1)[0]  # grpcio's "; set GRPC_VERBOSITY=debug …"
+    if "OTLP/gRPC" in text:
+        return f"{text} ({grpc_busy})"
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return f"{text} ({busy})"
+    return text

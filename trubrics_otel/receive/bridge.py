@@ -48,6 +48,7 @@ timeout           TRUBRICS_BRIDGE_TIMEOUT           3 s of trying Trubrics befor
 client_timeout    TRUBRICS_BRIDGE_CLIENT_TIMEOUT    30 s: an idle or stalled connection is closed
 policy            (the exporter's settings)         ``Policy()``: size limits, content capture
 attribute_limit   OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT   1024: attributes, events, links kept per span
+allow_insecure    TRUBRICS_ALLOW_INSECURE           False: no API key over ``http://`` off loopback
 ================  ================================  =============================================
 """
 
@@ -75,6 +76,7 @@ from trubrics_otel.deliver.transport import (
     LLM_EVENTS_PATH,
     SendResult,
     Transport,
+    insecure_reason,
 )
 from trubrics_otel.receive import langfuse, otlp
 from trubrics_otel.receive.http import HttpReceiver, Reply, Request, is_loopback, key_matches
@@ -116,10 +118,15 @@ class Bridge:
         logger: logging.Logger | None = None,
         receive_key: str | None = None,
         attribute_limit: int | None = None,
+        allow_insecure: bool | None = None,
     ) -> None:
-        """``ValueError`` for a listener off loopback without ``receive_key``."""
+        """``ValueError`` for a listener off loopback without ``receive_key``, or for a plain
+        ``http://`` host off loopback (the API key would cross the network readable)."""
         self._logger = logger or logging.getLogger("trubrics.bridge")
         self.host = settings.read(settings.HOST, host)
+        if (insecure := insecure_reason(self.host)) and not settings.read(settings.ALLOW_INSECURE, allow_insecure):
+            raise ValueError(f"not sending to {self.host}: {insecure}; use https://, or TRUBRICS_ALLOW_INSECURE=1 "
+                             "if the network is trusted")
         self._api_key = settings.read(settings.API_KEY, api_key) or None
         self._listen = settings.address(listen) if listen else settings.read(settings.BRIDGE_LISTEN)
         grpc = settings.address_or_off(grpc_listen) if grpc_listen else settings.read(settings.BRIDGE_GRPC_LISTEN)
@@ -216,10 +223,8 @@ class Bridge:
 
     # --- one export request ----------------------------------------------------------
 
-    def export(
-        self, body: bytes, content_type: str | None, content_encoding: str | None = None,
-        api_key: str | None = None,
-    ) -> Answer:
+    def export(self, body: bytes, content_type: str | None, content_encoding: str | None = None,
+               api_key: str | None = None) -> Answer:
         """Decode, encode, forward; the answer the OTLP client should get."""
         self._count("requests")
         if len(body) < LARGE_BODY:
@@ -234,9 +239,8 @@ class Bridge:
                 api_key: str | None) -> Answer:
         as_json = otlp.media_type(content_type) == otlp.JSON
         try:
-            decoded = otlp.decode(
-                otlp.decompress(body, content_encoding, self.max_body), content_type, self.attribute_limit
-            )
+            decoded = otlp.decode(otlp.decompress(body, content_encoding, self.max_body), content_type,
+                                  self.attribute_limit)
         except otlp.OtlpDecodeError as exc:  # 400, 413 (too large), 415 (unknown type)
             return self._refuse(exc.status, str(exc), as_json)
         key = self._api_key or api_key
@@ -302,10 +306,8 @@ class Bridge:
             return self._refuse(delivery.status, f"Trubrics refused the API key: {delivery.detail}", as_json)
         status = 429 if delivery.status == 429 else 503
         self._count(f"answered_{status}")
-        self._logger.warning(
-            "Trubrics is failing (%s); answered %d so the sender retries later.",
-            delivery.detail or delivery.status, status,
-        )
+        self._logger.warning("Trubrics is failing (%s); answered %d so the sender retries later.",
+                             delivery.detail or delivery.status, status)
         answer = self._refuse(status, f"Trubrics is unavailable: {delivery.detail}", as_json, log=False)
         answer.headers["Retry-After"] = str(RETRY_AFTER_S)
         return answer
@@ -419,18 +421,19 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # a bad setting: one line, like a bad argument, before anything is said
         print(f"trubrics-otel bridge: {exc}", file=sys.stderr)
         return 2
-    if no_grpc:
-        asked = args.grpc_listen or configured  # a warning when asked for; the default is quiet
-        logger.log(logging.WARNING if asked else logging.INFO, "%s; serving OTLP/HTTP only",
-                   otlp_grpc.INSTALL_HINT)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     tune_for_server()  # our own process: see receive/process.py
     try:
         bridge.start()
-    except OSError as exc:
-        logger.error("Cannot listen: %s", exc)
+    except (OSError, OverflowError) as exc:  # one line, as a bad setting: nothing said before it
+        print("trubrics-otel bridge: " + checks.cannot_listen(exc, "another bridge running? --listen picks another, "
+              "port 0 any free", "in use? --grpc-listen picks another, port 0 any free, off none"), file=sys.stderr)
         return 2
+    if no_grpc:
+        asked = args.grpc_listen or configured  # a warning when asked for; the default is quiet
+        logger.log(logging.WARNING if asked else logging.INFO, "%s; serving OTLP/HTTP only",
+                   otlp_grpc.INSTALL_HINT)
     logger.info("Bridge listening on %s%s%s, forwarding to %s; %s", bridge.url, TRACES_PATH,
                 f" and OTLP/gRPC {bridge.grpc_address}" if bridge.grpc_address else "", bridge.host,
                 "senders must present the receive key (x-api-key or Authorization: Bearer)"

@@ -11,7 +11,8 @@
 Every event, LLM event and feedback event keeps its id; the sessions, users, threads,
 rollups and search index are built in the target as it receives them (:mod:`.store.copy`).
 Interrupted (Ctrl-C, a crash, the database restarting), run the same command again: it
-resumes after the highest id copied. Exit 0 when every count matches, 2 otherwise.
+resumes after the highest id copied. A target holding other events is refused. Exit 0 when
+every count matches, 2 otherwise.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import math
 import socket
@@ -162,14 +161,8 @@ def _serve_workers(args: argparse.Namespace, workers: int, grpc_port: int | None
 
 
 def _cannot_listen(exc: OSError | OverflowError) -> int:
-    """A port that cannot be had, as one line naming the address (the receivers put it in the
-    message) and the option that picks another: no ``[Errno 98]``, no gRPC core advice."""
-    text = exc.strerror if isinstance(exc, OSError) and exc.errno and exc.strerror else str(exc)
-    text = text.split(";", 1)[0]  # grpcio's "; set GRPC_VERBOSITY=debug …"
-    if "OTLP/gRPC" in text:
-        text += " (in use? --grpc-port picks another, 0 any free; --no-grpc turns it off)"
-    elif isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
-        text += " (another server running? --port picks another, 0 any free)"
+    text = checks.cannot_listen(exc, "another server running? --port picks another, 0 any free",
+                                "in use? --grpc-port picks another, 0 any free; --no-grpc turns it off")
     print(f"trubrics-otel serve: {text}", file=sys.stderr)
     return 2
 

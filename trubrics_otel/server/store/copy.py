@@ -11,8 +11,9 @@ tables folded on the way, resumable, verified.
 Each chunk is one transaction of the target: its events keep their source ids, and the
 target's sessions, users, threads, rollups and search index take them in as ingestion does
 (:mod:`.derived`), so they equal the source's. Interrupted, the next run resumes after the
-highest id the target holds; a copy into a database already receiving events is refused, as
-its ids would not be the source's.
+highest id the target holds (:func:`resume_point`); a target holding anything else (events
+of its own, or received since) is refused before anything is written, as its ids would not
+be the source's.
 """
 
 from __future__ import annotations
@@ -51,15 +52,9 @@ def copy_events(source: Any, target: Any, *, chunk: int = 5000,
                 progress: Callable[[int, int], None] | None = None) -> int:
     """Copy the events the target lacks, ``chunk`` per transaction; how many were copied.
     ``progress(copied_so_far, last_id)`` after each chunk."""
-    with target.connection() as t:
-        resume_after = t.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
-    with source.connection() as s:
-        behind = s.execute("SELECT COUNT(*) FROM events WHERE id <= ?", (resume_after,)).fetchone()[0]
+    resume_after = resume_point(source, target)
     with target.connection() as t:
         held = t.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-    if held != behind:
-        raise StoreError(f"the target holds {held} events, not the source's first {behind} "
-                         f"(ids up to {resume_after}): copy into a new database")
     copied, analysed = 0, held
     for rows in _chunks(source, resume_after, chunk):
         copied += target.engine.insert(rows, with_ids=True)
@@ -81,6 +76,34 @@ def _analyse(target: Any, table: str = "") -> None:
     if target.engine.name == "postgresql":
         with target.connection() as t:
             t.execute(f"ANALYZE {table}")
+
+
+def resume_point(source: Any, target: Any) -> int:
+    """The id a copy resumes after: 0 for an empty target, else the target's highest, provided
+    the target holds exactly the source's events up to it. Counts alone are not enough: a
+    target holding N events of its own would pass for the source's first N (which would then
+    never be copied), so the first and last rows are compared by identity too."""
+    with target.connection() as t:
+        held, resume_after = t.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM events").fetchone()
+        ends = _identities(t, resume_after)
+    if not held:
+        return 0
+    with source.connection() as s:
+        behind = s.execute("SELECT COUNT(*) FROM events WHERE id <= ?", (resume_after,)).fetchone()[0]
+        source_ends = _identities(s, resume_after)
+    if held != behind or ends != source_ends:
+        raise StoreError(f"the target holds {held} events that are not the source's first {behind} "
+                         f"(ids up to {resume_after}): copy into a new database")
+    return int(resume_after)
+
+
+_IDENTITY = ("SELECT id, kind, user_id, event, ts_us, trace_id, span_id FROM events "
+             "WHERE id = (SELECT MIN(id) FROM events) OR id = ? ORDER BY id")
+
+
+def _identities(connection: Any, last_id: int) -> list[tuple[Any, ...]]:
+    """The first row and the row at ``last_id``: what identifies an event across two stores."""
+    return [tuple(row) for row in connection.execute(_IDENTITY, (last_id,)).fetchall()]
 
 
 def _chunks(source: Any, after_id: int, chunk: int) -> Iterator[list[tuple[Any, ...]]]:

@@ -116,6 +116,11 @@ def _configure(connection: Any) -> None:
     connection.adapters.register_loader("numeric", NumberLoader)
 
 
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def _check(connection: Any) -> None:
     """Before a connection is lent: raise if the server closed it. A restarting server sends
     a FATAL message and hangs up, so an idle connection whose socket is readable is gone; seen
@@ -202,11 +207,21 @@ class PostgresEngine:
         try:
             with pool.connection() as raw:
                 yield PostgresConnection(raw)
-        except PoolTimeout as error:
-            raise StoreUnavailable(f"PostgreSQL at {self.describe()} unavailable: {error}") from None
+        except PoolTimeout as error:  # at open, the real reason (no such database, a refused login)
+            reason = (None if self._ready else self._why_no_connection()) or str(error)
+            raise StoreUnavailable(f"PostgreSQL at {self.describe()} unavailable: {reason}") from None
         except psycopg.OperationalError as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise StoreUnavailable(f"PostgreSQL at {self.describe()} unavailable: {first}") from None
+            raise StoreUnavailable(f"PostgreSQL at {self.describe()} unavailable: {_first_line(error)}") from None
+
+    def _why_no_connection(self) -> str | None:
+        """Why one direct connection fails, or None: the pool's timeout ("couldn't get a
+        connection after 2.00 sec") hides the server's answer. Asked only before the store is
+        ready: a database going away mid-run stays a quick 503."""
+        try:
+            _psycopg().connect(self.url, connect_timeout=max(1, round(self._wait_s))).close()
+        except Exception as error:  # noqa: BLE001 - any reason is better than the timeout
+            return _first_line(error).replace(self.url, self.describe())
+        return None
 
     @contextmanager
     def connection(self) -> Iterator[PostgresConnection]:
