@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from opentelemetry.sdk.trace import ReadableSpan
 
 from trubrics_otel import semconv as sc
+from trubrics_otel.translate.messages import by_shape
 
 Attributes = Mapping[str, Any]
 
@@ -51,20 +52,14 @@ def keys_under(attributes: Attributes, prefix: str) -> tuple[str, ...]:
     """The keys of ``attributes`` that start with ``prefix``, in their order. Found once per
     spelling of a span's keys: a library writes the same keys in the same order in every
     span, and a tuple of them is looked up for less than testing each key."""
-    shape = tuple(attributes)
-    known = _KEYS_UNDER.get(prefix)
-    if known is None or len(known) > _MAX_SHAPES:
-        if len(_KEYS_UNDER) > 64:  # prefixes are the conventions' constants: never this many
-            _KEYS_UNDER.clear()
-        known = _KEYS_UNDER[prefix] = {}
-    found = known.get(shape)
-    if found is None:
-        found = known[shape] = tuple(key for key in shape if key.startswith(prefix))
-    return found
+    return by_shape(_KEYS_UNDER, prefix, tuple(attributes), _keys_starting)
+
+
+def _keys_starting(keys: tuple[str, ...], prefix: str) -> tuple[str, ...]:
+    return tuple(key for key in keys if key.startswith(prefix))
 
 
 _KEYS_UNDER: dict[str, dict[tuple[str, ...], tuple[str, ...]]] = {}
-_MAX_SHAPES = 1024
 
 
 USAGE: dict[str, tuple[str, ...]] = {
