@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -80,18 +79,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--compare", metavar="DIR", help="also DIR/trubrics_otel, interleaved")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one package's figures
+    parser.add_argument("--package", help=argparse.SUPPRESS)  # with --json: DIR/trubrics_otel
     args = parser.parse_args()
     if args.json:
+        if args.package:  # that copy, not the editable install (its finder precedes PYTHONPATH)
+            sys.meta_path[:] = [finder for finder in sys.meta_path if "editable" not in repr(finder)]
+            sys.path.insert(0, args.package)
         print(json.dumps(run_stages(args.traces, args.rounds)))
         return
     packages: list[str | None] = [None] + ([args.compare] if args.compare else [])
     results: list[dict[str, float]] = [dict.fromkeys(STAGES, float("inf")) for _ in packages]
     for _ in range(3):  # three processes each, alternating: the machine's load moves
         for k, package in enumerate(packages):
-            env = dict(os.environ, PYTHONPATH=package) if package else os.environ
             out = subprocess.run([sys.executable, __file__, "--json", "--traces", str(args.traces),
-                                  "--rounds", str(max(1, args.rounds // 3))],
-                                 env=env, capture_output=True, text=True, check=True).stdout
+                                  "--rounds", str(max(1, args.rounds // 3)), *(["--package", package] if package else [])],
+                                 capture_output=True, text=True, check=True).stdout
             for stage, value in json.loads(out.strip().splitlines()[-1]).items():
                 results[k][stage] = min(results[k][stage], value)
     print(f"{'µs of CPU per span':20}" + "".join(f"{'this' if p is None else Path(p).name[-15:]:>16}"
