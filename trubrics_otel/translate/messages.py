@@ -85,7 +85,8 @@ def message_text(message: Mapping[str, Any]) -> str:
     """Text of one message in either GenAI form (``parts`` or ``content``)."""
     parts = message.get("parts")
     if isinstance(parts, list):
-        texts = [p.get("content", "") for p in parts if _is_mapping(p) and p.get("type") == "text"]
+        texts = [p.get("content", "") for p in parts
+                 if (p.__class__ is dict or isinstance(p, Mapping)) and p.get("type") == "text"]
         if texts:
             try:
                 return "".join(texts)

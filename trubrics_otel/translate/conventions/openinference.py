@@ -173,16 +173,17 @@ def _messages(attributes: Attributes, items: tuple[tuple[tuple[str, str], ...], 
     return messages
 
 
+_PLAIN_LISTS = {prefix: prefix.rstrip(".") for prefix in (PROMPTS_PREFIX, CHOICES_PREFIX)}
 _ROLE_AND_TEXT = {("message.role", "message.content"): 0, ("message.content", "message.role"): 1}
 """The rests of a two-key message → the index of its role's key."""
 
 
 def _texts(attributes: Attributes, layout: Layout, prefix: str, key: str) -> list[str]:
     """``llm.prompts.{i}.prompt.text`` → texts; also the older plain list ``llm.prompts``."""
-    items = [{rest: attributes[name] for rest, name in item} for item in layout[prefix]]
-    flat = [str(item[key]) for item in items if item.get(key) is not None]
-    listed = attributes.get(prefix.rstrip("."))
-    if not flat and isinstance(listed, (list, tuple)):
+    flat = [str(attributes[name]) for item in layout[prefix] for rest, name in item
+            if rest == key and attributes[name] is not None]
+    listed = attributes.get(_PLAIN_LISTS[prefix]) if not flat else None
+    if isinstance(listed, (list, tuple)):
         flat = [item for item in listed if isinstance(item, str)]
     return flat
 
