@@ -312,8 +312,7 @@ def _plain(event: dict[str, Any], llm: bool, data: bytes | None) -> bool:
         optional = ()
     if not all(t.__class__ is str for t in texts) or not user.strip():
         return False
-    if not (all(map(str.isascii, texts)) and all(t is None or t.isascii() for t in optional)):  # ASCII: no surrogate
-        measure((texts, optional))  # raises for a lone surrogate
+    measure((texts, optional))  # raises for a lone surrogate
     return True
 
 
