@@ -4,6 +4,8 @@
     python benchmarks/bench_intake_stages.py --compare /tmp/base   # a copy of the package
                                                               # beside it (git archive, as in
                                                               # bench_server_intake), interleaved
+    python benchmarks/bench_intake_stages.py --instructions [--compare /tmp/base]
+                                                              # valgrind: machine-independent
 
 The traces of ``bench_server_intake`` (1 wrapper + 2 LLM spans each, OpenInference and GenAI,
 512 spans a request) go through the stages ``server.ingest.Intake.traces`` runs before the
@@ -19,6 +21,8 @@ import argparse
 import importlib
 import inspect
 import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -84,11 +88,29 @@ def run_stages(traces: int, rounds: int) -> dict[str, float]:
     return {stage: seconds / len(spans) * 1e6 for stage, seconds in best.items()}
 
 
+def instructions_per_span(traces: int, package: str | None) -> float:
+    """Instructions of one round of the four stages: the same process with no round (building
+    the traces, the warm-up) subtracted; ``PYTHONHASHSEED=0``, so runs repeat exactly."""
+    counted = []
+    for rounds in (0, 1):
+        done = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
+             "--json", "--traces", str(traces), "--rounds", str(rounds), *(["--package", package] if package else [])],
+            capture_output=True, text=True, check=False, env={**os.environ, "PYTHONHASHSEED": "0"})
+        found = re.search(r"Collected\s*:\s*(\d+)", done.stderr)
+        if done.returncode != 0 or found is None:
+            raise SystemExit(f"bench_intake_stages: valgrind failed: {done.stderr.strip().splitlines()[-1:]}")
+        counted.append(int(found.group(1)))
+    return (counted[1] - counted[0]) / (3 * traces)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--traces", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--compare", metavar="DIR", help="also DIR/trubrics_otel, interleaved")
+    parser.add_argument("--instructions", action="store_true",
+                        help="instructions per span under valgrind's callgrind instead (~2 min a package at --traces 200)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one package's figures
     parser.add_argument("--package", help=argparse.SUPPRESS)  # with --json: DIR/trubrics_otel
     args = parser.parse_args()
@@ -99,6 +121,12 @@ def main() -> None:
         print(json.dumps(run_stages(args.traces, args.rounds)))
         return
     packages: list[str | None] = [None] + ([args.compare] if args.compare else [])
+    if args.instructions:
+        counts = [instructions_per_span(args.traces, package) for package in packages]
+        print("instructions per span, all four stages: " + ", ".join(
+            f"{'this' if p is None else p} {c:,.0f}" for p, c in zip(packages, counts))
+              + (f" ({counts[0] / counts[1]:.3f}x)" if len(counts) == 2 else ""))
+        return
     results: list[dict[str, float]] = [dict.fromkeys(STAGES, float("inf")) for _ in packages]
     for _ in range(3):  # three processes each, alternating: the machine's load moves
         for k, package in enumerate(packages):
