@@ -262,7 +262,7 @@ class TraceMemory:
 
     def call_views(self, span: ReadableSpan) -> int:
         """How many children repeat one call of this span's (see ``is_call_view``)."""
-        if span.context is None:
+        if not self._call_views or span.context is None:  # nearly always: no LiteLLM raw spans
             return 0
         return len(self._call_views.get((span.context.trace_id, span.context.span_id), ()))
 
