@@ -4,6 +4,8 @@
     python benchmarks/bench_intake_stages.py --compare /tmp/base   # a copy of the package
                                                               # beside it (git archive, as in
                                                               # bench_server_intake), interleaved
+    python benchmarks/bench_intake_stages.py --instructions [--compare /tmp/base]
+                                                              # valgrind: machine-independent
 
 The traces of ``bench_server_intake`` (1 wrapper + 2 LLM spans each, OpenInference and GenAI,
 512 spans a request) go through the stages ``server.ingest.Intake.traces`` runs before the
@@ -17,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -55,23 +59,49 @@ def run_stages(traces: int, rounds: int) -> dict[str, float]:
         best[stage] = min(best[stage], time.process_time() - started)
         return result
 
+    # as Intake.traces does: validation reads the properties' JSON the policy wrote, where it
+    # hands it on (a copy without ``measured`` encodes them again)
+    shares = "measured" in inspect.signature(exporter.price_and_redact).parameters
+    measured: dict[int, bytes] = {}
+
+    def price(encoded: list[Any]) -> list[Any]:
+        measured.clear()
+        if shares:
+            return [exporter.price_and_redact(e, prices, policy, measured) for e in encoded]
+        return [exporter.price_and_redact(e, prices, policy) for e in encoded]
+
     def validate(batches: list[Any]) -> None:
         for events, llm_events in batches:
             for event in events:
-                own(event, validation.EVENT)
+                own(event, validation.EVENT, *([measured.get(id(event))] if shares else []))
             for event in llm_events:
-                own(event, validation.LLM_EVENT)
+                own(event, validation.LLM_EVENT, *([measured.get(id(event))] if shares else []))
 
     warm = [otlp.decode(b, otlp.PROTOBUF, 128).spans for b in bodies[:1]]  # the price table loads
-    validate([exporter.price_and_redact(encoder.encode_spans(d), prices, policy) for d in warm])
+    validate(price([encoder.encode_spans(d) for d in warm]))
     for _ in range(rounds):
         decoded = timed("decode", lambda bs: [otlp.decode(b, otlp.PROTOBUF, 128).spans for b in bs], bodies)
         encoded = timed("encode", lambda ds: [encoder.encode_spans(d, memory=traces_module.TraceMemory())
                                               for d in ds], decoded)
-        priced = timed("price and policy", lambda es: [exporter.price_and_redact(e, prices, policy)
-                                                       for e in es], encoded)
+        priced = timed("price and policy", price, encoded)
         timed("validation", validate, priced)
     return {stage: seconds / len(spans) * 1e6 for stage, seconds in best.items()}
+
+
+def instructions_per_span(traces: int, package: str | None) -> float:
+    """Instructions of one round of the four stages: the same process with no round (building
+    the traces, the warm-up) subtracted; ``PYTHONHASHSEED=0``, so runs repeat exactly."""
+    counted = []
+    for rounds in (0, 1):
+        done = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
+             "--json", "--traces", str(traces), "--rounds", str(rounds), *(["--package", package] if package else [])],
+            capture_output=True, text=True, check=False, env={**os.environ, "PYTHONHASHSEED": "0"})
+        found = re.search(r"Collected\s*:\s*(\d+)", done.stderr)
+        if done.returncode != 0 or found is None:
+            raise SystemExit(f"bench_intake_stages: valgrind failed: {done.stderr.strip().splitlines()[-1:]}")
+        counted.append(int(found.group(1)))
+    return (counted[1] - counted[0]) / (3 * traces)
 
 
 def main() -> None:
@@ -79,19 +109,30 @@ def main() -> None:
     parser.add_argument("--traces", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--compare", metavar="DIR", help="also DIR/trubrics_otel, interleaved")
+    parser.add_argument("--instructions", action="store_true",
+                        help="instructions per span under valgrind's callgrind instead (~2 min a package at --traces 200)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one package's figures
+    parser.add_argument("--package", help=argparse.SUPPRESS)  # with --json: DIR/trubrics_otel
     args = parser.parse_args()
     if args.json:
+        if args.package:  # that copy, not the editable install (its finder precedes PYTHONPATH)
+            sys.meta_path[:] = [finder for finder in sys.meta_path if "editable" not in repr(finder)]
+            sys.path.insert(0, args.package)
         print(json.dumps(run_stages(args.traces, args.rounds)))
         return
     packages: list[str | None] = [None] + ([args.compare] if args.compare else [])
+    if args.instructions:
+        counts = [instructions_per_span(args.traces, package) for package in packages]
+        print("instructions per span, all four stages: " + ", ".join(
+            f"{'this' if p is None else p} {c:,.0f}" for p, c in zip(packages, counts))
+              + (f" ({counts[0] / counts[1]:.3f}x)" if len(counts) == 2 else ""))
+        return
     results: list[dict[str, float]] = [dict.fromkeys(STAGES, float("inf")) for _ in packages]
     for _ in range(3):  # three processes each, alternating: the machine's load moves
         for k, package in enumerate(packages):
-            env = dict(os.environ, PYTHONPATH=package) if package else os.environ
             out = subprocess.run([sys.executable, __file__, "--json", "--traces", str(args.traces),
-                                  "--rounds", str(max(1, args.rounds // 3))],
-                                 env=env, capture_output=True, text=True, check=True).stdout
+                                  "--rounds", str(max(1, args.rounds // 3)), *(["--package", package] if package else [])],
+                                 capture_output=True, text=True, check=True).stdout
             for stage, value in json.loads(out.strip().splitlines()[-1]).items():
                 results[k][stage] = min(results[k][stage], value)
     print(f"{'µs of CPU per span':20}" + "".join(f"{'this' if p is None else Path(p).name[-15:]:>16}"

@@ -282,3 +282,16 @@ def test_other_spans_only_when_opted_in() -> None:
     assert {
         k: event["properties"][k] for k in ("http.request.method", "span_kind", "duration")
     } == {"http.request.method": "GET", "span_kind": "client", "duration": 2.5}
+
+
+@pytest.mark.parametrize("attributes, expected", [
+    ({"gen_ai.usage.prompt_tokens": 99, "gen_ai.usage.input_tokens": 10}, 10),  # the semconv name wins
+    ({"llm.token_count.prompt": 7, "gen_ai.usage.prompt_tokens": 8}, 8),
+    ({"gen_ai.usage.input_tokens": "n/a", "gen_ai.usage.prompt_tokens": "12"}, 12),  # else the next count
+])
+def test_the_first_spelling_of_a_token_count_that_is_a_count_wins(attributes, expected):
+    from trubrics_otel.translate.conventions.base import usage_properties
+
+    properties = usage_properties({**attributes, "gen_ai.usage.output_tokens": 3})
+    assert properties["input_tokens"] == expected
+    assert (properties["output_tokens"], properties["reasoning_tokens"]) == (3, 0)

@@ -20,11 +20,12 @@ from trubrics_otel.deliver.prices import MaintainedPrices, load_price_table
 from trubrics_otel.translate.cost import (
     CustomPrices,
     NoCost,
+    Priced,
     cost_properties,
     price_event,
     span_cost,
 )
-from trubrics_otel.translate.usage import Usage, normalise_usage
+from trubrics_otel.translate.usage import Usage, make_usage, normalise_usage
 
 AT = datetime(2026, 11, 1, tzinfo=timezone.utc)
 """Prices change on known dates: every test prices calls made on this day."""
@@ -366,3 +367,22 @@ def test_a_model_whose_price_changed_on_a_date_is_priced_by_each_calls_date():
             assert (round(priced.input_usd, 9), round(priced.output_usd, 9)) == \
                 (round(float(expected.input_price), 9), round(float(expected.output_price), 9)), (provider, model, at)
     assert checked >= 20
+
+
+class _Answers:
+    """A price table that answers one cost, whatever the call."""
+
+    def __init__(self, input_usd: float, output_usd: float) -> None:
+        self.answer = Priced(input_usd, output_usd, "test")
+
+    def price(self, model, provider, usage, at):
+        return self.answer
+
+
+@pytest.mark.parametrize("input_usd, output_usd", [
+    (float("nan"), 0.1), (0.1, float("inf")), (-0.5, 0.1), (0.1, 1e9),
+])
+def test_an_implausible_cost_from_a_table_is_no_cost(input_usd, output_usd):
+    found = cost_properties("m", None, make_usage(10, 5), _Answers(input_usd, output_usd))
+    assert isinstance(found, NoCost) and "implausible" in found.reason
+    assert cost_properties("m", None, make_usage(10, 5), _Answers(0.25, 0.5))["cost_usd"] == 0.75

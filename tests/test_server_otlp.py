@@ -48,3 +48,28 @@ def test_an_otlp_exporter_can_point_straight_at_the_server(server, compression):
     provider.shutdown()
     [turn] = server.store.thread("otlp-thread")
     assert (turn["user_id"], turn["prompt"], turn["generation"]) == ("otlp-user", "Hello over OTLP", "Hi!")
+
+
+def test_a_nan_attribute_is_stored_as_null_and_said_so(server, caplog):
+    """The redaction policy's encoding of the properties is what validation reads: a NaN (which
+    that encoding writes as null) must still be found, stored as null and named in the log."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as to_otlp
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("app").start_as_current_span("chat gpt-4o", attributes={
+        sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_REQUEST_MODEL: "gpt-4o", sc.USER_ID: "nan-user",
+        sc.GEN_AI_CONVERSATION_ID: "nan-thread", "gen_ai.request.temperature": float("nan"),
+        sc.GEN_AI_INPUT_MESSAGES: json.dumps([{"role": "user", "parts": [{"type": "text", "content": "Hi"}]}]),
+    }):
+        pass
+    with caplog.at_level("WARNING", logger="trubrics.server"):
+        answer = server.ingest_otlp(to_otlp(memory.get_finished_spans()).SerializeToString(),
+                                    "application/x-protobuf")
+    assert answer.status == 200
+    assert "number out of range (infinite or NaN): stored as null" in caplog.text
+    [turn] = server.store.thread("nan-thread")
+    assert turn["prompt"] == "Hi"
+    assert "temperature" in turn["properties"] and turn["properties"]["temperature"] is None

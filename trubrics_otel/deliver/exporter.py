@@ -296,13 +296,15 @@ class TrubricsSpanExporter(SpanExporter):
         }
 
 
-def price_and_redact(encoded: Encoded, prices: PriceTable, policy: Policy) -> tuple[list[Event], list[Event]]:
+def price_and_redact(encoded: Encoded, prices: PriceTable, policy: Policy,
+                     measured: dict[int, bytes] | None = None) -> tuple[list[Event], list[Event]]:
     """What every path does to freshly encoded events before they leave: price each LLM event
-    (a mask then sees the cost too), then apply the redaction policy."""
+    (a mask then sees the cost too), then apply the redaction policy (``measured``: see
+    :meth:`Policy.apply_all`)."""
     for event in encoded.llm_events:
         properties = event["properties"]
         price_event(properties, event.get("assistant_id"), properties.get("provider"), prices)
-    return policy.apply_all(encoded.events, encoded.llm_events)
+    return policy.apply_all(encoded.events, encoded.llm_events, measured)
 
 
 def policy_from_settings(

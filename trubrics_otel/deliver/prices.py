@@ -46,6 +46,7 @@ PricesArgument = Union[Mapping[str, Any], str, os.PathLike, None]
 
 _MAX_RESOLVED = 4096  # distinct (model, provider) pairs remembered; bounded against junk names
 _Resolved = tuple[tuple[str, "str | None"], Any]  # (model, provider) for genai-prices, its ModelInfo
+_new_priced = tuple.__new__  # Priced(...) without NamedTuple's Python-level __new__
 _NOT_FLAT = frozenset({"requests_kcount", "output_reasoning_mtok", "input_mchars",
                        "input_text_messages_kcount", "output_citation_mtok"})
 _PROVIDER_ALIASES = {"x_ai": "x-ai", "xai": "x-ai", "gcp.gen_ai": "google"}
@@ -89,8 +90,7 @@ class MaintainedPrices:
         key = (model.lower(), provider.lower() if provider else None)
         fixed = self._fixed.get(key)
         if fixed is not None:  # most models: one price set whatever the date, worked out once
-            input_usd, output_usd = fixed.cost(usage)
-            return Priced(input_usd, output_usd, self.source)
+            return _new_priced(Priced, (*fixed.cost(usage), self.source))
         if key not in self._resolved:
             self._remember(key, self._resolve(key))
         found = self._resolved[key]

@@ -98,10 +98,11 @@ class Intake:
         problems = decoded.rejected + encoded.errors
         rejected = len(problems)
         kept: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
-        for fields, found, into in zip((EVENT, LLM_EVENT), price_and_redact(encoded, self._prices, self.policy),
-                                       kept):
+        measured: dict[int, bytes] = {}  # properties the policy encoded: validation reads them
+        leaving = price_and_redact(encoded, self._prices, self.policy, measured)
+        for fields, found, into in zip((EVENT, LLM_EVENT), leaving, kept):
             for raw in found:
-                event, errors = validate_encoded(raw, fields)
+                event, errors = validate_encoded(raw, fields, measured.get(id(raw)))
                 if not errors:
                     into.append(event)
                     continue

@@ -176,25 +176,27 @@ def cost_properties(
         return usage
     if usage is None:
         return NoCost("no usage")
-    if not isinstance(model, str) or not model.strip():
+    name = model.strip() if isinstance(model, str) else ""
+    if not name:
         return NoCost("no model")
     if table is None:
         return NoCost("no price table")
     try:
-        priced = table.price(model.strip(), provider if isinstance(provider, str) else None,
-                             usage, at)
+        priced = table.price(name, provider if isinstance(provider, str) else None, usage, at)
     except Exception as exc:
         return NoCost(f"price table failed on {model!r}: {type(exc).__name__}: {exc}")
     if priced is None:
         return NoCost(f"model {model!r} is not in the price table")
-    input_usd, output_usd = float(priced.input_usd), float(priced.output_usd)
-    if not _plausible(input_usd) or not _plausible(output_usd):
+    input_usd, output_usd, source = priced
+    input_usd, output_usd = float(input_usd), float(output_usd)
+    # _plausible for floats: NaN fails both comparisons, infinities the bound
+    if not (0 <= input_usd <= MAX_CALL_COST_USD and 0 <= output_usd <= MAX_CALL_COST_USD):
         return NoCost(f"price table gave an implausible cost for {model!r}")
     return {
         sc.PROP_COST_USD: round(input_usd + output_usd, _DIGITS),
         sc.PROP_INPUT_COST_USD: round(input_usd, _DIGITS),
         sc.PROP_OUTPUT_COST_USD: round(output_usd, _DIGITS),
-        sc.PROP_COST_SOURCE: priced.source,
+        sc.PROP_COST_SOURCE: source,
     }
 
 

@@ -13,11 +13,13 @@ conventions read every library's messages with the text helpers below.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, TypeVar
 
 from trubrics_otel.translate.fastjson import loads
 from trubrics_otel.translate.jsonable import snapshot
+
+T = TypeVar("T")
 
 
 def genai_messages(value: Any, role: str) -> list[dict[str, Any]]:
@@ -83,7 +85,8 @@ def message_text(message: Mapping[str, Any]) -> str:
     """Text of one message in either GenAI form (``parts`` or ``content``)."""
     parts = message.get("parts")
     if isinstance(parts, list):
-        texts = [p.get("content", "") for p in parts if _is_mapping(p) and p.get("type") == "text"]
+        texts = [p.get("content", "") for p in parts
+                 if (p.__class__ is dict or isinstance(p, Mapping)) and p.get("type") == "text"]
         if texts:
             try:
                 return "".join(texts)
@@ -175,33 +178,51 @@ def indexed(attributes: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
 def indexed_by(attributes: Mapping[str, Any], prefixes: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
     """:func:`indexed` for several prefixes in one pass over the keys (an LLM span holds dozens
     of attributes and is read for four or five lists). No prefix may start another."""
-    lists: dict[str, list[dict[str, Any]]] = {prefix: [] for prefix in prefixes}
-    found: dict[tuple[str, int], dict[str, Any]] = {}  # one dict for every list: fewer to build
-    shapes = _SHAPES.get(prefixes)
-    if shapes is None or len(shapes) > _MAX_SHAPES:
-        if len(_SHAPES) > 64:  # prefixes are the conventions' constants: never this many
-            _SHAPES.clear()
-        shapes = _SHAPES[prefixes] = {}
-    for key, value in attributes.items():
-        shape = shapes.get(key)  # one lookup; the prefixes are tested once per key spelling
-        if shape is None:
-            shape = shapes[key] = _shape(key, prefixes)
+    return {prefix: [{rest: attributes[key] for rest, key in item} for item in items]
+            for prefix, items in indexed_keys(attributes, prefixes).items()}
+
+
+Layout = dict[str, tuple[tuple[tuple[str, str], ...], ...]]
+"""Per prefix, its items in index order, each item its ``(rest, key)`` pairs in key order."""
+
+
+def indexed_keys(attributes: Mapping[str, Any], prefixes: tuple[str, ...]) -> Layout:
+    """Where :func:`indexed_by`'s items are among the keys, without their values."""
+    return by_shape(_LAYOUTS, prefixes, tuple(attributes), _layout)
+
+
+def by_shape(memo: dict[Any, dict[tuple[str, ...], T]], group: Hashable, shape: tuple[str, ...],
+             work: Callable[[tuple[str, ...], Any], T]) -> T:
+    """``work(shape, group)`` worked out once per spelling of a span's keys (``shape``, a tuple
+    of them) and ``group`` (a convention's constant prefixes): a library writes the same keys
+    in the same order in every span, and one lookup costs less than testing each key.
+    Bounded: 64 groups of 1,024 spellings."""
+    known = memo.get(group)
+    if known is None or len(known) > 1024:
+        if len(memo) > 64:  # groups are the conventions' constants: never this many
+            memo.clear()
+        known = memo[group] = {}
+    found = known.get(shape)
+    if found is None:
+        found = known[shape] = work(shape, group)
+    return found
+
+
+def _layout(keys: tuple[str, ...], prefixes: tuple[str, ...]) -> Layout:
+    found: dict[tuple[str, int], list[tuple[str, str]]] = {}
+    for key in keys:
+        shape = _shape(key, prefixes)
         if shape:
             where, rest = shape
-            item = found.get(where)
-            if item is None:
-                found[where] = {rest: value}
-            else:
-                item[rest] = value
+            found.setdefault(where, []).append((rest, key))
+    layout: dict[str, list[tuple[tuple[str, str], ...]]] = {prefix: [] for prefix in prefixes}
     for where in sorted(found):
-        lists[where[0]].append(found[where])
-    return lists
+        layout[where[0]].append(tuple(found[where]))
+    return {prefix: tuple(items) for prefix, items in layout.items()}
 
 
-_SHAPES: dict[tuple[str, ...], dict[str, tuple[tuple[str, int], str] | tuple[()]]] = {}
-"""Per prefixes, each key spelling seen → ((prefix, index), rest), or () for a key that is not
-an item's: the same few dozen spellings come back in every span of a library."""
-_MAX_SHAPES = 4096
+_LAYOUTS: dict[tuple[str, ...], dict[tuple[str, ...], Layout]] = {}
+"""Per prefixes, each spelling of a span's keys seen → its layout."""
 
 
 def _shape(key: str, prefixes: tuple[str, ...]) -> tuple[tuple[str, int], str] | tuple[()]:

@@ -75,7 +75,7 @@ class Policy:
         With no mask and content on, an event no limit bites is returned as it is: that is
         nearly every event, and checking it costs one C-encoder call.
         """
-        if self.masks_nothing and _within_limits(kind, event):
+        if self.masks_nothing and _within_limits(kind, event) is not None:
             return event
         event = dict(event)
         properties = dict(event.get("properties") or {})
@@ -99,13 +99,28 @@ class Policy:
         event["properties"] = properties
         return event
 
-    def apply_all(self, events: list[Event], llm_events: list[Event]) -> tuple[list[Event], list[Event]]:
-        """An encoded batch as it may leave: the one call of the exporter, the bridge and the server."""
+    def apply_all(self, events: list[Event], llm_events: list[Event],
+                  measured: dict[int, bytes] | None = None) -> tuple[list[Event], list[Event]]:
+        """An encoded batch as it may leave: the one call of the exporter, the bridge and the server.
+
+        ``measured``: filled with ``{id(event): its properties' JSON}`` for each event that
+        leaves as it came (no limit bit), so a later check need not encode them again."""
         apply = self.apply
-        if self.masks_nothing:  # the check apply() starts with, once a batch
-            return ([e if _within_limits("event", e) else apply("event", e) for e in events],
-                    [e if _within_limits("llm", e) else apply("llm", e) for e in llm_events])
-        return [apply("event", e) for e in events], [apply("llm", e) for e in llm_events]
+        if not self.masks_nothing:
+            return [apply("event", e) for e in events], [apply("llm", e) for e in llm_events]
+        if measured is None:
+            return ([e if _within_limits("event", e) is not None else apply("event", e) for e in events],
+                    [e if _within_limits("llm", e) is not None else apply("llm", e) for e in llm_events])
+        kept: tuple[list[Event], list[Event]] = ([], [])
+        for kind, found, into in (("event", events, kept[0]), ("llm", llm_events, kept[1])):
+            for event in found:
+                data = _within_limits(kind, event)  # the check apply() starts with
+                if data is None:
+                    into.append(apply(kind, event))
+                    continue
+                measured[id(event)] = data
+                into.append(event)
+        return kept
 
     def _masked(self, value: Any, failed: Any) -> Any:
         try:
@@ -121,20 +136,22 @@ class Policy:
         return truncate(text, limit)
 
 
-def _within_limits(kind: str, event: Event) -> bool:
-    """True when no limit can bite: the properties' JSON is shorter than one string may be
-    and has fewer brackets than the depth limit, and the texts are short strings."""
+def _within_limits(kind: str, event: Event) -> bytes | None:
+    """The properties' JSON when no limit can bite: it is shorter than one string may be
+    and has fewer brackets than the depth limit, and the texts are short strings; else None."""
     if kind == "llm":
         prompt, generation = event.get("prompt"), event.get("generation")
         if (prompt.__class__ is not str or len(prompt) > MAX_TEXT_CHARS
                 or generation.__class__ is not str or len(generation) > MAX_TEXT_CHARS):
-            return False
+            return None
     properties = event.get("properties")
     if type(properties) is not dict:
-        return False
+        return None
     try:
         data = measure(properties)  # orjson when installed: a tenth of the cost
     except (TypeError, ValueError):
-        return False
+        return None
     # UTF-8 bytes are never fewer than characters: the check is, if anything, stricter
-    return len(data) <= MAX_STRING_CHARS and data.count(b"{") + data.count(b"[") < MAX_DEPTH
+    if len(data) <= MAX_STRING_CHARS and data.count(b"{") + data.count(b"[") < MAX_DEPTH:
+        return data
+    return None

@@ -138,7 +138,8 @@ def own_identity(attributes: Mapping[str, Any], scope_name: str | None = None) -
         if len(_PLANS) > 1024:
             _PLANS.clear()
         plan = _PLANS[present] = _plan(present)
-    weak_scope = is_weak_thread_scope(scope_name)
+    # only a span with gen_ai.conversation.id has threads that a weak scope reads apart
+    weak_scope = plan.conversation and is_weak_thread_scope(scope_name)
     user = first_of(attributes, plan.users) if plan.users else None
     threads = plan.strong_threads if weak_scope else plan.threads
     thread = first_of(attributes, threads) if threads else None
@@ -150,11 +151,14 @@ def own_identity(attributes: Mapping[str, Any], scope_name: str | None = None) -
         user = first_of(attributes, (sc.TRUBRICS_INHERITED_USER_ID,))
     if not thread and plan.inherited_thread:
         thread = first_of(attributes, (sc.TRUBRICS_INHERITED_THREAD_ID,))
-    weak = first_of(attributes, (sc.GEN_AI_CONVERSATION_ID,)) if weak_scope and plan.conversation else None
+    weak = first_of(attributes, (sc.GEN_AI_CONVERSATION_ID,)) if weak_scope else None
     if not weak and plan.inherited_weak:
         weak = first_of(attributes, (sc.TRUBRICS_INHERITED_WEAK_THREAD_ID,))
     prompt = _wrapper_prompt(attributes) if plan.prompt else None
-    return Identity(user or None, thread or None, weak or None, prompt)
+    return _new_identity(Identity, (user or None, thread or None, weak or None, prompt))
+
+
+_new_identity = tuple.__new__  # Identity(...) without NamedTuple's Python-level __new__
 
 
 def _wrapper_prompt(attributes: Mapping[str, Any]) -> str | None:
@@ -258,7 +262,7 @@ class TraceMemory:
 
     def call_views(self, span: ReadableSpan) -> int:
         """How many children repeat one call of this span's (see ``is_call_view``)."""
-        if span.context is None:
+        if not self._call_views or span.context is None:  # nearly always: no LiteLLM raw spans
             return 0
         return len(self._call_views.get((span.context.trace_id, span.context.span_id), ()))
 

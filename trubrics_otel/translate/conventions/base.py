@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from opentelemetry.sdk.trace import ReadableSpan
 
 from trubrics_otel import semconv as sc
+from trubrics_otel.translate.messages import by_shape
 
 Attributes = Mapping[str, Any]
 
@@ -51,20 +52,14 @@ def keys_under(attributes: Attributes, prefix: str) -> tuple[str, ...]:
     """The keys of ``attributes`` that start with ``prefix``, in their order. Found once per
     spelling of a span's keys: a library writes the same keys in the same order in every
     span, and a tuple of them is looked up for less than testing each key."""
-    shape = tuple(attributes)
-    known = _KEYS_UNDER.get(prefix)
-    if known is None or len(known) > _MAX_SHAPES:
-        if len(_KEYS_UNDER) > 64:  # prefixes are the conventions' constants: never this many
-            _KEYS_UNDER.clear()
-        known = _KEYS_UNDER[prefix] = {}
-    found = known.get(shape)
-    if found is None:
-        found = known[shape] = tuple(key for key in shape if key.startswith(prefix))
-    return found
+    return by_shape(_KEYS_UNDER, prefix, tuple(attributes), _keys_starting)
+
+
+def _keys_starting(keys: tuple[str, ...], prefix: str) -> tuple[str, ...]:
+    return tuple(key for key in keys if key.startswith(prefix))
 
 
 _KEYS_UNDER: dict[str, dict[tuple[str, ...], tuple[str, ...]]] = {}
-_MAX_SHAPES = 1024
 
 
 USAGE: dict[str, tuple[str, ...]] = {
@@ -102,7 +97,6 @@ the cache back)."""
 
 
 _USAGE_NAMES = frozenset(name for names in USAGE.values() for name in names)
-_USAGE_RANK = {name: (prop, rank) for prop, names in USAGE.items() for rank, name in enumerate(names)}
 
 
 def usage_properties(attributes: Attributes, *, absent_is_zero: bool = True) -> dict[str, Any]:
@@ -113,20 +107,28 @@ def usage_properties(attributes: Attributes, *, absent_is_zero: bool = True) -> 
     present = _USAGE_NAMES.intersection(attributes)  # one pass over the keys, then few lookups
     if not present:
         return properties
-    found: dict[str, tuple[int, int]] = {}  # property -> (rank of its spelling, count): first wins
-    for name in present:
-        prop, rank = _USAGE_RANK[name]
-        if prop not in found or rank < found[prop][0]:
-            count = token_count(attributes[name])
+    plan = _USAGE_PLANS.get(present)
+    if plan is None:
+        if len(_USAGE_PLANS) > 1024:
+            _USAGE_PLANS.clear()
+        plan = _USAGE_PLANS[present] = tuple(
+            (prop, tuple(name for name in names if name in present))
+            for prop, names in USAGE.items() if not present.isdisjoint(names))
+    for prop, names in plan:  # in the table's order; the first spelling that is a count wins
+        for name in names:
+            value = attributes[name]
+            count = value if value.__class__ is int else token_count(value)
             if count is not None:
-                found[prop] = (rank, count)
-    for prop in USAGE:  # in the table's order, as always
-        if prop in found:
-            properties[prop] = found[prop][1]
+                properties[prop] = count
+                break
     if absent_is_zero and (sc.PROP_INPUT_TOKENS in properties or sc.PROP_OUTPUT_TOKENS in properties):
         for prop in _ZERO_WHEN_ABSENT:
             properties.setdefault(prop, 0)
     return properties
+
+
+_USAGE_PLANS: dict[frozenset[str], tuple[tuple[str, tuple[str, ...]], ...]] = {}
+"""By which spellings a span has: each property and its spellings present, in rank order."""
 
 
 _ZERO_WHEN_ABSENT = (sc.PROP_INPUT_TOKENS, sc.PROP_OUTPUT_TOKENS, sc.PROP_CACHE_READ_INPUT_TOKENS,

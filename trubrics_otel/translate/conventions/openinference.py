@@ -55,7 +55,9 @@ from trubrics_otel.translate.conventions.tokens import (
 )
 from trubrics_otel.translate.messages import (
     assistant_text,
+    Layout,
     indexed_by,
+    indexed_keys,
     last_user_text,
     parse_json,
     summarise_tool_calls,
@@ -139,11 +141,11 @@ def read_llm(span: ReadableSpan) -> LlmCall:
     if request_model and model and request_model != model:
         properties[sc.PROP_REQUEST_MODEL] = request_model
 
-    lists = indexed_by(attributes, _LISTS)  # one pass over the span's keys for all four
-    inputs = [_message(flat) for flat in lists[sc.LLM_INPUT_MESSAGES_PREFIX]]
-    outputs = [_message(flat) for flat in lists[sc.LLM_OUTPUT_MESSAGES_PREFIX]]
-    prompts = _texts(attributes, lists, PROMPTS_PREFIX, "prompt.text")  # completions APIs
-    choices = _texts(attributes, lists, CHOICES_PREFIX, "completion.text")
+    layout = indexed_keys(attributes, _LISTS)  # where the four lists are, once per key spelling
+    inputs = _messages(attributes, layout[sc.LLM_INPUT_MESSAGES_PREFIX])
+    outputs = _messages(attributes, layout[sc.LLM_OUTPUT_MESSAGES_PREFIX])
+    prompts = _texts(attributes, layout, PROMPTS_PREFIX, "prompt.text")  # completions APIs
+    choices = _texts(attributes, layout, CHOICES_PREFIX, "completion.text")
     if inputs:
         prompt = last_user_text(inputs)
     else:
@@ -155,12 +157,33 @@ def read_llm(span: ReadableSpan) -> LlmCall:
     return LlmCall(prompt=prompt, generation=generation, model=model, properties=properties)
 
 
-def _texts(attributes: Attributes, lists: Mapping[str, list[dict[str, Any]]], prefix: str,
-           key: str) -> list[str]:
+def _messages(attributes: Attributes, items: tuple[tuple[tuple[str, str], ...], ...]) -> list[dict[str, Any]]:
+    """``llm.{input,output}_messages.{i}.message.*`` → messages; most are a role and a text,
+    read straight from the attributes without their flat dict."""
+    messages = []
+    for item in items:
+        if len(item) == 2:
+            role = _ROLE_AND_TEXT.get((item[0][0], item[1][0]))
+            if role is not None:  # the keys of the role and of the text, in either order
+                text = attributes[item[1 - role][1]]
+                if text is not None:
+                    messages.append({"role": attributes[item[role][1]], "content": text or None})
+                    continue
+        messages.append(_message({rest: attributes[key] for rest, key in item}))
+    return messages
+
+
+_PLAIN_LISTS = {prefix: prefix.rstrip(".") for prefix in (PROMPTS_PREFIX, CHOICES_PREFIX)}
+_ROLE_AND_TEXT = {("message.role", "message.content"): 0, ("message.content", "message.role"): 1}
+"""The rests of a two-key message → the index of its role's key."""
+
+
+def _texts(attributes: Attributes, layout: Layout, prefix: str, key: str) -> list[str]:
     """``llm.prompts.{i}.prompt.text`` → texts; also the older plain list ``llm.prompts``."""
-    flat = [str(item[key]) for item in lists[prefix] if item.get(key) is not None]
-    listed = attributes.get(prefix.rstrip("."))
-    if not flat and isinstance(listed, (list, tuple)):
+    flat = [str(attributes[name]) for item in layout[prefix] for rest, name in item
+            if rest == key and attributes[name] is not None]
+    listed = attributes.get(_PLAIN_LISTS[prefix]) if not flat else None
+    if isinstance(listed, (list, tuple)):
         flat = [item for item in listed if isinstance(item, str)]
     return flat
 
