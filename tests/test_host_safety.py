@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import subprocess
 import sys
 
@@ -61,7 +62,7 @@ def test_the_bridge_refuses_a_malformed_trubrics_host_in_one_line(saas, monkeypa
         Bridge(api_key=API_KEY, listen="127.0.0.1:0", grpc_listen="off")
     done = subprocess.run([sys.executable, "-m", "trubrics_otel", "bridge", "--listen", "127.0.0.1:0"],
                           capture_output=True, text=True, timeout=60,
-                          env={**__import__("os").environ, "TRUBRICS_API_KEY": API_KEY})
+                          env={**os.environ, "TRUBRICS_API_KEY": API_KEY})
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "TRUBRICS_HOST='localhost:8000'" in done.stderr
     assert saas.requests == []

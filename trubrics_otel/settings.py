@@ -297,7 +297,8 @@ def destination_error(variable: Variable, value: str, argument: Any = None, argu
         variable.parse(str(value))
     except ValueError as exc:
         source = f"{argument_name}=" if argument is not None and argument_name else f"{variable.name}="
-        return f"{source}{str(value)!r} is not usable: {exc}"
+        shown = "(hidden)" if variable.secret else repr(str(value))
+        return f"{source}{shown} is not usable: {exc}"
     return None
 
 
