@@ -172,7 +172,7 @@ def test_a_script_that_never_closes_exits_promptly_on_a_dead_local_endpoint(endp
 def test_no_key_or_a_host_that_is_not_a_url_is_one_error_and_no_request(endpoint, caplog, monkeypatch):
     monkeypatch.delenv("TRUBRICS_API_KEY", raising=False)
     cases = [({"host": endpoint.url}, "no Trubrics API key"),
-             ({"api_key": API_KEY, "host": "notaurl"}, "'notaurl' is not an http(s):// URL")]
+             ({"api_key": API_KEY, "host": "notaurl"}, "host='notaurl' is not usable")]
     for arguments, message in cases:
         caplog.clear()
         with caplog.at_level(logging.ERROR, logger="trubrics"):

@@ -51,10 +51,12 @@ def run_doctor(capsys) -> tuple[int, dict[str, list[dict]], str]:
 
 SETUPS = {  # name -> (environment given the endpoint's URL and a tmp dir, failing check, words)
     "no key": (lambda url, tmp: {"TRUBRICS_HOST": url}, "api key", "no TRUBRICS_API_KEY"),
-    "host not a url": (lambda url, tmp: {"TRUBRICS_HOST": "not-a-url", "TRUBRICS_API_KEY": KEY},
-                       "host", "not an http:// or https:// URL"),
+    "host not a url": (lambda url, tmp: {"TRUBRICS_HOST": "localhost:8000", "TRUBRICS_API_KEY": KEY},
+                       "host", "TRUBRICS_HOST='localhost:8000' is not usable: expected an http:// or https:// URL"),
     "ftp host": (lambda url, tmp: {"TRUBRICS_HOST": "ftp://x", "TRUBRICS_API_KEY": KEY},
-                 "host", "not an http:// or https:// URL"),
+                 "host", "expected an http:// or https:// URL"),
+    "host port out of range": (lambda url, tmp: {"TRUBRICS_HOST": "http://127.0.0.1:99999", "TRUBRICS_API_KEY": KEY},
+                               "host", "TRUBRICS_HOST='http://127.0.0.1:99999' is not usable: Port out of range"),
     "key over plain http": (lambda url, tmp: {"TRUBRICS_HOST": "http://example.invalid", "TRUBRICS_API_KEY": KEY},
                             "host", "never sent there"),
     "unreachable host": (lambda url, tmp: {"TRUBRICS_HOST": _closed_port_url(), "TRUBRICS_API_KEY": KEY},

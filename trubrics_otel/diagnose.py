@@ -110,11 +110,10 @@ def _host(host: str | None) -> tuple[str | None, Check]:
     if given is None:
         url = settings.DEFAULT_HOST
     else:
-        try:
-            url = settings.url(given)
-        except ValueError:
-            return None, Check("host", PROBLEM, f"{given!r} is not an http:// or https:// URL",
+        if malformed := settings.destination_error(settings.HOST, given, host, "--host"):
+            return None, Check("host", PROBLEM, f"{malformed}; nothing is sent (never to the default)",
                                "set TRUBRICS_HOST to the ingestion URL, e.g. http://127.0.0.1:8787 for serve")
+        url = settings.url(given)
     reason = insecure_reason(url)
     if reason and not settings.read(settings.ALLOW_INSECURE):
         return url, Check("host", PROBLEM, f"{url}: {reason}; the key is never sent there",

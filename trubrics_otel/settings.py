@@ -16,7 +16,10 @@ The rules are the same for every variable:
 * booleans take exactly ``1 true yes on`` and ``0 false no off``, in any case;
 * numbers must be finite and positive;
 * anything else is logged as an error naming the variable, and the default is used. The
-  value of a secret (the API key) is never logged.
+  value of a secret (the API key) is never logged;
+* except for a destination (``TRUBRICS_HOST``): a malformed one is never replaced by the
+  default, which would send the events and the key somewhere the user did not name. It is
+  returned as given for the caller to refuse (:func:`destination_error`): nothing is sent.
 """
 
 from __future__ import annotations
@@ -183,12 +186,16 @@ class Variable:
     default: Any
     secret: bool = False
     doc: str = ""
+    destination: bool = False
+    """Where events (and the key) go: a malformed value is kept, never the default."""
 
 
 API_KEY = Variable("TRUBRICS_API_KEY", text_value, None, secret=True,
                    doc="The Trubrics API key (`api_key=`). Never logged, never in a repr or a file.")
-HOST = Variable("TRUBRICS_HOST", url, DEFAULT_HOST,
-                doc="The Trubrics ingestion API (`host=`; `bridge --host`).")
+HOST = Variable("TRUBRICS_HOST", url, DEFAULT_HOST, destination=True,
+                doc="The Trubrics ingestion API (`host=`; `bridge --host`). A malformed value (no "
+                    "`http://` or `https://`, a port above 65535) is never replaced by the default: "
+                    "nothing is sent, one error names it and the events stay pending.")
 TIMEOUT = Variable("TRUBRICS_TIMEOUT", positive_number, 10.0,
                    doc="Seconds per HTTP request to Trubrics (`timeout=`).")
 RETRY_TIMEOUT = Variable("TRUBRICS_RETRY_TIMEOUT", positive_number, 60.0,
@@ -275,10 +282,24 @@ def read(variable: Variable, argument: Any = None) -> Any:
     try:
         return variable.parse(raw)
     except ValueError as exc:
+        if variable.destination:  # the caller refuses it (destination_error) and says so, once
+            return raw.strip()
         shown = "(hidden)" if variable.secret else repr(raw)
         _logger.error("Ignoring %s=%s: %s; using the default (%r).", variable.name, shown, exc,
                       variable.default)
         return variable.default
+
+
+def destination_error(variable: Variable, value: str, argument: Any = None, argument_name: str = "") -> str | None:
+    """Why ``value`` (read for ``variable``) cannot be sent to, naming the argument when one
+    was given, else the variable; None when it parses."""
+    try:
+        variable.parse(str(value))
+    except ValueError as exc:
+        source = f"{argument_name}=" if argument is not None and argument_name else f"{variable.name}="
+        shown = "(hidden)" if variable.secret else repr(str(value))
+        return f"{source}{shown} is not usable: {exc}"
+    return None
 
 
 def raw(variable: Variable) -> str | None:

@@ -104,7 +104,7 @@ class TrubricsSpanExporter(SpanExporter):
         self._sampler = sampler_for(settings.sample_rate() if sample_rate is None else sample_rate)
         self._policy = policy_from_settings(mask, capture_content, self._logger)
         self._prices = load_price_table(prices)  # custom prices now; the maintained table lazily
-        refusal = config_error(self.host, api_key)
+        refusal = config_error(self.host, api_key, host)
         if refusal:  # one clear error now; nothing is ever attempted against this endpoint
             self._logger.error("Trubrics events will not be sent: %s. They are spooled.", refusal)
         elif not settings.read(settings.ALLOW_INSECURE, allow_insecure):

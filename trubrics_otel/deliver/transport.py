@@ -51,6 +51,7 @@ from opentelemetry import context as otel_context
 from urllib3.exceptions import HTTPError as _HTTPError
 from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 
+from trubrics_otel import settings
 from trubrics_otel.deliver.split_request import Started
 from trubrics_otel.deliver.watchdog import WATCHDOG, watched
 from trubrics_otel.logs import RateLimitedLog
@@ -296,14 +297,12 @@ def insecure_reason(url: str) -> str | None:
     return f"plain http:// to {parts.hostname or '(no host)'} would expose the API key"
 
 
-def config_error(url: str, api_key: str) -> str | None:
-    """Why nothing can be sent at all with this host and key, or None."""
+def config_error(url: str, api_key: str, host_argument: str | None = None) -> str | None:
+    """Why nothing can be sent at all with this host (``host_argument`` when given in code,
+    else ``TRUBRICS_HOST``) and key, or None."""
     if not api_key:
         return "no Trubrics API key: pass api_key= or set TRUBRICS_API_KEY"
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"the host {url!r} is not an http(s):// URL (host= or TRUBRICS_HOST)"
-    return None
+    return settings.destination_error(settings.HOST, url, host_argument, "host")
 
 
 def _is_loopback(url: str) -> bool:

@@ -120,10 +120,12 @@ class Bridge:
         attribute_limit: int | None = None,
         allow_insecure: bool | None = None,
     ) -> None:
-        """``ValueError`` for a listener off loopback without ``receive_key``, or for a plain
-        ``http://`` host off loopback (the API key would cross the network readable)."""
+        """``ValueError`` for a malformed host, a listener off loopback without ``receive_key``,
+        or for a plain ``http://`` host off loopback (the API key would cross the network readable)."""
         self._logger = logger or logging.getLogger("trubrics.bridge")
         self.host = settings.read(settings.HOST, host)
+        if malformed := settings.destination_error(settings.HOST, self.host, host, "host"):
+            raise ValueError(f"{malformed}; nothing is sent")
         if (insecure := insecure_reason(self.host)) and not settings.read(settings.ALLOW_INSECURE, allow_insecure):
             raise ValueError(f"not sending to {self.host}: {insecure}; use https://, or TRUBRICS_ALLOW_INSECURE=1 "
                              "if the network is trusted")

@@ -1,0 +1,68 @@
+"""A malformed host never sends anything anywhere, least of all to Trubrics' hosted service.
+
+``TRUBRICS_HOST=localhost:8000`` (no scheme) or ``host="http://127.0.0.1:99999"`` used to be
+logged and replaced by the default, the hosted service: the app's prompts and its key went
+there. Here a local endpoint stands in for that default and must receive nothing, while one
+error names what is wrong and the events stay pending (a fixed configuration can send them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import API_KEY
+
+from trubrics_otel import Trubrics, settings
+from trubrics_otel.receive.bridge import Bridge
+
+CASES = [  # (environment, host= argument, what the one error names)
+    ("localhost:8000", None, "TRUBRICS_HOST='localhost:8000'"),
+    (None, "http://127.0.0.1:99999", "host='http://127.0.0.1:99999'"),
+    ("localhost:8000", "http://127.0.0.1:99999", "host='http://127.0.0.1:99999'"),  # the argument wins
+]
+
+
+@pytest.fixture
+def saas(endpoint, monkeypatch):
+    """The local endpoint, standing in for the hosted service as the default host."""
+    monkeypatch.setattr(settings, "HOST", dataclasses.replace(settings.HOST, default=endpoint.url))
+    monkeypatch.setattr(settings, "DEFAULT_HOST", endpoint.url)
+    return endpoint
+
+
+@pytest.mark.parametrize("environment, argument, named", CASES)
+def test_a_malformed_host_sends_nothing_and_keeps_the_events(saas, environment, argument, named,
+                                                             monkeypatch, caplog):
+    if environment is None:
+        monkeypatch.delenv("TRUBRICS_HOST", raising=False)
+    else:
+        monkeypatch.setenv("TRUBRICS_HOST", environment)
+    with caplog.at_level(logging.WARNING, logger="trubrics"):
+        client = Trubrics(api_key=API_KEY, host=argument, flush_interval=0.05)
+        for i in range(3):
+            client.track(user_id="u", event=f"e{i}")  # never raises
+        assert client.flush(timeout=10) == 3  # not delivered: pending, not lost
+        assert client.stats()["pending"] == 3
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        client.close(timeout=5)
+    assert len(errors) == 1 and named in errors[0] and "not usable" in errors[0], errors
+    assert "Closing with 3 Trubrics events undelivered" in caplog.text  # and kept on disk
+    assert API_KEY not in caplog.text
+    assert saas.requests == []  # nothing reached the default host
+
+
+def test_the_bridge_refuses_a_malformed_trubrics_host_in_one_line(saas, monkeypatch):
+    monkeypatch.setenv("TRUBRICS_HOST", "localhost:8000")
+    with pytest.raises(ValueError, match="TRUBRICS_HOST='localhost:8000' is not usable"):
+        Bridge(api_key=API_KEY, listen="127.0.0.1:0", grpc_listen="off")
+    done = subprocess.run([sys.executable, "-m", "trubrics_otel", "bridge", "--listen", "127.0.0.1:0"],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "TRUBRICS_API_KEY": API_KEY})
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "TRUBRICS_HOST='localhost:8000'" in done.stderr
+    assert saas.requests == []
