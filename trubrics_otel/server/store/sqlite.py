@@ -27,7 +27,9 @@ readers, ``store.reader()``, the read API, the CLI and the analyses), when the s
 (rows left by a crash or another process) and on :meth:`SQLiteEngine.close`. A reader
 therefore never sees events the derived tables lack, and a fold over 5,000 events costs a
 fraction per event of a fold per batch of 100. A fold that fails is logged and rolled back:
-its events stay stored and pending, the next fold takes them. As ``BEGIN IMMEDIATE``
+its events stay stored and pending, the next fold takes them. A reader (no session timeout
+of its own) on a file it cannot write reads it as it is, never folds, and warns how many
+events its summary tables lack; a writer is refused it. As ``BEGIN IMMEDIATE``
 serialises writers, ids commit in order and the watermark is exact, whichever process wrote.
 
 Durability: WAL with ``synchronous=NORMAL``: a committed batch survives the process crashing
@@ -82,6 +84,7 @@ class SQLiteEngine:
         self._queue: list[_Batch] = []  # batches waiting to be written (group commit)
         self._writing = False  # a thread is writing a group
         self._ready = False
+        self._read_only = False  # a reader's file it cannot write: read as it is, never folded
         self._local = threading.local()  # this thread's (generation, connection)
         self._generation = 0  # close() moves it on: every thread then opens a new connection
         self._open: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
@@ -169,9 +172,28 @@ class SQLiteEngine:
                 except BaseException:
                     connection.execute("ROLLBACK")
                     raise
+            except sqlite3.OperationalError as error:
+                if not self._open_read_only(connection, error):
+                    raise
             finally:
                 connection.close()
             self._ready = True
+
+    def _open_read_only(self, connection: SQLiteConnection, error: sqlite3.OperationalError) -> bool:
+        """A reader's (no session timeout of its own) database it cannot write, of the current
+        schema: read it as it is, with a warning naming what its summary tables lack."""
+        if self._timeout_us is not None or error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_READONLY:
+            return False
+        if (migrations.current(connection) != migrations.latest("sqlite")
+                or connection.execute("PRAGMA user_version").fetchone()[0] < derived.VERSION):
+            return False  # an older schema to migrate first: the write error says why not
+        folded, last = connection.execute(_PENDING).fetchone()
+        logger.warning("%s is read-only: reading it as it is%s", self.path,
+                       f"; its summary tables (sessions, users, stats, analyses, search) lack the last "
+                       f"{last - folded} stored events until a process that can write it opens it"
+                       if last > folded else "")
+        self._read_only = True
+        return True
 
     def fold(self) -> None:
         """Fold every pending event into the derived and hooks' tables now (what a read does
@@ -181,6 +203,8 @@ class SQLiteEngine:
 
     def _fold(self, connection: SQLiteConnection) -> bool:
         """One fold transaction (under the write lock); whether it succeeded."""
+        if self._read_only:
+            return False
         try:
             with _fold_cache(connection):
                 connection.execute("BEGIN IMMEDIATE")
