@@ -26,6 +26,7 @@ import requests
 
 from test_store_sqlite_connections import start_serve
 from trubrics_otel.server import Store
+from trubrics_otel.server.store import derived
 from trubrics_otel.server.store import sqlite as sqlite_engine
 
 HEADERS = {"x-api-key": "k", "Content-Type": "application/json"}
@@ -262,4 +263,20 @@ def test_a_server_of_an_older_release_still_running_on_the_file_cannot_fold_its_
     old.execute("ROLLBACK")
     old.close()
     assert_exact(store, 10)
+    store.close()
+
+
+def test_an_upgrade_rebuilding_the_summary_tables_of_a_file_with_events_pending_counts_each_once(tmp_path):
+    """A later release that rebuilds the summary tables (``PRAGMA user_version`` below its own)
+    opening a file a killed server left events pending in: the rebuild took them all in."""
+    path = tmp_path / "events.sqlite3"
+    in_another_process(
+        f"import os, sys; sys.path.insert(0, {TESTS}); from test_store_deferred_fold import turns; "
+        "from trubrics_otel.server import Store; s = Store(sys.argv[1]); s.insert((), turns(0, 60)); "
+        "s.count(); s.insert((), turns(60, 30)); sys.stdout.flush(); os._exit(0)", path)
+    assert pending(path) == 30
+    with sqlite3.connect(path) as c:
+        c.execute(f"PRAGMA user_version = {derived.VERSION - 1}")
+    store = Store(path)
+    assert_exact(store, 90)
     store.close()

@@ -161,12 +161,13 @@ class SQLiteEngine:
                 connection.execute("BEGIN IMMEDIATE")
                 try:
                     migrations.apply(connection, "sqlite")
-                    if connection.execute("PRAGMA user_version").fetchone()[0] < derived.VERSION:
+                    rebuilt = connection.execute("PRAGMA user_version").fetchone()[0] < derived.VERSION
+                    if rebuilt:
                         derived.upgrade_sqlite(connection)
-                    # a hook that filled its tables from every event has the pending ones already
+                    # tables filled from every event (a rebuild, a hook's) have the pending ones already
                     refilled = [hook for hook in self._hooks if hook.ensure(connection)]
                     with _fold_cache(connection):
-                        self._fold_pending(connection, skip=refilled)
+                        self._fold_pending(connection, skip=refilled, rebuilt=rebuilt)
                     derived.ensure_sessions(connection, self._timeout_us)
                     connection.execute("COMMIT")
                 except BaseException:
@@ -221,13 +222,15 @@ class SQLiteEngine:
         self._fold_at = FOLD_ROWS
         return True
 
-    def _fold_pending(self, connection: SQLiteConnection, skip: Sequence[Any] = ()) -> None:
+    def _fold_pending(self, connection: SQLiteConnection, skip: Sequence[Any] = (), rebuilt: bool = False) -> None:
         """Fold the events after the watermark and move it, inside the caller's write
-        transaction (no other writer can add rows meanwhile: ``id > folded_id`` is the range)."""
+        transaction (no other writer can add rows meanwhile: ``id > folded_id`` is the range);
+        ``skip`` the hooks, ``rebuilt`` the derived tables, filled from every event already."""
         folded, last = connection.execute(_PENDING).fetchone()
         if last <= folded:
             return
-        derived.apply(connection, folded, derived.stored_timeout_us(connection))
+        if not rebuilt:
+            derived.apply(connection, folded, derived.stored_timeout_us(connection))
         for hook in self._hooks:
             if hook not in skip:
                 hook.apply(connection, folded)
