@@ -311,3 +311,23 @@ def test_folds_of_any_size_over_late_events_and_feedback_leave_the_tables_one_fo
         return found
 
     assert tables_after("many.sqlite3", read_between=True) == tables_after("one.sqlite3", read_between=False)
+
+
+def test_a_fold_failing_each_time_is_not_paid_by_every_read(tmp_path, monkeypatch, caplog):
+    """Reads after a second failed fold in a row answer from the tables as they are (and log
+    nothing more) until FOLD_RETRY_S has passed: a fold failing each time cost every read (the
+    page polls) all the pending events over, under the write lock the ingest waits for, and a
+    logged traceback."""
+    monkeypatch.setattr(sqlite_engine, "FOLD_RETRY_S", 3600.0)
+    store = Store(tmp_path / "events.sqlite3")
+    store.insert((), turns(0, 50))
+    with sqlite3.connect(store.path) as c:
+        c.execute("CREATE TRIGGER stuck BEFORE UPDATE ON fold_state BEGIN SELECT RAISE(ABORT, 'stuck'); END")
+    for _ in range(4):
+        assert store.count()["last_id"] == 50 and figures(store)["users"] == (0, 50)
+    assert sum("could not fold" in r.getMessage() for r in caplog.records) == 2  # then paused
+    with sqlite3.connect(store.path) as c:
+        c.execute("DROP TRIGGER stuck")
+    store.engine.fold()  # the writer's or close's fold still tries (and clears the pause)
+    assert_exact(store, 50)
+    store.close()

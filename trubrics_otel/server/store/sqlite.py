@@ -27,7 +27,8 @@ readers, ``store.reader()``, the read API, the CLI and the analyses), when the s
 (rows left by a crash or another process) and on :meth:`SQLiteEngine.close`. A reader
 therefore never sees events the derived tables lack, and a fold over 5,000 events costs a
 fraction per event of a fold per batch of 100. A fold that fails is logged and rolled back:
-its events stay stored and pending, the next fold takes them. A reader (no session timeout
+its events stay stored and pending, the next fold takes them (after failures in a row, a
+read's only every :data:`FOLD_RETRY_S`: meanwhile reads answer from the tables as they are). A reader (no session timeout
 of its own) on a file it cannot write reads it as it is, never folds, and warns how many
 events its summary tables lack; a writer is refused it. As ``BEGIN IMMEDIATE``
 serialises writers, ids commit in order and the watermark is exact, whichever process wrote.
@@ -43,6 +44,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -57,6 +59,12 @@ logger = logging.getLogger("trubrics.server")
 
 FOLD_ROWS = 5_000
 """The writer folds once this many events are pending (see the module's docstring)."""
+
+FOLD_RETRY_S = 10.0
+"""After a second fold in a row fails, reads answer from the tables as they are for this long
+before one tries again: a fold failing each time (a full disk, a bug) was otherwise paid, all
+pending events over, by every read (the page polls), under the write lock the ingest waits for,
+with a logged traceback each time. One failure alone: the next read retries."""
 
 _PENDING = "SELECT folded_id, (SELECT COALESCE(MAX(id), 0) FROM events) FROM fold_state"
 
@@ -78,6 +86,8 @@ class SQLiteEngine:
         self._timeout_us = session_timeout_us
         self._hooks = tuple(hooks)  # see Store: ensure() at creation, apply() in each fold
         self._fold_at = FOLD_ROWS  # pending events at which the writer folds (more after a failure)
+        self._read_fold_after = 0.0  # monotonic time before which reads do not fold (failures)
+        self._fold_failures = 0  # folds failed in a row
         self._write_lock = threading.Lock()
         self._open_lock = threading.Lock()
         self._turn = threading.Condition()  # guards the queue and _writing; notified after each group
@@ -127,9 +137,10 @@ class SQLiteEngine:
         connection = self._thread_connection()
         if fold:
             folded, last = connection.execute(_PENDING).fetchone()
-            if last > folded:
+            if last > folded and time.monotonic() >= self._read_fold_after:
                 with self._write_lock:
-                    self._fold(connection)
+                    if not self._fold(connection) and self._fold_failures > 1:  # see FOLD_RETRY_S
+                        self._read_fold_after = time.monotonic() + FOLD_RETRY_S
         try:
             yield connection
         finally:
@@ -216,10 +227,11 @@ class SQLiteEngine:
                     connection.execute("ROLLBACK")
                     raise
         except Exception:
+            self._fold_failures += 1
             logger.exception("could not fold the stored events into the summary tables of %s: "
                              "they stay stored and pending, the next read or write retries", self.path)
             return False
-        self._fold_at = FOLD_ROWS
+        self._fold_at, self._read_fold_after, self._fold_failures = FOLD_ROWS, 0.0, 0
         return True
 
     def _fold_pending(self, connection: SQLiteConnection, skip: Sequence[Any] = (), rebuilt: bool = False) -> None:
