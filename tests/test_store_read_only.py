@@ -59,11 +59,13 @@ def test_every_read_answers_from_a_file_it_cannot_write_and_warns_what_the_summa
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["90", "90", "60"]  # every event; the summaries as last folded
     assert "is read-only" in done.stderr and "the last 30 stored events" in done.stderr
-    for command in ("events", "users", "sessions", "threads", "stats"):
+    for command in ("events", "users", "sessions", "threads", "stats", "feedback", "active"):
         done = as_reader("-m", "trubrics_otel", command, "--db", path)
         assert done.returncode == 0 and done.stderr.startswith(f"trubrics-otel {command}: {path} is read-only"), \
             (command, done.stderr)
         assert "the last 30 stored events" in done.stderr and done.stderr.count("\n") == 1  # one line
+    done = as_reader("-m", "trubrics_otel", "topics", "--db", path)  # fitting them would write
+    assert done.returncode == 0 and "the topics as last fitted" in done.stderr, done.stderr
     assert pending(read_only_file) == 30  # nothing written
 
 
