@@ -28,9 +28,9 @@ readers, ``store.reader()``, the read API, the CLI and the analyses), when the s
 therefore never sees events the derived tables lack, and a fold over 5,000 events costs a
 fraction per event of a fold per batch of 100. A fold that fails is logged and rolled back:
 its events stay stored and pending, the next fold takes them (after failures in a row, a
-read's only every :data:`FOLD_RETRY_S`: meanwhile reads answer from the tables as they are). A reader (no session timeout
-of its own) on a file it cannot write reads it as it is, never folds, and warns how many
-events its summary tables lack; a writer is refused it. As ``BEGIN IMMEDIATE``
+read's only every :data:`FOLD_RETRY_S`: meanwhile reads answer from the tables as they are).
+A reader (no session timeout of its own) on a file it cannot write reads it as it is, never
+folds, and warns how many events its summary tables lack; a writer is refused it. As ``BEGIN IMMEDIATE``
 serialises writers, ids commit in order and the watermark is exact, whichever process wrote.
 
 Durability: WAL with ``synchronous=NORMAL``: a committed batch survives the process crashing
@@ -234,7 +234,8 @@ class SQLiteEngine:
         self._fold_at, self._read_fold_after, self._fold_failures = FOLD_ROWS, 0.0, 0
         return True
 
-    def _fold_pending(self, connection: SQLiteConnection, skip: Sequence[Any] = (), rebuilt: bool = False) -> None:
+    def _fold_pending(self, connection: SQLiteConnection, skip: Sequence[Any] = (),
+                      rebuilt: bool = False) -> None:
         """Fold the events after the watermark and move it, inside the caller's write
         transaction (no other writer can add rows meanwhile: ``id > folded_id`` is the range);
         ``skip`` the hooks, ``rebuilt`` the derived tables, filled from every event already."""
