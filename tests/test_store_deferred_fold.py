@@ -12,6 +12,7 @@ index and the analytics tables take them in later, in bulk. What a user relies o
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 import signal
 import sqlite3
@@ -26,6 +27,7 @@ import requests
 
 from test_store_sqlite_connections import start_serve
 from trubrics_otel.server import Store
+from trubrics_otel.server.store import derived
 from trubrics_otel.server.store import sqlite as sqlite_engine
 
 HEADERS = {"x-api-key": "k", "Content-Type": "application/json"}
@@ -262,4 +264,70 @@ def test_a_server_of_an_older_release_still_running_on_the_file_cannot_fold_its_
     old.execute("ROLLBACK")
     old.close()
     assert_exact(store, 10)
+    store.close()
+
+
+def test_an_upgrade_rebuilding_the_summary_tables_of_a_file_with_events_pending_counts_each_once(tmp_path):
+    """A later release that rebuilds the summary tables (``PRAGMA user_version`` below its own)
+    opening a file a killed server left events pending in: the rebuild took them all in."""
+    path = tmp_path / "events.sqlite3"
+    in_another_process(
+        f"import os, sys; sys.path.insert(0, {TESTS}); from test_store_deferred_fold import turns; "
+        "from trubrics_otel.server import Store; s = Store(sys.argv[1]); s.insert((), turns(0, 60)); "
+        "s.count(); s.insert((), turns(60, 30)); sys.stdout.flush(); os._exit(0)", path)
+    assert pending(path) == 30
+    with sqlite3.connect(path) as c:
+        c.execute(f"PRAGMA user_version = {derived.VERSION - 1}")
+    store = Store(path)
+    assert_exact(store, 90)
+    store.close()
+
+
+def test_folds_of_any_size_over_late_events_and_feedback_leave_the_tables_one_fold_leaves(tmp_path):
+    """Events in random order (late turns, feedback before or after its turn, in another fold),
+    read (folded) after every 37, give every summary and analytics table, feedback links
+    included, exactly as one fold of them all."""
+    from analytics_data import generate
+    from trubrics_otel.server.analytics.schema import TABLES
+
+    plain, llm = generate(users=30)
+    items = [(False, e) for e in plain] + [(True, e) for e in llm]
+    random.Random(5).shuffle(items)
+    skipped = ("analytics_meta", "analytics_topics", "analytics_prompts")  # topics: fitted lazily
+    tables = (*derived._DERIVED, *(t for t in TABLES if t not in skipped), "analytics_steps")
+
+    def tables_after(name: str, read_between: bool) -> dict[str, list[str]]:
+        store = Store(tmp_path / name)
+        for i in range(0, len(items), 37):
+            part = items[i:i + 37]
+            store.insert([e for llm, e in part if not llm], [e for llm, e in part if llm])
+            if read_between:
+                store.count()
+        with store.reader() as db:
+            found = {t: sorted(repr([round(v, 6) if isinstance(v, float) else v for v in row])
+                               for row in db.rows(f"SELECT * FROM {t}")) for t in tables}
+            found["search"] = db.rows("SELECT COUNT(*) FROM events_fts")
+        store.close()
+        return found
+
+    assert tables_after("many.sqlite3", read_between=True) == tables_after("one.sqlite3", read_between=False)
+
+
+def test_a_fold_failing_each_time_is_not_paid_by_every_read(tmp_path, monkeypatch, caplog):
+    """Reads after a second failed fold in a row answer from the tables as they are (and log
+    nothing more) until FOLD_RETRY_S has passed: a fold failing each time cost every read (the
+    page polls) all the pending events over, under the write lock the ingest waits for, and a
+    logged traceback."""
+    monkeypatch.setattr(sqlite_engine, "FOLD_RETRY_S", 3600.0)
+    store = Store(tmp_path / "events.sqlite3")
+    store.insert((), turns(0, 50))
+    with sqlite3.connect(store.path) as c:
+        c.execute("CREATE TRIGGER stuck BEFORE UPDATE ON fold_state BEGIN SELECT RAISE(ABORT, 'stuck'); END")
+    for _ in range(4):
+        assert store.count()["last_id"] == 50 and figures(store)["users"] == (0, 50)
+    assert sum("could not fold" in r.getMessage() for r in caplog.records) == 2  # then paused
+    with sqlite3.connect(store.path) as c:
+        c.execute("DROP TRIGGER stuck")
+    store.engine.fold()  # the writer's or close's fold still tries (and clears the pause)
+    assert_exact(store, 50)
     store.close()

@@ -19,7 +19,8 @@ import logging
 import os
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from trubrics_otel.cli_args import Parser, empty_window, plain
@@ -88,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
     logging.getLogger("psycopg.pool").propagate = False
     try:
-        code = int(_load(SUBCOMMANDS[args.command]).run(args) or 0)
+        with _one_line_logs(args.command):
+            code = int(_load(SUBCOMMANDS[args.command]).run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler
         return code
     except BrokenPipeError:
@@ -100,6 +102,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"trubrics-otel {args.command}: {message}", file=sys.stderr)
         return 2
+
+
+class _OneLine(logging.Formatter):
+    """A record and its exception's message on one line: no traceback for a command's user."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        error = record.exc_info[1] if record.exc_info else None
+        line = self._fmt % {"message": record.getMessage()} if self._fmt else record.getMessage()
+        return f"{line}: {error}" if error is not None else line
+
+
+@contextmanager
+def _one_line_logs(command: str) -> Iterator[None]:
+    """While a reading command runs: the store's warnings (a read-only file, a fold that failed
+    while reading) as one line each on stderr (the library's default shows errors only, with
+    their traceback). ``serve`` and ``bridge`` set up their own logs."""
+    server = logging.getLogger("trubrics.server")
+    if command in ("serve", "bridge") or server.handlers:
+        yield
+        return
+    handler, level = logging.StreamHandler(sys.stderr), server.level
+    handler.setFormatter(_OneLine(f"trubrics-otel {command}: %(message)s"))
+    server.addHandler(handler)
+    server.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        server.removeHandler(handler)
+        server.setLevel(level)
 
 
 def _explain(exc: Exception, args: argparse.Namespace) -> str | None:

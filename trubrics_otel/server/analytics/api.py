@@ -16,6 +16,8 @@ day; ``retention``: default week); ``steps`` (``funnel``, required: comma-separa
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -124,6 +126,11 @@ def answer(store: Any, name: str, p: Mapping[str, Any]) -> dict[str, Any]:
                 topics.refresh(db, refit=refit in ("1", "true"))
         except topic_model.MissingExtra as exc:  # the page and the CLI show the notice
             return {"topics": [], "prompts": 0, "notice": str(exc)}
+        except sqlite3.OperationalError as exc:  # a reader's file it cannot write: topics as they are
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_READONLY:
+                raise
+            logging.getLogger("trubrics.server").warning(
+                "%s is read-only: the topics as last fitted, newer prompts without one", store.location)
     with store.connection() as connection:
         if connection.dialect.name == "sqlite":
             # an analysis reads scattered pages of a large file once: mapped, they cost no read()

@@ -27,7 +27,10 @@ readers, ``store.reader()``, the read API, the CLI and the analyses), when the s
 (rows left by a crash or another process) and on :meth:`SQLiteEngine.close`. A reader
 therefore never sees events the derived tables lack, and a fold over 5,000 events costs a
 fraction per event of a fold per batch of 100. A fold that fails is logged and rolled back:
-its events stay stored and pending, the next fold takes them. As ``BEGIN IMMEDIATE``
+its events stay stored and pending, the next fold takes them (after failures in a row, a
+read's only every :data:`FOLD_RETRY_S`: meanwhile reads answer from the tables as they are).
+A reader (no session timeout of its own) on a file it cannot write reads it as it is, never
+folds, and warns how many events its summary tables lack; a writer is refused it. As ``BEGIN IMMEDIATE``
 serialises writers, ids commit in order and the watermark is exact, whichever process wrote.
 
 Durability: WAL with ``synchronous=NORMAL``: a committed batch survives the process crashing
@@ -41,6 +44,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -55,6 +59,12 @@ logger = logging.getLogger("trubrics.server")
 
 FOLD_ROWS = 5_000
 """The writer folds once this many events are pending (see the module's docstring)."""
+
+FOLD_RETRY_S = 10.0
+"""After a second fold in a row fails, reads answer from the tables as they are for this long
+before one tries again: a fold failing each time (a full disk, a bug) was otherwise paid, all
+pending events over, by every read (the page polls), under the write lock the ingest waits for,
+with a logged traceback each time. One failure alone: the next read retries."""
 
 _PENDING = "SELECT folded_id, (SELECT COALESCE(MAX(id), 0) FROM events) FROM fold_state"
 
@@ -76,12 +86,15 @@ class SQLiteEngine:
         self._timeout_us = session_timeout_us
         self._hooks = tuple(hooks)  # see Store: ensure() at creation, apply() in each fold
         self._fold_at = FOLD_ROWS  # pending events at which the writer folds (more after a failure)
+        self._read_fold_after = 0.0  # monotonic time before which reads do not fold (failures)
+        self._fold_failures = 0  # folds failed in a row
         self._write_lock = threading.Lock()
         self._open_lock = threading.Lock()
         self._turn = threading.Condition()  # guards the queue and _writing; notified after each group
         self._queue: list[_Batch] = []  # batches waiting to be written (group commit)
         self._writing = False  # a thread is writing a group
         self._ready = False
+        self._read_only = False  # a reader's file it cannot write: read as it is, never folded
         self._local = threading.local()  # this thread's (generation, connection)
         self._generation = 0  # close() moves it on: every thread then opens a new connection
         self._open: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
@@ -124,9 +137,10 @@ class SQLiteEngine:
         connection = self._thread_connection()
         if fold:
             folded, last = connection.execute(_PENDING).fetchone()
-            if last > folded:
+            if last > folded and time.monotonic() >= self._read_fold_after:
                 with self._write_lock:
-                    self._fold(connection)
+                    if not self._fold(connection) and self._fold_failures > 1:  # see FOLD_RETRY_S
+                        self._read_fold_after = time.monotonic() + FOLD_RETRY_S
         try:
             yield connection
         finally:
@@ -158,20 +172,40 @@ class SQLiteEngine:
                 connection.execute("BEGIN IMMEDIATE")
                 try:
                     migrations.apply(connection, "sqlite")
-                    if connection.execute("PRAGMA user_version").fetchone()[0] < derived.VERSION:
+                    rebuilt = connection.execute("PRAGMA user_version").fetchone()[0] < derived.VERSION
+                    if rebuilt:
                         derived.upgrade_sqlite(connection)
-                    # a hook that filled its tables from every event has the pending ones already
+                    # tables filled from every event (a rebuild, a hook's) have the pending ones already
                     refilled = [hook for hook in self._hooks if hook.ensure(connection)]
                     with _fold_cache(connection):
-                        self._fold_pending(connection, skip=refilled)
+                        self._fold_pending(connection, skip=refilled, rebuilt=rebuilt)
                     derived.ensure_sessions(connection, self._timeout_us)
                     connection.execute("COMMIT")
                 except BaseException:
                     connection.execute("ROLLBACK")
                     raise
+            except sqlite3.OperationalError as error:
+                if not self._open_read_only(connection, error):
+                    raise
             finally:
                 connection.close()
             self._ready = True
+
+    def _open_read_only(self, connection: SQLiteConnection, error: sqlite3.OperationalError) -> bool:
+        """A reader's (no session timeout of its own) database it cannot write, of the current
+        schema: read it as it is, with a warning naming what its summary tables lack."""
+        if self._timeout_us is not None or error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_READONLY:
+            return False
+        if (migrations.current(connection) != migrations.latest("sqlite")
+                or connection.execute("PRAGMA user_version").fetchone()[0] < derived.VERSION):
+            return False  # an older schema to migrate first: the write error says why not
+        folded, last = connection.execute(_PENDING).fetchone()
+        logger.warning("%s is read-only: reading it as it is%s", self.path,
+                       f"; its summary tables (sessions, users, stats, analyses, search) lack the last "
+                       f"{last - folded} stored events until a process that can write it opens it"
+                       if last > folded else "")
+        self._read_only = True
+        return True
 
     def fold(self) -> None:
         """Fold every pending event into the derived and hooks' tables now (what a read does
@@ -181,6 +215,8 @@ class SQLiteEngine:
 
     def _fold(self, connection: SQLiteConnection) -> bool:
         """One fold transaction (under the write lock); whether it succeeded."""
+        if self._read_only:
+            return False
         try:
             with _fold_cache(connection):
                 connection.execute("BEGIN IMMEDIATE")
@@ -191,19 +227,23 @@ class SQLiteEngine:
                     connection.execute("ROLLBACK")
                     raise
         except Exception:
+            self._fold_failures += 1
             logger.exception("could not fold the stored events into the summary tables of %s: "
                              "they stay stored and pending, the next read or write retries", self.path)
             return False
-        self._fold_at = FOLD_ROWS
+        self._fold_at, self._read_fold_after, self._fold_failures = FOLD_ROWS, 0.0, 0
         return True
 
-    def _fold_pending(self, connection: SQLiteConnection, skip: Sequence[Any] = ()) -> None:
+    def _fold_pending(self, connection: SQLiteConnection, skip: Sequence[Any] = (),
+                      rebuilt: bool = False) -> None:
         """Fold the events after the watermark and move it, inside the caller's write
-        transaction (no other writer can add rows meanwhile: ``id > folded_id`` is the range)."""
+        transaction (no other writer can add rows meanwhile: ``id > folded_id`` is the range);
+        ``skip`` the hooks, ``rebuilt`` the derived tables, filled from every event already."""
         folded, last = connection.execute(_PENDING).fetchone()
         if last <= folded:
             return
-        derived.apply(connection, folded, derived.stored_timeout_us(connection))
+        if not rebuilt:
+            derived.apply(connection, folded, derived.stored_timeout_us(connection))
         for hook in self._hooks:
             if hook not in skip:
                 hook.apply(connection, folded)
