@@ -179,7 +179,10 @@ def _threads(db: Writer) -> list[str]:
             errors = {t}.errors + excluded.errors, cost_usd = {t}.cost_usd + excluded.cost_usd,
             cost_turns = {t}.cost_turns + excluded.cost_turns, ttft_s = {t}.ttft_s + excluded.ttft_s,
             ttft_turns = {t}.ttft_turns + excluded.ttft_turns"""
-    folded, assigned = insert.replace("{only}", f" {skipped}").rsplit("ON CONFLICT (thread_id) DO UPDATE SET", 1)
+    # PostgreSQL folds a batch at a time (the filter gains nothing there, and under the insert
+    # transaction's generic plans it cost ~450 µs of PostgreSQL CPU per LLM event)
+    only = f" {skipped}" if d.name == "sqlite" else ""
+    folded, assigned = insert.replace("{only}", only).rsplit("ON CONFLICT (thread_id) DO UPDATE SET", 1)
     # the first turn's time is the thread's start: an earlier one moves both
     return [f"{insert.replace('{only}', '')}\n        WHERE NOT {earlier}",
             f"""{folded}ON CONFLICT (thread_id) DO UPDATE SET
