@@ -136,6 +136,14 @@ def test_a_database_down_then_restarted_mid_ingest_loses_nothing_and_doubles_not
         restart.start()
         seen_last = ingest(url, work[2 * third:])
         restart.join()
+        # a reader that follows Retry-After gets its answer once the pool has reconnected (on a
+        # loaded machine a new connection may outlast the pool's 2 s wait: a 503 meanwhile)
+        for _ in range(20):
+            answer = requests.get(f"{server.url}/api/stats", timeout=30)
+            if answer.status_code != 503:
+                break
+            time.sleep(float(answer.headers.get("Retry-After", "1")))
+        assert answer.status_code == 200, answer.text
         for _ in range(4):  # both workers' pools reconnected (each GET lands on either)
             assert requests.get(f"{server.url}/api/stats", timeout=30).status_code == 200
     store = Store(db)
