@@ -52,9 +52,7 @@ def copy_events(source: Any, target: Any, *, chunk: int = 5000,
                 progress: Callable[[int, int], None] | None = None) -> int:
     """Copy the events the target lacks, ``chunk`` per transaction; how many were copied.
     ``progress(copied_so_far, last_id)`` after each chunk."""
-    resume_after = resume_point(source, target)
-    with target.connection() as t:
-        held = t.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    resume_after, held = resume_point(source, target)
     copied, analysed = 0, held
     for rows in _chunks(source, resume_after, chunk):
         copied += target.engine.insert(rows, with_ids=True)
@@ -78,23 +76,23 @@ def _analyse(target: Any, table: str = "") -> None:
             t.execute(f"ANALYZE {table}")
 
 
-def resume_point(source: Any, target: Any) -> int:
-    """The id a copy resumes after: 0 for an empty target, else the target's highest, provided
-    the target holds exactly the source's events up to it. Counts alone are not enough: a
+def resume_point(source: Any, target: Any) -> tuple[int, int]:
+    """The id a copy resumes after (0 for an empty target, else the target's highest) and how
+    many events the target holds, provided it holds exactly the source's events up to that id. Counts alone are not enough: a
     target holding N events of its own would pass for the source's first N (which would then
     never be copied), so the first and last rows are compared by identity too."""
     with target.connection() as t:
         held, resume_after = t.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM events").fetchone()
         ends = _identities(t, resume_after)
     if not held:
-        return 0
+        return 0, 0
     with source.connection() as s:
         behind = s.execute("SELECT COUNT(*) FROM events WHERE id <= ?", (resume_after,)).fetchone()[0]
         source_ends = _identities(s, resume_after)
     if held != behind or ends != source_ends:
         raise StoreError(f"the target holds {held} events that are not the source's first {behind} "
                          f"(ids up to {resume_after}): copy into a new database")
-    return int(resume_after)
+    return int(resume_after), int(held)
 
 
 _IDENTITY = ("SELECT id, kind, user_id, event, ts_us, trace_id, span_id FROM events "
