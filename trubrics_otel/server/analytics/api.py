@@ -25,6 +25,7 @@ from typing import Any, Iterator
 from trubrics_otel.server.analytics import (activity, conversations, feedback, funnels, retention, schema, topic_model,
                                             topics)
 from trubrics_otel.server.store.dialect import Writer
+from trubrics_otel.server.store.sqlite import write_transaction
 from trubrics_otel.server.analytics.query import PERIODS, AnalyticsError, AnalyticsQuery
 from trubrics_otel.server.times import parse_time, to_us
 
@@ -103,13 +104,8 @@ def _writer(store: Any) -> Iterator[Writer]:
         if connection.dialect.name == "postgresql":
             yield connection
             return
-        connection.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(connection):
             yield connection
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
 
 
 def answer(store: Any, name: str, p: Mapping[str, Any]) -> dict[str, Any]:

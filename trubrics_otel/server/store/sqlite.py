@@ -169,8 +169,7 @@ class SQLiteEngine:
             connection = self._connect()
             try:
                 connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("BEGIN IMMEDIATE")
-                try:
+                with write_transaction(connection):
                     migrations.apply(connection, "sqlite")
                     rebuilt = connection.execute("PRAGMA user_version").fetchone()[0] < derived.VERSION
                     if rebuilt:
@@ -180,10 +179,6 @@ class SQLiteEngine:
                     with _fold_cache(connection):
                         self._fold_pending(connection, skip=refilled, rebuilt=rebuilt)
                     derived.ensure_sessions(connection, self._timeout_us)
-                    connection.execute("COMMIT")
-                except BaseException:
-                    connection.execute("ROLLBACK")
-                    raise
             except sqlite3.OperationalError as error:
                 if not self._open_read_only(connection, error):
                     raise
@@ -218,14 +213,8 @@ class SQLiteEngine:
         if self._read_only:
             return False
         try:
-            with _fold_cache(connection):
-                connection.execute("BEGIN IMMEDIATE")
-                try:
-                    self._fold_pending(connection)
-                    connection.execute("COMMIT")
-                except BaseException:
-                    connection.execute("ROLLBACK")
-                    raise
+            with _fold_cache(connection), write_transaction(connection):
+                self._fold_pending(connection)
         except Exception:
             self._fold_failures += 1
             logger.exception("could not fold the stored events into the summary tables of %s: "
@@ -316,8 +305,7 @@ class SQLiteEngine:
 
     def _transaction(self, connection: SQLiteConnection, group: list[_Batch]) -> int:
         """The group's events in one transaction; how many events are pending after it."""
-        connection.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(connection):
             for batch in group:
                 if len(group) > 1:
                     connection.execute("SAVEPOINT batch")
@@ -335,11 +323,20 @@ class SQLiteEngine:
                     connection.execute("RELEASE batch")
                 batch.stored, batch.rows_in = connection.total_changes - before, True
             folded, last = connection.execute(_PENDING).fetchone()
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
         return last - folded
+
+
+@contextmanager
+def write_transaction(connection: SQLiteConnection) -> Iterator[None]:
+    """A write transaction (``BEGIN IMMEDIATE``: SQLite's write lock from the start), committed
+    when the block ends, rolled back when it raises."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
 
 
 @contextmanager
