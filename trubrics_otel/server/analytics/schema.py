@@ -159,7 +159,13 @@ def _threads(db: Writer) -> list[str]:
 
     skipped = f"""AND thread_id IN (SELECT e.thread_id FROM {d.new_rows('e')} JOIN {t} ON {t}.thread_id = e.thread_id
                   WHERE e.id > ? AND e.kind = 'llm' AND (e.ts_us, e.id) < ({t}.first_us, {t}.first_id))"""
-    insert = f"""INSERT INTO {t} (thread_id, user_id, model, turns, start_us, end_us, first_us, first_id,
+    # PostgreSQL folds a batch at a time (the filter gains nothing there, and under the insert
+    # transaction's generic plans it cost ~450 µs of PostgreSQL CPU per LLM event)
+    only = f" {skipped}" if d.name == "sqlite" else ""
+
+    def upsert(scope: str) -> str:
+        """The fold of new turns (``scope``: a further condition on them) into the threads."""
+        return f"""INSERT INTO {t} (thread_id, user_id, model, turns, start_us, end_us, first_us, first_id,
                    last_us, last_id, last_error, errors, cost_usd, cost_turns, ttft_s, ttft_turns)
         SELECT b.thread_id, {first('user_id')}, {first('model')}, COUNT(*), MIN(b.ts_us), MAX(b.end_us),
                {first('ts_us')}, {first('id')}, {last('ts_us')}, {last('id')}, {last('failed')},
@@ -170,7 +176,7 @@ def _threads(db: Writer) -> list[str]:
                      CASE WHEN error IS NULL THEN 0 ELSE 1 END AS failed,
                      ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us, id) AS rf,
                      ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us DESC, id DESC) AS rl
-              FROM {d.new_rows()} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL{{only}}) AS b
+              FROM {d.new_rows()} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL{scope}) AS b
         WHERE 1 = 1 GROUP BY b.thread_id
         ON CONFLICT (thread_id) DO UPDATE SET
             turns = {t}.turns + excluded.turns,
@@ -179,12 +185,9 @@ def _threads(db: Writer) -> list[str]:
             errors = {t}.errors + excluded.errors, cost_usd = {t}.cost_usd + excluded.cost_usd,
             cost_turns = {t}.cost_turns + excluded.cost_turns, ttft_s = {t}.ttft_s + excluded.ttft_s,
             ttft_turns = {t}.ttft_turns + excluded.ttft_turns"""
-    # PostgreSQL folds a batch at a time (the filter gains nothing there, and under the insert
-    # transaction's generic plans it cost ~450 µs of PostgreSQL CPU per LLM event)
-    only = f" {skipped}" if d.name == "sqlite" else ""
-    folded, assigned = insert.replace("{only}", only).rsplit("ON CONFLICT (thread_id) DO UPDATE SET", 1)
+    folded, assigned = upsert(only).rsplit("ON CONFLICT (thread_id) DO UPDATE SET", 1)
     # the first turn's time is the thread's start: an earlier one moves both
-    return [f"{insert.replace('{only}', '')}\n        WHERE NOT {earlier}",
+    return [f"{upsert('')}\n        WHERE NOT {earlier}",
             f"""{folded}ON CONFLICT (thread_id) DO UPDATE SET
             start_us = excluded.start_us, user_id = excluded.user_id, model = excluded.model,
             first_id = excluded.first_id, first_us = excluded.first_us,{assigned}
