@@ -195,7 +195,6 @@ def reachable_host(bind: str) -> str:
     return f"[{address_}]" if address_.version == 6 else str(address_)
 
 
-
 def cannot_listen(exc: OSError | OverflowError, busy: str, grpc_busy: str) -> str:
     """A port that cannot be had, as one line naming the address (the receivers put it in the
     message) and, in brackets, ``busy`` (or ``grpc_busy``): the option that picks another. No

@@ -109,8 +109,7 @@ class Policy:
         if not self.masks_nothing:
             return [apply("event", e) for e in events], [apply("llm", e) for e in llm_events]
         if measured is None:
-            return ([e if _within_limits("event", e) is not None else apply("event", e) for e in events],
-                    [e if _within_limits("llm", e) is not None else apply("llm", e) for e in llm_events])
+            measured = {}
         kept: tuple[list[Event], list[Event]] = ([], [])
         for kind, found, into in (("event", events, kept[0]), ("llm", llm_events, kept[1])):
             for event in found:
