@@ -25,7 +25,7 @@ from typing import Any, Iterator
 from trubrics_otel.server.analytics import (activity, conversations, feedback, funnels, retention, schema, topic_model,
                                             topics)
 from trubrics_otel.server.store.dialect import Writer
-from trubrics_otel.server.store.sqlite import write_transaction
+from trubrics_otel.server.store.sqlite import refused_read_only, write_transaction
 from trubrics_otel.server.analytics.query import PERIODS, AnalyticsError, AnalyticsQuery
 from trubrics_otel.server.times import parse_time, to_us
 
@@ -123,7 +123,7 @@ def answer(store: Any, name: str, p: Mapping[str, Any]) -> dict[str, Any]:
         except topic_model.MissingExtra as exc:  # the page and the CLI show the notice
             return {"topics": [], "prompts": 0, "notice": str(exc)}
         except sqlite3.OperationalError as exc:  # a reader's file it cannot write: topics as they are
-            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_READONLY:
+            if not refused_read_only(exc):
                 raise
             logging.getLogger("trubrics.server").warning(
                 "%s is read-only: the topics as last fitted, newer prompts without one", store.location)

@@ -189,7 +189,7 @@ class SQLiteEngine:
     def _open_read_only(self, connection: SQLiteConnection, error: sqlite3.OperationalError) -> bool:
         """A reader's (no session timeout of its own) database it cannot write, of the current
         schema: read it as it is, with a warning naming what its summary tables lack."""
-        if self._timeout_us is not None or error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_READONLY:
+        if self._timeout_us is not None or not refused_read_only(error):
             return False
         if (migrations.current(connection) != migrations.latest("sqlite")
                 or connection.execute("PRAGMA user_version").fetchone()[0] < derived.VERSION):
@@ -324,6 +324,11 @@ class SQLiteEngine:
                 batch.stored, batch.rows_in = connection.total_changes - before, True
             folded, last = connection.execute(_PENDING).fetchone()
         return last - folded
+
+
+def refused_read_only(error: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused a write because the file (or its directory) is read-only to us."""
+    return error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_READONLY
 
 
 @contextmanager
