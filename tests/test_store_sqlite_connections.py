@@ -121,3 +121,20 @@ def test_a_long_running_writer_keeps_its_wal_bounded_and_loses_nothing(tmp_path,
     assert (tmp_path / "events.sqlite3-wal").stat().st_size < written * page / 3
     assert store.count()["llm_events"] == 1_200
     store.close()
+
+
+def test_a_wal_grown_by_a_large_transaction_is_cut_back_after_the_next_checkpoint(tmp_path, monkeypatch):
+    from trubrics_otel.server.store import sqlite as engine
+
+    monkeypatch.setattr(engine, "CHECKPOINT_PAGES", 40)
+    monkeypatch.setattr(engine, "WAL_KEEP_BYTES", 256 * 1024)
+    path = tmp_path / "events.sqlite3"
+    store = Store(path)
+    text = "words of a prompt " * 100
+    store.insert((), [{"user_id": "u", "prompt": text, "generation": text, "properties": {}} for _ in range(1_000)])
+    wal = tmp_path / "events.sqlite3-wal"
+    assert wal.stat().st_size > 1024 * 1024  # one transaction: the WAL holds it whole
+    store.insert((), [{"user_id": "u", "prompt": "p", "generation": "g", "properties": {}}])
+    assert wal.stat().st_size <= 256 * 1024
+    assert store.count()["llm_events"] == 1_001
+    store.close()
