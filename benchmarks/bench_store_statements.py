@@ -223,7 +223,8 @@ def run(kind: str, n: int, batch: int, statements: bool, pages: bool = False,
         store.close()
     rest = len(good) - 400
     assert stored["events"] + stored["llm_events"] == len(good) + grown, stored
-    print(f"{took / rest * 1e6:6.1f} µs per {kind} event in Store.insert{' (ingest alone)' if ingest else ''} ({rest:,} events, batches of {batch}"
+    alone = " (ingest alone)" if ingest else ""
+    print(f"{took / rest * 1e6:6.1f} µs per {kind} event in Store.insert{alone} ({rest:,} events, batches of {batch}"
           + (f", into a store of {grown:,} events, {users:,} users, {threads:,} threads" if prefill is not None else "")
           + f"; {Path(trubrics_otel.__file__).parent.parent})")
     print(f"        user {user_s / rest * 1e6:.1f} + system {system_s / rest * 1e6:.1f} µs per event")

@@ -71,8 +71,8 @@ CHECKPOINT_PAGES = 10_000
 COMMIT takes the WAL past this many pages: ~40 MB) this seldom. A checkpoint writes each page
 the WAL holds once, with two fsyncs: an index page that many batches changed (the idempotency
 index, a user's or a thread's index on random keys) is written back once, not once per
-SQLite's default 1,000 pages: the ingest's CPU per LLM event into a store of 100,000 is ~30 %
-less (``benchmarks/bench_store_statements.py --prefill 100000``)."""
+SQLite's default 1,000 pages: the ingest transactions' CPU per LLM event is 17-26 % less into
+a store of 100,000, ~12 % less into a fresh one (``benchmarks/bench_store_statements.py --ingest``)."""
 
 WAL_KEEP_BYTES = 64 * 1024 * 1024
 """After a checkpoint a WAL file larger than this (a long read held the checkpoint off) is
