@@ -18,16 +18,23 @@ meanwhile), by table or index.
 
 ``--prefill N`` measures a grown store instead: N events of ``--kind`` spread as a product's
 are (``--users`` users, ``--threads`` threads each owned by one user, four models, 30 days,
+random-looking trace and span ids,
 prompts and answers of 200-1,500 characters) are loaded first, in transactions of 10,000, and
 the measured events continue that spread (their own ids, later timestamps). The loaded file is
 kept in ``--cache`` (one per N, users, threads and kind; delete it after a schema change) and
 copied for each run. CPU is then also split into user and system time (``os.times``).
+
+``--ingest`` measures the ingest transactions alone (what a batch waits for before its answer:
+the rows, the ``events`` INSERT, the COMMIT and its WAL checkpoints): no fold runs until the
+timing ends (the store's fold threshold raised for the run), then every event is folded and
+counted, untimed.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import hashlib
 import os
 import random
 import shutil
@@ -73,7 +80,7 @@ def spread(kind: str, start: int, n: int, users: int, threads: int, days_for: in
         user, model = f"user-{thread % users}", rng.choice(MODELS)
         moment = START_US + i * step
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(moment // 1_000_000)) + f".{moment % 1_000_000:06d}Z"
-        ids = {"$trace_id": f"{i // 2:032x}", "$span_id": f"{i:016x}"}
+        ids = {"$trace_id": _hex(i // 2, 32), "$span_id": _hex(i, 16)}
         if kind == "llm":
             events.append({"user_id": user, "prompt": rng.choice(texts), "generation": rng.choice(texts),
                            "assistant_id": model, "thread_id": f"thread-{thread}", "latency": 0.5 + rng.random(),
@@ -87,6 +94,12 @@ def spread(kind: str, start: int, n: int, users: int, threads: int, days_for: in
                                                              "country": rng.choice(("FR", "US", "DE")),
                                                              "$thread_id": f"thread-{thread}"}})
     return events
+
+
+def _hex(n: int, digits: int) -> str:
+    """A random-looking id made from ``n`` (as OpenTelemetry's are: an index keyed by them takes
+    each new event on a random page, not at its end)."""
+    return hashlib.blake2b(n.to_bytes(8, "big"), digest_size=digits // 2).hexdigest()
 
 
 def validated(kind: str, events: list[dict]) -> list[dict]:
@@ -104,7 +117,7 @@ def prefilled(kind: str, n: int, users: int, threads: int, cache: Path) -> Path:
     """A SQLite file holding ``n`` spread events (made once, kept in ``cache``)."""
     from trubrics_otel.server.store import Store
 
-    path = cache / f"{kind}-{n}-{users}u-{threads}t.sqlite3"
+    path = cache / f"{kind}-{n}-{users}u-{threads}t-random-ids.sqlite3"
     if path.exists():
         return path
     cache.mkdir(parents=True, exist_ok=True)
@@ -143,9 +156,15 @@ def wal_pages(path: str, connection, batches: int, events: int) -> None:
             print(f"{count / batches:6.1f}  {name}")
 
 
+def unfolded(store):
+    """This thread's connection (the writer's), without the fold a read does first."""
+    return store.engine._use(fold=False)
+
+
 def run(kind: str, n: int, batch: int, statements: bool, pages: bool = False,
         prefill: int | None = None, users: int = 10_000, threads: int = 20_000,
-        cache: Path = Path("/tmp/trubrics-bench-store"), fold_rows: int | None = None) -> None:
+        cache: Path = Path("/tmp/trubrics-bench-store"), fold_rows: int | None = None,
+        ingest: bool = False) -> None:
     import sqlite3
 
     import trubrics_otel
@@ -169,10 +188,10 @@ def run(kind: str, n: int, batch: int, statements: bool, pages: bool = False,
     def insert(store, part):
         store.insert(*(((), part) if kind == "llm" else (part, ())))
 
-    if fold_rows is not None:
+    if fold_rows is not None or ingest:
         from trubrics_otel.server.store import sqlite as engine
 
-        engine.FOLD_ROWS = fold_rows
+        engine.FOLD_ROWS = 10**12 if ingest else fold_rows
     with tempfile.TemporaryDirectory() as tmp:
         if source:
             shutil.copyfile(source, f"{tmp}/events.sqlite3")
@@ -189,21 +208,23 @@ def run(kind: str, n: int, batch: int, statements: bool, pages: bool = False,
         started = time.process_time()
         for i in range(400, len(good), batch):
             if counted <= i < counted + batch:
-                with store.connection() as connection:
+                with unfolded(store) if ingest else store.connection() as connection:
                     connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                     connection.execute("PRAGMA wal_autocheckpoint = 0")
             insert(store, good[i:i + batch])
-        store.count()  # a read: the events still pending are folded (SQLite's deferred fold), counted here
+        if not ingest:
+            store.count()  # a read: the events still pending are folded (SQLite's deferred fold), counted here
         took = time.process_time() - started
         user_s, system_s = (after - before for after, before in zip(os.times()[:2], times[:2]))
         if pages:
-            with store.connection() as connection:
+            with unfolded(store) if ingest else store.connection() as connection:
                 wal_pages(f"{tmp}/events.sqlite3", connection, window // batch, window)
         stored = store.count()
         store.close()
     rest = len(good) - 400
     assert stored["events"] + stored["llm_events"] == len(good) + grown, stored
-    print(f"{took / rest * 1e6:6.1f} µs per {kind} event in Store.insert ({rest:,} events, batches of {batch}"
+    alone = " (ingest alone)" if ingest else ""
+    print(f"{took / rest * 1e6:6.1f} µs per {kind} event in Store.insert{alone} ({rest:,} events, batches of {batch}"
           + (f", into a store of {grown:,} events, {users:,} users, {threads:,} threads" if prefill is not None else "")
           + f"; {Path(trubrics_otel.__file__).parent.parent})")
     print(f"        user {user_s / rest * 1e6:.1f} + system {system_s / rest * 1e6:.1f} µs per event")
@@ -228,12 +249,13 @@ def main() -> None:
     parser.add_argument("--compare", nargs="*", default=[], metavar="DIR",
                         help="also run DIR/trubrics_otel's store (a baseline), alternating, 3 rounds")
     parser.add_argument("--fold-rows", type=int, metavar="N", help="SQLite folds once N events are pending")
+    parser.add_argument("--ingest", action="store_true", help="time the ingest transactions alone (no fold)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     threads = args.threads or 2 * args.users
     if args.inner or not args.compare:
         run(args.kind, args.events, args.batch, args.statements, args.pages, args.prefill, args.users, threads,
-            args.cache, args.fold_rows)
+            args.cache, args.fold_rows, args.ingest)
         return
     for _ in range(3):
         for package in (None, *args.compare):
@@ -244,6 +266,8 @@ def main() -> None:
                           "--cache", str(args.cache)]
             if args.fold_rows is not None and not package:
                 inner += ["--fold-rows", str(args.fold_rows)]
+            if args.ingest:
+                inner += ["--ingest"]
             if package:  # that copy first on the path, this editable install's finder set aside
                 inner[1:2] = ["-c", _FROM_DIR.format(package, __file__)]
             print(f"{package or 'this'}: ", end="", flush=True)

@@ -102,3 +102,39 @@ def test_a_stopped_server_leaves_one_self_contained_file(tmp_path):
     alone.parent.mkdir()
     shutil.copy(path, alone)  # the file by itself holds everything
     assert Store(alone).count()["events"] == 40
+
+
+def test_a_long_running_writer_keeps_its_wal_bounded_and_loses_nothing(tmp_path, monkeypatch):
+    # checkpoints every CHECKPOINT_PAGES (scaled down here: the real one is ~40 MB of WAL) while
+    # the store stays open, so the WAL never holds all that was written
+    from trubrics_otel.server.store import sqlite as engine
+
+    monkeypatch.setattr(engine, "CHECKPOINT_PAGES", 40)
+    path = tmp_path / "events.sqlite3"
+    store = Store(path)
+    text = "words of a prompt " * 100  # ~1.8 KB: about two events per page
+    for n in range(30):
+        store.insert((), [{"user_id": f"u{n}", "prompt": text, "generation": text,
+                           "properties": {"$trace_id": f"{n:032x}", "$span_id": f"{i:016x}"}} for i in range(40)])
+    page = 4096
+    written = 30 * 40 * 3_600 // page  # pages the events alone took
+    assert (tmp_path / "events.sqlite3-wal").stat().st_size < written * page / 3
+    assert store.count()["llm_events"] == 1_200
+    store.close()
+
+
+def test_a_wal_grown_by_a_large_transaction_is_cut_back_after_the_next_checkpoint(tmp_path, monkeypatch):
+    from trubrics_otel.server.store import sqlite as engine
+
+    monkeypatch.setattr(engine, "CHECKPOINT_PAGES", 40)
+    monkeypatch.setattr(engine, "WAL_KEEP_BYTES", 256 * 1024)
+    path = tmp_path / "events.sqlite3"
+    store = Store(path)
+    text = "words of a prompt " * 100
+    store.insert((), [{"user_id": "u", "prompt": text, "generation": text, "properties": {}} for _ in range(1_000)])
+    wal = tmp_path / "events.sqlite3-wal"
+    assert wal.stat().st_size > 1024 * 1024  # one transaction: the WAL holds it whole
+    store.insert((), [{"user_id": "u", "prompt": "p", "generation": "g", "properties": {}}])
+    assert wal.stat().st_size <= 256 * 1024
+    assert store.count()["llm_events"] == 1_001
+    store.close()
