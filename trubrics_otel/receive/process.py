@@ -62,11 +62,12 @@ def _keep_large_buffers_mapped() -> None:
 
     Why the other two: fixing that threshold also freezes the heap's trim threshold where
     start-up left it (glibc's 128 KiB, unless a large block happened to be freed by then). At
-    128 KiB the memory a request freed went back to the system at its end and the next request
-    faulted it in again a page at a time, each worker thread in its own heap (arena): ~1,100
-    page faults a 512-span request against ~150, and 16,000-18,000 spans per CPU-second against
-    19,000-21,000 (``benchmarks/bench_bridge.py``'s bridge process). Large requests still give
-    it all back (:func:`give_back_memory`)."""
+    128 KiB the memory a request freed went back to the system at its end, whenever nothing
+    allocated after it held the top of the heap (chance), and the next request faulted it in
+    again a page at a time, each worker thread in its own heap (arena): ~1,100 page faults a
+    512-span request against ~150, and 16,000-18,000 spans per CPU-second against 19,000-21,000
+    (``benchmarks/bench_bridge.py``'s bridge process). Large requests still give it all back
+    (:func:`give_back_memory`)."""
     mallopt = _glibc("mallopt")
     if mallopt is not None:
         mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
