@@ -3,6 +3,10 @@
     python benchmarks/bench_bridge.py            # full run (~30 s)
     python benchmarks/bench_bridge.py --quick
     python benchmarks/bench_bridge.py --profile  # where the receiving side spends its time
+    python benchmarks/bench_bridge.py --split    # the CPU of each stage of Bridge.export, per span
+    python benchmarks/bench_bridge.py --compare /tmp/base  # the bridge process rows only, this
+                                                 # tree's package against the one in /tmp/base
+                                                 # (a trubrics_otel/ there), interleaved
 
 Every figure is LLM spans (OpenTelemetry GenAI attributes, as the OpenAI instrumentation
 writes them) delivered to a local Trubrics endpoint on 127.0.0.1 (in this process too, so
@@ -116,6 +120,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--profile", action="store_true", help="profile gunzip + decode + encode, then stop")
+    parser.add_argument("--split", action="store_true", help="CPU per span of each stage of a request")
+    parser.add_argument("--compare", metavar="DIR", help="bridge process rows only: this tree against "
+                        "the trubrics_otel package in DIR, interleaved")
     args = parser.parse_args()
     batch, batches, rounds = (256, 4, 2) if args.quick else (512, 10, 3)
     logging.getLogger("trubrics").setLevel(logging.CRITICAL)
@@ -128,6 +135,12 @@ def main() -> None:
 
     if args.profile:
         profile(bodies)
+        return
+    if args.compare:
+        compare(args.compare, bodies, batch, batches, rounds)
+        return
+    if args.split:
+        split([gzip.compress(body, 6) for body in requests_of(spans, 41)], batch)
         return
     rows = []
     with TrubricsEndpoint() as endpoint:
@@ -207,15 +220,41 @@ def main() -> None:
           f"{rows[-1][1] / rows[-2][1]:.2f})")
 
 
+def compare(base: str, bodies: list[bytes], batch: int, batches: int, rounds: int) -> None:
+    """The bridge process rows for this tree and for the package in ``base``, taking turns, twice."""
+    plain = [gzip.decompress(body) for body in bodies]
+    trees = {"this tree": str(Path(__file__).resolve().parent.parent), base: str(Path(base).resolve())}
+    best: dict[tuple[str, str], float] = {}
+    offset = 0
+    with TrubricsEndpoint() as endpoint:
+        for _ in range(2):
+            for protocol in ("http", "grpc"):
+                for name, tree in trees.items():
+                    requests_ = []
+                    for _ in range(2):
+                        requests_ += [_fresh_ids(body, offset, batch) for body in plain]
+                        offset += batch * batches * rounds
+                    print(f"{name}:")
+                    rate = bridge_process_rate(endpoint, protocol, requests_, batch, rounds, tree)
+                    best[name, protocol] = max(best.get((name, protocol), 0.0), rate)
+    for protocol in ("http", "grpc"):
+        here, there = best["this tree", protocol], best[base, protocol]
+        print(f"bridge process over {protocol.upper()}, per CPU-second: this tree {here:,.0f}, {base} "
+              f"{there:,.0f}: {here / there:.2f}x")
+
+
 def bridge_process_rate(endpoint: TrubricsEndpoint, protocol: str, bodies: list[bytes], batch: int,
-                        rounds: int) -> float:
-    """Spans per second of CPU time of a ``trubrics-otel bridge`` child process, best round."""
+                        rounds: int, tree: str | None = None) -> float:
+    """Spans per second of CPU time of a ``trubrics-otel bridge`` child process, best round;
+    ``tree``: the directory whose ``trubrics_otel`` package it runs (else the installed one)."""
     ports = []
     for _ in range(2):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             ports.append(probe.getsockname()[1])
     env = {**os.environ, "TRUBRICS_API_KEY": KEY, "TRUBRICS_HOST": endpoint.url}
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join([tree, *filter(None, [os.environ.get("PYTHONPATH")])])
     child = subprocess.Popen([sys.executable, "-m", "trubrics_otel", "bridge", "--log-level", "ERROR",
                               "--listen", f"127.0.0.1:{ports[0]}", "--grpc-listen", f"127.0.0.1:{ports[1]}"],
                              env=env)
@@ -284,6 +323,47 @@ def _fresh_ids(body: bytes, offset: int, batch: int) -> bytes:
     for span in request.resource_spans[0].scope_spans[0].spans:
         span.span_id = (int.from_bytes(span.span_id, "big") + offset).to_bytes(8, "big")
     return request.SerializeToString()
+
+
+def split(bodies: list[bytes], batch: int) -> None:
+    """CPU (``time.thread_time``: this thread's only, not the endpoint's) of each stage of
+    ``Bridge.export``, around the very functions it calls, with the process tuned as
+    ``trubrics-otel bridge`` tunes its own."""
+    from trubrics_otel.receive import bridge as module
+    from trubrics_otel.receive.process import tune_for_server
+
+    spent: dict[str, float] = {}
+
+    def timed(name: str, function: Callable) -> Callable:
+        def wrapper(*args, **kwargs):
+            start = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.thread_time() - start
+        return wrapper
+
+    stages = {"gunzip": (otlp, "decompress"), "decode": (otlp, "decode"), "encode": (module, "encode_spans"),
+              "price + redaction policy": (module, "price_and_redact"),
+              "forward: JSON + POSTs": (module.Bridge, "_transport_send")}
+    originals = {name: getattr(owner, attribute) for name, (owner, attribute) in stages.items()}
+    with TrubricsEndpoint() as endpoint, Bridge(endpoint.url, KEY, listen="127.0.0.1:0") as bridge:
+        bridge.export(bodies[0], otlp.PROTOBUF, "gzip")  # the price table loads
+        tune_for_server()
+        for name, (owner, attribute) in stages.items():
+            setattr(owner, attribute, timed(name, originals[name]))
+        try:
+            start = time.thread_time()
+            for body in bodies[1:]:
+                assert bridge.export(body, otlp.PROTOBUF, "gzip").status == 200
+            total = time.thread_time() - start
+        finally:
+            for name, (owner, attribute) in stages.items():
+                setattr(owner, attribute, originals[name])
+    spans = batch * (len(bodies) - 1)
+    spent["the rest (freeing the request, skipping the delivered, answer)"] = total - sum(spent.values())
+    for name, seconds in {"Bridge.export": total, **spent}.items():
+        print(f"{name:<48} {seconds * 1e6 / spans:6.2f} µs/span  {100 * seconds / total:5.1f}%")
 
 
 def profile(bodies: list[bytes]) -> None:

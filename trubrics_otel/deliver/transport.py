@@ -316,12 +316,13 @@ def _is_loopback(url: str) -> bool:
 
 
 def _refused(exc: BaseException) -> bool:
-    """Whether a connection error was a refusal, however deeply urllib3 wraps it."""
+    """Whether a connection error was a refusal, however deeply urllib3 wraps it (an
+    ``ssl.SSLError``'s ``reason`` is a string, not an exception)."""
     seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
+    todo: list[object] = [exc]
     while todo:
         error = todo.pop()
-        if error is None or id(error) in seen:
+        if not isinstance(error, BaseException) or id(error) in seen:
             continue
         seen.add(id(error))
         if isinstance(error, ConnectionRefusedError):

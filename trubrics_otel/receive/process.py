@@ -45,20 +45,34 @@ def tune_for_server() -> None:
     _keep_large_buffers_mapped()
 
 
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # glibc's mallopt parameters
 MMAP_THRESHOLD_BYTES = 1 << 20
+TRIM_THRESHOLD_BYTES = 64 << 20
+ARENAS = 2
 
 
 def _keep_large_buffers_mapped() -> None:
-    """Allocations of 1 MiB or more get their own mapping, unmapped when freed.
+    """Allocations of 1 MiB or more get their own mapping, unmapped when freed; the heap keeps
+    what a request freed for the next one; the threads share two heaps.
 
-    Why: glibc raises its mmap threshold each time a large mapped block is freed (up to
-    32 MiB), so after one large request, request bodies come from the heap and stay there:
+    Why the mapping: glibc raises its mmap threshold each time a large mapped block is freed (up
+    to 32 MiB), so after one large request, request bodies come from the heap and stay there:
     measured 179 MiB held after eight 28 MiB requests (``benchmarks/bench_hostile.py memory``),
-    38 MiB with a fixed threshold. Setting it fixes it at 1 MiB."""
+    38 MiB with a fixed threshold. Setting it fixes it at 1 MiB.
+
+    Why the other two: fixing that threshold also freezes the heap's trim threshold where
+    start-up left it (glibc's 128 KiB, unless a large block happened to be freed by then). At
+    128 KiB the memory a request freed went back to the system at its end, whenever nothing
+    allocated after it held the top of the heap (chance), and the next request faulted it in
+    again a page at a time, each worker thread in its own heap (arena): ~1,100 page faults a
+    512-span request against ~150, and 16,000-18,000 spans per CPU-second against 19,000-21,000
+    (``benchmarks/bench_bridge.py``'s bridge process). Large requests still give it all back
+    (:func:`give_back_memory`)."""
     mallopt = _glibc("mallopt")
     if mallopt is not None:
         mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+        mallopt(M_ARENA_MAX, ARENAS)
 
 
 def give_back_memory() -> None:
