@@ -99,6 +99,8 @@ BODIES = [
     '[{"user_id": "\\ud800", "prompt": "p", "generation": "g"}, ' + json.dumps(llm_event()) + "]",
     json.dumps([llm_event(properties={"k": "x" * 10_000})]),
     json.dumps([llm_event(properties=None), llm_event(properties={})]),
+    '[{"user_id": "u", "prompt": "p", "generation": "g", "latency": 1E2, "properties": '
+    '{"a": 1, "b": -0, "a": 1.0e+2, "c": 1e-400, "d": "\\u0000", "e": 123456789012345678}}]',
     json.dumps({"user_id": "u1"}), json.dumps(2**70), json.dumps([llm_event()] * 101),
 ]
 
