@@ -2,6 +2,8 @@
 and with waitress's defaults, for an OTLP batch and an ingestion API batch.
 
     python benchmarks/bench_http_layer.py            # best of 3 rounds of 40 requests each
+    python benchmarks/bench_http_layer.py --compare /tmp/base   # and ours from another copy
+                                                     # of the package (DIR/trubrics_otel)
 
 The handler answers at once, so what is measured is the layer alone: reading the body off the
 socket into the request, and the answer. A server runs in its own process; its CPU time (user
@@ -17,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import requests
 from bench_server_intake import cpu_seconds  # server CPU, every thread, from /proc
@@ -25,7 +28,10 @@ SIZES = {"OTLP batch, 900 KB": 900_000, "API batch, 210 KB": 210_000}
 SETTINGS = {"waitress defaults": (8192, 512 << 10), "ours": (None, None)}
 
 
-def serve(recv_bytes: str, in_memory: str) -> None:
+def serve(recv_bytes: str, in_memory: str, package: str = "") -> None:
+    if package:  # that copy, not the editable install (its finder precedes sys.path)
+        sys.meta_path[:] = [finder for finder in sys.meta_path if "editable" not in repr(finder)]
+        sys.path.insert(0, package)
     from trubrics_otel.receive import http
 
     if recv_bytes != "None":
@@ -38,9 +44,10 @@ def serve(recv_bytes: str, in_memory: str) -> None:
     time.sleep(3600)
 
 
-def one_round(size: int, settings: tuple[int | None, int | None], requests_per_round: int = 40) -> float:
+def one_round(size: int, settings: tuple[int | None, int | None], requests_per_round: int = 40,
+              package: str = "") -> float:
     """Server CPU ms per request."""
-    server = subprocess.Popen([sys.executable, __file__, "--serve", *map(str, settings)],
+    server = subprocess.Popen([sys.executable, __file__, "--serve", *map(str, settings), package],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
@@ -58,16 +65,20 @@ def one_round(size: int, settings: tuple[int | None, int | None], requests_per_r
 
 def main() -> None:
     if sys.argv[1:2] == ["--serve"]:
-        serve(*sys.argv[2:4])
+        serve(*sys.argv[2:5])
         return
-    best = {(size, name): float("inf") for size in SIZES for name in SETTINGS}
+    columns = dict(SETTINGS)
+    if sys.argv[1:2] == ["--compare"]:
+        columns[f"ours, {Path(sys.argv[2]).name[-12:]}"] = (None, None, sys.argv[2])
+    best = {(size, name): float("inf") for size in SIZES for name in columns}
     for _ in range(3):  # rounds interleaved: a busy machine slows both alike
         for size_name, size in SIZES.items():
-            for name, settings in SETTINGS.items():
-                best[size_name, name] = min(best[size_name, name], one_round(size, settings))
-    print(f"{'server CPU per request (ms)':28}" + "".join(f"{name:>20}" for name in SETTINGS))
+            for name, (recv, in_memory, *package) in columns.items():
+                best[size_name, name] = min(best[size_name, name],
+                                            one_round(size, (recv, in_memory), package=(package or [""])[0]))
+    print(f"{'server CPU per request (ms)':28}" + "".join(f"{name:>20}" for name in columns))
     for size_name in SIZES:
-        print(f"{size_name:28}" + "".join(f"{best[size_name, name]:20.2f}" for name in SETTINGS))
+        print(f"{size_name:28}" + "".join(f"{best[size_name, name]:20.2f}" for name in columns))
 
 
 if __name__ == "__main__":

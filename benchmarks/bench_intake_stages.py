@@ -6,6 +6,7 @@
                                                               # bench_server_intake), interleaved
     python benchmarks/bench_intake_stages.py --instructions [--compare /tmp/base]
                                                               # valgrind: machine-independent
+    python benchmarks/bench_intake_stages.py --api [--compare /tmp/base]   # the ingestion API's
 
 The traces of ``bench_server_intake`` (1 wrapper + 2 LLM spans each, OpenInference and GenAI,
 512 spans a request) go through the stages ``server.ingest.Intake.traces`` runs before the
@@ -13,6 +14,11 @@ store: OTLP protobuf decoding, the encoder (conventions, trace identity, duplica
 and the redaction policy, and validation. What ``bench_server_intake`` measures beyond their
 sum is the store (rows, SQL, commit) and the HTTP/gRPC layer. The rounds of the two packages
 alternate, so a busy machine slows both alike: read the ratios.
+
+``--api``: the ingestion API's stages instead, per LLM event: the same LLM calls as JSON bodies
+of 100 (``bench_server_intake``'s), read and validated (``validation.read_batch``, or
+``parse_batch`` then ``validate_batch`` in a copy without it), then made into rows
+(``store.rows.llm_row``, with the properties' JSON validation wrote where the copy hands it on).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
 STAGES = ("decode", "encode", "price and policy", "validation")
+API_STAGES = ("read and validate", "rows")
 
 
 def run_stages(traces: int, rounds: int) -> dict[str, float]:
@@ -88,20 +95,54 @@ def run_stages(traces: int, rounds: int) -> dict[str, float]:
     return {stage: seconds / len(spans) * 1e6 for stage, seconds in best.items()}
 
 
-def instructions_per_span(traces: int, package: str | None) -> float:
-    """Instructions of one round of the four stages: the same process with no round (building
-    the traces, the warm-up) subtracted; ``PYTHONHASHSEED=0``, so runs repeat exactly."""
+def run_api_stages(traces: int, rounds: int) -> dict[str, float]:
+    """Best µs per LLM event of each stage of the ingestion API, for the package this
+    interpreter imports."""
+    import bench_server_intake as bench
+
+    validation = importlib.import_module("trubrics_otel.server.validation")
+    rows = importlib.import_module("trubrics_otel.server.store.rows")
+    read = getattr(validation, "read_batch", None) or (
+        lambda body, fields: (*validation.validate_batch(validation.parse_batch(body), fields), {}))
+    shares = len(inspect.signature(rows.llm_row).parameters) > 2  # takes the properties' JSON
+
+    _, events = bench.traces(traces)
+    bodies = [json.dumps(events[i:i + bench.EVENTS_PER_POST]).encode()
+              for i in range(0, len(events), bench.EVENTS_PER_POST)]
+    best = dict.fromkeys(API_STAGES, float("inf"))
+
+    def build(checked: list[Any]) -> None:
+        for good, _, measured in checked:
+            for event in good:
+                rows.llm_row(event, 0, *([measured.get(id(event))] if shares else []))
+
+    for _ in range(rounds):
+        started = time.process_time()
+        checked = [read(body, validation.LLM_EVENT) for body in bodies]
+        best["read and validate"] = min(best["read and validate"], time.process_time() - started)
+        assert sum(len(good) for good, _, _ in checked) == len(events)
+        started = time.process_time()
+        build(checked)
+        best["rows"] = min(best["rows"], time.process_time() - started)
+    return {stage: seconds / len(events) * 1e6 for stage, seconds in best.items()}
+
+
+def instructions_per_span(traces: int, package: str | None, api: bool = False) -> float:
+    """Instructions of one round of the four stages (``api``: per LLM event, of the ingestion
+    API's stages): the same process with no round (building the traces, the warm-up)
+    subtracted; ``PYTHONHASHSEED=0``, so runs repeat exactly."""
     counted = []
     for rounds in (0, 1):
         done = subprocess.run(
             ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
-             "--json", "--traces", str(traces), "--rounds", str(rounds), *(["--package", package] if package else [])],
+             "--json", "--traces", str(traces), "--rounds", str(rounds), *(["--package", package] if package else []),
+             *(["--api"] if api else [])],
             capture_output=True, text=True, check=False, env={**os.environ, "PYTHONHASHSEED": "0"})
         found = re.search(r"Collected\s*:\s*(\d+)", done.stderr)
         if done.returncode != 0 or found is None:
             raise SystemExit(f"bench_intake_stages: valgrind failed: {done.stderr.strip().splitlines()[-1:]}")
         counted.append(int(found.group(1)))
-    return (counted[1] - counted[0]) / (3 * traces)
+    return (counted[1] - counted[0]) / ((2 if api else 3) * traces)
 
 
 def main() -> None:
@@ -111,6 +152,7 @@ def main() -> None:
     parser.add_argument("--compare", metavar="DIR", help="also DIR/trubrics_otel, interleaved")
     parser.add_argument("--instructions", action="store_true",
                         help="instructions per span under valgrind's callgrind instead (~2 min a package at --traces 200)")
+    parser.add_argument("--api", action="store_true", help="the ingestion API's stages, per LLM event")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one package's figures
     parser.add_argument("--package", help=argparse.SUPPRESS)  # with --json: DIR/trubrics_otel
     args = parser.parse_args()
@@ -118,26 +160,28 @@ def main() -> None:
         if args.package:  # that copy, not the editable install (its finder precedes PYTHONPATH)
             sys.meta_path[:] = [finder for finder in sys.meta_path if "editable" not in repr(finder)]
             sys.path.insert(0, args.package)
-        print(json.dumps(run_stages(args.traces, args.rounds)))
+        print(json.dumps((run_api_stages if args.api else run_stages)(args.traces, args.rounds)))
         return
     packages: list[str | None] = [None] + ([args.compare] if args.compare else [])
     if args.instructions:
-        counts = [instructions_per_span(args.traces, package) for package in packages]
-        print("instructions per span, all four stages: " + ", ".join(
+        counts = [instructions_per_span(args.traces, package, args.api) for package in packages]
+        print(f"instructions per {'LLM event, both' if args.api else 'span, all four'} stages: " + ", ".join(
             f"{'this' if p is None else p} {c:,.0f}" for p, c in zip(packages, counts))
               + (f" ({counts[0] / counts[1]:.3f}x)" if len(counts) == 2 else ""))
         return
-    results: list[dict[str, float]] = [dict.fromkeys(STAGES, float("inf")) for _ in packages]
+    stages = API_STAGES if args.api else STAGES
+    results: list[dict[str, float]] = [dict.fromkeys(stages, float("inf")) for _ in packages]
     for _ in range(3):  # three processes each, alternating: the machine's load moves
         for k, package in enumerate(packages):
             out = subprocess.run([sys.executable, __file__, "--json", "--traces", str(args.traces),
-                                  "--rounds", str(max(1, args.rounds // 3)), *(["--package", package] if package else [])],
+                                  "--rounds", str(max(1, args.rounds // 3)), *(["--package", package] if package else []),
+                                  *(["--api"] if args.api else [])],
                                  capture_output=True, text=True, check=True).stdout
             for stage, value in json.loads(out.strip().splitlines()[-1]).items():
                 results[k][stage] = min(results[k][stage], value)
-    print(f"{'µs of CPU per span':20}" + "".join(f"{'this' if p is None else Path(p).name[-15:]:>16}"
+    print(f"{'µs per LLM event' if args.api else 'µs of CPU per span':20}" + "".join(f"{'this' if p is None else Path(p).name[-15:]:>16}"
                                                  for p in packages))
-    for stage in (*STAGES, "total"):
+    for stage in (*stages, "total"):
         values = [sum(r.values()) if stage == "total" else r[stage] for r in results]
         print(f"{stage:20}" + "".join(f"{v:16.1f}" for v in values)
               + (f"   {values[0] / values[1]:.2f}x" if len(values) == 2 else ""))

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_server_intake.py               # best of 3 rounds, then ingest events/s
     python benchmarks/bench_server_intake.py --rounds 1 --no-ingest
+    python benchmarks/bench_server_intake.py --only api --no-ingest   # the ingestion API alone
     python benchmarks/bench_server_intake.py --profile     # in-process cProfile of the OTLP path
     git archive main trubrics_otel | tar -x -C /tmp/base   # then, side by side in one run:
     python benchmarks/bench_server_intake.py --compare /tmp/base
@@ -274,6 +275,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--traces", type=int, default=3000, help="traces per round (3 spans each)")
     parser.add_argument("--no-ingest", action="store_true", help="skip bench_server_ingest's events/s")
+    parser.add_argument("--only", nargs="+", choices=("http", "grpc", "api"), default=("http", "grpc", "api"),
+                        help="measure these paths only")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--compare", nargs="*", default=[], metavar="DIR",
                         help="also run servers from DIR/trubrics_otel (a baseline), interleaved")
@@ -285,13 +288,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         print(f"server CPU into `trubrics-otel serve` (SQLite), best of {args.rounds} rounds of "
               f"{args.traces * 3:,} spans / {args.traces * 2:,} LLM events", flush=True)
-        results = {p: measure(p, args.rounds, args.traces, tmp, packages) for p in ("http", "grpc", "api")}
+        results = {p: measure(p, args.rounds, args.traces, tmp, packages) for p in args.only}
         print(f"{'':20}" + "".join(f"{'this' if p is None else Path(p).name[-15:]:>16}" for p in packages))
         for protocol, label, unit in (("http", "OTLP/HTTP protobuf", "µs/span"), ("grpc", "OTLP/gRPC", "µs/span"),
                                       ("api", "ingestion API", "µs/LLM event")):
-            print(f"{label:20}" + "".join(f"{v:16.1f}" for v in results[protocol]) + f"  {unit}")
-        print("targets: OTLP/HTTP ≤ 70 µs/span; gRPC ≤ 1.10x HTTP "
-              f"(this: {results['grpc'][0] / results['http'][0]:.2f}x); ingestion API ≤ 50 µs/LLM event",
+            if protocol in results:
+                print(f"{label:20}" + "".join(f"{v:16.1f}" for v in results[protocol]) + f"  {unit}")
+        ratio = f"(this: {results['grpc'][0] / results['http'][0]:.2f}x)" if {"http", "grpc"} <= set(results) else ""
+        print(f"targets: OTLP/HTTP ≤ 70 µs/span; gRPC ≤ 1.10x HTTP {ratio}; ingestion API ≤ 50 µs/LLM event",
               flush=True)
         if not args.no_ingest:
             ingest_rates(args.rounds, tmp, packages)

@@ -78,6 +78,27 @@ def test_an_answer_bigger_than_the_socket_buffers_arrives_whole_to_a_slow_reader
                 assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(answer)
 
 
+def test_a_sized_body_arriving_in_pieces_reaches_the_handler_whole():
+    """With its headers or after them, in one read or many (past the 256 KiB a read takes),
+    with a pause between pieces, and the next request on the same connection after it."""
+    from hashlib import sha256
+
+    body = bytes(range(256)) * 1800  # 460 KB
+    seen = lambda request: Reply(200, sha256(request.body).hexdigest().encode(), "text/plain")  # noqa: E731
+    with HttpReceiver(seen, ("127.0.0.1", 0), max_body=CAP,
+                      refuse=lambda status, message, request: Reply(status)) as receiver:
+        with socket.create_connection(("127.0.0.1", receiver.port), timeout=10) as conn:
+            for size, cuts in ((len(body), (0, 7, 300_000)), (1, (0,)), (100_000, (5_000, 60_000))):
+                sent = body[:size]
+                whole = HEAD + b"Content-Length: %d\r\n\r\n" % size + sent
+                start = len(whole) - size
+                for a, b in zip((0, *(start + cut for cut in cuts)), (*(start + cut for cut in cuts), len(whole))):
+                    conn.sendall(whole[a:b])
+                    time.sleep(0.05)
+                reply = response(conn)
+                assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(sha256(sent).hexdigest().encode())
+
+
 # --- chunked HTTP --------------------------------------------------------------------------
 
 

@@ -178,6 +178,21 @@ def test_odd_but_valid_values_are_stored(server):
     assert (stored["input_tokens"], stored["output_tokens"]) == (None, None)
 
 
+def test_each_event_is_stored_with_its_own_properties(server):
+    """A batch's properties are encoded once, while it is read and checked: each row holds its
+    own event's, whatever its neighbours hold."""
+    events = [event(i, properties={"i": i, "tags": [f"t{i}"] * i}) for i in range(5)]
+    turns = [llm(i, properties={"$trace_id": f"{i:032x}", "$span_id": f"{i:016x}", "n": {"i": i}})
+             for i in range(1, 6)]
+    assert post(server, "publish_events", events).status_code == 200
+    assert post(server, "publish_llm_events", turns).status_code == 200
+    stored = server.store.events(limit=None)
+    assert {e["event"]: e["properties"] for e in stored if e["kind"] == "event"} == {
+        e["event"]: e["properties"] for e in events}
+    assert {e["prompt"]: e["properties"] for e in stored if e["kind"] == "llm"} == {
+        e["prompt"]: e["properties"] for e in turns}
+
+
 def test_llm_event_fields_derived_from_properties(server):
     assert post(server, "publish_llm_events", [
         llm(1, thread=None, assistant_id=None, properties={

@@ -73,3 +73,25 @@ def test_a_nan_attribute_is_stored_as_null_and_said_so(server, caplog):
     [turn] = server.store.thread("nan-thread")
     assert turn["prompt"] == "Hi"
     assert "temperature" in turn["properties"] and turn["properties"]["temperature"] is None
+
+
+def test_each_span_of_a_request_is_stored_with_its_own_properties(server):
+    """The properties' JSON the redaction policy wrote is the JSON stored: each span's own."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as to_otlp
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    for i in range(4):
+        with provider.get_tracer("app").start_as_current_span("chat gpt-4o", attributes={
+            sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_REQUEST_MODEL: "gpt-4o", sc.USER_ID: "u",
+            sc.GEN_AI_CONVERSATION_ID: "own-thread",
+            sc.GEN_AI_INPUT_MESSAGES: json.dumps([{"role": "user", "parts": [{"type": "text", "content": f"q{i}"}]}]),
+        }):
+            pass
+    spans = memory.get_finished_spans()
+    answer = server.ingest_otlp(to_otlp(spans).SerializeToString(), "application/x-protobuf")
+    assert answer.status == 200
+    stored = {t["prompt"]: t["properties"]["$span_id"] for t in server.store.thread("own-thread")}
+    assert stored == {f"q{i}": f"{span.context.span_id:016x}" for i, span in enumerate(spans)}

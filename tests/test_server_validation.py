@@ -1,14 +1,26 @@
-"""The OTLP intake's quick validation answers exactly as the full one does, for every event an
-encoded span can turn into: the usual ones and each way a span's attributes can go wrong."""
+"""The quick validations answer exactly as the full one does: the OTLP intake's, for every event
+an encoded span can turn into (the usual ones and each way a span's attributes can go wrong), and
+the ingestion API's reading of a body, for the usual batches and each way a body can be odd."""
 
 from __future__ import annotations
 
 import copy
+import json
 import math
 
 import pytest
 
-from trubrics_otel.server.validation import EVENT, LLM_EVENT, validate_encoded, validate_event
+from trubrics_otel.server.validation import (
+    EVENT,
+    LLM_EVENT,
+    parse_batch,
+    read_batch,
+    validate_batch,
+    validate_encoded,
+    validate_event,
+)
+from trubrics_otel.translate import fastjson
+from trubrics_otel.translate.fastjson import dumps
 
 
 def llm_event(**changes):
@@ -73,3 +85,42 @@ def test_quick_validation_answers_as_the_full_one(fields, event):
     expected = validate_event(copy.deepcopy(event), fields, lenient=True)
     got = validate_encoded(copy.deepcopy(event), fields)
     assert repr(got) == repr(expected)  # repr: NaN != NaN, and repaired values must match too
+
+
+BODIES = [
+    json.dumps([llm_event(), llm_event(user_id="u2", latency=None)]),
+    json.dumps([llm_event(properties={"big": 2**70, "neg": -(2**64), "u64": 2**64 - 1, "e": 1e20})]),
+    json.dumps([llm_event(properties={"text": "e+1 is not a number", "n": 1.5e-7})]),
+    json.dumps([llm_event(properties=deep(99)), llm_event(properties=deep(101)), llm_event(extra=deep(120)),
+                llm_event(properties=[deep(120)])]),
+    json.dumps([llm_event(), {"user_id": "u1"}, "text", None, [1], llm_event(latency=-1)]),
+    '[{"user_id": "u", "prompt": "p", "generation": "g", "properties": {"n": 1e999}}, ' + json.dumps(llm_event()) + "]",
+    '[{"user_id": "u", "prompt": "p", "generation": "g", "properties": {"n": NaN}}]',
+    '[{"user_id": "\\ud800", "prompt": "p", "generation": "g"}, ' + json.dumps(llm_event()) + "]",
+    json.dumps([llm_event(properties={"k": "x" * 10_000})]),
+    json.dumps([llm_event(properties=None), llm_event(properties={})]),
+    '[{"user_id": "u", "prompt": "p", "generation": "g", "latency": 1E2, "properties": '
+    '{"a": 1, "b": -0, "a": 1.0e+2, "c": 1e-400, "d": "\\u0000", "e": 123456789012345678}}]',
+    json.dumps({"user_id": "u1"}), json.dumps(2**70), json.dumps([llm_event()] * 101),
+]
+
+
+@pytest.mark.parametrize("body", BODIES)
+def test_read_batch_answers_as_parse_then_validate(body):
+    """The ingestion API's reading (orjson, when installed) answers exactly as the stdlib's
+    parser and the full validation do, and the properties' JSON it hands the store is theirs."""
+    good, errors, measured = read_batch(body.encode(), LLM_EVENT)
+    assert repr((good, errors)) == repr(validate_batch(parse_batch(body.encode()), LLM_EVENT))
+    for event in good:
+        if id(event) in measured:
+            assert measured[id(event)] == dumps(event["properties"])
+    if fastjson.ACCELERATED and body == BODIES[0]:
+        assert len(measured) == 2  # the usual batch: its properties encoded once
+
+
+def test_unreadable_body_raises_as_parse_batch():
+    for body in (b"{not json", b"[1,", b"\xff[]", b"\xef\xbb\xbf[]"):
+        with pytest.raises(ValueError):
+            read_batch(body, LLM_EVENT)
+        with pytest.raises(ValueError):
+            parse_batch(body)

@@ -32,8 +32,7 @@ from trubrics_otel.server.store import Store
 from trubrics_otel.server.validation import (
     EVENT,
     LLM_EVENT,
-    parse_batch,
-    validate_batch,
+    read_batch,
     validate_encoded,
 )
 from trubrics_otel.translate.encoder import encode_spans
@@ -68,14 +67,13 @@ class Intake:
     def publish(self, route: str, body: bytes) -> Answer:
         """``POST /publish_events`` or ``/publish_llm_events`` (``route``, a key of :data:`ROUTES`)."""
         try:
-            parsed = parse_batch(body)
+            good, errors, measured = read_batch(body, ROUTES[route])
         except (ValueError, UnicodeDecodeError) as exc:
             return Answer(422, {"detail": [{"index": None, "loc": ["body"], "msg": f"invalid JSON: {exc}"}]})
-        good, errors = validate_batch(parsed, ROUTES[route])
         if route == "publish_events":
-            stored, duplicates = self.store.insert(good, ())
+            stored, duplicates = self.store.insert(good, (), measured)
         else:
-            stored, duplicates = self.store.insert((), good)
+            stored, duplicates = self.store.insert((), good, measured)
         if errors:
             self.logger.warning(
                 "/%s: %d invalid events rejected (first: %s), %d stored",
@@ -115,7 +113,7 @@ class Intake:
                     into.append(event)
         for message in problems[:5]:
             self.logger.warning("/v1/traces: %s", message)
-        stored, duplicates = self.store.insert(*kept)
+        stored, duplicates = self.store.insert(*kept, measured)
         self.logger.info("/v1/traces: %d spans, %d events stored, %d duplicates dropped, %d rejected",
                          len(decoded.spans), stored, duplicates, rejected)
         as_json = decoded.json

@@ -4,6 +4,7 @@
 
     good, errors = validate_batch(parse_batch(body), LLM_EVENT)
     # good: the valid events, normalised; errors: [{"index": 3, "loc": [...], "msg": "..."}]
+    good, errors, measured = read_batch(body, LLM_EVENT)   # the same, and properties' JSON
 
 Pure: no I/O. Each item is checked on its own, so one bad event never costs the others.
 Unknown fields are ignored, as pydantic does by default.
@@ -19,6 +20,11 @@ from typing import Any
 
 from trubrics_otel.server.times import timestamp_us
 from trubrics_otel.translate.fastjson import dumps, measure
+
+try:
+    from orjson import loads as _orjson_loads
+except ImportError:  # where orjson does not install: the stdlib reads every batch
+    _orjson_loads = None
 
 MAX_EVENTS_PER_REQUEST = 100
 MAX_DEPTH = 100  # levels of objects and arrays in one event; deeper is refused, not half-stored
@@ -208,6 +214,73 @@ def validate_batch(body: Any, fields: tuple[Field, ...]) -> tuple[list[dict[str,
     return good, errors
 
 
+def read_batch(body: bytes, fields: tuple[Field, ...]) -> tuple[list[dict[str, Any]], list[Error], dict[int, bytes]]:
+    """:func:`validate_batch` of :func:`parse_batch`, and ``{id(event): its properties' JSON}``
+    for the store (which then need not encode them again). Raises as :func:`parse_batch`.
+
+    Why: the stdlib's parser and the checks of :func:`validate_event` were ~9 µs of an LLM
+    event's ~20 µs outside the database. ``orjson`` (when installed) parses in half the time
+    and refuses what the careful path must look at element by element (NaN, ``1e999``, lone
+    surrogates, invalid UTF-8, depth beyond 1,024): such a body, or one with a number that may
+    be an integer too big for orjson (which reads it as a float), is read by the stdlib, as
+    :func:`parse_batch` does, with the same answer."""
+    if _orjson_loads is not None:
+        try:
+            items = _orjson_loads(body)
+        except ValueError:
+            items = None
+        if items.__class__ is list and len(items) <= MAX_EVENTS_PER_REQUEST:
+            try:
+                return _read_items(items, fields)
+            except _Inexact:
+                pass
+        elif items is not None:  # not an array, or too long: one error, as the stdlib would say
+            return (*validate_batch(items, fields), {})
+    good, errors = validate_batch(parse_batch(body), fields)
+    return good, errors, {}
+
+
+class _Inexact(Exception):
+    """A number orjson may have read as a float where the stdlib reads an integer."""
+
+
+def _read_items(items: list[Any], fields: tuple[Field, ...]) -> tuple[list[dict[str, Any]], list[Error], dict[int, bytes]]:
+    good: list[dict[str, Any]] = []
+    errors: list[Error] = []
+    measured: dict[int, bytes] = {}
+    for index, item in enumerate(items):
+        data = None
+        if item.__class__ is dict:
+            properties = item.get("properties")
+            if properties.__class__ is not dict:
+                properties = None  # (then measured with the rest)
+            try:  # orjson's own values: only its integer limits can make it refuse
+                data = None if properties is None else measure(properties)
+                rest = measure([v for v in item.values() if v.__class__ is not str and v is not properties])
+            except (TypeError, ValueError):
+                raise _Inexact from None
+            # a float past 2**63 prints with "e+" (so may strings: then the stdlib reads it too)
+            if b"e+" in rest or (data is not None and b"e+" in data):
+                raise _Inexact
+            brackets = rest.count(b"{") + rest.count(b"[")
+            if data is not None:
+                brackets += data.count(b"{") + data.count(b"[")
+            if brackets > MAX_DEPTH:  # maybe too deep: the full check
+                event, item_errors = validate_event(item, fields)
+                data = None
+            else:  # not NaN, infinite nor a lone surrogate: orjson refuses them
+                event, item_errors = _fields(item, fields, False, [])
+        else:
+            event, item_errors = validate_event(item, fields)
+        for error in item_errors:
+            errors.append({"index": index, **error})
+        if not item_errors:
+            good.append(event)
+            if data is not None:
+                measured[id(event)] = data
+    return good, errors, measured
+
+
 def validate_event(item: Any, fields: tuple[Field, ...], *,
                    lenient: bool = False) -> tuple[dict[str, Any], list[Error]]:
     """``lenient`` (for OTLP spans, whose sender cannot fix one attribute): a number out of
@@ -245,6 +318,12 @@ def validate_event(item: Any, fields: tuple[Field, ...], *,
             dumps(item)
     except UnicodeEncodeError as exc:
         return {}, [{"loc": ["body"], "msg": f"event holds text that is not valid Unicode: {exc.reason}"}]
+    return _fields(item, fields, lenient, repaired)
+
+
+def _fields(item: dict[str, Any], fields: tuple[Field, ...], lenient: bool,
+            repaired: list[Error]) -> tuple[dict[str, Any], list[Error]]:
+    """The event of ``item``'s ``fields``, each checked (see :func:`validate_event`)."""
     event: dict[str, Any] = {}
     errors: list[Error] = []
     for name, check, default in fields:

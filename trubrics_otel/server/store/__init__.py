@@ -192,11 +192,16 @@ class Store:
         self,
         events: Sequence[Mapping[str, Any]] = (),
         llm_events: Sequence[Mapping[str, Any]] = (),
+        measured: Mapping[int, bytes] | None = None,
     ) -> tuple[int, int]:
         """Store validated events (see :mod:`.validation`); return ``(stored, duplicates)``.
-        Returns once they are committed; :class:`StoreUnavailable` when the database is down."""
+        Returns once they are committed; :class:`StoreUnavailable` when the database is down.
+        ``measured``: ``{id(event): its properties' JSON}`` for events whose properties were
+        encoded already (:func:`~..validation.read_batch`, the redaction policy)."""
         now = now_us()
-        rows = [event_row(e, now) for e in events] + [llm_row(e, now) for e in llm_events]
+        found = (measured or {}).get
+        rows = ([event_row(e, now, found(id(e))) for e in events]
+                + [llm_row(e, now, found(id(e))) for e in llm_events])
         if not rows:
             return 0, 0
         stored = self.engine.insert(rows)
