@@ -58,7 +58,7 @@ SETUPS = {  # name -> (environment given the endpoint's URL and a tmp dir, faili
     "host port out of range": (lambda url, tmp: {"TRUBRICS_HOST": "http://127.0.0.1:99999", "TRUBRICS_API_KEY": KEY},
                                "host", "TRUBRICS_HOST='http://127.0.0.1:99999' is not usable: Port out of range"),
     "key over plain http": (lambda url, tmp: {"TRUBRICS_HOST": "http://example.invalid", "TRUBRICS_API_KEY": KEY},
-                            "host", "never sent there"),
+                            "host", "http://example.invalid: plain http:// off loopback would expose the API key"),
     "unreachable host": (lambda url, tmp: {"TRUBRICS_HOST": _closed_port_url(), "TRUBRICS_API_KEY": KEY},
                          "reachable", "did not answer: connection refused (nothing listens on that port)"),
     "wrong key (401)": (lambda url, tmp: {"TRUBRICS_HOST": url, "TRUBRICS_API_KEY": "sk-wrong-key"},

@@ -104,20 +104,16 @@ def _versions() -> Check:
 
 
 def _host(host: str | None) -> tuple[str | None, Check]:
-    from trubrics_otel.deliver.transport import insecure_reason
-
     given = host if host is not None else settings.raw(settings.HOST)
-    if given is None:
-        url = settings.DEFAULT_HOST
-    else:
-        if malformed := settings.destination_error(settings.HOST, given, host, "--host"):
-            return None, Check("host", PROBLEM, f"{malformed}; nothing is sent (never to the default)",
-                               "set TRUBRICS_HOST to the ingestion URL, e.g. http://127.0.0.1:8787 for serve")
-        url = settings.url(given)
-    reason = insecure_reason(url)
-    if reason and not settings.read(settings.ALLOW_INSECURE):
-        return url, Check("host", PROBLEM, f"{url}: {reason}; the key is never sent there",
-                          "use https://, or TRUBRICS_ALLOW_INSECURE=1 on a trusted network")
+    url = settings.DEFAULT_HOST if given is None else given
+    refusal = settings.host_refusal(url, host, "--host")  # as the exporter and the bridge refuse it
+    fix = "set TRUBRICS_HOST to the ingestion URL: https://…, or http://127.0.0.1:8787 for trubrics-otel serve"
+    try:
+        url = settings.url(url)
+    except ValueError:
+        return None, Check("host", PROBLEM, str(refusal), fix)
+    if refusal:
+        return url, Check("host", PROBLEM, refusal, fix)
     return url, Check("host", OK, url + (" (the default: Trubrics' own)" if given is None else ""))
 
 

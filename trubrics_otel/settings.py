@@ -25,6 +25,7 @@ The rules are the same for every variable:
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import os
@@ -345,6 +346,35 @@ def destination_error(variable: Variable, value: str, argument: Any = None, argu
         source = f"{argument_name}=" if argument is not None and argument_name else f"{variable.name}="
         return f"{source}{_shown(variable, str(value))} is not usable: {exc}"
     return None
+
+
+def host_refusal(host: str, argument: Any = None, argument_name: str = "host",
+                 allow_insecure: bool | None = None) -> str | None:
+    """Why nothing may be sent to ``host`` (read for ``TRUBRICS_HOST``; ``argument`` when one
+    was given, named ``argument_name``), or None. The one rule the exporter (it spools), the
+    bridge (it does not start) and ``doctor`` (it reports) apply: a malformed host is named and
+    never replaced by the default; plain ``http://`` off loopback would put the API key on the
+    wire readable, unless ``allow_insecure`` (else ``TRUBRICS_ALLOW_INSECURE``) says the network
+    is trusted. Never quotes the key."""
+    if malformed := destination_error(HOST, host, argument, argument_name):
+        return f"{malformed}; nothing is sent (never to the default host)"
+    parts = urlsplit(str(host))
+    if parts.scheme == "https" or loopback(parts.hostname or "") or read(ALLOW_INSECURE, allow_insecure):
+        return None
+    return (f"{host}: plain http:// off loopback would expose the API key; use https://, or "
+            f"{ALLOW_INSECURE.name}=1 (allow_insecure=True) on a trusted network")
+
+
+def loopback(host: str) -> bool:
+    """Whether only this machine can reach ``host``: ``localhost`` (and ``*.localhost``),
+    127.0.0.0/8, ``::1``."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _shown(variable: Variable, value: str) -> str:
