@@ -360,8 +360,12 @@ def test_a_fold_failing_at_open_opens_the_store_ingests_and_says_what_the_summar
         assert response.status_code == 200, response.text
     assert pending(path) == 60  # acknowledged and committed, nothing lost
 
+    store = Store(path, session_timeout_s=3600)  # another timeout: its sessions wait for a fold
+    assert store.count()["last_id"] == 60
     with sqlite3.connect(path) as c:
         c.execute("DROP TRIGGER stuck")
-    store = Store(path)
+    store.engine.fold()  # the next fold goes through, sessions rebuilt for the hour with it
+    with store.reader() as db:
+        assert derived.stored_timeout_us(db) == 3600 * 10**6
     assert_exact(store, 60)
     store.close(), writer.close()
