@@ -90,6 +90,14 @@ BAD = [  # argv, the argument the one line must name
     (["bridge", "--receive-key", ""], "--receive-key"),
     (["events", "--url", "http://127.0.0.1:1", "--api-key", ""], "--api-key"),
     (["funnel", "--steps", "a,b", "--within", "1e400d"], "argument --within"),  # not an OverflowError
+    (["funnel", "--steps", "a,b", "--within", "-1d"], "argument --within: a duration like"),  # not "expected one argument"
+    (["events", "--since", "-1d"], "argument --since: a duration ago is 0 or more"),  # not a window ahead, empty
+    (["stats", "--until", "-2h"], "argument --until: a duration ago is 0 or more"),
+    (["retention", "--since", "nand"], "argument --since"),
+    (["events", "--limit", "-3"], "argument --limit: '-3'"),
+    (["serve", "--port", "-1"], "argument --port: '-1'"),
+    (["migrate", "--from", "x.sqlite3", "--to", "y.sqlite3", "--chunk", "-1"], "argument --chunk: '-1'"),
+    (["migrate", "--from", "x.sqlite3", "--to", "y.sqlite3", "--chunk", "abc"], "argument --chunk: 'abc': expected"),
     (["threads", ""], "argument thread_id: empty"),  # an unset $ID: not the list of every thread
     (["events", "--user", ""], "argument --user: empty"),  # not "no events found"
     (["events", "--thread", " "], "argument --thread: empty"),

@@ -25,7 +25,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from trubrics_otel import settings
 
@@ -36,7 +36,14 @@ _SQLITE_URL = "sqlite:///"
 
 class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line on stderr (``prog: message``) and exit 2:
-    the usage dump argparse prints first pushes the message out of sight."""
+    the usage dump argparse prints first pushes the message out of sight. A value that starts
+    with ``-`` and a digit (``--within -1d``, ``--since -2h``) is the option's value, checked by
+    its type (as Python 3.13's argparse does), not an unknown option leaving the option
+    "expected one argument"."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-\.?\d")  # no option of ours looks like one
 
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: {message}", file=sys.stderr)
