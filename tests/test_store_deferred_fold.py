@@ -333,14 +333,20 @@ def test_a_fold_failing_each_time_is_not_paid_by_every_read(tmp_path, monkeypatc
     store.close()
 
 
-def test_a_fold_failing_at_open_opens_the_store_ingests_and_says_what_the_summaries_lack(tmp_path, capsys):
+def test_a_fold_failing_at_open_opens_the_store_ingests_and_says_what_the_summaries_lack(tmp_path, capsys,
+                                                                                       monkeypatch):
     """A fold that fails when the file is opened (a full disk, a trigger that raises) no longer
     makes it unusable: the server starts and acknowledges (and commits) new events, every read
     answers with one line naming how many events the summaries lack, and once the cause is gone
     the next fold counts each event once."""
+    import logging
+
     from trubrics_otel.cli import main
     from trubrics_otel.server import LocalServer
 
+    server_log = logging.getLogger("trubrics.server")  # as in a new process: an in-process serve run
+    monkeypatch.setattr(server_log, "handlers", [])  # by an earlier test leaves its handler there
+    monkeypatch.setattr(server_log, "propagate", True)
     path = tmp_path / "events.sqlite3"
     writer = Store(path)
     writer.insert((), turns(0, 50))  # committed, not folded: under the writer's threshold
