@@ -165,6 +165,20 @@ def test_a_malformed_db_url_setting_is_refused_never_the_default_file(command, v
     assert default_store.stat().st_mtime_ns == before
 
 
+@pytest.mark.parametrize("command, says", [
+    (["serve", "--port", "0", "--no-grpc"], "the directory '/nonexistent-trubrics-dir' does not exist"),
+    (["events"], "the file does not exist"),  # a typo is not shown as an empty store
+    (["funnel", "--steps", "a,b"], "the file does not exist"),
+], ids=["serve", "events", "funnel"])
+def test_the_db_url_setting_file_is_checked_as_db_is(command, says, default_store, monkeypatch, capsys):
+    monkeypatch.setenv("TRUBRICS_DB_URL", f"sqlite:///{MISSING_DIR}")
+    with pytest.raises(SystemExit) as stopped:
+        main(command)
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"trubrics-otel {command[0]}: TRUBRICS_DB_URL='sqlite:///{MISSING_DIR}': ") and says in err and not Path(MISSING_DIR).parent.exists()
+
+
 def test_a_malformed_db_url_setting_is_a_store_error_in_the_library(default_store, monkeypatch, caplog):
     from trubrics_otel.server.store import Store, StoreError
 

@@ -145,11 +145,19 @@ def database_location(text: str) -> str:
 def database_setting(args: argparse.Namespace) -> str | None:
     """What is wrong with ``TRUBRICS_DB_URL`` when the command reads or serves the store it
     names (no ``--db``, no ``--url``), naming the variable, never its password; None when it
-    is fine or unused. Refused before the command starts: never the default file instead."""
+    is fine or unused. Refused before the command starts: never the default file instead. Its
+    file is checked as the command's ``--db`` would be (``args.db_check``): ``serve`` creates no
+    directory, a reader does not show a typo as an empty store."""
     if not hasattr(args, "db") or args.db is not None or getattr(args, "url", None):
         return None
     value = settings.raw(settings.DB_URL)
-    return None if value is None else settings.destination_error(settings.DB_URL, value)
+    if value is None or (problem := settings.destination_error(settings.DB_URL, value)):
+        return problem if value is not None else None
+    try:
+        getattr(args, "db_check", database_location)(value)
+    except argparse.ArgumentTypeError as exc:
+        return f"{settings.DB_URL.name}={exc}"
+    return None
 
 
 def _sqlite_file(text: str) -> Path | None:
