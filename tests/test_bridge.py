@@ -374,7 +374,7 @@ def test_concurrent_senders_lose_nothing(bridge, endpoint):
 
 def test_no_api_key_over_plain_http_off_loopback_unless_allowed(monkeypatch):
     monkeypatch.delenv("TRUBRICS_ALLOW_INSECURE", raising=False)
-    with pytest.raises(ValueError, match=r"not sending to http://192\.0\.2\.7:8000: plain http://") as refused:
+    with pytest.raises(ValueError, match=r"http://192\.0\.2\.7:8000: plain http:// off loopback") as refused:
         Bridge(host="http://192.0.2.7:8000", api_key=API_KEY, listen="127.0.0.1:0")
     assert API_KEY not in str(refused.value)
     allowed = Bridge(host="http://192.0.2.7:8000", api_key=API_KEY, listen="127.0.0.1:0", allow_insecure=True)

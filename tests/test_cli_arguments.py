@@ -76,6 +76,11 @@ BAD = [  # argv, the argument the one line must name
     (["events", "--db", "postgres:user@host/db"], "--db: 'postgres:user@host/db': a database URL"),
     (["serve", "--db", "sqlite:////nonexistent-trubrics-dir/x.sqlite3"], "the directory '/nonexistent-trubrics-dir'"),
     (["events", "--db", "sqlite:///missing.sqlite3"], "--db: 'sqlite:///missing.sqlite3': the file does not exist"),
+    (["events", "--db", "mysql://u:hunter2@h/db"], "--db: 'mysql://u:***@h/db': mysql:// is not a store"),
+    (["serve", "--db", "postgresql://"], "--db: 'postgresql://': a postgresql:// URL names a host or a database"),
+    (["stats", "--db", "postgresql://u:hunter2@h:99999/db"], "'postgresql://u:***@h:99999/db': its port"),
+    (["serve", "--db", "sqlite://x.sqlite3"], "--db: 'sqlite://x.sqlite3': expected sqlite:///relative/path"),
+    (["events", "--db", "postgres:u:hunter2@h"], "--db: 'postgres:u:***@h': a database URL is scheme://"),
     (["migrate", "--from", "x.sqlite3", "--to", "postgresql:/db"], "--to: 'postgresql:/db': a database URL"),
     (["migrate", "--from", "postgres:x", "--to", "y.sqlite3"], "--from: 'postgres:x': a database URL"),
     (["migrate", "--from", "x.sqlite3", "--to", "sqlite:////nonexistent-trubrics-dir/x.sqlite3"], "argument --to"),
@@ -85,6 +90,14 @@ BAD = [  # argv, the argument the one line must name
     (["bridge", "--receive-key", ""], "--receive-key"),
     (["events", "--url", "http://127.0.0.1:1", "--api-key", ""], "--api-key"),
     (["funnel", "--steps", "a,b", "--within", "1e400d"], "argument --within"),  # not an OverflowError
+    (["funnel", "--steps", "a,b", "--within", "-1d"], "argument --within: a duration like"),  # not "expected one argument"
+    (["events", "--since", "-1d"], "argument --since: a duration ago is 0 or more"),  # not a window ahead, empty
+    (["stats", "--until", "-2h"], "argument --until: a duration ago is 0 or more"),
+    (["retention", "--since", "nand"], "argument --since"),
+    (["events", "--limit", "-3"], "argument --limit: '-3'"),
+    (["serve", "--port", "-1"], "argument --port: '-1'"),
+    (["migrate", "--from", "x.sqlite3", "--to", "y.sqlite3", "--chunk", "-1"], "argument --chunk: '-1'"),
+    (["migrate", "--from", "x.sqlite3", "--to", "y.sqlite3", "--chunk", "abc"], "argument --chunk: 'abc': expected"),
     (["threads", ""], "argument thread_id: empty"),  # an unset $ID: not the list of every thread
     (["events", "--user", ""], "argument --user: empty"),  # not "no events found"
     (["events", "--thread", " "], "argument --thread: empty"),
@@ -115,6 +128,70 @@ def test_a_bad_argument_is_one_line_and_exit_2(argv, names, capsys, tmp_path, mo
     assert "Traceback" not in err
     assert list(tmp_path.iterdir()) == []  # nothing created, no database, no directory
     assert not Path(MISSING_DIR).parent.exists()
+    assert "hunter2" not in err  # a URL's password is never shown
+
+
+MALFORMED_DB_URLS = ["mysql://u:hunter2@h/db", "postgresql://u:hunter2@", "postgres:u:hunter2@h/db",
+                     "sqlite://x.sqlite3", "https://u:hunter2@db.example/db"]
+
+
+@pytest.fixture
+def default_store(tmp_path, monkeypatch):
+    """The default file holds events: a malformed TRUBRICS_DB_URL must not be read as "use it"."""
+    from trubrics_otel.server import Store
+
+    monkeypatch.delenv("TRUBRICS_DB", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    (tmp_path / "data" / "trubrics-otel").mkdir(parents=True)
+    store = Store()
+    store.insert([{"user_id": "alice", "event": "Sign up", "timestamp": "2026-01-01T00:00:00Z"}])
+    store.close()
+    return store.path
+
+
+@pytest.mark.parametrize("value", MALFORMED_DB_URLS)
+@pytest.mark.parametrize("command", [["serve", "--port", "0", "--no-grpc"], ["events"], ["stats"],
+                                     ["funnel", "--steps", "a,b"], ["users"]], ids=" ".join)
+def test_a_malformed_db_url_setting_is_refused_never_the_default_file(command, value, default_store,
+                                                                      monkeypatch, capsys):
+    monkeypatch.setenv("TRUBRICS_DB_URL", value)
+    before = default_store.stat().st_mtime_ns
+    with pytest.raises(SystemExit) as stopped:
+        main(command)
+    out, err = capsys.readouterr()
+    assert stopped.value.code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and err.startswith(f"trubrics-otel {command[0]}: TRUBRICS_DB_URL="), err
+    assert "is not usable" in err and "hunter2" not in err
+    assert default_store.stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("command, says", [
+    (["serve", "--port", "0", "--no-grpc"], "the directory '/nonexistent-trubrics-dir' does not exist"),
+    (["events"], "the file does not exist"),  # a typo is not shown as an empty store
+    (["funnel", "--steps", "a,b"], "the file does not exist"),
+], ids=["serve", "events", "funnel"])
+def test_the_db_url_setting_file_is_checked_as_db_is(command, says, default_store, monkeypatch, capsys):
+    monkeypatch.setenv("TRUBRICS_DB_URL", f"sqlite:///{MISSING_DIR}")
+    with pytest.raises(SystemExit) as stopped:
+        main(command)
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"trubrics-otel {command[0]}: TRUBRICS_DB_URL='sqlite:///{MISSING_DIR}': ") and says in err and not Path(MISSING_DIR).parent.exists()
+
+
+def test_a_malformed_db_url_setting_is_a_store_error_in_the_library(default_store, monkeypatch, caplog):
+    from trubrics_otel.server.store import Store, StoreError
+
+    monkeypatch.setenv("TRUBRICS_DB_URL", "mysql://u:hunter2@h/db")
+    with pytest.raises(StoreError, match=r"TRUBRICS_DB_URL='mysql://u:\*\*\*@h/db' is not usable"):
+        Store()
+    assert "hunter2" not in caplog.text
+
+
+def test_a_db_url_argument_wins_over_a_malformed_setting(default_store, monkeypatch, capsys):
+    monkeypatch.setenv("TRUBRICS_DB_URL", "mysql://u:hunter2@h/db")
+    assert main(["events", "--db", str(default_store), "--json"]) == 0
+    assert "Sign up" in capsys.readouterr().out
 
 
 def test_no_command_is_one_line_naming_the_commands(capsys):

@@ -107,7 +107,7 @@ def test_the_bridge_sends_no_api_key_over_plain_http_off_loopback(allowed):
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 2 and done.stdout == "", done
     assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr
-    assert done.stderr.startswith("trubrics-otel bridge: not sending to http://192.0.2.7:8000: plain http:// ")
+    assert done.stderr.startswith("trubrics-otel bridge: http://192.0.2.7:8000: plain http:// off loopback ")
     assert "would expose the API key" in done.stderr and "bridge-secret-key" not in done.stderr
 
 

@@ -58,7 +58,7 @@ SETUPS = {  # name -> (environment given the endpoint's URL and a tmp dir, faili
     "host port out of range": (lambda url, tmp: {"TRUBRICS_HOST": "http://127.0.0.1:99999", "TRUBRICS_API_KEY": KEY},
                                "host", "TRUBRICS_HOST='http://127.0.0.1:99999' is not usable: Port out of range"),
     "key over plain http": (lambda url, tmp: {"TRUBRICS_HOST": "http://example.invalid", "TRUBRICS_API_KEY": KEY},
-                            "host", "never sent there"),
+                            "host", "http://example.invalid: plain http:// off loopback would expose the API key"),
     "unreachable host": (lambda url, tmp: {"TRUBRICS_HOST": _closed_port_url(), "TRUBRICS_API_KEY": KEY},
                          "reachable", "did not answer: connection refused (nothing listens on that port)"),
     "wrong key (401)": (lambda url, tmp: {"TRUBRICS_HOST": url, "TRUBRICS_API_KEY": "sk-wrong-key"},
@@ -189,3 +189,57 @@ def test_in_app_doctor_checks_the_global_tracer_provider(sdk, tmp_path):
     (line,) = [line for line in done.stderr.splitlines() if "tracer provider" in line]
     assert line.startswith("ok ") == sdk, done.stderr
     assert KEY not in done.stderr and done.returncode == 1  # the closed port is a problem
+
+
+def test_events_spooled_while_the_host_was_malformed_are_reported_with_how_to_send_them(clean_env, capsys):
+    """``TRUBRICS_HOST=127.0.0.1:8000`` (no scheme) keeps the events in that host's spool; once the
+    host is fixed nothing sends them. doctor says where they are and gives the command that
+    hands them to the fixed host's spool; the next process then sends them."""
+    from trubrics_otel import Trubrics
+
+    with TrubricsEndpoint(api_key=KEY) as endpoint:
+        malformed = endpoint.url.removeprefix("http://")
+        clean_env.setenv("TRUBRICS_API_KEY", KEY)
+        clean_env.setenv("TRUBRICS_HOST", malformed)
+        client = Trubrics(flush_interval=0.05)
+        for i in range(3):
+            client.track(user_id="u", event=f"e{i}")
+        client.flush(timeout=5)
+        client.close(timeout=5)
+
+        clean_env.setenv("TRUBRICS_HOST", endpoint.url)  # fixed
+        code, checks, out = run_doctor(capsys)
+        assert code == 1 and KEY not in out
+        [waiting] = [c for c in checks["spool"] if c["status"] == "problem"]
+        assert waiting["detail"].startswith("3 events waiting in ")
+        assert f"spooled with this key for the host {malformed!r}, which is malformed" in waiting["detail"]
+        command = waiting["fix"].split("setting: ", 1)[1]
+        assert subprocess.run(["sh", "-c", command], timeout=30).returncode == 0
+
+        code, checks, out = run_doctor(capsys)
+        assert code == 0, out
+        assert "(3 events)" in checks["spool"][0]["detail"] and len(checks["spool"]) == 1
+        client = Trubrics(flush_interval=0.05)  # the fixed host's next process sends them
+        client.track(user_id="u", event="e3")
+        client.flush(timeout=10)
+        client.close(timeout=5)
+        assert sorted(e["event"] for e in endpoint.events("publish_events")) == ["e0", "e1", "e2", "e3"]
+
+
+def test_events_spooled_for_another_host_or_key_are_a_note(clean_env, tmp_path, capsys):
+    from trubrics_otel import Trubrics
+
+    clean_env.setenv("TRUBRICS_API_KEY", "another-project-key")
+    clean_env.setenv("TRUBRICS_HOST", _closed_port_url())
+    client = Trubrics(flush_interval=0.05, retry_timeout=0.1)
+    client.track(user_id="u", event="e")
+    client.flush(timeout=5)
+    client.close(timeout=5)
+    with TrubricsEndpoint(api_key=KEY) as endpoint:
+        clean_env.setenv("TRUBRICS_API_KEY", KEY)
+        clean_env.setenv("TRUBRICS_HOST", endpoint.url)
+        code, checks, out = run_doctor(capsys)
+    assert code == 0, out
+    [note] = checks["spool"][1:]
+    assert note["status"] == "note" and note["detail"].startswith("1 event waiting in ")
+    assert "for another host or key" in note["detail"] and "another-project-key" not in out

@@ -66,3 +66,38 @@ def test_the_bridge_refuses_a_malformed_trubrics_host_in_one_line(saas, monkeypa
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "TRUBRICS_HOST='localhost:8000'" in done.stderr
     assert saas.requests == []
+
+
+@pytest.mark.parametrize("value, says", [
+    ("localhost:8000", "TRUBRICS_HOST='localhost:8000' is not usable"),
+    ("http://192.0.2.7:8000", "http://192.0.2.7:8000: plain http:// off loopback would expose the API key"),
+])
+def test_the_exporter_the_bridge_and_doctor_refuse_a_host_for_one_reason(value, says, saas, monkeypatch,
+                                                                       caplog, tmp_path):
+    """One rule, one wording: the exporter logs it (and spools), the bridge does not start,
+    doctor reports it; with TRUBRICS_ALLOW_INSECURE=1 all three accept plain http."""
+    from trubrics_otel import TrubricsSpanExporter
+    from trubrics_otel.diagnose import diagnose
+
+    monkeypatch.setenv("TRUBRICS_HOST", value)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("TRUBRICS_ALLOW_INSECURE", raising=False)
+    reason = settings.host_refusal(value)
+    assert reason is not None and says in reason and "TRUBRICS_" in reason
+    with caplog.at_level(logging.ERROR, logger="trubrics"):
+        TrubricsSpanExporter(api_key=API_KEY, spool=tmp_path / "spool").shutdown(timeout_millis=100)
+    assert [r.getMessage() for r in caplog.records] == [f"Trubrics events will not be sent: {reason}. They are spooled."]
+    with pytest.raises(ValueError) as refused:
+        Bridge(api_key=API_KEY, listen="127.0.0.1:0", grpc_listen="off")
+    assert str(refused.value) == reason
+    [host] = [c for c in diagnose(api_key=API_KEY, in_app=False) if c.check == "host"]
+    assert (host.status, host.detail) == ("problem", reason)
+    assert API_KEY not in caplog.text + reason
+
+    monkeypatch.setenv("TRUBRICS_ALLOW_INSECURE", "1")  # the operator's opt-in: plain http only
+    assert (settings.host_refusal(value) is None) is value.startswith("http://")
+    if value.startswith("http://"):
+        assert Bridge(api_key=API_KEY, listen="127.0.0.1:0", grpc_listen="off").host == value
+        [host] = [c for c in diagnose(api_key=API_KEY, in_app=False) if c.check == "host"]
+        assert host.status == "ok"
+    assert saas.requests == []

@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import API_KEY
 
-from trubrics_otel import Trubrics, TrubricsSpanExporter
+from trubrics_otel import Trubrics, TrubricsSpanExporter, settings
 from trubrics_otel.deliver.journal import Journal
 from trubrics_otel.deliver.processor import SpoolingSpanProcessor
-from trubrics_otel.deliver.transport import insecure_reason
 from trubrics_otel.translate.jsonable import (
     MAX_DEPTH,
     MAX_PROPERTIES_CHARS,
@@ -302,8 +301,8 @@ def test_close_is_bounded_on_a_hanging_endpoint_and_spools_the_rest(endpoint, pr
         ("ftp://127.0.0.1", True),
     ],
 )
-def test_insecure_reason(url, refused):
-    assert (insecure_reason(url) is not None) == refused
+def test_host_refusal(url, refused):
+    assert (settings.host_refusal(url, allow_insecure=False) is not None) == refused
 
 
 def test_plain_http_to_a_remote_host_is_refused(caplog, private_spool):
@@ -311,8 +310,8 @@ def test_plain_http_to_a_remote_host_is_refused(caplog, private_spool):
         client = Trubrics(api_key=API_KEY, host="http://trubrics.example", flush_interval=0.05)
         client.track(user_id="u", event="e")
         assert client.flush(timeout=2) == 1  # kept (spooled), never sent
-    assert "Not sending to http://trubrics.example" in caplog.text
-    assert "allow_insecure=True" in caplog.text
+    assert "http://trubrics.example: plain http:// off loopback would expose the API key" in caplog.text
+    assert "allow_insecure=True" in caplog.text and "TRUBRICS_ALLOW_INSECURE=1" in caplog.text
     stats = client.stats()
     assert stats["sent"] == 0 and stats["retries"] == 0
     client.close(timeout=1)

@@ -198,6 +198,18 @@ def test_serve_reports_a_port_in_use(tmp_path, capsys):
         assert len(error.strip().splitlines()) == 1
 
 
+def test_serve_gives_back_the_logging_it_set_up(tmp_path, capsys):
+    """``main(["serve", ...])`` in a caller's own process (a test) leaves ``trubrics.server``'s
+    logging as it found it: a handler left on the captured stderr broke later commands' lines."""
+    import logging
+
+    server_log = logging.getLogger("trubrics.server")
+    before = (list(server_log.handlers), server_log.level, server_log.propagate)
+    with LocalServer(tmp_path / "a.sqlite3", grpc_port=None) as running:
+        assert main(["serve", "--port", str(running.port), "--no-grpc", "--db", str(tmp_path / "b.sqlite3")]) == 2
+    assert (list(server_log.handlers), server_log.level, server_log.propagate) == before
+
+
 def test_quickstart_prints_what_the_server_stored(tmp_path, capsys):
     db = tmp_path / "quickstart.sqlite3"
     assert load_quickstart().main(["--db", str(db)]) == 0

@@ -112,7 +112,7 @@ def test_allow_insecure_space_zero_keeps_the_key_off_plain_http(monkeypatch, cap
     monkeypatch.setenv("TRUBRICS_ALLOW_INSECURE", " 0")
     with caplog.at_level(logging.ERROR, logger="trubrics"):
         exporter = TrubricsSpanExporter(api_key="sk-x", host="http://example.invalid:9", spool=tmp_path)
-    assert "Not sending to http://example.invalid:9" in caplog.text
+    assert "http://example.invalid:9: plain http:// off loopback would expose the API key" in caplog.text
     exporter.shutdown(timeout_millis=100)
 
 

@@ -331,3 +331,47 @@ def test_a_fold_failing_each_time_is_not_paid_by_every_read(tmp_path, monkeypatc
     store.engine.fold()  # the writer's or close's fold still tries (and clears the pause)
     assert_exact(store, 50)
     store.close()
+
+
+def test_a_fold_failing_at_open_opens_the_store_ingests_and_says_what_the_summaries_lack(tmp_path, capsys,
+                                                                                       monkeypatch):
+    """A fold that fails when the file is opened (a full disk, a trigger that raises) no longer
+    makes it unusable: the server starts and acknowledges (and commits) new events, every read
+    answers with one line naming how many events the summaries lack, and once the cause is gone
+    the next fold counts each event once."""
+    import logging
+
+    from trubrics_otel.cli import main
+    from trubrics_otel.server import LocalServer
+
+    server_log = logging.getLogger("trubrics.server")  # as in a new process: an in-process serve run
+    monkeypatch.setattr(server_log, "handlers", [])  # by an earlier test leaves its handler there
+    monkeypatch.setattr(server_log, "propagate", True)
+    path = tmp_path / "events.sqlite3"
+    writer = Store(path)
+    writer.insert((), turns(0, 50))  # committed, not folded: under the writer's threshold
+    with sqlite3.connect(path) as c:  # every fold from now on fails
+        c.execute("CREATE TRIGGER stuck BEFORE UPDATE ON fold_state BEGIN SELECT RAISE(ABORT, 'stuck'); END")
+
+    assert main(["users", "--db", str(path), "--json"]) == 0  # opening folds first: it fails
+    out, err = capsys.readouterr()
+    assert sum(u["events"] for u in json.loads(out)) == 0  # the summaries as they are
+    assert err.count("\n") == 1 and "lack the last 50 stored events" in err and "stuck" in err, err
+    assert main(["events", "--db", str(path), "--json", "--limit", "100"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 50  # every stored event
+
+    with LocalServer(path, port=0, grpc_port=None) as server:  # serve starts on it
+        response = requests.post(f"{server.url}/publish_llm_events", data=json.dumps(turns(50, 10)),
+                                 headers=HEADERS, timeout=30)
+        assert response.status_code == 200, response.text
+    assert pending(path) == 60  # acknowledged and committed, nothing lost
+
+    store = Store(path, session_timeout_s=3600)  # another timeout: its sessions wait for a fold
+    assert store.count()["last_id"] == 60
+    with sqlite3.connect(path) as c:
+        c.execute("DROP TRIGGER stuck")
+    store.engine.fold()  # the next fold goes through, sessions rebuilt for the hour with it
+    with store.reader() as db:
+        assert derived.stored_timeout_us(db) == 3600 * 10**6
+    assert_exact(store, 60)
+    store.close(), writer.close()

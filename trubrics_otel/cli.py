@@ -23,7 +23,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from trubrics_otel.cli_args import Parser, empty_window, plain
+from trubrics_otel import settings
+from trubrics_otel.cli_args import Parser, database_setting, empty_window, plain
 
 # subcommand -> module (or ``module:object``) defining ``add_arguments(parser)`` and
 # ``run(args) -> int``
@@ -81,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:  # argparse would name only "trubrics-otel", not the subcommand they were given to
         print(f"trubrics-otel {args.command}: unrecognized arguments: {' '.join(unknown)}", file=sys.stderr)
         raise SystemExit(2)
-    if problem := empty_window(args):  # --since/--until are checked one by one by argparse
+    if problem := empty_window(args) or database_setting(args):  # beyond one argument's check
         print(f"trubrics-otel {args.command}: {problem}", file=sys.stderr)
         raise SystemExit(2)  # as argparse does for one bad argument
     # our own process: the PostgreSQL pool's reconnect warnings would bury the one line (or
@@ -153,7 +154,7 @@ def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
         return str(exc)
 
     if isinstance(exc, StoreError):  # a bad --db URL, a missing extra, a database down or too new
-        return f"--db {_db_path(args)}: {exc}" if hasattr(args, "db") else str(exc)
+        return f"{_db_setting(args)} {_db_path(args)}: {exc}" if hasattr(args, "db") else str(exc)
     if isinstance(exc, sqlite3.DatabaseError):
         db = _db_path(args)
         return f"cannot use the database {db}: {'it is a directory' if os.path.isdir(db) else exc}"
@@ -161,6 +162,11 @@ def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
                                                   errno.EROFS, errno.ENOENT):
         return f"cannot use the database {_db_path(args)}: {exc.strerror}: {exc.filename}"
     return None
+
+
+def _db_setting(args: argparse.Namespace) -> str:
+    """Where the database was named: the argument, else the variable (else the default's)."""
+    return "--db" if getattr(args, "db", None) else "TRUBRICS_DB_URL" if settings.raw(settings.DB_URL) else "database"
 
 
 def _db_path(args: argparse.Namespace) -> str:

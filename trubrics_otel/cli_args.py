@@ -12,8 +12,8 @@ Each check is a ``type=`` function: it returns the value or raises
 :class:`argparse.ArgumentTypeError`, whose message argparse puts after the argument's name.
 Numbers and URLs are read by the same parsers as the environment variables
 (:mod:`trubrics_otel.settings`), so ``--timeout`` and ``TRUBRICS_BRIDGE_TIMEOUT`` accept the same
-things. A ``--db`` value containing ``://`` is a database URL: a server's is left to the
-store, a ``sqlite:///path`` is checked as the path.
+things. A ``--db`` value containing ``://`` is a database URL: a server's is checked for its
+shape (the store connects), a ``sqlite:///path`` is checked as the path.
 """
 
 from __future__ import annotations
@@ -25,19 +25,25 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from trubrics_otel import settings
 
 T = TypeVar("T")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")  # two letters at least: C:/x is a path
 _SQLITE_URL = "sqlite:///"
 
 
 class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line on stderr (``prog: message``) and exit 2:
-    the usage dump argparse prints first pushes the message out of sight."""
+    the usage dump argparse prints first pushes the message out of sight. A value that starts
+    with ``-`` and a digit (``--within -1d``, ``--since -2h``) is the option's value, checked by
+    its type (as Python 3.13's argparse does), not an unknown option leaving the option
+    "expected one argument"."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-\.?\d")  # no option of ours looks like one
 
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: {message}", file=sys.stderr)
@@ -126,13 +132,32 @@ def empty_window(args: argparse.Namespace) -> str | None:
 
 
 def database_location(text: str) -> str:
-    """Any database location: a path, ``sqlite:///path`` or a URL with its ``//``. Refuses
-    ``postgresql:/db`` or ``postgres:user@host``, a URL missing its ``//``, which would otherwise
-    be read as a file in a directory named ``postgresql:``."""
-    if "://" not in text and _SCHEME.match(text):
-        raise argparse.ArgumentTypeError(f"{text!r}: a database URL is scheme://…, such as "
-                                         "postgresql://user@host:5432/database or sqlite:///path")
-    return text
+    """Any database location: a path, ``sqlite:///path`` or ``postgresql://…``, checked as
+    ``TRUBRICS_DB_URL`` is (:func:`settings.database_url`): ``postgresql:/db``,
+    ``postgres:user@host`` (no ``//``, else a file in a directory named ``postgresql:``), another
+    scheme or a PostgreSQL URL naming nothing are refused, the password never shown."""
+    try:
+        return settings.database_url(text) and text
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{settings.hide_password(text)!r}: {exc}") from None
+
+
+def database_setting(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``TRUBRICS_DB_URL`` when the command reads or serves the store it
+    names (no ``--db``, no ``--url``), naming the variable, never its password; None when it
+    is fine or unused. Refused before the command starts: never the default file instead. Its
+    file is checked as the command's ``--db`` would be (``args.db_check``): ``serve`` creates no
+    directory, a reader does not show a typo as an empty store."""
+    if not hasattr(args, "db") or args.db is not None or getattr(args, "url", None):
+        return None
+    value = settings.raw(settings.DB_URL)
+    if value is None or (problem := settings.destination_error(settings.DB_URL, value)):
+        return problem if value is not None else None
+    try:
+        getattr(args, "db_check", database_location)(value)
+    except argparse.ArgumentTypeError as exc:
+        return f"{settings.DB_URL.name}={exc}"
+    return None
 
 
 def _sqlite_file(text: str) -> Path | None:

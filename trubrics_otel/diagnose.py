@@ -9,7 +9,8 @@
     trubrics_otel.doctor()               # in the app (stderr): also checks its global TracerProvider
 
 Checks: the API key is set (never shown), the host is an http(s) URL that may be given the key,
-the host answers (even with no key set) and accepts the key, the spool directory is writable and what waits in it,
+the host answers (even with no key set) and accepts the key, the spool directory is writable and what waits in it
+(for this host and key, and for others: where, and how to send them here),
 which LLM instrumentations are installed (do they import, will they capture prompts and
 generations), which extras are installed, the Python and OpenTelemetry versions, and (in-app)
 whether the global TracerProvider is an SDK one.
@@ -28,6 +29,7 @@ import importlib.util
 import json
 import os
 import platform
+import shlex
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
@@ -61,7 +63,7 @@ def diagnose(host: str | None = None, api_key: str | None = None, *, in_app: boo
     checks.append(url_check)
     if url and url_check.status == OK:  # without a key too: an unreachable host is a second problem to fix
         checks.append(_probe(url, key))
-    checks.append(_spool(url or settings.DEFAULT_HOST, key))
+    checks.extend(_spool(str(settings.read(settings.HOST, host)), key))  # the exporter's, malformed or not
     checks.extend(_instrumentations())
     checks.extend(_extras())
     checks.append(_provider() if in_app else Check(
@@ -104,20 +106,16 @@ def _versions() -> Check:
 
 
 def _host(host: str | None) -> tuple[str | None, Check]:
-    from trubrics_otel.deliver.transport import insecure_reason
-
     given = host if host is not None else settings.raw(settings.HOST)
-    if given is None:
-        url = settings.DEFAULT_HOST
-    else:
-        if malformed := settings.destination_error(settings.HOST, given, host, "--host"):
-            return None, Check("host", PROBLEM, f"{malformed}; nothing is sent (never to the default)",
-                               "set TRUBRICS_HOST to the ingestion URL, e.g. http://127.0.0.1:8787 for serve")
-        url = settings.url(given)
-    reason = insecure_reason(url)
-    if reason and not settings.read(settings.ALLOW_INSECURE):
-        return url, Check("host", PROBLEM, f"{url}: {reason}; the key is never sent there",
-                          "use https://, or TRUBRICS_ALLOW_INSECURE=1 on a trusted network")
+    url = settings.DEFAULT_HOST if given is None else given
+    refusal = settings.host_refusal(url, host, "--host")  # as the exporter and the bridge refuse it
+    fix = "set TRUBRICS_HOST to the ingestion URL: https://…, or http://127.0.0.1:8787 for trubrics-otel serve"
+    try:
+        url = settings.url(url)
+    except ValueError:
+        return None, Check("host", PROBLEM, str(refusal), fix)
+    if refusal:
+        return url, Check("host", PROBLEM, refusal, fix)
     return url, Check("host", OK, url + (" (the default: Trubrics' own)" if given is None else ""))
 
 
@@ -161,32 +159,69 @@ def _unanswered(exc: Exception, url: str) -> str:
     return type(exc).__name__
 
 
-def _spool(url: str, key: str) -> Check:
+def _spool(host: str, key: str) -> list[Check]:
+    """Whether the spool is writable, what waits in it for ``host`` and ``key``, and what waits
+    for other destinations: events spooled while the host was malformed or had another value
+    are sent by no process using this one (a spool is one host and key's)."""
     from trubrics_otel.deliver.exporter import spool_key
+    from trubrics_otel.deliver.spool import waiting_events
 
     setting = settings.read(settings.SPOOL)
     if setting is False:
-        return Check("spool", NOTE, "off (TRUBRICS_SPOOL): undelivered events are kept in memory only")
+        return [Check("spool", NOTE, "off (TRUBRICS_SPOOL): undelivered events are kept in memory only")]
     base = settings.cache_directory() / "trubrics-otel" / "spool" if setting in (None, True) else Path(setting)
     existing = next(p for p in (base, *base.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        return Check("spool", PROBLEM, f"{base} cannot be created or written ({existing} is not a writable "
-                     "directory)", "set TRUBRICS_SPOOL to a writable directory")
+        return [Check("spool", PROBLEM, f"{base} cannot be created or written ({existing} is not a writable "
+                      "directory)", "set TRUBRICS_SPOOL to a writable directory")]
     if existing == base:
         try:
             tempfile.TemporaryFile(dir=base).close()
         except OSError as exc:
-            return Check("spool", PROBLEM, f"{base}: {exc.strerror}", "set TRUBRICS_SPOOL to a writable directory")
-    mine = base / spool_key(url, key)
+            return [Check("spool", PROBLEM, f"{base}: {exc.strerror}", "set TRUBRICS_SPOOL to a writable directory")]
+    mine = base / spool_key(host, key)
     segments = sorted(mine.glob("*.seg")) if mine.is_dir() else []
-    others = [p for p in base.glob("*/*.seg") if p.parent != mine] if base.is_dir() else []
     size = sum(p.stat().st_size for p in segments)
-    detail = f"{base} is writable; " + (
-        f"{len(segments)} segment file(s), {size / 1024:.1f} KiB waiting for this host and key" if segments
-        else "nothing waiting for this host and key")
-    if others:
-        detail += f"; {len(others)} segment file(s) for other hosts or keys"
-    return Check("spool", OK, detail)
+    checks = [Check("spool", OK, f"{base} is writable; " + (
+        f"{len(segments)} segment file(s), {size / 1024:.1f} KiB waiting for this host and key "
+        f"({_events(waiting_events(mine))})" if segments else "nothing waiting for this host and key"))]
+    others = sorted(p for p in base.iterdir() if p.is_dir() and p != mine) if base.is_dir() else []
+    for directory in others:
+        if events := waiting_events(directory):
+            checks.append(_elsewhere(directory, events, mine, _spooled_for(directory.name, host, key)))
+    return checks
+
+
+def _events(count: int) -> str:
+    return f"{count} event{'s' if count != 1 else ''}"
+
+
+def _spooled_for(name: str, host: str, key: str) -> str | None:
+    """The host a spool directory was this key's for, when it is an earlier form of ``host``
+    (without its scheme, as in ``localhost:8000``, another scheme, a trailing ``/``) or the default."""
+    from trubrics_otel.deliver.exporter import spool_key
+
+    bare = host.split("://", 1)[-1]
+    for candidate in (settings.DEFAULT_HOST, bare, f"http://{bare}", f"https://{bare}", f"{host}/", f"{bare}/"):
+        if candidate != host and spool_key(candidate, key) == name:
+            return candidate
+    return None
+
+
+def _elsewhere(directory: Path, events: int, mine: Path, spooled_for: str | None) -> Check:
+    """Events spooled for another destination: where they are and how to send them to this
+    one (no command sends them: that is the operator's call, they may be another project's)."""
+    move = f"mkdir -p -m 700 {shlex.quote(str(mine))} && mv {shlex.quote(str(directory))}/*.seg* {shlex.quote(str(mine))}/"
+    if spooled_for is None:
+        return Check("spool", NOTE, f"{_events(events)} waiting in {directory} for another host or key: the next "
+                     "process using that host and key sends them", f"if they are this app's, to send them to "
+                     f"this host with this key, with no app running on the old setting: {move}")
+    malformed = settings.destination_error(settings.HOST, spooled_for) is not None
+    return Check("spool", PROBLEM if malformed else NOTE,
+                 f"{_events(events)} waiting in {directory}, spooled with this key for the host {spooled_for!r}"
+                 + (", which is malformed: no process sends them" if malformed else
+                    ": only a process using that host sends them"),
+                 f"to send them to this host instead, with no app running on the old setting: {move}")
 
 
 def _instrumentations() -> list[Check]:

@@ -17,16 +17,19 @@ The rules are the same for every variable:
 * numbers must be finite and positive;
 * anything else is logged as an error naming the variable, and the default is used. The
   value of a secret (the API key) is never logged;
-* except for a destination (``TRUBRICS_HOST``): a malformed one is never replaced by the
-  default, which would send the events and the key somewhere the user did not name. It is
-  returned as given for the caller to refuse (:func:`destination_error`): nothing is sent.
+* except for a destination (``TRUBRICS_HOST``, ``TRUBRICS_DB_URL``): a malformed one is never
+  replaced by the default, which would send the events and the key somewhere the user did not
+  name, or read another store than the one named. It is returned as given for the caller to
+  refuse (:func:`destination_error`): nothing is sent, nothing is read.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,12 +169,54 @@ def sampler_name(text: str) -> str:
     return name
 
 
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")  # two letters at least: C:/x is a path
+_POSTGRES = ("postgresql", "postgres")
+
+
 def database_url(text: str) -> str:
-    """A path, ``sqlite:///path`` or ``postgresql://user@host:port/db`` (the store's engine)."""
+    """A path, ``sqlite:///path`` or ``postgresql://user@host:port/db`` (the store's engine).
+    Refused: another scheme, a URL missing its ``//`` (``postgres:user@host`` would be a file
+    in a directory named ``postgres:``), ``sqlite:///`` naming no file, a PostgreSQL URL naming
+    neither a host nor a database, a port that is no port. The messages never quote the value
+    (a password may be in it)."""
     value = text.strip()
-    if "://" in value and not value.startswith(("sqlite://", "postgresql://", "postgres://")):
-        raise ValueError("expected a path, sqlite:///path or postgresql://user@host:port/database")
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        if _URL_SCHEME.match(value):
+            raise ValueError("a database URL is scheme://…, such as postgresql://user@host:5432/database "
+                             "or sqlite:///path")
+        return value
+    if scheme == "sqlite":
+        if not rest.startswith("/") or not rest.strip("/"):
+            raise ValueError("expected sqlite:///relative/path or sqlite:////absolute/path")
+    elif scheme in _POSTGRES:
+        parts = urlsplit(value)
+        host = parts.netloc.rpartition("@")[2]
+        if not host and not parts.path.strip("/") and not parts.query:
+            raise ValueError("a postgresql:// URL names a host or a database: postgresql://user@host:5432/database")
+        _, colon, port = host.rpartition("]")[2].rpartition(":")
+        if colon and "," not in host and not (port.isdigit() and int(port) <= 65535):
+            raise ValueError("its port is not a number from 0 to 65535")
+    else:
+        named = f"{scheme}:// is" if _URL_SCHEME.fullmatch(scheme + ":") else "that scheme is"
+        raise ValueError(f"{named} not a store: expected a path, sqlite:///path or "
+                         "postgresql://user@host:port/database")
     return value
+
+
+def hide_password(location: str) -> str:
+    """A database location for people: ``postgresql://user:secret@host/db`` →
+    ``postgresql://user:***@host/db``, and a ``password=`` parameter's value hidden. Everything
+    up to the last ``@`` is taken as the user and password (a password may hold ``@`` or ``/``)."""
+    location = re.sub(r"(password=)[^&]*", r"\1***", location)
+    scheme, sep, rest = location.partition("://")
+    if not sep and (missing_slashes := _URL_SCHEME.match(location)):  # postgres:user:secret@host
+        scheme, sep, rest = location[:missing_slashes.end() - 1], ":", location[missing_slashes.end():]
+    if not sep or "@" not in rest:
+        return location
+    user_info, _, host = rest.rpartition("@")
+    user, colon, _ = user_info.partition(":")
+    return f"{scheme}{sep}{user}:***@{host}" if colon else location
 
 
 # --- the variables --------------------------------------------------------------------------
@@ -187,7 +232,9 @@ class Variable:
     secret: bool = False
     doc: str = ""
     destination: bool = False
-    """Where events (and the key) go: a malformed value is kept, never the default."""
+    """Where events (and the key) go, or are read from: a malformed value is kept, never the default."""
+    shown: Callable[[str], str] | None = None
+    """How a secret's value may be shown (a URL without its password); None: never."""
 
 
 API_KEY = Variable("TRUBRICS_API_KEY", text_value, None, secret=True,
@@ -252,10 +299,11 @@ above the SDK's 128, since senders' SDKs have bounded them already (a Collector 
 DB = Variable("TRUBRICS_DB", path, None,
               doc="The local server's SQLite file (`--db`); unset: `trubrics-otel/events.sqlite3` "
                   "under the data directory.")
-DB_URL = Variable("TRUBRICS_DB_URL", database_url, None, secret=True,
+DB_URL = Variable("TRUBRICS_DB_URL", database_url, None, secret=True, destination=True, shown=hide_password,
                   doc="The store for `serve` and the reading commands (`--db`): a SQLite path, "
-                      "`sqlite:///path` or `postgresql://…`; wins over `TRUBRICS_DB`. Secret: a URL "
-                      "may carry a password.")
+                      "`sqlite:///path` or `postgresql://…`; wins over `TRUBRICS_DB`. A malformed value "
+                      "(another scheme, no `//`, no host nor database) is never replaced by the default "
+                      "file: the command refuses it in one line. Its password is never shown.")
 SERVE_WORKERS = Variable("TRUBRICS_SERVE_WORKERS", positive_integer, 1,
                         doc="Worker processes of `trubrics-otel serve` accepting on its port at once "
                             "(`--workers`): several decode, validate and store in parallel; OTLP/gRPC is "
@@ -284,8 +332,7 @@ def read(variable: Variable, argument: Any = None) -> Any:
     except ValueError as exc:
         if variable.destination:  # the caller refuses it (destination_error) and says so, once
             return raw.strip()
-        shown = "(hidden)" if variable.secret else repr(raw)
-        _logger.error("Ignoring %s=%s: %s; using the default (%r).", variable.name, shown, exc,
+        _logger.error("Ignoring %s=%s: %s; using the default (%r).", variable.name, _shown(variable, raw), exc,
                       variable.default)
         return variable.default
 
@@ -297,9 +344,44 @@ def destination_error(variable: Variable, value: str, argument: Any = None, argu
         variable.parse(str(value))
     except ValueError as exc:
         source = f"{argument_name}=" if argument is not None and argument_name else f"{variable.name}="
-        shown = "(hidden)" if variable.secret else repr(str(value))
-        return f"{source}{shown} is not usable: {exc}"
+        return f"{source}{_shown(variable, str(value))} is not usable: {exc}"
     return None
+
+
+def host_refusal(host: str, argument: Any = None, argument_name: str = "host",
+                 allow_insecure: bool | None = None) -> str | None:
+    """Why nothing may be sent to ``host`` (read for ``TRUBRICS_HOST``; ``argument`` when one
+    was given, named ``argument_name``), or None. The one rule the exporter (it spools), the
+    bridge (it does not start) and ``doctor`` (it reports) apply: a malformed host is named and
+    never replaced by the default; plain ``http://`` off loopback would put the API key on the
+    wire readable, unless ``allow_insecure`` (else ``TRUBRICS_ALLOW_INSECURE``) says the network
+    is trusted. Never quotes the key."""
+    if malformed := destination_error(HOST, host, argument, argument_name):
+        return f"{malformed}; nothing is sent (never to the default host)"
+    parts = urlsplit(str(host))
+    if parts.scheme == "https" or loopback(parts.hostname or "") or read(ALLOW_INSECURE, allow_insecure):
+        return None
+    return (f"{host}: plain http:// off loopback would expose the API key; use https://, or "
+            f"{ALLOW_INSECURE.name}=1 (allow_insecure=True) on a trusted network")
+
+
+def loopback(host: str) -> bool:
+    """Whether only this machine can reach ``host``: ``localhost`` (and ``*.localhost``),
+    127.0.0.0/8, ``::1``."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _shown(variable: Variable, value: str) -> str:
+    """``value`` as a message may quote it: a secret hidden (whole, or its password)."""
+    if not variable.secret:
+        return repr(value)
+    return repr(variable.shown(value)) if variable.shown else "(hidden)"
 
 
 def raw(variable: Variable) -> str | None:

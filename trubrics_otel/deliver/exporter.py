@@ -68,7 +68,6 @@ from trubrics_otel.deliver.transport import (
     SendResult,
     Transport,
     config_error,
-    insecure_reason,
 )
 from trubrics_otel.semconv import SCOPE_NAME
 from trubrics_otel.translate.cost import PriceTable, price_event
@@ -104,17 +103,9 @@ class TrubricsSpanExporter(SpanExporter):
         self._sampler = sampler_for(settings.sample_rate() if sample_rate is None else sample_rate)
         self._policy = policy_from_settings(mask, capture_content, self._logger)
         self._prices = load_price_table(prices)  # custom prices now; the maintained table lazily
-        refusal = config_error(self.host, api_key, host)
+        refusal = config_error(self.host, api_key, host, allow_insecure)
         if refusal:  # one clear error now; nothing is ever attempted against this endpoint
             self._logger.error("Trubrics events will not be sent: %s. They are spooled.", refusal)
-        elif not settings.read(settings.ALLOW_INSECURE, allow_insecure):
-            refusal = insecure_reason(self.host)
-            if refusal:
-                self._logger.error(
-                    "Not sending to %s: %s. Use https://, or allow_insecure=True "
-                    "(TRUBRICS_ALLOW_INSECURE=1) if the network is trusted. Events are spooled.",
-                    self.host, refusal,
-                )
         transport = Transport(
             self.host, api_key, timeout=settings.read(settings.TIMEOUT, timeout), logger=self._logger
         )

@@ -277,7 +277,7 @@ class Spool:
                 os.close(fd)  # alive owner, or deleted while we waited
                 continue
             size = os.fstat(fd).st_size
-            segment = _Segment(file, fd, size, self._load_ack(file, size), 0, own=False)
+            segment = _Segment(file, fd, size, _load_ack(file, size), 0, own=False)
             segment.events = self._count_events(segment)
             claimed.append(segment)
             self._bytes += size
@@ -291,18 +291,7 @@ class Spool:
             )
 
     def _count_events(self, segment: _Segment) -> int:
-        count, offset = 0, segment.offset
-        while offset < segment.size:
-            header = os.pread(segment.fd, _HEADER.size, offset)
-            if len(header) < _HEADER.size:
-                break
-            magic, events, length, _ = _HEADER.unpack(header)
-            if magic != _MAGIC:
-                offset = self._resync(segment, offset + 1)
-                continue
-            count += events
-            offset += _HEADER.size + length
-        return count
+        return _count_records(os.pread(segment.fd, segment.size, 0), segment.offset)
 
     def _next_record(
         self, segment: _Segment, offset: int, size: int
@@ -352,16 +341,6 @@ class Spool:
             os.pwrite(segment.ack_fd, _ACK.pack(segment.offset, zlib.crc32(offset)), 0)
         except OSError as exc:
             self._logger.warning("Trubrics spool: could not record progress: %s", exc)
-
-    def _load_ack(self, file: Path, size: int) -> int:
-        try:
-            raw = _ack_file(file).read_bytes()
-            offset, crc = _ACK.unpack(raw[: _ACK.size])
-        except (OSError, struct.error):
-            return 0
-        if crc != zlib.crc32(struct.pack(">Q", offset)) or offset > size:
-            return 0
-        return offset
 
     def _forget(self, segment: _Segment) -> None:
         """A segment with nothing left to deliver: what it still counts was damaged."""
@@ -432,6 +411,38 @@ def _decode(payload: bytes, crc: int) -> tuple[str, list[Event]] | None:
         return path.decode("ascii"), events if isinstance(events, list) else []
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+def waiting_events(directory: Path) -> int:
+    """Events waiting in ``directory``'s segments past their acknowledged part, read from the
+    record headers without claiming a segment (for ``trubrics-otel doctor``)."""
+    count = 0
+    for file in directory.glob(f"*{_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            data = file.read_bytes()
+            count += _count_records(data, _load_ack(file, len(data)))
+    return count
+
+
+def _count_records(data: bytes, at: int) -> int:
+    """Events in the records of a segment's ``data`` from ``at``, by their headers (damage
+    skipped to the next ``magic``)."""
+    count = 0
+    while (at := data.find(_MAGIC, at)) >= 0 and at + _HEADER.size <= len(data):
+        _, events, length, _ = _HEADER.unpack_from(data, at)
+        count, at = count + events, at + _HEADER.size + length
+    return count
+
+
+def _load_ack(file: Path, size: int) -> int:
+    try:
+        raw = _ack_file(file).read_bytes()
+        offset, crc = _ACK.unpack(raw[: _ACK.size])
+    except (OSError, struct.error):
+        return 0
+    if crc != zlib.crc32(struct.pack(">Q", offset)) or offset > size:
+        return 0
+    return offset
 
 
 def _ack_file(file: Path) -> Path:

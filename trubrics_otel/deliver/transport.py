@@ -31,7 +31,6 @@ send back to Trubrics, without end).
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import json
 import logging
 import math
@@ -226,7 +225,7 @@ class Transport:
                         raise ReadTimeoutError(self._pool, url, f"no whole answer within {timeout:.1f} s")
                 except (_HTTPError, _NoPool) as exc:
                     result = SendResult(ok=False, detail=_describe(exc), retryable=True)
-                    if _refused(exc) and _is_loopback(self.base):
+                    if _refused(exc) and settings.loopback(urlsplit(self.base).hostname or ""):
                         result.detail = "Connection refused: nothing listens there"
                         result.unreachable = True
                         result.attempts = attempt
@@ -282,37 +281,13 @@ def our_own_calls() -> Iterator[None]:
         otel_context.detach(token)
 
 
-def insecure_reason(url: str) -> str | None:
-    """Why sending an API key to ``url`` would expose it, or None when it is safe.
-
-    ``https://`` is safe; so is ``http://`` to a loopback host (127.0.0.0/8, ::1, localhost).
-    """
-    parts = urlsplit(url)
-    if parts.scheme == "https":
-        return None
-    if parts.scheme != "http":
-        return f"unsupported scheme {parts.scheme!r}"
-    if _is_loopback(url):
-        return None
-    return f"plain http:// to {parts.hostname or '(no host)'} would expose the API key"
-
-
-def config_error(url: str, api_key: str, host_argument: str | None = None) -> str | None:
+def config_error(url: str, api_key: str, host_argument: str | None = None,
+                 allow_insecure: bool | None = None) -> str | None:
     """Why nothing can be sent at all with this host (``host_argument`` when given in code,
-    else ``TRUBRICS_HOST``) and key, or None."""
+    else ``TRUBRICS_HOST``) and key, or None: no key, or :func:`settings.host_refusal`."""
     if not api_key:
         return "no Trubrics API key: pass api_key= or set TRUBRICS_API_KEY"
-    return settings.destination_error(settings.HOST, url, host_argument, "host")
-
-
-def _is_loopback(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return settings.host_refusal(url, host_argument, "host", allow_insecure)
 
 
 def _refused(exc: BaseException) -> bool:

@@ -76,7 +76,6 @@ from trubrics_otel.deliver.transport import (
     LLM_EVENTS_PATH,
     SendResult,
     Transport,
-    insecure_reason,
 )
 from trubrics_otel.receive import langfuse, otlp
 from trubrics_otel.receive.http import HttpReceiver, Reply, Request, is_loopback, key_matches
@@ -124,11 +123,8 @@ class Bridge:
         or for a plain ``http://`` host off loopback (the API key would cross the network readable)."""
         self._logger = logger or logging.getLogger("trubrics.bridge")
         self.host = settings.read(settings.HOST, host)
-        if malformed := settings.destination_error(settings.HOST, self.host, host, "host"):
-            raise ValueError(f"{malformed}; nothing is sent")
-        if (insecure := insecure_reason(self.host)) and not settings.read(settings.ALLOW_INSECURE, allow_insecure):
-            raise ValueError(f"not sending to {self.host}: {insecure}; use https://, or TRUBRICS_ALLOW_INSECURE=1 "
-                             "if the network is trusted")
+        if refusal := settings.host_refusal(self.host, host, "host", allow_insecure):
+            raise ValueError(refusal)
         self._api_key = settings.read(settings.API_KEY, api_key) or None
         self._listen = settings.address(listen) if listen else settings.read(settings.BRIDGE_LISTEN)
         grpc = settings.address_or_off(grpc_listen) if grpc_listen else settings.read(settings.BRIDGE_GRPC_LISTEN)

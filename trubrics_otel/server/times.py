@@ -52,6 +52,8 @@ def parse_time(text: str, now: _dt.datetime | None = None) -> _dt.datetime:
             amount = float(text[:-1])
         except ValueError:
             amount = None
+        if amount is not None and amount < 0:  # -1d would be a day ahead: an empty window
+            raise ValueError(f"a duration ago is 0 or more, such as 1d for a day ago: {text[:64]!r}")
         if amount is not None:
             now = now or _dt.datetime.now(_dt.timezone.utc)
             try:  # inf, 1e400, 99999999d: beyond what a datetime holds

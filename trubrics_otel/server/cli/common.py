@@ -113,6 +113,7 @@ def short_duration(seconds: float) -> str:
 
 
 def db_argument(parser: argparse.ArgumentParser, check: Callable[[str], str]) -> None:
+    parser.set_defaults(db_check=check)  # TRUBRICS_DB_URL's file is checked as --db's (cli_args.database_setting)
     parser.add_argument("--db", type=check, default=None, metavar="PATH|URL",
                         help="SQLite file (or sqlite:///path) or postgresql://user@host:port/database "
                              f"(default $TRUBRICS_DB_URL, $TRUBRICS_DB or {default_db_path()})")

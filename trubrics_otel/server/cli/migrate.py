@@ -32,12 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the store to copy: a SQLite path, sqlite:///path or postgresql://…")
     parser.add_argument("--to", dest="target", required=True, metavar="URL", type=checks.new_database,
                         help="the store to copy into (new, or the one an interrupted copy left)")
-    parser.add_argument("--chunk", type=int, default=5000, help="events per transaction (default 5000)")
+    parser.add_argument("--chunk", type=checks.positive_int, default=5000, help="events per transaction (default 5000)")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.chunk < 1:
-        return _refused("--chunk must be at least 1")
     source = Store(args.source)
     if not source.exists():
         return _refused(f"--from {source.location}: no such database")

@@ -59,12 +59,24 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """Serve with the server's log on stderr, given back as it was when serve returns (a
+    caller of ``main()`` in its own process, such as a test, keeps its logging)."""
     logger = logging.getLogger("trubrics.server")
-    logger.setLevel(args.log_level)
+    level, propagate = logger.level, logger.propagate
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(handler)
+    logger.setLevel(args.log_level)
     logger.propagate = False
+    try:
+        return _serve_logged(args, logger)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def _serve_logged(args: argparse.Namespace, logger: logging.Logger) -> int:
     from trubrics_otel.receive import grpc as otlp_grpc
 
     grpc_port = None if args.no_grpc else DEFAULT_GRPC_PORT if args.grpc_port is None else args.grpc_port

@@ -71,7 +71,7 @@ from trubrics_otel.server import queries  # attributes read at call time: querie
 from trubrics_otel.server.store import derived
 from trubrics_otel.server.store.dialect import NO_LIMIT
 from trubrics_otel.server.store.errors import SchemaTooNew, StoreError, StoreUnavailable
-from trubrics_otel.server.store.postgres import PostgresEngine, hide_password
+from trubrics_otel.server.store.postgres import PostgresEngine
 from trubrics_otel.server.store.rows import event_row, llm_row
 from trubrics_otel.server.store.sqlite import SQLiteEngine
 from trubrics_otel.server.times import (
@@ -107,13 +107,17 @@ def default_db_path() -> Path:
 
 
 def default_location() -> str | Path:
-    """``$TRUBRICS_DB_URL``, else :func:`default_db_path`."""
-    return settings.read(settings.DB_URL) or default_db_path()
+    """``$TRUBRICS_DB_URL``, else :func:`default_db_path`. A malformed ``$TRUBRICS_DB_URL``
+    raises :class:`StoreError` naming it: never the default file in its place."""
+    location = settings.read(settings.DB_URL)
+    if location is not None and (problem := settings.destination_error(settings.DB_URL, location)):
+        raise StoreError(problem)
+    return location or default_db_path()
 
 
 def shown(location: str | os.PathLike[str]) -> str:
     """A location for people: a URL's password replaced by ``***``."""
-    return hide_password(os.fspath(location))
+    return settings.hide_password(os.fspath(location))
 
 
 def is_url(location: object) -> bool:

@@ -35,6 +35,7 @@ from trubrics_otel.server.store import derived, migrations
 from trubrics_otel.server.store.dialect import POSTGRESQL, Dialect, search_words, to_pyformat
 from trubrics_otel.server.store.errors import StoreError, StoreUnavailable
 from trubrics_otel.server.store.rows import COLUMNS
+from trubrics_otel.settings import hide_password
 
 _OPTIONS = "-c plan_cache_mode=force_custom_plan -c jit=off"
 """Every pooled connection's settings, sent when it opens (no round trip): see _open_pool."""
@@ -50,11 +51,6 @@ def _psycopg() -> Any:
         raise StoreError("a postgresql:// database needs the [postgres] extra: "
                          "pip install 'trubrics-otel[postgres]'") from None
     return psycopg
-
-
-def hide_password(url: str) -> str:
-    """``postgresql://user:secret@host/db`` → ``postgresql://user:***@host/db``."""
-    return re.sub(r"(//[^:/@]+):[^@/]*@", r"\1:***@", url)
 
 
 class Row(tuple):  # type: ignore[type-arg]

@@ -26,9 +26,10 @@ and before every read (:meth:`SQLiteEngine.connection`, the one way in for the s
 readers, ``store.reader()``, the read API, the CLI and the analyses), when the store opens
 (rows left by a crash or another process) and on :meth:`SQLiteEngine.close`. A reader
 therefore never sees events the derived tables lack, and a fold over 5,000 events costs a
-fraction per event of a fold per batch of 100. A fold that fails is logged and rolled back:
-its events stay stored and pending, the next fold takes them (after failures in a row, a
-read's only every :data:`FOLD_RETRY_S`: meanwhile reads answer from the tables as they are).
+fraction per event of a fold per batch of 100. A fold that fails is logged (with how many
+events the tables lack) and rolled back: its events stay stored and pending, the next fold
+takes them (after failures in a row, a read's only every :data:`FOLD_RETRY_S`: meanwhile reads
+answer from the tables as they are). The open's fold too: the store opens all the same.
 A reader (no session timeout of its own) on a file it cannot write reads it as it is, never
 folds, and warns how many events its summary tables lack; a writer is refused it. As ``BEGIN IMMEDIATE``
 serialises writers, ids commit in order and the watermark is exact, whichever process wrote.
@@ -107,6 +108,7 @@ class SQLiteEngine:
         self._writing = False  # a thread is writing a group
         self._ready = False
         self._read_only = False  # a reader's file it cannot write: read as it is, never folded
+        self._sessions_checked = False  # ensure_sessions ran with a fold since the store opened
         self._local = threading.local()  # this thread's (generation, connection)
         self._generation = 0  # close() moves it on: every thread then opens a new connection
         self._open: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
@@ -119,9 +121,10 @@ class SQLiteEngine:
         return self.path.exists()
 
     def close(self) -> None:
-        """Fold what is pending, close every thread's connection (the store reopens them when
-        used again); the last one to close folds the WAL back into the database file."""
-        if self._ready and self.path.exists():
+        """Fold what is pending (unless folds fail and wait for FOLD_RETRY_S: the next open
+        retries), close every thread's connection (the store reopens them when used again);
+        the last one to close folds the WAL back into the database file."""
+        if self._ready and self.path.exists() and time.monotonic() >= self._read_fold_after:
             self.fold()
         with self._write_lock, self._open_lock:
             opened, self._open, self._ready = list(self._open), weakref.WeakSet(), False
@@ -173,9 +176,13 @@ class SQLiteEngine:
         return connection
 
     def _create(self) -> None:
-        """Migrate, make the hooks' tables, fold what a crash or another process left pending,
-        rebuild sessions for another timeout: one transaction (one process does it, the others
-        find it done)."""
+        """Migrate and make the hooks' tables (one transaction: one process does it, the others
+        find it done), then fold what a crash or another process left pending and rebuild
+        sessions for another timeout (the fold's transaction). A fold that fails opens the store
+        all the same, as one that fails later: logged, its events stored and pending, retried
+        by the next read or write. Tables rebuilt or refilled from every event (an upgrade, a
+        hook's new version) have the pending events already: their fold is in the first
+        transaction, which it fails whole."""
         with self._write_lock:
             if self._ready:
                 return
@@ -188,11 +195,14 @@ class SQLiteEngine:
                     rebuilt = connection.execute("PRAGMA user_version").fetchone()[0] < derived.VERSION
                     if rebuilt:
                         derived.upgrade_sqlite(connection)
-                    # tables filled from every event (a rebuild, a hook's) have the pending ones already
                     refilled = [hook for hook in self._hooks if hook.ensure(connection)]
-                    with _fold_cache(connection):
-                        self._fold_pending(connection, skip=refilled, rebuilt=rebuilt)
-                    derived.ensure_sessions(connection, self._timeout_us)
+                    self._sessions_checked = bool(rebuilt or refilled)
+                    if self._sessions_checked:
+                        with _fold_cache(connection):
+                            self._fold_pending(connection, skip=refilled, rebuilt=rebuilt)
+                        derived.ensure_sessions(connection, self._timeout_us)
+                if not self._sessions_checked and not self._fold(connection):
+                    self._read_fold_after = time.monotonic() + FOLD_RETRY_S  # said once, not again at the first read
             except sqlite3.OperationalError as error:
                 if not self._open_read_only(connection, error):
                     raise
@@ -208,11 +218,9 @@ class SQLiteEngine:
         if (migrations.current(connection) != migrations.latest("sqlite")
                 or connection.execute("PRAGMA user_version").fetchone()[0] < derived.VERSION):
             return False  # an older schema to migrate first: the write error says why not
-        folded, last = connection.execute(_PENDING).fetchone()
+        lacking = _lacking(connection)
         logger.warning("%s is read-only: reading it as it is%s", self.path,
-                       f"; its summary tables (sessions, users, stats, analyses, search) lack the last "
-                       f"{last - folded} stored events until a process that can write it opens it"
-                       if last > folded else "")
+                       f"; {lacking} until a process that can write it opens it" if lacking else "")
         self._read_only = True
         return True
 
@@ -229,12 +237,18 @@ class SQLiteEngine:
         try:
             with _fold_cache(connection), write_transaction(connection):
                 self._fold_pending(connection)
-        except Exception:
+                if not self._sessions_checked:  # the open's fold (or the first to succeed after it)
+                    derived.ensure_sessions(connection, self._timeout_us)
+        except Exception as error:
+            if not self._ready and isinstance(error, sqlite3.OperationalError) and refused_read_only(error):
+                raise  # the open's fold, on a file this process cannot write: see _open_read_only
             self._fold_failures += 1
-            logger.exception("could not fold the stored events into the summary tables of %s: "
-                             "they stay stored and pending, the next read or write retries", self.path)
+            lacking = _lacking(connection) or "its summary tables lack the events stored meanwhile"
+            logger.exception("%s: could not fold its stored events into its summary tables: reading it as it is; "
+                             "%s until a fold succeeds (the next read or write retries)", self.path, lacking)
             return False
         self._fold_at, self._read_fold_after, self._fold_failures = FOLD_ROWS, 0.0, 0
+        self._sessions_checked = True
         return True
 
     def _fold_pending(self, connection: SQLiteConnection, skip: Sequence[Any] = (),
@@ -338,6 +352,17 @@ class SQLiteEngine:
                 batch.stored, batch.rows_in = connection.total_changes - before, True
             folded, last = connection.execute(_PENDING).fetchone()
         return last - folded
+
+
+def _lacking(connection: SQLiteConnection) -> str:
+    """What the summary tables lack (the events after the watermark), for a warning; empty
+    when nothing, or when the file cannot say."""
+    try:
+        folded, last = connection.execute(_PENDING).fetchone()
+    except sqlite3.Error:
+        return ""
+    return (f"its summary tables (sessions, users, stats, analyses, search) lack the last {last - folded} "
+            "stored events" if last > folded else "")
 
 
 def refused_read_only(error: sqlite3.OperationalError) -> bool:
