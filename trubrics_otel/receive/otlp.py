@@ -390,8 +390,20 @@ def _invalid(trace_id: bytes, span_id: bytes, parent_id: bytes, end_time: int) -
     return None
 
 
+class ReceivedScope(InstrumentationScope):
+    """The SDK's ``InstrumentationScope`` with its name a plain attribute: the encoder reads
+    it several times for every span (which library wrote it), each time a Python call in the SDK's."""
+
+    name = None  # type: ignore[assignment]  # shadows the property: the instance's value wins
+
+    def __init__(self, name: str, version: str | None, schema_url: str | None,
+                 attributes: dict[str, Any]) -> None:
+        super().__init__(name, version, schema_url, attributes)
+        self.name = name  # type: ignore[misc]
+
+
 def _scope(scope: PbScope, schema_url: str, limit: int | None = None) -> InstrumentationScope:
-    return InstrumentationScope(
+    return ReceivedScope(
         scope.name, scope.version or None, schema_url or None, attributes_of(scope.attributes, limit)
     )
 

@@ -97,9 +97,9 @@ def signature(span: ReadableSpan, event: Event) -> CallSignature:
         if any(counts):
             usage = hash((properties.get(sc.PROP_PROVIDER), *counts))
     return _new_signature(CallSignature, (  # the fields in order, without NamedTuple's keyword call
-        context.trace_id if context else 0,
-        context.span_id if context else 0,
-        parent.span_id if parent is not None else 0,
+        context[0] if context else 0,  # trace id and span id: a SpanContext is a tuple (see .traces)
+        context[1] if context else 0,
+        parent[1] if parent is not None else 0,
         start,
         span.end_time or start,
         scope.name if scope is not None else "",
@@ -357,10 +357,11 @@ def _may_repeat(calls: list[tuple[CallSignature, Event]]) -> bool:
         same_trace = traces.get(signature.trace_id)
         if same_trace is None:
             traces[signature.trace_id] = [signature]
-        elif any(_may_be_one(signature, other) for other in same_trace):
-            return True
-        else:  # an agent's calls one after the other: one library, siblings
-            same_trace.append(signature)
+        else:
+            for other in same_trace:
+                if _may_be_one(signature, other):
+                    return True
+            same_trace.append(signature)  # an agent's calls one after the other: one library, siblings
         if signature.response_id:
             if signature.response_id in responses:
                 return True

@@ -309,10 +309,10 @@ def properties_of(span: ReadableSpan, derived: Mapping[str, Any]) -> dict[str, A
         properties.update(_json_object(own))
     context = span.context
     if context is not None:
-        properties[sc.PROP_TRACE_ID] = "%032x" % context.trace_id
-        properties[sc.PROP_SPAN_ID] = "%016x" % context.span_id
+        properties[sc.PROP_TRACE_ID] = "%032x" % context[0]  # a SpanContext is a tuple: see .traces
+        properties[sc.PROP_SPAN_ID] = "%016x" % context[1]
     if span.parent is not None:
-        properties[sc.PROP_PARENT_SPAN_ID] = "%016x" % span.parent.span_id
+        properties[sc.PROP_PARENT_SPAN_ID] = "%016x" % span.parent[1]
     return properties
 
 

@@ -162,6 +162,9 @@ def user_text(message: Mapping[str, Any]) -> str:
 def assistant_text(messages: Any) -> str:
     if not isinstance(messages, list):
         return ""
+    if len(messages) == 1:  # the usual reply, without a comprehension's function call
+        only = messages[0]
+        return "\n".join((message_text(only),)) if _is_mapping(only) else ""
     return "\n".join([message_text(m) for m in messages if _is_mapping(m)])
 
 

@@ -180,10 +180,11 @@ _ROLE_AND_TEXT = {("message.role", "message.content"): 0, ("message.content", "m
 
 def _texts(attributes: Attributes, layout: Layout, prefix: str, key: str) -> list[str]:
     """``llm.prompts.{i}.prompt.text`` → texts; also the older plain list ``llm.prompts``."""
-    flat = [str(attributes[name]) for item in layout[prefix] for rest, name in item
-            if rest == key and attributes[name] is not None]
+    items = layout[prefix]
+    flat = [str(attributes[name]) for item in items for rest, name in item
+            if rest == key and attributes[name] is not None] if items else []  # most spans: none
     listed = attributes.get(_PLAIN_LISTS[prefix]) if not flat else None
-    if isinstance(listed, (list, tuple)):
+    if listed is not None and isinstance(listed, (list, tuple)):
         flat = [item for item in listed if isinstance(item, str)]
     return flat
 
