@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from trubrics_otel.server.times import timestamp_us
-from trubrics_otel.translate.fastjson import dumps, measure
+from trubrics_otel.translate.fastjson import brackets, dumps, measure
 
 MAX_EVENTS_PER_REQUEST = 100
 MAX_DEPTH = 100  # levels of objects and arrays in one event; deeper is refused, not half-stored
@@ -292,7 +292,7 @@ def _plain(event: dict[str, Any], llm: bool, data: bytes | None) -> bool:
         return False
     if data is None:
         data = measure(properties)  # raises for lone surrogates, keys that are not text…
-    if data.count(b"{") + data.count(b"[") > MAX_DEPTH or (b"null" in data and _scan(properties)[1]):
+    if brackets(data) > MAX_DEPTH or (b"null" in data and _scan(properties)[1]):
         return False
     user = event["user_id"]
     if llm:

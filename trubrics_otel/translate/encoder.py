@@ -177,7 +177,7 @@ def encode_span(
     properties = properties_of(span, call.properties)
     if span.status.status_code is StatusCode.ERROR:
         properties.update(error_properties(span))
-    thread_id = identity.thread
+    thread_id = identity.thread_id or identity.weak_thread_id  # Identity.thread, without its call
     if isinstance(call, SpanEvent):
         if thread_id is not None:
             properties.setdefault(sc.PROP_THREAD_ID, thread_id)
@@ -188,8 +188,11 @@ def encode_span(
             "timestamp": iso_timestamp(span.end_time),
         }
     assert isinstance(call, LlmCall)
-    for key, value in (span_cost(attributes) or {}).items():  # a cost the span carries wins
-        properties.setdefault(key, value)
+    carried = span_cost(attributes)
+    if carried:  # a cost the span carries wins
+        for key, value in carried.items():
+            properties.setdefault(key, value)
+    end = span.end_time
     return "llm", {
         "user_id": user_id,
         "prompt": call.prompt or identity.prompt or "",
@@ -198,7 +201,7 @@ def encode_span(
         "generation_event_name": attributes.get(sc.TRUBRICS_GENERATION_EVENT_NAME, "Generation"),
         "assistant_id": call.model or _str_or_none(properties.get(sc.PROP_ASSISTANT_ID)),
         "properties": properties,
-        "timestamp": iso_timestamp(span.end_time),
+        "timestamp": None if end is None else record_timestamp(end),  # iso_timestamp, one call less
         "latency": None if attributes.get(sc.TRUBRICS_LATENCY_UNKNOWN) else call_latency(span),
         "thread_id": thread_id or _str_or_none(properties.get(sc.PROP_THREAD_ID)),
     }
