@@ -95,9 +95,10 @@ def encode_spans(
     """
     memory = memory if memory is not None else TraceMemory()
     spans = list(spans)
-    memory.remember(span for span in spans if span.__class__ is not TrackedSpan)
+    received = [span for span in spans if span.__class__ is not TrackedSpan]  # read from attributes
+    memory.remember(received)
     # tool runs that recorded no call id, matched to the reply that asked for them (in-batch)
-    call_ids = tool_call_ids(span for span in spans if span.__class__ is not TrackedSpan)
+    call_ids = tool_call_ids(received)
     encoded = Encoded()
     calls: list[tuple[CallSignature, Event]] = []
     for span in spans:

@@ -112,8 +112,10 @@ def is_model_call(span: ReadableSpan, call: LlmCall) -> bool:
 
 def read_llm(span: ReadableSpan) -> LlmCall:
     attributes = span.attributes or {}
-    request = parse_json(attributes.get(sc.INPUT_VALUE))
-    response = parse_json(attributes.get(sc.OUTPUT_VALUE))
+    request = attributes.get(sc.INPUT_VALUE)  # absent on most LLM spans: no call to parse it
+    request = parse_json(request) if request is not None else None
+    response = attributes.get(sc.OUTPUT_VALUE)
+    response = parse_json(response) if response is not None else None
     properties: dict[str, Any] = {}
     provider = attributes.get(sc.LLM_PROVIDER) or attributes.get(sc.LLM_SYSTEM)
     if provider:
