@@ -132,10 +132,15 @@ def instructions_per_span(traces: int, package: str | None, api: bool = False) -
     API's stages): the same process with no round (building the traces, the warm-up)
     subtracted; ``PYTHONHASHSEED=0``, so runs repeat exactly."""
     counted = []
+    package_args = ["--package", package] if package else []
+    # once without valgrind first: a module edited since its last import would otherwise be
+    # compiled (and its bytecode cached) in the run without rounds only, and be subtracted
+    subprocess.run([sys.executable, __file__, "--json", "--traces", "1", "--rounds", "0", *package_args,
+                    *(["--api"] if api else [])], capture_output=True, check=False)
     for rounds in (0, 1):
         done = subprocess.run(
             ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
-             "--json", "--traces", str(traces), "--rounds", str(rounds), *(["--package", package] if package else []),
+             "--json", "--traces", str(traces), "--rounds", str(rounds), *package_args,
              *(["--api"] if api else [])],
             capture_output=True, text=True, check=False, env={**os.environ, "PYTHONHASHSEED": "0"})
         found = re.search(r"Collected\s*:\s*(\d+)", done.stderr)

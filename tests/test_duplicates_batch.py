@@ -35,3 +35,26 @@ def test_no_batch_skips_a_pair_that_same_call_would_merge():
 
 def test_an_agents_calls_through_one_library_skip_the_search():
     assert not _may_repeat([(call(2, start=30, end=40), {}), (call(3, start=50, end=60), {})])
+
+
+def test_a_calls_models_are_read_alike_whether_or_not_seen_before():
+    """The model keys of a call are kept by its three names; a name that is an equal ``str``
+    subclass (a ``str`` enum) is not a model name, as it never was, even once its text was seen."""
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import SpanContext
+
+    from trubrics_otel.translate.duplicates import signature
+
+    class Model(str):
+        pass
+
+    def models(request_model, event_model=None):
+        span = ReadableSpan(name="chat", context=SpanContext(1, 2, False),
+                            attributes={"gen_ai.request.model": request_model}, start_time=1, end_time=2)
+        return signature(span, {"assistant_id": event_model, "properties": {}}).models
+
+    assert models("openai/GPT-4o", "gpt-4o-2024-08-06") == ("gpt-4o", "gpt-4o-2024-08-06")
+    assert models("openai/GPT-4o", "gpt-4o-2024-08-06") == ("gpt-4o", "gpt-4o-2024-08-06")  # kept
+    assert models(Model("openai/GPT-4o"), "gpt-4o-2024-08-06") == ("gpt-4o-2024-08-06",)
+    assert models("gpt-4o") == ("gpt-4o",)
+    assert models(Model("gpt-4o")) == ()

@@ -158,3 +158,19 @@ def test_the_default_install_is_the_fast_one() -> None:
     core = [r for r in requirements if r.startswith("orjson") and "extra ==" not in r]
     assert core, requirements
     assert fastjson.ACCELERATED
+
+
+@pytest.mark.parametrize("text", [
+    b'{"a":1,"b":"x"}', b'{"a":{"b":1}}', b'{"a":[1,2]}', b'{"a":"{"}', b'{"a":"["}', b"[1]", b"{}",
+    b'"text"', b"1", b"", b'{"a":1}{', b"[{}]",
+])
+def test_brackets_counts_every_brace_and_bracket(text):
+    """The depth checks (redaction policy, validation) take ``brackets`` for the two counts."""
+    assert fastjson.brackets(text) == text.count(b"{") + text.count(b"[")
+
+
+@given(st.lists(st.sampled_from([b"{", b"}", b"[", b"]", b'"', b"a", b":", b","]), max_size=12))
+@settings(max_examples=300, deadline=None)
+def test_brackets_counts_any_text(pieces):
+    text = b"".join(pieces)
+    assert fastjson.brackets(text) == text.count(b"{") + text.count(b"[")

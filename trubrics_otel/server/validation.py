@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from trubrics_otel.server.times import timestamp_us
-from trubrics_otel.translate.fastjson import dumps, measure
+from trubrics_otel.translate.fastjson import brackets, dumps, measure
 
 try:
     from orjson import loads as _orjson_loads
@@ -371,7 +371,7 @@ def _plain(event: dict[str, Any], llm: bool, data: bytes | None) -> bool:
         return False
     if data is None:
         data = measure(properties)  # raises for lone surrogates, keys that are not text…
-    if data.count(b"{") + data.count(b"[") > MAX_DEPTH or (b"null" in data and _scan(properties)[1]):
+    if brackets(data) > MAX_DEPTH or (b"null" in data and _scan(properties)[1]):
         return False
     user = event["user_id"]
     if llm:
@@ -381,15 +381,19 @@ def _plain(event: dict[str, Any], llm: bool, data: bytes | None) -> bool:
         texts = (user, event["prompt"], event["generation"], event["prompt_event_name"],
                  event["generation_event_name"], event["timestamp"])
         optional = (event["assistant_id"], event["thread_id"])
-        if not all(t is None or t.__class__ is str for t in optional):
-            return False
+        for text in optional:  # loops, not all(...): no generator per event
+            if text is not None and text.__class__ is not str:
+                return False
     else:
         name = event["event"]
         if name.__class__ is not str or not name.strip():
             return False
         texts = (user, name, event["timestamp"])
         optional = ()
-    if not all(t.__class__ is str for t in texts) or not user.strip():
+    for text in texts:
+        if text.__class__ is not str:
+            return False
+    if not user.strip():
         return False
     measure((texts, optional))  # raises for a lone surrogate
     return True

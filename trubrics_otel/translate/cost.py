@@ -77,8 +77,12 @@ class ModelRates:
 
     def cost(self, usage: Usage) -> tuple[float, float]:
         """(input USD, output USD): cached tokens at their rate, the rest of the input at the input rate."""
-        cache_read_rate = _or(self.cache_read_per_mtok, self.input_per_mtok)
-        cache_write_rate = _or(self.cache_write_per_mtok, self.input_per_mtok)
+        cache_read_rate = self.cache_read_per_mtok
+        if cache_read_rate is None:  # tested here, not by a call: once per priced event
+            cache_read_rate = self.input_per_mtok
+        cache_write_rate = self.cache_write_per_mtok
+        if cache_write_rate is None:
+            cache_write_rate = self.input_per_mtok
         uncached = (usage.input_tokens - usage.cache_read_input_tokens
                     - usage.cache_creation_input_tokens)
         input_usd = (uncached * self.input_per_mtok
@@ -293,7 +297,3 @@ def _first_plausible(attributes: Mapping[str, Any], *names: str) -> float | None
 def _plausible(value: object) -> bool:
     return (isinstance(value, (int, float)) and not isinstance(value, bool)
             and math.isfinite(value) and 0 <= value <= MAX_CALL_COST_USD)
-
-
-def _or(value: float | None, default: float) -> float:
-    return default if value is None else value

@@ -76,30 +76,34 @@ def signature(span: ReadableSpan, event: Event) -> CallSignature:
     attributes = span.attributes or {}
     context = span.context
     scope = span.instrumentation_scope
-    models = []
-    for model in (event.get("assistant_id"), attributes.get(sc.GEN_AI_REQUEST_MODEL),
-                  attributes.get(sc.GEN_AI_RESPONSE_MODEL)):
-        if model.__class__ is str and model:
-            key = _model_key(model)
-            if key not in models:
-                models.append(key)
+    names = assistant, request, response = (event.get("assistant_id"), attributes.get(sc.GEN_AI_REQUEST_MODEL),
+                                            attributes.get(sc.GEN_AI_RESPONSE_MODEL))
+    if _TEXT.get(assistant.__class__) and _TEXT.get(request.__class__) and _TEXT.get(response.__class__):
+        models = _MODELS.get(names)
+        if models is None:
+            if len(_MODELS) > 1024:
+                _MODELS.clear()
+            models = _MODELS[names] = _model_keys(names)
+    else:
+        models = _model_keys(names)
     response_id = attributes.get(sc.GEN_AI_RESPONSE_ID) or attributes.get("ai.response.id")
     properties = event.get("properties") or {}
     prompt = event.get("prompt")
     start = span.start_time or 0
     usage = 0
-    if span.parent is None and not prompt:  # only content-less roots need this evidence
+    parent = span.parent
+    if parent is None and not prompt:  # only content-less roots need this evidence
         counts = (properties.get(sc.PROP_INPUT_TOKENS), properties.get(sc.PROP_OUTPUT_TOKENS))
         if any(counts):
             usage = hash((properties.get(sc.PROP_PROVIDER), *counts))
     return _new_signature(CallSignature, (  # the fields in order, without NamedTuple's keyword call
-        context.trace_id if context else 0,
-        context.span_id if context else 0,
-        span.parent.span_id if span.parent is not None else 0,
+        context[0] if context else 0,  # trace id and span id: a SpanContext is a tuple (see .traces)
+        context[1] if context else 0,
+        parent[1] if parent is not None else 0,
         start,
         span.end_time or start,
         scope.name if scope is not None else "",
-        tuple(sorted(models)) if len(models) > 1 else tuple(models),
+        models,
         str(response_id) if response_id else None,
         hash(prompt) if prompt else 0,
         2 * bool(prompt) + 2 * bool(event.get("generation")) + len(_USAGE_PROPERTY_NAMES.intersection(properties)),
@@ -108,6 +112,25 @@ def signature(span: ReadableSpan, event: Event) -> CallSignature:
 
 
 _new_signature = tuple.__new__
+
+
+def _model_keys(names: tuple[Any, ...]) -> tuple[str, ...]:
+    """The keys of the model names among ``names`` (the event's, the request's and the
+    response's model), each once, sorted."""
+    models: list[str] = []
+    for model in names:
+        if model.__class__ is str and model:
+            key = _model_key(model)
+            if key not in models:
+                models.append(key)
+    return tuple(sorted(models)) if len(models) > 1 else tuple(models)
+
+
+_TEXT = {str: True, type(None): True}
+"""The classes of model names whose keys :data:`_MODELS` keeps (an equal ``str`` subclass, a
+``str`` enum, is no model name: it must not find the keys of the text it equals)."""
+_MODELS: dict[tuple[Any, ...], tuple[str, ...]] = {}
+"""A call's three model names → their keys: the same few triples in every batch."""
 
 
 def _model_key(model: str) -> str:
@@ -334,10 +357,11 @@ def _may_repeat(calls: list[tuple[CallSignature, Event]]) -> bool:
         same_trace = traces.get(signature.trace_id)
         if same_trace is None:
             traces[signature.trace_id] = [signature]
-        elif any(_may_be_one(signature, other) for other in same_trace):
-            return True
-        else:  # an agent's calls one after the other: one library, siblings
-            same_trace.append(signature)
+        else:
+            for other in same_trace:
+                if _may_be_one(signature, other):
+                    return True
+            same_trace.append(signature)  # an agent's calls one after the other: one library, siblings
         if signature.response_id:
             if signature.response_id in responses:
                 return True

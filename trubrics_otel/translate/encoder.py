@@ -95,9 +95,10 @@ def encode_spans(
     """
     memory = memory if memory is not None else TraceMemory()
     spans = list(spans)
-    memory.remember(span for span in spans if span.__class__ is not TrackedSpan)
+    received = [span for span in spans if span.__class__ is not TrackedSpan]  # read from attributes
+    memory.remember(received)
     # tool runs that recorded no call id, matched to the reply that asked for them (in-batch)
-    call_ids = tool_call_ids(span for span in spans if span.__class__ is not TrackedSpan)
+    call_ids = tool_call_ids(received)
     encoded = Encoded()
     calls: list[tuple[CallSignature, Event]] = []
     for span in spans:
@@ -175,9 +176,9 @@ def encode_span(
     if call is None:
         return None, {}
     properties = properties_of(span, call.properties)
-    if span.status.status_code is StatusCode.ERROR:
+    if span.status.status_code is _ERROR:
         properties.update(error_properties(span))
-    thread_id = identity.thread
+    thread_id = identity.thread_id or identity.weak_thread_id  # Identity.thread, without its call
     if isinstance(call, SpanEvent):
         if thread_id is not None:
             properties.setdefault(sc.PROP_THREAD_ID, thread_id)
@@ -188,8 +189,11 @@ def encode_span(
             "timestamp": iso_timestamp(span.end_time),
         }
     assert isinstance(call, LlmCall)
-    for key, value in (span_cost(attributes) or {}).items():  # a cost the span carries wins
-        properties.setdefault(key, value)
+    carried = span_cost(attributes)
+    if carried:  # a cost the span carries wins
+        for key, value in carried.items():
+            properties.setdefault(key, value)
+    end = span.end_time
     return "llm", {
         "user_id": user_id,
         "prompt": call.prompt or identity.prompt or "",
@@ -198,7 +202,7 @@ def encode_span(
         "generation_event_name": attributes.get(sc.TRUBRICS_GENERATION_EVENT_NAME, "Generation"),
         "assistant_id": call.model or _str_or_none(properties.get(sc.PROP_ASSISTANT_ID)),
         "properties": properties,
-        "timestamp": iso_timestamp(span.end_time),
+        "timestamp": None if end is None else record_timestamp(end),  # iso_timestamp, one call less
         "latency": None if attributes.get(sc.TRUBRICS_LATENCY_UNKNOWN) else call_latency(span),
         "thread_id": thread_id or _str_or_none(properties.get(sc.PROP_THREAD_ID)),
     }
@@ -309,10 +313,10 @@ def properties_of(span: ReadableSpan, derived: Mapping[str, Any]) -> dict[str, A
         properties.update(_json_object(own))
     context = span.context
     if context is not None:
-        properties[sc.PROP_TRACE_ID] = "%032x" % context.trace_id
-        properties[sc.PROP_SPAN_ID] = "%016x" % context.span_id
+        properties[sc.PROP_TRACE_ID] = "%032x" % context[0]  # a SpanContext is a tuple: see .traces
+        properties[sc.PROP_SPAN_ID] = "%016x" % context[1]
     if span.parent is not None:
-        properties[sc.PROP_PARENT_SPAN_ID] = "%016x" % span.parent.span_id
+        properties[sc.PROP_PARENT_SPAN_ID] = "%016x" % span.parent[1]
     return properties
 
 
@@ -332,6 +336,7 @@ def _observation_properties(span: ReadableSpan, identity: Identity) -> dict[str,
 
 
 _TIMED_OBSERVATIONS = frozenset({"trace", "span"})
+_ERROR = StatusCode.ERROR  # read on every span: a global costs a tenth of an enum member
 
 
 def error_properties(span: ReadableSpan) -> dict[str, Any]:

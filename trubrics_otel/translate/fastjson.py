@@ -90,3 +90,11 @@ else:
     def dumps(value: Any) -> bytes:
         """``value`` as compact UTF-8 JSON; raises like ``json.dumps`` for what JSON cannot hold."""
         return _stdlib(value).encode("utf-8")
+
+
+def brackets(data: bytes) -> int:
+    """How many ``{`` and ``[`` a JSON text holds, a bound of its depth. A flat object's (most
+    events' properties) is found by two scans for one byte, at half the cost of counting both."""
+    if data.find(b"{", 1) == -1 and b"[" not in data:
+        return 1 if data.startswith(b"{") else 0
+    return data.count(b"{") + data.count(b"[")

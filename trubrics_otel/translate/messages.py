@@ -130,8 +130,8 @@ def last_user_text(messages: Any) -> str:
     only a tool result (pydantic-ai, Anthropic, Bedrock put them there) is not the prompt."""
     if not isinstance(messages, list):
         return ""
-    for message in reversed(messages):
-        if _is_mapping(message) and message.get("role") == "user":
+    for message in reversed(messages):  # _is_mapping, inline: a call less per message
+        if (message.__class__ is dict or isinstance(message, Mapping)) and message.get("role") == "user":
             text = user_text(message)
             if text:
                 return text
@@ -162,6 +162,9 @@ def user_text(message: Mapping[str, Any]) -> str:
 def assistant_text(messages: Any) -> str:
     if not isinstance(messages, list):
         return ""
+    if len(messages) == 1:  # the usual reply, without a comprehension's function call
+        only = messages[0]
+        return "\n".join((message_text(only),)) if _is_mapping(only) else ""
     return "\n".join([message_text(m) for m in messages if _is_mapping(m)])
 
 

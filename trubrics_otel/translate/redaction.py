@@ -37,7 +37,7 @@ from typing import Any
 
 from trubrics_otel import semconv as sc
 from trubrics_otel.logs import RateLimitedLog
-from trubrics_otel.translate.fastjson import measure
+from trubrics_otel.translate.fastjson import brackets, measure
 from trubrics_otel.translate.jsonable import (
     MAX_DEPTH,
     MAX_STRING_CHARS,
@@ -151,6 +151,6 @@ def _within_limits(kind: str, event: Event) -> bytes | None:
     except (TypeError, ValueError):
         return None
     # UTF-8 bytes are never fewer than characters: the check is, if anything, stricter
-    if len(data) <= MAX_STRING_CHARS and data.count(b"{") + data.count(b"[") < MAX_DEPTH:
+    if len(data) <= MAX_STRING_CHARS and brackets(data) < MAX_DEPTH:
         return data
     return None

@@ -51,6 +51,9 @@ MAX_SPANS_PER_TRACE = 256
 MAX_SENT_CALLS = 2048
 """Model calls remembered after sending, to drop a duplicate arriving in a later batch."""
 _MAX_DEPTH = 256
+_TRACE_ID, _SPAN_ID = 0, 1
+"""Where a ``SpanContext`` (a tuple) holds its ids: read by index, not through its Python-level
+properties, on every span this module and the encoder look at."""
 
 
 class Identity(NamedTuple):
@@ -222,7 +225,7 @@ class TraceMemory:
                 reply = wrapper_reply(attributes)
             except Exception:  # an odd span is encoded (and reported) by the encoder, not here
                 continue
-            trace_id, span_id = context.trace_id, context.span_id
+            trace_id, span_id = context[_TRACE_ID], context[_SPAN_ID]
             trace = self._traces.get(trace_id)
             if trace is None:
                 trace = self._traces[trace_id] = {}
@@ -232,7 +235,7 @@ class TraceMemory:
                 self._traces.move_to_end(trace_id)
             if len(trace) >= self._max_spans and own == NOBODY and reply is None:
                 continue
-            parent = span.parent.span_id if span.parent is not None else 0
+            parent = span.parent[_SPAN_ID] if span.parent is not None else 0
             trace[span_id] = (parent, own, reply)
             if parent and is_call_view(span):
                 self._call_views.setdefault((trace_id, parent), set()).add(span_id)
@@ -242,12 +245,12 @@ class TraceMemory:
     def identity(self, span: ReadableSpan) -> Identity:
         """The span's own identity, gaps filled from its ancestors' (nearest first)."""
         context = span.context
-        trace = self._traces.get(context.trace_id, {}) if context is not None else {}
-        remembered = trace.get(context.span_id) if context is not None else None
+        trace = self._traces.get(context[_TRACE_ID], {}) if context is not None else {}
+        remembered = trace.get(context[_SPAN_ID]) if context is not None else None
         identity = remembered[1] if remembered is not None else span_identity(span)
         if span.parent is None:
             return identity
-        parent_id = span.parent.span_id
+        parent_id = span.parent[_SPAN_ID]
         for _ in range(_MAX_DEPTH):
             if identity.user_id and identity.thread_id:
                 break

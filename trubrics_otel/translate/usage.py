@@ -62,6 +62,8 @@ class Usage(NamedTuple):
     reasoning_tokens: int = 0
 
 
+_new_usage = tuple.__new__  # Usage(*counts) without the named tuple's Python-level __new__
+
 NO_TOKEN_COUNTS = "no token counts"
 
 
@@ -93,7 +95,7 @@ def make_usage(
         if count.__class__ is not int or not 0 <= count <= MAX_TOKENS:
             break
     else:
-        return _checked(Usage(*counted))
+        return _checked(_new_usage(Usage, counted))
     fields = {
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,

@@ -30,6 +30,11 @@ class LlmCall(NamedTuple):
     """Normalised extras: token counts, finish reason, provider, request parameters."""
 
 
+new_tuple = tuple.__new__
+"""``new_tuple(LlmCall, (prompt, generation, model, properties))``: a named tuple built without
+its Python-level ``__new__`` (a third of the cost), where a row reads every LLM span."""
+
+
 class SpanEvent(NamedTuple):
     """A span that is a product event (a tool run, an opted-in HTTP span…), not an LLM call."""
 

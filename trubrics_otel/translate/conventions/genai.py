@@ -21,6 +21,7 @@ from trubrics_otel.translate.conventions.base import (
     LlmCall,
     SpanEvent,
     keys_under,
+    new_tuple,
     tool_name,
     usage_properties,
 )
@@ -78,16 +79,16 @@ def read(span: ReadableSpan) -> LlmCall:
         reasons = [m.get("finish_reason") for m in outputs if isinstance(m, Mapping)]
         if any(reasons):
             properties[sc.PROP_FINISH_REASON] = next(r for r in reasons if r)
-    return LlmCall(
-        prompt=last_user_text(inputs),
-        generation=assistant_text(outputs),
-        model=text_or_none(
+    return new_tuple(LlmCall, (  # prompt, generation, model, properties
+        last_user_text(inputs),
+        assistant_text(outputs),
+        text_or_none(
             attributes.get(sc.GEN_AI_RESPONSE_MODEL) or attributes.get(sc.GEN_AI_REQUEST_MODEL)
             # MLflow's GenAI mode names a failed call's model only in its raw, JSON ``model``
             or parse_json(attributes.get("model"))
         ),
-        properties=properties,
-    )
+        properties,
+    ))
 
 
 TIME_TO_FIRST_CHUNK_ATTRIBUTES = (

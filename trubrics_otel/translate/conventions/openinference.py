@@ -41,6 +41,7 @@ from trubrics_otel.translate.conventions.base import (
     Convention,
     LlmCall,
     SpanEvent,
+    new_tuple,
 )
 from trubrics_otel.translate.conventions.openinference_tools import (
     TOOL_KIND,
@@ -111,8 +112,10 @@ def is_model_call(span: ReadableSpan, call: LlmCall) -> bool:
 
 def read_llm(span: ReadableSpan) -> LlmCall:
     attributes = span.attributes or {}
-    request = parse_json(attributes.get(sc.INPUT_VALUE))
-    response = parse_json(attributes.get(sc.OUTPUT_VALUE))
+    request = attributes.get(sc.INPUT_VALUE)  # absent on most LLM spans: no call to parse it
+    request = parse_json(request) if request is not None else None
+    response = attributes.get(sc.OUTPUT_VALUE)
+    response = parse_json(response) if response is not None else None
     properties: dict[str, Any] = {}
     provider = attributes.get(sc.LLM_PROVIDER) or attributes.get(sc.LLM_SYSTEM)
     if provider:
@@ -154,7 +157,7 @@ def read_llm(span: ReadableSpan) -> LlmCall:
         generation = assistant_text(outputs)
     else:
         generation = "\n".join(choices) or _generation_of_response(response, attributes)
-    return LlmCall(prompt=prompt, generation=generation, model=model, properties=properties)
+    return new_tuple(LlmCall, (prompt, generation, model, properties))
 
 
 def _messages(attributes: Attributes, items: tuple[tuple[tuple[str, str], ...], ...]) -> list[dict[str, Any]]:
@@ -180,10 +183,11 @@ _ROLE_AND_TEXT = {("message.role", "message.content"): 0, ("message.content", "m
 
 def _texts(attributes: Attributes, layout: Layout, prefix: str, key: str) -> list[str]:
     """``llm.prompts.{i}.prompt.text`` → texts; also the older plain list ``llm.prompts``."""
-    flat = [str(attributes[name]) for item in layout[prefix] for rest, name in item
-            if rest == key and attributes[name] is not None]
+    items = layout[prefix]
+    flat = [str(attributes[name]) for item in items for rest, name in item
+            if rest == key and attributes[name] is not None] if items else []  # most spans: none
     listed = attributes.get(_PLAIN_LISTS[prefix]) if not flat else None
-    if isinstance(listed, (list, tuple)):
+    if listed is not None and isinstance(listed, (list, tuple)):
         flat = [item for item in listed if isinstance(item, str)]
     return flat
 
@@ -221,14 +225,21 @@ def tokens(attributes: Attributes, provider: Any, response: Any) -> dict[str, An
     """Token properties from ``llm.token_count.*``, gaps filled from the raw usage."""
     raw_usage = _raw_usage(response) if response is not None else None  # (most spans: no output.value)
     raw = {} if raw_usage is None else token_properties(str(provider) if provider else None, raw_usage)
-    prompt = as_count(attributes.get(sc.LLM_TOKEN_COUNT_PROMPT))
-    completion = as_count(attributes.get(sc.LLM_TOKEN_COUNT_COMPLETION))
+    # as_count only reads text: a count (nearly always) or an absent one is taken as it is
+    prompt = attributes.get(sc.LLM_TOKEN_COUNT_PROMPT)
+    prompt = as_count(prompt) if isinstance(prompt, str) else prompt
+    completion = attributes.get(sc.LLM_TOKEN_COUNT_COMPLETION)
+    completion = as_count(completion) if isinstance(completion, str) else completion
     if prompt is None and completion is None:
         return raw
     usage = {sc.GEN_AI_USAGE_INPUT_TOKENS: prompt, sc.GEN_AI_USAGE_OUTPUT_TOKENS: completion}
     for name, (attribute, prop) in _DETAILS.items():
-        value = as_count(attributes.get(attribute))
-        usage[name] = value if value is not None else raw.get(prop)
+        value = attributes.get(attribute)
+        if value is None:  # most spans: no cache or reasoning detail
+            usage[name] = raw.get(prop)
+        else:
+            value = as_count(value)
+            usage[name] = value if value is not None else raw.get(prop)
     # what token_properties(None, usage) gives, without finding out again which shape it is
     checked = make_usage(*usage.values())
     counted = ({} if isinstance(checked, NoCost) else usage_properties_of(checked)) \
