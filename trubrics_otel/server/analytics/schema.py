@@ -138,9 +138,10 @@ def _latency(db: Writer) -> str:
 def _threads(db: Writer) -> list[str]:
     """Fold a batch's LLM turns into their threads: sums add, the first and last turn (by time,
     then id) win by comparison, so a late turn lands right. The batch's first and last turn of
-    each thread: its earliest and latest time, then the lowest and highest id at those times
-    (two groupings of the batch; window functions ranking every turn cost SQLite twice as much
-    CPU: a sort of every turn, with all its columns, per ranking), their rows read by id.
+    each thread: on SQLite, its earliest and latest time, then the lowest and highest id at
+    those times (two groupings of a fold's thousands of turns; window functions ranking every
+    turn cost SQLite twice the CPU: a sort of every turn, with all its columns, per ranking),
+    their rows read by id; on PostgreSQL (a batch of ~100), ranked by window functions.
 
     Two upserts of the same batch: the first adds new threads and folds turns into threads
     whose first turn stays (it leaves ``user_id`` and ``start_us`` unassigned: SQLite rewrites
@@ -151,10 +152,15 @@ def _threads(db: Writer) -> list[str]:
     only the turns of threads with one (aggregating every thread of a large batch again
     doubled the pair's cost: SQLite folds thousands of events at once)."""
     d = db.dialect
-    ttft = f"CAST({d.json_text('b.properties', 'time_to_first_token')} AS DOUBLE PRECISION)"
     t = "analytics_threads"
     earlier = f"(excluded.first_us, excluded.first_id) < ({t}.first_us, {t}.first_id)"
     later = f"(excluded.last_us, excluded.last_id) > ({t}.last_us, {t}.last_id)"
+
+    def first(column: str) -> str:
+        return f"MAX(CASE WHEN b.rf = 1 THEN b.{column} END)"
+
+    def last(column: str) -> str:
+        return f"MAX(CASE WHEN b.rl = 1 THEN b.{column} END)"
 
     def when(condition: str, column: str) -> str:
         return f"{column} = CASE WHEN {condition} THEN excluded.{column} ELSE {t}.{column} END"
@@ -165,11 +171,23 @@ def _threads(db: Writer) -> list[str]:
     # transaction's generic plans it cost ~450 µs of PostgreSQL CPU per LLM event)
     only = f" {skipped}" if d.name == "sqlite" else ""
 
-    def upsert(scope: str) -> str:
-        """The fold of new turns (``scope``: a further condition on them) into the threads."""
-        return f"""INSERT INTO {t} (thread_id, user_id, model, turns, start_us, end_us, first_us, first_id,
-                   last_us, last_id, last_error, errors, cost_usd, cost_turns, ttft_s, ttft_turns)
-        SELECT g.thread_id, f.user_id, f.model, g.turns, g.first_us, g.end_us, g.first_us, g.first_id,
+    def batch(scope: str) -> str:
+        """The batch's turns per thread (``scope``: a further condition on them)."""
+        if d.name != "sqlite":  # a batch of ~100: one window over it costs less than two groupings
+            ttft = f"CAST({d.json_text('properties', 'time_to_first_token')} AS DOUBLE PRECISION)"
+            return f"""SELECT b.thread_id, {first('user_id')}, {first('model')}, COUNT(*), MIN(b.ts_us), MAX(b.end_us),
+               {first('ts_us')}, {first('id')}, {last('ts_us')}, {last('id')}, {last('failed')},
+               SUM(b.failed), COALESCE(SUM(b.cost_usd), 0), COUNT(b.cost_usd), COALESCE(SUM(b.ttft), 0),
+               COUNT(b.ttft)
+        FROM (SELECT thread_id, id, ts_us, user_id, model, cost_usd, {ttft} AS ttft,
+                     ts_us + CAST(ROUND(COALESCE(latency, 0) * 1000000) AS BIGINT) AS end_us,
+                     CASE WHEN error IS NULL THEN 0 ELSE 1 END AS failed,
+                     ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us, id) AS rf,
+                     ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us DESC, id DESC) AS rl
+              FROM {d.new_rows()} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL{scope}) AS b
+        WHERE 1 = 1 GROUP BY b.thread_id"""
+        ttft = f"CAST({d.json_text('b.properties', 'time_to_first_token')} AS DOUBLE PRECISION)"
+        return f"""SELECT g.thread_id, f.user_id, f.model, g.turns, g.first_us, g.end_us, g.first_us, g.first_id,
                g.last_us, g.last_id, CASE WHEN l.error IS NULL THEN 0 ELSE 1 END, g.errors, g.cost_usd,
                g.cost_turns, g.ttft_s, g.ttft_turns
         FROM (SELECT b.thread_id, COUNT(*) AS turns, MIN(b.ts_us) AS first_us, MAX(b.ts_us) AS last_us,
@@ -184,7 +202,13 @@ def _threads(db: Writer) -> list[str]:
                    GROUP BY thread_id) AS m
               WHERE m.thread_id = b.thread_id AND b.id > ? AND b.kind = 'llm' GROUP BY b.thread_id) AS g
         JOIN events f ON f.id = g.first_id JOIN events l ON l.id = g.last_id
-        WHERE 1 = 1
+        WHERE 1 = 1"""
+
+    def upsert(scope: str) -> str:
+        """The fold of new turns (``scope``: a further condition on them) into the threads."""
+        return f"""INSERT INTO {t} (thread_id, user_id, model, turns, start_us, end_us, first_us, first_id,
+                   last_us, last_id, last_error, errors, cost_usd, cost_turns, ttft_s, ttft_turns)
+        {batch(scope)}
         ON CONFLICT (thread_id) DO UPDATE SET
             turns = {t}.turns + excluded.turns,
             end_us = {d.greatest(f'{t}.end_us', 'excluded.end_us')},

@@ -100,24 +100,12 @@ _UPDATES = (
            input_tokens = {_add('users.input_tokens', 'excluded.input_tokens')},
            output_tokens = {_add('users.output_tokens', 'excluded.output_tokens')},
            cost_usd = {_add('users.cost_usd', 'excluded.cost_usd')}, errors = users.errors + excluded.errors""",
-    # The thread's first turn of the batch: its earliest time, then the lowest id at that time
-    # (two groupings of the batch: a window ranking every turn cost SQLite twice the CPU; a
-    # correlated subquery per thread made a 100k-event transaction quadratic). The title is not
-    # copied: readers take the prompt of ``first_id`` (a thread row of ~100 bytes instead of
-    # ~1 KB halves the pages each batch dirties); ``title`` stays NULL (set by older versions).
+    # The title is not copied: readers take the prompt of ``first_id`` (a thread row of ~100
+    # bytes instead of ~1 KB halves the pages each batch dirties); ``title`` stays NULL (set by
+    # older versions). ``{threads_batch}``: the batch's turns per thread, by dialect (below).
     f"""INSERT INTO threads (thread_id, turns, start_us, end_us, first_us, first_id, user_id,
                            errors, input_tokens, output_tokens, cost_usd)
-       SELECT g.thread_id, g.turns, g.start_us, g.end_us, g.start_us, g.first_id, f.user_id, g.errors,
-              g.input_tokens, g.output_tokens, g.cost_usd
-       FROM (SELECT b.thread_id, COUNT(*) AS turns, MIN(b.ts_us) AS start_us, MAX(b.ts_us) AS end_us,
-                    MIN(CASE WHEN b.ts_us = m.start_us THEN b.id END) AS first_id,
-                    {_count('b.error IS NOT NULL')} AS errors, SUM(b.input_tokens) AS input_tokens,
-                    SUM(b.output_tokens) AS output_tokens, SUM(b.cost_usd) AS cost_usd
-             FROM {{rows_b}} CROSS JOIN (SELECT thread_id, MIN(ts_us) AS start_us FROM {{rows}}
-                  WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL GROUP BY thread_id) AS m
-             WHERE m.thread_id = b.thread_id AND b.id > ? AND b.kind = 'llm' GROUP BY b.thread_id) AS g
-       JOIN events f ON f.id = g.first_id
-       WHERE true
+       {{threads_batch}}
        ON CONFLICT (thread_id) DO UPDATE SET turns = threads.turns + excluded.turns,
            start_us = {_least('COALESCE(threads.start_us, excluded.start_us)', 'excluded.start_us')},
            end_us = {_least('COALESCE(threads.end_us, excluded.end_us)', 'excluded.end_us', greatest=True)},
@@ -142,6 +130,32 @@ _UPDATES = (
        FROM {{rows}} WHERE id > ? AND kind = 'llm' AND latency IS NOT NULL GROUP BY 1, 2, 3, 4
        ON CONFLICT (hour_us, model, event, bin) DO UPDATE SET n = latency_hist.n + excluded.n""",
 )
+_THREADS_BATCH = {
+    # each thread's first turn of the batch: its earliest time, then the lowest id at that time,
+    # from two groupings (a window ranking every turn sorted them all, with their columns: twice
+    # SQLite's CPU; a correlated subquery per thread made a 100k-event transaction quadratic)
+    "sqlite": f"""SELECT g.thread_id, g.turns, g.start_us, g.end_us, g.start_us, g.first_id, f.user_id, g.errors,
+              g.input_tokens, g.output_tokens, g.cost_usd
+       FROM (SELECT b.thread_id, COUNT(*) AS turns, MIN(b.ts_us) AS start_us, MAX(b.ts_us) AS end_us,
+                    MIN(CASE WHEN b.ts_us = m.start_us THEN b.id END) AS first_id,
+                    {_count('b.error IS NOT NULL')} AS errors, SUM(b.input_tokens) AS input_tokens,
+                    SUM(b.output_tokens) AS output_tokens, SUM(b.cost_usd) AS cost_usd
+             FROM {{rows_b}} CROSS JOIN (SELECT thread_id, MIN(ts_us) AS start_us FROM {{rows}}
+                  WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL GROUP BY thread_id) AS m
+             WHERE m.thread_id = b.thread_id AND b.id > ? AND b.kind = 'llm' GROUP BY b.thread_id) AS g
+       JOIN events f ON f.id = g.first_id
+       WHERE true""",
+    # PostgreSQL folds a batch of ~100 at a time, where one window over it (one scan of the
+    # transaction's rows) costs less than two groupings and the look-up of each first turn
+    "postgresql": f"""SELECT thread_id, COUNT(*), MIN(ts_us), MAX(ts_us),
+              MAX(CASE WHEN n = 1 THEN ts_us END), MAX(CASE WHEN n = 1 THEN id END),
+              MAX(CASE WHEN n = 1 THEN user_id END), {_count('error IS NOT NULL')},
+              SUM(input_tokens), SUM(output_tokens), SUM(cost_usd)
+       FROM (SELECT thread_id, ts_us, id, user_id, error, input_tokens, output_tokens, cost_usd,
+                    ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us, id) AS n
+             FROM {{rows}} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL) AS batch
+       WHERE true GROUP BY thread_id""",
+}
 _SQLITE_FTS = """INSERT INTO events_fts (rowid, prompt, generation)
        SELECT id, prompt, generation FROM events NOT INDEXED WHERE id > ? AND kind = 'llm'"""
 """SQLite's FTS5 index is a table kept here; PostgreSQL's is a GIN expression index (schema)."""
@@ -149,8 +163,8 @@ _SQLITE_FTS = """INSERT INTO events_fts (rowid, prompt, generation)
 
 def updates(dialect: Dialect) -> list[str]:
     """The statements :func:`apply` runs, in ``dialect``."""
-    statements = [s.replace("{rows_b}", dialect.new_rows("b")).replace("{rows}", dialect.new_rows())
-                  for s in _UPDATES]
+    statements = [s.replace("{threads_batch}", _THREADS_BATCH[dialect.name]).replace("{rows_b}", dialect.new_rows("b"))
+                  .replace("{rows}", dialect.new_rows()) for s in _UPDATES]
     return statements + [_SQLITE_FTS] if dialect.name == "sqlite" else statements
 
 
