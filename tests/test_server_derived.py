@@ -126,11 +126,11 @@ def test_every_derived_update_reads_only_the_batchs_new_rows(tmp_path):
     derived.register_functions(connection)
     for statement in derived.updates(SQLITE):
         query = statement[statement.index("SELECT"):].split("ON CONFLICT")[0]
-        plan = [row[3] for row in connection.execute("EXPLAIN QUERY PLAN " + query, (0,))]
-        # the batch's rows: the events table read by its primary key (a window over them reads
-        # the subquery's own rows, "SCAN batch", no index walk)
+        plan = [row[3] for row in connection.execute("EXPLAIN QUERY PLAN " + query, (0,) * query.count("?"))]
+        # the batch's rows: the events table read by its primary key (a grouping of them is
+        # read as the subquery's own rows, "SCAN g", "SEARCH m USING AUTOMATIC ...": no index walk)
         reads = [step for step in plan if step.startswith(("SCAN", "SEARCH"))
-                 and not step.startswith(("SCAN batch", "SCAN (subquery"))]
+                 and not step.startswith(("SCAN g", "SEARCH m USING AUTOMATIC", "SCAN (subquery"))]
         assert reads and all("PRIMARY KEY" in step for step in reads), (query, plan)
 
 
@@ -163,3 +163,24 @@ def test_one_large_transaction_costs_per_event_what_a_small_one_does(tmp_path, m
 
     small, large = per_event(1_000), per_event(20_000)
     assert large < 2 * small, (small, large)
+
+
+def test_a_threads_turns_at_one_moment_are_ordered_by_arrival(db_url):
+    """Turns of a thread stored with the same timestamp: the first stored is the thread's first
+    turn (its title, in the thread list and the conversations) and the last stored its last
+    (failed: the conversation counts as abandoned), whichever batches they came in."""
+    from trubrics_otel.server.analytics.api import answer
+
+    def turn(i: int, prompt: str, failed: bool = False) -> dict:
+        props = {"$trace_id": f"{i:032x}", "$span_id": f"{i:016x}", **({"error.type": "Timeout"} if failed else {})}
+        return {"user_id": "u", "prompt": prompt, "generation": "g", "thread_id": "t",
+                "timestamp": T0.isoformat(), "properties": props}
+
+    store = Store(db_url)
+    store.insert((), [turn(1, "first"), turn(2, "second")])
+    store.insert((), [turn(3, "third"), turn(4, "last", failed=True)])
+    [thread] = store.threads()
+    assert (thread["title"], thread["turns"]) == ("first", 4)
+    [conversation] = answer(store, "conversation_list", {})["threads"]
+    assert (conversation["title"], conversation["turns"], conversation["abandoned"]) == ("first", 4, True)
+    store.close()

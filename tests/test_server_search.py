@@ -71,3 +71,27 @@ def test_an_event_name_also_matches_prompts_of_that_name(store):
     want = newest_first(store, lambda e: e["event"] == "Ask" or e.get("prompt_event_name") == "Ask")
     assert len(want) == 1 + 18
     assert [i for page in pages(store, event="Ask") for i in page] == want
+
+
+def test_a_sqlite_store_from_before_the_search_merge_settings_finds_what_it_found(tmp_path, monkeypatch):
+    """A store of the release before (schema 3) opened by this one: its full-text index gains
+    the fold's merge settings (schema 4: fewer, larger merges of each fold's prompts), and a
+    search finds what it found before, and the events stored after."""
+    from trubrics_otel.server.store import migrations
+
+    every = migrations.steps
+    with monkeypatch.context() as before:
+        before.setattr(migrations, "steps", lambda engine: tuple(s for s in every(engine) if s[0] < 4))
+        old = Store(tmp_path / "events.sqlite3")
+        old.insert((), [{k: v for k, v in _llm(i).items() if v is not None} for i in range(30)])
+        found = {words: pages(old, q=words) for words in ("refund", "rebook fli", "order 4", "nowhere")}
+        old.close()
+    store = Store(tmp_path / "events.sqlite3")
+    with store.connection() as c:
+        assert dict(c.rows("SELECT k, v FROM events_fts_config WHERE k IN ('hashsize', 'automerge')")) == {
+            "hashsize": 8 * 1024 * 1024, "automerge": 8}
+    assert {words: pages(store, q=words) for words in found} == found
+    store.insert((), [{k: v for k, v in _llm(i).items() if v is not None} for i in range(30, 40)])
+    newest = [e["id"] for e in store.events(limit=None) if "refund" in (e.get("prompt") or "")]
+    assert [i for page in pages(store, q="refund") for i in page] == newest
+    store.close()

@@ -95,10 +95,16 @@ TABLES = ("analytics_activity", "analytics_daily", "analytics_first", "analytics
 
 
 def _activity(db: Writer) -> list[str]:
-    scan = db.dialect.new_rows()
-    return [f"""INSERT INTO analytics_activity (period, start_us, user_id)
-                SELECT DISTINCT '{period}', {db.dialect.bucket_us(period, "ts_us")}, user_id
-                FROM {scan} WHERE id > ? ON CONFLICT DO NOTHING""" for period in ("day", "week", "month")]
+    """The batch's (day, user) pairs, once; their weeks and months from them (a statement per
+    period, each grouping every new event again, cost SQLite 2.6x the CPU)."""
+    d = db.dialect
+    return [f"""WITH days AS (SELECT DISTINCT {d.bucket_us("day", "ts_us")} AS day_us, user_id
+                              FROM {d.new_rows()} WHERE id > ?)
+                INSERT INTO analytics_activity (period, start_us, user_id)
+                SELECT 'day', day_us, user_id FROM days
+                UNION SELECT 'week', {d.bucket_us("week", "day_us")}, user_id FROM days
+                UNION SELECT 'month', {d.bucket_us("month", "day_us")}, user_id FROM days WHERE true
+                ON CONFLICT DO NOTHING"""]
 
 
 def _daily(db: Writer) -> list[str]:
@@ -131,8 +137,11 @@ def _latency(db: Writer) -> str:
 
 def _threads(db: Writer) -> list[str]:
     """Fold a batch's LLM turns into their threads: sums add, the first and last turn (by time,
-    then id) win by comparison, so a late turn lands right. One pass: window functions rank
-    the batch's turns within each thread.
+    then id) win by comparison, so a late turn lands right. The batch's first and last turn of
+    each thread: on SQLite, its earliest and latest time, then the lowest and highest id at
+    those times (two groupings of a fold's thousands of turns; window functions ranking every
+    turn cost SQLite twice the CPU: a sort of every turn, with all its columns, per ranking),
+    their rows read by id; on PostgreSQL (a batch of ~100), ranked by window functions.
 
     Two upserts of the same batch: the first adds new threads and folds turns into threads
     whose first turn stays (it leaves ``user_id`` and ``start_us`` unassigned: SQLite rewrites
@@ -143,7 +152,6 @@ def _threads(db: Writer) -> list[str]:
     only the turns of threads with one (aggregating every thread of a large batch again
     doubled the pair's cost: SQLite folds thousands of events at once)."""
     d = db.dialect
-    ttft = f"CAST({d.json_text('properties', 'time_to_first_token')} AS DOUBLE PRECISION)"
     t = "analytics_threads"
     earlier = f"(excluded.first_us, excluded.first_id) < ({t}.first_us, {t}.first_id)"
     later = f"(excluded.last_us, excluded.last_id) > ({t}.last_us, {t}.last_id)"
@@ -163,11 +171,11 @@ def _threads(db: Writer) -> list[str]:
     # transaction's generic plans it cost ~450 µs of PostgreSQL CPU per LLM event)
     only = f" {skipped}" if d.name == "sqlite" else ""
 
-    def upsert(scope: str) -> str:
-        """The fold of new turns (``scope``: a further condition on them) into the threads."""
-        return f"""INSERT INTO {t} (thread_id, user_id, model, turns, start_us, end_us, first_us, first_id,
-                   last_us, last_id, last_error, errors, cost_usd, cost_turns, ttft_s, ttft_turns)
-        SELECT b.thread_id, {first('user_id')}, {first('model')}, COUNT(*), MIN(b.ts_us), MAX(b.end_us),
+    def batch(scope: str) -> str:
+        """The batch's turns per thread (``scope``: a further condition on them)."""
+        if d.name != "sqlite":  # a batch of ~100: one window over it costs less than two groupings
+            ttft = f"CAST({d.json_text('properties', 'time_to_first_token')} AS DOUBLE PRECISION)"
+            return f"""SELECT b.thread_id, {first('user_id')}, {first('model')}, COUNT(*), MIN(b.ts_us), MAX(b.end_us),
                {first('ts_us')}, {first('id')}, {last('ts_us')}, {last('id')}, {last('failed')},
                SUM(b.failed), COALESCE(SUM(b.cost_usd), 0), COUNT(b.cost_usd), COALESCE(SUM(b.ttft), 0),
                COUNT(b.ttft)
@@ -177,7 +185,30 @@ def _threads(db: Writer) -> list[str]:
                      ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us, id) AS rf,
                      ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us DESC, id DESC) AS rl
               FROM {d.new_rows()} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL{scope}) AS b
-        WHERE 1 = 1 GROUP BY b.thread_id
+        WHERE 1 = 1 GROUP BY b.thread_id"""
+        ttft = f"CAST({d.json_text('b.properties', 'time_to_first_token')} AS DOUBLE PRECISION)"
+        return f"""SELECT g.thread_id, f.user_id, f.model, g.turns, g.first_us, g.end_us, g.first_us, g.first_id,
+               g.last_us, g.last_id, CASE WHEN l.error IS NULL THEN 0 ELSE 1 END, g.errors, g.cost_usd,
+               g.cost_turns, g.ttft_s, g.ttft_turns
+        FROM (SELECT b.thread_id, COUNT(*) AS turns, MIN(b.ts_us) AS first_us, MAX(b.ts_us) AS last_us,
+                     MAX(b.ts_us + CAST(ROUND(COALESCE(b.latency, 0) * 1000000) AS BIGINT)) AS end_us,
+                     MIN(CASE WHEN b.ts_us = m.first_us THEN b.id END) AS first_id,
+                     MAX(CASE WHEN b.ts_us = m.last_us THEN b.id END) AS last_id,
+                     SUM(CASE WHEN b.error IS NULL THEN 0 ELSE 1 END) AS errors,
+                     COALESCE(SUM(b.cost_usd), 0) AS cost_usd, COUNT(b.cost_usd) AS cost_turns,
+                     COALESCE(SUM({ttft}), 0) AS ttft_s, COUNT({ttft}) AS ttft_turns
+              FROM {d.new_rows('b')} CROSS JOIN (SELECT thread_id, MIN(ts_us) AS first_us, MAX(ts_us) AS last_us
+                   FROM {d.new_rows()} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL{scope}
+                   GROUP BY thread_id) AS m
+              WHERE m.thread_id = b.thread_id AND b.id > ? AND b.kind = 'llm' GROUP BY b.thread_id) AS g
+        JOIN events f ON f.id = g.first_id JOIN events l ON l.id = g.last_id
+        WHERE 1 = 1"""
+
+    def upsert(scope: str) -> str:
+        """The fold of new turns (``scope``: a further condition on them) into the threads."""
+        return f"""INSERT INTO {t} (thread_id, user_id, model, turns, start_us, end_us, first_us, first_id,
+                   last_us, last_id, last_error, errors, cost_usd, cost_turns, ttft_s, ttft_turns)
+        {batch(scope)}
         ON CONFLICT (thread_id) DO UPDATE SET
             turns = {t}.turns + excluded.turns,
             end_us = {d.greatest(f'{t}.end_us', 'excluded.end_us')},

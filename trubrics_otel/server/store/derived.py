@@ -66,8 +66,9 @@ def _least(a: str, b: str, greatest: bool = False) -> str:
 # Each statement reads the rows a batch added (id > ?) and folds them into a derived table.
 # ``WHERE true`` before ON CONFLICT: SQLite's parser needs it after a SELECT. Columns of the
 # target are named with its table (PostgreSQL finds a bare name ambiguous with ``excluded``).
-# ``{ni}``: SQLite's NOT INDEXED: left to choose, SQLite scanned a whole index (a thread, every
-# user) once per batch instead of the batch's rowid range.
+# ``{rows}`` (``{rows_b}``: as ``b``): the batch's rows, ``Dialect.new_rows`` (SQLite's NOT INDEXED:
+# left to choose, SQLite scanned a whole index (a thread, every user) once per batch instead of
+# the batch's rowid range).
 def _sums(table: str, *keys: str) -> str:
     """Fold new events into ``table``'s per-hour sums, grouped by the hour and ``keys``."""
     groups = ", ".join(str(i) for i in range(1, len(keys) + 2))
@@ -75,7 +76,7 @@ def _sums(table: str, *keys: str) -> str:
     return f"""INSERT INTO {table} SELECT ts_us - ts_us % 3600000000, {', '.join(keys)},
            COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), COUNT(cost_usd),
            {_count('error IS NOT NULL')}
-       FROM events{{ni}} WHERE id > ? AND true GROUP BY {groups}
+       FROM {{rows}} WHERE id > ? AND true GROUP BY {groups}
        ON CONFLICT ({', '.join(_KEYS[table])}) DO UPDATE SET events = {t}.events + excluded.events,
            input_tokens = {_add(f'{t}.input_tokens', 'excluded.input_tokens')},
            output_tokens = {_add(f'{t}.output_tokens', 'excluded.output_tokens')},
@@ -91,7 +92,7 @@ _EARLIER = ("(threads.first_us IS NULL OR excluded.first_us < threads.first_us O
 _UPDATES = (
     f"""INSERT INTO users SELECT user_id, COUNT(*), {_count("kind = 'llm'")}, MIN(ts_us), MAX(ts_us),
            SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), {_count('error IS NOT NULL')}
-       FROM events{{ni}} WHERE id > ? AND true GROUP BY user_id
+       FROM {{rows}} WHERE id > ? AND true GROUP BY user_id
        ON CONFLICT (user_id) DO UPDATE SET events = users.events + excluded.events,
            llm_events = users.llm_events + excluded.llm_events,
            first_us = {_least('users.first_us', 'excluded.first_us')},
@@ -99,20 +100,12 @@ _UPDATES = (
            input_tokens = {_add('users.input_tokens', 'excluded.input_tokens')},
            output_tokens = {_add('users.output_tokens', 'excluded.output_tokens')},
            cost_usd = {_add('users.cost_usd', 'excluded.cost_usd')}, errors = users.errors + excluded.errors""",
-    # The thread's first turn of the batch by a window over the batch, one pass (a correlated
-    # subquery per thread made a 100k-event transaction quadratic). The title is not copied:
-    # readers take the prompt of ``first_id`` (a thread row of ~100 bytes instead of ~1 KB
-    # halves the pages each batch dirties); ``title`` stays NULL (set by older versions).
+    # The title is not copied: readers take the prompt of ``first_id`` (a thread row of ~100
+    # bytes instead of ~1 KB halves the pages each batch dirties); ``title`` stays NULL (set by
+    # older versions). ``{threads_batch}``: the batch's turns per thread, by dialect (below).
     f"""INSERT INTO threads (thread_id, turns, start_us, end_us, first_us, first_id, user_id,
                            errors, input_tokens, output_tokens, cost_usd)
-       SELECT thread_id, COUNT(*), MIN(ts_us), MAX(ts_us),
-              MAX(CASE WHEN n = 1 THEN ts_us END), MAX(CASE WHEN n = 1 THEN id END),
-              MAX(CASE WHEN n = 1 THEN user_id END), {_count('error IS NOT NULL')},
-              SUM(input_tokens), SUM(output_tokens), SUM(cost_usd)
-       FROM (SELECT thread_id, ts_us, id, user_id, error, input_tokens, output_tokens, cost_usd,
-                    ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us, id) AS n
-             FROM events{{ni}} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL) AS batch
-       WHERE true GROUP BY thread_id
+       {{threads_batch}}
        ON CONFLICT (thread_id) DO UPDATE SET turns = threads.turns + excluded.turns,
            start_us = {_least('COALESCE(threads.start_us, excluded.start_us)', 'excluded.start_us')},
            end_us = {_least('COALESCE(threads.end_us, excluded.end_us)', 'excluded.end_us', greatest=True)},
@@ -124,19 +117,45 @@ _UPDATES = (
            output_tokens = {_add('threads.output_tokens', 'excluded.output_tokens')},
            cost_usd = {_add('threads.cost_usd', 'excluded.cost_usd')}""".replace("_earlier", _EARLIER),
     """INSERT INTO threads (thread_id, feedback)
-       SELECT thread_id, COUNT(*) FROM events{ni}
+       SELECT thread_id, COUNT(*) FROM {rows}
        WHERE id > ? AND kind = 'event' AND thread_id IS NOT NULL GROUP BY thread_id
        ON CONFLICT (thread_id) DO UPDATE SET feedback = threads.feedback + excluded.feedback""",
     _sums("rollup", "user_id", "kind", "event", "COALESCE(model, '')"),
     _sums("hourly", "kind", "event", "COALESCE(model, '')"),
     """INSERT INTO user_hours SELECT DISTINCT ts_us - ts_us % 3600000000, user_id
-       FROM events{ni} WHERE id > ? AND true ON CONFLICT DO NOTHING""",
+       FROM {rows} WHERE id > ? AND true ON CONFLICT DO NOTHING""",
     f"""INSERT INTO latency_hist SELECT ts_us - ts_us % 3600000000, COALESCE(model, ''), event,
            CASE WHEN latency > 0 THEN CAST(round(ln(latency) * {LATENCY_BINS_PER_E}) AS INTEGER)
                 ELSE {NO_LATENCY_BIN} END, COUNT(*)
-       FROM events{{ni}} WHERE id > ? AND kind = 'llm' AND latency IS NOT NULL GROUP BY 1, 2, 3, 4
+       FROM {{rows}} WHERE id > ? AND kind = 'llm' AND latency IS NOT NULL GROUP BY 1, 2, 3, 4
        ON CONFLICT (hour_us, model, event, bin) DO UPDATE SET n = latency_hist.n + excluded.n""",
 )
+_THREADS_BATCH = {
+    # each thread's first turn of the batch: its earliest time, then the lowest id at that time,
+    # from two groupings (a window ranking every turn sorted them all, with their columns: twice
+    # SQLite's CPU; a correlated subquery per thread made a 100k-event transaction quadratic)
+    "sqlite": f"""SELECT g.thread_id, g.turns, g.start_us, g.end_us, g.start_us, g.first_id, f.user_id, g.errors,
+              g.input_tokens, g.output_tokens, g.cost_usd
+       FROM (SELECT b.thread_id, COUNT(*) AS turns, MIN(b.ts_us) AS start_us, MAX(b.ts_us) AS end_us,
+                    MIN(CASE WHEN b.ts_us = m.start_us THEN b.id END) AS first_id,
+                    {_count('b.error IS NOT NULL')} AS errors, SUM(b.input_tokens) AS input_tokens,
+                    SUM(b.output_tokens) AS output_tokens, SUM(b.cost_usd) AS cost_usd
+             FROM {{rows_b}} CROSS JOIN (SELECT thread_id, MIN(ts_us) AS start_us FROM {{rows}}
+                  WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL GROUP BY thread_id) AS m
+             WHERE m.thread_id = b.thread_id AND b.id > ? AND b.kind = 'llm' GROUP BY b.thread_id) AS g
+       JOIN events f ON f.id = g.first_id
+       WHERE true""",
+    # PostgreSQL folds a batch of ~100 at a time, where one window over it (one scan of the
+    # transaction's rows) costs less than two groupings and the look-up of each first turn
+    "postgresql": f"""SELECT thread_id, COUNT(*), MIN(ts_us), MAX(ts_us),
+              MAX(CASE WHEN n = 1 THEN ts_us END), MAX(CASE WHEN n = 1 THEN id END),
+              MAX(CASE WHEN n = 1 THEN user_id END), {_count('error IS NOT NULL')},
+              SUM(input_tokens), SUM(output_tokens), SUM(cost_usd)
+       FROM (SELECT thread_id, ts_us, id, user_id, error, input_tokens, output_tokens, cost_usd,
+                    ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us, id) AS n
+             FROM {{rows}} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL) AS batch
+       WHERE true GROUP BY thread_id""",
+}
 _SQLITE_FTS = """INSERT INTO events_fts (rowid, prompt, generation)
        SELECT id, prompt, generation FROM events NOT INDEXED WHERE id > ? AND kind = 'llm'"""
 """SQLite's FTS5 index is a table kept here; PostgreSQL's is a GIN expression index (schema)."""
@@ -144,7 +163,8 @@ _SQLITE_FTS = """INSERT INTO events_fts (rowid, prompt, generation)
 
 def updates(dialect: Dialect) -> list[str]:
     """The statements :func:`apply` runs, in ``dialect``."""
-    statements = [s.replace("{ni}", dialect.not_indexed) for s in _UPDATES]
+    statements = [s.replace("{threads_batch}", _THREADS_BATCH[dialect.name]).replace("{rows_b}", dialect.new_rows("b"))
+                  .replace("{rows}", dialect.new_rows()) for s in _UPDATES]
     return statements + [_SQLITE_FTS] if dialect.name == "sqlite" else statements
 
 
@@ -194,7 +214,7 @@ def apply(connection: Any, after_id: int, timeout_us: int | None) -> None:
     """Fold the events with ``id > after_id`` into every derived table (inside the caller's
     transaction). ``timeout_us=None`` leaves sessions alone."""
     for statement in updates(connection.dialect):
-        connection.execute(statement, (after_id,))
+        connection.execute(statement, (after_id,) * statement.count("?"))
     if timeout_us is not None:
         _add_to_sessions(connection, after_id, timeout_us)
 
@@ -204,47 +224,52 @@ def apply(connection: Any, after_id: int, timeout_us: int | None) -> None:
 Interval = tuple[int, int, int, int]  # start_us, end_us, events, llm_events
 
 
-_USERS_PER_STATEMENT = 300  # 3 parameters each: under SQLite's 32,766
+_USERS_PER_STATEMENT = {"sqlite": 1, "postgresql": 300}
+"""Users whose sessions one statement reads. PostgreSQL: 300 (3 parameters each: a round trip
+per user made its batches of 100 ten times slower). SQLite answers in-process: one statement,
+prepared once, per user (a statement of 300 ORs was prepared again at each fold, ~2.5 µs per
+folded event)."""
 
 
 def _add_to_sessions(connection: Any, after_id: int, timeout_us: int) -> None:
-    """Merge the batch's events into the sessions they touch: a few statements per 300 users
-    (a round trip per user made PostgreSQL batches of 100 ten times slower)."""
+    """Merge the batch's events into the sessions they touch: the touched sessions read, then
+    merged, then written (one statement of each kind)."""
     new = connection.execute(
         f"SELECT user_id, ts_us, CASE WHEN kind = 'llm' THEN 1 ELSE 0 END FROM events{connection.dialect.not_indexed} "
         "WHERE id > ? ORDER BY user_id, ts_us", (after_id,)
     ).fetchall()
     points = {user: [(ts, ts, 1, int(llm)) for _, ts, llm in rows] for user, rows in groupby(new, key=lambda r: r[0])}
     users = list(points)
-    for first in range(0, len(users), _USERS_PER_STATEMENT):
-        group = users[first:first + _USERS_PER_STATEMENT]
-        windows = [(user, points[user][0][0] - timeout_us, points[user][-1][0] + timeout_us) for user in group]
+    existing: dict[str, list[Interval]] = {user: [] for user in users}
+    per = _USERS_PER_STATEMENT[connection.dialect.name]
+    for first in range(0, len(users), per):
+        windows = [(user, points[user][0][0] - timeout_us, points[user][-1][0] + timeout_us)
+                   for user in users[first:first + per]]
         where = " OR ".join(["(user_id = ? AND end_us >= ? AND start_us <= ?)"] * len(windows))
-        existing: dict[str, list[Interval]] = {user: [] for user in group}
         for user, start, end, n, llm in connection.execute(
                 f"SELECT user_id, start_us, end_us, events, llm_events FROM sessions WHERE {where}",
                 [value for window in windows for value in window]).fetchall():
             existing[user].append((start, end, n, llm))
-        gone, ended, counted, new_sessions = [], [], [], []
-        for user in group:
-            old = {start: rest for start, *rest in existing[user]}
-            for start, end, n, llm in _merge([*existing[user], *points[user]], timeout_us):
-                if start not in old:
-                    new_sessions.append((user, start, end, session_id(user, start), n, llm))
-                    continue
-                was = old.pop(start)
-                if was[0] != end:
-                    ended.append((end, n, llm, user, start))
-                elif was != [end, n, llm]:  # a late event inside it: its end's index entry stays
-                    counted.append((n, llm, user, start))
-            gone += [(user, start) for start in old]  # merged into an earlier one
-        # updated in place: a session that grows keeps its id (its index entry is not rewritten)
-        connection.executemany("DELETE FROM sessions WHERE user_id = ? AND start_us = ?", gone)
-        connection.executemany("UPDATE sessions SET end_us = ?, events = ?, llm_events = ? "
-                               "WHERE user_id = ? AND start_us = ?", ended)
-        connection.executemany("UPDATE sessions SET events = ?, llm_events = ? "
-                               "WHERE user_id = ? AND start_us = ?", counted)
-        connection.executemany("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)", new_sessions)
+    gone, ended, counted, new_sessions = [], [], [], []
+    for user in users:
+        old = {start: rest for start, *rest in existing[user]}
+        for start, end, n, llm in _merge([*existing[user], *points[user]], timeout_us):
+            if start not in old:
+                new_sessions.append((user, start, end, session_id(user, start), n, llm))
+                continue
+            was = old.pop(start)
+            if was[0] != end:
+                ended.append((end, n, llm, user, start))
+            elif was != [end, n, llm]:  # a late event inside it: its end's index entry stays
+                counted.append((n, llm, user, start))
+        gone += [(user, start) for start in old]  # merged into an earlier one
+    # updated in place: a session that grows keeps its id (its index entry is not rewritten)
+    connection.executemany("DELETE FROM sessions WHERE user_id = ? AND start_us = ?", gone)
+    connection.executemany("UPDATE sessions SET end_us = ?, events = ?, llm_events = ? "
+                           "WHERE user_id = ? AND start_us = ?", ended)
+    connection.executemany("UPDATE sessions SET events = ?, llm_events = ? "
+                           "WHERE user_id = ? AND start_us = ?", counted)
+    connection.executemany("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)", new_sessions)
 
 
 def _merge(intervals: list[Interval], timeout_us: int) -> list[Interval]:
