@@ -10,6 +10,7 @@ library keeps its own settings.
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
 
@@ -84,3 +85,35 @@ def _run_argument(code: str, argument: str) -> str:
     done = subprocess.run([sys.executable, "-c", code, argument], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
+
+
+THREADS_AT_ONCE = """
+import ctypes, sys, threading
+if sys.argv[1] == "tuned":
+    from trubrics_otel.receive.process import tune_for_server
+    tune_for_server()
+together = threading.Barrier(6)
+def request():  # six worker threads, each holding a request's objects at the same time
+    held = [bytes(100) for _ in range(1000)]
+    together.wait()
+    del held
+workers = [threading.Thread(target=request) for _ in range(6)]
+for worker in workers:
+    worker.start()
+for worker in workers:
+    worker.join()
+ctypes.CDLL("libc.so.6").malloc_stats()  # one "Arena n:" block per heap, on stderr
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator")
+def test_a_server_process_s_threads_share_a_few_heaps_not_one_each():
+    """Each heap (arena) keeps its own freed memory: one per thread multiplies what is held."""
+    def heaps(mode: str) -> int:
+        done = subprocess.run([sys.executable, "-c", THREADS_AT_ONCE, mode], capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stderr.count("Arena ")
+
+    assert heaps("plain") >= 7  # the main thread's and one per worker
+    assert heaps("tuned") <= 3  # two arenas (glibc may count the main one apart)

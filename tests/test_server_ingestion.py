@@ -142,6 +142,21 @@ def test_bad_llm_event_fields(server, bad, field):
     assert server.store.count()["llm_events"] == 1
 
 
+def test_an_integer_latency_beyond_64_bits_is_stored_or_refused_alone(server):
+    """An integer latency is seconds like any number: one a double holds is stored as it, one
+    too big for a double is refused alone; neither fails the request (it was a 500: the rows'
+    integer overflowed the database's, or the check's conversion raised) nor its neighbours."""
+    body = ('[' + json.dumps(llm(1)) + ', {"user_id": "u1", "prompt": "p2", "generation": "g2", '
+            '"latency": 18446744073709551615}, {"user_id": "u1", "prompt": "p3", "generation": "g3", '
+            '"latency": 1' + "0" * 400 + '}]')
+    response = post(server, "publish_llm_events", body)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["index"] == 2 and error["loc"] == ["body", "latency"]
+    stored = {e["prompt"]: e["latency"] for e in server.store.events(kind="llm")}
+    assert stored == {"p1": 0.5, "p2": float(2**64 - 1)}
+
+
 def test_all_valid_batch_is_200_with_counts(server):
     response = post(server, "publish_llm_events", [llm(1), llm(2)])
     assert response.status_code == 200

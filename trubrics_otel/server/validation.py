@@ -162,7 +162,11 @@ def _latency(value: Any) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"must be a number of seconds or null, got {_type(value)}"
-    if not math.isfinite(value) or value < 0:
+    try:  # an integer is seconds too: one past a double's range is out of range, not an OverflowError
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds) or seconds < 0:
         return "must be a finite, non-negative number of seconds"
     return None
 

@@ -67,7 +67,7 @@ def llm_row(event: Mapping[str, Any], now_us: int, properties_json: bytes | None
         str(thread) if thread not in (None, "") else None,
         event["prompt"], event["generation"], event.get("prompt_event_name") or "Prompt",
         assistant, _text(properties, _MODEL_KEYS) or assistant,
-        event.get("latency"), _tokens(properties, _INPUT_TOKEN_KEYS),
+        _seconds(event.get("latency")), _tokens(properties, _INPUT_TOKEN_KEYS),
         _tokens(properties, _OUTPUT_TOKEN_KEYS), _error(properties), _cost(properties),
     )
 
@@ -84,6 +84,12 @@ def _text(properties: Mapping[str, Any], keys: Sequence[str]) -> str | None:
         if isinstance(value, str):
             return value
     return None
+
+
+def _seconds(latency: float | None) -> float | None:
+    """The latency as a double, as its column holds it: an integer past 64 bits (valid, the
+    validation checked it fits a double) is not one the database driver can bind."""
+    return None if latency is None else float(latency)
 
 
 def _tokens(properties: Mapping[str, Any], keys: Sequence[str]) -> int | None:
