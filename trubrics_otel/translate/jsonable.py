@@ -85,7 +85,7 @@ def dumps(properties: Mapping[str, Any], warn: Callable[..., None] | None = None
 def to_jsonable(value: Any) -> Any:
     """A JSON-safe copy of ``value`` following the table in the module docstring."""
     sets: list[list[Any]] = []
-    converted = _rebuilt(value, lambda item, depth, path: _convert(item, depth, path, sets))
+    converted = _rebuilt(value, lambda item, depth, path: _convert(item, depth, path, sets), _is_plain)
     for items in reversed(sets):  # the innermost first: an outer set sorts its converted items
         try:
             items.sort()
@@ -99,9 +99,10 @@ Path = tuple[Any, Any] | None
 Step = Callable[[Any, int, Path], tuple[Any, list[tuple[Any, Any]]]]
 
 
-def _rebuilt(value: Any, step: Step) -> Any:
+def _rebuilt(value: Any, step: Step, settled: Callable[[Any], bool]) -> Any:
     """``value`` rebuilt by ``step(item, depth, path)``, which answers the item's copy and,
-    for a container, its ``(key or index, item)`` pairs, to be stored into that copy.
+    for a container, its ``(key or index, item)`` pairs, to be stored into that copy (an
+    item ``settled`` says needs no step as it is).
 
     Iterative, with the depth counted here: the result never depends on how much of the
     interpreter's stack the caller has left (an app deep in its own recursion still gets
@@ -110,10 +111,19 @@ def _rebuilt(value: Any, step: Step) -> Any:
     pending: list[tuple[Any, Any, Any, int, Path]] = [(value, root, 0, 0, None)]
     while pending:
         item, into, at, depth, path = pending.pop()
-        into[at], children = step(item, depth, path)
-        if children:  # reversed: the first item is stored first, so a repeated key keeps the last
+        copy, children = step(item, depth, path)
+        into[at] = copy
+        deferred: dict[Any, Any] = {}
+        for key, child in children:  # in order: a repeated key keeps the last
+            if settled(child):
+                copy[key] = child
+                if deferred:
+                    deferred.pop(key, None)
+            else:
+                deferred[key] = child
+        if deferred:
             below = (item, path)
-            pending.extend((child, into[at], key, depth + 1, below) for key, child in reversed(children))
+            pending.extend((child, copy, key, depth + 1, below) for key, child in deferred.items())
     return root[0]
 
 
@@ -146,6 +156,14 @@ def _convert(value: Any, depth: int, path: Path, sets: list[list[Any]]) -> tuple
             value, depth = value.value, depth + 1
             continue
         return _scalar(value), []
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _is_plain(value: Any) -> bool:
+    """A JSON value :func:`to_jsonable` keeps as it is, without a step."""
+    return value.__class__ in _PLAIN
 
 
 def _empty_dict(children: list[tuple[str, Any]]) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
@@ -234,7 +252,8 @@ def _bound(value: Any, notes: set[str]) -> Any:
             return [None] * len(item), list(enumerate(item))
         return item, []
 
-    return _rebuilt(value, step)
+    return _rebuilt(value, step, lambda item: item.__class__ is str and len(item) <= MAX_STRING_CHARS
+                    or not isinstance(item, (str, dict, list, tuple)))
 
 
 def _fit(properties: dict[str, Any]) -> dict[str, Any]:
