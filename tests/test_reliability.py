@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -486,22 +487,29 @@ def test_hostile_properties_are_bounded_and_the_event_still_goes(make_client, en
 PACKAGE = str(Path(trubrics_otel.__file__).resolve().parent)
 
 
-def _caller_depth() -> int:
-    """The interpreter's recursion depth in the caller (which counts more than Python frames
-    under pytest): the lowest limit ``sys.setrecursionlimit`` accepts there, less one, less
-    this function's frame."""
-    limit, frame, depth = sys.getrecursionlimit(), sys._getframe(), 0
-    while frame is not None:
-        frame, depth = frame.f_back, depth + 1
-    try:
-        while True:
-            try:
-                sys.setrecursionlimit(depth)
-                return depth - 2
-            except RecursionError:
-                depth += 1
-    finally:
-        sys.setrecursionlimit(limit)
+def _frames_left() -> int:
+    """How many more frames this thread can push from the caller's level."""
+
+    def down(n: int) -> int:
+        try:
+            return down(n + 1)
+        except RecursionError:
+            return n
+
+    return down(0)
+
+
+def _call_with_frames_left(left: int, call: Callable[[], object]) -> None:
+    """``call()`` from deep in this thread's stack, with about ``left`` frames to spare: the
+    app's own recursion, without touching the recursion limit (which all threads share)."""
+
+    def down(n: int) -> None:
+        if n > 0:
+            return down(n - 1)
+        call()
+        return None
+
+    down(_frames_left() - left)
 
 
 def _escaped_from_our_code(error: BaseException) -> bool:
@@ -520,19 +528,17 @@ def test_hostile_properties_with_little_stack_left_never_raise_and_are_accounted
     client.track(user_id="u", event="started")  # the client's first-use start is not under test
     cyclic, deep = _cyclic_and_deep()
     calls, escaped = 0, []
-    limit = sys.getrecursionlimit()
     for headroom in range(2, 120, 3):
         for properties in (cyclic, {"deep": deep}):
-            sys.setrecursionlimit(_caller_depth() + headroom)
             try:
-                client.track(user_id="u", event=f"hostile {headroom}", properties=properties)
+                _call_with_frames_left(
+                    headroom, lambda: client.track(user_id="u", event=f"hostile {headroom}", properties=properties)
+                )
                 calls += 1
             except RecursionError as error:
                 if _escaped_from_our_code(error):
                     calls += 1
                     escaped.append(headroom)
-            finally:
-                sys.setrecursionlimit(limit)
     assert escaped == []
     client.flush(timeout=20)
     stats = client.stats()
