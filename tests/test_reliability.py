@@ -17,7 +17,7 @@ import pytest
 from conftest import API_KEY
 
 import trubrics_otel
-from trubrics_otel import Trubrics, TrubricsSpanExporter
+from trubrics_otel import SyncResult, Trubrics, TrubricsSpanExporter
 from trubrics_otel.deliver.journal import Journal
 from trubrics_otel.deliver.processor import SpoolingSpanProcessor
 from trubrics_otel.deliver.transport import insecure_reason
@@ -499,17 +499,14 @@ def _frames_left() -> int:
     return down(0)
 
 
-def _call_with_frames_left(left: int, call: Callable[[], object]) -> None:
+def _call_with_frames_left(left: int, call: Callable[[], object]) -> object:
     """``call()`` from deep in this thread's stack, with about ``left`` frames to spare: the
     app's own recursion, without touching the recursion limit (which all threads share)."""
 
-    def down(n: int) -> None:
-        if n > 0:
-            return down(n - 1)
-        call()
-        return None
+    def down(n: int) -> object:
+        return down(n - 1) if n > 0 else call()
 
-    down(_frames_left() - left)
+    return down(_frames_left() - left)
 
 
 def _escaped_from_our_code(error: BaseException) -> bool:
@@ -550,3 +547,22 @@ def test_hostile_properties_with_little_stack_left_never_raise_and_are_accounted
     assert len(roomy) == 2 * len(range(62, 120, 3))
     for properties in roomy:
         assert properties.get("self") == "<cycle>" or "<too deep>" in json.dumps(properties.get("deep"))
+
+
+def test_sync_calls_with_little_stack_left_never_raise(make_client, endpoint):
+    client = make_client()
+    cyclic, deep = _cyclic_and_deep()
+    escaped, answers = [], []
+    calls = (lambda: client.track_sync(user_id="u", event="sync", properties=cyclic, timeout=5),
+             lambda: client.track_llm_sync(user_id="u", prompt="p", generation="g", properties={"deep": deep},
+                                           timeout=5))
+    for headroom in range(2, 60, 3):
+        for call in calls:
+            try:
+                answers.append(_call_with_frames_left(headroom, call))
+            except RecursionError as error:
+                if _escaped_from_our_code(error):
+                    escaped.append(headroom)
+    assert escaped == []
+    assert answers and all(isinstance(answer, SyncResult) for answer in answers)
+    assert any(answer.delivered for answer in answers)  # with room enough, they go

@@ -89,6 +89,9 @@ class SyncResult:
         return self.delivered
 
 
+STACK_SPENT = SyncResult(delivered=False, detail="RecursionError: the app's stack was spent")  # built in advance
+
+
 class Trubrics(TracingMethods):
     """Track product and LLM events; see the module docstring for usage.
 
@@ -216,8 +219,11 @@ class Trubrics(TracingMethods):
             body = event_body(user_id, event, properties, timestamp, self._logger)
             return self._send_now(EVENT, body, body and body[EVENT_NAME_AT], timeout)
         except Exception as exc:
-            self._logger.exception("track_sync() failed")
-            return SyncResult(delivered=False, detail=f"{type(exc).__name__}: {exc}")
+            try:  # the logging and the answer may fail again when the app's stack is spent
+                self._logger.exception("track_sync() failed")
+                return SyncResult(delivered=False, detail=f"{type(exc).__name__}: {exc}")
+            except RecursionError:
+                return STACK_SPENT
 
     def track_llm(
         self,
@@ -279,8 +285,11 @@ class Trubrics(TracingMethods):
             )
             return self._send_now(LLM, body, sc.OPERATION_CHAT, timeout)
         except Exception as exc:
-            self._logger.exception("track_llm_sync() failed")
-            return SyncResult(delivered=False, detail=f"{type(exc).__name__}: {exc}")
+            try:  # the logging and the answer may fail again when the app's stack is spent
+                self._logger.exception("track_llm_sync() failed")
+                return SyncResult(delivered=False, detail=f"{type(exc).__name__}: {exc}")
+            except RecursionError:
+                return STACK_SPENT
 
     # --- Delivery ----------------------------------------------------------------------
 
@@ -298,10 +307,8 @@ class Trubrics(TracingMethods):
             rejected = self._exporter.stats()["rejected"]
             refused, self._rejected_seen = rejected - self._rejected_seen, rejected
             if pending:
-                self._logger.warning(
-                    "flush(): %d events not delivered yet (%s); they stay queued",
-                    pending, self._exporter.last_failure or "no answer in time",
-                )
+                self._logger.warning("flush(): %d events not delivered yet (%s); they stay queued",
+                                     pending, self._exporter.last_failure or "no answer in time")
             if refused:  # not retried: a wrong key or a malformed event; never a success
                 self._log.warning("refused", "flush(): %d events were refused by the server (%s).",
                                   refused, self._exporter.last_rejection)
@@ -322,9 +329,8 @@ class Trubrics(TracingMethods):
         try:
             with self._exporter.deadline(timeout):
                 # drains the queue, spools what it cannot deliver in time, shuts the exporter
-                self._processor.shutdown(
-                    timeout_millis=(DEFAULT_CLOSE_TIMEOUT_S if timeout is None else timeout) * 1000
-                )
+                millis = (DEFAULT_CLOSE_TIMEOUT_S if timeout is None else timeout) * 1000
+                self._processor.shutdown(timeout_millis=millis)
             if self._provider is not None:
                 self._provider.shutdown()
         except Exception:
@@ -385,9 +391,7 @@ class Trubrics(TracingMethods):
             return
         self._processor.enqueue_record(record)  # type: ignore[union-attr]
 
-    def _send_now(
-        self, kind: str, body: tuple[Any, ...] | None, name: str | None, timeout: float
-    ) -> SyncResult:
+    def _send_now(self, kind: str, body: tuple[Any, ...] | None, name: str | None, timeout: float) -> SyncResult:
         if body is None or name is None:
             return SyncResult(delivered=False, detail="skipped: invalid user_id or event (logged)")
         if not self._ready(name):
