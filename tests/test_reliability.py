@@ -10,12 +10,14 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import API_KEY
 
-from trubrics_otel import Trubrics, TrubricsSpanExporter, settings
+import trubrics_otel
+from trubrics_otel import SyncResult, Trubrics, TrubricsSpanExporter, settings
 from trubrics_otel.deliver.journal import Journal
 from trubrics_otel.deliver.processor import SpoolingSpanProcessor
 from trubrics_otel.translate.jsonable import (
@@ -435,7 +437,9 @@ def test_spool_can_be_turned_off(make_client, endpoint, private_spool):
 # --- bad input ------------------------------------------------------------------------------
 
 
-def test_hostile_properties_are_bounded_and_the_event_still_goes(make_client, endpoint, caplog):
+def _cyclic_and_deep() -> tuple[dict, list]:
+    """A dict holding itself, and a list nested 5,000 deep (past orjson's, marshal's and the
+    interpreter's recursion limits)."""
     cyclic: dict = {"name": "loop"}
     cyclic["self"] = cyclic
     deep: list = []
@@ -443,6 +447,11 @@ def test_hostile_properties_are_bounded_and_the_event_still_goes(make_client, en
     for _ in range(5_000):
         cursor.append([])
         cursor = cursor[0]
+    return cyclic, deep
+
+
+def test_hostile_properties_are_bounded_and_the_event_still_goes(make_client, endpoint, caplog):
+    cyclic, deep = _cyclic_and_deep()
     client = make_client()
     with caplog.at_level(logging.WARNING, logger="trubrics"):
         client.track(user_id="u", event="huge", properties={"blob": "x" * 5_000_000})
@@ -466,3 +475,93 @@ def test_hostile_properties_are_bounded_and_the_event_still_goes(make_client, en
     [llm] = endpoint.events("publish_llm_events")
     assert "truncated" in llm["prompt"] and len(llm["prompt"]) < 1_000_000
     assert "converted" in caplog.text or "cut" in caplog.text
+
+
+# Hostile properties tracked by an app already deep in its stack. Such properties once went down
+# the fallback chain (orjson, marshal, then the C JSON encoder, which stops a cycle only at the
+# interpreter's recursion limit), so whether the event survived depended on the frames the
+# caller had left: with few left the RecursionError reached the logging in track()'s own
+# handler and escaped into the app (this file failed that way in a full-suite run).
+
+PACKAGE = str(Path(trubrics_otel.__file__).resolve().parent)
+
+
+def _frames_left() -> int:
+    """How many more frames this thread can push from the caller's level."""
+
+    def down(n: int) -> int:
+        try:
+            return down(n + 1)
+        except RecursionError:
+            return n
+
+    return down(0)
+
+
+def _call_with_frames_left(left: int, call: Callable[[], object]) -> object:
+    """``call()`` from deep in this thread's stack, with about ``left`` frames to spare: the
+    app's own recursion, without touching the recursion limit (which all threads share)."""
+
+    def down(n: int) -> object:
+        return down(n - 1) if n > 0 else call()
+
+    return down(_frames_left() - left)
+
+
+def _escaped_from_our_code(error: BaseException) -> bool:
+    """True when the traceback runs through trubrics_otel (the call itself got in: a
+    RecursionError raised on entering ``track`` belongs to the app's own stack)."""
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.startswith(PACKAGE):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def test_hostile_properties_with_little_stack_left_never_raise_and_are_accounted(make_client, endpoint):
+    client = make_client()
+    client.track(user_id="u", event="started")  # the client's first-use start is not under test
+    cyclic, deep = _cyclic_and_deep()
+    calls, escaped = 0, []
+    for headroom in range(2, 120, 3):
+        for properties in (cyclic, {"deep": deep}):
+            try:
+                _call_with_frames_left(
+                    headroom, lambda: client.track(user_id="u", event=f"hostile {headroom}", properties=properties)
+                )
+                calls += 1
+            except RecursionError as error:
+                if _escaped_from_our_code(error):
+                    calls += 1
+                    escaped.append(headroom)
+    assert escaped == []
+    client.flush(timeout=20)
+    stats = client.stats()
+    delivered = [e for e in endpoint.events() if e["event"].startswith("hostile")]
+    assert calls > 0 and len(delivered) + stats.get("dropped_call_failed", 0) == calls
+    assert stats["dropped_call_failed"] <= 6  # only with under ~10 frames left (the call's own)
+    # with 60 frames left both go, bounded: the depth limit is counted by our own loop
+    roomy = [e["properties"] for e in delivered if int(e["event"].split()[1]) >= 60]
+    assert len(roomy) == 2 * len(range(62, 120, 3))
+    for properties in roomy:
+        assert properties.get("self") == "<cycle>" or "<too deep>" in json.dumps(properties.get("deep"))
+
+
+def test_sync_calls_with_little_stack_left_never_raise(make_client, endpoint):
+    client = make_client()
+    cyclic, deep = _cyclic_and_deep()
+    escaped, answers = [], []
+    calls = (lambda: client.track_sync(user_id="u", event="sync", properties=cyclic, timeout=5),
+             lambda: client.track_llm_sync(user_id="u", prompt="p", generation="g", properties={"deep": deep},
+                                           timeout=5))
+    for headroom in range(2, 60, 3):
+        for call in calls:
+            try:
+                answers.append(_call_with_frames_left(headroom, call))
+            except RecursionError as error:
+                if _escaped_from_our_code(error):
+                    escaped.append(headroom)
+    assert escaped == []
+    assert answers and all(isinstance(answer, SyncResult) for answer in answers)
+    assert any(answer.delivered for answer in answers)  # with room enough, they go

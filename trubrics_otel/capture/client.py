@@ -89,6 +89,9 @@ class SyncResult:
         return self.delivered
 
 
+STACK_SPENT = SyncResult(delivered=False, detail="RecursionError: the app's stack was spent")  # built in advance
+
+
 class Trubrics(TracingMethods):
     """Track product and LLM events; see the module docstring for usage.
 
@@ -157,7 +160,7 @@ class Trubrics(TracingMethods):
         self._tracing = Tracing(self._tracer_for_observations, lambda t: time_ns(t, self._logger), self._logger)
         self._closed = False
         self._sampler = sampler_for(sample_rate)
-        self._sampled_out_count = self._sync_count = self._rejected_seen = 0
+        self._sampled_out_count = self._sync_count = self._rejected_seen = self._failed_calls = 0
         self._log = RateLimitedLog(self._logger)
         self._fast: fast_path.FastEnqueue | None = None
         """Set once started on the private provider with a journal and no sampling (then
@@ -190,8 +193,12 @@ class Trubrics(TracingMethods):
                 return
             if self._ready(body[EVENT_NAME_AT]):
                 self._enqueue(self._record(EVENT, body))
-        except Exception:  # never into the app
-            self._logger.exception("track() failed; the event is lost")
+        except Exception:  # never into the app, the logging included (a RecursionError can recur there)
+            self._failed_calls += 1
+            try:
+                self._logger.exception("track() failed; the event is lost")
+            except RecursionError:
+                pass
 
     def track_sync(
         self,
@@ -212,8 +219,11 @@ class Trubrics(TracingMethods):
             body = event_body(user_id, event, properties, timestamp, self._logger)
             return self._send_now(EVENT, body, body and body[EVENT_NAME_AT], timeout)
         except Exception as exc:
-            self._logger.exception("track_sync() failed")
-            return SyncResult(delivered=False, detail=f"{type(exc).__name__}: {exc}")
+            try:  # the logging and the answer may fail again when the app's stack is spent
+                self._logger.exception("track_sync() failed")
+                return SyncResult(delivered=False, detail=f"{type(exc).__name__}: {exc}")
+            except RecursionError:
+                return STACK_SPENT
 
     def track_llm(
         self,
@@ -246,8 +256,12 @@ class Trubrics(TracingMethods):
                 return
             if self._ready(sc.OPERATION_CHAT):
                 self._enqueue(self._record(LLM, body))
-        except Exception:
-            self._logger.exception("track_llm() failed; the event is lost")
+        except Exception:  # never into the app, the logging included (a RecursionError can recur there)
+            self._failed_calls += 1
+            try:
+                self._logger.exception("track_llm() failed; the event is lost")
+            except RecursionError:
+                pass
 
     def track_llm_sync(
         self,
@@ -271,8 +285,11 @@ class Trubrics(TracingMethods):
             )
             return self._send_now(LLM, body, sc.OPERATION_CHAT, timeout)
         except Exception as exc:
-            self._logger.exception("track_llm_sync() failed")
-            return SyncResult(delivered=False, detail=f"{type(exc).__name__}: {exc}")
+            try:  # the logging and the answer may fail again when the app's stack is spent
+                self._logger.exception("track_llm_sync() failed")
+                return SyncResult(delivered=False, detail=f"{type(exc).__name__}: {exc}")
+            except RecursionError:
+                return STACK_SPENT
 
     # --- Delivery ----------------------------------------------------------------------
 
@@ -290,10 +307,8 @@ class Trubrics(TracingMethods):
             rejected = self._exporter.stats()["rejected"]
             refused, self._rejected_seen = rejected - self._rejected_seen, rejected
             if pending:
-                self._logger.warning(
-                    "flush(): %d events not delivered yet (%s); they stay queued",
-                    pending, self._exporter.last_failure or "no answer in time",
-                )
+                self._logger.warning("flush(): %d events not delivered yet (%s); they stay queued",
+                                     pending, self._exporter.last_failure or "no answer in time")
             if refused:  # not retried: a wrong key or a malformed event; never a success
                 self._log.warning("refused", "flush(): %d events were refused by the server (%s).",
                                   refused, self._exporter.last_rejection)
@@ -314,9 +329,8 @@ class Trubrics(TracingMethods):
         try:
             with self._exporter.deadline(timeout):
                 # drains the queue, spools what it cannot deliver in time, shuts the exporter
-                self._processor.shutdown(
-                    timeout_millis=(DEFAULT_CLOSE_TIMEOUT_S if timeout is None else timeout) * 1000
-                )
+                millis = (DEFAULT_CLOSE_TIMEOUT_S if timeout is None else timeout) * 1000
+                self._processor.shutdown(timeout_millis=millis)
             if self._provider is not None:
                 self._provider.shutdown()
         except Exception:
@@ -325,12 +339,15 @@ class Trubrics(TracingMethods):
     def stats(self) -> dict[str, int]:
         """Counters: ``tracked`` (accepted), ``queued`` (for the export thread), ``sent``,
         ``pending`` (in the spool), ``dropped`` (by cause, see the exporter's ``stats``),
-        ``rejected`` (refused by the server), ``sampled_out``, ``retries``… After a flush or
+        ``rejected`` (refused by the server), ``sampled_out``, ``retries``… (a ``track`` or
+        ``track_llm`` that failed in here, logged: ``dropped_call_failed``). After a flush or
         close, ``tracked == sent + pending + dropped + rejected + sampled_out + queued``
         (+ ``skipped_spans`` and ``merged_duplicates``: the tracing API's and others' spans)."""
         counts = self._exporter.stats() if self._exporter is not None else {}
         accepted = self._processor.accepted if self._processor is not None else 0
-        counts["tracked"] = accepted + self._sampled_out_count + self._sync_count
+        counts["tracked"] = accepted + self._sampled_out_count + self._sync_count + self._failed_calls
+        counts["dropped_call_failed"] = self._failed_calls
+        counts["dropped"] = counts.get("dropped", 0) + self._failed_calls
         if self._processor is not None:
             counts["queued"] = self._processor.queued
         counts["sampled_out"] = counts.get("sampled_out", 0) + self._sampled_out_count
@@ -374,9 +391,7 @@ class Trubrics(TracingMethods):
             return
         self._processor.enqueue_record(record)  # type: ignore[union-attr]
 
-    def _send_now(
-        self, kind: str, body: tuple[Any, ...] | None, name: str | None, timeout: float
-    ) -> SyncResult:
+    def _send_now(self, kind: str, body: tuple[Any, ...] | None, name: str | None, timeout: float) -> SyncResult:
         if body is None or name is None:
             return SyncResult(delivered=False, detail="skipped: invalid user_id or event (logged)")
         if not self._ready(name):
@@ -388,30 +403,20 @@ class Trubrics(TracingMethods):
         with self._start_lock:
             self._sync_count += 1
         delivery = self._exporter.send_now([span], timeout)  # type: ignore[union-attr]
-        return SyncResult(
-            delivered=delivery.ok,
-            status=delivery.status,
-            detail=delivery.detail,
-            attempts=delivery.attempts,
-            queued=bool(delivery.pending),
-        )
+        return SyncResult(delivered=delivery.ok, status=delivery.status, detail=delivery.detail,
+                          attempts=delivery.attempts, queued=bool(delivery.pending))
 
     def _start(self) -> None:
         with self._start_lock:
             if self._processor is not None:
                 return
             self._exporter = TrubricsSpanExporter(
-                api_key=self._api_key.reveal() if self._api_key else None,
-                host=self._host,
-                timeout=self._timeout,
-                retry_timeout=self._retry_timeout,
-                logger=self._logger,
+                api_key=self._api_key.reveal() if self._api_key else None, host=self._host,
+                timeout=self._timeout, retry_timeout=self._retry_timeout, logger=self._logger,
                 **self._exporter_options,
             )
             self._processor = SpoolingSpanProcessor(
-                self._exporter,
-                max_queue_size=self._max_queue_size,
-                schedule_delay=self._flush_interval,
+                self._exporter, max_queue_size=self._max_queue_size, schedule_delay=self._flush_interval,
                 max_export_batch_size=self._batch_size,
             )
             if self._app_provider is not None:
@@ -420,9 +425,7 @@ class Trubrics(TracingMethods):
                 self._observation_tracer = self._tracer
             else:
                 # ALWAYS_ON: the app's sampling decisions must not drop analytics events
-                self._provider = TracerProvider(
-                    resource=RESOURCE, sampler=ALWAYS_ON, shutdown_on_exit=False
-                )
+                self._provider = TracerProvider(resource=RESOURCE, sampler=ALWAYS_ON, shutdown_on_exit=False)
                 self._provider.add_span_processor(self._processor)
                 self._observation_tracer = self._provider.get_tracer(SCOPE_NAME)
                 # track()'s queue: a ring that outlives kill -9 (None: the memory queue)

@@ -71,9 +71,9 @@ def dumps(properties: Mapping[str, Any], warn: Callable[..., None] | None = None
             return text
     except (TypeError, ValueError, RecursionError):
         pass
-    if warn is not None:
-        warn("convert", "Event properties were not plain JSON or too large; converted")
-    try:
+    try:  # a RecursionError (an app with its stack nearly spent) can come from anything below
+        if warn is not None:
+            warn("convert", "Event properties were not plain JSON or too large; converted")
         converted = to_jsonable(properties)
         if not isinstance(converted, dict):
             converted = {"value": converted}
@@ -84,35 +84,91 @@ def dumps(properties: Mapping[str, Any], warn: Callable[..., None] | None = None
 
 def to_jsonable(value: Any) -> Any:
     """A JSON-safe copy of ``value`` following the table in the module docstring."""
-    return _convert(value, set(), 0)
-
-
-def _convert(value: Any, seen: set[int], depth: int) -> Any:
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, (Mapping, list, tuple, set, frozenset)):
-        if id(value) in seen:
-            return "<cycle>"
-        if depth >= MAX_DEPTH:
-            return "<too deep>"
-        seen.add(id(value))
+    sets: list[list[Any]] = []
+    converted = _rebuilt(value, lambda item, depth, path: _convert(item, depth, path, sets), _is_plain)
+    for items in reversed(sets):  # the innermost first: an outer set sorts its converted items
         try:
+            items.sort()
+        except TypeError:
+            pass
+    return converted
+
+
+Path = tuple[Any, Any] | None
+"""The containers above an item, innermost first, as linked pairs ``(container, Path)``."""
+Step = Callable[[Any, int, Path], tuple[Any, list[tuple[Any, Any]]]]
+
+
+def _rebuilt(value: Any, step: Step, settled: Callable[[Any], bool]) -> Any:
+    """``value`` rebuilt by ``step(item, depth, path)``, which answers the item's copy and,
+    for a container, its ``(key or index, item)`` pairs, to be stored into that copy (an
+    item ``settled`` says needs no step as it is).
+
+    Iterative, with the depth counted here: the result never depends on how much of the
+    interpreter's stack the caller has left (an app deep in its own recursion still gets
+    ``"<too deep>"`` and ``"<cycle>"``, not a RecursionError)."""
+    root: list[Any] = [None]
+    pending: list[tuple[Any, Any, Any, int, Path]] = [(value, root, 0, 0, None)]
+    while pending:
+        item, into, at, depth, path = pending.pop()
+        copy, children = step(item, depth, path)
+        into[at] = copy
+        deferred: dict[Any, Any] = {}
+        for key, child in children:  # in order: a repeated key keeps the last
+            if settled(child):
+                copy[key] = child
+                if deferred:
+                    deferred.pop(key, None)
+            else:
+                deferred[key] = child
+        if deferred:
+            below = (item, path)
+            pending.extend((child, copy, key, depth + 1, below) for key, child in deferred.items())
+    return root[0]
+
+
+_CONTAINERS = (Mapping, list, tuple, set, frozenset)
+
+
+def _convert(value: Any, depth: int, path: Path, sets: list[list[Any]]) -> tuple[Any, list[tuple[Any, Any]]]:
+    """:func:`to_jsonable`'s step: a value converted, a container as an empty copy."""
+    while True:
+        if value is None or isinstance(value, (str, bool, int)):
+            return value, []
+        if isinstance(value, float):
+            return (value if math.isfinite(value) else None), []
+        if isinstance(value, _CONTAINERS):
+            node = path
+            while node is not None:
+                if node[0] is value:
+                    return "<cycle>", []
+                node = node[1]
+            if depth >= MAX_DEPTH:
+                return "<too deep>", []
             if isinstance(value, Mapping):
-                return {_key(k): _convert(v, seen, depth + 1) for k, v in value.items()}
-            items = [_convert(v, seen, depth + 1) for v in value]
+                return _empty_dict([(_key(k), v) for k, v in value.items()])
+            children = list(enumerate(value))
+            out = [None] * len(children)
             if isinstance(value, (set, frozenset)):
-                try:
-                    items.sort()
-                except TypeError:
-                    pass
-            return items
-        finally:
-            seen.discard(id(value))
-    if isinstance(value, enum.Enum):
-        return _convert(value.value, seen, depth + 1)
-    return _scalar(value)
+                sets.append(out)
+            return out, children
+        if isinstance(value, enum.Enum):
+            value, depth = value.value, depth + 1
+            continue
+        return _scalar(value), []
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _is_plain(value: Any) -> bool:
+    """A JSON value :func:`to_jsonable` keeps as it is, without a step."""
+    return value.__class__ in _PLAIN
+
+
+def _empty_dict(children: list[tuple[str, Any]]) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+    """A dict with each key in its place (the mapping's order), for :func:`_rebuilt` to fill."""
+    return dict.fromkeys(key for key, _ in children), children
 
 
 def _key(key: Any) -> str:
@@ -160,7 +216,7 @@ def bound_properties(
 ) -> dict[str, Any]:
     """``properties`` within the string, depth and size limits (a copy when anything changed)."""
     notes: set[str] = set()
-    bounded = _bound(properties, 0, notes)
+    bounded = _bound(properties, notes)
     if not isinstance(bounded, dict):
         bounded = {"value": bounded}
     try:
@@ -178,23 +234,26 @@ def bound_properties(
     return bounded
 
 
-def _bound(value: Any, depth: int, notes: set[str]) -> Any:
-    if isinstance(value, str):
-        if len(value) > MAX_STRING_CHARS:
-            notes.add("string")
-            return truncate(value, MAX_STRING_CHARS)
-        return value
-    if isinstance(value, dict):
-        if depth >= MAX_DEPTH:
-            notes.add("depth")
-            return "<too deep>"
-        return {text_of(k): _bound(v, depth + 1, notes) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        if depth >= MAX_DEPTH:
-            notes.add("depth")
-            return "<too deep>"
-        return [_bound(v, depth + 1, notes) for v in value]
-    return value
+def _bound(value: Any, notes: set[str]) -> Any:
+    """``value`` within the string and depth limits; ``notes`` hears which were passed."""
+
+    def step(item: Any, depth: int, _: Path) -> tuple[Any, list[tuple[Any, Any]]]:
+        if isinstance(item, str):
+            if len(item) > MAX_STRING_CHARS:
+                notes.add("string")
+                return truncate(item, MAX_STRING_CHARS), []
+            return item, []
+        if isinstance(item, (dict, list, tuple)):
+            if depth >= MAX_DEPTH:
+                notes.add("depth")
+                return "<too deep>", []
+            if isinstance(item, dict):
+                return _empty_dict([(text_of(k), v) for k, v in item.items()])
+            return [None] * len(item), list(enumerate(item))
+        return item, []
+
+    return _rebuilt(value, step, lambda item: item.__class__ is str and len(item) <= MAX_STRING_CHARS
+                    or not isinstance(item, (str, dict, list, tuple)))
 
 
 def _fit(properties: dict[str, Any]) -> dict[str, Any]:
