@@ -255,3 +255,14 @@ def test_stored_records_become_the_events_their_spans_would(batch):
                                                             10**18, "not a latency", None, None)))
     assert direct.encode_records([not_encodable, *payloads]) == expected
     assert direct.stats()["encode_errors"] == 1
+
+
+def test_a_tuple_thread_id_is_sent_alike_from_memory_and_from_the_journal():
+    """marshal keeps a tuple a tuple, JSON makes it a list: the event's ``thread_id`` text must
+    not depend on which copy of the record is sent (Hypothesis found this once)."""
+    record = (VERSION, LLM, 2**100, 2**60, 0, None,
+              ("u", "p", "g", "Prompt", "Generation", None, {"$thread_id": (1, "two")}, 10**18, 1.5, None, None))
+    with mock.patch.object(tracked, "_JSON", None):  # the marshal format
+        stored = from_bytes(to_bytes(record))
+    assert _as_sent(stored) == _as_sent(with_json_properties(record))
+    assert _as_sent(stored)[0]["thread_id"] == "[1, 'two']"

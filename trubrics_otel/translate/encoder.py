@@ -401,4 +401,8 @@ def _json_object(text: Any) -> dict[str, Any]:
 
 
 def _str_or_none(value: Any) -> str | None:
-    return None if value is None or value == "" else str(value)
+    """A tuple reads as the list it is once stored as JSON, so a record kept in memory and its
+    copy from the journal give the same text."""
+    if value is None or value == "":
+        return None
+    return str(list(value)) if isinstance(value, tuple) else str(value)
