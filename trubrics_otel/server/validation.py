@@ -266,10 +266,7 @@ def _read_items(items: list[Any], fields: tuple[Field, ...]) -> tuple[list[dict[
             # a float past 2**63 prints with "e+" (so may strings: then the stdlib reads it too)
             if b"e+" in rest or (data is not None and b"e+" in data):
                 raise _Inexact
-            brackets = rest.count(b"{") + rest.count(b"[")
-            if data is not None:
-                brackets += data.count(b"{") + data.count(b"[")
-            if brackets > MAX_DEPTH:  # maybe too deep: the full check
+            if brackets(rest) + (0 if data is None else brackets(data)) > MAX_DEPTH:  # maybe too deep: the full check
                 event, item_errors = validate_event(item, fields)
                 data = None
             else:  # not NaN, infinite nor a lone surrogate: orjson refuses them
