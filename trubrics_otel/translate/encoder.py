@@ -193,7 +193,6 @@ def encode_span(
     if carried:  # a cost the span carries wins
         for key, value in carried.items():
             properties.setdefault(key, value)
-    end = span.end_time
     return "llm", {
         "user_id": user_id,
         "prompt": call.prompt or identity.prompt or "",
@@ -202,7 +201,7 @@ def encode_span(
         "generation_event_name": attributes.get(sc.TRUBRICS_GENERATION_EVENT_NAME, "Generation"),
         "assistant_id": call.model or _str_or_none(properties.get(sc.PROP_ASSISTANT_ID)),
         "properties": properties,
-        "timestamp": None if end is None else record_timestamp(end),  # iso_timestamp, one call less
+        "timestamp": iso_timestamp(span.end_time),
         "latency": None if attributes.get(sc.TRUBRICS_LATENCY_UNKNOWN) else call_latency(span),
         "thread_id": thread_id or _str_or_none(properties.get(sc.PROP_THREAD_ID)),
     }
