@@ -25,6 +25,7 @@ from typing import Any
 
 from trubrics_otel import settings
 from trubrics_otel.cli_args import Parser, database_setting, empty_window, plain
+from trubrics_otel.logs import on_stderr
 
 # subcommand -> module (or ``module:object``) defining ``add_arguments(parser)`` and
 # ``run(args) -> int``
@@ -123,15 +124,8 @@ def _one_line_logs(command: str) -> Iterator[None]:
     if command in ("serve", "bridge") or server.handlers:
         yield
         return
-    handler, level = logging.StreamHandler(sys.stderr), server.level
-    handler.setFormatter(_OneLine(f"trubrics-otel {command}: %(message)s"))
-    server.addHandler(handler)
-    server.setLevel(logging.WARNING)
-    try:
+    with on_stderr(server, _OneLine(f"trubrics-otel {command}: %(message)s"), logging.WARNING):
         yield
-    finally:
-        server.removeHandler(handler)
-        server.setLevel(level)
 
 
 def _explain(exc: Exception, args: argparse.Namespace) -> str | None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from trubrics_otel import cli_args as checks
 from trubrics_otel import settings
+from trubrics_otel.logs import on_stderr
 from trubrics_otel.receive.process import tune_for_server
 from trubrics_otel.server.analytics.api import set_feedback_events
 from trubrics_otel.server.app import (
@@ -62,18 +63,9 @@ def _serve(args: argparse.Namespace) -> int:
     """Serve with the server's log on stderr, given back as it was when serve returns (a
     caller of ``main()`` in its own process, such as a test, keeps its logging)."""
     logger = logging.getLogger("trubrics.server")
-    level, propagate = logger.level, logger.propagate
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(args.log_level)
-    logger.propagate = False
-    try:
+    with on_stderr(logger, logging.Formatter("%(asctime)s %(levelname)s %(message)s"), args.log_level,
+                   propagate=False):
         return _serve_logged(args, logger)
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-        logger.propagate = propagate
 
 
 def _serve_logged(args: argparse.Namespace, logger: logging.Logger) -> int:
