@@ -565,3 +565,19 @@ def test_sync_calls_with_little_stack_left_never_raise(make_client, endpoint):
     assert escaped == []
     assert answers and all(isinstance(answer, SyncResult) for answer in answers)
     assert any(answer.delivered for answer in answers)  # with room enough, they go
+
+
+def test_flush_with_little_stack_left_never_raises_and_loses_nothing(make_client, endpoint):
+    client = make_client()
+    escaped, answers = [], []
+    for headroom in range(2, 60, 3):
+        client.track(user_id="u", event=f"flush {headroom}")
+        try:
+            answers.append(_call_with_frames_left(headroom, lambda: client.flush(timeout=5)))
+        except RecursionError as error:
+            if _escaped_from_our_code(error):
+                escaped.append(headroom)
+    assert escaped == []
+    assert answers and all(isinstance(answer, int) for answer in answers)
+    assert client.flush(timeout=20) == 0  # with room: every event delivered, none lost meanwhile
+    assert {f"flush {h}" for h in range(2, 60, 3)} <= {e["event"] for e in endpoint.events()}

@@ -189,7 +189,28 @@ class SpoolingSpanProcessor(SpanProcessor):
 
     def flush(self, timeout: float | None) -> int:
         """Export everything queued, then retry what is spooled until ``timeout`` (s; None:
-        30 s for the queue, one attempt for the spool); return the events not delivered."""
+        30 s for the queue, one attempt for the spool); return the events not delivered.
+
+        The work runs on a thread of its own, the caller waiting: what interrupts the caller (a
+        RecursionError, its stack nearly spent; Ctrl-C) then never stops a batch halfway, read
+        from the journal and neither delivered nor spooled, so released with the next one: lost."""
+        answer: list[int] = []
+
+        def work() -> None:
+            try:
+                answer.append(self._flush(timeout))
+            except Exception:  # the exporter should not raise; if it does, the count still comes
+                _logger.exception("Trubrics flush failed")
+        try:
+            runner = threading.Thread(target=work, name="TrubricsFlush", daemon=True)
+            runner.start()
+        except RuntimeError:  # no new thread at interpreter shutdown: this one does it
+            work()
+        else:
+            runner.join()
+        return answer[0] if answer else self._exporter.pending + self.queued
+
+    def _flush(self, timeout: float | None) -> int:
         exporter = self._exporter
         end = None if timeout is None else time.monotonic() + timeout
         with exporter.deadline(timeout):
