@@ -321,18 +321,21 @@ class Trubrics(TracingMethods):
             if self._closed:
                 return
             self._closed = True
-        atexit.unregister(self.close)
-        if self._processor is None or self._exporter is None:
-            return
-        try:
+        try:  # the processor shuts down on a thread of its own: a spent stack here stops nothing
+            atexit.unregister(self.close)
+            if self._processor is None or self._exporter is None:
+                return
             with self._exporter.deadline(timeout):
                 # drains the queue, spools what it cannot deliver in time, shuts the exporter
                 millis = (DEFAULT_CLOSE_TIMEOUT_S if timeout is None else timeout) * 1000
                 self._processor.shutdown(timeout_millis=millis)
             if self._provider is not None:
                 self._provider.shutdown()
-        except Exception:
-            self._logger.exception("close() failed")
+        except Exception:  # never into the app, the logging included (a RecursionError recurs there)
+            try:
+                self._logger.exception("close() failed")
+            except RecursionError:
+                pass
 
     def stats(self) -> dict[str, int]:
         """Counters: ``tracked`` (accepted), ``queued`` (for the export thread), ``sent``,

@@ -32,7 +32,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from trubrics_otel.deliver.journal import Journal
 
 _logger = logging.getLogger("trubrics")
+T = TypeVar("T")
 
 SPILL_ABOVE = 0.75
 """Journal fill (share of the ring) past which the worker moves its oldest records to the
@@ -190,25 +191,9 @@ class SpoolingSpanProcessor(SpanProcessor):
     def flush(self, timeout: float | None) -> int:
         """Export everything queued, then retry what is spooled until ``timeout`` (s; None:
         30 s for the queue, one attempt for the spool); return the events not delivered.
-
-        The work runs on a thread of its own, the caller waiting: what interrupts the caller (a
-        RecursionError, its stack nearly spent; Ctrl-C) then never stops a batch halfway, read
-        from the journal and neither delivered nor spooled, so released with the next one: lost."""
-        answer: list[int] = []
-
-        def work() -> None:
-            try:
-                answer.append(self._flush(timeout))
-            except Exception:  # the exporter should not raise; if it does, the count still comes
-                _logger.exception("Trubrics flush failed")
-        try:
-            runner = threading.Thread(target=work, name="TrubricsFlush", daemon=True)
-            runner.start()
-        except RuntimeError:  # no new thread at interpreter shutdown: this one does it
-            work()
-        else:
-            runner.join()
-        return answer[0] if answer else self._exporter.pending + self.queued
+        On a thread of its own (see :func:`_apart`)."""
+        left = _apart(lambda: self._flush(timeout))
+        return self._exporter.pending + self.queued if left is None else left
 
     def _flush(self, timeout: float | None) -> int:
         exporter = self._exporter
@@ -237,6 +222,15 @@ class SpoolingSpanProcessor(SpanProcessor):
         return True
 
     def shutdown(self, timeout_millis: float = 30_000) -> None:
+        """Deliver or spool everything, then stop; on a thread of its own (see :func:`_apart`)."""
+        if self._shutdown:
+            return
+        if threading.current_thread() is self._worker:  # the worker itself: it would wait for itself
+            self._shutdown_now(timeout_millis)
+        else:
+            _apart(lambda: self._shutdown_now(timeout_millis))
+
+    def _shutdown_now(self, timeout_millis: float) -> None:
         if self._shutdown:
             return
         end = time.monotonic() + timeout_millis / 1000
@@ -348,3 +342,26 @@ class SpoolingSpanProcessor(SpanProcessor):
         except IndexError:  # empty (another thread may drain too: each span once)
             pass
         return batch
+
+
+def _apart(work: Callable[[], T]) -> T | None:
+    """``work()`` on a thread of its own, the caller waiting; None when it raised (logged).
+    What interrupts the caller (a RecursionError, the app's stack nearly spent; Ctrl-C) then
+    never stops it halfway: a batch read from the journal, neither delivered nor spooled, would
+    be released with the next one, lost. A caller interrupted stops waiting; the work goes on."""
+    answer: list[T] = []
+
+    def run() -> None:
+        try:
+            answer.append(work())
+        except Exception:  # the exporter should not raise; if it does, the caller counts
+            _logger.exception("Trubrics flush or shutdown failed")
+
+    try:
+        runner = threading.Thread(target=run, name="TrubricsFlush", daemon=True)
+        runner.start()
+    except RuntimeError:  # no new thread at interpreter shutdown: this one does it
+        run()
+    else:
+        runner.join()
+    return answer[0] if answer else None
