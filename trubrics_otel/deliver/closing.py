@@ -5,7 +5,7 @@ they wait, and who can send them.
 
     logger.error(closing_report(3, spool_directory, "https://…/publish_events failed (HTTP 503)", None))
     # Closing with 3 Trubrics events undelivered: https://…/publish_events failed (HTTP 503);
-    # spooled in /home/me/.cache/trubrics-otel/spool/3f…, for the next process using this endpoint.
+    # spooled in /home/me/.cache/trubrics-otel/spool/3f… for the next process using this endpoint.
 
 A spool directory is one host and key's. Events spooled while the configuration refused to
 send (a malformed host, plain http:// off loopback, no key) wait where no process will ever
