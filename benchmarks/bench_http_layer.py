@@ -23,15 +23,14 @@ from pathlib import Path
 
 import requests
 from bench_server_intake import cpu_seconds  # server CPU, every thread, from /proc
+from other_copy import use
 
 SIZES = {"OTLP batch, 900 KB": 900_000, "API batch, 210 KB": 210_000}
 SETTINGS = {"waitress defaults": (8192, 512 << 10), "ours": (None, None)}
 
 
 def serve(recv_bytes: str, in_memory: str, package: str = "") -> None:
-    if package:  # that copy, not the editable install (its finder precedes sys.path)
-        sys.meta_path[:] = [finder for finder in sys.meta_path if "editable" not in repr(finder)]
-        sys.path.insert(0, package)
+    use(package)  # that copy, not the editable install
     from trubrics_otel.receive import http
 
     if recv_bytes != "None":

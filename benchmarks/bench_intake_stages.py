@@ -38,6 +38,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
+from other_copy import use  # noqa: E402
+
 STAGES = ("decode", "encode", "price and policy", "validation")
 API_STAGES = ("read and validate", "rows")
 
@@ -162,9 +164,7 @@ def main() -> None:
     parser.add_argument("--package", help=argparse.SUPPRESS)  # with --json: DIR/trubrics_otel
     args = parser.parse_args()
     if args.json:
-        if args.package:  # that copy, not the editable install (its finder precedes PYTHONPATH)
-            sys.meta_path[:] = [finder for finder in sys.meta_path if "editable" not in repr(finder)]
-            sys.path.insert(0, args.package)
+        use(args.package)  # that copy, not the editable install
         print(json.dumps((run_api_stages if args.api else run_stages)(args.traces, args.rounds)))
         return
     packages: list[str | None] = [None] + ([args.compare] if args.compare else [])

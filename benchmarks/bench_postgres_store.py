@@ -24,6 +24,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE / "peers"), str(HERE.parent / "tests")]
 
+from other_copy import command  # noqa: E402
+
 N = 20_000
 BATCH = 100
 
@@ -72,14 +74,12 @@ def main() -> None:
     if args.inner:
         run(args.inner[0], int(args.inner[1]))
         return
-    from bench_store_statements import _FROM_DIR  # the other copy first, this editable install set aside
-
     for mode in args.modes:
         for threads in args.threads:
             for package in (None, *args.compare):
                 inner = [sys.executable, __file__, "--inner", mode, str(threads)]
-                if package:
-                    inner[1:2] = ["-c", _FROM_DIR.format(package, __file__)]
+                if package:  # that copy, not the editable install
+                    inner[:2] = command(package, script=__file__)
                 print(f"{package or 'this'}: ", end="", flush=True)
                 subprocess.run(inner, check=True)
 

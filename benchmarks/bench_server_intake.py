@@ -45,6 +45,7 @@ from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+from other_copy import command  # noqa: E402
 
 from trubrics_otel.receive import otlp  # noqa: E402
 from trubrics_otel.receive.grpc import SERVICE  # noqa: E402
@@ -143,20 +144,15 @@ def cpu_seconds(pid: int) -> float:
     return total / 1e9
 
 
-_FROM_DIR = ("import runpy, sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)];"
-             " sys.path.insert(0, {!r}); sys.argv[0] = 'trubrics-otel';"
-             " runpy.run_module('trubrics_otel', run_name='__main__')")
-"""Run ``serve`` from another copy of the package (an editable install's finder set aside)."""
-
-
 class Server:
     """``trubrics-otel serve`` on a fresh SQLite file, HTTP and gRPC on free ports."""
 
     def __init__(self, db: str, package_dir: str | None = None) -> None:
         self.db = db
-        start = ["-m", "trubrics_otel"] if package_dir is None else ["-c", _FROM_DIR.format(package_dir)]
+        start = [sys.executable, "-m", "trubrics_otel"] if package_dir is None else command(
+            package_dir, module="trubrics_otel")  # serve from another copy of the package
         self.process = subprocess.Popen(
-            [sys.executable, *start, "serve", "--db", db, "--port", "0", "--grpc-port", "0",
+            [*start, "serve", "--db", db, "--port", "0", "--grpc-port", "0",
              "--log-level", "WARNING"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert self.process.stdout is not None
         self.url = self.grpc = ""

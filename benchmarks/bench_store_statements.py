@@ -48,6 +48,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE / "peers"), str(HERE.parent / "tests")]
 
+from other_copy import command  # noqa: E402
+
 
 def payloads(kind: str, n: int) -> list[dict]:
     if kind == "llm":
@@ -285,14 +287,11 @@ def main() -> None:
                 inner += ["--fold-rows", str(args.fold_rows)]
             if args.ingest:
                 inner += ["--ingest"]
-            if package:  # that copy first on the path, this editable install's finder set aside
-                inner[1:2] = ["-c", _FROM_DIR.format(package, __file__)]
+            if package:  # that copy, not the editable install
+                inner[:2] = command(package, script=__file__)
             print(f"{package or 'this'}: ", end="", flush=True)
             subprocess.run(inner, check=True)
 
-
-_FROM_DIR = ("import runpy, sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)];"
-             " sys.path.insert(0, {!r}); sys.argv[0] = {!r}; runpy.run_path(sys.argv[0], run_name='__main__')")
 
 if __name__ == "__main__":
     main()

@@ -75,7 +75,7 @@ BAD = [  # argv, the argument the one line must name
     (["serve", "--db", "postgresql:/oops"], "--db: 'postgresql:/oops': a database URL is scheme://"),
     (["events", "--db", "postgres:user@host/db"], "--db: 'postgres:user@host/db': a database URL"),
     (["serve", "--db", "sqlite:////nonexistent-trubrics-dir/x.sqlite3"], "the directory '/nonexistent-trubrics-dir'"),
-    (["events", "--db", "sqlite:///missing.sqlite3"], "--db: 'sqlite:///missing.sqlite3': the file does not exist"),
+    (["events", "--db", "sqlite:///missing.sqlite3"], "--db: 'sqlite:///missing.sqlite3': no store there (the file does not exist)"),
     (["events", "--db", "mysql://u:hunter2@h/db"], "--db: 'mysql://u:***@h/db': mysql:// is not a store"),
     (["serve", "--db", "postgresql://"], "--db: 'postgresql://': a postgresql:// URL names a host or a database"),
     (["stats", "--db", "postgresql://u:hunter2@h:99999/db"], "'postgresql://u:***@h:99999/db': its port"),
@@ -179,6 +179,38 @@ def test_the_db_url_setting_file_is_checked_as_db_is(command, says, default_stor
     assert err.startswith(f"trubrics-otel {command[0]}: TRUBRICS_DB_URL='sqlite:///{MISSING_DIR}': ") and says in err and not Path(MISSING_DIR).parent.exists()
 
 
+READING_COMMANDS = [["events"], ["sessions"], ["threads"], ["threads", "t-1"], ["users"], ["stats"],
+                    ["active"], ["retention"], ["funnel", "--steps", "a,b"], ["feedback"], ["conversations"],
+                    ["topics"]]
+
+
+@pytest.mark.parametrize("command", READING_COMMANDS, ids=" ".join)
+def test_a_db_setting_naming_no_store_is_refused_not_read_as_empty(command, default_store, tmp_path,
+                                                                  monkeypatch, capsys):
+    """TRUBRICS_DB (a plain path) is checked as --db: a typo is one line naming it, exit 2,
+    nothing created; never "no events found" from an empty store (nor the default file's)."""
+    typo = tmp_path / "typo" / "events.sqlite3"
+    monkeypatch.setenv("TRUBRICS_DB", str(typo))
+    with pytest.raises(SystemExit) as stopped:
+        main(command)
+    out, err = capsys.readouterr()
+    assert stopped.value.code == 2 and out == ""
+    assert err == f"trubrics-otel {command[0]}: TRUBRICS_DB={str(typo)!r}: no store there (the file does not exist)\n"
+    assert not typo.parent.exists()
+
+
+def test_serve_creates_the_store_a_db_setting_names(tmp_path, monkeypatch):
+    """serve's job is to create the store (not its directory): TRUBRICS_DB naming a new file passes."""
+    import argparse
+
+    serve = argparse.Namespace(db=None, url=None, db_check=cli_args.new_database)  # as serve parses
+    monkeypatch.delenv("TRUBRICS_DB_URL", raising=False)
+    monkeypatch.setenv("TRUBRICS_DB", str(tmp_path / "new.sqlite3"))
+    assert cli_args.database_setting(serve) is None
+    monkeypatch.setenv("TRUBRICS_DB", str(tmp_path / "none" / "new.sqlite3"))
+    assert "the directory" in cli_args.database_setting(serve)
+
+
 def test_a_malformed_db_url_setting_is_a_store_error_in_the_library(default_store, monkeypatch, caplog):
     from trubrics_otel.server.store import Store, StoreError
 
@@ -205,7 +237,7 @@ def test_a_missing_database_is_named_not_shown_as_empty(capsys, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit):
         main(["events", "--db", "typo.sqlite3"])
-    assert capsys.readouterr().err == "trubrics-otel events: argument --db: 'typo.sqlite3': the file does not exist\n"
+    assert capsys.readouterr().err == "trubrics-otel events: argument --db: 'typo.sqlite3': no store there (the file does not exist)\n"
 
 
 def test_the_installed_script_refuses_the_same_way(tmp_path):

@@ -66,6 +66,9 @@ SETUPS = {  # name -> (environment given the endpoint's URL and a tmp dir, faili
     "unwritable spool": (lambda url, tmp: {"TRUBRICS_HOST": url, "TRUBRICS_API_KEY": KEY,
                                            "TRUBRICS_SPOOL": str(_a_file(tmp) / "spool")},
                          "spool", "cannot be created or written"),
+    "store setting naming no store": (lambda url, tmp: {"TRUBRICS_HOST": url, "TRUBRICS_API_KEY": KEY,
+                                                        "TRUBRICS_DB": str(tmp / "typo" / "x.sqlite3")},
+                                      "store", "typo' does not exist"),
 }
 
 
@@ -88,6 +91,14 @@ def test_a_broken_setup_is_named_and_exits_1(name, clean_env, tmp_path, capsys):
     assert [c["check"] for c in problems] == [failing], out
     assert words in problems[0]["detail"] and problems[0]["fix"]
     assert KEY not in out
+
+
+def test_a_store_setting_naming_a_file_not_yet_served_is_a_note(clean_env, tmp_path, capsys):
+    clean_env.setenv("TRUBRICS_DB", str(tmp_path / "events.sqlite3"))
+    _, checks, out = run_doctor(capsys)
+    assert checks["store"][0]["status"] == "note", out
+    assert "no store there" in checks["store"][0]["detail"] and "serve" in checks["store"][0]["fix"]
+    assert not (tmp_path / "events.sqlite3").exists()
 
 
 def test_without_a_key_the_host_is_still_checked(clean_env, capsys):

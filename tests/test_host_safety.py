@@ -51,7 +51,10 @@ def test_a_malformed_host_sends_nothing_and_keeps_the_events(saas, environment, 
         errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
         client.close(timeout=5)
     assert len(errors) == 1 and named in errors[0] and "not usable" in errors[0], errors
-    assert "Closing with 3 Trubrics events undelivered" in caplog.text  # and kept on disk
+    [closing] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Closing with 3 Trubrics")]
+    # kept on disk, where no process sends them while the host stands: never "the next process"
+    assert named in closing and f"spooled in {client._exporter._delivery.directory}" in closing, closing
+    assert "next process" not in closing and "`trubrics-otel doctor` (run with the corrected setting)" in closing
     assert API_KEY not in caplog.text
     assert saas.requests == []  # nothing reached the default host
 

@@ -565,3 +565,40 @@ def test_sync_calls_with_little_stack_left_never_raise(make_client, endpoint):
     assert escaped == []
     assert answers and all(isinstance(answer, SyncResult) for answer in answers)
     assert any(answer.delivered for answer in answers)  # with room enough, they go
+
+
+def test_flush_with_little_stack_left_never_raises_and_loses_nothing(make_client, endpoint):
+    client = make_client()
+    escaped, answers = [], []
+    for headroom in range(2, 60, 3):
+        client.track(user_id="u", event=f"flush {headroom}")
+        try:
+            answers.append(_call_with_frames_left(headroom, lambda: client.flush(timeout=5)))
+        except RecursionError as error:
+            if _escaped_from_our_code(error):
+                escaped.append(headroom)
+    assert escaped == []
+    assert answers and all(isinstance(answer, int) for answer in answers)
+    assert client.flush(timeout=20) == 0  # with room: every event delivered, none lost meanwhile
+    assert {f"flush {h}" for h in range(2, 60, 3)} <= {e["event"] for e in endpoint.events()}
+
+
+def test_close_with_little_stack_left_never_raises_and_loses_nothing(make_client, endpoint):
+    """close() shuts the processor down on a thread of its own: a spent stack in the app's
+    thread neither escapes nor stops the delivery halfway."""
+    escaped, expected = [], set()
+    for headroom in range(2, 40, 3):
+        client = make_client()
+        for i in range(3):
+            client.track(user_id="u", event=f"close {headroom} {i}")
+            expected.add(f"close {headroom} {i}")
+        try:
+            _call_with_frames_left(headroom, lambda: client.close(timeout=5))
+        except RecursionError as error:
+            if _escaped_from_our_code(error):
+                escaped.append(headroom)
+    assert escaped == []
+    deadline = time.monotonic() + 30  # a close cut short leaves its thread finishing the delivery
+    while not expected <= {e["event"] for e in endpoint.events()} and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert expected <= {e["event"] for e in endpoint.events()}

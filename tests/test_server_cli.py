@@ -102,13 +102,14 @@ def test_url_mode_matches_file_mode(chat_db, capsys):
 
 
 def test_query_without_a_database_creates_nothing(tmp_path, capsys, monkeypatch):
-    """The default database before anything was stored (an explicit --db that does not exist is
-    refused instead: tests/test_cli_arguments.py)."""
-    db = tmp_path / "nothing-here.sqlite3"
-    monkeypatch.setenv("TRUBRICS_DB", str(db))
+    """The default database (no TRUBRICS_DB) before anything was stored (an explicit --db or
+    TRUBRICS_DB that does not exist is refused instead: tests/test_cli_arguments.py)."""
+    monkeypatch.delenv("TRUBRICS_DB", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    db = tmp_path / "xdg" / "trubrics-otel" / "events.sqlite3"
     assert main(["events"]) == 0
     assert capsys.readouterr().out == f"no events found in {db}\n"
-    assert not db.exists()
+    assert not (tmp_path / "xdg").exists()
 
 
 def test_default_db_path_follows_env(tmp_path, monkeypatch):

@@ -195,8 +195,9 @@ def test_days_cut_by_the_range_count_only_their_hours_inside(server):
 
 
 def test_stats_on_an_empty_or_missing_store(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRUBRICS_DB", str(tmp_path / "none.sqlite3"))  # the default, nothing stored yet
-    assert stats_cli()["buckets"] == []  # (an explicit --db that does not exist is refused)
+    monkeypatch.delenv("TRUBRICS_DB", raising=False)  # the default, nothing stored yet
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert stats_cli()["buckets"] == []  # (an explicit --db or TRUBRICS_DB that does not exist is refused)
     with Store(tmp_path / "empty.sqlite3").connection():
         pass
     result = stats_cli("--db", str(tmp_path / "empty.sqlite3"))

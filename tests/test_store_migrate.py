@@ -117,6 +117,31 @@ def test_migrate_refuses_a_target_holding_other_events(tmp_path, db_url):
     assert run.stdout == "" and _users(db_url) == ["x", "y"]  # nothing written
 
 
+def test_migrate_refuses_a_target_holding_other_events_under_the_same_ids(tmp_path, db_url):
+    """An interrupted copy whose target then differs in one event between its first and last
+    (the same count, the same two ends: another store's copy): refused in one line, nothing
+    merged into it."""
+    source_path = str(tmp_path / "source.sqlite3")
+    _sign_ups(source_path, "abcdefg")
+    source, target = Store(source_path), Store(db_url)
+
+    def crash(copied: int, last_id: int) -> None:
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        copy_events(source, target, chunk=4, progress=crash)  # ids 1-4 copied
+    with target.connection() as t:
+        t.execute("UPDATE events SET user_id = 'z' WHERE id = 2")  # autocommitted, on either engine
+    source.close()
+    target.close()
+    run = subprocess.run([sys.executable, "-m", "trubrics_otel.cli", "migrate", "--from", source_path,
+                          "--to", db_url], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and run.stderr == (
+        "trubrics-otel migrate: the target holds 4 events that are not the source's first 4 (ids up to 4): "
+        "copy into a new database\n"), run.stderr
+    assert run.stdout == "" and _users(db_url) == ["a", "c", "d", "z"]  # nothing written
+
+
 def test_migrate_sqlite_to_sqlite_resumes_after_an_interruption(tmp_path):
     source_path = str(tmp_path / "source.sqlite3")
     _sign_ups(source_path, "abcdefg")

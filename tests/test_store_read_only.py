@@ -8,6 +8,7 @@ write any file; otherwise the file is made read-only for the test's own user.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -79,3 +80,38 @@ def test_a_server_is_still_refused_a_file_it_cannot_write(read_only_file):
     code = "import sys; from trubrics_otel.server import Store; Store(sys.argv[1], session_timeout_s=1800).count()"
     done = as_reader("-c", code, str(read_only_file))
     assert done.returncode != 0 and "readonly database" in done.stderr
+
+
+@pytest.fixture
+def read_only_directory():
+    """A folded store, closed (SQLite removed its -wal and -shm), alone in a directory the
+    reader cannot write: SQLite cannot make the -shm file it reads a WAL store through."""
+    from trubrics_otel.server import Store
+
+    from test_store_deferred_fold import turns
+
+    folder = Path(tempfile.mkdtemp(prefix="trubrics-ro-dir-"))
+    path = folder / "events.sqlite3"
+    store = Store(path)
+    store.insert([{"user_id": "alice", "event": "Sign up", "timestamp": "2026-01-01T00:00:00Z"}], turns(0, 5))
+    store.close()
+    assert [p.name for p in folder.iterdir()] == ["events.sqlite3"]
+    path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    folder.chmod(0o555)
+    yield path
+    folder.chmod(0o755)
+    shutil.rmtree(folder)
+
+
+def test_a_store_alone_in_a_directory_the_reader_cannot_write_is_read_with_a_one_line_note(read_only_directory):
+    path, answers = str(read_only_directory), {}
+    for command in ("events", "users", "sessions", "threads", "stats", "feedback", "active", "conversations"):
+        done = as_reader("-m", "trubrics_otel", command, "--db", path, "--json")
+        assert done.returncode == 0, (command, done.stderr)
+        assert done.stderr == (f"trubrics-otel {command}: {path}: its directory is not writable and no process has "
+                               "the store open: reading the file as it is now (a server that starts writing it "
+                               "meanwhile is not seen until the next command)\n"), (command, done.stderr)
+        answers[command] = json.loads(done.stdout)
+    assert len(answers["events"]) == 6 and sum(u["events"] for u in answers["users"]) == 6
+    assert "alice" in {u["user_id"] for u in answers["users"]} and len(answers["threads"]) == 5
+    assert [p.name for p in read_only_directory.parent.iterdir()] == ["events.sqlite3"]  # nothing made there

@@ -143,20 +143,25 @@ def database_location(text: str) -> str:
 
 
 def database_setting(args: argparse.Namespace) -> str | None:
-    """What is wrong with ``TRUBRICS_DB_URL`` when the command reads or serves the store it
-    names (no ``--db``, no ``--url``), naming the variable, never its password; None when it
-    is fine or unused. Refused before the command starts: never the default file instead. Its
-    file is checked as the command's ``--db`` would be (``args.db_check``): ``serve`` creates no
-    directory, a reader does not show a typo as an empty store."""
+    """What is wrong with ``TRUBRICS_DB_URL`` (else ``TRUBRICS_DB``) when the command reads or
+    serves the store it names (no ``--db``, no ``--url``), naming the variable, never its
+    password; None when it is fine or unused. Refused before the command starts: never the
+    default file instead. Its file is checked as the command's ``--db`` would be
+    (``args.db_check``): ``serve`` creates no directory, a reader does not show a typo as an
+    empty store (only the unset default, before anything was stored, reads as empty)."""
     if not hasattr(args, "db") or args.db is not None or getattr(args, "url", None):
         return None
-    value = settings.raw(settings.DB_URL)
-    if value is None or (problem := settings.destination_error(settings.DB_URL, value)):
-        return problem if value is not None else None
+    variable, value = settings.DB_URL, settings.raw(settings.DB_URL)
+    if value is None:  # then TRUBRICS_DB's plain path, checked the same way
+        variable, value = settings.DB, settings.raw(settings.DB)
+        if value is None:
+            return None
+    elif problem := settings.destination_error(settings.DB_URL, value):
+        return problem
     try:
         getattr(args, "db_check", database_location)(value)
     except argparse.ArgumentTypeError as exc:
-        return f"{settings.DB_URL.name}={exc}"
+        return f"{variable.name}={exc}"
     return None
 
 
@@ -193,7 +198,7 @@ def existing_database(text: str) -> str:
     if path is None:
         return text
     if not path.exists():
-        raise argparse.ArgumentTypeError(f"{text!r}: the file does not exist")
+        raise argparse.ArgumentTypeError(f"{text!r}: no store there (the file does not exist)")
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r}: it is a directory, not a database file")
     return text if text.startswith(_SQLITE_URL) else str(path)

@@ -10,7 +10,8 @@
 
 Checks: the API key is set (never shown), the host is an http(s) URL that may be given the key,
 the host answers (even with no key set) and accepts the key, the spool directory is writable and what waits in it
-(for this host and key, and for others: where, and how to send them here),
+(for this host and key, and for others: where, and how to send them here), (from the command
+line) the store ``TRUBRICS_DB_URL`` or ``TRUBRICS_DB`` names exists,
 which LLM instrumentations are installed (do they import, will they capture prompts and
 generations), which extras are installed, the Python and OpenTelemetry versions, and (in-app)
 whether the global TracerProvider is an SDK one.
@@ -64,6 +65,8 @@ def diagnose(host: str | None = None, api_key: str | None = None, *, in_app: boo
     if url and url_check.status == OK:  # without a key too: an unreachable host is a second problem to fix
         checks.append(_probe(url, key))
     checks.extend(_spool(str(settings.read(settings.HOST, host)), key))  # the exporter's, malformed or not
+    if not in_app:  # the app reads no store: the reading commands and serve do
+        checks.extend(_store())
     checks.extend(_instrumentations())
     checks.extend(_extras())
     checks.append(_provider() if in_app else Check(
@@ -222,6 +225,22 @@ def _elsewhere(directory: Path, events: int, mine: Path, spooled_for: str | None
                  + (", which is malformed: no process sends them" if malformed else
                     ": only a process using that host sends them"),
                  f"to send them to this host instead, with no app running on the old setting: {move}")
+
+
+def _store() -> list[Check]:
+    """The store ``TRUBRICS_DB_URL`` or ``TRUBRICS_DB`` names, when one is set: it is checked
+    as the reading commands check it (a typo there is refused by each, never read as empty)."""
+    if settings.raw(settings.DB_URL) is None and settings.raw(settings.DB) is None:
+        return []
+    reader = argparse.Namespace(db=None, url=None, db_check=cli_args.existing_database)
+    if problem := cli_args.database_setting(reader):
+        server = argparse.Namespace(db=None, url=None, db_check=cli_args.new_database)
+        serve_fails = cli_args.database_setting(server)  # a malformed URL, no such directory
+        return [Check("store", PROBLEM if serve_fails else NOTE, serve_fails or problem,
+                      "correct the setting" if serve_fails else
+                      "the reading commands refuse it until `trubrics-otel serve` creates it (or correct it)")]
+    variable = settings.DB_URL if settings.raw(settings.DB_URL) else settings.DB
+    return [Check("store", OK, f"{variable.name}={settings.hide_password(str(settings.raw(variable)))}")]
 
 
 def _instrumentations() -> list[Check]:

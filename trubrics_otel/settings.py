@@ -298,7 +298,8 @@ RECEIVED_ATTRIBUTE_LIMIT = 1024
 above the SDK's 128, since senders' SDKs have bounded them already (a Collector does not)."""
 DB = Variable("TRUBRICS_DB", path, None,
               doc="The local server's SQLite file (`--db`); unset: `trubrics-otel/events.sqlite3` "
-                  "under the data directory.")
+                  "under the data directory. A reading command refuses a path where no store exists "
+                  "(one line, exit 2; never an empty answer); `serve` creates it.")
 DB_URL = Variable("TRUBRICS_DB_URL", database_url, None, secret=True, destination=True, shown=hide_password,
                   doc="The store for `serve` and the reading commands (`--db`): a SQLite path, "
                       "`sqlite:///path` or `postgresql://…`; wins over `TRUBRICS_DB`. A malformed value "

@@ -5,6 +5,7 @@
     body = event_body("u1", "Sign up", {"plan": "pro"}, None, logger)      # or None (logged)
     body = llm_body("u1", "Hi?", "Hello.", "Prompt", "Generation", "gpt-4o", None, None,
                     1.2, "t-42", logger)
+    interval_s, batch_size, max_queue = batching(None, 50, None)    # OTEL_BSP_* fill the gaps
 
 A body is a plain tuple in the order of :data:`~trubrics_otel.translate.tracked.EVENT_FIELDS`
 or :data:`~trubrics_otel.translate.tracked.LLM_FIELDS`. These run on the app's thread for every
@@ -24,10 +25,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from trubrics_otel import semconv as sc
+from trubrics_otel import settings
 from trubrics_otel.capture.context import current_user_context
 
 Properties = Mapping[str, Any]
 MAX_LATENCY_S = 86_400
+DEFAULT_FLUSH_INTERVAL_S = 10.0
+DEFAULT_FLUSH_BATCH_SIZE = 20
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 _MICROSECOND = _dt.timedelta(microseconds=1)
@@ -172,3 +176,17 @@ def _latency(latency: Any, logger: logging.Logger) -> float | None:
         return float(latency)
     logger.error("Invalid latency %r: must be seconds, 0 to %d; sent as unknown", latency, MAX_LATENCY_S)
     return None
+
+
+def batching(flush_interval: Any, batch_size: Any, max_queue_size: Any) -> tuple[float, int, int]:
+    """The client's schedule (s), export batch size and memory queue bound: each argument that is
+    a positive number, else its ``OTEL_BSP_*`` setting, else the official SDK's 10 s and 20; the
+    queue holds a batch at least."""
+    interval = float(_positive(flush_interval) or settings.read(settings.SCHEDULE_DELAY) or DEFAULT_FLUSH_INTERVAL_S)
+    batch = int(_positive(batch_size) or settings.read(settings.MAX_EXPORT_BATCH_SIZE) or DEFAULT_FLUSH_BATCH_SIZE)
+    return interval, batch, max(batch, settings.read(settings.MAX_QUEUE_SIZE, max_queue_size))
+
+
+def _positive(value: Any) -> float | None:
+    """An argument that is a positive number, else None (the setting's fallback applies)."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None

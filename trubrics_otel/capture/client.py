@@ -45,7 +45,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from trubrics_otel import semconv as sc
 from trubrics_otel import settings
 from trubrics_otel.capture import fast_path
-from trubrics_otel.capture.arguments import Properties, event_body, llm_body, time_ns
+from trubrics_otel.capture.arguments import Properties, batching, event_body, llm_body, time_ns
 from trubrics_otel.capture.context import current_user_context, stamp
 from trubrics_otel.capture.tracing import Tracing, TracingMethods
 from trubrics_otel.deliver.exporter import TrubricsSpanExporter
@@ -65,8 +65,6 @@ from trubrics_otel.translate.tracked import (
     span_fields,
 )
 
-DEFAULT_FLUSH_INTERVAL_S = 10.0
-DEFAULT_FLUSH_BATCH_SIZE = 20
 DEFAULT_CLOSE_TIMEOUT_S = 30.0
 DEFAULT_SYNC_TIMEOUT_S = 10.0
 SCOPE_NAME = sc.SCOPE_NAME
@@ -141,14 +139,8 @@ class Trubrics(TracingMethods):
         self._host = host
         self._timeout = timeout
         self._retry_timeout = retry_timeout
-        self._flush_interval = float(
-            _positive(flush_interval) or settings.read(settings.SCHEDULE_DELAY) or DEFAULT_FLUSH_INTERVAL_S
-        )
-        self._batch_size = int(
-            _positive(flush_batch_size if flush_batch_size is not None else flush_at)
-            or settings.read(settings.MAX_EXPORT_BATCH_SIZE) or DEFAULT_FLUSH_BATCH_SIZE
-        )
-        self._max_queue_size = max(self._batch_size, settings.read(settings.MAX_QUEUE_SIZE, max_queue_size))
+        self._flush_interval, self._batch_size, self._max_queue_size = batching(
+            flush_interval, flush_batch_size if flush_batch_size is not None else flush_at, max_queue_size)
         self._app_provider = tracer_provider
         self._start_lock = threading.Lock()
         self._exporter: TrubricsSpanExporter | None = None
@@ -299,6 +291,7 @@ class Trubrics(TracingMethods):
         wrong key, say: logged once, never a silent success).
 
         Returns once every earlier event was delivered, or when ``timeout`` (s) passed.
+        Never raises, called with the app's stack nearly spent included.
         """
         if self._processor is None or self._exporter is None or self._closed:
             return 0
@@ -313,9 +306,14 @@ class Trubrics(TracingMethods):
                 self._log.warning("refused", "flush(): %d events were refused by the server (%s).",
                                   refused, self._exporter.last_rejection)
             return pending + refused
-        except Exception:
-            self._logger.exception("flush() failed")
-            return self._exporter.pending + self._processor.queued
+        except Exception:  # never into the app: a RecursionError recurs in the count and the logging
+            left = 1  # not even counted (the stack is spent): never 0, "everything was delivered"
+            try:  # inline, the count before the logging (it needs fewer frames): see track()
+                left = self._exporter.pending + self._processor.queued
+                self._logger.exception("flush() failed")
+            except RecursionError:
+                pass
+            return left
 
     def close(self, timeout: float | None = DEFAULT_CLOSE_TIMEOUT_S) -> None:
         """Flush, then stop the background thread. Idempotent; bounded by ``timeout`` (s)."""
@@ -323,18 +321,21 @@ class Trubrics(TracingMethods):
             if self._closed:
                 return
             self._closed = True
-        atexit.unregister(self.close)
-        if self._processor is None or self._exporter is None:
-            return
-        try:
+        try:  # the processor shuts down on a thread of its own: a spent stack here stops nothing
+            atexit.unregister(self.close)
+            if self._processor is None or self._exporter is None:
+                return
             with self._exporter.deadline(timeout):
                 # drains the queue, spools what it cannot deliver in time, shuts the exporter
                 millis = (DEFAULT_CLOSE_TIMEOUT_S if timeout is None else timeout) * 1000
                 self._processor.shutdown(timeout_millis=millis)
             if self._provider is not None:
                 self._provider.shutdown()
-        except Exception:
-            self._logger.exception("close() failed")
+        except Exception:  # never into the app, the logging included (a RecursionError recurs there)
+            try:
+                self._logger.exception("close() failed")
+            except RecursionError:
+                pass
 
     def stats(self) -> dict[str, int]:
         """Counters: ``tracked`` (accepted), ``queued`` (for the export thread), ``sent``,
@@ -443,8 +444,3 @@ class Trubrics(TracingMethods):
         if self._processor is None:
             self._start()
         return None if self._closed else self._observation_tracer
-
-
-def _positive(value: float | None) -> float | None:
-    """An argument that is a positive number, else None (the setting's fallback applies)."""
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None

@@ -40,6 +40,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from trubrics_otel.deliver.closing import closing_report
 from trubrics_otel.deliver.deadlines import Deadlines
 from trubrics_otel.deliver.journal_recovery import describe_bound, open_spool
 from trubrics_otel.deliver.memory_spool import MemorySpool
@@ -269,14 +270,7 @@ class SpoolingDelivery:
             self.store(inflight)
         spool = self._spool
         if spool is not None and spool.pending:
-            where = (
-                f"spooled in {spool.directory} for the next process using this endpoint"
-                if spool.directory is not None else "lost (the spool is off)"
-            )
-            self._logger.error(
-                "Closing with %d Trubrics events undelivered: %s; %s.",
-                spool.pending, self.last_failure or "the endpoint kept failing", where,
-            )
+            self._logger.error(closing_report(spool.pending, spool.directory, self.last_failure, self._refusal))
         if spool is not None:
             spool.close()
         self._transport.close()

@@ -32,7 +32,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from trubrics_otel.deliver.journal import Journal
 
 _logger = logging.getLogger("trubrics")
+T = TypeVar("T")
 
 SPILL_ABOVE = 0.75
 """Journal fill (share of the ring) past which the worker moves its oldest records to the
@@ -189,7 +190,15 @@ class SpoolingSpanProcessor(SpanProcessor):
 
     def flush(self, timeout: float | None) -> int:
         """Export everything queued, then retry what is spooled until ``timeout`` (s; None:
-        30 s for the queue, one attempt for the spool); return the events not delivered."""
+        30 s for the queue, one attempt for the spool); return the events not delivered.
+        On a thread of its own (see :func:`_apart`), unless there is nothing to wait for: no
+        span queued, no record unread, nothing spooled, no export running (it holds the lock)."""
+        if not (self._queue or self._journaled() or self._exporter.pending or self._export_lock.locked()):
+            return 0  # an idle flush (one per request, say) starts no thread (bench_flush.py)
+        left = _apart(lambda: self._flush(timeout))
+        return self._exporter.pending + self.queued if left is None else left
+
+    def _flush(self, timeout: float | None) -> int:
         exporter = self._exporter
         end = None if timeout is None else time.monotonic() + timeout
         with exporter.deadline(timeout):
@@ -216,6 +225,15 @@ class SpoolingSpanProcessor(SpanProcessor):
         return True
 
     def shutdown(self, timeout_millis: float = 30_000) -> None:
+        """Deliver or spool everything, then stop; on a thread of its own (see :func:`_apart`)."""
+        if self._shutdown:
+            return
+        if threading.current_thread() is self._worker:  # the worker itself: it would wait for itself
+            self._shutdown_now(timeout_millis)
+        else:
+            _apart(lambda: self._shutdown_now(timeout_millis))
+
+    def _shutdown_now(self, timeout_millis: float) -> None:
         if self._shutdown:
             return
         end = time.monotonic() + timeout_millis / 1000
@@ -327,3 +345,26 @@ class SpoolingSpanProcessor(SpanProcessor):
         except IndexError:  # empty (another thread may drain too: each span once)
             pass
         return batch
+
+
+def _apart(work: Callable[[], T]) -> T | None:
+    """``work()`` on a thread of its own, the caller waiting; None when it raised (logged).
+    What interrupts the caller (a RecursionError, the app's stack nearly spent; Ctrl-C) then
+    never stops it halfway: a batch read from the journal, neither delivered nor spooled, would
+    be released with the next one, lost. A caller interrupted stops waiting; the work goes on."""
+    answer: list[T] = []
+
+    def run() -> None:
+        try:
+            answer.append(work())
+        except Exception:  # the exporter should not raise; if it does, the caller counts
+            _logger.exception("Trubrics flush or shutdown failed")
+
+    try:
+        runner = threading.Thread(target=run, name="TrubricsFlush", daemon=True)
+        runner.start()
+    except RuntimeError:  # no new thread at interpreter shutdown: this one does it
+        run()
+    else:
+        runner.join()
+    return answer[0] if answer else None

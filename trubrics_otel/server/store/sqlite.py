@@ -55,6 +55,7 @@ from typing import Any
 from trubrics_otel.server.store import derived, migrations
 from trubrics_otel.server.store.dialect import SQLITE
 from trubrics_otel.server.store.rows import INSERT, INSERT_WITH_ID
+from trubrics_otel.server.store.sqlite_open import open_target
 
 logger = logging.getLogger("trubrics.server")
 
@@ -108,6 +109,7 @@ class SQLiteEngine:
         self._writing = False  # a thread is writing a group
         self._ready = False
         self._read_only = False  # a reader's file it cannot write: read as it is, never folded
+        self._target = (str(path), False)  # what _connect opens (_create chooses: sqlite_open)
         self._sessions_checked = False  # ensure_sessions ran with a fold since the store opened
         self._local = threading.local()  # this thread's (generation, connection)
         self._generation = 0  # close() moves it on: every thread then opens a new connection
@@ -133,7 +135,8 @@ class SQLiteEngine:
             connection.close()
 
     def _connect(self) -> SQLiteConnection:
-        connection = sqlite3.connect(self.path, timeout=10.0, isolation_level=None,
+        target, uri = self._target  # see sqlite_open: a snapshot for a reader of a read-only directory
+        connection = sqlite3.connect(target, uri=uri, timeout=10.0, isolation_level=None,
                                      factory=SQLiteConnection, check_same_thread=False)
         connection.execute("PRAGMA synchronous=NORMAL")  # per connection; see the module's docstring
         connection.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")  # per connection: see there
@@ -187,6 +190,7 @@ class SQLiteEngine:
             if self._ready:
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._target = open_target(self.path, reader=self._timeout_us is None)
             connection = self._connect()
             try:
                 connection.execute("PRAGMA journal_mode=WAL")
