@@ -146,21 +146,18 @@ def _counts(c: Any, q: StatsQuery, bucket_sql: str) -> dict[int, dict[str, tuple
 
 
 def _users(c: Any, q: StatsQuery, bucket_sql: str, daily: bool = False) -> dict[int, int]:
-    """Distinct users per bucket: ``user_hours`` (whole days or weeks: ``analytics_activity``,
-    a row per user and period), or ``rollup`` when filtered."""
+    """Distinct users per bucket: ``rollup``, keyed by hour then user (whole days or weeks:
+    ``analytics_activity``, a row per user and period, or ``analytics_daily`` by model)."""
     if daily and q.user is None and q.event is None:
         if q.model is None:
             where, params = _where(q, column="start_us")
             return dict(c.execute(f"SELECT start_us, COUNT(*) FROM analytics_activity WHERE period = ? AND {where} "
                                   "GROUP BY start_us", [q.by, *params]).fetchall())
-        where, params = _where(q, column="day_us")  # (model, user, day): one row per name used that day
+        where, params = _where(q, column="day_us")  # (model, day, user): one row per name used that day
         return dict(c.execute(f"SELECT b, COUNT(*) FROM (SELECT DISTINCT {bucket_sql.replace('hour_us', 'day_us')} "
                               f"AS b, user_id FROM analytics_daily WHERE {where}) AS d GROUP BY b", params).fetchall())
-    if q.user is None and q.model is None and q.event is None:
-        where, params, table = *_where(q), "user_hours"
-    else:
-        where, params, table = *_where(q, with_user=True), "rollup"
-    return dict(c.execute(f"SELECT {bucket_sql} AS b, COUNT(DISTINCT user_id) FROM {table} "
+    where, params = _where(q, with_user=True)
+    return dict(c.execute(f"SELECT {bucket_sql} AS b, COUNT(DISTINCT user_id) FROM rollup "
                           f"WHERE {where} GROUP BY b", params).fetchall())
 
 
@@ -186,7 +183,7 @@ def _latencies(c: Any, q: StatsQuery, bucket_sql: str, by_model: bool,
                daily: bool = False) -> dict[int, dict[str, dict[float, int]]]:
     """Latency histograms per bucket and model: exact values from the user's events, else the
     log bins of ``latency_hist`` (whole days or weeks: ``analytics_latency``, the same bins
-    per day)."""
+    per day: summing the hours' bins of 30 days took 30 times as long)."""
     where, params = _where(q, with_user=q.user is not None)
     model, group = ("model", "b, model, bin") if by_model else ("''", "b, bin")  # split only when asked
     if q.user is not None:
