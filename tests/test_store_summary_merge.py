@@ -1,5 +1,6 @@
 """A store written by the release before the summary tables merged (``user_hours`` kept by
-each fold, ``analytics_daily`` indexed by user before day) answers as before once upgraded:
+each fold, ``rollup`` indexed by user, ``analytics_daily`` by user before day) answers as
+before once upgraded:
 ``stats`` and the analyses filtered by model or event give the same totals, buckets, users and
 percentiles as a new store given the same events, and new events fold in."""
 
@@ -43,7 +44,8 @@ def queries() -> list[StatsQuery]:
     ranged = [StatsQuery(since_us=since, until_us=until), StatsQuery(since_us=since, by="hour"),
               StatsQuery(until_us=until, by="week")]
     filtered = [dataclasses.replace(q, **f) for q in (plain[1], ranged[0])
-                for f in ({"model": "gpt-4o"}, {"event": "Thumbs up"}, {"user": "user-3"})]
+                for f in ({"model": "gpt-4o"}, {"event": "Thumbs up"}, {"user": "user-3"},
+                          {"user": "user-3", "model": "gpt-4o"}, {"user": "user-3", "event": "Thumbs up"})]
     return plain + ranged + filtered
 
 
@@ -63,8 +65,8 @@ def index_columns(store: Store, name: str) -> list[str]:
     with store.connection() as c:
         if c.dialect.name == "sqlite":
             return [row[2] for row in c.execute(f"PRAGMA index_info({name})").fetchall()]
-        definition = c.execute("SELECT indexdef FROM pg_indexes WHERE indexname = ?", (name,)).fetchone()[0]
-        return [column.strip() for column in definition.rsplit("(", 1)[1].rstrip(")").split(",")]
+        found = c.execute("SELECT indexdef FROM pg_indexes WHERE indexname = ?", (name,)).fetchone()
+        return [] if found is None else [column.strip() for column in found[0].rsplit("(", 1)[1].rstrip(")").split(",")]
 
 
 def insert(store: Store, plain: list[dict], llm: list[dict]) -> None:
@@ -95,10 +97,12 @@ def test_a_store_from_before_the_merge_gives_the_same_answers(engine, tmp_path, 
         with before.connection() as c:
             assert c.execute("SELECT COUNT(*) FROM user_hours").fetchone()[0] > 0
         assert index_columns(before, "analytics_daily_model") == ["model", "user_id", "day_us"]
+        assert index_columns(before, "rollup_user") == ["user_id", "hour_us"]
         before.close()
 
     upgraded, fresh = Store(location), Store(fresh_location)
     assert "user_hours" not in tables(upgraded)
+    assert index_columns(upgraded, "rollup_user") == []  # one user's numbers: from their events
     for name in ("event", "model"):  # a batch's rows on adjacent pages
         assert index_columns(upgraded, f"analytics_daily_{name}") == [name, "day_us", "user_id"]
     insert(fresh, *first)

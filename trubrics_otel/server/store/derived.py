@@ -15,8 +15,9 @@ each batch in its insert's transaction; SQLite folds in bulk, before any read (:
 ``users``           per user: counts, tokens, cost, errors, first / last seen
 ``threads``         per thread: LLM turns and their totals, feedback events, first turn
 ``hourly``          per hour x kind x event x model: counts, tokens, cost, errors (no user: small)
-``rollup``          the same per user too: one user's numbers and distinct users per hour (its
-                    key starts with the hour and the user: the hours' users, filtered or not)
+``rollup``          the same per user too: distinct users per hour, filtered by event name or
+                    model or not (its key starts with the hour and the user; no index by user:
+                    one user's numbers come from their events, through the events' index)
 ``latency_hist``    per hour x model x event: LLM latencies in log bins of 5 % (percentiles)
 ``events_fts``      SQLite: full-text index (FTS5, contentless) over prompts and generations
                     (PostgreSQL: a GIN expression index on ``events``, kept by the database)
