@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from typing import Any
 
 T0 = dt.datetime(2026, 3, 2, tzinfo=dt.timezone.utc)  # a Monday; the data crosses into April
 DAYS = 42
@@ -93,3 +94,15 @@ def _feedback(rng: random.Random, plain: list[dict], user: str, thread: str, t: 
     elif roll < 0.22:  # a span carrying $feedback: never feedback
         plain.append({"user_id": user, "event": "retrieve", "timestamp": later, "properties": {
             "observation_type": "span", "$thread_id": thread, "$feedback": 1}})
+
+
+def rounded(value: Any) -> Any:
+    """Floats to 6 places, in dicts and lists: PostgreSQL adds floats in the order it reads the
+    rows, one engine's sum may differ from the other's in the last digit."""
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    return value

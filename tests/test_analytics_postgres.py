@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 import requests
-from analytics_data import FUNNEL, generate
+from analytics_data import FUNNEL, generate, rounded
 
 from trubrics_otel.server import LocalServer
 from trubrics_otel.server.analytics import api, topics
@@ -54,7 +54,7 @@ CASES = [("active", {"period": "day"}), ("active", {"period": "week", "model": "
 def test_postgresql_answers_what_sqlite_does(both, name, params):
     sqlite_store, postgres_store = both
     assert postgres_store.engine.name == "postgresql"
-    assert _rounded(api.answer(postgres_store, name, params)) == _rounded(api.answer(sqlite_store, name, params))
+    assert rounded(api.answer(postgres_store, name, params)) == rounded(api.answer(sqlite_store, name, params))
 
 
 def test_the_dialect_fragments_run_on_postgresql(both):
@@ -64,14 +64,3 @@ def test_the_dialect_fragments_run_on_postgresql(both):
         assert pg.rows(f"SELECT {pg.dialect.month_start_us('1772668800000000')}") == [(1772323200000000,)]  # 5 → 1 Mar 2026
         assert pg.rows(f"SELECT {pg.dialect.json_text('?', 'a.b')}", ['{"a.b": 2}']) == [("2",)]
         assert topics.topics(pg, AnalyticsQuery())["prompts"] > 0
-
-
-def _rounded(value):
-    if isinstance(value, float):
-        return round(value, 6)
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_rounded(v) for v in value]
-    return value
-

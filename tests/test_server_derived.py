@@ -10,7 +10,7 @@ import sqlite3
 from trubrics_otel.server import Store
 
 T0 = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.timezone.utc)
-TABLES = ("sessions", "users", "threads", "rollup", "hourly", "user_hours", "latency_hist")
+TABLES = ("sessions", "users", "threads", "rollup", "hourly", "latency_hist")
 
 
 def random_events(seed: int = 3) -> tuple[list[dict], list[dict]]:

@@ -8,8 +8,9 @@
 
 Read from the hourly rollups of :mod:`.derived` and, for whole days and weeks, the daily
 analytics tables (``analytics_activity``, ``analytics_daily``, ``analytics_latency``), so a
-call costs the same at a million events as at a thousand; each table is read once per call
-(every series, the split by model and the totals come from that pass). Consequences,
+call costs the same at a million events as at a thousand (one user's: read from their events,
+through the index by user and time); each table is read once per call (every series, the
+split by model and the totals come from that pass). Consequences,
 documented in docs/guide/local-server.md:
 
 - buckets are whole UTC hours, days, or weeks starting on Monday; ``since`` is rounded down
@@ -37,6 +38,14 @@ BUCKETS = {
     "week": (f"hour_us - (hour_us - {MONDAY_US}) % {WEEK_US}", WEEK_US),
 }
 MAX_BUCKETS = 20_000
+ONE_USER = ("(SELECT ts_us, ts_us - ts_us % 3600000000 AS hour_us, user_id, kind, event || '' AS event, "
+            "COALESCE(model, '') AS model, 1 AS events, input_tokens, output_tokens, cost_usd, "
+            "CASE WHEN cost_usd IS NULL THEN 0 ELSE 1 END AS cost_events, "
+            "CASE WHEN error IS NULL THEN 0 ELSE 1 END AS errors, latency FROM events) AS one_user")
+"""``hourly``'s columns over one user's events, a row per event, read through the events'
+(user, time) index: ``rollup`` has no index by user (each batch wrote a page per user to
+one), and the name and model are expressions here so that no index on them is chosen instead
+(SQLite took the name's and read every event of that name: seconds at a million)."""
 
 
 class StatsError(ValueError):
@@ -64,9 +73,8 @@ def stats(c: Any, q: StatsQuery, *, by_model: bool = False) -> dict[str, Any]:
     if q.by not in BUCKETS:
         raise StatsError(f"by must be one of {', '.join(BUCKETS)}, got {q.by!r}")
     bucket_sql, width = BUCKETS[q.by]
-    where, params = _where(q, with_user=q.user is not None)
-    bounds = c.execute(f"SELECT MIN(hour_us), MAX(hour_us) FROM {'rollup' if q.user else 'hourly'} "
-                       f"WHERE {where}", params).fetchone()
+    table, where, params = _summed(q)
+    bounds = c.execute(f"SELECT MIN(hour_us), MAX(hour_us) FROM {table} WHERE {where}", params).fetchone()
     first = _floor(q.since_us if q.since_us is not None else bounds[0], q.by)
     last = _ceil_hour(q.until_us) - 1 if q.until_us is not None else bounds[1]
     starts = list(_bucket_starts(first, last, q.by)) if first is not None and last is not None else []
@@ -92,10 +100,9 @@ def stats(c: Any, q: StatsQuery, *, by_model: bool = False) -> dict[str, Any]:
                     for b, (sums, hist) in zip(starts, every)],
     }
     if by_model:
-        where, params = _where(q, with_user=q.user is not None)
+        table, where, params = _summed(q)
         models = [m for (m,) in c.execute(
-            f"SELECT DISTINCT model FROM {'rollup' if q.user else 'hourly'} WHERE {where} AND kind = 'llm' "
-            f"ORDER BY model", params)]
+            f"SELECT DISTINCT model FROM {table} WHERE {where} AND kind = 'llm' ORDER BY model", params)]
         result["models"] = {model or "(none)": [
             {"start": iso(b), **_merged([sums[model]] if model in sums else [], [hist.get(model, {})]), "users": 0}
             for b, (sums, hist) in zip(starts, every)] for model in models}
@@ -133,33 +140,39 @@ def _where(q: StatsQuery, with_user: bool = False, column: str = "hour_us") -> t
     return " AND ".join(clauses), params
 
 
+def _summed(q: StatsQuery, table: str = "hourly") -> tuple[str, str, list[Any]]:
+    """What to read the query's sums from, with its conditions: ``table``, or for one user
+    :data:`ONE_USER` (bounded on ``ts_us``, in the index)."""
+    if q.user is None:
+        return table, *_where(q)
+    return ONE_USER, *_where(q, with_user=True, column="ts_us")
+
+
 def _counts(c: Any, q: StatsQuery, bucket_sql: str) -> dict[int, dict[str, tuple[Any, ...]]]:
-    """Sums per bucket and model from ``hourly`` (``rollup`` for one user)."""
-    where, params = _where(q, with_user=q.user is not None)
+    """Sums per bucket and model from ``hourly`` (for one user, from their events)."""
+    table, where, params = _summed(q)
     found: dict[int, dict[str, tuple[Any, ...]]] = {}
     for b, model, *sums in c.execute(
             f"SELECT {bucket_sql} AS b, model, SUM(events), SUM(CASE WHEN kind = 'llm' THEN events ELSE 0 END), "
             f"SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), SUM(cost_events), SUM(errors) "
-            f"FROM {'rollup' if q.user is not None else 'hourly'} WHERE {where} GROUP BY b, model", params):
+            f"FROM {table} WHERE {where} GROUP BY b, model", params):
         found.setdefault(b, {})[model] = tuple(sums)
     return found
 
 
 def _users(c: Any, q: StatsQuery, bucket_sql: str, daily: bool = False) -> dict[int, int]:
-    """Distinct users per bucket: ``user_hours`` (whole days or weeks: ``analytics_activity``,
-    a row per user and period), or ``rollup`` when filtered."""
+    """Distinct users per bucket: ``rollup``, keyed by hour then user (whole days or weeks:
+    ``analytics_activity``, a row per user and period, or ``analytics_daily`` by model; one
+    user's, from their events)."""
     if daily and q.user is None and q.event is None:
         if q.model is None:
             where, params = _where(q, column="start_us")
             return dict(c.execute(f"SELECT start_us, COUNT(*) FROM analytics_activity WHERE period = ? AND {where} "
                                   "GROUP BY start_us", [q.by, *params]).fetchall())
-        where, params = _where(q, column="day_us")  # (model, user, day): one row per name used that day
+        where, params = _where(q, column="day_us")  # (model, day, user): one row per name used that day
         return dict(c.execute(f"SELECT b, COUNT(*) FROM (SELECT DISTINCT {bucket_sql.replace('hour_us', 'day_us')} "
                               f"AS b, user_id FROM analytics_daily WHERE {where}) AS d GROUP BY b", params).fetchall())
-    if q.user is None and q.model is None and q.event is None:
-        where, params, table = *_where(q), "user_hours"
-    else:
-        where, params, table = *_where(q, with_user=True), "rollup"
+    table, where, params = _summed(q, "rollup")
     return dict(c.execute(f"SELECT {bucket_sql} AS b, COUNT(DISTINCT user_id) FROM {table} "
                           f"WHERE {where} GROUP BY b", params).fetchall())
 
@@ -186,19 +199,17 @@ def _latencies(c: Any, q: StatsQuery, bucket_sql: str, by_model: bool,
                daily: bool = False) -> dict[int, dict[str, dict[float, int]]]:
     """Latency histograms per bucket and model: exact values from the user's events, else the
     log bins of ``latency_hist`` (whole days or weeks: ``analytics_latency``, the same bins
-    per day)."""
-    where, params = _where(q, with_user=q.user is not None)
+    per day: summing the hours' bins of 30 days took 30 times as long)."""
+    table, where, params = _summed(q, "latency_hist")
     model, group = ("model", "b, model, bin") if by_model else ("''", "b, bin")  # split only when asked
     if q.user is not None:
-        exact_where = where.replace("hour_us", "ts_us") + " AND kind = 'llm' AND latency IS NOT NULL"
-        bucket = bucket_sql.replace("hour_us", "(ts_us - ts_us % 3600000000)")
-        sql = f"SELECT {bucket}, COALESCE(model, ''), latency, 1 FROM events WHERE {exact_where}"
+        sql = f"SELECT {bucket_sql}, model, latency, 1 FROM {table} WHERE {where} AND kind = 'llm' AND latency IS NOT NULL"
     elif daily:
         where, params = _where(q, column="day_us")
         sql = (f"SELECT {bucket_sql.replace('hour_us', 'day_us')} AS b, {model}, bin, SUM(n) FROM analytics_latency "
                f"WHERE {where} GROUP BY {group}")
     else:
-        sql = f"SELECT {bucket_sql} AS b, {model}, bin, SUM(n) FROM latency_hist WHERE {where} GROUP BY {group}"
+        sql = f"SELECT {bucket_sql} AS b, {model}, bin, SUM(n) FROM {table} WHERE {where} GROUP BY {group}"
     found: dict[int, dict[str, dict[float, int]]] = {}
     for b, name, value, n in c.execute(sql, params):
         latency = value if q.user is not None else latency_from_bin(value)

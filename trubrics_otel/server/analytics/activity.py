@@ -41,7 +41,7 @@ def sources(db: Reader, q: AnalyticsQuery, period: str, first: bool = True) -> t
         if value is not None:
             clauses.append(f"{column} = ?")
             params.append(value)
-    # the user's days first (DISTINCT in the (model|event, user_id, day_us) index's order: the
+    # the user's days first (DISTINCT in the (model|event, day_us, user_id) index's order: the
     # event names and models of a day collapse before the window and the buckets see them)
     days = f"SELECT DISTINCT user_id, day_us FROM analytics_daily WHERE {' AND '.join(clauses)}"
     if first:

@@ -15,8 +15,9 @@ each batch in its insert's transaction; SQLite folds in bulk, before any read (:
 ``users``           per user: counts, tokens, cost, errors, first / last seen
 ``threads``         per thread: LLM turns and their totals, feedback events, first turn
 ``hourly``          per hour x kind x event x model: counts, tokens, cost, errors (no user: small)
-``rollup``          the same per user too: for filtered distinct users and one user's numbers
-``user_hours``      which users were active in each hour: distinct users without a filter
+``rollup``          the same per user too: distinct users per hour, filtered by event name or
+                    model or not (its key starts with the hour and the user; no index by user:
+                    one user's numbers come from their events, through the events' index)
 ``latency_hist``    per hour x model x event: LLM latencies in log bins of 5 % (percentiles)
 ``events_fts``      SQLite: full-text index (FTS5, contentless) over prompts and generations
                     (PostgreSQL: a GIN expression index on ``events``, kept by the database)
@@ -44,7 +45,7 @@ LATENCY_BINS_PER_E = 20
 """A latency's bin is ``round(ln(latency) * 20)``: bins 5 % wide, a percentile within 2.5 %."""
 NO_LATENCY_BIN = -100_000  # latency <= 0
 
-_DERIVED = ("sessions", "users", "threads", "rollup", "hourly", "user_hours", "latency_hist")
+_DERIVED = ("sessions", "users", "threads", "rollup", "hourly", "latency_hist")
 
 
 def _add(a: str, b: str) -> str:
@@ -122,8 +123,6 @@ _UPDATES = (
        ON CONFLICT (thread_id) DO UPDATE SET feedback = threads.feedback + excluded.feedback""",
     _sums("rollup", "user_id", "kind", "event", "COALESCE(model, '')"),
     _sums("hourly", "kind", "event", "COALESCE(model, '')"),
-    """INSERT INTO user_hours SELECT DISTINCT ts_us - ts_us % 3600000000, user_id
-       FROM {rows} WHERE id > ? AND true ON CONFLICT DO NOTHING""",
     f"""INSERT INTO latency_hist SELECT ts_us - ts_us % 3600000000, COALESCE(model, ''), event,
            CASE WHEN latency > 0 THEN CAST(round(ln(latency) * {LATENCY_BINS_PER_E}) AS INTEGER)
                 ELSE {NO_LATENCY_BIN} END, COUNT(*)
