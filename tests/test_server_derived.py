@@ -38,7 +38,7 @@ def dump(store: Store) -> dict[str, list]:
     with store.connection() as c:
         for table in TABLES:
             described = c.execute(f"SELECT * FROM {table} LIMIT 0").description  # either engine
-            columns = [d[0] for d in described if d[0] != "first_id"]
+            columns = [d[0] for d in described if d[0] not in ("first_id", "last_id")]
             rows = c.execute(f"SELECT {', '.join(columns)} FROM {table}")
             tables[table] = sorted(tuple(round(v, 9) if isinstance(v, float) else v for v in row) for row in rows)
     return tables

@@ -1,0 +1,113 @@
+"""The ``threads`` table: one row per conversation thread, folded in by one statement.
+
+::
+
+    connection.execute(threads.fold(dialect), (after_id,) * threads.fold(dialect).count("?"))
+    # (derived.apply runs it with the other derived tables' statements)
+
+A thread is the LLM turns sharing a thread id. Its row holds what the thread list (``threads``,
+``/api/threads``) and the analyses (conversations, feedback) read, so neither groups the
+events: the turns, errors, tokens, cost (``cost_usd`` summed over the ``cost_turns`` turns
+that had one; none: ``cost_turns`` 0), time to first token (``ttft_s`` over ``ttft_turns``);
+the first turn (``start_us``, ``first_id``, its ``user_id`` and ``model``: the thread's, and
+its prompt the title); the last turn (``last_us``, ``last_id``, ``last_error``: the list's
+order, and whether the thread was abandoned on an error); ``end_us``, the end of its latest
+turn (time plus latency: the duration's end). First and last are by time, then id, so a late
+turn lands where it belongs.
+
+Why one table, one statement: the store's summary and the analyses' table held the same
+threads twice, folded by three statements (the analyses' own two: one for threads whose
+first turn stays, one for those an earlier turn reached), ~10 µs of SQLite CPU per LLM event
+of a ~58 µs insert. One upsert assigns the first turn's columns by comparison, as it does
+the last turn's; the indexes on them (``threads_start``, ``threads_user``) are rewritten
+with each folded thread.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from trubrics_otel.server.store.dialect import Dialect
+
+COLUMNS = ("thread_id", "user_id", "model", "turns", "start_us", "first_id", "last_us", "last_id", "end_us",
+           "last_error", "errors", "input_tokens", "output_tokens", "cost_usd", "cost_turns", "ttft_s",
+           "ttft_turns")
+"""The table's columns in order (schema ``005_threads_merge`` / PostgreSQL ``004``)."""
+
+_T = "threads"
+_EARLIER = f"(excluded.start_us < {_T}.start_us OR (excluded.start_us = {_T}.start_us AND excluded.first_id < {_T}.first_id))"
+_LATER = f"(excluded.last_us > {_T}.last_us OR (excluded.last_us = {_T}.last_us AND excluded.last_id > {_T}.last_id))"
+
+
+def _add(column: str) -> str:
+    """NULL-preserving sum (tokens): NULL only while no turn reported any."""
+    a, b = f"{_T}.{column}", f"excluded.{column}"
+    return f"{column} = COALESCE({a} + {b}, {a}, {b})"
+
+
+def _when(condition: str, column: str) -> str:
+    return f"{column} = CASE WHEN {condition} THEN excluded.{column} ELSE {_T}.{column} END"
+
+
+def _batch(d: Dialect) -> str:
+    """The batch's turns per thread, in :data:`COLUMNS` order. SQLite (a fold of thousands of
+    turns): each thread's earliest and latest time, then the lowest and highest id at those
+    times, from two groupings, and those two rows read by id (window functions ranking every
+    turn cost twice the CPU: a sort of every turn, with its columns, per ranking). PostgreSQL
+    (a batch of ~100 in its insert's transaction): ranked by two windows over the batch."""
+    def ttft(alias: str = "") -> str:
+        return f"CAST({d.json_text(alias + 'properties', 'time_to_first_token')} AS DOUBLE PRECISION)"
+    failed = "CASE WHEN error IS NULL THEN 0 ELSE 1 END"
+    def end(alias: str = "") -> str:
+        return f"{alias}ts_us + CAST(ROUND(COALESCE({alias}latency, 0) * 1000000) AS BIGINT)"
+    if d.name != "sqlite":
+        def first(column: str) -> str:
+            return f"MAX(CASE WHEN rf = 1 THEN {column} END)"
+
+        def last(column: str) -> str:
+            return f"MAX(CASE WHEN rl = 1 THEN {column} END)"
+        return f"""SELECT thread_id, {first('user_id')}, {first('model')}, COUNT(*), MIN(ts_us), {first('id')},
+               MAX(ts_us), {last('id')}, MAX(end_us), {last('failed')}, SUM(failed), SUM(input_tokens),
+               SUM(output_tokens), COALESCE(SUM(cost_usd), 0), COUNT(cost_usd), COALESCE(SUM(ttft), 0), COUNT(ttft)
+        FROM (SELECT thread_id, id, ts_us, user_id, model, input_tokens, output_tokens, cost_usd, {ttft()} AS ttft,
+                     {end()} AS end_us, {failed} AS failed,
+                     ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us, id) AS rf,
+                     ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us DESC, id DESC) AS rl
+              FROM {d.new_rows()} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL) AS b
+        WHERE true GROUP BY thread_id"""
+    b_ttft = ttft("b.")
+    return f"""SELECT g.thread_id, f.user_id, f.model, g.turns, g.start_us, g.first_id, g.last_us, g.last_id,
+               g.end_us, CASE WHEN l.error IS NULL THEN 0 ELSE 1 END, g.errors, g.input_tokens, g.output_tokens,
+               g.cost_usd, g.cost_turns, g.ttft_s, g.ttft_turns
+        FROM (SELECT b.thread_id, COUNT(*) AS turns, MIN(b.ts_us) AS start_us, MAX(b.ts_us) AS last_us,
+                     MAX({end('b.')}) AS end_us,
+                     MIN(CASE WHEN b.ts_us = m.start_us THEN b.id END) AS first_id,
+                     MAX(CASE WHEN b.ts_us = m.last_us THEN b.id END) AS last_id,
+                     SUM(CASE WHEN b.error IS NULL THEN 0 ELSE 1 END) AS errors,
+                     SUM(b.input_tokens) AS input_tokens, SUM(b.output_tokens) AS output_tokens,
+                     COALESCE(SUM(b.cost_usd), 0) AS cost_usd, COUNT(b.cost_usd) AS cost_turns,
+                     COALESCE(SUM({b_ttft}), 0) AS ttft_s, COUNT({b_ttft}) AS ttft_turns
+              FROM {d.new_rows('b')} CROSS JOIN (SELECT thread_id, MIN(ts_us) AS start_us, MAX(ts_us) AS last_us
+                   FROM {d.new_rows()} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL
+                   GROUP BY thread_id) AS m
+              WHERE m.thread_id = b.thread_id AND b.id > ? AND b.kind = 'llm' GROUP BY b.thread_id) AS g
+        JOIN events f ON f.id = g.first_id JOIN events l ON l.id = g.last_id
+        WHERE true"""
+
+
+@functools.lru_cache(maxsize=None)
+def fold(d: Dialect) -> str:
+    """The statement folding the LLM turns with ``id > ?`` (each ``?`` that bound) into their
+    threads: sums add; the first and the last turn win by comparison."""
+    return f"""INSERT INTO {_T} ({', '.join(COLUMNS)})
+        {_batch(d)}
+        ON CONFLICT (thread_id) DO UPDATE SET
+            {_when(_EARLIER, 'user_id')}, {_when(_EARLIER, 'model')}, {_when(_EARLIER, 'first_id')},
+            start_us = {d.least(f'{_T}.start_us', 'excluded.start_us')},
+            {_when(_LATER, 'last_id')}, {_when(_LATER, 'last_error')},
+            last_us = {d.greatest(f'{_T}.last_us', 'excluded.last_us')},
+            end_us = {d.greatest(f'{_T}.end_us', 'excluded.end_us')},
+            turns = {_T}.turns + excluded.turns, errors = {_T}.errors + excluded.errors,
+            {_add('input_tokens')}, {_add('output_tokens')},
+            cost_usd = {_T}.cost_usd + excluded.cost_usd, cost_turns = {_T}.cost_turns + excluded.cost_turns,
+            ttft_s = {_T}.ttft_s + excluded.ttft_s, ttft_turns = {_T}.ttft_turns + excluded.ttft_turns"""
