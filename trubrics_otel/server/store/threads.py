@@ -50,49 +50,56 @@ def _when(condition: str, column: str) -> str:
 
 
 def _batch(d: Dialect) -> str:
-    """The batch's turns per thread, in :data:`COLUMNS` order. SQLite (a fold of thousands of
-    turns): each thread's earliest and latest time, then the lowest and highest id at those
-    times, from two groupings, and those two rows read by id (window functions ranking every
-    turn cost twice the CPU: a sort of every turn, with its columns, per ranking). PostgreSQL
-    (a batch of ~100 in its insert's transaction): ranked by two windows over the batch."""
-    def ttft(alias: str = "") -> str:
-        return f"CAST({d.json_text(alias + 'properties', 'time_to_first_token')} AS DOUBLE PRECISION)"
+    """The batch's turns per thread, in :data:`COLUMNS` order. PostgreSQL (a batch of ~100 in
+    its insert's transaction): first and last turn ranked by two windows over the batch. SQLite
+    (a fold of thousands of turns): one grouping, then :func:`_sqlite_ends`."""
+    ttft = f"CAST({d.json_text('properties', 'time_to_first_token')} AS DOUBLE PRECISION)"
+    end = "ts_us + CAST(ROUND(COALESCE(latency, 0) * 1000000) AS BIGINT)"
     failed = "CASE WHEN error IS NULL THEN 0 ELSE 1 END"
-    def end(alias: str = "") -> str:
-        return f"{alias}ts_us + CAST(ROUND(COALESCE({alias}latency, 0) * 1000000) AS BIGINT)"
-    if d.name != "sqlite":
-        def first(column: str) -> str:
-            return f"MAX(CASE WHEN rf = 1 THEN {column} END)"
+    turns = f"{d.new_rows()} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL"
+    if d.name == "sqlite":
+        return f"""SELECT h.thread_id, f.user_id, f.model, h.turns, h.start_us, f.id, h.last_us, l.id, h.end_us,
+               CASE WHEN l.error IS NULL THEN 0 ELSE 1 END, h.errors, h.input_tokens, h.output_tokens,
+               h.cost_usd, h.cost_turns, h.ttft_s, h.ttft_turns
+        FROM (SELECT g.*, {_sqlite_ends()}
+              FROM (SELECT thread_id, COUNT(*) AS turns, MIN(ts_us) AS start_us, MAX(ts_us) AS last_us,
+                           MIN(id) AS min_id, MAX(id) AS max_id, MAX({end}) AS end_us, SUM({failed}) AS errors,
+                           SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,
+                           COALESCE(SUM(cost_usd), 0) AS cost_usd, COUNT(cost_usd) AS cost_turns,
+                           COALESCE(SUM({ttft}), 0) AS ttft_s, COUNT({ttft}) AS ttft_turns
+                    FROM {turns} GROUP BY thread_id) AS g) AS h
+        JOIN events f ON f.id = h.first_id JOIN events l ON l.id = h.last_id
+        WHERE true"""
 
-        def last(column: str) -> str:
-            return f"MAX(CASE WHEN rl = 1 THEN {column} END)"
-        return f"""SELECT thread_id, {first('user_id')}, {first('model')}, COUNT(*), MIN(ts_us), {first('id')},
+    def first(column: str) -> str:
+        return f"MAX(CASE WHEN rf = 1 THEN {column} END)"
+
+    def last(column: str) -> str:
+        return f"MAX(CASE WHEN rl = 1 THEN {column} END)"
+    return f"""SELECT thread_id, {first('user_id')}, {first('model')}, COUNT(*), MIN(ts_us), {first('id')},
                MAX(ts_us), {last('id')}, MAX(end_us), {last('failed')}, SUM(failed), SUM(input_tokens),
                SUM(output_tokens), COALESCE(SUM(cost_usd), 0), COUNT(cost_usd), COALESCE(SUM(ttft), 0), COUNT(ttft)
-        FROM (SELECT thread_id, id, ts_us, user_id, model, input_tokens, output_tokens, cost_usd, {ttft()} AS ttft,
-                     {end()} AS end_us, {failed} AS failed,
+        FROM (SELECT thread_id, id, ts_us, user_id, model, input_tokens, output_tokens, cost_usd, {ttft} AS ttft,
+                     {end} AS end_us, {failed} AS failed,
                      ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us, id) AS rf,
                      ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us DESC, id DESC) AS rl
-              FROM {d.new_rows()} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL) AS b
+              FROM {turns}) AS b
         WHERE true GROUP BY thread_id"""
-    b_ttft = ttft("b.")
-    return f"""SELECT g.thread_id, f.user_id, f.model, g.turns, g.start_us, g.first_id, g.last_us, g.last_id,
-               g.end_us, CASE WHEN l.error IS NULL THEN 0 ELSE 1 END, g.errors, g.input_tokens, g.output_tokens,
-               g.cost_usd, g.cost_turns, g.ttft_s, g.ttft_turns
-        FROM (SELECT b.thread_id, COUNT(*) AS turns, MIN(b.ts_us) AS start_us, MAX(b.ts_us) AS last_us,
-                     MAX({end('b.')}) AS end_us,
-                     MIN(CASE WHEN b.ts_us = m.start_us THEN b.id END) AS first_id,
-                     MAX(CASE WHEN b.ts_us = m.last_us THEN b.id END) AS last_id,
-                     SUM(CASE WHEN b.error IS NULL THEN 0 ELSE 1 END) AS errors,
-                     SUM(b.input_tokens) AS input_tokens, SUM(b.output_tokens) AS output_tokens,
-                     COALESCE(SUM(b.cost_usd), 0) AS cost_usd, COUNT(b.cost_usd) AS cost_turns,
-                     COALESCE(SUM({b_ttft}), 0) AS ttft_s, COUNT({b_ttft}) AS ttft_turns
-              FROM {d.new_rows('b')} CROSS JOIN (SELECT thread_id, MIN(ts_us) AS start_us, MAX(ts_us) AS last_us
-                   FROM {d.new_rows()} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL
-                   GROUP BY thread_id) AS m
-              WHERE m.thread_id = b.thread_id AND b.id > ? AND b.kind = 'llm' GROUP BY b.thread_id) AS g
-        JOIN events f ON f.id = g.first_id JOIN events l ON l.id = g.last_id
-        WHERE true"""
+
+
+def _sqlite_ends() -> str:
+    """``first_id`` and ``last_id`` of each thread ``g`` of the batch (its turns' ``start_us``,
+    ``last_us``, lowest and highest id ``min_id``, ``max_id``): the first turn by time, then
+    id, is the lowest id when that turn has the earliest time (turns arrive in time order:
+    a look-up by id), else the lowest id at the earliest time (a seek in the ``events_thread``
+    index); the last likewise. A grouping that found them exactly (each thread's times first,
+    then the ids at them, joined back) cost ~1 µs more per LLM event, window functions twice
+    that (a sort of every turn per ranking)."""
+    def end(name: str, at: str, extreme: str, order: str) -> str:
+        return f"""CASE WHEN (SELECT ts_us FROM events WHERE id = g.{extreme}) = g.{at} THEN g.{extreme}
+                     ELSE (SELECT e.id FROM events e WHERE e.thread_id = g.thread_id AND e.ts_us = g.{at}
+                           AND e.kind = 'llm' AND e.id > ? ORDER BY e.id {order} LIMIT 1) END AS {name}"""
+    return f"{end('first_id', 'start_us', 'min_id', 'ASC')},\n                {end('last_id', 'last_us', 'max_id', 'DESC')}"
 
 
 @functools.lru_cache(maxsize=None)
