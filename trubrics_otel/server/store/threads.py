@@ -26,6 +26,7 @@ with each folded thread.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 from trubrics_otel.server.store.dialect import Dialect
 
@@ -52,23 +53,23 @@ def _when(condition: str, column: str) -> str:
 def _batch(d: Dialect) -> str:
     """The batch's turns per thread, in :data:`COLUMNS` order. PostgreSQL (a batch of ~100 in
     its insert's transaction): first and last turn ranked by two windows over the batch. SQLite
-    (a fold of thousands of turns): one grouping, then :func:`_sqlite_ends`."""
+    (a fold of thousands of turns): one grouping, then :func:`_sqlite_end`."""
     ttft = f"CAST({d.json_text('properties', 'time_to_first_token')} AS DOUBLE PRECISION)"
     end = "ts_us + CAST(ROUND(COALESCE(latency, 0) * 1000000) AS BIGINT)"
     failed = "CASE WHEN error IS NULL THEN 0 ELSE 1 END"
     turns = f"{d.new_rows()} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL"
     if d.name == "sqlite":
-        return f"""SELECT h.thread_id, f.user_id, f.model, h.turns, h.start_us, f.id, h.last_us, l.id, h.end_us,
-               CASE WHEN l.error IS NULL THEN 0 ELSE 1 END, h.errors, h.input_tokens, h.output_tokens,
-               h.cost_usd, h.cost_turns, h.ttft_s, h.ttft_turns
-        FROM (SELECT g.*, {_sqlite_ends()}
-              FROM (SELECT thread_id, COUNT(*) AS turns, MIN(ts_us) AS start_us, MAX(ts_us) AS last_us,
-                           MIN(id) AS min_id, MAX(id) AS max_id, MAX({end}) AS end_us, SUM({failed}) AS errors,
-                           SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,
-                           COALESCE(SUM(cost_usd), 0) AS cost_usd, COUNT(cost_usd) AS cost_turns,
-                           COALESCE(SUM({ttft}), 0) AS ttft_s, COUNT({ttft}) AS ttft_turns
-                    FROM {turns} GROUP BY thread_id) AS g) AS h
-        JOIN events f ON f.id = h.first_id JOIN events l ON l.id = h.last_id
+        first, last = _sqlite_end("start_us", "min_id", "ASC"), _sqlite_end("last_us", "max_id", "DESC")
+        return f"""SELECT g.thread_id, {first('user_id')}, {first('model')}, g.turns, g.start_us, {first('id')},
+               g.last_us, {last('id')}, g.end_us, CASE WHEN {last('error')} IS NULL THEN 0 ELSE 1 END, g.errors,
+               g.input_tokens, g.output_tokens, g.cost_usd, g.cost_turns, g.ttft_s, g.ttft_turns
+        FROM (SELECT thread_id, COUNT(*) AS turns, MIN(ts_us) AS start_us, MAX(ts_us) AS last_us,
+                     MIN(id) AS min_id, MAX(id) AS max_id, MAX({end}) AS end_us, SUM({failed}) AS errors,
+                     SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,
+                     COALESCE(SUM(cost_usd), 0) AS cost_usd, COUNT(cost_usd) AS cost_turns,
+                     COALESCE(SUM({ttft}), 0) AS ttft_s, COUNT({ttft}) AS ttft_turns
+              FROM {turns} GROUP BY thread_id) AS g
+        JOIN events min_id ON min_id.id = g.min_id JOIN events max_id ON max_id.id = g.max_id
         WHERE true"""
 
     def first(column: str) -> str:
@@ -87,19 +88,19 @@ def _batch(d: Dialect) -> str:
         WHERE true GROUP BY thread_id"""
 
 
-def _sqlite_ends() -> str:
-    """``first_id`` and ``last_id`` of each thread ``g`` of the batch (its turns' ``start_us``,
-    ``last_us``, lowest and highest id ``min_id``, ``max_id``): the first turn by time, then
-    id, is the lowest id when that turn has the earliest time (turns arrive in time order:
-    a look-up by id), else the lowest id at the earliest time (a seek in the ``events_thread``
-    index); the last likewise. A grouping that found them exactly (each thread's times first,
-    then the ids at them, joined back) cost ~1 µs more per LLM event, window functions twice
-    that (a sort of every turn per ranking)."""
-    def end(name: str, at: str, extreme: str, order: str) -> str:
-        return f"""CASE WHEN (SELECT ts_us FROM events WHERE id = g.{extreme}) = g.{at} THEN g.{extreme}
-                     ELSE (SELECT e.id FROM events e WHERE e.thread_id = g.thread_id AND e.ts_us = g.{at}
-                           AND e.kind = 'llm' AND e.id > ? ORDER BY e.id {order} LIMIT 1) END AS {name}"""
-    return f"{end('first_id', 'start_us', 'min_id', 'ASC')},\n                {end('last_id', 'last_us', 'max_id', 'DESC')}"
+def _sqlite_end(at: str, extreme: str, order: str) -> Callable[[str], str]:
+    """A column of each batch thread ``g``'s first (``at`` its earliest time ``start_us``,
+    ``extreme`` its lowest id ``min_id``) or last turn (``last_us``, ``max_id``), by time then id:
+    the ``extreme`` id's row (joined as ``extreme``) when it has that time (turns arrive in time
+    order), else the ``extreme`` id at that time, a seek in the ``events_thread`` index. A
+    grouping that found them exactly (each thread's times first, then the ids at them, joined
+    back) cost ~1 µs more per LLM event, window functions twice that (a sort of every turn per
+    ranking)."""
+    def column(name: str) -> str:
+        return (f"CASE WHEN {extreme}.ts_us = g.{at} THEN {extreme}.{name} "
+                f"ELSE (SELECT e.{name} FROM events e WHERE e.thread_id = g.thread_id AND e.ts_us = g.{at} "
+                f"AND e.kind = 'llm' AND e.id > ? ORDER BY e.id {order} LIMIT 1) END")
+    return column
 
 
 @functools.lru_cache(maxsize=None)
