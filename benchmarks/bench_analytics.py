@@ -120,7 +120,7 @@ def main() -> None:
     print(f"store: {count['events'] + count['llm_events']:,} events ({count['llm_events']:,} LLM), "
           f"{count['users']:,} users")
     with store.connection() as c:
-        threads, prompts = c.execute("SELECT COUNT(*), SUM(turns) FROM analytics_threads").fetchone()
+        threads, prompts = c.execute("SELECT COUNT(*), SUM(turns) FROM threads").fetchone()
     print(f"       {threads:,} threads, {prompts:,} prompts\n")
     worst = 0.0
     for label, params in CASES:

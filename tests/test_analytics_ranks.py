@@ -12,7 +12,9 @@ import sqlite3
 
 from trubrics_otel.server.analytics import schema
 from trubrics_otel.server.analytics.conversations import conversations
+from trubrics_otel.server.store import migrations
 from trubrics_otel.server.store.sqlite import SQLiteConnection
+from trubrics_otel.server.store.threads import COLUMNS
 from trubrics_otel.server.analytics.query import AnalyticsQuery, nearest_ranks, percentile_list
 
 
@@ -31,11 +33,13 @@ def test_histogram_percentiles_are_the_nearest_rank() -> None:
 
 
 def _thread(n: int, user: str, turns: int) -> tuple[object, ...]:
-    return (f"t{n}", user, "m", turns, n, n + 10, n, n, n, n, 0, 0, 0.0, 0, 0.0, 0)
+    """A row of the store's ``threads`` (store.threads.COLUMNS)."""
+    return (f"t{n}", user, "m", turns, n, n, n, n, n + 10, 0, 0, None, None, 0.0, 0, 0.0, 0)
 
 
 def test_conversations_top_users_are_the_most_threads_then_by_id() -> None:
     db = sqlite3.connect(":memory:", factory=SQLiteConnection)
+    migrations.apply(db, "sqlite")  # the store's tables (threads), then the analyses'
     schema.create(db)
     rng = random.Random(5)
     counts = {f"user-{u:02d}": rng.choice((1, 2, 2, 3, 3, 4)) for u in range(40)}  # many ties
@@ -44,7 +48,7 @@ def test_conversations_top_users_are_the_most_threads_then_by_id() -> None:
         for _ in range(k):
             n += 1
             rows.append(_thread(n, user, rng.randint(1, 5)))
-    db.executemany(f"INSERT INTO analytics_threads VALUES ({', '.join('?' * 16)})", rows)
+    db.executemany(f"INSERT INTO threads VALUES ({', '.join('?' * len(COLUMNS))})", rows)
     got = conversations(db, AnalyticsQuery(), top_users=7)
     top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:7]
     assert [(u["user_id"], u["threads"]) for u in got["per_user"]] == top

@@ -38,7 +38,7 @@ def dump(store: Store) -> dict[str, list]:
     with store.connection() as c:
         for table in TABLES:
             described = c.execute(f"SELECT * FROM {table} LIMIT 0").description  # either engine
-            columns = [d[0] for d in described if d[0] != "first_id"]
+            columns = [d[0] for d in described if d[0] not in ("first_id", "last_id")]
             rows = c.execute(f"SELECT {', '.join(columns)} FROM {table}")
             tables[table] = sorted(tuple(round(v, 9) if isinstance(v, float) else v for v in row) for row in rows)
     return tables
@@ -128,9 +128,11 @@ def test_every_derived_update_reads_only_the_batchs_new_rows(tmp_path):
         query = statement[statement.index("SELECT"):].split("ON CONFLICT")[0]
         plan = [row[3] for row in connection.execute("EXPLAIN QUERY PLAN " + query, (0,) * query.count("?"))]
         # the batch's rows: the events table read by its primary key (a grouping of them is
-        # read as the subquery's own rows, "SCAN g", "SEARCH m USING AUTOMATIC ...": no index walk)
+        # read as the subquery's own rows, "SCAN g", "SEARCH m USING AUTOMATIC ...": no index walk;
+        # a thread's turns at one instant after the batch's start: a seek, whatever the thread's length)
         reads = [step for step in plan if step.startswith(("SCAN", "SEARCH"))
-                 and not step.startswith(("SCAN g", "SEARCH m USING AUTOMATIC", "SCAN (subquery"))]
+                 and not step.startswith(("SCAN g", "SEARCH m USING AUTOMATIC", "SCAN (subquery"))
+                 and not step.endswith("USING INDEX events_thread (thread_id=? AND ts_us=? AND id>?)")]
         assert reads and all("PRIMARY KEY" in step for step in reads), (query, plan)
 
 

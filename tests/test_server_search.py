@@ -81,7 +81,8 @@ def test_a_sqlite_store_from_before_the_search_merge_settings_finds_what_it_foun
 
     every = migrations.steps
     with monkeypatch.context() as before:
-        before.setattr(migrations, "steps", lambda engine: tuple(s for s in every(engine) if s[0] < 4))
+        # every step but the merge settings (this release's fold needs the later steps' tables)
+        before.setattr(migrations, "steps", lambda engine: tuple(s for s in every(engine) if s[0] != 4))
         old = Store(tmp_path / "events.sqlite3")
         old.insert((), [{k: v for k, v in _llm(i).items() if v is not None} for i in range(30)])
         found = {words: pages(old, q=words) for words in ("refund", "rebook fli", "order 4", "nowhere")}

@@ -52,7 +52,7 @@ FIGURES = {  # what the derived tables say, and what the events say
     "hourly": ("SELECT COALESCE(SUM(events), 0) FROM hourly", "SELECT COUNT(*) FROM events"),
     "search": ("SELECT COUNT(*) FROM events_fts WHERE events_fts MATCH 'common'",
                "SELECT COUNT(*) FROM events WHERE kind = 'llm'"),
-    "analytics": ("SELECT COALESCE(SUM(turns), 0) FROM analytics_threads",
+    "analytics": ("SELECT COALESCE(SUM(turns), 0) FROM threads",
                   "SELECT COUNT(*) FROM events WHERE thread_id IS NOT NULL"),
     "funnel steps": ("SELECT COUNT(*) FROM analytics_steps WHERE event = 'Generation'",
                      "SELECT COUNT(*) FROM events"),

@@ -186,7 +186,7 @@ def test_serve_workers_store_each_event_once_and_replace_a_killed_worker(tmp_pat
     store.close()
 
 
-ANALYTICS = ("analytics_activity", "analytics_daily", "analytics_first", "analytics_latency", "analytics_threads",
+ANALYTICS = ("analytics_activity", "analytics_daily", "analytics_first", "analytics_latency",
              "analytics_feedback", "analytics_steps")
 EVENT_IDS = ("id", "event_id", "turn_id", "first_id", "last_id")  # columns holding an events.id
 

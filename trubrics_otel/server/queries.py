@@ -234,28 +234,31 @@ def user_profile(c: Connection, user: str, *, sessions: Sessions) -> dict[str, A
     }
 
 
-THREAD = f"threads.*, {title_sql('threads')} AS first_prompt FROM threads"
-"""A thread's row and its title, its first prompt (the row keeps only its first turn's id;
-its ``title`` column stays NULL)."""
+THREAD = ("threads.thread_id, threads.turns, threads.start_us, threads.last_us, threads.errors, "
+          "threads.input_tokens, threads.output_tokens, "
+          "CASE WHEN threads.cost_turns > 0 THEN threads.cost_usd END AS cost_usd, "
+          f"{title_sql('threads')} AS first_prompt FROM threads")
+"""A thread's row (:mod:`.store.threads`: its cost NULL when no turn had one) and its title,
+its first prompt (the row keeps only its first turn's id)."""
 
 
 def thread_list(c: Connection, *, user: str | None = None, limit: int | None = 100,
                 before: str | None = None) -> dict[str, Any]:
     """Threads (LLM turns grouped by thread id) from the ``threads`` table, latest turn first."""
-    where, params = ["turns > 0"], []
+    where, params = ["true"], []
     if user:
         where.append("thread_id IN (SELECT thread_id FROM events WHERE user_id = ? AND thread_id IS NOT NULL)")
         params.append(user)
     if before:
         end, _, thread = before.partition(":")
-        where.append("(end_us, thread_id) < (?, ?)")
+        where.append("(last_us, thread_id) < (?, ?)")
         params += [int(end), thread]
-    sql = f"SELECT {THREAD} WHERE {' AND '.join(where)} ORDER BY end_us DESC, thread_id DESC LIMIT ?"
+    sql = f"SELECT {THREAD} WHERE {' AND '.join(where)} ORDER BY last_us DESC, thread_id DESC LIMIT ?"
     rows = c.execute(sql, [*params, NO_LIMIT if limit is None else limit + 1]).fetchall()
     more = limit is not None and len(rows) > limit
     rows = rows[:limit] if limit is not None else rows
     return {"threads": thread_dicts(c, rows),
-            "next": f"{rows[-1]['end_us']}:{rows[-1]['thread_id']}" if more else None}
+            "next": f"{rows[-1]['last_us']}:{rows[-1]['thread_id']}" if more else None}
 
 
 def thread_dicts(c: Connection, rows: Sequence[Row]) -> list[dict[str, Any]]:
@@ -279,7 +282,7 @@ def thread_dict(r: Row, users: str | None, models: str | None,
     feedback = dict(sorted(Counter(f["name"] for f in given).items()))  # name -> count (kept for old readers)
     return {
         "thread_id": r["thread_id"], "users": sorted(json.loads(users or "[]")), "turns": r["turns"],
-        "start": iso(r["start_us"]), "end": iso(r["end_us"]), "models": sorted(json.loads(models or "[]")),
+        "start": iso(r["start_us"]), "end": iso(r["last_us"]), "models": sorted(json.loads(models or "[]")),
         "errors": r["errors"], "input_tokens": r["input_tokens"], "output_tokens": r["output_tokens"],
         "cost_usd": r["cost_usd"], "title": r["first_prompt"], "feedback": feedback,
         "feedback_values": given,  # each one's name, value, label (the value as sent) and sentiment, oldest first
@@ -289,7 +292,7 @@ def thread_dict(r: Row, users: str | None, models: str | None,
 def thread_detail(c: Connection, thread_id: str, *, sessions: Sessions) -> dict[str, Any] | None:
     """One conversation: its totals, LLM turns oldest first, and ``feedback_events``: its
     feedback (scores, ``$feedback`` events…) with their values."""
-    summary = c.execute(f"SELECT {THREAD} WHERE thread_id = ? AND turns > 0", (thread_id,)).fetchone()
+    summary = c.execute(f"SELECT {THREAD} WHERE thread_id = ?", (thread_id,)).fetchone()
     if summary is None:
         return None
     turns = event_page(c, EventFilter(thread=thread_id, kind="llm"), sessions=sessions, limit=None,

@@ -12,7 +12,7 @@ its user and model are the first turn's. Duration: from the first turn's start t
 the last (its time plus latency). Time to first token: the mean over turns that report
 ``time_to_first_token``. Cost percentiles are over threads with a known cost. A thread is
 *abandoned* when its last turn failed or got negative feedback. Percentiles are nearest rank.
-Read from ``analytics_threads`` (one row per thread); ``--event`` does not apply. A thread's
+Read from ``threads`` (one row per thread); ``--event`` does not apply. A thread's
 title (:func:`title_sql`) is its first prompt.
 """
 
@@ -32,7 +32,7 @@ ABANDONED = "(t.last_error = 1 OR t.last_id IN (SELECT f.turn_id FROM analytics_
 def conversations(db: Reader, q: AnalyticsQuery, top_users: int = 50) -> dict[str, Any]:
     """The threads' figures (module docstring) and the ``top_users`` with the most threads."""
     where, params = thread_where(q)
-    threads_sql = f"FROM analytics_threads t WHERE {where}"
+    threads_sql = f"FROM threads t WHERE {where}"
     (n, turns, errors, cost, cost_threads, ttft, ttft_turns, abandoned, failed_last, users), = db.rows(
         f"SELECT COUNT(*), SUM(t.turns), SUM(t.errors), SUM(t.cost_usd), "
         f"SUM(CASE WHEN t.cost_turns > 0 THEN 1 ELSE 0 END), SUM(t.ttft_s), SUM(t.ttft_turns), "
@@ -103,7 +103,7 @@ def conversation_list(db: Reader, q: AnalyticsQuery, *, search: str | None = Non
         f"(SELECT COUNT(*) FROM analytics_feedback f WHERE f.thread_id = t.thread_id AND f.sentiment > 0), "
         f"(SELECT COUNT(*) FROM analytics_feedback f WHERE f.thread_id = t.thread_id AND f.sentiment < 0), "
         f"{title_sql('t')} "
-        f"FROM analytics_threads t WHERE {where} ORDER BY t.start_us DESC, t.thread_id DESC LIMIT ?",
+        f"FROM threads t WHERE {where} ORDER BY t.start_us DESC, t.thread_id DESC LIMIT ?",
         [*params, limit])
     return {"threads": [
         {"thread_id": r[0], "user_id": r[1], "model": r[2], "turns": r[3], "start": iso(r[4]),

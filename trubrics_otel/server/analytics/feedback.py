@@ -40,7 +40,7 @@ def feedback_where(q: AnalyticsQuery, alias: str = "f") -> tuple[str, list[Any]]
 
 
 def thread_where(q: AnalyticsQuery, alias: str = "t") -> tuple[str, list[Any]]:
-    """SQL and parameters keeping the ``analytics_threads`` rows of ``q``: a thread is in the
+    """SQL and parameters keeping the ``threads`` rows of ``q``: a thread is in the
     range when its first turn is; ``event`` does not apply."""
     params: list[Any] = []
     clauses = ["1 = 1", *range_where(q, f"{alias}.start_us", params)]
@@ -73,7 +73,7 @@ def feedback(db: Reader, q: AnalyticsQuery, recent: int = 50) -> dict[str, Any]:
     t_where, t_params = thread_where(q)
     (threads, rated_threads), = db.rows(
         f"SELECT COUNT(*), SUM(CASE WHEN EXISTS (SELECT 1 FROM analytics_feedback f "
-        f"WHERE f.thread_id = t.thread_id) THEN 1 ELSE 0 END) FROM analytics_threads t WHERE {t_where}", t_params)
+        f"WHERE f.thread_id = t.thread_id) THEN 1 ELSE 0 END) FROM threads t WHERE {t_where}", t_params)
     totals = {
         "feedback": n, "positive": pos or 0, "negative": neg or 0,
         "mean_value": None if mean is None else round(mean, 6),

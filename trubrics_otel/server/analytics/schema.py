@@ -23,7 +23,6 @@ a batch adds (SQL ``INSERT … SELECT … ON CONFLICT``, plus Python for the fee
 ``analytics_first``     each user's first event (cohorts, new users)
 ``analytics_latency``   (day, model, event name, latency bin): LLM latencies per day, the log
                         bins of the store's hourly ``latency_hist`` (``stats`` by day or week)
-``analytics_threads``   per thread: turns, span, cost, errors, time to first token, last turn
 ``analytics_feedback``  one row per feedback (:mod:`.feedback` says what counts), its value,
                         sentiment, and the thread / LLM turn it refers to
 ``analytics_feedback_names``  event names counted as feedback with a value (``serve
@@ -33,6 +32,9 @@ a batch adds (SQL ``INSERT … SELECT … ON CONFLICT``, plus Python for the fee
                         matches (an LLM event under its generation and its prompt name); made
                         and filled for older stores by the store's migration ``funnel_steps``
 ======================  =====================================================================
+
+Threads (turns, span, cost, errors, time to first token, last turn) are the store's ``threads``
+table (:mod:`trubrics_otel.server.store.threads`), which the thread list reads too.
 """
 
 from __future__ import annotations
@@ -61,14 +63,6 @@ STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS analytics_latency (
         day_us BIGINT NOT NULL, model TEXT NOT NULL, event TEXT NOT NULL, bin INTEGER NOT NULL,
         n BIGINT NOT NULL, PRIMARY KEY (day_us, model, event, bin))""",
-    """CREATE TABLE IF NOT EXISTS analytics_threads (
-        thread_id TEXT PRIMARY KEY, user_id TEXT, model TEXT, turns INTEGER NOT NULL,
-        start_us BIGINT NOT NULL, end_us BIGINT NOT NULL, first_us BIGINT NOT NULL,
-        first_id BIGINT NOT NULL, last_us BIGINT NOT NULL, last_id BIGINT NOT NULL,
-        last_error INTEGER NOT NULL, errors INTEGER NOT NULL, cost_usd DOUBLE PRECISION NOT NULL,
-        cost_turns INTEGER NOT NULL, ttft_s DOUBLE PRECISION NOT NULL, ttft_turns INTEGER NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS analytics_threads_start ON analytics_threads (start_us)",
-    "CREATE INDEX IF NOT EXISTS analytics_threads_user ON analytics_threads (user_id, start_us)",
     """CREATE TABLE IF NOT EXISTS analytics_feedback (
         event_id BIGINT PRIMARY KEY, ts_us BIGINT NOT NULL, user_id TEXT NOT NULL, event TEXT NOT NULL,
         source TEXT NOT NULL, name TEXT, value DOUBLE PRECISION, label TEXT, sentiment INTEGER NOT NULL,
@@ -92,7 +86,7 @@ STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS analytics_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
 )
 
-TABLES = ("analytics_activity", "analytics_daily", "analytics_first", "analytics_latency", "analytics_threads", "analytics_feedback",
+TABLES = ("analytics_activity", "analytics_daily", "analytics_first", "analytics_latency", "analytics_feedback",
           "analytics_topics", "analytics_prompts", "analytics_meta")
 """Derived from ``events`` alone: emptied and refilled by :func:`rebuild`."""
 
@@ -138,96 +132,6 @@ def _latency(db: Writer) -> str:
                ON CONFLICT (day_us, model, event, bin) DO UPDATE SET n = analytics_latency.n + excluded.n"""
 
 
-def _threads(db: Writer) -> list[str]:
-    """Fold a batch's LLM turns into their threads: sums add, the first and last turn (by time,
-    then id) win by comparison, so a late turn lands right. The batch's first and last turn of
-    each thread: on SQLite, its earliest and latest time, then the lowest and highest id at
-    those times (two groupings of a fold's thousands of turns; window functions ranking every
-    turn cost SQLite twice the CPU: a sort of every turn, with all its columns, per ranking),
-    their rows read by id; on PostgreSQL (a batch of ~100), ranked by window functions.
-
-    Two upserts of the same batch: the first adds new threads and folds turns into threads
-    whose first turn stays (it leaves ``user_id`` and ``start_us`` unassigned: SQLite rewrites
-    the index entries of every column a SET assigns, even to its own value, ~130 WAL pages per
-    batch of 100 LLM events at 20,000 threads); the second, only for the threads it skipped
-    (an earlier first turn arrived), assigns every column. It must run second: the threads the
-    first one added or folded no longer have an earlier first turn in the batch, so it reads
-    only the turns of threads with one (aggregating every thread of a large batch again
-    doubled the pair's cost: SQLite folds thousands of events at once)."""
-    d = db.dialect
-    t = "analytics_threads"
-    earlier = f"(excluded.first_us, excluded.first_id) < ({t}.first_us, {t}.first_id)"
-    later = f"(excluded.last_us, excluded.last_id) > ({t}.last_us, {t}.last_id)"
-
-    def first(column: str) -> str:
-        return f"MAX(CASE WHEN b.rf = 1 THEN b.{column} END)"
-
-    def last(column: str) -> str:
-        return f"MAX(CASE WHEN b.rl = 1 THEN b.{column} END)"
-
-    def when(condition: str, column: str) -> str:
-        return f"{column} = CASE WHEN {condition} THEN excluded.{column} ELSE {t}.{column} END"
-
-    skipped = f"""AND thread_id IN (SELECT e.thread_id FROM {d.new_rows('e')} JOIN {t} ON {t}.thread_id = e.thread_id
-                  WHERE e.id > ? AND e.kind = 'llm' AND (e.ts_us, e.id) < ({t}.first_us, {t}.first_id))"""
-    # PostgreSQL folds a batch at a time (the filter gains nothing there, and under the insert
-    # transaction's generic plans it cost ~450 µs of PostgreSQL CPU per LLM event)
-    only = f" {skipped}" if d.name == "sqlite" else ""
-
-    def batch(scope: str) -> str:
-        """The batch's turns per thread (``scope``: a further condition on them)."""
-        if d.name != "sqlite":  # a batch of ~100: one window over it costs less than two groupings
-            ttft = f"CAST({d.json_text('properties', 'time_to_first_token')} AS DOUBLE PRECISION)"
-            return f"""SELECT b.thread_id, {first('user_id')}, {first('model')}, COUNT(*), MIN(b.ts_us), MAX(b.end_us),
-               {first('ts_us')}, {first('id')}, {last('ts_us')}, {last('id')}, {last('failed')},
-               SUM(b.failed), COALESCE(SUM(b.cost_usd), 0), COUNT(b.cost_usd), COALESCE(SUM(b.ttft), 0),
-               COUNT(b.ttft)
-        FROM (SELECT thread_id, id, ts_us, user_id, model, cost_usd, {ttft} AS ttft,
-                     ts_us + CAST(ROUND(COALESCE(latency, 0) * 1000000) AS BIGINT) AS end_us,
-                     CASE WHEN error IS NULL THEN 0 ELSE 1 END AS failed,
-                     ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us, id) AS rf,
-                     ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us DESC, id DESC) AS rl
-              FROM {d.new_rows()} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL{scope}) AS b
-        WHERE 1 = 1 GROUP BY b.thread_id"""
-        ttft = f"CAST({d.json_text('b.properties', 'time_to_first_token')} AS DOUBLE PRECISION)"
-        return f"""SELECT g.thread_id, f.user_id, f.model, g.turns, g.first_us, g.end_us, g.first_us, g.first_id,
-               g.last_us, g.last_id, CASE WHEN l.error IS NULL THEN 0 ELSE 1 END, g.errors, g.cost_usd,
-               g.cost_turns, g.ttft_s, g.ttft_turns
-        FROM (SELECT b.thread_id, COUNT(*) AS turns, MIN(b.ts_us) AS first_us, MAX(b.ts_us) AS last_us,
-                     MAX(b.ts_us + CAST(ROUND(COALESCE(b.latency, 0) * 1000000) AS BIGINT)) AS end_us,
-                     MIN(CASE WHEN b.ts_us = m.first_us THEN b.id END) AS first_id,
-                     MAX(CASE WHEN b.ts_us = m.last_us THEN b.id END) AS last_id,
-                     SUM(CASE WHEN b.error IS NULL THEN 0 ELSE 1 END) AS errors,
-                     COALESCE(SUM(b.cost_usd), 0) AS cost_usd, COUNT(b.cost_usd) AS cost_turns,
-                     COALESCE(SUM({ttft}), 0) AS ttft_s, COUNT({ttft}) AS ttft_turns
-              FROM {d.new_rows('b')} CROSS JOIN (SELECT thread_id, MIN(ts_us) AS first_us, MAX(ts_us) AS last_us
-                   FROM {d.new_rows()} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL{scope}
-                   GROUP BY thread_id) AS m
-              WHERE m.thread_id = b.thread_id AND b.id > ? AND b.kind = 'llm' GROUP BY b.thread_id) AS g
-        JOIN events f ON f.id = g.first_id JOIN events l ON l.id = g.last_id
-        WHERE 1 = 1"""
-
-    def upsert(scope: str) -> str:
-        """The fold of new turns (``scope``: a further condition on them) into the threads."""
-        return f"""INSERT INTO {t} (thread_id, user_id, model, turns, start_us, end_us, first_us, first_id,
-                   last_us, last_id, last_error, errors, cost_usd, cost_turns, ttft_s, ttft_turns)
-        {batch(scope)}
-        ON CONFLICT (thread_id) DO UPDATE SET
-            turns = {t}.turns + excluded.turns,
-            end_us = {d.greatest(f'{t}.end_us', 'excluded.end_us')},
-            {when(later, 'last_error')}, {when(later, 'last_id')}, {when(later, 'last_us')},
-            errors = {t}.errors + excluded.errors, cost_usd = {t}.cost_usd + excluded.cost_usd,
-            cost_turns = {t}.cost_turns + excluded.cost_turns, ttft_s = {t}.ttft_s + excluded.ttft_s,
-            ttft_turns = {t}.ttft_turns + excluded.ttft_turns"""
-    folded, assigned = upsert(only).rsplit("ON CONFLICT (thread_id) DO UPDATE SET", 1)
-    # the first turn's time is the thread's start: an earlier one moves both
-    return [f"{upsert('')}\n        WHERE NOT {earlier}",
-            f"""{folded}ON CONFLICT (thread_id) DO UPDATE SET
-            start_us = excluded.start_us, user_id = excluded.user_id, model = excluded.model,
-            first_id = excluded.first_id, first_us = excluded.first_us,{assigned}
-        WHERE {earlier}"""]
-
-
 def _steps(db: Writer) -> list[str]:
     """The funnels' look-up table (:mod:`.funnels`); its DDL is in the store's migrations."""
     return [f"""INSERT INTO analytics_steps (event, user_id, ts_us, id, model)
@@ -243,7 +147,7 @@ def create(db: Writer) -> None:
 
 def apply(db: Writer, after_id: int) -> None:
     """Fold the events with ``id > after_id`` into the analytics tables (caller's transaction)."""
-    for statement in (*_activity(db), *_daily(db), _first(db), _latency(db), *_steps(db), *_threads(db)):
+    for statement in (*_activity(db), *_daily(db), _first(db), _latency(db), *_steps(db)):
         db.execute(statement, (after_id,) * statement.count("?"))
     feedback_rows.apply(db, after_id)
 

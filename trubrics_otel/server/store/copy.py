@@ -33,7 +33,7 @@ CHECKS = (
     ("highest id", "SELECT COALESCE(MAX(id), 0) FROM events"),
     ("users", "SELECT COUNT(*) FROM users"),
     ("sessions", "SELECT COUNT(*) FROM sessions"),
-    ("threads", "SELECT COUNT(*) FROM threads WHERE turns > 0"),
+    ("threads", "SELECT COUNT(*) FROM threads"),
     ("hourly event count", "SELECT COALESCE(SUM(events), 0) FROM hourly"),
     ("per-user hourly rows", "SELECT COUNT(*) FROM rollup"),
     ("latency histogram count", "SELECT COALESCE(SUM(n), 0) FROM latency_hist"),

@@ -13,7 +13,8 @@ each batch in its insert's transaction; SQLite folds in bulk, before any read (:
 ==================  ===========================================================================
 ``sessions``        one row per session (per user, a new one after ``timeout_us`` idle)
 ``users``           per user: counts, tokens, cost, errors, first / last seen
-``threads``         per thread: LLM turns and their totals, feedback events, first turn
+``threads``         per thread: LLM turns, totals, first and last turn (:mod:`.threads`; the
+                    analyses' conversations and feedback read it too)
 ``hourly``          per hour x kind x event x model: counts, tokens, cost, errors (no user: small)
 ``rollup``          the same per user too: distinct users per hour, filtered by event name or
                     model or not (its key starts with the hour and the user; no index by user:
@@ -37,6 +38,7 @@ import sqlite3
 from itertools import groupby
 from typing import Any
 
+from trubrics_otel.server.store import threads
 from trubrics_otel.server.store.dialect import HOUR_US, Dialect
 
 VERSION = 3
@@ -67,7 +69,7 @@ def _least(a: str, b: str, greatest: bool = False) -> str:
 # Each statement reads the rows a batch added (id > ?) and folds them into a derived table.
 # ``WHERE true`` before ON CONFLICT: SQLite's parser needs it after a SELECT. Columns of the
 # target are named with its table (PostgreSQL finds a bare name ambiguous with ``excluded``).
-# ``{rows}`` (``{rows_b}``: as ``b``): the batch's rows, ``Dialect.new_rows`` (SQLite's NOT INDEXED:
+# ``{rows}``: the batch's rows, ``Dialect.new_rows`` (SQLite's NOT INDEXED:
 # left to choose, SQLite scanned a whole index (a thread, every user) once per batch instead of
 # the batch's rowid range).
 def _sums(table: str, *keys: str) -> str:
@@ -87,9 +89,6 @@ def _sums(table: str, *keys: str) -> str:
 
 _KEYS = {"rollup": ("hour_us", "user_id", "kind", "event", "model"),
          "hourly": ("hour_us", "kind", "event", "model")}
-_EARLIER = ("(threads.first_us IS NULL OR excluded.first_us < threads.first_us OR "
-            "(excluded.first_us = threads.first_us AND excluded.first_id < threads.first_id))")
-"""The batch's first turn is earlier than the stored one: it becomes the thread's first (its title)."""
 _UPDATES = (
     f"""INSERT INTO users SELECT user_id, COUNT(*), {_count("kind = 'llm'")}, MIN(ts_us), MAX(ts_us),
            SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), {_count('error IS NOT NULL')}
@@ -101,26 +100,6 @@ _UPDATES = (
            input_tokens = {_add('users.input_tokens', 'excluded.input_tokens')},
            output_tokens = {_add('users.output_tokens', 'excluded.output_tokens')},
            cost_usd = {_add('users.cost_usd', 'excluded.cost_usd')}, errors = users.errors + excluded.errors""",
-    # The title is not copied: readers take the prompt of ``first_id`` (a thread row of ~100
-    # bytes instead of ~1 KB halves the pages each batch dirties); ``title`` stays NULL (set by
-    # older versions). ``{threads_batch}``: the batch's turns per thread, by dialect (below).
-    f"""INSERT INTO threads (thread_id, turns, start_us, end_us, first_us, first_id, user_id,
-                           errors, input_tokens, output_tokens, cost_usd)
-       {{threads_batch}}
-       ON CONFLICT (thread_id) DO UPDATE SET turns = threads.turns + excluded.turns,
-           start_us = {_least('COALESCE(threads.start_us, excluded.start_us)', 'excluded.start_us')},
-           end_us = {_least('COALESCE(threads.end_us, excluded.end_us)', 'excluded.end_us', greatest=True)},
-           first_us = CASE WHEN _earlier THEN excluded.first_us ELSE threads.first_us END,
-           first_id = CASE WHEN _earlier THEN excluded.first_id ELSE threads.first_id END,
-           user_id = CASE WHEN _earlier THEN excluded.user_id ELSE threads.user_id END,
-           title = NULL, errors = threads.errors + excluded.errors,
-           input_tokens = {_add('threads.input_tokens', 'excluded.input_tokens')},
-           output_tokens = {_add('threads.output_tokens', 'excluded.output_tokens')},
-           cost_usd = {_add('threads.cost_usd', 'excluded.cost_usd')}""".replace("_earlier", _EARLIER),
-    """INSERT INTO threads (thread_id, feedback)
-       SELECT thread_id, COUNT(*) FROM {rows}
-       WHERE id > ? AND kind = 'event' AND thread_id IS NOT NULL GROUP BY thread_id
-       ON CONFLICT (thread_id) DO UPDATE SET feedback = threads.feedback + excluded.feedback""",
     _sums("rollup", "user_id", "kind", "event", "COALESCE(model, '')"),
     _sums("hourly", "kind", "event", "COALESCE(model, '')"),
     f"""INSERT INTO latency_hist SELECT ts_us - ts_us % 3600000000, COALESCE(model, ''), event,
@@ -129,32 +108,6 @@ _UPDATES = (
        FROM {{rows}} WHERE id > ? AND kind = 'llm' AND latency IS NOT NULL GROUP BY 1, 2, 3, 4
        ON CONFLICT (hour_us, model, event, bin) DO UPDATE SET n = latency_hist.n + excluded.n""",
 )
-_THREADS_BATCH = {
-    # each thread's first turn of the batch: its earliest time, then the lowest id at that time,
-    # from two groupings (a window ranking every turn sorted them all, with their columns: twice
-    # SQLite's CPU; a correlated subquery per thread made a 100k-event transaction quadratic)
-    "sqlite": f"""SELECT g.thread_id, g.turns, g.start_us, g.end_us, g.start_us, g.first_id, f.user_id, g.errors,
-              g.input_tokens, g.output_tokens, g.cost_usd
-       FROM (SELECT b.thread_id, COUNT(*) AS turns, MIN(b.ts_us) AS start_us, MAX(b.ts_us) AS end_us,
-                    MIN(CASE WHEN b.ts_us = m.start_us THEN b.id END) AS first_id,
-                    {_count('b.error IS NOT NULL')} AS errors, SUM(b.input_tokens) AS input_tokens,
-                    SUM(b.output_tokens) AS output_tokens, SUM(b.cost_usd) AS cost_usd
-             FROM {{rows_b}} CROSS JOIN (SELECT thread_id, MIN(ts_us) AS start_us FROM {{rows}}
-                  WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL GROUP BY thread_id) AS m
-             WHERE m.thread_id = b.thread_id AND b.id > ? AND b.kind = 'llm' GROUP BY b.thread_id) AS g
-       JOIN events f ON f.id = g.first_id
-       WHERE true""",
-    # PostgreSQL folds a batch of ~100 at a time, where one window over it (one scan of the
-    # transaction's rows) costs less than two groupings and the look-up of each first turn
-    "postgresql": f"""SELECT thread_id, COUNT(*), MIN(ts_us), MAX(ts_us),
-              MAX(CASE WHEN n = 1 THEN ts_us END), MAX(CASE WHEN n = 1 THEN id END),
-              MAX(CASE WHEN n = 1 THEN user_id END), {_count('error IS NOT NULL')},
-              SUM(input_tokens), SUM(output_tokens), SUM(cost_usd)
-       FROM (SELECT thread_id, ts_us, id, user_id, error, input_tokens, output_tokens, cost_usd,
-                    ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us, id) AS n
-             FROM {{rows}} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL) AS batch
-       WHERE true GROUP BY thread_id""",
-}
 _SQLITE_FTS = """INSERT INTO events_fts (rowid, prompt, generation)
        SELECT id, prompt, generation FROM events NOT INDEXED WHERE id > ? AND kind = 'llm'"""
 """SQLite's FTS5 index is a table kept here; PostgreSQL's is a GIN expression index (schema)."""
@@ -162,8 +115,7 @@ _SQLITE_FTS = """INSERT INTO events_fts (rowid, prompt, generation)
 
 def updates(dialect: Dialect) -> list[str]:
     """The statements :func:`apply` runs, in ``dialect``."""
-    statements = [s.replace("{threads_batch}", _THREADS_BATCH[dialect.name]).replace("{rows_b}", dialect.new_rows("b"))
-                  .replace("{rows}", dialect.new_rows()) for s in _UPDATES]
+    statements = [s.replace("{rows}", dialect.new_rows()) for s in _UPDATES] + [threads.fold(dialect)]
     return statements + [_SQLITE_FTS] if dialect.name == "sqlite" else statements
 
 
@@ -190,18 +142,24 @@ def ensure_sessions(connection: Any, timeout_us: int | None) -> None:
 def upgrade_sqlite(connection: sqlite3.Connection) -> None:
     """A SQLite database from before these tables (``PRAGMA user_version`` < 3): add what it
     lacks and build every derived table from its events."""
-    columns = {row[1] for row in connection.execute("PRAGMA table_info(events)")}
-    if "cost_usd" not in columns:  # a database from before version 2
-        connection.execute("ALTER TABLE events ADD COLUMN cost_usd REAL")
-        connection.execute(
-            "UPDATE events SET cost_usd = json_extract(properties, '$.cost_usd') "
-            "WHERE json_type(properties, '$.cost_usd') IN ('integer', 'real')")
+    add_cost_column(connection)
     for table in _DERIVED:  # built by an older version: rebuilt whole
         connection.execute(f"DELETE FROM {table}")
     connection.execute("INSERT INTO events_fts (events_fts) VALUES ('delete-all')")
     connection.execute("DELETE FROM meta WHERE key = 'session_timeout_us'")
     apply(connection, 0, None)
     connection.execute(f"PRAGMA user_version = {VERSION}")
+
+
+def add_cost_column(connection: sqlite3.Connection) -> None:
+    """A SQLite database from before version 2 (``events`` without ``cost_usd``): the column,
+    filled from the properties; before the schema's migrations, which read it."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(events)")}
+    if columns and "cost_usd" not in columns:
+        connection.execute("ALTER TABLE events ADD COLUMN cost_usd REAL")
+        connection.execute(
+            "UPDATE events SET cost_usd = json_extract(properties, '$.cost_usd') "
+            "WHERE json_type(properties, '$.cost_usd') IN ('integer', 'real')")
 
 
 def stored_timeout_us(connection: Any) -> int | None:

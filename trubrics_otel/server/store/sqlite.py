@@ -195,6 +195,7 @@ class SQLiteEngine:
             try:
                 connection.execute("PRAGMA journal_mode=WAL")
                 with write_transaction(connection):
+                    derived.add_cost_column(connection)
                     migrations.apply(connection, "sqlite")
                     rebuilt = connection.execute("PRAGMA user_version").fetchone()[0] < derived.VERSION
                     if rebuilt:

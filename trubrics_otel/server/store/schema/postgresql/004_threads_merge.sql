@@ -1,0 +1,33 @@
+-- Schema 4 of the PostgreSQL store: one table per thread (store/threads.py). The store's
+-- summary (``threads``: turns, tokens, cost, first turn) and the analyses' table
+-- (``analytics_threads``: model, last turn, cost turns, time to first token, end with latency)
+-- held the same threads twice, folded by three statements; the merged table is folded by one.
+-- Its rows are built here from every stored event (each insert folds its own), as the fold
+-- builds them: the first and last turn of each thread by time, then id. The dead ``title``
+-- column and the ``feedback`` count (read by nothing) are gone.
+DROP TABLE IF EXISTS analytics_threads;
+DROP TABLE threads;
+CREATE TABLE threads (
+    thread_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, model TEXT, turns BIGINT NOT NULL,
+    start_us BIGINT NOT NULL, first_id BIGINT NOT NULL, last_us BIGINT NOT NULL, last_id BIGINT NOT NULL,
+    end_us BIGINT NOT NULL, last_error INTEGER NOT NULL, errors BIGINT NOT NULL,
+    input_tokens BIGINT, output_tokens BIGINT, cost_usd DOUBLE PRECISION NOT NULL, cost_turns BIGINT NOT NULL,
+    ttft_s DOUBLE PRECISION NOT NULL, ttft_turns BIGINT NOT NULL
+);
+CREATE INDEX threads_last ON threads (last_us, thread_id);  -- the thread list, latest turn first
+CREATE INDEX threads_start ON threads (start_us);  -- the analyses: first turn in a range
+CREATE INDEX threads_user ON threads (user_id, start_us);  -- ... of a user
+INSERT INTO threads (thread_id, user_id, model, turns, start_us, first_id, last_us, last_id, end_us,
+                     last_error, errors, input_tokens, output_tokens, cost_usd, cost_turns, ttft_s, ttft_turns)
+    SELECT thread_id, MAX(CASE WHEN rf = 1 THEN user_id END), MAX(CASE WHEN rf = 1 THEN model END), COUNT(*),
+           MIN(ts_us), MAX(CASE WHEN rf = 1 THEN id END), MAX(ts_us), MAX(CASE WHEN rl = 1 THEN id END),
+           MAX(end_us), MAX(CASE WHEN rl = 1 THEN failed END), SUM(failed), SUM(input_tokens),
+           SUM(output_tokens), COALESCE(SUM(cost_usd), 0), COUNT(cost_usd), COALESCE(SUM(ttft), 0), COUNT(ttft)
+    FROM (SELECT thread_id, id, ts_us, user_id, model, input_tokens, output_tokens, cost_usd,
+                 CAST((CAST(properties AS jsonb) ->> 'time_to_first_token') AS DOUBLE PRECISION) AS ttft,
+                 ts_us + CAST(ROUND(COALESCE(latency, 0) * 1000000) AS BIGINT) AS end_us,
+                 CASE WHEN error IS NULL THEN 0 ELSE 1 END AS failed,
+                 ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us, id) AS rf,
+                 ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us DESC, id DESC) AS rl
+          FROM events WHERE kind = 'llm' AND thread_id IS NOT NULL) AS turns
+    GROUP BY thread_id;
