@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from analytics_data import generate
-from test_analytics_postgres import _rounded as rounded  # floats summed in another order: alike to 6 places
+from analytics_data import generate, rounded  # rounded: floats summed in another order, alike to 6 places
 from trubrics_otel.server import Store, queries
 from trubrics_otel.server.analytics.api import answer
 from trubrics_otel.server.store import derived, migrations, postgres
