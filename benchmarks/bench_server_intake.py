@@ -4,13 +4,15 @@
     python benchmarks/bench_server_intake.py --rounds 1 --no-ingest
     python benchmarks/bench_server_intake.py --only api --no-ingest   # the ingestion API alone
     python benchmarks/bench_server_intake.py --profile     # in-process cProfile of the OTLP path
+    python benchmarks/bench_server_intake.py --prompts varied   # words of a natural vocabulary
     git archive main trubrics_otel | tar -x -C /tmp/base   # then, side by side in one run:
     python benchmarks/bench_server_intake.py --compare /tmp/base
 
 Traces as instrumented apps send them: 1 wrapper span + 2 LLM spans each, half in the
 OpenInference conventions (a CHAIN wrapper with ``input.value`` / ``output.value``, LLM spans
 with ``llm.input_messages.*``), half in the OpenTelemetry GenAI ones (``gen_ai.input.messages``
-JSON), prompts and answers of 200-1,500 characters, 512 spans per request (the SDK's
+JSON), prompts and answers of 200-1,500 characters (``--prompts``: of 20 words, or of a
+natural language's vocabulary, which costs the full-text index ~3x more), 512 spans per request (the SDK's
 BatchSpanProcessor default). ``trubrics-otel serve`` runs in its own process on a fresh
 SQLite file; its CPU time (user + system, every thread, ``/proc/<pid>/task/*/schedstat``) is
 read before and after a round: µs per span (OTLP) or per LLM event (the ingestion API, the
@@ -24,6 +26,7 @@ a server from another copy of the package (``DIR/trubrics_otel``): ratios from o
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -56,12 +59,26 @@ WORDS = ("the events users sessions threads model answer question latency tokens
          "trubrics analytics product team feature retention funnel dashboard").split()
 
 
+PROMPTS = "narrow"
+"""The texts' words (``--prompts``): ``narrow``, the 20 ``WORDS``; ``varied``, a vocabulary of
+30,000 words drawn by Zipf's law as natural language's are, a text's words mostly distinct.
+The full-text index's cost grows with a text's distinct words: ``varied`` is what real
+prompts cost it (about 3x ``narrow``'s)."""
+_VARIED = random.Random(3)
+VARIED_WORDS = ["".join(_VARIED.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(_VARIED.randint(2, 10)))
+                for _ in range(30_000)]
+_VARIED_WEIGHTS = list(itertools.accumulate(1 / rank for rank in range(1, len(VARIED_WORDS) + 1)))
+
+
 def text(rng: random.Random) -> str:
-    """200-1,500 characters of words."""
+    """200-1,500 characters of words (:data:`PROMPTS`'s)."""
     size = rng.randint(200, 1500)
     words: list[str] = []
     while sum(map(len, words)) + len(words) < size:
-        words.append(rng.choice(WORDS))
+        if PROMPTS == "varied":
+            words += rng.choices(VARIED_WORDS, cum_weights=_VARIED_WEIGHTS, k=50)
+        else:
+            words.append(rng.choice(WORDS))
     return " ".join(words)[:size]
 
 
@@ -276,7 +293,11 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--compare", nargs="*", default=[], metavar="DIR",
                         help="also run servers from DIR/trubrics_otel (a baseline), interleaved")
+    parser.add_argument("--prompts", choices=("narrow", "varied"), default="narrow",
+                        help="the texts' words: 20 (narrow) or a natural language's vocabulary (varied)")
     args = parser.parse_args()
+    global PROMPTS
+    PROMPTS = args.prompts
     if args.profile:
         profile(args.traces)
         return

@@ -13,7 +13,8 @@ every statement, the commit and its WAL writes, and the fold of the events still
 the end (a read); the deferred fold's own share (its transactions: the statements of the
 summary and analytics tables and the full-text index, their commit) is printed apart.
 ``--fold-rows N``: SQLite folds once N events are pending (default: the store's).
-``--statements`` times each statement (the timing wrapper adds its own cost to the total). ``--pages`` counts the pages each batch of the
+``--prompts varied``: the texts' words from a natural language's vocabulary (the full-text
+index's real cost), not 20 words. ``--statements`` times each statement (the timing wrapper adds its own cost to the total). ``--pages`` counts the pages each batch of the
 last 1,000 events (or the last batch, if larger) writes to the WAL (checkpoints held off
 meanwhile), by table or index.
 
@@ -22,7 +23,7 @@ are (``--users`` users, ``--threads`` threads each owned by one user, four model
 random-looking trace and span ids,
 prompts and answers of 200-1,500 characters) are loaded first, in transactions of 10,000, and
 the measured events continue that spread (their own ids, later timestamps). The loaded file is
-kept in ``--cache`` (one per N, users, threads and kind; delete it after a schema change) and
+kept in ``--cache`` (one per N, users, threads, kind and ``--prompts``; delete it after a schema change) and
 copied for each run. CPU is then also split into user and system time (``os.times``).
 
 ``--ingest`` measures the ingest transactions alone (what a batch waits for before its answer:
@@ -120,7 +121,9 @@ def prefilled(kind: str, n: int, users: int, threads: int, cache: Path) -> Path:
     """A SQLite file holding ``n`` spread events (made once, kept in ``cache``)."""
     from trubrics_otel.server.store import Store
 
-    path = cache / f"{kind}-{n}-{users}u-{threads}t-random-ids.sqlite3"
+    from bench_server_intake import PROMPTS
+
+    path = cache / f"{kind}-{n}-{users}u-{threads}t-random-ids{'' if PROMPTS == 'narrow' else '-' + PROMPTS}.sqlite3"
     if path.exists():
         return path
     cache.mkdir(parents=True, exist_ok=True)
@@ -269,8 +272,13 @@ def main() -> None:
                         help="also run DIR/trubrics_otel's store (a baseline), alternating, 3 rounds")
     parser.add_argument("--fold-rows", type=int, metavar="N", help="SQLite folds once N events are pending")
     parser.add_argument("--ingest", action="store_true", help="time the ingest transactions alone (no fold)")
+    parser.add_argument("--prompts", choices=("narrow", "varied"), default="narrow",
+                        help="the LLM events' words: 20 (narrow) or a natural language's vocabulary (varied)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    import bench_server_intake
+
+    bench_server_intake.PROMPTS = args.prompts
     threads = args.threads or 2 * args.users
     if args.inner or not args.compare:
         run(args.kind, args.events, args.batch, args.statements, args.pages, args.prefill, args.users, threads,
@@ -279,7 +287,7 @@ def main() -> None:
     for _ in range(3):
         for package in (None, *args.compare):
             inner = [sys.executable, __file__, "--inner", "--kind", args.kind, "--events", str(args.events),
-                     "--batch", str(args.batch)]
+                     "--batch", str(args.batch), "--prompts", args.prompts]
             if args.prefill is not None:
                 inner += ["--prefill", str(args.prefill), "--users", str(args.users), "--threads", str(threads),
                           "--cache", str(args.cache)]
