@@ -83,12 +83,13 @@ class PostgresConnection:
 
     dialect = POSTGRESQL
 
-    def __init__(self, connection: Any, dialect: Dialect = POSTGRESQL) -> None:
+    def __init__(self, connection: Any, dialect: Dialect = POSTGRESQL, prepare: bool | None = None) -> None:
         self.raw = connection
         self.dialect = dialect
+        self._prepare = prepare  # psycopg's: None prepares a statement from its fifth run on a connection
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.raw.execute(to_pyformat(sql), tuple(params))
+        return self.raw.execute(to_pyformat(sql), tuple(params), prepare=self._prepare)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self.raw.cursor() as cursor:
@@ -255,23 +256,23 @@ class PostgresEngine:
         columns = _columns(rows, with_ids)
         with self.connection() as c:
             copied = _copy(c.raw, columns) if with_ids else None  # COPY cannot run in a pipeline
+            own = PostgresConnection(c.raw, _OWN_ROWS, prepare=True)
             with c.raw.pipeline():
-                c.raw.execute(_GENERIC_PLANS)
-                inserted = c.raw.execute(_INSERT, columns) if copied is None else None
-                timeout_us = _timeout_us(c.execute(_TIMEOUT))  # answered with the insert
+                c.raw.execute(_GENERIC_PLANS, prepare=True)
+                inserted = c.raw.execute(_INSERT, columns, prepare=True) if copied is None else None
+                timeout_us = _timeout_us(own.execute(_TIMEOUT))  # answered with the insert
                 ids = copied if inserted is None else [row[0] for row in inserted.fetchall()]
                 if not ids:
                     return 0
-                c.execute("SELECT pg_advisory_xact_lock(?), set_config('trubrics.first_id', ?, true), "
-                          "set_config('trubrics.last_id', ?, true)",
-                          (_WRITE_LOCK, str(min(ids)), str(max(ids))))  # the batch's ids, for _OwnRows
+                own.execute("SELECT pg_advisory_xact_lock(?), set_config('trubrics.first_id', ?, true), "
+                            "set_config('trubrics.last_id', ?, true)",
+                            (_WRITE_LOCK, str(min(ids)), str(max(ids))))  # the batch's ids, for _OwnRows
                 # read again under the lock, answered with the fold's first read: a server started
                 # with another session timeout rebuilds the sessions table under this lock
-                check = c.execute(_TIMEOUT)
+                check = own.execute(_TIMEOUT)
                 if with_ids:
                     c.execute("SELECT setval(pg_get_serial_sequence('events', 'id'), "
                               "(SELECT MAX(id) FROM events))")
-                own = PostgresConnection(c.raw, _OWN_ROWS)
                 last_id = min(ids) - 1
                 derived.apply(own, last_id, timeout_us)
                 if _timeout_us(check) != timeout_us:  # rolled back; the client sends it again
@@ -308,9 +309,11 @@ _FIRST = "current_setting('trubrics.first_id')::bigint"
 _LAST = "current_setting('trubrics.last_id')::bigint"
 _OWN_ROWS = _OwnRows("postgresql")
 _GENERIC_PLANS = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"
-"""For the insert's transaction: its ~20 statements (prepared by psycopg from their fifth run
-on a connection) keep one plan each instead of being planned again per batch (the
-connection's ``force_custom_plan``, which reads keep). The fold's reads name the batch's ids
+"""For the insert's transaction: its ~30 statements, prepared at their first run on a
+connection (``prepare=True``; psycopg's default waits for the fifth, and ``serve``'s pool of 8
+connections planned a fifth of a 20,000-event run's batches statement by statement), keep one
+plan each instead of being planned again per batch (the connection's ``force_custom_plan``,
+which reads keep). The fold's reads name the batch's ids
 as a closed range (:class:`_OwnRows`), so a generic plan estimates a few rows and walks the
 primary key: planning was ~20 µs of PostgreSQL's ~55 per ``track`` event."""
 _TIMEOUT = "SELECT value FROM meta WHERE key = 'session_timeout_us'"
