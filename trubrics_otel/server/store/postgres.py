@@ -261,7 +261,8 @@ class PostgresEngine:
                 c.raw.execute(_GENERIC_PLANS, prepare=True)
                 inserted = c.raw.execute(_INSERT, columns, prepare=True) if copied is None else None
                 timeout_us = _timeout_us(own.execute(_TIMEOUT))  # answered with the insert
-                ids = copied if inserted is None else [row[0] for row in inserted.fetchall()]
+                new = None if inserted is None else inserted.fetchall()
+                ids = copied if new is None else [row[0] for row in new]
                 if not ids:
                     return 0
                 own.execute("SELECT pg_advisory_xact_lock(?), set_config('trubrics.first_id', ?, true), "
@@ -274,7 +275,7 @@ class PostgresEngine:
                     c.execute("SELECT setval(pg_get_serial_sequence('events', 'id'), "
                               "(SELECT MAX(id) FROM events))")
                 last_id = min(ids) - 1
-                derived.apply(own, last_id, timeout_us)
+                derived.apply(own, last_id, timeout_us, None if new is None else sorted(row[1:] for row in new))
                 if _timeout_us(check) != timeout_us:  # rolled back; the client sends it again
                     raise StoreUnavailable("the sessions table was rebuilt for another timeout meanwhile")
                 for hook in self._hooks:
@@ -335,12 +336,15 @@ def _unnest_insert(columns: Sequence[str]) -> str:
     arrays = ", ".join(f"%b::{_TYPES.get(name, 'text')}[]" for name in columns)
     names = ", ".join(columns)
     return (f"INSERT INTO events ({names}) SELECT {names} FROM unnest({arrays}) WITH ORDINALITY "
-            f"AS batch({names}, n) ORDER BY n ON CONFLICT DO NOTHING RETURNING id")
+            f"AS batch({names}, n) ORDER BY n ON CONFLICT DO NOTHING "
+            "RETURNING id, user_id, ts_us, CASE WHEN kind = 'llm' THEN 1 ELSE 0 END")
 
 
 _INSERT = _unnest_insert((*COLUMNS, "words"))
 """A batch in one statement, ids in the batch's order; a second copy of an event (the unique
-``(trace_id, span_id)``), in the batch or stored, is skipped. ``words``: what search indexes."""
+``(trace_id, span_id)``), in the batch or stored, is skipped. ``words``: what search indexes.
+Each new row's user, time and kind come back with its id: the sessions' fold needs them, and
+read again they were one more round trip while the fold's lock is held."""
 _COPIED = ("id", *COLUMNS, "words")
 _COPY = f"COPY events ({', '.join(_COPIED)}) FROM STDIN (FORMAT BINARY)"
 
