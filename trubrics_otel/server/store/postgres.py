@@ -336,13 +336,15 @@ def _unnest_insert(columns: Sequence[str]) -> str:
     arrays = ", ".join(f"%b::{_TYPES.get(name, 'text')}[]" for name in columns)
     names = ", ".join(columns)
     return (f"INSERT INTO events ({names}) SELECT {names} FROM unnest({arrays}) WITH ORDINALITY "
-            f"AS batch({names}, n) ORDER BY n ON CONFLICT DO NOTHING "
+            f"AS batch({names}, n) ORDER BY n ON CONFLICT (trace_id, span_id) DO NOTHING "
             "RETURNING id, user_id, ts_us, CASE WHEN kind = 'llm' THEN 1 ELSE 0 END")
 
 
 _INSERT = _unnest_insert((*COLUMNS, "words"))
 """A batch in one statement, ids in the batch's order; a second copy of an event (the unique
-``(trace_id, span_id)``), in the batch or stored, is skipped. ``words``: what search indexes.
+``(trace_id, span_id)``, the one index checked before each row goes in: without a target
+every unique index was, the primary key too, whose ids the sequence gives), in the batch or
+stored, is skipped. ``words``: what search indexes.
 Each new row's user, time and kind come back with its id: the sessions' fold needs them, and
 read again they were one more round trip while the fold's lock is held."""
 _COPIED = ("id", *COLUMNS, "words")
