@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 
@@ -294,26 +295,57 @@ class _PlanModes:
 
     def __init__(self) -> None:
         self.seen: list[str] = []
+        self.prepared: list[int] = []
 
     def ensure(self, connection) -> None:
         pass
 
     def apply(self, connection, after_id: int) -> None:
         self.seen.append(connection.execute("SELECT current_setting('plan_cache_mode')").fetchone()[0])
+        self.prepared.append(connection.execute("SELECT COUNT(*) FROM pg_prepared_statements").fetchone()[0])
 
 
 def test_postgresql_inserts_reuse_their_plans_and_reads_plan_for_their_values(postgres_cluster):
-    """The insert's transaction runs its ~20 statements on generic plans (planning each anew per
-    batch was a third of PostgreSQL's CPU for a ``track`` event); reads, before and after, are
-    planned for their parameters' values, on every pooled connection."""
+    """The insert's transaction runs its ~30 statements on generic plans (planning each anew per
+    batch was a third of PostgreSQL's CPU for a ``track`` event), prepared from the first batch on
+    a connection (not the fifth: each of a pool's connections planned its first four batches);
+    reads, before and after, are planned for their parameters' values, on every pooled connection."""
     hook = _PlanModes()
     store = Store(postgres_cluster.create_database(template=True), hooks=[hook])
     try:
         for i in range(3):
             store.insert([{"user_id": "u", "event": "e", "timestamp": at(i), "properties": {}}])
         assert hook.seen == ["force_generic_plan"] * 3
+        assert hook.prepared[0] >= 10  # the fold's, before this one
         with contextlib.ExitStack() as held:  # every connection of the pool (8) at once
             assert {held.enter_context(store.connection()).rows("SELECT current_setting('plan_cache_mode')")[0][0]
                     for _ in range(8)} == {"force_custom_plan"}
+    finally:
+        store.close()
+
+
+def test_postgresql_folds_find_a_batch_by_its_ids_alone(postgres_cluster):
+    """The fold's statements, on the insert transaction's generic plans, read the batch's rows
+    by the primary key alone: planned with their own conditions (an LLM event, in a thread),
+    PostgreSQL ANDed the key range with a partial index of every LLM event, read whole by each
+    statement of each batch (a cost growing with the table)."""
+    from trubrics_otel.server.store import derived
+    from trubrics_otel.server.store.postgres import _OWN_ROWS
+
+    store = Store(postgres_cluster.create_database(template=True))
+    try:
+        for k in range(20):
+            store.insert((), [{"user_id": f"u{i % 7}", "prompt": "p", "generation": "g", "thread_id": f"t{i % 5}",
+                               "timestamp": at(k), "latency": 1.0, "properties": {}} for i in range(50)])
+        with store.connection() as c:
+            c.execute("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), "
+                      "set_config('trubrics.first_id', '951', true), set_config('trubrics.last_id', '1000', true)")
+            used = set()
+            for n, statement in enumerate(derived.updates(_OWN_ROWS)):
+                c.execute(f"PREPARE fold_{n} (bigint) AS {statement.replace('?', '$1')}")
+                plan = "\n".join(row[0] for row in c.rows(f"EXPLAIN EXECUTE fold_{n}(950)"))
+                used |= {name for name in re.findall(r"(?:using|Index Scan on|Seq Scan on) (\w+)", plan)
+                         if name.startswith("events")}
+        assert used == {"events_pkey"}
     finally:
         store.close()

@@ -83,12 +83,13 @@ class PostgresConnection:
 
     dialect = POSTGRESQL
 
-    def __init__(self, connection: Any, dialect: Dialect = POSTGRESQL) -> None:
+    def __init__(self, connection: Any, dialect: Dialect = POSTGRESQL, prepare: bool | None = None) -> None:
         self.raw = connection
         self.dialect = dialect
+        self._prepare = prepare  # psycopg's: None prepares a statement from its fifth run on a connection
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.raw.execute(to_pyformat(sql), tuple(params))
+        return self.raw.execute(to_pyformat(sql), tuple(params), prepare=self._prepare)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self.raw.cursor() as cursor:
@@ -255,24 +256,26 @@ class PostgresEngine:
         columns = _columns(rows, with_ids)
         with self.connection() as c:
             copied = _copy(c.raw, columns) if with_ids else None  # COPY cannot run in a pipeline
+            own = PostgresConnection(c.raw, _OWN_ROWS, prepare=True)
             with c.raw.pipeline():
-                c.raw.execute(_GENERIC_PLANS)
-                inserted = c.raw.execute(_INSERT, columns) if copied is None else None
-                timeout_us = _timeout_us(c.execute(_TIMEOUT))  # answered with the insert
-                ids = copied if inserted is None else [row[0] for row in inserted.fetchall()]
+                c.raw.execute(_GENERIC_PLANS, prepare=True)
+                inserted = c.raw.execute(_INSERT, columns, prepare=True) if copied is None else None
+                timeout_us = _timeout_us(own.execute(_TIMEOUT))  # answered with the insert
+                new = None if inserted is None else inserted.fetchall()
+                ids = copied if new is None else [row[0] for row in new]
                 if not ids:
                     return 0
-                c.execute("SELECT pg_advisory_xact_lock(?), set_config('trubrics.last_id', ?, true)",
-                          (_WRITE_LOCK, str(max(ids))))  # the batch's last id, for _OwnRows
+                own.execute("SELECT pg_advisory_xact_lock(?), set_config('trubrics.first_id', ?, true), "
+                            "set_config('trubrics.last_id', ?, true)",
+                            (_WRITE_LOCK, str(min(ids)), str(max(ids))))  # the batch's ids, for _OwnRows
                 # read again under the lock, answered with the fold's first read: a server started
                 # with another session timeout rebuilds the sessions table under this lock
-                check = c.execute(_TIMEOUT)
+                check = own.execute(_TIMEOUT)
                 if with_ids:
                     c.execute("SELECT setval(pg_get_serial_sequence('events', 'id'), "
                               "(SELECT MAX(id) FROM events))")
-                own = PostgresConnection(c.raw, _OWN_ROWS)
                 last_id = min(ids) - 1
-                derived.apply(own, last_id, timeout_us)
+                derived.apply(own, last_id, timeout_us, None if new is None else sorted(row[1:] for row in new))
                 if _timeout_us(check) != timeout_us:  # rolled back; the client sends it again
                     raise StoreUnavailable("the sessions table was rebuilt for another timeout meanwhile")
                 for hook in self._hooks:
@@ -281,32 +284,37 @@ class PostgresEngine:
 
 
 class _OwnRows(Dialect):
-    """PostgreSQL, where the fold reads a batch's new rows (``events`` + :meth:`not_indexed`,
-    or :meth:`new_rows`, ``WHERE id > ?``): only the rows this transaction inserted (their
-    ``xmin``), up to the batch's last id. Other workers insert at the same time, so ids above
-    the batch's first are not all the batch's; a row they committed meanwhile was folded by
-    them. The upper bound makes ``id`` a closed range, which the planner estimates as a few
-    rows even before a young table has statistics (for ``id > ?`` alone it guesses a third of
-    the table and scanned all of it, for each of the fold's ~20 statements)."""
+    """PostgreSQL, where the fold reads a batch's new rows (:meth:`new_rows`, ``WHERE id > ?``;
+    ``events`` + :meth:`not_indexed`): only the rows this transaction inserted (their ``xmin``),
+    between the batch's first and last id. Other workers insert at the same time, so ids in
+    that range are not all the batch's; a row they committed meanwhile was folded by them.
+
+    :meth:`new_rows` is a subquery fenced by ``OFFSET 0``: the statement's own conditions
+    (``kind = 'llm'``, ``thread_id IS NOT NULL``) stay outside it, so the primary-key range is
+    its only access path. Planned with them (generic plans, made while the table was small),
+    PostgreSQL ANDed the key range with a partial index holding every LLM event, read whole by
+    each of the fold's statements: its cost grew with the table (~40 µs of PostgreSQL CPU per
+    LLM event at 20,000 stored)."""
 
     @property
     def not_indexed(self) -> str:
-        return self._own("events")
+        return (" JOIN (VALUES (0)) AS this_transaction (n) ON events.xmin = pg_current_xact_id()::xid "
+                f"AND events.id BETWEEN {_FIRST} AND {_LAST}")
 
     def new_rows(self, alias: str = "") -> str:
-        return f"events {alias}{self._own(alias)}" if alias else f"events{self.not_indexed}"
-
-    @staticmethod
-    def _own(table: str) -> str:
-        return (f" JOIN (VALUES (0)) AS this_transaction (n) ON {table}.xmin = pg_current_xact_id()::xid "
-                f"AND {table}.id <= current_setting('trubrics.last_id')::bigint")
+        return (f"(SELECT * FROM events WHERE id BETWEEN {_FIRST} AND {_LAST} "
+                f"AND xmin = pg_current_xact_id()::xid OFFSET 0) AS {alias or 'events'}")
 
 
+_FIRST = "current_setting('trubrics.first_id')::bigint"
+_LAST = "current_setting('trubrics.last_id')::bigint"
 _OWN_ROWS = _OwnRows("postgresql")
 _GENERIC_PLANS = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"
-"""For the insert's transaction: its ~20 statements (prepared by psycopg from their fifth run
-on a connection) keep one plan each instead of being planned again per batch (the
-connection's ``force_custom_plan``, which reads keep). The fold's reads name the batch's ids
+"""For the insert's transaction: its ~30 statements, prepared at their first run on a
+connection (``prepare=True``; psycopg's default waits for the fifth, and ``serve``'s pool of 8
+connections planned a fifth of a 20,000-event run's batches statement by statement), keep one
+plan each instead of being planned again per batch (the connection's ``force_custom_plan``,
+which reads keep). The fold's reads name the batch's ids
 as a closed range (:class:`_OwnRows`), so a generic plan estimates a few rows and walks the
 primary key: planning was ~20 µs of PostgreSQL's ~55 per ``track`` event."""
 _TIMEOUT = "SELECT value FROM meta WHERE key = 'session_timeout_us'"
@@ -328,12 +336,17 @@ def _unnest_insert(columns: Sequence[str]) -> str:
     arrays = ", ".join(f"%b::{_TYPES.get(name, 'text')}[]" for name in columns)
     names = ", ".join(columns)
     return (f"INSERT INTO events ({names}) SELECT {names} FROM unnest({arrays}) WITH ORDINALITY "
-            f"AS batch({names}, n) ORDER BY n ON CONFLICT DO NOTHING RETURNING id")
+            f"AS batch({names}, n) ORDER BY n ON CONFLICT (trace_id, span_id) DO NOTHING "
+            "RETURNING id, user_id, ts_us, CASE WHEN kind = 'llm' THEN 1 ELSE 0 END")
 
 
 _INSERT = _unnest_insert((*COLUMNS, "words"))
 """A batch in one statement, ids in the batch's order; a second copy of an event (the unique
-``(trace_id, span_id)``), in the batch or stored, is skipped. ``words``: what search indexes."""
+``(trace_id, span_id)``, the one index checked before each row goes in: without a target
+every unique index was, the primary key too, whose ids the sequence gives), in the batch or
+stored, is skipped. ``words``: what search indexes.
+Each new row's user, time and kind come back with its id: the sessions' fold needs them, and
+read again they were one more round trip while the fold's lock is held."""
 _COPIED = ("id", *COLUMNS, "words")
 _COPY = f"COPY events ({', '.join(_COPIED)}) FROM STDIN (FORMAT BINARY)"
 
