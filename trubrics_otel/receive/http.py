@@ -389,13 +389,14 @@ class _Worded:
 
 
 class _NewestFirst(threading.Condition):
-    """waitress's workers wait on this: it wakes the thread that went idle last. waitress's own
-    wakes the one idle longest, so one client's requests went round all the threads, each with
-    its own SQLite connection (whose page cache the others' commits emptied) and heap: ~900 page
-    faults a 512-span request against ~200, ~5 µs of CPU a span (``bench_server_intake``)."""
+    """waitress's workers wait on this: it wakes the thread idle last, not the one idle longest
+    (the stdlib's), so one client's requests no longer go round all the threads, each with its
+    own SQLite connection whose page cache the others' commits emptied, and its own heap."""
 
     def notify(self, n: int = 1) -> None:
-        self._waiters.rotate(n)  # type: ignore[attr-defined]  # a deque, the oldest waiter first
+        rotate = getattr(getattr(self, "_waiters", None), "rotate", None)  # CPython's deque, oldest first
+        if rotate is not None:
+            rotate(n)
         super().notify(n)
 
 
