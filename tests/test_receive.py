@@ -19,7 +19,7 @@ from test_bridge import assert_serves, good_body
 
 from trubrics_otel.receive.bridge import Bridge
 from trubrics_otel.receive.grpc import SERVICE
-from trubrics_otel.receive.http import HttpReceiver, Reply
+from trubrics_otel.receive.http import HttpReceiver, Reply, Request
 from trubrics_otel.server import LocalServer
 
 CAP = 4 << 20
@@ -97,6 +97,38 @@ def test_a_sized_body_arriving_in_pieces_reaches_the_handler_whole():
                     time.sleep(0.05)
                 reply = response(conn)
                 assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(sha256(sent).hexdigest().encode())
+
+
+def test_requests_one_after_the_other_stay_on_one_worker_thread():
+    """The thread that went idle last takes the next request (its SQLite connection's cache and
+    its heap are warm), not each of the pool's threads in turn; requests at once still spread."""
+    import threading
+
+    served: list[int] = []
+    started = threading.Barrier(3, timeout=10)
+
+    def handle(request: Request) -> Reply:
+        served.append(threading.get_ident())
+        if request.path == "/together":
+            started.wait()  # three requests running at once, on three threads
+        return Reply(200, b"ok", "text/plain")
+
+    with HttpReceiver(handle, ("127.0.0.1", 0), max_body=CAP, threads=8,
+                      refuse=lambda status, message, request: Reply(status)) as receiver:
+        with socket.create_connection(("127.0.0.1", receiver.port), timeout=10) as conn:
+            for _ in range(12):
+                conn.sendall(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert response(conn).startswith(b"HTTP/1.1 200")
+                time.sleep(0.05)  # the worker is back waiting before the next one arrives
+        assert len(set(served)) <= 2, "one client's requests went round the pool's threads"
+        served.clear()
+        together = [socket.create_connection(("127.0.0.1", receiver.port), timeout=10) for _ in range(3)]
+        for conn in together:
+            conn.sendall(b"GET /together HTTP/1.1\r\nHost: x\r\n\r\n")
+        for conn in together:
+            with conn:
+                assert response(conn).startswith(b"HTTP/1.1 200")
+        assert len(set(served)) == 3
 
 
 # --- chunked HTTP --------------------------------------------------------------------------

@@ -18,7 +18,7 @@ in ``benchmarks/bench_http_servers.py``; the README says why waitress):
 * refuses a body past ``max_body`` with 413 as soon as the cap is passed (a sized one from
   its header, a chunked one while it arrives), and malformed chunking with 400;
 * closes connections idle for ``client_timeout`` s;
-* runs ``handle`` on a fixed pool of ``threads``: never a thread per connection.
+* runs ``handle`` on a fixed pool of ``threads`` (the one idle last first): no thread per connection.
 
 What this layer adds to waitress against hostile or broken clients (``tests/test_hostile_clients.py``):
 
@@ -56,6 +56,7 @@ from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import create_server
+from waitress.task import ThreadedTaskDispatcher
 from waitress.utilities import RequestEntityTooLarge
 
 from trubrics_otel.receive import otlp
@@ -175,17 +176,20 @@ class HttpReceiver:
             if not 0 <= int(listen[1]) <= 65535:  # the socket layer would wrap 99999 to 34463
                 raise OSError(f"cannot listen on {listen[0]}:{listen[1]}: a port is 0 to 65535")
             where = {"host": listen[0], "port": listen[1]}
+        dispatcher = ThreadedTaskDispatcher()
+        dispatcher.queue_cv = _NewestFirst(dispatcher.lock)  # the threads start after the bind, below
         try:
             self._server = create_server(
                 self._wsgi, **where, threads=threads, ident="trubrics-otel",
                 max_request_body_size=max_body + 1,  # waitress refuses at ``>=``
                 channel_timeout=timeout, cleanup_interval=1,
                 connection_limit=MAX_CONNECTIONS, asyncore_use_poll=True, expose_tracebacks=False,
-                recv_bytes=RECV_BYTES, inbuf_overflow=BODY_IN_MEMORY,
+                recv_bytes=RECV_BYTES, inbuf_overflow=BODY_IN_MEMORY, _dispatcher=dispatcher,
             )
         except OSError as exc:
             host, port = listen.getsockname()[:2] if isinstance(listen, socket.socket) else listen
             raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        dispatcher.set_thread_count(threads)  # what create_server does with its own dispatcher
         self._server.channel_class = _channel_for(refuse, self)
         idle_maintenance, accepting = self._server.maintenance, self._server.readable
         # instance attributes: create_server chooses the server's class, these two hooks extend it
@@ -382,6 +386,18 @@ class _Worded:
     def to_response(self, ident: str | None = None) -> tuple[str, list[tuple[str, str]], bytes]:
         headers = [("Content-Type", self._reply.content_type), *self._reply.headers.items()]
         return f"{self.code} {self.reason}", headers, self._reply.body
+
+
+class _NewestFirst(threading.Condition):
+    """waitress's workers wait on this: it wakes the thread idle last, not the one idle longest
+    (the stdlib's), so one client's requests no longer go round all the threads, each with its
+    own SQLite connection whose page cache the others' commits emptied, and its own heap."""
+
+    def notify(self, n: int = 1) -> None:
+        rotate = getattr(getattr(self, "_waiters", None), "rotate", None)  # CPython's deque, oldest first
+        if rotate is not None:
+            rotate(n)
+        super().notify(n)
 
 
 class _Channel(HTTPChannel):
