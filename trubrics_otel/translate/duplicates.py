@@ -351,7 +351,8 @@ def one_event_per_call(
             batch.add(signature)
             kept[id(signature)] = call
     events = []
-    for signature, event in sorted(kept.values(), key=_start):
+    # without merges, ``kept`` holds the calls in the order sorted above: no second sort
+    for signature, event in sorted(kept.values(), key=_start) if removed else kept.values():
         sent.add(signature)
         events.append(event)
     return events, removed
