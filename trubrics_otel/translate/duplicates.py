@@ -275,13 +275,13 @@ class CallIndex:
             return
         self._order.append(call)
         self._spans.add(span)
-        _append(self._by_trace, call.trace_id, call)
+        self._by_trace.setdefault(call.trace_id, []).append(call)
         if call.response_id:
-            _append(self._by_response, call.response_id, call)
+            self._by_response.setdefault(call.response_id, []).append(call)
         if call.prompt:
-            _append(self._by_prompt, call.prompt, call)
+            self._by_prompt.setdefault(call.prompt, []).append(call)
         if call.usage:
-            _append(self._by_usage, call.usage, call)
+            self._by_usage.setdefault(call.usage, []).append(call)
         if self._limit is not None and len(self._order) > self._limit:
             self.remove(self._order[0])
 
@@ -301,14 +301,6 @@ class CallIndex:
 
     def __len__(self) -> int:
         return len(self._order)
-
-
-def _append(by: dict[Any, list[CallSignature]], key: Any, call: CallSignature) -> None:
-    entries = by.get(key)
-    if entries is None:
-        by[key] = [call]
-    else:
-        entries.append(call)
 
 
 def _discard(by: dict[Any, list[CallSignature]], key: Any, call: CallSignature) -> None:
