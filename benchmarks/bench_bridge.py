@@ -257,7 +257,7 @@ def bridge_process_rate(endpoint: TrubricsEndpoint, protocol: str, bodies: list[
         env["PYTHONPATH"] = os.pathsep.join([tree, *filter(None, [os.environ.get("PYTHONPATH")])])
     child = subprocess.Popen([sys.executable, "-m", "trubrics_otel", "bridge", "--log-level", "ERROR",
                               "--listen", f"127.0.0.1:{ports[0]}", "--grpc-listen", f"127.0.0.1:{ports[1]}"],
-                             env=env)
+                             env=env, cwd=tree)  # ``-m`` puts the cwd first: a tree's package, not ours
     try:
         for _ in range(100):
             try:

@@ -386,3 +386,20 @@ def test_an_implausible_cost_from_a_table_is_no_cost(input_usd, output_usd):
     found = cost_properties("m", None, make_usage(10, 5), _Answers(input_usd, output_usd))
     assert isinstance(found, NoCost) and "implausible" in found.reason
     assert cost_properties("m", None, make_usage(10, 5), _Answers(0.25, 0.5))["cost_usd"] == 0.75
+
+
+def test_endless_spellings_of_a_known_model_keep_the_price_memo_bounded_and_priced(monkeypatch):
+    """A hostile sender writes a known model in ever new letter cases: each is priced as the
+    model, and what the table remembers of the names stays within its bound."""
+    pytest.importorskip("genai_prices")
+    from trubrics_otel.deliver import prices
+
+    monkeypatch.setattr(prices, "_MAX_RESOLVED", 8)
+    table = MaintainedPrices()
+    usage = Usage(input_tokens=1000, output_tokens=1000)
+    expected = table.price("gpt-4o-mini", "openai", usage, AT)
+    for i in range(200):
+        spelling = "".join(c.upper() if i >> n & 1 else c for n, c in enumerate("gpt-4o-mini"))
+        assert table.price(spelling, "openai", usage, AT) == expected
+        assert table.price("gpt-4o-mini", "openai", usage, AT) == expected
+        assert len(table._fixed) <= 2 * 8

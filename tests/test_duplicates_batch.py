@@ -58,3 +58,20 @@ def test_a_calls_models_are_read_alike_whether_or_not_seen_before():
     assert models(Model("openai/GPT-4o"), "gpt-4o-2024-08-06") == ("gpt-4o-2024-08-06",)
     assert models("gpt-4o") == ("gpt-4o",)
     assert models(Model("gpt-4o")) == ()
+
+
+def test_a_batchs_events_leave_in_the_order_their_calls_started_merged_or_not():
+    """The first call's second view comes after another call started: the two views merge, and
+    the batch's events still leave first call first."""
+    from trubrics_otel.translate.duplicates import one_event_per_call
+    from trubrics_otel.translate.traces import TraceMemory
+
+    views = [call(1, start=10, end=50, prompt=7), call(2, start=20, end=30, prompt=8),
+             call(3, scope="opentelemetry.instrumentation.openai_v2", start=40, end=45, prompt=7)]
+    events, merged = one_event_per_call([(view, {"span": view.span_id}) for view in views], TraceMemory())
+    assert merged == 1
+    assert [event["span"] for event in events] == [1, 2]
+    events, merged = one_event_per_call([(call(span_id, trace_id=9, start=start, end=start + 1),
+                                          {"span": span_id}) for span_id, start in ((5, 30), (4, 10))],
+                                        TraceMemory())
+    assert (merged, [event["span"] for event in events]) == (0, [4, 5])

@@ -85,11 +85,15 @@ class MaintainedPrices:
 
     def price(self, model: str, provider: str | None, usage: Usage,
               at: datetime | None) -> Priced | None:
+        fixed = self._fixed.get((model, provider))  # the names as sent: one lookup, most events
+        if fixed is not None:  # most models: one price set whatever the date, worked out once
+            return _new_priced(Priced, (*fixed.cost(usage), self.source))
         if not self._load():
             return None
         key = (model.lower(), provider.lower() if provider else None)
         fixed = self._fixed.get(key)
-        if fixed is not None:  # most models: one price set whatever the date, worked out once
+        if fixed is not None:
+            self._fix((model, provider), fixed)
             return _new_priced(Priced, (*fixed.cost(usage), self.source))
         if key not in self._resolved:
             self._remember(key, self._resolve(key))
@@ -102,7 +106,8 @@ class MaintainedPrices:
         rates = self._rates_for(model_info.get_prices(at))
         if rates is not None:  # per-token prices: the same arithmetic, ~10x faster
             if not isinstance(model_info.prices, list):  # not dated or conditional: one for all dates
-                self._fixed[key] = rates
+                self._fix(key, rates)
+                self._fix((model, provider), rates)
             input_usd, output_usd = rates.cost(usage)
             return Priced(input_usd, output_usd, self.source)
         return self._calc(candidate, usage, at)
@@ -140,6 +145,13 @@ class MaintainedPrices:
             self._usage_type(**{name: count for name, count in counts.items() if count}),
             model_ref, provider_id=provider_id, genai_request_timestamp=at)
         return Priced(float(result.input_price), float(result.output_price), self.source)
+
+    def _fix(self, names: tuple[str, str | None], rates: TokenRates) -> None:
+        """Remember a model's one price set by these names (as sent, or lower-cased); bounded:
+        junk spellings of known models must not grow it without end."""
+        if len(self._fixed) >= 2 * _MAX_RESOLVED:
+            self._fixed.clear()
+        self._fixed[names] = rates
 
     def _remember(self, key: tuple[str, str | None], found: _Resolved | None) -> None:
         if len(self._resolved) >= _MAX_RESOLVED:

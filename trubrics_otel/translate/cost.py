@@ -83,12 +83,10 @@ class ModelRates:
         cache_write_rate = self.cache_write_per_mtok
         if cache_write_rate is None:
             cache_write_rate = self.input_per_mtok
-        uncached = (usage.input_tokens - usage.cache_read_input_tokens
-                    - usage.cache_creation_input_tokens)
-        input_usd = (uncached * self.input_per_mtok
-                     + usage.cache_read_input_tokens * cache_read_rate
-                     + usage.cache_creation_input_tokens * cache_write_rate) / _PER
-        return input_usd, usage.output_tokens * self.output_per_mtok / _PER
+        input_tokens, output_tokens, cache_read, cache_creation, _ = usage  # one read, not five
+        input_usd = ((input_tokens - cache_read - cache_creation) * self.input_per_mtok
+                     + cache_read * cache_read_rate + cache_creation * cache_write_rate) / _PER
+        return input_usd, output_tokens * self.output_per_mtok / _PER
 
 
 class CustomPrices:

@@ -238,6 +238,34 @@ class CallIndex:
                     found = more[-MAX_CANDIDATES_PER_KEY:]
         return found
 
+    def has_another_view(self, call: CallSignature) -> bool:
+        """Whether a call here is ``call`` seen through another span (the same span again is
+        a retried request, not a duplicate: it is sent again, receivers drop it by its ids).
+
+        :func:`same_call` on each of :meth:`candidates`, without building their list. Most
+        candidates share only a prompt ("hi") with ``call`` and are another trace's span of
+        the same library: ruled out here without a call (one library makes one span per
+        call, :func:`same_call`'s first "no")."""
+        trace_id, span_id, scope = call.trace_id, call.span_id, call.scope
+        same_trace = self._by_trace.get(trace_id)
+        if same_trace:
+            for other in same_trace[-MAX_CANDIDATES_PER_KEY:]:
+                if other.span_id != span_id and same_call(call, other):
+                    return True
+        for by, key in ((self._by_response, call.response_id), (self._by_prompt, call.prompt),
+                        (self._by_usage, call.usage)):
+            more = by.get(key) if key else None
+            if more:
+                for other in more[-MAX_CANDIDATES_PER_KEY:]:
+                    if other.trace_id != trace_id:
+                        if scope and other.scope == scope:
+                            continue
+                    elif other.span_id == span_id:
+                        continue
+                    if same_call(call, other):
+                        return True
+        return False
+
     def has_span(self, call: CallSignature) -> bool:
         return (call.trace_id, call.span_id) in self._spans
 
@@ -247,13 +275,13 @@ class CallIndex:
             return
         self._order.append(call)
         self._spans.add(span)
-        _append(self._by_trace, call.trace_id, call)
+        self._by_trace.setdefault(call.trace_id, []).append(call)
         if call.response_id:
-            _append(self._by_response, call.response_id, call)
+            self._by_response.setdefault(call.response_id, []).append(call)
         if call.prompt:
-            _append(self._by_prompt, call.prompt, call)
+            self._by_prompt.setdefault(call.prompt, []).append(call)
         if call.usage:
-            _append(self._by_usage, call.usage, call)
+            self._by_usage.setdefault(call.usage, []).append(call)
         if self._limit is not None and len(self._order) > self._limit:
             self.remove(self._order[0])
 
@@ -275,14 +303,6 @@ class CallIndex:
         return len(self._order)
 
 
-def _append(by: dict[Any, list[CallSignature]], key: Any, call: CallSignature) -> None:
-    entries = by.get(key)
-    if entries is None:
-        by[key] = [call]
-    else:
-        entries.append(call)
-
-
 def _discard(by: dict[Any, list[CallSignature]], key: Any, call: CallSignature) -> None:
     entries = by.get(key)
     if entries is not None:
@@ -292,21 +312,6 @@ def _discard(by: dict[Any, list[CallSignature]], key: Any, call: CallSignature) 
             entries.remove(call)
         if not entries:
             del by[key]
-
-
-def _another_view(call: CallSignature, sent: CallSignature) -> bool:
-    """A call sent before, seen through another span. The same span again is a retried
-    request, not a duplicate: it is sent again (receivers drop it by its ids)."""
-    if call.trace_id == sent.trace_id and call.span_id == sent.span_id:
-        return False
-    return same_call(call, sent)
-
-
-def _sent_before(call: CallSignature, sent: CallIndex) -> bool:
-    for other in sent.candidates(call):
-        if _another_view(call, other):
-            return True
-    return False
 
 
 def one_event_per_call(
@@ -320,7 +325,7 @@ def one_event_per_call(
     removed = 0
     for call in sorted(calls, key=_start):
         signature = call[0]
-        if _sent_before(signature, sent):
+        if sent.has_another_view(signature):
             removed += 1
             continue
         if batch is None:  # no two calls of this batch can be one
@@ -338,7 +343,8 @@ def one_event_per_call(
             batch.add(signature)
             kept[id(signature)] = call
     events = []
-    for signature, event in sorted(kept.values(), key=_start):
+    # without merges, ``kept`` holds the calls in the order sorted above: no second sort
+    for signature, event in sorted(kept.values(), key=_start) if removed else kept.values():
         sent.add(signature)
         events.append(event)
     return events, removed

@@ -113,9 +113,10 @@ def make_usage(
 
 
 def _checked(usage: Usage) -> Usage | NoCost:
-    if usage.cache_read_input_tokens + usage.cache_creation_input_tokens > usage.input_tokens:
+    input_tokens, output_tokens, cache_read, cache_creation, reasoning = usage  # one read, not six
+    if cache_read + cache_creation > input_tokens:
         return NoCost("cache tokens exceed input_tokens (they are part of it)")
-    if usage.reasoning_tokens > usage.output_tokens:
+    if reasoning > output_tokens:
         return NoCost("reasoning_tokens exceed output_tokens (they are part of it)")
     return usage
 
