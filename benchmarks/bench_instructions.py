@@ -12,6 +12,7 @@ prints the difference per span. No network: the forward's HTTP is not included.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -53,6 +54,7 @@ def instructions(run: bool) -> int:
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
          "--workload", "run" if run else "setup"],
         capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONHASHSEED": "0"},  # sets' and dicts' order: the same work each run
     )
     found = re.search(r"Collected\s*:\s*(\d+)", done.stderr)
     if done.returncode != 0 or found is None:
