@@ -54,6 +54,7 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 from trubrics_endpoint import TrubricsEndpoint  # noqa: E402
+from other_copy import command  # noqa: E402
 
 from trubrics_otel import TrubricsSpanExporter
 from trubrics_otel.receive import otlp  # noqa: E402
@@ -253,11 +254,10 @@ def bridge_process_rate(endpoint: TrubricsEndpoint, protocol: str, bodies: list[
             probe.bind(("127.0.0.1", 0))
             ports.append(probe.getsockname()[1])
     env = {**os.environ, "TRUBRICS_API_KEY": KEY, "TRUBRICS_HOST": endpoint.url}
-    if tree is not None:
-        env["PYTHONPATH"] = os.pathsep.join([tree, *filter(None, [os.environ.get("PYTHONPATH")])])
-    child = subprocess.Popen([sys.executable, "-m", "trubrics_otel", "bridge", "--log-level", "ERROR",
+    program = command(tree, module="trubrics_otel") if tree else [sys.executable, "-m", "trubrics_otel"]
+    child = subprocess.Popen([*program, "bridge", "--log-level", "ERROR",
                               "--listen", f"127.0.0.1:{ports[0]}", "--grpc-listen", f"127.0.0.1:{ports[1]}"],
-                             env=env, cwd=tree)  # ``-m`` puts the cwd first: a tree's package, not ours
+                             env=env)
     try:
         for _ in range(100):
             try:
