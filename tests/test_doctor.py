@@ -101,6 +101,20 @@ def test_a_store_setting_naming_a_file_not_yet_served_is_a_note(clean_env, tmp_p
     assert not (tmp_path / "events.sqlite3").exists()
 
 
+@pytest.mark.parametrize(("url", "status", "words"), [
+    ("postgresql://me:s3cret@127.0.0.1:5432/events", "ok", "TRUBRICS_DB_URL=postgresql://me:***@127.0.0.1:5432/events"),
+    ("postgres:me:s3cret@127.0.0.1/events", "problem", "TRUBRICS_DB_URL='postgres:me:***@127.0.0.1/events' is not usable"),
+])
+def test_the_store_url_setting_wins_over_the_path_and_its_password_stays_hidden(url, status, words, clean_env,
+                                                                                  tmp_path, capsys):
+    clean_env.setenv("TRUBRICS_DB_URL", url)
+    clean_env.setenv("TRUBRICS_DB", str(tmp_path / "typo" / "x.sqlite3"))  # not the one checked
+    _, checks, out = run_doctor(capsys)
+    [store] = checks["store"]
+    assert store["status"] == status and store["detail"].startswith(words), out
+    assert "s3cret" not in out
+
+
 def test_without_a_key_the_host_is_still_checked(clean_env, capsys):
     """A newcomer with neither a key nor a reachable host learns both at once, not one per run."""
     clean_env.setenv("TRUBRICS_HOST", _closed_port_url())

@@ -19,7 +19,8 @@ from test_bridge import assert_serves, good_body
 
 from trubrics_otel.receive.bridge import Bridge
 from trubrics_otel.receive.grpc import SERVICE
-from trubrics_otel.receive.http import HttpReceiver, Reply, Request
+from trubrics_otel.receive.http import HttpReceiver
+from trubrics_otel.receive.request import Reply, Request
 from trubrics_otel.server import LocalServer
 
 CAP = 4 << 20

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import API_KEY
+from opentelemetry.sdk.trace import TracerProvider
 
 import trubrics_otel
 from trubrics_otel import SyncResult, Trubrics, TrubricsSpanExporter, settings
@@ -602,3 +603,41 @@ def test_close_with_little_stack_left_never_raises_and_loses_nothing(make_client
     while not expected <= {e["event"] for e in endpoint.events()} and time.monotonic() < deadline:
         time.sleep(0.05)
     assert expected <= {e["event"] for e in endpoint.events()}
+
+
+# The app's own TracerProvider (``tracer_provider=``, or ``configure()``): its force_flush() calls
+# our processor's, which must keep the SDK's SpanProcessor contract (False once the timeout is
+# exceeded) and never turn the app's thread into our export thread.
+
+
+def test_the_apps_force_flush_with_little_stack_left_never_raises_and_loses_nothing(make_client, endpoint):
+    """The export runs on our worker, the app's thread only waits: a spent stack there stops
+    the wait, never a batch halfway (taken from the queue, neither delivered nor spooled)."""
+    provider = TracerProvider()
+    client = make_client(tracer_provider=provider, flush_interval=3600)
+    escaped, expected = [], set()
+    for headroom in range(2, 60, 3):
+        for i in range(3):
+            client.track(user_id="u", event=f"force_flush {headroom} {i}")
+            expected.add(f"force_flush {headroom} {i}")
+        try:
+            _call_with_frames_left(headroom, lambda: provider.force_flush(5_000))
+        except RecursionError as error:
+            if _escaped_from_our_code(error):
+                escaped.append(headroom)
+    assert escaped == []
+    assert provider.force_flush(20_000) is True  # with room: True, everything exported
+    assert client.flush(timeout=20) == 0
+    assert expected <= {e["event"] for e in endpoint.events()}
+    provider.shutdown()
+
+
+def test_the_apps_force_flush_returns_false_past_its_timeout_and_keeps_the_events(make_client, endpoint):
+    provider = TracerProvider()
+    client = make_client(tracer_provider=provider, flush_interval=3600)
+    client.track(user_id="u", event="slow answer")
+    endpoint.reply(delay=3)  # the export outlasts the app's timeout
+    assert provider.force_flush(200) is False
+    assert client.flush(timeout=20) == 0  # still on its way meanwhile: delivered, not lost
+    assert [e["event"] for e in endpoint.events()] == ["slow answer"]
+    provider.shutdown()

@@ -151,15 +151,17 @@ def database_setting(args: argparse.Namespace) -> str | None:
     empty store (only the unset default, before anything was stored, reads as empty)."""
     if not hasattr(args, "db") or args.db is not None or getattr(args, "url", None):
         return None
-    variable, value = settings.DB_URL, settings.raw(settings.DB_URL)
-    if value is None:  # then TRUBRICS_DB's plain path, checked the same way
-        variable, value = settings.DB, settings.raw(settings.DB)
-        if value is None:
-            return None
-    elif problem := settings.destination_error(settings.DB_URL, value):
+    named = settings.named_store()
+    return None if named is None else store_problem(*named, getattr(args, "db_check", database_location))
+
+
+def store_problem(variable: settings.Variable, value: str, check: Callable[[str], object]) -> str | None:
+    """What is wrong with the store ``variable`` names as ``value`` (see
+    :func:`settings.named_store`) when its file is checked with ``check``; None when fine."""
+    if variable.destination and (problem := settings.destination_error(variable, value)):
         return problem
     try:
-        getattr(args, "db_check", database_location)(value)
+        check(value)
     except argparse.ArgumentTypeError as exc:
         return f"{variable.name}={exc}"
     return None

@@ -230,17 +230,16 @@ def _elsewhere(directory: Path, events: int, mine: Path, spooled_for: str | None
 def _store() -> list[Check]:
     """The store ``TRUBRICS_DB_URL`` or ``TRUBRICS_DB`` names, when one is set: it is checked
     as the reading commands check it (a typo there is refused by each, never read as empty)."""
-    if settings.raw(settings.DB_URL) is None and settings.raw(settings.DB) is None:
+    named = settings.named_store()
+    if named is None:
         return []
-    reader = argparse.Namespace(db=None, url=None, db_check=cli_args.existing_database)
-    if problem := cli_args.database_setting(reader):
-        server = argparse.Namespace(db=None, url=None, db_check=cli_args.new_database)
-        serve_fails = cli_args.database_setting(server)  # a malformed URL, no such directory
+    variable, value = named
+    if problem := cli_args.store_problem(variable, value, cli_args.existing_database):
+        serve_fails = cli_args.store_problem(variable, value, cli_args.new_database)  # malformed, no directory
         return [Check("store", PROBLEM if serve_fails else NOTE, serve_fails or problem,
                       "correct the setting" if serve_fails else
                       "the reading commands refuse it until `trubrics-otel serve` creates it (or correct it)")]
-    variable = settings.DB_URL if settings.raw(settings.DB_URL) else settings.DB
-    return [Check("store", OK, f"{variable.name}={settings.hide_password(str(settings.raw(variable)))}")]
+    return [Check("store", OK, f"{variable.name}={settings.hide_password(value)}")]
 
 
 def _instrumentations() -> list[Check]:

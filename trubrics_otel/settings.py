@@ -392,6 +392,15 @@ def raw(variable: Variable) -> str | None:
     return value or None
 
 
+def named_store() -> tuple[Variable, str] | None:
+    """The variable that names the store and its text as set: ``TRUBRICS_DB_URL``, else
+    ``TRUBRICS_DB``; None when neither is set (the default file)."""
+    for variable in (DB_URL, DB):
+        if (value := raw(variable)) is not None:
+            return variable, value
+    return None
+
+
 def received_attribute_limit() -> int:
     """Attributes an OTLP receiver keeps per span (and per span event or link): the OTel SDK's
     ``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT``, else ``OTEL_ATTRIBUTE_COUNT_LIMIT``, else 1024."""

@@ -15,6 +15,9 @@ as soon as a batch is full) but:
   while nothing is lost;
 * ``shutdown(timeout_millis)`` returns within its timeout, and spools whatever the worker
   could not deliver by then;
+* ``force_flush(timeout_millis)`` (the app's ``TracerProvider.force_flush``) has the worker
+  export, the caller waiting, and returns False once its timeout passes (the SDK's exports
+  on the caller's thread, however long that takes);
 * after ``os.fork()`` the child starts with an empty queue, its own worker and (on its
   first event) its own journal: the parent's spans are the parent's to send, never twice;
 * with a ``journal`` (see :mod:`~trubrics_otel.deliver.journal`), ``Trubrics.track`` queues its
@@ -110,6 +113,8 @@ class SpoolingSpanProcessor(SpanProcessor):
         self._export_lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._worker: threading.Thread | None = None
+        self._flushes: collections.deque[threading.Event] = collections.deque()
+        """``force_flush`` calls waiting for the worker to export what was queued before them."""
         self.overflowed = 0
         self._accepted = 0
         self._count_lock = threading.Lock()
@@ -213,16 +218,30 @@ class SpoolingSpanProcessor(SpanProcessor):
         return exporter.pending + self.queued
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Export everything queued now; False if the worker's export outlasts the timeout."""
-        if self._shutdown:
-            return False
-        if not self._export_lock.acquire(timeout=max(0.0, timeout_millis / 1000)):
-            return False
+        """Export everything queued before the call, on the processor's own thread, waiting up
+        to ``timeout_millis``: True once exported, False when the timeout passed first (the
+        export goes on). Never raises: what interrupts the caller (the app's stack nearly
+        spent, Ctrl-C) stops only its wait, never a batch halfway."""
         try:
-            self._export_all()
-        finally:
-            self._export_lock.release()
-        return True
+            return self._handed_to_worker(timeout_millis / 1000)
+        except Exception:  # never into the app: a RecursionError recurs in the logging
+            try:
+                _logger.exception("Trubrics force_flush failed")
+            except RecursionError:
+                pass
+            return False
+
+    def _handed_to_worker(self, timeout: float) -> bool:
+        if self._shutdown or threading.current_thread() is self._worker:  # it would wait for itself
+            return False
+        if not (self._queue or self._journaled() or self._export_lock.locked()):
+            return True  # nothing to wait for: no thread started, no wake-up
+        if self._worker is None:
+            self._start_worker()
+        done = threading.Event()
+        self._flushes.append(done)
+        self._wake.set()
+        return done.wait(max(0.0, timeout))
 
     def shutdown(self, timeout_millis: float = 30_000) -> None:
         """Deliver or spool everything, then stop; on a thread of its own (see :func:`_apart`)."""
@@ -245,7 +264,7 @@ class SpoolingSpanProcessor(SpanProcessor):
         if worker is not None and worker is not threading.current_thread():
             worker.join(max(0.0, end - time.monotonic()))
         # the worker is stuck in a request: what it could not reach goes to the spool
-        leftovers = self._drain()
+        leftovers = _taken(self._queue)
         if leftovers:
             self._exporter.spool_spans(leftovers)
         journal = self.journal
@@ -273,15 +292,20 @@ class SpoolingSpanProcessor(SpanProcessor):
             self._wake.clear()
             if self._shutdown:
                 break
+            flushes = _taken(self._flushes)  # after the clear: one asked later wakes us again
             with self._export_lock:
-                if timed_out:
+                if timed_out or flushes:
                     self._export_all()
                 else:
                     while self._full_batch() and not self._shutdown and self._export_batch():
                         pass
                     self._exporter.settle()  # the last answer: nothing stays in flight while idle
+            for done in flushes:
+                done.set()
         with self._export_lock:
             self._export_all()
+        for done in _taken(self._flushes):
+            done.set()
 
     def _full_batch(self) -> bool:
         return len(self._queue) >= self._batch_size or self._journaled() >= self._batch_size
@@ -299,7 +323,7 @@ class SpoolingSpanProcessor(SpanProcessor):
         """One batch: from the in-memory queue, else from the journal (released once
         delivered or spooled: a ``kill -9`` before that leaves it for the next start).
         False when there was nothing to take (a journal closed meanwhile, say)."""
-        batch: list[ReadableSpan] = self._drain(self._batch_size)
+        batch = _taken(self._queue, self._batch_size)
         records: list[bytes] = []
         ticket = 0
         journal = self.journal
@@ -336,15 +360,17 @@ class SpoolingSpanProcessor(SpanProcessor):
                 self._exporter.spool_records(records)
                 journal.release(ticket)
 
-    def _drain(self, limit: int | None = None) -> list[ReadableSpan]:
-        batch: list[ReadableSpan] = []
-        pop = self._queue.popleft
-        try:
-            while limit is None or len(batch) < limit:
-                batch.append(pop())
-        except IndexError:  # empty (another thread may drain too: each span once)
-            pass
-        return batch
+
+def _taken(queue: collections.deque[T], limit: int | None = None) -> list[T]:
+    """Up to ``limit`` items from the front of ``queue`` (another thread may take too: each once)."""
+    taken: list[T] = []
+    pop = queue.popleft
+    try:
+        while limit is None or len(taken) < limit:
+            taken.append(pop())
+    except IndexError:  # empty
+        pass
+    return taken
 
 
 def _apart(work: Callable[[], T]) -> T | None:

@@ -78,8 +78,9 @@ from trubrics_otel.deliver.transport import (
     Transport,
 )
 from trubrics_otel.receive import langfuse, otlp
-from trubrics_otel.receive.http import HttpReceiver, Reply, Request, is_loopback, key_matches
+from trubrics_otel.receive.http import HttpReceiver
 from trubrics_otel.receive.process import give_back_memory, tune_for_server
+from trubrics_otel.receive.request import Reply, Request, is_loopback, key_matches
 from trubrics_otel.settings import DEFAULT_HOST
 from trubrics_otel.translate.encoder import Event, encode_spans
 from trubrics_otel.translate.redaction import Policy

@@ -11,7 +11,7 @@ gives one function, the same it answers OTLP/HTTP with::
     with GrpcReceiver(export, ("127.0.0.1", 0), max_body=32 << 20, admit=admit) as receiver:
         receiver.address        # 127.0.0.1:<port>; OTEL_EXPORTER_OTLP_ENDPOINT=http://<address>
 
-and its HTTP-style :class:`~trubrics_otel.receive.http.Reply` becomes a gRPC status as the OTLP
+and its HTTP-style :class:`~trubrics_otel.receive.request.Reply` becomes a gRPC status as the OTLP
 specification asks: 200 → OK with the ``ExportTraceServiceResponse`` (``partial_success``
 included); 400 / 415 → ``INVALID_ARGUMENT``; 401 / 403 → ``UNAUTHENTICATED``; 413 →
 ``RESOURCE_EXHAUSTED``; 429 → ``RESOURCE_EXHAUSTED`` and 503 → ``UNAVAILABLE``, both with a
@@ -27,7 +27,8 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from trubrics_otel.receive.http import DEFAULT_THREADS, Reply
+from trubrics_otel.receive.http import DEFAULT_THREADS
+from trubrics_otel.receive.request import Reply
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 OTHER_SIGNALS = ("opentelemetry.proto.collector.metrics.v1.MetricsService",

@@ -1,7 +1,8 @@
 """The one HTTP/1.1 server of the OTLP receivers (the bridge's and the local server's), on waitress.
 
-The application is a plain function from :class:`Request` to :class:`Reply`; this layer does
-the framing, so every OTLP sender gets in::
+The application is a plain function from :class:`~trubrics_otel.receive.request.Request` to
+:class:`~trubrics_otel.receive.request.Reply`; this layer does the framing, so every OTLP sender
+gets in::
 
     def handle(request: Request) -> Reply:
         return Reply(200, b"{}", "application/json")
@@ -39,15 +40,11 @@ sees the plain body, and turns an exception in ``handle`` into a 500.
 
 from __future__ import annotations
 
-import base64
-import hmac
-import ipaddress
 import logging
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -60,6 +57,7 @@ from waitress.task import ThreadedTaskDispatcher
 from waitress.utilities import RequestEntityTooLarge
 
 from trubrics_otel.receive import otlp
+from trubrics_otel.receive.request import Admit, Handler, Refuse, Reply, Request
 
 DEFAULT_THREADS = 8
 DEFAULT_CLIENT_TIMEOUT_S = 30
@@ -72,75 +70,6 @@ batch of 512 spans (~900 KB), 2.1 ms of CPU a request; 0.9 ms with this and the 
 BODY_IN_MEMORY = 4 << 20
 """A body up to this size is held in memory; waitress's 512 KiB sent such a batch to a
 temporary file, written then read back."""
-
-
-@dataclass(frozen=True)
-class Request:
-    method: str
-    path: str
-    """Still percent-encoded, as sent."""
-    query: Mapping[str, str]
-    """The last value of each query parameter."""
-    headers: Mapping[str, str]
-    """Lower-case names."""
-    body: bytes
-    """De-chunked and decompressed."""
-
-    def header(self, name: str, default: str = "") -> str:
-        return self.headers.get(name.lower(), default)
-
-    def keys(self) -> list[str]:
-        """The API keys this request presents: see :func:`presented_keys`."""
-        return presented_keys(self.headers)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether only this machine can reach ``host`` (``localhost``, 127.0.0.0/8, ``::1``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def presented_keys(headers: Mapping[str, str]) -> list[str]:
-    """Every key a sender may present (lower-case header or gRPC metadata names): ``x-api-key``,
-    ``Authorization: Bearer <key>``, and the password of ``Authorization: Basic``."""
-    keys = [headers["x-api-key"]] if headers.get("x-api-key") else []
-    scheme, _, credentials = (headers.get("authorization") or "").strip().partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        keys.append(credentials.strip())
-    elif scheme.lower() == "basic":
-        try:
-            password = base64.b64decode(credentials.strip(), validate=True).decode("utf-8").partition(":")[2]
-        except (ValueError, UnicodeDecodeError):
-            password = ""
-        if password:
-            keys.append(password)
-    return keys
-
-
-def key_matches(expected: bytes, headers: Mapping[str, str]) -> bool:
-    """Whether one presented key equals ``expected`` (compared in constant time)."""
-    return any(hmac.compare_digest(key.encode("utf-8"), expected) for key in presented_keys(headers))
-
-
-@dataclass
-class Reply:
-    status: int
-    body: bytes = b""
-    content_type: str = otlp.PROTOBUF
-    headers: dict[str, str] = field(default_factory=dict)
-    message: str = ""
-    """Why, for an error: protocols that carry it apart from the body (gRPC) use it."""
-
-
-Handler = Callable[[Request], Reply]
-Refuse = Callable[[int, str, Request], Reply]
-"""How the application words an error: ``refuse(status, message, request)``."""
-Admit = Callable[[Request], "Reply | None"]
-"""Called with the headers (``body`` empty) before the body is read: a Reply refuses the request."""
 
 
 class HttpReceiver:

@@ -53,7 +53,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from trubrics_otel.receive import langfuse, otlp
-from trubrics_otel.receive.http import HttpReceiver, Reply, Request, presented_keys
+from trubrics_otel.receive.http import HttpReceiver
+from trubrics_otel.receive.request import Reply, Request, presented_keys
 from trubrics_otel.server import read_api
 from trubrics_otel.server.ingest import ROUTES, Intake
 from trubrics_otel.server.store import DEFAULT_SESSION_TIMEOUT_S, Store, StoreUnavailable

@@ -40,7 +40,7 @@ from importlib import resources
 from typing import Any, Callable
 from urllib.parse import unquote
 
-from trubrics_otel.receive.http import is_loopback
+from trubrics_otel.receive.request import is_loopback
 from trubrics_otel.server import queries, stats
 from trubrics_otel.server.analytics import api as analytics
 from trubrics_otel.server.store import Store, parse_time, to_us
