@@ -231,6 +231,7 @@ class TrubricsEndpoint:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the stdlib's 5 refused bursts of concurrent senders' connects
 
 
 def _handler_for(endpoint: TrubricsEndpoint) -> type[BaseHTTPRequestHandler]:
