@@ -249,6 +249,15 @@ def test_a_refused_connection_is_one_line(command, capsys):
                                 "(is the server running?)"]
 
 
+def test_https_to_a_plain_http_server_is_named_in_words(servers, capsys):
+    ours, _ = servers
+    url = ours.replace("http://", "https://")
+    assert main(["events", "--url", url]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"trubrics-otel events: cannot reach {url}: the TLS handshake failed "
+        "(a certificate problem, or https:// to a plain-http server)"]  # not urllib3's "HTTPSConnectionPool(…"
+
+
 @pytest.mark.parametrize("source", ["db", "url"])
 def test_a_missing_thread_is_an_error_naming_where_it_looked(servers, tmp_path, source, capsys):
     db = tmp_path / "one.sqlite3"

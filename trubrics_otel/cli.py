@@ -132,10 +132,13 @@ def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
     """One line saying what went wrong and with which argument; None for a bug (raised)."""
     import requests
 
+    from trubrics_otel.diagnose import unanswered
+
     url = getattr(args, "url", None)
     if isinstance(exc, requests.ConnectionError):
         refused = "Connection refused" in str(exc)
-        return f"cannot reach {url}: {'connection refused (is the server running?)' if refused else exc}"
+        return f"cannot reach {url}: " + ("connection refused (is the server running?)" if refused
+                                          else unanswered(exc, url))
     if isinstance(exc, requests.Timeout):
         return f"no answer from {url} in time"
     if isinstance(exc, requests.HTTPError) and exc.response is not None:

@@ -134,7 +134,7 @@ def _probe(url: str, key: str) -> Check:
             response = requests.post(f"{url}/{EVENTS_PATH}", data=b"[]", timeout=PROBE_TIMEOUT_S,
                                      headers={"Content-Type": "application/json", **({"x-api-key": key} if key else {})})
     except requests.RequestException as exc:
-        return Check("reachable", PROBLEM, f"{url} did not answer: {_unanswered(exc, url)}",
+        return Check("reachable", PROBLEM, f"{url} did not answer: {unanswered(exc, url)}",
                      "is `trubrics-otel serve` (or the bridge) running there?" if _local(url) else
                      "check TRUBRICS_HOST and the network; for a local `trubrics-otel serve`: "
                      "--host http://127.0.0.1:8787 (or export TRUBRICS_HOST=http://127.0.0.1:8787)")
@@ -154,14 +154,15 @@ def _local(url: str | None) -> bool:
     return bool(url) and settings.loopback(urlsplit(url).hostname or "")
 
 
-def _unanswered(exc: Exception, url: str) -> str:
-    """Why the probe got no answer, in words a newcomer acts on; never the request's headers."""
+def unanswered(exc: Exception, url: str, timeout_s: float = PROBE_TIMEOUT_S) -> str:
+    """Why a request to ``url`` got no answer, in words a newcomer acts on (never the request's
+    headers, nor urllib3's "HTTPSConnectionPool(...): Max retries exceeded")."""
     import requests
 
     text = str(exc)
     if isinstance(exc, requests.Timeout):  # serve and the bridge wait for a request TLS never sends
         plain = " (is it a plain http:// server?)" if url.startswith("https://") else ""
-        return f"no answer within {PROBE_TIMEOUT_S:g} s{plain}"
+        return f"no answer within {timeout_s:g} s{plain}"
     if "Connection refused" in text:
         return "connection refused (nothing listens on that port)"
     if "resolve" in text or "Name or service not known" in text or "nodename nor servname" in text:
