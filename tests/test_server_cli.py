@@ -58,6 +58,8 @@ def test_events_table(chat_db, capsys, monkeypatch):
     assert header.split()[:5] == ["TIME", "USER", "EVENT", "THREAD", "SESSION"]
     assert len(rows) == 10
     assert "Thumbs up" in out and "Prompt → Generation" in out and "RateLimitError" in out
+    (thumbs,) = [row for row in rows if "Thumbs up" in row]
+    assert thumbs.endswith('{"$feedback": 1}'), thumbs  # what the feedback was, not its ids
 
 
 @pytest.mark.parametrize("command, rows", [("events", 10), ("sessions", 3), ("threads", 2), ("users", 2)])

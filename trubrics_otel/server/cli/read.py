@@ -191,8 +191,13 @@ def _details(event: dict[str, Any]) -> str:
     if event["kind"] == "llm":
         text = f"{event['prompt']!r} → {event['generation']!r}"
         return f"{text}  ERROR {event['error']}" if event.get("error") else text
-    own = {k: v for k, v in (event.get("properties") or {}).items() if not k.startswith("$")}
+    own = {k: v for k, v in (event.get("properties") or {}).items() if not k.startswith("$") or k in SHOWN}
     return json.dumps(own, ensure_ascii=False) if own else ""
+
+
+SHOWN = ("$feedback", "$text")
+"""The special properties the details column keeps: the others are ids shown elsewhere (the
+thread column) or nowhere ($trace_id, $span_id)."""
 
 
 def _nothing(what: str, args: argparse.Namespace) -> int:
