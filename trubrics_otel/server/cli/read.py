@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from trubrics_otel import cli_args as checks
 from trubrics_otel.server.cli.common import (
+    NOT_STORED,
     Command,
     fetch,
     format_conversation,
@@ -31,6 +32,7 @@ from trubrics_otel.server.cli.common import (
     session_argument,
     short_duration,
     source_arguments,
+    stored_yet,
     time_argument,
     unexpected,
     usd,
@@ -203,7 +205,8 @@ thread column) or nowhere ($trace_id, $span_id)."""
 def _nothing(what: str, args: argparse.Namespace) -> int:
     """An empty result says where it looked: the wrong --db or --url is the usual cause."""
     source = args.url or Store(args.db).location
-    print(f"no {what} found in {source}" + (" (filters applied)" if _filtered(args) else ""))
+    why = f": {NOT_STORED}" if not stored_yet(args) else " (filters applied)" if _filtered(args) else ""
+    print(f"no {what} found in {source}{why}")
     return 0
 
 
