@@ -75,6 +75,23 @@ def _first_line_of_bridge(argv: list[str], env: dict[str, str]) -> str:
         child.wait(15)
 
 
+def test_a_bridge_stopped_before_any_request_says_so_not_an_empty_dict():
+    import os
+    import signal
+
+    env = {**os.environ, "TRUBRICS_API_KEY": "k"}
+    child = subprocess.Popen([CLI, "bridge", "--listen", "127.0.0.1:0", "--grpc-listen", "off"], text=True,
+                             stderr=subprocess.PIPE, env=env,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
+    try:
+        assert "Bridge listening" in child.stderr.readline()
+        child.send_signal(signal.SIGINT)  # Ctrl-C
+        rest = child.communicate(timeout=30)[1]
+    finally:
+        child.kill()
+    assert child.returncode == 0 and rest.splitlines()[-1].endswith("Bridge stopped: nothing received"), rest
+
+
 @pytest.mark.parametrize("argv, env", [
     (["--listen", "0.0.0.0:0"], {}),
     (["--listen", "127.0.0.1:0", "--grpc-listen", "[::]:0"], {}),
