@@ -100,6 +100,9 @@ BAD = [  # argv, the argument the one line must name
     (["migrate", "--from", "x.sqlite3", "--to", "y.sqlite3", "--chunk", "abc"], "argument --chunk: 'abc': expected"),
     (["threads", ""], "argument thread_id: empty"),  # an unset $ID: not the list of every thread
     (["events", "--user", ""], "argument --user: empty"),  # not "no events found"
+    (["events", "--db", ""], "argument --db: empty"),  # an unset $DB: not "'': it is a directory"
+    (["serve", "--db", " "], "argument --db: empty"),
+    (["migrate", "--from", "x.sqlite3", "--to", ""], "argument --to: empty"),
     (["events", "--thread", " "], "argument --thread: empty"),
     (["sessions", "--user", ""], "argument --user: empty"),
     (["active", "--user", ""], "argument --user: empty"),  # not every user's figures
