@@ -14,8 +14,8 @@ Routes (all on one port, stdlib ``http.server`` only):
 =============================  =================================================================
 ``POST /publish_events``       Trubrics ingestion API (also under any prefix, e.g.
 ``POST /publish_llm_events``   ``/api/ingestion/publish_events``); needs a non-empty ``x-api-key``
-``POST /v1/traces``            OTLP/HTTP traces (protobuf or JSON), stored as Trubrics events;
-``POST /v1/metrics``, ``/logs``  answered OK and dropped, so an app exporting all three logs no error
+``POST /v1/traces``            OTLP/HTTP traces (protobuf or JSON), stored as Trubrics events
+``POST /v1/metrics|logs``      answered OK and dropped, so an app exporting every signal logs no error
 ``GET /``, ``GET /api/...``     the page and the read API it uses: see :mod:`.read_api`
 gRPC ``TraceService/Export``   on ``grpc_port``; gRPC metrics and logs are answered OK and dropped
 =============================  =================================================================
