@@ -341,7 +341,8 @@ class Bridge:
         if request.method in ("GET", "HEAD") and path == "/healthz":
             return Answer(200, json.dumps({"status": "ok", **self.stats()}).encode(), otlp.JSON)
         if request.method != "POST" or path != TRACES_PATH:
-            return self._refuse_http(404, f"only POST {TRACES_PATH} and GET /healthz are served here", request)
+            return self._refuse_http(404, f"{request.method} {request.path[:200]!r}: only POST {TRACES_PATH} and "
+                                     "GET /healthz are served here (a Collector's metrics or logs pipeline?)", request)
         # The receiver already undid Content-Encoding (with the same size cap), and admitted it.
         return self.export(request.body, request.header("content-type"), None, self._passed_on(request.headers))
 
