@@ -273,8 +273,9 @@ def test_gzip_bomb(bridge, endpoint):
     assert_serves(bridge, endpoint)
 
 
-def test_no_body_and_wrong_paths(bridge, endpoint):
-    """Neither Content-Length nor chunked means an empty body (RFC 9112): an empty export."""
+def test_no_body_and_wrong_paths(bridge, endpoint, caplog):
+    """Neither Content-Length nor chunked means an empty body (RFC 9112): an empty export. A
+    wrong path's log line names it (a Collector sending its metrics here is the usual cause)."""
     port = int(bridge.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
         conn.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\r\n")
@@ -282,6 +283,8 @@ def test_no_body_and_wrong_paths(bridge, endpoint):
     assert requests.post(f"{bridge.url}/v1/logs", data=b"x", headers=PROTOBUF, timeout=10).status_code == 404
     assert requests.get(f"{bridge.url}/nope", timeout=10).status_code == 404
     assert_serves(bridge, endpoint)
+    said = [r.getMessage() for r in caplog.records if "Answered 404" in r.getMessage()]
+    assert len(said) == 2 and "POST '/v1/logs'" in said[0] and "GET '/nope'" in said[1], said
 
 
 def test_client_that_disconnects_mid_body(bridge, endpoint):

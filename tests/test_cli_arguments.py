@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from trubrics_otel import cli_args
-from trubrics_otel.cli import main
+from trubrics_otel.cli import SUBCOMMANDS, build_parser, main
 
 MISSING_DIR = "/nonexistent-trubrics-dir/x.sqlite3"
 
@@ -100,6 +100,9 @@ BAD = [  # argv, the argument the one line must name
     (["migrate", "--from", "x.sqlite3", "--to", "y.sqlite3", "--chunk", "abc"], "argument --chunk: 'abc': expected"),
     (["threads", ""], "argument thread_id: empty"),  # an unset $ID: not the list of every thread
     (["events", "--user", ""], "argument --user: empty"),  # not "no events found"
+    (["events", "--db", ""], "argument --db: empty"),  # an unset $DB: not "'': it is a directory"
+    (["serve", "--db", " "], "argument --db: empty"),
+    (["migrate", "--from", "x.sqlite3", "--to", ""], "argument --to: empty"),
     (["events", "--thread", " "], "argument --thread: empty"),
     (["sessions", "--user", ""], "argument --user: empty"),
     (["active", "--user", ""], "argument --user: empty"),  # not every user's figures
@@ -231,6 +234,20 @@ def test_no_command_is_one_line_naming_the_commands(capsys):
     out, err = capsys.readouterr()
     assert out == "" and len(err.splitlines()) == 1, err
     assert "give a command: bridge, serve, events" in err and "topics" in err
+
+
+def test_the_command_list_says_what_each_does_once(capsys):
+    """``trubrics-otel --help``: one short usage line, each command with a sentence that does
+    not repeat its name ("stats  trubrics-otel stats: …")."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "usage: trubrics-otel [-h] [--version] COMMAND ...", out
+    listed = {a.dest: a.help for a in build_parser()[0]._subparsers._group_actions[0]._choices_actions}
+    assert set(listed) == set(SUBCOMMANDS), listed
+    assert all(" ".join(h.split()) in " ".join(out.split()) for h in listed.values())  # as --help shows them
+    for name, sentence in listed.items():
+        assert "trubrics-otel" not in sentence.lower() and sentence[0].isupper(), (name, sentence)
 
 
 def test_a_missing_database_is_named_not_shown_as_empty(capsys, tmp_path, monkeypatch):

@@ -75,6 +75,23 @@ def _first_line_of_bridge(argv: list[str], env: dict[str, str]) -> str:
         child.wait(15)
 
 
+def test_a_bridge_stopped_before_any_request_says_so_not_an_empty_dict():
+    import os
+    import signal
+
+    env = {**os.environ, "TRUBRICS_API_KEY": "k"}
+    child = subprocess.Popen([CLI, "bridge", "--listen", "127.0.0.1:0", "--grpc-listen", "off"], text=True,
+                             stderr=subprocess.PIPE, env=env,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
+    try:
+        assert "Bridge listening" in child.stderr.readline()
+        child.send_signal(signal.SIGINT)  # Ctrl-C
+        rest = child.communicate(timeout=30)[1]
+    finally:
+        child.kill()
+    assert child.returncode == 0 and rest.splitlines()[-1].endswith("Bridge stopped: nothing received"), rest
+
+
 @pytest.mark.parametrize("argv, env", [
     (["--listen", "0.0.0.0:0"], {}),
     (["--listen", "127.0.0.1:0", "--grpc-listen", "[::]:0"], {}),
@@ -247,6 +264,15 @@ def test_a_refused_connection_is_one_line(command, capsys):
     err = capsys.readouterr().err
     assert err.splitlines() == [f"trubrics-otel {command[0]}: cannot reach {url}: connection refused "
                                 "(is the server running?)"]
+
+
+def test_https_to_a_plain_http_server_is_named_in_words(servers, capsys):
+    ours, _ = servers
+    url = ours.replace("http://", "https://")
+    assert main(["events", "--url", url]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"trubrics-otel events: cannot reach {url}: the TLS handshake failed "
+        "(a certificate problem, or https:// to a plain-http server)"]  # not urllib3's "HTTPSConnectionPool(…"
 
 
 @pytest.mark.parametrize("source", ["db", "url"])

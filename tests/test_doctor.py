@@ -178,6 +178,26 @@ def test_against_a_local_serve_with_its_key(clean_env, tmp_path, capsys):
     assert code == 0, out
 
 
+def test_a_newcomer_beside_a_local_serve_is_told_what_to_set(clean_env, tmp_path, capsys):
+    """``serve`` in one terminal, ``doctor --host`` in another, no key yet: the fix it gives is
+    one that works there, and following it makes the setup healthy."""
+    with LocalServer(tmp_path / "e.sqlite3", port=0) as server:
+        assert main(["doctor", "--json", "--host", server.url]) == 1
+        (key,) = [c for c in json.loads(capsys.readouterr().out) if c["status"] == "problem"]
+        assert key["check"] == "api key" and "TRUBRICS_API_KEY=local-dev-key" in key["fix"], key
+        clean_env.setenv("TRUBRICS_API_KEY", key["fix"].split("TRUBRICS_API_KEY=")[1].split()[0])
+        code, checks, out = run_doctor_at(server.url, capsys)
+    assert code == 0, out
+    code, checks, out = run_doctor_at(_closed_port_url(), capsys)
+    assert code == 1 and "serve" in checks["reachable"][0]["fix"], out  # on this machine: is it running?
+
+
+def run_doctor_at(host: str, capsys) -> tuple[int, dict[str, list[dict]], str]:
+    code = main(["doctor", "--json", "--host", host])
+    out = capsys.readouterr().out
+    return code, {c["check"]: [c] for c in json.loads(out)}, out
+
+
 def test_spool_shows_what_is_waiting(clean_env, tmp_path, capsys):
     from trubrics_otel.deliver.exporter import spool_key
 

@@ -58,6 +58,8 @@ def test_events_table(chat_db, capsys, monkeypatch):
     assert header.split()[:5] == ["TIME", "USER", "EVENT", "THREAD", "SESSION"]
     assert len(rows) == 10
     assert "Thumbs up" in out and "Prompt → Generation" in out and "RateLimitError" in out
+    (thumbs,) = [row for row in rows if "Thumbs up" in row]
+    assert thumbs.endswith('{"$feedback": 1}'), thumbs  # what the feedback was, not its ids
 
 
 @pytest.mark.parametrize("command, rows", [("events", 10), ("sessions", 3), ("threads", 2), ("users", 2)])
@@ -107,8 +109,11 @@ def test_query_without_a_database_creates_nothing(tmp_path, capsys, monkeypatch)
     monkeypatch.delenv("TRUBRICS_DB", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     db = tmp_path / "xdg" / "trubrics-otel" / "events.sqlite3"
-    assert main(["events"]) == 0
-    assert capsys.readouterr().out == f"no events found in {db}\n"
+    for command in ("events", "threads", "stats"):  # after the quickstart, which keeps its own store
+        assert main([command]) == 0
+        what = "events" if command == "stats" else command
+        assert capsys.readouterr().out == (f"no {what} found in {db}: nothing stored there yet "
+                                           "(pass --db or --url, or send events to trubrics-otel serve)\n")
     assert not (tmp_path / "xdg").exists()
 
 

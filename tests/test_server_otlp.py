@@ -50,6 +50,26 @@ def test_an_otlp_exporter_can_point_straight_at_the_server(server, compression):
     assert (turn["user_id"], turn["prompt"], turn["generation"]) == ("otlp-user", "Hello over OTLP", "Hi!")
 
 
+def test_metrics_and_logs_sent_beside_traces_are_answered_ok_and_dropped(server):
+    """An app exporting every signal to the server (``OTEL_EXPORTER_OTLP_ENDPOINT`` at it) logs
+    no "Failed to export metrics batch code: 404" for the two it does not store."""
+    otlp_metrics = pytest.importorskip("opentelemetry.exporter.otlp.proto.http.metric_exporter")
+    import requests
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExportResult
+
+    reader = InMemoryMetricReader()
+    MeterProvider(metric_readers=[reader]).get_meter("app").create_counter("calls").add(1)
+    exporter = otlp_metrics.OTLPMetricExporter(endpoint=f"{server.url}/v1/metrics")
+    assert exporter.export(reader.get_metrics_data()) == MetricExportResult.SUCCESS
+    for content_type, body in (("application/x-protobuf", ExportLogsServiceRequest().SerializeToString()),
+                               ("application/json", b"{}")):
+        answer = requests.post(f"{server.url}/v1/logs", data=body, headers={"Content-Type": content_type}, timeout=10)
+        assert (answer.status_code, answer.headers["Content-Type"]) == (200, content_type), answer.text
+    assert server.store.count()["events"] == 0
+
+
 def test_a_nan_attribute_is_stored_as_null_and_said_so(server, caplog):
     """The redaction policy's encoding of the properties is what validation reads: a NaN (which
     that encoding writes as null) must still be found, stored as null and named in the log."""

@@ -128,6 +128,20 @@ def test_dashboard_axes_start_at_zero_and_counts_tick_whole(server, browser):
     screenshot(browser, "server-page-dashboard-axes")
 
 
+def test_a_single_bucket_is_charted_around_its_day_not_over_years(server, browser):
+    # bo's one event: one bucket, as on a first day of use (uPlot alone spans such an axis over years)
+    for view, charts in (("dashboard?by=day&user=bo", ("Events and LLM calls", "Active users")),
+                         ("retention?period=week&user=bo", ("Active users: new and returning",))):
+        show(browser, f"{server.url}/#{view}")
+        spans = browser.execute_script(
+            "return Object.fromEntries([...document.querySelectorAll('[data-chart]')].filter(c => c.plot)"
+            ".map(c => [c.dataset.chart, [c.plot.data[0].length, c.plot.scales.x.min, c.plot.scales.x.max]]))")
+        for title in charts:
+            points, x_min, x_max = spans[title]
+            assert points == 1, (view, title, spans[title])
+            assert 0 < x_max - x_min <= 8 * 86400, (view, title, (x_max - x_min) / 86400)  # days, not years
+
+
 def test_monthly_retention_is_monthly(server, browser):
     show(browser, f"{server.url}/#retention?period=month")
     cohorts = requests.get(f"{server.url}/api/retention", params={"period": "month"}, timeout=10).json()["cohorts"]

@@ -59,12 +59,13 @@ def build_parser() -> tuple[Parser, dict[str, argparse.ArgumentParser]]:
     commands are checked against)."""
     parser = Parser(prog="trubrics-otel", description=plain(__doc__.splitlines()[0]))
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")  # not {15 names}
     subparsers = {}
     for name, target in SUBCOMMANDS.items():
         command = _load(target)
         lines = (command.__doc__ or "").strip().splitlines()
-        help_text = plain(lines[0]) if lines else ""
+        help_text = plain(lines[0]).removeprefix(f"trubrics-otel {name}: ") if lines else ""
+        help_text = help_text[:1].upper() + help_text[1:]  # a module's docstring names its command first
         subparsers[name] = sub.add_parser(name, help=help_text or None, description=help_text or None)
         command.add_arguments(subparsers[name])
     return parser, subparsers
@@ -132,10 +133,13 @@ def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
     """One line saying what went wrong and with which argument; None for a bug (raised)."""
     import requests
 
+    from trubrics_otel.diagnose import unanswered
+
     url = getattr(args, "url", None)
     if isinstance(exc, requests.ConnectionError):
         refused = "Connection refused" in str(exc)
-        return f"cannot reach {url}: {'connection refused (is the server running?)' if refused else exc}"
+        return f"cannot reach {url}: " + ("connection refused (is the server running?)" if refused
+                                          else unanswered(exc, url))
     if isinstance(exc, requests.Timeout):
         return f"no answer from {url} in time"
     if isinstance(exc, requests.HTTPError) and exc.response is not None:

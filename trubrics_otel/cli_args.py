@@ -136,6 +136,8 @@ def database_location(text: str) -> str:
     ``TRUBRICS_DB_URL`` is (:func:`settings.database_url`): ``postgresql:/db``,
     ``postgres:user@host`` (no ``//``, else a file in a directory named ``postgresql:``), another
     scheme or a PostgreSQL URL naming nothing are refused, the password never shown."""
+    if not text.strip():  # an unset shell variable, not the current directory
+        raise argparse.ArgumentTypeError("empty: give a path or URL, or leave the option out")
     try:
         return settings.database_url(text) and text
     except ValueError as exc:

@@ -36,6 +36,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from trubrics_otel import cli_args, settings
 
@@ -58,9 +59,10 @@ def diagnose(host: str | None = None, api_key: str | None = None, *, in_app: boo
     environment)."""
     checks = [_versions()]
     key = str(settings.read(settings.API_KEY, api_key) or "")
-    checks.append(Check("api key", OK, f"set ({len(key)} character{'s' if len(key) != 1 else ''}, not shown)") if key else Check(
-        "api key", PROBLEM, "no TRUBRICS_API_KEY", "export TRUBRICS_API_KEY=... (or Trubrics(api_key=...))"))
     url, url_check = _host(host)
+    checks.append(Check("api key", OK, f"set ({len(key)} character{'s' if len(key) != 1 else ''}, not shown)") if key else Check(
+        "api key", PROBLEM, "no TRUBRICS_API_KEY", "export TRUBRICS_API_KEY=local-dev-key (a local serve without "
+        "--api-key takes any key)" if _local(url) else "export TRUBRICS_API_KEY=... (or Trubrics(api_key=...))"))
     checks.append(url_check)
     if url and url_check.status == OK:  # without a key too: an unreachable host is a second problem to fix
         checks.append(_probe(url, key))
@@ -132,8 +134,10 @@ def _probe(url: str, key: str) -> Check:
             response = requests.post(f"{url}/{EVENTS_PATH}", data=b"[]", timeout=PROBE_TIMEOUT_S,
                                      headers={"Content-Type": "application/json", **({"x-api-key": key} if key else {})})
     except requests.RequestException as exc:
-        return Check("reachable", PROBLEM, f"{url} did not answer: {_unanswered(exc, url)}",
-                     "check TRUBRICS_HOST and the network (is `trubrics-otel serve` running?)")
+        return Check("reachable", PROBLEM, f"{url} did not answer: {unanswered(exc, url)}",
+                     "is `trubrics-otel serve` (or the bridge) running there?" if _local(url) else
+                     "check TRUBRICS_HOST and the network; for a local `trubrics-otel serve`: "
+                     "--host http://127.0.0.1:8787 (or export TRUBRICS_HOST=http://127.0.0.1:8787)")
     status = response.status_code
     if not key:
         return Check("reachable", NOTE, f"{url} answered HTTP {status}; the key is checked once it is set")
@@ -145,14 +149,20 @@ def _probe(url: str, key: str) -> Check:
     return Check("reachable", PROBLEM, f"{url} answered HTTP {status}", "is TRUBRICS_HOST the ingestion URL?")
 
 
-def _unanswered(exc: Exception, url: str) -> str:
-    """Why the probe got no answer, in words a newcomer acts on; never the request's headers."""
+def _local(url: str | None) -> bool:
+    """Whether ``url`` is on this machine: a ``serve`` or a bridge, not Trubrics."""
+    return bool(url) and settings.loopback(urlsplit(url).hostname or "")
+
+
+def unanswered(exc: Exception, url: str, timeout_s: float = PROBE_TIMEOUT_S) -> str:
+    """Why a request to ``url`` got no answer, in words a newcomer acts on (never the request's
+    headers, nor urllib3's "HTTPSConnectionPool(...): Max retries exceeded")."""
     import requests
 
     text = str(exc)
     if isinstance(exc, requests.Timeout):  # serve and the bridge wait for a request TLS never sends
         plain = " (is it a plain http:// server?)" if url.startswith("https://") else ""
-        return f"no answer within {PROBE_TIMEOUT_S:g} s{plain}"
+        return f"no answer within {timeout_s:g} s{plain}"
     if "Connection refused" in text:
         return "connection refused (nothing listens on that port)"
     if "resolve" in text or "Name or service not known" in text or "nodename nor servname" in text:

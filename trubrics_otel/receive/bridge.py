@@ -342,7 +342,8 @@ class Bridge:
         if request.method in ("GET", "HEAD") and path == "/healthz":
             return Answer(200, json.dumps({"status": "ok", **self.stats()}).encode(), otlp.JSON)
         if request.method != "POST" or path != TRACES_PATH:
-            return self._refuse_http(404, f"only POST {TRACES_PATH} and GET /healthz are served here", request)
+            return self._refuse_http(404, f"{request.method} {request.path[:200]!r}: only POST {TRACES_PATH} and "
+                                     "GET /healthz are served here (a Collector's metrics or logs pipeline?)", request)
         # The receiver already undid Content-Encoding (with the same size cap), and admitted it.
         return self.export(request.body, request.header("content-type"), None, self._passed_on(request.headers))
 
@@ -429,19 +430,19 @@ def run(args: argparse.Namespace) -> int:
         print("trubrics-otel bridge: " + checks.cannot_listen(exc, "another bridge running? --listen picks another, "
               "port 0 any free", "in use? --grpc-listen picks another, port 0 any free, off none"), file=sys.stderr)
         return 2
-    if no_grpc:
-        asked = args.grpc_listen or configured  # a warning when asked for; the default is quiet
-        logger.log(logging.WARNING if asked else logging.INFO, "%s; serving OTLP/HTTP only",
-                   otlp_grpc.INSTALL_HINT)
-    logger.info("Bridge listening on %s%s%s, forwarding to %s; %s", bridge.url, TRACES_PATH,
-                f" and OTLP/gRPC {bridge.grpc_address}" if bridge.grpc_address else "", bridge.host,
-                "senders must present the receive key (x-api-key or Authorization: Bearer)"
-                if bridge.requires_key else "loopback only, so no key is asked of senders")
-    try:
+    try:  # from here a Ctrl-C is a stop, even one landing while the banner is written
+        if no_grpc:
+            asked = args.grpc_listen or configured  # a warning when asked for; the default is quiet
+            logger.log(logging.WARNING if asked else logging.INFO, "%s; serving OTLP/HTTP only",
+                       otlp_grpc.INSTALL_HINT)
+        logger.info("Bridge listening on %s%s%s, forwarding to %s; %s", bridge.url, TRACES_PATH,
+                    f" and OTLP/gRPC {bridge.grpc_address}" if bridge.grpc_address else "", bridge.host,
+                    "senders must present the receive key (x-api-key or Authorization: Bearer)"
+                    if bridge.requires_key else "loopback only, so no key is asked of senders")
         while not stop.wait(1.0):
             pass
     except KeyboardInterrupt:
         pass
     bridge.stop()
-    logger.info("Bridge stopped: %s", bridge.stats())
+    logger.info("Bridge stopped: %s", bridge.stats() or "nothing received")
     return 0

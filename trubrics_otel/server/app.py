@@ -15,6 +15,7 @@ Routes (all on one port, stdlib ``http.server`` only):
 ``POST /publish_events``       Trubrics ingestion API (also under any prefix, e.g.
 ``POST /publish_llm_events``   ``/api/ingestion/publish_events``); needs a non-empty ``x-api-key``
 ``POST /v1/traces``            OTLP/HTTP traces (protobuf or JSON), stored as Trubrics events
+``POST /v1/metrics|logs``      answered OK and dropped, so an app exporting every signal logs no error
 ``GET /``, ``GET /api/...``     the page and the read API it uses: see :mod:`.read_api`
 gRPC ``TraceService/Export``   on ``grpc_port``; gRPC metrics and logs are answered OK and dropped
 =============================  =================================================================
@@ -254,7 +255,7 @@ class LocalServer:
         if request.method != "POST":
             return None
         path = langfuse.traces_path(request.path.rstrip("/"))
-        is_otlp = path == "/v1/traces"
+        is_otlp = path == "/v1/traces" or path in OTHER_SIGNALS
         if path.rsplit("/", 1)[-1] not in ROUTES and not is_otlp:
             response = Response(404, {"detail": "Not Found"})
         elif not self._may_write(request.headers, otlp_request=is_otlp):
@@ -268,6 +269,9 @@ class LocalServer:
         path = langfuse.traces_path(request.path.rstrip("/"))
         if path == "/v1/traces":
             return self.ingest_otlp(request.body, request.header("content-type"))
+        if path in OTHER_SIGNALS:  # an empty Export…ServiceResponse, as gRPC answers them
+            as_json = otlp.media_type(request.header("content-type")) == otlp.JSON
+            return Response(200, otlp.response_body(as_json=as_json), otlp.JSON if as_json else otlp.PROTOBUF)
         return self.ingest(path.rsplit("/", 1)[-1], request.body)
 
     def _admit_grpc(self, metadata: Mapping[str, str]) -> Reply | None:
@@ -293,3 +297,4 @@ class LocalServer:
 
 
 BadQuery = read_api.BadQuery
+OTHER_SIGNALS = ("/v1/metrics", "/v1/logs")  # OTLP/HTTP paths answered OK and dropped

@@ -72,8 +72,7 @@ class _Command:
         store = Store(args.db)
         try:
             if not store.exists():  # never create a database just to read it
-                raise AnalyticsError(f"no database at {store.location}: nothing stored there yet "
-                                     "(pass --db or --url, or send events to trubrics-otel serve)")
+                raise AnalyticsError(f"no database at {store.location}: {cli.NOT_STORED}")
             return answer(store, self.name, params)
         finally:
             store.close()

@@ -150,6 +150,22 @@ def time_argument(text: str) -> _dt.datetime:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+NOT_STORED = "nothing stored there yet (pass --db or --url, or send events to trubrics-otel serve)"
+"""What a reading command says of a store never written (the default, before ``serve`` ran;
+the quickstart keeps its own): where it looked and how events get there."""
+
+
+def stored_yet(args: argparse.Namespace) -> bool:
+    """Whether ``--db`` (or the default store) exists; a ``--url`` server is asked instead."""
+    if args.url:
+        return True
+    store = Store(args.db)
+    try:
+        return store.exists()
+    finally:
+        store.close()
+
+
 class UnexpectedAnswer(Exception):
     """``--url`` answered something our server does not (a 404, a page, other JSON): the CLI
     shows this one line, never "nothing found" for a typo in the URL."""

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from trubrics_otel import cli_args as checks
 from trubrics_otel.server.cli.common import (
+    NOT_STORED,
     Command,
     fetch,
     format_conversation,
@@ -31,6 +32,7 @@ from trubrics_otel.server.cli.common import (
     session_argument,
     short_duration,
     source_arguments,
+    stored_yet,
     time_argument,
     unexpected,
     usd,
@@ -191,14 +193,20 @@ def _details(event: dict[str, Any]) -> str:
     if event["kind"] == "llm":
         text = f"{event['prompt']!r} → {event['generation']!r}"
         return f"{text}  ERROR {event['error']}" if event.get("error") else text
-    own = {k: v for k, v in (event.get("properties") or {}).items() if not k.startswith("$")}
+    own = {k: v for k, v in (event.get("properties") or {}).items() if not k.startswith("$") or k in SHOWN}
     return json.dumps(own, ensure_ascii=False) if own else ""
+
+
+SHOWN = ("$feedback", "$text")
+"""The special properties the details column keeps: the others are ids shown elsewhere (the
+thread column) or nowhere ($trace_id, $span_id)."""
 
 
 def _nothing(what: str, args: argparse.Namespace) -> int:
     """An empty result says where it looked: the wrong --db or --url is the usual cause."""
     source = args.url or Store(args.db).location
-    print(f"no {what} found in {source}" + (" (filters applied)" if _filtered(args) else ""))
+    why = f": {NOT_STORED}" if not stored_yet(args) else " (filters applied)" if _filtered(args) else ""
+    print(f"no {what} found in {source}{why}")
     return 0
 
 

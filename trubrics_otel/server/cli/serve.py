@@ -90,8 +90,8 @@ def _serve_logged(args: argparse.Namespace, logger: logging.Logger) -> int:
         server.bind()
     except (OSError, OverflowError) as exc:
         return _cannot_listen(exc)
-    _banner(args, server.port, server.store.location, server.grpc_port)
-    try:  # Ctrl-C while the price table loads is a stop too, not a traceback
+    try:  # Ctrl-C while the banner is written or the price table loads is a stop too, not a traceback
+        _banner(args, server.port, server.store.location, server.grpc_port)
         tune_for_server()  # our own process: see receive/process.py
         server.serve_forever()
     except KeyboardInterrupt:

@@ -38,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.json:
         return cli.print_json(result)
+    if not cli.stored_yet(args):  # not two empty tables
+        print(f"no events found in {Store(args.db).location}: {cli.NOT_STORED}")
+        return 0
     print(cli.format_table(
         ["start (UTC)", "events", "llm", "users", "tokens in/out", "cost $", "errors", "p50 s", "p95 s"],
         [_cells(b, b["start"]) for b in result["buckets"] if b["events"]]))

@@ -47,6 +47,10 @@ async function renderDashboard(r) {
   return [bar, cards, charts];
 }
 
+// a time axis; one bucket alone (a first day of use) is drawn a day either side of it: uPlot
+// widens a single time to 1000 days (86400 / its 1e-3 "ms" factor), an axis running to years ahead
+const TIME_SCALE = { time: true, range: (u, min, max) => u.data[0].length === 1 ? [u.data[0][0] - 86400, u.data[0][0] + 86400] : [min, max] };
+
 const COLORS = ["#4f46e5", "#0891b2", "#d97706", "#16a34a", "#db2777", "#7c3aed", "#64748b"];
 
 // every axis starts at zero (cost and latency are never negative: a baseline above zero would
@@ -61,7 +65,7 @@ function chart(title, xs, series, counts) {
   const width = Math.max(320, (main.clientWidth || 1200) / 2 - 50);
   const opts = {
     width, height: 200, legend: { live: false },
-    scales: { x: { time: true }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.05 : 1] } },
+    scales: { x: TIME_SCALE, y: { range: (u, min, max) => [0, max > 0 ? max * 1.05 : 1] } },
     series: [{}, ...series.map(([label, , dashed, color], i) => ({
       label, stroke: COLORS[(color ?? i) % COLORS.length], width: 2, dash: dashed ? [6, 4] : undefined, spanGaps: false, points: { show: xs.length < 60 },
     }))],

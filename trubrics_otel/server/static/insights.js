@@ -57,7 +57,7 @@ function countChart(title, starts, series) {
   if (!xs.length || typeof uPlot === "undefined") { box.append(el("div", { class: "nodata" }, "No data in this range.")); return box; }
   const width = Math.max(320, (main.clientWidth || 1200) / 2 - 50);
   box.plot = new uPlot({  // kept on the element: the browser tests read its scale and ticks
-    width, height: 200, legend: { live: false }, scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+    width, height: 200, legend: { live: false }, scales: { x: TIME_SCALE, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
     series: [{}, ...series.map(([label], i) => ({ label, stroke: COLORS[i % COLORS.length], width: 2, points: { show: xs.length < 60 } }))],
     axes: [{}, { size: 60, incrs: INTEGER_STEPS, values: (u, splits) => splits.map(v => v == null ? "" : String(Math.round(v))) }],
   }, [xs, ...series.map(([, values]) => values)], box);
