@@ -42,10 +42,12 @@ RECIPE_THREAD = [
 ]
 
 
-def run_chat_app(host: str, now: dt.datetime | None = None) -> None:
-    """What an instrumented app does: sign-ups, conversations, feedback, one failed call."""
+def run_chat_app(host: str, now: dt.datetime | None = None, spool: Path | None = None) -> None:
+    """What an instrumented app does: sign-ups, conversations, feedback, one failed call.
+    ``spool``: where undelivered events would wait (default: one directory per host under
+    ``~/.cache``; the quickstart keeps it in its temporary directory, as its server is)."""
     now = now or dt.datetime.now(dt.timezone.utc)
-    trubrics = Trubrics(api_key="local-dev-key", host=host, flush_interval=0.2)
+    trubrics = Trubrics(api_key="local-dev-key", host=host, flush_interval=0.2, spool=spool)
 
     def conversation(user: str, thread: str, turns: list, start: dt.datetime, model: str) -> dt.datetime:
         moment = start
@@ -151,7 +153,7 @@ def _run(argv: list[str] | None) -> int:
         db = args.db or Path(scratch) / "events.sqlite3"
         with LocalServer(db, port=args.port) as server:
             print(f"Local Trubrics-compatible server on {server.url} (db: {db})")
-            run_chat_app(server.url)
+            run_chat_app(server.url, spool=Path(scratch) / "spool")
             print_store(server)
             print_feedback(server)
             if not args.keep_serving:

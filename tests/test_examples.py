@@ -48,12 +48,14 @@ def venvs(tmp_path_factory) -> Iterator[dict[str, Path]]:
     yield made
 
 
-def _run(venv: Path, argv: list[str], **env_extra: str) -> subprocess.CompletedProcess[str]:
+def _run(venv: Path, argv: list[str], **env_extra: str | None) -> subprocess.CompletedProcess[str]:
+    """``argv`` in ``venv`` with this test run's spool, and ``env_extra`` (None: unset)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OTEL_", "TRUBRICS_", "OPENAI_", "VIRTUAL_ENV", "PYTHON"))}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["TRUBRICS_SPOOL"] = os.environ["TRUBRICS_SPOOL"]
     env.update(env_extra)
+    env = {k: v for k, v in env.items() if v is not None}
     return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
 
 
@@ -64,11 +66,14 @@ def test_every_example_has_an_install_line():
         install_line(example)
 
 
-def test_quickstart(venvs):
+def test_quickstart(venvs, tmp_path):
+    """As a newcomer runs it (no spool setting): its output, and nothing left behind in their
+    cache (its server's port is new each run: a spool per run would pile up there)."""
     done = _run(venvs[install_line(ROOT / "examples/quickstart.py")[1]],
-                ["python", "examples/quickstart.py"])
+                ["python", "examples/quickstart.py"], TRUBRICS_SPOOL=None, XDG_CACHE_HOME=str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "== 7 LLM events ==" in done.stdout and "--keep-serving" in done.stdout
+    assert list(tmp_path.rglob("*")) == []
 
 
 def test_quickstart_feedback_is_what_the_server_counts(capsys):
