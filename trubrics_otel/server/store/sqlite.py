@@ -344,7 +344,8 @@ class SQLiteEngine:
                     connection.execute("SAVEPOINT batch")
                 before = connection.total_changes
                 try:
-                    connection.executemany(*((INSERT_WITH_ID, batch.rows) if batch.with_ids else sparse_insert(batch.rows)))
+                    sql, rows = (INSERT_WITH_ID, batch.rows) if batch.with_ids else sparse_insert(batch.rows)
+                    connection.executemany(sql, rows)
                 except Exception as error:
                     if len(group) == 1:
                         raise
