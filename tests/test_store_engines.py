@@ -349,3 +349,26 @@ def test_postgresql_folds_find_a_batch_by_its_ids_alone(postgres_cluster):
         assert used == {"events_pkey"}
     finally:
         store.close()
+
+
+def test_each_event_keeps_its_own_values_whichever_columns_its_batch_leaves_empty(db_url):
+    """SQLite leaves out of a batch's INSERT the columns null in all of its rows: an event
+    with a value where the first has none keeps it, and an all-empty batch stores nulls."""
+    full = {"user_id": "u", "prompt": "p", "generation": "g", "latency": 1.5, "thread_id": "t-1",
+            "assistant_id": "bot", "properties": {"model": "m", "input_tokens": 3, "output_tokens": 4,
+                                                  "cost_usd": 0.5, "error.type": "X"}}
+    bare = {"user_id": "u", "prompt": "p", "generation": "g"}
+    store = Store(db_url)
+    try:
+        assert store.insert([], [bare, full, bare]) == (3, 0)
+        assert store.insert([], [bare, bare]) == (2, 0)
+        assert store.insert([{"user_id": "u", "event": "E"}, {"user_id": "u", "event": "F", "properties": {
+            "$thread_id": "t-2", "cost_usd": 2, "error.message": "boom"}}]) == (2, 0)
+        rows = store.events(newest_first=False)
+    finally:
+        store.close()
+    kept = ("thread_id", "assistant_id", "model", "latency", "input_tokens", "output_tokens", "cost_usd", "error")
+    assert [tuple(row.get(k) for k in kept) for row in rows] == [
+        (None,) * 8, ("t-1", "bot", "m", 1.5, 3, 4, 0.5, "X"), (None,) * 8, (None,) * 8, (None,) * 8,
+        (None,) * 8, ("t-2", None, None, None, None, None, 2.0, "boom"),
+    ]

@@ -22,8 +22,15 @@ def timestamp_us(text: str) -> int:
 
     Raises ``ValueError`` for text that is not ISO 8601 and for times outside years 1-9999.
     """
-    try:
-        us = to_us(parse_timestamp(text))
+    try:  # parse_timestamp and to_us, inline: the ingest reads every event's time (~1 µs less)
+        try:
+            moment = _fromisoformat(text)
+        except ValueError:
+            moment = parse_timestamp(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=_UTC)
+        since = moment - _EPOCH
+        us = (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
     except OverflowError:
         raise ValueError(f"out of range: {text[:64]!r}") from None
     if not _MIN_US <= us <= _MAX_US:  # what iso() can show back (a compare, not a datetime: ~1 µs)
@@ -34,10 +41,14 @@ def timestamp_us(text: str) -> int:
 def parse_timestamp(text: str) -> _dt.datetime:
     """ISO 8601 → aware datetime; a naive one is UTC. Raises ``ValueError``."""
     try:  # Python 3.11+ reads a "Z" itself: the usual text is parsed as it is
-        moment = _dt.datetime.fromisoformat(text)
+        moment = _fromisoformat(text)
     except ValueError:
-        moment = _dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=_dt.timezone.utc)
+        moment = _fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=_UTC)
+
+
+_fromisoformat = _dt.datetime.fromisoformat  # bound once: the class attribute made a new method each call
+_UTC = _dt.timezone.utc
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -69,7 +80,8 @@ def parse_time(text: str, now: _dt.datetime | None = None) -> _dt.datetime:
 def to_us(moment: _dt.datetime) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=_dt.timezone.utc)
-    return (moment - _EPOCH) // _MICROSECOND
+    since = moment - _EPOCH  # whole microseconds: its fields, not a timedelta division (~1 µs less)
+    return (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
 
 
 def iso(us: int | None) -> str | None:

@@ -172,7 +172,7 @@ def _latency(value: Any) -> str | None:
 
 
 _MISSING = object()  # the default of a required field
-_ANY_TEXT = frozenset({_string, _optional_string})  # checks that every ``str`` passes
+_PASSES = {_string: str, _optional_string: str, _properties: dict}  # the class each check passes whole
 
 EVENT: tuple[Field, ...] = (
     ("user_id", _non_empty_string, _MISSING),
@@ -263,10 +263,13 @@ def _read_items(items: list[Any], fields: tuple[Field, ...]) -> tuple[list[dict[
                 rest = measure([v for v in item.values() if v.__class__ is not str and v is not properties])
             except (TypeError, ValueError):
                 raise _Inexact from None
-            # a float past 2**63 prints with "e+" (so may strings: then the stdlib reads it too)
-            if b"e+" in rest or (data is not None and b"e+" in data):
+            # a float past 2**63 prints with "e+" (so may strings: then the stdlib reads it too);
+            # find() and count(), not ``in``: bytes' ``in`` tries its operand as an integer first,
+            # formatting a TypeError each time (~9,000 instructions of an LLM event)
+            if rest.find(b"e+") != -1 or (data is not None and data.find(b"e+") != -1):
                 raise _Inexact
-            if brackets(rest) + (0 if data is None else brackets(data)) > MAX_DEPTH:  # maybe too deep: the full check
+            depth = rest.count(b"[") + rest.count(b"{") + (0 if data is None else data.count(b"{") + data.count(b"["))
+            if depth > MAX_DEPTH:  # maybe too deep: the full check
                 event, item_errors = validate_event(item, fields)
                 data = None
             else:  # not NaN, infinite nor a lone surrogate: orjson refuses them
@@ -302,7 +305,7 @@ def validate_event(item: Any, fields: tuple[Field, ...], *,
     if data is not None and structure.count(b"{") + structure.count(b"[") <= MAX_DEPTH:
         # fewer brackets than levels allowed ("[" of the list for "{" of the event): not too
         # deep; NaN and infinities come out as null
-        too_deep, odd_number = False, b"null" in structure and _scan(item)[1]
+        too_deep, odd_number = False, structure.find(b"null") != -1 and _scan(item)[1]
     else:
         too_deep, odd_number = _scan(item)
     if too_deep:
@@ -329,14 +332,15 @@ def _fields(item: dict[str, Any], fields: tuple[Field, ...], lenient: bool,
     errors: list[Error] = []
     for name, check, default in fields:
         value = item.get(name)
-        if value.__class__ is str and check in _ANY_TEXT:  # most fields: one test, no call
+        if value is None:
+            if default is not _MISSING:
+                event[name] = default
+                continue
+            if name not in item:
+                errors.append({"loc": ["body", name], "msg": "field required"})
+                continue
+        elif value.__class__ is _PASSES.get(check):  # most fields: a lookup, no call
             event[name] = value
-            continue
-        if value is None and default is not _MISSING:
-            event[name] = default
-            continue
-        if name not in item:
-            errors.append({"loc": ["body", name], "msg": "field required"})
             continue
         message = check(value)
         if message and lenient and default is not _MISSING:
@@ -372,7 +376,7 @@ def _plain(event: dict[str, Any], llm: bool, data: bytes | None) -> bool:
         return False
     if data is None:
         data = measure(properties)  # raises for lone surrogates, keys that are not text…
-    if brackets(data) > MAX_DEPTH or (b"null" in data and _scan(properties)[1]):
+    if brackets(data) > MAX_DEPTH or (data.find(b"null") != -1 and _scan(properties)[1]):
         return False
     user = event["user_id"]
     if llm:

@@ -54,7 +54,7 @@ from typing import Any
 
 from trubrics_otel.server.store import derived, migrations
 from trubrics_otel.server.store.dialect import SQLITE
-from trubrics_otel.server.store.rows import INSERT, INSERT_WITH_ID
+from trubrics_otel.server.store.rows import INSERT_WITH_ID, sparse_insert
 from trubrics_otel.server.store.sqlite_open import open_target
 
 logger = logging.getLogger("trubrics.server")
@@ -344,7 +344,8 @@ class SQLiteEngine:
                     connection.execute("SAVEPOINT batch")
                 before = connection.total_changes
                 try:
-                    connection.executemany(INSERT_WITH_ID if batch.with_ids else INSERT, batch.rows)
+                    sql, rows = (INSERT_WITH_ID, batch.rows) if batch.with_ids else sparse_insert(batch.rows)
+                    connection.executemany(sql, rows)
                 except Exception as error:
                     if len(group) == 1:
                         raise
