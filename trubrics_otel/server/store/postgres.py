@@ -251,10 +251,12 @@ class PostgresEngine:
         lock is taken for the fold alone, whose statements read the rows this transaction
         inserted (:class:`_OwnRows`), never another worker's. Every read of other rows (a
         session to extend, the turn a feedback names) runs after the lock is granted, so it
-        sees every batch folded before. The whole transaction leaves in one pipeline, the
-        sessions folded in SQL (:data:`_SESSIONS`): the lock is held for the fold's statements,
-        one wait for the feedback reads and the COMMIT, not for round trips of this process
-        (each waits for this thread to get the GIL back from the worker's other requests)."""
+        sees every batch folded before. A hook's ``apply_side_by_side`` (tables keyed by event
+        id) runs before the lock, its ``apply(..., side_by_side=False)`` under it. The whole
+        transaction leaves in one pipeline, the sessions folded in SQL (:data:`_SESSIONS`): the
+        lock is held for the fold's statements, one wait for the feedback reads and the COMMIT,
+        not for round trips of this process (each waits for this thread to get the GIL back
+        from the worker's other requests)."""
         columns = _columns(rows, with_ids)
         with self.connection() as c:
             copied = _copy(c.raw, columns) if with_ids else None  # COPY cannot run in a pipeline
@@ -271,11 +273,17 @@ class PostgresEngine:
                     return 0
                 if not new:
                     return 0
+                beside = [hook for hook in self._hooks if hasattr(hook, "apply_side_by_side")]
+                for hook in beside:  # rows no other batch touches: before the lock
+                    hook.apply_side_by_side(own, first_id - 1)
                 own.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
                 derived.apply(own, first_id - 1, None)
                 own.execute(_SESSIONS)
                 for hook in self._hooks:
-                    hook.apply(own, first_id - 1)
+                    if hook in beside:
+                        hook.apply(own, first_id - 1, side_by_side=False)
+                    else:
+                        hook.apply(own, first_id - 1)
                 c.raw.commit()  # in the pipeline: sent with the statements not yet answered
         return new
 
