@@ -20,7 +20,9 @@ tables before a read), and each round checked: the database holds N events, each
   with ``flush_batch_size=100`` (~55-75 µs of CPU per event, on the same cores).
 
 Beside each rate: the CPU time per 1,000 events of serve's processes, of PostgreSQL's, and of
-the clients, which says where a shared machine's cores went (serve's and PostgreSQL's need psutil).
+the clients, which says where a shared machine's cores went (serve's and PostgreSQL's need psutil);
+under each PostgreSQL row, the share of the round its fold's lock was held (every worker's
+batches fold one at a time: near 100 %, more workers cannot go faster).
 
 ``--compare DIR``: each setup run again with another copy's ``serve`` (a baseline checkout: the
 directory holding its ``trubrics_otel/``), rounds interleaved, on the same cluster: on a shared
@@ -227,21 +229,63 @@ def stored_once(db: str) -> None:
     assert rows == distinct == N, f"{rows} rows, {distinct} distinct events stored; {N} sent"
 
 
+class FoldLock:
+    """How much of a round the PostgreSQL fold's lock was held: ``pg_locks`` read every 20 ms
+    by one connection of its own (its backend's CPU, :attr:`cpu_s`, is not PostgreSQL's
+    share of the server's work: subtract it). Batches of every worker fold one at a time, so
+    a lock held all the time is the ceiling of any number of workers."""
+
+    def __init__(self, db: str) -> None:
+        import psycopg
+
+        from trubrics_otel.server.store.postgres import _WRITE_LOCK
+
+        self._stop = threading.Event()
+        self._connection = psycopg.connect(db, autocommit=True)
+        backend = self._connection.execute("SELECT pg_backend_pid()").fetchone()[0]
+        self._backend = psutil.Process(backend) if psutil else None
+        self._start_cpu = cpu_s([self._backend]) if self._backend else math.nan
+        self._query = ("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                       f"AND classid = {_WRITE_LOCK >> 32} AND objid = {_WRITE_LOCK & 0xFFFFFFFF}")
+        self.samples = [0, 0]  # held, taken
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            held = self._connection.execute(self._query).fetchone()[0]
+            self.samples[0] += held > 0
+            self.samples[1] += 1
+
+    def stop(self) -> tuple[float, float]:
+        """(share of the samples in which the lock was held, CPU seconds of the sampling backend)."""
+        self._stop.set()
+        self._thread.join()
+        used = cpu_s([self._backend]) - self._start_cpu if self._backend else 0.0
+        self._connection.close()
+        return self.samples[0] / max(1, self.samples[1]), used
+
+
 def one_round(mode: str, db: str, workers: int, postgres: Any, client: str = "load", senders: int = 2,
               connections: int = 4, tree: str | None = None) -> tuple[float, dict[str, float]]:
-    """Events/s, and CPU ms per 1,000 events by part (serve's processes, PostgreSQL, clients).
+    """Events/s, and CPU ms per 1,000 events by part (serve's processes, PostgreSQL, clients);
+    PostgreSQL: ``lock``, the share of the round its fold's lock was held (:class:`FoldLock`).
     ``client``: ``load`` (the load generator) or ``sdk`` (two SDK clients in this process)."""
     server, url = serve(db, workers, tree)
     parts = {"serve": [psutil.Process(server.pid)] if psutil else [], "postgres": [postgres] if postgres else []}
     try:
         before = {name: cpu_s(processes) for name, processes in parts.items()}
+        lock = FoldLock(db) if postgres else None
         if client == "load":
             took, client_cpu = generate(url, mode, senders, connections)
         else:
             took, client_cpu = sdk_clients(url, mode)
         took += settle(url)
+        held, sampling_s = lock.stop() if lock else (math.nan, 0.0)
         used = {name: (cpu_s(processes) - before[name]) * 1e6 / N for name, processes in parts.items()}
+        used["postgres"] = used.get("postgres", 0.0) - sampling_s * 1e6 / N
         used["clients"] = client_cpu * 1e6 / N
+        used["lock"] = held
     finally:
         server.terminate()
         server.wait(30)
@@ -302,6 +346,9 @@ def main() -> None:
                     ratio = "".join(f"   {pg[2, t] / pg[1, t]:12.2f}{'     ' if t else ''}" for t in trees if cluster)
                     label = f"{mode} {'' if client == 'load' else 'with our SDK as client'}"
                     print(f"{label:22} " + " ".join(f"{cell:>30}" for cell in cells) + ratio, flush=True)
+                    if cluster:
+                        held = [f"{cpu['lock']:.0%}" if e == "postgresql" else "" for (e, _, _), (_, cpu) in zip(setups, best)]
+                        print(f"{'  fold lock held':22} " + " ".join(f"{cell:>30}" for cell in held), flush=True)
     finally:
         if cluster is not None:
             cluster.__exit__(None, None, None)
