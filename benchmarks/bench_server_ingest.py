@@ -2,6 +2,7 @@
 
     python benchmarks/bench_server_ingest.py          # 20,000 of each payload, best of 3
     python benchmarks/bench_server_ingest.py --engines sqlite --rounds 1
+    python benchmarks/bench_server_ingest.py --engines postgresql --clients load --compare /tmp/base
 
 ``trubrics-otel serve`` runs in its own process (127.0.0.1, any free port) on a fresh store: a
 SQLite file; a PostgreSQL database with one worker; the same with ``--workers 2`` (PostgreSQL
@@ -19,7 +20,13 @@ tables before a read), and each round checked: the database holds N events, each
   with ``flush_batch_size=100`` (~55-75 µs of CPU per event, on the same cores).
 
 Beside each rate: the CPU time per 1,000 events of serve's processes, of PostgreSQL's, and of
-the clients, which says where a shared machine's cores went (serve's and PostgreSQL's need psutil).
+the clients, which says where a shared machine's cores went (serve's and PostgreSQL's need psutil);
+under each PostgreSQL row, the share of the round its fold's lock was held (every worker's
+batches fold one at a time: near 100 %, more workers cannot go faster).
+
+``--compare DIR``: each setup run again with another copy's ``serve`` (a baseline checkout: the
+directory holding its ``trubrics_otel/``), rounds interleaved, on the same cluster: on a shared
+machine, a difference between two trees is only seen side by side.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ try:
 except ImportError:  # the rates alone, no CPU split
     psutil = None
 
+from other_copy import command  # noqa: E402
 from peers import ASSISTANT_ID, LATENCY_S, THREAD_ID, make_payload  # noqa: E402
 
 N = 20_000  # per round
@@ -52,9 +60,11 @@ BATCH = 100  # events per request, as the SDK's flush_batch_size=100
 ROUTE = {"track": "/publish_events", "llm": "/publish_llm_events"}
 
 
-def serve(db: str, workers: int) -> tuple[subprocess.Popen[str], str]:
+def serve(db: str, workers: int, tree: str | None = None) -> tuple[subprocess.Popen[str], str]:
+    """``serve`` of this worktree, or of the copy in ``tree``."""
+    program = command(tree, module="trubrics_otel") if tree else [sys.executable, "-m", "trubrics_otel"]
     server = subprocess.Popen(
-        [sys.executable, "-m", "trubrics_otel", "serve", "--db", db, "--port", "0", "--no-grpc",
+        [*program, "serve", "--db", db, "--port", "0", "--no-grpc",
          "--log-level", "WARNING", "--workers", str(workers)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
     assert server.stdout is not None
@@ -219,21 +229,63 @@ def stored_once(db: str) -> None:
     assert rows == distinct == N, f"{rows} rows, {distinct} distinct events stored; {N} sent"
 
 
+class FoldLock:
+    """How much of a round the PostgreSQL fold's lock was held: ``pg_locks`` read every 20 ms
+    by one connection of its own (its backend's CPU, :attr:`cpu_s`, is not PostgreSQL's
+    share of the server's work: subtract it). Batches of every worker fold one at a time, so
+    a lock held all the time is the ceiling of any number of workers."""
+
+    def __init__(self, db: str) -> None:
+        import psycopg
+
+        from trubrics_otel.server.store.postgres import _WRITE_LOCK
+
+        self._stop = threading.Event()
+        self._connection = psycopg.connect(db, autocommit=True)
+        backend = self._connection.execute("SELECT pg_backend_pid()").fetchone()[0]
+        self._backend = psutil.Process(backend) if psutil else None
+        self._start_cpu = cpu_s([self._backend]) if self._backend else math.nan
+        self._query = ("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                       f"AND classid = {_WRITE_LOCK >> 32} AND objid = {_WRITE_LOCK & 0xFFFFFFFF}")
+        self.samples = [0, 0]  # held, taken
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            held = self._connection.execute(self._query).fetchone()[0]
+            self.samples[0] += held > 0
+            self.samples[1] += 1
+
+    def stop(self) -> tuple[float, float]:
+        """(share of the samples in which the lock was held, CPU seconds of the sampling backend)."""
+        self._stop.set()
+        self._thread.join()
+        used = cpu_s([self._backend]) - self._start_cpu if self._backend else 0.0
+        self._connection.close()
+        return self.samples[0] / max(1, self.samples[1]), used
+
+
 def one_round(mode: str, db: str, workers: int, postgres: Any, client: str = "load", senders: int = 2,
-              connections: int = 4) -> tuple[float, dict[str, float]]:
-    """Events/s, and CPU ms per 1,000 events by part (serve's processes, PostgreSQL, clients).
+              connections: int = 4, tree: str | None = None) -> tuple[float, dict[str, float]]:
+    """Events/s, and CPU ms per 1,000 events by part (serve's processes, PostgreSQL, clients);
+    PostgreSQL: ``lock``, the share of the round its fold's lock was held (:class:`FoldLock`).
     ``client``: ``load`` (the load generator) or ``sdk`` (two SDK clients in this process)."""
-    server, url = serve(db, workers)
+    server, url = serve(db, workers, tree)
     parts = {"serve": [psutil.Process(server.pid)] if psutil else [], "postgres": [postgres] if postgres else []}
     try:
         before = {name: cpu_s(processes) for name, processes in parts.items()}
+        lock = FoldLock(db) if postgres else None
         if client == "load":
             took, client_cpu = generate(url, mode, senders, connections)
         else:
             took, client_cpu = sdk_clients(url, mode)
         took += settle(url)
+        held, sampling_s = lock.stop() if lock else (math.nan, 0.0)
         used = {name: (cpu_s(processes) - before[name]) * 1e6 / N for name, processes in parts.items()}
+        used["postgres"] = used.get("postgres", 0.0) - sampling_s * 1e6 / N
         used["clients"] = client_cpu * 1e6 / N
+        used["lock"] = held
     finally:
         server.terminate()
         server.wait(30)
@@ -249,8 +301,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4, help="keep-alive connections per sender")
     parser.add_argument("--clients", nargs="+", default=["load", "sdk"], choices=["load", "sdk"])
     parser.add_argument("--modes", nargs="+", default=["track", "llm"], choices=["track", "llm"])
+    parser.add_argument("--compare", metavar="DIR", help="also run another copy's serve (DIR holds its trubrics_otel/)")
     args = parser.parse_args()
-    setups = [("sqlite", 1)] if "sqlite" in args.engines else []
+    trees = (None, args.compare) if args.compare else (None,)
+    setups = [("sqlite", 1, tree) for tree in trees] if "sqlite" in args.engines else []
     cluster = postgres = None
     if "postgresql" in args.engines:
         import postgres_cluster
@@ -262,7 +316,7 @@ def main() -> None:
             cluster = postgres_cluster.PostgresCluster().__enter__()
             if psutil:
                 postgres = psutil.Process(int((cluster.data / "postmaster.pid").read_text().split()[0]))
-            setups += [("postgresql", 1), ("postgresql", 2)]
+            setups += [("postgresql", workers, tree) for tree in trees for workers in (1, 2)]
     try:
         with tempfile.TemporaryDirectory() as tmp:
             names = iter(range(1000))
@@ -274,21 +328,27 @@ def main() -> None:
                   f"(setups interleaved); CPU ms per 1,000 events in that round: serve / postgres / clients")
             print(f"load generator: {args.senders} processes x {args.connections} keep-alive connections, "
                   f"bodies of {BATCH} events encoded in advance")
-            print(f"{'':22} " + " ".join(f"{f'{e} x{w}':>30}" for e, w in setups)
-                  + ("   PG x2 / x1" if cluster else ""))
+            if args.compare:
+                print(f"base: {args.compare}'s serve")
+            print(f"{'':22} " + " ".join(f"{f'{e} x{w}' + (' base' if t else ''):>30}" for e, w, t in setups)
+                  + "".join(f"   PG x2 / x1{' base' if t else ''}" for t in trees if cluster))
             for mode in args.modes:
                 for client in args.clients:
                     results: list[list[tuple[float, dict[str, float]]]] = [[] for _ in setups]
                     for _ in range(args.rounds):  # interleaved: a busy moment hits every setup alike
-                        for k, (e, w) in enumerate(setups):
+                        for k, (e, w, t) in enumerate(setups):
                             results[k].append(one_round(mode, fresh(e), w, postgres if e == "postgresql" else None,
-                                                        client, args.senders, args.connections))
+                                                        client, args.senders, args.connections, t))
                     best = [max(r, key=lambda x: x[0]) for r in results]
                     cells = [f"{rate:8,.0f} ({cpu['serve']:4.0f}/{cpu['postgres']:4.0f}/{cpu['clients']:4.0f})"
                              for rate, cpu in best]
-                    ratio = f"   {best[-1][0] / best[-2][0]:.2f}" if cluster else ""
+                    pg = {(w, t): rate for (e, w, t), (rate, _) in zip(setups, best) if e == "postgresql"}
+                    ratio = "".join(f"   {pg[2, t] / pg[1, t]:12.2f}{'     ' if t else ''}" for t in trees if cluster)
                     label = f"{mode} {'' if client == 'load' else 'with our SDK as client'}"
                     print(f"{label:22} " + " ".join(f"{cell:>30}" for cell in cells) + ratio, flush=True)
+                    if cluster:
+                        held = [f"{cpu['lock']:.0%}" if e == "postgresql" else "" for (e, _, _), (_, cpu) in zip(setups, best)]
+                        print(f"{'  fold lock held':22} " + " ".join(f"{cell:>30}" for cell in held), flush=True)
     finally:
         if cluster is not None:
             cluster.__exit__(None, None, None)

@@ -145,11 +145,22 @@ def create(db: Writer) -> None:
         db.execute(statement)
 
 
-def apply(db: Writer, after_id: int) -> None:
-    """Fold the events with ``id > after_id`` into the analytics tables (caller's transaction)."""
-    for statement in (*_activity(db), *_daily(db), _first(db), _latency(db), *_steps(db)):
+def apply(db: Writer, after_id: int, side_by_side: bool = True) -> None:
+    """Fold the events with ``id > after_id`` into the analytics tables (caller's transaction);
+    ``side_by_side=False``: but for :func:`apply_side_by_side`'s tables (run already)."""
+    for statement in (*_activity(db), *_daily(db), _first(db), _latency(db)):
         db.execute(statement, (after_id,) * statement.count("?"))
+    if side_by_side:
+        apply_side_by_side(db, after_id)
     feedback_rows.apply(db, after_id)
+
+
+def apply_side_by_side(db: Writer, after_id: int) -> None:
+    """The tables whose rows are the batch's alone (keyed by event id: no other batch writes
+    or reads them while folding), which PostgreSQL fills before its fold's lock, beside other
+    workers' batches."""
+    for statement in _steps(db):
+        db.execute(statement, (after_id,))
 
 
 def rebuild(db: Writer) -> None:

@@ -251,36 +251,41 @@ class PostgresEngine:
         lock is taken for the fold alone, whose statements read the rows this transaction
         inserted (:class:`_OwnRows`), never another worker's. Every read of other rows (a
         session to extend, the turn a feedback names) runs after the lock is granted, so it
-        sees every batch folded before. Statements go out in one pipeline; the transaction
-        waits only for the new ids and where the fold reads rows back (sessions, feedback)."""
+        sees every batch folded before. A hook's ``apply_side_by_side`` (tables keyed by event
+        id) runs before the lock, its ``apply(..., side_by_side=False)`` under it. The whole
+        transaction leaves in one pipeline, the sessions folded in SQL (:data:`_SESSIONS`): the
+        lock is held for the fold's statements, one wait for the feedback reads and the COMMIT,
+        not for round trips of this process (each waits for this thread to get the GIL back
+        from the worker's other requests)."""
         columns = _columns(rows, with_ids)
         with self.connection() as c:
             copied = _copy(c.raw, columns) if with_ids else None  # COPY cannot run in a pipeline
             own = PostgresConnection(c.raw, _OWN_ROWS, prepare=True)
             with c.raw.pipeline():
                 c.raw.execute(_GENERIC_PLANS, prepare=True)
-                inserted = c.raw.execute(_INSERT, columns, prepare=True) if copied is None else None
-                timeout_us = _timeout_us(own.execute(_TIMEOUT))  # answered with the insert
-                new = None if inserted is None else inserted.fetchall()
-                ids = copied if new is None else [row[0] for row in new]
-                if not ids:
+                if copied is None:  # the batch's first and last id are set by the insert itself
+                    new, first_id, *_ = c.raw.execute(_INSERT, columns, prepare=True).fetchone()
+                elif copied:
+                    new, first_id = len(copied), min(copied)
+                    own.execute(_RANGE, (str(first_id), str(max(copied))))
+                    c.execute("SELECT setval(pg_get_serial_sequence('events', 'id'), (SELECT MAX(id) FROM events))")
+                else:
                     return 0
-                own.execute("SELECT pg_advisory_xact_lock(?), set_config('trubrics.first_id', ?, true), "
-                            "set_config('trubrics.last_id', ?, true)",
-                            (_WRITE_LOCK, str(min(ids)), str(max(ids))))  # the batch's ids, for _OwnRows
-                # read again under the lock, answered with the fold's first read: a server started
-                # with another session timeout rebuilds the sessions table under this lock
-                check = own.execute(_TIMEOUT)
-                if with_ids:
-                    c.execute("SELECT setval(pg_get_serial_sequence('events', 'id'), "
-                              "(SELECT MAX(id) FROM events))")
-                last_id = min(ids) - 1
-                derived.apply(own, last_id, timeout_us, None if new is None else sorted(row[1:] for row in new))
-                if _timeout_us(check) != timeout_us:  # rolled back; the client sends it again
-                    raise StoreUnavailable("the sessions table was rebuilt for another timeout meanwhile")
+                if not new:
+                    return 0
+                beside = [hook for hook in self._hooks if hasattr(hook, "apply_side_by_side")]
+                for hook in beside:  # rows no other batch touches: before the lock
+                    hook.apply_side_by_side(own, first_id - 1)
+                own.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
+                derived.apply(own, first_id - 1, None)
+                own.execute(_SESSIONS)
                 for hook in self._hooks:
-                    hook.apply(own, last_id)
-        return len(ids)
+                    if hook in beside:
+                        hook.apply(own, first_id - 1, side_by_side=False)
+                    else:
+                        hook.apply(own, first_id - 1)
+                c.raw.commit()  # in the pipeline: sent with the statements not yet answered
+        return new
 
 
 class _OwnRows(Dialect):
@@ -309,6 +314,34 @@ class _OwnRows(Dialect):
 _FIRST = "current_setting('trubrics.first_id')::bigint"
 _LAST = "current_setting('trubrics.last_id')::bigint"
 _OWN_ROWS = _OwnRows("postgresql")
+_SESSIONS = f"""WITH timeout AS (SELECT CAST(value AS BIGINT) AS us FROM meta WHERE key = 'session_timeout_us'),
+    points AS (SELECT user_id, ts_us, CASE WHEN kind = 'llm' THEN 1 ELSE 0 END AS llm FROM {_OWN_ROWS.new_rows()}),
+    windows AS (SELECT user_id, MIN(ts_us) - us AS low, MAX(ts_us) + us AS high FROM points, timeout GROUP BY user_id, us),
+    old AS (SELECT s.user_id, s.start_us, s.end_us, s.events, s.llm_events FROM sessions s
+            JOIN windows w ON s.user_id = w.user_id AND s.end_us >= w.low AND s.start_us <= w.high),
+    items AS (SELECT * FROM old UNION ALL SELECT user_id, ts_us, ts_us, 1, llm FROM points, timeout),
+    gaps AS (SELECT items.*, CASE WHEN start_us - MAX(end_us) OVER (PARTITION BY user_id ORDER BY start_us, end_us
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) <= (SELECT us FROM timeout) THEN 0 ELSE 1 END AS gap
+             FROM items),
+    numbered AS (SELECT gaps.*, SUM(gap) OVER (PARTITION BY user_id ORDER BY start_us, end_us, gap DESC
+                     ROWS UNBOUNDED PRECEDING) AS n FROM gaps),
+    merged AS (SELECT user_id, MIN(start_us) AS start_us, MAX(end_us) AS end_us, CAST(SUM(events) AS BIGINT) AS events,
+                      CAST(SUM(llm_events) AS BIGINT) AS llm_events FROM numbered GROUP BY user_id, n),
+    gone AS (DELETE FROM sessions s USING old WHERE s.user_id = old.user_id AND s.start_us = old.start_us
+             AND NOT EXISTS (SELECT 1 FROM merged m WHERE m.user_id = old.user_id AND m.start_us = old.start_us)),
+    grown AS (UPDATE sessions s SET end_us = m.end_us, events = m.events, llm_events = m.llm_events
+              FROM merged m JOIN old ON old.user_id = m.user_id AND old.start_us = m.start_us
+              WHERE s.user_id = m.user_id AND s.start_us = m.start_us
+              AND (old.end_us, old.events, old.llm_events) IS DISTINCT FROM (m.end_us, m.events, m.llm_events))
+    INSERT INTO sessions SELECT user_id, start_us, end_us, session_id(user_id, start_us), events, llm_events
+    FROM merged m WHERE NOT EXISTS (SELECT 1 FROM old WHERE old.user_id = m.user_id AND old.start_us = m.start_us)"""
+"""The batch's events merged into the sessions they touch (:func:`.derived._merge`, in one
+statement): the sessions within the stored timeout of each user's first and last new event,
+and the new events as instants, ordered by start; a gap over the timeout starts a session.
+A merged session whose start was stored updates that row (its id, a hash of user and start,
+stays), one merged into an earlier one is deleted, a new start inserted. In SQL, under the
+lock, rather than read back here: the lock was held over that round trip and this process's
+Python between, which first waits for the GIL (the worker's other requests hold it)."""
 _GENERIC_PLANS = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"
 """For the insert's transaction: its ~30 statements, prepared at their first run on a
 connection (``prepare=True``; psycopg's default waits for the fifth, and ``serve``'s pool of 8
@@ -317,15 +350,6 @@ plan each instead of being planned again per batch (the connection's ``force_cus
 which reads keep). The fold's reads name the batch's ids
 as a closed range (:class:`_OwnRows`), so a generic plan estimates a few rows and walks the
 primary key: planning was ~20 µs of PostgreSQL's ~55 per ``track`` event."""
-_TIMEOUT = "SELECT value FROM meta WHERE key = 'session_timeout_us'"
-"""The session timeout the ``sessions`` table is kept for (:func:`.derived.stored_timeout_us`)."""
-
-
-def _timeout_us(cursor: Any) -> int | None:
-    row = cursor.fetchone()
-    return None if row is None else int(row[0])
-
-
 _TYPES = {"id": "bigint", "ts_us": "bigint", "received_us": "bigint", "input_tokens": "bigint",
           "output_tokens": "bigint", "latency": "float8", "cost_usd": "float8"}  # else text
 
@@ -335,18 +359,19 @@ def _unnest_insert(columns: Sequence[str]) -> str:
     # regular-expression match at a time (~2,000 per batch, a third of the worker's insert CPU)
     arrays = ", ".join(f"%b::{_TYPES.get(name, 'text')}[]" for name in columns)
     names = ", ".join(columns)
-    return (f"INSERT INTO events ({names}) SELECT {names} FROM unnest({arrays}) WITH ORDINALITY "
-            f"AS batch({names}, n) ORDER BY n ON CONFLICT (trace_id, span_id) DO NOTHING "
-            "RETURNING id, user_id, ts_us, CASE WHEN kind = 'llm' THEN 1 ELSE 0 END")
+    return (f"WITH batch AS (INSERT INTO events ({names}) SELECT {names} FROM unnest({arrays}) WITH ORDINALITY "
+            f"AS batch({names}, n) ORDER BY n ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING id) "
+            "SELECT COUNT(*), MIN(id), set_config('trubrics.first_id', CAST(MIN(id) AS TEXT), true), "
+            "set_config('trubrics.last_id', CAST(MAX(id) AS TEXT), true) FROM batch")
 
 
 _INSERT = _unnest_insert((*COLUMNS, "words"))
 """A batch in one statement, ids in the batch's order; a second copy of an event (the unique
 ``(trace_id, span_id)``, the one index checked before each row goes in: without a target
 every unique index was, the primary key too, whose ids the sequence gives), in the batch or
-stored, is skipped. ``words``: what search indexes.
-Each new row's user, time and kind come back with its id: the sessions' fold needs them, and
-read again they were one more round trip while the fold's lock is held."""
+stored, is skipped. ``words``: what search indexes. It answers how many rows were new and
+the first one's id, and sets the range of their ids for the fold (:class:`_OwnRows`)."""
+_RANGE = "SELECT set_config('trubrics.first_id', ?, true), set_config('trubrics.last_id', ?, true)"
 _COPIED = ("id", *COLUMNS, "words")
 _COPY = f"COPY events ({', '.join(_COPIED)}) FROM STDIN (FORMAT BINARY)"
 
