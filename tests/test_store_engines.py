@@ -372,3 +372,19 @@ def test_each_event_keeps_its_own_values_whichever_columns_its_batch_leaves_empt
         (None,) * 8, ("t-1", "bot", "m", 1.5, 3, 4, 0.5, "X"), (None,) * 8, (None,) * 8, (None,) * 8,
         (None,) * 8, ("t-2", None, None, None, None, None, 2.0, "boom"),
     ]
+
+
+def test_a_time_to_first_token_that_is_no_number_of_seconds_is_left_out_not_the_batch(db_url):
+    """Conversations average ``time_to_first_token`` over the turns that report seconds. Text,
+    negative or out-of-range values are skipped: PostgreSQL's cast failed the whole batch on
+    them (a 500 its senders retried for ever), SQLite's counted them as 0."""
+    values = [0.5, "0.25", "fast", -1, "1e999", "NaN", "", "+0.75"]
+    llm = [{"user_id": "u", "prompt": f"p{i}", "generation": "g", "thread_id": "t-1", "timestamp": at(i),
+            "properties": {"time_to_first_token": value}} for i, value in enumerate(values)]
+    store = Store(db_url)
+    try:
+        assert store.insert([], llm) == (len(values), 0)
+        with store.reader() as db:
+            assert db.rows("SELECT turns, ttft_s, ttft_turns FROM threads") == [(len(values), 1.5, 3)]
+    finally:
+        store.close()

@@ -21,9 +21,11 @@ ANALYSES = ({"name": "conversations"}, {"name": "conversation_list", "limit": 10
 
 
 def rows() -> list[tuple]:
-    """The analytics data's events (feedback, costs, errors, times to first token) as stored
-    rows, in time order (the rows both stores hold, ids alike)."""
+    """The analytics data's events (feedback, costs, errors, times to first token, one of them
+    text) as stored rows, in time order (the rows both stores hold, ids alike)."""
     plain, llm = generate(users=40)
+    threaded = [e for e in llm if "$thread_id" in e["properties"]]
+    threaded[0]["properties"]["time_to_first_token"] = "fast"  # no seconds: the upgrade leaves it out
     made = [event_row(e, 0) for e in plain] + [llm_row(e, 0) for e in llm]
     return sorted(made, key=lambda r: r[3])
 

@@ -123,6 +123,7 @@ def register_functions(connection: sqlite3.Connection) -> None:
     """SQL functions SQLite needs for sessions (PostgreSQL: a SQL function in its schema), and
     the one that lets this release's fold write ``users`` (schema ``003_fold_watermark``)."""
     connection.create_function("session_id", 2, session_id, deterministic=True)
+    connection.create_function("trubrics_seconds", 1, seconds, deterministic=True)
     connection.create_function("trubrics_deferred_fold", 0, _folding)
 
 
@@ -268,6 +269,18 @@ def numbered_sessions(timeout_us: int, where: str = "") -> str:
                              <= {timeout_us} THEN 0 ELSE 1 END AS gap
             FROM events {where}
         ) AS gaps"""
+
+
+def seconds(value: object) -> float | None:
+    """SQLite's ``trubrics_seconds``: see :meth:`Dialect.seconds`."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    elif not isinstance(value, (int, float)):
+        return None
+    return float(value) if 0 <= value < math.inf else None
 
 
 def session_id(user_id: str, start_us: int) -> str:

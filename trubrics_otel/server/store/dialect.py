@@ -52,6 +52,12 @@ def to_pyformat(sql: str) -> str:
     return _TOKENS.sub(swap, sql)
 
 
+_SECONDS = r"^\s*([+]{0,1}([0-9]{1,15}([.][0-9]*){0,1}|[.][0-9]+)([eE][-+]{0,1}[0-9]{1,2}){0,1})\s*$"
+"""Seconds as PostgreSQL's ``substring`` keeps them: a plain decimal, at most 1e114, never
+negative, Infinity or NaN (so the cast cannot fail); no ``?`` in it, which callers count as
+placeholders."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Dialect:
     name: str  # "sqlite" | "postgresql"
@@ -120,6 +126,14 @@ class Dialect:
         if self.name == "sqlite":
             return f"CAST(json_extract({column}, '$.\"{safe}\"') AS TEXT)"
         return f"(CAST({column} AS jsonb) ->> '{safe}')"
+
+    def seconds(self, column: str, key: str) -> str:
+        """A top-level property holding seconds (a number, or a number's text), as a double;
+        NULL for anything else ("fast", ``true``, a negative or out-of-range number), which a
+        plain cast would take as 0 (SQLite) or fail the whole statement on (PostgreSQL)."""
+        if self.name == "sqlite":
+            return f"trubrics_seconds(json_extract({column}, '$.\"{key}\"'))"
+        return f"CAST(substring({self.json_text(column, key)} from '{_SECONDS}') AS DOUBLE PRECISION)"
 
     def month_start_us(self, ts_us: str) -> str:
         """The first microsecond of the UTC calendar month of ``ts_us``."""

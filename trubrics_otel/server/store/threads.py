@@ -55,7 +55,7 @@ def _batch(d: Dialect) -> str:
     """The batch's turns per thread, in :data:`COLUMNS` order. PostgreSQL (a batch of ~100 in
     its insert's transaction): first and last turn ranked by two windows over the batch. SQLite
     (a fold of thousands of turns): one grouping, then :func:`_sqlite_end`."""
-    ttft = f"CAST({d.json_text('properties', 'time_to_first_token')} AS DOUBLE PRECISION)"
+    ttft = d.seconds("properties", "time_to_first_token")
     end = "ts_us + CAST(ROUND(COALESCE(latency, 0) * 1000000) AS BIGINT)"
     failed = "CASE WHEN error IS NULL THEN 0 ELSE 1 END"
     turns = f"{d.new_rows()} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL"

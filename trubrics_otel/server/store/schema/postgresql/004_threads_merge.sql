@@ -24,7 +24,9 @@ INSERT INTO threads (thread_id, user_id, model, turns, start_us, first_id, last_
            MAX(end_us), MAX(CASE WHEN rl = 1 THEN failed END), SUM(failed), SUM(input_tokens),
            SUM(output_tokens), COALESCE(SUM(cost_usd), 0), COUNT(cost_usd), COALESCE(SUM(ttft), 0), COUNT(ttft)
     FROM (SELECT thread_id, id, ts_us, user_id, model, input_tokens, output_tokens, cost_usd,
-                 CAST((CAST(properties AS jsonb) ->> 'time_to_first_token') AS DOUBLE PRECISION) AS ttft,
+                 CAST(substring(CAST(properties AS jsonb) ->> 'time_to_first_token' from
+                      '^\s*([+]{0,1}([0-9]{1,15}([.][0-9]*){0,1}|[.][0-9]+)([eE][-+]{0,1}[0-9]{1,2}){0,1})\s*$')
+                      AS DOUBLE PRECISION) AS ttft,  -- seconds only, as store/dialect.py's seconds()
                  ts_us + CAST(ROUND(COALESCE(latency, 0) * 1000000) AS BIGINT) AS end_us,
                  CASE WHEN error IS NULL THEN 0 ELSE 1 END AS failed,
                  ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us, id) AS rf,

@@ -27,7 +27,7 @@ INSERT INTO threads (thread_id, user_id, model, turns, start_us, first_id, last_
            MAX(end_us), MAX(CASE WHEN rl = 1 THEN failed END), SUM(failed), SUM(input_tokens),
            SUM(output_tokens), COALESCE(SUM(cost_usd), 0), COUNT(cost_usd), COALESCE(SUM(ttft), 0), COUNT(ttft)
     FROM (SELECT thread_id, id, ts_us, user_id, model, input_tokens, output_tokens, cost_usd,
-                 CAST(CAST(json_extract(properties, '$."time_to_first_token"') AS TEXT) AS DOUBLE PRECISION) AS ttft,
+                 trubrics_seconds(json_extract(properties, '$."time_to_first_token"')) AS ttft,  -- dialect.seconds
                  ts_us + CAST(ROUND(COALESCE(latency, 0) * 1000000) AS BIGINT) AS end_us,
                  CASE WHEN error IS NULL THEN 0 ELSE 1 END AS failed,
                  ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY ts_us, id) AS rf,
