@@ -113,8 +113,20 @@ def test_keys_long_empty_repeated_and_values_missing():
              KeyValue(key="gone", value=AnyValue()).SerializeToString(),  # an empty value: left out
              KeyValue(key="gone too").SerializeToString(),
              KeyValue(key="twice", value=AnyValue(string_value="first")).SerializeToString(),
-             KeyValue(key="twice", value=AnyValue(string_value="second")).SerializeToString()]
-    assert _same_both_times(*pairs) == {"k" * 200: "long key", "": "no key", "twice": "second"}
+             KeyValue(key="twice", value=AnyValue(string_value="second")).SerializeToString(),
+             KeyValue(key="kept", value=AnyValue(string_value="first")).SerializeToString(),
+             KeyValue(key="kept", value=AnyValue()).SerializeToString()]  # an empty value later: the first stays
+    assert _same_both_times(*pairs) == {"k" * 200: "long key", "": "no key", "twice": "second", "kept": "first"}
+
+
+def test_the_attribute_limit_bounds_arrays_inside_values_whatever_was_read_before():
+    array = AnyValue(array_value=ArrayValue(values=[AnyValue(string_value=str(i)) for i in range(5)]))
+    pairs = [KeyValue(key="a", value=array).SerializeToString(), KeyValue(key="b", value=array).SerializeToString()]
+    body = _request(*pairs)
+    for limit, expected in ((None, {"a": ("0", "1", "2", "3", "4"), "b": ("0", "1", "2", "3", "4")}),
+                            (3, {"a": ("0", "1", "2"), "b": ("0", "1", "2")}), (1, {"a": ("0",)}),
+                            (None, {"a": ("0", "1", "2", "3", "4"), "b": ("0", "1", "2", "3", "4")})):
+        assert otlp.decode(body, otlp.PROTOBUF, limit).spans[0].attributes == expected
 
 
 def test_pairs_written_in_an_unusual_order_read_as_protobuf_reads_them():

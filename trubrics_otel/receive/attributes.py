@@ -60,18 +60,27 @@ RawExportTraceServiceRequest = _raw_request_class()
 MAX_KNOWN = 4096
 """Pairs remembered by their bytes (each at most :data:`KNOWN_PAIR_BYTES`): then forgotten at once."""
 KNOWN_PAIR_BYTES = 96
-_known: dict[bytes, tuple[str, Any]] = {}
 _keys: dict[bytes, str] = {}
 _double = struct.Struct("<d").unpack_from
 _INT64 = 1 << 63
+_tables: dict[int | None, dict[bytes, tuple[str, Any]]] = {}
+"""The pairs remembered, one table per ``limit`` (arrays and lists inside a value keep their
+first ``limit`` items)."""
 
 
 def attributes_of(pairs: Sequence[bytes], limit: int | None = None) -> dict[str, Any]:
     """The first ``limit`` pairs (all when None) as the SDK holds attributes: text, bool, int,
-    float, a tuple for an array, a dict for a key-value list, bytes; an empty value is left out."""
+    float, a tuple for an array, a dict for a key-value list, bytes; an empty value is left out.
+    (A loop, not ``dict(map(...))`` over a dict's ``__missing__``: a pair read from C costs
+    more than the lookups save.)"""
+    known = _tables.get(limit)
+    if known is None:
+        if len(_tables) >= 8:  # limits are settings: never this many
+            _tables.clear()
+        known = _tables[limit] = {}
     attributes: dict[str, Any] = {}
     for raw in (pairs if limit is None or len(pairs) <= limit else pairs[:limit]):
-        found = _known.get(raw)
+        found = known.get(raw)
         if found is None:
             found = _pair(raw)
             if found is None:
@@ -84,10 +93,11 @@ def attributes_of(pairs: Sequence[bytes], limit: int | None = None) -> dict[str,
                     attributes[found[0]] = value  # a dict (key-value list) is not shared
                     continue
             if len(raw) <= KNOWN_PAIR_BYTES:
-                if len(_known) >= MAX_KNOWN:
-                    _known.clear()
-                _known[raw] = found
-        attributes[found[0]] = found[1]
+                if len(known) >= MAX_KNOWN:
+                    known.clear()
+                known[raw] = found
+        key, value = found
+        attributes[key] = value
     return attributes
 
 
