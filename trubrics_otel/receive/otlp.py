@@ -41,7 +41,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope as PbScope
 from opentelemetry.proto.trace.v1 import trace_pb2
 from opentelemetry.sdk.resources import Resource
@@ -57,6 +56,8 @@ from opentelemetry.trace import (
     TraceFlags,
     TraceState,
 )
+
+from trubrics_otel.receive.attributes import RawExportTraceServiceRequest, attributes_of
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -158,20 +159,33 @@ def decode(body: bytes, content_type: str | None, attribute_limit: int | None = 
     """Like :func:`decode_request`, also telling which spans were rejected and why."""
     kind = media_type(content_type)
     if kind == PROTOBUF:
-        request = ExportTraceServiceRequest()
+        request = RawExportTraceServiceRequest()  # attribute pairs as bytes: see .attributes
         try:
             request.ParseFromString(body)
         except (DecodeError, RecursionError, ValueError) as exc:
             raise OtlpDecodeError(f"body is not a protobuf ExportTraceServiceRequest: {exc}") from None
-    elif kind == JSON:
-        request = parse_json(body)
-    else:
+        try:
+            return to_spans(request, attribute_limit)
+        except DecodeError as exc:  # a malformed attribute pair
+            raise OtlpDecodeError(f"body is not a protobuf ExportTraceServiceRequest: {_whole(body, exc)}") from None
+    if kind != JSON:
         raise UnsupportedMediaType(
             f"unsupported Content-Type {content_type!r}: use {PROTOBUF} or {JSON}"
         )
-    decoded = to_spans(request, attribute_limit)
-    decoded.json = kind == JSON
+    decoded = to_spans(RawExportTraceServiceRequest.FromString(parse_json(body).SerializeToString()),
+                       attribute_limit)
+    decoded.json = True
     return decoded
+
+
+def _whole(body: bytes, exc: Exception) -> Exception:
+    """What parsing the whole request says (a malformed attribute pair names the request,
+    as before pairs were read apart), else ``exc``."""
+    try:
+        ExportTraceServiceRequest.FromString(body)
+    except (DecodeError, RecursionError, ValueError) as whole:
+        return whole
+    return exc
 
 
 def parse_json(body: bytes) -> ExportTraceServiceRequest:
@@ -227,48 +241,6 @@ def status_body(code: int, message: str, *, as_json: bool = False) -> bytes:
         return json.dumps({"code": code, "message": message}).encode()
     text = message.encode("utf-8")
     return b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
-
-
-def attributes_of(pairs: Sequence[KeyValue], limit: int | None = None) -> dict[str, Any]:
-    """The first ``limit`` pairs (all when None) as the SDK holds attributes."""
-    attributes: dict[str, Any] = {}
-    for pair in (pairs if limit is None or len(pairs) <= limit else pairs[:limit]):
-        value = pair.value
-        text = value.string_value  # most attributes: one read (each read of upb costs)
-        if text:
-            attributes[pair.key] = text
-            continue
-        which = value.WhichOneof("value")
-        if which == "string_value":
-            attributes[pair.key] = text
-        elif which == "int_value":
-            attributes[pair.key] = value.int_value
-        elif which is not None:
-            decoded = value_of(value, limit)
-            if decoded is not None:
-                attributes[pair.key] = decoded
-    return attributes
-
-
-def value_of(value: AnyValue, limit: int | None = None) -> Any:
-    which = value.WhichOneof("value")
-    if which is None:
-        return None
-    if which == "array_value":
-        values = value.array_value.values
-        items = []
-        for item in (values if limit is None or len(values) <= limit else values[:limit]):
-            text = item.string_value  # most arrays: texts (finish reasons, stop sequences)
-            if text:
-                items.append(text)
-            else:
-                decoded = value_of(item, limit)
-                if decoded is not None:
-                    items.append(decoded)
-        return tuple(items)
-    if which == "kvlist_value":
-        return attributes_of(value.kvlist_value.values, limit)
-    return getattr(value, which)
 
 
 # --- helpers ---------------------------------------------------------------------------
