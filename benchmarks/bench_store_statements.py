@@ -201,10 +201,10 @@ def run(kind: str, n: int, batch: int, statements: bool, pages: bool = False,
     folds = [0, 0.0]  # how many, CPU seconds
 
     def timed_fold(method):
-        def fold(self, *args):
+        def fold(self, *args, **kwargs):
             started = time.process_time()
             try:
-                return method(self, *args)
+                return method(self, *args, **kwargs)
             finally:
                 folds[0] += 1
                 folds[1] += time.process_time() - started
