@@ -198,9 +198,12 @@ class Server:
         assert response.status_code == 200, (response.status_code, response.text[:200])
 
     def settle(self) -> None:
-        """A read: the server folds every event it holds into its summary tables first (SQLite
-        folds in bulk, before any read), so a round's CPU includes the fold of all its events."""
+        """A read and a search: the server folds every event it holds into its summary tables
+        first (SQLite folds in bulk, before any read) and its text index before a search, so a
+        round's CPU includes the fold of all its events."""
         assert self.session.get(f"{self.url}/api/stats", timeout=120).status_code == 200
+        assert self.session.get(f"{self.url}/api/events", params={"q": "settle", "limit": 1},
+                                timeout=120).status_code == 200
 
     def close(self) -> None:
         self.channel.close()

@@ -26,9 +26,11 @@ import pytest
 import requests
 
 from test_store_sqlite_connections import start_serve
-from trubrics_otel.server import Store
-from trubrics_otel.server.store import derived
+from trubrics_otel.server import Store, queries
+from trubrics_otel.server.store import derived, migrations
 from trubrics_otel.server.store import sqlite as sqlite_engine
+from trubrics_otel.server.store.rows import INSERT, llm_row
+from trubrics_otel.server.store.sqlite import SQLiteConnection
 
 HEADERS = {"x-api-key": "k", "Content-Type": "application/json"}
 TESTS = repr(str(Path(__file__).resolve().parent))  # for the other processes' code
@@ -61,6 +63,7 @@ FIGURES = {  # what the derived tables say, and what the events say
 
 def figures(store: Store) -> dict[str, tuple[int, int]]:
     with store.reader() as db:
+        db.dialect.text_index_current(db)  # as a search does first: the text index lags by chunks
         return {name: (db.rows(derived)[0][0], db.rows(raw)[0][0]) for name, (derived, raw) in FIGURES.items()}
 
 
@@ -68,6 +71,35 @@ def assert_exact(store: Store, total: int) -> None:
     assert figures(store) == {name: (total, total) for name in FIGURES}
     assert sum(u["events"] for u in store.users(limit=None)) == total
     assert len(store.sessions(limit=None)) == min(total, USERS)
+
+
+def search(store: Store, words: str) -> list[str]:
+    """The prompts a search of the read API finds, newest first."""
+    with store.connection() as c:
+        page = queries.event_page(c, queries.EventFilter(q=words), sessions=store.sessions_lookup(c), limit=None)
+    return [e["prompt"] for e in page["events"]]
+
+
+def unindexed(path: Path) -> int:
+    """Events stored and not yet in the text index, as the file says."""
+    with sqlite3.connect(path) as c:
+        return c.execute("SELECT (SELECT COALESCE(MAX(id), 0) FROM events) - indexed_id FROM fold_state").fetchone()[0]
+
+
+def test_a_search_right_after_an_ingest_finds_the_newest_event(tmp_path):
+    """The text index takes events in chunks (text_index.CHUNK), not at every read's fold: a
+    search still finds every stored event, the one stored just before it too."""
+    store = Store(tmp_path / "events.sqlite3")
+    store.insert((), turns(0, 40))
+    assert store.count()["llm_events"] == 40  # a read: the summary tables folded...
+    assert unindexed(store.path) == 40  # ...the text index left for a chunk or a search
+    assert search(store, "w39") == ["w39 common"]
+    assert unindexed(store.path) == 0
+    store.insert((), turns(40, 2))
+    assert search(store, "common") == [f"w{i} common" for i in reversed(range(42))]
+    store.insert((), turns(42, 1))
+    store.close()  # the file left behind is whole: its index too
+    assert unindexed(store.path) == 0
 
 
 def pending(path: Path) -> int:
@@ -91,8 +123,7 @@ def test_a_read_right_after_an_ingest_sees_every_figure(tmp_path):
     assert_exact(store, 300)
     assert {t["thread_id"]: t["turns"] for t in store.threads(limit=None)} == {f"t{k}": 28 - (k > 2) for k in range(11)}
     store.insert((), turns(300, 7))
-    with store.reader() as db:  # the analyses' way in folds too
-        assert db.rows("SELECT COUNT(*) FROM events_fts WHERE events_fts MATCH 'w303'") == [(1,)]
+    assert search(store, "w303") == ["w303 common"]  # a search makes the text index whole first
     store.insert((), turns(307, 3))
     store.close()  # folds: the file left behind is whole for any reader
     assert pending(store.path) == 0
@@ -375,3 +406,33 @@ def test_a_fold_failing_at_open_opens_the_store_ingests_and_says_what_the_summar
         assert derived.stored_timeout_us(db) == 3600 * 10**6
     assert_exact(store, 60)
     store.close(), writer.close()
+
+
+def test_a_store_whose_fold_indexed_its_text_gains_the_text_watermark_and_indexes_each_event_once(
+        tmp_path, monkeypatch):
+    """A file of the schema before the text index's own watermark (6), whose fold indexed each
+    event it folded, opened by this release: each event is in the index once, those folded and
+    those stored after the last fold alike."""
+    path = tmp_path / "events.sqlite3"
+    every = migrations.steps
+    with monkeypatch.context() as m:
+        m.setattr(migrations, "steps", lambda e: tuple(s for s in every(e) if s[0] < 7))
+        old = sqlite3.connect(path, isolation_level=None, factory=SQLiteConnection)
+        derived.register_functions(old)
+        old.execute("BEGIN IMMEDIATE")
+        migrations.apply(old, "sqlite")
+        old.executemany(INSERT, [llm_row(e, 0) for e in turns(0, 45)])
+        derived.apply(old, 0, None)  # its fold, the text index with it
+        old.execute("INSERT INTO events_fts (rowid, prompt, generation) SELECT id, prompt, generation FROM events")
+        old.execute("UPDATE fold_state SET folded_id = 45")
+        old.executemany(INSERT, [llm_row(e, 0) for e in turns(45, 15)])  # stored after its last fold
+        old.execute(f"PRAGMA user_version = {derived.VERSION}")
+        old.execute("COMMIT")
+        old.close()
+    store = Store(path)
+    assert store.count()["llm_events"] == 60
+    assert unindexed(path) == 15  # the 45 its fold indexed are not indexed again
+    assert search(store, "common") == [f"w{i} common" for i in reversed(range(60))]
+    with store.reader() as db:
+        assert db.rows("SELECT COUNT(*) FROM events_fts WHERE events_fts MATCH 'common'") == [(60,)]
+    store.close()

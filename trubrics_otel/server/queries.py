@@ -122,6 +122,7 @@ def _event_where(c: Connection, f: EventFilter, sessions: Sessions) -> tuple[lis
             params.append(f.event)
     if f.q:  # a rare match is found through the text index alone, then sorted (PostgreSQL would
         # walk the time index testing each row's words: seconds); a common one by the time index
+        c.dialect.text_index_current(c)  # SQLite's index may lag the events: made whole first
         words = c.dialect.text_query(f.q)
         found = [i for (i,) in c.execute(c.dialect.text_matches(), [words, FEW_MATCHES + 1])]
         if len(found) <= FEW_MATCHES:

@@ -20,8 +20,9 @@ each batch in its insert's transaction; SQLite folds in bulk, before any read (:
                     model or not (its key starts with the hour and the user; no index by user:
                     one user's numbers come from their events, through the events' index)
 ``latency_hist``    per hour x model x event: LLM latencies in log bins of 5 % (percentiles)
-``events_fts``      SQLite: full-text index (FTS5, contentless) over prompts and generations
-                    (PostgreSQL: a GIN expression index on ``events``, kept by the database)
+``events_fts``      SQLite: full-text index (FTS5, contentless) over prompts and generations,
+                    filled in chunks of its own (:mod:`.text_index`, not here);
+                    PostgreSQL: a GIN expression index on ``events``, kept by the database
 ==================  ===========================================================================
 
 Sessions stay exact under late, out-of-order events: a new event joins the session it falls
@@ -108,15 +109,11 @@ _UPDATES = (
        FROM {{rows}} WHERE id > ? AND kind = 'llm' AND latency IS NOT NULL GROUP BY 1, 2, 3, 4
        ON CONFLICT (hour_us, model, event, bin) DO UPDATE SET n = latency_hist.n + excluded.n""",
 )
-_SQLITE_FTS = """INSERT INTO events_fts (rowid, prompt, generation)
-       SELECT id, prompt, generation FROM events NOT INDEXED WHERE id > ? AND kind = 'llm'"""
-"""SQLite's FTS5 index is a table kept here; PostgreSQL's is a GIN expression index (schema)."""
 
 
 def updates(dialect: Dialect) -> list[str]:
     """The statements :func:`apply` runs, in ``dialect``."""
-    statements = [s.replace("{rows}", dialect.new_rows()) for s in _UPDATES] + [threads.fold(dialect)]
-    return statements + [_SQLITE_FTS] if dialect.name == "sqlite" else statements
+    return [s.replace("{rows}", dialect.new_rows()) for s in _UPDATES] + [threads.fold(dialect)]
 
 
 def register_functions(connection: sqlite3.Connection) -> None:
@@ -147,6 +144,7 @@ def upgrade_sqlite(connection: sqlite3.Connection) -> None:
     for table in _DERIVED:  # built by an older version: rebuilt whole
         connection.execute(f"DELETE FROM {table}")
     connection.execute("INSERT INTO events_fts (events_fts) VALUES ('delete-all')")
+    connection.execute("UPDATE fold_state SET indexed_id = 0")  # indexed again, in chunks
     connection.execute("DELETE FROM meta WHERE key = 'session_timeout_us'")
     apply(connection, 0, None)
     connection.execute(f"PRAGMA user_version = {VERSION}")

@@ -96,6 +96,12 @@ class Dialect:
             return f"{'+' if common else ''}{alias}.id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"
         return f"({alias}.kind = 'llm' AND {words_tsvector(alias)} @@ CAST(? AS tsquery))"
 
+    def text_index_current(self, connection: Any) -> None:
+        """Before a search: SQLite's index lags the stored events by up to a few thousand
+        (:mod:`.text_index`) and takes them in now; PostgreSQL's is always current."""
+        if self.name == "sqlite":
+            connection.text_index_current()
+
     def text_matches(self) -> str:
         """Ids of LLM events matching :meth:`text_query`'s ``?``, at most ``?`` of them, read
         from the text index alone."""

@@ -6,7 +6,7 @@
     with engine.connection() as c:                 # a SQLiteConnection: execute, rows, dialect
         c.rows("SELECT COUNT(*) FROM events")
     engine.insert(rows)                            # -> how many were new
-    engine.fold()                                  # derived tables current now (reads do it)
+    engine.fold()                                  # derived tables and text index current now
 
 Each thread keeps its own connection between calls (opening, closing and the function
 registration cost ~5 ms per call on a busy machine, and the last connection to close
@@ -17,13 +17,13 @@ processes may write: ``BEGIN IMMEDIATE`` takes SQLite's write lock, so a transac
 ``id > last_id`` range is its own.
 
 Deferred fold: an ingest transaction stores the events only and commits (the batch is
-acknowledged then). The derived tables (:mod:`.derived`: sessions, users, threads, rollups,
-the full-text index) and the hooks' tables take in the events after the watermark
-(``fold_state.folded_id``) later, in bulk, in one transaction that also moves the watermark,
-so an event is folded exactly once: by the writer once :data:`FOLD_ROWS` events are pending
-(after its group's callers have their answer),
-and before every read (:meth:`SQLiteEngine.connection`, the one way in for the store's
-readers, ``store.reader()``, the read API, the CLI and the analyses), when the store opens
+acknowledged then). The derived tables (:mod:`.derived`: sessions, users, threads, rollups;
+the full-text index in chunks of its own, :mod:`.text_index`) and the hooks' tables take in
+the events after the watermark (``fold_state.folded_id``) later, in bulk, in one transaction
+that also moves the watermark, so an event is folded exactly once: by the writer once
+:data:`FOLD_ROWS` events are pending (after its group's callers have their answer), and
+before every read (:meth:`SQLiteEngine.connection`, the one way in for the store's readers,
+``store.reader()``, the read API, the CLI and the analyses), when the store opens
 (rows left by a crash or another process) and on :meth:`SQLiteEngine.close`. A reader
 therefore never sees events the derived tables lack, and a fold over 5,000 events costs a
 fraction per event of a fold per batch of 100. A fold that fails is logged (with how many
@@ -52,7 +52,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from trubrics_otel.server.store import derived, migrations
+from trubrics_otel.server.store import derived, migrations, text_index
 from trubrics_otel.server.store.dialect import SQLITE
 from trubrics_otel.server.store.rows import INSERT_WITH_ID, sparse_insert
 from trubrics_otel.server.store.sqlite_open import open_target
@@ -90,6 +90,11 @@ class SQLiteConnection(sqlite3.Connection):
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in self.execute(sql, params)]
+
+    def text_index_current(self) -> None:  # a search's first step (:mod:`.text_index`); as a read's
+        engine = self.__dict__.get("engine", lambda: None)()  # fold: not while folds fail (FOLD_RETRY_S)
+        if engine and time.monotonic() >= engine._read_fold_after and text_index.lagging(self):
+            engine.fold()
 
 
 class SQLiteEngine:
@@ -172,6 +177,7 @@ class SQLiteEngine:
         if generation != self._generation or connection is None:
             connection = self._connect()
             connection.row_factory = sqlite3.Row
+            connection.engine = weakref.ref(self)  # type: ignore[attr-defined]
             with self._open_lock:  # not the write lock: a thread's first batch queues during a write
                 self._open.add(connection)
                 generation = self._generation
@@ -230,18 +236,18 @@ class SQLiteEngine:
         return True
 
     def fold(self) -> None:
-        """Fold every pending event into the derived and hooks' tables now (what a read does
-        first). An error is logged, never raised: the events stay pending for the next fold."""
+        """Fold every pending event into the derived and hooks' tables and the full-text index now
+        (an error is logged, never raised: the events stay pending for the next fold)."""
         with self._use(fold=False) as connection, self._write_lock:
-            self._fold(connection)
+            self._fold(connection, every=True)
 
-    def _fold(self, connection: SQLiteConnection) -> bool:
+    def _fold(self, connection: SQLiteConnection, every: bool = False) -> bool:
         """One fold transaction (under the write lock); whether it succeeded."""
         if self._read_only:
             return False
         try:
             with _fold_cache(connection), write_transaction(connection):
-                self._fold_pending(connection)
+                self._fold_pending(connection, every=every)
                 if not self._sessions_checked:  # the open's fold (or the first to succeed after it)
                     derived.ensure_sessions(connection, self._timeout_us)
         except Exception as error:
@@ -257,19 +263,19 @@ class SQLiteEngine:
         return True
 
     def _fold_pending(self, connection: SQLiteConnection, skip: Sequence[Any] = (),
-                      rebuilt: bool = False) -> None:
-        """Fold the events after the watermark and move it, inside the caller's write
-        transaction (no other writer can add rows meanwhile: ``id > folded_id`` is the range);
-        ``skip`` the hooks, ``rebuilt`` the derived tables, filled from every event already."""
+                      rebuilt: bool = False, every: bool = False) -> None:
+        """Fold the events after the watermark and move it, in the caller's write transaction
+        (no other writer adds rows meanwhile: ``id > folded_id`` is the range); ``skip`` the hooks,
+        ``rebuilt`` the derived tables (filled already); the text index: its chunk, or ``every``."""
         folded, last = connection.execute(_PENDING).fetchone()
-        if last <= folded:
-            return
-        if not rebuilt:
-            derived.apply(connection, folded, derived.stored_timeout_us(connection))
-        for hook in self._hooks:
-            if hook not in skip:
-                hook.apply(connection, folded)
-        connection.execute("UPDATE fold_state SET folded_id = ?", (last,))
+        if last > folded:
+            if not rebuilt:
+                derived.apply(connection, folded, derived.stored_timeout_us(connection))
+            for hook in self._hooks:
+                if hook not in skip:
+                    hook.apply(connection, folded)
+            connection.execute("UPDATE fold_state SET folded_id = ?", (last,))
+        text_index.catch_up(connection, every)
 
     def insert(self, rows: Sequence[tuple[Any, ...]], with_ids: bool = False) -> int:
         """Store ``rows``; how many were new (the others were already stored). Returns once the
@@ -391,13 +397,11 @@ def write_transaction(connection: SQLiteConnection) -> Iterator[None]:
 
 @contextmanager
 def _fold_cache(connection: SQLiteConnection) -> Iterator[None]:
-    """A page cache of :data:`FOLD_CACHE_KIB` for one fold, the connection's own after it (its
-    pages freed). Each of the fold's ~20 statements reads the pending events again: with
-    SQLite's default 2 MB they came back from the OS each time (5,000 LLM events are ~12 MB).
-    The database file mapped meanwhile (:data:`FOLD_MMAP_BYTES`): a fold starts with a cold
-    cache (another connection's commit empties it), and the pending events' pages and the
-    summary tables' pages it touches, read one ``read()`` call each, were ~3 µs per LLM event
-    of a fresh store (pages still in the WAL are read as before)."""
+    """A page cache of :data:`FOLD_CACHE_KIB` for one fold, the connection's own after it: each of
+    the fold's ~20 statements reads the pending events again (5,000 LLM events are ~12 MB; with
+    the default 2 MB, back from the OS each time). The file mapped meanwhile (:data:`FOLD_MMAP_BYTES`):
+    a fold starts with a cold cache, and its pages read one ``read()`` each were ~3 µs per LLM
+    event of a fresh store (pages still in the WAL are read as before)."""
     size = connection.execute("PRAGMA cache_size").fetchone()[0]
     connection.execute(f"PRAGMA cache_size = -{FOLD_CACHE_KIB}")
     connection.execute(f"PRAGMA mmap_size = {FOLD_MMAP_BYTES}")
@@ -409,8 +413,7 @@ def _fold_cache(connection: SQLiteConnection) -> Iterator[None]:
 
 
 FOLD_CACHE_KIB = 64 * 1024
-FOLD_MMAP_BYTES = 1 << 31
-"""SQLite maps at most its build's limit (2 GB for most): the rest of a larger file is read."""
+FOLD_MMAP_BYTES = 1 << 31  # SQLite maps at most its build's limit (2 GB for most): the rest is read
 
 GROUP_ROWS = 10_000
 """At most this many rows per group transaction (more waiting batches go in the next)."""
