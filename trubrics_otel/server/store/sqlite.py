@@ -63,10 +63,9 @@ FOLD_ROWS = 5_000
 """The writer folds once this many events are pending (see the module's docstring)."""
 
 FOLD_RETRY_S = 10.0
-"""After a second fold in a row fails, reads answer from the tables as they are for this long
-before one tries again: a fold failing each time (a full disk, a bug) was otherwise paid, all
-pending events over, by every read (the page polls), under the write lock the ingest waits for,
-with a logged traceback each time. One failure alone: the next read retries."""
+"""After a second fold in a row fails, reads answer from the tables as they are this long before
+one tries again: a fold failing each time (a full disk, a bug) was otherwise paid by every read
+(the page polls), under the write lock, with a traceback each time. After one, the next retries."""
 
 CHECKPOINT_PAGES = 10_000
 """The WAL is copied back into the database file (a checkpoint, run by the connection whose
