@@ -12,7 +12,7 @@ import sqlite3
 
 from trubrics_otel.server.analytics import schema
 from trubrics_otel.server.analytics.conversations import conversations
-from trubrics_otel.server.store import migrations
+from trubrics_otel.server.store import derived, migrations
 from trubrics_otel.server.store.sqlite import SQLiteConnection
 from trubrics_otel.server.store.threads import COLUMNS
 from trubrics_otel.server.analytics.query import AnalyticsQuery, nearest_ranks, percentile_list
@@ -39,6 +39,7 @@ def _thread(n: int, user: str, turns: int) -> tuple[object, ...]:
 
 def test_conversations_top_users_are_the_most_threads_then_by_id() -> None:
     db = sqlite3.connect(":memory:", factory=SQLiteConnection)
+    derived.register_functions(db)  # as the engine's connections have them (a migration uses one)
     migrations.apply(db, "sqlite")  # the store's tables (threads), then the analyses'
     schema.create(db)
     rng = random.Random(5)
