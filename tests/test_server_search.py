@@ -96,3 +96,39 @@ def test_a_sqlite_store_from_before_the_search_merge_settings_finds_what_it_foun
     newest = [e["id"] for e in store.events(limit=None) if "refund" in (e.get("prompt") or "")]
     assert [i for page in pages(store, q="refund") for i in page] == newest
     store.close()
+
+
+def test_a_sqlite_store_from_before_search_words_finds_every_event_once(tmp_path, monkeypatch):
+    """A store of the release before (schema 7: a full-text index with positions, some events
+    indexed, the newest above its watermark) opened by this one: the index is rebuilt without
+    positions, and every event, old or new, indexed before or not, is found once, by words
+    apart in the event too."""
+    import sqlite3
+
+    from trubrics_otel.server.store import migrations, text_index
+
+    every = migrations.steps
+    path = tmp_path / "events.sqlite3"
+    with monkeypatch.context() as before:
+        before.setattr(migrations, "steps", lambda engine: tuple(s for s in every(engine) if s[0] < 8))
+        old = Store(path)
+        old.insert((), [{k: v for k, v in _llm(i).items() if v is not None} for i in range(20)])
+        assert pages(old, q="refund")  # indexes the events stored so far
+        before.setattr(text_index, "catch_up", lambda connection, every=False: None)
+        old.insert((), [{k: v for k, v in _llm(i).items() if v is not None} for i in range(20, 30)])
+        old.close()
+    with sqlite3.connect(path) as db:  # as the release before left it
+        assert "detail" not in db.execute("SELECT sql FROM sqlite_master WHERE name = 'events_fts'").fetchone()[0]
+        assert db.execute("SELECT indexed_id FROM fold_state").fetchone() == (20,)
+    store = Store(path)
+    store.insert((), [{k: v for k, v in _llm(i).items() if v is not None} for i in range(30, 40)])
+    events = store.events(limit=None)
+    assert len(events) == 40
+    for words, keep in (("refund", lambda e: "refund" in e["prompt"]), ("order.answer", lambda e: "order" in e["prompt"]),
+                        ("rebook fli", lambda e: "rebook" in e["prompt"]), ("answer", lambda e: True)):
+        assert [i for page in pages(store, q=words) for i in page] == [e["id"] for e in events if keep(e)], words
+    with store.connection() as c:
+        assert "detail=none" in c.rows("SELECT sql FROM sqlite_master WHERE name = 'events_fts'")[0][0]
+        assert dict(c.rows("SELECT k, v FROM events_fts_config WHERE k IN ('hashsize', 'automerge')")) == {
+            "hashsize": 8 * 1024 * 1024, "automerge": 8}
+    store.close()

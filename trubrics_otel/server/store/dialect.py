@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
@@ -110,15 +111,16 @@ class Dialect:
         return f"SELECT e.id FROM events e WHERE {self.text_search('e')} LIMIT ?"
 
     def text_query(self, text: str) -> str:
-        """Words as quoted terms (no operator can be injected), all required, the last a prefix.
-        PostgreSQL: the words :func:`tokens` finds, as the stored documents' (a tsquery literal,
-        not parsed again by the server)."""
-        if self.name == "sqlite":
-            quoted = [w.replace('"', '""') for w in text.split()]
-            if not quoted:
-                return '""'
-            return " ".join(f'"{w}"' for w in quoted[:-1]) + f' "{quoted[-1]}"*'
+        """The words :func:`tokens` finds, all required anywhere in the event, the last a prefix,
+        as quoted terms (no operator can be injected): the same answer on both engines. SQLite:
+        an FTS5 query (each term one token: the index keeps no positions, so no phrase);
+        PostgreSQL: a tsquery literal (not parsed again by the server)."""
         words = tokens(text)
+        if self.name == "sqlite":
+            words = [part for word in words for part in _fts_tokens(word)]
+            if not words:
+                return '""'  # no word: matches nothing
+            return " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
         if not words:
             return ""  # no lexeme: matches nothing
         return " & ".join([f"'{w}'" for w in words[:-1]] + [f"'{words[-1]}':*"])
@@ -193,6 +195,16 @@ def tokens(text: str) -> list[str]:
     if text.isascii():
         return text.encode().lower().translate(_ASCII_SEPARATORS).decode().split()
     return _WORD.findall(text.lower())
+
+
+def _fts_tokens(word: str) -> list[str]:
+    """A word of :func:`tokens` as FTS5's ``unicode61`` splits it (letters, numbers and private
+    use characters): a character Python counts as alphanumeric and it does not (a numeric
+    symbol) would make the quoted word a phrase, which an index without positions refuses."""
+    if word.isascii():
+        return [word]
+    return "".join(ch if unicodedata.category(ch)[0] in "LN" or unicodedata.category(ch) == "Co"
+                   else " " for ch in word).split()
 
 
 def search_words(prompt: str | None, generation: str | None) -> str | None:
