@@ -67,6 +67,15 @@ def test_a_search_pages_through_every_match_whichever_plan(store, monkeypatch, f
         assert all(len(page) == 7 for page in got[:-1])
 
 
+def test_a_word_whose_letters_sqlite_splits_is_searched_not_refused(store):
+    """New Tai Lue's vowel signs: letters to Python's Unicode tables, separators to SQLite's
+    (its index then holds ``refund`` and ``order``, PostgreSQL's one word): an answer, never an
+    error from a phrase the index without positions cannot look up."""
+    found = [i for page in pages(store, q="refund\u19b0order") for i in page]
+    assert found == (newest_first(store, lambda e: e["kind"] == "llm" and "refund order" in e["prompt"])
+                     if store.engine.name == "sqlite" else [])
+
+
 def test_an_event_name_also_matches_prompts_of_that_name(store):
     want = newest_first(store, lambda e: e["event"] == "Ask" or e.get("prompt_event_name") == "Ask")
     assert len(want) == 1 + 18

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-import unicodedata
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
@@ -197,14 +197,34 @@ def tokens(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def _fts_tokens(word: str) -> list[str]:
-    """A word of :func:`tokens` as FTS5's ``unicode61`` splits it (letters, numbers and private
-    use characters): a character Python counts as alphanumeric and it does not (a numeric
-    symbol) would make the quoted word a phrase, which an index without positions refuses."""
-    if word.isascii():
-        return [word]
-    return "".join(ch if unicodedata.category(ch)[0] in "LN" or unicodedata.category(ch) == "Co"
-                   else " " for ch in word).split()
+@functools.lru_cache(maxsize=4096)
+def _fts_tokens(word: str) -> tuple[str, ...]:
+    """A word of :func:`tokens` as FTS5's ``unicode61`` splits it: a character Python counts as
+    a letter and this SQLite's tables do not (New Tai Lue's vowel signs) would make the quoted
+    word a phrase, which an index without positions refuses. Asked of SQLite itself."""
+    if word.isascii() or not _phrase(word):
+        return (word,)
+    return tuple("".join(" " if _phrase(f"a{ch}b") else ch for ch in word).split())
+
+
+_PROBE: list[Any] = []
+_PROBE_LOCK = threading.Lock()
+
+
+def _phrase(text: str) -> bool:
+    """Whether FTS5 reads ``text`` (no ``"``) as more than one token: an empty in-memory index
+    refuses it as a phrase."""
+    import sqlite3
+
+    with _PROBE_LOCK:
+        if not _PROBE:
+            _PROBE.append(sqlite3.connect(":memory:", check_same_thread=False))
+            _PROBE[0].execute("CREATE VIRTUAL TABLE probe USING fts5(text, content='', detail=none)")
+        try:
+            _PROBE[0].execute("SELECT rowid FROM probe WHERE probe MATCH ?", (f'"{text}"',)).fetchall()
+        except sqlite3.OperationalError:
+            return True
+        return False
 
 
 def search_words(prompt: str | None, generation: str | None) -> str | None:
