@@ -67,6 +67,15 @@ def test_a_search_pages_through_every_match_whichever_plan(store, monkeypatch, f
         assert all(len(page) == 7 for page in got[:-1])
 
 
+def test_a_word_whose_letters_sqlite_splits_is_searched_not_refused(store):
+    """New Tai Lue's vowel signs: letters to Python's Unicode tables, separators to SQLite's
+    (its index then holds ``refund`` and ``order``, PostgreSQL's one word): an answer, never an
+    error from a phrase the index without positions cannot look up."""
+    found = [i for page in pages(store, q="refund\u19b0order") for i in page]
+    assert found == (newest_first(store, lambda e: e["kind"] == "llm" and "refund order" in e["prompt"])
+                     if store.engine.name == "sqlite" else [])
+
+
 def test_an_event_name_also_matches_prompts_of_that_name(store):
     want = newest_first(store, lambda e: e["event"] == "Ask" or e.get("prompt_event_name") == "Ask")
     assert len(want) == 1 + 18
@@ -95,4 +104,40 @@ def test_a_sqlite_store_from_before_the_search_merge_settings_finds_what_it_foun
     store.insert((), [{k: v for k, v in _llm(i).items() if v is not None} for i in range(30, 40)])
     newest = [e["id"] for e in store.events(limit=None) if "refund" in (e.get("prompt") or "")]
     assert [i for page in pages(store, q="refund") for i in page] == newest
+    store.close()
+
+
+def test_a_sqlite_store_from_before_search_words_finds_every_event_once(tmp_path, monkeypatch):
+    """A store of the release before (schema 7: a full-text index with positions, some events
+    indexed, the newest above its watermark) opened by this one: the index is rebuilt without
+    positions, and every event, old or new, indexed before or not, is found once, by words
+    apart in the event too."""
+    import sqlite3
+
+    from trubrics_otel.server.store import migrations, text_index
+
+    every = migrations.steps
+    path = tmp_path / "events.sqlite3"
+    with monkeypatch.context() as before:
+        before.setattr(migrations, "steps", lambda engine: tuple(s for s in every(engine) if s[0] < 8))
+        old = Store(path)
+        old.insert((), [{k: v for k, v in _llm(i).items() if v is not None} for i in range(20)])
+        assert pages(old, q="refund")  # indexes the events stored so far
+        before.setattr(text_index, "catch_up", lambda connection, every=False: None)
+        old.insert((), [{k: v for k, v in _llm(i).items() if v is not None} for i in range(20, 30)])
+        old.close()
+    with sqlite3.connect(path) as db:  # as the release before left it
+        assert "detail" not in db.execute("SELECT sql FROM sqlite_master WHERE name = 'events_fts'").fetchone()[0]
+        assert db.execute("SELECT indexed_id FROM fold_state").fetchone() == (20,)
+    store = Store(path)
+    store.insert((), [{k: v for k, v in _llm(i).items() if v is not None} for i in range(30, 40)])
+    events = store.events(limit=None)
+    assert len(events) == 40
+    for words, keep in (("refund", lambda e: "refund" in e["prompt"]), ("order.answer", lambda e: "order" in e["prompt"]),
+                        ("rebook fli", lambda e: "rebook" in e["prompt"]), ("answer", lambda e: True)):
+        assert [i for page in pages(store, q=words) for i in page] == [e["id"] for e in events if keep(e)], words
+    with store.connection() as c:
+        assert "detail=none" in c.rows("SELECT sql FROM sqlite_master WHERE name = 'events_fts'")[0][0]
+        assert dict(c.rows("SELECT k, v FROM events_fts_config WHERE k IN ('hashsize', 'automerge')")) == {
+            "hashsize": 8 * 1024 * 1024, "automerge": 8}
     store.close()

@@ -49,6 +49,7 @@ def sample() -> tuple[list[dict], list[dict]]:
 READS = [
     "/api/events?limit=500", "/api/events?q=refund", "/api/events?q=order%201", "/api/events?q=it%27s",
     "/api/events?q=example", "/api/events?q=re-bo", "/api/events?q=%22%3F%21",  # words inside a host, a path
+    "/api/events?q=answer.docs", "/api/events?q=com%20docs.example",  # a word's parts apart in the event
     "/api/events?user=user-1&kind=llm", "/api/events?event=Prompt", "/api/events?limit=7",
     "/api/users", "/api/users?q=%C3%BCN", "/api/users?q=50%25", "/api/users/user-2", "/api/sessions",
     "/api/sessions?user=user-0", "/api/threads", "/api/threads/t-1", "/api/traces/" + TRACE, "/api/filters",
@@ -96,6 +97,7 @@ def test_both_engines_give_the_same_answers(tmp_path, postgres_cluster):
     postgres = _no_times(answers(postgres_cluster.create_database(template=True)))
     assert sqlite["/api/events?q=refund"], "the search must find something to compare"
     assert sqlite["/api/events?q=example"], "a word inside a host name is a word"
+    assert sqlite["/api/events?q=answer.docs"], "a word's parts need not be adjacent in the event"
     assert sqlite["/api/users?q=50%25"], "a user id with % is found as text"
     for path in READS:
         assert postgres[path] == sqlite[path], path

@@ -20,8 +20,9 @@ each batch in its insert's transaction; SQLite folds in bulk, before any read (:
                     model or not (its key starts with the hour and the user; no index by user:
                     one user's numbers come from their events, through the events' index)
 ``latency_hist``    per hour x model x event: LLM latencies in log bins of 5 % (percentiles)
-``events_fts``      SQLite: full-text index (FTS5, contentless) over prompts and generations,
-                    filled in chunks of its own (:mod:`.text_index`, not here);
+``events_fts``      SQLite: full-text index (FTS5, contentless, no positions: words, never
+                    phrases) over prompts and generations, filled in chunks of its own
+                    (:mod:`.text_index`, not here);
                     PostgreSQL: a GIN expression index on ``events``, kept by the database
 ==================  ===========================================================================
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
@@ -110,15 +111,16 @@ class Dialect:
         return f"SELECT e.id FROM events e WHERE {self.text_search('e')} LIMIT ?"
 
     def text_query(self, text: str) -> str:
-        """Words as quoted terms (no operator can be injected), all required, the last a prefix.
-        PostgreSQL: the words :func:`tokens` finds, as the stored documents' (a tsquery literal,
-        not parsed again by the server)."""
-        if self.name == "sqlite":
-            quoted = [w.replace('"', '""') for w in text.split()]
-            if not quoted:
-                return '""'
-            return " ".join(f'"{w}"' for w in quoted[:-1]) + f' "{quoted[-1]}"*'
+        """The words :func:`tokens` finds, all required anywhere in the event, the last a prefix,
+        as quoted terms (no operator can be injected): the same answer on both engines. SQLite:
+        an FTS5 query (each term one token: the index keeps no positions, so no phrase);
+        PostgreSQL: a tsquery literal (not parsed again by the server)."""
         words = tokens(text)
+        if self.name == "sqlite":
+            words = [part for word in words for part in _fts_tokens(word)]
+            if not words:
+                return '""'  # no word: matches nothing
+            return " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
         if not words:
             return ""  # no lexeme: matches nothing
         return " & ".join([f"'{w}'" for w in words[:-1]] + [f"'{words[-1]}':*"])
@@ -193,6 +195,36 @@ def tokens(text: str) -> list[str]:
     if text.isascii():
         return text.encode().lower().translate(_ASCII_SEPARATORS).decode().split()
     return _WORD.findall(text.lower())
+
+
+@functools.lru_cache(maxsize=4096)
+def _fts_tokens(word: str) -> tuple[str, ...]:
+    """A word of :func:`tokens` as FTS5's ``unicode61`` splits it: a character Python counts as
+    a letter and this SQLite's tables do not (New Tai Lue's vowel signs) would make the quoted
+    word a phrase, which an index without positions refuses. Asked of SQLite itself."""
+    if word.isascii() or not _phrase(word):
+        return (word,)
+    return tuple("".join(" " if _phrase(f"a{ch}b") else ch for ch in word).split())
+
+
+_PROBE: list[Any] = []
+_PROBE_LOCK = threading.Lock()
+
+
+def _phrase(text: str) -> bool:
+    """Whether FTS5 reads ``text`` (no ``"``) as more than one token: an empty in-memory index
+    refuses it as a phrase."""
+    import sqlite3
+
+    with _PROBE_LOCK:
+        if not _PROBE:
+            _PROBE.append(sqlite3.connect(":memory:", check_same_thread=False))
+            _PROBE[0].execute("CREATE VIRTUAL TABLE probe USING fts5(text, content='', detail=none)")
+        try:
+            _PROBE[0].execute("SELECT rowid FROM probe WHERE probe MATCH ?", (f'"{text}"',)).fetchall()
+        except sqlite3.OperationalError:
+            return True
+        return False
 
 
 def search_words(prompt: str | None, generation: str | None) -> str | None:

@@ -1,5 +1,6 @@
-"""SQLite's full-text index (``events_fts``: FTS5, contentless, over the LLM events' prompts and
-generations), kept behind the events by a watermark of its own, ``fold_state.indexed_id``.
+"""SQLite's full-text index (``events_fts``: FTS5, contentless, no positions (``detail=none``),
+over the LLM events' prompts and generations), kept behind the events by a watermark of its
+own, ``fold_state.indexed_id``.
 
 ::
 
