@@ -167,15 +167,13 @@ def stored_timeout_us(connection: Any) -> int | None:
     return None if row is None else int(row[0])
 
 
-def apply(connection: Any, after_id: int, timeout_us: int | None, new: list[tuple[str, int, int]] | None = None) -> None:
+def apply(connection: Any, after_id: int, timeout_us: int | None) -> None:
     """Fold the events with ``id > after_id`` into every derived table (inside the caller's
-    transaction). ``timeout_us=None`` leaves sessions alone. ``new``: those events' (user,
-    time, 1 if LLM else 0), by user then time, when the caller has them (PostgreSQL: from its
-    insert), else read."""
+    transaction). ``timeout_us=None`` leaves sessions alone (PostgreSQL folds them in SQL)."""
     for statement in updates(connection.dialect):
         connection.execute(statement, (after_id,) * statement.count("?"))
     if timeout_us is not None:
-        _add_to_sessions(connection, after_id, timeout_us, new)
+        _add_to_sessions(connection, after_id, timeout_us)
 
 
 # --- sessions ---------------------------------------------------------------------------------
@@ -190,13 +188,12 @@ prepared once, per user (a statement of 300 ORs was prepared again at each fold,
 folded event)."""
 
 
-def _add_to_sessions(connection: Any, after_id: int, timeout_us: int, new: list[Any] | None) -> None:
+def _add_to_sessions(connection: Any, after_id: int, timeout_us: int) -> None:
     """Merge the batch's events into the sessions they touch: the touched sessions read, then
     merged, then written (one statement of each kind)."""
-    if new is None:
-        new = connection.execute(
-            f"SELECT user_id, ts_us, CASE WHEN kind = 'llm' THEN 1 ELSE 0 END FROM events{connection.dialect.not_indexed} "
-            "WHERE id > ? ORDER BY user_id, ts_us", (after_id,)).fetchall()
+    new = connection.execute(
+        f"SELECT user_id, ts_us, CASE WHEN kind = 'llm' THEN 1 ELSE 0 END FROM events{connection.dialect.not_indexed} "
+        "WHERE id > ? ORDER BY user_id, ts_us", (after_id,)).fetchall()
     points = {user: [(ts, ts, 1, int(llm)) for _, ts, llm in rows] for user, rows in groupby(new, key=lambda r: r[0])}
     users = list(points)
     existing: dict[str, list[Interval]] = {user: [] for user in users}
