@@ -198,7 +198,7 @@ class SpoolingSpanProcessor(SpanProcessor):
         30 s for the queue, one attempt for the spool); return the events not delivered.
         On a thread of its own (see :func:`_apart`), unless there is nothing to wait for: no
         span queued, no record unread, nothing spooled, no export running (it holds the lock)."""
-        if not (self._queue or self._journaled() or self._exporter.pending or self._export_lock.locked()):
+        if not (self._unexported() or self._exporter.pending):
             return 0  # an idle flush (one per request, say) starts no thread (bench_flush.py)
         left = _apart(lambda: self._flush(timeout))
         return self._exporter.pending + self.queued if left is None else left
@@ -234,7 +234,7 @@ class SpoolingSpanProcessor(SpanProcessor):
     def _handed_to_worker(self, timeout: float) -> bool:
         if self._shutdown or threading.current_thread() is self._worker:  # it would wait for itself
             return False
-        if not (self._queue or self._journaled() or self._export_lock.locked()):
+        if not self._unexported():
             return True  # nothing to wait for: no thread started, no wake-up
         if self._worker is None:
             self._start_worker()
@@ -309,6 +309,11 @@ class SpoolingSpanProcessor(SpanProcessor):
 
     def _full_batch(self) -> bool:
         return len(self._queue) >= self._batch_size or self._journaled() >= self._batch_size
+
+    def _unexported(self) -> bool:
+        """Whether a span is queued, a record unread or an export running (it holds the lock):
+        what a flush waits for (else it returns at once, starting no thread)."""
+        return bool(self._queue or self._journaled() or self._export_lock.locked())
 
     def _journaled(self) -> int:
         journal = self.journal

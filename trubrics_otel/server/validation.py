@@ -268,8 +268,7 @@ def _read_items(items: list[Any], fields: tuple[Field, ...]) -> tuple[list[dict[
             # formatting a TypeError each time (~9,000 instructions of an LLM event)
             if rest.find(b"e+") != -1 or (data is not None and data.find(b"e+") != -1):
                 raise _Inexact
-            depth = rest.count(b"[") + rest.count(b"{") + (0 if data is None else data.count(b"{") + data.count(b"["))
-            if depth > MAX_DEPTH:  # maybe too deep: the full check
+            if brackets(rest) + (0 if data is None else brackets(data)) > MAX_DEPTH:  # maybe too deep: the full check
                 event, item_errors = validate_event(item, fields)
                 data = None
             else:  # not NaN, infinite nor a lone surrogate: orjson refuses them
@@ -302,7 +301,7 @@ def validate_event(item: Any, fields: tuple[Field, ...], *,
         structure = measure([value for value in item.values() if value.__class__ is not str])
     except (TypeError, ValueError, RecursionError):
         data = None
-    if data is not None and structure.count(b"{") + structure.count(b"[") <= MAX_DEPTH:
+    if data is not None and brackets(structure) <= MAX_DEPTH:
         # fewer brackets than levels allowed ("[" of the list for "{" of the event): not too
         # deep; NaN and infinities come out as null
         too_deep, odd_number = False, structure.find(b"null") != -1 and _scan(item)[1]

@@ -75,8 +75,7 @@ def event_row(event: Mapping[str, Any], now_us: int, properties_json: bytes | No
     thread = properties.get(sc.PROP_THREAD_ID)
     return (
         "event", event["user_id"], event["event"], _event_time(event, now_us), now_us,
-        _json(properties, properties_json), trace, span,
-        str(thread) if thread not in (None, "") else None,
+        _json(properties, properties_json), trace, span, _name(thread),
         None, None, None, None, None, None, None, None, _error(properties), _cost(properties),
     )
 
@@ -91,13 +90,11 @@ def llm_row(event: Mapping[str, Any], now_us: int, properties_json: bytes | None
     thread = event.get("thread_id") or get(_THREAD)
     assistant = event.get("assistant_id") or get(_ASSISTANT)
     assistant = _name(assistant) if assistant.__class__ is not str else assistant or None
-    timestamp = event.get("timestamp")
     latency = event.get("latency")
     tokens_in, tokens_out = get(_INPUT_TOKEN_KEYS[0]), get(_OUTPUT_TOKEN_KEYS[0])
     return (
         "llm", event["user_id"], event.get("generation_event_name") or "Generation",
-        timestamp_us(timestamp) if isinstance(timestamp, str) else now_us, now_us,
-        (dumps(properties) if properties_json is None else properties_json).decode("utf-8"), trace, span,
+        _event_time(event, now_us), now_us, _json(properties, properties_json), trace, span,
         _name(thread) if thread.__class__ is not str else thread or None,
         event["prompt"], event["generation"], event.get("prompt_event_name") or "Prompt",
         assistant, _text(properties, _MODEL_KEYS) or assistant,
