@@ -15,8 +15,9 @@ summary and analytics tables and the full-text index, their commit) is printed a
 ``--fold-rows N``: SQLite folds once N events are pending (default: the store's).
 ``--prompts varied``: the texts' words from a natural language's vocabulary (the full-text
 index's real cost), not 20 words. ``--statements`` times each statement (the timing wrapper adds its own cost to the total). ``--pages`` counts the pages each batch of the
-last 1,000 events (or the last batch, if larger) writes to the WAL (checkpoints held off
-meanwhile), by table or index.
+last ``--window`` events (1,000; or the last batch, if larger) writes to the WAL (checkpoints
+held off meanwhile), by table or index, the fold of those events included: ``--window 5000``
+counts a fold of the store's size (5,000 events), not of 1,000.
 
 ``--prefill N`` measures a grown store instead: N events of ``--kind`` spread as a product's
 are (``--users`` users, ``--threads`` threads each owned by one user, four models, 30 days,
@@ -170,7 +171,7 @@ def unfolded(store):
 def run(kind: str, n: int, batch: int, statements: bool, pages: bool = False,
         prefill: int | None = None, users: int = 10_000, threads: int = 20_000,
         cache: Path = Path("/tmp/trubrics-bench-store"), fold_rows: int | None = None,
-        ingest: bool = False) -> None:
+        ingest: bool = False, window_events: int = 1000) -> None:
     import sqlite3
 
     import trubrics_otel
@@ -221,7 +222,7 @@ def run(kind: str, n: int, batch: int, statements: bool, pages: bool = False,
 
             engine.SQLiteConnection.execute = timed(sqlite3.Connection.execute)
             engine.SQLiteConnection.executemany = timed(sqlite3.Connection.executemany)
-        window = -(-max(1000, batch) // batch) * batch  # whole batches, at least 1,000 events
+        window = -(-max(window_events, batch) // batch) * batch  # whole batches, at least --window events
         counted = len(good) - window if pages else len(good)  # from here, checkpoints held off
         times = os.times()
         folds[:] = [0, 0.0]  # the warm-up's events are folded with the first measured ones
@@ -263,6 +264,8 @@ def main() -> None:
     parser.add_argument("--statements", action="store_true", help="time each SQL statement")
     parser.add_argument("--pages", action="store_true", help="WAL pages per batch, by table or index "
                         "(the CPU figure then lacks the last 1,000 events' checkpoints)")
+    parser.add_argument("--window", type=int, default=1000, metavar="N",
+                        help="--pages counts the last N events' pages (their fold included)")
     parser.add_argument("--prefill", type=int, metavar="N",
                         help="first load N events spread over --users and --threads (a grown store)")
     parser.add_argument("--users", type=int, default=10_000, help="users of --prefill's events")
@@ -283,7 +286,7 @@ def main() -> None:
     threads = args.threads or 2 * args.users
     if args.inner or not args.compare:
         run(args.kind, args.events, args.batch, args.statements, args.pages, args.prefill, args.users, threads,
-            args.cache, args.fold_rows, args.ingest)
+            args.cache, args.fold_rows, args.ingest, args.window)
         return
     for _ in range(3):
         for package in (None, *args.compare):
@@ -296,6 +299,8 @@ def main() -> None:
                 inner += ["--fold-rows", str(args.fold_rows)]
             if args.ingest:
                 inner += ["--ingest"]
+            if args.pages:
+                inner += ["--pages", "--window", str(args.window)]
             if package:  # that copy, not the editable install
                 inner[:2] = command(package, script=__file__)
             print(f"{package or 'this'}: ", end="", flush=True)
