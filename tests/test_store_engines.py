@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import re
 import subprocess
 import sys
@@ -140,6 +141,22 @@ def test_a_newer_schema_is_refused_with_one_line(db_url):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert "schema version 999" in out.stderr and "upgrade trubrics-otel" in out.stderr
+
+
+def test_a_refusal_names_the_variable_that_named_the_store(tmp_path):
+    """A store named by TRUBRICS_DB (a plain path) and refused: the line says where it was named."""
+    path = tmp_path / "newer.sqlite3"
+    store = Store(str(path))
+    store.count()
+    with store.connection() as c:
+        c.execute("INSERT INTO schema_version VALUES (999, 0)")
+        c.commit()
+    store.close()
+    env = {**os.environ, "TRUBRICS_DB": str(path)}
+    env.pop("TRUBRICS_DB_URL", None)
+    out = subprocess.run([sys.executable, "-m", "trubrics_otel.cli", "events"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and f": TRUBRICS_DB {path}: " in out.stderr, out.stderr
 
 
 def test_reading_commands_take_db_url(db_url):

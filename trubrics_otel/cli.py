@@ -164,7 +164,10 @@ def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
 
 def _db_setting(args: argparse.Namespace) -> str:
     """Where the database was named: the argument, else the variable (else the default's)."""
-    return "--db" if getattr(args, "db", None) else "TRUBRICS_DB_URL" if settings.raw(settings.DB_URL) else "database"
+    if getattr(args, "db", None):
+        return "--db"
+    named = settings.named_store()
+    return named[0].name if named else "database"
 
 
 def _db_path(args: argparse.Namespace) -> str:
