@@ -192,7 +192,7 @@ def _add_to_sessions(connection: Any, after_id: int, timeout_us: int) -> None:
     """Merge the batch's events into the sessions they touch: the touched sessions read, then
     merged, then written (one statement of each kind)."""
     new = connection.execute(
-        f"SELECT user_id, ts_us, CASE WHEN kind = 'llm' THEN 1 ELSE 0 END FROM events{connection.dialect.not_indexed} "
+        f"SELECT user_id, ts_us, CASE WHEN kind = 'llm' THEN 1 ELSE 0 END FROM {connection.dialect.new_rows()} "
         "WHERE id > ? ORDER BY user_id, ts_us", (after_id,)).fetchall()
     points = {user: [(ts, ts, 1, int(llm)) for _, ts, llm in rows] for user, rows in groupby(new, key=lambda r: r[0])}
     users = list(points)

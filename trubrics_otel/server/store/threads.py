@@ -55,7 +55,7 @@ def _batch(d: Dialect) -> str:
     """The batch's turns per thread, in :data:`COLUMNS` order. PostgreSQL (a batch of ~100 in
     its insert's transaction): first and last turn ranked by two windows over the batch. SQLite
     (a fold of thousands of turns): one grouping, then :func:`_sqlite_end`."""
-    ttft = d.seconds("properties", "time_to_first_token")
+    ttft = "ttft" if d.batch else d.seconds("properties", "time_to_first_token")  # the fold's copy has it
     end = "ts_us + CAST(ROUND(COALESCE(latency, 0) * 1000000) AS BIGINT)"
     failed = "CASE WHEN error IS NULL THEN 0 ELSE 1 END"
     turns = f"{d.new_rows()} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL"
@@ -70,7 +70,7 @@ def _batch(d: Dialect) -> str:
                      COALESCE(SUM(cost_usd), 0) AS cost_usd, COUNT(cost_usd) AS cost_turns,
                      COALESCE(SUM({ttft}), 0) AS ttft_s, COUNT({ttft}) AS ttft_turns
               FROM {turns} GROUP BY thread_id) AS g
-        JOIN events min_id ON min_id.id = g.min_id JOIN events max_id ON max_id.id = g.max_id
+        JOIN {d.batch or 'events'} min_id ON min_id.id = g.min_id JOIN {d.batch or 'events'} max_id ON max_id.id = g.max_id
         WHERE true"""
 
     def first(column: str) -> str:
