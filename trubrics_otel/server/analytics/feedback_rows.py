@@ -180,11 +180,13 @@ def _links(db: Writer, wanted: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]
 
 
 _STALE = ("SELECT event_id, ts_us, thread_id, ref_trace, ref_span, turn_id, link, model, assistant_id "
-          "FROM analytics_feedback "
+          "FROM (SELECT 1 FROM analytics_feedback LIMIT 1) AS stored CROSS JOIN analytics_feedback "
           "WHERE (link IS NULL OR link <> 'turn') AND ("
           "thread_id IN (SELECT thread_id FROM {scan} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL) "
           "OR ref_trace IN (SELECT trace_id FROM {scan} WHERE id > ? AND kind = 'llm' AND trace_id IS NOT NULL))")
-"""Feedback not linked to its exact turn, in a thread or trace the batch added turns to."""
+"""Feedback not linked to its exact turn, in a thread or trace the batch added turns to. Joined
+to ``stored`` (a row when there is any feedback): with none, the batch's threads and traces are
+not gathered (SQLite built both lists, ~0.7 µs per folded LLM event, to find nothing)."""
 
 
 def _relink(db: Writer, stale: Sequence[tuple[Any, ...]]) -> None:
