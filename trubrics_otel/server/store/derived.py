@@ -71,9 +71,9 @@ def _least(a: str, b: str, greatest: bool = False) -> str:
 # Each statement reads the rows a batch added (id > ?) and folds them into a derived table.
 # ``WHERE true`` before ON CONFLICT: SQLite's parser needs it after a SELECT. Columns of the
 # target are named with its table (PostgreSQL finds a bare name ambiguous with ``excluded``).
-# ``{rows}``: the batch's rows, ``Dialect.new_rows`` (SQLite's NOT INDEXED:
-# left to choose, SQLite scanned a whole index (a thread, every user) once per batch instead of
-# the batch's rowid range).
+# ``{rows}``: the batch's rows, ``Dialect.new_rows``: in SQLite's fold a narrow copy of them
+# (:mod:`.sqlite_fold`), else ``events`` NOT INDEXED (left to choose, SQLite scanned a whole
+# index (a thread, every user) once per batch instead of the batch's rowid range).
 def _sums(table: str, *keys: str) -> str:
     """Fold new events into ``table``'s per-hour sums, grouped by the hour and ``keys``."""
     groups = ", ".join(str(i) for i in range(1, len(keys) + 2))

@@ -16,12 +16,13 @@ turn (time plus latency: the duration's end). First and last are by time, then i
 turn lands where it belongs.
 
 Why one table, one statement: the page's summary and the analyses' table held the same
-threads twice, folded by three statements, ~10 µs of SQLite CPU per LLM event (this one: ~4.5).
+threads twice, folded by three statements, ~10 µs of SQLite CPU per LLM event (this one: ~4.5;
+~2.3 reading the fold's narrow copy of the turns, :mod:`.sqlite_fold`, most of it the grouping).
 It assigns the first turn's columns by comparison, as it does the last turn's, so SQLite
 rewrites their index entries (``threads_start``, ``threads_user``) for each folded thread,
 even unchanged; leaving them unassigned takes a second statement for the threads an earlier
-turn reached, whose scan of the batch costs about what the rewrites do (measured: ~1 µs per
-LLM event less into a 100,000-event store, ~0.5 more into a fresh one).
+turn reached, which costs about what the rewrites do (measured on the narrow copy: ~1 µs per
+LLM event less into a 100,000-event store, ~1 more into a fresh one).
 """
 
 from __future__ import annotations
