@@ -89,7 +89,7 @@ def apply(db: Writer, after_id: int, names: Sequence[str] | None = None) -> None
         # the three reads leave together: one round trip in PostgreSQL's pipeline, not three (they
         # run inside the insert's lock). Relinking reads before this batch's feedback goes in:
         # that feedback is linked below, seeing the batch's turns already.
-        reads = [db.execute(_NAMES), db.execute(_SELECT.format(table=db.dialect.new_rows(), where=where),
+        reads = [db.execute(_NAMES), db.execute(_SELECT.format(table=db.dialect.new_rows(wide=True), where=where),
                                                 (after_id, SCORE_EVENT, like)),
                  db.execute(_STALE.format(scan=db.dialect.new_rows()), (after_id, after_id))]
         named, rows, stale = ([tuple(row) for row in cursor.fetchall()] for cursor in reads)

@@ -72,10 +72,11 @@ class Dialect:
         (see :mod:`.derived`); PostgreSQL picks the primary-key range itself."""
         return " NOT INDEXED" if self.name == "sqlite" else ""
 
-    def new_rows(self, alias: str = "") -> str:
+    def new_rows(self, alias: str = "", wide: bool = False) -> str:
         """``events`` (as ``alias``) for reading a batch's new rows by ``id > ?``; in SQLite's fold,
-        its copy of them (:attr:`batch`)."""
-        if self.batch:
+        its copy of them (:attr:`batch`), unless ``wide``: a statement that reads the columns the
+        copy lacks (``properties``, ``prompt``, ...)."""
+        if self.batch and not wide:
             return f"{self.batch} {alias}".strip()
         return f"{f'events {alias}'.strip()}{self.not_indexed}"
 

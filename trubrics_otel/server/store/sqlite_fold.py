@@ -33,14 +33,13 @@ _TTFT = "time_to_first_token"
 _CREATE = f"""CREATE TEMP TABLE IF NOT EXISTS {BATCH} (
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL, user_id TEXT NOT NULL, event TEXT NOT NULL,
     ts_us INTEGER NOT NULL, trace_id TEXT, thread_id TEXT, prompt_event_name TEXT, model TEXT,
-    latency REAL, input_tokens INTEGER, output_tokens INTEGER, error INTEGER, cost_usd REAL,
-    properties TEXT, ttft REAL)"""
-"""``events``' columns the fold reads, but ``error``: 1 where the event has one (it is only
-tested for NULL), ``properties``: an ``event``'s only (the feedback it may be; NULL for an LLM
-event), and ``ttft``: an LLM turn's time to first token (:mod:`.threads`)."""
+    latency REAL, input_tokens INTEGER, output_tokens INTEGER, error INTEGER, cost_usd REAL, ttft REAL)"""
+"""``events``' columns the fold's statements read, but ``error``: 1 where the event has one (it is
+only tested for NULL), and ``ttft``: an LLM turn's time to first token (:mod:`.threads`). Not the
+properties: the feedback among the events is found in ``events`` itself (``new_rows(wide=True)``;
+an OpenTelemetry wrapper span's properties hold its input and output, copied for nothing)."""
 _FILL = f"""INSERT INTO {BATCH} SELECT id, kind, user_id, event, ts_us, trace_id, thread_id, prompt_event_name,
     model, latency, input_tokens, output_tokens, CASE WHEN error IS NULL THEN NULL ELSE 1 END, cost_usd,
-    CASE WHEN kind = 'event' THEN properties END,
     CASE WHEN kind = 'llm' AND thread_id IS NOT NULL AND instr(properties, '"{_TTFT}"')
          THEN {SQLITE.seconds("properties", _TTFT)} END
     FROM events NOT INDEXED WHERE id > ?"""
