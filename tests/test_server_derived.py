@@ -187,3 +187,49 @@ def test_a_threads_turns_at_one_moment_are_ordered_by_arrival(db_url):
     [conversation] = answer(store, "conversation_list", {})["threads"]
     assert (conversation["title"], conversation["turns"], conversation["abandoned"]) == ("first", 4, True)
     store.close()
+
+
+def test_folded_tables_are_those_rebuilt_from_the_events(tmp_path):
+    """SQLite folds the pending events from a narrow copy of theirs (``store.sqlite_fold``);
+    every summary and analytics table must hold what a rebuild from ``events`` itself gives:
+    late turns, errors, costs, times to first token of every shape (seconds as text, nonsense,
+    negative), feedback, product events, folded in chunks of any size."""
+    from analytics_data import generate
+    from trubrics_otel.server.analytics.schema import TABLES
+    from trubrics_otel.server.store import derived
+
+    plain, llm = generate(users=25)
+    rng = random.Random(11)
+    for turn in llm:
+        if rng.random() < 0.3:  # besides generate's numbers
+            turn["properties"]["time_to_first_token"] = rng.choice(("0.25", "fast", -1, True, 7))
+    items = [(False, e) for e in plain] + [(True, e) for e in llm]
+    rng.shuffle(items)
+    store = Store(tmp_path / "e.sqlite3")
+    for i, size in enumerate(range(0, len(items), 41)):
+        part = items[size:size + 41]
+        store.insert([e for is_llm, e in part if not is_llm], [e for is_llm, e in part if is_llm])
+        if i % 3 == 0:
+            store.count()  # a read folds what is pending: chunks of one to three batches
+
+    skipped = ("analytics_meta", "analytics_topics", "analytics_prompts")  # topics: fitted lazily
+    tables = (*derived._DERIVED, *(t for t in TABLES if t not in skipped), "analytics_steps")
+
+    def every_table() -> dict[str, list[str]]:
+        with store.reader() as db:
+            return {t: sorted(repr([round(v, 6) if isinstance(v, float) else v for v in row])
+                              for row in db.rows(f"SELECT * FROM {t}")) for t in tables}
+
+    folded = every_table()
+    with store.reader() as db:
+        turns, ttft_turns, errors = db.rows("SELECT SUM(turns), SUM(ttft_turns), SUM(errors) FROM threads")[0]
+    assert turns == len(llm) and 0 < ttft_turns < turns and errors > 0
+    store.close()
+    with sqlite3.connect(store.path) as c:  # as if written by older versions: every table rebuilt
+        c.execute("PRAGMA user_version = 0")
+        c.execute("DELETE FROM analytics_meta WHERE key = 'version'")
+        c.execute("DELETE FROM analytics_steps")
+        c.execute("INSERT OR IGNORE INTO analytics_steps SELECT event, user_id, ts_us, id, model FROM events "
+                  "UNION ALL SELECT prompt_event_name, user_id, ts_us, id, model FROM events "
+                  "WHERE kind = 'llm' AND prompt_event_name IS NOT NULL")
+    assert every_table() == folded

@@ -89,7 +89,7 @@ def apply(db: Writer, after_id: int, names: Sequence[str] | None = None) -> None
         # the three reads leave together: one round trip in PostgreSQL's pipeline, not three (they
         # run inside the insert's lock). Relinking reads before this batch's feedback goes in:
         # that feedback is linked below, seeing the batch's turns already.
-        reads = [db.execute(_NAMES), db.execute(_SELECT.format(table=db.dialect.new_rows(), where=where),
+        reads = [db.execute(_NAMES), db.execute(_SELECT.format(table=db.dialect.new_rows(wide=True), where=where),
                                                 (after_id, SCORE_EVENT, like)),
                  db.execute(_STALE.format(scan=db.dialect.new_rows()), (after_id, after_id))]
         named, rows, stale = ([tuple(row) for row in cursor.fetchall()] for cursor in reads)
@@ -180,11 +180,13 @@ def _links(db: Writer, wanted: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]
 
 
 _STALE = ("SELECT event_id, ts_us, thread_id, ref_trace, ref_span, turn_id, link, model, assistant_id "
-          "FROM analytics_feedback "
+          "FROM (SELECT 1 FROM analytics_feedback LIMIT 1) AS stored CROSS JOIN analytics_feedback "
           "WHERE (link IS NULL OR link <> 'turn') AND ("
           "thread_id IN (SELECT thread_id FROM {scan} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL) "
           "OR ref_trace IN (SELECT trace_id FROM {scan} WHERE id > ? AND kind = 'llm' AND trace_id IS NOT NULL))")
-"""Feedback not linked to its exact turn, in a thread or trace the batch added turns to."""
+"""Feedback not linked to its exact turn, in a thread or trace the batch added turns to. Joined
+to ``stored`` (a row when there is any feedback): with none, the batch's threads and traces are
+not gathered (SQLite built both lists, ~0.7 µs per folded LLM event, to find nothing)."""
 
 
 def _relink(db: Writer, stale: Sequence[tuple[Any, ...]]) -> None:

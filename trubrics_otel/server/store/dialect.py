@@ -62,6 +62,9 @@ placeholders."""
 @dataclasses.dataclass(frozen=True)
 class Dialect:
     name: str  # "sqlite" | "postgresql"
+    batch: str = ""
+    """SQLite's fold: the table its statements read the pending events from (:mod:`.sqlite_fold`),
+    a narrow copy of theirs; empty: ``events`` itself."""
 
     @property
     def not_indexed(self) -> str:
@@ -69,8 +72,12 @@ class Dialect:
         (see :mod:`.derived`); PostgreSQL picks the primary-key range itself."""
         return " NOT INDEXED" if self.name == "sqlite" else ""
 
-    def new_rows(self, alias: str = "") -> str:
-        """``events`` (as ``alias``) for reading a batch's new rows by ``id > ?``."""
+    def new_rows(self, alias: str = "", wide: bool = False) -> str:
+        """``events`` (as ``alias``) for reading a batch's new rows by ``id > ?``; in SQLite's fold,
+        its copy of them (:attr:`batch`), unless ``wide``: a statement that reads the columns the
+        copy lacks (``properties``, ``prompt``, ...)."""
+        if self.batch and not wide:
+            return f"{self.batch} {alias}".strip()
         return f"{f'events {alias}'.strip()}{self.not_indexed}"
 
     def json_array_agg(self, inner: str, filter_: str = "") -> str:

@@ -306,7 +306,7 @@ class _OwnRows(Dialect):
         return (" JOIN (VALUES (0)) AS this_transaction (n) ON events.xmin = pg_current_xact_id()::xid "
                 f"AND events.id BETWEEN {_FIRST} AND {_LAST}")
 
-    def new_rows(self, alias: str = "") -> str:
+    def new_rows(self, alias: str = "", wide: bool = False) -> str:
         return (f"(SELECT * FROM events WHERE id BETWEEN {_FIRST} AND {_LAST} "
                 f"AND xmin = pg_current_xact_id()::xid OFFSET 0) AS {alias or 'events'}")
 

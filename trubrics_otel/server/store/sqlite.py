@@ -55,6 +55,9 @@ from typing import Any
 from trubrics_otel.server.store import derived, migrations, text_index
 from trubrics_otel.server.store.dialect import SQLITE
 from trubrics_otel.server.store.rows import INSERT_WITH_ID, sparse_insert
+from trubrics_otel.server.store.sqlite_fold import PENDING as _PENDING
+from trubrics_otel.server.store.sqlite_fold import fold_cache as _fold_cache
+from trubrics_otel.server.store.sqlite_fold import fold_pending
 from trubrics_otel.server.store.sqlite_open import open_target
 
 logger = logging.getLogger("trubrics.server")
@@ -78,9 +81,6 @@ a store of 100,000, ~12 % less into a fresh one (``benchmarks/bench_store_statem
 WAL_KEEP_BYTES = 64 * 1024 * 1024
 """After a checkpoint a WAL file larger than this (a long read held the checkpoint off) is
 truncated to it: the disk space left between checkpoints stays bounded."""
-
-_PENDING = "SELECT folded_id, (SELECT COALESCE(MAX(id), 0) FROM events) FROM fold_state"
-
 
 class SQLiteConnection(sqlite3.Connection):
     """A sqlite3 connection that also offers the engine-neutral ``rows`` and ``dialect``."""
@@ -209,7 +209,7 @@ class SQLiteEngine:
                     self._sessions_checked = bool(rebuilt or refilled)
                     if self._sessions_checked:
                         with _fold_cache(connection):
-                            self._fold_pending(connection, skip=refilled, rebuilt=rebuilt)
+                            fold_pending(connection, self._hooks, skip=refilled, rebuilt=rebuilt)
                         derived.ensure_sessions(connection, self._timeout_us)
                 if not self._sessions_checked and not self._fold(connection):
                     self._read_fold_after = time.monotonic() + FOLD_RETRY_S  # said once, not again at the first read
@@ -246,7 +246,7 @@ class SQLiteEngine:
             return False
         try:
             with _fold_cache(connection), write_transaction(connection):
-                self._fold_pending(connection, every=every)
+                fold_pending(connection, self._hooks, every=every)
                 if not self._sessions_checked:  # the open's fold (or the first to succeed after it)
                     derived.ensure_sessions(connection, self._timeout_us)
         except Exception as error:
@@ -260,21 +260,6 @@ class SQLiteEngine:
         self._fold_at, self._read_fold_after, self._fold_failures = FOLD_ROWS, 0.0, 0
         self._sessions_checked = True
         return True
-
-    def _fold_pending(self, connection: SQLiteConnection, skip: Sequence[Any] = (),
-                      rebuilt: bool = False, every: bool = False) -> None:
-        """Fold the events after the watermark and move it, in the caller's write transaction
-        (no other writer adds rows meanwhile: ``id > folded_id`` is the range); ``skip`` the hooks,
-        ``rebuilt`` the derived tables (filled already); the text index: its chunk, or ``every``."""
-        folded, last = connection.execute(_PENDING).fetchone()
-        if last > folded:
-            if not rebuilt:
-                derived.apply(connection, folded, derived.stored_timeout_us(connection))
-            for hook in self._hooks:
-                if hook not in skip:
-                    hook.apply(connection, folded)
-            connection.execute("UPDATE fold_state SET folded_id = ?", (last,))
-        text_index.catch_up(connection, every)
 
     def insert(self, rows: Sequence[tuple[Any, ...]], with_ids: bool = False) -> int:
         """Store ``rows``; how many were new (the others were already stored). Returns once the
@@ -393,26 +378,6 @@ def write_transaction(connection: SQLiteConnection) -> Iterator[None]:
         connection.execute("ROLLBACK")
         raise
 
-
-@contextmanager
-def _fold_cache(connection: SQLiteConnection) -> Iterator[None]:
-    """A page cache of :data:`FOLD_CACHE_KIB` for one fold, the connection's own after it: each of
-    the fold's ~20 statements reads the pending events again (5,000 LLM events are ~12 MB; with
-    the default 2 MB, back from the OS each time). The file mapped meanwhile (:data:`FOLD_MMAP_BYTES`):
-    a fold starts with a cold cache, and its pages read one ``read()`` each were ~3 µs per LLM
-    event of a fresh store (pages still in the WAL are read as before)."""
-    size = connection.execute("PRAGMA cache_size").fetchone()[0]
-    connection.execute(f"PRAGMA cache_size = -{FOLD_CACHE_KIB}")
-    connection.execute(f"PRAGMA mmap_size = {FOLD_MMAP_BYTES}")
-    try:
-        yield
-    finally:
-        connection.execute("PRAGMA mmap_size = 0")
-        connection.execute(f"PRAGMA cache_size = {int(size)}")
-
-
-FOLD_CACHE_KIB = 64 * 1024
-FOLD_MMAP_BYTES = 1 << 31  # SQLite maps at most its build's limit (2 GB for most): the rest is read
 
 GROUP_ROWS = 10_000
 """At most this many rows per group transaction (more waiting batches go in the next)."""

@@ -16,12 +16,13 @@ turn (time plus latency: the duration's end). First and last are by time, then i
 turn lands where it belongs.
 
 Why one table, one statement: the page's summary and the analyses' table held the same
-threads twice, folded by three statements, ~10 µs of SQLite CPU per LLM event (this one: ~4.5).
+threads twice, folded by three statements, ~10 µs of SQLite CPU per LLM event (this one: ~4.5;
+~2.3 reading the fold's narrow copy of the turns, :mod:`.sqlite_fold`, most of it the grouping).
 It assigns the first turn's columns by comparison, as it does the last turn's, so SQLite
 rewrites their index entries (``threads_start``, ``threads_user``) for each folded thread,
 even unchanged; leaving them unassigned takes a second statement for the threads an earlier
-turn reached, whose scan of the batch costs about what the rewrites do (measured: ~1 µs per
-LLM event less into a 100,000-event store, ~0.5 more into a fresh one).
+turn reached, which costs about what the rewrites do (measured on the narrow copy: ~1 µs per
+LLM event less into a 100,000-event store, ~1 more into a fresh one).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _batch(d: Dialect) -> str:
     """The batch's turns per thread, in :data:`COLUMNS` order. PostgreSQL (a batch of ~100 in
     its insert's transaction): first and last turn ranked by two windows over the batch. SQLite
     (a fold of thousands of turns): one grouping, then :func:`_sqlite_end`."""
-    ttft = d.seconds("properties", "time_to_first_token")
+    ttft = "ttft" if d.batch else d.seconds("properties", "time_to_first_token")  # the fold's copy has it
     end = "ts_us + CAST(ROUND(COALESCE(latency, 0) * 1000000) AS BIGINT)"
     failed = "CASE WHEN error IS NULL THEN 0 ELSE 1 END"
     turns = f"{d.new_rows()} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL"
@@ -70,7 +71,7 @@ def _batch(d: Dialect) -> str:
                      COALESCE(SUM(cost_usd), 0) AS cost_usd, COUNT(cost_usd) AS cost_turns,
                      COALESCE(SUM({ttft}), 0) AS ttft_s, COUNT({ttft}) AS ttft_turns
               FROM {turns} GROUP BY thread_id) AS g
-        JOIN events min_id ON min_id.id = g.min_id JOIN events max_id ON max_id.id = g.max_id
+        JOIN {d.batch or 'events'} min_id ON min_id.id = g.min_id JOIN {d.batch or 'events'} max_id ON max_id.id = g.max_id
         WHERE true"""
 
     def first(column: str) -> str:
