@@ -248,10 +248,10 @@ _ROWS: dict[frozenset[str], tuple[Convention, ...]] = {}
 """The rows a span may be, by which of the ``needs`` attributes it has: few combinations."""
 
 
-def is_call_view(span: ReadableSpan) -> bool:
-    """A per-call child that repeats its parent's call (LiteLLM's ``raw_gen_ai_request``).
-    A parent with two or more of them carries several calls' mixed attributes: not an event."""
-    return litellm.is_raw_request(span)
+is_call_view = litellm.is_raw_request
+"""``is_call_view(span)``: a per-call child that repeats its parent's call (LiteLLM's
+``raw_gen_ai_request``). A parent with two or more of them carries several calls' mixed
+attributes: not an event. (The function itself, not a call to it: asked of every span.)"""
 
 
 def wrapper_reply(attributes: Attributes) -> LlmCall | None:
