@@ -144,3 +144,23 @@ def test_our_own_events_carry_no_source() -> None:
     assert "$source" not in event["properties"]
     (theirs,) = llm_events(span(attributes))
     assert theirs["properties"]["$source"] == "opentelemetry-genai"
+
+
+def test_each_spelling_of_keys_gets_its_own_answer() -> None:
+    """Which rows a span's keys make it is remembered per spelling of those keys: a span with
+    as many keys as a call's, or the same keys in another order, is judged on its own."""
+    call = {"model": "m", "input": "Hi", "output": "Yo"}
+    lookalike = {"model": "m", "colour": "red", "size": "L"}  # as many keys, no content
+    raw = {"llm.openai.messages": "[{'role': 'user', 'content': 'Hi'}]",
+           "llm.openai.choices": "[{'message': {'role': 'assistant', 'content': 'Yo'}}]",
+           "llm.openai.model": "gpt-4o"}
+    raw_lookalike = {"llm.openai.choices": "[]", "llm.openai.colour": "red", "llm.openai.size": "L"}
+    for _ in range(2):
+        assert llm_events(span(lookalike)) == []
+        assert [e["prompt"] for e in llm_events(span(call))] == ["Hi"]
+        assert [e["generation"] for e in llm_events(span(dict(reversed(call.items()))))] == ["Yo"]
+        assert llm_events(span(raw_lookalike, name="raw_gen_ai_request")) == []
+        assert [e["properties"]["$source"] for e in llm_events(span(raw, name="raw_gen_ai_request"))] \
+            == ["litellm-raw-request"]
+        assert [e["prompt"] for e in llm_events(span(dict(reversed(raw.items())), name="raw_gen_ai_request"))] \
+            == ["Hi"]

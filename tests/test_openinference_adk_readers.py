@@ -174,6 +174,23 @@ def test_an_uncached_prompt_count_written_the_anthropic_way_is_made_the_total() 
     assert tokens["input_tokens"] == 1506 and tokens["cache_read_input_tokens"] == 1200
 
 
+def test_plain_counts_give_every_token_property_the_detailed_ones_do() -> None:
+    """A call with a prompt and a completion count and no detail: all five counts, the parts
+    it does not break down 0, as for a call that does (and the total it wrote)."""
+    assert llm_tokens(prompt=12, completion=3) == {
+        "input_tokens": 12, "output_tokens": 3, "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": 0, "reasoning_tokens": 0}
+    assert llm_tokens(prompt=12, completion=3, prompt_details__cache_read=0) == llm_tokens(prompt=12, completion=3)
+    attributes = {"openinference.span.kind": "LLM", "llm.input_messages.0.message.role": "user",
+                  "llm.input_messages.0.message.content": "Hi", "llm.token_count.prompt": 12,
+                  "llm.token_count.completion": 3, "llm.token_count.total": 15}
+    (event,) = encode_spans([span(1, attributes)]).llm_events
+    assert {k: v for k, v in event["properties"].items() if k.endswith("tokens")} == {
+        "input_tokens": 12, "output_tokens": 3, "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": 0, "reasoning_tokens": 0, "total_tokens": 15}
+    assert llm_tokens(prompt=12, completion=None)["output_tokens"] == 0
+
+
 def test_counts_written_as_text_are_counts() -> None:
     assert llm_tokens(prompt="12", completion="3", total="15")["input_tokens"] == 12
 

@@ -107,7 +107,7 @@ def encode_spans(
             if span.__class__ is TrackedSpan:
                 kind, event = encode_record(span.record)  # type: ignore[attr-defined]
             else:
-                kind, event = encode_span(span, all_spans=all_spans, identity=memory.identity(span))
+                kind, event = encode_span(span, all_spans=all_spans, memory=memory)
                 if kind == "llm":
                     if memory.call_views(span) > 1:  # several calls overwrote each other here
                         encoded.merged_duplicates += 1
@@ -147,25 +147,25 @@ def _complete_from_parent(event: Event, reply: LlmCall | None) -> None:
 
 
 def encode_span(
-    span: ReadableSpan, *, all_spans: bool = False, identity: Identity | None = None
+    span: ReadableSpan, *, all_spans: bool = False, memory: TraceMemory | None = None
 ) -> tuple[str | None, Event]:
     """``("event" | "llm", wire dict)``, or ``(None, {})`` for a span that is neither.
 
-    ``identity``: the span's user and thread with the ancestors' filled in
-    (:meth:`TraceMemory.identity`); by default, the span's own.
+    ``memory``: where the span's ancestors were remembered, so its user and thread have
+    theirs filled in (:meth:`TraceMemory.identity`, asked only of a span that is an event);
+    by default, the span's own.
     """
     if span.__class__ is TrackedSpan:
         return encode_record(span.record)  # type: ignore[attr-defined]
     attributes = span.attributes or {}
-    identity = identity if identity is not None else span_identity(span)
-    user_id = identity.user_id or sc.ANONYMOUS_USER_ID
     name = attributes.get(sc.TRUBRICS_EVENT)
     if isinstance(name, str):
+        identity = memory.identity(span) if memory is not None else span_identity(span)
         properties = properties_of(span, _observation_properties(span, identity))
         if span.status.status_code is StatusCode.ERROR:
             properties.update(error_properties(span))
         return "event", {
-            "user_id": user_id,
+            "user_id": identity.user_id or sc.ANONYMOUS_USER_ID,
             "event": name,
             "properties": properties,
             "timestamp": iso_timestamp(span.end_time),
@@ -175,6 +175,8 @@ def encode_span(
         call = other_span(span)
     if call is None:
         return None, {}
+    identity = memory.identity(span) if memory is not None else span_identity(span)
+    user_id = identity.user_id or sc.ANONYMOUS_USER_ID
     properties = properties_of(span, call.properties)
     if span.status.status_code is _ERROR:
         properties.update(error_properties(span))
@@ -305,7 +307,9 @@ def properties_of(span: ReadableSpan, derived: Mapping[str, Any]) -> dict[str, A
     attributes = span.attributes or {}
     context_properties = attributes.get(sc.TRUBRICS_CONTEXT_PROPERTIES)
     properties = _json_object(context_properties) if context_properties is not None else {}
-    properties.update(prefixed_properties(attributes))
+    prefixed = prefixed_properties(attributes)
+    if prefixed:
+        properties.update(prefixed)
     properties.update(derived)
     own = attributes.get(sc.TRUBRICS_PROPERTIES)
     if own is not None:

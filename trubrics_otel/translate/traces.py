@@ -143,9 +143,20 @@ def own_identity(attributes: Mapping[str, Any], scope_name: str | None = None) -
         plan = _PLANS[present] = _plan(present)
     # only a span with gen_ai.conversation.id has threads that a weak scope reads apart
     weak_scope = plan.conversation and is_weak_thread_scope(scope_name)
-    user = first_of(attributes, plan.users) if plan.users else None
+    users = plan.users
+    if users:  # first_of, its usual case inline: one name present, a text no scrubber blanked
+        user = attributes[users[0]]
+        if user.__class__ is not str or not user or user[0] == "[":
+            user = first_of(attributes, users)
+    else:
+        user = None
     threads = plan.strong_threads if weak_scope else plan.threads
-    thread = first_of(attributes, threads) if threads else None
+    if threads:
+        thread = attributes[threads[0]]
+        if thread.__class__ is not str or not thread or thread[0] == "[":
+            thread = first_of(attributes, threads)
+    else:
+        thread = None
     if (user is None or thread is None) and plan.metadata:
         metadata_user, metadata_thread = _metadata_identity(attributes)
         user = user or metadata_user

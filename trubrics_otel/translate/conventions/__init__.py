@@ -80,9 +80,8 @@ from trubrics_otel.translate.conventions.base import (
     Convention,
     LlmCall,
     SpanEvent,
-    keys_under,
 )
-from trubrics_otel.translate.messages import plain
+from trubrics_otel.translate.messages import by_shape, plain
 
 __all__ = ["CONVENTIONS", "Convention", "LlmCall", "SpanEvent", "read_span", "read_llm_call",
            "other_span", "first_of", "call_latency", "prefixed_properties", "USER_ID_ATTRIBUTES",
@@ -186,11 +185,17 @@ def call_latency(span: ReadableSpan) -> float | None:
 
 
 def prefixed_properties(attributes: Attributes) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for prefix in PROPERTY_PREFIXES:
-        for key in keys_under(attributes, prefix):
-            found[key[len(prefix) :]] = plain(attributes[key])
-    return found
+    """The attributes under :data:`PROPERTY_PREFIXES`, prefix removed (read on every event:
+    which keys those are is found once per spelling of a span's keys)."""
+    named = by_shape(_PREFIXED, PROPERTY_PREFIXES, tuple(attributes), _prefixed_keys)
+    return {name: plain(attributes[key]) for key, name in named} if named else {}
+
+
+def _prefixed_keys(keys: tuple[str, ...], prefixes: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple((key, key[len(prefix) :]) for prefix in prefixes for key in keys if key.startswith(prefix))
+
+
+_PREFIXED: dict[tuple[str, ...], dict[tuple[str, ...], tuple[tuple[str, str], ...]]] = {}
 
 
 
@@ -243,10 +248,10 @@ _ROWS: dict[frozenset[str], tuple[Convention, ...]] = {}
 """The rows a span may be, by which of the ``needs`` attributes it has: few combinations."""
 
 
-def is_call_view(span: ReadableSpan) -> bool:
-    """A per-call child that repeats its parent's call (LiteLLM's ``raw_gen_ai_request``).
-    A parent with two or more of them carries several calls' mixed attributes: not an event."""
-    return litellm.is_raw_request(span)
+is_call_view = litellm.is_raw_request
+"""``is_call_view(span)``: a per-call child that repeats its parent's call (LiteLLM's
+``raw_gen_ai_request``). A parent with two or more of them carries several calls' mixed
+attributes: not an event. (The function itself, not a call to it: asked of every span.)"""
 
 
 def wrapper_reply(attributes: Attributes) -> LlmCall | None:

@@ -29,6 +29,7 @@ from trubrics_otel.translate.conventions.base import Attributes, Convention, Llm
 from trubrics_otel.translate.conventions.tokens import token_properties
 from trubrics_otel.translate.messages import (
     assistant_text,
+    by_shape,
     last_user_text,
     message_text,
     parse_json,
@@ -150,11 +151,16 @@ _PROVIDER_SUFFIXES = ("provider", "provider_name", ".system", "vendor")
 
 
 def recognises(attributes: Attributes) -> bool:
-    """Cheap: one pass over the keys; :func:`read` decides (it may still find nothing)."""
+    """Cheap: the keys alone decide, once per spelling of a span's keys (``by_shape``: asked
+    of every span no other row took); :func:`read` decides (it may still find nothing)."""
     if not _DECLARED_KINDS.isdisjoint(attributes):
         return False
+    return by_shape(_SHAPES, _DECLARED_KINDS, tuple(attributes), _recognises_keys)
+
+
+def _recognises_keys(keys: tuple[str, ...], _: frozenset[str]) -> bool:
     model = content = False
-    for key in attributes:
+    for key in keys:
         if key.endswith(_MODEL_SUFFIXES):
             model = True
         elif key.endswith(_CONTENT_SUFFIXES) or key.startswith("usage."):
@@ -162,6 +168,9 @@ def recognises(attributes: Attributes) -> bool:
         if model and content:
             return True
     return False
+
+
+_SHAPES: dict[frozenset[str], dict[tuple[str, ...], bool]] = {}
 
 
 def read(span: ReadableSpan) -> LlmCall | None:

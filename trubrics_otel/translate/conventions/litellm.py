@@ -30,6 +30,7 @@ from trubrics_otel.translate.conventions.base import Attributes, Convention, Llm
 from trubrics_otel.translate.conventions.tokens import usage_properties_of
 from trubrics_otel.translate.messages import (
     assistant_text,
+    by_shape,
     last_user_text,
     summarise_tool_calls,
     text_or_none,
@@ -80,8 +81,17 @@ def _raw_provider(attributes: Attributes) -> str | None:
 
 
 def raw_recognises(attributes: Attributes) -> bool:
-    provider = _raw_provider(attributes)
-    return provider is not None and f"llm.{provider}.messages" in attributes
+    """Asked of every span no row with ``needs`` took (HTTP, DB, wrappers…): its keys alone
+    decide, so the answer is found once per spelling of a span's keys (``by_shape``)."""
+    return by_shape(_RAW_SHAPES, RAW_REQUEST_SPAN, tuple(attributes), _raw_keys)
+
+
+def _raw_keys(keys: tuple[str, ...], _: str) -> bool:
+    provider = _raw_provider(dict.fromkeys(keys))
+    return provider is not None and f"llm.{provider}.messages" in keys
+
+
+_RAW_SHAPES: dict[str, dict[tuple[str, ...], bool]] = {}
 
 
 def raw_read(span: ReadableSpan) -> LlmCall:

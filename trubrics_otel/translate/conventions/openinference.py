@@ -64,7 +64,7 @@ from trubrics_otel.translate.messages import (
     summarise_tool_calls,
     text_or_none,
 )
-from trubrics_otel.translate.usage import NoCost, make_usage
+from trubrics_otel.translate.usage import MAX_TOKENS, NoCost, make_usage
 
 __all__ = ["OPENINFERENCE", "read", "read_llm", "read_tool", "recognises", "tool_call_ids"]
 
@@ -232,6 +232,16 @@ def tokens(attributes: Attributes, provider: Any, response: Any) -> dict[str, An
     completion = as_count(completion) if isinstance(completion, str) else completion
     if prompt is None and completion is None:
         return raw
+    if raw_usage is None and prompt.__class__ is int and completion.__class__ is int \
+            and 0 <= prompt <= MAX_TOKENS and 0 <= completion <= MAX_TOKENS and _DETAIL_NAMES.isdisjoint(attributes):
+        # most spans: two plain counts, no detail, no raw usage; what the lines below give then
+        counted = {sc.PROP_INPUT_TOKENS: prompt, sc.PROP_OUTPUT_TOKENS: completion,
+                   sc.PROP_CACHE_READ_INPUT_TOKENS: 0, sc.PROP_CACHE_CREATION_INPUT_TOKENS: 0,
+                   sc.PROP_REASONING_TOKENS: 0}
+        total = as_count(attributes.get(sc.LLM_TOKEN_COUNT_TOTAL))
+        if isinstance(total, int) and not isinstance(total, bool):
+            counted[sc.PROP_TOTAL_TOKENS] = total
+        return counted
     usage = {sc.GEN_AI_USAGE_INPUT_TOKENS: prompt, sc.GEN_AI_USAGE_OUTPUT_TOKENS: completion}
     for name, (attribute, prop) in _DETAILS.items():
         value = attributes.get(attribute)
@@ -256,6 +266,7 @@ _DETAILS = {
     sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: (REASONING, sc.PROP_REASONING_TOKENS),
 }
 """GenAI usage name ← OpenInference detail attribute, and the property it becomes."""
+_DETAIL_NAMES = frozenset(attribute for attribute, _ in _DETAILS.values())
 
 
 def _uncached_prompt_made_total(usage: dict[str, Any]) -> dict[str, Any]:
