@@ -57,6 +57,7 @@ from opentelemetry.trace import (
     TraceState,
 )
 
+from trubrics_otel.receive import otlp_json
 from trubrics_otel.receive.attributes import RawExportTraceServiceRequest, attributes_of
 
 PROTOBUF = "application/x-protobuf"
@@ -172,10 +173,11 @@ def decode(body: bytes, content_type: str | None, attribute_limit: int | None = 
         raise UnsupportedMediaType(
             f"unsupported Content-Type {content_type!r}: use {PROTOBUF} or {JSON}"
         )
-    decoded = to_spans(RawExportTraceServiceRequest.FromString(parse_json(body).SerializeToString()),
-                       attribute_limit)
-    decoded.json = True
-    return decoded
+    try:  # read straight from the JSON: the same spans as to_spans makes of the protobuf
+        spans, rejected, dropped = otlp_json.read(body, attribute_limit, ReceivedSpan, ReceivedScope)
+    except otlp_json.OtlpJsonError as exc:
+        raise OtlpDecodeError(f"body is not an OTLP/JSON ExportTraceServiceRequest: {exc}") from None
+    return Decoded(spans, rejected, json=True, dropped=dropped)
 
 
 def _whole(body: bytes, exc: Exception) -> Exception:
