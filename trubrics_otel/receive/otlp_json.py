@@ -144,14 +144,15 @@ def _span(span: Any, resource: Resource, scope: Any, limit: int | None, spans: l
     kind = get("kind")
     if kind.__class__ is not int or not 0 <= kind < 6:
         kind = _enum(kind, _KIND_NAMES, "kind")
-    status = get("status")
-    code = 0
-    if status:
+    status, code, message = get("status"), 0, ""
+    if status is not None:
         if status.__class__ is not dict:
             raise _Bad("status is not a JSON object")
-        code = status.get("code")
+        code, message = status.get("code"), status.get("message")
         if code.__class__ is not int or not 0 <= code <= 2:
             code = _enum(code, _STATUS_NAMES, "status code")
+        if message.__class__ is not str:
+            message = _text(message, "status message")
     pairs, events, links = get("attributes"), get("events"), get("links")
     if events is not None and events.__class__ is not list:
         raise _Bad("events is not a list")
@@ -196,7 +197,7 @@ def _span(span: Any, resource: Resource, scope: Any, limit: int | None, spans: l
         parent_id = int.from_bytes(parent_bytes, "big")
         parent = _new_context(SpanContext, (trace_id, parent_id, remote, flags, DEFAULT_TRACE_STATE, parent_id != 0))
     if code == 2:  # the SDK only keeps a description on ERROR
-        status = Status(_ERROR, _text(status.get("message"), "status message"))
+        status = Status(_ERROR, message)
     else:
         status = _OK if code == 1 else _UNSET
     spans.append(span_class(
