@@ -160,7 +160,8 @@ def _span(span: Any, resource: Resource, scope: Any, limit: int | None, spans: l
         raise _Bad("links is not a list")
     attributes = _attributes(span, limit, 5)  # also checks the lists it reads
     dropped = 0
-    if limit is not None:
+    if limit is not None and ((pairs and len(pairs) > limit) or (events and len(events) > limit)
+                              or (links and len(links) > limit)):
         dropped = sum(max(0, len(many) - limit) for many in (pairs, events, links) if many)
     if events:
         events = tuple(
