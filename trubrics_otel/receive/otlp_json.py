@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -61,7 +62,7 @@ _CAMEL = {snake: camel for camel, snake in _SNAKE.items()}
 _SPAN_SNAKE = frozenset(_SNAKE[key] for key in (
     "traceId", "spanId", "parentSpanId", "traceState", "startTimeUnixNano", "endTimeUnixNano"))
 _STR, _BOOL, _INT, _DOUBLE, _BYTES, _ARRAY, _KVLIST = range(7)
-_VALUE_KINDS = {}
+_VALUE_KINDS: dict[str, int] = {}
 for _code, _name in enumerate(("stringValue", "boolValue", "intValue", "doubleValue", "bytesValue",
                                "arrayValue", "kvlistValue")):
     _VALUE_KINDS[_name] = _VALUE_KINDS["".join("_" + c.lower() if c.isupper() else c for c in _name)] = _code
@@ -207,7 +208,8 @@ def _span(span: Any, resource: Resource, scope: Any, limit: int | None, spans: l
     return dropped
 
 
-def _links(links: list, limit: int | None):
+def _links(links: list, limit: int | None) -> Iterator[Link]:
+    """The links with ids of the right lengths (as the protobuf path keeps them); every id must be hex."""
     for link in map(_element, links):
         trace_bytes, span_bytes = _id(_get(link, "traceId"), "link traceId"), _id(_get(link, "spanId"), "link spanId")
         attributes = _attributes(link, limit, 6)
