@@ -7,6 +7,8 @@
     python benchmarks/bench_intake_stages.py --instructions [--compare /tmp/base]
                                                               # valgrind: machine-independent
     python benchmarks/bench_intake_stages.py --api [--compare /tmp/base]   # the ingestion API's
+    python benchmarks/bench_intake_stages.py --otlp-json [--compare /tmp/base]   # also decoding
+                                                              # the same requests as OTLP/JSON
 
 The traces of ``bench_server_intake`` (1 wrapper + 2 LLM spans each, OpenInference and GenAI,
 512 spans a request) go through the stages ``server.ingest.Intake.traces`` runs before the
@@ -41,10 +43,13 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 from other_copy import use  # noqa: E402
 
 STAGES = ("decode", "encode", "price and policy", "validation")
+JSON_STAGE = "decode OTLP/JSON"
+"""``--otlp-json``: the decode stage again, of the same requests as JavaScript's exporter writes
+them in JSON (``bench_server_intake.otlp_json_bodies``); a row apart, not in the total."""
 API_STAGES = ("read and validate", "rows")
 
 
-def run_stages(traces: int, rounds: int) -> dict[str, float]:
+def run_stages(traces: int, rounds: int, otlp_json: bool = False) -> dict[str, float]:
     """Best µs per span of each stage, for the package this interpreter imports."""
     import bench_server_intake as bench
 
@@ -60,7 +65,8 @@ def run_stages(traces: int, rounds: int) -> dict[str, float]:
 
     spans, _ = bench.traces(traces)
     bodies = bench.otlp_bodies(spans)
-    best = dict.fromkeys(STAGES, float("inf"))
+    best = dict.fromkeys(STAGES + ((JSON_STAGE,) if otlp_json else ()), float("inf"))
+    json_bodies = bench.otlp_json_bodies(spans) if otlp_json else []
 
     def timed(stage: str, work: Any, argument: Any) -> Any:
         started = time.process_time()
@@ -94,6 +100,9 @@ def run_stages(traces: int, rounds: int) -> dict[str, float]:
                                               for d in ds], decoded)
         priced = timed("price and policy", price, encoded)
         timed("validation", validate, priced)
+        if otlp_json:
+            from_json = timed(JSON_STAGE, lambda bs: [otlp.decode(b, otlp.JSON, 128).spans for b in bs], json_bodies)
+            assert sum(map(len, from_json)) == sum(map(len, decoded))
     return {stage: seconds / len(spans) * 1e6 for stage, seconds in best.items()}
 
 
@@ -160,12 +169,15 @@ def main() -> None:
     parser.add_argument("--instructions", action="store_true",
                         help="instructions per span under valgrind's callgrind instead (~2 min a package at --traces 200)")
     parser.add_argument("--api", action="store_true", help="the ingestion API's stages, per LLM event")
+    parser.add_argument("--otlp-json", action="store_true",
+                        help="also decode the same requests as OTLP/JSON (a row apart, not in the total)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one package's figures
     parser.add_argument("--package", help=argparse.SUPPRESS)  # with --json: DIR/trubrics_otel
     args = parser.parse_args()
     if args.json:
         use(args.package)  # that copy, not the editable install
-        print(json.dumps((run_api_stages if args.api else run_stages)(args.traces, args.rounds)))
+        print(json.dumps(run_api_stages(args.traces, args.rounds) if args.api else
+                         run_stages(args.traces, args.rounds, args.otlp_json)))
         return
     packages: list[str | None] = [None] + ([args.compare] if args.compare else [])
     if args.instructions:
@@ -175,21 +187,26 @@ def main() -> None:
               + (f" ({counts[0] / counts[1]:.3f}x)" if len(counts) == 2 else ""))
         return
     stages = API_STAGES if args.api else STAGES
-    results: list[dict[str, float]] = [dict.fromkeys(stages, float("inf")) for _ in packages]
+    extra = (JSON_STAGE,) if args.otlp_json and not args.api else ()
+    results: list[dict[str, float]] = [dict.fromkeys(stages + extra, float("inf")) for _ in packages]
     for _ in range(3):  # three processes each, alternating: the machine's load moves
         for k, package in enumerate(packages):
             out = subprocess.run([sys.executable, __file__, "--json", "--traces", str(args.traces),
                                   "--rounds", str(max(1, args.rounds // 3)), *(["--package", package] if package else []),
-                                  *(["--api"] if args.api else [])],
+                                  *(["--api"] if args.api else []), *(["--otlp-json"] if args.otlp_json else [])],
                                  capture_output=True, text=True, check=True).stdout
             for stage, value in json.loads(out.strip().splitlines()[-1]).items():
                 results[k][stage] = min(results[k][stage], value)
     print(f"{'µs per LLM event' if args.api else 'µs of CPU per span':20}" + "".join(f"{'this' if p is None else Path(p).name[-15:]:>16}"
                                                  for p in packages))
-    for stage in (*stages, "total"):
-        values = [sum(r.values()) if stage == "total" else r[stage] for r in results]
+    for stage in (*stages, "total", *extra):
+        values = [sum(r[s] for s in stages) if stage == "total" else r[stage] for r in results]
         print(f"{stage:20}" + "".join(f"{v:16.1f}" for v in values)
               + (f"   {values[0] / values[1]:.2f}x" if len(values) == 2 else ""))
+    if extra:
+        print("OTLP/JSON decoding / protobuf decoding: " + ", ".join(
+            f"{'this' if p is None else Path(p).name} {r[JSON_STAGE] / r['decode']:.2f}x" for p, r in zip(packages, results))
+              + " (target ≤ 2x)")
 
 
 if __name__ == "__main__":

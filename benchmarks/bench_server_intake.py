@@ -5,6 +5,7 @@
     python benchmarks/bench_server_intake.py --only api --no-ingest   # the ingestion API alone
     python benchmarks/bench_server_intake.py --profile     # in-process cProfile of the OTLP path
     python benchmarks/bench_server_intake.py --prompts varied   # words of a natural vocabulary
+    python benchmarks/bench_server_intake.py --only http json --no-ingest   # OTLP/HTTP JSON beside protobuf
     git archive main trubrics_otel | tar -x -C /tmp/base   # then, side by side in one run:
     python benchmarks/bench_server_intake.py --compare /tmp/base
 
@@ -18,7 +19,9 @@ SQLite file; its CPU time (user + system, every thread, ``/proc/<pid>/task/*/sch
 read before and after a round: µs per span (OTLP) or per LLM event (the ingestion API, the
 same prompts, answers and properties as JSON in batches of 100). Each round's LLM events are
 checked to be stored exactly once. Targets: OTLP/HTTP ≤ 70 µs per span, gRPC within 10 %, the
-ingestion API ≤ 50 µs per LLM event. ``--compare DIR`` runs the same rounds, interleaved, against
+ingestion API ≤ 50 µs per LLM event. ``json`` (not run by default): the same requests as OTLP/JSON,
+written as JavaScript's OTLP/HTTP exporter writes them (:func:`otlp_json_bodies`); target within
+2x OTLP/HTTP protobuf. ``--compare DIR`` runs the same rounds, interleaved, against
 a server from another copy of the package (``DIR/trubrics_otel``): ratios from one run. Then ``bench_server_ingest``'s events/s for SQLite
 (target ≥ 30,000 track, ≥ 20,000 track_llm).
 """
@@ -149,6 +152,24 @@ def otlp_bodies(spans: list[Any]) -> list[bytes]:
             for i in range(0, len(spans), SPANS_PER_REQUEST)]
 
 
+def otlp_json_bodies(spans: list[Any]) -> list[bytes]:
+    """The requests of :func:`otlp_bodies` as OTLP/JSON, as ``@opentelemetry/exporter-trace-otlp-http``
+    writes them: hex ids, kinds and codes as numbers, times as strings, ``intValue`` as numbers."""
+    import base64
+
+    from google.protobuf import json_format
+
+    def js(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {key: base64.b64decode(value).hex() if key in ("traceId", "spanId", "parentSpanId")
+                    else int(value) if key == "intValue" else js(value) for key, value in node.items()}
+        return [js(item) for item in node] if isinstance(node, list) else node
+
+    return [json.dumps(js(json_format.MessageToDict(to_otlp(spans[i:i + SPANS_PER_REQUEST]),
+                                                    use_integers_for_enums=True))).encode()
+            for i in range(0, len(spans), SPANS_PER_REQUEST)]
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time of every thread of ``pid`` that is alive now (user + system)."""
     total = 0
@@ -189,8 +210,8 @@ class Server:
         if protocol == "grpc":
             self.export(body, timeout=120)
             return
-        if protocol == "http":
-            url, headers = f"{self.url}/v1/traces", {"Content-Type": otlp.PROTOBUF}
+        if protocol in ("http", "json"):
+            url, headers = f"{self.url}/v1/traces", {"Content-Type": otlp.PROTOBUF if protocol == "http" else otlp.JSON}
         else:
             url, headers = f"{self.url}/publish_llm_events", {"Content-Type": "application/json",
                                                               "x-api-key": "bench-key"}
@@ -233,7 +254,7 @@ def measure(protocol: str, rounds: int, traces_per_round: int, tmp: str,
             warm, items = bodies[:4], len(events) - 400
             bodies = bodies[4:]
         else:
-            bodies = otlp_bodies(spans)
+            bodies = (otlp_json_bodies if protocol == "json" else otlp_bodies)(spans)
             warm, bodies = bodies[:1], bodies[1:]
             items = len(spans) - SPANS_PER_REQUEST
         server = Server(f"{tmp}/{protocol}-{r}-{k}.db", package_dir)
@@ -291,8 +312,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--traces", type=int, default=3000, help="traces per round (3 spans each)")
     parser.add_argument("--no-ingest", action="store_true", help="skip bench_server_ingest's events/s")
-    parser.add_argument("--only", nargs="+", choices=("http", "grpc", "api"), default=("http", "grpc", "api"),
-                        help="measure these paths only")
+    parser.add_argument("--only", nargs="+", choices=("http", "grpc", "api", "json"), default=("http", "grpc", "api"),
+                        help="measure these paths only (json: OTLP/HTTP JSON, not by default)")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--compare", nargs="*", default=[], metavar="DIR",
                         help="also run servers from DIR/trubrics_otel (a baseline), interleaved")
@@ -310,13 +331,15 @@ def main() -> None:
               f"{args.traces * 3:,} spans / {args.traces * 2:,} LLM events", flush=True)
         results = {p: measure(p, args.rounds, args.traces, tmp, packages) for p in args.only}
         print(f"{'':20}" + "".join(f"{'this' if p is None else Path(p).name[-15:]:>16}" for p in packages))
-        for protocol, label, unit in (("http", "OTLP/HTTP protobuf", "µs/span"), ("grpc", "OTLP/gRPC", "µs/span"),
+        for protocol, label, unit in (("http", "OTLP/HTTP protobuf", "µs/span"), ("json", "OTLP/HTTP JSON", "µs/span"),
+                                      ("grpc", "OTLP/gRPC", "µs/span"),
                                       ("api", "ingestion API", "µs/LLM event")):
             if protocol in results:
                 print(f"{label:20}" + "".join(f"{v:16.1f}" for v in results[protocol]) + f"  {unit}")
         ratio = f"(this: {results['grpc'][0] / results['http'][0]:.2f}x)" if {"http", "grpc"} <= set(results) else ""
-        print(f"targets: OTLP/HTTP ≤ 70 µs/span; gRPC ≤ 1.10x HTTP {ratio}; ingestion API ≤ 50 µs/LLM event",
-              flush=True)
+        json_ratio = f"(this: {results['json'][0] / results['http'][0]:.2f}x)" if {"http", "json"} <= set(results) else ""
+        print(f"targets: OTLP/HTTP ≤ 70 µs/span; gRPC ≤ 1.10x HTTP {ratio}; JSON ≤ 2x HTTP {json_ratio}; "
+              "ingestion API ≤ 50 µs/LLM event", flush=True)
         if not args.no_ingest:
             ingest_rates(args.rounds, tmp, packages)
 

@@ -27,8 +27,6 @@ first ``attribute_limit`` values, each span its first ``attribute_limit`` events
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import zlib
 from collections.abc import Sequence
@@ -57,6 +55,7 @@ from opentelemetry.trace import (
     TraceState,
 )
 
+from trubrics_otel.receive import otlp_json
 from trubrics_otel.receive.attributes import RawExportTraceServiceRequest, attributes_of
 
 PROTOBUF = "application/x-protobuf"
@@ -172,10 +171,11 @@ def decode(body: bytes, content_type: str | None, attribute_limit: int | None = 
         raise UnsupportedMediaType(
             f"unsupported Content-Type {content_type!r}: use {PROTOBUF} or {JSON}"
         )
-    decoded = to_spans(RawExportTraceServiceRequest.FromString(parse_json(body).SerializeToString()),
-                       attribute_limit)
-    decoded.json = True
-    return decoded
+    try:  # read straight from the JSON: the same spans as to_spans makes of the protobuf
+        spans, rejected, dropped = otlp_json.read(body, attribute_limit, ReceivedSpan, ReceivedScope)
+    except otlp_json.OtlpJsonError as exc:
+        raise OtlpDecodeError(f"body is not an OTLP/JSON ExportTraceServiceRequest: {exc}") from None
+    return Decoded(spans, rejected, json=True, dropped=dropped)
 
 
 def _whole(body: bytes, exc: Exception) -> Exception:
@@ -186,26 +186,6 @@ def _whole(body: bytes, exc: Exception) -> Exception:
     except (DecodeError, RecursionError, ValueError) as whole:
         return whole
     return exc
-
-
-def parse_json(body: bytes) -> ExportTraceServiceRequest:
-    """OTLP/JSON → request, turning its hex ids into the bytes protobuf expects."""
-    try:
-        document = json.loads(body)
-        if not isinstance(document, dict):
-            raise ValueError("the top level is not a JSON object")
-        for resource_spans in _list(document, "resourceSpans", "resource_spans"):
-            for scope_spans in _list(resource_spans, "scopeSpans", "scope_spans"):
-                for span in _list(scope_spans, "spans"):
-                    _hex_ids_to_base64(span, ("traceId", "trace_id", "spanId", "span_id",
-                                              "parentSpanId", "parent_span_id"))
-                    for link in _list(span, "links"):
-                        _hex_ids_to_base64(link, ("traceId", "trace_id", "spanId", "span_id"))
-        request = ExportTraceServiceRequest()
-        json_format.ParseDict(document, request, ignore_unknown_fields=True)
-    except (ValueError, TypeError, AttributeError, RecursionError, json_format.ParseError) as exc:
-        raise OtlpDecodeError(f"body is not an OTLP/JSON ExportTraceServiceRequest: {exc}") from None
-    return request
 
 
 def to_spans(request: ExportTraceServiceRequest, attribute_limit: int | None = None) -> Decoded:
@@ -379,30 +359,6 @@ def _scope(scope: PbScope, schema_url: str, limit: int | None = None) -> Instrum
     return ReceivedScope(
         scope.name, scope.version or None, schema_url or None, attributes_of(scope.attributes, limit)
     )
-
-
-def _list(mapping: Any, *keys: str) -> list[Any]:
-    """The list under the first key present; ``ParseDict`` reports any other type later."""
-    if not isinstance(mapping, dict):
-        return []
-    for key in keys:
-        if key in mapping:
-            value = mapping[key]
-            return value if isinstance(value, list) else []
-    return []
-
-
-def _hex_ids_to_base64(mapping: Any, keys: tuple[str, ...]) -> None:
-    if not isinstance(mapping, dict):
-        return
-    for key in keys:
-        value = mapping.get(key)
-        if isinstance(value, str) and value:
-            try:
-                raw = binascii.unhexlify(value)
-            except (binascii.Error, ValueError):
-                raise ValueError(f"{key} {value[:40]!r} is not hex") from None
-            mapping[key] = base64.b64encode(raw).decode("ascii")
 
 
 def _varint(number: int) -> bytes:
