@@ -20,6 +20,7 @@ from trubrics_otel.server.validation import (
     validate_encoded,
     validate_event,
 )
+from trubrics_otel.server.store.rows import llm_row
 from trubrics_otel.translate import fastjson
 from trubrics_otel.translate.fastjson import dumps
 
@@ -114,9 +115,13 @@ def test_read_batch_answers_as_parse_then_validate(body):
     assert repr((good, errors)) == repr(validate_batch(parse_batch(body.encode()), LLM_EVENT))
     for event in good:
         if id(event) in measured:
-            assert measured[id(event)] == dumps(event["properties"])
+            assert _text(measured[id(event)]) == dumps(event["properties"]).decode()
     if fastjson.ACCELERATED and body == BODIES[0]:
         assert len(measured) == 2  # the usual batch: its properties encoded once
+
+
+def _text(json: bytes | str) -> str:  # the properties' JSON as validation hands it on: text or bytes
+    return json if isinstance(json, str) else json.decode()
 
 
 def test_unreadable_body_raises_as_parse_batch():
@@ -143,8 +148,8 @@ VARIANTS = {  # each field's usual values, and the odd ones a sender may put the
 
 def test_read_batch_answers_as_parse_then_validate_for_any_two_fields_changed():
     """An LLM event with any two of its fields changed (missing, null, of another type, out of
-    range): the quick reading of the usual ones answers as the full validation does, and hands
-    the store the same properties' JSON. One event a body: an inexact number sends a whole
+    range): the quick reading of the usual ones answers as the full validation does, and the
+    store makes the same row of it. One event a body: an inexact number sends a whole
     body to the stdlib, which would hide its neighbours' answers."""
     base = {**llm_event(), "extra": _ABSENT}
     changes = [(name, value) for name, values in VARIANTS.items() for value in values]
@@ -152,6 +157,9 @@ def test_read_batch_answers_as_parse_then_validate_for_any_two_fields_changed():
         event = {**base, first: one, second: other} if first != second else {**base, first: one}
         body = json.dumps([{k: v for k, v in event.items() if v is not _ABSENT}]).encode()
         good, errors, measured = read_batch(body, LLM_EVENT)
-        assert repr((good, errors)) == repr(validate_batch(parse_batch(body), LLM_EVENT)), body[:300]
+        expected = validate_batch(parse_batch(body), LLM_EVENT)
+        assert repr((good, errors)) == repr(expected), body[:300]
         if good and id(good[0]) in measured:
-            assert measured[id(good[0])] == dumps(good[0]["properties"])
+            assert _text(measured[id(good[0])]) == dumps(good[0]["properties"]).decode()
+        # and the row stored: every column as from the full validation's event
+        assert [llm_row(e, 0, measured.get(id(e))) for e in good] == [llm_row(e, 0) for e in expected[0]]
