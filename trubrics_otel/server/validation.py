@@ -186,14 +186,13 @@ def _read_items(items: list[Any], fields: tuple[Field, ...]) -> tuple[list[dict[
     measured: dict[int, bytes | str] = {}
     quick = _llm_event if fields is LLM_EVENT else None
     for index, item in enumerate(items):
-        data = None
         found = quick(item) if quick is not None and item.__class__ is dict else None
         if found is not None:  # the usual event: the checks below, at a fraction of their cost
-            event, data = found
-            good.append(event)
-            if data is not None:
-                measured[id(event)] = data
+            good.append(found[0])
+            if found[1] is not None:
+                measured[id(found[0])] = found[1]
             continue
+        data = None
         if item.__class__ is dict:
             properties = item.get("properties")
             if properties.__class__ is not dict:
