@@ -5,6 +5,7 @@ the ingestion API's reading of a body, for the usual batches and each way a body
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import math
 
@@ -19,6 +20,7 @@ from trubrics_otel.server.validation import (
     validate_encoded,
     validate_event,
 )
+from trubrics_otel.server.store.rows import llm_row
 from trubrics_otel.translate import fastjson
 from trubrics_otel.translate.fastjson import dumps
 
@@ -113,9 +115,13 @@ def test_read_batch_answers_as_parse_then_validate(body):
     assert repr((good, errors)) == repr(validate_batch(parse_batch(body.encode()), LLM_EVENT))
     for event in good:
         if id(event) in measured:
-            assert measured[id(event)] == dumps(event["properties"])
+            assert _text(measured[id(event)]) == dumps(event["properties"]).decode()
     if fastjson.ACCELERATED and body == BODIES[0]:
         assert len(measured) == 2  # the usual batch: its properties encoded once
+
+
+def _text(json: bytes | str) -> str:  # the properties' JSON as validation hands it on: text or bytes
+    return json if isinstance(json, str) else json.decode()
 
 
 def test_unreadable_body_raises_as_parse_batch():
@@ -124,3 +130,37 @@ def test_unreadable_body_raises_as_parse_batch():
             read_batch(body, LLM_EVENT)
         with pytest.raises(ValueError):
             parse_batch(body)
+
+
+_ABSENT = object()
+_TEXTS = ("u1", "", "  ", "héllo", _ABSENT, None, 7, 1.5, ["a"], False)
+VARIANTS = {  # each field's usual values, and the odd ones a sender may put there
+    **dict.fromkeys(("user_id", "prompt", "generation", "prompt_event_name", "generation_event_name",
+                     "assistant_id", "thread_id"), _TEXTS),
+    "timestamp": (None, _ABSENT, "2026-12-04T12:00:00Z", "2026-12-04T12:00:00.123456+02:00", "2026-12-04",
+                  "not a time", "", "9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+01:00",
+                  "0002-01-01T00:00:00+23:59", " 2026-12-04T12:00:00z ", 1700000000),
+    "latency": (None, _ABSENT, 0.0, 0.5, 3, -0.25, -1, True, 1e17, 2**63, 2**64, 2**70, "1"),
+    "properties": (None, _ABSENT, {}, [], "text", {"deep": deep(98)}, {"deep": deep(99)}, {"deep": deep(100)},
+                   {"big": 2**64}, {"big": -(2**63) - 1}, {"f": 1e20}, {"n": None, "f": -0.0, "t": "e+"}),
+    "extra": (_ABSENT, 1, deep(120), 2**70),
+}
+
+
+def test_read_batch_answers_as_parse_then_validate_for_any_two_fields_changed():
+    """An LLM event with any two of its fields changed (missing, null, of another type, out of
+    range): the quick reading of the usual ones answers as the full validation does, and the
+    store makes the same row of it. One event a body: an inexact number sends a whole
+    body to the stdlib, which would hide its neighbours' answers."""
+    base = {**llm_event(), "extra": _ABSENT}
+    changes = [(name, value) for name, values in VARIANTS.items() for value in values]
+    for (first, one), (second, other) in itertools.combinations(changes, 2):
+        event = {**base, first: one, second: other} if first != second else {**base, first: one}
+        body = json.dumps([{k: v for k, v in event.items() if v is not _ABSENT}]).encode()
+        good, errors, measured = read_batch(body, LLM_EVENT)
+        expected = validate_batch(parse_batch(body), LLM_EVENT)
+        assert repr((good, errors)) == repr(expected), body[:300]
+        if good and id(good[0]) in measured:
+            assert _text(measured[id(good[0])]) == dumps(good[0]["properties"]).decode()
+        # and the row stored: every column as from the full validation's event
+        assert [llm_row(e, 0, measured.get(id(e))) for e in good] == [llm_row(e, 0) for e in expected[0]]

@@ -383,13 +383,22 @@ def test_each_event_keeps_its_own_values_whichever_columns_its_batch_leaves_empt
         assert store.insert([], [bare, bare]) == (2, 0)
         assert store.insert([{"user_id": "u", "event": "E"}, {"user_id": "u", "event": "F", "properties": {
             "$thread_id": "t-2", "cost_usd": 2, "error.message": "boom"}}]) == (2, 0)
+        named = {**bare, "prompt_event_name": "Ask", "generation_event_name": "Answer"}
+        assert store.insert([{"user_id": "u", "event": "Generation"}], [bare, named]) == (3, 0)
+        assert store.insert([], [named, bare]) == (2, 0)
         rows = store.events(newest_first=False)
     finally:
         store.close()
     kept = ("thread_id", "assistant_id", "model", "latency", "input_tokens", "output_tokens", "cost_usd", "error")
     assert [tuple(row.get(k) for k in kept) for row in rows] == [
         (None,) * 8, ("t-1", "bot", "m", 1.5, 3, 4, 0.5, "X"), (None,) * 8, (None,) * 8, (None,) * 8,
-        (None,) * 8, ("t-2", None, None, None, None, None, 2.0, "boom"),
+        (None,) * 8, ("t-2", None, None, None, None, None, 2.0, "boom"), *[(None,) * 8] * 5,
+    ]
+    # and those a batch's INSERT may write as literals (the same kind or name in every row)
+    default, other = ("llm", "Generation", "Prompt"), ("llm", "Answer", "Ask")
+    assert [(row["kind"], row["event"], row.get("prompt_event_name")) for row in rows] == [
+        *[default] * 5, ("event", "E", None), ("event", "F", None), ("event", "Generation", None),
+        default, other, other, default,
     ]
 
 

@@ -12,12 +12,12 @@ Unknown fields are ignored, as pydantic does by default.
 
 from __future__ import annotations
 
-import json
+import datetime as _dt
 import math
-import re
 from collections.abc import Callable
 from typing import Any
 
+from trubrics_otel.server.batch_json import MAX_DEPTH, Unparsable, parse_batch
 from trubrics_otel.server.times import timestamp_us
 from trubrics_otel.translate.fastjson import brackets, dumps, measure
 
@@ -27,78 +27,10 @@ except ImportError:  # where orjson does not install: the stdlib reads every bat
     _orjson_loads = None
 
 MAX_EVENTS_PER_REQUEST = 100
-MAX_DEPTH = 100  # levels of objects and arrays in one event; deeper is refused, not half-stored
 
 Error = dict[str, Any]
 Field = tuple[str, Callable[[Any], str | None], Any]
 """(name, check returning an error message or None, default when missing or null)."""
-
-
-class Unparsable:
-    """An element of a batch that could not be parsed on its own (nested too deeply)."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
-def parse_batch(body: bytes | str) -> Any:
-    """The request body as JSON. Raises ``ValueError`` (also ``UnicodeDecodeError``) for text
-    that is not JSON; an array with elements Python's parser refuses (too deep, an integer
-    of 5,000 digits, a syntax error in one of them) is parsed element by element, those as
-    :class:`Unparsable`, so their neighbours are still stored."""
-    text = body.decode("utf-8") if isinstance(body, bytes) else body
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except (RecursionError, ValueError) as exc:
-        problem = exc
-    try:
-        elements = _array_elements(text)
-    except ValueError:
-        if isinstance(problem, RecursionError):
-            raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
-        raise problem from None
-    items: list[Any] = []
-    for element in elements:
-        try:
-            items.append(json.loads(element, parse_constant=_reject_constant))
-        except RecursionError:
-            items.append(Unparsable(f"nested deeper than {MAX_DEPTH} levels"))
-        except ValueError as exc:
-            items.append(Unparsable(f"is invalid JSON: {exc}"))
-    return items
-
-
-_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},]')
-
-
-def _array_elements(text: str) -> list[str]:
-    """The texts of a JSON array's top-level elements (strings skipped whole), or ValueError."""
-    elements: list[str] = []
-    depth, start = 0, None
-    for token in _TOKENS.finditer(text):
-        kind = token.group()
-        if kind in "[{":
-            depth += 1
-            if depth == 1:
-                if kind != "[" or text[:token.start()].strip():
-                    raise ValueError("the body is not a JSON array")
-                start = token.end()
-        elif kind in "]}":
-            depth -= 1
-            if depth == 0:
-                if text[token.end():].strip():
-                    raise ValueError("extra data after the JSON array")
-                if text[start:token.start()].strip():
-                    elements.append(text[start:token.start()])
-                return elements
-        elif kind == "," and depth == 1:
-            elements.append(text[start:token.start()])
-            start = token.end()
-    raise ValueError("the JSON array is not closed")
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def _scan(value: Any, limit: int = MAX_DEPTH) -> tuple[bool, bool]:
@@ -218,7 +150,7 @@ def validate_batch(body: Any, fields: tuple[Field, ...]) -> tuple[list[dict[str,
     return good, errors
 
 
-def read_batch(body: bytes, fields: tuple[Field, ...]) -> tuple[list[dict[str, Any]], list[Error], dict[int, bytes]]:
+def read_batch(body: bytes, fields: tuple[Field, ...]) -> tuple[list[dict[str, Any]], list[Error], dict[int, bytes | str]]:
     """:func:`validate_batch` of :func:`parse_batch`, and ``{id(event): its properties' JSON}``
     for the store (which then need not encode them again). Raises as :func:`parse_batch`.
 
@@ -248,11 +180,18 @@ class _Inexact(Exception):
     """A number orjson may have read as a float where the stdlib reads an integer."""
 
 
-def _read_items(items: list[Any], fields: tuple[Field, ...]) -> tuple[list[dict[str, Any]], list[Error], dict[int, bytes]]:
+def _read_items(items: list[Any], fields: tuple[Field, ...]) -> tuple[list[dict[str, Any]], list[Error], dict[int, bytes | str]]:
     good: list[dict[str, Any]] = []
     errors: list[Error] = []
-    measured: dict[int, bytes] = {}
+    measured: dict[int, bytes | str] = {}
+    quick = _llm_event if fields is LLM_EVENT else None
     for index, item in enumerate(items):
+        found = quick(item) if quick is not None and item.__class__ is dict else None
+        if found is not None:  # the usual event: the checks below, at a fraction of their cost
+            good.append(found[0])
+            if found[1] is not None:
+                measured[id(found[0])] = found[1]
+            continue
         data = None
         if item.__class__ is dict:
             properties = item.get("properties")
@@ -282,6 +221,58 @@ def _read_items(items: list[Any], fields: tuple[Field, ...]) -> tuple[list[dict[
             if data is not None:
                 measured[id(event)] = data
     return good, errors, measured
+
+
+_LLM_NAMES = frozenset(name for name, _, _ in LLM_EVENT)
+_fromisoformat = _dt.datetime.fromisoformat
+_FLOAT_EXACT = 2.0**63  # below: a double orjson read is what the stdlib reads (above, maybe an integer)
+
+
+def _llm_event(item: dict[str, Any]) -> tuple[dict[str, Any], str | None] | None:
+    """An LLM event as :func:`_fields` makes it from an item orjson read, and its properties'
+    JSON as text, when the item is as the official SDK sends one (no other field, each of its usual
+    type, a float latency); None for anything else, which the full checks then answer.
+    Raises :class:`_Inexact` as :func:`_read_items` does. Why: the loop over the fields was
+    ~2 µs of an LLM event's ~6 µs of reading."""
+    if not item.keys() <= _LLM_NAMES:
+        return None
+    get = item.get
+    user, prompt, generation = get("user_id"), get("prompt"), get("generation")
+    prompt_name, generation_name = get("prompt_event_name"), get("generation_event_name")
+    assistant, properties, timestamp = get("assistant_id"), get("properties"), get("timestamp")
+    latency, thread = get("latency"), get("thread_id")
+    if user.__class__ is not str or prompt.__class__ is not str or generation.__class__ is not str or not user.strip():
+        return None
+    for text in (prompt_name, generation_name, assistant, timestamp, thread):  # a loop: no generator
+        if text is not None and text.__class__ is not str:
+            return None
+    if latency is not None and (latency.__class__ is not float or not 0 <= latency < _FLOAT_EXACT):
+        return None
+    text = None
+    if properties.__class__ is dict:
+        try:
+            data = measure(properties)
+        except (TypeError, ValueError):  # deeper than orjson writes: the full checks
+            return None
+        text = data.decode("utf-8")  # the store's text; ``in`` on text, not bytes: see _read_items
+        if "e+" in text:
+            raise _Inexact
+        if ("[" in text or "{" in text[1:]) and brackets(data) >= MAX_DEPTH:  # maybe too deep (with the event)
+            return None
+    elif properties is not None:
+        return None
+    if timestamp is not None:  # what timestamp_us accepts, at a third of its cost (it is read again for the row)
+        try:
+            year = _fromisoformat(timestamp).year
+        except ValueError:  # maybe another spelling timestamp_us reads: the full checks
+            return None
+        if not 1 < year < 9999:  # a UTC offset may take it out of the years iso() can show
+            return None
+    return {"user_id": user, "prompt": prompt, "generation": generation,
+            "prompt_event_name": "Prompt" if prompt_name is None else prompt_name,
+            "generation_event_name": "Generation" if generation_name is None else generation_name,
+            "assistant_id": assistant, "properties": properties, "timestamp": timestamp, "latency": latency,
+            "thread_id": thread}, text
 
 
 def validate_event(item: Any, fields: tuple[Field, ...], *,

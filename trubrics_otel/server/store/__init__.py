@@ -196,7 +196,7 @@ class Store:
         self,
         events: Sequence[Mapping[str, Any]] = (),
         llm_events: Sequence[Mapping[str, Any]] = (),
-        measured: Mapping[int, bytes] | None = None,
+        measured: Mapping[int, bytes | str] | None = None,
     ) -> tuple[int, int]:
         """Store validated events (see :mod:`.validation`); return ``(stored, duplicates)``.
         Returns once they are committed; :class:`StoreUnavailable` when the database is down.

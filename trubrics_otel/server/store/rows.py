@@ -25,9 +25,9 @@ COLUMNS = (
 )
 
 
-def _insert(columns: Sequence[str]) -> str:
-    return (f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
-            "ON CONFLICT DO NOTHING")
+def _insert(columns: Sequence[str], literals: Mapping[str, str] | None = None) -> str:
+    values = ", ".join(f"'{literals[c]}'" if literals and c in literals else "?" for c in columns)
+    return f"INSERT INTO events ({', '.join(columns)}) VALUES ({values}) ON CONFLICT DO NOTHING"
 
 
 INSERT = _insert(COLUMNS)
@@ -43,20 +43,33 @@ _ERROR_TYPE, _ERROR_MESSAGE = sc.PROP_ERROR_TYPE, sc.PROP_ERROR_MESSAGE
 _MODEL_KEYS = (sc.GEN_AI_RESPONSE_MODEL, "model", sc.GEN_AI_REQUEST_MODEL, sc.PROP_REQUEST_MODEL)
 
 _NULLABLE = range(COLUMNS.index("trace_id"), len(COLUMNS))
-_SPARSE: dict[tuple[int, ...], tuple[str, Callable[[Sequence[Any]], tuple[Any, ...]]]] = {}
+_LITERALS = {COLUMNS.index("kind"): ("event", "llm"), COLUMNS.index("event"): ("Generation",),
+             COLUMNS.index("prompt_event_name"): ("Prompt",)}
+"""Columns written as a literal in the INSERT when every row of a batch holds the same one of
+these values (an LLM event's kind and default names): binding a text costs ~900 instructions."""
+_SPARSE: dict[tuple[Any, ...], tuple[str, Callable[[Sequence[Any]], tuple[Any, ...]]]] = {}
 
 
 def sparse_insert(rows: Sequence[tuple[Any, ...]]) -> tuple[str, Iterable[Sequence[Any]]]:
     """:data:`INSERT` and ``rows``, without the columns null in every row (null by default):
     the sqlite3 module binds a None after looking for an adapter, which raises and clears an
-    AttributeError each time (~3,000 instructions; an LLM event's row has ~2, a plain one's ~10)."""
-    null = tuple(i for i in _NULLABLE if rows and all(row[i] is None for row in rows))
-    if not null:
+    AttributeError each time (~3,000 instructions; an LLM event's row has ~2, a plain one's ~10);
+    nor those of :data:`_LITERALS` the same in every row (written in the statement instead)."""
+    if not rows:
         return INSERT, rows
-    if null not in _SPARSE:
-        kept = [i for i in range(len(COLUMNS)) if i not in null]
-        _SPARSE[null] = (_insert([COLUMNS[i] for i in kept]), itemgetter(*kept))
-    sql, values = _SPARSE[null]
+    first = rows[0]
+    null = tuple(i for i in _NULLABLE if all(row[i] is None for row in rows))
+    same = tuple((i, first[i]) for i, values in _LITERALS.items()
+                 if first[i] in values and all(row[i] == first[i] for row in rows))
+    if not null and not same:
+        return INSERT, rows
+    shape = (null, same)
+    if shape not in _SPARSE:
+        literals = {COLUMNS[i]: value for i, value in same}
+        kept = [i for i in range(len(COLUMNS)) if i not in null and COLUMNS[i] not in literals]
+        _SPARSE[shape] = (_insert([COLUMNS[i] for i in range(len(COLUMNS)) if i not in null], literals),
+                          itemgetter(*kept))
+    sql, values = _SPARSE[shape]
     return sql, map(values, rows)
 
 
@@ -67,8 +80,8 @@ def _ids(properties: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return None, None
 
 
-def event_row(event: Mapping[str, Any], now_us: int, properties_json: bytes | None = None) -> tuple[Any, ...]:
-    """``properties_json``: the event's properties as compact JSON, if encoded already
+def event_row(event: Mapping[str, Any], now_us: int, properties_json: bytes | str | None = None) -> tuple[Any, ...]:
+    """``properties_json``: the event's properties as compact JSON (bytes or text), if encoded already
     (the ingestion API's validation, the redaction policy): not encoded again."""
     properties = event.get("properties") or {}
     trace, span = _ids(properties)
@@ -80,7 +93,7 @@ def event_row(event: Mapping[str, Any], now_us: int, properties_json: bytes | No
     )
 
 
-def llm_row(event: Mapping[str, Any], now_us: int, properties_json: bytes | None = None) -> tuple[Any, ...]:
+def llm_row(event: Mapping[str, Any], now_us: int, properties_json: bytes | str | None = None) -> tuple[Any, ...]:
     """As :func:`event_row`: one row holds the prompt and the generation. The helpers' usual
     cases are inline (a text id, integer tokens, no cost nor error): each call cost ~0.1 µs of
     every event of the ingestion API, the rest of which is in its SQL."""
@@ -113,9 +126,11 @@ def _name(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
 
 
-def _json(properties: Mapping[str, Any], encoded: bytes | None) -> str:
+def _json(properties: Mapping[str, Any], encoded: bytes | str | None) -> str:
     """Compact JSON text (orjson when installed: ~10 µs less per LLM event than the stdlib)."""
-    return (dumps(properties) if encoded is None else encoded).decode("utf-8")
+    if encoded is None:
+        encoded = dumps(properties)
+    return encoded if encoded.__class__ is str else encoded.decode("utf-8")  # type: ignore[union-attr]
 
 
 def _text(properties: Mapping[str, Any], keys: Sequence[str]) -> str | None:
