@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
@@ -44,19 +42,17 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.trace import (
     Link,
     SpanContext,
     SpanKind,
     Status,
     StatusCode,
-    TraceFlags,
-    TraceState,
 )
 
 from trubrics_otel.receive import otlp_json
 from trubrics_otel.receive.attributes import RawExportTraceServiceRequest, attributes_of
+from trubrics_otel.receive.received import ReceivedScope, ReceivedSpan, contexts, first, invalid
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -172,7 +168,7 @@ def decode(body: bytes, content_type: str | None, attribute_limit: int | None = 
             f"unsupported Content-Type {content_type!r}: use {PROTOBUF} or {JSON}"
         )
     try:  # read straight from the JSON: the same spans as to_spans makes of the protobuf
-        spans, rejected, dropped = otlp_json.read(body, attribute_limit, ReceivedSpan, ReceivedScope)
+        spans, rejected, dropped = otlp_json.read(body, attribute_limit)
     except otlp_json.OtlpJsonError as exc:
         raise OtlpDecodeError(f"body is not an OTLP/JSON ExportTraceServiceRequest: {exc}") from None
     return Decoded(spans, rejected, json=True, dropped=dropped)
@@ -226,83 +222,17 @@ def status_body(code: int, message: str, *, as_json: bool = False) -> bytes:
 # --- helpers ---------------------------------------------------------------------------
 
 
-class ReceivedSpan(ReadableSpan):
-    """A decoded span: the SDK's ``ReadableSpan`` with its fields as plain attributes.
-
-    Why: each SDK property is a Python call, and ``attributes`` / ``events`` build a new
-    proxy / tuple on every read; the encoder reads them dozens of times per span. The
-    private fields the SDK's own methods use (``to_json``, ``get_span_context``) are set too.
-    """
-
-    # Plain class attributes shadow the base class's properties, so instance values win.
-    name = context = parent = resource = attributes = events = links = None  # type: ignore[assignment]
-    kind = status = start_time = end_time = instrumentation_scope = None  # type: ignore[assignment]
-    # The private fields the SDK's own methods read, as aliases: half the stores per span.
-    _name = property(lambda self: self.name)
-    _context = property(lambda self: self.context)
-    _parent = property(lambda self: self.parent)
-    _resource = property(lambda self: self.resource)
-    _attributes = property(lambda self: self.attributes)
-    _events = property(lambda self: self.events)
-    _links = property(lambda self: self.links)
-    _kind = property(lambda self: self.kind)
-    _status = property(lambda self: self.status)
-    _start_time = property(lambda self: self.start_time)
-    _end_time = property(lambda self: self.end_time)
-    _instrumentation_scope = property(lambda self: self.instrumentation_scope)
-    _instrumentation_info = None
-
-    def __init__(self, name: str, context: SpanContext, parent: SpanContext | None, resource: Resource,
-                 attributes: dict[str, Any], events: tuple[Event, ...], links: tuple[Link, ...],
-                 kind: SpanKind, status: Status, start_time: int | None, end_time: int,
-                 instrumentation_scope: InstrumentationScope) -> None:
-        self.name = name  # type: ignore[misc]
-        self.context = context  # type: ignore[misc]
-        self.parent = parent  # type: ignore[misc]
-        self.resource = resource  # type: ignore[misc]
-        self.attributes = attributes  # type: ignore[misc]
-        self.events = events  # type: ignore[misc]
-        self.links = links  # type: ignore[misc]
-        self.kind = kind  # type: ignore[misc]
-        self.status = status  # type: ignore[misc]
-        self.start_time = start_time  # type: ignore[misc]
-        self.end_time = end_time  # type: ignore[misc]
-        self.instrumentation_scope = instrumentation_scope  # type: ignore[misc]
-
-
-def _first(many: Sequence[Any], limit: int | None) -> Sequence[Any]:
-    return many if limit is None or len(many) <= limit else many[:limit]
-
-
-_FLAGS = tuple(TraceFlags(flags) for flags in range(256))
-_NO_STATE = DEFAULT_TRACE_STATE  # what SpanContext() puts for no state
-_new_context = tuple.__new__  # SpanContext is a tuple: (trace id, span id, remote, flags, state, valid)
-_NO_TRACE, _NO_SPAN = bytes(16), bytes(8)
-
-
 def _span(span: trace_pb2.Span, resource: Resource, scope: InstrumentationScope,
           limit: int | None, decoded: Decoded) -> ReceivedSpan | None:
     """The span, or None (its problem added to ``decoded.rejected``). Each field is read once:
     every read of a upb message from Python makes a new object."""
     trace_bytes, span_bytes, parent_bytes = span.trace_id, span.span_id, span.parent_span_id
     end_time = span.end_time_unix_nano
-    problem = _invalid(trace_bytes, span_bytes, parent_bytes, end_time)
+    problem = invalid(trace_bytes, span_bytes, parent_bytes, end_time)
     if problem:
         decoded.rejected.append(f"span {span.name!r}: {problem}")
         return None
-    trace_id = int.from_bytes(trace_bytes, "big")
-    all_flags = span.flags
-    flags = _FLAGS[all_flags & 0xFF]
-    trace_state = span.trace_state
-    state = TraceState.from_header([trace_state]) if trace_state else _NO_STATE
-    # SpanContext(...) without its checks: _invalid made them (ids of 16 and 8 bytes, not zero)
-    context = _new_context(SpanContext, (trace_id, int.from_bytes(span_bytes, "big"), False, flags, state, True))
-    parent = None
-    if parent_bytes:
-        # OTLP flags bit 8: whether bit 9 says if the parent is remote; without it, assume so
-        remote = bool(all_flags & 0x200) if all_flags & 0x100 else True
-        parent_id = int.from_bytes(parent_bytes, "big")
-        parent = _new_context(SpanContext, (trace_id, parent_id, remote, flags, _NO_STATE, parent_id != 0))
+    context, parent = contexts(trace_bytes, span_bytes, parent_bytes, span.flags, span.trace_state)
     pb_status = span.status
     code = _STATUS.get(pb_status.code)
     if code is None:  # unset, or a code OTLP does not define
@@ -314,14 +244,14 @@ def _span(span: trace_pb2.Span, resource: Resource, scope: InstrumentationScope,
         decoded.dropped += sum(max(0, len(many) - limit) for many in (pairs, pb_events, pb_links))
     events = tuple(
         Event(e.name, attributes_of(e.attributes, limit), e.time_unix_nano or None, limit=None)
-        for e in _first(pb_events, limit)
+        for e in first(pb_events, limit)
     ) if pb_events else ()
     links = tuple(
         Link(
             SpanContext(int.from_bytes(link.trace_id, "big"), int.from_bytes(link.span_id, "big"), True),
             attributes_of(link.attributes, limit),
         )
-        for link in _first(pb_links, limit)
+        for link in first(pb_links, limit)
         if len(link.trace_id) == 16 and len(link.span_id) == 8
     ) if pb_links else ()
     return ReceivedSpan(
@@ -329,30 +259,6 @@ def _span(span: trace_pb2.Span, resource: Resource, scope: InstrumentationScope,
         _KINDS.get(span.kind, _INTERNAL), status, span.start_time_unix_nano or None,
         end_time, scope,
     )
-
-
-def _invalid(trace_id: bytes, span_id: bytes, parent_id: bytes, end_time: int) -> str | None:
-    if len(trace_id) != 16 or trace_id == _NO_TRACE:
-        return "invalid trace id"
-    if len(span_id) != 8 or span_id == _NO_SPAN:
-        return "invalid span id"
-    if parent_id and len(parent_id) != 8:
-        return "invalid parent span id"
-    if not end_time:
-        return "no end time"
-    return None
-
-
-class ReceivedScope(InstrumentationScope):
-    """The SDK's ``InstrumentationScope`` with its name a plain attribute: the encoder reads
-    it several times for every span (which library wrote it), each time a Python call in the SDK's."""
-
-    name = None  # type: ignore[assignment]  # shadows the property: the instance's value wins
-
-    def __init__(self, name: str, version: str | None, schema_url: str | None,
-                 attributes: dict[str, Any]) -> None:
-        super().__init__(name, version, schema_url, attributes)
-        self.name = name  # type: ignore[misc]
 
 
 def _scope(scope: PbScope, schema_url: str, limit: int | None = None) -> InstrumentationScope:

@@ -2,7 +2,7 @@
 
 :func:`trubrics_otel.receive.otlp.decode` calls it for ``application/json`` bodies::
 
-    spans, rejected, dropped = read(body, attribute_limit, ReceivedSpan, ReceivedScope)
+    spans, rejected, dropped = read(body, attribute_limit)
 
 The spans are those the protobuf path makes of the same request (``otlp.to_spans``), field
 for field: ids from hex, enums by name or number, 64-bit integers as strings or numbers,
@@ -26,8 +26,9 @@ from typing import Any
 import orjson
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
-from opentelemetry.trace.span import DEFAULT_TRACE_STATE
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
+
+from trubrics_otel.receive.received import ReceivedScope, ReceivedSpan, contexts, first, invalid
 
 
 class OtlpJsonError(ValueError):
@@ -45,10 +46,7 @@ _KIND_NAMES = {name: number for number, name in enumerate((
     "SPAN_KIND_PRODUCER", "SPAN_KIND_CONSUMER"))}
 _STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
 _UNSET, _OK, _ERROR = Status(StatusCode.UNSET), Status(StatusCode.OK), StatusCode.ERROR
-_FLAGS = tuple(TraceFlags(flags) for flags in range(256))
 _unhex = binascii.unhexlify
-_new_context = tuple.__new__  # SpanContext is a tuple: (trace id, span id, remote, flags, state, valid)
-_NO_TRACE, _NO_SPAN = bytes(16), bytes(8)
 _BOM = b"\xef\xbb\xbf"
 _UINT64, _INT64, _INT32 = (1 << 64) - 1, 1 << 63, 1 << 31
 _MAX_DEPTH = 100
@@ -68,11 +66,8 @@ for _code, _name in enumerate(("stringValue", "boolValue", "intValue", "doubleVa
     _VALUE_KINDS[_name] = _VALUE_KINDS["".join("_" + c.lower() if c.isupper() else c for c in _name)] = _code
 
 
-def read(body: bytes, limit: int | None, span_class: Any, scope_class: Any) -> tuple[list, list[str], int]:
-    """(spans, one message per rejected span, attributes/events/links dropped past ``limit``).
-
-    ``span_class`` and ``scope_class`` are ``otlp``'s ``ReceivedSpan`` and ``ReceivedScope``
-    (passed in: ``otlp`` imports this module)."""
+def read(body: bytes, limit: int | None) -> tuple[list[ReceivedSpan], list[str], int]:
+    """(spans, one message per rejected span, attributes/events/links dropped past ``limit``)."""
     if body[:3] == _BOM:  # json.loads accepted one
         body = body[3:]
     try:
@@ -81,7 +76,7 @@ def read(body: bytes, limit: int | None, span_class: Any, scope_class: Any) -> t
         raise OtlpJsonError(f"not JSON: {exc}") from None
     if document.__class__ is not dict:
         raise OtlpJsonError("the top level is not a JSON object")
-    spans: list = []
+    spans: list[ReceivedSpan] = []
     rejected: list[str] = []
     dropped = 0
     where = "the request"
@@ -95,13 +90,13 @@ def read(body: bytes, limit: int | None, span_class: Any, scope_class: Any) -> t
             for j, scope_spans in enumerate(_list(resource_spans, "scopeSpans")):
                 where = f"resourceSpans[{i}].scopeSpans[{j}]"
                 scope = _object(scope_spans.get("scope"), "scope") or {}
-                scope = scope_class(_text(scope.get("name"), "scope name"),
+                scope = ReceivedScope(_text(scope.get("name"), "scope name"),
                                     _text(scope.get("version"), "scope version") or None,
                                     _text(_get(scope_spans, "schemaUrl"), "schemaUrl") or None,
                                     _attributes(scope, limit, 5))
                 for k, span in enumerate(_list(scope_spans, "spans")):
                     where = f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}]"
-                    dropped += _span(span, resource, scope, limit, spans, rejected, span_class)
+                    dropped += _span(span, resource, scope, limit, spans, rejected)
     except RecursionError:
         raise OtlpJsonError(f"{where}: values nested too deep") from None
     except (_Bad, ValueError, TypeError) as exc:  # TypeError: int() or float() of an object
@@ -109,8 +104,8 @@ def read(body: bytes, limit: int | None, span_class: Any, scope_class: Any) -> t
     return spans, rejected, dropped
 
 
-def _span(span: Any, resource: Resource, scope: Any, limit: int | None, spans: list,
-          rejected: list[str], span_class: Any) -> int:
+def _span(span: Any, resource: Resource, scope: ReceivedScope, limit: int | None,
+          spans: list[ReceivedSpan], rejected: list[str]) -> int:
     """Append the span to ``spans`` (or its problem to ``rejected``); the count it dropped."""
     if span.__class__ is not dict:
         raise _Bad("the span is not a JSON object")
@@ -169,40 +164,23 @@ def _span(span: Any, resource: Resource, scope: Any, limit: int | None, spans: l
             Event(_text(event.get("name"), "event name"), _attributes(event, limit, 6),
                   _integer(_get(event, "timeUnixNano"), 0, _UINT64, "event timeUnixNano") or None,
                   limit=None)
-            for event in map(_element, _first(events, limit)))
+            for event in map(_element, first(events, limit)))
     else:
         events = ()
     if links:
-        links = tuple(_links(_first(links, limit), limit))
+        links = tuple(_links(first(links, limit), limit))
     else:
         links = ()
-    if len(trace_bytes) != 16 or trace_bytes == _NO_TRACE:
-        problem = "invalid trace id"
-    elif len(span_bytes) != 8 or span_bytes == _NO_SPAN:
-        problem = "invalid span id"
-    elif parent_bytes and len(parent_bytes) != 8:
-        problem = "invalid parent span id"
-    elif not end_time:
-        problem = "no end time"
-    else:
-        problem = None
+    problem = invalid(trace_bytes, span_bytes, parent_bytes, end_time)
     if problem:
         rejected.append(f"span {name!r}: {problem}")
         return 0
-    trace_id = int.from_bytes(trace_bytes, "big")
-    flags = _FLAGS[all_flags & 0xFF]
-    state = TraceState.from_header([trace_state]) if trace_state else DEFAULT_TRACE_STATE
-    context = _new_context(SpanContext, (trace_id, int.from_bytes(span_bytes, "big"), False, flags, state, True))
-    parent = None
-    if parent_bytes:  # OTLP flags bit 8: whether bit 9 says if the parent is remote; without it, assume so
-        remote = bool(all_flags & 0x200) if all_flags & 0x100 else True
-        parent_id = int.from_bytes(parent_bytes, "big")
-        parent = _new_context(SpanContext, (trace_id, parent_id, remote, flags, DEFAULT_TRACE_STATE, parent_id != 0))
+    context, parent = contexts(trace_bytes, span_bytes, parent_bytes, all_flags, trace_state)
     if code == 2:  # the SDK only keeps a description on ERROR
         status = Status(_ERROR, message)
     else:
         status = _OK if code == 1 else _UNSET
-    spans.append(span_class(
+    spans.append(ReceivedSpan(
         name, context, parent, resource, attributes, events, links,
         _KINDS[kind] if 0 <= kind < 6 else SpanKind.INTERNAL, status, start_time or None, end_time, scope))
     return dropped
@@ -307,7 +285,7 @@ def _value(value: Any, limit: int | None, depth: int, key: str) -> Any:
     if values.__class__ is not list:
         raise _Bad(f"the array of {key!r:.80} is not a list")
     decoded = []
-    for each in _first(values, limit):
+    for each in first(values, limit):
         try:  # the common shape, as in _attributes
             (kind, item), = each.items()
         except (AttributeError, ValueError):
@@ -345,10 +323,6 @@ def _element(each: Any) -> dict:
     if each.__class__ is not dict:
         raise _Bad(f"a list item {each!r:.40} is not a JSON object")
     return each
-
-
-def _first(many: list, limit: int | None) -> list:
-    return many if limit is None or len(many) <= limit else many[:limit]
 
 
 def _object(value: Any, what: str) -> dict | None:
