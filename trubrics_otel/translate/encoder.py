@@ -160,7 +160,7 @@ def encode_span(
     attributes = span.attributes or {}
     name = attributes.get(sc.TRUBRICS_EVENT)
     if isinstance(name, str):
-        identity = memory.identity(span) if memory is not None else span_identity(span)
+        identity = _identity(span, memory)
         properties = properties_of(span, _observation_properties(span, identity))
         if span.status.status_code is StatusCode.ERROR:
             properties.update(error_properties(span))
@@ -175,7 +175,7 @@ def encode_span(
         call = other_span(span)
     if call is None:
         return None, {}
-    identity = memory.identity(span) if memory is not None else span_identity(span)
+    identity = _identity(span, memory)
     user_id = identity.user_id or sc.ANONYMOUS_USER_ID
     properties = properties_of(span, call.properties)
     if span.status.status_code is _ERROR:
@@ -300,6 +300,11 @@ def _plain_json_size(value: dict[str, Any]) -> int:
         return _strict_json_size(value)
     data = measure(value)
     return _strict_json_size(value) if b"null" in data else len(data)
+
+
+def _identity(span: ReadableSpan, memory: TraceMemory | None) -> Identity:
+    """The span's user and thread, its ancestors' filled in where ``memory`` remembered them."""
+    return memory.identity(span) if memory is not None else span_identity(span)
 
 
 def properties_of(span: ReadableSpan, derived: Mapping[str, Any]) -> dict[str, Any]:
