@@ -112,15 +112,13 @@ def usage_properties(attributes: Attributes, *, absent_is_zero: bool = True) -> 
     present = _USAGE_NAMES.intersection(attributes)  # one pass over the keys, then few lookups
     if not present:
         return properties
-    found = _USAGE_PLANS.get(present)
-    if found is None:
+    plan = _USAGE_PLANS.get(present)
+    if plan is None:
         if len(_USAGE_PLANS) > 1024:
             _USAGE_PLANS.clear()
-        plan = tuple((prop, tuple(name for name in names if name in present))
-                     for prop, names in USAGE.items() if not present.isdisjoint(names))
-        found = _USAGE_PLANS[present] = plan, tuple(
-            prop for prop in _ZERO_WHEN_ABSENT if prop not in dict(plan))
-    plan, zeros = found
+        plan = _USAGE_PLANS[present] = tuple(
+            (prop, tuple(name for name in names if name in present))
+            for prop, names in USAGE.items() if not present.isdisjoint(names))
     for prop, names in plan:  # in the table's order; the first spelling that is a count wins
         for name in names:
             value = attributes[name]
@@ -129,18 +127,13 @@ def usage_properties(attributes: Attributes, *, absent_is_zero: bool = True) -> 
                 properties[prop] = count
                 break
     if absent_is_zero and (sc.PROP_INPUT_TOKENS in properties or sc.PROP_OUTPUT_TOKENS in properties):
-        if len(properties) == len(plan):  # every count the span spells was one: the rest are 0
-            for prop in zeros:
-                properties[prop] = 0
-        else:
-            for prop in _ZERO_WHEN_ABSENT:
-                properties.setdefault(prop, 0)
+        for prop in _ZERO_WHEN_ABSENT:
+            properties.setdefault(prop, 0)
     return properties
 
 
-_USAGE_PLANS: dict[frozenset[str], tuple[tuple[tuple[str, tuple[str, ...]], ...], tuple[str, ...]]] = {}
-"""By which spellings a span has: each property and its spellings present, in rank order; and
-the properties that are 0 when every one of those is a count."""
+_USAGE_PLANS: dict[frozenset[str], tuple[tuple[str, tuple[str, ...]], ...]] = {}
+"""By which spellings a span has: each property and its spellings present, in rank order."""
 
 
 _ZERO_WHEN_ABSENT = (sc.PROP_INPUT_TOKENS, sc.PROP_OUTPUT_TOKENS, sc.PROP_CACHE_READ_INPUT_TOKENS,
