@@ -224,6 +224,8 @@ def _read_items(items: list[Any], fields: tuple[Field, ...]) -> tuple[list[dict[
 
 
 _LLM_NAMES = frozenset(name for name, _, _ in LLM_EVENT)
+_LLM_DEFAULTS = {name: default for name, _, default in LLM_EVENT}
+_PROMPT_NAME, _GENERATION_NAME = _LLM_DEFAULTS["prompt_event_name"], _LLM_DEFAULTS["generation_event_name"]
 _fromisoformat = _dt.datetime.fromisoformat
 _FLOAT_EXACT = 2.0**63  # below: a double orjson read is what the stdlib reads (above, maybe an integer)
 
@@ -269,8 +271,8 @@ def _llm_event(item: dict[str, Any]) -> tuple[dict[str, Any], str | None] | None
         if not 1 < year < 9999:  # a UTC offset may take it out of the years iso() can show
             return None
     return {"user_id": user, "prompt": prompt, "generation": generation,
-            "prompt_event_name": "Prompt" if prompt_name is None else prompt_name,
-            "generation_event_name": "Generation" if generation_name is None else generation_name,
+            "prompt_event_name": _PROMPT_NAME if prompt_name is None else prompt_name,
+            "generation_event_name": _GENERATION_NAME if generation_name is None else generation_name,
             "assistant_id": assistant, "properties": properties, "timestamp": timestamp, "latency": latency,
             "thread_id": thread}, text
 
