@@ -23,6 +23,7 @@ from trubrics_otel.server.stats import StatsQuery, stats
 from trubrics_otel.server.store.dialect import Dialect
 
 USERS = 14
+SINCE, SINCE_US = "2026-03-20", 1_773_964_800_000_000
 
 
 def batches(seed: int) -> list[tuple[list[dict], list[dict]]]:
@@ -104,6 +105,7 @@ def reads(store: Store) -> dict:
     for user in users[:3]:
         found[user, "computed"] = store.sessions(user=user, timeout_s=600.0, limit=None)
         found[user, "analysis"] = answer(store, "conversations", {"user": user})
+        found[user, "feedback"] = answer(store, "feedback", {"user": user, "since": SINCE})
     for p in ({"name": "conversation_list", "limit": 1000}, {"name": "conversation_list", "q": "refund"},
               {"name": "conversation_list", "topic": "1"}, {"name": "feedback"}, {"name": "conversations"}):
         found[repr(p)] = answer(store, p["name"], p)
@@ -146,6 +148,12 @@ def test_every_read_by_user_or_thread_answers_what_the_events_hold(tmp_path, fro
                     assert [e["id"] for e in events] == [
                         r[0] for r in sorted(rows, key=lambda r: (r[3], r[0]), reverse=True) if r[key] == value]
         through_lookups = reads(store)
+        with store.connection() as c:  # one user's LLM turns since a day, as their feedback analysis counts them
+            for key, found in through_lookups.items():
+                if key[1:] == ("feedback",):
+                    assert found["totals"]["llm_turns"] == c.rows(
+                        "SELECT COUNT(*) FROM events WHERE kind = 'llm' AND user_id = ? AND ts_us >= ?",
+                        (key[0], SINCE_US))[0][0] > 0
         from_events()
         assert reads(store) == through_lookups
         before = build(tmp_path / "before.sqlite3", seed)  # the fold's look-ups in events too
