@@ -165,6 +165,23 @@ def test_every_read_by_user_or_thread_answers_what_the_events_hold(tmp_path, fro
         store.close()
 
 
+def test_a_copy_into_another_sqlite_store_answers_the_same(tmp_path):
+    """``migrate``'s copy (ids kept, folded as ingestion folds, in chunks): the copy's look-ups
+    hold every event, and every read by user or thread answers as the source's."""
+    from trubrics_otel.server.store.copy import copy_events, source_timeout_s
+
+    source = build(tmp_path / "source.sqlite3", 5)
+    target = Store(tmp_path / "copy.sqlite3", session_timeout_s=source_timeout_s(source))
+    try:
+        copy_events(source, target, chunk=97)
+        with target.connection() as c:  # as a fit would set them (the copy's topics are its own)
+            c.execute("UPDATE analytics_prompts SET topic = event_id % 3")
+        assert reads(target) == reads(source)
+    finally:
+        source.close()
+        target.close()
+
+
 def test_a_store_from_before_the_lookups_gains_them_with_every_event(tmp_path, monkeypatch):
     """A file of schema 8 (the two indexes; events folded, and pending after the watermark)
     opened by this release: the look-ups hold each event once, and the indexes are gone."""
