@@ -38,6 +38,8 @@ BUCKETS = {
     "week": (f"hour_us - (hour_us - {MONDAY_US}) % {WEEK_US}", WEEK_US),
 }
 MAX_BUCKETS = 20_000
+
+
 def one_user(d: Dialect) -> str:
     """``hourly``'s columns over one user's events, a row per event, read by user and time
     (:meth:`.Dialect.keyed`): ``rollup`` has no index by user (each batch wrote a page per user

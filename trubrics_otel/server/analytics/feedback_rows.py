@@ -145,9 +145,12 @@ def _tiers(d: Dialect) -> tuple[tuple[str, str], ...]:
     turn = "SELECT e.id, e.model, e.assistant_id, e.thread_id FROM"
     source, k = d.keyed("thread_id")
     return (("turn", f"{turn} events e WHERE e.trace_id = ? AND e.span_id = ? AND e.kind = 'llm'"),
-            ("trace", f"{turn} events e WHERE e.trace_id = ? AND e.kind = 'llm' ORDER BY e.ts_us DESC, e.id DESC LIMIT 1"),
+            ("trace", f"{turn} events e WHERE e.trace_id = ? AND e.kind = 'llm' "
+                      "ORDER BY e.ts_us DESC, e.id DESC LIMIT 1"),
             ("thread", f"{turn} {source} WHERE {k}.thread_id = ? AND e.kind = 'llm' AND {k}.ts_us <= ? "
                        f"ORDER BY {k}.ts_us DESC, {k}.id DESC LIMIT 1"))
+
+
 _PER_ROUND = 200  # look-ups sent before their answers are read: one PostgreSQL round trip
 
 

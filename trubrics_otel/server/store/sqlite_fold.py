@@ -47,7 +47,10 @@ _FILL = f"""INSERT INTO {BATCH} SELECT id, kind, user_id, event, ts_us, trace_id
 """``instr`` first: most turns lack a time to first token, and parsing their properties to find
 none (then the Python function ``trubrics_seconds``) was ~2 µs per LLM event; a key of the
 properties (JSON we wrote: never an escaped key) is found as that text."""
+
+
 def _keys(rows: str) -> tuple[str, ...]:
+    """The statements adding ``rows``' events after ``?`` to the look-ups, each in its key's order."""
     return tuple(f"INSERT OR IGNORE INTO {table} SELECT {key}, ts_us, id FROM {rows} WHERE id > ? "
                  f"{'AND thread_id IS NOT NULL ' if key == 'thread_id' else ''}ORDER BY {key}, ts_us, id"
                  for key, table in KEYED.items())
@@ -55,10 +58,10 @@ def _keys(rows: str) -> tuple[str, ...]:
 
 KEYS = _keys(BATCH)
 """The pending events into the by-user and by-thread look-up tables (schema ``009``), first of
-the fold's statements (the sessions', threads' and feedback's look-ups read them), in key order:
-a fold's events of one user land on that user's pages together. An ingest transaction wrote a
-page of each of the two indexes they replace per event, twice per commit. ``OR IGNORE``: the
-store's open may have added them already (:func:`keys_current`)."""
+the fold's statements (a thread's first and last turn and a feedback's turn are looked up
+there), in key order: a fold's events of one user land on that user's pages together. An
+ingest transaction wrote a page of each of the two indexes they replace per event, twice per
+commit. ``OR IGNORE``: the store's open may have added them already (:func:`keys_current`)."""
 
 
 def keys_current(connection: Any) -> None:
@@ -68,6 +71,8 @@ def keys_current(connection: Any) -> None:
     folded, last = connection.execute(PENDING).fetchone()
     for statement in _keys("events NOT INDEXED") if last > folded else ():  # a read-only file: no write
         connection.execute(statement, (folded,))
+
+
 FOLDING = dataclasses.replace(SQLITE, batch=f"temp.{BATCH}")
 """The dialect of a connection while it folds: the batch's rows read from the copy."""
 
