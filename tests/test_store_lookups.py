@@ -218,3 +218,28 @@ def test_a_store_from_before_the_lookups_gains_them_with_every_event(tmp_path, m
         assert len(store.events(user="user-002", limit=None)) == sum(1 for r in made if r[1] == "user-002")
     finally:
         store.close()
+
+
+def test_a_fold_of_the_release_before_cannot_move_the_watermark_past_the_lookups(tmp_path):
+    """A server of the release before still running on the file folds without adding to the
+    look-ups: its fold fails (its events stay pending), and this release's fold takes them in."""
+    from trubrics_otel.server.store.rows import INSERT, llm_row
+
+    store = Store(tmp_path / "events.sqlite3")
+    plain, llm = generate(seed=4, users=3)
+    store.insert(plain, llm[:20])
+    store.close()
+    old = sqlite3.connect(store.path, isolation_level=None)  # its connection: none of this release's functions
+    old.execute("BEGIN IMMEDIATE")
+    old.executemany(INSERT, [llm_row(e, 0) for e in llm[20:]])
+    last = old.execute("SELECT MAX(id) FROM events").fetchone()[0]
+    with pytest.raises(sqlite3.OperationalError, match="trubrics_lookups"):
+        old.execute("UPDATE fold_state SET folded_id = ?", (last,))
+    old.execute("COMMIT")
+    old.close()
+    with store.connection() as c:
+        assert c.rows("SELECT folded_id FROM fold_state") == [(last,)]
+        assert c.rows("SELECT COUNT(*) FROM events_by_user") == c.rows("SELECT COUNT(*) FROM events")
+    assert len(store.events(user=llm[-1]["user_id"], kind="llm", limit=None)) == sum(
+        1 for e in llm if e["user_id"] == llm[-1]["user_id"])
+    store.close()

@@ -122,10 +122,12 @@ def updates(dialect: Dialect) -> list[str]:
 
 def register_functions(connection: sqlite3.Connection) -> None:
     """SQL functions SQLite needs for sessions (PostgreSQL: a SQL function in its schema), and
-    the one that lets this release's fold write ``users`` (schema ``003_fold_watermark``)."""
+    the ones that let this release's fold write ``users`` (schema ``003_fold_watermark``) and
+    move the watermark (``009_side_keys``: a release whose fold leaves the look-ups out cannot)."""
     connection.create_function("session_id", 2, session_id, deterministic=True)
     connection.create_function("trubrics_seconds", 1, seconds, deterministic=True)
     connection.create_function("trubrics_deferred_fold", 0, _folding)
+    connection.create_function("trubrics_lookups", 0, _folding)  # schema 009: a fold that fills them
 
 
 def _folding() -> int:

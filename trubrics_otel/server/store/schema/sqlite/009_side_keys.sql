@@ -19,4 +19,10 @@ INSERT INTO events_by_thread (thread_id, ts_us, id)
     WHERE thread_id IS NOT NULL AND id <= (SELECT folded_id FROM fold_state)
     ORDER BY thread_id, ts_us, id;
 DROP INDEX IF EXISTS events_user_time;
-DROP INDEX IF EXISTS events_thread
+DROP INDEX IF EXISTS events_thread;
+-- A server of the release before still running on this file would fold without adding to the
+-- look-ups, and move the watermark past its events: its fold now fails (its connections lack
+-- this function; derived.register_functions gives it to ours), its events stay pending, and a
+-- fold of this release takes them in.
+CREATE TRIGGER fold_fills_lookups BEFORE UPDATE OF folded_id ON fold_state
+    BEGIN SELECT trubrics_lookups(); END
