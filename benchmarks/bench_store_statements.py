@@ -24,7 +24,8 @@ are (``--users`` users, ``--threads`` threads each owned by one user, four model
 random-looking trace and span ids,
 prompts and answers of 200-1,500 characters) are loaded first, in transactions of 10,000, and
 the measured events continue that spread (their own ids, later timestamps). The loaded file is
-kept in ``--cache`` (one per N, users, threads, kind and ``--prompts``; delete it after a schema change) and
+kept in ``--cache`` (one per N, users, threads, kind and ``--prompts``; delete it after a schema change;
+``--compare``'s copies keep theirs in a folder of it each) and
 copied for each run. CPU is then also split into user and system time (``os.times``).
 
 ``--ingest`` measures the ingest transactions alone (what a batch waits for before its answer:
@@ -292,9 +293,10 @@ def main() -> None:
         for package in (None, *args.compare):
             inner = [sys.executable, __file__, "--inner", "--kind", args.kind, "--events", str(args.events),
                      "--batch", str(args.batch), "--prompts", args.prompts]
-            if args.prefill is not None:
+            if args.prefill is not None:  # each copy's prefilled file its own: its schema may differ
+                cache = args.cache / f"copy-{hashlib.sha256(str(package).encode()).hexdigest()[:8]}" if package else args.cache
                 inner += ["--prefill", str(args.prefill), "--users", str(args.users), "--threads", str(threads),
-                          "--cache", str(args.cache)]
+                          "--cache", str(cache)]
             if args.fold_rows is not None and not package:
                 inner += ["--fold-rows", str(args.fold_rows)]
             if args.ingest:

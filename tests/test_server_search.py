@@ -119,7 +119,8 @@ def test_a_sqlite_store_from_before_search_words_finds_every_event_once(tmp_path
     every = migrations.steps
     path = tmp_path / "events.sqlite3"
     with monkeypatch.context() as before:
-        before.setattr(migrations, "steps", lambda engine: tuple(s for s in every(engine) if s[0] < 8))
+        # schema 8 left out (the look-ups of 9 kept: this release's fold, writing the old file, reads them)
+        before.setattr(migrations, "steps", lambda engine: tuple(s for s in every(engine) if s[0] != 8))
         old = Store(path)
         old.insert((), [{k: v for k, v in _llm(i).items() if v is not None} for i in range(20)])
         assert pages(old, q="refund")  # indexes the events stored so far

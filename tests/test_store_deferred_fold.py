@@ -422,6 +422,8 @@ def test_a_store_whose_fold_indexed_its_text_gains_the_text_watermark_and_indexe
         old.execute("BEGIN IMMEDIATE")
         migrations.apply(old, "sqlite")
         old.executemany(INSERT, [llm_row(e, 0) for e in turns(0, 45)])
+        for key in ("user_id", "thread_id"):  # today's fold reads schema 9's look-ups: for its statements
+            old.execute(f"CREATE TEMP TABLE events_by_{key[:-3]} ({key}, ts_us, id)")  # to run here, empty ones
         derived.apply(old, 0, None)  # its fold, the text index with it
         old.execute("INSERT INTO events_fts (rowid, prompt, generation) SELECT id, prompt, generation FROM events")
         old.execute("UPDATE fold_state SET folded_id = 45")

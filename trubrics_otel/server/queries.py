@@ -75,7 +75,7 @@ class Sessions:
             return dict(_per_row(c, lookup, [(r["id"], r["user_id"], r["ts_us"]) for r in rows]))
         users = sorted({r["user_id"] for r in rows})
         sql = (f"SELECT id, session_id(user_id, MIN(ts_us) OVER (PARTITION BY user_id, n)) AS sid "
-               f"FROM ({numbered_sessions(self.timeout_us, _in('user_id', users))}) AS numbered")
+               f"FROM ({numbered_sessions(self.timeout_us, c.dialect, len(users))}) AS numbered")
         wanted = {r["id"] for r in rows}
         return {i: sid for i, sid in c.execute(sql, users) if i in wanted}
 
@@ -85,14 +85,14 @@ def event_page(
     before: str | None = None, newest_first: bool = True,
 ) -> dict[str, Any]:
     """One page of events and the cursor of the next (``None`` on the last page)."""
-    where, params = _event_where(c, f, sessions)
+    source, o, where, params = _event_where(c, f, sessions)
     if before:
         ts, _, row_id = before.partition(":")
-        where.append("(e.ts_us, e.id) < (?, ?)" if newest_first else "(e.ts_us, e.id) > (?, ?)")
+        where.append(f"({o}.ts_us, {o}.id) {'<' if newest_first else '>'} (?, ?)")
         params += [int(ts), int(row_id)]
     order = "DESC" if newest_first else "ASC"
-    sql = (f"SELECT * FROM events e WHERE {' AND '.join(where) or 'true'} "
-           f"ORDER BY e.ts_us {order}, e.id {order} LIMIT ?")
+    sql = (f"SELECT e.* FROM {source} WHERE {' AND '.join(where) or 'true'} "
+           f"ORDER BY {o}.ts_us {order}, {o}.id {order} LIMIT ?")
     rows = c.execute(sql, [*params, NO_LIMIT if limit is None else limit + 1]).fetchall()
     more = limit is not None and len(rows) > limit
     rows = rows[:limit] if limit is not None else rows
@@ -101,12 +101,18 @@ def event_page(
             "next": f"{rows[-1]['ts_us']}:{rows[-1]['id']}" if more else None}
 
 
-def _event_where(c: Connection, f: EventFilter, sessions: Sessions) -> tuple[list[str], list[Any]]:
+def _event_where(c: Connection, f: EventFilter, sessions: Sessions) -> tuple[str, str, list[str], list[Any]]:
+    """The events to read (``e``), the alias ``o`` of their time and id (ordered and bounded by
+    them: one user's or thread's in their look-up's order, :meth:`.Dialect.keyed`), the
+    conditions and their parameters."""
     where: list[str] = []
     params: list[Any] = []
-    for clause, value in (("e.user_id = ?", f.user), ("e.thread_id = ?", f.thread), ("e.kind = ?", f.kind),
+    key = "user_id" if f.user is not None or f.session is not None else "thread_id" if f.thread is not None else None
+    source, o = c.dialect.keyed(key) if key else ("events e", "e")
+    u, t = (o if key == "user_id" else "e"), (o if key == "thread_id" else "e")
+    for clause, value in ((f"{u}.user_id = ?", f.user), (f"{t}.thread_id = ?", f.thread), ("e.kind = ?", f.kind),
                           ("e.model = ?", f.model), ("e.trace_id = ?", f.trace),
-                          ("e.ts_us >= ?", f.since_us), ("e.ts_us < ?", f.until_us)):
+                          (f"{o}.ts_us >= ?", f.since_us), (f"{o}.ts_us < ?", f.until_us)):
         if value is not None:
             where.append(clause)
             params.append(value)
@@ -133,9 +139,9 @@ def _event_where(c: Connection, f: EventFilter, sessions: Sessions) -> tuple[lis
             params.append(words)
     if f.session is not None:
         span = session_span(c, f.session, sessions)
-        where.append("e.user_id = ? AND e.ts_us BETWEEN ? AND ?")
+        where.append(f"{o}.user_id = ? AND {o}.ts_us BETWEEN ? AND ?")
         params += list(span) if span else [None, 0, -1]
-    return where, params
+    return source, o, where, params
 
 
 def session_span(c: Connection, session: str, sessions: Sessions) -> tuple[str, int, int] | None:
@@ -144,7 +150,7 @@ def session_span(c: Connection, session: str, sessions: Sessions) -> tuple[str, 
         row = c.execute("SELECT user_id, start_us, end_us FROM sessions WHERE session_id = ?", (session,)).fetchone()
         return tuple(row) if row else None  # type: ignore[return-value]
     sql = (f"SELECT user_id, MIN(ts_us), MAX(ts_us), session_id(user_id, MIN(ts_us)) AS sid "
-           f"FROM ({numbered_sessions(sessions.timeout_us)}) AS numbered GROUP BY user_id, n")
+           f"FROM ({numbered_sessions(sessions.timeout_us, c.dialect)}) AS numbered GROUP BY user_id, n")
     return next(((u, s, e) for u, s, e, sid in c.execute(sql) if sid == session), None)
 
 
@@ -161,11 +167,12 @@ def session_list(c: Connection, *, user: str | None = None, limit: int | None = 
 
 def session_dicts(c: Connection, rows: Sequence[Row]) -> list[dict[str, Any]]:
     """The sessions' rows with what their events add (threads, names, tokens, cost): one query."""
+    source, k = c.dialect.keyed("user_id")
     details = {(d[0], d[1]): d[2:] for d in _per_row(
         c, f"SELECT v.column1, v.column2, COUNT(DISTINCT e.thread_id), "
            f"{c.dialect.json_array_agg('DISTINCT e.event')}, SUM(e.input_tokens), SUM(e.output_tokens), "
-           "SUM(e.cost_usd) FROM {values} JOIN events e ON e.user_id = v.column1 "
-           "AND e.ts_us BETWEEN v.column2 AND v.column3 GROUP BY v.column1, v.column2",
+           f"SUM(e.cost_usd) FROM {{values}} CROSS JOIN {source} WHERE {k}.user_id = v.column1 "
+           f"AND {k}.ts_us BETWEEN v.column2 AND v.column3 GROUP BY v.column1, v.column2",
         [(r["user_id"], r["start_us"], r["end_us"]) for r in rows])}
     return [session_dict(r, details.get((r["user_id"], r["start_us"]), (0, "[]", None, None, None)))
             for r in rows]
@@ -206,8 +213,9 @@ def _newest_first(c: Connection, table: str, newest: str, where: list[str], para
 
 def user_dicts(c: Connection, rows: Sequence[Row]) -> list[dict[str, Any]]:
     """The users' rows with their thread counts (one query)."""
-    threads = dict(_per_row(c, "SELECT v.column1, (SELECT COUNT(DISTINCT thread_id) FROM events "
-                               "WHERE user_id = v.column1) FROM {values}", [(r["user_id"],) for r in rows]))
+    source, k = c.dialect.keyed("user_id")
+    threads = dict(_per_row(c, f"SELECT v.column1, (SELECT COUNT(DISTINCT e.thread_id) FROM {source} "
+                               f"WHERE {k}.user_id = v.column1) FROM {{values}}", [(r["user_id"],) for r in rows]))
     return [user_dict(r, threads.get(r["user_id"], 0)) for r in rows]
 
 
@@ -235,12 +243,13 @@ def user_profile(c: Connection, user: str, *, sessions: Sessions) -> dict[str, A
     }
 
 
-THREAD = ("threads.thread_id, threads.turns, threads.start_us, threads.last_us, threads.errors, "
-          "threads.input_tokens, threads.output_tokens, "
-          "CASE WHEN threads.cost_turns > 0 THEN threads.cost_usd END AS cost_usd, "
-          f"{title_sql('threads')} AS first_prompt FROM threads")
-"""A thread's row (:mod:`.store.threads`: its cost NULL when no turn had one) and its title,
-its first prompt (the row keeps only its first turn's id)."""
+def _thread(c: Connection) -> str:
+    """A thread's row (:mod:`.store.threads`: its cost NULL when no turn had one) and its title,
+    its first prompt (the row keeps only its first turn's id)."""
+    return ("threads.thread_id, threads.turns, threads.start_us, threads.last_us, threads.errors, "
+            "threads.input_tokens, threads.output_tokens, "
+            "CASE WHEN threads.cost_turns > 0 THEN threads.cost_usd END AS cost_usd, "
+            f"{title_sql('threads', c.dialect)} AS first_prompt FROM threads")
 
 
 def thread_list(c: Connection, *, user: str | None = None, limit: int | None = 100,
@@ -248,13 +257,15 @@ def thread_list(c: Connection, *, user: str | None = None, limit: int | None = 1
     """Threads (LLM turns grouped by thread id) from the ``threads`` table, latest turn first."""
     where, params = ["true"], []
     if user:
-        where.append("thread_id IN (SELECT thread_id FROM events WHERE user_id = ? AND thread_id IS NOT NULL)")
+        source, k = c.dialect.keyed("user_id")
+        where.append(f"thread_id IN (SELECT e.thread_id FROM {source} WHERE {k}.user_id = ? "
+                     "AND e.thread_id IS NOT NULL)")
         params.append(user)
     if before:
         end, _, thread = before.partition(":")
         where.append("(last_us, thread_id) < (?, ?)")
         params += [int(end), thread]
-    sql = f"SELECT {THREAD} WHERE {' AND '.join(where)} ORDER BY last_us DESC, thread_id DESC LIMIT ?"
+    sql = f"SELECT {_thread(c)} WHERE {' AND '.join(where)} ORDER BY last_us DESC, thread_id DESC LIMIT ?"
     rows = c.execute(sql, [*params, NO_LIMIT if limit is None else limit + 1]).fetchall()
     more = limit is not None and len(rows) > limit
     rows = rows[:limit] if limit is not None else rows
@@ -265,10 +276,11 @@ def thread_list(c: Connection, *, user: str | None = None, limit: int | None = 1
 def thread_dicts(c: Connection, rows: Sequence[Row]) -> list[dict[str, Any]]:
     """The threads' rows with their users, models and feedback (two queries)."""
     ids = [(r["thread_id"],) for r in rows]
+    source, k = c.dialect.keyed("thread_id")
     people = {t: (users, models) for t, users, models in _per_row(
         c, f"SELECT e.thread_id, {c.dialect.json_array_agg('DISTINCT e.user_id')}, "
            f"{c.dialect.json_array_agg('DISTINCT e.model', 'e.model IS NOT NULL')} FROM {{values}} "
-           "JOIN events e ON e.thread_id = v.column1 AND e.kind = 'llm' GROUP BY e.thread_id", ids)}
+           f"CROSS JOIN {source} WHERE {k}.thread_id = v.column1 AND e.kind = 'llm' GROUP BY e.thread_id", ids)}
     given: dict[str, list[dict[str, Any]]] = {}
     for t, name, value, label, sentiment in _per_row(
             c, "SELECT f.thread_id, COALESCE(f.name, f.event), f.value, f.label, f.sentiment FROM {values} "
@@ -293,7 +305,7 @@ def thread_dict(r: Row, users: str | None, models: str | None,
 def thread_detail(c: Connection, thread_id: str, *, sessions: Sessions) -> dict[str, Any] | None:
     """One conversation: its totals, LLM turns oldest first, and ``feedback_events``: its
     feedback (scores, ``$feedback`` events…) with their values."""
-    summary = c.execute(f"SELECT {THREAD} WHERE thread_id = ?", (thread_id,)).fetchone()
+    summary = c.execute(f"SELECT {_thread(c)} WHERE thread_id = ?", (thread_id,)).fetchone()
     if summary is None:
         return None
     turns = event_page(c, EventFilter(thread=thread_id, kind="llm"), sessions=sessions, limit=None,
@@ -383,7 +395,3 @@ def _per_row(c: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> list[tup
         values = f"(VALUES {', '.join([row] * len(chunk))}) AS v"
         found += c.rows(sql.format(values=values), [x for r in chunk for x in r])
     return found
-
-
-def _in(column: str, values: Sequence[Any]) -> str:
-    return f"WHERE {column} IN ({', '.join('?' for _ in values)})"

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from trubrics_otel.server.store.derived import latency_from_bin
-from trubrics_otel.server.store.dialect import DAY_US, HOUR_US, MONDAY_US, WEEK_US
+from trubrics_otel.server.store.dialect import DAY_US, HOUR_US, MONDAY_US, WEEK_US, Dialect
 from trubrics_otel.server.times import iso
 
 BUCKETS = {
@@ -38,14 +38,19 @@ BUCKETS = {
     "week": (f"hour_us - (hour_us - {MONDAY_US}) % {WEEK_US}", WEEK_US),
 }
 MAX_BUCKETS = 20_000
-ONE_USER = ("(SELECT ts_us, ts_us - ts_us % 3600000000 AS hour_us, user_id, kind, event || '' AS event, "
-            "COALESCE(model, '') AS model, 1 AS events, input_tokens, output_tokens, cost_usd, "
-            "CASE WHEN cost_usd IS NULL THEN 0 ELSE 1 END AS cost_events, "
-            "CASE WHEN error IS NULL THEN 0 ELSE 1 END AS errors, latency FROM events) AS one_user")
-"""``hourly``'s columns over one user's events, a row per event, read through the events'
-(user, time) index: ``rollup`` has no index by user (each batch wrote a page per user to
-one), and the name and model are expressions here so that no index on them is chosen instead
-(SQLite took the name's and read every event of that name: seconds at a million)."""
+
+
+def one_user(d: Dialect) -> str:
+    """``hourly``'s columns over one user's events, a row per event, read by user and time
+    (:meth:`.Dialect.keyed`): ``rollup`` has no index by user (each batch wrote a page per user
+    to one), and the name and model are expressions here so that no index on them is chosen
+    instead (SQLite took the name's and read every event of that name: seconds at a million)."""
+    source, k = d.keyed("user_id")
+    return (f"(SELECT {k}.ts_us AS ts_us, {k}.ts_us - {k}.ts_us % 3600000000 AS hour_us, {k}.user_id AS user_id, "
+            "e.kind AS kind, e.event || '' AS event, COALESCE(e.model, '') AS model, 1 AS events, "
+            "e.input_tokens AS input_tokens, e.output_tokens AS output_tokens, e.cost_usd AS cost_usd, "
+            "CASE WHEN e.cost_usd IS NULL THEN 0 ELSE 1 END AS cost_events, "
+            f"CASE WHEN e.error IS NULL THEN 0 ELSE 1 END AS errors, e.latency AS latency FROM {source}) AS one_user")
 
 
 class StatsError(ValueError):
@@ -73,7 +78,7 @@ def stats(c: Any, q: StatsQuery, *, by_model: bool = False) -> dict[str, Any]:
     if q.by not in BUCKETS:
         raise StatsError(f"by must be one of {', '.join(BUCKETS)}, got {q.by!r}")
     bucket_sql, width = BUCKETS[q.by]
-    table, where, params = _summed(q)
+    table, where, params = _summed(c, q)
     bounds = c.execute(f"SELECT MIN(hour_us), MAX(hour_us) FROM {table} WHERE {where}", params).fetchone()
     first = _floor(q.since_us if q.since_us is not None else bounds[0], q.by)
     last = _ceil_hour(q.until_us) - 1 if q.until_us is not None else bounds[1]
@@ -100,7 +105,7 @@ def stats(c: Any, q: StatsQuery, *, by_model: bool = False) -> dict[str, Any]:
                     for b, (sums, hist) in zip(starts, every)],
     }
     if by_model:
-        table, where, params = _summed(q)
+        table, where, params = _summed(c, q)
         models = [m for (m,) in c.execute(
             f"SELECT DISTINCT model FROM {table} WHERE {where} AND kind = 'llm' ORDER BY model", params)]
         result["models"] = {model or "(none)": [
@@ -140,17 +145,17 @@ def _where(q: StatsQuery, with_user: bool = False, column: str = "hour_us") -> t
     return " AND ".join(clauses), params
 
 
-def _summed(q: StatsQuery, table: str = "hourly") -> tuple[str, str, list[Any]]:
+def _summed(c: Any, q: StatsQuery, table: str = "hourly") -> tuple[str, str, list[Any]]:
     """What to read the query's sums from, with its conditions: ``table``, or for one user
-    :data:`ONE_USER` (bounded on ``ts_us``, in the index)."""
+    :func:`one_user` (bounded on ``ts_us``, in its look-up's order)."""
     if q.user is None:
         return table, *_where(q)
-    return ONE_USER, *_where(q, with_user=True, column="ts_us")
+    return one_user(c.dialect), *_where(q, with_user=True, column="ts_us")
 
 
 def _counts(c: Any, q: StatsQuery, bucket_sql: str) -> dict[int, dict[str, tuple[Any, ...]]]:
     """Sums per bucket and model from ``hourly`` (for one user, from their events)."""
-    table, where, params = _summed(q)
+    table, where, params = _summed(c, q)
     found: dict[int, dict[str, tuple[Any, ...]]] = {}
     for b, model, *sums in c.execute(
             f"SELECT {bucket_sql} AS b, model, SUM(events), SUM(CASE WHEN kind = 'llm' THEN events ELSE 0 END), "
@@ -172,7 +177,7 @@ def _users(c: Any, q: StatsQuery, bucket_sql: str, daily: bool = False) -> dict[
         where, params = _where(q, column="day_us")  # (model, day, user): one row per name used that day
         return dict(c.execute(f"SELECT b, COUNT(*) FROM (SELECT DISTINCT {bucket_sql.replace('hour_us', 'day_us')} "
                               f"AS b, user_id FROM analytics_daily WHERE {where}) AS d GROUP BY b", params).fetchall())
-    table, where, params = _summed(q, "rollup")
+    table, where, params = _summed(c, q, "rollup")
     return dict(c.execute(f"SELECT {bucket_sql} AS b, COUNT(DISTINCT user_id) FROM {table} "
                           f"WHERE {where} GROUP BY b", params).fetchall())
 
@@ -200,7 +205,7 @@ def _latencies(c: Any, q: StatsQuery, bucket_sql: str, by_model: bool,
     """Latency histograms per bucket and model: exact values from the user's events, else the
     log bins of ``latency_hist`` (whole days or weeks: ``analytics_latency``, the same bins
     per day: summing the hours' bins of 30 days took 30 times as long)."""
-    table, where, params = _summed(q, "latency_hist")
+    table, where, params = _summed(c, q, "latency_hist")
     model, group = ("model", "b, model, bin") if by_model else ("''", "b, bin")  # split only when asked
     if q.user is not None:
         sql = f"SELECT {bucket_sql}, model, latency, 1 FROM {table} WHERE {where} AND kind = 'llm' AND latency IS NOT NULL"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trubrics_otel.server.store.dialect import Reader
+from trubrics_otel.server.store.dialect import Dialect, Reader
 from trubrics_otel.server.analytics.feedback import thread_where
 from trubrics_otel.server.analytics.query import AnalyticsError, AnalyticsQuery, nearest_ranks
 from trubrics_otel.server.times import iso
@@ -67,12 +67,13 @@ def conversations(db: Reader, q: AnalyticsQuery, top_users: int = 50) -> dict[st
     }
 
 
-def title_sql(thread: str) -> str:
+def title_sql(thread: str, d: Dialect) -> str:
     """SQL for the title of the thread row aliased ``thread`` (``thread_id``, ``first_id``): its
     first turn's prompt or, when that turn recorded none (it failed first), its first prompt."""
+    source, k = d.keyed("thread_id")
     return (f"COALESCE(NULLIF((SELECT e.prompt FROM events e WHERE e.id = {thread}.first_id), ''), "
-            f"(SELECT e.prompt FROM events e WHERE e.thread_id = {thread}.thread_id AND e.kind = 'llm' "
-            "AND e.prompt <> '' ORDER BY e.ts_us, e.id LIMIT 1))")
+            f"(SELECT e.prompt FROM {source} WHERE {k}.thread_id = {thread}.thread_id AND e.kind = 'llm' "
+            f"AND e.prompt <> '' ORDER BY {k}.ts_us, {k}.id LIMIT 1))")
 
 
 def conversation_list(db: Reader, q: AnalyticsQuery, *, search: str | None = None, only: str | None = None,
@@ -82,8 +83,8 @@ def conversation_list(db: Reader, q: AnalyticsQuery, *, search: str | None = Non
     with a prompt of that topic (:mod:`.topics`)."""
     where, params = thread_where(q)
     if topic is not None:
-        where += (" AND EXISTS (SELECT 1 FROM analytics_prompts p JOIN events e ON e.id = p.event_id "
-                  "WHERE e.thread_id = t.thread_id AND p.topic = ?)")
+        where += (f" AND EXISTS (SELECT 1 FROM {db.dialect.key_table('thread_id')} k JOIN analytics_prompts p "
+                  "ON p.event_id = k.id WHERE k.thread_id = t.thread_id AND p.topic = ?)")
         params.append(topic)
     if only == "abandoned":
         where += f" AND {ABANDONED}"
@@ -94,7 +95,8 @@ def conversation_list(db: Reader, q: AnalyticsQuery, *, search: str | None = Non
     if search and search.strip():
         # probed thread by thread, newest first, until the page is full (OFFSET 0 keeps PostgreSQL
         # from hashing every matching prompt first: it guesses a substring matches few)
-        where += (" AND EXISTS (SELECT 1 FROM events e WHERE e.thread_id = t.thread_id AND e.kind = 'llm' "
+        source, k = db.dialect.keyed("thread_id")
+        where += (f" AND EXISTS (SELECT 1 FROM {source} WHERE {k}.thread_id = t.thread_id AND e.kind = 'llm' "
                   "AND LOWER(e.prompt) LIKE ? LIMIT 1 OFFSET 0)")
         params.append("%" + search.strip().lower().replace("\\", "").replace("%", "").replace("_", "") + "%")
     rows = db.rows(
@@ -102,7 +104,7 @@ def conversation_list(db: Reader, q: AnalyticsQuery, *, search: str | None = Non
         f"CASE WHEN {ABANDONED} THEN 1 ELSE 0 END, t.ttft_s, t.ttft_turns, "
         f"(SELECT COUNT(*) FROM analytics_feedback f WHERE f.thread_id = t.thread_id AND f.sentiment > 0), "
         f"(SELECT COUNT(*) FROM analytics_feedback f WHERE f.thread_id = t.thread_id AND f.sentiment < 0), "
-        f"{title_sql('t')} "
+        f"{title_sql('t', db.dialect)} "
         f"FROM threads t WHERE {where} ORDER BY t.start_us DESC, t.thread_id DESC LIMIT ?",
         [*params, limit])
     return {"threads": [

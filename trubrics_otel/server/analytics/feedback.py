@@ -18,6 +18,7 @@ model's turns; ``--event`` keeps feedback events of that name (``Score`` for sco
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from trubrics_otel.server.store.dialect import DAY_US, Reader
@@ -66,7 +67,12 @@ def feedback(db: Reader, q: AnalyticsQuery, recent: int = 50) -> dict[str, Any]:
     turn_where, turn_params = event_where(q, "e")
     # only LLM events carry a model (store.rows): with --model the count is the model index's alone
     llm = "" if q.model is not None else "e.kind = 'llm' AND "
-    (turns,), = db.rows(f"SELECT COUNT(*) FROM events e WHERE {llm}{turn_where}", turn_params)
+    source, count_where, count_params = "events e", turn_where, turn_params
+    if q.user is not None:  # one user's turns: by user (Dialect.keyed)
+        source, k = db.dialect.keyed("user_id")
+        others, others_params = event_where(dataclasses.replace(q, user=None), "e")
+        count_where, count_params = f"{k}.user_id = ? AND {others}", [q.user, *others_params]
+    (turns,), = db.rows(f"SELECT COUNT(*) FROM {source} WHERE {llm}{count_where}", count_params)
     (rated_turns,), = db.rows(
         f"SELECT COUNT(DISTINCT f.turn_id) FROM analytics_feedback f JOIN events e ON e.id = f.turn_id "
         f"WHERE {turn_where}", turn_params)

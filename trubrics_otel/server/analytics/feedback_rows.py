@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from trubrics_otel import semconv as sc
-from trubrics_otel.server.store.dialect import Writer
+from trubrics_otel.server.store.dialect import Dialect, Writer
 
 FEEDBACK_PROPERTY = "$feedback"
 SCORE_EVENT = "Score"
@@ -138,13 +138,19 @@ def _reference(source: str, p: Mapping[str, Any], trace: str | None) -> tuple[st
     return trace, parent if isinstance(parent, str) and parent else None
 
 
-_TIERS = (
-    ("turn", "trace_id = ? AND span_id = ? AND kind = 'llm'"),
-    ("trace", "trace_id = ? AND kind = 'llm' ORDER BY ts_us DESC, id DESC LIMIT 1"),
-    ("thread", "thread_id = ? AND kind = 'llm' AND ts_us <= ? ORDER BY ts_us DESC, id DESC LIMIT 1"),
-)
-"""How a feedback finds its turn, most precise first: the LLM event it names, else the last
-turn of its trace, else the last turn of its thread at or before it."""
+def _tiers(d: Dialect) -> tuple[tuple[str, str], ...]:
+    """How a feedback finds its turn, most precise first: the LLM event it names, else the last
+    turn of its trace, else the last turn of its thread at or before it (by thread and time,
+    :meth:`.Dialect.keyed`)."""
+    turn = "SELECT e.id, e.model, e.assistant_id, e.thread_id FROM"
+    source, k = d.keyed("thread_id")
+    return (("turn", f"{turn} events e WHERE e.trace_id = ? AND e.span_id = ? AND e.kind = 'llm'"),
+            ("trace", f"{turn} events e WHERE e.trace_id = ? AND e.kind = 'llm' "
+                      "ORDER BY e.ts_us DESC, e.id DESC LIMIT 1"),
+            ("thread", f"{turn} {source} WHERE {k}.thread_id = ? AND e.kind = 'llm' AND {k}.ts_us <= ? "
+                       f"ORDER BY {k}.ts_us DESC, {k}.id DESC LIMIT 1"))
+
+
 _PER_ROUND = 200  # look-ups sent before their answers are read: one PostgreSQL round trip
 
 
@@ -167,11 +173,11 @@ def _links(db: Writer, wanted: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]
     # need a statement of their own)
     per_round = 1 if db.dialect.name == "sqlite" else _PER_ROUND
     found: list[tuple[Any, ...] | None] = [None] * len(wanted)
-    for how, where in _TIERS:
+    for how, sql in _tiers(db.dialect):
         asks = [(i, params) for i, (ts_us, thread, trace, span) in enumerate(wanted)
                 if found[i] is None and (params := _lookup(how, ts_us, thread, trace, span))]
         for first in range(0, len(asks), per_round):
-            sent = [(i, db.execute(f"SELECT id, model, assistant_id, thread_id FROM events WHERE {where}", params))
+            sent = [(i, db.execute(sql, params))
                     for i, params in asks[first:first + per_round]]
             for i, cursor in sent:
                 for row in cursor.fetchall()[:1]:

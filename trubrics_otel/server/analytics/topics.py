@@ -31,10 +31,11 @@ from trubrics_otel.server.store.dialect import Reader, Writer
 
 FOLLOW_UP_US = 10 * 60 * 1_000_000
 _TURNS = """SELECT id, prompt, error, ts_us, prev_prompt, prev_error, prev_ts, user_id, model, prev_id FROM (
-    SELECT id, prompt, error, ts_us, user_id, model, LAG(prompt) OVER w AS prev_prompt, LAG(error) OVER w AS prev_error,
-           LAG(ts_us) OVER w AS prev_ts, LAG(id) OVER w AS prev_id
-    FROM events WHERE kind = 'llm' AND {scope}
-    WINDOW w AS (PARTITION BY user_id, COALESCE(thread_id, '') ORDER BY ts_us, id)) AS turns
+    SELECT e.id AS id, e.prompt AS prompt, e.error AS error, e.ts_us AS ts_us, e.user_id AS user_id, e.model AS model,
+           LAG(e.prompt) OVER w AS prev_prompt, LAG(e.error) OVER w AS prev_error,
+           LAG(e.ts_us) OVER w AS prev_ts, LAG(e.id) OVER w AS prev_id
+    FROM {source} WHERE e.kind = 'llm' AND {scope}
+    WINDOW w AS (PARTITION BY e.user_id, COALESCE(e.thread_id, '') ORDER BY e.ts_us, e.id)) AS turns
 WHERE id > ? ORDER BY id"""
 
 
@@ -51,12 +52,14 @@ def refresh(db: Writer, *, refit: bool = False) -> int:
     stored = None if refit or not last_id else db.rows("SELECT value FROM analytics_meta WHERE key = 'topics_model'")
     if not stored:  # a first fit, --refit, or a model kept by an older version
         refit = True
-    scope = "1 = 1" if refit else (
-        f"user_id IN (SELECT user_id FROM {db.dialect.new_rows()} WHERE id > {int(last_id)} AND kind = 'llm')")
-    rows = db.rows(_TURNS.format(scope=scope), (0 if refit else last_id,))
+    every = _TURNS.format(source="events e", scope="1 = 1")
+    source, k = db.dialect.keyed("user_id")  # the turns of the users with new ones: by user
+    rows = db.rows(every, (0,)) if refit else db.rows(_TURNS.format(source=source, scope=(
+        f"{k}.user_id IN (SELECT user_id FROM {db.dialect.new_rows()} WHERE id > {int(last_id)} AND kind = 'llm')")),
+        (last_id,))
     if not refit and assigned + len(rows) >= 2 * fitted:  # doubled since the fit: fit again
         refit = True
-        rows = db.rows(_TURNS.format(scope="1 = 1"), (0,))
+        rows = db.rows(every, (0,))
     if not rows:
         return 0
     if refit:

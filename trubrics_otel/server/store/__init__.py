@@ -278,12 +278,11 @@ class Store:
 def _computed_sessions(c: Any, timeout_us: int, user: str | None,
                        limit: int | None) -> list[dict[str, Any]]:
     """Sessions for a timeout other than the table's, computed with window functions."""
-    where = "WHERE user_id = ?" if user is not None else ""
     sql = (
         "SELECT user_id, MIN(ts_us) AS start_us, MAX(ts_us) AS end_us, "
         "session_id(user_id, MIN(ts_us)) AS session_id, COUNT(*) AS events, "
         "SUM(CASE WHEN kind = 'llm' THEN 1 ELSE 0 END) AS llm_events "
-        f"FROM ({derived.numbered_sessions(timeout_us, where)}) AS numbered "
+        f"FROM ({derived.numbered_sessions(timeout_us, c.dialect, 0 if user is None else 1)}) AS numbered "
         "GROUP BY user_id, n ORDER BY end_us DESC, user_id DESC LIMIT ?"
     )
     params: list[Any] = [user] if user is not None else []

@@ -18,8 +18,11 @@ each batch in its insert's transaction; SQLite folds in bulk, before any read (:
 ``hourly``          per hour x kind x event x model: counts, tokens, cost, errors (no user: small)
 ``rollup``          the same per user too: distinct users per hour, filtered by event name or
                     model or not (its key starts with the hour and the user; no index by user:
-                    one user's numbers come from their events, through the events' index)
+                    one user's numbers come from their events, through their look-up)
 ``latency_hist``    per hour x model x event: LLM latencies in log bins of 5 % (percentiles)
+``events_by_*``     SQLite: (user, time, id) and (thread, time, id) of each event, where
+                    PostgreSQL has indexes of ``events`` (:meth:`.Dialect.keyed`); filled
+                    first in the fold (:mod:`.sqlite_fold`), before the statements here
 ``events_fts``      SQLite: full-text index (FTS5, contentless, no positions: words, never
                     phrases) over prompts and generations, filled in chunks of its own
                     (:mod:`.text_index`, not here);
@@ -119,10 +122,12 @@ def updates(dialect: Dialect) -> list[str]:
 
 def register_functions(connection: sqlite3.Connection) -> None:
     """SQL functions SQLite needs for sessions (PostgreSQL: a SQL function in its schema), and
-    the one that lets this release's fold write ``users`` (schema ``003_fold_watermark``)."""
+    the ones that let this release's fold write ``users`` (schema ``003_fold_watermark``) and
+    move the watermark (``009_side_keys``: a release whose fold leaves the look-ups out cannot)."""
     connection.create_function("session_id", 2, session_id, deterministic=True)
     connection.create_function("trubrics_seconds", 1, seconds, deterministic=True)
     connection.create_function("trubrics_deferred_fold", 0, _folding)
+    connection.create_function("trubrics_lookups", 0, _folding)  # schema 009: a fold that fills them
 
 
 def _folding() -> int:
@@ -240,24 +245,27 @@ def _rebuild_sessions(connection: Any, timeout_us: int) -> None:
     connection.execute("DELETE FROM sessions")
     connection.execute(
         f"INSERT INTO sessions SELECT user_id, MIN(ts_us), MAX(ts_us), session_id(user_id, MIN(ts_us)), "
-        f"COUNT(*), {_LLM} FROM ({numbered_sessions(timeout_us)}) AS numbered GROUP BY user_id, n")
+        f"COUNT(*), {_LLM} FROM ({numbered_sessions(timeout_us, connection.dialect)}) AS numbered "
+        "GROUP BY user_id, n")
     connection.execute("DELETE FROM meta WHERE key = 'session_timeout_us'")
     connection.execute("INSERT INTO meta VALUES ('session_timeout_us', ?)", (str(timeout_us),))
 
 
-def numbered_sessions(timeout_us: int, where: str = "") -> str:
+def numbered_sessions(timeout_us: int, d: Dialect, users: int = 0) -> str:
     """Every event's id, user, kind, time and session number ``n`` within its user: LAG finds
-    the gaps, a running SUM numbers the sessions. ``where`` narrows the events (whole users
-    only, or sessions would be cut)."""
+    the gaps, a running SUM numbers the sessions; of ``users`` users (that many ``?``), or all
+    (whole users only, or sessions would be cut). Read by user and time (:meth:`Dialect.keyed`)."""
     timeout_us = int(timeout_us)  # an int literal: safe to inline
+    source, k = d.keyed("user_id")
+    where = f"WHERE {k}.user_id IN ({', '.join('?' * users)})" if users else ""
     return f"""
         SELECT id, user_id, kind, ts_us,
                SUM(gap) OVER (PARTITION BY user_id ORDER BY ts_us, id ROWS UNBOUNDED PRECEDING) AS n
         FROM (
-            SELECT id, user_id, kind, ts_us,
-                   CASE WHEN ts_us - LAG(ts_us) OVER (PARTITION BY user_id ORDER BY ts_us, id)
+            SELECT {k}.id AS id, {k}.user_id AS user_id, e.kind AS kind, {k}.ts_us AS ts_us,
+                   CASE WHEN {k}.ts_us - LAG({k}.ts_us) OVER (PARTITION BY {k}.user_id ORDER BY {k}.ts_us, {k}.id)
                              <= {timeout_us} THEN 0 ELSE 1 END AS gap
-            FROM events {where}
+            FROM {source} {where}
         ) AS gaps"""
 
 

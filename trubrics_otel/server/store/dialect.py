@@ -59,6 +59,11 @@ negative, Infinity or NaN (so the cast cannot fail); no ``?`` in it, which calle
 placeholders."""
 
 
+KEYED = {"user_id": "events_by_user", "thread_id": "events_by_thread"}
+"""SQLite's look-up tables of one user's and one thread's events (key, time, id), filled by its
+deferred fold (:mod:`.sqlite_fold`) where PostgreSQL has indexes of ``events``."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Dialect:
     name: str  # "sqlite" | "postgresql"
@@ -79,6 +84,21 @@ class Dialect:
         if self.batch and not wide:
             return f"{self.batch} {alias}".strip()
         return f"{f'events {alias}'.strip()}{self.not_indexed}"
+
+    def keyed(self, key: str, alias: str = "e") -> tuple[str, str]:
+        """``events`` (as ``alias``) for reading one user's or one thread's (``key``: ``user_id``
+        or ``thread_id``), and the alias whose ``key``, ``ts_us`` and ``id`` a query filters and
+        orders by. SQLite: the look-up table :data:`KEYED` (kept by its fold, schema 009) walked
+        first (``CROSS JOIN``: in its order), each event read by id; PostgreSQL: ``events``
+        through its own index."""
+        if self.name == "sqlite":
+            return f"{KEYED[key]} k CROSS JOIN events {alias} ON {alias}.id = k.id", "k"
+        return f"events {alias}", alias
+
+    def key_table(self, key: str) -> str:
+        """A table of (``key``, ``ts_us``, ``id``) for each event with that key (:meth:`keyed`),
+        for a look-up that reads no other column of the event."""
+        return KEYED[key] if self.name == "sqlite" else "events"
 
     def json_array_agg(self, inner: str, filter_: str = "") -> str:
         """A JSON array (as text) of ``inner`` over the group; ``filter_`` a FILTER condition.

@@ -17,7 +17,8 @@ processes may write: ``BEGIN IMMEDIATE`` takes SQLite's write lock, so a transac
 ``id > last_id`` range is its own.
 
 Deferred fold: an ingest transaction stores the events only and commits (the batch is
-acknowledged then). The derived tables (:mod:`.derived`: sessions, users, threads, rollups;
+acknowledged then). The look-ups of one user's and one thread's events (:mod:`.sqlite_fold`),
+the derived tables (:mod:`.derived`: sessions, users, threads, rollups;
 the full-text index in chunks of its own, :mod:`.text_index`) and the hooks' tables take in
 the events after the watermark (``fold_state.folded_id``) later, in bulk, in one transaction
 that also moves the watermark, so an event is folded exactly once: by the writer once
@@ -57,7 +58,7 @@ from trubrics_otel.server.store.dialect import SQLITE
 from trubrics_otel.server.store.rows import INSERT_WITH_ID, sparse_insert
 from trubrics_otel.server.store.sqlite_fold import PENDING as _PENDING
 from trubrics_otel.server.store.sqlite_fold import fold_cache as _fold_cache
-from trubrics_otel.server.store.sqlite_fold import fold_pending
+from trubrics_otel.server.store.sqlite_fold import fold_pending, keys_current
 from trubrics_otel.server.store.sqlite_open import open_target
 
 logger = logging.getLogger("trubrics.server")
@@ -202,6 +203,7 @@ class SQLiteEngine:
                 with write_transaction(connection):
                     derived.add_cost_column(connection)
                     migrations.apply(connection, "sqlite")
+                    keys_current(connection)
                     rebuilt = connection.execute("PRAGMA user_version").fetchone()[0] < derived.VERSION
                     if rebuilt:
                         derived.upgrade_sqlite(connection)

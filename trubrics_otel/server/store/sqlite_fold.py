@@ -1,5 +1,6 @@
-"""SQLite's deferred fold (:mod:`.sqlite`): the pending events into the summary tables, the
-hooks' tables and the full-text index, inside the caller's write transaction.
+"""SQLite's deferred fold (:mod:`.sqlite`): the pending events into the by-user and by-thread
+look-up tables (:data:`KEYS`), the summary tables, the hooks' tables and the full-text index,
+inside the caller's write transaction.
 
 ::
 
@@ -23,7 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from trubrics_otel.server.store import derived, text_index
-from trubrics_otel.server.store.dialect import SQLITE
+from trubrics_otel.server.store.dialect import KEYED, SQLITE
 
 PENDING = "SELECT folded_id, (SELECT COALESCE(MAX(id), 0) FROM events) FROM fold_state"
 """The watermark and the last stored id: the events after the first are pending."""
@@ -46,6 +47,32 @@ _FILL = f"""INSERT INTO {BATCH} SELECT id, kind, user_id, event, ts_us, trace_id
 """``instr`` first: most turns lack a time to first token, and parsing their properties to find
 none (then the Python function ``trubrics_seconds``) was ~2 µs per LLM event; a key of the
 properties (JSON we wrote: never an escaped key) is found as that text."""
+
+
+def _keys(rows: str) -> tuple[str, ...]:
+    """The statements adding ``rows``' events after ``?`` to the look-ups, each in its key's order."""
+    return tuple(f"INSERT OR IGNORE INTO {table} SELECT {key}, ts_us, id FROM {rows} WHERE id > ? "
+                 f"{'AND thread_id IS NOT NULL ' if key == 'thread_id' else ''}ORDER BY {key}, ts_us, id"
+                 for key, table in KEYED.items())
+
+
+KEYS = _keys(BATCH)
+"""The pending events into the by-user and by-thread look-up tables (schema ``009``), first of
+the fold's statements (a thread's first and last turn and a feedback's turn are looked up
+there), in key order: a fold's events of one user land on that user's pages together. An
+ingest transaction wrote a page of each of the two indexes they replace per event, twice per
+commit. ``OR IGNORE``: the store's open may have added them already (:func:`keys_current`)."""
+
+
+def keys_current(connection: Any) -> None:
+    """The look-up tables given the pending events now, at the store's open, in its migration's
+    transaction: tables rebuilt or refilled from every event there (an upgrade, a hook's new
+    version) look turns up by thread before the fold runs."""
+    folded, last = connection.execute(PENDING).fetchone()
+    for statement in _keys("events NOT INDEXED") if last > folded else ():  # a read-only file: no write
+        connection.execute(statement, (folded,))
+
+
 FOLDING = dataclasses.replace(SQLITE, batch=f"temp.{BATCH}")
 """The dialect of a connection while it folds: the batch's rows read from the copy."""
 
@@ -59,6 +86,8 @@ def fold_pending(connection: Any, hooks: Sequence[Any], skip: Sequence[Any] = ()
     if last > folded:
         connection.execute(_CREATE)
         connection.execute(_FILL, (folded,))
+        for statement in KEYS:
+            connection.execute(statement, (folded,))
         connection.dialect = FOLDING  # this connection's, until the fold is over
         try:
             if not rebuilt:
