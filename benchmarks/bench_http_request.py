@@ -1,7 +1,7 @@
 """Server CPU per HTTP request into ``trubrics-otel serve``, outside the store.
 
     python benchmarks/bench_http_request.py                  # 100 B and 210 KB bodies, best of 5 rounds
-    python benchmarks/bench_http_request.py --rounds 9 --requests 3000
+    python benchmarks/bench_http_request.py --rounds 9 --requests 3000 --sizes 100 900000
     git archive main trubrics_otel | tar -x -C /tmp/base     # then, interleaved in one run:
     python benchmarks/bench_http_request.py --compare /tmp/base
 
@@ -75,10 +75,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=2000, help="requests per round and body size")
+    parser.add_argument("--sizes", nargs="+", type=int, default=SIZES, metavar="BYTES",
+                        help="body sizes (default 100 and 210,000)")
     parser.add_argument("--compare", nargs="*", default=[], metavar="DIR",
                         help="also run servers from DIR/trubrics_otel (a baseline), interleaved")
     args = parser.parse_args()
-    bodies = {size: b"x" * size for size in SIZES}
+    sizes = tuple(args.sizes)
+    bodies = {size: b"x" * size for size in sizes}
     with tempfile.TemporaryDirectory() as tmp:
         servers = [Server(f"{tmp}/{k}.db", package) for k, package in enumerate((None, *args.compare))]
         try:
@@ -93,14 +96,14 @@ def main() -> None:
                         figures.setdefault((k, size), []).append(server.cpu_per_request(body, args.requests))
                 print(f"  round {r + 1}: " + "  ".join(
                     f"{server.label} {size:,} B {figures[k, size][-1]:.0f}"
-                    for k, server in enumerate(servers) for size in SIZES), flush=True)
+                    for k, server in enumerate(servers) for size in sizes), flush=True)
         finally:
             for server in servers:
                 server.close()
     print(f"µs of server CPU per POST /v1/metrics (best / median of {args.rounds} rounds of "
           f"{args.requests:,}, one keep-alive connection)")
     print(f"{'body':>10}" + "".join(f"{server.label[-18:]:>22}" for server in servers))
-    for size in SIZES:
+    for size in sizes:
         print(f"{size:>8,} B" + "".join(
             f"{min(figures[k, size]):>12.0f} / {statistics.median(figures[k, size]):<7.0f}"
             for k in range(len(servers))))

@@ -296,7 +296,7 @@ class _Parser(HTTPRequestParser):
     def _request(self) -> Request:
         """The request as known from its headers (no body yet)."""
         headers = {k.replace("_", "-").lower(): v for k, v in self.headers.items()}
-        query = {k: v[-1] for k, v in parse_qs(self.query or "").items()}
+        query = {k: v[-1] for k, v in parse_qs(self.query).items()} if self.query else {}
         path = urlsplit(getattr(self, "request_uri", "") or "/").path  # as sent: not percent-decoded
         return Request(self.command or "POST", path or "/", query, headers, b"")
 
