@@ -53,6 +53,7 @@ from urllib.parse import parse_qs, urlsplit
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
+from waitress.receiver import FixedStreamReceiver
 from waitress.server import create_server
 from waitress.task import Task, ThreadedTaskDispatcher
 from waitress.utilities import RequestEntityTooLarge
@@ -271,6 +272,11 @@ class _Parser(HTTPRequestParser):
         super().__init__(adj)
         self.started = time.time()  # the request's first byte: its deadlines count from here
 
+    def parse_header(self, header_plus: bytes) -> None:
+        super().parse_header(header_plus)
+        if not self.chunked and 0 < self.content_length <= BODY_IN_MEMORY:
+            self.body_rcv = FixedStreamReceiver(self.content_length, _Pieces())
+
     def received(self, data: bytes) -> int:
         was_in_headers = not self.headers_finished
         consumed = super().received(data)
@@ -299,6 +305,31 @@ class _Parser(HTTPRequestParser):
         query = {k: v[-1] for k, v in parse_qs(self.query).items()} if self.query else {}
         path = urlsplit(getattr(self, "request_uri", "") or "/").path  # as sent: not percent-decoded
         return Request(self.command or "POST", path or "/", query, headers, b"")
+
+
+class _Pieces:
+    """A sized body as the pieces it arrived in, joined when it is read: one piece (a body read
+    with its headers or in one read) is not copied at all, where waitress's buffer copied every
+    body into a ``BytesIO`` (~8 µs per 210 KB) and copied it again each time that grew."""
+
+    def __init__(self) -> None:
+        self._pieces: list[bytes] = []
+        self._size = 0
+
+    def append(self, data: bytes) -> None:
+        self._pieces.append(data)
+        self._size += len(data)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def getfile(self) -> BytesIO:
+        joined = b"".join(self._pieces)
+        self._pieces = [joined]
+        return BytesIO(joined)  # which shares ``joined`` until written to: getvalue() returns it
+
+    def close(self) -> None:
+        self._pieces, self._size = [], 0
 
 
 class _Refused:
