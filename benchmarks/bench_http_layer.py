@@ -22,8 +22,10 @@ import time
 from pathlib import Path
 
 import requests
-from bench_server_intake import cpu_seconds  # server CPU, every thread, from /proc
 from other_copy import use
+
+# not bench_server_intake (for cpu_seconds) up here: it imports trubrics_otel, and the server
+# process (``--serve``) would then run this worktree's copy whatever ``use`` asks for
 
 SIZES = {"OTLP batch, 900 KB": 900_000, "API batch, 210 KB": 210_000}
 SETTINGS = {"waitress defaults": (8192, 512 << 10), "ours": (None, None)}
@@ -46,6 +48,8 @@ def serve(recv_bytes: str, in_memory: str, package: str = "") -> None:
 def one_round(size: int, settings: tuple[int | None, int | None], requests_per_round: int = 40,
               package: str = "") -> float:
     """Server CPU ms per request."""
+    from bench_server_intake import cpu_seconds  # server CPU, every thread, from /proc
+
     server = subprocess.Popen([sys.executable, __file__, "--serve", *map(str, settings), package],
                               stdout=subprocess.PIPE, text=True)
     try:

@@ -132,6 +132,37 @@ def test_requests_one_after_the_other_stay_on_one_worker_thread():
         assert len(set(served)) == 3
 
 
+def test_the_handler_sees_the_request_as_sent_and_its_exception_is_a_500(caplog):
+    """Path still percent-encoded, the last value of each query parameter, lower-case header
+    names, the body de-chunked; an exception in the handler is logged and answered with
+    ``refuse``'s 500, and the connection serves the next request."""
+    seen: list[Request] = []
+
+    def handle(request: Request) -> Reply:
+        seen.append(request)
+        if request.path == "/boom":
+            raise RuntimeError("a bug")
+        return Reply(200, b"ok", "text/plain")
+
+    refuse = lambda status, message, request: Reply(status, f"{status} {message}".encode(), "text/plain")  # noqa: E731
+    with HttpReceiver(handle, ("127.0.0.1", 0), max_body=CAP, refuse=refuse) as receiver:
+        with socket.create_connection(("127.0.0.1", receiver.port), timeout=10) as conn:
+            conn.sendall(b"POST /a%20b/?x=1&x=2&y=3 HTTP/1.1\r\nHost: x\r\nX-Api-Key: k1\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n" + chunked(b"hello world", 4))
+            assert response(conn).startswith(b"HTTP/1.1 200")
+            conn.sendall(b"POST /boom HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+            failed = response(conn)
+            assert failed.startswith(b"HTTP/1.1 500") and failed.endswith(b"500 internal error")
+            conn.sendall(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert response(conn).startswith(b"HTTP/1.1 200")
+    first = seen[0]
+    assert (first.method, first.path, dict(first.query), first.body) == ("POST", "/a%20b/", {"x": "2", "y": "3"},
+                                                                          b"hello world")
+    assert first.header("X-API-KEY") == "k1" and first.headers["content-length"] == "11"
+    assert [r.path for r in seen] == ["/a%20b/", "/boom", "/after"]
+    assert any("Failed on POST /boom" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
 # --- chunked HTTP --------------------------------------------------------------------------
 
 
