@@ -7,6 +7,12 @@ agent's model talks to ``tests/fake_openai.py``::
         opentelemetry-instrumentation-openai-agents-v2==0.1.0 opentelemetry-util-genai==1.3b0 \\
         openai==3.63.0 opentelemetry-sdk==1.45.2
     PYTHONPATH=. /tmp/agv2-venv/bin/python tests/recorders/openai_agents_otel.py
+    /tmp/agv2-venv/bin/pip install opentelemetry-instrumentation-openai==0.62.4  # then:
+    PYTHONPATH=. /tmp/agv2-venv/bin/python tests/recorders/openai_agents_otel.py with-openllmetry
+
+``with-openllmetry`` (``openai-agents-v2-with-openllmetry/``, chat completions) adds OpenLLMetry's
+OpenAI instrumentation: its ``openai.chat`` span is a child of the agent's ``chat`` span, the
+same call twice.
 
 The instrumentor adds a processor to the Agents SDK's own tracing, beside the SDK's exporter to
 OpenAI (removed here: ``set_trace_processors([])``, as no key is set), and turns each SDK span
@@ -17,6 +23,7 @@ into an OpenTelemetry span with ``gen_ai.*`` attributes. Message content is capt
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 import recording as r
@@ -57,7 +64,13 @@ def get_weather(city: str) -> str:
 
 
 def is_model_call(span: r.SpanDict) -> bool:
-    return span["attributes"].get("gen_ai.operation.name") == "chat"
+    """A ``chat`` span; with OpenLLMetry too, of the call's two the one that knows more: its
+    ``openai.chat`` (response model, cached count), but the agent's when the call failed."""
+    if span["attributes"].get("gen_ai.operation.name") != "chat":
+        return False
+    if not WITH_OPENLLMETRY:
+        return True
+    return (span["name"] == "openai.chat") == (span["status"]["code"] != "ERROR")
 
 
 async def drain(agent: Agent, prompt: str) -> None:
@@ -77,10 +90,14 @@ async def record_cases(recorder: r.Recorder, client: AsyncOpenAI, flavour: str) 
         )
 
     responses = flavour == "responses"
-    # the Responses span names the response model; the chat completions one the request model
-    model = f"{MODEL}-2024-07-18" if responses else MODEL
+    # the Responses span names the response model, the chat completions one the request model;
+    # OpenLLMetry's span of the same call adds the response model and the cached count
+    model = f"{MODEL}-2024-07-18" if responses or WITH_OPENLLMETRY else MODEL
+    known = {"cache_read": 4, "reasoning": 0} if WITH_OPENLLMETRY else {}
 
     def event(prompt: str, generation: str, **tokens: Any) -> dict[str, Any]:
+        if "output_tokens" in tokens:
+            tokens.update(known)
         return r.llm_event(prompt=prompt, generation=generation, model=model, **tokens)
 
     # instructions (5 words) + question (3): 8 in, 4 out
@@ -127,9 +144,12 @@ async def record_cases(recorder: r.Recorder, client: AsyncOpenAI, flavour: str) 
             except Exception as error:  # openai.InternalServerError
                 print("error case raised", type(error).__name__)
         case.expect(
-            # no error class anywhere; the Responses span has no request either
+            # the agent's span names no error class (OpenLLMetry's does); the Responses span has
+            # no request either
             llm_events=[r.llm_event(prompt=None if responses else r.QUESTION, generation=None,
-                                    model=None if responses else FAIL_MODEL, error="error")],
+                                    model=None if responses else FAIL_MODEL,
+                                    error="openai.InternalServerError" if WITH_OPENLLMETRY
+                                    else "error")],
             llm_spans=is_model_call,
             notes=NOTES + " HTTP 500: the `chat` span has status ERROR ('Error getting response: "
             "{...}'), no error.type nor exception event; with chat completions it keeps the "
@@ -138,12 +158,20 @@ async def record_cases(recorder: r.Recorder, client: AsyncOpenAI, flavour: str) 
         )
 
 
+WITH_OPENLLMETRY = sys.argv[1:] == ["with-openllmetry"]
+
+
 def main() -> None:
     set_trace_processors([])  # the SDK's own exporter to OpenAI
-    for flavour in FLAVOURS:
-        recorder = r.Recorder(f"openai-agents-v2-{flavour}")
+    for flavour in ["chatcompletions"] if WITH_OPENLLMETRY else FLAVOURS:
+        recorder = r.Recorder("openai-agents-v2-with-openllmetry" if WITH_OPENLLMETRY
+                              else f"openai-agents-v2-{flavour}")
         instrumentor = OpenAIAgentsInstrumentor()
         instrumentor.instrument(tracer_provider=recorder.provider)
+        if WITH_OPENLLMETRY:
+            from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+
+            OpenAIInstrumentor().instrument(tracer_provider=recorder.provider)
         with FakeOpenAI(cached_tokens=4) as server:
             client = AsyncOpenAI(base_url=server.url, api_key="sk-fake", max_retries=0)
             asyncio.run(record_cases(recorder, client, flavour))
