@@ -93,6 +93,9 @@ def message_text(message: Mapping[str, Any]) -> str:
                 text = "".join(texts)
             except TypeError:  # a part whose content is not text
                 return "".join([str(t) for t in texts])
+            if (len(texts) > 1 or text[:2] == '{"') and any(
+                    t[:2] == '{"' for t in texts if isinstance(t, str)):
+                text = _without_block_texts(parts, texts, text)
             if text and text[-1] in "})" and looks_like_repr(text):
                 return _reply_of_repr(text)
             return text
@@ -107,6 +110,31 @@ def message_text(message: Mapping[str, Any]) -> str:
     if isinstance(calls, list):
         return summarise_tool_calls(calls)
     return ""
+
+
+_CALL_BLOCKS = frozenset({"function_call", "tool_call", "tool_use"})
+_NOT_TEXT_BLOCKS = _CALL_BLOCKS | {"reasoning"}
+
+
+def _without_block_texts(parts: list[Any], texts: list[Any], text: str) -> str:
+    """The reply's text without text parts that hold a provider content block as JSON (OpenLLMetry
+    writes LangChain's Responses API blocks so: a function call beside its own ``tool_call``
+    part); when nothing else is left, the tool calls."""
+    kept: list[str] = []
+    calls: list[Any] = []
+    for content in texts:
+        block = parse_json(content) if isinstance(content, str) and content.startswith('{"') else None
+        if isinstance(block, dict) and block.get("type") in _NOT_TEXT_BLOCKS:
+            if block["type"] in _CALL_BLOCKS:
+                calls.append(block)
+            continue
+        kept.append(str(content))
+    if len(kept) == len(texts):
+        return text
+    if kept:
+        return "".join(kept)
+    tool_parts = [p for p in parts if _is_mapping(p) and p.get("type") == "tool_call"]
+    return summarise_tool_calls(tool_parts or calls)
 
 
 def _reply_of_repr(text: str) -> str:
