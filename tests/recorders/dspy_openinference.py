@@ -21,7 +21,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch from t
 
 import dspy  # noqa: E402
 import recording as r  # noqa: E402
-from fake_openai import FAIL_MODEL, FakeOpenAI, reply_text  # noqa: E402
+from fake_openai import FAIL_MODEL, FakeOpenAI  # noqa: E402
 from openinference.instrumentation.dspy import DSPyInstrumentor  # noqa: E402
 
 MODEL = "gpt-4o-mini"
@@ -41,17 +41,6 @@ def is_model_call(span: r.SpanDict) -> bool:
 def lm(server: FakeOpenAI, model: str = MODEL) -> Any:
     return dspy.LM(f"openai/{model}", api_base=server.url, api_key="sk-fake", cache=False,
                    num_retries=0)
-
-
-def answered(server: FakeOpenAI, since: int) -> list[dict[str, Any]]:
-    """One expected event per request the fake received from ``since`` on: DSPy writes its own
-    prompt around the question; the fake echoes the last user message."""
-    events = []
-    for request in server.requests[since:]:
-        question = next(m["content"] for m in reversed(request["messages"]) if m["role"] == "user")
-        events.append(r.llm_event(prompt=question, generation=reply_text(request["messages"]),
-                                  model=MODEL))
-    return events
 
 
 def record_cases(recorder: r.Recorder, server: FakeOpenAI) -> None:
@@ -74,7 +63,8 @@ def record_cases(recorder: r.Recorder, server: FakeOpenAI) -> None:
             except Exception as error:  # the fake's echo is no DSPy answer: the adapters give up
                 print("predict case raised", type(error).__name__)
         case.expect(
-            llm_events=answered(server, since),
+            # DSPy writes its own prompt around the question; no counts on its spans
+            llm_events=r.fake_openai_answers(server.requests[since:], 0, usage=False, model=MODEL),
             llm_spans=is_model_call,
             notes=NOTES + " `Predict` formats a system prompt and a `[[ ## question ## ]]` user "
             "message; the echoed reply has no `[[ ## answer ## ]]` field, so ChatAdapter fails "
