@@ -93,11 +93,8 @@ def message_text(message: Mapping[str, Any]) -> str:
                 text = "".join(texts)
             except TypeError:  # a part whose content is not text
                 return "".join([str(t) for t in texts])
-            if (len(texts) > 1 or text[:2] == '{"') and any(
-                    t[:2] == '{"' for t in texts if isinstance(t, str)):
-                text = _without_block_texts(parts, texts, text)
-            if text and text[-1] in "})" and looks_like_repr(text):
-                return _reply_of_repr(text)
+            if (text and text[-1] in "})") or len(texts) > 1:  # a few ns for the usual reply
+                return _odd_reply(parts, texts, text)
             return text
         calls = [p for p in parts if _is_mapping(p) and p.get("type") == "tool_call"]
         return summarise_tool_calls(calls)
@@ -114,6 +111,16 @@ def message_text(message: Mapping[str, Any]) -> str:
 
 _CALL_BLOCKS = frozenset({"function_call", "tool_call", "tool_use"})
 _NOT_TEXT_BLOCKS = _CALL_BLOCKS | {"reasoning"}
+
+
+def _odd_reply(parts: list[Any], texts: list[Any], text: str) -> str:
+    """The reply of text parts that may hold something else than text (see below): a reply
+    ending in ``}`` or ``)``, or in several parts."""
+    if any(t[:2] == '{"' for t in texts if isinstance(t, str)):
+        text = _without_block_texts(parts, texts, text)
+    if text and text[-1] in "})" and looks_like_repr(text):
+        return _reply_of_repr(text)
+    return text
 
 
 def _without_block_texts(parts: list[Any], texts: list[Any], text: str) -> str:
