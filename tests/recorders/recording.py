@@ -204,6 +204,22 @@ def openai_tool_round(create: Callable[..., Any], run_tool: Callable[[str], str]
     create(messages=messages)
 
 
+def is_openllmetry_chat(span: SpanDict) -> bool:
+    """OpenLLMetry's span of one chat completions call."""
+    return span["name"] == "openai.chat"
+
+
+def fake_openai_event(prompt: str | None, generation: str | None, *, cached: int = 0,
+                      **kwargs: Any) -> dict[str, Any]:
+    """An expected event of a ``gpt-4o-mini`` call answered by ``tests/fake_openai.py``: the dated
+    response model; with token counts, no reasoning and up to ``cached`` of the input cached."""
+    kwargs.setdefault("model", "gpt-4o-mini-2024-07-18")
+    if "output_tokens" in kwargs:
+        kwargs.setdefault("reasoning", 0)
+        kwargs.setdefault("cache_read", min(cached, kwargs["input_tokens"]))
+    return llm_event(prompt=prompt, generation=generation, **kwargs)
+
+
 def fake_openai_answers(requests: list[dict[str, Any]], cached_tokens: int, *, usage: bool = True,
                         **event: Any) -> list[dict[str, Any]]:
     """The LLM events of chat completions requests ``tests/fake_openai.py`` answered (its

@@ -46,15 +46,8 @@ NOTES = (
 )
 
 
-def is_llm_span(span: r.SpanDict) -> bool:
-    return span["name"] == "openai.chat"
-
-
 def event(prompt: str, generation: str | None, **kwargs: Any) -> dict[str, Any]:
-    kwargs.setdefault("model", f"{MODEL}-2024-07-18")
-    if "output_tokens" in kwargs:
-        kwargs.setdefault("reasoning", 0)
-    return r.llm_event(prompt=prompt, generation=generation, **kwargs)
+    return r.fake_openai_event(prompt, generation, cached=4, **kwargs)
 
 
 def record_cases(recorder: r.Recorder, client: openai.OpenAI) -> None:
@@ -82,29 +75,26 @@ def record_cases(recorder: r.Recorder, client: openai.OpenAI) -> None:
         handle_request(ask)
         case.expect(
             # "What is OpenTelemetry?": 3 words in, all 3 cached (the fake caches up to 4); 4 out
-            llm_events=[event(r.QUESTION, answer, input_tokens=3, output_tokens=4, cache_read=3)],
-            llm_spans=is_llm_span,
+            llm_events=[event(r.QUESTION, answer, input_tokens=3, output_tokens=4)],
+            llm_spans=r.is_openllmetry_chat,
             notes=NOTES,
         )
 
     with recorder.case("stream") as case:
         handle_request(lambda: list(ask(stream=True, stream_options={"include_usage": True})))
         case.expect(
-            llm_events=[event(r.QUESTION, answer, input_tokens=3, output_tokens=4, cache_read=3,
+            llm_events=[event(r.QUESTION, answer, input_tokens=3, output_tokens=4,
                               time_to_first_token=r.NOT_RECORDED)],
-            llm_spans=is_llm_span,
+            llm_spans=r.is_openllmetry_chat,
             notes=NOTES + " Stream with include_usage: the usage chunk's counts.",
         )
 
     with recorder.case("tool_call") as case:
         handle_request(weather_agent)
         case.expect(
-            llm_events=r.tool_round_events(
-                lambda prompt, generation, **counts: event(
-                    prompt, generation, cache_read=min(4, counts["input_tokens"]), **counts)
-            ),
+            llm_events=r.tool_round_events(event),
             events=[r.tool_event(None)],
-            llm_spans=is_llm_span,
+            llm_spans=r.is_openllmetry_chat,
             notes=NOTES + " An @agent running an OpenAI tool round with a @tool function.",
         )
 
@@ -119,7 +109,7 @@ def record_cases(recorder: r.Recorder, client: openai.OpenAI) -> None:
         case.expect(
             llm_events=[event(r.QUESTION, None, model=FAIL_MODEL,
                               error="openai.InternalServerError")],
-            llm_spans=is_llm_span,
+            llm_spans=r.is_openllmetry_chat,
             notes=NOTES + " HTTP 500: status ERROR, error.type, an exception event; the request "
             "messages present.",
         )

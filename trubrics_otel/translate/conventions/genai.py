@@ -178,6 +178,8 @@ def messages_from_events(events: Iterable[tuple[str, Attributes]]) -> tuple[list
                 message = {"content": body.get("content")}
             message = dict(message)
             message.setdefault("role", "assistant")
+            if not message.get("tool_calls") and body.get("tool_calls"):  # OpenLLMetry: beside it
+                message["tool_calls"] = parse_json(body["tool_calls"])
             if body.get("finish_reason"):
                 message["finish_reason"] = body["finish_reason"]
             outputs.append(message)
