@@ -108,7 +108,7 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             if self.path.rstrip("/") == "/v1/responses":
                 from fake_openai_responses import answer
 
-                return answer(self, body, cached_tokens=fake.cached_tokens)
+                return answer(self, body, cached_tokens=fake.cached_tokens, number=len(fake.requests))
             if self.path.rstrip("/") != "/v1/chat/completions":
                 return self._json(
                     404, {"error": {"message": "not found", "type": "invalid_request_error"}}

@@ -20,6 +20,10 @@ What it answers, chosen by the request (the same rules as chat completions):
   ``response.content_part.done``) or (``response.function_call_arguments.delta`` / ``.done``),
   ``response.output_item.done``, ``response.completed`` carrying the whole response.
 
+Each request's response has its own id (``resp_fake_0001`` for a server's first request,
+``resp_fake_0002`` for its second, ...), as OpenAI's do: instrumentations that follow a
+conversation by response id (OpenLLMetry) would take repeated ids for one response.
+
 Usage is always reported the way the Responses API does: ``input_tokens`` (all input, cached
 included), ``input_tokens_details.cached_tokens`` (``min(cached_tokens, input_tokens)``),
 ``output_tokens`` and ``output_tokens_details.reasoning_tokens`` (0: these are not reasoning
@@ -72,7 +76,7 @@ def _input_words(body: dict[str, Any], items: list[dict[str, Any]]) -> int:
     return sum(len(t.split()) for t in texts)
 
 
-def build_response(body: dict[str, Any], cached_tokens: int) -> dict[str, Any]:
+def build_response(body: dict[str, Any], cached_tokens: int, number: int = 1) -> dict[str, Any]:
     """The complete ``response`` object, as the JSON reply and ``response.completed`` carry it."""
     items = _items(body)
     wants_tool = bool(body.get("tools")) and not any(
@@ -100,7 +104,7 @@ def build_response(body: dict[str, Any], cached_tokens: int) -> dict[str, Any]:
         output_words = len(text.split())
     input_words = _input_words(body, items)
     return {
-        "id": RESPONSE_ID,
+        "id": RESPONSE_ID if number == 1 else f"resp_fake_{number:04d}",
         "object": "response",
         "created_at": CREATED,
         "status": "completed",
@@ -132,9 +136,11 @@ def build_response(body: dict[str, Any], cached_tokens: int) -> dict[str, Any]:
     }
 
 
-def answer(handler: BaseHTTPRequestHandler, body: dict[str, Any], cached_tokens: int) -> None:
-    """Write the reply to one ``/v1/responses`` request onto ``handler``."""
-    response = build_response(body, cached_tokens)
+def answer(
+    handler: BaseHTTPRequestHandler, body: dict[str, Any], cached_tokens: int, number: int = 1
+) -> None:
+    """Write the reply to the server's ``number``-th request onto ``handler``."""
+    response = build_response(body, cached_tokens, number)
     if body.get("stream"):
         return _stream(handler, response)
     handler._json(200, response)  # type: ignore[attr-defined]

@@ -148,3 +148,14 @@ def test_a_tool_result_is_answered_not_called_again(client: openai.OpenAI) -> No
     reply = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[tool])
     assert reply.choices[0].finish_reason == "stop"
     assert reply.choices[0].message.content == "Tool said: Sunny"
+
+
+def test_every_response_has_its_own_id() -> None:
+    """As OpenAI's do: OpenLLMetry follows a conversation by response id, and with one id for
+    every response it recorded only the first call of a tool round."""
+    with FakeOpenAI() as fake:
+        client = openai.OpenAI(base_url=fake.url, api_key="sk-fake", max_retries=0)
+        ids = [client.responses.create(model="gpt-4o-mini", input="Hi").id for _ in range(3)]
+        streamed = list(client.responses.create(model="gpt-4o-mini", input="Hi", stream=True))
+    assert ids == ["resp_fake_0001", "resp_fake_0002", "resp_fake_0003"]
+    assert streamed[-1].response.id == "resp_fake_0004"

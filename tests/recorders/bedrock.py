@@ -178,9 +178,8 @@ def record() -> None:
                 except client.exceptions.InternalServerException:
                     pass
             case.expect(
-                llm_events=[
-                    event("Break", None, model="fail-500", error="InternalServerException")
-                ],
+                # no prompt: OpenLLMetry writes gen_ai.input.messages only after a successful call
+                llm_events=[event(None, None, model="fail-500", error="InternalServerException")],
                 llm_spans=is_llm_span,
                 notes="HTTP 500 InternalServerException (x-amzn-ErrorType), botocore retries off.",
             )

@@ -204,6 +204,45 @@ def openai_tool_round(create: Callable[..., Any], run_tool: Callable[[str], str]
     create(messages=messages)
 
 
+def is_openllmetry_chat(span: SpanDict) -> bool:
+    """OpenLLMetry's span of one chat completions call."""
+    return span["name"] == "openai.chat"
+
+
+def fake_openai_event(prompt: str | None, generation: str | None, *, cached: int = 0,
+                      **kwargs: Any) -> dict[str, Any]:
+    """An expected event of a ``gpt-4o-mini`` call answered by ``tests/fake_openai.py``: the dated
+    response model; with token counts, no reasoning and up to ``cached`` of the input cached."""
+    kwargs.setdefault("model", "gpt-4o-mini-2024-07-18")
+    if "output_tokens" in kwargs:
+        kwargs.setdefault("reasoning", 0)
+        kwargs.setdefault("cache_read", min(cached, kwargs["input_tokens"]))
+    return llm_event(prompt=prompt, generation=generation, **kwargs)
+
+
+def fake_openai_answers(requests: list[dict[str, Any]], cached_tokens: int, *, usage: bool = True,
+                        **event: Any) -> list[dict[str, Any]]:
+    """The LLM events of chat completions requests ``tests/fake_openai.py`` answered (its
+    ``requests[since:]``), worked out by its own rules: for frameworks that write their own
+    prompts around the app's question (DSPy, CrewAI). ``usage=False``: spans without counts."""
+    import fake_openai
+
+    events = []
+    for request in requests:
+        messages = request.get("messages") or []
+        result = fake_openai.tool_result(messages)
+        calls = bool(request.get("tools")) and result is None
+        text = "" if calls else (fake_openai.reply_text(messages) if result is None
+                                 else f"Tool said: {result}")
+        counts = fake_openai.usage(messages, text, cached_tokens)
+        prompt = fake_openai.reply_text(messages).removeprefix("Echo: ")
+        tokens = {"input_tokens": counts["prompt_tokens"], "output_tokens": counts["completion_tokens"],
+                  "cache_read": min(cached_tokens, counts["prompt_tokens"])} if usage else {}
+        events.append(llm_event(prompt=prompt or None, generation=TOOL_GENERATION if calls else text,
+                                **tokens, **event))
+    return events
+
+
 def tool_round_events(event: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:
     """The two LLM events of ``openai_tool_round`` against ``tests/fake_openai.py``: the call that
     asks for the tool (3 words in, none out), then the answer from its result (5 in, 4 out).

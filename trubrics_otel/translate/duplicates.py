@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from opentelemetry.sdk.trace import ReadableSpan
 
 from trubrics_otel import semconv as sc
+from trubrics_otel.translate.conventions.base import UNKNOWN_ERROR_TYPE
 
 if TYPE_CHECKING:
     from trubrics_otel.translate.traces import TraceMemory
@@ -185,6 +186,9 @@ def merge(a: tuple[CallSignature, Event], b: tuple[CallSignature, Event]) -> tup
     for key, value in (loser[1].get("properties") or {}).items():
         if key not in _IDS and properties.get(key) is None:
             properties[key] = value
+    if properties.get(sc.PROP_ERROR_TYPE) == UNKNOWN_ERROR_TYPE:  # the other view may name it
+        properties[sc.PROP_ERROR_TYPE] = (loser[1].get("properties") or {}).get(
+            sc.PROP_ERROR_TYPE) or UNKNOWN_ERROR_TYPE
     measured: Mapping[str, Any] = inner[1].get("properties") or {}
     if sc.PROP_INPUT_TOKENS in measured or sc.PROP_OUTPUT_TOKENS in measured:
         properties.update({key: measured[key] for key in _USAGE_PROPERTIES if key in measured})

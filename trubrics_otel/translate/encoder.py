@@ -47,6 +47,7 @@ from trubrics_otel.translate.conventions import (
     prefixed_properties,
     read_span,
 )
+from trubrics_otel.translate.conventions.base import UNKNOWN_ERROR_TYPE
 from trubrics_otel.translate.conventions.openinference_tools import tool_call_ids
 from trubrics_otel.translate.cost import span_cost
 from trubrics_otel.translate.duplicates import (
@@ -357,7 +358,7 @@ def error_properties(span: ReadableSpan) -> dict[str, Any]:
             error_type = event.attributes.get(sc.EXCEPTION_TYPE, error_type)
             message = event.attributes.get(sc.EXCEPTION_MESSAGE, message)
     return {
-        sc.PROP_ERROR_TYPE: _class_name(error_type) or "error",
+        sc.PROP_ERROR_TYPE: _class_name(error_type) or UNKNOWN_ERROR_TYPE,
         sc.PROP_ERROR_MESSAGE: message or "",
     }
 

@@ -63,11 +63,23 @@ class GenAIContentJoiner(LogRecordProcessor):
             content = attributes if name == sc.GEN_AI_DETAILS_EVENT else {**attributes, **body}
             key = (record.trace_id, record.span_id)
             with self._lock:
+                if name == sc.GEN_AI_CHOICE_EVENT and key not in self._pending:
+                    key = self._replied(key)
                 self._pending.setdefault(key, []).append((name, content))
                 while len(self._pending) > self._max_spans:
                     self._pending.popitem(last=False)
         except Exception:
             _logger.exception("Could not read a GenAI content log record; its content is lost.")
+
+    def _replied(self, key: SpanKey) -> SpanKey:
+        """The span a reply record belongs to. OpenLLMetry emits a stream's ``gen_ai.choice``
+        while the app's span is current, not the call's (the stream is read outside it): a
+        reply on a span with no request of its own is that of the one span of the trace whose
+        request is waiting without a reply; with several (calls at once), of none. (Under the
+        lock; only for such replies, rare.)"""
+        waiting = [pending for pending, records in self._pending.items() if pending[0] == key[0]
+                   and all(name != sc.GEN_AI_CHOICE_EVENT for name, _ in records)]
+        return waiting[0] if len(waiting) == 1 else key
 
     def shutdown(self) -> None:
         with self._lock:

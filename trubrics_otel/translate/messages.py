@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from trubrics_otel.translate.fastjson import loads
 from trubrics_otel.translate.jsonable import snapshot
+from trubrics_otel.translate.reprs import looks_like_repr, python_literal
 
 T = TypeVar("T")
 
@@ -89,9 +90,12 @@ def message_text(message: Mapping[str, Any]) -> str:
                  if (p.__class__ is dict or isinstance(p, Mapping)) and p.get("type") == "text"]
         if texts:
             try:
-                return "".join(texts)
+                text = "".join(texts)
             except TypeError:  # a part whose content is not text
                 return "".join([str(t) for t in texts])
+            if (text and text[-1] in "})") or len(texts) > 1:  # a few ns for the usual reply
+                return _odd_reply(parts, texts, text)
+            return text
         calls = [p for p in parts if _is_mapping(p) and p.get("type") == "tool_call"]
         return summarise_tool_calls(calls)
     content = message.get("content")
@@ -103,6 +107,71 @@ def message_text(message: Mapping[str, Any]) -> str:
     if isinstance(calls, list):
         return summarise_tool_calls(calls)
     return ""
+
+
+_CALL_BLOCKS = frozenset({"function_call", "tool_call", "tool_use"})
+_NOT_TEXT_BLOCKS = _CALL_BLOCKS | {"reasoning"}
+
+
+def _odd_reply(parts: list[Any], texts: list[Any], text: str) -> str:
+    """The reply of text parts that may hold something else than text (see below): a reply
+    ending in ``}`` or ``)``, or in several parts."""
+    if any(t[:2] == '{"' for t in texts if isinstance(t, str)):
+        text = _without_block_texts(parts, texts, text)
+    if text and text[-1] in "})" and looks_like_repr(text):
+        return _reply_of_repr(text)
+    return text
+
+
+def _without_block_texts(parts: list[Any], texts: list[Any], text: str) -> str:
+    """The reply's text without text parts that hold a provider content block as JSON (OpenLLMetry
+    writes LangChain's Responses API blocks so: a function call beside its own ``tool_call``
+    part); when nothing else is left, the tool calls."""
+    kept: list[str] = []
+    calls: list[Any] = []
+    for content in texts:
+        block = parse_json(content) if isinstance(content, str) and content.startswith('{"') else None
+        if isinstance(block, dict) and block.get("type") in _NOT_TEXT_BLOCKS:
+            if block["type"] in _CALL_BLOCKS:
+                calls.append(block)
+            continue
+        kept.append(str(content))
+    if len(kept) == len(texts):
+        return text
+    if kept:
+        return "".join(kept)
+    tool_parts = [p for p in parts if _is_mapping(p) and p.get("type") == "tool_call"]
+    return summarise_tool_calls(tool_parts or calls)
+
+
+def _reply_of_repr(text: str) -> str:
+    """The reply an SDK object's repr in a text part stands for (see
+    :mod:`~trubrics_otel.translate.reprs`): its text or tool calls; else the text as it is."""
+    data = python_literal(text)
+    if not isinstance(data, dict):
+        return text
+    if isinstance(data.get("output"), list):  # a Responses API response
+        return responses_text(data["output"]) or text
+    if data.get("type") == "function_call":  # one Responses API output item
+        return summarise_tool_calls([data])
+    if "tool_calls" in data or ("role" in data and "content" in data):  # a chat message
+        return message_text(data) or text
+    return text
+
+
+def responses_text(items: list[Any]) -> str:
+    """A Responses API ``output``: its messages' text, else its function calls."""
+    texts = [
+        str(part.get("text", ""))
+        for item in items
+        if isinstance(item, Mapping) and item.get("type") == "message"
+        for part in item.get("content") or ()
+        if isinstance(part, Mapping)
+    ]
+    if any(texts):
+        return "".join(texts)
+    calls = [i for i in items if isinstance(i, Mapping) and i.get("type") == "function_call"]
+    return summarise_tool_calls(calls)
 
 
 def _is_mapping(value: Any) -> bool:

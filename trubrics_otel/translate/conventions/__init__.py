@@ -30,7 +30,8 @@ row                           recognises
                               content span events (block JSON, the latest convention's
                               ``operation.details``), else OpenLLMetry's flattened
                               ``gen_ai.prompt.{i}.*`` / ``gen_ai.completion.{i}.*``
-``GENAI_TOOL``                ``gen_ai.operation.name = execute_tool`` → product event
+``GENAI_TOOL``                ``gen_ai.operation.name = execute_tool``, or Traceloop's
+                              ``traceloop.span.kind = tool`` → product event
 ``LANGFUSE``                  ``langfuse.observation.type = generation`` (SDK v3+)
 ``LANGFUSE_TOOL``             ``langfuse.observation.type = tool`` → product event
 ``MLFLOW``                    ``mlflow.spanType = "CHAT_MODEL"`` / ``"LLM"``

@@ -18,6 +18,9 @@ from trubrics_otel.translate.messages import by_shape
 
 Attributes = Mapping[str, Any]
 
+UNKNOWN_ERROR_TYPE = "error"
+"""The ``error.type`` of a failed call whose spans name no error class."""
+
 
 class LlmCall(NamedTuple):
     """What one LLM call says, whatever convention it was written in. (Named tuples, this

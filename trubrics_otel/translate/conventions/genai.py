@@ -3,7 +3,8 @@
 Recognises ``gen_ai.operation.name`` chat / text_completion / generate_content, or (older)
 ``gen_ai.system`` / ``gen_ai.provider.name`` + ``gen_ai.request.model``. Messages come from
 ``gen_ai.input.messages`` / ``gen_ai.output.messages``, else content span events, else
-OpenLLMetry's flattened ``gen_ai.prompt.{i}.*``. ``execute_tool`` spans are product events.
+OpenLLMetry's flattened ``gen_ai.prompt.{i}.*``. ``execute_tool`` spans are product events, and
+so are the spans of Traceloop's ``@tool`` decorator (``traceloop.span.kind = tool``, no operation).
 Also what :class:`trubrics_otel.Trubrics` writes, and current OpenLLMetry.
 """
 
@@ -177,6 +178,8 @@ def messages_from_events(events: Iterable[tuple[str, Attributes]]) -> tuple[list
                 message = {"content": body.get("content")}
             message = dict(message)
             message.setdefault("role", "assistant")
+            if not message.get("tool_calls") and body.get("tool_calls"):  # OpenLLMetry: beside it
+                message["tool_calls"] = parse_json(body["tool_calls"])
             if body.get("finish_reason"):
                 message["finish_reason"] = body["finish_reason"]
             outputs.append(message)
@@ -207,14 +210,18 @@ GENAI = Convention("opentelemetry-genai", recognises, read,
                    frozenset({sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_SYSTEM, sc.GEN_AI_PROVIDER_NAME}))
 
 
+TRACELOOP_SPAN_KIND = "traceloop.span.kind"
+
+
 def _tool_recognises(attributes: Attributes) -> bool:
-    return attributes.get(sc.GEN_AI_OPERATION_NAME) == sc.OPERATION_EXECUTE_TOOL
+    return (attributes.get(sc.GEN_AI_OPERATION_NAME) == sc.OPERATION_EXECUTE_TOOL
+            or attributes.get(TRACELOOP_SPAN_KIND) == "tool")
 
 
 def _tool_read(span: ReadableSpan) -> SpanEvent:
     attributes = span.attributes or {}
     properties: dict[str, Any] = {}
-    name = attributes.get(sc.GEN_AI_TOOL_NAME)
+    name = attributes.get(sc.GEN_AI_TOOL_NAME) or attributes.get("traceloop.entity.name")
     name = tool_name(name) if isinstance(name, str) and name else None
     if name:
         properties[sc.PROP_TOOL_NAME] = name
@@ -226,4 +233,4 @@ def _tool_read(span: ReadableSpan) -> SpanEvent:
 
 
 GENAI_TOOL = Convention("opentelemetry-genai-tool", _tool_recognises, _tool_read,
-                        frozenset({sc.GEN_AI_OPERATION_NAME}))
+                        frozenset({sc.GEN_AI_OPERATION_NAME, TRACELOOP_SPAN_KIND}))

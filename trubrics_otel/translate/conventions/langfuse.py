@@ -26,6 +26,7 @@ from opentelemetry.trace import StatusCode
 
 from trubrics_otel import semconv as sc
 from trubrics_otel.translate.conventions.base import (
+    UNKNOWN_ERROR_TYPE,
     Attributes,
     Convention,
     LlmCall,
@@ -56,7 +57,7 @@ def read(span: ReadableSpan) -> LlmCall:
     if finish:
         properties[sc.PROP_FINISH_REASON] = finish
     if attributes.get(_PREFIX + "level") == "ERROR" and span.status.status_code is not StatusCode.ERROR:
-        properties[sc.PROP_ERROR_TYPE] = "error"
+        properties[sc.PROP_ERROR_TYPE] = UNKNOWN_ERROR_TYPE
         properties[sc.PROP_ERROR_MESSAGE] = str(attributes.get(_PREFIX + "status_message") or "")
     return LlmCall(
         prompt=prompt_text(parsed(attributes.get(_PREFIX + "input"))),

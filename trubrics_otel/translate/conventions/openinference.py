@@ -61,6 +61,7 @@ from trubrics_otel.translate.messages import (
     indexed_keys,
     last_user_text,
     parse_json,
+    responses_text,
     summarise_tool_calls,
     text_or_none,
 )
@@ -336,27 +337,13 @@ def _generation_of_response(response: Any, attributes: Attributes) -> str:
                 [c.get("message") for c in response["choices"] if isinstance(c, Mapping)]
             )
         if isinstance(response.get("output"), list):  # Responses API
-            return _responses_text(response["output"])
+            return responses_text(response["output"])
         if isinstance(response.get("content"), list):  # Anthropic Messages
             return assistant_text([{"role": "assistant", "content": response["content"]}])
         return ""
     if response is None:  # plain text, not JSON
         return text_or_none(attributes.get(sc.OUTPUT_VALUE)) or ""
     return ""
-
-
-def _responses_text(items: list[Any]) -> str:
-    texts = [
-        str(part.get("text", ""))
-        for item in items
-        if isinstance(item, Mapping) and item.get("type") == "message"
-        for part in item.get("content") or ()
-        if isinstance(part, Mapping)
-    ]
-    if any(texts):
-        return "".join(texts)
-    calls = [i for i in items if isinstance(i, Mapping) and i.get("type") == "function_call"]
-    return summarise_tool_calls(calls)
 
 
 def _langchain_generation(response: Any) -> Mapping[str, Any] | None:
