@@ -166,6 +166,23 @@ def _banner(tmp_path: Path, *argv: str) -> list[str]:
         child.wait(15)
 
 
+def test_serve_stopped_by_sigterm_stops_as_ctrl_c_does(tmp_path):
+    """``kill`` / ``docker stop`` send SIGTERM: serve stops cleanly (exit 0, the SQLite store
+    closed, so no -wal file is left next to it), not killed mid-way by the default action."""
+    db = tmp_path / "t.sqlite3"
+    child = subprocess.Popen([sys.executable, "-m", "trubrics_otel", "serve", "--db", str(db), "--port", "0",
+                              "--no-grpc"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while "look at them" not in (line := child.stdout.readline()) and line:
+            pass
+        child.send_signal(signal.SIGTERM)
+        err = child.communicate(timeout=30)[1]
+    finally:
+        child.kill()
+    assert child.returncode == 0 and "Traceback" not in err, err
+    assert db.exists() and not Path(f"{db}-wal").exists()
+
+
 def _ipv6_loopback() -> bool:
     import socket
 
