@@ -88,6 +88,15 @@ def test_funnel_table_shows_the_breakdown_it_was_asked_for(chat_db, capsys):
     assert sorted(row.split() for row in rows) == [["free", "1", "0"], ["pro", "1", "1"]]  # bob, alice
 
 
+def test_conversations_table_shows_seconds_as_stats_does(chat_db, capsys):
+    """The table rounds durations to hundredths (``stats``' P50 S), not to the microsecond."""
+    got = cli_json(capsys, "conversations", "--db", str(chat_db))
+    assert main(["conversations", "--db", str(chat_db)]) == 0
+    header, _rule, row = capsys.readouterr().out.split("\n\n")[0].splitlines()
+    cells = dict(zip(header.split(), row.split()))
+    assert cells["DURATION_P50_S"] == f"{got['duration_p50_s']:.2f}", (cells, got["duration_p50_s"])
+
+
 def test_an_empty_range_does_not_say_nothing_is_stored(chat_db, capsys):
     assert main(["stats", "--db", str(chat_db), "--since", "30d", "--until", "29d"]) == 0
     out = capsys.readouterr().out
