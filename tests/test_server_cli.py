@@ -97,6 +97,13 @@ def test_conversations_table_shows_seconds_as_stats_does(chat_db, capsys):
     assert cells["DURATION_P50_S"] == f"{got['duration_p50_s']:.2f}", (cells, got["duration_p50_s"])
 
 
+def test_stats_table_totals_row_is_labelled_all(chat_db, capsys):
+    """The totals table's one row covers the whole range: labelled "all", not "days"."""
+    assert main(["stats", "--db", str(chat_db), "--by", "day"]) == 0
+    header, _rule, row = capsys.readouterr().out.strip().split("\n\n")[1].splitlines()
+    assert header.split()[0] == "TOTAL" and row.split()[0] == "all", row
+
+
 def test_an_empty_range_does_not_say_nothing_is_stored(chat_db, capsys):
     assert main(["stats", "--db", str(chat_db), "--since", "30d", "--until", "29d"]) == 0
     out = capsys.readouterr().out
