@@ -88,6 +88,22 @@ def test_funnel_table_shows_the_breakdown_it_was_asked_for(chat_db, capsys):
     assert sorted(row.split() for row in rows) == [["free", "1", "0"], ["pro", "1", "1"]]  # bob, alice
 
 
+def test_conversations_table_shows_seconds_as_stats_does(chat_db, capsys):
+    """The table rounds durations to hundredths (``stats``' P50 S), not to the microsecond."""
+    got = cli_json(capsys, "conversations", "--db", str(chat_db))
+    assert main(["conversations", "--db", str(chat_db)]) == 0
+    header, _rule, row = capsys.readouterr().out.split("\n\n")[0].splitlines()
+    cells = dict(zip(header.split(), row.split()))
+    assert cells["DURATION_P50_S"] == f"{got['duration_p50_s']:.2f}", (cells, got["duration_p50_s"])
+
+
+def test_stats_table_totals_row_is_labelled_all(chat_db, capsys):
+    """The totals table's one row covers the whole range: labelled "all", not "days"."""
+    assert main(["stats", "--db", str(chat_db), "--by", "day"]) == 0
+    header, _rule, row = capsys.readouterr().out.strip().split("\n\n")[1].splitlines()
+    assert header.split()[0] == "TOTAL" and row.split()[0] == "all", row
+
+
 def test_an_empty_range_does_not_say_nothing_is_stored(chat_db, capsys):
     assert main(["stats", "--db", str(chat_db), "--since", "30d", "--until", "29d"]) == 0
     out = capsys.readouterr().out
@@ -164,6 +180,23 @@ def _banner(tmp_path: Path, *argv: str) -> list[str]:
     finally:
         child.send_signal(signal.SIGINT)
         child.wait(15)
+
+
+def test_serve_stopped_by_sigterm_stops_as_ctrl_c_does(tmp_path):
+    """``kill`` / ``docker stop`` send SIGTERM: serve stops cleanly (exit 0, the SQLite store
+    closed, so no -wal file is left next to it), not killed mid-way by the default action."""
+    db = tmp_path / "t.sqlite3"
+    child = subprocess.Popen([sys.executable, "-m", "trubrics_otel", "serve", "--db", str(db), "--port", "0",
+                              "--no-grpc"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while "look at them" not in (line := child.stdout.readline()) and line:
+            pass
+        child.send_signal(signal.SIGTERM)
+        err = child.communicate(timeout=30)[1]
+    finally:
+        child.kill()
+    assert child.returncode == 0 and "Traceback" not in err, err
+    assert db.exists() and not Path(f"{db}-wal").exists()
 
 
 def _ipv6_loopback() -> bool:

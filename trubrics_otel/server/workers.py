@@ -27,12 +27,14 @@ import ipaddress
 import logging
 import os
 import select
+import threading
 import signal
 import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 Ready = Callable[[str], None]
 """A worker calls it once it listens, with a note for the parent (e.g. its gRPC port)."""
@@ -227,6 +229,21 @@ def _worker_main(run_worker: Callable[[int, Ready], int], slot: int, ready_fd: i
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, ``docker stop``, systemd) stops a one-process serve as Ctrl-C does:
+    the server stopped, its store closed, exit 0. Only from the main thread (signals can be set
+    nowhere else); the previous handler is put back for a caller of ``main()`` such as a test."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _stop_with(parent: int) -> None:

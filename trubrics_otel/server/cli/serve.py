@@ -29,7 +29,7 @@ from trubrics_otel.server.app import (
 from trubrics_otel.server.cli.common import Command, db_argument, session_argument
 from trubrics_otel.server.read_api import is_loopback
 from trubrics_otel.server.store import Store
-from trubrics_otel.server.workers import Supervisor, WorkerFailed, listening_socket
+from trubrics_otel.server.workers import Supervisor, WorkerFailed, listening_socket, terminate_as_interrupt
 
 # --- serve ----------------------------------------------------------------------------------
 
@@ -91,9 +91,10 @@ def _serve_logged(args: argparse.Namespace, logger: logging.Logger) -> int:
     except (OSError, OverflowError) as exc:
         return _cannot_listen(exc)
     try:  # Ctrl-C while the banner is written or the price table loads is a stop too, not a traceback
-        _banner(args, server.port, server.store.location, server.grpc_port)
-        tune_for_server()  # our own process: see receive/process.py
-        server.serve_forever()
+        with terminate_as_interrupt():
+            _banner(args, server.port, server.store.location, server.grpc_port)
+            tune_for_server()  # our own process: see receive/process.py
+            server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:  # whenever Ctrl-C lands, no listener thread keeps the process alive

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         [_cells(b, b["start"]) for b in result["buckets"] if b["events"]]))
     print()
     print(cli.format_table(["total", "events", "llm", "users", "tokens in/out", "cost $", "errors", "p50 s", "p95 s"],
-                           [_cells(result["totals"], f"{args.by}s")]))
+                           [_cells(result["totals"], "all")]))  # the whole range, not one bucket
     return 0
 
 
