@@ -27,10 +27,10 @@ import ipaddress
 import logging
 import os
 import select
-import threading
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
