@@ -85,14 +85,14 @@ class Dialect:
             return f"{self.batch} {alias}".strip()
         return f"{f'events {alias}'.strip()}{self.not_indexed}"
 
-    def keyed(self, key: str, alias: str = "e") -> tuple[str, str]:
+    def keyed(self, key: str, alias: str = "e", rows: str = "events") -> tuple[str, str]:
         """``events`` (as ``alias``) for reading one user's or one thread's (``key``: ``user_id``
         or ``thread_id``), and the alias whose ``key``, ``ts_us`` and ``id`` a query filters and
         orders by. SQLite: the look-up table :data:`KEYED` (kept by its fold, schema 009) walked
-        first (``CROSS JOIN``: in its order), each event read by id; PostgreSQL: ``events``
-        through its own index."""
+        first (``CROSS JOIN``: in its order), each event read by id from ``rows`` (``events``, or
+        the fold's copy of its batch); PostgreSQL: ``events`` through its own index."""
         if self.name == "sqlite":
-            return f"{KEYED[key]} k CROSS JOIN events {alias} ON {alias}.id = k.id", "k"
+            return f"{KEYED[key]} k CROSS JOIN {rows} {alias} ON {alias}.id = k.id", "k"
         return f"events {alias}", alias
 
     def key_table(self, key: str) -> str:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from trubrics_otel.server.store.dialect import KEYED, Dialect
+from trubrics_otel.server.store.dialect import Dialect
 
 COLUMNS = ("thread_id", "user_id", "model", "turns", "start_us", "first_id", "last_us", "last_id", "end_us",
            "last_error", "errors", "input_tokens", "output_tokens", "cost_usd", "cost_turns", "ttft_s",
@@ -62,7 +62,8 @@ def _batch(d: Dialect) -> str:
     turns = f"{d.new_rows()} WHERE id > ? AND kind = 'llm' AND thread_id IS NOT NULL"
     if d.name == "sqlite":
         rows = d.batch or "events"
-        first, last = _sqlite_end("start_us", "min_id", "ASC", rows), _sqlite_end("last_us", "max_id", "DESC", rows)
+        by_thread = d.keyed("thread_id", rows=rows)
+        first, last = _sqlite_end("start_us", "min_id", "ASC", by_thread), _sqlite_end("last_us", "max_id", "DESC", by_thread)
         return f"""SELECT g.thread_id, {first('user_id')}, {first('model')}, g.turns, g.start_us, {first('id')},
                g.last_us, {last('id')}, g.end_us, CASE WHEN {last('error')} IS NULL THEN 0 ELSE 1 END, g.errors,
                g.input_tokens, g.output_tokens, g.cost_usd, g.cost_turns, g.ttft_s, g.ttft_turns
@@ -72,7 +73,7 @@ def _batch(d: Dialect) -> str:
                      COALESCE(SUM(cost_usd), 0) AS cost_usd, COUNT(cost_usd) AS cost_turns,
                      COALESCE(SUM({ttft}), 0) AS ttft_s, COUNT({ttft}) AS ttft_turns
               FROM {turns} GROUP BY thread_id) AS g
-        JOIN {d.batch or 'events'} min_id ON min_id.id = g.min_id JOIN {d.batch or 'events'} max_id ON max_id.id = g.max_id
+        JOIN {rows} min_id ON min_id.id = g.min_id JOIN {rows} max_id ON max_id.id = g.max_id
         WHERE true"""
 
     def first(column: str) -> str:
@@ -91,20 +92,23 @@ def _batch(d: Dialect) -> str:
         WHERE true GROUP BY thread_id"""
 
 
-def _sqlite_end(at: str, extreme: str, order: str, rows: str) -> Callable[[str], str]:
+def _sqlite_end(at: str, extreme: str, order: str, by_thread: tuple[str, str]) -> Callable[[str], str]:
     """A column of each batch thread ``g``'s first (``at`` its earliest time ``start_us``,
     ``extreme`` its lowest id ``min_id``) or last turn (``last_us``, ``max_id``), by time then id:
     the ``extreme`` id's row (joined as ``extreme``) when it has that time (turns arrive in time
     order), else the ``extreme`` id at that time, a seek in the thread's look-up table (filled
-    first in the fold, :mod:`.sqlite_fold`), its row read from ``rows``. A
+    first in the fold, :mod:`.sqlite_fold`; ``by_thread``: :meth:`.Dialect.keyed`'s), its row
+    read from the fold's copy of its batch. A
     grouping that found them exactly (each thread's times first, then the ids at them, joined
     back) cost ~1 µs more per LLM event, window functions twice that (a sort of every turn per
     ranking)."""
+    source, k = by_thread
+
     def column(name: str) -> str:
         return (f"CASE WHEN {extreme}.ts_us = g.{at} THEN {extreme}.{name} "
-                f"ELSE (SELECT e.{name} FROM {KEYED['thread_id']} k CROSS JOIN {rows} e ON e.id = k.id "
-                f"WHERE k.thread_id = g.thread_id AND k.ts_us = g.{at} AND k.id > ? AND e.kind = 'llm' "
-                f"ORDER BY k.id {order} LIMIT 1) END")
+                f"ELSE (SELECT e.{name} FROM {source} "
+                f"WHERE {k}.thread_id = g.thread_id AND {k}.ts_us = g.{at} AND {k}.id > ? AND e.kind = 'llm' "
+                f"ORDER BY {k}.id {order} LIMIT 1) END")
     return column
 
 
