@@ -140,8 +140,8 @@ def _show_feedback(r: dict[str, Any]) -> str:
 
 def _show_conversations(r: dict[str, Any]) -> str:
     keys = ["threads", "turns_p50", "turns_p90", "cost_p50", "cost_p90", "duration_p50_s", "abandoned", "errors"]
-    cells = [cli.usd(r[k]) if k in MONEY_KEYS else "" if r[k] is None else f"{r[k]:.2f}" if k.endswith("_s")
-             else r[k] for k in keys]  # seconds in hundredths, as stats prints them
+    cells = [cli.usd(r[k]) if k in MONEY_KEYS else cli.seconds(r[k]) if k.endswith("_s")
+             else "" if r[k] is None else r[k] for k in keys]
     return cli.format_table(keys, [cells]) + "\n\n" + cli.format_table(
         ["user", "threads", "turns", "cost $", "abandoned"],
         [[u["user_id"], u["threads"], u["turns"], cli.usd(u["cost_usd"]), u["abandoned"]] for u in r["per_user"]])

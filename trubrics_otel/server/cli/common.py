@@ -40,6 +40,11 @@ def usd(cost: float | None) -> str:
     return "" if cost is None else f"{cost:.4f}"
 
 
+def seconds(value: float | None) -> str:
+    """A duration in seconds for a table, in hundredths; empty when unknown."""
+    return "" if value is None else f"{value:.2f}"
+
+
 # --- formatting (pure) -------------------------------------------------------------------------
 
 

@@ -71,12 +71,8 @@ def _stats(args: argparse.Namespace, query: StatsQuery) -> dict[str, Any]:
 
 
 def _cells(row: dict[str, Any], label: str) -> list[Any]:
-    def seconds(value: float | None) -> str:
-        return "" if value is None else f"{value:.2f}"
-
     return [
         label[:16].replace("T", " "), row["events"], row["llm_events"], row["users"],
-        f"{row['input_tokens']}/{row['output_tokens']}",
-        "" if row["cost_usd"] is None else f"{row['cost_usd']:.4f}", row["errors"] or "",
-        seconds(row["latency_p50"]), seconds(row["latency_p95"]),
+        f"{row['input_tokens']}/{row['output_tokens']}", cli.usd(row["cost_usd"]), row["errors"] or "",
+        cli.seconds(row["latency_p50"]), cli.seconds(row["latency_p95"]),
     ]
