@@ -25,12 +25,12 @@ from typing import Any
 import pytest
 import requests
 
+from old_schema import sqlite_file_before
 from test_store_sqlite_connections import start_serve
 from trubrics_otel.server import Store, queries
-from trubrics_otel.server.store import derived, migrations
+from trubrics_otel.server.store import derived
 from trubrics_otel.server.store import sqlite as sqlite_engine
 from trubrics_otel.server.store.rows import INSERT, llm_row
-from trubrics_otel.server.store.sqlite import SQLiteConnection
 
 HEADERS = {"x-api-key": "k", "Content-Type": "application/json"}
 TESTS = repr(str(Path(__file__).resolve().parent))  # for the other processes' code
@@ -409,18 +409,12 @@ def test_a_fold_failing_at_open_opens_the_store_ingests_and_says_what_the_summar
 
 
 def test_a_store_whose_fold_indexed_its_text_gains_the_text_watermark_and_indexes_each_event_once(
-        tmp_path, monkeypatch):
+        tmp_path):
     """A file of the schema before the text index's own watermark (6), whose fold indexed each
     event it folded, opened by this release: each event is in the index once, those folded and
     those stored after the last fold alike."""
     path = tmp_path / "events.sqlite3"
-    every = migrations.steps
-    with monkeypatch.context() as m:
-        m.setattr(migrations, "steps", lambda e: tuple(s for s in every(e) if s[0] < 7))
-        old = sqlite3.connect(path, isolation_level=None, factory=SQLiteConnection)
-        derived.register_functions(old)
-        old.execute("BEGIN IMMEDIATE")
-        migrations.apply(old, "sqlite")
+    with sqlite_file_before(path, 7) as old:
         old.executemany(INSERT, [llm_row(e, 0) for e in turns(0, 45)])
         for key in ("user_id", "thread_id"):  # today's fold reads schema 9's look-ups: for its statements
             old.execute(f"CREATE TEMP TABLE events_by_{key[:-3]} ({key}, ts_us, id)")  # to run here, empty ones
@@ -428,9 +422,6 @@ def test_a_store_whose_fold_indexed_its_text_gains_the_text_watermark_and_indexe
         old.execute("INSERT INTO events_fts (rowid, prompt, generation) SELECT id, prompt, generation FROM events")
         old.execute("UPDATE fold_state SET folded_id = 45")
         old.executemany(INSERT, [llm_row(e, 0) for e in turns(45, 15)])  # stored after its last fold
-        old.execute(f"PRAGMA user_version = {derived.VERSION}")
-        old.execute("COMMIT")
-        old.close()
     store = Store(path)
     assert store.count()["llm_events"] == 60
     assert unindexed(path) == 15  # the 45 its fold indexed are not indexed again

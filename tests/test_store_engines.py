@@ -17,6 +17,7 @@ import sys
 
 import pytest
 
+from old_schema import schema_before
 from trubrics_otel.server import LocalServer
 from trubrics_otel.server.store import SchemaTooNew, Store, StoreError, open_store
 
@@ -281,15 +282,14 @@ def test_a_postgresql_store_from_before_search_words_finds_its_old_events(postgr
     column, filled for the LLM events it holds, on opening: old and new events are found alike,
     a word inside a host name and a prefix included."""
     from trubrics_otel.server import queries
-    from trubrics_otel.server.store import migrations, postgres
+    from trubrics_otel.server.store import postgres
     from trubrics_otel.server.store.rows import llm_row
 
     url = postgres_cluster.create_database()  # empty: not the template
-    every = migrations.steps
     old = {"user_id": "u", "prompt": "Where is my REFUND?", "generation": "See help.example.com/refund-policy",
            "timestamp": at(1), "properties": {}}
     with monkeypatch.context() as before:
-        before.setattr(migrations, "steps", lambda engine: tuple(s for s in every(engine) if s[0] < 3))
+        schema_before(before, 3)
         store = Store(url)
         with store.connection() as c:  # as the release before wrote it: no words
             c.raw.execute(postgres._unnest_insert(postgres.COLUMNS),

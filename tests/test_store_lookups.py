@@ -16,6 +16,7 @@ import sqlite3
 
 import pytest
 from analytics_data import generate, rounded
+from old_schema import sqlite_file_before
 
 from trubrics_otel.server import Store, queries
 from trubrics_otel.server.analytics.api import answer
@@ -182,29 +183,18 @@ def test_a_copy_into_another_sqlite_store_answers_the_same(tmp_path):
         target.close()
 
 
-def test_a_store_from_before_the_lookups_gains_them_with_every_event(tmp_path, monkeypatch):
+def test_a_store_from_before_the_lookups_gains_them_with_every_event(tmp_path):
     """A file of schema 8 (the two indexes; events folded, and pending after the watermark)
     opened by this release: the look-ups hold each event once, and the indexes are gone."""
-    from trubrics_otel.server.store import derived, migrations
     from trubrics_otel.server.store.rows import INSERT, event_row, llm_row
-    from trubrics_otel.server.store.sqlite import SQLiteConnection
 
     path = tmp_path / "events.sqlite3"
-    every = migrations.steps
     plain, llm = generate(seed=3, users=6)
     made = sorted([event_row(e, 0) for e in plain] + [llm_row(e, 0) for e in llm], key=lambda r: r[3])
-    with monkeypatch.context() as m:
-        m.setattr(migrations, "steps", lambda e: tuple(s for s in every(e) if s[0] < 9))
-        old = sqlite3.connect(path, isolation_level=None, factory=SQLiteConnection)
-        derived.register_functions(old)
-        old.execute("BEGIN IMMEDIATE")
-        migrations.apply(old, "sqlite")
+    with sqlite_file_before(path, 9) as old:
         old.executemany(INSERT, made)
         old.execute("UPDATE fold_state SET folded_id = ?", (len(made) - 40,))  # the last 40 pending
-        old.execute(f"PRAGMA user_version = {derived.VERSION}")
-        old.execute("COMMIT")
         assert {"events_user_time", "events_thread"} <= {n for (n,) in old.execute("SELECT name FROM sqlite_master")}
-        old.close()
     store = Store(path)
     try:
         with store.connection() as c:

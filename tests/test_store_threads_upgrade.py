@@ -6,14 +6,12 @@ the same events in from the start. Real SQLite files and a real PostgreSQL clust
 
 from __future__ import annotations
 
-import sqlite3
-
 from analytics_data import generate, rounded  # rounded: floats summed in another order, alike to 6 places
+from old_schema import schema_before, sqlite_file_before
 from trubrics_otel.server import Store, queries
 from trubrics_otel.server.analytics.api import answer
-from trubrics_otel.server.store import derived, migrations, postgres
+from trubrics_otel.server.store import migrations, postgres
 from trubrics_otel.server.store.rows import INSERT, event_row, llm_row
-from trubrics_otel.server.store.sqlite import SQLiteConnection
 
 ANALYSES = ({"name": "conversations"}, {"name": "conversation_list", "limit": 1000},
             {"name": "conversation_list", "only": "abandoned"}, {"name": "feedback"},
@@ -67,29 +65,19 @@ OLD_ANALYTICS_THREADS = """CREATE TABLE IF NOT EXISTS analytics_threads (
 """The analyses' thread table the release before made (its hook's, not the store's schema)."""
 
 
-def before_merge(monkeypatch, engine: str) -> None:
-    every = migrations.steps
-    last = {"sqlite": 5, "postgresql": 4}[engine]
-    monkeypatch.setattr(migrations, "steps", lambda e: tuple(s for s in every(e) if s[0] < last))
+MERGED = {"sqlite": 5, "postgresql": 4}
+"""Each engine's schema version that merged the threads tables."""
 
 
-def test_a_sqlite_store_from_before_the_merged_threads_answers_as_before(tmp_path, monkeypatch):
+def test_a_sqlite_store_from_before_the_merged_threads_answers_as_before(tmp_path):
     """Its events up to the fold's watermark are in its rebuilt threads, the others folded after."""
     made = rows()
     path = tmp_path / "old.sqlite3"
-    with monkeypatch.context() as m:
-        before_merge(m, "sqlite")
-        old = sqlite3.connect(path, isolation_level=None, factory=SQLiteConnection)
-        derived.register_functions(old)
-        old.execute("BEGIN IMMEDIATE")
-        migrations.apply(old, "sqlite")  # the schema the release before made
+    with sqlite_file_before(path, MERGED["sqlite"]) as old:  # the schema the release before made
         old.execute(OLD_ANALYTICS_THREADS)
         old.executemany(INSERT, made)
         old.execute("UPDATE fold_state SET folded_id = ?", (len(made) - 300,))  # the last 300 not folded yet
-        old.execute(f"PRAGMA user_version = {derived.VERSION}")
-        old.execute("COMMIT")
         assert {"analytics_threads", "threads"} <= {r[0] for r in old.execute("SELECT name FROM sqlite_master")}
-        old.close()
     store = Store(path)
     try:
         with store.connection() as c:
@@ -105,7 +93,7 @@ def test_a_postgresql_store_from_before_the_merged_threads_answers_as_before(tmp
     made = rows()
     url = postgres_cluster.create_database()  # empty: not the template
     with monkeypatch.context() as m:
-        before_merge(m, "postgresql")
+        schema_before(m, MERGED["postgresql"])
         old = Store(url)
         with old.connection() as c:  # the rows as stored, unfolded: the upgrade builds the threads
             c.raw.execute(postgres._unnest_insert(postgres.COLUMNS), postgres._columns(made, with_ids=False)[:-1])
