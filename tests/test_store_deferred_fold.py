@@ -418,6 +418,8 @@ def test_a_store_whose_fold_indexed_its_text_gains_the_text_watermark_and_indexe
         old.executemany(INSERT, [llm_row(e, 0) for e in turns(0, 45)])
         for key in ("user_id", "thread_id"):  # today's fold reads schema 9's look-ups: for its statements
             old.execute(f"CREATE TEMP TABLE events_by_{key[:-3]} ({key}, ts_us, id)")  # to run here, empty ones
+        old.execute("CREATE TEMP TABLE latency_hist (hour_us, model, event, bin, n, total, "  # and schema 10's
+                    "PRIMARY KEY (hour_us, model, event, bin))")  # histogram (its migration refills it)
         derived.apply(old, 0, None)  # its fold, the text index with it
         old.execute("INSERT INTO events_fts (rowid, prompt, generation) SELECT id, prompt, generation FROM events")
         old.execute("UPDATE fold_state SET folded_id = 45")

@@ -30,6 +30,7 @@ import logging
 import math
 import os
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -367,15 +368,24 @@ def host_refusal(host: str, argument: Any = None, argument_name: str = "host",
 
 
 def loopback(host: str) -> bool:
-    """Whether only this machine can reach ``host``: ``localhost`` (and ``*.localhost``),
-    127.0.0.0/8, ``::1``."""
+    """Whether only this machine can reach ``host``: 127.0.0.0/8, ``::1``, ``localhost``, or a
+    name under ``.localhost`` this machine resolves to loopback addresses alone (RFC 6761 asks
+    resolvers to; one that does not may send the name anywhere). The one rule for a server's
+    address (off loopback: no write, no read without its key) and a client's (no key over
+    plain ``http://`` off loopback)."""
     host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
+        if not host.endswith(".localhost"):
+            return False
+    try:
+        found = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
         return False
+    return bool(found) and all(ipaddress.ip_address(address[4][0]).is_loopback for address in found)
 
 
 def _shown(variable: Variable, value: str) -> str:

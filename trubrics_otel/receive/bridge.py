@@ -80,7 +80,7 @@ from trubrics_otel.deliver.transport import (
 from trubrics_otel.receive import langfuse, otlp
 from trubrics_otel.receive.http import HttpReceiver
 from trubrics_otel.receive.process import give_back_memory, tune_for_server
-from trubrics_otel.receive.request import Reply, Request, is_loopback, key_matches
+from trubrics_otel.receive.request import Reply, Request, key_matches
 from trubrics_otel.settings import DEFAULT_HOST
 from trubrics_otel.translate.encoder import Event, encode_spans
 from trubrics_otel.translate.redaction import Policy
@@ -132,7 +132,7 @@ class Bridge:
         self._grpc_listen = grpc or None
         key = settings.read(settings.BRIDGE_RECEIVE_KEY, receive_key) or None
         self._receive_key = key.encode("utf-8") if key else None
-        exposed = [a for a in (self._listen, self._grpc_listen) if a is not None and not is_loopback(a[0])]
+        exposed = [a for a in (self._listen, self._grpc_listen) if a is not None and not settings.loopback(a[0])]
         if exposed and self._receive_key is None:
             raise ValueError(f"listening on {exposed[0][0]} (not loopback) needs a key senders must present: "
                              "--receive-key or TRUBRICS_BRIDGE_RECEIVE_KEY")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -39,16 +38,6 @@ class Request:
     def keys(self) -> list[str]:
         """The API keys this request presents: see :func:`presented_keys`."""
         return presented_keys(self.headers)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether only this machine can reach ``host`` (``localhost``, 127.0.0.0/8, ``::1``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def presented_keys(headers: Mapping[str, str]) -> list[str]:

@@ -53,6 +53,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from trubrics_otel import settings
 from trubrics_otel.receive import langfuse, otlp
 from trubrics_otel.receive.http import HttpReceiver
 from trubrics_otel.receive.request import Reply, Request, presented_keys
@@ -107,7 +108,7 @@ class LocalServer:
         ``host`` is not a loopback address. Off loopback without ``api_key``: ``ValueError``.
         ``listen_socket``: one already listening, shared by several worker processes (``serve
         --workers``, :mod:`.workers`), instead of binding ``host:port``."""
-        if not api_key and not read_api.is_loopback(host):
+        if not api_key and not settings.loopback(host):
             raise ValueError(f"{host} is not a loopback address: anyone could write and read "
                              "there, so give an API key (serve --api-key)")
         self.store = db if isinstance(db, Store) else Store(db, session_timeout_s=session_timeout_s)
@@ -127,7 +128,7 @@ class LocalServer:
         self._stopped = threading.Event()
         self._reads = read_api.ReadAPI(self.store, session_timeout_s=session_timeout_s,
                                        api_key=self._api_key,
-            needs_key=read_needs_key if read_needs_key is not None else not read_api.is_loopback(host))
+            needs_key=read_needs_key if read_needs_key is not None else not settings.loopback(host))
 
     def __repr__(self) -> str:
         return f"LocalServer(url={self.url!r}, db={self.store.location!r})"

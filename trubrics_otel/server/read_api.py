@@ -40,7 +40,6 @@ from importlib import resources
 from typing import Any, Callable
 from urllib.parse import unquote
 
-from trubrics_otel.receive.request import is_loopback
 from trubrics_otel.server import queries, stats
 from trubrics_otel.server.analytics import api as analytics
 from trubrics_otel.server.store import Store, parse_time, to_us
@@ -103,7 +102,7 @@ def _answer(value: Any) -> Any:
     return value
 
 
-__all__ = ["BadQuery", "ReadAPI", "is_loopback"]
+__all__ = ["BadQuery", "ReadAPI"]
 
 
 Result = tuple[int, Any, str, dict[str, str]]

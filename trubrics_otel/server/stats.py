@@ -15,8 +15,10 @@ documented in docs/guide/local-server.md:
 
 - buckets are whole UTC hours, days, or weeks starting on Monday; ``since`` is rounded down
   and ``until`` up to the hour;
-- latency percentiles (nearest rank) come from 5 %-wide log bins, so they are within 2.5 % of
-  the exact value; with a ``user`` filter they are exact (read from that user's events);
+- latency percentiles (nearest rank) come from 5 %-wide log bins, each with its count and sum:
+  the mean of the bin the rank falls in, within 2.5 % of the exact value and exact when that
+  bin's latencies are equal (the same latency on every call); with a ``user`` filter they are
+  exact (read from that user's events);
 - ``event`` matches the stored event name (for an LLM event, its generation event name);
 - ``cost_usd`` is the sum of the events' ``cost_usd`` property, ``None`` when none had one.
 """
@@ -28,7 +30,6 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from trubrics_otel.server.store.derived import latency_from_bin
 from trubrics_otel.server.store.dialect import DAY_US, HOUR_US, MONDAY_US, WEEK_US, Dialect
 from trubrics_otel.server.times import iso
 
@@ -38,6 +39,8 @@ BUCKETS = {
     "week": (f"hour_us - (hour_us - {MONDAY_US}) % {WEEK_US}", WEEK_US),
 }
 MAX_BUCKETS = 20_000
+Hist = dict[float, list[float]]
+"""Latencies: ``{bin (or one user's exact latency): [count, sum of the latencies]}``."""
 
 
 def one_user(d: Dialect) -> str:
@@ -87,7 +90,7 @@ def stats(c: Any, q: StatsQuery, *, by_model: bool = False) -> dict[str, Any]:
         raise StatsError(f"{len(starts)} buckets: choose a shorter range or a wider --by")
 
     counts = _counts(c, q, bucket_sql)  # {bucket: {model: sums}}: every series from one pass
-    hists: dict[int, dict[str, dict[float, int]]] = {}  # {bucket: {model: {latency: n}}}: likewise
+    hists: dict[int, dict[str, Hist]] = {}  # {bucket: {model: histogram}}: likewise
     users: dict[int, int] = {}
     whole, partial = _ranges(q, starts, width)
     if whole is not None:  # whole days or weeks: the daily tables
@@ -201,57 +204,62 @@ def _total_users(c: Any, q: StatsQuery, per_bucket: dict[int, int]) -> int:
 
 
 def _latencies(c: Any, q: StatsQuery, bucket_sql: str, by_model: bool,
-               daily: bool = False) -> dict[int, dict[str, dict[float, int]]]:
+               daily: bool = False) -> dict[int, dict[str, Hist]]:
     """Latency histograms per bucket and model: exact values from the user's events, else the
     log bins of ``latency_hist`` (whole days or weeks: ``analytics_latency``, the same bins
     per day: summing the hours' bins of 30 days took 30 times as long)."""
     table, where, params = _summed(c, q, "latency_hist")
     model, group = ("model", "b, model, bin") if by_model else ("''", "b, bin")  # split only when asked
     if q.user is not None:
-        sql = f"SELECT {bucket_sql}, model, latency, 1 FROM {table} WHERE {where} AND kind = 'llm' AND latency IS NOT NULL"
+        sql = (f"SELECT {bucket_sql}, model, latency, 1, latency FROM {table} "
+               f"WHERE {where} AND kind = 'llm' AND latency IS NOT NULL")
     elif daily:
         where, params = _where(q, column="day_us")
-        sql = (f"SELECT {bucket_sql.replace('hour_us', 'day_us')} AS b, {model}, bin, SUM(n) FROM analytics_latency "
-               f"WHERE {where} GROUP BY {group}")
+        sql = (f"SELECT {bucket_sql.replace('hour_us', 'day_us')} AS b, {model}, bin, SUM(n), SUM(total) "
+               f"FROM analytics_latency WHERE {where} GROUP BY {group}")
     else:
-        sql = f"SELECT {bucket_sql} AS b, {model}, bin, SUM(n) FROM {table} WHERE {where} GROUP BY {group}"
-    found: dict[int, dict[str, dict[float, int]]] = {}
-    for b, name, value, n in c.execute(sql, params):
-        latency = value if q.user is not None else latency_from_bin(value)
-        hist = found.setdefault(b, {}).setdefault(name, {})
-        hist[latency] = hist.get(latency, 0) + n
+        sql = f"SELECT {bucket_sql} AS b, {model}, bin, SUM(n), SUM(total) FROM {table} WHERE {where} GROUP BY {group}"
+    found: dict[int, dict[str, Hist]] = {}
+    for b, name, key, n, total in c.execute(sql, params):
+        _add_to(found.setdefault(b, {}).setdefault(name, {}), key, n, total)
     return found
 
 
-def _merged(sums: list[tuple[Any, ...]], hists: list[dict[float, int]]) -> dict[str, Any]:
+def _add_to(hist: Hist, key: float, n: int, total: float) -> None:
+    counted = hist.setdefault(key, [0, 0.0])
+    counted[0] += n
+    counted[1] += total
+
+
+def _merged(sums: list[tuple[Any, ...]], hists: list[Hist]) -> dict[str, Any]:
     """The counts of :func:`_empty` over several (bucket, model) sums and latency histograms."""
     merged = _empty()
     if sums:
         n, llm, tin, tout, cost, cost_n, errors = (sum(v[i] or 0 for v in sums) for i in range(7))
         merged |= {"events": n, "llm_events": llm, "input_tokens": tin, "output_tokens": tout,
                    "cost_usd": cost if cost_n else None, "errors": errors}
-    latencies: dict[float, int] = {}
+    latencies: Hist = {}
     for hist in hists:
-        for latency, n in hist.items():
-            latencies[latency] = latencies.get(latency, 0) + n
+        for key, (n, total) in hist.items():
+            _add_to(latencies, key, n, total)
     if latencies:
-        merged |= {"latency_p50": percentile(latencies.items(), 0.50),
-                   "latency_p95": percentile(latencies.items(), 0.95)}
+        merged |= {"latency_p50": percentile(latencies, 0.50), "latency_p95": percentile(latencies, 0.95)}
     return merged
 
 
-def percentile(weighted: Iterable[tuple[float, int]], p: float) -> float | None:
-    """Nearest rank: the smallest value with at least ``ceil(p * n)`` values at or below it."""
-    ordered = sorted(weighted)
-    total = sum(n for _, n in ordered)
-    if not total:
+def percentile(hist: Hist, p: float) -> float | None:
+    """Nearest rank: the mean of the bin holding the ``ceil(p * n)``-th smallest latency (one
+    user's: that latency itself, each value its own bin)."""
+    ordered = sorted(hist.items())
+    count = sum(n for _, (n, _) in ordered)
+    if not count:
         return None
-    rank, seen = max(1, math.ceil(p * total)), 0
-    for value, n in ordered:
+    rank, seen = max(1, math.ceil(p * count)), 0
+    for _, (n, total) in ordered:
         seen += n
         if seen >= rank:
-            return round(value, 6)
-    return round(ordered[-1][0], 6)
+            break
+    return round(total / n, 6)
 
 
 def _empty() -> dict[str, Any]:

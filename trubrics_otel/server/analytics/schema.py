@@ -22,7 +22,8 @@ a batch adds (SQL ``INSERT … SELECT … ON CONFLICT``, plus Python for the fee
                         (an LLM event under its generation and its prompt name)
 ``analytics_first``     each user's first event (cohorts, new users)
 ``analytics_latency``   (day, model, event name, latency bin): LLM latencies per day, the log
-                        bins of the store's hourly ``latency_hist`` (``stats`` by day or week)
+                        bins (count and sum) of the store's hourly ``latency_hist`` (``stats``
+                        by day or week)
 ``analytics_feedback``  one row per feedback (:mod:`.feedback` says what counts), its value,
                         sentiment, and the thread / LLM turn it refers to
 ``analytics_feedback_names``  event names counted as feedback with a value (``serve
@@ -42,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from trubrics_otel.server.analytics import feedback_rows
-from trubrics_otel.server.store.derived import LATENCY_BINS_PER_E, NO_LATENCY_BIN
+from trubrics_otel.server.store.derived import LATENCY_BIN
 from trubrics_otel.server.store.dialect import Writer
 
 STATEMENTS = (
@@ -62,7 +63,7 @@ STATEMENTS = (
     "CREATE INDEX IF NOT EXISTS analytics_first_time ON analytics_first (first_us)",
     """CREATE TABLE IF NOT EXISTS analytics_latency (
         day_us BIGINT NOT NULL, model TEXT NOT NULL, event TEXT NOT NULL, bin INTEGER NOT NULL,
-        n BIGINT NOT NULL, PRIMARY KEY (day_us, model, event, bin))""",
+        n BIGINT NOT NULL, total DOUBLE PRECISION NOT NULL, PRIMARY KEY (day_us, model, event, bin))""",
     """CREATE TABLE IF NOT EXISTS analytics_feedback (
         event_id BIGINT PRIMARY KEY, ts_us BIGINT NOT NULL, user_id TEXT NOT NULL, event TEXT NOT NULL,
         source TEXT NOT NULL, name TEXT, value DOUBLE PRECISION, label TEXT, sentiment INTEGER NOT NULL,
@@ -123,13 +124,13 @@ def _first(db: Writer) -> str:
 
 
 def _latency(db: Writer) -> str:
-    return f"""INSERT INTO analytics_latency (day_us, model, event, bin, n)
-               SELECT {db.dialect.bucket_us("day", "ts_us")}, COALESCE(model, ''), event,
-                      CASE WHEN latency > 0 THEN CAST(round(ln(latency) * {LATENCY_BINS_PER_E}) AS INTEGER)
-                           ELSE {NO_LATENCY_BIN} END, COUNT(*)
+    return f"""INSERT INTO analytics_latency (day_us, model, event, bin, n, total)
+               SELECT {db.dialect.bucket_us("day", "ts_us")}, COALESCE(model, ''), event, {LATENCY_BIN},
+                      COUNT(*), SUM(latency)
                FROM {db.dialect.new_rows()} WHERE id > ? AND kind = 'llm' AND latency IS NOT NULL
                GROUP BY 1, 2, 3, 4
-               ON CONFLICT (day_us, model, event, bin) DO UPDATE SET n = analytics_latency.n + excluded.n"""
+               ON CONFLICT (day_us, model, event, bin) DO UPDATE SET n = analytics_latency.n + excluded.n,
+                   total = analytics_latency.total + excluded.total"""
 
 
 def _steps(db: Writer) -> list[str]:
@@ -180,7 +181,7 @@ def set_feedback_events(db: Writer, values: Mapping[str, float]) -> None:
     feedback_rows.apply(db, 0, names=list(values))
 
 
-VERSION = "7"
+VERSION = "8"
 
 
 def ensure(db: Writer) -> bool:

@@ -27,7 +27,6 @@ from trubrics_otel.server.app import (
     LocalServer,
 )
 from trubrics_otel.server.cli.common import Command, db_argument, session_argument
-from trubrics_otel.server.read_api import is_loopback
 from trubrics_otel.server.store import Store
 from trubrics_otel.server.workers import Supervisor, WorkerFailed, listening_socket, terminate_as_interrupt
 
@@ -76,7 +75,7 @@ def _serve_logged(args: argparse.Namespace, logger: logging.Logger) -> int:
         if args.grpc_port is not None:  # asked for: say why it is not there (the default is quiet)
             logger.warning("%s; serving OTLP/HTTP only", otlp_grpc.INSTALL_HINT)
         grpc_port = None
-    if not args.api_key and not is_loopback(args.bind):  # anyone could write and read there
+    if not args.api_key and not settings.loopback(args.bind):  # anyone could write and read there
         print(f"trubrics-otel serve: --bind {args.bind} is not loopback: give --api-key", file=sys.stderr)
         return 2
     workers = settings.read(settings.SERVE_WORKERS, args.workers)
@@ -188,7 +187,7 @@ def _banner(args: argparse.Namespace, port: int, location: str, grpc_port: int |
     elif not args.no_grpc:
         print("  OTLP/gRPC:    off (pip install 'trubrics-otel[grpc]' to receive it)", flush=True)
     print(f"  look at them: {url}/   (Ctrl-C stops)", flush=True)
-    if not is_loopback(args.bind):
+    if not settings.loopback(args.bind):
         print("  not loopback: every write (ingestion, OTLP/HTTP, OTLP/gRPC) and every read needs the "
               "--api-key as x-api-key or Authorization: Bearer", flush=True)
 

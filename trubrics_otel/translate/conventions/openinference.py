@@ -17,8 +17,9 @@ key lists' business (``conventions/__init__.py``)::
   ``llm.token_count.*``, where ``prompt`` INCLUDES ``prompt_details.cache_read`` /
   ``.cache_write`` and ``completion`` includes ``completion_details.reasoning``; details a
   span leaves out are taken from the provider usage in ``output.value`` when it has one.
-  Model: ``llm.model_name`` (LangChain streams: the request model, so the response model in
-  ``output.value`` wins). Time to first token: LlamaIndex's ``First Token Stream Event``.
+  Model: the one the reply in ``output.value`` names (a chat completion's ``model``, a LangChain
+  generation's), else ``llm.model_name`` (LangChain streams: the request model; LiteLLM: the
+  app's ``openai/gpt-4o-mini``, its reply JSON the dated response model). Time to first token: LlamaIndex's ``First Token Stream Event``.
 - An LLM-kind span with no messages, tokens or error, whose ``input.value`` / ``output.value``
   hold no request or reply, describes no model call (LlamaIndex gives the LLM kind to every
   method of an LLM object, e.g. the request-building ``_prepare_chat_with_tools``): :func:`read`
@@ -137,7 +138,7 @@ def read_llm(span: ReadableSpan) -> LlmCall:
         attributes.get(REQUEST_MODEL_NAME)
     )
     model = (
-        (_langchain_response_model(response) if response is not None else None)
+        (_response_model(response) if response is not None else None)
         or text_or_none(attributes.get(RESPONSE_MODEL_NAME))
         or text_or_none(attributes.get(sc.LLM_MODEL_NAME))
         or request_model
@@ -354,7 +355,12 @@ def _langchain_generation(response: Any) -> Mapping[str, Any] | None:
     return generation if isinstance(generation, Mapping) else None
 
 
-def _langchain_response_model(response: Any) -> str | None:
+def _response_model(response: Any) -> str | None:
+    """The model the reply names: a chat completion's ``model`` (LiteLLM's ``llm.model_name`` is
+    the app's ``openai/gpt-4o-mini``, its reply JSON the dated ``gpt-4o-mini-2024-07-18``), or a
+    LangChain generation's (a stream's ``llm.model_name`` is the request model)."""
+    if isinstance(response, Mapping) and "choices" in response:
+        return text_or_none(response.get("model"))
     generation = _langchain_generation(response)
     if generation is None:
         return None
