@@ -49,7 +49,7 @@ from trubrics_otel.settings import hide_password
 
 logger = logging.getLogger("trubrics.server")
 
-FOLD_ROWS = 2_000
+FOLD_ROWS = 5_000
 """A process folds once it has queued this many events since its last fold (see the module's
 docstring); reads fold whatever is pending first."""
 _ANY_PENDING = "SELECT EXISTS (SELECT 1 FROM fold_pending)"
@@ -264,16 +264,14 @@ class PostgresEngine:
             self._create()
         with self._transaction() as connection:
             if connection.execute(_ANY_PENDING).fetchone()[0]:
-                try:
-                    fold_pending(connection, self._hooks, wait=True)
+                try:  # committed: the lock released before the read
+                    fold_pending(connection, self._hooks, wait=True, commit=True)
                 except _psycopg().OperationalError:
                     raise
                 except Exception:  # noqa: BLE001 - a bug, a hook: the events stay pending
                     logger.exception("%s: could not fold the pending events into the summary tables; "
                                      "reading them as they are", self.describe())
                     connection.raw.rollback()
-                else:
-                    connection.raw.commit()  # the lock released before the read
             yield connection
 
     def _create(self) -> None:
@@ -336,11 +334,11 @@ class PostgresEngine:
             self._queued(new)
         return new
 
-    def fold(self, wait: bool = True) -> int | None:
-        """Fold the pending events now (:mod:`.postgres_fold`); how many; ``wait=False``: None
+    def fold(self, wait: bool = True) -> int:
+        """Fold the pending events now (:mod:`.postgres_fold`); how many; ``wait=False``: none
         when another folder (a worker, a read) holds the lock: it takes them, or the next does."""
         with self._transaction() as c:
-            return fold_pending(c, self._hooks, wait=wait)
+            return fold_pending(c, self._hooks, wait=wait, commit=True)
 
     def _queued(self, new: int) -> None:
         """Count events this process queued; every :data:`FOLD_ROWS`, wake its folder thread."""

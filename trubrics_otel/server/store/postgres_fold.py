@@ -37,26 +37,32 @@ _CREATE = f"""CREATE TEMP TABLE IF NOT EXISTS {BATCH} (
 """The columns the fold's statements read (``error``: 1 where the event has one, only tested for
 NULL; ``ttft``: an LLM turn's time to first token, :mod:`.threads`). A TEMP table: no WAL, no
 shared buffers; emptied at COMMIT, and a fold rolled back leaves it empty too."""
-_FILL = f"""WITH taken AS (DELETE FROM fold_pending RETURNING id), copied AS (
-    INSERT INTO {BATCH} SELECT e.id, kind, user_id, event, ts_us, trace_id, thread_id, prompt_event_name,
-        model, latency, input_tokens, output_tokens, CASE WHEN error IS NULL THEN NULL ELSE 1 END, cost_usd,
+_FILL = f"""WITH taken AS (DELETE FROM fold_pending WHERE (SELECT pg_try_advisory_xact_lock(?)) RETURNING id),
+    copied AS (INSERT INTO {BATCH} SELECT e.* FROM taken, LATERAL (SELECT id, kind, user_id, event, ts_us,
+        trace_id, thread_id, prompt_event_name, model, latency, input_tokens, output_tokens,
+        CASE WHEN error IS NULL THEN NULL ELSE 1 END, cost_usd,
         CASE WHEN kind = 'llm' AND thread_id IS NOT NULL AND strpos(properties, '"{_TTFT}"') > 0
              THEN {POSTGRESQL.seconds("properties", _TTFT)} END
-    FROM taken JOIN events e ON e.id = taken.id RETURNING id)
+        FROM events WHERE events.id = taken.id OFFSET 0) AS e RETURNING id)
     SELECT COUNT(*), MIN(id) FROM copied"""
-"""Every pending id committed (and this transaction's own), taken and copied in one statement;
-how many, and the lowest (a hook's ``after_id``: see :func:`fold_pending`)."""
+"""Every pending id committed (and this transaction's own), taken and copied in one statement,
+if this transaction holds the fold's lock (taking it if free: evaluated once, at the first row;
+a row another folder took since this statement's snapshot is skipped, as deleted); how many,
+and the lowest (a hook's ``after_id``: see :func:`fold_pending`). Each event read by its id
+(``LATERAL … OFFSET 0``: a nested loop over the primary key whatever the queue's statistics
+say; joined, a queue estimated large could have had ``events`` read whole, hashed)."""
 
 
 class _Folding(Dialect):
     """PostgreSQL while folding: the batch read from :data:`BATCH`; a statement that reads the
     columns the copy lacks (``new_rows(wide=True)``: the feedback's properties) reads the batch's
-    events from ``events`` by id."""
+    events from ``events`` by id (as :data:`_FILL` does)."""
 
     def new_rows(self, alias: str = "", wide: bool = False) -> str:
         if not wide:
             return f"{BATCH} {alias}".strip()
-        return f"(SELECT e.* FROM {BATCH} b JOIN events e ON e.id = b.id) AS {alias or 'events'}"
+        return (f"(SELECT e.* FROM {BATCH} b, LATERAL (SELECT * FROM events WHERE events.id = b.id OFFSET 0) AS e) "
+                f"AS {alias or 'events'}")
 
 
 FOLDING = _Folding("postgresql", batch=BATCH)
@@ -95,29 +101,39 @@ def sessions(d: Dialect) -> str:
 _SESSIONS = sessions(FOLDING)
 
 
-def fold_pending(c: Any, hooks: Sequence[Any], *, wait: bool, skip: Sequence[Any] = ()) -> int | None:
+def fold_pending(c: Any, hooks: Sequence[Any], *, wait: bool, skip: Sequence[Any] = (),
+                 commit: bool = False) -> int:
     """Fold every pending event committed (and this transaction's) into the derived tables and
     the hooks' (but ``skip``'s: refilled from every event), in the caller's transaction ``c`` (a
-    :class:`.postgres.PostgresConnection`); how many. ``wait``: for the lock (a read: the
-    summaries must hold every acknowledged event), else None when another folder holds it. A
-    hook's ``apply_side_by_side`` tables were filled by the ingest transaction itself."""
-    if wait:
-        c.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
-    elif not c.execute("SELECT pg_try_advisory_xact_lock(?)", (WRITE_LOCK,)).fetchone()[0]:
-        return None
-    c.execute(_CREATE)
-    taken, lowest = c.execute(_FILL).fetchone()
-    if not taken:
-        return 0
-    folding, after = type(c)(c.raw, FOLDING), lowest - 1
+    :class:`.postgres.PostgresConnection`), then ``commit`` it; how many (0 also when another
+    folder holds the lock and ``wait`` is false: that one, or the next, takes them). ``wait``:
+    for the lock (a read: the summaries must hold every acknowledged event). Their statements
+    read the batch through ``new_rows()`` (``WHERE id > after_id``, the batch's lowest id less
+    one: a hook reading ``events`` itself sees the same rows while one process writes). A hook's
+    ``apply_side_by_side`` tables were filled by the ingest transaction itself.
+
+    Three round trips, each a wait for this thread to get the GIL back from the worker's
+    request threads while the lock is held: the lock, the table and the batch taken; the
+    statements up to the feedback's reads; the rest and the COMMIT."""
     with c.raw.pipeline():
-        derived.apply(folding, after, None)
-        folding.execute(_SESSIONS)
-        for hook in hooks:
-            if hook in skip:
-                continue
-            if hasattr(hook, "apply_side_by_side"):
-                hook.apply(folding, after, side_by_side=False)
-            else:
-                hook.apply(folding, after)
+        if wait:
+            c.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+        c.execute(_CREATE)
+        taken, lowest = c.execute(_FILL, (WRITE_LOCK,)).fetchone()
+    if taken:
+        folding, after = type(c)(c.raw, FOLDING), lowest - 1
+        with c.raw.pipeline():
+            derived.apply(folding, after, None)
+            folding.execute(_SESSIONS)
+            for hook in hooks:
+                if hook in skip:
+                    continue
+                if hasattr(hook, "apply_side_by_side"):
+                    hook.apply(folding, after, side_by_side=False)
+                else:
+                    hook.apply(folding, after)
+            if commit:
+                c.raw.commit()  # in the pipeline: sent with the statements not yet answered
+    elif commit:
+        c.raw.commit()
     return taken
