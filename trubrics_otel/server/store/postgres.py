@@ -299,12 +299,10 @@ class PostgresEngine:
         each row starts with its id, higher than any stored (a copy, by COPY); the id sequence
         then continues after them, and the copy is folded before this returns.
 
-        The batch goes in as one ``INSERT … SELECT FROM unnest(arrays)``, which queues the new
-        ids too; a hook's ``apply_side_by_side`` (tables keyed by event id, which no other
-        batch touches) reads the rows this transaction inserted (:class:`_OwnRows`). The whole
-        transaction leaves in one pipeline: one wait for the answer and the COMMIT. Once this
-        process has queued :data:`FOLD_ROWS` events since its last fold, its folder thread folds
-        (:mod:`.postgres_fold`), after the batch's answer."""
+        One ``INSERT … SELECT FROM unnest(arrays)`` stores and queues the batch; a hook's
+        ``apply_side_by_side`` (tables keyed by event id) reads the rows this transaction
+        inserted (:class:`_OwnRows`); all in one pipeline with the COMMIT. Every
+        :data:`FOLD_ROWS` queued, the folder thread folds (:mod:`.postgres_fold`)."""
         columns = _columns(rows, with_ids)
         if not self._ready:
             self._create()
@@ -370,12 +368,10 @@ class PostgresEngine:
 class _OwnRows(Dialect):
     """PostgreSQL, where a hook's ``apply_side_by_side`` reads a batch's new rows
     (:meth:`new_rows`, ``WHERE id > ?``; ``events`` + :meth:`not_indexed`): only the rows this
-    transaction inserted (their ``xmin``), between the batch's first and last id. Other workers
-    insert at the same time, so ids in that range are not all the batch's.
-
-    :meth:`new_rows` is a subquery fenced by ``OFFSET 0``: the statement's own conditions
-    stay outside it, so the primary-key range is its only access path (planned with them,
-    PostgreSQL ANDed the key range with a partial index, read whole by each statement)."""
+    transaction inserted (their ``xmin``), between its first and last id (other workers' are
+    between them too). :meth:`new_rows` is fenced by ``OFFSET 0``: the statement's conditions
+    stay outside, the key range its only access path (with them, PostgreSQL ANDed it with a
+    partial index, read whole by each statement)."""
 
     @property
     def not_indexed(self) -> str:
