@@ -193,8 +193,8 @@ class PostgresEngine:
         if self._ready:
             try:
                 self.fold()
-            except StoreError as error:
-                logger.warning("%s: the pending events were not folded at close: %s", self.describe(), error)
+            except Exception:  # noqa: BLE001 - closing all the same: any later fold takes them
+                logger.warning("%s: the pending events were not folded at close", self.describe(), exc_info=True)
         with self._lock:
             self._closing, folder, self._folder = True, self._folder, None
         self._wake.set()
