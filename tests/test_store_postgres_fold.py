@@ -71,8 +71,12 @@ def test_ingest_never_waits_for_a_fold_and_a_read_waits_for_it_then_sees_every_e
     try:
         with psycopg.connect(url, autocommit=True) as folder:
             folder.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))  # a fold under way elsewhere
-            for k in range(3):
-                assert store.insert((), [_llm(i) for i in range(k * 50, k * 50 + 50)]) == (50, 0)
+            stored: list[tuple[int, int]] = []
+            ingest = threading.Thread(target=lambda: stored.extend(
+                store.insert((), [_llm(i) for i in range(k * 50, k * 50 + 50)]) for k in range(3)))
+            ingest.start()
+            ingest.join(10)  # (a batch waiting for the lock would wait until the end of the block)
+            assert stored == [(50, 0)] * 3
             reader = threading.Thread(target=lambda: read.append(store.count()))
             reader.start()
             assert _until(lambda: _raw(url, "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
