@@ -316,7 +316,7 @@ class PostgresEngine:
                 elif copied:
                     new, first_id = len(copied), min(copied)
                     own.execute(_RANGE, (str(first_id), str(max(copied))))
-                    own.execute(f"INSERT INTO fold_pending SELECT id FROM {_OWN_ROWS.new_rows()}")
+                    own.execute(f"INSERT INTO fold_pending SELECT array_agg(id) FROM {_OWN_ROWS.new_rows()}")
                     c.execute("SELECT setval(pg_get_serial_sequence('events', 'id'), (SELECT MAX(id) FROM events))")
                 else:
                     return 0
@@ -403,7 +403,8 @@ def _unnest_insert(columns: Sequence[str], queued: bool = False) -> str:
     folded each batch itself leaves it out)."""
     # %b: the arrays go in binary; as text each JSON property string's quotes were escaped one
     # regular-expression match at a time (~2,000 per batch, a third of the worker's insert CPU)
-    queue = ", queued AS (INSERT INTO fold_pending (id) SELECT id FROM batch)" if queued else ""
+    queue = (", queued AS (INSERT INTO fold_pending (ids) SELECT array_agg(id) FROM batch HAVING COUNT(*) > 0)"
+             if queued else "")
     arrays = ", ".join(f"%b::{_TYPES.get(name, 'text')}[]" for name in columns)
     names = ", ".join(columns)
     return (f"WITH batch AS (INSERT INTO events ({names}) SELECT {names} FROM unnest({arrays}) WITH ORDINALITY "

@@ -9,7 +9,8 @@ hooks' tables, in bulk, one folder at a time, inside the caller's transaction.
 Why deferred: each batch used to fold its own ~100 events under one advisory lock held until
 its COMMIT; every worker's batches then took turns (the lock held 81-87 % of an ingest run, so
 a second worker added 7 %), and the fold's ~20 statements ran once per 100 events. Now an
-ingest transaction adds its events' ids to ``fold_pending`` (schema ``007``) and commits; a
+ingest transaction adds its events' ids to ``fold_pending`` (schema ``007``: a row per batch, its
+ids an array) and commits; a
 fold takes every committed id (``DELETE … RETURNING``, under the lock: no other folder), copies
 those events' narrow columns into a TEMP table (:data:`BATCH`, the statements read it through
 :meth:`.Dialect.new_rows`, as SQLite's fold does, :mod:`.sqlite_fold`), runs the statements
@@ -37,13 +38,13 @@ _CREATE = f"""CREATE TEMP TABLE IF NOT EXISTS {BATCH} (
 """The columns the fold's statements read (``error``: 1 where the event has one, only tested for
 NULL; ``ttft``: an LLM turn's time to first token, :mod:`.threads`). A TEMP table: no WAL, no
 shared buffers; emptied at COMMIT, and a fold rolled back leaves it empty too."""
-_FILL = f"""WITH taken AS (DELETE FROM fold_pending WHERE (SELECT pg_try_advisory_xact_lock(?)) RETURNING id),
-    copied AS (INSERT INTO {BATCH} SELECT e.* FROM taken, LATERAL (SELECT id, kind, user_id, event, ts_us,
+_FILL = f"""WITH taken AS (DELETE FROM fold_pending WHERE (SELECT pg_try_advisory_xact_lock(?)) RETURNING ids),
+    copied AS (INSERT INTO {BATCH} SELECT e.* FROM taken, unnest(taken.ids) AS queued (id), LATERAL (SELECT id, kind, user_id, event, ts_us,
         trace_id, thread_id, prompt_event_name, model, latency, input_tokens, output_tokens,
         CASE WHEN error IS NULL THEN NULL ELSE 1 END, cost_usd,
         CASE WHEN kind = 'llm' AND thread_id IS NOT NULL AND strpos(properties, '"{_TTFT}"') > 0
              THEN {POSTGRESQL.seconds("properties", _TTFT)} END
-        FROM events WHERE events.id = taken.id OFFSET 0) AS e RETURNING id)
+        FROM events WHERE events.id = queued.id OFFSET 0) AS e RETURNING id)
     SELECT COUNT(*), MIN(id) FROM copied"""
 """Every pending id committed (and this transaction's own), taken and copied in one statement,
 if this transaction holds the fold's lock (taking it if free: evaluated once, at the first row;
