@@ -147,3 +147,36 @@ def test_two_stores_folding_while_they_ingest_and_read_keep_every_table_exact(
         for store in stores:
             store.close()
         reference.close()
+
+
+class _Stuck:
+    """A hook whose fold fails (a bug, a full disk) until ``stuck`` is cleared."""
+
+    stuck = True
+
+    def ensure(self, connection) -> None:
+        pass
+
+    def apply(self, connection, after_id: int) -> None:
+        if self.stuck:
+            raise RuntimeError("stuck")
+
+
+def test_a_fold_failing_each_time_is_not_paid_by_every_read(postgres_cluster, monkeypatch, caplog):
+    """Reads after a second failed fold in a row answer from the tables as they are (and log
+    nothing more) until FOLD_RETRY_S has passed, as SQLite's: each would otherwise take the lock
+    and try every pending event again; a fold that succeeds ends the pause."""
+    monkeypatch.setattr(postgres, "FOLD_RETRY_S", 3600.0)
+    hook = _Stuck()
+    store = Store(postgres_cluster.create_database(template=True), hooks=[hook])
+    try:
+        store.insert((), [_llm(i) for i in range(50)])
+        for _ in range(4):
+            assert store.count()["llm_events"] == 0  # nothing folded, nothing half-folded
+        assert sum("could not fold" in r.getMessage() for r in caplog.records) == 2  # then paused
+        hook.stuck = False
+        assert store.engine.fold() == 50  # the worker's or close's fold still tries (and ends the pause)
+        store.insert((), [_llm(i) for i in range(50, 60)])
+        assert store.count()["llm_events"] == 60
+    finally:
+        store.close()

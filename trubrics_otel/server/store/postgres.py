@@ -36,6 +36,7 @@ import logging
 import re
 import select
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -43,7 +44,7 @@ from typing import Any
 from trubrics_otel.server.store import derived, migrations
 from trubrics_otel.server.store.dialect import POSTGRESQL, Dialect, search_words, to_pyformat
 from trubrics_otel.server.store.errors import StoreError, StoreUnavailable
-from trubrics_otel.server.store.postgres_fold import WRITE_LOCK, fold_pending
+from trubrics_otel.server.store.postgres_fold import WRITE_LOCK, Folder, fold_pending
 from trubrics_otel.server.store.rows import COLUMNS
 from trubrics_otel.settings import hide_password
 
@@ -52,6 +53,9 @@ logger = logging.getLogger("trubrics.server")
 FOLD_ROWS = 5_000
 """A process folds once it has queued this many events since its last fold (see the module's
 docstring); reads fold whatever is pending first."""
+FOLD_RETRY_S = 10.0
+"""After a second read's fold in a row fails, reads answer from the tables as they are this long
+(as SQLite's, :data:`.sqlite.FOLD_RETRY_S`): each would otherwise try every pending event again."""
 _ANY_PENDING = "SELECT EXISTS (SELECT 1 FROM fold_pending)"
 _OPTIONS = "-c plan_cache_mode=force_custom_plan -c jit=off"
 """Every pooled connection's settings, sent when it opens (no round trip): see _open_pool."""
@@ -172,10 +176,9 @@ class PostgresEngine:
         self._pool: Any = None
         self._lock = threading.Lock()
         self._ready = False
-        self._unfolded = 0  # events this process queued since it last woke its folder
-        self._folder: threading.Thread | None = None  # started at the first FOLD_ROWS queued
-        self._wake = threading.Event()
-        self._closing = False
+        self._folder = Folder(lambda: self.fold(wait=False), self.describe())  # the folder thread
+        self._read_fold_after = 0.0  # monotonic time before which reads do not fold (failures)
+        self._fold_failures = 0  # reads' folds failed in a row
 
     def describe(self) -> str:
         """The URL without its password (it may be in a log line)."""
@@ -195,14 +198,8 @@ class PostgresEngine:
                 self.fold()
             except Exception:  # noqa: BLE001 - closing all the same: any later fold takes them
                 logger.warning("%s: the pending events were not folded at close", self.describe(), exc_info=True)
+        self._folder.stop()
         with self._lock:
-            self._closing, folder, self._folder = True, self._folder, None
-        self._wake.set()
-        if folder is not None:
-            folder.join(30)
-        with self._lock:
-            self._closing, self._unfolded = False, 0
-            self._wake.clear()
             if self._pool is not None:
                 self._pool.close()
                 self._pool = None
@@ -259,11 +256,12 @@ class PostgresEngine:
         """A pooled connection in a transaction, every pending event folded first (waiting for
         a fold under way): a read sees every acknowledged event in every table. A fold that
         fails for another reason than the database's availability is logged, and the read
-        answers from the tables as they are."""
+        answers from the tables as they are (after two in a row, reads do for
+        :data:`FOLD_RETRY_S`; any other successful fold ends that)."""
         if not self._ready:
             self._create()
         with self._transaction() as connection:
-            if connection.execute(_ANY_PENDING).fetchone()[0]:
+            if time.monotonic() >= self._read_fold_after and connection.execute(_ANY_PENDING).fetchone()[0]:
                 try:  # committed: the lock released before the read
                     fold_pending(connection, self._hooks, wait=True, commit=True)
                 except _psycopg().OperationalError:
@@ -272,6 +270,11 @@ class PostgresEngine:
                     logger.exception("%s: could not fold the pending events into the summary tables; "
                                      "reading them as they are", self.describe())
                     connection.raw.rollback()
+                    self._fold_failures += 1
+                    if self._fold_failures > 1:  # see FOLD_RETRY_S
+                        self._read_fold_after = time.monotonic() + FOLD_RETRY_S
+                else:
+                    self._fold_failures = 0
             yield connection
 
     def _create(self) -> None:
@@ -329,40 +332,16 @@ class PostgresEngine:
         if with_ids:
             self.fold()
         else:
-            self._queued(new)
+            self._folder.queued(new, FOLD_ROWS)
         return new
 
     def fold(self, wait: bool = True) -> int:
         """Fold the pending events now (:mod:`.postgres_fold`); how many; ``wait=False``: none
         when another folder (a worker, a read) holds the lock: it takes them, or the next does."""
         with self._transaction() as c:
-            return fold_pending(c, self._hooks, wait=wait, commit=True)
-
-    def _queued(self, new: int) -> None:
-        """Count events this process queued; every :data:`FOLD_ROWS`, wake its folder thread."""
-        with self._lock:
-            self._unfolded += new
-            if self._unfolded < FOLD_ROWS or self._closing:
-                return
-            self._unfolded = 0
-            if self._folder is None:
-                self._folder = threading.Thread(target=self._fold_when_woken, name="trubrics-fold", daemon=True)
-                self._folder.start()
-        self._wake.set()
-
-    def _fold_when_woken(self) -> None:
-        """The folder thread: a fold each time :meth:`_queued` wakes it, the batches' answers
-        sent meanwhile. A failed fold leaves its events pending (logged): the next takes them."""
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            if self._closing:
-                return
-            try:
-                self.fold(wait=False)
-            except Exception:  # noqa: BLE001 - a thread of ours: logged, retried by the next fold
-                logger.warning("%s: a fold of the pending events failed; the next fold retries", self.describe(),
-                               exc_info=True)
+            folded = fold_pending(c, self._hooks, wait=wait, commit=True)
+        self._read_fold_after, self._fold_failures = 0.0, 0  # reads fold again
+        return folded
 
 
 class _OwnRows(Dialect):

@@ -21,11 +21,15 @@ not in its snapshot: the next fold takes them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from trubrics_otel.server.store import derived
 from trubrics_otel.server.store.dialect import POSTGRESQL, Dialect
+
+logger = logging.getLogger("trubrics.server")
 
 WRITE_LOCK = 0x7472_7562  # pg_advisory_xact_lock key: the derived-table fold ("trub")
 BATCH = "trubrics_fold"
@@ -138,3 +142,52 @@ def fold_pending(c: Any, hooks: Sequence[Any], *, wait: bool, skip: Sequence[Any
     elif commit:
         c.raw.commit()
     return taken
+
+
+class Folder:
+    """A process's folder thread: :meth:`queued` counts the events the process queued, and
+    every ``every`` of them wakes the thread, which runs ``fold`` (after the batches' answers:
+    their senders' next batches are parsed meanwhile). A fold that fails leaves its events
+    queued (logged): the next takes them."""
+
+    def __init__(self, fold: Callable[[], object], name: str) -> None:
+        self._fold, self._name = fold, name
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None  # started at the first fold
+        self._queued = 0  # since the thread was last woken
+        self._stopping = False
+
+    def queued(self, new: int, every: int) -> None:
+        with self._lock:
+            self._queued += new
+            if self._queued < every or self._stopping:
+                return
+            self._queued = 0
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="trubrics-fold", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def stop(self) -> None:
+        """End the thread (after its fold under way); a later :meth:`queued` starts another."""
+        with self._lock:
+            self._stopping, thread, self._thread = True, self._thread, None
+        self._wake.set()
+        if thread is not None:
+            thread.join(30)
+        with self._lock:
+            self._stopping, self._queued = False, 0
+            self._wake.clear()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stopping:
+                return
+            try:
+                self._fold()
+            except Exception:  # noqa: BLE001 - a thread of ours: logged, retried by the next fold
+                logger.warning("%s: a fold of the pending events failed; the next fold retries", self._name,
+                               exc_info=True)
