@@ -180,3 +180,61 @@ def test_a_fold_failing_each_time_is_not_paid_by_every_read(postgres_cluster, mo
         assert store.count()["llm_events"] == 60
     finally:
         store.close()
+
+
+class _Refilled:
+    """A hook rebuilt from every stored event at each open (a new version of its table): counts
+    the events it holds. Its refill waits for ``go`` (the test lets another worker commit then)."""
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+        self.refilling = False
+
+    def ensure(self, connection) -> bool:
+        self.refilling = True
+        connection.execute("CREATE TABLE IF NOT EXISTS refilled (n BIGINT NOT NULL)")
+        connection.execute("DELETE FROM refilled")
+        connection.execute("INSERT INTO refilled SELECT COUNT(*) FROM events")
+        self.go.wait(10)
+        return True
+
+    def apply(self, connection, after_id: int) -> None:
+        connection.execute(f"INSERT INTO refilled SELECT COUNT(*) FROM {connection.dialect.new_rows()} WHERE id > ?",
+                           [after_id])
+
+
+def test_a_batch_committing_while_a_worker_opens_and_refills_a_table_is_counted_once(postgres_cluster):
+    """Worker A's batch is about to commit while worker B opens and rebuilds a hook's table from
+    every stored event: B's open waits for A's commit (the queue locked), so the batch is in the
+    rebuilt table and not folded into it again; without the wait, it committed between the
+    rebuild and B's fold, which took it from the queue, so the rebuilt table never had it."""
+    url = postgres_cluster.create_database(template=True)
+    a = Store(url, hooks=())
+    a.count()
+    hook = _Refilled()
+    with psycopg.connect(url, autocommit=True) as c:  # A's transaction waits at COMMIT for the test's lock
+        c.execute("CREATE FUNCTION test_pause() RETURNS trigger LANGUAGE plpgsql AS "
+                  "$$ BEGIN PERFORM pg_advisory_xact_lock_shared(7); RETURN NULL; END $$")
+        c.execute("CREATE CONSTRAINT TRIGGER test_pause AFTER INSERT ON events DEFERRABLE INITIALLY DEFERRED "
+                  "FOR EACH ROW EXECUTE FUNCTION test_pause()")
+        c.execute("SELECT pg_advisory_lock(7)")
+        inserted = threading.Thread(target=a.insert, args=((), [_llm(i) for i in range(30)]))
+        inserted.start()
+        assert _until(lambda: _raw(url, "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                        "AND wait_event_type = 'Lock'") == 1)
+        b = Store(url, hooks=[hook])
+        opened = threading.Thread(target=b.count)
+        opened.start()
+        waiting = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        assert _until(lambda: hook.refilling or _raw(url, waiting) == 2)  # B waits for A's commit (or refills now)
+        c.execute("SELECT pg_advisory_unlock(7)")
+        inserted.join(10)
+        hook.go.set()
+        opened.join(10)
+        c.execute("DROP TRIGGER test_pause ON events")
+    try:
+        with b.reader() as db:
+            assert db.rows("SELECT SUM(n) FROM refilled") == [(30,)]
+    finally:
+        a.close()
+        b.close()
