@@ -21,8 +21,9 @@ tables before a read), and each round checked: the database holds N events, each
 
 Beside each rate: the CPU time per 1,000 events of serve's processes, of PostgreSQL's, and of
 the clients, which says where a shared machine's cores went (serve's and PostgreSQL's need psutil);
-under each PostgreSQL row, the share of the round its fold's lock was held (every worker's
-batches fold one at a time: near 100 %, more workers cannot go faster).
+under each PostgreSQL row, the share of the round its fold's lock was held (one fold runs at a
+time, over every worker's queued events; batches are stored without waiting for it: near 100 %,
+the folds barely keep up with the ingest, and the last read waits for what is left).
 
 ``--compare DIR``: each setup run again with another copy's ``serve`` (a baseline checkout: the
 directory holding its ``trubrics_otel/``), rounds interleaved, on the same cluster: on a shared
@@ -232,8 +233,9 @@ def stored_once(db: str) -> None:
 class FoldLock:
     """How much of a round the PostgreSQL fold's lock was held: ``pg_locks`` read every 20 ms
     by one connection of its own (its backend's CPU, :attr:`cpu_s`, is not PostgreSQL's
-    share of the server's work: subtract it). Batches of every worker fold one at a time, so
-    a lock held all the time is the ceiling of any number of workers."""
+    share of the server's work: subtract it). One fold runs at a time, over the events every
+    worker queued: a lock held all the time would be the folds' ceiling (the queue growing
+    faster than they empty it), though the batches are stored without waiting for them."""
 
     def __init__(self, db: str) -> None:
         import psycopg

@@ -244,9 +244,9 @@ class _BatchSizes:
 
 
 def test_a_hooks_tables_take_each_event_once_and_a_failure_loses_nothing(db_url, caplog):
-    """PostgreSQL: a hook's rows commit with the batch's, or neither does. SQLite: the events
-    commit alone, the hook takes them in the fold before the next read; a fold that fails
-    leaves them stored and pending, and the next read folds them."""
+    """The events commit alone, the hook takes them in the fold before the next read (both
+    engines fold later, in bulk); a fold that fails leaves them stored and pending, and the
+    next read folds them."""
     hook = _BatchSizes()
     store = Store(db_url, hooks=[hook])
     try:
@@ -257,22 +257,15 @@ def test_a_hooks_tables_take_each_event_once_and_a_failure_loses_nothing(db_url,
         assert store.insert(events[:12]) == (2, 10)  # the hook sees only the new rows
         assert store.count()["events"] == 12
         hook.fail = True
-        if store.engine.name == "postgresql":
-            with pytest.raises(RuntimeError):
-                store.insert(events[12:20])
-        else:
-            assert store.insert(events[12:20]) == (8, 0)  # acknowledged: committed
-            with caplog.at_level("ERROR", logger="trubrics.server"):
-                assert store.count()["events"] == 12  # what was folded, nothing half-folded
-            assert "could not fold" in caplog.text and "hook failed" in caplog.text
-            hook.fail = False
+        assert store.insert(events[12:20]) == (8, 0)  # acknowledged: committed
+        with caplog.at_level("ERROR", logger="trubrics.server"):
+            assert store.count()["events"] == 12  # what was folded, nothing half-folded
+        assert "could not fold" in caplog.text and "hook failed" in caplog.text
+        hook.fail = False
         with store.reader() as db:
             kept = db.rows("SELECT COUNT(*) FROM events")
             folds = db.rows("SELECT rows_added FROM hook_batches ORDER BY rows_added")
-        if store.engine.name == "postgresql":
-            assert kept == [(12,)] and folds == [(2,), (10,)]  # the failed batch: nothing kept
-        else:
-            assert kept == [(20,)] and folds == [(2,), (8,), (10,)]
+        assert kept == [(20,)] and folds == [(2,), (8,), (10,)]
     finally:
         store.close()
 
@@ -310,46 +303,53 @@ def test_a_postgresql_store_from_before_search_words_finds_its_old_events(postgr
 
 
 class _PlanModes:
-    """A hook noting the plan cache mode its statements run under."""
+    """A hook noting the plan cache mode its statements run under: in the ingest transaction
+    (side by side) and in the fold."""
 
     def __init__(self) -> None:
         self.seen: list[str] = []
         self.prepared: list[int] = []
+        self.folded: list[str] = []
 
     def ensure(self, connection) -> None:
         pass
 
-    def apply(self, connection, after_id: int) -> None:
+    def apply_side_by_side(self, connection, after_id: int) -> None:
         self.seen.append(connection.execute("SELECT current_setting('plan_cache_mode')").fetchone()[0])
         self.prepared.append(connection.execute("SELECT COUNT(*) FROM pg_prepared_statements").fetchone()[0])
 
+    def apply(self, connection, after_id: int, side_by_side: bool = True) -> None:
+        self.folded.append(connection.execute("SELECT current_setting('plan_cache_mode')").fetchone()[0])
+
 
 def test_postgresql_inserts_reuse_their_plans_and_reads_plan_for_their_values(postgres_cluster):
-    """The insert's transaction runs its ~30 statements on generic plans (planning each anew per
+    """The insert's transaction runs its statements on generic plans (planning each anew per
     batch was a third of PostgreSQL's CPU for a ``track`` event), prepared from the first batch on
     a connection (not the fifth: each of a pool's connections planned its first four batches);
-    reads, before and after, are planned for their parameters' values, on every pooled connection."""
+    the fold (thousands of events at once) and reads, before and after, are planned for their
+    parameters' values, on every pooled connection."""
     hook = _PlanModes()
     store = Store(postgres_cluster.create_database(template=True), hooks=[hook])
     try:
         for i in range(3):
             store.insert([{"user_id": "u", "event": "e", "timestamp": at(i), "properties": {}}])
         assert hook.seen == ["force_generic_plan"] * 3
-        assert hook.prepared[0] >= 10  # the fold's, before this one
+        assert hook.prepared[0] >= 2  # the insert's, before this one
         with contextlib.ExitStack() as held:  # every connection of the pool (8) at once
             assert {held.enter_context(store.connection()).rows("SELECT current_setting('plan_cache_mode')")[0][0]
                     for _ in range(8)} == {"force_custom_plan"}
+        assert hook.folded == ["force_custom_plan"]  # the three batches in one fold, at the first read
     finally:
         store.close()
 
 
-def test_postgresql_folds_find_a_batch_by_its_ids_alone(postgres_cluster):
-    """The fold's statements, on the insert transaction's generic plans, read the batch's rows
-    by the primary key alone: planned with their own conditions (an LLM event, in a thread),
-    PostgreSQL ANDed the key range with a partial index of every LLM event, read whole by each
-    statement of each batch (a cost growing with the table)."""
-    from trubrics_otel.server.store import derived
-    from trubrics_otel.server.store.postgres import _OWN_ROWS
+def test_postgresql_side_by_side_tables_find_a_batch_by_its_ids_alone(postgres_cluster):
+    """The statements the insert's transaction runs beside other workers' (the funnels' table),
+    on generic plans, read the batch's rows by the primary key alone: planned with their own
+    conditions (an LLM event), PostgreSQL ANDed the key range with a partial index of every LLM
+    event, read whole by each statement of each batch (a cost growing with the table)."""
+    from trubrics_otel.server.analytics import schema
+    from trubrics_otel.server.store.postgres import _OWN_ROWS, PostgresConnection
 
     store = Store(postgres_cluster.create_database(template=True))
     try:
@@ -360,9 +360,9 @@ def test_postgresql_folds_find_a_batch_by_its_ids_alone(postgres_cluster):
             c.execute("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), "
                       "set_config('trubrics.first_id', '951', true), set_config('trubrics.last_id', '1000', true)")
             used = set()
-            for n, statement in enumerate(derived.updates(_OWN_ROWS)):
-                c.execute(f"PREPARE fold_{n} (bigint) AS {statement.replace('?', '$1')}")
-                plan = "\n".join(row[0] for row in c.rows(f"EXPLAIN EXECUTE fold_{n}(950)"))
+            for n, statement in enumerate(schema._steps(PostgresConnection(c.raw, _OWN_ROWS))):
+                c.execute(f"PREPARE steps_{n} (bigint) AS {statement.replace('?', '$1')}")
+                plan = "\n".join(row[0] for row in c.rows(f"EXPLAIN EXECUTE steps_{n}(950)"))
                 used |= {name for name in re.findall(r"(?:using|Index Scan on|Seq Scan on) (\w+)", plan)
                          if name.startswith("events")}
         assert used == {"events_pkey"}

@@ -8,7 +8,7 @@
     set_feedback_events(db, {"Thumbs up": 1.0, "Thumbs down": 0.0})
 
 The module itself is the store's hook (``store.Hook``: :func:`ensure` once, :func:`apply` in
-each fold: PostgreSQL's insert transaction, SQLite's bulk fold before any read), registered by
+each fold: both engines' bulk fold, before any read), registered by
 ``trubrics_otel.server`` for every ``Store``, so the analytics tables commit with the derived
 tables, every read sees them current, and the store knows nothing of them.
 
@@ -158,8 +158,8 @@ def apply(db: Writer, after_id: int, side_by_side: bool = True) -> None:
 
 def apply_side_by_side(db: Writer, after_id: int) -> None:
     """The tables whose rows are the batch's alone (keyed by event id: no other batch writes
-    or reads them while folding), which PostgreSQL fills before its fold's lock, beside other
-    workers' batches."""
+    or reads them while folding), which PostgreSQL fills in the batch's own transaction, beside
+    other workers' batches, not in its fold."""
     for statement in _steps(db):
         db.execute(statement, (after_id,))
 

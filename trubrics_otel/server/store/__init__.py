@@ -38,17 +38,16 @@ Hooks: tables kept by a layer above the store (the analytics tables) are maintai
 :class:`Hook` objects, so the store imports nothing from there. ``hook.ensure(connection)``
 runs once when the store is first used (inside the store's opening transaction: create, fill;
 True when it filled its tables from every stored event), ``hook.apply(connection, after_id)``
-wherever the derived tables take in the rows with ``id > after_id``: in PostgreSQL's insert
-transaction, in SQLite's fold (see below). ``Store(hooks=None)`` takes :data:`HOOKS`, which
+wherever the derived tables take in the rows with ``id > after_id``: in each engine's fold
+(see below). ``Store(hooks=None)`` takes :data:`HOOKS`, which
 the ``trubrics_otel.server`` package fills (so every store in the process keeps the same tables)::
 
     store = Store(path, hooks=[MyTables()])      # or hooks=() for the events and derived tables only
 
-When the summary tables are current: PostgreSQL folds each batch inside its insert
-transaction. SQLite commits a batch's events alone and folds them in bulk later (once 5,000
-are pending, and before any read: every reading method, :meth:`Store.connection` and
-:meth:`Store.reader` fold first; see :mod:`.sqlite`), so a read always sees every stored
-event in every table.
+When the summary tables are current: both engines commit a batch's events alone and fold
+them in bulk later (once 5,000 are pending, and before any read: every reading method,
+:meth:`Store.connection` and :meth:`Store.reader` fold first; see :mod:`.sqlite`,
+:mod:`.postgres`), so a read always sees every stored event in every table.
 
 A third engine (ClickHouse, for billions of events) plugs in as ``store/clickhouse.py``: an
 engine class with ``connection()`` / ``insert(rows)`` / ``exists()`` / ``close()`` /

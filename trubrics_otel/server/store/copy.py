@@ -8,9 +8,10 @@ tables folded on the way, resumable, verified.
     copied = copy_events(source, target, chunk=5000, progress=print)
     problems = [row for row in verify(source, target) if row[1] != row[2]]
 
-Each chunk is one transaction of the target: its events keep their source ids, and the
-target's sessions, users, threads, rollups and search index take them in as ingestion does
-(:mod:`.derived`), so they equal the source's. Interrupted, the next run resumes after the
+Each chunk is one transaction of the target: its events keep their source ids; the target's
+sessions, users, threads, rollups and search index take them in as ingestion does
+(:mod:`.derived`: a PostgreSQL target folds each chunk before the next goes in, SQLite once
+5,000 are pending), so they equal the source's. Interrupted, the next run resumes after the
 highest id the target holds (:func:`resume_point`); a target holding anything else (events
 of its own, another store's, or received since) is refused before anything is written: each
 event up to that id must be the source's (:func:`resume_point`).

@@ -7,8 +7,8 @@
 
 Why: at a million events, grouping the raw table on every page view or ``stats`` call takes
 seconds. These tables hold what the page and ``stats`` read, updated from the rows added
-since the last fold, so reads touch thousands of rows, not millions. When: PostgreSQL folds
-each batch in its insert's transaction; SQLite folds in bulk, before any read (:mod:`.sqlite`):
+since the last fold, so reads touch thousands of rows, not millions. When: both engines fold
+in bulk, once thousands are pending and before any read (:mod:`.sqlite`, :mod:`.postgres_fold`):
 
 ==================  ===========================================================================
 ``sessions``        one row per session (per user, a new one after ``timeout_us`` idle)

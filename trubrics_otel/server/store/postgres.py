@@ -9,11 +9,19 @@
 
 Several ``serve`` processes may share one database. Each batch is one transaction: its events
 go in with ``ON CONFLICT DO NOTHING`` on the unique ``(trace_id, span_id)`` index (an event
-retried to another worker is stored once), side by side with other workers' inserts; then the
-derived tables fold in the rows this transaction inserted. That fold holds a
-transaction-scoped advisory lock, so batches from different workers fold one after the other
-and no count is lost; decoding, validation, translation and the insert itself, most of a
-request's cost, stay parallel. The batch is acknowledged only after COMMIT returns.
+retried to another worker is stored once), side by side with other workers' inserts, and their
+ids into ``fold_pending``; no lock is taken. The batch is acknowledged only after COMMIT returns.
+
+Deferred fold: the derived tables (sessions, users, threads, rollups) and the hooks' tables take
+the pending events in later, in bulk (:mod:`.postgres_fold`): one folder at a time under an
+advisory lock, in a transaction that deletes the ids it folded, so each event is folded exactly
+once whichever worker folds it. A process's folder thread folds once it has queued
+:data:`FOLD_ROWS` events (skipped when another folder holds the lock: that one, or the next,
+takes them), every read folds what is pending first (:meth:`PostgresEngine.connection`, waiting
+for a fold under way), and so do the store's open and :meth:`PostgresEngine.close`. A reader
+therefore never sees a summary that lacks an acknowledged event; a fold over thousands of
+events costs a fraction per event of a fold per batch of 100, and the workers' ingests no
+longer wait for each other's folds.
 
 When the database is down or restarting, calls raise :class:`StoreUnavailable` (the server
 answers 503 with Retry-After, and our clients retry); the pool checks a connection before
@@ -24,9 +32,11 @@ retried batch is stored once (the unique index).
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import select
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -34,12 +44,22 @@ from typing import Any
 from trubrics_otel.server.store import derived, migrations
 from trubrics_otel.server.store.dialect import POSTGRESQL, Dialect, search_words, to_pyformat
 from trubrics_otel.server.store.errors import StoreError, StoreUnavailable
+from trubrics_otel.server.store.postgres_fold import WRITE_LOCK, Folder, fold_pending
 from trubrics_otel.server.store.rows import COLUMNS
 from trubrics_otel.settings import hide_password
 
+logger = logging.getLogger("trubrics.server")
+
+FOLD_ROWS = 5_000
+"""A process folds once it has queued this many events since its last fold (see the module's
+docstring); reads fold whatever is pending first."""
+FOLD_RETRY_S = 10.0
+"""After a second read's fold in a row fails, reads answer from the tables as they are this long
+(as SQLite's, :data:`.sqlite.FOLD_RETRY_S`): each would otherwise try every pending event again."""
+_ANY_PENDING = "SELECT EXISTS (SELECT 1 FROM fold_pending)"
 _OPTIONS = "-c plan_cache_mode=force_custom_plan -c jit=off"
 """Every pooled connection's settings, sent when it opens (no round trip): see _open_pool."""
-_WRITE_LOCK = 0x7472_7562  # pg_advisory_xact_lock key: the derived-table fold ("trub")
+_WRITE_LOCK = WRITE_LOCK  # the fold's (:mod:`.postgres_fold`)
 _MIGRATE_LOCK = 0x7472_7563  # one worker migrates at start, the others wait and find it done
 
 
@@ -150,12 +170,15 @@ class PostgresEngine:
         _psycopg()
         self.url = url
         self._timeout_us = session_timeout_us
-        self._hooks = tuple(hooks)  # see Store: ensure() at creation, apply() in each insert
+        self._hooks = tuple(hooks)  # see Store: ensure() at creation, apply() in each fold
         self._pool_size = pool_size
         self._wait_s = wait_s
         self._pool: Any = None
         self._lock = threading.Lock()
         self._ready = False
+        self._folder = Folder(lambda: self.fold(wait=False), self.describe())  # the folder thread
+        self._read_fold_after = 0.0  # monotonic time before which reads do not fold (failures)
+        self._fold_failures = 0  # reads' folds failed in a row
 
     def describe(self) -> str:
         """The URL without its password (it may be in a log line)."""
@@ -168,6 +191,14 @@ class PostgresEngine:
             return c.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()[0]
 
     def close(self) -> None:
+        """Fold what is pending (a database down: the next fold, any worker's or read's, takes
+        it), stop the folder thread, close the pool (reopened when used again)."""
+        if self._ready:
+            try:
+                self.fold()
+            except Exception:  # noqa: BLE001 - closing all the same: any later fold takes them
+                logger.warning("%s: the pending events were not folded at close", self.describe(), exc_info=True)
+        self._folder.stop()
         with self._lock:
             if self._pool is not None:
                 self._pool.close()
@@ -222,43 +253,63 @@ class PostgresEngine:
 
     @contextmanager
     def connection(self) -> Iterator[PostgresConnection]:
+        """A pooled connection in a transaction, every pending event folded first (waiting for
+        a fold under way): a read sees every acknowledged event in every table. A fold that
+        fails for another reason than the database's availability is logged, and the read
+        answers from the tables as they are (after two in a row, reads do for
+        :data:`FOLD_RETRY_S`; any other successful fold ends that)."""
         if not self._ready:
             self._create()
         with self._transaction() as connection:
+            if time.monotonic() >= self._read_fold_after and connection.execute(_ANY_PENDING).fetchone()[0]:
+                try:  # committed: the lock released before the read
+                    fold_pending(connection, self._hooks, wait=True, commit=True)
+                except _psycopg().OperationalError:
+                    raise
+                except Exception:  # noqa: BLE001 - a bug, a hook: the events stay pending
+                    logger.exception("%s: could not fold the pending events into the summary tables; "
+                                     "reading them as they are", self.describe())
+                    connection.raw.rollback()
+                    self._fold_failures += 1
+                    if self._fold_failures > 1:  # see FOLD_RETRY_S
+                        self._read_fold_after = time.monotonic() + FOLD_RETRY_S
+                else:
+                    self._fold_failures = 0
             yield connection
 
     def _create(self) -> None:
+        """Migrate; then, under the fold's lock and with no ingest committing (``fold_pending``
+        locked: a table rebuilt from every event and the pending events must not both count a
+        batch committed in between), the hooks' tables made (or refilled), the pending events
+        folded (but into those refilled), sessions rebuilt for another timeout."""
         try:
             with self._transaction() as c:
                 c.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATE_LOCK,))
                 migrations.apply(c, "postgresql")
                 c.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
+                c.execute("LOCK TABLE fold_pending IN EXCLUSIVE MODE")
+                refilled = [hook for hook in self._hooks if hook.ensure(c)]
+                fold_pending(c, self._hooks, wait=True, skip=refilled)
                 derived.ensure_sessions(c, self._timeout_us)
-                for hook in self._hooks:
-                    hook.ensure(c)
         except BaseException:
             self.close()  # a store that cannot start (a newer schema, no database) holds no pool
             raise
         self._ready = True
 
     def insert(self, rows: Sequence[tuple[Any, ...]], with_ids: bool = False) -> int:
-        """Store ``rows`` and fold them into the derived tables in one transaction; how many
-        were new. Returns only after COMMIT. ``with_ids``: each row starts with its id, higher
-        than any stored (a copy, by COPY); the id sequence then continues after them.
+        """Store ``rows`` and queue their ids for the fold (``fold_pending``) in one
+        transaction, no lock taken; how many were new. Returns only after COMMIT. ``with_ids``:
+        each row starts with its id, higher than any stored (a copy, by COPY); the id sequence
+        then continues after them, and the copy is folded before this returns.
 
-        The batch goes in as one ``INSERT … SELECT FROM unnest(arrays)`` before the lock, so
-        the workers' inserts (index updates, most of PostgreSQL's work) run side by side; the
-        lock is taken for the fold alone, whose statements read the rows this transaction
-        inserted (:class:`_OwnRows`), never another worker's. Every read of other rows (a
-        session to extend, the turn a feedback names) runs after the lock is granted, so it
-        sees every batch folded before. A hook's ``apply_side_by_side`` (tables keyed by event
-        id) runs before the lock, its ``apply(..., side_by_side=False)`` under it. The whole
-        transaction leaves in one pipeline, the sessions folded in SQL (:data:`_SESSIONS`): the
-        lock is held for the fold's statements, one wait for the feedback reads and the COMMIT,
-        not for round trips of this process (each waits for this thread to get the GIL back
-        from the worker's other requests)."""
+        One ``INSERT … SELECT FROM unnest(arrays)`` stores and queues the batch; a hook's
+        ``apply_side_by_side`` (tables keyed by event id) reads the rows this transaction
+        inserted (:class:`_OwnRows`); all in one pipeline with the COMMIT. Every
+        :data:`FOLD_ROWS` queued, the folder thread folds (:mod:`.postgres_fold`)."""
         columns = _columns(rows, with_ids)
-        with self.connection() as c:
+        if not self._ready:
+            self._create()
+        with self._transaction() as c:
             copied = _copy(c.raw, columns) if with_ids else None  # COPY cannot run in a pipeline
             own = PostgresConnection(c.raw, _OWN_ROWS, prepare=True)
             with c.raw.pipeline():
@@ -268,38 +319,38 @@ class PostgresEngine:
                 elif copied:
                     new, first_id = len(copied), min(copied)
                     own.execute(_RANGE, (str(first_id), str(max(copied))))
+                    own.execute(f"INSERT INTO fold_pending SELECT array_agg(id) FROM {_OWN_ROWS.new_rows()}")
                     c.execute("SELECT setval(pg_get_serial_sequence('events', 'id'), (SELECT MAX(id) FROM events))")
                 else:
                     return 0
                 if not new:
                     return 0
-                beside = [hook for hook in self._hooks if hasattr(hook, "apply_side_by_side")]
-                for hook in beside:  # rows no other batch touches: before the lock
-                    hook.apply_side_by_side(own, first_id - 1)
-                own.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
-                derived.apply(own, first_id - 1, None)
-                own.execute(_SESSIONS)
-                for hook in self._hooks:
-                    if hook in beside:
-                        hook.apply(own, first_id - 1, side_by_side=False)
-                    else:
-                        hook.apply(own, first_id - 1)
+                for hook in self._hooks:  # rows no other batch touches
+                    if hasattr(hook, "apply_side_by_side"):
+                        hook.apply_side_by_side(own, first_id - 1)
                 c.raw.commit()  # in the pipeline: sent with the statements not yet answered
+        if with_ids:
+            self.fold()
+        else:
+            self._folder.queued(new, FOLD_ROWS)
         return new
+
+    def fold(self, wait: bool = True) -> int:
+        """Fold the pending events now (:mod:`.postgres_fold`); how many; ``wait=False``: none
+        when another folder (a worker, a read) holds the lock: it takes them, or the next does."""
+        with self._transaction() as c:
+            folded = fold_pending(c, self._hooks, wait=wait, commit=True)
+        self._read_fold_after, self._fold_failures = 0.0, 0  # reads fold again
+        return folded
 
 
 class _OwnRows(Dialect):
-    """PostgreSQL, where the fold reads a batch's new rows (:meth:`new_rows`, ``WHERE id > ?``;
-    ``events`` + :meth:`not_indexed`): only the rows this transaction inserted (their ``xmin``),
-    between the batch's first and last id. Other workers insert at the same time, so ids in
-    that range are not all the batch's; a row they committed meanwhile was folded by them.
-
-    :meth:`new_rows` is a subquery fenced by ``OFFSET 0``: the statement's own conditions
-    (``kind = 'llm'``, ``thread_id IS NOT NULL``) stay outside it, so the primary-key range is
-    its only access path. Planned with them (generic plans, made while the table was small),
-    PostgreSQL ANDed the key range with a partial index holding every LLM event, read whole by
-    each of the fold's statements: its cost grew with the table (~40 µs of PostgreSQL CPU per
-    LLM event at 20,000 stored)."""
+    """PostgreSQL, where a hook's ``apply_side_by_side`` reads a batch's new rows
+    (:meth:`new_rows`, ``WHERE id > ?``; ``events`` + :meth:`not_indexed`): only the rows this
+    transaction inserted (their ``xmin``), between its first and last id (other workers' are
+    between them too). :meth:`new_rows` is fenced by ``OFFSET 0``: the statement's conditions
+    stay outside, the key range its only access path (with them, PostgreSQL ANDed it with a
+    partial index, read whole by each statement)."""
 
     @property
     def not_indexed(self) -> str:
@@ -314,34 +365,6 @@ class _OwnRows(Dialect):
 _FIRST = "current_setting('trubrics.first_id')::bigint"
 _LAST = "current_setting('trubrics.last_id')::bigint"
 _OWN_ROWS = _OwnRows("postgresql")
-_SESSIONS = f"""WITH timeout AS (SELECT CAST(value AS BIGINT) AS us FROM meta WHERE key = 'session_timeout_us'),
-    points AS (SELECT user_id, ts_us, CASE WHEN kind = 'llm' THEN 1 ELSE 0 END AS llm FROM {_OWN_ROWS.new_rows()}),
-    windows AS (SELECT user_id, MIN(ts_us) - us AS low, MAX(ts_us) + us AS high FROM points, timeout GROUP BY user_id, us),
-    old AS (SELECT s.user_id, s.start_us, s.end_us, s.events, s.llm_events FROM sessions s
-            JOIN windows w ON s.user_id = w.user_id AND s.end_us >= w.low AND s.start_us <= w.high),
-    items AS (SELECT * FROM old UNION ALL SELECT user_id, ts_us, ts_us, 1, llm FROM points, timeout),
-    gaps AS (SELECT items.*, CASE WHEN start_us - MAX(end_us) OVER (PARTITION BY user_id ORDER BY start_us, end_us
-                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) <= (SELECT us FROM timeout) THEN 0 ELSE 1 END AS gap
-             FROM items),
-    numbered AS (SELECT gaps.*, SUM(gap) OVER (PARTITION BY user_id ORDER BY start_us, end_us, gap DESC
-                     ROWS UNBOUNDED PRECEDING) AS n FROM gaps),
-    merged AS (SELECT user_id, MIN(start_us) AS start_us, MAX(end_us) AS end_us, CAST(SUM(events) AS BIGINT) AS events,
-                      CAST(SUM(llm_events) AS BIGINT) AS llm_events FROM numbered GROUP BY user_id, n),
-    gone AS (DELETE FROM sessions s USING old WHERE s.user_id = old.user_id AND s.start_us = old.start_us
-             AND NOT EXISTS (SELECT 1 FROM merged m WHERE m.user_id = old.user_id AND m.start_us = old.start_us)),
-    grown AS (UPDATE sessions s SET end_us = m.end_us, events = m.events, llm_events = m.llm_events
-              FROM merged m JOIN old ON old.user_id = m.user_id AND old.start_us = m.start_us
-              WHERE s.user_id = m.user_id AND s.start_us = m.start_us
-              AND (old.end_us, old.events, old.llm_events) IS DISTINCT FROM (m.end_us, m.events, m.llm_events))
-    INSERT INTO sessions SELECT user_id, start_us, end_us, session_id(user_id, start_us), events, llm_events
-    FROM merged m WHERE NOT EXISTS (SELECT 1 FROM old WHERE old.user_id = m.user_id AND old.start_us = m.start_us)"""
-"""The batch's events merged into the sessions they touch (:func:`.derived._merge`, in one
-statement): the sessions within the stored timeout of each user's first and last new event,
-and the new events as instants, ordered by start; a gap over the timeout starts a session.
-A merged session whose start was stored updates that row (its id, a hash of user and start,
-stays), one merged into an earlier one is deleted, a new start inserted. In SQL, under the
-lock, rather than read back here: the lock was held over that round trip and this process's
-Python between, which first waits for the GIL (the worker's other requests hold it)."""
 _GENERIC_PLANS = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"
 """For the insert's transaction: its ~30 statements, prepared at their first run on a
 connection (``prepare=True``; psycopg's default waits for the fifth, and ``serve``'s pool of 8
@@ -354,23 +377,28 @@ _TYPES = {"id": "bigint", "ts_us": "bigint", "received_us": "bigint", "input_tok
           "output_tokens": "bigint", "latency": "float8", "cost_usd": "float8"}  # else text
 
 
-def _unnest_insert(columns: Sequence[str]) -> str:
+def _unnest_insert(columns: Sequence[str], queued: bool = False) -> str:
+    """``queued``: the new ids into ``fold_pending`` too (a test writing as a release that
+    folded each batch itself leaves it out)."""
     # %b: the arrays go in binary; as text each JSON property string's quotes were escaped one
     # regular-expression match at a time (~2,000 per batch, a third of the worker's insert CPU)
+    queue = (", queued AS (INSERT INTO fold_pending (ids) SELECT array_agg(id) FROM batch HAVING COUNT(*) > 0)"
+             if queued else "")
     arrays = ", ".join(f"%b::{_TYPES.get(name, 'text')}[]" for name in columns)
     names = ", ".join(columns)
     return (f"WITH batch AS (INSERT INTO events ({names}) SELECT {names} FROM unnest({arrays}) WITH ORDINALITY "
-            f"AS batch({names}, n) ORDER BY n ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING id) "
-            "SELECT COUNT(*), MIN(id), set_config('trubrics.first_id', CAST(MIN(id) AS TEXT), true), "
+            f"AS batch({names}, n) ORDER BY n ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING id)"
+            f"{queue} SELECT COUNT(*), MIN(id), set_config('trubrics.first_id', CAST(MIN(id) AS TEXT), true), "
             "set_config('trubrics.last_id', CAST(MAX(id) AS TEXT), true) FROM batch")
 
 
-_INSERT = _unnest_insert((*COLUMNS, "words"))
+_INSERT = _unnest_insert((*COLUMNS, "words"), queued=True)
 """A batch in one statement, ids in the batch's order; a second copy of an event (the unique
 ``(trace_id, span_id)``, the one index checked before each row goes in: without a target
 every unique index was, the primary key too, whose ids the sequence gives), in the batch or
-stored, is skipped. ``words``: what search indexes. It answers how many rows were new and
-the first one's id, and sets the range of their ids for the fold (:class:`_OwnRows`)."""
+stored, is skipped. ``words``: what search indexes. The new ids are queued for the fold. It
+answers how many rows were new and the first one's id, and sets the range of their ids for
+the hooks' side-by-side tables (:class:`_OwnRows`)."""
 _RANGE = "SELECT set_config('trubrics.first_id', ?, true), set_config('trubrics.last_id', ?, true)"
 _COPIED = ("id", *COLUMNS, "words")
 _COPY = f"COPY events ({', '.join(_COPIED)}) FROM STDIN (FORMAT BINARY)"

@@ -53,9 +53,9 @@ def _when(condition: str, column: str) -> str:
 
 
 def _batch(d: Dialect) -> str:
-    """The batch's turns per thread, in :data:`COLUMNS` order. PostgreSQL (a batch of ~100 in
-    its insert's transaction): first and last turn ranked by two windows over the batch. SQLite
-    (a fold of thousands of turns): one grouping, then :func:`_sqlite_end`."""
+    """The batch's turns per thread, in :data:`COLUMNS` order. PostgreSQL (its fold's copy of
+    the pending turns, :mod:`.postgres_fold`): first and last turn ranked by two windows over
+    the batch. SQLite (a fold of thousands of turns): one grouping, then :func:`_sqlite_end`."""
     ttft = "ttft" if d.batch else d.seconds("properties", "time_to_first_token")  # the fold's copy has it
     end = "ts_us + CAST(ROUND(COALESCE(latency, 0) * 1000000) AS BIGINT)"
     failed = "CASE WHEN error IS NULL THEN 0 ELSE 1 END"
