@@ -84,14 +84,17 @@ no-op on an existing file): a store made before keeps its own size, and works as
 ``VACUUM`` in WAL mode cannot change it; the store never runs one). Memory is unchanged: the
 page caches are sized in KiB (``cache_size`` < 0, :data:`.sqlite_fold.FOLD_CACHE_KIB`)."""
 
-CHECKPOINT_BYTES = 40 * 1024 * 1024
+CHECKPOINT_BYTES = 64 * 1024 * 1024
 """The WAL is copied back into the database file (a checkpoint, run by the connection whose
 COMMIT takes the WAL past this much: ``wal_autocheckpoint``, in pages of the file's size) this
 seldom. A checkpoint writes each page the WAL holds once, with two fsyncs: an index page that
 many batches changed (the idempotency index, a user's or a thread's index on random keys) is
 written back once, not once per SQLite's default 1,000 pages: the ingest transactions' CPU per
 LLM event was 17-26 % less into a store of 100,000, ~12 % less into a fresh one (in 4 KB pages,
-``benchmarks/bench_store_statements.py --ingest``)."""
+``benchmarks/bench_store_statements.py --ingest``). 64 MB (as much as :data:`WAL_KEEP_BYTES`
+keeps): a checkpoint every ~6,000 LLM events, as 40 MB of 4 KB pages were; an LLM event writes
+~1.4x the WAL bytes in 16 KB pages (:data:`PAGE_SIZE`), so 40 MB came every ~4,300 (a store
+made in 4 KB pages now checkpoints every ~9,000)."""
 
 WAL_KEEP_BYTES = 64 * 1024 * 1024
 """After a checkpoint a WAL file larger than this (a long read held the checkpoint off) is
