@@ -78,7 +78,7 @@ one frame, whatever it changed in it: an LLM event's row (2-3 KB: its prompt, an
 properties) filled a 4 KB page alone (~1.4 a page), so a batch of 100 wrote ~160 frames, ~58 of
 them for the idempotency index's random keys. In 16 KB pages, ~7 rows a page: the same batch
 writes ~58 frames (more bytes: a random key's page is 4x larger), the fold's b-trees are
-shallower and take fewer pages, and the ingestion API's server CPU per LLM event is ~13 % less
+shallower and take fewer pages: the ingestion API's server CPU per LLM event is ~11 % less
 (``benchmarks/bench_server_intake.py``). Set before the file's first table (``_connect``: a
 no-op on an existing file): a store made before keeps its own size, and works as before (a
 ``VACUUM`` in WAL mode cannot change it; the store never runs one). Memory is unchanged: the
