@@ -4,6 +4,7 @@
     python benchmarks/bench_store_statements.py --kind track --batch 200
     python benchmarks/bench_store_statements.py --compare /tmp/base   # another copy's store, same events
     python benchmarks/bench_store_statements.py --prefill 100000 --pages   # into a grown store
+    python benchmarks/bench_store_statements.py --store /tmp/trubrics-bench-reads/server-1000000.sqlite3 --ingest
 
 The LLM events are ``bench_server_intake``'s (prompts and answers of 200-1,500 characters, 500
 users, 2,000 threads); ``track`` events are the peer benchmark's payloads. They are validated
@@ -27,6 +28,10 @@ the measured events continue that spread (their own ids, later timestamps). The 
 kept in ``--cache`` (one per N, users, threads, kind and ``--prompts``; delete it after a schema change;
 ``--compare``'s copies keep theirs in a folder of it each) and
 copied for each run. CPU is then also split into user and system time (``os.times``).
+
+``--store FILE`` measures into a copy of that store file instead (``bench_reads.py``'s million
+events, say, in whatever page size it was made), the events continuing ``--prefill``'s spread
+after as many as it holds. ``--compare`` runs each copy into the same file.
 
 ``--ingest`` measures the ingest transactions alone (what a batch waits for before its answer:
 the rows, the ``events`` INSERT, the COMMIT and its WAL checkpoints): no fold runs until the
@@ -172,7 +177,7 @@ def unfolded(store):
 def run(kind: str, n: int, batch: int, statements: bool, pages: bool = False,
         prefill: int | None = None, users: int = 10_000, threads: int = 20_000,
         cache: Path = Path("/tmp/trubrics-bench-store"), fold_rows: int | None = None,
-        ingest: bool = False, window_events: int = 1000) -> None:
+        ingest: bool = False, window_events: int = 1000, store_file: Path | None = None) -> None:
     import sqlite3
 
     import trubrics_otel
@@ -181,6 +186,10 @@ def run(kind: str, n: int, batch: int, statements: bool, pages: bool = False,
 
     grown = 0 if prefill is None else prefill
     source = prefilled(kind, grown, users, threads, cache) if grown else None
+    if store_file is not None:  # a given file: the events continue after as many as it holds
+        held = sqlite3.connect(f"file:{store_file}?mode=ro", uri=True)
+        grown, prefill, source = held.execute("SELECT COUNT(*) FROM events").fetchone()[0], 0, store_file
+        held.close()
     good = validated(kind, payloads(kind, n) if prefill is None else spread(kind, grown, n, users, threads, grown))
     spent: collections.Counter[str] = collections.Counter()
 
@@ -244,13 +253,15 @@ def run(kind: str, n: int, batch: int, statements: bool, pages: bool = False,
             with unfolded(store) if ingest else store.connection() as connection:
                 wal_pages(f"{tmp}/events.sqlite3", connection, window // batch, window)
         stored = store.count()
+        with unfolded(store) as connection:
+            page_size = connection.execute("PRAGMA page_size").fetchone()[0]
         store.close()
     rest = len(good) - 400
     assert stored["events"] + stored["llm_events"] == len(good) + grown, stored
     alone = " (ingest alone)" if ingest else ""
     print(f"{took / rest * 1e6:6.1f} µs per {kind} event in Store.insert{alone} ({rest:,} events, batches of {batch}"
           + (f", into a store of {grown:,} events, {users:,} users, {threads:,} threads" if prefill is not None else "")
-          + f"; {Path(trubrics_otel.__file__).parent.parent})")
+          + f"; pages of {page_size:,} bytes; {Path(trubrics_otel.__file__).parent.parent})")
     print(f"        user {user_s / rest * 1e6:.1f} + system {system_s / rest * 1e6:.1f} µs per event; "
           f"the deferred fold {fold_s / rest * 1e6:.1f} µs per event ({folded} folds)")
     for sql, seconds in spent.most_common(20):
@@ -269,6 +280,7 @@ def main() -> None:
                         help="--pages counts the last N events' pages (their fold included)")
     parser.add_argument("--prefill", type=int, metavar="N",
                         help="first load N events spread over --users and --threads (a grown store)")
+    parser.add_argument("--store", type=Path, metavar="FILE", help="measure into a copy of this store file")
     parser.add_argument("--users", type=int, default=10_000, help="users of --prefill's events")
     parser.add_argument("--threads", type=int, help="threads of --prefill's events (default: 2 per user)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/trubrics-bench-store"),
@@ -287,7 +299,7 @@ def main() -> None:
     threads = args.threads or 2 * args.users
     if args.inner or not args.compare:
         run(args.kind, args.events, args.batch, args.statements, args.pages, args.prefill, args.users, threads,
-            args.cache, args.fold_rows, args.ingest, args.window)
+            args.cache, args.fold_rows, args.ingest, args.window, args.store)
         return
     for _ in range(3):
         for package in (None, *args.compare):
@@ -297,6 +309,8 @@ def main() -> None:
                 cache = args.cache / f"copy-{hashlib.sha256(str(package).encode()).hexdigest()[:8]}" if package else args.cache
                 inner += ["--prefill", str(args.prefill), "--users", str(args.users), "--threads", str(threads),
                           "--cache", str(cache)]
+            if args.store is not None:
+                inner += ["--store", str(args.store)]
             if args.fold_rows is not None and not package:
                 inner += ["--fold-rows", str(args.fold_rows)]
             if args.ingest:

@@ -105,20 +105,19 @@ def test_a_stopped_server_leaves_one_self_contained_file(tmp_path):
 
 
 def test_a_long_running_writer_keeps_its_wal_bounded_and_loses_nothing(tmp_path, monkeypatch):
-    # checkpoints every CHECKPOINT_PAGES (scaled down here: the real one is ~40 MB of WAL) while
+    # checkpoints every CHECKPOINT_BYTES (scaled down here: the real one is ~40 MB of WAL) while
     # the store stays open, so the WAL never holds all that was written
     from trubrics_otel.server.store import sqlite as engine
 
-    monkeypatch.setattr(engine, "CHECKPOINT_PAGES", 40)
+    monkeypatch.setattr(engine, "CHECKPOINT_BYTES", 160 * 1024)
     path = tmp_path / "events.sqlite3"
     store = Store(path)
     text = "words of a prompt " * 100  # ~1.8 KB: about two events per page
     for n in range(30):
         store.insert((), [{"user_id": f"u{n}", "prompt": text, "generation": text,
                            "properties": {"$trace_id": f"{n:032x}", "$span_id": f"{i:016x}"}} for i in range(40)])
-    page = 4096
-    written = 30 * 40 * 3_600 // page  # pages the events alone took
-    assert (tmp_path / "events.sqlite3-wal").stat().st_size < written * page / 3
+    written = 30 * 40 * 3_600  # bytes the events alone took
+    assert (tmp_path / "events.sqlite3-wal").stat().st_size < written / 3
     assert store.count()["llm_events"] == 1_200
     store.close()
 
@@ -126,7 +125,7 @@ def test_a_long_running_writer_keeps_its_wal_bounded_and_loses_nothing(tmp_path,
 def test_a_wal_grown_by_a_large_transaction_is_cut_back_after_the_next_checkpoint(tmp_path, monkeypatch):
     from trubrics_otel.server.store import sqlite as engine
 
-    monkeypatch.setattr(engine, "CHECKPOINT_PAGES", 40)
+    monkeypatch.setattr(engine, "CHECKPOINT_BYTES", 160 * 1024)
     monkeypatch.setattr(engine, "WAL_KEEP_BYTES", 256 * 1024)
     path = tmp_path / "events.sqlite3"
     store = Store(path)

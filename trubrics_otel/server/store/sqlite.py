@@ -37,7 +37,7 @@ serialises writers, ids commit in order and the watermark is exact, whichever pr
 
 Durability: WAL with ``synchronous=NORMAL``: a committed batch survives the process crashing
 (it is in the WAL, in the OS's hands) and is folded when the store is next used; a power cut
-may lose the commits since the last checkpoint (at most :data:`CHECKPOINT_PAGES` of WAL, a few
+may lose the commits since the last checkpoint (at most :data:`CHECKPOINT_BYTES` of WAL, a few
 thousand LLM events), never corrupt the file. Commits do not wait for an fsync each.
 """
 
@@ -71,13 +71,30 @@ FOLD_RETRY_S = 10.0
 one tries again: a fold failing each time (a full disk, a bug) was otherwise paid by every read
 (the page polls), under the write lock, with a traceback each time. After one, the next retries."""
 
-CHECKPOINT_PAGES = 10_000
+PAGE_SIZE = 16_384
+"""A new store's page size (SQLite's default is 4,096). The WAL is written a page at a time (a
+frame: a header and the page, two ``write()`` calls) and each page a transaction changed is
+one frame, whatever it changed in it: an LLM event's row (2-3 KB: its prompt, answer and
+properties) filled a 4 KB page alone (~1.4 a page), so a batch of 100 wrote ~160 frames, ~58 of
+them for the idempotency index's random keys. In 16 KB pages, ~7 rows a page: the same batch
+writes ~58 frames (more bytes: a random key's page is 4x larger), the fold's b-trees are
+shallower and take fewer pages: the ingestion API's server CPU per LLM event is ~11 % less
+(``benchmarks/bench_server_intake.py``). Set before the file's first table (``_connect``: a
+no-op on an existing file): a store made before keeps its own size, and works as before (a
+``VACUUM`` in WAL mode cannot change it; the store never runs one). Memory is unchanged: the
+page caches are sized in KiB (``cache_size`` < 0, :data:`.sqlite_fold.FOLD_CACHE_KIB`)."""
+
+CHECKPOINT_BYTES = 64 * 1024 * 1024
 """The WAL is copied back into the database file (a checkpoint, run by the connection whose
-COMMIT takes the WAL past this many pages: ~40 MB) this seldom. A checkpoint writes each page
-the WAL holds once, with two fsyncs: an index page that many batches changed (the idempotency
-index, a user's or a thread's index on random keys) is written back once, not once per
-SQLite's default 1,000 pages: the ingest transactions' CPU per LLM event is 17-26 % less into
-a store of 100,000, ~12 % less into a fresh one (``benchmarks/bench_store_statements.py --ingest``)."""
+COMMIT takes the WAL past this much: ``wal_autocheckpoint``, in pages of the file's size) this
+seldom. A checkpoint writes each page the WAL holds once, with two fsyncs: an index page that
+many batches changed (the idempotency index, a user's or a thread's index on random keys) is
+written back once, not once per SQLite's default 1,000 pages: the ingest transactions' CPU per
+LLM event was 17-26 % less into a store of 100,000, ~12 % less into a fresh one (in 4 KB pages,
+``benchmarks/bench_store_statements.py --ingest``). 64 MB (as much as :data:`WAL_KEEP_BYTES`
+keeps): a checkpoint every ~6,000 LLM events, as 40 MB of 4 KB pages were; an LLM event writes
+~1.4x the WAL bytes in 16 KB pages (:data:`PAGE_SIZE`), so 40 MB came every ~4,300 (a store
+made in 4 KB pages now checkpoints every ~9,000)."""
 
 WAL_KEEP_BYTES = 64 * 1024 * 1024
 """After a checkpoint a WAL file larger than this (a long read held the checkpoint off) is
@@ -144,7 +161,9 @@ class SQLiteEngine:
         connection = sqlite3.connect(target, uri=uri, timeout=10.0, isolation_level=None,
                                      factory=SQLiteConnection, check_same_thread=False)
         connection.execute("PRAGMA synchronous=NORMAL")  # per connection; see the module's docstring
-        connection.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")  # per connection: see there
+        connection.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # a new file's; an existing one keeps its own
+        page = connection.execute("PRAGMA page_size").fetchone()[0]
+        connection.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_BYTES // page}")  # per connection: see there
         connection.execute(f"PRAGMA journal_size_limit = {WAL_KEEP_BYTES}")
         derived.register_functions(connection)
         return connection  # type: ignore[return-value]
