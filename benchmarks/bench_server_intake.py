@@ -349,8 +349,8 @@ def ingest_rates(rounds: int, tmp: str, packages: tuple[str | None, ...]) -> Non
     import bench_server_ingest
 
     def serve_from(package_dir: str | None) -> Any:
-        def serve(db: str, workers: int = 1) -> tuple[subprocess.Popen[str], str]:
-            server = Server(db, package_dir)  # one worker: the rate of one process
+        def serve(db: str, workers: int = 1, tree: str | None = None) -> tuple[subprocess.Popen[str], str]:
+            server = Server(db, package_dir)  # one worker: the rate of one process; package_dir is the copy (not tree)
             server.channel.close()
             return server.process, server.url
         return serve
