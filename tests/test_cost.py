@@ -403,3 +403,24 @@ def test_endless_spellings_of_a_known_model_keep_the_price_memo_bounded_and_pric
         assert table.price(spelling, "openai", usage, AT) == expected
         assert table.price("gpt-4o-mini", "openai", usage, AT) == expected
         assert len(table._fixed) <= 2 * 8
+
+
+def test_costs_are_rounded_to_the_same_float_as_round_gives():
+    """cost_properties rounds without ``round(x, 10)`` when it can: bit for bit the same
+    float, for prices as tables give them, costs next to a tie, zero of either sign, large ones."""
+    import math
+    import random
+    import struct
+
+    from trubrics_otel.translate.cost import _rounded
+
+    rng = random.Random(5)
+    costs = [rng.randint(0, 300_000) * rng.choice((0.075, 0.15, 0.6, 1.1, 2.5, 3, 4.4, 15, 75)) / 1e6
+             for _ in range(100_000)]
+    costs += [rng.random() * 10 ** rng.uniform(-12, 5) for _ in range(50_000)]
+    for _ in range(20_000):  # a half of the last digit kept, and the floats either side of it
+        tie = (rng.randint(0, 10**15) + 0.5) / 1e10
+        costs += [tie, math.nextafter(tie, 0), math.nextafter(tie, 1)]
+    costs += [0.0, -0.0, 5e-324, 0.5e-10, 2.5e-10, 99_999.99999999999, 100_000.0]
+    costs += [(rng.randint(0, 10**18) + 0.5) / 1e10 for _ in range(10_000)]  # past any call's cost
+    assert [struct.pack("<d", _rounded(cost)) for cost in costs] == [struct.pack("<d", round(cost, 10)) for cost in costs]

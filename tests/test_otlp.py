@@ -100,6 +100,21 @@ def test_protobuf_round_trip_feeds_the_encoder_identically():
     assert event.timestamp == originals["chat gpt-4o"].events[0].timestamp
 
 
+def test_ids_are_written_from_their_wire_bytes_as_from_the_context():
+    """A decoded span's event writes its ids from the bytes it came with: the same text as
+    formatting its context's integers (leading zeros kept; a parent id of zeros is a parent)."""
+    request = to_otlp(_sdk_spans())
+    llm = next(span for span in request.resource_spans[0].scope_spans[0].spans if span.name == "chat gpt-4o")
+    llm.trace_id, llm.span_id, llm.parent_span_id = bytes(15) + b"\x01", bytes(7) + b"\x05", bytes(8)
+    decoded = otlp.decode(request.SerializeToString(), "application/x-protobuf").spans
+    [event] = encode_spans(decoded).llm_events
+    assert {key: event["properties"][key] for key in ("$trace_id", "$span_id", "$parent_span_id")} == {
+        "$trace_id": "0" * 31 + "1", "$span_id": "0" * 15 + "5", "$parent_span_id": "0" * 16}
+    for span in decoded:
+        span.wire_ids = None  # the context's integers, as for any SDK span
+    assert encode_spans(decoded).llm_events == [event]
+
+
 def test_decoded_spans_read_back_through_the_sdks_own_accessors():
     """The decoded spans keep their fields as plain attributes for speed; the SDK's own
     code (its OTLP encoder, ``to_json``, ``get_span_context``) must still read them whole."""

@@ -254,11 +254,13 @@ def _span(span: trace_pb2.Span, resource: Resource, scope: InstrumentationScope,
         for link in first(pb_links, limit)
         if len(link.trace_id) == 16 and len(link.span_id) == 8
     ) if pb_links else ()
-    return ReceivedSpan(
+    received = ReceivedSpan(
         span.name, context, parent, resource, attributes_of(pairs, limit), events, links,
         _KINDS.get(span.kind, _INTERNAL), status, span.start_time_unix_nano or None,
         end_time, scope,
     )
+    received.wire_ids = trace_bytes, span_bytes, parent_bytes
+    return received
 
 
 def _scope(scope: PbScope, schema_url: str, limit: int | None = None) -> InstrumentationScope:

@@ -48,6 +48,10 @@ class ReceivedSpan(ReadableSpan):
     _end_time = property(lambda self: self.end_time)
     _instrumentation_scope = property(lambda self: self.instrumentation_scope)
     _instrumentation_info = None
+    wire_ids: tuple[bytes, bytes, bytes] | None = None
+    """The trace, span and parent span ids as they came (the protobuf decoder's; the parent's
+    empty without one), which the encoder writes as hex with ``bytes.hex``: a quarter of
+    formatting the context's integers (``"%032x"``), three times per event."""
 
     def __init__(self, name: str, context: SpanContext, parent: SpanContext | None, resource: Resource,
                  attributes: dict[str, Any], events: tuple[Event, ...], links: tuple[Link, ...],

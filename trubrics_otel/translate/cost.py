@@ -195,11 +195,33 @@ def cost_properties(
     if not (0 <= input_usd <= MAX_CALL_COST_USD and 0 <= output_usd <= MAX_CALL_COST_USD):
         return NoCost(f"price table gave an implausible cost for {model!r}")
     return {
-        sc.PROP_COST_USD: round(input_usd + output_usd, _DIGITS),
-        sc.PROP_INPUT_COST_USD: round(input_usd, _DIGITS),
-        sc.PROP_OUTPUT_COST_USD: round(output_usd, _DIGITS),
+        sc.PROP_COST_USD: _rounded(input_usd + output_usd),
+        sc.PROP_INPUT_COST_USD: _rounded(input_usd),
+        sc.PROP_OUTPUT_COST_USD: _rounded(output_usd),
         sc.PROP_COST_SOURCE: source,
     }
+
+
+_SCALE = 10.0**_DIGITS
+_EXACT_BELOW = 2.0**52  # below, a double's spacing is at most 1/2, and 1/2 a multiple of it
+
+
+def _rounded(usd: float) -> float:
+    """``round(usd, _DIGITS)``, the same float, in ~60% of its time unless the cost is a tie.
+    Why: ``round`` with digits writes the decimal digits out and reads them back (255 ns,
+    ~3,400 instructions, against 150 ns and ~2,800), three times per priced event.
+
+    ``usd * 1e10`` is within half a spacing of the exact product; with the spacing at most 1/2
+    and 1/2 on its grid, a product computed short of a half is exactly short of it, so its
+    nearest integer is the exact product's; that integer divided by 1e10 (two exact doubles:
+    IEEE division rounds correctly) is the double nearest the decimal ``round`` reads back.
+    Zero (of either sign), a half and larger costs: ``round`` itself."""
+    scaled = usd * _SCALE
+    if 0 < scaled < _EXACT_BELOW:
+        whole = round(scaled)
+        if -0.5 < scaled - whole < 0.5:
+            return whole / _SCALE
+    return round(usd, _DIGITS)
 
 
 def price_event(

@@ -320,6 +320,14 @@ def properties_of(span: ReadableSpan, derived: Mapping[str, Any]) -> dict[str, A
     own = attributes.get(sc.TRUBRICS_PROPERTIES)
     if own is not None:
         properties.update(_json_object(own))
+    wire = getattr(span, "wire_ids", None)  # a received span's: the same text (a test says so)
+    if wire is not None:
+        trace_id, span_id, parent_id = wire
+        properties[sc.PROP_TRACE_ID] = trace_id.hex()
+        properties[sc.PROP_SPAN_ID] = span_id.hex()
+        if parent_id:
+            properties[sc.PROP_PARENT_SPAN_ID] = parent_id.hex()
+        return properties
     context = span.context
     if context is not None:
         properties[sc.PROP_TRACE_ID] = "%032x" % context[0]  # a SpanContext is a tuple: see .traces
