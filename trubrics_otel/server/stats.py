@@ -16,9 +16,9 @@ documented in docs/guide/local-server.md:
 - buckets are whole UTC hours, days, or weeks starting on Monday; ``since`` is rounded down
   and ``until`` up to the hour;
 - latency percentiles (nearest rank) come from 5 %-wide log bins, each with its count and sum:
-  the mean of the bin the rank falls in, within 2.5 % of the exact value and exact when that
-  bin's latencies are equal (the same latency on every call); with a ``user`` filter they are
-  exact (read from that user's events);
+  the mean of the bin the rank falls in, at most a bin's width (~5 %) from the exact value and
+  exact when that bin's latencies are equal (the same latency on every call); with a ``user``
+  filter they are exact (read from that user's events);
 - ``event`` matches the stored event name (for an LLM event, its generation event name);
 - ``cost_usd`` is the sum of the events' ``cost_usd`` property, ``None`` when none had one.
 """

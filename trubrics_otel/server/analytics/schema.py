@@ -1,4 +1,4 @@
-"""The tables the analyses read, kept current from each batch of new events.
+"""The tables the analyses read, kept current by the store's fold of new events.
 
 ::
 
@@ -13,8 +13,8 @@ each fold: both engines' bulk fold, before any read), registered by
 tables, every read sees them current, and the store knows nothing of them.
 
 Why: at a million events, counting distinct users per week or summing every thread from the
-raw table takes seconds; these tables hold what the analyses group, updated from the few rows
-a batch adds (SQL ``INSERT … SELECT … ON CONFLICT``, plus Python for the feedback rows only).
+raw table takes seconds; these tables hold what the analyses group, updated from the rows
+each fold takes in (SQL ``INSERT … SELECT … ON CONFLICT``, plus Python for the feedback rows only).
 
 ======================  =====================================================================
 ``analytics_activity``  (period, start, user): who was active in each day, week and month

@@ -54,9 +54,9 @@ NO_LATENCY_BIN = -100_000  # latency <= 0
 LATENCY_BIN = (f"CASE WHEN latency > 0 THEN CAST(round(ln(latency) * {LATENCY_BINS_PER_E}) AS INTEGER) "
                f"ELSE {NO_LATENCY_BIN} END")
 """A latency's bin, ``round(ln(latency) * 20)``: bins 5 % wide. A bin keeps its count and its
-latencies' sum, so a percentile is the mean of the bin its rank falls in: within 2.5 % of the
-nearest rank, exact when the bin's latencies are equal (1.2 s on every call reads 1.2, not the
-bin's centre, 1.22)."""
+latencies' sum, so a percentile is the mean of the bin its rank falls in: at most a bin's
+width (~5 %) from the nearest rank, both being in the bin, and exact when the bin's latencies
+are equal (1.2 s on every call reads 1.2, not the bin's centre, 1.22)."""
 
 _DERIVED = ("sessions", "users", "threads", "rollup", "hourly", "latency_hist")
 
