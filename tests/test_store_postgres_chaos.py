@@ -1,0 +1,440 @@
+"""PostgreSQL's deferred fold under faults, with real processes: ``serve --workers 2`` folding
+often (its folder threads every few batches), clients sending until acknowledged, readers
+polling the page's APIs, the database restarted (``-m immediate`` and ``-m fast``), a worker
+killed with ``kill -9`` mid-run, the server stopped with SIGTERM while events are queued.
+
+After each run: every acknowledged event stored exactly once (counted by ``(trace_id,
+span_id)``), every table derived from ``events`` (sessions, users, threads, rollups, latency
+histogram, the analytics' tables, funnel steps) equal to what a rebuild from ``events`` gives
+(:func:`rebuilt_tables`: rebuilt in a transaction rolled back), and each read's counts holding
+every event acknowledged before it was sent.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import requests
+from analytics_data import generate
+from test_store_workers import KEY, Served, workers_of
+
+from trubrics_otel.server import Store
+from trubrics_otel.server.analytics import schema
+from trubrics_otel.server.store import derived
+
+FOLD_ROWS = 60
+"""The workers' folder threads fold every this many queued events (5,000 in production): a run
+of a few hundred events folds dozens of times, so a fault lands during folds too."""
+_SERVE = ("import sys; from trubrics_otel.server.store import postgres; postgres.FOLD_ROWS = int(sys.argv.pop(1)); "
+          "from trubrics_otel.cli import main; sys.exit(main(sys.argv[1:]))")
+SKIPPED = ("analytics_meta", "analytics_topics", "analytics_prompts")  # topics: fitted lazily, not folded
+TABLES = (*derived._DERIVED, *(t for t in schema.TABLES if t not in SKIPPED), "analytics_steps")
+
+
+@contextmanager
+def serve(db: str, *options: str, fold_rows: int = FOLD_ROWS) -> Iterator[Served]:
+    """``trubrics-otel serve`` whose workers fold every ``fold_rows`` queued events."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SERVE, str(fold_rows), "serve", "--db", db, "--port", "0", "--no-grpc",
+         "--log-level", "ERROR", *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = process.stdout.readline()
+        found = re.search(r"(http://127\.0\.0\.1:\d+)", banner)
+        assert found, (banner, process.stderr.read() if process.poll() is not None else "")
+        yield Served(found.group(1), process)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.communicate(timeout=30)
+
+
+def events(users: int) -> list[tuple[str, dict]]:
+    """(route, event) for a generated product's users: LLM turns in threads, feedback, product
+    events; every event with its own (trace, span), as our clients send them."""
+    plain, llm = generate(users=users)
+    for n, event in enumerate(plain):
+        event["properties"].setdefault("$trace_id", f"p{n:031x}")
+        event["properties"].setdefault("$span_id", f"p{n:015x}")
+    return [("publish_events", e) for e in plain] + [("publish_llm_events", e) for e in llm]
+
+
+def key(event: dict) -> tuple[str, str]:
+    return event["properties"]["$trace_id"], event["properties"]["$span_id"]
+
+
+class Load:
+    """Clients sending batches until acknowledged (a 503: again after a pause; a lost
+    connection: again, maybe to another worker; one acknowledged batch in four sent once more,
+    as after a lost answer), and readers polling the page's APIs meanwhile, each answer's counts
+    checked against what was acknowledged before it was asked."""
+
+    READS = ("/api/stats", "/api/sessions", "/api/threads", "/api/users", "/api/events?limit=5",
+             "/api/analytics")
+
+    def __init__(self, url: str, work: list[list[tuple[str, dict]]]) -> None:
+        self.urls, self.work = [url], work  # batches go round them; reads go to the last
+        self.acknowledged: set[tuple[str, str]] = set()
+        self.statuses: dict[int, int] = {}
+        self.short: list[tuple[int, int]] = []  # (stats' events, acknowledged before the read)
+        self.odd: list[tuple[str, int, str]] = []  # an answer neither 200 nor 503 (+ Retry-After)
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+
+    def send(self, n: int, batch: list[tuple[str, dict]]) -> None:
+        for route in ("publish_events", "publish_llm_events"):
+            part = [e for r, e in batch if r == route]
+            if not part:
+                continue
+            resend = n % 4 == 0
+            for attempt in itertools.count():
+                url = self.urls[(n + attempt) % len(self.urls)]
+                try:
+                    answer = requests.post(f"{url}/{route}", json=part, headers=KEY, timeout=30)
+                except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+                    time.sleep(0.1)
+                    continue
+                with self._lock:
+                    self.statuses[answer.status_code] = self.statuses.get(answer.status_code, 0) + 1
+                    if answer.status_code == 200:
+                        self.acknowledged.update(key(e) for e in part)
+                if answer.status_code == 200:
+                    if resend:
+                        resend = False
+                        continue
+                    break
+                if answer.status_code != 503 or answer.headers.get("Retry-After") != "1":
+                    self.odd.append((route, answer.status_code, answer.text[:200]))
+                time.sleep(0.1)
+
+    def read(self) -> None:
+        for n in range(10**9):
+            if self.done.is_set():
+                return
+            path = self.READS[n % len(self.READS)]
+            with self._lock:
+                before = len(self.acknowledged)
+            try:
+                answer = requests.get(f"{self.urls[-1]}{path}", timeout=30)
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+                time.sleep(0.05)
+                continue
+            if answer.status_code == 200 and path == "/api/stats":
+                stats = answer.json()
+                if stats["events"] + stats["llm_events"] < before:
+                    self.short.append((stats["events"] + stats["llm_events"], before))
+            elif answer.status_code != 200 and (answer.status_code != 503 or "Retry-After" not in answer.headers):
+                self.odd.append((path, answer.status_code, answer.text[:200]))
+
+    def run(self, senders: int = 4, readers: int = 2) -> None:
+        reading = [threading.Thread(target=self.read) for _ in range(readers)]
+        for thread in reading:
+            thread.start()
+        try:
+            with ThreadPoolExecutor(senders) as pool:
+                for future in [pool.submit(self.send, n, batch) for n, batch in enumerate(self.work)]:
+                    future.result(timeout=120)
+        finally:
+            self.done.set()
+            for thread in reading:
+                thread.join(30)
+
+    def when(self, fraction: float, action: Any) -> threading.Thread:
+        """``action()`` once ``fraction`` of the events are acknowledged (in a thread)."""
+        total = sum(len(batch) for batch in self.work)
+
+        def wait_then_act() -> None:
+            while len(self.acknowledged) < fraction * total and not self.done.is_set():
+                time.sleep(0.01)
+            action()
+        thread = threading.Thread(target=wait_then_act)
+        thread.start()
+        return thread
+
+
+def table_rows(c: Any) -> dict[str, list[str]]:
+    return {t: sorted(repr([round(v, 6) if isinstance(v, float) else v for v in row])
+                      for row in c.execute(f"SELECT * FROM {t}").fetchall()) for t in TABLES}
+
+
+def rebuilt_tables(store: Store) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Every derived table as folded (after a read's fold of what is pending), and as rebuilt
+    from ``events`` alone (emptied and refilled by the rebuilds an upgrade runs, in a
+    transaction rolled back)."""
+    store.count()  # a read: what is pending folded first
+    with store.engine._transaction() as c:
+        folded = table_rows(c)
+        assert c.execute("SELECT COUNT(*) FROM fold_pending").fetchone()[0] == 0
+        timeout_us = derived.stored_timeout_us(c)
+        for table in derived._DERIVED:
+            c.execute(f"DELETE FROM {table}")
+        derived.apply(c, 0, None)
+        derived._rebuild_sessions(c, timeout_us)
+        c.execute("DELETE FROM analytics_steps")
+        schema.rebuild(c)
+        rebuilt = table_rows(c)
+        c.raw.rollback()
+    return folded, rebuilt
+
+
+def check(store: Store, url: str, sent: list[tuple[str, dict]], load: Load) -> None:
+    """Every promise after a run: each acknowledged event stored once, nothing else stored,
+    the tables those of a rebuild, every read's counts complete, every answer 200 or 503."""
+    assert not load.odd, load.odd[:5]
+    assert not load.short, load.short[:5]
+    with psycopg.connect(url) as c:
+        stored = c.execute("SELECT trace_id, span_id, COUNT(*) FROM events GROUP BY 1, 2").fetchall()
+    assert [row for row in stored if row[2] != 1] == []  # nothing stored twice
+    assert {(t, s) for t, s, _ in stored} == {key(e) for _, e in sent}  # every batch acknowledged in the end
+    assert load.acknowledged == {key(e) for _, e in sent}
+    folded, rebuilt = rebuilt_tables(store)
+    for table in TABLES:
+        assert folded[table] == rebuilt[table], table
+    counts = store.count()
+    assert counts["events"] + counts["llm_events"] == len(sent)
+
+
+def test_restarts_and_a_killed_worker_mid_ingest_lose_nothing_double_nothing_and_fold_right(postgres_cluster):
+    """``serve --workers 2`` folding every 60 queued events under a real load and readers: the
+    database stopped at once (``-m immediate``: no backend finishes its transaction) a quarter
+    in, a worker killed with SIGKILL (its fold or batch under way) half-way, a fast restart at
+    three quarters; then SIGTERM with events queued."""
+    url = postgres_cluster.create_database(template=True)
+    with psycopg.connect(url, autocommit=True) as c:  # the test cluster's default (off) would lose
+        c.execute(f"ALTER DATABASE {url.rsplit('/', 1)[-1]} SET synchronous_commit = on")  # commits at -m immediate
+    sent = events(users=40)
+    work = [sent[k:k + 12] for k in range(0, len(sent), 12)]
+    with serve(url, "--workers", "2") as server:
+        load = Load(server.url, work)
+        pids = workers_of(server.process)
+
+        def immediate() -> None:
+            postgres_cluster.stop("immediate")
+            time.sleep(0.3)
+            postgres_cluster.start()
+
+        faults = [load.when(0.25, immediate),
+                  load.when(0.5, lambda: os.kill(pids[0], signal.SIGKILL)),
+                  load.when(0.75, postgres_cluster.restart)]
+        load.run()
+        for fault in faults:
+            fault.join(60)
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=30) == 0
+    assert load.statuses.get(503, 0) > 0  # the database was seen away
+    store = Store(url)
+    try:
+        check(store, url, sent, load)
+    finally:
+        store.close()
+
+
+def _pending(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as c:
+        return c.execute("SELECT COALESCE(SUM(cardinality(ids)), 0) FROM fold_pending").fetchone()[0]
+
+
+def test_sigterm_with_events_queued_folds_them_and_a_database_down_leaves_them_to_the_next_read(postgres_cluster):
+    """Workers that never reached their fold threshold stopped with SIGTERM: each one's close
+    folds what is queued. Stopped while the database is down: they still exit (0), promptly,
+    the events left queued, and the next server's first read folds them, each once."""
+    url = postgres_cluster.create_database(template=True)
+    sent = events(users=8)
+    half = len(sent) // 24 * 12
+    with serve(url, "--workers", "2", fold_rows=10**9) as server:
+        Load(server.url, [sent[k:k + 12] for k in range(0, half, 12)]).run(readers=0)
+        assert _pending(url) == half
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=30) == 0
+    assert _pending(url) == 0  # folded at close, no read needed
+    with serve(url, "--workers", "2", fold_rows=10**9) as server:
+        load = Load(server.url, [sent[k:k + 12] for k in range(half, len(sent), 12)])
+        load.run(readers=0)
+        postgres_cluster.stop("fast")
+        try:
+            stopping = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            assert server.process.wait(timeout=30) == 0
+            assert time.monotonic() - stopping < 15
+        finally:
+            postgres_cluster.start()
+    assert _pending(url) == len(sent) - half  # acknowledged, stored, left queued
+    with serve(url) as server:
+        stats = requests.get(f"{server.url}/api/stats", timeout=30).json()
+    assert stats["events"] + stats["llm_events"] == len(sent)
+    load.acknowledged |= {key(e) for _, e in sent[:half]}
+    store = Store(url)
+    try:
+        check(store, url, sent, load)
+    finally:
+        store.close()
+
+
+def _folding_worker(url: str, workers: list[int]) -> int | None:
+    """The worker whose connection is running a fold's statement (slowed by the test's trigger)."""
+    import psutil
+
+    with psycopg.connect(url, autocommit=True) as c:
+        ports = [row[0] for row in c.execute(
+            "SELECT client_port FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' "
+            "AND query LIKE 'INSERT INTO users%'")]
+    for pid in workers:
+        try:
+            if any(conn.laddr.port in ports for conn in psutil.Process(pid).net_connections("tcp")):
+                return pid
+        except psutil.NoSuchProcess:
+            pass
+    return None
+
+
+def test_a_worker_killed_while_its_folder_thread_folds_leaves_its_fold_to_the_next(postgres_cluster):
+    """``kill -9`` of a worker while its folder thread is inside a fold (found by its
+    connection, running the fold's statement on ``users``, slowed to 0.3 s by a trigger): the
+    fold is rolled back whole, its events stay queued, and the next fold takes them, once."""
+    url = postgres_cluster.create_database(template=True)
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("CREATE FUNCTION test_slow() RETURNS trigger LANGUAGE plpgsql AS "
+                  "$$ BEGIN PERFORM pg_sleep(0.3); RETURN NULL; END $$")
+        c.execute("CREATE TRIGGER test_slow AFTER INSERT ON users FOR EACH STATEMENT EXECUTE FUNCTION test_slow()")
+    sent = events(users=25)
+    half = len(sent) // 24 * 12
+    killed: list[int] = []
+    with serve(url, "--workers", "2") as server:
+        load = Load(server.url, [sent[k:k + 12] for k in range(0, half, 12)])
+        workers = workers_of(server.process)
+
+        def kill_a_folder() -> None:
+            deadline = time.monotonic() + 10
+            while not killed and time.monotonic() < deadline:
+                pid = _folding_worker(url, workers)
+                if pid is not None:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                time.sleep(0.005)
+        killer = threading.Thread(target=kill_a_folder)
+        killer.start()
+        load.run(readers=0)
+        killer.join(30)
+        rest = Load(server.url, [sent[k:k + 12] for k in range(half, len(sent), 12)])  # the successor too
+        rest.run(readers=0)
+        load.acknowledged |= rest.acknowledged
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=30) == 0
+    assert killed
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("DROP TRIGGER test_slow ON users")
+    store = Store(url)
+    try:
+        check(store, url, sent, load)
+    finally:
+        store.close()
+
+
+def test_a_migrate_killed_mid_copy_resumes_and_the_copy_is_the_sources(tmp_path, postgres_cluster):
+    """``trubrics-otel migrate`` killed with SIGKILL mid-copy (a chunk committed, its fold maybe
+    not; a chunk half sent), then run again: it resumes, verifies, and the target holds each of
+    the source's events once under its id, its tables those of the source and of a rebuild."""
+    from test_server_derived import dump
+
+    source = Store(tmp_path / "events.sqlite3")
+    sent = events(users=30)
+    for k in range(0, len(sent), 100):
+        part = sent[k:k + 100]
+        source.insert([e for r, e in part if r == "publish_events"], [e for r, e in part if r == "publish_llm_events"])
+    url = postgres_cluster.create_database(template=True)
+    migrate = [sys.executable, "-m", "trubrics_otel.cli", "migrate", "--from", f"sqlite:///{tmp_path}/events.sqlite3",
+               "--to", url, "--chunk", "30"]
+    first = subprocess.Popen(migrate, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while first.poll() is None and time.monotonic() < deadline:
+            with psycopg.connect(url, autocommit=True) as c:
+                if c.execute("SELECT COUNT(*) FROM events").fetchone()[0] >= len(sent) // 3:
+                    break
+            time.sleep(0.005)
+        first.kill()
+    finally:
+        first.communicate(timeout=30)
+    assert first.returncode == -signal.SIGKILL  # killed mid-copy, not finished
+    run = subprocess.run(migrate, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "DIFFERS" not in run.stdout and "copied" in run.stdout, run.stdout
+    target = Store(url)
+    try:
+        with psycopg.connect(url) as c:
+            stored = c.execute("SELECT id, trace_id, span_id FROM events ORDER BY id").fetchall()
+        with source.connection() as c:
+            assert stored == [tuple(row) for row in c.execute("SELECT id, trace_id, span_id FROM events ORDER BY id")]
+        assert dump(target) == dump(source)
+        folded, rebuilt = rebuilt_tables(target)
+        for table in TABLES:
+            assert folded[table] == rebuilt[table], table
+    finally:
+        target.close()
+        source.close()
+
+
+@contextmanager
+def serve_release(commit: str, db: str, directory) -> Iterator[Served]:
+    """``serve`` of an older release (``commit``'s package, from git), e.g. the one before the
+    deferred fold, folding each batch in its own transaction."""
+    root = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                          cwd=os.path.dirname(__file__), check=True).stdout.strip()
+    archive = subprocess.run(["git", "archive", commit, "trubrics_otel"], capture_output=True, cwd=root, check=True)
+    subprocess.run(["tar", "-x", "-C", str(directory)], input=archive.stdout, check=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trubrics_otel.cli", "serve", "--db", db, "--port", "0", "--no-grpc",
+         "--log-level", "ERROR"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=directory,
+        env={**os.environ, "PYTHONPATH": str(directory)})
+    try:
+        banner = process.stdout.readline()
+        found = re.search(r"(http://127\.0\.0\.1:\d+)", banner)
+        assert found, (banner, process.stderr.read() if process.poll() is not None else "")
+        yield Served(found.group(1), process)
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+BEFORE_THE_QUEUE = "3560ab1^1"
+"""The release before the deferred fold (schema 6): each batch folded in its own transaction."""
+
+
+def test_a_schema_6_database_upgraded_while_the_release_before_still_ingests(tmp_path, postgres_cluster):
+    """The release before the deferred fold serving a schema-6 database under load; this
+    release's ``serve --workers 2`` starts on it mid-run (migrating it to 7) and both take
+    batches side by side (the old one folding its own inline, this one queuing), readers on this
+    one: every event once, every table that of a rebuild."""
+    url = postgres_cluster.create_database()  # empty: made by the old release
+    sent = events(users=30)
+    with serve_release(BEFORE_THE_QUEUE, url, tmp_path) as old:
+        load = Load(old.url, [sent[k:k + 12] for k in range(0, len(sent), 12)])
+        servers: list[Any] = []
+
+        def start_this_release() -> None:
+            servers.append(serve(url, "--workers", "2"))
+            load.urls.append(servers[0].__enter__().url)
+        starting = load.when(0.3, start_this_release)
+        try:
+            load.run()
+            starting.join(60)
+        finally:
+            for server in servers:
+                server.__exit__(None, None, None)
+        assert len(load.urls) == 2
+    store = Store(url)
+    try:
+        check(store, url, sent, load)
+    finally:
+        store.close()
