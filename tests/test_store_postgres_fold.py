@@ -238,3 +238,25 @@ def test_a_batch_committing_while_a_worker_opens_and_refills_a_table_is_counted_
     finally:
         a.close()
         b.close()
+
+
+def test_a_fold_that_would_not_wait_takes_nothing_while_another_folder_holds_the_lock(postgres_cluster):
+    """One folder at a time: the folder thread's fold (``wait=False``) finds the lock held by
+    another worker's fold and leaves every pending event to it, folding none; once that one is
+    done, the next fold takes them all, once."""
+    url = postgres_cluster.create_database(template=True)
+    store = Store(url)
+    try:
+        store.count()  # opened (its open folds under the lock) before the lock is taken below
+        assert store.insert((), [_llm(i) for i in range(100)]) == (100, 0)
+        with psycopg.connect(url, autocommit=True) as other:
+            other.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))  # another worker's fold under way
+            assert store.engine.fold(wait=False) == 0
+            assert _raw(url, "SELECT COALESCE(SUM(cardinality(ids)), 0) FROM fold_pending") == 100
+            assert _raw(url, "SELECT COALESCE(SUM(llm_events), 0) FROM users") == 0
+            other.execute("SELECT pg_advisory_unlock(%s)", (WRITE_LOCK,))
+        assert store.engine.fold(wait=False) == 100
+        assert _raw(url, "SELECT COALESCE(SUM(llm_events), 0) FROM users") == 100
+        assert store.engine.fold(wait=False) == 0
+    finally:
+        store.close()
