@@ -19,7 +19,8 @@ key lists' business (``conventions/__init__.py``)::
   span leaves out are taken from the provider usage in ``output.value`` when it has one.
   Model: the one the reply in ``output.value`` names (a chat completion's ``model``, a LangChain
   generation's), else ``llm.model_name`` (LangChain streams: the request model; LiteLLM: the
-  app's ``openai/gpt-4o-mini``, its reply JSON the dated response model). Time to first token: LlamaIndex's ``First Token Stream Event``.
+  app's ``openai/gpt-4o-mini``, its reply JSON the dated response model). Time to first token:
+  LlamaIndex's ``First Token Stream Event``.
 - An LLM-kind span with no messages, tokens or error, whose ``input.value`` / ``output.value``
   hold no request or reply, describes no model call (LlamaIndex gives the LLM kind to every
   method of an LLM object, e.g. the request-building ``_prepare_chat_with_tools``): :func:`read`
