@@ -240,7 +240,7 @@ class FoldLock:
     def __init__(self, db: str) -> None:
         import psycopg
 
-        from trubrics_otel.server.store.postgres import _WRITE_LOCK
+        from trubrics_otel.server.store.postgres_fold import WRITE_LOCK
 
         self._stop = threading.Event()
         self._connection = psycopg.connect(db, autocommit=True)
@@ -248,7 +248,7 @@ class FoldLock:
         self._backend = psutil.Process(backend) if psutil else None
         self._start_cpu = cpu_s([self._backend]) if self._backend else math.nan
         self._query = ("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                       f"AND classid = {_WRITE_LOCK >> 32} AND objid = {_WRITE_LOCK & 0xFFFFFFFF}")
+                       f"AND classid = {WRITE_LOCK >> 32} AND objid = {WRITE_LOCK & 0xFFFFFFFF}")
         self.samples = [0, 0]  # held, taken
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()

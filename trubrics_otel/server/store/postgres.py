@@ -59,7 +59,6 @@ FOLD_RETRY_S = 10.0
 _ANY_PENDING = "SELECT EXISTS (SELECT 1 FROM fold_pending)"
 _OPTIONS = "-c plan_cache_mode=force_custom_plan -c jit=off"
 """Every pooled connection's settings, sent when it opens (no round trip): see _open_pool."""
-_WRITE_LOCK = WRITE_LOCK  # the fold's (:mod:`.postgres_fold`)
 _MIGRATE_LOCK = 0x7472_7563  # one worker migrates at start, the others wait and find it done
 
 
@@ -286,7 +285,7 @@ class PostgresEngine:
             with self._transaction() as c:
                 c.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATE_LOCK,))
                 migrations.apply(c, "postgresql")
-                c.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
+                c.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
                 c.execute("LOCK TABLE fold_pending IN EXCLUSIVE MODE")
                 refilled = [hook for hook in self._hooks if hook.ensure(c)]
                 fold_pending(c, self._hooks, wait=True, skip=refilled)
