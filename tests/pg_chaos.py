@@ -15,20 +15,16 @@ against a rebuild from ``events`` (:func:`rebuilt_tables`).
 from __future__ import annotations
 
 import itertools
-import re
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 import requests
 from analytics_data import generate
-from test_store_workers import KEY, Served
+from test_store_workers import KEY, served
 
 from trubrics_otel.server import Store
 from trubrics_otel.server.analytics import schema
@@ -46,22 +42,6 @@ TABLES = (*derived._DERIVED, *(t for t in schema.TABLES if t not in SKIPPED), "a
 def serve(db: str, *options: str, fold_rows: int = FOLD_ROWS) -> Any:
     """``trubrics-otel serve`` whose workers fold every ``fold_rows`` queued events."""
     return served([sys.executable, "-c", _SERVE, str(fold_rows), "serve", "--db", db, *options])
-
-
-@contextmanager
-def served(command: list[str], **popen: Any) -> Iterator[Served]:
-    """A ``serve`` ``command`` on a free port, until the block ends (then SIGTERM, if running)."""
-    process = subprocess.Popen([*command, "--port", "0", "--no-grpc", "--log-level", "ERROR"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
-    try:
-        banner = process.stdout.readline()
-        found = re.search(r"(http://127\.0\.0\.1:\d+)", banner)
-        assert found, (banner, process.stderr.read() if process.poll() is not None else "")
-        yield Served(found.group(1), process)
-    finally:
-        if process.poll() is None:
-            process.terminate()
-        process.communicate(timeout=30)
 
 
 def events(users: int) -> list[tuple[str, dict]]:

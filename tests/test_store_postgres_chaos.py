@@ -23,8 +23,8 @@ from typing import Any
 import psycopg
 import pytest
 import requests
-from pg_chaos import KEY, TABLES, Load, check, events, key, rebuilt_tables, serve, served
-from test_store_workers import workers_of
+from pg_chaos import KEY, TABLES, Load, check, events, key, rebuilt_tables, serve
+from test_store_workers import served, workers_of
 
 from trubrics_otel.server import Store
 
@@ -54,9 +54,9 @@ def test_restarts_and_a_killed_worker_mid_ingest_lose_nothing_double_nothing_and
         load.run()
         for fault in faults:
             fault.join(60)
-        for served in (server, other):
-            served.process.send_signal(signal.SIGTERM)
-            assert served.process.wait(timeout=30) == 0
+        for running in (server, other):
+            running.process.send_signal(signal.SIGTERM)
+            assert running.process.wait(timeout=30) == 0
     assert load.statuses.get(503, 0) > 0  # the database was seen away
     assert all(load.served.get(u, 0) > 3 for u in load.urls), load.served  # both servers took batches
     store = Store(url)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 from analytics_data import generate
@@ -37,24 +38,32 @@ KEY = {"x-api-key": "k"}
 class Served:
     url: str
     process: subprocess.Popen
+    banner: str = ""
+
+
+@contextmanager
+def served(command: list[str], **popen: Any) -> Iterator[Served]:
+    """A ``serve`` ``command`` on a free port, until the block ends (then SIGTERM, if running)."""
+    process = subprocess.Popen([*command, "--port", "0", "--no-grpc", "--log-level", "ERROR"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    try:
+        banner = process.stdout.readline()
+        found = re.search(r"(http://127\.0\.0\.1:\d+)", banner)
+        assert found, (banner, process.stderr.read() if process.poll() is not None else "")
+        yield Served(found.group(1), process, banner)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.communicate(timeout=30)  # waits, and closes the pipes
 
 
 @contextmanager
 def serve(db: str, *options: str, env: dict | None = None) -> Iterator[Served]:
     """A real ``trubrics-otel serve`` process on ``db`` (``options``: e.g. ``--workers 2``)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "trubrics_otel.cli", "serve", "--db", db, "--port", "0", "--no-grpc",
-         "--log-level", "ERROR", *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, **(env or {})})
-    try:
-        banner = process.stdout.readline()
-        found = re.search(r"(http://127\.0\.0\.1:\d+)", banner)
-        assert found, (banner, process.stderr.read() if process.poll() is not None else "")
-        assert db.rsplit("/", 1)[-1] in banner  # it says which database it writes to
-        yield Served(found.group(1), process)
-    finally:
-        process.terminate()
-        process.communicate(timeout=30)  # waits, and closes the pipes
+    with served([sys.executable, "-m", "trubrics_otel.cli", "serve", "--db", db, *options],
+                env={**os.environ, **(env or {})}) as server:
+        assert db.rsplit("/", 1)[-1] in server.banner  # it says which database it writes to
+        yield server
 
 
 def workers_of(process: subprocess.Popen) -> list[int]:
