@@ -48,10 +48,6 @@ def get_weather(city: str) -> str:
     return r.get_weather_result(city)
 
 
-def is_model_call(span: r.SpanDict) -> bool:
-    return span["attributes"].get("openinference.span.kind") == "LLM"
-
-
 def record_cases(recorder: r.Recorder, server: FakeOpenAI) -> None:
     def llm(model: str = MODEL) -> LLM:
         return LLM(model=model, base_url=server.url, api_key="sk-fake", max_retries=0)
@@ -64,7 +60,7 @@ def record_cases(recorder: r.Recorder, server: FakeOpenAI) -> None:
         since = len(server.requests)
         with recorder.request_span():
             llm().call(r.QUESTION)
-        case.expect(llm_events=answers(since), llm_spans=is_model_call,
+        case.expect(llm_events=answers(since), llm_spans=r.is_openinference_llm,
                     notes=NOTES + " `LLM.call(text)`: one user message.")
 
     with recorder.case("tool_call") as case:
@@ -79,7 +75,7 @@ def record_cases(recorder: r.Recorder, server: FakeOpenAI) -> None:
             # answer from the tool result
             llm_events=answers(since),
             events=[r.tool_event("call_fake_0001")],
-            llm_spans=is_model_call,
+            llm_spans=r.is_openinference_llm,
             notes=NOTES + " A crew of one agent with a tool: two model calls and a tool run; "
             "the tool call id comes from the next call's tool message.",
         )
@@ -93,7 +89,7 @@ def record_cases(recorder: r.Recorder, server: FakeOpenAI) -> None:
         case.expect(
             llm_events=[r.llm_event(prompt=r.QUESTION, generation=None, model=FAIL_MODEL,
                                     error="openai.InternalServerError")],
-            llm_spans=is_model_call,
+            llm_spans=r.is_openinference_llm,
             notes=NOTES + " HTTP 500: status ERROR, an exception event; the request present.",
         )
 

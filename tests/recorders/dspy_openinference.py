@@ -34,10 +34,6 @@ NOTES = (
 )
 
 
-def is_model_call(span: r.SpanDict) -> bool:
-    return span["attributes"].get("openinference.span.kind") == "LLM"
-
-
 def lm(server: FakeOpenAI, model: str = MODEL) -> Any:
     return dspy.LM(f"openai/{model}", api_base=server.url, api_key="sk-fake", cache=False,
                    num_retries=0)
@@ -51,7 +47,7 @@ def record_cases(recorder: r.Recorder, server: FakeOpenAI) -> None:
         case.expect(
             llm_events=[r.llm_event(prompt=r.QUESTION, generation=f"Echo: {r.QUESTION}",
                                     model=MODEL)],
-            llm_spans=is_model_call,
+            llm_spans=r.is_openinference_llm,
             notes=NOTES + " `LM(prompt)`: the prompt as one user message.",
         )
 
@@ -65,7 +61,7 @@ def record_cases(recorder: r.Recorder, server: FakeOpenAI) -> None:
         case.expect(
             # DSPy writes its own prompt around the question; no counts on its spans
             llm_events=r.fake_openai_answers(server.requests[since:], 0, usage=False, model=MODEL),
-            llm_spans=is_model_call,
+            llm_spans=r.is_openinference_llm,
             notes=NOTES + " `Predict` formats a system prompt and a `[[ ## question ## ]]` user "
             "message; the echoed reply has no `[[ ## answer ## ]]` field, so ChatAdapter fails "
             "and falls back to JSONAdapter (a second call, with response_format), which fails "
@@ -82,7 +78,7 @@ def record_cases(recorder: r.Recorder, server: FakeOpenAI) -> None:
         case.expect(
             llm_events=[r.llm_event(prompt=r.QUESTION, generation=None, model=FAIL_MODEL,
                                     error="dspy.utils.exceptions.LMServerError")],
-            llm_spans=is_model_call,
+            llm_spans=r.is_openinference_llm,
             notes=NOTES + " HTTP 500: status ERROR, an exception event (DSPy's LMServerError); "
             "the request present.",
         )

@@ -69,7 +69,7 @@ def llm_span_rule(setup: str) -> Callable[[r.SpanDict], bool]:
     if setup.startswith("langchain-openinference"):
         # With OpenLLMetry's OpenAI instrumentation too, its `openai.chat` span is the duplicate:
         # the LangChain span is the one in the app's trace, with the user and session.
-        return lambda s: s["attributes"].get("openinference.span.kind") == "LLM"
+        return r.is_openinference_llm
     return lambda s: s["name"] == "ChatOpenAI.chat"
 
 

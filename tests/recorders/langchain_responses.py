@@ -50,7 +50,7 @@ def instrument(provider: Any) -> None:
 
 def is_llm_span(span: r.SpanDict) -> bool:
     if SETUP == "openinference":
-        return span["attributes"].get("openinference.span.kind") == "LLM"
+        return r.is_openinference_llm(span)
     return span["name"] == "ChatOpenAI.chat"
 
 

@@ -38,10 +38,6 @@ NOTES = (
 )
 
 
-def is_call(span: r.SpanDict) -> bool:
-    return span["attributes"].get("openinference.span.kind") == "LLM"
-
-
 def record() -> None:
     import litellm
     from openinference.instrumentation.litellm import LiteLLMInstrumentor
@@ -57,7 +53,7 @@ def record() -> None:
             case.expect(
                 llm_events=[r.llm_event(prompt="Say hello", generation="Echo: Say hello", model=MODEL,
                                         input_tokens=5, output_tokens=3)],
-                llm_spans=is_call,
+                llm_spans=r.is_openinference_llm,
                 notes=NOTES + " A text reply: output.value is its text, no response model anywhere; "
                 "the model is llm.model_name.",
             )
@@ -72,7 +68,7 @@ def record() -> None:
 
             case.expect(
                 llm_events=r.tool_round_events(event),
-                llm_spans=is_call,
+                llm_spans=r.is_openinference_llm,
                 notes=NOTES + " The first call's reply is a tool call (no text): output.value is the "
                 "response JSON, whose model gpt-4o-mini-2024-07-18 is the event's; the second "
                 "answers in text: openai/gpt-4o-mini. The app's tool run is not traced.",
@@ -88,7 +84,7 @@ def record() -> None:
             case.expect(
                 llm_events=[r.llm_event(prompt="Break", generation=None, model=MODEL,
                                         error="litellm.InternalServerError")],
-                llm_spans=is_call,
+                llm_spans=r.is_openinference_llm,
                 notes=NOTES + " HTTP 500: status ERROR and an exception event; the request's "
                 "messages and llm.model_name, no reply, no tokens.",
             )

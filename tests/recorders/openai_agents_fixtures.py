@@ -71,7 +71,7 @@ async def drain(agent: Agent, prompt: str) -> None:
 
 
 async def record_cases(recorder: r.Recorder, client: AsyncOpenAI, flavour: str) -> None:
-    llm_span = lambda s: s["attributes"].get("openinference.span.kind") == "LLM"  # noqa: E731
+    llm_span = r.is_openinference_llm
     responses = flavour == "responses"
     # instructions (5 words) + user (3) = 8 input tokens, 4 cached; the reply 4 words.
     # The chat completions `generation` span knows neither the response model nor the cached

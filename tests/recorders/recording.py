@@ -209,6 +209,11 @@ def is_openllmetry_chat(span: SpanDict) -> bool:
     return span["name"] == "openai.chat"
 
 
+def is_openinference_llm(span: SpanDict) -> bool:
+    """An OpenInference span of one model call (``openinference.span.kind`` LLM)."""
+    return span["attributes"].get("openinference.span.kind") == "LLM"
+
+
 def fake_openai_event(prompt: str | None, generation: str | None, *, cached: int = 0,
                       **kwargs: Any) -> dict[str, Any]:
     """An expected event of a ``gpt-4o-mini`` call answered by ``tests/fake_openai.py``: the dated

@@ -49,10 +49,6 @@ def get_weather(city: str) -> str:
     return r.get_weather_result(city)
 
 
-def is_model_call(span: r.SpanDict) -> bool:
-    return span["attributes"].get("openinference.span.kind") == "LLM"
-
-
 def messages(question: str) -> list[dict[str, Any]]:
     def text(content: str) -> list[dict[str, str]]:
         return [{"type": "text", "text": content}]
@@ -73,7 +69,7 @@ def record_cases(recorder: r.Recorder, server: FakeOpenAI) -> None:
     with recorder.case("chat") as case:
         with recorder.request_span():
             model.generate(messages(r.QUESTION))
-        case.expect(llm_events=[chat], llm_spans=is_model_call, notes=NOTES)
+        case.expect(llm_events=[chat], llm_spans=r.is_openinference_llm, notes=NOTES)
 
     with recorder.case("stream") as case:
         with recorder.request_span():
@@ -82,7 +78,7 @@ def record_cases(recorder: r.Recorder, server: FakeOpenAI) -> None:
         case.expect(
             llm_events=[r.llm_event(prompt=r.QUESTION, generation=answer, model=MODEL,
                                     time_to_first_token=r.NOT_RECORDED, **tokens)],
-            llm_spans=is_model_call,
+            llm_spans=r.is_openinference_llm,
             notes=NOTES + " Stream: `generate_stream` asks for usage (include_usage), so the "
             "tokens are known; no first-token event, so no time to first token.",
         )
@@ -97,7 +93,7 @@ def record_cases(recorder: r.Recorder, server: FakeOpenAI) -> None:
         case.expect(
             llm_events=[r.llm_event(prompt=r.QUESTION, generation=None, model=None, error=ERROR,
                                      provider=None)],
-            llm_spans=is_model_call,
+            llm_spans=r.is_openinference_llm,
             notes=NOTES + " HTTP 500: status ERROR and an `exception` event; input messages "
             "present, but no model nor provider (written with the reply) and no tokens.",
         )
@@ -120,7 +116,7 @@ def record_cases(recorder: r.Recorder, server: FakeOpenAI) -> None:
                             model=MODEL, input_tokens=77, output_tokens=22),
             ],
             events=[r.tool_event(None)],
-            llm_spans=is_model_call,
+            llm_spans=r.is_openinference_llm,
             notes=NOTES + " ToolCallingAgent: `ToolCallingAgent.run` is AGENT kind and carries the "
             "run's summed llm.token_count.*: a wrapper, NOT an LLM event (its tokens would count "
             "twice). `Step 1` is CHAIN; the tool run is a TOOL span named after the tool class "
@@ -132,7 +128,7 @@ def record_cases(recorder: r.Recorder, server: FakeOpenAI) -> None:
             model.generate(messages(r.QUESTION))
         case.expect(
             llm_events=[chat],
-            llm_spans=is_model_call,
+            llm_spans=r.is_openinference_llm,
             notes=NOTES + " No app span: `using_attributes(user_id=, session_id=)` puts user.id "
             "and session.id on the span.",
         )
