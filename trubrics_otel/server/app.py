@@ -126,8 +126,8 @@ class LocalServer:
         self._http: HttpReceiver | None = None
         self._grpc: Any = None  # a receive.grpc.GrpcReceiver
         self._stopped = threading.Event()
-        self._reads = read_api.ReadAPI(self.store, session_timeout_s=session_timeout_s,
-                                       api_key=self._api_key,
+        self._reads = read_api.ReadAPI(
+            self.store, api_key=self._api_key,
             needs_key=read_needs_key if read_needs_key is not None else not settings.loopback(host))
 
     def __repr__(self) -> str:
