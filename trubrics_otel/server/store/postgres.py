@@ -169,6 +169,7 @@ class PostgresEngine:
                  pool_size: int = 8, wait_s: float = 2.0) -> None:
         _psycopg()
         self.url = url
+        self._options = connection_options(url, _OPTIONS)  # a URL libpq cannot read: one line, now
         self._timeout_us = session_timeout_us
         self._hooks = tuple(hooks)  # see Store: ensure() at creation, apply() in each fold
         self._pool_size = pool_size
@@ -217,7 +218,7 @@ class PostgresEngine:
                 # reads are index look-ups and scans whose estimated costs (every per-row look-up
                 # counted) pass jit_above_cost; compiling them took up to 0.5 s, longer than running
                 self._pool = ConnectionPool(self.url, min_size=1, max_size=self._pool_size, open=False,
-                                            kwargs={"options": connection_options(self.url, _OPTIONS)},
+                                            kwargs={"options": self._options},
                                             configure=_configure, check=_check,
                                             timeout=self._wait_s, reconnect_timeout=24 * 3600.0,
                                             name="trubrics-otel")

@@ -46,10 +46,17 @@ def keep_sessions(c: Any, timeout_us: int | None, name: str) -> None:
 def connection_options(url: str, ours: str) -> str:
     """libpq's ``options`` for the pool's connections: the URL's (else ``$PGOPTIONS``) first,
     then ``ours``. Passed alone, ours replaced the URL's, and a ``search_path`` set there was
-    lost: the store went to ``public``."""
+    lost: the store went to ``public``. A URL libpq cannot parse: :class:`StoreError`, its
+    text unquoted (the pool's error quoted a malformed password)."""
+    import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
-    given = conninfo_to_dict(url).get("options") or os.environ.get("PGOPTIONS", "")
+    try:
+        given = conninfo_to_dict(url).get("options") or os.environ.get("PGOPTIONS", "")
+    except psycopg.ProgrammingError as error:  # libpq quotes the token: it may be the password
+        reason = str(error).split(":")[0].strip()
+        raise StoreError(f"libpq cannot read this URL ({reason}): percent-encode its special characters, "
+                         "e.g. @ as %40, / as %2F, % as %25, and = as %3D in a parameter's value") from None
     return f"{given} {ours}".strip()
 
 
