@@ -3,8 +3,11 @@
 ::
 
     options = connection_options(url, "-c jit=off")   # the URL's own options (search_path) kept
-    with engine._transaction() as c:
+    with engine._transaction() as c:                  # under the migration lock, at start:
         check_target(c, migrations.latest("postgresql"))   # StoreError naming what is missing
+        ...                                           # migrate, the hooks' tables, the fold
+        keep_sessions(c, timeout_us, "db")            # the database's one session timeout
+    not_permitted(error, url)                         # any other privilege refused: one line
 
 Teams rarely run the store as a superuser in a fresh database: PostgreSQL 15+ grants CREATE on
 ``public`` to its owner only, another application may hold a table named ``events`` there, and a
