@@ -203,6 +203,9 @@ def test_url_forms_serve_with_the_password_hidden(postgres_cluster, password_rol
     assert listed.returncode == 0, listed.stderr
     assert '"alice"' in listed.stdout
     hidden(listed)
+    doctor = cli("doctor", env={"TRUBRICS_DB_URL": forms[0]})
+    assert f"{password_role}:***@" in doctor.stdout + doctor.stderr
+    hidden(doctor)
 
 
 @pytest.mark.parametrize("wrong, says", [
