@@ -252,6 +252,10 @@ def test_workers_with_different_session_timeouts_answer_the_databases_one(postgr
                 counts = requests.get(f"{worker.url}/api/stats", timeout=30).json()
                 answers.append((len(sessions), counts["session_timeout_s"]))
     assert answers == [(2, 600.0), (2, 600.0)]  # one database, one timeout: the same answer anywhere
+    with serve(db) as third:  # no --session-timeout: the database's, not rebuilt for 30 min
+        assert requests.get(f"{third.url}/api/stats", timeout=30).json()["session_timeout_s"] == 600.0
+    listed = cli("sessions", "--json", "--user", "carol", "--db", db)  # the reading command: the same
+    assert listed.returncode == 0 and listed.stdout.count('"session_id"') == 2, listed
     store = Store(db)
     assert [s["events"] for s in store.sessions(user="carol")] == [1, 1]
     store.close()
