@@ -97,7 +97,7 @@ class LocalServer:
         port: int = 0,
         api_key: str | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
+        session_timeout_s: float | None = DEFAULT_SESSION_TIMEOUT_S,
         logger: logging.Logger | None = None,
         grpc_port: int | None = None,
         policy: Policy | None = None,
@@ -107,7 +107,8 @@ class LocalServer:
         """``read_needs_key``: whether the read API needs ``api_key``; by default, when
         ``host`` is not a loopback address. Off loopback without ``api_key``: ``ValueError``.
         ``listen_socket``: one already listening, shared by several worker processes (``serve
-        --workers``, :mod:`.workers`), instead of binding ``host:port``."""
+        --workers``, :mod:`.workers`), instead of binding ``host:port``. ``session_timeout_s``:
+        the timeout the store keeps sessions for, every reader's (None: the store's own)."""
         if not api_key and not settings.loopback(host):
             raise ValueError(f"{host} is not a loopback address: anyone could write and read "
                              "there, so give an API key (serve --api-key)")
@@ -126,8 +127,8 @@ class LocalServer:
         self._http: HttpReceiver | None = None
         self._grpc: Any = None  # a receive.grpc.GrpcReceiver
         self._stopped = threading.Event()
-        self._reads = read_api.ReadAPI(self.store, session_timeout_s=session_timeout_s,
-                                       api_key=self._api_key,
+        self._reads = read_api.ReadAPI(
+            self.store, api_key=self._api_key,
             needs_key=read_needs_key if read_needs_key is not None else not settings.loopback(host))
 
     def __repr__(self) -> str:

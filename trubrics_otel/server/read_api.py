@@ -2,7 +2,7 @@
 
 ::
 
-    api = ReadAPI(store, session_timeout_s=1800, api_key=None, needs_key=False)
+    api = ReadAPI(store, api_key=None, needs_key=False)
     response = api.handle("/api/events", {"user": "alice", "q": "refund"}, key=None)
 
 =================================  ===============================================================
@@ -112,10 +112,11 @@ Result = tuple[int, Any, str, dict[str, str]]
 class ReadAPI:
     """The routes of the module docstring over one store; :meth:`handle` answers one GET."""
 
-    def __init__(self, store: Store, *, session_timeout_s: float, api_key: bytes | None, needs_key: bool) -> None:
-        """``needs_key``: reads need ``x-api-key`` equal to ``api_key`` (refused without one)."""
+    def __init__(self, store: Store, *, api_key: bytes | None, needs_key: bool) -> None:
+        """``needs_key``: reads need ``x-api-key`` equal to ``api_key`` (refused without one).
+        Sessions are the ``sessions`` table's, for the timeout the database records (the last
+        ``serve`` started sets it): every worker on one database answers the same sessions."""
         self.store = store
-        self.session_timeout_s = session_timeout_s
         self._api_key = api_key
         self._needs_key = needs_key
         self._routes: dict[str, Callable[..., Result]] = {
@@ -179,9 +180,6 @@ class ReadAPI:
     def _sessions(self, p: Mapping[str, str], rest: str | None) -> Result:
         user = _text(p, "user")
         with self.store.connection() as c:
-            if not self._lookup(c).from_table:
-                return _json(200, self.store.sessions(user=user, timeout_s=self.session_timeout_s,
-                                                      limit=_limit(p, 100)))
             page = queries.session_list(c, user=user, limit=_limit(p, 100), before=_cursor(p))
         return _listing(page["sessions"], page["next"])
 
@@ -222,12 +220,14 @@ class ReadAPI:
 
     def _counts(self, p: Mapping[str, str], rest: str | None) -> Result:
         """``/api/stats``: what is stored and the last event id (the page polls it)."""
-        return _json(200, {**self.store.count(), "session_timeout_s": self.session_timeout_s})
+        with self.store.connection() as c:
+            timeout_s = self._lookup(c).timeout_us / 1e6
+        return _json(200, {**self.store.count(), "session_timeout_s": timeout_s})
 
     # --- helpers ---------------------------------------------------------------------------------
 
     def _lookup(self, c: Any) -> queries.Sessions:
-        return self.store.sessions_lookup(c, self.session_timeout_s)
+        return self.store.sessions_lookup(c)
 
     def _static(self, name: str) -> Result:
         folder = resources.files("trubrics_otel.server").joinpath("static")

@@ -125,8 +125,15 @@ def db_argument(parser: argparse.ArgumentParser, check: Callable[[str], str]) ->
 
 
 def session_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--session-timeout", type=checks.positive_number, default=DEFAULT_SESSION_TIMEOUT_S / 60,
-                        metavar="MINUTES", help="a new session starts after this long without an event (30)")
+    parser.add_argument("--session-timeout", type=checks.positive_number, default=None, metavar="MINUTES",
+                        help="a new session starts after this long without an event (default: the one the "
+                             f"store keeps, {DEFAULT_SESSION_TIMEOUT_S // 60:g} for a new store)")
+
+
+def session_timeout_s(args: argparse.Namespace) -> float | None:
+    """``--session-timeout`` in seconds; None: the store's (a ``serve`` without it never
+    rebuilds the sessions another worker of the same database keeps)."""
+    return None if args.session_timeout is None else args.session_timeout * 60
 
 
 def source_arguments(parser: argparse.ArgumentParser) -> None:

@@ -30,6 +30,7 @@ from trubrics_otel.server.cli.common import (
     local_time,
     print_json,
     session_argument,
+    session_timeout_s,
     short_duration,
     source_arguments,
     stored_yet,
@@ -70,7 +71,7 @@ def _events(args: argparse.Namespace) -> int:
     filters = {"user": args.user, "event": args.event, "thread": args.thread, "kind": args.kind,
                "since": args.since, "until": args.until, "limit": args.limit}
     rows = fetch(args, "events", filters, lambda store: store.events(
-        session_timeout_s=args.session_timeout * 60, **filters))
+        session_timeout_s=session_timeout_s(args), **filters))
     return _show(args, "events", rows, ["time", "user", "event", "thread", "session", "details"], lambda e: [
         local_time(e["timestamp"]), e["user_id"], _event_name(e), e["thread_id"] or "",
         (e["session_id"] or "")[:8], _details(e)])
@@ -91,7 +92,7 @@ def _sessions_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _sessions(args: argparse.Namespace) -> int:
     rows = fetch(args, "sessions", {"user": args.user, "limit": args.limit}, lambda store: store.sessions(
-        user=args.user, timeout_s=args.session_timeout * 60, limit=args.limit))
+        user=args.user, timeout_s=session_timeout_s(args), limit=args.limit))
     headers = ["session", "user", "start", "duration", "events", "llm", "threads", "event names"]
     return _show(args, "sessions", rows, headers, lambda s: [
         s["session_id"][:8], s["user_id"], local_time(s["start"]), short_duration(s["duration_s"]),

@@ -26,7 +26,7 @@ from trubrics_otel.server.app import (
     DEFAULT_PORT,
     LocalServer,
 )
-from trubrics_otel.server.cli.common import Command, db_argument, session_argument
+from trubrics_otel.server.cli.common import Command, db_argument, session_argument, session_timeout_s
 from trubrics_otel.server.store import Store
 from trubrics_otel.server.workers import Supervisor, WorkerFailed, listening_socket, terminate_as_interrupt
 
@@ -105,7 +105,7 @@ def _server(args: argparse.Namespace, grpc_port: int | None, logger: logging.Log
             listen_socket: socket.socket | None = None) -> LocalServer:
     return LocalServer(
         args.db, host=args.bind, port=args.port, api_key=args.api_key,
-        max_body_bytes=args.max_body_bytes, session_timeout_s=args.session_timeout * 60, logger=logger,
+        max_body_bytes=args.max_body_bytes, session_timeout_s=session_timeout_s(args), logger=logger,
         grpc_port=grpc_port, listen_socket=listen_socket,
     )
 
@@ -113,7 +113,7 @@ def _server(args: argparse.Namespace, grpc_port: int | None, logger: logging.Log
 def _serve_workers(args: argparse.Namespace, workers: int, grpc_port: int | None, logger: logging.Logger) -> int:
     """``--workers N``: the database made ready once, one listening socket, N forked workers
     (:mod:`..workers`); OTLP/gRPC in worker 0 only. The parent holds no thread when it forks."""
-    store = Store(args.db, session_timeout_s=args.session_timeout * 60)
+    store = Store(args.db, session_timeout_s=session_timeout_s(args))
     try:
         store.count()  # created or migrated once, before any worker; a bad --db fails here
         if args.feedback_event:

@@ -41,10 +41,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from trubrics_otel.server.store import derived, migrations
+from trubrics_otel.server.store import migrations
 from trubrics_otel.server.store.dialect import POSTGRESQL, Dialect, search_words, to_pyformat
 from trubrics_otel.server.store.errors import StoreError, StoreUnavailable
 from trubrics_otel.server.store.postgres_fold import WRITE_LOCK, Folder, fold_pending
+from trubrics_otel.server.store.postgres_setup import check_target, connection_options, keep_sessions, not_permitted
 from trubrics_otel.server.store.rows import COLUMNS
 from trubrics_otel.settings import hide_password
 
@@ -168,6 +169,7 @@ class PostgresEngine:
                  pool_size: int = 8, wait_s: float = 2.0) -> None:
         _psycopg()
         self.url = url
+        self._options = connection_options(url, _OPTIONS)  # a URL libpq cannot read: one line, now
         self._timeout_us = session_timeout_us
         self._hooks = tuple(hooks)  # see Store: ensure() at creation, apply() in each fold
         self._pool_size = pool_size
@@ -216,7 +218,7 @@ class PostgresEngine:
                 # reads are index look-ups and scans whose estimated costs (every per-row look-up
                 # counted) pass jit_above_cost; compiling them took up to 0.5 s, longer than running
                 self._pool = ConnectionPool(self.url, min_size=1, max_size=self._pool_size, open=False,
-                                            kwargs={"options": _OPTIONS},
+                                            kwargs={"options": self._options},
                                             configure=_configure, check=_check,
                                             timeout=self._wait_s, reconnect_timeout=24 * 3600.0,
                                             name="trubrics-otel")
@@ -284,14 +286,17 @@ class PostgresEngine:
         try:
             with self._transaction() as c:
                 c.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATE_LOCK,))
+                check_target(c, migrations.latest("postgresql"))  # one line: a privilege, a table not ours
                 migrations.apply(c, "postgresql")
                 c.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
                 c.execute("LOCK TABLE fold_pending IN EXCLUSIVE MODE")
                 refilled = [hook for hook in self._hooks if hook.ensure(c)]
-                fold_pending(c, self._hooks, wait=True, skip=refilled)
-                derived.ensure_sessions(c, self._timeout_us)
-        except BaseException:
+                fold_pending(c, self._hooks, wait=False, skip=refilled)  # the lock held: taken at once
+                keep_sessions(c, self._timeout_us, self.describe())
+        except BaseException as error:
             self.close()  # a store that cannot start (a newer schema, no database) holds no pool
+            if (refused := not_permitted(error, self.url)) is not None:
+                raise refused from None
             raise
         self._ready = True
 
