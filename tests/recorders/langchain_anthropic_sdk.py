@@ -118,6 +118,25 @@ def record(setup: str) -> None:
                 "the reply beside a tool_use block is its text.",
             )
 
+        with recorder.case("agent_stream") as case:
+            with recorder.request_span():
+                for _ in create_agent(model(), tools=[get_weather]).stream(
+                        {"messages": [("user", r.WEATHER_QUESTION)]}, stream_mode="messages"):
+                    pass
+            case.expect(
+                llm_events=[  # time to first token: the SDK span's time_to_first_chunk
+                    event(r.WEATHER_QUESTION, "Let me check.", input_tokens=5, output_tokens=5,
+                          time_to_first_token=r.SECONDS),
+                    event(r.WEATHER_QUESTION, "It is sunny in Paris.", input_tokens=10,
+                          output_tokens=5, time_to_first_token=r.SECONDS),
+                ],
+                events=[r.tool_event(TOOL_USE_ID)],
+                llm_spans=llm_span,
+                notes=notes + " The agent streamed (`stream_mode=\"messages\"`): LangChain's "
+                "reply JSON has no message id then, and its usage says 0 input tokens; the SDK "
+                "span's counts are the call's.",
+            )
+
         with recorder.case("error") as case:
             with recorder.request_span():
                 try:

@@ -170,8 +170,18 @@ def same_call(a: CallSignature, b: CallSignature) -> bool:
         return False
     if parent_and_child or (same_trace and a.parent_id == b.parent_id):
         return True
+    if same_trace and inner.scope in PROVIDER_SDK_SCOPES and not inner.prompt and not outer.response_id:
+        return True  # the SDK's own span of a call whose framework span was not current
     return bool((a.response_id and a.response_id == b.response_id) or (a.prompt and a.prompt == b.prompt)
                 or (a.usage and a.usage == b.usage))
+
+
+PROVIDER_SDK_SCOPES = frozenset({"com.anthropic.sdk.python"})
+"""Provider SDKs that trace their own API calls (metadata only, by default). Under LangGraph,
+OpenInference's LLM span is never the current span, so the SDK's span of the same call is no
+child of it and, in a stream, nothing else names the call: lying within that LLM span, in its
+trace, with the same model, it is taken as that call (unless the framework's span names another
+response id)."""
 
 
 def merge(a: tuple[CallSignature, Event], b: tuple[CallSignature, Event]) -> tuple[CallSignature, Event]:
