@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from span_fixtures import FIXTURES, load
 
+from trubrics_otel import semconv as sc
 from trubrics_otel.deliver.exporter import TrubricsSpanExporter
 from trubrics_otel.deliver.transport import EVENTS_PATH, LLM_EVENTS_PATH
 from trubrics_otel.semconv import ANONYMOUS_USER_ID
@@ -89,6 +90,7 @@ def _same_llm_event(got: dict[str, Any], want: dict[str, Any]) -> None:
                 value = None  # the spec's null (no user known) is "anonymous" on the wire
             assert (value or None) == (want[field] or None), (field, value, want[field])
     properties = got.get("properties") or {}
+    assert sc.PROP_RESPONSE_ID not in properties  # a reader's note to the merging, never sent
     error = want.get("error")
     if error is None:
         assert "error.type" not in properties, properties.get("error.type")

@@ -94,6 +94,9 @@ SPLIT_ACROSS_REQUESTS = {  # known limits of a receiver that cannot hold spans b
         "a tool run that records no call id is matched to its reply within one request only",
     ("google-adk-legacy", "tool_call"):
         "the poorer view of a call went out in the first request; its richer twin is dropped, not merged",
+    ("langchain-anthropic-openllmetry", "agent_stream"):
+        "the LangChain view of a stream (alias model, 0 input tokens) went out in the first "
+        "request; the SDK's span (dated model, its counts) is dropped, not merged",
     **{("anthropic-openllmetry-events", case):
        "the model-less root view went out in the first request; the SDK's root is dropped, not merged"
        for case in ("chat", "two_calls")},

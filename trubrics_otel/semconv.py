@@ -111,6 +111,9 @@ PROP_PARENT_SPAN_ID: Final = "$parent_span_id"
 PROP_THREAD_ID: Final = "$thread_id"
 PROP_ASSISTANT_ID: Final = "$assistant_id"
 PROP_TEXT: Final = "$text"
+PROP_RESPONSE_ID: Final = "$response_id"
+"""A reader's find of the provider's reply id where no attribute holds it: read by
+:func:`trubrics_otel.translate.duplicates.signature` (which takes it out), never sent."""
 
 # --- Normalised property names the rule table writes, whatever the source convention -----
 PROP_INPUT_TOKENS: Final = "input_tokens"

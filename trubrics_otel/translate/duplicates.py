@@ -11,12 +11,14 @@ or even in different traces. Two LLM spans are the **same call** when:
 * nothing tells them apart: not two different response ids, not two different non-empty
   prompts, not two spans of one library side by side (one library makes one span per call);
 * and either one is the other's parent or they share a parent, or, elsewhere in the trace or in
-  another trace, positive evidence agrees: the same response id, or the same non-empty prompt,
+  another trace, positive evidence agrees: the same response id (an attribute, or what a reader
+  found in a reply's JSON: ``$response_id``, taken out here), or the same non-empty prompt,
   or, for two ROOT spans (OpenLLMetry's Anthropic span and the SDK's own land in two traces with
   no shared id), the same provider and the same input and output token counts.
 
 The merged event is the richer reader's (a prompt and a generation count most; then the
-outer span, the one nearer the app's intent), gaps filled from the other; token counts and
+outer span, the one nearer the app's intent), gaps filled from the other, its model the other's
+dated snapshot of it if the other has one (a stream's span keeps the alias); token counts and
 time to first token come from the inner span when it has them (it is the one that saw the
 provider's own numbers). Calls already sent are remembered in the :class:`TraceMemory`; a
 later duplicate is dropped. Both count as ``merged_duplicates``::
@@ -87,8 +89,9 @@ def signature(span: ReadableSpan, event: Event) -> CallSignature:
             models = _MODELS[names] = _model_keys(names)
     else:
         models = _model_keys(names)
-    response_id = attributes.get(sc.GEN_AI_RESPONSE_ID) or attributes.get("ai.response.id")
     properties = event.get("properties") or {}
+    found = properties.pop(sc.PROP_RESPONSE_ID, None) if sc.PROP_RESPONSE_ID in properties else None
+    response_id = attributes.get(sc.GEN_AI_RESPONSE_ID) or attributes.get("ai.response.id") or found
     prompt = event.get("prompt")
     start = span.start_time or 0
     usage = 0
@@ -167,8 +170,18 @@ def same_call(a: CallSignature, b: CallSignature) -> bool:
         return False
     if parent_and_child or (same_trace and a.parent_id == b.parent_id):
         return True
+    if same_trace and inner.scope in PROVIDER_SDK_SCOPES and not inner.prompt and not outer.response_id:
+        return True  # the SDK's own span of a call whose framework span was not current
     return bool((a.response_id and a.response_id == b.response_id) or (a.prompt and a.prompt == b.prompt)
                 or (a.usage and a.usage == b.usage))
+
+
+PROVIDER_SDK_SCOPES = frozenset({"com.anthropic.sdk.python"})
+"""Provider SDKs that trace their own API calls (metadata only, by default). Under LangGraph,
+OpenInference's LLM span is never the current span, so the SDK's span of the same call is no
+child of it and, in a stream, nothing else names the call: lying within that LLM span, in its
+trace, with the same model, it is taken as that call (unless the framework's span names another
+response id)."""
 
 
 def merge(a: tuple[CallSignature, Event], b: tuple[CallSignature, Event]) -> tuple[CallSignature, Event]:
@@ -182,6 +195,8 @@ def merge(a: tuple[CallSignature, Event], b: tuple[CallSignature, Event]) -> tup
             merged[field] = loser[1][field]
     if merged.get("user_id") in (None, sc.ANONYMOUS_USER_ID):
         merged["user_id"] = loser[1].get("user_id") or merged.get("user_id")
+    if _is_dated(loser[1].get("assistant_id"), merged.get("assistant_id")):
+        merged["assistant_id"] = loser[1]["assistant_id"]  # the response model, not the request's
     properties = dict(winner[1].get("properties") or {})
     for key, value in (loser[1].get("properties") or {}).items():
         if key not in _IDS and properties.get(key) is None:
@@ -205,6 +220,15 @@ def merge(a: tuple[CallSignature, Event], b: tuple[CallSignature, Event]) -> tup
                 usage=first.usage or second.usage),
         merged,
     )
+
+
+def _is_dated(model: Any, alias: Any) -> bool:
+    """``model`` is ``alias`` resolved to a dated snapshot (``claude-sonnet-4-5-20250929`` of
+    ``claude-sonnet-4-5``): what the provider answered, where a stream's span kept the request."""
+    if not (isinstance(model, str) and isinstance(alias, str) and alias and model.startswith(alias)):
+        return False
+    rest = model[len(alias):]
+    return rest[:1] in ("-", "@") and any(c.isdigit() for c in rest)
 
 
 MAX_CANDIDATES_PER_KEY = 32

@@ -140,11 +140,23 @@ def encode_spans(
 
 
 def _complete_from_parent(event: Event, reply: LlmCall | None) -> None:
-    """A call whose span left its reply out, completed from what its parent recorded."""
+    """A call whose span left its reply out, completed from what its parent recorded. Of two
+    counts of one call's tokens the larger is kept: a view that did not see a count says 0
+    (a streamed LangChain reply's input tokens, a span without cache counts)."""
     if reply is None or not reply.generation:
         return
     event["generation"] = reply.generation
-    event["properties"].update(reply.properties)
+    properties = event["properties"]
+    for key, value in reply.properties.items():
+        own = properties.get(key)
+        if key in _USAGE_KEYS and own.__class__ is int and value.__class__ is int and own > value:
+            continue
+        properties[key] = value
+
+
+_USAGE_KEYS = frozenset({sc.PROP_INPUT_TOKENS, sc.PROP_OUTPUT_TOKENS, sc.PROP_TOTAL_TOKENS,
+                         sc.PROP_CACHE_READ_INPUT_TOKENS, sc.PROP_CACHE_CREATION_INPUT_TOKENS,
+                         sc.PROP_REASONING_TOKENS})
 
 
 def encode_span(

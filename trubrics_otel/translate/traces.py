@@ -146,14 +146,14 @@ def own_identity(attributes: Mapping[str, Any], scope_name: str | None = None) -
     users = plan.users
     if users:  # first_of, its usual case inline: one name present, a text no scrubber blanked
         user = attributes[users[0]]
-        if user.__class__ is not str or not user or user[0] == "[":
+        if user.__class__ is not str or not user or user[0] == "[" or user == "null":
             user = first_of(attributes, users)
     else:
         user = None
     threads = plan.strong_threads if weak_scope else plan.threads
     if threads:
         thread = attributes[threads[0]]
-        if thread.__class__ is not str or not thread or thread[0] == "[":
+        if thread.__class__ is not str or not thread or thread[0] == "[" or thread == "null":
             thread = first_of(attributes, threads)
     else:
         thread = None

@@ -19,9 +19,11 @@ row                           recognises
 ``VERCEL_AI_TOOL``            ``ai.operationId = ai.toolCall`` → product event
 ``LITELLM``                   ``litellm.call_id`` on a GenAI chat span: GenAI + function
                               calls + cost
-``LOGFIRE``                   a GenAI chat span with ``request_data``: + its
-                              ``request_data`` / ``response_data``; a stream's request
-                              span is none, its log span is (latency ``duration``)
+``LOGFIRE``                   a GenAI chat span with ``request_data`` or ``events``: + its
+                              ``request_data`` / ``response_data`` / ``events`` / ``output``
+                              / ``usage``; a stream's request span is none, its log span
+                              is (latency ``duration``)
+``LOGFIRE_TOOL``              Logfire's ``Function: {name}`` (OpenAI Agents) → product event
 ``STRANDS``                   a GenAI chat span of ``strands-agents``: no provider,
                               time to first token from milliseconds
 ``GENAI``                     ``gen_ai.operation.name`` chat / text_completion /
@@ -133,6 +135,7 @@ THREAD_ID_ATTRIBUTES: tuple[str, ...] = (
     sc.TRACELOOP_ASSOCIATION_PREFIX + "conversation_id",
     sc.TRACELOOP_ASSOCIATION_PREFIX + "chat_id",
     "session_id",  # Logfire's baggage helper
+    "group_id",  # the OpenAI Agents SDK's RunConfig(group_id=), on Logfire's trace span
     sc.TRUBRICS_INHERITED_THREAD_ID,
 )
 """The first present is the event's thread (``user_context`` stamps ``gen_ai.conversation.id``)."""
@@ -162,10 +165,11 @@ PROPERTY_PREFIXES: tuple[str, ...] = (sc.TRACELOOP_ASSOCIATION_PREFIX,)
 
 
 def first_of(attributes: Attributes, names: tuple[str, ...]) -> str | None:
-    """The first value present, never one a scrubber blanked (Logfire's ``[Scrubbed due to …]``)."""
+    """The first value present, never one a scrubber blanked (Logfire's ``[Scrubbed due to …]``)
+    nor a JSON ``null`` (Logfire writes an unset ``group_id`` so)."""
     for name in names:
         value = attributes.get(name)
-        if value is not None and value != "":
+        if value is not None and value != "" and value != "null":
             if value.__class__ is str and value[:1] == "[" and value.startswith(logfire.SCRUBBED):
                 continue
             return str(value)
@@ -232,13 +236,14 @@ LANGFUSE_TOOL = langfuse.LANGFUSE_TOOL
 MLFLOW = mlflow.MLFLOW
 MLFLOW_TOOL = mlflow.MLFLOW_TOOL
 LOGFIRE = logfire.LOGFIRE
+LOGFIRE_TOOL = logfire.LOGFIRE_TOOL
 STRANDS = strands.STRANDS
 HAYSTACK = haystack.HAYSTACK
 HAYSTACK_TOOL = haystack.HAYSTACK_TOOL
 GENERIC = generic.GENERIC
 
 CONVENTIONS: tuple[Convention, ...] = (
-    GOOGLE_ADK, VERCEL_AI, VERCEL_AI_TOOL, LITELLM, LOGFIRE, STRANDS, GENAI, GENAI_TOOL,
+    GOOGLE_ADK, VERCEL_AI, VERCEL_AI_TOOL, LITELLM, LOGFIRE, LOGFIRE_TOOL, STRANDS, GENAI, GENAI_TOOL,
     LANGFUSE, LANGFUSE_TOOL, MLFLOW, MLFLOW_TOOL, OPENLLMETRY_LEGACY, OPENINFERENCE, LITELLM_RAW,
     HAYSTACK, HAYSTACK_TOOL, GENERIC,
 )

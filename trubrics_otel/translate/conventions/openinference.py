@@ -146,6 +146,10 @@ def read_llm(span: ReadableSpan) -> LlmCall:
     )
     if request_model and model and request_model != model:
         properties[sc.PROP_REQUEST_MODEL] = request_model
+    if response is not None:  # the provider SDK's own span of the call names it too
+        response_id = _response_id(response)
+        if response_id:
+            properties[sc.PROP_RESPONSE_ID] = response_id
 
     layout = indexed_keys(attributes, _LISTS)  # where the four lists are, once per key spelling
     inputs = _messages(attributes, layout[sc.LLM_INPUT_MESSAGES_PREFIX])
@@ -368,6 +372,17 @@ def _response_model(response: Any) -> str | None:
     return text_or_none(_get(generation, "generation_info", "model_name")) or text_or_none(
         _get(generation, "message", "kwargs", "response_metadata", "model_name")
     )
+
+
+def _response_id(response: Any) -> str | None:
+    """The provider's id of the reply (a chat completion's ``id``, a LangChain generation's
+    ``response_metadata.id``): what ties this span to the provider SDK's own span of the call
+    when LangGraph runs the model outside this span's context (the SDK span is no child)."""
+    if isinstance(response, Mapping) and "choices" in response:
+        return text_or_none(response.get("id"))
+    generation = _langchain_generation(response)
+    return None if generation is None else text_or_none(
+        _get(generation, "message", "kwargs", "response_metadata", "id"))
 
 
 def _get(value: Any, *keys: str) -> Any:
