@@ -156,7 +156,7 @@ def test_output_cut_by_a_closed_pipe_ends_quietly(tmp_path):
 
 def test_serve_shows_the_key_it_requires_and_logs_each_batch(tmp_path):
     server = subprocess.Popen(
-        [CLI, "serve", "--port", "0", "--api-key", "team-key-1", "--db", str(tmp_path / "s.db")],
+        [CLI, "serve", "--port", "0", "--no-grpc", "--api-key", "team-key-1", "--db", str(tmp_path / "s.db")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
