@@ -404,14 +404,16 @@ async function render() {
 }
 
 // New events appear by themselves: a cheap poll, and a re-render only when something arrived
-// (not on the dashboard, where a redraw would be a distraction, nor on an older page).
+// (not on the dashboard, where a redraw would be a distraction, unless it showed an empty
+// store, nor on an older page).
 async function poll() {
   if (document.hidden || rendering || notFound) return;
   const r = route();
   if (r.params.before) return;
   try {
     const stats = await api("/api/stats");
-    if (stats.last_id !== shownLastId) { if (r.view === "dashboard") { showStats(stats); shownLastId = stats.last_id; } else render(); }
+    const quiet = r.view === "dashboard" && !document.getElementById("welcome");  // the first events replace the welcome
+    if (stats.last_id !== shownLastId) { if (quiet) { showStats(stats); shownLastId = stats.last_id; } else render(); }
   } catch (error) { /* the server may be restarting; try again next time */ }
 }
 
