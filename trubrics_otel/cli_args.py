@@ -19,6 +19,7 @@ shape (the store connects), a ``sqlite:///path`` is checked as the path.
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import ipaddress
 import re
@@ -48,6 +49,19 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: {message}", file=sys.stderr)
         raise SystemExit(2)
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """A mistyped choice (``serv``, ``--kind llms``) names the one it is close to, instead of
+        listing all of them (fifteen commands)."""
+        if action.choices is not None and value not in action.choices:
+            if close := nearest(str(value), [str(choice) for choice in action.choices]):
+                raise argparse.ArgumentError(action, f"invalid choice: {value!r}; did you mean {close!r}?")
+        super()._check_value(action, value)
+
+
+def nearest(word: str, known: list[str]) -> str | None:
+    """The one of ``known`` ``word`` is most likely a typo of, if any is close."""
+    return next(iter(difflib.get_close_matches(word, known, n=1, cutoff=0.7)), None)
 
 
 def plain(text: str) -> str:
