@@ -65,9 +65,10 @@ def test_every_python_block_is_run_by_a_test():
     assert not unpicked, f"```python blocks no test runs (make them run, then add them to PICKED_BY): {unpicked}"
 
 
-def run_block(code: str, server: LocalServer) -> dict:
+def run_block(code: str, server: LocalServer, **names: object) -> dict:
+    """Run ``code`` with ``names`` (what it leaves to the app, such as ``client``) defined."""
     code = code.replace("http://127.0.0.1:8787", server.url)
-    namespace: dict = {}
+    namespace: dict = dict(names)
     exec(compile(code, "<docs>", "exec"), namespace)  # noqa: S102 - the docs' own example
     if "trubrics" in namespace:
         namespace["trubrics"].close()
@@ -174,14 +175,21 @@ def test_the_security_guide_mask_example_masks_what_is_stored(tmp_path, monkeypa
 
 
 def test_the_tracing_guide_example_runs_and_every_observation_arrives(tmp_path, monkeypatch):
+    """As written, plus one call of its ``ask`` (an ``@observe`` generation) with the app's
+    OpenAI client, answered by tests/fake_openai.py."""
+    import openai
+
     code = block("guide/tracing.md", "trubrics.trace(")
-    with LocalServer(tmp_path / "e.sqlite3") as server:
+    code = code.replace('plan("compare plans")\n', 'plan("compare plans")\nask([{"role": "user", "content": "Say hello"}])\n')
+    with LocalServer(tmp_path / "e.sqlite3") as server, FakeOpenAI() as fake:
         monkeypatch.setenv("TRUBRICS_HOST", server.url)
-        run_block(code, server)
-        (llm,) = server.store.events(kind="llm", limit=None)
+        run_block(code, server, client=openai.OpenAI(base_url=fake.url, api_key="sk-fake", max_retries=0))
+        llm, asked = sorted(server.store.events(kind="llm", limit=None), key=lambda e: e["prompt"] != "What is Trubrics?")
         events = {e["event"]: e for e in server.store.events(kind="event", limit=None)}
     assert (llm["user_id"], llm["thread_id"], llm["prompt"], llm["generation"]) == (
         "u1", "t-42", "What is Trubrics?", "An analytics platform.")
+    assert (asked["prompt"], asked["generation"], asked["assistant_id"], asked["input_tokens"]) == (
+        "Say hello", "Echo: Say hello", "gpt-4o", 2)
     assert {"chat-completion", "retrieve-docs", "cache-miss", "Score", "plan"} <= set(events)
     assert events["Score"]["properties"]["observation_id"] == llm["span_id"]
 
