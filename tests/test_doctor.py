@@ -18,6 +18,7 @@ import pytest
 from trubrics_endpoint import TrubricsEndpoint
 
 from trubrics_otel.cli import main
+from trubrics_otel.extras import install_command
 from trubrics_otel.server.app import LocalServer
 
 KEY = "sk-doctor-secret-1234"
@@ -161,7 +162,7 @@ def test_a_missing_extra_gets_a_fix_that_works_on_this_python(clean_env, capsys,
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "genai_prices" else real(name, *a))
     (cost,) = run_doctor(capsys)[1]["extra [cost]"]
-    assert cost["status"] == "note" and cost["fix"] == "pip install 'trubrics-otel[cost]'"
+    assert cost["status"] == "note" and cost["fix"] == install_command("cost")
     monkeypatch.setattr(diagnose, "COST_PYTHON", (99,))
     (cost,) = run_doctor(capsys)[1]["extra [cost]"]
     assert cost["fix"].startswith("needs Python 99 or newer") and "pip install" not in cost["fix"]

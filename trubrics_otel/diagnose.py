@@ -39,6 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from trubrics_otel import cli_args, settings
+from trubrics_otel.extras import install_command
 
 OK, PROBLEM, NOTE = "ok", "problem", "note"
 PROBE_TIMEOUT_S = 5.0
@@ -328,7 +329,7 @@ def _install(extra: str) -> str:
     if extra == "cost" and sys.version_info < COST_PYTHON:  # the extra installs nothing here
         return (f"needs Python {'.'.join(map(str, COST_PYTHON))} or newer (genai-prices); on this one, "
                 "custom prices (TRUBRICS_PRICES_FILE) are the only ones")
-    return f"pip install 'trubrics-otel[{extra}]'"
+    return install_command(extra)
 
 
 def _provider() -> Check:

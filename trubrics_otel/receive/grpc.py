@@ -28,13 +28,14 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from trubrics_otel.extras import install_command
 from trubrics_otel.receive.http import DEFAULT_THREADS
 from trubrics_otel.receive.request import Reply
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 OTHER_SIGNALS = ("opentelemetry.proto.collector.metrics.v1.MetricsService",
                  "opentelemetry.proto.collector.logs.v1.LogsService")
-INSTALL_HINT = "OTLP/gRPC needs grpcio and googleapis-common-protos: pip install 'trubrics-otel[grpc]'"
+INSTALL_HINT = f"OTLP/gRPC needs grpcio and googleapis-common-protos: {install_command('grpc')}"
 
 Export = Callable[[bytes, Mapping[str, str]], Reply]
 """``export(body, metadata)``: the request's metadata with lower-case names."""
