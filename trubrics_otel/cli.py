@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from trubrics_otel import settings
-from trubrics_otel.cli_args import Parser, database_setting, empty_window, nearest, plain
+from trubrics_otel.cli_args import Parser, database_setting, empty_window, nearest, plain, sqlite_failure
 from trubrics_otel.logs import on_stderr
 
 # subcommand -> module (or ``module:object``) defining ``add_arguments(parser)`` and
@@ -158,7 +158,7 @@ def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
         return f"{_db_setting(args)} {_db_path(args)}: {exc}" if hasattr(args, "db") else str(exc)
     if isinstance(exc, sqlite3.DatabaseError):
         db = _db_path(args)
-        return f"cannot use the database {db}: {'it is a directory' if os.path.isdir(db) else exc}"
+        return f"cannot use the database {db}: {sqlite_failure(db, exc)}"
     if isinstance(exc, OSError) and exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EACCES,
                                                   errno.EROFS, errno.ENOENT):
         return f"cannot use the database {_db_path(args)}: {exc.strerror}: {exc.filename}"

@@ -22,8 +22,10 @@ import argparse
 import difflib
 import errno
 import ipaddress
+import os
 import re
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -220,6 +222,35 @@ def existing_database(text: str) -> str:
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r}: it is a directory, not a database file")
     return text if text.startswith(_SQLITE_URL) else str(path)
+
+
+def sqlite_failure(location: str | os.PathLike[str], error: Exception) -> str:
+    """Why a SQLite file cannot be used, in words a user can act on: SQLite says "unable to
+    open database file" for a file this user may not read and for a directory it may not write."""
+    try:
+        path = _sqlite_file(os.fspath(location))
+    except argparse.ArgumentTypeError:
+        path = None
+    if path is None:
+        return str(error)
+    if path.is_dir():
+        return "it is a directory"
+    if path.exists() and not _may(lambda: open(path, "r+b").close()):
+        return f"permission denied: this user may not read and write it ({error})"
+    if not _may(lambda: tempfile.TemporaryFile(dir=path.parent).close()):  # the -wal and -shm files go there
+        return f"permission denied: this user may not create files in {path.parent} ({error})"
+    return str(error)
+
+
+def _may(attempt: Callable[[], object]) -> bool:
+    """False when ``attempt`` is refused for lack of permission (other failures are not ours to explain)."""
+    try:
+        attempt()
+    except PermissionError:
+        return False
+    except OSError:
+        pass
+    return True
 
 
 def every_interface(bind: str) -> bool:
