@@ -118,6 +118,7 @@ BAD = [  # argv, the argument the one line must name
     (["serv"], "trubrics-otel: argument COMMAND: invalid choice: 'serv'; did you mean 'serve'?"),
     (["serve", "--prot", "1"], "trubrics-otel serve: unrecognized arguments: --prot 1; did you mean --port?"),
     (["events", "--kind", "llms"], "argument --kind: invalid choice: 'llms'; did you mean 'llm'?"),
+    (["events", "--kind=LLM"], "argument --kind: invalid choice: 'LLM'; did you mean 'llm'?"),
     (["doctor", "--hots=x"], "unrecognized arguments: --hots=x; did you mean --host?"),
 ]
 

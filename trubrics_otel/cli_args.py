@@ -63,7 +63,8 @@ class Parser(argparse.ArgumentParser):
 
 def nearest(word: str, known: list[str]) -> str | None:
     """The one of ``known`` ``word`` is most likely a typo of, if any is close."""
-    return next(iter(difflib.get_close_matches(word, known, n=1, cutoff=0.7)), None)
+    lowered = {name.lower(): name for name in known}  # --kind LLM is llm
+    return next((lowered[m] for m in difflib.get_close_matches(word.lower(), lowered, n=1, cutoff=0.7)), None)
 
 
 def plain(text: str) -> str:
