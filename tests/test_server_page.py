@@ -120,6 +120,12 @@ def test_an_empty_store_shows_how_to_send_a_first_event_and_then_the_event(brows
         assert "LATENCY P50 / P95\n–" in browser.find_element("id", "totals").text  # labels in CSS capitals
         snippet = browser.find_element("css selector", "#welcome pre").text
         assert f'host="{server.url}"' in snippet and f"{server.url}/v1/traces" in text
+        show(browser, f"{server.url}/#conversations")  # every card says something, even with nothing
+        cards = {c.text.split("\n")[0]: c.text.split("\n")[1:] for c in browser.find_elements("css selector", ".card")}
+        assert cards["DURATION P50"] == ["–"] and cards["ABANDONED"] == ["0"], cards
+        show(browser, f"{server.url}/#funnels")
+        assert "Events seen: none yet" in browser.find_element("tag name", "main").text
+        show(browser, f"{server.url}/")
         exec(snippet, {})  # noqa: S102 - what a newcomer pastes
         WebDriverWait(browser, 20).until(lambda d: not d.find_elements("id", "welcome"))
         assert browser.find_element("id", "totals").text.split("\n")[:2] == ["EVENTS", "1"]

@@ -101,8 +101,9 @@ async function renderConversations(r) {
   return [bar, p.topic ? el("div", { class: "bar" }, el("span", { class: "chip" }, "topic ", p.topic),
     el("a", { class: "link", href: "#conversations" }, "clear")) : null,
     el("div", { class: "cards" }, card("Threads", num(s.threads)), card("Turns p50 / p90", `${s.turns_p50 ?? "–"} / ${s.turns_p90 ?? "–"}`),
-      card("Cost p50 / p90", `${usd(s.cost_p50)} / ${usd(s.cost_p90)}`), card("Duration p50", duration(s.duration_p50_s)),
-      card("Time to first token", duration(s.ttft_mean_s) || "–"), card("Abandoned", `${num(s.abandoned)} (${pct(s.abandonment_rate)})`),
+      card("Cost p50 / p90", `${usd(s.cost_p50)} / ${usd(s.cost_p90)}`), card("Duration p50", duration(s.duration_p50_s) || "–"),
+      card("Time to first token", duration(s.ttft_mean_s) || "–"),
+      card("Abandoned", num(s.abandoned) + (s.abandonment_rate == null ? "" : ` (${pct(s.abandonment_rate)})`)),
       card("Errors", num(s.errors)), card("Users", num(s.users))),
     dataTable("threads", ["Thread", "First prompt", "User", "Model", "Turns", "Start", "Duration s", "Cost $", "Errors", "Abandoned", "Positive", "Negative"],
       rows, "No thread matches.", row => [el("td", {}, threadLink(row[0])), ...row.slice(1, 2), el("td", {}, userLink(row[2])), ...row.slice(3)]),
@@ -143,7 +144,7 @@ async function renderFunnels(r) {
     el("input", { name: "breakdown", placeholder: "by: model or property:NAME", "aria-label": "breakdown", list: "breakdowns" }),
     el("datalist", { id: "breakdowns" }, el("option", { value: "model" })),
     ...rangeFields(filters, false)], p, values => go("funnels", null, values));
-  const hint = el("div", { class: "sub" }, "Events seen: ", filters.events.join(", "));
+  const hint = el("div", { class: "sub" }, "Events seen: ", filters.events.join(", ") || "none yet");
   if (!p.steps) return [bar, el("div", { class: "panel empty" }, "Name two or more steps (event names, comma-separated)."), hint];
   const f = await api("/api/funnel?" + insightQuery(p, { steps: p.steps, within: p.within, breakdown: p.breakdown }));
   const top = Math.max(1, f.steps[0].users);
