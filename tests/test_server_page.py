@@ -123,6 +123,8 @@ def test_an_empty_store_shows_how_to_send_a_first_event_and_then_the_event(brows
         show(browser, f"{server.url}/#conversations")  # every card says something, even with nothing
         cards = {c.text.split("\n")[0]: c.text.split("\n")[1:] for c in browser.find_elements("css selector", ".card")}
         assert cards["DURATION P50"] == ["–"] and cards["ABANDONED"] == ["0"], cards
+        show(browser, f"{server.url}/#feedback")
+        assert "()" not in browser.find_element("tag name", "main").text
         show(browser, f"{server.url}/#funnels")
         assert "Events seen: none yet" in browser.find_element("tag name", "main").text
         show(browser, f"{server.url}/")
