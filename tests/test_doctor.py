@@ -289,3 +289,19 @@ def test_events_spooled_for_another_host_or_key_are_a_note(clean_env, tmp_path, 
     [note] = checks["spool"][1:]
     assert note["status"] == "note" and note["detail"].startswith("1 event waiting in ")
     assert "for another host or key" in note["detail"] and "another-project-key" not in out
+
+
+def test_without_an_instrumentation_the_suggestion_is_the_tested_set(clean_env, capsys, monkeypatch):
+    """Not a bare ``pip install opentelemetry-instrumentation-openai-v2``: its newest release
+    with the newest opentelemetry-util-genai does not import (the zero-code guide's pins)."""
+    import importlib.metadata
+    import re
+    import shlex
+    from pathlib import Path
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [])  # none installed
+    (note,) = run_doctor(capsys)[1]["instrumentation"]
+    suggested = set(shlex.split(note["fix"].split(": ", 1)[1])[2:])
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "guide" / "zero-code.md").read_text()
+    (line,) = re.findall(r"^pip install (opentelemetry-instrumentation-openai-v2.*?)\s+#", guide, re.MULTILINE)
+    assert note["status"] == "note" and suggested == set(shlex.split(line)), (note, line)

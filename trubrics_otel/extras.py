@@ -21,12 +21,16 @@ from urllib.parse import unquote, urlsplit
 DISTRIBUTION = "trubrics-otel"
 
 
+def _installed() -> metadata.Distribution | None:
+    """The copy an installer put there (not a build's .egg-info in the working directory)."""
+    return next((d for d in metadata.distributions(name=DISTRIBUTION) if d.read_text("INSTALLER")), None)
+
+
 @functools.lru_cache(maxsize=1)
 def _installed_from() -> tuple[str, bool]:
     """(what pip was given, editable?) for this install; the project name when unknown."""
-    try:  # the copy an installer put there (not a build's .egg-info in the working directory)
-        installed = (d for d in metadata.distributions(name=DISTRIBUTION) if d.read_text("INSTALLER"))
-        text = next(installed).read_text("direct_url.json")
+    try:
+        text = (installed := _installed()) and installed.read_text("direct_url.json")
         origin = json.loads(text) if text else {}
     except Exception:  # unreadable metadata: the project's name will do
         origin = {}
@@ -45,3 +49,16 @@ def install_command(extra: str) -> str:
         name, _, reference = source.partition(" @ ")
         return f"pip install {shlex.quote(f'{name}[{extra}] @ {reference}')}"
     return f"pip install {'-e ' if editable else ''}{shlex.quote(f'{source}[{extra}]')}"
+
+
+def tested_instrumentation() -> str:
+    """``pip install …`` for the OpenAI instrumentation at the versions the tests run (the
+    ``examples`` extra, less the app's own ``openai``): the newest openai-v2 with the newest
+    opentelemetry-util-genai does not import."""
+    try:
+        requires = (installed := _installed()) and installed.requires or []
+    except Exception:
+        requires = []
+    tested = [r.split(";")[0].strip() for r in requires if 'extra == "examples"' in r]
+    pins = [r for r in tested if not r.startswith((DISTRIBUTION, "openai="))]
+    return "pip install " + " ".join(shlex.quote(r) for r in pins or ["opentelemetry-instrumentation-openai-v2"])
