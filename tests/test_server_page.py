@@ -130,4 +130,4 @@ def test_an_empty_store_shows_how_to_send_a_first_event_and_then_the_event(brows
         show(browser, f"{server.url}/")
         exec(snippet, {})  # noqa: S102 - what a newcomer pastes
         WebDriverWait(browser, 20).until(lambda d: not d.find_elements("id", "welcome"))
-        assert browser.find_element("id", "totals").text.split("\n")[:2] == ["EVENTS", "1"]
+        assert browser.find_element("id", "totals").text.split("\n")[:2] == ["ALL EVENTS", "1"]

@@ -263,7 +263,7 @@ async function renderUser(r) {
   const threads = u.recent_threads, feedback = u.feedback;
   return el("div", { class: "profile", "data-user": u.user_id },
     el("h2", {}, "User ", el("span", { class: "mono" }, u.user_id)),
-    el("div", { class: "cards" }, card("Events", num(u.events)), card("LLM calls", num(u.llm_events)),
+    el("div", { class: "cards" }, card("All events", num(u.events)), card("LLM calls", num(u.llm_events)),
       card("Threads", num(u.threads)), card("Tokens in / out", `${num(u.input_tokens)} / ${num(u.output_tokens)}`),
       card("Cost", usd(u.cost_usd)), card("Errors", num(u.errors)), card("First seen", when(u.first_seen), true),
       card("Last seen", when(u.last_seen), true)),

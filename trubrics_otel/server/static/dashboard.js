@@ -27,7 +27,7 @@ async function renderDashboard(r) {
     values.range && values.range !== p.range ? { ...values, since: "", until: "" } : values));  // a preset clears the dates
   const t = data.totals;
   const cards = el("div", { class: "cards", id: "totals" },
-    card("Events", num(t.events)), card("LLM calls", num(t.llm_events)), card("Users", num(t.users)),
+    card("All events", num(t.events)), card("LLM calls", num(t.llm_events)), card("Users", num(t.users)),
     card("Tokens in / out", `${num(t.input_tokens)} / ${num(t.output_tokens)}`), card("Cost", usd(t.cost_usd)),
     card("Errors", num(t.errors)), card("Latency p50 / p95", t.latency_p50 == null ? "–" : `${duration(t.latency_p50)} / ${duration(t.latency_p95)}`));
   const xs = data.buckets.map(b => Date.parse(b.start) / 1000);
