@@ -6,7 +6,7 @@ Runs with no account: by default it starts a tiny Trubrics-compatible endpoint o
 
     python3 -m venv .venv && .venv/bin/pip install -q -e .   # from the repo's root, once
     .venv/bin/python examples/tracing.py             # local capturing endpoint
-    .venv/bin/python examples/tracing.py --host http://127.0.0.1:8000/api/ingestion --api-key ...
+    .venv/bin/python examples/tracing.py --host http://127.0.0.1:8787 --api-key local-dev-key   # a running serve
 
 The "LLM" and the "retriever" are stand-ins, so nothing leaves the machine.
 """

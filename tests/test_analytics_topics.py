@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from trubrics_otel.extras import install_command
 from trubrics_otel.server.analytics.api import answer
 from trubrics_otel.server.store import Store
 
@@ -135,7 +136,7 @@ def test_without_scikit_learn_topics_is_a_one_line_notice(tmp_path):
         from trubrics_otel.cli import main
         sys.exit(main(["topics", "--db", {str(db)!r}]))""")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stdout == "", done
-    assert done.stderr.strip() == "trubrics-otel topics: topics need scikit-learn: pip install 'trubrics-otel[topics]'"
+    assert done.stderr.strip() == f"trubrics-otel topics: topics need scikit-learn: {install_command('topics')}"
     done = subprocess.run([sys.executable, "-c", WITHOUT_SKLEARN + textwrap.dedent(f"""
         import json
         from trubrics_otel.server.analytics.api import answer
@@ -143,7 +144,7 @@ def test_without_scikit_learn_topics_is_a_one_line_notice(tmp_path):
         print(json.dumps([answer(Store({str(db)!r}), name, {{}}) for name in ("topics", "active")]))""")],
                           capture_output=True, text=True, timeout=120)
     topics, active = json.loads(done.stdout)
-    assert topics == {"topics": [], "prompts": 0, "notice": "topics need scikit-learn: pip install 'trubrics-otel[topics]'"}
+    assert topics == {"topics": [], "prompts": 0, "notice": f"topics need scikit-learn: {install_command('topics')}"}
     assert active["buckets"]
     store = Store(db)
     fitted = answer(store, "topics", {})  # here, with scikit-learn; then nothing new to place

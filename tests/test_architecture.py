@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "trubrics_otel"
-BASE = {"settings", "semconv", "logs", "cli_args"}
+BASE = {"settings", "semconv", "logs", "cli_args", "extras"}
 MAY_IMPORT = {  # wing -> wings it may import (besides itself and BASE)
     "translate": set(),
     "deliver": {"translate"},

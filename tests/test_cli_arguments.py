@@ -114,6 +114,12 @@ BAD = [  # argv, the argument the one line must name
     (["threads", "a", "b"], "trubrics-otel threads: unrecognized arguments: b"),
     (["serve", "--foo", "--bar=1"], "trubrics-otel serve: unrecognized arguments: --foo --bar=1"),
     (["no-such-command"], "no-such-command"),
+    # a typo names what it is close to (not the fifteen commands)
+    (["serv"], "trubrics-otel: argument COMMAND: invalid choice: 'serv'; did you mean 'serve'?"),
+    (["serve", "--prot", "1"], "trubrics-otel serve: unrecognized arguments: --prot 1; did you mean --port?"),
+    (["events", "--kind", "llms"], "argument --kind: invalid choice: 'llms'; did you mean 'llm'?"),
+    (["events", "--kind=LLM"], "argument --kind: invalid choice: 'LLM'; did you mean 'llm'?"),
+    (["doctor", "--hots=x"], "unrecognized arguments: --hots=x; did you mean --host?"),
 ]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import queue
+import os
 import re
 import shutil
 import subprocess
@@ -156,7 +157,7 @@ def test_output_cut_by_a_closed_pipe_ends_quietly(tmp_path):
 
 def test_serve_shows_the_key_it_requires_and_logs_each_batch(tmp_path):
     server = subprocess.Popen(
-        [CLI, "serve", "--port", "0", "--api-key", "team-key-1", "--db", str(tmp_path / "s.db")],
+        [CLI, "serve", "--port", "0", "--no-grpc", "--api-key", "team-key-1", "--db", str(tmp_path / "s.db")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -289,3 +290,36 @@ def test_a_query_our_server_refuses_is_shown_with_its_reason(servers, capsys):
     assert main(["funnel", "--steps", "a", "--url", servers[0]]) == 2
     assert capsys.readouterr().err == (f"trubrics-otel funnel: {servers[0]} refused the query: a funnel needs 2 to 10 "
                                        "non-empty steps, got ['a']\n")
+
+
+UNPRIVILEGED = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
+                "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+
+
+@pytest.mark.skipif(bool(UNPRIVILEGED) and not shutil.which("setpriv"), reason="root without setpriv: no permission applies")
+@pytest.mark.parametrize("command, names", [
+    (["events", "--db", "{locked}"], "cannot use the database {locked}: permission denied: this user may not read and write it"),
+    (["serve", "--port", "0", "--no-grpc", "--db", "{readonly}/new.sqlite3"],
+     "cannot use the database {readonly}/new.sqlite3: permission denied: this user may not create files in {readonly}"),
+    (["migrate", "--from", "{good}", "--to", "{readonly}/copy.sqlite3"],  # not the default database
+     "--to {readonly}/copy.sqlite3: permission denied: this user may not create files in {readonly}"),
+    (["migrate", "--from", "{locked}", "--to", "{good}.copy"], "--from {locked}: permission denied"),
+], ids=["events: unreadable file", "serve: unwritable directory", "migrate: unwritable target", "migrate: unreadable source"])
+def test_a_database_this_user_may_not_use_is_named_with_the_reason(tmp_path, command, names):
+    """SQLite says "unable to open database file" for both; the line says which permission is
+    missing, on the database the command was given. Run unprivileged (root drops the
+    capabilities that override file modes)."""
+    good, locked, readonly = tmp_path / "good.sqlite3", tmp_path / "locked.sqlite3", tmp_path / "ro"
+    for path in (good, locked):
+        store = Store(path)
+        store.insert([{"user_id": "u", "event": "e", "timestamp": "2026-01-01T00:00:00+00:00"}])
+        store.close()
+    locked.chmod(0)
+    readonly.mkdir(mode=0o555)
+    paths = {"good": good, "locked": locked, "readonly": readonly}
+    argv = [part.format(**paths) for part in command]
+    env = {**os.environ, "HOME": str(tmp_path / "home")}  # no default database to blame instead
+    done = subprocess.run([*UNPRIVILEGED, CLI, *argv], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 2 and done.stdout == "", done
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"trubrics-otel {command[0]}: {names.format(**paths)}"), line

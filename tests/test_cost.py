@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trubrics_otel.deliver.prices import MaintainedPrices, load_price_table
+from trubrics_otel.extras import install_command
 from trubrics_otel.translate.cost import (
     CustomPrices,
     NoCost,
@@ -252,7 +253,7 @@ def test_without_the_cost_extra_one_warning_and_custom_prices_still_work(monkeyp
                                loaded, at=AT) is not None
         custom = {"input_tokens": 1000, "output_tokens": 1000}
         assert price_event(custom, "acme-ft-1", None, loaded, at=AT) is None
-    assert len(caplog.records) == 1 and "trubrics-otel[cost]" in caplog.text
+    assert len(caplog.records) == 1 and install_command("cost") in caplog.text
     assert custom["cost_usd"] == 0.006  # 1000 * 2 + 1000 * 4 = 6000 per million
     assert not MaintainedPrices().available
 

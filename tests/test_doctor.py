@@ -18,6 +18,7 @@ import pytest
 from trubrics_endpoint import TrubricsEndpoint
 
 from trubrics_otel.cli import main
+from trubrics_otel.extras import install_command
 from trubrics_otel.server.app import LocalServer
 
 KEY = "sk-doctor-secret-1234"
@@ -161,7 +162,7 @@ def test_a_missing_extra_gets_a_fix_that_works_on_this_python(clean_env, capsys,
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "genai_prices" else real(name, *a))
     (cost,) = run_doctor(capsys)[1]["extra [cost]"]
-    assert cost["status"] == "note" and cost["fix"] == "pip install 'trubrics-otel[cost]'"
+    assert cost["status"] == "note" and cost["fix"] == install_command("cost")
     monkeypatch.setattr(diagnose, "COST_PYTHON", (99,))
     (cost,) = run_doctor(capsys)[1]["extra [cost]"]
     assert cost["fix"].startswith("needs Python 99 or newer") and "pip install" not in cost["fix"]
@@ -288,3 +289,19 @@ def test_events_spooled_for_another_host_or_key_are_a_note(clean_env, tmp_path, 
     [note] = checks["spool"][1:]
     assert note["status"] == "note" and note["detail"].startswith("1 event waiting in ")
     assert "for another host or key" in note["detail"] and "another-project-key" not in out
+
+
+def test_without_an_instrumentation_the_suggestion_is_the_tested_set(clean_env, capsys, monkeypatch):
+    """Not a bare ``pip install opentelemetry-instrumentation-openai-v2``: its newest release
+    with the newest opentelemetry-util-genai does not import (the zero-code guide's pins)."""
+    import importlib.metadata
+    import re
+    import shlex
+    from pathlib import Path
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [])  # none installed
+    (note,) = run_doctor(capsys)[1]["instrumentation"]
+    suggested = set(shlex.split(note["fix"].split(": ", 1)[1])[2:])
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "guide" / "zero-code.md").read_text()
+    (line,) = re.findall(r"^pip install (opentelemetry-instrumentation-openai-v2.*?)\s+#", guide, re.MULTILINE)
+    assert note["status"] == "note" and suggested == set(shlex.split(line)), (note, line)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import ast
 import os
 import re
+import shlex
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,6 +88,21 @@ def test_tracing(venvs):
     done = _run(venvs[install_line(ROOT / "examples/tracing.py")[1]], ["python", "examples/tracing.py"])
     assert done.returncode == 0, done.stderr
     assert re.search(r"^\d+ events received:", done.stdout, re.MULTILINE), done.stdout
+
+
+def test_tracing_into_a_running_serve_as_its_docstring_says(tmp_path):
+    """The docstring's second command, its 127.0.0.1:8787 a LocalServer here (the checkout's
+    Python: the install is test_tracing's)."""
+    from trubrics_otel.server import LocalServer
+
+    docstring = ast.get_docstring(ast.parse((ROOT / "examples/tracing.py").read_text())) or ""
+    (line,) = [x for x in docstring.splitlines() if "--host" in x]
+    with LocalServer(tmp_path / "e.sqlite3") as server:
+        argv = shlex.split(line.split("#")[0].replace("http://127.0.0.1:8787", server.url))
+        done = _run(Path(sys.executable).parent.parent, [sys.executable, *argv[1:]])
+        stored = {e["event"] for e in server.store.events(limit=None)}
+    assert done.returncode == 0 and done.stdout.strip().endswith("0 undelivered"), done
+    assert {"chat-completion", "retrieve", "cache-miss"} <= stored, stored
 
 
 @pytest.mark.parametrize("example, launcher", [

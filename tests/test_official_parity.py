@@ -10,6 +10,7 @@ documented there.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -132,3 +133,26 @@ def test_every_difference_is_in_the_guide():
     section = " ".join(section.split())
     missing = [name for name, (_, words) in DIFFERENCES.items() if words not in section]
     assert not missing, f"the guide's 'Differences, all deliberate' does not list: {missing}"
+
+
+def test_the_logger_attribute_is_there_as_in_the_official_sdk():
+    """The official docs set the verbosity with ``trubrics.logger.setLevel(...)``: the same line
+    works here, on the same logger (the one given, else ``trubrics``'s)."""
+    mine = logging.getLogger("app.analytics")
+    for sdk_class in (official.Trubrics, Trubrics):
+        default, given = sdk_class(api_key=API_KEY), sdk_class(api_key=API_KEY, logger=mine)
+        assert (default.logger, given.logger) == (logging.getLogger("trubrics"), mine), sdk_class
+        default.close()
+        given.close()
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    mine.addHandler(handler)
+    try:
+        ours = Trubrics(api_key=API_KEY, host="http://127.0.0.1:9", logger=mine)
+        ours.logger.setLevel(logging.ERROR)
+        ours.track(user_id="", event="Sign up")  # skipped, and said so on the app's logger
+        ours.close()
+    finally:
+        mine.removeHandler(handler)
+    assert any("user_id" in r.getMessage() for r in records), [r.getMessage() for r in records]

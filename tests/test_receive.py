@@ -5,6 +5,7 @@ After each bad request the receiver still answers the next good one."""
 from __future__ import annotations
 
 import gzip
+import re
 import socket
 import time
 
@@ -17,6 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from test_bridge import assert_serves, good_body
 
+from trubrics_otel.extras import install_command
 from trubrics_otel.receive.bridge import Bridge
 from trubrics_otel.receive.grpc import SERVICE
 from trubrics_otel.receive.http import HttpReceiver
@@ -399,7 +401,7 @@ def test_without_grpcio_the_error_names_the_extra(tmp_path, monkeypatch):
     from trubrics_otel.receive.grpc import GrpcUnavailable
 
     monkeypatch.setitem(__import__("sys").modules, "grpc", None)  # as if not installed
-    with pytest.raises(GrpcUnavailable, match=r"pip install 'trubrics-otel\[grpc\]'"):
+    with pytest.raises(GrpcUnavailable, match=re.escape(install_command("grpc"))):
         LocalServer(tmp_path / "e.sqlite3", grpc_port=0).bind()
 
 
@@ -435,11 +437,11 @@ def test_serve_without_grpcio_says_so_once_and_keeps_http(tmp_path, asked):
             pytest.fail(f"serve did not stop on Ctrl-C:\n{out}\n{err}")
     assert child.returncode == 0
     (banner,) = [line for line in banner if "OTLP/gRPC" in line]
-    assert "off (pip install 'trubrics-otel[grpc]'" in banner
+    assert f"off ({install_command('grpc')} to receive it)" in banner
     warnings = [line for line in err.splitlines() if "grpc" in line.lower()]
     if asked:
         (line,) = warnings
-        assert " WARNING " in line and "pip install 'trubrics-otel[grpc]'" in line
+        assert " WARNING " in line and install_command("grpc") in line
     else:
         assert warnings == []
 
@@ -466,6 +468,6 @@ def test_bridge_without_grpcio_says_so_once_and_keeps_http(endpoint, asked):
         child.terminate()
         child.communicate(timeout=15)
     assert child.returncode == 0 and endpoint.count() == 1
-    assert "pip install 'trubrics-otel[grpc]'" in lines[0] and "OTLP/HTTP only" in lines[0]
+    assert install_command("grpc") in lines[0] and "OTLP/HTTP only" in lines[0]
     assert (" WARNING " in lines[0]) == asked  # not asked for: said at INFO, no warning
     assert "listening" in lines[1] and "gRPC" not in lines[1]

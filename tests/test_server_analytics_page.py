@@ -79,7 +79,7 @@ def test_dashboard_shows_totals_and_charts_and_filters_by_model(server, browser)
     show(browser, f"{server.url}/#dashboard")
     totals = browser.find_element("css selector", "#totals")
     cards = dict(c.text.split("\n", 1) for c in totals.find_elements("css selector", ".card"))
-    assert cards["EVENTS"] == f"{OLD_SESSION_EVENTS + 130 + 5 + 3:,}"
+    assert cards["ALL EVENTS"] == f"{OLD_SESSION_EVENTS + 130 + 5 + 3:,}"  # product and LLM events
     assert (cards["LLM CALLS"], cards["USERS"], cards["ERRORS"]) == ("3", "2", "1")
     assert cards["COST"] == "$0.0050" and cards["TOKENS IN / OUT"] == "370 / 120"
     titles = [c.get_attribute("data-chart") for c in browser.find_elements("css selector", ".chart")]

@@ -107,3 +107,27 @@ def test_a_thread_whose_first_call_failed_is_listed_by_its_first_prompt(browser,
         titles = [i.find_element("css selector", ".title").text
                   for i in browser.find_elements("css selector", ".thread-item")]
         assert titles == ["What is my balance?"]  # not "t-fail", the thread id shown for want of one
+
+
+def test_an_empty_store_shows_how_to_send_a_first_event_and_then_the_event(browser, tmp_path):
+    """A first visit, nothing stored: the dashboard shows a snippet for this server (no "/" for a
+    latency nobody measured), and the event sent by pasting that snippet replaces it unprompted."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with LocalServer(tmp_path / "first.sqlite3") as server:
+        browser.get(f"{server.url}/")
+        text = wait_for_text(browser, "Nothing stored yet")
+        assert "LATENCY P50 / P95\n–" in browser.find_element("id", "totals").text  # labels in CSS capitals
+        snippet = browser.find_element("css selector", "#welcome pre").text
+        assert f'host="{server.url}"' in snippet and f"{server.url}/v1/traces" in text
+        show(browser, f"{server.url}/#conversations")  # every card says something, even with nothing
+        cards = {c.text.split("\n")[0]: c.text.split("\n")[1:] for c in browser.find_elements("css selector", ".card")}
+        assert cards["DURATION P50"] == ["–"] and cards["ABANDONED"] == ["0"], cards
+        show(browser, f"{server.url}/#feedback")
+        assert "()" not in browser.find_element("tag name", "main").text
+        show(browser, f"{server.url}/#funnels")
+        assert "Events seen: none yet" in browser.find_element("tag name", "main").text
+        show(browser, f"{server.url}/")
+        exec(snippet, {})  # noqa: S102 - what a newcomer pastes
+        WebDriverWait(browser, 20).until(lambda d: not d.find_elements("id", "welcome"))
+        assert browser.find_element("id", "totals").text.split("\n")[:2] == ["ALL EVENTS", "1"]

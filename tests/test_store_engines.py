@@ -18,6 +18,7 @@ import sys
 import pytest
 
 from old_schema import schema_before
+from trubrics_otel.extras import install_command
 from trubrics_otel.server import LocalServer
 from trubrics_otel.server.store import SchemaTooNew, Store, StoreError, open_store
 
@@ -124,7 +125,7 @@ def test_without_the_extra_a_postgresql_url_names_it():
             "from trubrics_otel.server.store import Store, StoreError\n"
             "try:\n    Store('postgresql://u@127.0.0.1:1/db')\nexcept StoreError as e:\n    print(e)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert "pip install 'trubrics-otel[postgres]'" in out.stdout, out.stderr
+    assert install_command("postgres") in out.stdout, out.stderr
 
 
 def test_a_newer_schema_is_refused_with_one_line(db_url):

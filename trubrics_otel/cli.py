@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from trubrics_otel import settings
-from trubrics_otel.cli_args import Parser, database_setting, empty_window, plain
+from trubrics_otel.cli_args import Parser, database_setting, empty_window, nearest, plain, sqlite_failure
 from trubrics_otel.logs import on_stderr
 
 # subcommand -> module (or ``module:object``) defining ``add_arguments(parser)`` and
@@ -74,7 +74,7 @@ def build_parser() -> tuple[Parser, dict[str, argparse.ArgumentParser]]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand. A failure the user can fix is one line on stderr and exit code 2,
     never a traceback; output cut short by a closed pipe (``| head``) ends quietly."""
-    parser, _ = build_parser()
+    parser, subparsers = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:  # argparse would say "the following arguments are required: command"
         print(f"trubrics-otel: give a command: {', '.join(SUBCOMMANDS)} (--help says what each does)",
@@ -82,7 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse would name only "trubrics-otel", not the subcommand they were given to
-        print(f"trubrics-otel {args.command}: unrecognized arguments: {' '.join(unknown)}", file=sys.stderr)
+        flag = unknown[0].split("=", 1)[0]
+        close = nearest(flag, list(subparsers[args.command]._option_string_actions)) if flag.startswith("--") else None
+        hint = f"; did you mean {close}?" if close else ""
+        print(f"trubrics-otel {args.command}: unrecognized arguments: {' '.join(unknown)}{hint}", file=sys.stderr)
         raise SystemExit(2)
     if problem := empty_window(args) or database_setting(args):  # beyond one argument's check
         print(f"trubrics-otel {args.command}: {problem}", file=sys.stderr)
@@ -155,7 +158,7 @@ def _explain(exc: Exception, args: argparse.Namespace) -> str | None:
         return f"{_db_setting(args)} {_db_path(args)}: {exc}" if hasattr(args, "db") else str(exc)
     if isinstance(exc, sqlite3.DatabaseError):
         db = _db_path(args)
-        return f"cannot use the database {db}: {'it is a directory' if os.path.isdir(db) else exc}"
+        return f"cannot use the database {db}: {sqlite_failure(db, exc)}"
     if isinstance(exc, OSError) and exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EACCES,
                                                   errno.EROFS, errno.ENOENT):
         return f"cannot use the database {_db_path(args)}: {exc.strerror}: {exc.filename}"

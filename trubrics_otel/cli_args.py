@@ -19,10 +19,13 @@ shape (the store connects), a ``sqlite:///path`` is checked as the path.
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import ipaddress
+import os
 import re
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -48,6 +51,20 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: {message}", file=sys.stderr)
         raise SystemExit(2)
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """A mistyped choice (``serv``, ``--kind llms``) names the one it is close to, instead of
+        listing all of them (fifteen commands)."""
+        if action.choices is not None and value not in action.choices:
+            if close := nearest(str(value), [str(choice) for choice in action.choices]):
+                raise argparse.ArgumentError(action, f"invalid choice: {value!r}; did you mean {close!r}?")
+        super()._check_value(action, value)
+
+
+def nearest(word: str, known: list[str]) -> str | None:
+    """The one of ``known`` ``word`` is most likely a typo of, if any is close."""
+    lowered = {name.lower(): name for name in known}  # --kind LLM is llm
+    return next((lowered[m] for m in difflib.get_close_matches(word.lower(), lowered, n=1, cutoff=0.7)), None)
 
 
 def plain(text: str) -> str:
@@ -206,6 +223,35 @@ def existing_database(text: str) -> str:
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r}: it is a directory, not a database file")
     return text if text.startswith(_SQLITE_URL) else str(path)
+
+
+def sqlite_failure(location: str | os.PathLike[str], error: Exception) -> str:
+    """Why a SQLite file cannot be used, in words a user can act on: SQLite says "unable to
+    open database file" for a file this user may not read and for a directory it may not write."""
+    try:
+        path = _sqlite_file(os.fspath(location))
+    except argparse.ArgumentTypeError:
+        path = None
+    if path is None:
+        return str(error)
+    if path.is_dir():
+        return "it is a directory"
+    if path.exists() and not _may(lambda: open(path, "r+b").close()):
+        return f"permission denied: this user may not read and write it ({error})"
+    if not _may(lambda: tempfile.TemporaryFile(dir=path.parent).close()):  # the -wal and -shm files go there
+        return f"permission denied: this user may not create files in {path.parent} ({error})"
+    return str(error)
+
+
+def _may(attempt: Callable[[], object]) -> bool:
+    """False when ``attempt`` is refused for lack of permission (other failures are not ours to explain)."""
+    try:
+        attempt()
+    except PermissionError:
+        return False
+    except OSError:
+        pass
+    return True
 
 
 def every_interface(bind: str) -> bool:

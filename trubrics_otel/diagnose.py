@@ -39,6 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from trubrics_otel import cli_args, settings
+from trubrics_otel.extras import install_command, tested_instrumentation
 
 OK, PROBLEM, NOTE = "ok", "problem", "note"
 PROBE_TIMEOUT_S = 5.0
@@ -274,7 +275,7 @@ def _instrumentations() -> list[Check]:
             continue
         found.append(_content(label, family))
     return found or [Check("instrumentation", NOTE, "no LLM instrumentation installed (only track() events)",
-                           "e.g. pip install opentelemetry-instrumentation-openai-v2")]
+                           f"e.g. for OpenAI, the tested set: {tested_instrumentation()}")]
 
 
 def _content(label: str, family: str) -> Check:
@@ -328,7 +329,7 @@ def _install(extra: str) -> str:
     if extra == "cost" and sys.version_info < COST_PYTHON:  # the extra installs nothing here
         return (f"needs Python {'.'.join(map(str, COST_PYTHON))} or newer (genai-prices); on this one, "
                 "custom prices (TRUBRICS_PRICES_FILE) are the only ones")
-    return f"pip install 'trubrics-otel[{extra}]'"
+    return install_command(extra)
 
 
 def _provider() -> Check:

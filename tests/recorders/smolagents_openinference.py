@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import recording as r
-from fake_openai import TOOL_ARGUMENTS, TOOL_CALL_ID, FakeOpenAI
+from fake_openai import TOOL_ARGUMENTS, FakeOpenAI
 from openinference.instrumentation import using_attributes
 from openinference.instrumentation.smolagents import SmolagentsInstrumentor
 from smolagents import OpenAIModel, ToolCallingAgent, tool

@@ -130,7 +130,7 @@ class Trubrics(TracingMethods):
         allow_insecure: bool | None = None,
         prices: PricesArgument = None,
     ) -> None:
-        self._logger = logger or logging.getLogger("trubrics")
+        self.logger = self._logger = logger or logging.getLogger("trubrics")  # the official docs: .logger.setLevel
         self._exporter_options: dict[str, Any] = dict(
             spool=spool, max_spool_bytes=max_spool_bytes, mask=mask,
             capture_content=capture_content, allow_insecure=allow_insecure, prices=prices,

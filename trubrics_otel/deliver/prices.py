@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from .. import settings
+from ..extras import install_command
 from ..translate.cost import ChainedPrices, CustomPrices, ModelRates, Priced, PriceTable
 from ..translate.usage import Usage
 
@@ -170,8 +171,7 @@ class MaintainedPrices:
                     logger.warning(
                         "trubrics-otel: the maintained price table is not available (%s: %s); "
                         "LLM events get a cost only for models in your custom prices. "
-                        "Install it with: pip install 'trubrics-otel[cost]'",
-                        type(exc).__name__, exc)
+                        "Install it with: %s", type(exc).__name__, exc, install_command("cost"))
                 else:
                     self._calc_price = genai_prices.calc_price
                     self._usage_type = genai_prices.Usage

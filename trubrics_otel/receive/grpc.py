@@ -23,17 +23,19 @@ by grpcio itself with ``RESOURCE_EXHAUSTED``.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from trubrics_otel.extras import install_command
 from trubrics_otel.receive.http import DEFAULT_THREADS
 from trubrics_otel.receive.request import Reply
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 OTHER_SIGNALS = ("opentelemetry.proto.collector.metrics.v1.MetricsService",
                  "opentelemetry.proto.collector.logs.v1.LogsService")
-INSTALL_HINT = "OTLP/gRPC needs grpcio and googleapis-common-protos: pip install 'trubrics-otel[grpc]'"
+INSTALL_HINT = f"OTLP/gRPC needs grpcio and googleapis-common-protos: {install_command('grpc')}"
 
 Export = Callable[[bytes, Mapping[str, str]], Reply]
 """``export(body, metadata)``: the request's metadata with lower-case names."""
@@ -99,6 +101,7 @@ class GrpcReceiver:
             ],
         )
         host, port = listen
+        _refuse_if_taken(host, port)
         try:
             self.port = self._server.add_insecure_port(f"{_bracketed(host)}:{port}")
         except RuntimeError as exc:  # grpcio's way of saying the bind failed
@@ -192,3 +195,17 @@ def _metadata(pairs: Any) -> dict[str, str]:
 
 def _bracketed(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+def _refuse_if_taken(host: str, port: int) -> None:
+    """Raise the bind error for a port something already listens on, before grpcio tries it:
+    grpcio's own failure also writes a C-level ``E… add_port.cc`` line to the process's stderr,
+    a second line under the CLI's one-line error."""
+    if not port:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as grpcio binds: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(f"cannot listen on {host}:{port} for OTLP/gRPC: {exc.strerror or exc}") from None

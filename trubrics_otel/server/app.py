@@ -45,7 +45,6 @@ HTTP framing (Content-Length or chunked, gzip, keep-alive, slow clients) is
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import os
 import socket

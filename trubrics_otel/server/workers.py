@@ -208,8 +208,8 @@ def _worker_main(run_worker: Callable[[int, Ready], int], slot: int, ready_fd: i
     """In the forked worker: SIGTERM stops it as Ctrl-C does; never returns."""
     code = 1
     try:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _stop_once)
+        signal.signal(signal.SIGTERM, _stop_once)
         _stop_with(parent)
 
         def ready(note: str) -> None:
@@ -229,6 +229,19 @@ def _worker_main(run_worker: Callable[[int, Ready], int], slot: int, ready_fd: i
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _stop_once(signum: int, frame: object) -> None:
+    """A worker's first SIGINT or SIGTERM stops it as Ctrl-C does; later ones are ignored. Ctrl-C
+    reaches every worker and the supervisor, which then sends SIGTERM: a second KeyboardInterrupt
+    inside the stop the first began broke it with a traceback (``release unlocked lock``)."""
+    for later in (signal.SIGINT, signal.SIGTERM):  # a Python no-op, not SIG_IGN: one already
+        signal.signal(later, _ignore)               # pending would be reported as an error
+    raise KeyboardInterrupt
+
+
+def _ignore(signum: int, frame: object) -> None:
+    pass
 
 
 @contextmanager

@@ -84,8 +84,8 @@ def apply(db: Writer, after_id: int, names: Sequence[str] | None = None) -> None
     those names), then relink feedback whose thread or trace got new LLM turns."""
     if names is None:
         like = f"%\"{FEEDBACK_PROPERTY}\"%"
-        where = (f"id > ? AND kind = 'event' AND (event = ? OR properties LIKE ? OR event IN "
-                 f"(SELECT event FROM analytics_feedback_names))")
+        where = ("id > ? AND kind = 'event' AND (event = ? OR properties LIKE ? OR event IN "
+                 "(SELECT event FROM analytics_feedback_names))")
         # the three reads leave together: one round trip in PostgreSQL's pipeline, not three (they
         # run inside the insert's lock). Relinking reads before this batch's feedback goes in:
         # that feedback is linked below, seeing the batch's turns already.

@@ -26,9 +26,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from trubrics_otel.extras import install_command
 from trubrics_otel.server.analytics.query import AnalyticsError
 
-EXTRA = "pip install 'trubrics-otel[topics]'"
+EXTRA = install_command("topics")
 FIT_SAMPLE = 20_000
 K_SEARCH_SAMPLE = 3_000
 K_GRID = (2, 3, 4, 6, 8, 12, 16, 20, 24, 30)  # up to 20: purity 0.62, up to 30: 0.70 (10k prompts)

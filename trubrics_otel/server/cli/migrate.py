@@ -44,25 +44,27 @@ def run(args: argparse.Namespace) -> int:
         try:
             timeout_s = source_timeout_s(source)
         except sqlite3.DatabaseError as exc:  # named here, not as the default --db
-            return _refused(f"--from {source.location}: {exc}")
-        target = Store(args.target, session_timeout_s=timeout_s)
-        if target.location == source.location:
-            return _refused(f"--from and --to are the same database ({source.location})")
+            return _refused(f"--from {source.location}: {checks.sqlite_failure(args.source, exc)}")
         try:
+            target = Store(args.target, session_timeout_s=timeout_s)
+            if target.location == source.location:
+                return _refused(f"--from and --to are the same database ({source.location})")
             if target.exists():
                 target.count()  # a file that is not a database is refused before any copy
+            copied = copy_events(source, target, chunk=args.chunk, progress=_progress)
+        except sqlite3.OperationalError as exc:  # the source was read above: this is the target
+            return _refused(f"--to {args.target}: {checks.sqlite_failure(args.target, exc)}")
         except sqlite3.DatabaseError as exc:
-            return _refused(f"--to {target.location}: {exc}")
-        copied = copy_events(source, target, chunk=args.chunk, progress=_progress)
-        checks = verify(source, target)
+            return _refused(f"--to {args.target}: {exc}")
+        counts = verify(source, target)
     finally:
         source.close()
         if target is not None:
             target.close()
     print(f"copied {copied} events from {source.location} to {target.location}")
     print(cli.format_table(["check", "source", "target", ""],
-                           [[name, a, b, "" if a == b else "DIFFERS"] for name, a, b in checks]))
-    if any(a != b for _, a, b in checks):
+                           [[name, a, b, "" if a == b else "DIFFERS"] for name, a, b in counts]))
+    if any(a != b for _, a, b in counts):
         raise StoreError("the copy differs from the source (see above)")
     return 0
 

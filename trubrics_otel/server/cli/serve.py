@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from trubrics_otel import cli_args as checks
 from trubrics_otel import settings
+from trubrics_otel.extras import install_command
 from trubrics_otel.logs import on_stderr
 from trubrics_otel.receive.process import tune_for_server
 from trubrics_otel.server.analytics.api import set_feedback_events
@@ -185,7 +186,7 @@ def _banner(args: argparse.Namespace, port: int, location: str, grpc_port: int |
         usual = "  (opentelemetry-instrument's default)" if grpc_port == DEFAULT_GRPC_PORT else ""
         print(f"  OTLP/gRPC:    {host}:{grpc_port}{usual}", flush=True)
     elif not args.no_grpc:
-        print("  OTLP/gRPC:    off (pip install 'trubrics-otel[grpc]' to receive it)", flush=True)
+        print(f"  OTLP/gRPC:    off ({install_command('grpc')} to receive it)", flush=True)
     print(f"  look at them: {url}/   (Ctrl-C stops)", flush=True)
     if not settings.loopback(args.bind):
         print("  not loopback: every write (ingestion, OTLP/HTTP, OTLP/gRPC) and every read needs the "

@@ -263,7 +263,7 @@ async function renderUser(r) {
   const threads = u.recent_threads, feedback = u.feedback;
   return el("div", { class: "profile", "data-user": u.user_id },
     el("h2", {}, "User ", el("span", { class: "mono" }, u.user_id)),
-    el("div", { class: "cards" }, card("Events", num(u.events)), card("LLM calls", num(u.llm_events)),
+    el("div", { class: "cards" }, card("All events", num(u.events)), card("LLM calls", num(u.llm_events)),
       card("Threads", num(u.threads)), card("Tokens in / out", `${num(u.input_tokens)} / ${num(u.output_tokens)}`),
       card("Cost", usd(u.cost_usd)), card("Errors", num(u.errors)), card("First seen", when(u.first_seen), true),
       card("Last seen", when(u.last_seen), true)),
@@ -404,14 +404,16 @@ async function render() {
 }
 
 // New events appear by themselves: a cheap poll, and a re-render only when something arrived
-// (not on the dashboard, where a redraw would be a distraction, nor on an older page).
+// (not on the dashboard, where a redraw would be a distraction, unless it showed an empty
+// store, nor on an older page).
 async function poll() {
   if (document.hidden || rendering || notFound) return;
   const r = route();
   if (r.params.before) return;
   try {
     const stats = await api("/api/stats");
-    if (stats.last_id !== shownLastId) { if (r.view === "dashboard") { showStats(stats); shownLastId = stats.last_id; } else render(); }
+    const quiet = r.view === "dashboard" && !document.getElementById("welcome");  // the first events replace the welcome
+    if (stats.last_id !== shownLastId) { if (quiet) { showStats(stats); shownLastId = stats.last_id; } else render(); }
   } catch (error) { /* the server may be restarting; try again next time */ }
 }
 

@@ -27,9 +27,9 @@ async function renderDashboard(r) {
     values.range && values.range !== p.range ? { ...values, since: "", until: "" } : values));  // a preset clears the dates
   const t = data.totals;
   const cards = el("div", { class: "cards", id: "totals" },
-    card("Events", num(t.events)), card("LLM calls", num(t.llm_events)), card("Users", num(t.users)),
+    card("All events", num(t.events)), card("LLM calls", num(t.llm_events)), card("Users", num(t.users)),
     card("Tokens in / out", `${num(t.input_tokens)} / ${num(t.output_tokens)}`), card("Cost", usd(t.cost_usd)),
-    card("Errors", num(t.errors)), card("Latency p50 / p95", `${duration(t.latency_p50)} / ${duration(t.latency_p95)}`));
+    card("Errors", num(t.errors)), card("Latency p50 / p95", t.latency_p50 == null ? "–" : `${duration(t.latency_p50)} / ${duration(t.latency_p95)}`));
   const xs = data.buckets.map(b => Date.parse(b.start) / 1000);
   const col = (rows, field) => rows.map(b => b[field]);
   const models = Object.entries(data.models || {});
@@ -42,9 +42,28 @@ async function renderDashboard(r) {
     ["Errors by model", models.map(([m, rows]) => [m, col(rows, "errors")]), true],
     ["Latency p50 / p95 (s) by model", models.flatMap(([m, rows], i) => [[m + " p50", col(rows, "latency_p50"), false, i], [m + " p95", col(rows, "latency_p95"), true, i]])],
   ];
-  main.replaceChildren(bar, cards, charts);  // charts size themselves from their container
+  const unfiltered = !custom && p.range === "all" && !p.user && !p.model && !p.event;
+  const first = unfiltered && !t.events ? welcome() : null;  // an empty store, not an empty filter
+  main.replaceChildren(...[bar, first, cards, charts].filter(Boolean));  // charts size themselves from their container
   for (const [title, series, counts] of specs) charts.append(chart(title, xs, series, counts));
-  return [bar, cards, charts];
+  return [bar, first, cards, charts];
+}
+
+// what a first visit (nothing stored yet) needs: how to send something here; the page redraws
+// when the first event arrives (poll, app.js). The key is never shown, only whether one is needed.
+function welcome() {
+  const origin = location.origin;
+  const key = sessionStorage.getItem(KEY_STORAGE) ? "<serve's --api-key>" : "local-dev-key";
+  return el("div", { class: "panel welcome", id: "welcome" },
+    el("h3", {}, "Nothing stored yet"),
+    el("p", {}, "Send a first event from Python:"),
+    el("pre", {}, `from trubrics_otel import Trubrics
+
+trubrics = Trubrics(api_key="${key}", host="${origin}")
+trubrics.track(user_id="u1", event="Sign up")
+trubrics.close()`),
+    el("p", {}, "or point an OpenTelemetry exporter at ", el("code", {}, origin + "/v1/traces"),
+      " (OTLP/HTTP). Events appear here as they arrive."));
 }
 
 // a time axis; one bucket alone (a first day of use) is drawn a day either side of it: uPlot

@@ -65,6 +65,7 @@ function countChart(title, starts, series) {
 }
 
 const pct = x => x === null || x === undefined ? "" : (100 * x).toFixed(1) + "%";
+const pctAfter = x => x === null || x === undefined ? "" : ` (${pct(x)})`;  // no "()" for a rate of nothing
 const day = iso => iso ? iso.slice(0, 10) : "";
 
 async function renderRetention(r) {
@@ -101,8 +102,9 @@ async function renderConversations(r) {
   return [bar, p.topic ? el("div", { class: "bar" }, el("span", { class: "chip" }, "topic ", p.topic),
     el("a", { class: "link", href: "#conversations" }, "clear")) : null,
     el("div", { class: "cards" }, card("Threads", num(s.threads)), card("Turns p50 / p90", `${s.turns_p50 ?? "–"} / ${s.turns_p90 ?? "–"}`),
-      card("Cost p50 / p90", `${usd(s.cost_p50)} / ${usd(s.cost_p90)}`), card("Duration p50", duration(s.duration_p50_s)),
-      card("Time to first token", duration(s.ttft_mean_s) || "–"), card("Abandoned", `${num(s.abandoned)} (${pct(s.abandonment_rate)})`),
+      card("Cost p50 / p90", `${usd(s.cost_p50)} / ${usd(s.cost_p90)}`), card("Duration p50", duration(s.duration_p50_s) || "–"),
+      card("Time to first token", duration(s.ttft_mean_s) || "–"),
+      card("Abandoned", num(s.abandoned) + pctAfter(s.abandonment_rate)),
       card("Errors", num(s.errors)), card("Users", num(s.users))),
     dataTable("threads", ["Thread", "First prompt", "User", "Model", "Turns", "Start", "Duration s", "Cost $", "Errors", "Abandoned", "Positive", "Negative"],
       rows, "No thread matches.", row => [el("td", {}, threadLink(row[0])), ...row.slice(1, 2), el("td", {}, userLink(row[2])), ...row.slice(3)]),
@@ -121,8 +123,8 @@ async function renderFeedback(r) {
     rows.map(g => [g[key.toLowerCase()], g.feedback, g.positive, g.negative, g.mean_value ?? ""]));
   return [bar,
     el("div", { class: "cards" }, card("Feedback", num(t.feedback)), card("Positive", num(t.positive)), card("Negative", num(t.negative)),
-      card("Threads with feedback", `${num(t.threads_with_feedback)} / ${num(t.threads)} (${pct(t.thread_feedback_rate)})`, true),
-      card("Turns with feedback", `${num(t.turns_with_feedback)} / ${num(t.llm_turns)} (${pct(t.turn_feedback_rate)})`, true)),
+      card("Threads with feedback", `${num(t.threads_with_feedback)} / ${num(t.threads)}${pctAfter(t.thread_feedback_rate)}`, true),
+      card("Turns with feedback", `${num(t.turns_with_feedback)} / ${num(t.llm_turns)}${pctAfter(t.turn_feedback_rate)}`, true)),
     el("div", { class: "charts" }, countChart("Feedback per day", f.by_day.map(d => d.day),
       [["positive", f.by_day.map(d => d.positive)], ["negative", f.by_day.map(d => d.negative)]])),
     group("by-model", "Model", f.by_model), group("by-assistant", "Assistant", f.by_assistant), group("by-name", "Name", f.by_name),
@@ -143,7 +145,7 @@ async function renderFunnels(r) {
     el("input", { name: "breakdown", placeholder: "by: model or property:NAME", "aria-label": "breakdown", list: "breakdowns" }),
     el("datalist", { id: "breakdowns" }, el("option", { value: "model" })),
     ...rangeFields(filters, false)], p, values => go("funnels", null, values));
-  const hint = el("div", { class: "sub" }, "Events seen: ", filters.events.join(", "));
+  const hint = el("div", { class: "sub" }, "Events seen: ", filters.events.join(", ") || "none yet");
   if (!p.steps) return [bar, el("div", { class: "panel empty" }, "Name two or more steps (event names, comma-separated)."), hint];
   const f = await api("/api/funnel?" + insightQuery(p, { steps: p.steps, within: p.within, breakdown: p.breakdown }));
   const top = Math.max(1, f.steps[0].users);

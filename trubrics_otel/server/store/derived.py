@@ -45,7 +45,7 @@ from itertools import groupby
 from typing import Any
 
 from trubrics_otel.server.store import threads
-from trubrics_otel.server.store.dialect import HOUR_US, Dialect
+from trubrics_otel.server.store.dialect import Dialect
 
 VERSION = 3
 DEFAULT_TIMEOUT_US = 30 * 60 * 1_000_000

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from trubrics_otel.extras import install_command
 from trubrics_otel.server.store import migrations
 from trubrics_otel.server.store.dialect import POSTGRESQL, Dialect, search_words, to_pyformat
 from trubrics_otel.server.store.errors import StoreError, StoreUnavailable
@@ -68,8 +69,7 @@ def _psycopg() -> Any:
         import psycopg
         import psycopg_pool  # noqa: F401
     except ImportError:
-        raise StoreError("a postgresql:// database needs the [postgres] extra: "
-                         "pip install 'trubrics-otel[postgres]'") from None
+        raise StoreError(f"a postgresql:// database needs the [postgres] extra: {install_command('postgres')}") from None
     return psycopg
 
 

@@ -64,7 +64,6 @@ from trubrics_otel.translate.messages import (
     last_user_text,
     parse_json,
     responses_text,
-    summarise_tool_calls,
     text_or_none,
 )
 from trubrics_otel.translate.usage import MAX_TOKENS, NoCost, make_usage
