@@ -1,8 +1,9 @@
 """How PostgreSQL stores long LLM events: their text compressed with lz4 (schema 8), in a new
 store and in one upgraded in place, old and new events read and found alike.
 
-pglz, PostgreSQL's default, took ~130 µs of CPU per row of 6 KB of text as it was inserted, lz4
-~45 (benchmarks/bench_postgres_store.py --modes long). Skipped without PostgreSQL binaries or psycopg.
+With pglz, PostgreSQL's default, an LLM event with ~5 KB of context cost PostgreSQL 191-212 µs of
+CPU to store, with lz4 120-156 (benchmarks/bench_postgres_store.py --modes long). Skipped without
+PostgreSQL binaries or psycopg.
 """
 
 from __future__ import annotations
