@@ -1,5 +1,6 @@
-"""How PostgreSQL stores long LLM events: their text compressed with lz4 (schema 8), in a new
-store and in one upgraded in place, old and new events read and found alike.
+"""What storing events costs PostgreSQL: long LLM events' text compressed with lz4 (schema 8), in
+a new store and in one upgraded in place, old and new events read and found alike; a process's
+batches in PostgreSQL at once bounded (:data:`.postgres.INSERTS`).
 
 With pglz, PostgreSQL's default, an LLM event with ~5 KB of context cost PostgreSQL 191-212 µs of
 CPU to store, with lz4 120-156 (benchmarks/bench_postgres_store.py --modes long). Skipped without
@@ -8,13 +9,16 @@ PostgreSQL binaries or psycopg.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import random
+import threading
+import time
 
 from old_schema import schema_before
 
 from trubrics_otel.server import queries
-from trubrics_otel.server.store import Store
+from trubrics_otel.server.store import Store, postgres
 
 T0 = dt.datetime(2026, 3, 2, tzinfo=dt.timezone.utc)
 VOCABULARY = [f"{a}{b}{c}" for a in ("re", "de", "con", "pro", "in") for b in "aeiou" for c in ("nd", "st", "rm", "lt")]
@@ -62,3 +66,49 @@ def test_long_llm_events_are_compressed_with_lz4_and_an_older_store_upgrades_in_
         assert _compression(new) == [("lz4",) * 3]
     finally:
         new.close()
+
+
+class _InTransaction:
+    """A hook noting how many batches are inside their insert's transaction at once (each
+    stays there 0.2 s)."""
+
+    def __init__(self) -> None:
+        self.now = self.most = 0
+        self._lock = threading.Lock()
+
+    def ensure(self, connection) -> bool:
+        return False
+
+    def apply_side_by_side(self, connection, after_id: int) -> None:
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        time.sleep(0.2)
+        with self._lock:
+            self.now -= 1
+
+    def apply(self, connection, after_id: int, side_by_side: bool = True) -> None:
+        pass
+
+
+def test_a_process_has_at_most_a_few_batches_in_postgresql_at_once_and_stores_them_all(postgres_cluster):
+    """Eight request threads' batches at once (serve's pool lends eight connections): three are
+    in PostgreSQL at a time, the others wait their turn (PostgreSQL's CPU per LLM event grew with
+    concurrent inserts: ~56 µs alone, ~69 with eight); every batch is stored."""
+    hook = _InTransaction()
+    store = Store(postgres_cluster.create_database(template=True), hooks=[hook])
+    try:
+        with contextlib.ExitStack() as held:  # the pool's eight connections open, as under load
+            for _ in range(8):
+                held.enter_context(store.connection())
+        batches = [[{"user_id": f"u{k}", "event": "Open", "timestamp": T0.isoformat(), "properties": {}}] * 5
+                   for k in range(8)]
+        writers = [threading.Thread(target=store.insert, args=(batch,)) for batch in batches]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        assert hook.most == postgres.INSERTS == 3
+        assert store.count()["events"] == 40
+    finally:
+        store.close()
