@@ -25,6 +25,14 @@ under each PostgreSQL row, the share of the round its fold's lock was held (one 
 time, over every worker's queued events; batches are stored without waiting for it: near 100 %,
 the folds barely keep up with the ingest, and the last read waits for what is left).
 
+Under the PostgreSQL rows, the scaling arithmetic from the CPU split of this tree's one-worker
+round (µs per event: ``s`` serve's, ``p`` PostgreSQL's, ``l`` the clients'): a worker is bound
+to ~1 core by Python's GIL, so one worker tops out at ~1/s events/s, and a machine of ``C`` cores
+at C/(s+p+l) whatever the workers. Two workers reach 1.5x one worker only when the machine
+allows 1.5/s: C >= 1.5 (s+p+l)/s cores, printed beside ``os.cpu_count()`` (and the cores with
+the clients on other machines, 1.5 (s+p)/s). Below that, the ratio is the machine's, not the
+server's (~1.0 on 2 cores).
+
 ``--compare DIR``: each setup run again with another copy's ``serve`` (a baseline checkout: the
 directory holding its ``trubrics_otel/``), rounds interleaved, on the same cluster: on a shared
 machine, a difference between two trees is only seen side by side.
@@ -37,6 +45,7 @@ import datetime
 import http.client
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -295,6 +304,15 @@ def one_round(mode: str, db: str, workers: int, postgres: Any, client: str = "lo
     return N / took, used
 
 
+def scaling(cpu: dict[str, float]) -> str:
+    """The cores two workers need to reach 1.5x one worker, from one worker's CPU per event (see
+    the module's docstring): 1.5 (s+p+l)/s, and 1.5 (s+p)/s with the clients elsewhere."""
+    s, p, l = cpu["serve"], cpu["postgres"], cpu["clients"]
+    return (f"{'  x2 >= 1.5 x1 needs':22} {1.5 * (s + p + l) / s:.1f} cores (serve {s:.0f} + PostgreSQL {p:.0f} "
+            f"+ clients {l:.0f} µs/event, over serve's); {1.5 * (s + p) / s:.1f} with the clients elsewhere; "
+            f"this machine: {os.cpu_count()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engines", nargs="+", default=["sqlite", "postgresql"])
@@ -349,6 +367,7 @@ def main() -> None:
                     label = f"{mode} {'' if client == 'load' else 'with our SDK as client'}"
                     print(f"{label:22} " + " ".join(f"{cell:>30}" for cell in cells) + ratio, flush=True)
                     if cluster:
+                        print(scaling(best[setups.index(("postgresql", 1, None))][1]), flush=True)
                         held = [f"{cpu['lock']:.0%}" if e == "postgresql" else "" for (e, _, _), (_, cpu) in zip(setups, best)]
                         print(f"{'  fold lock held':22} " + " ".join(f"{cell:>30}" for cell in held), flush=True)
     finally:

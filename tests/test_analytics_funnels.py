@@ -179,6 +179,20 @@ def test_funnel_edge_cases_of_the_definition(db_url):
     store.close()
 
 
+def test_an_llm_event_whose_prompt_has_its_name_is_one_occurrence_of_it(db_url):
+    """An LLM event whose prompt and generation share a name is stored under it once (PostgreSQL's
+    insert writes the funnels' table without ``ON CONFLICT``: a second row would fail the batch)
+    and counts once: a repeated step needs another event."""
+    store = Store(db_url)
+    sent = Sent(store)
+    sent.send([_llm("same", 0, "Ask", "Ask", "m1"), _llm("same", 1, "Answer", "Ask", "m1"),
+               _llm("once", 0, "Ask", "Ask", "m2")])
+    window = 10 * MINUTE_US
+    assert got(store, ["Ask", "Ask"], window) == expected(sent.rows, ["Ask", "Ask"], window) == {"steps": [2, 1]}
+    assert got(store, ["Ask", "Answer"], window) == expected(sent.rows, ["Ask", "Answer"], window) == {"steps": [2, 1]}
+    store.close()
+
+
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
 def test_a_store_from_before_the_funnel_table_is_filled_when_opened(engine, tmp_path, request, monkeypatch):
     """A store written by the release before (its migrations, no funnel table to keep) gains
@@ -190,7 +204,7 @@ def test_a_store_from_before_the_funnel_table_is_filled_when_opened(engine, tmp_
     every = migrations.steps
     with monkeypatch.context() as old:
         old.setattr(migrations, "steps", lambda engine: tuple(s for s in every(engine) if s[0] != ours))
-        old.setattr(schema, "_steps", lambda db: [])
+        old.setattr(schema, "_steps", lambda db, own=False: [])
         if engine == "postgresql":  # nor the search words of PostgreSQL's schema 3
             old.setattr(postgres, "_INSERT", postgres._unnest_insert(postgres.COLUMNS))
             old.setattr(postgres, "_columns", lambda rows, ids, columns=postgres._columns: columns(rows, ids)[:-1])

@@ -361,7 +361,7 @@ def test_postgresql_side_by_side_tables_find_a_batch_by_its_ids_alone(postgres_c
             c.execute("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), "
                       "set_config('trubrics.first_id', '951', true), set_config('trubrics.last_id', '1000', true)")
             used = set()
-            for n, statement in enumerate(schema._steps(PostgresConnection(c.raw, _OWN_ROWS))):
+            for n, statement in enumerate(schema._steps(PostgresConnection(c.raw, _OWN_ROWS), own=True)):
                 c.execute(f"PREPARE steps_{n} (bigint) AS {statement.replace('?', '$1')}")
                 plan = "\n".join(row[0] for row in c.rows(f"EXPLAIN EXECUTE steps_{n}(950)"))
                 used |= {name for name in re.findall(r"(?:using|Index Scan on|Seq Scan on) (\w+)", plan)

@@ -55,6 +55,10 @@ logger = logging.getLogger("trubrics.server")
 FOLD_ROWS = 5_000
 """A process folds once it has queued this many events since its last fold (see the module's
 docstring); reads fold whatever is pending first."""
+INSERTS = 3
+"""A process's batches in PostgreSQL at once (the others wait, holding no connection): its CPU per
+LLM event grew with them (1: ~56 µs, 2: ~57, 4: ~63, 8: ~69), while one worker, bound to a core,
+keeps no more than two or three busy."""
 FOLD_RETRY_S = 10.0
 """After a second read's fold in a row fails, reads answer from the tables as they are this long
 (as SQLite's, :data:`.sqlite.FOLD_RETRY_S`): each would otherwise try every pending event again."""
@@ -180,6 +184,7 @@ class PostgresEngine:
         self._folder = Folder(lambda: self.fold(wait=False), self.describe())  # the folder thread
         self._read_fold_after = 0.0  # monotonic time before which reads do not fold (failures)
         self._fold_failures = 0  # reads' folds failed in a row
+        self._inserting = threading.BoundedSemaphore(INSERTS)
 
     def describe(self) -> str:
         """The URL without its password (it may be in a log line)."""
@@ -309,11 +314,12 @@ class PostgresEngine:
         One ``INSERT … SELECT FROM unnest(arrays)`` stores and queues the batch; a hook's
         ``apply_side_by_side`` (tables keyed by event id) reads the rows this transaction
         inserted (:class:`_OwnRows`); all in one pipeline with the COMMIT. Every
-        :data:`FOLD_ROWS` queued, the folder thread folds (:mod:`.postgres_fold`)."""
+        :data:`FOLD_ROWS` queued, the folder thread folds (:mod:`.postgres_fold`). At most
+        :data:`INSERTS` of a process's batches at once."""
         columns = _columns(rows, with_ids)
         if not self._ready:
             self._create()
-        with self._transaction() as c:
+        with self._inserting, self._transaction() as c:
             copied = _copy(c.raw, columns) if with_ids else None  # COPY cannot run in a pipeline
             own = PostgresConnection(c.raw, _OWN_ROWS, prepare=True)
             with c.raw.pipeline():

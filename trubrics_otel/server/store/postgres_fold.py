@@ -28,6 +28,7 @@ from typing import Any
 
 from trubrics_otel.server.store import derived
 from trubrics_otel.server.store.dialect import POSTGRESQL, Dialect
+from trubrics_otel.server.store.rows import COLUMNS
 
 logger = logging.getLogger("trubrics.server")
 
@@ -60,14 +61,23 @@ say; joined, a queue estimated large could have had ``events`` read whole, hashe
 
 class _Folding(Dialect):
     """PostgreSQL while folding: the batch read from :data:`BATCH`; a statement that reads the
-    columns the copy lacks (``new_rows(wide=True)``: the feedback's properties) reads the batch's
-    events from ``events`` by id (as :data:`_FILL` does)."""
+    columns the copy lacks (``new_rows(wide=True)``: the feedback's properties) reads those from
+    ``events`` by id (as :data:`_FILL` does), the copy's own from the copy: its conditions on
+    them (``kind = 'event'``) choose the rows before any is read from ``events`` (the feedback's
+    look-up read every LLM event of a fold, ~1.7 µs of PostgreSQL's CPU each, to keep none)."""
 
     def new_rows(self, alias: str = "", wide: bool = False) -> str:
         if not wide:
             return f"{BATCH} {alias}".strip()
-        return (f"(SELECT e.* FROM {BATCH} b, LATERAL (SELECT * FROM events WHERE events.id = b.id OFFSET 0) AS e) "
-                f"AS {alias or 'events'}")
+        return (f"(SELECT {_NARROW}, {_WIDE} FROM {BATCH} b, "
+                f"LATERAL (SELECT * FROM events WHERE events.id = b.id OFFSET 0) AS e) AS {alias or 'events'}")
+
+
+_COPIED = ("id", "kind", "user_id", "event", "ts_us", "trace_id", "thread_id", "prompt_event_name", "model",
+           "latency", "input_tokens", "output_tokens", "cost_usd")
+"""The columns :data:`BATCH` holds as ``events`` stores them (not ``error``: a flag there)."""
+_NARROW = ", ".join(f"b.{name}" for name in _COPIED)
+_WIDE = ", ".join(f"e.{name}" for name in ("id", *COLUMNS, "words") if name not in _COPIED)
 
 
 FOLDING = _Folding("postgresql", batch=BATCH)
