@@ -15,10 +15,13 @@ import random
 import threading
 import time
 
+import pytest
+
 from old_schema import schema_before
 
 from trubrics_otel.server import queries
 from trubrics_otel.server.store import Store, postgres
+from trubrics_otel.server.store.errors import StoreUnavailable
 
 T0 = dt.datetime(2026, 3, 2, tzinfo=dt.timezone.utc)
 VOCABULARY = [f"{a}{b}{c}" for a in ("re", "de", "con", "pro", "in") for b in "aeiou" for c in ("nd", "st", "rm", "lt")]
@@ -111,4 +114,50 @@ def test_a_process_has_at_most_a_few_batches_in_postgresql_at_once_and_stores_th
         assert hook.most == postgres.INSERTS == 3
         assert store.count()["events"] == 40
     finally:
+        store.close()
+
+
+
+class _Held(_InTransaction):
+    """A hook keeping each batch inside its transaction until ``go`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = threading.Event()
+
+    def apply_side_by_side(self, connection, after_id: int) -> None:
+        with self._lock:
+            self.now += 1
+        self.go.wait(30)
+
+
+def test_a_batch_waiting_behind_inserts_that_hang_is_answered_unavailable_not_kept_waiting(postgres_cluster):
+    """Three batches stuck in PostgreSQL (a database that hangs): a fourth waits as long as it
+    would for a pooled connection (2 s), then is refused as unavailable (the server's 503, which
+    clients retry), not held forever; once the three go on, they are stored."""
+    hook = _Held()
+    store = Store(postgres_cluster.create_database(template=True), hooks=[hook])
+    try:
+        with contextlib.ExitStack() as held:  # the pool's connections open: none is waited for
+            for _ in range(8):
+                held.enter_context(store.connection())
+        stuck = [threading.Thread(target=store.insert, args=([{"user_id": f"u{k}", "event": "Open",
+                                                                "timestamp": T0.isoformat(), "properties": {}}],))
+                 for k in range(postgres.INSERTS)]
+        for writer in stuck:
+            writer.start()
+        deadline = time.monotonic() + 20
+        while hook.now < postgres.INSERTS and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert hook.now == postgres.INSERTS
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="inserting for over 2 s"):
+            store.insert([{"user_id": "late", "event": "Open", "timestamp": T0.isoformat(), "properties": {}}])
+        assert 1.5 < time.monotonic() - started < 15
+        hook.go.set()
+        for writer in stuck:
+            writer.join(30)
+        assert store.count()["events"] == postgres.INSERTS
+    finally:
+        hook.go.set()
         store.close()

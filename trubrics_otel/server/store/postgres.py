@@ -319,7 +319,7 @@ class PostgresEngine:
         columns = _columns(rows, with_ids)
         if not self._ready:
             self._create()
-        with self._inserting, self._transaction() as c:
+        with self._insert_slot(), self._transaction() as c:
             copied = _copy(c.raw, columns) if with_ids else None  # COPY cannot run in a pipeline
             own = PostgresConnection(c.raw, _OWN_ROWS, prepare=True)
             with c.raw.pipeline():
@@ -344,6 +344,18 @@ class PostgresEngine:
         else:
             self._folder.queued(new, FOLD_ROWS)
         return new
+
+    @contextmanager
+    def _insert_slot(self) -> Iterator[None]:
+        """One of :data:`INSERTS`, waited for as long as the pool waits for a connection: batches
+        queued behind a database that hangs answer 503, as they would waiting for the pool."""
+        if not self._inserting.acquire(timeout=self._wait_s):
+            raise StoreUnavailable(f"PostgreSQL at {self.describe()} unavailable: {INSERTS} batches of "
+                                   f"this process inserting for over {self._wait_s:g} s")
+        try:
+            yield
+        finally:
+            self._inserting.release()
 
     def fold(self, wait: bool = True) -> int:
         """Fold the pending events now (:mod:`.postgres_fold`); how many; ``wait=False``: none
