@@ -31,20 +31,20 @@ retried batch is stored once (the unique index).
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import select
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from trubrics_otel.extras import install_command
 from trubrics_otel.server.store import migrations
-from trubrics_otel.server.store.dialect import POSTGRESQL, Dialect, search_words, to_pyformat
+from trubrics_otel.server.store.dialect import Dialect, search_words
 from trubrics_otel.server.store.errors import StoreError, StoreUnavailable
+from trubrics_otel.server.store.postgres_connection import PostgresConnection, configure
 from trubrics_otel.server.store.postgres_fold import WRITE_LOCK, Folder, fold_pending
 from trubrics_otel.server.store.postgres_setup import check_target, connection_options, keep_sessions, not_permitted
 from trubrics_otel.server.store.rows import COLUMNS
@@ -75,66 +75,6 @@ def _psycopg() -> Any:
     except ImportError:
         raise StoreError(f"a postgresql:// database needs the [postgres] extra: {install_command('postgres')}") from None
     return psycopg
-
-
-class Row(tuple):  # type: ignore[type-arg]
-    """A positional row that also answers ``row["column"]``, as :class:`sqlite3.Row` does."""
-
-    _index: dict[str, int] = {}
-
-    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
-        if isinstance(key, str):
-            return tuple.__getitem__(self, self._index[key])
-        return tuple.__getitem__(self, key)
-
-    def keys(self) -> list[str]:
-        return list(self._index)
-
-
-def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], Row]:
-    return _row_class(tuple(column.name for column in cursor.description or ()))
-
-
-@functools.lru_cache(maxsize=512)
-def _row_class(names: tuple[str, ...]) -> type[Row]:
-    """One class per result shape, made once (each statement of a batch asked for one anew)."""
-    return type("Row", (Row,), {"_index": {name: i for i, name in enumerate(names)}, "__slots__": ()})
-
-
-class PostgresConnection:
-    """One pooled connection speaking the engine-neutral API: ``?`` placeholders, rows by
-    index or name, ``dialect``."""
-
-    dialect = POSTGRESQL
-
-    def __init__(self, connection: Any, dialect: Dialect = POSTGRESQL, prepare: bool | None = None) -> None:
-        self.raw = connection
-        self.dialect = dialect
-        self._prepare = prepare  # psycopg's: None prepares a statement from its fifth run on a connection
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.raw.execute(to_pyformat(sql), tuple(params), prepare=self._prepare)
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        with self.raw.cursor() as cursor:
-            cursor.executemany(to_pyformat(sql), rows)
-
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in self.execute(sql, params).fetchall()]
-
-
-def _configure(connection: Any) -> None:
-    """Per connection: rows as :class:`Row`; NUMERIC (PostgreSQL's SUM of BIGINT) as int or
-    float, the types SQLite gives, so results serialise to the same JSON."""
-    from psycopg.adapt import Loader
-
-    class NumberLoader(Loader):
-        def load(self, data: Any) -> int | float:
-            text = bytes(data).decode()
-            return int(text) if text.lstrip("-").isdigit() else float(text)
-
-    connection.row_factory = _row_factory
-    connection.adapters.register_loader("numeric", NumberLoader)
 
 
 def _first_line(error: BaseException) -> str:
@@ -224,7 +164,7 @@ class PostgresEngine:
                 # counted) pass jit_above_cost; compiling them took up to 0.5 s, longer than running
                 self._pool = ConnectionPool(self.url, min_size=1, max_size=self._pool_size, open=False,
                                             kwargs={"options": self._options},
-                                            configure=_configure, check=_check,
+                                            configure=configure, check=_check,
                                             timeout=self._wait_s, reconnect_timeout=24 * 3600.0,
                                             name="trubrics-otel")
                 self._pool.open(wait=False)
