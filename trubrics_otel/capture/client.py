@@ -36,7 +36,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.trace import TracerProvider
@@ -68,6 +68,7 @@ from trubrics_otel.translate.tracked import (
 DEFAULT_CLOSE_TIMEOUT_S = 30.0
 DEFAULT_SYNC_TIMEOUT_S = 10.0
 SCOPE_NAME = sc.SCOPE_NAME
+_FIRST_LOCK = threading.Lock()
 
 @dataclass(frozen=True)
 class SyncResult:
@@ -107,6 +108,8 @@ class Trubrics(TracingMethods):
     wakes itself when a batch is full. ``sample_rate`` (off by default: every event
     counts) keeps that share of traces, decided by trace id, for very high-volume apps.
     """
+
+    _first: ClassVar[Trubrics | None] = None  # get_client()'s and module-level observe's
 
     def __init__(
         self,
@@ -157,6 +160,9 @@ class Trubrics(TracingMethods):
         self._fast: fast_path.FastEnqueue | None = None
         """Set once started on the private provider with a journal and no sampling (then
         ``track_llm`` becomes :func:`~.fast_path.fast_track_llm` on the instance, too)."""
+        with _FIRST_LOCK:
+            if Trubrics._first is None:
+                Trubrics._first = self
 
     def __repr__(self) -> str:
         host = self._exporter.host if self._exporter else self._host or "(default)"
