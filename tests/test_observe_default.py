@@ -123,7 +123,7 @@ def test_without_an_api_key_the_function_runs_untraced_and_one_error_says_so(
         endpoint: TrubricsEndpoint, tmp_path: Path) -> None:
     result = run_app("""
         import asyncio, os, threading
-        from trubrics_otel import observe
+        from trubrics_otel import current_observation, observe
 
         @observe
         def plan(task):
@@ -131,6 +131,7 @@ def test_without_an_api_key_the_function_runs_untraced_and_one_error_says_so(
 
         @observe(as_type="generation")
         async def ask(prompt):
+            current_observation().update(model="gpt-4o", usage={"input_tokens": 1})  # a no-op here
             return prompt.upper()
 
         ERROR = KeyError("the app's own")
