@@ -42,7 +42,7 @@ PICKED_BY = {
     "getting-started.md": ["Trubrics("],
     "guide/tracking.md": ["# was: from trubrics", "$feedback", "track_sync("],
     "guide/security.md": ["mask="],
-    "guide/tracing.md": ["trubrics.trace("],
+    "guide/tracing.md": ["trubrics.trace(", "get_client().track("],
     "guide/instrumentation.md": ["configure(tracer_provider=provider"],
     "guide/zero-code.md": ["UserContextSpanProcessor()"],
 }
@@ -192,6 +192,19 @@ def test_the_tracing_guide_example_runs_and_every_observation_arrives(tmp_path, 
         "Say hello", "Echo: Say hello", "gpt-4o", 2)
     assert {"chat-completion", "retrieve-docs", "cache-miss", "Score", "plan"} <= set(events)
     assert events["Score"]["properties"]["observation_id"] == llm["span_id"]
+
+
+def test_the_tracing_guide_langfuse_form_runs_on_the_client_the_environment_configures(tmp_path):
+    """As written, as an app of its own (fresh process-wide state) with TRUBRICS_API_KEY set."""
+    with LocalServer(tmp_path / "e.sqlite3") as server:
+        app = run_app(block("guide/tracing.md", "get_client().track("), server, "env", "TRUBRICS_API_KEY=sk-docs")
+        assert app.returncode == 0, app.stderr
+        (llm,) = server.store.events(kind="llm", limit=None)
+        events = {e["event"]: e for e in server.store.events(kind="event", limit=None)}
+    assert (llm["user_id"], llm["thread_id"], llm["prompt"], llm["generation"], llm["assistant_id"]) == (
+        "u1", "t-42", "Say hello", "Echo: Say hello", "gpt-4o")
+    assert (events["plan"]["user_id"], events["plan"]["properties"]["output"]) == ("u1", ["search", "answer"])
+    assert events["Thumbs up"]["user_id"] == "u1"
 
 
 def transcripts() -> list[tuple[str, str, str]]:

@@ -7,6 +7,13 @@
     trubrics = Trubrics(api_key="...")
     trubrics.track(user_id="u1", event="Sign up", properties={"plan": "pro"})
     trubrics.close()
+
+Or Langfuse v3's form, on one client per process made from the environment at first use::
+
+    from trubrics_otel import get_client, observe
+
+    @observe(as_type="generation")
+    def ask(messages): ...
 """
 
 import logging as _logging
@@ -14,6 +21,7 @@ import logging as _logging
 from trubrics_otel.capture.client import SyncResult, Trubrics
 from trubrics_otel.capture.configure import configure
 from trubrics_otel.capture.context import UserContextSpanProcessor, user_context
+from trubrics_otel.capture.default import get_client, observe
 from trubrics_otel.capture.observation import Observation, current_observation
 from trubrics_otel.deliver.exporter import TrubricsSpanExporter
 from trubrics_otel.deliver.processor import SpoolingSpanProcessor
@@ -28,6 +36,8 @@ __all__ = [
     "configure",
     "current_observation",
     "doctor",
+    "get_client",
+    "observe",
     "user_context",
 ]
 

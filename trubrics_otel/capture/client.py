@@ -36,7 +36,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.trace import TracerProvider
@@ -68,6 +68,7 @@ from trubrics_otel.translate.tracked import (
 DEFAULT_CLOSE_TIMEOUT_S = 30.0
 DEFAULT_SYNC_TIMEOUT_S = 10.0
 SCOPE_NAME = sc.SCOPE_NAME
+_FIRST_LOCK = threading.Lock()
 
 @dataclass(frozen=True)
 class SyncResult:
@@ -108,6 +109,8 @@ class Trubrics(TracingMethods):
     counts) keeps that share of traces, decided by trace id, for very high-volume apps.
     """
 
+    _first: ClassVar[Trubrics | None] = None
+
     def __init__(
         self,
         api_key: str | None = None,
@@ -131,10 +134,8 @@ class Trubrics(TracingMethods):
         prices: PricesArgument = None,
     ) -> None:
         self.logger = self._logger = logger or logging.getLogger("trubrics")  # the official docs: .logger.setLevel
-        self._exporter_options: dict[str, Any] = dict(
-            spool=spool, max_spool_bytes=max_spool_bytes, mask=mask,
-            capture_content=capture_content, allow_insecure=allow_insecure, prices=prices,
-        )
+        self._exporter_options: dict[str, Any] = dict(spool=spool, max_spool_bytes=max_spool_bytes, mask=mask,
+            capture_content=capture_content, allow_insecure=allow_insecure, prices=prices)
         self._api_key = settings.Secret(api_key) if api_key else None
         self._host = host
         self._timeout = timeout
@@ -157,6 +158,8 @@ class Trubrics(TracingMethods):
         self._fast: fast_path.FastEnqueue | None = None
         """Set once started on the private provider with a journal and no sampling (then
         ``track_llm`` becomes :func:`~.fast_path.fast_track_llm` on the instance, too)."""
+        with _FIRST_LOCK:  # the process's first client: get_client()'s and module-level observe's
+            Trubrics._first = Trubrics._first or self
 
     def __repr__(self) -> str:
         host = self._exporter.host if self._exporter else self._host or "(default)"
@@ -416,28 +419,29 @@ class Trubrics(TracingMethods):
                 timeout=self._timeout, retry_timeout=self._retry_timeout, logger=self._logger,
                 **self._exporter_options,
             )
-            self._processor = SpoolingSpanProcessor(
+            processor = SpoolingSpanProcessor(
                 self._exporter, max_queue_size=self._max_queue_size, schedule_delay=self._flush_interval,
                 max_export_batch_size=self._batch_size,
             )
             if self._app_provider is not None:
-                self._app_provider.add_span_processor(self._processor)
+                self._app_provider.add_span_processor(processor)
                 self._tracer = self._app_provider.get_tracer(SCOPE_NAME)
                 self._observation_tracer = self._tracer
             else:
                 # ALWAYS_ON: the app's sampling decisions must not drop analytics events
                 self._provider = TracerProvider(resource=RESOURCE, sampler=ALWAYS_ON, shutdown_on_exit=False)
-                self._provider.add_span_processor(self._processor)
+                self._provider.add_span_processor(processor)
                 self._observation_tracer = self._provider.get_tracer(SCOPE_NAME)
                 # track()'s queue: a ring that outlives kill -9 (None: the memory queue)
-                self._processor.journal = self._exporter.open_journal()
+                processor.journal = self._exporter.open_journal()
                 if self._sampler is None:
-                    append_payload = self._processor.journal_appender()
+                    append_payload = processor.journal_appender()
                     self._fast = fast_path.fast_enqueue(append_payload)
                     fast_llm = fast_path.fast_track_llm(append_payload, full=Trubrics.track_llm.__get__(self))
                     if fast_llm is not None and type(self).track_llm is Trubrics.track_llm:
                         fast_llm.__doc__ = Trubrics.track_llm.__doc__
                         self.track_llm = fast_llm  # type: ignore[method-assign]
+            self._processor = processor  # last: a thread that sees it started finds the tracers set
             atexit.register(self.close)
 
     def _tracer_for_observations(self) -> trace_api.Tracer | None:

@@ -74,10 +74,10 @@ class Observation:
         context = span.get_span_context() if span is not None else trace_api.INVALID_SPAN_CONTEXT
         self.trace_id = f"{context.trace_id:032x}"
         self.span_id = f"{context.span_id:016x}"
-        self._context = (
+        self._context = (  # one that records nothing is current too: the app's update() on it does nothing
             otel_context.set_value(OBSERVATION_KEY, self, trace_api.set_span_in_context(span, parent_context))
             if span is not None
-            else None
+            else otel_context.set_value(OBSERVATION_KEY, self)
         )
         self._lock = threading.Lock()
         self._ended = span is None
@@ -103,7 +103,7 @@ class Observation:
 
     def __enter__(self) -> Observation:
         if self._context is not None:
-            scope = user_context(self.user_id, self.thread_id) if self.kind == TRACE else None
+            scope = user_context(self.user_id, self.thread_id) if self.kind == TRACE and self._span is not None else None
             if scope is not None:  # the app's own spans inside get the trace's user too
                 scope.__enter__()
             self._tokens.append((otel_context.attach(self._context), scope))

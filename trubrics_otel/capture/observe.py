@@ -12,12 +12,17 @@ Functions, coroutines, generators and async generators: a generator's observatio
 the whole iteration and is current only while the generator's own code runs (between its
 ``yield``s the consumer's context is back); streamed text chunks become one output string.
 An exception is recorded and re-raised unchanged.
+
+``tracing`` is a client's :class:`~trubrics_otel.capture.tracing.Tracing`, or a function
+returning one (or None: run untraced) at each call, for the module-level ``observe`` of
+:mod:`~trubrics_otel.capture.default`, whose client does not exist at decoration time.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +33,7 @@ if TYPE_CHECKING:
 
 
 def observe(
-    tracing: Tracing,
+    tracing: Tracing | Callable[[], Tracing | None],
     func: Callable[..., Any] | None = None,
     *,
     name: str | None = None,
@@ -38,19 +43,22 @@ def observe(
 ) -> Any:
     """The decorator behind ``Trubrics.observe``; see the module docstring."""
     if as_type not in (SPAN, GENERATION):
-        tracing.logger.error("observe(as_type=%r): expected 'span' or 'generation'; using 'span'", as_type)
+        getattr(tracing, "logger", logging.getLogger("trubrics")).error("observe(as_type=%r): expected 'span' or 'generation'; using 'span'", as_type)
         as_type = SPAN
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         label = name or getattr(fn, "__name__", None) or as_type
 
         def begin(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observation:
-            observation = tracing.start(as_type, label)
+            current = tracing() if callable(tracing) else tracing
+            if current is None:
+                return Observation(as_type, label)  # records nothing
+            observation = current.start(as_type, label)
             if capture_input:
                 try:
                     observation.update(input=_call_input(fn, args, kwargs, as_type == GENERATION))
                 except Exception:
-                    tracing.logger.exception("observe(): could not capture the input of %r", label)
+                    current.logger.exception("observe(): could not capture the input of %r", label)
             return observation
 
         def finish(observation: Observation, result: Any) -> None:

@@ -255,7 +255,7 @@ class Tracing:
                 return context, info.user_id if info else None, info.thread_id if info else None
         context = otel_context.get_current()
         current = otel_context.get_value(OBSERVATION_KEY, context)
-        if isinstance(current, Observation):
+        if isinstance(current, Observation) and current._span is not None:
             return context, current.user_id, current.thread_id
         span_context = trace_api.get_current_span(context).get_span_context()
         info = self._trace_info(span_context.trace_id) if span_context.is_valid else None
