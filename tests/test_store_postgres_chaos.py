@@ -254,8 +254,10 @@ def test_a_schema_6_database_upgraded_while_the_release_before_still_ingests(tmp
     one: every event once, every table that of a rebuild."""
     url = postgres_cluster.create_database()  # empty: made by the old release
     sent = events(users=30)
+    work = [sent[k:k + 12] for k in range(0, len(sent), 12)]
+    both = len(work) * 2 // 5  # the last batches: sent once this release answers, round both servers
     with serve_release(BEFORE_THE_QUEUE, url, tmp_path) as old:
-        load = Load(old.url, [sent[k:k + 12] for k in range(0, len(sent), 12)], pace_s=0.1)
+        load = Load(old.url, work[:-both], pace_s=0.1)
         servers: list[Any] = []
 
         def start_this_release() -> None:
@@ -264,14 +266,17 @@ def test_a_schema_6_database_upgraded_while_the_release_before_still_ingests(tmp
                     6, None)
             servers.append(serve(url, "--workers", "2"))
             load.urls.append(servers[0].__enter__().url)
-        starting = load.when(0.2, start_this_release)
+        starting = load.when(1 / 3, start_this_release)  # a fifth of all in: the old one ingests as this one starts
         try:
-            load.run()
+            load.run()  # the old one alone, then (once this release answers) both
             starting.join(60)
+            assert len(load.urls) == 2, "this release did not start"
+            load.work = work[-both:]  # however long the start took under load (seconds): the rest round both
+            load.run()
         finally:
             for server in servers:
                 server.__exit__(None, None, None)
-        assert len(load.urls) == 2 and load.served[load.urls[1]] > 3, load.served  # both took batches
+        assert load.served.get(load.urls[1], 0) > 3, load.served  # both took batches
     store = Store(url)
     try:
         check(store, url, sent, load)
