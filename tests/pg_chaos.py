@@ -126,6 +126,8 @@ class Load:
                 self.odd.append((path, answer.status_code, answer.text[:200]))
 
     def run(self, senders: int = 4, readers: int = 2) -> None:
+        """Send :attr:`work` (again after a run: more batches, e.g. once another server is up)."""
+        self.done.clear()
         reading = [threading.Thread(target=self.read) for _ in range(readers)]
         for thread in reading:
             thread.start()

@@ -24,7 +24,7 @@ import psycopg
 import pytest
 import requests
 from pg_chaos import KEY, TABLES, Load, check, events, key, rebuilt_tables, serve
-from test_store_workers import served, workers_of
+from test_store_workers import PAUSE, served, workers_of
 
 from trubrics_otel.server import Store
 
@@ -146,32 +146,37 @@ def _folding_worker(url: str, workers: list[int]) -> int | None:
 
 def test_a_worker_killed_while_its_folder_thread_folds_leaves_its_fold_to_the_next(postgres_cluster):
     """``kill -9`` of a worker while its folder thread is inside a fold (found by its
-    connection, running the fold's statement on ``users``, slowed to 0.3 s by a trigger): the
-    fold is rolled back whole, its events stay queued, and the next fold takes them, once."""
+    connection, running the fold's statement on ``users``, held there by a trigger waiting for a
+    lock the test releases after the kill): the fold is rolled back whole, its events stay
+    queued, and the next fold takes them, once."""
     url = postgres_cluster.create_database(template=True)
-    with psycopg.connect(url, autocommit=True) as c:
-        c.execute("CREATE FUNCTION test_slow() RETURNS trigger LANGUAGE plpgsql AS "
-                  "$$ BEGIN PERFORM pg_sleep(0.3); RETURN NULL; END $$")
-        c.execute("CREATE TRIGGER test_slow AFTER INSERT ON users FOR EACH STATEMENT EXECUTE FUNCTION test_slow()")
+    held = psycopg.connect(url, autocommit=True)  # the lock: a fold waits in it whatever the load (no time window)
+    held.execute("CREATE FUNCTION test_slow() RETURNS trigger LANGUAGE plpgsql AS "
+                 f"$$ BEGIN PERFORM pg_advisory_xact_lock_shared({PAUSE}); RETURN NULL; END $$")
+    held.execute("CREATE TRIGGER test_slow AFTER INSERT ON users FOR EACH STATEMENT EXECUTE FUNCTION test_slow()")
+    held.execute("SELECT pg_advisory_lock(%s)", (PAUSE,))
     sent = events(users=25)
     half = len(sent) // 24 * 12
     killed: list[int] = []
-    with serve(url, "--workers", "2") as server:
+    with held, serve(url, "--workers", "2") as server:
         load = Load(server.url, [sent[k:k + 12] for k in range(0, half, 12)])
         workers = workers_of(server.process)
 
         def kill_a_folder() -> None:
-            deadline = time.monotonic() + 10
-            while not killed and time.monotonic() < deadline:
-                pid = _folding_worker(url, workers)
-                if pid is not None:
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
-                time.sleep(0.005)
+            try:
+                deadline = time.monotonic() + 60
+                while not killed and time.monotonic() < deadline:
+                    pid = _folding_worker(url, workers)
+                    if pid is not None:
+                        os.kill(pid, signal.SIGKILL)
+                        killed.append(pid)
+                    time.sleep(0.005)
+            finally:  # the fold's statement ends (in a backend whose client is gone: rolled back)
+                held.execute("SELECT pg_advisory_unlock(%s)", (PAUSE,))
         killer = threading.Thread(target=kill_a_folder)
         killer.start()
         load.run(readers=0)
-        killer.join(30)
+        killer.join(90)
         rest = Load(server.url, [sent[k:k + 12] for k in range(half, len(sent), 12)])  # the successor too
         rest.run(readers=0)
         load.acknowledged |= rest.acknowledged
@@ -254,8 +259,10 @@ def test_a_schema_6_database_upgraded_while_the_release_before_still_ingests(tmp
     one: every event once, every table that of a rebuild."""
     url = postgres_cluster.create_database()  # empty: made by the old release
     sent = events(users=30)
+    work = [sent[k:k + 12] for k in range(0, len(sent), 12)]
+    both = len(work) * 2 // 5  # the last batches: sent once this release answers, round both servers
     with serve_release(BEFORE_THE_QUEUE, url, tmp_path) as old:
-        load = Load(old.url, [sent[k:k + 12] for k in range(0, len(sent), 12)], pace_s=0.1)
+        load = Load(old.url, work[:-both], pace_s=0.1)
         servers: list[Any] = []
 
         def start_this_release() -> None:
@@ -264,14 +271,17 @@ def test_a_schema_6_database_upgraded_while_the_release_before_still_ingests(tmp
                     6, None)
             servers.append(serve(url, "--workers", "2"))
             load.urls.append(servers[0].__enter__().url)
-        starting = load.when(0.2, start_this_release)
+        starting = load.when(1 / 3, start_this_release)  # a fifth of all in: the old one ingests as this one starts
         try:
-            load.run()
+            load.run()  # the old one alone, then (once this release answers) both
             starting.join(60)
+            assert len(load.urls) == 2, "this release did not start"
+            load.work = work[-both:]  # however long the start took under load (seconds): the rest round both
+            load.run()
         finally:
             for server in servers:
                 server.__exit__(None, None, None)
-        assert len(load.urls) == 2 and load.served[load.urls[1]] > 3, load.served  # both took batches
+        assert load.served.get(load.urls[1], 0) > 3, load.served  # both took batches
     store = Store(url)
     try:
         check(store, url, sent, load)
