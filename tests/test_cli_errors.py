@@ -155,6 +155,30 @@ def test_output_cut_by_a_closed_pipe_ends_quietly(tmp_path):
     assert done.stdout.splitlines()[-1] in ("status 0", "status 141")
 
 
+def test_ctrl_c_while_a_command_waits_ends_quietly_with_130():
+    """Ctrl-C while ``doctor`` waits for a server that never answers: exit 130, no traceback."""
+    import signal
+    import socket
+
+    with socket.socket() as silent:  # accepts, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        silent.settimeout(30)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TRUBRICS_")}
+        env.update(TRUBRICS_HOST=f"http://127.0.0.1:{silent.getsockname()[1]}", TRUBRICS_API_KEY="k")
+        # Ctrl-C is a KeyboardInterrupt even when pytest runs where SIGINT is ignored (a background job)
+        doctor = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                  "from trubrics_otel.cli import main; sys.exit(main(['doctor']))")
+        command = subprocess.Popen([sys.executable, "-c", doctor], env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        connection, _ = silent.accept()  # doctor is waiting for the answer now
+        command.send_signal(signal.SIGINT)
+        _, stderr = command.communicate(timeout=30)
+        connection.close()
+    assert command.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+
+
 def test_serve_shows_the_key_it_requires_and_logs_each_batch(tmp_path):
     server = subprocess.Popen(
         [CLI, "serve", "--port", "0", "--no-grpc", "--api-key", "team-key-1", "--db", str(tmp_path / "s.db")],

@@ -131,3 +131,14 @@ def test_an_empty_store_shows_how_to_send_a_first_event_and_then_the_event(brows
         exec(snippet, {})  # noqa: S102 - what a newcomer pastes
         WebDriverWait(browser, 20).until(lambda d: not d.find_elements("id", "welcome"))
         assert browser.find_element("id", "totals").text.split("\n")[:2] == ["ALL EVENTS", "1"]
+
+
+def test_the_first_event_snippet_of_a_server_with_a_key_names_no_key_it_would_refuse(browser, tmp_path):
+    """``serve --api-key`` on loopback: reading needs no key, writing needs that one, so the
+    snippet asks for it (never shows it) instead of a ``local-dev-key`` the server refuses."""
+    with LocalServer(tmp_path / "keyed.sqlite3", api_key="team-key-1") as server:
+        browser.get(f"{server.url}/")
+        wait_for_text(browser, "Nothing stored yet")
+        snippet = browser.find_element("css selector", "#welcome pre").text
+        assert "<serve's --api-key>" in snippet and "local-dev-key" not in snippet, snippet
+        assert "team-key-1" not in browser.page_source

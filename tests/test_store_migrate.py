@@ -158,3 +158,31 @@ def test_migrate_sqlite_to_sqlite_resumes_after_an_interruption(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "copied 4 events" in run.stdout and "DIFFERS" not in run.stdout
     assert _users(str(tmp_path / "copy.sqlite3")) == list("abcdefg")
+
+
+def test_a_source_that_fails_mid_copy_is_named_and_the_target_password_never_shown(tmp_path, postgres_cluster):
+    """The copy reads the source as it goes: a SQLite file damaged past its first chunk fails
+    mid-copy. That is the source's failure (--from), and the target URL's password stays hidden."""
+    import datetime as dt
+    import os
+    import sqlite3
+
+    path = tmp_path / "damaged.sqlite3"
+    source = Store(path)
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    for k in range(4):
+        source.insert([{"user_id": f"u{i}", "event": "e", "properties": {"blob": "x" * 500, "i": i},
+                        "timestamp": (start + dt.timedelta(seconds=i + k * 5000)).isoformat()} for i in range(5000)])
+    source.close()
+    with sqlite3.connect(path) as c:
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = path.stat().st_size
+    with open(path, "r+b") as f:  # the later events' pages: opened and counted, broken when read
+        f.seek(size // 2)
+        f.write(os.urandom(size // 8))
+    url = postgres_cluster.create_database().replace("@", ":hunter2secret@", 1)  # trust: any password
+    run = subprocess.run([sys.executable, "-m", "trubrics_otel.cli", "migrate", "--from", str(path), "--to", url],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.splitlines()[-1] == f"trubrics-otel migrate: --from {path}: database disk image is malformed"
+    assert "hunter2secret" not in run.stdout + run.stderr

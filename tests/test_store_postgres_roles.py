@@ -231,7 +231,8 @@ def test_a_connection_refused_is_one_line_with_the_password_hidden(postgres_clus
 
 def test_a_url_libpq_cannot_read_is_one_line_that_never_quotes_its_password(postgres_cluster):
     for url in (f"postgresql://someone:half%zzsecret@127.0.0.1:{postgres_cluster.port}/postgres",  # not %-encoded
-                f"postgresql://someone:zzsecret@127.0.0.1:{postgres_cluster.port}/postgres?options=-csearch_path=x"):
+                f"postgresql://someone:zzsecret@127.0.0.1:{postgres_cluster.port}/postgres?options=-csearch_path=x",
+                f"postgresql://someone:half zzsecret@127.0.0.1:{postgres_cluster.port}/postgres"):  # a space
         for done in (cli("serve", "--port", "0", "--no-grpc", "--db", url), cli("users", "--db", url)):
             one_line_refusal(done, "libpq cannot read this URL", "percent-encode", "someone:***@")
             assert "zzsecret" not in done.stderr + done.stdout

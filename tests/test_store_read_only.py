@@ -115,3 +115,21 @@ def test_a_store_alone_in_a_directory_the_reader_cannot_write_is_read_with_a_one
     assert len(answers["events"]) == 6 and sum(u["events"] for u in answers["users"]) == 6
     assert "alice" in {u["user_id"] for u in answers["users"]} and len(answers["threads"]) == 5
     assert [p.name for p in read_only_directory.parent.iterdir()] == ["events.sqlite3"]  # nothing made there
+
+
+def test_serve_without_a_session_timeout_is_refused_a_file_it_cannot_write(read_only_file):
+    """``serve`` passes no session timeout unless given one (the store's is kept): it is still
+    a writer, refused in one line at start, not a server answering every write with a 500."""
+    prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if AS_ROOT else []
+    server = subprocess.Popen([*prefix, sys.executable, "-m", "trubrics_otel.cli", "serve", "--port", "0",
+                               "--no-grpc", "--db", str(read_only_file)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = server.communicate(timeout=30)
+    except subprocess.TimeoutExpired:  # it serves: say what it printed
+        server.kill()
+        out, err = server.communicate()
+        pytest.fail(f"serve started on a file it cannot write:\n{out}\n{err}")
+    assert server.returncode == 2, (out, err)
+    assert len(err.strip().splitlines()) == 1 and "read" in err, err
+    assert pending(read_only_file) == 30  # nothing written

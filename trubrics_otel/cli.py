@@ -73,7 +73,7 @@ def build_parser() -> tuple[Parser, dict[str, argparse.ArgumentParser]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand. A failure the user can fix is one line on stderr and exit code 2,
-    never a traceback; output cut short by a closed pipe (``| head``) ends quietly."""
+    never a traceback; output cut short by a closed pipe (``| head``) and Ctrl-C (130) end quietly."""
     parser, subparsers = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:  # argparse would say "the following arguments are required: command"
@@ -102,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
+    except KeyboardInterrupt:  # Ctrl-C while a command waits (a probe, a slow database): the shell's code
+        return 130
     except Exception as exc:
         message = _explain(exc, args)
         if message is None:

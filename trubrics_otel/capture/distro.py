@@ -2,7 +2,8 @@
 
 ::
 
-    pip install 'trubrics-otel[zero-code]' opentelemetry-instrumentation-openai-v2==2.4b0 \
+    # from a clone (trubrics-otel is on no package index yet)
+    pip install -e '.[zero-code]' opentelemetry-instrumentation-openai-v2==2.4b0 \
         opentelemetry-util-genai==1.0b0
     OTEL_TRACES_EXPORTER=trubrics TRUBRICS_API_KEY=... opentelemetry-instrument python app.py
 

@@ -1,6 +1,6 @@
 """OTLP/gRPC receiver: ``opentelemetry.proto.collector.trace.v1.TraceService/Export`` on grpcio.
 
-grpcio is an extra (``pip install 'trubrics-otel[grpc]'``); it is imported when a receiver
+grpcio is an extra (``pip install -e '.[grpc]'`` from a clone); it is imported when a receiver
 is made, and :class:`GrpcUnavailable` names the extra when it is missing. The application
 gives one function, the same it answers OTLP/HTTP with::
 

@@ -111,7 +111,7 @@ class LocalServer:
         if not api_key and not settings.loopback(host):
             raise ValueError(f"{host} is not a loopback address: anyone could write and read "
                              "there, so give an API key (serve --api-key)")
-        self.store = db if isinstance(db, Store) else Store(db, session_timeout_s=session_timeout_s)
+        self.store = db if isinstance(db, Store) else Store(db, session_timeout_s=session_timeout_s, writer=True)
         self.host = host
         self.port = port
         self._listen_socket = listen_socket

@@ -17,7 +17,8 @@
 ``GET /api/traces/<id>``           one trace as a tree of events
 ``GET /api/analytics``             ``?since= until= by=hour|day|week user= model= event= by_model=1``
 ``GET /api/filters``               event names and models seen, for the page's filters
-``GET /api/stats``                 counts, and the last event id (the page polls it)
+``GET /api/stats``                 counts, the last event id (the page polls it), whether
+                                   writes need serve's ``--api-key`` (never the key)
 ``GET /api/active`` (``retention``  the product analyses (:mod:`.analytics.api` lists their
 ``funnel feedback conversations``   parameters): ``?since= until= user= model= event=``
 ``topics``)                         and ``period=``, ``steps= within= breakdown=``
@@ -219,10 +220,12 @@ class ReadAPI:
             return _json(200, queries.filter_values(c))
 
     def _counts(self, p: Mapping[str, str], rest: str | None) -> Result:
-        """``/api/stats``: what is stored and the last event id (the page polls it)."""
+        """``/api/stats``: what is stored and the last event id (the page polls it); whether
+        writes need ``--api-key`` (the page's first-event snippet: on loopback, reads do not)."""
         with self.store.connection() as c:
             timeout_s = self._lookup(c).timeout_us / 1e6
-        return _json(200, {**self.store.count(), "session_timeout_s": timeout_s})
+        return _json(200, {**self.store.count(), "session_timeout_s": timeout_s,
+                           "writes_need_key": self._api_key is not None})
 
     # --- helpers ---------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ import sys
 
 from trubrics_otel import cli_args as checks
 from trubrics_otel.server.cli import common as cli
-from trubrics_otel.server.store import Store, StoreError
+from trubrics_otel.server.store import Store, StoreError, shown
 from trubrics_otel.server.store.copy import copy_events, source_timeout_s, verify
 
 
@@ -52,10 +52,12 @@ def run(args: argparse.Namespace) -> int:
             if target.exists():
                 target.count()  # a file that is not a database is refused before any copy
             copied = copy_events(source, target, chunk=args.chunk, progress=_progress)
-        except sqlite3.OperationalError as exc:  # the source was read above: this is the target
-            return _refused(f"--to {args.target}: {checks.sqlite_failure(args.target, exc)}")
         except sqlite3.DatabaseError as exc:
-            return _refused(f"--to {args.target}: {exc}")
+            # the copy reads the source as it goes: into PostgreSQL, a SQLite failure is the source's
+            source_failed = target is not None and target.engine.name != "sqlite"
+            side, location = ("--from", args.source) if source_failed else ("--to", args.target)
+            reason = checks.sqlite_failure(location, exc) if isinstance(exc, sqlite3.OperationalError) else exc
+            return _refused(f"{side} {shown(location)}: {reason}")
         counts = verify(source, target)
     finally:
         source.close()

@@ -114,7 +114,7 @@ def _server(args: argparse.Namespace, grpc_port: int | None, logger: logging.Log
 def _serve_workers(args: argparse.Namespace, workers: int, grpc_port: int | None, logger: logging.Logger) -> int:
     """``--workers N``: the database made ready once, one listening socket, N forked workers
     (:mod:`..workers`); OTLP/gRPC in worker 0 only. The parent holds no thread when it forks."""
-    store = Store(args.db, session_timeout_s=session_timeout_s(args))
+    store = Store(args.db, session_timeout_s=session_timeout_s(args), writer=True)
     try:
         store.count()  # created or migrated once, before any worker; a bad --db fails here
         if args.feedback_event:

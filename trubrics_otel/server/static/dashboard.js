@@ -43,17 +43,18 @@ async function renderDashboard(r) {
     ["Latency p50 / p95 (s) by model", models.flatMap(([m, rows], i) => [[m + " p50", col(rows, "latency_p50"), false, i], [m + " p95", col(rows, "latency_p95"), true, i]])],
   ];
   const unfiltered = !custom && p.range === "all" && !p.user && !p.model && !p.event;
-  const first = unfiltered && !t.events ? welcome() : null;  // an empty store, not an empty filter
+  const first = unfiltered && !t.events ? welcome(await api("/api/stats")) : null;  // an empty store, not an empty filter
   main.replaceChildren(...[bar, first, cards, charts].filter(Boolean));  // charts size themselves from their container
   for (const [title, series, counts] of specs) charts.append(chart(title, xs, series, counts));
   return [bar, first, cards, charts];
 }
 
 // what a first visit (nothing stored yet) needs: how to send something here; the page redraws
-// when the first event arrives (poll, app.js). The key is never shown, only whether one is needed.
-function welcome() {
+// when the first event arrives (poll, app.js). The key is never shown, only whether one is needed
+// (writing needs serve's --api-key when it has one, even on loopback where reading does not).
+function welcome(stats) {
   const origin = location.origin;
-  const key = sessionStorage.getItem(KEY_STORAGE) ? "<serve's --api-key>" : "local-dev-key";
+  const key = stats.writes_need_key ? "<serve's --api-key>" : "local-dev-key";
   return el("div", { class: "panel welcome", id: "welcome" },
     el("h3", {}, "Nothing stored yet"),
     el("p", {}, "Send a first event from Python:"),

@@ -132,10 +132,13 @@ def open_store(location: str | os.PathLike[str] | None = None, *,
 
 class Store:
     def __init__(self, location: str | os.PathLike[str] | None = None, *,
-                 session_timeout_s: float | None = None, hooks: Sequence[Hook] | None = None) -> None:
+                 session_timeout_s: float | None = None, hooks: Sequence[Hook] | None = None,
+                 writer: bool = False) -> None:
         """``session_timeout_s``: the idle time the ``sessions`` table is kept for (the server's);
-        ``None`` (readers) keeps the table's, 30 minutes for a new database. ``hooks``: see
-        the module's docstring (``None``: :data:`HOOKS`)."""
+        ``None`` keeps the table's, 30 minutes for a new database. ``hooks``: see the module's
+        docstring (``None``: :data:`HOOKS`). ``writer``: a server, which keeps the table's
+        timeout too (``serve`` without ``--session-timeout``) but is refused a SQLite file it
+        cannot write, as any store given a timeout is, where a reader reads it as it is."""
         location = default_location() if location is None else location
         timeout_us = None if session_timeout_s is None else round(float(session_timeout_s) * 1e6)
         hooks = tuple(HOOKS if hooks is None else hooks)
@@ -150,7 +153,7 @@ class Store:
                 raise StoreError(f"unsupported database URL {text.split('://')[0]}://…: "
                                  "give a path, sqlite:///path or postgresql://user@host:port/database")
             self.path = Path(text).expanduser()
-            self.engine = SQLiteEngine(self.path, timeout_us, hooks)
+            self.engine = SQLiteEngine(self.path, timeout_us, hooks, reader=timeout_us is None and not writer)
 
     def __repr__(self) -> str:
         return f"Store({self.engine.describe()!r})"

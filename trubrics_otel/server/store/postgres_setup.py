@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Any
 
 from trubrics_otel.server.store import derived
@@ -57,7 +58,8 @@ def connection_options(url: str, ours: str) -> str:
     try:
         given = conninfo_to_dict(url).get("options") or os.environ.get("PGOPTIONS", "")
     except psycopg.ProgrammingError as error:  # libpq quotes the token: it may be the password
-        reason = str(error).split(":")[0].strip()
+        quoted = re.sub(r'"([^"]*)"?', lambda m: m[0] if m[1] in ("=", "]") else '"…"', str(error).strip())
+        reason = quoted.splitlines()[0].split(":")[0].strip()  # the "=" it wants kept, no token (a password's part)
         raise StoreError(f"libpq cannot read this URL ({reason}): percent-encode its special characters, "
                          "e.g. @ as %40, / as %2F, % as %25, and = as %3D in a parameter's value") from None
     return f"{given} {ours}".strip()

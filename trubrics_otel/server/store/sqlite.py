@@ -31,7 +31,7 @@ fraction per event of a fold per batch of 100. A fold that fails is logged (with
 events the tables lack) and rolled back: its events stay stored and pending, the next fold
 takes them (after failures in a row, a read's only every :data:`FOLD_RETRY_S`: meanwhile reads
 answer from the tables as they are). The open's fold too: the store opens all the same.
-A reader (no session timeout of its own) on a file it cannot write reads it as it is, never
+A reader (a reading command: no session timeout, not a server) on a file it cannot write reads it as it is, never
 folds, and warns how many events its summary tables lack; a writer is refused it. As ``BEGIN IMMEDIATE``
 serialises writers, ids commit in order and the watermark is exact, whichever process wrote.
 
@@ -117,9 +117,13 @@ class SQLiteConnection(sqlite3.Connection):
 class SQLiteEngine:
     name = "sqlite"
 
-    def __init__(self, path: Path, session_timeout_us: int | None, hooks: Sequence[Any] = ()) -> None:
+    def __init__(self, path: Path, session_timeout_us: int | None, hooks: Sequence[Any] = (),
+                 reader: bool | None = None) -> None:
+        """``reader``: never writes of its own accord, so a file it cannot write is read as it is
+        (default: when it has no session timeout of its own)."""
         self.path = path
         self._timeout_us = session_timeout_us
+        self._reader = session_timeout_us is None if reader is None else reader
         self._hooks = tuple(hooks)  # see Store: ensure() at creation, apply() in each fold
         self._fold_at = FOLD_ROWS  # pending events at which the writer folds (more after a failure)
         self._read_fold_after = 0.0  # monotonic time before which reads do not fold (failures)
@@ -215,7 +219,7 @@ class SQLiteEngine:
             if self._ready:
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._target = open_target(self.path, reader=self._timeout_us is None)
+            self._target = open_target(self.path, reader=self._reader)
             connection = self._connect()
             try:
                 connection.execute("PRAGMA journal_mode=WAL")
@@ -242,9 +246,9 @@ class SQLiteEngine:
             self._ready = True
 
     def _open_read_only(self, connection: SQLiteConnection, error: sqlite3.OperationalError) -> bool:
-        """A reader's (no session timeout of its own) database it cannot write, of the current
-        schema: read it as it is, with a warning naming what its summary tables lack."""
-        if self._timeout_us is not None or not refused_read_only(error):
+        """A reader's database it cannot write, of the current schema: read it as it is, with a
+        warning naming what its summary tables lack."""
+        if not self._reader or not refused_read_only(error):
             return False
         if (migrations.current(connection) != migrations.latest("sqlite")
                 or connection.execute("PRAGMA user_version").fetchone()[0] < derived.VERSION):
