@@ -121,8 +121,9 @@ def wire_event(mode: str, i: int, now: str) -> dict[str, Any]:
 
 def sender(url: str, mode: str, first: int, count: int, connections: int) -> None:
     """Encode ``count`` events from ``first`` as bodies of 100, say ``ready``, wait for a line
-    on stdin, post them over ``connections`` keep-alive connections, then print ``stored
-    duplicates cpu_s`` (the CPU of the sending alone)."""
+    on stdin, post them over ``connections`` keep-alive connections, each taking the next body
+    when answered (a connection stays with its worker: fixed shares made the round wait for
+    the busier one), then print ``stored duplicates cpu_s`` (the CPU of the sending alone)."""
     now = datetime.datetime.now(datetime.timezone.utc).isoformat()
     bodies = [json.dumps([wire_event(mode, i, now) for i in range(start, min(start + BATCH, first + count))],
                          separators=(",", ":")).encode() for start in range(first, first + count, BATCH)]
@@ -130,10 +131,16 @@ def sender(url: str, mode: str, first: int, count: int, connections: int) -> Non
     totals = [0, 0]
     lock = threading.Lock()
 
-    def post(mine: list[bytes]) -> None:
+    pending = iter(bodies)  # shared: a connection whose worker answers sooner posts more
+
+    def take() -> bytes | None:
+        with lock:
+            return next(pending, None)
+
+    def post() -> None:
         connection = http.client.HTTPConnection(host, int(port), timeout=300)
         headers = {"content-type": "application/json", "x-api-key": "bench-key"}
-        for body in mine:
+        while (body := take()) is not None:
             while True:
                 connection.request("POST", ROUTE[mode], body, headers)
                 response = connection.getresponse()
@@ -149,7 +156,7 @@ def sender(url: str, mode: str, first: int, count: int, connections: int) -> Non
                 totals[1] += result["duplicates"]
         connection.close()
 
-    threads = [threading.Thread(target=post, args=(bodies[k::connections],)) for k in range(connections)]
+    threads = [threading.Thread(target=post) for _ in range(connections)]
     print("ready", flush=True)
     sys.stdin.readline()
     cpu = time.process_time()
