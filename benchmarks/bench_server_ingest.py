@@ -3,6 +3,7 @@
     python benchmarks/bench_server_ingest.py          # 20,000 of each payload, best of 3
     python benchmarks/bench_server_ingest.py --engines sqlite --rounds 1
     python benchmarks/bench_server_ingest.py --engines postgresql --clients load --compare /tmp/base
+    python benchmarks/bench_server_ingest.py --engines postgresql --clients load --worker-cpu 0.15
 
 ``trubrics-otel serve`` runs in its own process (127.0.0.1, any free port) on a fresh store: a
 SQLite file; a PostgreSQL database with one worker; the same with ``--workers 2`` (PostgreSQL
@@ -33,6 +34,22 @@ allows 1.5/s: C >= 1.5 (s+p+l)/s cores, printed beside ``os.cpu_count()`` (and t
 the clients on other machines, 1.5 (s+p)/s). Below that, the ratio is the machine's, not the
 server's (~1.0 on 2 cores).
 
+``--worker-cpu F`` (default 0.15; Linux, root): each process that serves requests (``serve``
+itself with one worker, each forked worker with two) is moved into a cgroup of its own capped at
+F of a core (benchmarks/cpu_cap.py: cgroup v1's ``cpu.cfs_quota_us`` or v2's ``cpu.max``, a
+10 ms period; removed after each round and on any exit); PostgreSQL and the clients are not.
+That emulates a database with cores of its own on a small machine: the workers are the limit,
+so x2 / x1 near 2 says the design has no serial bottleneck between workers (the fold's lock,
+the queue table, a sequence), and well under 2 that something serializes them. Under each
+PostgreSQL row: each worker's cores (near F: they were the limit; with two, their sum against
+one's, x2 / x1 being that times serve's µs per event x1 / x2, and the least busy against the
+busiest), the share of its busy periods it was throttled in, the last read's share of the
+round, the cores the round used (``ours``) and the machine's busy cores (other jobs' too):
+"machine saturated", other processes competed for the cores; a worker below its cap
+(throttled under half its periods) was not the limit: choose a smaller F. Not shown: rates
+above the caps' (a fold lock held x % at R events/s binds near R / x), and a capped worker
+stalls up to ~(1 - F) x 10 ms at a time holding its locks and transactions (the emulation's).
+
 ``--compare DIR``: each setup run again with another copy's ``serve`` (a baseline checkout: the
 directory holding its ``trubrics_otel/``), rounds interleaved, on the same cluster: on a shared
 machine, a difference between two trees is only seen side by side.
@@ -47,12 +64,14 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parent / "peers"), str(Path(__file__).resolve().parent.parent / "tests")]
@@ -62,6 +81,7 @@ try:
 except ImportError:  # the rates alone, no CPU split
     psutil = None
 
+from cpu_cap import CpuCaps, busy_s, capped, worker_pids  # noqa: E402
 from other_copy import command  # noqa: E402
 from peers import ASSISTANT_ID, LATENCY_S, THREAD_ID, make_payload  # noqa: E402
 
@@ -101,8 +121,9 @@ def wire_event(mode: str, i: int, now: str) -> dict[str, Any]:
 
 def sender(url: str, mode: str, first: int, count: int, connections: int) -> None:
     """Encode ``count`` events from ``first`` as bodies of 100, say ``ready``, wait for a line
-    on stdin, post them over ``connections`` keep-alive connections, then print ``stored
-    duplicates cpu_s`` (the CPU of the sending alone)."""
+    on stdin, post them over ``connections`` keep-alive connections, each taking the next body
+    when answered (a connection stays with its worker: fixed shares made the round wait for
+    the busier one), then print ``stored duplicates cpu_s`` (the CPU of the sending alone)."""
     now = datetime.datetime.now(datetime.timezone.utc).isoformat()
     bodies = [json.dumps([wire_event(mode, i, now) for i in range(start, min(start + BATCH, first + count))],
                          separators=(",", ":")).encode() for start in range(first, first + count, BATCH)]
@@ -110,10 +131,16 @@ def sender(url: str, mode: str, first: int, count: int, connections: int) -> Non
     totals = [0, 0]
     lock = threading.Lock()
 
-    def post(mine: list[bytes]) -> None:
+    pending = iter(bodies)  # shared: a connection whose worker answers sooner posts more
+
+    def take() -> bytes | None:
+        with lock:
+            return next(pending, None)
+
+    def post() -> None:
         connection = http.client.HTTPConnection(host, int(port), timeout=300)
         headers = {"content-type": "application/json", "x-api-key": "bench-key"}
-        for body in mine:
+        while (body := take()) is not None:
             while True:
                 connection.request("POST", ROUTE[mode], body, headers)
                 response = connection.getresponse()
@@ -129,7 +156,7 @@ def sender(url: str, mode: str, first: int, count: int, connections: int) -> Non
                 totals[1] += result["duplicates"]
         connection.close()
 
-    threads = [threading.Thread(target=post, args=(bodies[k::connections],)) for k in range(connections)]
+    threads = [threading.Thread(target=post) for _ in range(connections)]
     print("ready", flush=True)
     sys.stdin.readline()
     cpu = time.process_time()
@@ -140,14 +167,17 @@ def sender(url: str, mode: str, first: int, count: int, connections: int) -> Non
     print(totals[0], totals[1], time.process_time() - cpu, flush=True)
 
 
-def generate(url: str, mode: str, senders: int, connections: int) -> tuple[float, float]:
-    """Seconds to send N events with the load generator, and its CPU seconds."""
+def generate(url: str, mode: str, senders: int, connections: int,
+             mark: Callable[[], None] = lambda: None) -> tuple[float, float]:
+    """Seconds to send N events with the load generator, and its CPU seconds; ``mark()`` is
+    called as the clock starts."""
     share = N // senders
     procs = [subprocess.Popen([sys.executable, __file__, "--sender", url, mode, str(k * share), str(share),
                                str(connections)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
              for k in range(senders)]
     for proc in procs:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    mark()
     start = time.perf_counter()
     for proc in procs:
         assert proc.stdin is not None
@@ -278,28 +308,49 @@ class FoldLock:
 
 
 def one_round(mode: str, db: str, workers: int, postgres: Any, client: str = "load", senders: int = 2,
-              connections: int = 4, tree: str | None = None) -> tuple[float, dict[str, float]]:
+              connections: int = 4, tree: str | None = None,
+              caps: CpuCaps | None = None) -> tuple[float, dict[str, float]]:
     """Events/s, and CPU ms per 1,000 events by part (serve's processes, PostgreSQL, clients);
     PostgreSQL: ``lock``, the share of the round its fold's lock was held (:class:`FoldLock`).
-    ``client``: ``load`` (the load generator) or ``sdk`` (two SDK clients in this process)."""
+    ``client``: ``load`` (the load generator) or ``sdk`` (two SDK clients in this process).
+    ``caps``: each worker process capped (``--worker-cpu``); then also ``worker`` (cores each
+    worker used), ``throttled`` (the share of its periods it hit the cap in, mean over the
+    workers) and ``machine`` (cores the whole machine was busy, other jobs included)."""
     server, url = serve(db, workers, tree)
     parts = {"serve": [psutil.Process(server.pid)] if psutil else [], "postgres": [postgres] if postgres else []}
     try:
+        pids = worker_pids(server.pid, workers) if caps else []
+        for pid in pids:
+            caps.cap(pid)  # type: ignore[union-attr]
+        settle(url)  # serving: one worker loads the price table after its banner
         before = {name: cpu_s(processes) for name, processes in parts.items()}
+        each = [cpu_s([psutil.Process(pid)]) for pid in pids]
+        machine: list[float] = []  # busy CPU seconds and the clock as the round starts
         lock = FoldLock(db) if postgres else None
         if client == "load":
-            took, client_cpu = generate(url, mode, senders, connections)
+            took, client_cpu = generate(url, mode, senders, connections,
+                                        lambda: machine.extend((busy_s(), time.perf_counter())))
         else:
             took, client_cpu = sdk_clients(url, mode)
-        took += settle(url)
+        last = settle(url)
+        took += last
         held, sampling_s = lock.stop() if lock else (math.nan, 0.0)
         used = {name: (cpu_s(processes) - before[name]) * 1e6 / N for name, processes in parts.items()}
         used["postgres"] = used.get("postgres", 0.0) - sampling_s * 1e6 / N
         used["clients"] = client_cpu * 1e6 / N
         used["lock"] = held
+        if caps:
+            used["worker"] = used["serve"] * N / 1e6 / took / workers
+            each = [(cpu_s([psutil.Process(pid)]) - cpu) / took for pid, cpu in zip(pids, each)]
+            used["spread"] = min(each) / max(each)  # 1: the workers took an equal share
+            used["throttled"] = sum(caps.throttled(pid) for pid in pids) / workers
+            used["last"] = last / took
+            used["machine"] = (busy_s() - machine[0]) / (time.perf_counter() - machine[1]) if machine else math.nan
     finally:
         server.terminate()
         server.wait(30)
+        if caps:
+            caps.release()
     stored_once(db)
     return N / took, used
 
@@ -322,7 +373,18 @@ def main() -> None:
     parser.add_argument("--clients", nargs="+", default=["load", "sdk"], choices=["load", "sdk"])
     parser.add_argument("--modes", nargs="+", default=["track", "llm"], choices=["track", "llm"])
     parser.add_argument("--compare", metavar="DIR", help="also run another copy's serve (DIR holds its trubrics_otel/)")
+    parser.add_argument("--worker-cpu", type=float, metavar="F", nargs="?", const=0.15,
+                        help="cap each serve worker process at F of a core (default 0.15; Linux cgroups, root)")
     args = parser.parse_args()
+    caps = None
+    if args.worker_cpu is not None:
+        if psutil is None:
+            sys.exit("--worker-cpu needs psutil (to find serve's worker processes)")
+        try:
+            caps = CpuCaps(args.worker_cpu)
+        except RuntimeError as exc:
+            sys.exit(str(exc))
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the cgroups removed (finally) then too
     trees = (None, args.compare) if args.compare else (None,)
     setups = [("sqlite", 1, tree) for tree in trees] if "sqlite" in args.engines else []
     cluster = postgres = None
@@ -350,6 +412,10 @@ def main() -> None:
                   f"bodies of {BATCH} events encoded in advance")
             if args.compare:
                 print(f"base: {args.compare}'s serve")
+            if caps:
+                print(f"workers capped at {caps.fraction} of a core each (Linux CPU controller), PostgreSQL and "
+                      f"the clients not: emulates a database with cores of its own (x2 / x1 ~2: no serial "
+                      f"bottleneck)")
             print(f"{'':22} " + " ".join(f"{f'{e} x{w}' + (' base' if t else ''):>30}" for e, w, t in setups)
                   + "".join(f"   PG x2 / x1{' base' if t else ''}" for t in trees if cluster))
             for mode in args.modes:
@@ -358,7 +424,7 @@ def main() -> None:
                     for _ in range(args.rounds):  # interleaved: a busy moment hits every setup alike
                         for k, (e, w, t) in enumerate(setups):
                             results[k].append(one_round(mode, fresh(e), w, postgres if e == "postgresql" else None,
-                                                        client, args.senders, args.connections, t))
+                                                        client, args.senders, args.connections, t, caps))
                     best = [max(r, key=lambda x: x[0]) for r in results]
                     cells = [f"{rate:8,.0f} ({cpu['serve']:4.0f}/{cpu['postgres']:4.0f}/{cpu['clients']:4.0f})"
                              for rate, cpu in best]
@@ -367,10 +433,18 @@ def main() -> None:
                     label = f"{mode} {'' if client == 'load' else 'with our SDK as client'}"
                     print(f"{label:22} " + " ".join(f"{cell:>30}" for cell in cells) + ratio, flush=True)
                     if cluster:
-                        print(scaling(best[setups.index(("postgresql", 1, None))][1]), flush=True)
+                        for (e, w, t), (rate, cpu) in zip(setups, best):
+                            if caps and e == "postgresql":
+                                label = f"  capped{' base' if t else ''}"
+                                one = best[setups.index(("postgresql", 1, t))][1]
+                                print(f"{label:22} {capped(cpu, rate, w, caps.fraction, one)}", flush=True)
+                        if not caps:
+                            print(scaling(best[setups.index(("postgresql", 1, None))][1]), flush=True)
                         held = [f"{cpu['lock']:.0%}" if e == "postgresql" else "" for (e, _, _), (_, cpu) in zip(setups, best)]
                         print(f"{'  fold lock held':22} " + " ".join(f"{cell:>30}" for cell in held), flush=True)
     finally:
+        if caps:
+            caps.release()
         if cluster is not None:
             cluster.__exit__(None, None, None)
 
