@@ -7,6 +7,7 @@ closed ports and a real ``serve`` process on 127.0.0.1.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import queue
 import os
 import re
@@ -347,3 +348,62 @@ def test_a_database_this_user_may_not_use_is_named_with_the_reason(tmp_path, com
     assert done.returncode == 2 and done.stdout == "", done
     (line,) = done.stderr.splitlines()
     assert line.startswith(f"trubrics-otel {command[0]}: {names.format(**paths)}"), line
+
+
+@pytest.fixture
+def folded_store(tmp_path: Path) -> Path:
+    """A closed store with nothing pending and nothing to migrate: its open writes nothing."""
+    path = tmp_path / "store" / "events.sqlite3"
+    path.parent.mkdir()
+    store = Store(path)
+    store.insert([{"user_id": "u", "event": "e", "timestamp": "2026-01-01T00:00:00+00:00"}])
+    store.close()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["events.sqlite3"]  # no -wal, no -shm
+    yield path
+    path.parent.chmod(0o755)
+
+
+@pytest.mark.skipif(bool(UNPRIVILEGED) and not shutil.which("setpriv"), reason="root without setpriv: no permission applies")
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["serve", "serve --workers"])
+@pytest.mark.parametrize("locked, missing", [
+    ("file", "may not read and write it"),
+    ("directory", "may not create files in {dir}"),  # WAL: the -wal and -shm cannot be made
+    ("shm", "may not read and write {path}-shm"),  # made read-only (as the file was) by a reader
+], ids=["read-only file", "writable file in a read-only directory", "read-only -shm left by a reader"])
+def test_serve_is_refused_a_store_it_cannot_write_even_when_its_open_writes_nothing(folded_store, locked, missing,
+                                                                                     workers):
+    """It used to start and answer every ingested batch with a 500 (a traceback in its log).
+    The reading commands still read the same file, writing nothing."""
+    (folded_store if locked != "directory" else folded_store.parent).chmod(0o444 if locked != "directory" else 0o555)
+    if locked == "shm":  # a reading command while the file was read-only: SQLite made them so, and kept them
+        subprocess.run([*UNPRIVILEGED, CLI, "events", "--db", str(folded_store)], capture_output=True, timeout=60)
+        folded_store.chmod(0o644)
+    before = folded_store.read_bytes()
+    server = subprocess.Popen([*UNPRIVILEGED, CLI, "serve", "--port", "0", "--no-grpc", *workers, "--db",
+                               str(folded_store)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = server.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        pytest.fail(f"serve started on a store it cannot write: {server.communicate()}")
+    assert server.returncode == 2 and out == "", (out, err)
+    (line,) = err.splitlines()
+    assert line.startswith(f"trubrics-otel serve: cannot use the database {folded_store}: permission denied: "
+                           f"this user {missing.format(dir=folded_store.parent, path=folded_store)} ("), line
+    answers = {}
+    for command in ("events", "stats"):
+        done = subprocess.run([*UNPRIVILEGED, CLI, command, "--db", str(folded_store), "--json"],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (command, done.stderr)
+        answers[command] = json.loads(done.stdout)
+    assert [e["user_id"] for e in answers["events"]] == ["u"] and answers["stats"]
+    assert folded_store.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", [["events"], ["stats"], ["serve", "--port", "0", "--no-grpc"]])
+def test_a_fifo_given_as_the_database_is_one_line_not_a_wait(tmp_path, command):
+    fifo = tmp_path / "events.sqlite3"
+    os.mkfifo(fifo)
+    done = _run(*command, "--db", str(fifo), timeout=30)
+    assert done.returncode == 2 and done.stderr == (f"trubrics-otel {command[0]}: cannot use the database {fifo}: "
+                                                    "it is not a regular file\n"), done.stderr

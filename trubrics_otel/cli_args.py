@@ -236,8 +236,13 @@ def sqlite_failure(location: str | os.PathLike[str], error: Exception) -> str:
         return str(error)
     if path.is_dir():
         return "it is a directory"
+    if path.exists() and not path.is_file():  # a FIFO, a device: not opened below (it could block)
+        return "it is not a regular file"
     if path.exists() and not _may(lambda: open(path, "r+b").close()):
         return f"permission denied: this user may not read and write it ({error})"
+    for side in (Path(f"{path}-wal"), Path(f"{path}-shm")):  # left read-only by a process that could not write
+        if side.is_file() and not _may(lambda: open(side, "r+b").close()):
+            return f"permission denied: this user may not read and write {side} ({error})"
     if not _may(lambda: tempfile.TemporaryFile(dir=path.parent).close()):  # the -wal and -shm files go there
         return f"permission denied: this user may not create files in {path.parent} ({error})"
     return str(error)

@@ -59,7 +59,7 @@ from trubrics_otel.server.store.rows import INSERT_WITH_ID, sparse_insert
 from trubrics_otel.server.store.sqlite_fold import PENDING as _PENDING
 from trubrics_otel.server.store.sqlite_fold import fold_cache as _fold_cache
 from trubrics_otel.server.store.sqlite_fold import fold_pending, keys_current
-from trubrics_otel.server.store.sqlite_open import open_target
+from trubrics_otel.server.store.sqlite_open import open_target, probe_write
 
 logger = logging.getLogger("trubrics.server")
 
@@ -223,6 +223,8 @@ class SQLiteEngine:
             connection = self._connect()
             try:
                 connection.execute("PRAGMA journal_mode=WAL")
+                if not self._reader:
+                    probe_write(connection)
                 with write_transaction(connection):
                     derived.add_cost_column(connection)
                     migrations.apply(connection, "sqlite")
