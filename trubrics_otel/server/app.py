@@ -108,7 +108,8 @@ class LocalServer:
         ``listen_socket``: one already listening, shared by several worker processes (``serve
         --workers``, :mod:`.workers`), instead of binding ``host:port``. ``session_timeout_s``:
         the timeout the store keeps sessions for, every reader's (None: the store's own)."""
-        if not api_key and not settings.loopback(host):
+        local = settings.loopback(host)  # a *.localhost name is resolved: once
+        if not api_key and not local:
             raise ValueError(f"{host} is not a loopback address: anyone could write and read "
                              "there, so give an API key (serve --api-key)")
         self.store = db if isinstance(db, Store) else Store(db, session_timeout_s=session_timeout_s, writer=True)
@@ -128,7 +129,7 @@ class LocalServer:
         self._stopped = threading.Event()
         self._reads = read_api.ReadAPI(
             self.store, api_key=self._api_key,
-            needs_key=read_needs_key if read_needs_key is not None else not settings.loopback(host))
+            needs_key=read_needs_key if read_needs_key is not None else not local)
 
     def __repr__(self) -> str:
         return f"LocalServer(url={self.url!r}, db={self.store.location!r})"
