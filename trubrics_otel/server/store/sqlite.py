@@ -118,12 +118,12 @@ class SQLiteEngine:
     name = "sqlite"
 
     def __init__(self, path: Path, session_timeout_us: int | None, hooks: Sequence[Any] = (),
-                 reader: bool | None = None) -> None:
+                 reader: bool = False) -> None:
         """``reader``: never writes of its own accord, so a file it cannot write is read as it is
-        (default: when it has no session timeout of its own)."""
+        (:class:`~trubrics_otel.server.store.Store` decides: a reading command's store)."""
         self.path = path
         self._timeout_us = session_timeout_us
-        self._reader = session_timeout_us is None if reader is None else reader
+        self._reader = reader
         self._hooks = tuple(hooks)  # see Store: ensure() at creation, apply() in each fold
         self._fold_at = FOLD_ROWS  # pending events at which the writer folds (more after a failure)
         self._read_fold_after = 0.0  # monotonic time before which reads do not fold (failures)
