@@ -27,8 +27,9 @@ def _installed() -> metadata.Distribution | None:
 
 
 @functools.lru_cache(maxsize=1)
-def _installed_from() -> tuple[str, bool]:
-    """(what pip was given, editable?) for this install; the project name when unknown."""
+def _installed_from() -> tuple[str, str | None, bool]:
+    """(the name or path pip was given, a direct reference for the name or None, editable?)
+    for this install; the project's name alone when unknown."""
     try:
         text = (installed := _installed()) and installed.read_text("direct_url.json")
         origin = json.loads(text) if text else {}
@@ -36,18 +37,17 @@ def _installed_from() -> tuple[str, bool]:
         origin = {}
     url = origin.get("url", "") if isinstance(origin, dict) else ""
     if url.startswith("file://"):
-        return unquote(urlsplit(url).path), bool(origin.get("dir_info", {}).get("editable"))
+        return unquote(urlsplit(url).path), None, bool(origin.get("dir_info", {}).get("editable"))
     if url and "vcs_info" in origin:  # pip install git+https://…
-        return f"{DISTRIBUTION} @ {origin['vcs_info'].get('vcs', 'git')}+{url}", False
-    return DISTRIBUTION, False
+        return DISTRIBUTION, f"{origin['vcs_info'].get('vcs', 'git')}+{url}", False
+    return DISTRIBUTION, None, False
 
 
 def install_command(extra: str) -> str:
     """``pip install …`` adding ``extra`` to this install, ready to paste."""
-    source, editable = _installed_from()
-    if " @ " in source:  # a direct reference: the extra goes on the name
-        name, _, reference = source.partition(" @ ")
-        return f"pip install {shlex.quote(f'{name}[{extra}] @ {reference}')}"
+    source, reference, editable = _installed_from()
+    if reference is not None:  # a direct reference: the extra goes on the name
+        return f"pip install {shlex.quote(f'{source}[{extra}] @ {reference}')}"
     return f"pip install {'-e ' if editable else ''}{shlex.quote(f'{source}[{extra}]')}"
 
 
